@@ -1,0 +1,60 @@
+"""The framework SDK: write a `Scheduler`, run it with a `SchedulerDriver`; write a custom
+executor with `Executor` and `ExecutorDriver`. Helpers read offers (`offer_resources`,
+`OfferBudget`) and build tasks (`command_task`, `executor_task`) without protobuf boilerplate.
+"""
+
+from __future__ import annotations
+
+from frameworks.driver import DriverStatus, SchedulerDriver
+from frameworks.executor import Executor, ExecutorDriver
+from frameworks.offers import (
+    OfferBudget,
+    offer_cpus,
+    offer_disk,
+    offer_gpus,
+    offer_mem,
+    offer_ports,
+    offer_resources,
+    pick_ports,
+    port_resources,
+    task_resources,
+)
+from frameworks.scheduler import Scheduler
+from frameworks.tasks import (
+    TERMINAL_STATES,
+    command_info,
+    command_task,
+    executor_info,
+    executor_task,
+    is_terminal,
+    kill_policy,
+    state_name,
+)
+from mesos_common.resources import Resources
+
+__all__ = [
+    "TERMINAL_STATES",
+    "DriverStatus",
+    "Executor",
+    "ExecutorDriver",
+    "OfferBudget",
+    "Resources",
+    "Scheduler",
+    "SchedulerDriver",
+    "command_info",
+    "command_task",
+    "executor_info",
+    "executor_task",
+    "is_terminal",
+    "kill_policy",
+    "offer_cpus",
+    "offer_disk",
+    "offer_gpus",
+    "offer_mem",
+    "offer_ports",
+    "offer_resources",
+    "pick_ports",
+    "port_resources",
+    "state_name",
+    "task_resources",
+]

@@ -1,0 +1,135 @@
+"""The scheduler side of `protos/scheduler.proto` over gRPC.
+
+    GrpcTransport(address).subscribe(SUBSCRIBE) ─▶ Subscription (stream id + event reader)
+    GrpcTransport(address).send(call, stream_id)   (metadata `mesos-stream-id`)
+
+gRPC failures become `CallError`s carrying the status code name and, for a non-leading
+master, the leader it named in the `mesos-leader` trailing metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from mesos_common.addresses import HostPort, parse_host_port
+from protos import scheduler_pb2, scheduler_pb2_grpc
+
+STREAM_ID_KEY = "mesos-stream-id"
+LEADER_KEY = "mesos-leader"
+
+# Codes after which the same call may succeed later (or on the next subscription).
+_TRANSIENT = frozenset({
+    "UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "RESOURCE_EXHAUSTED", "ABORTED",
+    "INTERNAL", "UNKNOWN",
+})
+
+
+class CallError(Exception):
+    """A failed Subscribe or Send: the gRPC status code name, the master's message, and the
+    leader a non-leading master named (None if it named none)."""
+
+    def __init__(self, code: str, message: str, *, leader: HostPort | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.leader = leader
+
+    def retryable(self, *, subscribing: bool) -> bool:
+        """Whether retrying may help. A Send refused with PERMISSION_DENIED used a stale stream
+        id and succeeds after re-subscribing; a refused Subscribe is final."""
+        if self.code in _TRANSIENT:
+            return True
+        return not subscribing and self.code == "PERMISSION_DENIED"
+
+
+def _metadata_value(metadata: Iterable[tuple[str, Any]] | None, key: str) -> str | None:
+    for name, value in metadata or ():
+        if name == key:
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return None
+
+
+def call_error(error: grpc.aio.AioRpcError) -> CallError:
+    """Translate a gRPC failure, picking up the leader a non-leading master named."""
+    leader_text = _metadata_value(error.trailing_metadata(), LEADER_KEY)
+    leader = None
+    if leader_text:
+        try:
+            leader = parse_host_port(leader_text, what="leading master")
+        except ValueError:
+            leader = None
+    return CallError(error.code().name, error.details() or "", leader=leader)
+
+
+class Subscription:
+    """An open event stream."""
+
+    def __init__(self, call: Any, stream_id: str) -> None:
+        self._call = call
+        self.stream_id = stream_id
+
+    async def next_event(self) -> scheduler_pb2.Event | None:
+        """The next event, or None when the master ended the stream; raises CallError."""
+        try:
+            event = await self._call.read()
+        except grpc.aio.AioRpcError as exc:
+            raise call_error(exc) from None
+        if event is grpc.aio.EOF:
+            return None
+        assert isinstance(event, scheduler_pb2.Event)
+        return event
+
+    def cancel(self) -> None:
+        """Close the stream from this side."""
+        self._call.cancel()
+
+
+class GrpcTransport:
+    """A gRPC channel to one master."""
+
+    def __init__(self, address: HostPort, *, send_timeout: float = 10.0) -> None:
+        self.address = address
+        self._send_timeout = send_timeout
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: Any = None  # the generated gRPC stubs are untyped
+
+    def _connect(self) -> Any:
+        if self._stub is None:
+            self._channel = grpc.aio.insecure_channel(str(self.address))
+            stub_class: Any = scheduler_pb2_grpc.SchedulerStub
+            self._stub = stub_class(self._channel)
+        return self._stub
+
+    async def subscribe(self, call: scheduler_pb2.Call) -> Subscription:
+        """Open the event stream; raises CallError."""
+        stream = self._connect().Subscribe(call)
+        try:
+            stream_id = _metadata_value(await stream.initial_metadata(), STREAM_ID_KEY)
+            if not stream_id:
+                # A refused subscription carries no stream id; reading surfaces the refusal.
+                await stream.read()
+                stream.cancel()
+                raise CallError("INTERNAL", f"the master sent no {STREAM_ID_KEY} metadata")
+        except grpc.aio.AioRpcError as exc:
+            raise call_error(exc) from None
+        return Subscription(stream, stream_id)
+
+    async def send(self, call: scheduler_pb2.Call, stream_id: str) -> None:
+        """Send one call on behalf of stream `stream_id`; raises CallError."""
+        try:
+            await self._connect().Send(
+                call, metadata=((STREAM_ID_KEY, stream_id),), timeout=self._send_timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise call_error(exc) from None
+
+    async def close(self) -> None:
+        """Release the connection."""
+        if self._channel is not None:
+            await self._channel.close()
+        self._channel = None
+        self._stub = None

@@ -1,0 +1,654 @@
+"""`SchedulerDriver`: connects a `Scheduler` to the leading master.
+
+    scheduler code ── launch_tasks() / decline_offer() / ... ──▶ outbox ──▶ sender ──▶ Send
+    Subscribe stream ──▶ connection task ──▶ inbox ──▶ dispatcher ──▶ Scheduler callbacks
+                         (Session: framework id,          (implicit ACKNOWLEDGE goes back
+                          stream id, reconnects)            into the outbox)
+    stop() ──▶ outbox (after earlier calls) ──▶ sender sends TEARDOWN ──▶ driver finishes
+
+The three tasks run in one `asyncio.TaskGroup` on the driver's loop. Started from plain code,
+`start()` runs that loop on a background thread and `join()` blocks; started inside a running
+loop, `start()` runs the driver as a task of that loop and `join()` must be awaited. Driver
+methods may be called from callbacks, from the loop, or from any other thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import enum
+import inspect
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from frameworks import _calls
+from frameworks._calls import FiltersLike, ReconcileItem
+from frameworks._ids import AgentIDLike, ExecutorIDLike, OfferIDLike, TaskIDLike
+from frameworks._session import Action, Backoff, Session
+from frameworks._transport import CallError, GrpcTransport
+from frameworks.scheduler import Scheduler
+from mesos_common.addresses import HostPort
+from mesos_common.detector import MasterDetector, create_detector
+from protos import mesos_pb2, scheduler_pb2
+
+__all__ = ["DriverStatus", "SchedulerDriver"]
+
+Call = scheduler_pb2.Call
+Event = scheduler_pb2.Event
+
+
+class DriverStatus(enum.Enum):
+    """The driver's state, as Mesos names it. Members are awaitable (they resolve to
+    themselves), so `await driver.start()` and `driver.start()` both work."""
+
+    NOT_STARTED = "DRIVER_NOT_STARTED"
+    RUNNING = "DRIVER_RUNNING"
+    ABORTED = "DRIVER_ABORTED"
+    STOPPED = "DRIVER_STOPPED"
+
+    def __await__(self) -> Generator[Any, None, DriverStatus]:
+        return _resolved(self).__await__()
+
+
+async def _resolved(status: DriverStatus) -> DriverStatus:
+    return status
+
+
+@dataclass(frozen=True, slots=True)
+class _Stop:
+    failover: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Subscribed:
+    first: bool
+    framework_id: mesos_pb2.FrameworkID
+    master_info: mesos_pb2.MasterInfo
+
+
+@dataclass(frozen=True, slots=True)
+class _Disconnected:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Error:
+    message: str
+    fatal: bool
+
+
+_InboxItem = Event | _Subscribed | _Disconnected | _Error
+
+
+class SchedulerDriver:
+    """Runs a `Scheduler` against the master at `master` (`HOST:PORT` or `zk://...`).
+
+    Raises ValueError at construction for a bad master address or framework_info.
+    With `implicit_acknowledgements` (the default) each status update that carries a uuid is
+    acknowledged once `Scheduler.status_update` returns; otherwise call
+    `acknowledge_status_update`.
+    """
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        framework_info: mesos_pb2.FrameworkInfo | Mapping[str, Any],
+        master: str = "127.0.0.1:5050",
+        *,
+        implicit_acknowledgements: bool = True,
+    ) -> None:
+        self.scheduler = scheduler
+        self.master = master
+        self.implicit_acknowledgements = implicit_acknowledgements
+        self._framework_info = _calls.framework_info(framework_info)
+        self._detector: MasterDetector = create_detector(master)
+        self._subscribe_timeout = 10.0
+        self._backoff_cap = 2.0
+        self._session = Session()
+        self._status = DriverStatus.NOT_STARTED
+        self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._thread: threading.Thread | None = None
+        self._done: concurrent.futures.Future[DriverStatus] = concurrent.futures.Future()
+        self._outbox: asyncio.Queue[Call | _Stop] = asyncio.Queue()
+        self._inbox: asyncio.Queue[_InboxItem] = asyncio.Queue()
+        self._wakeup = asyncio.Event()
+        self._finished = asyncio.Event()
+        self._transport: GrpcTransport | None = None
+        self._log = structlog.get_logger("frameworks.driver").bind(
+            framework=self._framework_info.name
+        )
+
+    # ----------------------------------------------------------------- lifecycle
+
+    @property
+    def framework_id(self) -> mesos_pb2.FrameworkID | None:
+        """The framework's id; None until the first subscription."""
+        return self._session.framework_id
+
+    @property
+    def status(self) -> DriverStatus:
+        """The driver's current status."""
+        return self._status
+
+    def start(self) -> DriverStatus:
+        """Start the driver; returns RUNNING (awaitable, so `await driver.start()` works).
+
+        Inside a running event loop the driver runs as a task of that loop; otherwise it runs
+        on a background thread with its own loop. Starting twice returns the current status.
+        """
+        if self._status is not DriverStatus.NOT_STARTED:
+            return self._status
+        self._status = DriverStatus.RUNNING
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(
+                target=self._run_thread, name="scheduler-driver", daemon=True
+            )
+            self._thread.start()
+        else:
+            self._loop = running
+            self._task = running.create_task(self._main(), name="scheduler-driver")
+        return DriverStatus.RUNNING
+
+    def join(self) -> DriverStatus | Coroutine[Any, Any, DriverStatus]:
+        """Wait until the driver is stopped or aborted and return its final status.
+
+        Blocks in plain code; inside a running event loop returns a coroutine to await.
+        Raises if the driver itself crashed.
+        """
+        if self._status is DriverStatus.NOT_STARTED:
+            return DriverStatus.NOT_STARTED
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return self._join_blocking()
+        return self._join_async()
+
+    def run(self) -> DriverStatus:
+        """`start()` then `join()`, blocking; for plain scripts. Ctrl-C aborts the driver."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RuntimeError(
+                "SchedulerDriver.run() blocks; inside an event loop use "
+                "`await driver.start()` and `await driver.join()`"
+            )
+        self.start()
+        try:
+            return self._join_blocking()
+        except KeyboardInterrupt:
+            self.abort()
+            self._join_blocking()
+            raise
+
+    def stop(self, failover: bool = False) -> DriverStatus:
+        """Stop after the calls made so far are sent. Without `failover` the framework is torn
+        down (TEARDOWN: the master removes it and kills its tasks); with `failover` the driver
+        only disconnects, so another scheduler can take over with the same framework id."""
+        if self._status is not DriverStatus.RUNNING:
+            return self._status
+        self._status = DriverStatus.STOPPED
+        self._on_loop(self._request_stop, failover)
+        return DriverStatus.STOPPED
+
+    def abort(self) -> DriverStatus:
+        """Stop at once without tearing the framework down; unsent calls are dropped."""
+        if self._status is not DriverStatus.RUNNING:
+            return self._status
+        self._status = DriverStatus.ABORTED
+        self._on_loop(self._finished.set)
+        return DriverStatus.ABORTED
+
+    # ------------------------------------------------------------------- calls
+
+    def launch_tasks(
+        self,
+        offer_ids: OfferIDLike | Iterable[OfferIDLike],
+        tasks: Iterable[mesos_pb2.TaskInfo],
+        filters: FiltersLike = None,
+    ) -> DriverStatus:
+        """Launch `tasks` on one offer or several offers of the same agent. Unused resources
+        are declined (for `filters`' refuse_seconds). An empty `tasks` declines the offers."""
+        call = _calls.launch(offer_ids, tasks, filters)
+        for operation in call.accept.operations:
+            for task in operation.launch.task_infos:
+                self._log.info(
+                    "launching task", framework_id=self._framework_id_text(),
+                    agent_id=task.agent_id.value, task_id=task.task_id.value,
+                )
+        return self._submit(call)
+
+    def accept_offers(
+        self,
+        offer_ids: OfferIDLike | Iterable[OfferIDLike],
+        operations: Iterable[mesos_pb2.Offer.Operation],
+        filters: FiltersLike = None,
+    ) -> DriverStatus:
+        """Apply offer operations to one or several offers."""
+        return self._submit(_calls.accept(offer_ids, operations, filters))
+
+    def decline_offer(
+        self, offer_id: OfferIDLike | Iterable[OfferIDLike], filters: FiltersLike = None
+    ) -> DriverStatus:
+        """Decline offers; `filters` (Filters or seconds) keeps the resources away that long."""
+        return self._submit(_calls.decline(offer_id, filters))
+
+    def revive_offers(self, roles: str | Iterable[str] | None = None) -> DriverStatus:
+        """Clear filters and resume offers (for `roles`, or all the framework's roles)."""
+        return self._submit(_calls.revive(roles))
+
+    def suppress_offers(self, roles: str | Iterable[str] | None = None) -> DriverStatus:
+        """Stop receiving offers until `revive_offers`."""
+        return self._submit(_calls.suppress(roles))
+
+    def kill_task(
+        self,
+        task_id: TaskIDLike,
+        agent_id: AgentIDLike | None = None,
+        kill_policy: mesos_pb2.KillPolicy | float | None = None,
+    ) -> DriverStatus:
+        """Kill a task; `kill_policy` (a policy or grace seconds) overrides the task's own."""
+        call = _calls.kill(task_id, agent_id, kill_policy)
+        self._log.info(
+            "killing task", framework_id=self._framework_id_text(),
+            agent_id=call.kill.agent_id.value or None, task_id=call.kill.task_id.value,
+        )
+        return self._submit(call)
+
+    def shutdown_executor(
+        self, executor_id: ExecutorIDLike, agent_id: AgentIDLike
+    ) -> DriverStatus:
+        """Shut a custom executor down (its tasks are killed)."""
+        return self._submit(_calls.shutdown(executor_id, agent_id))
+
+    def acknowledge_status_update(self, status: mesos_pb2.TaskStatus) -> DriverStatus:
+        """Acknowledge an update (with implicit acknowledgements off). Updates without a uuid
+        need no acknowledgement and are ignored."""
+        call = _calls.acknowledge(status)
+        if call is None:
+            return self._status
+        return self._submit(call)
+
+    def reconcile_tasks(self, statuses: Iterable[ReconcileItem]) -> DriverStatus:
+        """Ask for the latest state of the given tasks (their statuses, ids or (task id,
+        agent id) pairs), or of every task when `statuses` is empty. Answers arrive as status
+        updates with reason REASON_RECONCILIATION."""
+        return self._submit(_calls.reconcile(statuses))
+
+    def send_framework_message(
+        self, executor_id: ExecutorIDLike, agent_id: AgentIDLike, data: bytes
+    ) -> DriverStatus:
+        """Send `data` to an executor (best effort)."""
+        return self._submit(_calls.message(executor_id, agent_id, data))
+
+    # --------------------------------------------------------- thread plumbing
+
+    def _framework_id_text(self) -> str | None:
+        framework_id = self._session.framework_id
+        return framework_id.value if framework_id is not None else None
+
+    def _on_loop(self, function: Callable[..., object], *args: Any) -> None:
+        """Run `function(*args)` on the driver's loop: now if we are on it, else soon."""
+        loop = self._loop
+        if loop is None or self._done.done():
+            return
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            function(*args)
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: driver is done
+            loop.call_soon_threadsafe(function, *args)
+
+    def _submit(self, call: Call) -> DriverStatus:
+        if self._status is not DriverStatus.RUNNING:
+            self._log.warning(
+                "call ignored: the driver is not running",
+                call=Call.Type.Name(call.type), status=self._status.value,
+            )
+            return self._status
+        self._on_loop(self._outbox.put_nowait, call)
+        return DriverStatus.RUNNING
+
+    def _request_stop(self, failover: bool) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        self._outbox.put_nowait(_Stop(failover))
+        self._wakeup.set()
+
+    def _run_thread(self) -> None:
+        loop = self._loop
+        assert loop is not None
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._main())
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def _join_blocking(self) -> DriverStatus:
+        status = self._done.result()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        return status
+
+    async def _join_async(self) -> DriverStatus:
+        task = self._task
+        if task is not None and task.get_loop() is asyncio.get_running_loop():
+            await asyncio.shield(task)
+        return await asyncio.wrap_future(self._done)
+
+    # ------------------------------------------------------------- the driver
+
+    async def _main(self) -> None:
+        try:
+            status = await self._run()
+        except asyncio.CancelledError:
+            self._status = DriverStatus.ABORTED
+            self._done.set_result(DriverStatus.ABORTED)
+            raise
+        except Exception as exc:
+            self._log.exception("scheduler driver crashed")
+            self._status = DriverStatus.ABORTED
+            self._done.set_exception(exc)
+        else:
+            self._done.set_result(status)
+
+    async def _run(self) -> DriverStatus:
+        try:
+            async with asyncio.TaskGroup() as group:
+                workers = [
+                    group.create_task(self._connection_loop(), name="driver-connection"),
+                    group.create_task(self._send_loop(), name="driver-sender"),
+                    group.create_task(self._dispatch_loop(), name="driver-dispatcher"),
+                ]
+                await self._finished.wait()
+                for worker in workers:
+                    worker.cancel()
+        finally:
+            if self._transport is not None:
+                await self._transport.close()
+            await self._detector.close()
+        self._log.info("scheduler driver finished", status=self._status.value)
+        return self._status
+
+    # The connection task: subscribe, follow the stream, re-subscribe when it breaks.
+
+    async def _connection_loop(self) -> None:
+        backoff = self._backoff()
+        previous: HostPort | None = None
+        redirect: HostPort | None = None
+        while not self._stopping:
+            address = redirect or await self._detector.detect(previous)
+            previous, redirect = address, None
+            transport = await self._transport_to(address)
+            try:
+                if await self._follow_stream(transport):
+                    return
+                reason = "the master closed the event stream"
+            except CallError as exc:
+                if not exc.retryable(subscribing=True):
+                    self._inbox.put_nowait(
+                        _Error(f"subscription refused by {address}: {exc}", fatal=True)
+                    )
+                    return
+                if exc.leader is not None and exc.leader != address:
+                    redirect = exc.leader
+                reason = str(exc)
+            except TimeoutError:
+                reason = "no event from the master within the heartbeat timeout"
+            if self._session.on_disconnected():
+                backoff.reset()
+                if not self._stopping:
+                    self._inbox.put_nowait(_Disconnected())
+            if self._stopping:
+                return
+            delay = 0.0 if redirect is not None else backoff.next_delay()
+            self._log.info(
+                "re-subscribing", master=str(redirect or address), reason=reason,
+                delay=round(delay, 3), framework_id=self._framework_id_text(),
+            )
+            await asyncio.sleep(delay)
+
+    def _backoff(self) -> Backoff:
+        return Backoff(initial=min(0.1, self._backoff_cap), cap=self._backoff_cap)
+
+    async def _transport_to(self, address: HostPort) -> GrpcTransport:
+        if self._transport is not None and self._transport.address == address:
+            return self._transport
+        if self._transport is not None:
+            await self._transport.close()
+        self._transport = GrpcTransport(address)
+        return self._transport
+
+    async def _follow_stream(self, transport: GrpcTransport) -> bool:
+        """Subscribe and handle events until the stream ends; True if it ended fatally."""
+        call = _calls.subscribe(self._framework_info)
+        async with asyncio.timeout(self._subscribe_timeout):
+            subscription = await transport.subscribe(call)
+        try:
+            timeout: float | None = self._subscribe_timeout
+            while True:
+                async with asyncio.timeout(timeout):
+                    event = await subscription.next_event()
+                if event is None:
+                    return False
+                if event.type == Event.SUBSCRIBED:
+                    interval = event.subscribed.heartbeat_interval_seconds
+                    timeout = 3 * interval if interval > 0 else None
+                if self._on_event(event, subscription.stream_id):
+                    return True
+        finally:
+            subscription.cancel()
+
+    def _on_event(self, event: Event, stream_id: str) -> bool:
+        """Bookkeeping for one event, then hand it to the dispatcher; True if fatal."""
+        if event.type == Event.SUBSCRIBED:
+            subscribed = event.subscribed
+            first = self._session.on_subscribed(subscribed.framework_id, stream_id)
+            self._framework_info.id.CopyFrom(subscribed.framework_id)
+            self._log = self._log.bind(framework_id=subscribed.framework_id.value)
+            self._log.info(
+                "subscribed" if first else "re-subscribed",
+                master=f"{subscribed.master_info.address}:{subscribed.master_info.port}",
+                heartbeat_interval=subscribed.heartbeat_interval_seconds,
+            )
+            self._wakeup.set()
+            self._inbox.put_nowait(
+                _Subscribed(first, subscribed.framework_id, subscribed.master_info)
+            )
+        elif event.type == Event.HEARTBEAT:
+            pass
+        elif event.type == Event.ERROR:
+            self._session.on_disconnected()
+            self._inbox.put_nowait(_Error(event.error.message, fatal=True))
+            return True
+        elif event.type in (
+            Event.OFFERS, Event.RESCIND, Event.UPDATE, Event.MESSAGE, Event.FAILURE
+        ):
+            self._inbox.put_nowait(event)
+        else:
+            self._log.warning("ignoring an unknown event", type=event.type)
+        return False
+
+    # The sender task: one call at a time, in the order they were made.
+
+    async def _send_loop(self) -> None:
+        backoff = self._backoff()
+        while True:
+            item = await self._outbox.get()
+            if isinstance(item, _Stop):
+                await self._teardown(item.failover)
+                self._finished.set()
+                return
+            await self._deliver(item, backoff)
+
+    async def _deliver(self, call: Call, backoff: Backoff) -> None:
+        name = Call.Type.Name(call.type)
+        while True:
+            resolution = self._session.resolve(call, timestamp=time.time())
+            if resolution.action is Action.DROP:
+                self._log.info("call dropped: not subscribed", call=name)
+                for status in resolution.updates:
+                    self._log.info(
+                        "task dropped", framework_id=self._framework_id_text(),
+                        agent_id=status.agent_id.value, task_id=status.task_id.value,
+                    )
+                    self._inbox.put_nowait(
+                        Event(type=Event.UPDATE, update=Event.Update(status=status))
+                    )
+                return
+            if resolution.action is Action.WAIT:
+                if self._stopping:
+                    self._log.warning("call not sent: stopped before re-subscribing", call=name)
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            assert resolution.call is not None and self._transport is not None
+            stream_id = self._session.stream_id
+            assert stream_id is not None
+            try:
+                await self._transport.send(resolution.call, stream_id)
+            except CallError as exc:
+                if not exc.retryable(subscribing=False):
+                    self._inbox.put_nowait(_Error(f"{name} refused by the master: {exc}", False))
+                    return
+                if self._stopping:
+                    self._log.warning("call not sent while stopping", call=name, error=str(exc))
+                    return
+                delay = backoff.next_delay()
+                self._log.warning(
+                    "call failed; retrying", call=name, error=str(exc), delay=round(delay, 3)
+                )
+                await self._sleep_unless_woken(delay)
+                continue
+            backoff.reset()
+            return
+
+    async def _sleep_unless_woken(self, delay: float) -> None:
+        self._wakeup.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._wakeup.wait()
+
+    async def _teardown(self, failover: bool) -> None:
+        if failover:
+            self._log.info("stopping for failover; the framework stays registered")
+            return
+        resolution = self._session.resolve(_calls.teardown(), timestamp=time.time())
+        if resolution.action is not Action.SEND or self._transport is None:
+            self._log.warning(
+                "cannot tear down: not subscribed; the master removes the framework "
+                "after its failover timeout"
+            )
+            return
+        assert resolution.call is not None and self._session.stream_id is not None
+        try:
+            await self._transport.send(resolution.call, self._session.stream_id)
+        except CallError as exc:
+            self._log.error("teardown failed", error=str(exc))
+            return
+        self._log.info("framework torn down")
+
+    # The dispatcher task: scheduler callbacks, one at a time, in event order.
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            item = await self._inbox.get()
+            if self._status is DriverStatus.RUNNING:
+                await self._dispatch(item)
+
+    async def _dispatch(self, item: _InboxItem) -> None:
+        scheduler = self.scheduler
+        if isinstance(item, _Subscribed):
+            if item.first:
+                await self._callback(
+                    "registered", scheduler.registered, self, item.framework_id, item.master_info
+                )
+            else:
+                await self._callback(
+                    "reregistered", scheduler.reregistered, self, item.master_info
+                )
+        elif isinstance(item, _Disconnected):
+            await self._callback("disconnected", scheduler.disconnected, self)
+        elif isinstance(item, _Error):
+            self._log.error("error", message=item.message, fatal=item.fatal)
+            await self._callback("error", scheduler.error, self, item.message)
+            if item.fatal and self._status is DriverStatus.RUNNING:
+                self._status = DriverStatus.ABORTED
+                self._finished.set()
+        else:
+            await self._dispatch_event(item)
+
+    async def _dispatch_event(self, event: Event) -> None:
+        scheduler = self.scheduler
+        if event.type == Event.OFFERS:
+            await self._callback(
+                "resource_offers", scheduler.resource_offers, self, list(event.offers.offers)
+            )
+        elif event.type == Event.RESCIND:
+            await self._callback(
+                "offer_rescinded", scheduler.offer_rescinded, self, event.rescind.offer_id
+            )
+        elif event.type == Event.UPDATE:
+            await self._status_update(event.update.status)
+        elif event.type == Event.MESSAGE:
+            message = event.message
+            await self._callback(
+                "framework_message", scheduler.framework_message, self,
+                message.executor_id, message.agent_id, message.data,
+            )
+        elif event.type == Event.FAILURE:
+            failure = event.failure
+            if failure.executor_id.value:
+                await self._callback(
+                    "executor_lost", scheduler.executor_lost, self, failure.executor_id,
+                    failure.agent_id, failure.status if failure.HasField("status") else None,
+                )
+            else:
+                await self._callback("agent_lost", scheduler.agent_lost, self, failure.agent_id)
+
+    async def _status_update(self, status: mesos_pb2.TaskStatus) -> None:
+        log = self._log.bind(
+            framework_id=self._framework_id_text(), agent_id=status.agent_id.value or None,
+            task_id=status.task_id.value,
+        )
+        log.info(
+            "status update", state=mesos_pb2.TaskState.Name(status.state),
+            reason=mesos_pb2.TaskStatus.Reason.Name(status.reason), message=status.message,
+        )
+        handled = await self._callback("status_update", self.scheduler.status_update, self, status)
+        if not (handled and self.implicit_acknowledgements):
+            return
+        acknowledgement = _calls.acknowledge(status)
+        if acknowledgement is not None and self._status is DriverStatus.RUNNING:
+            self._outbox.put_nowait(acknowledgement)
+
+    async def _callback(
+        self, name: str, function: Callable[..., Awaitable[None] | None], *args: Any
+    ) -> bool:
+        """Call a scheduler callback (plain or async); False if it raised (logged)."""
+        try:
+            result = function(*args)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            self._log.exception("scheduler callback raised", callback=name)
+            return False
+        return True

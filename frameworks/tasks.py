@@ -1,0 +1,237 @@
+"""Building TaskInfos and ExecutorInfos without protobuf boilerplate, and reading task states.
+
+    command_task("t1", offer, "sleep 1", cpus=0.1, mem=32, ports=1)     # built-in command executor
+    executor = executor_info("exec-1", [sys.executable, "-m", "my.executor"])
+    executor_task("t2", budget, executor, data=b"...")                    # a custom executor
+
+`on` is where the task runs: an `Offer` (its resources are checked and ports chosen from it),
+an `OfferBudget` (to pack several tasks into one offer), or a bare agent id (no checks; ports
+must then be given as numbers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TypeAlias
+
+from frameworks import _ids
+from frameworks._ids import AgentIDLike, ExecutorIDLike, FrameworkIDLike, TaskIDLike
+from frameworks.offers import OfferBudget, task_resources
+from mesos_common.resources import Resources
+from protos import mesos_pb2
+
+__all__ = [
+    "TERMINAL_STATES",
+    "Command",
+    "Placement",
+    "command_info",
+    "command_task",
+    "executor_info",
+    "executor_task",
+    "is_terminal",
+    "kill_policy",
+    "state_name",
+]
+
+Placement: TypeAlias = mesos_pb2.Offer | OfferBudget | AgentIDLike
+"""Where a task runs: an offer, a budget packing several tasks into one offer, or an agent id."""
+
+Command: TypeAlias = str | Sequence[str]
+"""A shell command line (run under /bin/sh -c) or an argv list (run directly)."""
+
+TERMINAL_STATES: frozenset[mesos_pb2.TaskState.ValueType] = frozenset({
+    mesos_pb2.TASK_FINISHED,
+    mesos_pb2.TASK_FAILED,
+    mesos_pb2.TASK_KILLED,
+    mesos_pb2.TASK_LOST,
+    mesos_pb2.TASK_ERROR,
+    mesos_pb2.TASK_DROPPED,
+    mesos_pb2.TASK_GONE,
+    mesos_pb2.TASK_GONE_BY_OPERATOR,
+})
+"""States after which a task never runs again."""
+
+
+def _state(value: mesos_pb2.TaskStatus | mesos_pb2.TaskState.ValueType) -> (
+    mesos_pb2.TaskState.ValueType
+):
+    return value.state if isinstance(value, mesos_pb2.TaskStatus) else value
+
+
+def is_terminal(value: mesos_pb2.TaskStatus | mesos_pb2.TaskState.ValueType) -> bool:
+    """Whether a status (or a bare state) is terminal."""
+    return _state(value) in TERMINAL_STATES
+
+
+def state_name(value: mesos_pb2.TaskStatus | mesos_pb2.TaskState.ValueType) -> str:
+    """The state's name, e.g. `TASK_RUNNING`."""
+    return mesos_pb2.TaskState.Name(_state(value))
+
+
+def _labels(values: Mapping[str, str]) -> mesos_pb2.Labels:
+    return mesos_pb2.Labels(
+        labels=[mesos_pb2.Label(key=key, value=value) for key, value in values.items()]
+    )
+
+
+def kill_policy(grace_period: float) -> mesos_pb2.KillPolicy:
+    """A kill policy: SIGTERM, then SIGKILL after `grace_period` seconds."""
+    if grace_period < 0:
+        raise ValueError(f"the kill grace period must not be negative ({grace_period})")
+    return mesos_pb2.KillPolicy(
+        grace_period=mesos_pb2.DurationInfo(nanoseconds=round(grace_period * 1e9))
+    )
+
+
+def command_info(cmd: Command, *, env: Mapping[str, str] | None = None) -> mesos_pb2.CommandInfo:
+    """A `CommandInfo` for a shell command line or an argv list, with environment variables."""
+    info = mesos_pb2.CommandInfo()
+    if isinstance(cmd, str):
+        if not cmd.strip():
+            raise ValueError("the command must not be empty")
+        info.value = cmd
+        info.shell = True
+    else:
+        argv = list(cmd)
+        if not argv:
+            raise ValueError("the argv list must not be empty")
+        info.value = argv[0]
+        info.arguments.extend(argv)
+        info.shell = False
+    for name, value in (env or {}).items():
+        info.environment.variables.add(name=name, value=value)
+    return info
+
+
+def _place(
+    on: Placement, cpus: float, mem: float, disk: float, gpus: float,
+    ports: int | Sequence[int], executor: mesos_pb2.ExecutorInfo | None = None,
+) -> tuple[mesos_pb2.AgentID, Resources]:
+    """The agent and the task's resources, deducted from the budget when there is one."""
+    if isinstance(on, mesos_pb2.Offer | OfferBudget):
+        budget = OfferBudget(on) if isinstance(on, mesos_pb2.Offer) else on
+        extra = budget.executor_cost(executor) if executor is not None else Resources.EMPTY
+        if not budget.fits(cpus=cpus, mem=mem, disk=disk, gpus=gpus, ports=ports, extra=extra):
+            wanted = f"cpus:{cpus};mem:{mem};disk:{disk};gpus:{gpus};ports:{ports}"
+            raise ValueError(
+                f"offer {budget.offer.id.value} has {budget.remaining or 'nothing'} left; "
+                f"the task ({wanted}{' plus its executor ' + str(extra) if extra else ''}) "
+                "does not fit"
+            )
+        if executor is not None:
+            budget.charge_executor(executor)
+        return budget.agent_id, budget.take(cpus=cpus, mem=mem, disk=disk, gpus=gpus, ports=ports)
+    if isinstance(ports, int) and ports:
+        raise ValueError("with a bare agent id, give ports as numbers, not a count")
+    chosen = () if isinstance(ports, int) else ports
+    return _ids.agent_id(on), task_resources(cpus=cpus, mem=mem, disk=disk, gpus=gpus, ports=chosen)
+
+
+def _task_info(
+    task_id: TaskIDLike, name: str | None, agent: mesos_pb2.AgentID, resources: Resources,
+    data: bytes, kill_grace_period: float | None, task_labels: Mapping[str, str] | None,
+) -> mesos_pb2.TaskInfo:
+    task = mesos_pb2.TaskInfo(task_id=_ids.task_id(task_id), agent_id=agent, data=data)
+    task.name = name if name is not None else task.task_id.value
+    task.resources.extend(resources.to_proto())
+    if kill_grace_period is not None:
+        task.kill_policy.CopyFrom(kill_policy(kill_grace_period))
+    if task_labels:
+        task.labels.CopyFrom(_labels(task_labels))
+    return task
+
+
+def command_task(
+    task_id: TaskIDLike,
+    on: Placement,
+    cmd: Command,
+    *,
+    cpus: float = 0.1,
+    mem: float = 32.0,
+    disk: float = 0.0,
+    gpus: float = 0.0,
+    ports: int | Sequence[int] = 0,
+    env: Mapping[str, str] | None = None,
+    name: str | None = None,
+    kill_grace_period: float | None = None,
+    labels: Mapping[str, str] | None = None,
+    data: bytes = b"",
+) -> mesos_pb2.TaskInfo:
+    """A task run by the agent's built-in command executor.
+
+    `ports` is a count (the lowest free ports of the offer are chosen) or the port numbers.
+    The chosen ports are also passed as `PORT0`, `PORT1`, ... (and `PORT` for the first)
+    unless `env` sets those names. Raises ValueError when the task does not fit the offer.
+    """
+    agent, resources = _place(on, cpus, mem, disk, gpus, ports)
+    environment = _with_port_variables(env, resources)
+    task = _task_info(task_id, name, agent, resources, data, kill_grace_period, labels)
+    task.command.CopyFrom(command_info(cmd, env=environment))
+    return task
+
+
+def executor_info(
+    executor_id: ExecutorIDLike,
+    cmd: Command,
+    *,
+    cpus: float = 0.1,
+    mem: float = 32.0,
+    disk: float = 0.0,
+    name: str | None = None,
+    env: Mapping[str, str] | None = None,
+    data: bytes = b"",
+    labels: Mapping[str, str] | None = None,
+    framework_id: FrameworkIDLike | None = None,
+) -> mesos_pb2.ExecutorInfo:
+    """A custom executor: the program `cmd` (built on `ExecutorDriver`) and its own resources."""
+    info = mesos_pb2.ExecutorInfo(
+        type=mesos_pb2.ExecutorInfo.CUSTOM,
+        executor_id=_ids.executor_id(executor_id),
+        command=command_info(cmd, env=env),
+        data=data,
+    )
+    info.name = name if name is not None else info.executor_id.value
+    info.resources.extend(task_resources(cpus=cpus, mem=mem, disk=disk).to_proto())
+    if framework_id is not None:
+        info.framework_id.CopyFrom(_ids.framework_id(framework_id))
+    if labels:
+        info.labels.CopyFrom(_labels(labels))
+    return info
+
+
+def executor_task(
+    task_id: TaskIDLike,
+    on: Placement,
+    executor: mesos_pb2.ExecutorInfo,
+    *,
+    cpus: float = 0.1,
+    mem: float = 32.0,
+    disk: float = 0.0,
+    gpus: float = 0.0,
+    ports: int | Sequence[int] = 0,
+    data: bytes = b"",
+    name: str | None = None,
+    kill_grace_period: float | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> mesos_pb2.TaskInfo:
+    """A task run by the custom `executor` (see `executor_info`); `data` reaches the executor.
+
+    With an offer or budget, the executor's own resources are deducted too unless it already
+    runs on that agent (`Offer.executor_ids`) or an earlier task of the same budget paid for it.
+    """
+    agent, resources = _place(on, cpus, mem, disk, gpus, ports, executor)
+    task = _task_info(task_id, name, agent, resources, data, kill_grace_period, labels)
+    task.executor.CopyFrom(executor)
+    return task
+
+
+def _with_port_variables(
+    env: Mapping[str, str] | None, resources: Resources
+) -> dict[str, str]:
+    environment = dict(env or {})
+    ports = [port for begin, end in resources.ranges_of("ports") for port in range(begin, end + 1)]
+    for index, port in enumerate(ports):
+        environment.setdefault(f"PORT{index}", str(port))
+    if ports:
+        environment.setdefault("PORT", str(ports[0]))
+    return environment

@@ -1,0 +1,1 @@
+"""The agent process: registers with the leading master, runs tasks, reports their status."""

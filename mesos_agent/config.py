@@ -1,0 +1,152 @@
+"""The agent's flags (`--flag` or `MESOS_<FLAG>`) and the validated configuration they give."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NoReturn
+
+import psutil
+
+from mesos_common.attributes import parse_attributes
+from mesos_common.detector import create_detector
+from mesos_common.flags import parse_duration, parse_flags
+from mesos_common.resources import Resources
+from protos import mesos_pb2
+
+DEFAULT_PORTS = "ports:[31000-32000]"
+_MB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """Everything the agent process needs to know at start-up."""
+
+    master: str
+    work_dir: Path
+    resources: Resources
+    ip: str = "127.0.0.1"
+    port: int = 5051
+    hostname: str = field(default_factory=socket.gethostname)
+    attributes: tuple[mesos_pb2.Attribute, ...] = ()
+    executor_registration_timeout: float = 60.0
+    recovery_timeout: float = 900.0
+    executor_shutdown_grace_period: float = 5.0
+    default_kill_grace_period: float = 3.0
+    status_update_retry_interval: float = 1.0
+    status_update_max_retry_interval: float = 10.0
+    registration_max_backoff: float = 2.0
+
+
+class _FlagParser(argparse.ArgumentParser):
+    """argparse that exits with status 1 and one clear line, as Mesos does."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _FlagParser(
+        prog="mesos-agent",
+        description="Run a Mesos-style agent (every flag may also come from MESOS_<FLAG>).",
+    )
+    parser.add_argument("--master", help="HOST:PORT of the master, or zk://host:port/path")
+    parser.add_argument("--ip", default="127.0.0.1", help="address of the agent's gRPC server")
+    parser.add_argument(
+        "--port", type=int, default=5051, help="port of the agent's gRPC server (0: any free one)"
+    )
+    parser.add_argument("--hostname", default=None, help="the host name offers and constraints see")
+    parser.add_argument("--work_dir", help="directory for sandboxes and checkpoints (required)")
+    parser.add_argument(
+        "--resources",
+        default=None,
+        help='e.g. "cpus:4;mem:4096;disk:10000;ports:[31000-32000]" or a JSON list '
+        "(default: detected from the machine)",
+    )
+    parser.add_argument("--attributes", default="", help='e.g. "rack:r1;zone:a"')
+    parser.add_argument(
+        "--executor_registration_timeout", type=parse_duration, default=60.0,
+        help="how long a custom executor may take to subscribe (default 1mins)",
+    )
+    parser.add_argument(
+        "--recovery_timeout", type=parse_duration, default=900.0,
+        help="how long executors wait for a restarting agent (default 15mins)",
+    )
+    parser.add_argument(
+        "--executor_shutdown_grace_period", type=parse_duration, default=5.0,
+        help="time between SHUTDOWN to an executor and killing it (default 5secs)",
+    )
+    parser.add_argument(
+        "--status_update_retry_interval", type=parse_duration, default=1.0,
+        help="first retry interval of unacknowledged status updates (default 1secs)",
+    )
+    parser.add_argument("--log_level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    return parser
+
+
+def detect_resources(work_dir: Path) -> Resources:
+    """What this machine offers, reserving some memory and disk for the system like Mesos."""
+    cpus = os.cpu_count() or 1
+    total_mem = psutil.virtual_memory().total // _MB
+    mem = total_mem - 1024 if total_mem >= 2048 else total_mem // 2
+    existing = next((p for p in (work_dir, *work_dir.parents) if p.exists()), Path("/"))
+    total_disk = psutil.disk_usage(str(existing)).total // _MB
+    disk = total_disk - 5120 if total_disk >= 10240 else total_disk // 2
+    return Resources.parse(f"cpus:{cpus};mem:{mem};disk:{disk};{DEFAULT_PORTS}")
+
+
+def parse_config(argv: Sequence[str] | None = None) -> tuple[AgentConfig, str]:
+    """Parse flags into a config and the log level; exits 1 with one clear line on bad input."""
+    parser = build_parser()
+    args = parse_flags(parser, argv, "MESOS")
+    if not args.master:
+        parser.error("--master is required (HOST:PORT or zk://host:port/path)")
+    if not args.work_dir:
+        parser.error("--work_dir is required")
+    if not 0 <= args.port < 65536:
+        parser.error(f"--port {args.port} is not a port number (0..65535)")
+    try:
+        create_detector(args.master)
+    except ValueError as exc:
+        parser.error(f"--master: {exc}")
+    work_dir = Path(args.work_dir).absolute()
+    try:
+        resources = (
+            Resources.parse(args.resources) if args.resources else detect_resources(work_dir)
+        )
+    except ValueError as exc:
+        parser.error(f"--resources: {exc}")
+    try:
+        attributes = tuple(parse_attributes(args.attributes)) if args.attributes else ()
+    except ValueError as exc:
+        parser.error(f"--attributes: {exc}")
+    if args.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        parser.error(f"--log_level: unknown level {args.log_level!r}")
+    if args.status_update_retry_interval <= 0:
+        parser.error("--status_update_retry_interval must be positive")
+    config = AgentConfig(
+        master=args.master,
+        work_dir=work_dir,
+        resources=resources,
+        ip=args.ip,
+        port=args.port,
+        hostname=args.hostname or socket.gethostname(),
+        attributes=attributes,
+        executor_registration_timeout=args.executor_registration_timeout,
+        recovery_timeout=args.recovery_timeout,
+        executor_shutdown_grace_period=args.executor_shutdown_grace_period,
+        status_update_retry_interval=args.status_update_retry_interval,
+        status_update_max_retry_interval=max(10.0, args.status_update_retry_interval),
+    )
+    return config, args.log_level
+
+
+def fatal(message: str) -> NoReturn:
+    """Print one error line and exit 1."""
+    print(f"mesos-agent: error: {message}", file=sys.stderr)
+    raise SystemExit(1)

@@ -1,0 +1,167 @@
+"""The POSIX containerizer: each container is one child process leading its own session.
+
+The root process runs with cwd = sandbox and stdout/stderr appended to `sandbox/stdout` and
+`sandbox/stderr`. Because it leads a new session (and so a new process group), signals go to
+the whole group, grandchildren included, unless they escape with setsid themselves (closing that
+gap needs the cgroup isolator). Pid + start time identify the root across agent restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import psutil
+
+from mesos_agent.containerizer.base import (
+    ContainerConfig,
+    ContainerLaunchError,
+    ContainerProcess,
+    Isolator,
+    Termination,
+)
+from mesos_common.resources import Resources
+
+_RECOVERED_POLL_SECONDS = 0.2
+_START_TIME_TOLERANCE = 0.05
+
+
+def process_start_time(pid: int) -> float | None:
+    """The start time of `pid` as psutil reports it, None when there is no such process."""
+    try:
+        return float(psutil.Process(pid).create_time())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return None
+
+
+def _is_same_process(pid: int, start_time: float) -> bool:
+    started = process_start_time(pid)
+    return started is not None and abs(started - start_time) < _START_TIME_TOLERANCE
+
+
+@dataclass(slots=True)
+class _Container:
+    process: ContainerProcess
+    child: asyncio.subprocess.Process | None  # None when re-attached after a restart
+    termination: Termination | None = None
+    cleaned_up: bool = False
+
+
+class PosixContainerizer:
+    """Process-group containers with isolator hooks (see `Containerizer`)."""
+
+    def __init__(self, isolators: Sequence[Isolator] = ()) -> None:
+        self._isolators = tuple(isolators)
+        self._containers: dict[str, _Container] = {}
+
+    def containers(self) -> list[ContainerProcess]:
+        """Containers currently known (alive or not yet destroyed)."""
+        return [c.process for c in self._containers.values()]
+
+    async def launch(self, config: ContainerConfig) -> ContainerProcess:
+        if config.container_id in self._containers:
+            raise ContainerLaunchError(f"container {config.container_id} already exists")
+        try:
+            config.sandbox.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ContainerLaunchError(f"cannot create sandbox {config.sandbox}: {exc}") from exc
+        for isolator in self._isolators:
+            await isolator.prepare(config)
+        try:
+            with (
+                (config.sandbox / "stdout").open("ab") as stdout,
+                (config.sandbox / "stderr").open("ab") as stderr,
+            ):
+                child = await asyncio.create_subprocess_exec(
+                    *config.argv,
+                    cwd=config.sandbox,
+                    env=dict(config.environment),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=stdout,
+                    stderr=stderr,
+                    start_new_session=True,
+                )
+        except OSError as exc:
+            await self._cleanup_isolators(config.container_id)
+            raise ContainerLaunchError(
+                f"failed to launch {config.argv[0]!r}: {exc.strerror or exc}"
+            ) from exc
+        start_time = process_start_time(child.pid) or time.time()
+        process = ContainerProcess(config.container_id, child.pid, start_time, config.sandbox)
+        self._containers[config.container_id] = _Container(process, child)
+        try:
+            for isolator in self._isolators:
+                await isolator.isolate(config.container_id, child.pid)
+        except Exception as exc:
+            await self.destroy(config.container_id)
+            del self._containers[config.container_id]
+            raise ContainerLaunchError(f"failed to isolate the container: {exc}") from exc
+        return process
+
+    async def wait(self, container_id: str) -> Termination:
+        container = self._get(container_id)
+        if container.termination is not None:
+            return container.termination
+        if container.child is not None:
+            code = await container.child.wait()
+            termination = Termination(None, -code) if code < 0 else Termination(code, None)
+        else:
+            process = container.process
+            while _is_same_process(process.pid, process.start_time):  # noqa: ASYNC110 (not our child)
+                await asyncio.sleep(_RECOVERED_POLL_SECONDS)
+            termination = Termination(None, None)
+        if container.termination is None:
+            container.termination = termination
+        return container.termination
+
+    async def kill(self, container_id: str, sig: int) -> None:
+        container = self._get(container_id)
+        if container.cleaned_up:
+            return
+        if container.child is None and container.termination is None and not _is_same_process(
+            container.process.pid, container.process.start_time
+        ):
+            return  # a re-attached root that is gone: its pid may belong to someone else now
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(container.process.pid, sig)
+
+    async def update(self, container_id: str, resources: Resources) -> None:
+        self._get(container_id)
+        for isolator in self._isolators:
+            await isolator.update(container_id, resources)
+
+    async def destroy(self, container_id: str) -> Termination:
+        container = self._get(container_id)
+        await self.kill(container_id, signal.SIGKILL)
+        termination = await self.wait(container_id)
+        if not container.cleaned_up:
+            container.cleaned_up = True
+            await self._cleanup_isolators(container_id)
+        return termination
+
+    def forget(self, container_id: str) -> None:
+        """Drop a destroyed container's record."""
+        self._containers.pop(container_id, None)
+
+    async def recover(self, containers: Iterable[ContainerProcess]) -> set[str]:
+        alive: set[str] = set()
+        for process in containers:
+            if _is_same_process(process.pid, process.start_time):
+                self._containers[process.container_id] = _Container(process, None)
+                alive.add(process.container_id)
+        return alive
+
+    def _get(self, container_id: str) -> _Container:
+        try:
+            return self._containers[container_id]
+        except KeyError:
+            raise KeyError(f"unknown container {container_id}") from None
+
+    async def _cleanup_isolators(self, container_id: str) -> None:
+        for isolator in reversed(self._isolators):
+            await isolator.cleanup(container_id)

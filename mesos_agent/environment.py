@@ -1,0 +1,110 @@
+"""Environment and argv of the processes the agent launches (pure functions).
+
+Precedence, lowest first: the agent's own environment (minus its `MESOS_*` flags), the
+variables the agent defines (`MESOS_*`, `HOST`, `PORT*`), then the CommandInfo's environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from mesos_common.resources import Resources
+from protos import mesos_pb2
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerIds:
+    """Who a container belongs to."""
+
+    agent_id: str
+    framework_id: str
+    executor_id: str
+    sandbox: Path
+
+
+def port_environment(resources: Resources) -> dict[str, str]:
+    """`PORT0..PORTn` (each port in order), `PORT` (= PORT0) and `PORTS` for a `ports` resource."""
+    ports = [
+        port for begin, end in resources.ranges_of("ports") for port in range(begin, end + 1)
+    ]
+    if not ports:
+        return {}
+    env = {f"PORT{index}": str(port) for index, port in enumerate(ports)}
+    env["PORT"] = str(ports[0])
+    env["PORTS"] = ",".join(str(port) for port in ports)
+    return env
+
+
+def inherited_environment(agent_environment: Mapping[str, str]) -> dict[str, str]:
+    """The part of the agent's environment its children inherit (its own flags stay private)."""
+    return {k: v for k, v in agent_environment.items() if not k.startswith("MESOS_")}
+
+
+def _container_environment(ids: ContainerIds) -> dict[str, str]:
+    return {
+        "MESOS_FRAMEWORK_ID": ids.framework_id,
+        "MESOS_EXECUTOR_ID": ids.executor_id,
+        "MESOS_AGENT_ID": ids.agent_id,
+        "MESOS_SANDBOX": str(ids.sandbox),
+        "MESOS_DIRECTORY": str(ids.sandbox),
+    }
+
+
+def _command_environment(command: mesos_pb2.CommandInfo) -> dict[str, str]:
+    return {v.name: v.value for v in command.environment.variables}
+
+
+def task_environment(
+    *,
+    base: Mapping[str, str],
+    ids: ContainerIds,
+    task_id: str,
+    hostname: str,
+    resources: Resources,
+    command: mesos_pb2.CommandInfo,
+) -> dict[str, str]:
+    """Environment of a command task run by the built-in command executor."""
+    env = dict(base)
+    env.update(_container_environment(ids))
+    env["MESOS_TASK_ID"] = task_id
+    env["HOST"] = hostname
+    env.update(port_environment(resources))
+    env.update(_command_environment(command))
+    return env
+
+
+def executor_environment(
+    *,
+    base: Mapping[str, str],
+    ids: ContainerIds,
+    agent_endpoint: str,
+    hostname: str,
+    recovery_timeout: float,
+    command: mesos_pb2.CommandInfo,
+) -> dict[str, str]:
+    """Environment of a custom executor (see protos/executor.proto)."""
+    env = dict(base)
+    env.update(_container_environment(ids))
+    env["MESOS_AGENT_ENDPOINT"] = agent_endpoint
+    env["MESOS_RECOVERY_TIMEOUT"] = f"{recovery_timeout}secs"
+    env["HOST"] = hostname
+    env.update(_command_environment(command))
+    return env
+
+
+def command_argv(command: mesos_pb2.CommandInfo) -> tuple[str, ...]:
+    """`/bin/sh -c value` when `shell` (the default), else `value` run with `arguments`.
+
+    Without a shell, `arguments` is the full argv (arguments[0] included) as in Mesos; when it
+    is empty the program runs with no arguments.
+    """
+    shell = command.shell if command.HasField("shell") else True
+    if shell:
+        if not command.value:
+            raise ValueError("the command is empty")
+        return ("/bin/sh", "-c", command.value)
+    if not command.value:
+        raise ValueError("a command with shell=false needs a value (the program to run)")
+    return (command.value, *command.arguments[1:])

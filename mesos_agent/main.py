@@ -1,0 +1,63 @@
+"""`mesos-agent` / `python -m mesos_agent`: parse flags, set up logging, run the agent.
+
+SIGTERM and SIGINT stop the agent without killing its tasks (they keep running in their own
+sessions and are recovered when the agent restarts with the same `--work_dir`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Sequence
+
+import structlog
+
+from mesos_agent.agent import Agent
+from mesos_agent.config import AgentConfig, fatal, parse_config
+from mesos_common.detector import create_detector
+from mesos_common.logging import configure_logging
+
+log = structlog.get_logger("mesos_agent.main")
+
+
+async def serve(config: AgentConfig) -> None:
+    """Run an agent until SIGTERM/SIGINT or cancellation."""
+    detector = create_detector(config.master)
+    agent = Agent(config, detector)
+    runner = asyncio.ensure_future(agent.run())
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, runner.cancel)
+    try:
+        await runner
+    except asyncio.CancelledError:
+        log.info("agent stopped")
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await detector.close()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point."""
+    config, log_level = parse_config(argv)
+    try:
+        config.work_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fatal(f"--work_dir {config.work_dir}: {exc.strerror or exc}")
+    configure_logging(log_level)
+    log.info(
+        "starting agent",
+        master=config.master,
+        ip=config.ip,
+        port=config.port,
+        hostname=config.hostname,
+        resources=str(config.resources),
+        work_dir=str(config.work_dir),
+    )
+    try:
+        asyncio.run(serve(config))
+    except OSError as exc:
+        fatal(str(exc))
+    except ValueError as exc:  # e.g. a corrupt checkpoint
+        fatal(str(exc))

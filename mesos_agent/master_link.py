@@ -1,0 +1,217 @@
+"""The agent's one stream to the leading master (protos/agent.proto), kept alive forever.
+
+    detect leader -> Connect -> (Re)Register -> (Re)Registered -> heartbeats + messages
+          ^                                                               |
+          +------ exponential backoff (capped) <- refused / error / EOF --+
+
+Only one writer task touches the stream; everything else enqueues through `send`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable
+from typing import Protocol
+
+import grpc
+import structlog
+
+from mesos_common.addresses import HostPort, parse_host_port
+from mesos_common.detector import MasterDetector
+from protos import agent_pb2, agent_pb2_grpc
+
+log = structlog.get_logger("mesos_agent.master_link")
+
+LEADER_METADATA_KEY = "mesos-leader"
+_DEFAULT_HEARTBEAT_SECONDS = 5.0
+
+
+class MasterLinkHandler(Protocol):
+    """What the link reports to the agent."""
+
+    def registered(self, message: agent_pb2.MasterMessage) -> None:
+        """The master answered Registered or Reregistered; `send` works from now on."""
+        ...
+
+    def received(self, message: agent_pb2.MasterMessage) -> None:
+        """Any later message from the master."""
+        ...
+
+    def disconnected(self) -> None:
+        """The stream is gone; the link is reconnecting."""
+        ...
+
+    async def refused(self, reason: str, *, reregistering: bool) -> None:
+        """The master refused the (re)registration (FAILED_PRECONDITION)."""
+        ...
+
+
+class Backoff:
+    """Exponential backoff with jitter: initial, doubling, capped."""
+
+    def __init__(self, initial: float, maximum: float) -> None:
+        self._initial = initial
+        self._maximum = maximum
+        self._next = initial
+
+    def next(self) -> float:
+        delay = self._next
+        self._next = min(self._next * 2, self._maximum)
+        return delay * random.uniform(0.8, 1.0)
+
+    def reset(self) -> None:
+        self._next = self._initial
+
+
+class _StreamEnded(Exception):
+    pass
+
+
+class MasterLink:
+    """Connects, (re)registers, heartbeats and reconnects; see the module docstring."""
+
+    def __init__(
+        self,
+        detector: MasterDetector,
+        handler: MasterLinkHandler,
+        hello: Callable[[], agent_pb2.AgentMessage],
+        *,
+        initial_backoff: float = 0.1,
+        max_backoff: float = 2.0,
+        registration_timeout: float = 15.0,
+    ) -> None:
+        self._detector = detector
+        self._handler = handler
+        self._hello = hello
+        self._backoff = Backoff(initial_backoff, max_backoff)
+        self._registration_timeout = registration_timeout
+        self._outbox: asyncio.Queue[agent_pb2.AgentMessage] | None = None
+        self._last_hello: str | None = None
+        self.leader: HostPort | None = None
+
+    @property
+    def connected(self) -> bool:
+        """Registered with the master right now."""
+        return self._outbox is not None
+
+    def send(self, message: agent_pb2.AgentMessage) -> bool:
+        """Queue `message` for the master; False (message dropped) when not connected."""
+        if self._outbox is None:
+            return False
+        self._outbox.put_nowait(message)
+        return True
+
+    async def run(self) -> None:
+        """Keep a registered stream to the leader until cancelled."""
+        hint: HostPort | None = None
+        previous: HostPort | None = None
+        while True:
+            leader = hint or await self._detector.detect(previous)
+            hint = None
+            previous = self.leader = leader
+            try:
+                await self._session(leader)
+                problem = "master closed the stream"
+            except grpc.aio.AioRpcError as exc:
+                problem = f"{exc.code().name}: {exc.details()}"
+                if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                    log.error("master refused the agent", master=str(leader), reason=exc.details())
+                    await self._handler.refused(
+                        exc.details() or "", reregistering=self._last_hello == "reregister"
+                    )
+                hint = _leader_hint(exc)
+            except (_StreamEnded, TimeoutError, OSError) as exc:
+                problem = str(exc) or type(exc).__name__
+            delay = self._backoff.next()
+            log.warning(
+                "master connection failed; retrying",
+                master=str(leader),
+                error=problem,
+                retry_in=round(delay, 3),
+                leader_hint=str(hint) if hint else None,
+            )
+            await asyncio.sleep(delay)
+
+    async def _session(self, leader: HostPort) -> None:
+        async with grpc.aio.insecure_channel(str(leader)) as channel:
+            stub = agent_pb2_grpc.AgentLinkStub(channel)
+            call = stub.Connect()
+            hello = self._hello()
+            self._last_hello = hello.WhichOneof("message")
+            await call.write(hello)
+            first = await asyncio.wait_for(call.read(), self._registration_timeout)
+            if first is grpc.aio.EOF:
+                raise _StreamEnded("master closed the stream before answering the registration")
+            assert isinstance(first, agent_pb2.MasterMessage)
+            kind = first.WhichOneof("message")
+            if kind not in ("registered", "reregistered"):
+                raise _StreamEnded(f"master answered the registration with {kind!r}")
+            answer = first.registered if kind == "registered" else first.reregistered
+            interval = answer.heartbeat_interval_seconds or _DEFAULT_HEARTBEAT_SECONDS
+            outbox: asyncio.Queue[agent_pb2.AgentMessage] = asyncio.Queue()
+            self._outbox = outbox
+            self._backoff.reset()
+            log.info(
+                "registered with master",
+                master=str(leader),
+                agent_id=answer.agent_id.value,
+                reregistered=kind == "reregistered",
+                heartbeat_interval=interval,
+            )
+            writer = asyncio.create_task(self._write(call, outbox))
+            heartbeats = asyncio.create_task(self._heartbeat(outbox, interval))
+            try:
+                self._handler.registered(first)
+                await self._read(call, writer)
+            finally:
+                self._outbox = None
+                for task in (writer, heartbeats):
+                    task.cancel()
+                for task in (writer, heartbeats):
+                    with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+                        await task
+                self._handler.disconnected()
+
+    async def _read(
+        self, call: grpc.aio.StreamStreamCall[agent_pb2.AgentMessage, agent_pb2.MasterMessage],
+        writer: asyncio.Task[None],
+    ) -> None:
+        while True:
+            message = await call.read()
+            if message is grpc.aio.EOF:
+                code = await call.code()
+                if code != grpc.StatusCode.OK:
+                    raise _StreamEnded(f"{code.name}: {await call.details()}")
+                raise _StreamEnded("master closed the stream")
+            assert isinstance(message, agent_pb2.MasterMessage)
+            self._handler.received(message)
+            if writer.done():
+                writer.result()
+
+    async def _write(
+        self,
+        call: grpc.aio.StreamStreamCall[agent_pb2.AgentMessage, agent_pb2.MasterMessage],
+        outbox: asyncio.Queue[agent_pb2.AgentMessage],
+    ) -> None:
+        while True:
+            await call.write(await outbox.get())
+
+    async def _heartbeat(
+        self, outbox: asyncio.Queue[agent_pb2.AgentMessage], interval: float
+    ) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            outbox.put_nowait(agent_pb2.AgentMessage(heartbeat=agent_pb2.AgentMessage.Heartbeat()))
+
+
+def _leader_hint(error: grpc.aio.AioRpcError) -> HostPort | None:
+    if error.code() != grpc.StatusCode.UNAVAILABLE:
+        return None
+    for key, value in error.trailing_metadata() or ():
+        if key == LEADER_METADATA_KEY:
+            text = value.decode() if isinstance(value, bytes) else value
+            with contextlib.suppress(ValueError):
+                return parse_host_port(text, what="leader")
+    return None

@@ -1,0 +1,87 @@
+"""Where the agent keeps things under `--work_dir`.
+
+Sandboxes follow Mesos' layout so operators find them where they expect::
+
+    <work_dir>/slaves/<agent_id>/frameworks/<framework_id>/executors/<executor_id>/runs/<container_id>/
+
+Checkpointed state lives under `<work_dir>/meta/` (one agent per work dir)::
+
+    meta/agent.json                                   agent info with its id
+    meta/frameworks/<framework_id>/framework.json     framework info
+    meta/frameworks/<framework_id>/executors/<executor_id>.json   custom executor + container
+    meta/frameworks/<framework_id>/tasks/<task_id>/task.json      task + command container
+    meta/frameworks/<framework_id>/tasks/<task_id>/updates.log    the task's status update log
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+
+def path_component(value: str) -> str:
+    """Encode an id as one safe file-name component (reversible with `unquote`)."""
+    encoded = quote(value, safe="-_.~@:+=,")
+    if not encoded or encoded.startswith("."):
+        encoded = "%2E" + encoded[1:] if encoded else "%00empty"
+    return encoded
+
+
+def from_path_component(name: str) -> str:
+    """Decode a component made by `path_component`."""
+    return "" if name == "%00empty" else unquote(name)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPaths:
+    """The layout of one agent's work directory."""
+
+    work_dir: Path
+
+    @property
+    def meta_dir(self) -> Path:
+        return self.work_dir / "meta"
+
+    @property
+    def agent_file(self) -> Path:
+        return self.meta_dir / "agent.json"
+
+    @property
+    def frameworks_dir(self) -> Path:
+        return self.meta_dir / "frameworks"
+
+    def framework_dir(self, framework_id: str) -> Path:
+        return self.frameworks_dir / path_component(framework_id)
+
+    def framework_file(self, framework_id: str) -> Path:
+        return self.framework_dir(framework_id) / "framework.json"
+
+    def executors_dir(self, framework_id: str) -> Path:
+        return self.framework_dir(framework_id) / "executors"
+
+    def executor_file(self, framework_id: str, executor_id: str) -> Path:
+        return self.executors_dir(framework_id) / f"{path_component(executor_id)}.json"
+
+    def tasks_dir(self, framework_id: str) -> Path:
+        return self.framework_dir(framework_id) / "tasks"
+
+    def task_dir(self, framework_id: str, task_id: str) -> Path:
+        return self.tasks_dir(framework_id) / path_component(task_id)
+
+    def task_file(self, framework_id: str, task_id: str) -> Path:
+        return self.task_dir(framework_id, task_id) / "task.json"
+
+    def updates_file(self, framework_id: str, task_id: str) -> Path:
+        return self.task_dir(framework_id, task_id) / "updates.log"
+
+    def sandbox(
+        self, agent_id: str, framework_id: str, executor_id: str, container_id: str
+    ) -> Path:
+        """The sandbox directory of one container run."""
+        return (
+            self.work_dir / "slaves" / path_component(agent_id)
+            / "frameworks" / path_component(framework_id)
+            / "executors" / path_component(executor_id)
+            / "runs" / path_component(container_id)
+        )

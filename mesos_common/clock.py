@@ -1,0 +1,37 @@
+"""Injected clocks: pure cores read time only through a `Clock`."""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """A source of monotonic seconds."""
+
+    def now(self) -> float:
+        """Seconds on a monotonic scale (only differences are meaningful)."""
+        ...
+
+
+class SystemClock:
+    """The real monotonic clock."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+
+class FakeClock:
+    """A clock that moves only when told to; for unit tests of pure cores."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self._now = start
+
+    def now(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by `seconds` (must not be negative)."""
+        if seconds < 0:
+            raise ValueError("time only moves forward")
+        self._now += seconds

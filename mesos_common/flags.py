@@ -1,0 +1,82 @@
+"""Command-line flags in Mesos' style: every `--flag` may also come from `<PREFIX>_<FLAG>`.
+
+Explicit command-line values win over the environment, which wins over defaults. Durations
+accept Mesos' suffixes (`500ms`, `15secs`, `2mins`, `1hrs`) or plain seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Sequence
+
+_DURATION = re.compile(
+    r"^\s*([0-9]*\.?[0-9]+)\s*(ns|us|ms|secs?|s|mins?|m|hrs?|h|days?|d|weeks?|w)?\s*$"
+)
+_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "sec": 1.0,
+    "secs": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "mins": 60.0,
+    "h": 3600.0,
+    "hr": 3600.0,
+    "hrs": 3600.0,
+    "d": 86400.0,
+    "day": 86400.0,
+    "days": 86400.0,
+    "w": 604800.0,
+    "week": 604800.0,
+    "weeks": 604800.0,
+}
+
+
+def parse_duration(text: str) -> float:
+    """Parse a Mesos duration (`5secs`, `100ms`, `2mins`, or plain seconds) into seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r}: expected a number with an optional unit "
+            "(ms, secs, mins, hrs, days), e.g. '15secs'"
+        )
+    number, unit = match.groups()
+    return float(number) * _UNIT_SECONDS[unit or "s"]
+
+
+def parse_bool(text: str) -> bool:
+    """Parse a boolean flag value the way Mesos does (true/false, 1/0, yes/no)."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {text!r}: expected true or false")
+
+
+def parse_flags(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, env_prefix: str
+) -> argparse.Namespace:
+    """Parse `argv`, filling flags not given on the command line from `<env_prefix>_<FLAG>`."""
+    env_defaults: dict[str, str] = {}
+    for action in parser._actions:  # argparse offers no public iterator over its actions
+        if not action.option_strings or action.dest == "help":
+            continue
+        value = os.environ.get(f"{env_prefix}_{action.dest.upper()}")
+        if value is not None:
+            env_defaults[action.dest] = value
+    for dest, raw in env_defaults.items():
+        action = next(a for a in parser._actions if a.dest == dest)
+        if isinstance(action, argparse._StoreTrueAction):
+            parser.set_defaults(**{dest: parse_bool(raw)})
+            continue
+        convert = action.type if callable(action.type) else str
+        try:
+            parser.set_defaults(**{dest: convert(raw)})
+        except (argparse.ArgumentTypeError, ValueError) as exc:
+            parser.error(f"{env_prefix}_{dest.upper()}: {exc}")
+    return parser.parse_args(argv)

@@ -1,0 +1,503 @@
+"""Resources: an immutable bag of named scalars, port-style ranges and sets, with Mesos' arithmetic.
+
+Text form (as on `mesos-agent --resources`)::
+
+    cpus:4;mem:4096;disk:10000;ports:[31000-32000,33000-33010];gpus:1;zones:{a,b}
+
+or a JSON list of Mesos resource objects::
+
+    [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 4}},
+     {"name": "ports", "type": "RANGES", "ranges": {"range": [{"begin": 31000, "end": 32000}]}}]
+
+Scalars are fixed-point with three decimals, like Mesos, so `0.1 + 0.2 == 0.3` holds. Ranges are
+inclusive and kept sorted and merged. Resources are keyed by name only (no roles or reservations
+yet): `cpus(ads):8` is rejected.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+from protos import mesos_pb2
+
+__all__ = [
+    "RANGE_ITEM", "Range", "Resources", "format_scalar", "merge_ranges", "split_top_level",
+]
+
+Range = tuple[int, int]
+"""An inclusive range of non-negative integers, `(begin, end)` with `begin <= end`."""
+
+_NAME = re.compile(r"^[A-Za-z0-9_./\-]+$")
+RANGE_ITEM = re.compile(r"^(\d+)(?:\s*-\s*(\d+))?$")
+"""One range item of the text form: `BEGIN-END` or a single `N`."""
+_NO_SCALARS: dict[str, float] = {}
+_NO_RANGES: dict[str, tuple[Range, ...]] = {}
+_NO_SETS: dict[str, frozenset[str]] = {}
+
+
+def _fixed(value: float) -> float:
+    """Round to Mesos' fixed-point precision (0.001)."""
+    return round(value * 1000) / 1000
+
+
+def merge_ranges(ranges: Iterable[Range]) -> tuple[Range, ...]:
+    """Sort `ranges` and merge overlapping and adjacent ones."""
+    merged: list[Range] = []
+    for begin, end in sorted(ranges):
+        if merged and begin <= merged[-1][1] + 1:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((begin, end))
+    return tuple(merged)
+
+
+def _ranges_contain(outer: tuple[Range, ...], inner: tuple[Range, ...]) -> bool:
+    """Whether every range of `inner` lies inside one range of `outer` (both normalised)."""
+    i = 0
+    for begin, end in inner:
+        while i < len(outer) and outer[i][1] < begin:
+            i += 1
+        if i == len(outer) or outer[i][0] > begin or outer[i][1] < end:
+            return False
+    return True
+
+
+def _subtract_ranges(outer: tuple[Range, ...], inner: tuple[Range, ...]) -> tuple[Range, ...]:
+    """`outer` minus `inner` (both normalised; `inner` is contained in `outer`)."""
+    result: list[Range] = []
+    holes = iter(inner)
+    hole = next(holes, None)
+    for begin, end in outer:
+        cursor = begin
+        while hole is not None and hole[0] <= end:
+            if hole[0] > cursor:
+                result.append((cursor, hole[0] - 1))
+            cursor = max(cursor, hole[1] + 1)
+            hole = next(holes, None)
+        if cursor <= end:
+            result.append((cursor, end))
+    return tuple(result)
+
+
+def format_scalar(value: float) -> str:
+    """A scalar in Mesos' text form: `4`, `0.5`, `1.125`."""
+    if value == int(value):
+        return str(int(value))
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+class _Builder:
+    """Accumulates parsed resources, checking that a name keeps one type."""
+
+    def __init__(self) -> None:
+        self.scalars: dict[str, float] = {}
+        self.ranges: dict[str, list[Range]] = {}
+        self.sets: dict[str, set[str]] = {}
+
+    def _check_name(self, name: str, kind: str) -> None:
+        if not name or not _NAME.match(name):
+            raise ValueError(f"invalid resource name {name!r}")
+        for other_kind, table in (("scalar", self.scalars), ("ranges", self.ranges),
+                                  ("set", self.sets)):
+            if other_kind != kind and name in table:
+                raise ValueError(
+                    f"resource {name!r} given both as {other_kind} and as {kind}"
+                )
+
+    def scalar(self, name: str, value: float) -> None:
+        self._check_name(name, "scalar")
+        if math.isnan(value) or math.isinf(value):
+            raise ValueError(f"resource {name!r} has a non-finite value {value}")
+        if value < 0:
+            raise ValueError(f"resource {name!r} has a negative value {format_scalar(value)}")
+        self.scalars[name] = _fixed(self.scalars.get(name, 0.0) + value)
+
+    def range(self, name: str, begin: int, end: int) -> None:
+        self._check_name(name, "ranges")
+        if begin < 0 or end < 0:
+            raise ValueError(f"resource {name!r} has a negative range bound in [{begin}-{end}]")
+        if begin > end:
+            raise ValueError(f"resource {name!r} has a malformed range [{begin}-{end}]: "
+                             "begin is greater than end")
+        self.ranges.setdefault(name, []).append((begin, end))
+
+    def no_ranges(self, name: str) -> None:
+        self._check_name(name, "ranges")
+        self.ranges.setdefault(name, [])
+
+    def items(self, name: str, items: Iterable[str]) -> None:
+        self._check_name(name, "set")
+        bucket = self.sets.setdefault(name, set())
+        for item in items:
+            if not item:
+                raise ValueError(f"resource {name!r} has an empty set item")
+            bucket.add(item)
+
+    def build(self) -> Resources:
+        scalars = {name: value for name, value in self.scalars.items() if value > 0}
+        ranges = {name: merge_ranges(rs) for name, rs in self.ranges.items() if rs}
+        sets = {name: frozenset(items) for name, items in self.sets.items() if items}
+        return Resources(scalars or _NO_SCALARS, ranges or _NO_RANGES, sets or _NO_SETS)
+
+
+def split_top_level(text: str, separator: str) -> list[str]:
+    """Split `text` on `separator` outside of [] and {} brackets; ValueError if unbalanced."""
+    parts: list[str] = []
+    depth = 0
+    start = 0
+    for index, char in enumerate(text):
+        if char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+            if depth < 0:
+                raise ValueError(f"unbalanced brackets in {text!r}")
+        elif char == separator and depth == 0:
+            parts.append(text[start:index])
+            start = index + 1
+    if depth != 0:
+        raise ValueError(f"unbalanced brackets in {text!r}")
+    parts.append(text[start:])
+    return parts
+
+
+def _parse_text(text: str) -> Resources:
+    builder = _Builder()
+    for raw in split_top_level(text, ";"):
+        entry = raw.strip()
+        if not entry:
+            continue
+        name, colon, value = entry.partition(":")
+        name, value = name.strip(), value.strip()
+        if not colon:
+            raise ValueError(f"expected 'name:value' in resources, got {entry!r}")
+        if "(" in name or ")" in name:
+            raise ValueError(
+                f"static reservations are not supported yet: {entry!r} "
+                "(write the resource without a role)"
+            )
+        if value.startswith("["):
+            if not value.endswith("]"):
+                raise ValueError(f"malformed ranges for {name!r}: {value!r}")
+            inner = value[1:-1].strip()
+            if not inner:
+                builder.no_ranges(name)
+            for item in inner.split(",") if inner else ():
+                match = RANGE_ITEM.match(item.strip())
+                if not match:
+                    raise ValueError(
+                        f"malformed range {item.strip()!r} for {name!r}: expected BEGIN-END"
+                    )
+                begin = int(match.group(1))
+                end = int(match.group(2)) if match.group(2) is not None else begin
+                builder.range(name, begin, end)
+        elif value.startswith("{"):
+            if not value.endswith("}"):
+                raise ValueError(f"malformed set for {name!r}: {value!r}")
+            inner = value[1:-1].strip()
+            builder.items(name, (item.strip() for item in inner.split(",")) if inner else ())
+        else:
+            try:
+                number = float(value)
+            except ValueError:
+                raise ValueError(
+                    f"cannot parse value {value!r} of resource {name!r}: expected a number, "
+                    "[BEGIN-END,...] or {ITEM,...}"
+                ) from None
+            builder.scalar(name, number)
+    return builder.build()
+
+
+def _json_number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a number for {where}, got {value!r}")
+    return float(value)
+
+
+def _json_int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected an integer for {where}, got {value!r}")
+    return value
+
+
+def _check_unreserved(name: str, role: str, reserved: bool) -> None:
+    if role not in ("", "*") or reserved:
+        raise ValueError(
+            f"static reservations are not supported yet: resource {name!r} has role {role!r}"
+        )
+
+
+def _parse_json(text: str) -> Resources:
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"resources look like JSON but do not parse: {error}") from None
+    if not isinstance(document, list):
+        raise ValueError("JSON resources must be a list of resource objects")
+    builder = _Builder()
+    for item in document:
+        if not isinstance(item, dict):
+            raise ValueError(f"expected a resource object, got {item!r}")
+        name = item.get("name")
+        if not isinstance(name, str):
+            raise ValueError(f"resource object without a string 'name': {item!r}")
+        role = item.get("role", "*")
+        _check_unreserved(name, role if isinstance(role, str) else repr(role),
+                          bool(item.get("reservations")))
+        kind = str(item.get("type") or _infer_json_type(item)).upper()
+        if kind == "SCALAR":
+            scalar = item.get("scalar")
+            if not isinstance(scalar, dict):
+                raise ValueError(f"SCALAR resource {name!r} needs 'scalar': {{'value': N}}")
+            builder.scalar(name, _json_number(scalar.get("value"), f"{name}.scalar.value"))
+        elif kind == "RANGES":
+            ranges = item.get("ranges")
+            entries = ranges.get("range", []) if isinstance(ranges, dict) else None
+            if not isinstance(entries, list):
+                raise ValueError(f"RANGES resource {name!r} needs 'ranges': {{'range': [...]}}")
+            builder.no_ranges(name)
+            for entry in entries:
+                if not isinstance(entry, dict):
+                    raise ValueError(f"malformed range {entry!r} for {name!r}")
+                builder.range(name, _json_int(entry.get("begin"), f"{name} range begin"),
+                              _json_int(entry.get("end"), f"{name} range end"))
+        elif kind == "SET":
+            items = item.get("set")
+            values = items.get("item", []) if isinstance(items, dict) else None
+            if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                raise ValueError(f"SET resource {name!r} needs 'set': {{'item': [strings]}}")
+            builder.items(name, values)
+        else:
+            raise ValueError(f"resource {name!r} has unknown type {kind!r}")
+    return builder.build()
+
+
+def _infer_json_type(item: Mapping[str, Any]) -> str:
+    for key, kind in (("scalar", "SCALAR"), ("ranges", "RANGES"), ("set", "SET")):
+        if key in item:
+            return kind
+    raise ValueError(f"resource object {item.get('name')!r} has no type and no value")
+
+
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Resources:
+    """An immutable set of unreserved resources keyed by name.
+
+    Build one with `Resources.parse`, `Resources.from_proto` or arithmetic on existing values;
+    the constructor takes already-normalised internal tables and is not public API.
+    """
+
+    _scalars: dict[str, float]
+    _ranges: dict[str, tuple[Range, ...]]
+    _sets: dict[str, frozenset[str]]
+
+    EMPTY: ClassVar[Resources]
+
+    @classmethod
+    def parse(cls, text: str) -> Resources:
+        """Parse Mesos' text form or a JSON list of resource objects; ValueError on bad input."""
+        stripped = text.strip()
+        if stripped.startswith("["):
+            return _parse_json(stripped)
+        return _parse_text(stripped)
+
+    @classmethod
+    def from_proto(cls, resources: Iterable[mesos_pb2.Resource]) -> Resources:
+        """Build from `mesos_pb2.Resource` messages (same-named entries are added up)."""
+        builder = _Builder()
+        for resource in resources:
+            _check_unreserved(resource.name, resource.role, len(resource.reservations) > 0)
+            if resource.type == mesos_pb2.Value.SCALAR:
+                builder.scalar(resource.name, resource.scalar.value)
+            elif resource.type == mesos_pb2.Value.RANGES:
+                builder.no_ranges(resource.name)
+                for entry in resource.ranges.range:
+                    builder.range(resource.name, entry.begin, entry.end)
+            elif resource.type == mesos_pb2.Value.SET:
+                builder.items(resource.name, resource.set.item)
+            else:
+                raise ValueError(f"resource {resource.name!r} has unsupported type "
+                                 f"{mesos_pb2.Value.Type.Name(resource.type)}")
+        return builder.build()
+
+    @classmethod
+    def from_scalars(cls, scalars: Mapping[str, float]) -> Resources:
+        """Build from a mapping of scalar quantities, e.g. `{"cpus": 1, "mem": 128}`."""
+        builder = _Builder()
+        for name, value in scalars.items():
+            builder.scalar(name, value)
+        return builder.build()
+
+    def to_proto(self) -> list[mesos_pb2.Resource]:
+        """The `mesos_pb2.Resource` messages for these resources (role "*")."""
+        messages: list[mesos_pb2.Resource] = []
+        for name, value in self._scalars.items():
+            message = mesos_pb2.Resource(name=name, type=mesos_pb2.Value.SCALAR, role="*")
+            message.scalar.value = value
+            messages.append(message)
+        for name, ranges in self._ranges.items():
+            message = mesos_pb2.Resource(name=name, type=mesos_pb2.Value.RANGES, role="*")
+            for begin, end in ranges:
+                message.ranges.range.add(begin=begin, end=end)
+            messages.append(message)
+        for name, items in self._sets.items():
+            message = mesos_pb2.Resource(name=name, type=mesos_pb2.Value.SET, role="*")
+            message.set.item.extend(sorted(items))
+            messages.append(message)
+        return messages
+
+    @property
+    def scalars(self) -> Mapping[str, float]:
+        """Scalar resources by name (read-only view)."""
+        return MappingProxyType(self._scalars)
+
+    def scalar(self, name: str) -> float:
+        """The quantity of scalar `name`, 0.0 if absent."""
+        return self._scalars.get(name, 0.0)
+
+    def ranges_of(self, name: str) -> tuple[Range, ...]:
+        """The inclusive ranges of `name` (sorted, merged); empty if absent."""
+        return self._ranges.get(name, ())
+
+    def set_of(self, name: str) -> frozenset[str]:
+        """The items of set resource `name`; empty if absent."""
+        return self._sets.get(name, frozenset())
+
+    def names(self) -> frozenset[str]:
+        """Names of all resources present."""
+        return frozenset(self._scalars) | frozenset(self._ranges) | frozenset(self._sets)
+
+    def scalar_quantities(self) -> Resources:
+        """Only the scalar part (what shares and quotas count)."""
+        if not self._ranges and not self._sets:
+            return self
+        return Resources(self._scalars or _NO_SCALARS, _NO_RANGES, _NO_SETS)
+
+    def is_empty(self) -> bool:
+        """Whether there is nothing here."""
+        return not (self._scalars or self._ranges or self._sets)
+
+    def __bool__(self) -> bool:
+        return not self.is_empty()
+
+    def contains(self, other: Resources) -> bool:
+        """Whether `other` is a sub-bag of these resources."""
+        mine = self._scalars
+        for name, value in other._scalars.items():
+            if mine.get(name, 0.0) < value:
+                return False
+        if other._ranges:
+            for name, ranges in other._ranges.items():
+                if not _ranges_contain(self._ranges.get(name, ()), ranges):
+                    return False
+        if other._sets:
+            for name, items in other._sets.items():
+                if not items <= self._sets.get(name, frozenset()):
+                    return False
+        return True
+
+    def __add__(self, other: Resources) -> Resources:
+        if not (other._scalars or other._ranges or other._sets):
+            return self
+        if not (self._scalars or self._ranges or self._sets):
+            return other
+        if not other._scalars:
+            scalars = self._scalars
+        elif not self._scalars:
+            scalars = other._scalars
+        else:
+            scalars = self._scalars.copy()
+            for name, value in other._scalars.items():
+                scalars[name] = round((scalars.get(name, 0.0) + value) * 1000) / 1000
+        ranges = self._ranges
+        if other._ranges:
+            if ranges:
+                ranges = ranges.copy()
+                for name, extra in other._ranges.items():
+                    present = ranges.get(name)
+                    ranges[name] = merge_ranges(present + extra) if present else extra
+            else:
+                ranges = other._ranges
+        sets = self._sets
+        if other._sets:
+            if sets:
+                sets = sets.copy()
+                for name, items in other._sets.items():
+                    sets[name] = sets.get(name, frozenset()) | items
+            else:
+                sets = other._sets
+        if ranges or sets:
+            _check_types(scalars, ranges, sets)
+        return Resources(scalars, ranges, sets)
+
+    def __sub__(self, other: Resources) -> Resources:
+        if not self.contains(other):
+            raise ValueError(f"cannot subtract {other} from {self}: not contained")
+        scalars = self._scalars
+        if other._scalars:
+            scalars = scalars.copy()
+            for name, value in other._scalars.items():
+                left = round((scalars[name] - value) * 1000) / 1000
+                if left > 0:
+                    scalars[name] = left
+                else:
+                    del scalars[name]
+        ranges = self._ranges
+        if other._ranges:
+            ranges = ranges.copy()
+            for name, holes in other._ranges.items():
+                left_ranges = _subtract_ranges(ranges[name], holes)
+                if left_ranges:
+                    ranges[name] = left_ranges
+                else:
+                    del ranges[name]
+        sets = self._sets
+        if other._sets:
+            sets = sets.copy()
+            for name, items in other._sets.items():
+                left_items = sets[name] - items
+                if left_items:
+                    sets[name] = left_items
+                else:
+                    del sets[name]
+        return Resources(scalars, ranges, sets)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Resources):
+            return NotImplemented
+        return (self._scalars == other._scalars and self._ranges == other._ranges
+                and self._sets == other._sets)
+
+    def __hash__(self) -> int:
+        return hash((frozenset(self._scalars.items()), frozenset(self._ranges.items()),
+                     frozenset(self._sets.items())))
+
+    def __str__(self) -> str:
+        parts = [f"{name}:{format_scalar(value)}" for name, value in self._scalars.items()]
+        parts += [
+            f"{name}:[{','.join(f'{b}-{e}' for b, e in ranges)}]"
+            for name, ranges in self._ranges.items()
+        ]
+        parts += [f"{name}:{{{','.join(sorted(items))}}}" for name, items in self._sets.items()]
+        return ";".join(parts)
+
+    def __repr__(self) -> str:
+        return f"Resources.parse({str(self)!r})"
+
+
+def _check_types(scalars: Mapping[str, float], ranges: Mapping[str, tuple[Range, ...]],
+                 sets: Mapping[str, frozenset[str]]) -> None:
+    clash = (scalars.keys() & ranges.keys()) | (scalars.keys() & sets.keys()) | (
+        ranges.keys() & sets.keys())
+    if clash:
+        raise ValueError(f"resources {sorted(clash)} are used with different types")
+
+
+Resources.EMPTY = Resources(_NO_SCALARS, _NO_RANGES, _NO_SETS)

@@ -1,0 +1,1 @@
+"""`mesos-local`: the embedded default cluster (a master and agents) as child processes."""

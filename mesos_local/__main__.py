@@ -1,0 +1,3 @@
+from mesos_local.main import main
+
+main()

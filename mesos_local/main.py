@@ -1,0 +1,227 @@
+"""`mesos-local`: a master and `--agents N` agents on loopback, in one command.
+
+Each component runs as its own process (the same console scripts a real cluster uses), with its
+log under `<work_dir>/logs/`. mesos-local makes itself the child subreaper, so tasks whose agent
+has exited are re-parented to it; on Ctrl-C (or SIGTERM) it stops the agents and the master and
+kills whatever tasks remain, leaving no child processes behind.
+
+Agent i poses as host 127.0.0.i (every 127/8 address is loopback on Linux), so placement by
+hostname sees distinct hosts, and gets its own port range for tasks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import psutil
+
+from mesos_common.flags import parse_flags
+
+_PR_SET_CHILD_SUBREAPER = 36
+PORTS_PER_AGENT = 1000
+
+
+@dataclass
+class Child:
+    """A component process and its log file."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: IO[bytes]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mesos-local",
+        description="Run a master and agents here. Flags can also be set as MESOS_<FLAG>.",
+    )
+    parser.add_argument("--ip", default="127.0.0.1", help="address the master listens on")
+    parser.add_argument("--port", type=int, default=5050, help="master gRPC port")
+    parser.add_argument("--agents", type=int, default=2, help="number of agents (default 2)")
+    parser.add_argument("--agent_port", type=int, default=5051, help="first agent's port")
+    parser.add_argument(
+        "--resources",
+        default="cpus:2;mem:2048;disk:10000",
+        help="each agent's resources (a ports range is added per agent)",
+    )
+    parser.add_argument(
+        "--work_dir",
+        type=Path,
+        default=None,
+        help="where state and logs go (default: a temporary directory, removed on exit)",
+    )
+    parser.add_argument("--startup_timeout", type=float, default=30.0)
+    parser.add_argument("--log_level", default="INFO")
+    return parser
+
+
+def _become_subreaper() -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: tasks of a killed agent may outlive us
+
+
+def _wait_for_port(host: str, port: int, child: Child, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if child.process.poll() is not None:
+            raise RuntimeError(f"{child.name} exited with status {child.process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{child.name} did not start listening on {host}:{port} in time")
+
+
+def _start(name: str, argv: list[str], logs: Path) -> Child:
+    log = (logs / f"{name}.log").open("ab")
+    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    return Child(name, process, log)
+
+
+def _stop(children: Sequence[Child], timeout: float = 10.0) -> None:
+    """Stop agents first, then the master; then kill and reap every remaining descendant."""
+    for child in reversed(children):
+        if child.process.poll() is None:
+            child.process.terminate()
+    deadline = time.monotonic() + timeout
+    for child in reversed(children):
+        try:
+            child.process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+            child.process.wait()
+        child.log.close()
+    _kill_orphans()
+
+
+def _kill_orphans() -> None:
+    """Kill the process groups of tasks re-parented to us and reap them."""
+    me = psutil.Process()
+    for _ in range(50):
+        orphans = me.children()
+        if not orphans:
+            return
+        for orphan in orphans:
+            with contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess):
+                os.killpg(os.getpgid(orphan.pid), signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess):
+                orphan.kill()
+        psutil.wait_procs(orphans, timeout=1.0)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_flags(build_parser(), argv, "MESOS")
+    if args.agents < 0 or args.agents > 200:
+        sys.exit("mesos-local: --agents must be between 0 and 200")
+    _become_subreaper()
+    temporary = args.work_dir is None
+    work_dir: Path = Path(tempfile.mkdtemp(prefix="mesos-local-")) if temporary else args.work_dir
+    logs = work_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    python = sys.executable
+    children: list[Child] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    deadline = time.monotonic() + args.startup_timeout
+    try:
+        master = _start(
+            "master",
+            [
+                python,
+                "-m",
+                "mesos_master",
+                "--ip",
+                args.ip,
+                "--port",
+                str(args.port),
+                "--work_dir",
+                str(work_dir / "master"),
+                "--log_level",
+                args.log_level,
+            ],
+            logs,
+        )
+        children.append(master)
+        _wait_for_port(args.ip, args.port, master, deadline)
+        lines = [
+            f"  master    {args.ip}:{args.port}  (gRPC: pass --master {args.ip}:{args.port})"
+        ]
+        for index in range(1, args.agents + 1):
+            port = args.agent_port + index - 1
+            first_port = 31000 + (index - 1) * PORTS_PER_AGENT
+            hostname = f"127.0.0.{index}"
+            resources = f"{args.resources};ports:[{first_port}-{first_port + PORTS_PER_AGENT - 1}]"
+            agent = _start(
+                f"agent-{index}",
+                [
+                    python,
+                    "-m",
+                    "mesos_agent",
+                    "--master",
+                    f"{args.ip}:{args.port}",
+                    "--ip",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--hostname",
+                    hostname,
+                    "--work_dir",
+                    str(work_dir / f"agent-{index}"),
+                    "--resources",
+                    resources,
+                    "--log_level",
+                    args.log_level,
+                ],
+                logs,
+            )
+            children.append(agent)
+            _wait_for_port("127.0.0.1", port, agent, deadline)
+            lines.append(f"  agent {index:<3} 127.0.0.1:{port}  hostname {hostname}  {resources}")
+        print(
+            "mesos-local is running:",
+            *lines,
+            f"  logs      {logs}",
+            "Press Ctrl-C to stop.",
+            sep="\n",
+            flush=True,
+        )
+        while all(child.process.poll() is None for child in children):
+            time.sleep(0.2)
+        dead = [c for c in children if c.process.poll() is not None]
+        print(
+            f"mesos-local: {dead[0].name} exited with status {dead[0].process.returncode}; "
+            f"see {logs}/{dead[0].name}.log",
+            file=sys.stderr,
+        )
+        status = 1
+    except KeyboardInterrupt:
+        status = 0
+    except RuntimeError as exc:
+        print(f"mesos-local: {exc}; logs in {logs}", file=sys.stderr)
+        status = 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _stop(children)
+        if temporary and status == 0:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    print("mesos-local stopped.", flush=True)
+    sys.exit(status)

@@ -1,0 +1,3 @@
+from mesos_master.main import main
+
+main()

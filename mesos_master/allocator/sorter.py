@@ -1,0 +1,276 @@
+"""Sorters decide the order in which clients (frameworks today, roles later) are offered resources.
+
+Every sorter keeps the same books: each client's weight, whether it is active, what it holds on
+each agent, and the cluster total. A client's dominant share is
+
+    max over scalar names r of (allocated_r / total_r), divided by the client's weight
+
+`DRFSorter` orders active clients by that share (Dominant Resource Fairness), ties broken by the
+order in which clients were added; it keeps the order incrementally, repositioning only the
+client whose allocation changed. `RandomSorter` returns a weighted random order.
+"""
+
+from __future__ import annotations
+
+import random
+from bisect import bisect_left, insort
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mesos_common.resources import Resources
+
+__all__ = ["DRFSorter", "RandomSorter", "Sorter"]
+
+
+class Sorter(Protocol):
+    """Orders clients for allocation and keeps their allocation books."""
+
+    def add(self, client: str, weight: float = 1.0) -> None:
+        """Add an active client with nothing allocated; ValueError if already present."""
+        ...
+
+    def remove(self, client: str) -> None:
+        """Forget `client` and whatever it holds."""
+        ...
+
+    def activate(self, client: str) -> None:
+        """Let `client` appear in `sort()` (idempotent)."""
+        ...
+
+    def deactivate(self, client: str) -> None:
+        """Keep `client`'s books but leave it out of `sort()` (idempotent)."""
+        ...
+
+    def update_weight(self, client: str, weight: float) -> None:
+        """Change `client`'s weight (> 0); its share is divided by it."""
+        ...
+
+    def allocated(self, client: str, agent_id: str, resources: Resources) -> None:
+        """Record that `client` now also holds `resources` on `agent_id`."""
+        ...
+
+    def unallocated(self, client: str, agent_id: str, resources: Resources) -> None:
+        """Record that `client` gave back `resources` on `agent_id` (must be held)."""
+        ...
+
+    def add_total(self, resources: Resources) -> None:
+        """Grow the cluster total that shares are computed against."""
+        ...
+
+    def remove_total(self, resources: Resources) -> None:
+        """Shrink the cluster total."""
+        ...
+
+    def sort(self) -> list[str]:
+        """Active clients, the one to offer to first at the front."""
+        ...
+
+    def allocation(self, client: str) -> Mapping[str, Resources]:
+        """What `client` holds, by agent id (read-only)."""
+        ...
+
+    def share(self, client: str) -> float:
+        """`client`'s weighted dominant share."""
+        ...
+
+    def __contains__(self, client: object) -> bool: ...
+
+
+@dataclass(slots=True, eq=False)
+class _Client:
+    seq: int
+    weight: float
+    active: bool = True
+    allocation: dict[str, Resources] = field(default_factory=dict)
+    quantities: Resources = Resources.EMPTY  # scalar sum over all agents
+
+
+def _check_weight(weight: float) -> None:
+    if not weight > 0:
+        raise ValueError(f"weight must be positive, got {weight}")
+
+
+class _Books:
+    """The accounting every sorter shares; subclasses react to changes through the hooks."""
+
+    def __init__(self) -> None:
+        self._clients: dict[str, _Client] = {}
+        self._next_seq = 0
+        self._total = Resources.EMPTY
+
+    def _client(self, client: str) -> _Client:
+        try:
+            return self._clients[client]
+        except KeyError:
+            raise KeyError(f"unknown sorter client {client!r}") from None
+
+    def add(self, client: str, weight: float = 1.0) -> None:
+        if client in self._clients:
+            raise ValueError(f"sorter client {client!r} already added")
+        _check_weight(weight)
+        self._clients[client] = _Client(seq=self._next_seq, weight=weight)
+        self._next_seq += 1
+        self._entered(client)
+
+    def remove(self, client: str) -> None:
+        if self._client(client).active:
+            self._left(client)
+        del self._clients[client]
+
+    def activate(self, client: str) -> None:
+        state = self._client(client)
+        if not state.active:
+            state.active = True
+            self._entered(client)
+
+    def deactivate(self, client: str) -> None:
+        state = self._client(client)
+        if state.active:
+            self._left(client)
+            state.active = False
+
+    def update_weight(self, client: str, weight: float) -> None:
+        _check_weight(weight)
+        state = self._client(client)
+        if state.active:
+            self._left(client)
+            state.weight = weight
+            self._entered(client)
+        else:
+            state.weight = weight
+
+    def allocated(self, client: str, agent_id: str, resources: Resources) -> None:
+        state = self._client(client)
+        if not resources:
+            return
+        held = state.allocation.get(agent_id)
+        state.allocation[agent_id] = resources if held is None else held + resources
+        self._changing(client, state)
+        state.quantities = state.quantities + resources.scalar_quantities()
+        self._changed(client, state)
+
+    def unallocated(self, client: str, agent_id: str, resources: Resources) -> None:
+        state = self._client(client)
+        held = state.allocation.get(agent_id, Resources.EMPTY)
+        if not held.contains(resources):
+            raise ValueError(
+                f"{client!r} holds {held or 'nothing'} on agent {agent_id!r}, "
+                f"cannot give back {resources}"
+            )
+        left = held - resources
+        if left:
+            state.allocation[agent_id] = left
+        else:
+            del state.allocation[agent_id]
+        self._changing(client, state)
+        state.quantities = state.quantities - resources.scalar_quantities()
+        self._changed(client, state)
+
+    def add_total(self, resources: Resources) -> None:
+        self._total = self._total + resources.scalar_quantities()
+        self._total_changed()
+
+    def remove_total(self, resources: Resources) -> None:
+        self._total = self._total - resources.scalar_quantities()
+        self._total_changed()
+
+    def allocation(self, client: str) -> Mapping[str, Resources]:
+        return self._client(client).allocation
+
+    def share(self, client: str) -> float:
+        return self._share(self._client(client))
+
+    def _share(self, state: _Client) -> float:
+        total = self._total.scalars
+        dominant = 0.0
+        for name, value in state.quantities.scalars.items():
+            available = total.get(name)
+            if available:
+                dominant = max(dominant, value / available)
+        return dominant / state.weight
+
+    def __contains__(self, client: object) -> bool:
+        return client in self._clients
+
+    def _entered(self, client: str) -> None:
+        """`client` became active (added, activated, or weight changed)."""
+
+    def _left(self, client: str) -> None:
+        """`client` stops being active (called while its books are unchanged)."""
+
+    def _changing(self, client: str, state: _Client) -> None:
+        """`client`'s allocation is about to change."""
+
+    def _changed(self, client: str, state: _Client) -> None:
+        """`client`'s allocation changed."""
+
+    def _total_changed(self) -> None:
+        """The cluster total changed, so every share did."""
+
+
+class DRFSorter(_Books):
+    """Dominant Resource Fairness: lowest weighted dominant share first, ties by age."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._order: list[str] = []  # active clients, sorted by self._keys
+        self._keys: dict[str, tuple[float, int]] = {}
+        self._stale = False  # the total changed: every key needs recomputing
+
+    def sort(self) -> list[str]:
+        if self._stale:
+            for name in self._order:
+                state = self._clients[name]
+                self._keys[name] = (self._share(state), state.seq)
+            self._order.sort(key=self._keys.__getitem__)
+            self._stale = False
+        return self._order.copy()
+
+    def _entered(self, client: str) -> None:
+        state = self._clients[client]
+        self._keys[client] = (self._share(state), state.seq)
+        if self._stale:
+            self._order.append(client)
+        else:
+            insort(self._order, client, key=self._keys.__getitem__)
+
+    def _left(self, client: str) -> None:
+        if self._stale:
+            self._order.remove(client)
+        else:
+            del self._order[self._position(client)]
+        del self._keys[client]
+
+    def _changing(self, client: str, state: _Client) -> None:
+        if state.active and not self._stale:
+            del self._order[self._position(client)]
+
+    def _changed(self, client: str, state: _Client) -> None:
+        if state.active:
+            self._keys[client] = (self._share(state), state.seq)
+            if not self._stale:
+                insort(self._order, client, key=self._keys.__getitem__)
+
+    def _total_changed(self) -> None:
+        self._stale = True
+
+    def _position(self, client: str) -> int:
+        return bisect_left(self._order, self._keys[client], key=self._keys.__getitem__)
+
+
+class RandomSorter(_Books):
+    """A weighted random order: a client of weight 2 tends to come before one of weight 1."""
+
+    def __init__(self, rng: random.Random | None = None) -> None:
+        super().__init__()
+        self._rng = rng or random.Random()
+
+    def sort(self) -> list[str]:
+        # Efraimidis-Spirakis: sorting by u ** (1 / weight) descending is a weighted shuffle.
+        draws = {
+            name: self._rng.random() ** (1.0 / state.weight)
+            for name, state in self._clients.items()
+            if state.active
+        }
+        return sorted(draws, key=draws.__getitem__, reverse=True)

@@ -1,0 +1,118 @@
+"""`mesos-master`: parse flags and run the master until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+
+from mesos_common.flags import parse_duration, parse_flags
+from mesos_common.logging import configure_logging
+from mesos_master.master import MasterConfig
+from mesos_master.server import MasterServer
+from mesos_master.validation import validate_role
+
+
+def _weights(text: str) -> dict[str, float]:
+    """Parse `role1=2,role2=0.5`."""
+    weights: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        role, sep, value = item.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"invalid weight {item!r}: expected ROLE=WEIGHT")
+        if problem := validate_role(role):
+            raise argparse.ArgumentTypeError(problem)
+        try:
+            weight = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid weight {item!r}: not a number") from None
+        if weight <= 0:
+            raise argparse.ArgumentTypeError(f"invalid weight {item!r}: must be positive")
+        weights[role] = weight
+    return weights
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mesos-master",
+        description="Run a master. Every flag can also be set as MESOS_<FLAG>.",
+    )
+    parser.add_argument("--ip", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=5050, help="gRPC port (0 picks a free one)")
+    parser.add_argument("--hostname", default=None, help="hostname advertised to frameworks")
+    parser.add_argument("--work_dir", type=Path, default=None, help="directory for durable state")
+    parser.add_argument("--agent_ping_timeout", type=parse_duration, default=15.0)
+    parser.add_argument("--max_agent_ping_timeouts", type=_positive_int, default=5)
+    parser.add_argument(
+        "--offer_timeout",
+        type=parse_duration,
+        default=None,
+        help="rescind offers not used within this duration (default: never)",
+    )
+    parser.add_argument(
+        "--allocation_interval",
+        type=parse_duration,
+        default=1.0,
+        help="longest time between allocation passes (allocation is event-driven)",
+    )
+    parser.add_argument("--scheduler_heartbeat_interval", type=parse_duration, default=15.0)
+    parser.add_argument(
+        "--weights",
+        type=_weights,
+        default={},
+        help="role weights for DRF, e.g. 'analytics=2,web=1'",
+    )
+    parser.add_argument("--log_level", default="INFO")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_flags(build_parser(), argv, "MESOS")
+    configure_logging(args.log_level)
+    for name in ("agent_ping_timeout", "allocation_interval", "scheduler_heartbeat_interval"):
+        if getattr(args, name) <= 0:
+            sys.exit(f"mesos-master: --{name} must be positive")
+    if args.work_dir is not None:
+        args.work_dir.mkdir(parents=True, exist_ok=True)
+    config = MasterConfig(
+        agent_ping_timeout=args.agent_ping_timeout,
+        max_agent_ping_timeouts=args.max_agent_ping_timeouts,
+        offer_timeout=args.offer_timeout,
+        scheduler_heartbeat_interval=args.scheduler_heartbeat_interval,
+        role_weights=args.weights,
+    )
+    server = MasterServer(
+        ip=args.ip,
+        port=args.port,
+        hostname=args.hostname,
+        config=config,
+        allocation_interval=args.allocation_interval,
+    )
+    try:
+        asyncio.run(_serve(server))
+    except OSError as exc:
+        structlog.get_logger("mesos_master").error("master failed to start", error=str(exc))
+        sys.exit(1)
+
+
+async def _serve(server: MasterServer) -> None:
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await server.run()

@@ -1,0 +1,1032 @@
+"""The master's state machine: a pure core with no I/O and an injected clock (DESIGN decision 1).
+
+Flow::
+
+    AgentLink ── register / updates / heartbeats ──▶ Master ── MasterMessage ──▶ agent outbox
+    Scheduler ── subscribe / calls ────────────────▶ Master ── Event ─────────▶ scheduler outbox
+                                    Master ◀── offer callback ── Allocator (DRF)
+    The server's timers call tick() (heartbeats, offer and failover timeouts) and allocate().
+
+Every method runs on the one asyncio task that owns the master; outboxes only queue messages.
+Bad input from a scheduler raises `MasterError`; problems with single launches are answered
+with task status updates, never exceptions.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeAlias
+
+import structlog
+
+from mesos_common.clock import Clock
+from mesos_common.resources import Resources
+from mesos_master.allocator import Allocator
+from mesos_master.records import (
+    TERMINAL_STATES,
+    AgentRecord,
+    ExecutorRecord,
+    FrameworkRecord,
+    OfferRecord,
+    Outbox,
+    TaskRecord,
+)
+from mesos_master.validation import validate_framework_info, validate_task
+from protos import agent_pb2, mesos_pb2, scheduler_pb2
+
+log = structlog.get_logger("mesos_master")
+
+DEFAULT_REFUSE_SECONDS = 5.0
+DEFAULT_ROLE = "*"
+
+Capability = mesos_pb2.FrameworkInfo.Capability
+Reason = mesos_pb2.TaskStatus.Reason
+TaskState: TypeAlias = "mesos_pb2.TaskState.ValueType"
+ReasonCode: TypeAlias = "mesos_pb2.TaskStatus.Reason.ValueType"
+EventType = scheduler_pb2.Event.Type
+
+
+class ErrorCode(enum.Enum):
+    """Why a call was refused; the gRPC shell maps these to status codes."""
+
+    INVALID_ARGUMENT = "invalid argument"
+    NOT_FOUND = "not found"
+    PERMISSION_DENIED = "permission denied"
+    FAILED_PRECONDITION = "failed precondition"
+
+
+class MasterError(Exception):
+    """A refused call, with a message meant for the caller."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class MasterConfig:
+    """Timing and policy knobs (flags of `mesos-master`)."""
+
+    agent_ping_timeout: float = 15.0
+    max_agent_ping_timeouts: int = 5
+    offer_timeout: float | None = None
+    scheduler_heartbeat_interval: float = 15.0
+    role_weights: Mapping[str, float] | None = None
+
+    @property
+    def agent_heartbeat_interval(self) -> float:
+        return self.agent_ping_timeout
+
+    @property
+    def agent_unreachable_after(self) -> float:
+        return self.agent_ping_timeout * self.max_agent_ping_timeouts
+
+
+class Master:
+    """Agents, frameworks, tasks and offers, and the allocator that hands offers out."""
+
+    def __init__(self, info: mesos_pb2.MasterInfo, clock: Clock, config: MasterConfig) -> None:
+        self.info = info
+        self.clock = clock
+        self.config = config
+        self.agents: dict[str, AgentRecord] = {}
+        self.frameworks: dict[str, FrameworkRecord] = {}
+        self.offers: dict[str, OfferRecord] = {}
+        self.removed_frameworks: set[str] = set()
+        self.allocator = Allocator(clock=clock, offer_callback=self._send_offers)
+        self._agent_ids = itertools.count()
+        self._framework_ids = itertools.count()
+        self._offer_ids = itertools.count()
+
+    # ------------------------------------------------------------------ agents
+
+    def register_agent(
+        self, info: mesos_pb2.AgentInfo, outbox: Outbox[agent_pb2.MasterMessage]
+    ) -> str:
+        """Admit a new agent; returns its id. Raises MasterError for an unusable AgentInfo."""
+        total = self._agent_resources(info)
+        agent_id = f"{self.info.id}-S{next(self._agent_ids)}"
+        agent_info = mesos_pb2.AgentInfo()
+        agent_info.CopyFrom(info)
+        agent_info.id.value = agent_id
+        now = self.clock.now()
+        self.agents[agent_id] = AgentRecord(agent_id, agent_info, total, outbox, now, now)
+        self.allocator.add_agent(agent_id, total)
+        outbox.send(
+            agent_pb2.MasterMessage(
+                registered=agent_pb2.MasterMessage.Registered(
+                    agent_id=agent_info.id,
+                    master_info=self.info,
+                    heartbeat_interval_seconds=self.config.agent_heartbeat_interval,
+                )
+            )
+        )
+        log.info(
+            "agent registered", agent_id=agent_id, hostname=info.hostname, resources=str(total)
+        )
+        return agent_id
+
+    def reregister_agent(
+        self, message: agent_pb2.AgentMessage.Reregister, outbox: Outbox[agent_pb2.MasterMessage]
+    ) -> str:
+        """Re-admit an agent with its tasks; agents unknown to a restarted master are admitted."""
+        agent_id = message.agent_info.id.value
+        if not agent_id:
+            raise MasterError(ErrorCode.INVALID_ARGUMENT, "re-registration without an agent id")
+        total = self._agent_resources(message.agent_info)
+        now = self.clock.now()
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            agent = AgentRecord(agent_id, message.agent_info, total, None, now, now)
+            self.agents[agent_id] = agent
+        else:
+            self._detach_agent(agent)
+            agent.info = message.agent_info
+            agent.total = total
+        agent.outbox = outbox
+        agent.last_seen = now
+        agent.reachable = True
+
+        frameworks = {f.id.value: f for f in message.frameworks if f.id.value}
+        for executor_info in message.executors:
+            self._recover_executor(agent, executor_info)
+        reported = self._recover_reported_tasks(agent, message.tasks, frameworks)
+        self._drop_unreported_tasks(agent, reported)
+
+        self.allocator.add_agent(agent_id, total, used=self._allocator_used(agent))
+        outbox.send(
+            agent_pb2.MasterMessage(
+                reregistered=agent_pb2.MasterMessage.Reregistered(
+                    agent_id=mesos_pb2.AgentID(value=agent_id),
+                    master_info=self.info,
+                    heartbeat_interval_seconds=self.config.agent_heartbeat_interval,
+                )
+            )
+        )
+        log.info("agent re-registered", agent_id=agent_id, tasks=len(reported))
+        return agent_id
+
+    def agent_heartbeat(self, agent_id: str) -> None:
+        """Record that the agent is alive."""
+        agent = self.agents.get(agent_id)
+        if agent is not None:
+            agent.last_seen = self.clock.now()
+
+    def agent_disconnected(self, agent_id: str, outbox: Outbox[agent_pb2.MasterMessage]) -> None:
+        """The agent's stream ended; its tasks stay. Only missed heartbeats make it unreachable."""
+        agent = self.agents.get(agent_id)
+        if agent is None or agent.outbox is not outbox:
+            return
+        self._detach_agent(agent)
+        log.info("agent disconnected", agent_id=agent_id)
+
+    def status_update(self, agent_id: str, framework_id: str, status: mesos_pb2.TaskStatus) -> None:
+        """Record a task status update from an agent and forward it to the framework."""
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            return
+        agent.last_seen = self.clock.now()
+        task_id = status.task_id.value
+        task = agent.tasks.get((framework_id, task_id))
+        if task is not None:
+            self._update_task_state(task, status)
+            if status.uuid:
+                task.unacknowledged[status.uuid] = status.state
+        framework = self.frameworks.get(framework_id)
+        log.info(
+            "status update",
+            framework_id=framework_id,
+            agent_id=agent_id,
+            task_id=task_id,
+            state=mesos_pb2.TaskState.Name(status.state),
+            message=status.message,
+        )
+        if framework is None:
+            # Nobody will acknowledge it: do so on the framework's behalf so the agent stops.
+            if status.uuid and agent.outbox is not None:
+                agent.outbox.send(self._ack_message(framework_id, task_id, status.uuid))
+            if task is not None and task.state in TERMINAL_STATES:
+                self._forget_task(task)
+            return
+        if framework.outbox is not None:
+            framework.outbox.send(_update_event(status))
+
+    def executor_to_framework(
+        self, agent_id: str, message: agent_pb2.AgentMessage.ExecutorToFramework
+    ) -> None:
+        """Relay an executor's message to its scheduler."""
+        framework = self.frameworks.get(message.framework_id.value)
+        if framework is None or framework.outbox is None:
+            return
+        framework.outbox.send(
+            scheduler_pb2.Event(
+                type=EventType.MESSAGE,
+                message=scheduler_pb2.Event.Message(
+                    agent_id=mesos_pb2.AgentID(value=agent_id),
+                    executor_id=message.executor_id,
+                    data=message.data,
+                ),
+            )
+        )
+
+    def executor_exited(
+        self, agent_id: str, message: agent_pb2.AgentMessage.ExecutorExited
+    ) -> None:
+        """Release an exited executor's resources and tell its scheduler."""
+        agent = self.agents.get(agent_id)
+        framework_id = message.framework_id.value
+        if agent is None:
+            return
+        executor = agent.executors.pop((framework_id, message.executor_id.value), None)
+        if executor is not None and framework_id in self.frameworks:
+            self.allocator.recover_resources(framework_id, agent_id, executor.resources)
+        framework = self.frameworks.get(framework_id)
+        if framework is not None and framework.outbox is not None:
+            framework.outbox.send(
+                scheduler_pb2.Event(
+                    type=EventType.FAILURE,
+                    failure=scheduler_pb2.Event.Failure(
+                        agent_id=mesos_pb2.AgentID(value=agent_id),
+                        executor_id=message.executor_id,
+                        status=message.status,
+                    ),
+                )
+            )
+
+    # -------------------------------------------------------------- frameworks
+
+    def subscribe(
+        self, info: mesos_pb2.FrameworkInfo, outbox: Outbox[scheduler_pb2.Event]
+    ) -> tuple[str, str]:
+        """Subscribe (or fail over) a framework; returns (framework id, stream id)."""
+        problem = validate_framework_info(info)
+        if problem:
+            raise MasterError(ErrorCode.INVALID_ARGUMENT, problem)
+        framework_id = info.id.value
+        if framework_id in self.removed_frameworks:
+            raise MasterError(
+                ErrorCode.FAILED_PRECONDITION,
+                f"framework {framework_id} has been removed; subscribe without an id",
+            )
+        stored = mesos_pb2.FrameworkInfo()
+        stored.CopyFrom(info)
+        if not stored.roles:
+            stored.roles.append(DEFAULT_ROLE)
+        stream_id = str(uuid.uuid4())
+        now = self.clock.now()
+        framework = self.frameworks.get(framework_id) if framework_id else None
+        if framework is not None:
+            if framework.outbox is not None:
+                framework.outbox.send(_error_event("framework failed over to a new scheduler"))
+                framework.outbox.close()
+            for offer_id in list(framework.offers):
+                self._rescind_offer(self.offers[offer_id], notify=False)
+            framework.info = stored
+            framework.stream_id = stream_id
+            framework.outbox = outbox
+            framework.disconnected_at = None
+            self.allocator.activate_framework(framework_id)
+            log.info("framework failed over", framework_id=framework_id)
+        else:
+            framework_id = framework_id or f"{self.info.id}-{next(self._framework_ids):04d}"
+            stored.id.value = framework_id
+            framework = FrameworkRecord(framework_id, stored, stream_id, outbox, now)
+            self.frameworks[framework_id] = framework
+            self.allocator.add_framework(framework_id, weight=self._weight(stored))
+            log.info("framework subscribed", framework_id=framework_id, name=stored.name)
+        outbox.send(
+            scheduler_pb2.Event(
+                type=EventType.SUBSCRIBED,
+                subscribed=scheduler_pb2.Event.Subscribed(
+                    framework_id=stored.id,
+                    heartbeat_interval_seconds=self.config.scheduler_heartbeat_interval,
+                    master_info=self.info,
+                ),
+            )
+        )
+        return framework_id, stream_id
+
+    def framework_disconnected(self, framework_id: str, stream_id: str) -> None:
+        """The scheduler's stream ended: stop offering and start its failover timeout."""
+        framework = self.frameworks.get(framework_id)
+        if framework is None or framework.stream_id != stream_id or framework.outbox is None:
+            return
+        framework.outbox = None
+        framework.disconnected_at = self.clock.now()
+        self.allocator.deactivate_framework(framework_id)
+        for offer_id in list(framework.offers):
+            self._rescind_offer(self.offers[offer_id], notify=False)
+        log.info(
+            "framework disconnected",
+            framework_id=framework_id,
+            failover_timeout=framework.info.failover_timeout,
+        )
+        if framework.info.failover_timeout <= 0:
+            self._remove_framework(framework, "framework disconnected with no failover timeout")
+
+    def check_stream(self, framework_id: str, stream_id: str) -> FrameworkRecord:
+        """The framework a call is for, if `stream_id` is its current subscription."""
+        framework = self.frameworks.get(framework_id)
+        if framework is None:
+            raise MasterError(ErrorCode.NOT_FOUND, f"framework {framework_id!r} is not subscribed")
+        if framework.stream_id != stream_id or framework.outbox is None:
+            raise MasterError(
+                ErrorCode.PERMISSION_DENIED,
+                "the mesos-stream-id does not match the framework's current subscription",
+            )
+        return framework
+
+    def accept(
+        self,
+        framework: FrameworkRecord,
+        offer_ids: Sequence[str],
+        operations: Sequence[mesos_pb2.Offer.Operation],
+        filters: mesos_pb2.Filters,
+    ) -> None:
+        """Apply operations to offers; invalid launches become TASK_ERROR/DROPPED/LOST updates."""
+        if not offer_ids:
+            raise MasterError(ErrorCode.INVALID_ARGUMENT, "ACCEPT names no offers")
+        for operation in operations:
+            if operation.type != mesos_pb2.Offer.Operation.LAUNCH:
+                raise MasterError(
+                    ErrorCode.INVALID_ARGUMENT,
+                    f"unsupported offer operation type {operation.type}; only LAUNCH is supported",
+                )
+        offers, problem = self._take_offers(framework, offer_ids)
+        offered = Resources.EMPTY
+        for offer in offers:
+            offered = offered + offer.resources
+        tasks = [task for op in operations for task in op.launch.task_infos]
+        if problem is not None or not offers:
+            problem = problem or "no valid offers"
+            for offer in offers:
+                self.allocator.recover_resources(
+                    framework.framework_id, offer.agent_id, offer.resources
+                )
+            lost = mesos_pb2.TASK_DROPPED if framework.partition_aware else mesos_pb2.TASK_LOST
+            for task in tasks:
+                self._send_master_update(
+                    framework,
+                    task.task_id.value,
+                    lost,
+                    Reason.REASON_INVALID_OFFERS,
+                    problem,
+                    agent_id=task.agent_id.value,
+                )
+            return
+        agent = self.agents[offers[0].agent_id]
+        remaining = offered
+        launched_ids: set[str] = set()
+        for task_info in tasks:
+            remaining = self._launch(framework, agent, task_info, remaining, launched_ids)
+        if not remaining.is_empty():
+            refuse = (
+                filters.refuse_seconds
+                if filters.HasField("refuse_seconds")
+                else DEFAULT_REFUSE_SECONDS
+            )
+            self.allocator.recover_resources(
+                framework.framework_id, agent.agent_id, remaining, refuse
+            )
+
+    def decline(
+        self, framework: FrameworkRecord, offer_ids: Sequence[str], filters: mesos_pb2.Filters
+    ) -> None:
+        """Return offers, filtering them from this framework for `refuse_seconds`."""
+        refuse = (
+            filters.refuse_seconds if filters.HasField("refuse_seconds") else DEFAULT_REFUSE_SECONDS
+        )
+        for offer_id in offer_ids:
+            offer = self.offers.get(offer_id)
+            if offer is None or offer.framework_id != framework.framework_id:
+                log.info(
+                    "decline of unknown offer",
+                    framework_id=framework.framework_id,
+                    offer_id=offer_id,
+                )
+                continue
+            self._remove_offer(offer)
+            self.allocator.recover_resources(
+                framework.framework_id, offer.agent_id, offer.resources, refuse
+            )
+
+    def revive(self, framework: FrameworkRecord) -> None:
+        """Clear the framework's filters and un-suppress it."""
+        framework.suppressed = False
+        self.allocator.revive(framework.framework_id)
+
+    def suppress(self, framework: FrameworkRecord) -> None:
+        """Stop sending offers to the framework until it revives."""
+        framework.suppressed = True
+        self.allocator.suppress(framework.framework_id)
+
+    def kill(
+        self,
+        framework: FrameworkRecord,
+        task_id: str,
+        kill_policy: mesos_pb2.KillPolicy | None,
+    ) -> None:
+        """Ask the task's agent to kill it; an unknown task is answered with TASK_LOST/UNKNOWN."""
+        task = framework.tasks.get(task_id)
+        if task is None:
+            state = mesos_pb2.TASK_UNKNOWN if framework.partition_aware else mesos_pb2.TASK_LOST
+            self._send_master_update(
+                framework,
+                task_id,
+                state,
+                Reason.REASON_RECONCILIATION,
+                "cannot kill a task the master does not know",
+            )
+            return
+        agent = self.agents.get(task.agent_id)
+        if agent is None or agent.outbox is None:
+            log.info(
+                "kill deferred: agent not connected",
+                framework_id=framework.framework_id,
+                agent_id=task.agent_id,
+                task_id=task_id,
+            )
+            return
+        kill = agent_pb2.MasterMessage.KillTask(
+            framework_id=mesos_pb2.FrameworkID(value=framework.framework_id),
+            task_id=mesos_pb2.TaskID(value=task_id),
+        )
+        if kill_policy is not None:
+            kill.kill_policy.CopyFrom(kill_policy)
+        agent.outbox.send(agent_pb2.MasterMessage(kill_task=kill))
+
+    def acknowledge(
+        self, framework: FrameworkRecord, agent_id: str, task_id: str, uuid_: bytes
+    ) -> None:
+        """Forward an acknowledgement to the agent; forget acknowledged terminal tasks."""
+        if not uuid_:
+            raise MasterError(ErrorCode.INVALID_ARGUMENT, "ACKNOWLEDGE needs the update's uuid")
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            raise MasterError(ErrorCode.NOT_FOUND, f"unknown agent {agent_id!r}")
+        if agent.outbox is not None:
+            agent.outbox.send(self._ack_message(framework.framework_id, task_id, uuid_))
+        task = agent.tasks.get((framework.framework_id, task_id))
+        if task is not None:
+            state = task.unacknowledged.pop(uuid_, None)
+            if state in TERMINAL_STATES and task.state in TERMINAL_STATES:
+                self._forget_task(task)
+
+    def reconcile(self, framework: FrameworkRecord, tasks: Sequence[tuple[str, str]]) -> None:
+        """Answer with the latest known state of the given (task id, agent id) pairs, or of all."""
+        if not tasks:
+            for task in list(framework.tasks.values()):
+                self._send_reconciliation(framework, task)
+            return
+        for task_id, agent_id in tasks:
+            known = framework.tasks.get(task_id)
+            if known is not None:
+                self._send_reconciliation(framework, known)
+                continue
+            agent = self.agents.get(agent_id) if agent_id else None
+            if agent is not None and agent.reachable:
+                state = mesos_pb2.TASK_GONE if framework.partition_aware else mesos_pb2.TASK_LOST
+                message = "task is unknown to its agent"
+            elif agent is not None:
+                state = (
+                    mesos_pb2.TASK_UNREACHABLE if framework.partition_aware else mesos_pb2.TASK_LOST
+                )
+                message = "task's agent is unreachable"
+            else:
+                state = mesos_pb2.TASK_UNKNOWN if framework.partition_aware else mesos_pb2.TASK_LOST
+                message = "task is unknown to the master"
+            self._send_master_update(
+                framework, task_id, state, Reason.REASON_RECONCILIATION, message, agent_id=agent_id
+            )
+
+    def framework_message(
+        self, framework: FrameworkRecord, agent_id: str, executor_id: str, data: bytes
+    ) -> None:
+        """Relay a scheduler's message to an executor."""
+        agent = self.agents.get(agent_id)
+        if agent is None or agent.outbox is None:
+            raise MasterError(ErrorCode.NOT_FOUND, f"agent {agent_id!r} is not connected")
+        agent.outbox.send(
+            agent_pb2.MasterMessage(
+                framework_to_executor=agent_pb2.MasterMessage.FrameworkToExecutor(
+                    framework_id=mesos_pb2.FrameworkID(value=framework.framework_id),
+                    executor_id=mesos_pb2.ExecutorID(value=executor_id),
+                    data=data,
+                )
+            )
+        )
+
+    def shutdown_executor(
+        self, framework: FrameworkRecord, agent_id: str, executor_id: str
+    ) -> None:
+        """Ask an agent to stop one of the framework's executors."""
+        agent = self.agents.get(agent_id)
+        if agent is None or agent.outbox is None:
+            raise MasterError(ErrorCode.NOT_FOUND, f"agent {agent_id!r} is not connected")
+        agent.outbox.send(
+            agent_pb2.MasterMessage(
+                shutdown_executor=agent_pb2.MasterMessage.ShutdownExecutor(
+                    framework_id=mesos_pb2.FrameworkID(value=framework.framework_id),
+                    executor_id=mesos_pb2.ExecutorID(value=executor_id),
+                )
+            )
+        )
+
+    def teardown(self, framework: FrameworkRecord) -> None:
+        """Remove the framework at its own request; its tasks are killed."""
+        outbox = framework.outbox
+        self._remove_framework(framework, "framework tore itself down")
+        if outbox is not None:
+            outbox.close()
+
+    # ------------------------------------------------------------------ timers
+
+    def tick(self) -> None:
+        """Expire heartbeats, offers and failover timeouts; the server calls this periodically."""
+        now = self.clock.now()
+        for agent in list(self.agents.values()):
+            if agent.reachable and now - agent.last_seen > self.config.agent_unreachable_after:
+                self._mark_unreachable(agent)
+        if self.config.offer_timeout is not None:
+            for offer in list(self.offers.values()):
+                if now - offer.created_at >= self.config.offer_timeout:
+                    self._rescind_offer(offer, notify=True)
+        for framework in list(self.frameworks.values()):
+            if (
+                framework.disconnected_at is not None
+                and now - framework.disconnected_at >= framework.info.failover_timeout
+            ):
+                self._remove_framework(framework, "failover timeout expired")
+
+    def send_heartbeats(self) -> None:
+        """Send HEARTBEAT to every connected scheduler."""
+        event = scheduler_pb2.Event(type=EventType.HEARTBEAT)
+        for framework in self.frameworks.values():
+            if framework.outbox is not None:
+                framework.outbox.send(event)
+
+    def close_streams(self) -> None:
+        """End every open agent and scheduler stream (the master is shutting down)."""
+        for agent in self.agents.values():
+            if agent.outbox is not None:
+                agent.outbox.close()
+        for framework in self.frameworks.values():
+            if framework.outbox is not None:
+                framework.outbox.close()
+
+    def allocate(self) -> int:
+        """Run one allocation pass; returns the number of offers made."""
+        return self.allocator.allocate()
+
+    # ---------------------------------------------------------------- internals
+
+    def _agent_resources(self, info: mesos_pb2.AgentInfo) -> Resources:
+        if not info.hostname:
+            raise MasterError(ErrorCode.INVALID_ARGUMENT, "agent info has no hostname")
+        try:
+            return Resources.from_proto(info.resources)
+        except ValueError as exc:
+            raise MasterError(
+                ErrorCode.INVALID_ARGUMENT, f"invalid agent resources: {exc}"
+            ) from exc
+
+    def _weight(self, info: mesos_pb2.FrameworkInfo) -> float:
+        weights = self.config.role_weights or {}
+        return weights.get(info.roles[0] if info.roles else DEFAULT_ROLE, 1.0)
+
+    def _detach_agent(self, agent: AgentRecord) -> None:
+        """Close the agent's stream, rescind its offers and take it out of allocation.
+
+        An agent takes part in allocation exactly while it is connected.
+        """
+        if agent.outbox is None:
+            return
+        agent.outbox.close()
+        agent.outbox = None
+        for offer_id in list(agent.offers):
+            self._rescind_offer(self.offers[offer_id], notify=True)
+        self.allocator.remove_agent(agent.agent_id)
+
+    def _mark_unreachable(self, agent: AgentRecord) -> None:
+        self._detach_agent(agent)
+        agent.reachable = False
+        log.warning("agent unreachable", agent_id=agent.agent_id, hostname=agent.info.hostname)
+        for task in list(agent.tasks.values()):
+            if task.state in TERMINAL_STATES:
+                continue
+            task.state = mesos_pb2.TASK_UNREACHABLE
+            framework = self.frameworks.get(task.framework_id)
+            if framework is None:
+                continue
+            state = mesos_pb2.TASK_UNREACHABLE if framework.partition_aware else mesos_pb2.TASK_LOST
+            self._send_master_update(
+                framework,
+                task.task_id,
+                state,
+                Reason.REASON_AGENT_REMOVED,
+                f"agent {agent.agent_id} ({agent.info.hostname}) is unreachable",
+                agent_id=agent.agent_id,
+            )
+        lost = scheduler_pb2.Event(
+            type=EventType.FAILURE,
+            failure=scheduler_pb2.Event.Failure(agent_id=mesos_pb2.AgentID(value=agent.agent_id)),
+        )
+        for framework in self.frameworks.values():
+            if framework.outbox is not None:
+                framework.outbox.send(lost)
+
+    def _recover_executor(self, agent: AgentRecord, info: mesos_pb2.ExecutorInfo) -> None:
+        key = (info.framework_id.value, info.executor_id.value)
+        try:
+            resources = Resources.from_proto(info.resources)
+        except ValueError:
+            resources = Resources.EMPTY
+        agent.executors[key] = ExecutorRecord(info, key[0], agent.agent_id, resources)
+
+    def _recover_reported_tasks(
+        self,
+        agent: AgentRecord,
+        tasks: Iterable[mesos_pb2.Task],
+        frameworks: Mapping[str, mesos_pb2.FrameworkInfo],
+    ) -> set[tuple[str, str]]:
+        reported: set[tuple[str, str]] = set()
+        for task in tasks:
+            key = (task.framework_id.value, task.task_id.value)
+            reported.add(key)
+            record = agent.tasks.get(key)
+            if record is None:
+                record = self._task_from_report(agent, task)
+                agent.tasks[key] = record
+            previous = record.state
+            record.state = task.state
+            if task.statuses:
+                record.latest_status = task.statuses[-1]
+            framework = self.frameworks.get(key[0])
+            if framework is None:
+                framework = self._recover_framework(key[0], frameworks.get(key[0]))
+            framework.tasks[key[1]] = record
+            if previous == mesos_pb2.TASK_UNREACHABLE and record.state != previous:
+                self._send_reconciliation(
+                    framework,
+                    record,
+                    reason=Reason.REASON_UNSPECIFIED,
+                    message="agent re-registered",
+                )
+        return reported
+
+    def _drop_unreported_tasks(self, agent: AgentRecord, reported: set[tuple[str, str]]) -> None:
+        """Tasks the master sent but the agent does not know were lost in transit."""
+        for key, task in list(agent.tasks.items()):
+            if key in reported or task.state in TERMINAL_STATES:
+                continue
+            framework = self.frameworks.get(task.framework_id)
+            state = mesos_pb2.TASK_LOST
+            if framework is not None and framework.partition_aware:
+                state = (
+                    mesos_pb2.TASK_DROPPED
+                    if task.state == mesos_pb2.TASK_STAGING
+                    else mesos_pb2.TASK_GONE
+                )
+            status = self._master_status(
+                task.task_id,
+                state,
+                Reason.REASON_AGENT_RESTARTED,
+                "task is not known to its re-registered agent",
+                agent.agent_id,
+            )
+            self._update_task_state(task, status, recover=False)
+            if framework is not None and framework.outbox is not None:
+                framework.outbox.send(_update_event(status))
+            self._forget_task(task)
+
+    def _task_from_report(self, agent: AgentRecord, task: mesos_pb2.Task) -> TaskRecord:
+        info = mesos_pb2.TaskInfo(
+            name=task.name,
+            task_id=task.task_id,
+            agent_id=mesos_pb2.AgentID(value=agent.agent_id),
+            resources=task.resources,
+            labels=task.labels,
+        )
+        executor = agent.executors.get((task.framework_id.value, task.executor_id.value))
+        if executor is not None:
+            info.executor.CopyFrom(executor.info)
+        try:
+            resources = Resources.from_proto(task.resources)
+        except ValueError:
+            resources = Resources.EMPTY
+        return TaskRecord(info, task.framework_id.value, agent.agent_id, resources, task.state)
+
+    def _recover_framework(
+        self, framework_id: str, info: mesos_pb2.FrameworkInfo | None
+    ) -> FrameworkRecord:
+        """A framework known only from an agent's report: disconnected until it re-subscribes."""
+        stored = mesos_pb2.FrameworkInfo()
+        if info is not None:
+            stored.CopyFrom(info)
+        stored.id.value = framework_id
+        if not stored.roles:
+            stored.roles.append(DEFAULT_ROLE)
+        now = self.clock.now()
+        framework = FrameworkRecord(framework_id, stored, "", None, now, disconnected_at=now)
+        self.frameworks[framework_id] = framework
+        self.allocator.add_framework(framework_id, weight=self._weight(stored), active=False)
+        log.info("framework recovered from agent", framework_id=framework_id)
+        return framework
+
+    def _allocator_used(self, agent: AgentRecord) -> dict[str, Resources]:
+        return {
+            framework_id: used
+            for framework_id, used in agent.used_by_framework().items()
+            if framework_id in self.frameworks and not used.is_empty()
+        }
+
+    def _take_offers(
+        self, framework: FrameworkRecord, offer_ids: Sequence[str]
+    ) -> tuple[list[OfferRecord], str | None]:
+        """Remove the named offers; return the valid ones and the first problem found."""
+        problem: str | None = None
+        offers: list[OfferRecord] = []
+        if len(set(offer_ids)) != len(offer_ids):
+            problem = "the same offer is named more than once"
+        for offer_id in dict.fromkeys(offer_ids):
+            offer = self.offers.get(offer_id)
+            if offer is None:
+                problem = problem or f"offer {offer_id} is no longer valid"
+            elif offer.framework_id != framework.framework_id:
+                problem = problem or f"offer {offer_id} belongs to another framework"
+            else:
+                self._remove_offer(offer)
+                offers.append(offer)
+        if len({offer.agent_id for offer in offers}) > 1:
+            problem = problem or "the offers come from several agents"
+        return offers, problem
+
+    def _launch(
+        self,
+        framework: FrameworkRecord,
+        agent: AgentRecord,
+        task_info: mesos_pb2.TaskInfo,
+        remaining: Resources,
+        launched_ids: set[str],
+    ) -> Resources:
+        """Validate and launch one task; returns the resources left in the offers."""
+        task_id = task_info.task_id.value
+        executor = None
+        if task_info.HasField("executor"):
+            executor = agent.executors.get(
+                (framework.framework_id, task_info.executor.executor_id.value)
+            )
+        problem, needed = validate_task(
+            task_info,
+            framework_id=framework.framework_id,
+            agent_id=agent.agent_id,
+            remaining=remaining,
+            task_id_in_use=task_id in launched_ids or task_id in framework.tasks,
+            running_executor=executor.info if executor is not None else None,
+        )
+        if problem is not None:
+            self._send_master_update(
+                framework,
+                task_id,
+                mesos_pb2.TASK_ERROR,
+                Reason.REASON_TASK_INVALID,
+                problem,
+                agent_id=agent.agent_id,
+            )
+            return remaining
+        launched_ids.add(task_id)
+        task = mesos_pb2.TaskInfo()
+        task.CopyFrom(task_info)
+        task.agent_id.value = agent.agent_id
+        if task.HasField("executor"):
+            task.executor.framework_id.value = framework.framework_id
+            if executor is None:
+                executor_resources = Resources.from_proto(task.executor.resources)
+                agent.executors[(framework.framework_id, task.executor.executor_id.value)] = (
+                    ExecutorRecord(
+                        task.executor, framework.framework_id, agent.agent_id, executor_resources
+                    )
+                )
+        record = TaskRecord(
+            task, framework.framework_id, agent.agent_id, Resources.from_proto(task.resources)
+        )
+        agent.tasks[(framework.framework_id, task_id)] = record
+        framework.tasks[task_id] = record
+        assert agent.outbox is not None  # offers exist only for connected agents
+        agent.outbox.send(
+            agent_pb2.MasterMessage(
+                run_task=agent_pb2.MasterMessage.RunTask(framework_info=framework.info, task=task)
+            )
+        )
+        log.info(
+            "launching task",
+            framework_id=framework.framework_id,
+            agent_id=agent.agent_id,
+            task_id=task_id,
+            resources=str(needed),
+        )
+        return remaining - needed
+
+    def _send_offers(self, framework_id: str, allocation: Mapping[str, Resources]) -> None:
+        framework = self.frameworks[framework_id]
+        event = scheduler_pb2.Event(type=EventType.OFFERS)
+        now = self.clock.now()
+        for agent_id, resources in allocation.items():
+            agent = self.agents[agent_id]
+            offer_id = f"{self.info.id}-O{next(self._offer_ids)}"
+            record = OfferRecord(offer_id, framework_id, agent_id, resources, now)
+            self.offers[offer_id] = record
+            framework.offers.add(offer_id)
+            agent.offers.add(offer_id)
+            offer = event.offers.offers.add(
+                id=mesos_pb2.OfferID(value=offer_id),
+                framework_id=framework.info.id,
+                agent_id=agent.info.id,
+                hostname=agent.info.hostname,
+                resources=resources.to_proto(),
+                attributes=agent.info.attributes,
+                role=framework.info.roles[0],
+            )
+            for executor_framework, executor_id in agent.executors:
+                if executor_framework == framework_id:
+                    offer.executor_ids.add(value=executor_id)
+        if framework.outbox is None:
+            for offer_id in list(framework.offers):
+                self._rescind_offer(self.offers[offer_id], notify=False)
+            return
+        framework.outbox.send(event)
+
+    def _remove_offer(self, offer: OfferRecord) -> None:
+        del self.offers[offer.offer_id]
+        framework = self.frameworks.get(offer.framework_id)
+        if framework is not None:
+            framework.offers.discard(offer.offer_id)
+        agent = self.agents.get(offer.agent_id)
+        if agent is not None:
+            agent.offers.discard(offer.offer_id)
+
+    def _rescind_offer(self, offer: OfferRecord, *, notify: bool) -> None:
+        self._remove_offer(offer)
+        self.allocator.recover_resources(offer.framework_id, offer.agent_id, offer.resources)
+        framework = self.frameworks.get(offer.framework_id)
+        if notify and framework is not None and framework.outbox is not None:
+            framework.outbox.send(
+                scheduler_pb2.Event(
+                    type=EventType.RESCIND,
+                    rescind=scheduler_pb2.Event.Rescind(
+                        offer_id=mesos_pb2.OfferID(value=offer.offer_id)
+                    ),
+                )
+            )
+
+    def _update_task_state(
+        self, task: TaskRecord, status: mesos_pb2.TaskStatus, *, recover: bool = True
+    ) -> None:
+        was_terminal = task.state in TERMINAL_STATES
+        task.state = status.state
+        task.latest_status = status
+        agent = self.agents.get(task.agent_id)
+        if (
+            recover
+            and not was_terminal
+            and task.state in TERMINAL_STATES
+            and task.framework_id in self.frameworks
+            and agent is not None
+            and agent.reachable
+            and agent.connected
+        ):
+            self.allocator.recover_resources(task.framework_id, task.agent_id, task.resources)
+
+    def _forget_task(self, task: TaskRecord) -> None:
+        agent = self.agents.get(task.agent_id)
+        if agent is not None:
+            agent.tasks.pop((task.framework_id, task.task_id), None)
+        framework = self.frameworks.get(task.framework_id)
+        if framework is not None and framework.tasks.get(task.task_id) is task:
+            del framework.tasks[task.task_id]
+
+    def _remove_framework(self, framework: FrameworkRecord, why: str) -> None:
+        framework_id = framework.framework_id
+        for offer_id in list(framework.offers):
+            self._remove_offer(self.offers[offer_id])
+        self.allocator.remove_framework(framework_id)
+        holders = {task.agent_id for task in framework.tasks.values()} | {
+            agent.agent_id
+            for agent in self.agents.values()
+            if any(key[0] == framework_id for key in agent.executors)
+        }
+        for agent_id in holders:
+            agent = self.agents.get(agent_id)
+            if agent is None:
+                continue
+            if agent.outbox is not None:
+                agent.outbox.send(
+                    agent_pb2.MasterMessage(
+                        shutdown_framework=agent_pb2.MasterMessage.ShutdownFramework(
+                            framework_id=framework.info.id
+                        )
+                    )
+                )
+            for key in [k for k in agent.tasks if k[0] == framework_id]:
+                del agent.tasks[key]
+            for key in [k for k in agent.executors if k[0] == framework_id]:
+                del agent.executors[key]
+        framework.tasks.clear()
+        del self.frameworks[framework_id]
+        self.removed_frameworks.add(framework_id)
+        log.info("framework removed", framework_id=framework_id, why=why)
+
+    def _send_reconciliation(
+        self,
+        framework: FrameworkRecord,
+        task: TaskRecord,
+        *,
+        reason: ReasonCode = Reason.REASON_RECONCILIATION,
+        message: str = "reconciliation",
+    ) -> None:
+        state = task.state
+        if state == mesos_pb2.TASK_UNREACHABLE and not framework.partition_aware:
+            state = mesos_pb2.TASK_LOST
+        status = mesos_pb2.TaskStatus()
+        if task.latest_status is not None:
+            status.CopyFrom(task.latest_status)
+        status.task_id.value = task.task_id
+        status.agent_id.value = task.agent_id
+        status.state = state
+        status.source = mesos_pb2.TaskStatus.SOURCE_MASTER
+        status.reason = reason
+        status.message = message
+        status.timestamp = _wall_time()
+        status.uuid = b""
+        if framework.outbox is not None:
+            framework.outbox.send(_update_event(status))
+
+    def _master_status(
+        self, task_id: str, state: TaskState, reason: ReasonCode, message: str, agent_id: str = ""
+    ) -> mesos_pb2.TaskStatus:
+        status = mesos_pb2.TaskStatus(
+            task_id=mesos_pb2.TaskID(value=task_id),
+            state=state,
+            source=mesos_pb2.TaskStatus.SOURCE_MASTER,
+            reason=reason,
+            message=message,
+            timestamp=_wall_time(),
+        )
+        if agent_id:
+            status.agent_id.value = agent_id
+        return status
+
+    def _send_master_update(
+        self,
+        framework: FrameworkRecord,
+        task_id: str,
+        state: TaskState,
+        reason: ReasonCode,
+        message: str,
+        *,
+        agent_id: str = "",
+    ) -> None:
+        log.info(
+            "master-generated update",
+            framework_id=framework.framework_id,
+            agent_id=agent_id,
+            task_id=task_id,
+            state=mesos_pb2.TaskState.Name(state),
+            message=message,
+        )
+        if framework.outbox is not None:
+            framework.outbox.send(
+                _update_event(self._master_status(task_id, state, reason, message, agent_id))
+            )
+
+    @staticmethod
+    def _ack_message(framework_id: str, task_id: str, uuid_: bytes) -> agent_pb2.MasterMessage:
+        return agent_pb2.MasterMessage(
+            status_update_acknowledgement=agent_pb2.MasterMessage.StatusUpdateAcknowledgement(
+                framework_id=mesos_pb2.FrameworkID(value=framework_id),
+                task_id=mesos_pb2.TaskID(value=task_id),
+                uuid=uuid_,
+            )
+        )
+
+
+def _update_event(status: mesos_pb2.TaskStatus) -> scheduler_pb2.Event:
+    return scheduler_pb2.Event(
+        type=EventType.UPDATE, update=scheduler_pb2.Event.Update(status=status)
+    )
+
+
+def _error_event(message: str) -> scheduler_pb2.Event:
+    return scheduler_pb2.Event(
+        type=EventType.ERROR, error=scheduler_pb2.Event.Error(message=message)
+    )
+
+
+def _wall_time() -> float:
+    return time.time()

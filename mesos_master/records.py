@@ -1,0 +1,156 @@
+"""The master's bookkeeping records: agents, frameworks, tasks and outstanding offers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from mesos_common.resources import Resources
+from protos import agent_pb2, mesos_pb2, scheduler_pb2
+
+TERMINAL_STATES = frozenset(
+    {
+        mesos_pb2.TASK_FINISHED,
+        mesos_pb2.TASK_FAILED,
+        mesos_pb2.TASK_KILLED,
+        mesos_pb2.TASK_ERROR,
+        mesos_pb2.TASK_LOST,
+        mesos_pb2.TASK_DROPPED,
+        mesos_pb2.TASK_GONE,
+        mesos_pb2.TASK_GONE_BY_OPERATOR,
+    }
+)
+
+
+MessageT_contra = TypeVar("MessageT_contra", contravariant=True)
+
+
+class Outbox(Protocol[MessageT_contra]):
+    """The sending end of one open stream (to an agent or a scheduler); never blocks."""
+
+    def send(self, message: MessageT_contra) -> None:
+        """Queue `message` for the peer."""
+        ...
+
+    def close(self) -> None:
+        """End the stream once the queued messages are sent."""
+        ...
+
+
+@dataclass(slots=True)
+class TaskRecord:
+    """A task the master launched or learnt about from a re-registering agent."""
+
+    info: mesos_pb2.TaskInfo
+    framework_id: str
+    agent_id: str
+    resources: Resources
+    state: mesos_pb2.TaskState.ValueType = mesos_pb2.TASK_STAGING
+    latest_status: mesos_pb2.TaskStatus | None = None
+    # uuid -> state of updates forwarded to the scheduler and not yet acknowledged
+    unacknowledged: dict[bytes, mesos_pb2.TaskState.ValueType] = field(default_factory=dict)
+
+    @property
+    def task_id(self) -> str:
+        return self.info.task_id.value
+
+    @property
+    def executor_id(self) -> str:
+        return self.info.executor.executor_id.value if self.info.HasField("executor") else ""
+
+    def to_proto(self) -> mesos_pb2.Task:
+        task = mesos_pb2.Task(
+            name=self.info.name,
+            task_id=self.info.task_id,
+            framework_id=mesos_pb2.FrameworkID(value=self.framework_id),
+            agent_id=mesos_pb2.AgentID(value=self.agent_id),
+            state=self.state,
+            resources=self.info.resources,
+            labels=self.info.labels,
+        )
+        if self.executor_id:
+            task.executor_id.value = self.executor_id
+        if self.latest_status is not None:
+            task.statuses.append(self.latest_status)
+        return task
+
+
+@dataclass(slots=True)
+class ExecutorRecord:
+    """A custom executor running on an agent; its resources are held by its framework."""
+
+    info: mesos_pb2.ExecutorInfo
+    framework_id: str
+    agent_id: str
+    resources: Resources
+
+
+@dataclass(slots=True)
+class OfferRecord:
+    """An outstanding offer."""
+
+    offer_id: str
+    framework_id: str
+    agent_id: str
+    resources: Resources
+    created_at: float
+
+
+@dataclass(slots=True)
+class AgentRecord:
+    """An admitted agent."""
+
+    agent_id: str
+    info: mesos_pb2.AgentInfo
+    total: Resources
+    outbox: Outbox[agent_pb2.MasterMessage] | None
+    last_seen: float
+    registered_at: float
+    reachable: bool = True
+    tasks: dict[tuple[str, str], TaskRecord] = field(default_factory=dict)  # (framework, task)
+    executors: dict[tuple[str, str], ExecutorRecord] = field(default_factory=dict)
+    offers: set[str] = field(default_factory=set)
+
+    @property
+    def connected(self) -> bool:
+        return self.outbox is not None
+
+    def used_by_framework(self) -> dict[str, Resources]:
+        """Resources held by non-terminal tasks and executors, per framework."""
+        used: dict[str, Resources] = {}
+        for task in self.tasks.values():
+            if task.state not in TERMINAL_STATES:
+                used[task.framework_id] = (
+                    used.get(task.framework_id, Resources.EMPTY) + task.resources
+                )
+        for executor in self.executors.values():
+            used[executor.framework_id] = (
+                used.get(executor.framework_id, Resources.EMPTY) + executor.resources
+            )
+        return used
+
+
+@dataclass(slots=True)
+class FrameworkRecord:
+    """A subscribed (or failing-over) framework."""
+
+    framework_id: str
+    info: mesos_pb2.FrameworkInfo
+    stream_id: str
+    outbox: Outbox[scheduler_pb2.Event] | None
+    registered_at: float
+    disconnected_at: float | None = None
+    suppressed: bool = False
+    offers: set[str] = field(default_factory=set)
+    tasks: dict[str, TaskRecord] = field(default_factory=dict)
+
+    @property
+    def connected(self) -> bool:
+        return self.outbox is not None
+
+    def has_capability(self, capability: int) -> bool:
+        return any(c.type == capability for c in self.info.capabilities)
+
+    @property
+    def partition_aware(self) -> bool:
+        return self.has_capability(mesos_pb2.FrameworkInfo.Capability.PARTITION_AWARE)

@@ -1,0 +1,332 @@
+"""The master process's shell: gRPC servicers, timers and the allocation trigger around `Master`.
+
+Flow::
+
+    grpc.aio server ──▶ SchedulerServicer / AgentLinkServicer ──▶ Master (pure core)
+           ▲                                                        │
+           └──────────── QueueOutbox (one per open stream) ◀────────┘
+    MasterServer.run(): TaskGroup { allocation loop, tick loop, scheduler heartbeat loop }
+
+Every servicer call ends with `request_allocation()`: allocation runs on the next loop pass,
+batching all changes of that pass (DESIGN decision 8).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Generic, TypeVar
+
+import grpc
+import structlog
+
+from mesos_common.clock import SystemClock
+from mesos_master.interceptors import CallPolicy, interceptor_chain
+from mesos_master.master import ErrorCode, Master, MasterConfig, MasterError
+from mesos_master.records import FrameworkRecord
+from protos import (
+    agent_pb2,
+    agent_pb2_grpc,
+    mesos_pb2,
+    scheduler_pb2,
+    scheduler_pb2_grpc,
+)
+
+log = structlog.get_logger("mesos_master")
+
+VERSION = "0.1.0"
+STREAM_ID_KEY = "mesos-stream-id"
+CallType = scheduler_pb2.Call.Type
+
+_STATUS_CODES = {
+    ErrorCode.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
+    ErrorCode.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    ErrorCode.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
+    ErrorCode.FAILED_PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
+}
+
+MessageT = TypeVar("MessageT")
+
+
+class QueueOutbox(Generic[MessageT]):
+    """An outbox backed by an asyncio queue; iterate it to drain it until closed."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[MessageT | None] = asyncio.Queue()
+        self.closed = False
+
+    def send(self, message: MessageT) -> None:
+        if not self.closed:
+            self._queue.put_nowait(message)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._queue.put_nowait(None)
+
+    async def __aiter__(self) -> AsyncIterator[MessageT]:
+        while (message := await self._queue.get()) is not None:
+            yield message
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: MasterError) -> None:
+    await context.abort(_STATUS_CODES[error.code], error.message)
+
+
+class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
+    """Scheduler API: Subscribe (event stream) and Send (every other call)."""
+
+    def __init__(self, master: Master, request_allocation: Callable[[], None]) -> None:
+        self._master = master
+        self._request_allocation = request_allocation
+        self._handlers: dict[int, Callable[[FrameworkRecord, scheduler_pb2.Call], None]] = {
+            CallType.TEARDOWN: lambda f, c: master.teardown(f),
+            CallType.ACCEPT: lambda f, c: master.accept(
+                f, [o.value for o in c.accept.offer_ids], c.accept.operations, c.accept.filters
+            ),
+            CallType.DECLINE: lambda f, c: master.decline(
+                f, [o.value for o in c.decline.offer_ids], c.decline.filters
+            ),
+            CallType.REVIVE: lambda f, c: master.revive(f),
+            CallType.SUPPRESS: lambda f, c: master.suppress(f),
+            CallType.KILL: lambda f, c: master.kill(
+                f,
+                c.kill.task_id.value,
+                c.kill.kill_policy if c.kill.HasField("kill_policy") else None,
+            ),
+            CallType.SHUTDOWN: lambda f, c: master.shutdown_executor(
+                f, c.shutdown.agent_id.value, c.shutdown.executor_id.value
+            ),
+            CallType.ACKNOWLEDGE: lambda f, c: master.acknowledge(
+                f, c.acknowledge.agent_id.value, c.acknowledge.task_id.value, c.acknowledge.uuid
+            ),
+            CallType.RECONCILE: lambda f, c: master.reconcile(
+                f, [(t.task_id.value, t.agent_id.value) for t in c.reconcile.tasks]
+            ),
+            CallType.MESSAGE: lambda f, c: master.framework_message(
+                f, c.message.agent_id.value, c.message.executor_id.value, c.message.data
+            ),
+        }
+
+    async def Subscribe(
+        self, request: scheduler_pb2.Call, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[scheduler_pb2.Event]:
+        if request.type != CallType.SUBSCRIBE:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "Subscribe takes a SUBSCRIBE call"
+            )
+        info = request.subscribe.framework_info
+        if request.framework_id.value and info.id.value != request.framework_id.value:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "Call.framework_id and FrameworkInfo.id differ",
+            )
+        outbox: QueueOutbox[scheduler_pb2.Event] = QueueOutbox()
+        try:
+            framework_id, stream_id = self._master.subscribe(info, outbox)
+        except MasterError as error:
+            await _abort(context, error)
+            return
+        self._request_allocation()
+        await context.send_initial_metadata(((STREAM_ID_KEY, stream_id),))
+        try:
+            async for event in outbox:
+                yield event
+        finally:
+            self._master.framework_disconnected(framework_id, stream_id)
+            self._request_allocation()
+
+    async def Send(
+        self, request: scheduler_pb2.Call, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> scheduler_pb2.Response:
+        stream_id = dict(context.invocation_metadata() or ()).get(STREAM_ID_KEY)
+        if not stream_id:
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"calls must carry the {STREAM_ID_KEY} metadata received from Subscribe",
+            )
+        handler = self._handlers.get(request.type)
+        if handler is None:
+            name = (
+                scheduler_pb2.Call.Type.Name(request.type)
+                if request.type in CallType.values()
+                else str(request.type)
+            )
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"call type {name} cannot be sent with Send"
+            )
+            raise AssertionError("unreachable")
+        try:
+            framework = self._master.check_stream(request.framework_id.value, str(stream_id))
+            handler(framework, request)
+        except MasterError as error:
+            await _abort(context, error)
+        finally:
+            self._request_allocation()
+        return scheduler_pb2.Response()
+
+
+class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
+    """The agents' bidirectional link."""
+
+    def __init__(self, master: Master, request_allocation: Callable[[], None]) -> None:
+        self._master = master
+        self._request_allocation = request_allocation
+
+    async def Connect(
+        self,
+        request_iterator: AsyncIterator[agent_pb2.AgentMessage],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[agent_pb2.MasterMessage]:
+        try:
+            first = await anext(aiter(request_iterator))
+        except StopAsyncIteration:
+            return
+        outbox: QueueOutbox[agent_pb2.MasterMessage] = QueueOutbox()
+        kind = first.WhichOneof("message")
+        try:
+            if kind == "register":
+                agent_id = self._master.register_agent(first.register.agent_info, outbox)
+            elif kind == "reregister":
+                agent_id = self._master.reregister_agent(first.reregister, outbox)
+            else:
+                await context.abort(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"the first message must be register or reregister, not {kind}",
+                )
+                return
+        except MasterError as error:
+            await _abort(context, error)
+            return
+        self._request_allocation()
+        reader = asyncio.create_task(self._read(agent_id, request_iterator, outbox))
+        try:
+            async for message in outbox:
+                yield message
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            self._master.agent_disconnected(agent_id, outbox)
+            self._request_allocation()
+
+    async def _read(
+        self,
+        agent_id: str,
+        messages: AsyncIterator[agent_pb2.AgentMessage],
+        outbox: QueueOutbox[agent_pb2.MasterMessage],
+    ) -> None:
+        try:
+            async for message in messages:
+                self._dispatch(agent_id, message)
+                self._request_allocation()
+        except grpc.aio.AioRpcError:
+            pass
+        except Exception:
+            log.exception("agent message handling failed", agent_id=agent_id)
+        finally:
+            self._master.agent_disconnected(agent_id, outbox)
+            outbox.close()
+            self._request_allocation()
+
+    def _dispatch(self, agent_id: str, message: agent_pb2.AgentMessage) -> None:
+        kind = message.WhichOneof("message")
+        if kind == "heartbeat":
+            self._master.agent_heartbeat(agent_id)
+        elif kind == "status_update":
+            update = message.status_update
+            self._master.status_update(agent_id, update.framework_id.value, update.status)
+        elif kind == "executor_to_framework":
+            self._master.executor_to_framework(agent_id, message.executor_to_framework)
+        elif kind == "executor_exited":
+            self._master.executor_exited(agent_id, message.executor_exited)
+        else:
+            log.warning("unexpected agent message", agent_id=agent_id, kind=kind)
+
+
+class MasterServer:
+    """Runs a `Master` behind a gRPC server until cancelled."""
+
+    def __init__(
+        self,
+        *,
+        ip: str,
+        port: int,
+        hostname: str | None = None,
+        config: MasterConfig | None = None,
+        allocation_interval: float = 1.0,
+        policies: tuple[CallPolicy, ...] = (),
+    ) -> None:
+        self.config = config or MasterConfig()
+        self._ip = ip
+        self._requested_port = port
+        self._allocation_interval = allocation_interval
+        self._policies = policies
+        self.info = mesos_pb2.MasterInfo(
+            id=str(uuid.uuid4()),
+            hostname=hostname or socket.gethostname(),
+            address=ip,
+            port=port,
+            version=VERSION,
+        )
+        self.master = Master(self.info, SystemClock(), self.config)
+        self._allocation_wanted = asyncio.Event()
+        self.started = asyncio.Event()
+
+    def request_allocation(self) -> None:
+        """Run an allocation pass soon (on the next pass of the event loop)."""
+        self._allocation_wanted.set()
+
+    async def run(self) -> None:
+        """Serve until cancelled."""
+        server = grpc.aio.server(interceptors=interceptor_chain(self._policies))
+        scheduler_pb2_grpc.add_SchedulerServicer_to_server(
+            SchedulerServicer(self.master, self.request_allocation), server
+        )
+        agent_pb2_grpc.add_AgentLinkServicer_to_server(
+            AgentLinkServicer(self.master, self.request_allocation), server
+        )
+        port = server.add_insecure_port(f"{self._ip}:{self._requested_port}")
+        if port == 0:
+            raise OSError(f"cannot listen on {self._ip}:{self._requested_port}")
+        self.info.port = port
+        await server.start()
+        log.info("master started", address=f"{self._ip}:{port}", master_id=self.info.id)
+        self.started.set()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._allocation_loop())
+                tasks.create_task(self._tick_loop())
+                tasks.create_task(self._heartbeat_loop())
+        finally:
+            self.master.close_streams()
+            await server.stop(grace=1.0)
+
+    async def _allocation_loop(self) -> None:
+        allocator = self.master.allocator
+        while True:
+            timeout = self._allocation_interval
+            wakeup = allocator.next_wakeup()
+            if wakeup is not None:
+                timeout = max(0.0, min(timeout, wakeup - self.master.clock.now()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._allocation_wanted.wait(), timeout)
+            self._allocation_wanted.clear()
+            self.master.allocate()
+
+    async def _tick_loop(self) -> None:
+        period = min(1.0, self.config.agent_ping_timeout / 4)
+        if self.config.offer_timeout is not None:
+            period = min(period, self.config.offer_timeout / 4)
+        while True:
+            await asyncio.sleep(period)
+            self.master.tick()
+            self.request_allocation()
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.scheduler_heartbeat_interval)
+            self.master.send_heartbeats()

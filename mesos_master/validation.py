@@ -1,0 +1,129 @@
+"""Validation of what schedulers send: FrameworkInfo on subscribe, TaskInfo on launch.
+
+Each check returns the reason a request is refused (meant for the framework author), or None.
+"""
+
+from __future__ import annotations
+
+import re
+
+from mesos_common.resources import Resources
+from protos import mesos_pb2
+
+_ROLE_COMPONENT = re.compile(r"^[^\s/\x00-\x1f\x7f]+$")
+_FORBIDDEN_ID_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+def validate_role(role: str) -> str | None:
+    """Mesos role names: `*`, or `/`-separated components without spaces, `.`, `..` or `-` start."""
+    if role == "*":
+        return None
+    if not role:
+        return "role names must not be empty"
+    for component in role.split("/"):
+        if not component:
+            return f"role {role!r} has an empty path component"
+        if component in (".", "..") or component.startswith("-") or component == "*":
+            return f"role {role!r} has an invalid component {component!r}"
+        if not _ROLE_COMPONENT.match(component):
+            return f"role {role!r} contains whitespace, '/' or control characters"
+    return None
+
+
+def validate_id(kind: str, value: str) -> str | None:
+    """Ids become directory names on agents: no `/`, control characters, `.` or `..`."""
+    if not value:
+        return f"{kind} is empty"
+    if value in (".", "..") or _FORBIDDEN_ID_CHARS.search(value):
+        return f"{kind} {value!r} must not be '.' or '..' nor contain '/', '\\\\' or controls"
+    return None
+
+
+def validate_framework_info(info: mesos_pb2.FrameworkInfo) -> str | None:
+    """Why a subscription with this FrameworkInfo is refused, or None."""
+    if not info.name:
+        return "FrameworkInfo.name is required"
+    if info.failover_timeout < 0:
+        return "FrameworkInfo.failover_timeout must not be negative"
+    if info.id.value and (problem := validate_id("framework id", info.id.value)):
+        return problem
+    for role in info.roles:
+        if problem := validate_role(role):
+            return problem
+    if len(set(info.roles)) != len(info.roles):
+        return "FrameworkInfo.roles lists a role more than once"
+    return None
+
+
+def validate_task(
+    task: mesos_pb2.TaskInfo,
+    *,
+    framework_id: str,
+    agent_id: str,
+    remaining: Resources,
+    task_id_in_use: bool,
+    running_executor: mesos_pb2.ExecutorInfo | None,
+) -> tuple[str | None, Resources]:
+    """Check one task of an ACCEPT against the resources left in its offers.
+
+    Returns (reason, resources needed): the task's resources plus those of a new executor.
+    """
+    task_id = task.task_id.value
+    if problem := validate_id("task id", task_id):
+        return problem, Resources.EMPTY
+    if task_id_in_use:
+        return f"task id {task_id!r} is already used by this framework", Resources.EMPTY
+    if task.agent_id.value and task.agent_id.value != agent_id:
+        return (
+            f"task {task_id!r} names agent {task.agent_id.value!r} but its offers are "
+            f"for agent {agent_id!r}"
+        ), Resources.EMPTY
+    has_command, has_executor = task.HasField("command"), task.HasField("executor")
+    if has_command == has_executor:
+        return f"task {task_id!r} must set exactly one of command and executor", Resources.EMPTY
+    if has_command and not task.command.value:
+        return f"task {task_id!r} has an empty command", Resources.EMPTY
+    try:
+        needed = Resources.from_proto(task.resources)
+    except ValueError as exc:
+        return f"task {task_id!r} has invalid resources: {exc}", Resources.EMPTY
+    if needed.is_empty():
+        return f"task {task_id!r} uses no resources", Resources.EMPTY
+    if has_executor:
+        problem, executor_needs = _validate_executor(task.executor, framework_id, running_executor)
+        if problem:
+            return f"task {task_id!r}: {problem}", Resources.EMPTY
+        needed = needed + executor_needs
+    if not remaining.contains(needed):
+        return (
+            f"task {task_id!r} uses more resources ({needed}) than its offers have left "
+            f"({remaining})"
+        ), Resources.EMPTY
+    return None, needed
+
+
+def _validate_executor(
+    executor: mesos_pb2.ExecutorInfo,
+    framework_id: str,
+    running: mesos_pb2.ExecutorInfo | None,
+) -> tuple[str | None, Resources]:
+    """Returns (reason, resources a newly launched executor needs)."""
+    if problem := validate_id("executor id", executor.executor_id.value):
+        return problem, Resources.EMPTY
+    if executor.framework_id.value and executor.framework_id.value != framework_id:
+        return "ExecutorInfo.framework_id names another framework", Resources.EMPTY
+    if running is not None:
+        comparable = mesos_pb2.ExecutorInfo()
+        comparable.CopyFrom(executor)
+        comparable.framework_id.value = running.framework_id.value
+        if comparable != running:
+            return (
+                f"ExecutorInfo differs from the running executor {executor.executor_id.value!r}"
+            ), Resources.EMPTY
+        return None, Resources.EMPTY
+    if not executor.command.value:
+        return "ExecutorInfo.command.value is empty", Resources.EMPTY
+    try:
+        return None, Resources.from_proto(executor.resources)
+    except ValueError as exc:
+        return f"executor has invalid resources: {exc}", Resources.EMPTY

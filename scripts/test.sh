@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh machine: installs what it needs (Debian's ZooKeeper, the
+# package with its dev extras), then lint, types and tests. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if [ ! -x /usr/share/zookeeper/bin/zkServer.sh ]; then
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq zookeeper >/dev/null
+fi
+python3 -m pip install -q --disable-pip-version-check -e ".[dev]"
+
+python3 -m ruff check .
+python3 -m mypy
+python3 -m pytest -q "$@"

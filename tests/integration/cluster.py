@@ -1,0 +1,199 @@
+"""Real master and agent processes on loopback for integration tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], T], what: str, timeout: float = DEFAULT_TIMEOUT) -> T:
+    """Poll `condition` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def port_answers(port: int, host: str = "127.0.0.1") -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
+        return True
+    return False
+
+
+@dataclass
+class Process:
+    """A component process whose output goes to a log file."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Process:
+        log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(
+            self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+        log.close()
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_for_log(self, pattern: str, timeout: float = DEFAULT_TIMEOUT) -> re.Match[str]:
+        regex = re.compile(pattern)
+        return wait_for(
+            lambda: regex.search(self.log()), f"{self.name} to log {pattern!r}", timeout
+        )
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def kill9(self) -> None:
+        assert self.popen is not None
+        self.popen.send_signal(signal.SIGKILL)
+        self.popen.wait()
+
+    def stop(self) -> None:
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        self.popen.terminate()
+        try:
+            self.popen.wait(10)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+
+
+@dataclass
+class Cluster:
+    """A master and agents started on demand; everything is stopped by `close`."""
+
+    work_dir: Path
+    master_flags: list[str] = field(default_factory=list)
+    processes: list[Process] = field(default_factory=list)
+    master_port: int = 0
+    agent_count: int = 0
+
+    @property
+    def master_address(self) -> str:
+        return f"127.0.0.1:{self.master_port}"
+
+    def start_master(self) -> Process:
+        self.master_port = free_port()
+        process = Process(
+            "master",
+            [
+                sys.executable,
+                "-m",
+                "mesos_master",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                str(self.master_port),
+                "--work_dir",
+                str(self.work_dir / "master"),
+                "--log_level",
+                "DEBUG",
+                *self.master_flags,
+            ],
+            self.work_dir / "master.log",
+        ).start()
+        self.processes.append(process)
+        wait_for(
+            lambda: port_answers(self.master_port) or not process.alive(), "the master to listen"
+        )
+        assert process.alive(), process.log()
+        return process
+
+    def start_agent(
+        self,
+        resources: str = "cpus:4;mem:4096;disk:10000;ports:[31000-31099]",
+        hostname: str | None = None,
+        attributes: str | None = None,
+        work_dir: Path | None = None,
+        port: int | None = None,
+    ) -> Process:
+        self.agent_count += 1
+        name = f"agent-{self.agent_count}"
+        argv = [
+            sys.executable,
+            "-m",
+            "mesos_agent",
+            "--master",
+            self.master_address,
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port or free_port()),
+            "--hostname",
+            hostname or f"host{self.agent_count}",
+            "--work_dir",
+            str(work_dir or self.work_dir / name),
+            "--resources",
+            resources,
+            "--log_level",
+            "DEBUG",
+        ]
+        if attributes:
+            argv += ["--attributes", attributes]
+        process = Process(name, argv, self.work_dir / f"{name}.log").start()
+        self.processes.append(process)
+        return process
+
+    def close(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        _kill_tasks_under(self.work_dir)
+
+
+def _kill_tasks_under(work_dir: Path) -> None:
+    """Kill task processes left running in sandboxes under `work_dir` (agents may be SIGKILLed)."""
+    import psutil
+
+    root = str(work_dir)
+    for process in psutil.process_iter(["cwd"]):
+        with contextlib.suppress(psutil.Error, ProcessLookupError, PermissionError):
+            cwd = process.info.get("cwd") or ""
+            if cwd.startswith(root) and process.pid != os.getpid():
+                os.killpg(os.getpgid(process.pid), signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def running_cluster(work_dir: Path, master_flags: list[str] | None = None) -> Iterator[Cluster]:
+    cluster = Cluster(work_dir, master_flags or [])
+    try:
+        cluster.start_master()
+        yield cluster
+    finally:
+        cluster.close()

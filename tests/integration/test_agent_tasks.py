@@ -1,0 +1,436 @@
+"""The agent against a scripted master endpoint: real gRPC stream, real task processes.
+
+The scripted master speaks protos/agent.proto: it registers the agent, records what the agent
+sends, and lets each test send RunTask/KillTask/acknowledgements and close the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import grpc
+import pytest
+
+from mesos_agent.agent import Agent
+from mesos_agent.config import AgentConfig
+from mesos_common.addresses import HostPort
+from mesos_common.detector import StandaloneDetector
+from mesos_common.resources import Resources
+from protos import agent_pb2, agent_pb2_grpc, mesos_pb2
+
+pytestmark = pytest.mark.integration
+
+AgentMessage = agent_pb2.AgentMessage
+MasterMessage = agent_pb2.MasterMessage
+Reason = mesos_pb2.TaskStatus.Reason
+TIMEOUT = 20.0
+REPO = Path(__file__).resolve().parents[2]
+
+
+class ScriptedMaster(agent_pb2_grpc.AgentLinkServicer):
+    """Registers every agent as `agent-1` and records everything but heartbeats."""
+
+    def __init__(self) -> None:
+        self.received: asyncio.Queue[AgentMessage] = asyncio.Queue()
+        self.heartbeats = 0
+        self._unclaimed: list[AgentMessage] = []
+        self.connections = 0
+        self._outbox: asyncio.Queue[MasterMessage | None] | None = None
+
+    async def Connect(
+        self, request_iterator: AsyncIterator[AgentMessage], context: grpc.aio.ServicerContext[
+            AgentMessage, MasterMessage]
+    ) -> AsyncIterator[MasterMessage]:
+        messages = request_iterator.__aiter__()
+        hello = await anext(messages)
+        self.connections += 1
+        outbox: asyncio.Queue[MasterMessage | None] = asyncio.Queue()
+        self._outbox = outbox
+        self.received.put_nowait(hello)
+        answer = {"agent_id": mesos_pb2.AgentID(value="agent-1"), "heartbeat_interval_seconds": 0.2}
+        if hello.HasField("register"):
+            yield MasterMessage(registered=MasterMessage.Registered(**answer))  # type: ignore[arg-type]
+        else:
+            yield MasterMessage(reregistered=MasterMessage.Reregistered(**answer))  # type: ignore[arg-type]
+        reader = asyncio.create_task(self._read(messages, outbox))
+        try:
+            while (message := await outbox.get()) is not None:
+                yield message
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+    async def _read(self, messages: AsyncIterator[AgentMessage], outbox: asyncio.Queue[
+            MasterMessage | None]) -> None:
+        try:
+            async for message in messages:
+                if message.HasField("heartbeat"):
+                    self.heartbeats += 1
+                else:
+                    self.received.put_nowait(message)
+        finally:
+            outbox.put_nowait(None)
+
+    def send(self, message: MasterMessage) -> None:
+        assert self._outbox is not None, "no agent connected"
+        self._outbox.put_nowait(message)
+
+    def close_stream(self) -> None:
+        assert self._outbox is not None
+        self._outbox.put_nowait(None)
+        self._outbox = None
+
+    async def expect(
+        self, kind: str, where: Callable[[AgentMessage], bool] = lambda m: True
+    ) -> AgentMessage:
+        """The oldest unclaimed message of `kind` matching `where` (others stay unclaimed)."""
+        async with asyncio.timeout(TIMEOUT):
+            while True:
+                for message in self._unclaimed:
+                    if message.WhichOneof("message") == kind and where(message):
+                        self._unclaimed.remove(message)
+                        return message
+                self._unclaimed.append(await self.received.get())
+
+    async def update(self, state: mesos_pb2.TaskState.ValueType) -> mesos_pb2.TaskStatus:
+        """The next status update, which must be in `state`."""
+        message = await self.expect("status_update")
+        status = message.status_update.status
+        assert mesos_pb2.TaskState.Name(status.state) == mesos_pb2.TaskState.Name(state), status
+        return status
+
+    def ack(self, framework_id: str, status: mesos_pb2.TaskStatus) -> None:
+        self.send(MasterMessage(status_update_acknowledgement=(
+            MasterMessage.StatusUpdateAcknowledgement(
+                framework_id=mesos_pb2.FrameworkID(value=framework_id),
+                task_id=status.task_id, uuid=status.uuid,
+            )
+        )))
+
+    async def update_acked(self, state: mesos_pb2.TaskState.ValueType) -> mesos_pb2.TaskStatus:
+        status = await self.update(state)
+        self.ack("fw-1", status)
+        return status
+
+
+@pytest.fixture
+async def master() -> AsyncIterator[tuple[ScriptedMaster, int]]:
+    servicer = ScriptedMaster()
+    server = grpc.aio.server()
+    agent_pb2_grpc.add_AgentLinkServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield servicer, port
+    finally:
+        await server.stop(grace=None)
+
+
+class RunningAgent:
+    def __init__(self, master_port: int, work_dir: Path, **overrides: float) -> None:
+        self.config = AgentConfig(
+            master=f"127.0.0.1:{master_port}", work_dir=work_dir,
+            resources=Resources.parse("cpus:2;mem:512;ports:[31000-31010]"),
+            port=0, hostname="agent-host", status_update_retry_interval=0.2,
+            registration_max_backoff=0.2, **overrides,  # type: ignore[arg-type]
+        )
+        self.agent = Agent(self.config, StandaloneDetector(HostPort("127.0.0.1", master_port)))
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Agent:
+        self.task = asyncio.create_task(self.agent.run())
+        return self.agent
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.task is not None
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+async def eventually(condition: Callable[[], bool]) -> None:
+    """Poll state outside this process (files, pids) until `condition` holds, bounded."""
+    async with asyncio.timeout(TIMEOUT):
+        while not condition():  # noqa: ASYNC110 (no event to wait on for external state)
+            await asyncio.sleep(0.02)
+
+
+FRAMEWORK = mesos_pb2.FrameworkInfo(
+    id=mesos_pb2.FrameworkID(value="fw-1"), name="test", user="root",
+)
+
+
+def run_task(task: mesos_pb2.TaskInfo, framework: mesos_pb2.FrameworkInfo = FRAMEWORK
+             ) -> MasterMessage:
+    return MasterMessage(run_task=MasterMessage.RunTask(framework_info=framework, task=task))
+
+
+def command_task(task_id: str, script: str, resources: str = "cpus:0.1",
+                 grace: float | None = None) -> mesos_pb2.TaskInfo:
+    task = mesos_pb2.TaskInfo(
+        name=task_id, task_id=mesos_pb2.TaskID(value=task_id),
+        agent_id=mesos_pb2.AgentID(value="agent-1"),
+        resources=Resources.parse(resources).to_proto(),
+        command=mesos_pb2.CommandInfo(value=script),
+    )
+    if grace is not None:
+        task.kill_policy.grace_period.nanoseconds = int(grace * 1e9)
+    return task
+
+
+def sandbox_of(work_dir: Path, task_id: str) -> Path:
+    executors = work_dir / "slaves/agent-1/frameworks/fw-1/executors"
+    runs = list((executors / task_id / "runs").iterdir())
+    assert len(runs) == 1
+    return runs[0]
+
+
+async def test_command_task_runs_to_finished_with_its_environment(
+    master: tuple[ScriptedMaster, int], tmp_path: Path
+) -> None:
+    scripted, port = master
+    async with RunningAgent(port, tmp_path):
+        hello = await scripted.expect("register")
+        info = hello.register.agent_info
+        assert info.hostname == "agent-host" and info.port > 0
+        assert Resources.from_proto(info.resources) == Resources.parse(
+            "cpus:2;mem:512;ports:[31000-31010]")
+
+        scripted.send(run_task(command_task(
+            "t1", 'echo "$MESOS_TASK_ID $PORT0 $PORT1 $PORTS $HOST"; pwd',
+            "cpus:0.1;ports:[31002-31003]",
+        )))
+        starting = await scripted.update_acked(mesos_pb2.TASK_STARTING)
+        assert starting.agent_id.value == "agent-1"
+        assert starting.executor_id.value == "t1"
+        assert starting.source == mesos_pb2.TaskStatus.SOURCE_EXECUTOR
+        assert len(starting.uuid) == 16 and starting.timestamp > 0
+        await scripted.update_acked(mesos_pb2.TASK_RUNNING)
+        finished = await scripted.update_acked(mesos_pb2.TASK_FINISHED)
+        assert finished.message == "Command exited with status 0"
+
+        sandbox = sandbox_of(tmp_path, "t1")
+        assert (sandbox / "stdout").read_text() == (
+            f"t1 31002 31003 31002,31003 agent-host\n{sandbox}\n"
+        )
+        task_meta = tmp_path / "meta/frameworks/fw-1/tasks/t1"
+        await eventually(lambda: not task_meta.exists())  # forgotten once acknowledged
+        await eventually(lambda: scripted.heartbeats > 0)
+
+
+async def test_failing_and_unlaunchable_tasks_fail(
+    master: tuple[ScriptedMaster, int], tmp_path: Path
+) -> None:
+    scripted, port = master
+    async with RunningAgent(port, tmp_path):
+        await scripted.expect("register")
+        scripted.send(run_task(command_task("t1", "exit 3")))
+        await scripted.update_acked(mesos_pb2.TASK_STARTING)
+        await scripted.update_acked(mesos_pb2.TASK_RUNNING)
+        failed = await scripted.update_acked(mesos_pb2.TASK_FAILED)
+        assert failed.message == "Command exited with status 3"
+
+        bad = command_task("t2", "")
+        bad.command.CopyFrom(mesos_pb2.CommandInfo(value="/no/such/program", shell=False))
+        scripted.send(run_task(bad))
+        await scripted.update_acked(mesos_pb2.TASK_STARTING)
+        failed = await scripted.update_acked(mesos_pb2.TASK_FAILED)
+        assert failed.reason == Reason.REASON_CONTAINER_LAUNCH_FAILED
+        assert "/no/such/program" in failed.message
+
+
+async def test_unacknowledged_update_is_retried_with_the_same_uuid_and_nothing_overtakes_it(
+    master: tuple[ScriptedMaster, int], tmp_path: Path
+) -> None:
+    scripted, port = master
+    async with RunningAgent(port, tmp_path):
+        await scripted.expect("register")
+        scripted.send(run_task(command_task("t1", "exit 0")))
+        first = await scripted.update(mesos_pb2.TASK_STARTING)
+        again = await scripted.update(mesos_pb2.TASK_STARTING)
+        assert again.uuid == first.uuid
+        scripted.ack("fw-1", first)
+        await scripted.update_acked(mesos_pb2.TASK_RUNNING)
+        await scripted.update_acked(mesos_pb2.TASK_FINISHED)
+
+
+async def test_kill_sends_killing_then_killed_and_escalates(
+    master: tuple[ScriptedMaster, int], tmp_path: Path
+) -> None:
+    scripted, port = master
+    framework = mesos_pb2.FrameworkInfo()
+    framework.CopyFrom(FRAMEWORK)
+    framework.capabilities.add(type=mesos_pb2.FrameworkInfo.Capability.TASK_KILLING_STATE)
+    async with RunningAgent(port, tmp_path):
+        await scripted.expect("register")
+        scripted.send(run_task(command_task("t1", 'trap "" TERM; sleep 300 & wait; wait',
+                                            grace=0.3), framework))
+        await scripted.update_acked(mesos_pb2.TASK_STARTING)
+        await scripted.update_acked(mesos_pb2.TASK_RUNNING)
+        scripted.send(MasterMessage(kill_task=MasterMessage.KillTask(
+            framework_id=FRAMEWORK.id, task_id=mesos_pb2.TaskID(value="t1"))))
+        await scripted.update_acked(mesos_pb2.TASK_KILLING)
+        killed = await scripted.update_acked(mesos_pb2.TASK_KILLED)
+        assert killed.message == "Command terminated by signal SIGKILL"
+
+
+async def test_kill_of_an_unknown_task_reports_it_lost(
+    master: tuple[ScriptedMaster, int], tmp_path: Path
+) -> None:
+    scripted, port = master
+    async with RunningAgent(port, tmp_path):
+        await scripted.expect("register")
+        scripted.send(MasterMessage(kill_task=MasterMessage.KillTask(
+            framework_id=FRAMEWORK.id, task_id=mesos_pb2.TaskID(value="ghost"))))
+        lost = await scripted.update_acked(mesos_pb2.TASK_LOST)
+        assert lost.reason == Reason.REASON_TASK_UNKNOWN
+        assert lost.source == mesos_pb2.TaskStatus.SOURCE_AGENT
+
+
+async def test_reconnect_reregisters_with_tasks_and_resends_pending_updates(
+    master: tuple[ScriptedMaster, int], tmp_path: Path
+) -> None:
+    scripted, port = master
+    async with RunningAgent(port, tmp_path):
+        await scripted.expect("register")
+        scripted.send(run_task(command_task("t1", "sleep 300", grace=0.2)))
+        await scripted.update_acked(mesos_pb2.TASK_STARTING)
+        running = await scripted.update(mesos_pb2.TASK_RUNNING)  # not acknowledged
+
+        scripted.close_stream()
+        hello = await scripted.expect("reregister")
+        assert hello.reregister.agent_info.id.value == "agent-1"
+        assert [(t.task_id.value, t.state) for t in hello.reregister.tasks] == [
+            ("t1", mesos_pb2.TASK_RUNNING)]
+        assert [f.id.value for f in hello.reregister.frameworks] == ["fw-1"]
+        resent = await scripted.update(mesos_pb2.TASK_RUNNING)
+        assert resent.uuid == running.uuid
+        scripted.ack("fw-1", resent)
+
+        scripted.send(MasterMessage(shutdown_framework=MasterMessage.ShutdownFramework(
+            framework_id=FRAMEWORK.id)))
+        framework_meta = tmp_path / "meta/frameworks/fw-1"
+        await eventually(lambda: not framework_meta.exists())
+
+
+async def test_restarted_agent_recovers_a_live_task_and_can_kill_it(
+    master: tuple[ScriptedMaster, int], tmp_path: Path
+) -> None:
+    scripted, port = master
+    async with RunningAgent(port, tmp_path):
+        await scripted.expect("register")
+        scripted.send(run_task(command_task("t1", "sleep 300", grace=0.2)))
+        await scripted.update_acked(mesos_pb2.TASK_STARTING)
+        await scripted.update_acked(mesos_pb2.TASK_RUNNING)
+    pid = json.loads((tmp_path / "meta/frameworks/fw-1/tasks/t1/task.json").read_text())[
+        "container"]["pid"]
+    os.kill(pid, 0)  # the task outlived its agent
+
+    async with RunningAgent(port, tmp_path):
+        hello = await scripted.expect("reregister")
+        assert [(t.task_id.value, t.state) for t in hello.reregister.tasks] == [
+            ("t1", mesos_pb2.TASK_RUNNING)]
+        scripted.send(MasterMessage(kill_task=MasterMessage.KillTask(
+            framework_id=FRAMEWORK.id, task_id=mesos_pb2.TaskID(value="t1"))))
+        # RUNNING comes again first if its acknowledgement did not reach the first agent
+        while (status := (await scripted.expect("status_update")).status_update.status
+               ).state == mesos_pb2.TASK_RUNNING:
+            scripted.ack("fw-1", status)
+        assert status.state == mesos_pb2.TASK_KILLED
+        assert "unknown status" in status.message  # the task is no longer the agent's child
+        scripted.ack("fw-1", status)
+        await eventually(lambda: not _alive(pid))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def executor_task(task_id: str, data: dict[str, object], command: str) -> mesos_pb2.TaskInfo:
+    task = command_task(task_id, "")
+    task.ClearField("command")
+    task.data = json.dumps(data).encode()
+    task.executor.CopyFrom(mesos_pb2.ExecutorInfo(
+        type=mesos_pb2.ExecutorInfo.CUSTOM,
+        executor_id=mesos_pb2.ExecutorID(value="ex-1"),
+        command=mesos_pb2.CommandInfo(
+            value=command,
+            environment=mesos_pb2.Environment(variables=[
+                mesos_pb2.Environment.Variable(name="PYTHONPATH", value=str(REPO))]),
+        ),
+    ))
+    return task
+
+
+EXAMPLE_EXECUTOR = f"{sys.executable} -m frameworks.examples.custom_executor"
+
+
+async def test_custom_executor_runs_tasks_and_echoes_messages(
+    master: tuple[ScriptedMaster, int], tmp_path: Path
+) -> None:
+    scripted, port = master
+    async with RunningAgent(port, tmp_path):
+        await scripted.expect("register")
+        scripted.send(run_task(executor_task("t1", {"echo": "hello"}, EXAMPLE_EXECUTOR)))
+        running = await scripted.update_acked(mesos_pb2.TASK_RUNNING)
+        assert running.executor_id.value == "ex-1"
+        assert running.source == mesos_pb2.TaskStatus.SOURCE_EXECUTOR
+        finished = await scripted.update_acked(mesos_pb2.TASK_FINISHED)
+        assert finished.data == b"hello"
+
+        scripted.send(run_task(executor_task("t2", {"sleep": 300}, EXAMPLE_EXECUTOR)))
+        await scripted.update_acked(mesos_pb2.TASK_RUNNING)
+        scripted.send(MasterMessage(kill_task=MasterMessage.KillTask(
+            framework_id=FRAMEWORK.id, task_id=mesos_pb2.TaskID(value="t2"))))
+        await scripted.update_acked(mesos_pb2.TASK_KILLED)
+
+        scripted.send(MasterMessage(framework_to_executor=MasterMessage.FrameworkToExecutor(
+            framework_id=FRAMEWORK.id, executor_id=mesos_pb2.ExecutorID(value="ex-1"),
+            data=b"ping")))
+        echoed = await scripted.expect("executor_to_framework")
+        assert echoed.executor_to_framework.data == b"ping"
+
+        scripted.send(MasterMessage(shutdown_executor=MasterMessage.ShutdownExecutor(
+            framework_id=FRAMEWORK.id, executor_id=mesos_pb2.ExecutorID(value="ex-1"))))
+        exited = await scripted.expect("executor_exited")
+        assert exited.executor_exited.status == 0  # it stopped by itself after SHUTDOWN
+
+
+async def test_executor_that_never_subscribes_is_killed_and_its_tasks_fail(
+    master: tuple[ScriptedMaster, int], tmp_path: Path
+) -> None:
+    scripted, port = master
+    async with RunningAgent(port, tmp_path, executor_registration_timeout=0.5):
+        await scripted.expect("register")
+        scripted.send(run_task(executor_task("t1", {}, "sleep 300")))
+        failed = await scripted.update_acked(mesos_pb2.TASK_FAILED)
+        assert failed.reason == Reason.REASON_EXECUTOR_REGISTRATION_TIMEOUT
+        exited = await scripted.expect("executor_exited")
+        assert exited.executor_exited.executor_id.value == "ex-1"
+
+
+async def test_executor_exit_fails_its_running_tasks(
+    master: tuple[ScriptedMaster, int], tmp_path: Path
+) -> None:
+    scripted, port = master
+    async with RunningAgent(port, tmp_path):
+        await scripted.expect("register")
+        scripted.send(run_task(executor_task("t1", {"sleep": 300}, EXAMPLE_EXECUTOR)))
+        await scripted.update_acked(mesos_pb2.TASK_RUNNING)
+        meta = json.loads((tmp_path / "meta/frameworks/fw-1/executors/ex-1.json").read_text())
+        os.kill(meta["container"]["pid"], 9)
+        failed = await scripted.update_acked(mesos_pb2.TASK_FAILED)
+        assert failed.reason == Reason.REASON_EXECUTOR_TERMINATED
+        exited = await scripted.expect("executor_exited")
+        assert exited.executor_exited.status == -9

@@ -1,0 +1,108 @@
+"""Environment and argv of command tasks and executors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mesos_agent.environment import (
+    ContainerIds,
+    command_argv,
+    executor_environment,
+    inherited_environment,
+    port_environment,
+    task_environment,
+)
+from mesos_agent.paths import AgentPaths, from_path_component, path_component
+from mesos_common.resources import Resources
+from protos import mesos_pb2
+
+IDS = ContainerIds("agent-1", "fw-1", "task-1", Path("/sandbox"))
+
+
+@pytest.mark.parametrize(
+    ("resources", "expected"),
+    [
+        ("cpus:1", {}),
+        ("ports:[31000-31000]", {"PORT0": "31000", "PORT": "31000", "PORTS": "31000"}),
+        (
+            "ports:[31005-31006,31001-31001]",
+            {"PORT0": "31001", "PORT1": "31005", "PORT2": "31006", "PORT": "31001",
+             "PORTS": "31001,31005,31006"},
+        ),
+    ],
+    ids=["no-ports", "one-port", "ranges-in-order"],
+)
+def test_port_environment(resources: str, expected: dict[str, str]) -> None:
+    assert port_environment(Resources.parse(resources)) == expected
+
+
+def command(value: str, env: dict[str, str] | None = None) -> mesos_pb2.CommandInfo:
+    info = mesos_pb2.CommandInfo(value=value)
+    for name, val in (env or {}).items():
+        info.environment.variables.add(name=name, value=val)
+    return info
+
+
+def test_task_environment_has_mesos_variables_ports_and_command_env() -> None:
+    env = task_environment(
+        base={"PATH": "/bin", "HOST": "overridden"},
+        ids=IDS,
+        task_id="task-1",
+        hostname="host-a",
+        resources=Resources.parse("cpus:1;ports:[31000-31001]"),
+        command=command("true", {"GREETING": "hi", "PORT1": "9"}),
+    )
+    assert env == {
+        "PATH": "/bin",
+        "MESOS_TASK_ID": "task-1",
+        "MESOS_FRAMEWORK_ID": "fw-1",
+        "MESOS_EXECUTOR_ID": "task-1",
+        "MESOS_AGENT_ID": "agent-1",
+        "MESOS_SANDBOX": "/sandbox",
+        "MESOS_DIRECTORY": "/sandbox",
+        "HOST": "host-a",
+        "PORT0": "31000",
+        "PORT1": "9",  # the command's own environment wins
+        "PORT": "31000",
+        "PORTS": "31000,31001",
+        "GREETING": "hi",
+    }
+
+
+def test_executor_environment_names_the_agent_endpoint() -> None:
+    env = executor_environment(
+        base={}, ids=IDS, agent_endpoint="127.0.0.1:5051", hostname="h",
+        recovery_timeout=30.0, command=command("run"),
+    )
+    assert env["MESOS_AGENT_ENDPOINT"] == "127.0.0.1:5051"
+    assert env["MESOS_RECOVERY_TIMEOUT"] == "30.0secs"
+    assert env["MESOS_SANDBOX"] == "/sandbox"
+
+
+def test_agent_flags_are_not_inherited() -> None:
+    assert inherited_environment({"MESOS_MASTER": "x", "PATH": "/bin"}) == {"PATH": "/bin"}
+
+
+def test_command_argv_shell_and_exec_forms() -> None:
+    assert command_argv(command("echo $HOME")) == ("/bin/sh", "-c", "echo $HOME")
+    exec_form = mesos_pb2.CommandInfo(value="/bin/echo", shell=False, arguments=["echo", "a b"])
+    assert command_argv(exec_form) == ("/bin/echo", "a b")
+    with pytest.raises(ValueError, match="empty"):
+        command_argv(command(""))
+
+
+@pytest.mark.parametrize("value", ["task-1", "app.instance-1", "a/b", "..", ".hidden", "", "ü"])
+def test_path_components_are_safe_and_reversible(value: str) -> None:
+    component = path_component(value)
+    assert "/" not in component and component not in (".", "..", "")
+    assert not component.startswith(".")
+    assert from_path_component(component) == value
+
+
+def test_sandbox_follows_the_mesos_layout() -> None:
+    paths = AgentPaths(Path("/w"))
+    assert paths.sandbox("a", "f", "e", "c") == Path(
+        "/w/slaves/a/frameworks/f/executors/e/runs/c"
+    )
