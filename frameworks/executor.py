@@ -282,7 +282,8 @@ class ExecutorDriver:
     async def _stop_when_requested(self) -> None:
         await self._stop_requested.wait()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wait_acknowledged(), _STOP_FLUSH_TIMEOUT)
+            async with asyncio.timeout(_STOP_FLUSH_TIMEOUT):
+                await self._wait_acknowledged()
         self._finished.set()
 
     async def _wait_acknowledged(self) -> None:

@@ -18,6 +18,7 @@ from frameworks import _ids
 from frameworks._ids import AgentIDLike, ExecutorIDLike, FrameworkIDLike, TaskIDLike
 from frameworks.offers import OfferBudget, task_resources
 from mesos_common.resources import Resources
+from mesos_common.task_states import TERMINAL_STATES
 from protos import mesos_pb2
 
 __all__ = [
@@ -39,17 +40,6 @@ Placement: TypeAlias = mesos_pb2.Offer | OfferBudget | AgentIDLike
 Command: TypeAlias = str | Sequence[str]
 """A shell command line (run under /bin/sh -c) or an argv list (run directly)."""
 
-TERMINAL_STATES: frozenset[mesos_pb2.TaskState.ValueType] = frozenset({
-    mesos_pb2.TASK_FINISHED,
-    mesos_pb2.TASK_FAILED,
-    mesos_pb2.TASK_KILLED,
-    mesos_pb2.TASK_LOST,
-    mesos_pb2.TASK_ERROR,
-    mesos_pb2.TASK_DROPPED,
-    mesos_pb2.TASK_GONE,
-    mesos_pb2.TASK_GONE_BY_OPERATOR,
-})
-"""States after which a task never runs again."""
 
 
 def _state(value: mesos_pb2.TaskStatus | mesos_pb2.TaskState.ValueType) -> (

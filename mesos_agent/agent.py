@@ -662,7 +662,8 @@ class Agent:
                 if next_at is not None:
                     timeout = max(0.0, next_at - self._clock.now())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._updates_wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._updates_wake.wait()
 
     def _acknowledge(self, framework_id: str, task_id: str, status_uuid: bytes) -> None:
         tlog = self._task_log(framework_id, task_id)

@@ -141,7 +141,8 @@ class MasterLink:
             hello = self._hello()
             self._last_hello = hello.WhichOneof("message")
             await call.write(hello)
-            first = await asyncio.wait_for(call.read(), self._registration_timeout)
+            async with asyncio.timeout(self._registration_timeout):
+                first = await call.read()
             if first is grpc.aio.EOF:
                 raise _StreamEnded("master closed the stream before answering the registration")
             assert isinstance(first, agent_pb2.MasterMessage)

@@ -25,20 +25,8 @@ from enum import Enum
 from pathlib import Path
 
 from mesos_common.clock import Clock
+from mesos_common.task_states import TERMINAL_STATES
 from protos import mesos_pb2
-
-TERMINAL_STATES = frozenset(
-    {
-        mesos_pb2.TASK_FINISHED,
-        mesos_pb2.TASK_FAILED,
-        mesos_pb2.TASK_KILLED,
-        mesos_pb2.TASK_LOST,
-        mesos_pb2.TASK_ERROR,
-        mesos_pb2.TASK_DROPPED,
-        mesos_pb2.TASK_GONE,
-        mesos_pb2.TASK_GONE_BY_OPERATOR,
-    }
-)
 
 
 def is_terminal(state: mesos_pb2.TaskState.ValueType) -> bool:

@@ -26,9 +26,9 @@ import structlog
 
 from mesos_common.clock import Clock
 from mesos_common.resources import Resources
+from mesos_common.task_states import TERMINAL_STATES
 from mesos_master.allocator import Allocator
 from mesos_master.records import (
-    TERMINAL_STATES,
     AgentRecord,
     ExecutorRecord,
     FrameworkRecord,

@@ -6,21 +6,8 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from mesos_common.resources import Resources
+from mesos_common.task_states import TERMINAL_STATES
 from protos import agent_pb2, mesos_pb2, scheduler_pb2
-
-TERMINAL_STATES = frozenset(
-    {
-        mesos_pb2.TASK_FINISHED,
-        mesos_pb2.TASK_FAILED,
-        mesos_pb2.TASK_KILLED,
-        mesos_pb2.TASK_ERROR,
-        mesos_pb2.TASK_LOST,
-        mesos_pb2.TASK_DROPPED,
-        mesos_pb2.TASK_GONE,
-        mesos_pb2.TASK_GONE_BY_OPERATOR,
-    }
-)
-
 
 MessageT_contra = TypeVar("MessageT_contra", contravariant=True)
 

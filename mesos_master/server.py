@@ -312,8 +312,10 @@ class MasterServer:
             wakeup = allocator.next_wakeup()
             if wakeup is not None:
                 timeout = max(0.0, min(timeout, wakeup - self.master.clock.now()))
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._allocation_wanted.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._allocation_wanted.wait()
             self._allocation_wanted.clear()
             self.master.allocate()
 

@@ -120,5 +120,6 @@ async def stop_container(
     """SIGTERM the container, SIGKILL whatever is left after `grace_period`, then clean up."""
     await containerizer.kill(container_id, signal.SIGTERM)
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(containerizer.wait(container_id), grace_period)
+        async with asyncio.timeout(grace_period):
+            await containerizer.wait(container_id)
     return await containerizer.destroy(container_id)

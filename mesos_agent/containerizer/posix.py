@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -44,10 +45,37 @@ def _is_same_process(pid: int, start_time: float) -> bool:
     return started is not None and abs(started - start_time) < _START_TIME_TOLERANCE
 
 
+def _exit_code(child: subprocess.Popen[bytes]) -> asyncio.Future[int]:
+    """A future of `child`'s return code (negative: the signal that ended it).
+
+    On Linux the loop watches a pidfd of the child, so thousands of children cost no thread
+    each (asyncio's default child watcher starts one per child); elsewhere a worker thread
+    waits.
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        pidfd = os.pidfd_open(child.pid)
+    except (AttributeError, OSError):
+        return asyncio.ensure_future(asyncio.to_thread(child.wait))
+    future: asyncio.Future[int] = loop.create_future()
+
+    def exited() -> None:
+        code = child.poll()
+        if code is None:
+            return
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        if not future.done():
+            future.set_result(code)
+
+    loop.add_reader(pidfd, exited)
+    return future
+
+
 @dataclass(slots=True)
 class _Container:
     process: ContainerProcess
-    child: asyncio.subprocess.Process | None  # None when re-attached after a restart
+    exit_code: asyncio.Future[int] | None  # None when re-attached after a restart
     termination: Termination | None = None
     cleaned_up: bool = False
 
@@ -77,11 +105,11 @@ class PosixContainerizer:
                 (config.sandbox / "stdout").open("ab") as stdout,
                 (config.sandbox / "stderr").open("ab") as stderr,
             ):
-                child = await asyncio.create_subprocess_exec(
-                    *config.argv,
+                child = subprocess.Popen(
+                    config.argv,
                     cwd=config.sandbox,
                     env=dict(config.environment),
-                    stdin=asyncio.subprocess.DEVNULL,
+                    stdin=subprocess.DEVNULL,
                     stdout=stdout,
                     stderr=stderr,
                     start_new_session=True,
@@ -93,7 +121,7 @@ class PosixContainerizer:
             ) from exc
         start_time = process_start_time(child.pid) or time.time()
         process = ContainerProcess(config.container_id, child.pid, start_time, config.sandbox)
-        self._containers[config.container_id] = _Container(process, child)
+        self._containers[config.container_id] = _Container(process, _exit_code(child))
         try:
             for isolator in self._isolators:
                 await isolator.isolate(config.container_id, child.pid)
@@ -107,8 +135,8 @@ class PosixContainerizer:
         container = self._get(container_id)
         if container.termination is not None:
             return container.termination
-        if container.child is not None:
-            code = await container.child.wait()
+        if container.exit_code is not None:
+            code = await asyncio.shield(container.exit_code)
             termination = Termination(None, -code) if code < 0 else Termination(code, None)
         else:
             process = container.process
@@ -123,7 +151,7 @@ class PosixContainerizer:
         container = self._get(container_id)
         if container.cleaned_up:
             return
-        if container.child is None and container.termination is None and not _is_same_process(
+        if container.exit_code is None and container.termination is None and not _is_same_process(
             container.process.pid, container.process.start_time
         ):
             return  # a re-attached root that is gone: its pid may belong to someone else now

@@ -1,0 +1,68 @@
+"""`mesos-local` starts a working cluster and Ctrl-C leaves no process behind."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+from tests.integration.cluster import free_port, wait_for
+
+
+def _descendants_and_sandboxed(root_pid: int, work_dir: Path) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cwd", "cmdline"]):
+        try:
+            in_sandbox = (process.info["cwd"] or "").startswith(str(work_dir))
+            mentions = str(work_dir) in " ".join(process.info["cmdline"] or [])
+        except psutil.Error:
+            continue
+        if (in_sandbox or mentions) and process.pid != root_pid:
+            found.append(process)
+    return found
+
+
+def test_mesos_local_runs_tasks_and_stops_cleanly(tmp_path: Path) -> None:
+    port, agent_port = free_port(), free_port()
+    work_dir = tmp_path / "local"
+    output = tmp_path / "mesos-local.out"
+    with output.open("wb") as sink:
+        local = subprocess.Popen(
+            [sys.executable, "-m", "mesos_local", "--port", str(port), "--agent_port",
+             str(agent_port), "--agents", "2", "--work_dir", str(work_dir)],
+            stdout=sink, stderr=subprocess.STDOUT,
+        )
+    framework: subprocess.Popen[str] | None = None
+    try:
+        wait_for(lambda: "Press Ctrl-C" in output.read_text() or local.poll() is not None,
+                 "mesos-local to start")
+        text = output.read_text()
+        assert local.poll() is None, text
+        assert f"127.0.0.1:{port}" in text and "hostname 127.0.0.2" in text
+
+        framework = subprocess.Popen(
+            [sys.executable, "-m", "frameworks.examples.sleep_framework", "--master",
+             f"127.0.0.1:{port}", "--tasks", "4", "--cmd", "sleep 600"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        def sleep_tasks() -> list[psutil.Process]:
+            return [p for p in _descendants_and_sandboxed(local.pid, work_dir)
+                    if p.info["cmdline"][:1] == ["sleep"]]
+
+        wait_for(lambda: len(sleep_tasks()) == 4, "four sleep tasks to run")
+
+        local.send_signal(signal.SIGINT)
+        assert local.wait(30) == 0
+        assert "mesos-local stopped." in output.read_text()
+        leftovers = _descendants_and_sandboxed(local.pid, work_dir)
+        assert leftovers == [], [p.info["cmdline"] for p in leftovers]
+    finally:
+        if local.poll() is None:
+            local.kill()
+            local.wait()
+        if framework is not None:
+            framework.kill()
+            framework.wait()
