@@ -27,6 +27,13 @@ _TRANSIENT = frozenset({
     "INTERNAL", "UNKNOWN",
 })
 
+# gRPC's own reconnect backoff (1 s growing to 120 s by default) would hold every call to a
+# master that was down for a while long after it is back; keep it within the driver's backoff.
+_CHANNEL_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+)
+
 
 class CallError(Exception):
     """A failed Subscribe or Send: the gRPC status code name, the master's message, and the
@@ -88,6 +95,18 @@ class Subscription:
         self._call.cancel()
 
 
+async def _stream_id(stream: Any) -> str:
+    try:
+        stream_id = _metadata_value(await stream.initial_metadata(), STREAM_ID_KEY)
+        if not stream_id:
+            # A refused subscription carries no stream id; reading surfaces the refusal.
+            await stream.read()
+            raise CallError("INTERNAL", f"the master sent no {STREAM_ID_KEY} metadata")
+    except grpc.aio.AioRpcError as exc:
+        raise call_error(exc) from None
+    return stream_id
+
+
 class GrpcTransport:
     """A gRPC channel to one master."""
 
@@ -99,7 +118,7 @@ class GrpcTransport:
 
     def _connect(self) -> Any:
         if self._stub is None:
-            self._channel = grpc.aio.insecure_channel(str(self.address))
+            self._channel = grpc.aio.insecure_channel(str(self.address), options=_CHANNEL_OPTIONS)
             stub_class: Any = scheduler_pb2_grpc.SchedulerStub
             self._stub = stub_class(self._channel)
         return self._stub
@@ -108,14 +127,11 @@ class GrpcTransport:
         """Open the event stream; raises CallError."""
         stream = self._connect().Subscribe(call)
         try:
-            stream_id = _metadata_value(await stream.initial_metadata(), STREAM_ID_KEY)
-            if not stream_id:
-                # A refused subscription carries no stream id; reading surfaces the refusal.
-                await stream.read()
-                stream.cancel()
-                raise CallError("INTERNAL", f"the master sent no {STREAM_ID_KEY} metadata")
-        except grpc.aio.AioRpcError as exc:
-            raise call_error(exc) from None
+            stream_id = await _stream_id(stream)
+        except BaseException:
+            # Refused, timed out or cancelled: do not leave the subscription open on the master.
+            stream.cancel()
+            raise
         return Subscription(stream, stream_id)
 
     async def send(self, call: scheduler_pb2.Call, stream_id: str) -> None:

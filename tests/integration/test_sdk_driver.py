@@ -1,0 +1,746 @@
+"""SchedulerDriver against scripted masters: real gRPC servers on loopback.
+
+Each test starts private `ScriptedMaster` gRPC servers on free 127.0.0.1 ports and points an
+unmodified driver (its real gRPC transport) at them:
+
+    driver ── Subscribe ──▶ ScriptedMaster ──▶ PendingSubscribe ──▶ the test accepts it (an
+                                                                    EventStream it pushes
+                                                                    events into, ends, breaks
+                                                                    or leaves silent) or
+                                                                    refuses it (status code,
+                                                                    `mesos-leader`)
+    driver ── Send ───────▶ ScriptedMaster ──▶ `calls` (with metadata); may answer an error
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import grpc
+import grpc.aio
+import pytest
+
+from frameworks import DriverStatus, Scheduler, SchedulerDriver
+from frameworks._transport import LEADER_KEY, STREAM_ID_KEY
+from mesos_common.addresses import HostPort
+from protos import mesos_pb2, scheduler_pb2, scheduler_pb2_grpc
+
+pytestmark = pytest.mark.integration
+
+Call = scheduler_pb2.Call
+Event = scheduler_pb2.Event
+StatusCode = grpc.StatusCode
+Context = grpc.aio.ServicerContext[Any, Any]
+WAIT = 5.0
+
+
+# ------------------------------------------------------------------ the scripted master
+
+
+@dataclass(frozen=True)
+class Received:
+    """A call as the master received it, with its invocation metadata."""
+
+    call: scheduler_pb2.Call
+    metadata: dict[str, str]
+
+    @property
+    def stream_id(self) -> str | None:
+        return self.metadata.get(STREAM_ID_KEY)
+
+
+def _received(request: scheduler_pb2.Call, context: Context) -> Received:
+    metadata = {
+        key: value.decode() if isinstance(value, bytes) else value
+        for key, value in context.invocation_metadata() or ()
+    }
+    return Received(request, metadata)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A gRPC error status, naming a leader in trailing metadata when `leader` is set."""
+
+    code: grpc.StatusCode
+    details: str
+    leader: str | None = None
+
+    async def abort(self, context: Context) -> NoReturn:
+        trailing = () if self.leader is None else ((LEADER_KEY, self.leader),)
+        await context.abort(self.code, self.details, trailing_metadata=trailing)
+
+
+class EventStream:
+    """An accepted subscription: push events into it, end it (OK) or break it (an error)."""
+
+    def __init__(self, stream_id: str, cancelled: asyncio.Event) -> None:
+        self.stream_id = stream_id
+        self.cancelled = cancelled  # the driver cancelled the RPC
+        self._items: asyncio.Queue[Event | Failure | None] = asyncio.Queue()
+
+    def push(self, *events: Event) -> None:
+        for event in events:
+            self._items.put_nowait(event)
+
+    def end(self) -> None:
+        self._items.put_nowait(None)
+
+    def break_off(self, code: grpc.StatusCode = StatusCode.UNAVAILABLE) -> None:
+        self._items.put_nowait(Failure(code, "the stream broke"))
+
+    async def next_item(self) -> Event | Failure | None:
+        return await self._items.get()
+
+    async def wait_cancelled(self) -> None:
+        await asyncio.wait_for(self.cancelled.wait(), WAIT)
+
+
+class PendingSubscribe:
+    """A Subscribe the master holds (sends nothing) until the test accepts or refuses it."""
+
+    def __init__(self, received: Received, stream_id: str) -> None:
+        self.received = received
+        self.cancelled = asyncio.Event()  # the driver cancelled the RPC
+        self._stream_id = stream_id
+        self._answer: asyncio.Future[EventStream | Failure] = (
+            asyncio.get_running_loop().create_future()
+        )
+
+    def accept(self, framework_id: str = "fw1", heartbeat: float = 15.0,
+               stream_id: str | None = None) -> EventStream:
+        """Open the stream (under `stream_id`, default a fresh one); SUBSCRIBED (announcing
+        `heartbeat` seconds) is its first event."""
+        stream = EventStream(self._stream_id if stream_id is None else stream_id, self.cancelled)
+        stream.push(subscribed(framework_id, heartbeat))
+        self._answer.set_result(stream)
+        return stream
+
+    def refuse(self, code: grpc.StatusCode, details: str, leader: str | None = None) -> None:
+        self._answer.set_result(Failure(code, details, leader))
+
+    async def answer(self) -> EventStream | Failure:
+        return await self._answer
+
+
+class ScriptedMaster(scheduler_pb2_grpc.SchedulerServicer):
+    """A Scheduler service the test drives; `address` is where it listens."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.address = HostPort("127.0.0.1", 0)
+        self.subscribes: asyncio.Queue[PendingSubscribe] = asyncio.Queue()
+        self.calls: asyncio.Queue[Received] = asyncio.Queue()
+        self.send_failures: list[Failure] = []
+        self.refuse_all: Failure | None = None  # answer every Subscribe at once with this
+        self._streams = 0
+
+    async def next_subscribe(self) -> PendingSubscribe:
+        return await asyncio.wait_for(self.subscribes.get(), WAIT)
+
+    async def accept(self, framework_id: str = "fw1", heartbeat: float = 15.0) -> EventStream:
+        """Accept the next Subscribe."""
+        return (await self.next_subscribe()).accept(framework_id, heartbeat)
+
+    async def next_call(self) -> Received:
+        return await asyncio.wait_for(self.calls.get(), WAIT)
+
+    async def Subscribe(
+        self, request: scheduler_pb2.Call, context: Context
+    ) -> AsyncIterator[scheduler_pb2.Event]:
+        self._streams += 1
+        pending = PendingSubscribe(_received(request, context), f"{self.name}-{self._streams}")
+        self.subscribes.put_nowait(pending)
+        try:
+            if self.refuse_all is not None:
+                await self.refuse_all.abort(context)
+            answer = await pending.answer()
+            if isinstance(answer, Failure):
+                await answer.abort(context)
+            await context.send_initial_metadata(((STREAM_ID_KEY, answer.stream_id),))
+            while (item := await answer.next_item()) is not None:
+                if isinstance(item, Failure):
+                    await item.abort(context)
+                yield item
+        except asyncio.CancelledError:
+            pending.cancelled.set()
+            raise
+
+    async def Send(self, request: scheduler_pb2.Call, context: Context) -> scheduler_pb2.Response:
+        self.calls.put_nowait(_received(request, context))
+        if self.send_failures:
+            await self.send_failures.pop(0).abort(context)
+        return scheduler_pb2.Response()
+
+
+@contextlib.asynccontextmanager
+async def serving(name: str, port: int = 0) -> AsyncIterator[ScriptedMaster]:
+    """A ScriptedMaster on 127.0.0.1:`port` (0: a free port)."""
+    master = ScriptedMaster(name)
+    server = grpc.aio.server()
+    scheduler_pb2_grpc.add_SchedulerServicer_to_server(master, server)
+    port = server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    master.address = HostPort("127.0.0.1", port)
+    try:
+        yield master
+    finally:
+        await server.stop(None)
+
+
+# ------------------------------------------------------------------------- events
+
+
+def subscribed(framework_id: str, heartbeat: float = 15.0) -> Event:
+    return Event(type=Event.SUBSCRIBED, subscribed=Event.Subscribed(
+        framework_id=mesos_pb2.FrameworkID(value=framework_id),
+        heartbeat_interval_seconds=heartbeat,
+        master_info=mesos_pb2.MasterInfo(id="m1", address="127.0.0.1", port=5050),
+    ))
+
+
+def offers_event(*offer_ids: str) -> Event:
+    event = Event(type=Event.OFFERS)
+    for offer_id in offer_ids:
+        event.offers.offers.add(id=mesos_pb2.OfferID(value=offer_id),
+                                agent_id=mesos_pb2.AgentID(value="a1"))
+    return event
+
+
+def update_event(task_id: str, state: mesos_pb2.TaskState.ValueType, uuid: bytes = b"") -> Event:
+    return Event(type=Event.UPDATE, update=Event.Update(status=mesos_pb2.TaskStatus(
+        task_id=mesos_pb2.TaskID(value=task_id), agent_id=mesos_pb2.AgentID(value="a1"),
+        state=state, uuid=uuid,
+    )))
+
+
+def task(task_id: str) -> mesos_pb2.TaskInfo:
+    return mesos_pb2.TaskInfo(task_id=mesos_pb2.TaskID(value=task_id),
+                              agent_id=mesos_pb2.AgentID(value="a1"))
+
+
+def call_type(received: Received) -> str:
+    return Call.Type.Name(received.call.type)
+
+
+# ---------------------------------------------------------------------- scheduler
+
+
+class Recorder(Scheduler):
+    """Records every callback as (name, args) on an asyncio queue."""
+
+    def __init__(self) -> None:
+        self.calls: asyncio.Queue[tuple[str, tuple[Any, ...]]] = asyncio.Queue()
+
+    def _record(self, name: str, *args: Any) -> None:
+        self.calls.put_nowait((name, args))
+
+    async def expect(self, name: str) -> tuple[Any, ...]:
+        """The arguments of the next callback, which must be `name`."""
+        got, args = await asyncio.wait_for(self.calls.get(), WAIT)
+        assert got == name, f"expected {name}, got {got}{args}"
+        return args
+
+    def registered(self, driver: SchedulerDriver, framework_id: mesos_pb2.FrameworkID,
+                   master_info: mesos_pb2.MasterInfo) -> None:
+        self._record("registered", framework_id, master_info)
+
+    def reregistered(self, driver: SchedulerDriver, master_info: mesos_pb2.MasterInfo) -> None:
+        self._record("reregistered", master_info)
+
+    def disconnected(self, driver: SchedulerDriver) -> None:
+        self._record("disconnected")
+
+    def resource_offers(self, driver: SchedulerDriver, offers: list[mesos_pb2.Offer]) -> None:
+        self._record("resource_offers", offers)
+
+    def offer_rescinded(self, driver: SchedulerDriver, offer_id: mesos_pb2.OfferID) -> None:
+        self._record("offer_rescinded", offer_id)
+
+    def status_update(self, driver: SchedulerDriver, status: mesos_pb2.TaskStatus) -> None:
+        self._record("status_update", status)
+
+    def framework_message(self, driver: SchedulerDriver, executor_id: mesos_pb2.ExecutorID,
+                          agent_id: mesos_pb2.AgentID, data: bytes) -> None:
+        self._record("framework_message", executor_id, agent_id, data)
+
+    def agent_lost(self, driver: SchedulerDriver, agent_id: mesos_pb2.AgentID) -> None:
+        self._record("agent_lost", agent_id)
+
+    def executor_lost(self, driver: SchedulerDriver, executor_id: mesos_pb2.ExecutorID,
+                      agent_id: mesos_pb2.AgentID, status: int | None) -> None:
+        self._record("executor_lost", executor_id, agent_id, status)
+
+    def error(self, driver: SchedulerDriver, message: str) -> None:
+        self._record("error", message)
+
+
+# ----------------------------------------------------------------------- fixtures
+
+MakeDriver = Callable[..., SchedulerDriver]
+
+
+@pytest.fixture
+async def master() -> AsyncIterator[ScriptedMaster]:
+    async with serving("m1") as scripted:
+        yield scripted
+
+
+@pytest.fixture
+async def make_driver(master: ScriptedMaster) -> AsyncIterator[MakeDriver]:
+    """Drivers pointed at `master` (or the master given); aborted and joined afterwards."""
+    drivers: list[SchedulerDriver] = []
+
+    def make(scheduler: Scheduler, at: ScriptedMaster | None = None,
+             **kwargs: Any) -> SchedulerDriver:
+        address = str((at or master).address)
+        driver = SchedulerDriver(scheduler, {"name": "test", "user": "u"}, address, **kwargs)
+        drivers.append(driver)
+        return driver
+
+    yield make
+    for driver in drivers:
+        driver.abort()
+        await asyncio.wait_for(driver.join(), WAIT)
+
+
+@dataclass(frozen=True)
+class Connected:
+    scheduler: Recorder
+    driver: SchedulerDriver
+    stream: EventStream
+    subscribe: Received
+
+
+@pytest.fixture
+async def running(master: ScriptedMaster, make_driver: MakeDriver) -> Connected:
+    """A driver subscribed as fw1 whose `registered` callback has run."""
+    scheduler = Recorder()
+    driver = make_driver(scheduler)
+    assert await driver.start() is DriverStatus.RUNNING
+    pending = await master.next_subscribe()
+    stream = pending.accept()
+    await scheduler.expect("registered")
+    return Connected(scheduler, driver, stream, pending.received)
+
+
+# -------------------------------------------------------------------------- tests
+
+
+async def test_registers_and_sends_calls_in_order_with_stream_id(
+    running: Connected, master: ScriptedMaster
+) -> None:
+    driver, first = running.driver, running.subscribe
+    assert call_type(first) == "SUBSCRIBE"
+    assert first.call.subscribe.framework_info.name == "test"
+    assert not first.call.subscribe.framework_info.id.value
+    assert driver.framework_id == mesos_pb2.FrameworkID(value="fw1")
+    driver.launch_tasks("o1", [task("t1")])
+    driver.decline_offer(["o2", "o3"], filters=10)
+    driver.kill_task("t1", "a1")
+    driver.reconcile_tasks([])
+    driver.send_framework_message("e1", "a1", b"hi")
+    sent = [await master.next_call() for _ in range(5)]
+    assert [call_type(received) for received in sent] == [
+        "ACCEPT", "DECLINE", "KILL", "RECONCILE", "MESSAGE"
+    ]
+    assert {received.stream_id for received in sent} == {running.stream.stream_id}
+    assert all(received.call.framework_id.value == "fw1" for received in sent)
+    assert sent[1].call.decline.filters.refuse_seconds == 10.0
+    assert sent[0].call.accept.operations[0].launch.task_infos[0].task_id.value == "t1"
+
+
+async def test_callbacks_receive_each_event_type(running: Connected) -> None:
+    scheduler = running.scheduler
+    running.stream.push(
+        offers_event("o1", "o2"),
+        Event(type=Event.RESCIND, rescind=Event.Rescind(offer_id=mesos_pb2.OfferID(value="o1"))),
+        Event(type=Event.MESSAGE, message=Event.Message(
+            agent_id=mesos_pb2.AgentID(value="a1"),
+            executor_id=mesos_pb2.ExecutorID(value="e1"), data=b"x")),
+        Event(type=Event.FAILURE, failure=Event.Failure(
+            agent_id=mesos_pb2.AgentID(value="a1"),
+            executor_id=mesos_pb2.ExecutorID(value="e1"), status=3)),
+        Event(type=Event.FAILURE, failure=Event.Failure(agent_id=mesos_pb2.AgentID(value="a2"))),
+        Event(type=Event.HEARTBEAT),
+        update_event("t1", mesos_pb2.TASK_RUNNING),
+    )
+    (offers,) = await scheduler.expect("resource_offers")
+    assert [offer.id.value for offer in offers] == ["o1", "o2"]
+    assert (await scheduler.expect("offer_rescinded"))[0].value == "o1"
+    executor_id, agent_id, data = await scheduler.expect("framework_message")
+    assert (executor_id.value, agent_id.value, data) == ("e1", "a1", b"x")
+    executor_id, agent_id, status = await scheduler.expect("executor_lost")
+    assert (executor_id.value, agent_id.value, status) == ("e1", "a1", 3)
+    assert (await scheduler.expect("agent_lost"))[0].value == "a2"
+    (update,) = await scheduler.expect("status_update")  # the heartbeat caused no callback
+    assert (update.task_id.value, update.state) == ("t1", mesos_pb2.TASK_RUNNING)
+
+
+async def test_implicit_acknowledgement_only_for_updates_with_uuid(
+    running: Connected, master: ScriptedMaster
+) -> None:
+    scheduler, driver = running.scheduler, running.driver
+    running.stream.push(
+        update_event("t0", mesos_pb2.TASK_LOST),  # master-generated: no uuid
+        update_event("t1", mesos_pb2.TASK_RUNNING, uuid=b"u1"),
+    )
+    await scheduler.expect("status_update")
+    await scheduler.expect("status_update")
+    ack = await master.next_call()
+    assert call_type(ack) == "ACKNOWLEDGE"
+    assert (ack.call.acknowledge.task_id.value, ack.call.acknowledge.uuid) == ("t1", b"u1")
+    assert (ack.call.acknowledge.agent_id.value, ack.stream_id) == ("a1", running.stream.stream_id)
+    driver.revive_offers()  # the next call proves no second ACKNOWLEDGE was queued
+    assert call_type(await master.next_call()) == "REVIVE"
+
+
+async def test_no_acknowledgement_when_the_callback_raises(
+    master: ScriptedMaster, make_driver: MakeDriver
+) -> None:
+    class Failing(Recorder):
+        def status_update(self, driver: SchedulerDriver, status: mesos_pb2.TaskStatus) -> None:
+            self._record("status_update", status)
+            raise RuntimeError("boom")
+
+    scheduler = Failing()
+    driver = make_driver(scheduler)
+    await driver.start()
+    stream = await master.accept()
+    await scheduler.expect("registered")
+    stream.push(update_event("t1", mesos_pb2.TASK_RUNNING, uuid=b"u1"))
+    await scheduler.expect("status_update")
+    driver.suppress_offers()
+    assert call_type(await master.next_call()) == "SUPPRESS"
+    driver.stop()
+    assert call_type(await master.next_call()) == "TEARDOWN"
+    assert await driver.join() is DriverStatus.STOPPED
+
+
+async def test_explicit_acknowledgements(
+    master: ScriptedMaster, make_driver: MakeDriver
+) -> None:
+    scheduler = Recorder()
+    driver = make_driver(scheduler, implicit_acknowledgements=False)
+    await driver.start()
+    stream = await master.accept()
+    await scheduler.expect("registered")
+    stream.push(update_event("t1", mesos_pb2.TASK_RUNNING, uuid=b"u1"))
+    (status,) = await scheduler.expect("status_update")
+    driver.suppress_offers()
+    assert call_type(await master.next_call()) == "SUPPRESS"  # nothing acknowledged yet
+    driver.acknowledge_status_update(status)
+    ack = await master.next_call()
+    assert (call_type(ack), ack.call.acknowledge.uuid) == ("ACKNOWLEDGE", b"u1")
+    assert driver.abort() is DriverStatus.ABORTED
+    assert await driver.join() is DriverStatus.ABORTED
+    await stream.wait_cancelled()
+
+
+async def test_async_callbacks_are_awaited_and_may_call_the_driver(
+    master: ScriptedMaster, make_driver: MakeDriver
+) -> None:
+    class AsyncScheduler(Scheduler):
+        async def resource_offers(self, driver: SchedulerDriver,
+                                  offers: list[mesos_pb2.Offer]) -> None:
+            await asyncio.sleep(0)
+            driver.launch_tasks([offer.id for offer in offers], [task("t1")])
+
+    driver = make_driver(AsyncScheduler())
+    await driver.start()
+    stream = await master.accept()
+    stream.push(offers_event("o1"))
+    accept = await master.next_call()
+    assert call_type(accept) == "ACCEPT"
+    assert [offer_id.value for offer_id in accept.call.accept.offer_ids] == ["o1"]
+    assert accept.call.accept.operations[0].launch.task_infos[0].task_id.value == "t1"
+
+
+@pytest.mark.parametrize("how", ["ended", "broken"])
+async def test_a_lost_stream_resubscribes_with_framework_id(
+    running: Connected, master: ScriptedMaster, how: str
+) -> None:
+    scheduler, driver = running.scheduler, running.driver
+    if how == "ended":
+        running.stream.end()
+    else:
+        running.stream.break_off(StatusCode.UNAVAILABLE)
+    await scheduler.expect("disconnected")
+    pending = await master.next_subscribe()
+    framework_info = pending.received.call.subscribe.framework_info
+    assert (framework_info.id.value, framework_info.name) == ("fw1", "test")
+    second = pending.accept()
+    assert second.stream_id != running.stream.stream_id
+    await scheduler.expect("reregistered")
+    driver.revive_offers()
+    revive = await master.next_call()
+    assert revive.call == Call(
+        type=Call.REVIVE, framework_id=mesos_pb2.FrameworkID(value="fw1"), revive=Call.Revive()
+    )
+    assert revive.stream_id == second.stream_id
+
+
+async def test_missing_heartbeats_break_the_connection(
+    master: ScriptedMaster, make_driver: MakeDriver
+) -> None:
+    scheduler = Recorder()
+    driver = make_driver(scheduler)
+    await driver.start()
+    silent = await master.accept(heartbeat=0.05)  # then nothing: 3 x 0.05 s without an event
+    await scheduler.expect("registered")
+    await scheduler.expect("disconnected")
+    await silent.wait_cancelled()  # the driver let go of the silent stream
+    pending = await master.next_subscribe()
+    assert pending.received.call.subscribe.framework_info.id.value == "fw1"
+    pending.accept()
+    await scheduler.expect("reregistered")
+    assert driver.status is DriverStatus.RUNNING
+
+
+async def test_an_unanswered_subscribe_is_cancelled_and_retried(
+    master: ScriptedMaster, make_driver: MakeDriver
+) -> None:
+    scheduler = Recorder()
+    driver = make_driver(scheduler)
+    driver._subscribe_timeout = 0.2  # the master's answer is overdue after 0.2 s
+    await driver.start()
+    unanswered = await master.next_subscribe()
+    await asyncio.wait_for(unanswered.cancelled.wait(), WAIT)  # not left open on the master
+    (await master.next_subscribe()).accept()
+    await scheduler.expect("registered")
+
+
+async def test_a_stream_without_stream_id_is_dropped_and_retried(
+    master: ScriptedMaster, make_driver: MakeDriver
+) -> None:
+    scheduler = Recorder()
+    driver = make_driver(scheduler)
+    await driver.start()
+    nameless = (await master.next_subscribe()).accept(stream_id="")
+    await nameless.wait_cancelled()
+    pending = await master.next_subscribe()
+    assert not pending.received.call.subscribe.framework_info.id.value
+    stream = pending.accept()
+    await scheduler.expect("registered")  # the stream without an id did not count
+    driver.kill_task("t1")
+    assert (await master.next_call()).stream_id == stream.stream_id
+
+
+async def test_the_driver_reaches_a_master_restarted_on_the_same_port(
+    make_driver: MakeDriver
+) -> None:
+    scheduler = Recorder()
+    async with serving("before") as before:
+        driver = make_driver(scheduler, at=before)
+        await driver.start()
+        await before.accept()
+        await scheduler.expect("registered")
+    await scheduler.expect("disconnected")  # the server went away with the stream
+
+    attempts: asyncio.Queue[None] = asyncio.Queue()
+
+    def refuse_connection(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        attempts.put_nowait(None)
+        writer.close()
+
+    port = before.address.port
+    dead = await asyncio.start_server(refuse_connection, "127.0.0.1", port)
+    # The driver keeps trying at its own pace (about 1 s for these 4 attempts), not at gRPC's
+    # default reconnect backoff (1 s growing by 1.6x to 120 s: over 4 s for 4 attempts).
+    async with dead, asyncio.timeout(3.0):
+        for _ in range(4):
+            await attempts.get()
+    async with serving("after", port) as after:
+        pending = await after.next_subscribe()
+        assert pending.received.call.subscribe.framework_info.id.value == "fw1"
+        stream = pending.accept()
+        await scheduler.expect("reregistered")
+        driver.kill_task("t1")
+        assert (await after.next_call()).stream_id == stream.stream_id
+
+
+async def test_calls_while_disconnected(running: Connected, master: ScriptedMaster) -> None:
+    scheduler, driver = running.scheduler, running.driver
+    running.stream.end()
+    await scheduler.expect("disconnected")
+    (await master.next_subscribe()).refuse(StatusCode.UNAVAILABLE, "down")
+    held = await master.next_subscribe()  # unanswered: the driver stays disconnected
+    driver.launch_tasks("o1", [task("t1"), task("t2")])
+    driver.decline_offer("o2")
+    driver.kill_task("t9")
+    dropped = [(await scheduler.expect("status_update"))[0] for _ in range(2)]
+    assert [(s.task_id.value, mesos_pb2.TaskState.Name(s.state)) for s in dropped] == [
+        ("t1", "TASK_DROPPED"), ("t2", "TASK_DROPPED")
+    ]
+    assert master.calls.empty()
+    second = held.accept()
+    await scheduler.expect("reregistered")
+    kill = await master.next_call()  # the launch and decline were never sent
+    assert (call_type(kill), kill.call.kill.task_id.value) == ("KILL", "t9")
+    assert kill.stream_id == second.stream_id
+
+
+async def test_send_errors_go_to_error_callback_and_retryable_ones_are_retried(
+    running: Connected, master: ScriptedMaster
+) -> None:
+    scheduler, driver = running.scheduler, running.driver
+    master.send_failures = [Failure(StatusCode.INVALID_ARGUMENT, "no such role"),
+                            Failure(StatusCode.UNAVAILABLE, "try again")]
+    driver.revive_offers("nope")
+    driver.kill_task("t1")
+    (message,) = await scheduler.expect("error")
+    assert "REVIVE refused by the master: INVALID_ARGUMENT: no such role" in message
+    received = [await master.next_call() for _ in range(3)]
+    assert [call_type(r) for r in received] == ["REVIVE", "KILL", "KILL"]  # one retry
+    assert received[0].call.revive.roles == ["nope"]
+    assert {r.stream_id for r in received} == {running.stream.stream_id}
+    assert driver.status is DriverStatus.RUNNING
+    assert scheduler.calls.empty()
+
+
+async def test_error_event_aborts(running: Connected) -> None:
+    scheduler, driver = running.scheduler, running.driver
+    running.stream.push(Event(type=Event.ERROR, error=Event.Error(message="framework removed")))
+    assert await scheduler.expect("error") == ("framework removed",)
+    assert await driver.join() is DriverStatus.ABORTED
+    await running.stream.wait_cancelled()
+    assert driver.kill_task("t1") is DriverStatus.ABORTED
+
+
+@pytest.mark.parametrize("code", [StatusCode.INVALID_ARGUMENT, StatusCode.PERMISSION_DENIED])
+async def test_refused_subscription_aborts(
+    master: ScriptedMaster, make_driver: MakeDriver, code: grpc.StatusCode
+) -> None:
+    scheduler = Recorder()
+    driver = make_driver(scheduler)
+    await driver.start()
+    (await master.next_subscribe()).refuse(code, "bad role")
+    (message,) = await scheduler.expect("error")
+    assert f"{code.name}: bad role" in message
+    assert await driver.join() is DriverStatus.ABORTED
+    assert master.subscribes.empty()
+
+
+async def test_unavailable_subscription_follows_the_named_leader(
+    master: ScriptedMaster, make_driver: MakeDriver
+) -> None:
+    async with serving("m2") as leader:
+        scheduler = Recorder()
+        driver = make_driver(scheduler)
+        await driver.start()
+        (await master.next_subscribe()).refuse(StatusCode.UNAVAILABLE, "no leader yet", "")
+        (await master.next_subscribe()).refuse(
+            StatusCode.UNAVAILABLE, "not the leader", str(leader.address)
+        )
+        stream = await leader.accept()
+        await scheduler.expect("registered")
+        driver.reconcile_tasks([])
+        reconcile = await leader.next_call()
+        assert (call_type(reconcile), reconcile.stream_id) == ("RECONCILE", stream.stream_id)
+        assert master.subscribes.empty()
+        assert master.calls.empty()
+
+
+async def test_stop_sends_earlier_calls_then_teardown(
+    running: Connected, master: ScriptedMaster
+) -> None:
+    driver = running.driver
+    driver.kill_task("t1")
+    assert await driver.stop() is DriverStatus.STOPPED
+    assert driver.kill_task("t2") is DriverStatus.STOPPED  # refused after stop
+    sent = [await master.next_call() for _ in range(2)]
+    assert [call_type(received) for received in sent] == ["KILL", "TEARDOWN"]
+    assert sent[1].call.framework_id.value == "fw1"
+    assert sent[1].stream_id == running.stream.stream_id
+    assert await driver.join() is DriverStatus.STOPPED
+    assert master.calls.empty()
+    await running.stream.wait_cancelled()
+
+
+async def test_stop_for_failover_sends_no_teardown(
+    running: Connected, master: ScriptedMaster
+) -> None:
+    driver = running.driver
+    driver.suppress_offers()
+    driver.stop(failover=True)
+    assert await driver.join() is DriverStatus.STOPPED
+    assert call_type(await master.next_call()) == "SUPPRESS"
+    assert master.calls.empty()
+    await running.stream.wait_cancelled()
+
+
+@pytest.mark.parametrize("master_answer", ["none", "unavailable"])
+async def test_stop_before_subscribing_finishes(
+    master: ScriptedMaster, make_driver: MakeDriver, master_answer: str
+) -> None:
+    if master_answer == "unavailable":
+        master.refuse_all = Failure(StatusCode.UNAVAILABLE, "down")
+    driver = make_driver(Recorder())
+    await driver.start()
+    driver.reconcile_tasks([])  # waits for a subscription that never comes
+    await master.next_subscribe()
+    driver.stop()
+    assert await asyncio.wait_for(driver.join(), WAIT) is DriverStatus.STOPPED
+    assert master.calls.empty()
+
+
+async def test_plain_script_mode_runs_on_a_thread(master: ScriptedMaster) -> None:
+    """run() blocks its thread; sync callbacks and other threads may call the driver."""
+    updates: queue.Queue[str] = queue.Queue()
+    callers: list[threading.Thread] = []
+
+    class Script(Scheduler):
+        def registered(self, driver: SchedulerDriver, framework_id: mesos_pb2.FrameworkID,
+                       master_info: mesos_pb2.MasterInfo) -> None:
+            caller = threading.Thread(target=driver.kill_task, args=("from-thread",))
+            callers.append(caller)
+            caller.start()
+
+        def status_update(self, driver: SchedulerDriver, status: mesos_pb2.TaskStatus) -> None:
+            updates.put(status.task_id.value)
+            driver.stop()
+
+    driver = SchedulerDriver(Script(), mesos_pb2.FrameworkInfo(name="s"), str(master.address))
+    async with asyncio.TaskGroup() as group:
+        run = group.create_task(asyncio.to_thread(driver.run))
+        try:
+            stream = await master.accept()
+            kill = await master.next_call()
+            assert (call_type(kill), kill.call.kill.task_id.value) == ("KILL", "from-thread")
+            stream.push(update_event("t1", mesos_pb2.TASK_FINISHED, uuid=b"u"))
+            teardown = await master.next_call()
+            assert (call_type(teardown), teardown.stream_id) == ("TEARDOWN", stream.stream_id)
+            assert await asyncio.wait_for(asyncio.shield(run), WAIT) is DriverStatus.STOPPED
+        finally:
+            driver.abort()  # unblocks run() if the script went wrong; no-op once stopped
+    assert updates.get_nowait() == "t1"
+    assert await asyncio.to_thread(driver.join) is DriverStatus.STOPPED  # blocking join
+    for caller in callers:
+        caller.join(WAIT)
+
+
+async def test_run_inside_a_loop_is_refused() -> None:
+    driver = SchedulerDriver(Recorder(), {"name": "x"}, "127.0.0.1:5050")
+    with pytest.raises(RuntimeError, match=r"await driver\.start"):
+        driver.run()
+    assert driver.status is DriverStatus.NOT_STARTED
+
+
+def test_bad_master_addresses_fail_at_construction() -> None:
+    with pytest.raises(ValueError, match="not supported yet"):
+        SchedulerDriver(Scheduler(), {"name": "x"}, "zk://127.0.0.1:2181/mesos")
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        SchedulerDriver(Scheduler(), {"name": "x"}, "nonsense")
+
+
+def test_not_started_driver() -> None:
+    driver = SchedulerDriver(Scheduler(), {"name": "x"})
+    assert driver.join() is DriverStatus.NOT_STARTED
+    assert driver.launch_tasks("o1", []) is DriverStatus.NOT_STARTED
+    assert driver.stop() is DriverStatus.NOT_STARTED
+    assert driver.framework_id is None
