@@ -15,7 +15,7 @@ import psutil
 
 from mesos_common.attributes import parse_attributes
 from mesos_common.detector import create_detector
-from mesos_common.flags import parse_duration, parse_flags
+from mesos_common.flags import FlagParser, parse_duration, parse_flags
 from mesos_common.resources import Resources
 from protos import mesos_pb2
 
@@ -43,15 +43,8 @@ class AgentConfig:
     registration_max_backoff: float = 2.0
 
 
-class _FlagParser(argparse.ArgumentParser):
-    """argparse that exits with status 1 and one clear line, as Mesos does."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(1, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _FlagParser(
+    parser = FlagParser(
         prog="mesos-agent",
         description="Run a Mesos-style agent (every flag may also come from MESOS_<FLAG>).",
     )

@@ -10,6 +10,7 @@ import argparse
 import os
 import re
 from collections.abc import Sequence
+from typing import NoReturn
 
 _DURATION = re.compile(
     r"^\s*([0-9]*\.?[0-9]+)\s*(ns|us|ms|secs?|s|mins?|m|hrs?|h|days?|d|weeks?|w)?\s*$"
@@ -34,6 +35,13 @@ _UNIT_SECONDS = {
     "week": 604800.0,
     "weeks": 604800.0,
 }
+
+
+class FlagParser(argparse.ArgumentParser):
+    """argparse that exits with status 1 and one clear line on bad flags, as Mesos does."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(1, f"{self.prog}: error: {message}\n")
 
 
 def parse_duration(text: str) -> float:

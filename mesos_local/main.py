@@ -29,7 +29,7 @@ from typing import IO
 
 import psutil
 
-from mesos_common.flags import parse_flags
+from mesos_common.flags import FlagParser, parse_flags
 
 _PR_SET_CHILD_SUBREAPER = 36
 PORTS_PER_AGENT = 1000
@@ -45,7 +45,7 @@ class Child:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = FlagParser(
         prog="mesos-local",
         description="Run a master and agents here. Flags can also be set as MESOS_<FLAG>.",
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import structlog
 
-from mesos_common.flags import parse_duration, parse_flags
+from mesos_common.flags import FlagParser, parse_duration, parse_flags
 from mesos_common.logging import configure_logging
 from mesos_master.master import MasterConfig
 from mesos_master.server import MasterServer
@@ -46,7 +46,7 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = FlagParser(
         prog="mesos-master",
         description="Run a master. Every flag can also be set as MESOS_<FLAG>.",
     )
@@ -80,11 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_flags(build_parser(), argv, "MESOS")
-    configure_logging(args.log_level)
+    parser = build_parser()
+    args = parse_flags(parser, argv, "MESOS")
     for name in ("agent_ping_timeout", "allocation_interval", "scheduler_heartbeat_interval"):
         if getattr(args, name) <= 0:
-            sys.exit(f"mesos-master: --{name} must be positive")
+            parser.error(f"--{name} must be positive")
+    if args.offer_timeout is not None and args.offer_timeout <= 0:
+        parser.error("--offer_timeout must be positive")
+    if not 0 <= args.port < 65536:
+        parser.error(f"--port {args.port} is not a port number (0..65535)")
+    try:
+        configure_logging(args.log_level)
+    except ValueError as exc:
+        parser.error(f"--log_level: {exc}")
     if args.work_dir is not None:
         args.work_dir.mkdir(parents=True, exist_ok=True)
     config = MasterConfig(

@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
+
 from frameworks import OfferBudget, SchedulerDriver, command_task, offer_resources
 from mesos_common.resources import Resources
 from protos import mesos_pb2
-from tests.integration.cluster import Cluster, wait_for
+from tests.integration.cluster import Cluster, free_port, wait_for
 from tests.integration.recording import OfferHandler, RecordingScheduler
 
 PARTITION_AWARE = mesos_pb2.FrameworkInfo.Capability(
@@ -243,3 +245,42 @@ def test_custom_executor_example(cluster: Cluster) -> None:
                          "--tasks", "3", "--sleep", "0.2")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("TASK_FINISHED") == 3, result.stdout
+
+
+def test_restarted_agent_reregisters_and_keeps_its_running_task(cluster: Cluster) -> None:
+    agent_dir, agent_port = cluster.work_dir / "kept-agent", free_port()
+    agent = cluster.start_agent(work_dir=agent_dir, port=agent_port, hostname="kept")
+    scheduler = RecordingScheduler(on_offers=launch_once(("survivor", "sleep 600")))
+    with running(cluster, scheduler, "aware", capabilities=[PARTITION_AWARE]) as driver:
+        scheduler.wait_for_state("survivor", "TASK_RUNNING")
+        pids = sleep_pids(agent_dir)
+        assert len(pids) == 1
+        agent.kill9()
+        scheduler.wait_for_state("survivor", "TASK_UNREACHABLE")
+        assert sleep_pids(agent_dir) == pids  # the task outlives its agent
+
+        cluster.start_agent(work_dir=agent_dir, port=agent_port, hostname="kept")
+        wait_for(lambda: [s.state for s in scheduler.updates
+                          if s.task_id.value == "survivor"][-1] == mesos_pb2.TASK_RUNNING,
+                 "the task to be reported running again")
+        driver.reconcile_tasks(["survivor"])
+        wait_for(lambda: any(u.reason == mesos_pb2.TaskStatus.REASON_RECONCILIATION
+                             and u.state == mesos_pb2.TASK_RUNNING
+                             for u in scheduler.updates if u.task_id.value == "survivor"),
+                 "reconciliation to report the task running")
+        assert sleep_pids(agent_dir) == pids  # same process: re-attached, not restarted
+        driver.kill_task("survivor")
+        scheduler.wait_for_state("survivor", "TASK_KILLED")
+
+
+def sleep_pids(work_dir: Path) -> set[int]:
+    """Pids of `sleep` processes running inside sandboxes under `work_dir`."""
+    found = set()
+    for process in psutil.process_iter(["cwd", "cmdline"]):
+        try:
+            if (process.info["cwd"] or "").startswith(str(work_dir)) and (
+                process.info["cmdline"] or [""])[0] == "sleep":
+                found.add(process.pid)
+        except psutil.Error:
+            continue
+    return found
