@@ -8,20 +8,17 @@
 
 The three tasks run in one `asyncio.TaskGroup` on the driver's loop. Started from plain code,
 `start()` runs that loop on a background thread and `join()` blocks; started inside a running
-loop, `start()` runs the driver as a task of that loop and `join()` must be awaited. Driver
-methods may be called from callbacks, from the loop, or from any other thread.
+loop, `start()` runs the driver as a task of that loop and `join()` must be awaited (that
+lifecycle is `frameworks._lifecycle`, shared with `ExecutorDriver`). Driver methods may be
+called from callbacks, from the loop, or from any other thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
-import enum
-import inspect
-import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +27,7 @@ import structlog
 from frameworks import _calls
 from frameworks._calls import FiltersLike, ReconcileItem
 from frameworks._ids import AgentIDLike, ExecutorIDLike, OfferIDLike, TaskIDLike
+from frameworks._lifecycle import DriverLifecycle, DriverStatus
 from frameworks._session import Action, Backoff, Session
 from frameworks._transport import CallError, GrpcTransport
 from frameworks.scheduler import Scheduler
@@ -41,23 +39,6 @@ __all__ = ["DriverStatus", "SchedulerDriver"]
 
 Call = scheduler_pb2.Call
 Event = scheduler_pb2.Event
-
-
-class DriverStatus(enum.Enum):
-    """The driver's state, as Mesos names it. Members are awaitable (they resolve to
-    themselves), so `await driver.start()` and `driver.start()` both work."""
-
-    NOT_STARTED = "DRIVER_NOT_STARTED"
-    RUNNING = "DRIVER_RUNNING"
-    ABORTED = "DRIVER_ABORTED"
-    STOPPED = "DRIVER_STOPPED"
-
-    def __await__(self) -> Generator[Any, None, DriverStatus]:
-        return _resolved(self).__await__()
-
-
-async def _resolved(status: DriverStatus) -> DriverStatus:
-    return status
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +67,7 @@ class _Error:
 _InboxItem = Event | _Subscribed | _Disconnected | _Error
 
 
-class SchedulerDriver:
+class SchedulerDriver(DriverLifecycle):
     """Runs a `Scheduler` against the master at `master` (`HOST:PORT` or `zk://...`).
 
     Raises ValueError at construction for a bad master address or framework_info.
@@ -94,6 +75,8 @@ class SchedulerDriver:
     acknowledged once `Scheduler.status_update` returns; otherwise call
     `acknowledge_status_update`.
     """
+
+    _kind = "scheduler"
 
     def __init__(
         self,
@@ -103,6 +86,7 @@ class SchedulerDriver:
         *,
         implicit_acknowledgements: bool = True,
     ) -> None:
+        super().__init__()
         self.scheduler = scheduler
         self.master = master
         self.implicit_acknowledgements = implicit_acknowledgements
@@ -111,16 +95,10 @@ class SchedulerDriver:
         self._subscribe_timeout = 10.0
         self._backoff_cap = 2.0
         self._session = Session()
-        self._status = DriverStatus.NOT_STARTED
         self._stopping = False
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._thread: threading.Thread | None = None
-        self._done: concurrent.futures.Future[DriverStatus] = concurrent.futures.Future()
         self._outbox: asyncio.Queue[Call | _Stop] = asyncio.Queue()
         self._inbox: asyncio.Queue[_InboxItem] = asyncio.Queue()
         self._wakeup = asyncio.Event()
-        self._finished = asyncio.Event()
         self._transport: GrpcTransport | None = None
         self._log = structlog.get_logger("frameworks.driver").bind(
             framework=self._framework_info.name
@@ -133,83 +111,15 @@ class SchedulerDriver:
         """The framework's id; None until the first subscription."""
         return self._session.framework_id
 
-    @property
-    def status(self) -> DriverStatus:
-        """The driver's current status."""
-        return self._status
-
-    def start(self) -> DriverStatus:
-        """Start the driver; returns RUNNING (awaitable, so `await driver.start()` works).
-
-        Inside a running event loop the driver runs as a task of that loop; otherwise it runs
-        on a background thread with its own loop. Starting twice returns the current status.
-        """
-        if self._status is not DriverStatus.NOT_STARTED:
-            return self._status
-        self._status = DriverStatus.RUNNING
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            self._loop = asyncio.new_event_loop()
-            self._thread = threading.Thread(
-                target=self._run_thread, name="scheduler-driver", daemon=True
-            )
-            self._thread.start()
-        else:
-            self._loop = running
-            self._task = running.create_task(self._main(), name="scheduler-driver")
-        return DriverStatus.RUNNING
-
-    def join(self) -> DriverStatus | Coroutine[Any, Any, DriverStatus]:
-        """Wait until the driver is stopped or aborted and return its final status.
-
-        Blocks in plain code; inside a running event loop returns a coroutine to await.
-        Raises if the driver itself crashed.
-        """
-        if self._status is DriverStatus.NOT_STARTED:
-            return DriverStatus.NOT_STARTED
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return self._join_blocking()
-        return self._join_async()
-
-    def run(self) -> DriverStatus:
-        """`start()` then `join()`, blocking; for plain scripts. Ctrl-C aborts the driver."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
-            raise RuntimeError(
-                "SchedulerDriver.run() blocks; inside an event loop use "
-                "`await driver.start()` and `await driver.join()`"
-            )
-        self.start()
-        try:
-            return self._join_blocking()
-        except KeyboardInterrupt:
-            self.abort()
-            self._join_blocking()
-            raise
-
     def stop(self, failover: bool = False) -> DriverStatus:
         """Stop after the calls made so far are sent. Without `failover` the framework is torn
         down (TEARDOWN: the master removes it and kills its tasks); with `failover` the driver
         only disconnects, so another scheduler can take over with the same framework id."""
-        if self._status is not DriverStatus.RUNNING:
-            return self._status
-        self._status = DriverStatus.STOPPED
-        self._on_loop(self._request_stop, failover)
-        return DriverStatus.STOPPED
+        return self._end(DriverStatus.STOPPED, self._request_stop, failover)
 
     def abort(self) -> DriverStatus:
         """Stop at once without tearing the framework down; unsent calls are dropped."""
-        if self._status is not DriverStatus.RUNNING:
-            return self._status
-        self._status = DriverStatus.ABORTED
-        self._on_loop(self._finished.set)
-        return DriverStatus.ABORTED
+        return self._end(DriverStatus.ABORTED, self._finished.set)
 
     # ------------------------------------------------------------------- calls
 
@@ -293,26 +203,11 @@ class SchedulerDriver:
         """Send `data` to an executor (best effort)."""
         return self._submit(_calls.message(executor_id, agent_id, data))
 
-    # --------------------------------------------------------- thread plumbing
+    # ---------------------------------------------------------------- plumbing
 
     def _framework_id_text(self) -> str | None:
         framework_id = self._session.framework_id
         return framework_id.value if framework_id is not None else None
-
-    def _on_loop(self, function: Callable[..., object], *args: Any) -> None:
-        """Run `function(*args)` on the driver's loop: now if we are on it, else soon."""
-        loop = self._loop
-        if loop is None or self._done.done():
-            return
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            function(*args)
-            return
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: driver is done
-            loop.call_soon_threadsafe(function, *args)
 
     def _submit(self, call: Call) -> DriverStatus:
         if self._status is not DriverStatus.RUNNING:
@@ -331,61 +226,20 @@ class SchedulerDriver:
         self._outbox.put_nowait(_Stop(failover))
         self._wakeup.set()
 
-    def _run_thread(self) -> None:
-        loop = self._loop
-        assert loop is not None
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._main())
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-    def _join_blocking(self) -> DriverStatus:
-        status = self._done.result()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
-        return status
-
-    async def _join_async(self) -> DriverStatus:
-        task = self._task
-        if task is not None and task.get_loop() is asyncio.get_running_loop():
-            await asyncio.shield(task)
-        return await asyncio.wrap_future(self._done)
-
     # ------------------------------------------------------------- the driver
 
-    async def _main(self) -> None:
+    async def _run(self) -> None:
         try:
-            status = await self._run()
-        except asyncio.CancelledError:
-            self._status = DriverStatus.ABORTED
-            self._done.set_result(DriverStatus.ABORTED)
-            raise
-        except Exception as exc:
-            self._log.exception("scheduler driver crashed")
-            self._status = DriverStatus.ABORTED
-            self._done.set_exception(exc)
-        else:
-            self._done.set_result(status)
-
-    async def _run(self) -> DriverStatus:
-        try:
-            async with asyncio.TaskGroup() as group:
-                workers = [
-                    group.create_task(self._connection_loop(), name="driver-connection"),
-                    group.create_task(self._send_loop(), name="driver-sender"),
-                    group.create_task(self._dispatch_loop(), name="driver-dispatcher"),
-                ]
-                await self._finished.wait()
-                for worker in workers:
-                    worker.cancel()
+            await self._run_workers({
+                "driver-connection": self._connection_loop,
+                "driver-sender": self._send_loop,
+                "driver-dispatcher": self._dispatch_loop,
+            })
         finally:
             if self._transport is not None:
                 await self._transport.close()
             await self._detector.close()
         self._log.info("scheduler driver finished", status=self._status.value)
-        return self._status
 
     # The connection task: subscribe, follow the stream, re-subscribe when it breaks.
 
@@ -639,16 +493,3 @@ class SchedulerDriver:
         acknowledgement = _calls.acknowledge(status)
         if acknowledgement is not None and self._status is DriverStatus.RUNNING:
             self._outbox.put_nowait(acknowledgement)
-
-    async def _callback(
-        self, name: str, function: Callable[..., Awaitable[None] | None], *args: Any
-    ) -> bool:
-        """Call a scheduler callback (plain or async); False if it raised (logged)."""
-        try:
-            result = function(*args)
-            if inspect.isawaitable(result):
-                await result
-        except Exception:
-            self._log.exception("scheduler callback raised", callback=name)
-            return False
-        return True

@@ -16,22 +16,19 @@ The agent starts the executor process with `MESOS_AGENT_ENDPOINT`, `MESOS_FRAMEW
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
-import inspect
 import os
-import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import structlog
 
+from frameworks._lifecycle import DriverLifecycle, DriverStatus
 from frameworks._session import Backoff
-from frameworks.driver import DriverStatus
 from mesos_common.flags import parse_duration
 from protos import executor_pb2, executor_pb2_grpc, mesos_pb2
 
@@ -110,11 +107,13 @@ class _Fatal:
 _InboxItem = Event | _Disconnected | _Fatal
 
 
-class ExecutorDriver:
+class ExecutorDriver(DriverLifecycle):
     """Connects an `Executor` to the agent that launched it (see the module docstring).
 
     `environment` defaults to `os.environ`; a missing variable raises ValueError.
     """
+
+    _kind = "executor"
 
     def __init__(
         self, executor: Executor, *, environment: Mapping[str, str] | None = None
@@ -126,6 +125,7 @@ class ExecutorDriver:
                 f"ExecutorDriver needs {', '.join(missing)} in the environment "
                 "(the agent sets them when it launches an executor)"
             )
+        super().__init__()
         self.executor = executor
         self.agent_endpoint = env["MESOS_AGENT_ENDPOINT"]
         self.framework_id = mesos_pb2.FrameworkID(value=env["MESOS_FRAMEWORK_ID"])
@@ -138,14 +138,8 @@ class ExecutorDriver:
             else _DEFAULT_RECOVERY_TIMEOUT
         )
         self._backoff_cap = 2.0
-        self._status = DriverStatus.NOT_STARTED
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._thread: threading.Thread | None = None
-        self._done: concurrent.futures.Future[DriverStatus] = concurrent.futures.Future()
         self._inbox: asyncio.Queue[_InboxItem] = asyncio.Queue()
         self._stream: asyncio.Queue[Call] | None = None
-        self._finished = asyncio.Event()
         self._stop_requested = asyncio.Event()
         self._acknowledged = asyncio.Event()
         self._subscribed_once = False
@@ -158,78 +152,17 @@ class ExecutorDriver:
     # ----------------------------------------------------------------- lifecycle
 
     @property
-    def status(self) -> DriverStatus:
-        """The driver's current status."""
-        return self._status
-
-    @property
     def unacknowledged(self) -> list[mesos_pb2.TaskStatus]:
         """Status updates sent but not yet acknowledged by the agent."""
         return list(self._unacknowledged.values())
 
-    def start(self) -> DriverStatus:
-        """Start the driver; returns RUNNING (awaitable, so `await driver.start()` works)."""
-        if self._status is not DriverStatus.NOT_STARTED:
-            return self._status
-        self._status = DriverStatus.RUNNING
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            self._loop = asyncio.new_event_loop()
-            self._thread = threading.Thread(
-                target=self._run_thread, name="executor-driver", daemon=True
-            )
-            self._thread.start()
-        else:
-            self._loop = running
-            self._task = running.create_task(self._main(), name="executor-driver")
-        return DriverStatus.RUNNING
-
-    def join(self) -> DriverStatus | Coroutine[Any, Any, DriverStatus]:
-        """Wait until the driver is stopped or aborted; blocks in plain code, and returns a
-        coroutine to await inside a running loop."""
-        if self._status is DriverStatus.NOT_STARTED:
-            return DriverStatus.NOT_STARTED
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return self._join_blocking()
-        return self._join_async()
-
-    def run(self) -> DriverStatus:
-        """`start()` then `join()`, blocking; for plain scripts."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
-            raise RuntimeError(
-                "ExecutorDriver.run() blocks; inside an event loop use "
-                "`await driver.start()` and `await driver.join()`"
-            )
-        self.start()
-        try:
-            return self._join_blocking()
-        except KeyboardInterrupt:
-            self.abort()
-            self._join_blocking()
-            raise
-
     def stop(self) -> DriverStatus:
         """Stop once pending status updates are acknowledged (or after a few seconds)."""
-        if self._status is not DriverStatus.RUNNING:
-            return self._status
-        self._status = DriverStatus.STOPPED
-        self._on_loop(self._stop_requested.set)
-        return DriverStatus.STOPPED
+        return self._end(DriverStatus.STOPPED, self._stop_requested.set)
 
     def abort(self) -> DriverStatus:
         """Stop at once; unacknowledged updates are left to the agent's recovery."""
-        if self._status is not DriverStatus.RUNNING:
-            return self._status
-        self._status = DriverStatus.ABORTED
-        self._on_loop(self._finished.set)
-        return DriverStatus.ABORTED
+        return self._end(DriverStatus.ABORTED, self._finished.set)
 
     # ------------------------------------------------------------------- calls
 
@@ -291,63 +224,12 @@ class ExecutorDriver:
             await self._acknowledged.wait()
             self._acknowledged.clear()
 
-    def _on_loop(self, function: Callable[..., object], *args: Any) -> None:
-        loop = self._loop
-        if loop is None or self._done.done():
-            return
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            function(*args)
-            return
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: driver is done
-            loop.call_soon_threadsafe(function, *args)
-
-    def _run_thread(self) -> None:
-        loop = self._loop
-        assert loop is not None
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._main())
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-    def _join_blocking(self) -> DriverStatus:
-        status = self._done.result()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
-        return status
-
-    async def _join_async(self) -> DriverStatus:
-        task = self._task
-        if task is not None and task.get_loop() is asyncio.get_running_loop():
-            await asyncio.shield(task)
-        return await asyncio.wrap_future(self._done)
-
-    async def _main(self) -> None:
-        try:
-            async with asyncio.TaskGroup() as group:
-                workers = [
-                    group.create_task(self._connection_loop(), name="executor-connection"),
-                    group.create_task(self._dispatch_loop(), name="executor-dispatcher"),
-                    group.create_task(self._stop_when_requested(), name="executor-stop"),
-                ]
-                await self._finished.wait()
-                for worker in workers:
-                    worker.cancel()
-        except asyncio.CancelledError:
-            self._status = DriverStatus.ABORTED
-            self._done.set_result(DriverStatus.ABORTED)
-            raise
-        except Exception as exc:
-            self._log.exception("executor driver crashed")
-            self._status = DriverStatus.ABORTED
-            self._done.set_exception(exc)
-        else:
-            self._done.set_result(self._status)
+    async def _run(self) -> None:
+        await self._run_workers({
+            "executor-connection": self._connection_loop,
+            "executor-dispatcher": self._dispatch_loop,
+            "executor-stop": self._stop_when_requested,
+        })
 
     async def _connection_loop(self) -> None:
         backoff = Backoff(0.05, self._backoff_cap)
@@ -455,16 +337,3 @@ class ExecutorDriver:
             elif item.type == Event.ERROR:
                 await self._callback("error", executor.error, self, item.error.message)
                 self.abort()
-
-    async def _callback(
-        self, name: str, function: Callable[..., Awaitable[None] | None], *args: Any
-    ) -> bool:
-        """Call an executor callback (plain or async); False if it raised (logged)."""
-        try:
-            result = function(*args)
-            if inspect.isawaitable(result):
-                await result
-        except Exception:
-            self._log.exception("executor callback raised", callback=name)
-            return False
-        return True
