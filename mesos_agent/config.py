@@ -38,7 +38,7 @@ class AgentConfig:
     recovery_timeout: float = 900.0
     executor_shutdown_grace_period: float = 5.0
     default_kill_grace_period: float = 3.0
-    status_update_retry_interval: float = 1.0
+    status_update_retry_interval: float = 10.0
     status_update_max_retry_interval: float = 10.0
     registration_max_backoff: float = 2.0
 
@@ -75,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="time between SHUTDOWN to an executor and killing it (default 5secs)",
     )
     parser.add_argument(
-        "--status_update_retry_interval", type=parse_duration, default=1.0,
-        help="first retry interval of unacknowledged status updates (default 1secs)",
+        "--status_update_retry_interval", type=parse_duration, default=10.0,
+        help="first retry interval of unacknowledged status updates (default 10secs, as in "
+        "Mesos; shorter retries multiply the load on a busy cluster)",
     )
     parser.add_argument("--log_level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     return parser

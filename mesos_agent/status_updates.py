@@ -9,13 +9,16 @@ Flow for one task (one *stream* per framework id + task id)::
                                           -> terminal update acked: the stream is finished
 
 `StatusUpdateManager` is the pure core: no I/O, time from an injected clock. `StatusUpdateLog`
-is the durable per-task log (JSON lines, appended with flush + fsync); `parse_log` is its pure
-reader, which ignores a torn last line left by a crash in the middle of an append.
+is the durable per-task log (JSON lines; updates are fsynced, acknowledgements are not);
+`parse_log` is its pure reader, which ignores a torn last line left by a crash in the middle of
+an append.
 """
 
 from __future__ import annotations
 
 import base64
+import heapq
+import itertools
 import json
 import os
 from collections import deque
@@ -86,6 +89,14 @@ class StatusUpdateManager:
         self._initial_backoff = initial_backoff
         self._max_backoff = max_backoff
         self._streams: dict[StreamKey, _Stream] = {}
+        # Streams whose head has not been sent on this connection (an ordered set), and a
+        # heap of (retry time, sequence, stream) for heads in flight. Heap entries are not
+        # removed when a head is acknowledged or rescheduled; `_retry_is_current` skips them.
+        # Both keep `due()` and `next_retry_at()` proportional to the work due, not to the
+        # number of streams.
+        self._unsent: dict[StreamKey, None] = {}
+        self._retries: list[tuple[float, int, StreamKey]] = []
+        self._sequence = itertools.count()
 
     def update(self, framework_id: str, status: mesos_pb2.TaskStatus) -> AddResult:
         """Queue `status` (which must carry a uuid) behind the stream's unacknowledged ones."""
@@ -100,6 +111,8 @@ class StatusUpdateManager:
         if stream.terminal_received:
             return AddResult.AFTER_TERMINAL
         stream.seen_uuids.add(status.uuid)
+        if not stream.pending:
+            self._unsent[key] = None
         stream.pending.append(status)
         stream.latest = status
         stream.terminal_received = is_terminal(status.state)
@@ -116,6 +129,8 @@ class StatusUpdateManager:
         if is_terminal(acked.state):
             del self._streams[(framework_id, task_id)]
             return AckResult.STREAM_FINISHED
+        if stream.pending:
+            self._unsent[(framework_id, task_id)] = None
         return AckResult.ACKNOWLEDGED
 
     def due(self) -> list[PendingUpdate]:
@@ -125,11 +140,16 @@ class StatusUpdateManager:
         exponential backoff (initial, doubled each time, capped at the maximum).
         """
         now = self._clock.now()
+        keys = list(self._unsent)
+        self._unsent.clear()
+        while self._retries and self._retries[0][0] <= now:
+            at, _, key = heapq.heappop(self._retries)
+            if self._retry_is_current(at, key):
+                keys.append(key)
         out: list[PendingUpdate] = []
-        for stream in self._streams.values():
-            if not stream.pending:
-                continue
-            if stream.next_send_at is not None and stream.next_send_at > now:
+        for key in keys:
+            stream = self._streams.get(key)
+            if stream is None or not stream.pending:
                 continue
             stream.backoff = (
                 self._initial_backoff
@@ -137,23 +157,33 @@ class StatusUpdateManager:
                 else min(stream.backoff * 2, self._max_backoff)
             )
             stream.next_send_at = now + stream.backoff
+            heapq.heappush(self._retries, (stream.next_send_at, next(self._sequence), key))
             out.append(PendingUpdate(stream.framework_id, stream.pending[0]))
         return out
 
     def resend_all(self) -> list[PendingUpdate]:
         """After a (re)connect: every in-flight update goes out again, backoff restarted."""
-        for stream in self._streams.values():
+        self._retries.clear()
+        for key, stream in self._streams.items():
             stream.next_send_at = None
+            if stream.pending:
+                self._unsent[key] = None
         return self.due()
 
     def next_retry_at(self) -> float | None:
         """When `due()` will next have something to send (None: nothing pending)."""
-        times = [
-            s.next_send_at if s.next_send_at is not None else self._clock.now()
-            for s in self._streams.values()
-            if s.pending
-        ]
-        return min(times, default=None)
+        if any(self._streams.get(key) for key in self._unsent):
+            return self._clock.now()
+        while self._retries:
+            at, _, key = self._retries[0]
+            if self._retry_is_current(at, key):
+                return at
+            heapq.heappop(self._retries)
+        return None
+
+    def _retry_is_current(self, at: float, key: StreamKey) -> bool:
+        stream = self._streams.get(key)
+        return stream is not None and bool(stream.pending) and stream.next_send_at == at
 
     def latest(self, framework_id: str, task_id: str) -> mesos_pb2.TaskStatus | None:
         """The newest update received for the task, acknowledged or not."""
@@ -174,6 +204,7 @@ class StatusUpdateManager:
     def forget(self, framework_id: str, task_id: str) -> None:
         """Drop a stream without acknowledgement (its framework was shut down)."""
         self._streams.pop((framework_id, task_id), None)
+        self._unsent.pop((framework_id, task_id), None)
 
     def recover(self, framework_id: str, task_id: str, records: Iterable[LogRecord]) -> bool:
         """Rebuild a stream from its log; returns False when the stream is already finished."""
@@ -248,12 +279,22 @@ class StatusUpdateLog:
         self.path = path
 
     def append(self, record: LogRecord) -> None:
-        """Append one record and fsync it before returning."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        """Append one record; an update is fsynced before this returns.
+
+        An acknowledgement is not: if a crash loses it, its update is sent once more after
+        recovery, which at-least-once delivery allows (and the next update's fsync makes it
+        durable anyway). That halves the fsyncs of a task's life.
+        """
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+        try:
+            fd = os.open(self.path, flags, 0o644)
+        except FileNotFoundError:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, flags, 0o644)
         try:
             os.write(fd, encode_record(record))
-            os.fsync(fd)
+            if isinstance(record, UpdateRecord):
+                os.fsync(fd)
         finally:
             os.close(fd)
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from mesos_common.resources import Resources
 
 _RECOVERED_POLL_SECONDS = 0.2
 _START_TIME_TOLERANCE = 0.05
+_FD_HEADROOM = 256
 
 
 def process_start_time(pid: int) -> float | None:
@@ -45,19 +48,50 @@ def _is_same_process(pid: int, start_time: float) -> bool:
     return started is not None and abs(started - start_time) < _START_TIME_TOLERANCE
 
 
+def _start_process(config: ContainerConfig) -> subprocess.Popen[bytes]:
+    """Fork and exec the container's root process (blocks for the fork and exec only, as
+    asyncio's own subprocess transport does)."""
+    with (
+        (config.sandbox / "stdout").open("ab") as stdout,
+        (config.sandbox / "stderr").open("ab") as stderr,
+    ):
+        return subprocess.Popen(
+            config.argv,
+            cwd=config.sandbox,
+            env=dict(config.environment),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+        )
+
+
 def _exit_code(child: subprocess.Popen[bytes]) -> asyncio.Future[int]:
     """A future of `child`'s return code (negative: the signal that ended it).
 
     On Linux the loop watches a pidfd of the child, so thousands of children cost no thread
-    each (asyncio's default child watcher starts one per child); elsewhere a worker thread
-    waits.
+    each (asyncio's default child watcher starts one per child). Elsewhere, or when pidfds
+    would leave fewer than `_FD_HEADROOM` descriptors under the open-file limit for launching
+    more processes, a thread of its own waits for the child.
     """
     loop = asyncio.get_running_loop()
+    future: asyncio.Future[int] = loop.create_future()
     try:
         pidfd = os.pidfd_open(child.pid)
     except (AttributeError, OSError):
-        return asyncio.ensure_future(asyncio.to_thread(child.wait))
-    future: asyncio.Future[int] = loop.create_future()
+        pidfd = -1
+    if pidfd >= max(0, resource.getrlimit(resource.RLIMIT_NOFILE)[0] - _FD_HEADROOM):
+        os.close(pidfd)
+        pidfd = -1
+    if pidfd < 0:
+
+        def wait() -> None:
+            code = child.wait()
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+                loop.call_soon_threadsafe(_resolve, future, code)
+
+        threading.Thread(target=wait, name=f"wait-{child.pid}", daemon=True).start()
+        return future
 
     def exited() -> None:
         code = child.poll()
@@ -65,11 +99,15 @@ def _exit_code(child: subprocess.Popen[bytes]) -> asyncio.Future[int]:
             return
         loop.remove_reader(pidfd)
         os.close(pidfd)
-        if not future.done():
-            future.set_result(code)
+        _resolve(future, code)
 
     loop.add_reader(pidfd, exited)
     return future
+
+
+def _resolve(future: asyncio.Future[int], code: int) -> None:
+    if not future.done():
+        future.set_result(code)
 
 
 @dataclass(slots=True)
@@ -101,19 +139,7 @@ class PosixContainerizer:
         for isolator in self._isolators:
             await isolator.prepare(config)
         try:
-            with (
-                (config.sandbox / "stdout").open("ab") as stdout,
-                (config.sandbox / "stderr").open("ab") as stderr,
-            ):
-                child = subprocess.Popen(
-                    config.argv,
-                    cwd=config.sandbox,
-                    env=dict(config.environment),
-                    stdin=subprocess.DEVNULL,
-                    stdout=stdout,
-                    stderr=stderr,
-                    start_new_session=True,
-                )
+            child = _start_process(config)
         except OSError as exc:
             await self._cleanup_isolators(config.container_id)
             raise ContainerLaunchError(

@@ -164,6 +164,8 @@ class Cluster:
             resources,
             "--log_level",
             "DEBUG",
+            "--status_update_retry_interval",
+            "1secs",
         ]
         if attributes:
             argv += ["--attributes", attributes]

@@ -161,3 +161,25 @@ def test_log_with_a_corrupt_complete_line_is_an_error() -> None:
     data = encode_record(UpdateRecord(status("t1", mesos_pb2.TASK_RUNNING))) + b"garbage\n"
     with pytest.raises(ValueError, match="corrupt status update log"):
         parse_log(data)
+
+
+def test_each_stream_retries_on_its_own_schedule(
+    manager: StatusUpdateManager, clock: FakeClock
+) -> None:
+    start = clock.now()
+    a, b, c = (status(task, mesos_pb2.TASK_RUNNING) for task in "abc")
+    manager.update(FW, a)
+    assert sent_states(manager) == [("a", mesos_pb2.TASK_RUNNING)]  # retry at start + 1
+    clock.advance(0.5)
+    manager.update(FW, b)
+    manager.update(FW, c)
+    assert sorted(sent_states(manager)) == [("b", 1), ("c", 1)]  # retries at start + 1.5
+    assert manager.acknowledge(FW, "c", c.uuid) is AckResult.ACKNOWLEDGED  # c: nothing left
+    assert manager.next_retry_at() == pytest.approx(start + 1.0)
+
+    clock.advance(0.5)
+    assert sent_states(manager) == [("a", mesos_pb2.TASK_RUNNING)]  # next retry: 2 s later
+    manager.forget(FW, "b")
+    assert manager.next_retry_at() == pytest.approx(start + 3.0)  # b and c no longer count
+    clock.advance(1.0)
+    assert sent_states(manager) == []

@@ -1,0 +1,270 @@
+"""Shared by the end-to-end benchmarks: a real master and agents, and a scheduler that launches
+long-running command tasks until a given number of them are TASK_RUNNING.
+
+Unlike tests/integration/cluster.py, components run at the log level the benchmark asks for
+(INFO, their default, unless told otherwise), and `close()` also kills every task process
+group the agents started, whether the agents are still alive or not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import psutil
+
+from frameworks import OfferBudget, Scheduler, SchedulerDriver, command_task, is_terminal
+from protos import mesos_pb2
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], T | None], what: str, timeout: float) -> T:
+    """Poll `condition` until it returns something truthy; RuntimeError after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def machine() -> str:
+    """nproc, CPU model and Python version, for the printed header."""
+    model = "unknown CPU"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} CPUs ({model}), Python {sys.version.split()[0]}"
+
+
+class BenchCluster:
+    """One master and any number of agents, as processes logging to files under `work_dir`."""
+
+    def __init__(self, work_dir: Path, log_level: str, cprofile_dir: Path | None = None) -> None:
+        self.work_dir = work_dir
+        self.log_level = log_level
+        self.cprofile_dir = cprofile_dir
+        self.master_address = ""
+        self.master: subprocess.Popen[bytes] | None = None
+        self.agents: list[subprocess.Popen[bytes]] = []
+        self._processes: list[subprocess.Popen[bytes]] = []
+        self._task_groups: set[int] = set()
+
+    def _start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        if self.cprofile_dir is not None:
+            self.cprofile_dir.mkdir(parents=True, exist_ok=True)
+            argv = ["-m", "cProfile", "-o", str(self.cprofile_dir / f"{name}.pstats"), *argv]
+        with (self.work_dir / f"{name}.log").open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, *argv, "--log_level", self.log_level],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            )
+        self._processes.append(process)
+        return process
+
+    def log(self, name: str) -> str:
+        path = self.work_dir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def start_master(self) -> None:
+        port = free_port()
+        self.master_address = f"127.0.0.1:{port}"
+        master = self.master = self._start("master", [
+            "-m", "mesos_master", "--ip", "127.0.0.1", "--port", str(port),
+            "--work_dir", str(self.work_dir / "master"),
+        ])
+
+        def listening() -> bool:
+            if master.poll() is not None:
+                raise RuntimeError(f"the master exited:\n{self.log('master')}")
+            with contextlib.suppress(OSError), socket.create_connection(
+                ("127.0.0.1", port), timeout=0.2
+            ):
+                return True
+            return False
+
+        wait_for(listening, "the master to listen", 30.0)
+
+    def start_agent(self, resources: str) -> subprocess.Popen[bytes]:
+        """Start an agent and wait until it has registered with the master."""
+        name = f"agent-{len(self.agents) + 1}"
+        agent = self._start(name, [
+            "-m", "mesos_agent", "--master", self.master_address, "--ip", "127.0.0.1",
+            "--port", str(free_port()), "--hostname", name,
+            "--work_dir", str(self.work_dir / name), "--resources", resources,
+        ])
+        self.agents.append(agent)
+
+        def registered() -> bool:
+            if agent.poll() is not None:
+                raise RuntimeError(f"{name} exited:\n{self.log(name)}")
+            return re.search(r"registered with master", self.log(name)) is not None
+
+        wait_for(registered, f"{name} to register", 30.0)
+        return agent
+
+    def task_processes(self) -> list[psutil.Process]:
+        """Every live task process group leader the agents started (their direct children
+        running in their own session), remembered so that `close` can kill the groups."""
+        found: list[psutil.Process] = []
+        for agent in self.agents:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                for child in psutil.Process(agent.pid).children():
+                    with contextlib.suppress(psutil.Error, ProcessLookupError):
+                        if os.getsid(child.pid) == child.pid:
+                            found.append(child)
+                            self._task_groups.add(child.pid)
+        return found
+
+    def close(self) -> None:
+        """Kill every task process group, then stop the agents and the master."""
+        self.task_processes()
+        for group in self._task_groups:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
+        for process in reversed(self._processes):
+            if process.poll() is None:
+                process.terminate()
+        for process in self._processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for group in self._task_groups:  # started after the first sweep, e.g. during shutdown
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
+
+
+class LaunchScheduler(Scheduler):
+    """Launches `count` copies of `cmd` and notes when each one reaches TASK_RUNNING.
+
+    Each batch of offers gets the pending tasks split evenly, so that every agent starts
+    launching at once; inside an offer as many tasks as fit are packed into one launch call.
+    """
+
+    def __init__(self, count: int, cmd: str, cpus: float, mem: float) -> None:
+        self.count, self.cmd, self.cpus, self.mem = count, cmd, cpus, mem
+        self.pending = deque(f"task-{index}" for index in range(count))
+        self.first_launch: float | None = None
+        self.running_at: list[float] = []
+        self.problems: list[str] = []
+        self.finished = threading.Event()
+        self._running: set[str] = set()
+
+    def resource_offers(self, driver: SchedulerDriver, offers: list[mesos_pb2.Offer]) -> None:
+        for index, offer in enumerate(offers):
+            share = math.ceil(len(self.pending) / (len(offers) - index))
+            budget = OfferBudget(offer)
+            tasks: list[mesos_pb2.TaskInfo] = []
+            while len(tasks) < share and budget.fits(cpus=self.cpus, mem=self.mem):
+                tasks.append(command_task(
+                    self.pending.popleft(), budget, self.cmd, cpus=self.cpus, mem=self.mem
+                ))
+            if not tasks:
+                driver.decline_offer(offer.id, filters=60.0)
+                continue
+            if self.first_launch is None:
+                self.first_launch = time.perf_counter()
+            driver.launch_tasks(offer.id, tasks)
+        if not self.pending:
+            driver.suppress_offers()
+
+    def status_update(self, driver: SchedulerDriver, status: mesos_pb2.TaskStatus) -> None:
+        task_id = status.task_id.value
+        if status.state == mesos_pb2.TASK_RUNNING and task_id not in self._running:
+            self._running.add(task_id)
+            self.running_at.append(time.perf_counter())
+            if len(self._running) == self.count:
+                self.finished.set()
+        elif is_terminal(status):
+            self.problems.append(
+                f"{task_id}: {mesos_pb2.TaskState.Name(status.state)} {status.message}"
+            )
+            self.finished.set()
+
+    def error(self, driver: SchedulerDriver, message: str) -> None:
+        self.problems.append(f"scheduler error: {message}")
+        self.finished.set()
+
+
+def run_tasks(
+    cluster: BenchCluster, count: int, cmd: str, timeout: float, *, cpus: float, mem: float
+) -> tuple[LaunchScheduler, SchedulerDriver]:
+    """Register a framework and launch `count` tasks; returns once all are TASK_RUNNING.
+
+    The driver keeps running (tasks stay up) until the caller stops it.
+    """
+    scheduler = LaunchScheduler(count, cmd, cpus, mem)
+    driver = SchedulerDriver(
+        scheduler, mesos_pb2.FrameworkInfo(name="bench", user=""), cluster.master_address
+    )
+    driver.start()
+    if not scheduler.finished.wait(timeout):
+        driver.abort()
+        raise RuntimeError(
+            f"only {len(scheduler.running_at)}/{count} tasks running after {timeout} s"
+        )
+    if scheduler.problems:
+        driver.abort()
+        raise RuntimeError("tasks failed: " + "; ".join(scheduler.problems[:5]))
+    return scheduler, driver
+
+
+class Profilers:
+    """py-spy recorders (wall clock: idle stacks included) attached to running processes, writing
+    collapsed stacks to `out_dir`
+    (`name.txt`, one "frame;frame;... count" line per stack); `stop()` flushes them."""
+
+    def __init__(self, out_dir: Path | None) -> None:
+        self.out_dir = out_dir
+        self._recorders: list[subprocess.Popen[bytes]] = []
+
+    def attach(self, name: str, pid: int) -> None:
+        if self.out_dir is None:
+            return
+        executable = shutil.which("py-spy")
+        if executable is None:
+            raise RuntimeError("--profile needs py-spy (pip install py-spy)")
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._recorders.append(subprocess.Popen(
+            [executable, "record", "--pid", str(pid), "--format", "raw", "--rate", "250",
+             "--nonblocking", "--idle", "--output", str(self.out_dir / f"{name}.txt")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ))
+
+    def stop(self) -> None:
+        for recorder in self._recorders:
+            recorder.send_signal(signal.SIGINT)
+        for recorder in self._recorders:
+            try:
+                recorder.wait(30)
+            except subprocess.TimeoutExpired:
+                recorder.kill()
+                recorder.wait()
+        self._recorders.clear()

@@ -1,0 +1,186 @@
+"""Launch benchmark: command tasks launched to TASK_RUNNING per second, end to end.
+
+    python bench/launch_bench.py [--tasks 2000] [--agents 2] [--cmd "sleep 30"]
+
+A real master, `--agents` agent processes of `cpus:1000;mem:1000000` and an SDK scheduler in
+this process that packs as many tiny tasks per offer as fit. The clock runs from the first
+`launch_tasks` call to the N-th TASK_RUNNING update the scheduler receives; every task is
+still running then. For scale, the same number of `/bin/sh -c CMD` processes is first spawned
+straight from this Python process (own session, sandbox directory as cwd, stdout/stderr
+appended to files, as the agent does), with `subprocess.Popen` and with asyncio's
+`create_subprocess_exec`. Every process started is killed (process groups) before exit.
+Prints figures only; nothing here is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+from _cluster import BenchCluster, Profilers, machine, run_tasks
+
+from mesos_common.logging import configure_logging
+
+TARGET_TASKS_PER_SECOND = 500.0
+
+
+def _sandbox(root: Path, index: int) -> tuple[Path, dict[str, str]]:
+    sandbox = root / f"run-{index}"
+    sandbox.mkdir(parents=True)
+    env = dict(os.environ, MESOS_SANDBOX=str(sandbox), MESOS_TASK_ID=f"task-{index}")
+    return sandbox, env
+
+
+def _kill_groups(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def spawn_popen(count: int, cmd: str, root: Path) -> float:
+    """Processes per second spawned with `subprocess.Popen`; kills and reaps them after."""
+    children: list[subprocess.Popen[bytes]] = []
+    started = time.perf_counter()
+    try:
+        for index in range(count):
+            sandbox, env = _sandbox(root, index)
+            with (sandbox / "stdout").open("ab") as out, (sandbox / "stderr").open("ab") as err:
+                children.append(subprocess.Popen(
+                    ["/bin/sh", "-c", cmd], cwd=sandbox, env=env, stdin=subprocess.DEVNULL,
+                    stdout=out, stderr=err, start_new_session=True,
+                ))
+        elapsed = time.perf_counter() - started
+    finally:
+        _kill_groups([child.pid for child in children])
+        for child in children:
+            child.wait()
+    return count / elapsed
+
+
+async def _spawn_asyncio(count: int, cmd: str, root: Path) -> float:
+    children: list[asyncio.subprocess.Process] = []
+    started = time.perf_counter()
+    try:
+        for index in range(count):
+            sandbox, env = _sandbox(root, index)
+            with (sandbox / "stdout").open("ab") as out, (sandbox / "stderr").open("ab") as err:
+                children.append(await asyncio.create_subprocess_exec(
+                    "/bin/sh", "-c", cmd, cwd=sandbox, env=env,
+                    stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=err,
+                    start_new_session=True,
+                ))
+        elapsed = time.perf_counter() - started
+    finally:
+        _kill_groups([child.pid for child in children])
+        await asyncio.gather(*(child.wait() for child in children))
+    return count / elapsed
+
+
+def spawn_asyncio(count: int, cmd: str, root: Path) -> float:
+    """Processes per second spawned with `asyncio.create_subprocess_exec` (default watcher)."""
+    return asyncio.run(_spawn_asyncio(count, cmd, root))
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def launch(args: argparse.Namespace, work_dir: Path) -> None:
+    cluster = BenchCluster(work_dir, args.log_level, args.cprofile)
+    profilers = Profilers(args.profile)
+    try:
+        cluster.start_master()
+        for _ in range(args.agents):
+            cluster.start_agent(args.agent_resources)
+        assert cluster.master is not None
+        profilers.attach("master", cluster.master.pid)
+        for index, agent in enumerate(cluster.agents, start=1):
+            profilers.attach(f"agent-{index}", agent.pid)
+        profilers.attach("scheduler", os.getpid())
+        components = {"master": psutil.Process(cluster.master.pid), "scheduler": psutil.Process()}
+        for index, agent in enumerate(cluster.agents, start=1):
+            components[f"agent-{index}"] = psutil.Process(agent.pid)
+        cpu_before = {name: _cpu_seconds(process) for name, process in components.items()}
+        scheduler, driver = run_tasks(
+            cluster, args.tasks, args.cmd, args.timeout, cpus=args.cpus, mem=args.mem
+        )
+        cpu = {name: _cpu_seconds(p) - cpu_before[name] for name, p in components.items()}
+        profilers.stop()
+        assert scheduler.first_launch is not None
+        running_at = [t - scheduler.first_launch for t in scheduler.running_at]
+        elapsed = running_at[-1]
+        processes = cluster.task_processes()
+        created = sorted(p.create_time() for p in processes)
+        driver.abort()
+        driver.join()
+    finally:
+        profilers.stop()
+        cluster.close()
+    rate = args.tasks / elapsed
+    verdict = "meets" if rate >= TARGET_TASKS_PER_SECOND else "MISSES"
+    print(f"end to end: {args.tasks} tasks TASK_RUNNING in {elapsed:.2f} s = {rate:.0f} tasks/s "
+          f"({verdict} the >= {TARGET_TASKS_PER_SECOND:.0f} tasks/s target)")
+    quarters = [running_at[max(0, len(running_at) * q // 4 - 1)] for q in (1, 2, 3, 4)]
+    print("  time to 25/50/75/100 % running: " + " / ".join(f"{t:.2f}" for t in quarters) + " s")
+    print("  CPU used while launching (user+sys): " + ", ".join(
+        f"{name} {seconds:.2f} s ({1000 * seconds / args.tasks:.2f} ms/task)"
+        for name, seconds in cpu.items()
+    ))
+    if len(created) >= 2:
+        window = created[-1] - created[0]
+        print(f"  task processes alive at the end: {len(processes)}; agents forked them over "
+              f"{window:.2f} s ({len(created) / max(window, 1e-9):.0f} processes/s across agents)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=2_000)
+    parser.add_argument("--agents", type=int, default=2)
+    parser.add_argument("--agent_resources", default="cpus:1000;mem:1000000;ports:[31000-32000]")
+    parser.add_argument("--cpus", type=float, default=0.01, help="CPUs per task")
+    parser.add_argument("--mem", type=float, default=1.0, help="memory (MB) per task")
+    parser.add_argument("--cmd", default="sleep 300", help="shell command of every task")
+    parser.add_argument("--log_level", default="INFO", help="log level of master and agents")
+    parser.add_argument("--timeout", type=float, default=300.0, help="give up after (s)")
+    parser.add_argument("--skip_raw", action="store_true", help="skip the raw spawn figures")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="record py-spy profiles (collapsed stacks) of every component here")
+    parser.add_argument("--cprofile", type=Path, default=None,
+                        help="run master and agents under cProfile, writing NAME.pstats here")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
+    args = parser.parse_args()
+    configure_logging("WARNING")
+
+    print(f"machine: {machine()}")
+    print(f"{args.tasks} tasks of `{args.cmd}` (cpus {args.cpus}, mem {args.mem}), "
+          f"{args.agents} agents of {args.agent_resources}, components at {args.log_level}")
+    work_dir = Path(tempfile.mkdtemp(prefix="launch-bench-"))
+    try:
+        if not args.skip_raw:
+            popen_rate = spawn_popen(args.tasks, args.cmd, work_dir / "raw-popen")
+            asyncio_rate = spawn_asyncio(args.tasks, args.cmd, work_dir / "raw-asyncio")
+            print(f"raw spawn from one Python process: subprocess.Popen {popen_rate:.0f} "
+                  f"processes/s, asyncio.create_subprocess_exec {asyncio_rate:.0f} processes/s")
+        launch(args, work_dir)
+    finally:
+        leftovers = [p for p in psutil.Process().children(recursive=True) if p.is_running()]
+        if leftovers:
+            print(f"warning: {len(leftovers)} child processes still running")
+        if args.keep:
+            print(f"work dir kept: {work_dir}")
+        else:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
