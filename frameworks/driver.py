@@ -40,6 +40,9 @@ __all__ = ["DriverStatus", "SchedulerDriver"]
 Call = scheduler_pb2.Call
 Event = scheduler_pb2.Event
 
+# How many ACKNOWLEDGE calls may be in flight at once.
+_ACKNOWLEDGEMENT_WINDOW = 64
+
 
 @dataclass(frozen=True, slots=True)
 class _Stop:
@@ -343,14 +346,31 @@ class SchedulerDriver(DriverLifecycle):
     # The sender task: one call at a time, in the order they were made.
 
     async def _send_loop(self) -> None:
+        async with asyncio.TaskGroup() as acknowledgements:
+            stop = await self._send_in_order(acknowledgements)
+        await self._teardown(stop.failover)
+        self._finished.set()
+
+    async def _send_in_order(self, acknowledgements: asyncio.TaskGroup) -> _Stop:
+        """Send calls one at a time in order; ACKNOWLEDGEs, which commute with every other
+        call, go out concurrently (at most `_ACKNOWLEDGEMENT_WINDOW` in flight)."""
         backoff = self._backoff()
+        window = asyncio.Semaphore(_ACKNOWLEDGEMENT_WINDOW)
         while True:
             item = await self._outbox.get()
             if isinstance(item, _Stop):
-                await self._teardown(item.failover)
-                self._finished.set()
-                return
-            await self._deliver(item, backoff)
+                return item
+            if item.type == Call.ACKNOWLEDGE:
+                await window.acquire()
+                acknowledgements.create_task(self._acknowledge(item, window))
+            else:
+                await self._deliver(item, backoff)
+
+    async def _acknowledge(self, call: Call, window: asyncio.Semaphore) -> None:
+        try:
+            await self._deliver(call, self._backoff())
+        finally:
+            window.release()
 
     async def _deliver(self, call: Call, backoff: Backoff) -> None:
         name = Call.Type.Name(call.type)

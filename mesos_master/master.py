@@ -199,7 +199,8 @@ class Master:
             if status.uuid:
                 task.unacknowledged[status.uuid] = status.state
         framework = self.frameworks.get(framework_id)
-        log.info(
+        terminal = status.state in TERMINAL_STATES
+        (log.info if terminal else log.debug)(
             "status update",
             framework_id=framework_id,
             agent_id=agent_id,
