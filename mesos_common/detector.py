@@ -1,14 +1,23 @@
 """Leader detection (DESIGN decision 4): agents and schedulers find the leading master here.
 
 `create_detector` turns the `--master` value into a detector. A standalone detector always
-names the one configured master; the ZooKeeper detector arrives with the high-availability work.
+names the one configured master; a ZooKeeper detector follows the election group that the
+masters' contenders (`mesos_master.election`) maintain under the URL's path.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Protocol
 
-from mesos_common.addresses import HostPort, parse_host_port, parse_zk_url
+import structlog
+from kazoo.exceptions import KazooException
+
+from mesos_common.addresses import HostPort, ZooKeeperUrl, parse_host_port, parse_zk_url
+from mesos_common.zookeeper import GroupReader, ZooKeeperSession
+
+log = structlog.get_logger("mesos_common.detector")
 
 
 class MasterDetector(Protocol):
@@ -37,12 +46,77 @@ class StandaloneDetector:
         return None
 
 
-def create_detector(master: str) -> MasterDetector:
-    """Build a detector for `HOST:PORT` or `zk://...`; raises ValueError on bad input."""
+class ZooKeeperDetector:
+    """Finds the leading master in a ZooKeeper election group.
+
+    The leader is the member with the lowest sequence number whose data parses as a MasterInfo
+    (members with unparseable data are skipped and logged). The session is opened lazily by the
+    first `detect()`, so building a detector does no I/O. `detect()`:
+
+    - returns the leader's address at once when there is one and it differs from `previous`;
+    - with no leader (or no connection to ZooKeeper), waits until there is one;
+    - when the leader equals `previous`, waits until it changes, or at most `retry_interval`
+      seconds and then returns the same address, so a caller whose connection failed for a
+      transient reason retries it.
+    """
+
+    def __init__(
+        self, url: ZooKeeperUrl, *, session_timeout: float = 10.0, retry_interval: float = 1.0
+    ) -> None:
+        self.url = url
+        self.session_timeout = session_timeout
+        self.retry_interval = retry_interval
+        self._session: ZooKeeperSession | None = None
+        self._reader: GroupReader | None = None
+        self._closed = False
+
+    async def detect(self, previous: HostPort | None = None) -> HostPort:
+        session, reader = self._open()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.retry_interval
+        while True:
+            if self._closed:
+                raise RuntimeError("the detector was closed")
+            change = session.next_change()
+            address: HostPort | None = None
+            failed = False
+            if session.connected:
+                try:
+                    view = await reader.read()
+                except KazooException as exc:
+                    failed = True
+                    log.warning("reading the master group failed", path=self.url.path,
+                                error=repr(exc))
+                else:
+                    address = view.leader.address if view.leader is not None else None
+            timeout: float | None = self.retry_interval if failed else None
+            if address is not None:
+                if address != previous or loop.time() >= deadline:
+                    return address
+                timeout = deadline - loop.time()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await change.wait()
+
+    async def close(self) -> None:
+        """End the ZooKeeper session; a `detect()` still waiting raises RuntimeError."""
+        self._closed = True
+        if self._session is not None:
+            await self._session.close()
+
+    def _open(self) -> tuple[ZooKeeperSession, GroupReader]:
+        if self._closed:
+            raise RuntimeError("the detector is closed")
+        if self._session is None or self._reader is None:
+            self._session = ZooKeeperSession(self.url, session_timeout=self.session_timeout)
+            self._reader = GroupReader(self._session, self.url.path)
+        self._session.begin()
+        return self._session, self._reader
+
+
+def create_detector(master: str, *, zk_session_timeout: float = 10.0) -> MasterDetector:
+    """Build a detector for `HOST:PORT` or `zk://[user:pass@]h1:p,h2:p/path` without any I/O;
+    raises ValueError on bad input."""
     if master.startswith("zk://"):
-        parse_zk_url(master)  # reject malformed URLs with the precise reason first
-        raise ValueError(
-            "ZooKeeper master detection (--master zk://...) is not supported yet; "
-            "pass the master as HOST:PORT"
-        )
+        return ZooKeeperDetector(parse_zk_url(master), session_timeout=zk_session_timeout)
     return StandaloneDetector(parse_host_port(master, what="master address"))

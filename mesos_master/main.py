@@ -12,8 +12,10 @@ from pathlib import Path
 
 import structlog
 
+from mesos_common.addresses import parse_zk_url
 from mesos_common.flags import FlagParser, parse_duration, parse_flags
 from mesos_common.logging import configure_logging
+from mesos_master.election import LeadershipLost
 from mesos_master.master import MasterConfig
 from mesos_master.server import MasterServer
 from mesos_master.validation import validate_role
@@ -75,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
         default={},
         help="role weights for DRF, e.g. 'analytics=2,web=1'",
     )
+    parser.add_argument("--zk", default=None,
+                        help="ZooKeeper URL for leader election, zk://[user:pass@]h1:p,h2:p/path")
+    parser.add_argument("--zk_session_timeout", type=parse_duration, default=10.0)
     parser.add_argument("--log_level", default="INFO")
     return parser
 
@@ -87,6 +92,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             parser.error(f"--{name} must be positive")
     if args.offer_timeout is not None and args.offer_timeout <= 0:
         parser.error("--offer_timeout must be positive")
+    if args.zk is not None:
+        try:
+            parse_zk_url(args.zk)
+        except ValueError as exc:
+            parser.error(f"--zk: {exc}")
+    if args.zk_session_timeout <= 0:
+        parser.error("--zk_session_timeout must be positive")
     if not 0 <= args.port < 65536:
         parser.error(f"--port {args.port} is not a port number (0..65535)")
     try:
@@ -108,11 +120,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         hostname=args.hostname,
         config=config,
         allocation_interval=args.allocation_interval,
+        zk=args.zk,
+        zk_session_timeout=args.zk_session_timeout,
     )
+    log = structlog.get_logger("mesos_master")
     try:
         asyncio.run(_serve(server))
     except OSError as exc:
-        structlog.get_logger("mesos_master").error("master failed to start", error=str(exc))
+        log.error("master failed to start", error=str(exc))
+        sys.exit(1)
+    except LeadershipLost as exc:
+        log.error("lost the ZooKeeper session; exiting so the supervisor restarts us",
+                  reason=str(exc))
         sys.exit(1)
 
 

@@ -2,11 +2,15 @@
 
 Flow::
 
-    grpc.aio server ──▶ SchedulerServicer / AgentLinkServicer ──▶ Master (pure core)
-           ▲                                                        │
-           └──────────── QueueOutbox (one per open stream) ◀────────┘
-    MasterServer.run(): TaskGroup { allocation loop, tick loop, scheduler heartbeat loop }
+    grpc.aio server ──▶ SchedulerServicer / AgentLinkServicer ──▶ LeaderGate ──▶ Master (core)
+           ▲                                                                     │
+           └──────────────── QueueOutbox (one per open stream) ◀─────────────────┘
+    MasterServer.run(): follows the Contender; while leading it owns a fresh Master and a
+    TaskGroup { allocation loop, tick loop, scheduler heartbeat loop }.
 
+A standby (or a leader whose ZooKeeper session is suspended) answers every call with
+UNAVAILABLE and names the leader in the `mesos-leader` trailing metadata. A new leader starts
+from an empty core and learns agents and frameworks as they re-register (DESIGN decision 4).
 Every servicer call ends with `request_allocation()`: allocation runs on the next loop pass,
 batching all changes of that pass (DESIGN decision 8).
 """
@@ -24,6 +28,8 @@ import grpc
 import structlog
 
 from mesos_common.clock import SystemClock
+from mesos_common.zookeeper import master_address
+from mesos_master.election import Contender, create_contender
 from mesos_master.interceptors import CallPolicy, interceptor_chain
 from mesos_master.master import ErrorCode, Master, MasterConfig, MasterError
 from mesos_master.records import FrameworkRecord
@@ -39,7 +45,9 @@ log = structlog.get_logger("mesos_master")
 
 VERSION = "0.1.0"
 STREAM_ID_KEY = "mesos-stream-id"
-CallType = scheduler_pb2.Call.Type
+LEADER_KEY = "mesos-leader"
+Call = scheduler_pb2.Call
+CallType = Call.Type
 
 _STATUS_CODES = {
     ErrorCode.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
@@ -76,37 +84,58 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: MasterError
     await context.abort(_STATUS_CODES[error.code], error.message)
 
 
+class LeaderGate:
+    """Hands servicers the leading master's core, or turns callers away to the leader."""
+
+    def __init__(self, request_allocation: Callable[[], None]) -> None:
+        self.master: Master | None = None
+        self.leader: mesos_pb2.MasterInfo | None = None
+        self.request_allocation = request_allocation
+
+    async def enter(self, context: grpc.aio.ServicerContext[Any, Any]) -> Master:
+        """The core to act on; aborts the call with UNAVAILABLE when not leading."""
+        if self.master is not None:
+            return self.master
+        hint = str(master_address(self.leader)) if self.leader is not None else ""
+        context.set_trailing_metadata(((LEADER_KEY, hint),))
+        await context.abort(
+            grpc.StatusCode.UNAVAILABLE,
+            f"not the leading master; the leader is {hint}" if hint
+            else "not the leading master; no leader is elected right now",
+        )
+        raise AssertionError("unreachable")
+
+
 class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
     """Scheduler API: Subscribe (event stream) and Send (every other call)."""
 
-    def __init__(self, master: Master, request_allocation: Callable[[], None]) -> None:
-        self._master = master
-        self._request_allocation = request_allocation
-        self._handlers: dict[int, Callable[[FrameworkRecord, scheduler_pb2.Call], None]] = {
-            CallType.TEARDOWN: lambda f, c: master.teardown(f),
-            CallType.ACCEPT: lambda f, c: master.accept(
+    def __init__(self, gate: LeaderGate) -> None:
+        self._gate = gate
+        self._handlers: dict[int, Callable[[Master, FrameworkRecord, Call], None]] = {
+            CallType.TEARDOWN: lambda m, f, c: m.teardown(f),
+            CallType.ACCEPT: lambda m, f, c: m.accept(
                 f, [o.value for o in c.accept.offer_ids], c.accept.operations, c.accept.filters
             ),
-            CallType.DECLINE: lambda f, c: master.decline(
+            CallType.DECLINE: lambda m, f, c: m.decline(
                 f, [o.value for o in c.decline.offer_ids], c.decline.filters
             ),
-            CallType.REVIVE: lambda f, c: master.revive(f),
-            CallType.SUPPRESS: lambda f, c: master.suppress(f),
-            CallType.KILL: lambda f, c: master.kill(
+            CallType.REVIVE: lambda m, f, c: m.revive(f),
+            CallType.SUPPRESS: lambda m, f, c: m.suppress(f),
+            CallType.KILL: lambda m, f, c: m.kill(
                 f,
                 c.kill.task_id.value,
                 c.kill.kill_policy if c.kill.HasField("kill_policy") else None,
             ),
-            CallType.SHUTDOWN: lambda f, c: master.shutdown_executor(
+            CallType.SHUTDOWN: lambda m, f, c: m.shutdown_executor(
                 f, c.shutdown.agent_id.value, c.shutdown.executor_id.value
             ),
-            CallType.ACKNOWLEDGE: lambda f, c: master.acknowledge(
+            CallType.ACKNOWLEDGE: lambda m, f, c: m.acknowledge(
                 f, c.acknowledge.agent_id.value, c.acknowledge.task_id.value, c.acknowledge.uuid
             ),
-            CallType.RECONCILE: lambda f, c: master.reconcile(
+            CallType.RECONCILE: lambda m, f, c: m.reconcile(
                 f, [(t.task_id.value, t.agent_id.value) for t in c.reconcile.tasks]
             ),
-            CallType.MESSAGE: lambda f, c: master.framework_message(
+            CallType.MESSAGE: lambda m, f, c: m.framework_message(
                 f, c.message.agent_id.value, c.message.executor_id.value, c.message.data
             ),
         }
@@ -124,20 +153,21 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "Call.framework_id and FrameworkInfo.id differ",
             )
+        master = await self._gate.enter(context)
         outbox: QueueOutbox[scheduler_pb2.Event] = QueueOutbox()
         try:
-            framework_id, stream_id = self._master.subscribe(info, outbox)
+            framework_id, stream_id = master.subscribe(info, outbox)
         except MasterError as error:
             await _abort(context, error)
             return
-        self._request_allocation()
+        self._gate.request_allocation()
         await context.send_initial_metadata(((STREAM_ID_KEY, stream_id),))
         try:
             async for event in outbox:
                 yield event
         finally:
-            self._master.framework_disconnected(framework_id, stream_id)
-            self._request_allocation()
+            master.framework_disconnected(framework_id, stream_id)
+            self._gate.request_allocation()
 
     async def Send(
         self, request: scheduler_pb2.Call, context: grpc.aio.ServicerContext[Any, Any]
@@ -159,28 +189,29 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
                 grpc.StatusCode.INVALID_ARGUMENT, f"call type {name} cannot be sent with Send"
             )
             raise AssertionError("unreachable")
+        master = await self._gate.enter(context)
         try:
-            framework = self._master.check_stream(request.framework_id.value, str(stream_id))
-            handler(framework, request)
+            framework = master.check_stream(request.framework_id.value, str(stream_id))
+            handler(master, framework, request)
         except MasterError as error:
             await _abort(context, error)
         finally:
-            self._request_allocation()
+            self._gate.request_allocation()
         return scheduler_pb2.Response()
 
 
 class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
     """The agents' bidirectional link."""
 
-    def __init__(self, master: Master, request_allocation: Callable[[], None]) -> None:
-        self._master = master
-        self._request_allocation = request_allocation
+    def __init__(self, gate: LeaderGate) -> None:
+        self._gate = gate
 
     async def Connect(
         self,
         request_iterator: AsyncIterator[agent_pb2.AgentMessage],
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[agent_pb2.MasterMessage]:
+        master = await self._gate.enter(context)
         try:
             first = await anext(aiter(request_iterator))
         except StopAsyncIteration:
@@ -189,9 +220,9 @@ class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
         kind = first.WhichOneof("message")
         try:
             if kind == "register":
-                agent_id = self._master.register_agent(first.register.agent_info, outbox)
+                agent_id = master.register_agent(first.register.agent_info, outbox)
             elif kind == "reregister":
-                agent_id = self._master.reregister_agent(first.reregister, outbox)
+                agent_id = master.reregister_agent(first.reregister, outbox)
             else:
                 await context.abort(
                     grpc.StatusCode.FAILED_PRECONDITION,
@@ -201,8 +232,8 @@ class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
         except MasterError as error:
             await _abort(context, error)
             return
-        self._request_allocation()
-        reader = asyncio.create_task(self._read(agent_id, request_iterator, outbox))
+        self._gate.request_allocation()
+        reader = asyncio.create_task(self._read(master, agent_id, request_iterator, outbox))
         try:
             async for message in outbox:
                 yield message
@@ -210,45 +241,51 @@ class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
-            self._master.agent_disconnected(agent_id, outbox)
-            self._request_allocation()
+            master.agent_disconnected(agent_id, outbox)
+            self._gate.request_allocation()
 
     async def _read(
         self,
+        master: Master,
         agent_id: str,
         messages: AsyncIterator[agent_pb2.AgentMessage],
         outbox: QueueOutbox[agent_pb2.MasterMessage],
     ) -> None:
         try:
             async for message in messages:
-                self._dispatch(agent_id, message)
-                self._request_allocation()
+                _dispatch(master, agent_id, message)
+                self._gate.request_allocation()
         except grpc.aio.AioRpcError:
             pass
         except Exception:
             log.exception("agent message handling failed", agent_id=agent_id)
         finally:
-            self._master.agent_disconnected(agent_id, outbox)
+            master.agent_disconnected(agent_id, outbox)
             outbox.close()
-            self._request_allocation()
+            self._gate.request_allocation()
 
-    def _dispatch(self, agent_id: str, message: agent_pb2.AgentMessage) -> None:
-        kind = message.WhichOneof("message")
-        if kind == "heartbeat":
-            self._master.agent_heartbeat(agent_id)
-        elif kind == "status_update":
-            update = message.status_update
-            self._master.status_update(agent_id, update.framework_id.value, update.status)
-        elif kind == "executor_to_framework":
-            self._master.executor_to_framework(agent_id, message.executor_to_framework)
-        elif kind == "executor_exited":
-            self._master.executor_exited(agent_id, message.executor_exited)
-        else:
-            log.warning("unexpected agent message", agent_id=agent_id, kind=kind)
+
+def _dispatch(master: Master, agent_id: str, message: agent_pb2.AgentMessage) -> None:
+    kind = message.WhichOneof("message")
+    if kind == "heartbeat":
+        master.agent_heartbeat(agent_id)
+    elif kind == "status_update":
+        update = message.status_update
+        master.status_update(agent_id, update.framework_id.value, update.status)
+    elif kind == "executor_to_framework":
+        master.executor_to_framework(agent_id, message.executor_to_framework)
+    elif kind == "executor_exited":
+        master.executor_exited(agent_id, message.executor_exited)
+    else:
+        log.warning("unexpected agent message", agent_id=agent_id, kind=kind)
 
 
 class MasterServer:
-    """Runs a `Master` behind a gRPC server until cancelled."""
+    """Runs the master's gRPC server and, while elected, a `Master` core, until cancelled.
+
+    Raises `LeadershipLost` when the ZooKeeper session is gone for good: the process exits and
+    its supervisor restarts it, as Mesos masters do.
+    """
 
     def __init__(
         self,
@@ -259,12 +296,16 @@ class MasterServer:
         config: MasterConfig | None = None,
         allocation_interval: float = 1.0,
         policies: tuple[CallPolicy, ...] = (),
+        zk: str | None = None,
+        zk_session_timeout: float = 10.0,
     ) -> None:
         self.config = config or MasterConfig()
         self._ip = ip
         self._requested_port = port
         self._allocation_interval = allocation_interval
         self._policies = policies
+        self._zk = zk
+        self._zk_session_timeout = zk_session_timeout
         self.info = mesos_pb2.MasterInfo(
             id=str(uuid.uuid4()),
             hostname=hostname or socket.gethostname(),
@@ -272,63 +313,108 @@ class MasterServer:
             port=port,
             version=VERSION,
         )
-        self.master = Master(self.info, SystemClock(), self.config)
         self._allocation_wanted = asyncio.Event()
+        self.gate = LeaderGate(self._allocation_wanted.set)
         self.started = asyncio.Event()
+
+    @property
+    def master(self) -> Master | None:
+        """The core while this master leads; None on a standby."""
+        return self.gate.master
 
     def request_allocation(self) -> None:
         """Run an allocation pass soon (on the next pass of the event loop)."""
         self._allocation_wanted.set()
 
     async def run(self) -> None:
-        """Serve until cancelled."""
+        """Serve until cancelled (or until leadership is lost for good)."""
         server = grpc.aio.server(interceptors=interceptor_chain(self._policies))
-        scheduler_pb2_grpc.add_SchedulerServicer_to_server(
-            SchedulerServicer(self.master, self.request_allocation), server
-        )
-        agent_pb2_grpc.add_AgentLinkServicer_to_server(
-            AgentLinkServicer(self.master, self.request_allocation), server
-        )
+        scheduler_pb2_grpc.add_SchedulerServicer_to_server(SchedulerServicer(self.gate), server)
+        agent_pb2_grpc.add_AgentLinkServicer_to_server(AgentLinkServicer(self.gate), server)
         port = server.add_insecure_port(f"{self._ip}:{self._requested_port}")
         if port == 0:
             raise OSError(f"cannot listen on {self._ip}:{self._requested_port}")
         self.info.port = port
         await server.start()
+        contender = create_contender(
+            self._zk, self.info, session_timeout=self._zk_session_timeout
+        )
         log.info("master started", address=f"{self._ip}:{port}", master_id=self.info.id)
-        self.started.set()
+        try:
+            await contender.start()
+            self.started.set()
+            await self._follow(contender)
+        finally:
+            self._stop_leading()
+            await server.stop(grace=1.0)
+            await contender.close()
+
+    async def _follow(self, contender: Contender) -> None:
+        """Lead while the contender says so; stand by otherwise."""
+        leading: asyncio.Task[None] | None = None
+        try:
+            async for state in contender.leadership():
+                self.gate.leader = state.leader
+                if state.leading and leading is None:
+                    log.info("elected leading master", epoch=state.epoch, master_id=self.info.id)
+                    leading = asyncio.create_task(self._lead())
+                elif not state.leading and leading is not None:
+                    log.warning("no longer the leading master", master_id=self.info.id)
+                    await _cancel(leading)
+                    leading = None
+                elif not state.leading:
+                    leader = str(master_address(state.leader)) if state.leader else None
+                    log.info("standing by", leader=leader)
+        finally:
+            if leading is not None:
+                await _cancel(leading)
+
+    async def _lead(self) -> None:
+        """Own a fresh core and its timers until cancelled."""
+        self.gate.master = Master(self.info, SystemClock(), self.config)
         try:
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._allocation_loop())
-                tasks.create_task(self._tick_loop())
-                tasks.create_task(self._heartbeat_loop())
+                tasks.create_task(self._allocation_loop(self.gate.master))
+                tasks.create_task(self._tick_loop(self.gate.master))
+                tasks.create_task(self._heartbeat_loop(self.gate.master))
         finally:
-            self.master.close_streams()
-            await server.stop(grace=1.0)
+            self._stop_leading()
 
-    async def _allocation_loop(self) -> None:
-        allocator = self.master.allocator
+    def _stop_leading(self) -> None:
+        if self.gate.master is not None:
+            self.gate.master.close_streams()
+            self.gate.master = None
+
+    async def _allocation_loop(self, master: Master) -> None:
+        allocator = master.allocator
         while True:
             timeout = self._allocation_interval
             wakeup = allocator.next_wakeup()
             if wakeup is not None:
-                timeout = max(0.0, min(timeout, wakeup - self.master.clock.now()))
+                timeout = max(0.0, min(timeout, wakeup - master.clock.now()))
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._allocation_wanted.wait()
             self._allocation_wanted.clear()
-            self.master.allocate()
+            master.allocate()
 
-    async def _tick_loop(self) -> None:
+    async def _tick_loop(self, master: Master) -> None:
         period = min(1.0, self.config.agent_ping_timeout / 4)
         if self.config.offer_timeout is not None:
             period = min(period, self.config.offer_timeout / 4)
         while True:
             await asyncio.sleep(period)
-            self.master.tick()
+            master.tick()
             self.request_allocation()
 
-    async def _heartbeat_loop(self) -> None:
+    async def _heartbeat_loop(self, master: Master) -> None:
         while True:
             await asyncio.sleep(self.config.scheduler_heartbeat_interval)
-            self.master.send_heartbeats()
+            master.send_heartbeats()
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -104,37 +104,41 @@ class Cluster:
     processes: list[Process] = field(default_factory=list)
     master_port: int = 0
     agent_count: int = 0
+    zk_url: str | None = None  # masters elect a leader there; others find it there
+    masters: list[Process] = field(default_factory=list)
 
     @property
     def master_address(self) -> str:
-        return f"127.0.0.1:{self.master_port}"
+        """What agents and schedulers pass as --master."""
+        return self.zk_url or f"127.0.0.1:{self.master_port}"
 
     def start_master(self) -> Process:
         self.master_port = free_port()
+        name = f"master-{len(self.masters) + 1}"
+        zk = ["--zk", self.zk_url, "--zk_session_timeout", "2secs"] if self.zk_url else []
         process = Process(
-            "master",
-            [
-                sys.executable,
-                "-m",
-                "mesos_master",
-                "--ip",
-                "127.0.0.1",
-                "--port",
-                str(self.master_port),
-                "--work_dir",
-                str(self.work_dir / "master"),
-                "--log_level",
-                "DEBUG",
-                *self.master_flags,
-            ],
-            self.work_dir / "master.log",
+            name,
+            [sys.executable, "-m", "mesos_master", "--ip", "127.0.0.1",
+             "--port", str(self.master_port), "--work_dir", str(self.work_dir / name),
+             "--log_level", "DEBUG", *zk, *self.master_flags],
+            self.work_dir / f"{name}.log",
         ).start()
         self.processes.append(process)
-        wait_for(
-            lambda: port_answers(self.master_port) or not process.alive(), "the master to listen"
-        )
+        self.masters.append(process)
+        port = self.master_port
+        wait_for(lambda: port_answers(port) or not process.alive(), f"{name} to listen")
         assert process.alive(), process.log()
         return process
+
+    def leading_masters(self) -> list[Process]:
+        """Live masters whose latest leadership line says they lead."""
+        leading = []
+        for master in self.masters:
+            lines = [line for line in master.log().splitlines()
+                     if "elected leading master" in line or "no longer the leading" in line]
+            if master.alive() and lines and "elected leading master" in lines[-1]:
+                leading.append(master)
+        return leading
 
     def start_agent(
         self,

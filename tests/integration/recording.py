@@ -21,6 +21,7 @@ class RecordingScheduler(Scheduler):
     on_offers: OfferHandler | None = None
     framework_id: str | None = None
     registrations: int = 0
+    reregistrations: int = 0
     updates: list[mesos_pb2.TaskStatus] = field(default_factory=list)
     offers: list[mesos_pb2.Offer] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -34,6 +35,9 @@ class RecordingScheduler(Scheduler):
     ) -> None:
         self.framework_id = framework_id.value
         self.registrations += 1
+
+    def reregistered(self, driver: SchedulerDriver, master_info: mesos_pb2.MasterInfo) -> None:
+        self.reregistrations += 1
 
     def resource_offers(self, driver: SchedulerDriver, offers: list[mesos_pb2.Offer]) -> None:
         with self.lock:

@@ -34,7 +34,7 @@ def clean_env() -> dict[str, str]:
         (["--work_dir", "{tmp}"], "--master is required"),
         (["--master", "127.0.0.1:5050"], "--work_dir is required"),
         (["--master", "nowhere", "--work_dir", "{tmp}"], "invalid master address 'nowhere'"),
-        (["--master", "zk://127.0.0.1:2181/mesos", "--work_dir", "{tmp}"], "not supported yet"),
+        (["--master", "zk://127.0.0.1:2181", "--work_dir", "{tmp}"], "a path is required"),
         (["--master", "127.0.0.1:5050", "--work_dir", "{tmp}", "--resources", "cpus:lots"],
          "--resources"),
         (["--master", "127.0.0.1:5050", "--work_dir", "{tmp}", "--attributes", "rack"],

@@ -732,8 +732,8 @@ async def test_run_inside_a_loop_is_refused() -> None:
 
 
 def test_bad_master_addresses_fail_at_construction() -> None:
-    with pytest.raises(ValueError, match="not supported yet"):
-        SchedulerDriver(Scheduler(), {"name": "x"}, "zk://127.0.0.1:2181/mesos")
+    with pytest.raises(ValueError, match="a path is required"):
+        SchedulerDriver(Scheduler(), {"name": "x"}, "zk://127.0.0.1:2181")
     with pytest.raises(ValueError, match="HOST:PORT"):
         SchedulerDriver(Scheduler(), {"name": "x"}, "nonsense")
 

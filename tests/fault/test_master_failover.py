@@ -1,0 +1,98 @@
+"""Kill -9 the leading master of three (real ZooKeeper): a standby takes over, the agent and
+the scheduler follow it, and running tasks keep running with unchanged ids and pids."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from frameworks import SchedulerDriver, is_terminal
+from protos import mesos_pb2, scheduler_pb2, scheduler_pb2_grpc
+from tests.integration.cluster import Cluster, wait_for
+from tests.integration.conftest import FAST_MASTER_FLAGS
+from tests.integration.recording import RecordingScheduler
+from tests.integration.test_end_to_end import launch_once, sleep_pids
+from tests.zookeeper import ZooKeeperEnsemble, zookeeper
+
+
+@pytest.fixture
+def ha_cluster(tmp_path: Path) -> Iterator[tuple[Cluster, ZooKeeperEnsemble]]:
+    with zookeeper(tmp_path / "zk") as ensemble:
+        cluster = Cluster(tmp_path, FAST_MASTER_FLAGS, zk_url=ensemble.url("/mesos"))
+        try:
+            for _ in range(3):
+                cluster.start_master()
+            yield cluster, ensemble
+        finally:
+            cluster.close()
+
+
+def test_kill9_leading_master_keeps_tasks_running(
+    ha_cluster: tuple[Cluster, ZooKeeperEnsemble],
+) -> None:
+    cluster, _ = ha_cluster
+    [leader] = wait_for(lambda: cluster.leading_masters(), "a leading master")
+    agent_dir = cluster.work_dir / "agent"
+    cluster.start_agent(work_dir=agent_dir)
+    scheduler = RecordingScheduler(on_offers=launch_once(("s1", "sleep 600"), ("s2", "sleep 600")))
+    info = mesos_pb2.FrameworkInfo(name="ha", user="tester", failover_timeout=300)
+    driver = SchedulerDriver(scheduler, info, cluster.master_address)
+    driver.start()
+    try:
+        for task_id in ("s1", "s2"):
+            scheduler.wait_for_state(task_id, "TASK_RUNNING")
+        framework_id = scheduler.framework_id
+        pids = sleep_pids(agent_dir)
+        assert len(pids) == 2
+
+        leader.kill9()
+        [new_leader] = wait_for(lambda: cluster.leading_masters(), "a new leading master")
+        assert new_leader is not leader
+        new_leader.wait_for_log("agent re-registered")
+        wait_for(lambda: scheduler.reregistrations >= 1, "the scheduler to re-subscribe")
+        assert scheduler.framework_id == framework_id
+
+        driver.reconcile_tasks([])
+        wait_for(lambda: {u.task_id.value for u in scheduler.updates
+                          if u.reason == mesos_pb2.TaskStatus.REASON_RECONCILIATION
+                          and u.state == mesos_pb2.TASK_RUNNING} == {"s1", "s2"},
+                 "the new leader to report both tasks running")
+        assert sleep_pids(agent_dir) == pids  # nothing was restarted
+        assert len(cluster.leading_masters()) == 1
+
+        driver.kill_task("s1")
+        scheduler.wait_for_state("s1", "TASK_KILLED")
+        assert not [u for u in scheduler.updates if u.task_id.value == "s2" and is_terminal(u)]
+    finally:
+        driver.stop()
+        driver.join()
+
+
+def test_standby_masters_name_the_leader(ha_cluster: tuple[Cluster, ZooKeeperEnsemble]) -> None:
+    cluster, _ = ha_cluster
+    [leader] = wait_for(lambda: cluster.leading_masters(), "a leading master")
+    leader_port = leader.argv[leader.argv.index("--port") + 1]
+    standbys = [m for m in cluster.masters if m is not leader]
+    for standby in standbys:
+        port = standby.argv[standby.argv.index("--port") + 1]
+        hint = wait_for(lambda port=port: _leader_hint(port), f"{standby.name} to name the leader")
+        assert hint == f"127.0.0.1:{leader_port}"
+
+
+def _leader_hint(port: str) -> str:
+    """Subscribe at a standby; return the leader it names (empty while it knows none)."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = scheduler_pb2_grpc.SchedulerStub(channel)
+        call = scheduler_pb2.Call(
+            type=scheduler_pb2.Call.SUBSCRIBE,
+            subscribe=scheduler_pb2.Call.Subscribe(
+                framework_info=mesos_pb2.FrameworkInfo(name="x", user="u")),
+        )
+        with pytest.raises(grpc.RpcError) as refused:
+            next(iter(stub.Subscribe(call, timeout=10)))
+    error = refused.value
+    assert error.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+    return str(dict(error.trailing_metadata()).get("mesos-leader", ""))  # type: ignore[attr-defined]
