@@ -4,10 +4,14 @@
                                            |  \\--LAUNCH/KILL/MESSAGE/SHUTDOWN--> custom executors
                                            v
                         StatusUpdateManager + per-task log --retry--> master
+                                           |
+                        Checkpointer -> GroupCommitter (batched fsyncs off the loop)
 
 Every piece of state here is touched only from the event loop; long-lived work (one runner per
-command task, one supervisor per custom executor, the status update sender, the master link and
-the executor server) runs in the agent's TaskGroup, which owns and awaits it.
+command task, one supervisor per custom executor, the status update sender, the checkpoint
+syncer, the master link and the executor server) runs in the agent's TaskGroup, which owns and
+awaits it. Checkpoint writes never block the loop: whatever depends on one being durable waits
+for its group-commit ticket (see `mesos_agent.group_commit` for the exact guarantee).
 """
 
 from __future__ import annotations
@@ -24,12 +28,7 @@ from importlib import metadata
 import grpc
 import structlog
 
-from mesos_agent.checkpoint import (
-    Checkpointer,
-    ExecutorCheckpoint,
-    RecoveredState,
-    TaskCheckpoint,
-)
+from mesos_agent.checkpoint import Checkpointer, ExecutorCheckpoint, RecoveredState
 from mesos_agent.config import AgentConfig
 from mesos_agent.containerizer import (
     ContainerConfig,
@@ -48,12 +47,14 @@ from mesos_agent.environment import (
     task_environment,
 )
 from mesos_agent.executor_link import ExecutorLinkServicer, Outbox
+from mesos_agent.group_commit import DurabilityError, GroupCommitter
 from mesos_agent.master_link import MasterLink
 from mesos_agent.paths import AgentPaths
 from mesos_agent.status_updates import (
     AckRecord,
     AckResult,
     AddResult,
+    ContainerRecord,
     PendingUpdate,
     StatusUpdateManager,
     UpdateRecord,
@@ -114,7 +115,8 @@ class _Executor:
     framework_id: str
     info: mesos_pb2.ExecutorInfo
     container: ContainerProcess | None = None
-    queued: list[mesos_pb2.TaskInfo] = field(default_factory=list)
+    # Tasks waiting for the executor to subscribe, or for their checkpoint's ticket.
+    queued: list[tuple[mesos_pb2.TaskInfo, int]] = field(default_factory=list)
     outbox: Outbox | None = None
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)
     shutdown_requested: asyncio.Event = field(default_factory=asyncio.Event)
@@ -146,7 +148,8 @@ class Agent:
         self._containerizer: Containerizer = containerizer or PosixContainerizer()
         self._clock = clock or SystemClock()
         self._paths = AgentPaths(config.work_dir)
-        self._checkpointer = Checkpointer(self._paths)
+        self._committer = GroupCommitter(on_durable=self._synced)
+        self._checkpointer = Checkpointer(self._paths, self._committer)
         self._updates = StatusUpdateManager(
             self._clock,
             initial_backoff=config.status_update_retry_interval,
@@ -197,10 +200,15 @@ class Agent:
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
+                group.create_task(self._committer.run())
                 await self._recover()
                 group.create_task(self._send_updates())
                 group.create_task(self._link.run())
                 self.ready.set()
+        except* DurabilityError as failed:
+            log.error("cannot make checkpoints durable; stopping", agent_id=self.agent_id,
+                      error=str(failed.exceptions[0]))
+            raise failed.exceptions[0] from None
         finally:
             self._group = None
             await server.stop(grace=None)
@@ -213,6 +221,8 @@ class Agent:
         """Run one task's or executor's supervision; a bug there must not stop the agent."""
         try:
             await coro
+        except DurabilityError:
+            raise  # the agent stops (see run)
         except Exception:
             log.exception("task supervision crashed", agent_id=self.agent_id)
 
@@ -258,6 +268,8 @@ class Agent:
             if task.custom_executor or is_terminal(task.state):
                 continue
             container_alive = task.container is not None and task.container.container_id in alive
+            if container_alive and task.state == mesos_pb2.TASK_STARTING:
+                self._emit(task, mesos_pb2.TASK_RUNNING)  # its record did not become durable
             self._spawn(self._run_command_task(task, recovered_alive=container_alive))
         for executor in self._executors.values():
             alive_executor = (
@@ -384,8 +396,8 @@ class Agent:
         executor_id = info.executor.executor_id.value if custom else info.task_id.value
         task = _Task(framework_id, info, executor_id, custom_executor=custom)
         self._tasks[task.key] = task
-        self._checkpointer.save_task(TaskCheckpoint(framework_id, info, executor_id))
-        tlog.info("launching task", executor_id=executor_id, custom_executor=custom)
+        ticket = self._checkpointer.save_task(framework_id, info, executor_id)
+        tlog.debug("task received", executor_id=executor_id, custom_executor=custom)
         if not custom:
             self._spawn(self._run_command_task(task))
             return
@@ -400,12 +412,24 @@ class Agent:
             executor_info.framework_id.value = framework_id
             executor = _Executor(framework_id, executor_info)
             self._executors[(framework_id, executor_id)] = executor
-            self._checkpointer.save_executor(ExecutorCheckpoint(framework_id, executor_info))
+            ticket = self._checkpointer.save_executor(
+                ExecutorCheckpoint(framework_id, executor_info)
+            )
             self._spawn(self._supervise_executor(executor))
-        if executor.subscribed.is_set():
-            executor.send(_launch_event(info))
-        else:
-            executor.queued.append(info)
+        executor.queued.append((info, ticket))
+        self._committer.when_durable(ticket, lambda: self._deliver_queued(executor))
+
+    def _deliver_queued(self, executor: _Executor) -> None:
+        """LAUNCH the queued tasks whose checkpoints are durable, once the executor subscribed."""
+        if not executor.subscribed.is_set() or executor.outbox is None:
+            return
+        waiting: list[tuple[mesos_pb2.TaskInfo, int]] = []
+        for info, ticket in executor.queued:
+            if self._committer.is_durable(ticket):
+                executor.send(_launch_event(info))
+            else:
+                waiting.append((info, ticket))
+        executor.queued = waiting
 
     def _kill_task(
         self, framework_id: str, task_id: str, policy: mesos_pb2.KillPolicy | None
@@ -428,7 +452,7 @@ class Agent:
         executor = self._executors.get((framework_id, task.executor_id))
         if executor is None:
             return
-        queued = next((t for t in executor.queued if t.task_id.value == task_id), None)
+        queued = next((q for q in executor.queued if q[0].task_id.value == task_id), None)
         if queued is not None:
             executor.queued.remove(queued)
             self._emit(task, mesos_pb2.TASK_KILLED, "Task killed before its executor subscribed",
@@ -451,6 +475,8 @@ class Agent:
         tlog = self._task_log(task.framework_id, task.id)
         if recovered_alive is None:
             self._emit(task, mesos_pb2.TASK_STARTING)
+            # Fork only once recovery would know the task: task.json and TASK_STARTING durable.
+            await self._committer.wait(self._committer.last_ticket)
             if task.kill_requested.is_set():
                 self._emit(task, mesos_pb2.TASK_KILLED, "Task killed before it was launched",
                            _Reason.REASON_TASK_KILLED_DURING_LAUNCH)
@@ -462,16 +488,18 @@ class Agent:
                 self._emit(task, mesos_pb2.TASK_FAILED, f"Failed to launch the task: {exc}",
                            _Reason.REASON_CONTAINER_LAUNCH_FAILED)
                 return self._task_runner_done(task)
-            self._checkpointer.save_task(
-                TaskCheckpoint(task.framework_id, task.info, task.executor_id, task.container)
-            )
+            # The container goes to the task's log in the same batch as TASK_RUNNING.
+            self._checkpointer.append(task.framework_id, task.id, ContainerRecord(task.container))
             tlog.info("task process started", pid=task.container.pid,
                       sandbox=str(task.container.sandbox))
             self._emit(task, mesos_pb2.TASK_RUNNING)
         elif not recovered_alive:
-            self._emit(task, mesos_pb2.TASK_FAILED,
-                       "The task's process ended while the agent was down",
-                       _Reason.REASON_AGENT_RESTARTED, source=_Source.SOURCE_AGENT)
+            message = (
+                "The agent restarted while launching the task" if task.container is None
+                else "The task's process ended while the agent was down"
+            )
+            self._emit(task, mesos_pb2.TASK_FAILED, message, _Reason.REASON_AGENT_RESTARTED,
+                       source=_Source.SOURCE_AGENT)
             return self._task_runner_done(task)
         assert task.container is not None
         container_id = task.container.container_id
@@ -623,22 +651,30 @@ class Agent:
         if framework is not None and framework.shutting_down:
             if task is not None:
                 task.state = status.state
-            tlog.info("dropping status update of a framework being shut down",
-                      state=mesos_pb2.TaskState.Name(status.state))
+            tlog.debug("dropping status update of a framework being shut down",
+                       state=mesos_pb2.TaskState.Name(status.state))
             return AddResult.ACCEPTED
-        result = self._updates.update(framework_id, status)
+        ticket = self._committer.next_ticket
+        result = self._updates.update(framework_id, status, ticket)
         if result is not AddResult.ACCEPTED:
             tlog.info("dropping status update", result=result.value,
                       state=mesos_pb2.TaskState.Name(status.state), uuid=status.uuid.hex())
             return result
-        self._checkpointer.update_log(framework_id, task_id).append(UpdateRecord(status))
+        logged = self._checkpointer.append(framework_id, task_id, UpdateRecord(status))
+        assert logged == ticket, "the update and its log record are in different batches"
         if task is not None:
             task.state = status.state
-        tlog.info("status update", state=mesos_pb2.TaskState.Name(status.state),
-                  reason=mesos_pb2.TaskStatus.Reason.Name(status.reason),
-                  message=status.message, uuid=status.uuid.hex())
-        self._updates_wake.set()
+        (tlog.info if is_terminal(status.state) else tlog.debug)(
+            "status update", state=mesos_pb2.TaskState.Name(status.state),
+            reason=mesos_pb2.TaskStatus.Reason.Name(status.reason),
+            message=status.message, uuid=status.uuid.hex(),
+        )
         return result
+
+    def _synced(self, ticket: int) -> None:
+        """A group-commit batch is durable: the updates it logged may go to the master."""
+        self._updates.synced(ticket)
+        self._updates_wake.set()
 
     def _forward_update(self, pending: PendingUpdate) -> None:
         self._link.send(
@@ -674,12 +710,12 @@ class Agent:
         tlog.debug("status update acknowledged", uuid=status_uuid.hex())
         self._updates_wake.set()
         if result is AckResult.ACKNOWLEDGED:
-            self._checkpointer.update_log(framework_id, task_id).append(AckRecord(status_uuid))
+            self._checkpointer.append(framework_id, task_id, AckRecord(status_uuid))
             return
         task = self._tasks.pop((framework_id, task_id), None)
         self._checkpointer.remove_task(framework_id, task_id)
         if task is not None:
-            tlog.info("task finished and acknowledged; forgetting it")
+            tlog.debug("task finished and acknowledged; forgetting it")
 
     # ---------------------------------------------------------------- custom executors
 
@@ -709,6 +745,7 @@ class Agent:
         """Launch a custom executor, wait for it to subscribe, and handle its end."""
         elog = self._executor_log(executor)
         if recovered_alive is None:
+            await self._committer.wait(self._committer.last_ticket)  # its checkpoint, durable
             try:
                 executor.container = await self._containerizer.launch(
                     self._executor_config(executor)
@@ -829,9 +866,7 @@ class Agent:
         ))
         for status in call.subscribe.unacknowledged_updates:
             self.executor_update(executor.framework_id, executor.id, status)
-        queued, executor.queued = executor.queued, []
-        for info in queued:
-            outbox.put_nowait(_launch_event(info))
+        self._deliver_queued(executor)
         return None
 
     def executor_disconnected(
@@ -864,10 +899,16 @@ class Agent:
         if not update.timestamp:
             update.timestamp = time.time()
         self._accept_update(framework_id, update)
-        executor.send(executor_pb2.Event(
+        acknowledged = executor_pb2.Event(
             type=executor_pb2.Event.ACKNOWLEDGED,
             acknowledged=executor_pb2.Event.Acknowledged(task_id=status.task_id, uuid=status.uuid),
-        ))
+        )
+
+        def acknowledge() -> None:
+            executor.send(acknowledged)
+
+        # The executor forgets the update on ACKNOWLEDGED: only once the agent's copy is durable.
+        self._committer.when_durable(self._committer.last_ticket, acknowledge)
 
     def executor_message(self, framework_id: str, executor_id: str, data: bytes) -> None:
         """Executor -> framework message, best effort like Mesos."""

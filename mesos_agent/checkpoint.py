@@ -1,16 +1,19 @@
 """Crash-safe checkpoints of the agent's state under `<work_dir>/meta` (layout in `paths`).
 
-Each file is replaced atomically (write a temp file, fsync, rename, fsync the directory), so a
-crash leaves either the old or the new version. Protobufs are stored as protobuf JSON.
+Writes go through a `GroupCommitter` (see `mesos_agent.group_commit` for the exact durability
+guarantee): each method queues its file operation and returns the ticket of the batch that
+makes it durable. Each checkpoint file is replaced atomically, so a crash leaves either the old
+or the new version; a task's log is append-only. Protobufs are stored as protobuf JSON.
+
+A command task costs one checkpoint file and one log: `task.json` (its TaskInfo, written once
+when the task arrives, durable before its process is forked) and `updates.log` (its status
+updates and acknowledgements, and the container record appended with TASK_RUNNING after the
+fork, so the task file is never rewritten).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,36 +22,20 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from mesos_agent.containerizer import ContainerProcess
+from mesos_agent.group_commit import GroupCommitter
 from mesos_agent.paths import AgentPaths
-from mesos_agent.status_updates import LogRecord, StatusUpdateLog
+from mesos_agent.status_updates import (
+    AckRecord,
+    ContainerRecord,
+    LogRecord,
+    container_from_json,
+    container_to_json,
+    encode_record,
+    read_log,
+)
 from protos import mesos_pb2
 
 M = TypeVar("M", bound=Message)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that a crash leaves the old or the new content."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _to_json(message: Message) -> Any:
@@ -59,23 +46,8 @@ def _from_json(data: Any, message: M) -> M:
     return json_format.ParseDict(data, message)
 
 
-def _container_to_json(process: ContainerProcess | None) -> Any:
-    if process is None:
-        return None
-    return {
-        "container_id": process.container_id,
-        "pid": process.pid,
-        "start_time": process.start_time,
-        "sandbox": str(process.sandbox),
-    }
-
-
-def _container_from_json(data: Any) -> ContainerProcess | None:
-    if data is None:
-        return None
-    return ContainerProcess(
-        data["container_id"], int(data["pid"]), float(data["start_time"]), Path(data["sandbox"])
-    )
+def _optional_container(data: Any) -> ContainerProcess | None:
+    return None if data is None else container_from_json(data)
 
 
 @dataclass(slots=True)
@@ -109,55 +81,59 @@ class RecoveredState:
 
 
 class Checkpointer:
-    """Reads and writes the agent's checkpoint files."""
+    """Reads the agent's checkpoint files, and queues their writes in a `GroupCommitter`."""
 
-    def __init__(self, paths: AgentPaths) -> None:
+    def __init__(self, paths: AgentPaths, committer: GroupCommitter) -> None:
         self.paths = paths
+        self._committer = committer
 
-    def save_agent(self, agent_info: mesos_pb2.AgentInfo) -> None:
-        self._write(self.paths.agent_file, {"agent_info": _to_json(agent_info)})
+    def save_agent(self, agent_info: mesos_pb2.AgentInfo) -> int:
+        return self._write(self.paths.agent_file, {"agent_info": _to_json(agent_info)})
 
-    def save_framework(self, framework_info: mesos_pb2.FrameworkInfo) -> None:
-        self._write(
+    def save_framework(self, framework_info: mesos_pb2.FrameworkInfo) -> int:
+        return self._write(
             self.paths.framework_file(framework_info.id.value),
             {"framework_info": _to_json(framework_info)},
         )
 
-    def remove_framework(self, framework_id: str) -> None:
-        shutil.rmtree(self.paths.framework_dir(framework_id), ignore_errors=True)
+    def remove_framework(self, framework_id: str) -> int:
+        return self._committer.remove(self.paths.framework_dir(framework_id))
 
-    def save_executor(self, checkpoint: ExecutorCheckpoint) -> None:
+    def save_executor(self, checkpoint: ExecutorCheckpoint) -> int:
         executor_id = checkpoint.executor.executor_id.value
-        self._write(
+        container = checkpoint.container
+        return self._write(
             self.paths.executor_file(checkpoint.framework_id, executor_id),
             {
                 "executor_info": _to_json(checkpoint.executor),
-                "container": _container_to_json(checkpoint.container),
+                "container": None if container is None else container_to_json(container),
             },
         )
 
-    def remove_executor(self, framework_id: str, executor_id: str) -> None:
-        self.paths.executor_file(framework_id, executor_id).unlink(missing_ok=True)
+    def remove_executor(self, framework_id: str, executor_id: str) -> int:
+        return self._committer.remove(self.paths.executor_file(framework_id, executor_id))
 
-    def save_task(self, checkpoint: TaskCheckpoint) -> None:
-        self._write(
-            self.paths.task_file(checkpoint.framework_id, checkpoint.task.task_id.value),
-            {
-                "task_info": _to_json(checkpoint.task),
-                "executor_id": checkpoint.executor_id,
-                "container": _container_to_json(checkpoint.container),
-            },
+    def save_task(self, framework_id: str, task: mesos_pb2.TaskInfo, executor_id: str) -> int:
+        """The task as it arrived; its container goes to its log (`append`) once launched."""
+        return self._write(
+            self.paths.task_file(framework_id, task.task_id.value),
+            {"task_info": _to_json(task), "executor_id": executor_id},
         )
 
-    def remove_task(self, framework_id: str, task_id: str) -> None:
-        shutil.rmtree(self.paths.task_dir(framework_id, task_id), ignore_errors=True)
+    def append(self, framework_id: str, task_id: str, record: LogRecord) -> int:
+        """Append to the task's log; acknowledgements are not fsynced (see group_commit)."""
+        return self._committer.append(
+            self.paths.updates_file(framework_id, task_id),
+            encode_record(record),
+            sync=not isinstance(record, AckRecord),
+        )
 
-    def update_log(self, framework_id: str, task_id: str) -> StatusUpdateLog:
-        return StatusUpdateLog(self.paths.updates_file(framework_id, task_id))
+    def remove_task(self, framework_id: str, task_id: str) -> int:
+        return self._committer.remove(self.paths.task_dir(framework_id, task_id))
 
-    def clear(self) -> None:
+    def clear(self) -> int:
         """Forget everything (the master refused this agent's id)."""
-        shutil.rmtree(self.paths.meta_dir, ignore_errors=True)
+        return self._committer.remove(self.paths.meta_dir)
 
     def load(self) -> RecoveredState:
         """Read everything checkpointed; raises ValueError when a file is corrupt."""
@@ -183,7 +159,7 @@ class Checkpointer:
                         ExecutorCheckpoint(
                             framework_id,
                             _from_json(data["executor_info"], mesos_pb2.ExecutorInfo()),
-                            _container_from_json(data["container"]),
+                            _optional_container(data["container"]),
                         )
                     )
             tasks_dir = self.paths.tasks_dir(framework_id)
@@ -192,19 +168,19 @@ class Checkpointer:
                 if data is None:
                     continue
                 task = _from_json(data["task_info"], mesos_pb2.TaskInfo())
+                records = read_log(self.paths.updates_file(framework_id, task.task_id.value))
+                # Older agents stored the container in task.json; now the log records it.
+                container = _optional_container(data.get("container"))
+                for record in records:
+                    if isinstance(record, ContainerRecord):
+                        container = record.container
                 state.tasks.append(
-                    TaskCheckpoint(
-                        framework_id,
-                        task,
-                        data["executor_id"],
-                        _container_from_json(data["container"]),
-                        self.update_log(framework_id, task.task_id.value).read(),
-                    )
+                    TaskCheckpoint(framework_id, task, data["executor_id"], container, records)
                 )
         return state
 
-    def _write(self, path: Path, data: Any) -> None:
-        atomic_write(path, json.dumps(data, indent=1, sort_keys=True).encode())
+    def _write(self, path: Path, data: Any) -> int:
+        return self._committer.replace(path, json.dumps(data, indent=1, sort_keys=True).encode())
 
     def _read(self, path: Path) -> Any:
         try:

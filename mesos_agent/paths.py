@@ -9,8 +9,9 @@ Checkpointed state lives under `<work_dir>/meta/` (one agent per work dir)::
     meta/agent.json                                   agent info with its id
     meta/frameworks/<framework_id>/framework.json     framework info
     meta/frameworks/<framework_id>/executors/<executor_id>.json   custom executor + container
-    meta/frameworks/<framework_id>/tasks/<task_id>/task.json      task + command container
-    meta/frameworks/<framework_id>/tasks/<task_id>/updates.log    the task's status update log
+    meta/frameworks/<framework_id>/tasks/<task_id>/task.json      the task as it arrived
+    meta/frameworks/<framework_id>/tasks/<task_id>/updates.log    its status updates, acks and
+                                                                  command container (a log)
 """
 
 from __future__ import annotations

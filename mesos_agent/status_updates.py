@@ -2,16 +2,19 @@
 
 Flow for one task (one *stream* per framework id + task id)::
 
-    executor/agent --update--> StatusUpdateManager.update()   (drops duplicate uuids)
-                               StatusUpdateLog.append()        (fsync) ... then
-    master <--send-- due() / resend_all()    (only the oldest unacked update is in flight)
+    executor/agent --update--> StatusUpdateManager.update(ticket)   (drops duplicate uuids)
+                               record appended to the task's log in group-commit batch `ticket`
+                               ... batch durable --> synced(ticket)
+    master <--send-- due() / resend_all()    (only the oldest unacked update is in flight,
+                                              and only once its batch is durable)
     master --ack(uuid)--> acknowledge()  -> next update of the stream goes out
                                           -> terminal update acked: the stream is finished
 
-`StatusUpdateManager` is the pure core: no I/O, time from an injected clock. `StatusUpdateLog`
-is the durable per-task log (JSON lines; updates are fsynced, acknowledgements are not);
-`parse_log` is its pure reader, which ignores a torn last line left by a crash in the middle of
-an append.
+`StatusUpdateManager` is the pure core: no I/O, time from an injected clock. The per-task log
+is JSON lines written through `mesos_agent.group_commit` (updates are fsynced, acknowledgements
+are not); it also records the task's container once launched. `parse_log` is its pure reader,
+which ignores a torn last line left by a crash in the middle of an append; `read_log` reads a
+log file and cuts such a tail off.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
+from mesos_agent.containerizer import ContainerProcess
 from mesos_common.clock import Clock
 from mesos_common.task_states import TERMINAL_STATES
 from protos import mesos_pb2
@@ -65,11 +70,17 @@ class AckResult(Enum):
     UNKNOWN = "unknown"
 
 
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    status: mesos_pb2.TaskStatus
+    ticket: int  # the group-commit batch that makes it durable
+
+
 @dataclass(slots=True)
 class _Stream:
     framework_id: str
     task_id: str
-    pending: deque[mesos_pb2.TaskStatus] = field(default_factory=deque)
+    pending: deque[_Pending] = field(default_factory=deque)
     seen_uuids: set[bytes] = field(default_factory=set)
     latest: mesos_pb2.TaskStatus | None = None
     terminal_received: bool = False
@@ -94,12 +105,20 @@ class StatusUpdateManager:
         # removed when a head is acknowledged or rescheduled; `_retry_is_current` skips them.
         # Both keep `due()` and `next_retry_at()` proportional to the work due, not to the
         # number of streams.
+        # Streams whose unsent head waits for its batch to become durable (an ordered set).
         self._unsent: dict[StreamKey, None] = {}
+        self._held: dict[StreamKey, None] = {}
+        self._durable = 0
         self._retries: list[tuple[float, int, StreamKey]] = []
         self._sequence = itertools.count()
 
-    def update(self, framework_id: str, status: mesos_pb2.TaskStatus) -> AddResult:
-        """Queue `status` (which must carry a uuid) behind the stream's unacknowledged ones."""
+    def update(
+        self, framework_id: str, status: mesos_pb2.TaskStatus, ticket: int = 0
+    ) -> AddResult:
+        """Queue `status` (which must carry a uuid) behind the stream's unacknowledged ones.
+
+        It is not sent before `synced(t)` with `t >= ticket` (0: it is durable already).
+        """
         if not status.uuid:
             raise ValueError("a reliable status update needs a uuid")
         key = (framework_id, status.task_id.value)
@@ -113,7 +132,7 @@ class StatusUpdateManager:
         stream.seen_uuids.add(status.uuid)
         if not stream.pending:
             self._unsent[key] = None
-        stream.pending.append(status)
+        stream.pending.append(_Pending(status, ticket))
         stream.latest = status
         stream.terminal_received = is_terminal(status.state)
         return AddResult.ACCEPTED
@@ -121,9 +140,9 @@ class StatusUpdateManager:
     def acknowledge(self, framework_id: str, task_id: str, uuid: bytes) -> AckResult:
         """Drop the in-flight update with `uuid`; the next one becomes due at once."""
         stream = self._streams.get((framework_id, task_id))
-        if stream is None or not stream.pending or stream.pending[0].uuid != uuid:
+        if stream is None or not stream.pending or stream.pending[0].status.uuid != uuid:
             return AckResult.UNKNOWN
-        acked = stream.pending.popleft()
+        acked = stream.pending.popleft().status
         stream.next_send_at = None
         stream.backoff = 0.0
         if is_terminal(acked.state):
@@ -133,11 +152,23 @@ class StatusUpdateManager:
             self._unsent[(framework_id, task_id)] = None
         return AckResult.ACKNOWLEDGED
 
+    def synced(self, ticket: int) -> None:
+        """Every group-commit batch up to `ticket` is durable: their updates may go out."""
+        self._durable = max(self._durable, ticket)
+        for key in list(self._held):
+            stream = self._streams.get(key)
+            if stream is None or not stream.pending:
+                del self._held[key]
+            elif stream.pending[0].ticket <= self._durable:
+                del self._held[key]
+                self._unsent[key] = None
+
     def due(self) -> list[PendingUpdate]:
         """Heads of streams that were never sent or whose retry time has come.
 
         Each returned update is considered sent now; its next retry is scheduled with
-        exponential backoff (initial, doubled each time, capped at the maximum).
+        exponential backoff (initial, doubled each time, capped at the maximum). A head whose
+        batch is not durable yet is held back until `synced`.
         """
         now = self._clock.now()
         keys = list(self._unsent)
@@ -151,6 +182,9 @@ class StatusUpdateManager:
             stream = self._streams.get(key)
             if stream is None or not stream.pending:
                 continue
+            if stream.pending[0].ticket > self._durable:
+                self._held[key] = None
+                continue
             stream.backoff = (
                 self._initial_backoff
                 if stream.next_send_at is None
@@ -158,7 +192,7 @@ class StatusUpdateManager:
             )
             stream.next_send_at = now + stream.backoff
             heapq.heappush(self._retries, (stream.next_send_at, next(self._sequence), key))
-            out.append(PendingUpdate(stream.framework_id, stream.pending[0]))
+            out.append(PendingUpdate(stream.framework_id, stream.pending[0].status))
         return out
 
     def resend_all(self) -> list[PendingUpdate]:
@@ -193,7 +227,7 @@ class StatusUpdateManager:
     def unacknowledged(self, framework_id: str, task_id: str) -> list[mesos_pb2.TaskStatus]:
         """The task's updates not yet acknowledged, oldest first."""
         stream = self._streams.get((framework_id, task_id))
-        return [] if stream is None else list(stream.pending)
+        return [] if stream is None else [p.status for p in stream.pending]
 
     def has_stream(self, framework_id: str, task_id: str) -> bool:
         return (framework_id, task_id) in self._streams
@@ -205,13 +239,14 @@ class StatusUpdateManager:
         """Drop a stream without acknowledgement (its framework was shut down)."""
         self._streams.pop((framework_id, task_id), None)
         self._unsent.pop((framework_id, task_id), None)
+        self._held.pop((framework_id, task_id), None)
 
     def recover(self, framework_id: str, task_id: str, records: Iterable[LogRecord]) -> bool:
         """Rebuild a stream from its log; returns False when the stream is already finished."""
         for record in records:
             if isinstance(record, UpdateRecord):
                 self.update(framework_id, record.status)
-            else:
+            elif isinstance(record, AckRecord):
                 self.acknowledge(framework_id, task_id, record.uuid)
         return self.has_stream(framework_id, task_id)
 
@@ -230,15 +265,43 @@ class AckRecord:
     uuid: bytes
 
 
-LogRecord = UpdateRecord | AckRecord
+@dataclass(frozen=True, slots=True)
+class ContainerRecord:
+    """The task's container, logged once its process is started."""
+
+    container: ContainerProcess
+
+
+LogRecord = UpdateRecord | AckRecord | ContainerRecord
+
+
+def container_to_json(container: ContainerProcess) -> dict[str, Any]:
+    """A container as checkpointed (JSON-ready)."""
+    return {
+        "container_id": container.container_id,
+        "pid": container.pid,
+        "start_time": container.start_time,
+        "sandbox": str(container.sandbox),
+    }
+
+
+def container_from_json(data: Any) -> ContainerProcess:
+    """The inverse of `container_to_json`; KeyError/TypeError/ValueError on a bad record."""
+    return ContainerProcess(
+        str(data["container_id"]), int(data["pid"]), float(data["start_time"]),
+        Path(data["sandbox"]),
+    )
 
 
 def encode_record(record: LogRecord) -> bytes:
     """One log line (with its newline)."""
+    body: dict[str, object]
     if isinstance(record, UpdateRecord):
         body = {"update": base64.b64encode(record.status.SerializeToString()).decode()}
-    else:
+    elif isinstance(record, AckRecord):
         body = {"ack": record.uuid.hex()}
+    else:
+        body = {"container": container_to_json(record.container)}
     return (json.dumps(body, separators=(",", ":")) + "\n").encode()
 
 
@@ -257,8 +320,10 @@ def parse_log(data: bytes) -> tuple[list[LogRecord], int]:
                 status = mesos_pb2.TaskStatus()
                 status.ParseFromString(base64.b64decode(body["update"], validate=True))
                 records.append(UpdateRecord(status))
-            else:
+            elif "ack" in body:
                 records.append(AckRecord(bytes.fromhex(body["ack"])))
+            else:
+                records.append(ContainerRecord(container_from_json(body["container"])))
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"corrupt status update log at byte {valid}: {exc}") from exc
         valid += len(line) + 1
@@ -272,42 +337,16 @@ def _complete_lines(data: bytes) -> Iterator[bytes]:
         start = end + 1
 
 
-class StatusUpdateLog:
-    """The durable, append-only update log of one task."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def append(self, record: LogRecord) -> None:
-        """Append one record; an update is fsynced before this returns.
-
-        An acknowledgement is not: if a crash loses it, its update is sent once more after
-        recovery, which at-least-once delivery allows (and the next update's fsync makes it
-        durable anyway). That halves the fsyncs of a task's life.
-        """
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-        try:
-            fd = os.open(self.path, flags, 0o644)
-        except FileNotFoundError:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, flags, 0o644)
-        try:
-            os.write(fd, encode_record(record))
-            if isinstance(record, UpdateRecord):
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def read(self) -> list[LogRecord]:
-        """Read the log, truncating a torn tail so that later appends start on a fresh line."""
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return []
-        records, valid = parse_log(data)
-        if valid != len(data):
-            with self.path.open("r+b") as handle:
-                handle.truncate(valid)
-                handle.flush()
-                os.fsync(handle.fileno())
-        return records
+def read_log(path: Path) -> list[LogRecord]:
+    """Read a task's log, truncating a torn tail so that later appends start on a fresh line."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    records, valid = parse_log(data)
+    if valid != len(data):
+        with path.open("r+b") as handle:
+            handle.truncate(valid)
+            handle.flush()
+            os.fsync(handle.fileno())
+    return records

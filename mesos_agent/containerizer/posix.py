@@ -4,6 +4,10 @@ The root process runs with cwd = sandbox and stdout/stderr appended to `sandbox/
 `sandbox/stderr`. Because it leads a new session (and so a new process group), signals go to
 the whole group, grandchildren included, unless they escape with setsid themselves (closing that
 gap needs the cgroup isolator). Pid + start time identify the root across agent restarts.
+
+A launch blocks the event loop for the fork and exec only: the sandbox is created and its output
+files opened by a worker thread (creating files waits for the file system's journal, which the
+agent's checkpoint syncs keep busy), and concurrent launches fork one per loop iteration.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
@@ -33,6 +39,7 @@ from mesos_common.resources import Resources
 _RECOVERED_POLL_SECONDS = 0.2
 _START_TIME_TOLERANCE = 0.05
 _FD_HEADROOM = 256
+_SANDBOX_THREADS = 2
 
 
 def process_start_time(pid: int) -> float | None:
@@ -48,22 +55,50 @@ def _is_same_process(pid: int, start_time: float) -> bool:
     return started is not None and abs(started - start_time) < _START_TIME_TOLERANCE
 
 
-def _start_process(config: ContainerConfig) -> subprocess.Popen[bytes]:
+_OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+
+
+def _prepare_sandbox(sandbox: Path) -> tuple[int, int]:
+    """Create the sandbox and open its `stdout` and `stderr` for appending (blocking: creating
+    files waits for the file system's journal, which is busy while checkpoints are synced)."""
+    os.makedirs(sandbox, exist_ok=True)
+    stdout = os.open(sandbox / "stdout", _OUTPUT_FLAGS, 0o644)
+    try:
+        stderr = os.open(sandbox / "stderr", _OUTPUT_FLAGS, 0o644)
+    except BaseException:
+        os.close(stdout)
+        raise
+    return stdout, stderr
+
+
+async def _prepare_sandbox_in(threads: ThreadPoolExecutor, sandbox: Path) -> tuple[int, int]:
+    """`_prepare_sandbox` in one of `threads`; if cancelled, the files it opens get closed."""
+    future = asyncio.get_running_loop().run_in_executor(threads, _prepare_sandbox, sandbox)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        future.add_done_callback(_close_outputs)
+        raise
+
+
+def _close_outputs(future: asyncio.Future[tuple[int, int]]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        for fd in future.result():
+            os.close(fd)
+
+
+def _start_process(config: ContainerConfig, stdout: int, stderr: int) -> subprocess.Popen[bytes]:
     """Fork and exec the container's root process (blocks for the fork and exec only, as
     asyncio's own subprocess transport does)."""
-    with (
-        (config.sandbox / "stdout").open("ab") as stdout,
-        (config.sandbox / "stderr").open("ab") as stderr,
-    ):
-        return subprocess.Popen(
-            config.argv,
-            cwd=config.sandbox,
-            env=dict(config.environment),
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,
-        )
+    return subprocess.Popen(
+        config.argv,
+        cwd=config.sandbox,
+        env=dict(config.environment),
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=True,
+    )
 
 
 def _exit_code(child: subprocess.Popen[bytes]) -> asyncio.Future[int]:
@@ -124,6 +159,11 @@ class PosixContainerizer:
     def __init__(self, isolators: Sequence[Isolator] = ()) -> None:
         self._isolators = tuple(isolators)
         self._containers: dict[str, _Container] = {}
+        # Sandboxes are made by two threads of their own (idle threads cost nothing but memory).
+        self._sandbox_threads = ThreadPoolExecutor(_SANDBOX_THREADS, thread_name_prefix="sandbox")
+        # One fork per loop iteration: many launches at once would otherwise fork hundreds of
+        # processes in a row (about a millisecond each) while no network I/O is served.
+        self._forking = asyncio.Lock()
 
     def containers(self) -> list[ContainerProcess]:
         """Containers currently known (alive or not yet destroyed)."""
@@ -133,18 +173,22 @@ class PosixContainerizer:
         if config.container_id in self._containers:
             raise ContainerLaunchError(f"container {config.container_id} already exists")
         try:
-            config.sandbox.mkdir(parents=True, exist_ok=True)
+            stdout, stderr = await _prepare_sandbox_in(self._sandbox_threads, config.sandbox)
         except OSError as exc:
             raise ContainerLaunchError(f"cannot create sandbox {config.sandbox}: {exc}") from exc
-        for isolator in self._isolators:
-            await isolator.prepare(config)
         try:
-            child = _start_process(config)
+            for isolator in self._isolators:
+                await isolator.prepare(config)
+            async with self._forking:
+                child = _start_process(config, stdout, stderr)
         except OSError as exc:
             await self._cleanup_isolators(config.container_id)
             raise ContainerLaunchError(
                 f"failed to launch {config.argv[0]!r}: {exc.strerror or exc}"
             ) from exc
+        finally:
+            os.close(stdout)
+            os.close(stderr)
         start_time = process_start_time(child.pid) or time.time()
         process = ContainerProcess(config.container_id, child.pid, start_time, config.sandbox)
         self._containers[config.container_id] = _Container(process, _exit_code(child))

@@ -1,16 +1,26 @@
-"""Checkpoint files and the per-task status update log on a real file system."""
+"""Checkpoint files, group-commit batches and the per-task log on a real file system."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from mesos_agent.checkpoint import Checkpointer, ExecutorCheckpoint, TaskCheckpoint, atomic_write
+from mesos_agent.checkpoint import Checkpointer, ExecutorCheckpoint
 from mesos_agent.containerizer import ContainerProcess
+from mesos_agent.group_commit import Append, GroupCommitter, Remove, Replace, apply_batch
 from mesos_agent.paths import AgentPaths
-from mesos_agent.status_updates import AckRecord, StatusUpdateLog, UpdateRecord, encode_record
+from mesos_agent.status_updates import (
+    AckRecord,
+    ContainerRecord,
+    UpdateRecord,
+    encode_record,
+    read_log,
+)
 from protos import mesos_pb2
 
 pytestmark = pytest.mark.integration
@@ -22,53 +32,108 @@ def status(state: mesos_pb2.TaskState.ValueType) -> mesos_pb2.TaskStatus:
     )
 
 
+def tree(root: Path) -> dict[str, bytes]:
+    """Every file under `root` (dot files included) by relative path."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+async def committer() -> AsyncIterator[GroupCommitter]:
+    committer = GroupCommitter()
+    syncer = asyncio.create_task(committer.run())
+    try:
+        yield committer
+    finally:
+        syncer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await syncer
+
+
 def test_update_log_survives_a_torn_append_and_keeps_appending(tmp_path: Path) -> None:
-    log = StatusUpdateLog(tmp_path / "updates.log")
+    path = tmp_path / "updates.log"
     running, finished = status(mesos_pb2.TASK_RUNNING), status(mesos_pb2.TASK_FINISHED)
-    log.append(UpdateRecord(running))
-    log.append(AckRecord(running.uuid))
-    with log.path.open("ab") as handle:  # a crash in the middle of the next append
+    apply_batch([Append(path, encode_record(UpdateRecord(running))),
+                 Append(path, encode_record(AckRecord(running.uuid)), sync=False)])
+    with path.open("ab") as handle:  # a crash in the middle of the next append
         handle.write(encode_record(UpdateRecord(finished))[:20])
-    assert log.read() == [UpdateRecord(running), AckRecord(running.uuid)]
-    log.append(UpdateRecord(finished))
-    assert log.read() == [UpdateRecord(running), AckRecord(running.uuid), UpdateRecord(finished)]
+    assert read_log(path) == [UpdateRecord(running), AckRecord(running.uuid)]
+    apply_batch([Append(path, encode_record(UpdateRecord(finished)))])
+    assert read_log(path) == [
+        UpdateRecord(running), AckRecord(running.uuid), UpdateRecord(finished)]
 
 
-def test_atomic_write_replaces_whole_files_and_leaves_no_temp_files(tmp_path: Path) -> None:
-    target = tmp_path / "dir" / "file.json"
-    atomic_write(target, b"one")
-    atomic_write(target, b"two")
-    assert target.read_bytes() == b"two"
-    assert [p.name for p in target.parent.iterdir()] == ["file.json"]
+def test_replacements_are_whole_files_and_leave_no_temp_files(tmp_path: Path) -> None:
+    target = tmp_path / "dir" / "sub" / "file.json"
+    apply_batch([Replace(target, b"one"), Replace(target, b"two")])  # the last one wins
+    assert tree(tmp_path) == {"dir/sub/file.json": b"two"}
+    apply_batch([Replace(target, b"three")])
+    assert tree(tmp_path) == {"dir/sub/file.json": b"three"}
 
 
-def test_checkpointed_state_loads_back(tmp_path: Path) -> None:
-    checkpointer = Checkpointer(AgentPaths(tmp_path))
+def test_a_batch_applies_its_operations_in_request_order(tmp_path: Path) -> None:
+    task_dir = tmp_path / "tasks" / "t1"
+    apply_batch([
+        Replace(task_dir / "task.json", b"old task"),
+        Append(task_dir / "updates.log", b"old update\n"),
+        Remove(task_dir),  # the task ended: nothing of it may come back from this batch
+        Append(task_dir / "updates.log", b"new update\n"),  # a new task with the same id
+        Replace(tmp_path / "agent.json", b"agent"),
+        Remove(tmp_path / "agent.json"),
+        Remove(tmp_path / "never-written"),
+    ])
+    assert tree(tmp_path) == {"tasks/t1/updates.log": b"new update\n"}
+
+
+async def test_checkpointed_state_loads_back(
+    tmp_path: Path, committer: GroupCommitter
+) -> None:
+    checkpointer = Checkpointer(AgentPaths(tmp_path), committer)
     assert checkpointer.load().agent_info is None
     agent = mesos_pb2.AgentInfo(hostname="h", id=mesos_pb2.AgentID(value="agent-1"))
     framework = mesos_pb2.FrameworkInfo(id=mesos_pb2.FrameworkID(value="fw/1"), name="f")
     task = mesos_pb2.TaskInfo(task_id=mesos_pb2.TaskID(value="t/1"), name="t")
     container = ContainerProcess("c1", 4242, 1234.5, tmp_path / "sandbox")
     executor = mesos_pb2.ExecutorInfo(executor_id=mesos_pb2.ExecutorID(value="e1"))
-    running = status(mesos_pb2.TASK_RUNNING)
+    starting, running = status(mesos_pb2.TASK_STARTING), status(mesos_pb2.TASK_RUNNING)
 
     checkpointer.save_agent(agent)
     checkpointer.save_framework(framework)
-    checkpointer.save_task(TaskCheckpoint("fw/1", task, "t/1", container))
+    checkpointer.save_task("fw/1", task, "t/1")
     checkpointer.save_executor(ExecutorCheckpoint("fw/1", executor, None))
-    checkpointer.update_log("fw/1", "t/1").append(UpdateRecord(running))
+    checkpointer.append("fw/1", "t/1", UpdateRecord(starting))
+    checkpointer.append("fw/1", "t/1", ContainerRecord(container))
+    await committer.wait(checkpointer.append("fw/1", "t/1", UpdateRecord(running)))
 
     state = checkpointer.load()
     assert state.agent_info == agent
     assert state.frameworks == {"fw/1": framework}
-    assert [(t.task, t.executor_id, t.container, t.updates) for t in state.tasks] == [
-        (task, "t/1", container, [UpdateRecord(running)])]
+    assert [(t.task, t.executor_id, t.container, t.updates) for t in state.tasks] == [(
+        task, "t/1", container,
+        [UpdateRecord(starting), ContainerRecord(container), UpdateRecord(running)],
+    )]
     assert [(e.framework_id, e.executor) for e in state.executors] == [("fw/1", executor)]
+    assert not [name for name in tree(tmp_path) if "/." in f"/{name}"], "temp files left"
 
-    checkpointer.remove_task("fw/1", "t/1")
+    await committer.wait(checkpointer.remove_task("fw/1", "t/1"))
     assert checkpointer.load().tasks == []
-    checkpointer.clear()
+    await committer.wait(checkpointer.clear())
     assert checkpointer.load().agent_info is None
+
+
+async def test_stopping_the_syncer_commits_what_was_requested(tmp_path: Path) -> None:
+    committer = GroupCommitter()
+    first = [committer.replace(tmp_path / f"a{index}", b"a") for index in range(50)]
+    syncer = asyncio.create_task(committer.run())
+    await asyncio.sleep(0)  # the syncer took the first batch and is writing it
+    second = [committer.replace(tmp_path / f"b{index}", b"b") for index in range(50)]
+    assert set(first) == {1} and set(second) == {2}
+    syncer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await syncer
+    assert committer.is_durable(2)
+    assert tree(tmp_path) == {
+        **{f"a{index}": b"a" for index in range(50)}, **{f"b{index}": b"b" for index in range(50)}
+    }
 
 
 def test_corrupt_checkpoint_is_reported(tmp_path: Path) -> None:
@@ -76,4 +141,4 @@ def test_corrupt_checkpoint_is_reported(tmp_path: Path) -> None:
     paths.meta_dir.mkdir()
     paths.agent_file.write_text("{not json")
     with pytest.raises(ValueError, match="corrupt checkpoint"):
-        Checkpointer(paths).load()
+        Checkpointer(paths, GroupCommitter()).load()

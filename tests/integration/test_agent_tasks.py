@@ -10,15 +10,29 @@ import asyncio
 import contextlib
 import json
 import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf import json_format
 
 from mesos_agent.agent import Agent
 from mesos_agent.config import AgentConfig
+from mesos_agent.containerizer import ContainerProcess
+from mesos_agent.containerizer.posix import process_start_time
+from mesos_agent.group_commit import Append, FileOp, Replace, apply_batch
+from mesos_agent.paths import AgentPaths
+from mesos_agent.status_updates import (
+    AckRecord,
+    ContainerRecord,
+    LogRecord,
+    UpdateRecord,
+    encode_record,
+    read_log,
+)
 from mesos_common.addresses import HostPort
 from mesos_common.detector import StandaloneDetector
 from mesos_common.resources import Resources
@@ -329,8 +343,8 @@ async def test_restarted_agent_recovers_a_live_task_and_can_kill_it(
         scripted.send(run_task(command_task("t1", "sleep 300", grace=0.2)))
         await scripted.update_acked(mesos_pb2.TASK_STARTING)
         await scripted.update_acked(mesos_pb2.TASK_RUNNING)
-    pid = json.loads((tmp_path / "meta/frameworks/fw-1/tasks/t1/task.json").read_text())[
-        "container"]["pid"]
+    records = read_log(tmp_path / "meta/frameworks/fw-1/tasks/t1/updates.log")
+    [pid] = [r.container.pid for r in records if isinstance(r, ContainerRecord)]
     os.kill(pid, 0)  # the task outlived its agent
 
     async with RunningAgent(port, tmp_path):
@@ -347,6 +361,75 @@ async def test_restarted_agent_recovers_a_live_task_and_can_kill_it(
         assert "unknown status" in status.message  # the task is no longer the agent's child
         scripted.ack("fw-1", status)
         await eventually(lambda: not _alive(pid))
+
+
+def _crashed_mid_launch(work_dir: Path, *, forked: bool) -> subprocess.Popen[bytes] | None:
+    """Checkpoint files as a crash right after a launch leaves them: task.json and a durable
+    TASK_STARTING, plus (if `forked`) the container record of a live process but no
+    TASK_RUNNING. Returns that process (a child of this test, which must reap it)."""
+    paths = AgentPaths(work_dir)
+    ops: list[FileOp] = [
+        Replace(paths.agent_file, json.dumps({"agent_info": {"id": {"value": "agent-1"}}}
+                                             ).encode()),
+        Replace(paths.framework_file("fw-1"), json.dumps(
+            {"framework_info": {"id": {"value": "fw-1"}, "name": "test", "user": "root"}}
+        ).encode()),
+        Replace(paths.task_file("fw-1", "t1"), json.dumps({
+            "task_info": json_format.MessageToDict(command_task("t1", "sleep 300")),
+            "executor_id": "t1",
+        }).encode()),
+    ]
+    starting = mesos_pb2.TaskStatus(task_id=mesos_pb2.TaskID(value="t1"),
+                                    state=mesos_pb2.TASK_STARTING, uuid=b"s" * 16)
+    records: list[LogRecord] = [UpdateRecord(starting), AckRecord(starting.uuid)]
+    process = None
+    if forked:
+        sandbox = work_dir / "sandbox"
+        sandbox.mkdir()
+        process = subprocess.Popen(["sleep", "300"], start_new_session=True, cwd=sandbox)
+        start_time = process_start_time(process.pid)
+        assert start_time is not None
+        records.append(ContainerRecord(ContainerProcess("c1", process.pid, start_time, sandbox)))
+    ops += [Append(paths.updates_file("fw-1", "t1"), encode_record(r)) for r in records]
+    apply_batch(ops)
+    return process
+
+
+async def test_recovery_reports_running_again_when_only_the_container_record_survived(
+    master: tuple[ScriptedMaster, int], tmp_path: Path
+) -> None:
+    scripted, port = master
+    process = _crashed_mid_launch(tmp_path, forked=True)
+    assert process is not None
+    reaped = asyncio.create_task(asyncio.to_thread(process.wait))  # the agent cannot reap it
+    try:
+        async with RunningAgent(port, tmp_path):
+            hello = await scripted.expect("reregister")
+            assert [t.task_id.value for t in hello.reregister.tasks] == ["t1"]
+            running = await scripted.update_acked(mesos_pb2.TASK_RUNNING)
+            assert running.task_id.value == "t1"
+            scripted.send(MasterMessage(kill_task=MasterMessage.KillTask(
+                framework_id=FRAMEWORK.id, task_id=mesos_pb2.TaskID(value="t1"))))
+            await scripted.update_acked(mesos_pb2.TASK_KILLED)
+            assert await reaped == -15
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, 9)
+        await reaped
+
+
+async def test_recovery_fails_a_task_whose_launch_was_interrupted(
+    master: tuple[ScriptedMaster, int], tmp_path: Path
+) -> None:
+    scripted, port = master
+    _crashed_mid_launch(tmp_path, forked=False)
+    async with RunningAgent(port, tmp_path):
+        await scripted.expect("reregister")
+        failed = await scripted.update_acked(mesos_pb2.TASK_FAILED)
+        assert failed.reason == Reason.REASON_AGENT_RESTARTED
+        assert failed.message == "The agent restarted while launching the task"
+        task_meta = tmp_path / "meta/frameworks/fw-1/tasks/t1"
+        await eventually(lambda: not task_meta.exists())
 
 
 def _alive(pid: int) -> bool:

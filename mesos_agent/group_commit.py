@@ -1,0 +1,403 @@
+"""Group commit of the agent's checkpoint files (DESIGN decisions 5 and 7).
+
+The event loop never waits for the disk. Code on the loop requests file operations (append a
+record, atomically replace a file, remove a file or tree) and gets a *ticket* at once: the number
+of the batch the operation will be part of. One syncer task takes everything requested since
+the previous batch and applies it in a worker thread, in request order, in four phases::
+
+    loop:    append/replace/remove -> ticket N          (no I/O; only queues the operation)
+    syncer:  take batch N --thread--> 1. write: appends, temp files of replacements, removals
+                                      2. fsync every file written (one pass over the batch)
+                                      3. rename the temps over their targets
+                                      4. fsync each directory whose entries changed, once
+             batch N durable -> waiters of tickets <= N resume, `on_durable(N)` runs
+
+Only one batch is in flight; the next one collects meanwhile, so the number of operations per
+batch grows with the load (up to a cap, so that a burst is made durable in a pipeline rather
+than all at once) instead of the number of sync rounds.
+
+The guarantee, exactly:
+
+* Order: operations take effect in request order; batches become durable in ticket order.
+* Durable: once `wait(N)` returns (or `when_durable(N, ...)` / `on_durable(N)` runs), every
+  append and replacement with a ticket <= N is on stable storage, directory entries included
+  (new files, new directories, renames). A replaced file is whole, old or new, at any crash.
+* Acting on a write: the agent lets nothing leave on the strength of a write before its batch
+  is durable. A status update is forwarded to the master only then (`StatusUpdateManager`
+  holds it back until `synced`), a custom executor's update is ACKNOWLEDGED to the executor
+  only then, a command task is forked only once its task checkpoint and TASK_STARTING are
+  durable, an executor is launched and sent a task only once their checkpoints are.
+* Crash: batches not yet durable may be lost in part or whole (any subset of their operations;
+  an append may be torn at its tail, which the log reader drops). Nothing in them has been
+  sent, acknowledged or launched, with one exception: the container record of a command task
+  (appended with its TASK_RUNNING after the fork). Recovery then knows the task but not its
+  process, reports it TASK_FAILED, and a process that was forked is left running unsupervised.
+  The updates lost are regenerated: a custom executor re-sends updates it has not seen
+  ACKNOWLEDGED; recovery re-reports a command task (TASK_RUNNING again if its container record
+  survived, a terminal update otherwise).
+* Not made durable at all (appended or removed without fsync): acknowledgement records and
+  removals. Losing one only sends an update once more, which at-least-once delivery allows.
+* Failure: if any write, fsync or rename of a batch fails, the batch and every later one are
+  never reported durable: waiters get `DurabilityError`, `run()` raises it and the agent stops
+  (as Mesos aborts when a checkpoint fails). Its tasks keep running; a restart recovers from
+  what is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Append:
+    """Append `data` to `path` (created with its parents if missing); fsynced unless not `sync`."""
+
+    path: Path
+    data: bytes
+    sync: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Replace:
+    """Replace `path` with `data` atomically (temp file, fsync, rename, directory fsync)."""
+
+    path: Path
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Remove:
+    """Remove the file or directory tree `path` (not made durable)."""
+
+    path: Path
+
+
+FileOp = Append | Replace | Remove
+
+
+class DurabilityError(OSError):
+    """A batch of checkpoint writes could not be made durable."""
+
+
+class CommitQueue:
+    """The bookkeeping of group commit: tickets, batches, durability callbacks (pure, no I/O).
+
+    Ticket N names batch N. Operations added now go into the batch being collected, which is
+    closed when it holds `max_batch` operations (so that the first of a burst become durable
+    without waiting for the whole burst) or when `take()` hands it out; `take()` hands out the
+    oldest closed batch, only when none is in flight; `synced(N)` or `failed(N, error)` reports
+    its fate.
+    """
+
+    def __init__(self, max_batch: int = 256) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be positive")
+        self._max_batch = max_batch
+        self._closed: deque[tuple[int, list[FileOp]]] = deque()
+        self._ops: list[FileOp] = []
+        self._collecting = 1
+        self._durable = 0
+        self._in_flight: int | None = None
+        self._error: DurabilityError | None = None
+        self._callbacks: dict[int, list[Callable[[], None]]] = {}
+
+    @property
+    def next_ticket(self) -> int:
+        """The ticket an operation added now gets."""
+        return self._collecting + (len(self._ops) >= self._max_batch)
+
+    @property
+    def last_ticket(self) -> int:
+        """The ticket that covers every operation added so far."""
+        return self._collecting if self._ops else self._collecting - 1
+
+    @property
+    def durable(self) -> int:
+        """Every batch with a ticket up to this one is durable."""
+        return self._durable
+
+    @property
+    def error(self) -> DurabilityError | None:
+        """Why a batch failed; once set, nothing is accepted or made durable any more."""
+        return self._error
+
+    def add(self, op: FileOp) -> int:
+        """Queue `op` in the batch being collected; returns its ticket."""
+        if self._error is not None:
+            raise self._error
+        if len(self._ops) >= self._max_batch:
+            self._closed.append((self._collecting, self._ops))
+            self._ops = []
+            self._collecting += 1
+        self._ops.append(op)
+        return self._collecting
+
+    def take(self) -> tuple[int, list[FileOp]] | None:
+        """Close the batch being collected and hand it out; None if empty or one is in flight."""
+        if self._in_flight is not None or self._error is not None:
+            return None
+        if self._closed:
+            ticket, ops = self._closed.popleft()
+        elif self._ops:
+            ticket, ops = self._collecting, self._ops
+            self._ops = []
+            self._collecting += 1
+        else:
+            return None
+        self._in_flight = ticket
+        return ticket, ops
+
+    def is_durable(self, ticket: int) -> bool:
+        return ticket <= self._durable
+
+    def when_durable(self, ticket: int, callback: Callable[[], None]) -> None:
+        """Call `callback` once batch `ticket` is durable (now, if it already is); never if a
+        batch fails first."""
+        if ticket <= self._durable:
+            callback()
+        elif self._error is None:
+            self._callbacks.setdefault(ticket, []).append(callback)
+
+    def synced(self, ticket: int) -> list[Callable[[], None]]:
+        """Batch `ticket` is durable; returns the callbacks now due, in registration order."""
+        if ticket != self._in_flight:
+            raise ValueError(f"batch {ticket} is not in flight")
+        self._in_flight = None
+        self._durable = ticket
+        due = sorted(t for t in self._callbacks if t <= ticket)
+        return [callback for t in due for callback in self._callbacks.pop(t)]
+
+    def failed(self, ticket: int, error: DurabilityError) -> None:
+        """Batch `ticket` failed: it and every later batch stay not durable forever."""
+        if ticket != self._in_flight:
+            raise ValueError(f"batch {ticket} is not in flight")
+        self._in_flight = None
+        self._error = error
+        self._callbacks.clear()
+        self._closed.clear()
+        self._ops.clear()
+
+
+def apply_batch(ops: Sequence[FileOp]) -> None:
+    """Apply `ops` in order and make them durable (blocking; runs in the syncer's thread)."""
+    files: dict[Path, int] = {}  # written files -> open descriptor
+    synced: set[Path] = set()  # files among them that must be fsynced
+    renames: dict[Path, Path] = {}  # target -> temp, in request order
+    directories: set[Path] = set()  # directories whose entries changed
+    try:
+        for op in ops:
+            if isinstance(op, Append):
+                fd = files.get(op.path)
+                if fd is None:
+                    fd = files[op.path] = _open_append(op.path, directories)
+                os.write(fd, op.data)
+                if op.sync:
+                    synced.add(op.path)
+            elif isinstance(op, Replace):
+                temp = op.path.with_name(f".{op.path.name}.tmp")
+                old = files.pop(temp, None)
+                if old is not None:
+                    os.close(old)
+                fd = files[temp] = _open_temp(temp, directories)
+                os.write(fd, op.data)
+                synced.add(temp)
+                renames.pop(op.path, None)
+                renames[op.path] = temp
+            else:
+                _forget_under(op.path, files, synced, renames, directories)
+                if op.path.is_dir() and not op.path.is_symlink():
+                    shutil.rmtree(op.path, ignore_errors=True)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(op.path)
+        for path in synced:
+            os.fsync(files[path])
+        for target, temp in renames.items():
+            os.replace(temp, target)
+            directories.add(target.parent)
+        for directory in sorted(directories):
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    finally:
+        for fd in files.values():
+            os.close(fd)
+
+
+def _open_append(path: Path, directories: set[Path]) -> int:
+    try:
+        return os.open(path, os.O_WRONLY | os.O_APPEND)
+    except FileNotFoundError:
+        _make_dirs(path.parent, directories)
+        directories.add(path.parent)
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+
+def _open_temp(temp: Path, directories: set[Path]) -> int:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    try:
+        return os.open(temp, flags, 0o644)
+    except FileNotFoundError:
+        _make_dirs(temp.parent, directories)
+        return os.open(temp, flags, 0o644)
+
+
+def _make_dirs(directory: Path, directories: set[Path]) -> None:
+    """Create `directory` and missing parents; each new one's parent needs an fsync."""
+    try:
+        os.mkdir(directory)
+    except FileExistsError:
+        return
+    except FileNotFoundError:
+        _make_dirs(directory.parent, directories)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(directory)
+    directories.add(directory.parent)
+
+
+def _forget_under(
+    root: Path, files: dict[Path, int], synced: set[Path], renames: dict[Path, Path],
+    directories: set[Path],
+) -> None:
+    """Drop what this batch wrote at or under `root`, which is about to be removed."""
+    doomed = [p for p in files if p.is_relative_to(root)]
+    for target in [t for t in renames if t.is_relative_to(root)]:
+        temp = renames.pop(target)
+        if temp not in doomed:
+            doomed.append(temp)
+    for path in doomed:
+        os.close(files.pop(path))
+        synced.discard(path)
+        if not path.is_relative_to(root):  # a replacement's temp file next to `root`
+            os.unlink(path)
+    directories.difference_update([d for d in directories if d.is_relative_to(root)])
+
+
+class GroupCommitter:
+    """Queues file operations from the loop and makes them durable in batches (see module doc).
+
+    `run()` is the syncer; its owner awaits it. Everything else is called from the loop.
+    """
+
+    def __init__(
+        self,
+        *,
+        apply: Callable[[Sequence[FileOp]], None] = apply_batch,
+        on_durable: Callable[[int], None] | None = None,
+        max_batch: int = 256,
+    ) -> None:
+        self._queue = CommitQueue(max_batch)
+        self._apply = apply
+        self._on_durable = on_durable
+        self._wake = asyncio.Event()
+        self._waiters: set[asyncio.Future[None]] = set()
+
+    @property
+    def next_ticket(self) -> int:
+        """The ticket an operation requested now gets."""
+        return self._queue.next_ticket
+
+    @property
+    def last_ticket(self) -> int:
+        """The ticket covering every operation requested so far."""
+        return self._queue.last_ticket
+
+    def is_durable(self, ticket: int) -> bool:
+        return self._queue.is_durable(ticket)
+
+    def append(self, path: Path, data: bytes, *, sync: bool = True) -> int:
+        return self._add(Append(path, data, sync))
+
+    def replace(self, path: Path, data: bytes) -> int:
+        return self._add(Replace(path, data))
+
+    def remove(self, path: Path) -> int:
+        return self._add(Remove(path))
+
+    def _add(self, op: FileOp) -> int:
+        ticket = self._queue.add(op)
+        self._wake.set()
+        return ticket
+
+    def when_durable(self, ticket: int, callback: Callable[[], None]) -> None:
+        """Run `callback` on the loop once batch `ticket` is durable (never if one fails)."""
+        self._queue.when_durable(ticket, callback)
+
+    async def wait(self, ticket: int) -> None:
+        """Return once batch `ticket` is durable; raises DurabilityError if a batch failed."""
+        if self._queue.is_durable(ticket):
+            return
+        if self._queue.error is not None:
+            raise self._queue.error
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def release() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        self._queue.when_durable(ticket, release)
+        self._waiters.add(done)
+        try:
+            await done
+        finally:
+            self._waiters.discard(done)
+
+    async def run(self) -> None:
+        """Commit batches until cancelled; on cancellation, commit what was requested first.
+
+        Batches are applied by a thread of their own, so that other blocking work handed to
+        the loop's default executor never delays a sync.
+        """
+        with ThreadPoolExecutor(1, thread_name_prefix="checkpoint-sync") as thread:
+            try:
+                while True:
+                    await self._wake.wait()
+                    self._wake.clear()
+                    while (batch := self._queue.take()) is not None:
+                        await self._commit(thread, *batch)
+            except asyncio.CancelledError:
+                while (batch := self._queue.take()) is not None:
+                    self._finish(batch[0], self._attempt(batch[1]))
+                raise
+
+    async def _commit(self, thread: ThreadPoolExecutor, ticket: int, ops: list[FileOp]) -> None:
+        attempt = asyncio.get_running_loop().run_in_executor(thread, self._attempt, ops)
+        try:
+            error = await asyncio.shield(attempt)
+        except asyncio.CancelledError:
+            self._finish(ticket, await attempt)  # the thread cannot be stopped: let it end
+            raise
+        self._finish(ticket, error)
+
+    def _attempt(self, ops: Sequence[FileOp]) -> OSError | None:
+        try:
+            self._apply(ops)
+        except OSError as exc:
+            return exc
+        return None
+
+    def _finish(self, ticket: int, error: OSError | None) -> None:
+        if error is not None:
+            failure = DurabilityError(f"checkpoint batch {ticket} could not be made durable: "
+                                      f"{error}")
+            failure.__cause__ = error
+            self._queue.failed(ticket, failure)
+            for waiter in self._waiters:
+                if not waiter.done():
+                    waiter.set_exception(failure)
+            raise failure
+        callbacks = self._queue.synced(ticket)
+        if self._on_durable is not None:
+            self._on_durable(ticket)
+        for callback in callbacks:
+            callback()
