@@ -15,7 +15,7 @@ import psutil
 
 from mesos_common.attributes import parse_attributes
 from mesos_common.detector import create_detector
-from mesos_common.flags import FlagParser, parse_duration, parse_flags
+from mesos_common.flags import FlagParser, parse_duration, parse_flags, parse_port
 from mesos_common.resources import Resources
 from protos import mesos_pb2
 
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--master", help="HOST:PORT of the master, or zk://host:port/path")
     parser.add_argument("--ip", default="127.0.0.1", help="address of the agent's gRPC server")
     parser.add_argument(
-        "--port", type=int, default=5051, help="port of the agent's gRPC server (0: any free one)"
+        "--port", type=parse_port, default=5051, help="agent gRPC port (0: any free one)"
     )
     parser.add_argument("--hostname", default=None, help="the host name offers and constraints see")
     parser.add_argument("--work_dir", help="directory for sandboxes and checkpoints (required)")
@@ -102,8 +102,6 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[AgentConfig, str]:
         parser.error("--master is required (HOST:PORT or zk://host:port/path)")
     if not args.work_dir:
         parser.error("--work_dir is required")
-    if not 0 <= args.port < 65536:
-        parser.error(f"--port {args.port} is not a port number (0..65535)")
     try:
         create_detector(args.master)
     except ValueError as exc:

@@ -56,6 +56,13 @@ def parse_duration(text: str) -> float:
     return float(number) * _UNIT_SECONDS[unit or "s"]
 
 
+def parse_port(text: str) -> int:
+    """Parse a TCP port number (0 lets the system pick a free port)."""
+    if not text.strip().isdigit() or not 0 <= int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0..65535)")
+    return int(text)
+
+
 def parse_bool(text: str) -> bool:
     """Parse a boolean flag value the way Mesos does (true/false, 1/0, yes/no)."""
     lowered = text.strip().lower()

@@ -29,7 +29,7 @@ from typing import IO
 
 import psutil
 
-from mesos_common.flags import FlagParser, parse_flags
+from mesos_common.flags import FlagParser, parse_flags, parse_port
 
 _PR_SET_CHILD_SUBREAPER = 36
 PORTS_PER_AGENT = 1000
@@ -50,9 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a master and agents here. Flags can also be set as MESOS_<FLAG>.",
     )
     parser.add_argument("--ip", default="127.0.0.1", help="address the master listens on")
-    parser.add_argument("--port", type=int, default=5050, help="master gRPC port")
+    parser.add_argument("--port", type=parse_port, default=5050, help="master gRPC port")
     parser.add_argument("--agents", type=int, default=2, help="number of agents (default 2)")
-    parser.add_argument("--agent_port", type=int, default=5051, help="first agent's port")
+    parser.add_argument("--agent_port", type=parse_port, default=5051, help="first agent's port")
     parser.add_argument(
         "--resources",
         default="cpus:2;mem:2048;disk:10000",

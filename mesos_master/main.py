@@ -13,7 +13,7 @@ from pathlib import Path
 import structlog
 
 from mesos_common.addresses import parse_zk_url
-from mesos_common.flags import FlagParser, parse_duration, parse_flags
+from mesos_common.flags import FlagParser, parse_duration, parse_flags, parse_port
 from mesos_common.logging import configure_logging
 from mesos_master.election import LeadershipLost
 from mesos_master.master import MasterConfig
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a master. Every flag can also be set as MESOS_<FLAG>.",
     )
     parser.add_argument("--ip", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=5050, help="gRPC port (0 picks a free one)")
+    parser.add_argument("--port", type=parse_port, default=5050, help="gRPC port (0: any free one)")
     parser.add_argument("--hostname", default=None, help="hostname advertised to frameworks")
     parser.add_argument("--work_dir", type=Path, default=None, help="directory for durable state")
     parser.add_argument("--agent_ping_timeout", type=parse_duration, default=15.0)
@@ -99,8 +99,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             parser.error(f"--zk: {exc}")
     if args.zk_session_timeout <= 0:
         parser.error("--zk_session_timeout must be positive")
-    if not 0 <= args.port < 65536:
-        parser.error(f"--port {args.port} is not a port number (0..65535)")
     try:
         configure_logging(args.log_level)
     except ValueError as exc:
