@@ -3,6 +3,7 @@ the scheduler follow it, and running tasks keep running with unchanged ids and p
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,3 +97,45 @@ def _leader_hint(port: str) -> str:
     error = refused.value
     assert error.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
     return str(dict(error.trailing_metadata()).get("mesos-leader", ""))  # type: ignore[attr-defined]
+
+
+def test_leader_whose_session_expires_steps_down_for_good(
+    ha_cluster: tuple[Cluster, ZooKeeperEnsemble],
+) -> None:
+    """SIGSTOP the leader past its ZooKeeper session timeout: a standby takes over, and when the
+    old leader wakes up it must not act as leader again; it exits for its supervisor."""
+    cluster, _ = ha_cluster
+    [leader] = wait_for(lambda: cluster.leading_masters(), "a leading master")
+    agent_dir = cluster.work_dir / "agent"
+    cluster.start_agent(work_dir=agent_dir)
+    scheduler = RecordingScheduler(on_offers=launch_once(("s1", "sleep 600")))
+    info = mesos_pb2.FrameworkInfo(name="ha", user="tester", failover_timeout=300)
+    driver = SchedulerDriver(scheduler, info, cluster.master_address)
+    driver.start()
+    try:
+        scheduler.wait_for_state("s1", "TASK_RUNNING")
+        pids = sleep_pids(agent_dir)
+        assert leader.popen is not None
+        leader.popen.send_signal(signal.SIGSTOP)
+        try:
+            [new_leader] = wait_for(
+                lambda: [m for m in cluster.leading_masters() if m is not leader],
+                "a standby to take over from the stopped leader",
+            )
+        finally:
+            leader.popen.send_signal(signal.SIGCONT)
+        wait_for(lambda: not leader.alive(), "the old leader to exit")
+        assert leader.popen.returncode == 1
+        assert "lost the ZooKeeper session" in leader.log()
+        assert cluster.leading_masters() == [new_leader]
+
+        new_leader.wait_for_log("agent re-registered")
+        driver.reconcile_tasks([])
+        wait_for(lambda: any(u.task_id.value == "s1" and u.state == mesos_pb2.TASK_RUNNING
+                             and u.reason == mesos_pb2.TaskStatus.REASON_RECONCILIATION
+                             for u in scheduler.updates),
+                 "the new leader to report the task running")
+        assert sleep_pids(agent_dir) == pids
+    finally:
+        driver.stop()
+        driver.join()
