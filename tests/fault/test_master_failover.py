@@ -139,3 +139,46 @@ def test_leader_whose_session_expires_steps_down_for_good(
     finally:
         driver.stop()
         driver.join()
+
+
+def test_zookeeper_down_and_back_keeps_tasks_running(
+    ha_cluster: tuple[Cluster, ZooKeeperEnsemble],
+) -> None:
+    """Stop the whole ZooKeeper service: masters give up leadership and exit; the test restarts
+    them as a supervisor would once ZooKeeper is back. Tasks run throughout."""
+    cluster, ensemble = ha_cluster
+    wait_for(lambda: cluster.leading_masters(), "a leading master")
+    agent_dir = cluster.work_dir / "agent"
+    cluster.start_agent(work_dir=agent_dir)
+    scheduler = RecordingScheduler(on_offers=launch_once(("s1", "sleep 600"), ("s2", "sleep 600")))
+    info = mesos_pb2.FrameworkInfo(name="ha", user="tester", failover_timeout=300)
+    driver = SchedulerDriver(scheduler, info, cluster.master_address)
+    driver.start()
+    try:
+        for task_id in ("s1", "s2"):
+            scheduler.wait_for_state(task_id, "TASK_RUNNING")
+        pids = sleep_pids(agent_dir)
+        old_masters = list(cluster.masters)
+
+        ensemble.stop()
+        wait_for(lambda: not any(m.alive() for m in old_masters), "the masters to give up")
+        assert sleep_pids(agent_dir) == pids  # tasks do not depend on ZooKeeper or a master
+
+        for node in ensemble.nodes:
+            node.start()
+            node.wait_listening()
+        ensemble.wait_serving()
+        for _ in old_masters:
+            cluster.start_master()
+        [leader] = wait_for(lambda: cluster.leading_masters(), "a new leading master")
+        leader.wait_for_log("agent re-registered")
+        driver.reconcile_tasks([])
+        wait_for(lambda: {u.task_id.value for u in scheduler.updates
+                          if u.reason == mesos_pb2.TaskStatus.REASON_RECONCILIATION
+                          and u.state == mesos_pb2.TASK_RUNNING} == {"s1", "s2"},
+                 "both tasks to be reported running after the outage")
+        assert sleep_pids(agent_dir) == pids
+        assert not [u for u in scheduler.updates if is_terminal(u)]
+    finally:
+        driver.stop()
+        driver.join()

@@ -27,7 +27,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(condition: Callable[[], T], what: str, timeout: float = DEFAULT_TIMEOUT) -> T:
+def wait_for(
+    condition: Callable[[], T | None], what: str, timeout: float = DEFAULT_TIMEOUT
+) -> T:
     """Poll `condition` until it returns something truthy; fail with `what` after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
