@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -31,23 +33,51 @@ def ha_cluster(tmp_path: Path) -> Iterator[tuple[Cluster, ZooKeeperEnsemble]]:
             cluster.close()
 
 
+@dataclass
+class RunningFramework:
+    """A framework whose tasks run on one agent of an HA cluster."""
+
+    scheduler: RecordingScheduler
+    driver: SchedulerDriver
+    agent_dir: Path
+    pids: set[int]
+
+
+@contextmanager
+def running_tasks(cluster: Cluster, *task_ids: str) -> Iterator[RunningFramework]:
+    """Start an agent and a framework (failover timeout 300 s) running `sleep 600` tasks."""
+    agent_dir = cluster.work_dir / "agent"
+    cluster.start_agent(work_dir=agent_dir)
+    scheduler = RecordingScheduler(on_offers=launch_once(*((t, "sleep 600") for t in task_ids)))
+    info = mesos_pb2.FrameworkInfo(name="ha", user="tester", failover_timeout=300)
+    driver = SchedulerDriver(scheduler, info, cluster.master_address)
+    driver.start()
+    try:
+        for task_id in task_ids:
+            scheduler.wait_for_state(task_id, "TASK_RUNNING")
+        pids = sleep_pids(agent_dir)
+        assert len(pids) == len(task_ids)
+        yield RunningFramework(scheduler, driver, agent_dir, pids)
+    finally:
+        driver.stop()
+        driver.join()
+
+
+def reported_running(scheduler: RecordingScheduler) -> set[str]:
+    """Tasks a reconciliation answer reported TASK_RUNNING."""
+    return {u.task_id.value for u in scheduler.updates
+            if u.reason == mesos_pb2.TaskStatus.REASON_RECONCILIATION
+            and u.state == mesos_pb2.TASK_RUNNING}
+
+
 def test_kill9_leading_master_keeps_tasks_running(
     ha_cluster: tuple[Cluster, ZooKeeperEnsemble],
 ) -> None:
     cluster, _ = ha_cluster
     [leader] = wait_for(lambda: cluster.leading_masters(), "a leading master")
-    agent_dir = cluster.work_dir / "agent"
-    cluster.start_agent(work_dir=agent_dir)
-    scheduler = RecordingScheduler(on_offers=launch_once(("s1", "sleep 600"), ("s2", "sleep 600")))
-    info = mesos_pb2.FrameworkInfo(name="ha", user="tester", failover_timeout=300)
-    driver = SchedulerDriver(scheduler, info, cluster.master_address)
-    driver.start()
-    try:
-        for task_id in ("s1", "s2"):
-            scheduler.wait_for_state(task_id, "TASK_RUNNING")
+    with running_tasks(cluster, "s1", "s2") as running:
+        scheduler, driver = running.scheduler, running.driver
         framework_id = scheduler.framework_id
-        pids = sleep_pids(agent_dir)
-        assert len(pids) == 2
 
         leader.kill9()
         [new_leader] = wait_for(lambda: cluster.leading_masters(), "a new leading master")
@@ -57,20 +87,14 @@ def test_kill9_leading_master_keeps_tasks_running(
         assert scheduler.framework_id == framework_id
 
         driver.reconcile_tasks([])
-        wait_for(lambda: {u.task_id.value for u in scheduler.updates
-                          if u.reason == mesos_pb2.TaskStatus.REASON_RECONCILIATION
-                          and u.state == mesos_pb2.TASK_RUNNING} == {"s1", "s2"},
+        wait_for(lambda: reported_running(scheduler) == {"s1", "s2"},
                  "the new leader to report both tasks running")
-        assert sleep_pids(agent_dir) == pids  # nothing was restarted
+        assert sleep_pids(running.agent_dir) == running.pids  # nothing was restarted
         assert len(cluster.leading_masters()) == 1
 
         driver.kill_task("s1")
         scheduler.wait_for_state("s1", "TASK_KILLED")
         assert not [u for u in scheduler.updates if u.task_id.value == "s2" and is_terminal(u)]
-    finally:
-        driver.stop()
-        driver.join()
-
 
 def test_standby_masters_name_the_leader(ha_cluster: tuple[Cluster, ZooKeeperEnsemble]) -> None:
     cluster, _ = ha_cluster
@@ -106,15 +130,7 @@ def test_leader_whose_session_expires_steps_down_for_good(
     old leader wakes up it must not act as leader again; it exits for its supervisor."""
     cluster, _ = ha_cluster
     [leader] = wait_for(lambda: cluster.leading_masters(), "a leading master")
-    agent_dir = cluster.work_dir / "agent"
-    cluster.start_agent(work_dir=agent_dir)
-    scheduler = RecordingScheduler(on_offers=launch_once(("s1", "sleep 600")))
-    info = mesos_pb2.FrameworkInfo(name="ha", user="tester", failover_timeout=300)
-    driver = SchedulerDriver(scheduler, info, cluster.master_address)
-    driver.start()
-    try:
-        scheduler.wait_for_state("s1", "TASK_RUNNING")
-        pids = sleep_pids(agent_dir)
+    with running_tasks(cluster, "s1") as running:
         assert leader.popen is not None
         leader.popen.send_signal(signal.SIGSTOP)
         try:
@@ -130,16 +146,10 @@ def test_leader_whose_session_expires_steps_down_for_good(
         assert cluster.leading_masters() == [new_leader]
 
         new_leader.wait_for_log("agent re-registered")
-        driver.reconcile_tasks([])
-        wait_for(lambda: any(u.task_id.value == "s1" and u.state == mesos_pb2.TASK_RUNNING
-                             and u.reason == mesos_pb2.TaskStatus.REASON_RECONCILIATION
-                             for u in scheduler.updates),
+        running.driver.reconcile_tasks([])
+        wait_for(lambda: reported_running(running.scheduler) == {"s1"},
                  "the new leader to report the task running")
-        assert sleep_pids(agent_dir) == pids
-    finally:
-        driver.stop()
-        driver.join()
-
+        assert sleep_pids(running.agent_dir) == running.pids
 
 def test_zookeeper_down_and_back_keeps_tasks_running(
     ha_cluster: tuple[Cluster, ZooKeeperEnsemble],
@@ -148,21 +158,11 @@ def test_zookeeper_down_and_back_keeps_tasks_running(
     them as a supervisor would once ZooKeeper is back. Tasks run throughout."""
     cluster, ensemble = ha_cluster
     wait_for(lambda: cluster.leading_masters(), "a leading master")
-    agent_dir = cluster.work_dir / "agent"
-    cluster.start_agent(work_dir=agent_dir)
-    scheduler = RecordingScheduler(on_offers=launch_once(("s1", "sleep 600"), ("s2", "sleep 600")))
-    info = mesos_pb2.FrameworkInfo(name="ha", user="tester", failover_timeout=300)
-    driver = SchedulerDriver(scheduler, info, cluster.master_address)
-    driver.start()
-    try:
-        for task_id in ("s1", "s2"):
-            scheduler.wait_for_state(task_id, "TASK_RUNNING")
-        pids = sleep_pids(agent_dir)
+    with running_tasks(cluster, "s1", "s2") as running:
         old_masters = list(cluster.masters)
-
         ensemble.stop()
         wait_for(lambda: not any(m.alive() for m in old_masters), "the masters to give up")
-        assert sleep_pids(agent_dir) == pids  # tasks do not depend on ZooKeeper or a master
+        assert sleep_pids(running.agent_dir) == running.pids  # tasks need no ZooKeeper or master
 
         for node in ensemble.nodes:
             node.start()
@@ -172,13 +172,8 @@ def test_zookeeper_down_and_back_keeps_tasks_running(
             cluster.start_master()
         [leader] = wait_for(lambda: cluster.leading_masters(), "a new leading master")
         leader.wait_for_log("agent re-registered")
-        driver.reconcile_tasks([])
-        wait_for(lambda: {u.task_id.value for u in scheduler.updates
-                          if u.reason == mesos_pb2.TaskStatus.REASON_RECONCILIATION
-                          and u.state == mesos_pb2.TASK_RUNNING} == {"s1", "s2"},
+        running.driver.reconcile_tasks([])
+        wait_for(lambda: reported_running(running.scheduler) == {"s1", "s2"},
                  "both tasks to be reported running after the outage")
-        assert sleep_pids(agent_dir) == pids
-        assert not [u for u in scheduler.updates if is_terminal(u)]
-    finally:
-        driver.stop()
-        driver.join()
+        assert sleep_pids(running.agent_dir) == running.pids
+        assert not [u for u in running.scheduler.updates if is_terminal(u)]
