@@ -1,0 +1,1 @@
+"""Marathon: the long-running app framework (app definitions, placement, REST v2 API)."""

@@ -1,0 +1,947 @@
+"""Marathon v2 app definitions: an immutable model, parsing with Marathon's defaults and 422s.
+
+Flow::
+
+    JSON object --read--> fields (types, ranges: "Invalid JSON" 422)
+                --normalize--> id/dependencies resolved, deprecated `ports`/`uris` migrated,
+                               defaults applied (portDefinitions, health-check portIndex, ...)
+                --validate--> Marathon's rules ("Object is not valid" 422)
+                --> AppDefinition --to_json--> GET /v2/apps/{id} shape
+
+Fields this cluster cannot honour (Docker and image containers, volumes, secrets, container
+networks) are kept verbatim so they round-trip; `AppDefinition.unsupported_reasons` says why
+such an app cannot run here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+from marathon.constraints import Constraint, KillSelection, constraint_errors
+from marathon.paths import ROOT, PathId, path_id_errors
+from marathon.validation import INVALID_JSON, OBJECT_NOT_VALID, AppValidationError, Violation
+
+__all__ = [
+    "DEFAULT_MAX_LAUNCH_DELAY_SECONDS",
+    "KNOWN_FIELDS",
+    "AppDefinition",
+    "EnvSecretRef",
+    "FetchUri",
+    "HealthCheck",
+    "PortDefinition",
+    "ReadinessCheck",
+    "UnreachableStrategy",
+    "UpgradeStrategy",
+    "merge_patch",
+    "parse_app",
+    "to_json",
+]
+
+DEFAULT_MAX_LAUNCH_DELAY_SECONDS = 300
+"""Marathon 1.8+ default (older releases used 3600)."""
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_RAML_PATH_ID = re.compile(
+    r"^(\/?((\.{2})|([a-z0-9][a-z0-9\-.]*[a-z0-9]+)|([a-z0-9]*))($|\/))+$")
+_PORT_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+_EXECUTOR = re.compile(r"^(//cmd)|(/?[^/]+(/[^/]+)*)|$")
+_EXTRACTABLE = (".tgz", ".tar.gz", ".tbz2", ".tar.bz2", ".txz", ".tar.xz", ".zip")
+_HEALTH_PROTOCOLS = ("HTTP", "HTTPS", "TCP", "COMMAND", "MESOS_HTTP", "MESOS_HTTPS", "MESOS_TCP")
+_MARATHON_PROTOCOLS = ("HTTP", "HTTPS", "TCP")
+_MESOS_PROTOCOLS = ("COMMAND", "MESOS_HTTP", "MESOS_HTTPS", "MESOS_TCP")
+
+
+def _frozen(value: Any) -> Any:
+    """A deep read-only copy of a JSON value (objects become mappings, arrays tuples)."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
+def _thawed(value: Any) -> Any:
+    """Plain JSON (dicts and lists) from a `_frozen` value."""
+    if isinstance(value, Mapping):
+        return {k: _thawed(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thawed(v) for v in value]
+    return value
+
+
+def _mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value))
+
+
+@dataclass(frozen=True)
+class PortDefinition:
+    """A host port the app needs; 0 asks for any port from the offer."""
+
+    port: int = 0
+    protocol: str = "tcp"
+    name: str | None = None
+    labels: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"port": self.port, "protocol": self.protocol}
+        if self.name is not None:
+            body["name"] = self.name
+        body["labels"] = dict(self.labels)
+        return body
+
+
+@dataclass(frozen=True)
+class FetchUri:
+    """An artifact the fetcher downloads into the sandbox before the task starts."""
+
+    uri: str
+    executable: bool = False
+    extract: bool = True
+    cache: bool = False
+    dest_path: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"uri": self.uri, "extract": self.extract,
+                                "executable": self.executable, "cache": self.cache}
+        if self.dest_path is not None:
+            body["destPath"] = self.dest_path
+        return body
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """A Marathon-level (HTTP, HTTPS, TCP) or agent-level (COMMAND, MESOS_*) health check."""
+
+    protocol: str = "HTTP"
+    path: str | None = None
+    port_index: int | None = None
+    port: int | None = None
+    command: str | None = None
+    grace_period_seconds: int = 300
+    interval_seconds: int = 60
+    timeout_seconds: int = 20
+    max_consecutive_failures: int = 3
+    delay_seconds: int = 15
+    ignore_http1xx: bool = False
+    ip_protocol: str = "IPv4"
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "gracePeriodSeconds": self.grace_period_seconds,
+            "intervalSeconds": self.interval_seconds,
+            "maxConsecutiveFailures": self.max_consecutive_failures,
+            "timeoutSeconds": self.timeout_seconds,
+            "delaySeconds": self.delay_seconds,
+            "protocol": self.protocol,
+        }
+        if self.command is not None:
+            body["command"] = {"value": self.command}
+        if self.path is not None:
+            body["path"] = self.path
+        if self.port_index is not None:
+            body["portIndex"] = self.port_index
+        if self.port is not None:
+            body["port"] = self.port
+        if self.protocol in ("HTTP", "HTTPS", "MESOS_HTTP", "MESOS_HTTPS"):
+            body["ignoreHttp1xx"] = self.ignore_http1xx
+        if self.protocol != "COMMAND":
+            body["ipProtocol"] = self.ip_protocol
+        return body
+
+
+@dataclass(frozen=True)
+class ReadinessCheck:
+    """An HTTP check a deployment waits on before it counts an instance as ready."""
+
+    name: str = "readinessCheck"
+    protocol: str = "HTTP"
+    path: str = "/"
+    port_name: str = "http"
+    interval_seconds: int = 30
+    timeout_seconds: int = 10
+    http_status_codes_for_ready: tuple[int, ...] = (200,)
+    preserve_last_response: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "protocol": self.protocol, "path": self.path,
+                "portName": self.port_name, "intervalSeconds": self.interval_seconds,
+                "timeoutSeconds": self.timeout_seconds,
+                "httpStatusCodesForReady": list(self.http_status_codes_for_ready),
+                "preserveLastResponse": self.preserve_last_response}
+
+
+@dataclass(frozen=True)
+class UpgradeStrategy:
+    """Fractions of `instances` kept healthy / launched extra during a rolling upgrade."""
+
+    minimum_health_capacity: float = 1.0
+    maximum_over_capacity: float = 1.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"minimumHealthCapacity": _number(self.minimum_health_capacity),
+                "maximumOverCapacity": _number(self.maximum_over_capacity)}
+
+
+@dataclass(frozen=True)
+class UnreachableStrategy:
+    """When unreachable instances are replaced and expunged; `enabled=False` is `"disabled"`."""
+
+    enabled: bool = True
+    inactive_after_seconds: int = 0
+    expunge_after_seconds: int = 0
+
+    def to_json(self) -> dict[str, Any] | str:
+        if not self.enabled:
+            return "disabled"
+        return {"inactiveAfterSeconds": self.inactive_after_seconds,
+                "expungeAfterSeconds": self.expunge_after_seconds}
+
+
+@dataclass(frozen=True)
+class EnvSecretRef:
+    """An environment variable whose value comes from the app's secret `secret`."""
+
+    secret: str
+
+
+@dataclass(frozen=True)
+class AppDefinition:
+    """A Marathon app as stored: normalized, validated and with every default filled in."""
+
+    id: PathId
+    cmd: str | None = None
+    args: tuple[str, ...] = ()
+    user: str | None = None
+    env: Mapping[str, str | EnvSecretRef] = field(default_factory=lambda: _EMPTY)
+    instances: int = 1
+    cpus: float = 1.0
+    mem: float = 128.0
+    disk: float = 0.0
+    gpus: int = 0
+    executor: str = ""
+    constraints: tuple[Constraint, ...] = ()
+    fetch: tuple[FetchUri, ...] = ()
+    store_urls: tuple[str, ...] = ()
+    port_definitions: tuple[PortDefinition, ...] = ()
+    require_ports: bool = False
+    backoff_seconds: int = 1
+    backoff_factor: float = 1.15
+    max_launch_delay_seconds: int = DEFAULT_MAX_LAUNCH_DELAY_SECONDS
+    container: Mapping[str, Any] | None = None
+    health_checks: tuple[HealthCheck, ...] = ()
+    readiness_checks: tuple[ReadinessCheck, ...] = ()
+    dependencies: tuple[PathId, ...] = ()
+    upgrade_strategy: UpgradeStrategy = UpgradeStrategy()
+    labels: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    accepted_resource_roles: tuple[str, ...] | None = None
+    role: str | None = None
+    ip_address: Mapping[str, Any] | None = None
+    networks: tuple[Mapping[str, Any], ...] = ()
+    residency: Mapping[str, Any] | None = None
+    secrets: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: _EMPTY)
+    task_kill_grace_period_seconds: int | None = None
+    kill_selection: KillSelection = KillSelection.YOUNGEST_FIRST
+    unreachable_strategy: UnreachableStrategy = UnreachableStrategy()
+    check: Mapping[str, Any] | None = None
+    tty: bool | None = None
+    executor_resources: Mapping[str, Any] | None = None
+    resource_limits: Mapping[str, Any] | None = None
+    version: str | None = None
+    version_info: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("env", "labels"):
+            object.__setattr__(self, name, _mapping(getattr(self, name)))
+        for name in ("container", "ip_address", "residency", "check", "executor_resources",
+                     "resource_limits", "version_info"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, None if value is None else _frozen(value))
+        object.__setattr__(self, "secrets", _frozen(self.secrets))
+        object.__setattr__(self, "networks", _frozen(self.networks))
+
+    def replace(self, **changes: Any) -> AppDefinition:
+        """A copy with some fields changed (no re-validation)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def host_networking(self) -> bool:
+        """True unless the app asks for container or bridge networks."""
+        return _host_networking(self.networks, self.container, self.ip_address is not None)
+
+    @property
+    def unsupported_reasons(self) -> tuple[str, ...]:
+        """Why this cluster cannot run the app (empty when it can)."""
+        reasons: list[str] = []
+        container = self.container or _EMPTY
+        if "docker" in container or container.get("type") == "DOCKER":
+            reasons.append("container.docker: Docker images need a Docker-capable "
+                           "containerizer, which this cluster does not have")
+        if "appc" in container:
+            reasons.append("container.appc: AppC images are not supported by this cluster")
+        if container.get("volumes"):
+            reasons.append("container.volumes: volumes are not supported by this cluster")
+        if self.secrets:
+            reasons.append("secrets: this cluster has no secret store")
+        secret_vars = sorted(k for k, v in self.env.items() if isinstance(v, EnvSecretRef))
+        if secret_vars:
+            reasons.append("env: " + ", ".join(secret_vars)
+                           + " refer to secrets, and this cluster has no secret store")
+        if not self.host_networking:
+            reasons.append("networks: only host networking is supported by this cluster")
+        if self.residency is not None:
+            reasons.append("residency: persistent volumes are not supported by this cluster")
+        return tuple(reasons)
+
+    @property
+    def unsupported_reason(self) -> str | None:
+        """All `unsupported_reasons` in one sentence, or None when the app can run."""
+        reasons = self.unsupported_reasons
+        return "; ".join(reasons) if reasons else None
+
+
+KNOWN_FIELDS = frozenset({
+    "id", "cmd", "args", "user", "env", "instances", "cpus", "mem", "disk", "gpus", "executor",
+    "constraints", "fetch", "uris", "storeUrls", "ports", "portDefinitions", "requirePorts",
+    "backoffSeconds", "backoffFactor", "maxLaunchDelaySeconds", "container", "healthChecks",
+    "readinessChecks", "dependencies", "upgradeStrategy", "labels", "acceptedResourceRoles",
+    "role", "ipAddress", "networks", "residency", "secrets", "taskKillGracePeriodSeconds",
+    "killSelection", "unreachableStrategy", "check", "tty", "executorResources",
+    "resourceLimits", "version", "versionInfo",
+})
+"""Every app field this model reads; others are ignored, as Marathon's reader ignores them."""
+
+
+def _host_networking(networks: Sequence[Mapping[str, Any]], container: Mapping[str, Any] | None,
+                     has_ip_address: bool) -> bool:
+    if has_ip_address or any(n.get("mode", "container") != "host" for n in networks):
+        return False
+    return _docker_network(container) in (None, "HOST")
+
+
+def _docker_network(container: Mapping[str, Any] | None) -> str | None:
+    docker = (container or _EMPTY).get("docker")
+    network = docker.get("network") if isinstance(docker, Mapping) else None
+    return network if isinstance(network, str) else None
+
+
+T = TypeVar("T")
+
+
+class _Reader:
+    """Reads typed fields out of raw JSON, recording play-json style errors by path."""
+
+    def __init__(self) -> None:
+        self.violations: list[Violation] = []
+        self.deferred: list[Violation] = []
+        """Well-typed but invalid values, reported with the validation phase."""
+
+    def fail(self, path: str, error: str) -> None:
+        self.violations.append(Violation(path, error))
+
+    def get(self, obj: Mapping[str, Any], key: str, path: str,
+            convert: Callable[[Any, str], T | None]) -> T | None:
+        if key not in obj or obj[key] is None:
+            return None
+        return convert(obj[key], f"{path}/{key}")
+
+    def string(self, value: Any, path: str, *, min_length: int = 0,
+               pattern: re.Pattern[str] | None = None) -> str | None:
+        if not isinstance(value, str):
+            self.fail(path, "error.expected.jsstring")
+            return None
+        if len(value) < min_length:
+            self.fail(path, "error.minLength")
+            return None
+        if pattern is not None and not pattern.fullmatch(value):
+            self.fail(path, "error.pattern")
+            return None
+        return value
+
+    def number(self, value: Any, path: str, *, minimum: float | None = None,
+               maximum: float | None = None) -> float | None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.fail(path, "error.expected.jsnumber")
+            return None
+        return self._in_range(float(value), path, minimum, maximum)
+
+    def integer(self, value: Any, path: str, *, minimum: int | None = None,
+                maximum: int | None = None) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.fail(path, "error.expected.jsnumber")
+            return None
+        if isinstance(value, float) and not value.is_integer():
+            self.fail(path, "error.expected.int")
+            return None
+        checked = self._in_range(int(value), path, minimum, maximum)
+        return None if checked is None else int(checked)
+
+    def _in_range(self, value: float, path: str, minimum: float | None,
+                  maximum: float | None) -> float | None:
+        if minimum is not None and value < minimum:
+            self.fail(path, "error.min")
+            return None
+        if maximum is not None and value > maximum:
+            self.fail(path, "error.max")
+            return None
+        return value
+
+    def boolean(self, value: Any, path: str) -> bool | None:
+        if not isinstance(value, bool):
+            self.fail(path, "error.expected.jsboolean")
+            return None
+        return value
+
+    def enum(self, value: Any, path: str, choices: Sequence[str]) -> str | None:
+        text = self.string(value, path)
+        if text is None:
+            return None
+        for choice in choices:
+            if choice.lower() == text.lower():
+                return choice
+        self.fail(path, "error.unknown.enum.literal")
+        return None
+
+    def obj(self, value: Any, path: str) -> Mapping[str, Any] | None:
+        if not isinstance(value, Mapping):
+            self.fail(path, "error.expected.jsobject")
+            return None
+        return value
+
+    def array(self, value: Any, path: str) -> list[Any] | None:
+        if not isinstance(value, list | tuple):
+            self.fail(path, "error.expected.jsarray")
+            return None
+        return list(value)
+
+    def items(self, value: Any, path: str, convert: Callable[[Any, str], T | None]) -> list[T]:
+        values = self.array(value, path)
+        converted = [convert(item, f"{path}({i})") for i, item in enumerate(values or [])]
+        return [item for item in converted if item is not None]
+
+    def string_map(self, value: Any, path: str) -> dict[str, str]:
+        mapping = self.obj(value, path) or {}
+        result: dict[str, str] = {}
+        for key, item in mapping.items():
+            text = self.string(item, f"{path}/{key}")
+            if text is not None:
+                result[key] = text
+        return result
+
+
+def _read_port_definition(r: _Reader, value: Any, path: str) -> PortDefinition | None:
+    raw = r.obj(value, path)
+    if raw is None:
+        return None
+    port = r.get(raw, "port", path, lambda v, p: r.integer(v, p, minimum=0, maximum=65535))
+    protocol = r.get(raw, "protocol", path, lambda v, p: r.enum(v, p, ("tcp", "udp", "udp,tcp")))
+    name = r.get(raw, "name", path, lambda v, p: r.string(v, p, pattern=_PORT_NAME))
+    labels = r.get(raw, "labels", path, r.string_map)
+    return PortDefinition(0 if port is None else port, protocol or "tcp", name, labels or {})
+
+
+def _read_fetch(r: _Reader, value: Any, path: str) -> FetchUri | None:
+    raw = r.obj(value, path)
+    if raw is None:
+        return None
+    uri = r.get(raw, "uri", path, lambda v, p: r.string(v, p, min_length=1))
+    if uri is None:
+        if "uri" not in raw:
+            r.fail(f"{path}/uri", "error.path.missing")
+        return None
+    return FetchUri(
+        uri,
+        executable=bool(r.get(raw, "executable", path, r.boolean)),
+        extract=r.get(raw, "extract", path, r.boolean) is not False,
+        cache=bool(r.get(raw, "cache", path, r.boolean)),
+        dest_path=r.get(raw, "destPath", path, r.string))
+
+
+def _read_health_check(r: _Reader, value: Any, path: str) -> HealthCheck | None:
+    raw = r.obj(value, path)
+    if raw is None:
+        return None
+
+    def seconds(key: str, default: int) -> int:
+        found = r.get(raw, key, path, lambda v, p: r.integer(v, p, minimum=0))
+        return default if found is None else found
+
+    command = r.get(raw, "command", path, r.obj)
+    command_value = None if command is None else r.get(command, "value", f"{path}/command",
+                                                       r.string)
+    protocol = r.get(raw, "protocol", path, lambda v, p: r.enum(v, p, _HEALTH_PROTOCOLS))
+    return HealthCheck(
+        protocol=protocol or ("COMMAND" if command_value is not None else "HTTP"),
+        path=r.get(raw, "path", path, r.string),
+        port_index=r.get(raw, "portIndex", path,
+                         lambda v, p: r.integer(v, p, minimum=0, maximum=65535)),
+        port=r.get(raw, "port", path, lambda v, p: r.integer(v, p, minimum=0, maximum=65535)),
+        command=command_value,
+        grace_period_seconds=seconds("gracePeriodSeconds", 300),
+        interval_seconds=seconds("intervalSeconds", 60),
+        timeout_seconds=seconds("timeoutSeconds", 20),
+        max_consecutive_failures=seconds("maxConsecutiveFailures", 3),
+        delay_seconds=seconds("delaySeconds", 15),
+        ignore_http1xx=bool(r.get(raw, "ignoreHttp1xx", path, r.boolean)),
+        ip_protocol=r.get(raw, "ipProtocol", path,
+                          lambda v, p: r.enum(v, p, ("IPv4", "IPv6"))) or "IPv4")
+
+
+def _read_readiness_check(r: _Reader, value: Any, path: str) -> ReadinessCheck | None:
+    raw = r.obj(value, path)
+    if raw is None:
+        return None
+    defaults = ReadinessCheck()
+    codes = r.get(raw, "httpStatusCodesForReady", path, lambda v, p: r.items(
+        v, p, lambda c, cp: r.integer(c, cp, minimum=100, maximum=999)))
+    interval = r.get(raw, "intervalSeconds", path, lambda v, p: r.integer(v, p, minimum=0))
+    timeout = r.get(raw, "timeoutSeconds", path, lambda v, p: r.integer(v, p, minimum=0))
+    return ReadinessCheck(
+        name=r.get(raw, "name", path, r.string) or defaults.name,
+        protocol=r.get(raw, "protocol", path, lambda v, p: r.enum(v, p, ("HTTP", "HTTPS")))
+        or defaults.protocol,
+        path=r.get(raw, "path", path, r.string) or defaults.path,
+        port_name=r.get(raw, "portName", path, lambda v, p: r.string(v, p, pattern=_PORT_NAME))
+        or defaults.port_name,
+        interval_seconds=defaults.interval_seconds if interval is None else interval,
+        timeout_seconds=defaults.timeout_seconds if timeout is None else timeout,
+        http_status_codes_for_ready=tuple(codes) if codes else defaults.http_status_codes_for_ready,
+        preserve_last_response=bool(r.get(raw, "preserveLastResponse", path, r.boolean)))
+
+
+def _read_upgrade_strategy(r: _Reader, value: Any, path: str) -> UpgradeStrategy | None:
+    raw = r.obj(value, path)
+    if raw is None:
+        return None
+
+    def fraction(key: str) -> float:
+        found = r.get(raw, key, path, lambda v, p: r.number(v, p, minimum=0.0, maximum=1.0))
+        return 1.0 if found is None else found
+
+    return UpgradeStrategy(fraction("minimumHealthCapacity"), fraction("maximumOverCapacity"))
+
+
+def _read_unreachable(r: _Reader, value: Any, path: str) -> UnreachableStrategy | None:
+    if isinstance(value, str):
+        if value.lower() == "disabled":
+            return UnreachableStrategy(enabled=False)
+        r.fail(path, "error.unknown.enum.literal")
+        return None
+    raw = r.obj(value, path)
+    if raw is None:
+        return None
+    inactive = r.get(raw, "inactiveAfterSeconds", path, lambda v, p: r.integer(v, p, minimum=0))
+    expunge = r.get(raw, "expungeAfterSeconds", path, lambda v, p: r.integer(v, p, minimum=0))
+    return UnreachableStrategy(True, inactive or 0, expunge or 0)
+
+
+def _read_env(r: _Reader, value: Any, path: str) -> dict[str, str | EnvSecretRef]:
+    env: dict[str, str | EnvSecretRef] = {}
+    for key, item in (r.obj(value, path) or {}).items():
+        if isinstance(item, Mapping):
+            secret = r.get(item, "secret", f"{path}/{key}",
+                           lambda v, p: r.string(v, p, min_length=1))
+            if secret is not None:
+                env[key] = EnvSecretRef(secret)
+            elif "secret" not in item:
+                r.fail(f"{path}/{key}/secret", "error.path.missing")
+        else:
+            text = r.string(item, f"{path}/{key}")
+            if text is not None:
+                env[key] = text
+    return env
+
+
+def _read_constraint(r: _Reader, value: Any, path: str) -> Constraint | None:
+    items = r.array(value, path)
+    if items is None:
+        return None
+    if any(not isinstance(item, str) for item in items):
+        r.fail(path, "error.expected.jsstring")
+        return None
+    errors = constraint_errors(items)
+    if errors:
+        r.deferred.append(Violation("/constraints", errors[0]))
+        return None
+    return Constraint.from_json(items)
+
+
+def _is_extract(uri: str) -> bool:
+    return uri.endswith(_EXTRACTABLE)
+
+
+@dataclass
+class _Raw:
+    """What the read phase produced, before normalization."""
+
+    values: dict[str, Any]
+    ports: list[int] | None
+    uris: list[str] | None
+
+
+def _read(r: _Reader, raw: Mapping[str, Any]) -> _Raw:
+    v: dict[str, Any] = {}
+
+    def take(key: str, name: str, convert: Callable[[Any, str], Any]) -> None:
+        found = r.get(raw, key, "", convert)
+        if found is not None:
+            v[name] = found
+
+    if "id" not in raw:
+        r.fail("/id", "error.path.missing")
+    take("id", "id", lambda x, p: r.string(x, p, min_length=1, pattern=_RAML_PATH_ID))
+    take("cmd", "cmd", lambda x, p: r.string(x, p, min_length=1))
+    take("args", "args", lambda x, p: tuple(r.items(x, p, r.string)))
+    take("user", "user", r.string)
+    take("env", "env", lambda x, p: _read_env(r, x, p))
+    take("instances", "instances", lambda x, p: r.integer(x, p, minimum=0))
+    take("cpus", "cpus", lambda x, p: r.number(x, p, minimum=0.0))
+    take("mem", "mem", lambda x, p: r.number(x, p, minimum=0.0))
+    take("disk", "disk", lambda x, p: r.number(x, p, minimum=0.0))
+    take("gpus", "gpus", lambda x, p: r.integer(x, p, minimum=0))
+    take("executor", "executor", lambda x, p: r.string(x, p, pattern=_EXECUTOR))
+    take("constraints", "constraints",
+         lambda x, p: tuple(r.items(x, p, lambda c, cp: _read_constraint(r, c, cp))))
+    take("fetch", "fetch", lambda x, p: tuple(r.items(x, p, lambda f, fp: _read_fetch(r, f, fp))))
+    take("storeUrls", "store_urls",
+         lambda x, p: tuple(r.items(x, p, lambda s, sp: r.string(s, sp, min_length=1))))
+    take("portDefinitions", "port_definitions",
+         lambda x, p: tuple(r.items(x, p, lambda d, dp: _read_port_definition(r, d, dp))))
+    take("requirePorts", "require_ports", r.boolean)
+    take("backoffSeconds", "backoff_seconds", lambda x, p: r.integer(x, p, minimum=0))
+    take("backoffFactor", "backoff_factor", lambda x, p: r.number(x, p, minimum=1.0))
+    take("maxLaunchDelaySeconds", "max_launch_delay_seconds",
+         lambda x, p: r.integer(x, p, minimum=0))
+    take("container", "container", r.obj)
+    take("healthChecks", "health_checks",
+         lambda x, p: tuple(r.items(x, p, lambda h, hp: _read_health_check(r, h, hp))))
+    take("readinessChecks", "readiness_checks",
+         lambda x, p: tuple(r.items(x, p, lambda c, cp: _read_readiness_check(r, c, cp))))
+    take("dependencies", "dependencies", lambda x, p: r.items(
+        x, p, lambda d, dp: r.string(d, dp, min_length=1, pattern=_RAML_PATH_ID)))
+    take("upgradeStrategy", "upgrade_strategy", lambda x, p: _read_upgrade_strategy(r, x, p))
+    take("labels", "labels", r.string_map)
+    take("acceptedResourceRoles", "accepted_resource_roles",
+         lambda x, p: tuple(r.items(x, p, r.string)))
+    take("role", "role", r.string)
+    take("ipAddress", "ip_address", r.obj)
+    take("networks", "networks", lambda x, p: tuple(r.items(x, p, r.obj)))
+    take("residency", "residency", r.obj)
+    take("secrets", "secrets", lambda x, p: _read_secrets(r, x, p))
+    take("taskKillGracePeriodSeconds", "task_kill_grace_period_seconds",
+         lambda x, p: r.integer(x, p, minimum=0))
+    take("killSelection", "kill_selection", lambda x, p: _enum_of(
+        KillSelection, r.enum(x, p, [k.value for k in KillSelection])))
+    take("unreachableStrategy", "unreachable_strategy", lambda x, p: _read_unreachable(r, x, p))
+    take("check", "check", r.obj)
+    take("tty", "tty", r.boolean)
+    take("executorResources", "executor_resources", r.obj)
+    take("resourceLimits", "resource_limits", r.obj)
+    take("version", "version", r.string)
+    take("versionInfo", "version_info", r.obj)
+    ports = r.get(raw, "ports", "", lambda x, p: r.items(
+        x, p, lambda n, np: r.integer(n, np, minimum=0, maximum=65535)))
+    uris = r.get(raw, "uris", "", lambda x, p: r.items(
+        x, p, lambda u, up: r.string(u, up, min_length=1)))
+    return _Raw(v, ports, uris)
+
+
+def _enum_of(kind: type[KillSelection], value: str | None) -> KillSelection | None:
+    return None if value is None else kind(value)
+
+
+def _read_secrets(r: _Reader, value: Any, path: str) -> dict[str, Mapping[str, Any]]:
+    secrets: dict[str, Mapping[str, Any]] = {}
+    for name, item in (r.obj(value, path) or {}).items():
+        secret = r.obj(item, f"{path}/{name}")
+        if secret is None:
+            continue
+        if r.get(secret, "source", f"{path}/{name}",
+                 lambda v, p: r.string(v, p, min_length=1)) is None:
+            if "source" not in secret:
+                r.fail(f"{path}/{name}/source", "error.path.missing")
+            continue
+        secrets[name] = secret
+    return secrets
+
+
+def parse_app(json_obj: object, *, base_group: PathId = ROOT) -> AppDefinition:
+    """Read, normalize and validate one app definition as POST /v2/apps receives it.
+
+    `base_group` is the group the definition sits in (for apps nested in a group): a relative
+    `id` is resolved against it and an absolute one must lie directly inside it. Raises
+    `AppValidationError` with Marathon's 422 body when the definition is rejected.
+    """
+    reader = _Reader()
+    raw = reader.obj(json_obj, "")
+    if raw is None:
+        raise AppValidationError(INVALID_JSON, reader.violations)
+    read = _read(reader, raw)
+    if reader.violations:
+        raise AppValidationError(INVALID_JSON, reader.violations)
+    violations = _validate_deprecated(read, raw)
+    if violations:
+        raise AppValidationError(OBJECT_NOT_VALID, violations)
+    app = _normalize(read, base_group)
+    violations = reader.deferred + _validate(app, read, base_group)
+    if violations:
+        raise AppValidationError(OBJECT_NOT_VALID, violations)
+    return app
+
+
+def _validate_deprecated(read: _Raw, raw: Mapping[str, Any]) -> list[Violation]:
+    """Rules on deprecated fields, checked before they are migrated (as Marathon does)."""
+    v = read.values
+    errors: list[str] = []
+    container = v.get("container") or _EMPTY
+    docker = container.get("docker") if isinstance(container.get("docker"), Mapping) else None
+    ip_address = v.get("ip_address")
+    networks = v.get("networks", ())
+    if ip_address and container.get("type") == "DOCKER" and ip_address.get("discovery"):
+        errors.append("ipAddress/discovery is not allowed for Docker containers")
+    if docker is not None and docker.get("network") and networks:
+        errors.append("must not specify both container.docker.network and networks")
+    if ip_address is not None and networks:
+        errors.append("must not specify both networks and ipAddress")
+    explicit_ports = [p for p in read.ports or [] if p != 0]
+    if len(set(explicit_ports)) != len(explicit_ports):
+        errors.append("ports must be unique")
+    definitions = v.get("port_definitions")
+    if ip_address is not None and (read.ports or definitions):
+        errors.append("cannot specify both an IP address and port")
+    if read.ports and definitions and [d.port for d in definitions] != read.ports:
+        errors.append("cannot specify both ports and port definitions")
+    violations = [Violation("/", e) for e in errors]
+    if read.uris and v.get("fetch"):
+        violations.append(Violation("/uris", "may not be set in conjunction with fetch"))
+    return violations
+
+
+def _normalize(read: _Raw, base_group: PathId) -> AppDefinition:
+    """Resolve ids, migrate deprecated fields and apply Marathon's network-dependent defaults.
+
+    As in Marathon, port definitions (given or deprecated `ports`) are dropped for apps on
+    container or bridge networks: there the container's port mappings describe the ports.
+    """
+    v = dict(read.values)
+    written_id = PathId.parse(v.pop("id"))
+    app_id = written_id.canonical(base_group)
+    v["dependencies"] = tuple(PathId.parse(d).canonical(app_id.parent)
+                              for d in v.get("dependencies", ()))
+    if read.uris and "fetch" not in v:
+        v["fetch"] = tuple(FetchUri(uri, extract=_is_extract(uri)) for uri in read.uris)
+    host = _host_networking(v.get("networks", ()), v.get("container"), "ip_address" in v)
+    if "port_definitions" not in v and read.ports is not None:
+        v["port_definitions"] = tuple(PortDefinition(port) for port in read.ports)
+    if not host:
+        v["port_definitions"] = ()
+        v["require_ports"] = False
+    elif "port_definitions" not in v:
+        v["port_definitions"] = (PortDefinition(0, "tcp", "default"),)
+    if "networks" not in v and host and not _docker_network(v.get("container")):
+        v["networks"] = (MappingProxyType({"mode": "host"}),)
+    if v["port_definitions"] or _container_port_mappings(v.get("container")):
+        v["health_checks"] = tuple(
+            check if check.protocol == "COMMAND" or check.port is not None
+            or check.port_index is not None else dataclasses.replace(check, port_index=0)
+            for check in v.get("health_checks", ()))
+    return AppDefinition(id=app_id, **v)
+
+
+def _container_port_mappings(container: Mapping[str, Any] | None) -> list[Any]:
+    container = container or _EMPTY
+    mappings = container.get("portMappings")
+    docker = container.get("docker")
+    if not mappings and isinstance(docker, Mapping):
+        mappings = docker.get("portMappings")
+    return list(mappings) if isinstance(mappings, list | tuple) else []
+
+
+def _validate(app: AppDefinition, read: _Raw, base_group: PathId) -> list[Violation]:
+    violations: list[Violation] = []
+    written = PathId.parse(read.values["id"])
+    for error in path_id_errors(written, base=None if base_group.is_root else base_group):
+        violations.append(Violation("/id", error))
+    if app.id.is_root:
+        violations.append(Violation("/", "must not be root"))
+    for index, dependency in enumerate(app.dependencies):
+        for error in path_id_errors(dependency):
+            violations.append(Violation(f"/dependencies({index})", error))
+    container = app.container or _EMPTY
+    has_image = isinstance(container.get("docker"), Mapping) or isinstance(
+        container.get("appc"), Mapping)
+    has_cmd, has_args = app.cmd is not None, bool(app.args)
+    if not ((has_cmd != has_args) or (not (has_cmd and has_args) and has_image)):
+        violations.append(Violation(
+            "/", "AppDefinition must either contain one of 'cmd' or 'args', and/or a 'container'."))
+    violations += _validate_ports(app)
+    violations += _validate_health_checks(app)
+    violations += _validate_readiness(app)
+    for name, value in app.env.items():
+        if isinstance(value, EnvSecretRef) and value.secret not in app.secrets:
+            violations.append(Violation(
+                f"/env/{name}", f"references an undefined secret named '{value.secret}'"))
+    if app.accepted_resource_roles is not None and not app.accepted_resource_roles:
+        violations.append(Violation("/acceptedResourceRoles", "must not be empty"))
+    strategy = app.unreachable_strategy
+    if strategy.enabled and strategy.inactive_after_seconds > strategy.expunge_after_seconds:
+        violations.append(Violation(
+            "/unreachableStrategy/inactiveAfterSeconds",
+            f"inactiveAfterSeconds ({strategy.inactive_after_seconds}) must be less or equal to "
+            f"expungeAfterSeconds, which is {strategy.expunge_after_seconds}"))
+    if app.residency is not None and strategy.enabled:
+        violations.append(Violation("/", "unreachableStrategy must be disabled for resident "
+                                         "tasks"))
+    if app.labels.get("MARATHON_SINGLE_INSTANCE_APP") == "true" and app.instances > 1:
+        violations.append(Violation("/", "Single instance app may only have one instance"))
+    return violations
+
+
+def _validate_ports(app: AppDefinition) -> list[Violation]:
+    violations: list[Violation] = []
+    names = [d.name for d in app.port_definitions if d.name is not None]
+    if len(set(names)) != len(names):
+        violations.append(Violation("/portDefinitions", "Port names must be unique."))
+    ports = [d.port for d in app.port_definitions if d.port != 0]
+    if len(set(ports)) != len(ports):
+        violations.append(Violation("/portDefinitions", "Ports must be unique."))
+    return violations
+
+
+def _port_count(app: AppDefinition) -> int:
+    mappings = _container_port_mappings(app.container)
+    return len(mappings) if mappings else len(app.port_definitions)
+
+
+def _validate_health_checks(app: AppDefinition) -> list[Violation]:
+    violations: list[Violation] = []
+    ports = _port_count(app)
+    for index, check in enumerate(app.health_checks):
+        if check.command is None and check.protocol in _MARATHON_PROTOCOLS:
+            if check.port_index is not None:
+                valid = check.port_index < ports
+            else:
+                valid = check.port is not None or ports == 1
+            if not valid:
+                violations.append(Violation(
+                    f"/healthChecks({index})", "Health check port indices must address an "
+                    "element of the ports array or container port mappings."))
+        if check.protocol == "COMMAND" and check.command is None:
+            violations.append(Violation(f"/healthChecks({index})/command",
+                                        "command must be defined for COMMAND health checks"))
+        if check.ip_protocol != "IPv4" and check.protocol not in _MESOS_PROTOCOLS[1:]:
+            violations.append(Violation(
+                f"/healthChecks({index})", "IPv6 can only be used for container type DOCKER "
+                "and Mesos http/https/tcp health checks"))
+    mesos_checks = sum(1 for c in app.health_checks
+                       if c.command is None and c.protocol in _MESOS_PROTOCOLS)
+    if mesos_checks > 1:
+        violations.append(Violation("/", "AppDefinition can contain at most one Mesos health "
+                                         "check"))
+    return violations
+
+
+def _validate_readiness(app: AppDefinition) -> list[Violation]:
+    violations: list[Violation] = []
+    if len(app.readiness_checks) > 1:
+        violations.append(Violation("/readinessChecks", "got 2, expected 1 or less"
+                                    if len(app.readiness_checks) == 2 else
+                                    f"got {len(app.readiness_checks)}, expected 1 or less"))
+    mappings = _container_port_mappings(app.container)
+    port_names = ({m.get("name") for m in mappings if isinstance(m, Mapping)} if mappings
+                  else {d.name for d in app.port_definitions})
+    for index, check in enumerate(app.readiness_checks):
+        if check.port_name not in port_names:
+            violations.append(Violation(f"/readinessChecks({index})/portName",
+                                        f"No port definition reference for portName "
+                                        f"{check.port_name}"))
+        if check.timeout_seconds >= check.interval_seconds:
+            violations.append(Violation(f"/readinessChecks({index})/timeoutSeconds",
+                                        f"got {check.timeout_seconds}, expected less than "
+                                        f"{check.interval_seconds}"))
+    return violations
+
+
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+def to_json(app: AppDefinition) -> dict[str, Any]:
+    """The app as GET /v2/apps/{id} shows it (without task counts), every field present."""
+    body: dict[str, Any] = {"id": str(app.id)}
+    if app.accepted_resource_roles is not None:
+        body["acceptedResourceRoles"] = list(app.accepted_resource_roles)
+    if app.args:
+        body["args"] = list(app.args)
+    body["backoffFactor"] = app.backoff_factor
+    body["backoffSeconds"] = app.backoff_seconds
+    if app.cmd is not None:
+        body["cmd"] = app.cmd
+    body["constraints"] = [c.to_json() for c in app.constraints]
+    if app.container is not None:
+        body["container"] = _thawed(app.container)
+    body["cpus"] = _number(app.cpus)
+    body["dependencies"] = [str(d) for d in app.dependencies]
+    body["disk"] = _number(app.disk)
+    body["env"] = {k: ({"secret": v.secret} if isinstance(v, EnvSecretRef) else v)
+                   for k, v in app.env.items()}
+    body["executor"] = app.executor
+    body["fetch"] = [f.to_json() for f in app.fetch]
+    body["healthChecks"] = [h.to_json() for h in app.health_checks]
+    body["instances"] = app.instances
+    body["labels"] = dict(app.labels)
+    body["maxLaunchDelaySeconds"] = app.max_launch_delay_seconds
+    body["mem"] = _number(app.mem)
+    body["gpus"] = app.gpus
+    if app.ip_address is not None:
+        body["ipAddress"] = _thawed(app.ip_address)
+    body["networks"] = _thawed(app.networks)
+    body["portDefinitions"] = [d.to_json() for d in app.port_definitions]
+    body["readinessChecks"] = [c.to_json() for c in app.readiness_checks]
+    if app.residency is not None:
+        body["residency"] = _thawed(app.residency)
+    body["requirePorts"] = app.require_ports
+    body["secrets"] = _thawed(app.secrets)
+    if app.store_urls:
+        body["storeUrls"] = list(app.store_urls)
+    if app.task_kill_grace_period_seconds is not None:
+        body["taskKillGracePeriodSeconds"] = app.task_kill_grace_period_seconds
+    body["upgradeStrategy"] = app.upgrade_strategy.to_json()
+    if app.user is not None:
+        body["user"] = app.user
+    if app.version is not None:
+        body["version"] = app.version
+    if app.version_info is not None:
+        body["versionInfo"] = _thawed(app.version_info)
+    body["killSelection"] = app.kill_selection.value
+    body["unreachableStrategy"] = app.unreachable_strategy.to_json()
+    for key, value in (("role", app.role), ("tty", app.tty), ("check", app.check),
+                       ("executorResources", app.executor_resources),
+                       ("resourceLimits", app.resource_limits)):
+        if value is not None:
+            body[key] = _thawed(value)
+    return body
+
+
+def merge_patch(app_json: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """Marathon's PATCH: every top-level field in `patch` replaces the app's field.
+
+    `id` is kept from the app; the result is to be parsed again with `parse_app`.
+    Setting deprecated `ports` (or `uris`) drops `portDefinitions` (or `fetch`) and vice versa,
+    so the two spellings never conflict.
+    """
+    merged = dict(app_json)
+    replaced_by = {"ports": "portDefinitions", "portDefinitions": "ports",
+                   "uris": "fetch", "fetch": "uris"}
+    for key, value in patch.items():
+        if key == "id":
+            continue
+        merged[key] = value
+        other = replaced_by.get(key)
+        if other is not None and other not in patch:
+            merged.pop(other, None)
+    return merged
