@@ -1,0 +1,288 @@
+"""Job runs: their state machine, ids and JSON, and each job's history of finished runs.
+
+    JobRun.start(job)          INITIAL   (no task launched yet)
+      .task_launched(i, id)    STARTING  (a task is launched, none running)
+      .task_status(id, state)  ACTIVE    (a task is TASK_RUNNING)
+                               SUCCESS   (every index has a TASK_FINISHED task)
+                               FAILED    (a task failed and may not be retried, stop(), or
+                                          check_deadlines() found maxLaunchDelay passed)
+
+A failed task is retried (its index becomes pending again, the run goes back to STARTING) only
+with restart policy ON_FAILURE and while `activeDeadlineSeconds` since the run's creation has not
+passed (no deadline: retry forever). `maxLaunchDelay` bounds how long a run may stay INITIAL or
+STARTING, counted from its creation or its last retry. Every value is immutable: each transition
+returns a new `JobRun`; the caller launches `pending_indices()` with `next_task_id()` and kills
+`live_task_ids()` of a run that turned FAILED.
+
+Run ids are Metronome's: the UTC creation time as `yyyyMMddHHmmss` and five random letters or
+digits (`20160715130259A34HX`). Timestamps are written as Metronome does,
+`2016-07-15T13:02:59.735+0000`.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import string
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from frameworks.batch.jobs import JobSpec, RestartPolicy, RestartSpec
+
+__all__ = [
+    "FinishedRun",
+    "JobHistory",
+    "JobRun",
+    "RunStatus",
+    "RunTask",
+    "format_timestamp",
+    "new_run_id",
+    "parse_task_id",
+]
+
+RUN_ID_PATTERN = re.compile(r"^\d{14}[A-Za-z0-9]{5}$")
+_RUN_ID_ALPHABET = string.ascii_letters + string.digits
+_SUCCESS_STATES = frozenset({"TASK_FINISHED"})
+_FAILURE_STATES = frozenset({
+    "TASK_FAILED", "TASK_KILLED", "TASK_LOST", "TASK_ERROR", "TASK_DROPPED", "TASK_GONE",
+    "TASK_GONE_BY_OPERATOR",
+})
+_RUNNING_STATE = "TASK_RUNNING"
+_NEVER_RESTART = RestartSpec()
+DEFAULT_HISTORY_LENGTH = 10
+"""Finished runs kept per list in a `JobHistory` (the counts keep counting)."""
+
+
+class RunStatus(StrEnum):
+    """A run's status as Metronome names it."""
+
+    INITIAL = "INITIAL"
+    STARTING = "STARTING"
+    ACTIVE = "ACTIVE"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+
+    @property
+    def is_terminal(self) -> bool:
+        """SUCCESS or FAILED: the run will not change any more."""
+        return self in (RunStatus.SUCCESS, RunStatus.FAILED)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """`2016-07-15T13:02:59.735+0000`: Metronome's timestamp, in UTC with milliseconds."""
+    utc = moment.astimezone(UTC)
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}+0000"
+
+
+def new_run_id(now: datetime, rng: random.Random) -> str:
+    """A Metronome run id: UTC `yyyyMMddHHmmss` of `now` and five random letters or digits."""
+    suffix = "".join(rng.choice(_RUN_ID_ALPHABET) for _ in range(5))
+    return f"{now.astimezone(UTC):%Y%m%d%H%M%S}{suffix}"
+
+
+def parse_task_id(task_id: str) -> tuple[str, str, int, int] | None:
+    """(job id, run id, index, attempt) of a task id made by `JobRun.next_task_id`, else None."""
+    prefix, _, rest = task_id.rpartition("_")
+    run_id, _, numbers = rest.partition(".")
+    index, _, attempt = numbers.partition(".")
+    if not (prefix and RUN_ID_PATTERN.fullmatch(run_id) and index.isdigit() and attempt.isdigit()):
+        return None
+    return prefix, run_id, int(index), int(attempt)
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """One Mesos task launched for a run (an index of an array job, one attempt)."""
+
+    id: str
+    index: int
+    status: str
+    started_at: datetime
+    completed_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Metronome's task entry of a run."""
+        result: dict[str, Any] = {"id": self.id, "status": self.status,
+                                  "startedAt": format_timestamp(self.started_at)}
+        if self.completed_at is not None:
+            result["completedAt"] = format_timestamp(self.completed_at)
+        return result
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """One run of a job; the restart and launch settings are fixed when it starts."""
+
+    id: str
+    job_id: str
+    status: RunStatus
+    created_at: datetime
+    array_size: int = 1
+    restart: RestartSpec = _NEVER_RESTART
+    max_launch_delay: int = 3600
+    completed_at: datetime | None = None
+    tasks: tuple[RunTask, ...] = ()
+    waiting_since: datetime | None = None
+    """When the run last started waiting for a launch (creation or retry), for maxLaunchDelay."""
+
+    @classmethod
+    def start(cls, job: JobSpec, now: datetime, rng: random.Random) -> JobRun:
+        """A new INITIAL run of `job` created at `now`."""
+        return cls(id=new_run_id(now, rng), job_id=job.id, status=RunStatus.INITIAL,
+                   created_at=now, array_size=job.run.array_size, restart=job.run.restart,
+                   max_launch_delay=job.run.max_launch_delay, waiting_since=now)
+
+    def pending_indices(self) -> tuple[int, ...]:
+        """Indices that need a task launched: not finished and with no live task."""
+        if self.status.is_terminal:
+            return ()
+        busy = {task.index for task in self.tasks
+                if task.completed_at is None or task.status in _SUCCESS_STATES}
+        return tuple(index for index in range(self.array_size) if index not in busy)
+
+    def live_task_ids(self) -> tuple[str, ...]:
+        """Tasks launched and not yet terminal (to kill when the run fails or is stopped)."""
+        return tuple(task.id for task in self.tasks if task.completed_at is None)
+
+    def next_task_id(self, index: int) -> str:
+        """The id for the next attempt of task `index`: `<jobId>_<runId>.<index>.<attempt>`."""
+        attempt = sum(1 for task in self.tasks if task.index == index)
+        return f"{self.job_id}_{self.id}.{index}.{attempt}"
+
+    def task_launched(self, index: int, task_id: str, now: datetime) -> JobRun:
+        """Record that task `task_id` was launched for `index`; INITIAL becomes STARTING."""
+        if index not in self.pending_indices():
+            raise ValueError(f"index {index} of run {self.id} is not waiting for a launch")
+        task = RunTask(task_id, index, "TASK_STAGING", now)
+        status = RunStatus.STARTING if self.status is RunStatus.INITIAL else self.status
+        return replace(self, tasks=(*self.tasks, task), status=status)
+
+    def task_status(self, task_id: str, state: str, now: datetime) -> JobRun:
+        """Apply a Mesos status update (state name such as `TASK_RUNNING`) for one of our tasks.
+
+        Updates for unknown tasks, or for tasks already terminal, change nothing.
+        """
+        position = next((i for i, task in enumerate(self.tasks) if task.id == task_id), None)
+        if position is None or self.tasks[position].completed_at is not None:
+            return self
+        terminal = state in _SUCCESS_STATES or state in _FAILURE_STATES
+        task = replace(self.tasks[position], status=state,
+                       completed_at=now if terminal else None)
+        run = replace(self, tasks=(*self.tasks[:position], task, *self.tasks[position + 1:]))
+        if self.status.is_terminal:
+            return run
+        if state in _FAILURE_STATES:
+            if not run._may_retry(now):
+                return replace(run, status=RunStatus.FAILED, completed_at=now)
+            run = replace(run, waiting_since=now)
+        if len({t.index for t in run.tasks if t.status in _SUCCESS_STATES}) == self.array_size:
+            return replace(run, status=RunStatus.SUCCESS, completed_at=now)
+        running = any(t.status == _RUNNING_STATE for t in run.tasks if t.completed_at is None)
+        return replace(run, status=RunStatus.ACTIVE if running else RunStatus.STARTING)
+
+    def check_deadlines(self, now: datetime) -> JobRun:
+        """FAILED if the run has waited for a launch longer than maxLaunchDelay; else unchanged."""
+        if self.status not in (RunStatus.INITIAL, RunStatus.STARTING):
+            return self
+        waiting_since = self.waiting_since or self.created_at
+        if now - waiting_since > timedelta(seconds=self.max_launch_delay):
+            return replace(self, status=RunStatus.FAILED, completed_at=now)
+        return self
+
+    def stop(self, now: datetime) -> JobRun:
+        """Abort the run (`/actions/stop`): FAILED; the caller kills `live_task_ids()`."""
+        if self.status.is_terminal:
+            return self
+        return replace(self, status=RunStatus.FAILED, completed_at=now)
+
+    def to_json(self) -> dict[str, Any]:
+        """Metronome's run JSON."""
+        return {
+            "id": self.id,
+            "jobId": self.job_id,
+            "status": self.status.value,
+            "createdAt": format_timestamp(self.created_at),
+            "completedAt": None if self.completed_at is None
+            else format_timestamp(self.completed_at),
+            "tasks": [task.to_json() for task in self.tasks],
+        }
+
+    def _may_retry(self, now: datetime) -> bool:
+        if self.restart.policy is not RestartPolicy.ON_FAILURE:
+            return False
+        deadline = self.restart.active_deadline_seconds
+        return deadline is None or now - self.created_at < timedelta(seconds=deadline)
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """A finished run as the history lists it."""
+
+    id: str
+    created_at: datetime
+    finished_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        """`{"id", "createdAt", "finishedAt"}` as in Metronome's `embed=history`."""
+        return {"id": self.id, "createdAt": format_timestamp(self.created_at),
+                "finishedAt": format_timestamp(self.finished_at)}
+
+
+@dataclass(frozen=True)
+class JobHistory:
+    """Counts and the latest finished runs of one job (newest first)."""
+
+    job_id: str
+    success_count: int = 0
+    failure_count: int = 0
+    last_success_at: datetime | None = None
+    last_failure_at: datetime | None = None
+    successful_runs: tuple[FinishedRun, ...] = ()
+    failed_runs: tuple[FinishedRun, ...] = ()
+
+    @property
+    def latest_succeeded(self) -> bool:
+        """Whether the job's latest finished run succeeded (what a dependent job waits for)."""
+        if self.last_success_at is None:
+            return False
+        return self.last_failure_at is None or self.last_success_at >= self.last_failure_at
+
+    def record(self, run: JobRun, *, keep: int = DEFAULT_HISTORY_LENGTH) -> JobHistory:
+        """The history with the terminal `run` added; a run already listed is not counted again."""
+        if run.job_id != self.job_id:
+            raise ValueError(f"a run of {run.job_id!r} is not in the history of {self.job_id!r}")
+        if not run.status.is_terminal or run.completed_at is None:
+            raise ValueError(f"run {run.id} is {run.status.value}, not finished")
+        if any(f.id == run.id for f in (*self.successful_runs, *self.failed_runs)):
+            return self
+        finished = FinishedRun(run.id, run.created_at, run.completed_at)
+        if run.status is RunStatus.SUCCESS:
+            return replace(self, success_count=self.success_count + 1,
+                           last_success_at=run.completed_at,
+                           successful_runs=(finished, *self.successful_runs)[:keep])
+        return replace(self, failure_count=self.failure_count + 1,
+                       last_failure_at=run.completed_at,
+                       failed_runs=(finished, *self.failed_runs)[:keep])
+
+    def summary_json(self) -> dict[str, Any]:
+        """Metronome's `embed=historySummary` object."""
+        return {
+            "successCount": self.success_count,
+            "failureCount": self.failure_count,
+            "lastSuccessAt": _optional_timestamp(self.last_success_at),
+            "lastFailureAt": _optional_timestamp(self.last_failure_at),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """Metronome's `embed=history` object."""
+        return {
+            **self.summary_json(),
+            "successfulFinishedRuns": [run.to_json() for run in self.successful_runs],
+            "failedFinishedRuns": [run.to_json() for run in self.failed_runs],
+        }
+
+
+def _optional_timestamp(moment: datetime | None) -> str | None:
+    return None if moment is None else format_timestamp(moment)
