@@ -183,6 +183,16 @@ class ZooKeeperContender:
         """This master's own epoch: the sequence number of its znode once created."""
         return self._epoch
 
+    @property
+    def session(self) -> ZooKeeperSession:
+        """The ZooKeeper session this contender's znode lives in (the registry writes in it)."""
+        return self._session
+
+    @property
+    def member_path(self) -> str | None:
+        """The path of this master's election znode once created."""
+        return None if self._member is None else f"{self.url.path}/{self._member}"
+
     async def start(self) -> None:
         if self._member is not None or self._feed.finished:
             raise RuntimeError("a contender starts once")

@@ -55,7 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ip", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=parse_port, default=5050, help="gRPC port (0: any free one)")
     parser.add_argument("--hostname", default=None, help="hostname advertised to frameworks")
-    parser.add_argument("--work_dir", type=Path, default=None, help="directory for durable state")
+    parser.add_argument(
+        "--work_dir",
+        type=Path,
+        default=None,
+        help="directory for the registry when there is no --zk (without either, the registry "
+        "is kept in memory only)",
+    )
     parser.add_argument("--agent_ping_timeout", type=parse_duration, default=15.0)
     parser.add_argument("--max_agent_ping_timeouts", type=_positive_int, default=5)
     parser.add_argument(
@@ -71,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="longest time between allocation passes (allocation is event-driven)",
     )
     parser.add_argument("--scheduler_heartbeat_interval", type=parse_duration, default=15.0)
+    parser.add_argument(
+        "--agent_reregister_timeout",
+        type=parse_duration,
+        default=600.0,
+        help="how long a new leader waits for the agents in the registry to re-register before "
+        "it marks them unreachable (at least 10secs, as in Mesos)",
+    )
     parser.add_argument(
         "--weights",
         type=_weights,
@@ -90,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in ("agent_ping_timeout", "allocation_interval", "scheduler_heartbeat_interval"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name} must be positive")
+    if args.agent_reregister_timeout < 10:
+        parser.error("--agent_reregister_timeout must be at least 10secs")
     if args.offer_timeout is not None and args.offer_timeout <= 0:
         parser.error("--offer_timeout must be positive")
     if args.zk is not None:
@@ -111,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         offer_timeout=args.offer_timeout,
         scheduler_heartbeat_interval=args.scheduler_heartbeat_interval,
         role_weights=args.weights,
+        agent_reregister_timeout=args.agent_reregister_timeout,
     )
     server = MasterServer(
         ip=args.ip,
@@ -120,6 +136,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         allocation_interval=args.allocation_interval,
         zk=args.zk,
         zk_session_timeout=args.zk_session_timeout,
+        work_dir=args.work_dir,
     )
     log = structlog.get_logger("mesos_master")
     try:

@@ -6,6 +6,14 @@ Flow::
     Scheduler ── subscribe / calls ────────────────▶ Master ── Event ─────────▶ scheduler outbox
                                     Master ◀── offer callback ── Allocator (DRF)
     The server's timers call tick() (heartbeats, offer and failover timeouts) and allocate().
+    Master ── Registry writes ──▶ RegistrySink (durable in order; `then` callbacks after)
+
+A new leader's core starts from the recovered registry: admitted agents wait up to
+`agent_reregister_timeout` to re-register (until then reconciliation of their tasks is not
+answered), frameworks are disconnected until they re-subscribe and their failover timeouts keep
+running from when their schedulers disconnected (from the recovery for those connected at the
+failover), and removed frameworks stay refused. An agent's admission is only acted on (offers,
+REGISTERED) once its registry entry is durable.
 
 Every method runs on the one asyncio task that owns the master; outboxes only queue messages.
 Bad input from a scheduler raises `MasterError`; problems with single launches are answered
@@ -18,7 +26,7 @@ import enum
 import itertools
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -36,6 +44,7 @@ from mesos_master.records import (
     Outbox,
     TaskRecord,
 )
+from mesos_master.registry import ImmediateSink, Registry, RegistrySink, RegistryState
 from mesos_master.validation import validate_framework_info, validate_task
 from protos import agent_pb2, mesos_pb2, scheduler_pb2
 
@@ -78,6 +87,7 @@ class MasterConfig:
     offer_timeout: float | None = None
     scheduler_heartbeat_interval: float = 15.0
     role_weights: Mapping[str, float] | None = None
+    agent_reregister_timeout: float = 600.0
 
     @property
     def agent_heartbeat_interval(self) -> float:
@@ -91,18 +101,70 @@ class MasterConfig:
 class Master:
     """Agents, frameworks, tasks and offers, and the allocator that hands offers out."""
 
-    def __init__(self, info: mesos_pb2.MasterInfo, clock: Clock, config: MasterConfig) -> None:
+    def __init__(
+        self,
+        info: mesos_pb2.MasterInfo,
+        clock: Clock,
+        config: MasterConfig,
+        *,
+        registry: RegistrySink | None = None,
+        recovered: RegistryState | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`registry` receives the registry writes (default: kept in memory only);
+        `recovered` is the registry as the previous leader left it."""
+        recovered = recovered or RegistryState()
         self.info = info
         self.clock = clock
         self.config = config
+        self.wall_clock = wall_clock
         self.agents: dict[str, AgentRecord] = {}
         self.frameworks: dict[str, FrameworkRecord] = {}
         self.offers: dict[str, OfferRecord] = {}
-        self.removed_frameworks: set[str] = set()
+        self.registry = Registry(registry or ImmediateSink(), recovered.removed_frameworks)
+        self.weights = {**recovered.weights, **(config.role_weights or {})}
         self.allocator = Allocator(clock=clock, offer_callback=self._send_offers)
         self._agent_ids = itertools.count()
         self._framework_ids = itertools.count()
         self._offer_ids = itertools.count()
+        self._recover(recovered)
+
+    def _recover(self, state: RegistryState) -> None:
+        now = self.clock.now()
+        wall_now = self.wall_clock()
+        for agent_id, entry in state.agents.items():
+            agent = AgentRecord(
+                agent_id,
+                entry.info,
+                self._agent_resources_or_empty(entry.info),
+                None,
+                now,
+                now,
+                reachable=entry.unreachable_since == 0,
+            )
+            agent.awaiting_reregistration = agent.reachable
+            self.agents[agent_id] = agent
+        for framework_id, framework_entry in state.frameworks.items():
+            since = framework_entry.disconnected_since
+            disconnected_at = now if since == 0 else now - max(0.0, wall_now - since)
+            self.frameworks[framework_id] = FrameworkRecord(
+                framework_id, framework_entry.info, "", None, now, disconnected_at=disconnected_at
+            )
+            self.allocator.add_framework(
+                framework_id, weight=self._weight(framework_entry.info), active=False
+            )
+        if state.agents or state.frameworks:
+            log.info(
+                "recovered the registry",
+                agents=len(state.agents),
+                frameworks=len(state.frameworks),
+                agent_reregister_timeout=self.config.agent_reregister_timeout,
+            )
+
+    @property
+    def recovering(self) -> bool:
+        """Whether some recovered agent has not re-registered yet (nor timed out)."""
+        return any(agent.awaiting_reregistration for agent in self.agents.values())
 
     # ------------------------------------------------------------------ agents
 
@@ -116,20 +178,28 @@ class Master:
         agent_info.CopyFrom(info)
         agent_info.id.value = agent_id
         now = self.clock.now()
-        self.agents[agent_id] = AgentRecord(agent_id, agent_info, total, outbox, now, now)
-        self.allocator.add_agent(agent_id, total)
-        outbox.send(
-            agent_pb2.MasterMessage(
-                registered=agent_pb2.MasterMessage.Registered(
-                    agent_id=agent_info.id,
-                    master_info=self.info,
-                    heartbeat_interval_seconds=self.config.agent_heartbeat_interval,
+        agent = AgentRecord(agent_id, agent_info, total, outbox, now, now, admitted=False)
+        self.agents[agent_id] = agent
+
+        def admitted() -> None:
+            agent.admitted = True
+            if agent.outbox is not outbox:
+                return  # it went away meanwhile; it will re-register with its id
+            self.allocator.add_agent(agent_id, total)
+            outbox.send(
+                agent_pb2.MasterMessage(
+                    registered=agent_pb2.MasterMessage.Registered(
+                        agent_id=agent_info.id,
+                        master_info=self.info,
+                        heartbeat_interval_seconds=self.config.agent_heartbeat_interval,
+                    )
                 )
             )
-        )
-        log.info(
-            "agent registered", agent_id=agent_id, hostname=info.hostname, resources=str(total)
-        )
+            log.info(
+                "agent registered", agent_id=agent_id, hostname=info.hostname, resources=str(total)
+            )
+
+        self.registry.store_agent(agent_info, then=admitted)
         return agent_id
 
     def reregister_agent(
@@ -145,13 +215,18 @@ class Master:
         if agent is None:
             agent = AgentRecord(agent_id, message.agent_info, total, None, now, now)
             self.agents[agent_id] = agent
+            self.registry.store_agent(message.agent_info)
         else:
             self._detach_agent(agent)
+            if not agent.reachable or agent.info != message.agent_info:
+                self.registry.store_agent(message.agent_info)
             agent.info = message.agent_info
             agent.total = total
         agent.outbox = outbox
         agent.last_seen = now
         agent.reachable = True
+        agent.admitted = True
+        agent.awaiting_reregistration = False
 
         frameworks = {f.id.value: f for f in message.frameworks if f.id.value}
         for executor_info in message.executors:
@@ -270,7 +345,7 @@ class Master:
         if problem:
             raise MasterError(ErrorCode.INVALID_ARGUMENT, problem)
         framework_id = info.id.value
-        if framework_id in self.removed_frameworks:
+        if framework_id and self.registry.is_removed(framework_id):
             raise MasterError(
                 ErrorCode.FAILED_PRECONDITION,
                 f"framework {framework_id} has been removed; subscribe without an id",
@@ -293,6 +368,7 @@ class Master:
             framework.outbox = outbox
             framework.disconnected_at = None
             self.allocator.activate_framework(framework_id)
+            self.registry.store_framework(stored)
             log.info("framework failed over", framework_id=framework_id)
         else:
             framework_id = framework_id or f"{self.info.id}-{next(self._framework_ids):04d}"
@@ -300,6 +376,7 @@ class Master:
             framework = FrameworkRecord(framework_id, stored, stream_id, outbox, now)
             self.frameworks[framework_id] = framework
             self.allocator.add_framework(framework_id, weight=self._weight(stored))
+            self.registry.store_framework(stored)
             log.info("framework subscribed", framework_id=framework_id, name=stored.name)
         outbox.send(
             scheduler_pb2.Event(
@@ -330,6 +407,8 @@ class Master:
         )
         if framework.info.failover_timeout <= 0:
             self._remove_framework(framework, "framework disconnected with no failover timeout")
+        else:
+            self.registry.store_framework(framework.info, disconnected_since=self.wall_clock())
 
     def check_stream(self, framework_id: str, stream_id: str) -> FrameworkRecord:
         """The framework a call is for, if `stream_id` is its current subscription."""
@@ -491,6 +570,15 @@ class Master:
                 self._send_reconciliation(framework, known)
                 continue
             agent = self.agents.get(agent_id) if agent_id else None
+            if (agent is not None and agent.awaiting_reregistration) or (
+                agent is None and not agent_id and self.recovering
+            ):
+                log.debug(
+                    "reconciliation waits for agents to re-register",
+                    framework_id=framework.framework_id,
+                    task_id=task_id,
+                )
+                continue
             if agent is not None and agent.reachable:
                 state = mesos_pb2.TASK_GONE if framework.partition_aware else mesos_pb2.TASK_LOST
                 message = "task is unknown to its agent"
@@ -552,7 +640,16 @@ class Master:
         """Expire heartbeats, offers and failover timeouts; the server calls this periodically."""
         now = self.clock.now()
         for agent in list(self.agents.values()):
-            if agent.reachable and now - agent.last_seen > self.config.agent_unreachable_after:
+            if agent.awaiting_reregistration:
+                if now - agent.registered_at >= self.config.agent_reregister_timeout:
+                    log.warning(
+                        "agent did not re-register after master failover",
+                        agent_id=agent.agent_id,
+                        agent_reregister_timeout=self.config.agent_reregister_timeout,
+                    )
+                    agent.awaiting_reregistration = False
+                    self._mark_unreachable(agent)
+            elif agent.reachable and now - agent.last_seen > self.config.agent_unreachable_after:
                 self._mark_unreachable(agent)
         if self.config.offer_timeout is not None:
             for offer in list(self.offers.values()):
@@ -597,9 +694,14 @@ class Master:
                 ErrorCode.INVALID_ARGUMENT, f"invalid agent resources: {exc}"
             ) from exc
 
+    def _agent_resources_or_empty(self, info: mesos_pb2.AgentInfo) -> Resources:
+        try:
+            return Resources.from_proto(info.resources)
+        except ValueError:
+            return Resources.EMPTY
+
     def _weight(self, info: mesos_pb2.FrameworkInfo) -> float:
-        weights = self.config.role_weights or {}
-        return weights.get(info.roles[0] if info.roles else DEFAULT_ROLE, 1.0)
+        return self.weights.get(info.roles[0] if info.roles else DEFAULT_ROLE, 1.0)
 
     def _detach_agent(self, agent: AgentRecord) -> None:
         """Close the agent's stream, rescind its offers and take it out of allocation.
@@ -610,6 +712,8 @@ class Master:
             return
         agent.outbox.close()
         agent.outbox = None
+        if not agent.admitted:
+            return  # never took part in allocation
         for offer_id in list(agent.offers):
             self._rescind_offer(self.offers[offer_id], notify=True)
         self.allocator.remove_agent(agent.agent_id)
@@ -617,6 +721,7 @@ class Master:
     def _mark_unreachable(self, agent: AgentRecord) -> None:
         self._detach_agent(agent)
         agent.reachable = False
+        self.registry.store_agent(agent.info, unreachable_since=self.wall_clock())
         log.warning("agent unreachable", agent_id=agent.agent_id, hostname=agent.info.hostname)
         for task in list(agent.tasks.values()):
             if task.state in TERMINAL_STATES:
@@ -657,8 +762,16 @@ class Master:
         frameworks: Mapping[str, mesos_pb2.FrameworkInfo],
     ) -> set[tuple[str, str]]:
         reported: set[tuple[str, str]] = set()
+        shut_down: set[str] = set()
         for task in tasks:
             key = (task.framework_id.value, task.task_id.value)
+            if self.registry.is_removed(key[0]):
+                if key[0] not in shut_down and agent.outbox is not None:
+                    shut_down.add(key[0])
+                    agent.outbox.send(_shutdown_framework(key[0]))
+                    log.info("agent runs tasks of a removed framework; shutting it down",
+                             agent_id=agent.agent_id, framework_id=key[0])
+                continue
             reported.add(key)
             record = agent.tasks.get(key)
             if record is None:
@@ -737,6 +850,7 @@ class Master:
         framework = FrameworkRecord(framework_id, stored, "", None, now, disconnected_at=now)
         self.frameworks[framework_id] = framework
         self.allocator.add_framework(framework_id, weight=self._weight(stored), active=False)
+        self.registry.store_framework(stored, disconnected_since=self.wall_clock())
         log.info("framework recovered from agent", framework_id=framework_id)
         return framework
 
@@ -927,20 +1041,14 @@ class Master:
             if agent is None:
                 continue
             if agent.outbox is not None:
-                agent.outbox.send(
-                    agent_pb2.MasterMessage(
-                        shutdown_framework=agent_pb2.MasterMessage.ShutdownFramework(
-                            framework_id=framework.info.id
-                        )
-                    )
-                )
+                agent.outbox.send(_shutdown_framework(framework_id))
             for key in [k for k in agent.tasks if k[0] == framework_id]:
                 del agent.tasks[key]
             for key in [k for k in agent.executors if k[0] == framework_id]:
                 del agent.executors[key]
         framework.tasks.clear()
         del self.frameworks[framework_id]
-        self.removed_frameworks.add(framework_id)
+        self.registry.remove_framework(framework_id, self.wall_clock())
         log.info("framework removed", framework_id=framework_id, why=why)
 
     def _send_reconciliation(
@@ -1020,6 +1128,14 @@ class Master:
 def _update_event(status: mesos_pb2.TaskStatus) -> scheduler_pb2.Event:
     return scheduler_pb2.Event(
         type=EventType.UPDATE, update=scheduler_pb2.Event.Update(status=status)
+    )
+
+
+def _shutdown_framework(framework_id: str) -> agent_pb2.MasterMessage:
+    return agent_pb2.MasterMessage(
+        shutdown_framework=agent_pb2.MasterMessage.ShutdownFramework(
+            framework_id=mesos_pb2.FrameworkID(value=framework_id)
+        )
     )
 
 

@@ -94,6 +94,10 @@ class AgentRecord:
     last_seen: float
     registered_at: float
     reachable: bool = True
+    # False from a first registration until its registry entry is durable (no offers until then)
+    admitted: bool = True
+    # Recovered from the registry by a new leader and not re-registered yet
+    awaiting_reregistration: bool = False
     tasks: dict[tuple[str, str], TaskRecord] = field(default_factory=dict)  # (framework, task)
     executors: dict[tuple[str, str], ExecutorRecord] = field(default_factory=dict)
     offers: set[str] = field(default_factory=set)

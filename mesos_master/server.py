@@ -9,8 +9,11 @@ Flow::
     TaskGroup { allocation loop, tick loop, scheduler heartbeat loop }.
 
 A standby (or a leader whose ZooKeeper session is suspended) answers every call with
-UNAVAILABLE and names the leader in the `mesos-leader` trailing metadata. A new leader starts
-from an empty core and learns agents and frameworks as they re-register (DESIGN decision 4).
+UNAVAILABLE and names the leader in the `mesos-leader` trailing metadata. A new leader first
+recovers the registry (fencing out earlier leaders: `mesos_master.registry_zk`), then builds a
+fresh core from it and learns tasks as agents re-register (DESIGN decisions 4 and 5). The
+registry lives in ZooKeeper with --zk, under --work_dir without it, and only in memory when
+neither is given. A registry failure ends leadership for good (`LeadershipLost`).
 Every servicer call ends with `request_allocation()`: allocation runs on the next loop pass,
 batching all changes of that pass (DESIGN decision 8).
 """
@@ -21,7 +24,8 @@ import asyncio
 import contextlib
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import grpc
@@ -29,10 +33,20 @@ import structlog
 
 from mesos_common.clock import SystemClock
 from mesos_common.zookeeper import master_address
-from mesos_master.election import Contender, create_contender
+from mesos_master.election import (
+    Contender,
+    Leadership,
+    LeadershipLost,
+    ZooKeeperContender,
+    create_contender,
+)
 from mesos_master.interceptors import CallPolicy, interceptor_chain
 from mesos_master.master import ErrorCode, Master, MasterConfig, MasterError
 from mesos_master.records import FrameworkRecord
+from mesos_master.registrar import Registrar, RegistryStore
+from mesos_master.registry import RegistryError, RegistryState
+from mesos_master.registry_local import LocalRegistryStore
+from mesos_master.registry_zk import ZooKeeperRegistryStore
 from protos import (
     agent_pb2,
     agent_pb2_grpc,
@@ -298,8 +312,10 @@ class MasterServer:
         policies: tuple[CallPolicy, ...] = (),
         zk: str | None = None,
         zk_session_timeout: float = 10.0,
+        work_dir: Path | None = None,
     ) -> None:
         self.config = config or MasterConfig()
+        self._work_dir = work_dir
         self._ip = ip
         self._requested_port = port
         self._allocation_interval = allocation_interval
@@ -316,6 +332,7 @@ class MasterServer:
         self._allocation_wanted = asyncio.Event()
         self.gate = LeaderGate(self._allocation_wanted.set)
         self.started = asyncio.Event()
+        self.registrar: Registrar | None = None
 
     @property
     def master(self) -> Master | None:
@@ -350,35 +367,68 @@ class MasterServer:
             await contender.close()
 
     async def _follow(self, contender: Contender) -> None:
-        """Lead while the contender says so; stand by otherwise."""
-        leading: asyncio.Task[None] | None = None
+        """Lead while the contender says so; stand by otherwise. A failed term (the registry
+        cannot be recovered or written) raises `LeadershipLost`."""
         try:
-            async for state in contender.leadership():
-                self.gate.leader = state.leader
-                if state.leading and leading is None:
-                    log.info("elected leading master", epoch=state.epoch, master_id=self.info.id)
-                    leading = asyncio.create_task(self._lead())
-                elif not state.leading and leading is not None:
-                    log.warning("no longer the leading master", master_id=self.info.id)
+            async with asyncio.TaskGroup() as group:
+                leading: asyncio.Task[None] | None = None
+                async for state in contender.leadership():
+                    self.gate.leader = state.leader
+                    if state.leading and leading is None:
+                        log.info(
+                            "elected leading master", epoch=state.epoch, master_id=self.info.id
+                        )
+                        leading = group.create_task(self._lead(contender, state))
+                    elif not state.leading and leading is not None:
+                        log.warning("no longer the leading master", master_id=self.info.id)
+                        await _cancel(leading)
+                        leading = None
+                    elif not state.leading:
+                        leader = str(master_address(state.leader)) if state.leader else None
+                        log.info("standing by", leader=leader)
+                if leading is not None:
                     await _cancel(leading)
-                    leading = None
-                elif not state.leading:
-                    leader = str(master_address(state.leader)) if state.leader else None
-                    log.info("standing by", leader=leader)
-        finally:
-            if leading is not None:
-                await _cancel(leading)
+        except BaseExceptionGroup as group:
+            raise _term_failure(group) from None
 
-    async def _lead(self) -> None:
-        """Own a fresh core and its timers until cancelled."""
-        self.gate.master = Master(self.info, SystemClock(), self.config)
+    async def _lead(self, contender: Contender, state: Leadership) -> None:
+        """Recover the registry, then own a fresh core and its timers until cancelled."""
+        store = self._registry_store(contender, state)
         try:
+            recovered: RegistryState | None = None
+            registrar: Registrar | None = None
+            if store is not None:
+                recovered = RegistryState.decode(await store.recover())
+                registrar = Registrar(store)
+            self.registrar = registrar
+            master = Master(
+                self.info, SystemClock(), self.config, registry=registrar, recovered=recovered
+            )
+            self.gate.master = master
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._allocation_loop(self.gate.master))
-                tasks.create_task(self._tick_loop(self.gate.master))
-                tasks.create_task(self._heartbeat_loop(self.gate.master))
+                tasks.create_task(self._allocation_loop(master))
+                tasks.create_task(self._tick_loop(master))
+                tasks.create_task(self._heartbeat_loop(master))
+                if registrar is not None:
+                    tasks.create_task(registrar.run())
         finally:
             self._stop_leading()
+            self.registrar = None
+            if store is not None:
+                await store.close()
+
+    def _registry_store(self, contender: Contender, state: Leadership) -> RegistryStore | None:
+        if isinstance(contender, ZooKeeperContender):
+            assert state.epoch is not None and contender.member_path is not None
+            return ZooKeeperRegistryStore(
+                contender.session,
+                contender.url.path,
+                epoch=state.epoch,
+                member_path=contender.member_path,
+            )
+        if self._work_dir is not None:
+            return LocalRegistryStore(self._work_dir / "registry")
+        return None
 
     def _stop_leading(self) -> None:
         if self.gate.master is not None:
@@ -412,6 +462,27 @@ class MasterServer:
         while True:
             await asyncio.sleep(self.config.scheduler_heartbeat_interval)
             master.send_heartbeats()
+
+
+def _term_failure(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception to raise for a failed leadership term (task groups wrap them)."""
+    leaves = list(_leaves(group))
+    for error in leaves:
+        if isinstance(error, RegistryError):
+            log.error("the registry failed; stepping down", reason=str(error))
+            return LeadershipLost(f"registry: {error}")
+    for error in leaves:
+        if isinstance(error, LeadershipLost):
+            return error
+    return group
+
+
+def _leaves(error: BaseException) -> Iterator[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield error
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -15,22 +15,9 @@ import pytest
 from frameworks import SchedulerDriver, is_terminal
 from protos import mesos_pb2, scheduler_pb2, scheduler_pb2_grpc
 from tests.integration.cluster import Cluster, wait_for
-from tests.integration.conftest import FAST_MASTER_FLAGS
 from tests.integration.recording import RecordingScheduler
 from tests.integration.test_end_to_end import launch_once, sleep_pids
-from tests.zookeeper import ZooKeeperEnsemble, zookeeper
-
-
-@pytest.fixture
-def ha_cluster(tmp_path: Path) -> Iterator[tuple[Cluster, ZooKeeperEnsemble]]:
-    with zookeeper(tmp_path / "zk") as ensemble:
-        cluster = Cluster(tmp_path, FAST_MASTER_FLAGS, zk_url=ensemble.url("/mesos"))
-        try:
-            for _ in range(3):
-                cluster.start_master()
-            yield cluster, ensemble
-        finally:
-            cluster.close()
+from tests.zookeeper import ZooKeeperEnsemble
 
 
 @dataclass

@@ -11,6 +11,7 @@ from mesos_common.clock import FakeClock
 from mesos_common.resources import Resources
 from mesos_master.master import ErrorCode, Master, MasterConfig, MasterError
 from mesos_master.records import FrameworkRecord
+from mesos_master.registry import ImmediateSink, RegistryState
 from protos import agent_pb2, mesos_pb2, scheduler_pb2
 
 T = TypeVar("T")
@@ -38,12 +39,24 @@ class RecordingOutbox(Generic[T]):
 class Cluster:
     """A master plus helpers to act as agents and schedulers."""
 
-    def __init__(self, **config: object) -> None:
+    def __init__(
+        self,
+        *,
+        sink: ImmediateSink | None = None,
+        recovered: RegistryState | None = None,
+        wall_clock: FakeClock | None = None,
+        **config: object,
+    ) -> None:
         self.clock = FakeClock()
+        self.sink = sink or ImmediateSink()
+        self.wall = wall_clock or FakeClock(start=1_700_000_000.0)
         self.master = Master(
             mesos_pb2.MasterInfo(id="m1", hostname="localhost", address="127.0.0.1", port=5050),
             self.clock,
             MasterConfig(**config),  # type: ignore[arg-type]
+            registry=self.sink,
+            recovered=recovered,
+            wall_clock=self.wall.now,
         )
         self.agent_outboxes: dict[str, RecordingOutbox[agent_pb2.MasterMessage]] = {}
         self.framework_outboxes: dict[str, RecordingOutbox[scheduler_pb2.Event]] = {}

@@ -1,0 +1,208 @@
+"""The master's registry (DESIGN decision 5): what a newly elected leader recovers.
+
+Pure part: the recovered `RegistryState`, and `Registry`, which turns the core's decisions
+(agent admitted, agent unreachable, framework stored or removed, weight set) into key/value
+`Mutation`s handed to a `RegistrySink`. The sink (`mesos_master.registrar.Registrar` in the
+process) makes them durable in order and then runs each mutation's `then` callback, so the core
+can hold back what must not happen before the write is durable (an agent's admission).
+
+Keys: `agents/<id>`, `frameworks/<id>`, `removed_frameworks/<id>`, `weights/<role>`, ids
+percent-encoded; values are the messages of `protos/registry.proto`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import quote, unquote
+
+from google.protobuf.message import DecodeError
+
+from protos import mesos_pb2, registry_pb2
+
+AGENTS = "agents"
+FRAMEWORKS = "frameworks"
+REMOVED_FRAMEWORKS = "removed_frameworks"
+WEIGHTS = "weights"
+KINDS = (AGENTS, FRAMEWORKS, REMOVED_FRAMEWORKS, WEIGHTS)
+
+# Removed frameworks are remembered (and refused when they subscribe again) up to this many.
+MAX_REMOVED_FRAMEWORKS = 1000
+
+
+def registry_key(kind: str, name: str) -> str:
+    """The key of entry `name` of `kind` (one path segment per part, safe in a znode path)."""
+    return f"{kind}/{quote(name, safe='')}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """The (kind, name) of a key made by `registry_key`."""
+    kind, _, name = key.partition("/")
+    return kind, unquote(name)
+
+
+@dataclass(frozen=True, slots=True)
+class Mutation:
+    """Set `key` to `value`, or delete it when `value` is None."""
+
+    key: str
+    value: bytes | None
+
+
+class RegistryError(Exception):
+    """The registry cannot be read or written; the master must stop leading."""
+
+
+class RegistrySink(Protocol):
+    """Where the core's registry writes go; `then` runs once the write is durable."""
+
+    def write(self, mutation: Mutation, then: Callable[[], None] | None = None) -> None:
+        """Queue `mutation`; writes become durable in the order they were queued."""
+        ...
+
+
+@dataclass(slots=True)
+class RegistryState:
+    """The registry's content, as recovered by a new leader."""
+
+    agents: dict[str, registry_pb2.AgentEntry] = field(default_factory=dict)
+    frameworks: dict[str, registry_pb2.FrameworkEntry] = field(default_factory=dict)
+    removed_frameworks: dict[str, float] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def decode(cls, entries: Mapping[str, bytes]) -> RegistryState:
+        """The state stored as `entries`; RegistryError names an entry that does not parse."""
+        state = cls()
+        for key, value in entries.items():
+            state.apply(Mutation(key, value))
+        return state
+
+    def encode(self) -> dict[str, bytes]:
+        """The entries that store this state (the inverse of `decode`)."""
+        entries: dict[str, bytes] = {}
+        for agent_id, agent in self.agents.items():
+            entries[registry_key(AGENTS, agent_id)] = agent.SerializeToString()
+        for framework_id, framework in self.frameworks.items():
+            entries[registry_key(FRAMEWORKS, framework_id)] = framework.SerializeToString()
+        for framework_id, removed_at in self.removed_frameworks.items():
+            removed = registry_pb2.RemovedFramework(removed_at=removed_at)
+            entries[registry_key(REMOVED_FRAMEWORKS, framework_id)] = removed.SerializeToString()
+        for role, weight in self.weights.items():
+            entries[registry_key(WEIGHTS, role)] = registry_pb2.Weight(
+                weight=weight
+            ).SerializeToString()
+        return entries
+
+    def apply(self, mutation: Mutation) -> None:
+        """Apply one mutation; RegistryError when its key or value is not a registry entry."""
+        kind, name = split_key(mutation.key)
+        tables: dict[str, dict[str, Any]] = {
+            AGENTS: self.agents,
+            FRAMEWORKS: self.frameworks,
+            REMOVED_FRAMEWORKS: self.removed_frameworks,
+            WEIGHTS: self.weights,
+        }
+        entries = tables.get(kind)
+        if entries is None or not name:
+            raise RegistryError(f"unknown registry entry {mutation.key!r}")
+        if mutation.value is None:
+            entries.pop(name, None)
+            return
+        try:
+            if kind == AGENTS:
+                self.agents[name] = registry_pb2.AgentEntry.FromString(mutation.value)
+            elif kind == FRAMEWORKS:
+                self.frameworks[name] = registry_pb2.FrameworkEntry.FromString(mutation.value)
+            elif kind == REMOVED_FRAMEWORKS:
+                removed = registry_pb2.RemovedFramework.FromString(mutation.value)
+                self.removed_frameworks[name] = removed.removed_at
+            else:
+                self.weights[name] = registry_pb2.Weight.FromString(mutation.value).weight
+        except DecodeError as exc:
+            raise RegistryError(f"registry entry {mutation.key!r} is corrupt: {exc}") from exc
+
+
+class Registry:
+    """The core's writes to the registry, in domain terms; each becomes one `Mutation`."""
+
+    def __init__(self, sink: RegistrySink, removed_frameworks: Mapping[str, float]) -> None:
+        self._sink = sink
+        self._removed = dict(removed_frameworks)
+
+    def store_agent(
+        self,
+        info: mesos_pb2.AgentInfo,
+        *,
+        unreachable_since: float | None = None,
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        """Record an admitted agent (reachable unless `unreachable_since` is given)."""
+        entry = registry_pb2.AgentEntry(info=info, unreachable_since=unreachable_since or 0.0)
+        self._sink.write(
+            Mutation(registry_key(AGENTS, info.id.value), entry.SerializeToString()), then
+        )
+
+    def store_framework(
+        self, info: mesos_pb2.FrameworkInfo, *, disconnected_since: float | None = None
+    ) -> None:
+        """Record a framework (connected unless `disconnected_since` is given)."""
+        entry = registry_pb2.FrameworkEntry(info=info, disconnected_since=disconnected_since or 0.0)
+        self._sink.write(
+            Mutation(registry_key(FRAMEWORKS, info.id.value), entry.SerializeToString())
+        )
+
+    def remove_framework(self, framework_id: str, removed_at: float) -> None:
+        """Forget a framework and remember that it was removed (the oldest such memory goes
+        once there are more than `MAX_REMOVED_FRAMEWORKS`)."""
+        self._sink.write(Mutation(registry_key(FRAMEWORKS, framework_id), None))
+        removed = registry_pb2.RemovedFramework(removed_at=removed_at)
+        self._sink.write(
+            Mutation(registry_key(REMOVED_FRAMEWORKS, framework_id), removed.SerializeToString())
+        )
+        self._removed[framework_id] = removed_at
+        while len(self._removed) > MAX_REMOVED_FRAMEWORKS:
+            oldest = min(self._removed, key=self._removed.__getitem__)
+            del self._removed[oldest]
+            self._sink.write(Mutation(registry_key(REMOVED_FRAMEWORKS, oldest), None))
+
+    def is_removed(self, framework_id: str) -> bool:
+        """Whether `framework_id` was removed (and is still remembered)."""
+        return framework_id in self._removed
+
+    def set_weight(self, role: str, weight: float) -> None:
+        """Record an operator-set weight."""
+        self._sink.write(
+            Mutation(registry_key(WEIGHTS, role), registry_pb2.Weight(weight=weight)
+                     .SerializeToString())
+        )
+
+
+class ImmediateSink:
+    """A sink whose writes are "durable" at once, kept in memory: the registry of a master run
+    without --zk and --work_dir (nothing survives the process), and of unit tests.
+
+    With `hold=True`, writes and their callbacks wait for `flush()`, so tests can look at the
+    core between a write and its durability.
+    """
+
+    def __init__(self, *, hold: bool = False) -> None:
+        self.state = RegistryState()
+        self.written: list[Mutation] = []
+        self._hold = hold
+        self._pending: list[tuple[Mutation, Callable[[], None] | None]] = []
+
+    def write(self, mutation: Mutation, then: Callable[[], None] | None = None) -> None:
+        self._pending.append((mutation, then))
+        if not self._hold:
+            self.flush()
+
+    def flush(self) -> None:
+        """Make every queued write durable and run its callback, in order."""
+        while self._pending:
+            mutation, then = self._pending.pop(0)
+            self.state.apply(mutation)
+            self.written.append(mutation)
+            if then is not None:
+                then()

@@ -1,0 +1,126 @@
+"""The registry in ZooKeeper (with `--zk`), fenced by the leader's epoch.
+
+Layout under the election path (`/mesos` for `zk://.../mesos`), beside the `json.info_N` members:
+
+    registry/epoch            the epoch of the leader that owns the registry (decimal text)
+    registry/<kind>/<name>    one znode per entry (kinds and values: `mesos_master.registry`)
+
+Fencing: `recover()` runs one transaction that checks the leader's own election znode still
+exists (so it still leads) and sets `registry/epoch` to its epoch, recording the znode version
+that write produced. Every later commit is one transaction that first checks `registry/epoch` is
+still at that version: once a newer leader has taken the registry over, every write of the
+deposed one fails as a whole (RegistryError), whatever its own session believes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+from kazoo.exceptions import (
+    BadVersionError,
+    KazooException,
+    NodeExistsError,
+    NoNodeError,
+    RolledBackError,
+)
+
+from mesos_common.zookeeper import ZooKeeperSession
+from mesos_master.registry import KINDS, Mutation, RegistryError
+
+
+class ZooKeeperRegistryStore:
+    """A `RegistryStore` in ZooKeeper for the leader of `epoch` whose election znode is
+    `member_path`; see the module docstring."""
+
+    def __init__(
+        self, session: ZooKeeperSession, path: str, *, epoch: int, member_path: str
+    ) -> None:
+        self._session = session
+        self.root = f"{path.rstrip('/')}/registry"
+        self.epoch = epoch
+        self._member_path = member_path
+        self._epoch_path = f"{self.root}/epoch"
+        self._epoch_version: int | None = None
+        self._existing: set[str] = set()
+
+    async def recover(self) -> dict[str, bytes]:
+        try:
+            return await self._recover()
+        except KazooException as exc:
+            raise RegistryError(f"cannot recover the registry from ZooKeeper: {exc!r}") from exc
+
+    async def _recover(self) -> dict[str, bytes]:
+        client = self._session.client
+        for kind in KINDS:
+            await self._session.call(client.ensure_path_async, f"{self.root}/{kind}")
+        with contextlib.suppress(NodeExistsError):
+            await self._session.call(client.create_async, self._epoch_path, b"0")
+        data, stat = await self._session.call(client.get_async, self._epoch_path)
+        stored = int(bytes(data).decode() or "0")
+        if stored > self.epoch:
+            raise RegistryError(
+                f"the registry belongs to a newer leader (epoch {stored} > ours, {self.epoch})"
+            )
+        transaction = client.transaction()
+        transaction.check(self._member_path, -1)
+        transaction.set_data(self._epoch_path, str(self.epoch).encode(), version=stat.version)
+        results = await self._session.call(transaction.commit_async)
+        _raise_failures(results, "taking the registry over")
+        self._epoch_version = results[1].version
+
+        entries: dict[str, bytes] = {}
+        for kind in KINDS:
+            names = await self._session.call(client.get_children_async, f"{self.root}/{kind}")
+            reads = [
+                self._session.call(client.get_async, f"{self.root}/{kind}/{name}")
+                for name in names
+            ]
+            for name, (value, _stat) in zip(names, await asyncio.gather(*reads), strict=True):
+                entries[f"{kind}/{name}"] = bytes(value)
+        self._existing = set(entries)
+        return entries
+
+    async def commit(self, mutations: Sequence[Mutation]) -> None:
+        if self._epoch_version is None:
+            raise RegistryError("the registry was not recovered")
+        client = self._session.client
+        transaction = client.transaction()
+        transaction.check(self._epoch_path, self._epoch_version)
+        for mutation in mutations:
+            path = f"{self.root}/{mutation.key}"
+            if mutation.value is None:
+                if mutation.key in self._existing:
+                    transaction.delete(path)
+            elif mutation.key in self._existing:
+                transaction.set_data(path, mutation.value)
+            else:
+                transaction.create(path, mutation.value)
+        try:
+            results = await self._session.call(transaction.commit_async)
+        except KazooException as exc:
+            raise RegistryError(f"registry write failed: {exc!r}") from exc
+        _raise_failures(results, "writing the registry")
+        for mutation in mutations:
+            if mutation.value is None:
+                self._existing.discard(mutation.key)
+            else:
+                self._existing.add(mutation.key)
+
+    async def close(self) -> None:
+        self._epoch_version = None
+
+
+def _raise_failures(results: list[Any], doing: str) -> None:
+    """Raise RegistryError for the first failed operation of a committed transaction."""
+    for result in results:
+        if isinstance(result, BadVersionError):
+            raise RegistryError(f"{doing}: a newer leader has taken the registry over")
+        if isinstance(result, NoNodeError):
+            raise RegistryError(
+                f"{doing}: a znode it relies on is gone (our election znode: no longer leading)"
+            )
+        if isinstance(result, Exception) and not isinstance(result, RolledBackError):
+            raise RegistryError(f"{doing} failed: {result!r}")

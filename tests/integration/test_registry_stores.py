@@ -1,0 +1,181 @@
+"""The registry's durable stores: the local log + snapshot under a work_dir, and ZooKeeper with
+epoch fencing (a real private ZooKeeper)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from mesos_common.addresses import parse_zk_url
+from mesos_common.zookeeper import ZooKeeperSession
+from mesos_master import registry_local
+from mesos_master.election import ZooKeeperContender
+from mesos_master.registrar import Registrar
+from mesos_master.registry import Mutation, RegistryError
+from mesos_master.registry_local import LocalRegistryStore, encode_record
+from mesos_master.registry_zk import ZooKeeperRegistryStore
+from protos import mesos_pb2
+from tests.zookeeper import ZooKeeperEnsemble, zookeeper
+
+pytestmark = pytest.mark.integration
+
+
+async def recovered(directory: Path) -> tuple[LocalRegistryStore, dict[str, bytes]]:
+    store = LocalRegistryStore(directory)
+    return store, await store.recover()
+
+
+async def test_local_store_survives_restarts(tmp_path: Path) -> None:
+    store, entries = await recovered(tmp_path)
+    assert entries == {}
+    await store.commit([Mutation("agents/a1", b"one"), Mutation("agents/a2", b"two")])
+    await store.commit([Mutation("agents/a1", None), Mutation("weights/r", b"w")])
+    await store.close()
+
+    store, entries = await recovered(tmp_path)
+    assert entries == {"agents/a2": b"two", "weights/r": b"w"}
+    await store.close()
+
+
+async def test_local_store_cuts_off_a_torn_append(tmp_path: Path) -> None:
+    store, _ = await recovered(tmp_path)
+    await store.commit([Mutation("agents/a1", b"one")])
+    await store.close()
+    torn = encode_record([Mutation("agents/a2", b"two")])
+    with (tmp_path / "log").open("ab") as log:
+        log.write(torn[: len(torn) - 3])  # the crash came in the middle of the append
+
+    store, entries = await recovered(tmp_path)
+    assert entries == {"agents/a1": b"one"}
+    await store.commit([Mutation("agents/a3", b"three")])  # appends after the intact prefix
+    await store.close()
+    _, entries = await recovered(tmp_path)
+    assert entries == {"agents/a1": b"one", "agents/a3": b"three"}
+
+
+async def test_local_store_refuses_corruption_before_the_end(tmp_path: Path) -> None:
+    store, _ = await recovered(tmp_path)
+    await store.commit([Mutation("agents/a1", b"one")])
+    await store.commit([Mutation("agents/a2", b"two")])
+    await store.close()
+    data = bytearray((tmp_path / "log").read_bytes())
+    data[10] ^= 0xFF  # inside the first record
+    (tmp_path / "log").write_bytes(bytes(data))
+    with pytest.raises(RegistryError, match="corrupt"):
+        await LocalRegistryStore(tmp_path).recover()
+
+
+async def test_local_store_compacts_its_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(registry_local, "COMPACT_AFTER_BYTES", 200)
+    store, _ = await recovered(tmp_path)
+    for index in range(50):
+        await store.commit([Mutation("agents/a", str(index).encode() * 10)])
+    await store.close()
+    assert (tmp_path / "log").stat().st_size < 200
+    assert (tmp_path / "snapshot").stat().st_size > 0
+    _, entries = await recovered(tmp_path)
+    assert entries == {"agents/a": b"49" * 10}
+
+
+async def test_one_master_per_work_dir(tmp_path: Path) -> None:
+    first, _ = await recovered(tmp_path)
+    with pytest.raises(RegistryError, match="another master"):
+        await LocalRegistryStore(tmp_path).recover()
+    await first.close()
+    second, _ = await recovered(tmp_path)
+    await second.close()
+
+
+async def test_registrar_runs_callbacks_after_commits_in_order(tmp_path: Path) -> None:
+    store, _ = await recovered(tmp_path)
+    registrar = Registrar(store)
+    seen: list[str] = []
+    registrar.write(Mutation("agents/a", b"1"), lambda: seen.append("a"))
+    registrar.write(Mutation("agents/b", b"2"), lambda: seen.append("b"))
+    registrar.write(Mutation("agents/a", None))
+    task = asyncio.create_task(registrar.run())
+    await registrar.drain()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert seen == ["a", "b"]
+    await store.close()
+    _, entries = await recovered(tmp_path)
+    assert entries == {"agents/b": b"2"}
+
+
+# ---------------------------------------------------------------------------- ZooKeeper
+
+
+@pytest.fixture(scope="module")
+def zk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperEnsemble]:
+    with zookeeper(tmp_path_factory.mktemp("zk")) as ensemble:
+        yield ensemble
+
+
+class Term:
+    """A contender that has entered the election, with a registry store for its epoch."""
+
+    def __init__(self, contender: ZooKeeperContender) -> None:
+        self.contender = contender
+        assert contender.epoch is not None and contender.member_path is not None
+        self.store = ZooKeeperRegistryStore(
+            contender.session,
+            contender.url.path,
+            epoch=contender.epoch,
+            member_path=contender.member_path,
+        )
+
+
+@pytest.fixture
+async def terms(zk: ZooKeeperEnsemble) -> AsyncIterator[list[Term]]:
+    path = f"/registry-{uuid.uuid4().hex[:8]}"
+    started: list[Term] = []
+
+    async def start() -> Term:
+        info = mesos_pb2.MasterInfo(id=uuid.uuid4().hex, address="127.0.0.1", port=1)
+        contender = ZooKeeperContender(
+            parse_zk_url(zk.url(path)), info, session_timeout=5.0
+        )
+        await contender.start()
+        started.append(Term(contender))
+        return started[-1]
+
+    try:
+        yield [await start(), await start()]
+    finally:
+        for term in started:
+            await term.store.close()
+            await term.contender.close()
+
+
+async def test_zookeeper_store_round_trip_and_fencing(terms: list[Term]) -> None:
+    first, second = terms
+    assert await first.store.recover() == {}
+    await first.store.commit([Mutation("agents/a1", b"one"), Mutation("frameworks/f", b"f")])
+    await first.store.commit([Mutation("frameworks/f", None), Mutation("agents/a1", b"uno")])
+
+    # The next leader takes the registry over: it sees everything; the first is fenced out.
+    assert await second.store.recover() == {"agents/a1": b"uno"}
+    with pytest.raises(RegistryError, match="newer leader"):
+        await first.store.commit([Mutation("agents/a2", b"late")])
+    await second.store.commit([Mutation("agents/a3", b"three")])
+
+    # A deposed leader cannot take it back either.
+    with pytest.raises(RegistryError, match="newer leader"):
+        await first.store.recover()
+
+
+async def test_zookeeper_store_refuses_a_leader_whose_znode_is_gone(terms: list[Term]) -> None:
+    first, _ = terms
+    session: ZooKeeperSession = first.contender.session
+    assert first.contender.member_path is not None
+    await session.call(session.client.delete_async, first.contender.member_path)
+    with pytest.raises(RegistryError, match="election znode"):
+        await first.store.recover()
