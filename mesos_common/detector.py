@@ -2,7 +2,7 @@
 
 `create_detector` turns the `--master` value into a detector. A standalone detector always
 names the one configured master; a ZooKeeper detector follows the election group that the
-masters' contenders (`mesos_master.election`) maintain under the URL's path.
+masters' contenders (`mesos_common.election`) maintain under the URL's path.
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ from pathlib import Path
 import structlog
 
 from mesos_common.addresses import parse_zk_url
+from mesos_common.election import LeadershipLost
 from mesos_common.flags import FlagParser, parse_duration, parse_flags, parse_port
 from mesos_common.logging import configure_logging
-from mesos_master.election import LeadershipLost
 from mesos_master.master import MasterConfig
 from mesos_master.server import MasterServer
 from mesos_master.validation import validate_role

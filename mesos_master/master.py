@@ -34,6 +34,7 @@ import structlog
 
 from mesos_common.clock import Clock
 from mesos_common.resources import Resources
+from mesos_common.store import Sink
 from mesos_common.task_states import TERMINAL_STATES
 from mesos_master.allocator import Allocator
 from mesos_master.records import (
@@ -44,7 +45,7 @@ from mesos_master.records import (
     Outbox,
     TaskRecord,
 )
-from mesos_master.registry import ImmediateSink, Registry, RegistrySink, RegistryState
+from mesos_master.registry import ImmediateSink, Registry, RegistryState
 from mesos_master.validation import validate_framework_info, validate_task
 from protos import agent_pb2, mesos_pb2, scheduler_pb2
 
@@ -107,7 +108,7 @@ class Master:
         clock: Clock,
         config: MasterConfig,
         *,
-        registry: RegistrySink | None = None,
+        registry: Sink | None = None,
         recovered: RegistryState | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:

@@ -2,8 +2,8 @@
 
 Pure part: the recovered `RegistryState`, and `Registry`, which turns the core's decisions
 (agent admitted, agent unreachable, framework stored or removed, weight set) into key/value
-`Mutation`s handed to a `RegistrySink`. The sink (`mesos_master.registrar.Registrar` in the
-process) makes them durable in order and then runs each mutation's `then` callback, so the core
+`Mutation`s handed to a `Sink`. The sink (`mesos_common.store.BatchWriter` in the process)
+makes them durable in order and then runs each mutation's `then` callback, so the core
 can hold back what must not happen before the write is durable (an agent's admission).
 
 Keys: `agents/<id>`, `frameworks/<id>`, `removed_frameworks/<id>`, `weights/<role>`, ids
@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-from urllib.parse import quote, unquote
+from typing import Any
 
 from google.protobuf.message import DecodeError
 
+from mesos_common.store import Mutation, Sink, StoreError, split_key, store_key
 from protos import mesos_pb2, registry_pb2
 
 AGENTS = "agents"
@@ -29,37 +29,6 @@ KINDS = (AGENTS, FRAMEWORKS, REMOVED_FRAMEWORKS, WEIGHTS)
 
 # Removed frameworks are remembered (and refused when they subscribe again) up to this many.
 MAX_REMOVED_FRAMEWORKS = 1000
-
-
-def registry_key(kind: str, name: str) -> str:
-    """The key of entry `name` of `kind` (one path segment per part, safe in a znode path)."""
-    return f"{kind}/{quote(name, safe='')}"
-
-
-def split_key(key: str) -> tuple[str, str]:
-    """The (kind, name) of a key made by `registry_key`."""
-    kind, _, name = key.partition("/")
-    return kind, unquote(name)
-
-
-@dataclass(frozen=True, slots=True)
-class Mutation:
-    """Set `key` to `value`, or delete it when `value` is None."""
-
-    key: str
-    value: bytes | None
-
-
-class RegistryError(Exception):
-    """The registry cannot be read or written; the master must stop leading."""
-
-
-class RegistrySink(Protocol):
-    """Where the core's registry writes go; `then` runs once the write is durable."""
-
-    def write(self, mutation: Mutation, then: Callable[[], None] | None = None) -> None:
-        """Queue `mutation`; writes become durable in the order they were queued."""
-        ...
 
 
 @dataclass(slots=True)
@@ -73,7 +42,7 @@ class RegistryState:
 
     @classmethod
     def decode(cls, entries: Mapping[str, bytes]) -> RegistryState:
-        """The state stored as `entries`; RegistryError names an entry that does not parse."""
+        """The state stored as `entries`; StoreError names an entry that does not parse."""
         state = cls()
         for key, value in entries.items():
             state.apply(Mutation(key, value))
@@ -83,20 +52,20 @@ class RegistryState:
         """The entries that store this state (the inverse of `decode`)."""
         entries: dict[str, bytes] = {}
         for agent_id, agent in self.agents.items():
-            entries[registry_key(AGENTS, agent_id)] = agent.SerializeToString()
+            entries[store_key(AGENTS, agent_id)] = agent.SerializeToString()
         for framework_id, framework in self.frameworks.items():
-            entries[registry_key(FRAMEWORKS, framework_id)] = framework.SerializeToString()
+            entries[store_key(FRAMEWORKS, framework_id)] = framework.SerializeToString()
         for framework_id, removed_at in self.removed_frameworks.items():
             removed = registry_pb2.RemovedFramework(removed_at=removed_at)
-            entries[registry_key(REMOVED_FRAMEWORKS, framework_id)] = removed.SerializeToString()
+            entries[store_key(REMOVED_FRAMEWORKS, framework_id)] = removed.SerializeToString()
         for role, weight in self.weights.items():
-            entries[registry_key(WEIGHTS, role)] = registry_pb2.Weight(
+            entries[store_key(WEIGHTS, role)] = registry_pb2.Weight(
                 weight=weight
             ).SerializeToString()
         return entries
 
     def apply(self, mutation: Mutation) -> None:
-        """Apply one mutation; RegistryError when its key or value is not a registry entry."""
+        """Apply one mutation; StoreError when its key or value is not a registry entry."""
         kind, name = split_key(mutation.key)
         tables: dict[str, dict[str, Any]] = {
             AGENTS: self.agents,
@@ -106,7 +75,7 @@ class RegistryState:
         }
         entries = tables.get(kind)
         if entries is None or not name:
-            raise RegistryError(f"unknown registry entry {mutation.key!r}")
+            raise StoreError(f"unknown registry entry {mutation.key!r}")
         if mutation.value is None:
             entries.pop(name, None)
             return
@@ -121,13 +90,13 @@ class RegistryState:
             else:
                 self.weights[name] = registry_pb2.Weight.FromString(mutation.value).weight
         except DecodeError as exc:
-            raise RegistryError(f"registry entry {mutation.key!r} is corrupt: {exc}") from exc
+            raise StoreError(f"registry entry {mutation.key!r} is corrupt: {exc}") from exc
 
 
 class Registry:
     """The core's writes to the registry, in domain terms; each becomes one `Mutation`."""
 
-    def __init__(self, sink: RegistrySink, removed_frameworks: Mapping[str, float]) -> None:
+    def __init__(self, sink: Sink, removed_frameworks: Mapping[str, float]) -> None:
         self._sink = sink
         self._removed = dict(removed_frameworks)
 
@@ -141,7 +110,7 @@ class Registry:
         """Record an admitted agent (reachable unless `unreachable_since` is given)."""
         entry = registry_pb2.AgentEntry(info=info, unreachable_since=unreachable_since or 0.0)
         self._sink.write(
-            Mutation(registry_key(AGENTS, info.id.value), entry.SerializeToString()), then
+            Mutation(store_key(AGENTS, info.id.value), entry.SerializeToString()), then
         )
 
     def store_framework(
@@ -150,22 +119,22 @@ class Registry:
         """Record a framework (connected unless `disconnected_since` is given)."""
         entry = registry_pb2.FrameworkEntry(info=info, disconnected_since=disconnected_since or 0.0)
         self._sink.write(
-            Mutation(registry_key(FRAMEWORKS, info.id.value), entry.SerializeToString())
+            Mutation(store_key(FRAMEWORKS, info.id.value), entry.SerializeToString())
         )
 
     def remove_framework(self, framework_id: str, removed_at: float) -> None:
         """Forget a framework and remember that it was removed (the oldest such memory goes
         once there are more than `MAX_REMOVED_FRAMEWORKS`)."""
-        self._sink.write(Mutation(registry_key(FRAMEWORKS, framework_id), None))
+        self._sink.write(Mutation(store_key(FRAMEWORKS, framework_id), None))
         removed = registry_pb2.RemovedFramework(removed_at=removed_at)
         self._sink.write(
-            Mutation(registry_key(REMOVED_FRAMEWORKS, framework_id), removed.SerializeToString())
+            Mutation(store_key(REMOVED_FRAMEWORKS, framework_id), removed.SerializeToString())
         )
         self._removed[framework_id] = removed_at
         while len(self._removed) > MAX_REMOVED_FRAMEWORKS:
             oldest = min(self._removed, key=self._removed.__getitem__)
             del self._removed[oldest]
-            self._sink.write(Mutation(registry_key(REMOVED_FRAMEWORKS, oldest), None))
+            self._sink.write(Mutation(store_key(REMOVED_FRAMEWORKS, oldest), None))
 
     def is_removed(self, framework_id: str) -> bool:
         """Whether `framework_id` was removed (and is still remembered)."""
@@ -174,7 +143,7 @@ class Registry:
     def set_weight(self, role: str, weight: float) -> None:
         """Record an operator-set weight."""
         self._sink.write(
-            Mutation(registry_key(WEIGHTS, role), registry_pb2.Weight(weight=weight)
+            Mutation(store_key(WEIGHTS, role), registry_pb2.Weight(weight=weight)
                      .SerializeToString())
         )
 

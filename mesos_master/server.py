@@ -10,7 +10,7 @@ Flow::
 
 A standby (or a leader whose ZooKeeper session is suspended) answers every call with
 UNAVAILABLE and names the leader in the `mesos-leader` trailing metadata. A new leader first
-recovers the registry (fencing out earlier leaders: `mesos_master.registry_zk`), then builds a
+recovers the registry (fencing out earlier leaders: `mesos_common.store_zk`), then builds a
 fresh core from it and learns tasks as agents re-register (DESIGN decisions 4 and 5). The
 registry lives in ZooKeeper with --zk, under --work_dir without it, and only in memory when
 neither is given. A registry failure ends leadership for good (`LeadershipLost`).
@@ -32,21 +32,21 @@ import grpc
 import structlog
 
 from mesos_common.clock import SystemClock
-from mesos_common.zookeeper import master_address
-from mesos_master.election import (
+from mesos_common.election import (
     Contender,
     Leadership,
     LeadershipLost,
     ZooKeeperContender,
     create_contender,
 )
+from mesos_common.store import BatchWriter, Store, StoreError
+from mesos_common.store_local import LocalStore
+from mesos_common.store_zk import ZooKeeperStore
+from mesos_common.zookeeper import master_address
 from mesos_master.interceptors import CallPolicy, interceptor_chain
 from mesos_master.master import ErrorCode, Master, MasterConfig, MasterError
 from mesos_master.records import FrameworkRecord
-from mesos_master.registrar import Registrar, RegistryStore
-from mesos_master.registry import RegistryError, RegistryState
-from mesos_master.registry_local import LocalRegistryStore
-from mesos_master.registry_zk import ZooKeeperRegistryStore
+from mesos_master.registry import KINDS, RegistryState
 from protos import (
     agent_pb2,
     agent_pb2_grpc,
@@ -332,7 +332,7 @@ class MasterServer:
         self._allocation_wanted = asyncio.Event()
         self.gate = LeaderGate(self._allocation_wanted.set)
         self.started = asyncio.Event()
-        self.registrar: Registrar | None = None
+        self.registrar: BatchWriter | None = None
 
     @property
     def master(self) -> Master | None:
@@ -396,10 +396,10 @@ class MasterServer:
         store = self._registry_store(contender, state)
         try:
             recovered: RegistryState | None = None
-            registrar: Registrar | None = None
+            registrar: BatchWriter | None = None
             if store is not None:
                 recovered = RegistryState.decode(await store.recover())
-                registrar = Registrar(store)
+                registrar = BatchWriter(store)
             self.registrar = registrar
             master = Master(
                 self.info, SystemClock(), self.config, registry=registrar, recovered=recovered
@@ -417,17 +417,18 @@ class MasterServer:
             if store is not None:
                 await store.close()
 
-    def _registry_store(self, contender: Contender, state: Leadership) -> RegistryStore | None:
+    def _registry_store(self, contender: Contender, state: Leadership) -> Store | None:
         if isinstance(contender, ZooKeeperContender):
             assert state.epoch is not None and contender.member_path is not None
-            return ZooKeeperRegistryStore(
+            return ZooKeeperStore(
                 contender.session,
-                contender.url.path,
+                f"{contender.url.path.rstrip('/')}/registry",
+                KINDS,
                 epoch=state.epoch,
                 member_path=contender.member_path,
             )
         if self._work_dir is not None:
-            return LocalRegistryStore(self._work_dir / "registry")
+            return LocalStore(self._work_dir / "registry")
         return None
 
     def _stop_leading(self) -> None:
@@ -468,7 +469,7 @@ def _term_failure(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The one exception to raise for a failed leadership term (task groups wrap them)."""
     leaves = list(_leaves(group))
     for error in leaves:
-        if isinstance(error, RegistryError):
+        if isinstance(error, StoreError):
             log.error("the registry failed; stepping down", reason=str(error))
             return LeadershipLost(f"registry: {error}")
     for error in leaves:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from protos import mesos_pb2 as protos_dot_mesos__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15protos/registry.proto\x12\x0emesos.registry\x1a\x12protos/mesos.proto\"G\n\nAgentEntry\x12\x1e\n\x04info\x18\x01 \x01(\x0b\x32\x10.mesos.AgentInfo\x12\x19\n\x11unreachable_since\x18\x02 \x01(\x01\"P\n\x0e\x46rameworkEntry\x12\"\n\x04info\x18\x01 \x01(\x0b\x32\x14.mesos.FrameworkInfo\x12\x1a\n\x12\x64isconnected_since\x18\x02 \x01(\x01\"&\n\x10RemovedFramework\x12\x12\n\nremoved_at\x18\x01 \x01(\x01\"\x18\n\x06Weight\x12\x0e\n\x06weight\x18\x01 \x01(\x01\"w\n\x0bStoredBatch\x12\x32\n\x07\x65ntries\x18\x01 \x03(\x0b\x32!.mesos.registry.StoredBatch.Entry\x1a\x34\n\x05\x45ntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\x12\x0f\n\x07\x64\x65leted\x18\x03 \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15protos/registry.proto\x12\x0emesos.registry\x1a\x12protos/mesos.proto\"G\n\nAgentEntry\x12\x1e\n\x04info\x18\x01 \x01(\x0b\x32\x10.mesos.AgentInfo\x12\x19\n\x11unreachable_since\x18\x02 \x01(\x01\"P\n\x0e\x46rameworkEntry\x12\"\n\x04info\x18\x01 \x01(\x0b\x32\x14.mesos.FrameworkInfo\x12\x1a\n\x12\x64isconnected_since\x18\x02 \x01(\x01\"&\n\x10RemovedFramework\x12\x12\n\nremoved_at\x18\x01 \x01(\x01\"\x18\n\x06Weight\x12\x0e\n\x06weight\x18\x01 \x01(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,8 +40,4 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REMOVEDFRAMEWORK']._serialized_end=254
   _globals['_WEIGHT']._serialized_start=256
   _globals['_WEIGHT']._serialized_end=280
-  _globals['_STOREDBATCH']._serialized_start=282
-  _globals['_STOREDBATCH']._serialized_end=401
-  _globals['_STOREDBATCH_ENTRY']._serialized_start=349
-  _globals['_STOREDBATCH_ENTRY']._serialized_end=401
 # @@protoc_insertion_point(module_scope)

@@ -4,15 +4,14 @@ isort:skip_file
 The master's registry: what a newly elected master recovers (DESIGN decision 5).
 
 Each entry is one value under a key (`agents/<id>`, `frameworks/<id>`,
-`removed_frameworks/<id>`, `weights/<role>`), stored as one znode under `<zk path>/registry/`
-with --zk, or in the crash-safe log under `<work_dir>/registry/` without it. Times are wall-clock
-seconds since the epoch, so that they keep their meaning on another master.
+`removed_frameworks/<id>`, `weights/<role>`), stored (by `mesos_common.store`) as one znode
+under `<zk path>/registry/` with --zk, or in the crash-safe log under `<work_dir>/registry/`
+without it. Times are wall-clock seconds since the epoch, so that they keep their meaning on
+another master.
 """
 
-from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from google.protobuf.internal import containers as _containers
 from protos import mesos_pb2 as _mesos_pb2
 import builtins as _builtins
 import sys
@@ -120,50 +119,3 @@ class Weight(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Weight: _TypeAlias = Weight  # noqa: Y015
-
-@_typing.final
-class StoredBatch(_message.Message):
-    """One atomic batch of the local registry's log (`<work_dir>/registry/log`); the snapshot file
-    holds one batch that puts every entry.
-    """
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    @_typing.final
-    class Entry(_message.Message):
-        DESCRIPTOR: _descriptor.Descriptor
-
-        KEY_FIELD_NUMBER: _builtins.int
-        VALUE_FIELD_NUMBER: _builtins.int
-        DELETED_FIELD_NUMBER: _builtins.int
-        key: _builtins.str
-        value: _builtins.bytes
-        deleted: _builtins.bool
-        def __init__(
-            self,
-            *,
-            key: _builtins.str = ...,
-            value: _builtins.bytes = ...,
-            deleted: _builtins.bool = ...,
-        ) -> None: ...
-        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted", b"deleted", "key", b"key", "value", b"value"]  # noqa: Y015
-        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-        def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-    ENTRIES_FIELD_NUMBER: _builtins.int
-    @_builtins.property
-    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___StoredBatch.Entry]: ...
-    def __init__(
-        self,
-        *,
-        entries: _abc.Iterable[Global___StoredBatch.Entry] | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___StoredBatch: _TypeAlias = StoredBatch  # noqa: Y015

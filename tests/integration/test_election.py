@@ -16,7 +16,7 @@ from kazoo.exceptions import NoAuthError
 
 from mesos_common.addresses import HostPort, parse_zk_url
 from mesos_common.detector import ZooKeeperDetector, create_detector
-from mesos_master.election import (
+from mesos_common.election import (
     NOT_LEADING,
     Leadership,
     LeadershipLost,

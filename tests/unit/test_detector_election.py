@@ -10,6 +10,14 @@ from kazoo.security import Permissions
 
 from mesos_common.addresses import HostPort, parse_zk_url
 from mesos_common.detector import StandaloneDetector, ZooKeeperDetector, create_detector
+from mesos_common.election import (
+    NOT_LEADING,
+    STANDALONE_EPOCH,
+    Leadership,
+    StandaloneContender,
+    ZooKeeperContender,
+    create_contender,
+)
 from mesos_common.zookeeper import (
     decode_master_info,
     encode_master_info,
@@ -17,14 +25,6 @@ from mesos_common.zookeeper import (
     master_address,
     member_sequence,
     order_members,
-)
-from mesos_master.election import (
-    NOT_LEADING,
-    STANDALONE_EPOCH,
-    Leadership,
-    StandaloneContender,
-    ZooKeeperContender,
-    create_contender,
 )
 from protos import mesos_pb2
 

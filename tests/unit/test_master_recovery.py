@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mesos_common.resources import Resources
+from mesos_common.store import Mutation, StoreError, split_key, store_key
 from mesos_master import registry as registry_module
 from mesos_master.master import ErrorCode, MasterError
 from mesos_master.records import FrameworkRecord
@@ -12,12 +13,8 @@ from mesos_master.registry import (
     AGENTS,
     FRAMEWORKS,
     ImmediateSink,
-    Mutation,
     Registry,
-    RegistryError,
     RegistryState,
-    registry_key,
-    split_key,
 )
 from protos import agent_pb2, mesos_pb2, registry_pb2, scheduler_pb2
 from tests.unit.test_master import Cluster, RecordingOutbox, agent_status, task
@@ -239,13 +236,13 @@ def test_registry_state_round_trips_and_refuses_corrupt_entries() -> None:
         weights={"eng/backend": 2.0},
     )
     entries = state.encode()
-    assert registry_key(AGENTS, "a/1") in entries  # the id's slash is encoded
-    assert split_key(registry_key(AGENTS, "a/1")) == (AGENTS, "a/1")
+    assert store_key(AGENTS, "a/1") in entries  # the id's slash is encoded
+    assert split_key(store_key(AGENTS, "a/1")) == (AGENTS, "a/1")
     assert RegistryState.decode(entries) == state
 
-    with pytest.raises(RegistryError, match="corrupt"):
-        RegistryState.decode({registry_key(FRAMEWORKS, "f"): b"\xff\xff\xff"})
-    with pytest.raises(RegistryError, match="unknown"):
+    with pytest.raises(StoreError, match="corrupt"):
+        RegistryState.decode({store_key(FRAMEWORKS, "f"): b"\xff\xff\xff"})
+    with pytest.raises(StoreError, match="unknown"):
         RegistryState.decode({"nonsense/x": b""})
 
 
@@ -257,4 +254,4 @@ def test_removed_framework_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) ->
         registry.remove_framework(framework_id, removed_at=float(index))
     assert sorted(sink.state.removed_frameworks) == ["f2", "f3"]
     assert not registry.is_removed("f1")
-    assert Mutation(registry_key("removed_frameworks", "f1"), None) in sink.written
+    assert Mutation(store_key("removed_frameworks", "f1"), None) in sink.written

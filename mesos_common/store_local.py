@@ -1,8 +1,8 @@
-"""The registry under `--work_dir` when there is no ZooKeeper (the embedded default).
+"""A `Store` in a directory, for the embedded default without ZooKeeper (`mesos_common.store`).
 
-Layout of `<work_dir>/registry/`:
+Layout of the directory (the master uses `<work_dir>/registry/`):
 
-    lock      flock'ed by the master that owns the registry (one master per work_dir)
+    lock      flock'ed by the process that owns the store (one owner per directory)
     snapshot  one record: every entry at the time of the last compaction
     log       records appended since, one per committed batch
 
@@ -27,8 +27,8 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
-from mesos_master.registry import Mutation, RegistryError
-from protos import registry_pb2
+from mesos_common.store import Mutation, StoreError
+from protos import store_pb2
 
 _HEADER = struct.Struct(">II")
 # Compact once the log is this large and larger than the snapshot.
@@ -37,9 +37,9 @@ COMPACT_AFTER_BYTES = 4 * 1024 * 1024
 
 def encode_record(mutations: Sequence[Mutation]) -> bytes:
     """One log record holding `mutations`."""
-    batch = registry_pb2.StoredBatch(
+    batch = store_pb2.StoredBatch(
         entries=[
-            registry_pb2.StoredBatch.Entry(
+            store_pb2.StoredBatch.Entry(
                 key=m.key, value=m.value or b"", deleted=m.value is None
             )
             for m in mutations
@@ -53,7 +53,7 @@ def decode_records(data: bytes, *, name: str) -> tuple[list[list[Mutation]], int
     """The batches in `data` and the length of its intact prefix.
 
     A damaged or incomplete record is accepted only as the last one (a torn append); anywhere
-    else it raises RegistryError.
+    else it raises StoreError.
     """
     batches: list[list[Mutation]] = []
     offset = 0
@@ -67,11 +67,11 @@ def decode_records(data: bytes, *, name: str) -> tuple[list[list[Mutation]], int
         if end > len(data) or zlib.crc32(payload) != crc:
             if end >= len(data):
                 return batches, offset
-            raise RegistryError(f"the registry {name} is corrupt at byte {offset}")
+            raise StoreError(f"the store {name} is corrupt at byte {offset}")
         try:
-            batch = registry_pb2.StoredBatch.FromString(payload)
+            batch = store_pb2.StoredBatch.FromString(payload)
         except DecodeError as exc:
-            raise RegistryError(f"the registry {name} is corrupt at byte {offset}: {exc}") from exc
+            raise StoreError(f"the store {name} is corrupt at byte {offset}: {exc}") from exc
         batches.append(
             [Mutation(e.key, None if e.deleted else e.value) for e in batch.entries]
         )
@@ -79,8 +79,8 @@ def decode_records(data: bytes, *, name: str) -> tuple[list[list[Mutation]], int
     return batches, offset
 
 
-class LocalRegistryStore:
-    """A `RegistryStore` in files under `directory`; see the module docstring."""
+class LocalStore:
+    """A `Store` in files under `directory`; see the module docstring."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -109,14 +109,14 @@ class LocalRegistryStore:
             try:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise RegistryError(
-                    f"another master holds the registry in {self.directory}"
+                raise StoreError(
+                    f"another process holds the store in {self.directory}"
                 ) from None
             entries: dict[str, bytes] = {}
             snapshot = self._read("snapshot")
             batches, intact = decode_records(snapshot, name="snapshot")
             if intact != len(snapshot):
-                raise RegistryError(f"the registry snapshot in {self.directory} is truncated")
+                raise StoreError(f"the store snapshot in {self.directory} is truncated")
             self._snapshot_size = len(snapshot)
             log = self._read("log")
             log_batches, intact = decode_records(log, name="log")
@@ -129,7 +129,7 @@ class LocalRegistryStore:
             os.lseek(self._log_fd, intact, os.SEEK_SET)
             self._log_size = intact
         except OSError as exc:
-            raise RegistryError(f"cannot read the registry in {self.directory}: {exc}") from exc
+            raise StoreError(f"cannot read the store in {self.directory}: {exc}") from exc
         self._entries = entries
         return dict(entries)
 
@@ -141,13 +141,13 @@ class LocalRegistryStore:
 
     def _commit(self, mutations: list[Mutation]) -> None:
         if self._log_fd is None:
-            raise RegistryError("the registry was not recovered (or is closed)")
+            raise StoreError("the store was not recovered (or is closed)")
         record = encode_record(mutations)
         try:
             _write_all(self._log_fd, record)
             os.fsync(self._log_fd)
         except OSError as exc:
-            raise RegistryError(f"cannot write the registry log: {exc}") from exc
+            raise StoreError(f"cannot write the store log: {exc}") from exc
         self._log_size += len(record)
         _apply(self._entries, mutations)
         if self._log_size >= COMPACT_AFTER_BYTES and self._log_size > self._snapshot_size:
@@ -174,7 +174,7 @@ class LocalRegistryStore:
             os.lseek(self._log_fd, 0, os.SEEK_SET)
             os.fsync(self._log_fd)
         except OSError as exc:
-            raise RegistryError(f"cannot compact the registry: {exc}") from exc
+            raise StoreError(f"cannot compact the store: {exc}") from exc
         self._snapshot_size = len(snapshot)
         self._log_size = 0
 

@@ -1,15 +1,16 @@
-"""The registry in ZooKeeper (with `--zk`), fenced by the leader's epoch.
+"""A `Store` in ZooKeeper (with `--zk`), fenced by the leader's epoch (`mesos_common.store`).
 
-Layout under the election path (`/mesos` for `zk://.../mesos`), beside the `json.info_N` members:
+Layout under `root` (the master uses `<election path>/registry`, beside the `json.info_N`
+members):
 
-    registry/epoch            the epoch of the leader that owns the registry (decimal text)
-    registry/<kind>/<name>    one znode per entry (kinds and values: `mesos_master.registry`)
+    <root>/epoch            the epoch of the leader that owns the store (decimal text)
+    <root>/<kind>/<name>    one znode per entry
 
 Fencing: `recover()` runs one transaction that checks the leader's own election znode still
-exists (so it still leads) and sets `registry/epoch` to its epoch, recording the znode version
-that write produced. Every later commit is one transaction that first checks `registry/epoch` is
-still at that version: once a newer leader has taken the registry over, every write of the
-deposed one fails as a whole (RegistryError), whatever its own session believes.
+exists (so it still leads) and sets `<root>/epoch` to its epoch, recording the znode version
+that write produced. Every later commit is one transaction that first checks `<root>/epoch` is
+still at that version: once a newer leader has taken the store over, every write of the
+deposed one fails as a whole (StoreError), whatever its own session believes.
 """
 
 from __future__ import annotations
@@ -27,19 +28,26 @@ from kazoo.exceptions import (
     RolledBackError,
 )
 
+from mesos_common.store import Mutation, StoreError
 from mesos_common.zookeeper import ZooKeeperSession
-from mesos_master.registry import KINDS, Mutation, RegistryError
 
 
-class ZooKeeperRegistryStore:
-    """A `RegistryStore` in ZooKeeper for the leader of `epoch` whose election znode is
-    `member_path`; see the module docstring."""
+class ZooKeeperStore:
+    """A `Store` under `root` holding entries of `kinds`, for the leader of `epoch` whose
+    election znode is `member_path`; see the module docstring."""
 
     def __init__(
-        self, session: ZooKeeperSession, path: str, *, epoch: int, member_path: str
+        self,
+        session: ZooKeeperSession,
+        root: str,
+        kinds: Sequence[str],
+        *,
+        epoch: int,
+        member_path: str,
     ) -> None:
         self._session = session
-        self.root = f"{path.rstrip('/')}/registry"
+        self.root = root.rstrip("/")
+        self.kinds = tuple(kinds)
         self.epoch = epoch
         self._member_path = member_path
         self._epoch_path = f"{self.root}/epoch"
@@ -50,29 +58,29 @@ class ZooKeeperRegistryStore:
         try:
             return await self._recover()
         except KazooException as exc:
-            raise RegistryError(f"cannot recover the registry from ZooKeeper: {exc!r}") from exc
+            raise StoreError(f"cannot recover the store from ZooKeeper: {exc!r}") from exc
 
     async def _recover(self) -> dict[str, bytes]:
         client = self._session.client
-        for kind in KINDS:
+        for kind in self.kinds:
             await self._session.call(client.ensure_path_async, f"{self.root}/{kind}")
         with contextlib.suppress(NodeExistsError):
             await self._session.call(client.create_async, self._epoch_path, b"0")
         data, stat = await self._session.call(client.get_async, self._epoch_path)
         stored = int(bytes(data).decode() or "0")
         if stored > self.epoch:
-            raise RegistryError(
-                f"the registry belongs to a newer leader (epoch {stored} > ours, {self.epoch})"
+            raise StoreError(
+                f"the store belongs to a newer leader (epoch {stored} > ours, {self.epoch})"
             )
         transaction = client.transaction()
         transaction.check(self._member_path, -1)
         transaction.set_data(self._epoch_path, str(self.epoch).encode(), version=stat.version)
         results = await self._session.call(transaction.commit_async)
-        _raise_failures(results, "taking the registry over")
+        _raise_failures(results, "taking the store over")
         self._epoch_version = results[1].version
 
         entries: dict[str, bytes] = {}
-        for kind in KINDS:
+        for kind in self.kinds:
             names = await self._session.call(client.get_children_async, f"{self.root}/{kind}")
             reads = [
                 self._session.call(client.get_async, f"{self.root}/{kind}/{name}")
@@ -85,7 +93,7 @@ class ZooKeeperRegistryStore:
 
     async def commit(self, mutations: Sequence[Mutation]) -> None:
         if self._epoch_version is None:
-            raise RegistryError("the registry was not recovered")
+            raise StoreError("the store was not recovered")
         client = self._session.client
         transaction = client.transaction()
         transaction.check(self._epoch_path, self._epoch_version)
@@ -101,8 +109,8 @@ class ZooKeeperRegistryStore:
         try:
             results = await self._session.call(transaction.commit_async)
         except KazooException as exc:
-            raise RegistryError(f"registry write failed: {exc!r}") from exc
-        _raise_failures(results, "writing the registry")
+            raise StoreError(f"store write failed: {exc!r}") from exc
+        _raise_failures(results, "writing the store")
         for mutation in mutations:
             if mutation.value is None:
                 self._existing.discard(mutation.key)
@@ -114,13 +122,13 @@ class ZooKeeperRegistryStore:
 
 
 def _raise_failures(results: list[Any], doing: str) -> None:
-    """Raise RegistryError for the first failed operation of a committed transaction."""
+    """Raise StoreError for the first failed operation of a committed transaction."""
     for result in results:
         if isinstance(result, BadVersionError):
-            raise RegistryError(f"{doing}: a newer leader has taken the registry over")
+            raise StoreError(f"{doing}: a newer leader has taken the store over")
         if isinstance(result, NoNodeError):
-            raise RegistryError(
+            raise StoreError(
                 f"{doing}: a znode it relies on is gone (our election znode: no longer leading)"
             )
         if isinstance(result, Exception) and not isinstance(result, RolledBackError):
-            raise RegistryError(f"{doing} failed: {result!r}")
+            raise StoreError(f"{doing} failed: {result!r}")

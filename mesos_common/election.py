@@ -41,7 +41,7 @@ from mesos_common.zookeeper import (
 )
 from protos import mesos_pb2
 
-log = structlog.get_logger("mesos_master.election")
+log = structlog.get_logger("mesos_common.election")
 
 STANDALONE_EPOCH = 0
 

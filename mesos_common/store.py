@@ -1,37 +1,74 @@
-"""The registry's writer: makes the core's registry mutations durable, in order, in batches.
+"""Durable key/value state for an elected leader (DESIGN decision 5): the master's registry,
+Marathon's and the batch framework's stores.
 
-    Master core ──write(mutation, then)──▶ Registrar queue ──run(): batch──▶ RegistryStore.commit
-                 ◀──────────── then() callbacks, in order, once the batch is durable ──┘
+    pure core ──write(mutation, then)──▶ BatchWriter queue ──run(): batch──▶ Store.commit
+               ◀────────── then() callbacks, in order, once the batch is durable ──┘
 
-One `Registrar` lives while a master leads; its `run()` task belongs to the leader's task
-group. A store failure (the registry was taken over by a newer leader, or ZooKeeper refuses a
-write) raises `RegistryError` out of `run()`: the master stops leading, as a Mesos master
-aborts when its registrar fails.
+Keys are `<kind>/<name>` (`store_key` percent-encodes the name); values are bytes. A `Store` is
+used for one leadership term: `recover()` takes the state over (fencing out earlier leaders) and
+reads it, `commit()` applies batches atomically. Implementations: `store_zk.ZooKeeperStore`
+(with --zk) and `store_local.LocalStore` (a crash-safe log under a work_dir).
+
+One `BatchWriter` lives while a leader leads; its `run()` task belongs to the leader's task
+group. A store failure (taken over by a newer leader, or ZooKeeper refuses a write) raises
+`StoreError` out of `run()`: the leader must stop leading, as a Mesos master aborts when its
+registrar fails.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
-
-from mesos_master.registry import Mutation
+from urllib.parse import quote, unquote
 
 # One batch stays well inside ZooKeeper's default 1 MiB request limit.
 MAX_BATCH_MUTATIONS = 256
 MAX_BATCH_BYTES = 512 * 1024
 
 
-class RegistryStore(Protocol):
-    """Durable storage of registry entries for one leader's term."""
+def store_key(kind: str, name: str) -> str:
+    """The key of entry `name` of `kind` (one path segment per part, safe in a znode path)."""
+    return f"{kind}/{quote(name, safe='')}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """The (kind, name) of a key made by `store_key`."""
+    kind, _, name = key.partition("/")
+    return kind, unquote(name)
+
+
+@dataclass(frozen=True, slots=True)
+class Mutation:
+    """Set `key` to `value`, or delete it when `value` is None."""
+
+    key: str
+    value: bytes | None
+
+
+class StoreError(Exception):
+    """The store cannot be read or written; its owner must stop leading."""
+
+
+class Sink(Protocol):
+    """Where a pure core's writes go; `then` runs once the write is durable."""
+
+    def write(self, mutation: Mutation, then: Callable[[], None] | None = None) -> None:
+        """Queue `mutation`; writes become durable in the order they were queued."""
+        ...
+
+
+class Store(Protocol):
+    """Durable storage of entries for one leader's term."""
 
     async def recover(self) -> dict[str, bytes]:
-        """Take the registry over for this leader (later writes of earlier leaders are refused
-        from now on) and read every entry; RegistryError when that is not possible."""
+        """Take the store over for this leader (later writes of earlier leaders are refused
+        from now on) and read every entry; StoreError when that is not possible."""
         ...
 
     async def commit(self, mutations: Sequence[Mutation]) -> None:
-        """Apply `mutations` atomically and durably; RegistryError when refused or failed."""
+        """Apply `mutations` atomically and durably; StoreError when refused or failed."""
         ...
 
     async def close(self) -> None:
@@ -39,10 +76,10 @@ class RegistryStore(Protocol):
         ...
 
 
-class Registrar:
-    """A `RegistrySink` that commits queued mutations to a `RegistryStore` from `run()`."""
+class BatchWriter:
+    """A `Sink` that commits queued mutations to a `Store` from `run()`."""
 
-    def __init__(self, store: RegistryStore) -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
         self._queue: list[tuple[Mutation, Callable[[], None] | None]] = []
         self._wakeup = asyncio.Event()
@@ -58,7 +95,7 @@ class Registrar:
         return len(self._queue)
 
     async def run(self) -> None:
-        """Commit queued mutations until cancelled; raises RegistryError when a commit fails."""
+        """Commit queued mutations until cancelled; raises StoreError when a commit fails."""
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()

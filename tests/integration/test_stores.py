@@ -1,5 +1,6 @@
-"""The registry's durable stores: the local log + snapshot under a work_dir, and ZooKeeper with
-epoch fencing (a real private ZooKeeper)."""
+"""The durable key/value stores behind the master's registry (and Marathon's and the batch
+framework's state): the local log + snapshot, and ZooKeeper with epoch fencing (a real private
+ZooKeeper)."""
 
 from __future__ import annotations
 
@@ -10,22 +11,21 @@ from pathlib import Path
 
 import pytest
 
+from mesos_common import store_local
 from mesos_common.addresses import parse_zk_url
+from mesos_common.election import ZooKeeperContender
+from mesos_common.store import BatchWriter, Mutation, StoreError
+from mesos_common.store_local import LocalStore, encode_record
+from mesos_common.store_zk import ZooKeeperStore
 from mesos_common.zookeeper import ZooKeeperSession
-from mesos_master import registry_local
-from mesos_master.election import ZooKeeperContender
-from mesos_master.registrar import Registrar
-from mesos_master.registry import Mutation, RegistryError
-from mesos_master.registry_local import LocalRegistryStore, encode_record
-from mesos_master.registry_zk import ZooKeeperRegistryStore
 from protos import mesos_pb2
 from tests.zookeeper import ZooKeeperEnsemble, zookeeper
 
 pytestmark = pytest.mark.integration
 
 
-async def recovered(directory: Path) -> tuple[LocalRegistryStore, dict[str, bytes]]:
-    store = LocalRegistryStore(directory)
+async def recovered(directory: Path) -> tuple[LocalStore, dict[str, bytes]]:
+    store = LocalStore(directory)
     return store, await store.recover()
 
 
@@ -65,14 +65,14 @@ async def test_local_store_refuses_corruption_before_the_end(tmp_path: Path) -> 
     data = bytearray((tmp_path / "log").read_bytes())
     data[10] ^= 0xFF  # inside the first record
     (tmp_path / "log").write_bytes(bytes(data))
-    with pytest.raises(RegistryError, match="corrupt"):
-        await LocalRegistryStore(tmp_path).recover()
+    with pytest.raises(StoreError, match="corrupt"):
+        await LocalStore(tmp_path).recover()
 
 
 async def test_local_store_compacts_its_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(registry_local, "COMPACT_AFTER_BYTES", 200)
+    monkeypatch.setattr(store_local, "COMPACT_AFTER_BYTES", 200)
     store, _ = await recovered(tmp_path)
     for index in range(50):
         await store.commit([Mutation("agents/a", str(index).encode() * 10)])
@@ -83,10 +83,10 @@ async def test_local_store_compacts_its_log(
     assert entries == {"agents/a": b"49" * 10}
 
 
-async def test_one_master_per_work_dir(tmp_path: Path) -> None:
+async def test_one_owner_per_directory(tmp_path: Path) -> None:
     first, _ = await recovered(tmp_path)
-    with pytest.raises(RegistryError, match="another master"):
-        await LocalRegistryStore(tmp_path).recover()
+    with pytest.raises(StoreError, match="another process"):
+        await LocalStore(tmp_path).recover()
     await first.close()
     second, _ = await recovered(tmp_path)
     await second.close()
@@ -94,7 +94,7 @@ async def test_one_master_per_work_dir(tmp_path: Path) -> None:
 
 async def test_registrar_runs_callbacks_after_commits_in_order(tmp_path: Path) -> None:
     store, _ = await recovered(tmp_path)
-    registrar = Registrar(store)
+    registrar = BatchWriter(store)
     seen: list[str] = []
     registrar.write(Mutation("agents/a", b"1"), lambda: seen.append("a"))
     registrar.write(Mutation("agents/b", b"2"), lambda: seen.append("b"))
@@ -125,9 +125,10 @@ class Term:
     def __init__(self, contender: ZooKeeperContender) -> None:
         self.contender = contender
         assert contender.epoch is not None and contender.member_path is not None
-        self.store = ZooKeeperRegistryStore(
+        self.store = ZooKeeperStore(
             contender.session,
-            contender.url.path,
+            f"{contender.url.path}/registry",
+            ("agents", "frameworks"),
             epoch=contender.epoch,
             member_path=contender.member_path,
         )
@@ -135,7 +136,7 @@ class Term:
 
 @pytest.fixture
 async def terms(zk: ZooKeeperEnsemble) -> AsyncIterator[list[Term]]:
-    path = f"/registry-{uuid.uuid4().hex[:8]}"
+    path = f"/store-{uuid.uuid4().hex[:8]}"
     started: list[Term] = []
 
     async def start() -> Term:
@@ -163,12 +164,12 @@ async def test_zookeeper_store_round_trip_and_fencing(terms: list[Term]) -> None
 
     # The next leader takes the registry over: it sees everything; the first is fenced out.
     assert await second.store.recover() == {"agents/a1": b"uno"}
-    with pytest.raises(RegistryError, match="newer leader"):
+    with pytest.raises(StoreError, match="newer leader"):
         await first.store.commit([Mutation("agents/a2", b"late")])
     await second.store.commit([Mutation("agents/a3", b"three")])
 
     # A deposed leader cannot take it back either.
-    with pytest.raises(RegistryError, match="newer leader"):
+    with pytest.raises(StoreError, match="newer leader"):
         await first.store.recover()
 
 
@@ -177,5 +178,5 @@ async def test_zookeeper_store_refuses_a_leader_whose_znode_is_gone(terms: list[
     session: ZooKeeperSession = first.contender.session
     assert first.contender.member_path is not None
     await session.call(session.client.delete_async, first.contender.member_path)
-    with pytest.raises(RegistryError, match="election znode"):
+    with pytest.raises(StoreError, match="election znode"):
         await first.store.recover()
