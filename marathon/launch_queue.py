@@ -1,0 +1,533 @@
+"""Marathon's launch queue: what still needs launching, launch backoff and offer matching.
+
+Flow for one offer::
+
+    offer --match_offer--> for each queued app not in backoff, in queue order:
+        role -> constraints (marathon.constraints) -> agent maintenance -> cpus, mem, disk, gpus
+        -> ports -> scarce GPUs      (every failing check adds a RejectReason)
+        fits? -> LaunchDecision (instance id, task id, host ports, environment) and try again
+        no launch at all -> the offer counts as unused for that app, with its reasons
+    --> OfferMatch(launches, rejections); statistics feed queue_json() (/v2/queue)
+
+A `LaunchDecision` is a plain value the scheduler records in its instance tracker before it
+turns it into the SDK's `TaskInfo` with `task_info()` (built by `frameworks.tasks`).
+
+Timestamps (`since`, offer times) are the injected clock's readings formatted as UTC, so the
+shell passes a wall clock; backoff deadlines use the same clock.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+from frameworks.offers import pick_ports, port_resources, task_resources
+from frameworks.tasks import command_task
+from marathon.app_definition import AppDefinition
+from marathon.app_definition import to_json as app_to_json
+from marathon.constraints import Agent, PlacedInstance, check_offer
+from marathon.paths import PathId
+from mesos_common.clock import Clock
+from mesos_common.resources import Resources
+from protos import mesos_pb2
+
+__all__ = [
+    "GPU_SCHEDULING_LABEL",
+    "REASON_FUNNEL",
+    "LaunchDecision",
+    "LaunchQueue",
+    "OfferMatch",
+    "RejectReason",
+    "app_id_of_task",
+    "format_timestamp",
+    "instance_id_of_task",
+    "new_instance_id",
+    "task_environment",
+    "task_id_for",
+]
+
+
+class RejectReason(enum.StrEnum):
+    """Why an offer did not fit an app (Marathon's NoOfferMatchReason names)."""
+
+    UNFULFILLED_ROLE = "UnfulfilledRole"
+    UNFULFILLED_CONSTRAINT = "UnfulfilledConstraint"
+    NO_CORRESPONDING_RESERVATION_FOUND = "NoCorrespondingReservationFound"
+    AGENT_MAINTENANCE = "AgentMaintenance"
+    INSUFFICIENT_CPUS = "InsufficientCpus"
+    INSUFFICIENT_MEMORY = "InsufficientMemory"
+    INSUFFICIENT_DISK = "InsufficientDisk"
+    INSUFFICIENT_GPUS = "InsufficientGpus"
+    INSUFFICIENT_PORTS = "InsufficientPorts"
+    DECLINED_SCARCE_RESOURCES = "DeclinedScarceResources"
+
+
+REASON_FUNNEL = tuple(RejectReason)
+"""The funnel order: an unused offer is counted under the first of its reasons in this order."""
+
+GPU_SCHEDULING_LABEL = "GPU_SCHEDULING_BEHAVIOR"
+"""App label that, set to `unrestricted`, lets an app without GPUs use offers with GPUs."""
+
+_ENV_UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
+_MAX_LABEL_ENV_LENGTH = 512
+_TASK_ID = re.compile(
+    r"^(.+)\.(instance-|marathon-)([^_.]+)(?:[._](_app|\$anon|[^_.]+))?(?:\.(\d+))?$")
+_LEGACY_TASK_ID = re.compile(r"^(.+)[._]([^_.]+)$")
+
+
+def format_timestamp(seconds: float) -> str:
+    """Marathon's timestamp text for seconds since the epoch: `2016-02-28T16:41:41.090Z`."""
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def new_instance_id(app_id: PathId, uuid_factory: Callable[[], str] = lambda: str(uuid.uuid4()),
+                    ) -> str:
+    """A fresh instance id in Marathon's 1.5+ form: `group_app.instance-<uuid>`."""
+    return f"{app_id.safe_path}.instance-{uuid_factory()}"
+
+
+def task_id_for(instance_id: str, incarnation: int = 1) -> str:
+    """The Mesos task id of an app instance, as Marathon 1.8+ names it: `<instance>._app.<n>`."""
+    return f"{instance_id}._app.{incarnation}"
+
+
+def instance_id_of_task(task_id: str) -> str:
+    """The instance id inside a task id (both current and pre-1.5 `app.<uuid>` forms)."""
+    match = _TASK_ID.fullmatch(task_id)
+    if match is not None:
+        return f"{match.group(1)}.{match.group(2)}{match.group(3)}"
+    legacy = _LEGACY_TASK_ID.fullmatch(task_id)
+    if legacy is None:
+        raise ValueError(f"{task_id!r} is not a Marathon task id")
+    return f"{legacy.group(1)}.marathon-{legacy.group(2)}"
+
+
+def app_id_of_task(task_id: str) -> PathId:
+    """The app a task id belongs to (`a_b.instance-...` -> `/a/b`)."""
+    safe_path = instance_id_of_task(task_id).rsplit(".", 1)[0]
+    return PathId.from_safe_path(safe_path)
+
+
+def _env_safe(name: str) -> str:
+    return _ENV_UNSAFE.sub("_", name).upper()
+
+
+def _jvm_double(value: float) -> str:
+    return repr(float(value))
+
+
+def task_environment(app: AppDefinition, *, task_id: str, host: str,
+                     host_ports: Sequence[int]) -> dict[str, str]:
+    """The environment Marathon gives a task: the app's `env`, then Marathon's variables.
+
+    Marathon's variables win over same-named `env` entries, as in Marathon: `MESOS_TASK_ID`,
+    `MARATHON_APP_ID`, `MARATHON_APP_VERSION`, `MARATHON_APP_DOCKER_IMAGE` (Docker apps),
+    `MARATHON_APP_RESOURCE_CPUS/MEM/DISK/GPUS`, `MARATHON_APP_LABELS` with one
+    `MARATHON_APP_LABEL_<KEY>` per label, `HOST`, `PORT0..n`, `PORT`, `PORTS`, `PORT_<port>`
+    for declared non-zero ports and `PORT_<NAME>` for named ones. Secret references are left
+    out.
+    """
+    env = {k: v for k, v in app.env.items() if isinstance(v, str)}
+    env["MESOS_TASK_ID"] = task_id
+    env["MARATHON_APP_ID"] = str(app.id)
+    if app.version is not None:
+        env["MARATHON_APP_VERSION"] = app.version
+    docker = (app.container or {}).get("docker")
+    if isinstance(docker, Mapping) and isinstance(docker.get("image"), str):
+        env["MARATHON_APP_DOCKER_IMAGE"] = docker["image"]
+    env["MARATHON_APP_RESOURCE_CPUS"] = _jvm_double(app.cpus)
+    env["MARATHON_APP_RESOURCE_MEM"] = _jvm_double(app.mem)
+    env["MARATHON_APP_RESOURCE_DISK"] = _jvm_double(app.disk)
+    env["MARATHON_APP_RESOURCE_GPUS"] = str(app.gpus)
+    labels = {_env_safe(k): v for k, v in app.labels.items()
+              if len(k) < _MAX_LABEL_ENV_LENGTH and len(v) < _MAX_LABEL_ENV_LENGTH}
+    env["MARATHON_APP_LABELS"] = " ".join(labels)
+    for key, value in labels.items():
+        env[f"MARATHON_APP_LABEL_{key}"] = value
+    env["HOST"] = host
+    for index, port in enumerate(host_ports):
+        env[f"PORT{index}"] = str(port)
+    if host_ports:
+        env["PORT"] = str(host_ports[0])
+        env["PORTS"] = ",".join(str(p) for p in host_ports)
+    for definition, port in zip(app.port_definitions, host_ports, strict=False):
+        if definition.port != 0:
+            env[f"PORT_{definition.port}"] = str(port)
+        if definition.name:
+            env[f"PORT_{_env_safe(definition.name)}"] = str(port)
+    return env
+
+
+@dataclass(frozen=True)
+class LaunchDecision:
+    """One instance to launch on one offer, with everything the scheduler must record."""
+
+    app: AppDefinition
+    instance_id: str
+    task_id: str
+    offer_id: str
+    agent_id: str
+    hostname: str
+    host_ports: tuple[int, ...]
+    env: Mapping[str, str]
+
+    def task_info(self) -> mesos_pb2.TaskInfo:
+        """The SDK `TaskInfo` for the agent's command executor."""
+        app = self.app
+        command: str | list[str] = app.cmd if app.cmd is not None else list(app.args)
+        task = command_task(
+            self.task_id, mesos_pb2.AgentID(value=self.agent_id), command,
+            cpus=app.cpus, mem=app.mem, disk=app.disk, gpus=app.gpus,
+            ports=list(self.host_ports), env=self.env,
+            name=".".join(reversed(app.id.segments)),
+            kill_grace_period=app.task_kill_grace_period_seconds,
+            labels=dict(app.labels) or None)
+        if app.user is not None:
+            task.command.user = app.user
+        for uri in app.fetch:
+            task.command.uris.add(value=uri.uri, executable=uri.executable, extract=uri.extract,
+                                  cache=uri.cache, output_file=uri.dest_path or "")
+        return task
+
+
+@dataclass(frozen=True)
+class OfferMatch:
+    """The outcome of one offer: instances to launch and, per app left empty, its reasons."""
+
+    launches: tuple[LaunchDecision, ...]
+    rejections: Mapping[PathId, tuple[RejectReason, ...]]
+
+    @property
+    def used(self) -> bool:
+        """True when at least one instance goes on the offer (else decline it)."""
+        return bool(self.launches)
+
+
+@dataclass(frozen=True)
+class _UnusedOffer:
+    offer: mesos_pb2.Offer
+    at: float
+    reasons: tuple[RejectReason, ...]
+
+
+@dataclass
+class _Backoff:
+    config_version: str | None
+    delay: float = 0.0
+    until: float = 0.0
+
+
+@dataclass
+class _Entry:
+    app: AppDefinition
+    count: int
+    since: float
+    processed: int = 0
+    unused: int = 0
+    last_used_at: float | None = None
+    last_unused_at: float | None = None
+    launch_attempt_summary: Counter[RejectReason] = field(default_factory=Counter)
+    last_unused: dict[str, _UnusedOffer] = field(default_factory=dict)
+
+
+def _config_version(app: AppDefinition) -> str | None:
+    info = app.version_info or {}
+    changed = info.get("lastConfigChangeAt")
+    return changed if isinstance(changed, str) else app.version
+
+
+def _role_of(resource: mesos_pb2.Resource) -> str:
+    return resource.role or "*"
+
+
+def _usable_resources(offer: mesos_pb2.Offer) -> Resources:
+    return Resources.from_proto(r for r in offer.resources
+                                if _role_of(r) == "*" and not r.reservations)
+
+
+def _agent_of(offer: mesos_pb2.Offer) -> Agent:
+    return Agent.from_attributes(offer.hostname, offer.attributes)
+
+
+def _resource_json(resource: mesos_pb2.Resource) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": resource.name, "role": _role_of(resource)}
+    if resource.type == mesos_pb2.Value.SCALAR:
+        body["scalar"] = resource.scalar.value
+    elif resource.type == mesos_pb2.Value.RANGES:
+        body["ranges"] = [{"begin": r.begin, "end": r.end} for r in resource.ranges.range]
+    elif resource.type == mesos_pb2.Value.SET:
+        body["set"] = list(resource.set.item)
+    return body
+
+
+def _attribute_json(attribute: mesos_pb2.Attribute) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": attribute.name}
+    if attribute.type == mesos_pb2.Value.SCALAR:
+        body["scalar"] = attribute.scalar.value
+    elif attribute.type == mesos_pb2.Value.RANGES:
+        body["ranges"] = [{"begin": r.begin, "end": r.end} for r in attribute.ranges.range]
+    elif attribute.type == mesos_pb2.Value.SET:
+        body["set"] = list(attribute.set.item)
+    else:
+        body["text"] = attribute.text.value
+    return body
+
+
+def _offer_json(offer: mesos_pb2.Offer) -> dict[str, Any]:
+    return {"id": offer.id.value, "agentId": offer.agent_id.value, "hostname": offer.hostname,
+            "resources": [_resource_json(r) for r in offer.resources],
+            "attributes": [_attribute_json(a) for a in offer.attributes]}
+
+
+def _funnel(processed: int, summary: Mapping[RejectReason, int]) -> list[dict[str, Any]]:
+    steps = []
+    for reason in REASON_FUNNEL:
+        declined = summary.get(reason, 0)
+        steps.append({"reason": reason.value, "declined": declined, "processed": processed})
+        processed -= declined
+    return steps
+
+
+class LaunchQueue:
+    """Instances waiting for offers, per app, with backoff and offer statistics.
+
+    Plain synchronous state owned by the scheduler's task: `add` when a deployment or a lost
+    instance needs launches, `match_offer` for every offer, `task_failed` /
+    `instance_running` / `reset_delay` as instances fail, settle or the user resets the delay.
+    """
+
+    def __init__(self, clock: Clock, *, uuid_factory: Callable[[], str] | None = None,
+                 restrict_gpus: bool = True, default_accepted_roles: Sequence[str] = ("*",),
+                 reset_after_running_seconds: float = 60.0) -> None:
+        self._clock = clock
+        self._uuid = uuid_factory or (lambda: str(uuid.uuid4()))
+        self._restrict_gpus = restrict_gpus
+        self._default_roles = tuple(default_accepted_roles)
+        self._reset_after = reset_after_running_seconds
+        self._entries: dict[PathId, _Entry] = {}
+        self._backoffs: dict[PathId, _Backoff] = {}
+
+    def add(self, app: AppDefinition, count: int = 1) -> None:
+        """Queue `count` more instances of `app` (replacing the queued definition)."""
+        if count < 0:
+            raise ValueError(f"cannot queue {count} instances")
+        backoff = self._backoffs.get(app.id)
+        if backoff is not None and backoff.config_version != _config_version(app):
+            del self._backoffs[app.id]
+        entry = self._entries.get(app.id)
+        if entry is None:
+            if count:
+                self._entries[app.id] = _Entry(app, count, self._clock.now())
+            return
+        entry.app = app
+        entry.count += count
+
+    def set_count(self, app: AppDefinition, count: int) -> None:
+        """Make exactly `count` instances of `app` wait for launch (0 removes the entry)."""
+        entry = self._entries.get(app.id)
+        if entry is not None:
+            entry.count = 0
+        if count == 0:
+            self._entries.pop(app.id, None)
+        else:
+            self.add(app, count)
+
+    def purge(self, app_id: PathId) -> None:
+        """Forget the app's queued launches and statistics (app deleted or stopped)."""
+        self._entries.pop(app_id, None)
+
+    def count(self, app_id: PathId) -> int:
+        """Instances of `app_id` still to launch."""
+        entry = self._entries.get(app_id)
+        return 0 if entry is None else entry.count
+
+    def queued_apps(self) -> list[AppDefinition]:
+        """Apps with instances left to launch, in queue order."""
+        return [e.app for e in self._entries.values()]
+
+    def task_failed(self, app: AppDefinition) -> None:
+        """An instance failed: back off `backoffSeconds`, growing by `backoffFactor` each time.
+
+        The n-th consecutive failure delays launches by
+        `min(backoffSeconds * backoffFactor ** (n - 1), maxLaunchDelaySeconds)` from now.
+        """
+        now = self._clock.now()
+        version = _config_version(app)
+        backoff = self._backoffs.get(app.id)
+        if backoff is None or backoff.config_version != version:
+            delay = float(app.backoff_seconds)
+        else:
+            delay = backoff.delay * app.backoff_factor
+        delay = min(delay, float(app.max_launch_delay_seconds))
+        self._backoffs[app.id] = _Backoff(version, delay, now + delay)
+
+    def reset_delay(self, app_id: PathId) -> None:
+        """Launch again at once and restart backoff from `backoffSeconds` (DELETE .../delay)."""
+        self._backoffs.pop(app_id, None)
+
+    def instance_running(self, app_id: PathId, running_for: float,
+                         healthy: bool | None) -> None:
+        """Reset backoff once an instance is healthy, or (without health checks) has run long
+        enough (`reset_after_running_seconds`)."""
+        if healthy or (healthy is None and running_for >= self._reset_after):
+            self.reset_delay(app_id)
+
+    def delay_left(self, app_id: PathId) -> float:
+        """Seconds until `app_id` may launch again (0 when it is not backing off)."""
+        backoff = self._backoffs.get(app_id)
+        return 0.0 if backoff is None else max(0.0, backoff.until - self._clock.now())
+
+    def match_offer(self, offer: mesos_pb2.Offer,
+                    placed: Mapping[PathId, Sequence[PlacedInstance]], *,
+                    agent_under_maintenance: bool = False) -> OfferMatch:
+        """Pack as many queued instances as fit into `offer`, in queue order.
+
+        `placed` holds each app's instances already placed (for constraints); instances
+        chosen here count for later ones. Apps in backoff are skipped. Every app considered
+        that gets nothing records the offer as unused with its reasons.
+        """
+        now = self._clock.now()
+        remaining = _usable_resources(offer)
+        roles = {_role_of(r) for r in offer.resources}
+        agent = _agent_of(offer)
+        has_gpus = remaining.scalar("gpus") > 0
+        launches: list[LaunchDecision] = []
+        rejections: dict[PathId, tuple[RejectReason, ...]] = {}
+        for entry in list(self._entries.values()):
+            if entry.count == 0 or self.delay_left(entry.app.id) > 0:
+                continue
+            app = entry.app
+            already = list(placed.get(app.id, ()))
+            launched_here = 0
+            reasons: tuple[RejectReason, ...] = ()
+            while entry.count > 0:
+                reasons, ports = self._fit(app, offer, agent, already, remaining, roles,
+                                           has_gpus, agent_under_maintenance)
+                if reasons:
+                    break
+                decision = self._decide(app, offer, ports)
+                remaining = remaining - _taken(app, ports)
+                already.append(PlacedInstance(decision.instance_id, agent))
+                launches.append(decision)
+                entry.count -= 1
+                launched_here += 1
+            entry.processed += 1
+            if launched_here:
+                entry.last_used_at = now
+            else:
+                entry.unused += 1
+                entry.last_unused_at = now
+                entry.launch_attempt_summary[_first(reasons)] += 1
+                entry.last_unused[offer.agent_id.value] = _UnusedOffer(offer, now, reasons)
+                rejections[app.id] = reasons
+        for app_id in [k for k, e in self._entries.items() if e.count == 0]:
+            del self._entries[app_id]
+        return OfferMatch(tuple(launches), MappingProxyType(rejections))
+
+    def _fit(self, app: AppDefinition, offer: mesos_pb2.Offer, agent: Agent,
+             placed: Sequence[PlacedInstance], remaining: Resources, roles: set[str],
+             has_gpus: bool, maintenance: bool) -> tuple[tuple[RejectReason, ...], list[int]]:
+        reasons: list[RejectReason] = []
+        accepted = set(app.accepted_resource_roles or self._default_roles)
+        if not roles & accepted or "*" not in accepted:
+            reasons.append(RejectReason.UNFULFILLED_ROLE)
+        if not check_offer(app.constraints, agent, placed):
+            reasons.append(RejectReason.UNFULFILLED_CONSTRAINT)
+        if maintenance:
+            reasons.append(RejectReason.AGENT_MAINTENANCE)
+        for name, wanted, reason in (("cpus", app.cpus, RejectReason.INSUFFICIENT_CPUS),
+                                     ("mem", app.mem, RejectReason.INSUFFICIENT_MEMORY),
+                                     ("disk", app.disk, RejectReason.INSUFFICIENT_DISK),
+                                     ("gpus", app.gpus, RejectReason.INSUFFICIENT_GPUS)):
+            if wanted and remaining.scalar(name) + 1e-9 < wanted:
+                reasons.append(reason)
+        ports = _host_ports(app, remaining)
+        if ports is None:
+            reasons.append(RejectReason.INSUFFICIENT_PORTS)
+        if (self._restrict_gpus and has_gpus and app.gpus == 0
+                and app.labels.get(GPU_SCHEDULING_LABEL) != "unrestricted"):
+            reasons.append(RejectReason.DECLINED_SCARCE_RESOURCES)
+        return tuple(reasons), ports or []
+
+    def _decide(self, app: AppDefinition, offer: mesos_pb2.Offer,
+                ports: list[int]) -> LaunchDecision:
+        instance_id = new_instance_id(app.id, self._uuid)
+        task_id = task_id_for(instance_id)
+        env = task_environment(app, task_id=task_id, host=offer.hostname, host_ports=ports)
+        return LaunchDecision(app, instance_id, task_id, offer.id.value, offer.agent_id.value,
+                              offer.hostname, tuple(ports), MappingProxyType(env))
+
+    def queue_json(self, app_id: PathId, *, embed_last_unused_offers: bool = False,
+                   ) -> dict[str, Any]:
+        """The app's `/v2/queue` entry; KeyError when nothing of it is queued."""
+        entry = self._entries[app_id]
+        now = self._clock.now()
+        backoff = self._backoffs.get(app_id)
+        time_left = 0.0 if backoff is None else backoff.until - now
+        summary: dict[str, Any] = {"processedOffersCount": entry.processed,
+                                   "unusedOffersCount": entry.unused}
+        if entry.last_unused_at is not None:
+            summary["lastUnusedOfferAt"] = format_timestamp(entry.last_unused_at)
+        if entry.last_used_at is not None:
+            summary["lastUsedOfferAt"] = format_timestamp(entry.last_used_at)
+        last = list(entry.last_unused.values())
+        summary["rejectSummaryLastOffers"] = _funnel(
+            len(last), Counter(_first(u.reasons) for u in last))
+        summary["rejectSummaryLaunchAttempt"] = _funnel(entry.processed,
+                                                        entry.launch_attempt_summary)
+        body: dict[str, Any] = {
+            "app": app_to_json(entry.app),
+            "count": entry.count,
+            "role": entry.app.role or "*",
+            "delay": {"timeLeftSeconds": int(max(0.0, time_left)), "overdue": time_left <= 0},
+            "since": format_timestamp(entry.since),
+            "processedOffersSummary": summary,
+        }
+        if embed_last_unused_offers:
+            body["lastUnusedOffers"] = [
+                {"offer": _offer_json(u.offer), "timestamp": format_timestamp(u.at),
+                 "reason": [r.value for r in u.reasons]} for u in last]
+        return body
+
+    def queue_json_all(self, *, embed_last_unused_offers: bool = False) -> dict[str, Any]:
+        """The whole GET /v2/queue body."""
+        return {"queue": [self.queue_json(app_id, embed_last_unused_offers=
+                                          embed_last_unused_offers)
+                          for app_id in self._entries]}
+
+
+def _first(reasons: Iterable[RejectReason]) -> RejectReason:
+    return min(reasons, key=REASON_FUNNEL.index)
+
+
+def _host_ports(app: AppDefinition, remaining: Resources) -> list[int] | None:
+    """Host ports for one instance, or None when the offer lacks them.
+
+    With `requirePorts`, declared non-zero ports are taken as they are; other ports (and all
+    of them without `requirePorts`) are the lowest free ones of the offer.
+    """
+    definitions = app.port_definitions
+    fixed = [d.port for d in definitions if app.require_ports and d.port != 0]
+    available = remaining.ranges_of("ports")
+    if not all(any(b <= p <= e for b, e in available) for p in fixed):
+        return None
+    dynamic_count = len(definitions) - len(fixed)
+    free = remaining - port_resources(fixed)
+    try:
+        dynamic = iter(pick_ports(free, dynamic_count))
+    except ValueError:
+        return None
+    return [d.port if app.require_ports and d.port != 0 else next(dynamic)
+            for d in definitions]
+
+
+def _taken(app: AppDefinition, ports: Sequence[int]) -> Resources:
+    return task_resources(cpus=app.cpus, mem=app.mem, disk=app.disk, gpus=app.gpus, ports=ports)
