@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 
 import grpc
 import structlog
@@ -49,6 +50,7 @@ from mesos_agent.environment import (
 from mesos_agent.executor_link import ExecutorLinkServicer, Outbox
 from mesos_agent.group_commit import DurabilityError, GroupCommitter
 from mesos_agent.master_link import MasterLink
+from mesos_agent.orphans import kill_orphans
 from mesos_agent.paths import AgentPaths
 from mesos_agent.status_updates import (
     AckRecord,
@@ -180,7 +182,12 @@ class Agent:
     # ---------------------------------------------------------------- lifecycle
 
     async def run(self) -> None:
-        """Serve executors, recover checkpointed state, and stay connected to the master."""
+        """Recover checkpointed state, serve executors, and stay connected to the master.
+
+        Raises CorruptCheckpoint, before serving anything, when `--strict` and a checkpoint
+        is corrupt (see `mesos_agent.checkpoint`).
+        """
+        state = self._checkpointer.load(strict=self.config.strict)
         server = grpc.aio.server()
         executor_pb2_grpc.add_ExecutorLinkServicer_to_server(
             ExecutorLinkServicer(self), server
@@ -201,7 +208,7 @@ class Agent:
             async with asyncio.TaskGroup() as group:
                 self._group = group
                 group.create_task(self._committer.run())
-                await self._recover()
+                await self._recover(state)
                 group.create_task(self._send_updates())
                 group.create_task(self._link.run())
                 self.ready.set()
@@ -226,9 +233,13 @@ class Agent:
         except Exception:
             log.exception("task supervision crashed", agent_id=self.agent_id)
 
-    async def _recover(self) -> None:
-        state = self._checkpointer.load()
+    async def _recover(self, state: RecoveredState) -> None:
+        for skipped in state.skipped:
+            log.warning("skipped a corrupt checkpoint (--strict=false)", file=str(skipped.path),
+                        problem=skipped.problem, consequence=skipped.consequence,
+                        set_aside_at=str(skipped.set_aside_at))
         if state.agent_info is None:
+            await self._kill_orphans([])
             return
         self._agent_info.id.CopyFrom(state.agent_info.id)
         log.info("recovering checkpointed state", agent_id=self.agent_id,
@@ -242,6 +253,7 @@ class Agent:
             e.container for e in state.executors if e.container is not None
         ]
         alive = await self._containerizer.recover(containers)
+        await self._kill_orphans([c.sandbox for c in containers if c.container_id in alive])
         for executor_checkpoint in state.executors:
             executor = _Executor(
                 executor_checkpoint.framework_id,
@@ -267,6 +279,12 @@ class Agent:
             self._tasks[task.key] = task
             if task.custom_executor or is_terminal(task.state):
                 continue
+            if checkpoint.updates_lost and task.container is None:
+                self._emit(task, mesos_pb2.TASK_FAILED,
+                           "The agent lost the task's process record to a corrupt checkpoint "
+                           "and killed the process", _Reason.REASON_AGENT_RESTARTED,
+                           source=_Source.SOURCE_AGENT)
+                continue
             container_alive = task.container is not None and task.container.container_id in alive
             if container_alive and task.state == mesos_pb2.TASK_STARTING:
                 self._emit(task, mesos_pb2.TASK_RUNNING)  # its record did not become durable
@@ -276,6 +294,14 @@ class Agent:
                 executor.container is not None and executor.container.container_id in alive
             )
             self._spawn(self._supervise_executor(executor, recovered_alive=alive_executor))
+
+    async def _kill_orphans(self, owned_sandboxes: list[Path]) -> None:
+        """Kill processes in this agent's sandboxes that no live container owns."""
+        sandboxes_root = self._paths.work_dir / "slaves"  # see the layout in mesos_agent.paths
+        for orphan in await asyncio.to_thread(kill_orphans, sandboxes_root, owned_sandboxes):
+            log.warning("killed a process that no recovered container owns",
+                        agent_id=self.agent_id, pid=orphan.pid, cwd=orphan.cwd,
+                        cmdline=" ".join(orphan.cmdline))
 
     # ---------------------------------------------------------------- master link callbacks
 

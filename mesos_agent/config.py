@@ -15,7 +15,7 @@ import psutil
 
 from mesos_common.attributes import parse_attributes
 from mesos_common.detector import create_detector
-from mesos_common.flags import FlagParser, parse_duration, parse_flags, parse_port
+from mesos_common.flags import FlagParser, parse_bool, parse_duration, parse_flags, parse_port
 from mesos_common.resources import Resources
 from protos import mesos_pb2
 
@@ -41,6 +41,7 @@ class AgentConfig:
     status_update_retry_interval: float = 10.0
     status_update_max_retry_interval: float = 10.0
     registration_max_backoff: float = 2.0
+    strict: bool = True
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--status_update_retry_interval", type=parse_duration, default=10.0,
         help="first retry interval of unacknowledged status updates (default 10secs, as in "
         "Mesos; shorter retries multiply the load on a busy cluster)",
+    )
+    parser.add_argument(
+        "--strict", type=parse_bool, nargs="?", const=True, default=True, metavar="BOOL",
+        help="refuse to start when a checkpoint is corrupt (default true); with false, recover "
+        "what is readable and set the rest aside (see mesos_agent.checkpoint)",
     )
     parser.add_argument("--log_level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     return parser
@@ -134,6 +140,7 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[AgentConfig, str]:
         executor_shutdown_grace_period=args.executor_shutdown_grace_period,
         status_update_retry_interval=args.status_update_retry_interval,
         status_update_max_retry_interval=max(10.0, args.status_update_retry_interval),
+        strict=args.strict,
     )
     return config, args.log_level
 

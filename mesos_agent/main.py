@@ -1,7 +1,9 @@
 """`mesos-agent` / `python -m mesos_agent`: parse flags, set up logging, run the agent.
 
 SIGTERM and SIGINT stop the agent without killing its tasks (they keep running in their own
-sessions and are recovered when the agent restarts with the same `--work_dir`).
+sessions and are recovered when the agent restarts with the same `--work_dir`). A corrupt
+checkpoint with `--strict` (the default) makes it exit 1 with one line naming the file and the
+operator's options.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from collections.abc import Sequence
 import structlog
 
 from mesos_agent.agent import Agent
+from mesos_agent.checkpoint import CorruptCheckpoint
 from mesos_agent.config import AgentConfig, fatal, parse_config
+from mesos_agent.paths import AgentPaths
 from mesos_common.detector import create_detector
 from mesos_common.logging import configure_logging
 
@@ -57,7 +61,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     try:
         asyncio.run(serve(config))
+    except CorruptCheckpoint as exc:
+        fatal(
+            f"cannot recover: {exc}. Fix or remove {AgentPaths(config.work_dir).meta_dir} (the "
+            "agent then registers as a new agent and kills the tasks it ran), or restart with "
+            "--strict=false to recover what is readable and set the rest aside"
+        )
     except OSError as exc:
         fatal(str(exc))
-    except ValueError as exc:  # e.g. a corrupt checkpoint
+    except ValueError as exc:
         fatal(str(exc))
