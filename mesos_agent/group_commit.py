@@ -31,7 +31,8 @@ The guarantee, exactly:
   an append may be torn at its tail, which the log reader drops). Nothing in them has been
   sent, acknowledged or launched, with one exception: the container record of a command task
   (appended with its TASK_RUNNING after the fork). Recovery then knows the task but not its
-  process, reports it TASK_FAILED, and a process that was forked is left running unsupervised.
+  process and reports it TASK_FAILED; a process that was forked is killed as an orphan
+  (`mesos_agent.orphans`).
   The updates lost are regenerated: a custom executor re-sends updates it has not seen
   ACKNOWLEDGED; recovery re-reports a command task (TASK_RUNNING again if its container record
   survived, a terminal update otherwise).
