@@ -132,6 +132,21 @@ class Cluster:
         assert process.alive(), process.log()
         return process
 
+    def start_marathon(self, *flags: str, name: str = "marathon") -> tuple[Process, str]:
+        """Start Marathon against the cluster's master; returns it and its base URL."""
+        port = free_port()
+        process = Process(
+            name,
+            [sys.executable, "-m", "marathon", "--master", self.master_address,
+             "--http_port", str(port), "--work_dir", str(self.work_dir / name),
+             "--log_level", "DEBUG", *flags],
+            self.work_dir / f"{name}.log",
+        ).start()
+        self.processes.append(process)
+        wait_for(lambda: port_answers(port) or not process.alive(), f"{name} to listen")
+        assert process.alive(), process.log()
+        return process, f"http://127.0.0.1:{port}"
+
     def leading_masters(self) -> list[Process]:
         """Live masters whose latest leadership line says they lead."""
         leading = []

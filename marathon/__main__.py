@@ -1,0 +1,3 @@
+from marathon.main import main
+
+main()

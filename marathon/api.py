@@ -1,0 +1,471 @@
+"""Marathon's REST API v2 (Starlette), a thin shell over `MarathonService` / `MarathonCore`.
+
+Paths, status codes and JSON shapes follow Marathon's v2 API: bad JSON is 400, an invalid
+definition 422 with `details` paths, an app held by a running deployment 409 (unless
+`force=true`), an unknown app 404. Changes answer with the deployment they started (also in the
+`Marathon-Deployment-Id` header). A standby answers 503 and names the leader.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from marathon import events
+from marathon.app_definition import AppDefinition, merge_patch, parse_app
+from marathon.app_definition import to_json as app_to_json
+from marathon.core import MarathonCore
+from marathon.deployments import AppLockedError, DeploymentPlan
+from marathon.groups import (
+    Group,
+    apply_group_update,
+    parse_group_update,
+    put_app,
+    remove_app,
+    remove_group,
+)
+from marathon.groups import to_json as group_to_json
+from marathon.paths import ROOT, PathId
+from marathon.service import VERSION, MarathonService
+from marathon.validation import AppValidationError
+
+Handler = Callable[[Request], Awaitable[Response]]
+DEPLOYMENT_HEADER = "Marathon-Deployment-Id"
+
+
+class HttpError(Exception):
+    """An error answer: `status` with Marathon's `{"message": ...}` body (or `body`)."""
+
+    def __init__(self, status: int, message: str, body: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body or {"message": message}
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw or b"null")
+    except json.JSONDecodeError as exc:
+        raise HttpError(400, f"Invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
+                        {"message": "Invalid JSON", "details": [
+                            {"path": "/", "errors": [f"error.invalid.json: {exc.msg}"]}]}) from exc
+
+
+def _flag(request: Request, name: str) -> bool:
+    return request.query_params.get(name, "false").lower() == "true"
+
+
+def _deployment_answer(plan: DeploymentPlan, status: int = 200) -> JSONResponse:
+    return _json({"deploymentId": plan.id, "version": plan.version}, status,
+                 {DEPLOYMENT_HEADER: plan.id})
+
+
+class MarathonApi:
+    """The routes; each handler reads the leader's core or answers 503."""
+
+    def __init__(self, service: MarathonService) -> None:
+        self.service = service
+
+    # ------------------------------------------------------------------ plumbing
+
+    def app(self) -> Starlette:
+        routes = [
+            Route("/ping", self.ping, methods=["GET"]),
+            Route("/v2/info", self.info, methods=["GET"]),
+            Route("/v2/leader", self.leader, methods=["GET", "DELETE"]),
+            Route("/v2/events", self.event_stream, methods=["GET"]),
+            Route("/v2/apps", self.apps, methods=["GET", "POST", "PUT", "PATCH"]),
+            Route("/v2/apps/{rest:path}", self.app_path,
+                  methods=["GET", "PUT", "PATCH", "DELETE", "POST"]),
+            Route("/v2/tasks", self.tasks, methods=["GET"]),
+            Route("/v2/tasks/delete", self.delete_tasks, methods=["POST"]),
+            Route("/v2/groups", self.groups, methods=["GET", "POST", "PUT", "DELETE"]),
+            Route("/v2/groups/{rest:path}", self.groups,
+                  methods=["GET", "POST", "PUT", "DELETE"]),
+            Route("/v2/deployments", self.deployments, methods=["GET"]),
+            Route("/v2/deployments/{deployment_id}", self.cancel_deployment,
+                  methods=["DELETE"]),
+            Route("/v2/queue", self.queue, methods=["GET"]),
+            Route("/v2/queue/{rest:path}", self.reset_delay, methods=["DELETE"]),
+            Route("/metrics", self.metrics, methods=["GET"]),
+        ]
+        return Starlette(routes=[Route(r.path, self._guard(r.endpoint), methods=r.methods)
+                                 for r in routes])
+
+    def _guard(self, handler: Any) -> Handler:
+        async def guarded(request: Request) -> Response:
+            try:
+                response: Response = await handler(request)
+                return response
+            except HttpError as error:
+                return _json(error.body, error.status)
+            except AppValidationError as error:
+                return _json(error.to_json(), error.status_code)
+            except AppLockedError as error:
+                return _json(error.to_json(), error.status_code)
+
+        return guarded
+
+    def core(self) -> MarathonCore:
+        core = self.service.core
+        if core is None:
+            leader = self.service.leader_address
+            raise HttpError(503, "Marathon is not the leader" + (
+                f"; the leader is at http://{leader}" if leader else "; no leader is elected"))
+        return core
+
+    # ------------------------------------------------------------------- basics
+
+    async def ping(self, request: Request) -> Response:
+        return PlainTextResponse("pong")
+
+    async def info(self, request: Request) -> Response:
+        service = self.service
+        config = service.config
+        core = service.core
+        return _json({
+            "name": "marathon",
+            "version": VERSION,
+            "buildref": "unknown",
+            "elected": core is not None,
+            "leader": service.leader_address,
+            "frameworkId": core.framework_id if core is not None else None,
+            "marathon_config": {
+                "master": config.master,
+                "framework_name": config.framework_name,
+                "failover_timeout": int(config.failover_timeout),
+                "hostname": service.hostname,
+                "mesos_role": config.mesos_role,
+                "mesos_user": config.mesos_user,
+                "checkpoint": True,
+                "executor": "//cmd",
+                "ha": config.zk is not None,
+                "webui_url": f"http://{service.hostname}:{service.info.port}",
+                "features": [],
+            },
+            "zookeeper_config": {
+                "zk": config.zk,
+                "zk_session_timeout": int(config.zk_session_timeout * 1000),
+            },
+            "http_config": {"http_port": service.info.port},
+        })
+
+    async def leader(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            self.core()
+            raise HttpError(501, "abdicating is not supported yet: stop this process instead")
+        leader = self.service.leader_address
+        if leader is None:
+            raise HttpError(404, "There is no leader")
+        return _json({"leader": leader})
+
+    async def event_stream(self, request: Request) -> Response:
+        types = request.query_params.getlist("event_type")
+        bus = self.service.bus
+        subscription = bus.subscribe(types)
+        client = request.client.host if request.client else ""
+        bus.publish(events.stream_event(True, client))
+
+        async def stream() -> AsyncIterator[bytes]:
+            try:
+                async for item in subscription:
+                    yield events.sse(item)
+            finally:
+                bus.unsubscribe(subscription)
+                bus.publish(events.stream_event(False, client))
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
+
+    async def metrics(self, request: Request) -> Response:
+        core = self.service.core
+        apps = list(core.root.transitive_apps()) if core is not None else []
+        instances = core.instances.values() if core is not None else []
+        lines = [
+            "# TYPE marathon_elected gauge",
+            f"marathon_elected {1 if core is not None else 0}",
+            "# TYPE marathon_apps gauge",
+            f"marathon_apps {len(apps)}",
+            "# TYPE marathon_instances gauge",
+            f"marathon_instances {len(list(instances))}",
+            "# TYPE marathon_deployments gauge",
+            f"marathon_deployments {len(core.deployments) if core is not None else 0}",
+            "# TYPE marathon_event_subscribers gauge",
+            f"marathon_event_subscribers {self.service.bus.subscribers}",
+        ]
+        return PlainTextResponse("\n".join(lines) + "\n",
+                                 media_type="text/plain; version=0.0.4")
+
+    # --------------------------------------------------------------------- apps
+
+    def app_json(self, core: MarathonCore, app: AppDefinition, embed: Iterable[str]) -> dict[
+            str, Any]:
+        body = app_to_json(app)
+        body.update(core.counts(app))
+        body["deployments"] = [{"id": d} for d in core.deployments_of(app.id)]
+        wanted = set(embed)
+        if wanted & {"apps.tasks", "app.tasks", "tasks"}:
+            body["tasks"] = [i.task_json() for i in core.app_instances(app.id)]
+        if wanted & {"apps.lastTaskFailure", "app.lastTaskFailure", "lastTaskFailure"}:
+            failure = core.last_failures.get(app.id)
+            if failure is not None:
+                body["lastTaskFailure"] = failure
+        delay = core.queue.delay_left(app.id)
+        if core.queue.count(app.id) or delay:
+            body["queuedTask"] = None
+        return body
+
+    def _find_app(self, core: MarathonCore, app_id: PathId) -> AppDefinition:
+        app = core.root.app(app_id)
+        if app is None:
+            raise HttpError(404, f"App '{app_id}' does not exist")
+        return app
+
+    async def apps(self, request: Request) -> Response:
+        core = self.core()
+        if request.method == "GET":
+            embed = request.query_params.getlist("embed")
+            selected = _select_apps(core.root.transitive_apps(), request)
+            return _json({"apps": [self.app_json(core, a, embed) for a in selected]})
+        body = await _body(request)
+        force = _flag(request, "force")
+        if request.method == "POST":
+            app = parse_app(body)
+            if core.root.app(app.id) is not None:
+                raise HttpError(409, f"An app with id [{app.id}] already exists.")
+            if core.root.group(app.id) is not None:
+                raise HttpError(409, f"A group with id [{app.id}] already exists.")
+            plan = core.update_root(lambda root: put_app(root, app), force=force)
+            created = core.root.app(app.id)
+            assert created is not None
+            answer = self.app_json(core, created, ())
+            answer["deployments"] = [{"id": plan.id}]
+            return _json(answer, 201, {"Location": f"/v2/apps{app.id}", DEPLOYMENT_HEADER:
+                                       plan.id})
+        if not isinstance(body, list):
+            raise HttpError(400, "Expected a JSON array of app definitions")
+        updates = [self._updated_app(core, item, patch=request.method == "PATCH")
+                   for item in body]
+
+        def change(root: Group) -> Group:
+            for app in updates:
+                root = put_app(root, app)
+            return root
+
+        return _deployment_answer(core.update_root(change, force=force))
+
+    def _updated_app(self, core: MarathonCore, body: Any, *, patch: bool,
+                     app_id: PathId | None = None) -> AppDefinition:
+        if not isinstance(body, dict):
+            raise HttpError(400, "Expected a JSON object")
+        target_id = app_id or PathId.parse(str(body.get("id", ""))).canonical(ROOT)
+        existing = core.root.app(target_id)
+        if set(body) == {"version"} and existing is not None:
+            stored = core.app_versions.get(target_id, {}).get(str(body["version"]))
+            if stored is None:
+                raise HttpError(404, f"Version {body['version']} of app '{target_id}' not found")
+            return parse_app(json.loads(stored))
+        if patch and existing is not None:
+            body = merge_patch(app_to_json(existing), body)
+        body = {**body, "id": str(target_id)}
+        return parse_app(body)
+
+    async def app_path(self, request: Request) -> Response:
+        core = self.core()
+        rest = "/" + request.path_params["rest"].strip("/")
+        segments = rest.split("/")
+        for keyword in ("restart", "tasks", "versions"):
+            if keyword in segments[1:]:
+                index = segments.index(keyword, 1)
+                app_id = PathId.parse("/".join(segments[:index]))
+                tail = segments[index:]
+                return await self._app_sub(request, core, app_id, tail)
+        app_id = PathId.parse(rest)
+        force = _flag(request, "force")
+        if request.method == "GET":
+            app = self._find_app(core, app_id)
+            embed = request.query_params.getlist("embed")
+            return _json({"app": self.app_json(core, app, embed)})
+        if request.method == "DELETE":
+            self._find_app(core, app_id)
+            return _deployment_answer(
+                core.update_root(lambda root: remove_app(root, app_id), force=force))
+        if request.method in ("PUT", "PATCH"):
+            body = await _body(request)
+            created = core.root.app(app_id) is None
+            app = self._updated_app(core, body, patch=request.method == "PATCH", app_id=app_id)
+            plan = core.update_root(lambda root: put_app(root, app), force=force)
+            return _deployment_answer(plan, 201 if created else 200)
+        raise HttpError(405, f"{request.method} is not allowed on /v2/apps{rest}")
+
+    async def _app_sub(self, request: Request, core: MarathonCore, app_id: PathId,
+                       tail: list[str]) -> Response:
+        app = self._find_app(core, app_id)
+        kind = tail[0]
+        if kind == "restart" and request.method == "POST":
+            force = _flag(request, "force")
+            return _deployment_answer(core.update_root(
+                lambda root: put_app(root, _restarted(app)), force=force))
+        if kind == "versions" and request.method == "GET":
+            versions = core.app_versions.get(app_id, {})
+            if len(tail) == 1:
+                return _json({"versions": sorted(versions, reverse=True)})
+            stored = versions.get(tail[1])
+            if stored is None:
+                raise HttpError(404, f"Version {tail[1]} of app '{app_id}' not found")
+            return _json(json.loads(stored))
+        if kind == "tasks":
+            instances = core.app_instances(app_id)
+            if request.method == "GET" and len(tail) == 1:
+                if "text/plain" in request.headers.get("accept", ""):
+                    lines = [f"{app_id}\t{i.host}\t" + "\t".join(map(str, i.ports))
+                             for i in instances]
+                    return PlainTextResponse("\n".join(lines) + ("\n" if lines else ""))
+                return _json({"tasks": [i.task_json() for i in instances]})
+            if request.method == "DELETE":
+                scale = _flag(request, "scale")
+                if len(tail) == 2:
+                    task = next((i for i in instances if i.task_id == tail[1]), None)
+                    if task is None:
+                        raise HttpError(404, f"Task '{tail[1]}' does not exist")
+                    chosen = [task]
+                else:
+                    host = request.query_params.get("host")
+                    chosen = [i for i in instances if host in (None, "*", i.host)]
+                plan = core.kill_tasks([i.task_id for i in chosen], scale=scale)
+                if plan is not None:
+                    return _deployment_answer(plan)
+                if len(tail) == 2:
+                    return _json({"task": chosen[0].task_json()})
+                return _json({"tasks": [i.task_json() for i in chosen]})
+        raise HttpError(404, f"Unknown resource /v2/apps{app_id}/{'/'.join(tail)}")
+
+    # ------------------------------------------------------------- tasks etc.
+
+    async def tasks(self, request: Request) -> Response:
+        core = self.core()
+        wanted = {s.lower() for s in request.query_params.getlist("status")}
+        tasks = [i.task_json() for i in core.instances.values()
+                 if not wanted or i.state.removeprefix("TASK_").lower() in wanted]
+        if "text/plain" in request.headers.get("accept", ""):
+            lines = [f"{t['appId']}\t{t['host']}\t" + "\t".join(map(str, t["ports"]))
+                     for t in tasks]
+            return PlainTextResponse("\n".join(lines) + ("\n" if lines else ""))
+        return _json({"tasks": tasks})
+
+    async def delete_tasks(self, request: Request) -> Response:
+        core = self.core()
+        body = await _body(request)
+        ids = body.get("ids") if isinstance(body, dict) else None
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise HttpError(422, "Object is not valid", {"message": "Object is not valid",
+                            "details": [{"path": "/ids", "errors": ["error.expected.jsarray"]}]})
+        known = {i.task_id for i in core.instances.values()}
+        plan = core.kill_tasks([i for i in ids if i in known], scale=_flag(request, "scale"))
+        if plan is not None:
+            return _deployment_answer(plan)
+        return _json({"tasks": []})
+
+    async def groups(self, request: Request) -> Response:
+        core = self.core()
+        rest = request.path_params.get("rest", "")
+        group_id = PathId.parse("/" + rest.strip("/"))
+        force = _flag(request, "force")
+        if request.method == "GET":
+            group = core.root.group(group_id)
+            if group is None:
+                raise HttpError(404, f"Group '{group_id}' does not exist")
+            return _json(group_to_json(group))
+        if request.method == "DELETE":
+            if core.root.group(group_id) is None:
+                raise HttpError(404, f"Group '{group_id}' does not exist")
+            return _deployment_answer(
+                core.update_root(lambda root: remove_group(root, group_id), force=force))
+        body = await _body(request)
+        update = parse_group_update(body, base=group_id)
+        if request.method == "POST" and core.root.group(update.id) is not None \
+                and update.id != ROOT:
+            raise HttpError(409, f"Group {update.id} is already created. Use PUT to change "
+                                 "this group.")
+        plan = core.update_root(lambda root: apply_group_update(root, update), force=force)
+        return _deployment_answer(plan, 201 if request.method == "POST" else 200)
+
+    async def deployments(self, request: Request) -> Response:
+        return _json(self.core().deployments_json())
+
+    async def cancel_deployment(self, request: Request) -> Response:
+        core = self.core()
+        deployment_id = request.path_params["deployment_id"]
+        if deployment_id not in core.deployments:
+            raise HttpError(404, f"DeploymentPlan {deployment_id} does not exist")
+        plan = core.cancel_deployment(deployment_id, force=_flag(request, "force"))
+        if plan is None:
+            return Response(status_code=202)
+        return _deployment_answer(plan)
+
+    async def queue(self, request: Request) -> Response:
+        core = self.core()
+        embed = "lastUnusedOffers" in request.query_params.getlist("embed")
+        return _json(core.queue.queue_json_all(embed_last_unused_offers=embed))
+
+    async def reset_delay(self, request: Request) -> Response:
+        core = self.core()
+        rest = "/" + request.path_params["rest"].strip("/")
+        if not rest.endswith("/delay"):
+            raise HttpError(404, f"Unknown resource /v2/queue{rest}")
+        app_id = PathId.parse(rest.removesuffix("/delay"))
+        if core.queue.count(app_id) == 0:
+            raise HttpError(404, f"Application {app_id} not found in tasks queue.")
+        core.queue.reset_delay(app_id)
+        return Response(status_code=204)
+
+
+def _restarted(app: AppDefinition) -> AppDefinition:
+    """The app marked as changed (a `lastConfigChangeAt` unlike its own): the deployment
+    stamps a new configuration version and replaces every instance."""
+    info = dict(app.version_info or {})
+    info["lastConfigChangeAt"] = f"restart of {app.version}"
+    return app.replace(version_info=info)
+
+
+def _select_apps(apps: Iterable[AppDefinition], request: Request) -> list[AppDefinition]:
+    wanted_id = request.query_params.get("id")
+    cmd = request.query_params.get("cmd")
+    label = request.query_params.get("label")
+    selected = []
+    for app in apps:
+        if wanted_id and wanted_id.lower() not in str(app.id).lower():
+            continue
+        if cmd and cmd not in (app.cmd or ""):
+            continue
+        if label and not _label_matches(app, label):
+            continue
+        selected.append(app)
+    return selected
+
+
+def _label_matches(app: AppDefinition, selector: str) -> bool:
+    for term in selector.split(","):
+        term = term.strip()
+        if "==" in term:
+            key, value = (part.strip() for part in term.split("==", 1))
+            if app.labels.get(key) != value:
+                return False
+        elif "!=" in term:
+            key, value = (part.strip() for part in term.split("!=", 1))
+            if app.labels.get(key) == value:
+                return False
+        elif term and term not in app.labels:
+            return False
+    return True

@@ -1,0 +1,673 @@
+"""Marathon's scheduler state: apps, instances and deployments, as one pure core.
+
+    REST handlers ──update_root / kill / cancel──▶ MarathonCore ──Actions──▶ SDK driver (shell)
+    SDK driver ──offers / status updates──────────▶     │ ──writes──▶ Sink (store, `then` = durable)
+    shell timer ──tick()──────────────────────────▶     │ ──events──▶ EventBus
+
+Every change to the desired state (the root group) is a deployment (`marathon.deployments`):
+its steps run in order, each action driven by the same rules whenever something happens —
+an instance launched, ran, got healthy, terminated, or the timer ticked. Outside deployments
+the core keeps every app at its `instances` ("scale check"): lost instances are replaced,
+extra ones killed. Launches go through the launch queue (`marathon.launch_queue`) and are sent
+only once the instance record is durable, so a new leader knows every task that may exist.
+
+No I/O: time comes from the injected clocks (`clock`: monotonic, for backoff; `wall`: wall
+seconds, for versions and timestamps) and everything outside goes through `Actions`, the
+store `Sink` and `publish`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from marathon import events
+from marathon.app_definition import AppDefinition
+from marathon.app_definition import to_json as app_to_json
+from marathon.constraints import (
+    Agent,
+    InstanceCondition,
+    PlacedInstance,
+    select_instances_to_kill,
+)
+from marathon.deployments import (
+    ActionType,
+    AppLockedError,
+    DeploymentAction,
+    DeploymentPlan,
+    ReplaceInstance,
+    conflicting_deployments,
+    plan_deployment,
+    replace_step,
+    revert_target,
+)
+from marathon.groups import Group, assign_versions, parse_group, put_app, validate_root
+from marathon.groups import to_json as group_to_json
+from marathon.launch_queue import LaunchQueue, format_timestamp
+from marathon.paths import ROOT, PathId
+from mesos_common.clock import Clock
+from mesos_common.store import Mutation, Sink, split_key, store_key
+from protos import mesos_pb2
+
+ROOT_KEY = store_key("root", "current")
+FRAMEWORK_KEY = store_key("framework", "id")
+KINDS = ("root", "apps", "deployments", "instances", "framework")
+MAX_APP_VERSIONS = 50
+DECLINE_SECONDS = 5.0
+IDLE_DECLINE_SECONDS = 120.0
+
+TERMINAL = frozenset({
+    "TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED",
+    "TASK_GONE", "TASK_GONE_BY_OPERATOR", "TASK_UNKNOWN",
+})
+FAILED = frozenset({"TASK_FAILED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED", "TASK_GONE"})
+
+
+class Actions(Protocol):
+    """What the core asks of the scheduler driver."""
+
+    def launch(self, offer_id: str, tasks: Sequence[mesos_pb2.TaskInfo]) -> None: ...
+
+    def decline(self, offer_id: str, refuse_seconds: float) -> None: ...
+
+    def kill(self, task_id: str, agent_id: str, grace_seconds: float | None) -> None: ...
+
+    def revive(self) -> None: ...
+
+    def reconcile(self, tasks: Sequence[tuple[str, str]]) -> None: ...
+
+
+@dataclass(slots=True)
+class Instance:
+    """One instance of an app: its (single) task and where it runs."""
+
+    instance_id: str
+    task_id: str
+    app_id: PathId
+    version: str
+    config_version: str
+    agent_id: str
+    host: str
+    ports: tuple[int, ...]
+    attributes: Mapping[str, str]
+    staged_at: float
+    state: str = "TASK_STAGING"
+    started_at: float | None = None
+    killing: bool = False
+    healthy: bool | None = None
+    unreachable_since: float | None = None
+    message: str = ""
+
+    @property
+    def live(self) -> bool:
+        """Neither terminal nor being killed."""
+        return not self.killing and self.state not in TERMINAL
+
+    @property
+    def condition(self) -> InstanceCondition:
+        return {
+            "TASK_STAGING": InstanceCondition.STAGING,
+            "TASK_STARTING": InstanceCondition.STARTING,
+            "TASK_RUNNING": InstanceCondition.RUNNING,
+            "TASK_UNREACHABLE": InstanceCondition.UNREACHABLE,
+        }.get(self.state, InstanceCondition.OTHER)
+
+    def placed(self) -> PlacedInstance:
+        return PlacedInstance(
+            self.instance_id, Agent(self.host, self.attributes), self.condition,
+            self.staged_at, self.started_at,
+        )
+
+    def task_json(self) -> dict[str, Any]:
+        """The task as `/v2/apps/{id}/tasks` and `/v2/tasks` show it."""
+        body: dict[str, Any] = {
+            "id": self.task_id,
+            "appId": str(self.app_id),
+            "host": self.host,
+            "ports": list(self.ports),
+            "slaveId": self.agent_id,
+            "stagedAt": format_timestamp(self.staged_at),
+            "version": self.version,
+            "state": self.state,
+            "ipAddresses": [],
+            "servicePorts": [],
+            "role": "*",
+        }
+        if self.started_at is not None:
+            body["startedAt"] = format_timestamp(self.started_at)
+        return body
+
+    def to_record(self) -> bytes:
+        return json.dumps({
+            "instanceId": self.instance_id, "taskId": self.task_id, "appId": str(self.app_id),
+            "version": self.version, "configVersion": self.config_version,
+            "agentId": self.agent_id, "host": self.host, "ports": list(self.ports),
+            "attributes": dict(self.attributes), "stagedAt": self.staged_at,
+            "state": self.state, "startedAt": self.started_at, "killing": self.killing,
+            "unreachableSince": self.unreachable_since,
+        }).encode()
+
+    @classmethod
+    def from_record(cls, data: bytes) -> Instance:
+        raw = json.loads(data)
+        return cls(
+            raw["instanceId"], raw["taskId"], PathId.parse(raw["appId"]), raw["version"],
+            raw["configVersion"], raw["agentId"], raw["host"], tuple(raw["ports"]),
+            raw["attributes"], raw["stagedAt"], raw["state"], raw["startedAt"], raw["killing"],
+            unreachable_since=raw.get("unreachableSince"),
+        )
+
+
+@dataclass(slots=True)
+class Deployment:
+    """A deployment in progress: its plan and the step it is at (1-based)."""
+
+    plan: DeploymentPlan
+    step: int = 0
+    started: set[int] = field(default_factory=set)  # indexes of actions begun in this step
+    completed: set[int] = field(default_factory=set)  # ... and of those done
+
+    def to_record(self) -> bytes:
+        return json.dumps({
+            "id": self.plan.id, "version": self.plan.version, "step": self.step,
+            "original": group_to_json(self.plan.original),
+            "target": group_to_json(self.plan.target),
+        }).encode()
+
+
+def config_version(app: AppDefinition) -> str:
+    """The version of the app's configuration (scale changes keep it)."""
+    info = app.version_info or {}
+    return str(info.get("lastConfigChangeAt") or app.version or "")
+
+
+@dataclass(slots=True)
+class Recovered:
+    """The core's durable state, as a new leader reads it from the store."""
+
+    root: Group = field(default_factory=lambda: Group(ROOT))
+    app_versions: dict[PathId, dict[str, bytes]] = field(default_factory=dict)
+    deployments: list[tuple[str, str, int, Group, Group]] = field(default_factory=list)
+    instances: dict[str, Instance] = field(default_factory=dict)
+    framework_id: str | None = None
+
+    @classmethod
+    def decode(cls, entries: Mapping[str, bytes]) -> Recovered:
+        state = cls()
+        for key, value in entries.items():
+            kind, name = split_key(key)
+            if kind == "root":
+                state.root = parse_group(json.loads(value))
+            elif kind == "apps":
+                app_id, _, version = name.rpartition("@")
+                state.app_versions.setdefault(PathId.parse(app_id), {})[version] = value
+            elif kind == "deployments":
+                raw = json.loads(value)
+                state.deployments.append((
+                    raw["id"], raw["version"], raw["step"],
+                    parse_group(raw["original"]), parse_group(raw["target"]),
+                ))
+            elif kind == "instances":
+                instance = Instance.from_record(value)
+                state.instances[instance.instance_id] = instance
+            elif kind == "framework":
+                state.framework_id = value.decode()
+        state.deployments.sort(key=lambda d: d[1])
+        return state
+
+
+class MarathonCore:
+    """Apps, instances and deployments; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        wall: Clock,
+        actions: Actions,
+        sink: Sink,
+        publish: Callable[[events.Event], None],
+        recovered: Recovered | None = None,
+        id_factory: Callable[[], str] | None = None,
+    ) -> None:
+        state = recovered or Recovered()
+        self.clock = clock
+        self.wall = wall
+        self.actions = actions
+        self.sink = sink
+        self.publish = publish
+        self.root = state.root
+        self.app_versions = state.app_versions
+        self.instances = state.instances
+        self.framework_id = state.framework_id
+        self.queue = LaunchQueue(wall, uuid_factory=id_factory)
+        self.deployments: dict[str, Deployment] = {}
+        self._id_factory = id_factory
+        for plan_id, version, step, original, target in state.deployments:
+            plan = plan_deployment(original, target, version, plan_id=plan_id)
+            self.deployments[plan_id] = Deployment(plan, step)
+        self.last_failures: dict[PathId, dict[str, Any]] = {}
+
+    # ------------------------------------------------------------ desired state
+
+    def update_root(
+        self, change: Callable[[Group], Group], *, force: bool = False,
+        kill: Mapping[PathId, Sequence[str]] | None = None,
+    ) -> DeploymentPlan:
+        """Apply `change` to the root group and start the deployment that realises it.
+
+        Raises AppValidationError (422) for an invalid result and AppLockedError (409) when a
+        running deployment holds an affected app (unless `force`, which cancels those).
+        """
+        version = self._new_version()
+        target = assign_versions(self.root, change(self.root), version)
+        validate_root(target)
+        plan = plan_deployment(self.root, target, version, to_kill=kill,
+                               plan_id=self._id_factory() if self._id_factory else None)
+        conflicts = conflicting_deployments(plan, [d.plan for d in self.deployments.values()])
+        if conflicts and not force:
+            raise AppLockedError([c.id for c in conflicts])
+        for conflict in conflicts:
+            self._end_deployment(conflict.id, outcome="deployment_failed",
+                                 reason="canceled by a forced deployment")
+        self._set_root(target)
+        if not plan.is_empty:
+            deployment = Deployment(plan)
+            self.deployments[plan.id] = deployment
+            self.sink.write(Mutation(store_key("deployments", plan.id), deployment.to_record()))
+            self.publish(events.deployment_event("deployment_info", plan.to_json(),
+                                                 current_step=self._step_json(plan, 1)))
+        self.publish(events.group_change_event("/", version))
+        self.advance()
+        return plan
+
+    def cancel_deployment(self, plan_id: str, *, force: bool) -> DeploymentPlan | None:
+        """Stop a deployment; without `force` roll back to its original state (returns the
+        rollback's plan). KeyError when there is no such deployment."""
+        deployment = self.deployments[plan_id]
+        self._end_deployment(plan_id, outcome="deployment_failed", reason="canceled")
+        if force:
+            return None
+        target = revert_target(deployment.plan, self.root)
+        return self.update_root(lambda _root: target, force=True)
+
+    def kill_tasks(self, task_ids: Iterable[str], *, scale: bool) -> DeploymentPlan | None:
+        """Kill tasks; with `scale` the apps shrink by as many (a deployment), otherwise the
+        tasks are replaced. Unknown ids raise KeyError."""
+        by_task = {i.task_id: i for i in self.instances.values()}
+        chosen = [by_task[task_id] for task_id in task_ids]
+        if not scale:
+            for instance in chosen:
+                self._kill(instance)
+            self.advance()
+            return None
+        per_app: dict[PathId, list[str]] = {}
+        for instance in chosen:
+            per_app.setdefault(instance.app_id, []).append(instance.instance_id)
+
+        def shrink(root: Group) -> Group:
+            for app_id, killed in per_app.items():
+                app = root.app(app_id)
+                if app is not None:
+                    root = put_app(root, app.replace(instances=max(0, app.instances - len(killed))))
+            return root
+
+        return self.update_root(shrink, kill=per_app)
+
+    # ---------------------------------------------------------------- the driver
+
+    def registered(self, framework_id: str) -> None:
+        """Subscribed: remember the framework id and reconcile every known task."""
+        if framework_id != self.framework_id:
+            self.framework_id = framework_id
+            self.sink.write(Mutation(FRAMEWORK_KEY, framework_id.encode()))
+        known = [(i.task_id, i.agent_id) for i in self.instances.values()]
+        self.actions.reconcile(known)
+        self.actions.revive()
+
+    def resource_offers(self, offers: Sequence[mesos_pb2.Offer]) -> None:
+        """Launch queued instances into the offers (once each instance is durable); decline
+        the rest."""
+        for offer in offers:
+            placed = self._placed()
+            match = self.queue.match_offer(offer, placed)
+            if not match.launches:
+                idle = not self.queue.queued_apps()
+                self.actions.decline(offer.id.value,
+                                     IDLE_DECLINE_SECONDS if idle else DECLINE_SECONDS)
+                continue
+            attributes = Agent.from_attributes(offer.hostname, offer.attributes).attributes
+            tasks = [decision.task_info() for decision in match.launches]
+            offer_id = offer.id.value
+            now = self.wall.now()
+            for number, decision in enumerate(match.launches, start=1):
+                app = decision.app
+                instance = Instance(
+                    decision.instance_id, decision.task_id, app.id, app.version or "",
+                    config_version(app), decision.agent_id, decision.hostname,
+                    decision.host_ports, attributes, now,
+                )
+                self.instances[instance.instance_id] = instance
+                launch = None
+                if number == len(match.launches):  # once every instance record is durable
+                    def launch(offer_id: str = offer_id,
+                               tasks: list[mesos_pb2.TaskInfo] = tasks) -> None:
+                        self.actions.launch(offer_id, tasks)
+                self._store_instance(instance, then=launch)
+
+    def status_update(self, status: mesos_pb2.TaskStatus) -> None:
+        """Apply a task status update."""
+        task_id = status.task_id.value
+        state = mesos_pb2.TaskState.Name(status.state)
+        instance = next((i for i in self.instances.values() if i.task_id == task_id), None)
+        if instance is None:
+            if state not in TERMINAL:  # a task we do not know: Marathon kills it
+                self.actions.kill(task_id, status.agent_id.value, None)
+            return
+        previous = instance.state
+        instance.state = state
+        instance.message = status.message
+        now = self.wall.now()
+        if state == "TASK_RUNNING" and instance.started_at is None:
+            instance.started_at = now
+        if state == "TASK_UNREACHABLE":
+            instance.unreachable_since = instance.unreachable_since or now
+        elif state == "TASK_RUNNING":
+            instance.unreachable_since = None
+        app = self.root.app(instance.app_id)
+        if previous != state:
+            self.publish(events.status_update_event(
+                agent_id=instance.agent_id, task_id=task_id, state=state,
+                message=status.message, app_id=str(instance.app_id), host=instance.host,
+                ports=instance.ports, version=instance.version,
+            ))
+            self.publish(events.instance_changed_event(
+                instance_id=instance.instance_id, condition=instance.condition.value,
+                app_id=str(instance.app_id), agent_id=instance.agent_id, host=instance.host,
+                version=instance.version,
+            ))
+        if state in TERMINAL:
+            self._remove_instance(instance)
+            if state in FAILED and not instance.killing and app is not None:
+                self.queue.task_failed(app)
+                self.last_failures[app.id] = {
+                    "appId": str(app.id), "host": instance.host, "message": status.message,
+                    "state": state, "taskId": task_id, "timestamp": format_timestamp(now),
+                    "version": instance.version, "slaveId": instance.agent_id,
+                }
+        elif previous != state:
+            self._store_instance(instance)
+        self.advance()
+
+    def health_changed(self, instance_id: str, healthy: bool) -> None:
+        """The health checker's verdict on an instance."""
+        instance = self.instances.get(instance_id)
+        if instance is None:
+            return
+        instance.healthy = healthy
+        if healthy:
+            self.queue.reset_delay(instance.app_id)
+        self.advance()
+
+    def kill_instance(self, instance_id: str) -> None:
+        """Kill an instance (e.g. unhealthy too long); it is replaced."""
+        instance = self.instances.get(instance_id)
+        if instance is not None:
+            self._kill(instance)
+
+    def tick(self) -> None:
+        """Periodic work: unreachable instances, backoff resets, deployments, scale check."""
+        now = self.wall.now()
+        for instance in list(self.instances.values()):
+            app = self.root.app(instance.app_id)
+            if instance.state == "TASK_RUNNING" and instance.started_at is not None:
+                self.queue.instance_running(
+                    instance.app_id, now - instance.started_at,
+                    instance.healthy if app is not None and app.health_checks else None,
+                )
+            if instance.unreachable_since is not None and app is not None:
+                strategy = app.unreachable_strategy
+                gone_for = now - instance.unreachable_since
+                if strategy.enabled and gone_for >= strategy.expunge_after_seconds:
+                    self._remove_instance(instance)
+        self.advance()
+
+    # ---------------------------------------------------------------- queries
+
+    def app_instances(self, app_id: PathId) -> list[Instance]:
+        return [i for i in self.instances.values() if i.app_id == app_id]
+
+    def deployments_of(self, app_id: PathId) -> list[str]:
+        return [d.plan.id for d in self.deployments.values() if app_id in d.plan.affected_apps]
+
+    def deployments_json(self) -> list[dict[str, Any]]:
+        return [d.plan.to_json(max(1, d.step) if d.plan.steps else 0)
+                for d in self.deployments.values()]
+
+    def counts(self, app: AppDefinition) -> dict[str, int]:
+        """tasksStaged/Running/Healthy/Unhealthy for the app JSON."""
+        instances = [i for i in self.app_instances(app.id) if i.state not in TERMINAL]
+        running = [i for i in instances if i.state == "TASK_RUNNING"]
+        return {
+            "tasksStaged": len([i for i in instances if i.state == "TASK_STAGING"]),
+            "tasksRunning": len(running),
+            "tasksHealthy": len([i for i in running if i.healthy]),
+            "tasksUnhealthy": len([i for i in running if i.healthy is False]),
+        }
+
+    # ------------------------------------------------------------ deployments
+
+    def advance(self) -> None:
+        """Drive every deployment as far as it can go now, then the scale check."""
+        for plan_id in list(self.deployments):
+            deployment = self.deployments.get(plan_id)
+            if deployment is not None:
+                self._drive(deployment)
+        self._scale_check()
+
+    def _drive(self, deployment: Deployment) -> None:
+        plan = deployment.plan
+        while True:
+            if deployment.step == 0:
+                deployment.step = 1
+            if deployment.step > len(plan.steps):
+                self._end_deployment(plan.id, outcome="deployment_success")
+                return
+            actions = plan.steps[deployment.step - 1].actions
+            done = [self._drive_action(deployment, index, action)
+                    for index, action in enumerate(actions)]
+            if not all(done):
+                return
+            self.publish(events.deployment_event(
+                "deployment_step_success", plan.to_json(deployment.step),
+                current_step=self._step_json(plan, deployment.step),
+            ))
+            deployment.step += 1
+            deployment.started = set()
+            deployment.completed = set()
+            self.sink.write(Mutation(store_key("deployments", plan.id), deployment.to_record()))
+
+    def _drive_action(self, deployment: Deployment, index: int, action: DeploymentAction) -> bool:
+        """Push one action forward; True once it is done."""
+        if index in deployment.completed:
+            return True
+        first = index not in deployment.started
+        deployment.started.add(index)
+        done = self._run_action(action, first=first)
+        if done:
+            deployment.completed.add(index)
+            if action.action == ActionType.STOP:
+                self.publish(events.app_terminated_event(str(action.app.id)))
+        return done
+
+    def _run_action(self, action: DeploymentAction, *, first: bool) -> bool:
+        app = action.app
+        if action.action in (ActionType.START, ActionType.RESOLVE_ARTIFACTS):
+            return True
+        if action.action == ActionType.STOP:
+            self.queue.purge(app.id)
+            remaining = self.app_instances(app.id)
+            for instance in remaining:
+                self._kill(instance)
+            return not remaining
+        if action.action == ActionType.SCALE:
+            if first:
+                wanted = set(action.kill)
+                for instance in self.app_instances(app.id):
+                    if instance.instance_id in wanted:
+                        self._kill(instance)
+            target = action.scale_to if action.scale_to is not None else app.instances
+            return self._converge(app, target)
+        return self._restart(app)
+
+    def _converge(self, app: AppDefinition, target: int) -> bool:
+        """Queue or kill instances of `app` towards `target`; True when it is there and
+        every instance runs (healthy, when it has health checks)."""
+        live = [i for i in self.app_instances(app.id) if i.live]
+        queued = self.queue.count(app.id)
+        if queued:
+            self.queue.add(app, 0)  # what waits for offers is the current definition
+        missing = target - len(live) - queued
+        if missing > 0 and app.unsupported_reason is not None:
+            self._cannot_run(app, app.unsupported_reason)
+        elif missing > 0:
+            self.queue.add(app, missing)
+            self.actions.revive()
+        elif missing < 0:
+            excess = -missing
+            if queued:
+                dropped = min(queued, excess)
+                self.queue.set_count(app, queued - dropped)
+                excess -= dropped
+            if excess:
+                doomed = select_instances_to_kill(
+                    app.constraints, [i.placed() for i in live], excess, app.kill_selection
+                )
+                for placed in doomed:
+                    self._kill(self.instances[placed.instance_id])
+        settled = self.app_instances(app.id)
+        return (
+            len(settled) == target
+            and self.queue.count(app.id) == 0
+            and all(self._healthy(app, i) for i in settled)
+        )
+
+    def _restart(self, app: AppDefinition) -> bool:
+        version = config_version(app)
+        live = [i for i in self.app_instances(app.id) if i.state not in TERMINAL]
+        old = [self._replace_view(app, i) for i in live if i.config_version != version]
+        new = [self._replace_view(app, i) for i in live if i.config_version == version]
+        queued = self.queue.count(app.id)
+        if queued:
+            self.queue.add(app, 0)  # what waits for offers is the current definition
+        decision = replace_step(app.instances, app.upgrade_strategy, old, new, queued=queued)
+        if decision.start:
+            self.queue.add(app, decision.start)
+            self.actions.revive()
+        for instance_id in decision.kill:
+            self._kill(self.instances[instance_id])
+        return decision.done
+
+    def _replace_view(self, app: AppDefinition, instance: Instance) -> ReplaceInstance:
+        return ReplaceInstance(instance.instance_id, healthy=self._healthy(app, instance),
+                               killing=instance.killing)
+
+    @staticmethod
+    def _healthy(app: AppDefinition, instance: Instance) -> bool:
+        if instance.state != "TASK_RUNNING" or instance.killing:
+            return False
+        return bool(instance.healthy) if app.health_checks else True
+
+    def _scale_check(self) -> None:
+        """Keep apps that no deployment holds at their instance count."""
+        locked = {a for d in self.deployments.values() for a in d.plan.affected_apps}
+        for app in self.root.transitive_apps():
+            if app.id not in locked:
+                self._converge(app, app.instances)
+
+    def _cannot_run(self, app: AppDefinition, reason: str) -> None:
+        """Tell (once per app version) why instances of `app` cannot be launched here."""
+        failure = self.last_failures.get(app.id)
+        if failure is not None and failure.get("version") == app.version:
+            return
+        message = f"cannot launch on this cluster: {reason}"
+        self.last_failures[app.id] = {
+            "appId": str(app.id), "host": "", "message": message, "state": "TASK_FAILED",
+            "taskId": "", "timestamp": format_timestamp(self.wall.now()),
+            "version": app.version, "slaveId": "",
+        }
+        self.publish(events.status_update_event(
+            agent_id="", task_id="", state="TASK_FAILED", message=message,
+            app_id=str(app.id), host="", ports=(), version=app.version or "",
+        ))
+
+    def _end_deployment(self, plan_id: str, *, outcome: str, reason: str | None = None) -> None:
+        deployment = self.deployments.pop(plan_id, None)
+        if deployment is None:
+            return
+        self.sink.write(Mutation(store_key("deployments", plan_id), None))
+        self.publish(events.deployment_event(outcome, deployment.plan.to_json(), reason=reason))
+
+    @staticmethod
+    def _step_json(plan: DeploymentPlan, step: int) -> dict[str, Any]:
+        return plan.steps[step - 1].to_json() if plan.steps else {"actions": []}
+
+    # ---------------------------------------------------------------- internals
+
+    def _new_version(self) -> str:
+        version = format_timestamp(self.wall.now())
+        current = self.root.version or ""
+        if version <= current:  # two changes in one millisecond: keep versions unique
+            version = format_timestamp(_parse_seconds(current) + 0.001)
+        return version
+
+    def _set_root(self, root: Group) -> None:
+        self.root = root
+        self.sink.write(Mutation(ROOT_KEY, json.dumps(group_to_json(root)).encode()))
+        for app in root.transitive_apps():
+            versions = self.app_versions.setdefault(app.id, {})
+            version = app.version or ""
+            if version not in versions:
+                data = json.dumps(app_to_json(app)).encode()
+                versions[version] = data
+                self.sink.write(Mutation(store_key("apps", f"{app.id}@{version}"), data))
+                for stale in sorted(versions)[:-MAX_APP_VERSIONS]:
+                    del versions[stale]
+                    self.sink.write(Mutation(store_key("apps", f"{app.id}@{stale}"), None))
+
+    def _placed(self) -> dict[PathId, list[PlacedInstance]]:
+        placed: dict[PathId, list[PlacedInstance]] = {}
+        for instance in self.instances.values():
+            if instance.state not in TERMINAL:
+                placed.setdefault(instance.app_id, []).append(instance.placed())
+        return placed
+
+    def _kill(self, instance: Instance) -> None:
+        if instance.killing:
+            return
+        instance.killing = True
+        self._store_instance(instance)
+        app = self.root.app(instance.app_id)
+        grace = None
+        if app is not None and app.task_kill_grace_period_seconds is not None:
+            grace = float(app.task_kill_grace_period_seconds)
+        self.actions.kill(instance.task_id, instance.agent_id, grace)
+
+    def _store_instance(
+        self, instance: Instance, then: Callable[[], None] | None = None
+    ) -> None:
+        self.sink.write(
+            Mutation(store_key("instances", instance.instance_id), instance.to_record()), then
+        )
+
+    def _remove_instance(self, instance: Instance) -> None:
+        self.instances.pop(instance.instance_id, None)
+        self.sink.write(Mutation(store_key("instances", instance.instance_id), None))
+
+
+def _parse_seconds(version: str) -> float:
+    return datetime.strptime(version, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+

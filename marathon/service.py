@@ -1,0 +1,245 @@
+"""The Marathon process: leader election, the store, the scheduler driver and the timers
+around `MarathonCore`; the REST API (`marathon.api`) reads and changes state through it.
+
+    MarathonService.run()
+      contender (ZooKeeper with --zk, standalone otherwise) ──leading──▶ term:
+        Store.recover() ─▶ MarathonCore(recovered) ─▶ SchedulerDriver (in this loop)
+        TaskGroup { BatchWriter.run(), tick loop, driver }
+      not leading: `core` is None; the API answers 503 naming the leader
+
+The driver's callbacks run in this loop and call the core directly; the core's `Actions` are
+the driver's calls. Events go to the `EventBus` that `/v2/events` streams from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from frameworks import Scheduler, SchedulerDriver
+from marathon.core import KINDS, MarathonCore, Recovered
+from marathon.events import EventBus
+from mesos_common.clock import SystemClock
+from mesos_common.election import Contender, Leadership, ZooKeeperContender, create_contender
+from mesos_common.store import BatchWriter, MemorySink, Sink, Store
+from mesos_common.store_local import LocalStore
+from mesos_common.store_zk import ZooKeeperStore
+from protos import mesos_pb2
+
+log = structlog.get_logger("marathon")
+
+VERSION = "1.9.0-pymesos"
+PARTITION_AWARE = mesos_pb2.FrameworkInfo.Capability.PARTITION_AWARE
+
+
+@dataclass(frozen=True, slots=True)
+class MarathonConfig:
+    """Flags of the `marathon` command."""
+
+    master: str = "127.0.0.1:5050"
+    zk: str | None = None
+    http_address: str = "127.0.0.1"
+    http_port: int = 8080
+    hostname: str | None = None
+    framework_name: str = "marathon"
+    mesos_role: str = "*"
+    mesos_user: str | None = None
+    failover_timeout: float = 604800.0
+    work_dir: Path | None = None
+    zk_session_timeout: float = 10.0
+    tick_interval: float = 1.0
+
+
+class WallClock:
+    """Wall-clock seconds (versions and timestamps are wall time)."""
+
+    def now(self) -> float:
+        return time.time()
+
+
+class DriverActions:
+    """`marathon.core.Actions` carried out by the SDK driver."""
+
+    def __init__(self, driver: SchedulerDriver) -> None:
+        self.driver = driver
+
+    def launch(self, offer_id: str, tasks: Sequence[mesos_pb2.TaskInfo]) -> None:
+        self.driver.launch_tasks(offer_id, tasks)
+
+    def decline(self, offer_id: str, refuse_seconds: float) -> None:
+        self.driver.decline_offer(offer_id, filters=refuse_seconds)
+
+    def kill(self, task_id: str, agent_id: str, grace_seconds: float | None) -> None:
+        self.driver.kill_task(task_id, agent_id or None, grace_seconds)
+
+    def revive(self) -> None:
+        self.driver.revive_offers()
+
+    def reconcile(self, tasks: Sequence[tuple[str, str]]) -> None:
+        if tasks:
+            self.driver.reconcile_tasks(tasks)
+
+
+class MarathonScheduler(Scheduler):
+    """Hands the driver's callbacks to the core (set before the driver starts)."""
+
+    def __init__(self) -> None:
+        self._core: MarathonCore | None = None
+
+    @property
+    def core(self) -> MarathonCore:
+        assert self._core is not None, "the core is set before the driver starts"
+        return self._core
+
+    @core.setter
+    def core(self, core: MarathonCore) -> None:
+        self._core = core
+
+    def registered(
+        self, driver: SchedulerDriver, framework_id: mesos_pb2.FrameworkID,
+        master_info: mesos_pb2.MasterInfo,
+    ) -> None:
+        log.info("registered with the master", framework_id=framework_id.value)
+        self.core.registered(framework_id.value)
+
+    def reregistered(self, driver: SchedulerDriver, master_info: mesos_pb2.MasterInfo) -> None:
+        if self.core.framework_id is not None:
+            self.core.registered(self.core.framework_id)
+
+    def resource_offers(self, driver: SchedulerDriver, offers: list[mesos_pb2.Offer]) -> None:
+        self.core.resource_offers(offers)
+
+    def status_update(self, driver: SchedulerDriver, status: mesos_pb2.TaskStatus) -> None:
+        self.core.status_update(status)
+
+    def error(self, driver: SchedulerDriver, message: str) -> None:
+        log.error("the master reported an error", message=message)
+
+
+class MarathonService:
+    """Runs Marathon until cancelled; `core` is the leader's core (None on a standby)."""
+
+    def __init__(self, config: MarathonConfig) -> None:
+        self.config = config
+        self.bus = EventBus()
+        self.core: MarathonCore | None = None
+        self.driver: SchedulerDriver | None = None
+        self.leader: mesos_pb2.MasterInfo | None = None
+        self.hostname = config.hostname or socket.gethostname()
+        self.info = mesos_pb2.MasterInfo(
+            id=str(uuid.uuid4()), hostname=self.hostname, address=config.http_address,
+            port=config.http_port, version=VERSION,
+        )
+        self.started_at = time.time()
+
+    @property
+    def leader_address(self) -> str | None:
+        """`host:port` of the leading Marathon's HTTP API, when known."""
+        if self.leader is None:
+            return None
+        return f"{self.leader.hostname or self.leader.address}:{self.leader.port}"
+
+    async def run(self, http_port: int | None = None) -> None:
+        """Contend for leadership and lead while elected, until cancelled."""
+        if http_port is not None:
+            self.info.port = http_port
+        contender = create_contender(
+            self.config.zk, self.info, session_timeout=self.config.zk_session_timeout
+        )
+        await contender.start()
+        try:
+            async with asyncio.TaskGroup() as group:
+                leading: asyncio.Task[None] | None = None
+                async for state in contender.leadership():
+                    self.leader = state.leader
+                    if state.leading and leading is None:
+                        log.info("elected leader", epoch=state.epoch)
+                        leading = group.create_task(self._lead(contender, state))
+                    elif not state.leading and leading is not None:
+                        log.warning("no longer the leader")
+                        leading.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await leading
+                        leading = None
+                if leading is not None:
+                    leading.cancel()
+        finally:
+            await contender.close()
+
+    async def _lead(self, contender: Contender, state: Leadership) -> None:
+        store = self._store(contender, state)
+        writer: BatchWriter | None = None
+        try:
+            sink: Sink
+            recovered = Recovered()
+            if store is not None:
+                recovered = Recovered.decode(await store.recover())
+                writer = BatchWriter(store)
+                sink = writer
+            else:
+                sink = MemorySink()
+            info = mesos_pb2.FrameworkInfo(
+                name=self.config.framework_name,
+                user=self.config.mesos_user or getpass.getuser(),
+                failover_timeout=self.config.failover_timeout,
+                checkpoint=True,
+                hostname=self.hostname,
+                webui_url=f"http://{self.hostname}:{self.info.port}",
+                roles=[self.config.mesos_role],
+                capabilities=[mesos_pb2.FrameworkInfo.Capability(type=PARTITION_AWARE)],
+            )
+            if recovered.framework_id:
+                info.id.value = recovered.framework_id
+            scheduler = MarathonScheduler()
+            driver = SchedulerDriver(scheduler, info, self.config.master)
+            core = MarathonCore(
+                clock=SystemClock(), wall=WallClock(), actions=DriverActions(driver), sink=sink,
+                publish=self.bus.publish, recovered=recovered,
+            )
+            scheduler.core = core
+            self.core, self.driver = core, driver
+            async with asyncio.TaskGroup() as tasks:
+                if writer is not None:
+                    tasks.create_task(writer.run())
+                tasks.create_task(self._tick(core))
+                driver.start()
+                tasks.create_task(self._watch_driver(driver))
+        finally:
+            self.core = None
+            if self.driver is not None:
+                self.driver.stop(failover=True)
+                with contextlib.suppress(Exception):
+                    await self.driver.join()
+                self.driver = None
+            if store is not None:
+                await store.close()
+
+    async def _watch_driver(self, driver: SchedulerDriver) -> None:
+        status = await driver.join()
+        raise RuntimeError(f"the scheduler driver ended ({status})")
+
+    async def _tick(self, core: MarathonCore) -> None:
+        while True:
+            await asyncio.sleep(self.config.tick_interval)
+            core.tick()
+
+    def _store(self, contender: Contender, state: Leadership) -> Store | None:
+        if isinstance(contender, ZooKeeperContender):
+            assert state.epoch is not None and contender.member_path is not None
+            return ZooKeeperStore(
+                contender.session, f"{contender.url.path.rstrip('/')}/state", KINDS,
+                epoch=state.epoch, member_path=contender.member_path,
+            )
+        if self.config.work_dir is not None:
+            return LocalStore(self.config.work_dir / "state")
+        return None
+

@@ -1,0 +1,147 @@
+"""Marathon as users run it: a real `marathon` process on a real master and agent, driven
+over its REST API with an HTTP client."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.cluster import Cluster, wait_for
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "conformance" / "marathon"
+WEB = {"id": "/web", "cmd": "python3 -m http.server $PORT0", "cpus": 0.1, "mem": 32,
+       "instances": 2}
+
+
+@pytest.fixture
+def marathon(cluster: Cluster) -> Iterator[httpx.Client]:
+    """A Marathon (local state under the test's work_dir) on a master with one agent."""
+    cluster.start_agent("cpus:4;mem:4096;disk:1000;ports:[31000-31099]")
+    _, url = cluster.start_marathon()
+    with httpx.Client(base_url=url, timeout=10) as client:
+        wait_for(lambda: client.get("/v2/info").json()["frameworkId"], "marathon to register")
+        yield client
+
+
+def app(client: httpx.Client, app_id: str) -> dict[str, Any]:
+    answer: dict[str, Any] = client.get(f"/v2/apps{app_id}", params={"embed": "app.tasks"}
+                                        ).json()["app"]
+    return answer
+
+
+def settled(client: httpx.Client, app_id: str, running: int) -> dict[str, Any] | None:
+    """The app once `running` tasks run and no deployment holds it."""
+    current = app(client, app_id)
+    if current["tasksRunning"] == running and not current["deployments"] \
+            and len(current["tasks"]) == running:
+        return current
+    return None
+
+
+def serves(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def test_an_app_is_deployed_scaled_restarted_and_destroyed(marathon: httpx.Client) -> None:
+    created = marathon.post("/v2/apps", json=WEB)
+    assert created.status_code == 201, created.text
+    assert created.headers["Location"] == "/v2/apps/web"
+    deployment = created.headers["Marathon-Deployment-Id"]
+    assert created.json()["deployments"] == [{"id": deployment}]
+
+    current = wait_for(lambda: settled(marathon, "/web", 2), "two running instances")
+    ports = [task["ports"][0] for task in current["tasks"]]
+    wait_for(lambda: all(serves(port) for port in ports), "both instances to serve HTTP")
+    env_check = current["tasks"][0]["id"]
+    assert env_check.startswith("web.instance-")
+
+    scaled = marathon.patch("/v2/apps/web", json={"instances": 3})
+    assert scaled.status_code == 200 and scaled.json()["deploymentId"]
+    before = {t["id"] for t in wait_for(lambda: settled(marathon, "/web", 3), "3 running")[
+        "tasks"]}
+
+    restarted = marathon.post("/v2/apps/web/restart")
+    assert restarted.status_code == 200
+    after = wait_for(
+        lambda: (s := settled(marathon, "/web", 3)) and not {t["id"] for t in s["tasks"]}
+        & before and s,
+        "every instance to be replaced",
+    )
+    assert after["versionInfo"]["lastConfigChangeAt"] == restarted.json()["version"]
+    versions = marathon.get("/v2/apps/web/versions").json()["versions"]
+    assert len(versions) == 3 and versions[0] == restarted.json()["version"]
+
+    destroyed = marathon.delete("/v2/apps/web")
+    assert destroyed.status_code == 200
+    wait_for(lambda: marathon.get("/v2/tasks").json() == {"tasks": []}, "every task gone")
+    assert marathon.get("/v2/apps").json() == {"apps": []}
+    assert marathon.get("/v2/apps/web").status_code == 404
+    wait_for(lambda: not any(serves(t["ports"][0]) for t in after["tasks"]), "servers gone")
+
+
+def test_the_event_stream_reports_deployments_and_task_states(marathon: httpx.Client) -> None:
+    seen: list[dict[str, Any]] = []
+    with marathon.stream("GET", "/v2/events",
+                         params={"event_type": ["status_update_event", "deployment_success"]},
+                         timeout=httpx.Timeout(10, read=30)) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        assert marathon.post("/v2/apps", json={**WEB, "instances": 1}).status_code == 201
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                seen.append(json.loads(line.removeprefix("data: ")))
+            if any(e["eventType"] == "deployment_success" for e in seen):
+                break
+    states = [e["taskStatus"] for e in seen if e["eventType"] == "status_update_event"]
+    assert "TASK_RUNNING" in states
+    assert all(e["appId"] == "/web" for e in seen if "appId" in e)
+
+
+def test_bad_requests_get_marathons_answers(marathon: httpx.Client) -> None:
+    invalid = marathon.post("/v2/apps", json={"id": "/bad", "cmd": "x", "cpus": -1})
+    assert invalid.status_code == 422
+    assert {"path": "/cpus", "errors": ["error.min"]} in invalid.json()["details"]
+    assert marathon.post("/v2/apps", content=b'{"id": ').status_code == 400
+    assert marathon.get("/v2/apps/nope").status_code == 404
+
+    # An app that cannot be placed keeps its deployment running: changes need force=true.
+    huge = {"id": "/huge", "cmd": "sleep 600", "cpus": 100, "mem": 32}
+    assert marathon.post("/v2/apps", json=huge).status_code == 201
+    locked = marathon.put("/v2/apps/huge", json={**huge, "cpus": 200})
+    assert locked.status_code == 409
+    assert locked.json()["deployments"]
+    queue = marathon.get("/v2/queue").json()["queue"]
+    assert [entry["app"]["id"] for entry in queue] == ["/huge"]
+    forced = marathon.put("/v2/apps/huge", params={"force": "true"}, json={**huge, "cpus": 0.1})
+    assert forced.status_code == 200
+    wait_for(lambda: settled(marathon, "/huge", 1), "the fixed app to run")
+    assert marathon.get("/v2/queue").json() == {"queue": []}
+
+
+def test_conformance_examples_are_accepted_and_round_trip(marathon: httpx.Client) -> None:
+    apps = json.loads((FIXTURES / "apps_create.json").read_text())
+    for body in reversed(apps):  # the dependency first
+        answer = marathon.post("/v2/apps", json=body)
+        assert answer.status_code == 201, answer.text
+    example = json.loads((FIXTURES / "app-check-http-example.json").read_text())
+    assert marathon.post("/v2/apps", json=example).status_code == 201
+    for body in [*apps, example]:
+        stored = app(marathon, "/" + body["id"].lstrip("/"))
+        for field in ("cmd", "cpus", "mem", "instances"):
+            assert stored[field] == body[field]
+    patched = marathon.patch("/v2/apps", json=json.loads(
+        (FIXTURES / "apps_patch.json").read_text()), params={"force": "true"})
+    assert patched.status_code == 200, patched.text
+    assert app(marathon, "/test/sleep60")["cpus"] == 0.3
+    assert app(marathon, "/test/sleep60")["cmd"] == "sleep 60"  # PATCH keeps other fields

@@ -1,0 +1,259 @@
+"""Marathon's scheduler core driven directly: deployments, launches, failures, recovery."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from marathon.app_definition import parse_app
+from marathon.core import MarathonCore, Recovered
+from marathon.deployments import AppLockedError
+from marathon.groups import Group, put_app, remove_app
+from marathon.paths import PathId
+from mesos_common.clock import FakeClock
+from mesos_common.resources import Resources
+from mesos_common.store import MemorySink
+from protos import mesos_pb2
+
+
+@dataclass
+class FakeActions:
+    launched: list[tuple[str, list[mesos_pb2.TaskInfo]]] = field(default_factory=list)
+    declined: list[str] = field(default_factory=list)
+    killed: list[str] = field(default_factory=list)
+    reconciled: list[list[tuple[str, str]]] = field(default_factory=list)
+    revives: int = 0
+
+    def launch(self, offer_id: str, tasks: Sequence[mesos_pb2.TaskInfo]) -> None:
+        self.launched.append((offer_id, list(tasks)))
+
+    def decline(self, offer_id: str, refuse_seconds: float) -> None:
+        self.declined.append(offer_id)
+
+    def kill(self, task_id: str, agent_id: str, grace_seconds: float | None) -> None:
+        self.killed.append(task_id)
+
+    def revive(self) -> None:
+        self.revives += 1
+
+    def reconcile(self, tasks: Sequence[tuple[str, str]]) -> None:
+        self.reconciled.append(list(tasks))
+
+
+class World:
+    """A core with fake actions, an in-memory store and recorded events."""
+
+    def __init__(self, sink: MemorySink | None = None, recovered: Recovered | None = None) -> None:
+        self.wall = FakeClock(start=1_700_000_000.0)
+        self.actions = FakeActions()
+        self.sink = sink or MemorySink()
+        self.events: list[dict[str, Any]] = []
+        ids = itertools.count()
+        self.core = MarathonCore(
+            clock=self.wall, wall=self.wall, actions=self.actions, sink=self.sink,
+            publish=self.events.append, recovered=recovered,
+            id_factory=lambda: f"id-{next(ids)}",
+        )
+        self._offers = itertools.count()
+
+    def deploy_app(self, body: dict[str, Any], *, force: bool = False) -> str:
+        app = parse_app(body)
+        plan = self.core.update_root(lambda root: put_app(root, app), force=force)
+        self.wall.advance(0.01)
+        return plan.id
+
+    def offer(self, host: str = "h1", resources: str = "cpus:4;mem:4096;ports:[31000-31010]"
+              ) -> list[mesos_pb2.TaskInfo]:
+        offer_id = f"o{next(self._offers)}"
+        offer = mesos_pb2.Offer(
+            id=mesos_pb2.OfferID(value=offer_id),
+            agent_id=mesos_pb2.AgentID(value=f"agent-{host}"),
+            hostname=host,
+            resources=Resources.parse(resources).to_proto(),
+        )
+        self.core.resource_offers([offer])
+        return [t for o, tasks in self.actions.launched if o == offer_id for t in tasks]
+
+    def update(self, task_id: str, state: int, host: str = "h1") -> None:
+        self.core.status_update(mesos_pb2.TaskStatus(
+            task_id=mesos_pb2.TaskID(value=task_id), state=state,
+            agent_id=mesos_pb2.AgentID(value=f"agent-{host}"),
+        ))
+
+    def event_types(self) -> list[str]:
+        return [e["eventType"] for e in self.events]
+
+
+APP = {"id": "/web", "cmd": "sleep 600", "cpus": 0.5, "mem": 64, "instances": 2}
+
+
+def test_a_new_app_is_deployed_launched_and_reported_running() -> None:
+    world = World()
+    world.deploy_app(APP)
+    assert world.core.deployments
+    tasks = world.offer()
+    assert len(tasks) == 2
+    assert all(t.task_id.value.startswith("web.instance-") for t in tasks)
+    env = {v.name: v.value for v in tasks[0].command.environment.variables}
+    assert env["MARATHON_APP_ID"] == "/web" and env["PORT0"].isdigit()
+    for task in tasks:
+        world.update(task.task_id.value, mesos_pb2.TASK_RUNNING)
+    assert not world.core.deployments
+    assert "deployment_success" in world.event_types()
+    app = world.core.root.app(PathId.parse("/web"))
+    assert app is not None and world.core.counts(app)["tasksRunning"] == 2
+
+
+def test_launches_wait_until_the_instances_are_durable() -> None:
+    sink = MemorySink(hold=True)
+    world = World(sink)
+    world.deploy_app(APP)
+    assert world.offer() == []
+    sink.flush()
+    assert len(world.actions.launched) == 1
+    assert len(world.actions.launched[0][1]) == 2
+
+
+def test_a_failed_instance_is_replaced_after_its_backoff() -> None:
+    world = World()
+    world.deploy_app({**APP, "instances": 1, "backoffSeconds": 10})
+    [task] = world.offer()
+    world.update(task.task_id.value, mesos_pb2.TASK_RUNNING)
+    world.update(task.task_id.value, mesos_pb2.TASK_FAILED)
+    assert world.offer() == []  # backing off
+    world.wall.advance(10)
+    [replacement] = world.offer()
+    assert replacement.task_id.value != task.task_id.value
+
+
+def test_scaling_down_kills_the_youngest_instances() -> None:
+    world = World()
+    world.deploy_app({**APP, "instances": 3})
+    tasks = world.offer()
+    for task in tasks:
+        world.update(task.task_id.value, mesos_pb2.TASK_RUNNING)
+        world.wall.advance(1)
+    world.deploy_app({**APP, "instances": 1})
+    assert len(world.actions.killed) == 2
+    for task_id in world.actions.killed:
+        world.update(task_id, mesos_pb2.TASK_KILLED)
+    assert not world.core.deployments
+    [survivor] = world.core.instances.values()
+    assert survivor.task_id == tasks[0].task_id.value  # the oldest stays
+
+
+def test_a_config_change_replaces_instances_without_dropping_below_capacity() -> None:
+    world = World()
+    world.deploy_app(APP)
+    for task in world.offer():
+        world.update(task.task_id.value, mesos_pb2.TASK_RUNNING)
+    old_tasks = {i.task_id for i in world.core.instances.values()}
+    world.deploy_app({**APP, "cmd": "sleep 700"})
+    assert world.actions.killed == []  # minimumHealthCapacity 1: new ones first
+    new = world.offer()
+    assert new
+    for task in new:
+        world.update(task.task_id.value, mesos_pb2.TASK_RUNNING)
+    for task_id in list(world.actions.killed):
+        world.update(task_id, mesos_pb2.TASK_KILLED)
+    for task in world.offer():
+        world.update(task.task_id.value, mesos_pb2.TASK_RUNNING)
+    for task_id in world.actions.killed:
+        if any(i.task_id == task_id for i in world.core.instances.values()):
+            world.update(task_id, mesos_pb2.TASK_KILLED)
+    assert set(world.actions.killed) == old_tasks
+    assert not world.core.deployments
+    assert all(i.config_version != "" for i in world.core.instances.values())
+    assert len(world.core.instances) == 2
+
+
+def test_a_locked_app_refuses_a_second_deployment_unless_forced() -> None:
+    world = World()
+    first = world.deploy_app(APP)
+    with pytest.raises(AppLockedError) as locked:
+        world.deploy_app({**APP, "instances": 3})
+    assert locked.value.to_json()["deployments"] == [{"id": first}]
+    world.deploy_app({**APP, "instances": 3}, force=True)
+    assert first not in world.core.deployments
+    assert "deployment_failed" in world.event_types()
+
+
+def test_removing_an_app_kills_its_instances_and_reports_it_terminated() -> None:
+    world = World()
+    world.deploy_app(APP)
+    for task in world.offer():
+        world.update(task.task_id.value, mesos_pb2.TASK_RUNNING)
+    world.core.update_root(lambda root: remove_app(root, PathId.parse("/web")))
+    assert len(world.actions.killed) == 2
+    for task_id in world.actions.killed:
+        world.update(task_id, mesos_pb2.TASK_KILLED)
+    assert world.core.instances == {}
+    assert "app_terminated_event" in world.event_types()
+    assert not world.core.deployments
+
+
+def test_a_new_leader_recovers_instances_and_reconciles_them() -> None:
+    world = World()
+    world.deploy_app(APP)
+    tasks = world.offer()
+    world.update(tasks[0].task_id.value, mesos_pb2.TASK_RUNNING)
+    world.core.registered("fw-1")
+
+    recovered = Recovered.decode(world.sink.entries)
+    assert recovered.framework_id == "fw-1"
+    successor = World(MemorySink(), recovered)
+    assert set(successor.core.instances) == set(world.core.instances)
+    assert successor.core.root.app(PathId.parse("/web")) is not None
+    assert len(successor.core.deployments) == 1  # one instance is still staging
+    successor.core.registered("fw-1")
+    [reconciled] = successor.actions.reconciled
+    assert {t for t, _ in reconciled} == {t.task_id.value for t in tasks}
+    successor.update(tasks[1].task_id.value, mesos_pb2.TASK_RUNNING)
+    assert not successor.core.deployments
+
+
+def test_unknown_tasks_are_killed() -> None:
+    world = World()
+    world.update("stranger.instance-1._app.1", mesos_pb2.TASK_RUNNING)
+    assert world.actions.killed == ["stranger.instance-1._app.1"]
+
+
+def test_apps_are_kept_at_their_instance_count_outside_deployments() -> None:
+    world = World()
+    world.deploy_app({**APP, "instances": 1})
+    [task] = world.offer()
+    world.update(task.task_id.value, mesos_pb2.TASK_RUNNING)
+    assert not world.core.deployments
+    world.update(task.task_id.value, mesos_pb2.TASK_KILLED)  # killed outside Marathon
+    [replacement] = world.offer()
+    assert replacement.task_id.value != task.task_id.value
+
+
+def test_root_group_starts_empty() -> None:
+    assert World().core.root == Group(PathId.parse("/"))
+
+
+def test_an_app_this_cluster_cannot_run_is_kept_and_reports_why() -> None:
+    world = World()
+    world.deploy_app({**APP, "container": {"type": "DOCKER", "docker": {"image": "nginx"}}})
+    assert world.offer() == []
+    app_id = PathId.parse("/web")
+    assert world.core.root.app(app_id) is not None  # stored faithfully
+    failure = world.core.last_failures[app_id]
+    assert "Docker" in failure["message"]
+    world.core.tick()
+    failed = [e for e in world.events if e.get("taskStatus") == "TASK_FAILED"]
+    assert len(failed) == 1  # said once per version, not every tick
+
+
+def test_a_forced_change_replaces_the_definition_waiting_in_the_queue() -> None:
+    world = World()
+    world.deploy_app({**APP, "instances": 1, "cpus": 100})
+    assert world.offer() == []  # does not fit
+    world.deploy_app({**APP, "instances": 1, "cpus": 0.1}, force=True)
+    [task] = world.offer()
+    assert Resources.from_proto(task.resources).scalar("cpus") == 0.1
