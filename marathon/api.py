@@ -20,7 +20,7 @@ from starlette.routing import Route
 from marathon import events
 from marathon.app_definition import AppDefinition, merge_patch, parse_app
 from marathon.app_definition import to_json as app_to_json
-from marathon.core import MarathonCore
+from marathon.core import Instance, MarathonCore
 from marathon.deployments import AppLockedError, DeploymentPlan
 from marathon.groups import (
     Group,
@@ -216,7 +216,7 @@ class MarathonApi:
         body["deployments"] = [{"id": d} for d in core.deployments_of(app.id)]
         wanted = set(embed)
         if wanted & {"apps.tasks", "app.tasks", "tasks"}:
-            body["tasks"] = [i.task_json() for i in core.app_instances(app.id)]
+            body["tasks"] = [self.task_json(i) for i in core.app_instances(app.id)]
         if wanted & {"apps.lastTaskFailure", "app.lastTaskFailure", "lastTaskFailure"}:
             failure = core.last_failures.get(app.id)
             if failure is not None:
@@ -224,6 +224,14 @@ class MarathonApi:
         delay = core.queue.delay_left(app.id)
         if core.queue.count(app.id) or delay:
             body["queuedTask"] = None
+        return body
+
+    def task_json(self, instance: Instance) -> dict[str, Any]:
+        """The task's JSON with its health check results."""
+        body = instance.task_json()
+        tracker = self.service.health
+        if tracker is not None and instance.instance_id in tracker:
+            body["healthCheckResults"] = tracker.health_json(instance.instance_id)
         return body
 
     def _find_app(self, core: MarathonCore, app_id: PathId) -> AppDefinition:
@@ -332,7 +340,7 @@ class MarathonApi:
                     lines = [f"{app_id}\t{i.host}\t" + "\t".join(map(str, i.ports))
                              for i in instances]
                     return PlainTextResponse("\n".join(lines) + ("\n" if lines else ""))
-                return _json({"tasks": [i.task_json() for i in instances]})
+                return _json({"tasks": [self.task_json(i) for i in instances]})
             if request.method == "DELETE":
                 scale = _flag(request, "scale")
                 if len(tail) == 2:
@@ -347,8 +355,8 @@ class MarathonApi:
                 if plan is not None:
                     return _deployment_answer(plan)
                 if len(tail) == 2:
-                    return _json({"task": chosen[0].task_json()})
-                return _json({"tasks": [i.task_json() for i in chosen]})
+                    return _json({"task": self.task_json(chosen[0])})
+                return _json({"tasks": [self.task_json(i) for i in chosen]})
         raise HttpError(404, f"Unknown resource /v2/apps{app_id}/{'/'.join(tail)}")
 
     # ------------------------------------------------------------- tasks etc.
@@ -356,7 +364,7 @@ class MarathonApi:
     async def tasks(self, request: Request) -> Response:
         core = self.core()
         wanted = {s.lower() for s in request.query_params.getlist("status")}
-        tasks = [i.task_json() for i in core.instances.values()
+        tasks = [self.task_json(i) for i in core.instances.values()
                  if not wanted or i.state.removeprefix("TASK_").lower() in wanted]
         if "text/plain" in request.headers.get("accept", ""):
             lines = [f"{t['appId']}\t{t['host']}\t" + "\t".join(map(str, t["ports"]))

@@ -80,6 +80,14 @@ class Actions(Protocol):
     def reconcile(self, tasks: Sequence[tuple[str, str]]) -> None: ...
 
 
+class InstanceObserver(Protocol):
+    """Told when instances start running and when they are gone (the health checker)."""
+
+    def running(self, app: AppDefinition, instance: Instance) -> None: ...
+
+    def gone(self, instance_id: str) -> None: ...
+
+
 @dataclass(slots=True)
 class Instance:
     """One instance of an app: its (single) task and where it runs."""
@@ -232,6 +240,7 @@ class MarathonCore:
         publish: Callable[[events.Event], None],
         recovered: Recovered | None = None,
         id_factory: Callable[[], str] | None = None,
+        observer: InstanceObserver | None = None,
     ) -> None:
         state = recovered or Recovered()
         self.clock = clock
@@ -239,6 +248,7 @@ class MarathonCore:
         self.actions = actions
         self.sink = sink
         self.publish = publish
+        self.observer = observer
         self.root = state.root
         self.app_versions = state.app_versions
         self.instances = state.instances
@@ -400,6 +410,8 @@ class MarathonCore:
                 }
         elif previous != state:
             self._store_instance(instance)
+            if state == "TASK_RUNNING" and app is not None and self.observer is not None:
+                self.observer.running(app, instance)
         self.advance()
 
     def health_changed(self, instance_id: str, healthy: bool) -> None:
@@ -665,6 +677,8 @@ class MarathonCore:
 
     def _remove_instance(self, instance: Instance) -> None:
         self.instances.pop(instance.instance_id, None)
+        if self.observer is not None:
+            self.observer.gone(instance.instance_id)
         self.sink.write(Mutation(store_key("instances", instance.instance_id), None))
 
 

@@ -26,8 +26,11 @@ from pathlib import Path
 import structlog
 
 from frameworks import Scheduler, SchedulerDriver
-from marathon.core import KINDS, MarathonCore, Recovered
+from marathon.app_definition import AppDefinition
+from marathon.core import KINDS, Instance, MarathonCore, Recovered
 from marathon.events import EventBus
+from marathon.health import HealthChecker, HealthTracker, KillDecision
+from marathon.launch_queue import task_environment
 from mesos_common.clock import SystemClock
 from mesos_common.election import Contender, Leadership, ZooKeeperContender, create_contender
 from mesos_common.store import BatchWriter, MemorySink, Sink, Store
@@ -125,6 +128,26 @@ class MarathonScheduler(Scheduler):
         log.error("the master reported an error", message=message)
 
 
+class HealthObserver:
+    """Starts and stops health checks as the core's instances run and go."""
+
+    def __init__(self, checker: HealthChecker) -> None:
+        self.checker = checker
+
+    def running(self, app: AppDefinition, instance: Instance) -> None:
+        if not app.health_checks:
+            return
+        env = task_environment(app, task_id=instance.task_id, host=instance.host,
+                               host_ports=instance.ports)
+        self.checker.add_instance(
+            app, instance.instance_id, instance.task_id, instance.host, instance.ports,
+            instance.started_at, agent_id=instance.agent_id, env=env,
+        )
+
+    def gone(self, instance_id: str) -> None:
+        self.checker.remove_instance(instance_id)
+
+
 class MarathonService:
     """Runs Marathon until cancelled; `core` is the leader's core (None on a standby)."""
 
@@ -132,6 +155,7 @@ class MarathonService:
         self.config = config
         self.bus = EventBus()
         self.core: MarathonCore | None = None
+        self.health: HealthTracker | None = None
         self.driver: SchedulerDriver | None = None
         self.leader: mesos_pb2.MasterInfo | None = None
         self.hostname = config.hostname or socket.gethostname()
@@ -201,20 +225,28 @@ class MarathonService:
                 info.id.value = recovered.framework_id
             scheduler = MarathonScheduler()
             driver = SchedulerDriver(scheduler, info, self.config.master)
+            tracker = HealthTracker(WallClock())
+            checker = HealthChecker(
+                tracker, self._unhealthy, self.bus.publish,
+                on_health_changed=self._health_changed,
+            )
             core = MarathonCore(
                 clock=SystemClock(), wall=WallClock(), actions=DriverActions(driver), sink=sink,
                 publish=self.bus.publish, recovered=recovered,
+                observer=HealthObserver(checker),
             )
             scheduler.core = core
-            self.core, self.driver = core, driver
+            self.core, self.driver, self.health = core, driver, tracker
             async with asyncio.TaskGroup() as tasks:
                 if writer is not None:
                     tasks.create_task(writer.run())
                 tasks.create_task(self._tick(core))
+                tasks.create_task(checker.run())
                 driver.start()
                 tasks.create_task(self._watch_driver(driver))
         finally:
             self.core = None
+            self.health = None
             if self.driver is not None:
                 self.driver.stop(failover=True)
                 with contextlib.suppress(Exception):
@@ -222,6 +254,16 @@ class MarathonService:
                 self.driver = None
             if store is not None:
                 await store.close()
+
+    def _unhealthy(self, decision: KillDecision) -> None:
+        if self.core is not None:
+            log.warning("killing an unhealthy instance", app_id=decision.app_id,
+                        task_id=decision.task_id, reason=decision.reason)
+            self.core.kill_instance(decision.instance_id)
+
+    def _health_changed(self, instance_id: str, healthy: bool) -> None:
+        if self.core is not None:
+            self.core.health_changed(instance_id, healthy)
 
     async def _watch_driver(self, driver: SchedulerDriver) -> None:
         status = await driver.join()

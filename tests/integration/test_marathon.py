@@ -24,7 +24,8 @@ WEB = {"id": "/web", "cmd": "python3 -m http.server $PORT0", "cpus": 0.1, "mem":
 @pytest.fixture
 def marathon(cluster: Cluster) -> Iterator[httpx.Client]:
     """A Marathon (local state under the test's work_dir) on a master with one agent."""
-    cluster.start_agent("cpus:4;mem:4096;disk:1000;ports:[31000-31099]")
+    # A hostname that resolves: Marathon's health checks connect to the task's host.
+    cluster.start_agent("cpus:4;mem:4096;disk:1000;ports:[31000-31099]", hostname="127.0.0.1")
     _, url = cluster.start_marathon()
     with httpx.Client(base_url=url, timeout=10) as client:
         wait_for(lambda: client.get("/v2/info").json()["frameworkId"], "marathon to register")
@@ -145,3 +146,32 @@ def test_conformance_examples_are_accepted_and_round_trip(marathon: httpx.Client
     assert patched.status_code == 200, patched.text
     assert app(marathon, "/test/sleep60")["cpus"] == 0.3
     assert app(marathon, "/test/sleep60")["cmd"] == "sleep 60"  # PATCH keeps other fields
+
+
+def test_health_checks_gate_deployments_and_replace_unhealthy_instances(
+    marathon: httpx.Client,
+) -> None:
+    check = {"protocol": "HTTP", "path": "/", "portIndex": 0, "gracePeriodSeconds": 30,
+             "intervalSeconds": 1, "timeoutSeconds": 1, "maxConsecutiveFailures": 2}
+    created = marathon.post("/v2/apps", json={**WEB, "healthChecks": [check]})
+    assert created.status_code == 201, created.text
+    healthy = wait_for(
+        lambda: (a := settled(marathon, "/web", 2)) and a["tasksHealthy"] == 2 and a,
+        "both instances healthy",
+    )
+    results = healthy["tasks"][0]["healthCheckResults"]
+    assert results[0]["alive"] is True and results[0]["consecutiveFailures"] == 0
+
+    # An app whose check answers 404: once the grace period is over its instance fails its
+    # checks, is killed and replaced; the healthy app is not touched.
+    sick = {**WEB, "id": "/sick", "instances": 1,
+            "healthChecks": [{**check, "path": "/missing", "gracePeriodSeconds": 0}]}
+    assert marathon.post("/v2/apps", json=sick).status_code == 201
+    first = wait_for(lambda: [t["id"] for t in app(marathon, "/sick")["tasks"]
+                              if t.get("healthCheckResults")], "a checked instance")
+    wait_for(lambda: first[0] not in {t["id"] for t in app(marathon, "/sick")["tasks"]},
+             "the unhealthy instance to be killed")
+    wait_for(lambda: app(marathon, "/sick")["tasks"], "a replacement")
+    assert app(marathon, "/sick")["tasksHealthy"] == 0
+    assert {t["id"] for t in app(marathon, "/web")["tasks"]} == {
+        t["id"] for t in healthy["tasks"]}
