@@ -1,4 +1,4 @@
-"""`mesos-local`: a master and `--agents N` agents on loopback, in one command.
+"""`mesos-local`: a master, `--agents N` agents and Marathon on loopback, in one command.
 
 Each component runs as its own process (the same console scripts a real cluster uses), with its
 log under `<work_dir>/logs/`. mesos-local makes itself the child subreaper, so tasks whose agent
@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="where state and logs go (default: a temporary directory, removed on exit)",
     )
+    parser.add_argument("--marathon_port", type=parse_port, default=8080,
+                        help="Marathon's REST API port")
+    parser.add_argument("--no_marathon", action="store_true", help="do not start Marathon")
     parser.add_argument("--startup_timeout", type=float, default=30.0)
     parser.add_argument("--log_level", default="INFO")
     return parser
@@ -195,6 +198,22 @@ def main(argv: Sequence[str] | None = None) -> None:
             children.append(agent)
             _wait_for_port("127.0.0.1", port, agent, deadline)
             lines.append(f"  agent {index:<3} 127.0.0.1:{port}  hostname {hostname}  {resources}")
+        if not args.no_marathon:
+            marathon = _start(
+                "marathon",
+                [
+                    python, "-m", "marathon",
+                    "--master", f"{args.ip}:{args.port}",
+                    "--http_address", "127.0.0.1",
+                    "--http_port", str(args.marathon_port),
+                    "--work_dir", str(work_dir / "marathon"),
+                    "--log_level", args.log_level,
+                ],
+                logs,
+            )
+            children.append(marathon)
+            _wait_for_port("127.0.0.1", args.marathon_port, marathon, deadline)
+            lines.append(f"  marathon  http://127.0.0.1:{args.marathon_port}  (REST API v2)")
         print(
             "mesos-local is running:",
             *lines,

@@ -1,4 +1,5 @@
-"""`mesos-local` starts a working cluster and Ctrl-C leaves no process behind."""
+"""`mesos-local` starts a working cluster (master, agents, Marathon) and Ctrl-C leaves no
+process behind."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import psutil
 
 from tests.integration.cluster import free_port, wait_for
@@ -26,13 +28,14 @@ def _descendants_and_sandboxed(root_pid: int, work_dir: Path) -> list[psutil.Pro
 
 
 def test_mesos_local_runs_tasks_and_stops_cleanly(tmp_path: Path) -> None:
-    port, agent_port = free_port(), free_port()
+    port, agent_port, marathon_port = free_port(), free_port(), free_port()
     work_dir = tmp_path / "local"
     output = tmp_path / "mesos-local.out"
     with output.open("wb") as sink:
         local = subprocess.Popen(
             [sys.executable, "-m", "mesos_local", "--port", str(port), "--agent_port",
-             str(agent_port), "--agents", "2", "--work_dir", str(work_dir)],
+             str(agent_port), "--agents", "2", "--work_dir", str(work_dir),
+             "--marathon_port", str(marathon_port)],
             stdout=sink, stderr=subprocess.STDOUT,
         )
     framework: subprocess.Popen[str] | None = None
@@ -42,6 +45,7 @@ def test_mesos_local_runs_tasks_and_stops_cleanly(tmp_path: Path) -> None:
         text = output.read_text()
         assert local.poll() is None, text
         assert f"127.0.0.1:{port}" in text and "hostname 127.0.0.2" in text
+        assert f"marathon  http://127.0.0.1:{marathon_port}" in text
 
         framework = subprocess.Popen(
             [sys.executable, "-m", "frameworks.examples.sleep_framework", "--master",
@@ -53,6 +57,11 @@ def test_mesos_local_runs_tasks_and_stops_cleanly(tmp_path: Path) -> None:
                     if p.info["cmdline"][:1] == ["sleep"]]
 
         wait_for(lambda: len(sleep_tasks()) == 4, "four sleep tasks to run")
+
+        app = {"id": "/sleeper", "cmd": "sleep 600", "cpus": 0.1, "mem": 16, "instances": 2}
+        answer = httpx.post(f"http://127.0.0.1:{marathon_port}/v2/apps", json=app, timeout=10)
+        assert answer.status_code == 201, answer.text
+        wait_for(lambda: len(sleep_tasks()) == 6, "Marathon's two instances to run as well")
 
         local.send_signal(signal.SIGINT)
         assert local.wait(30) == 0
