@@ -3,7 +3,9 @@
 Paths, status codes and JSON shapes follow Marathon's v2 API: bad JSON is 400, an invalid
 definition 422 with `details` paths, an app held by a running deployment 409 (unless
 `force=true`), an unknown app 404. Changes answer with the deployment they started (also in the
-`Marathon-Deployment-Id` header). A standby answers 503 and names the leader.
+`Marathon-Deployment-Id` header). A standby forwards `/v2/...` requests to the leader, as
+Marathon does (`/ping`, `/metrics`, `/v2/info` and `/v2/leader` answer locally), and answers
+503 while no leader is known.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -37,6 +41,12 @@ from marathon.validation import AppValidationError
 
 Handler = Callable[[Request], Awaitable[Response]]
 DEPLOYMENT_HEADER = "Marathon-Deployment-Id"
+PROXY_HEADER = "X-Marathon-Via"
+LOCAL_PATHS = frozenset({"/ping", "/metrics", "/v2/info", "/v2/leader"})
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+    "transfer-encoding", "upgrade", "host", "content-length",
+})
 
 
 class HttpError(Exception):
@@ -76,6 +86,7 @@ class MarathonApi:
 
     def __init__(self, service: MarathonService) -> None:
         self.service = service
+        self._client: httpx.AsyncClient | None = None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -106,6 +117,9 @@ class MarathonApi:
     def _guard(self, handler: Any) -> Handler:
         async def guarded(request: Request) -> Response:
             try:
+                leader = self.service.leader_url
+                if self.service.core is None and leader and request.url.path not in LOCAL_PATHS:
+                    return await self._forward(request, leader)
                 response: Response = await handler(request)
                 return response
             except HttpError as error:
@@ -116,6 +130,29 @@ class MarathonApi:
                 return _json(error.to_json(), error.status_code)
 
         return guarded
+
+    async def _forward(self, request: Request, leader: str) -> Response:
+        """Send the request on to the leader and stream its answer back."""
+        if PROXY_HEADER in request.headers:
+            raise HttpError(503, "Marathon is not the leader, and neither is the one that "
+                                 "forwarded this request")
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None))
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        headers[PROXY_HEADER] = f"{self.service.info.address}:{self.service.info.port}"
+        upstream_request = self._client.build_request(
+            request.method, leader + request.url.path, params=request.query_params,
+            content=await request.body(), headers=headers,
+        )
+        try:
+            upstream = await self._client.send(upstream_request, stream=True)
+        except httpx.HTTPError as exc:
+            raise HttpError(503, f"the leader at {leader} cannot be reached: {exc}") from exc
+        answer_headers = {k: v for k, v in upstream.headers.items()
+                          if k.lower() not in HOP_BY_HOP}
+        return StreamingResponse(upstream.aiter_raw(), status_code=upstream.status_code,
+                                 headers=answer_headers, background=BackgroundTask(
+                                     upstream.aclose))
 
     def core(self) -> MarathonCore:
         core = self.service.core
@@ -163,8 +200,9 @@ class MarathonApi:
 
     async def leader(self, request: Request) -> Response:
         if request.method == "DELETE":
-            self.core()
-            raise HttpError(501, "abdicating is not supported yet: stop this process instead")
+            if not self.service.abdicate():
+                raise HttpError(404, "There is no leader")  # Marathon's answer on a standby
+            return _json({"message": "Leadership abdicated"})
         leader = self.service.leader_address
         if leader is None:
             raise HttpError(404, "There is no leader")

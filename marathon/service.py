@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import getpass
 import socket
 import time
@@ -32,7 +33,13 @@ from marathon.events import EventBus
 from marathon.health import HealthChecker, HealthTracker, KillDecision
 from marathon.launch_queue import task_environment
 from mesos_common.clock import SystemClock
-from mesos_common.election import Contender, Leadership, ZooKeeperContender, create_contender
+from mesos_common.election import (
+    Contender,
+    Leadership,
+    ZooKeeperContender,
+    create_contender,
+    serve_terms,
+)
 from mesos_common.store import BatchWriter, MemorySink, Sink, Store
 from mesos_common.store_local import LocalStore
 from mesos_common.store_zk import ZooKeeperStore
@@ -164,6 +171,7 @@ class MarathonService:
             port=config.http_port, version=VERSION,
         )
         self.started_at = time.time()
+        self._abdication = asyncio.Event()
 
     @property
     def leader_address(self) -> str | None:
@@ -172,32 +180,58 @@ class MarathonService:
             return None
         return f"{self.leader.hostname or self.leader.address}:{self.leader.port}"
 
+    @property
+    def leader_url(self) -> str | None:
+        """Where a standby forwards requests: the leader's listening address, when known
+        and not this process."""
+        if self.leader is None or self.leader.id == self.info.id:
+            return None
+        return f"http://{self.leader.address}:{self.leader.port}"
+
     async def run(self, http_port: int | None = None) -> None:
-        """Contend for leadership and lead while elected, until cancelled."""
+        """Contend for leadership and lead while elected, until cancelled; after `abdicate()`
+        leave the election and contend again. Raises LeadershipLost when the ZooKeeper session
+        (or the store) is lost for good."""
         if http_port is not None:
             self.info.port = http_port
-        contender = create_contender(
-            self.config.zk, self.info, session_timeout=self.config.zk_session_timeout
-        )
-        await contender.start()
-        try:
-            async with asyncio.TaskGroup() as group:
-                leading: asyncio.Task[None] | None = None
-                async for state in contender.leadership():
-                    self.leader = state.leader
-                    if state.leading and leading is None:
-                        log.info("elected leader", epoch=state.epoch)
-                        leading = group.create_task(self._lead(contender, state))
-                    elif not state.leading and leading is not None:
-                        log.warning("no longer the leader")
-                        leading.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await leading
-                        leading = None
-                if leading is not None:
-                    leading.cancel()
-        finally:
-            await contender.close()
+        while True:
+            self._abdication = asyncio.Event()
+            contender = create_contender(
+                self.config.zk, self.info, session_timeout=self.config.zk_session_timeout
+            )
+            await contender.start()
+            terms = asyncio.create_task(serve_terms(
+                contender, functools.partial(self._lead, contender), self._leadership_changed
+            ))
+            abdicated = asyncio.create_task(self._abdication.wait())
+            try:
+                await asyncio.wait({terms, abdicated}, return_when=asyncio.FIRST_COMPLETED)
+                if abdicated.done():
+                    await contender.close()  # ends the term; serve_terms returns
+                await terms
+            finally:
+                for task in (abdicated, terms):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                await contender.close()
+            if not self._abdication.is_set():
+                return
+            log.info("abdicated; contending again")
+
+    def abdicate(self) -> bool:
+        """Give up leadership (DELETE /v2/leader); False when not leading."""
+        if self.core is None:
+            return False
+        self._abdication.set()
+        return True
+
+    def _leadership_changed(self, state: Leadership, leading: bool) -> None:
+        self.leader = state.leader
+        if state.leading and not leading:
+            log.info("elected leader", epoch=state.epoch)
+        elif not state.leading and leading:
+            log.warning("no longer the leader")
 
     async def _lead(self, contender: Contender, state: Leadership) -> None:
         store = self._store(contender, state)

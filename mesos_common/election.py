@@ -19,14 +19,16 @@ LOST, or SUSPENDED for longer than the session timeout (as Mesos does), or our z
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 from kazoo.exceptions import KazooException
 
 from mesos_common.addresses import ZooKeeperUrl, parse_zk_url
+from mesos_common.store import StoreError
 from mesos_common.zookeeper import (
     CONNECTED,
     LOST,
@@ -334,3 +336,58 @@ def create_contender(
     if zk:
         return ZooKeeperContender(parse_zk_url(zk), info, session_timeout=session_timeout)
     return StandaloneContender(info)
+
+
+async def serve_terms(
+    contender: Contender,
+    term: Callable[[Leadership], Coroutine[Any, Any, None]],
+    on_change: Callable[[Leadership, bool], None] | None = None,
+) -> None:
+    """Run `term(state)` as one task while `contender` says this process leads (a "term"),
+    cancelling it as soon as leadership ends; `on_change(state, term_running)` sees every state
+    first. Returns once the contender is closed. Raises `LeadershipLost` when leadership is
+    lost for good, or when a term fails because its store failed (`StoreError`: it was fenced
+    out or cannot write), so the process exits and its supervisor restarts it.
+    """
+    try:
+        async with asyncio.TaskGroup() as group:
+            running: asyncio.Task[None] | None = None
+            async for state in contender.leadership():
+                if on_change is not None:
+                    on_change(state, running is not None)
+                if state.leading and running is None:
+                    running = group.create_task(term(state))
+                elif not state.leading and running is not None:
+                    await _cancel(running)
+                    running = None
+            if running is not None:
+                await _cancel(running)
+    except BaseExceptionGroup as group:
+        raise _term_failure(group) from None
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _term_failure(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception to raise for a failed term (task groups wrap them)."""
+    leaves = list(_leaves(group))
+    for error in leaves:
+        if isinstance(error, StoreError):
+            log.error("the store failed; stepping down", reason=str(error))
+            return LeadershipLost(f"store: {error}")
+    for error in leaves:
+        if isinstance(error, LeadershipLost):
+            return error
+    return group
+
+
+def _leaves(error: BaseException) -> Iterator[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield error

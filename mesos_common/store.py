@@ -146,3 +146,35 @@ def _coalesce(mutations: Iterable[Mutation]) -> list[Mutation]:
         latest.pop(mutation.key, None)
         latest[mutation.key] = mutation
     return list(latest.values())
+
+
+class MemorySink:
+    """A sink whose writes are "durable" at once, kept in memory: the state of a process run
+    without --zk and --work_dir (nothing survives it), and of unit tests.
+
+    With `hold=True`, writes and their callbacks wait for `flush()`, so tests can look at a
+    core between a write and its durability.
+    """
+
+    def __init__(self, *, hold: bool = False) -> None:
+        self.entries: dict[str, bytes] = {}
+        self.written: list[Mutation] = []
+        self._hold = hold
+        self._pending: list[tuple[Mutation, Callable[[], None] | None]] = []
+
+    def write(self, mutation: Mutation, then: Callable[[], None] | None = None) -> None:
+        self._pending.append((mutation, then))
+        if not self._hold:
+            self.flush()
+
+    def flush(self) -> None:
+        """Make every queued write durable and run its callback, in order."""
+        while self._pending:
+            mutation, then = self._pending.pop(0)
+            if mutation.value is None:
+                self.entries.pop(mutation.key, None)
+            else:
+                self.entries[mutation.key] = mutation.value
+            self.written.append(mutation)
+            if then is not None:
+                then()

@@ -18,7 +18,7 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
-from mesos_common.store import Mutation, Sink, StoreError, split_key, store_key
+from mesos_common.store import MemorySink, Mutation, Sink, StoreError, split_key, store_key
 from protos import mesos_pb2, registry_pb2
 
 AGENTS = "agents"
@@ -148,30 +148,10 @@ class Registry:
         )
 
 
-class ImmediateSink:
-    """A sink whose writes are "durable" at once, kept in memory: the registry of a master run
-    without --zk and --work_dir (nothing survives the process), and of unit tests.
+class ImmediateSink(MemorySink):
+    """A `MemorySink` whose content reads back as a `RegistryState` (the registry of a master
+    run without --zk and --work_dir, and of unit tests)."""
 
-    With `hold=True`, writes and their callbacks wait for `flush()`, so tests can look at the
-    core between a write and its durability.
-    """
-
-    def __init__(self, *, hold: bool = False) -> None:
-        self.state = RegistryState()
-        self.written: list[Mutation] = []
-        self._hold = hold
-        self._pending: list[tuple[Mutation, Callable[[], None] | None]] = []
-
-    def write(self, mutation: Mutation, then: Callable[[], None] | None = None) -> None:
-        self._pending.append((mutation, then))
-        if not self._hold:
-            self.flush()
-
-    def flush(self) -> None:
-        """Make every queued write durable and run its callback, in order."""
-        while self._pending:
-            mutation, then = self._pending.pop(0)
-            self.state.apply(mutation)
-            self.written.append(mutation)
-            if then is not None:
-                then()
+    @property
+    def state(self) -> RegistryState:
+        return RegistryState.decode(self.entries)

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -35,11 +35,11 @@ from mesos_common.clock import SystemClock
 from mesos_common.election import (
     Contender,
     Leadership,
-    LeadershipLost,
     ZooKeeperContender,
     create_contender,
+    serve_terms,
 )
-from mesos_common.store import BatchWriter, Store, StoreError
+from mesos_common.store import BatchWriter, Store
 from mesos_common.store_local import LocalStore
 from mesos_common.store_zk import ZooKeeperStore
 from mesos_common.zookeeper import master_address
@@ -69,6 +69,19 @@ _STATUS_CODES = {
     ErrorCode.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
     ErrorCode.FAILED_PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
 }
+
+# gRPC core refuses new calls ("INTERNAL: Internal error from Core") once more than
+# `max_pending_requests` (default 1,000; hard limit default 3,000) wait for the application to
+# pick them up. Every agent's Connect stream and every scheduler's Subscribe and Send is such a
+# call, so a registration storm of 10,000 agents broke tens of thousands of attempts (17-20 s
+# to admit them all, against 9.8 s with no failure when the limits are this high). Received
+# messages may be up to 64 MiB (default 4 MiB): an agent re-registering with many tasks, or a
+# large ACCEPT, is valid.
+SERVER_OPTIONS = (
+    ("grpc.server.max_pending_requests", 100_000),
+    ("grpc.server.max_pending_requests_hard_limit", 100_000),
+    ("grpc.max_receive_message_length", 64 * 2**20),
+)
 
 MessageT = TypeVar("MessageT")
 
@@ -345,7 +358,9 @@ class MasterServer:
 
     async def run(self) -> None:
         """Serve until cancelled (or until leadership is lost for good)."""
-        server = grpc.aio.server(interceptors=interceptor_chain(self._policies))
+        server = grpc.aio.server(
+            interceptors=interceptor_chain(self._policies), options=SERVER_OPTIONS
+        )
         scheduler_pb2_grpc.add_SchedulerServicer_to_server(SchedulerServicer(self.gate), server)
         agent_pb2_grpc.add_AgentLinkServicer_to_server(AgentLinkServicer(self.gate), server)
         port = server.add_insecure_port(f"{self._ip}:{self._requested_port}")
@@ -367,29 +382,19 @@ class MasterServer:
             await contender.close()
 
     async def _follow(self, contender: Contender) -> None:
-        """Lead while the contender says so; stand by otherwise. A failed term (the registry
-        cannot be recovered or written) raises `LeadershipLost`."""
-        try:
-            async with asyncio.TaskGroup() as group:
-                leading: asyncio.Task[None] | None = None
-                async for state in contender.leadership():
-                    self.gate.leader = state.leader
-                    if state.leading and leading is None:
-                        log.info(
-                            "elected leading master", epoch=state.epoch, master_id=self.info.id
-                        )
-                        leading = group.create_task(self._lead(contender, state))
-                    elif not state.leading and leading is not None:
-                        log.warning("no longer the leading master", master_id=self.info.id)
-                        await _cancel(leading)
-                        leading = None
-                    elif not state.leading:
-                        leader = str(master_address(state.leader)) if state.leader else None
-                        log.info("standing by", leader=leader)
-                if leading is not None:
-                    await _cancel(leading)
-        except BaseExceptionGroup as group:
-            raise _term_failure(group) from None
+        """Lead while the contender says so; stand by otherwise (`serve_terms`)."""
+
+        def changed(state: Leadership, leading: bool) -> None:
+            self.gate.leader = state.leader
+            if state.leading and not leading:
+                log.info("elected leading master", epoch=state.epoch, master_id=self.info.id)
+            elif not state.leading and leading:
+                log.warning("no longer the leading master", master_id=self.info.id)
+            elif not state.leading:
+                leader = str(master_address(state.leader)) if state.leader else None
+                log.info("standing by", leader=leader)
+
+        await serve_terms(contender, lambda state: self._lead(contender, state), changed)
 
     async def _lead(self, contender: Contender, state: Leadership) -> None:
         """Recover the registry, then own a fresh core and its timers until cancelled."""
@@ -464,29 +469,3 @@ class MasterServer:
             await asyncio.sleep(self.config.scheduler_heartbeat_interval)
             master.send_heartbeats()
 
-
-def _term_failure(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The one exception to raise for a failed leadership term (task groups wrap them)."""
-    leaves = list(_leaves(group))
-    for error in leaves:
-        if isinstance(error, StoreError):
-            log.error("the registry failed; stepping down", reason=str(error))
-            return LeadershipLost(f"registry: {error}")
-    for error in leaves:
-        if isinstance(error, LeadershipLost):
-            return error
-    return group
-
-
-def _leaves(error: BaseException) -> Iterator[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        for inner in error.exceptions:
-            yield from _leaves(inner)
-    else:
-        yield error
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

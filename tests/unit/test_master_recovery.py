@@ -88,10 +88,12 @@ def test_the_core_records_agents_and_frameworks_in_the_registry() -> None:
     assert entry.disconnected_since == 0
 
     cluster.master.framework_disconnected(framework.framework_id, framework.stream_id)
+    state = cluster.sink.state
     assert state.frameworks[framework.framework_id].disconnected_since == cluster.wall.now()
 
     other = cluster.subscribe("other")
     cluster.master.teardown(other)
+    state = cluster.sink.state
     assert other.framework_id not in state.frameworks
     assert other.framework_id in state.removed_frameworks
 

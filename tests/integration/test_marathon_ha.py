@@ -1,0 +1,96 @@
+"""Two Marathons electing a leader through ZooKeeper: the standby forwards requests, the leader
+can abdicate, and after kill -9 of the leader the other takes over with the apps and running
+tasks it recovers from ZooKeeper."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.cluster import Cluster, Process, wait_for
+from tests.integration.conftest import FAST_MASTER_FLAGS
+from tests.zookeeper import zookeeper
+
+pytestmark = pytest.mark.integration
+
+APP = {"id": "/ha", "cmd": "sleep 600", "cpus": 0.1, "mem": 16, "instances": 2}
+
+
+@pytest.fixture
+def marathons(tmp_path: Path) -> Iterator[list[tuple[Process, httpx.Client]]]:
+    with zookeeper(tmp_path / "zk") as ensemble:
+        cluster = Cluster(tmp_path, FAST_MASTER_FLAGS)
+        clients: list[httpx.Client] = []
+        try:
+            cluster.start_master()
+            cluster.start_agent()
+            started = []
+            for name in ("marathon-1", "marathon-2"):
+                process, url = cluster.start_marathon(
+                    "--zk", ensemble.url("/marathon"), "--zk_session_timeout", "2000", name=name)
+                clients.append(httpx.Client(base_url=url, timeout=10))
+                started.append((process, clients[-1]))
+            yield started
+        finally:
+            for client in clients:
+                client.close()
+            cluster.close()
+
+
+def leader_of(marathons: list[tuple[Process, httpx.Client]]) -> tuple[Process, httpx.Client]:
+    """The one Marathon that says it is elected (and registered with the master)."""
+    def elected() -> list[tuple[Process, httpx.Client]]:
+        found = []
+        for process, client in marathons:
+            if not process.alive():
+                continue
+            info = client.get("/v2/info").json()
+            if info["elected"] and info["frameworkId"]:
+                found.append((process, client))
+        return found
+
+    [leader] = wait_for(lambda: (found := elected()) and len(found) == 1 and found,
+                        "exactly one elected Marathon")
+    return leader
+
+
+def running_tasks(client: httpx.Client) -> set[str] | None:
+    app = client.get("/v2/apps/ha", params={"embed": "app.tasks"})
+    if app.status_code != 200:
+        return None
+    body = app.json()["app"]
+    tasks = {t["id"] for t in body["tasks"] if t["state"] == "TASK_RUNNING"}
+    return tasks if len(tasks) == 2 and not body["deployments"] else None
+
+
+def test_standby_forwards_leader_abdicates_and_failover_keeps_tasks(
+    marathons: list[tuple[Process, httpx.Client]],
+) -> None:
+    leader, leader_client = leader_of(marathons)
+    standby, standby_client = next(m for m in marathons if m[0] is not leader)
+    named = wait_for(lambda: (r := standby_client.get("/v2/leader")).status_code == 200 and r,
+                     "the standby to know the leader")
+    assert named.json()["leader"].endswith(f":{leader_client.base_url.port}")
+
+    created = standby_client.post("/v2/apps", json=APP)  # forwarded to the leader
+    assert created.status_code == 201, created.text
+    tasks = wait_for(lambda: running_tasks(standby_client), "both instances running")
+    assert running_tasks(leader_client) == tasks
+
+    assert leader_client.delete("/v2/leader").json() == {"message": "Leadership abdicated"}
+    new_leader, new_client = leader_of(marathons)
+    assert new_leader is standby
+    assert wait_for(lambda: running_tasks(new_client), "the new leader to know the tasks") \
+        == tasks
+
+    new_leader.kill9()
+    again, again_client = leader_of(marathons)
+    assert again is leader  # it contended again after abdicating
+    assert wait_for(lambda: running_tasks(again_client), "tasks after failover") == tasks
+    scaled = again_client.patch("/v2/apps/ha", json={"instances": 3})
+    assert scaled.status_code == 200
+    wait_for(lambda: len(again_client.get("/v2/apps/ha/tasks").json()["tasks"]) == 3,
+             "the recovered leader to scale the app")
