@@ -62,7 +62,7 @@ def test_losing_one_of_three_zookeeper_servers(tmp_path: Path) -> None:
                 assert sleep_pids(agent_dir) == expected
                 assert len(expected) == 4
                 assert not [u for u in scheduler.updates if is_terminal(u)]
-                assert len(cluster.leading_masters()) == 1
+                wait_for(lambda: len(cluster.leading_masters()) == 1, "exactly one leader")
             finally:
                 driver.stop()
                 driver.join()

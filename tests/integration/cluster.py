@@ -106,6 +106,7 @@ class Cluster:
     processes: list[Process] = field(default_factory=list)
     master_port: int = 0
     agent_count: int = 0
+    master_count: int = 0
     zk_url: str | None = None  # masters elect a leader there; others find it there
     masters: list[Process] = field(default_factory=list)
 
@@ -116,7 +117,8 @@ class Cluster:
 
     def start_master(self) -> Process:
         self.master_port = free_port()
-        name = f"master-{len(self.masters) + 1}"
+        self.master_count += 1
+        name = f"master-{self.master_count}"  # never reused: restarted masters get new logs
         zk = ["--zk", self.zk_url, "--zk_session_timeout", "2secs"] if self.zk_url else []
         process = Process(
             name,
@@ -138,6 +140,23 @@ class Cluster:
         process = Process(
             name,
             [sys.executable, "-m", "marathon", "--master", self.master_address,
+             "--http_port", str(port), "--work_dir", str(self.work_dir / name),
+             "--log_level", "DEBUG", *flags],
+            self.work_dir / f"{name}.log",
+        ).start()
+        self.processes.append(process)
+        wait_for(lambda: port_answers(port) or not process.alive(), f"{name} to listen")
+        assert process.alive(), process.log()
+        return process, f"http://127.0.0.1:{port}"
+
+    def start_batch(self, *flags: str, name: str = "batch",
+                    port: int | None = None) -> tuple[Process, str]:
+        """Start the batch framework (`python -m frameworks.batch`) against the cluster's
+        master, its state under work_dir/<name>; returns it and its base URL."""
+        port = port or free_port()
+        process = Process(
+            name,
+            [sys.executable, "-m", "frameworks.batch", "--master", self.master_address,
              "--http_port", str(port), "--work_dir", str(self.work_dir / name),
              "--log_level", "DEBUG", *flags],
             self.work_dir / f"{name}.log",

@@ -55,6 +55,7 @@ class ScriptedMaster(agent_pb2_grpc.AgentLinkServicer):
         self.heartbeats = 0
         self._unclaimed: list[AgentMessage] = []
         self.connections = 0
+        self.acknowledged: set[bytes] = set()
         self._outbox: asyncio.Queue[MasterMessage | None] | None = None
 
     async def Connect(
@@ -129,8 +130,16 @@ class ScriptedMaster(agent_pb2_grpc.AgentLinkServicer):
         )))
 
     async def update_acked(self, state: mesos_pb2.TaskState.ValueType) -> mesos_pb2.TaskStatus:
-        status = await self.update(state)
+        """The next new update (retries of acknowledged ones that crossed the acknowledgement
+        on a slow machine are skipped), which must be in `state`; acknowledged."""
+        while True:
+            message = await self.expect("status_update")
+            status = message.status_update.status
+            if status.uuid not in self.acknowledged:
+                break
+        assert mesos_pb2.TaskState.Name(status.state) == mesos_pb2.TaskState.Name(state), status
         self.ack("fw-1", status)
+        self.acknowledged.add(status.uuid)
         return status
 
 
