@@ -11,17 +11,17 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
-import uvicorn
 
 from marathon.api import MarathonApi
 from marathon.service import MarathonConfig, MarathonService
 from mesos_common.addresses import parse_zk_url
 from mesos_common.election import LeadershipLost
 from mesos_common.flags import FlagParser, parse_duration, parse_flags, parse_port
+from mesos_common.http_server import serve_while
 from mesos_common.logging import configure_logging
 
 log = structlog.get_logger("marathon")
@@ -57,36 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling (the process handles SIGINT/SIGTERM)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 async def serve(config: MarathonConfig) -> None:
     """Serve the REST API and run the service until cancelled."""
     service = MarathonService(config)
-    api = MarathonApi(service)
-    server = _Server(uvicorn.Config(
-        api.app(), host=config.http_address, port=config.http_port, log_config=None,
-        access_log=False, lifespan="off",
-    ))
-    serving = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if serving.done():
-                await serving
-                raise OSError(f"cannot listen on {config.http_address}:{config.http_port}")
-            await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
+
+    async def run(port: int) -> None:
         log.info("marathon listening", url=f"http://{config.http_address}:{port}")
         await service.run(http_port=port)
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await serving
+
+    await serve_while(MarathonApi(service).app(), config.http_address, config.http_port, run)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -33,16 +33,9 @@ from marathon.events import EventBus
 from marathon.health import HealthChecker, HealthTracker, KillDecision
 from marathon.launch_queue import task_environment
 from mesos_common.clock import SystemClock
-from mesos_common.election import (
-    Contender,
-    Leadership,
-    ZooKeeperContender,
-    create_contender,
-    serve_terms,
-)
-from mesos_common.store import BatchWriter, MemorySink, Sink, Store
-from mesos_common.store_local import LocalStore
-from mesos_common.store_zk import ZooKeeperStore
+from mesos_common.election import Contender, Leadership, create_contender, serve_terms
+from mesos_common.store import BatchWriter, MemorySink, Sink
+from mesos_common.term_store import open_term_store
 from protos import mesos_pb2
 
 log = structlog.get_logger("marathon")
@@ -234,7 +227,7 @@ class MarathonService:
             log.warning("no longer the leader")
 
     async def _lead(self, contender: Contender, state: Leadership) -> None:
-        store = self._store(contender, state)
+        store = open_term_store(contender, state, KINDS, self.config.work_dir)
         writer: BatchWriter | None = None
         try:
             sink: Sink
@@ -307,15 +300,3 @@ class MarathonService:
         while True:
             await asyncio.sleep(self.config.tick_interval)
             core.tick()
-
-    def _store(self, contender: Contender, state: Leadership) -> Store | None:
-        if isinstance(contender, ZooKeeperContender):
-            assert state.epoch is not None and contender.member_path is not None
-            return ZooKeeperStore(
-                contender.session, f"{contender.url.path.rstrip('/')}/state", KINDS,
-                epoch=state.epoch, member_path=contender.member_path,
-            )
-        if self.config.work_dir is not None:
-            return LocalStore(self.config.work_dir / "state")
-        return None
-

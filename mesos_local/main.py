@@ -1,4 +1,5 @@
-"""`mesos-local`: a master, `--agents N` agents and Marathon on loopback, in one command.
+"""`mesos-local`: a master, `--agents N` agents, Marathon and the batch framework on loopback,
+in one command.
 
 Each component runs as its own process (the same console scripts a real cluster uses), with its
 log under `<work_dir>/logs/`. mesos-local makes itself the child subreaper, so tasks whose agent
@@ -67,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--marathon_port", type=parse_port, default=8080,
                         help="Marathon's REST API port")
     parser.add_argument("--no_marathon", action="store_true", help="do not start Marathon")
+    parser.add_argument("--batch_port", type=parse_port, default=9000,
+                        help="the batch framework's REST API port (Metronome's v1 API)")
+    parser.add_argument("--no_batch", action="store_true",
+                        help="do not start the batch framework")
     parser.add_argument("--startup_timeout", type=float, default=30.0)
     parser.add_argument("--log_level", default="INFO")
     return parser
@@ -214,6 +219,22 @@ def main(argv: Sequence[str] | None = None) -> None:
             children.append(marathon)
             _wait_for_port("127.0.0.1", args.marathon_port, marathon, deadline)
             lines.append(f"  marathon  http://127.0.0.1:{args.marathon_port}  (REST API v2)")
+        if not args.no_batch:
+            batch = _start(
+                "batch",
+                [
+                    python, "-m", "frameworks.batch",
+                    "--master", f"{args.ip}:{args.port}",
+                    "--http_address", "127.0.0.1",
+                    "--http_port", str(args.batch_port),
+                    "--work_dir", str(work_dir / "batch"),
+                    "--log_level", args.log_level,
+                ],
+                logs,
+            )
+            children.append(batch)
+            _wait_for_port("127.0.0.1", args.batch_port, batch, deadline)
+            lines.append(f"  batch     http://127.0.0.1:{args.batch_port}  (jobs API v1)")
         print(
             "mesos-local is running:",
             *lines,

@@ -28,14 +28,15 @@ def _descendants_and_sandboxed(root_pid: int, work_dir: Path) -> list[psutil.Pro
 
 
 def test_mesos_local_runs_tasks_and_stops_cleanly(tmp_path: Path) -> None:
-    port, agent_port, marathon_port = free_port(), free_port(), free_port()
+    port, agent_port = free_port(), free_port()
+    marathon_port, batch_port = free_port(), free_port()
     work_dir = tmp_path / "local"
     output = tmp_path / "mesos-local.out"
     with output.open("wb") as sink:
         local = subprocess.Popen(
             [sys.executable, "-m", "mesos_local", "--port", str(port), "--agent_port",
              str(agent_port), "--agents", "2", "--work_dir", str(work_dir),
-             "--marathon_port", str(marathon_port)],
+             "--marathon_port", str(marathon_port), "--batch_port", str(batch_port)],
             stdout=sink, stderr=subprocess.STDOUT,
         )
     framework: subprocess.Popen[str] | None = None
@@ -46,6 +47,7 @@ def test_mesos_local_runs_tasks_and_stops_cleanly(tmp_path: Path) -> None:
         assert local.poll() is None, text
         assert f"127.0.0.1:{port}" in text and "hostname 127.0.0.2" in text
         assert f"marathon  http://127.0.0.1:{marathon_port}" in text
+        assert f"batch     http://127.0.0.1:{batch_port}" in text
 
         framework = subprocess.Popen(
             [sys.executable, "-m", "frameworks.examples.sleep_framework", "--master",
@@ -62,6 +64,12 @@ def test_mesos_local_runs_tasks_and_stops_cleanly(tmp_path: Path) -> None:
         answer = httpx.post(f"http://127.0.0.1:{marathon_port}/v2/apps", json=app, timeout=10)
         assert answer.status_code == 201, answer.text
         wait_for(lambda: len(sleep_tasks()) == 6, "Marathon's two instances to run as well")
+
+        batch = f"http://127.0.0.1:{batch_port}"
+        job = {"id": "nap", "run": {"cmd": "sleep 600", "cpus": 0.1, "mem": 32}}
+        assert httpx.post(f"{batch}/v1/jobs", json=job, timeout=10).status_code == 201
+        assert httpx.post(f"{batch}/v1/jobs/nap/runs", timeout=10).status_code == 201
+        wait_for(lambda: len(sleep_tasks()) == 7, "the batch job's task to run as well")
 
         local.send_signal(signal.SIGINT)
         assert local.wait(30) == 0

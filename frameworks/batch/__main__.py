@@ -1,0 +1,3 @@
+from frameworks.batch.main import main
+
+main()

@@ -1,0 +1,299 @@
+"""The batch framework's REST API: Metronome's v1 (Starlette), a thin shell over `BatchCore`.
+
+    /v1/jobs                                   GET (?embed=activeRuns,schedules,history,
+                                                    historySummary), POST
+    /v1/jobs/{id}                              GET (?embed=...), PUT, DELETE (?stopCurrentJobRuns)
+    /v1/jobs/{id}/runs                         GET (active runs), POST (start now: 201)
+    /v1/jobs/{id}/runs/{runId}                 GET (active, or one of the last finished)
+    /v1/jobs/{id}/runs/{runId}/actions/stop    POST
+    /v1/jobs/{id}/schedules                    GET, POST (201)
+    /v1/jobs/{id}/schedules/{scheduleId}       GET, PUT, DELETE
+    /ping, /info, /metrics (Prometheus text)
+
+Answers as Metronome gives them: bad JSON 400, an invalid body 422 (`{"message": "Object is not
+valid", "details": [...]}`), an unknown job, run or schedule 404, a job or schedule that exists
+already 409, deleting a job with active runs 409 unless `stopCurrentJobRuns=true`; errors other
+than 422 are `{"message": ...}`. Changes answer once they are durable. A process that does not
+lead answers 503 naming the leader.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from frameworks.batch.core import BatchCore, Conflict, NotFound, ScheduleState, parse_job_body
+from frameworks.batch.jobs import ValidationError, is_valid_job_id
+from frameworks.batch.runs import format_timestamp
+from frameworks.batch.schedules import parse_schedule
+
+__all__ = ["EMBEDS", "BatchApi", "BatchBackend"]
+
+EMBEDS = ("activeRuns", "schedules", "history", "historySummary")
+Handler = Callable[[Request], Awaitable[Response]]
+T = TypeVar("T")
+
+
+class BatchBackend(Protocol):
+    """What the API needs of the process (`service.BatchService`)."""
+
+    @property
+    def core(self) -> BatchCore | None:
+        """The leader's core; None while this process does not lead."""
+        ...
+
+    @property
+    def leader_address(self) -> str | None:
+        """`host:port` of the leader's API, when known."""
+        ...
+
+    async def durable(self) -> None:
+        """Wait until every change made so far is durable."""
+        ...
+
+
+class HttpError(Exception):
+    """An error answer with Metronome's body."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(body.get("message", ""))
+        self.status = status
+        self.body = body
+
+
+class BatchApi:
+    """The routes; each handler works on the leader's core."""
+
+    def __init__(self, backend: BatchBackend, version: str = "0.6.0-pymesos") -> None:
+        self.backend = backend
+        self.version = version
+
+    def app(self) -> Starlette:
+        routes = [
+            Route("/ping", self.ping, methods=["GET"]),
+            Route("/info", self.info, methods=["GET"]),
+            Route("/metrics", self.metrics, methods=["GET"]),
+            Route("/v1/jobs", self.jobs, methods=["GET", "POST"]),
+            Route("/v1/jobs/{job_id}", self.job, methods=["GET", "PUT", "DELETE"]),
+            Route("/v1/jobs/{job_id}/runs", self.runs, methods=["GET", "POST"]),
+            Route("/v1/jobs/{job_id}/runs/{run_id}", self.run, methods=["GET"]),
+            Route("/v1/jobs/{job_id}/runs/{run_id}/actions/stop", self.stop_run,
+                  methods=["POST"]),
+            Route("/v1/jobs/{job_id}/schedules", self.schedules, methods=["GET", "POST"]),
+            Route("/v1/jobs/{job_id}/schedules/{schedule_id}", self.schedule,
+                  methods=["GET", "PUT", "DELETE"]),
+        ]
+        return Starlette(routes=[Route(r.path, _guard(r.endpoint), methods=r.methods)
+                                 for r in routes])
+
+    def core(self) -> BatchCore:
+        core = self.backend.core
+        if core is None:
+            leader = self.backend.leader_address
+            raise HttpError(503, {"message": "not the leader" + (
+                f"; the leader is at http://{leader}" if leader else "; no leader is elected")})
+        return core
+
+    # ------------------------------------------------------------------ basics
+
+    async def ping(self, request: Request) -> Response:
+        return PlainTextResponse("pong")
+
+    async def info(self, request: Request) -> Response:
+        core = self.backend.core
+        return JSONResponse({
+            "version": self.version, "libVersion": self.version,
+            "elected": core is not None, "leader": self.backend.leader_address,
+            "frameworkId": core.framework_id if core is not None else None,
+        })
+
+    async def metrics(self, request: Request) -> Response:
+        core = self.backend.core
+        lines = ["# TYPE batch_leader gauge", f"batch_leader {int(core is not None)}"]
+        if core is not None:
+            gauges = {
+                "batch_jobs": len(core.jobs),
+                "batch_schedules": sum(len(s) for s in core.schedules.values()),
+                "batch_active_runs": len(core.runs),
+                "batch_offers_suppressed": int(core.suppressed),
+            }
+            for name, value in gauges.items():
+                lines += [f"# TYPE {name} gauge", f"{name} {value}"]
+            for name, value in sorted(core.counters.items()):
+                lines += [f"# TYPE batch_{name}_total counter", f"batch_{name}_total {value}"]
+        return PlainTextResponse("\n".join(lines) + "\n",
+                                 media_type="text/plain; version=0.0.4")
+
+    # -------------------------------------------------------------------- jobs
+
+    async def jobs(self, request: Request) -> Response:
+        core = self.core()
+        if request.method == "GET":
+            embeds = _embeds(request)
+            return JSONResponse([_job_json(core, job_id, embeds) for job_id in sorted(core.jobs)])
+        job, schedules = _parse(parse_job_body, await _body(request))
+        _call(lambda: core.put_job(job, schedules or [], create=True))
+        await self.backend.durable()
+        return JSONResponse(_job_json(core, job.id, {"schedules"}), status_code=201)
+
+    async def job(self, request: Request) -> Response:
+        core = self.core()
+        job_id = _job_id(request)
+        if request.method == "GET":
+            _call(lambda: core.job(job_id))
+            return JSONResponse(_job_json(core, job_id, _embeds(request)))
+        if request.method == "DELETE":
+            stop = request.query_params.get("stopCurrentJobRuns", "false").lower() == "true"
+            body = _job_json(core, job_id, set()) if job_id in core.jobs else None
+            _call(lambda: core.delete_job(job_id, stop_current_runs=stop))
+            await self.backend.durable()
+            return JSONResponse(body)
+        raw = await _body(request)
+        job, schedules = _parse(parse_job_body, raw)
+        if job.id != job_id:
+            raise HttpError(422, ValidationError(
+                [("/id", f"must be the job id of the path, '{job_id}'")]).to_json())
+        _call(lambda: core.put_job(job, schedules or None, create=False))
+        await self.backend.durable()
+        return JSONResponse(_job_json(core, job_id, {"schedules"}))
+
+    # -------------------------------------------------------------------- runs
+
+    async def runs(self, request: Request) -> Response:
+        core = self.core()
+        job_id = _job_id(request)
+        _call(lambda: core.job(job_id))
+        if request.method == "GET":
+            return JSONResponse([run.to_json() for run in core.active_runs(job_id)])
+        run = core.start_run(job_id)
+        await self.backend.durable()
+        return JSONResponse(run.to_json(), status_code=201)
+
+    async def run(self, request: Request) -> Response:
+        core = self.core()
+        job_id, run_id = _job_id(request), request.path_params["run_id"]
+        return JSONResponse(_call(lambda: core.find_run(job_id, run_id)).to_json())
+
+    async def stop_run(self, request: Request) -> Response:
+        core = self.core()
+        job_id, run_id = _job_id(request), request.path_params["run_id"]
+        _call(lambda: core.job(job_id))
+        run = _call(lambda: core.stop_run(job_id, run_id))
+        await self.backend.durable()
+        return JSONResponse(run.to_json())
+
+    # --------------------------------------------------------------- schedules
+
+    async def schedules(self, request: Request) -> Response:
+        core = self.core()
+        job_id = _job_id(request)
+        if request.method == "GET":
+            states = _call(lambda: core.job_schedules(job_id))
+            return JSONResponse([_schedule_json(core, state) for state in states])
+        _call(lambda: core.job(job_id))
+        spec = _parse(parse_schedule, await _body(request))
+        _call(lambda: core.put_schedule(job_id, spec, create=True))
+        await self.backend.durable()
+        created = core.schedule(job_id, spec.id)
+        return JSONResponse(_schedule_json(core, created), status_code=201)
+
+    async def schedule(self, request: Request) -> Response:
+        core = self.core()
+        job_id, schedule_id = _job_id(request), request.path_params["schedule_id"]
+        state = _call(lambda: core.schedule(job_id, schedule_id))
+        if request.method == "GET":
+            return JSONResponse(_schedule_json(core, state))
+        if request.method == "DELETE":
+            core.delete_schedule(job_id, schedule_id)
+            await self.backend.durable()
+            return JSONResponse(_schedule_json(core, state))
+        spec = _parse(parse_schedule, await _body(request))
+        if spec.id != schedule_id:
+            raise HttpError(422, ValidationError(
+                [("/id", f"must be the schedule id of the path, '{schedule_id}'")]).to_json())
+        core.put_schedule(job_id, spec, create=False)
+        await self.backend.durable()
+        return JSONResponse(_schedule_json(core, core.schedule(job_id, schedule_id)))
+
+
+def _guard(handler: Handler) -> Handler:
+    async def guarded(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except HttpError as error:
+            return JSONResponse(error.body, status_code=error.status)
+
+    return guarded
+
+
+def _call(action: Callable[[], T]) -> T:
+    """Run a core call, turning its refusals into Metronome's answers."""
+    try:
+        return action()
+    except NotFound as error:
+        raise HttpError(404, {"message": str(error)}) from error
+    except Conflict as error:
+        raise HttpError(409, {"message": str(error)}) from error
+    except ValidationError as error:
+        raise HttpError(422, error.to_json()) from error
+
+
+def _parse(parser: Callable[[Any], T], raw: Any) -> T:
+    try:
+        return parser(raw)
+    except ValidationError as error:
+        raise HttpError(422, error.to_json()) from error
+
+
+async def _body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw or b"null")
+    except json.JSONDecodeError as error:
+        raise HttpError(400, {"message": f"Invalid JSON: {error.msg} (line {error.lineno}, "
+                                         f"column {error.colno})"}) from error
+
+
+def _job_id(request: Request) -> str:
+    job_id: str = request.path_params["job_id"]
+    if not is_valid_job_id(job_id):
+        raise HttpError(404, {"message": f"Job '{job_id}' does not exist"})
+    return job_id
+
+
+def _embeds(request: Request) -> set[str]:
+    """The `embed` values (repeated or comma-separated); 400 for one Metronome does not know."""
+    embeds = {item.strip() for value in request.query_params.getlist("embed")
+              for item in value.split(",") if item.strip()}
+    unknown = embeds - set(EMBEDS)
+    if unknown:
+        raise HttpError(400, {"message": f"Unknown embed options: {', '.join(sorted(unknown))}; "
+                                         f"allowed: {', '.join(EMBEDS)}"})
+    return embeds
+
+
+def _job_json(core: BatchCore, job_id: str, embeds: set[str]) -> dict[str, Any]:
+    body = core.job(job_id).to_json()
+    if "schedules" in embeds:
+        body["schedules"] = [s.spec.to_json() for s in core.job_schedules(job_id)]
+    if "activeRuns" in embeds:
+        body["activeRuns"] = [run.to_json() for run in core.active_runs(job_id)]
+    if "history" in embeds:
+        body["history"] = core.history(job_id).to_json()
+    if "historySummary" in embeds:
+        body["historySummary"] = core.history(job_id).summary_json()
+    return body
+
+
+def _schedule_json(core: BatchCore, state: ScheduleState) -> dict[str, Any]:
+    body = state.spec.to_json()
+    due = state.spec.next_due(max(state.handled_until, core.now()))
+    if due is not None and state.spec.enabled:
+        body["nextRunAt"] = format_timestamp(due)
+    return body

@@ -1,0 +1,736 @@
+"""The batch framework's scheduler state: jobs, schedules, runs and history, as one pure core.
+
+    REST handlers ──put_job / start_run / stop_run / put_schedule──▶ BatchCore ──Actions──▶ driver
+    SDK driver ──registered / resource_offers / status_update──────▶    │ ──writes──▶ Sink (store)
+    shell timer ──tick(): deadlines, schedules, dependencies───────▶    │
+
+Runs are launched into offers, many tasks per offer (an array job's N indexed tasks with `INDEX`
+in their environment), and only once the run's record, with the ids of the tasks about to be
+launched, is durable: a new leader knows every task that may exist and reconciles them.
+Offers the core cannot use are declined: for `DECLINE_SECONDS` while work waits for a better
+offer, for `IDLE_DECLINE_SECONDS` otherwise; with no work at all the core suppresses offers and
+revives as soon as work appears, so it never holds resources other frameworks could use.
+
+Schedules, exactly once (see `schedules.py`): `tick()` calls `decide()` for each schedule. When the
+decision starts runs, their INITIAL records (each naming its schedule and due time) and then the
+schedule's new watermark are written in that order, and the runs become launchable only when the
+watermark is durable. Writes become durable in order, so after a crash either the watermark is
+durable (the decision is complete) or it is not and the runs may be: `Recovered.decode` then
+raises the watermark to the latest due time of the schedule's recovered runs, which is the latest
+due time the lost decision covered. Either way no due time is decided twice or dropped. Decisions
+that start nothing need no write: deciding the same window again decides nothing again.
+
+Dependencies (a DAG, `jobs.check_dependencies`): a job with parents is triggered automatically
+when it has no active run and every parent's latest finished run succeeded *after* the child was
+last triggered (or created). So `a, b -> c` runs `c` once after both `a` and `b` have succeeded
+since `c`'s previous run; a parent that fails holds `c` back until it succeeds again. A due time of
+a dependent job's own schedule is skipped unless every parent's latest run succeeded. Starting a
+run by hand (`start_run`) is an operator's decision and starts it regardless. The trigger time
+is written after the run it started; recovery raises it to the creation time of any recovered run
+the parents started, so a crash between the two writes neither loses nor repeats the run.
+
+No I/O: time comes from the injected wall clock (seconds since the epoch) and everything outside
+goes through `Actions` and the store `Sink`.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import structlog
+
+from frameworks import OfferBudget, command_task, is_terminal, state_name
+from frameworks.batch.jobs import (
+    Constraint,
+    JobSpec,
+    RestartPolicy,
+    RestartSpec,
+    ValidationError,
+    check_dependencies,
+    dependents_of,
+    parse_job,
+)
+from frameworks.batch.runs import (
+    FinishedRun,
+    JobHistory,
+    JobRun,
+    RunStatus,
+    RunTask,
+    parse_task_id,
+)
+from frameworks.batch.schedules import ScheduleSpec, decide, parse_schedule
+from mesos_common.attributes import format_attribute_value
+from mesos_common.clock import Clock
+from mesos_common.store import Mutation, Sink, split_key, store_key
+from protos import mesos_pb2
+
+__all__ = [
+    "DECLINE_SECONDS",
+    "IDLE_DECLINE_SECONDS",
+    "KINDS",
+    "Actions",
+    "ActiveRun",
+    "BatchCore",
+    "Conflict",
+    "NotFound",
+    "Recovered",
+    "ScheduleState",
+    "parse_job_body",
+]
+
+log = structlog.get_logger("frameworks.batch")
+
+KINDS = ("jobs", "schedules", "runs", "history", "triggers", "framework")
+FRAMEWORK_KEY = store_key("framework", "id")
+DECLINE_SECONDS = 5.0
+"""Refusal for an offer declined while work waits (it did not fit)."""
+IDLE_DECLINE_SECONDS = 120.0
+"""Refusal for an offer declined with nothing to launch."""
+FINISHED_RUNS_KEPT = 10
+"""Finished runs kept per job (readable with GET .../runs/{runId}); the history counts on."""
+
+
+class Actions(Protocol):
+    """What the core asks of the scheduler driver."""
+
+    def launch(self, offer_id: str, tasks: Sequence[mesos_pb2.TaskInfo]) -> None: ...
+
+    def decline(self, offer_id: str, refuse_seconds: float) -> None: ...
+
+    def kill(self, task_id: str, agent_id: str, grace_seconds: float | None) -> None: ...
+
+    def revive(self) -> None: ...
+
+    def suppress(self) -> None: ...
+
+    def reconcile(self, tasks: Sequence[tuple[str, str]]) -> None: ...
+
+
+class NotFound(LookupError):
+    """An unknown job, run or schedule (HTTP 404)."""
+
+
+class Conflict(Exception):
+    """The change conflicts with the current state (HTTP 409)."""
+
+
+@dataclass(slots=True)
+class ActiveRun:
+    """A run the core drives, with where its tasks run and what started it."""
+
+    run: JobRun
+    agents: dict[str, str] = field(default_factory=dict)
+    """task id -> agent id, for kills and reconciliation."""
+    schedule_id: str | None = None
+    due_at: datetime | None = None
+    by_parents: bool = False
+    """Started because its parents succeeded (see the module docstring)."""
+    launchable: bool = True
+    """False until the decision that created the run is durable."""
+
+    def to_record(self) -> bytes:
+        run = self.run
+        return json.dumps({
+            "id": run.id, "jobId": run.job_id, "status": run.status.value,
+            "createdAt": _iso(run.created_at), "completedAt": _iso(run.completed_at),
+            "arraySize": run.array_size, "restartPolicy": run.restart.policy.value,
+            "activeDeadlineSeconds": run.restart.active_deadline_seconds,
+            "maxLaunchDelay": run.max_launch_delay, "waitingSince": _iso(run.waiting_since),
+            "scheduleId": self.schedule_id, "dueAt": _iso(self.due_at),
+            "byParents": self.by_parents,
+            "tasks": [{"id": t.id, "index": t.index, "status": t.status,
+                       "startedAt": _iso(t.started_at), "completedAt": _iso(t.completed_at),
+                       "agentId": self.agents.get(t.id, "")} for t in run.tasks],
+        }).encode()
+
+    @classmethod
+    def from_record(cls, data: bytes) -> ActiveRun:
+        raw = json.loads(data)
+        tasks = tuple(RunTask(t["id"], t["index"], t["status"], _from_iso(t["startedAt"]),
+                              _optional_iso(t["completedAt"])) for t in raw["tasks"])
+        run = JobRun(
+            id=raw["id"], job_id=raw["jobId"], status=RunStatus(raw["status"]),
+            created_at=_from_iso(raw["createdAt"]), array_size=raw["arraySize"],
+            restart=RestartSpec(RestartPolicy(raw["restartPolicy"]),
+                                raw["activeDeadlineSeconds"]),
+            max_launch_delay=raw["maxLaunchDelay"], completed_at=_optional_iso(raw["completedAt"]),
+            tasks=tasks, waiting_since=_optional_iso(raw["waitingSince"]),
+        )
+        agents = {t["id"]: t["agentId"] for t in raw["tasks"] if t["agentId"]}
+        return cls(run, agents, raw["scheduleId"], _optional_iso(raw["dueAt"]),
+                   raw["byParents"])
+
+
+@dataclass(slots=True)
+class ScheduleState:
+    """A schedule and its durable watermark (every due time up to it has its decision)."""
+
+    spec: ScheduleSpec
+    handled_until: datetime
+
+    def to_record(self) -> bytes:
+        return json.dumps({"schedule": self.spec.to_json(),
+                           "handledUntil": _iso(self.handled_until)}).encode()
+
+
+@dataclass(slots=True)
+class Recovered:
+    """The core's durable state, as a new leader reads it from the store."""
+
+    jobs: dict[str, JobSpec] = field(default_factory=dict)
+    schedules: dict[str, dict[str, ScheduleState]] = field(default_factory=dict)
+    runs: dict[str, ActiveRun] = field(default_factory=dict)
+    histories: dict[str, JobHistory] = field(default_factory=dict)
+    triggers: dict[str, datetime] = field(default_factory=dict)
+    framework_id: str | None = None
+
+    @classmethod
+    def decode(cls, entries: Mapping[str, bytes]) -> Recovered:
+        """Read the store's entries, repairing what a crash between ordered writes left."""
+        state = cls()
+        for key, value in entries.items():
+            kind, name = split_key(key)
+            if kind == "jobs":
+                job = parse_job(json.loads(value))
+                state.jobs[job.id] = job
+            elif kind == "schedules":
+                raw = json.loads(value)
+                job_id = name.rpartition("@")[0]
+                spec = parse_schedule(raw["schedule"])
+                state.schedules.setdefault(job_id, {})[spec.id] = ScheduleState(
+                    spec, _from_iso(raw["handledUntil"]))
+            elif kind == "runs":
+                active = ActiveRun.from_record(value)
+                state.runs[active.run.id] = active
+            elif kind == "history":
+                state.histories[name] = _history_from_record(name, value)
+            elif kind == "triggers":
+                state.triggers[name] = _from_iso(value.decode())
+            elif kind == "framework":
+                state.framework_id = value.decode()
+        for active in state.runs.values():
+            run = active.run
+            if run.status.is_terminal:
+                history = state.histories.get(run.job_id, JobHistory(run.job_id))
+                state.histories[run.job_id] = history.record(run)
+            if active.by_parents:
+                state.triggers[run.job_id] = max(state.triggers.get(run.job_id, run.created_at),
+                                                 run.created_at)
+            schedule = state.schedules.get(run.job_id, {}).get(active.schedule_id or "")
+            if schedule is not None and active.due_at is not None:
+                schedule.handled_until = max(schedule.handled_until, active.due_at)
+        return state
+
+
+class BatchCore:
+    """Jobs, schedules, runs and history; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        wall: Clock,
+        actions: Actions,
+        sink: Sink,
+        recovered: Recovered | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        state = recovered or Recovered()
+        self.wall = wall
+        self.actions = actions
+        self.sink = sink
+        self.rng = rng or random.Random()
+        self.jobs = state.jobs
+        self.schedules = state.schedules
+        self.histories = state.histories
+        self.triggers = state.triggers
+        self.framework_id = state.framework_id
+        self.runs = {i: a for i, a in state.runs.items() if not a.run.status.is_terminal}
+        self.finished: dict[str, list[JobRun]] = {}
+        for active in sorted(state.runs.values(), key=lambda a: a.run.created_at):
+            if active.run.status.is_terminal:
+                self.finished.setdefault(active.run.job_id, []).insert(0, active.run)
+        self.suppressed = False
+        self.counters: dict[str, int] = {
+            "runs_started": 0, "runs_succeeded": 0, "runs_failed": 0, "tasks_launched": 0,
+            "schedule_missed": 0, "schedule_skipped": 0, "offers_declined": 0,
+        }
+        self._dirty: set[str] = set()
+
+    # ------------------------------------------------------------------ jobs
+
+    def put_job(self, job: JobSpec, schedules: Sequence[ScheduleSpec] | None = None, *,
+                create: bool) -> None:
+        """Create (`create`, 409 if it exists) or replace (404 if missing) a job.
+
+        `schedules` (from the job body) replaces the job's schedules when given.
+        Raises ValidationError (422) for unknown parents or a dependency cycle.
+        """
+        exists = job.id in self.jobs
+        if create and exists:
+            raise Conflict(f"Job with id '{job.id}' already exists")
+        if not create and not exists:
+            raise NotFound(f"Job '{job.id}' does not exist")
+        check_dependencies(job, {k: v for k, v in self.jobs.items() if k != job.id})
+        self.jobs[job.id] = job
+        self.sink.write(Mutation(store_key("jobs", job.id), json.dumps(job.to_json()).encode()))
+        if job.dependencies and job.id not in self.triggers:
+            self._set_trigger(job.id, self.now())
+        if schedules is not None:
+            for old in list(self.schedules.get(job.id, {})):
+                if old not in {s.id for s in schedules}:
+                    self.delete_schedule(job.id, old)
+            for schedule in schedules:
+                self._store_schedule(job.id, schedule)
+
+    def delete_job(self, job_id: str, *, stop_current_runs: bool) -> None:
+        """Delete a job with its schedules, runs and history.
+
+        409 while runs are active (unless `stop_current_runs`) or other jobs depend on it.
+        """
+        self.job(job_id)
+        dependents = dependents_of(job_id, self.jobs)
+        if dependents:
+            raise Conflict(f"Job '{job_id}' is a dependency of {', '.join(dependents)}")
+        active = self.active_runs(job_id)
+        if active and not stop_current_runs:
+            raise Conflict("There are active job runs. Override with stopCurrentJobRuns=true")
+        for run in active:
+            self.stop_run(job_id, run.id)
+        for schedule_id in list(self.schedules.get(job_id, {})):
+            self.delete_schedule(job_id, schedule_id)
+        for run in self.finished.pop(job_id, []):
+            self.sink.write(Mutation(_run_key(run), None))
+        del self.jobs[job_id]
+        self.histories.pop(job_id, None)
+        self.triggers.pop(job_id, None)
+        for kind in ("jobs", "history", "triggers"):
+            self.sink.write(Mutation(store_key(kind, job_id), None))
+
+    def job(self, job_id: str) -> JobSpec:
+        """The job; NotFound otherwise."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise NotFound(f"Job '{job_id}' does not exist")
+        return job
+
+    def history(self, job_id: str) -> JobHistory:
+        return self.histories.get(job_id) or JobHistory(job_id)
+
+    # ------------------------------------------------------------- schedules
+
+    def put_schedule(self, job_id: str, schedule: ScheduleSpec, *, create: bool) -> None:
+        """Add (409 if it exists) or replace (404 if missing) a schedule of a job.
+
+        Its watermark starts (again) now: no due time before the change is replayed.
+        """
+        self.job(job_id)
+        exists = schedule.id in self.schedules.get(job_id, {})
+        if create and exists:
+            raise Conflict(f"Schedule with id '{schedule.id}' already exists")
+        if not create and not exists:
+            raise NotFound(f"Schedule '{schedule.id}' of job '{job_id}' does not exist")
+        self._store_schedule(job_id, schedule)
+
+    def delete_schedule(self, job_id: str, schedule_id: str) -> None:
+        self.schedule(job_id, schedule_id)
+        del self.schedules[job_id][schedule_id]
+        if not self.schedules[job_id]:
+            del self.schedules[job_id]
+        self.sink.write(Mutation(store_key("schedules", f"{job_id}@{schedule_id}"), None))
+
+    def schedule(self, job_id: str, schedule_id: str) -> ScheduleState:
+        self.job(job_id)
+        state = self.schedules.get(job_id, {}).get(schedule_id)
+        if state is None:
+            raise NotFound(f"Schedule '{schedule_id}' of job '{job_id}' does not exist")
+        return state
+
+    def job_schedules(self, job_id: str) -> list[ScheduleState]:
+        self.job(job_id)
+        return sorted(self.schedules.get(job_id, {}).values(), key=lambda s: s.spec.id)
+
+    # ------------------------------------------------------------------ runs
+
+    def start_run(self, job_id: str) -> JobRun:
+        """Start a run of the job now (POST .../runs)."""
+        run = self._create_run(self.job(job_id))
+        self._store_run(self.runs[run.id])
+        self._want_offers()
+        return run
+
+    def stop_run(self, job_id: str, run_id: str) -> JobRun:
+        """Abort an active run: FAILED, its tasks killed. NotFound if it is not active."""
+        active = self.runs.get(run_id)
+        if active is None or active.run.job_id != job_id:
+            raise NotFound(f"JobRun '{run_id}' of job '{job_id}' is not active")
+        self._kill_live(active)
+        active.run = active.run.stop(self.now())
+        self._finish(active)
+        return active.run
+
+    def active_runs(self, job_id: str) -> list[JobRun]:
+        return sorted((a.run for a in self.runs.values() if a.run.job_id == job_id),
+                      key=lambda r: r.created_at)
+
+    def find_run(self, job_id: str, run_id: str) -> JobRun:
+        """An active run, or one of the job's last finished ones; NotFound otherwise."""
+        self.job(job_id)
+        active = self.runs.get(run_id)
+        if active is not None and active.run.job_id == job_id:
+            return active.run
+        for run in self.finished.get(job_id, []):
+            if run.id == run_id:
+                return run
+        raise NotFound(f"JobRun '{run_id}' of job '{job_id}' does not exist")
+
+    # ---------------------------------------------------------------- driver
+
+    def registered(self, framework_id: str) -> None:
+        """Subscribed (or again): remember the id, reconcile every live task, offers as needed."""
+        if framework_id != self.framework_id:
+            self.framework_id = framework_id
+            self.sink.write(Mutation(FRAMEWORK_KEY, framework_id.encode()))
+        self.actions.reconcile([(task_id, active.agents.get(task_id, ""))
+                                for active in self.runs.values()
+                                for task_id in active.run.live_task_ids()])
+        self.suppressed = False
+        self._want_offers(revive=False)
+
+    def resource_offers(self, offers: Sequence[mesos_pb2.Offer]) -> None:
+        """Pack waiting tasks into the offers (launched once durable); decline the rest."""
+        now = self.now()
+        for offer in offers:
+            budget = OfferBudget(offer)
+            tasks: list[mesos_pb2.TaskInfo] = []
+            touched: list[ActiveRun] = []
+            for active in self._waiting():
+                job = self.jobs.get(active.run.job_id)
+                if job is None or not _satisfies(job.run.constraints, offer):
+                    continue
+                launched = self._pack(active, job, budget, now)
+                if launched:
+                    tasks += launched
+                    touched.append(active)
+            if not tasks:
+                self.counters["offers_declined"] += 1
+                idle = not any(True for _ in self._waiting())
+                self.actions.decline(offer.id.value,
+                                     IDLE_DECLINE_SECONDS if idle else DECLINE_SECONDS)
+                continue
+            self.counters["tasks_launched"] += len(tasks)
+            offer_id = offer.id.value
+
+            def launch(offer_id: str = offer_id,
+                       tasks: list[mesos_pb2.TaskInfo] = tasks) -> None:
+                self.actions.launch(offer_id, tasks)
+
+            for number, active in enumerate(touched, start=1):
+                self._dirty.discard(active.run.id)
+                self._store_run(active, then=launch if number == len(touched) else None)
+        self._want_offers(revive=False)
+
+    def status_update(self, status: mesos_pb2.TaskStatus) -> None:
+        """Apply a task status update to its run."""
+        task_id = status.task_id.value
+        state = state_name(status)
+        if state == "TASK_UNKNOWN":  # the master has no record of it: it is not running
+            state = "TASK_LOST"
+        parsed = parse_task_id(task_id)
+        active = self.runs.get(parsed[1]) if parsed is not None else None
+        if active is None or task_id not in {t.id for t in active.run.tasks}:
+            if not is_terminal(status):  # a task of no active run: it must not run on
+                self.actions.kill(task_id, status.agent_id.value, None)
+            return
+        if status.agent_id.value:
+            active.agents[task_id] = status.agent_id.value
+        before = active.run
+        active.run = before.task_status(task_id, state, self.now())
+        if active.run is before:
+            return
+        log.info("task status", job_id=before.job_id, run_id=before.id, task_id=task_id,
+                 agent_id=active.agents.get(task_id), state=state, run=active.run.status.value)
+        if active.run.status.is_terminal:
+            self._kill_live(active)
+            self._finish(active)
+            self._trigger_dependents(self.now())
+        else:
+            self._dirty.add(active.run.id)
+            if active.run.pending_indices():
+                self._want_offers()
+
+    def tick(self) -> None:
+        """Periodic work: maxLaunchDelay, due schedule times, dependency triggers, writes."""
+        now = self.now()
+        for active in list(self.runs.values()):
+            checked = active.run.check_deadlines(now)
+            if checked is not active.run:
+                log.warning("run did not start within maxLaunchDelay", job_id=checked.job_id,
+                            run_id=checked.id)
+                self._kill_live(active)
+                active.run = checked
+                self._finish(active)
+        for job_id, schedules in list(self.schedules.items()):
+            for state in list(schedules.values()):
+                self._decide(job_id, state, now)
+        self._trigger_dependents(now)
+        self.flush()
+        self._want_offers(revive=False)
+
+    def flush(self) -> None:
+        """Write the runs changed by status updates since the last flush (one write each)."""
+        for run_id in sorted(self._dirty):
+            active = self.runs.get(run_id)
+            if active is not None:
+                self._store_run(active)
+        self._dirty.clear()
+
+    # --------------------------------------------------------------- internals
+
+    def now(self) -> datetime:
+        """The wall-clock time (UTC)."""
+        return datetime.fromtimestamp(self.wall.now(), UTC)
+
+    def _create_run(self, job: JobSpec, schedule_id: str | None = None,
+                    due_at: datetime | None = None, *, launchable: bool = True) -> JobRun:
+        now = self.now()
+        run = JobRun.start(job, now, self.rng)
+        while run.id in self.runs:
+            run = JobRun.start(job, now, self.rng)
+        active = ActiveRun(run, schedule_id=schedule_id, due_at=due_at, launchable=launchable)
+        if job.run.cmd is None and job.run.args is None:
+            log.warning("job has no command; container images are not supported here",
+                        job_id=job.id)
+            active.run = run.stop(now)
+        self.runs[run.id] = active
+        self.counters["runs_started"] += 1
+        log.info("run created", job_id=job.id, run_id=run.id, schedule_id=schedule_id)
+        if active.run.status.is_terminal:
+            self._finish(active)
+        return active.run
+
+    def _decide(self, job_id: str, state: ScheduleState, now: datetime) -> None:
+        job = self.jobs[job_id]
+        decision = decide(state.spec, state.handled_until, now,
+                          run_active=bool(self.active_runs(job_id)))
+        state.handled_until = decision.handled_until
+        skipped = list(decision.skipped)
+        started: list[ActiveRun] = []
+        for due in decision.start:
+            if not self._parents_succeeded(job):
+                skipped.append(due)
+                continue
+            run = self._create_run(job, state.spec.id, due, launchable=False)
+            active = self.runs.get(run.id)
+            if active is not None:
+                started.append(active)
+                self._store_run(active)
+        for due in decision.missed:
+            log.warning("schedule missed its starting deadline", job_id=job_id,
+                        schedule_id=state.spec.id, due_at=_iso(due))
+        for due in skipped:
+            log.info("scheduled run skipped", job_id=job_id, schedule_id=state.spec.id,
+                     due_at=_iso(due))
+        self.counters["schedule_missed"] += len(decision.missed)
+        self.counters["schedule_skipped"] += len(skipped)
+        if not decision.start:
+            return
+
+        def decided() -> None:
+            for active in started:
+                active.launchable = True
+            self._want_offers()
+
+        self.sink.write(Mutation(store_key("schedules", f"{job_id}@{state.spec.id}"),
+                                 state.to_record()), decided)
+
+    def _parents_succeeded(self, job: JobSpec) -> bool:
+        return all(self.history(parent).latest_succeeded for parent in job.dependencies)
+
+    def _trigger_dependents(self, now: datetime) -> None:
+        for job in list(self.jobs.values()):
+            if not job.dependencies or self.active_runs(job.id):
+                continue
+            since = self.triggers.get(job.id)
+            ready = all(
+                self.history(parent).latest_succeeded
+                and (since is None or (self.history(parent).last_success_at or since) > since)
+                for parent in job.dependencies
+            )
+            if ready:
+                log.info("parents succeeded; starting dependent job", job_id=job.id)
+                run = self._create_run(job)
+                active = self.runs.get(run.id)
+                if active is not None:
+                    active.by_parents = True
+                    self._store_run(active)
+                self._set_trigger(job.id, now)
+                self._want_offers()
+
+    def _set_trigger(self, job_id: str, moment: datetime) -> None:
+        self.triggers[job_id] = moment
+        self.sink.write(Mutation(store_key("triggers", job_id),
+                                 moment.astimezone(UTC).isoformat().encode()))
+
+    def _store_schedule(self, job_id: str, schedule: ScheduleSpec) -> None:
+        state = ScheduleState(schedule, self.now())
+        self.schedules.setdefault(job_id, {})[schedule.id] = state
+        self.sink.write(Mutation(store_key("schedules", f"{job_id}@{schedule.id}"),
+                                 state.to_record()))
+
+    def _waiting(self) -> Iterable[ActiveRun]:
+        """Launchable runs with task indices to launch, oldest first."""
+        for active in sorted(self.runs.values(), key=lambda a: a.run.created_at):
+            if active.launchable and active.run.pending_indices():
+                yield active
+
+    def _pack(self, active: ActiveRun, job: JobSpec, budget: OfferBudget,
+              now: datetime) -> list[mesos_pb2.TaskInfo]:
+        spec = job.run
+        tasks: list[mesos_pb2.TaskInfo] = []
+        for index in active.run.pending_indices():
+            if not budget.fits(cpus=spec.cpus, mem=spec.mem, disk=spec.disk, gpus=spec.gpus):
+                break
+            task_id = active.run.next_task_id(index)
+            command: str | list[str] = spec.cmd if spec.cmd is not None else list(spec.args or ())
+            task = command_task(
+                task_id, budget, command, cpus=spec.cpus, mem=spec.mem, disk=spec.disk,
+                gpus=spec.gpus, env=spec.task_environment(index), name=job.id,
+                kill_grace_period=spec.task_kill_grace_period_seconds,
+            )
+            if spec.user is not None:
+                task.command.user = spec.user
+            for artifact in spec.artifacts:
+                task.command.uris.add(value=artifact.uri, extract=artifact.extract,
+                                      executable=artifact.executable, cache=artifact.cache)
+            active.run = active.run.task_launched(index, task_id, now)
+            active.agents[task_id] = budget.agent_id.value
+            tasks.append(task)
+        return tasks
+
+    def _want_offers(self, *, revive: bool = True) -> None:
+        """Revive when work waits (always with `revive`, to clear old filters); suppress when
+        nothing does."""
+        waiting = any(True for _ in self._waiting())
+        if waiting and (revive or self.suppressed):
+            self.suppressed = False
+            self.actions.revive()
+        elif not waiting and not self.suppressed:
+            self.suppressed = True
+            self.actions.suppress()
+
+    def _kill_live(self, active: ActiveRun) -> None:
+        job = self.jobs.get(active.run.job_id)
+        grace = job.run.task_kill_grace_period_seconds if job is not None else None
+        for task_id in active.run.live_task_ids():
+            self.actions.kill(task_id, active.agents.get(task_id, ""), grace)
+
+    def _finish(self, active: ActiveRun) -> None:
+        """Move a terminal run to the finished runs and the history (run record first)."""
+        run = active.run
+        self.runs.pop(run.id, None)
+        self._dirty.discard(run.id)
+        succeeded = run.status is RunStatus.SUCCESS
+        self.counters["runs_succeeded" if succeeded else "runs_failed"] += 1
+        log.info("run finished", job_id=run.job_id, run_id=run.id, status=run.status.value)
+        if run.job_id not in self.jobs:
+            return
+        self._store_run(active)
+        finished = self.finished.setdefault(run.job_id, [])
+        finished.insert(0, run)
+        for stale in finished[FINISHED_RUNS_KEPT:]:
+            self.sink.write(Mutation(_run_key(stale), None))
+        del finished[FINISHED_RUNS_KEPT:]
+        history = self.history(run.job_id).record(run)
+        self.histories[run.job_id] = history
+        self.sink.write(Mutation(store_key("history", run.job_id), _history_record(history)))
+
+    def _store_run(self, active: ActiveRun, then: Callable[[], None] | None = None) -> None:
+        self.sink.write(Mutation(_run_key(active.run), active.to_record()), then)
+
+
+def _run_key(run: JobRun) -> str:
+    return store_key("runs", f"{run.job_id}@{run.id}")
+
+
+def _satisfies(constraints: Sequence[Constraint], offer: mesos_pb2.Offer) -> bool:
+    """Whether the offer's agent meets every placement constraint (IS/EQ, LIKE, UNLIKE)."""
+    attributes = {a.name: format_attribute_value(a) for a in offer.attributes}
+    attributes.setdefault("hostname", offer.hostname)
+    for constraint in constraints:
+        value = attributes.get(constraint.attribute)
+        pattern = constraint.value or ""
+        if constraint.operator in ("IS", "EQ"):
+            ok = value == pattern
+        elif constraint.operator == "LIKE":
+            ok = value is not None and re.fullmatch(pattern, value) is not None
+        else:
+            ok = value is None or re.fullmatch(pattern, value) is None
+        if not ok:
+            return False
+    return True
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def _from_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _optional_iso(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _history_record(history: JobHistory) -> bytes:
+    def runs(items: Sequence[FinishedRun]) -> list[list[str | None]]:
+        return [[f.id, _iso(f.created_at), _iso(f.finished_at)] for f in items]
+
+    return json.dumps({
+        "successCount": history.success_count, "failureCount": history.failure_count,
+        "lastSuccessAt": _iso(history.last_success_at),
+        "lastFailureAt": _iso(history.last_failure_at),
+        "successfulRuns": runs(history.successful_runs), "failedRuns": runs(history.failed_runs),
+    }).encode()
+
+
+def _history_from_record(job_id: str, data: bytes) -> JobHistory:
+    raw = json.loads(data)
+
+    def runs(items: list[list[str]]) -> tuple[FinishedRun, ...]:
+        return tuple(FinishedRun(i, _from_iso(c), _from_iso(f)) for i, c, f in items)
+
+    return JobHistory(
+        job_id, raw["successCount"], raw["failureCount"], _optional_iso(raw["lastSuccessAt"]),
+        _optional_iso(raw["lastFailureAt"]), runs(raw["successfulRuns"]), runs(raw["failedRuns"]),
+    )
+
+
+def parse_job_body(obj: Any) -> tuple[JobSpec, list[ScheduleSpec] | None]:
+    """A job body and the schedules it embeds (None when it has no `schedules` key).
+
+    Raises ValidationError (422) for the job or any schedule (paths `/schedules(i)/...`).
+    """
+    job = parse_job(obj)
+    if not isinstance(obj, dict) or "schedules" not in obj:
+        return job, None
+    schedules: list[ScheduleSpec] = []
+    violations: list[tuple[str, str]] = []
+    for index, item in enumerate(obj["schedules"]):
+        try:
+            schedules.append(parse_schedule(item))
+        except ValidationError as error:
+            violations += [(f"/schedules({index}){v.path}", e) for v in error.details
+                           for e in v.errors]
+    ids = [s.id for s in schedules]
+    if len(ids) != len(set(ids)):
+        violations.append(("/schedules", "schedule ids must be unique"))
+    if violations:
+        raise ValidationError(violations)
+    return job, schedules

@@ -1,0 +1,120 @@
+"""`mesos-batch`: parse flags and run the batch framework (REST API + scheduler) until
+SIGINT/SIGTERM.
+
+    python -m frameworks.batch --master HOST:PORT|zk://.../mesos [--zk zk://.../batch]
+                               --http_port 9000 --work_dir DIR
+
+Each flag also reads `MESOS_BATCH_<FLAG>` (`MESOS_BATCH_MASTER`, `MESOS_BATCH_HTTP_PORT`, ...);
+the command line wins over the environment. Durations take Mesos' units (`10secs`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+
+from frameworks.batch.api import BatchApi
+from frameworks.batch.service import VERSION, BatchConfig, BatchService
+from mesos_common.addresses import parse_zk_url
+from mesos_common.election import LeadershipLost
+from mesos_common.flags import FlagParser, parse_duration, parse_flags, parse_port
+from mesos_common.http_server import serve_while
+from mesos_common.logging import configure_logging
+
+__all__ = ["ENV_PREFIX", "build_parser", "main", "serve"]
+
+log = structlog.get_logger("frameworks.batch")
+
+ENV_PREFIX = "MESOS_BATCH"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = FlagParser(
+        prog="mesos-batch",
+        description="Run the batch framework (Metronome's v1 API). Every flag can also be set "
+                    f"as {ENV_PREFIX}_<FLAG>.",
+    )
+    parser.add_argument("--master", default="127.0.0.1:5050",
+                        help="the Mesos master: HOST:PORT or zk://host:port/mesos")
+    parser.add_argument("--zk", default=None,
+                        help="ZooKeeper URL for the framework's state and leader election, "
+                        "e.g. zk://127.0.0.1:2181/batch")
+    parser.add_argument("--http_address", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--http_port", type=parse_port, default=9000, help="REST API port")
+    parser.add_argument("--hostname", default=None, help="hostname advertised to others")
+    parser.add_argument("--framework_name", default="batch")
+    parser.add_argument("--role", default="*", help="the role offers are made for")
+    parser.add_argument("--user", default=None, help="user tasks run as by default")
+    parser.add_argument("--failover_timeout", type=parse_duration, default=604800.0,
+                        help="how long the master keeps tasks while the framework is away")
+    parser.add_argument("--work_dir", type=Path, default=None,
+                        help="directory for the framework's state when there is no --zk")
+    parser.add_argument("--zk_session_timeout", type=parse_duration, default=10.0)
+    parser.add_argument("--tick_interval", type=parse_duration, default=1.0,
+                        help="how often schedules and deadlines are checked")
+    parser.add_argument("--log_level", default="INFO")
+    return parser
+
+
+async def serve(config: BatchConfig) -> None:
+    """Serve the REST API and run the service until cancelled."""
+    service = BatchService(config)
+
+    async def run(port: int) -> None:
+        log.info("batch framework listening", url=f"http://{config.http_address}:{port}")
+        await service.run(http_port=port)
+
+    await serve_while(BatchApi(service, VERSION).app(), config.http_address, config.http_port,
+                      run)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The `mesos-batch` entry point."""
+    parser = build_parser()
+    args = parse_flags(parser, argv, ENV_PREFIX)
+    if args.zk is not None:
+        try:
+            parse_zk_url(args.zk)
+        except ValueError as exc:
+            parser.error(f"--zk: {exc}")
+    try:
+        configure_logging(args.log_level)
+    except ValueError as exc:
+        parser.error(f"--log_level: {exc}")
+    config = BatchConfig(
+        master=args.master, zk=args.zk, http_address=args.http_address,
+        http_port=args.http_port, hostname=args.hostname, framework_name=args.framework_name,
+        role=args.role, user=args.user, failover_timeout=args.failover_timeout,
+        work_dir=args.work_dir, zk_session_timeout=args.zk_session_timeout,
+        tick_interval=args.tick_interval,
+    )
+    try:
+        asyncio.run(_run(config))
+    except OSError as exc:
+        log.error("the batch framework failed to start", error=str(exc))
+        sys.exit(1)
+    except LeadershipLost as exc:
+        log.error("lost the ZooKeeper session; exiting so the supervisor restarts us",
+                  reason=str(exc))
+        sys.exit(1)
+
+
+async def _run(config: BatchConfig) -> None:
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await serve(config)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""The batch framework process: leader election, the store, the scheduler driver and the timer
+around `BatchCore`; the REST API (`frameworks.batch.api`) works on the leader's core.
+
+    BatchService.run()
+      contender (ZooKeeper with --zk, standalone otherwise) ──serve_terms──▶ term:
+        open_term_store() ─▶ Store.recover() ─▶ BatchCore(Recovered.decode(...))
+        SchedulerDriver (in this loop, failover with the stored framework id)
+        TaskGroup { BatchWriter.run(), tick loop, driver watch }
+      not leading: `core` is None; the API answers 503 naming the leader
+
+The driver's callbacks run in this loop and call the core; runs changed by status updates are
+written once per loop turn (`BatchCore.flush`), so a burst of updates costs one write per run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import getpass
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from frameworks import Scheduler, SchedulerDriver
+from frameworks.batch.core import KINDS, BatchCore, Recovered
+from mesos_common.election import Contender, Leadership, create_contender, serve_terms
+from mesos_common.store import BatchWriter, MemorySink, Sink
+from mesos_common.term_store import open_term_store
+from protos import mesos_pb2
+
+__all__ = ["VERSION", "BatchConfig", "BatchService"]
+
+log = structlog.get_logger("frameworks.batch")
+
+VERSION = "0.6.0-pymesos"
+PARTITION_AWARE = mesos_pb2.FrameworkInfo.Capability.PARTITION_AWARE
+
+
+@dataclass(frozen=True, slots=True)
+class BatchConfig:
+    """Flags of the `mesos-batch` command."""
+
+    master: str = "127.0.0.1:5050"
+    zk: str | None = None
+    http_address: str = "127.0.0.1"
+    http_port: int = 9000
+    hostname: str | None = None
+    framework_name: str = "batch"
+    role: str = "*"
+    user: str | None = None
+    failover_timeout: float = 604800.0
+    work_dir: Path | None = None
+    zk_session_timeout: float = 10.0
+    tick_interval: float = 1.0
+
+
+class WallClock:
+    """Wall-clock seconds since the epoch (schedules are wall time)."""
+
+    def now(self) -> float:
+        return time.time()
+
+
+class DriverActions:
+    """`BatchCore`'s `Actions` carried out by the SDK driver."""
+
+    def __init__(self, driver: SchedulerDriver) -> None:
+        self.driver = driver
+
+    def launch(self, offer_id: str, tasks: Sequence[mesos_pb2.TaskInfo]) -> None:
+        self.driver.launch_tasks(offer_id, tasks)
+
+    def decline(self, offer_id: str, refuse_seconds: float) -> None:
+        self.driver.decline_offer(offer_id, filters=refuse_seconds)
+
+    def kill(self, task_id: str, agent_id: str, grace_seconds: float | None) -> None:
+        self.driver.kill_task(task_id, agent_id or None, grace_seconds)
+
+    def revive(self) -> None:
+        self.driver.revive_offers()
+
+    def suppress(self) -> None:
+        self.driver.suppress_offers()
+
+    def reconcile(self, tasks: Sequence[tuple[str, str]]) -> None:
+        if tasks:
+            self.driver.reconcile_tasks(
+                [(task_id, agent_id) if agent_id else task_id for task_id, agent_id in tasks])
+
+
+class BatchScheduler(Scheduler):
+    """Hands the driver's callbacks to the core and flushes its run writes once per loop turn."""
+
+    def __init__(self) -> None:
+        self._core: BatchCore | None = None
+        self._flush_pending = False
+
+    @property
+    def core(self) -> BatchCore:
+        if self._core is None:
+            raise RuntimeError("the core is set before the driver starts")
+        return self._core
+
+    @core.setter
+    def core(self, core: BatchCore) -> None:
+        self._core = core
+
+    def registered(
+        self, driver: SchedulerDriver, framework_id: mesos_pb2.FrameworkID,
+        master_info: mesos_pb2.MasterInfo,
+    ) -> None:
+        log.info("registered with the master", framework_id=framework_id.value)
+        self.core.registered(framework_id.value)
+
+    def reregistered(self, driver: SchedulerDriver, master_info: mesos_pb2.MasterInfo) -> None:
+        if self.core.framework_id is not None:
+            self.core.registered(self.core.framework_id)
+
+    def resource_offers(self, driver: SchedulerDriver, offers: list[mesos_pb2.Offer]) -> None:
+        self.core.resource_offers(offers)
+
+    def status_update(self, driver: SchedulerDriver, status: mesos_pb2.TaskStatus) -> None:
+        self.core.status_update(status)
+        if not self._flush_pending:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def error(self, driver: SchedulerDriver, message: str) -> None:
+        log.error("the master reported an error", message=message)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        self.core.flush()
+
+
+class BatchService:
+    """Runs the batch framework until cancelled; `core` is the leader's (None on a standby)."""
+
+    def __init__(self, config: BatchConfig) -> None:
+        self.config = config
+        self.core: BatchCore | None = None
+        self.leader: mesos_pb2.MasterInfo | None = None
+        self.hostname = config.hostname or socket.gethostname()
+        self.info = mesos_pb2.MasterInfo(
+            id=str(uuid.uuid4()), hostname=self.hostname, address=config.http_address,
+            port=config.http_port, version=VERSION,
+        )
+        self._writer: BatchWriter | None = None
+
+    @property
+    def leader_address(self) -> str | None:
+        """`host:port` of the leading process's HTTP API, when known."""
+        if self.leader is None:
+            return None
+        return f"{self.leader.address or self.leader.hostname}:{self.leader.port}"
+
+    async def durable(self) -> None:
+        """Wait until every write queued so far is durable (the API answers after this)."""
+        if self._writer is not None:
+            await self._writer.drain()
+
+    async def run(self, http_port: int | None = None) -> None:
+        """Contend for leadership and lead while elected, until cancelled. Raises
+        LeadershipLost when the ZooKeeper session (or the store) is lost for good."""
+        if http_port is not None:
+            self.info.port = http_port
+        contender = create_contender(
+            self.config.zk, self.info, session_timeout=self.config.zk_session_timeout
+        )
+        await contender.start()
+        try:
+            await serve_terms(contender, functools.partial(self._lead, contender),
+                              self._leadership_changed)
+        finally:
+            await contender.close()
+
+    def _leadership_changed(self, state: Leadership, leading: bool) -> None:
+        self.leader = state.leader
+        if state.leading and not leading:
+            log.info("elected leader", epoch=state.epoch)
+        elif not state.leading and leading:
+            log.warning("no longer the leader")
+
+    async def _lead(self, contender: Contender, state: Leadership) -> None:
+        store = open_term_store(contender, state, KINDS, self.config.work_dir)
+        driver: SchedulerDriver | None = None
+        try:
+            sink: Sink
+            recovered = Recovered()
+            if store is not None:
+                recovered = Recovered.decode(await store.recover())
+                self._writer = BatchWriter(store)
+                sink = self._writer
+            else:
+                sink = MemorySink()
+            info = mesos_pb2.FrameworkInfo(
+                name=self.config.framework_name,
+                user=self.config.user or getpass.getuser(),
+                failover_timeout=self.config.failover_timeout,
+                checkpoint=True,
+                hostname=self.hostname,
+                webui_url=f"http://{self.hostname}:{self.info.port}",
+                roles=[self.config.role],
+                capabilities=[mesos_pb2.FrameworkInfo.Capability(type=PARTITION_AWARE)],
+            )
+            if recovered.framework_id:
+                info.id.value = recovered.framework_id
+            scheduler = BatchScheduler()
+            driver = SchedulerDriver(scheduler, info, self.config.master)
+            core = BatchCore(wall=WallClock(), actions=DriverActions(driver), sink=sink,
+                             recovered=recovered)
+            scheduler.core = self.core = core
+            log.info("recovered", jobs=len(core.jobs), active_runs=len(core.runs))
+            async with asyncio.TaskGroup() as tasks:
+                if self._writer is not None:
+                    tasks.create_task(self._writer.run())
+                tasks.create_task(self._tick(core))
+                driver.start()
+                tasks.create_task(self._watch_driver(driver))
+        finally:
+            self.core = None
+            self._writer = None
+            if driver is not None:
+                driver.stop(failover=True)
+                with contextlib.suppress(Exception):
+                    await driver.join()
+            if store is not None:
+                await store.close()
+
+    async def _watch_driver(self, driver: SchedulerDriver) -> None:
+        status = await driver.join()
+        raise RuntimeError(f"the scheduler driver ended ({status})")
+
+    async def _tick(self, core: BatchCore) -> None:
+        while True:
+            core.tick()
+            await asyncio.sleep(self.config.tick_interval)

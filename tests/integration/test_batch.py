@@ -1,0 +1,137 @@
+"""The batch framework as users run it: a real `python -m frameworks.batch` process on a real
+master and agent, driven over Metronome's v1 REST API with an HTTP client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.cluster import Cluster, wait_for
+
+pytestmark = pytest.mark.integration
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "conformance" / "metronome"
+
+
+class Batch:
+    """The batch process and a client for its API."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.process, self.url = cluster.start_batch()
+        self.port = int(self.url.rsplit(":", 1)[1])
+        self.client = httpx.Client(base_url=self.url, timeout=10)
+        self.registered()
+
+    def registered(self) -> None:
+        wait_for(lambda: self.client.get("/info").json()["frameworkId"], "batch to register")
+
+    def restart(self) -> None:
+        self.process.kill9()
+        self.process, _ = self.cluster.start_batch(port=self.port)
+        self.registered()
+
+    def job(self, job_id: str, embed: str = "activeRuns,history") -> dict[str, Any]:
+        answer: dict[str, Any] = self.client.get(f"/v1/jobs/{job_id}",
+                                                 params={"embed": embed}).json()
+        return answer
+
+
+@pytest.fixture
+def batch(cluster: Cluster) -> Iterator[Batch]:
+    cluster.start_agent("cpus:4;mem:4096;disk:1000;ports:[31000-31099]")
+    running = Batch(cluster)
+    yield running
+    running.client.close()
+
+
+def test_a_job_runs_now_and_its_history_counts(batch: Batch) -> None:
+    created = batch.client.post("/v1/jobs", json={
+        "id": "hello", "run": {"cmd": "test \"$GREETING\" = hi", "cpus": 0.1, "mem": 32,
+                               "env": {"GREETING": "hi"}}})
+    assert created.status_code == 201, created.text
+    started = batch.client.post("/v1/jobs/hello/runs")
+    assert started.status_code == 201 and started.json()["status"] == "INITIAL"
+    run_id = started.json()["id"]
+    wait_for(lambda: batch.job("hello")["history"]["successCount"] == 1, "the run to succeed")
+    run = batch.client.get(f"/v1/jobs/hello/runs/{run_id}").json()
+    assert run["status"] == "SUCCESS" and run["tasks"][0]["status"] == "TASK_FINISHED"
+    job = batch.job("hello", "historySummary,activeRuns")
+    assert job["activeRuns"] == [] and job["historySummary"]["failureCount"] == 0
+
+
+def test_a_failing_job_is_retried_on_failure(batch: Batch) -> None:
+    marker = batch.cluster.work_dir / "attempted"
+    batch.client.post("/v1/jobs", json={"id": "flaky", "run": {
+        "cmd": f"if [ -e {marker} ]; then exit 0; else touch {marker}; exit 1; fi",
+        "cpus": 0.1, "mem": 32, "restart": {"policy": "ON_FAILURE"}}}).raise_for_status()
+    run_id = batch.client.post("/v1/jobs/flaky/runs").json()["id"]
+    wait_for(lambda: batch.job("flaky")["history"]["successCount"] == 1, "the retry to succeed")
+    tasks = batch.client.get(f"/v1/jobs/flaky/runs/{run_id}").json()["tasks"]
+    assert sorted(t["status"] for t in tasks) == ["TASK_FAILED", "TASK_FINISHED"]
+
+
+def test_conformance_payloads_round_trip_and_schedules_crud(batch: Batch) -> None:
+    job = json.loads((FIXTURES / "job.json").read_text())
+    created = batch.client.post("/v1/jobs", json=job)
+    assert created.status_code == 201 and created.json() == job
+    assert batch.client.post("/v1/jobs", json=job).status_code == 409
+    assert batch.job(job["id"], "schedules") == job
+    assert batch.client.post("/v1/jobs", content=b"{").status_code == 400
+    invalid = batch.client.post("/v1/jobs", json={"id": "x", "run": {"cpus": -1}})
+    assert invalid.status_code == 422 and invalid.json()["details"]
+
+    path = f"/v1/jobs/{job['id']}/schedules"
+    schedule = json.loads((FIXTURES / "schedule.json").read_text())
+    added = batch.client.post(path, json=schedule)
+    assert added.status_code == 201
+    assert {k: v for k, v in added.json().items() if k != "nextRunAt"} == schedule
+    assert added.json()["nextRunAt"]
+    assert batch.client.post(path, json=schedule).status_code == 409
+    changed = batch.client.put(f"{path}/everyminute", json={**schedule, "enabled": False})
+    assert changed.status_code == 200 and changed.json()["enabled"] is False
+    assert [s["id"] for s in batch.client.get(path).json()] == ["everyminute"]
+    assert batch.client.delete(f"{path}/everyminute").status_code == 200
+    assert batch.client.get(f"{path}/everyminute").status_code == 404
+    assert batch.client.delete(f"/v1/jobs/{job['id']}").status_code == 200
+    assert batch.client.get(f"/v1/jobs/{job['id']}").status_code == 404
+
+
+def test_deleting_a_job_with_a_running_run_needs_stop_current_job_runs(batch: Batch) -> None:
+    batch.client.post("/v1/jobs", json={"id": "sleepy", "run": {
+        "cmd": "sleep 300", "cpus": 0.1, "mem": 32}}).raise_for_status()
+    run_id = batch.client.post("/v1/jobs/sleepy/runs").json()["id"]
+    wait_for(lambda: batch.client.get(f"/v1/jobs/sleepy/runs/{run_id}").json()["status"]
+             == "ACTIVE", "the run to be active")
+    assert batch.client.delete("/v1/jobs/sleepy").status_code == 409
+    gone = batch.client.delete("/v1/jobs/sleepy", params={"stopCurrentJobRuns": "true"})
+    assert gone.status_code == 200
+    assert batch.client.get("/v1/jobs/sleepy").status_code == 404
+
+
+def test_a_restart_mid_run_keeps_the_run_and_its_history(batch: Batch) -> None:
+    release = batch.cluster.work_dir / "release"
+    release.touch()
+    batch.client.post("/v1/jobs", json={"id": "waiter", "run": {
+        "cmd": f"while [ ! -e {release} ]; do sleep 0.1; done", "cpus": 0.1,
+        "mem": 32}}).raise_for_status()
+    batch.client.post("/v1/jobs/waiter/runs").raise_for_status()
+    wait_for(lambda: batch.job("waiter")["history"]["successCount"] == 1, "the first run")
+    release.unlink()
+    run_id = batch.client.post("/v1/jobs/waiter/runs").json()["id"]
+    wait_for(lambda: batch.client.get(f"/v1/jobs/waiter/runs/{run_id}").json()["status"]
+             == "ACTIVE", "the second run to be active")
+
+    batch.restart()
+    job = batch.job("waiter")
+    assert [run["id"] for run in job["activeRuns"]] == [run_id]
+    assert job["activeRuns"][0]["status"] == "ACTIVE"
+    assert job["history"]["successCount"] == 1
+    release.touch()
+    wait_for(lambda: batch.job("waiter")["history"]["successCount"] == 2,
+             "the run to succeed after the restart")

@@ -1,0 +1,356 @@
+"""BatchCore with recorded actions, in-memory sinks and a fake wall clock: no processes."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from frameworks.batch.core import (
+    IDLE_DECLINE_SECONDS,
+    BatchCore,
+    Conflict,
+    Recovered,
+)
+from frameworks.batch.jobs import ValidationError, parse_job
+from frameworks.batch.runs import RunStatus
+from frameworks.batch.schedules import parse_schedule
+from mesos_common.clock import FakeClock
+from mesos_common.resources import Resources
+from mesos_common.store import MemorySink, Mutation
+from protos import mesos_pb2
+
+START = datetime(2024, 5, 1, 12, 0, 30, tzinfo=UTC)
+
+
+class RecordingActions:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def launch(self, offer_id: str, tasks: Sequence[mesos_pb2.TaskInfo]) -> None:
+        self.calls.append(("launch", (offer_id, list(tasks))))
+
+    def decline(self, offer_id: str, refuse_seconds: float) -> None:
+        self.calls.append(("decline", (offer_id, refuse_seconds)))
+
+    def kill(self, task_id: str, agent_id: str, grace_seconds: float | None) -> None:
+        self.calls.append(("kill", task_id))
+
+    def revive(self) -> None:
+        self.calls.append(("revive", None))
+
+    def suppress(self) -> None:
+        self.calls.append(("suppress", None))
+
+    def reconcile(self, tasks: Sequence[tuple[str, str]]) -> None:
+        self.calls.append(("reconcile", list(tasks)))
+
+    def of(self, name: str) -> list[Any]:
+        return [arg for call, arg in self.calls if call == name]
+
+    def launched(self) -> list[mesos_pb2.TaskInfo]:
+        return [task for _, tasks in self.of("launch") for task in tasks]
+
+
+class PrefixSink:
+    """A sink whose writes become durable only when told, a prefix at a time (to crash between
+    two writes)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, bytes] = {}
+        self.pending: list[tuple[Mutation, Callable[[], None] | None]] = []
+
+    def write(self, mutation: Mutation, then: Callable[[], None] | None = None) -> None:
+        self.pending.append((mutation, then))
+
+    def flush(self, count: int | None = None) -> None:
+        taken = self.pending[:count] if count is not None else list(self.pending)
+        del self.pending[:len(taken)]
+        for mutation, then in taken:
+            if mutation.value is None:
+                self.entries.pop(mutation.key, None)
+            else:
+                self.entries[mutation.key] = mutation.value
+            if then is not None:
+                then()
+
+
+class Harness:
+    def __init__(self, sink: MemorySink | PrefixSink | None = None,
+                 recovered: Recovered | None = None, clock: FakeClock | None = None) -> None:
+        self.clock = clock or FakeClock(START.timestamp())
+        self.actions = RecordingActions()
+        self.sink = sink if sink is not None else MemorySink()
+        self.core = BatchCore(wall=self.clock, actions=self.actions, sink=self.sink,
+                              recovered=recovered, rng=random.Random(7))
+        self.offers = 0
+
+    def restart(self) -> Harness:
+        """A new leader recovering from what is durable now."""
+        return Harness(sink=self.sink, recovered=Recovered.decode(dict(self.sink.entries)),
+                       clock=self.clock)
+
+    def offer(self, resources: str = "cpus:4;mem:4096;disk:1000", hostname: str = "h1",
+              attributes: dict[str, str] | None = None) -> list[mesos_pb2.TaskInfo]:
+        """Offer resources; the tasks launched into it."""
+        self.offers += 1
+        offer = mesos_pb2.Offer(hostname=hostname)
+        offer.id.value = f"offer-{self.offers}"
+        offer.agent_id.value = f"agent-{hostname}"
+        offer.resources.extend(Resources.parse(resources).to_proto())
+        for name, value in (attributes or {}).items():
+            offer.attributes.add(name=name, type=mesos_pb2.Value.TEXT).text.value = value
+        before = len(self.actions.launched())
+        self.core.resource_offers([offer])
+        return self.actions.launched()[before:]
+
+    def update(self, task: mesos_pb2.TaskInfo | str, state: str) -> None:
+        status = mesos_pb2.TaskStatus(state=mesos_pb2.TaskState.Value(state))
+        status.task_id.value = task if isinstance(task, str) else task.task_id.value
+        status.agent_id.value = "agent-h1"
+        self.core.status_update(status)
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        self.core.tick()
+
+
+def job(job_id: str = "nightly", **run: Any) -> Any:
+    return parse_job({"id": job_id, "run": {"cmd": "true", "cpus": 1, "mem": 64, **run}})
+
+
+def env(task: mesos_pb2.TaskInfo) -> dict[str, str]:
+    return {v.name: v.value for v in task.command.environment.variables}
+
+
+def test_a_one_off_run_succeeds_and_is_counted() -> None:
+    h = Harness()
+    h.core.put_job(job(), create=True)
+    run = h.core.start_run("nightly")
+    assert run.status is RunStatus.INITIAL and h.actions.of("revive")
+    [task] = h.offer()
+    assert task.task_id.value == f"nightly_{run.id}.0.0" and task.command.value == "true"
+    h.update(task, "TASK_RUNNING")
+    assert h.core.find_run("nightly", run.id).status is RunStatus.ACTIVE
+    h.update(task, "TASK_FINISHED")
+    finished = h.core.find_run("nightly", run.id)
+    assert finished.status is RunStatus.SUCCESS and not h.core.active_runs("nightly")
+    assert h.core.history("nightly").success_count == 1
+    assert h.actions.calls[-1] == ("suppress", None)  # idle again: no offers wanted
+
+
+def test_on_failure_retries_until_success() -> None:
+    h = Harness()
+    h.core.put_job(job(restart={"policy": "ON_FAILURE"}), create=True)
+    run = h.core.start_run("nightly")
+    [first] = h.offer()
+    h.update(first, "TASK_FAILED")
+    assert h.core.find_run("nightly", run.id).status is RunStatus.STARTING
+    [second] = h.offer()
+    assert second.task_id.value.endswith(".0.1")  # the next attempt of index 0
+    h.update(second, "TASK_FINISHED")
+    history = h.core.history("nightly")
+    assert (history.success_count, history.failure_count) == (1, 0)
+
+
+def test_active_deadline_ends_the_retries() -> None:
+    h = Harness()
+    h.core.put_job(job(restart={"policy": "ON_FAILURE", "activeDeadlineSeconds": 60}),
+                   create=True)
+    run = h.core.start_run("nightly")
+    [first] = h.offer()
+    h.update(first, "TASK_FAILED")
+    [second] = h.offer()
+    h.advance(61)
+    h.update(second, "TASK_FAILED")
+    assert h.core.find_run("nightly", run.id).status is RunStatus.FAILED
+    assert h.core.history("nightly").failure_count == 1
+    assert h.offer() == []
+
+
+def test_max_launch_delay_fails_a_run_that_gets_no_offer() -> None:
+    h = Harness()
+    h.core.put_job(job(maxLaunchDelay=30), create=True)
+    run = h.core.start_run("nightly")
+    h.advance(29)
+    assert h.core.active_runs("nightly")
+    h.advance(2)
+    assert h.core.find_run("nightly", run.id).status is RunStatus.FAILED
+
+
+def test_array_jobs_pack_indexed_tasks_into_offers() -> None:
+    h = Harness()
+    h.core.put_job(job("fan", arraySize=5), create=True)
+    h.core.start_run("fan")
+    first = h.offer("cpus:3;mem:4096")
+    assert [env(t)["INDEX"] for t in first] == ["0", "1", "2"]
+    second = h.offer("cpus:8;mem:4096")
+    assert [env(t)["INDEX"] for t in second] == ["3", "4"]
+    assert len(h.actions.of("launch")) == 2  # one launch per offer
+    for task in first + second:
+        h.update(task, "TASK_FINISHED")
+    assert h.core.history("fan").success_count == 1
+
+
+def test_placement_constraints_choose_the_agent() -> None:
+    h = Harness()
+    h.core.put_job(job(placement={"constraints": [
+        {"attribute": "rack", "operator": "EQ", "value": "r2"}]}), create=True)
+    h.core.start_run("nightly")
+    assert h.offer(attributes={"rack": "r1"}) == []
+    assert len(h.offer(attributes={"rack": "r2"})) == 1
+
+
+def test_idle_framework_suppresses_and_declines_for_long() -> None:
+    h = Harness()
+    h.core.registered("fw-1")
+    assert h.actions.of("suppress") and h.core.suppressed
+    h.offer()
+    assert h.actions.of("decline")[-1][1] == IDLE_DECLINE_SECONDS
+    h.core.put_job(job(), create=True)
+    h.core.start_run("nightly")
+    assert h.actions.calls[-1] == ("revive", None) and not h.core.suppressed
+
+
+def test_tasks_are_launched_only_once_their_run_is_durable() -> None:
+    h = Harness(sink=MemorySink(hold=True))
+    h.core.put_job(job(), create=True)
+    h.core.start_run("nightly")
+    assert h.offer() == []
+    assert isinstance(h.sink, MemorySink)
+    h.sink.flush()
+    assert len(h.actions.launched()) == 1
+
+
+def test_cron_fires_once_per_due_time_across_restarts() -> None:
+    h = Harness()
+    h.core.put_job(job(), create=True)
+    h.core.put_schedule("nightly", parse_schedule({"id": "every", "cron": "* * * * *"}),
+                        create=True)
+    for step in range(10):
+        h.advance(60)
+        if step % 3 == 2:
+            h = h.restart()
+    runs = [*h.core.runs.values()]
+    due = sorted(a.due_at for a in runs if a.due_at is not None)
+    assert len(due) == 10 and len(set(due)) == 10  # one run per minute, none twice
+
+
+@pytest.mark.parametrize("durable_writes", range(4))
+def test_a_crash_between_the_runs_and_the_watermark_neither_loses_nor_repeats(
+        durable_writes: int) -> None:
+    sink = PrefixSink()
+    h = Harness(sink=sink)
+    h.core.put_job(job(), create=True)
+    h.core.put_schedule("nightly", parse_schedule({"id": "every", "cron": "* * * * *",
+                                                   "startingDeadlineSeconds": 600}), create=True)
+    sink.flush()
+    h.clock.advance(140)  # two due times: 12:01 and 12:02
+    h.core.tick()
+    assert len(sink.pending) == 3  # run 12:01, run 12:02, then the watermark
+    assert h.offer() == []  # not launchable before the watermark is durable
+    sink.flush(durable_writes)  # ... then the process dies
+    after = h.restart()
+    after.core.tick()
+    due = sorted(a.due_at for a in after.core.runs.values() if a.due_at is not None)
+    assert due == [datetime(2024, 5, 1, 12, m, tzinfo=UTC) for m in (1, 2)]
+
+
+def test_forbid_skips_due_times_while_a_run_is_active() -> None:
+    h = Harness()
+    h.core.put_job(job(), create=True)
+    h.core.put_schedule("nightly", parse_schedule(
+        {"id": "every", "cron": "* * * * *", "concurrencyPolicy": "FORBID"}), create=True)
+    h.advance(60)
+    [task] = h.offer()
+    h.update(task, "TASK_RUNNING")
+    h.advance(60)
+    h.advance(60)
+    assert len(h.core.active_runs("nightly")) == 1
+    assert h.core.counters["schedule_skipped"] == 2
+    h.update(task, "TASK_FINISHED")
+    h.advance(60)
+    assert len(h.core.active_runs("nightly")) == 1
+
+
+def finish_all(h: Harness, state: str = "TASK_FINISHED") -> None:
+    h.clock.advance(1)
+    for task in h.offer("cpus:16;mem:16384"):
+        h.update(task, state)
+
+
+def test_dependents_run_in_dag_order_after_their_parents_succeed() -> None:
+    h = Harness()
+    for spec in (job("a"), job("b"), job("c", ), job("d")):
+        h.core.put_job(spec, create=True)
+    h.core.put_job(parse_job({"id": "c", "dependencies": [{"id": "a"}, {"id": "b"}],
+                              "run": {"cmd": "true"}}), create=False)
+    h.core.put_job(parse_job({"id": "d", "dependencies": [{"id": "c"}],
+                              "run": {"cmd": "true"}}), create=False)
+    h.core.start_run("a")
+    finish_all(h)
+    h.core.tick()
+    assert not h.core.active_runs("c")  # b has not succeeded yet
+    h.core.start_run("b")
+    h.core.tick()
+    assert not h.core.active_runs("c")
+    finish_all(h, "TASK_FAILED")
+    h.core.start_run("b")
+    finish_all(h)
+    assert len(h.core.active_runs("c")) == 1 and not h.core.active_runs("d")
+    finish_all(h)
+    assert len(h.core.active_runs("d")) == 1
+    finish_all(h)
+    h.advance(60)
+    assert [h.core.history(j).success_count for j in "abcd"] == [1, 1, 1, 1]
+
+
+def test_dependency_cycles_are_refused() -> None:
+    h = Harness()
+    h.core.put_job(job("a"), create=True)
+    h.core.put_job(parse_job({"id": "b", "dependencies": ["a"], "run": {"cmd": "true"}}),
+                   create=True)
+    with pytest.raises(ValidationError):
+        h.core.put_job(parse_job({"id": "a", "dependencies": ["b"], "run": {"cmd": "true"}}),
+                       create=False)
+
+
+def test_a_restart_mid_run_keeps_the_run_and_reconciles_its_task() -> None:
+    h = Harness()
+    h.core.put_job(job(), create=True)
+    h.core.start_run("nightly")
+    h.update(done := h.offer()[0], "TASK_FINISHED")
+    assert done
+    run = h.core.start_run("nightly")
+    [task] = h.offer()
+    h.update(task, "TASK_RUNNING")
+    h.core.flush()
+    after = h.restart()
+    assert after.core.find_run("nightly", run.id).status is RunStatus.ACTIVE
+    assert after.core.history("nightly").success_count == 1
+    after.core.registered("fw-1")
+    assert after.actions.of("reconcile") == [[(task.task_id.value, "agent-h1")]]
+    after.update(task, "TASK_FINISHED")
+    assert after.core.history("nightly").success_count == 2
+
+
+def test_deleting_a_job_with_active_runs_needs_stop_current_runs() -> None:
+    h = Harness()
+    h.core.put_job(job(), create=True)
+    h.core.start_run("nightly")
+    [task] = h.offer()
+    with pytest.raises(Conflict):
+        h.core.delete_job("nightly", stop_current_runs=False)
+    h.core.delete_job("nightly", stop_current_runs=True)
+    assert h.actions.of("kill") == [task.task_id.value]
+    assert not any(key.endswith("nightly") or "nightly%40" in key
+                   for key in h.sink.entries if not key.startswith("framework"))
+
+
+def test_updates_for_tasks_of_no_active_run_kill_them() -> None:
+    h = Harness()
+    h.update("stray_20240501120000abcde.0.0", "TASK_RUNNING")
+    assert h.actions.of("kill") == ["stray_20240501120000abcde.0.0"]
