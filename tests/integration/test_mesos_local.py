@@ -77,9 +77,13 @@ def test_mesos_local_runs_tasks_and_stops_cleanly(tmp_path: Path) -> None:
         leftovers = _descendants_and_sandboxed(local.pid, work_dir)
         assert leftovers == [], [p.info["cmdline"] for p in leftovers]
     finally:
-        if local.poll() is None:
-            local.kill()
-            local.wait()
+        if local.poll() is None:  # the test failed midway: still stop everything cleanly
+            local.terminate()
+            try:
+                local.wait(30)
+            except subprocess.TimeoutExpired:
+                local.kill()
+                local.wait()
         if framework is not None:
             framework.kill()
             framework.wait()
