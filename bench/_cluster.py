@@ -161,6 +161,22 @@ class BenchCluster:
                 os.killpg(group, signal.SIGKILL)
 
 
+def spread_tasks(
+    offers: list[mesos_pb2.Offer], pending: deque[str], cmd: str, *, cpus: float, mem: float
+) -> list[tuple[mesos_pb2.Offer, list[mesos_pb2.TaskInfo]]]:
+    """Split the `pending` task ids evenly over `offers` (taking them from `pending`), packing
+    as many as fit into each offer; offers that get none come back with an empty list."""
+    plan = []
+    for index, offer in enumerate(offers):
+        share = math.ceil(len(pending) / (len(offers) - index))
+        budget = OfferBudget(offer)
+        tasks: list[mesos_pb2.TaskInfo] = []
+        while len(tasks) < share and budget.fits(cpus=cpus, mem=mem):
+            tasks.append(command_task(pending.popleft(), budget, cmd, cpus=cpus, mem=mem))
+        plan.append((offer, tasks))
+    return plan
+
+
 class LaunchScheduler(Scheduler):
     """Launches `count` copies of `cmd` and notes when each one reaches TASK_RUNNING.
 
@@ -178,14 +194,8 @@ class LaunchScheduler(Scheduler):
         self._running: set[str] = set()
 
     def resource_offers(self, driver: SchedulerDriver, offers: list[mesos_pb2.Offer]) -> None:
-        for index, offer in enumerate(offers):
-            share = math.ceil(len(self.pending) / (len(offers) - index))
-            budget = OfferBudget(offer)
-            tasks: list[mesos_pb2.TaskInfo] = []
-            while len(tasks) < share and budget.fits(cpus=self.cpus, mem=self.mem):
-                tasks.append(command_task(
-                    self.pending.popleft(), budget, self.cmd, cpus=self.cpus, mem=self.mem
-                ))
+        for offer, tasks in spread_tasks(offers, self.pending, self.cmd, cpus=self.cpus,
+                                         mem=self.mem):
             if not tasks:
                 driver.decline_offer(offer.id, filters=60.0)
                 continue

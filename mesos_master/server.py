@@ -112,17 +112,58 @@ async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: MasterError
 
 
 class LeaderGate:
-    """Hands servicers the leading master's core, or turns callers away to the leader."""
+    """Hands servicers the leading master's core, or turns callers away to the leader.
 
-    def __init__(self, request_allocation: Callable[[], None]) -> None:
-        self.master: Master | None = None
-        self.leader: mesos_pb2.MasterInfo | None = None
+    Between election and the end of registry recovery this master is the leader but has no
+    core yet: calls wait (up to `RECOVERY_WAIT` seconds) instead of being sent back to the
+    very master they reached, which would cost every agent and scheduler a retry backoff.
+    """
+
+    RECOVERY_WAIT = 10.0
+
+    def __init__(self, request_allocation: Callable[[], None], own_id: str = "") -> None:
+        self._master: Master | None = None
+        self._leader: mesos_pb2.MasterInfo | None = None
         self.request_allocation = request_allocation
+        self.own_id = own_id
+        self._changed = asyncio.Event()
+
+    @property
+    def master(self) -> Master | None:
+        """The core while this master leads and has recovered; None otherwise."""
+        return self._master
+
+    @master.setter
+    def master(self, master: Master | None) -> None:
+        self._master = master
+        self._wake()
+
+    @property
+    def leader(self) -> mesos_pb2.MasterInfo | None:
+        """The current leader (this master's own info while it leads); None when unknown."""
+        return self._leader
+
+    @leader.setter
+    def leader(self, leader: mesos_pb2.MasterInfo | None) -> None:
+        self._leader = leader
+        self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     async def enter(self, context: grpc.aio.ServicerContext[Any, Any]) -> Master:
         """The core to act on; aborts the call with UNAVAILABLE when not leading."""
         if self.master is not None:
             return self.master
+        if self.leader is not None and self.leader.id == self.own_id:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.RECOVERY_WAIT):
+                    while self.master is None and self.leader is not None \
+                            and self.leader.id == self.own_id:
+                        await self._changed.wait()
+            if self.master is not None:
+                return self.master
         hint = str(master_address(self.leader)) if self.leader is not None else ""
         context.set_trailing_metadata(((LEADER_KEY, hint),))
         await context.abort(
@@ -343,7 +384,7 @@ class MasterServer:
             version=VERSION,
         )
         self._allocation_wanted = asyncio.Event()
-        self.gate = LeaderGate(self._allocation_wanted.set)
+        self.gate = LeaderGate(self._allocation_wanted.set, own_id=self.info.id)
         self.started = asyncio.Event()
         self.registrar: BatchWriter | None = None
 
