@@ -29,9 +29,12 @@ _TRANSIENT = frozenset({
 
 # gRPC's own reconnect backoff (1 s growing to 120 s by default) would hold every call to a
 # master that was down for a while long after it is back; keep it within the driver's backoff.
+# A received message may be up to 64 MiB instead of gRPC's 4 MiB: an event (a reconciliation
+# answer, offers with many attributes) that is large but valid must never fail the stream.
 _CHANNEL_OPTIONS = (
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2000),
+    ("grpc.max_receive_message_length", 64 * 2**20),
 )
 
 

@@ -1,16 +1,24 @@
 """`SchedulerDriver`: connects a `Scheduler` to the leading master.
 
-    scheduler code ── launch_tasks() / decline_offer() / ... ──▶ outbox ──▶ sender ──▶ Send
+    scheduler code ── launch_tasks() / decline_offer() / ... ──▶ outbox ──▶ ordered lane ──┐
+                   └─ acknowledge_status_update() ──▶ acknowledgements ──▶ ack lane ──────┴▶ Send
     Subscribe stream ──▶ connection task ──▶ inbox ──▶ dispatcher ──▶ Scheduler callbacks
-                         (Session: framework id,          (implicit ACKNOWLEDGE goes back
-                          stream id, reconnects)            into the outbox)
-    stop() ──▶ outbox (after earlier calls) ──▶ sender sends TEARDOWN ──▶ driver finishes
+                         (Session: framework id,          (implicit ACKNOWLEDGE goes to the
+                          stream id, reconnects)            acknowledgements queue)
+    stop() ──▶ both queues (after earlier calls) ──▶ both lanes drained ──▶ TEARDOWN ──▶ done
 
-The three tasks run in one `asyncio.TaskGroup` on the driver's loop. Started from plain code,
-`start()` runs that loop on a background thread and `join()` blocks; started inside a running
-loop, `start()` runs the driver as a task of that loop and `join()` must be awaited (that
-lifecycle is `frameworks._lifecycle`, shared with `ExecutorDriver`). Driver methods may be
-called from callbacks, from the loop, or from any other thread.
+The ordered lane sends one call at a time, in the order they were made: Mesos' HTTP API
+promises no order across separate requests, and neither do concurrent unary gRPC calls (nor
+retries), while a scheduler may rely on, say, DECLINE before REVIVE. ACKNOWLEDGE commutes with
+every other call, so the ack lane sends acknowledgements concurrently (at most
+`_ACKNOWLEDGEMENT_WINDOW` in flight) and never behind an ACCEPT, nor an ACCEPT behind them.
+
+The three tasks (the sender runs both lanes) share one `asyncio.TaskGroup` on the driver's
+loop. Started from plain code, `start()` runs that loop on a background thread and `join()`
+blocks; started inside a running loop, `start()` runs the driver as a task of that loop and
+`join()` must be awaited (that lifecycle is `frameworks._lifecycle`, shared with
+`ExecutorDriver`). Driver methods may be called from callbacks, from the loop, or from any
+other thread.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ __all__ = ["DriverStatus", "SchedulerDriver"]
 Call = scheduler_pb2.Call
 Event = scheduler_pb2.Event
 
-# How many ACKNOWLEDGE calls may be in flight at once.
+# How many ACKNOWLEDGE calls one driver may have in flight at once.
 _ACKNOWLEDGEMENT_WINDOW = 64
 
 
@@ -100,6 +108,8 @@ class SchedulerDriver(DriverLifecycle):
         self._session = Session()
         self._stopping = False
         self._outbox: asyncio.Queue[Call | _Stop] = asyncio.Queue()
+        self._acknowledgements: asyncio.Queue[Call | _Stop] = asyncio.Queue()
+        self._acknowledgement_window = _ACKNOWLEDGEMENT_WINDOW
         self._inbox: asyncio.Queue[_InboxItem] = asyncio.Queue()
         self._wakeup = asyncio.Event()
         self._transport: GrpcTransport | None = None
@@ -219,14 +229,19 @@ class SchedulerDriver(DriverLifecycle):
                 call=Call.Type.Name(call.type), status=self._status.value,
             )
             return self._status
-        self._on_loop(self._outbox.put_nowait, call)
+        self._on_loop(self._queue_for(call).put_nowait, call)
         return DriverStatus.RUNNING
+
+    def _queue_for(self, call: Call) -> asyncio.Queue[Call | _Stop]:
+        return self._acknowledgements if call.type == Call.ACKNOWLEDGE else self._outbox
 
     def _request_stop(self, failover: bool) -> None:
         if self._stopping:
             return
         self._stopping = True
-        self._outbox.put_nowait(_Stop(failover))
+        stop = _Stop(failover)
+        self._outbox.put_nowait(stop)
+        self._acknowledgements.put_nowait(stop)
         self._wakeup.set()
 
     # ------------------------------------------------------------- the driver
@@ -343,28 +358,30 @@ class SchedulerDriver(DriverLifecycle):
             self._log.warning("ignoring an unknown event", type=event.type)
         return False
 
-    # The sender task: one call at a time, in the order they were made.
+    # The sender task: the ordered lane and the ack lane (see the module docstring).
 
     async def _send_loop(self) -> None:
-        async with asyncio.TaskGroup() as acknowledgements:
-            stop = await self._send_in_order(acknowledgements)
-        await self._teardown(stop.failover)
+        async with asyncio.TaskGroup() as lanes:
+            ordered = lanes.create_task(self._send_in_order(), name="driver-ordered-lane")
+            lanes.create_task(self._send_acknowledgements(), name="driver-ack-lane")
+        await self._teardown(ordered.result().failover)
         self._finished.set()
 
-    async def _send_in_order(self, acknowledgements: asyncio.TaskGroup) -> _Stop:
-        """Send calls one at a time in order; ACKNOWLEDGEs, which commute with every other
-        call, go out concurrently (at most `_ACKNOWLEDGEMENT_WINDOW` in flight)."""
+    async def _send_in_order(self) -> _Stop:
+        """Send the outbox's calls one at a time, in order, until the stop request."""
         backoff = self._backoff()
-        window = asyncio.Semaphore(_ACKNOWLEDGEMENT_WINDOW)
-        while True:
-            item = await self._outbox.get()
-            if isinstance(item, _Stop):
-                return item
-            if item.type == Call.ACKNOWLEDGE:
+        while not isinstance(item := await self._outbox.get(), _Stop):
+            await self._deliver(item, backoff)
+        return item
+
+    async def _send_acknowledgements(self) -> None:
+        """Send ACKNOWLEDGE calls concurrently, at most `_acknowledgement_window` in flight;
+        returns once those queued before the stop request are done."""
+        window = asyncio.Semaphore(self._acknowledgement_window)
+        async with asyncio.TaskGroup() as in_flight:
+            while not isinstance(item := await self._acknowledgements.get(), _Stop):
                 await window.acquire()
-                acknowledgements.create_task(self._acknowledge(item, window))
-            else:
-                await self._deliver(item, backoff)
+                in_flight.create_task(self._acknowledge(item, window))
 
     async def _acknowledge(self, call: Call, window: asyncio.Semaphore) -> None:
         try:
@@ -512,4 +529,4 @@ class SchedulerDriver(DriverLifecycle):
             return
         acknowledgement = _calls.acknowledge(status)
         if acknowledgement is not None and self._status is DriverStatus.RUNNING:
-            self._outbox.put_nowait(acknowledgement)
+            self._acknowledgements.put_nowait(acknowledgement)

@@ -26,6 +26,9 @@ log = structlog.get_logger("mesos_agent.master_link")
 
 LEADER_METADATA_KEY = "mesos-leader"
 _DEFAULT_HEARTBEAT_SECONDS = 5.0
+# A received message may be up to 64 MiB instead of gRPC's 4 MiB: a large but valid message
+# (a task with a big command or environment) must never break the stream.
+_CHANNEL_OPTIONS = (("grpc.max_receive_message_length", 64 * 2**20),)
 
 
 class MasterLinkHandler(Protocol):
@@ -135,7 +138,7 @@ class MasterLink:
             await asyncio.sleep(delay)
 
     async def _session(self, leader: HostPort) -> None:
-        async with grpc.aio.insecure_channel(str(leader)) as channel:
+        async with grpc.aio.insecure_channel(str(leader), options=_CHANNEL_OPTIONS) as channel:
             stub = agent_pb2_grpc.AgentLinkStub(channel)
             call = stub.Connect()
             hello = self._hello()

@@ -53,6 +53,11 @@ log = structlog.get_logger("mesos_master")
 
 DEFAULT_REFUSE_SECONDS = 5.0
 DEFAULT_ROLE = "*"
+# Offers per OFFERS event. One allocation may hand a framework an offer for each of 10,000
+# agents: about 2.4 MB in one event, close to gRPC's default 4 MB limit on a received message.
+# 500 offers (about 120 KB of plain offers) keep every event far below any limit and let the
+# scheduler start on the first offers while later events are still on the wire.
+MAX_OFFERS_PER_EVENT = 500
 
 Capability = mesos_pb2.FrameworkInfo.Capability
 Reason = mesos_pb2.TaskStatus.Reason
@@ -950,10 +955,15 @@ class Master:
         return remaining - needed
 
     def _send_offers(self, framework_id: str, allocation: Mapping[str, Resources]) -> None:
+        """Record an offer per agent of `allocation` and send them to the framework, at most
+        `MAX_OFFERS_PER_EVENT` per OFFERS event."""
         framework = self.frameworks[framework_id]
-        event = scheduler_pb2.Event(type=EventType.OFFERS)
+        events: list[scheduler_pb2.Event] = []
         now = self.clock.now()
-        for agent_id, resources in allocation.items():
+        for index, (agent_id, resources) in enumerate(allocation.items()):
+            if index % MAX_OFFERS_PER_EVENT == 0:
+                events.append(scheduler_pb2.Event(type=EventType.OFFERS))
+            event = events[-1]
             agent = self.agents[agent_id]
             offer_id = f"{self.info.id}-O{next(self._offer_ids)}"
             record = OfferRecord(offer_id, framework_id, agent_id, resources, now)
@@ -976,7 +986,8 @@ class Master:
             for offer_id in list(framework.offers):
                 self._rescind_offer(self.offers[offer_id], notify=False)
             return
-        framework.outbox.send(event)
+        for event in events:
+            framework.outbox.send(event)
 
     def _remove_offer(self, offer: OfferRecord) -> None:
         del self.offers[offer.offer_id]

@@ -70,13 +70,13 @@ _STATUS_CODES = {
     ErrorCode.FAILED_PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
-# gRPC core refuses new calls ("INTERNAL: Internal error from Core") once more than
-# `max_pending_requests` (default 1,000; hard limit default 3,000) wait for the application to
-# pick them up. Every agent's Connect stream and every scheduler's Subscribe and Send is such a
-# call, so a registration storm of 10,000 agents broke tens of thousands of attempts (17-20 s
-# to admit them all, against 9.8 s with no failure when the limits are this high). Received
-# messages may be up to 64 MiB (default 4 MiB): an agent re-registering with many tasks, or a
-# large ACCEPT, is valid.
+# Calls that gRPC core holds until the application picks them up: beyond
+# `max_pending_requests` (default 1,000) it refuses new ones at random, beyond the hard
+# limit (default 3,000) all of them ("INTERNAL: Internal error from Core"). Every agent's
+# Connect and every scheduler's Subscribe and Send is such a call: with the defaults a storm
+# of 10,000 registering agents was refused tens of thousands of times (17-20 s to admit them
+# all, 9.8 s and no refusal with these limits). Received messages may be up to 64 MiB
+# (default 4 MiB): an agent re-registering with many tasks, or a large ACCEPT, is valid.
 SERVER_OPTIONS = (
     ("grpc.server.max_pending_requests", 100_000),
     ("grpc.server.max_pending_requests_hard_limit", 100_000),

@@ -45,22 +45,24 @@ WAIT = 5.0
 
 @dataclass(frozen=True)
 class Received:
-    """A call as the master received it, with its invocation metadata."""
+    """A call as the master received it, with its invocation metadata and the number of
+    earlier calls the master had not answered yet when it arrived."""
 
     call: scheduler_pb2.Call
     metadata: dict[str, str]
+    in_flight: int = 0
 
     @property
     def stream_id(self) -> str | None:
         return self.metadata.get(STREAM_ID_KEY)
 
 
-def _received(request: scheduler_pb2.Call, context: Context) -> Received:
+def _received(request: scheduler_pb2.Call, context: Context, in_flight: int = 0) -> Received:
     metadata = {
         key: value.decode() if isinstance(value, bytes) else value
         for key, value in context.invocation_metadata() or ()
     }
-    return Received(request, metadata)
+    return Received(request, metadata, in_flight)
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,9 @@ class ScriptedMaster(scheduler_pb2_grpc.SchedulerServicer):
         self.calls: asyncio.Queue[Received] = asyncio.Queue()
         self.send_failures: list[Failure] = []
         self.refuse_all: Failure | None = None  # answer every Subscribe at once with this
+        self.gates: dict[int, asyncio.Event] = {}  # Send of these call types waits for the gate
         self._streams = 0
+        self._in_flight = 0
 
     async def next_subscribe(self) -> PendingSubscribe:
         return await asyncio.wait_for(self.subscribes.get(), WAIT)
@@ -172,10 +176,17 @@ class ScriptedMaster(scheduler_pb2_grpc.SchedulerServicer):
             raise
 
     async def Send(self, request: scheduler_pb2.Call, context: Context) -> scheduler_pb2.Response:
-        self.calls.put_nowait(_received(request, context))
-        if self.send_failures:
-            await self.send_failures.pop(0).abort(context)
-        return scheduler_pb2.Response()
+        self.calls.put_nowait(_received(request, context, self._in_flight))
+        self._in_flight += 1
+        try:
+            gate = self.gates.get(request.type)
+            if gate is not None:
+                await gate.wait()
+            if self.send_failures:
+                await self.send_failures.pop(0).abort(context)
+            return scheduler_pb2.Response()
+        finally:
+            self._in_flight -= 1
 
 
 @contextlib.asynccontextmanager
@@ -382,6 +393,14 @@ async def test_callbacks_receive_each_event_type(running: Connected) -> None:
     assert (update.task_id.value, update.state) == ("t1", mesos_pb2.TASK_RUNNING)
 
 
+async def test_events_beyond_grpc_default_size_limit_arrive(running: Connected) -> None:
+    event = offers_event("o1")
+    event.offers.offers[0].hostname = "h" * (5 * 2**20)  # gRPC refuses over 4 MiB by default
+    running.stream.push(event)
+    (offers,) = await running.scheduler.expect("resource_offers")
+    assert len(offers[0].hostname) == 5 * 2**20
+
+
 async def test_implicit_acknowledgement_only_for_updates_with_uuid(
     running: Connected, master: ScriptedMaster
 ) -> None:
@@ -398,6 +417,77 @@ async def test_implicit_acknowledgement_only_for_updates_with_uuid(
     assert (ack.call.acknowledge.agent_id.value, ack.stream_id) == ("a1", running.stream.stream_id)
     driver.revive_offers()  # the next call proves no second ACKNOWLEDGE was queued
     assert call_type(await master.next_call()) == "REVIVE"
+
+
+async def test_acknowledgements_do_not_wait_behind_unanswered_calls(
+    running: Connected, master: ScriptedMaster
+) -> None:
+    scheduler, driver = running.scheduler, running.driver
+    master.gates[Call.ACCEPT] = accept_answered = asyncio.Event()
+    driver.launch_tasks("o1", [task("t1")])
+    driver.revive_offers()
+    assert call_type(await master.next_call()) == "ACCEPT"  # held by the master
+    running.stream.push(update_event("t0", mesos_pb2.TASK_RUNNING, uuid=b"u0"))
+    await scheduler.expect("status_update")
+    ack = await master.next_call()
+    assert (call_type(ack), ack.call.acknowledge.uuid, ack.in_flight) == (
+        "ACKNOWLEDGE", b"u0", 1
+    )
+    assert master.calls.empty()  # REVIVE still waits for the ACCEPT's answer: order is kept
+    accept_answered.set()
+    revive = await master.next_call()
+    assert (call_type(revive), revive.in_flight) == ("REVIVE", 0)
+
+
+async def test_acknowledgement_window_does_not_hold_other_calls(
+    master: ScriptedMaster, make_driver: MakeDriver
+) -> None:
+    scheduler = Recorder()
+    driver = make_driver(scheduler)
+    driver._acknowledgement_window = 2  # at most 2 ACKNOWLEDGE calls in flight
+    await driver.start()
+    stream = await master.accept()
+    await scheduler.expect("registered")
+    master.gates[Call.ACKNOWLEDGE] = acks_answered = asyncio.Event()
+    stream.push(*(
+        update_event(f"t{index}", mesos_pb2.TASK_RUNNING, uuid=f"u{index}".encode())
+        for index in range(3)
+    ))
+    for _ in range(3):
+        await scheduler.expect("status_update")
+    first_two = [await master.next_call() for _ in range(2)]
+    assert [call_type(received) for received in first_two] == ["ACKNOWLEDGE"] * 2
+    driver.kill_task("t9")
+    kill = await master.next_call()  # not held by the full window
+    assert (call_type(kill), kill.in_flight) == ("KILL", 2)
+    assert master.calls.empty()  # the third ACKNOWLEDGE waits for room in the window
+    asyncio.get_running_loop().call_later(0.1, acks_answered.set)
+    third = await master.next_call()
+    assert call_type(third) == "ACKNOWLEDGE"
+    assert third.in_flight < 2
+    uuids = {received.call.acknowledge.uuid for received in [*first_two, third]}
+    assert uuids == {b"u0", b"u1", b"u2"}
+
+
+async def test_stop_sends_pending_acknowledgements_before_teardown(
+    master: ScriptedMaster, make_driver: MakeDriver
+) -> None:
+    scheduler = Recorder()
+    driver = make_driver(scheduler, implicit_acknowledgements=False)
+    await driver.start()
+    stream = await master.accept()
+    await scheduler.expect("registered")
+    stream.push(update_event("t1", mesos_pb2.TASK_FINISHED, uuid=b"u1"))
+    (status,) = await scheduler.expect("status_update")
+    master.gates[Call.ACKNOWLEDGE] = ack_answered = asyncio.Event()
+    driver.acknowledge_status_update(status)
+    assert call_type(await master.next_call()) == "ACKNOWLEDGE"  # held by the master
+    driver.stop()
+    # A driver that did not wait would send TEARDOWN while the acknowledgement is held.
+    asyncio.get_running_loop().call_later(0.1, ack_answered.set)
+    teardown = await master.next_call()
+    assert (call_type(teardown), teardown.in_flight) == ("TEARDOWN", 0)
+    assert await driver.join() is DriverStatus.STOPPED
 
 
 async def test_no_acknowledgement_when_the_callback_raises(

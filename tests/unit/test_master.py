@@ -9,7 +9,13 @@ import pytest
 
 from mesos_common.clock import FakeClock
 from mesos_common.resources import Resources
-from mesos_master.master import ErrorCode, Master, MasterConfig, MasterError
+from mesos_master.master import (
+    MAX_OFFERS_PER_EVENT,
+    ErrorCode,
+    Master,
+    MasterConfig,
+    MasterError,
+)
 from mesos_master.records import FrameworkRecord
 from mesos_master.registry import ImmediateSink, RegistryState
 from protos import agent_pb2, mesos_pb2, scheduler_pb2
@@ -146,6 +152,23 @@ def test_offer_launch_and_unused_resources_return() -> None:
 
     [again] = cluster.offers(framework)  # the unused part comes straight back (no filter)
     assert Resources.from_proto(again.resources) == Resources.parse("cpus:3;mem:3072")
+
+
+def test_offers_for_many_agents_are_split_into_events_of_bounded_size() -> None:
+    cluster = Cluster()
+    agents = 2 * MAX_OFFERS_PER_EVENT + 1
+    agent_ids = {cluster.add_agent("cpus:1;mem:128", hostname=f"h{i}") for i in range(agents)}
+    framework = cluster.subscribe()
+    cluster.master.allocate()
+    events = cluster.events(framework)
+    assert [event.type for event in events] == [EventType.OFFERS] * 3
+    assert [len(event.offers.offers) for event in events] == [
+        MAX_OFFERS_PER_EVENT, MAX_OFFERS_PER_EVENT, 1
+    ]
+    offers = [offer for event in events for offer in event.offers.offers]
+    assert {offer.agent_id.value for offer in offers} == agent_ids
+    assert {offer.id.value for offer in offers} == set(cluster.master.offers)
+    assert len(cluster.master.offers) == agents
 
 
 def test_decline_filters_for_refuse_seconds() -> None:
