@@ -295,7 +295,27 @@ class SchedulerDriver(DriverLifecycle):
                 "re-subscribing", master=str(redirect or address), reason=reason,
                 delay=round(delay, 3), framework_id=self._framework_id_text(),
             )
-            await asyncio.sleep(delay)
+            if redirect is None:
+                redirect = await self._pause(delay, address)
+                if redirect is not None:
+                    backoff.reset()
+
+    async def _pause(self, delay: float, address: HostPort) -> HostPort | None:
+        """Wait `delay` before retrying `address`, but return at once with the new leader
+        when the detector names another one meanwhile (after a master failover the retry
+        backoff has grown; the new leader should not wait for it)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                while True:
+                    asked = loop.time()
+                    leader = await self._detector.detect(address)
+                    if leader != address:
+                        return leader
+                    if loop.time() - asked < 0.05:  # a detector that cannot wait for changes
+                        await asyncio.sleep(deadline - loop.time())
+        return None
 
     def _backoff(self) -> Backoff:
         return Backoff(initial=min(0.1, self._backoff_cap), cap=self._backoff_cap)
