@@ -272,6 +272,13 @@ class MarathonApi:
             body["healthCheckResults"] = tracker.health_json(instance.instance_id)
         return body
 
+    def _posted(self, request: Request, apps: Iterable[AppDefinition]) -> None:
+        """Publish `api_post_event` for apps created or changed through the API."""
+        client = request.client.host if request.client else ""
+        for app in apps:
+            self.service.bus.publish(events.api_post_event(client, request.url.path,
+                                                           app_to_json(app)))
+
     def _find_app(self, core: MarathonCore, app_id: PathId) -> AppDefinition:
         app = core.root.app(app_id)
         if app is None:
@@ -295,6 +302,7 @@ class MarathonApi:
             plan = core.update_root(lambda root: put_app(root, app), force=force)
             created = core.root.app(app.id)
             assert created is not None
+            self._posted(request, [created])
             answer = self.app_json(core, created, ())
             answer["deployments"] = [{"id": plan.id}]
             return _json(answer, 201, {"Location": f"/v2/apps{app.id}", DEPLOYMENT_HEADER:
@@ -309,7 +317,9 @@ class MarathonApi:
                 root = put_app(root, app)
             return root
 
-        return _deployment_answer(core.update_root(change, force=force))
+        plan = core.update_root(change, force=force)
+        self._posted(request, [a for u in updates if (a := core.root.app(u.id)) is not None])
+        return _deployment_answer(plan)
 
     def _updated_app(self, core: MarathonCore, body: Any, *, patch: bool,
                      app_id: PathId | None = None) -> AppDefinition:
@@ -352,6 +362,7 @@ class MarathonApi:
             created = core.root.app(app_id) is None
             app = self._updated_app(core, body, patch=request.method == "PATCH", app_id=app_id)
             plan = core.update_root(lambda root: put_app(root, app), force=force)
+            self._posted(request, [a for a in (core.root.app(app_id),) if a is not None])
             return _deployment_answer(plan, 201 if created else 200)
         raise HttpError(405, f"{request.method} is not allowed on /v2/apps{rest}")
 

@@ -95,7 +95,8 @@ def test_an_app_is_deployed_scaled_restarted_and_destroyed(marathon: httpx.Clien
 def test_the_event_stream_reports_deployments_and_task_states(marathon: httpx.Client) -> None:
     seen: list[dict[str, Any]] = []
     with marathon.stream("GET", "/v2/events",
-                         params={"event_type": ["status_update_event", "deployment_success"]},
+                         params={"event_type": ["status_update_event", "deployment_success",
+                                                "api_post_event"]},
                          timeout=httpx.Timeout(10, read=30)) as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
         assert marathon.post("/v2/apps", json={**WEB, "instances": 1}).status_code == 201
@@ -106,6 +107,8 @@ def test_the_event_stream_reports_deployments_and_task_states(marathon: httpx.Cl
                 break
     states = [e["taskStatus"] for e in seen if e["eventType"] == "status_update_event"]
     assert "TASK_RUNNING" in states
+    [posted] = [e for e in seen if e["eventType"] == "api_post_event"]
+    assert posted["uri"] == "/v2/apps" and posted["appDefinition"]["id"] == "/web"
     assert all(e["appId"] == "/web" for e in seen if "appId" in e)
 
 
