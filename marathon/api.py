@@ -459,7 +459,9 @@ class MarathonApi:
         return _deployment_answer(plan, 201 if request.method == "POST" else 200)
 
     async def deployments(self, request: Request) -> Response:
-        return _json(self.core().deployments_json())
+        readiness = self.service.readiness
+        return _json(self.core().deployments_json(
+            readiness.results() if readiness is not None else None))
 
     async def cancel_deployment(self, request: Request) -> Response:
         core = self.core()

@@ -38,6 +38,7 @@ from marathon.deployments import (
     AppLockedError,
     DeploymentAction,
     DeploymentPlan,
+    ReadinessCheckResult,
     ReplaceInstance,
     conflicting_deployments,
     plan_deployment,
@@ -106,6 +107,7 @@ class Instance:
     started_at: float | None = None
     killing: bool = False
     healthy: bool | None = None
+    ready: bool = True  # False until its app's readiness checks pass (launched this term)
     unreachable_since: float | None = None
     message: str = ""
 
@@ -360,6 +362,7 @@ class MarathonCore:
                     config_version(app), decision.agent_id, decision.hostname,
                     decision.host_ports, attributes, now,
                 )
+                instance.ready = not app.readiness_checks
                 self.instances[instance.instance_id] = instance
                 launch = None
                 if number == len(match.launches):  # once every instance record is durable
@@ -424,6 +427,13 @@ class MarathonCore:
             self.queue.reset_delay(instance.app_id)
         self.advance()
 
+    def instance_ready(self, instance_id: str) -> None:
+        """The readiness checker's verdict: the instance is ready."""
+        instance = self.instances.get(instance_id)
+        if instance is not None and not instance.ready:
+            instance.ready = True
+            self.advance()
+
     def kill_instance(self, instance_id: str) -> None:
         """Kill an instance (e.g. unhealthy too long); it is replaced."""
         instance = self.instances.get(instance_id)
@@ -455,8 +465,10 @@ class MarathonCore:
     def deployments_of(self, app_id: PathId) -> list[str]:
         return [d.plan.id for d in self.deployments.values() if app_id in d.plan.affected_apps]
 
-    def deployments_json(self) -> list[dict[str, Any]]:
-        return [d.plan.to_json(max(1, d.step) if d.plan.steps else 0)
+    def deployments_json(
+        self, readiness: Mapping[PathId, Sequence[ReadinessCheckResult]] | None = None
+    ) -> list[dict[str, Any]]:
+        return [d.plan.to_json(max(1, d.step) if d.plan.steps else 0, readiness)
                 for d in self.deployments.values()]
 
     def counts(self, app: AppDefinition) -> dict[str, int]:
@@ -564,7 +576,7 @@ class MarathonCore:
         return (
             len(settled) == target
             and self.queue.count(app.id) == 0
-            and all(self._healthy(app, i) for i in settled)
+            and all(self._healthy(app, i) and i.ready for i in settled)
         )
 
     def _restart(self, app: AppDefinition) -> bool:
@@ -585,10 +597,11 @@ class MarathonCore:
 
     def _replace_view(self, app: AppDefinition, instance: Instance) -> ReplaceInstance:
         return ReplaceInstance(instance.instance_id, healthy=self._healthy(app, instance),
-                               killing=instance.killing)
+                               ready=instance.ready, killing=instance.killing)
 
     @staticmethod
     def _healthy(app: AppDefinition, instance: Instance) -> bool:
+        """Running, and healthy when the app has health checks."""
         if instance.state != "TASK_RUNNING" or instance.killing:
             return False
         return bool(instance.healthy) if app.health_checks else True

@@ -32,6 +32,7 @@ from marathon.core import KINDS, Instance, MarathonCore, Recovered
 from marathon.events import EventBus
 from marathon.health import HealthChecker, HealthTracker, KillDecision
 from marathon.launch_queue import task_environment
+from marathon.readiness import ReadinessChecker, ReadinessTracker
 from mesos_common.clock import SystemClock
 from mesos_common.election import Contender, Leadership, create_contender, serve_terms
 from mesos_common.store import BatchWriter, MemorySink, Sink
@@ -128,24 +129,28 @@ class MarathonScheduler(Scheduler):
         log.error("the master reported an error", message=message)
 
 
-class HealthObserver:
-    """Starts and stops health checks as the core's instances run and go."""
+class CheckObserver:
+    """Starts and stops health and readiness checks as the core's instances run and go."""
 
-    def __init__(self, checker: HealthChecker) -> None:
-        self.checker = checker
+    def __init__(self, health: HealthChecker, readiness: ReadinessChecker) -> None:
+        self.health = health
+        self.readiness = readiness
 
     def running(self, app: AppDefinition, instance: Instance) -> None:
-        if not app.health_checks:
-            return
-        env = task_environment(app, task_id=instance.task_id, host=instance.host,
-                               host_ports=instance.ports)
-        self.checker.add_instance(
-            app, instance.instance_id, instance.task_id, instance.host, instance.ports,
-            instance.started_at, agent_id=instance.agent_id, env=env,
-        )
+        if app.health_checks:
+            env = task_environment(app, task_id=instance.task_id, host=instance.host,
+                                   host_ports=instance.ports)
+            self.health.add_instance(
+                app, instance.instance_id, instance.task_id, instance.host, instance.ports,
+                instance.started_at, agent_id=instance.agent_id, env=env,
+            )
+        if not instance.ready:
+            self.readiness.add(app, instance.instance_id, instance.task_id,
+                               address=instance.host, host_ports=instance.ports)
 
     def gone(self, instance_id: str) -> None:
-        self.checker.remove_instance(instance_id)
+        self.health.remove_instance(instance_id)
+        self.readiness.remove(instance_id)
 
 
 class MarathonService:
@@ -156,6 +161,7 @@ class MarathonService:
         self.bus = EventBus()
         self.core: MarathonCore | None = None
         self.health: HealthTracker | None = None
+        self.readiness: ReadinessTracker | None = None
         self.driver: SchedulerDriver | None = None
         self.leader: mesos_pb2.MasterInfo | None = None
         self.hostname = config.hostname or socket.gethostname()
@@ -257,23 +263,27 @@ class MarathonService:
                 tracker, self._unhealthy, self.bus.publish,
                 on_health_changed=self._health_changed,
             )
+            readiness = ReadinessChecker(ReadinessTracker(WallClock()), self._ready)
             core = MarathonCore(
                 clock=SystemClock(), wall=WallClock(), actions=DriverActions(driver), sink=sink,
                 publish=self.bus.publish, recovered=recovered,
-                observer=HealthObserver(checker),
+                observer=CheckObserver(checker, readiness),
             )
             scheduler.core = core
             self.core, self.driver, self.health = core, driver, tracker
+            self.readiness = readiness.tracker
             async with asyncio.TaskGroup() as tasks:
                 if writer is not None:
                     tasks.create_task(writer.run())
                 tasks.create_task(self._tick(core))
                 tasks.create_task(checker.run())
+                tasks.create_task(readiness.run())
                 driver.start()
                 tasks.create_task(self._watch_driver(driver))
         finally:
             self.core = None
             self.health = None
+            self.readiness = None
             if self.driver is not None:
                 self.driver.stop(failover=True)
                 with contextlib.suppress(Exception):
@@ -287,6 +297,10 @@ class MarathonService:
             log.warning("killing an unhealthy instance", app_id=decision.app_id,
                         task_id=decision.task_id, reason=decision.reason)
             self.core.kill_instance(decision.instance_id)
+
+    def _ready(self, instance_id: str) -> None:
+        if self.core is not None:
+            self.core.instance_ready(instance_id)
 
     def _health_changed(self, instance_id: str, healthy: bool) -> None:
         if self.core is not None:

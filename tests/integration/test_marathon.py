@@ -178,3 +178,30 @@ def test_health_checks_gate_deployments_and_replace_unhealthy_instances(
     assert app(marathon, "/sick")["tasksHealthy"] == 0
     assert {t["id"] for t in app(marathon, "/web")["tasks"]} == {
         t["id"] for t in healthy["tasks"]}
+
+
+def test_readiness_checks_hold_deployments_until_instances_are_ready(
+    marathon: httpx.Client,
+) -> None:
+    check = {"name": "ready", "protocol": "HTTP", "path": "/", "portName": "http",
+             "intervalSeconds": 2, "timeoutSeconds": 1, "httpStatusCodesForReady": [200],
+             "preserveLastResponse": True}
+    ready_app = {**WEB, "instances": 1, "portDefinitions": [{"port": 0, "name": "http"}],
+                 "readinessChecks": [check]}
+    assert marathon.post("/v2/apps", json=ready_app).status_code == 201
+    wait_for(lambda: settled(marathon, "/web", 1), "the ready instance's deployment to end")
+
+    never = {**ready_app, "id": "/never", "readinessChecks": [{**check, "path": "/missing"}]}
+    assert marathon.post("/v2/apps", json=never).status_code == 201
+
+    def not_ready() -> list[dict[str, Any]] | None:
+        for deployment in marathon.get("/v2/deployments").json():
+            for action in deployment["currentActions"]:
+                if action["app"] == "/never" and action["readinessCheckResults"]:
+                    results: list[dict[str, Any]] = action["readinessCheckResults"]
+                    return results
+        return None
+
+    [result] = wait_for(not_ready, "the deployment to show the readiness result")
+    assert result["ready"] is False and result["lastResponse"]["status"] == 404
+    assert app(marathon, "/never")["tasksRunning"] == 1  # running, just not ready
