@@ -42,6 +42,7 @@ from marathon.validation import AppValidationError
 Handler = Callable[[Request], Awaitable[Response]]
 DEPLOYMENT_HEADER = "Marathon-Deployment-Id"
 PROXY_HEADER = "X-Marathon-Via"
+LEADER_HEADER = "X-Marathon-Leader"
 LOCAL_PATHS = frozenset({"/ping", "/metrics", "/v2/info", "/v2/leader"})
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
@@ -116,6 +117,13 @@ class MarathonApi:
 
     def _guard(self, handler: Any) -> Handler:
         async def guarded(request: Request) -> Response:
+            response = await answer(request)
+            leader = self.service.leader_address
+            if leader is not None:
+                response.headers[LEADER_HEADER] = f"http://{leader}"
+            return response
+
+        async def answer(request: Request) -> Response:
             try:
                 leader = self.service.leader_url
                 if self.service.core is None and leader and request.url.path not in LOCAL_PATHS:

@@ -77,6 +77,7 @@ def test_standby_forwards_leader_abdicates_and_failover_keeps_tasks(
 
     created = standby_client.post("/v2/apps", json=APP)  # forwarded to the leader
     assert created.status_code == 201, created.text
+    assert created.headers["X-Marathon-Leader"].endswith(f":{leader_client.base_url.port}")
     tasks = wait_for(lambda: running_tasks(standby_client), "both instances running")
     assert running_tasks(leader_client) == tasks
 
