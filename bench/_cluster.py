@@ -75,7 +75,8 @@ class BenchCluster:
         self._processes: list[subprocess.Popen[bytes]] = []
         self._task_groups: set[int] = set()
 
-    def _start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+    def start_process(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        """Start `python <argv>` as component `name`, logging to `<work_dir>/<name>.log`."""
         if self.cprofile_dir is not None:
             self.cprofile_dir.mkdir(parents=True, exist_ok=True)
             argv = ["-m", "cProfile", "-o", str(self.cprofile_dir / f"{name}.pstats"), *argv]
@@ -94,9 +95,9 @@ class BenchCluster:
     def start_master(self) -> None:
         port = free_port()
         self.master_address = f"127.0.0.1:{port}"
-        master = self.master = self._start("master", [
+        master = self.master = self.start_process("master", [
             "-m", "mesos_master", "--ip", "127.0.0.1", "--port", str(port),
-            "--work_dir", str(self.work_dir / "master"),
+            "--http_port", str(free_port()), "--work_dir", str(self.work_dir / "master"),
         ])
 
         def listening() -> bool:
@@ -113,7 +114,7 @@ class BenchCluster:
     def start_agent(self, resources: str) -> subprocess.Popen[bytes]:
         """Start an agent and wait until it has registered with the master."""
         name = f"agent-{len(self.agents) + 1}"
-        agent = self._start(name, [
+        agent = self.start_process(name, [
             "-m", "mesos_agent", "--master", self.master_address, "--ip", "127.0.0.1",
             "--port", str(free_port()), "--hostname", name,
             "--work_dir", str(self.work_dir / name), "--resources", resources,

@@ -152,6 +152,7 @@ class MasterGroup:
         with log_path.open("ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "mesos_master", "--ip", "127.0.0.1", "--port", str(port),
+                 "--http_port", str(free_port()),
                  "--zk", self.zk_url, "--zk_session_timeout", f"{self.session_timeout}secs",
                  "--log_level", self.log_level],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

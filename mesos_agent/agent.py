@@ -21,7 +21,8 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import Coroutine
+from collections import Counter
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -62,6 +63,7 @@ from mesos_agent.status_updates import (
     UpdateRecord,
     is_terminal,
 )
+from mesos_common.addresses import HostPort
 from mesos_common.clock import Clock, SystemClock
 from mesos_common.detector import MasterDetector
 from mesos_common.resources import Resources
@@ -134,6 +136,41 @@ class _Executor:
         return True
 
 
+@dataclass(frozen=True, slots=True)
+class TaskView:
+    """One task as the agent's HTTP endpoints show it."""
+
+    task: mesos_pb2.Task  # with its latest status
+    executor_id: str
+    custom_executor: bool
+    sandbox: Path | None  # its container's sandbox (a custom executor's), once launched
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorView:
+    """One custom executor as the agent's HTTP endpoints show it."""
+
+    framework_id: str
+    info: mesos_pb2.ExecutorInfo
+    container_id: str
+    sandbox: Path | None
+    subscribed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AgentView:
+    """A read-only snapshot of the agent for its HTTP endpoints."""
+
+    info: mesos_pb2.AgentInfo
+    master: HostPort | None  # the master it follows, when one is detected
+    registered: bool
+    frameworks: Mapping[str, mesos_pb2.FrameworkInfo]
+    tasks: tuple[TaskView, ...]
+    executors: tuple[ExecutorView, ...]
+    terminal_tasks: Mapping[mesos_pb2.TaskState.ValueType, int]  # counted since the start
+    sandboxes_root: Path  # every sandbox is below it (see mesos_agent.paths)
+
+
 class Agent:
     """One agent process's state and behaviour; `run()` serves until cancelled."""
 
@@ -172,12 +209,48 @@ class Agent:
             detector, self, self._hello, max_backoff=config.registration_max_backoff
         )
         self._group: asyncio.TaskGroup | None = None
+        self._terminal_tasks: Counter[mesos_pb2.TaskState.ValueType] = Counter()
         self.endpoint: str | None = None
         self.ready = asyncio.Event()
 
     @property
     def agent_id(self) -> str:
         return self._agent_info.id.value
+
+    def set_http_port(self, port: int) -> None:
+        """Where this agent's HTTP endpoints listen; told to the master on (re-)registration."""
+        self._agent_info.http_port = port
+
+    def view(self) -> AgentView:
+        """What the HTTP endpoints show: info, frameworks, tasks, executors and counts."""
+        tasks = []
+        for task in self._tasks.values():
+            sandbox = task.container.sandbox if task.container is not None else None
+            if task.custom_executor:
+                executor = self._executors.get((task.framework_id, task.executor_id))
+                container = executor.container if executor is not None else None
+                sandbox = container.sandbox if container is not None else None
+            tasks.append(TaskView(self._task_record(task), task.executor_id,
+                                  task.custom_executor, sandbox))
+        executors = tuple(
+            ExecutorView(
+                executor.framework_id, executor.info,
+                executor.container.container_id if executor.container is not None else "",
+                executor.container.sandbox if executor.container is not None else None,
+                executor.subscribed.is_set(),
+            )
+            for executor in self._executors.values()
+        )
+        return AgentView(
+            info=self._agent_info,
+            master=self._link.leader,
+            registered=self._link.connected,
+            frameworks={fid: framework.info for fid, framework in self._frameworks.items()},
+            tasks=tuple(tasks),
+            executors=executors,
+            terminal_tasks=dict(self._terminal_tasks),
+            sandboxes_root=self._paths.work_dir / "slaves",
+        )
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -690,6 +763,8 @@ class Agent:
         assert logged == ticket, "the update and its log record are in different batches"
         if task is not None:
             task.state = status.state
+        if is_terminal(status.state):
+            self._terminal_tasks[status.state] += 1
         (tlog.info if is_terminal(status.state) else tlog.debug)(
             "status update", state=mesos_pb2.TaskState.Name(status.state),
             reason=mesos_pb2.TaskStatus.Reason.Name(status.reason),

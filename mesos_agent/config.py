@@ -6,7 +6,7 @@ import argparse
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NoReturn
@@ -16,6 +16,7 @@ import psutil
 from mesos_common.attributes import parse_attributes
 from mesos_common.detector import create_detector
 from mesos_common.flags import FlagParser, parse_bool, parse_duration, parse_flags, parse_port
+from mesos_common.operator_http import flag_values
 from mesos_common.resources import Resources
 from protos import mesos_pb2
 
@@ -42,6 +43,8 @@ class AgentConfig:
     status_update_max_retry_interval: float = 10.0
     registration_max_backoff: float = 2.0
     strict: bool = True
+    http_port: int = 0  # the HTTP endpoints' port (mesos_agent.http); 0: any free one
+    flags: Mapping[str, str] = field(default_factory=dict)  # as given, for /flags
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ip", default="127.0.0.1", help="address of the agent's gRPC server")
     parser.add_argument(
         "--port", type=parse_port, default=5051, help="agent gRPC port (0: any free one)"
+    )
+    parser.add_argument(
+        "--http_port", type=parse_port, default=0,
+        help="port of the HTTP endpoints: /state, /metrics, /files/... (default 0: any free "
+        "one, logged; several agents often share a host)",
     )
     parser.add_argument("--hostname", default=None, help="the host name offers and constraints see")
     parser.add_argument("--work_dir", help="directory for sandboxes and checkpoints (required)")
@@ -141,6 +149,8 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[AgentConfig, str]:
         status_update_retry_interval=args.status_update_retry_interval,
         status_update_max_retry_interval=max(10.0, args.status_update_retry_interval),
         strict=args.strict,
+        http_port=args.http_port,
+        flags=flag_values(parser, args),
     )
     return config, args.log_level
 

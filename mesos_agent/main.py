@@ -17,18 +17,29 @@ import structlog
 from mesos_agent.agent import Agent
 from mesos_agent.checkpoint import CorruptCheckpoint
 from mesos_agent.config import AgentConfig, fatal, parse_config
+from mesos_agent.http import AgentHttp
 from mesos_agent.paths import AgentPaths
+from mesos_common.addresses import HostPort
 from mesos_common.detector import create_detector
+from mesos_common.http_server import serve_while
 from mesos_common.logging import configure_logging
 
 log = structlog.get_logger("mesos_agent.main")
 
 
 async def serve(config: AgentConfig) -> None:
-    """Run an agent until SIGTERM/SIGINT or cancellation."""
+    """Run an agent and its HTTP endpoints until SIGTERM/SIGINT or cancellation."""
     detector = create_detector(config.master)
     agent = Agent(config, detector)
-    runner = asyncio.ensure_future(agent.run())
+    http = AgentHttp(agent, config.flags)
+
+    async def run(port: int) -> None:
+        http.port = port
+        agent.set_http_port(port)
+        log.info("agent HTTP endpoints listening", url=f"http://{HostPort(config.ip, port)}")
+        await agent.run()
+
+    runner = asyncio.ensure_future(serve_while(http.app(), config.ip, config.http_port, run))
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, runner.cancel)

@@ -37,7 +37,8 @@ async def serve_while(
     try:
         while not server.started:
             if serving.done():
-                await serving
+                with contextlib.suppress(SystemExit):  # uvicorn exits when it cannot bind
+                    await serving
                 raise OSError(f"cannot listen on {host}:{port}")
             await asyncio.sleep(0.01)
         await body(server.servers[0].sockets[0].getsockname()[1])

@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="where state and logs go (default: a temporary directory, removed on exit)",
     )
+    parser.add_argument("--master_http_port", type=parse_port, default=5080,
+                        help="the master's HTTP endpoints (/state, /metrics, ...)")
     parser.add_argument("--marathon_port", type=parse_port, default=8080,
                         help="Marathon's REST API port")
     parser.add_argument("--no_marathon", action="store_true", help="do not start Marathon")
@@ -160,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 args.ip,
                 "--port",
                 str(args.port),
+                "--http_port",
+                str(args.master_http_port),
                 "--work_dir",
                 str(work_dir / "master"),
                 "--log_level",
@@ -170,7 +174,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         children.append(master)
         _wait_for_port(args.ip, args.port, master, deadline)
         lines = [
-            f"  master    {args.ip}:{args.port}  (gRPC: pass --master {args.ip}:{args.port})"
+            f"  master    {args.ip}:{args.port}  (gRPC: pass --master {args.ip}:{args.port})",
+            f"  master    http://{args.ip}:{args.master_http_port}  (/state, /metrics)",
         ]
         for index in range(1, args.agents + 1):
             port = args.agent_port + index - 1

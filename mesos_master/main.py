@@ -1,4 +1,8 @@
-"""`mesos-master`: parse flags and run the master until SIGINT/SIGTERM."""
+"""`mesos-master`: parse flags and run the master until SIGINT/SIGTERM.
+
+The gRPC API listens on `--port`, the operator HTTP endpoints (`mesos_master.http`) on
+`--http_port` (default 5080; 0 picks a free port, logged), both on `--ip` and in one loop.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,13 @@ from pathlib import Path
 
 import structlog
 
-from mesos_common.addresses import parse_zk_url
+from mesos_common.addresses import HostPort, parse_zk_url
 from mesos_common.election import LeadershipLost
 from mesos_common.flags import FlagParser, parse_duration, parse_flags, parse_port
+from mesos_common.http_server import serve_while
 from mesos_common.logging import configure_logging
+from mesos_common.operator_http import flag_values
+from mesos_master.http import DEFAULT_HTTP_PORT, MasterHttp
 from mesos_master.master import MasterConfig
 from mesos_master.server import MasterServer
 from mesos_master.validation import validate_role
@@ -54,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--ip", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=parse_port, default=5050, help="gRPC port (0: any free one)")
+    parser.add_argument(
+        "--http_port", type=parse_port, default=DEFAULT_HTTP_PORT,
+        help=f"port of the HTTP endpoints: /state, /metrics, ... (default {DEFAULT_HTTP_PORT}; "
+        "0: any free one)",
+    )
     parser.add_argument("--hostname", default=None, help="hostname advertised to frameworks")
     parser.add_argument(
         "--work_dir",
@@ -139,8 +151,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         work_dir=args.work_dir,
     )
     log = structlog.get_logger("mesos_master")
+    http = MasterHttp(server.gate, server.info, flag_values(parser, args))
     try:
-        asyncio.run(_serve(server))
+        asyncio.run(_serve(server, http, args.ip, args.http_port))
     except OSError as exc:
         log.error("master failed to start", error=str(exc))
         sys.exit(1)
@@ -150,11 +163,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(1)
 
 
-async def _serve(server: MasterServer) -> None:
+async def _serve(server: MasterServer, http: MasterHttp, ip: str, http_port: int) -> None:
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, task.cancel)
+
+    async def run(port: int) -> None:
+        structlog.get_logger("mesos_master").info(
+            "master HTTP endpoints listening", url=f"http://{HostPort(ip, port)}"
+        )
+        await server.run(http_port=port)
+
     with contextlib.suppress(asyncio.CancelledError):
-        await server.run()
+        await serve_while(http.app(), ip, http_port, run)

@@ -41,6 +41,7 @@ from mesos_master.records import (
     AgentRecord,
     ExecutorRecord,
     FrameworkRecord,
+    MasterCounters,
     OfferRecord,
     Outbox,
     TaskRecord,
@@ -124,6 +125,8 @@ class Master:
         self.clock = clock
         self.config = config
         self.wall_clock = wall_clock
+        self.elected_at = wall_clock()
+        self.counters = MasterCounters()
         self.agents: dict[str, AgentRecord] = {}
         self.frameworks: dict[str, FrameworkRecord] = {}
         self.offers: dict[str, OfferRecord] = {}
@@ -189,6 +192,7 @@ class Master:
 
         def admitted() -> None:
             agent.admitted = True
+            self.counters.agent_registrations += 1
             if agent.outbox is not outbox:
                 return  # it went away meanwhile; it will re-register with its id
             self.allocator.add_agent(agent_id, total)
@@ -250,6 +254,7 @@ class Master:
                 )
             )
         )
+        self.counters.agent_reregistrations += 1
         log.info("agent re-registered", agent_id=agent_id, tasks=len(reported))
         return agent_id
 
@@ -271,11 +276,15 @@ class Master:
         """Record a task status update from an agent and forward it to the framework."""
         agent = self.agents.get(agent_id)
         if agent is None:
+            self.counters.invalid_status_updates += 1
             return
         agent.last_seen = self.clock.now()
         task_id = status.task_id.value
         task = agent.tasks.get((framework_id, task_id))
-        if task is not None:
+        if task is None:
+            self.counters.invalid_status_updates += 1
+        else:
+            self.counters.valid_status_updates += 1
             self._update_task_state(task, status)
             if status.uuid:
                 task.unacknowledged[status.uuid] = status.state
@@ -456,6 +465,7 @@ class Master:
                     framework.framework_id, offer.agent_id, offer.resources
                 )
             lost = mesos_pb2.TASK_DROPPED if framework.partition_aware else mesos_pb2.TASK_LOST
+            self.counters.terminal_tasks[lost] += len(tasks)
             for task in tasks:
                 self._send_master_update(
                     framework,
@@ -727,6 +737,7 @@ class Master:
     def _mark_unreachable(self, agent: AgentRecord) -> None:
         self._detach_agent(agent)
         agent.reachable = False
+        self.counters.agents_marked_unreachable += 1
         self.registry.store_agent(agent.info, unreachable_since=self.wall_clock())
         log.warning("agent unreachable", agent_id=agent.agent_id, hostname=agent.info.hostname)
         for task in list(agent.tasks.values()):
@@ -912,6 +923,7 @@ class Master:
             running_executor=executor.info if executor is not None else None,
         )
         if problem is not None:
+            self.counters.terminal_tasks[mesos_pb2.TASK_ERROR] += 1
             self._send_master_update(
                 framework,
                 task_id,
@@ -1018,6 +1030,8 @@ class Master:
         was_terminal = task.state in TERMINAL_STATES
         task.state = status.state
         task.latest_status = status
+        if not was_terminal and task.state in TERMINAL_STATES:
+            self.counters.terminal_tasks[task.state] += 1
         agent = self.agents.get(task.agent_id)
         if (
             recover
@@ -1037,6 +1051,7 @@ class Master:
         framework = self.frameworks.get(task.framework_id)
         if framework is not None and framework.tasks.get(task.task_id) is task:
             del framework.tasks[task.task_id]
+            framework.completed_tasks.append(task)
 
     def _remove_framework(self, framework: FrameworkRecord, why: str) -> None:
         framework_id = framework.framework_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -10,6 +11,9 @@ from mesos_common.task_states import TERMINAL_STATES
 from protos import agent_pb2, mesos_pb2, scheduler_pb2
 
 MessageT_contra = TypeVar("MessageT_contra", contravariant=True)
+
+# Terminal tasks kept per framework once forgotten (Mesos' --max_completed_tasks_per_framework)
+MAX_COMPLETED_TASKS_PER_FRAMEWORK = 1000
 
 
 class Outbox(Protocol[MessageT_contra]):
@@ -134,6 +138,10 @@ class FrameworkRecord:
     suppressed: bool = False
     offers: set[str] = field(default_factory=set)
     tasks: dict[str, TaskRecord] = field(default_factory=dict)
+    # terminal tasks the master no longer tracks, newest last (for /state)
+    completed_tasks: deque[TaskRecord] = field(
+        default_factory=lambda: deque(maxlen=MAX_COMPLETED_TASKS_PER_FRAMEWORK)
+    )
 
     @property
     def connected(self) -> bool:
@@ -145,3 +153,17 @@ class FrameworkRecord:
     @property
     def partition_aware(self) -> bool:
         return self.has_capability(mesos_pb2.FrameworkInfo.Capability.PARTITION_AWARE)
+
+
+@dataclass(slots=True)
+class MasterCounters:
+    """Events counted since this core was created, for Mesos' counter metrics (like Mesos'
+    metrics they start from zero on every newly elected master)."""
+
+    # tasks that reached each terminal state, including launches refused by the master
+    terminal_tasks: Counter[mesos_pb2.TaskState.ValueType] = field(default_factory=Counter)
+    valid_status_updates: int = 0
+    invalid_status_updates: int = 0  # for tasks or agents the master does not know
+    agent_registrations: int = 0
+    agent_reregistrations: int = 0
+    agents_marked_unreachable: int = 0

@@ -397,8 +397,9 @@ class MasterServer:
         """Run an allocation pass soon (on the next pass of the event loop)."""
         self._allocation_wanted.set()
 
-    async def run(self) -> None:
-        """Serve until cancelled (or until leadership is lost for good)."""
+    async def run(self, http_port: int = 0) -> None:
+        """Serve until cancelled (or until leadership is lost for good); `http_port` is where
+        this master's HTTP endpoints listen (0: none), published in its MasterInfo."""
         server = grpc.aio.server(
             interceptors=interceptor_chain(self._policies), options=SERVER_OPTIONS
         )
@@ -408,6 +409,7 @@ class MasterServer:
         if port == 0:
             raise OSError(f"cannot listen on {self._ip}:{self._requested_port}")
         self.info.port = port
+        self.info.http_port = http_port
         await server.start()
         contender = create_contender(
             self._zk, self.info, session_timeout=self._zk_session_timeout

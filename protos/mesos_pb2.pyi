@@ -479,11 +479,14 @@ class AgentInfo(_message.Message):
     RESOURCES_FIELD_NUMBER: _builtins.int
     ATTRIBUTES_FIELD_NUMBER: _builtins.int
     ID_FIELD_NUMBER: _builtins.int
+    HTTP_PORT_FIELD_NUMBER: _builtins.int
     hostname: _builtins.str
     """what offers and constraints see"""
     address: _builtins.str
     """ip the agent's gRPC server listens on"""
     port: _builtins.int
+    http_port: _builtins.int
+    """the agent's HTTP endpoints (/state, /files); 0 when unknown"""
     @_builtins.property
     def resources(self) -> _containers.RepeatedCompositeFieldContainer[Global___Resource]: ...
     @_builtins.property
@@ -501,10 +504,11 @@ class AgentInfo(_message.Message):
         resources: _abc.Iterable[Global___Resource] | None = ...,
         attributes: _abc.Iterable[Global___Attribute] | None = ...,
         id: Global___AgentID | None = ...,
+        http_port: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "attributes", b"attributes", "hostname", b"hostname", "id", b"id", "port", b"port", "resources", b"resources"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "attributes", b"attributes", "hostname", b"hostname", "http_port", b"http_port", "id", b"id", "port", b"port", "resources", b"resources"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -55,6 +55,13 @@ class Process:
     argv: list[str]
     log_path: Path
     popen: subprocess.Popen[bytes] | None = None
+    http_port: int | None = None  # where its HTTP endpoints listen, when the test chose it
+
+    @property
+    def http_url(self) -> str:
+        """The base URL of the process's HTTP endpoints."""
+        assert self.http_port is not None, f"{self.name} was started without a known HTTP port"
+        return f"http://127.0.0.1:{self.http_port}"
 
     def start(self) -> Process:
         log = self.log_path.open("ab")
@@ -115,17 +122,22 @@ class Cluster:
         """What agents and schedulers pass as --master."""
         return self.zk_url or f"127.0.0.1:{self.master_port}"
 
-    def start_master(self) -> Process:
+    def start_master(self, http_port: int | None = None) -> Process:
+        """Start a master; its HTTP endpoints listen on `http_port` (default: a free port,
+        never the fixed default, so that several masters can run side by side)."""
         self.master_port = free_port()
         self.master_count += 1
         name = f"master-{self.master_count}"  # never reused: restarted masters get new logs
         zk = ["--zk", self.zk_url, "--zk_session_timeout", "2secs"] if self.zk_url else []
+        http_port = http_port or free_port()
         process = Process(
             name,
             [sys.executable, "-m", "mesos_master", "--ip", "127.0.0.1",
-             "--port", str(self.master_port), "--work_dir", str(self.work_dir / name),
+             "--port", str(self.master_port), "--http_port", str(http_port),
+             "--work_dir", str(self.work_dir / name),
              "--log_level", "DEBUG", *zk, *self.master_flags],
             self.work_dir / f"{name}.log",
+            http_port=http_port,
         ).start()
         self.processes.append(process)
         self.masters.append(process)
@@ -183,7 +195,10 @@ class Cluster:
         attributes: str | None = None,
         work_dir: Path | None = None,
         port: int | None = None,
+        http_port: int | None = None,
     ) -> Process:
+        """Start an agent; with `http_port` its HTTP endpoints listen there (otherwise on a
+        free port of its own choosing)."""
         self.agent_count += 1
         name = f"agent-{self.agent_count}"
         argv = [
@@ -209,7 +224,9 @@ class Cluster:
         ]
         if attributes:
             argv += ["--attributes", attributes]
-        process = Process(name, argv, self.work_dir / f"{name}.log").start()
+        if http_port is not None:
+            argv += ["--http_port", str(http_port)]
+        process = Process(name, argv, self.work_dir / f"{name}.log", http_port=http_port).start()
         self.processes.append(process)
         return process
 

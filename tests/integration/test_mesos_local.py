@@ -28,7 +28,7 @@ def _descendants_and_sandboxed(root_pid: int, work_dir: Path) -> list[psutil.Pro
 
 
 def test_mesos_local_runs_tasks_and_stops_cleanly(tmp_path: Path) -> None:
-    port, agent_port = free_port(), free_port()
+    port, agent_port, http_port = free_port(), free_port(), free_port()
     marathon_port, batch_port = free_port(), free_port()
     work_dir = tmp_path / "local"
     output = tmp_path / "mesos-local.out"
@@ -36,7 +36,8 @@ def test_mesos_local_runs_tasks_and_stops_cleanly(tmp_path: Path) -> None:
         local = subprocess.Popen(
             [sys.executable, "-m", "mesos_local", "--port", str(port), "--agent_port",
              str(agent_port), "--agents", "2", "--work_dir", str(work_dir),
-             "--marathon_port", str(marathon_port), "--batch_port", str(batch_port)],
+             "--marathon_port", str(marathon_port), "--batch_port", str(batch_port),
+             "--master_http_port", str(http_port)],
             stdout=sink, stderr=subprocess.STDOUT,
         )
     framework: subprocess.Popen[str] | None = None
@@ -48,6 +49,8 @@ def test_mesos_local_runs_tasks_and_stops_cleanly(tmp_path: Path) -> None:
         assert f"127.0.0.1:{port}" in text and "hostname 127.0.0.2" in text
         assert f"marathon  http://127.0.0.1:{marathon_port}" in text
         assert f"batch     http://127.0.0.1:{batch_port}" in text
+        state = httpx.get(f"http://127.0.0.1:{http_port}/state", timeout=10).json()
+        assert len(state["slaves"]) == 2
 
         framework = subprocess.Popen(
             [sys.executable, "-m", "frameworks.examples.sleep_framework", "--master",

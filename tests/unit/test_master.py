@@ -521,3 +521,69 @@ def test_drf_paper_example_through_the_master() -> None:
                             framework, [offer.id.value], mesos_pb2.Filters(refuse_seconds=3600)
                         )
     assert launched == {"A": 3, "B": 2}
+
+
+def test_counters_count_each_task_once_in_its_terminal_state() -> None:
+    cluster = Cluster()
+    agent_id = cluster.add_agent("cpus:4;mem:4096")
+    framework = cluster.subscribe()
+    offers = cluster.offers(framework)
+    cluster.launch(framework, offers, task("ok"), task("bad"), task("big", "cpus:8;mem:64"))
+    counters = cluster.master.counters
+    assert counters.terminal_tasks[mesos_pb2.TASK_ERROR] == 1  # refused launch of "big"
+
+    def update(task_id: str, state: int, uuid: bytes) -> None:
+        cluster.master.status_update(
+            agent_id, framework.framework_id, agent_status(framework, task_id, state, uuid)
+        )
+
+    update("ok", mesos_pb2.TASK_RUNNING, b"r1")
+    update("ok", mesos_pb2.TASK_FINISHED, b"f1")
+    update("ok", mesos_pb2.TASK_FINISHED, b"f1")  # the agent retries until acknowledged
+    update("bad", mesos_pb2.TASK_FAILED, b"f2")
+    update("ghost", mesos_pb2.TASK_RUNNING, b"g1")  # a task the master does not know
+    assert counters.terminal_tasks[mesos_pb2.TASK_FINISHED] == 1
+    assert counters.terminal_tasks[mesos_pb2.TASK_FAILED] == 1
+    assert counters.terminal_tasks[mesos_pb2.TASK_RUNNING] == 0  # only terminal states count
+    assert (counters.valid_status_updates, counters.invalid_status_updates) == (4, 1)
+    assert counters.agent_registrations == 1
+
+
+def test_refused_launches_on_invalid_offers_count_as_lost_or_dropped() -> None:
+    cluster = Cluster()
+    cluster.add_agent()
+    framework = cluster.subscribe()
+    [offer] = cluster.offers(framework)
+    cluster.launch(framework, [offer], task("t1"))
+    cluster.launch(framework, [offer], task("t2"), task("t3"))  # the offer was used already
+    assert cluster.master.counters.terminal_tasks[mesos_pb2.TASK_LOST] == 2
+
+
+def test_acknowledged_terminal_tasks_move_to_completed_tasks() -> None:
+    cluster = Cluster()
+    agent_id = cluster.add_agent()
+    framework = cluster.subscribe()
+    cluster.launch(framework, cluster.offers(framework), task("t1"))
+    cluster.master.status_update(
+        agent_id, framework.framework_id,
+        agent_status(framework, "t1", mesos_pb2.TASK_KILLED, b"k1"),
+    )
+    assert list(framework.completed_tasks) == []  # not acknowledged yet: still a task
+    cluster.master.acknowledge(framework, agent_id, "t1", b"k1")
+    assert [t.task_id for t in framework.completed_tasks] == ["t1"]
+    assert framework.completed_tasks[0].state == mesos_pb2.TASK_KILLED
+    assert cluster.master.counters.terminal_tasks[mesos_pb2.TASK_KILLED] == 1
+
+
+def test_agents_marked_unreachable_and_reregistrations_are_counted() -> None:
+    cluster = Cluster(agent_ping_timeout=1.0, max_agent_ping_timeouts=1)
+    agent_id = cluster.add_agent()
+    cluster.clock.advance(1.5)
+    cluster.master.tick()
+    counters = cluster.master.counters
+    assert counters.agents_marked_unreachable == 1
+    info = cluster.master.agents[agent_id].info
+    cluster.master.reregister_agent(
+        agent_pb2.AgentMessage.Reregister(agent_info=info), RecordingOutbox()
+    )
+    assert (counters.agent_registrations, counters.agent_reregistrations) == (1, 1)

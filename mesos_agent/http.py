@@ -1,0 +1,388 @@
+"""The agent's operator endpoints in Mesos' shapes (Starlette), a thin shell over `Agent.view()`.
+
+    GET /state  (/slave(1)/state, /state.json)  frameworks, executors, tasks and sandboxes
+    GET /health (/slave(1)/health)              200, empty body
+    GET /flags  (/slave(1)/flags)               {"flags": {name: value as a string}}
+    GET /version                                {"version": ...}
+    GET /metrics/snapshot                       flat JSON of Mesos' `slave/...` metric names
+    GET /metrics                                the same values as Prometheus text
+    GET /files/browse?path=P                    [{path, nlink, size, mtime, mode, uid, gid}]
+    GET /files/read?path=P&offset=N&length=M    {"data": ..., "offset": N}
+    GET /files/download?path=P                  the file's bytes
+
+`--http_port` defaults to 0 (any free port, logged): several agents often share one host.
+File paths are the sandbox `directory` values from `/state` and anything below them; paths
+outside a sandbox (with `..`, or through a symlink) are refused with 403, missing ones are 404.
+As in Mesos, `/files/read` with `offset=-1` answers the file's size in `offset` with empty
+`data`, and reads at most 16 pages at a time. `data` holds the bytes read, one character per
+byte (Latin-1): a client adds `len(data)` to `offset` for the next read, and decodes the
+characters' code points as bytes (UTF-8 for most logs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import grp
+import mmap
+import os
+import pwd
+import stat
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from mesos_agent.agent import Agent, AgentView, TaskView, agent_version
+from mesos_common.addresses import HostPort
+from mesos_common.operator_http import (
+    PROMETHEUS_CONTENT_TYPE,
+    attributes_json,
+    prometheus_text,
+    resources_json,
+    task_json,
+)
+from mesos_common.resources import Resources
+from mesos_common.task_states import TERMINAL_STATES
+from protos import mesos_pb2
+
+__all__ = ["COUNTERS", "MAX_READ_LENGTH", "AgentHttp", "agent_metrics", "agent_state"]
+
+MAX_READ_LENGTH = 16 * mmap.PAGESIZE
+RESOURCE_NAMES = ("cpus", "mem", "disk", "gpus")
+# <agent>/frameworks/<framework>/executors/<executor>/runs/<container>: see mesos_agent.paths
+_SANDBOX_DEPTH = 7
+_SANDBOX_MARKERS = {1: "frameworks", 3: "executors", 5: "runs"}
+_GAUGE_STATES = {
+    "staging": mesos_pb2.TASK_STAGING,
+    "starting": mesos_pb2.TASK_STARTING,
+    "running": mesos_pb2.TASK_RUNNING,
+    "killing": mesos_pb2.TASK_KILLING,
+}
+_COUNTED_STATES = {
+    "finished": mesos_pb2.TASK_FINISHED,
+    "failed": mesos_pb2.TASK_FAILED,
+    "killed": mesos_pb2.TASK_KILLED,
+    "lost": mesos_pb2.TASK_LOST,
+    "gone": mesos_pb2.TASK_GONE,
+}
+COUNTERS = frozenset(f"slave/tasks_{name}" for name in _COUNTED_STATES)
+"""The metrics that are counters (monotonic); every other one is a gauge."""
+
+
+class HttpError(Exception):
+    """An error answer with a plain-text body, as Mesos gives."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def agent_state(
+    view: AgentView, *, pid: str, start_time: float, flags: Mapping[str, str]
+) -> dict[str, Any]:
+    """`/state`: the agent and, per framework, its executors with their tasks and sandboxes."""
+    frameworks: dict[str, list[dict[str, Any]]] = {}
+    for task in view.tasks:
+        if not task.custom_executor:
+            frameworks.setdefault(task.task.framework_id.value, []).append(
+                _command_executor_json(task)
+            )
+    for executor in view.executors:
+        tasks = [t for t in view.tasks if t.custom_executor
+                 and t.task.framework_id.value == executor.framework_id
+                 and t.executor_id == executor.info.executor_id.value]
+        frameworks.setdefault(executor.framework_id, []).append(_executor_json(
+            executor_id=executor.info.executor_id.value,
+            name=executor.info.name,
+            source=executor.info.executor_id.value,
+            container=executor.container_id,
+            sandbox=executor.sandbox,
+            resources=_resources(executor.info.resources),
+            tasks=tasks,
+        ))
+    state: dict[str, Any] = {
+        "version": agent_version(),
+        "start_time": start_time,
+        "id": view.info.id.value,
+        "pid": pid,
+        "hostname": view.info.hostname,
+        "resources": resources_json(_resources(view.info.resources)),
+        "attributes": attributes_json(view.info.attributes),
+        "flags": dict(flags),
+        "frameworks": [
+            _framework_json(framework_id, view.frameworks.get(framework_id), executors)
+            for framework_id, executors in sorted(frameworks.items())
+        ],
+        "completed_frameworks": [],
+    }
+    if view.master is not None:
+        state["master_hostname"] = view.master.host
+    return state
+
+
+def agent_metrics(view: AgentView, *, uptime: float) -> dict[str, float]:
+    """`/metrics/snapshot`: Mesos' agent metric names."""
+    live = [t for t in view.tasks if t.task.state not in TERMINAL_STATES]
+    total = _resources(view.info.resources)
+    used = Resources.EMPTY
+    for task in live:
+        used = used + _resources(task.task.resources)
+    for executor in view.executors:
+        used = used + _resources(executor.info.resources)
+    metrics: dict[str, float] = {
+        "slave/uptime_secs": uptime,
+        "slave/registered": 1 if view.registered else 0,
+        "slave/frameworks_active": len({t.task.framework_id.value for t in live}
+                                       | {e.framework_id for e in view.executors}),
+        "slave/executors_registering": sum(1 for e in view.executors if not e.subscribed),
+        "slave/executors_running": (
+            sum(1 for e in view.executors if e.subscribed)
+            + sum(1 for t in live if not t.custom_executor and t.sandbox is not None)
+        ),
+    }
+    for name, state in _GAUGE_STATES.items():
+        metrics[f"slave/tasks_{name}"] = sum(1 for t in view.tasks if t.task.state == state)
+    for name, state in _COUNTED_STATES.items():
+        metrics[f"slave/tasks_{name}"] = view.terminal_tasks.get(state, 0)
+    for name in RESOURCE_NAMES:
+        amount, in_use = total.scalar(name), used.scalar(name)
+        metrics[f"slave/{name}_total"] = amount
+        metrics[f"slave/{name}_used"] = in_use
+        metrics[f"slave/{name}_percent"] = in_use / amount if amount else 0.0
+    return metrics
+
+
+class AgentHttp:
+    """The Starlette app of one agent process."""
+
+    def __init__(
+        self,
+        agent: Agent,
+        flags: Mapping[str, str],
+        *,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._agent = agent
+        self._flags = dict(flags)
+        self._wall_clock = wall_clock
+        self._start_time = wall_clock()
+        self.port = 0  # set once listening; part of the agent's pid
+
+    def app(self) -> Starlette:
+        routes = [
+            *_aliases(("/state", "/slave(1)/state", "/state.json", "/slave(1)/state.json"),
+                      self.state),
+            *_aliases(("/health", "/slave(1)/health"), self.health),
+            *_aliases(("/flags", "/slave(1)/flags"), self.flags),
+            *_aliases(("/version",), self.version),
+            *_aliases(("/metrics/snapshot",), self.snapshot),
+            *_aliases(("/metrics",), self.prometheus),
+            *_aliases(("/files/browse", "/files/browse.json"), self.browse),
+            *_aliases(("/files/read", "/files/read.json"), self.read),
+            *_aliases(("/files/download", "/files/download.json"), self.download),
+        ]
+        return Starlette(routes=routes, exception_handlers={HttpError: _error})
+
+    @property
+    def pid(self) -> str:
+        return f"slave(1)@{HostPort(self._agent.config.ip, self.port)}"
+
+    async def state(self, request: Request) -> Response:
+        return JSONResponse(agent_state(
+            self._agent.view(), pid=self.pid, start_time=self._start_time, flags=self._flags
+        ))
+
+    async def health(self, request: Request) -> Response:
+        return Response(status_code=200)
+
+    async def flags(self, request: Request) -> Response:
+        return JSONResponse({"flags": self._flags})
+
+    async def version(self, request: Request) -> Response:
+        return JSONResponse({"version": agent_version()})
+
+    async def snapshot(self, request: Request) -> Response:
+        return JSONResponse(self._metrics())
+
+    async def prometheus(self, request: Request) -> Response:
+        return PlainTextResponse(
+            prometheus_text(self._metrics(), COUNTERS), media_type=PROMETHEUS_CONTENT_TYPE
+        )
+
+    def _metrics(self) -> dict[str, float]:
+        return agent_metrics(self._agent.view(),
+                             uptime=self._wall_clock() - self._start_time)
+
+    async def browse(self, request: Request) -> Response:
+        path, real = self._resolve(request)
+        return JSONResponse(await asyncio.to_thread(_browse, path, real))
+
+    async def read(self, request: Request) -> Response:
+        path, real = self._resolve(request)
+        offset = _int_param(request, "offset", 0)
+        length = _int_param(request, "length", -1)
+        if offset < -1 or length < -1:
+            raise HttpError(400, "offset and length must be -1 or more")
+        if real.is_dir():
+            raise HttpError(400, f"cannot read {path}: it is a directory")
+        size = real.stat().st_size
+        if offset == -1:
+            return JSONResponse({"data": "", "offset": size})
+        length = min(MAX_READ_LENGTH, length if length != -1 else size)
+        data = await asyncio.to_thread(_read, real, offset, length)
+        return JSONResponse({"data": data.decode("latin-1"), "offset": offset})
+
+    async def download(self, request: Request) -> Response:
+        path, real = self._resolve(request)
+        if real.is_dir():
+            raise HttpError(400, f"cannot download {path}: it is a directory")
+        return FileResponse(real, filename=real.name, media_type="application/octet-stream")
+
+    def _resolve(self, request: Request) -> tuple[Path, Path]:
+        """The requested path and its real location; refuses paths outside the sandboxes."""
+        raw = request.query_params.get("path")
+        if not raw:
+            raise HttpError(400, "expecting a 'path' query parameter")
+        path = Path(raw)
+        root = Path(os.path.realpath(self._agent.view().sandboxes_root))
+        real = Path(os.path.realpath(path))
+        if not path.is_absolute() or ".." in path.parts or not _in_sandbox(real, root):
+            raise HttpError(403, f"{raw} is not inside a sandbox of this agent")
+        if not real.exists():
+            raise HttpError(404, f"{raw} does not exist")
+        return path, real
+
+
+def _aliases(paths: Iterable[str], endpoint: Callable[[Request], Any]) -> list[Route]:
+    return [Route(path, endpoint, methods=["GET"]) for path in paths]
+
+
+async def _error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HttpError)
+    return PlainTextResponse(exc.message, status_code=exc.status)
+
+
+def _int_param(request: Request, name: str, default: int) -> int:
+    text = request.query_params.get(name)
+    if text is None:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise HttpError(400, f"{name} must be an integer, not {text!r}") from None
+
+
+def _in_sandbox(real: Path, root: Path) -> bool:
+    if not real.is_relative_to(root):
+        return False
+    parts = real.relative_to(root).parts
+    return len(parts) >= _SANDBOX_DEPTH and all(
+        parts[index] == marker for index, marker in _SANDBOX_MARKERS.items()
+    )
+
+
+def _browse(path: Path, real: Path) -> list[dict[str, Any]]:
+    if not real.is_dir():
+        return [_entry(path, real.stat())]
+    with os.scandir(real) as entries:
+        return [_entry(path / entry.name, entry.stat(follow_symlinks=False))
+                for entry in sorted(entries, key=lambda e: e.name)]
+
+
+def _entry(path: Path, info: os.stat_result) -> dict[str, Any]:
+    return {
+        "path": str(path),
+        "nlink": info.st_nlink,
+        "size": info.st_size,
+        "mtime": int(info.st_mtime),
+        "mode": stat.filemode(info.st_mode),
+        "uid": _user(info.st_uid),
+        "gid": _group(info.st_gid),
+    }
+
+
+def _user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _group(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def _read(path: Path, offset: int, length: int) -> bytes:
+    with path.open("rb") as file:
+        file.seek(offset)
+        return file.read(length)
+
+
+def _resources(resources: Iterable[mesos_pb2.Resource]) -> Resources:
+    try:
+        return Resources.from_proto(resources)
+    except ValueError:
+        return Resources.EMPTY
+
+
+def _command_executor_json(task: TaskView) -> dict[str, Any]:
+    command = task.task.name or task.executor_id
+    return _executor_json(
+        executor_id=task.executor_id,
+        name=f"Command Executor (Task: {command})",
+        source=task.executor_id,
+        container=task.sandbox.name if task.sandbox is not None else "",
+        sandbox=task.sandbox,
+        resources=_resources(task.task.resources),
+        tasks=[task],
+    )
+
+
+def _executor_json(
+    *,
+    executor_id: str,
+    name: str,
+    source: str,
+    container: str,
+    sandbox: Path | None,
+    resources: Resources,
+    tasks: list[TaskView],
+) -> dict[str, Any]:
+    return {
+        "id": executor_id,
+        "name": name,
+        "source": source,
+        "container": container,
+        "directory": str(sandbox) if sandbox is not None else "",
+        "resources": resources_json(resources),
+        "tasks": [task_json(t.task) for t in tasks if t.task.state not in TERMINAL_STATES],
+        "queued_tasks": [],
+        "completed_tasks": [task_json(t.task) for t in tasks if t.task.state in TERMINAL_STATES],
+    }
+
+
+def _framework_json(
+    framework_id: str, info: mesos_pb2.FrameworkInfo | None, executors: list[dict[str, Any]]
+) -> dict[str, Any]:
+    info = info or mesos_pb2.FrameworkInfo()
+    return {
+        "id": framework_id,
+        "name": info.name,
+        "user": info.user,
+        "hostname": info.hostname,
+        "role": info.roles[0] if info.roles else "*",
+        "roles": list(info.roles) or ["*"],
+        "failover_timeout": info.failover_timeout,
+        "checkpoint": info.checkpoint,
+        "executors": executors,
+        "completed_executors": [],
+    }

@@ -1,0 +1,146 @@
+"""Shapes shared by the master's and the agent's operator endpoints (`/state`, `/flags`,
+`/metrics`): Mesos' JSON models of resources, attributes and tasks, flag values as strings,
+and the Prometheus text exposition of a metrics snapshot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from mesos_common.attributes import format_attribute_value
+from mesos_common.flags import parse_duration
+from mesos_common.resources import Resources, format_scalar
+from protos import mesos_pb2
+
+__all__ = [
+    "PROMETHEUS_CONTENT_TYPE",
+    "attributes_json",
+    "flag_values",
+    "prometheus_name",
+    "prometheus_text",
+    "resources_json",
+    "task_json",
+]
+
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_NOT_IN_NAME = re.compile(r"[^A-Za-z0-9_]")
+
+
+def resources_json(resources: Resources) -> dict[str, Any]:
+    """Mesos' JSON model: scalars as numbers, ranges as "[a-b, c-d]", sets as "{x, y}".
+
+    cpus, mem, disk and gpus are always present, as in Mesos' `/state`.
+    """
+    model: dict[str, Any] = {name: 0.0 for name in ("cpus", "mem", "disk", "gpus")}
+    model.update(resources.scalars)
+    for name in sorted(resources.names()):
+        ranges = resources.ranges_of(name)
+        if ranges:
+            model[name] = "[" + ", ".join(f"{begin}-{end}" for begin, end in ranges) + "]"
+        items = resources.set_of(name)
+        if items:
+            model[name] = "{" + ", ".join(sorted(items)) + "}"
+    return model
+
+
+def attributes_json(attributes: Iterable[mesos_pb2.Attribute]) -> dict[str, Any]:
+    """Attributes by name: numbers for scalars, strings for text, ranges and sets."""
+    model: dict[str, Any] = {}
+    for attribute in attributes:
+        if attribute.type == mesos_pb2.Value.SCALAR:
+            model[attribute.name] = attribute.scalar.value
+        else:
+            model[attribute.name] = format_attribute_value(attribute)
+    return model
+
+
+def task_json(task: mesos_pb2.Task, role: str = "*") -> dict[str, Any]:
+    """A task in Mesos' JSON model (`/state` of the master and of the agent)."""
+    try:
+        resources = Resources.from_proto(task.resources)
+    except ValueError:
+        resources = Resources.EMPTY
+    model: dict[str, Any] = {
+        "id": task.task_id.value,
+        "name": task.name,
+        "framework_id": task.framework_id.value,
+        "executor_id": task.executor_id.value,
+        "slave_id": task.agent_id.value,
+        "state": mesos_pb2.TaskState.Name(task.state),
+        "resources": resources_json(resources),
+        "role": role,
+        "statuses": [_status_json(status) for status in task.statuses],
+    }
+    if task.labels.labels:
+        model["labels"] = [{"key": label.key, "value": label.value} for label in task.labels.labels]
+    return model
+
+
+def _status_json(status: mesos_pb2.TaskStatus) -> dict[str, Any]:
+    model: dict[str, Any] = {
+        "state": mesos_pb2.TaskState.Name(status.state),
+        "timestamp": status.timestamp,
+    }
+    if status.HasField("healthy"):
+        model["healthy"] = status.healthy
+    if status.message:
+        model["message"] = status.message
+    if status.reason:
+        model["reason"] = mesos_pb2.TaskStatus.Reason.Name(status.reason)
+    return model
+
+
+def flag_values(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, str]:
+    """Every flag that has a value, as the string Mesos' `/flags` shows (durations in secs,
+    booleans as true/false); flags left unset are omitted."""
+    values: dict[str, str] = {}
+    for action in parser._actions:  # argparse offers no public iterator over its actions
+        if not action.option_strings or action.dest == "help":
+            continue
+        value = getattr(args, action.dest, None)
+        if value is None:
+            continue
+        values[action.dest] = _flag_text(value, duration=action.type is parse_duration)
+    return dict(sorted(values.items()))
+
+
+def _flag_text(value: object, *, duration: bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float | int):
+        return f"{format_scalar(value)}secs" if duration else format_scalar(value)
+    if isinstance(value, Mapping):
+        return ",".join(f"{key}={_flag_text(item, duration=False)}" for key, item in value.items())
+    return str(value)
+
+
+def prometheus_name(name: str) -> str:
+    """`master/tasks_running` -> `mesos_master_tasks_running`."""
+    return "mesos_" + _NOT_IN_NAME.sub("_", name)
+
+
+def prometheus_text(metrics: Mapping[str, float], counters: Iterable[str] = ()) -> str:
+    """The Prometheus text exposition (format 0.0.4) of a Mesos metrics snapshot.
+
+    Names are mapped by `prometheus_name`; the names in `counters` are typed counter, the
+    others gauge.
+    """
+    counter_names = frozenset(counters)
+    lines: list[str] = []
+    for name, value in sorted(metrics.items()):
+        exposed = prometheus_name(name)
+        kind = "counter" if name in counter_names else "gauge"
+        lines += [f"# TYPE {exposed} {kind}", f"{exposed} {_sample(value)}"]
+    return "\n".join(lines) + "\n"
+
+
+def _sample(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value)) if isinstance(value, float) else str(value)

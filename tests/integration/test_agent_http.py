@@ -1,0 +1,153 @@
+"""The agent's HTTP endpoints on real processes: /state with sandboxes, metrics and Prometheus
+text against the tasks really running, sandbox browsing, reading with offsets (tailing a task's
+stdout), downloads, and refused escapes out of the sandboxes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.cluster import Cluster, Process, free_port, port_answers, wait_for
+from tests.integration.recording import RecordingScheduler
+from tests.integration.test_end_to_end import launch_once, running
+from tests.integration.test_master_http import parse_prometheus
+
+pytestmark = pytest.mark.integration
+
+TICKER = 'i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 0.1; done'
+
+
+def get(agent: Process, endpoint: str, **params: str | int) -> httpx.Response:
+    return httpx.get(agent.http_url + endpoint, params=params, timeout=10)
+
+
+def ok(agent: Process, endpoint: str, **params: str | int) -> Any:
+    response = get(agent, endpoint, **params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def start_observed_agent(cluster: Cluster) -> Process:
+    agent = cluster.start_agent(attributes="rack:r1", http_port=free_port())
+    assert agent.http_port is not None
+    port = agent.http_port
+    wait_for(lambda: port_answers(port) or not agent.alive(), "the agent's HTTP endpoints")
+    assert agent.alive(), agent.log()
+    return agent
+
+
+def executor_of(state: dict[str, Any], task_id: str) -> dict[str, Any]:
+    found: list[dict[str, Any]] = [
+        executor for framework in state["frameworks"] for executor in framework["executors"]
+        if any(task["id"] == task_id for task in executor["tasks"] + executor["completed_tasks"])
+    ]
+    assert len(found) == 1, state
+    return found[0]
+
+
+def test_state_and_metrics_show_the_running_tasks(cluster: Cluster) -> None:
+    agent = start_observed_agent(cluster)
+    scheduler = RecordingScheduler(on_offers=launch_once(
+        ("ticker", TICKER), ("done", "echo bye"), cpus=0.5, mem=64,
+    ))
+    with running(cluster, scheduler, "observed"):
+        scheduler.wait_for_state("ticker", "TASK_RUNNING")
+        scheduler.wait_for_state("done", "TASK_FINISHED")
+        state = ok(agent, "/state")
+        assert state["pid"] == f"slave(1)@127.0.0.1:{agent.http_port}"
+        assert state["id"] and state["hostname"] == "host1"
+        assert state["master_hostname"] == "127.0.0.1"
+        assert state["resources"]["cpus"] == 4.0 and state["resources"]["ports"] == "[31000-31099]"
+        assert state["attributes"] == {"rack": "r1"}
+        assert state["flags"]["http_port"] == str(agent.http_port)
+        [framework] = state["frameworks"]
+        assert framework["name"] == "observed" and framework["id"] == scheduler.framework_id
+        executor = executor_of(state, "ticker")
+        [task] = executor["tasks"]
+        assert task["state"] == "TASK_RUNNING" and task["slave_id"] == state["id"]
+        assert task["resources"]["mem"] == 64.0
+        assert os.path.isdir(executor["directory"])
+        assert executor["directory"].startswith(str(cluster.work_dir / "agent-1" / "slaves"))
+
+        snapshot = wait_for(
+            lambda: (s := ok(agent, "/metrics/snapshot"))["slave/tasks_finished"] == 1 and s,
+            "the finished task to be counted",
+        )
+        assert {name: snapshot[name] for name in (
+            "slave/registered", "slave/tasks_running", "slave/tasks_failed",
+            "slave/executors_running", "slave/cpus_total", "slave/cpus_used",
+            "slave/cpus_percent", "slave/mem_used",
+        )} == {
+            "slave/registered": 1, "slave/tasks_running": 1, "slave/tasks_failed": 0,
+            "slave/executors_running": 1, "slave/cpus_total": 4.0, "slave/cpus_used": 0.5,
+            "slave/cpus_percent": 0.125, "slave/mem_used": 64.0,
+        }
+        samples, types = parse_prometheus(get(agent, "/metrics").text)
+        assert samples["mesos_slave_tasks_running"] == 1
+        assert samples["mesos_slave_tasks_finished"] == 1
+        assert types["mesos_slave_tasks_finished"] == "counter"
+        assert samples["mesos_slave_cpus_used"] == 0.5
+
+        assert ok(agent, "/flags")["flags"] == state["flags"]
+        assert ok(agent, "/version")["version"] == state["version"]
+        assert get(agent, "/health").status_code == 200
+
+
+def test_sandbox_files_browse_read_tail_and_download(cluster: Cluster) -> None:
+    agent = start_observed_agent(cluster)
+    scheduler = RecordingScheduler(on_offers=launch_once(("ticker", TICKER)))
+    with running(cluster, scheduler, "observed"):
+        scheduler.wait_for_state("ticker", "TASK_RUNNING")
+        sandbox = executor_of(ok(agent, "/state"), "ticker")["directory"]
+        stdout = f"{sandbox}/stdout"
+
+        listing = {entry["path"]: entry for entry in ok(agent, "/files/browse", path=sandbox)}
+        assert {f"{sandbox}/stdout", f"{sandbox}/stderr"} <= set(listing)
+        entry = listing[stdout]
+        assert entry["mode"].startswith("-rw") and entry["nlink"] == 1
+        assert isinstance(entry["mtime"], int) and entry["uid"] and entry["gid"]
+        [single] = ok(agent, "/files/browse", path=stdout)  # a file lists itself
+        assert single["path"] == stdout and single["mode"] == entry["mode"]
+
+        # Tail stdout the way a UI does: ask for the size, then read on from an offset.
+        wait_for(lambda: ok(agent, "/files/read", path=stdout, offset=-1)["offset"] > 0,
+                 "the task to write to stdout")
+        size = ok(agent, "/files/read", path=stdout, offset=-1)
+        assert size["data"] == "" and size["offset"] > 0
+        first = ok(agent, "/files/read", path=stdout, offset=0, length=7)
+        assert first == {"data": "tick 1\n", "offset": 0}
+        offset = len(first["data"])
+        seen = first["data"]
+        while "tick 30\n" not in seen:
+            chunk = ok(agent, "/files/read", path=stdout, offset=offset)
+            assert chunk["offset"] == offset
+            seen += chunk["data"]
+            offset += len(chunk["data"])
+        assert seen.startswith("".join(f"tick {i}\n" for i in range(1, 31)))
+        beyond = ok(agent, "/files/read", path=stdout, offset=10**9)
+        assert beyond == {"data": "", "offset": 10**9}
+
+        download = get(agent, "/files/download", path=f"{sandbox}/stderr")
+        assert download.status_code == 200
+        assert download.content == Path(sandbox, "stderr").read_bytes()
+        assert download.headers["content-type"] == "application/octet-stream"
+
+        os.symlink("/etc", f"{sandbox}/escape")
+        refused = {
+            "parent": f"{sandbox}/../../..",
+            "outside": "/etc/passwd",
+            "agent work dir": str(cluster.work_dir / "agent-1"),
+            "symlink out": f"{sandbox}/escape/passwd",
+            "relative": "stdout",
+        }
+        for endpoint in ("/files/browse", "/files/read", "/files/download"):
+            for why, path in refused.items():
+                assert get(agent, endpoint, path=path).status_code == 403, (endpoint, why)
+            assert get(agent, endpoint, path=f"{sandbox}/missing").status_code == 404
+            assert get(agent, endpoint).status_code == 400
+        assert get(agent, "/files/read", path=sandbox).status_code == 400
+        assert get(agent, "/files/read", path=stdout, offset="x").status_code == 400
