@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from marathon import events
-from marathon.app_definition import AppDefinition
+from marathon.app_definition import AppDefinition, parse_app
 from marathon.app_definition import to_json as app_to_json
 from marathon.constraints import (
     Agent,
@@ -55,7 +55,7 @@ from protos import mesos_pb2
 
 ROOT_KEY = store_key("root", "current")
 FRAMEWORK_KEY = store_key("framework", "id")
-KINDS = ("root", "apps", "deployments", "instances", "framework")
+KINDS = ("root", "apps", "deployments", "deployment_steps", "instances", "framework")
 MAX_APP_VERSIONS = 50
 DECLINE_SECONDS = 5.0
 IDLE_DECLINE_SECONDS = 120.0
@@ -181,11 +181,61 @@ class Deployment:
     completed: set[int] = field(default_factory=set)  # ... and of those done
 
     def to_record(self) -> bytes:
+        """The plan, written once (its progress is the separate `step_record`): the original
+        and target groups cut down to the apps it affects, which is all that planning the
+        same steps again, or rolling them back, needs."""
+        affected = frozenset(self.plan.affected_apps)
         return json.dumps({
-            "id": self.plan.id, "version": self.plan.version, "step": self.step,
-            "original": group_to_json(self.plan.original),
-            "target": group_to_json(self.plan.target),
+            "id": self.plan.id, "version": self.plan.version,
+            "original": group_to_json(_pruned(self.plan.original, affected)),
+            "target": group_to_json(_pruned(self.plan.target, affected)),
         }).encode()
+
+    def step_record(self) -> bytes:
+        return str(self.step).encode()
+
+
+def _root_record(group: Group) -> dict[str, Any]:
+    """The group tree with each app as `[id, version]`: the definitions themselves are stored
+    once per version (`apps/<id>@<version>`), so a change does not rewrite every app."""
+    return {
+        "id": str(group.id),
+        "version": group.version,
+        "dependencies": [str(d) for d in group.dependencies],
+        "enforceRole": group.enforce_role,
+        "apps": [[str(app.id), app.version or ""] for app in group.apps.values()],
+        "groups": [_root_record(subgroup) for subgroup in group.groups.values()],
+    }
+
+
+def _root_from_record(
+    node: Mapping[str, Any], versions: Mapping[PathId, Mapping[str, bytes]]
+) -> Group:
+    apps = {}
+    for app_id, version in node["apps"]:
+        path = PathId.parse(app_id)
+        apps[path] = parse_app(json.loads(versions[path][version]))
+    subgroups = [_root_from_record(child, versions) for child in node["groups"]]
+    return Group(
+        PathId.parse(node["id"]),
+        apps=apps,
+        groups={group.id: group for group in subgroups},
+        dependencies=tuple(PathId.parse(d) for d in node["dependencies"]),
+        version=node["version"],
+        enforce_role=node.get("enforceRole"),
+    )
+
+
+def _pruned(group: Group, keep: frozenset[PathId]) -> Group:
+    """`group` with only the apps in `keep` (and the groups, with their dependencies, that
+    lead to them)."""
+    subgroups = {}
+    for group_id, subgroup in group.groups.items():
+        pruned = _pruned(subgroup, keep)
+        if pruned.apps or pruned.groups:
+            subgroups[group_id] = pruned
+    return group.replace(apps={i: a for i, a in group.apps.items() if i in keep},
+                         groups=subgroups)
 
 
 def config_version(app: AppDefinition) -> str:
@@ -207,17 +257,19 @@ class Recovered:
     @classmethod
     def decode(cls, entries: Mapping[str, bytes]) -> Recovered:
         state = cls()
+        root_record: bytes | None = None
         for key, value in entries.items():
             kind, name = split_key(key)
             if kind == "root":
-                state.root = parse_group(json.loads(value))
+                root_record = value
             elif kind == "apps":
                 app_id, _, version = name.rpartition("@")
                 state.app_versions.setdefault(PathId.parse(app_id), {})[version] = value
             elif kind == "deployments":
                 raw = json.loads(value)
+                step = entries.get(store_key("deployment_steps", raw["id"]), b"0")
                 state.deployments.append((
-                    raw["id"], raw["version"], raw["step"],
+                    raw["id"], raw["version"], int(step),
                     parse_group(raw["original"]), parse_group(raw["target"]),
                 ))
             elif kind == "instances":
@@ -226,6 +278,8 @@ class Recovered:
             elif kind == "framework":
                 state.framework_id = value.decode()
         state.deployments.sort(key=lambda d: d[1])
+        if root_record is not None:
+            state.root = _root_from_record(json.loads(root_record), state.app_versions)
         return state
 
 
@@ -254,6 +308,11 @@ class MarathonCore:
         self.root = state.root
         self.app_versions = state.app_versions
         self.instances = state.instances
+        self._by_app: dict[PathId, dict[str, Instance]] = {}
+        self._by_task: dict[str, Instance] = {}
+        for instance in self.instances.values():
+            self._index(instance)
+        self.advance_wanted = False
         self.framework_id = state.framework_id
         self.queue = LaunchQueue(wall, uuid_factory=id_factory)
         self.deployments: dict[str, Deployment] = {}
@@ -309,8 +368,7 @@ class MarathonCore:
     def kill_tasks(self, task_ids: Iterable[str], *, scale: bool) -> DeploymentPlan | None:
         """Kill tasks; with `scale` the apps shrink by as many (a deployment), otherwise the
         tasks are replaced. Unknown ids raise KeyError."""
-        by_task = {i.task_id: i for i in self.instances.values()}
-        chosen = [by_task[task_id] for task_id in task_ids]
+        chosen = [self._by_task[task_id] for task_id in task_ids]
         if not scale:
             for instance in chosen:
                 self._kill(instance)
@@ -364,6 +422,7 @@ class MarathonCore:
                 )
                 instance.ready = not app.readiness_checks
                 self.instances[instance.instance_id] = instance
+                self._index(instance)
                 launch = None
                 if number == len(match.launches):  # once every instance record is durable
                     def launch(offer_id: str = offer_id,
@@ -371,11 +430,13 @@ class MarathonCore:
                         self.actions.launch(offer_id, tasks)
                 self._store_instance(instance, then=launch)
 
-    def status_update(self, status: mesos_pb2.TaskStatus) -> None:
-        """Apply a task status update."""
+    def status_update(self, status: mesos_pb2.TaskStatus, *, advance: bool = True) -> None:
+        """Apply a task status update. With `advance=False` deployments and the scale check
+        move on only at the next `advance()` (`advance_wanted` says one is due), so that a
+        burst of updates costs one pass instead of one each."""
         task_id = status.task_id.value
         state = mesos_pb2.TaskState.Name(status.state)
-        instance = next((i for i in self.instances.values() if i.task_id == task_id), None)
+        instance = self._by_task.get(task_id)
         if instance is None:
             if state not in TERMINAL:  # a task we do not know: Marathon kills it
                 self.actions.kill(task_id, status.agent_id.value, None)
@@ -415,7 +476,10 @@ class MarathonCore:
             self._store_instance(instance)
             if state == "TASK_RUNNING" and app is not None and self.observer is not None:
                 self.observer.running(app, instance)
-        self.advance()
+        if advance:
+            self.advance()
+        else:
+            self.advance_wanted = True
 
     def health_changed(self, instance_id: str, healthy: bool) -> None:
         """The health checker's verdict on an instance."""
@@ -460,9 +524,11 @@ class MarathonCore:
     # ---------------------------------------------------------------- queries
 
     def app_instances(self, app_id: PathId) -> list[Instance]:
-        return [i for i in self.instances.values() if i.app_id == app_id]
+        """The app's instances (an index: no scan of every instance)."""
+        return list(self._by_app.get(app_id, {}).values())
 
     def deployments_of(self, app_id: PathId) -> list[str]:
+        """Ids of the deployments that hold the app."""
         return [d.plan.id for d in self.deployments.values() if app_id in d.plan.affected_apps]
 
     def deployments_json(
@@ -486,6 +552,7 @@ class MarathonCore:
 
     def advance(self) -> None:
         """Drive every deployment as far as it can go now, then the scale check."""
+        self.advance_wanted = False
         for plan_id in list(self.deployments):
             deployment = self.deployments.get(plan_id)
             if deployment is not None:
@@ -512,7 +579,8 @@ class MarathonCore:
             deployment.step += 1
             deployment.started = set()
             deployment.completed = set()
-            self.sink.write(Mutation(store_key("deployments", plan.id), deployment.to_record()))
+            self.sink.write(Mutation(store_key("deployment_steps", plan.id),
+                                     deployment.step_record()))
 
     def _drive_action(self, deployment: Deployment, index: int, action: DeploymentAction) -> bool:
         """Push one action forward; True once it is done."""
@@ -634,6 +702,7 @@ class MarathonCore:
         if deployment is None:
             return
         self.sink.write(Mutation(store_key("deployments", plan_id), None))
+        self.sink.write(Mutation(store_key("deployment_steps", plan_id), None))
         self.publish(events.deployment_event(outcome, deployment.plan.to_json(), reason=reason))
 
     @staticmethod
@@ -651,7 +720,7 @@ class MarathonCore:
 
     def _set_root(self, root: Group) -> None:
         self.root = root
-        self.sink.write(Mutation(ROOT_KEY, json.dumps(group_to_json(root)).encode()))
+        self.sink.write(Mutation(ROOT_KEY, json.dumps(_root_record(root)).encode()))
         for app in root.transitive_apps():
             versions = self.app_versions.setdefault(app.id, {})
             version = app.version or ""
@@ -681,6 +750,10 @@ class MarathonCore:
             grace = float(app.task_kill_grace_period_seconds)
         self.actions.kill(instance.task_id, instance.agent_id, grace)
 
+    def _index(self, instance: Instance) -> None:
+        self._by_app.setdefault(instance.app_id, {})[instance.instance_id] = instance
+        self._by_task[instance.task_id] = instance
+
     def _store_instance(
         self, instance: Instance, then: Callable[[], None] | None = None
     ) -> None:
@@ -690,6 +763,12 @@ class MarathonCore:
 
     def _remove_instance(self, instance: Instance) -> None:
         self.instances.pop(instance.instance_id, None)
+        self._by_task.pop(instance.task_id, None)
+        of_app = self._by_app.get(instance.app_id)
+        if of_app is not None:
+            of_app.pop(instance.instance_id, None)
+            if not of_app:
+                del self._by_app[instance.app_id]
         if self.observer is not None:
             self.observer.gone(instance.instance_id)
         self.sink.write(Mutation(store_key("instances", instance.instance_id), None))

@@ -397,6 +397,8 @@ def same_config(before: AppDefinition, after: AppDefinition) -> bool:
     A `versionInfo.lastConfigChangeAt` set on `after` that differs from `before`'s (the
     restart endpoint sets one) counts as a configuration change.
     """
+    if before is after:
+        return True
     stamp = _config_changed_at(after)
     return (_without_versions(before) == _without_versions(after)
             and (stamp is None or stamp == _config_changed_at(before)))
@@ -418,7 +420,9 @@ def assign_versions(original: Group, target: Group, version: str) -> Group:
         apps: dict[PathId, AppDefinition] = {}
         for app_id, app in group.apps.items():
             before = original.app(app_id)
-            if before is not None and before.instances == app.instances \
+            if before is app:  # untouched by the change: keep it (and its identity)
+                apps[app_id] = app
+            elif before is not None and before.instances == app.instances \
                     and same_config(before, app):
                 apps[app_id] = app.replace(version=before.version,
                                            version_info=before.version_info)
@@ -465,8 +469,28 @@ def effective_dependencies(root: Group, app_id: PathId) -> frozenset[PathId]:
 
 
 def dependency_graph(root: Group) -> dict[PathId, frozenset[PathId]]:
-    """Every app of `root` mapped to its `effective_dependencies`."""
-    return {app.id: effective_dependencies(root, app.id) for app in root.transitive_apps()}
+    """Every app of `root` mapped to its `effective_dependencies` (one walk of the tree:
+    each group's dependencies are collected once on the way down)."""
+    graph: dict[PathId, frozenset[PathId]] = {}
+    targets: dict[PathId, frozenset[PathId]] = {}
+
+    def resolve(declared: Sequence[PathId]) -> frozenset[PathId]:
+        result: set[PathId] = set()
+        for dependency in declared:
+            if dependency not in targets:
+                targets[dependency] = _dependency_targets(root, dependency)
+            result |= targets[dependency]
+        return frozenset(result)
+
+    def walk(group: Group, inherited: tuple[PathId, ...]) -> None:
+        declared = (*inherited, *group.dependencies)
+        for app in group.apps.values():
+            graph[app.id] = resolve((*app.dependencies, *declared))
+        for subgroup in group.groups.values():
+            walk(subgroup, declared)
+
+    walk(root, ())
+    return graph
 
 
 def _has_cycle(graph: Mapping[PathId, frozenset[PathId]]) -> bool:

@@ -98,6 +98,7 @@ class MarathonScheduler(Scheduler):
 
     def __init__(self) -> None:
         self._core: MarathonCore | None = None
+        self._advance_scheduled = False
 
     @property
     def core(self) -> MarathonCore:
@@ -123,7 +124,16 @@ class MarathonScheduler(Scheduler):
         self.core.resource_offers(offers)
 
     def status_update(self, driver: SchedulerDriver, status: mesos_pb2.TaskStatus) -> None:
-        self.core.status_update(status)
+        core = self.core
+        core.status_update(status, advance=False)
+        if not self._advance_scheduled:  # one pass for a burst of updates
+            self._advance_scheduled = True
+            asyncio.get_running_loop().call_soon(self._advance)
+
+    def _advance(self) -> None:
+        self._advance_scheduled = False
+        if self.core.advance_wanted:
+            self.core.advance()
 
     def error(self, driver: SchedulerDriver, message: str) -> None:
         log.error("the master reported an error", message=message)

@@ -1,0 +1,143 @@
+"""Marathon's figures (issue 5): deploying one app of many instances, and GET /v2/apps latency
+with many apps.
+
+    python bench/marathon_bench.py --instances 1000 --apps 1000
+    python bench/marathon_bench.py --instances 1000 --hollow_agents 20   # no forking
+
+(a) POST /v2/apps of one app with `--instances` instances of `sleep 600` (no ports), until
+    every instance is TASK_RUNNING and the deployment is over, as Marathon reports it.
+    Real agents fork a process per instance; hollow agents (`bench/hollow_agents.py`) only
+    report the states, which measures Marathon and the master without the agents' fork limit.
+(b) POST `--apps` apps of 0 instances, then GET /v2/apps repeatedly: latency percentiles.
+Every process started is stopped on exit (also on Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from _cluster import BenchCluster, free_port, machine, wait_for
+from scale_bench import HollowFleet
+
+
+def start_marathon(cluster: BenchCluster, work_dir: Path) -> str:
+    port = free_port()
+    process = cluster.start_process("marathon", [
+        "-m", "marathon", "--master", cluster.master_address, "--http_port", str(port),
+        "--work_dir", str(work_dir / "marathon"),
+    ])
+    url = f"http://127.0.0.1:{port}"
+
+    def registered() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"marathon exited:\n{cluster.log('marathon')[-3000:]}")
+        try:
+            return bool(httpx.get(f"{url}/v2/info", timeout=2).json().get("frameworkId"))
+        except httpx.HTTPError:
+            return False
+
+    wait_for(registered, "marathon to register", 60.0)
+    return url
+
+
+def deploy(client: httpx.Client, instances: int, timeout: float) -> dict[str, float]:
+    app = {"id": "/bench/big", "cmd": "sleep 600", "cpus": 0.01, "mem": 1,
+           "instances": instances, "portDefinitions": []}
+    start = time.perf_counter()
+    answer = client.post("/v2/apps", json=app)
+    answer.raise_for_status()
+    posted = time.perf_counter() - start
+    first_running: float | None = None
+    while True:
+        body = client.get("/v2/apps/bench/big").json()["app"]
+        now = time.perf_counter() - start
+        if body["tasksRunning"] and first_running is None:
+            first_running = now
+        if body["tasksRunning"] == instances and not body["deployments"]:
+            return {"post": posted, "first running": first_running or now, "all running": now}
+        if now > timeout:
+            raise RuntimeError(f"only {body['tasksRunning']} of {instances} running after "
+                               f"{timeout} s")
+        time.sleep(0.02)
+
+
+def list_latency(client: httpx.Client, apps: int, samples: int) -> dict[str, float]:
+    start = time.perf_counter()
+    for index in range(apps):
+        client.post("/v2/apps", json={"id": f"/many/app-{index:05d}", "cmd": "sleep 600",
+                                      "cpus": 0.01, "mem": 1, "instances": 0}
+                    ).raise_for_status()
+    created = time.perf_counter() - start
+    timings = []
+    for _ in range(samples):
+        began = time.perf_counter()
+        answer = client.get("/v2/apps")
+        answer.raise_for_status()
+        timings.append(time.perf_counter() - began)
+        assert len(answer.json()["apps"]) >= apps
+    timings.sort()
+    return {
+        "create per app (ms)": 1000 * created / max(1, apps),
+        "GET p50 (ms)": 1000 * statistics.median(timings),
+        "GET p99 (ms)": 1000 * timings[min(len(timings) - 1, int(len(timings) * 0.99))],
+        "GET max (ms)": 1000 * timings[-1],
+        "body (KiB)": len(client.get("/v2/apps").content) / 1024,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instances", type=int, default=1000)
+    parser.add_argument("--apps", type=int, default=1000)
+    parser.add_argument("--samples", type=int, default=50)
+    parser.add_argument("--agents", type=int, default=2, help="real agents")
+    parser.add_argument("--hollow_agents", type=int, default=0,
+                        help="use this many hollow agents instead of real ones")
+    parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--log_level", default="INFO")
+    args = parser.parse_args(argv)
+
+    work_dir = Path(tempfile.mkdtemp(prefix="marathon-bench-"))
+    cluster = BenchCluster(work_dir, args.log_level)
+    fleet = HollowFleet(work_dir)
+    resources = "cpus:1000;mem:1000000;disk:100000"
+    try:
+        cluster.start_master()
+        if args.hollow_agents:
+            fleet.start(cluster.master_address, args.hollow_agents, 1, resources)
+        else:
+            for _ in range(args.agents):
+                cluster.start_agent(resources)
+        url = start_marathon(cluster, work_dir)
+        with httpx.Client(base_url=url, timeout=60) as client:
+            deployed = deploy(client, args.instances, args.timeout)
+            listed = list_latency(client, args.apps, args.samples) if args.apps else {}
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    finally:
+        fleet.close()
+        cluster.close()
+        shutil.rmtree(work_dir, ignore_errors=True)
+    agents = (f"{args.hollow_agents} hollow agents" if args.hollow_agents
+              else f"{args.agents} real agents")
+    print(f"command: python bench/marathon_bench.py {' '.join(sys.argv[1:])}")
+    print(f"machine: {machine()}")
+    print(f"(a) one app of {args.instances} instances on {agents}, seconds from POST:")
+    for name, value in deployed.items():
+        print(f"    {name:<16} {value:8.3f}")
+    if listed:
+        print(f"(b) {args.apps} apps:")
+        for name, value in listed.items():
+            print(f"    {name:<22} {value:8.2f}")
+
+
+if __name__ == "__main__":
+    main()
