@@ -41,6 +41,7 @@ from frameworks._transport import CallError, GrpcTransport
 from frameworks.scheduler import Scheduler
 from mesos_common.addresses import HostPort
 from mesos_common.detector import MasterDetector, create_detector
+from mesos_common.task_states import TERMINAL_STATES
 from protos import mesos_pb2, scheduler_pb2
 
 __all__ = ["DriverStatus", "SchedulerDriver"]
@@ -540,7 +541,8 @@ class SchedulerDriver(DriverLifecycle):
             framework_id=self._framework_id_text(), agent_id=status.agent_id.value or None,
             task_id=status.task_id.value,
         )
-        log.info(
+        terminal = status.state in TERMINAL_STATES  # one INFO line per task, as the agent logs
+        (log.info if terminal else log.debug)(
             "status update", state=mesos_pb2.TaskState.Name(status.state),
             reason=mesos_pb2.TaskStatus.Reason.Name(status.reason), message=status.message,
         )

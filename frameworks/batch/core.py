@@ -7,6 +7,11 @@
 Runs are launched into offers, many tasks per offer (an array job's N indexed tasks with `INDEX`
 in their environment), and only once the run's record, with the ids of the tasks about to be
 launched, is durable: a new leader knows every task that may exist and reconciles them.
+A run's record holds counts and its live tasks, never one entry per task launched, and at most
+`LIVE_TASKS_PER_RUN` tasks of a run are live at once, so the record stays small whatever the
+arraySize. A change of a run's status is written at once; a task's end changes only counts
+and is written at the next `flush()` (the shell batches them); a task's progress short of its
+end is not written at all (reconciliation tells a new leader).
 Offers the core cannot use are declined: for `DECLINE_SECONDS` while work waits for a better
 offer, for `IDLE_DECLINE_SECONDS` otherwise; with no work at all the core suppresses offers and
 revives as soon as work appears, so it never holds resources other frameworks could use.
@@ -35,11 +40,12 @@ goes through `Actions` and the store `Sink`.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -74,6 +80,7 @@ __all__ = [
     "DECLINE_SECONDS",
     "IDLE_DECLINE_SECONDS",
     "KINDS",
+    "LIVE_TASKS_PER_RUN",
     "Actions",
     "ActiveRun",
     "BatchCore",
@@ -94,6 +101,9 @@ IDLE_DECLINE_SECONDS = 120.0
 """Refusal for an offer declined with nothing to launch."""
 FINISHED_RUNS_KEPT = 10
 """Finished runs kept per job (readable with GET .../runs/{runId}); the history counts on."""
+LIVE_TASKS_PER_RUN = 1000
+"""Tasks of one run launched and not yet terminal, at most: this bounds the run's stored record
+(tens of kB, far below ZooKeeper's 1 MiB for any arraySize) and the work per status update."""
 
 
 class Actions(Protocol):
@@ -126,17 +136,35 @@ class ActiveRun:
 
     run: JobRun
     agents: dict[str, str] = field(default_factory=dict)
-    """task id -> agent id, for kills and reconciliation."""
+    """live task id -> agent id, for kills and reconciliation."""
     schedule_id: str | None = None
     due_at: datetime | None = None
     by_parents: bool = False
     """Started because its parents succeeded (see the module docstring)."""
     launchable: bool = True
     """False until the decision that created the run is durable."""
+    _encoded_live: dict[str, tuple[str, str]] = field(default_factory=dict, init=False,
+                                                       repr=False, compare=False)
+    """live task id -> (state, JSON entry) from the last `to_record`, to encode each once."""
 
     def to_record(self) -> bytes:
+        """The run as stored: counts, waiting retries, live and the latest terminal tasks.
+
+        Tasks are `[index, attempt, state, startedAt ms, agent id | completedAt ms]` (their ids
+        are `JobRun.task_id(index, attempt)`). The size grows with the live tasks, bounded by
+        `LIVE_TASKS_PER_RUN`; a live task's entry is encoded again only when its state changed.
+        """
         run = self.run
-        return json.dumps({
+        encoded: dict[str, tuple[str, str]] = {}
+        for task in run.live.values():
+            entry = self._encoded_live.get(task.id)
+            if entry is None or entry[0] != task.status:
+                entry = (task.status, json.dumps([task.index, task.attempt, task.status,
+                                                  _ms(task.started_at),
+                                                  self.agents.get(task.id, "")]))
+            encoded[task.id] = entry
+        self._encoded_live = encoded
+        head = json.dumps({
             "id": run.id, "jobId": run.job_id, "status": run.status.value,
             "createdAt": _iso(run.created_at), "completedAt": _iso(run.completed_at),
             "arraySize": run.array_size, "restartPolicy": run.restart.policy.value,
@@ -144,25 +172,40 @@ class ActiveRun:
             "maxLaunchDelay": run.max_launch_delay, "waitingSince": _iso(run.waiting_since),
             "scheduleId": self.schedule_id, "dueAt": _iso(self.due_at),
             "byParents": self.by_parents,
-            "tasks": [{"id": t.id, "index": t.index, "status": t.status,
-                       "startedAt": _iso(t.started_at), "completedAt": _iso(t.completed_at),
-                       "agentId": self.agents.get(t.id, "")} for t in run.tasks],
-        }).encode()
+            "nextIndex": run.next_index, "retries": sorted(run.retries.items()),
+            "succeeded": run.succeeded, "failed": run.failed,
+            "finished": [[t.index, t.attempt, t.status, _ms(t.started_at),
+                          _ms(t.completed_at or t.started_at)] for t in run.finished_tasks],
+        })
+        live = ",".join(entry for _, entry in encoded.values())
+        return f'{head[:-1]}, "live": [{live}]}}'.encode()
 
     @classmethod
     def from_record(cls, data: bytes) -> ActiveRun:
         raw = json.loads(data)
-        tasks = tuple(RunTask(t["id"], t["index"], t["status"], _from_iso(t["startedAt"]),
-                              _optional_iso(t["completedAt"])) for t in raw["tasks"])
         run = JobRun(
             id=raw["id"], job_id=raw["jobId"], status=RunStatus(raw["status"]),
             created_at=_from_iso(raw["createdAt"]), array_size=raw["arraySize"],
             restart=RestartSpec(RestartPolicy(raw["restartPolicy"]),
                                 raw["activeDeadlineSeconds"]),
             max_launch_delay=raw["maxLaunchDelay"], completed_at=_optional_iso(raw["completedAt"]),
-            tasks=tasks, waiting_since=_optional_iso(raw["waitingSince"]),
+            waiting_since=_optional_iso(raw["waitingSince"]),
+            next_index=raw["nextIndex"], retries=dict(raw["retries"]),
+            succeeded=raw["succeeded"], failed=raw["failed"],
         )
-        agents = {t["id"]: t["agentId"] for t in raw["tasks"] if t["agentId"]}
+        agents: dict[str, str] = {}
+        live: dict[str, RunTask] = {}
+        for index, attempt, state, started, agent_id in raw["live"]:
+            task_id = run.task_id(index, attempt)
+            live[task_id] = RunTask(task_id, index, state, _from_ms(started), attempt=attempt)
+            if agent_id:
+                agents[task_id] = agent_id
+        finished = tuple(
+            RunTask(run.task_id(index, attempt), index, state, _from_ms(started),
+                    _from_ms(completed), attempt)
+            for index, attempt, state, started, completed in raw["finished"])
+        running = sum(task.status == "TASK_RUNNING" for task in live.values())
+        run = replace(run, live=live, running=running, finished_tasks=finished)
         return cls(run, agents, raw["scheduleId"], _optional_iso(raw["dueAt"]),
                    raw["byParents"])
 
@@ -258,6 +301,7 @@ class BatchCore:
         self.suppressed = False
         self.counters: dict[str, int] = {
             "runs_started": 0, "runs_succeeded": 0, "runs_failed": 0, "tasks_launched": 0,
+            "tasks_finished": 0, "tasks_failed": 0,
             "schedule_missed": 0, "schedule_skipped": 0, "offers_declined": 0,
         }
         self._dirty: set[str] = set()
@@ -403,9 +447,12 @@ class BatchCore:
         self._want_offers(revive=False)
 
     def resource_offers(self, offers: Sequence[mesos_pb2.Offer]) -> None:
-        """Pack waiting tasks into the offers (launched once durable); decline the rest."""
+        """Pack waiting tasks into the offers (launched once durable); decline the rest.
+
+        Each run's launchable tasks are shared evenly among the offers, so that every agent
+        offered at once gets work at once."""
         now = self.now()
-        for offer in offers:
+        for position, offer in enumerate(offers):
             budget = OfferBudget(offer)
             tasks: list[mesos_pb2.TaskInfo] = []
             touched: list[ActiveRun] = []
@@ -413,7 +460,7 @@ class BatchCore:
                 job = self.jobs.get(active.run.job_id)
                 if job is None or not _satisfies(job.run.constraints, offer):
                     continue
-                launched = self._pack(active, job, budget, now)
+                launched = self._pack(active, job, budget, now, len(offers) - position)
                 if launched:
                     tasks += launched
                     touched.append(active)
@@ -443,8 +490,8 @@ class BatchCore:
             state = "TASK_LOST"
         parsed = parse_task_id(task_id)
         active = self.runs.get(parsed[1]) if parsed is not None else None
-        if active is None or task_id not in {t.id for t in active.run.tasks}:
-            if not is_terminal(status):  # a task of no active run: it must not run on
+        if active is None or task_id not in active.run.live:
+            if not is_terminal(status):  # a task of no active run (or long done): stop it
                 self.actions.kill(task_id, status.agent_id.value, None)
             return
         if status.agent_id.value:
@@ -453,16 +500,24 @@ class BatchCore:
         active.run = before.task_status(task_id, state, self.now())
         if active.run is before:
             return
-        log.info("task status", job_id=before.job_id, run_id=before.id, task_id=task_id,
-                 agent_id=active.agents.get(task_id), state=state, run=active.run.status.value)
+        agent_id = active.agents.get(task_id)
+        ended = task_id not in active.run.live
+        if ended:
+            active.agents.pop(task_id, None)
+            self.counters["tasks_finished" if state == "TASK_FINISHED" else "tasks_failed"] += 1
+        log.debug("task status", job_id=before.job_id, run_id=before.id, task_id=task_id,
+                  agent_id=agent_id, state=state, run=active.run.status.value)
         if active.run.status.is_terminal:
             self._kill_live(active)
             self._finish(active)
             self._trigger_dependents(self.now())
-        else:
-            self._dirty.add(active.run.id)
-            if active.run.pending_indices():
-                self._want_offers()
+        elif active.run.status is not before.status:
+            self._dirty.discard(active.run.id)
+            self._store_run(active)
+        elif ended:
+            self._dirty.add(active.run.id)  # a task's own progress is not stored: reconciled
+        if len(active.run.retries) > len(before.retries):
+            self._want_offers()  # a failed index waits again: clear old filters
 
     def tick(self) -> None:
         """Periodic work: maxLaunchDelay, due schedule times, dependency triggers, writes."""
@@ -586,17 +641,21 @@ class BatchCore:
     def _waiting(self) -> Iterable[ActiveRun]:
         """Launchable runs with task indices to launch, oldest first."""
         for active in sorted(self.runs.values(), key=lambda a: a.run.created_at):
-            if active.launchable and active.run.pending_indices():
+            if active.launchable and active.run.has_pending:
                 yield active
 
-    def _pack(self, active: ActiveRun, job: JobSpec, budget: OfferBudget,
-              now: datetime) -> list[mesos_pb2.TaskInfo]:
+    def _pack(self, active: ActiveRun, job: JobSpec, budget: OfferBudget, now: datetime,
+              offers_left: int) -> list[mesos_pb2.TaskInfo]:
+        """Launch into `budget` this offer's share of the run's launchable tasks."""
         spec = job.run
+        run = active.run
+        room = min(LIVE_TASKS_PER_RUN - len(run.live), run.pending_count)
         tasks: list[mesos_pb2.TaskInfo] = []
-        for index in active.run.pending_indices():
+        launches: list[tuple[int, str]] = []
+        for index in itertools.islice(run.iter_pending(), max(-(-room // offers_left), 0)):
             if not budget.fits(cpus=spec.cpus, mem=spec.mem, disk=spec.disk, gpus=spec.gpus):
                 break
-            task_id = active.run.next_task_id(index)
+            task_id = run.next_task_id(index)
             command: str | list[str] = spec.cmd if spec.cmd is not None else list(spec.args or ())
             task = command_task(
                 task_id, budget, command, cpus=spec.cpus, mem=spec.mem, disk=spec.disk,
@@ -608,9 +667,10 @@ class BatchCore:
             for artifact in spec.artifacts:
                 task.command.uris.add(value=artifact.uri, extract=artifact.extract,
                                       executable=artifact.executable, cache=artifact.cache)
-            active.run = active.run.task_launched(index, task_id, now)
+            launches.append((index, task_id))
             active.agents[task_id] = budget.agent_id.value
             tasks.append(task)
+        active.run = run.tasks_launched(launches, now)
         return tasks
 
     def _want_offers(self, *, revive: bool = True) -> None:
@@ -678,6 +738,14 @@ def _satisfies(constraints: Sequence[Constraint], offer: mesos_pb2.Offer) -> boo
 
 def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def _ms(moment: datetime) -> int:
+    return round(moment.timestamp() * 1000)
+
+
+def _from_ms(milliseconds: int) -> datetime:
+    return datetime.fromtimestamp(milliseconds / 1000, UTC)
 
 
 def _from_iso(text: str) -> datetime:

@@ -11,8 +11,13 @@ A failed task is retried (its index becomes pending again, the run goes back to 
 with restart policy ON_FAILURE and while `activeDeadlineSeconds` since the run's creation has not
 passed (no deadline: retry forever). `maxLaunchDelay` bounds how long a run may stay INITIAL or
 STARTING, counted from its creation or its last retry. Every value is immutable: each transition
-returns a new `JobRun`; the caller launches `pending_indices()` with `next_task_id()` and kills
+returns a new `JobRun`; the caller launches `iter_pending()` with `next_task_id()` and kills
 `live_task_ids()` of a run that turned FAILED.
+
+A run holds counts and its live tasks, never a record per task it launched: an array run of
+10,000 indices costs, per task and transition, work that grows with its live tasks only, and
+so does what its owner stores. Only the latest `FINISHED_TASKS_KEPT` terminal tasks are kept,
+for the run's JSON.
 
 Run ids are Metronome's: the UTC creation time as `yyyyMMddHHmmss` and five random letters or
 digits (`20160715130259A34HX`). Timestamps are written as Metronome does,
@@ -24,7 +29,8 @@ from __future__ import annotations
 import random
 import re
 import string
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -32,6 +38,7 @@ from typing import Any
 from frameworks.batch.jobs import JobSpec, RestartPolicy, RestartSpec
 
 __all__ = [
+    "FINISHED_TASKS_KEPT",
     "FinishedRun",
     "JobHistory",
     "JobRun",
@@ -51,6 +58,8 @@ _FAILURE_STATES = frozenset({
 })
 _RUNNING_STATE = "TASK_RUNNING"
 _NEVER_RESTART = RestartSpec()
+FINISHED_TASKS_KEPT = 20
+"""Terminal tasks a run keeps to show in its JSON (its counts keep counting)."""
 DEFAULT_HISTORY_LENGTH = 10
 """Finished runs kept per list in a `JobHistory` (the counts keep counting)."""
 
@@ -101,6 +110,7 @@ class RunTask:
     status: str
     started_at: datetime
     completed_at: datetime | None = None
+    attempt: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """Metronome's task entry of a run."""
@@ -113,7 +123,12 @@ class RunTask:
 
 @dataclass(frozen=True)
 class JobRun:
-    """One run of a job; the restart and launch settings are fixed when it starts."""
+    """One run of a job; the restart and launch settings are fixed when it starts.
+
+    The run keeps counts and its live tasks, not every task it ever launched: an index is
+    either launched for the first time (from `next_index` on), waiting for a retry (`retries`),
+    live (`live`), or finished. `finished_tasks` keeps the latest terminal tasks for display.
+    """
 
     id: str
     job_id: str
@@ -123,9 +138,22 @@ class JobRun:
     restart: RestartSpec = _NEVER_RESTART
     max_launch_delay: int = 3600
     completed_at: datetime | None = None
-    tasks: tuple[RunTask, ...] = ()
     waiting_since: datetime | None = None
     """When the run last started waiting for a launch (creation or retry), for maxLaunchDelay."""
+    next_index: int = 0
+    """Indices from here on have never been launched."""
+    retries: Mapping[int, int] = field(default_factory=dict)
+    """Indices below `next_index` waiting for a launch -> the attempt number of that launch."""
+    live: Mapping[str, RunTask] = field(default_factory=dict)
+    """Tasks launched and not terminal, by id, in launch order."""
+    running: int = 0
+    """How many live tasks are TASK_RUNNING."""
+    succeeded: int = 0
+    """Tasks that finished (TASK_FINISHED): one per index."""
+    failed: int = 0
+    """Tasks that ended in any other terminal state (each retry counts)."""
+    finished_tasks: tuple[RunTask, ...] = ()
+    """The latest terminal tasks, oldest first, at most `FINISHED_TASKS_KEPT`."""
 
     @classmethod
     def start(cls, job: JobSpec, now: datetime, rng: random.Random) -> JobRun:
@@ -134,52 +162,104 @@ class JobRun:
                    created_at=now, array_size=job.run.array_size, restart=job.run.restart,
                    max_launch_delay=job.run.max_launch_delay, waiting_since=now)
 
-    def pending_indices(self) -> tuple[int, ...]:
-        """Indices that need a task launched: not finished and with no live task."""
+    @property
+    def tasks(self) -> tuple[RunTask, ...]:
+        """The tasks the run remembers (the latest terminal ones and every live one), in launch
+        order (by start time, then index)."""
+        return tuple(sorted((*self.finished_tasks, *self.live.values()),
+                            key=lambda task: (task.started_at, task.index, task.attempt)))
+
+    @property
+    def has_pending(self) -> bool:
+        """Whether an index waits for a task to be launched."""
+        return self.pending_count > 0
+
+    @property
+    def pending_count(self) -> int:
+        """How many indices wait for a task to be launched."""
         if self.status.is_terminal:
-            return ()
-        busy = {task.index for task in self.tasks
-                if task.completed_at is None or task.status in _SUCCESS_STATES}
-        return tuple(index for index in range(self.array_size) if index not in busy)
+            return 0
+        return len(self.retries) + self.array_size - self.next_index
+
+    def iter_pending(self) -> Iterator[int]:
+        """Indices that need a task launched (not finished, no live task), ascending."""
+        if self.status.is_terminal:
+            return
+        yield from sorted(self.retries)
+        yield from range(self.next_index, self.array_size)
+
+    def pending_indices(self) -> tuple[int, ...]:
+        """Every index that needs a task launched, ascending (see `iter_pending`)."""
+        return tuple(self.iter_pending())
 
     def live_task_ids(self) -> tuple[str, ...]:
         """Tasks launched and not yet terminal (to kill when the run fails or is stopped)."""
-        return tuple(task.id for task in self.tasks if task.completed_at is None)
+        return tuple(self.live)
 
     def next_task_id(self, index: int) -> str:
         """The id for the next attempt of task `index`: `<jobId>_<runId>.<index>.<attempt>`."""
-        attempt = sum(1 for task in self.tasks if task.index == index)
+        return self.task_id(index, self.retries.get(index, 0))
+
+    def task_id(self, index: int, attempt: int) -> str:
+        """The id of attempt `attempt` of task `index` (see `next_task_id`)."""
         return f"{self.job_id}_{self.id}.{index}.{attempt}"
 
     def task_launched(self, index: int, task_id: str, now: datetime) -> JobRun:
         """Record that task `task_id` was launched for `index`; INITIAL becomes STARTING."""
-        if index not in self.pending_indices():
-            raise ValueError(f"index {index} of run {self.id} is not waiting for a launch")
-        task = RunTask(task_id, index, "TASK_STAGING", now)
+        return self.tasks_launched(((index, task_id),), now)
+
+    def tasks_launched(self, launches: Iterable[tuple[int, str]], now: datetime) -> JobRun:
+        """`task_launched` for several (index, task id) pairs at once (one offer's worth)."""
+        retries = dict(self.retries)
+        live = dict(self.live)
+        next_index = self.next_index
+        for index, task_id in launches:
+            if self.status.is_terminal or not (index in retries
+                                               or next_index <= index < self.array_size):
+                raise ValueError(f"index {index} of run {self.id} is not waiting for a launch")
+            attempt = retries.pop(index, 0)
+            if index >= next_index:
+                retries.update(dict.fromkeys(range(next_index, index), 0))
+                next_index = index + 1
+            live[task_id] = RunTask(task_id, index, "TASK_STAGING", now, attempt=attempt)
+        if len(live) == len(self.live):
+            return self
         status = RunStatus.STARTING if self.status is RunStatus.INITIAL else self.status
-        return replace(self, tasks=(*self.tasks, task), status=status)
+        return replace(self, retries=retries, live=live, next_index=next_index, status=status)
 
     def task_status(self, task_id: str, state: str, now: datetime) -> JobRun:
         """Apply a Mesos status update (state name such as `TASK_RUNNING`) for one of our tasks.
 
-        Updates for unknown tasks, or for tasks already terminal, change nothing.
+        Updates for unknown tasks, for tasks already terminal, or that repeat a task's state
+        change nothing (the same run is returned).
         """
-        position = next((i for i, task in enumerate(self.tasks) if task.id == task_id), None)
-        if position is None or self.tasks[position].completed_at is not None:
+        task = self.live.get(task_id)
+        if task is None or task.status == state:
             return self
-        terminal = state in _SUCCESS_STATES or state in _FAILURE_STATES
-        task = replace(self.tasks[position], status=state,
-                       completed_at=now if terminal else None)
-        run = replace(self, tasks=(*self.tasks[:position], task, *self.tasks[position + 1:]))
+        live = dict(self.live)
+        running = self.running - (task.status == _RUNNING_STATE)
+        if state not in _SUCCESS_STATES and state not in _FAILURE_STATES:
+            live[task_id] = replace(task, status=state)
+            running += state == _RUNNING_STATE
+            status = self.status
+            if not status.is_terminal:
+                status = RunStatus.ACTIVE if running else RunStatus.STARTING
+            return replace(self, live=live, running=running, status=status)
+        del live[task_id]
+        finished = (*self.finished_tasks, replace(task, status=state, completed_at=now))
+        succeeded = state in _SUCCESS_STATES
+        run = replace(self, live=live, running=running,
+                      succeeded=self.succeeded + succeeded, failed=self.failed + (not succeeded),
+                      finished_tasks=finished[-FINISHED_TASKS_KEPT:])
         if self.status.is_terminal:
             return run
-        if state in _FAILURE_STATES:
+        if not succeeded:
             if not run._may_retry(now):
                 return replace(run, status=RunStatus.FAILED, completed_at=now)
-            run = replace(run, waiting_since=now)
-        if len({t.index for t in run.tasks if t.status in _SUCCESS_STATES}) == self.array_size:
+            run = replace(run, waiting_since=now,
+                          retries={**run.retries, task.index: task.attempt + 1})
+        if run.succeeded == self.array_size:
             return replace(run, status=RunStatus.SUCCESS, completed_at=now)
-        running = any(t.status == _RUNNING_STATE for t in run.tasks if t.completed_at is None)
         return replace(run, status=RunStatus.ACTIVE if running else RunStatus.STARTING)
 
     def check_deadlines(self, now: datetime) -> JobRun:
@@ -198,7 +278,7 @@ class JobRun:
         return replace(self, status=RunStatus.FAILED, completed_at=now)
 
     def to_json(self) -> dict[str, Any]:
-        """Metronome's run JSON."""
+        """Metronome's run JSON (its `tasks` are the ones the run remembers, see `tasks`)."""
         return {
             "id": self.id,
             "jobId": self.job_id,

@@ -9,7 +9,8 @@ around `BatchCore`; the REST API (`frameworks.batch.api`) works on the leader's 
       not leading: `core` is None; the API answers 503 naming the leader
 
 The driver's callbacks run in this loop and call the core; runs changed by status updates are
-written once per loop turn (`BatchCore.flush`), so a burst of updates costs one write per run.
+written `FLUSH_DELAY_SECONDS` after the first change (`BatchCore.flush`), so a stream of updates
+costs one encoding and one write per run that often, not one per update.
 """
 
 from __future__ import annotations
@@ -34,11 +35,13 @@ from mesos_common.store import BatchWriter, MemorySink, Sink
 from mesos_common.term_store import open_term_store
 from protos import mesos_pb2
 
-__all__ = ["VERSION", "BatchConfig", "BatchService"]
+__all__ = ["FLUSH_DELAY_SECONDS", "VERSION", "BatchConfig", "BatchService"]
 
 log = structlog.get_logger("frameworks.batch")
 
 VERSION = "0.6.0-pymesos"
+FLUSH_DELAY_SECONDS = 0.05
+"""How long runs changed by status updates wait to be written, gathering further changes."""
 PARTITION_AWARE = mesos_pb2.FrameworkInfo.Capability.PARTITION_AWARE
 
 
@@ -95,7 +98,7 @@ class DriverActions:
 
 
 class BatchScheduler(Scheduler):
-    """Hands the driver's callbacks to the core and flushes its run writes once per loop turn."""
+    """Hands the driver's callbacks to the core and flushes its run writes shortly after."""
 
     def __init__(self) -> None:
         self._core: BatchCore | None = None
@@ -129,7 +132,7 @@ class BatchScheduler(Scheduler):
         self.core.status_update(status)
         if not self._flush_pending:
             self._flush_pending = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            asyncio.get_running_loop().call_later(FLUSH_DELAY_SECONDS, self._flush)
 
     def error(self, driver: SchedulerDriver, message: str) -> None:
         log.error("the master reported an error", message=message)

@@ -11,6 +11,7 @@ import pytest
 
 from frameworks.batch.core import (
     IDLE_DECLINE_SECONDS,
+    LIVE_TASKS_PER_RUN,
     BatchCore,
     Conflict,
     Recovered,
@@ -354,3 +355,76 @@ def test_updates_for_tasks_of_no_active_run_kill_them() -> None:
     h = Harness()
     h.update("stray_20240501120000abcde.0.0", "TASK_RUNNING")
     assert h.actions.of("kill") == ["stray_20240501120000abcde.0.0"]
+
+
+def run_records(sink: MemorySink) -> list[bytes]:
+    return [m.value for m in sink.written if m.key.startswith("runs") and m.value is not None]
+
+
+def test_a_10000_task_array_run_keeps_its_record_small_and_survives_a_restart() -> None:
+    h = Harness()
+    h.core.put_job(job("fan", cpus=0.01, mem=32, arraySize=10_000), create=True)
+    run = h.core.start_run("fan")
+    big = "cpus:1000;mem:1000000"
+    first = h.offer(big)
+    assert len(first) == LIVE_TASKS_PER_RUN  # a window of live tasks, not all 10,000 at once
+    assert h.offer(big) == []  # the window is full
+    finished: list[str] = []
+    live = first
+    while len(finished) < 5_000:
+        for task in live:
+            h.update(task, "TASK_RUNNING")
+            h.update(task, "TASK_FINISHED")
+            finished.append(task.task_id.value)
+        h.core.flush()
+        live = h.offer(big)
+    h.core.flush()
+    assert isinstance(h.sink, MemorySink)
+    assert max(len(record) for record in run_records(h.sink)) < 64_000
+    after = h.restart()  # a new leader: 1,000 tasks launched and not reported yet
+    after.core.registered("fw-1")
+    [reconciled] = after.actions.of("reconcile")
+    assert sorted(task_id for task_id, _ in reconciled) == sorted(t.task_id.value for t in live)
+    recovered = after.core.find_run("fan", run.id)
+    assert recovered.succeeded == 5_000 and recovered.pending_count == 4_000
+    while live:
+        for task in live:
+            after.update(task, "TASK_FINISHED")
+            finished.append(task.task_id.value)
+        live = after.offer(big)
+    assert after.core.find_run("fan", run.id).status is RunStatus.SUCCESS
+    assert len(finished) == len(set(finished)) == 10_000  # every index once, no task twice
+    assert sorted(int(task_id.rsplit(".", 2)[1]) for task_id in finished) == list(range(10_000))
+
+
+def test_offers_that_come_together_share_the_work() -> None:
+    h = Harness()
+    h.core.put_job(job("fan", cpus=0.1, arraySize=10), create=True)
+    h.core.start_run("fan")
+    offers = []
+    for host in ("h1", "h2"):
+        offer = mesos_pb2.Offer(hostname=host)
+        offer.id.value = f"offer-{host}"
+        offer.agent_id.value = f"agent-{host}"
+        offer.resources.extend(Resources.parse("cpus:8;mem:8192").to_proto())
+        offers.append(offer)
+    h.core.resource_offers(offers)
+    assert [(offer_id, len(tasks)) for offer_id, tasks in h.actions.of("launch")] == [
+        ("offer-h1", 5), ("offer-h2", 5)]
+
+
+def test_a_tasks_progress_is_written_only_when_the_run_changes() -> None:
+    h = Harness()
+    h.core.put_job(job("fan", arraySize=2), create=True)
+    h.core.start_run("fan")
+    first, second = h.offer()
+    assert isinstance(h.sink, MemorySink)
+    writes = len(run_records(h.sink))
+    h.update(first, "TASK_STARTING")
+    h.update(first, "TASK_RUNNING")  # STARTING -> ACTIVE: written
+    h.update(second, "TASK_RUNNING")  # the run stays ACTIVE: not written
+    h.core.flush()
+    assert len(run_records(h.sink)) == writes + 1
+    h.update(second, "TASK_FINISHED")  # counts change: written
+    h.core.flush()
+    assert len(run_records(h.sink)) == writes + 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ import pytest
 
 from frameworks.batch.jobs import JobSpec, parse_job
 from frameworks.batch.runs import (
+    FINISHED_TASKS_KEPT,
     RUN_ID_PATTERN,
     JobHistory,
     JobRun,
@@ -192,6 +194,45 @@ def test_launching_an_index_that_is_not_pending_is_refused() -> None:
     run = launched(started())
     with pytest.raises(ValueError, match="not waiting"):
         run.task_launched(0, run.next_task_id(0), later(2))
+
+
+def test_a_large_array_run_keeps_counts_and_live_tasks_not_every_task() -> None:
+    run = started(job(arraySize=10_000, restart={"policy": "ON_FAILURE"}))
+    assert run.pending_count == 10_000 and run.has_pending
+    finished_ids: set[str] = set()
+    while run.has_pending:
+        batch = [(i, run.next_task_id(i)) for i in itertools.islice(run.iter_pending(), 700)]
+        run = run.tasks_launched(batch, later(1))
+        assert len(run.live) == len(batch)
+        for index, task_id in batch:
+            first_try = task_id.endswith(".0")
+            state = "TASK_FAILED" if index % 1000 == 0 and first_try else "TASK_FINISHED"
+            run = run.task_status(task_id, state, later(2))
+            if state == "TASK_FINISHED":
+                finished_ids.add(task_id)
+        assert len(run.tasks) <= FINISHED_TASKS_KEPT  # nothing live, a bounded tail kept
+    assert run.status is RunStatus.SUCCESS and run.succeeded == 10_000 == len(finished_ids)
+    assert {parse_task_id(t)[2] for t in finished_ids if parse_task_id(t)} == set(range(10_000))
+    assert run.failed == 10  # indices 0, 1000, ... failed once each, and were retried
+    assert run.live == {} and run.retries == {}
+
+
+def test_indices_launched_out_of_order_leave_the_skipped_ones_pending() -> None:
+    run = started(job(arraySize=5))
+    run = run.task_launched(3, run.next_task_id(3), later(1))
+    assert run.pending_indices() == (0, 1, 2, 4) and run.pending_count == 4
+    assert run.next_task_id(1).endswith(".1.0")
+    run = run.tasks_launched([(1, run.next_task_id(1)), (4, run.next_task_id(4))], later(2))
+    assert run.pending_indices() == (0, 2)
+    with pytest.raises(ValueError, match="not waiting"):
+        run.tasks_launched([(0, run.next_task_id(0)), (3, "again")], later(3))
+
+
+def test_a_task_repeating_its_state_changes_nothing() -> None:
+    run = launched(started())
+    running = run.task_status(run.tasks[0].id, "TASK_RUNNING", later(2))
+    assert running.running == 1
+    assert running.task_status(run.tasks[0].id, "TASK_RUNNING", later(3)) is running
 
 
 @pytest.mark.parametrize("task_id", ["x", "prod_123.0.0", "prod_20160715130259A34HX.a.0", ""])

@@ -1,0 +1,50 @@
+"""bench/batch_bench.py at its smallest (an array job of 40 tasks, real and hollow agents), so
+that the benchmark keeps working as the code under it changes."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "bench" / "batch_bench.py"
+TASKS = 40
+
+
+def run_bench(*argv: str, timeout: float = 90.0) -> str:
+    """Run the bench; on a hang, SIGTERM lets it kill what it started before it exits."""
+    bench = subprocess.Popen(
+        [sys.executable, str(BENCH), *argv], cwd=ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+    )
+    try:
+        output, _ = bench.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        bench.send_signal(signal.SIGTERM)
+        output, _ = bench.communicate(timeout=60)
+        pytest.fail(f"the bench took longer than {timeout} s:\n{output}")
+    assert bench.returncode == 0, output
+    return output
+
+
+def test_minimal_batch_bench_measures_real_and_hollow_agents() -> None:
+    output = run_bench("--tasks", str(TASKS), "--variant", "both", "--raw_count", "20",
+                       "--timeout", "60")
+
+    assert output.startswith("command: python bench/batch_bench.py ")
+    assert "machine: " in output and "load average at start" in output
+    assert re.search(r"raw spawn .*: \d+ processes/s", output), output
+    for variant in ("real", "hollow"):
+        row = re.search(rf"^{variant}\s+{TASKS}\s+([\d.]+)\s+(\d+)\s", output, re.M)
+        assert row is not None, f"no {variant} row in:\n{output}"
+        seconds, rate = float(row.group(1)), int(row.group(2))
+        assert 0 < seconds < 60
+        assert rate == pytest.approx(TASKS / seconds, rel=0.05, abs=1)  # seconds rounded
+    assert re.search(r"real agents: median \d+ tasks/s", output), output
