@@ -5,6 +5,7 @@ executor with `Executor` and `ExecutorDriver`. Helpers read offers (`offer_resou
 
 from __future__ import annotations
 
+from frameworks.actions import DriverActions
 from frameworks.driver import DriverStatus, SchedulerDriver
 from frameworks.executor import Executor, ExecutorDriver
 from frameworks.offers import (
@@ -34,6 +35,7 @@ from mesos_common.resources import Resources
 
 __all__ = [
     "TERMINAL_STATES",
+    "DriverActions",
     "DriverStatus",
     "Executor",
     "ExecutorDriver",

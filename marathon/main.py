@@ -7,10 +7,6 @@ Flag names follow Marathon; each flag also reads `MARATHON_<FLAG>`. Durations ta
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import signal
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,10 +15,10 @@ import structlog
 from marathon.api import MarathonApi
 from marathon.service import MarathonConfig, MarathonService
 from mesos_common.addresses import parse_zk_url
-from mesos_common.election import LeadershipLost
 from mesos_common.flags import FlagParser, parse_duration, parse_flags, parse_port
 from mesos_common.http_server import serve_while
 from mesos_common.logging import configure_logging
+from mesos_common.process import run_service
 
 log = structlog.get_logger("marathon")
 
@@ -87,25 +83,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         failover_timeout=args.failover_timeout, work_dir=args.work_dir,
         zk_session_timeout=args.zk_session_timeout,
     )
-    try:
-        asyncio.run(_run(config))
-    except OSError as exc:
-        log.error("marathon failed to start", error=str(exc))
-        sys.exit(1)
-    except LeadershipLost as exc:
-        log.error("lost the ZooKeeper session; exiting so the supervisor restarts us",
-                  reason=str(exc))
-        sys.exit(1)
-
-
-async def _run(config: MarathonConfig) -> None:
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        await serve(config)
+    run_service("marathon", lambda: serve(config))
 
 
 if __name__ == "__main__":

@@ -20,20 +20,19 @@ import getpass
 import socket
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
-from frameworks import Scheduler, SchedulerDriver
+from frameworks import DriverActions, Scheduler, SchedulerDriver
 from marathon.app_definition import AppDefinition
 from marathon.core import KINDS, Instance, MarathonCore, Recovered
 from marathon.events import EventBus
 from marathon.health import HealthChecker, HealthTracker, KillDecision
 from marathon.launch_queue import task_environment
 from marathon.readiness import ReadinessChecker, ReadinessTracker
-from mesos_common.clock import SystemClock
+from mesos_common.clock import SystemClock, WallClock
 from mesos_common.election import Contender, Leadership, create_contender, serve_terms
 from mesos_common.store import BatchWriter, MemorySink, Sink
 from mesos_common.term_store import open_term_store
@@ -61,36 +60,6 @@ class MarathonConfig:
     work_dir: Path | None = None
     zk_session_timeout: float = 10.0
     tick_interval: float = 1.0
-
-
-class WallClock:
-    """Wall-clock seconds (versions and timestamps are wall time)."""
-
-    def now(self) -> float:
-        return time.time()
-
-
-class DriverActions:
-    """`marathon.core.Actions` carried out by the SDK driver."""
-
-    def __init__(self, driver: SchedulerDriver) -> None:
-        self.driver = driver
-
-    def launch(self, offer_id: str, tasks: Sequence[mesos_pb2.TaskInfo]) -> None:
-        self.driver.launch_tasks(offer_id, tasks)
-
-    def decline(self, offer_id: str, refuse_seconds: float) -> None:
-        self.driver.decline_offer(offer_id, filters=refuse_seconds)
-
-    def kill(self, task_id: str, agent_id: str, grace_seconds: float | None) -> None:
-        self.driver.kill_task(task_id, agent_id or None, grace_seconds)
-
-    def revive(self) -> None:
-        self.driver.revive_offers()
-
-    def reconcile(self, tasks: Sequence[tuple[str, str]]) -> None:
-        if tasks:
-            self.driver.reconcile_tasks(tasks)
 
 
 class MarathonScheduler(Scheduler):

@@ -35,3 +35,10 @@ class FakeClock:
         if seconds < 0:
             raise ValueError("time only moves forward")
         self._now += seconds
+
+
+class WallClock:
+    """Wall-clock seconds since the epoch (versions, schedules and stored timestamps)."""
+
+    def now(self) -> float:
+        return time.time()

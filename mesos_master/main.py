@@ -7,21 +7,17 @@ The gRPC API listens on `--port`, the operator HTTP endpoints (`mesos_master.htt
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import signal
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
 
 from mesos_common.addresses import HostPort, parse_zk_url
-from mesos_common.election import LeadershipLost
 from mesos_common.flags import FlagParser, parse_duration, parse_flags, parse_port
 from mesos_common.http_server import serve_while
 from mesos_common.logging import configure_logging
 from mesos_common.operator_http import flag_values
+from mesos_common.process import run_service
 from mesos_master.http import DEFAULT_HTTP_PORT, MasterHttp
 from mesos_master.master import MasterConfig
 from mesos_master.server import MasterServer
@@ -150,31 +146,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         zk_session_timeout=args.zk_session_timeout,
         work_dir=args.work_dir,
     )
-    log = structlog.get_logger("mesos_master")
     http = MasterHttp(server.gate, server.info, flag_values(parser, args))
-    try:
-        asyncio.run(_serve(server, http, args.ip, args.http_port))
-    except OSError as exc:
-        log.error("master failed to start", error=str(exc))
-        sys.exit(1)
-    except LeadershipLost as exc:
-        log.error("lost the ZooKeeper session; exiting so the supervisor restarts us",
-                  reason=str(exc))
-        sys.exit(1)
+    run_service("mesos-master", lambda: _serve(server, http, args.ip, args.http_port))
 
 
 async def _serve(server: MasterServer, http: MasterHttp, ip: str, http_port: int) -> None:
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
-
     async def run(port: int) -> None:
         structlog.get_logger("mesos_master").info(
             "master HTTP endpoints listening", url=f"http://{HostPort(ip, port)}"
         )
         await server.run(http_port=port)
 
-    with contextlib.suppress(asyncio.CancelledError):
-        await serve_while(http.app(), ip, http_port, run)
+    await serve_while(http.app(), ip, http_port, run)

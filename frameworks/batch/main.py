@@ -11,10 +11,6 @@ the command line wins over the environment. Durations take Mesos' units (`10secs
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import signal
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,10 +19,10 @@ import structlog
 from frameworks.batch.api import BatchApi
 from frameworks.batch.service import VERSION, BatchConfig, BatchService
 from mesos_common.addresses import parse_zk_url
-from mesos_common.election import LeadershipLost
 from mesos_common.flags import FlagParser, parse_duration, parse_flags, parse_port
 from mesos_common.http_server import serve_while
 from mesos_common.logging import configure_logging
+from mesos_common.process import run_service
 
 __all__ = ["ENV_PREFIX", "build_parser", "main", "serve"]
 
@@ -95,25 +91,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         work_dir=args.work_dir, zk_session_timeout=args.zk_session_timeout,
         tick_interval=args.tick_interval,
     )
-    try:
-        asyncio.run(_run(config))
-    except OSError as exc:
-        log.error("the batch framework failed to start", error=str(exc))
-        sys.exit(1)
-    except LeadershipLost as exc:
-        log.error("lost the ZooKeeper session; exiting so the supervisor restarts us",
-                  reason=str(exc))
-        sys.exit(1)
-
-
-async def _run(config: BatchConfig) -> None:
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        await serve(config)
+    run_service("mesos-batch", lambda: serve(config))
 
 
 if __name__ == "__main__":

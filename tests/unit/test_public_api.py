@@ -10,6 +10,8 @@ from frameworks import Scheduler, SchedulerDriver
 EXPECTED = {
     # scheduler side
     "Scheduler", "SchedulerDriver", "DriverStatus",
+    # what a framework's pure scheduling core asks of the driver
+    "DriverActions",
     # executor side
     "Executor", "ExecutorDriver",
     # reading offers
