@@ -95,3 +95,30 @@ def test_standby_forwards_leader_abdicates_and_failover_keeps_tasks(
     assert scaled.status_code == 200
     wait_for(lambda: len(again_client.get("/v2/apps/ha/tasks").json()["tasks"]) == 3,
              "the recovered leader to scale the app")
+
+
+def test_a_deployment_in_progress_survives_marathon_failover(
+    marathons: list[tuple[Process, httpx.Client]],
+) -> None:
+    leader, leader_client = leader_of(marathons)
+    # Three instances of 1.5 cpus on an agent of 4: the third cannot be placed, so the
+    # deployment stays in progress.
+    stuck = {**APP, "id": "/stuck", "cpus": 1.5, "instances": 3}
+    created = leader_client.post("/v2/apps", json=stuck)
+    assert created.status_code == 201, created.text
+    deployment = created.headers["Marathon-Deployment-Id"]
+    wait_for(lambda: len(leader_client.get("/v2/apps/stuck/tasks").json()["tasks"]) == 2,
+             "two of the three instances to be placed")
+
+    leader.kill9()
+    _, new_client = leader_of(marathons)
+    ids = [d["id"] for d in new_client.get("/v2/deployments").json()]
+    assert ids == [deployment]  # recovered from ZooKeeper, still in progress
+    assert new_client.put("/v2/apps/stuck", json={**stuck, "instances": 2}).status_code == 409
+
+    fixed = new_client.put("/v2/apps/stuck", params={"force": "true"},
+                           json={**stuck, "instances": 2})
+    assert fixed.status_code == 200
+    wait_for(lambda: new_client.get("/v2/deployments").json() == [],
+             "the forced deployment to finish on the new leader")
+    assert len(new_client.get("/v2/apps/stuck/tasks").json()["tasks"]) == 2
