@@ -14,9 +14,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
-import httpx
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -38,16 +36,13 @@ from marathon.groups import to_json as group_to_json
 from marathon.paths import ROOT, PathId
 from marathon.service import VERSION, MarathonService
 from marathon.validation import AppValidationError
+from mesos_common.http_forward import LeaderForwarder
 
 Handler = Callable[[Request], Awaitable[Response]]
 DEPLOYMENT_HEADER = "Marathon-Deployment-Id"
 PROXY_HEADER = "X-Marathon-Via"
 LEADER_HEADER = "X-Marathon-Leader"
 LOCAL_PATHS = frozenset({"/ping", "/metrics", "/v2/info", "/v2/leader"})
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-    "transfer-encoding", "upgrade", "host", "content-length",
-})
 
 
 class HttpError(Exception):
@@ -87,7 +82,8 @@ class MarathonApi:
 
     def __init__(self, service: MarathonService) -> None:
         self.service = service
-        self._client: httpx.AsyncClient | None = None
+        self._forwarder = LeaderForwarder(
+            PROXY_HEADER, f"{service.info.address}:{service.info.port}")
 
     # ------------------------------------------------------------------ plumbing
 
@@ -127,7 +123,7 @@ class MarathonApi:
             try:
                 leader = self.service.leader_url
                 if self.service.core is None and leader and request.url.path not in LOCAL_PATHS:
-                    return await self._forward(request, leader)
+                    return await self._forwarder.forward(request, leader)
                 response: Response = await handler(request)
                 return response
             except HttpError as error:
@@ -138,29 +134,6 @@ class MarathonApi:
                 return _json(error.to_json(), error.status_code)
 
         return guarded
-
-    async def _forward(self, request: Request, leader: str) -> Response:
-        """Send the request on to the leader and stream its answer back."""
-        if PROXY_HEADER in request.headers:
-            raise HttpError(503, "Marathon is not the leader, and neither is the one that "
-                                 "forwarded this request")
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None))
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-        headers[PROXY_HEADER] = f"{self.service.info.address}:{self.service.info.port}"
-        upstream_request = self._client.build_request(
-            request.method, leader + request.url.path, params=request.query_params,
-            content=await request.body(), headers=headers,
-        )
-        try:
-            upstream = await self._client.send(upstream_request, stream=True)
-        except httpx.HTTPError as exc:
-            raise HttpError(503, f"the leader at {leader} cannot be reached: {exc}") from exc
-        answer_headers = {k: v for k, v in upstream.headers.items()
-                          if k.lower() not in HOP_BY_HOP}
-        return StreamingResponse(upstream.aiter_raw(), status_code=upstream.status_code,
-                                 headers=answer_headers, background=BackgroundTask(
-                                     upstream.aclose))
 
     def core(self) -> MarathonCore:
         core = self.service.core

@@ -14,7 +14,8 @@ Answers as Metronome gives them: bad JSON 400, an invalid body 422 (`{"message":
 valid", "details": [...]}`), an unknown job, run or schedule 404, a job or schedule that exists
 already 409, deleting a job with active runs 409 unless `stopCurrentJobRuns=true`; errors other
 than 422 are `{"message": ...}`. Changes answer once they are durable. A process that does not
-lead answers 503 naming the leader.
+lead forwards `/v1/...` requests to the leader (and answers 503 naming none while no leader is
+known).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from frameworks.batch.core import BatchCore, Conflict, NotFound, ScheduleState, 
 from frameworks.batch.jobs import ValidationError, is_valid_job_id
 from frameworks.batch.runs import format_timestamp
 from frameworks.batch.schedules import parse_schedule
+from mesos_common.http_forward import LeaderForwarder
 
 __all__ = ["EMBEDS", "BatchApi", "BatchBackend"]
 
@@ -51,6 +53,11 @@ class BatchBackend(Protocol):
     @property
     def leader_address(self) -> str | None:
         """`host:port` of the leader's API, when known."""
+        ...
+
+    @property
+    def leader_url(self) -> str | None:
+        """The leader's base URL when another process leads (requests are forwarded there)."""
         ...
 
     async def durable(self) -> None:
@@ -73,6 +80,7 @@ class BatchApi:
     def __init__(self, backend: BatchBackend, version: str = "0.6.0-pymesos") -> None:
         self.backend = backend
         self.version = version
+        self._forwarder = LeaderForwarder("X-Batch-Via", "standby")
 
     def app(self) -> Starlette:
         routes = [
@@ -89,8 +97,18 @@ class BatchApi:
             Route("/v1/jobs/{job_id}/schedules/{schedule_id}", self.schedule,
                   methods=["GET", "PUT", "DELETE"]),
         ]
-        return Starlette(routes=[Route(r.path, _guard(r.endpoint), methods=r.methods)
-                                 for r in routes])
+        return Starlette(routes=[Route(r.path, self._forwarding(_guard(r.endpoint)),
+                                       methods=r.methods) for r in routes])
+
+    def _forwarding(self, handler: Handler) -> Handler:
+        """On a standby, `/v1/...` requests go to the leader (as Marathon's standbys do)."""
+        async def forwarding(request: Request) -> Response:
+            leader = self.backend.leader_url
+            if self.backend.core is None and leader and request.url.path.startswith("/v1/"):
+                return await self._forwarder.forward(request, leader)
+            return await handler(request)
+
+        return forwarding
 
     def core(self) -> BatchCore:
         core = self.backend.core

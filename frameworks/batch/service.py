@@ -128,6 +128,14 @@ class BatchService:
             return None
         return f"{self.leader.address or self.leader.hostname}:{self.leader.port}"
 
+    @property
+    def leader_url(self) -> str | None:
+        """Where a standby forwards requests: the leader's listening address, when known and
+        not this process."""
+        if self.leader is None or self.leader.id == self.info.id:
+            return None
+        return f"http://{self.leader.address}:{self.leader.port}"
+
     async def durable(self) -> None:
         """Wait until every write queued so far is durable (the API answers after this)."""
         if self._writer is not None:
