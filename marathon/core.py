@@ -31,6 +31,7 @@ from marathon.constraints import (
     Agent,
     InstanceCondition,
     PlacedInstance,
+    check_offer,
     select_instances_to_kill,
 )
 from marathon.deployments import (
@@ -58,6 +59,9 @@ FRAMEWORK_KEY = store_key("framework", "id")
 KINDS = ("root", "apps", "deployments", "deployment_steps", "instances", "framework")
 MAX_APP_VERSIONS = 50
 DECLINE_SECONDS = 5.0
+PER_AGENT_LABEL = "MARATHON_PER_AGENT"
+"""Label (value "true") asking for one instance on every agent that matches the app's
+constraints, following agents as they come and go; `instances` is then ignored."""
 IDLE_DECLINE_SECONDS = 120.0
 
 TERMINAL = frozenset({
@@ -238,6 +242,11 @@ def _pruned(group: Group, keep: frozenset[PathId]) -> Group:
                          groups=subgroups)
 
 
+def is_per_agent(app: AppDefinition) -> bool:
+    """Whether the app asks for one instance on every matching agent (`PER_AGENT_LABEL`)."""
+    return app.labels.get(PER_AGENT_LABEL, "").lower() == "true"
+
+
 def config_version(app: AppDefinition) -> str:
     """The version of the app's configuration (scale changes keep it)."""
     info = app.version_info or {}
@@ -403,7 +412,10 @@ class MarathonCore:
         the rest."""
         for offer in offers:
             placed = self._placed()
+            per_agent = self._queue_per_agent(offer, placed)
             match = self.queue.match_offer(offer, placed)
+            for app in per_agent:  # what did not fit here must not go to another agent
+                self.queue.purge(app.id)
             if not match.launches:
                 idle = not self.queue.queued_apps()
                 self.actions.decline(offer.id.value,
@@ -429,6 +441,24 @@ class MarathonCore:
                                tasks: list[mesos_pb2.TaskInfo] = tasks) -> None:
                         self.actions.launch(offer_id, tasks)
                 self._store_instance(instance, then=launch)
+
+    def _queue_per_agent(
+        self, offer: mesos_pb2.Offer, placed: Mapping[PathId, Sequence[PlacedInstance]]
+    ) -> list[AppDefinition]:
+        """Queue one instance of each per-agent app that matches `offer`'s agent and has no
+        live instance there yet."""
+        agent = Agent.from_attributes(offer.hostname, offer.attributes)
+        queued = []
+        for app in self.root.transitive_apps():
+            if not is_per_agent(app) or app.unsupported_reason is not None:
+                continue
+            if any(i.agent_id == offer.agent_id.value and i.live
+                   for i in self.app_instances(app.id)):
+                continue
+            if check_offer(app.constraints, agent, placed.get(app.id, ())):
+                self.queue.set_count(app, 1)
+                queued.append(app)
+        return queued
 
     def status_update(self, status: mesos_pb2.TaskStatus, *, advance: bool = True) -> None:
         """Apply a task status update. With `advance=False` deployments and the scale check
@@ -605,6 +635,10 @@ class MarathonCore:
             for instance in remaining:
                 self._kill(instance)
             return not remaining
+        if is_per_agent(app) and action.action == ActionType.SCALE:
+            if first:
+                self.actions.revive()  # offers declined while idle must come back
+            return True  # instances follow the agents, not a count
         if action.action == ActionType.SCALE:
             if first:
                 wanted = set(action.kill)
@@ -649,6 +683,13 @@ class MarathonCore:
 
     def _restart(self, app: AppDefinition) -> bool:
         version = config_version(app)
+        if is_per_agent(app):  # replace per agent: old ones go, offers bring new ones
+            outdated = [i for i in self.app_instances(app.id) if i.config_version != version]
+            for instance in outdated:
+                if not instance.killing:
+                    self._kill(instance)
+                    self.actions.revive()
+            return not outdated
         live = [i for i in self.app_instances(app.id) if i.state not in TERMINAL]
         old = [self._replace_view(app, i) for i in live if i.config_version != version]
         new = [self._replace_view(app, i) for i in live if i.config_version == version]
@@ -678,7 +719,7 @@ class MarathonCore:
         """Keep apps that no deployment holds at their instance count."""
         locked = {a for d in self.deployments.values() for a in d.plan.affected_apps}
         for app in self.root.transitive_apps():
-            if app.id not in locked:
+            if app.id not in locked and not is_per_agent(app):
                 self._converge(app, app.instances)
 
     def _cannot_run(self, app: AppDefinition, reason: str) -> None:

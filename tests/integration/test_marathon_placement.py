@@ -118,3 +118,19 @@ def test_the_conformance_group_is_stored_and_reported_with_its_apps(
     deleted = marathon.delete("/v2/groups/tools", params={"force": "true"})
     assert deleted.status_code == 200
     assert marathon.get("/v2/groups/tools").status_code == 404
+
+
+def test_a_per_agent_app_follows_agents_as_they_join(
+    cluster: Cluster, marathon: httpx.Client,
+) -> None:
+    app = {**SLEEP, "id": "/everywhere", "labels": {"MARATHON_PER_AGENT": "true"}}
+    assert marathon.post("/v2/apps", json=app).status_code == 201
+    first = wait_for(lambda: (found := tasks(marathon, "/everywhere")) and len(found) == 2
+                     and found, "one instance on each of the two agents")
+    assert sorted(t["host"] for t in first) == ["127.0.0.1", "127.0.0.2"]
+
+    cluster.start_agent("cpus:2;mem:2048;disk:1000;ports:[31000-31099]",
+                        hostname="127.0.0.3", attributes="rack:r3")
+    third = wait_for(lambda: (found := tasks(marathon, "/everywhere")) and len(found) == 3
+                     and found, "an instance on the agent that joined")
+    assert sorted(t["host"] for t in third) == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]

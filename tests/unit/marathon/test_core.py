@@ -257,3 +257,19 @@ def test_a_forced_change_replaces_the_definition_waiting_in_the_queue() -> None:
     world.deploy_app({**APP, "instances": 1, "cpus": 0.1}, force=True)
     [task] = world.offer()
     assert Resources.from_proto(task.resources).scalar("cpus") == 0.1
+
+
+def test_a_per_agent_app_runs_one_instance_on_every_matching_agent() -> None:
+    world = World()
+    world.deploy_app({**APP, "instances": 1, "labels": {"MARATHON_PER_AGENT": "true"},
+                      "constraints": [["hostname", "LIKE", "web-.*"]]})
+    assert not world.core.deployments  # nothing to count: it follows the agents
+    assert len(world.offer("web-1")) == 1
+    assert world.offer("web-1") == []  # one per agent
+    assert world.offer("db-1") == []  # does not match the constraint
+    [task] = world.offer("web-2")  # a new agent gets one too
+    world.update(task.task_id.value, mesos_pb2.TASK_RUNNING, host="web-2")
+    world.update(task.task_id.value, mesos_pb2.TASK_LOST, host="web-2")
+    assert world.offer("web-1") == []  # lost with its agent: not moved elsewhere
+    world.wall.advance(1)  # the launch backoff after a lost instance
+    assert len(world.offer("web-2")) == 1  # back when the agent offers again
