@@ -183,7 +183,8 @@ def test_redirect_and_standby_answers_with_two_masters(two_masters: Cluster) -> 
     leader.kill9()
     wait_for(lambda: redirect_target(standby) == standby.http_url,
              "the standby to take over and redirect to itself")
-    assert get(standby, "/metrics/snapshot")["master/elected"] == 1
+    wait_for(lambda: get(standby, "/metrics/snapshot")["master/elected"] == 1,
+             "the new leader to report itself elected once its registry is recovered")
 
 
 async def test_redirect_without_a_known_leader_is_unavailable() -> None:
