@@ -5,7 +5,7 @@ executor with `Executor` and `ExecutorDriver`. Helpers read offers (`offer_resou
 
 from __future__ import annotations
 
-from frameworks.actions import DriverActions
+from frameworks.actions import DriverActions, service_framework_info
 from frameworks.driver import DriverStatus, SchedulerDriver
 from frameworks.executor import Executor, ExecutorDriver
 from frameworks.offers import (
@@ -57,6 +57,7 @@ __all__ = [
     "offer_resources",
     "pick_ports",
     "port_resources",
+    "service_framework_info",
     "state_name",
     "task_resources",
 ]

@@ -1,14 +1,16 @@
-"""`DriverActions`: what a framework's pure scheduling core asks of the cluster, done by a
-`SchedulerDriver` (Marathon's and the batch framework's cores take such an object)."""
+"""For framework services built on the SDK (Marathon, the batch framework): `DriverActions`,
+what a pure scheduling core asks of the cluster done by a `SchedulerDriver`, and
+`service_framework_info`, the FrameworkInfo such a service subscribes with."""
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Sequence
 
 from frameworks.driver import SchedulerDriver
 from protos import mesos_pb2
 
-__all__ = ["DriverActions"]
+__all__ = ["DriverActions", "service_framework_info"]
 
 
 class DriverActions:
@@ -41,3 +43,32 @@ class DriverActions:
         """Ask for the state of (task id, agent id) pairs; nothing when there are none."""
         if tasks:
             self.driver.reconcile_tasks(tasks)
+
+
+def service_framework_info(
+    name: str,
+    *,
+    role: str,
+    user: str | None,
+    failover_timeout: float,
+    hostname: str,
+    webui_url: str,
+    framework_id: str | None = None,
+) -> mesos_pb2.FrameworkInfo:
+    """The FrameworkInfo of a long-lived, elected framework service (Marathon, batch):
+    checkpointing, partition-aware, running tasks as `user` (this process's user when None),
+    and re-subscribing with `framework_id` when a previous leader stored one."""
+    info = mesos_pb2.FrameworkInfo(
+        name=name,
+        user=user or getpass.getuser(),
+        failover_timeout=failover_timeout,
+        checkpoint=True,
+        hostname=hostname,
+        webui_url=webui_url,
+        roles=[role],
+        capabilities=[mesos_pb2.FrameworkInfo.Capability(
+            type=mesos_pb2.FrameworkInfo.Capability.PARTITION_AWARE)],
+    )
+    if framework_id:
+        info.id.value = framework_id
+    return info

@@ -135,6 +135,21 @@ class SchedulerDriver(DriverLifecycle):
         """Stop at once without tearing the framework down; unsent calls are dropped."""
         return self._end(DriverStatus.ABORTED, self._finished.set)
 
+    async def serve(self) -> None:
+        """Run inside the current event loop until cancelled, for a service that schedules
+        while it leads: when cancelled, stop with `failover=True` (the framework stays
+        registered for the next leader) and wait until the driver is done. Raises RuntimeError
+        when the driver ends on its own (aborted, or the master refused the framework)."""
+        self.start()
+        try:
+            status = await self._join_async()
+        except asyncio.CancelledError:
+            self.stop(failover=True)
+            with contextlib.suppress(Exception):
+                await self._join_async()
+            raise
+        raise RuntimeError(f"the scheduler driver ended ({status.value})")
+
     # ------------------------------------------------------------------- calls
 
     def launch_tasks(

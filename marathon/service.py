@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import getpass
 import socket
 import time
 import uuid
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import structlog
 
-from frameworks import DriverActions, Scheduler, SchedulerDriver
+from frameworks import DriverActions, Scheduler, SchedulerDriver, service_framework_info
 from marathon.app_definition import AppDefinition
 from marathon.core import KINDS, Instance, MarathonCore, Recovered
 from marathon.events import EventBus
@@ -34,14 +33,13 @@ from marathon.launch_queue import task_environment
 from marathon.readiness import ReadinessChecker, ReadinessTracker
 from mesos_common.clock import SystemClock, WallClock
 from mesos_common.election import Contender, Leadership, create_contender, serve_terms
-from mesos_common.store import BatchWriter, MemorySink, Sink
-from mesos_common.term_store import open_term_store
+from mesos_common.http_forward import advertised_address, forward_url
+from mesos_common.term_store import term_state
 from protos import mesos_pb2
 
 log = structlog.get_logger("marathon")
 
 VERSION = "1.9.0-pymesos"
-PARTITION_AWARE = mesos_pb2.FrameworkInfo.Capability.PARTITION_AWARE
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +139,6 @@ class MarathonService:
         self.core: MarathonCore | None = None
         self.health: HealthTracker | None = None
         self.readiness: ReadinessTracker | None = None
-        self.driver: SchedulerDriver | None = None
         self.leader: mesos_pb2.MasterInfo | None = None
         self.hostname = config.hostname or socket.gethostname()
         self.info = mesos_pb2.MasterInfo(
@@ -154,17 +151,12 @@ class MarathonService:
     @property
     def leader_address(self) -> str | None:
         """`host:port` of the leading Marathon's HTTP API, when known."""
-        if self.leader is None:
-            return None
-        return f"{self.leader.hostname or self.leader.address}:{self.leader.port}"
+        return advertised_address(self.leader)
 
     @property
     def leader_url(self) -> str | None:
-        """Where a standby forwards requests: the leader's listening address, when known
-        and not this process."""
-        if self.leader is None or self.leader.id == self.info.id:
-            return None
-        return f"http://{self.leader.address}:{self.leader.port}"
+        """Where a standby forwards requests (None while this process leads)."""
+        return forward_url(self.leader, self.info.id)
 
     async def run(self, http_port: int | None = None) -> None:
         """Contend for leadership and lead while elected, until cancelled; after `abdicate()`
@@ -201,6 +193,7 @@ class MarathonService:
         """Give up leadership (DELETE /v2/leader); False when not leading."""
         if self.core is None:
             return False
+        self.core = None  # no longer answers as leader, from now on
         self._abdication.set()
         return True
 
@@ -210,33 +203,22 @@ class MarathonService:
             log.info("elected leader", epoch=state.epoch)
         elif not state.leading and leading:
             log.warning("no longer the leader")
+            self.core = None  # stop serving at once; the term winds down behind it
 
     async def _lead(self, contender: Contender, state: Leadership) -> None:
-        store = open_term_store(contender, state, KINDS, self.config.work_dir)
-        writer: BatchWriter | None = None
-        try:
-            sink: Sink
-            recovered = Recovered()
-            if store is not None:
-                recovered = Recovered.decode(await store.recover())
-                writer = BatchWriter(store)
-                sink = writer
-            else:
-                sink = MemorySink()
-            info = mesos_pb2.FrameworkInfo(
-                name=self.config.framework_name,
-                user=self.config.mesos_user or getpass.getuser(),
-                failover_timeout=self.config.failover_timeout,
-                checkpoint=True,
-                hostname=self.hostname,
-                webui_url=f"http://{self.hostname}:{self.info.port}",
-                roles=[self.config.mesos_role],
-                capabilities=[mesos_pb2.FrameworkInfo.Capability(type=PARTITION_AWARE)],
-            )
-            if recovered.framework_id:
-                info.id.value = recovered.framework_id
+        async with term_state(contender, state, KINDS, self.config.work_dir) as term:
+            recovered = Recovered.decode(term.entries)
             scheduler = MarathonScheduler()
-            driver = SchedulerDriver(scheduler, info, self.config.master)
+            driver = SchedulerDriver(
+                scheduler,
+                service_framework_info(
+                    self.config.framework_name, role=self.config.mesos_role,
+                    user=self.config.mesos_user, failover_timeout=self.config.failover_timeout,
+                    hostname=self.hostname, webui_url=f"http://{self.hostname}:{self.info.port}",
+                    framework_id=recovered.framework_id,
+                ),
+                self.config.master,
+            )
             tracker = HealthTracker(WallClock())
             checker = HealthChecker(
                 tracker, self._unhealthy, self.bus.publish,
@@ -244,32 +226,22 @@ class MarathonService:
             )
             readiness = ReadinessChecker(ReadinessTracker(WallClock()), self._ready)
             core = MarathonCore(
-                clock=SystemClock(), wall=WallClock(), actions=DriverActions(driver), sink=sink,
-                publish=self.bus.publish, recovered=recovered,
+                clock=SystemClock(), wall=WallClock(), actions=DriverActions(driver),
+                sink=term.sink, publish=self.bus.publish, recovered=recovered,
                 observer=CheckObserver(checker, readiness),
             )
             scheduler.core = core
-            self.core, self.driver, self.health = core, driver, tracker
-            self.readiness = readiness.tracker
-            async with asyncio.TaskGroup() as tasks:
-                if writer is not None:
-                    tasks.create_task(writer.run())
-                tasks.create_task(self._tick(core))
-                tasks.create_task(checker.run())
-                tasks.create_task(readiness.run())
-                driver.start()
-                tasks.create_task(self._watch_driver(driver))
-        finally:
-            self.core = None
-            self.health = None
-            self.readiness = None
-            if self.driver is not None:
-                self.driver.stop(failover=True)
-                with contextlib.suppress(Exception):
-                    await self.driver.join()
-                self.driver = None
-            if store is not None:
-                await store.close()
+            self.core, self.health, self.readiness = core, tracker, readiness.tracker
+            try:
+                async with asyncio.TaskGroup() as tasks:
+                    if term.writer is not None:
+                        tasks.create_task(term.writer.run())
+                    tasks.create_task(self._tick(core))
+                    tasks.create_task(checker.run())
+                    tasks.create_task(readiness.run())
+                    tasks.create_task(driver.serve())
+            finally:
+                self.core = self.health = self.readiness = None
 
     def _unhealthy(self, decision: KillDecision) -> None:
         if self.core is not None:
@@ -284,10 +256,6 @@ class MarathonService:
     def _health_changed(self, instance_id: str, healthy: bool) -> None:
         if self.core is not None:
             self.core.health_changed(instance_id, healthy)
-
-    async def _watch_driver(self, driver: SchedulerDriver) -> None:
-        status = await driver.join()
-        raise RuntimeError(f"the scheduler driver ended ({status})")
 
     async def _tick(self, core: MarathonCore) -> None:
         while True:

@@ -12,6 +12,8 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from protos import mesos_pb2
+
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
     "transfer-encoding", "upgrade", "host", "content-length",
@@ -49,3 +51,18 @@ class LeaderForwarder:
         return StreamingResponse(upstream.aiter_raw(), status_code=upstream.status_code,
                                  headers=answer_headers,
                                  background=BackgroundTask(upstream.aclose))
+
+
+def advertised_address(leader: mesos_pb2.MasterInfo | None) -> str | None:
+    """`host:port` of a leader's HTTP API as users see it (`/v2/info`, `/v2/leader`)."""
+    if leader is None:
+        return None
+    return f"{leader.hostname or leader.address}:{leader.port}"
+
+
+def forward_url(leader: mesos_pb2.MasterInfo | None, own_id: str) -> str | None:
+    """Where a standby forwards requests: the leader's listening address, when known and not
+    this process (`own_id`)."""
+    if leader is None or leader.id == own_id:
+        return None
+    return f"http://{leader.address}:{leader.port}"

@@ -1,36 +1,70 @@
-"""The store a leader uses for one term: in ZooKeeper beside its election znode with `--zk`,
-a local crash-safe store under `--work_dir` otherwise, or none (state kept in memory).
+"""The durable state a leader uses for one term: in ZooKeeper beside its election znode with
+`--zk`, a local crash-safe store under `--work_dir` otherwise, or memory only.
 
-    contender ──leading (epoch)──▶ open_term_store(contender, state, kinds, work_dir)
-        ZooKeeperContender  ─▶ ZooKeeperStore(<election path>/state, fenced by the epoch)
-        standalone + dir    ─▶ LocalStore(<work_dir>/state)
-        standalone, no dir  ─▶ None
+    contender ──leading (epoch)──▶ async with term_state(contender, state, kinds, work_dir, name):
+        ZooKeeperContender  ─▶ ZooKeeperStore(<election path>/<name>, fenced by the epoch)
+        standalone + dir    ─▶ LocalStore(<work_dir>/<name>)
+        standalone, no dir  ─▶ memory (nothing survives the process)
+
+The master keeps its registry under `registry`, Marathon and the batch framework under `state`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from mesos_common.election import Contender, Leadership, ZooKeeperContender
-from mesos_common.store import Store
+from mesos_common.store import BatchWriter, MemorySink, Sink, Store
 from mesos_common.store_local import LocalStore
 from mesos_common.store_zk import ZooKeeperStore
 
-__all__ = ["open_term_store"]
+__all__ = ["Term", "open_term_store", "term_state"]
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """One term's state: what earlier leaders stored, and where this term writes."""
+
+    entries: dict[str, bytes]
+    sink: Sink
+    writer: BatchWriter | None
+    """Run `writer.run()` in the term's task group; None when state is kept in memory."""
 
 
 def open_term_store(
-    contender: Contender, state: Leadership, kinds: Sequence[str], work_dir: Path | None
+    contender: Contender, state: Leadership, kinds: Sequence[str], work_dir: Path | None,
+    name: str = "state",
 ) -> Store | None:
     """The store for the term that `state` (leading) began; see the module docstring."""
     if isinstance(contender, ZooKeeperContender):
         if state.epoch is None or contender.member_path is None:
             raise ValueError("a ZooKeeper term needs the leader's epoch and election znode")
         return ZooKeeperStore(
-            contender.session, f"{contender.url.path.rstrip('/')}/state", kinds,
+            contender.session, f"{contender.url.path.rstrip('/')}/{name}", kinds,
             epoch=state.epoch, member_path=contender.member_path,
         )
     if work_dir is not None:
-        return LocalStore(work_dir / "state")
+        return LocalStore(work_dir / name)
     return None
+
+
+@contextlib.asynccontextmanager
+async def term_state(
+    contender: Contender, state: Leadership, kinds: Sequence[str], work_dir: Path | None,
+    name: str = "state",
+) -> AsyncIterator[Term]:
+    """Take the store over for this term (StoreError when fenced out or unreadable), read it,
+    and close it when the term ends."""
+    store = open_term_store(contender, state, kinds, work_dir, name)
+    if store is None:
+        yield Term({}, MemorySink(), None)
+        return
+    try:
+        entries = await store.recover()
+        writer = BatchWriter(store)
+        yield Term(entries, writer, writer)
+    finally:
+        await store.close()

@@ -35,13 +35,11 @@ from mesos_common.clock import SystemClock
 from mesos_common.election import (
     Contender,
     Leadership,
-    ZooKeeperContender,
     create_contender,
     serve_terms,
 )
-from mesos_common.store import BatchWriter, Store
-from mesos_common.store_local import LocalStore
-from mesos_common.store_zk import ZooKeeperStore
+from mesos_common.store import BatchWriter
+from mesos_common.term_store import term_state
 from mesos_common.zookeeper import master_address
 from mesos_master.interceptors import CallPolicy, interceptor_chain
 from mesos_master.master import ErrorCode, Master, MasterConfig, MasterError
@@ -441,43 +439,25 @@ class MasterServer:
 
     async def _lead(self, contender: Contender, state: Leadership) -> None:
         """Recover the registry, then own a fresh core and its timers until cancelled."""
-        store = self._registry_store(contender, state)
-        try:
-            recovered: RegistryState | None = None
-            registrar: BatchWriter | None = None
-            if store is not None:
-                recovered = RegistryState.decode(await store.recover())
-                registrar = BatchWriter(store)
-            self.registrar = registrar
-            master = Master(
-                self.info, SystemClock(), self.config, registry=registrar, recovered=recovered
-            )
-            self.gate.master = master
-            async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._allocation_loop(master))
-                tasks.create_task(self._tick_loop(master))
-                tasks.create_task(self._heartbeat_loop(master))
-                if registrar is not None:
-                    tasks.create_task(registrar.run())
-        finally:
-            self._stop_leading()
-            self.registrar = None
-            if store is not None:
-                await store.close()
-
-    def _registry_store(self, contender: Contender, state: Leadership) -> Store | None:
-        if isinstance(contender, ZooKeeperContender):
-            assert state.epoch is not None and contender.member_path is not None
-            return ZooKeeperStore(
-                contender.session,
-                f"{contender.url.path.rstrip('/')}/registry",
-                KINDS,
-                epoch=state.epoch,
-                member_path=contender.member_path,
-            )
-        if self._work_dir is not None:
-            return LocalStore(self._work_dir / "registry")
-        return None
+        async with term_state(
+            contender, state, KINDS, self._work_dir, name="registry"
+        ) as term:
+            try:
+                self.registrar = term.writer
+                master = Master(
+                    self.info, SystemClock(), self.config, registry=term.sink,
+                    recovered=RegistryState.decode(term.entries),
+                )
+                self.gate.master = master
+                async with asyncio.TaskGroup() as tasks:
+                    tasks.create_task(self._allocation_loop(master))
+                    tasks.create_task(self._tick_loop(master))
+                    tasks.create_task(self._heartbeat_loop(master))
+                    if term.writer is not None:
+                        tasks.create_task(term.writer.run())
+            finally:
+                self._stop_leading()
+                self.registrar = None
 
     def _stop_leading(self) -> None:
         if self.gate.master is not None:

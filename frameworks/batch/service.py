@@ -16,9 +16,7 @@ costs one encoding and one write per run that often, not one per update.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import getpass
 import socket
 import uuid
 from dataclasses import dataclass
@@ -26,12 +24,13 @@ from pathlib import Path
 
 import structlog
 
-from frameworks import DriverActions, Scheduler, SchedulerDriver
+from frameworks import DriverActions, Scheduler, SchedulerDriver, service_framework_info
 from frameworks.batch.core import KINDS, BatchCore, Recovered
 from mesos_common.clock import WallClock
 from mesos_common.election import Contender, Leadership, create_contender, serve_terms
-from mesos_common.store import BatchWriter, MemorySink, Sink
-from mesos_common.term_store import open_term_store
+from mesos_common.http_forward import advertised_address, forward_url
+from mesos_common.store import BatchWriter
+from mesos_common.term_store import term_state
 from protos import mesos_pb2
 
 __all__ = ["FLUSH_DELAY_SECONDS", "VERSION", "BatchConfig", "BatchService"]
@@ -41,7 +40,6 @@ log = structlog.get_logger("frameworks.batch")
 VERSION = "0.6.0-pymesos"
 FLUSH_DELAY_SECONDS = 0.05
 """How long runs changed by status updates wait to be written, gathering further changes."""
-PARTITION_AWARE = mesos_pb2.FrameworkInfo.Capability.PARTITION_AWARE
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,17 +122,12 @@ class BatchService:
     @property
     def leader_address(self) -> str | None:
         """`host:port` of the leading process's HTTP API, when known."""
-        if self.leader is None:
-            return None
-        return f"{self.leader.address or self.leader.hostname}:{self.leader.port}"
+        return advertised_address(self.leader)
 
     @property
     def leader_url(self) -> str | None:
-        """Where a standby forwards requests: the leader's listening address, when known and
-        not this process."""
-        if self.leader is None or self.leader.id == self.info.id:
-            return None
-        return f"http://{self.leader.address}:{self.leader.port}"
+        """Where a standby forwards requests (None while this process leads)."""
+        return forward_url(self.leader, self.info.id)
 
     async def durable(self) -> None:
         """Wait until every write queued so far is durable (the API answers after this)."""
@@ -162,56 +155,36 @@ class BatchService:
             log.info("elected leader", epoch=state.epoch)
         elif not state.leading and leading:
             log.warning("no longer the leader")
+            self.core = None  # stop serving at once; the term winds down behind it
 
     async def _lead(self, contender: Contender, state: Leadership) -> None:
-        store = open_term_store(contender, state, KINDS, self.config.work_dir)
-        driver: SchedulerDriver | None = None
-        try:
-            sink: Sink
-            recovered = Recovered()
-            if store is not None:
-                recovered = Recovered.decode(await store.recover())
-                self._writer = BatchWriter(store)
-                sink = self._writer
-            else:
-                sink = MemorySink()
-            info = mesos_pb2.FrameworkInfo(
-                name=self.config.framework_name,
-                user=self.config.user or getpass.getuser(),
-                failover_timeout=self.config.failover_timeout,
-                checkpoint=True,
-                hostname=self.hostname,
-                webui_url=f"http://{self.hostname}:{self.info.port}",
-                roles=[self.config.role],
-                capabilities=[mesos_pb2.FrameworkInfo.Capability(type=PARTITION_AWARE)],
-            )
-            if recovered.framework_id:
-                info.id.value = recovered.framework_id
+        async with term_state(contender, state, KINDS, self.config.work_dir) as term:
+            recovered = Recovered.decode(term.entries)
             scheduler = BatchScheduler()
-            driver = SchedulerDriver(scheduler, info, self.config.master)
-            core = BatchCore(wall=WallClock(), actions=DriverActions(driver), sink=sink,
+            driver = SchedulerDriver(
+                scheduler,
+                service_framework_info(
+                    self.config.framework_name, role=self.config.role, user=self.config.user,
+                    failover_timeout=self.config.failover_timeout, hostname=self.hostname,
+                    webui_url=f"http://{self.hostname}:{self.info.port}",
+                    framework_id=recovered.framework_id,
+                ),
+                self.config.master,
+            )
+            core = BatchCore(wall=WallClock(), actions=DriverActions(driver), sink=term.sink,
                              recovered=recovered)
             scheduler.core = self.core = core
+            self._writer = term.writer
             log.info("recovered", jobs=len(core.jobs), active_runs=len(core.runs))
-            async with asyncio.TaskGroup() as tasks:
-                if self._writer is not None:
-                    tasks.create_task(self._writer.run())
-                tasks.create_task(self._tick(core))
-                driver.start()
-                tasks.create_task(self._watch_driver(driver))
-        finally:
-            self.core = None
-            self._writer = None
-            if driver is not None:
-                driver.stop(failover=True)
-                with contextlib.suppress(Exception):
-                    await driver.join()
-            if store is not None:
-                await store.close()
-
-    async def _watch_driver(self, driver: SchedulerDriver) -> None:
-        status = await driver.join()
-        raise RuntimeError(f"the scheduler driver ended ({status})")
+            try:
+                async with asyncio.TaskGroup() as tasks:
+                    if term.writer is not None:
+                        tasks.create_task(term.writer.run())
+                    tasks.create_task(self._tick(core))
+                    tasks.create_task(driver.serve())
+            finally:
+                self.core = None
+                self._writer = None
 
     async def _tick(self, core: BatchCore) -> None:
         while True:

@@ -11,7 +11,7 @@ EXPECTED = {
     # scheduler side
     "Scheduler", "SchedulerDriver", "DriverStatus",
     # what a framework's pure scheduling core asks of the driver
-    "DriverActions",
+    "DriverActions", "service_framework_info",
     # executor side
     "Executor", "ExecutorDriver",
     # reading offers
@@ -28,8 +28,8 @@ SCHEDULER_CALLBACKS = {
 }
 
 DRIVER_METHODS = {
-    "start", "stop", "abort", "join", "run", "launch_tasks", "accept_offers", "decline_offer",
-    "revive_offers", "suppress_offers", "kill_task", "shutdown_executor",
+    "start", "stop", "abort", "join", "run", "serve", "launch_tasks", "accept_offers",
+    "decline_offer", "revive_offers", "suppress_offers", "kill_task", "shutdown_executor",
     "acknowledge_status_update", "reconcile_tasks", "send_framework_message",
 }
 
