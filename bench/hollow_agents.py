@@ -48,8 +48,8 @@ from typing import TypeAlias
 
 import structlog
 
-from mesos_agent.master_link import MasterLink
-from mesos_agent.status_updates import AckResult, PendingUpdate, StatusUpdateManager, is_terminal
+from mesos_agent.master_link import MasterLink, forward_status_updates, send_status_update
+from mesos_agent.status_updates import AckResult, StatusUpdateManager, is_terminal
 from mesos_common.attributes import parse_attributes
 from mesos_common.clock import Clock, SystemClock
 from mesos_common.detector import MasterDetector, create_detector
@@ -183,7 +183,8 @@ class HollowAgent:
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._link.run())
-                group.create_task(self._send_updates())
+                group.create_task(forward_status_updates(
+                    self._link, self._updates, self._wake, self._clock))
         finally:
             for task in self._tasks.values():
                 if task.timer is not None:
@@ -217,7 +218,7 @@ class HollowAgent:
         self.info.id.CopyFrom(answer.agent_id)
         self._observer.registered(self.info.hostname, answer.agent_id.value)
         for pending in self._updates.resend_all():
-            self._forward(pending)
+            send_status_update(self._link, pending)
         self._wake.set()
 
     def received(self, message: agent_pb2.MasterMessage) -> None:
@@ -346,30 +347,6 @@ class HollowAgent:
             self._tasks.pop((framework_id, task_id), None)
         if result is not AckResult.UNKNOWN:
             self._wake.set()
-
-    def _forward(self, pending: PendingUpdate) -> None:
-        self._link.send(
-            agent_pb2.AgentMessage(
-                status_update=agent_pb2.AgentMessage.StatusUpdate(
-                    framework_id=mesos_pb2.FrameworkID(value=pending.framework_id),
-                    status=pending.status,
-                )
-            )
-        )
-
-    async def _send_updates(self) -> None:
-        while True:
-            self._wake.clear()
-            timeout: float | None = None
-            if self._link.connected:
-                for pending in self._updates.due():
-                    self._forward(pending)
-                next_at = self._updates.next_retry_at()
-                if next_at is not None:
-                    timeout = max(0.0, next_at - self._clock.now())
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._wake.wait()
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,7 @@ from mesos_agent.environment import (
 )
 from mesos_agent.executor_link import ExecutorLinkServicer, Outbox
 from mesos_agent.group_commit import DurabilityError, GroupCommitter
-from mesos_agent.master_link import MasterLink
+from mesos_agent.master_link import MasterLink, forward_status_updates, send_status_update
 from mesos_agent.orphans import kill_orphans
 from mesos_agent.paths import AgentPaths
 from mesos_agent.status_updates import (
@@ -58,7 +58,6 @@ from mesos_agent.status_updates import (
     AckResult,
     AddResult,
     ContainerRecord,
-    PendingUpdate,
     StatusUpdateManager,
     UpdateRecord,
     is_terminal,
@@ -282,7 +281,8 @@ class Agent:
                 self._group = group
                 group.create_task(self._committer.run())
                 await self._recover(state)
-                group.create_task(self._send_updates())
+                group.create_task(forward_status_updates(
+                    self._link, self._updates, self._updates_wake, self._clock))
                 group.create_task(self._link.run())
                 self.ready.set()
         except* DurabilityError as failed:
@@ -424,7 +424,7 @@ class Agent:
             self._agent_info.id.CopyFrom(answer.agent_id)
             self._checkpointer.save_agent(self._agent_info)
         for pending in self._updates.resend_all():
-            self._forward_update(pending)
+            send_status_update(self._link, pending)
         self._updates_wake.set()
 
     def disconnected(self) -> None:
@@ -776,31 +776,6 @@ class Agent:
         """A group-commit batch is durable: the updates it logged may go to the master."""
         self._updates.synced(ticket)
         self._updates_wake.set()
-
-    def _forward_update(self, pending: PendingUpdate) -> None:
-        self._link.send(
-            agent_pb2.AgentMessage(
-                status_update=agent_pb2.AgentMessage.StatusUpdate(
-                    framework_id=mesos_pb2.FrameworkID(value=pending.framework_id),
-                    status=pending.status,
-                )
-            )
-        )
-
-    async def _send_updates(self) -> None:
-        """Send due updates while connected; sleep until the next retry or a change."""
-        while True:
-            self._updates_wake.clear()
-            timeout: float | None = None
-            if self._link.connected:
-                for pending in self._updates.due():
-                    self._forward_update(pending)
-                next_at = self._updates.next_retry_at()
-                if next_at is not None:
-                    timeout = max(0.0, next_at - self._clock.now())
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._updates_wake.wait()
 
     def _acknowledge(self, framework_id: str, task_id: str, status_uuid: bytes) -> None:
         tlog = self._task_log(framework_id, task_id)

@@ -18,9 +18,11 @@ from typing import Protocol
 import grpc
 import structlog
 
+from mesos_agent.status_updates import PendingUpdate, StatusUpdateManager
 from mesos_common.addresses import HostPort, parse_host_port
+from mesos_common.clock import Clock
 from mesos_common.detector import MasterDetector
-from protos import agent_pb2, agent_pb2_grpc
+from protos import agent_pb2, agent_pb2_grpc, mesos_pb2
 
 log = structlog.get_logger("mesos_agent.master_link")
 
@@ -219,3 +221,34 @@ def _leader_hint(error: grpc.aio.AioRpcError) -> HostPort | None:
             with contextlib.suppress(ValueError):
                 return parse_host_port(text, what="leader")
     return None
+
+
+def send_status_update(link: MasterLink, pending: PendingUpdate) -> None:
+    """Send one status update to the master (dropped while disconnected: it is retried)."""
+    link.send(
+        agent_pb2.AgentMessage(
+            status_update=agent_pb2.AgentMessage.StatusUpdate(
+                framework_id=mesos_pb2.FrameworkID(value=pending.framework_id),
+                status=pending.status,
+            )
+        )
+    )
+
+
+async def forward_status_updates(
+    link: MasterLink, updates: StatusUpdateManager, wake: asyncio.Event, clock: Clock
+) -> None:
+    """Send due status updates while connected; sleep until the next retry or until `wake`
+    is set (a new update, an acknowledgement, a reconnection). Runs until cancelled."""
+    while True:
+        wake.clear()
+        timeout: float | None = None
+        if link.connected:
+            for pending in updates.due():
+                send_status_update(link, pending)
+            next_at = updates.next_retry_at()
+            if next_at is not None:
+                timeout = max(0.0, next_at - clock.now())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await wake.wait()
