@@ -14,8 +14,14 @@ import structlog
 
 from marathon.api import MarathonApi
 from marathon.service import MarathonConfig, MarathonService
-from mesos_common.addresses import parse_zk_url
-from mesos_common.flags import FlagParser, parse_duration, parse_flags, parse_port
+from mesos_common.flags import (
+    FlagParser,
+    parse_duration,
+    parse_flags,
+    parse_log_level,
+    parse_port,
+    parse_zk_flag,
+)
 from mesos_common.http_server import serve_while
 from mesos_common.logging import configure_logging
 from mesos_common.process import run_service
@@ -35,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--master", default="127.0.0.1:5050",
                         help="the Mesos master: HOST:PORT or zk://host:port/mesos")
-    parser.add_argument("--zk", default=None,
+    parser.add_argument("--zk", type=parse_zk_flag, default=None,
                         help="ZooKeeper URL for Marathon's state and leader election, "
                         "e.g. zk://127.0.0.1:2181/marathon")
     parser.add_argument("--http_address", default="127.0.0.1", help="address to listen on")
@@ -49,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--work_dir", type=Path, default=None,
                         help="directory for Marathon's state when there is no --zk")
     parser.add_argument("--zk_session_timeout", type=_milliseconds, default=10.0)
-    parser.add_argument("--log_level", default="INFO")
+    parser.add_argument("--log_level", type=parse_log_level, default="INFO")
     return parser
 
 
@@ -67,15 +73,7 @@ async def serve(config: MarathonConfig) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
     args = parse_flags(parser, argv, "MARATHON")
-    if args.zk is not None:
-        try:
-            parse_zk_url(args.zk)
-        except ValueError as exc:
-            parser.error(f"--zk: {exc}")
-    try:
-        configure_logging(args.log_level)
-    except ValueError as exc:
-        parser.error(f"--log_level: {exc}")
+    configure_logging(args.log_level)
     config = MarathonConfig(
         master=args.master, zk=args.zk, http_address=args.http_address,
         http_port=args.http_port, hostname=args.hostname, framework_name=args.framework_name,

@@ -15,7 +15,14 @@ import psutil
 
 from mesos_common.attributes import parse_attributes
 from mesos_common.detector import create_detector
-from mesos_common.flags import FlagParser, parse_bool, parse_duration, parse_flags, parse_port
+from mesos_common.flags import (
+    FlagParser,
+    parse_bool,
+    parse_duration,
+    parse_flags,
+    parse_log_level,
+    parse_port,
+)
 from mesos_common.operator_http import flag_values
 from mesos_common.resources import Resources
 from protos import mesos_pb2
@@ -93,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse to start when a checkpoint is corrupt (default true); with false, recover "
         "what is readable and set the rest aside (see mesos_agent.checkpoint)",
     )
-    parser.add_argument("--log_level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument("--log_level", type=parse_log_level, default="INFO",
+                        help="DEBUG, INFO, WARNING or ERROR")
     return parser
 
 
@@ -131,8 +139,6 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[AgentConfig, str]:
         attributes = tuple(parse_attributes(args.attributes)) if args.attributes else ()
     except ValueError as exc:
         parser.error(f"--attributes: {exc}")
-    if args.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-        parser.error(f"--log_level: unknown level {args.log_level!r}")
     if args.status_update_retry_interval <= 0:
         parser.error("--status_update_retry_interval must be positive")
     config = AgentConfig(

@@ -12,6 +12,8 @@ import re
 from collections.abc import Sequence
 from typing import NoReturn
 
+from mesos_common.addresses import parse_zk_url
+
 _DURATION = re.compile(
     r"^\s*([0-9]*\.?[0-9]+)\s*(ns|us|ms|secs?|s|mins?|m|hrs?|h|days?|d|weeks?|w)?\s*$"
 )
@@ -95,3 +97,24 @@ def parse_flags(
         except (argparse.ArgumentTypeError, ValueError) as exc:
             parser.error(f"{env_prefix}_{dest.upper()}: {exc}")
     return parser.parse_args(argv)
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def parse_log_level(text: str) -> str:
+    """A `--log_level` value (case-insensitive), returned upper-case."""
+    if text.strip().upper() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"unknown level {text!r}: expected one of {', '.join(LOG_LEVELS)}"
+        )
+    return text.strip().upper()
+
+
+def parse_zk_flag(text: str) -> str:
+    """A `--zk` value: checked to be a `zk://[user:pass@]host:port,.../path` URL, kept as text."""
+    try:
+        parse_zk_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text

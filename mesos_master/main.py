@@ -12,8 +12,15 @@ from pathlib import Path
 
 import structlog
 
-from mesos_common.addresses import HostPort, parse_zk_url
-from mesos_common.flags import FlagParser, parse_duration, parse_flags, parse_port
+from mesos_common.addresses import HostPort
+from mesos_common.flags import (
+    FlagParser,
+    parse_duration,
+    parse_flags,
+    parse_log_level,
+    parse_port,
+    parse_zk_flag,
+)
 from mesos_common.http_server import serve_while
 from mesos_common.logging import configure_logging
 from mesos_common.operator_http import flag_values
@@ -98,10 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
         default={},
         help="role weights for DRF, e.g. 'analytics=2,web=1'",
     )
-    parser.add_argument("--zk", default=None,
+    parser.add_argument("--zk", type=parse_zk_flag, default=None,
                         help="ZooKeeper URL for leader election, zk://[user:pass@]h1:p,h2:p/path")
     parser.add_argument("--zk_session_timeout", type=parse_duration, default=10.0)
-    parser.add_argument("--log_level", default="INFO")
+    parser.add_argument("--log_level", type=parse_log_level, default="INFO")
     return parser
 
 
@@ -115,17 +122,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error("--agent_reregister_timeout must be at least 10secs")
     if args.offer_timeout is not None and args.offer_timeout <= 0:
         parser.error("--offer_timeout must be positive")
-    if args.zk is not None:
-        try:
-            parse_zk_url(args.zk)
-        except ValueError as exc:
-            parser.error(f"--zk: {exc}")
     if args.zk_session_timeout <= 0:
         parser.error("--zk_session_timeout must be positive")
-    try:
-        configure_logging(args.log_level)
-    except ValueError as exc:
-        parser.error(f"--log_level: {exc}")
+    configure_logging(args.log_level)
     if args.work_dir is not None:
         args.work_dir.mkdir(parents=True, exist_ok=True)
     config = MasterConfig(

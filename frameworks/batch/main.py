@@ -18,8 +18,14 @@ import structlog
 
 from frameworks.batch.api import BatchApi
 from frameworks.batch.service import VERSION, BatchConfig, BatchService
-from mesos_common.addresses import parse_zk_url
-from mesos_common.flags import FlagParser, parse_duration, parse_flags, parse_port
+from mesos_common.flags import (
+    FlagParser,
+    parse_duration,
+    parse_flags,
+    parse_log_level,
+    parse_port,
+    parse_zk_flag,
+)
 from mesos_common.http_server import serve_while
 from mesos_common.logging import configure_logging
 from mesos_common.process import run_service
@@ -39,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--master", default="127.0.0.1:5050",
                         help="the Mesos master: HOST:PORT or zk://host:port/mesos")
-    parser.add_argument("--zk", default=None,
+    parser.add_argument("--zk", type=parse_zk_flag, default=None,
                         help="ZooKeeper URL for the framework's state and leader election, "
                         "e.g. zk://127.0.0.1:2181/batch")
     parser.add_argument("--http_address", default="127.0.0.1", help="address to listen on")
@@ -55,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--zk_session_timeout", type=parse_duration, default=10.0)
     parser.add_argument("--tick_interval", type=parse_duration, default=1.0,
                         help="how often schedules and deadlines are checked")
-    parser.add_argument("--log_level", default="INFO")
+    parser.add_argument("--log_level", type=parse_log_level, default="INFO")
     return parser
 
 
@@ -75,15 +81,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """The `mesos-batch` entry point."""
     parser = build_parser()
     args = parse_flags(parser, argv, ENV_PREFIX)
-    if args.zk is not None:
-        try:
-            parse_zk_url(args.zk)
-        except ValueError as exc:
-            parser.error(f"--zk: {exc}")
-    try:
-        configure_logging(args.log_level)
-    except ValueError as exc:
-        parser.error(f"--log_level: {exc}")
+    configure_logging(args.log_level)
     config = BatchConfig(
         master=args.master, zk=args.zk, http_address=args.http_address,
         http_port=args.http_port, hostname=args.hostname, framework_name=args.framework_name,
