@@ -175,8 +175,9 @@ class LeaderGate:
 class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
     """Scheduler API: Subscribe (event stream) and Send (every other call)."""
 
-    def __init__(self, gate: LeaderGate) -> None:
+    def __init__(self, gate: LeaderGate, info: mesos_pb2.MasterInfo) -> None:
         self._gate = gate
+        self._info = info
         self._handlers: dict[int, Callable[[Master, FrameworkRecord, Call], None]] = {
             CallType.TEARDOWN: lambda m, f, c: m.teardown(f),
             CallType.ACCEPT: lambda m, f, c: m.accept(
@@ -264,6 +265,15 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
         finally:
             self._gate.request_allocation()
         return scheduler_pb2.Response()
+
+
+    async def Info(
+        self, request: scheduler_pb2.InfoRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> scheduler_pb2.InfoResponse:
+        response = scheduler_pb2.InfoResponse(master=self._info)
+        if self._gate.leader is not None:
+            response.leader.CopyFrom(self._gate.leader)
+        return response
 
 
 class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
@@ -401,7 +411,9 @@ class MasterServer:
         server = grpc.aio.server(
             interceptors=interceptor_chain(self._policies), options=SERVER_OPTIONS
         )
-        scheduler_pb2_grpc.add_SchedulerServicer_to_server(SchedulerServicer(self.gate), server)
+        scheduler_pb2_grpc.add_SchedulerServicer_to_server(
+            SchedulerServicer(self.gate, self.info), server
+        )
         agent_pb2_grpc.add_AgentLinkServicer_to_server(AgentLinkServicer(self.gate), server)
         port = server.add_insecure_port(f"{self._ip}:{self._requested_port}")
         if port == 0:

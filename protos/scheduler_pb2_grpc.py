@@ -44,6 +44,11 @@ class SchedulerStub:
                 request_serializer=protos_dot_scheduler__pb2.Call.SerializeToString,
                 response_deserializer=protos_dot_scheduler__pb2.Response.FromString,
                 _registered_method=True)
+        self.Info = channel.unary_unary(
+                '/mesos.scheduler.Scheduler/Info',
+                request_serializer=protos_dot_scheduler__pb2.InfoRequest.SerializeToString,
+                response_deserializer=protos_dot_scheduler__pb2.InfoResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServicer:
@@ -64,6 +69,13 @@ class SchedulerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Info(self, request, context):
+        """Answered by every master, leading or not.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -76,6 +88,11 @@ def add_SchedulerServicer_to_server(servicer, server):
                     servicer.Send,
                     request_deserializer=protos_dot_scheduler__pb2.Call.FromString,
                     response_serializer=protos_dot_scheduler__pb2.Response.SerializeToString,
+            ),
+            'Info': grpc.unary_unary_rpc_method_handler(
+                    servicer.Info,
+                    request_deserializer=protos_dot_scheduler__pb2.InfoRequest.FromString,
+                    response_serializer=protos_dot_scheduler__pb2.InfoResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +149,33 @@ class Scheduler:
             '/mesos.scheduler.Scheduler/Send',
             protos_dot_scheduler__pb2.Call.SerializeToString,
             protos_dot_scheduler__pb2.Response.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Info(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mesos.scheduler.Scheduler/Info',
+            protos_dot_scheduler__pb2.InfoRequest.SerializeToString,
+            protos_dot_scheduler__pb2.InfoResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -45,6 +45,8 @@ class SchedulerStub:
     """Every other call type. Validation failures are INVALID_ARGUMENT with a message;
     problems with individual operations (bad launches) are reported as task status updates.
     """
+    Info: _grpc.UnaryUnaryMultiCallable[_scheduler_pb2.InfoRequest, _scheduler_pb2.InfoResponse]
+    """Answered by every master, leading or not."""
 
 @_typing.type_check_only
 class SchedulerAsyncStub(SchedulerStub):
@@ -55,6 +57,8 @@ class SchedulerAsyncStub(SchedulerStub):
     """Every other call type. Validation failures are INVALID_ARGUMENT with a message;
     problems with individual operations (bad launches) are reported as task status updates.
     """
+    Info: _aio.UnaryUnaryMultiCallable[_scheduler_pb2.InfoRequest, _scheduler_pb2.InfoResponse]  # type: ignore[assignment]
+    """Answered by every master, leading or not."""
 
 class SchedulerServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -74,5 +78,13 @@ class SchedulerServicer(metaclass=_abc_1.ABCMeta):
         """Every other call type. Validation failures are INVALID_ARGUMENT with a message;
         problems with individual operations (bad launches) are reported as task status updates.
         """
+
+    @_abc_1.abstractmethod
+    def Info(
+        self,
+        request: _scheduler_pb2.InfoRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_scheduler_pb2.InfoResponse, _abc.Awaitable[_scheduler_pb2.InfoResponse]]:
+        """Answered by every master, leading or not."""
 
 def add_SchedulerServicer_to_server(servicer: SchedulerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,1 @@
+"""The `mesos` command-line tool."""
