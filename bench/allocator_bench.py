@@ -19,11 +19,11 @@ import platform
 import random
 import statistics
 import time
-from collections.abc import Mapping
+from collections.abc import Sequence
 
 from mesos_common.clock import SystemClock
 from mesos_common.resources import Resources
-from mesos_master.allocator import Allocator
+from mesos_master.allocator import Allocator, Grant
 
 AGENT = Resources.parse("cpus:16;mem:65536;disk:100000;ports:[31000-32000]")
 TASK = Resources.parse("cpus:1;mem:1024;disk:100;ports:[31000-31000]")
@@ -58,7 +58,7 @@ def main() -> None:
 
     offered_at: list[float] = []
 
-    def on_offer(framework_id: str, by_agent: Mapping[str, Resources]) -> None:
+    def on_offer(framework_id: str, grants: Sequence[Grant]) -> None:
         if not offered_at:
             offered_at.append(time.perf_counter())
 
@@ -89,10 +89,10 @@ def main() -> None:
         offered_at.clear()
         if sample % 2 == 0 or not held[agent_id].contains(TASK):
             begin = time.perf_counter()
-            allocator.recover_resources(framework_id, agent_id, held[agent_id], 5.0)
+            allocator.recover_resources(framework_id, "*", agent_id, held[agent_id], 5.0)
         else:
             begin = time.perf_counter()
-            allocator.recover_resources(framework_id, agent_id, TASK)
+            allocator.recover_resources(framework_id, "*", agent_id, TASK)
         allocator.allocate()
         if offered_at:
             delays.append(offered_at[0] - begin)
@@ -114,7 +114,8 @@ def main() -> None:
         holder = next(f for f in frameworks if agent_id in allocator.allocation(f))
         offered_at.clear()
         begin = time.perf_counter()
-        allocator.recover_resources(holder, agent_id, allocator.allocation(holder)[agent_id], 60)
+        held_here = allocator.allocation(holder)[agent_id]
+        allocator.recover_resources(holder, "*", agent_id, held_here, 60)
         allocator.allocate()
         if not offered_at:
             break

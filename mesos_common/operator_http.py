@@ -115,6 +115,10 @@ def _flag_text(value: object, *, duration: bool) -> str:
         return f"{format_scalar(value)}secs" if duration else format_scalar(value)
     if isinstance(value, Mapping):
         return ",".join(f"{key}={_flag_text(item, duration=False)}" for key, item in value.items())
+    if isinstance(value, frozenset | set):
+        return ",".join(sorted(str(item) for item in value))
+    if isinstance(value, tuple):
+        return "|".join(str(item) for item in value)  # alternatives, as Mesos writes them
     return str(value)
 
 

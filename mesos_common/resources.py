@@ -380,6 +380,26 @@ class Resources:
             return self
         return Resources(self._scalars or _NO_SCALARS, _NO_RANGES, _NO_SETS)
 
+    def capped(self, limits: Mapping[str, float]) -> Resources:
+        """These resources with each scalar named in `limits` cut down to at most its limit
+        (a limit <= 0 removes the scalar); other resources are kept whole."""
+        scalars = dict(self._scalars)
+        changed = False
+        for name, limit in limits.items():
+            value = scalars.get(name)
+            if value is None or value <= limit:
+                continue
+            changed = True
+            limit = _fixed(limit)
+            if limit > 0:
+                scalars[name] = limit
+            else:
+                del scalars[name]
+        if not changed:
+            return self
+        return Resources(scalars or _NO_SCALARS, self._ranges or _NO_RANGES,
+                         self._sets or _NO_SETS)
+
     def is_empty(self) -> bool:
         """Whether there is nothing here."""
         return not (self._scalars or self._ranges or self._sets)

@@ -266,7 +266,7 @@ def _sum(resources: Iterable[Resources]) -> Resources:
 def _used_by_framework(agents: Iterable[AgentRecord]) -> dict[str, Resources]:
     used: dict[str, Resources] = {}
     for agent in agents:
-        for framework_id, resources in agent.used_by_framework().items():
+        for framework_id, resources in agent.used_per_framework().items():
             used[framework_id] = used.get(framework_id, Resources.EMPTY) + resources
     return used
 
@@ -308,7 +308,7 @@ def _agent_pid(info: mesos_pb2.AgentInfo) -> str:
 
 
 def _agent_json(master: Master, agent: AgentRecord) -> dict[str, Any]:
-    used = _sum(agent.used_by_framework().values())
+    used = _sum(agent.used_per_framework().values())
     offered = _sum(master.offers[offer_id].resources for offer_id in agent.offers)
     return {
         **_agent_info_json(agent),
@@ -360,7 +360,8 @@ def _framework_json(
         ],
         "active": framework.connected,
         "connected": framework.connected,
-        "suppressed": framework.suppressed,
+        "suppressed": bool(framework.suppressed_roles),
+        "suppressed_roles": sorted(framework.suppressed_roles),
         "registered_time": _wall_time(master, framework.registered_at),
         "unregistered_time": (
             _wall_time(master, framework.disconnected_at)

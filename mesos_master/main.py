@@ -25,6 +25,8 @@ from mesos_common.http_server import serve_while
 from mesos_common.logging import configure_logging
 from mesos_common.operator_http import flag_values
 from mesos_common.process import run_service
+from mesos_common.resources import Resources
+from mesos_master.allocator import DEFAULT_MIN_ALLOCATABLE, SORTERS
 from mesos_master.http import DEFAULT_HTTP_PORT, MasterHttp
 from mesos_master.master import MasterConfig
 from mesos_master.server import MasterServer
@@ -48,6 +50,27 @@ def _weights(text: str) -> dict[str, float]:
             raise argparse.ArgumentTypeError(f"invalid weight {item!r}: must be positive")
         weights[role] = weight
     return weights
+
+
+def _min_allocatable(text: str) -> tuple[Resources, ...]:
+    """Parse Mesos' `cpus:0.01|mem:32`: alternatives, any one of which makes an agent's free
+    resources worth offering."""
+    alternatives: list[Resources] = []
+    for item in filter(None, (part.strip() for part in text.split("|"))):
+        try:
+            resources = Resources.parse(item)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"invalid resources {item!r}: {exc}") from None
+        if resources.names() - frozenset(resources.scalars):
+            raise argparse.ArgumentTypeError(f"{item!r}: only scalar resources can be given")
+        alternatives.append(resources)
+    if not alternatives:
+        raise argparse.ArgumentTypeError("expected e.g. 'cpus:0.01|mem:32'")
+    return tuple(alternatives)
+
+
+def _names(text: str) -> frozenset[str]:
+    return frozenset(filter(None, (part.strip() for part in text.split(","))))
 
 
 def _positive_int(text: str) -> int:
@@ -105,6 +128,24 @@ def build_parser() -> argparse.ArgumentParser:
         default={},
         help="role weights for DRF, e.g. 'analytics=2,web=1'",
     )
+    parser.add_argument(
+        "--role_sorter", choices=sorted(SORTERS), default="drf",
+        help="how roles are ordered for offers (default drf)",
+    )
+    parser.add_argument(
+        "--framework_sorter", choices=sorted(SORTERS), default="drf",
+        help="how the frameworks of one role are ordered for offers (default drf)",
+    )
+    parser.add_argument(
+        "--min_allocatable_resources", type=_min_allocatable,
+        default=DEFAULT_MIN_ALLOCATABLE,
+        help="an agent's free resources are offered only if they hold one of these "
+        "alternatives (default 'cpus:0.01|mem:32')",
+    )
+    parser.add_argument(
+        "--fair_sharing_excluded_resource_names", type=_names, default=frozenset(),
+        help="resource names that do not count towards fair shares, e.g. 'gpus'",
+    )
     parser.add_argument("--zk", type=parse_zk_flag, default=None,
                         help="ZooKeeper URL for leader election, zk://[user:pass@]h1:p,h2:p/path")
     parser.add_argument("--zk_session_timeout", type=parse_duration, default=10.0)
@@ -134,6 +175,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         scheduler_heartbeat_interval=args.scheduler_heartbeat_interval,
         role_weights=args.weights,
         agent_reregister_timeout=args.agent_reregister_timeout,
+        role_sorter=args.role_sorter,
+        framework_sorter=args.framework_sorter,
+        min_allocatable_resources=args.min_allocatable_resources,
+        fair_sharing_excluded_resource_names=args.fair_sharing_excluded_resource_names,
     )
     server = MasterServer(
         ip=args.ip,

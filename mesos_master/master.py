@@ -36,7 +36,7 @@ from mesos_common.clock import Clock
 from mesos_common.resources import Resources
 from mesos_common.store import Sink
 from mesos_common.task_states import TERMINAL_STATES
-from mesos_master.allocator import Allocator
+from mesos_master.allocator import DEFAULT_MIN_ALLOCATABLE, SORTERS, Allocator, Grant
 from mesos_master.records import (
     AgentRecord,
     ExecutorRecord,
@@ -95,6 +95,10 @@ class MasterConfig:
     scheduler_heartbeat_interval: float = 15.0
     role_weights: Mapping[str, float] | None = None
     agent_reregister_timeout: float = 600.0
+    role_sorter: str = "drf"
+    framework_sorter: str = "drf"
+    min_allocatable_resources: tuple[Resources, ...] = DEFAULT_MIN_ALLOCATABLE
+    fair_sharing_excluded_resource_names: frozenset[str] = frozenset()
 
     @property
     def agent_heartbeat_interval(self) -> float:
@@ -131,8 +135,16 @@ class Master:
         self.frameworks: dict[str, FrameworkRecord] = {}
         self.offers: dict[str, OfferRecord] = {}
         self.registry = Registry(registry or ImmediateSink(), recovered.removed_frameworks)
-        self.weights = {**recovered.weights, **(config.role_weights or {})}
-        self.allocator = Allocator(clock=clock, offer_callback=self._send_offers)
+        self.allocator = Allocator(
+            clock=clock,
+            offer_callback=self._send_offers,
+            role_sorter=SORTERS[config.role_sorter],
+            framework_sorter=SORTERS[config.framework_sorter],
+            min_allocatable=config.min_allocatable_resources,
+            fair_sharing_excluded=config.fair_sharing_excluded_resource_names,
+        )
+        for role, weight in {**recovered.weights, **(config.role_weights or {})}.items():
+            self.allocator.set_weight(role, weight)
         self._agent_ids = itertools.count()
         self._framework_ids = itertools.count()
         self._offer_ids = itertools.count()
@@ -159,9 +171,7 @@ class Master:
             self.frameworks[framework_id] = FrameworkRecord(
                 framework_id, framework_entry.info, "", None, now, disconnected_at=disconnected_at
             )
-            self.allocator.add_framework(
-                framework_id, weight=self._weight(framework_entry.info), active=False
-            )
+            self._add_to_allocator(framework_entry.info, active=False)
         if state.agents or state.frameworks:
             log.info(
                 "recovered the registry",
@@ -336,7 +346,9 @@ class Master:
             return
         executor = agent.executors.pop((framework_id, message.executor_id.value), None)
         if executor is not None and framework_id in self.frameworks:
-            self.allocator.recover_resources(framework_id, agent_id, executor.resources)
+            self.allocator.recover_resources(
+                framework_id, executor.role, agent_id, executor.resources
+            )
         framework = self.frameworks.get(framework_id)
         if framework is not None and framework.outbox is not None:
             framework.outbox.send(
@@ -382,6 +394,9 @@ class Master:
             framework.stream_id = stream_id
             framework.outbox = outbox
             framework.disconnected_at = None
+            self.allocator.update_framework(
+                framework_id, stored.roles, gpu_aware=_gpu_aware(stored)
+            )
             self.allocator.activate_framework(framework_id)
             self.registry.store_framework(stored)
             log.info("framework failed over", framework_id=framework_id)
@@ -390,7 +405,7 @@ class Master:
             stored.id.value = framework_id
             framework = FrameworkRecord(framework_id, stored, stream_id, outbox, now)
             self.frameworks[framework_id] = framework
-            self.allocator.add_framework(framework_id, weight=self._weight(stored))
+            self._add_to_allocator(stored, active=True)
             self.registry.store_framework(stored)
             log.info("framework subscribed", framework_id=framework_id, name=stored.name)
         outbox.send(
@@ -462,7 +477,7 @@ class Master:
             problem = problem or "no valid offers"
             for offer in offers:
                 self.allocator.recover_resources(
-                    framework.framework_id, offer.agent_id, offer.resources
+                    framework.framework_id, offer.role, offer.agent_id, offer.resources
                 )
             lost = mesos_pb2.TASK_DROPPED if framework.partition_aware else mesos_pb2.TASK_LOST
             self.counters.terminal_tasks[lost] += len(tasks)
@@ -477,10 +492,11 @@ class Master:
                 )
             return
         agent = self.agents[offers[0].agent_id]
+        role = offers[0].role
         remaining = offered
         launched_ids: set[str] = set()
         for task_info in tasks:
-            remaining = self._launch(framework, agent, task_info, remaining, launched_ids)
+            remaining = self._launch(framework, agent, role, task_info, remaining, launched_ids)
         if not remaining.is_empty():
             refuse = (
                 filters.refuse_seconds
@@ -488,7 +504,7 @@ class Master:
                 else DEFAULT_REFUSE_SECONDS
             )
             self.allocator.recover_resources(
-                framework.framework_id, agent.agent_id, remaining, refuse
+                framework.framework_id, role, agent.agent_id, remaining, refuse
             )
 
     def decline(
@@ -509,18 +525,32 @@ class Master:
                 continue
             self._remove_offer(offer)
             self.allocator.recover_resources(
-                framework.framework_id, offer.agent_id, offer.resources, refuse
+                framework.framework_id, offer.role, offer.agent_id, offer.resources, refuse
             )
 
-    def revive(self, framework: FrameworkRecord) -> None:
-        """Clear the framework's filters and un-suppress it."""
-        framework.suppressed = False
-        self.allocator.revive(framework.framework_id)
+    def revive(self, framework: FrameworkRecord, roles: Sequence[str] = ()) -> None:
+        """Clear the framework's filters and un-suppress it in `roles` (default: all)."""
+        chosen = self._own_roles(framework, roles, "REVIVE")
+        framework.suppressed_roles.difference_update(chosen)
+        self.allocator.revive(framework.framework_id, chosen)
 
-    def suppress(self, framework: FrameworkRecord) -> None:
-        """Stop sending offers to the framework until it revives."""
-        framework.suppressed = True
-        self.allocator.suppress(framework.framework_id)
+    def suppress(self, framework: FrameworkRecord, roles: Sequence[str] = ()) -> None:
+        """Stop sending offers to the framework in `roles` (default: all) until it revives."""
+        chosen = self._own_roles(framework, roles, "SUPPRESS")
+        framework.suppressed_roles.update(chosen)
+        self.allocator.suppress(framework.framework_id, chosen)
+
+    @staticmethod
+    def _own_roles(framework: FrameworkRecord, roles: Sequence[str], call: str) -> list[str]:
+        if not roles:
+            return list(framework.info.roles)
+        foreign = sorted(set(roles) - set(framework.info.roles))
+        if foreign:
+            raise MasterError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"{call} names roles the framework is not subscribed to: {', '.join(foreign)}",
+            )
+        return list(dict.fromkeys(roles))
 
     def kill(
         self,
@@ -716,8 +746,19 @@ class Master:
         except ValueError:
             return Resources.EMPTY
 
-    def _weight(self, info: mesos_pb2.FrameworkInfo) -> float:
-        return self.weights.get(info.roles[0] if info.roles else DEFAULT_ROLE, 1.0)
+    def _add_to_allocator(self, info: mesos_pb2.FrameworkInfo, *, active: bool) -> None:
+        self.allocator.add_framework(
+            info.id.value, info.roles, active=active, gpu_aware=_gpu_aware(info)
+        )
+
+    def _role_of(self, framework_id: str, resources: Iterable[mesos_pb2.Resource]) -> str:
+        """The role resources reported by an agent are allocated to: their allocation info,
+        else (from before roles were recorded) the framework's first role."""
+        for resource in resources:
+            if resource.allocation_info.role:
+                return resource.allocation_info.role
+        framework = self.frameworks.get(framework_id)
+        return framework.info.roles[0] if framework is not None else DEFAULT_ROLE
 
     def _detach_agent(self, agent: AgentRecord) -> None:
         """Close the agent's stream, rescind its offers and take it out of allocation.
@@ -770,7 +811,9 @@ class Master:
             resources = Resources.from_proto(info.resources)
         except ValueError:
             resources = Resources.EMPTY
-        agent.executors[key] = ExecutorRecord(info, key[0], agent.agent_id, resources)
+        agent.executors[key] = ExecutorRecord(
+            info, key[0], agent.agent_id, resources, self._role_of(key[0], info.resources)
+        )
 
     def _recover_reported_tasks(
         self,
@@ -851,7 +894,10 @@ class Master:
             resources = Resources.from_proto(task.resources)
         except ValueError:
             resources = Resources.EMPTY
-        return TaskRecord(info, task.framework_id.value, agent.agent_id, resources, task.state)
+        role = self._role_of(task.framework_id.value, task.resources)
+        return TaskRecord(
+            info, task.framework_id.value, agent.agent_id, resources, role, task.state
+        )
 
     def _recover_framework(
         self, framework_id: str, info: mesos_pb2.FrameworkInfo | None
@@ -866,16 +912,16 @@ class Master:
         now = self.clock.now()
         framework = FrameworkRecord(framework_id, stored, "", None, now, disconnected_at=now)
         self.frameworks[framework_id] = framework
-        self.allocator.add_framework(framework_id, weight=self._weight(stored), active=False)
+        self._add_to_allocator(stored, active=False)
         self.registry.store_framework(stored, disconnected_since=self.wall_clock())
         log.info("framework recovered from agent", framework_id=framework_id)
         return framework
 
-    def _allocator_used(self, agent: AgentRecord) -> dict[str, Resources]:
+    def _allocator_used(self, agent: AgentRecord) -> dict[str, dict[str, Resources]]:
         return {
-            framework_id: used
-            for framework_id, used in agent.used_by_framework().items()
-            if framework_id in self.frameworks and not used.is_empty()
+            framework_id: by_role
+            for framework_id, by_role in agent.used_by_framework().items()
+            if framework_id in self.frameworks
         }
 
     def _take_offers(
@@ -897,12 +943,15 @@ class Master:
                 offers.append(offer)
         if len({offer.agent_id for offer in offers}) > 1:
             problem = problem or "the offers come from several agents"
+        if len({offer.role for offer in offers}) > 1:
+            problem = problem or "the offers are allocated to several roles"
         return offers, problem
 
     def _launch(
         self,
         framework: FrameworkRecord,
         agent: AgentRecord,
+        role: str,
         task_info: mesos_pb2.TaskInfo,
         remaining: Resources,
         launched_ids: set[str],
@@ -937,17 +986,29 @@ class Master:
         task = mesos_pb2.TaskInfo()
         task.CopyFrom(task_info)
         task.agent_id.value = agent.agent_id
+        for resource in task.resources:
+            resource.allocation_info.role = role
         if task.HasField("executor"):
             task.executor.framework_id.value = framework.framework_id
             if executor is None:
+                for resource in task.executor.resources:
+                    resource.allocation_info.role = role
                 executor_resources = Resources.from_proto(task.executor.resources)
                 agent.executors[(framework.framework_id, task.executor.executor_id.value)] = (
                     ExecutorRecord(
-                        task.executor, framework.framework_id, agent.agent_id, executor_resources
+                        task.executor,
+                        framework.framework_id,
+                        agent.agent_id,
+                        executor_resources,
+                        role,
                     )
                 )
         record = TaskRecord(
-            task, framework.framework_id, agent.agent_id, Resources.from_proto(task.resources)
+            task,
+            framework.framework_id,
+            agent.agent_id,
+            Resources.from_proto(task.resources),
+            role,
         )
         agent.tasks[(framework.framework_id, task_id)] = record
         framework.tasks[task_id] = record
@@ -966,19 +1027,19 @@ class Master:
         )
         return remaining - needed
 
-    def _send_offers(self, framework_id: str, allocation: Mapping[str, Resources]) -> None:
-        """Record an offer per agent of `allocation` and send them to the framework, at most
+    def _send_offers(self, framework_id: str, grants: Sequence[Grant]) -> None:
+        """Record an offer per grant and send them to the framework, at most
         `MAX_OFFERS_PER_EVENT` per OFFERS event."""
         framework = self.frameworks[framework_id]
         events: list[scheduler_pb2.Event] = []
         now = self.clock.now()
-        for index, (agent_id, resources) in enumerate(allocation.items()):
+        for index, (agent_id, role, resources) in enumerate(grants):
             if index % MAX_OFFERS_PER_EVENT == 0:
                 events.append(scheduler_pb2.Event(type=EventType.OFFERS))
             event = events[-1]
             agent = self.agents[agent_id]
             offer_id = f"{self.info.id}-O{next(self._offer_ids)}"
-            record = OfferRecord(offer_id, framework_id, agent_id, resources, now)
+            record = OfferRecord(offer_id, framework_id, agent_id, resources, now, role)
             self.offers[offer_id] = record
             framework.offers.add(offer_id)
             agent.offers.add(offer_id)
@@ -989,8 +1050,10 @@ class Master:
                 hostname=agent.info.hostname,
                 resources=resources.to_proto(),
                 attributes=agent.info.attributes,
-                role=framework.info.roles[0],
+                role=role,
             )
+            for resource in offer.resources:
+                resource.allocation_info.role = role
             for executor_framework, executor_id in agent.executors:
                 if executor_framework == framework_id:
                     offer.executor_ids.add(value=executor_id)
@@ -1012,7 +1075,9 @@ class Master:
 
     def _rescind_offer(self, offer: OfferRecord, *, notify: bool) -> None:
         self._remove_offer(offer)
-        self.allocator.recover_resources(offer.framework_id, offer.agent_id, offer.resources)
+        self.allocator.recover_resources(
+            offer.framework_id, offer.role, offer.agent_id, offer.resources
+        )
         framework = self.frameworks.get(offer.framework_id)
         if notify and framework is not None and framework.outbox is not None:
             framework.outbox.send(
@@ -1042,7 +1107,9 @@ class Master:
             and agent.reachable
             and agent.connected
         ):
-            self.allocator.recover_resources(task.framework_id, task.agent_id, task.resources)
+            self.allocator.recover_resources(
+                task.framework_id, task.role, task.agent_id, task.resources
+            )
 
     def _forget_task(self, task: TaskRecord) -> None:
         agent = self.agents.get(task.agent_id)
@@ -1150,6 +1217,10 @@ class Master:
                 uuid=uuid_,
             )
         )
+
+
+def _gpu_aware(info: mesos_pb2.FrameworkInfo) -> bool:
+    return any(c.type == Capability.GPU_RESOURCES for c in info.capabilities)
 
 
 def _update_event(status: mesos_pb2.TaskStatus) -> scheduler_pb2.Event:

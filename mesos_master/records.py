@@ -36,6 +36,7 @@ class TaskRecord:
     framework_id: str
     agent_id: str
     resources: Resources
+    role: str  # the role its resources are allocated to
     state: mesos_pb2.TaskState.ValueType = mesos_pb2.TASK_STAGING
     latest_status: mesos_pb2.TaskStatus | None = None
     # uuid -> state of updates forwarded to the scheduler and not yet acknowledged
@@ -74,6 +75,7 @@ class ExecutorRecord:
     framework_id: str
     agent_id: str
     resources: Resources
+    role: str
 
 
 @dataclass(slots=True)
@@ -85,6 +87,7 @@ class OfferRecord:
     agent_id: str
     resources: Resources
     created_at: float
+    role: str
 
 
 @dataclass(slots=True)
@@ -110,18 +113,24 @@ class AgentRecord:
     def connected(self) -> bool:
         return self.outbox is not None
 
-    def used_by_framework(self) -> dict[str, Resources]:
-        """Resources held by non-terminal tasks and executors, per framework."""
+    def used_by_framework(self) -> dict[str, dict[str, Resources]]:
+        """Resources held by non-terminal tasks and executors, per framework and role."""
+        used: dict[str, dict[str, Resources]] = {}
+        holders: list[TaskRecord | ExecutorRecord] = [
+            task for task in self.tasks.values() if task.state not in TERMINAL_STATES
+        ]
+        holders.extend(self.executors.values())
+        for holder in holders:
+            by_role = used.setdefault(holder.framework_id, {})
+            by_role[holder.role] = by_role.get(holder.role, Resources.EMPTY) + holder.resources
+        return used
+
+    def used_per_framework(self) -> dict[str, Resources]:
+        """Resources held by non-terminal tasks and executors, per framework (all roles)."""
         used: dict[str, Resources] = {}
-        for task in self.tasks.values():
-            if task.state not in TERMINAL_STATES:
-                used[task.framework_id] = (
-                    used.get(task.framework_id, Resources.EMPTY) + task.resources
-                )
-        for executor in self.executors.values():
-            used[executor.framework_id] = (
-                used.get(executor.framework_id, Resources.EMPTY) + executor.resources
-            )
+        for framework_id, by_role in self.used_by_framework().items():
+            for resources in by_role.values():
+                used[framework_id] = used.get(framework_id, Resources.EMPTY) + resources
         return used
 
 
@@ -135,7 +144,7 @@ class FrameworkRecord:
     outbox: Outbox[scheduler_pb2.Event] | None
     registered_at: float
     disconnected_at: float | None = None
-    suppressed: bool = False
+    suppressed_roles: set[str] = field(default_factory=set)
     offers: set[str] = field(default_factory=set)
     tasks: dict[str, TaskRecord] = field(default_factory=dict)
     # terminal tasks the master no longer tracks, newest last (for /state)

@@ -186,8 +186,8 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
             CallType.DECLINE: lambda m, f, c: m.decline(
                 f, [o.value for o in c.decline.offer_ids], c.decline.filters
             ),
-            CallType.REVIVE: lambda m, f, c: m.revive(f),
-            CallType.SUPPRESS: lambda m, f, c: m.suppress(f),
+            CallType.REVIVE: lambda m, f, c: m.revive(f, c.revive.roles),
+            CallType.SUPPRESS: lambda m, f, c: m.suppress(f, c.suppress.roles),
             CallType.KILL: lambda m, f, c: m.kill(
                 f,
                 c.kill.task_id.value,

@@ -52,6 +52,9 @@ def validate_framework_info(info: mesos_pb2.FrameworkInfo) -> str | None:
             return problem
     if len(set(info.roles)) != len(info.roles):
         return "FrameworkInfo.roles lists a role more than once"
+    multi_role = mesos_pb2.FrameworkInfo.Capability.MULTI_ROLE
+    if len(info.roles) > 1 and not any(c.type == multi_role for c in info.capabilities):
+        return "a framework with several roles needs the MULTI_ROLE capability"
     return None
 
 
@@ -116,6 +119,8 @@ def _validate_executor(
         comparable = mesos_pb2.ExecutorInfo()
         comparable.CopyFrom(executor)
         comparable.framework_id.value = running.framework_id.value
+        for mine, theirs in zip(comparable.resources, running.resources, strict=False):
+            mine.allocation_info.CopyFrom(theirs.allocation_info)  # the master set that
         if comparable != running:
             return (
                 f"ExecutorInfo differs from the running executor {executor.executor_id.value!r}"

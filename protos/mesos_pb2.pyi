@@ -390,6 +390,27 @@ class Resource(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class AllocationInfo(_message.Message):
+        """Set on offered resources (and by the master on the resources of tasks launched from
+        them): the role they are allocated to, so an agent's report names each task's role.
+        """
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        ROLE_FIELD_NUMBER: _builtins.int
+        role: _builtins.str
+        def __init__(
+            self,
+            *,
+            role: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["role", b"role"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     NAME_FIELD_NUMBER: _builtins.int
     TYPE_FIELD_NUMBER: _builtins.int
     SCALAR_FIELD_NUMBER: _builtins.int
@@ -397,6 +418,7 @@ class Resource(_message.Message):
     SET_FIELD_NUMBER: _builtins.int
     ROLE_FIELD_NUMBER: _builtins.int
     RESERVATIONS_FIELD_NUMBER: _builtins.int
+    ALLOCATION_INFO_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     type: Global___Value.Type.ValueType
     role: _builtins.str
@@ -410,6 +432,8 @@ class Resource(_message.Message):
     def reservations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Resource.ReservationInfo]:
         """Stack of reservations, most refined last (empty: unreserved)."""
 
+    @_builtins.property
+    def allocation_info(self) -> Global___Resource.AllocationInfo: ...
     def __init__(
         self,
         *,
@@ -420,10 +444,11 @@ class Resource(_message.Message):
         set: Global___Value.Set | None = ...,
         role: _builtins.str = ...,
         reservations: _abc.Iterable[Global___Resource.ReservationInfo] | None = ...,
+        allocation_info: Global___Resource.AllocationInfo | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ranges", b"ranges", "scalar", b"scalar", "set", b"set"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["allocation_info", b"allocation_info", "ranges", b"ranges", "scalar", b"scalar", "set", b"set"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "ranges", b"ranges", "reservations", b"reservations", "role", b"role", "scalar", b"scalar", "set", b"set", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocation_info", b"allocation_info", "name", b"name", "ranges", b"ranges", "reservations", b"reservations", "role", b"role", "scalar", b"scalar", "set", b"set", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

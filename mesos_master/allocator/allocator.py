@@ -1,4 +1,4 @@
-"""The allocator: decides which framework is offered each agent's available resources.
+"""The allocator: decides which framework, in which role, is offered each agent's resources.
 
 A pure, synchronous core (no I/O, injected clock) that the master's shell drives from one
 asyncio task::
@@ -7,36 +7,73 @@ asyncio task::
                           │  mark agents dirty (or all agents, when a framework became eligible)
                           ▼
     shell: if allocator.pending (or at next_wakeup()) ──> allocate()
-                          │  for each dirty agent with allocatable resources:
-                          │    first framework in sorter order not filtered for that agent
+                          │  for each dirty, active agent with allocatable resources:
+                          │    walk the role tree in sorter order, then the role's frameworks;
+                          │    the first (framework, role) that may take the agent gets it,
+                          │    cut down to the role's quota headroom
                           ▼
-                      offer_callback(framework_id, {agent_id: resources})   once per framework
+                      offer_callback(framework_id, [Grant(agent_id, role, resources), ...])
 
-Allocation is event-driven: a single `recover_resources` followed by `allocate()` looks at that one
-agent only. The sorter (DRF by default) holds every framework's allocation and orders frameworks
-by dominant share; roles will add a second sorter level above the framework sorter.
+Fairness is two-level, as in Mesos' hierarchical DRF: roles form a tree (`eng` is the parent of
+`eng/backend`); at each level the role sorter orders siblings by the weighted dominant share of
+everything allocated in their subtree, and a role's own frameworks (a virtual child, as Mesos'
+`eng/.`) are ordered by the framework sorter. Weights belong to roles. A role's quota limit caps
+what its subtree may hold: offers are cut down to fit, and a role that has reached its limit in
+a resource the agent offers is passed over (rather than offered the agent's other resources
+alone, which would strand them).
+Agents offering `gpus` are offered only to frameworks that declared the GPU capability.
+
+Allocation is event-driven: a single `recover_resources` followed by `allocate()` looks at that
+one agent only.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
 
 from mesos_common.clock import Clock
 from mesos_common.resources import Resources
-from mesos_master.allocator.sorter import DRFSorter, Sorter
+from mesos_master.allocator.roles import parent
+from mesos_master.allocator.sorter import ClusterTotal, DRFSorter, Sorter
 
-__all__ = ["DEFAULT_MIN_ALLOCATABLE", "Allocator", "OfferCallback"]
+__all__ = [
+    "DEFAULT_MIN_ALLOCATABLE",
+    "Allocator",
+    "Grant",
+    "OfferCallback",
+    "SorterFactory",
+]
 
-OfferCallback = Callable[[str, Mapping[str, Resources]], None]
-"""`offer_callback(framework_id, {agent_id: resources})`."""
+
+class Grant(NamedTuple):
+    """Resources of one agent allocated to a framework in one of its roles."""
+
+    agent_id: str
+    role: str
+    resources: Resources
+
+
+OfferCallback = Callable[[str, Sequence[Grant]], None]
+"""`offer_callback(framework_id, grants)`."""
+
+class SorterFactory(Protocol):
+    """Builds a sorter over a shared cluster total, ignoring the excluded resource names."""
+
+    def __call__(
+        self, total: ClusterTotal, excluded: frozenset[str], *, per_agent: bool = True
+    ) -> Sorter: ...
 
 DEFAULT_MIN_ALLOCATABLE: tuple[Resources, ...] = (
     Resources.parse("cpus:0.01"),
     Resources.parse("mem:32"),
 )
 """As in Mesos: an agent's available resources are offered if they hold any one of these."""
+
+_OWN = "."
+"""The client standing for a role's own frameworks in that role's sorter (Mesos' `role/.`)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -49,22 +86,49 @@ class _Filter:
 
 @dataclass(slots=True, eq=False)
 class _Framework:
+    roles: tuple[str, ...]
     active: bool
-    suppressed: bool = False
+    gpu_aware: bool = False
+    suppressed: set[str] = field(default_factory=set)  # roles
     # Known only because an agent reported its tasks (`add_agent(used=...)`): it holds
     # resources but gets no offers until `add_framework` adopts it.
     recovered: bool = False
     filters: dict[str, _Filter] = field(default_factory=dict)  # by agent id
+    held: set[str] = field(default_factory=set)  # roles whose framework sorter has it
 
 
 @dataclass(slots=True, eq=False)
 class _Agent:
     total: Resources
     available: Resources
+    active: bool = True
+
+    @property
+    def has_gpus(self) -> bool:
+        return self.total.scalar("gpus") > 0
+
+
+@dataclass(slots=True, eq=False)
+class _Role:
+    """A node of the role tree; the root has the empty path."""
+
+    path: str
+    parent: _Role | None
+    sorter: Sorter  # this role's child roles and `_OWN`
+    frameworks: Sorter  # the frameworks allocated or subscribed in exactly this role
+    children: dict[str, _Role] = field(default_factory=dict)  # by path
+    active_frameworks: set[str] = field(default_factory=set)
+    active_children: set[str] = field(default_factory=set)
+
+    @property
+    def consumed(self) -> Resources:
+        """The scalar quantities held in this role's subtree (as its parent's sorter books)."""
+        assert self.parent is not None
+        return self.parent.sorter.quantities(self.path)
 
 
 class Allocator:
-    """Hierarchical-DRF-style allocator, one level (frameworks).
+    """Hierarchical DRF over roles, then frameworks, with weights and quota limits per role.
 
     Unknown framework or agent ids raise KeyError, except in `remove_framework`,
     `remove_agent` and `recover_resources`, which ignore ids already removed (the master may
@@ -76,15 +140,24 @@ class Allocator:
         *,
         clock: Clock,
         offer_callback: OfferCallback,
-        sorter_factory: Callable[[], Sorter] = DRFSorter,
+        role_sorter: SorterFactory = DRFSorter,
+        framework_sorter: SorterFactory = DRFSorter,
         min_allocatable: Sequence[Resources] = DEFAULT_MIN_ALLOCATABLE,
+        fair_sharing_excluded: frozenset[str] = frozenset(),
     ) -> None:
         self._clock = clock
         self._offer_callback = offer_callback
-        self._sorter = sorter_factory()
+        self._role_sorter = role_sorter
+        self._framework_sorter = framework_sorter
+        self._excluded = fair_sharing_excluded
+        self._total = ClusterTotal()
         self._min_allocatable = tuple(min_allocatable)
         self._frameworks: dict[str, _Framework] = {}
         self._agents: dict[str, _Agent] = {}
+        self._root = self._new_role("", None)
+        self._roles: dict[str, _Role] = {}
+        self._weights: dict[str, float] = {}
+        self._quotas: dict[str, dict[str, float]] = {}  # role -> scalar limits
         self._dirty: dict[str, None] = {}  # agents to look at, in the order they changed
         self._all_dirty = False
         self._expiries: list[tuple[float, int, str, str, _Filter]] = []  # heap
@@ -95,111 +168,168 @@ class Allocator:
     def add_framework(
         self,
         framework_id: str,
+        roles: Sequence[str] = ("*",),
         *,
-        weight: float = 1.0,
-        used: Mapping[str, Resources] | None = None,
         active: bool = True,
+        gpu_aware: bool = False,
     ) -> None:
-        """Add a framework; `used` is what it already holds by agent id (after a failover).
+        """Add a framework subscribed to `roles`.
 
-        A framework first seen in an agent's `used` report is adopted here; for agents that
-        already reported its resources, `used` is not counted again.
+        A framework first seen in an agent's `used` report is adopted here.
         """
+        if not roles:
+            raise ValueError(f"framework {framework_id!r} needs at least one role")
         existing = self._frameworks.get(framework_id)
         if existing is not None and not existing.recovered:
             raise ValueError(f"framework {framework_id!r} already added")
-        held = self._sorter.allocation(framework_id) if existing is not None else {}
-        extra = {
-            agent_id: resources
-            for agent_id, resources in (used or {}).items()
-            if agent_id in self._agents and agent_id not in held and resources
-        }
-        for agent_id, resources in extra.items():
-            if not self._agents[agent_id].available.contains(resources):
-                raise ValueError(
-                    f"framework {framework_id!r} claims {resources} on agent {agent_id!r}, "
-                    f"which has only {self._agents[agent_id].available} available"
-                )
         if existing is None:
-            self._sorter.add(framework_id, weight)
-            framework = self._frameworks[framework_id] = _Framework(active=active)
+            framework = self._frameworks[framework_id] = _Framework(
+                roles=tuple(roles), active=active, gpu_aware=gpu_aware
+            )
         else:
-            self._sorter.update_weight(framework_id, weight)
             framework = existing
             framework.recovered = False
+            framework.roles = tuple(roles)
             framework.active = active
-        for agent_id, resources in extra.items():
-            self._agents[agent_id].available -= resources
-            self._sorter.allocated(framework_id, agent_id, resources)
-        self._sync_sorter(framework_id, framework)
+            framework.gpu_aware = gpu_aware
+        self._sync(framework_id, framework)
         if active:
             self._all_dirty = True
 
+    def update_framework(
+        self, framework_id: str, roles: Sequence[str], *, gpu_aware: bool = False
+    ) -> None:
+        """A re-subscribing framework may change its roles and capabilities.
+
+        What it holds in roles it left stays accounted there until given back.
+        """
+        if not roles:
+            raise ValueError(f"framework {framework_id!r} needs at least one role")
+        framework = self._framework(framework_id)
+        framework.roles = tuple(roles)
+        framework.gpu_aware = gpu_aware
+        framework.suppressed &= set(roles)
+        self._sync(framework_id, framework)
+        self._all_dirty = True
+
     def remove_framework(self, framework_id: str) -> None:
         """Forget a framework; everything it held becomes available again."""
-        if self._frameworks.pop(framework_id, None) is None:
+        framework = self._frameworks.pop(framework_id, None)
+        if framework is None:
             return
-        for agent_id, resources in self._sorter.allocation(framework_id).items():
-            self._agents[agent_id].available += resources
-            self._dirty[agent_id] = None
-        self._sorter.remove(framework_id)
+        for role in list(framework.held):
+            node = self._roles[role]
+            for agent_id, resources in list(node.frameworks.allocation(framework_id).items()):
+                self._unallocate(node, framework_id, agent_id, resources)
+                self._agents[agent_id].available += resources
+                self._dirty[agent_id] = None
+            self._set_framework_active(node, framework_id, False)
+            node.frameworks.remove(framework_id)
 
     def activate_framework(self, framework_id: str) -> None:
         """Make a (re)connected framework eligible for offers again."""
         framework = self._framework(framework_id)
         framework.active = True
-        self._sync_sorter(framework_id, framework)
+        self._sync(framework_id, framework)
         self._all_dirty = True
 
     def deactivate_framework(self, framework_id: str) -> None:
         """No offers while inactive (disconnected); what it holds stays allocated."""
         framework = self._framework(framework_id)
         framework.active = False
-        self._sync_sorter(framework_id, framework)
+        self._sync(framework_id, framework)
 
-    def update_weight(self, framework_id: str, weight: float) -> None:
-        """Change a framework's weight: its dominant share is divided by it."""
-        self._framework(framework_id)
-        self._sorter.update_weight(framework_id, weight)
-        self._all_dirty = True
-
-    def suppress(self, framework_id: str) -> None:
-        """No offers to this framework until `revive`."""
+    def suppress(self, framework_id: str, roles: Sequence[str] | None = None) -> None:
+        """No offers to this framework in `roles` (default: all its roles) until `revive`."""
         framework = self._framework(framework_id)
-        framework.suppressed = True
-        self._sync_sorter(framework_id, framework)
+        framework.suppressed.update(framework.roles if roles is None else roles)
+        framework.suppressed &= set(framework.roles)
+        self._sync(framework_id, framework)
 
-    def revive(self, framework_id: str) -> None:
-        """Un-suppress the framework and drop all its filters."""
+    def revive(self, framework_id: str, roles: Sequence[str] | None = None) -> None:
+        """Un-suppress the framework in `roles` (default: all) and drop all its filters."""
         framework = self._framework(framework_id)
-        framework.suppressed = False
+        framework.suppressed.difference_update(framework.roles if roles is None else roles)
         framework.filters.clear()
-        self._sync_sorter(framework_id, framework)
+        self._sync(framework_id, framework)
         self._all_dirty = True
+
+    # Roles.
+
+    def set_weight(self, role: str, weight: float) -> None:
+        """Set a role's weight (> 0): its subtree's dominant share is divided by it."""
+        if not weight > 0:
+            raise ValueError(f"weight must be positive, got {weight}")
+        self._weights[role] = weight
+        node = self._roles.get(role)
+        if node is not None:
+            assert node.parent is not None
+            node.parent.sorter.update_weight(role, weight)
+        self._all_dirty = True
+
+    def weight(self, role: str) -> float:
+        """The role's weight (1.0 unless set)."""
+        return self._weights.get(role, 1.0)
+
+    def set_quota(self, role: str, limits: Resources | None) -> None:
+        """Cap what `role`'s subtree may hold to `limits`' scalars; None removes the quota."""
+        if limits is None or limits.is_empty():
+            self._quotas.pop(role, None)
+        else:
+            self._quotas[role] = dict(limits.scalars)
+        self._all_dirty = True
+
+    def quota(self, role: str) -> Resources | None:
+        """The role's quota limits, or None."""
+        limits = self._quotas.get(role)
+        return None if limits is None else Resources.from_scalars(limits)
+
+    def consumed(self, role: str) -> Resources:
+        """The scalar quantities allocated in `role`'s subtree (what quota counts)."""
+        node = self._roles.get(role)
+        return Resources.EMPTY if node is None else node.consumed
+
+    def roles(self) -> list[str]:
+        """Every role known (subscribed, holding resources, weighted or with quota), sorted."""
+        return sorted(set(self._roles) | set(self._weights) | set(self._quotas))
+
+    def role_share(self, role: str) -> float:
+        """The role's weighted dominant share among its siblings (0.0 for unknown roles)."""
+        node = self._roles.get(role)
+        if node is None:
+            return 0.0
+        assert node.parent is not None
+        return node.parent.sorter.share(role)
 
     # Agents.
 
     def add_agent(
-        self, agent_id: str, total: Resources, used: Mapping[str, Resources] | None = None
+        self,
+        agent_id: str,
+        total: Resources,
+        used: Mapping[str, Mapping[str, Resources]] | None = None,
     ) -> None:
-        """Add an agent; `used` maps framework ids to resources its tasks already use."""
+        """Add an agent; `used` maps framework ids to {role: resources} its tasks already use."""
         if agent_id in self._agents:
             raise ValueError(f"agent {agent_id!r} already added")
         in_use = Resources.EMPTY
-        for resources in (used or {}).values():
-            in_use += resources
+        for by_role in (used or {}).values():
+            for resources in by_role.values():
+                in_use += resources
         if not total.contains(in_use):
             raise ValueError(f"agent {agent_id!r} reports {in_use} in use but has only {total}")
         self._agents[agent_id] = _Agent(total=total, available=total - in_use)
-        self._sorter.add_total(total)
-        for framework_id, resources in (used or {}).items():
-            if not resources:
-                continue
-            if framework_id not in self._frameworks:
-                self._sorter.add(framework_id)
-                self._frameworks[framework_id] = _Framework(active=False, recovered=True)
-                self._sync_sorter(framework_id, self._frameworks[framework_id])
-            self._sorter.allocated(framework_id, agent_id, resources)
+        self._total.add(total)
+        for framework_id, by_role in (used or {}).items():
+            framework = self._frameworks.get(framework_id)
+            if framework is None:
+                framework = self._frameworks[framework_id] = _Framework(
+                    roles=tuple(by_role), active=False, recovered=True
+                )
+            for role, resources in by_role.items():
+                if resources:
+                    node = self._hold(framework_id, framework, role)
+                    self._allocate(node, framework_id, agent_id, resources)
         self._dirty[agent_id] = None
 
     def remove_agent(self, agent_id: str) -> None:
@@ -208,24 +338,37 @@ class Allocator:
         if agent is None:
             return
         self._dirty.pop(agent_id, None)
-        self._sorter.remove_total(agent.total)
+        self._total.remove(agent.total)
         for framework_id, framework in list(self._frameworks.items()):
             framework.filters.pop(agent_id, None)
-            held = self._sorter.allocation(framework_id).get(agent_id)
-            if held is not None:
-                self._sorter.unallocated(framework_id, agent_id, held)
-                self._forget_if_recovered_and_idle(framework_id, framework)
+            for role in list(framework.held):
+                node = self._roles[role]
+                held = node.frameworks.allocation(framework_id).get(agent_id)
+                if held is not None:
+                    self._unallocate(node, framework_id, agent_id, held)
+                    self._release_if_idle(framework_id, framework, role)
+            self._forget_if_recovered_and_idle(framework_id, framework)
+
+    def deactivate_agent(self, agent_id: str) -> None:
+        """No more offers of this agent (drained or deactivated); its allocation stays."""
+        self._agent(agent_id).active = False
+
+    def activate_agent(self, agent_id: str) -> None:
+        """Offer this agent again."""
+        self._agent(agent_id).active = True
+        self._dirty[agent_id] = None
 
     # Resources.
 
     def recover_resources(
         self,
         framework_id: str,
+        role: str,
         agent_id: str,
         resources: Resources,
         refuse_seconds: float | None = None,
     ) -> None:
-        """Resources the framework held (offered or used) come back to the agent.
+        """Resources the framework held in `role` (offered or used) come back to the agent.
 
         `refuse_seconds > 0` installs a filter: the framework is not offered this agent again
         until it expires, unless the agent's available resources are no longer contained in
@@ -235,10 +378,12 @@ class Allocator:
         agent = self._agents.get(agent_id)
         if framework is None or agent is None:
             return
-        if resources:
-            self._sorter.unallocated(framework_id, agent_id, resources)
+        node = self._roles.get(role)
+        if resources and node is not None and role in framework.held:
+            self._unallocate(node, framework_id, agent_id, resources)
             agent.available += resources
             self._dirty[agent_id] = None
+            self._release_if_idle(framework_id, framework, role)
         if refuse_seconds is not None and refuse_seconds > 0:
             expiry = _Filter(refused=resources, expires_at=self._clock.now() + refuse_seconds)
             framework.filters[agent_id] = expiry
@@ -252,7 +397,7 @@ class Allocator:
     # Allocation.
 
     def allocate(self) -> int:
-        """One pass over pending work; returns the number of (framework, agent) offers made.
+        """One pass over pending work; returns the number of grants made.
 
         The offer callback runs after the pass, once per framework; it may call back into the
         allocator (e.g. to decline at once) but must not raise: the resources are allocated.
@@ -266,26 +411,25 @@ class Allocator:
             candidates = list(self._dirty)
         self._dirty.clear()
 
-        sorter = self._sorter
-        frameworks = self._frameworks
-        offers: dict[str, dict[str, Resources]] = {}
+        grants: dict[str, list[Grant]] = {}
         for agent_id in candidates:
             agent = self._agents[agent_id]
-            available = agent.available
-            if not self._allocatable(available):
+            if not agent.active:
                 continue
-            for framework_id in sorter.sort():
-                refusal = frameworks[framework_id].filters.get(agent_id)
-                if (refusal is not None and refusal.expires_at > now
-                        and refusal.refused.contains(available)):
-                    continue
-                sorter.allocated(framework_id, agent_id, available)
-                agent.available = Resources.EMPTY
-                offers.setdefault(framework_id, {})[agent_id] = available
-                break
-        for framework_id, by_agent in offers.items():
-            self._offer_callback(framework_id, by_agent)
-        return sum(len(by_agent) for by_agent in offers.values())
+            granted: set[tuple[str, str]] = set()
+            while self._allocatable(agent.available):
+                grant = self._pick(agent_id, agent, now, granted)
+                if grant is None:
+                    break
+                framework_id, node, resources = grant
+                self._allocate(node, framework_id, agent_id, resources)
+                whole = resources is agent.available
+                agent.available = Resources.EMPTY if whole else agent.available - resources
+                granted.add((framework_id, node.path))
+                grants.setdefault(framework_id, []).append(Grant(agent_id, node.path, resources))
+        for framework_id, made in grants.items():
+            self._offer_callback(framework_id, made)
+        return sum(len(made) for made in grants.values())
 
     @property
     def pending(self) -> bool:
@@ -303,23 +447,200 @@ class Allocator:
     # Queries.
 
     def allocation(self, framework_id: str) -> Mapping[str, Resources]:
-        """What the framework holds (offered + used), by agent id."""
-        self._framework(framework_id)
-        return self._sorter.allocation(framework_id)
+        """What the framework holds (offered + used) over all its roles, by agent id."""
+        framework = self._framework(framework_id)
+        if len(framework.held) == 1:
+            (role,) = framework.held
+            return self._roles[role].frameworks.allocation(framework_id)
+        total: dict[str, Resources] = {}
+        for role in framework.held:
+            for agent_id, resources in self._roles[role].frameworks.allocation(
+                framework_id
+            ).items():
+                total[agent_id] = total.get(agent_id, Resources.EMPTY) + resources
+        return total
+
+    def allocation_by_role(self, framework_id: str) -> Mapping[str, Mapping[str, Resources]]:
+        """What the framework holds, by role and then agent id."""
+        framework = self._framework(framework_id)
+        return {
+            role: self._roles[role].frameworks.allocation(framework_id)
+            for role in sorted(framework.held)
+        }
 
     def available(self, agent_id: str) -> Resources:
         """The agent's resources that nobody holds."""
-        try:
-            return self._agents[agent_id].available
-        except KeyError:
-            raise KeyError(f"unknown agent {agent_id!r}") from None
+        return self._agent(agent_id).available
 
     def dominant_share(self, framework_id: str) -> float:
-        """The framework's dominant share divided by its weight."""
-        self._framework(framework_id)
-        return self._sorter.share(framework_id)
+        """The framework's dominant share of the cluster (its largest over its roles)."""
+        framework = self._framework(framework_id)
+        return max(
+            (self._roles[role].frameworks.share(framework_id) for role in framework.held),
+            default=0.0,
+        )
 
-    # Internals.
+    # Internals: the role tree.
+
+    def _new_role(self, path: str, parent_node: _Role | None) -> _Role:
+        return _Role(
+            path=path,
+            parent=parent_node,
+            sorter=self._role_sorter(self._total, self._excluded, per_agent=False),
+            frameworks=self._framework_sorter(self._total, self._excluded),
+        )
+
+    def _role(self, path: str) -> _Role:
+        """The node for `path`, created with its ancestors when missing."""
+        node = self._roles.get(path)
+        if node is not None:
+            return node
+        up = parent(path)
+        parent_node = self._root if up is None else self._role(up)
+        node = self._new_role(path, parent_node)
+        node.sorter.add(_OWN)
+        node.sorter.deactivate(_OWN)
+        if parent_node.parent is not None and not parent_node.children:
+            # The parent's own frameworks now compete with a child: start booking them as `_OWN`
+            # (a role without children leaves its `_OWN` books empty: it would be alone there).
+            own = Resources.EMPTY
+            for framework_id in self._frameworks_of(parent_node):
+                own = own + parent_node.frameworks.quantities(framework_id)
+            parent_node.sorter.allocated(_OWN, "", own)
+        parent_node.sorter.add(path, self._weights.get(path, 1.0))
+        parent_node.sorter.deactivate(path)
+        parent_node.children[path] = node
+        self._roles[path] = node
+        return node
+
+    def _hold(self, framework_id: str, framework: _Framework, role: str) -> _Role:
+        """Make sure `role`'s framework sorter has the framework (inactive when added)."""
+        node = self._role(role)
+        if role not in framework.held:
+            node.frameworks.add(framework_id)
+            node.frameworks.deactivate(framework_id)
+            framework.held.add(role)
+        return node
+
+    def _sync(self, framework_id: str, framework: _Framework) -> None:
+        """Bring the framework's activity in every role in line with its state."""
+        for role in framework.roles:
+            self._hold(framework_id, framework, role)
+        for role in list(framework.held):
+            eligible = (
+                framework.active
+                and not framework.recovered
+                and role in framework.roles
+                and role not in framework.suppressed
+            )
+            self._set_framework_active(self._roles[role], framework_id, eligible)
+            self._release_if_idle(framework_id, framework, role)
+
+    def _release_if_idle(self, framework_id: str, framework: _Framework, role: str) -> None:
+        """Drop the framework from a role it left once it holds nothing there."""
+        node = self._roles[role]
+        if role in framework.roles or node.frameworks.allocation(framework_id):
+            return
+        self._set_framework_active(node, framework_id, False)
+        node.frameworks.remove(framework_id)
+        framework.held.discard(role)
+
+    def _set_framework_active(self, node: _Role, framework_id: str, active: bool) -> None:
+        if (framework_id in node.active_frameworks) == active:
+            return
+        if active:
+            node.frameworks.activate(framework_id)
+            node.active_frameworks.add(framework_id)
+            node.sorter.activate(_OWN)
+        else:
+            node.frameworks.deactivate(framework_id)
+            node.active_frameworks.discard(framework_id)
+            if not node.active_frameworks:
+                node.sorter.deactivate(_OWN)
+        # A role takes part in its parent's sorting while its subtree has an active framework.
+        while node.parent is not None:
+            up = node.parent
+            active_now = bool(node.active_frameworks or node.active_children)
+            if (node.path in up.active_children) == active_now:
+                return
+            if active_now:
+                up.active_children.add(node.path)
+                up.sorter.activate(node.path)
+            else:
+                up.active_children.discard(node.path)
+                up.sorter.deactivate(node.path)
+            node = up
+
+    def _allocate(self, node: _Role, framework_id: str, agent_id: str, res: Resources) -> None:
+        node.frameworks.allocated(framework_id, agent_id, res)
+        quantities = res.scalar_quantities()
+        if node.children:
+            node.sorter.allocated(_OWN, agent_id, quantities)
+        while node.parent is not None:
+            node.parent.sorter.allocated(node.path, agent_id, quantities)
+            node = node.parent
+
+    def _unallocate(self, node: _Role, framework_id: str, agent_id: str, res: Resources) -> None:
+        node.frameworks.unallocated(framework_id, agent_id, res)
+        quantities = res.scalar_quantities()
+        if node.children:
+            node.sorter.unallocated(_OWN, agent_id, quantities)
+        while node.parent is not None:
+            node.parent.sorter.unallocated(node.path, agent_id, quantities)
+            node = node.parent
+
+    def _candidates(self, node: _Role) -> Iterator[tuple[_Role, str]]:
+        """(role, framework) pairs in allocation order below `node`."""
+        for client in node.sorter.sort():
+            if client == _OWN:
+                for framework_id in node.frameworks.sort():
+                    yield node, framework_id
+            else:
+                yield from self._candidates(node.children[client])
+
+    def _pick(
+        self, agent_id: str, agent: _Agent, now: float, granted: set[tuple[str, str]]
+    ) -> tuple[str, _Role, Resources] | None:
+        """The first (framework, role) that may take the agent now, with what it may take."""
+        available = agent.available
+        for node, framework_id in self._candidates(self._root):
+            if (framework_id, node.path) in granted:
+                continue
+            framework = self._frameworks[framework_id]
+            if agent.has_gpus and not framework.gpu_aware:
+                continue
+            refusal = framework.filters.get(agent_id)
+            if (refusal is not None and refusal.expires_at > now
+                    and refusal.refused.contains(available)):
+                continue
+            offered = self._within_quota(node, available)
+            if offered is available or self._allocatable(offered):
+                return framework_id, node, offered
+        return None
+
+    def _within_quota(self, node: _Role, available: Resources) -> Resources:
+        """`available` cut down to what `node` and its ancestors may still take."""
+        if not self._quotas:
+            return available
+        offered = available
+        walk: _Role | None = node
+        while walk is not None and walk.parent is not None:
+            limits = self._quotas.get(walk.path)
+            if limits is not None:
+                consumed = walk.consumed
+                headroom = {name: limit - consumed.scalar(name) for name, limit in limits.items()}
+                if any(room < 0.001 and available.scalar(name) > 0
+                       for name, room in headroom.items()):
+                    return Resources.EMPTY  # at its limit in something this agent offers
+                offered = offered.capped(headroom)
+            walk = walk.parent
+        return offered
+
+    def _frameworks_of(self, node: _Role) -> list[str]:
+        """The frameworks with books in exactly this role."""
+        return [fid for fid, framework in self._frameworks.items() if node.path in framework.held]
+
+    # Internals: frameworks and agents.
 
     def _framework(self, framework_id: str) -> _Framework:
         try:
@@ -327,16 +648,25 @@ class Allocator:
         except KeyError:
             raise KeyError(f"unknown framework {framework_id!r}") from None
 
-    def _sync_sorter(self, framework_id: str, framework: _Framework) -> None:
-        if framework.active and not framework.suppressed and not framework.recovered:
-            self._sorter.activate(framework_id)
-        else:
-            self._sorter.deactivate(framework_id)
+    def _agent(self, agent_id: str) -> _Agent:
+        try:
+            return self._agents[agent_id]
+        except KeyError:
+            raise KeyError(f"unknown agent {agent_id!r}") from None
 
     def _forget_if_recovered_and_idle(self, framework_id: str, framework: _Framework) -> None:
-        if framework.recovered and not self._sorter.allocation(framework_id):
-            del self._frameworks[framework_id]
-            self._sorter.remove(framework_id)
+        if not framework.recovered:
+            return
+        for role in list(framework.held):
+            node = self._roles[role]
+            if node.frameworks.allocation(framework_id):
+                return
+        for role in list(framework.held):
+            node = self._roles[role]
+            self._set_framework_active(node, framework_id, False)
+            node.frameworks.remove(framework_id)
+        framework.held.clear()
+        del self._frameworks[framework_id]
 
     def _allocatable(self, available: Resources) -> bool:
         if available.is_empty():

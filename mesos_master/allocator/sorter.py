@@ -8,6 +8,11 @@ each agent, and the cluster total. A client's dominant share is
 `DRFSorter` orders active clients by that share (Dominant Resource Fairness), ties broken by the
 order in which clients were added; it keeps the order incrementally, repositioning only the
 client whose allocation changed. `RandomSorter` returns a weighted random order.
+
+A sorter built with `per_agent=False` keeps only each client's quantities, not where they are:
+the allocator's role sorters need shares only. Resource names in `excluded` (e.g. `gpus`, Mesos' `--fair_sharing_excluded_resource_names`) do
+not count towards shares. Several sorters may share one `ClusterTotal` (the allocator's role
+tree does): a change of the total is then made once, and each sorter notices it by its version.
 """
 
 from __future__ import annotations
@@ -20,7 +25,27 @@ from typing import Protocol
 
 from mesos_common.resources import Resources
 
-__all__ = ["DRFSorter", "RandomSorter", "Sorter"]
+__all__ = ["SORTERS", "ClusterTotal", "DRFSorter", "RandomSorter", "Sorter"]
+
+
+class ClusterTotal:
+    """The scalar quantities shares are computed against, with a version bumped on change."""
+
+    __slots__ = ("quantities", "version")
+
+    def __init__(self) -> None:
+        self.quantities = Resources.EMPTY
+        self.version = 0
+
+    def add(self, resources: Resources) -> None:
+        """Grow the total by `resources`' scalar quantities."""
+        self.quantities = self.quantities + resources.scalar_quantities()
+        self.version += 1
+
+    def remove(self, resources: Resources) -> None:
+        """Shrink the total by `resources`' scalar quantities."""
+        self.quantities = self.quantities - resources.scalar_quantities()
+        self.version += 1
 
 
 class Sorter(Protocol):
@@ -67,11 +92,16 @@ class Sorter(Protocol):
         ...
 
     def allocation(self, client: str) -> Mapping[str, Resources]:
-        """What `client` holds, by agent id (read-only)."""
+        """What `client` holds, by agent id (read-only; empty when built with
+        `per_agent=False`, which keeps only the quantities shares need)."""
         ...
 
     def share(self, client: str) -> float:
         """`client`'s weighted dominant share."""
+        ...
+
+    def quantities(self, client: str) -> Resources:
+        """The scalar quantities `client` holds over all agents."""
         ...
 
     def __contains__(self, client: object) -> bool: ...
@@ -94,10 +124,18 @@ def _check_weight(weight: float) -> None:
 class _Books:
     """The accounting every sorter shares; subclasses react to changes through the hooks."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        total: ClusterTotal | None = None,
+        excluded: frozenset[str] = frozenset(),
+        *,
+        per_agent: bool = True,
+    ) -> None:
         self._clients: dict[str, _Client] = {}
         self._next_seq = 0
-        self._total = Resources.EMPTY
+        self._total = total if total is not None else ClusterTotal()
+        self._excluded = excluded
+        self._per_agent = per_agent
 
     def _client(self, client: str) -> _Client:
         try:
@@ -144,36 +182,39 @@ class _Books:
         state = self._client(client)
         if not resources:
             return
-        held = state.allocation.get(agent_id)
-        state.allocation[agent_id] = resources if held is None else held + resources
+        if self._per_agent:
+            held = state.allocation.get(agent_id)
+            state.allocation[agent_id] = resources if held is None else held + resources
         self._changing(client, state)
         state.quantities = state.quantities + resources.scalar_quantities()
         self._changed(client, state)
 
     def unallocated(self, client: str, agent_id: str, resources: Resources) -> None:
         state = self._client(client)
-        held = state.allocation.get(agent_id, Resources.EMPTY)
-        if not held.contains(resources):
-            raise ValueError(
-                f"{client!r} holds {held or 'nothing'} on agent {agent_id!r}, "
-                f"cannot give back {resources}"
-            )
-        left = held - resources
-        if left:
-            state.allocation[agent_id] = left
-        else:
-            del state.allocation[agent_id]
+        quantities = resources.scalar_quantities()
+        if self._per_agent:
+            held = state.allocation.get(agent_id, Resources.EMPTY)
+            if not held.contains(resources):
+                raise ValueError(
+                    f"{client!r} holds {held or 'nothing'} on agent {agent_id!r}, "
+                    f"cannot give back {resources}"
+                )
+            left = held - resources
+            if left:
+                state.allocation[agent_id] = left
+            else:
+                del state.allocation[agent_id]
+        elif not state.quantities.contains(quantities):
+            raise ValueError(f"{client!r} holds {state.quantities}, cannot give back {resources}")
         self._changing(client, state)
-        state.quantities = state.quantities - resources.scalar_quantities()
+        state.quantities = state.quantities - quantities
         self._changed(client, state)
 
     def add_total(self, resources: Resources) -> None:
-        self._total = self._total + resources.scalar_quantities()
-        self._total_changed()
+        self._total.add(resources)
 
     def remove_total(self, resources: Resources) -> None:
-        self._total = self._total - resources.scalar_quantities()
-        self._total_changed()
+        self._total.remove(resources)
 
     def allocation(self, client: str) -> Mapping[str, Resources]:
         return self._client(client).allocation
@@ -181,12 +222,16 @@ class _Books:
     def share(self, client: str) -> float:
         return self._share(self._client(client))
 
+    def quantities(self, client: str) -> Resources:
+        return self._client(client).quantities
+
     def _share(self, state: _Client) -> float:
-        total = self._total.scalars
+        total = self._total.quantities.scalars
+        excluded = self._excluded
         dominant = 0.0
         for name, value in state.quantities.scalars.items():
             available = total.get(name)
-            if available:
+            if available and name not in excluded:
                 dominant = max(dominant, value / available)
         return dominant / state.weight
 
@@ -205,27 +250,38 @@ class _Books:
     def _changed(self, client: str, state: _Client) -> None:
         """`client`'s allocation changed."""
 
-    def _total_changed(self) -> None:
-        """The cluster total changed, so every share did."""
-
 
 class DRFSorter(_Books):
     """Dominant Resource Fairness: lowest weighted dominant share first, ties by age."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        total: ClusterTotal | None = None,
+        excluded: frozenset[str] = frozenset(),
+        *,
+        per_agent: bool = True,
+    ) -> None:
+        super().__init__(total, excluded, per_agent=per_agent)
         self._order: list[str] = []  # active clients, sorted by self._keys
         self._keys: dict[str, tuple[float, int]] = {}
-        self._stale = False  # the total changed: every key needs recomputing
+        self._version = self._total.version  # of the total the keys were computed against
+
+    @property
+    def _stale(self) -> bool:
+        """The total changed since the keys were computed: every key needs recomputing."""
+        return self._version != self._total.version
 
     def sort(self) -> list[str]:
         if self._stale:
-            for name in self._order:
-                state = self._clients[name]
-                self._keys[name] = (self._share(state), state.seq)
-            self._order.sort(key=self._keys.__getitem__)
-            self._stale = False
+            self._resort()
         return self._order.copy()
+
+    def _resort(self) -> None:
+        for name in self._order:
+            state = self._clients[name]
+            self._keys[name] = (self._share(state), state.seq)
+        self._order.sort(key=self._keys.__getitem__)
+        self._version = self._total.version
 
     def _entered(self, client: str) -> None:
         state = self._clients[client]
@@ -252,9 +308,6 @@ class DRFSorter(_Books):
             if not self._stale:
                 insort(self._order, client, key=self._keys.__getitem__)
 
-    def _total_changed(self) -> None:
-        self._stale = True
-
     def _position(self, client: str) -> int:
         return bisect_left(self._order, self._keys[client], key=self._keys.__getitem__)
 
@@ -262,8 +315,15 @@ class DRFSorter(_Books):
 class RandomSorter(_Books):
     """A weighted random order: a client of weight 2 tends to come before one of weight 1."""
 
-    def __init__(self, rng: random.Random | None = None) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        total: ClusterTotal | None = None,
+        excluded: frozenset[str] = frozenset(),
+        rng: random.Random | None = None,
+        *,
+        per_agent: bool = True,
+    ) -> None:
+        super().__init__(total, excluded, per_agent=per_agent)
         self._rng = rng or random.Random()
 
     def sort(self) -> list[str]:
@@ -274,3 +334,10 @@ class RandomSorter(_Books):
             if state.active
         }
         return sorted(draws, key=draws.__getitem__, reverse=True)
+
+
+SORTERS: dict[str, type[DRFSorter] | type[RandomSorter]] = {
+    "drf": DRFSorter,
+    "random": RandomSorter,
+}
+"""Sorters by the names `--role_sorter` and `--framework_sorter` take."""

@@ -1,4 +1,8 @@
-"""The DRF allocator with a fake clock: fairness, filters, suppression, weights, membership."""
+"""The allocator with a fake clock: fairness, filters, suppression, weights, membership.
+
+Frameworks here use the default role `*` unless a test is about roles; tests of the role tree,
+quota, GPUs and agent deactivation are in test_allocator_roles.py.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import pytest
 
 from mesos_common.clock import FakeClock
 from mesos_common.resources import Resources
-from mesos_master.allocator import DEFAULT_MIN_ALLOCATABLE, Allocator
+from mesos_master.allocator import DEFAULT_MIN_ALLOCATABLE, Allocator, Grant
 
 R = Resources.parse
 
@@ -18,21 +22,29 @@ class Harness:
 
     def __init__(self, min_allocatable: Sequence[Resources] = DEFAULT_MIN_ALLOCATABLE) -> None:
         self.clock = FakeClock()
-        self.offers: list[tuple[str, dict[str, Resources]]] = []
+        self.grants: list[tuple[str, list[Grant]]] = []
         self.allocator = Allocator(clock=self.clock, offer_callback=self._record,
                                    min_allocatable=min_allocatable)
 
-    def _record(self, framework_id: str, by_agent: Mapping[str, Resources]) -> None:
-        self.offers.append((framework_id, dict(by_agent)))
+    def _record(self, framework_id: str, grants: Sequence[Grant]) -> None:
+        self.grants.append((framework_id, list(grants)))
+
+    def take_any_role(self) -> list[tuple[str, dict[str, Resources]]]:
+        """The offers made since the last take, by framework then agent."""
+        grants, self.grants = self.grants, []
+        return [(fid, {g.agent_id: g.resources for g in made}) for fid, made in grants]
 
     def take(self) -> list[tuple[str, dict[str, Resources]]]:
-        offers, self.offers = self.offers, []
-        return offers
+        """As `take_any_role`, checking that every offer is for the default role."""
+        assert all(g.role == "*" for _, made in self.grants for g in made)
+        return self.take_any_role()
 
     def decline(self, framework_id: str, by_agent: Mapping[str, Resources],
                 refuse_seconds: float | None = None) -> None:
         for agent_id, resources in by_agent.items():
-            self.allocator.recover_resources(framework_id, agent_id, resources, refuse_seconds)
+            self.allocator.recover_resources(
+                framework_id, "*", agent_id, resources, refuse_seconds
+            )
 
 
 @pytest.fixture
@@ -83,9 +95,9 @@ def test_drf_paper_example(h: Harness) -> None:
             offered = by_agent["s1"]
             if offered.contains(task[framework_id]):
                 tasks[framework_id] += 1
-                a.recover_resources(framework_id, "s1", offered - task[framework_id], 0)
+                a.recover_resources(framework_id, "*", "s1", offered - task[framework_id], 0)
             else:
-                a.recover_resources(framework_id, "s1", offered, 0)
+                a.recover_resources(framework_id, "*", "s1", offered, 0)
     # A <3 cpus, 12 mem>: max(3/9, 12/18) = 2/3 ; B <6 cpus, 2 mem>: max(6/9, 2/18) = 2/3
     # left <0 cpus, 4 mem> is below min_allocatable (cpus:0.01 or mem:32): nothing more to offer
     assert tasks == {"A": 3, "B": 2}
@@ -135,11 +147,11 @@ def test_filter_bypassed_when_more_resources_free(h: Harness) -> None:
     a.allocate()
     [(_, offer)] = h.take()
     # f1 launches a task on <1 cpu, 128 mem> and refuses the rest for a long time
-    a.recover_resources("f1", "s1", R("cpus:3;mem:384"), refuse_seconds=3600)
+    a.recover_resources("f1", "*", "s1", R("cpus:3;mem:384"), refuse_seconds=3600)
     a.allocate()
     assert h.take() == []
     # the task ends: <4, 512> available is no longer within the refused <3, 384>
-    a.recover_resources("f1", "s1", R("cpus:1;mem:128"))
+    a.recover_resources("f1", "*", "s1", R("cpus:1;mem:128"))
     assert a.allocate() == 1
     assert h.take() == [("f1", {"s1": offer["s1"]})]
 
@@ -177,31 +189,35 @@ def test_weights_share_proportionally(h: Harness) -> None:
     a = h.allocator
     for i in range(30):
         a.add_agent(f"s{i}", R("cpus:1;mem:64"))
-    a.add_framework("heavy", weight=2)
-    a.add_framework("light")
+    a.set_weight("*", 2)  # weights belong to roles; "*" is one like any other
+    a.add_framework("heavy")
+    a.add_framework("light", ["light"])
     a.allocate()
-    counts = {fid: len(by_agent) for fid, by_agent in h.take()}
-    # heavy k/30/2 vs light m/30: DRF equalises them, so heavy gets 20 agents, light 10
+    counts = {fid: len(by_agent) for fid, by_agent in h.take_any_role()}
+    # role * k/30/2 vs role light m/30: DRF equalises them, so heavy gets 20 agents, light 10
     assert counts == {"heavy": 20, "light": 10}
-    assert a.dominant_share("heavy") == pytest.approx(a.dominant_share("light"))
+    assert a.role_share("*") == pytest.approx(a.role_share("light"))
 
 
 def test_update_weight_changes_next_offers(h: Harness) -> None:
     a = h.allocator
     for i in range(4):
         a.add_agent(f"s{i}", R("cpus:1;mem:64"))
-    a.add_framework("f1")
-    a.add_framework("f2")
+    a.add_framework("f1", ["r1"])
+    a.add_framework("f2", ["r2"])
     a.allocate()
-    for framework_id, by_agent in h.take():  # 2 agents each; all of it comes back
-        h.decline(framework_id, by_agent)
-    a.update_weight("f2", 3)
+    for grants in h.grants:  # 2 agents each; all of it comes back
+        for grant in grants[1]:
+            a.recover_resources(grants[0], grant.role, grant.agent_id, grant.resources)
+    h.take_any_role()
+    a.set_weight("r2", 3)
     a.allocate()
-    # s0: tie at 0 -> f1 (1/4 = 0.25); s1: f2 (0) -> 1/4/3 = 0.083; s2: f2 -> 2/4/3 = 0.167;
-    # s3: f2 (0.167 < 0.25) -> 3/4/3 = 0.25
-    assert {fid: sorted(by_agent) for fid, by_agent in h.take()} == {
+    # s0: tie at 0 -> r1 (1/4 = 0.25); s1: r2 (0) -> 1/4/3 = 0.083; s2: r2 -> 2/4/3 = 0.167;
+    # s3: r2 (0.167 < 0.25) -> 3/4/3 = 0.25
+    assert {fid: sorted(by_agent) for fid, by_agent in h.take_any_role()} == {
         "f1": ["s0"], "f2": ["s1", "s2", "s3"]}
-    assert a.dominant_share("f2") == pytest.approx(0.25)
+    assert a.role_share("r2") == pytest.approx(0.25)
+    assert a.dominant_share("f2") == pytest.approx(0.75)  # of the cluster, unweighted
 
 
 def test_deactivated_framework_gets_no_offers(h: Harness) -> None:
@@ -229,7 +245,7 @@ def test_remove_framework_frees_its_resources(h: Harness) -> None:
     a.remove_framework("f1")  # idempotent
     assert a.allocate() == 1
     assert h.take() == [("f2", {"s1": R("cpus:1;mem:64")})]
-    a.recover_resources("f1", "s1", R("cpus:1"))  # late news about f1 is ignored
+    a.recover_resources("f1", "*", "s1", R("cpus:1"))  # late news about f1 is ignored
     with pytest.raises(KeyError, match="unknown framework"):
         a.allocation("f1")
 
@@ -241,7 +257,7 @@ def test_remove_agent(h: Harness) -> None:
     a.add_framework("f1")
     a.allocate()
     h.take()
-    a.recover_resources("f1", "s2", R("cpus:3;mem:64"), refuse_seconds=10)
+    a.recover_resources("f1", "*", "s2", R("cpus:3;mem:64"), refuse_seconds=10)
     a.remove_agent("s1")
     a.remove_agent("s1")  # idempotent
     assert a.allocation("f1") == {}
@@ -251,7 +267,7 @@ def test_remove_agent(h: Harness) -> None:
     assert a.next_wakeup() is None  # its filter went with it
     with pytest.raises(KeyError, match="unknown agent"):
         a.available("s2")
-    a.recover_resources("f1", "s2", R("cpus:1"))  # late news about s2 is ignored
+    a.recover_resources("f1", "*", "s2", R("cpus:1"))  # late news about s2 is ignored
     assert a.allocate() == 0
 
 
@@ -275,57 +291,44 @@ def test_min_allocatable() -> None:
 def test_reregistered_agent_reports_used_resources(h: Harness) -> None:
     a = h.allocator
     a.add_framework("f1")
-    a.add_agent("s1", R("cpus:4;mem:400"), used={"f1": R("cpus:1;mem:100"),
-                                                "f9": R("cpus:2;mem:100")})
+    a.add_agent("s1", R("cpus:4;mem:400"), used={"f1": {"*": R("cpus:1;mem:100")},
+                                                "f9": {"*": R("cpus:2;mem:100")}})
     # f9 is not known yet: its resources are held but it gets no offers
     assert a.allocate() == 1
     assert h.take() == [("f1", {"s1": R("cpus:1;mem:200")})]
     assert a.allocation("f1") == {"s1": R("cpus:2;mem:300")}
-    # f9 re-subscribes claiming the same tasks: they are not counted twice
-    a.add_framework("f9", used={"s1": R("cpus:2;mem:100")})
+    # f9 re-subscribes: it is adopted with what the agent reported
+    a.add_framework("f9")
     assert a.allocation("f9") == {"s1": R("cpus:2;mem:100")}
     with pytest.raises(ValueError, match="already added"):
         a.add_framework("f9")
     # f9 finishes its tasks; f9: 0 < f1: 0.75 so f9 gets them
-    a.recover_resources("f9", "s1", R("cpus:2;mem:100"))
+    a.recover_resources("f9", "*", "s1", R("cpus:2;mem:100"))
     a.allocate()
     assert h.take() == [("f9", {"s1": R("cpus:2;mem:100")})]
 
 
 def test_recovered_framework_forgotten_once_idle(h: Harness) -> None:
     a = h.allocator
-    a.add_agent("s1", R("cpus:4;mem:400"), used={"ghost": R("cpus:4;mem:400")})
+    a.add_agent("s1", R("cpus:4;mem:400"), used={"ghost": {"*": R("cpus:4;mem:400")}})
     a.add_framework("f1")
     assert a.allocate() == 0
-    a.recover_resources("ghost", "s1", R("cpus:4;mem:400"))
+    a.recover_resources("ghost", "*", "s1", R("cpus:4;mem:400"))
     with pytest.raises(KeyError):
         a.allocation("ghost")
     assert a.allocate() == 1
 
 
-def test_add_framework_with_used(h: Harness) -> None:
-    a = h.allocator
-    a.add_agent("s1", R("cpus:4;mem:400"))
-    a.add_framework("f1", used={"s1": R("cpus:1;mem:100"), "gone": R("cpus:1")})
-    assert a.available("s1") == R("cpus:3;mem:300")
-    assert a.allocation("f1") == {"s1": R("cpus:1;mem:100")}  # unknown agents are skipped
-    with pytest.raises(ValueError, match="claims"):
-        a.add_framework("f2", used={"s1": R("cpus:5")})
-    with pytest.raises(KeyError):  # the failed add left no trace
-        a.allocation("f2")
-    assert a.available("s1") == R("cpus:3;mem:300")
-
-
 def test_rejects_inconsistent_input(h: Harness) -> None:
     a = h.allocator
     with pytest.raises(ValueError, match="in use"):
-        a.add_agent("s1", R("cpus:1"), used={"f1": R("cpus:2")})
+        a.add_agent("s1", R("cpus:1"), used={"f1": {"*": R("cpus:2")}})
     a.add_agent("s1", R("cpus:1;mem:64"))
     with pytest.raises(ValueError, match="already added"):
         a.add_agent("s1", R("cpus:1"))
     a.add_framework("f1")
     with pytest.raises(ValueError, match="cannot give back"):
-        a.recover_resources("f1", "s1", R("cpus:1"))
+        a.recover_resources("f1", "*", "s1", R("cpus:1"))
     with pytest.raises(KeyError, match="unknown framework"):
         a.suppress("nope")
 
@@ -339,7 +342,7 @@ def test_event_driven_pass_touches_only_changed_agents(h: Harness) -> None:
     assert a.allocate() == 50
     h.take()
     assert not a.pending
-    a.recover_resources("f1", "s0", R("cpus:1;mem:64"))
+    a.recover_resources("f1", "*", "s0", R("cpus:1;mem:64"))
     assert a.pending
     assert a.allocate() == 1
     # f1 dropped to 24/50 < f2's 25/50, so it is offered s0 again

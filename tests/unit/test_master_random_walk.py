@@ -31,7 +31,7 @@ def check_books(cluster: Cluster) -> None:
         for offer_id in agent.offers:
             offered = offered + master.offers[offer_id].resources
         held = Resources.EMPTY
-        for used in agent.used_by_framework().values():
+        for used in agent.used_per_framework().values():
             held = held + used
         accounted = master.allocator.available(agent.agent_id) + offered + held
         assert accounted == agent.total, f"{agent.agent_id}: {accounted} != {agent.total}"

@@ -15,7 +15,7 @@ from mesos_master.allocator import DRFSorter, RandomSorter, Sorter
 
 R = Resources.parse
 
-SORTERS: list[Callable[[], Sorter]] = [DRFSorter, lambda: RandomSorter(random.Random(7))]
+SORTERS: list[Callable[[], Sorter]] = [DRFSorter, lambda: RandomSorter(rng=random.Random(7))]
 
 
 @pytest.fixture(params=SORTERS, ids=["drf", "random"])
