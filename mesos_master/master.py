@@ -22,6 +22,7 @@ with task status updates, never exceptions.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import itertools
 import time
@@ -47,8 +48,8 @@ from mesos_master.records import (
     TaskRecord,
 )
 from mesos_master.registry import ImmediateSink, Registry, RegistryState
-from mesos_master.validation import validate_framework_info, validate_task
-from protos import agent_pb2, mesos_pb2, scheduler_pb2
+from mesos_master.validation import validate_framework_info, validate_role, validate_task
+from protos import agent_pb2, mesos_pb2, registry_pb2, scheduler_pb2
 
 log = structlog.get_logger("mesos_master")
 
@@ -134,7 +135,9 @@ class Master:
         self.agents: dict[str, AgentRecord] = {}
         self.frameworks: dict[str, FrameworkRecord] = {}
         self.offers: dict[str, OfferRecord] = {}
-        self.registry = Registry(registry or ImmediateSink(), recovered.removed_frameworks)
+        self.registry = Registry(
+            registry or ImmediateSink(), recovered.removed_frameworks, recovered.gone_agents
+        )
         self.allocator = Allocator(
             clock=clock,
             offer_callback=self._send_offers,
@@ -145,6 +148,9 @@ class Master:
         )
         for role, weight in {**recovered.weights, **(config.role_weights or {})}.items():
             self.allocator.set_weight(role, weight)
+        for role, quota in recovered.quotas.items():
+            with contextlib.suppress(ValueError):
+                self.allocator.set_quota(role, Resources.from_proto(quota.limits))
         self._agent_ids = itertools.count()
         self._framework_ids = itertools.count()
         self._offer_ids = itertools.count()
@@ -164,6 +170,9 @@ class Master:
                 reachable=entry.unreachable_since == 0,
             )
             agent.awaiting_reregistration = agent.reachable
+            agent.deactivated = entry.deactivated
+            if entry.drain.state != registry_pb2.DrainInfo.UNKNOWN:
+                agent.drain = entry.drain
             self.agents[agent_id] = agent
         for framework_id, framework_entry in state.frameworks.items():
             since = framework_entry.disconnected_since
@@ -229,6 +238,11 @@ class Master:
         agent_id = message.agent_info.id.value
         if not agent_id:
             raise MasterError(ErrorCode.INVALID_ARGUMENT, "re-registration without an agent id")
+        if self.registry.is_gone(agent_id):
+            raise MasterError(
+                ErrorCode.FAILED_PRECONDITION,
+                f"agent {agent_id} was marked gone by an operator; register as a new agent",
+            )
         total = self._agent_resources(message.agent_info)
         now = self.clock.now()
         agent = self.agents.get(agent_id)
@@ -238,10 +252,11 @@ class Master:
             self.registry.store_agent(message.agent_info)
         else:
             self._detach_agent(agent)
-            if not agent.reachable or agent.info != message.agent_info:
-                self.registry.store_agent(message.agent_info)
+            changed = not agent.reachable or agent.info != message.agent_info
             agent.info = message.agent_info
             agent.total = total
+            if changed:
+                self._store_agent(agent)
         agent.outbox = outbox
         agent.last_seen = now
         agent.reachable = True
@@ -255,6 +270,10 @@ class Master:
         self._drop_unreported_tasks(agent, reported)
 
         self.allocator.add_agent(agent_id, total, used=self._allocator_used(agent))
+        if agent.deactivated:
+            self.allocator.deactivate_agent(agent_id)
+        if agent.draining:
+            self._kill_for_drain(agent)
         outbox.send(
             agent_pb2.MasterMessage(
                 reregistered=agent_pb2.MasterMessage.Reregistered(
@@ -298,6 +317,8 @@ class Master:
             self._update_task_state(task, status)
             if status.uuid:
                 task.unacknowledged[status.uuid] = status.state
+            if agent.draining:
+                self._check_drained(agent)
         framework = self.frameworks.get(framework_id)
         terminal = status.state in TERMINAL_STATES
         (log.info if terminal else log.debug)(
@@ -680,6 +701,165 @@ class Master:
         if outbox is not None:
             outbox.close()
 
+    # ---------------------------------------------------------------- operator
+
+    def update_weights(self, weights: Mapping[str, float]) -> None:
+        """Set role weights (all or nothing); they are kept in the registry."""
+        for role, weight in weights.items():
+            if problem := validate_role(role):
+                raise MasterError(ErrorCode.INVALID_ARGUMENT, problem)
+            if not weight > 0:
+                raise MasterError(
+                    ErrorCode.INVALID_ARGUMENT, f"weight of role {role!r} must be positive"
+                )
+        for role, weight in weights.items():
+            self.allocator.set_weight(role, weight)
+            self.registry.set_weight(role, weight)
+
+    def update_quota(self, role: str, limits: Resources | None, *, force: bool = False) -> None:
+        """Set (or with None remove) `role`'s quota limits; a limit below what the role
+        already consumes is refused unless `force`."""
+        if problem := validate_role(role):
+            raise MasterError(ErrorCode.INVALID_ARGUMENT, problem)
+        if role == DEFAULT_ROLE:
+            raise MasterError(ErrorCode.INVALID_ARGUMENT, "the default role '*' takes no quota")
+        if limits is not None:
+            if limits.names() - frozenset(limits.scalars):
+                raise MasterError(
+                    ErrorCode.INVALID_ARGUMENT, "quota limits must be scalar resources"
+                )
+            consumed = self.allocator.consumed(role)
+            over = {
+                name: consumed.scalar(name)
+                for name, limit in limits.scalars.items()
+                if consumed.scalar(name) > limit
+            }
+            if over and not force:
+                above = ", ".join(f"{name} {value:g}" for name, value in sorted(over.items()))
+                raise MasterError(
+                    ErrorCode.FAILED_PRECONDITION,
+                    f"role {role!r} already consumes more than the new limits ({above}); "
+                    "set force to apply them anyway",
+                )
+        self.allocator.set_quota(role, limits)
+        self.registry.set_quota(role, limits)
+
+    def agent_for_operator(self, agent_id: str) -> AgentRecord:
+        """The agent an operator call names; NOT_FOUND when unknown."""
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            raise MasterError(ErrorCode.NOT_FOUND, f"unknown agent {agent_id!r}")
+        return agent
+
+    def drain_agent(
+        self, agent_id: str, *, max_grace_period: float | None = None, mark_gone: bool = False
+    ) -> None:
+        """Stop offering the agent and kill its tasks (with at most `max_grace_period` of
+        grace); it is DRAINED once none is left, and then marked gone if `mark_gone`."""
+        agent = self.agent_for_operator(agent_id)
+        if max_grace_period is not None and max_grace_period < 0:
+            raise MasterError(ErrorCode.INVALID_ARGUMENT, "max_grace_period must not be negative")
+        drain = registry_pb2.DrainInfo(state=registry_pb2.DrainInfo.DRAINING, mark_gone=mark_gone)
+        if max_grace_period is not None:
+            drain.max_grace_period = max_grace_period
+            drain.has_max_grace_period = True
+        agent.drain = drain
+        self._deactivate(agent)
+        log.info("draining agent", agent_id=agent_id, max_grace_period=max_grace_period,
+                 mark_gone=mark_gone)
+        self._kill_for_drain(agent)
+        self._check_drained(agent)
+
+    def deactivate_agent(self, agent_id: str) -> None:
+        """No more offers of this agent; its tasks keep running."""
+        agent = self.agent_for_operator(agent_id)
+        self._deactivate(agent)
+        log.info("agent deactivated", agent_id=agent_id)
+
+    def reactivate_agent(self, agent_id: str) -> None:
+        """Offer a deactivated, draining or drained agent again."""
+        agent = self.agent_for_operator(agent_id)
+        if not agent.deactivated:
+            raise MasterError(ErrorCode.FAILED_PRECONDITION, f"agent {agent_id} is not deactivated")
+        agent.deactivated = False
+        agent.drain = None
+        if agent.connected and agent.admitted:
+            self.allocator.activate_agent(agent_id)
+        self._store_agent(agent)
+        log.info("agent reactivated", agent_id=agent_id)
+
+    def mark_agent_gone(self, agent_id: str) -> None:
+        """The agent is gone for good: its tasks are reported gone (lost to frameworks that
+        are not partition-aware) and it may never come back with this id."""
+        agent = self.agent_for_operator(agent_id)
+        for task in list(agent.tasks.values()):
+            if task.state in TERMINAL_STATES:
+                continue
+            framework = self.frameworks.get(task.framework_id)
+            aware = framework is not None and framework.partition_aware
+            status = self._master_status(
+                task.task_id,
+                mesos_pb2.TASK_GONE_BY_OPERATOR if aware else mesos_pb2.TASK_LOST,
+                Reason.REASON_AGENT_REMOVED,
+                f"agent {agent_id} ({agent.info.hostname}) was marked gone by an operator",
+                agent_id,
+            )
+            self._update_task_state(task, status)
+            if framework is not None and framework.outbox is not None:
+                framework.outbox.send(_update_event(status))
+            self._forget_task(task)
+        self._detach_agent(agent)
+        del self.agents[agent_id]
+        self.registry.mark_agent_gone(agent_id, self.wall_clock())
+        log.warning("agent marked gone", agent_id=agent_id, hostname=agent.info.hostname)
+
+    def _deactivate(self, agent: AgentRecord) -> None:
+        agent.deactivated = True
+        if agent.connected and agent.admitted:
+            self.allocator.deactivate_agent(agent.agent_id)
+        for offer_id in list(agent.offers):
+            self._rescind_offer(self.offers[offer_id], notify=True)
+        self._store_agent(agent)
+
+    def _kill_for_drain(self, agent: AgentRecord) -> None:
+        if agent.outbox is None or agent.drain is None:
+            return
+        for task in agent.tasks.values():
+            if task.state in TERMINAL_STATES:
+                continue
+            kill = agent_pb2.MasterMessage.KillTask(
+                framework_id=mesos_pb2.FrameworkID(value=task.framework_id),
+                task_id=mesos_pb2.TaskID(value=task.task_id),
+            )
+            if agent.drain.has_max_grace_period:
+                own = task.info.kill_policy.grace_period.nanoseconds / 1e9 \
+                    if task.info.kill_policy.HasField("grace_period") else None
+                grace = agent.drain.max_grace_period if own is None \
+                    else min(own, agent.drain.max_grace_period)
+                kill.kill_policy.grace_period.nanoseconds = int(grace * 1e9)
+            agent.outbox.send(agent_pb2.MasterMessage(kill_task=kill))
+
+    def _check_drained(self, agent: AgentRecord) -> None:
+        if not agent.draining or any(
+            task.state not in TERMINAL_STATES for task in agent.tasks.values()
+        ):
+            return
+        assert agent.drain is not None
+        agent.drain.state = registry_pb2.DrainInfo.DRAINED
+        log.info("agent drained", agent_id=agent.agent_id)
+        if agent.drain.mark_gone:
+            self.mark_agent_gone(agent.agent_id)
+        else:
+            self._store_agent(agent)
+
+    def _store_agent(self, agent: AgentRecord, *, unreachable_since: float | None = None) -> None:
+        self.registry.store_agent(
+            agent.info,
+            unreachable_since=unreachable_since,
+            deactivated=agent.deactivated,
+            drain=agent.drain,
+        )
+
     # ------------------------------------------------------------------ timers
 
     def tick(self) -> None:
@@ -779,7 +959,7 @@ class Master:
         self._detach_agent(agent)
         agent.reachable = False
         self.counters.agents_marked_unreachable += 1
-        self.registry.store_agent(agent.info, unreachable_since=self.wall_clock())
+        self._store_agent(agent, unreachable_since=self.wall_clock())
         log.warning("agent unreachable", agent_id=agent.agent_id, hostname=agent.info.hostname)
         for task in list(agent.tasks.values()):
             if task.state in TERMINAL_STATES:

@@ -8,7 +8,7 @@ from typing import Protocol, TypeVar
 
 from mesos_common.resources import Resources
 from mesos_common.task_states import TERMINAL_STATES
-from protos import agent_pb2, mesos_pb2, scheduler_pb2
+from protos import agent_pb2, mesos_pb2, registry_pb2, scheduler_pb2
 
 MessageT_contra = TypeVar("MessageT_contra", contravariant=True)
 
@@ -108,10 +108,17 @@ class AgentRecord:
     tasks: dict[tuple[str, str], TaskRecord] = field(default_factory=dict)  # (framework, task)
     executors: dict[tuple[str, str], ExecutorRecord] = field(default_factory=dict)
     offers: set[str] = field(default_factory=set)
+    # Operator maintenance (kept in the registry): no offers while deactivated or draining
+    deactivated: bool = False
+    drain: registry_pb2.DrainInfo | None = None
 
     @property
     def connected(self) -> bool:
         return self.outbox is not None
+
+    @property
+    def draining(self) -> bool:
+        return self.drain is not None and self.drain.state == registry_pb2.DrainInfo.DRAINING
 
     def used_by_framework(self) -> dict[str, dict[str, Resources]]:
         """Resources held by non-terminal tasks and executors, per framework and role."""

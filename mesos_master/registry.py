@@ -6,8 +6,9 @@ Pure part: the recovered `RegistryState`, and `Registry`, which turns the core's
 makes them durable in order and then runs each mutation's `then` callback, so the core
 can hold back what must not happen before the write is durable (an agent's admission).
 
-Keys: `agents/<id>`, `frameworks/<id>`, `removed_frameworks/<id>`, `weights/<role>`, ids
-percent-encoded; values are the messages of `protos/registry.proto`.
+Keys: `agents/<id>`, `frameworks/<id>`, `removed_frameworks/<id>`, `weights/<role>`,
+`quotas/<role>`, `gone_agents/<id>`, ids percent-encoded; values are the messages of
+`protos/registry.proto`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
+from mesos_common.resources import Resources
 from mesos_common.store import MemorySink, Mutation, Sink, StoreError, split_key, store_key
 from protos import mesos_pb2, registry_pb2
 
@@ -25,7 +27,9 @@ AGENTS = "agents"
 FRAMEWORKS = "frameworks"
 REMOVED_FRAMEWORKS = "removed_frameworks"
 WEIGHTS = "weights"
-KINDS = (AGENTS, FRAMEWORKS, REMOVED_FRAMEWORKS, WEIGHTS)
+QUOTAS = "quotas"
+GONE_AGENTS = "gone_agents"
+KINDS = (AGENTS, FRAMEWORKS, REMOVED_FRAMEWORKS, WEIGHTS, QUOTAS, GONE_AGENTS)
 
 # Removed frameworks are remembered (and refused when they subscribe again) up to this many.
 MAX_REMOVED_FRAMEWORKS = 1000
@@ -39,6 +43,8 @@ class RegistryState:
     frameworks: dict[str, registry_pb2.FrameworkEntry] = field(default_factory=dict)
     removed_frameworks: dict[str, float] = field(default_factory=dict)
     weights: dict[str, float] = field(default_factory=dict)
+    quotas: dict[str, registry_pb2.Quota] = field(default_factory=dict)
+    gone_agents: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def decode(cls, entries: Mapping[str, bytes]) -> RegistryState:
@@ -62,6 +68,11 @@ class RegistryState:
             entries[store_key(WEIGHTS, role)] = registry_pb2.Weight(
                 weight=weight
             ).SerializeToString()
+        for role, quota in self.quotas.items():
+            entries[store_key(QUOTAS, role)] = quota.SerializeToString()
+        for agent_id, gone_at in self.gone_agents.items():
+            gone = registry_pb2.GoneAgent(gone_at=gone_at)
+            entries[store_key(GONE_AGENTS, agent_id)] = gone.SerializeToString()
         return entries
 
     def apply(self, mutation: Mutation) -> None:
@@ -72,6 +83,8 @@ class RegistryState:
             FRAMEWORKS: self.frameworks,
             REMOVED_FRAMEWORKS: self.removed_frameworks,
             WEIGHTS: self.weights,
+            QUOTAS: self.quotas,
+            GONE_AGENTS: self.gone_agents,
         }
         entries = tables.get(kind)
         if entries is None or not name:
@@ -87,8 +100,12 @@ class RegistryState:
             elif kind == REMOVED_FRAMEWORKS:
                 removed = registry_pb2.RemovedFramework.FromString(mutation.value)
                 self.removed_frameworks[name] = removed.removed_at
-            else:
+            elif kind == WEIGHTS:
                 self.weights[name] = registry_pb2.Weight.FromString(mutation.value).weight
+            elif kind == QUOTAS:
+                self.quotas[name] = registry_pb2.Quota.FromString(mutation.value)
+            else:
+                self.gone_agents[name] = registry_pb2.GoneAgent.FromString(mutation.value).gone_at
         except DecodeError as exc:
             raise StoreError(f"registry entry {mutation.key!r} is corrupt: {exc}") from exc
 
@@ -96,19 +113,32 @@ class RegistryState:
 class Registry:
     """The core's writes to the registry, in domain terms; each becomes one `Mutation`."""
 
-    def __init__(self, sink: Sink, removed_frameworks: Mapping[str, float]) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        removed_frameworks: Mapping[str, float],
+        gone_agents: Mapping[str, float] | None = None,
+    ) -> None:
         self._sink = sink
         self._removed = dict(removed_frameworks)
+        self._gone = dict(gone_agents or {})
 
     def store_agent(
         self,
         info: mesos_pb2.AgentInfo,
         *,
         unreachable_since: float | None = None,
+        deactivated: bool = False,
+        drain: registry_pb2.DrainInfo | None = None,
         then: Callable[[], None] | None = None,
     ) -> None:
-        """Record an admitted agent (reachable unless `unreachable_since` is given)."""
-        entry = registry_pb2.AgentEntry(info=info, unreachable_since=unreachable_since or 0.0)
+        """Record an admitted agent (reachable unless `unreachable_since` is given) with its
+        maintenance state."""
+        entry = registry_pb2.AgentEntry(
+            info=info, unreachable_since=unreachable_since or 0.0, deactivated=deactivated
+        )
+        if drain is not None:
+            entry.drain.CopyFrom(drain)
         self._sink.write(
             Mutation(store_key(AGENTS, info.id.value), entry.SerializeToString()), then
         )
@@ -139,6 +169,26 @@ class Registry:
     def is_removed(self, framework_id: str) -> bool:
         """Whether `framework_id` was removed (and is still remembered)."""
         return framework_id in self._removed
+
+    def mark_agent_gone(self, agent_id: str, gone_at: float) -> None:
+        """Forget an agent and remember that it may never come back."""
+        self._sink.write(Mutation(store_key(AGENTS, agent_id), None))
+        gone = registry_pb2.GoneAgent(gone_at=gone_at)
+        self._sink.write(Mutation(store_key(GONE_AGENTS, agent_id), gone.SerializeToString()))
+        self._gone[agent_id] = gone_at
+
+    def is_gone(self, agent_id: str) -> bool:
+        """Whether an operator marked `agent_id` gone."""
+        return agent_id in self._gone
+
+    def set_quota(self, role: str, limits: Resources | None) -> None:
+        """Record a role's quota limits (None removes them)."""
+        key = store_key(QUOTAS, role)
+        if limits is None:
+            self._sink.write(Mutation(key, None))
+        else:
+            quota = registry_pb2.Quota(limits=limits.to_proto())
+            self._sink.write(Mutation(key, quota.SerializeToString()))
 
     def set_weight(self, role: str, weight: float) -> None:
         """Record an operator-set weight."""

@@ -4,14 +4,17 @@ isort:skip_file
 The master's registry: what a newly elected master recovers (DESIGN decision 5).
 
 Each entry is one value under a key (`agents/<id>`, `frameworks/<id>`,
-`removed_frameworks/<id>`, `weights/<role>`), stored (by `mesos_common.store`) as one znode
+`removed_frameworks/<id>`, `weights/<role>`, `quotas/<role>`, `gone_agents/<id>`), stored (by `mesos_common.store`) as one znode
 under `<zk path>/registry/` with --zk, or in the crash-safe log under `<work_dir>/registry/`
 without it. Times are wall-clock seconds since the epoch, so that they keep their meaning on
 another master.
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from protos import mesos_pb2 as _mesos_pb2
 import builtins as _builtins
 import sys
@@ -32,23 +35,123 @@ class AgentEntry(_message.Message):
 
     INFO_FIELD_NUMBER: _builtins.int
     UNREACHABLE_SINCE_FIELD_NUMBER: _builtins.int
+    DEACTIVATED_FIELD_NUMBER: _builtins.int
+    DRAIN_FIELD_NUMBER: _builtins.int
     unreachable_since: _builtins.float
     """When the master marked it unreachable; 0 while it is reachable."""
+    deactivated: _builtins.bool
+    """Operator maintenance: no offers while deactivated (draining implies deactivated)."""
     @_builtins.property
     def info(self) -> _mesos_pb2.AgentInfo: ...
+    @_builtins.property
+    def drain(self) -> Global___DrainInfo: ...
     def __init__(
         self,
         *,
         info: _mesos_pb2.AgentInfo | None = ...,
         unreachable_since: _builtins.float = ...,
+        deactivated: _builtins.bool = ...,
+        drain: Global___DrainInfo | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["info", b"info"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["drain", b"drain", "info", b"info"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["info", b"info", "unreachable_since", b"unreachable_since"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deactivated", b"deactivated", "drain", b"drain", "info", b"info", "unreachable_since", b"unreachable_since"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AgentEntry: _TypeAlias = AgentEntry  # noqa: Y015
+
+@_typing.final
+class DrainInfo(_message.Message):
+    """An operator's DRAIN_AGENT: its tasks are killed; DRAINED once none is left."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _State:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _StateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[DrainInfo._State.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        UNKNOWN: DrainInfo._State.ValueType  # 0
+        """not draining"""
+        DRAINING: DrainInfo._State.ValueType  # 1
+        DRAINED: DrainInfo._State.ValueType  # 2
+
+    class State(_State, metaclass=_StateEnumTypeWrapper): ...
+    UNKNOWN: DrainInfo.State.ValueType  # 0
+    """not draining"""
+    DRAINING: DrainInfo.State.ValueType  # 1
+    DRAINED: DrainInfo.State.ValueType  # 2
+
+    STATE_FIELD_NUMBER: _builtins.int
+    MAX_GRACE_PERIOD_FIELD_NUMBER: _builtins.int
+    HAS_MAX_GRACE_PERIOD_FIELD_NUMBER: _builtins.int
+    MARK_GONE_FIELD_NUMBER: _builtins.int
+    state: Global___DrainInfo.State.ValueType
+    max_grace_period: _builtins.float
+    """seconds; 0: each task's own kill grace period"""
+    has_max_grace_period: _builtins.bool
+    mark_gone: _builtins.bool
+    """mark the agent gone once drained"""
+    def __init__(
+        self,
+        *,
+        state: Global___DrainInfo.State.ValueType = ...,
+        max_grace_period: _builtins.float = ...,
+        has_max_grace_period: _builtins.bool = ...,
+        mark_gone: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["has_max_grace_period", b"has_max_grace_period", "mark_gone", b"mark_gone", "max_grace_period", b"max_grace_period", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DrainInfo: _TypeAlias = DrainInfo  # noqa: Y015
+
+@_typing.final
+class GoneAgent(_message.Message):
+    """An agent an operator marked gone: it may never register again with its id."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GONE_AT_FIELD_NUMBER: _builtins.int
+    gone_at: _builtins.float
+    def __init__(
+        self,
+        *,
+        gone_at: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gone_at", b"gone_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GoneAgent: _TypeAlias = GoneAgent  # noqa: Y015
+
+@_typing.final
+class Quota(_message.Message):
+    """A role's quota: limits on the scalar resources its subtree may hold."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LIMITS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def limits(self) -> _containers.RepeatedCompositeFieldContainer[_mesos_pb2.Resource]: ...
+    def __init__(
+        self,
+        *,
+        limits: _abc.Iterable[_mesos_pb2.Resource] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limits", b"limits"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Quota: _TypeAlias = Quota  # noqa: Y015
 
 @_typing.final
 class FrameworkEntry(_message.Message):
