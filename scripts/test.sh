@@ -10,6 +10,12 @@ if [ ! -x /usr/share/zookeeper/bin/zkServer.sh ]; then
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq zookeeper >/dev/null
 fi
+if ! command -v docker-compose >/dev/null; then
+  # Only for validating docker-compose.yml (it ships the Compose schema); not the engine.
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
+    docker-compose >/dev/null
+fi
 python3 -m pip install -q --disable-pip-version-check -e ".[dev]"
 
 python3 -m ruff check .

@@ -1,0 +1,296 @@
+"""docker-compose.yml read as data, for tests that cannot run Docker.
+
+    compose doc --schema_problems------> what the Compose schema rejects
+                --command_problems-----> programs that are not ours, flags they do not accept,
+                                         published ports nothing listens on
+                --local_services-------> the same services as local processes: the same
+                                         programs and flags, with service hostnames, container
+                                         ports and volumes rewritten to the loopback address,
+                                         free ports and directories
+
+Flags are checked with the programs' own argparse parsers (abbreviations refused), so a flag
+that a program does not have, or a value it would refuse, fails the check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import io
+import shlex
+import sysconfig
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from frameworks.batch.main import build_parser as batch_parser
+from marathon.main import build_parser as marathon_parser
+from mesos_agent.config import build_parser as agent_parser
+from mesos_common.addresses import HostPort, parse_zk_url
+from mesos_common.flags import parse_port
+from mesos_master.main import build_parser as master_parser
+
+__all__ = [
+    "BIND_FLAGS",
+    "COMPOSE_FILE",
+    "LOOPBACK",
+    "PARSERS",
+    "LocalService",
+    "RejectedArguments",
+    "command_problems",
+    "load_compose",
+    "local_services",
+    "parse_program_args",
+    "schema_problems",
+    "service_argv",
+]
+
+COMPOSE_FILE = Path(__file__).resolve().parents[1] / "docker-compose.yml"
+LOOPBACK = "127.0.0.1"
+BIND_FLAGS = frozenset({"--ip", "--http_address"})
+"""Flags whose value is a host to listen on (and to advertise): a service hostname there
+becomes the loopback address. `HOST:PORT` and `zk://` values are rewritten under any flag."""
+
+PARSERS: Mapping[str, Callable[[], argparse.ArgumentParser]] = {
+    "mesos-master": master_parser,
+    "mesos-agent": agent_parser,
+    "marathon": marathon_parser,
+    "mesos-batch": batch_parser,
+}
+"""The programs a compose service may run, with the builders of their flag parsers."""
+
+
+class RejectedArguments(ValueError):
+    """A program's parser refused a command line; the message is the parser's."""
+
+
+def load_compose(path: Path = COMPOSE_FILE) -> dict[str, Any]:
+    """The compose file as a plain document (YAML anchors and merge keys resolved)."""
+    document = yaml.safe_load(path.read_text())
+    assert isinstance(document, dict), f"{path} is not a YAML mapping"
+    return document
+
+
+def schema_problems(document: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
+    """What the Compose JSON schema rejects in `document`, one line per error. The schema is
+    read as JSON Schema 2019-09, what Debian's copy declares (with an `$schema` address that
+    jsonschema does not recognise); later copies declare draft-07, which reads the same here."""
+    validator = jsonschema.Draft201909Validator(schema)
+    return sorted(
+        f"{'/'.join(str(part) for part in error.absolute_path) or '(top)'}: {error.message}"
+        for error in validator.iter_errors(document)
+    )
+
+
+def service_argv(service: Mapping[str, Any]) -> list[str]:
+    """entrypoint + command of a service, a string split the way Compose splits it."""
+    argv: list[str] = []
+    for key in ("entrypoint", "command"):
+        value = service.get(key)
+        if isinstance(value, str):
+            argv += shlex.split(value)
+        elif value is not None:
+            argv += [str(item) for item in value]
+    return argv
+
+
+def parse_program_args(program: str, args: Iterable[str]) -> argparse.Namespace:
+    """`args` parsed by `program`'s own parser, with abbreviated flags refused; raises
+    RejectedArguments with the parser's message."""
+    parser = PARSERS[program]()
+    parser.allow_abbrev = False
+    message = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(message), contextlib.redirect_stdout(message):
+            return parser.parse_args(list(args))
+    except SystemExit:
+        raise RejectedArguments(message.getvalue().strip() or "rejected") from None
+
+
+def command_problems(
+    document: Mapping[str, Any], console_scripts: Collection[str]
+) -> list[str]:
+    """Services built from this project whose program is not one of `console_scripts` with a
+    known parser, whose flags that program refuses, or that publish a container port none of
+    their port flags listens on. Services from other images (ZooKeeper) are not checked."""
+    problems: list[str] = []
+    for name, service in document.get("services", {}).items():
+        if "build" not in service:
+            continue
+        argv = service_argv(service)
+        if not argv:
+            problems.append(f"{name}: no command (one of {', '.join(sorted(PARSERS))})")
+            continue
+        program, *args = argv
+        if program not in console_scripts or program not in PARSERS:
+            problems.append(f"{name}: {program!r} is not one of {', '.join(sorted(PARSERS))}")
+            continue
+        try:
+            options = parse_program_args(program, args)
+        except RejectedArguments as exc:
+            problems.append(f"{name}: {exc}")
+            continue
+        listening = {getattr(options, dest) for dest in _port_dests(program)}
+        for published in _published_ports(service):
+            if published not in listening:
+                problems.append(f"{name}: publishes container port {published}, "
+                                f"but {program} listens on {sorted(listening)}")
+    return problems
+
+
+@dataclass(frozen=True)
+class LocalService:
+    """A compose service as a local process."""
+
+    name: str
+    program: str
+    argv: list[str]  # the program's path, then its rewritten flags
+    options: argparse.Namespace  # the rewritten flags as the program parses them
+    ports: Mapping[int, int]  # container port -> local port
+
+
+def local_services(
+    document: Mapping[str, Any],
+    *,
+    external: Mapping[HostPort, HostPort],
+    work_dir: Path,
+    free_port: Callable[[], int],
+    scripts_dir: Path | None = None,
+) -> list[LocalService]:
+    """The services built from this project as local processes: the same programs and flags,
+    with the addresses of `external` services (those from other images, such as ZooKeeper's
+    `zookeeper:2181`) replaced by where they run locally, service hostnames (in `BIND_FLAGS`,
+    `HOST:PORT` and `zk://` values) by the loopback address, the ports services listen on by
+    ports from `free_port`, and volumes by directories under `work_dir`. `--hostname` keeps its
+    value: it is what offers and constraints see, not an address. ValueError when a service
+    is neither built from this project nor named in `external`."""
+    scripts = scripts_dir or Path(sysconfig.get_path("scripts"))
+    services: Mapping[str, Mapping[str, Any]] = document.get("services", {})
+    aliases = {alias: name for name, service in services.items()
+               for alias in (name, str(service.get("hostname", name)))}
+    built = [(name, service) for name, service in services.items() if "build" in service]
+    missing = sorted(set(services) - {name for name, _ in built}
+                     - {aliases.get(address.host) for address in external})
+    if missing:
+        raise ValueError(f"services {missing} are neither built here nor given in `external`")
+    port_maps: dict[str, dict[int, int]] = {name: {} for name in services}
+
+    def local_port(service: str, port: int) -> int:
+        ports = port_maps[service]
+        if port and port not in ports:
+            ports[port] = free_port()
+        return ports.get(port, port)
+
+    def local_address(address: HostPort) -> HostPort:
+        if address in external:
+            return external[address]
+        if address.host in aliases:
+            return HostPort(LOOPBACK, local_port(aliases[address.host], address.port))
+        return address
+
+    for name, service in built:  # first every listening port, so that references resolve
+        program, *args = service_argv(service)
+        options = parse_program_args(program, args)
+        for dest in _port_dests(program):
+            local_port(name, getattr(options, dest))
+    result = []
+    for name, service in built:
+        program, *args = service_argv(service)
+        volumes = {target: work_dir / name / (source or target).strip("./").replace("/", "_")
+                   for source, target in _volumes(service)}
+        rewrite = _ValueRewriter(
+            port_flags={f"--{dest}" for dest in _port_dests(program)},
+            port=functools.partial(local_port, name),
+            address=local_address,
+            hosts=set(aliases),
+            volumes=volumes,
+        )
+        local_args = rewrite.args(args)
+        result.append(LocalService(
+            name=name,
+            program=program,
+            argv=[str(scripts / program), *local_args],
+            options=parse_program_args(program, local_args),
+            ports=port_maps[name],
+        ))
+    return result
+
+
+@dataclass(frozen=True)
+class _ValueRewriter:
+    """Rewrites the values of `--flag=value` and `--flag value` arguments."""
+
+    port_flags: set[str]
+    port: Callable[[int], int]
+    address: Callable[[HostPort], HostPort]
+    hosts: set[str]
+    volumes: Mapping[str, Path]
+
+    def args(self, args: list[str]) -> list[str]:
+        rewritten: list[str] = []
+        flag = ""
+        for arg in args:
+            if arg.startswith("--"):
+                flag, equals, value = arg.partition("=")
+                rewritten.append(f"{flag}={self.value(flag, value)}" if equals else arg)
+            else:
+                rewritten.append(self.value(flag, arg))
+        return rewritten
+
+    def value(self, flag: str, value: str) -> str:
+        if flag == "--hostname":
+            return value
+        if flag in self.port_flags:
+            return str(self.port(parse_port(value)))
+        if value.startswith("zk://"):
+            return self._zk_url(value)
+        if flag in BIND_FLAGS and value in self.hosts:
+            return LOOPBACK
+        with contextlib.suppress(ValueError):
+            host, _, port = value.rpartition(":")
+            if host in self.hosts:
+                return str(self.address(HostPort(host, int(port))))
+        for target, directory in self.volumes.items():
+            if value == target or value.startswith(target.rstrip("/") + "/"):
+                return str(directory) + value[len(target.rstrip("/")):]
+        return value
+
+    def _zk_url(self, value: str) -> str:
+        url = parse_zk_url(value)
+        servers = ",".join(str(self.address(server)) for server in url.servers)
+        credentials = f"{url.credentials[0]}:{url.credentials[1]}@" if url.credentials else ""
+        return f"zk://{credentials}{servers}{url.path}"
+
+
+def _port_dests(program: str) -> list[str]:
+    """The flags of `program` that name a port it listens on (they parse with parse_port)."""
+    parser = PARSERS[program]()
+    return [action.dest for action in parser._actions if action.type is parse_port]
+
+
+def _published_ports(service: Mapping[str, Any]) -> list[int]:
+    """Container ports of a service's `ports:` (short `[HOST:]CONTAINER` or long syntax)."""
+    ports = []
+    for entry in service.get("ports", []):
+        if isinstance(entry, Mapping):
+            ports.append(int(entry["target"]))
+        else:
+            ports.append(int(str(entry).split("/")[0].rsplit(":", 1)[-1]))
+    return ports
+
+
+def _volumes(service: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(source, container path) of a service's volumes (short or long syntax)."""
+    volumes = []
+    for entry in service.get("volumes", []):
+        if isinstance(entry, Mapping):
+            volumes.append((str(entry.get("source", "")), str(entry["target"])))
+        else:
+            source, _, rest = str(entry).partition(":")
+            volumes.append((source, rest.split(":")[0]) if rest else ("", source))
+    return volumes

@@ -1,0 +1,216 @@
+"""docker-compose.yml without a Docker engine: the file is valid Compose (the Compose
+Specification schema that Debian's docker-compose package ships, and that program's own
+`config` check), every command and flag in it exists, and the same topology started as local
+processes (a real ZooKeeper, three masters, two agents, two Marathons, the batch framework)
+elects one master, registers the agents with their attributes, runs an app posted to the
+standby Marathon and a batch job. `scripts/test.sh` installs Debian's docker-compose package."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mesos_common.addresses import HostPort
+from mesos_common.attributes import parse_attributes
+from mesos_common.operator_http import attributes_json
+from tests.compose_topology import (
+    COMPOSE_FILE,
+    LOOPBACK,
+    LocalService,
+    command_problems,
+    load_compose,
+    local_services,
+    schema_problems,
+    service_argv,
+)
+from tests.integration.cluster import Cluster, Process, free_port, wait_for
+from tests.zookeeper import zookeeper
+
+pytestmark = pytest.mark.integration
+
+REPO = COMPOSE_FILE.parent
+DEBIAN_COMPOSE_SCHEMA = Path("/usr/lib/python3/dist-packages/compose/config/compose_spec.json")
+ZOOKEEPER_CLIENT_PORT = 2181  # where the official zookeeper image serves clients
+STARTUP_TIMEOUT = 45.0
+
+
+def compose_schema() -> dict[str, Any]:
+    if not DEBIAN_COMPOSE_SCHEMA.exists():
+        pytest.fail(f"{DEBIAN_COMPOSE_SCHEMA} is missing: scripts/test.sh installs Debian's "
+                    "docker-compose package, which ships the Compose Specification schema")
+    schema: dict[str, Any] = json.loads(DEBIAN_COMPOSE_SCHEMA.read_text())
+    return schema
+
+
+def test_the_compose_file_matches_the_compose_specification_schema() -> None:
+    schema = compose_schema()
+    document = load_compose()
+    assert schema_problems(document, schema) == []
+
+    misspelt = copy.deepcopy(document)
+    misspelt["services"]["master1"]["comand"] = misspelt["services"]["master1"].pop("command")
+    assert schema_problems(misspelt, schema) == [
+        "services/master1: 'comand' does not match any of the regexes: '^x-'"
+    ]
+
+
+def test_docker_compose_config_accepts_the_file_without_an_engine() -> None:
+    checked = subprocess.run(
+        ["docker-compose", "--file", str(COMPOSE_FILE), "config", "--quiet"],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_every_program_and_flag_in_the_compose_file_exists() -> None:
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    document = load_compose()
+    assert command_problems(document, pyproject["project"]["scripts"]) == []
+    programs = [service_argv(service)[0] for service in document["services"].values()
+                if "build" in service]
+    assert sorted(programs) == sorted(
+        ["mesos-master"] * 3 + ["mesos-agent"] * 2 + ["marathon"] * 2 + ["mesos-batch"])
+
+
+@dataclass
+class Topology:
+    """The compose services running as local processes."""
+
+    services: list[LocalService]
+    processes: list[Process]
+
+    def running(self, program: str) -> list[LocalService]:
+        return [service for service in self.services if service.program == program]
+
+    def url(self, service: LocalService) -> str:
+        return f"http://{LOOPBACK}:{service.options.http_port}"
+
+
+@pytest.fixture
+def topology(tmp_path: Path) -> Iterator[Topology]:
+    document = load_compose()
+    [zookeeper_service] = [name for name, service in document["services"].items()
+                           if str(service.get("image", "")).startswith("zookeeper:")]
+    with zookeeper(tmp_path / "zookeeper") as ensemble:
+        [server] = ensemble.nodes
+        services = local_services(
+            document,
+            external={HostPort(zookeeper_service, ZOOKEEPER_CLIENT_PORT):
+                      HostPort(LOOPBACK, server.client_port)},
+            work_dir=tmp_path,
+            free_port=free_port,
+        )
+        cluster = Cluster(tmp_path)  # its close() stops the processes and their tasks
+        try:
+            for service in services:
+                cluster.processes.append(
+                    Process(service.name, service.argv, tmp_path / f"{service.name}.log").start())
+            yield Topology(services, cluster.processes)
+        finally:
+            cluster.close()
+
+
+def get_json(http: httpx.Client, url: str) -> Any:
+    """The JSON answer of a GET, or None while the process is not answering yet."""
+    try:
+        answer = http.get(url)
+    except httpx.HTTPError:
+        return None
+    return answer.json() if answer.status_code == 200 else None
+
+
+def test_the_compose_topology_runs_as_local_processes(topology: Topology) -> None:
+    masters = topology.running("mesos-master")
+    agents = topology.running("mesos-agent")
+    marathons = topology.running("marathon")
+    [batch] = topology.running("mesos-batch")
+    with httpx.Client(timeout=10) as http:
+        leader = wait_for(lambda: the_leading_master(http, topology, masters),
+                          "every master to name the one elected master", STARTUP_TIMEOUT)
+        expected_agents = {agent.options.hostname: attributes_json(
+            parse_attributes(agent.options.attributes)) for agent in agents}
+        wait_for(lambda: active_agents(http, topology.url(leader)) == expected_agents,
+                 f"agents {sorted(expected_agents)} to register with their attributes",
+                 STARTUP_TIMEOUT)
+
+        leading_marathon = wait_for(lambda: the_leading_marathon(http, topology, marathons),
+                                    "exactly one Marathon to lead", STARTUP_TIMEOUT)
+        [standby] = [marathon for marathon in marathons if marathon is not leading_marathon]
+        standby_url = topology.url(standby)
+        wait_for(lambda: get_json(http, f"{standby_url}/v2/leader"),
+                 "the standby Marathon to know the leader")
+        target = agents[-1]  # pinned by its rack, which no other agent has
+        rack = expected_agents[target.options.hostname]["rack"]
+        assert [a["rack"] for a in expected_agents.values()].count(rack) == 1
+        created = http.post(f"{standby_url}/v2/apps", json={
+            "id": "/compose-check", "cmd": "sleep 600", "cpus": 0.1, "mem": 32,
+            "instances": 1, "constraints": [["rack", "CLUSTER", rack]]})
+        assert created.status_code == 201, created.text
+        wait_for(lambda: running_hosts(http, standby_url, "compose-check")
+                 == [target.options.hostname],
+                 f"the app to run on {target.options.hostname}", STARTUP_TIMEOUT)
+
+        batch_url = topology.url(batch)
+        wait_for(lambda: (get_json(http, f"{batch_url}/info") or {}).get("frameworkId"),
+                 "the batch framework to lead and register", STARTUP_TIMEOUT)
+        job = {"id": "compose-check", "run": {"cmd": "true", "cpus": 0.1, "mem": 32}}
+        assert http.post(f"{batch_url}/v1/jobs", json=job).status_code == 201
+        started = http.post(f"{batch_url}/v1/jobs/compose-check/runs")
+        assert started.status_code == 201, started.text
+        run_url = f"{batch_url}/v1/jobs/compose-check/runs/{started.json()['id']}"
+        wait_for(lambda: (get_json(http, run_url) or {}).get("status") == "SUCCESS",
+                 "the batch run to succeed", STARTUP_TIMEOUT)
+
+    assert all(process.alive() for process in topology.processes), [
+        process.name for process in topology.processes if not process.alive()]
+
+
+def the_leading_master(
+    http: httpx.Client, topology: Topology, masters: list[LocalService]
+) -> LocalService | None:
+    """The one master that leads, once every master names it as the leader."""
+    states = [get_json(http, f"{topology.url(master)}/state") for master in masters]
+    if not all(states):
+        return None
+    elected = [master for master, state in zip(masters, states, strict=True)
+               if "elected_time" in state]
+    if len(elected) != 1:
+        return None
+    leader_pid = states[masters.index(elected[0])]["pid"]
+    return elected[0] if all(state.get("leader") == leader_pid for state in states) else None
+
+
+def active_agents(http: httpx.Client, master_url: str) -> dict[str, Any] | None:
+    """hostname -> attributes of the agents the leading master has active."""
+    state = get_json(http, f"{master_url}/state")
+    if state is None:
+        return None
+    return {agent["hostname"]: agent["attributes"]
+            for agent in state["slaves"] if agent["active"]}
+
+
+def the_leading_marathon(
+    http: httpx.Client, topology: Topology, marathons: list[LocalService]
+) -> LocalService | None:
+    infos = [get_json(http, f"{topology.url(marathon)}/v2/info") for marathon in marathons]
+    if not all(infos):
+        return None
+    elected = [marathon for marathon, info in zip(marathons, infos, strict=True)
+               if info["elected"] and info["frameworkId"]]
+    return elected[0] if len(elected) == 1 else None
+
+
+def running_hosts(http: httpx.Client, marathon_url: str, app_id: str) -> list[str] | None:
+    app = get_json(http, f"{marathon_url}/v2/apps/{app_id}?embed=app.tasks")
+    if app is None:
+        return None
+    return [task["host"] for task in app["app"]["tasks"] if task["state"] == "TASK_RUNNING"]
