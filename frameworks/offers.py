@@ -116,7 +116,7 @@ class OfferBudget:
             wanted = self._wanted(cpus, mem, disk, gpus, ports)
         except ValueError:
             return False
-        return self.remaining.contains(wanted + extra)
+        return self.remaining.covering(wanted + extra) is not None
 
     def take(
         self, *, cpus: float = 0.0, mem: float = 0.0, disk: float = 0.0, gpus: float = 0.0,
@@ -130,14 +130,17 @@ class OfferBudget:
         return self.take_resources(wanted)
 
     def take_resources(self, wanted: Resources) -> Resources:
-        """Deduct `wanted` and return it; ValueError if it does not fit."""
-        if not self.remaining.contains(wanted):
+        """Deduct `wanted` and return what was taken: `wanted` itself, or with resources the
+        offer holds reserved for the framework's role standing in for plain ones (unreserved
+        first); ValueError if it does not fit."""
+        taken = self.remaining.covering(wanted)
+        if taken is None:
             raise ValueError(
                 f"offer {self.offer.id.value} has {self.remaining or 'nothing'} left; "
                 f"{wanted} does not fit"
             )
-        self.remaining = self.remaining - wanted
-        return wanted
+        self.remaining = self.remaining - taken
+        return taken
 
     def executor_cost(self, executor: mesos_pb2.ExecutorInfo) -> Resources:
         """The executor's resources if it is not yet running (or paid for) on this agent."""

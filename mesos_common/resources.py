@@ -10,16 +10,24 @@ or a JSON list of Mesos resource objects::
      {"name": "ports", "type": "RANGES", "ranges": {"range": [{"begin": 31000, "end": 32000}]}}]
 
 Scalars are fixed-point with three decimals, like Mesos, so `0.1 + 0.2 == 0.3` holds. Ranges are
-inclusive and kept sorted and merged. Resources are keyed by name only (no roles or reservations
-yet): `cpus(ads):8` is rejected.
+inclusive and kept sorted and merged.
+
+Reservations: `cpus(ads):8` is 8 cpus statically reserved for role `ads`; in protobuf and JSON a
+resource's `reservations` stack (most refined last; the legacy `role` field as a static one).
+Resources with different reservations are different resources: arithmetic and `contains` keep
+them apart (internally the key is the name plus its encoded stack), while the quantity views —
+`scalar()`, `scalars`, `ranges_of()`, `set_of()`, `names()`, `scalar_quantities()` — count every
+reservation under the plain name. `covering()` finds reserved or unreserved resources that
+satisfy a plain request; `allocatable_to(role)` keeps what a role may be offered.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -27,7 +35,8 @@ from typing import Any, ClassVar
 from protos import mesos_pb2
 
 __all__ = [
-    "RANGE_ITEM", "Range", "Resources", "format_scalar", "merge_ranges", "split_top_level",
+    "RANGE_ITEM", "Range", "Reservation", "ReservationStack", "Resources", "format_scalar",
+    "merge_ranges", "split_top_level",
 ]
 
 Range = tuple[int, int]
@@ -39,6 +48,73 @@ RANGE_ITEM = re.compile(r"^(\d+)(?:\s*-\s*(\d+))?$")
 _NO_SCALARS: dict[str, float] = {}
 _NO_RANGES: dict[str, tuple[Range, ...]] = {}
 _NO_SETS: dict[str, frozenset[str]] = {}
+
+
+_SEP = "\x1f"
+"""Separates a resource's name from its encoded reservation stack in internal keys."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """One level of a reservation stack: for `role`, static or dynamic (with its principal and
+    labels, as given to RESERVE)."""
+
+    role: str
+    dynamic: bool = False
+    principal: str = ""
+    labels: tuple[tuple[str, str], ...] = ()
+
+    def to_proto(self) -> mesos_pb2.Resource.ReservationInfo:
+        info = mesos_pb2.Resource.ReservationInfo(
+            type=mesos_pb2.Resource.ReservationInfo.DYNAMIC if self.dynamic
+            else mesos_pb2.Resource.ReservationInfo.STATIC,
+            role=self.role,
+            principal=self.principal,
+        )
+        for key, value in self.labels:
+            info.labels.labels.add(key=key, value=value)
+        return info
+
+    @classmethod
+    def from_proto(cls, info: mesos_pb2.Resource.ReservationInfo) -> Reservation:
+        if not info.role:
+            raise ValueError("a reservation needs a role")
+        return cls(
+            role=info.role,
+            dynamic=info.type == mesos_pb2.Resource.ReservationInfo.DYNAMIC,
+            principal=info.principal,
+            labels=tuple((label.key, label.value) for label in info.labels.labels),
+        )
+
+
+ReservationStack = tuple[Reservation, ...]
+"""Reservations from the least to the most refined; empty for unreserved resources."""
+
+
+def _key(name: str, stack: ReservationStack) -> str:
+    if not stack:
+        return name
+    encoded = json.dumps(
+        [[r.role, r.dynamic, r.principal, [list(label) for label in r.labels]] for r in stack],
+        separators=(",", ":"),
+    )
+    return f"{name}{_SEP}{encoded}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _split(key: str) -> tuple[str, ReservationStack]:
+    """(name, reservation stack) of an internal key."""
+    name, sep, encoded = key.partition(_SEP)
+    if not sep:
+        return name, ()
+    return name, tuple(
+        Reservation(role, dynamic, principal, tuple((k, v) for k, v in labels))
+        for role, dynamic, principal, labels in json.loads(encoded)
+    )
+
+
+def _reserved(key: str) -> bool:
+    return _SEP in key
 
 
 def _fixed(value: float) -> float:
@@ -102,8 +178,9 @@ class _Builder:
         self.sets: dict[str, set[str]] = {}
 
     def _check_name(self, name: str, kind: str) -> None:
-        if not name or not _NAME.match(name):
-            raise ValueError(f"invalid resource name {name!r}")
+        base = name.partition(_SEP)[0]
+        if not base or not _NAME.match(base):
+            raise ValueError(f"invalid resource name {base!r}")
         for other_kind, table in (("scalar", self.scalars), ("ranges", self.ranges),
                                   ("set", self.sets)):
             if other_kind != kind and name in table:
@@ -178,11 +255,7 @@ def _parse_text(text: str) -> Resources:
         name, value = name.strip(), value.strip()
         if not colon:
             raise ValueError(f"expected 'name:value' in resources, got {entry!r}")
-        if "(" in name or ")" in name:
-            raise ValueError(
-                f"static reservations are not supported yet: {entry!r} "
-                "(write the resource without a role)"
-            )
+        name = _static_key(name, entry)
         if value.startswith("["):
             if not value.endswith("]"):
                 raise ValueError(f"malformed ranges for {name!r}: {value!r}")
@@ -215,6 +288,22 @@ def _parse_text(text: str) -> Resources:
     return builder.build()
 
 
+_STATIC = re.compile(r"^([^()]+)\(([^()]*)\)$")
+
+
+def _static_key(name: str, entry: str) -> str:
+    """`cpus` -> `cpus`; `cpus(ads)` -> the key of cpus statically reserved for `ads`."""
+    if "(" not in name and ")" not in name:
+        return name
+    match = _STATIC.match(name)
+    if not match:
+        raise ValueError(f"malformed reservation in {entry!r}: expected NAME(ROLE):VALUE")
+    base, role = match.group(1).strip(), match.group(2).strip()
+    if not role:
+        raise ValueError(f"empty role in {entry!r}")
+    return base if role == "*" else _key(base, (Reservation(role),))
+
+
 def _json_number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"expected a number for {where}, got {value!r}")
@@ -227,11 +316,30 @@ def _json_int(value: Any, where: str) -> int:
     return value
 
 
-def _check_unreserved(name: str, role: str, reserved: bool) -> None:
-    if role not in ("", "*") or reserved:
-        raise ValueError(
-            f"static reservations are not supported yet: resource {name!r} has role {role!r}"
-        )
+def _json_stack(item: Mapping[str, Any], name: str) -> ReservationStack:
+    """The reservation stack of a JSON resource object (`reservations`, or a legacy `role`)."""
+    reservations = item.get("reservations")
+    if reservations:
+        if not isinstance(reservations, list):
+            raise ValueError(f"'reservations' of resource {name!r} must be a list")
+        stack = []
+        for entry in reservations:
+            if not isinstance(entry, dict) or not isinstance(entry.get("role"), str):
+                raise ValueError(f"reservation of resource {name!r} needs a string 'role'")
+            labels = entry.get("labels", {}).get("labels", []) if isinstance(
+                entry.get("labels"), dict) else []
+            stack.append(Reservation(
+                role=entry["role"],
+                dynamic=str(entry.get("type", "STATIC")).upper() == "DYNAMIC",
+                principal=str(entry.get("principal", "")),
+                labels=tuple((str(label.get("key", "")), str(label.get("value", "")))
+                             for label in labels if isinstance(label, dict)),
+            ))
+        return tuple(stack)
+    role = item.get("role", "*")
+    if not isinstance(role, str):
+        raise ValueError(f"'role' of resource {name!r} must be a string")
+    return () if role in ("", "*") else (Reservation(role),)
 
 
 def _parse_json(text: str) -> Resources:
@@ -248,9 +356,7 @@ def _parse_json(text: str) -> Resources:
         name = item.get("name")
         if not isinstance(name, str):
             raise ValueError(f"resource object without a string 'name': {item!r}")
-        role = item.get("role", "*")
-        _check_unreserved(name, role if isinstance(role, str) else repr(role),
-                          bool(item.get("reservations")))
+        name = _key(name, _json_stack(item, name))
         kind = str(item.get("type") or _infer_json_type(item)).upper()
         if kind == "SCALAR":
             scalar = item.get("scalar")
@@ -288,7 +394,7 @@ def _infer_json_type(item: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True, slots=True, eq=False, repr=False)
 class Resources:
-    """An immutable set of unreserved resources keyed by name.
+    """An immutable set of resources keyed by name and reservation.
 
     Build one with `Resources.parse`, `Resources.from_proto` or arithmetic on existing values;
     the constructor takes already-normalised internal tables and is not public API.
@@ -313,15 +419,21 @@ class Resources:
         """Build from `mesos_pb2.Resource` messages (same-named entries are added up)."""
         builder = _Builder()
         for resource in resources:
-            _check_unreserved(resource.name, resource.role, len(resource.reservations) > 0)
+            if resource.reservations:
+                stack = tuple(Reservation.from_proto(r) for r in resource.reservations)
+            elif resource.role not in ("", "*"):
+                stack = (Reservation(resource.role),)
+            else:
+                stack = ()
+            name = _key(resource.name, stack)
             if resource.type == mesos_pb2.Value.SCALAR:
-                builder.scalar(resource.name, resource.scalar.value)
+                builder.scalar(name, resource.scalar.value)
             elif resource.type == mesos_pb2.Value.RANGES:
-                builder.no_ranges(resource.name)
+                builder.no_ranges(name)
                 for entry in resource.ranges.range:
-                    builder.range(resource.name, entry.begin, entry.end)
+                    builder.range(name, entry.begin, entry.end)
             elif resource.type == mesos_pb2.Value.SET:
-                builder.items(resource.name, resource.set.item)
+                builder.items(name, resource.set.item)
             else:
                 raise ValueError(f"resource {resource.name!r} has unsupported type "
                                  f"{mesos_pb2.Value.Type.Name(resource.type)}")
@@ -336,49 +448,205 @@ class Resources:
         return builder.build()
 
     def to_proto(self) -> list[mesos_pb2.Resource]:
-        """The `mesos_pb2.Resource` messages for these resources (role "*")."""
+        """The `mesos_pb2.Resource` messages for these resources (with their reservations)."""
         messages: list[mesos_pb2.Resource] = []
-        for name, value in self._scalars.items():
-            message = mesos_pb2.Resource(name=name, type=mesos_pb2.Value.SCALAR, role="*")
-            message.scalar.value = value
-            messages.append(message)
-        for name, ranges in self._ranges.items():
-            message = mesos_pb2.Resource(name=name, type=mesos_pb2.Value.RANGES, role="*")
+
+        def message(key: str, kind: mesos_pb2.Value.Type.ValueType) -> mesos_pb2.Resource:
+            name, stack = _split(key)
+            resource = mesos_pb2.Resource(
+                name=name, type=kind, role=stack[-1].role if stack else "*"
+            )
+            resource.reservations.extend(r.to_proto() for r in stack)
+            messages.append(resource)
+            return resource
+
+        for key, value in self._scalars.items():
+            message(key, mesos_pb2.Value.SCALAR).scalar.value = value
+        for key, ranges in self._ranges.items():
+            entry = message(key, mesos_pb2.Value.RANGES)
             for begin, end in ranges:
-                message.ranges.range.add(begin=begin, end=end)
-            messages.append(message)
-        for name, items in self._sets.items():
-            message = mesos_pb2.Resource(name=name, type=mesos_pb2.Value.SET, role="*")
-            message.set.item.extend(sorted(items))
-            messages.append(message)
+                entry.ranges.range.add(begin=begin, end=end)
+        for key, items in self._sets.items():
+            message(key, mesos_pb2.Value.SET).set.item.extend(sorted(items))
         return messages
 
     @property
+    def reserved(self) -> bool:
+        """Whether any of these resources is reserved."""
+        return any(_SEP in key for table in (self._scalars, self._ranges, self._sets)
+                   for key in table)
+
+    @property
     def scalars(self) -> Mapping[str, float]:
-        """Scalar resources by name (read-only view)."""
-        return MappingProxyType(self._scalars)
+        """Scalar quantities by name, reservations included (read-only)."""
+        if not any(_SEP in key for key in self._scalars):
+            return MappingProxyType(self._scalars)
+        return MappingProxyType(self.scalar_quantities()._scalars)
 
     def scalar(self, name: str) -> float:
-        """The quantity of scalar `name`, 0.0 if absent."""
-        return self._scalars.get(name, 0.0)
+        """The quantity of scalar `name`, reservations included; 0.0 if absent."""
+        value = self._scalars.get(name, 0.0)
+        if len(self._scalars) > 1 or value == 0.0:
+            for key, amount in self._scalars.items():
+                if _SEP in key and _split(key)[0] == name:
+                    value = _fixed(value + amount)
+        return value
 
     def ranges_of(self, name: str) -> tuple[Range, ...]:
-        """The inclusive ranges of `name` (sorted, merged); empty if absent."""
-        return self._ranges.get(name, ())
+        """The inclusive ranges of `name`, reservations included (sorted, merged)."""
+        own = self._ranges.get(name, ())
+        extra = [r for key, ranges in self._ranges.items()
+                 if _SEP in key and _split(key)[0] == name for r in ranges]
+        return merge_ranges(own + tuple(extra)) if extra else own
 
     def set_of(self, name: str) -> frozenset[str]:
-        """The items of set resource `name`; empty if absent."""
-        return self._sets.get(name, frozenset())
+        """The items of set resource `name`, reservations included."""
+        items = self._sets.get(name, frozenset())
+        for key, more in self._sets.items():
+            if _SEP in key and _split(key)[0] == name:
+                items = items | more
+        return items
 
     def names(self) -> frozenset[str]:
-        """Names of all resources present."""
-        return frozenset(self._scalars) | frozenset(self._ranges) | frozenset(self._sets)
+        """Names of all resources present (without their reservations)."""
+        return frozenset(_split(key)[0] for table in (self._scalars, self._ranges, self._sets)
+                         for key in table)
 
     def scalar_quantities(self) -> Resources:
-        """Only the scalar part (what shares and quotas count)."""
+        """Only the scalar part, reservations merged into plain names (what shares and quotas
+        count)."""
+        if any(_SEP in key for key in self._scalars):
+            merged: dict[str, float] = {}
+            for key, value in self._scalars.items():
+                name = _split(key)[0]
+                merged[name] = _fixed(merged.get(name, 0.0) + value)
+            return Resources(merged, _NO_RANGES, _NO_SETS)
         if not self._ranges and not self._sets:
             return self
         return Resources(self._scalars or _NO_SCALARS, _NO_RANGES, _NO_SETS)
+
+    def unreserved(self) -> Resources:
+        """Only the resources without a reservation."""
+        if not self.reserved:
+            return self
+        return self._filter(lambda key: _SEP not in key)
+
+    def allocatable_to(self, role: str) -> Resources:
+        """What may be offered to `role`: unreserved resources and those reserved (at their
+        most refined level) for `role` or one of its ancestors."""
+        if not self.reserved:
+            return self
+        return self._filter(lambda key: _SEP not in key or _within(_split(key)[1][-1].role, role))
+
+    def reserved_for(self, role: str) -> Resources:
+        """Only the resources whose most refined reservation is for exactly `role`."""
+        return self._filter(lambda key: _SEP in key and _split(key)[1][-1].role == role)
+
+    def reservation_roles(self) -> frozenset[str]:
+        """The roles these resources are reserved for (most refined level)."""
+        return frozenset(_split(key)[1][-1].role
+                         for table in (self._scalars, self._ranges, self._sets)
+                         for key in table if _SEP in key)
+
+    def pushed(self, reservation: Reservation) -> Resources:
+        """These resources with `reservation` added on top of each one's stack (RESERVE)."""
+        return self._rekey(lambda stack: (*stack, reservation))
+
+    def popped(self) -> Resources:
+        """These resources with the most refined reservation of each removed (UNRESERVE);
+        ValueError if some are not reserved."""
+        def pop(stack: ReservationStack) -> ReservationStack:
+            if not stack:
+                raise ValueError("cannot unreserve unreserved resources")
+            return stack[:-1]
+
+        return self._rekey(pop)
+
+    def without_dynamic(self) -> Resources:
+        """These resources with every dynamic reservation on top of each stack removed: what
+        they were before RESERVE operations (static reservations stay)."""
+        def strip(stack: ReservationStack) -> ReservationStack:
+            while stack and stack[-1].dynamic:
+                stack = stack[:-1]
+            return stack
+
+        return self._rekey(strip)
+
+    def dynamically_reserved(self) -> Resources:
+        """Only the resources whose most refined reservation is dynamic."""
+        return self._filter(lambda key: _SEP in key and _split(key)[1][-1].dynamic)
+
+    def stacks(self) -> frozenset[ReservationStack]:
+        """Every reservation stack present (the empty one for unreserved resources)."""
+        return frozenset(_split(key)[1] for table in (self._scalars, self._ranges, self._sets)
+                         for key in table)
+
+    def covering(self, wanted: Resources) -> Resources | None:
+        """Resources of this bag that satisfy `wanted` when reservations are ignored:
+        unreserved first, then reserved ones; None when they are not there. Resources that
+        `wanted` names with a reservation must be present with exactly that reservation."""
+        if self.contains(wanted):
+            return wanted
+        exact = wanted._filter(_reserved)
+        if not self.contains(exact):
+            return None
+        pool = self - exact
+        picked = exact
+        for name, amount in wanted.unreserved()._scalars.items():
+            for key in sorted(pool._scalars, key=_reserved):
+                if _split(key)[0] != name or amount <= 0:
+                    continue
+                take = min(amount, pool._scalars[key])
+                part = Resources({key: _fixed(take)}, _NO_RANGES, _NO_SETS)
+                picked, pool, amount = picked + part, pool - part, _fixed(amount - take)
+            if amount > 0:
+                return None
+        for name, ranges in wanted.unreserved()._ranges.items():
+            left = ranges
+            for key in sorted(pool._ranges, key=_reserved):
+                if _split(key)[0] != name or not left:
+                    continue
+                inside = _intersect_ranges(pool._ranges[key], left)
+                if inside:
+                    part = Resources(_NO_SCALARS, {key: inside}, _NO_SETS)
+                    picked, pool = picked + part, pool - part
+                    left = _subtract_ranges(left, inside)
+            if left:
+                return None
+        for name, items in wanted.unreserved()._sets.items():
+            needed = set(items)
+            for key in sorted(pool._sets, key=_reserved):
+                if _split(key)[0] != name or not needed:
+                    continue
+                common = frozenset(needed & pool._sets[key])
+                if common:
+                    part = Resources(_NO_SCALARS, _NO_RANGES, {key: common})
+                    picked, pool = picked + part, pool - part
+                    needed -= common
+            if needed:
+                return None
+        return picked
+
+    def _filter(self, keep: Callable[[str], bool]) -> Resources:
+        return Resources(
+            {k: v for k, v in self._scalars.items() if keep(k)} or _NO_SCALARS,
+            {k: v for k, v in self._ranges.items() if keep(k)} or _NO_RANGES,
+            {k: v for k, v in self._sets.items() if keep(k)} or _NO_SETS,
+        )
+
+    def _rekey(self, change: Callable[[ReservationStack], ReservationStack]) -> Resources:
+        def moved(key: str) -> str:
+            name, stack = _split(key)
+            return _key(name, change(stack))
+
+        result = Resources.EMPTY
+        for key, value in self._scalars.items():
+            result = result + Resources({moved(key): value}, _NO_RANGES, _NO_SETS)
+        for key, ranges in self._ranges.items():
+            result = result + Resources(_NO_SCALARS, {moved(key): ranges}, _NO_SETS)
+        for key, items in self._sets.items():
+            result = result + Resources(_NO_SCALARS, _NO_RANGES, {moved(key): items})
+        return result
 
     def capped(self, limits: Mapping[str, float]) -> Resources:
         """These resources with each scalar named in `limits` cut down to at most its limit
@@ -500,16 +768,38 @@ class Resources:
                      frozenset(self._sets.items())))
 
     def __str__(self) -> str:
-        parts = [f"{name}:{format_scalar(value)}" for name, value in self._scalars.items()]
+        parts = [f"{_label(key)}:{format_scalar(value)}" for key, value in self._scalars.items()]
         parts += [
-            f"{name}:[{','.join(f'{b}-{e}' for b, e in ranges)}]"
-            for name, ranges in self._ranges.items()
+            f"{_label(key)}:[{','.join(f'{b}-{e}' for b, e in ranges)}]"
+            for key, ranges in self._ranges.items()
         ]
-        parts += [f"{name}:{{{','.join(sorted(items))}}}" for name, items in self._sets.items()]
+        parts += [f"{_label(key)}:{{{','.join(sorted(items))}}}"
+                  for key, items in self._sets.items()]
         return ";".join(parts)
 
     def __repr__(self) -> str:
         return f"Resources.parse({str(self)!r})"
+
+
+def _label(key: str) -> str:
+    """A key as Mesos writes it: `cpus`, `cpus(ads)`, `cpus(eng,eng/backend)` for a stack."""
+    name, stack = _split(key)
+    return f"{name}({','.join(r.role for r in stack)})" if stack else name
+
+
+def _within(reserved_for: str, role: str) -> bool:
+    """Whether resources reserved for `reserved_for` may go to `role` (itself or a subrole)."""
+    return role == reserved_for or role.startswith(reserved_for + "/")
+
+
+def _intersect_ranges(a: tuple[Range, ...], b: tuple[Range, ...]) -> tuple[Range, ...]:
+    result: list[Range] = []
+    for begin, end in a:
+        for other_begin, other_end in b:
+            low, high = max(begin, other_begin), min(end, other_end)
+            if low <= high:
+                result.append((low, high))
+    return merge_ranges(result)
 
 
 def _check_types(scalars: Mapping[str, float], ranges: Mapping[str, tuple[Range, ...]],

@@ -163,7 +163,9 @@ class Master:
             agent = AgentRecord(
                 agent_id,
                 entry.info,
-                self._agent_resources_or_empty(entry.info),
+                _with_reservations(
+                    self._agent_resources_or_empty(entry.info), entry.reserved, agent_id
+                ),
                 None,
                 now,
                 now,
@@ -253,6 +255,9 @@ class Master:
         else:
             self._detach_agent(agent)
             changed = not agent.reachable or agent.info != message.agent_info
+            total = _with_reservations(
+                total, agent.total.dynamically_reserved().to_proto(), agent_id
+            )
             agent.info = message.agent_info
             agent.total = total
             if changed:
@@ -480,14 +485,17 @@ class Master:
         operations: Sequence[mesos_pb2.Offer.Operation],
         filters: mesos_pb2.Filters,
     ) -> None:
-        """Apply operations to offers; invalid launches become TASK_ERROR/DROPPED/LOST updates."""
+        """Apply operations to offers, in order: RESERVE and UNRESERVE change the offered
+        resources (an invalid one refuses the whole call, and the offers go back); invalid
+        launches become TASK_ERROR/DROPPED/LOST updates."""
         if not offer_ids:
             raise MasterError(ErrorCode.INVALID_ARGUMENT, "ACCEPT names no offers")
         for operation in operations:
-            if operation.type != mesos_pb2.Offer.Operation.LAUNCH:
+            if operation.type not in _OPERATIONS:
                 raise MasterError(
                     ErrorCode.INVALID_ARGUMENT,
-                    f"unsupported offer operation type {operation.type}; only LAUNCH is supported",
+                    f"unsupported offer operation type {operation.type}; "
+                    "LAUNCH, RESERVE and UNRESERVE are supported",
                 )
         offers, problem = self._take_offers(framework, offer_ids)
         offered = Resources.EMPTY
@@ -514,10 +522,32 @@ class Master:
             return
         agent = self.agents[offers[0].agent_id]
         role = offers[0].role
+        try:
+            conversions = self._plan_conversions(framework, role, operations, offered)
+        except MasterError:
+            for offer in offers:
+                self.allocator.recover_resources(
+                    framework.framework_id, role, offer.agent_id, offer.resources
+                )
+            raise
         remaining = offered
         launched_ids: set[str] = set()
-        for task_info in tasks:
-            remaining = self._launch(framework, agent, role, task_info, remaining, launched_ids)
+        for operation in operations:
+            if operation.type == mesos_pb2.Offer.Operation.LAUNCH:
+                for task_info in operation.launch.task_infos:
+                    remaining = self._launch(
+                        framework, agent, role, task_info, remaining, launched_ids
+                    )
+                continue
+            old, new = conversions.pop(0)
+            remaining = remaining - old + new
+            self.allocator.convert_allocation(
+                framework.framework_id, role, agent.agent_id, old, new
+            )
+            agent.total = agent.total - old + new
+            self._store_agent(agent)
+            log.info("reservations changed", framework_id=framework.framework_id,
+                     agent_id=agent.agent_id, before=str(old), after=str(new))
         if not remaining.is_empty():
             refuse = (
                 filters.refuse_seconds
@@ -527,6 +557,97 @@ class Master:
             self.allocator.recover_resources(
                 framework.framework_id, role, agent.agent_id, remaining, refuse
             )
+
+    def _plan_conversions(
+        self,
+        framework: FrameworkRecord,
+        role: str,
+        operations: Sequence[mesos_pb2.Offer.Operation],
+        offered: Resources,
+    ) -> list[tuple[Resources, Resources]]:
+        """(old, new) resources of each RESERVE/UNRESERVE, checked in order against what the
+        offers hold at that point; MasterError names the first invalid one."""
+        conversions: list[tuple[Resources, Resources]] = []
+        remaining = offered
+        for index, operation in enumerate(operations):
+            where = f"operation {index}"
+            if operation.type == mesos_pb2.Offer.Operation.RESERVE:
+                old, new = self._reservation(
+                    operation.reserve.resources, where, role=role,
+                    principal=framework.info.principal,
+                )
+            elif operation.type == mesos_pb2.Offer.Operation.UNRESERVE:
+                old, new = self._unreservation(operation.unreserve.resources, where)
+            else:
+                continue
+            if not remaining.contains(old):
+                raise MasterError(
+                    ErrorCode.INVALID_ARGUMENT,
+                    f"{where}: {old} is not in the offers (they hold {remaining})",
+                )
+            remaining = remaining - old + new
+            conversions.append((old, new))
+        return conversions
+
+    @staticmethod
+    def _reservation(
+        resources: Iterable[mesos_pb2.Resource], where: str, *, role: str | None,
+        principal: str | None,
+    ) -> tuple[Resources, Resources]:
+        """(resources before, after) a RESERVE of `resources`; `role` (the offer's) and
+        `principal` (the framework's), when given, must be the new reservation's."""
+        try:
+            reserved = Resources.from_proto(resources)
+        except ValueError as exc:
+            raise MasterError(ErrorCode.INVALID_ARGUMENT, f"{where}: {exc}") from exc
+        if not reserved:
+            raise MasterError(ErrorCode.INVALID_ARGUMENT, f"{where}: RESERVE names no resources")
+        for stack in reserved.stacks():
+            if not stack or not stack[-1].dynamic:
+                raise MasterError(
+                    ErrorCode.INVALID_ARGUMENT,
+                    f"{where}: RESERVE needs a DYNAMIC reservation on top of each resource",
+                )
+            top = stack[-1]
+            if problem := validate_role(top.role):
+                raise MasterError(ErrorCode.INVALID_ARGUMENT, f"{where}: {problem}")
+            if role is not None and top.role != role:
+                raise MasterError(
+                    ErrorCode.INVALID_ARGUMENT,
+                    f"{where}: resources offered to role {role!r} can only be reserved for it, "
+                    f"not for {top.role!r}",
+                )
+            if principal is not None and top.principal and top.principal != principal:
+                raise MasterError(
+                    ErrorCode.INVALID_ARGUMENT,
+                    f"{where}: the reservation's principal {top.principal!r} is not the "
+                    f"framework's ({principal!r})",
+                )
+            if len(stack) > 1:
+                below = stack[-2].role
+                if not top.role.startswith(below + "/"):
+                    raise MasterError(
+                        ErrorCode.INVALID_ARGUMENT,
+                        f"{where}: a reservation for {below!r} can only be refined to one of "
+                        f"its subroles, not {top.role!r}",
+                    )
+        return reserved.popped(), reserved
+
+    @staticmethod
+    def _unreservation(
+        resources: Iterable[mesos_pb2.Resource], where: str
+    ) -> tuple[Resources, Resources]:
+        """(resources before, after) an UNRESERVE of `resources`."""
+        try:
+            reserved = Resources.from_proto(resources)
+        except ValueError as exc:
+            raise MasterError(ErrorCode.INVALID_ARGUMENT, f"{where}: {exc}") from exc
+        if not reserved or any(not stack or not stack[-1].dynamic for stack in reserved.stacks()):
+            raise MasterError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"{where}: UNRESERVE takes dynamically reserved resources only",
+            )
+        return reserved, reserved.popped()
 
     def decline(
         self, framework: FrameworkRecord, offer_ids: Sequence[str], filters: mesos_pb2.Filters
@@ -813,6 +934,36 @@ class Master:
         self.registry.mark_agent_gone(agent_id, self.wall_clock())
         log.warning("agent marked gone", agent_id=agent_id, hostname=agent.info.hostname)
 
+    def reserve_resources(self, agent_id: str, resources: Iterable[mesos_pb2.Resource]) -> None:
+        """An operator's dynamic reservation of free resources of an agent (outstanding offers
+        of the agent are rescinded first)."""
+        self._convert_free(agent_id, *self._reservation(
+            resources, "RESERVE_RESOURCES", role=None, principal=None))
+
+    def unreserve_resources(self, agent_id: str, resources: Iterable[mesos_pb2.Resource]) -> None:
+        """An operator's removal of dynamic reservations from free resources of an agent."""
+        self._convert_free(agent_id, *self._unreservation(resources, "UNRESERVE_RESOURCES"))
+
+    def _convert_free(self, agent_id: str, old: Resources, new: Resources) -> None:
+        agent = self.agent_for_operator(agent_id)
+        if not (agent.connected and agent.admitted and agent.reachable):
+            raise MasterError(
+                ErrorCode.FAILED_PRECONDITION, f"agent {agent_id} is not connected"
+            )
+        for offer_id in list(agent.offers):
+            self._rescind_offer(self.offers[offer_id], notify=True)
+        try:
+            self.allocator.convert_available(agent_id, old, new)
+        except ValueError as exc:
+            raise MasterError(
+                ErrorCode.FAILED_PRECONDITION,
+                f"{old} is not free on agent {agent_id} (in use or absent): {exc}",
+            ) from exc
+        agent.total = agent.total - old + new
+        self._store_agent(agent)
+        log.info("operator changed reservations", agent_id=agent_id, before=str(old),
+                 after=str(new))
+
     def _deactivate(self, agent: AgentRecord) -> None:
         agent.deactivated = True
         if agent.connected and agent.admitted:
@@ -858,6 +1009,7 @@ class Master:
             unreachable_since=unreachable_since,
             deactivated=agent.deactivated,
             drain=agent.drain,
+            reserved=agent.total.dynamically_reserved(),
         )
 
     # ------------------------------------------------------------------ timers
@@ -1397,6 +1549,32 @@ class Master:
                 uuid=uuid_,
             )
         )
+
+
+_OPERATIONS = frozenset({
+    mesos_pb2.Offer.Operation.LAUNCH,
+    mesos_pb2.Offer.Operation.RESERVE,
+    mesos_pb2.Offer.Operation.UNRESERVE,
+})
+
+
+def _with_reservations(
+    advertised: Resources, reserved: Iterable[mesos_pb2.Resource], agent_id: str
+) -> Resources:
+    """An agent's advertised resources with its recorded dynamic reservations applied; those
+    that no longer fit what it advertises (it restarted with less) are dropped."""
+    try:
+        dynamic = Resources.from_proto(reserved)
+    except ValueError:
+        dynamic = Resources.EMPTY
+    if not dynamic:
+        return advertised
+    base = dynamic.without_dynamic()
+    if not advertised.contains(base):
+        log.warning("dropping dynamic reservations the agent no longer has resources for",
+                    agent_id=agent_id, reserved=str(dynamic), advertised=str(advertised))
+        return advertised
+    return advertised - base + dynamic
 
 
 def _gpu_aware(info: mesos_pb2.FrameworkInfo) -> bool:

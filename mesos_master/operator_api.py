@@ -2,7 +2,8 @@
 
     POST /api/v1 (/master/api/v1)   Mesos' v1 operator calls as JSON: {"type": ..., ...}
         GET_ROLES, GET_WEIGHTS, UPDATE_WEIGHTS, GET_QUOTA, UPDATE_QUOTA, GET_AGENTS,
-        DRAIN_AGENT, DEACTIVATE_AGENT, REACTIVATE_AGENT, MARK_AGENT_GONE
+        DRAIN_AGENT, DEACTIVATE_AGENT, REACTIVATE_AGENT, MARK_AGENT_GONE,
+        RESERVE_RESOURCES, UNRESERVE_RESOURCES (resources as Mesos JSON resource objects)
     GET  /roles                     roles with weight, quota, consumption and frameworks
     GET  /weights, PUT /weights     [{"role": ..., "weight": ...}]
     GET  /quota, POST /quota        {"role": ..., "limits": {"cpus": 4, ...}, "force": false}
@@ -20,6 +21,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from google.protobuf.json_format import MessageToDict
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -206,6 +208,10 @@ def _agents_json(master: Master) -> list[dict[str, Any]]:
             "agent_info": {"id": {"value": agent.agent_id}, "hostname": agent.info.hostname},
             "active": agent.connected and not agent.deactivated,
             "deactivated": agent.deactivated,
+            "total_resources": [
+                MessageToDict(resource, preserving_proto_field_name=True)
+                for resource in agent.total.to_proto()
+            ],
         }
         if agent.drain is not None:
             entry["drain_info"] = {"state": _DRAIN_STATES.get(agent.drain.state, "UNKNOWN")}
@@ -263,6 +269,23 @@ def _call_agent(action: str) -> Callable[[Master, Mapping[str, Any]], None]:
     return call
 
 
+def _call_reservation(action: str) -> Callable[[Master, Mapping[str, Any]], None]:
+    def call(master: Master, body: Mapping[str, Any]) -> None:
+        section = _object(body.get(action), action)
+        resources = section.get("resources")
+        if not isinstance(resources, list) or not resources:
+            raise _BadCall(f"{action}.resources must be a non-empty list of resource objects")
+        try:
+            parsed = Resources.parse(json.dumps(resources))
+        except ValueError as exc:
+            raise _BadCall(f"{action}.resources: {exc}") from None
+        method = master.reserve_resources if action == "reserve_resources" \
+            else master.unreserve_resources
+        method(_agent_id(section, action), parsed.to_proto())
+
+    return call
+
+
 _CALLS: dict[str, Callable[[Master, Mapping[str, Any]], Any]] = {
     "GET_ROLES": lambda m, c: {"type": "GET_ROLES", "get_roles": {"roles": _roles_json(m)}},
     "GET_WEIGHTS": lambda m, c: {
@@ -279,6 +302,8 @@ _CALLS: dict[str, Callable[[Master, Mapping[str, Any]], Any]] = {
     "DEACTIVATE_AGENT": _call_agent("deactivate_agent"),
     "REACTIVATE_AGENT": _call_agent("reactivate_agent"),
     "MARK_AGENT_GONE": _call_agent("mark_agent_gone"),
+    "RESERVE_RESOURCES": _call_reservation("reserve_resources"),
+    "UNRESERVE_RESOURCES": _call_reservation("unreserve_resources"),
 }
 
 

@@ -130,12 +130,14 @@ class Registry:
         unreachable_since: float | None = None,
         deactivated: bool = False,
         drain: registry_pb2.DrainInfo | None = None,
+        reserved: Resources = Resources.EMPTY,
         then: Callable[[], None] | None = None,
     ) -> None:
         """Record an admitted agent (reachable unless `unreachable_since` is given) with its
-        maintenance state."""
+        maintenance state and dynamic reservations."""
         entry = registry_pb2.AgentEntry(
-            info=info, unreachable_since=unreachable_since or 0.0, deactivated=deactivated
+            info=info, unreachable_since=unreachable_since or 0.0, deactivated=deactivated,
+            reserved=reserved.to_proto(),
         )
         if drain is not None:
             entry.drain.CopyFrom(drain)

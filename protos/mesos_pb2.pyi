@@ -1142,10 +1142,14 @@ class Offer(_message.Message):
             DESCRIPTOR: _descriptor.EnumDescriptor
             UNKNOWN: Offer.Operation._Type.ValueType  # 0
             LAUNCH: Offer.Operation._Type.ValueType  # 1
+            RESERVE: Offer.Operation._Type.ValueType  # 2
+            UNRESERVE: Offer.Operation._Type.ValueType  # 3
 
         class Type(_Type, metaclass=_TypeEnumTypeWrapper): ...
         UNKNOWN: Offer.Operation.Type.ValueType  # 0
         LAUNCH: Offer.Operation.Type.ValueType  # 1
+        RESERVE: Offer.Operation.Type.ValueType  # 2
+        UNRESERVE: Offer.Operation.Type.ValueType  # 3
 
         @_typing.final
         class Launch(_message.Message):
@@ -1165,20 +1169,70 @@ class Offer(_message.Message):
             def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
             def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+        @_typing.final
+        class Reserve(_message.Message):
+            """Resources with the reservation to add on top of each one's stack (dynamic, for the
+            offer's role, with the framework's principal); they must be in the offer without it.
+            """
+
+            DESCRIPTOR: _descriptor.Descriptor
+
+            RESOURCES_FIELD_NUMBER: _builtins.int
+            @_builtins.property
+            def resources(self) -> _containers.RepeatedCompositeFieldContainer[Global___Resource]: ...
+            def __init__(
+                self,
+                *,
+                resources: _abc.Iterable[Global___Resource] | None = ...,
+            ) -> None: ...
+            _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+            def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+            _ClearFieldArgType: _TypeAlias = _typing.Literal["resources", b"resources"]  # noqa: Y015
+            def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+            def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+        @_typing.final
+        class Unreserve(_message.Message):
+            """Dynamically reserved resources of the offer whose most refined reservation goes."""
+
+            DESCRIPTOR: _descriptor.Descriptor
+
+            RESOURCES_FIELD_NUMBER: _builtins.int
+            @_builtins.property
+            def resources(self) -> _containers.RepeatedCompositeFieldContainer[Global___Resource]: ...
+            def __init__(
+                self,
+                *,
+                resources: _abc.Iterable[Global___Resource] | None = ...,
+            ) -> None: ...
+            _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+            def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+            _ClearFieldArgType: _TypeAlias = _typing.Literal["resources", b"resources"]  # noqa: Y015
+            def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+            def WhichOneof(self, oneof_group: _Never) -> None: ...
+
         TYPE_FIELD_NUMBER: _builtins.int
         LAUNCH_FIELD_NUMBER: _builtins.int
+        RESERVE_FIELD_NUMBER: _builtins.int
+        UNRESERVE_FIELD_NUMBER: _builtins.int
         type: Global___Offer.Operation.Type.ValueType
         @_builtins.property
         def launch(self) -> Global___Offer.Operation.Launch: ...
+        @_builtins.property
+        def reserve(self) -> Global___Offer.Operation.Reserve: ...
+        @_builtins.property
+        def unreserve(self) -> Global___Offer.Operation.Unreserve: ...
         def __init__(
             self,
             *,
             type: Global___Offer.Operation.Type.ValueType = ...,
             launch: Global___Offer.Operation.Launch | None = ...,
+            reserve: Global___Offer.Operation.Reserve | None = ...,
+            unreserve: Global___Offer.Operation.Unreserve | None = ...,
         ) -> None: ...
-        _HasFieldArgType: _TypeAlias = _typing.Literal["launch", b"launch"]  # noqa: Y015
+        _HasFieldArgType: _TypeAlias = _typing.Literal["launch", b"launch", "reserve", b"reserve", "unreserve", b"unreserve"]  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["launch", b"launch", "type", b"type"]  # noqa: Y015
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["launch", b"launch", "reserve", b"reserve", "type", b"type", "unreserve", b"unreserve"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -37,6 +37,7 @@ class AgentEntry(_message.Message):
     UNREACHABLE_SINCE_FIELD_NUMBER: _builtins.int
     DEACTIVATED_FIELD_NUMBER: _builtins.int
     DRAIN_FIELD_NUMBER: _builtins.int
+    RESERVED_FIELD_NUMBER: _builtins.int
     unreachable_since: _builtins.float
     """When the master marked it unreachable; 0 while it is reachable."""
     deactivated: _builtins.bool
@@ -45,6 +46,12 @@ class AgentEntry(_message.Message):
     def info(self) -> _mesos_pb2.AgentInfo: ...
     @_builtins.property
     def drain(self) -> Global___DrainInfo: ...
+    @_builtins.property
+    def reserved(self) -> _containers.RepeatedCompositeFieldContainer[_mesos_pb2.Resource]:
+        """Its dynamically reserved resources (with their whole reservation stacks); applied on top
+        of the resources the agent advertises when it (re-)registers.
+        """
+
     def __init__(
         self,
         *,
@@ -52,10 +59,11 @@ class AgentEntry(_message.Message):
         unreachable_since: _builtins.float = ...,
         deactivated: _builtins.bool = ...,
         drain: Global___DrainInfo | None = ...,
+        reserved: _abc.Iterable[_mesos_pb2.Resource] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["drain", b"drain", "info", b"info"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["deactivated", b"deactivated", "drain", b"drain", "info", b"info", "unreachable_since", b"unreachable_since"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deactivated", b"deactivated", "drain", b"drain", "info", b"info", "reserved", b"reserved", "unreachable_since", b"unreachable_since"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

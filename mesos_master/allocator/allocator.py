@@ -22,6 +22,7 @@ what its subtree may hold: offers are cut down to fit, and a role that has reach
 a resource the agent offers is passed over (rather than offered the agent's other resources
 alone, which would strand them).
 Agents offering `gpus` are offered only to frameworks that declared the GPU capability.
+Reserved resources go only to their role and its subroles (`Resources.allocatable_to`).
 
 Allocation is event-driven: a single `recover_resources` followed by `allocate()` looks at that
 one agent only.
@@ -358,6 +359,28 @@ class Allocator:
         self._agent(agent_id).active = True
         self._dirty[agent_id] = None
 
+    def convert_available(self, agent_id: str, old: Resources, new: Resources) -> None:
+        """Free resources of the agent change shape (an operator's RESERVE or UNRESERVE):
+        `old` (available) becomes `new`, of the same quantities."""
+        agent = self._agent(agent_id)
+        if not agent.available.contains(old):
+            raise ValueError(f"agent {agent_id!r} has {agent.available} available, not {old}")
+        agent.available = agent.available - old + new
+        agent.total = agent.total - old + new
+        self._dirty[agent_id] = None
+
+    def convert_allocation(
+        self, framework_id: str, role: str, agent_id: str, old: Resources, new: Resources
+    ) -> None:
+        """Resources the framework holds change shape (RESERVE or UNRESERVE in an ACCEPT):
+        `old` becomes `new`, of the same quantities, still held by the framework."""
+        node = self._roles[role]
+        self._framework(framework_id)
+        agent = self._agent(agent_id)
+        node.frameworks.unallocated(framework_id, agent_id, old)
+        node.frameworks.allocated(framework_id, agent_id, new)
+        agent.total = agent.total - old + new
+
     # Resources.
 
     def recover_resources(
@@ -602,10 +625,11 @@ class Allocator:
         self, agent_id: str, agent: _Agent, now: float, granted: set[tuple[str, str]]
     ) -> tuple[str, _Role, Resources] | None:
         """The first (framework, role) that may take the agent now, with what it may take."""
-        available = agent.available
+        everything = agent.available
         for node, framework_id in self._candidates(self._root):
             if (framework_id, node.path) in granted:
                 continue
+            available = everything.allocatable_to(node.path)
             framework = self._frameworks[framework_id]
             if agent.has_gpus and not framework.gpu_aware:
                 continue
@@ -614,7 +638,7 @@ class Allocator:
                     and refusal.refused.contains(available)):
                 continue
             offered = self._within_quota(node, available)
-            if offered is available or self._allocatable(offered):
+            if offered is everything or self._allocatable(offered):
                 return framework_id, node, offered
         return None
 
@@ -671,6 +695,8 @@ class Allocator:
     def _allocatable(self, available: Resources) -> bool:
         if available.is_empty():
             return False
+        if available.reserved:
+            available = available.scalar_quantities()
         return any(available.contains(minimum) for minimum in self._min_allocatable)
 
     def _expire_filters(self, now: float) -> None:

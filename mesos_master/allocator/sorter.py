@@ -10,9 +10,10 @@ order in which clients were added; it keeps the order incrementally, repositioni
 client whose allocation changed. `RandomSorter` returns a weighted random order.
 
 A sorter built with `per_agent=False` keeps only each client's quantities, not where they are:
-the allocator's role sorters need shares only. Resource names in `excluded` (e.g. `gpus`, Mesos' `--fair_sharing_excluded_resource_names`) do
-not count towards shares. Several sorters may share one `ClusterTotal` (the allocator's role
-tree does): a change of the total is then made once, and each sorter notices it by its version.
+the allocator's role sorters need shares only. Resource names in `excluded` (e.g. `gpus`,
+Mesos' `--fair_sharing_excluded_resource_names`) do not count towards shares. Several sorters
+may share one `ClusterTotal` (the allocator's role tree does): a change of the total is then
+made once, and each sorter notices it by its version.
 """
 
 from __future__ import annotations

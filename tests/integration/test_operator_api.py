@@ -100,3 +100,38 @@ def test_drain_kills_tasks_and_marks_the_agent_drained(cluster: Cluster) -> None
     states = [state_name(s.state) for s in scheduler.updates if s.task_id.value == "sleeper"]
     assert states[-1] == "TASK_KILLED"
     assert mesos_pb2.TASK_KILLED in {s.state for s in scheduler.updates}
+
+
+def test_static_and_dynamic_reservations(cluster: Cluster) -> None:
+    master = cluster.masters[0]
+    cluster.start_agent(resources="cpus:1;mem:256;cpus(ads):2;mem(ads):512")
+    scheduler = RecordingScheduler(on_offers=launch_once(("ad", "sleep 600"), cpus=1.5, mem=300))
+    with running(cluster, scheduler, "ads", roles=["ads"]):
+        scheduler.wait_for_state("ad", "TASK_RUNNING")
+        [offer] = scheduler.offers[:1]
+        reserved = {(r.name, r.role) for r in offer.resources}
+        assert ("cpus", "ads") in reserved and ("cpus", "*") in reserved
+        state = httpx.get(master.http_url + "/state", timeout=10).json()
+        [agent] = state["slaves"]
+        assert agent["reserved_resources"]["ads"]["cpus"] == 2
+        assert agent["unreserved_resources"]["cpus"] == 1
+        agent_id = agent["id"]
+
+    # an operator reserves the free unreserved cpu for "web"; a web framework is offered it
+    dynamic = [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1},
+                "reservations": [{"type": "DYNAMIC", "role": "web", "principal": "ops"}]}]
+    reserve = call(master, {"type": "RESERVE_RESOURCES", "reserve_resources": {
+        "agent_id": {"value": agent_id}, "resources": dynamic}})
+    assert reserve.status_code == 200, reserve.text
+    again = call(master, {"type": "RESERVE_RESOURCES", "reserve_resources": {
+        "agent_id": {"value": agent_id}, "resources": dynamic}})
+    assert again.status_code == 409 and "not free" in again.text
+    web = RecordingScheduler()
+    with running(cluster, web, "web", roles=["web"]):
+        offer = wait_for(lambda: web.offers and web.offers[0], "an offer for web")
+        cpus = [r for r in offer.resources if r.name == "cpus"]
+        assert [(r.reservations[-1].role, r.scalar.value) for r in cpus] == [("web", 1.0)]
+    assert call(master, {"type": "UNRESERVE_RESOURCES", "unreserve_resources": {
+        "agent_id": {"value": agent_id}, "resources": dynamic}}).status_code == 200
+    state = httpx.get(master.http_url + "/state", timeout=10).json()
+    assert "web" not in state["slaves"][0]["reserved_resources"]

@@ -255,3 +255,29 @@ def test_random_sorters_drive_the_same_tree() -> None:
     grants = h.take()
     assert per(grants, 0)["a"] <= 5
     assert sum(per(grants, 0).values()) == 20
+
+
+def test_reserved_resources_go_only_to_their_role_and_subroles(h: Harness) -> None:
+    h.allocator.add_agent("s1", R("cpus:1;mem:100;cpus(ads):4;mem(ads):400"))
+    h.allocator.add_framework("plain")
+    h.allocator.allocate()
+    assert h.take() == [("plain", "*", "s1", R("cpus:1;mem:100"))]
+    h.allocator.add_framework("ads", ["ads/search"])
+    h.allocator.allocate()
+    assert h.take() == [("ads", "ads/search", "s1", R("cpus(ads):4;mem(ads):400"))]
+    assert h.allocator.consumed("ads") == R("cpus:4;mem:400")
+
+
+def test_converting_allocations_and_free_resources_keeps_quantities(h: Harness) -> None:
+    h.allocator.add_agent("s1", R("cpus:4;mem:400"))
+    h.allocator.add_framework("f", ["eng"])
+    h.allocator.allocate()
+    [(_, _, _, offered)] = h.take()
+    reserved = R("cpus(eng):2")
+    h.allocator.convert_allocation("f", "eng", "s1", R("cpus:2"), reserved)
+    assert h.allocator.allocation("f") == {"s1": R("cpus:2;cpus(eng):2;mem:400")}
+    h.allocator.recover_resources("f", "eng", "s1", R("cpus:2;cpus(eng):2;mem:400"))
+    h.allocator.convert_available("s1", reserved, R("cpus:2"))
+    assert h.allocator.available("s1") == offered
+    with pytest.raises(ValueError, match="available"):
+        h.allocator.convert_available("s1", reserved, R("cpus:2"))

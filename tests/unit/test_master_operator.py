@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mesos_common.resources import Resources
+from mesos_common.resources import Reservation, Resources
 from mesos_master.master import ErrorCode, MasterError
 from protos import mesos_pb2, registry_pb2
 from tests.unit.test_master import Cluster, agent_status, task
@@ -184,3 +184,120 @@ def test_deactivate_rescinds_offers_and_reactivate_needs_deactivation() -> None:
     with pytest.raises(MasterError, match="not deactivated"):
         cluster.master.reactivate_agent(agent_id)
     assert len(cluster.offers(framework)) == 1
+
+
+def reserve_op(resources: Resources) -> mesos_pb2.Offer.Operation:
+    return mesos_pb2.Offer.Operation(
+        type=mesos_pb2.Offer.Operation.RESERVE,
+        reserve=mesos_pb2.Offer.Operation.Reserve(resources=resources.to_proto()),
+    )
+
+
+def unreserve_op(resources: Resources) -> mesos_pb2.Offer.Operation:
+    return mesos_pb2.Offer.Operation(
+        type=mesos_pb2.Offer.Operation.UNRESERVE,
+        unreserve=mesos_pb2.Offer.Operation.Unreserve(resources=resources.to_proto()),
+    )
+
+
+def launch_op(*tasks: mesos_pb2.TaskInfo) -> mesos_pb2.Offer.Operation:
+    return mesos_pb2.Offer.Operation(
+        type=mesos_pb2.Offer.Operation.LAUNCH,
+        launch=mesos_pb2.Offer.Operation.Launch(task_infos=tasks),
+    )
+
+
+def test_static_reservations_are_offered_to_their_role_only() -> None:
+    cluster = Cluster()
+    cluster.add_agent("cpus:1;mem:128;cpus(ads):2;mem(ads):256")
+    plain = cluster.subscribe("plain")
+    [offer] = cluster.offers(plain)
+    assert Resources.from_proto(offer.resources) == R("cpus:1;mem:128")
+    ads = cluster.subscribe("ads", roles=["ads"])
+    [reserved] = cluster.offers(ads)
+    assert Resources.from_proto(reserved.resources) == R("cpus(ads):2;mem(ads):256")
+
+
+def test_reserve_then_launch_in_one_accept_and_keep_it_across_failover() -> None:
+    cluster = Cluster()
+    agent_id = cluster.add_agent("cpus:4;mem:1024")
+    framework = cluster.subscribe(roles=["eng"], principal="ops")
+    [offer] = cluster.offers(framework)
+    dynamic = Reservation("eng", dynamic=True, principal="ops")
+    wanted = R("cpus:2;mem:512").pushed(dynamic)
+    reserved_task = task("t1", "cpus:1;mem:128")
+    reserved_task.ClearField("resources")
+    reserved_task.resources.extend(R("cpus:1;mem:128").pushed(dynamic).to_proto())
+    cluster.master.accept(framework, [offer.id.value],
+                          [reserve_op(wanted), launch_op(reserved_task)], mesos_pb2.Filters())
+    assert framework.tasks["t1"].resources == R("cpus:1;mem:128").pushed(dynamic)
+    agent = cluster.master.agents[agent_id]
+    assert agent.total == R("cpus:2;mem:512") + wanted
+    stored = Resources.from_proto(cluster.sink.state.agents[agent_id].reserved)
+    assert stored == wanted
+
+    successor = failover(cluster)
+    assert successor.master.agents[agent_id].total == R("cpus:2;mem:512") + wanted
+    reregister(successor, agent_id, agent.info)
+    # a framework of another role is offered the unreserved part only
+    other = successor.subscribe("other", roles=["web"], id=mesos_pb2.FrameworkID(value="web"))
+    [offer] = successor.offers(other)
+    assert Resources.from_proto(offer.resources) == R("cpus:2;mem:512")
+
+
+def test_invalid_reservations_refuse_the_accept_and_return_the_offers() -> None:
+    cluster = Cluster()
+    cluster.add_agent("cpus:4;mem:1024")
+    framework = cluster.subscribe(roles=["eng"], principal="ops")
+    [offer] = cluster.offers(framework)
+    cases = [
+        (R("cpus:1").pushed(Reservation("web", dynamic=True)), "can only be reserved for it"),
+        (R("cpus:1").pushed(Reservation("eng", dynamic=True, principal="eve")), "principal"),
+        (R("cpus:9").pushed(Reservation("eng", dynamic=True)), "not in the offers"),
+        (R("cpus(eng):1"), "DYNAMIC"),
+    ]
+    for resources, message in cases:
+        with pytest.raises(MasterError, match=message):
+            cluster.master.accept(framework, [offer.id.value], [reserve_op(resources)],
+                                  mesos_pb2.Filters())
+        [offer] = cluster.offers(framework)  # offered again, unchanged
+        assert Resources.from_proto(offer.resources) == R("cpus:4;mem:1024")
+    with pytest.raises(MasterError, match="dynamically reserved resources only"):
+        cluster.master.accept(framework, [offer.id.value], [unreserve_op(R("cpus:1"))],
+                              mesos_pb2.Filters())
+
+
+def test_unreserve_in_an_accept_and_by_the_operator() -> None:
+    cluster = Cluster()
+    agent_id = cluster.add_agent("cpus:4;mem:1024")
+    dynamic = Reservation("eng", dynamic=True, principal="ops")
+    cluster.master.reserve_resources(agent_id, R("cpus:2").pushed(dynamic).to_proto())
+    assert cluster.master.agents[agent_id].total == \
+        R("cpus:2;mem:1024") + R("cpus:2").pushed(dynamic)
+    framework = cluster.subscribe(roles=["eng"])
+    [offer] = cluster.offers(framework)
+    cluster.master.accept(framework, [offer.id.value],
+                          [unreserve_op(R("cpus:1").pushed(dynamic))], mesos_pb2.Filters())
+    assert cluster.master.agents[agent_id].total == \
+        R("cpus:3;mem:1024") + R("cpus:1").pushed(dynamic)
+    with pytest.raises(MasterError, match="not free"):
+        cluster.master.unreserve_resources(agent_id, R("cpus:5").pushed(dynamic).to_proto())
+    cluster.master.unreserve_resources(agent_id, R("cpus:1").pushed(dynamic).to_proto())
+    assert cluster.master.agents[agent_id].total == R("cpus:4;mem:1024")
+    assert not cluster.sink.state.agents[agent_id].reserved
+
+
+def test_refinement_to_a_subrole() -> None:
+    cluster = Cluster()
+    cluster.add_agent("cpus(eng):2;mem(eng):256")
+    framework = cluster.subscribe(roles=["eng/backend"])
+    [offer] = cluster.offers(framework)
+    refined = R("cpus(eng):1").pushed(Reservation("eng/backend", dynamic=True))
+    cluster.master.accept(framework, [offer.id.value], [reserve_op(refined)],
+                          mesos_pb2.Filters(refuse_seconds=0))
+    [offer] = cluster.offers(framework)
+    assert Resources.from_proto(offer.resources) == R("cpus(eng):1;mem(eng):256") + refined
+    sideways = R("cpus(eng):1").pushed(Reservation("web", dynamic=True))
+    with pytest.raises(MasterError):
+        cluster.master.accept(framework, [offer.id.value], [reserve_op(sideways)],
+                              mesos_pb2.Filters())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mesos_common.resources import Resources
+from mesos_common.resources import Reservation, Resources
 from protos import mesos_pb2
 
 R = Resources.parse
@@ -54,7 +54,7 @@ def test_zero_scalars_and_empty_collections_vanish() -> None:
         ("ports:[1-2", "unbalanced"),
         ("cpus:1;cpus:[1-2]", "both as scalar and as ranges"),
         ("x:{a};x:1", "both as set and as scalar"),
-        ("cpus(ads):8", "static reservations are not supported yet"),
+        ("cpus(ads:8", "malformed reservation"),
         ("cpus", "expected 'name:value'"),
         ("cpus:four", "cannot parse value"),
         ("cpus:nan", "non-finite"),
@@ -88,8 +88,8 @@ def test_parse_json() -> None:
         ('[{"name":"cpus","type":"SCALAR","scalar":{"value":"1"}}]', "expected a number"),
         ('[{"name":"p","type":"RANGES","ranges":{"range":[{"begin":5,"end":1}]}}]',
          "begin is greater than end"),
-        ('[{"name":"cpus","type":"SCALAR","scalar":{"value":1},"role":"ads"}]',
-         "static reservations"),
+        ('[{"name":"cpus","type":"SCALAR","scalar":{"value":1},"reservations":[{}]}]',
+         "needs a string 'role'"),
         ('[{"name":"cpus","type":"TEXT","text":{"value":"x"}}]', "unknown type"),
     ],
     ids=["bad-json", "not-object", "no-name", "negative", "string-value", "begin>end",
@@ -159,11 +159,58 @@ def test_proto_round_trip() -> None:
     assert Resources.from_proto(messages) == r
 
 
-def test_from_proto_rejects_roles() -> None:
+def test_legacy_role_field_is_a_static_reservation() -> None:
     reserved = mesos_pb2.Resource(name="cpus", type=mesos_pb2.Value.SCALAR, role="ads")
     reserved.scalar.value = 1
-    with pytest.raises(ValueError, match="static reservations"):
-        Resources.from_proto([reserved])
+    assert Resources.from_proto([reserved]) == R("cpus(ads):1")
+
+
+def test_reservations_are_kept_apart_but_counted_under_their_name() -> None:
+    mixed = R("cpus:2;cpus(ads):8;mem(ads):1024;ports(ads):[31000-31009];ports:[32000-32000]")
+    assert str(mixed) == "cpus:2;cpus(ads):8;mem(ads):1024;ports(ads):[31000-31009];" \
+        "ports:[32000-32000]"
+    assert mixed.scalar("cpus") == 10 and mixed.scalars == {"cpus": 10, "mem": 1024}
+    assert mixed.ranges_of("ports") == ((31000, 31009), (32000, 32000))
+    assert mixed.names() == {"cpus", "mem", "ports"}
+    assert mixed.scalar_quantities() == R("cpus:10;mem:1024")
+    assert mixed.unreserved() == R("cpus:2;ports:[32000-32000]")
+    assert mixed.reservation_roles() == {"ads"}
+    assert not mixed.contains(R("cpus:3"))  # reserved cpus are not plain cpus
+    assert mixed.contains(R("cpus(ads):3"))
+    assert (mixed - R("cpus(ads):8")).scalar("cpus") == 2
+    assert Resources.from_proto(mixed.to_proto()) == mixed
+
+
+def test_allocatable_to_follows_the_role_hierarchy() -> None:
+    bag = R("cpus:1;cpus(eng):2;cpus(ads):4")
+    assert bag.allocatable_to("*") == R("cpus:1")
+    assert bag.allocatable_to("eng") == R("cpus:1;cpus(eng):2")
+    assert bag.allocatable_to("eng/backend") == R("cpus:1;cpus(eng):2")
+    assert bag.allocatable_to("engineering") == R("cpus:1")
+
+
+def test_dynamic_reservations_push_and_pop_with_principal_and_labels() -> None:
+    dynamic = Reservation("eng/backend", dynamic=True, principal="ops", labels=(("k", "v"),))
+    reserved = R("cpus(eng):2;mem:64").pushed(dynamic)
+    [cpus] = [r for r in reserved.to_proto() if r.name == "cpus"]
+    assert [(r.role, r.type) for r in cpus.reservations] == [
+        ("eng", mesos_pb2.Resource.ReservationInfo.STATIC),
+        ("eng/backend", mesos_pb2.Resource.ReservationInfo.DYNAMIC)]
+    assert cpus.reservations[1].principal == "ops"
+    assert cpus.reservations[1].labels.labels[0].key == "k"
+    assert Resources.from_proto(reserved.to_proto()) == reserved
+    assert reserved.popped() == R("cpus(eng):2;mem:64").unreserved() + R("cpus(eng):2")
+    with pytest.raises(ValueError, match="unreserve unreserved"):
+        R("cpus:1").popped()
+
+
+def test_covering_takes_unreserved_first_then_reservations() -> None:
+    offer = R("cpus:1;cpus(ads):4;mem(ads):512;ports(ads):[31000-31001]")
+    assert offer.covering(R("cpus:0.5")) == R("cpus:0.5")
+    assert offer.covering(R("cpus:3;mem:100;ports:[31001-31001]")) == R(
+        "cpus:1;cpus(ads):2;mem(ads):100;ports(ads):[31001-31001]")
+    assert offer.covering(R("cpus:6")) is None
+    assert offer.covering(R("cpus(ads):1;cpus:1")) == R("cpus(ads):1;cpus:1")
 
 
 def test_text_round_trip_and_format() -> None:
