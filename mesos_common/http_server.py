@@ -15,6 +15,9 @@ from typing import Any
 
 import uvicorn
 
+GRACEFUL_SHUTDOWN_SECONDS = 2
+"""How long a stopping server waits for open requests (event streams) to end."""
+
 __all__ = ["serve_while"]
 
 
@@ -32,6 +35,8 @@ async def serve_while(
     """Serve `app` on `host:port` while `body(bound_port)` runs; OSError if it cannot listen."""
     server = _Server(uvicorn.Config(
         app, host=host, port=port, log_config=None, access_log=False, lifespan="off",
+        # Open event streams (/v2/events, a web UI page) must not hold a shutdown up for long.
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     ))
     serving = asyncio.create_task(server.serve())
     try:
