@@ -5,7 +5,7 @@ definition 422 with `details` paths, an app held by a running deployment 409 (un
 `force=true`), an unknown app 404. Changes answer with the deployment they started (also in the
 `Marathon-Deployment-Id` header). A standby forwards `/v2/...` requests to the leader, as
 Marathon does (`/ping`, `/metrics`, `/v2/info` and `/v2/leader` answer locally), and answers
-503 while no leader is known.
+503 while no leader is known. The web UI (`webui.routes`) is at `/ui/`, served locally.
 """
 
 from __future__ import annotations
@@ -37,12 +37,14 @@ from marathon.paths import ROOT, PathId
 from marathon.service import VERSION, MarathonService
 from marathon.validation import AppValidationError
 from mesos_common.http_forward import LeaderForwarder
+from mesos_common.openapi_docs import load_spec, openapi_routes
+from webui.routes import ui_routes
 
 Handler = Callable[[Request], Awaitable[Response]]
 DEPLOYMENT_HEADER = "Marathon-Deployment-Id"
 PROXY_HEADER = "X-Marathon-Via"
 LEADER_HEADER = "X-Marathon-Leader"
-LOCAL_PATHS = frozenset({"/ping", "/metrics", "/v2/info", "/v2/leader"})
+LOCAL_PATHS = frozenset({"/ping", "/metrics", "/v2/info", "/v2/leader", "/docs", "/openapi.json"})
 
 
 class HttpError(Exception):
@@ -107,9 +109,10 @@ class MarathonApi:
             Route("/v2/queue", self.queue, methods=["GET"]),
             Route("/v2/queue/{rest:path}", self.reset_delay, methods=["DELETE"]),
             Route("/metrics", self.metrics, methods=["GET"]),
+            *openapi_routes(load_spec("marathon")),
         ]
-        return Starlette(routes=[Route(r.path, self._guard(r.endpoint), methods=r.methods)
-                                 for r in routes])
+        return Starlette(routes=[*(Route(r.path, self._guard(r.endpoint), methods=r.methods)
+                                   for r in routes), *ui_routes("marathon")])
 
     def _guard(self, handler: Any) -> Handler:
         async def guarded(request: Request) -> Response:

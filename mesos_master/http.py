@@ -7,6 +7,8 @@
     GET /redirect (/master/redirect)           307 to the leading master's HTTP address
     GET /metrics/snapshot                      flat JSON of Mesos metric names
     GET /metrics                               the same values as Prometheus text
+    /api/v1, /roles, /weights, /quota          the operator API (`mesos_master.operator_api`)
+    GET / (/ui/)                               the web UI (see `webui.routes`)
 
 `--http_port` (default 5080; the gRPC API owns `--port`) is published in the `MasterInfo`
 every contender puts into ZooKeeper, so a standby knows where to send `/redirect` callers.
@@ -39,9 +41,11 @@ from mesos_common.operator_http import (
 )
 from mesos_common.resources import Resources
 from mesos_master.master import DEFAULT_ROLE, Master
+from mesos_master.operator_api import operator_routes
 from mesos_master.records import AgentRecord, FrameworkRecord, OfferRecord
 from mesos_master.server import LeaderGate
 from protos import mesos_pb2
+from webui.routes import ui_routes
 
 __all__ = ["COUNTERS", "DEFAULT_HTTP_PORT", "MasterHttp", "master_metrics", "master_state"]
 
@@ -210,8 +214,18 @@ class MasterHttp:
             *_aliases(("/redirect", "/master/redirect"), self.redirect),
             *_aliases(("/metrics/snapshot",), self.snapshot),
             *_aliases(("/metrics",), self.prometheus),
+            *operator_routes(self._gate),
+            *ui_routes("master", agent_url=self._agent_url),
         ]
         return Starlette(routes=routes)
+
+    def _agent_url(self, agent_id: str) -> str | None:
+        """The base URL of a registered agent's HTTP endpoints (for the UI's sandbox view)."""
+        master = self._gate.master
+        agent = master.agents.get(agent_id) if master is not None else None
+        if agent is None or not agent.info.http_port:
+            return None
+        return f"http://{HostPort(agent.info.address or agent.info.hostname, agent.info.http_port)}"
 
     async def state(self, request: Request) -> Response:
         return JSONResponse(master_state(
@@ -317,8 +331,11 @@ def _agent_json(master: Master, agent: AgentRecord) -> dict[str, Any]:
         "registered_time": _wall_time(master, agent.registered_at),
         "used_resources": resources_json(used),
         "offered_resources": resources_json(offered),
-        "unreserved_resources": resources_json(agent.total),
-        "reserved_resources": {},
+        "unreserved_resources": resources_json(agent.total.unreserved()),
+        "reserved_resources": {
+            role: resources_json(agent.total.reserved_for(role))
+            for role in sorted(agent.total.reservation_roles())
+        },
         "active": agent.connected,
     }
 

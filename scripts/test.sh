@@ -16,6 +16,11 @@ if ! command -v docker-compose >/dev/null; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
     docker-compose >/dev/null
 fi
+if [ ! -x /usr/bin/chromium ]; then
+  # The web UI tests drive Debian's chromium through Playwright (no browser download).
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium >/dev/null
+fi
 python3 -m pip install -q --disable-pip-version-check -e ".[dev]"
 
 python3 -m ruff check .

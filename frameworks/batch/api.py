@@ -9,6 +9,8 @@
     /v1/jobs/{id}/schedules                    GET, POST (201)
     /v1/jobs/{id}/schedules/{scheduleId}       GET, PUT, DELETE
     /ping, /info, /metrics (Prometheus text)
+    /openapi.json, /docs                       this API's OpenAPI document, and as HTML
+    /ui/ (`/` redirects there)                 the web UI (see `webui.routes`)
 
 Answers as Metronome gives them: bad JSON 400, an invalid body 422 (`{"message": "Object is not
 valid", "details": [...]}`), an unknown job, run or schedule 404, a job or schedule that exists
@@ -34,6 +36,8 @@ from frameworks.batch.jobs import ValidationError, is_valid_job_id
 from frameworks.batch.runs import format_timestamp
 from frameworks.batch.schedules import parse_schedule
 from mesos_common.http_forward import LeaderForwarder
+from mesos_common.openapi_docs import load_spec, openapi_routes
+from webui.routes import ui_routes
 
 __all__ = ["EMBEDS", "BatchApi", "BatchBackend"]
 
@@ -87,6 +91,7 @@ class BatchApi:
             Route("/ping", self.ping, methods=["GET"]),
             Route("/info", self.info, methods=["GET"]),
             Route("/metrics", self.metrics, methods=["GET"]),
+            *openapi_routes(load_spec("frameworks.batch")),
             Route("/v1/jobs", self.jobs, methods=["GET", "POST"]),
             Route("/v1/jobs/{job_id}", self.job, methods=["GET", "PUT", "DELETE"]),
             Route("/v1/jobs/{job_id}/runs", self.runs, methods=["GET", "POST"]),
@@ -97,8 +102,9 @@ class BatchApi:
             Route("/v1/jobs/{job_id}/schedules/{schedule_id}", self.schedule,
                   methods=["GET", "PUT", "DELETE"]),
         ]
-        return Starlette(routes=[Route(r.path, self._forwarding(_guard(r.endpoint)),
-                                       methods=r.methods) for r in routes])
+        return Starlette(routes=[*(Route(r.path, self._forwarding(_guard(r.endpoint)),
+                                         methods=r.methods) for r in routes),
+                                 *ui_routes("batch")])
 
     def _forwarding(self, handler: Handler) -> Handler:
         """On a standby, `/v1/...` requests go to the leader (as Marathon's standbys do)."""

@@ -1,0 +1,148 @@
+"""`mesos cluster|agents|frameworks|tasks` and `mesos task log`: the master's and agents'
+operator endpoints (`/state`, `/metrics/snapshot`, `/files/read`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from mesos_cli.client import ApiClient
+from mesos_cli.context import Context
+from mesos_cli.errors import CliError
+from mesos_cli.logs import LogCursor, tail_start
+from mesos_cli.views import (
+    TABLE_HEADERS,
+    agent_rows,
+    agent_task,
+    cluster_summary,
+    framework_rows,
+    leader_url,
+    locate_task,
+    select_tasks,
+    task_rows,
+)
+
+__all__ = ["agents", "cluster", "frameworks", "task_log", "tasks"]
+
+READ_CHUNK = 64 * 1024
+"""Bytes asked for per `/files/read` (agents answer at most 16 pages at a time)."""
+
+
+async def leading_state(ctx: Context) -> tuple[str, dict[str, Any]]:
+    """The leading master's base URL and `/state` (asking `--master` first)."""
+    async with ctx.master() as master:
+        state: dict[str, Any] = await master.get("/state")
+    url = leader_url(state, ctx.master_url)
+    if url == ctx.master_url:
+        return url, state
+    async with ctx.master(url) as leader:
+        state = await leader.get("/state")
+    return url, state
+
+
+async def cluster(ctx: Context, args: argparse.Namespace) -> int:
+    url, state = await leading_state(ctx)
+    async with ctx.master(url) as master:
+        metrics = await master.get("/metrics/snapshot")
+    summary = cluster_summary(state, metrics)
+    if ctx.json_output:
+        ctx.print_json(summary.to_json())
+    else:
+        ctx.print(summary.render())
+    return 0
+
+
+async def agents(ctx: Context, args: argparse.Namespace) -> int:
+    _, state = await leading_state(ctx)
+    if ctx.json_output:
+        ctx.print_json(state.get("slaves", []))
+    else:
+        ctx.print_table(TABLE_HEADERS["agents"], agent_rows(state))
+    return 0
+
+
+async def frameworks(ctx: Context, args: argparse.Namespace) -> int:
+    _, state = await leading_state(ctx)
+    if ctx.json_output:
+        ctx.print_json(state.get("frameworks", []))
+    else:
+        ctx.print_table(TABLE_HEADERS["frameworks"], framework_rows(state))
+    return 0
+
+
+async def tasks(ctx: Context, args: argparse.Namespace) -> int:
+    _, state = await leading_state(ctx)
+    selected = select_tasks(state, include_completed=args.all, framework=args.framework)
+    if ctx.json_output:
+        ctx.print_json(selected)
+    else:
+        ctx.print_table(TABLE_HEADERS["tasks"], task_rows(state, selected))
+    return 0
+
+
+async def task_log(ctx: Context, args: argparse.Namespace) -> int:
+    """Print the end of a task's sandbox file; with `--follow`, keep printing what the task
+    writes until it is terminal."""
+    _, state = await leading_state(ctx)
+    location = locate_task(state, args.task_id)
+    async with ctx.client(f"agent {location.agent_id}", location.agent_url) as agent:
+        task = agent_task(await agent.get("/state"), location.framework_id, location.task_id)
+        if task is None:
+            raise CliError(f"agent {location.agent_id} at {location.agent_url} has no sandbox "
+                           f"for task {location.task_id} (any more)")
+        path = f"{task.directory}/{args.file}"
+        size = await _file_size(agent, path)
+        cursor = LogCursor(await _tail_offset(agent, path, size, args.lines))
+        await _copy(ctx, agent, path, cursor, until=size)
+        if not args.follow:
+            return 0
+        terminal = task.terminal
+        while True:
+            await _copy(ctx, agent, path, cursor, until=None)
+            if terminal:  # what it wrote before it ended has been printed
+                return 0
+            current = agent_task(await agent.get("/state"), location.framework_id,
+                                 location.task_id)
+            terminal = current is None or current.terminal
+            if not terminal:
+                await asyncio.sleep(ctx.poll_interval)
+
+
+async def _file_size(agent: ApiClient, path: str) -> int:
+    answer = await agent.get("/files/read", params={"path": path, "offset": -1})
+    return int(answer["offset"])
+
+
+async def _read(agent: ApiClient, path: str, offset: int, length: int) -> dict[str, Any]:
+    answer: dict[str, Any] = await agent.get(
+        "/files/read", params={"path": path, "offset": offset, "length": length})
+    return answer
+
+
+async def _tail_offset(agent: ApiClient, path: str, size: int, lines: int) -> int:
+    """Where the last `lines` lines of the file (of `size` bytes) begin; reads backwards."""
+    data = b""
+    start = size
+    while True:
+        found = tail_start(data, start, lines)
+        if found is not None:
+            return found
+        begin = max(0, start - READ_CHUNK)
+        answer = await _read(agent, path, begin, start - begin)
+        data = LogCursor(begin).consume(answer) + data
+        start = begin
+
+
+async def _copy(ctx: Context, agent: ApiClient, path: str, cursor: LogCursor,
+                until: int | None) -> None:
+    """Print the file's bytes from the cursor up to `until` (the end when None)."""
+    while until is None or cursor.offset < until:
+        length = READ_CHUNK if until is None else min(READ_CHUNK, until - cursor.offset)
+        data = cursor.consume(await _read(agent, path, cursor.offset, length))
+        if not data:
+            if until is None and cursor.restart_if_truncated(await _file_size(agent, path)):
+                continue
+            break
+        ctx.out_bytes.write(data)
+    ctx.out_bytes.flush()

@@ -1,0 +1,103 @@
+"""What every command gets: where the components are, how to print, how long to wait."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, TextIO
+
+from mesos_cli.client import ApiClient
+from mesos_cli.errors import CliError
+from mesos_cli.tables import Cell, render_table
+
+__all__ = ["Context", "ProgressLine", "load_json_file"]
+
+
+@dataclass
+class Context:
+    """Addresses, output mode and timeouts of one `mesos` invocation."""
+
+    master_url: str
+    marathon_url: str
+    batch_url: str
+    json_output: bool = False
+    request_timeout: float = 10.0
+    """Seconds to wait for each HTTP answer."""
+    wait_timeout: float = 300.0
+    """Seconds `--wait` waits for a deployment or a run to finish."""
+    poll_interval: float = 0.5
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+
+    def client(self, service: str, base_url: str) -> ApiClient:
+        """A client for `service` at `base_url` (close it: `async with`)."""
+        return ApiClient(service, base_url, timeout=self.request_timeout)
+
+    def master(self, base_url: str | None = None) -> ApiClient:
+        return self.client("master", base_url or self.master_url)
+
+    def marathon(self) -> ApiClient:
+        return self.client("Marathon", self.marathon_url)
+
+    def batch(self) -> ApiClient:
+        return self.client("batch API", self.batch_url)
+
+    @property
+    def out_bytes(self) -> BinaryIO:
+        """stdout for raw bytes (task logs are printed as the task wrote them)."""
+        return self.out.buffer
+
+    def print(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def note(self, text: str) -> None:
+        """A line for people on stderr (progress, hints); stdout stays parseable."""
+        self.err.write(text + "\n")
+        self.err.flush()
+
+    def print_json(self, value: Any) -> None:
+        self.print(json.dumps(value, indent=2, sort_keys=True))
+
+    def print_table(self, headers: Sequence[str], rows: Iterable[Sequence[Cell]]) -> None:
+        self.print(render_table(headers, rows))
+
+
+def load_json_file(path: str, what: str) -> Any:
+    """The JSON document in the file `path` (`-` reads stdin); CliError when it cannot be read
+    or parsed. `what` names the document in messages ("app definition")."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise CliError(f"cannot read the {what} {path}: {error.strerror or error}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CliError(f"the {what} {path} is not valid JSON: {error.msg} "
+                       f"(line {error.lineno}, column {error.colno})") from None
+
+
+class ProgressLine:
+    """One line of progress on a stream: redrawn in place on a terminal, printed when it
+    changes otherwise (logs and pipes get one line per change)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._tty = stream.isatty()
+        self._last: str | None = None
+
+    def show(self, text: str) -> None:
+        if text == self._last:
+            return
+        self._stream.write(f"\r{text}\x1b[K" if self._tty else text + "\n")
+        self._stream.flush()
+        self._last = text
+
+    def close(self) -> None:
+        """End the line on a terminal, so that what follows starts on a new one."""
+        if self._tty and self._last is not None:
+            self._stream.write("\n")
+            self._stream.flush()

@@ -1,0 +1,153 @@
+"""Following a Marathon deployment or a batch run (pure: state in, text and verdicts out).
+
+    deploy --wait:  /v2/events (deployment_success|failed) ─┐
+                    /v2/deployments + /v2/apps/{id} polls ──┴─> DeploymentProgress -> bar
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mesos_cli.tables import format_number
+
+__all__ = [
+    "RUN_FINISHED_STATES",
+    "DeploymentProgress",
+    "ServerSentEvent",
+    "SseDecoder",
+    "app_at_target",
+    "deployment_progress",
+    "find_deployment",
+    "render_bar",
+]
+
+RUN_FINISHED_STATES = frozenset({"SUCCESS", "FAILED"})
+"""Metronome run statuses after which a run does not change."""
+
+
+def render_bar(fraction: float, width: int = 24) -> str:
+    """`[#########...............]`: `fraction` (clamped to 0..1) of `width` cells filled."""
+    if width < 1:
+        raise ValueError("width must be positive")
+    filled = round(max(0.0, min(1.0, fraction)) * width)
+    return "[" + "#" * filled + "." * (width - filled) + "]"
+
+
+@dataclass(frozen=True)
+class DeploymentProgress:
+    """How far one app's deployment got: its plan's step and its instances."""
+
+    app_id: str
+    current_step: int
+    total_steps: int
+    target: int
+    running: int
+    healthy: int
+    health_checked: bool
+
+    @property
+    def ready(self) -> int:
+        """Instances that count towards the target: healthy ones when health-checked."""
+        return self.healthy if self.health_checked else self.running
+
+    @property
+    def fraction(self) -> float:
+        """0..1: ready instances of the target; when scaling down, target of those running."""
+        if self.running > self.target:
+            return self.target / self.running
+        if self.target == 0:
+            return 1.0
+        return min(self.ready, self.target) / self.target
+
+    def render(self, width: int = 24) -> str:
+        """`/web [######......]  50%  step 1/1  running 1/2  healthy 0/2`."""
+        parts = [
+            f"{self.app_id} {render_bar(self.fraction, width)}",
+            f"{format_number(100.0 * self.fraction).rjust(3)}%",
+            f"step {self.current_step}/{self.total_steps}",
+            f"running {self.running}/{self.target}",
+        ]
+        if self.health_checked:
+            parts.append(f"healthy {self.healthy}/{self.target}")
+        return "  ".join(parts)
+
+
+def find_deployment(deployments: Any, deployment_id: str) -> Mapping[str, Any] | None:
+    """Our entry in `GET /v2/deployments`, None once it is gone."""
+    if not isinstance(deployments, list):
+        return None
+    for deployment in deployments:
+        if isinstance(deployment, Mapping) and deployment.get("id") == deployment_id:
+            return deployment
+    return None
+
+
+def deployment_progress(
+    app: Mapping[str, Any], deployment: Mapping[str, Any] | None, *, total_steps: int = 0
+) -> DeploymentProgress:
+    """The progress shown for `app` (a `/v2/apps/{id}` `app`): from its deployment's entry,
+    or all `total_steps` done once the deployment is gone."""
+    if deployment is not None:
+        total = int(deployment.get("totalSteps", 0))
+        step = int(deployment.get("currentStep", 0))
+    else:
+        total = step = total_steps
+    return DeploymentProgress(
+        app_id=str(app.get("id", "")),
+        current_step=step,
+        total_steps=total,
+        target=int(app.get("instances", 0)),
+        running=int(app.get("tasksRunning", 0)),
+        healthy=int(app.get("tasksHealthy", 0)),
+        health_checked=bool(app.get("healthChecks")),
+    )
+
+
+def app_at_target(app: Mapping[str, Any]) -> bool:
+    """No deployment holds the app and its instances are what it asks for (healthy ones when
+    health-checked): how a deployment whose end event was missed is judged."""
+    progress = deployment_progress(app, None)
+    return not app.get("deployments") and progress.running == progress.target \
+        and progress.ready == progress.target
+
+
+@dataclass(frozen=True)
+class ServerSentEvent:
+    """One event of a `text/event-stream`."""
+
+    event: str
+    data: str
+
+    def json(self) -> Any:
+        """`data` parsed as JSON (Marathon's events are JSON objects)."""
+        return json.loads(self.data)
+
+
+@dataclass
+class SseDecoder:
+    """Turns the lines of an event stream into events (`event:`, `data:`, blank line ends)."""
+
+    _event: str = ""
+    _data: list[str] = field(default_factory=list)
+
+    def feed(self, line: str) -> ServerSentEvent | None:
+        """One line without its newline; returns the event a blank line completes."""
+        if not line:
+            if not self._data:
+                self._event = ""
+                return None
+            completed = ServerSentEvent(self._event or "message", "\n".join(self._data))
+            self._event, self._data = "", []
+            return completed
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            self._event = value
+        elif name == "data":
+            self._data.append(value)
+        return None

@@ -1,0 +1,224 @@
+"""The installed `mesos` command against a live cluster: a master, an agent, Marathon and the
+batch framework as real processes, driven only through the CLI and checked against what the
+components' own APIs say."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.cluster import Cluster, free_port, wait_for
+from tests.integration.conftest import FAST_MASTER_FLAGS
+
+pytestmark = pytest.mark.integration
+
+MESOS = shutil.which("mesos")
+COMMAND = [MESOS] if MESOS else [sys.executable, "-m", "mesos_cli.main"]
+
+
+@dataclass
+class LiveCluster:
+    """The running cluster, the environment that points `mesos` at it, and a scratch dir."""
+
+    cluster: Cluster
+    master_url: str
+    marathon_url: str
+    batch_url: str
+    files: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "MESOS_MASTER_URL": self.master_url,
+                "MARATHON_URL": self.marathon_url, "MESOS_BATCH_URL": self.batch_url}
+
+    def mesos(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run the installed command; its exit code, stdout and stderr."""
+        return subprocess.run([*COMMAND, *args], env=self.env, capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def ok(self, *args: str) -> str:
+        """Run the command, expecting success; its stdout."""
+        done = self.mesos(*args)
+        assert done.returncode == 0, f"mesos {' '.join(args)}: {done.stderr}"
+        assert "Traceback" not in done.stderr
+        return done.stdout
+
+    def write(self, name: str, document: Any) -> str:
+        path = self.files / name
+        path.write_text(json.dumps(document))
+        return str(path)
+
+    def get(self, url: str) -> Any:
+        response = httpx.get(url, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
+    work_dir = tmp_path_factory.mktemp("cli")
+    cluster = Cluster(work_dir, FAST_MASTER_FLAGS)
+    try:
+        master = cluster.start_master()
+        cluster.start_agent("cpus:4;mem:4096;disk:1000;ports:[31000-31099]",
+                            hostname="127.0.0.1")
+        _, marathon_url = cluster.start_marathon()
+        _, batch_url = cluster.start_batch()
+        running = LiveCluster(cluster, master.http_url, marathon_url, batch_url,
+                              work_dir / "files")
+        running.files.mkdir()
+        wait_for(lambda: running.get(marathon_url + "/v2/info")["frameworkId"],
+                 "Marathon to register")
+        wait_for(lambda: running.get(batch_url + "/info")["frameworkId"], "batch to register")
+        wait_for(lambda: len(running.get(master.http_url + "/state")["slaves"]) == 1,
+                 "the agent to register")
+        yield running
+    finally:
+        cluster.close()
+
+
+def app(live: LiveCluster, app_id: str) -> dict[str, Any]:
+    answer: dict[str, Any] = live.get(f"{live.marathon_url}/v2/apps{app_id}")["app"]
+    return answer
+
+
+def test_cluster_agents_and_frameworks_as_tables_and_json(live: LiveCluster) -> None:
+    state = live.get(live.master_url + "/state")
+    [agent] = state["slaves"]
+
+    summary = live.ok("cluster")
+    assert f"leader      {state['leader']}" in summary
+    assert "agents      1 active / 1" in summary
+    assert "frameworks  2 active / 2" in summary
+    assert re.search(r"^cpus\s+[\d.]+/4 \(", summary, re.MULTILINE)
+    numbers = json.loads(live.ok("cluster", "--json"))
+    assert (numbers["agents"], numbers["frameworks"], numbers["cpus_total"]) == (1, 2, 4.0)
+    assert numbers["mem_total"] == 4096.0 and numbers["leader"] == state["leader"]
+
+    header, *rows = live.ok("agents").splitlines()
+    assert header.split() == ["ID", "HOSTNAME", "ADDRESS", "ACTIVE", "TASKS", "CPUS", "MEM",
+                              "DISK", "ATTRIBUTES"]
+    [row] = rows
+    assert row.split()[:4] == [agent["id"], "127.0.0.1", f"127.0.0.1:{agent['http_port']}",
+                               "yes"]
+    assert [a["id"] for a in json.loads(live.ok("--json", "agents"))] == [agent["id"]]
+
+    frameworks = live.ok("frameworks")
+    assert {line.split()[1] for line in frameworks.splitlines()[1:]} == {"marathon", "batch"}
+    assert {f["name"] for f in json.loads(live.ok("frameworks", "--json"))} == {
+        "marathon", "batch"}
+
+
+def test_deploy_wait_scale_tasks_and_task_log(live: LiveCluster) -> None:
+    definition = live.write("hello.json", {
+        "id": "/hello", "cmd": "echo hello-from-task; sleep 100", "cpus": 0.1, "mem": 32,
+        "instances": 1, "portDefinitions": []})
+    deployed = live.mesos("app", "deploy", definition, "--wait")
+    assert deployed.returncode == 0, deployed.stderr
+    assert deployed.stdout.startswith("Created app /hello (deployment ")
+    assert "finished: /hello has 1/1 instances running" in deployed.stdout
+    assert re.search(r"/hello \[#{24}\]\s+100%  step \d/\d  running 1/1", deployed.stderr)
+    assert app(live, "/hello")["tasksRunning"] == 1
+
+    [task] = json.loads(live.ok("tasks", "--json"))
+    assert task["id"].startswith("hello.") and task["state"] == "TASK_RUNNING"
+    table = live.ok("tasks", "--framework", "marathon").splitlines()
+    assert table[0].split() == ["ID", "NAME", "FRAMEWORK", "STATE", "HOST", "CPUS", "MEM"]
+    assert table[1].split()[:5] == [task["id"], "hello", "marathon", "TASK_RUNNING",
+                                    "127.0.0.1"]
+    assert "hello" in live.ok("app", "list")
+
+    log = wait_for(lambda: (out := live.ok("task", "log", task["id"]))
+                   and "hello-from-task" in out and out, "the task's output in its log")
+    assert log == "hello-from-task\n"
+    assert live.ok("task", "log", "hello", "--file", "stderr") == ""
+
+    scaled = live.mesos("app", "scale", "hello", "2", "--wait")
+    assert scaled.returncode == 0, scaled.stderr
+    assert "Scaling app /hello to 2 instances" in scaled.stdout
+    assert "running 2/2" in scaled.stderr
+    assert app(live, "/hello")["tasksRunning"] == 2
+    assert len(json.loads(live.ok("app", "tasks", "/hello", "--json"))) == 2
+
+    ambiguous = live.mesos("task", "log", "hello")
+    assert ambiguous.returncode == 1 and "matches 2 tasks" in ambiguous.stderr
+
+    updated = live.mesos("app", "deploy", definition, "--wait")  # the same id: a PUT
+    assert updated.returncode == 0, updated.stderr
+    assert updated.stdout.startswith("Updated app /hello")
+    assert app(live, "/hello")["tasksRunning"] == 1
+
+
+def test_task_log_follow_prints_until_the_task_ends(live: LiveCluster) -> None:
+    definition = live.write("ticker.json", {
+        "id": "/ticker", "cmd": "echo tick-1; sleep 1; echo tick-2; sleep 1; echo end-of-task",
+        "cpus": 0.1, "mem": 32, "instances": 1, "portDefinitions": []})
+    live.ok("app", "deploy", definition, "--wait")
+    [task] = json.loads(live.ok("app", "tasks", "ticker", "--json"))
+    followed = live.mesos("task", "log", task["id"], "--follow", timeout=30)
+    assert followed.returncode == 0, followed.stderr
+    assert followed.stdout.splitlines()[-3:] == ["tick-1", "tick-2", "end-of-task"]
+    assert live.ok("app", "remove", "ticker").startswith("Removing app /ticker")
+
+
+def test_jobs_run_and_wait_for_their_outcome(live: LiveCluster) -> None:
+    good = live.write("good.json", {"id": "good", "run": {
+        "cmd": "echo done", "cpus": 0.1, "mem": 32}})
+    bad = live.write("bad.json", {"id": "bad", "run": {"cmd": "exit 3", "cpus": 0.1,
+                                                       "mem": 32}})
+    assert live.ok("job", "add", good) == "Added job good\n"
+    live.ok("job", "add", bad)
+
+    succeeded = live.mesos("job", "run", "good", "--wait")
+    assert succeeded.returncode == 0, succeeded.stderr
+    run_id = re.search(r"Started run (\S+) of job good", succeeded.stdout)
+    assert run_id and f"Run {run_id[1]} of job good: SUCCESS" in succeeded.stdout
+    failed = live.mesos("job", "run", "bad", "--wait")
+    assert failed.returncode == 1
+    assert re.search(r"^mesos: run \S+ of job bad failed \(.*TASK_FAILED\)$", failed.stderr,
+                     re.MULTILINE)
+    assert "Traceback" not in failed.stderr
+
+    jobs = {line.split()[0]: line.split() for line in live.ok("job", "list").splitlines()[1:]}
+    assert jobs["good"][1:4] == ["-", "0", "1"] and jobs["bad"][1:5] == ["-", "0", "0", "1"]
+    runs = live.ok("job", "runs", "good").splitlines()
+    assert runs[1].split()[:2] == [run_id[1], "SUCCESS"]
+
+    schedule = live.write("nightly.json", {"id": "nightly", "cron": "0 2 * * *"})
+    live.ok("job", "schedule", "add", "good", schedule)
+    [listed] = json.loads(live.ok("job", "schedule", "list", "good", "--json"))
+    assert listed["id"] == "nightly" and listed["cron"] == "0 2 * * *"
+    duplicate = live.mesos("job", "add", good)
+    assert duplicate.returncode == 1 and "(409)" in duplicate.stderr
+
+
+def test_a_bad_app_definition_shows_marathons_422_details(live: LiveCluster) -> None:
+    definition = live.write("broken.json", {"id": "/broken", "cmd": "true", "cpus": -1})
+    refused = live.mesos("app", "deploy", definition)
+    assert refused.returncode == 1
+    [line] = refused.stderr.splitlines()
+    assert line.startswith("mesos: Marathon refused POST /v2/apps (422): ")
+    assert "/cpus: error.min" in line
+    missing = live.mesos("app", "show", "/nope")
+    assert missing.returncode == 1 and "(404): App '/nope' does not exist" in missing.stderr
+
+
+def test_an_unreachable_master_and_bad_usage(live: LiveCluster) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    unreachable = live.mesos("--master", url, "cluster")
+    assert unreachable.returncode == 3
+    assert unreachable.stderr == f"mesos: cannot reach master at {url}: connection refused\n"
+    assert unreachable.stdout == ""
+    usage = live.mesos("app", "scale", "hello")
+    assert usage.returncode == 2 and "usage: mesos app scale" in usage.stderr
