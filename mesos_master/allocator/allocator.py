@@ -20,7 +20,9 @@ everything allocated in their subtree, and a role's own frameworks (a virtual ch
 `eng/.`) are ordered by the framework sorter. Weights belong to roles. A role's quota limit caps
 what its subtree may hold: offers are cut down to fit, and a role that has reached its limit in
 a resource the agent offers is passed over (rather than offered the agent's other resources
-alone, which would strand them).
+alone, which would strand them). A role at its limit in cpus or mem leaves its parent's sorter
+until it is below the limit again, so passes over a cluster of roles at their limits stay
+cheap.
 Agents offering `gpus` are offered only to frameworks that declared the GPU capability.
 Reserved resources go only to their role and its subroles (`Resources.allocatable_to`).
 
@@ -72,6 +74,9 @@ DEFAULT_MIN_ALLOCATABLE: tuple[Resources, ...] = (
     Resources.parse("mem:32"),
 )
 """As in Mesos: an agent's available resources are offered if they hold any one of these."""
+
+_BLOCKING = ("cpus", "mem")
+"""A role at its quota limit in one of these is left out of sorting altogether."""
 
 _OWN = "."
 """The client standing for a role's own frameworks in that role's sorter (Mesos' `role/.`)."""
@@ -159,6 +164,8 @@ class Allocator:
         self._roles: dict[str, _Role] = {}
         self._weights: dict[str, float] = {}
         self._quotas: dict[str, dict[str, float]] = {}  # role -> scalar limits
+        # Roles at their limit in cpus or mem: out of their parent's sorting until below it.
+        self._blocked: set[str] = set()
         self._dirty: dict[str, None] = {}  # agents to look at, in the order they changed
         self._all_dirty = False
         self._expiries: list[tuple[float, int, str, str, _Filter]] = []  # heap
@@ -278,6 +285,9 @@ class Allocator:
             self._quotas.pop(role, None)
         else:
             self._quotas[role] = dict(limits.scalars)
+        node = self._roles.get(role)
+        if node is not None:
+            self._check_blocked(node)
         self._all_dirty = True
 
     def quota(self, role: str) -> Resources | None:
@@ -534,6 +544,8 @@ class Allocator:
         parent_node.sorter.deactivate(path)
         parent_node.children[path] = node
         self._roles[path] = node
+        if path in self._quotas:
+            self._check_blocked(node)
         return node
 
     def _hold(self, framework_id: str, framework: _Framework, role: str) -> _Role:
@@ -580,10 +592,15 @@ class Allocator:
             node.active_frameworks.discard(framework_id)
             if not node.active_frameworks:
                 node.sorter.deactivate(_OWN)
-        # A role takes part in its parent's sorting while its subtree has an active framework.
+        self._propagate(node)
+
+    def _propagate(self, node: _Role) -> None:
+        """A role takes part in its parent's sorting while its subtree has an active framework
+        and it is not at its quota limit in cpus or mem."""
         while node.parent is not None:
             up = node.parent
-            active_now = bool(node.active_frameworks or node.active_children)
+            active_now = bool(node.active_frameworks or node.active_children) and \
+                node.path not in self._blocked
             if (node.path in up.active_children) == active_now:
                 return
             if active_now:
@@ -599,18 +616,53 @@ class Allocator:
         quantities = res.scalar_quantities()
         if node.children:
             node.sorter.allocated(_OWN, agent_id, quantities)
-        while node.parent is not None:
-            node.parent.sorter.allocated(node.path, agent_id, quantities)
-            node = node.parent
+        walk = node
+        while walk.parent is not None:
+            walk.parent.sorter.allocated(walk.path, agent_id, quantities)
+            walk = walk.parent
+        if self._quotas:
+            self._check_blocked_chain(node)
 
     def _unallocate(self, node: _Role, framework_id: str, agent_id: str, res: Resources) -> None:
         node.frameworks.unallocated(framework_id, agent_id, res)
         quantities = res.scalar_quantities()
         if node.children:
             node.sorter.unallocated(_OWN, agent_id, quantities)
-        while node.parent is not None:
-            node.parent.sorter.unallocated(node.path, agent_id, quantities)
-            node = node.parent
+        walk = node
+        while walk.parent is not None:
+            walk.parent.sorter.unallocated(walk.path, agent_id, quantities)
+            walk = walk.parent
+        if self._quotas:
+            self._check_blocked_chain(node)
+
+    def _check_blocked_chain(self, node: _Role) -> None:
+        walk: _Role | None = node
+        while walk is not None and walk.parent is not None:
+            if walk.path in self._quotas or walk.path in self._blocked:
+                self._check_blocked(walk)
+            walk = walk.parent
+
+    def _check_blocked(self, node: _Role) -> None:
+        """Take a role out of its parent's sorting while it is at its quota limit in cpus or
+        mem (every useful offer holds one of them), so that a cluster full of roles at their
+        limits is not walked role by role for each agent; limits on other resources are
+        applied per agent (`_within_quota`)."""
+        limits = self._quotas.get(node.path)
+        blocked = False
+        if limits is not None:
+            consumed = node.consumed
+            blocked = any(
+                name in limits and limits[name] - consumed.scalar(name) < 0.001
+                for name in _BLOCKING
+            )
+        if blocked == (node.path in self._blocked):
+            return
+        if blocked:
+            self._blocked.add(node.path)
+        else:
+            self._blocked.discard(node.path)
+            self._all_dirty = True  # agents not touched since may now go to this role
+        self._propagate(node)
 
     def _candidates(self, node: _Role) -> Iterator[tuple[_Role, str]]:
         """(role, framework) pairs in allocation order below `node`."""

@@ -281,3 +281,29 @@ def test_converting_allocations_and_free_resources_keeps_quantities(h: Harness) 
     assert h.allocator.available("s1") == offered
     with pytest.raises(ValueError, match="available"):
         h.allocator.convert_available("s1", reserved, R("cpus:2"))
+
+
+def test_a_role_at_its_cpu_limit_waits_and_comes_back_for_every_agent(h: Harness) -> None:
+    h.agents(4)
+    h.allocator.set_quota("q", R("cpus:1"))
+    h.allocator.add_framework("f", ["q"])
+    h.allocator.allocate()
+    [(_, _, first, resources)] = h.take()
+    # at its limit: the other three agents stay free
+    assert h.allocator.allocate() == 0
+    h.allocator.recover_resources("f", "q", first, resources)
+    h.allocator.allocate()
+    # below its limit again: it is offered one agent, whichever, then waits again
+    assert len(h.take()) == 1
+    h.allocator.set_quota("q", R("cpus:3"))
+    assert h.allocator.allocate() == 2
+
+
+def test_a_zero_quota_set_before_the_role_exists_blocks_it(h: Harness) -> None:
+    h.agents(1)
+    h.allocator.set_quota("none", R("cpus:0.001"))
+    h.allocator.add_framework("f", ["none"])
+    h.allocator.allocate()
+    [(_, _, _, resources)] = h.take()
+    assert resources.scalar("cpus") == 0.001
+    assert h.allocator.allocate() == 0
