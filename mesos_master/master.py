@@ -421,7 +421,8 @@ class Master:
             framework.outbox = outbox
             framework.disconnected_at = None
             self.allocator.update_framework(
-                framework_id, stored.roles, gpu_aware=_gpu_aware(stored)
+                framework_id, stored.roles, gpu_aware=_gpu_aware(stored),
+                min_offers=_offer_filters(stored),
             )
             self.allocator.activate_framework(framework_id)
             self.registry.store_framework(stored)
@@ -1080,7 +1081,8 @@ class Master:
 
     def _add_to_allocator(self, info: mesos_pb2.FrameworkInfo, *, active: bool) -> None:
         self.allocator.add_framework(
-            info.id.value, info.roles, active=active, gpu_aware=_gpu_aware(info)
+            info.id.value, info.roles, active=active, gpu_aware=_gpu_aware(info),
+            min_offers=_offer_filters(info),
         )
 
     def _role_of(self, framework_id: str, resources: Iterable[mesos_pb2.Resource]) -> str:
@@ -1575,6 +1577,17 @@ def _with_reservations(
                     agent_id=agent_id, reserved=str(dynamic), advertised=str(advertised))
         return advertised
     return advertised - base + dynamic
+
+
+def _offer_filters(info: mesos_pb2.FrameworkInfo) -> dict[str, list[Resources]]:
+    """The framework's per-role minimum offers (validated on subscription)."""
+    return {
+        role: [
+            Resources.from_scalars(dict(alternative.quantities))
+            for alternative in filters.min_allocatable_resources.quantities
+        ]
+        for role, filters in info.offer_filters.items()
+    }
 
 
 def _gpu_aware(info: mesos_pb2.FrameworkInfo) -> bool:

@@ -52,6 +52,14 @@ def validate_framework_info(info: mesos_pb2.FrameworkInfo) -> str | None:
             return problem
     if len(set(info.roles)) != len(info.roles):
         return "FrameworkInfo.roles lists a role more than once"
+    for role, filters in info.offer_filters.items():
+        if role not in (info.roles or ["*"]):
+            return f"FrameworkInfo.offer_filters names role {role!r}, which it is not subscribed to"
+        for alternative in filters.min_allocatable_resources.quantities:
+            try:
+                Resources.from_scalars(dict(alternative.quantities))
+            except ValueError as exc:
+                return f"FrameworkInfo.offer_filters[{role!r}]: {exc}"
     multi_role = mesos_pb2.FrameworkInfo.Capability.MULTI_ROLE
     if len(info.roles) > 1 and not any(c.type == multi_role for c in info.capabilities):
         return "a framework with several roles needs the MULTI_ROLE capability"

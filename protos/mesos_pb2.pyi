@@ -623,6 +623,27 @@ class FrameworkInfo(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class OfferFiltersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> Global___OfferFilters: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: Global___OfferFilters | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     USER_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     ID_FIELD_NUMBER: _builtins.int
@@ -634,6 +655,7 @@ class FrameworkInfo(_message.Message):
     WEBUI_URL_FIELD_NUMBER: _builtins.int
     CAPABILITIES_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
+    OFFER_FILTERS_FIELD_NUMBER: _builtins.int
     user: _builtins.str
     name: _builtins.str
     failover_timeout: _builtins.float
@@ -654,6 +676,12 @@ class FrameworkInfo(_message.Message):
     def capabilities(self) -> _containers.RepeatedCompositeFieldContainer[Global___FrameworkInfo.Capability]: ...
     @_builtins.property
     def labels(self) -> Global___Labels: ...
+    @_builtins.property
+    def offer_filters(self) -> _containers.MessageMap[_builtins.str, Global___OfferFilters]:
+        """Per role: offers smaller than every one of these alternatives are not made to this
+        framework (the master's --min_allocatable_resources still applies as well).
+        """
+
     def __init__(
         self,
         *,
@@ -668,14 +696,91 @@ class FrameworkInfo(_message.Message):
         webui_url: _builtins.str = ...,
         capabilities: _abc.Iterable[Global___FrameworkInfo.Capability] | None = ...,
         labels: Global___Labels | None = ...,
+        offer_filters: _abc.Mapping[_builtins.str, Global___OfferFilters] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "labels", b"labels"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "checkpoint", b"checkpoint", "failover_timeout", b"failover_timeout", "hostname", b"hostname", "id", b"id", "labels", b"labels", "name", b"name", "principal", b"principal", "roles", b"roles", "user", b"user", "webui_url", b"webui_url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["capabilities", b"capabilities", "checkpoint", b"checkpoint", "failover_timeout", b"failover_timeout", "hostname", b"hostname", "id", b"id", "labels", b"labels", "name", b"name", "offer_filters", b"offer_filters", "principal", b"principal", "roles", b"roles", "user", b"user", "webui_url", b"webui_url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FrameworkInfo: _TypeAlias = FrameworkInfo  # noqa: Y015
+
+@_typing.final
+class OfferFilters(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ResourceQuantities(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        @_typing.final
+        class QuantitiesEntry(_message.Message):
+            DESCRIPTOR: _descriptor.Descriptor
+
+            KEY_FIELD_NUMBER: _builtins.int
+            VALUE_FIELD_NUMBER: _builtins.int
+            key: _builtins.str
+            value: _builtins.float
+            def __init__(
+                self,
+                *,
+                key: _builtins.str = ...,
+                value: _builtins.float = ...,
+            ) -> None: ...
+            _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+            def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+            _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+            def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+            def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+        QUANTITIES_FIELD_NUMBER: _builtins.int
+        @_builtins.property
+        def quantities(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]: ...
+        def __init__(
+            self,
+            *,
+            quantities: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["quantities", b"quantities"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class MinAllocatableResources(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        QUANTITIES_FIELD_NUMBER: _builtins.int
+        @_builtins.property
+        def quantities(self) -> _containers.RepeatedCompositeFieldContainer[Global___OfferFilters.ResourceQuantities]: ...
+        def __init__(
+            self,
+            *,
+            quantities: _abc.Iterable[Global___OfferFilters.ResourceQuantities] | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["quantities", b"quantities"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    MIN_ALLOCATABLE_RESOURCES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def min_allocatable_resources(self) -> Global___OfferFilters.MinAllocatableResources: ...
+    def __init__(
+        self,
+        *,
+        min_allocatable_resources: Global___OfferFilters.MinAllocatableResources | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["min_allocatable_resources", b"min_allocatable_resources"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["min_allocatable_resources", b"min_allocatable_resources"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OfferFilters: _TypeAlias = OfferFilters  # noqa: Y015
 
 @_typing.final
 class Environment(_message.Message):

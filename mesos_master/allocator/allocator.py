@@ -101,6 +101,8 @@ class _Framework:
     recovered: bool = False
     filters: dict[str, _Filter] = field(default_factory=dict)  # by agent id
     held: set[str] = field(default_factory=set)  # roles whose framework sorter has it
+    # The framework's own smallest acceptable offers, per role (alternatives)
+    min_offers: Mapping[str, Sequence[Resources]] = field(default_factory=dict)
 
 
 @dataclass(slots=True, eq=False)
@@ -180,8 +182,10 @@ class Allocator:
         *,
         active: bool = True,
         gpu_aware: bool = False,
+        min_offers: Mapping[str, Sequence[Resources]] | None = None,
     ) -> None:
-        """Add a framework subscribed to `roles`.
+        """Add a framework subscribed to `roles`; `min_offers` are its offer filters: per role,
+        alternatives one of which an offer must hold.
 
         A framework first seen in an agent's `used` report is adopted here.
         """
@@ -200,14 +204,20 @@ class Allocator:
             framework.roles = tuple(roles)
             framework.active = active
             framework.gpu_aware = gpu_aware
+        framework.min_offers = dict(min_offers or {})
         self._sync(framework_id, framework)
         if active:
             self._all_dirty = True
 
     def update_framework(
-        self, framework_id: str, roles: Sequence[str], *, gpu_aware: bool = False
+        self,
+        framework_id: str,
+        roles: Sequence[str],
+        *,
+        gpu_aware: bool = False,
+        min_offers: Mapping[str, Sequence[Resources]] | None = None,
     ) -> None:
-        """A re-subscribing framework may change its roles and capabilities.
+        """A re-subscribing framework may change its roles, capabilities and offer filters.
 
         What it holds in roles it left stays accounted there until given back.
         """
@@ -216,6 +226,7 @@ class Allocator:
         framework = self._framework(framework_id)
         framework.roles = tuple(roles)
         framework.gpu_aware = gpu_aware
+        framework.min_offers = dict(min_offers or {})
         framework.suppressed &= set(roles)
         self._sync(framework_id, framework)
         self._all_dirty = True
@@ -690,8 +701,14 @@ class Allocator:
                     and refusal.refused.contains(available)):
                 continue
             offered = self._within_quota(node, available)
-            if offered is everything or self._allocatable(offered):
-                return framework_id, node, offered
+            if not (offered is everything or self._allocatable(offered)):
+                continue
+            wanted = framework.min_offers.get(node.path)
+            if wanted and not any(
+                offered.scalar_quantities().contains(minimum) for minimum in wanted
+            ):
+                continue
+            return framework_id, node, offered
         return None
 
     def _within_quota(self, node: _Role, available: Resources) -> Resources:

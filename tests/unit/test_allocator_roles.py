@@ -307,3 +307,13 @@ def test_a_zero_quota_set_before_the_role_exists_blocks_it(h: Harness) -> None:
     [(_, _, _, resources)] = h.take()
     assert resources.scalar("cpus") == 0.001
     assert h.allocator.allocate() == 0
+
+
+def test_a_framework_s_offer_filters_skip_offers_too_small_for_it(h: Harness) -> None:
+    h.allocator.add_agent("small", R("cpus:1;mem:100"))
+    h.allocator.add_agent("large", R("cpus:8;mem:800"))
+    h.allocator.add_framework("picky", ["r"], min_offers={"r": [R("cpus:4"), R("gpus:1")]})
+    h.allocator.add_framework("other", ["s"])
+    h.allocator.allocate()
+    assert sorted((fid, agent) for fid, _, agent, _ in h.take()) == [
+        ("other", "small"), ("picky", "large")]

@@ -301,3 +301,20 @@ def test_refinement_to_a_subrole() -> None:
     with pytest.raises(MasterError):
         cluster.master.accept(framework, [offer.id.value], [reserve_op(sideways)],
                               mesos_pb2.Filters())
+
+
+def test_offer_filters_are_validated_and_applied() -> None:
+    cluster = Cluster()
+    cluster.add_agent("cpus:1;mem:128")
+    info = mesos_pb2.FrameworkInfo(name="picky", user="u", roles=["r"])
+    info.offer_filters["r"].min_allocatable_resources.quantities.add().quantities["cpus"] = 2
+    framework = cluster.subscribe("picky", roles=["r"], offer_filters=info.offer_filters)
+    assert cluster.offers(framework) == []
+    bad = mesos_pb2.FrameworkInfo(name="bad", user="u")
+    bad.offer_filters["elsewhere"].min_allocatable_resources.quantities.add()
+    with pytest.raises(MasterError, match="not subscribed"):
+        cluster.subscribe("bad", offer_filters=bad.offer_filters)
+    negative = mesos_pb2.FrameworkInfo(name="neg", user="u")
+    negative.offer_filters["*"].min_allocatable_resources.quantities.add().quantities["cpus"] = -1
+    with pytest.raises(MasterError, match="negative"):
+        cluster.subscribe("neg", offer_filters=negative.offer_filters)
