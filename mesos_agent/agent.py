@@ -31,6 +31,7 @@ import grpc
 import structlog
 
 from mesos_agent.checkpoint import Checkpointer, ExecutorCheckpoint, RecoveredState
+from mesos_agent.completed import CompletedWork
 from mesos_agent.config import AgentConfig
 from mesos_agent.containerizer import (
     ContainerConfig,
@@ -168,6 +169,10 @@ class AgentView:
     executors: tuple[ExecutorView, ...]
     terminal_tasks: Mapping[mesos_pb2.TaskState.ValueType, int]  # counted since the start
     sandboxes_root: Path  # every sandbox is below it (see mesos_agent.paths)
+    # Forgotten tasks and ended executors kept for their sandboxes (see mesos_agent.completed).
+    completed_tasks: tuple[TaskView, ...] = ()
+    completed_executors: tuple[ExecutorView, ...] = ()
+    completed_frameworks: Mapping[str, mesos_pb2.FrameworkInfo] = field(default_factory=dict)
 
 
 class Agent:
@@ -209,6 +214,7 @@ class Agent:
         )
         self._group: asyncio.TaskGroup | None = None
         self._terminal_tasks: Counter[mesos_pb2.TaskState.ValueType] = Counter()
+        self._completed = CompletedWork()
         self.endpoint: str | None = None
         self.ready = asyncio.Event()
 
@@ -222,24 +228,8 @@ class Agent:
 
     def view(self) -> AgentView:
         """What the HTTP endpoints show: info, frameworks, tasks, executors and counts."""
-        tasks = []
-        for task in self._tasks.values():
-            sandbox = task.container.sandbox if task.container is not None else None
-            if task.custom_executor:
-                executor = self._executors.get((task.framework_id, task.executor_id))
-                container = executor.container if executor is not None else None
-                sandbox = container.sandbox if container is not None else None
-            tasks.append(TaskView(self._task_record(task), task.executor_id,
-                                  task.custom_executor, sandbox))
-        executors = tuple(
-            ExecutorView(
-                executor.framework_id, executor.info,
-                executor.container.container_id if executor.container is not None else "",
-                executor.container.sandbox if executor.container is not None else None,
-                executor.subscribed.is_set(),
-            )
-            for executor in self._executors.values()
-        )
+        tasks = [self._task_view(task) for task in self._tasks.values()]
+        executors = tuple(self._executor_view(e) for e in self._executors.values())
         return AgentView(
             info=self._agent_info,
             master=self._link.leader,
@@ -249,7 +239,36 @@ class Agent:
             executors=executors,
             terminal_tasks=dict(self._terminal_tasks),
             sandboxes_root=self._paths.work_dir / "slaves",
+            completed_tasks=self._completed.tasks,
+            completed_executors=self._completed.executors,
+            completed_frameworks=self._completed.frameworks,
         )
+
+    def _task_view(self, task: _Task) -> TaskView:
+        sandbox = task.container.sandbox if task.container is not None else None
+        if task.custom_executor:
+            executor = self._executors.get((task.framework_id, task.executor_id))
+            if executor is None:  # it ended: its sandbox is the latest run's
+                sandbox = self._completed.executor_sandbox(task.framework_id, task.executor_id)
+            else:
+                sandbox = executor.container.sandbox if executor.container is not None else None
+        return TaskView(self._task_record(task), task.executor_id, task.custom_executor, sandbox)
+
+    def _executor_view(self, executor: _Executor) -> ExecutorView:
+        container = executor.container
+        return ExecutorView(
+            executor.framework_id, executor.info,
+            container.container_id if container is not None else "",
+            container.sandbox if container is not None else None,
+            executor.subscribed.is_set(),
+        )
+
+    def _forget_task(self, task: _Task) -> None:
+        """Drop a task from the live ones; /state keeps showing it among the completed."""
+        self._tasks.pop(task.key, None)
+        framework = self._frameworks.get(task.framework_id)
+        self._completed.add_task(self._task_view(task),
+                                 framework.info if framework is not None else None)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -660,7 +679,7 @@ class Agent:
                                sandbox, resources)
 
     def _remove_task(self, task: _Task) -> None:
-        self._tasks.pop(task.key, None)
+        self._forget_task(task)
         self._updates.forget(*task.key)
         self._checkpointer.remove_task(*task.key)
         self._maybe_forget_framework(task.framework_id)
@@ -788,9 +807,10 @@ class Agent:
         if result is AckResult.ACKNOWLEDGED:
             self._checkpointer.append(framework_id, task_id, AckRecord(status_uuid))
             return
-        task = self._tasks.pop((framework_id, task_id), None)
+        task = self._tasks.get((framework_id, task_id))
         self._checkpointer.remove_task(framework_id, task_id)
         if task is not None:
+            self._forget_task(task)
             tlog.debug("task finished and acknowledged; forgetting it")
 
     # ---------------------------------------------------------------- custom executors
@@ -891,6 +911,9 @@ class Agent:
         if executor.outbox is not None:
             executor.outbox.put_nowait(None)
         self._executors.pop((executor.framework_id, executor.id), None)
+        framework = self._frameworks.get(executor.framework_id)
+        self._completed.add_executor(self._executor_view(executor),
+                                     framework.info if framework is not None else None)
         self._checkpointer.remove_executor(executor.framework_id, executor.id)
         for task in [t for t in self._tasks.values()
                      if t.framework_id == executor.framework_id and t.executor_id == executor.id

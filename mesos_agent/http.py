@@ -1,6 +1,8 @@
 """The agent's operator endpoints in Mesos' shapes (Starlette), a thin shell over `Agent.view()`.
 
-    GET /state  (/slave(1)/state, /state.json)  frameworks, executors, tasks and sandboxes
+    GET /state  (/slave(1)/state, /state.json)  frameworks, executors, tasks and sandboxes;
+                                                finished ones in `completed_frameworks` and
+                                                `completed_executors` (mesos_agent.completed)
     GET /health (/slave(1)/health)              200, empty body
     GET /flags  (/slave(1)/flags)               {"flags": {name: value as a string}}
     GET /version                                {"version": ...}
@@ -37,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from mesos_agent.agent import Agent, AgentView, TaskView, agent_version
+from mesos_agent.agent import Agent, AgentView, ExecutorView, TaskView, agent_version
 from mesos_common.addresses import HostPort
 from mesos_common.operator_http import (
     PROMETHEUS_CONTENT_TYPE,
@@ -86,26 +88,47 @@ class HttpError(Exception):
 def agent_state(
     view: AgentView, *, pid: str, start_time: float, flags: Mapping[str, str]
 ) -> dict[str, Any]:
-    """`/state`: the agent and, per framework, its executors with their tasks and sandboxes."""
-    frameworks: dict[str, list[dict[str, Any]]] = {}
+    """`/state`: the agent and, per framework, its executors with their tasks and sandboxes.
+
+    A framework with live executors is in `frameworks`, one whose work here has all ended in
+    `completed_frameworks`; ended executors (with the tasks the agent forgot) are in each one's
+    `completed_executors`, their `directory` readable through `/files` while it exists.
+    """
+    live: dict[str, list[dict[str, Any]]] = {}
+    completed: dict[str, list[dict[str, Any]]] = {}
+    by_run: dict[tuple[str, str, str], dict[str, Any]] = {}
+
+    def add_executor(into: dict[str, list[dict[str, Any]]], framework_id: str,
+                     executor: dict[str, Any]) -> None:
+        into.setdefault(framework_id, []).append(executor)
+        by_run.setdefault((framework_id, executor["id"], executor["directory"]), executor)
+
     for task in view.tasks:
         if not task.custom_executor:
-            frameworks.setdefault(task.task.framework_id.value, []).append(
-                _command_executor_json(task)
-            )
+            add_executor(live, task.task.framework_id.value, _command_executor_json(task))
     for executor in view.executors:
-        tasks = [t for t in view.tasks if t.custom_executor
-                 and t.task.framework_id.value == executor.framework_id
-                 and t.executor_id == executor.info.executor_id.value]
-        frameworks.setdefault(executor.framework_id, []).append(_executor_json(
-            executor_id=executor.info.executor_id.value,
-            name=executor.info.name,
-            source=executor.info.executor_id.value,
-            container=executor.container_id,
-            sandbox=executor.sandbox,
-            resources=_resources(executor.info.resources),
-            tasks=tasks,
-        ))
+        add_executor(live, executor.framework_id, _custom_executor_json(executor))
+    for executor in reversed(view.completed_executors):  # the latest run of an id first
+        add_executor(completed, executor.framework_id, _custom_executor_json(executor))
+    for task in view.completed_tasks:
+        if not task.custom_executor:
+            add_executor(completed, task.task.framework_id.value, _command_executor_json(task))
+    for task in (*view.tasks, *view.completed_tasks):
+        if not task.custom_executor:
+            continue
+        framework_id = task.task.framework_id.value
+        run = (framework_id, task.executor_id, str(task.sandbox or ""))
+        if run not in by_run:  # its executor is forgotten: the task keeps its sandbox
+            add_executor(completed, framework_id, _executor_json(
+                executor_id=task.executor_id, name=task.executor_id, source=task.executor_id,
+                container=task.sandbox.name if task.sandbox is not None else "",
+                sandbox=task.sandbox, resources=Resources.EMPTY, tasks=[],
+            ))
+        _add_task(by_run[run], task)
+
+    def info(framework_id: str) -> mesos_pb2.FrameworkInfo | None:
+        return view.frameworks.get(framework_id) or view.completed_frameworks.get(framework_id)
+
     state: dict[str, Any] = {
         "version": agent_version(),
         "start_time": start_time,
@@ -116,10 +139,15 @@ def agent_state(
         "attributes": attributes_json(view.info.attributes),
         "flags": dict(flags),
         "frameworks": [
-            _framework_json(framework_id, view.frameworks.get(framework_id), executors)
-            for framework_id, executors in sorted(frameworks.items())
+            _framework_json(framework_id, info(framework_id), executors,
+                            completed.get(framework_id, []))
+            for framework_id, executors in sorted(live.items())
         ],
-        "completed_frameworks": [],
+        "completed_frameworks": [
+            _framework_json(framework_id, info(framework_id), [], executors)
+            for framework_id, executors in sorted(completed.items())
+            if framework_id not in live
+        ],
     }
     if view.master is not None:
         state["master_hostname"] = view.master.host
@@ -336,14 +364,28 @@ def _resources(resources: Iterable[mesos_pb2.Resource]) -> Resources:
 
 def _command_executor_json(task: TaskView) -> dict[str, Any]:
     command = task.task.name or task.executor_id
-    return _executor_json(
+    executor = _executor_json(
         executor_id=task.executor_id,
         name=f"Command Executor (Task: {command})",
         source=task.executor_id,
         container=task.sandbox.name if task.sandbox is not None else "",
         sandbox=task.sandbox,
         resources=_resources(task.task.resources),
-        tasks=[task],
+        tasks=[],
+    )
+    _add_task(executor, task)
+    return executor
+
+
+def _custom_executor_json(executor: ExecutorView) -> dict[str, Any]:
+    return _executor_json(
+        executor_id=executor.info.executor_id.value,
+        name=executor.info.name,
+        source=executor.info.executor_id.value,
+        container=executor.container_id,
+        sandbox=executor.sandbox,
+        resources=_resources(executor.info.resources),
+        tasks=[],
     )
 
 
@@ -357,21 +399,33 @@ def _executor_json(
     resources: Resources,
     tasks: list[TaskView],
 ) -> dict[str, Any]:
-    return {
+    executor: dict[str, Any] = {
         "id": executor_id,
         "name": name,
         "source": source,
         "container": container,
         "directory": str(sandbox) if sandbox is not None else "",
         "resources": resources_json(resources),
-        "tasks": [task_json(t.task) for t in tasks if t.task.state not in TERMINAL_STATES],
+        "tasks": [],
         "queued_tasks": [],
-        "completed_tasks": [task_json(t.task) for t in tasks if t.task.state in TERMINAL_STATES],
+        "completed_tasks": [],
     }
+    for task in tasks:
+        _add_task(executor, task)
+    return executor
+
+
+def _add_task(executor: dict[str, Any], task: TaskView) -> None:
+    """File the task under its executor: `tasks` while live, `completed_tasks` once terminal."""
+    terminal = task.task.state in TERMINAL_STATES
+    executor["completed_tasks" if terminal else "tasks"].append(task_json(task.task))
 
 
 def _framework_json(
-    framework_id: str, info: mesos_pb2.FrameworkInfo | None, executors: list[dict[str, Any]]
+    framework_id: str,
+    info: mesos_pb2.FrameworkInfo | None,
+    executors: list[dict[str, Any]],
+    completed_executors: list[dict[str, Any]],
 ) -> dict[str, Any]:
     info = info or mesos_pb2.FrameworkInfo()
     return {
@@ -384,5 +438,5 @@ def _framework_json(
         "failover_timeout": info.failover_timeout,
         "checkpoint": info.checkpoint,
         "executors": executors,
-        "completed_executors": [],
+        "completed_executors": completed_executors,
     }

@@ -30,11 +30,13 @@ READ_CHUNK = 64 * 1024
 
 
 async def leading_state(ctx: Context) -> tuple[str, dict[str, Any]]:
-    """The leading master's base URL and `/state` (asking `--master` first)."""
-    async with ctx.master() as master:
+    """The leading master's base URL and `/state` (asking the master `--master` leads to
+    first, and following it to the leader when it is a standby)."""
+    asked = await ctx.master_url()
+    async with ctx.master(asked) as master:
         state: dict[str, Any] = await master.get("/state")
-    url = leader_url(state, ctx.master_url)
-    if url == ctx.master_url:
+    url = leader_url(state, asked)
+    if url == asked:
         return url, state
     async with ctx.master(url) as leader:
         state = await leader.get("/state")

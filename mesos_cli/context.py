@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from mesos_cli.client import ApiClient
+from mesos_cli.discovery import MasterAddress, master_http_url
 from mesos_cli.errors import CliError
 from mesos_cli.tables import Cell, render_table
 
@@ -20,7 +21,8 @@ __all__ = ["Context", "ProgressLine", "load_json_file"]
 class Context:
     """Addresses, output mode and timeouts of one `mesos` invocation."""
 
-    master_url: str
+    master_address: MasterAddress
+    """`--master` as given: a gRPC address, a ZooKeeper URL or an HTTP URL."""
     marathon_url: str
     batch_url: str
     json_output: bool = False
@@ -31,13 +33,21 @@ class Context:
     poll_interval: float = 0.5
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
+    _master_url: str | None = field(default=None, init=False, repr=False)
 
     def client(self, service: str, base_url: str) -> ApiClient:
         """A client for `service` at `base_url` (close it: `async with`)."""
         return ApiClient(service, base_url, timeout=self.request_timeout)
 
-    def master(self, base_url: str | None = None) -> ApiClient:
-        return self.client("master", base_url or self.master_url)
+    async def master_url(self) -> str:
+        """The HTTP base URL of the master `--master` leads to (found once, then kept)."""
+        if self._master_url is None:
+            self._master_url = await master_http_url(self.master_address, self.request_timeout)
+        return self._master_url
+
+    def master(self, base_url: str) -> ApiClient:
+        """A client for the master's HTTP endpoints at `base_url` (from `master_url()`)."""
+        return self.client("master", base_url)
 
     def marathon(self) -> ApiClient:
         return self.client("Marathon", self.marathon_url)

@@ -1,6 +1,11 @@
 """The `mesos` command: argument parsing and the exit-code contract.
 
-    mesos [--master URL] [--marathon URL] [--batch URL] [--json] [--timeout S] COMMAND ...
+    mesos [--master HOST:PORT|zk://...|URL] [--marathon URL] [--batch URL] [--json]
+          [--timeout S] COMMAND ...
+
+`--master` is the master address every component takes (its gRPC `HOST:PORT` or a `zk://`
+URL; default `$MESOS_MASTER`): the CLI finds the leader's HTTP endpoints itself. An
+`http://HOST:PORT` URL of those endpoints (`$MESOS_MASTER_URL`) is accepted too.
 
 Exit codes: 0 done, 1 the operation failed, 2 bad usage, 3 a component cannot be reached,
 130 interrupted. Failures print one line on stderr (`mesos: ...`), never a traceback.
@@ -18,13 +23,15 @@ from importlib import metadata
 from mesos_cli import app_commands, cluster_commands, job_commands
 from mesos_cli.client import normalize_base_url
 from mesos_cli.context import Context
+from mesos_cli.discovery import parse_master_address
 from mesos_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, CliError
+from mesos_common.logging import configure_logging
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "default_master", "main"]
 
 Handler = Callable[[Context, argparse.Namespace], Coroutine[object, object, int]]
 
-DEFAULT_MASTER_URL = "http://127.0.0.1:5080"
+DEFAULT_MASTER = "127.0.0.1:5050"
 DEFAULT_MARATHON_URL = "http://127.0.0.1:8080"
 DEFAULT_BATCH_URL = "http://127.0.0.1:9000"
 DEFAULT_REQUEST_TIMEOUT = 10.0
@@ -58,6 +65,19 @@ def _version() -> str:
         return "unknown"
 
 
+def default_master(environ: Mapping[str, str]) -> str:
+    """`--master` when it is not given: `MESOS_MASTER` (the address every component takes),
+    else `MESOS_MASTER_URL` (an HTTP URL; `http://` is added when it has no scheme), else the
+    gRPC address `mesos-local` listens on."""
+    master = environ.get("MESOS_MASTER", "").strip()
+    if master:
+        return master
+    url = environ.get("MESOS_MASTER_URL", "").strip()
+    if url:
+        return url if "://" in url else f"http://{url}"
+    return DEFAULT_MASTER
+
+
 def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
     """The parser; defaults of the addresses come from `environ` (default: os.environ)."""
     env = os.environ if environ is None else environ
@@ -67,10 +87,12 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
                     "Marathon apps and batch jobs.",
         epilog="exit codes: 0 ok, 1 operation failed, 2 usage error, 3 cannot connect",
     )
-    parser.add_argument("--master", metavar="URL",
-                        default=env.get("MESOS_MASTER_URL", DEFAULT_MASTER_URL),
-                        help="the master's HTTP endpoint, e.g. http://HOST:5080 "
-                             "(env MESOS_MASTER_URL; default %(default)s)")
+    parser.add_argument("--master", metavar="HOST:PORT|zk://...",
+                        default=default_master(env),
+                        help="the master as every component takes it: its gRPC address or a "
+                             "ZooKeeper URL (zk://HOST:PORT[,...]/PATH); an http://HOST:PORT "
+                             "URL of its HTTP endpoints works too (env MESOS_MASTER, then "
+                             f"MESOS_MASTER_URL; default {DEFAULT_MASTER})")
     parser.add_argument("--marathon", metavar="URL",
                         default=env.get("MARATHON_URL", DEFAULT_MARATHON_URL),
                         help="Marathon's REST API (env MARATHON_URL; default %(default)s)")
@@ -182,7 +204,7 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
 def context_of(args: argparse.Namespace) -> Context:
     """The context the parsed arguments describe (CliError for a bad address)."""
     return Context(
-        master_url=normalize_base_url(args.master, "--master"),
+        master_address=parse_master_address(args.master),
         marathon_url=normalize_base_url(args.marathon, "--marathon"),
         batch_url=normalize_base_url(args.batch, "--batch"),
         json_output=bool(args.json_output),
@@ -195,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit code."""
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
+    # The ZooKeeper and gRPC libraries log; the CLI reports its own failures in one line.
+    configure_logging("CRITICAL", json=False)
     try:
         return asyncio.run(handler(context_of(args), args))
     except CliError as error:

@@ -151,3 +151,36 @@ def test_sandbox_files_browse_read_tail_and_download(cluster: Cluster) -> None:
             assert get(agent, endpoint).status_code == 400
         assert get(agent, "/files/read", path=sandbox).status_code == 400
         assert get(agent, "/files/read", path=stdout, offset="x").status_code == 400
+
+
+def completed_executor_of(state: dict[str, Any], task_id: str) -> dict[str, Any] | None:
+    """The ended executor whose `completed_tasks` hold the task, in a completed framework."""
+    for framework in state["completed_frameworks"]:
+        for executor in framework["completed_executors"]:
+            if any(task["id"] == task_id for task in executor["completed_tasks"]):
+                return {**executor, "framework": framework["name"]}
+    return None
+
+
+def test_a_finished_tasks_sandbox_stays_in_state_and_readable(cluster: Cluster) -> None:
+    agent = start_observed_agent(cluster)
+    scheduler = RecordingScheduler(on_offers=launch_once(
+        ("printer", "echo printed-before-finishing; echo oops >&2")))
+    with running(cluster, scheduler, "finisher"):
+        scheduler.wait_for_state("printer", "TASK_FINISHED")
+        # Acknowledged, the agent forgets the task: /state keeps it among the completed ones.
+        executor = wait_for(lambda: completed_executor_of(ok(agent, "/state"), "printer"),
+                            "the finished task to move to completed_frameworks")
+        state = ok(agent, "/state")
+        assert state["frameworks"] == []
+        assert executor["framework"] == "finisher" and executor["tasks"] == []
+        [task] = executor["completed_tasks"]
+        assert task["state"] == "TASK_FINISHED" and task["slave_id"] == state["id"]
+        sandbox = executor["directory"]
+        assert sandbox.startswith(str(cluster.work_dir / "agent-1" / "slaves"))
+
+        listing = {entry["path"] for entry in ok(agent, "/files/browse", path=sandbox)}
+        assert {f"{sandbox}/stdout", f"{sandbox}/stderr"} <= listing
+        assert ok(agent, "/files/read", path=f"{sandbox}/stdout", offset=0) == {
+            "data": "printed-before-finishing\n", "offset": 0}
+        assert get(agent, "/files/download", path=f"{sandbox}/stderr").content == b"oops\n"

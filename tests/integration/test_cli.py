@@ -18,13 +18,28 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.cluster import Cluster, free_port, wait_for
+from tests.integration.cluster import Cluster, Process, free_port, wait_for
 from tests.integration.conftest import FAST_MASTER_FLAGS
+from tests.zookeeper import zookeeper
 
 pytestmark = pytest.mark.integration
 
 MESOS = shutil.which("mesos")
 COMMAND = [MESOS] if MESOS else [sys.executable, "-m", "mesos_cli.main"]
+
+
+def run_mesos(*args: str, env: dict[str, str],
+              timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the installed command with `env` (no other master address leaks in)."""
+    clean = {name: value for name, value in os.environ.items()
+             if name not in ("MESOS_MASTER", "MESOS_MASTER_URL")}
+    return subprocess.run([*COMMAND, *args], env={**clean, **env}, capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def grpc_address(master: Process) -> str:
+    """The gRPC address a master was started on (`--port`)."""
+    return f"127.0.0.1:{master.argv[master.argv.index('--port') + 1]}"
 
 
 @dataclass
@@ -33,6 +48,7 @@ class LiveCluster:
 
     cluster: Cluster
     master_url: str
+    master_grpc: str
     marathon_url: str
     batch_url: str
     files: Path
@@ -44,8 +60,7 @@ class LiveCluster:
 
     def mesos(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run the installed command; its exit code, stdout and stderr."""
-        return subprocess.run([*COMMAND, *args], env=self.env, capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+        return run_mesos(*args, env=self.env, timeout=timeout)
 
     def ok(self, *args: str) -> str:
         """Run the command, expecting success; its stdout."""
@@ -75,8 +90,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
                             hostname="127.0.0.1")
         _, marathon_url = cluster.start_marathon()
         _, batch_url = cluster.start_batch()
-        running = LiveCluster(cluster, master.http_url, marathon_url, batch_url,
-                              work_dir / "files")
+        running = LiveCluster(cluster, master.http_url, grpc_address(master), marathon_url,
+                              batch_url, work_dir / "files")
         running.files.mkdir()
         wait_for(lambda: running.get(marathon_url + "/v2/info")["frameworkId"],
                  "Marathon to register")
@@ -118,6 +133,24 @@ def test_cluster_agents_and_frameworks_as_tables_and_json(live: LiveCluster) -> 
     assert {line.split()[1] for line in frameworks.splitlines()[1:]} == {"marathon", "batch"}
     assert {f["name"] for f in json.loads(live.ok("frameworks", "--json"))} == {
         "marathon", "batch"}
+
+
+def test_the_master_given_as_every_component_takes_it(live: LiveCluster) -> None:
+    leader = live.get(live.master_url + "/state")["leader"]
+    by_grpc = run_mesos("--master", live.master_grpc, "cluster", "--json", env={})
+    assert by_grpc.returncode == 0, by_grpc.stderr
+    assert json.loads(by_grpc.stdout)["leader"] == leader
+    from_env = run_mesos("agents", "--json", env={"MESOS_MASTER": live.master_grpc})
+    assert from_env.returncode == 0, from_env.stderr
+    assert len(json.loads(from_env.stdout)) == 1
+
+    port = free_port()
+    refused = run_mesos("--master", f"127.0.0.1:{port}", "cluster", env={})
+    assert refused.returncode == 3
+    assert refused.stderr == f"mesos: cannot reach master at 127.0.0.1:{port}: " \
+                             "connection refused\n"
+    bad = run_mesos("--master", "nohost", "cluster", env={})
+    assert bad.returncode == 2 and bad.stderr.startswith("mesos: --master: invalid master ")
 
 
 def test_deploy_wait_scale_tasks_and_task_log(live: LiveCluster) -> None:
@@ -203,6 +236,26 @@ def test_jobs_run_and_wait_for_their_outcome(live: LiveCluster) -> None:
     assert duplicate.returncode == 1 and "(409)" in duplicate.stderr
 
 
+def test_task_log_of_a_finished_task(live: LiveCluster) -> None:
+    job = live.write("printer.json", {"id": "printer", "run": {
+        "cmd": "echo printed-by-a-finished-task; echo to-stderr >&2", "cpus": 0.1,
+        "mem": 32}})
+    live.ok("job", "add", job)
+    done = live.mesos("job", "run", "printer", "--wait")
+    assert done.returncode == 0, done.stderr
+    run_id = re.search(r"Started run (\S+) of job printer", done.stdout)
+    assert run_id
+    finished = [task for task in json.loads(live.ok("tasks", "--all", "--json"))
+                if task["id"].startswith(f"printer_{run_id[1]}.")]
+    assert [task["state"] for task in finished] == ["TASK_FINISHED"]
+
+    assert live.ok("task", "log", finished[0]["id"]) == "printed-by-a-finished-task\n"
+    assert live.ok("task", "log", f"printer_{run_id[1]}", "--file", "stderr") == "to-stderr\n"
+    followed = live.mesos("task", "log", finished[0]["id"], "--follow", timeout=30)
+    assert followed.returncode == 0, followed.stderr
+    assert followed.stdout == "printed-by-a-finished-task\n"
+
+
 def test_a_bad_app_definition_shows_marathons_422_details(live: LiveCluster) -> None:
     definition = live.write("broken.json", {"id": "/broken", "cmd": "true", "cpus": -1})
     refused = live.mesos("app", "deploy", definition)
@@ -222,3 +275,40 @@ def test_an_unreachable_master_and_bad_usage(live: LiveCluster) -> None:
     assert unreachable.stdout == ""
     usage = live.mesos("app", "scale", "hello")
     assert usage.returncode == 2 and "usage: mesos app scale" in usage.stderr
+
+
+@pytest.fixture
+def two_masters(tmp_path: Path) -> Iterator[tuple[Cluster, str]]:
+    """Two masters electing a leader in a private ZooKeeper; the cluster and the zk:// URL."""
+    with zookeeper(tmp_path / "zk") as ensemble:
+        url = ensemble.url("/mesos")
+        cluster = Cluster(tmp_path, FAST_MASTER_FLAGS, zk_url=url)
+        try:
+            cluster.start_master()
+            cluster.start_master()
+            yield cluster, url
+        finally:
+            cluster.close()
+
+
+def test_the_master_found_through_zookeeper(two_masters: tuple[Cluster, str]) -> None:
+    cluster, url = two_masters
+    [leader] = wait_for(lambda: cluster.leading_masters(), "a leading master")
+    [standby] = [m for m in cluster.masters if m is not leader]
+    name = f"master@127.0.0.1:{leader.http_port}"
+    wait_for(lambda: httpx.get(standby.http_url + "/state", timeout=10).json()["leader"] == name,
+             "the standby to know the leader")
+
+    found = run_mesos("--master", url, "cluster", "--json", env={})
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)["leader"] == name
+    assert found.stderr == ""
+    via_standby = run_mesos("cluster", "--json", env={"MESOS_MASTER": grpc_address(standby)})
+    assert via_standby.returncode == 0, via_standby.stderr
+    assert json.loads(via_standby.stdout)["leader"] == name
+
+    nobody = url.replace("/mesos", "/nobody")
+    missing = run_mesos("--timeout", "1", "--master", nobody, "cluster", env={})
+    assert missing.returncode == 3
+    assert missing.stderr == (f"mesos: found no leading master in ZooKeeper at {nobody} within "
+                              "1s (is ZooKeeper up, and a master elected?)\n")

@@ -29,8 +29,7 @@ def test_addresses_default_to_the_environment_then_to_loopback() -> None:
     assert ctx.marathon_url == "http://10.0.0.2:8080"
     assert (ctx.request_timeout, ctx.wait_timeout, ctx.json_output) == (10.0, 300.0, False)
     defaults = build_parser({}).parse_args(["agents"])
-    assert (defaults.master, defaults.marathon) == (
-        "http://127.0.0.1:5080", "http://127.0.0.1:8080")
+    assert (defaults.master, defaults.marathon) == ("127.0.0.1:5050", "http://127.0.0.1:8080")
 
 
 @pytest.mark.parametrize(

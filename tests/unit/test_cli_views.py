@@ -180,6 +180,15 @@ def test_a_tasks_sandbox_and_state_come_from_its_agent() -> None:
     assert agent_task({"frameworks": []}, "F0", "t1") is None
 
 
+def test_a_finished_tasks_sandbox_comes_from_the_agents_completed_frameworks() -> None:
+    finished = {"id": "t1", "directory": "/sandbox/t1", "tasks": [], "queued_tasks": [],
+                "completed_tasks": [task("t1", "TASK_FINISHED")]}
+    state = {"frameworks": [], "completed_frameworks": [
+        {"id": "F0", "executors": [], "completed_executors": [finished]}]}
+    found = agent_task(state, "F0", "t1")
+    assert found is not None and found.directory == "/sandbox/t1" and found.terminal
+
+
 def test_marathon_apps_and_tasks() -> None:
     app = json.loads((CONFORMANCE / "marathon" / "app.json").read_text())
     app.update(tasksRunning=1, tasksHealthy=1, deployments=[{"id": "d"}])
