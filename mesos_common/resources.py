@@ -28,7 +28,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -403,6 +403,7 @@ class Resources:
     _scalars: dict[str, float]
     _ranges: dict[str, tuple[Range, ...]]
     _sets: dict[str, frozenset[str]]
+    _has_reserved: bool | None = field(default=None, init=False)  # computed on first use
 
     EMPTY: ClassVar[Resources]
 
@@ -473,13 +474,17 @@ class Resources:
     @property
     def reserved(self) -> bool:
         """Whether any of these resources is reserved."""
-        return any(_SEP in key for table in (self._scalars, self._ranges, self._sets)
-                   for key in table)
+        known = self._has_reserved
+        if known is None:
+            known = any(_SEP in key for table in (self._scalars, self._ranges, self._sets)
+                        for key in table)
+            object.__setattr__(self, "_has_reserved", known)
+        return known
 
     @property
     def scalars(self) -> Mapping[str, float]:
         """Scalar quantities by name, reservations included (read-only)."""
-        if not any(_SEP in key for key in self._scalars):
+        if not self.reserved:
             return MappingProxyType(self._scalars)
         return MappingProxyType(self.scalar_quantities()._scalars)
 
@@ -515,7 +520,7 @@ class Resources:
     def scalar_quantities(self) -> Resources:
         """Only the scalar part, reservations merged into plain names (what shares and quotas
         count)."""
-        if any(_SEP in key for key in self._scalars):
+        if self.reserved and any(_SEP in key for key in self._scalars):
             merged: dict[str, float] = {}
             for key, value in self._scalars.items():
                 name = _split(key)[0]
