@@ -451,6 +451,21 @@ class Resources:
     def to_proto(self) -> list[mesos_pb2.Resource]:
         """The `mesos_pb2.Resource` messages for these resources (with their reservations)."""
         messages: list[mesos_pb2.Resource] = []
+        if not self.reserved:
+            for name, value in self._scalars.items():
+                scalar = mesos_pb2.Resource(name=name, type=mesos_pb2.Value.SCALAR, role="*")
+                scalar.scalar.value = value
+                messages.append(scalar)
+            for name, ranges in self._ranges.items():
+                ranged = mesos_pb2.Resource(name=name, type=mesos_pb2.Value.RANGES, role="*")
+                for begin, end in ranges:
+                    ranged.ranges.range.add(begin=begin, end=end)
+                messages.append(ranged)
+            for name, items in self._sets.items():
+                member = mesos_pb2.Resource(name=name, type=mesos_pb2.Value.SET, role="*")
+                member.set.item.extend(sorted(items))
+                messages.append(member)
+            return messages
 
         def message(key: str, kind: mesos_pb2.Value.Type.ValueType) -> mesos_pb2.Resource:
             name, stack = _split(key)

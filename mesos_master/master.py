@@ -1367,6 +1367,9 @@ class Master:
         framework = self.frameworks[framework_id]
         events: list[scheduler_pb2.Event] = []
         now = self.clock.now()
+        # Offered resources name their role only when the framework has several (`Offer.role`
+        # always does); launched tasks' resources always do (`_launch`).
+        multi_role = len(framework.info.roles) > 1
         for index, (agent_id, role, resources) in enumerate(grants):
             if index % MAX_OFFERS_PER_EVENT == 0:
                 events.append(scheduler_pb2.Event(type=EventType.OFFERS))
@@ -1386,8 +1389,9 @@ class Master:
                 attributes=agent.info.attributes,
                 role=role,
             )
-            for resource in offer.resources:
-                resource.allocation_info.role = role
+            if multi_role:
+                for resource in offer.resources:
+                    resource.allocation_info.role = role
             for executor_framework, executor_id in agent.executors:
                 if executor_framework == framework_id:
                     offer.executor_ids.add(value=executor_id)

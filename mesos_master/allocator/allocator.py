@@ -110,10 +110,10 @@ class _Agent:
     total: Resources
     available: Resources
     active: bool = True
+    has_gpus: bool = False
 
-    @property
-    def has_gpus(self) -> bool:
-        return self.total.scalar("gpus") > 0
+    def __post_init__(self) -> None:
+        self.has_gpus = self.total.scalar("gpus") > 0
 
 
 @dataclass(slots=True, eq=False)
@@ -681,8 +681,13 @@ class Allocator:
             if client == _OWN:
                 for framework_id in node.frameworks.sort():
                     yield node, framework_id
-            else:
-                yield from self._candidates(node.children[client])
+                continue
+            child = node.children[client]
+            if child.children:
+                yield from self._candidates(child)
+            else:  # a leaf role: its sorter holds only `_OWN`
+                for framework_id in child.frameworks.sort():
+                    yield child, framework_id
 
     def _pick(
         self, agent_id: str, agent: _Agent, now: float, granted: set[tuple[str, str]]

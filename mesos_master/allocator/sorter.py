@@ -253,7 +253,13 @@ class _Books:
 
 
 class DRFSorter(_Books):
-    """Dominant Resource Fairness: lowest weighted dominant share first, ties by age."""
+    """Dominant Resource Fairness: lowest weighted dominant share first, ties by age.
+
+    Keys are recomputed lazily: a client whose allocation changed leaves the order and is put
+    back by the next `sort()`, so a burst of changes to one client (an agent's worth of
+    declines) costs one reposition, and a sorter with a single active client computes no
+    shares at all.
+    """
 
     def __init__(
         self,
@@ -263,7 +269,8 @@ class DRFSorter(_Books):
         per_agent: bool = True,
     ) -> None:
         super().__init__(total, excluded, per_agent=per_agent)
-        self._order: list[str] = []  # active clients, sorted by self._keys
+        self._order: list[str] = []  # active clients with current keys, sorted by them
+        self._pending: dict[str, None] = {}  # active clients whose keys are out of date
         self._keys: dict[str, tuple[float, int]] = {}
         self._version = self._total.version  # of the total the keys were computed against
 
@@ -275,39 +282,52 @@ class DRFSorter(_Books):
     def sort(self) -> list[str]:
         if self._stale:
             self._resort()
+        elif self._pending:
+            if not self._order and len(self._pending) == 1:
+                return list(self._pending)  # alone: no share needed
+            self._flush()
         return self._order.copy()
 
     def _resort(self) -> None:
+        self._order.extend(self._pending)
+        self._pending.clear()
         for name in self._order:
-            state = self._clients[name]
-            self._keys[name] = (self._share(state), state.seq)
+            self._keys[name] = self._key(name)
         self._order.sort(key=self._keys.__getitem__)
         self._version = self._total.version
 
-    def _entered(self, client: str) -> None:
+    def _flush(self) -> None:
+        for name in self._pending:
+            self._keys[name] = self._key(name)
+            insort(self._order, name, key=self._keys.__getitem__)
+        self._pending.clear()
+
+    def _key(self, client: str) -> tuple[float, int]:
         state = self._clients[client]
-        self._keys[client] = (self._share(state), state.seq)
+        return self._share(state), state.seq
+
+    def _entered(self, client: str) -> None:
         if self._stale:
-            self._order.append(client)
-        else:
-            insort(self._order, client, key=self._keys.__getitem__)
+            self._pending[client] = None  # the next sort recomputes everything
+            return
+        self._flush()
+        self._keys[client] = self._key(client)
+        insort(self._order, client, key=self._keys.__getitem__)
 
     def _left(self, client: str) -> None:
-        if self._stale:
+        if client in self._pending:
+            del self._pending[client]
+        elif self._stale:
             self._order.remove(client)
         else:
             del self._order[self._position(client)]
-        del self._keys[client]
+        self._keys.pop(client, None)
 
     def _changing(self, client: str, state: _Client) -> None:
-        if state.active and not self._stale:
-            del self._order[self._position(client)]
-
-    def _changed(self, client: str, state: _Client) -> None:
-        if state.active:
-            self._keys[client] = (self._share(state), state.seq)
-            if not self._stale:
-                insort(self._order, client, key=self._keys.__getitem__)
+        if not state.active or client in self._pending or self._stale:
+            return  # (with a stale total the next sort recomputes every key anyway)
+        del self._order[self._position(client)]
+        self._pending[client] = None
 
     def _position(self, client: str) -> int:
         return bisect_left(self._order, self._keys[client], key=self._keys.__getitem__)
