@@ -38,6 +38,7 @@ from marathon.service import VERSION, MarathonService
 from marathon.validation import AppValidationError
 from mesos_common.http_forward import LeaderForwarder
 from mesos_common.openapi_docs import load_spec, openapi_routes
+from mesos_common.operator_http import redact_credentials
 from webui.routes import ui_routes
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -176,7 +177,7 @@ class MarathonApi:
                 "features": [],
             },
             "zookeeper_config": {
-                "zk": config.zk,
+                "zk": redact_credentials(config.zk) if config.zk else config.zk,
                 "zk_session_timeout": int(config.zk_session_timeout * 1000),
             },
             "http_config": {"http_port": service.info.port},

@@ -77,6 +77,11 @@ class Contender(Protocol):
         """The latest state, updated as soon as the loop hears of a change."""
         ...
 
+    @property
+    def members(self) -> tuple[mesos_pb2.MasterInfo, ...]:
+        """Every contender in the election as last read (leader first), this one included."""
+        ...
+
     async def start(self) -> None:
         """Enter the election; `current` is accurate when this returns."""
         ...
@@ -142,6 +147,10 @@ class StandaloneContender:
     def current(self) -> Leadership:
         return self._feed.current
 
+    @property
+    def members(self) -> tuple[mesos_pb2.MasterInfo, ...]:
+        return (self.info,)
+
     async def start(self) -> None:
         self._feed.publish(Leadership(leading=True, epoch=STANDALONE_EPOCH, leader=self.info))
 
@@ -168,8 +177,9 @@ class ZooKeeperContender:
         self._session = ZooKeeperSession(
             url, session_timeout=session_timeout, on_state=self._on_state
         )
-        self._reader = GroupReader(self._session, url.path)
+        self._reader = GroupReader(self._session, url.path, all_members=True)
         self._feed = _Feed()
+        self._members: tuple[mesos_pb2.MasterInfo, ...] = ()
         self._member: str | None = None
         self._epoch: int | None = None
         self._expiry: asyncio.TimerHandle | None = None
@@ -179,6 +189,10 @@ class ZooKeeperContender:
     @property
     def current(self) -> Leadership:
         return self._feed.current
+
+    @property
+    def members(self) -> tuple[mesos_pb2.MasterInfo, ...]:
+        return self._members
 
     @property
     def epoch(self) -> int | None:
@@ -275,6 +289,7 @@ class ZooKeeperContender:
         if self._member not in view.members:
             self._lose("our znode disappeared from the election group")
             return False
+        self._members = view.infos
         if not self._session.connected:
             return False  # SUSPENDED while reading: the next CONNECTED triggers a fresh read
         leader = view.leader

@@ -22,6 +22,7 @@ __all__ = [
     "flag_values",
     "prometheus_name",
     "prometheus_text",
+    "redact_credentials",
     "resources_json",
     "task_json",
 ]
@@ -104,8 +105,18 @@ def flag_values(parser: argparse.ArgumentParser, args: argparse.Namespace) -> di
         value = getattr(args, action.dest, None)
         if value is None:
             continue
-        values[action.dest] = _flag_text(value, duration=action.type is parse_duration)
+        values[action.dest] = redact_credentials(
+            _flag_text(value, duration=action.type is parse_duration)
+        )
     return dict(sorted(values.items()))
+
+
+_ZK_PASSWORD = re.compile(r"(zk://[^:/@,]+:)[^@]*@")
+
+
+def redact_credentials(text: str) -> str:
+    """`zk://user:secret@h:p/path` -> `zk://user:*****@h:p/path`, for anything shown to users."""
+    return _ZK_PASSWORD.sub(r"\1*****@", text)
 
 
 def _flag_text(value: object, *, duration: bool) -> str:

@@ -107,10 +107,12 @@ class GroupLeader:
 
 @dataclass(frozen=True, slots=True)
 class GroupView:
-    """One read of an election group: member names in sequence order and the leader."""
+    """One read of an election group: member names in sequence order and the leader, and
+    (from a reader built with `all_members`) every member's MasterInfo in sequence order."""
 
     members: tuple[str, ...]
     leader: GroupLeader | None
+    infos: tuple[mesos_pb2.MasterInfo, ...] = ()
 
 
 def order_members(children: Iterable[str]) -> list[tuple[int, str]]:
@@ -252,9 +254,10 @@ def _resolve(future: asyncio.Future[Any], value: Any, error: BaseException | Non
 class GroupReader:
     """Reads an election group and leaves a watch so the session wakes on the next change."""
 
-    def __init__(self, session: ZooKeeperSession, path: str) -> None:
+    def __init__(self, session: ZooKeeperSession, path: str, *, all_members: bool = False) -> None:
         self.session = session
         self.path = path
+        self.all_members = all_members  # read every member's data, not just the leader's
         self._reported: set[str] = set()
 
     async def read(self) -> GroupView:
@@ -272,6 +275,8 @@ class GroupReader:
                 return GroupView((), None)
             members = order_members(children)
             names = tuple(name for _, name in members)
+            leader: GroupLeader | None = None
+            infos: list[mesos_pb2.MasterInfo] = []
             for sequence, name in members:
                 try:
                     data, _stat = await self.session.call(client.get_async, f"{self.path}/{name}")
@@ -279,11 +284,15 @@ class GroupReader:
                     continue  # left meanwhile; the children watch fires as well
                 info = decode_master_info(bytes(data))
                 if info is not None:
-                    return GroupView(names, GroupLeader(name, sequence, info))
-                if name not in self._reported:
+                    infos.append(info)
+                    if leader is None:
+                        leader = GroupLeader(name, sequence, info)
+                    if not self.all_members:
+                        break
+                elif name not in self._reported:
                     self._reported.add(name)
                     log.warning(
                         "skipping a group member whose data is not a MasterInfo",
                         znode=f"{self.path}/{name}",
                     )
-            return GroupView(names, None)
+            return GroupView(names, leader, tuple(infos) if self.all_members else ())

@@ -17,13 +17,14 @@ port. A standby answers `/state` with its own identity and the leader (`pid` dif
 `leader`; no agents or frameworks) and `/metrics/snapshot` with `master/elected` 0 and the
 other metrics as of an empty cluster; `/redirect` answers 503 while no leader is known.
 Counters (tasks finished, failed, ...) start from zero with every elected master, as in Mesos.
-Extensions to Mesos' `/state`: `leader_info.http_port` and each framework's `dominant_share`.
+Extensions to Mesos' `/state`: `leader_info.http_port`, each framework's `dominant_share`, and
+`standbys` (the other masters in the election, as this master last read the group).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -90,8 +91,10 @@ def master_state(
     *,
     start_time: float,
     flags: Mapping[str, str],
+    members: Sequence[mesos_pb2.MasterInfo] = (),
 ) -> dict[str, Any]:
-    """`/state`: the whole cluster when leading (`master`), this master's identity otherwise."""
+    """`/state`: the whole cluster when leading (`master`), this master's identity otherwise;
+    `members` are the masters in the election (for the `standbys` extension)."""
     state: dict[str, Any] = {
         "version": info.version,
         "id": info.id,
@@ -112,6 +115,10 @@ def master_state(
     if leader is not None:
         state["leader"] = master_pid(leader)
         state["leader_info"] = _master_info_json(leader)
+    state["standbys"] = [
+        _master_info_json(member) for member in members
+        if leader is None or member.id != leader.id
+    ]
     if master is None:
         return state
     agents = list(master.agents.values())
@@ -230,7 +237,7 @@ class MasterHttp:
     async def state(self, request: Request) -> Response:
         return JSONResponse(master_state(
             self._gate.master, self._info, self._gate.leader,
-            start_time=self._start_time, flags=self._flags,
+            start_time=self._start_time, flags=self._flags, members=self._gate.members(),
         ))
 
     async def health(self, request: Request) -> Response:

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -125,6 +125,8 @@ class LeaderGate:
         self.request_allocation = request_allocation
         self.own_id = own_id
         self._changed = asyncio.Event()
+        # The masters in the election, as the contender last read them (set while running).
+        self.members: Callable[[], Sequence[mesos_pb2.MasterInfo]] = lambda: ()
 
     @property
     def master(self) -> Master | None:
@@ -424,6 +426,7 @@ class MasterServer:
         contender = create_contender(
             self._zk, self.info, session_timeout=self._zk_session_timeout
         )
+        self.gate.members = lambda: contender.members
         log.info("master started", address=f"{self._ip}:{port}", master_id=self.info.id)
         try:
             await contender.start()

@@ -179,10 +179,14 @@ def test_redirect_and_standby_answers_with_two_masters(two_masters: Cluster) -> 
     assert get(leader, "/metrics/snapshot")["master/elected"] == 1
     samples, _ = parse_prometheus(httpx.get(standby.http_url + "/metrics", timeout=10).text)
     assert samples["mesos_master_elected"] == 0
+    for master in (leader, standby):  # both list the other master as the standby
+        standbys = wait_for(lambda m=master: get(m, "/state")["standbys"], "the group's members")
+        assert [s["http_port"] for s in standbys] == [standby.http_port]
 
     leader.kill9()
     wait_for(lambda: redirect_target(standby) == standby.http_url,
              "the standby to take over and redirect to itself")
+    wait_for(lambda: get(standby, "/state")["standbys"] == [], "the dead leader to leave")
     wait_for(lambda: get(standby, "/metrics/snapshot")["master/elected"] == 1,
              "the new leader to report itself elected once its registry is recovered")
 

@@ -7,6 +7,7 @@ import argparse
 import pytest
 
 from mesos_common.flags import parse_duration, parse_log_level, parse_port, parse_zk_flag
+from mesos_common.operator_http import flag_values, redact_credentials
 
 
 def test_log_levels_are_checked_and_normalised() -> None:
@@ -29,3 +30,11 @@ def test_durations_and_ports() -> None:
     assert parse_port("0") == 0
     with pytest.raises(argparse.ArgumentTypeError):
         parse_port("70000")
+
+
+def test_zookeeper_passwords_are_never_shown() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--zk", type=parse_zk_flag)
+    args = parser.parse_args(["--zk", "zk://ops:s3cret@127.0.0.1:2181,127.0.0.2:2181/mesos"])
+    assert flag_values(parser, args) == {"zk": "zk://ops:*****@127.0.0.1:2181,127.0.0.2:2181/mesos"}
+    assert redact_credentials("zk://127.0.0.1:2181/mesos") == "zk://127.0.0.1:2181/mesos"

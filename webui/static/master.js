@@ -125,9 +125,18 @@ function mastersFacts(m) {
     ["Elected", m.leading ? formatTime(s.elected_time) : null],
     ["This master", [s.pid, " ", m.leading ? h("span", { class: "badge ok", text: "leading" })
       : h("span", { class: "badge", text: "standby" })]],
+    ["Standbys", standbyLinks(s.standbys)],
     ["Started", formatTime(s.start_time)],
     ["Version", s.version],
     ["ZooKeeper", s.flags?.zk],
+  ]);
+}
+
+function standbyLinks(standbys) {
+  if (!standbys || standbys.length === 0) return "none";
+  return standbys.flatMap((info, index) => [
+    index ? ", " : null,
+    h("a", { href: `http://${info.address?.ip ?? info.hostname}:${info.http_port}/`, text: info.pid }),
   ]);
 }
 
