@@ -404,6 +404,7 @@ class Resources:
     _ranges: dict[str, tuple[Range, ...]]
     _sets: dict[str, frozenset[str]]
     _has_reserved: bool | None = field(default=None, init=False)  # computed on first use
+    _hash: int | None = field(default=None, init=False)  # computed on first use
 
     EMPTY: ClassVar[Resources]
 
@@ -784,8 +785,12 @@ class Resources:
                 and self._sets == other._sets)
 
     def __hash__(self) -> int:
-        return hash((frozenset(self._scalars.items()), frozenset(self._ranges.items()),
-                     frozenset(self._sets.items())))
+        known = self._hash
+        if known is None:
+            known = hash((frozenset(self._scalars.items()), frozenset(self._ranges.items()),
+                          frozenset(self._sets.items())))
+            object.__setattr__(self, "_hash", known)
+        return known
 
     def __str__(self) -> str:
         parts = [f"{_label(key)}:{format_scalar(value)}" for key, value in self._scalars.items()]

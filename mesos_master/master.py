@@ -154,6 +154,7 @@ class Master:
         self._agent_ids = itertools.count()
         self._framework_ids = itertools.count()
         self._offer_ids = itertools.count()
+        self._offer_resources: dict[Resources, bytes] = {}
         self._recover(recovered)
 
     def _recover(self, state: RegistryState) -> None:
@@ -1380,15 +1381,12 @@ class Master:
             self.offers[offer_id] = record
             framework.offers.add(offer_id)
             agent.offers.add(offer_id)
-            offer = event.offers.offers.add(
-                id=mesos_pb2.OfferID(value=offer_id),
-                framework_id=framework.info.id,
-                agent_id=agent.info.id,
-                hostname=agent.info.hostname,
-                resources=resources.to_proto(),
-                attributes=agent.info.attributes,
-                role=role,
-            )
+            offer = event.offers.offers.add()
+            offer.MergeFromString(agent.offer_template())
+            offer.MergeFromString(self._encoded_offer_resources(resources))
+            offer.id.value = offer_id
+            offer.framework_id.value = framework_id
+            offer.role = role
             if multi_role:
                 for resource in offer.resources:
                     resource.allocation_info.role = role
@@ -1401,6 +1399,17 @@ class Master:
             return
         for event in events:
             framework.outbox.send(event)
+
+    def _encoded_offer_resources(self, resources: Resources) -> bytes:
+        """`resources` encoded as the resources of an `Offer` (cached: agents of one kind offer
+        the same resources over and over)."""
+        encoded = self._offer_resources.get(resources)
+        if encoded is None:
+            if len(self._offer_resources) >= 4096:
+                self._offer_resources.clear()
+            encoded = mesos_pb2.Offer(resources=resources.to_proto()).SerializeToString()
+            self._offer_resources[resources] = encoded
+        return encoded
 
     def _remove_offer(self, offer: OfferRecord) -> None:
         del self.offers[offer.offer_id]

@@ -111,6 +111,19 @@ class AgentRecord:
     # Operator maintenance (kept in the registry): no offers while deactivated or draining
     deactivated: bool = False
     drain: registry_pb2.DrainInfo | None = None
+    _offer_template: tuple[mesos_pb2.AgentInfo, bytes] | None = None
+
+    def offer_template(self) -> bytes:
+        """An encoded `Offer` holding what every offer of this agent says about it (agent id,
+        hostname, attributes), to merge into new offers; re-encoded when `info` is replaced."""
+        cached = self._offer_template
+        if cached is None or cached[0] is not self.info:
+            encoded = mesos_pb2.Offer(
+                agent_id=self.info.id, hostname=self.info.hostname,
+                attributes=self.info.attributes,
+            ).SerializeToString()
+            cached = self._offer_template = (self.info, encoded)
+        return cached[1]
 
     @property
     def connected(self) -> bool:
