@@ -221,7 +221,9 @@ class _Builder:
         scalars = {name: value for name, value in self.scalars.items() if value > 0}
         ranges = {name: merge_ranges(rs) for name, rs in self.ranges.items() if rs}
         sets = {name: frozenset(items) for name, items in self.sets.items() if items}
-        return Resources(scalars or _NO_SCALARS, ranges or _NO_RANGES, sets or _NO_SETS)
+        built = Resources(scalars or _NO_SCALARS, ranges or _NO_RANGES, sets or _NO_SETS)
+        built.reserved  # noqa: B018 -- computed once here, then carried through arithmetic
+        return built
 
 
 def split_top_level(text: str, separator: str) -> list[str]:
@@ -541,10 +543,27 @@ class Resources:
             for key, value in self._scalars.items():
                 name = _split(key)[0]
                 merged[name] = _fixed(merged.get(name, 0.0) + value)
-            return Resources(merged, _NO_RANGES, _NO_SETS)
-        if not self._ranges and not self._sets:
+            quantities = Resources(merged, _NO_RANGES, _NO_SETS)
+        elif not self._ranges and not self._sets:
             return self
-        return Resources(self._scalars or _NO_SCALARS, _NO_RANGES, _NO_SETS)
+        else:
+            quantities = Resources(self._scalars or _NO_SCALARS, _NO_RANGES, _NO_SETS)
+        object.__setattr__(quantities, "_has_reserved", False)
+        return quantities
+
+    def max_share(self, total: Resources, excluded: frozenset[str] = frozenset()) -> float:
+        """The largest fraction of `total` any of these scalars is (reservations counted under
+        their names; names in `excluded`, or absent from `total`, are left out)."""
+        mine = self.scalar_quantities()._scalars
+        whole = total.scalar_quantities()._scalars
+        share = 0.0
+        for name, value in mine.items():
+            available = whole.get(name)
+            if available and name not in excluded:
+                fraction = value / available
+                if fraction > share:
+                    share = fraction
+        return share
 
     def unreserved(self) -> Resources:
         """Only the resources without a reservation."""
@@ -744,7 +763,10 @@ class Resources:
                 sets = other._sets
         if ranges or sets:
             _check_types(scalars, ranges, sets)
-        return Resources(scalars, ranges, sets)
+        result = Resources(scalars, ranges, sets)
+        if self._has_reserved is False and other._has_reserved is False:
+            object.__setattr__(result, "_has_reserved", False)
+        return result
 
     def __sub__(self, other: Resources) -> Resources:
         if not self.contains(other):
@@ -776,7 +798,10 @@ class Resources:
                     sets[name] = left_items
                 else:
                     del sets[name]
-        return Resources(scalars, ranges, sets)
+        result = Resources(scalars, ranges, sets)
+        if self._has_reserved is False:
+            object.__setattr__(result, "_has_reserved", False)
+        return result
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Resources):
@@ -836,3 +861,4 @@ def _check_types(scalars: Mapping[str, float], ranges: Mapping[str, tuple[Range,
 
 
 Resources.EMPTY = Resources(_NO_SCALARS, _NO_RANGES, _NO_SETS)
+object.__setattr__(Resources.EMPTY, "_has_reserved", False)

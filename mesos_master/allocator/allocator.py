@@ -677,16 +677,18 @@ class Allocator:
 
     def _candidates(self, node: _Role) -> Iterator[tuple[_Role, str]]:
         """(role, framework) pairs in allocation order below `node`."""
-        for client in node.sorter.sort():
+        # `ordered()` may hand out the sorters' own lists: `_pick` stops iterating before it
+        # changes any allocation.
+        for client in node.sorter.ordered():
             if client == _OWN:
-                for framework_id in node.frameworks.sort():
+                for framework_id in node.frameworks.ordered():
                     yield node, framework_id
                 continue
             child = node.children[client]
             if child.children:
                 yield from self._candidates(child)
             else:  # a leaf role: its sorter holds only `_OWN`
-                for framework_id in child.frameworks.sort():
+                for framework_id in child.frameworks.ordered():
                     yield child, framework_id
 
     def _pick(

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import random
 from bisect import bisect_left, insort
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -90,6 +90,11 @@ class Sorter(Protocol):
 
     def sort(self) -> list[str]:
         """Active clients, the one to offer to first at the front."""
+        ...
+
+    def ordered(self) -> Sequence[str]:
+        """What `sort()` returns, possibly the sorter's own list: valid only until the next
+        change to the sorter (for a caller that stops iterating before changing it)."""
         ...
 
     def allocation(self, client: str) -> Mapping[str, Resources]:
@@ -193,22 +198,25 @@ class _Books:
     def unallocated(self, client: str, agent_id: str, resources: Resources) -> None:
         state = self._client(client)
         quantities = resources.scalar_quantities()
-        if self._per_agent:
-            held = state.allocation.get(agent_id, Resources.EMPTY)
-            if not held.contains(resources):
-                raise ValueError(
-                    f"{client!r} holds {held or 'nothing'} on agent {agent_id!r}, "
-                    f"cannot give back {resources}"
-                )
-            left = held - resources
-            if left:
-                state.allocation[agent_id] = left
-            else:
-                del state.allocation[agent_id]
-        elif not state.quantities.contains(quantities):
-            raise ValueError(f"{client!r} holds {state.quantities}, cannot give back {resources}")
+        try:
+            remaining = state.quantities - quantities
+            if self._per_agent:
+                held = state.allocation.get(agent_id, Resources.EMPTY)
+                if held is resources or held == resources:
+                    del state.allocation[agent_id]  # the usual case: all of it comes back
+                elif left := held - resources:
+                    state.allocation[agent_id] = left
+                else:
+                    del state.allocation[agent_id]
+        except ValueError:
+            held_here = state.allocation.get(agent_id) if self._per_agent else state.quantities
+            raise ValueError(
+                f"{client!r} holds {held_here or 'nothing'}"
+                + (f" on agent {agent_id!r}" if self._per_agent else "")
+                + f", cannot give back {resources}"
+            ) from None
         self._changing(client, state)
-        state.quantities = state.quantities - quantities
+        state.quantities = remaining
         self._changed(client, state)
 
     def add_total(self, resources: Resources) -> None:
@@ -227,14 +235,7 @@ class _Books:
         return self._client(client).quantities
 
     def _share(self, state: _Client) -> float:
-        total = self._total.quantities.scalars
-        excluded = self._excluded
-        dominant = 0.0
-        for name, value in state.quantities.scalars.items():
-            available = total.get(name)
-            if available and name not in excluded:
-                dominant = max(dominant, value / available)
-        return dominant / state.weight
+        return state.quantities.max_share(self._total.quantities, self._excluded) / state.weight
 
     def __contains__(self, client: object) -> bool:
         return client in self._clients
@@ -280,13 +281,16 @@ class DRFSorter(_Books):
         return self._version != self._total.version
 
     def sort(self) -> list[str]:
+        return list(self.ordered())
+
+    def ordered(self) -> Sequence[str]:
         if self._stale:
             self._resort()
         elif self._pending:
             if not self._order and len(self._pending) == 1:
                 return list(self._pending)  # alone: no share needed
             self._flush()
-        return self._order.copy()
+        return self._order
 
     def _resort(self) -> None:
         self._order.extend(self._pending)
@@ -346,6 +350,9 @@ class RandomSorter(_Books):
     ) -> None:
         super().__init__(total, excluded, per_agent=per_agent)
         self._rng = rng or random.Random()
+
+    def ordered(self) -> Sequence[str]:
+        return self.sort()
 
     def sort(self) -> list[str]:
         # Efraimidis-Spirakis: sorting by u ** (1 / weight) descending is a weighted shuffle.
