@@ -460,7 +460,7 @@ class Allocator:
             agent = self._agents[agent_id]
             if not agent.active:
                 continue
-            granted: set[tuple[str, str]] = set()
+            granted: set[tuple[str, str]] = set()  # (framework, role) pairs given this agent
             while self._allocatable(agent.available):
                 grant = self._pick(agent_id, agent, now, granted)
                 if grant is None:
@@ -696,18 +696,22 @@ class Allocator:
     ) -> tuple[str, _Role, Resources] | None:
         """The first (framework, role) that may take the agent now, with what it may take."""
         everything = agent.available
+        reserved = everything.reserved
+        has_gpus = agent.has_gpus
+        frameworks = self._frameworks
+        quotas = self._quotas
         for node, framework_id in self._candidates(self._root):
-            if (framework_id, node.path) in granted:
+            if granted and (framework_id, node.path) in granted:
                 continue
-            available = everything.allocatable_to(node.path)
-            framework = self._frameworks[framework_id]
-            if agent.has_gpus and not framework.gpu_aware:
+            available = everything.allocatable_to(node.path) if reserved else everything
+            framework = frameworks[framework_id]
+            if has_gpus and not framework.gpu_aware:
                 continue
             refusal = framework.filters.get(agent_id)
             if (refusal is not None and refusal.expires_at > now
                     and refusal.refused.contains(available)):
                 continue
-            offered = self._within_quota(node, available)
+            offered = self._within_quota(node, available) if quotas else available
             if not (offered is everything or self._allocatable(offered)):
                 continue
             wanted = framework.min_offers.get(node.path)
