@@ -42,3 +42,22 @@ class WallClock:
 
     def now(self) -> float:
         return time.time()
+
+
+class WarpedWallClock:
+    """Wall-clock seconds running `factor` times faster than real time from `anchor` on (a
+    testing and demo aid): `anchor + (real - anchor) * factor`, where `real` is the wall clock.
+
+    `anchor` is an epoch second chosen by the caller, so that every process (and every restart)
+    given the same anchor and factor reads the same warped time.
+    """
+
+    def __init__(self, anchor: float, factor: float, real: Clock | None = None) -> None:
+        if factor <= 0:
+            raise ValueError("the warp factor must be positive")
+        self.anchor = anchor
+        self.factor = factor
+        self._real = real or WallClock()
+
+    def now(self) -> float:
+        return self.anchor + (self._real.now() - self.anchor) * self.factor

@@ -11,6 +11,7 @@ the command line wins over the environment. Durations take Mesos' units (`10secs
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from mesos_common.http_server import serve_while
 from mesos_common.logging import configure_logging
 from mesos_common.process import run_service
 
-__all__ = ["ENV_PREFIX", "build_parser", "main", "serve"]
+__all__ = ["ENV_PREFIX", "build_parser", "main", "parse_clock_warp", "serve"]
 
 log = structlog.get_logger("frameworks.batch")
 
@@ -61,8 +62,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--zk_session_timeout", type=parse_duration, default=10.0)
     parser.add_argument("--tick_interval", type=parse_duration, default=1.0,
                         help="how often schedules and deadlines are checked")
+    parser.add_argument("--clock_warp", type=parse_clock_warp, default=None,
+                        metavar="ANCHOR:FACTOR",
+                        help="testing aid: the framework's wall clock reads "
+                        "ANCHOR + (now - ANCHOR) * FACTOR (ANCHOR in epoch seconds), so cron "
+                        "schedules and deadlines run FACTOR times faster")
     parser.add_argument("--log_level", type=parse_log_level, default="INFO")
     return parser
+
+
+def parse_clock_warp(text: str) -> tuple[float, float]:
+    """`ANCHOR:FACTOR` (epoch seconds, a positive factor) for `--clock_warp`."""
+    problem = f"expected ANCHOR:FACTOR (epoch seconds, a positive number), got {text!r}"
+    try:
+        anchor, factor = (float(part) for part in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(problem) from None
+    if not (math.isfinite(anchor) and math.isfinite(factor) and factor > 0):
+        raise argparse.ArgumentTypeError(problem)
+    return anchor, factor
 
 
 async def serve(config: BatchConfig) -> None:
@@ -87,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         http_port=args.http_port, hostname=args.hostname, framework_name=args.framework_name,
         role=args.role, user=args.user, failover_timeout=args.failover_timeout,
         work_dir=args.work_dir, zk_session_timeout=args.zk_session_timeout,
-        tick_interval=args.tick_interval,
+        tick_interval=args.tick_interval, clock_warp=args.clock_warp,
     )
     run_service("mesos-batch", lambda: serve(config))
 

@@ -26,7 +26,7 @@ import structlog
 
 from frameworks import DriverActions, Scheduler, SchedulerDriver, service_framework_info
 from frameworks.batch.core import KINDS, BatchCore, Recovered
-from mesos_common.clock import WallClock
+from mesos_common.clock import Clock, WallClock, WarpedWallClock
 from mesos_common.election import Contender, Leadership, create_contender, serve_terms
 from mesos_common.http_forward import advertised_address, forward_url
 from mesos_common.store import BatchWriter
@@ -58,6 +58,8 @@ class BatchConfig:
     work_dir: Path | None = None
     zk_session_timeout: float = 10.0
     tick_interval: float = 1.0
+    clock_warp: tuple[float, float] | None = None
+    """(anchor, factor) of a `WarpedWallClock` for tests and demos; None: the real wall clock."""
 
 
 class BatchScheduler(Scheduler):
@@ -171,7 +173,7 @@ class BatchService:
                 ),
                 self.config.master,
             )
-            core = BatchCore(wall=WallClock(), actions=DriverActions(driver), sink=term.sink,
+            core = BatchCore(wall=self._wall_clock(), actions=DriverActions(driver), sink=term.sink,
                              recovered=recovered)
             scheduler.core = self.core = core
             self._writer = term.writer
@@ -185,6 +187,14 @@ class BatchService:
             finally:
                 self.core = None
                 self._writer = None
+
+    def _wall_clock(self) -> Clock:
+        """The core reads time only through this clock; its `tick()` runs every real
+        `tick_interval` and decides every due time up to the clock's now, so a warped clock
+        needs no timer of its own."""
+        if self.config.clock_warp is None:
+            return WallClock()
+        return WarpedWallClock(*self.config.clock_warp)
 
     async def _tick(self, core: BatchCore) -> None:
         while True:
