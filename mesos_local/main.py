@@ -175,7 +175,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         _wait_for_port(args.ip, args.port, master, deadline)
         lines = [
             f"  master    {args.ip}:{args.port}  (gRPC: pass --master {args.ip}:{args.port})",
-            f"  master    http://{args.ip}:{args.master_http_port}  (/state, /metrics)",
+            f"  master    http://{args.ip}:{args.master_http_port}  (web UI; /state, /metrics, "
+            "/api/v1)",
         ]
         for index in range(1, args.agents + 1):
             port = args.agent_port + index - 1
@@ -223,7 +224,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
             children.append(marathon)
             _wait_for_port("127.0.0.1", args.marathon_port, marathon, deadline)
-            lines.append(f"  marathon  http://127.0.0.1:{args.marathon_port}  (REST API v2)")
+            lines.append(f"  marathon  http://127.0.0.1:{args.marathon_port}  (REST API v2; web UI "
+                         "at /ui/, API docs at /docs)")
         if not args.no_batch:
             batch = _start(
                 "batch",
@@ -239,7 +241,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
             children.append(batch)
             _wait_for_port("127.0.0.1", args.batch_port, batch, deadline)
-            lines.append(f"  batch     http://127.0.0.1:{args.batch_port}  (jobs API v1)")
+            lines.append(f"  batch     http://127.0.0.1:{args.batch_port}  (jobs API v1; web UI at "
+                         "/ui/, API docs at /docs)")
         print(
             "mesos-local is running:",
             *lines,
