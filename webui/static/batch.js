@@ -3,9 +3,9 @@
 // v1 API). Updated by polling.
 
 import {
-  api, badge, chips, composite, confirmButton, errorNotice, facts, field, formatDuration,
-  formatMiB, formatScalar, formatTime, formValues, getJSON, h, liveView, metaItem, panel, parseTime,
-  perform, shell, startPage, stateBadge, table, tile, toast,
+  api, badge, chips, composite, confirmButton, errorNotice, facts, field, formToolbar,
+  formatDuration, formatMiB, formatScalar, formatTime, formValues, getJSON, h, liveView, metaItem,
+  panel, parseTime, perform, shell, startPage, stateBadge, table, tile, toast,
 } from "./common.js";
 
 const RUN_TONES = { SUCCESS: "ok", FAILED: "bad", ACTIVE: "info", STARTING: "info", INITIAL: "info" };
@@ -76,18 +76,8 @@ function runNowButton(jobId) {
 
 function jobsView() {
   const form = createJobForm();
-  const toggle = h("button", {
-    type: "button", class: "primary", text: "Create job", "aria-expanded": "false",
-    onclick: () => {
-      const open = form.hidden;
-      form.hidden = !open;
-      toggle.setAttribute("aria-expanded", String(open));
-      if (open) form.querySelector("input")?.focus();
-    },
-  });
   return composite(
-    h("div", { class: "toolbar" }, h("h1", { text: "Jobs", style: "margin: 0" }),
-      h("span", { class: "spacer" }), toggle),
+    formToolbar("Jobs", "Create job", form),
     form,
     liveView((data) => {
       const active = data.jobs.reduce((n, j) => n + (j.activeRuns ?? []).length, 0);

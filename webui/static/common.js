@@ -237,6 +237,21 @@ export function tile(value, caption) {
     h("div", { class: "caption", text: caption }));
 }
 
+/** A page's title bar with a button that shows and hides `form` (hidden until asked for). */
+export function formToolbar(title, buttonText, form) {
+  const toggle = h("button", {
+    type: "button", class: "primary", text: buttonText, "aria-expanded": "false",
+    onclick: () => {
+      const open = form.hidden;
+      form.hidden = !open;
+      toggle.setAttribute("aria-expanded", String(open));
+      if (open) form.querySelector("input")?.focus();
+    },
+  });
+  return h("div", { class: "toolbar" }, h("h1", { text: title, style: "margin: 0" }),
+    h("span", { class: "spacer" }), toggle);
+}
+
 export function facts(pairs) {
   return h("dl", { class: "facts" }, pairs.filter(([, v]) => v !== undefined && v !== null && v !== "")
     .map(([k, v]) => [h("dt", { text: k }), h("dd", {}, v)]));

@@ -4,9 +4,9 @@
 // every event of /v2/events.
 
 import {
-  api, badge, chips, composite, confirmButton, errorNotice, facts, field, formatMiB, formatScalar,
-  formatDuration, formatTime, formValues, getJSON, h, liveView, metaItem, panel, perform,
-  segmentedBar, shell, startPage, stateBadge, table, tile, toast,
+  api, badge, chips, composite, confirmButton, errorNotice, facts, field, formToolbar, formatMiB,
+  formatScalar, formatDuration, formatTime, formValues, getJSON, h, liveView, metaItem, panel,
+  perform, segmentedBar, shell, startPage, stateBadge, table, tile, toast,
 } from "./common.js";
 
 const REFRESHING_EVENTS = [
@@ -99,18 +99,8 @@ function instanceHealth(task) {
 
 function appsView() {
   const form = createAppForm();
-  const toggle = h("button", {
-    type: "button", class: "primary", text: "Create application", "aria-expanded": "false",
-    onclick: () => {
-      const open = form.hidden;
-      form.hidden = !open;
-      toggle.setAttribute("aria-expanded", String(open));
-      if (open) form.querySelector("input")?.focus();
-    },
-  });
   return composite(
-    h("div", { class: "toolbar" }, h("h1", { text: "Applications", style: "margin: 0" }),
-      h("span", { class: "spacer" }), toggle),
+    formToolbar("Applications", "Create application", form),
     form,
     liveView((data) => {
       const running = data.apps.reduce((n, a) => n + a.tasksRunning, 0);
