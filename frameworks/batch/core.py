@@ -137,8 +137,6 @@ class ActiveRun:
     run: JobRun
     agents: dict[str, str] = field(default_factory=dict)
     """live task id -> agent id, for kills and reconciliation."""
-    schedule_id: str | None = None
-    due_at: datetime | None = None
     by_parents: bool = False
     """Started because its parents succeeded (see the module docstring)."""
     launchable: bool = True
@@ -170,7 +168,7 @@ class ActiveRun:
             "arraySize": run.array_size, "restartPolicy": run.restart.policy.value,
             "activeDeadlineSeconds": run.restart.active_deadline_seconds,
             "maxLaunchDelay": run.max_launch_delay, "waitingSince": _iso(run.waiting_since),
-            "scheduleId": self.schedule_id, "dueAt": _iso(self.due_at),
+            "scheduleId": run.schedule_id, "dueAt": _iso(run.due_at),
             "byParents": self.by_parents,
             "nextIndex": run.next_index, "retries": sorted(run.retries.items()),
             "succeeded": run.succeeded, "failed": run.failed,
@@ -192,6 +190,7 @@ class ActiveRun:
             waiting_since=_optional_iso(raw["waitingSince"]),
             next_index=raw["nextIndex"], retries=dict(raw["retries"]),
             succeeded=raw["succeeded"], failed=raw["failed"],
+            schedule_id=raw["scheduleId"], due_at=_optional_iso(raw["dueAt"]),
         )
         agents: dict[str, str] = {}
         live: dict[str, RunTask] = {}
@@ -206,8 +205,7 @@ class ActiveRun:
             for index, attempt, state, started, completed in raw["finished"])
         running = sum(task.status == "TASK_RUNNING" for task in live.values())
         run = replace(run, live=live, running=running, finished_tasks=finished)
-        return cls(run, agents, raw["scheduleId"], _optional_iso(raw["dueAt"]),
-                   raw["byParents"])
+        return cls(run, agents, raw["byParents"])
 
 
 @dataclass(slots=True)
@@ -265,9 +263,9 @@ class Recovered:
             if active.by_parents:
                 state.triggers[run.job_id] = max(state.triggers.get(run.job_id, run.created_at),
                                                  run.created_at)
-            schedule = state.schedules.get(run.job_id, {}).get(active.schedule_id or "")
-            if schedule is not None and active.due_at is not None:
-                schedule.handled_until = max(schedule.handled_until, active.due_at)
+            schedule = state.schedules.get(run.job_id, {}).get(run.schedule_id or "")
+            if schedule is not None and run.due_at is not None:
+                schedule.handled_until = max(schedule.handled_until, run.due_at)
         return state
 
 
@@ -554,10 +552,10 @@ class BatchCore:
     def _create_run(self, job: JobSpec, schedule_id: str | None = None,
                     due_at: datetime | None = None, *, launchable: bool = True) -> JobRun:
         now = self.now()
-        run = JobRun.start(job, now, self.rng)
+        run = JobRun.start(job, now, self.rng, schedule_id=schedule_id, due_at=due_at)
         while run.id in self.runs:
-            run = JobRun.start(job, now, self.rng)
-        active = ActiveRun(run, schedule_id=schedule_id, due_at=due_at, launchable=launchable)
+            run = JobRun.start(job, now, self.rng, schedule_id=schedule_id, due_at=due_at)
+        active = ActiveRun(run, launchable=launchable)
         if job.run.cmd is None and job.run.args is None:
             log.warning("job has no command; container images are not supported here",
                         job_id=job.id)
@@ -758,7 +756,8 @@ def _optional_iso(text: str | None) -> datetime | None:
 
 def _history_record(history: JobHistory) -> bytes:
     def runs(items: Sequence[FinishedRun]) -> list[list[str | None]]:
-        return [[f.id, _iso(f.created_at), _iso(f.finished_at)] for f in items]
+        return [[f.id, _iso(f.created_at), _iso(f.finished_at), f.schedule_id, _iso(f.due_at)]
+                for f in items]
 
     return json.dumps({
         "successCount": history.success_count, "failureCount": history.failure_count,
@@ -771,8 +770,14 @@ def _history_record(history: JobHistory) -> bytes:
 def _history_from_record(job_id: str, data: bytes) -> JobHistory:
     raw = json.loads(data)
 
-    def runs(items: list[list[str]]) -> tuple[FinishedRun, ...]:
-        return tuple(FinishedRun(i, _from_iso(c), _from_iso(f)) for i, c, f in items)
+    def runs(items: list[list[str | None]]) -> tuple[FinishedRun, ...]:
+        # Entries written before runs kept their schedule have three fields.
+        return tuple(
+            FinishedRun(str(item[0]), _from_iso(str(item[1])), _from_iso(str(item[2])),
+                        item[3] if len(item) > 3 else None,
+                        _optional_iso(item[4]) if len(item) > 4 else None)
+            for item in items
+        )
 
     return JobHistory(
         job_id, raw["successCount"], raw["failureCount"], _optional_iso(raw["lastSuccessAt"]),

@@ -154,13 +154,20 @@ class JobRun:
     """Tasks that ended in any other terminal state (each retry counts)."""
     finished_tasks: tuple[RunTask, ...] = ()
     """The latest terminal tasks, oldest first, at most `FINISHED_TASKS_KEPT`."""
+    schedule_id: str | None = None
+    due_at: datetime | None = None
+    """The schedule and the due time this run was started for (None when started otherwise)."""
 
     @classmethod
-    def start(cls, job: JobSpec, now: datetime, rng: random.Random) -> JobRun:
-        """A new INITIAL run of `job` created at `now`."""
+    def start(
+        cls, job: JobSpec, now: datetime, rng: random.Random, *,
+        schedule_id: str | None = None, due_at: datetime | None = None,
+    ) -> JobRun:
+        """A new INITIAL run of `job` created at `now` (for a schedule's due time, if given)."""
         return cls(id=new_run_id(now, rng), job_id=job.id, status=RunStatus.INITIAL,
                    created_at=now, array_size=job.run.array_size, restart=job.run.restart,
-                   max_launch_delay=job.run.max_launch_delay, waiting_since=now)
+                   max_launch_delay=job.run.max_launch_delay, waiting_since=now,
+                   schedule_id=schedule_id, due_at=due_at)
 
     @property
     def tasks(self) -> tuple[RunTask, ...]:
@@ -278,8 +285,9 @@ class JobRun:
         return replace(self, status=RunStatus.FAILED, completed_at=now)
 
     def to_json(self) -> dict[str, Any]:
-        """Metronome's run JSON (its `tasks` are the ones the run remembers, see `tasks`)."""
-        return {
+        """Metronome's run JSON (its `tasks` are the ones the run remembers, see `tasks`),
+        plus `scheduleId` and `dueAt` for a scheduled run (an extension)."""
+        result: dict[str, Any] = {
             "id": self.id,
             "jobId": self.job_id,
             "status": self.status.value,
@@ -288,6 +296,8 @@ class JobRun:
             else format_timestamp(self.completed_at),
             "tasks": [task.to_json() for task in self.tasks],
         }
+        _add_schedule_json(result, self.schedule_id, self.due_at)
+        return result
 
     def _may_retry(self, now: datetime) -> bool:
         if self.restart.policy is not RestartPolicy.ON_FAILURE:
@@ -303,11 +313,24 @@ class FinishedRun:
     id: str
     created_at: datetime
     finished_at: datetime
+    schedule_id: str | None = None
+    due_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """`{"id", "createdAt", "finishedAt"}` as in Metronome's `embed=history`."""
-        return {"id": self.id, "createdAt": format_timestamp(self.created_at),
-                "finishedAt": format_timestamp(self.finished_at)}
+        """`{"id", "createdAt", "finishedAt"}` as in Metronome's `embed=history`, plus
+        `scheduleId` and `dueAt` for a scheduled run (an extension)."""
+        result = {"id": self.id, "createdAt": format_timestamp(self.created_at),
+                  "finishedAt": format_timestamp(self.finished_at)}
+        _add_schedule_json(result, self.schedule_id, self.due_at)
+        return result
+
+
+def _add_schedule_json(
+    result: dict[str, Any], schedule_id: str | None, due_at: datetime | None
+) -> None:
+    if schedule_id is not None and due_at is not None:
+        result["scheduleId"] = schedule_id
+        result["dueAt"] = format_timestamp(due_at)
 
 
 @dataclass(frozen=True)
@@ -337,7 +360,8 @@ class JobHistory:
             raise ValueError(f"run {run.id} is {run.status.value}, not finished")
         if any(f.id == run.id for f in (*self.successful_runs, *self.failed_runs)):
             return self
-        finished = FinishedRun(run.id, run.created_at, run.completed_at)
+        finished = FinishedRun(run.id, run.created_at, run.completed_at, run.schedule_id,
+                               run.due_at)
         if run.status is RunStatus.SUCCESS:
             return replace(self, success_count=self.success_count + 1,
                            last_success_at=run.completed_at,

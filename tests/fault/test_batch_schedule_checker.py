@@ -7,10 +7,11 @@ a leader there. Both run a warped wall clock (`--clock_warp ANCHOR:60`), so the 
 moments, with a fixed, printed seed; then the schedule is disabled, the runs drain, and the
 history is checked.
 
-The evidence: Metronome's run JSON does not say which due time a run was started for, but the
-run's stored record does (`scheduleId`, `dueAt`, written before the run may launch). The test
-reads those records from the framework's ZooKeeper store while it runs (finished runs are pruned
-there after `FINISHED_RUNS_KEPT`), and the API's history counts prove that no run escaped it.
+The evidence: every run's stored record (`scheduleId`, `dueAt`, written before the run may
+launch), read from the framework's ZooKeeper store while it runs (finished runs are pruned there
+after `FINISHED_RUNS_KEPT`, and the API's history keeps only the latest ten); the API's history
+counts prove that no run escaped the observer, and its entries' `scheduleId`/`dueAt` must agree
+with the store.
 """
 
 from __future__ import annotations
@@ -325,6 +326,11 @@ def test_every_due_time_has_exactly_one_run_across_leader_kills(setup: Setup) ->
     by_id = {r["id"]: r for r in records}
     for run in history["successfulFinishedRuns"]:
         assert run["id"] in by_id, f"{context}: {run['id']} is in the history only"
+        # the API says which due time each run was for, as the store does
+        stored = by_id[run["id"]]
+        assert run["scheduleId"] == stored["scheduleId"], f"{context}: {run}"
+        assert datetime.strptime(run["dueAt"], "%Y-%m-%dT%H:%M:%S.%f%z") == \
+            datetime.fromisoformat(stored["dueAt"]), f"{context}: {run} vs {stored}"
 
     window = Window(created_after, created_by, window_end - IN_FLIGHT, disabled_by)
     problems, checked = schedule_violations(records, window)

@@ -236,7 +236,7 @@ def test_cron_fires_once_per_due_time_across_restarts() -> None:
         if step % 3 == 2:
             h = h.restart()
     runs = [*h.core.runs.values()]
-    due = sorted(a.due_at for a in runs if a.due_at is not None)
+    due = sorted(a.run.due_at for a in runs if a.run.due_at is not None)
     assert len(due) == 10 and len(set(due)) == 10  # one run per minute, none twice
 
 
@@ -256,7 +256,7 @@ def test_a_crash_between_the_runs_and_the_watermark_neither_loses_nor_repeats(
     sink.flush(durable_writes)  # ... then the process dies
     after = h.restart()
     after.core.tick()
-    due = sorted(a.due_at for a in after.core.runs.values() if a.due_at is not None)
+    due = sorted(a.run.due_at for a in after.core.runs.values() if a.run.due_at is not None)
     assert due == [datetime(2024, 5, 1, 12, m, tzinfo=UTC) for m in (1, 2)]
 
 
