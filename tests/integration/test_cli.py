@@ -296,8 +296,10 @@ def test_the_master_found_through_zookeeper(two_masters: tuple[Cluster, str]) ->
     [leader] = wait_for(lambda: cluster.leading_masters(), "a leading master")
     [standby] = [m for m in cluster.masters if m is not leader]
     name = f"master@127.0.0.1:{leader.http_port}"
-    wait_for(lambda: httpx.get(standby.http_url + "/state", timeout=10).json()["leader"] == name,
-             "the standby to know the leader")
+    wait_for(  # a standby's /state has no `leader` until it has read the group
+        lambda: httpx.get(standby.http_url + "/state", timeout=10).json().get("leader") == name,
+        "the standby to know the leader",
+    )
 
     found = run_mesos("--master", url, "cluster", "--json", env={})
     assert found.returncode == 0, found.stderr
