@@ -407,6 +407,7 @@ class Resources:
     _sets: dict[str, frozenset[str]]
     _has_reserved: bool | None = field(default=None, init=False)  # computed on first use
     _hash: int | None = field(default=None, init=False)  # computed on first use
+    _quantities: Resources | None = field(default=None, init=False)  # computed on first use
 
     EMPTY: ClassVar[Resources]
 
@@ -538,6 +539,9 @@ class Resources:
     def scalar_quantities(self) -> Resources:
         """Only the scalar part, reservations merged into plain names (what shares and quotas
         count)."""
+        cached = self._quantities
+        if cached is not None:
+            return cached
         if self.reserved and any(_SEP in key for key in self._scalars):
             merged: dict[str, float] = {}
             for key, value in self._scalars.items():
@@ -549,6 +553,7 @@ class Resources:
         else:
             quantities = Resources(self._scalars or _NO_SCALARS, _NO_RANGES, _NO_SETS)
         object.__setattr__(quantities, "_has_reserved", False)
+        object.__setattr__(self, "_quantities", quantities)
         return quantities
 
     def max_share(self, total: Resources, excluded: frozenset[str] = frozenset()) -> float:

@@ -33,7 +33,8 @@ one agent only.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -675,6 +676,16 @@ class Allocator:
             self._all_dirty = True  # agents not touched since may now go to this role
         self._propagate(node)
 
+    def _candidate_pairs(self) -> Iterable[tuple[_Role, str]]:
+        """(role, framework) pairs in allocation order; without generators when a single leaf
+        role takes part (the common cluster with every framework in `*`)."""
+        top = self._root.sorter.ordered()
+        if len(top) == 1:
+            leaf = self._root.children[top[0]]
+            if not leaf.children:
+                return zip(itertools.repeat(leaf), leaf.frameworks.ordered(), strict=False)
+        return self._candidates(self._root)
+
     def _candidates(self, node: _Role) -> Iterator[tuple[_Role, str]]:
         """(role, framework) pairs in allocation order below `node`."""
         # `ordered()` may hand out the sorters' own lists: `_pick` stops iterating before it
@@ -700,7 +711,7 @@ class Allocator:
         has_gpus = agent.has_gpus
         frameworks = self._frameworks
         quotas = self._quotas
-        for node, framework_id in self._candidates(self._root):
+        for node, framework_id in self._candidate_pairs():
             if granted and (framework_id, node.path) in granted:
                 continue
             available = everything.allocatable_to(node.path) if reserved else everything
