@@ -33,13 +33,13 @@ so every offer is checked against two limits. Prints figures only; nothing here 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import random
 import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from _cluster import machine
 
 from mesos_common.clock import SystemClock
 from mesos_common.resources import Resources
@@ -53,19 +53,6 @@ MESOS_CYCLE_SECONDS = 15.0  # Mesos 1.9, 3,000 agents / roles / frameworks (issu
 TARGET_CYCLE_SECONDS = 1.0
 
 Holding = tuple[str, str, str]  # (framework id, role, agent id)
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}"
 
 
 @dataclass(frozen=True)

@@ -4,39 +4,19 @@ that the benchmark keeps working as the code under it changes."""
 from __future__ import annotations
 
 import re
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.integration.benches import run_bench
+
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-BENCH = ROOT / "bench" / "batch_bench.py"
 TASKS = 40
 
 
-def run_bench(*argv: str, timeout: float = 90.0) -> str:
-    """Run the bench; on a hang, SIGTERM lets it kill what it started before it exits."""
-    bench = subprocess.Popen(
-        [sys.executable, str(BENCH), *argv], cwd=ROOT, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )
-    try:
-        output, _ = bench.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        bench.send_signal(signal.SIGTERM)
-        output, _ = bench.communicate(timeout=60)
-        pytest.fail(f"the bench took longer than {timeout} s:\n{output}")
-    assert bench.returncode == 0, output
-    return output
-
-
 def test_minimal_batch_bench_measures_real_and_hollow_agents() -> None:
-    output = run_bench("--tasks", str(TASKS), "--variant", "both", "--raw_count", "20",
-                       "--timeout", "60")
+    output = run_bench("batch_bench.py", "--tasks", str(TASKS), "--variant", "both",
+                       "--raw_count", "20", "--timeout", "60")
 
     assert output.startswith("command: python bench/batch_bench.py ")
     assert "machine: " in output and "load average at start" in output

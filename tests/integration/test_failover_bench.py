@@ -4,17 +4,13 @@
 from __future__ import annotations
 
 import re
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.integration.benches import run_bench
+
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-BENCH = ROOT / "bench" / "failover_bench.py"
 SESSION_TIMEOUT = 1.0
 MINIMAL = [
     "--scenario", "both", "--repeat", "1", "--zk_session_timeout", str(SESSION_TIMEOUT),
@@ -22,22 +18,6 @@ MINIMAL = [
     "--hollow_agents", "10", "--hollow_processes", "1", "--hollow_frameworks", "2",
     "--timeout", "30",
 ]
-
-
-def run_bench(*argv: str, timeout: float = 90.0) -> str:
-    """Run the bench; on a hang, SIGTERM lets it kill what it started before it exits."""
-    bench = subprocess.Popen(
-        [sys.executable, str(BENCH), *argv], cwd=ROOT, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )
-    try:
-        output, _ = bench.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        bench.send_signal(signal.SIGTERM)
-        output, _ = bench.communicate(timeout=60)
-        pytest.fail(f"the bench took longer than {timeout} s:\n{output}")
-    assert bench.returncode == 0, output
-    return output
 
 
 def figures(output: str, scenario: str, measure: str) -> tuple[float, float, float]:
@@ -51,7 +31,7 @@ def figures(output: str, scenario: str, measure: str) -> tuple[float, float, flo
 
 
 def test_minimal_failover_bench_measures_both_scenarios() -> None:
-    output = run_bench(*MINIMAL)
+    output = run_bench("failover_bench.py", *MINIMAL)
 
     assert output.startswith("command: python ")
     assert "machine: " in output

@@ -4,33 +4,12 @@ keep working as the code under them changes."""
 from __future__ import annotations
 
 import re
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.integration.benches import run_bench
+
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
-BENCH = ROOT / "bench"
-
-
-def run_bench(script: str, *argv: str, timeout: float = 120.0) -> str:
-    """Run a bench; on a hang, SIGTERM lets it kill what it started before it exits."""
-    bench = subprocess.Popen(
-        [sys.executable, str(BENCH / script), *argv], cwd=ROOT, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-    )
-    try:
-        output, _ = bench.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        bench.send_signal(signal.SIGTERM)
-        output, _ = bench.communicate(timeout=60)
-        pytest.fail(f"{script} took longer than {timeout} s:\n{output}")
-    assert bench.returncode == 0, output
-    return output
 
 
 def figure(pattern: str, text: str) -> re.Match[str]:
