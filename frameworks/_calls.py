@@ -7,7 +7,7 @@ before the framework has one.
 from __future__ import annotations
 
 import getpass
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeAlias
 
 from google.protobuf import json_format
@@ -174,6 +174,18 @@ def acknowledge(status: mesos_pb2.TaskStatus) -> Call | None:
     call.acknowledge.task_id.CopyFrom(status.task_id)
     call.acknowledge.uuid = status.uuid
     return call
+
+
+def merged_acknowledgements(calls: Sequence[Call]) -> Call:
+    """One ACKNOWLEDGE call carrying the acknowledgements of `calls` (ACKNOWLEDGE calls), in
+    order: the first in `acknowledge`, the others in `acknowledgements`."""
+    merged = Call()
+    merged.CopyFrom(calls[0])
+    for call in calls[1:]:
+        if call.HasField("acknowledge"):
+            merged.acknowledgements.append(call.acknowledge)
+        merged.acknowledgements.extend(call.acknowledgements)
+    return merged
 
 
 def reconcile(items: Iterable[ReconcileItem]) -> Call:

@@ -11,7 +11,8 @@ The ordered lane sends one call at a time, in the order they were made: Mesos' H
 promises no order across separate requests, and neither do concurrent unary gRPC calls (nor
 retries), while a scheduler may rely on, say, DECLINE before REVIVE. ACKNOWLEDGE commutes with
 every other call, so the ack lane sends acknowledgements concurrently (at most
-`_ACKNOWLEDGEMENT_WINDOW` in flight) and never behind an ACCEPT, nor an ACCEPT behind them.
+`_ACKNOWLEDGEMENT_WINDOW` in flight) and never behind an ACCEPT, nor an ACCEPT behind them;
+acknowledgements that wait for a free slot leave together, in one call.
 
 The three tasks (the sender runs both lanes) share one `asyncio.TaskGroup` on the driver's
 loop. Started from plain code, `start()` runs that loop on a background thread and `join()`
@@ -40,6 +41,7 @@ from frameworks._session import Action, Backoff, Session
 from frameworks._transport import CallError, GrpcTransport
 from frameworks.scheduler import Scheduler
 from mesos_common.addresses import HostPort
+from mesos_common.backlog import MAX_BATCH_MESSAGES, backlog
 from mesos_common.detector import MasterDetector, create_detector
 from mesos_common.task_states import TERMINAL_STATES
 from protos import mesos_pb2, scheduler_pb2
@@ -359,7 +361,8 @@ class SchedulerDriver(DriverLifecycle):
                 if event.type == Event.SUBSCRIBED:
                     interval = event.subscribed.heartbeat_interval_seconds
                     timeout = 3 * interval if interval > 0 else None
-                if self._on_event(event, subscription.stream_id):
+                batch = event.batch.events if event.type == Event.BATCH else (event,)
+                if any(self._on_event(inner, subscription.stream_id) for inner in batch):
                     return True
         finally:
             subscription.cancel()
@@ -411,13 +414,22 @@ class SchedulerDriver(DriverLifecycle):
         return item
 
     async def _send_acknowledgements(self) -> None:
-        """Send ACKNOWLEDGE calls concurrently, at most `_acknowledgement_window` in flight;
-        returns once those queued before the stop request are done."""
+        """Send ACKNOWLEDGE calls concurrently, at most `_acknowledgement_window` in flight,
+        each carrying every acknowledgement waiting when it leaves; returns once those queued
+        before the stop request are done."""
         window = asyncio.Semaphore(self._acknowledgement_window)
+        stopped = False
         async with asyncio.TaskGroup() as in_flight:
-            while not isinstance(item := await self._acknowledgements.get(), _Stop):
+            while not stopped and not isinstance(item := await self._acknowledgements.get(), _Stop):
                 await window.acquire()
-                in_flight.create_task(self._acknowledge(item, window))
+                calls = [item]
+                for waiting in backlog(self._acknowledgements, MAX_BATCH_MESSAGES - 1):
+                    if isinstance(waiting, _Stop):
+                        stopped = True
+                        break
+                    calls.append(waiting)
+                call = calls[0] if len(calls) == 1 else _calls.merged_acknowledgements(calls)
+                in_flight.create_task(self._acknowledge(call, window))
 
     async def _acknowledge(self, call: Call, window: asyncio.Semaphore) -> None:
         try:

@@ -4,7 +4,9 @@
           ^                                                               |
           +------ exponential backoff (capped) <- refused / error / EOF --+
 
-Only one writer task touches the stream; everything else enqueues through `send`.
+Only one writer task touches the stream; everything else enqueues through `send`. The
+writer sends a backlog as one batch message (mesos_common.backlog); batches received are
+handed to the handler message by message.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import structlog
 
 from mesos_agent.status_updates import PendingUpdate, StatusUpdateManager
 from mesos_common.addresses import HostPort, parse_host_port
+from mesos_common.backlog import MAX_BATCH_MESSAGES, backlog, size_bounded
 from mesos_common.clock import Clock
 from mesos_common.detector import MasterDetector
 from protos import agent_pb2, agent_pb2_grpc, mesos_pb2
@@ -192,7 +195,11 @@ class MasterLink:
                     raise _StreamEnded(f"{code.name}: {await call.details()}")
                 raise _StreamEnded("master closed the stream")
             assert isinstance(message, agent_pb2.MasterMessage)
-            self._handler.received(message)
+            if message.WhichOneof("message") == "batch":
+                for inner in message.batch.messages:
+                    self._handler.received(inner)
+            else:
+                self._handler.received(message)
             if writer.done():
                 writer.result()
 
@@ -202,7 +209,11 @@ class MasterLink:
         outbox: asyncio.Queue[agent_pb2.AgentMessage],
     ) -> None:
         while True:
-            await call.write(await outbox.get())
+            messages = [await outbox.get(), *backlog(outbox, MAX_BATCH_MESSAGES - 1)]
+            for run in size_bounded(messages):
+                await call.write(run[0] if len(run) == 1 else agent_pb2.AgentMessage(
+                    batch=agent_pb2.AgentMessage.Batch(messages=run)
+                ))
 
     async def _heartbeat(
         self, outbox: asyncio.Queue[agent_pb2.AgentMessage], interval: float

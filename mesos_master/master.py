@@ -748,6 +748,20 @@ class Master:
             if state in TERMINAL_STATES and task.state in TERMINAL_STATES:
                 self._forget_task(task)
 
+    def acknowledge_all(
+        self, framework: FrameworkRecord, acknowledgements: Iterable[tuple[str, str, bytes]]
+    ) -> None:
+        """`acknowledge` each (agent id, task id, uuid) in order, as if sent alone: a refused
+        one does not stop the others; the first refusal is raised once all are applied."""
+        refusal: MasterError | None = None
+        for agent_id, task_id, uuid_ in acknowledgements:
+            try:
+                self.acknowledge(framework, agent_id, task_id, uuid_)
+            except MasterError as error:
+                refusal = refusal or error
+        if refusal is not None:
+            raise refusal
+
     def reconcile(self, framework: FrameworkRecord, tasks: Sequence[tuple[str, str]]) -> None:
         """Answer with the latest known state of the given (task id, agent id) pairs, or of all."""
         if not tasks:

@@ -31,6 +31,7 @@ from typing import Any, Generic, TypeVar
 import grpc
 import structlog
 
+from mesos_common.backlog import MAX_BATCH_MESSAGES, size_bounded
 from mesos_common.clock import SystemClock
 from mesos_common.election import (
     Contender,
@@ -60,6 +61,7 @@ STREAM_ID_KEY = "mesos-stream-id"
 LEADER_KEY = "mesos-leader"
 Call = scheduler_pb2.Call
 CallType = Call.Type
+Event = scheduler_pb2.Event
 
 _STATUS_CODES = {
     ErrorCode.INVALID_ARGUMENT: grpc.StatusCode.INVALID_ARGUMENT,
@@ -103,6 +105,17 @@ class QueueOutbox(Generic[MessageT]):
     async def __aiter__(self) -> AsyncIterator[MessageT]:
         while (message := await self._queue.get()) is not None:
             yield message
+
+    async def backlogs(self) -> AsyncIterator[list[MessageT]]:
+        """Like iterating, but each step yields everything waiting (at least one message)."""
+        while (first := await self._queue.get()) is not None:
+            messages = [first]
+            while len(messages) < MAX_BATCH_MESSAGES and not self._queue.empty():
+                if (message := self._queue.get_nowait()) is None:
+                    yield messages
+                    return
+                messages.append(message)
+            yield messages
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: MasterError) -> None:
@@ -174,6 +187,12 @@ class LeaderGate:
         raise AssertionError("unreachable")
 
 
+def _acknowledgements(call: Call) -> list[tuple[str, str, bytes]]:
+    """An ACKNOWLEDGE call's (agent id, task id, uuid)s: `acknowledge`, then the batched ones."""
+    first = [call.acknowledge] if call.HasField("acknowledge") or not call.acknowledgements else []
+    return [(a.agent_id.value, a.task_id.value, a.uuid) for a in [*first, *call.acknowledgements]]
+
+
 class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
     """Scheduler API: Subscribe (event stream) and Send (every other call)."""
 
@@ -198,9 +217,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
             CallType.SHUTDOWN: lambda m, f, c: m.shutdown_executor(
                 f, c.shutdown.agent_id.value, c.shutdown.executor_id.value
             ),
-            CallType.ACKNOWLEDGE: lambda m, f, c: m.acknowledge(
-                f, c.acknowledge.agent_id.value, c.acknowledge.task_id.value, c.acknowledge.uuid
-            ),
+            CallType.ACKNOWLEDGE: lambda m, f, c: m.acknowledge_all(f, _acknowledgements(c)),
             CallType.RECONCILE: lambda m, f, c: m.reconcile(
                 f, [(t.task_id.value, t.agent_id.value) for t in c.reconcile.tasks]
             ),
@@ -232,8 +249,13 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
         self._gate.request_allocation()
         await context.send_initial_metadata(((STREAM_ID_KEY, stream_id),))
         try:
-            async for event in outbox:
-                yield event
+            async for events in outbox.backlogs():
+                for run in size_bounded(events):
+                    if len(run) == 1 or run[0].type == Event.SUBSCRIBED:
+                        for event in run:  # SUBSCRIBED goes alone (see scheduler.proto)
+                            yield event
+                    else:
+                        yield Event(type=Event.BATCH, batch=Event.Batch(events=run))
         finally:
             master.framework_disconnected(framework_id, stream_id)
             self._gate.request_allocation()
@@ -313,8 +335,11 @@ class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
         self._gate.request_allocation()
         reader = asyncio.create_task(self._read(master, agent_id, request_iterator, outbox))
         try:
-            async for message in outbox:
-                yield message
+            async for messages in outbox.backlogs():
+                for run in size_bounded(messages):
+                    yield run[0] if len(run) == 1 else agent_pb2.MasterMessage(
+                        batch=agent_pb2.MasterMessage.Batch(messages=run)
+                    )
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -344,6 +369,14 @@ class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
 
 
 def _dispatch(master: Master, agent_id: str, message: agent_pb2.AgentMessage) -> None:
+    if message.WhichOneof("message") == "batch":
+        for inner in message.batch.messages:
+            _dispatch_one(master, agent_id, inner)
+    else:
+        _dispatch_one(master, agent_id, message)
+
+
+def _dispatch_one(master: Master, agent_id: str, message: agent_pb2.AgentMessage) -> None:
     kind = message.WhichOneof("message")
     if kind == "heartbeat":
         master.agent_heartbeat(agent_id)

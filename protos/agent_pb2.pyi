@@ -187,12 +187,35 @@ class AgentMessage(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class Batch(_message.Message):
+        """Several messages sent as one and handled in order, as if sent one by one: a writer with
+        a backlog sends it in one go. A batch holds neither batches nor Register/Reregister.
+        """
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        MESSAGES_FIELD_NUMBER: _builtins.int
+        @_builtins.property
+        def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___AgentMessage]: ...
+        def __init__(
+            self,
+            *,
+            messages: _abc.Iterable[Global___AgentMessage] | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     REGISTER_FIELD_NUMBER: _builtins.int
     REREGISTER_FIELD_NUMBER: _builtins.int
     HEARTBEAT_FIELD_NUMBER: _builtins.int
     STATUS_UPDATE_FIELD_NUMBER: _builtins.int
     EXECUTOR_TO_FRAMEWORK_FIELD_NUMBER: _builtins.int
     EXECUTOR_EXITED_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def register(self) -> Global___AgentMessage.Register: ...
     @_builtins.property
@@ -205,6 +228,8 @@ class AgentMessage(_message.Message):
     def executor_to_framework(self) -> Global___AgentMessage.ExecutorToFramework: ...
     @_builtins.property
     def executor_exited(self) -> Global___AgentMessage.ExecutorExited: ...
+    @_builtins.property
+    def batch(self) -> Global___AgentMessage.Batch: ...
     def __init__(
         self,
         *,
@@ -214,12 +239,13 @@ class AgentMessage(_message.Message):
         status_update: Global___AgentMessage.StatusUpdate | None = ...,
         executor_to_framework: Global___AgentMessage.ExecutorToFramework | None = ...,
         executor_exited: Global___AgentMessage.ExecutorExited | None = ...,
+        batch: Global___AgentMessage.Batch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["executor_exited", b"executor_exited", "executor_to_framework", b"executor_to_framework", "heartbeat", b"heartbeat", "message", b"message", "register", b"register", "reregister", b"reregister", "status_update", b"status_update"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "executor_exited", b"executor_exited", "executor_to_framework", b"executor_to_framework", "heartbeat", b"heartbeat", "message", b"message", "register", b"register", "reregister", b"reregister", "status_update", b"status_update"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["executor_exited", b"executor_exited", "executor_to_framework", b"executor_to_framework", "heartbeat", b"heartbeat", "message", b"message", "register", b"register", "reregister", b"reregister", "status_update", b"status_update"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "executor_exited", b"executor_exited", "executor_to_framework", b"executor_to_framework", "heartbeat", b"heartbeat", "message", b"message", "register", b"register", "reregister", b"reregister", "status_update", b"status_update"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["register", "reregister", "heartbeat", "status_update", "executor_to_framework", "executor_exited"]  # noqa: Y015
+    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["register", "reregister", "heartbeat", "status_update", "executor_to_framework", "executor_exited", "batch"]  # noqa: Y015
     _WhichOneofArgType_message: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_message) -> _WhichOneofReturnType_message | None: ...
 
@@ -425,6 +451,28 @@ class MasterMessage(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class Batch(_message.Message):
+        """Several messages sent as one and handled in order (see AgentMessage.Batch); a batch
+        holds neither batches nor Registered/Reregistered.
+        """
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        MESSAGES_FIELD_NUMBER: _builtins.int
+        @_builtins.property
+        def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___MasterMessage]: ...
+        def __init__(
+            self,
+            *,
+            messages: _abc.Iterable[Global___MasterMessage] | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     REGISTERED_FIELD_NUMBER: _builtins.int
     REREGISTERED_FIELD_NUMBER: _builtins.int
     RUN_TASK_FIELD_NUMBER: _builtins.int
@@ -433,6 +481,7 @@ class MasterMessage(_message.Message):
     FRAMEWORK_TO_EXECUTOR_FIELD_NUMBER: _builtins.int
     SHUTDOWN_FRAMEWORK_FIELD_NUMBER: _builtins.int
     SHUTDOWN_EXECUTOR_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def registered(self) -> Global___MasterMessage.Registered: ...
     @_builtins.property
@@ -449,6 +498,8 @@ class MasterMessage(_message.Message):
     def shutdown_framework(self) -> Global___MasterMessage.ShutdownFramework: ...
     @_builtins.property
     def shutdown_executor(self) -> Global___MasterMessage.ShutdownExecutor: ...
+    @_builtins.property
+    def batch(self) -> Global___MasterMessage.Batch: ...
     def __init__(
         self,
         *,
@@ -460,12 +511,13 @@ class MasterMessage(_message.Message):
         framework_to_executor: Global___MasterMessage.FrameworkToExecutor | None = ...,
         shutdown_framework: Global___MasterMessage.ShutdownFramework | None = ...,
         shutdown_executor: Global___MasterMessage.ShutdownExecutor | None = ...,
+        batch: Global___MasterMessage.Batch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["framework_to_executor", b"framework_to_executor", "kill_task", b"kill_task", "message", b"message", "registered", b"registered", "reregistered", b"reregistered", "run_task", b"run_task", "shutdown_executor", b"shutdown_executor", "shutdown_framework", b"shutdown_framework", "status_update_acknowledgement", b"status_update_acknowledgement"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "framework_to_executor", b"framework_to_executor", "kill_task", b"kill_task", "message", b"message", "registered", b"registered", "reregistered", b"reregistered", "run_task", b"run_task", "shutdown_executor", b"shutdown_executor", "shutdown_framework", b"shutdown_framework", "status_update_acknowledgement", b"status_update_acknowledgement"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["framework_to_executor", b"framework_to_executor", "kill_task", b"kill_task", "message", b"message", "registered", b"registered", "reregistered", b"reregistered", "run_task", b"run_task", "shutdown_executor", b"shutdown_executor", "shutdown_framework", b"shutdown_framework", "status_update_acknowledgement", b"status_update_acknowledgement"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "framework_to_executor", b"framework_to_executor", "kill_task", b"kill_task", "message", b"message", "registered", b"registered", "reregistered", b"reregistered", "run_task", b"run_task", "shutdown_executor", b"shutdown_executor", "shutdown_framework", b"shutdown_framework", "status_update_acknowledgement", b"status_update_acknowledgement"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["registered", "reregistered", "run_task", "kill_task", "status_update_acknowledgement", "framework_to_executor", "shutdown_framework", "shutdown_executor"]  # noqa: Y015
+    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["registered", "reregistered", "run_task", "kill_task", "status_update_acknowledgement", "framework_to_executor", "shutdown_framework", "shutdown_executor", "batch"]  # noqa: Y015
     _WhichOneofArgType_message: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_message) -> _WhichOneofReturnType_message | None: ...
 

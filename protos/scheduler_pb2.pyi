@@ -324,6 +324,7 @@ class Call(_message.Message):
     RECONCILE_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
     SUPPRESS_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGEMENTS_FIELD_NUMBER: _builtins.int
     type: Global___Call.Type.ValueType
     @_builtins.property
     def framework_id(self) -> _mesos_pb2.FrameworkID: ...
@@ -347,6 +348,12 @@ class Call(_message.Message):
     def message(self) -> Global___Call.Message: ...
     @_builtins.property
     def suppress(self) -> Global___Call.Suppress: ...
+    @_builtins.property
+    def acknowledgements(self) -> _containers.RepeatedCompositeFieldContainer[Global___Call.Acknowledge]:
+        """Extension: an ACKNOWLEDGE call may carry more acknowledgements here, applied in order
+        after `acknowledge` as if each had been sent alone (one call instead of many under load).
+        """
+
     def __init__(
         self,
         *,
@@ -362,10 +369,11 @@ class Call(_message.Message):
         reconcile: Global___Call.Reconcile | None = ...,
         message: Global___Call.Message | None = ...,
         suppress: Global___Call.Suppress | None = ...,
+        acknowledgements: _abc.Iterable[Global___Call.Acknowledge] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["accept", b"accept", "acknowledge", b"acknowledge", "decline", b"decline", "framework_id", b"framework_id", "kill", b"kill", "message", b"message", "reconcile", b"reconcile", "revive", b"revive", "shutdown", b"shutdown", "subscribe", b"subscribe", "suppress", b"suppress"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept", b"accept", "acknowledge", b"acknowledge", "decline", b"decline", "framework_id", b"framework_id", "kill", b"kill", "message", b"message", "reconcile", b"reconcile", "revive", b"revive", "shutdown", b"shutdown", "subscribe", b"subscribe", "suppress", b"suppress", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept", b"accept", "acknowledge", b"acknowledge", "acknowledgements", b"acknowledgements", "decline", b"decline", "framework_id", b"framework_id", "kill", b"kill", "message", b"message", "reconcile", b"reconcile", "revive", b"revive", "shutdown", b"shutdown", "subscribe", b"subscribe", "suppress", b"suppress", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -390,6 +398,8 @@ class Event(_message.Message):
         FAILURE: Event._Type.ValueType  # 6
         ERROR: Event._Type.ValueType  # 7
         HEARTBEAT: Event._Type.ValueType  # 8
+        BATCH: Event._Type.ValueType  # 9
+        """extension: several events, see Batch"""
 
     class Type(_Type, metaclass=_TypeEnumTypeWrapper): ...
     UNKNOWN: Event.Type.ValueType  # 0
@@ -401,6 +411,8 @@ class Event(_message.Message):
     FAILURE: Event.Type.ValueType  # 6
     ERROR: Event.Type.ValueType  # 7
     HEARTBEAT: Event.Type.ValueType  # 8
+    BATCH: Event.Type.ValueType  # 9
+    """extension: several events, see Batch"""
 
     @_typing.final
     class Subscribed(_message.Message):
@@ -554,6 +566,29 @@ class Event(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class Batch(_message.Message):
+        """Several events sent as one (the master's backlog for this stream), to be handled in
+        order as if they had come one by one. SUBSCRIBED always comes alone, first; a batch never
+        holds a batch.
+        """
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        EVENTS_FIELD_NUMBER: _builtins.int
+        @_builtins.property
+        def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___Event]: ...
+        def __init__(
+            self,
+            *,
+            events: _abc.Iterable[Global___Event] | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     TYPE_FIELD_NUMBER: _builtins.int
     SUBSCRIBED_FIELD_NUMBER: _builtins.int
     OFFERS_FIELD_NUMBER: _builtins.int
@@ -562,6 +597,7 @@ class Event(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     FAILURE_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
     type: Global___Event.Type.ValueType
     @_builtins.property
     def subscribed(self) -> Global___Event.Subscribed: ...
@@ -577,6 +613,8 @@ class Event(_message.Message):
     def failure(self) -> Global___Event.Failure: ...
     @_builtins.property
     def error(self) -> Global___Event.Error: ...
+    @_builtins.property
+    def batch(self) -> Global___Event.Batch: ...
     def __init__(
         self,
         *,
@@ -588,10 +626,11 @@ class Event(_message.Message):
         message: Global___Event.Message | None = ...,
         failure: Global___Event.Failure | None = ...,
         error: Global___Event.Error | None = ...,
+        batch: Global___Event.Batch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "failure", b"failure", "message", b"message", "offers", b"offers", "rescind", b"rescind", "subscribed", b"subscribed", "update", b"update"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "error", b"error", "failure", b"failure", "message", b"message", "offers", b"offers", "rescind", b"rescind", "subscribed", b"subscribed", "update", b"update"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "failure", b"failure", "message", b"message", "offers", b"offers", "rescind", b"rescind", "subscribed", b"subscribed", "type", b"type", "update", b"update"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "error", b"error", "failure", b"failure", "message", b"message", "offers", b"offers", "rescind", b"rescind", "subscribed", b"subscribed", "type", b"type", "update", b"update"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -86,10 +86,12 @@ class ScriptedMaster(agent_pb2_grpc.AgentLinkServicer):
             MasterMessage | None]) -> None:
         try:
             async for message in messages:
-                if message.HasField("heartbeat"):
-                    self.heartbeats += 1
-                else:
-                    self.received.put_nowait(message)
+                batch = message.batch.messages if message.HasField("batch") else [message]
+                for inner in batch:
+                    if inner.HasField("heartbeat"):
+                        self.heartbeats += 1
+                    else:
+                        self.received.put_nowait(inner)
         finally:
             outbox.put_nowait(None)
 

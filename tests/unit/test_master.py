@@ -281,6 +281,27 @@ def test_status_updates_forwarded_acknowledged_and_resources_recovered() -> None
     assert "t1" not in framework.tasks  # an acknowledged terminal task is forgotten
 
 
+def test_batched_acknowledgements_apply_each_and_report_the_first_refusal() -> None:
+    cluster = Cluster()
+    agent_id = cluster.add_agent("cpus:2;mem:128")
+    framework = cluster.subscribe()
+    cluster.launch(framework, cluster.offers(framework),
+                   task("t1", "cpus:1;mem:64"), task("t2", "cpus:1;mem:64"))
+    cluster.agent_outboxes[agent_id].take()
+    for task_id, uuid in (("t1", b"u1"), ("t2", b"u2")):
+        cluster.master.status_update(
+            agent_id, framework.framework_id,
+            agent_status(framework, task_id, mesos_pb2.TASK_FINISHED, uuid),
+        )
+    with pytest.raises(MasterError, match="unknown agent 'nowhere'"):
+        cluster.master.acknowledge_all(framework, [
+            (agent_id, "t1", b"u1"), ("nowhere", "t9", b"u9"), (agent_id, "t2", b"u2"),
+        ])
+    acks = cluster.agent_outboxes[agent_id].take()
+    assert [a.status_update_acknowledgement.uuid for a in acks] == [b"u1", b"u2"]
+    assert "t1" not in framework.tasks and "t2" not in framework.tasks
+
+
 def test_missed_heartbeats_make_tasks_lost_and_agent_lost() -> None:
     cluster = Cluster(agent_ping_timeout=1.0, max_agent_ping_timeouts=3)
     agent_id = cluster.add_agent()
