@@ -189,7 +189,11 @@ class UpgradeStrategy:
 
 @dataclass(frozen=True)
 class UnreachableStrategy:
-    """When unreachable instances are replaced and expunged; `enabled=False` is `"disabled"`."""
+    """When unreachable instances are replaced and expunged; `enabled=False` is `"disabled"`.
+
+    The defaults (0 and 0: replace and expunge at once) are Marathon 1.9's, as in its app
+    schema; older Marathon releases used 300 and 600 seconds.
+    """
 
     enabled: bool = True
     inactive_after_seconds: int = 0
@@ -722,7 +726,8 @@ def _validate_deprecated(read: _Raw, raw: Mapping[str, Any]) -> list[Violation]:
 
 
 def _normalize(read: _Raw, base_group: PathId) -> AppDefinition:
-    """Resolve ids, migrate deprecated fields and apply Marathon's network-dependent defaults.
+    """Resolve ids, migrate deprecated fields and apply Marathon's network-dependent defaults
+    (and its residency-dependent one: a resident app's `unreachableStrategy` is "disabled").
 
     As in Marathon, port definitions (given or deprecated `ports`) are dropped for apps on
     container or bridge networks: there the container's port mappings describe the ports.
@@ -744,6 +749,8 @@ def _normalize(read: _Raw, base_group: PathId) -> AppDefinition:
         v["port_definitions"] = (PortDefinition(0, "tcp", "default"),)
     if "networks" not in v and host and not _docker_network(v.get("container")):
         v["networks"] = (MappingProxyType({"mode": "host"}),)
+    if "unreachable_strategy" not in v and v.get("residency") is not None:
+        v["unreachable_strategy"] = UnreachableStrategy(enabled=False)  # resident apps wait
     if v["port_definitions"] or _container_port_mappings(v.get("container")):
         v["health_checks"] = tuple(
             check if check.protocol == "COMMAND" or check.port is not None

@@ -67,9 +67,14 @@ class KillSelection(enum.StrEnum):
 
 
 class InstanceCondition(enum.StrEnum):
-    """The conditions that order scale-down (unreachable first, running last)."""
+    """The conditions that order scale-down (unreachable first, running last).
+
+    `UNREACHABLE_INACTIVE` is an instance unreachable for longer than its app's
+    `unreachableStrategy.inactiveAfterSeconds`: it no longer counts, so it is never chosen.
+    """
 
     UNREACHABLE = "Unreachable"
+    UNREACHABLE_INACTIVE = "UnreachableInactive"
     STAGING = "Staging"
     STARTING = "Starting"
     RUNNING = "Running"
@@ -81,6 +86,7 @@ _KILL_WEIGHT = {
     InstanceCondition.STAGING: 2,
     InstanceCondition.STARTING: 3,
     InstanceCondition.RUNNING: 4,
+    InstanceCondition.UNREACHABLE_INACTIVE: 5,
     InstanceCondition.OTHER: 5,
 }
 

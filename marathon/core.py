@@ -8,8 +8,10 @@ Every change to the desired state (the root group) is a deployment (`marathon.de
 its steps run in order, each action driven by the same rules whenever something happens —
 an instance launched, ran, got healthy, terminated, or the timer ticked. Outside deployments
 the core keeps every app at its `instances` ("scale check"): lost instances are replaced,
-extra ones killed. Launches go through the launch queue (`marathon.launch_queue`) and are sent
-only once the instance record is durable, so a new leader knows every task that may exist.
+extra ones killed. An unreachable instance still counts until its app's `unreachableStrategy`
+makes it inactive (replaced, kept until expunged); killing it expunges it. Launches go
+through the launch queue (`marathon.launch_queue`) and are sent only once the instance
+record is durable, so a new leader knows every task that may exist.
 
 No I/O: time comes from the injected clocks (`clock`: monotonic, for backoff; `wall`: wall
 seconds, for versions and timestamps) and everything outside goes through `Actions`, the
@@ -69,6 +71,8 @@ TERMINAL = frozenset({
     "TASK_GONE", "TASK_GONE_BY_OPERATOR", "TASK_UNKNOWN",
 })
 FAILED = frozenset({"TASK_FAILED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED", "TASK_GONE"})
+EXPUNGED_CONDITION = "Killed"
+"""The condition `instance_changed_event` reports for an expunged instance, as Marathon does."""
 
 
 class Actions(Protocol):
@@ -112,16 +116,25 @@ class Instance:
     killing: bool = False
     healthy: bool | None = None
     ready: bool = True  # False until its app's readiness checks pass (launched this term)
-    unreachable_since: float | None = None
+    unreachable_since: float | None = None  # wall time Marathon first heard it unreachable
+    inactive: bool = False  # unreachable longer than its app's inactiveAfterSeconds
     message: str = ""
 
     @property
     def live(self) -> bool:
-        """Neither terminal nor being killed."""
-        return not self.killing and self.state not in TERMINAL
+        """Counts towards its app's instances: neither terminal, nor being killed, nor
+        unreachable for too long (an instance merely unreachable still counts)."""
+        return not self.killing and not self.inactive and self.state not in TERMINAL
+
+    @property
+    def unreachable(self) -> bool:
+        """Its agent is cut off from the master (active or inactive alike)."""
+        return self.state == "TASK_UNREACHABLE"
 
     @property
     def condition(self) -> InstanceCondition:
+        if self.inactive:
+            return InstanceCondition.UNREACHABLE_INACTIVE
         return {
             "TASK_STAGING": InstanceCondition.STAGING,
             "TASK_STARTING": InstanceCondition.STARTING,
@@ -161,7 +174,7 @@ class Instance:
             "agentId": self.agent_id, "host": self.host, "ports": list(self.ports),
             "attributes": dict(self.attributes), "stagedAt": self.staged_at,
             "state": self.state, "startedAt": self.started_at, "killing": self.killing,
-            "unreachableSince": self.unreachable_since,
+            "unreachableSince": self.unreachable_since, "unreachableInactive": self.inactive,
         }).encode()
 
     @classmethod
@@ -172,6 +185,7 @@ class Instance:
             raw["configVersion"], raw["agentId"], raw["host"], tuple(raw["ports"]),
             raw["attributes"], raw["stagedAt"], raw["state"], raw["startedAt"], raw["killing"],
             unreachable_since=raw.get("unreachableSince"),
+            inactive=raw.get("unreachableInactive", False),
         )
 
 
@@ -471,28 +485,27 @@ class MarathonCore:
             if state not in TERMINAL:  # a task we do not know: Marathon kills it
                 self.actions.kill(task_id, status.agent_id.value, None)
             return
-        previous = instance.state
+        previous, was = instance.state, instance.condition
         instance.state = state
         instance.message = status.message
         now = self.wall.now()
         if state == "TASK_RUNNING" and instance.started_at is None:
             instance.started_at = now
+        app = self.root.app(instance.app_id)
         if state == "TASK_UNREACHABLE":
             instance.unreachable_since = instance.unreachable_since or now
-        elif state == "TASK_RUNNING":
+            instance.inactive = instance.inactive or _unreachable_past(app, instance, now)
+        else:  # back (or gone for good): it counts again
             instance.unreachable_since = None
-        app = self.root.app(instance.app_id)
-        if previous != state:
+            instance.inactive = False
+        changed = previous != state or was != instance.condition
+        if changed:
             self.publish(events.status_update_event(
                 agent_id=instance.agent_id, task_id=task_id, state=state,
                 message=status.message, app_id=str(instance.app_id), host=instance.host,
                 ports=instance.ports, version=instance.version,
             ))
-            self.publish(events.instance_changed_event(
-                instance_id=instance.instance_id, condition=instance.condition.value,
-                app_id=str(instance.app_id), agent_id=instance.agent_id, host=instance.host,
-                version=instance.version,
-            ))
+            self._publish_condition(instance, instance.condition.value)
         if state in TERMINAL:
             self._remove_instance(instance)
             if state in FAILED and not instance.killing and app is not None:
@@ -502,9 +515,12 @@ class MarathonCore:
                     "state": state, "taskId": task_id, "timestamp": format_timestamp(now),
                     "version": instance.version, "slaveId": instance.agent_id,
                 }
-        elif previous != state:
+        elif instance.unreachable and instance.killing:
+            self._expunge(instance)  # it cannot hear the kill; killed if it ever comes back
+        elif changed:
             self._store_instance(instance)
-            if state == "TASK_RUNNING" and app is not None and self.observer is not None:
+            if previous != state and state == "TASK_RUNNING" and app is not None \
+                    and self.observer is not None:
                 self.observer.running(app, instance)
         if advance:
             self.advance()
@@ -529,13 +545,19 @@ class MarathonCore:
             self.advance()
 
     def kill_instance(self, instance_id: str) -> None:
-        """Kill an instance (e.g. unhealthy too long); it is replaced."""
+        """Kill an instance (e.g. unhealthy too long); it is replaced. An unreachable one is
+        left alone: its checks fail because nobody can reach it, not because it is sick."""
         instance = self.instances.get(instance_id)
-        if instance is not None:
+        if instance is not None and not instance.unreachable:
             self._kill(instance)
 
     def tick(self) -> None:
-        """Periodic work: unreachable instances, backoff resets, deployments, scale check."""
+        """Periodic work: unreachable instances, backoff resets, deployments, scale check.
+
+        An instance unreachable for its app's `inactiveAfterSeconds` becomes inactive (no
+        longer counted, so the scale check replaces it); once inactive for its
+        `expungeAfterSeconds` it is expunged. A `"disabled"` strategy waits forever.
+        """
         now = self.wall.now()
         for instance in list(self.instances.values()):
             app = self.root.app(instance.app_id)
@@ -544,11 +566,14 @@ class MarathonCore:
                     instance.app_id, now - instance.started_at,
                     instance.healthy if app is not None and app.health_checks else None,
                 )
-            if instance.unreachable_since is not None and app is not None:
-                strategy = app.unreachable_strategy
-                gone_for = now - instance.unreachable_since
-                if strategy.enabled and gone_for >= strategy.expunge_after_seconds:
-                    self._remove_instance(instance)
+            if not instance.unreachable:
+                continue
+            if not instance.inactive and _unreachable_past(app, instance, now):
+                instance.inactive = True
+                self._store_instance(instance)
+                self._publish_condition(instance, instance.condition.value)
+            if instance.inactive and _unreachable_past(app, instance, now, expunge=True):
+                self._expunge(instance)
         self.advance()
 
     # ---------------------------------------------------------------- queries
@@ -631,10 +656,9 @@ class MarathonCore:
             return True
         if action.action == ActionType.STOP:
             self.queue.purge(app.id)
-            remaining = self.app_instances(app.id)
-            for instance in remaining:
+            for instance in self.app_instances(app.id):
                 self._kill(instance)
-            return not remaining
+            return not self.app_instances(app.id)  # unreachable ones are expunged at once
         if is_per_agent(app) and action.action == ActionType.SCALE:
             if first:
                 self.actions.revive()  # offers declined while idle must come back
@@ -674,7 +698,7 @@ class MarathonCore:
                 )
                 for placed in doomed:
                     self._kill(self.instances[placed.instance_id])
-        settled = self.app_instances(app.id)
+        settled = [i for i in self.app_instances(app.id) if not i.inactive]
         return (
             len(settled) == target
             and self.queue.count(app.id) == 0
@@ -692,7 +716,8 @@ class MarathonCore:
             return not outdated
         live = [i for i in self.app_instances(app.id) if i.state not in TERMINAL]
         old = [self._replace_view(app, i) for i in live if i.config_version != version]
-        new = [self._replace_view(app, i) for i in live if i.config_version == version]
+        new = [self._replace_view(app, i) for i in live
+               if i.config_version == version and not i.inactive]
         queued = self.queue.count(app.id)
         if queued:
             self.queue.add(app, 0)  # what waits for offers is the current definition
@@ -781,6 +806,11 @@ class MarathonCore:
         return placed
 
     def _kill(self, instance: Instance) -> None:
+        """Ask the agent to kill the instance's task; an unreachable instance cannot hear it,
+        so it is expunged instead (and its task killed if it is ever reported again)."""
+        if instance.unreachable:
+            self._expunge(instance)
+            return
         if instance.killing:
             return
         instance.killing = True
@@ -790,6 +820,19 @@ class MarathonCore:
         if app is not None and app.task_kill_grace_period_seconds is not None:
             grace = float(app.task_kill_grace_period_seconds)
         self.actions.kill(instance.task_id, instance.agent_id, grace)
+
+    def _expunge(self, instance: Instance) -> None:
+        """Forget an instance that still may run somewhere (Marathon reports it Killed)."""
+        self._publish_condition(instance, EXPUNGED_CONDITION)
+        self._remove_instance(instance)
+        self.advance_wanted = True
+
+    def _publish_condition(self, instance: Instance, condition: str) -> None:
+        self.publish(events.instance_changed_event(
+            instance_id=instance.instance_id, condition=condition,
+            app_id=str(instance.app_id), agent_id=instance.agent_id, host=instance.host,
+            version=instance.version,
+        ))
 
     def _index(self, instance: Instance) -> None:
         self._by_app.setdefault(instance.app_id, {})[instance.instance_id] = instance
@@ -813,6 +856,17 @@ class MarathonCore:
         if self.observer is not None:
             self.observer.gone(instance.instance_id)
         self.sink.write(Mutation(store_key("instances", instance.instance_id), None))
+
+
+def _unreachable_past(app: AppDefinition | None, instance: Instance, now: float, *,
+                      expunge: bool = False) -> bool:
+    """Whether the unreachable `instance` has been so for its app's `inactiveAfterSeconds`
+    (with `expunge`: `expungeAfterSeconds`); never under a "disabled" strategy."""
+    strategy = app.unreachable_strategy if app is not None else None
+    if strategy is None or not strategy.enabled or instance.unreachable_since is None:
+        return False
+    limit = strategy.expunge_after_seconds if expunge else strategy.inactive_after_seconds
+    return now - instance.unreachable_since >= limit
 
 
 def _parse_seconds(version: str) -> float:
