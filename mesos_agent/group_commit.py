@@ -10,6 +10,7 @@ the previous batch and applies it in a worker thread, in request order, in four 
                                       2. fsync every file written (one pass over the batch)
                                       3. rename the temps over their targets
                                       4. fsync each directory whose entries changed, once
+                                      (on Linux >= 5.8: 2 and 4 are one syncfs(2) each)
              batch N durable -> waiters of tickets <= N resume, `on_durable(N)` runs
 
 Only one batch is in flight; the next one collects meanwhile, so the number of operations per
@@ -48,8 +49,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
+import platform
 import shutil
+import sys
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -187,8 +191,43 @@ class CommitQueue:
         self._ops.clear()
 
 
-def apply_batch(ops: Sequence[FileOp]) -> None:
-    """Apply `ops` in order and make them durable (blocking; runs in the syncer's thread)."""
+def _load_syncfs() -> Callable[[int], None] | None:
+    """syncfs(2) from libc on Linux >= 5.8 (before 5.8 it did not report writeback errors),
+    else None."""
+    if sys.platform != "linux":
+        return None
+    try:
+        major, minor = (int(part) for part in platform.release().split(".")[:2])
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (ValueError, OSError, AttributeError):
+        return None
+    if (major, minor) < (5, 8):
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+
+    def syncfs(fd: int) -> None:
+        if function(fd) != 0:
+            errno = ctypes.get_errno()
+            raise OSError(errno, f"syncfs: {os.strerror(errno)}")
+
+    return syncfs
+
+
+# Where the kernel has it, one syncfs of the file system replaces the batch's fsyncs of every
+# file and directory: with a few hundred tasks per batch that is hundreds of journal commits
+# fewer (the disk, not the CPU, bounded the agent's launch rate). It also writes back whatever
+# else is dirty on that file system, which costs more only when something else writes a lot.
+SYNCFS = _load_syncfs()
+
+
+def apply_batch(
+    ops: Sequence[FileOp], syncfs: Callable[[int], None] | None = SYNCFS
+) -> None:
+    """Apply `ops` in order and make them durable (blocking; runs in the syncer's thread).
+
+    With `syncfs`, phases 2 and 4 are one syncfs each (the second only when something was
+    renamed); without, every written file and changed directory is fsynced."""
     files: dict[Path, int] = {}  # written files -> open descriptor
     synced: set[Path] = set()  # files among them that must be fsynced
     renames: dict[Path, Path] = {}  # target -> temp, in request order
@@ -219,6 +258,14 @@ def apply_batch(ops: Sequence[FileOp]) -> None:
                 else:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(op.path)
+        if syncfs is not None:
+            if files and (synced or directories):
+                syncfs(next(iter(files.values())))
+            for target, temp in renames.items():
+                os.replace(temp, target)
+            if renames:
+                syncfs(files[next(iter(renames.values()))])
+            return
         for path in synced:
             os.fsync(files[path])
         for target, temp in renames.items():

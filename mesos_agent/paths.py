@@ -16,11 +16,13 @@ Checkpointed state lives under `<work_dir>/meta/` (one agent per work dir)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote
 
 
+@functools.lru_cache(maxsize=4096)
 def path_component(value: str) -> str:
     """Encode an id as one safe file-name component (reversible with `unquote`)."""
     encoded = quote(value, safe="-_.~@:+=,")
@@ -36,24 +38,33 @@ def from_path_component(name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class AgentPaths:
-    """The layout of one agent's work directory."""
+    """The layout of one agent's work directory (the paths that every task's files share are
+    made once: the agent asks for them several times per task)."""
 
     work_dir: Path
+    meta_dir: Path = field(init=False)
+    frameworks_dir: Path = field(init=False)
+    _framework_dirs: dict[str, Path] = field(init=False, repr=False, compare=False)
+    _tasks_dirs: dict[str, Path] = field(init=False, repr=False, compare=False)
 
-    @property
-    def meta_dir(self) -> Path:
-        return self.work_dir / "meta"
+    def __post_init__(self) -> None:
+        meta_dir = self.work_dir / "meta"
+        object.__setattr__(self, "meta_dir", meta_dir)
+        object.__setattr__(self, "frameworks_dir", meta_dir / "frameworks")
+        object.__setattr__(self, "_framework_dirs", {})
+        object.__setattr__(self, "_tasks_dirs", {})
 
     @property
     def agent_file(self) -> Path:
         return self.meta_dir / "agent.json"
 
-    @property
-    def frameworks_dir(self) -> Path:
-        return self.meta_dir / "frameworks"
-
     def framework_dir(self, framework_id: str) -> Path:
-        return self.frameworks_dir / path_component(framework_id)
+        path = self._framework_dirs.get(framework_id)
+        if path is None:
+            path = self._framework_dirs[framework_id] = (
+                self.frameworks_dir / path_component(framework_id)
+            )
+        return path
 
     def framework_file(self, framework_id: str) -> Path:
         return self.framework_dir(framework_id) / "framework.json"
@@ -65,7 +76,10 @@ class AgentPaths:
         return self.executors_dir(framework_id) / f"{path_component(executor_id)}.json"
 
     def tasks_dir(self, framework_id: str) -> Path:
-        return self.framework_dir(framework_id) / "tasks"
+        path = self._tasks_dirs.get(framework_id)
+        if path is None:
+            path = self._tasks_dirs[framework_id] = self.framework_dir(framework_id) / "tasks"
+        return path
 
     def task_dir(self, framework_id: str, task_id: str) -> Path:
         return self.tasks_dir(framework_id) / path_component(task_id)

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import platform
+import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
 from mesos_agent.checkpoint import Checkpointer, ExecutorCheckpoint
 from mesos_agent.containerizer import ContainerProcess
-from mesos_agent.group_commit import Append, GroupCommitter, Remove, Replace, apply_batch
+from mesos_agent.group_commit import (
+    SYNCFS,
+    Append,
+    GroupCommitter,
+    Remove,
+    Replace,
+    apply_batch,
+)
 from mesos_agent.paths import AgentPaths
 from mesos_agent.status_updates import (
     AckRecord,
@@ -49,28 +58,56 @@ async def committer() -> AsyncIterator[GroupCommitter]:
             await syncer
 
 
-def test_update_log_survives_a_torn_append_and_keeps_appending(tmp_path: Path) -> None:
+Sync = Callable[[int], None] | None
+
+
+@pytest.fixture(params=["fsync", "syncfs"])
+def sync(request: pytest.FixtureRequest) -> Sync:
+    """Both ways a batch is made durable: fsync of each file and directory, or syncfs."""
+    return None if request.param == "fsync" else SYNCFS
+
+
+def test_syncfs_is_used_where_the_kernel_reports_its_errors() -> None:
+    release = tuple(int(part) for part in platform.release().split(".")[:2])
+    assert (SYNCFS is not None) == (sys.platform == "linux" and release >= (5, 8))
+
+
+def test_a_batch_costs_one_syncfs_and_one_more_when_it_renames(tmp_path: Path) -> None:
+    calls: list[int] = []
+    log, target = tmp_path / "t" / "updates.log", tmp_path / "t" / "task.json"
+    apply_batch([Append(log, b"a\n"), Append(log, b"b\n")], syncfs=calls.append)
+    assert len(calls) == 1
+    apply_batch([Replace(target, b"task"), Append(log, b"c\n")], syncfs=calls.append)
+    assert len(calls) == 3
+    apply_batch([Append(log, b"ack\n", sync=False)], syncfs=calls.append)
+    assert len(calls) == 3  # nothing to make durable
+    assert tree(tmp_path) == {"t/updates.log": b"a\nb\nc\nack\n", "t/task.json": b"task"}
+
+
+def test_update_log_survives_a_torn_append_and_keeps_appending(
+    tmp_path: Path, sync: Sync
+) -> None:
     path = tmp_path / "updates.log"
     running, finished = status(mesos_pb2.TASK_RUNNING), status(mesos_pb2.TASK_FINISHED)
     apply_batch([Append(path, encode_record(UpdateRecord(running))),
-                 Append(path, encode_record(AckRecord(running.uuid)), sync=False)])
+                 Append(path, encode_record(AckRecord(running.uuid)), sync=False)], sync)
     with path.open("ab") as handle:  # a crash in the middle of the next append
         handle.write(encode_record(UpdateRecord(finished))[:20])
     assert read_log(path) == [UpdateRecord(running), AckRecord(running.uuid)]
-    apply_batch([Append(path, encode_record(UpdateRecord(finished)))])
+    apply_batch([Append(path, encode_record(UpdateRecord(finished)))], sync)
     assert read_log(path) == [
         UpdateRecord(running), AckRecord(running.uuid), UpdateRecord(finished)]
 
 
-def test_replacements_are_whole_files_and_leave_no_temp_files(tmp_path: Path) -> None:
+def test_replacements_are_whole_files_and_leave_no_temp_files(tmp_path: Path, sync: Sync) -> None:
     target = tmp_path / "dir" / "sub" / "file.json"
-    apply_batch([Replace(target, b"one"), Replace(target, b"two")])  # the last one wins
+    apply_batch([Replace(target, b"one"), Replace(target, b"two")], sync)  # the last one wins
     assert tree(tmp_path) == {"dir/sub/file.json": b"two"}
-    apply_batch([Replace(target, b"three")])
+    apply_batch([Replace(target, b"three")], sync)
     assert tree(tmp_path) == {"dir/sub/file.json": b"three"}
 
 
-def test_a_batch_applies_its_operations_in_request_order(tmp_path: Path) -> None:
+def test_a_batch_applies_its_operations_in_request_order(tmp_path: Path, sync: Sync) -> None:
     task_dir = tmp_path / "tasks" / "t1"
     apply_batch([
         Replace(task_dir / "task.json", b"old task"),
@@ -80,7 +117,7 @@ def test_a_batch_applies_its_operations_in_request_order(tmp_path: Path) -> None
         Replace(tmp_path / "agent.json", b"agent"),
         Remove(tmp_path / "agent.json"),
         Remove(tmp_path / "never-written"),
-    ])
+    ], sync)
     assert tree(tmp_path) == {"tasks/t1/updates.log": b"new update\n"}
 
 
