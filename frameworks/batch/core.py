@@ -255,11 +255,17 @@ class Recovered:
                 state.triggers[name] = _from_iso(value.decode())
             elif kind == "framework":
                 state.framework_id = value.decode()
+        # A finished run whose history update a crash cut off is added to the history now.
+        # Oldest first: the store's entries come in any order, and `record` recognises a run
+        # it already counted only among the newest it lists, so a run kept in the store but
+        # already out of that list must not come after a newer one.
+        finished = sorted((a.run for a in state.runs.values() if a.run.status.is_terminal),
+                          key=lambda run: (run.completed_at or run.created_at, run.created_at))
+        for run in finished:
+            history = state.histories.get(run.job_id, JobHistory(run.job_id))
+            state.histories[run.job_id] = history.record(run)
         for active in state.runs.values():
             run = active.run
-            if run.status.is_terminal:
-                history = state.histories.get(run.job_id, JobHistory(run.job_id))
-                state.histories[run.job_id] = history.record(run)
             if active.by_parents:
                 state.triggers[run.job_id] = max(state.triggers.get(run.job_id, run.created_at),
                                                  run.created_at)

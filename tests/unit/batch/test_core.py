@@ -240,6 +240,29 @@ def test_cron_fires_once_per_due_time_across_restarts() -> None:
     assert len(due) == 10 and len(set(due)) == 10  # one run per minute, none twice
 
 
+def test_a_crash_before_the_history_update_counts_the_run_once_in_any_store_order() -> None:
+    sink = PrefixSink()
+    h = Harness(sink=sink)
+    h.core.put_job(job(), create=True)
+    for finished in range(1, 12):  # ten finished runs, then one more
+        h.core.start_run("nightly")
+        h.offer()
+        sink.flush()  # the run record is durable: its task is launched
+        task = h.actions.launched()[-1]
+        h.clock.advance(1)
+        h.update(task, "TASK_FINISHED")
+        if finished <= 10:
+            sink.flush()
+    # the 11th run's SUCCESS record is durable; the delete of the oldest record and the
+    # history update are not (the process dies)
+    assert len(sink.pending) == 3
+    sink.flush(1)
+    assert h.core.history("nightly").success_count == 11
+    for entries in (dict(sink.entries), dict(reversed(list(sink.entries.items())))):
+        recovered = Recovered.decode(entries)
+        assert recovered.histories["nightly"].success_count == 11
+
+
 @pytest.mark.parametrize("durable_writes", range(4))
 def test_a_crash_between_the_runs_and_the_watermark_neither_loses_nor_repeats(
         durable_writes: int) -> None:
