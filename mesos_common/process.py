@@ -1,7 +1,6 @@
 """The life of an elected service process (master, Marathon, batch): run its main coroutine
 until SIGINT/SIGTERM, and exit 1 with one log line when it cannot start or loses its
-ZooKeeper session for good (its supervisor restarts it, as Mesos masters expect). Full garbage
-collections freeze their survivors while it runs (`mesos_common.gc_policy`)."""
+ZooKeeper session for good (its supervisor restarts it, as Mesos masters expect)."""
 
 from __future__ import annotations
 
@@ -15,7 +14,6 @@ from typing import Any
 import structlog
 
 from mesos_common.election import LeadershipLost
-from mesos_common.gc_policy import FreezingCollector
 
 
 def run_service(name: str, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -38,11 +36,5 @@ async def _until_signalled(main: Callable[[], Coroutine[Any, Any, None]]) -> Non
     assert task is not None
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, task.cancel)
-    collector = asyncio.create_task(FreezingCollector().run(), name="gc-sweeper")
-    try:
-        with contextlib.suppress(asyncio.CancelledError):
-            await main()
-    finally:
-        collector.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await collector
+    with contextlib.suppress(asyncio.CancelledError):
+        await main()
