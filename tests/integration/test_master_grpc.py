@@ -52,6 +52,24 @@ def subscribe_call(name: str = "fw") -> scheduler_pb2.Call:
     )
 
 
+async def test_events_queued_together_arrive_as_one_batch_after_a_lone_subscribed() -> None:
+    async with master_server() as (_, channel):
+        stub = scheduler_pb2_grpc.SchedulerStub(channel)
+        stream = stub.Subscribe(subscribe_call())
+        stream_id = dict(await stream.initial_metadata())["mesos-stream-id"]
+        subscribed = await stream.read()
+        assert subscribed.type == scheduler_pb2.Event.SUBSCRIBED
+        reconcile = Call(framework_id=subscribed.subscribed.framework_id, type=Call.RECONCILE)
+        for index in range(5):  # one call: the master queues the five answers at once
+            reconcile.reconcile.tasks.add(task_id=mesos_pb2.TaskID(value=f"t{index}"),
+                                          agent_id=mesos_pb2.AgentID(value="gone"))
+        await stub.Send(reconcile, metadata=(("mesos-stream-id", stream_id),))
+        batch = await stream.read()
+        assert batch.type == scheduler_pb2.Event.BATCH
+        assert [(e.type, e.update.status.task_id.value) for e in batch.batch.events] == [
+            (scheduler_pb2.Event.UPDATE, f"t{index}") for index in range(5)]
+
+
 async def test_subscribe_then_send_with_stream_id() -> None:
     async with master_server() as (_, channel):
         stub = scheduler_pb2_grpc.SchedulerStub(channel)

@@ -393,6 +393,29 @@ async def test_callbacks_receive_each_event_type(running: Connected) -> None:
     assert (update.task_id.value, update.state) == ("t1", mesos_pb2.TASK_RUNNING)
 
 
+async def test_a_batch_event_is_handled_as_its_events_in_order(
+    running: Connected, master: ScriptedMaster
+) -> None:
+    scheduler = running.scheduler
+    running.stream.push(Event(type=Event.BATCH, batch=Event.Batch(events=[
+        update_event("t1", mesos_pb2.TASK_RUNNING, uuid=b"u1"),
+        offers_event("o1"),
+        update_event("t2", mesos_pb2.TASK_FINISHED, uuid=b"u2"),
+    ])))
+    (first,) = await scheduler.expect("status_update")
+    (offers,) = await scheduler.expect("resource_offers")
+    (second,) = await scheduler.expect("status_update")
+    assert (first.task_id.value, [o.id.value for o in offers], second.task_id.value) == (
+        "t1", ["o1"], "t2")
+    acknowledged: list[tuple[str, bytes]] = []
+    while len(acknowledged) < 2:  # one ACKNOWLEDGE call each, or both merged into one
+        ack = await master.next_call()
+        assert call_type(ack) == "ACKNOWLEDGE"
+        acknowledged += [(a.task_id.value, a.uuid)
+                         for a in (ack.call.acknowledge, *ack.call.acknowledgements)]
+    assert acknowledged == [("t1", b"u1"), ("t2", b"u2")]
+
+
 async def test_events_beyond_grpc_default_size_limit_arrive(running: Connected) -> None:
     event = offers_event("o1")
     event.offers.offers[0].hostname = "h" * (5 * 2**20)  # gRPC refuses over 4 MiB by default
