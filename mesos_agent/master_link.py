@@ -22,7 +22,7 @@ import structlog
 
 from mesos_agent.status_updates import PendingUpdate, StatusUpdateManager
 from mesos_common.addresses import HostPort, parse_host_port
-from mesos_common.backlog import MAX_BATCH_MESSAGES, backlog, size_bounded
+from mesos_common.backlog import MAX_BATCH_MESSAGES, backlog, batched
 from mesos_common.clock import Clock
 from mesos_common.detector import MasterDetector
 from protos import agent_pb2, agent_pb2_grpc, mesos_pb2
@@ -210,10 +210,8 @@ class MasterLink:
     ) -> None:
         while True:
             messages = [await outbox.get(), *backlog(outbox, MAX_BATCH_MESSAGES - 1)]
-            for run in size_bounded(messages):
-                await call.write(run[0] if len(run) == 1 else agent_pb2.AgentMessage(
-                    batch=agent_pb2.AgentMessage.Batch(messages=run)
-                ))
+            for message in batched(messages, _agent_message_batch):
+                await call.write(message)
 
     async def _heartbeat(
         self, outbox: asyncio.Queue[agent_pb2.AgentMessage], interval: float
@@ -221,6 +219,10 @@ class MasterLink:
         while True:
             await asyncio.sleep(interval)
             outbox.put_nowait(agent_pb2.AgentMessage(heartbeat=agent_pb2.AgentMessage.Heartbeat()))
+
+
+def _agent_message_batch(messages: list[agent_pb2.AgentMessage]) -> agent_pb2.AgentMessage:
+    return agent_pb2.AgentMessage(batch=agent_pb2.AgentMessage.Batch(messages=messages))
 
 
 def _leader_hint(error: grpc.aio.AioRpcError) -> HostPort | None:

@@ -5,7 +5,7 @@ each. The receiving side unpacks the batch and handles its messages in order."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from google.protobuf.message import Message
@@ -41,3 +41,12 @@ def size_bounded(messages: Sequence[M], max_bytes: int = MAX_BATCH_BYTES) -> Ite
         size += message_size
     if run:
         yield run
+
+
+def batched(
+    messages: Sequence[M], wrap: Callable[[list[M]], M], max_bytes: int = MAX_BATCH_BYTES
+) -> Iterator[M]:
+    """`messages` as few messages to send: each size-bounded run (`size_bounded`) of several
+    wrapped into one by `wrap`, a run of one as itself."""
+    for run in size_bounded(messages, max_bytes):
+        yield run[0] if len(run) == 1 else wrap(run)

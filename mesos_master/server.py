@@ -31,7 +31,7 @@ from typing import Any, Generic, TypeVar
 import grpc
 import structlog
 
-from mesos_common.backlog import MAX_BATCH_MESSAGES, size_bounded
+from mesos_common.backlog import MAX_BATCH_MESSAGES, batched
 from mesos_common.clock import SystemClock
 from mesos_common.election import (
     Contender,
@@ -102,12 +102,8 @@ class QueueOutbox(Generic[MessageT]):
             self.closed = True
             self._queue.put_nowait(None)
 
-    async def __aiter__(self) -> AsyncIterator[MessageT]:
-        while (message := await self._queue.get()) is not None:
-            yield message
-
     async def backlogs(self) -> AsyncIterator[list[MessageT]]:
-        """Like iterating, but each step yields everything waiting (at least one message)."""
+        """Until closed: everything waiting, oldest first (at least one message) each step."""
         while (first := await self._queue.get()) is not None:
             messages = [first]
             while len(messages) < MAX_BATCH_MESSAGES and not self._queue.empty():
@@ -187,6 +183,14 @@ class LeaderGate:
         raise AssertionError("unreachable")
 
 
+def _event_batch(events: list[scheduler_pb2.Event]) -> scheduler_pb2.Event:
+    return Event(type=Event.BATCH, batch=Event.Batch(events=events))
+
+
+def _master_message_batch(messages: list[agent_pb2.MasterMessage]) -> agent_pb2.MasterMessage:
+    return agent_pb2.MasterMessage(batch=agent_pb2.MasterMessage.Batch(messages=messages))
+
+
 def _acknowledgements(call: Call) -> list[tuple[str, str, bytes]]:
     """An ACKNOWLEDGE call's (agent id, task id, uuid)s: `acknowledge`, then the batched ones."""
     first = [call.acknowledge] if call.HasField("acknowledge") or not call.acknowledgements else []
@@ -250,12 +254,10 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
         await context.send_initial_metadata(((STREAM_ID_KEY, stream_id),))
         try:
             async for events in outbox.backlogs():
-                for run in size_bounded(events):
-                    if len(run) == 1 or run[0].type == Event.SUBSCRIBED:
-                        for event in run:  # SUBSCRIBED goes alone (see scheduler.proto)
-                            yield event
-                    else:
-                        yield Event(type=Event.BATCH, batch=Event.Batch(events=run))
+                if events[0].type == Event.SUBSCRIBED:  # alone and first (scheduler.proto)
+                    yield events.pop(0)
+                for event in batched(events, _event_batch):
+                    yield event
         finally:
             master.framework_disconnected(framework_id, stream_id)
             self._gate.request_allocation()
@@ -336,10 +338,8 @@ class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
         reader = asyncio.create_task(self._read(master, agent_id, request_iterator, outbox))
         try:
             async for messages in outbox.backlogs():
-                for run in size_bounded(messages):
-                    yield run[0] if len(run) == 1 else agent_pb2.MasterMessage(
-                        batch=agent_pb2.MasterMessage.Batch(messages=run)
-                    )
+                for message in batched(messages, _master_message_batch):
+                    yield message
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):

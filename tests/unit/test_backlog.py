@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from frameworks import _calls
-from mesos_common.backlog import backlog, size_bounded
+from mesos_common.backlog import backlog, batched, size_bounded
 from protos import agent_pb2, mesos_pb2
 
 
@@ -44,6 +44,18 @@ def test_size_bounded_sends_an_oversized_message_alone() -> None:
         ["small"], ["big"], ["small"]
     ]
     assert list(size_bounded([big], max_bytes=1_000)) == [[big]]
+
+
+def test_batched_wraps_runs_of_several_and_sends_a_lone_message_as_itself() -> None:
+    def wrap(run: list[agent_pb2.AgentMessage]) -> agent_pb2.AgentMessage:
+        return agent_pb2.AgentMessage(batch=agent_pb2.AgentMessage.Batch(messages=run))
+
+    small, big = _update("a"), _update("big", padding=10_000)
+    assert list(batched([small], wrap)) == [small]
+    sent = list(batched([small, _update("b"), big], wrap, max_bytes=1_000))
+    assert [m.WhichOneof("message") for m in sent] == ["batch", "status_update"]
+    assert [m.status_update.status.task_id.value for m in sent[0].batch.messages] == ["a", "b"]
+    assert sent[1] is big
 
 
 def test_merged_acknowledgements_keep_every_acknowledgement_in_order() -> None:
