@@ -10,7 +10,8 @@ the previous batch and applies it in a worker thread, in request order, in four 
                                       2. fsync every file written (one pass over the batch)
                                       3. rename the temps over their targets
                                       4. fsync each directory whose entries changed, once
-                                      (on Linux >= 5.8: 2 and 4 are one syncfs(2) each)
+                                      (on Linux >= 5.8, in a batch that would need 8
+                                      fsyncs or more: 2 and 4 are one syncfs(2) each)
              batch N durable -> waiters of tickets <= N resume, `on_durable(N)` runs
 
 Only one batch is in flight; the next one collects meanwhile, so the number of operations per
@@ -214,20 +215,24 @@ def _load_syncfs() -> Callable[[int], None] | None:
     return syncfs
 
 
-# Where the kernel has it, one syncfs of the file system replaces the batch's fsyncs of every
-# file and directory: with a few hundred tasks per batch that is hundreds of journal commits
-# fewer (the disk, not the CPU, bounded the agent's launch rate). It also writes back whatever
-# else is dirty on that file system, which costs more only when something else writes a lot.
+# Where the kernel has it, one syncfs of the file system replaces the fsyncs of a batch that
+# would need at least SYNCFS_FROM of them: with a few hundred tasks per batch that is hundreds
+# of journal commits fewer (the disk, not the CPU, bounded the agent's launch rate). A syncfs
+# also writes back whatever else is dirty on that file system (task output included), so a
+# small batch, the usual one when few tasks start or end, keeps its per-file fsyncs.
 SYNCFS = _load_syncfs()
+SYNCFS_FROM = 8
 
 
 def apply_batch(
-    ops: Sequence[FileOp], syncfs: Callable[[int], None] | None = SYNCFS
+    ops: Sequence[FileOp], syncfs: Callable[[int], None] | None = SYNCFS,
+    syncfs_from: int = SYNCFS_FROM,
 ) -> None:
     """Apply `ops` in order and make them durable (blocking; runs in the syncer's thread).
 
-    With `syncfs`, phases 2 and 4 are one syncfs each (the second only when something was
-    renamed); without, every written file and changed directory is fsynced."""
+    With `syncfs` and a batch that would need at least `syncfs_from` fsyncs, phases 2 and 4
+    are one syncfs each (the second only when something was renamed); otherwise every written
+    file and changed directory is fsynced."""
     files: dict[Path, int] = {}  # written files -> open descriptor
     synced: set[Path] = set()  # files among them that must be fsynced
     renames: dict[Path, Path] = {}  # target -> temp, in request order
@@ -258,7 +263,8 @@ def apply_batch(
                 else:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(op.path)
-        if syncfs is not None:
+        fsyncs = len(synced) + len(directories | {target.parent for target in renames})
+        if syncfs is not None and fsyncs >= syncfs_from:
             if files and (synced or directories):
                 syncfs(next(iter(files.values())))
             for target, temp in renames.items():

@@ -7,8 +7,9 @@ import contextlib
 import platform
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,13 +59,17 @@ async def committer() -> AsyncIterator[GroupCommitter]:
             await syncer
 
 
-Sync = Callable[[int], None] | None
+Sync = dict[str, Any]
 
 
 @pytest.fixture(params=["fsync", "syncfs"])
 def sync(request: pytest.FixtureRequest) -> Sync:
-    """Both ways a batch is made durable: fsync of each file and directory, or syncfs."""
-    return None if request.param == "fsync" else SYNCFS
+    """`apply_batch` arguments for both ways a batch is made durable: fsync of each file and
+    directory, or syncfs (here from the first fsync on)."""
+    if request.param == "fsync":
+        return {"syncfs": None}
+    assert SYNCFS is not None, "this kernel has syncfs (see the test below)"
+    return {"syncfs": SYNCFS, "syncfs_from": 1}
 
 
 def test_syncfs_is_used_where_the_kernel_reports_its_errors() -> None:
@@ -75,13 +80,24 @@ def test_syncfs_is_used_where_the_kernel_reports_its_errors() -> None:
 def test_a_batch_costs_one_syncfs_and_one_more_when_it_renames(tmp_path: Path) -> None:
     calls: list[int] = []
     log, target = tmp_path / "t" / "updates.log", tmp_path / "t" / "task.json"
-    apply_batch([Append(log, b"a\n"), Append(log, b"b\n")], syncfs=calls.append)
+    apply_batch([Append(log, b"a\n"), Append(log, b"b\n")], calls.append, syncfs_from=1)
     assert len(calls) == 1
-    apply_batch([Replace(target, b"task"), Append(log, b"c\n")], syncfs=calls.append)
+    apply_batch([Replace(target, b"task"), Append(log, b"c\n")], calls.append, syncfs_from=1)
     assert len(calls) == 3
-    apply_batch([Append(log, b"ack\n", sync=False)], syncfs=calls.append)
+    apply_batch([Append(log, b"ack\n", sync=False)], calls.append, syncfs_from=1)
     assert len(calls) == 3  # nothing to make durable
     assert tree(tmp_path) == {"t/updates.log": b"a\nb\nc\nack\n", "t/task.json": b"task"}
+
+
+def test_only_a_batch_that_would_need_many_fsyncs_uses_syncfs(tmp_path: Path) -> None:
+    calls: list[int] = []
+    few = [Append(tmp_path / "t1" / "updates.log", b"a\n")]  # the file and two directories
+    apply_batch(few, calls.append, syncfs_from=8)
+    assert calls == []
+    many = [Append(tmp_path / f"t{i}" / "updates.log", b"a\n") for i in range(2, 6)]
+    apply_batch(many, calls.append, syncfs_from=8)  # four files, four new directories, root
+    assert len(calls) == 1
+    assert len(tree(tmp_path)) == 5
 
 
 def test_update_log_survives_a_torn_append_and_keeps_appending(
@@ -90,20 +106,20 @@ def test_update_log_survives_a_torn_append_and_keeps_appending(
     path = tmp_path / "updates.log"
     running, finished = status(mesos_pb2.TASK_RUNNING), status(mesos_pb2.TASK_FINISHED)
     apply_batch([Append(path, encode_record(UpdateRecord(running))),
-                 Append(path, encode_record(AckRecord(running.uuid)), sync=False)], sync)
+                 Append(path, encode_record(AckRecord(running.uuid)), sync=False)], **sync)
     with path.open("ab") as handle:  # a crash in the middle of the next append
         handle.write(encode_record(UpdateRecord(finished))[:20])
     assert read_log(path) == [UpdateRecord(running), AckRecord(running.uuid)]
-    apply_batch([Append(path, encode_record(UpdateRecord(finished)))], sync)
+    apply_batch([Append(path, encode_record(UpdateRecord(finished)))], **sync)
     assert read_log(path) == [
         UpdateRecord(running), AckRecord(running.uuid), UpdateRecord(finished)]
 
 
 def test_replacements_are_whole_files_and_leave_no_temp_files(tmp_path: Path, sync: Sync) -> None:
     target = tmp_path / "dir" / "sub" / "file.json"
-    apply_batch([Replace(target, b"one"), Replace(target, b"two")], sync)  # the last one wins
+    apply_batch([Replace(target, b"one"), Replace(target, b"two")], **sync)  # the last one wins
     assert tree(tmp_path) == {"dir/sub/file.json": b"two"}
-    apply_batch([Replace(target, b"three")], sync)
+    apply_batch([Replace(target, b"three")], **sync)
     assert tree(tmp_path) == {"dir/sub/file.json": b"three"}
 
 
@@ -117,7 +133,7 @@ def test_a_batch_applies_its_operations_in_request_order(tmp_path: Path, sync: S
         Replace(tmp_path / "agent.json", b"agent"),
         Remove(tmp_path / "agent.json"),
         Remove(tmp_path / "never-written"),
-    ], sync)
+    ], **sync)
     assert tree(tmp_path) == {"tasks/t1/updates.log": b"new update\n"}
 
 
