@@ -4,85 +4,19 @@ instance counts until `inactiveAfterSeconds`, is replaced then, expunged after
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from marathon.app_definition import UnreachableStrategy, parse_app, to_json
-from marathon.core import Instance, MarathonCore, Recovered
-from marathon.groups import put_app
+from marathon.core import Instance, Recovered
 from marathon.paths import PathId
 from marathon.validation import AppValidationError
-from mesos_common.clock import FakeClock
-from mesos_common.resources import Resources
-from mesos_common.store import MemorySink, store_key
+from mesos_common.store import store_key
 from protos import mesos_pb2
+from tests.unit.marathon.harness import World
 
 APP_ID = PathId.parse("/web")
-
-
-@dataclass
-class RecordedActions:
-    """The driver calls the core makes (only launches and kills matter here)."""
-
-    launched: list[tuple[str, list[mesos_pb2.TaskInfo]]] = field(default_factory=list)
-    killed: list[str] = field(default_factory=list)
-
-    def launch(self, offer_id: str, tasks: Sequence[mesos_pb2.TaskInfo]) -> None:
-        self.launched.append((offer_id, list(tasks)))
-
-    def decline(self, offer_id: str, refuse_seconds: float) -> None:
-        pass
-
-    def kill(self, task_id: str, agent_id: str, grace_seconds: float | None) -> None:
-        self.killed.append(task_id)
-
-    def revive(self) -> None:
-        pass
-
-    def reconcile(self, tasks: Sequence[tuple[str, str]]) -> None:
-        pass
-
-
-class World:
-    """A core on a fake wall clock, an in-memory store and recorded events."""
-
-    def __init__(self, recovered: Recovered | None = None) -> None:
-        self.wall = FakeClock(start=1_700_000_000.0)
-        self.actions = RecordedActions()
-        self.sink = MemorySink()
-        self.events: list[dict[str, Any]] = []
-        ids = itertools.count()
-        self.core = MarathonCore(
-            clock=self.wall, wall=self.wall, actions=self.actions, sink=self.sink,
-            publish=self.events.append, recovered=recovered,
-            id_factory=lambda: f"id-{next(ids)}",
-        )
-        self._offers = itertools.count()
-
-    def deploy_app(self, body: dict[str, Any]) -> None:
-        app = parse_app(body)
-        self.core.update_root(lambda root: put_app(root, app))
-
-    def offer(self, host: str) -> list[mesos_pb2.TaskInfo]:
-        """Offer an agent `host`; returns the tasks launched into it."""
-        offer_id = f"o{next(self._offers)}"
-        self.core.resource_offers([mesos_pb2.Offer(
-            id=mesos_pb2.OfferID(value=offer_id),
-            agent_id=mesos_pb2.AgentID(value=f"agent-{host}"),
-            hostname=host,
-            resources=Resources.parse("cpus:4;mem:4096;ports:[31000-31010]").to_proto(),
-        )])
-        return [t for o, tasks in self.actions.launched if o == offer_id for t in tasks]
-
-    def update(self, task_id: str, state: mesos_pb2.TaskState.ValueType, host: str) -> None:
-        self.core.status_update(mesos_pb2.TaskStatus(
-            task_id=mesos_pb2.TaskID(value=task_id), state=state,
-            agent_id=mesos_pb2.AgentID(value=f"agent-{host}"),
-        ))
 
 
 def app_body(strategy: object, **fields: Any) -> dict[str, Any]:
