@@ -38,33 +38,23 @@ def from_path_component(name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class AgentPaths:
-    """The layout of one agent's work directory (the paths that every task's files share are
-    made once: the agent asks for them several times per task)."""
+    """The layout of one agent's work directory (its fixed directories are made once: the
+    agent asks for task paths several times per task)."""
 
     work_dir: Path
     meta_dir: Path = field(init=False)
     frameworks_dir: Path = field(init=False)
-    _framework_dirs: dict[str, Path] = field(init=False, repr=False, compare=False)
-    _tasks_dirs: dict[str, Path] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        meta_dir = self.work_dir / "meta"
-        object.__setattr__(self, "meta_dir", meta_dir)
-        object.__setattr__(self, "frameworks_dir", meta_dir / "frameworks")
-        object.__setattr__(self, "_framework_dirs", {})
-        object.__setattr__(self, "_tasks_dirs", {})
+        object.__setattr__(self, "meta_dir", self.work_dir / "meta")
+        object.__setattr__(self, "frameworks_dir", self.meta_dir / "frameworks")
 
     @property
     def agent_file(self) -> Path:
         return self.meta_dir / "agent.json"
 
     def framework_dir(self, framework_id: str) -> Path:
-        path = self._framework_dirs.get(framework_id)
-        if path is None:
-            path = self._framework_dirs[framework_id] = (
-                self.frameworks_dir / path_component(framework_id)
-            )
-        return path
+        return self.frameworks_dir / path_component(framework_id)
 
     def framework_file(self, framework_id: str) -> Path:
         return self.framework_dir(framework_id) / "framework.json"
@@ -76,10 +66,7 @@ class AgentPaths:
         return self.executors_dir(framework_id) / f"{path_component(executor_id)}.json"
 
     def tasks_dir(self, framework_id: str) -> Path:
-        path = self._tasks_dirs.get(framework_id)
-        if path is None:
-            path = self._tasks_dirs[framework_id] = self.framework_dir(framework_id) / "tasks"
-        return path
+        return self.framework_dir(framework_id) / "tasks"
 
     def task_dir(self, framework_id: str, task_id: str) -> Path:
         return self.tasks_dir(framework_id) / path_component(task_id)
