@@ -8,8 +8,9 @@ this process that packs as many tiny tasks per offer as fit. The clock runs from
 still running then. For scale, the same number of `/bin/sh -c CMD` processes is first spawned
 straight from this Python process (own session, sandbox directory as cwd, stdout/stderr
 appended to files, as the agent does), with `subprocess.Popen` and with asyncio's
-`create_subprocess_exec`. Every process started is killed (process groups) before exit.
-Prints figures only; nothing here is asserted.
+`create_subprocess_exec`, and, when CMD is plain enough for the agent to run it without the
+shell, CMD's program itself with `subprocess.Popen`. Every process started is killed (process
+groups) before exit. Prints figures only; nothing here is asserted.
 """
 
 from __future__ import annotations
@@ -23,12 +24,15 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
 from _cluster import BenchCluster, Profilers, machine, run_tasks
 
+from mesos_agent.environment import argv_without_shell
 from mesos_common.logging import configure_logging
+from protos import mesos_pb2
 
 TARGET_TASKS_PER_SECOND = 500.0
 
@@ -46,7 +50,7 @@ def _kill_groups(pids: list[int]) -> None:
             os.killpg(pid, signal.SIGKILL)
 
 
-def spawn_popen(count: int, cmd: str, root: Path) -> float:
+def spawn_popen(count: int, argv: Sequence[str], root: Path) -> float:
     """Processes per second spawned with `subprocess.Popen`; kills and reaps them after."""
     children: list[subprocess.Popen[bytes]] = []
     started = time.perf_counter()
@@ -55,7 +59,7 @@ def spawn_popen(count: int, cmd: str, root: Path) -> float:
             sandbox, env = _sandbox(root, index)
             with (sandbox / "stdout").open("ab") as out, (sandbox / "stderr").open("ab") as err:
                 children.append(subprocess.Popen(
-                    ["/bin/sh", "-c", cmd], cwd=sandbox, env=env, stdin=subprocess.DEVNULL,
+                    argv, cwd=sandbox, env=env, stdin=subprocess.DEVNULL,
                     stdout=out, stderr=err, start_new_session=True,
                 ))
         elapsed = time.perf_counter() - started
@@ -167,10 +171,16 @@ def main() -> None:
     work_dir = Path(tempfile.mkdtemp(prefix="launch-bench-"))
     try:
         if not args.skip_raw:
-            popen_rate = spawn_popen(args.tasks, args.cmd, work_dir / "raw-popen")
+            shell = ["/bin/sh", "-c", args.cmd]
+            popen_rate = spawn_popen(args.tasks, shell, work_dir / "raw-popen")
             asyncio_rate = spawn_asyncio(args.tasks, args.cmd, work_dir / "raw-asyncio")
             print(f"raw spawn from one Python process: subprocess.Popen {popen_rate:.0f} "
                   f"processes/s, asyncio.create_subprocess_exec {asyncio_rate:.0f} processes/s")
+            direct = argv_without_shell(mesos_pb2.CommandInfo(value=args.cmd))
+            if direct is not None:  # what the agent runs for such a command
+                direct_rate = spawn_popen(args.tasks, direct, work_dir / "raw-direct")
+                print(f"  the same without the shell (`{' '.join(direct)}`, as the agent runs "
+                      f"it): subprocess.Popen {direct_rate:.0f} processes/s")
         launch(args, work_dir)
     finally:
         leftovers = [p for p in psutil.Process().children(recursive=True) if p.is_running()]

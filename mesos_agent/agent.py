@@ -44,6 +44,7 @@ from mesos_agent.containerizer import (
 )
 from mesos_agent.environment import (
     ContainerIds,
+    argv_without_shell,
     command_argv,
     executor_environment,
     inherited_environment,
@@ -675,8 +676,9 @@ class Agent:
             resources=resources,
             command=task.info.command,
         )
-        return ContainerConfig(container_id, command_argv(task.info.command), environment,
-                               sandbox, resources)
+        command = task.info.command
+        return ContainerConfig(container_id, command_argv(command), environment, sandbox,
+                               resources, argv_without_shell(command))
 
     def _remove_task(self, task: _Task) -> None:
         self._forget_task(task)
@@ -832,8 +834,10 @@ class Agent:
             recovery_timeout=self.config.recovery_timeout,
             command=executor.info.command,
         )
-        return ContainerConfig(container_id, command_argv(executor.info.command), environment,
-                               sandbox, Resources.from_proto(executor.info.resources))
+        command = executor.info.command
+        return ContainerConfig(container_id, command_argv(command), environment, sandbox,
+                               Resources.from_proto(executor.info.resources),
+                               argv_without_shell(command))
 
     async def _supervise_executor(
         self, executor: _Executor, *, recovered_alive: bool | None = None

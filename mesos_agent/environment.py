@@ -6,6 +6,7 @@ variables the agent defines (`MESOS_*`, `HOST`, `PORT*`), then the CommandInfo's
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,3 +109,39 @@ def command_argv(command: mesos_pb2.CommandInfo) -> tuple[str, ...]:
     if not command.value:
         raise ValueError("a command with shell=false needs a value (the program to run)")
     return (command.value, *command.arguments[1:])
+
+
+# dash's builtins and reserved words: a command naming one of them needs the shell.
+_SHELL_WORDS = frozenset({
+    ".", ":", "[", "alias", "bg", "break", "cd", "chdir", "command", "continue", "echo", "eval",
+    "exec", "exit", "export", "false", "fc", "fg", "getopts", "hash", "jobs", "kill", "local",
+    "printf", "pwd", "read", "readonly", "return", "set", "shift", "test", "times", "trap",
+    "true", "type", "ulimit", "umask", "unalias", "unset", "wait", "!", "{", "}", "case", "do",
+    "done", "elif", "else", "esac", "fi", "for", "if", "in", "then", "until", "while",
+})
+# Words the shell passes on unchanged: no quoting, expansion, globbing, redirection, operators,
+# comments or tilde. `=` is allowed after the first word only (first, it is an assignment).
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_./:,@%+=-]+")
+_BLANKS = re.compile(r"[ \t]+")
+
+
+def argv_without_shell(command: mesos_pb2.CommandInfo) -> tuple[str, ...] | None:
+    """The program `/bin/sh -c value` would run, when the shell has nothing else to do.
+
+    For one simple command of plain words (e.g. `sleep 300`) the shell only starts that
+    program, as its child (dash) or by exec'ing it (bash); running it directly gives the same
+    argv, cwd and environment without a shell in between: one fork, one exec and one idle
+    process less per task. A program that dies of a signal is then reported as killed by that
+    signal, as with bash, where dash would exit with 128 + the signal number. None when the
+    command uses any shell syntax, starts with a builtin, reserved word or assignment, or is
+    not a shell command.
+    """
+    shell = command.shell if command.HasField("shell") else True
+    if not shell:
+        return None
+    words = _BLANKS.split(command.value.strip(" \t"))
+    if not words[0] or "=" in words[0] or words[0] in _SHELL_WORDS:
+        return None
+    if not all(_PLAIN_WORD.fullmatch(word) for word in words):
+        return None
+    return tuple(words)

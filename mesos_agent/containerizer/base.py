@@ -22,6 +22,9 @@ class ContainerConfig:
     environment: Mapping[str, str]
     sandbox: Path
     resources: Resources
+    # The program a `/bin/sh -c` `argv` runs, started without the shell when given (see
+    # `environment.argv_without_shell`); the shell runs `argv` if exec'ing it fails.
+    direct_argv: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

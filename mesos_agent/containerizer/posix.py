@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import psutil
 
@@ -58,20 +59,29 @@ def _is_same_process(pid: int, start_time: float) -> bool:
 _OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 
 
-def _prepare_sandbox(sandbox: Path) -> tuple[int, int]:
+class _Sandbox(NamedTuple):
+    """A prepared sandbox: its output files, open, and its physical path."""
+
+    stdout: int
+    stderr: int
+    real_path: str
+
+
+def _prepare_sandbox(sandbox: Path) -> _Sandbox:
     """Create the sandbox and open its `stdout` and `stderr` for appending (blocking: creating
     files waits for the file system's journal, which is busy while checkpoints are synced)."""
     os.makedirs(sandbox, exist_ok=True)
+    real_path = os.path.realpath(sandbox)
     stdout = os.open(sandbox / "stdout", _OUTPUT_FLAGS, 0o644)
     try:
         stderr = os.open(sandbox / "stderr", _OUTPUT_FLAGS, 0o644)
     except BaseException:
         os.close(stdout)
         raise
-    return stdout, stderr
+    return _Sandbox(stdout, stderr, real_path)
 
 
-async def _prepare_sandbox_in(threads: ThreadPoolExecutor, sandbox: Path) -> tuple[int, int]:
+async def _prepare_sandbox_in(threads: ThreadPoolExecutor, sandbox: Path) -> _Sandbox:
     """`_prepare_sandbox` in one of `threads`; if cancelled, the files it opens get closed."""
     future = asyncio.get_running_loop().run_in_executor(threads, _prepare_sandbox, sandbox)
     try:
@@ -81,22 +91,36 @@ async def _prepare_sandbox_in(threads: ThreadPoolExecutor, sandbox: Path) -> tup
         raise
 
 
-def _close_outputs(future: asyncio.Future[tuple[int, int]]) -> None:
+def _close_outputs(future: asyncio.Future[_Sandbox]) -> None:
     if not future.cancelled() and future.exception() is None:
-        for fd in future.result():
-            os.close(fd)
+        os.close(future.result().stdout)
+        os.close(future.result().stderr)
 
 
-def _start_process(config: ContainerConfig, stdout: int, stderr: int) -> subprocess.Popen[bytes]:
+def _start_process(config: ContainerConfig, sandbox: _Sandbox) -> subprocess.Popen[bytes]:
     """Fork and exec the container's root process (blocks for the fork and exec only, as
-    asyncio's own subprocess transport does)."""
+    asyncio's own subprocess transport does).
+
+    `config.direct_argv` is tried first, with `PWD` set as the shell would set it; if that
+    exec fails the shell runs the command and reports what is wrong the way it always does.
+    """
+    if config.direct_argv is not None:
+        environment = dict(config.environment, PWD=sandbox.real_path)
+        with contextlib.suppress(OSError):
+            return _popen(config.direct_argv, environment, config.sandbox, sandbox)
+    return _popen(config.argv, dict(config.environment), config.sandbox, sandbox)
+
+
+def _popen(
+    argv: Sequence[str], environment: dict[str, str], cwd: Path, sandbox: _Sandbox
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        config.argv,
-        cwd=config.sandbox,
-        env=dict(config.environment),
+        argv,
+        cwd=cwd,
+        env=environment,
         stdin=subprocess.DEVNULL,
-        stdout=stdout,
-        stderr=stderr,
+        stdout=sandbox.stdout,
+        stderr=sandbox.stderr,
         start_new_session=True,
     )
 
@@ -173,22 +197,22 @@ class PosixContainerizer:
         if config.container_id in self._containers:
             raise ContainerLaunchError(f"container {config.container_id} already exists")
         try:
-            stdout, stderr = await _prepare_sandbox_in(self._sandbox_threads, config.sandbox)
+            sandbox = await _prepare_sandbox_in(self._sandbox_threads, config.sandbox)
         except OSError as exc:
             raise ContainerLaunchError(f"cannot create sandbox {config.sandbox}: {exc}") from exc
         try:
             for isolator in self._isolators:
                 await isolator.prepare(config)
             async with self._forking:
-                child = _start_process(config, stdout, stderr)
+                child = _start_process(config, sandbox)
         except OSError as exc:
             await self._cleanup_isolators(config.container_id)
             raise ContainerLaunchError(
                 f"failed to launch {config.argv[0]!r}: {exc.strerror or exc}"
             ) from exc
         finally:
-            os.close(stdout)
-            os.close(stderr)
+            os.close(sandbox.stdout)
+            os.close(sandbox.stderr)
         start_time = process_start_time(child.pid) or time.time()
         process = ContainerProcess(config.container_id, child.pid, start_time, config.sandbox)
         self._containers[config.container_id] = _Container(process, _exit_code(child))

@@ -7,6 +7,7 @@ import os
 import signal
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
@@ -88,6 +89,54 @@ async def test_process_leads_its_own_session_and_start_time_is_recorded(tmp_path
         assert process.start_time == pytest.approx(psutil.Process(process.pid).create_time())
     finally:
         await containerizer.destroy(config.container_id)
+
+
+async def test_a_plain_command_runs_as_the_root_process_as_the_shell_would_run_it(
+    tmp_path: Path,
+) -> None:
+    """Same argv, cwd and environment (PWD as the shell sets it: the physical path) as the
+    program the shell starts; only the shell in between is gone."""
+    containerizer = PosixContainerizer()
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    with_shell = shell(tmp_path / "link" / "a", "sleep 30")
+    without = replace(shell(tmp_path / "link" / "b", "sleep 30"), direct_argv=("sleep", "30"))
+    programs = []
+    for config in (with_shell, without):
+        root = await containerizer.launch(config)
+        try:
+
+            def program(root_pid: int = root.pid) -> psutil.Process | None:
+                """The `sleep` process: the root itself, or the shell's child (dash forks)."""
+                candidates = [psutil.Process(root_pid), *psutil.Process(root_pid).children()]
+                return next((p for p in candidates if p.cmdline() == ["sleep", "30"]), None)
+
+            await eventually(lambda: program() is not None)
+            found = program()
+            assert found is not None
+            pwd = [item for item in found.environ().items() if item[0] == "PWD"]
+            programs.append((found.pid == root.pid, found.cwd(), pwd))
+        finally:
+            await containerizer.destroy(config.container_id)
+    assert programs[1] == (True, str(real / "b"), [("PWD", str(real / "b"))])
+    assert programs[0][1:] == (str(real / "a"), [("PWD", str(real / "a"))])
+
+
+async def test_the_shell_runs_the_command_when_the_direct_exec_fails(tmp_path: Path) -> None:
+    containerizer = PosixContainerizer()
+    script = tmp_path / "script-without-shebang"
+    script.write_text("echo from the script\n")
+    script.chmod(0o755)
+    missing = replace(shell(tmp_path / "a", "no-such-program-x 1"),
+                      direct_argv=("no-such-program-x", "1"))
+    not_a_binary = replace(shell(tmp_path / "b", str(script)), direct_argv=(str(script),))
+    for config in (missing, not_a_binary):
+        await containerizer.launch(config)
+    assert await containerizer.wait(missing.container_id) == Termination(127, None)
+    assert "no-such-program-x: not found" in (tmp_path / "a" / "stderr").read_text()
+    assert await containerizer.wait(not_a_binary.container_id) == Termination(0, None)
+    assert (tmp_path / "b" / "stdout").read_text() == "from the script\n"
 
 
 async def test_missing_program_is_a_launch_error(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from mesos_agent.environment import (
     ContainerIds,
+    argv_without_shell,
     command_argv,
     executor_environment,
     inherited_environment,
@@ -91,6 +92,38 @@ def test_command_argv_shell_and_exec_forms() -> None:
     assert command_argv(exec_form) == ("/bin/echo", "a b")
     with pytest.raises(ValueError, match="empty"):
         command_argv(command(""))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("sleep 300", ("sleep", "300")),
+        (" \tsleep\t 300 ", ("sleep", "300")),
+        ("./run.sh --port=31000 a,b:c@d%e+f", ("./run.sh", "--port=31000", "a,b:c@d%e+f")),
+        ("python3 -m my.executor", ("python3", "-m", "my.executor")),
+    ],
+)
+def test_plain_commands_run_without_the_shell(value: str, expected: tuple[str, ...]) -> None:
+    assert argv_without_shell(command(value)) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "", "   ", "echo hi", "exit 3", "true", "kill -9 1", "[ -f x ]", "cd /tmp", "if x",
+        "A=1 sleep 3", "sleep $X", "sleep ${X}", "sleep `x`", "ls *.txt", "ls ?", "ls [ab]",
+        "~/bin/x", "sleep 1; sleep 2", "a && b", "a | b", "a > out", "a < in", "a & b",
+        "sleep 'x'", 'sleep "x"', "sleep \\x", "a # comment", "a\nb", "(a)", "{ a; }",
+        "caf\u00e9 1",
+    ],
+)
+def test_commands_with_shell_syntax_keep_the_shell(value: str) -> None:
+    assert argv_without_shell(command(value)) is None
+
+
+def test_exec_form_commands_have_no_shell_to_skip() -> None:
+    exec_form = mesos_pb2.CommandInfo(value="/bin/sleep", shell=False, arguments=["sleep", "1"])
+    assert argv_without_shell(exec_form) is None
 
 
 @pytest.mark.parametrize("value", ["task-1", "app.instance-1", "a/b", "..", ".hidden", "", "ü"])
