@@ -7,6 +7,7 @@ The gRPC API listens on `--port`, the operator HTTP endpoints (`mesos_master.htt
 from __future__ import annotations
 
 import argparse
+import gc
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,6 +32,12 @@ from mesos_master.http import DEFAULT_HTTP_PORT, MasterHttp
 from mesos_master.master import MasterConfig
 from mesos_master.server import MasterServer
 from mesos_master.validation import validate_role
+
+# A master holds hundreds of thousands of long-lived objects (agents, offers, tasks) and makes
+# many short-lived ones per call; with Python's default (a young collection every 700 net
+# allocations, older generations after 10 and 100 of those) it spent much of its time
+# collecting: see docs/benchmarks.md ("Scale") for what this setting changed.
+GC_YOUNG_THRESHOLD = 10_000
 
 
 def _weights(text: str) -> dict[str, float]:
@@ -166,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.zk_session_timeout <= 0:
         parser.error("--zk_session_timeout must be positive")
     configure_logging(args.log_level)
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     if args.work_dir is not None:
         args.work_dir.mkdir(parents=True, exist_ok=True)
     config = MasterConfig(
