@@ -3,7 +3,7 @@
     master --RunTask/KillTask/Ack/...--> Agent --launch/kill--> Containerizer (command tasks)
                                            |  \\--LAUNCH/KILL/MESSAGE/SHUTDOWN--> custom executors
                                            v
-                        StatusUpdateManager + per-task log --retry--> master
+                        StatusUpdateManager + task log --retry--> master
                                            |
                         Checkpointer -> GroupCommitter (batched fsyncs off the loop)
 
@@ -594,7 +594,7 @@ class Agent:
         tlog = self._task_log(task.framework_id, task.id)
         if recovered_alive is None:
             self._emit(task, mesos_pb2.TASK_STARTING)
-            # Fork only once recovery would know the task: task.json and TASK_STARTING durable.
+            # Fork only once recovery would know the task: its arrival and TASK_STARTING durable.
             await self._committer.wait(self._committer.last_ticket)
             if task.kill_requested.is_set():
                 self._emit(task, mesos_pb2.TASK_KILLED, "Task killed before it was launched",
@@ -607,7 +607,7 @@ class Agent:
                 self._emit(task, mesos_pb2.TASK_FAILED, f"Failed to launch the task: {exc}",
                            _Reason.REASON_CONTAINER_LAUNCH_FAILED)
                 return self._task_runner_done(task)
-            # The container goes to the task's log in the same batch as TASK_RUNNING.
+            # The container goes to the task log in the same batch as TASK_RUNNING.
             self._checkpointer.append(task.framework_id, task.id, ContainerRecord(task.container))
             tlog.info("task process started", pid=task.container.pid,
                       sandbox=str(task.container.sandbox))

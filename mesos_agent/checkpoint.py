@@ -3,15 +3,17 @@
 Writes go through a `GroupCommitter` (see `mesos_agent.group_commit` for the exact durability
 guarantee): each method queues its file operation and returns the ticket of the batch that
 makes it durable. Each checkpoint file is replaced atomically, so a crash leaves either the old
-or the new version; a task's log is append-only. Protobufs are stored as protobuf JSON.
+or the new version; a task log is append-only. Agent, framework and executor files hold
+protobuf JSON; the task log holds its protobufs in binary (base64).
 
-A command task costs one checkpoint file and one log: `task.json` (its TaskInfo, written once
-when the task arrives, durable before its process is forked) and `updates.log` (its status
-updates and acknowledgements, and the container record appended with TASK_RUNNING after the
-fork, so the task file is never rewritten).
+A framework's tasks cost one log, `tasks.log` (see `mesos_agent.task_log`): a task's arrival
+(durable before its process is forked), its status updates and acknowledgements, its container
+record (appended with TASK_RUNNING after the fork) and its end. The log is replaced by its live
+lines alone when it has grown to many times their size.
 
 Recovery (`load`) and `--strict`. A torn last line of a log is the normal trace of a crash and
-is always dropped. Anything else that cannot be read or decoded is corruption:
+is always dropped (the log is rewritten without it). Anything else that cannot be read or
+decoded is corruption:
 
 * strict (the default): `load` raises `CorruptCheckpoint` naming the file, and the agent refuses
   to start until the operator fixes or removes the meta directory, or restarts non-strict.
@@ -25,16 +27,19 @@ is always dropped. Anything else that cannot be read or decoded is corruption:
                     old agent unreachable.
   framework.json    Copied aside and replaced by the framework's id alone (its info is lost
                     until the framework launches another task here); its tasks are recovered.
-  executor file     The executor and all its tasks are not recovered (as for task.json; a
-                    terminal update not yet acknowledged is lost with them).
-  task.json         The task is not recovered: its directory is set aside, its process is
-                    killed as an orphan, and the agent's re-registration leaves it out, so the
-                    master reports it TASK_LOST (TASK_GONE to partition-aware frameworks) with
-                    REASON_AGENT_RESTARTED.
-  updates.log       Copied aside, then cut at its first corrupt line; the task is recovered from
-                    what precedes it (unacknowledged updates in it are resent). If that lost the
-                    container record, the process is killed as an orphan and the task reported
+  executor file     The executor and all its tasks are not recovered (their processes are
+                    killed; a terminal update not yet acknowledged is lost with them).
+  tasks.log line    The log is copied aside and rewritten without its corrupt lines. A task
+                    whose arrival was on such a line is not recovered: its process is killed
+                    as an orphan, and the agent's re-registration leaves it out, so the master
+                    reports it TASK_LOST (TASK_GONE to partition-aware frameworks) with
+                    REASON_AGENT_RESTARTED. The tasks a corrupt line may belong to (the one it
+                    names, or all of the log's when it names none) are recovered from their
+                    other lines (unacknowledged updates are resent); one of them that lost its
+                    container record that way has its process killed and is reported
                     TASK_FAILED.
+  tasks/ directory  Per-task checkpoints of an older agent version: set aside, and their
+                    tasks are not recovered (as for a lost arrival).
   ================  ==========================================================================
 
 A dropped task is reported by the master, not the agent: the agent cannot keep a status update
@@ -67,9 +72,14 @@ from mesos_agent.status_updates import (
     LogRecord,
     container_from_json,
     container_to_json,
-    encode_record,
-    parse_log,
-    read_log,
+)
+from mesos_agent.task_log import (
+    LiveTasks,
+    TaskArrived,
+    TaskGone,
+    TaskLogRecord,
+    encode_line,
+    parse_task_log,
 )
 from protos import mesos_pb2
 
@@ -110,7 +120,7 @@ class SkippedCheckpoint:
     path: Path
     problem: str
     consequence: str
-    set_aside_at: Path
+    set_aside_at: Path | None  # None: nothing of it was left to set aside
 
 
 @dataclass(slots=True)
@@ -151,6 +161,7 @@ class Checkpointer:
     def __init__(self, paths: AgentPaths, committer: GroupCommitter) -> None:
         self.paths = paths
         self._committer = committer
+        self._live: dict[str, LiveTasks] = {}  # framework id -> its task log's live lines
 
     def save_agent(self, agent_info: mesos_pb2.AgentInfo) -> int:
         return self._write(self.paths.agent_file, {"agent_info": _to_json(agent_info)})
@@ -162,6 +173,7 @@ class Checkpointer:
         )
 
     def remove_framework(self, framework_id: str) -> int:
+        self._live.pop(framework_id, None)
         return self._committer.remove(self.paths.framework_dir(framework_id))
 
     def save_executor(self, checkpoint: ExecutorCheckpoint) -> int:
@@ -179,25 +191,40 @@ class Checkpointer:
         return self._committer.remove(self.paths.executor_file(framework_id, executor_id))
 
     def save_task(self, framework_id: str, task: mesos_pb2.TaskInfo, executor_id: str) -> int:
-        """The task as it arrived; its container goes to its log (`append`) once launched."""
-        return self._write(
-            self.paths.task_file(framework_id, task.task_id.value),
-            {"task_info": _to_json(task), "executor_id": executor_id},
-        )
+        """The task as it arrived; its container goes to the log (`append`) once launched."""
+        return self._log(framework_id, task.task_id.value, TaskArrived(task, executor_id))
 
     def append(self, framework_id: str, task_id: str, record: LogRecord) -> int:
-        """Append to the task's log; acknowledgements are not fsynced (see group_commit)."""
-        return self._committer.append(
-            self.paths.updates_file(framework_id, task_id),
-            encode_record(record),
-            sync=not isinstance(record, AckRecord),
-        )
+        """Log a task's update, acknowledgement or container; acknowledgements are not
+        fsynced (see group_commit)."""
+        return self._log(framework_id, task_id, record, sync=not isinstance(record, AckRecord))
 
     def remove_task(self, framework_id: str, task_id: str) -> int:
-        return self._committer.remove(self.paths.task_dir(framework_id, task_id))
+        """Forget the task (not fsynced: after a crash it is only forgotten again)."""
+        return self._log(framework_id, task_id, TaskGone(), sync=False)
+
+    def _log(self, framework_id: str, task_id: str, record: TaskLogRecord, *,
+             sync: bool = True) -> int:
+        line = encode_line(task_id, record)
+        live = self._live.get(framework_id)
+        if live is None:
+            live = self._live[framework_id] = LiveTasks()
+        live.record(task_id, record, line)
+        path = self.paths.task_log(framework_id)
+        if live.needs_compaction():
+            return self._committer.replace(path, live.compacted())
+        return self._committer.append(path, line, sync=sync)
+
+    def adopt(self, framework_id: str, live: LiveTasks, *, rewrite: bool) -> None:
+        """Take over the live lines of a task log read at recovery; `rewrite` replaces the
+        file by them (to drop a torn tail, corrupt lines or dropped tasks)."""
+        self._live[framework_id] = live
+        if rewrite:
+            self._committer.replace(self.paths.task_log(framework_id), live.compacted())
 
     def clear(self) -> int:
         """Forget everything (the master refused this agent's id)."""
+        self._live.clear()
         return self._committer.remove(self.paths.meta_dir)
 
     def load(self, *, strict: bool = True) -> RecoveredState:
@@ -209,7 +236,7 @@ class Checkpointer:
 
     def _write(self, path: Path, data: Any) -> int:
         # Compact: with `indent`, json falls back from its C encoder to pure Python (about a
-        # millisecond of agent CPU per task.json).
+        # millisecond of agent CPU per file).
         return self._committer.replace(path, json.dumps(data, separators=(",", ":")).encode())
 
 
@@ -235,31 +262,6 @@ def _agent_info(data: Any) -> mesos_pb2.AgentInfo:
 
 def _framework_info(data: Any) -> mesos_pb2.FrameworkInfo:
     return _from_json(data["framework_info"], mesos_pb2.FrameworkInfo())
-
-
-def _task_file(
-    data: Any,
-) -> tuple[mesos_pb2.TaskInfo, str, ContainerProcess | None]:
-    # Older agents stored the container in task.json; now the log records it.
-    return (
-        _from_json(data["task_info"], mesos_pb2.TaskInfo()),
-        str(data["executor_id"]),
-        _optional_container(data.get("container")),
-    )
-
-
-def _valid_prefix(data: bytes) -> tuple[list[LogRecord], int]:
-    """The records of a log's complete lines up to the first corrupt one, and their length."""
-    records: list[LogRecord] = []
-    valid = 0
-    while (end := data.find(b"\n", valid)) != -1:
-        try:
-            line_records, _ = parse_log(data[valid : end + 1])
-        except _DECODE_ERRORS:
-            break
-        records += line_records
-        valid = end + 1
-    return records, valid
 
 
 class _Loader:
@@ -318,64 +320,75 @@ class _Loader:
                 continue
             if executor is not None:
                 self._state.executors.append(executor)
-        tasks_dir = paths.tasks_dir(framework_id)
-        for task_dir in sorted(tasks_dir.iterdir()) if tasks_dir.is_dir() else []:
-            self._load_task(framework_id, task_dir, lost_executors)
+        legacy = paths.legacy_tasks_dir(framework_id)
+        if legacy.exists():
+            self._skip(CorruptCheckpoint(legacy, "per-task checkpoints of an older agent "
+                                         "version, which this version does not read"),
+                       "their tasks are dropped: their processes are killed and the master "
+                       "reports them lost", legacy)
+        self._load_tasks(framework_id, lost_executors)
 
-    def _load_task(self, framework_id: str, task_dir: Path, lost_executors: dict[str, Path]
-                   ) -> None:
-        task_id = from_path_component(task_dir.name)
-        dropped = (f"task {task_id!r} is dropped: its process is killed and the master "
-                   "reports it lost")
-        try:
-            loaded = _read_checkpoint(task_dir / "task.json", _task_file)
-        except CorruptCheckpoint as corrupt:
-            self._skip(corrupt, dropped, task_dir)
-            return
-        if loaded is None:
-            return  # removed after its terminal update was acknowledged (torn removal)
-        task, executor_id, container = loaded
-        if task.HasField("executor") and executor_id in lost_executors:
-            executor_file = lost_executors[executor_id]
-            self._skip(CorruptCheckpoint(executor_file, "corrupt executor checkpoint"), dropped,
-                       task_dir)
-            return
-        records, updates_lost = self._read_updates(
-            self._paths.updates_file(framework_id, task.task_id.value)
-        )
-        for record in records:
-            if isinstance(record, ContainerRecord):
-                container = record.container
-        self._state.tasks.append(
-            TaskCheckpoint(framework_id, task, executor_id, container, records, updates_lost)
-        )
-
-    def _read_updates(self, path: Path) -> tuple[list[LogRecord], bool]:
-        """The log's records (a torn tail cut off); non-strict, those before a corrupt line."""
-        try:
-            return read_log(path), False
-        except _DECODE_ERRORS as exc:
-            if self._strict:
-                raise CorruptCheckpoint(path, _describe(exc)) from exc
-            corrupt = CorruptCheckpoint(path, _describe(exc))
+    def _load_tasks(self, framework_id: str, lost_executors: dict[str, Path]) -> None:
+        path = self._paths.task_log(framework_id)
         try:
             data = path.read_bytes()
-        except OSError:
-            self._skip(corrupt, "its status updates are lost", path)
-            return [], True
-        records, valid = _valid_prefix(data)
-        self._skip(corrupt, f"its status updates from byte {valid} on are dropped", path,
-                   copy=True)
-        with path.open("r+b") as handle:
-            handle.truncate(valid)
-            os.fsync(handle.fileno())
-        return records, True
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            self._skip(CorruptCheckpoint(path, _describe(exc)), "the framework's tasks are "
+                       "dropped: their processes are killed and the master reports them lost",
+                       path)
+            return
+        parsed = parse_task_log(data)
+        suspects: set[str] | None = set()  # tasks a corrupt line may belong to (None: any)
+        if parsed.corrupt:
+            first = parsed.corrupt[0]
+            self._skip(
+                CorruptCheckpoint(path, f"line at byte {first.offset}: {first.problem}"),
+                f"its {len(parsed.corrupt)} corrupt line(s) are dropped: a task whose arrival "
+                "they held is dropped (its process is killed, the master reports it lost), a "
+                "task they may belong to is recovered from its other lines (TASK_FAILED if "
+                "that lost its container record)", path, copy=True)
+            named = {line.task_id for line in parsed.corrupt}
+            suspects = None if None in named else {t for t in named if t is not None}
+        live = LiveTasks()
+        tasks: dict[str, TaskCheckpoint] = {}
+        for task_id, record, line in parsed.records:
+            live.record(task_id, record, line)
+            if isinstance(record, TaskArrived):
+                tasks[task_id] = TaskCheckpoint(framework_id, record.task, record.executor_id)
+            elif (task := tasks.get(task_id)) is None:
+                continue
+            elif isinstance(record, TaskGone):
+                del tasks[task_id]
+            elif isinstance(record, ContainerRecord):
+                task.container = record.container
+            else:
+                task.updates.append(record)
+        rewrite = bool(parsed.corrupt) or parsed.torn_tail
+        for task_id, task in tasks.items():
+            if task.task.HasField("executor") and task.executor_id in lost_executors:
+                self._skip(CorruptCheckpoint(lost_executors[task.executor_id],
+                                             "corrupt executor checkpoint"),
+                           f"task {task_id!r} is dropped: its process is killed and the master "
+                           "reports it lost", None)
+                live.record(task_id, TaskGone(), b"")
+                rewrite = True
+                continue
+            task.updates_lost = suspects is None or task_id in suspects
+            self._state.tasks.append(task)
+        live.file_bytes = len(data)
+        self._checkpointer.adopt(framework_id, live, rewrite=rewrite)
 
-    def _skip(self, corrupt: CorruptCheckpoint, consequence: str, aside: Path, *,
+    def _skip(self, corrupt: CorruptCheckpoint, consequence: str, aside: Path | None, *,
               copy: bool = False) -> None:
         """Raise `corrupt` when strict; otherwise set `aside` aside (moved, or copied)."""
         if self._strict:
             raise corrupt
+        if aside is None:
+            self._state.skipped.append(SkippedCheckpoint(corrupt.path, corrupt.detail,
+                                                         consequence, None))
+            return
         if self._aside_root is None:
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
             self._aside_root = self._paths.work_dir / "meta.corrupt" / stamp

@@ -73,7 +73,8 @@ class Append:
 
 @dataclass(frozen=True, slots=True)
 class Replace:
-    """Replace `path` with `data` atomically (temp file, fsync, rename, directory fsync)."""
+    """Replace `path` with `data` atomically (temp file, fsync, rename, directory fsync);
+    appends to `path` requested after it add to `data`, those before it are superseded."""
 
     path: Path
     data: bytes
@@ -240,12 +241,13 @@ def apply_batch(
     try:
         for op in ops:
             if isinstance(op, Append):
-                fd = files.get(op.path)
+                path = renames.get(op.path, op.path)  # replaced earlier in the batch: its temp
+                fd = files.get(path)
                 if fd is None:
-                    fd = files[op.path] = _open_append(op.path, directories)
+                    fd = files[path] = _open_append(path, directories)
                 os.write(fd, op.data)
                 if op.sync:
-                    synced.add(op.path)
+                    synced.add(path)
             elif isinstance(op, Replace):
                 temp = op.path.with_name(f".{op.path.name}.tmp")
                 old = files.pop(temp, None)

@@ -9,9 +9,8 @@ Checkpointed state lives under `<work_dir>/meta/` (one agent per work dir)::
     meta/agent.json                                   agent info with its id
     meta/frameworks/<framework_id>/framework.json     framework info
     meta/frameworks/<framework_id>/executors/<executor_id>.json   custom executor + container
-    meta/frameworks/<framework_id>/tasks/<task_id>/task.json      the task as it arrived
-    meta/frameworks/<framework_id>/tasks/<task_id>/updates.log    its status updates, acks and
-                                                                  command container (a log)
+    meta/frameworks/<framework_id>/tasks.log          its tasks: arrivals, status updates,
+                                                      acks, command containers (a log)
 """
 
 from __future__ import annotations
@@ -65,17 +64,12 @@ class AgentPaths:
     def executor_file(self, framework_id: str, executor_id: str) -> Path:
         return self.executors_dir(framework_id) / f"{path_component(executor_id)}.json"
 
-    def tasks_dir(self, framework_id: str) -> Path:
+    def task_log(self, framework_id: str) -> Path:
+        return self.framework_dir(framework_id) / "tasks.log"
+
+    def legacy_tasks_dir(self, framework_id: str) -> Path:
+        """Where agents before the task log kept a directory per task (no longer read)."""
         return self.framework_dir(framework_id) / "tasks"
-
-    def task_dir(self, framework_id: str, task_id: str) -> Path:
-        return self.tasks_dir(framework_id) / path_component(task_id)
-
-    def task_file(self, framework_id: str, task_id: str) -> Path:
-        return self.task_dir(framework_id, task_id) / "task.json"
-
-    def updates_file(self, framework_id: str, task_id: str) -> Path:
-        return self.task_dir(framework_id, task_id) / "updates.log"
 
     def sandbox(
         self, agent_id: str, framework_id: str, executor_id: str, container_id: str

@@ -3,29 +3,24 @@
 Flow for one task (one *stream* per framework id + task id)::
 
     executor/agent --update--> StatusUpdateManager.update(ticket)   (drops duplicate uuids)
-                               record appended to the task's log in group-commit batch `ticket`
+                               record appended to the task log in group-commit batch `ticket`
                                ... batch durable --> synced(ticket)
     master <--send-- due() / resend_all()    (only the oldest unacked update is in flight,
                                               and only once its batch is durable)
     master --ack(uuid)--> acknowledge()  -> next update of the stream goes out
                                           -> terminal update acked: the stream is finished
 
-`StatusUpdateManager` is the pure core: no I/O, time from an injected clock. The per-task log
-is JSON lines written through `mesos_agent.group_commit` (updates are fsynced, acknowledgements
-are not); it also records the task's container once launched. `parse_log` is its pure reader,
-which ignores a torn last line left by a crash in the middle of an append; `read_log` reads a
-log file and cuts such a tail off.
+`StatusUpdateManager` is the pure core: no I/O, time from an injected clock. The records below
+are what the task log (`mesos_agent.task_log`) keeps of a task's stream and container; it is
+written through `mesos_agent.group_commit` (updates are fsynced, acknowledgements are not).
 """
 
 from __future__ import annotations
 
-import base64
 import heapq
 import itertools
-import json
-import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -291,62 +286,3 @@ def container_from_json(data: Any) -> ContainerProcess:
         str(data["container_id"]), int(data["pid"]), float(data["start_time"]),
         Path(data["sandbox"]),
     )
-
-
-def encode_record(record: LogRecord) -> bytes:
-    """One log line (with its newline)."""
-    body: dict[str, object]
-    if isinstance(record, UpdateRecord):
-        body = {"update": base64.b64encode(record.status.SerializeToString()).decode()}
-    elif isinstance(record, AckRecord):
-        body = {"ack": record.uuid.hex()}
-    else:
-        body = {"container": container_to_json(record.container)}
-    return (json.dumps(body, separators=(",", ":")) + "\n").encode()
-
-
-def parse_log(data: bytes) -> tuple[list[LogRecord], int]:
-    """Parse a log; returns its records and the length of its valid prefix.
-
-    A last line without its newline is a torn append and is ignored; a malformed complete
-    line means the log is corrupt and raises ValueError.
-    """
-    records: list[LogRecord] = []
-    valid = 0
-    for line in _complete_lines(data):
-        try:
-            body = json.loads(line)
-            if "update" in body:
-                status = mesos_pb2.TaskStatus()
-                status.ParseFromString(base64.b64decode(body["update"], validate=True))
-                records.append(UpdateRecord(status))
-            elif "ack" in body:
-                records.append(AckRecord(bytes.fromhex(body["ack"])))
-            else:
-                records.append(ContainerRecord(container_from_json(body["container"])))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"corrupt status update log at byte {valid}: {exc}") from exc
-        valid += len(line) + 1
-    return records, valid
-
-
-def _complete_lines(data: bytes) -> Iterator[bytes]:
-    start = 0
-    while (end := data.find(b"\n", start)) != -1:
-        yield data[start:end]
-        start = end + 1
-
-
-def read_log(path: Path) -> list[LogRecord]:
-    """Read a task's log, truncating a torn tail so that later appends start on a fresh line."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
-    records, valid = parse_log(data)
-    if valid != len(data):
-        with path.open("r+b") as handle:
-            handle.truncate(valid)
-            handle.flush()
-            os.fsync(handle.fileno())
-    return records

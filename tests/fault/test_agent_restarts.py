@@ -23,8 +23,8 @@ from tests.integration.recording import RecordingScheduler
 from tests.integration.test_agent_recovery import (
     alive,
     container_record,
-    log_records,
     sleep_pid_of,
+    task_records,
 )
 from tests.integration.test_end_to_end import PARTITION_AWARE, launch_once
 
@@ -70,7 +70,7 @@ def restart(agent: Process, start: Callable[[], Process], master: Process,
 
 def all_acknowledged(paths: AgentPaths, framework_id: str, task_id: str) -> bool:
     """Whether the agent logged an acknowledgement for every update of the task."""
-    records = log_records(paths.updates_file(framework_id, task_id))
+    records = task_records(paths, task_id, framework_id)
     updates = {r.status.uuid for r in records if isinstance(r, UpdateRecord)}
     return bool(updates) and updates <= {r.uuid for r in records if isinstance(r, AckRecord)}
 
@@ -141,7 +141,7 @@ def test_agent_killed_ten_times_keeps_its_tasks_and_their_updates(cluster: Clust
                     "Command exited with an unknown status (its agent restarted meanwhile)",
                 ), failed.message
                 # Acknowledged before the next kill, so that a re-delivery is not expected.
-                wait_for(lambda: not paths.task_dir(framework_id, DOOMED).exists(),
+                wait_for(lambda: not task_records(paths, DOOMED, framework_id),
                          "the agent to forget the failed task once acknowledged")
             survivors = [t for t in TASKS if t != DOOMED or round_number < DOOMED_ROUND]
             assert {t: sleep_pid_of(agent_dir, t) for t in survivors} == {
@@ -163,7 +163,7 @@ def test_agent_killed_ten_times_keeps_its_tasks_and_their_updates(cluster: Clust
         for task_id in survivors:
             wait_for(lambda: all_acknowledged(paths, framework_id, task_id),  # noqa: B023
                      f"every update of {task_id} to be acknowledged")
-            logged = {r.status.uuid for r in log_records(paths.updates_file(framework_id, task_id))
+            logged = {r.status.uuid for r in task_records(paths, task_id, framework_id)
                       if isinstance(r, UpdateRecord)}
             assert logged <= received, f"an update of {task_id} never reached the framework"
         for task_id in TASKS:

@@ -1,4 +1,4 @@
-"""Checkpoint files, group-commit batches and the per-task log on a real file system."""
+"""Checkpoint files, group-commit batches and the task log on a real file system."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from mesos_agent import task_log
 from mesos_agent.checkpoint import Checkpointer, ExecutorCheckpoint
 from mesos_agent.containerizer import ContainerProcess
 from mesos_agent.group_commit import (
@@ -24,21 +25,16 @@ from mesos_agent.group_commit import (
     apply_batch,
 )
 from mesos_agent.paths import AgentPaths
-from mesos_agent.status_updates import (
-    AckRecord,
-    ContainerRecord,
-    UpdateRecord,
-    encode_record,
-    read_log,
-)
+from mesos_agent.status_updates import AckRecord, ContainerRecord, UpdateRecord
+from mesos_agent.task_log import encode_line, parse_task_log
 from protos import mesos_pb2
 
 pytestmark = pytest.mark.integration
 
 
-def status(state: mesos_pb2.TaskState.ValueType) -> mesos_pb2.TaskStatus:
+def status(state: mesos_pb2.TaskState.ValueType, task_id: str = "t/1") -> mesos_pb2.TaskStatus:
     return mesos_pb2.TaskStatus(
-        task_id=mesos_pb2.TaskID(value="t/1"), state=state, uuid=uuid.uuid4().bytes
+        task_id=mesos_pb2.TaskID(value=task_id), state=state, uuid=uuid.uuid4().bytes
     )
 
 
@@ -100,19 +96,29 @@ def test_only_a_batch_that_would_need_many_fsyncs_uses_syncfs(tmp_path: Path) ->
     assert len(tree(tmp_path)) == 5
 
 
-def test_update_log_survives_a_torn_append_and_keeps_appending(
-    tmp_path: Path, sync: Sync
+async def test_task_log_survives_a_torn_append_and_keeps_appending(
+    tmp_path: Path, committer: GroupCommitter
 ) -> None:
-    path = tmp_path / "updates.log"
+    paths = AgentPaths(tmp_path)
+    checkpointer = Checkpointer(paths, committer)
+    task = mesos_pb2.TaskInfo(task_id=mesos_pb2.TaskID(value="t/1"), name="t")
     running, finished = status(mesos_pb2.TASK_RUNNING), status(mesos_pb2.TASK_FINISHED)
-    apply_batch([Append(path, encode_record(UpdateRecord(running))),
-                 Append(path, encode_record(AckRecord(running.uuid)), sync=False)], **sync)
-    with path.open("ab") as handle:  # a crash in the middle of the next append
-        handle.write(encode_record(UpdateRecord(finished))[:20])
-    assert read_log(path) == [UpdateRecord(running), AckRecord(running.uuid)]
-    apply_batch([Append(path, encode_record(UpdateRecord(finished)))], **sync)
-    assert read_log(path) == [
+    checkpointer.save_agent(mesos_pb2.AgentInfo(id=mesos_pb2.AgentID(value="agent-1")))
+    checkpointer.save_framework(mesos_pb2.FrameworkInfo(id=mesos_pb2.FrameworkID(value="fw")))
+    checkpointer.save_task("fw", task, "t/1")
+    checkpointer.append("fw", "t/1", UpdateRecord(running))
+    await committer.wait(checkpointer.append("fw", "t/1", AckRecord(running.uuid)))
+    with paths.task_log("fw").open("ab") as handle:  # a crash in the middle of the next append
+        handle.write(encode_line("t/1", UpdateRecord(finished))[:20])
+
+    restarted = Checkpointer(paths, committer)
+    [recovered] = restarted.load().tasks  # strict: a torn tail is not corruption
+    assert recovered.updates == [UpdateRecord(running), AckRecord(running.uuid)]
+    await committer.wait(restarted.append("fw", "t/1", UpdateRecord(finished)))
+    [recovered] = Checkpointer(paths, committer).load().tasks
+    assert recovered.updates == [
         UpdateRecord(running), AckRecord(running.uuid), UpdateRecord(finished)]
+    assert not parse_task_log(paths.task_log("fw").read_bytes()).torn_tail
 
 
 def test_replacements_are_whole_files_and_leave_no_temp_files(tmp_path: Path, sync: Sync) -> None:
@@ -161,8 +167,7 @@ async def test_checkpointed_state_loads_back(
     assert state.agent_info == agent
     assert state.frameworks == {"fw/1": framework}
     assert [(t.task, t.executor_id, t.container, t.updates) for t in state.tasks] == [(
-        task, "t/1", container,
-        [UpdateRecord(starting), ContainerRecord(container), UpdateRecord(running)],
+        task, "t/1", container, [UpdateRecord(starting), UpdateRecord(running)],
     )]
     assert [(e.framework_id, e.executor) for e in state.executors] == [("fw/1", executor)]
     assert not [name for name in tree(tmp_path) if "/." in f"/{name}"], "temp files left"
@@ -171,6 +176,44 @@ async def test_checkpointed_state_loads_back(
     assert checkpointer.load().tasks == []
     await committer.wait(checkpointer.clear())
     assert checkpointer.load().agent_info is None
+
+
+async def test_a_task_log_is_compacted_to_its_live_tasks(
+    tmp_path: Path, committer: GroupCommitter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(task_log, "COMPACT_MIN_BYTES", 4096)
+    paths = AgentPaths(tmp_path)
+    checkpointer = Checkpointer(paths, committer)
+    checkpointer.save_agent(mesos_pb2.AgentInfo(id=mesos_pb2.AgentID(value="agent-1")))
+    checkpointer.save_framework(mesos_pb2.FrameworkInfo(id=mesos_pb2.FrameworkID(value="fw")))
+    sizes = []
+    for index in range(200):  # tasks that start and finish, one long-running task among them
+        task_id = "long" if index == 3 else f"t{index}"
+        checkpointer.save_task("fw", mesos_pb2.TaskInfo(
+            task_id=mesos_pb2.TaskID(value=task_id), name="x" * 100), task_id)
+        for state in (mesos_pb2.TASK_STARTING, mesos_pb2.TASK_RUNNING, mesos_pb2.TASK_FINISHED):
+            if task_id == "long" and state == mesos_pb2.TASK_FINISHED:
+                break
+            update = status(state, task_id)
+            checkpointer.append("fw", task_id, UpdateRecord(update))
+            ticket = checkpointer.append("fw", task_id, AckRecord(update.uuid))
+        if task_id != "long":
+            ticket = checkpointer.remove_task("fw", task_id)
+        await committer.wait(ticket)
+        sizes.append(paths.task_log("fw").stat().st_size)
+    # Without compaction the log would hold every line ever written (> 100 kB).
+    assert max(sizes) <= 4 * 4096 and sizes.index(max(sizes)) < len(sizes) - 1
+    [long] = checkpointer.load().tasks
+    assert long.task.task_id.value == "long"
+    [running, ack] = long.updates  # the newest acknowledged update and its acknowledgement
+    assert isinstance(running, UpdateRecord) and running.status.state == mesos_pb2.TASK_RUNNING
+    assert ack == AckRecord(running.status.uuid)
+
+
+def test_appends_after_a_replacement_in_one_batch_add_to_it(tmp_path: Path) -> None:
+    log = tmp_path / "tasks.log"
+    apply_batch([Append(log, b"old\n"), Replace(log, b"compacted\n"), Append(log, b"new\n")])
+    assert tree(tmp_path) == {"tasks.log": b"compacted\nnew\n"}
 
 
 async def test_stopping_the_syncer_commits_what_was_requested(tmp_path: Path) -> None:

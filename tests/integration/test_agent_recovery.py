@@ -9,6 +9,7 @@ and a real master for what the framework is told about a dropped task.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -19,12 +20,18 @@ from pathlib import Path
 import grpc
 import psutil
 import pytest
-from google.protobuf import json_format
 
 from mesos_agent.checkpoint import Checkpointer, CorruptCheckpoint
 from mesos_agent.group_commit import GroupCommitter
 from mesos_agent.paths import AgentPaths
-from mesos_agent.status_updates import AckRecord, ContainerRecord, LogRecord, parse_log
+from mesos_agent.status_updates import AckRecord, ContainerRecord
+from mesos_agent.task_log import (
+    TaskArrived,
+    TaskGone,
+    TaskLogRecord,
+    encode_line,
+    parse_task_log,
+)
 from protos import agent_pb2_grpc, mesos_pb2
 from tests.integration.cluster import Cluster, free_port, running_cluster, wait_for
 from tests.integration.conftest import FAST_MASTER_FLAGS
@@ -78,9 +85,19 @@ def alive(pid: int) -> bool:
         return False
 
 
-def log_records(path: Path) -> list[LogRecord]:
-    """A task's log as it is now (without cutting a torn tail, unlike `read_log`)."""
-    return parse_log(path.read_bytes())[0] if path.exists() else []
+def task_records(paths: AgentPaths, task_id: str, framework_id: str = "fw-1"
+                 ) -> list[TaskLogRecord]:
+    """A task's records in its framework's task log as it is now, from its arrival on ([]: not
+    in the log, or forgotten)."""
+    path = paths.task_log(framework_id)
+    records: list[TaskLogRecord] = []
+    for logged_id, record, _ in parse_task_log(path.read_bytes() if path.exists() else b"").records:
+        if logged_id != task_id:
+            continue
+        if isinstance(record, TaskArrived):
+            records = []
+        records = [] if isinstance(record, TaskGone) else [*records, record]
+    return records
 
 
 async def run_sleeps(
@@ -96,14 +113,14 @@ async def run_sleeps(
             await scripted.update_acked(mesos_pb2.TASK_STARTING)
             await scripted.update_acked(mesos_pb2.TASK_RUNNING)
         await eventually(lambda: all(
-            sum(isinstance(r, AckRecord) for r in log_records(paths.updates_file("fw-1", t))) == 2
+            sum(isinstance(r, AckRecord) for r in task_records(paths, t)) == 2
             for t in task_ids))
     return {t: container_record(paths, t).container.pid for t in task_ids}
 
 
 def container_record(paths: AgentPaths, task_id: str, framework_id: str = "fw-1"
                      ) -> ContainerRecord:
-    [record] = [r for r in log_records(paths.updates_file(framework_id, task_id))
+    [record] = [r for r in task_records(paths, task_id, framework_id)
                 if isinstance(r, ContainerRecord)]
     return record
 
@@ -165,18 +182,20 @@ async def test_strict_agent_refuses_to_start_on_any_corrupt_checkpoint(
     executor_file = paths.executor_file("fw-1", "ex-1")
     executor_file.parent.mkdir(parents=True)
     executor_file.write_text(json.dumps({"executor_info": {}, "container": None}))
-    log = paths.updates_file("fw-1", "t1")
+    log = paths.task_log("fw-1")
     damages: dict[str, tuple[Path, Callable[[Path], object]]] = {
         "agent.json": (paths.agent_file, lambda f: f.write_text("{not json")),
         "framework.json": (paths.framework_file("fw-1"),
                            lambda f: f.write_text('{"framework_info": {"id": 7}}')),
-        "task.json": (paths.task_file("fw-1", "t1"), lambda f: f.write_bytes(b"\0" * 40)),
         "executor": (executor_file, lambda f: f.write_text("[]")),
-        "task.json is a directory": (paths.task_file("fw-1", "t1"), replace_by_directory),
-        "log, middle line": (log, lambda f: damage_line(f, b'"container"')),
+        "task log, arrival": (log, lambda f: damage_line(f, b'"info"')),
+        "task log, middle line": (log, lambda f: damage_line(f, b'"container"')),
+        "task log, zeroed": (log, lambda f: f.write_bytes(b"\0" * 40 + b"\n")),
+        "task log is a directory": (log, replace_by_directory),
+        "tasks of an older agent": (paths.legacy_tasks_dir("fw-1"), lambda d: d.mkdir()),
     }
     for name, (damaged, damage) in damages.items():
-        original = damaged.read_bytes()
+        original = damaged.read_bytes() if damaged.is_file() else None
         damage(damaged)
         agent = await asyncio.to_thread(run_agent_program, work_dir)
         assert agent.returncode == 1, (name, agent.stderr)
@@ -189,7 +208,8 @@ async def test_strict_agent_refuses_to_start_on_any_corrupt_checkpoint(
         assert not (work_dir / "meta.corrupt").exists(), name
         if damaged.is_dir():
             damaged.rmdir()
-        damaged.write_bytes(original)
+        if original is not None:
+            damaged.write_bytes(original)
 
 
 async def test_strict_agent_recovers_past_a_torn_log_tail(
@@ -198,8 +218,8 @@ async def test_strict_agent_recovers_past_a_torn_log_tail(
     scripted, port = master
     pids = await run_sleeps(scripted, port, tmp_path, "t1")
     reaped.extend(pids.values())
-    with AgentPaths(tmp_path).updates_file("fw-1", "t1").open("ab") as log:
-        log.write(b'{"update":"CAES')  # a crash in the middle of an append
+    with AgentPaths(tmp_path).task_log("fw-1").open("ab") as log:
+        log.write(b'{"task":"t1","update":"CAES')  # a crash in the middle of an append
     async with RunningAgent(port, tmp_path):
         hello = await scripted.expect("reregister")
         assert reregistered_tasks(hello) == {"t1": "TASK_RUNNING"}
@@ -216,21 +236,16 @@ async def test_non_strict_recovery_drops_what_it_cannot_read_and_kills_its_proce
     pids = await run_sleeps(scripted, port, tmp_path, "kept", "no-info", "no-record")
     reaped.extend(pids.values())
     paths = AgentPaths(tmp_path)
-    paths.task_file("fw-1", "no-info").write_text("{truncated")
-    no_record_log = paths.updates_file("fw-1", "no-record")
-    damage_line(no_record_log, b'"container"')
+    log = paths.task_log("fw-1")
+    damage_line(log, b'"task":"no-info","info"')
+    damage_line(log, b'"task":"no-record","container"')
 
     async with RunningAgent(port, tmp_path, strict=False):
         hello = await scripted.expect("reregister")
-        # The task without info is left out (the master reports it lost); the one whose log
+        # The task without its arrival is left out (the master reports it lost); the one that
         # lost its container record has failed.
         assert reregistered_tasks(hello) == {"kept": "TASK_RUNNING", "no-record": "TASK_FAILED"}
-        parse_log(no_record_log.read_bytes())  # cut at the corrupt line: readable again
-        assert b"{this is not a record}" not in no_record_log.read_bytes()
-        # TASK_STARTING comes again first if its acknowledgement was after the corrupt line.
-        while (failed := (await scripted.expect("status_update")).status_update.status
-               ).state == mesos_pb2.TASK_STARTING:
-            scripted.ack("fw-1", failed)
+        failed = (await scripted.expect("status_update")).status_update.status
         scripted.ack("fw-1", failed)
         assert mesos_pb2.TaskState.Name(failed.state) == "TASK_FAILED"
         assert failed.task_id.value == "no-record"
@@ -240,13 +255,13 @@ async def test_non_strict_recovery_drops_what_it_cannot_read_and_kills_its_proce
         await eventually(lambda: not alive(pids["no-info"]) and not alive(pids["no-record"]))
         assert alive(pids["kept"])
 
-        aside = set_aside(tmp_path)
-        dropped = aside / "frameworks/fw-1/tasks/no-info"
-        assert (dropped / "task.json").read_text() == "{truncated"
-        assert (dropped / "updates.log").exists()
-        assert not paths.task_dir("fw-1", "no-info").exists()
-        assert b"{this is not a record}" in (
-            aside / "frameworks/fw-1/tasks/no-record/updates.log").read_bytes()
+        # Rewritten without the corrupt lines (and the dropped task); the original set aside.
+        await eventually(lambda: b"{this is not a record}" not in log.read_bytes())
+        rewritten = parse_task_log(log.read_bytes())
+        assert not rewritten.corrupt and not rewritten.torn_tail
+        assert {t for t, _, _ in rewritten.records} == {"kept", "no-record"}
+        assert (set_aside(tmp_path) / "frameworks/fw-1/tasks.log").read_bytes().count(
+            b"{this is not a record}") == 2
 
         scripted.send(MasterMessage(kill_task=MasterMessage.KillTask(
             framework_id=FRAMEWORK.id, task_id=mesos_pb2.TaskID(value="kept"))))
@@ -267,7 +282,7 @@ async def test_non_strict_recovery_of_a_corrupt_agent_file_registers_a_new_agent
         await eventually(lambda: not alive(pids["t1"]))  # the old agent's task is an orphan
         aside = set_aside(tmp_path)
         assert (aside / "agent.json").read_text() == '{"agent_info": {"id": {"value": '
-        assert (aside / "frameworks/fw-1/tasks/t1/task.json").exists()
+        assert (aside / "frameworks/fw-1/tasks.log").exists()
         await eventually(paths.agent_file.exists)
         assert not paths.frameworks_dir.exists()
 
@@ -293,20 +308,23 @@ async def test_non_strict_recovery_keeps_the_tasks_of_a_corrupt_framework_file(
         assert copied.read_text() == '{"framework_info": '
 
 
-def test_a_corrupt_executor_checkpoint_drops_the_executor_and_its_tasks(tmp_path: Path) -> None:
+async def test_a_corrupt_executor_checkpoint_drops_the_executor_and_its_tasks(
+    tmp_path: Path
+) -> None:
     paths = AgentPaths(tmp_path)
-    checkpointer = Checkpointer(paths, GroupCommitter())
+    committer = GroupCommitter()
+    checkpointer = Checkpointer(paths, committer)
     agent = mesos_pb2.AgentInfo(id=mesos_pb2.AgentID(value="agent-1"))
     paths.meta_dir.mkdir()
     paths.agent_file.write_text(json.dumps({"agent_info": {"id": {"value": "agent-1"}}}))
     paths.framework_file("fw-1").parent.mkdir(parents=True)
     paths.framework_file("fw-1").write_text(json.dumps(
         {"framework_info": {"id": {"value": "fw-1"}}}))
+    lines = b""
     for task in (executor_task("custom", {}, "run-executor"), command_task("plain", "sleep 1")):
         executor_id = task.executor.executor_id.value or task.task_id.value
-        paths.task_dir("fw-1", task.task_id.value).mkdir(parents=True)
-        paths.task_file("fw-1", task.task_id.value).write_text(json.dumps(
-            {"task_info": json_format.MessageToDict(task), "executor_id": executor_id}))
+        lines += encode_line(task.task_id.value, TaskArrived(task, executor_id))
+    paths.task_log("fw-1").write_bytes(lines)
     paths.executors_dir("fw-1").mkdir()
     paths.executor_file("fw-1", "ex-1").write_text('{"executor_info": {"executor_id": 1}}')
 
@@ -324,7 +342,13 @@ def test_a_corrupt_executor_checkpoint_drops_the_executor_and_its_tasks(tmp_path
         (paths.executor_file("fw-1", "ex-1"),
          "task 'custom' is dropped: its process is killed and the master reports it lost"),
     ]
-    assert not paths.task_dir("fw-1", "custom").exists()
+    syncer = asyncio.create_task(committer.run())  # the task log is rewritten without it
+    try:
+        await committer.wait(committer.last_ticket)
+    finally:
+        syncer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await syncer
     assert checkpointer.load().tasks == state.tasks  # nothing corrupt is left behind
 
 
@@ -352,8 +376,8 @@ def test_framework_is_told_a_dropped_task_is_gone(
         kept_pid = sleep_pid_of(agent_dir, "kept")
         assert broken_pid and kept_pid
         agent.kill9()
-        broken_file = AgentPaths(agent_dir).task_file(scheduler.framework_id, "broken")
-        broken_file.write_text("{")
+        broken_file = AgentPaths(agent_dir).task_log(scheduler.framework_id)
+        damage_line(broken_file, b'"task":"broken","info"')
 
         monkeypatch.setenv("MESOS_STRICT", "false")
         restarted = cluster.start_agent(work_dir=agent_dir, port=agent_port, hostname="kept")

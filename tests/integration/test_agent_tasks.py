@@ -17,7 +17,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-from google.protobuf import json_format
 
 from mesos_agent.agent import Agent
 from mesos_agent.config import AgentConfig
@@ -25,14 +24,8 @@ from mesos_agent.containerizer import ContainerProcess
 from mesos_agent.containerizer.posix import process_start_time
 from mesos_agent.group_commit import Append, FileOp, Replace, apply_batch
 from mesos_agent.paths import AgentPaths
-from mesos_agent.status_updates import (
-    AckRecord,
-    ContainerRecord,
-    LogRecord,
-    UpdateRecord,
-    encode_record,
-    read_log,
-)
+from mesos_agent.status_updates import AckRecord, ContainerRecord, UpdateRecord
+from mesos_agent.task_log import TaskArrived, TaskLogRecord, encode_line, parse_task_log
 from mesos_common.addresses import HostPort
 from mesos_common.detector import StandaloneDetector
 from mesos_common.resources import Resources
@@ -354,8 +347,8 @@ async def test_restarted_agent_recovers_a_live_task_and_can_kill_it(
         scripted.send(run_task(command_task("t1", "sleep 300", grace=0.2)))
         await scripted.update_acked(mesos_pb2.TASK_STARTING)
         await scripted.update_acked(mesos_pb2.TASK_RUNNING)
-    records = read_log(tmp_path / "meta/frameworks/fw-1/tasks/t1/updates.log")
-    [pid] = [r.container.pid for r in records if isinstance(r, ContainerRecord)]
+    records = parse_task_log((tmp_path / "meta/frameworks/fw-1/tasks.log").read_bytes()).records
+    [pid] = [r.container.pid for _, r, _ in records if isinstance(r, ContainerRecord)]
     os.kill(pid, 0)  # the task outlived its agent
 
     async with RunningAgent(port, tmp_path):
@@ -375,7 +368,7 @@ async def test_restarted_agent_recovers_a_live_task_and_can_kill_it(
 
 
 def _crashed_mid_launch(work_dir: Path, *, forked: bool) -> subprocess.Popen[bytes] | None:
-    """Checkpoint files as a crash right after a launch leaves them: task.json and a durable
+    """Checkpoint files as a crash right after a launch leaves them: the arrival and a durable
     TASK_STARTING, plus (if `forked`) the container record of a live process but no
     TASK_RUNNING. Returns that process (a child of this test, which must reap it)."""
     paths = AgentPaths(work_dir)
@@ -385,14 +378,13 @@ def _crashed_mid_launch(work_dir: Path, *, forked: bool) -> subprocess.Popen[byt
         Replace(paths.framework_file("fw-1"), json.dumps(
             {"framework_info": {"id": {"value": "fw-1"}, "name": "test", "user": "root"}}
         ).encode()),
-        Replace(paths.task_file("fw-1", "t1"), json.dumps({
-            "task_info": json_format.MessageToDict(command_task("t1", "sleep 300")),
-            "executor_id": "t1",
-        }).encode()),
     ]
     starting = mesos_pb2.TaskStatus(task_id=mesos_pb2.TaskID(value="t1"),
                                     state=mesos_pb2.TASK_STARTING, uuid=b"s" * 16)
-    records: list[LogRecord] = [UpdateRecord(starting), AckRecord(starting.uuid)]
+    records: list[TaskLogRecord] = [
+        TaskArrived(command_task("t1", "sleep 300"), "t1"), UpdateRecord(starting),
+        AckRecord(starting.uuid),
+    ]
     process = None
     if forked:
         sandbox = work_dir / "sandbox"
@@ -401,7 +393,7 @@ def _crashed_mid_launch(work_dir: Path, *, forked: bool) -> subprocess.Popen[byt
         start_time = process_start_time(process.pid)
         assert start_time is not None
         records.append(ContainerRecord(ContainerProcess("c1", process.pid, start_time, sandbox)))
-    ops += [Append(paths.updates_file("fw-1", "t1"), encode_record(r)) for r in records]
+    ops += [Append(paths.task_log("fw-1"), encode_line("t1", r)) for r in records]
     apply_batch(ops)
     return process
 

@@ -13,8 +13,6 @@ from mesos_agent.status_updates import (
     LogRecord,
     StatusUpdateManager,
     UpdateRecord,
-    encode_record,
-    parse_log,
 )
 from mesos_common.clock import FakeClock
 from protos import mesos_pb2
@@ -146,21 +144,6 @@ def test_recovery_replays_updates_and_acks(manager: StatusUpdateManager) -> None
 def test_recovery_of_a_finished_stream_leaves_nothing(manager: StatusUpdateManager) -> None:
     finished = status("t1", mesos_pb2.TASK_FINISHED)
     assert manager.recover(FW, "t1", [UpdateRecord(finished), AckRecord(finished.uuid)]) is False
-
-
-def test_log_round_trip_ignores_a_torn_last_line() -> None:
-    running, finished = status("t1", mesos_pb2.TASK_RUNNING), status("t1", mesos_pb2.TASK_FINISHED)
-    good = encode_record(UpdateRecord(running)) + encode_record(AckRecord(running.uuid))
-    torn = encode_record(UpdateRecord(finished))[:-7]
-    records, valid = parse_log(good + torn)
-    assert records == [UpdateRecord(running), AckRecord(running.uuid)]
-    assert valid == len(good)
-
-
-def test_log_with_a_corrupt_complete_line_is_an_error() -> None:
-    data = encode_record(UpdateRecord(status("t1", mesos_pb2.TASK_RUNNING))) + b"garbage\n"
-    with pytest.raises(ValueError, match="corrupt status update log"):
-        parse_log(data)
 
 
 def test_each_stream_retries_on_its_own_schedule(
