@@ -69,6 +69,10 @@ class ZooKeeperDetector:
         self._session: ZooKeeperSession | None = None
         self._reader: GroupReader | None = None
         self._closed = False
+        # (the change event current when the leader was last read, its address) and the read
+        # in flight: see `_leader`.
+        self._cached: tuple[asyncio.Event, HostPort | None] | None = None
+        self._reading: asyncio.Future[None] | None = None
 
     async def detect(self, previous: HostPort | None = None) -> HostPort:
         session, reader = self._open()
@@ -82,13 +86,11 @@ class ZooKeeperDetector:
             failed = False
             if session.connected:
                 try:
-                    view = await reader.read()
+                    address = await self._leader(session, reader)
                 except KazooException as exc:
                     failed = True
                     log.warning("reading the master group failed", path=self.url.path,
                                 error=repr(exc))
-                else:
-                    address = view.leader.address if view.leader is not None else None
             timeout: float | None = self.retry_interval if failed else None
             if address is not None:
                 if address != previous or loop.time() >= deadline:
@@ -97,6 +99,30 @@ class ZooKeeperDetector:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await change.wait()
+
+    async def _leader(self, session: ZooKeeperSession, reader: GroupReader) -> HostPort | None:
+        """The leader's address as last read, if no change was notified since; otherwise one
+        read of the group, shared by every `detect()` that asks meanwhile (one detector may
+        serve many links: the hollow agents of a process share one)."""
+        while True:
+            if self._cached is not None and not self._cached[0].is_set():
+                return self._cached[1]
+            reading = self._reading
+            if reading is None:
+                reading = self._reading = asyncio.ensure_future(self._read(session, reader))
+                reading.add_done_callback(self._read_done)
+            await asyncio.shield(reading)
+
+    async def _read(self, session: ZooKeeperSession, reader: GroupReader) -> None:
+        change = session.next_change()  # taken first: a change during the read invalidates it
+        view = await reader.read()
+        self._cached = (change, view.leader.address if view.leader is not None else None)
+
+    def _read_done(self, reading: asyncio.Future[None]) -> None:
+        if self._reading is reading:
+            self._reading = None
+        if not reading.cancelled():
+            reading.exception()  # retrieved here; each waiter gets it through `shield`
 
     async def close(self) -> None:
         """End the ZooKeeper session; a `detect()` still waiting raises RuntimeError."""

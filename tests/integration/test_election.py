@@ -22,6 +22,7 @@ from mesos_common.election import (
     LeadershipLost,
     ZooKeeperContender,
 )
+from mesos_common.zookeeper import GroupReader, GroupView
 from protos import mesos_pb2
 from tests.zookeeper import ZooKeeperEnsemble, zookeeper
 
@@ -280,6 +281,37 @@ async def test_detect_with_the_same_leader_returns_within_the_retry_interval(
     started = time.monotonic()
     assert await detector.detect(previous=address(5999)) == leader
     assert time.monotonic() - started < 0.9
+
+
+async def test_concurrent_detects_share_one_read_of_the_group(
+    election: Election, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, _ = await election.contender(5001)
+    await election.contender(5002)
+    detector = election.detector(retry_interval=60.0)
+    reads = 0
+    read = GroupReader.read
+
+    async def counted(reader: GroupReader) -> GroupView:
+        nonlocal reads
+        reads += 1
+        return await read(reader)
+
+    monkeypatch.setattr(GroupReader, "read", counted)
+    async with asyncio.timeout(WAIT):
+        leaders = await asyncio.gather(*(detector.detect() for _ in range(200)))
+    assert leaders == [address(5001)] * 200
+    assert reads == 1
+    assert await detector.detect() == address(5001)
+    assert reads == 1  # nothing changed since: no read
+
+    followers = [asyncio.create_task(detector.detect(previous=address(5001)))
+                 for _ in range(200)]
+    await asyncio.sleep(0.1)
+    await a.close()
+    async with asyncio.timeout(WAIT):
+        assert await asyncio.gather(*followers) == [address(5002)] * 200
+    assert 2 <= reads < 10  # one read per change notified, not one per caller
 
 
 async def test_members_with_unparseable_data_are_skipped(election: Election) -> None:
