@@ -15,7 +15,6 @@ deposed one fails as a whole (StoreError), whatever its own session believes.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Sequence
 from typing import Any
@@ -82,12 +81,9 @@ class ZooKeeperStore:
         entries: dict[str, bytes] = {}
         for kind in self.kinds:
             names = await self._session.call(client.get_children_async, f"{self.root}/{kind}")
-            reads = [
-                self._session.call(client.get_async, f"{self.root}/{kind}/{name}")
-                for name in names
-            ]
-            for name, (value, _stat) in zip(names, await asyncio.gather(*reads), strict=True):
-                entries[f"{kind}/{name}"] = bytes(value)
+            values = await self._session.get_many([f"{self.root}/{kind}/{name}" for name in names])
+            for name, value in zip(names, values, strict=True):
+                entries[f"{kind}/{name}"] = value
         self._existing = set(entries)
         return entries
 

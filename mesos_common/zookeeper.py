@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -206,6 +206,21 @@ class ZooKeeperSession:
 
         method(*args, **kwargs).rawlink(settled)
         return await future
+
+    async def get_many(self, paths: Sequence[str]) -> list[bytes]:
+        """The data of many znodes, read in one pipelined burst by a worker thread; kazoo's
+        exceptions propagate (the first failed read's).
+
+        `call` per znode costs the loop a future, a cross-thread wake-up and two socket
+        writes per read: a fifth of a new leader's busy main thread when it read 10,000
+        registry entries that way."""
+        client = self.client
+
+        def read_all() -> list[bytes]:
+            pending = [client.get_async(path) for path in paths]
+            return [bytes(result.get()[0]) for result in pending]
+
+        return await asyncio.to_thread(read_all)
 
     def watch(self, _event: Any) -> None:
         """A kazoo watch function that wakes the loop's waiters (runs in a kazoo thread)."""
