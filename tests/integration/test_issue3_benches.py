@@ -1,5 +1,5 @@
-"""bench/quota_bench.py and bench/tasks_rss_bench.py at their smallest, so that the benchmarks
-keep working as the code under them changes."""
+"""bench/quota_bench.py, bench/tasks_rss_bench.py and bench/grpc_stream_cost.py at their
+smallest, so that the benchmarks keep working as the code under them changes."""
 
 from __future__ import annotations
 
@@ -59,3 +59,12 @@ def test_tasks_rss_bench_measures_the_master_with_every_task_running() -> None:
                  r"\[meets the <= 1 GiB target\]", output)
     assert 0 < int(rss.group(1)) < 1024
     figure(r"growth since \(a\): -?\d+ MiB, -?[\d.]+ MiB per 1,000 tasks", output)
+
+
+def test_grpc_stream_cost_bench_opens_every_stream_and_round_trips_on_each() -> None:
+    output = run_bench("grpc_stream_cost.py", "--streams", "50")
+    lines = output.splitlines()
+    assert len(lines) == 2, output
+    figure(r"^open a stream, one message each way: 50 in [\d.]+ s; CPU client [\d.]+ s "
+           r"\([\d.]+ ms each\), server [\d.]+ s \([\d.]+ ms each\)$", lines[0])
+    figure(r"^one more round trip on each open stream: 50 in [\d.]+ s; ", lines[1])
