@@ -62,6 +62,32 @@ def machine() -> str:
     return f"{os.cpu_count()} CPUs ({model}), Python {sys.version.split()[0]}"
 
 
+def file_system(path: Path) -> str:
+    """The type of the file system holding `path`, noting an ext4 without a journal: its inode
+    allocator skips inodes freed in the last minutes, one by one, so creating files right
+    after many were deleted costs far more (docs/benchmarks.md, "Task launch")."""
+    path = path.resolve()
+    mounts: list[tuple[str, str, str]] = []
+    with contextlib.suppress(OSError), open("/proc/mounts") as table:
+        for line in table:
+            device, mount_point, fs_type = line.split()[:3]
+            if path.is_relative_to(mount_point):
+                mounts.append((mount_point, device, fs_type))
+    if not mounts:
+        return "unknown file system"
+    mount_point, device, fs_type = max(mounts, key=lambda mount: len(mount[0]))
+    described = f"{fs_type} at {mount_point}"
+    if fs_type == "ext4":
+        journals = Path("/proc/fs/jbd2")
+        name = Path(device).name
+        journaled = journals.is_dir() and any(
+            entry.name.startswith(f"{name}-") for entry in journals.iterdir())
+        if not journaled:
+            described += (" without a journal (figures drop for minutes after mass file "
+                          "deletions, this bench's own cleanup included)")
+    return described
+
+
 class BenchCluster:
     """One master and any number of agents, as processes logging to files under `work_dir`."""
 

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
-from _cluster import BenchCluster, Profilers, machine, run_tasks
+from _cluster import BenchCluster, Profilers, file_system, machine, run_tasks
 
 from mesos_agent.environment import argv_without_shell
 from mesos_common.logging import configure_logging
@@ -169,6 +169,7 @@ def main() -> None:
     print(f"{args.tasks} tasks of `{args.cmd}` (cpus {args.cpus}, mem {args.mem}), "
           f"{args.agents} agents of {args.agent_resources}, components at {args.log_level}")
     work_dir = Path(tempfile.mkdtemp(prefix="launch-bench-"))
+    print(f"work dir on: {file_system(work_dir)}")
     try:
         if not args.skip_raw:
             shell = ["/bin/sh", "-c", args.cmd]
