@@ -16,6 +16,7 @@ import grpc
 import grpc.aio
 
 from mesos_common.addresses import HostPort, parse_host_port
+from mesos_common.channels import CLIENT_CHANNEL_OPTIONS
 from protos import scheduler_pb2, scheduler_pb2_grpc
 
 STREAM_ID_KEY = "mesos-stream-id"
@@ -26,16 +27,6 @@ _TRANSIENT = frozenset({
     "UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "RESOURCE_EXHAUSTED", "ABORTED",
     "INTERNAL", "UNKNOWN",
 })
-
-# gRPC's own reconnect backoff (1 s growing to 120 s by default) would hold every call to a
-# master that was down for a while long after it is back; keep it within the driver's backoff.
-# A received message may be up to 64 MiB instead of gRPC's 4 MiB: an event (a reconciliation
-# answer, offers with many attributes) that is large but valid must never fail the stream.
-_CHANNEL_OPTIONS = (
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 2000),
-    ("grpc.max_receive_message_length", 64 * 2**20),
-)
 
 
 class CallError(Exception):
@@ -121,7 +112,9 @@ class GrpcTransport:
 
     def _connect(self) -> Any:
         if self._stub is None:
-            self._channel = grpc.aio.insecure_channel(str(self.address), options=_CHANNEL_OPTIONS)
+            self._channel = grpc.aio.insecure_channel(
+                str(self.address), options=CLIENT_CHANNEL_OPTIONS
+            )
             stub_class: Any = scheduler_pb2_grpc.SchedulerStub
             self._stub = stub_class(self._channel)
         return self._stub

@@ -4,6 +4,11 @@
           ^                                                               |
           +------ exponential backoff (capped) <- refused / error / EOF --+
 
+A master that does not lead answers with the leader it knows (a hint), which the link follows
+next, unless it is a master the link could not reach since it last registered: then the
+detector is asked for another leader (the answering master may not know yet that it was just
+elected itself).
+
 Only one writer task touches the stream; everything else enqueues through `send`. The
 writer sends a backlog as one batch message (mesos_common.backlog); batches received are
 handed to the handler message by message.
@@ -23,6 +28,7 @@ import structlog
 from mesos_agent.status_updates import PendingUpdate, StatusUpdateManager
 from mesos_common.addresses import HostPort, parse_host_port
 from mesos_common.backlog import MAX_BATCH_MESSAGES, backlog, batched
+from mesos_common.channels import CLIENT_CHANNEL_OPTIONS
 from mesos_common.clock import Clock
 from mesos_common.detector import MasterDetector
 from protos import agent_pb2, agent_pb2_grpc, mesos_pb2
@@ -31,9 +37,6 @@ log = structlog.get_logger("mesos_agent.master_link")
 
 LEADER_METADATA_KEY = "mesos-leader"
 _DEFAULT_HEARTBEAT_SECONDS = 5.0
-# A received message may be up to 64 MiB instead of gRPC's 4 MiB: a large but valid message
-# (a task with a big command or environment) must never break the stream.
-_CHANNEL_OPTIONS = (("grpc.max_receive_message_length", 64 * 2**20),)
 
 
 class MasterLinkHandler(Protocol):
@@ -97,6 +100,8 @@ class MasterLink:
         self._registration_timeout = registration_timeout
         self._outbox: asyncio.Queue[agent_pb2.AgentMessage] | None = None
         self._last_hello: str | None = None
+        # Masters this link could not reach since it last registered (see `run`).
+        self._unreachable: set[HostPort] = set()
         self.leader: HostPort | None = None
 
     @property
@@ -130,6 +135,13 @@ class MasterLink:
                         exc.details() or "", reregistering=self._last_hello == "reregister"
                     )
                 hint = _leader_hint(exc)
+                if _unreachable(exc):
+                    self._unreachable.add(leader)
+                elif hint is not None and hint in self._unreachable:
+                    # A master that does not lead names one this link could not reach: its
+                    # view may be older than the detector's (during an election), so ask the
+                    # detector for a leader other than the unreachable one instead.
+                    previous, hint = hint, None
             except (_StreamEnded, TimeoutError, OSError) as exc:
                 problem = str(exc) or type(exc).__name__
             delay = self._backoff.next()
@@ -143,7 +155,8 @@ class MasterLink:
             await asyncio.sleep(delay)
 
     async def _session(self, leader: HostPort) -> None:
-        async with grpc.aio.insecure_channel(str(leader), options=_CHANNEL_OPTIONS) as channel:
+        options = CLIENT_CHANNEL_OPTIONS
+        async with grpc.aio.insecure_channel(str(leader), options=options) as channel:
             stub = agent_pb2_grpc.AgentLinkStub(channel)
             call = stub.Connect()
             hello = self._hello()
@@ -162,6 +175,7 @@ class MasterLink:
             outbox: asyncio.Queue[agent_pb2.AgentMessage] = asyncio.Queue()
             self._outbox = outbox
             self._backoff.reset()
+            self._unreachable.clear()
             log.info(
                 "registered with master",
                 master=str(leader),
@@ -223,6 +237,14 @@ class MasterLink:
 
 def _agent_message_batch(messages: list[agent_pb2.AgentMessage]) -> agent_pb2.AgentMessage:
     return agent_pb2.AgentMessage(batch=agent_pb2.AgentMessage.Batch(messages=messages))
+
+
+def _unreachable(error: grpc.aio.AioRpcError) -> bool:
+    """UNAVAILABLE from gRPC itself (no connection, or the connection broke), not from a
+    master that answered that it does not lead (those name the leader, or an empty one)."""
+    return error.code() == grpc.StatusCode.UNAVAILABLE and not any(
+        key == LEADER_METADATA_KEY for key, _ in error.trailing_metadata() or ()
+    )
 
 
 def _leader_hint(error: grpc.aio.AioRpcError) -> HostPort | None:

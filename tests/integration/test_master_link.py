@@ -1,0 +1,130 @@
+"""The agent's master link against scripted gRPC masters: which master it tries next."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+
+from mesos_agent.master_link import LEADER_METADATA_KEY, MasterLink
+from mesos_common.addresses import HostPort
+from protos import agent_pb2, agent_pb2_grpc, mesos_pb2
+
+pytestmark = pytest.mark.integration
+
+WAIT = 15.0
+
+
+class ScriptedMaster(agent_pb2_grpc.AgentLinkServicer):
+    """Answers its first `refusals` Connect calls with UNAVAILABLE (naming `leader` when
+    given, as a master that does not lead does; without any leader metadata otherwise, as
+    gRPC reports a master it cannot reach), then registers the agent."""
+
+    def __init__(self, refusals: int, leader: str | None = None) -> None:
+        self.refusals = refusals
+        self.leader = leader
+        self.calls = 0
+
+    async def Connect(
+        self, request_iterator: AsyncIterator[agent_pb2.AgentMessage],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[agent_pb2.MasterMessage]:
+        self.calls += 1
+        await anext(aiter(request_iterator))
+        if self.calls <= self.refusals:
+            if self.leader is not None:
+                context.set_trailing_metadata(((LEADER_METADATA_KEY, self.leader),))
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "refused by the script")
+        yield agent_pb2.MasterMessage(registered=agent_pb2.MasterMessage.Registered(
+            agent_id=mesos_pb2.AgentID(value="agent-1"), heartbeat_interval_seconds=60))
+        async for _message in request_iterator:
+            pass
+
+
+class ElectionDetector:
+    """Names `old` until asked for a leader other than it, then `new` (what a ZooKeeper
+    detector does once it has seen the election)."""
+
+    def __init__(self, old: HostPort, new: HostPort) -> None:
+        self.old, self.new = old, new
+
+    async def detect(self, previous: HostPort | None = None) -> HostPort:
+        return self.old if previous is None else self.new
+
+    async def close(self) -> None:
+        return None
+
+
+class Handler:
+    def __init__(self) -> None:
+        self.registered_event = asyncio.Event()
+
+    def registered(self, message: agent_pb2.MasterMessage) -> None:
+        self.registered_event.set()
+
+    def received(self, message: agent_pb2.MasterMessage) -> None:
+        pass
+
+    def disconnected(self) -> None:
+        pass
+
+    async def refused(self, reason: str, *, reregistering: bool) -> None:
+        pass
+
+
+async def serve(servicer: ScriptedMaster) -> tuple[grpc.aio.Server, HostPort]:
+    server = grpc.aio.server()
+    agent_pb2_grpc.add_AgentLinkServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, HostPort("127.0.0.1", port)
+
+
+async def test_a_stale_hint_to_an_unreachable_master_is_not_followed() -> None:
+    # The old leader's connection breaks; the detector then names the new leader, which has
+    # not yet seen its own election and still names the old one.
+    old_master = ScriptedMaster(refusals=10)
+    old_server, old = await serve(old_master)
+    new_master = ScriptedMaster(refusals=1, leader=str(old))
+    new_server, new = await serve(new_master)
+    handler = Handler()
+    link = MasterLink(ElectionDetector(old, new), handler,
+                      lambda: agent_pb2.AgentMessage(register=agent_pb2.AgentMessage.Register()),
+                      initial_backoff=0.01, max_backoff=0.05)
+    running = asyncio.create_task(link.run())
+    try:
+        async with asyncio.timeout(WAIT):
+            await handler.registered_event.wait()
+        assert link.leader == new
+        assert new_master.calls == 2
+        assert old_master.calls == 1  # the hint back to it was not followed
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await old_server.stop(None)
+        await new_server.stop(None)
+
+
+async def test_a_hint_to_a_master_not_known_unreachable_is_followed() -> None:
+    leader_master = ScriptedMaster(refusals=0)
+    leader_server, leader = await serve(leader_master)
+    standby_master = ScriptedMaster(refusals=10, leader=str(leader))
+    standby_server, standby = await serve(standby_master)
+    handler = Handler()
+    link = MasterLink(ElectionDetector(standby, standby), handler,
+                      lambda: agent_pb2.AgentMessage(register=agent_pb2.AgentMessage.Register()),
+                      initial_backoff=0.01, max_backoff=0.05)
+    running = asyncio.create_task(link.run())
+    try:
+        async with asyncio.timeout(WAIT):
+            await handler.registered_event.wait()
+        assert link.leader == leader
+        assert (standby_master.calls, leader_master.calls) == (1, 1)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await leader_server.stop(None)
+        await standby_server.stop(None)
