@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -83,6 +84,27 @@ async def serve(servicer: ScriptedMaster) -> tuple[grpc.aio.Server, HostPort]:
     return server, HostPort("127.0.0.1", port)
 
 
+@contextlib.asynccontextmanager
+async def registered_link(
+    detector: ElectionDetector, *servers: grpc.aio.Server
+) -> AsyncIterator[MasterLink]:
+    """A running link once it has registered with one of `servers` (all stopped after)."""
+    handler = Handler()
+    link = MasterLink(detector, handler,
+                      lambda: agent_pb2.AgentMessage(register=agent_pb2.AgentMessage.Register()),
+                      initial_backoff=0.01, max_backoff=0.05)
+    running = asyncio.create_task(link.run())
+    try:
+        async with asyncio.timeout(WAIT):
+            await handler.registered_event.wait()
+        yield link
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        for server in servers:
+            await server.stop(None)
+
+
 async def test_a_stale_hint_to_an_unreachable_master_is_not_followed() -> None:
     # The old leader's connection breaks; the detector then names the new leader, which has
     # not yet seen its own election and still names the old one.
@@ -90,22 +112,10 @@ async def test_a_stale_hint_to_an_unreachable_master_is_not_followed() -> None:
     old_server, old = await serve(old_master)
     new_master = ScriptedMaster(refusals=1, leader=str(old))
     new_server, new = await serve(new_master)
-    handler = Handler()
-    link = MasterLink(ElectionDetector(old, new), handler,
-                      lambda: agent_pb2.AgentMessage(register=agent_pb2.AgentMessage.Register()),
-                      initial_backoff=0.01, max_backoff=0.05)
-    running = asyncio.create_task(link.run())
-    try:
-        async with asyncio.timeout(WAIT):
-            await handler.registered_event.wait()
+    async with registered_link(ElectionDetector(old, new), old_server, new_server) as link:
         assert link.leader == new
         assert new_master.calls == 2
         assert old_master.calls == 1  # the hint back to it was not followed
-    finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
-        await old_server.stop(None)
-        await new_server.stop(None)
 
 
 async def test_a_hint_to_a_master_not_known_unreachable_is_followed() -> None:
@@ -113,18 +123,7 @@ async def test_a_hint_to_a_master_not_known_unreachable_is_followed() -> None:
     leader_server, leader = await serve(leader_master)
     standby_master = ScriptedMaster(refusals=10, leader=str(leader))
     standby_server, standby = await serve(standby_master)
-    handler = Handler()
-    link = MasterLink(ElectionDetector(standby, standby), handler,
-                      lambda: agent_pb2.AgentMessage(register=agent_pb2.AgentMessage.Register()),
-                      initial_backoff=0.01, max_backoff=0.05)
-    running = asyncio.create_task(link.run())
-    try:
-        async with asyncio.timeout(WAIT):
-            await handler.registered_event.wait()
+    detector = ElectionDetector(standby, standby)
+    async with registered_link(detector, leader_server, standby_server) as link:
         assert link.leader == leader
         assert (standby_master.calls, leader_master.calls) == (1, 1)
-    finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
-        await leader_server.stop(None)
-        await standby_server.stop(None)
