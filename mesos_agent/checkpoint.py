@@ -78,6 +78,7 @@ from mesos_agent.task_log import (
     TaskArrived,
     TaskGone,
     TaskLogRecord,
+    describe_error,
     encode_line,
     parse_task_log,
 )
@@ -240,12 +241,6 @@ class Checkpointer:
         return self._committer.replace(path, json.dumps(data, separators=(",", ":")).encode())
 
 
-def _describe(exc: BaseException) -> str:
-    lines = str(exc).splitlines()
-    text = lines[0] if lines else ""
-    return f"{type(exc).__name__}: {text}" if isinstance(exc, KeyError) or not text else text
-
-
 def _read_checkpoint(path: Path, decode: Callable[[Any], T]) -> T | None:
     """Decode one checkpoint file; None when it does not exist."""
     try:
@@ -253,7 +248,7 @@ def _read_checkpoint(path: Path, decode: Callable[[Any], T]) -> T | None:
     except FileNotFoundError:
         return None
     except _DECODE_ERRORS as exc:
-        raise CorruptCheckpoint(path, _describe(exc)) from exc
+        raise CorruptCheckpoint(path, describe_error(exc)) from exc
 
 
 def _agent_info(data: Any) -> mesos_pb2.AgentInfo:
@@ -335,7 +330,7 @@ class _Loader:
         except FileNotFoundError:
             return
         except OSError as exc:
-            self._skip(CorruptCheckpoint(path, _describe(exc)), "the framework's tasks are "
+            self._skip(CorruptCheckpoint(path, describe_error(exc)), "the framework's tasks are "
                        "dropped: their processes are killed and the master reports them lost",
                        path)
             return

@@ -142,7 +142,7 @@ def parse_task_log(data: bytes) -> ParsedTaskLog:
         try:
             task_id, record = decode_line(line)
         except (ValueError, KeyError, TypeError) as exc:
-            parsed.corrupt.append(CorruptLine(offset, _describe(exc), _task_named(line)))
+            parsed.corrupt.append(CorruptLine(offset, describe_error(exc), _task_named(line)))
             continue
         parsed.records.append((task_id, record, line + b"\n"))
     return parsed
@@ -157,8 +157,10 @@ def _lines(data: bytes) -> Iterator[tuple[int, bytes]]:
     yield start, data[start:]
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
+def describe_error(exc: BaseException) -> str:
+    """One line saying what is wrong with a record or checkpoint (a KeyError names its key)."""
+    lines = str(exc).splitlines()
+    text = lines[0] if lines else ""
     return f"{type(exc).__name__}: {text}" if isinstance(exc, KeyError) or not text else text
 
 

@@ -307,7 +307,6 @@ async def test_concurrent_detects_share_one_read_of_the_group(
 
     followers = [asyncio.create_task(detector.detect(previous=address(5001)))
                  for _ in range(200)]
-    await asyncio.sleep(0.1)
     await a.close()
     async with asyncio.timeout(WAIT):
         assert await asyncio.gather(*followers) == [address(5002)] * 200
