@@ -26,7 +26,7 @@ from pathlib import Path
 import psutil
 from _cluster import BenchCluster, machine, run_tasks
 
-from mesos_common.logging import configure_logging
+from mesos_runtime.logging import configure_logging
 
 MB = 1024 * 1024
 TARGET_MB_PER_1000 = 50.0

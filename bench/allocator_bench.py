@@ -21,9 +21,9 @@ import statistics
 import time
 from collections.abc import Sequence
 
-from mesos_common.clock import SystemClock
-from mesos_common.resources import Resources
 from mesos_master.allocator import Allocator, Grant
+from mesos_runtime.clock import SystemClock
+from mesos_values.resources import Resources
 
 AGENT = Resources.parse("cpus:16;mem:65536;disk:100000;ports:[31000-32000]")
 TASK = Resources.parse("cpus:1;mem:1024;disk:100;ports:[31000-31000]")

@@ -43,7 +43,7 @@ import psutil
 from _cluster import BenchCluster, Profilers, free_port, machine, wait_for
 from launch_bench import spawn_popen
 
-from mesos_common.logging import configure_logging
+from mesos_runtime.logging import configure_logging
 
 TARGET_TASKS_PER_SECOND = 300.0
 JOB_ID = "bench"

@@ -74,10 +74,10 @@ from kazoo.client import KazooClient
 from scale_bench import HollowFleet
 
 from frameworks import Scheduler, SchedulerDriver, is_terminal
-from mesos_common.addresses import HostPort
-from mesos_common.detector import MasterDetector, create_detector
-from mesos_common.logging import configure_logging
-from mesos_common.zookeeper import order_members
+from mesos_coordination.detector import MasterDetector, create_detector
+from mesos_coordination.zookeeper import order_members
+from mesos_runtime.logging import configure_logging
+from mesos_values.addresses import HostPort
 from protos import mesos_pb2
 
 MASTERS = 3

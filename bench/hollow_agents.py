@@ -50,11 +50,11 @@ import structlog
 
 from mesos_agent.master_link import MasterLink, forward_status_updates, send_status_update
 from mesos_agent.status_updates import AckResult, StatusUpdateManager, is_terminal
-from mesos_common.attributes import parse_attributes
-from mesos_common.clock import Clock, SystemClock
-from mesos_common.detector import MasterDetector, create_detector
-from mesos_common.logging import configure_logging
-from mesos_common.resources import Resources
+from mesos_coordination.detector import MasterDetector, create_detector
+from mesos_runtime.clock import Clock, SystemClock
+from mesos_runtime.logging import configure_logging
+from mesos_values.attributes import parse_attributes
+from mesos_values.resources import Resources
 from protos import agent_pb2, mesos_pb2
 
 log = structlog.get_logger("bench.hollow_agents")

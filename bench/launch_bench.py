@@ -31,7 +31,7 @@ import psutil
 from _cluster import BenchCluster, Profilers, file_system, machine, run_tasks
 
 from mesos_agent.environment import argv_without_shell
-from mesos_common.logging import configure_logging
+from mesos_runtime.logging import configure_logging
 from protos import mesos_pb2
 
 TARGET_TASKS_PER_SECOND = 500.0

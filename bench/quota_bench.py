@@ -41,9 +41,9 @@ from dataclasses import dataclass
 
 from _cluster import machine
 
-from mesos_common.clock import SystemClock
-from mesos_common.resources import Resources
 from mesos_master.allocator import Allocator, Grant
+from mesos_runtime.clock import SystemClock
+from mesos_values.resources import Resources
 
 AGENT = Resources.parse("cpus:2;mem:2048;disk:2048")
 SMALL_QUOTA = Resources.parse("cpus:1;mem:1024;disk:1024")

@@ -49,7 +49,7 @@ import psutil
 from _cluster import BenchCluster, Profilers, machine
 
 from frameworks import OfferBudget, Scheduler, SchedulerDriver, command_task
-from mesos_common.logging import configure_logging
+from mesos_runtime.logging import configure_logging
 from protos import mesos_pb2
 
 BENCH_DIR = Path(__file__).resolve().parent

@@ -48,7 +48,7 @@ from frameworks import (
     is_terminal,
     state_name,
 )
-from mesos_common.logging import configure_logging
+from mesos_runtime.logging import configure_logging
 from protos import mesos_pb2
 
 TARGET_RSS_MIB = 1024.0

@@ -31,7 +31,7 @@ from frameworks.tasks import (
     kill_policy,
     state_name,
 )
-from mesos_common.resources import Resources
+from mesos_values.resources import Resources
 
 __all__ = [
     "TERMINAL_STATES",

@@ -15,12 +15,13 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from mesos_common.addresses import HostPort, parse_host_port
-from mesos_common.channels import CLIENT_CHANNEL_OPTIONS
+from mesos_runtime.channels import (
+    CLIENT_CHANNEL_OPTIONS,
+    LEADER_METADATA_KEY,
+    STREAM_ID_METADATA_KEY,
+)
+from mesos_values.addresses import HostPort, parse_host_port
 from protos import scheduler_pb2, scheduler_pb2_grpc
-
-STREAM_ID_KEY = "mesos-stream-id"
-LEADER_KEY = "mesos-leader"
 
 # Codes after which the same call may succeed later (or on the next subscription).
 _TRANSIENT = frozenset({
@@ -56,7 +57,7 @@ def _metadata_value(metadata: Iterable[tuple[str, Any]] | None, key: str) -> str
 
 def call_error(error: grpc.aio.AioRpcError) -> CallError:
     """Translate a gRPC failure, picking up the leader a non-leading master named."""
-    leader_text = _metadata_value(error.trailing_metadata(), LEADER_KEY)
+    leader_text = _metadata_value(error.trailing_metadata(), LEADER_METADATA_KEY)
     leader = None
     if leader_text:
         try:
@@ -91,11 +92,11 @@ class Subscription:
 
 async def _stream_id(stream: Any) -> str:
     try:
-        stream_id = _metadata_value(await stream.initial_metadata(), STREAM_ID_KEY)
+        stream_id = _metadata_value(await stream.initial_metadata(), STREAM_ID_METADATA_KEY)
         if not stream_id:
             # A refused subscription carries no stream id; reading surfaces the refusal.
             await stream.read()
-            raise CallError("INTERNAL", f"the master sent no {STREAM_ID_KEY} metadata")
+            raise CallError("INTERNAL", f"the master sent no {STREAM_ID_METADATA_KEY} metadata")
     except grpc.aio.AioRpcError as exc:
         raise call_error(exc) from None
     return stream_id
@@ -134,7 +135,7 @@ class GrpcTransport:
         """Send one call on behalf of stream `stream_id`; raises CallError."""
         try:
             await self._connect().Send(
-                call, metadata=((STREAM_ID_KEY, stream_id),), timeout=self._send_timeout
+                call, metadata=((STREAM_ID_METADATA_KEY, stream_id),), timeout=self._send_timeout
             )
         except grpc.aio.AioRpcError as exc:
             raise call_error(exc) from None

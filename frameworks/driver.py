@@ -40,10 +40,10 @@ from frameworks._lifecycle import DriverLifecycle, DriverStatus
 from frameworks._session import Action, Backoff, Session
 from frameworks._transport import CallError, GrpcTransport
 from frameworks.scheduler import Scheduler
-from mesos_common.addresses import HostPort
-from mesos_common.backlog import MAX_BATCH_MESSAGES, backlog
-from mesos_common.detector import MasterDetector, create_detector
-from mesos_common.task_states import TERMINAL_STATES
+from mesos_coordination.detector import MasterDetector, create_detector
+from mesos_runtime.backlog import MAX_BATCH_MESSAGES, backlog
+from mesos_values.addresses import HostPort
+from mesos_values.task_states import TERMINAL_STATES
 from protos import mesos_pb2, scheduler_pb2
 
 __all__ = ["DriverStatus", "SchedulerDriver"]

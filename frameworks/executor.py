@@ -29,7 +29,7 @@ import structlog
 
 from frameworks._lifecycle import DriverLifecycle, DriverStatus
 from frameworks._session import Backoff
-from mesos_common.flags import parse_duration
+from mesos_runtime.flags import parse_duration
 from protos import executor_pb2, executor_pb2_grpc, mesos_pb2
 
 __all__ = ["Executor", "ExecutorDriver"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from mesos_common.resources import Range, Resources, merge_ranges
+from mesos_values.resources import Range, Resources, merge_ranges
 from protos import mesos_pb2
 
 __all__ = [

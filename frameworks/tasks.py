@@ -17,8 +17,8 @@ from typing import TypeAlias
 from frameworks import _ids
 from frameworks._ids import AgentIDLike, ExecutorIDLike, FrameworkIDLike, TaskIDLike
 from frameworks.offers import OfferBudget, task_resources
-from mesos_common.resources import Resources
-from mesos_common.task_states import TERMINAL_STATES
+from mesos_values.resources import Resources
+from mesos_values.task_states import TERMINAL_STATES
 from protos import mesos_pb2
 
 __all__ = [

@@ -36,9 +36,9 @@ from marathon.groups import to_json as group_to_json
 from marathon.paths import ROOT, PathId
 from marathon.service import VERSION, MarathonService
 from marathon.validation import AppValidationError
-from mesos_common.http_forward import LeaderForwarder
-from mesos_common.openapi_docs import load_spec, openapi_routes
-from mesos_common.operator_http import redact_credentials
+from mesos_http.http_forward import LeaderForwarder
+from mesos_http.openapi_docs import load_spec, openapi_routes
+from mesos_http.operator_http import redact_credentials
 from webui.routes import ui_routes
 
 Handler = Callable[[Request], Awaitable[Response]]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from types import MappingProxyType
 
-from mesos_common.attributes import parse_attributes
+from mesos_values.attributes import parse_attributes
 from protos import mesos_pb2
 
 __all__ = [

@@ -52,8 +52,8 @@ from marathon.groups import Group, assign_versions, parse_group, put_app, valida
 from marathon.groups import to_json as group_to_json
 from marathon.launch_queue import LaunchQueue, format_timestamp
 from marathon.paths import ROOT, PathId
-from mesos_common.clock import Clock
-from mesos_common.store import Mutation, Sink, split_key, store_key
+from mesos_coordination.store import Mutation, Sink, split_key, store_key
+from mesos_runtime.clock import Clock
 from protos import mesos_pb2
 
 ROOT_KEY = store_key("root", "current")

@@ -50,7 +50,7 @@ from typing import Any
 from marathon import events
 from marathon.app_definition import AppDefinition, HealthCheck
 from marathon.launch_queue import format_timestamp, task_environment
-from mesos_common.clock import Clock
+from mesos_runtime.clock import Clock
 
 __all__ = [
     "FIRST_CHECK_AFTER_SECONDS",

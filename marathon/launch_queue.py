@@ -34,8 +34,8 @@ from marathon.app_definition import AppDefinition
 from marathon.app_definition import to_json as app_to_json
 from marathon.constraints import Agent, PlacedInstance, check_offer
 from marathon.paths import PathId
-from mesos_common.clock import Clock
-from mesos_common.resources import Resources
+from mesos_runtime.clock import Clock
+from mesos_values.resources import Resources
 from protos import mesos_pb2
 
 __all__ = [

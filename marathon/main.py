@@ -14,7 +14,9 @@ import structlog
 
 from marathon.api import MarathonApi
 from marathon.service import MarathonConfig, MarathonService
-from mesos_common.flags import (
+from mesos_coordination.process import run_service
+from mesos_http.http_server import serve_while
+from mesos_runtime.flags import (
     FlagParser,
     parse_duration,
     parse_flags,
@@ -22,9 +24,7 @@ from mesos_common.flags import (
     parse_port,
     parse_zk_flag,
 )
-from mesos_common.http_server import serve_while
-from mesos_common.logging import configure_logging
-from mesos_common.process import run_service
+from mesos_runtime.logging import configure_logging
 
 log = structlog.get_logger("marathon")
 

@@ -23,7 +23,7 @@ import httpx
 from marathon.app_definition import AppDefinition, ReadinessCheck
 from marathon.deployments import ReadinessCheckResult
 from marathon.paths import PathId
-from mesos_common.clock import Clock
+from mesos_runtime.clock import Clock
 
 FIRST_CHECK_AFTER_SECONDS = 1.0
 

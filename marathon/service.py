@@ -31,10 +31,10 @@ from marathon.events import EventBus
 from marathon.health import HealthChecker, HealthTracker, KillDecision
 from marathon.launch_queue import task_environment
 from marathon.readiness import ReadinessChecker, ReadinessTracker
-from mesos_common.clock import SystemClock, WallClock
-from mesos_common.election import Contender, Leadership, create_contender, serve_terms
-from mesos_common.http_forward import advertised_address, forward_url
-from mesos_common.term_store import term_state
+from mesos_coordination.election import Contender, Leadership, create_contender, serve_terms
+from mesos_coordination.term_store import term_state
+from mesos_http.http_forward import advertised_address, forward_url
+from mesos_runtime.clock import SystemClock, WallClock
 from protos import mesos_pb2
 
 log = structlog.get_logger("marathon")

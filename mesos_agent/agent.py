@@ -64,10 +64,10 @@ from mesos_agent.status_updates import (
     UpdateRecord,
     is_terminal,
 )
-from mesos_common.addresses import HostPort
-from mesos_common.clock import Clock, SystemClock
-from mesos_common.detector import MasterDetector
-from mesos_common.resources import Resources
+from mesos_coordination.detector import MasterDetector
+from mesos_runtime.clock import Clock, SystemClock
+from mesos_values.addresses import HostPort
+from mesos_values.resources import Resources
 from protos import agent_pb2, executor_pb2, executor_pb2_grpc, mesos_pb2
 
 log: structlog.typing.FilteringBoundLogger = structlog.get_logger("mesos_agent")

@@ -13,9 +13,9 @@ from typing import NoReturn
 
 import psutil
 
-from mesos_common.attributes import parse_attributes
-from mesos_common.detector import create_detector
-from mesos_common.flags import (
+from mesos_coordination.detector import create_detector
+from mesos_http.operator_http import flag_values
+from mesos_runtime.flags import (
     FlagParser,
     parse_bool,
     parse_duration,
@@ -23,8 +23,8 @@ from mesos_common.flags import (
     parse_log_level,
     parse_port,
 )
-from mesos_common.operator_http import flag_values
-from mesos_common.resources import Resources
+from mesos_values.attributes import parse_attributes
+from mesos_values.resources import Resources
 from protos import mesos_pb2
 
 DEFAULT_PORTS = "ports:[31000-32000]"

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mesos_common.resources import Resources
+from mesos_values.resources import Resources
 from protos import mesos_pb2
 
 

@@ -40,16 +40,16 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from mesos_agent.agent import Agent, AgentView, ExecutorView, TaskView, agent_version
-from mesos_common.addresses import HostPort
-from mesos_common.operator_http import (
+from mesos_http.operator_http import (
     PROMETHEUS_CONTENT_TYPE,
     attributes_json,
     prometheus_text,
     resources_json,
     task_json,
 )
-from mesos_common.resources import Resources
-from mesos_common.task_states import TERMINAL_STATES
+from mesos_values.addresses import HostPort
+from mesos_values.resources import Resources
+from mesos_values.task_states import TERMINAL_STATES
 from protos import mesos_pb2
 
 __all__ = ["COUNTERS", "MAX_READ_LENGTH", "AgentHttp", "agent_metrics", "agent_state"]

@@ -19,10 +19,10 @@ from mesos_agent.checkpoint import CorruptCheckpoint
 from mesos_agent.config import AgentConfig, fatal, parse_config
 from mesos_agent.http import AgentHttp
 from mesos_agent.paths import AgentPaths
-from mesos_common.addresses import HostPort
-from mesos_common.detector import create_detector
-from mesos_common.http_server import serve_while
-from mesos_common.logging import configure_logging
+from mesos_coordination.detector import create_detector
+from mesos_http.http_server import serve_while
+from mesos_runtime.logging import configure_logging
+from mesos_values.addresses import HostPort
 
 log = structlog.get_logger("mesos_agent.main")
 

@@ -10,7 +10,7 @@ detector is asked for another leader (the answering master may not know yet that
 elected itself).
 
 Only one writer task touches the stream; everything else enqueues through `send`. The
-writer sends a backlog as one batch message (mesos_common.backlog); batches received are
+writer sends a backlog as one batch message (mesos_runtime.backlog); batches received are
 handed to the handler message by message.
 """
 
@@ -26,16 +26,15 @@ import grpc
 import structlog
 
 from mesos_agent.status_updates import PendingUpdate, StatusUpdateManager
-from mesos_common.addresses import HostPort, parse_host_port
-from mesos_common.backlog import MAX_BATCH_MESSAGES, backlog, batched
-from mesos_common.channels import CLIENT_CHANNEL_OPTIONS
-from mesos_common.clock import Clock
-from mesos_common.detector import MasterDetector
+from mesos_coordination.detector import MasterDetector
+from mesos_runtime.backlog import MAX_BATCH_MESSAGES, backlog, batched
+from mesos_runtime.channels import CLIENT_CHANNEL_OPTIONS, LEADER_METADATA_KEY
+from mesos_runtime.clock import Clock
+from mesos_values.addresses import HostPort, parse_host_port
 from protos import agent_pb2, agent_pb2_grpc, mesos_pb2
 
 log = structlog.get_logger("mesos_agent.master_link")
 
-LEADER_METADATA_KEY = "mesos-leader"
 _DEFAULT_HEARTBEAT_SECONDS = 5.0
 
 

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from mesos_agent.containerizer import ContainerProcess
-from mesos_common.clock import Clock
-from mesos_common.task_states import TERMINAL_STATES
+from mesos_runtime.clock import Clock
+from mesos_values.task_states import TERMINAL_STATES
 from protos import mesos_pb2
 
 

@@ -18,8 +18,8 @@ import grpc
 
 from mesos_cli.client import normalize_base_url
 from mesos_cli.errors import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, CliError
-from mesos_common.addresses import HostPort, parse_host_port, parse_zk_url
-from mesos_common.detector import create_detector
+from mesos_coordination.detector import create_detector
+from mesos_values.addresses import HostPort, parse_host_port, parse_zk_url
 from protos import mesos_pb2, scheduler_pb2, scheduler_pb2_grpc
 
 __all__ = ["MasterAddress", "MasterAddressKind", "info_http_url", "master_http_url",

@@ -25,7 +25,7 @@ from mesos_cli.client import normalize_base_url
 from mesos_cli.context import Context
 from mesos_cli.discovery import parse_master_address
 from mesos_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, CliError
-from mesos_common.logging import configure_logging
+from mesos_runtime.logging import configure_logging
 
 __all__ = ["build_parser", "default_master", "main"]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from mesos_cli.errors import CliError
 from mesos_cli.tables import Cell, format_mem, format_number, format_used
-from mesos_common.task_states import TERMINAL_STATES
+from mesos_values.task_states import TERMINAL_STATES
 from protos import mesos_pb2
 
 __all__ = [

@@ -30,7 +30,7 @@ from typing import IO
 
 import psutil
 
-from mesos_common.flags import FlagParser, parse_flags, parse_port
+from mesos_runtime.flags import FlagParser, parse_flags, parse_port
 
 _PR_SET_CHILD_SUBREAPER = 36
 PORTS_PER_AGENT = 1000

@@ -32,19 +32,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from mesos_common.addresses import HostPort
-from mesos_common.operator_http import (
+from mesos_http.operator_http import (
     PROMETHEUS_CONTENT_TYPE,
     attributes_json,
     prometheus_text,
     resources_json,
     task_json,
 )
-from mesos_common.resources import Resources
 from mesos_master.master import DEFAULT_ROLE, Master
 from mesos_master.operator_api import operator_routes
 from mesos_master.records import AgentRecord, FrameworkRecord, OfferRecord
 from mesos_master.server import LeaderGate
+from mesos_values.addresses import HostPort
+from mesos_values.resources import Resources
 from protos import mesos_pb2
 from webui.routes import ui_routes
 

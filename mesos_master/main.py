@@ -13,8 +13,15 @@ from pathlib import Path
 
 import structlog
 
-from mesos_common.addresses import HostPort
-from mesos_common.flags import (
+from mesos_coordination.process import run_service
+from mesos_http.http_server import serve_while
+from mesos_http.operator_http import flag_values
+from mesos_master.allocator import DEFAULT_MIN_ALLOCATABLE, SORTERS
+from mesos_master.http import DEFAULT_HTTP_PORT, MasterHttp
+from mesos_master.master import MasterConfig
+from mesos_master.server import MasterServer
+from mesos_master.validation import validate_role
+from mesos_runtime.flags import (
     FlagParser,
     parse_duration,
     parse_flags,
@@ -22,16 +29,9 @@ from mesos_common.flags import (
     parse_port,
     parse_zk_flag,
 )
-from mesos_common.http_server import serve_while
-from mesos_common.logging import configure_logging
-from mesos_common.operator_http import flag_values
-from mesos_common.process import run_service
-from mesos_common.resources import Resources
-from mesos_master.allocator import DEFAULT_MIN_ALLOCATABLE, SORTERS
-from mesos_master.http import DEFAULT_HTTP_PORT, MasterHttp
-from mesos_master.master import MasterConfig
-from mesos_master.server import MasterServer
-from mesos_master.validation import validate_role
+from mesos_runtime.logging import configure_logging
+from mesos_values.addresses import HostPort
+from mesos_values.resources import Resources
 
 # A master holds hundreds of thousands of long-lived objects (agents, offers, tasks) and makes
 # many short-lived ones per call; with Python's default (a young collection every 700 net

@@ -33,10 +33,7 @@ from typing import TypeAlias
 
 import structlog
 
-from mesos_common.clock import Clock
-from mesos_common.resources import Resources
-from mesos_common.store import Sink
-from mesos_common.task_states import TERMINAL_STATES
+from mesos_coordination.store import Sink
 from mesos_master.allocator import DEFAULT_MIN_ALLOCATABLE, SORTERS, Allocator, Grant
 from mesos_master.records import (
     AgentRecord,
@@ -49,6 +46,9 @@ from mesos_master.records import (
 )
 from mesos_master.registry import ImmediateSink, Registry, RegistryState
 from mesos_master.validation import validate_framework_info, validate_role, validate_task
+from mesos_runtime.clock import Clock
+from mesos_values.resources import Resources
+from mesos_values.task_states import TERMINAL_STATES
 from protos import agent_pb2, mesos_pb2, registry_pb2, scheduler_pb2
 
 log = structlog.get_logger("mesos_master")

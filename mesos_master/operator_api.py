@@ -26,11 +26,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from mesos_common.addresses import HostPort
-from mesos_common.operator_http import resources_json
-from mesos_common.resources import Resources
+from mesos_http.operator_http import resources_json
 from mesos_master.master import ErrorCode, Master, MasterError
 from mesos_master.server import LeaderGate
+from mesos_values.addresses import HostPort
+from mesos_values.resources import Resources
 from protos import registry_pb2
 
 __all__ = ["operator_routes"]

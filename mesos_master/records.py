@@ -6,8 +6,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from mesos_common.resources import Resources
-from mesos_common.task_states import TERMINAL_STATES
+from mesos_values.resources import Resources
+from mesos_values.task_states import TERMINAL_STATES
 from protos import agent_pb2, mesos_pb2, registry_pb2, scheduler_pb2
 
 MessageT_contra = TypeVar("MessageT_contra", contravariant=True)

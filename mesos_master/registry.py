@@ -2,7 +2,7 @@
 
 Pure part: the recovered `RegistryState`, and `Registry`, which turns the core's decisions
 (agent admitted, agent unreachable, framework stored or removed, weight set) into key/value
-`Mutation`s handed to a `Sink`. The sink (`mesos_common.store.BatchWriter` in the process)
+`Mutation`s handed to a `Sink`. The sink (`mesos_coordination.store.BatchWriter` in the process)
 makes them durable in order and then runs each mutation's `then` callback, so the core
 can hold back what must not happen before the write is durable (an agent's admission).
 
@@ -19,8 +19,8 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
-from mesos_common.resources import Resources
-from mesos_common.store import MemorySink, Mutation, Sink, StoreError, split_key, store_key
+from mesos_coordination.store import MemorySink, Mutation, Sink, StoreError, split_key, store_key
+from mesos_values.resources import Resources
 from protos import mesos_pb2, registry_pb2
 
 AGENTS = "agents"

@@ -10,7 +10,7 @@ Flow::
 
 A standby (or a leader whose ZooKeeper session is suspended) answers every call with
 UNAVAILABLE and names the leader in the `mesos-leader` trailing metadata. A new leader first
-recovers the registry (fencing out earlier leaders: `mesos_common.store_zk`), then builds a
+recovers the registry (fencing out earlier leaders: `mesos_coordination.store_zk`), then builds a
 fresh core from it and learns tasks as agents re-register (DESIGN decisions 4 and 5). The
 registry lives in ZooKeeper with --zk, under --work_dir without it, and only in memory when
 neither is given. A registry failure ends leadership for good (`LeadershipLost`).
@@ -31,21 +31,22 @@ from typing import Any, Generic, TypeVar
 import grpc
 import structlog
 
-from mesos_common.backlog import MAX_BATCH_MESSAGES, batched
-from mesos_common.clock import SystemClock
-from mesos_common.election import (
+from mesos_coordination.election import (
     Contender,
     Leadership,
     create_contender,
     serve_terms,
 )
-from mesos_common.store import BatchWriter
-from mesos_common.term_store import term_state
-from mesos_common.zookeeper import master_address
+from mesos_coordination.store import BatchWriter
+from mesos_coordination.term_store import term_state
+from mesos_coordination.zookeeper import master_address
 from mesos_master.interceptors import CallPolicy, interceptor_chain
 from mesos_master.master import ErrorCode, Master, MasterConfig, MasterError
 from mesos_master.records import FrameworkRecord
 from mesos_master.registry import KINDS, RegistryState
+from mesos_runtime.backlog import MAX_BATCH_MESSAGES, batched
+from mesos_runtime.channels import LEADER_METADATA_KEY, STREAM_ID_METADATA_KEY
+from mesos_runtime.clock import SystemClock
 from protos import (
     agent_pb2,
     agent_pb2_grpc,
@@ -57,8 +58,6 @@ from protos import (
 log = structlog.get_logger("mesos_master")
 
 VERSION = "0.1.0"
-STREAM_ID_KEY = "mesos-stream-id"
-LEADER_KEY = "mesos-leader"
 Call = scheduler_pb2.Call
 CallType = Call.Type
 Event = scheduler_pb2.Event
@@ -174,7 +173,7 @@ class LeaderGate:
             if self.master is not None:
                 return self.master
         hint = str(master_address(self.leader)) if self.leader is not None else ""
-        context.set_trailing_metadata(((LEADER_KEY, hint),))
+        context.set_trailing_metadata(((LEADER_METADATA_KEY, hint),))
         await context.abort(
             grpc.StatusCode.UNAVAILABLE,
             f"not the leading master; the leader is {hint}" if hint
@@ -251,7 +250,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
             await _abort(context, error)
             return
         self._gate.request_allocation()
-        await context.send_initial_metadata(((STREAM_ID_KEY, stream_id),))
+        await context.send_initial_metadata(((STREAM_ID_METADATA_KEY, stream_id),))
         try:
             async for events in outbox.backlogs():
                 if events[0].type == Event.SUBSCRIBED:  # alone and first (scheduler.proto)
@@ -265,11 +264,11 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
     async def Send(
         self, request: scheduler_pb2.Call, context: grpc.aio.ServicerContext[Any, Any]
     ) -> scheduler_pb2.Response:
-        stream_id = dict(context.invocation_metadata() or ()).get(STREAM_ID_KEY)
+        stream_id = dict(context.invocation_metadata() or ()).get(STREAM_ID_METADATA_KEY)
         if not stream_id:
             await context.abort(
                 grpc.StatusCode.PERMISSION_DENIED,
-                f"calls must carry the {STREAM_ID_KEY} metadata received from Subscribe",
+                f"calls must carry the {STREAM_ID_METADATA_KEY} metadata received from Subscribe",
             )
         handler = self._handlers.get(request.type)
         if handler is None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from mesos_common.resources import Resources
+from mesos_values.resources import Resources
 from protos import mesos_pb2
 
 _ROLE_COMPONENT = re.compile(r"^[^\s/\x00-\x1f\x7f]+$")

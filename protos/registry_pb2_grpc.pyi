@@ -4,7 +4,7 @@ isort:skip_file
 The master's registry: what a newly elected master recovers (DESIGN decision 5).
 
 Each entry is one value under a key (`agents/<id>`, `frameworks/<id>`,
-`removed_frameworks/<id>`, `weights/<role>`, `quotas/<role>`, `gone_agents/<id>`), stored (by `mesos_common.store`) as one znode
+`removed_frameworks/<id>`, `weights/<role>`, `quotas/<role>`, `gone_agents/<id>`), stored (by `mesos_coordination.store`) as one znode
 under `<zk path>/registry/` with --zk, or in the crash-safe log under `<work_dir>/registry/`
 without it. Times are wall-clock seconds since the epoch, so that they keep their meaning on
 another master.

@@ -31,9 +31,9 @@ import yaml
 from frameworks.batch.main import build_parser as batch_parser
 from marathon.main import build_parser as marathon_parser
 from mesos_agent.config import build_parser as agent_parser
-from mesos_common.addresses import HostPort, parse_zk_url
-from mesos_common.flags import parse_port
 from mesos_master.main import build_parser as master_parser
+from mesos_runtime.flags import parse_port
+from mesos_values.addresses import HostPort, parse_zk_url
 
 __all__ = [
     "BIND_FLAGS",

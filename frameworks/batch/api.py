@@ -35,8 +35,8 @@ from frameworks.batch.core import BatchCore, Conflict, NotFound, ScheduleState, 
 from frameworks.batch.jobs import ValidationError, is_valid_job_id
 from frameworks.batch.runs import format_timestamp
 from frameworks.batch.schedules import parse_schedule
-from mesos_common.http_forward import LeaderForwarder
-from mesos_common.openapi_docs import load_spec, openapi_routes
+from mesos_http.http_forward import LeaderForwarder
+from mesos_http.openapi_docs import load_spec, openapi_routes
 from webui.routes import ui_routes
 
 __all__ = ["EMBEDS", "BatchApi", "BatchBackend"]

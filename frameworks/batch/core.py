@@ -71,9 +71,9 @@ from frameworks.batch.runs import (
     parse_task_id,
 )
 from frameworks.batch.schedules import ScheduleSpec, decide, parse_schedule
-from mesos_common.attributes import format_attribute_value
-from mesos_common.clock import Clock
-from mesos_common.store import Mutation, Sink, split_key, store_key
+from mesos_coordination.store import Mutation, Sink, split_key, store_key
+from mesos_runtime.clock import Clock
+from mesos_values.attributes import format_attribute_value
 from protos import mesos_pb2
 
 __all__ = [

@@ -19,7 +19,9 @@ import structlog
 
 from frameworks.batch.api import BatchApi
 from frameworks.batch.service import VERSION, BatchConfig, BatchService
-from mesos_common.flags import (
+from mesos_coordination.process import run_service
+from mesos_http.http_server import serve_while
+from mesos_runtime.flags import (
     FlagParser,
     parse_duration,
     parse_flags,
@@ -27,9 +29,7 @@ from mesos_common.flags import (
     parse_port,
     parse_zk_flag,
 )
-from mesos_common.http_server import serve_while
-from mesos_common.logging import configure_logging
-from mesos_common.process import run_service
+from mesos_runtime.logging import configure_logging
 
 __all__ = ["ENV_PREFIX", "build_parser", "main", "parse_clock_warp", "serve"]
 

@@ -26,11 +26,11 @@ import structlog
 
 from frameworks import DriverActions, Scheduler, SchedulerDriver, service_framework_info
 from frameworks.batch.core import KINDS, BatchCore, Recovered
-from mesos_common.clock import Clock, WallClock, WarpedWallClock
-from mesos_common.election import Contender, Leadership, create_contender, serve_terms
-from mesos_common.http_forward import advertised_address, forward_url
-from mesos_common.store import BatchWriter
-from mesos_common.term_store import term_state
+from mesos_coordination.election import Contender, Leadership, create_contender, serve_terms
+from mesos_coordination.store import BatchWriter
+from mesos_coordination.term_store import term_state
+from mesos_http.http_forward import advertised_address, forward_url
+from mesos_runtime.clock import Clock, WallClock, WarpedWallClock
 from protos import mesos_pb2
 
 __all__ = ["FLUSH_DELAY_SECONDS", "VERSION", "BatchConfig", "BatchService"]

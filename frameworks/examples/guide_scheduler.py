@@ -34,8 +34,8 @@ from frameworks import (
     executor_task,
     state_name,
 )
-from mesos_common.flags import parse_duration, parse_flags
-from mesos_common.logging import configure_logging
+from mesos_runtime.flags import parse_duration, parse_flags
+from mesos_runtime.logging import configure_logging
 from protos import mesos_pb2
 
 REFUSE_SECONDS = 30.0

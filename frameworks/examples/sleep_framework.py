@@ -21,8 +21,8 @@ from frameworks import (
     is_terminal,
     state_name,
 )
-from mesos_common.flags import parse_flags
-from mesos_common.logging import configure_logging
+from mesos_runtime.flags import parse_flags
+from mesos_runtime.logging import configure_logging
 from protos import mesos_pb2
 
 _REFUSE_SECONDS = 5.0

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from mesos_common.resources import Resources
+from mesos_values.resources import Resources
 
 
 @dataclass(frozen=True, slots=True)

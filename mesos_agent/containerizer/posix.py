@@ -35,7 +35,7 @@ from mesos_agent.containerizer.base import (
     Isolator,
     Termination,
 )
-from mesos_common.resources import Resources
+from mesos_values.resources import Resources
 
 _RECOVERED_POLL_SECONDS = 0.2
 _START_TIME_TOLERANCE = 0.05

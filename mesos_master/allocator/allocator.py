@@ -38,10 +38,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
-from mesos_common.clock import Clock
-from mesos_common.resources import Resources
 from mesos_master.allocator.roles import parent
 from mesos_master.allocator.sorter import ClusterTotal, DRFSorter, Sorter
+from mesos_runtime.clock import Clock
+from mesos_values.resources import Resources
 
 __all__ = [
     "DEFAULT_MIN_ALLOCATABLE",

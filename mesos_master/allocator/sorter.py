@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from mesos_common.resources import Resources
+from mesos_values.resources import Resources
 
 __all__ = ["SORTERS", "ClusterTotal", "DRFSorter", "RandomSorter", "Sorter"]
 

@@ -33,7 +33,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
 from frameworks.batch.main import build_parser
-from mesos_common.clock import FakeClock, WarpedWallClock
+from mesos_runtime.clock import FakeClock, WarpedWallClock
 from tests.integration.cluster import Cluster, Process, wait_for
 from tests.integration.conftest import FAST_MASTER_FLAGS
 from tests.zookeeper import ZooKeeperEnsemble, zookeeper

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from frameworks import DriverStatus, SchedulerDriver, is_terminal
-from mesos_common.resources import Resources
+from mesos_values.resources import Resources
 from protos import mesos_pb2
 from tests.integration.cluster import Cluster, Process, wait_for
 from tests.integration.conftest import FAST_MASTER_FLAGS

@@ -26,9 +26,9 @@ from mesos_agent.group_commit import Append, FileOp, Replace, apply_batch
 from mesos_agent.paths import AgentPaths
 from mesos_agent.status_updates import AckRecord, ContainerRecord, UpdateRecord
 from mesos_agent.task_log import TaskArrived, TaskLogRecord, encode_line, parse_task_log
-from mesos_common.addresses import HostPort
-from mesos_common.detector import StandaloneDetector
-from mesos_common.resources import Resources
+from mesos_coordination.detector import StandaloneDetector
+from mesos_values.addresses import HostPort
+from mesos_values.resources import Resources
 from protos import agent_pb2, agent_pb2_grpc, mesos_pb2
 
 pytestmark = pytest.mark.integration

@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from mesos_common.addresses import HostPort
-from mesos_common.attributes import parse_attributes
-from mesos_common.operator_http import attributes_json
+from mesos_http.operator_http import attributes_json
+from mesos_values.addresses import HostPort
+from mesos_values.attributes import parse_attributes
 from tests.compose_topology import (
     COMPOSE_FILE,
     LOOPBACK,

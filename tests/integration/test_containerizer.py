@@ -20,7 +20,7 @@ from mesos_agent.containerizer import (
     Termination,
     stop_container,
 )
-from mesos_common.resources import Resources
+from mesos_values.resources import Resources
 
 pytestmark = pytest.mark.integration
 

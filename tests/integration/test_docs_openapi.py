@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mesos_common.openapi_docs import load_spec, spec_operations
+from mesos_http.openapi_docs import load_spec, spec_operations
 from tests.integration.cluster import Cluster, wait_for
 from tests.unit.test_openapi_specs import schema_checker
 

@@ -1,5 +1,5 @@
 """Leader election against a real ZooKeeper: contenders (mesos_master.election) and the
-ZooKeeper detector (mesos_common.detector) in one process, each with its own session."""
+ZooKeeper detector (mesos_coordination.detector) in one process, each with its own session."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 
-from mesos_common.addresses import HostPort, parse_zk_url
-from mesos_common.detector import ZooKeeperDetector, create_detector
-from mesos_common.election import (
+from mesos_coordination.detector import ZooKeeperDetector, create_detector
+from mesos_coordination.election import (
     NOT_LEADING,
     Leadership,
     LeadershipLost,
     ZooKeeperContender,
 )
-from mesos_common.zookeeper import GroupReader, GroupView
+from mesos_coordination.zookeeper import GroupReader, GroupView
+from mesos_values.addresses import HostPort, parse_zk_url
 from protos import mesos_pb2
 from tests.zookeeper import ZooKeeperEnsemble, zookeeper
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 
 from frameworks import OfferBudget, SchedulerDriver, command_task, offer_resources
-from mesos_common.resources import Resources
+from mesos_values.resources import Resources
 from protos import mesos_pb2
 from tests.integration.cluster import Cluster, free_port, wait_for
 from tests.integration.recording import OfferHandler, RecordingScheduler

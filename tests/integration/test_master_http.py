@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mesos_common.operator_http import prometheus_name
+from mesos_http.operator_http import prometheus_name
 from mesos_master.http import COUNTERS, MasterHttp
 from mesos_master.server import LeaderGate
 from protos import mesos_pb2

@@ -10,8 +10,9 @@ from typing import Any
 import grpc
 import pytest
 
-from mesos_agent.master_link import LEADER_METADATA_KEY, MasterLink
-from mesos_common.addresses import HostPort
+from mesos_agent.master_link import MasterLink
+from mesos_runtime.channels import LEADER_METADATA_KEY
+from mesos_values.addresses import HostPort
 from protos import agent_pb2, agent_pb2_grpc, mesos_pb2
 
 pytestmark = pytest.mark.integration

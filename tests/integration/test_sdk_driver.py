@@ -27,8 +27,8 @@ import grpc.aio
 import pytest
 
 from frameworks import DriverStatus, Scheduler, SchedulerDriver
-from frameworks._transport import LEADER_KEY, STREAM_ID_KEY
-from mesos_common.addresses import HostPort
+from mesos_runtime.channels import LEADER_METADATA_KEY, STREAM_ID_METADATA_KEY
+from mesos_values.addresses import HostPort
 from protos import mesos_pb2, scheduler_pb2, scheduler_pb2_grpc
 
 pytestmark = pytest.mark.integration
@@ -54,7 +54,7 @@ class Received:
 
     @property
     def stream_id(self) -> str | None:
-        return self.metadata.get(STREAM_ID_KEY)
+        return self.metadata.get(STREAM_ID_METADATA_KEY)
 
 
 def _received(request: scheduler_pb2.Call, context: Context, in_flight: int = 0) -> Received:
@@ -74,7 +74,7 @@ class Failure:
     leader: str | None = None
 
     async def abort(self, context: Context) -> NoReturn:
-        trailing = () if self.leader is None else ((LEADER_KEY, self.leader),)
+        trailing = () if self.leader is None else ((LEADER_METADATA_KEY, self.leader),)
         await context.abort(self.code, self.details, trailing_metadata=trailing)
 
 
@@ -166,7 +166,7 @@ class ScriptedMaster(scheduler_pb2_grpc.SchedulerServicer):
             answer = await pending.answer()
             if isinstance(answer, Failure):
                 await answer.abort(context)
-            await context.send_initial_metadata(((STREAM_ID_KEY, answer.stream_id),))
+            await context.send_initial_metadata(((STREAM_ID_METADATA_KEY, answer.stream_id),))
             while (item := await answer.next_item()) is not None:
                 if isinstance(item, Failure):
                     await item.abort(context)

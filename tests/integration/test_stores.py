@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from mesos_common import store_local
-from mesos_common.addresses import parse_zk_url
-from mesos_common.election import ZooKeeperContender
-from mesos_common.store import BatchWriter, Mutation, StoreError
-from mesos_common.store_local import LocalStore, encode_record
-from mesos_common.store_zk import ZooKeeperStore
-from mesos_common.zookeeper import ZooKeeperSession
+from mesos_coordination import store_local
+from mesos_coordination.election import ZooKeeperContender
+from mesos_coordination.store import BatchWriter, Mutation, StoreError
+from mesos_coordination.store_local import LocalStore, encode_record
+from mesos_coordination.store_zk import ZooKeeperStore
+from mesos_coordination.zookeeper import ZooKeeperSession
+from mesos_values.addresses import parse_zk_url
 from protos import mesos_pb2
 from tests.zookeeper import ZooKeeperEnsemble, zookeeper
 

@@ -16,7 +16,7 @@ from mesos_agent.environment import (
     task_environment,
 )
 from mesos_agent.paths import AgentPaths, from_path_component, path_component
-from mesos_common.resources import Resources
+from mesos_values.resources import Resources
 from protos import mesos_pb2
 
 IDS = ContainerIds("agent-1", "fw-1", "task-1", Path("/sandbox"))

@@ -24,7 +24,7 @@ from mesos_agent.group_commit import (
     Remove,
 )
 from mesos_agent.status_updates import StatusUpdateManager
-from mesos_common.clock import FakeClock
+from mesos_runtime.clock import FakeClock
 from protos import mesos_pb2
 
 FW = "fw-1"

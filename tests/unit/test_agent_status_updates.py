@@ -14,7 +14,7 @@ from mesos_agent.status_updates import (
     StatusUpdateManager,
     UpdateRecord,
 )
-from mesos_common.clock import FakeClock
+from mesos_runtime.clock import FakeClock
 from protos import mesos_pb2
 
 FW = "fw-1"

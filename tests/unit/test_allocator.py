@@ -10,9 +10,9 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from mesos_common.clock import FakeClock
-from mesos_common.resources import Resources
 from mesos_master.allocator import DEFAULT_MIN_ALLOCATABLE, Allocator, Grant
+from mesos_runtime.clock import FakeClock
+from mesos_values.resources import Resources
 
 R = Resources.parse
 

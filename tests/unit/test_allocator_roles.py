@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from mesos_common.clock import FakeClock
-from mesos_common.resources import Resources
 from mesos_master.allocator import Allocator, ClusterTotal, Grant, RandomSorter, Sorter
+from mesos_runtime.clock import FakeClock
+from mesos_values.resources import Resources
 
 R = Resources.parse
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mesos_common.attributes import format_attributes, parse_attributes
+from mesos_values.attributes import format_attributes, parse_attributes
 from protos import mesos_pb2
 
 

@@ -1,4 +1,4 @@
-"""Sending backlogs as batches: the queue drain and the size bound (mesos_common.backlog), and
+"""Sending backlogs as batches: the queue drain and the size bound (mesos_runtime.backlog), and
 the SDK's merged ACKNOWLEDGE call."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from frameworks import _calls
-from mesos_common.backlog import backlog, batched, size_bounded
+from mesos_runtime.backlog import backlog, batched, size_bounded
 from protos import agent_pb2, mesos_pb2
 
 

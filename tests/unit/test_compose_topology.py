@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from mesos_common.addresses import HostPort
+from mesos_values.addresses import HostPort
 from tests.compose_topology import command_problems, local_services
 
 SCRIPTS = frozenset({"mesos-master", "mesos-agent", "marathon", "mesos-batch", "mesos"})

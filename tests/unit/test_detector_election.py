@@ -8,9 +8,8 @@ import asyncio
 import pytest
 from kazoo.security import Permissions
 
-from mesos_common.addresses import HostPort, parse_zk_url
-from mesos_common.detector import StandaloneDetector, ZooKeeperDetector, create_detector
-from mesos_common.election import (
+from mesos_coordination.detector import StandaloneDetector, ZooKeeperDetector, create_detector
+from mesos_coordination.election import (
     NOT_LEADING,
     STANDALONE_EPOCH,
     Leadership,
@@ -18,7 +17,7 @@ from mesos_common.election import (
     ZooKeeperContender,
     create_contender,
 )
-from mesos_common.zookeeper import (
+from mesos_coordination.zookeeper import (
     decode_master_info,
     encode_master_info,
     make_client,
@@ -26,6 +25,7 @@ from mesos_common.zookeeper import (
     member_sequence,
     order_members,
 )
+from mesos_values.addresses import HostPort, parse_zk_url
 from protos import mesos_pb2
 
 INFO = mesos_pb2.MasterInfo(id="m1", hostname="node1", address="10.0.0.1", port=5050,

@@ -6,8 +6,8 @@ import argparse
 
 import pytest
 
-from mesos_common.flags import parse_duration, parse_log_level, parse_port, parse_zk_flag
-from mesos_common.operator_http import flag_values, redact_credentials
+from mesos_http.operator_http import flag_values, redact_credentials
+from mesos_runtime.flags import parse_duration, parse_log_level, parse_port, parse_zk_flag
 
 
 def test_log_levels_are_checked_and_normalised() -> None:

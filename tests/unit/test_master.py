@@ -7,8 +7,6 @@ from typing import Generic, TypeVar
 
 import pytest
 
-from mesos_common.clock import FakeClock
-from mesos_common.resources import Resources
 from mesos_master.master import (
     MAX_OFFERS_PER_EVENT,
     ErrorCode,
@@ -18,6 +16,8 @@ from mesos_master.master import (
 )
 from mesos_master.records import FrameworkRecord
 from mesos_master.registry import ImmediateSink, RegistryState
+from mesos_runtime.clock import FakeClock
+from mesos_values.resources import Resources
 from protos import agent_pb2, mesos_pb2, scheduler_pb2
 
 T = TypeVar("T")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from mesos_common.resources import Reservation, Resources
 from mesos_master.master import ErrorCode, MasterError
+from mesos_values.resources import Reservation, Resources
 from protos import mesos_pb2, registry_pb2
 from tests.unit.test_master import Cluster, agent_status, task
 from tests.unit.test_master_recovery import (

@@ -11,8 +11,8 @@ import random
 
 import pytest
 
-from mesos_common.resources import Resources
-from mesos_common.task_states import TERMINAL_STATES
+from mesos_values.resources import Resources
+from mesos_values.task_states import TERMINAL_STATES
 from protos import agent_pb2, mesos_pb2
 from tests.unit.test_master import Cluster, RecordingOutbox, agent_status, task
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mesos_common.resources import Resources
-from mesos_common.store import Mutation, StoreError, split_key, store_key
+from mesos_coordination.store import Mutation, StoreError, split_key, store_key
 from mesos_master import registry as registry_module
 from mesos_master.master import ErrorCode, MasterError
 from mesos_master.records import FrameworkRecord
@@ -16,6 +15,7 @@ from mesos_master.registry import (
     Registry,
     RegistryState,
 )
+from mesos_values.resources import Resources
 from protos import agent_pb2, mesos_pb2, registry_pb2, scheduler_pb2
 from tests.unit.test_master import Cluster, RecordingOutbox, agent_status, task
 

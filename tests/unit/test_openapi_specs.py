@@ -23,7 +23,7 @@ from frameworks.batch.api import BatchApi
 from frameworks.batch.service import BatchConfig, BatchService
 from marathon.api import MarathonApi
 from marathon.service import MarathonConfig, MarathonService
-from mesos_common.openapi_docs import (
+from mesos_http.openapi_docs import (
     load_spec,
     render_docs,
     route_mismatches,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mesos_common.resources import Reservation, Resources
+from mesos_values.resources import Reservation, Resources
 from protos import mesos_pb2
 
 R = Resources.parse

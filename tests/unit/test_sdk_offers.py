@@ -16,7 +16,7 @@ from frameworks import (
     port_resources,
     task_resources,
 )
-from mesos_common.resources import Resources
+from mesos_values.resources import Resources
 from protos import mesos_pb2
 
 

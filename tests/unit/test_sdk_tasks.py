@@ -14,7 +14,7 @@ from frameworks import (
     offer_resources,
     state_name,
 )
-from mesos_common.resources import Resources
+from mesos_values.resources import Resources
 from protos import mesos_pb2
 
 

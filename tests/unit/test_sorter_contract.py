@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from mesos_common.resources import Resources
 from mesos_master.allocator import DRFSorter, RandomSorter, Sorter
+from mesos_values.resources import Resources
 
 R = Resources.parse
 

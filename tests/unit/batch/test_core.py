@@ -19,9 +19,9 @@ from frameworks.batch.core import (
 from frameworks.batch.jobs import ValidationError, parse_job
 from frameworks.batch.runs import RunStatus
 from frameworks.batch.schedules import parse_schedule
-from mesos_common.clock import FakeClock
-from mesos_common.resources import Resources
-from mesos_common.store import MemorySink, Mutation
+from mesos_coordination.store import MemorySink, Mutation
+from mesos_runtime.clock import FakeClock
+from mesos_values.resources import Resources
 from protos import mesos_pb2
 
 START = datetime(2024, 5, 1, 12, 0, 30, tzinfo=UTC)

@@ -11,9 +11,9 @@ from typing import Any
 from marathon.app_definition import parse_app
 from marathon.core import MarathonCore, Recovered
 from marathon.groups import put_app
-from mesos_common.clock import FakeClock
-from mesos_common.resources import Resources
-from mesos_common.store import MemorySink
+from mesos_coordination.store import MemorySink
+from mesos_runtime.clock import FakeClock
+from mesos_values.resources import Resources
 from protos import mesos_pb2
 
 

@@ -20,7 +20,7 @@ from marathon.constraints import (
     meets_constraint,
     select_instances_to_kill,
 )
-from mesos_common.attributes import parse_attributes
+from mesos_values.attributes import parse_attributes
 
 RACK_A1 = Agent.parse("a1", "rack:ra;level:10")
 RACK_A2 = Agent.parse("a2", "rack:ra;level:10")

@@ -8,8 +8,8 @@ from marathon.core import Recovered
 from marathon.deployments import AppLockedError
 from marathon.groups import Group, remove_app
 from marathon.paths import PathId
-from mesos_common.resources import Resources
-from mesos_common.store import MemorySink
+from mesos_coordination.store import MemorySink
+from mesos_values.resources import Resources
 from protos import mesos_pb2
 from tests.unit.marathon.harness import World
 

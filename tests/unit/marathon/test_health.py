@@ -15,7 +15,7 @@ from marathon.health import (
     ProbeResult,
     probe_timeout,
 )
-from mesos_common.clock import FakeClock
+from mesos_runtime.clock import FakeClock
 
 START = 1456677701.090  # 2016-02-28T16:41:41.090Z
 VERSION = "2015-09-30T09:09:17.614Z"

@@ -23,9 +23,9 @@ from marathon.launch_queue import (
     task_id_for,
 )
 from marathon.paths import PathId
-from mesos_common.attributes import parse_attributes
-from mesos_common.clock import FakeClock
-from mesos_common.resources import Resources
+from mesos_runtime.clock import FakeClock
+from mesos_values.attributes import parse_attributes
+from mesos_values.resources import Resources
 from protos import mesos_pb2
 
 CONFORMANCE = Path(__file__).resolve().parents[2] / "fixtures" / "conformance" / "marathon"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marathon.app_definition import parse_app
 from marathon.readiness import FIRST_CHECK_AFTER_SECONDS, ReadinessTracker, Response
-from mesos_common.clock import FakeClock
+from mesos_runtime.clock import FakeClock
 from protos import mesos_pb2
 from tests.unit.marathon.test_core import APP, World
 

@@ -12,7 +12,7 @@ from marathon.app_definition import UnreachableStrategy, parse_app, to_json
 from marathon.core import Instance, Recovered
 from marathon.paths import PathId
 from marathon.validation import AppValidationError
-from mesos_common.store import store_key
+from mesos_coordination.store import store_key
 from protos import mesos_pb2
 from tests.unit.marathon.harness import World
 

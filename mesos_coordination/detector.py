@@ -2,7 +2,7 @@
 
 `create_detector` turns the `--master` value into a detector. A standalone detector always
 names the one configured master; a ZooKeeper detector follows the election group that the
-masters' contenders (`mesos_common.election`) maintain under the URL's path.
+masters' contenders (`mesos_coordination.election`) maintain under the URL's path.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Protocol
 import structlog
 from kazoo.exceptions import KazooException
 
-from mesos_common.addresses import HostPort, ZooKeeperUrl, parse_host_port, parse_zk_url
-from mesos_common.zookeeper import GroupReader, ZooKeeperSession
+from mesos_coordination.zookeeper import GroupReader, ZooKeeperSession
+from mesos_values.addresses import HostPort, ZooKeeperUrl, parse_host_port, parse_zk_url
 
-log = structlog.get_logger("mesos_common.detector")
+log = structlog.get_logger("mesos_coordination.detector")
 
 
 class MasterDetector(Protocol):

@@ -1,4 +1,4 @@
-"""A `Store` in ZooKeeper (with `--zk`), fenced by the leader's epoch (`mesos_common.store`).
+"""A `Store` in ZooKeeper (with `--zk`), fenced by the leader's epoch (`mesos_coordination.store`).
 
 Layout under `root` (the master uses `<election path>/registry`, beside the `json.info_N`
 members):
@@ -27,8 +27,8 @@ from kazoo.exceptions import (
     RolledBackError,
 )
 
-from mesos_common.store import Mutation, StoreError
-from mesos_common.zookeeper import ZooKeeperSession
+from mesos_coordination.store import Mutation, StoreError
+from mesos_coordination.zookeeper import ZooKeeperSession
 
 
 class ZooKeeperStore:

@@ -1,4 +1,4 @@
-"""A `Store` in a directory, for the embedded default without ZooKeeper (`mesos_common.store`).
+"""A `Store` in a directory, for the embedded default without ZooKeeper (`.store`).
 
 Layout of the directory (the master uses `<work_dir>/registry/`):
 
@@ -27,7 +27,7 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
-from mesos_common.store import Mutation, StoreError
+from mesos_coordination.store import Mutation, StoreError
 from protos import store_pb2
 
 _HEADER = struct.Struct(">II")

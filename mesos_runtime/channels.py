@@ -1,4 +1,5 @@
-"""The gRPC channel options every client of a master uses (agents and schedulers).
+"""The gRPC conventions between a master and its clients (agents and schedulers): channel
+options and the metadata keys.
 
 gRPC reconnects a channel's connection with its own backoff (1 s growing to 120 s, by default)
 and shares connections between channels to the same target, so a master that was unreachable
@@ -16,3 +17,11 @@ CLIENT_CHANNEL_OPTIONS = (
     ("grpc.max_reconnect_backoff_ms", 2000),
     ("grpc.max_receive_message_length", 64 * 2**20),
 )
+
+LEADER_METADATA_KEY = "mesos-leader"
+"""Trailing metadata of an UNAVAILABLE answer from a master that does not lead: the leader's
+`host:port`, when it knows one."""
+
+STREAM_ID_METADATA_KEY = "mesos-stream-id"
+"""Initial metadata of a scheduler's subscription, and metadata every later call of that
+subscription carries."""

@@ -25,10 +25,10 @@ from kazoo.exceptions import NoNodeError
 from kazoo.retry import KazooRetry
 from kazoo.security import READ_ACL_UNSAFE, make_digest_acl
 
-from mesos_common.addresses import HostPort, ZooKeeperUrl
+from mesos_values.addresses import HostPort, ZooKeeperUrl
 from protos import mesos_pb2
 
-log = structlog.get_logger("mesos_common.zookeeper")
+log = structlog.get_logger("mesos_coordination.zookeeper")
 
 MEMBER_PREFIX = "json.info_"
 

@@ -9,7 +9,7 @@ A master builds a contender with `create_contender`, awaits `start()`, then foll
     # LeadershipLost raised: the ZooKeeper session is gone; exit and let the supervisor restart
 
 With ZooKeeper, each contender owns an EPHEMERAL SEQUENTIAL znode `<path>/json.info_N` holding
-its MasterInfo as JSON (see `mesos_common.zookeeper`); the lowest N leads and N is its epoch.
+its MasterInfo as JSON (see `mesos_coordination.zookeeper`); the lowest N leads and N is its epoch.
 Connection states map as kazoo's docs prescribe: SUSPENDED -> not leading at once (leader
 unknown); CONNECTED again with the same session -> leading again if still lowest (same epoch);
 LOST, or SUSPENDED for longer than the session timeout (as Mesos does), or our znode deleted
@@ -27,9 +27,8 @@ from typing import Any, Protocol
 import structlog
 from kazoo.exceptions import KazooException
 
-from mesos_common.addresses import ZooKeeperUrl, parse_zk_url
-from mesos_common.store import StoreError
-from mesos_common.zookeeper import (
+from mesos_coordination.store import StoreError
+from mesos_coordination.zookeeper import (
     CONNECTED,
     LOST,
     MEMBER_PREFIX,
@@ -41,9 +40,10 @@ from mesos_common.zookeeper import (
     master_address,
     member_sequence,
 )
+from mesos_values.addresses import ZooKeeperUrl, parse_zk_url
 from protos import mesos_pb2
 
-log = structlog.get_logger("mesos_common.election")
+log = structlog.get_logger("mesos_coordination.election")
 
 STANDALONE_EPOCH = 0
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from mesos_common.election import LeadershipLost
+from mesos_coordination.election import LeadershipLost
 
 
 def run_service(name: str, main: Callable[[], Coroutine[Any, Any, None]]) -> None:

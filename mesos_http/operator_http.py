@@ -11,9 +11,9 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mesos_common.attributes import format_attribute_value
-from mesos_common.flags import parse_duration
-from mesos_common.resources import Resources, format_scalar
+from mesos_runtime.flags import parse_duration
+from mesos_values.attributes import format_attribute_value
+from mesos_values.resources import Resources, format_scalar
 from protos import mesos_pb2
 
 __all__ = [

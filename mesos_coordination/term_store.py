@@ -16,10 +16,10 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mesos_common.election import Contender, Leadership, ZooKeeperContender
-from mesos_common.store import BatchWriter, MemorySink, Sink, Store
-from mesos_common.store_local import LocalStore
-from mesos_common.store_zk import ZooKeeperStore
+from mesos_coordination.election import Contender, Leadership, ZooKeeperContender
+from mesos_coordination.store import BatchWriter, MemorySink, Sink, Store
+from mesos_coordination.store_local import LocalStore
+from mesos_coordination.store_zk import ZooKeeperStore
 
 __all__ = ["Term", "open_term_store", "term_state"]
 

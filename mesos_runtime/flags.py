@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import NoReturn
 
-from mesos_common.addresses import parse_zk_url
+from mesos_values.addresses import parse_zk_url
 
 _DURATION = re.compile(
     r"^\s*([0-9]*\.?[0-9]+)\s*(ns|us|ms|secs?|s|mins?|m|hrs?|h|days?|d|weeks?|w)?\s*$"
