@@ -8,7 +8,7 @@ their status updates acknowledged (each reading taken when RSS has stopped movin
 the agent process alone, and the agent plus its children that are not tasks (a task is a
 child leading its own session; there should be no other children), as MB per 1,000 tasks.
 Also counts the agent's children that are Python interpreters: with the built-in command
-executor there must be none (DESIGN decision 6). Every process started is killed before exit.
+executor there must be none (ADR 0012). Every process started is killed before exit.
 Prints figures only; nothing here is asserted.
 """
 

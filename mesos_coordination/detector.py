@@ -1,4 +1,4 @@
-"""Leader detection (DESIGN decision 4): agents and schedulers find the leading master here.
+"""Leader detection (ADR 0011): agents and schedulers find the leading master here.
 
 `create_detector` turns the `--master` value into a detector. A standalone detector always
 names the one configured master; a ZooKeeper detector follows the election group that the

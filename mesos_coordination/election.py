@@ -1,4 +1,4 @@
-"""Leader election for masters (DESIGN decision 4): the contender half of Mesos' split.
+"""Leader election for masters (ADR 0011): the contender half of Mesos' split.
 
 A master builds a contender with `create_contender`, awaits `start()`, then follows
 `leadership()` from one task and acts as leader only while the latest value says `leading`:

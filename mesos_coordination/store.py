@@ -1,4 +1,4 @@
-"""Durable key/value state for an elected leader (DESIGN decision 5): the master's registry,
+"""Durable key/value state for an elected leader (ADR 0011): the master's registry,
 Marathon's and the batch framework's stores.
 
     pure core ──write(mutation, then)──▶ BatchWriter queue ──run(): batch──▶ Store.commit

@@ -1,4 +1,4 @@
-"""ZooKeeper plumbing shared by the master contender and the leader detector (DESIGN 2 and 4).
+"""ZooKeeper plumbing shared by the master contender and the leader detector (ADRs 0009 and 0011).
 
 kazoo runs its own threads; everything here hands their results to the event loop:
 

@@ -1,4 +1,4 @@
-"""structlog set-up: key-value lines on a terminal, JSON lines otherwise (DESIGN decision 10)."""
+"""structlog set-up: key-value lines on a terminal, JSON lines otherwise (ADR 0009)."""
 
 from __future__ import annotations
 
