@@ -50,10 +50,11 @@ from marathon.deployments import (
 )
 from marathon.groups import Group, assign_versions, parse_group, put_app, validate_root
 from marathon.groups import to_json as group_to_json
-from marathon.launch_queue import LaunchQueue, format_timestamp
+from marathon.launch_queue import LaunchQueue
 from marathon.paths import ROOT, PathId
 from mesos_coordination.store import Mutation, Sink, split_key, store_key
 from mesos_runtime.clock import Clock
+from mesos_values.timestamps import format_timestamp
 from protos import mesos_pb2
 
 ROOT_KEY = store_key("root", "current")
