@@ -37,11 +37,12 @@ from frameworks import _calls
 from frameworks._calls import FiltersLike, ReconcileItem
 from frameworks._ids import AgentIDLike, ExecutorIDLike, OfferIDLike, TaskIDLike
 from frameworks._lifecycle import DriverLifecycle, DriverStatus
-from frameworks._session import Action, Backoff, Session
+from frameworks._session import Action, Session
 from frameworks._transport import CallError, GrpcTransport
 from frameworks.scheduler import Scheduler
 from mesos_coordination.detector import MasterDetector, create_detector
 from mesos_runtime.backlog import MAX_BATCH_MESSAGES, backlog
+from mesos_runtime.backoff import Backoff
 from mesos_values.addresses import HostPort
 from mesos_values.task_states import TERMINAL_STATES
 from protos import mesos_pb2, scheduler_pb2
@@ -336,7 +337,7 @@ class SchedulerDriver(DriverLifecycle):
         return None
 
     def _backoff(self) -> Backoff:
-        return Backoff(initial=min(0.1, self._backoff_cap), cap=self._backoff_cap)
+        return Backoff(min(0.1, self._backoff_cap), self._backoff_cap, jitter=0.5)
 
     async def _transport_to(self, address: HostPort) -> GrpcTransport:
         if self._transport is not None and self._transport.address == address:

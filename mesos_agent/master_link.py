@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import Callable
 from typing import Protocol
 
@@ -28,6 +27,7 @@ import structlog
 from mesos_agent.status_updates import PendingUpdate, StatusUpdateManager
 from mesos_coordination.detector import MasterDetector
 from mesos_runtime.backlog import MAX_BATCH_MESSAGES, backlog, batched
+from mesos_runtime.backoff import Backoff
 from mesos_runtime.channels import CLIENT_CHANNEL_OPTIONS, LEADER_METADATA_KEY
 from mesos_runtime.clock import Clock
 from mesos_values.addresses import HostPort, parse_host_port
@@ -58,23 +58,6 @@ class MasterLinkHandler(Protocol):
         ...
 
 
-class Backoff:
-    """Exponential backoff with jitter: initial, doubling, capped."""
-
-    def __init__(self, initial: float, maximum: float) -> None:
-        self._initial = initial
-        self._maximum = maximum
-        self._next = initial
-
-    def next(self) -> float:
-        delay = self._next
-        self._next = min(self._next * 2, self._maximum)
-        return delay * random.uniform(0.8, 1.0)
-
-    def reset(self) -> None:
-        self._next = self._initial
-
-
 class _StreamEnded(Exception):
     pass
 
@@ -95,7 +78,7 @@ class MasterLink:
         self._detector = detector
         self._handler = handler
         self._hello = hello
-        self._backoff = Backoff(initial_backoff, max_backoff)
+        self._backoff = Backoff(initial_backoff, max_backoff, jitter=0.2)
         self._registration_timeout = registration_timeout
         self._outbox: asyncio.Queue[agent_pb2.AgentMessage] | None = None
         self._last_hello: str | None = None
@@ -143,7 +126,7 @@ class MasterLink:
                     previous, hint = hint, None
             except (_StreamEnded, TimeoutError, OSError) as exc:
                 problem = str(exc) or type(exc).__name__
-            delay = self._backoff.next()
+            delay = self._backoff.next_delay()
             log.warning(
                 "master connection failed; retrying",
                 master=str(leader),
