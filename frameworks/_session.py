@@ -1,5 +1,5 @@
-"""The driver's pure bookkeeping: subscription state, what to do with each outgoing call, and
-reconnection backoff. No I/O; the driver's event loop owns one `Session`.
+"""The driver's pure bookkeeping: subscription state and what to do with each outgoing call.
+No I/O; the driver's event loop owns one `Session`.
 
 Rules for an outgoing call:
 
@@ -12,8 +12,6 @@ Rules for an outgoing call:
 from __future__ import annotations
 
 import enum
-import random
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from protos import mesos_pb2, scheduler_pb2
@@ -101,28 +99,3 @@ def dropped_launches(call: Call, timestamp: float) -> tuple[mesos_pb2.TaskStatus
         for task in operation.launch.task_infos
     )
 
-
-class Backoff:
-    """Exponential backoff with jitter: each delay is drawn from [d/2, d], d doubling from
-    `initial` up to `cap`."""
-
-    def __init__(
-        self, initial: float = 0.1, cap: float = 2.0,
-        jitter: Callable[[], float] = random.random,
-    ) -> None:
-        if not 0 < initial <= cap:
-            raise ValueError("backoff needs 0 < initial <= cap")
-        self._initial = initial
-        self._cap = cap
-        self._jitter = jitter
-        self._current = initial
-
-    def next_delay(self) -> float:
-        """The next delay in seconds."""
-        delay = self._current * (0.5 + 0.5 * self._jitter())
-        self._current = min(self._cap, self._current * 2)
-        return delay
-
-    def reset(self) -> None:
-        """Start again from the initial delay (after a success)."""
-        self._current = self._initial

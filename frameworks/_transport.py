@@ -9,7 +9,6 @@ master, the leader it named in the `mesos-leader` trailing metadata.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import grpc
@@ -17,10 +16,12 @@ import grpc.aio
 
 from mesos_runtime.channels import (
     CLIENT_CHANNEL_OPTIONS,
-    LEADER_METADATA_KEY,
     STREAM_ID_METADATA_KEY,
+    leader_hint,
+    metadata_value,
+    unreachable,
 )
-from mesos_values.addresses import HostPort, parse_host_port
+from mesos_values.addresses import HostPort
 from protos import scheduler_pb2, scheduler_pb2_grpc
 
 # Codes after which the same call may succeed later (or on the next subscription).
@@ -31,14 +32,19 @@ _TRANSIENT = frozenset({
 
 
 class CallError(Exception):
-    """A failed Subscribe or Send: the gRPC status code name, the master's message, and the
-    leader a non-leading master named (None if it named none)."""
+    """A failed Subscribe or Send: the gRPC status code name, the master's message, the
+    leader a non-leading master named (None if it named none), and whether the master could
+    not be reached at all."""
 
-    def __init__(self, code: str, message: str, *, leader: HostPort | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, *, leader: HostPort | None = None,
+        unreachable: bool = False,
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.leader = leader
+        self.unreachable = unreachable
 
     def retryable(self, *, subscribing: bool) -> bool:
         """Whether retrying may help. A Send refused with PERMISSION_DENIED used a stale stream
@@ -48,23 +54,12 @@ class CallError(Exception):
         return not subscribing and self.code == "PERMISSION_DENIED"
 
 
-def _metadata_value(metadata: Iterable[tuple[str, Any]] | None, key: str) -> str | None:
-    for name, value in metadata or ():
-        if name == key:
-            return value.decode() if isinstance(value, bytes) else str(value)
-    return None
-
-
 def call_error(error: grpc.aio.AioRpcError) -> CallError:
     """Translate a gRPC failure, picking up the leader a non-leading master named."""
-    leader_text = _metadata_value(error.trailing_metadata(), LEADER_METADATA_KEY)
-    leader = None
-    if leader_text:
-        try:
-            leader = parse_host_port(leader_text, what="leading master")
-        except ValueError:
-            leader = None
-    return CallError(error.code().name, error.details() or "", leader=leader)
+    return CallError(
+        error.code().name, error.details() or "",
+        leader=leader_hint(error), unreachable=unreachable(error),
+    )
 
 
 class Subscription:
@@ -92,7 +87,7 @@ class Subscription:
 
 async def _stream_id(stream: Any) -> str:
     try:
-        stream_id = _metadata_value(await stream.initial_metadata(), STREAM_ID_METADATA_KEY)
+        stream_id = metadata_value(await stream.initial_metadata(), STREAM_ID_METADATA_KEY)
         if not stream_id:
             # A refused subscription carries no stream id; reading surfaces the refusal.
             await stream.read()

@@ -37,11 +37,13 @@ from frameworks import _calls
 from frameworks._calls import FiltersLike, ReconcileItem
 from frameworks._ids import AgentIDLike, ExecutorIDLike, OfferIDLike, TaskIDLike
 from frameworks._lifecycle import DriverLifecycle, DriverStatus
-from frameworks._session import Action, Backoff, Session
+from frameworks._session import Action, Session
 from frameworks._transport import CallError, GrpcTransport
 from frameworks.scheduler import Scheduler
 from mesos_coordination.detector import MasterDetector, create_detector
+from mesos_coordination.reconnect import Ended, follow_leader
 from mesos_runtime.backlog import MAX_BATCH_MESSAGES, backlog
+from mesos_runtime.backoff import Backoff
 from mesos_values.addresses import HostPort
 from mesos_values.task_states import TERMINAL_STATES
 from protos import mesos_pb2, scheduler_pb2
@@ -280,63 +282,44 @@ class SchedulerDriver(DriverLifecycle):
     # The connection task: subscribe, follow the stream, re-subscribe when it breaks.
 
     async def _connection_loop(self) -> None:
-        backoff = self._backoff()
-        previous: HostPort | None = None
-        redirect: HostPort | None = None
-        while not self._stopping:
-            address = redirect or await self._detector.detect(previous)
-            previous, redirect = address, None
-            transport = await self._transport_to(address)
-            try:
-                if await self._follow_stream(transport):
-                    return
-                reason = "the master closed the event stream"
-            except CallError as exc:
-                if not exc.retryable(subscribing=True):
-                    self._inbox.put_nowait(
-                        _Error(f"subscription refused by {address}: {exc}", fatal=True)
-                    )
-                    return
-                if exc.leader is not None and exc.leader != address:
-                    redirect = exc.leader
-                reason = str(exc)
-            except TimeoutError:
-                reason = "no event from the master within the heartbeat timeout"
-            if self._session.on_disconnected():
-                backoff.reset()
-                if not self._stopping:
-                    self._inbox.put_nowait(_Disconnected())
-            if self._stopping:
-                return
-            delay = 0.0 if redirect is not None else backoff.next_delay()
-            self._log.info(
-                "re-subscribing", master=str(redirect or address), reason=reason,
-                delay=round(delay, 3), framework_id=self._framework_id_text(),
-            )
-            if redirect is None:
-                redirect = await self._pause(delay, address)
-                if redirect is not None:
-                    backoff.reset()
+        await follow_leader(self._detector, self._subscribe_to, self._backoff(), self._log_retry)
 
-    async def _pause(self, delay: float, address: HostPort) -> HostPort | None:
-        """Wait `delay` before retrying `address`, but return at once with the new leader
-        when the detector names another one meanwhile (after a master failover the retry
-        backoff has grown; the new leader should not wait for it)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + delay
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout_at(deadline):
-                while True:
-                    asked = loop.time()
-                    leader = await self._detector.detect(address)
-                    if leader != address:
-                        return leader
-                    if loop.time() - asked < 0.05:  # a detector that cannot wait for changes
-                        await asyncio.sleep(deadline - loop.time())
-        return None
+    async def _subscribe_to(self, address: HostPort) -> Ended | None:
+        """One subscription to `address`, until it ends; None when the driver is done."""
+        if self._stopping:
+            return None
+        transport = await self._transport_to(address)
+        hint: HostPort | None = None
+        unreachable = False
+        try:
+            if await self._follow_stream(transport):
+                return None
+            reason = "the master closed the event stream"
+        except CallError as exc:
+            if not exc.retryable(subscribing=True):
+                self._inbox.put_nowait(
+                    _Error(f"subscription refused by {address}: {exc}", fatal=True)
+                )
+                return None
+            reason, hint, unreachable = str(exc), exc.leader, exc.unreachable
+        except TimeoutError:
+            reason = "no event from the master within the heartbeat timeout"
+        subscribed = self._session.on_disconnected()
+        if subscribed and not self._stopping:
+            self._inbox.put_nowait(_Disconnected())
+        if self._stopping:
+            return None
+        return Ended(reason, connected=subscribed, leader_hint=hint, unreachable=unreachable)
+
+    def _log_retry(self, address: HostPort, ended: Ended, delay: float) -> None:
+        self._log.info(
+            "re-subscribing", master=str(address), reason=ended.problem, delay=round(delay, 3),
+            leader_hint=str(ended.leader_hint) if ended.leader_hint else None,
+            framework_id=self._framework_id_text(),
+        )
 
     def _backoff(self) -> Backoff:
-        return Backoff(initial=min(0.1, self._backoff_cap), cap=self._backoff_cap)
+        return Backoff(min(0.1, self._backoff_cap), self._backoff_cap, jitter=0.5)
 
     async def _transport_to(self, address: HostPort) -> GrpcTransport:
         if self._transport is not None and self._transport.address == address:

@@ -28,7 +28,7 @@ import grpc
 import structlog
 
 from frameworks._lifecycle import DriverLifecycle, DriverStatus
-from frameworks._session import Backoff
+from mesos_runtime.backoff import Backoff
 from mesos_runtime.flags import parse_duration
 from protos import executor_pb2, executor_pb2_grpc, mesos_pb2
 
@@ -232,7 +232,7 @@ class ExecutorDriver(DriverLifecycle):
         })
 
     async def _connection_loop(self) -> None:
-        backoff = Backoff(0.05, self._backoff_cap)
+        backoff = Backoff(0.05, self._backoff_cap, jitter=0.5)
         lost_since: float | None = None
         while True:
             subscribed = False

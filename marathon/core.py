@@ -50,10 +50,12 @@ from marathon.deployments import (
 )
 from marathon.groups import Group, assign_versions, parse_group, put_app, validate_root
 from marathon.groups import to_json as group_to_json
-from marathon.launch_queue import LaunchQueue, format_timestamp
+from marathon.launch_queue import LaunchQueue
 from marathon.paths import ROOT, PathId
 from mesos_coordination.store import Mutation, Sink, split_key, store_key
 from mesos_runtime.clock import Clock
+from mesos_values.task_states import TERMINAL_OR_UNKNOWN_STATES
+from mesos_values.timestamps import format_timestamp
 from protos import mesos_pb2
 
 ROOT_KEY = store_key("root", "current")
@@ -66,10 +68,8 @@ PER_AGENT_LABEL = "MARATHON_PER_AGENT"
 constraints, following agents as they come and go; `instances` is then ignored."""
 IDLE_DECLINE_SECONDS = 120.0
 
-TERMINAL = frozenset({
-    "TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED",
-    "TASK_GONE", "TASK_GONE_BY_OPERATOR", "TASK_UNKNOWN",
-})
+TERMINAL = frozenset(mesos_pb2.TaskState.Name(state) for state in TERMINAL_OR_UNKNOWN_STATES)
+"""Names of the states after which an instance is gone for Marathon (TASK_UNKNOWN included)."""
 FAILED = frozenset({"TASK_FAILED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED", "TASK_GONE"})
 EXPUNGED_CONDITION = "Killed"
 """The condition `instance_changed_event` reports for an expunged instance, as Marathon does."""

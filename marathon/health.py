@@ -49,8 +49,9 @@ from typing import Any
 
 from marathon import events
 from marathon.app_definition import AppDefinition, HealthCheck
-from marathon.launch_queue import format_timestamp, task_environment
+from marathon.launch_queue import task_environment
 from mesos_runtime.clock import Clock
+from mesos_values.timestamps import format_timestamp
 
 __all__ = [
     "FIRST_CHECK_AFTER_SECONDS",

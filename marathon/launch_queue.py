@@ -24,7 +24,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -36,6 +35,7 @@ from marathon.constraints import Agent, PlacedInstance, check_offer
 from marathon.paths import PathId
 from mesos_runtime.clock import Clock
 from mesos_values.resources import Resources
+from mesos_values.timestamps import format_timestamp
 from protos import mesos_pb2
 
 __all__ = [
@@ -46,7 +46,6 @@ __all__ = [
     "OfferMatch",
     "RejectReason",
     "app_id_of_task",
-    "format_timestamp",
     "instance_id_of_task",
     "new_instance_id",
     "task_environment",
@@ -80,12 +79,6 @@ _MAX_LABEL_ENV_LENGTH = 512
 _TASK_ID = re.compile(
     r"^(.+)\.(instance-|marathon-)([^_.]+)(?:[._](_app|\$anon|[^_.]+))?(?:\.(\d+))?$")
 _LEGACY_TASK_ID = re.compile(r"^(.+)[._]([^_.]+)$")
-
-
-def format_timestamp(seconds: float) -> str:
-    """Marathon's timestamp text for seconds since the epoch: `2016-02-28T16:41:41.090Z`."""
-    moment = datetime.fromtimestamp(seconds, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def new_instance_id(app_id: PathId, uuid_factory: Callable[[], str] = lambda: str(uuid.uuid4()),

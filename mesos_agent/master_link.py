@@ -4,10 +4,9 @@
           ^                                                               |
           +------ exponential backoff (capped) <- refused / error / EOF --+
 
-A master that does not lead answers with the leader it knows (a hint), which the link follows
-next, unless it is a master the link could not reach since it last registered: then the
-detector is asked for another leader (the answering master may not know yet that it was just
-elected itself).
+Which master to try next, and when, is `mesos_coordination.reconnect.follow_leader`: it follows
+the leader a master that does not lead names (a hint), unless the link could not reach that
+master since it last registered.
 
 Only one writer task touches the stream; everything else enqueues through `send`. The
 writer sends a backlog as one batch message (mesos_runtime.backlog); batches received are
@@ -18,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import Callable
 from typing import Protocol
 
@@ -27,10 +25,12 @@ import structlog
 
 from mesos_agent.status_updates import PendingUpdate, StatusUpdateManager
 from mesos_coordination.detector import MasterDetector
+from mesos_coordination.reconnect import Ended, follow_leader
 from mesos_runtime.backlog import MAX_BATCH_MESSAGES, backlog, batched
-from mesos_runtime.channels import CLIENT_CHANNEL_OPTIONS, LEADER_METADATA_KEY
+from mesos_runtime.backoff import Backoff
+from mesos_runtime.channels import CLIENT_CHANNEL_OPTIONS, leader_hint, unreachable
 from mesos_runtime.clock import Clock
-from mesos_values.addresses import HostPort, parse_host_port
+from mesos_values.addresses import HostPort
 from protos import agent_pb2, agent_pb2_grpc, mesos_pb2
 
 log = structlog.get_logger("mesos_agent.master_link")
@@ -58,23 +58,6 @@ class MasterLinkHandler(Protocol):
         ...
 
 
-class Backoff:
-    """Exponential backoff with jitter: initial, doubling, capped."""
-
-    def __init__(self, initial: float, maximum: float) -> None:
-        self._initial = initial
-        self._maximum = maximum
-        self._next = initial
-
-    def next(self) -> float:
-        delay = self._next
-        self._next = min(self._next * 2, self._maximum)
-        return delay * random.uniform(0.8, 1.0)
-
-    def reset(self) -> None:
-        self._next = self._initial
-
-
 class _StreamEnded(Exception):
     pass
 
@@ -95,12 +78,11 @@ class MasterLink:
         self._detector = detector
         self._handler = handler
         self._hello = hello
-        self._backoff = Backoff(initial_backoff, max_backoff)
+        self._backoff = Backoff(initial_backoff, max_backoff, jitter=0.2)
         self._registration_timeout = registration_timeout
         self._outbox: asyncio.Queue[agent_pb2.AgentMessage] | None = None
         self._last_hello: str | None = None
-        # Masters this link could not reach since it last registered (see `run`).
-        self._unreachable: set[HostPort] = set()
+        self._registered = False  # in the current connection
         self.leader: HostPort | None = None
 
     @property
@@ -117,41 +99,27 @@ class MasterLink:
 
     async def run(self) -> None:
         """Keep a registered stream to the leader until cancelled."""
-        hint: HostPort | None = None
-        previous: HostPort | None = None
-        while True:
-            leader = hint or await self._detector.detect(previous)
-            hint = None
-            previous = self.leader = leader
-            try:
-                await self._session(leader)
-                problem = "master closed the stream"
-            except grpc.aio.AioRpcError as exc:
-                problem = f"{exc.code().name}: {exc.details()}"
-                if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
-                    log.error("master refused the agent", master=str(leader), reason=exc.details())
-                    await self._handler.refused(
-                        exc.details() or "", reregistering=self._last_hello == "reregister"
-                    )
-                hint = _leader_hint(exc)
-                if _unreachable(exc):
-                    self._unreachable.add(leader)
-                elif hint is not None and hint in self._unreachable:
-                    # A master that does not lead names one this link could not reach: its
-                    # view may be older than the detector's (during an election), so ask the
-                    # detector for a leader other than the unreachable one instead.
-                    previous, hint = hint, None
-            except (_StreamEnded, TimeoutError, OSError) as exc:
-                problem = str(exc) or type(exc).__name__
-            delay = self._backoff.next()
-            log.warning(
-                "master connection failed; retrying",
-                master=str(leader),
-                error=problem,
-                retry_in=round(delay, 3),
-                leader_hint=str(hint) if hint else None,
+        await follow_leader(self._detector, self._connect, self._backoff, _log_retry)
+
+    async def _connect(self, leader: HostPort) -> Ended:
+        """One connection to `leader`, until it ends."""
+        self.leader = leader
+        self._registered = False
+        try:
+            await self._session(leader)
+            return Ended("master closed the stream", connected=self._registered)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                log.error("master refused the agent", master=str(leader), reason=exc.details())
+                await self._handler.refused(
+                    exc.details() or "", reregistering=self._last_hello == "reregister"
+                )
+            return Ended(
+                f"{exc.code().name}: {exc.details()}", connected=self._registered,
+                leader_hint=leader_hint(exc), unreachable=unreachable(exc),
             )
-            await asyncio.sleep(delay)
+        except (_StreamEnded, TimeoutError, OSError) as exc:
+            return Ended(str(exc) or type(exc).__name__, connected=self._registered)
 
     async def _session(self, leader: HostPort) -> None:
         options = CLIENT_CHANNEL_OPTIONS
@@ -173,8 +141,7 @@ class MasterLink:
             interval = answer.heartbeat_interval_seconds or _DEFAULT_HEARTBEAT_SECONDS
             outbox: asyncio.Queue[agent_pb2.AgentMessage] = asyncio.Queue()
             self._outbox = outbox
-            self._backoff.reset()
-            self._unreachable.clear()
+            self._registered = True
             log.info(
                 "registered with master",
                 master=str(leader),
@@ -234,27 +201,18 @@ class MasterLink:
             outbox.put_nowait(agent_pb2.AgentMessage(heartbeat=agent_pb2.AgentMessage.Heartbeat()))
 
 
-def _agent_message_batch(messages: list[agent_pb2.AgentMessage]) -> agent_pb2.AgentMessage:
-    return agent_pb2.AgentMessage(batch=agent_pb2.AgentMessage.Batch(messages=messages))
-
-
-def _unreachable(error: grpc.aio.AioRpcError) -> bool:
-    """UNAVAILABLE from gRPC itself (no connection, or the connection broke), not from a
-    master that answered that it does not lead (those name the leader, or an empty one)."""
-    return error.code() == grpc.StatusCode.UNAVAILABLE and not any(
-        key == LEADER_METADATA_KEY for key, _ in error.trailing_metadata() or ()
+def _log_retry(leader: HostPort, ended: Ended, delay: float) -> None:
+    log.warning(
+        "master connection failed; retrying",
+        master=str(leader),
+        error=ended.problem,
+        retry_in=round(delay, 3),
+        leader_hint=str(ended.leader_hint) if ended.leader_hint else None,
     )
 
 
-def _leader_hint(error: grpc.aio.AioRpcError) -> HostPort | None:
-    if error.code() != grpc.StatusCode.UNAVAILABLE:
-        return None
-    for key, value in error.trailing_metadata() or ():
-        if key == LEADER_METADATA_KEY:
-            text = value.decode() if isinstance(value, bytes) else value
-            with contextlib.suppress(ValueError):
-                return parse_host_port(text, what="leader")
-    return None
+def _agent_message_batch(messages: list[agent_pb2.AgentMessage]) -> agent_pb2.AgentMessage:
+    return agent_pb2.AgentMessage(batch=agent_pb2.AgentMessage.Batch(messages=messages))
 
 
 def send_status_update(link: MasterLink, pending: PendingUpdate) -> None:

@@ -1,3 +1,3 @@
 """What every process of ours runs on: injected clocks, Mesos-style flags, logging set-up,
-the gRPC channel options of a master's clients and backlog batching of streamed messages
-(ADR 0008)."""
+the gRPC conventions of a master's clients, backlog batching of streamed messages and
+reconnect backoff (ADR 0008)."""

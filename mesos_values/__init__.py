@@ -1,2 +1,2 @@
 """Value types every component shares: resources and their arithmetic, agent attributes, task
-states and master addresses. Pure: imports nothing of ours but `protos` (ADR 0008)."""
+states, master addresses and timestamps. Pure: imports nothing of ours but `protos` (ADR 0008)."""

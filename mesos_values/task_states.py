@@ -17,3 +17,11 @@ TERMINAL_STATES: frozenset[mesos_pb2.TaskState.ValueType] = frozenset(
     }
 )
 """States after which a task never runs again."""
+
+TERMINAL_OR_UNKNOWN_STATES: frozenset[mesos_pb2.TaskState.ValueType] = TERMINAL_STATES | {
+    mesos_pb2.TASK_UNKNOWN
+}
+"""The terminal states and TASK_UNKNOWN: the states after which a scheduler counts a task as
+gone. TASK_UNKNOWN is not terminal (the master has no record of the task, which may still run
+on an agent it has not heard from), but it is reconciliation's answer for a task the master
+does not know, so Marathon expunges such an instance and does not kill such a task."""

@@ -33,10 +33,11 @@ from starlette.routing import Route
 
 from frameworks.batch.core import BatchCore, Conflict, NotFound, ScheduleState, parse_job_body
 from frameworks.batch.jobs import ValidationError, is_valid_job_id
-from frameworks.batch.runs import format_timestamp
+from frameworks.batch.runs import UTC_SUFFIX
 from frameworks.batch.schedules import parse_schedule
 from mesos_http.http_forward import LeaderForwarder
 from mesos_http.openapi_docs import load_spec, openapi_routes
+from mesos_values.timestamps import format_timestamp
 from webui.routes import ui_routes
 
 __all__ = ["EMBEDS", "BatchApi", "BatchBackend"]
@@ -319,5 +320,5 @@ def _schedule_json(core: BatchCore, state: ScheduleState) -> dict[str, Any]:
     body = state.spec.to_json()
     due = state.spec.next_due(max(state.handled_until, core.now()))
     if due is not None and state.spec.enabled:
-        body["nextRunAt"] = format_timestamp(due)
+        body["nextRunAt"] = format_timestamp(due.timestamp(), utc_suffix=UTC_SUFFIX)
     return body

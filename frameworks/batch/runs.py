@@ -36,15 +36,16 @@ from enum import StrEnum
 from typing import Any
 
 from frameworks.batch.jobs import JobSpec, RestartPolicy, RestartSpec
+from mesos_values.timestamps import format_timestamp
 
 __all__ = [
     "FINISHED_TASKS_KEPT",
+    "UTC_SUFFIX",
     "FinishedRun",
     "JobHistory",
     "JobRun",
     "RunStatus",
     "RunTask",
-    "format_timestamp",
     "new_run_id",
     "parse_task_id",
 ]
@@ -60,6 +61,8 @@ _RUNNING_STATE = "TASK_RUNNING"
 _NEVER_RESTART = RestartSpec()
 FINISHED_TASKS_KEPT = 20
 """Terminal tasks a run keeps to show in its JSON (its counts keep counting)."""
+UTC_SUFFIX = "+0000"
+"""How Metronome ends a timestamp (`mesos_values.timestamps.format_timestamp`)."""
 DEFAULT_HISTORY_LENGTH = 10
 """Finished runs kept per list in a `JobHistory` (the counts keep counting)."""
 
@@ -78,11 +81,6 @@ class RunStatus(StrEnum):
         """SUCCESS or FAILED: the run will not change any more."""
         return self in (RunStatus.SUCCESS, RunStatus.FAILED)
 
-
-def format_timestamp(moment: datetime) -> str:
-    """`2016-07-15T13:02:59.735+0000`: Metronome's timestamp, in UTC with milliseconds."""
-    utc = moment.astimezone(UTC)
-    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}+0000"
 
 
 def new_run_id(now: datetime, rng: random.Random) -> str:
@@ -114,10 +112,12 @@ class RunTask:
 
     def to_json(self) -> dict[str, Any]:
         """Metronome's task entry of a run."""
-        result: dict[str, Any] = {"id": self.id, "status": self.status,
-                                  "startedAt": format_timestamp(self.started_at)}
+        started_at = format_timestamp(self.started_at.timestamp(), utc_suffix=UTC_SUFFIX)
+        result: dict[str, Any] = {"id": self.id, "status": self.status, "startedAt": started_at}
         if self.completed_at is not None:
-            result["completedAt"] = format_timestamp(self.completed_at)
+            result["completedAt"] = format_timestamp(
+                self.completed_at.timestamp(), utc_suffix=UTC_SUFFIX
+            )
         return result
 
 
@@ -291,9 +291,8 @@ class JobRun:
             "id": self.id,
             "jobId": self.job_id,
             "status": self.status.value,
-            "createdAt": format_timestamp(self.created_at),
-            "completedAt": None if self.completed_at is None
-            else format_timestamp(self.completed_at),
+            "createdAt": format_timestamp(self.created_at.timestamp(), utc_suffix=UTC_SUFFIX),
+            "completedAt": _optional_timestamp(self.completed_at),
             "tasks": [task.to_json() for task in self.tasks],
         }
         _add_schedule_json(result, self.schedule_id, self.due_at)
@@ -319,8 +318,11 @@ class FinishedRun:
     def to_json(self) -> dict[str, Any]:
         """`{"id", "createdAt", "finishedAt"}` as in Metronome's `embed=history`, plus
         `scheduleId` and `dueAt` for a scheduled run (an extension)."""
-        result = {"id": self.id, "createdAt": format_timestamp(self.created_at),
-                  "finishedAt": format_timestamp(self.finished_at)}
+        result = {
+            "id": self.id,
+            "createdAt": format_timestamp(self.created_at.timestamp(), utc_suffix=UTC_SUFFIX),
+            "finishedAt": format_timestamp(self.finished_at.timestamp(), utc_suffix=UTC_SUFFIX),
+        }
         _add_schedule_json(result, self.schedule_id, self.due_at)
         return result
 
@@ -330,7 +332,7 @@ def _add_schedule_json(
 ) -> None:
     if schedule_id is not None and due_at is not None:
         result["scheduleId"] = schedule_id
-        result["dueAt"] = format_timestamp(due_at)
+        result["dueAt"] = format_timestamp(due_at.timestamp(), utc_suffix=UTC_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -389,4 +391,4 @@ class JobHistory:
 
 
 def _optional_timestamp(moment: datetime | None) -> str | None:
-    return None if moment is None else format_timestamp(moment)
+    return None if moment is None else format_timestamp(moment.timestamp(), utc_suffix=UTC_SUFFIX)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from frameworks import _calls
-from frameworks._session import Action, Backoff, Session
+from frameworks._session import Action, Session
 from protos import mesos_pb2, scheduler_pb2
 
 Call = scheduler_pb2.Call
@@ -75,14 +75,3 @@ def test_launches_dropped_while_disconnected_come_back_as_task_dropped() -> None
         assert update.source == mesos_pb2.TaskStatus.SOURCE_MASTER
         assert update.timestamp == 123.0
         assert not update.uuid  # synthesized: never acknowledged
-
-
-def test_backoff_doubles_to_the_cap_with_jitter_and_resets() -> None:
-    low = Backoff(initial=0.1, cap=1.0, jitter=lambda: 0.0)
-    assert [round(low.next_delay(), 3) for _ in range(6)] == [0.05, 0.1, 0.2, 0.4, 0.5, 0.5]
-    high = Backoff(initial=0.1, cap=1.0, jitter=lambda: 1.0)
-    assert [round(high.next_delay(), 3) for _ in range(5)] == [0.1, 0.2, 0.4, 0.8, 1.0]
-    high.reset()
-    assert high.next_delay() == pytest.approx(0.1)
-    with pytest.raises(ValueError):
-        Backoff(initial=2, cap=1)

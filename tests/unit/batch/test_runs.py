@@ -15,13 +15,14 @@ from frameworks.batch.jobs import JobSpec, parse_job
 from frameworks.batch.runs import (
     FINISHED_TASKS_KEPT,
     RUN_ID_PATTERN,
+    UTC_SUFFIX,
     JobHistory,
     JobRun,
     RunStatus,
-    format_timestamp,
     new_run_id,
     parse_task_id,
 )
+from mesos_values.timestamps import format_timestamp
 
 METRONOME = Path(__file__).resolve().parents[2] / "fixtures" / "conformance" / "metronome"
 T0 = datetime(2016, 7, 15, 13, 2, 59, 735000, tzinfo=UTC)
@@ -37,6 +38,10 @@ def started(spec: JobSpec | None = None) -> JobRun:
 
 def later(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
+
+
+def metronome_time(moment: datetime) -> str:
+    return format_timestamp(moment.timestamp(), utc_suffix=UTC_SUFFIX)
 
 
 def launched(run: JobRun, at: float = 1) -> JobRun:
@@ -56,9 +61,10 @@ def test_run_ids_look_like_metronomes() -> None:
 
 
 def test_timestamps_are_metronomes() -> None:
-    assert format_timestamp(T0) == "2016-07-15T13:02:59.735+0000"
     other_zone = T0.astimezone(datetime.now().astimezone().tzinfo)
-    assert format_timestamp(other_zone) == "2016-07-15T13:02:59.735+0000"
+    for created_at in (T0, other_zone):
+        run = JobRun.start(job(), created_at, random.Random(1))
+        assert run.to_json()["createdAt"] == "2016-07-15T13:02:59.735+0000"
 
 
 def test_a_new_run_matches_the_conformance_shape() -> None:
@@ -86,8 +92,8 @@ def test_one_task_runs_to_success() -> None:
     assert run.status is RunStatus.SUCCESS
     assert run.completed_at == later(4)
     assert run.to_json()["tasks"] == [{
-        "id": task_id, "status": "TASK_FINISHED", "startedAt": format_timestamp(later(1)),
-        "completedAt": format_timestamp(later(4)),
+        "id": task_id, "status": "TASK_FINISHED", "startedAt": metronome_time(later(1)),
+        "completedAt": metronome_time(later(4)),
     }]
 
 
@@ -96,7 +102,7 @@ def test_never_policy_fails_the_run() -> None:
     run = run.task_status(run.tasks[0].id, "TASK_FAILED", later(5))
     assert run.status is RunStatus.FAILED
     assert run.pending_indices() == ()
-    assert run.to_json()["completedAt"] == format_timestamp(later(5))
+    assert run.to_json()["completedAt"] == metronome_time(later(5))
 
 
 def test_on_failure_retries_within_the_deadline_then_fails() -> None:
@@ -260,12 +266,12 @@ def test_history_counts_and_lists_newest_first() -> None:
     assert history.latest_succeeded
     body = history.to_json()
     assert (body["successCount"], body["failureCount"]) == (2, 1)
-    assert body["lastSuccessAt"] == format_timestamp(later(31))
-    assert body["lastFailureAt"] == format_timestamp(later(21))
+    assert body["lastSuccessAt"] == metronome_time(later(31))
+    assert body["lastFailureAt"] == metronome_time(later(21))
     assert [r["id"] for r in body["successfulFinishedRuns"]] == [ok2.id, ok1.id]
     assert body["failedFinishedRuns"] == [{
-        "id": bad.id, "createdAt": format_timestamp(later(20)),
-        "finishedAt": format_timestamp(later(21)),
+        "id": bad.id, "createdAt": metronome_time(later(20)),
+        "finishedAt": metronome_time(later(21)),
     }]
     assert history.summary_json() == {key: body[key] for key in
                                       ("successCount", "failureCount", "lastSuccessAt",

@@ -55,6 +55,17 @@ def test_a_failed_instance_is_replaced_after_its_backoff() -> None:
     assert replacement.task_id.value != task.task_id.value
 
 
+def test_task_unknown_ends_an_instance_and_is_not_killed() -> None:
+    world = World()
+    world.deploy_app({**APP, "instances": 1})
+    [task] = world.offer()
+    world.update(task.task_id.value, mesos_pb2.TASK_UNKNOWN)
+    assert not world.core.instances  # expunged: reconciliation found no such task
+    world.update("web.instance-stranger._app.1", mesos_pb2.TASK_UNKNOWN)
+    world.update("web.instance-other._app.1", mesos_pb2.TASK_RUNNING)
+    assert world.actions.killed == ["web.instance-other._app.1"]
+
+
 def test_scaling_down_kills_the_youngest_instances() -> None:
     world = World()
     world.deploy_app({**APP, "instances": 3})

@@ -16,7 +16,6 @@ from marathon.launch_queue import (
     LaunchQueue,
     RejectReason,
     app_id_of_task,
-    format_timestamp,
     instance_id_of_task,
     new_instance_id,
     task_environment,
@@ -283,11 +282,6 @@ def test_launch_decision_builds_the_sdk_task_info() -> None:
     assert [u.value for u in task.command.uris] == ["http://h/a.tgz"]
     assert task.kill_policy.grace_period.nanoseconds == 3_000_000_000
     assert [(label.key, label.value) for label in task.labels.labels] == [("team", "core")]
-
-
-def test_format_timestamp() -> None:
-    assert format_timestamp(START) == "2016-02-28T16:41:41.090Z"
-    assert format_timestamp(0) == "1970-01-01T00:00:00.000Z"
 
 
 def test_set_count_and_purge() -> None:

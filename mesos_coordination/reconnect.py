@@ -1,0 +1,109 @@
+"""The loop that keeps a client connected to the leading master; the agent's master link and
+the SDK's scheduler driver both run it.
+
+    hint, or detector ──▶ connect(master) ──▶ how the connection ended ──▶ retrying(...) ──┐
+           ▲                                                                              │
+           └──── at once (a hint) / after the backoff, cut short by a new leader ◀────────┘
+
+A master that does not lead answers with the leader it knows (a hint). The loop follows a hint
+at once, except:
+
+- a hint naming a master this client could not reach since it was last connected is dropped,
+  and the detector is asked for a leader other than that one: the answering master's view may
+  be older than the detector's (it may not know yet that it was just elected itself);
+- after an attempt that was itself following a hint, the hint is followed after the backoff,
+  so that two masters naming each other are not tried in a tight loop.
+
+Every backoff ends early when the detector names a leader other than the master just tried
+(after a failover the backoff has grown; the new leader should not wait for it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from mesos_coordination.detector import MasterDetector
+from mesos_runtime.backoff import Backoff
+from mesos_values.addresses import HostPort
+
+__all__ = ["Connect", "Ended", "Retrying", "follow_leader"]
+
+# A detector answering faster than this did not wait for a change: it cannot wait for one.
+_IMMEDIATE_ANSWER_SECONDS = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """How one connection to a master ended."""
+
+    problem: str
+    """What went wrong, for the log."""
+    connected: bool = False
+    """It got as far as registering (or subscribing): the backoff starts again."""
+    leader_hint: HostPort | None = None
+    """The leader a master that does not lead named."""
+    unreachable: bool = False
+    """The master could not be reached (no connection, or the connection broke)."""
+
+
+Connect = Callable[[HostPort], Awaitable[Ended | None]]
+"""Connects to the master given and returns how the connection ended; None ends the loop."""
+
+Retrying = Callable[[HostPort, Ended, float], None]
+"""Told the master tried, how that ended and the delay before the next attempt."""
+
+
+async def follow_leader(
+    detector: MasterDetector, connect: Connect, backoff: Backoff, retrying: Retrying
+) -> None:
+    """Connect to the leading master again and again (see the module docstring) until `connect`
+    returns None or the task is cancelled."""
+    unreachable: set[HostPort] = set()
+    previous: HostPort | None = None
+    target: HostPort | None = None
+    hinted = False
+    while True:
+        master = target or await detector.detect(previous)
+        previous, target, following_hint = master, None, hinted
+        ended = await connect(master)
+        if ended is None:
+            return
+        if ended.connected:
+            backoff.reset()
+            unreachable.clear()
+        if ended.unreachable:
+            unreachable.add(master)
+        if ended.leader_hint in unreachable:
+            previous = ended.leader_hint
+        else:
+            target = ended.leader_hint
+        hinted = target is not None
+        delay = 0.0 if hinted and not following_hint else backoff.next_delay()
+        retrying(master, ended, delay)
+        if delay > 0:
+            newer = await _new_leader_within(detector, master, delay)
+            if newer is not None:
+                target, hinted = newer, False
+                backoff.reset()
+
+
+async def _new_leader_within(
+    detector: MasterDetector, master: HostPort, delay: float
+) -> HostPort | None:
+    """Wait `delay`, but return at once with the leader when the detector names one other than
+    `master` meanwhile; None after the whole delay."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + delay
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout_at(deadline):
+            while True:
+                asked = loop.time()
+                leader = await detector.detect(master)
+                if leader != master:
+                    return leader
+                if loop.time() - asked < _IMMEDIATE_ANSWER_SECONDS:
+                    await asyncio.sleep(deadline - loop.time())
+    return None
