@@ -23,7 +23,6 @@ with task status updates, never exceptions.
 from __future__ import annotations
 
 import contextlib
-import enum
 import itertools
 import time
 import uuid
@@ -35,6 +34,7 @@ import structlog
 
 from mesos_coordination.store import Sink
 from mesos_master.allocator import DEFAULT_MIN_ALLOCATABLE, SORTERS, Allocator, Grant
+from mesos_master.errors import ErrorCode, MasterError
 from mesos_master.records import (
     AgentRecord,
     ExecutorRecord,
@@ -66,24 +66,6 @@ Reason = mesos_pb2.TaskStatus.Reason
 TaskState: TypeAlias = "mesos_pb2.TaskState.ValueType"
 ReasonCode: TypeAlias = "mesos_pb2.TaskStatus.Reason.ValueType"
 EventType = scheduler_pb2.Event.Type
-
-
-class ErrorCode(enum.Enum):
-    """Why a call was refused; the gRPC shell maps these to status codes."""
-
-    INVALID_ARGUMENT = "invalid argument"
-    NOT_FOUND = "not found"
-    PERMISSION_DENIED = "permission denied"
-    FAILED_PRECONDITION = "failed precondition"
-
-
-class MasterError(Exception):
-    """A refused call, with a message meant for the caller."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)

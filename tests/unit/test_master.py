@@ -7,13 +7,8 @@ from typing import Generic, TypeVar
 
 import pytest
 
-from mesos_master.master import (
-    MAX_OFFERS_PER_EVENT,
-    ErrorCode,
-    Master,
-    MasterConfig,
-    MasterError,
-)
+from mesos_master.errors import ErrorCode, MasterError
+from mesos_master.master import MAX_OFFERS_PER_EVENT, Master, MasterConfig
 from mesos_master.records import FrameworkRecord
 from mesos_master.registry import ImmediateSink, RegistryState
 from mesos_runtime.clock import FakeClock

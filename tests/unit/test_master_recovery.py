@@ -6,7 +6,7 @@ import pytest
 
 from mesos_coordination.store import Mutation, StoreError, split_key, store_key
 from mesos_master import registry as registry_module
-from mesos_master.master import ErrorCode, MasterError
+from mesos_master.errors import ErrorCode, MasterError
 from mesos_master.records import FrameworkRecord
 from mesos_master.registry import (
     AGENTS,
