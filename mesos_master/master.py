@@ -45,7 +45,14 @@ from mesos_master.records import (
     TaskRecord,
 )
 from mesos_master.registry import ImmediateSink, Registry, RegistryState
-from mesos_master.validation import validate_framework_info, validate_role, validate_task
+from mesos_master.validation import (
+    plan_conversions,
+    reserve_conversion,
+    unreserve_conversion,
+    validate_framework_info,
+    validate_role,
+    validate_task,
+)
 from mesos_runtime.clock import Clock
 from mesos_values.resources import Resources
 from mesos_values.task_states import TERMINAL_STATES
@@ -507,7 +514,9 @@ class Master:
         agent = self.agents[offers[0].agent_id]
         role = offers[0].role
         try:
-            conversions = self._plan_conversions(framework, role, operations, offered)
+            conversions = plan_conversions(
+                operations, offered, role=role, principal=framework.info.principal
+            )
         except MasterError:
             for offer in offers:
                 self.allocator.recover_resources(
@@ -541,97 +550,6 @@ class Master:
             self.allocator.recover_resources(
                 framework.framework_id, role, agent.agent_id, remaining, refuse
             )
-
-    def _plan_conversions(
-        self,
-        framework: FrameworkRecord,
-        role: str,
-        operations: Sequence[mesos_pb2.Offer.Operation],
-        offered: Resources,
-    ) -> list[tuple[Resources, Resources]]:
-        """(old, new) resources of each RESERVE/UNRESERVE, checked in order against what the
-        offers hold at that point; MasterError names the first invalid one."""
-        conversions: list[tuple[Resources, Resources]] = []
-        remaining = offered
-        for index, operation in enumerate(operations):
-            where = f"operation {index}"
-            if operation.type == mesos_pb2.Offer.Operation.RESERVE:
-                old, new = self._reservation(
-                    operation.reserve.resources, where, role=role,
-                    principal=framework.info.principal,
-                )
-            elif operation.type == mesos_pb2.Offer.Operation.UNRESERVE:
-                old, new = self._unreservation(operation.unreserve.resources, where)
-            else:
-                continue
-            if not remaining.contains(old):
-                raise MasterError(
-                    ErrorCode.INVALID_ARGUMENT,
-                    f"{where}: {old} is not in the offers (they hold {remaining})",
-                )
-            remaining = remaining - old + new
-            conversions.append((old, new))
-        return conversions
-
-    @staticmethod
-    def _reservation(
-        resources: Iterable[mesos_pb2.Resource], where: str, *, role: str | None,
-        principal: str | None,
-    ) -> tuple[Resources, Resources]:
-        """(resources before, after) a RESERVE of `resources`; `role` (the offer's) and
-        `principal` (the framework's), when given, must be the new reservation's."""
-        try:
-            reserved = Resources.from_proto(resources)
-        except ValueError as exc:
-            raise MasterError(ErrorCode.INVALID_ARGUMENT, f"{where}: {exc}") from exc
-        if not reserved:
-            raise MasterError(ErrorCode.INVALID_ARGUMENT, f"{where}: RESERVE names no resources")
-        for stack in reserved.stacks():
-            if not stack or not stack[-1].dynamic:
-                raise MasterError(
-                    ErrorCode.INVALID_ARGUMENT,
-                    f"{where}: RESERVE needs a DYNAMIC reservation on top of each resource",
-                )
-            top = stack[-1]
-            if problem := validate_role(top.role):
-                raise MasterError(ErrorCode.INVALID_ARGUMENT, f"{where}: {problem}")
-            if role is not None and top.role != role:
-                raise MasterError(
-                    ErrorCode.INVALID_ARGUMENT,
-                    f"{where}: resources offered to role {role!r} can only be reserved for it, "
-                    f"not for {top.role!r}",
-                )
-            if principal is not None and top.principal and top.principal != principal:
-                raise MasterError(
-                    ErrorCode.INVALID_ARGUMENT,
-                    f"{where}: the reservation's principal {top.principal!r} is not the "
-                    f"framework's ({principal!r})",
-                )
-            if len(stack) > 1:
-                below = stack[-2].role
-                if not top.role.startswith(below + "/"):
-                    raise MasterError(
-                        ErrorCode.INVALID_ARGUMENT,
-                        f"{where}: a reservation for {below!r} can only be refined to one of "
-                        f"its subroles, not {top.role!r}",
-                    )
-        return reserved.popped(), reserved
-
-    @staticmethod
-    def _unreservation(
-        resources: Iterable[mesos_pb2.Resource], where: str
-    ) -> tuple[Resources, Resources]:
-        """(resources before, after) an UNRESERVE of `resources`."""
-        try:
-            reserved = Resources.from_proto(resources)
-        except ValueError as exc:
-            raise MasterError(ErrorCode.INVALID_ARGUMENT, f"{where}: {exc}") from exc
-        if not reserved or any(not stack or not stack[-1].dynamic for stack in reserved.stacks()):
-            raise MasterError(
-                ErrorCode.INVALID_ARGUMENT,
-                f"{where}: UNRESERVE takes dynamically reserved resources only",
-            )
-        return reserved, reserved.popped()
 
     def decline(
         self, framework: FrameworkRecord, offer_ids: Sequence[str], filters: mesos_pb2.Filters
@@ -935,12 +853,12 @@ class Master:
     def reserve_resources(self, agent_id: str, resources: Iterable[mesos_pb2.Resource]) -> None:
         """An operator's dynamic reservation of free resources of an agent (outstanding offers
         of the agent are rescinded first)."""
-        self._convert_free(agent_id, *self._reservation(
+        self._convert_free(agent_id, *reserve_conversion(
             resources, "RESERVE_RESOURCES", role=None, principal=None))
 
     def unreserve_resources(self, agent_id: str, resources: Iterable[mesos_pb2.Resource]) -> None:
         """An operator's removal of dynamic reservations from free resources of an agent."""
-        self._convert_free(agent_id, *self._unreservation(resources, "UNRESERVE_RESOURCES"))
+        self._convert_free(agent_id, *unreserve_conversion(resources, "UNRESERVE_RESOURCES"))
 
     def _convert_free(self, agent_id: str, old: Resources, new: Resources) -> None:
         agent = self.agent_for_operator(agent_id)
