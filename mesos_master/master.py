@@ -33,14 +33,14 @@ from typing import TypeAlias
 import structlog
 
 from mesos_coordination.store import Sink
-from mesos_master.allocator import DEFAULT_MIN_ALLOCATABLE, SORTERS, Allocator, Grant
+from mesos_master.allocator import DEFAULT_MIN_ALLOCATABLE, SORTERS, Allocator
 from mesos_master.errors import ErrorCode, MasterError
+from mesos_master.offers import OfferBook, refuse_seconds
 from mesos_master.records import (
     AgentRecord,
     ExecutorRecord,
     FrameworkRecord,
     MasterCounters,
-    OfferRecord,
     Outbox,
     TaskRecord,
 )
@@ -60,13 +60,7 @@ from protos import agent_pb2, mesos_pb2, registry_pb2, scheduler_pb2
 
 log = structlog.get_logger("mesos_master")
 
-DEFAULT_REFUSE_SECONDS = 5.0
 DEFAULT_ROLE = "*"
-# Offers per OFFERS event. One allocation may hand a framework an offer for each of 10,000
-# agents: about 2.4 MB in one event, close to gRPC's default 4 MB limit on a received message.
-# 500 offers (about 120 KB of plain offers) keep every event far below any limit and let the
-# scheduler start on the first offers while later events are still on the wire.
-MAX_OFFERS_PER_EVENT = 500
 
 Capability = mesos_pb2.FrameworkInfo.Capability
 Reason = mesos_pb2.TaskStatus.Reason
@@ -123,18 +117,18 @@ class Master:
         self.counters = MasterCounters()
         self.agents: dict[str, AgentRecord] = {}
         self.frameworks: dict[str, FrameworkRecord] = {}
-        self.offers: dict[str, OfferRecord] = {}
         self.registry = Registry(
             registry or ImmediateSink(), recovered.removed_frameworks, recovered.gone_agents
         )
         self.allocator = Allocator(
             clock=clock,
-            offer_callback=self._send_offers,
+            offer_callback=lambda framework_id, grants: self.offers.send(framework_id, grants),
             role_sorter=SORTERS[config.role_sorter],
             framework_sorter=SORTERS[config.framework_sorter],
             min_allocatable=config.min_allocatable_resources,
             fair_sharing_excluded=config.fair_sharing_excluded_resource_names,
         )
+        self.offers = OfferBook(info.id, clock, self.allocator, self.agents, self.frameworks)
         for role, weight in {**recovered.weights, **(config.role_weights or {})}.items():
             self.allocator.set_weight(role, weight)
         for role, quota in recovered.quotas.items():
@@ -142,8 +136,6 @@ class Master:
                 self.allocator.set_quota(role, Resources.from_proto(quota.limits))
         self._agent_ids = itertools.count()
         self._framework_ids = itertools.count()
-        self._offer_ids = itertools.count()
-        self._offer_resources: dict[Resources, bytes] = {}
         self._recover(recovered)
 
     def _recover(self, state: RegistryState) -> None:
@@ -404,8 +396,7 @@ class Master:
             if framework.outbox is not None:
                 framework.outbox.send(_error_event("framework failed over to a new scheduler"))
                 framework.outbox.close()
-            for offer_id in list(framework.offers):
-                self._rescind_offer(self.offers[offer_id], notify=False)
+            self.offers.rescind(framework.offers, notify=False)
             framework.info = stored
             framework.stream_id = stream_id
             framework.outbox = outbox
@@ -445,8 +436,7 @@ class Master:
         framework.outbox = None
         framework.disconnected_at = self.clock.now()
         self.allocator.deactivate_framework(framework_id)
-        for offer_id in list(framework.offers):
-            self._rescind_offer(self.offers[offer_id], notify=False)
+        self.offers.rescind(framework.offers, notify=False)
         log.info(
             "framework disconnected",
             framework_id=framework_id,
@@ -488,7 +478,7 @@ class Master:
                     f"unsupported offer operation type {operation.type}; "
                     "LAUNCH, RESERVE and UNRESERVE are supported",
                 )
-        offers, problem = self._take_offers(framework, offer_ids)
+        offers, problem = self.offers.take(framework, offer_ids)
         offered = Resources.EMPTY
         for offer in offers:
             offered = offered + offer.resources
@@ -542,35 +532,15 @@ class Master:
             log.info("reservations changed", framework_id=framework.framework_id,
                      agent_id=agent.agent_id, before=str(old), after=str(new))
         if not remaining.is_empty():
-            refuse = (
-                filters.refuse_seconds
-                if filters.HasField("refuse_seconds")
-                else DEFAULT_REFUSE_SECONDS
-            )
             self.allocator.recover_resources(
-                framework.framework_id, role, agent.agent_id, remaining, refuse
+                framework.framework_id, role, agent.agent_id, remaining, refuse_seconds(filters)
             )
 
     def decline(
         self, framework: FrameworkRecord, offer_ids: Sequence[str], filters: mesos_pb2.Filters
     ) -> None:
         """Return offers, filtering them from this framework for `refuse_seconds`."""
-        refuse = (
-            filters.refuse_seconds if filters.HasField("refuse_seconds") else DEFAULT_REFUSE_SECONDS
-        )
-        for offer_id in offer_ids:
-            offer = self.offers.get(offer_id)
-            if offer is None or offer.framework_id != framework.framework_id:
-                log.info(
-                    "decline of unknown offer",
-                    framework_id=framework.framework_id,
-                    offer_id=offer_id,
-                )
-                continue
-            self._remove_offer(offer)
-            self.allocator.recover_resources(
-                framework.framework_id, offer.role, offer.agent_id, offer.resources, refuse
-            )
+        self.offers.decline(framework, offer_ids, refuse_seconds(filters))
 
     def revive(self, framework: FrameworkRecord, roles: Sequence[str] = ()) -> None:
         """Clear the framework's filters and un-suppress it in `roles` (default: all)."""
@@ -866,8 +836,7 @@ class Master:
             raise MasterError(
                 ErrorCode.FAILED_PRECONDITION, f"agent {agent_id} is not connected"
             )
-        for offer_id in list(agent.offers):
-            self._rescind_offer(self.offers[offer_id], notify=True)
+        self.offers.rescind(agent.offers, notify=True)
         try:
             self.allocator.convert_available(agent_id, old, new)
         except ValueError as exc:
@@ -884,8 +853,7 @@ class Master:
         agent.deactivated = True
         if agent.connected and agent.admitted:
             self.allocator.deactivate_agent(agent.agent_id)
-        for offer_id in list(agent.offers):
-            self._rescind_offer(self.offers[offer_id], notify=True)
+        self.offers.rescind(agent.offers, notify=True)
         self._store_agent(agent)
 
     def _kill_for_drain(self, agent: AgentRecord) -> None:
@@ -946,9 +914,7 @@ class Master:
             elif agent.reachable and now - agent.last_seen > self.config.agent_unreachable_after:
                 self._mark_unreachable(agent)
         if self.config.offer_timeout is not None:
-            for offer in list(self.offers.values()):
-                if now - offer.created_at >= self.config.offer_timeout:
-                    self._rescind_offer(offer, notify=True)
+            self.offers.rescind_expired(self.config.offer_timeout)
         for framework in list(self.frameworks.values()):
             if (
                 framework.disconnected_at is not None
@@ -1020,8 +986,7 @@ class Master:
         agent.outbox = None
         if not agent.admitted:
             return  # never took part in allocation
-        for offer_id in list(agent.offers):
-            self._rescind_offer(self.offers[offer_id], notify=True)
+        self.offers.rescind(agent.offers, notify=True)
         self.allocator.remove_agent(agent.agent_id)
 
     def _mark_unreachable(self, agent: AgentRecord) -> None:
@@ -1173,29 +1138,6 @@ class Master:
             if framework_id in self.frameworks
         }
 
-    def _take_offers(
-        self, framework: FrameworkRecord, offer_ids: Sequence[str]
-    ) -> tuple[list[OfferRecord], str | None]:
-        """Remove the named offers; return the valid ones and the first problem found."""
-        problem: str | None = None
-        offers: list[OfferRecord] = []
-        if len(set(offer_ids)) != len(offer_ids):
-            problem = "the same offer is named more than once"
-        for offer_id in dict.fromkeys(offer_ids):
-            offer = self.offers.get(offer_id)
-            if offer is None:
-                problem = problem or f"offer {offer_id} is no longer valid"
-            elif offer.framework_id != framework.framework_id:
-                problem = problem or f"offer {offer_id} belongs to another framework"
-            else:
-                self._remove_offer(offer)
-                offers.append(offer)
-        if len({offer.agent_id for offer in offers}) > 1:
-            problem = problem or "the offers come from several agents"
-        if len({offer.role for offer in offers}) > 1:
-            problem = problem or "the offers are allocated to several roles"
-        return offers, problem
-
     def _launch(
         self,
         framework: FrameworkRecord,
@@ -1276,80 +1218,6 @@ class Master:
         )
         return remaining - needed
 
-    def _send_offers(self, framework_id: str, grants: Sequence[Grant]) -> None:
-        """Record an offer per grant and send them to the framework, at most
-        `MAX_OFFERS_PER_EVENT` per OFFERS event."""
-        framework = self.frameworks[framework_id]
-        events: list[scheduler_pb2.Event] = []
-        now = self.clock.now()
-        # Offered resources name their role only when the framework has several (`Offer.role`
-        # always does); launched tasks' resources always do (`_launch`).
-        multi_role = len(framework.info.roles) > 1
-        for index, (agent_id, role, resources) in enumerate(grants):
-            if index % MAX_OFFERS_PER_EVENT == 0:
-                events.append(scheduler_pb2.Event(type=EventType.OFFERS))
-            event = events[-1]
-            agent = self.agents[agent_id]
-            offer_id = f"{self.info.id}-O{next(self._offer_ids)}"
-            record = OfferRecord(offer_id, framework_id, agent_id, resources, now, role)
-            self.offers[offer_id] = record
-            framework.offers.add(offer_id)
-            agent.offers.add(offer_id)
-            offer = event.offers.offers.add()
-            offer.MergeFromString(agent.offer_template())
-            offer.MergeFromString(self._encoded_offer_resources(resources))
-            offer.id.value = offer_id
-            offer.framework_id.value = framework_id
-            offer.role = role
-            if multi_role:
-                for resource in offer.resources:
-                    resource.allocation_info.role = role
-            for executor_framework, executor_id in agent.executors:
-                if executor_framework == framework_id:
-                    offer.executor_ids.add(value=executor_id)
-        if framework.outbox is None:
-            for offer_id in list(framework.offers):
-                self._rescind_offer(self.offers[offer_id], notify=False)
-            return
-        for event in events:
-            framework.outbox.send(event)
-
-    def _encoded_offer_resources(self, resources: Resources) -> bytes:
-        """`resources` encoded as the resources of an `Offer` (cached: agents of one kind offer
-        the same resources over and over)."""
-        encoded = self._offer_resources.get(resources)
-        if encoded is None:
-            if len(self._offer_resources) >= 4096:
-                self._offer_resources.clear()
-            encoded = mesos_pb2.Offer(resources=resources.to_proto()).SerializeToString()
-            self._offer_resources[resources] = encoded
-        return encoded
-
-    def _remove_offer(self, offer: OfferRecord) -> None:
-        del self.offers[offer.offer_id]
-        framework = self.frameworks.get(offer.framework_id)
-        if framework is not None:
-            framework.offers.discard(offer.offer_id)
-        agent = self.agents.get(offer.agent_id)
-        if agent is not None:
-            agent.offers.discard(offer.offer_id)
-
-    def _rescind_offer(self, offer: OfferRecord, *, notify: bool) -> None:
-        self._remove_offer(offer)
-        self.allocator.recover_resources(
-            offer.framework_id, offer.role, offer.agent_id, offer.resources
-        )
-        framework = self.frameworks.get(offer.framework_id)
-        if notify and framework is not None and framework.outbox is not None:
-            framework.outbox.send(
-                scheduler_pb2.Event(
-                    type=EventType.RESCIND,
-                    rescind=scheduler_pb2.Event.Rescind(
-                        offer_id=mesos_pb2.OfferID(value=offer.offer_id)
-                    ),
-                )
-            )
-
     def _update_task_state(
         self, task: TaskRecord, status: mesos_pb2.TaskStatus, *, recover: bool = True
     ) -> None:
@@ -1383,8 +1251,7 @@ class Master:
 
     def _remove_framework(self, framework: FrameworkRecord, why: str) -> None:
         framework_id = framework.framework_id
-        for offer_id in list(framework.offers):
-            self._remove_offer(self.offers[offer_id])
+        self.offers.discard(framework.offers)
         self.allocator.remove_framework(framework_id)
         holders = {task.agent_id for task in framework.tasks.values()} | {
             agent.agent_id

@@ -8,7 +8,8 @@ from typing import Generic, TypeVar
 import pytest
 
 from mesos_master.errors import ErrorCode, MasterError
-from mesos_master.master import MAX_OFFERS_PER_EVENT, Master, MasterConfig
+from mesos_master.master import Master, MasterConfig
+from mesos_master.offers import MAX_OFFERS_PER_EVENT
 from mesos_master.records import FrameworkRecord
 from mesos_master.registry import ImmediateSink, RegistryState
 from mesos_runtime.clock import FakeClock
@@ -162,8 +163,8 @@ def test_offers_for_many_agents_are_split_into_events_of_bounded_size() -> None:
     ]
     offers = [offer for event in events for offer in event.offers.offers]
     assert {offer.agent_id.value for offer in offers} == agent_ids
-    assert {offer.id.value for offer in offers} == set(cluster.master.offers)
-    assert len(cluster.master.offers) == agents
+    assert {offer.id.value for offer in offers} == set(cluster.master.offers.outstanding)
+    assert len(cluster.master.offers.outstanding) == agents
 
 
 def test_decline_filters_for_refuse_seconds() -> None:
