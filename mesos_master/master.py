@@ -35,6 +35,7 @@ import structlog
 from mesos_coordination.store import Sink
 from mesos_master.allocator import DEFAULT_MIN_ALLOCATABLE, SORTERS, Allocator
 from mesos_master.errors import ErrorCode, MasterError
+from mesos_master.maintenance import Maintenance, operator_agent
 from mesos_master.offers import OfferBook, refuse_seconds
 from mesos_master.records import (
     AgentRecord,
@@ -129,6 +130,10 @@ class Master:
             fair_sharing_excluded=config.fair_sharing_excluded_resource_names,
         )
         self.offers = OfferBook(info.id, clock, self.allocator, self.agents, self.frameworks)
+        self.maintenance = Maintenance(
+            self.agents, self.allocator, self.offers,
+            store_agent=self._store_agent, mark_gone=self.mark_agent_gone,
+        )
         for role, weight in {**recovered.weights, **(config.role_weights or {})}.items():
             self.allocator.set_weight(role, weight)
         for role, quota in recovered.quotas.items():
@@ -260,7 +265,7 @@ class Master:
         if agent.deactivated:
             self.allocator.deactivate_agent(agent_id)
         if agent.draining:
-            self._kill_for_drain(agent)
+            self.maintenance.kill_for_drain(agent)
         outbox.send(
             agent_pb2.MasterMessage(
                 reregistered=agent_pb2.MasterMessage.Reregistered(
@@ -305,7 +310,7 @@ class Master:
             if status.uuid:
                 task.unacknowledged[status.uuid] = status.state
             if agent.draining:
-                self._check_drained(agent)
+                self.maintenance.check_drained(agent)
         framework = self.frameworks.get(framework_id)
         terminal = status.state in TERMINAL_STATES
         (log.info if terminal else log.debug)(
@@ -751,54 +756,24 @@ class Master:
         self.allocator.set_quota(role, limits)
         self.registry.set_quota(role, limits)
 
-    def agent_for_operator(self, agent_id: str) -> AgentRecord:
-        """The agent an operator call names; NOT_FOUND when unknown."""
-        agent = self.agents.get(agent_id)
-        if agent is None:
-            raise MasterError(ErrorCode.NOT_FOUND, f"unknown agent {agent_id!r}")
-        return agent
-
     def drain_agent(
         self, agent_id: str, *, max_grace_period: float | None = None, mark_gone: bool = False
     ) -> None:
-        """Stop offering the agent and kill its tasks (with at most `max_grace_period` of
-        grace); it is DRAINED once none is left, and then marked gone if `mark_gone`."""
-        agent = self.agent_for_operator(agent_id)
-        if max_grace_period is not None and max_grace_period < 0:
-            raise MasterError(ErrorCode.INVALID_ARGUMENT, "max_grace_period must not be negative")
-        drain = registry_pb2.DrainInfo(state=registry_pb2.DrainInfo.DRAINING, mark_gone=mark_gone)
-        if max_grace_period is not None:
-            drain.max_grace_period = max_grace_period
-            drain.has_max_grace_period = True
-        agent.drain = drain
-        self._deactivate(agent)
-        log.info("draining agent", agent_id=agent_id, max_grace_period=max_grace_period,
-                 mark_gone=mark_gone)
-        self._kill_for_drain(agent)
-        self._check_drained(agent)
+        """See `Maintenance.drain`."""
+        self.maintenance.drain(agent_id, max_grace_period=max_grace_period, mark_gone=mark_gone)
 
     def deactivate_agent(self, agent_id: str) -> None:
-        """No more offers of this agent; its tasks keep running."""
-        agent = self.agent_for_operator(agent_id)
-        self._deactivate(agent)
-        log.info("agent deactivated", agent_id=agent_id)
+        """See `Maintenance.deactivate`."""
+        self.maintenance.deactivate(agent_id)
 
     def reactivate_agent(self, agent_id: str) -> None:
-        """Offer a deactivated, draining or drained agent again."""
-        agent = self.agent_for_operator(agent_id)
-        if not agent.deactivated:
-            raise MasterError(ErrorCode.FAILED_PRECONDITION, f"agent {agent_id} is not deactivated")
-        agent.deactivated = False
-        agent.drain = None
-        if agent.connected and agent.admitted:
-            self.allocator.activate_agent(agent_id)
-        self._store_agent(agent)
-        log.info("agent reactivated", agent_id=agent_id)
+        """See `Maintenance.reactivate`."""
+        self.maintenance.reactivate(agent_id)
 
     def mark_agent_gone(self, agent_id: str) -> None:
         """The agent is gone for good: its tasks are reported gone (lost to frameworks that
         are not partition-aware) and it may never come back with this id."""
-        agent = self.agent_for_operator(agent_id)
+        agent = operator_agent(self.agents, agent_id)
         for task in list(agent.tasks.values()):
             if task.state in TERMINAL_STATES:
                 continue
@@ -831,7 +806,7 @@ class Master:
         self._convert_free(agent_id, *unreserve_conversion(resources, "UNRESERVE_RESOURCES"))
 
     def _convert_free(self, agent_id: str, old: Resources, new: Resources) -> None:
-        agent = self.agent_for_operator(agent_id)
+        agent = operator_agent(self.agents, agent_id)
         if not (agent.connected and agent.admitted and agent.reachable):
             raise MasterError(
                 ErrorCode.FAILED_PRECONDITION, f"agent {agent_id} is not connected"
@@ -848,44 +823,6 @@ class Master:
         self._store_agent(agent)
         log.info("operator changed reservations", agent_id=agent_id, before=str(old),
                  after=str(new))
-
-    def _deactivate(self, agent: AgentRecord) -> None:
-        agent.deactivated = True
-        if agent.connected and agent.admitted:
-            self.allocator.deactivate_agent(agent.agent_id)
-        self.offers.rescind(agent.offers, notify=True)
-        self._store_agent(agent)
-
-    def _kill_for_drain(self, agent: AgentRecord) -> None:
-        if agent.outbox is None or agent.drain is None:
-            return
-        for task in agent.tasks.values():
-            if task.state in TERMINAL_STATES:
-                continue
-            kill = agent_pb2.MasterMessage.KillTask(
-                framework_id=mesos_pb2.FrameworkID(value=task.framework_id),
-                task_id=mesos_pb2.TaskID(value=task.task_id),
-            )
-            if agent.drain.has_max_grace_period:
-                own = task.info.kill_policy.grace_period.nanoseconds / 1e9 \
-                    if task.info.kill_policy.HasField("grace_period") else None
-                grace = agent.drain.max_grace_period if own is None \
-                    else min(own, agent.drain.max_grace_period)
-                kill.kill_policy.grace_period.nanoseconds = int(grace * 1e9)
-            agent.outbox.send(agent_pb2.MasterMessage(kill_task=kill))
-
-    def _check_drained(self, agent: AgentRecord) -> None:
-        if not agent.draining or any(
-            task.state not in TERMINAL_STATES for task in agent.tasks.values()
-        ):
-            return
-        assert agent.drain is not None
-        agent.drain.state = registry_pb2.DrainInfo.DRAINED
-        log.info("agent drained", agent_id=agent.agent_id)
-        if agent.drain.mark_gone:
-            self.mark_agent_gone(agent.agent_id)
-        else:
-            self._store_agent(agent)
 
     def _store_agent(self, agent: AgentRecord, *, unreachable_since: float | None = None) -> None:
         self.registry.store_agent(
