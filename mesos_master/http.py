@@ -39,10 +39,11 @@ from mesos_http.operator_http import (
     resources_json,
     task_json,
 )
-from mesos_master.master import DEFAULT_ROLE, Master
+from mesos_master.master import Master
 from mesos_master.operator_api import operator_routes
 from mesos_master.records import AgentRecord, FrameworkRecord, OfferRecord
 from mesos_master.server import LeaderGate
+from mesos_master.validation import DEFAULT_ROLE
 from mesos_values.addresses import HostPort
 from mesos_values.resources import Resources
 from protos import mesos_pb2

@@ -22,7 +22,6 @@ with task status updates, never exceptions.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import time
 import uuid
@@ -37,6 +36,7 @@ from mesos_master.allocator import DEFAULT_MIN_ALLOCATABLE, SORTERS, Allocator
 from mesos_master.errors import ErrorCode, MasterError
 from mesos_master.maintenance import Maintenance, operator_agent
 from mesos_master.offers import OfferBook, refuse_seconds
+from mesos_master.quota import QuotaAndWeights
 from mesos_master.records import (
     AgentRecord,
     ExecutorRecord,
@@ -47,11 +47,11 @@ from mesos_master.records import (
 )
 from mesos_master.registry import ImmediateSink, Registry, RegistryState
 from mesos_master.validation import (
+    DEFAULT_ROLE,
     plan_conversions,
     reserve_conversion,
     unreserve_conversion,
     validate_framework_info,
-    validate_role,
     validate_task,
 )
 from mesos_runtime.clock import Clock
@@ -61,7 +61,6 @@ from protos import agent_pb2, mesos_pb2, registry_pb2, scheduler_pb2
 
 log = structlog.get_logger("mesos_master")
 
-DEFAULT_ROLE = "*"
 
 Capability = mesos_pb2.FrameworkInfo.Capability
 Reason = mesos_pb2.TaskStatus.Reason
@@ -134,11 +133,10 @@ class Master:
             self.agents, self.allocator, self.offers,
             store_agent=self._store_agent, mark_gone=self.mark_agent_gone,
         )
-        for role, weight in {**recovered.weights, **(config.role_weights or {})}.items():
-            self.allocator.set_weight(role, weight)
-        for role, quota in recovered.quotas.items():
-            with contextlib.suppress(ValueError):
-                self.allocator.set_quota(role, Resources.from_proto(quota.limits))
+        self.quota_and_weights = QuotaAndWeights(self.allocator, self.registry)
+        self.quota_and_weights.recover(
+            {**recovered.weights, **(config.role_weights or {})}, recovered.quotas
+        )
         self._agent_ids = itertools.count()
         self._framework_ids = itertools.count()
         self._recover(recovered)
@@ -716,45 +714,12 @@ class Master:
     # ---------------------------------------------------------------- operator
 
     def update_weights(self, weights: Mapping[str, float]) -> None:
-        """Set role weights (all or nothing); they are kept in the registry."""
-        for role, weight in weights.items():
-            if problem := validate_role(role):
-                raise MasterError(ErrorCode.INVALID_ARGUMENT, problem)
-            if not weight > 0:
-                raise MasterError(
-                    ErrorCode.INVALID_ARGUMENT, f"weight of role {role!r} must be positive"
-                )
-        for role, weight in weights.items():
-            self.allocator.set_weight(role, weight)
-            self.registry.set_weight(role, weight)
+        """See `QuotaAndWeights.update_weights`."""
+        self.quota_and_weights.update_weights(weights)
 
     def update_quota(self, role: str, limits: Resources | None, *, force: bool = False) -> None:
-        """Set (or with None remove) `role`'s quota limits; a limit below what the role
-        already consumes is refused unless `force`."""
-        if problem := validate_role(role):
-            raise MasterError(ErrorCode.INVALID_ARGUMENT, problem)
-        if role == DEFAULT_ROLE:
-            raise MasterError(ErrorCode.INVALID_ARGUMENT, "the default role '*' takes no quota")
-        if limits is not None:
-            if limits.names() - frozenset(limits.scalars):
-                raise MasterError(
-                    ErrorCode.INVALID_ARGUMENT, "quota limits must be scalar resources"
-                )
-            consumed = self.allocator.consumed(role)
-            over = {
-                name: consumed.scalar(name)
-                for name, limit in limits.scalars.items()
-                if consumed.scalar(name) > limit
-            }
-            if over and not force:
-                above = ", ".join(f"{name} {value:g}" for name, value in sorted(over.items()))
-                raise MasterError(
-                    ErrorCode.FAILED_PRECONDITION,
-                    f"role {role!r} already consumes more than the new limits ({above}); "
-                    "set force to apply them anyway",
-                )
-        self.allocator.set_quota(role, limits)
-        self.registry.set_quota(role, limits)
+        """See `QuotaAndWeights.update_quota`."""
+        self.quota_and_weights.update_quota(role, limits, force=force)
 
     def drain_agent(
         self, agent_id: str, *, max_grace_period: float | None = None, mark_gone: bool = False

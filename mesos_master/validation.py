@@ -15,13 +15,15 @@ from mesos_master.errors import ErrorCode, MasterError
 from mesos_values.resources import Resources
 from protos import mesos_pb2
 
+DEFAULT_ROLE = "*"  # the role of resources and frameworks that name none
+
 _ROLE_COMPONENT = re.compile(r"^[^\s/\x00-\x1f\x7f]+$")
 _FORBIDDEN_ID_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 
 def validate_role(role: str) -> str | None:
     """Mesos role names: `*`, or `/`-separated components without spaces, `.`, `..` or `-` start."""
-    if role == "*":
+    if role == DEFAULT_ROLE:
         return None
     if not role:
         return "role names must not be empty"
@@ -58,7 +60,7 @@ def validate_framework_info(info: mesos_pb2.FrameworkInfo) -> str | None:
     if len(set(info.roles)) != len(info.roles):
         return "FrameworkInfo.roles lists a role more than once"
     for role, filters in info.offer_filters.items():
-        if role not in (info.roles or ["*"]):
+        if role not in (info.roles or [DEFAULT_ROLE]):
             return f"FrameworkInfo.offer_filters names role {role!r}, which it is not subscribed to"
         for alternative in filters.min_allocatable_resources.quantities:
             try:
