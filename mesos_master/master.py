@@ -39,20 +39,24 @@ from mesos_master.offers import OfferBook, refuse_seconds
 from mesos_master.quota import QuotaAndWeights
 from mesos_master.records import (
     AgentRecord,
-    ExecutorRecord,
     FrameworkRecord,
     MasterCounters,
     Outbox,
-    TaskRecord,
 )
 from mesos_master.registry import ImmediateSink, Registry, RegistryState
+from mesos_master.tasks import (
+    TaskBook,
+    ack_message,
+    send_master_update,
+    send_reconciliation,
+    update_event,
+)
 from mesos_master.validation import (
     DEFAULT_ROLE,
     plan_conversions,
     reserve_conversion,
     unreserve_conversion,
     validate_framework_info,
-    validate_task,
 )
 from mesos_runtime.clock import Clock
 from mesos_values.resources import Resources
@@ -129,6 +133,9 @@ class Master:
             fair_sharing_excluded=config.fair_sharing_excluded_resource_names,
         )
         self.offers = OfferBook(info.id, clock, self.allocator, self.agents, self.frameworks)
+        self.tasks = TaskBook(
+            self.agents, self.frameworks, self.allocator, self.registry, self.counters
+        )
         self.maintenance = Maintenance(
             self.agents, self.allocator, self.offers,
             store_agent=self._store_agent, mark_gone=self.mark_agent_gone,
@@ -253,11 +260,7 @@ class Master:
         agent.admitted = True
         agent.awaiting_reregistration = False
 
-        frameworks = {f.id.value: f for f in message.frameworks if f.id.value}
-        for executor_info in message.executors:
-            self._recover_executor(agent, executor_info)
-        reported = self._recover_reported_tasks(agent, message.tasks, frameworks)
-        self._drop_unreported_tasks(agent, reported)
+        reported = self.tasks.adopt_report(agent, message, self._recover_framework)
 
         self.allocator.add_agent(agent_id, total, used=self._allocator_used(agent))
         if agent.deactivated:
@@ -274,7 +277,7 @@ class Master:
             )
         )
         self.counters.agent_reregistrations += 1
-        log.info("agent re-registered", agent_id=agent_id, tasks=len(reported))
+        log.info("agent re-registered", agent_id=agent_id, tasks=reported)
         return agent_id
 
     def agent_heartbeat(self, agent_id: str) -> None:
@@ -304,7 +307,7 @@ class Master:
             self.counters.invalid_status_updates += 1
         else:
             self.counters.valid_status_updates += 1
-            self._update_task_state(task, status)
+            self.tasks.update_state(task, status)
             if status.uuid:
                 task.unacknowledged[status.uuid] = status.state
             if agent.draining:
@@ -322,12 +325,12 @@ class Master:
         if framework is None:
             # Nobody will acknowledge it: do so on the framework's behalf so the agent stops.
             if status.uuid and agent.outbox is not None:
-                agent.outbox.send(self._ack_message(framework_id, task_id, status.uuid))
+                agent.outbox.send(ack_message(framework_id, task_id, status.uuid))
             if task is not None and task.state in TERMINAL_STATES:
-                self._forget_task(task)
+                self.tasks.forget(task)
             return
         if framework.outbox is not None:
-            framework.outbox.send(_update_event(status))
+            framework.outbox.send(update_event(status))
 
     def executor_to_framework(
         self, agent_id: str, message: agent_pb2.AgentMessage.ExecutorToFramework
@@ -495,7 +498,7 @@ class Master:
             lost = mesos_pb2.TASK_DROPPED if framework.partition_aware else mesos_pb2.TASK_LOST
             self.counters.terminal_tasks[lost] += len(tasks)
             for task in tasks:
-                self._send_master_update(
+                send_master_update(
                     framework,
                     task.task_id.value,
                     lost,
@@ -521,7 +524,7 @@ class Master:
         for operation in operations:
             if operation.type == mesos_pb2.Offer.Operation.LAUNCH:
                 for task_info in operation.launch.task_infos:
-                    remaining = self._launch(
+                    remaining = self.tasks.launch(
                         framework, agent, role, task_info, remaining, launched_ids
                     )
                 continue
@@ -569,82 +572,16 @@ class Master:
             )
         return list(dict.fromkeys(roles))
 
-    def kill(
-        self,
-        framework: FrameworkRecord,
-        task_id: str,
-        kill_policy: mesos_pb2.KillPolicy | None,
-    ) -> None:
-        """Ask the task's agent to kill it; an unknown task is answered with TASK_LOST/UNKNOWN."""
-        task = framework.tasks.get(task_id)
-        if task is None:
-            state = mesos_pb2.TASK_UNKNOWN if framework.partition_aware else mesos_pb2.TASK_LOST
-            self._send_master_update(
-                framework,
-                task_id,
-                state,
-                Reason.REASON_RECONCILIATION,
-                "cannot kill a task the master does not know",
-            )
-            return
-        agent = self.agents.get(task.agent_id)
-        if agent is None or agent.outbox is None:
-            log.info(
-                "kill deferred: agent not connected",
-                framework_id=framework.framework_id,
-                agent_id=task.agent_id,
-                task_id=task_id,
-            )
-            return
-        kill = agent_pb2.MasterMessage.KillTask(
-            framework_id=mesos_pb2.FrameworkID(value=framework.framework_id),
-            task_id=mesos_pb2.TaskID(value=task_id),
-        )
-        if kill_policy is not None:
-            kill.kill_policy.CopyFrom(kill_policy)
-        agent.outbox.send(agent_pb2.MasterMessage(kill_task=kill))
-
-    def acknowledge(
-        self, framework: FrameworkRecord, agent_id: str, task_id: str, uuid_: bytes
-    ) -> None:
-        """Forward an acknowledgement to the agent; forget acknowledged terminal tasks."""
-        if not uuid_:
-            raise MasterError(ErrorCode.INVALID_ARGUMENT, "ACKNOWLEDGE needs the update's uuid")
-        agent = self.agents.get(agent_id)
-        if agent is None:
-            raise MasterError(ErrorCode.NOT_FOUND, f"unknown agent {agent_id!r}")
-        if agent.outbox is not None:
-            agent.outbox.send(self._ack_message(framework.framework_id, task_id, uuid_))
-        task = agent.tasks.get((framework.framework_id, task_id))
-        if task is not None:
-            state = task.unacknowledged.pop(uuid_, None)
-            if state in TERMINAL_STATES and task.state in TERMINAL_STATES:
-                self._forget_task(task)
-
-    def acknowledge_all(
-        self, framework: FrameworkRecord, acknowledgements: Iterable[tuple[str, str, bytes]]
-    ) -> None:
-        """`acknowledge` each (agent id, task id, uuid) in order, as if sent alone: a refused
-        one does not stop the others; the first refusal is raised once all are applied."""
-        refusal: MasterError | None = None
-        for agent_id, task_id, uuid_ in acknowledgements:
-            try:
-                self.acknowledge(framework, agent_id, task_id, uuid_)
-            except MasterError as error:
-                refusal = refusal or error
-        if refusal is not None:
-            raise refusal
-
     def reconcile(self, framework: FrameworkRecord, tasks: Sequence[tuple[str, str]]) -> None:
         """Answer with the latest known state of the given (task id, agent id) pairs, or of all."""
         if not tasks:
             for task in list(framework.tasks.values()):
-                self._send_reconciliation(framework, task)
+                send_reconciliation(framework, task)
             return
         for task_id, agent_id in tasks:
             known = framework.tasks.get(task_id)
             if known is not None:
-                self._send_reconciliation(framework, known)
+                send_reconciliation(framework, known)
                 continue
             agent = self.agents.get(agent_id) if agent_id else None
             if (agent is not None and agent.awaiting_reregistration) or (
@@ -667,7 +604,7 @@ class Master:
             else:
                 state = mesos_pb2.TASK_UNKNOWN if framework.partition_aware else mesos_pb2.TASK_LOST
                 message = "task is unknown to the master"
-            self._send_master_update(
+            send_master_update(
                 framework, task_id, state, Reason.REASON_RECONCILIATION, message, agent_id=agent_id
             )
 
@@ -739,22 +676,7 @@ class Master:
         """The agent is gone for good: its tasks are reported gone (lost to frameworks that
         are not partition-aware) and it may never come back with this id."""
         agent = operator_agent(self.agents, agent_id)
-        for task in list(agent.tasks.values()):
-            if task.state in TERMINAL_STATES:
-                continue
-            framework = self.frameworks.get(task.framework_id)
-            aware = framework is not None and framework.partition_aware
-            status = self._master_status(
-                task.task_id,
-                mesos_pb2.TASK_GONE_BY_OPERATOR if aware else mesos_pb2.TASK_LOST,
-                Reason.REASON_AGENT_REMOVED,
-                f"agent {agent_id} ({agent.info.hostname}) was marked gone by an operator",
-                agent_id,
-            )
-            self._update_task_state(task, status)
-            if framework is not None and framework.outbox is not None:
-                framework.outbox.send(_update_event(status))
-            self._forget_task(task)
+        self.tasks.agent_gone(agent)
         self._detach_agent(agent)
         del self.agents[agent_id]
         self.registry.mark_agent_gone(agent_id, self.wall_clock())
@@ -868,15 +790,6 @@ class Master:
             min_offers=_offer_filters(info),
         )
 
-    def _role_of(self, framework_id: str, resources: Iterable[mesos_pb2.Resource]) -> str:
-        """The role resources reported by an agent are allocated to: their allocation info,
-        else (from before roles were recorded) the framework's first role."""
-        for resource in resources:
-            if resource.allocation_info.role:
-                return resource.allocation_info.role
-        framework = self.frameworks.get(framework_id)
-        return framework.info.roles[0] if framework is not None else DEFAULT_ROLE
-
     def _detach_agent(self, agent: AgentRecord) -> None:
         """Close the agent's stream, rescind its offers and take it out of allocation.
 
@@ -897,22 +810,7 @@ class Master:
         self.counters.agents_marked_unreachable += 1
         self._store_agent(agent, unreachable_since=self.wall_clock())
         log.warning("agent unreachable", agent_id=agent.agent_id, hostname=agent.info.hostname)
-        for task in list(agent.tasks.values()):
-            if task.state in TERMINAL_STATES:
-                continue
-            task.state = mesos_pb2.TASK_UNREACHABLE
-            framework = self.frameworks.get(task.framework_id)
-            if framework is None:
-                continue
-            state = mesos_pb2.TASK_UNREACHABLE if framework.partition_aware else mesos_pb2.TASK_LOST
-            self._send_master_update(
-                framework,
-                task.task_id,
-                state,
-                Reason.REASON_AGENT_REMOVED,
-                f"agent {agent.agent_id} ({agent.info.hostname}) is unreachable",
-                agent_id=agent.agent_id,
-            )
+        self.tasks.agent_unreachable(agent)
         lost = scheduler_pb2.Event(
             type=EventType.FAILURE,
             failure=scheduler_pb2.Event.Failure(agent_id=mesos_pb2.AgentID(value=agent.agent_id)),
@@ -920,100 +818,6 @@ class Master:
         for framework in self.frameworks.values():
             if framework.outbox is not None:
                 framework.outbox.send(lost)
-
-    def _recover_executor(self, agent: AgentRecord, info: mesos_pb2.ExecutorInfo) -> None:
-        key = (info.framework_id.value, info.executor_id.value)
-        try:
-            resources = Resources.from_proto(info.resources)
-        except ValueError:
-            resources = Resources.EMPTY
-        agent.executors[key] = ExecutorRecord(
-            info, key[0], agent.agent_id, resources, self._role_of(key[0], info.resources)
-        )
-
-    def _recover_reported_tasks(
-        self,
-        agent: AgentRecord,
-        tasks: Iterable[mesos_pb2.Task],
-        frameworks: Mapping[str, mesos_pb2.FrameworkInfo],
-    ) -> set[tuple[str, str]]:
-        reported: set[tuple[str, str]] = set()
-        shut_down: set[str] = set()
-        for task in tasks:
-            key = (task.framework_id.value, task.task_id.value)
-            if self.registry.is_removed(key[0]):
-                if key[0] not in shut_down and agent.outbox is not None:
-                    shut_down.add(key[0])
-                    agent.outbox.send(_shutdown_framework(key[0]))
-                    log.info("agent runs tasks of a removed framework; shutting it down",
-                             agent_id=agent.agent_id, framework_id=key[0])
-                continue
-            reported.add(key)
-            record = agent.tasks.get(key)
-            if record is None:
-                record = self._task_from_report(agent, task)
-                agent.tasks[key] = record
-            previous = record.state
-            record.state = task.state
-            if task.statuses:
-                record.latest_status = task.statuses[-1]
-            framework = self.frameworks.get(key[0])
-            if framework is None:
-                framework = self._recover_framework(key[0], frameworks.get(key[0]))
-            framework.tasks[key[1]] = record
-            if previous == mesos_pb2.TASK_UNREACHABLE and record.state != previous:
-                self._send_reconciliation(
-                    framework,
-                    record,
-                    reason=Reason.REASON_UNSPECIFIED,
-                    message="agent re-registered",
-                )
-        return reported
-
-    def _drop_unreported_tasks(self, agent: AgentRecord, reported: set[tuple[str, str]]) -> None:
-        """Tasks the master sent but the agent does not know were lost in transit."""
-        for key, task in list(agent.tasks.items()):
-            if key in reported or task.state in TERMINAL_STATES:
-                continue
-            framework = self.frameworks.get(task.framework_id)
-            state = mesos_pb2.TASK_LOST
-            if framework is not None and framework.partition_aware:
-                state = (
-                    mesos_pb2.TASK_DROPPED
-                    if task.state == mesos_pb2.TASK_STAGING
-                    else mesos_pb2.TASK_GONE
-                )
-            status = self._master_status(
-                task.task_id,
-                state,
-                Reason.REASON_AGENT_RESTARTED,
-                "task is not known to its re-registered agent",
-                agent.agent_id,
-            )
-            self._update_task_state(task, status, recover=False)
-            if framework is not None and framework.outbox is not None:
-                framework.outbox.send(_update_event(status))
-            self._forget_task(task)
-
-    def _task_from_report(self, agent: AgentRecord, task: mesos_pb2.Task) -> TaskRecord:
-        info = mesos_pb2.TaskInfo(
-            name=task.name,
-            task_id=task.task_id,
-            agent_id=mesos_pb2.AgentID(value=agent.agent_id),
-            resources=task.resources,
-            labels=task.labels,
-        )
-        executor = agent.executors.get((task.framework_id.value, task.executor_id.value))
-        if executor is not None:
-            info.executor.CopyFrom(executor.info)
-        try:
-            resources = Resources.from_proto(task.resources)
-        except ValueError:
-            resources = Resources.EMPTY
-        role = self._role_of(task.framework_id.value, task.resources)
-        return TaskRecord(
-            info, task.framework_id.value, agent.agent_id, resources, role, task.state
-        )
 
     def _recover_framework(
         self, framework_id: str, info: mesos_pb2.FrameworkInfo | None
@@ -1040,213 +844,14 @@ class Master:
             if framework_id in self.frameworks
         }
 
-    def _launch(
-        self,
-        framework: FrameworkRecord,
-        agent: AgentRecord,
-        role: str,
-        task_info: mesos_pb2.TaskInfo,
-        remaining: Resources,
-        launched_ids: set[str],
-    ) -> Resources:
-        """Validate and launch one task; returns the resources left in the offers."""
-        task_id = task_info.task_id.value
-        executor = None
-        if task_info.HasField("executor"):
-            executor = agent.executors.get(
-                (framework.framework_id, task_info.executor.executor_id.value)
-            )
-        problem, needed = validate_task(
-            task_info,
-            framework_id=framework.framework_id,
-            agent_id=agent.agent_id,
-            remaining=remaining,
-            task_id_in_use=task_id in launched_ids or task_id in framework.tasks,
-            running_executor=executor.info if executor is not None else None,
-        )
-        if problem is not None:
-            self.counters.terminal_tasks[mesos_pb2.TASK_ERROR] += 1
-            self._send_master_update(
-                framework,
-                task_id,
-                mesos_pb2.TASK_ERROR,
-                Reason.REASON_TASK_INVALID,
-                problem,
-                agent_id=agent.agent_id,
-            )
-            return remaining
-        launched_ids.add(task_id)
-        task = mesos_pb2.TaskInfo()
-        task.CopyFrom(task_info)
-        task.agent_id.value = agent.agent_id
-        for resource in task.resources:
-            resource.allocation_info.role = role
-        if task.HasField("executor"):
-            task.executor.framework_id.value = framework.framework_id
-            if executor is None:
-                for resource in task.executor.resources:
-                    resource.allocation_info.role = role
-                executor_resources = Resources.from_proto(task.executor.resources)
-                agent.executors[(framework.framework_id, task.executor.executor_id.value)] = (
-                    ExecutorRecord(
-                        task.executor,
-                        framework.framework_id,
-                        agent.agent_id,
-                        executor_resources,
-                        role,
-                    )
-                )
-        record = TaskRecord(
-            task,
-            framework.framework_id,
-            agent.agent_id,
-            Resources.from_proto(task.resources),
-            role,
-        )
-        agent.tasks[(framework.framework_id, task_id)] = record
-        framework.tasks[task_id] = record
-        assert agent.outbox is not None  # offers exist only for connected agents
-        agent.outbox.send(
-            agent_pb2.MasterMessage(
-                run_task=agent_pb2.MasterMessage.RunTask(framework_info=framework.info, task=task)
-            )
-        )
-        log.info(
-            "launching task",
-            framework_id=framework.framework_id,
-            agent_id=agent.agent_id,
-            task_id=task_id,
-            resources=str(needed),
-        )
-        return remaining - needed
-
-    def _update_task_state(
-        self, task: TaskRecord, status: mesos_pb2.TaskStatus, *, recover: bool = True
-    ) -> None:
-        was_terminal = task.state in TERMINAL_STATES
-        task.state = status.state
-        task.latest_status = status
-        if not was_terminal and task.state in TERMINAL_STATES:
-            self.counters.terminal_tasks[task.state] += 1
-        agent = self.agents.get(task.agent_id)
-        if (
-            recover
-            and not was_terminal
-            and task.state in TERMINAL_STATES
-            and task.framework_id in self.frameworks
-            and agent is not None
-            and agent.reachable
-            and agent.connected
-        ):
-            self.allocator.recover_resources(
-                task.framework_id, task.role, task.agent_id, task.resources
-            )
-
-    def _forget_task(self, task: TaskRecord) -> None:
-        agent = self.agents.get(task.agent_id)
-        if agent is not None:
-            agent.tasks.pop((task.framework_id, task.task_id), None)
-        framework = self.frameworks.get(task.framework_id)
-        if framework is not None and framework.tasks.get(task.task_id) is task:
-            del framework.tasks[task.task_id]
-            framework.completed_tasks.append(task)
-
     def _remove_framework(self, framework: FrameworkRecord, why: str) -> None:
         framework_id = framework.framework_id
         self.offers.discard(framework.offers)
         self.allocator.remove_framework(framework_id)
-        holders = {task.agent_id for task in framework.tasks.values()} | {
-            agent.agent_id
-            for agent in self.agents.values()
-            if any(key[0] == framework_id for key in agent.executors)
-        }
-        for agent_id in holders:
-            agent = self.agents.get(agent_id)
-            if agent is None:
-                continue
-            if agent.outbox is not None:
-                agent.outbox.send(_shutdown_framework(framework_id))
-            for key in [k for k in agent.tasks if k[0] == framework_id]:
-                del agent.tasks[key]
-            for key in [k for k in agent.executors if k[0] == framework_id]:
-                del agent.executors[key]
-        framework.tasks.clear()
+        self.tasks.remove_framework(framework)
         del self.frameworks[framework_id]
         self.registry.remove_framework(framework_id, self.wall_clock())
         log.info("framework removed", framework_id=framework_id, why=why)
-
-    def _send_reconciliation(
-        self,
-        framework: FrameworkRecord,
-        task: TaskRecord,
-        *,
-        reason: ReasonCode = Reason.REASON_RECONCILIATION,
-        message: str = "reconciliation",
-    ) -> None:
-        state = task.state
-        if state == mesos_pb2.TASK_UNREACHABLE and not framework.partition_aware:
-            state = mesos_pb2.TASK_LOST
-        status = mesos_pb2.TaskStatus()
-        if task.latest_status is not None:
-            status.CopyFrom(task.latest_status)
-        status.task_id.value = task.task_id
-        status.agent_id.value = task.agent_id
-        status.state = state
-        status.source = mesos_pb2.TaskStatus.SOURCE_MASTER
-        status.reason = reason
-        status.message = message
-        status.timestamp = _wall_time()
-        status.uuid = b""
-        if framework.outbox is not None:
-            framework.outbox.send(_update_event(status))
-
-    def _master_status(
-        self, task_id: str, state: TaskState, reason: ReasonCode, message: str, agent_id: str = ""
-    ) -> mesos_pb2.TaskStatus:
-        status = mesos_pb2.TaskStatus(
-            task_id=mesos_pb2.TaskID(value=task_id),
-            state=state,
-            source=mesos_pb2.TaskStatus.SOURCE_MASTER,
-            reason=reason,
-            message=message,
-            timestamp=_wall_time(),
-        )
-        if agent_id:
-            status.agent_id.value = agent_id
-        return status
-
-    def _send_master_update(
-        self,
-        framework: FrameworkRecord,
-        task_id: str,
-        state: TaskState,
-        reason: ReasonCode,
-        message: str,
-        *,
-        agent_id: str = "",
-    ) -> None:
-        log.info(
-            "master-generated update",
-            framework_id=framework.framework_id,
-            agent_id=agent_id,
-            task_id=task_id,
-            state=mesos_pb2.TaskState.Name(state),
-            message=message,
-        )
-        if framework.outbox is not None:
-            framework.outbox.send(
-                _update_event(self._master_status(task_id, state, reason, message, agent_id))
-            )
-
-    @staticmethod
-    def _ack_message(framework_id: str, task_id: str, uuid_: bytes) -> agent_pb2.MasterMessage:
-        return agent_pb2.MasterMessage(
-            status_update_acknowledgement=agent_pb2.MasterMessage.StatusUpdateAcknowledgement(
-                framework_id=mesos_pb2.FrameworkID(value=framework_id),
-                task_id=mesos_pb2.TaskID(value=task_id),
-                uuid=uuid_,
-            )
-        )
 
 
 _OPERATIONS = frozenset({
@@ -1290,25 +895,8 @@ def _gpu_aware(info: mesos_pb2.FrameworkInfo) -> bool:
     return any(c.type == Capability.GPU_RESOURCES for c in info.capabilities)
 
 
-def _update_event(status: mesos_pb2.TaskStatus) -> scheduler_pb2.Event:
-    return scheduler_pb2.Event(
-        type=EventType.UPDATE, update=scheduler_pb2.Event.Update(status=status)
-    )
-
-
-def _shutdown_framework(framework_id: str) -> agent_pb2.MasterMessage:
-    return agent_pb2.MasterMessage(
-        shutdown_framework=agent_pb2.MasterMessage.ShutdownFramework(
-            framework_id=mesos_pb2.FrameworkID(value=framework_id)
-        )
-    )
-
-
 def _error_event(message: str) -> scheduler_pb2.Event:
     return scheduler_pb2.Event(
         type=EventType.ERROR, error=scheduler_pb2.Event.Error(message=message)
     )
 
-
-def _wall_time() -> float:
-    return time.time()

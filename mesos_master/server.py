@@ -213,7 +213,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
             ),
             CallType.REVIVE: lambda m, f, c: m.revive(f, c.revive.roles),
             CallType.SUPPRESS: lambda m, f, c: m.suppress(f, c.suppress.roles),
-            CallType.KILL: lambda m, f, c: m.kill(
+            CallType.KILL: lambda m, f, c: m.tasks.kill(
                 f,
                 c.kill.task_id.value,
                 c.kill.kill_policy if c.kill.HasField("kill_policy") else None,
@@ -221,7 +221,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
             CallType.SHUTDOWN: lambda m, f, c: m.shutdown_executor(
                 f, c.shutdown.agent_id.value, c.shutdown.executor_id.value
             ),
-            CallType.ACKNOWLEDGE: lambda m, f, c: m.acknowledge_all(f, _acknowledgements(c)),
+            CallType.ACKNOWLEDGE: lambda m, f, c: m.tasks.acknowledge_all(f, _acknowledgements(c)),
             CallType.RECONCILE: lambda m, f, c: m.reconcile(
                 f, [(t.task_id.value, t.agent_id.value) for t in c.reconcile.tasks]
             ),

@@ -86,7 +86,7 @@ def test_random_walk_keeps_the_books_balanced(seed: int) -> None:
                                                   record.task_id, state, uuid))
                 framework = master.frameworks.get(record.framework_id)
                 if framework is not None and framework.connected and rng.random() < 0.8:
-                    master.acknowledge(framework, record.agent_id, record.task_id, uuid)
+                    master.tasks.acknowledge(framework, record.agent_id, record.task_id, uuid)
         elif action == 6 and (
             agent_id := some([a for a, r in master.agents.items() if r.connected])
         ):

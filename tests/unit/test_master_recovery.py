@@ -35,7 +35,7 @@ def running_cluster() -> tuple[Cluster, str, FrameworkRecord]:
         framework.framework_id,
         agent_status(framework, "t1", mesos_pb2.TASK_RUNNING, b"u1"),
     )
-    cluster.master.acknowledge(framework, agent_id, "t1", b"u1")
+    cluster.master.tasks.acknowledge(framework, agent_id, "t1", b"u1")
     cluster.events(framework)
     return cluster, agent_id, framework
 
