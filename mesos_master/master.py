@@ -308,8 +308,6 @@ class Master:
         else:
             self.counters.valid_status_updates += 1
             self.tasks.update_state(task, status)
-            if status.uuid:
-                task.unacknowledged[status.uuid] = status.state
             if agent.draining:
                 self.maintenance.check_drained(agent)
         framework = self.frameworks.get(framework_id)
@@ -349,32 +347,6 @@ class Master:
                 ),
             )
         )
-
-    def executor_exited(
-        self, agent_id: str, message: agent_pb2.AgentMessage.ExecutorExited
-    ) -> None:
-        """Release an exited executor's resources and tell its scheduler."""
-        agent = self.agents.get(agent_id)
-        framework_id = message.framework_id.value
-        if agent is None:
-            return
-        executor = agent.executors.pop((framework_id, message.executor_id.value), None)
-        if executor is not None and framework_id in self.frameworks:
-            self.allocator.recover_resources(
-                framework_id, executor.role, agent_id, executor.resources
-            )
-        framework = self.frameworks.get(framework_id)
-        if framework is not None and framework.outbox is not None:
-            framework.outbox.send(
-                scheduler_pb2.Event(
-                    type=EventType.FAILURE,
-                    failure=scheduler_pb2.Event.Failure(
-                        agent_id=mesos_pb2.AgentID(value=agent_id),
-                        executor_id=message.executor_id,
-                        status=message.status,
-                    ),
-                )
-            )
 
     # -------------------------------------------------------------- frameworks
 

@@ -386,7 +386,7 @@ def _dispatch_one(master: Master, agent_id: str, message: agent_pb2.AgentMessage
     elif kind == "executor_to_framework":
         master.executor_to_framework(agent_id, message.executor_to_framework)
     elif kind == "executor_exited":
-        master.executor_exited(agent_id, message.executor_exited)
+        master.tasks.executor_exited(agent_id, message.executor_exited)
     else:
         log.warning("unexpected agent message", agent_id=agent_id, kind=kind)
 

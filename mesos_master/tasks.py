@@ -3,13 +3,14 @@ generates for them, and adopting the tasks a re-registering agent reports.
 
 Flow::
 
-    Master.accept ── each task of a LAUNCH ──▶ TaskBook.launch ── RunTask ─────▶ agent outbox
-                                                       └─ invalid: TASK_ERROR ─▶ scheduler outbox
-    Master.status_update ──▶ TaskBook.update_state ── terminal: resources ────▶ Allocator
-    KILL / ACKNOWLEDGE ──▶ Master ──▶ TaskBook ── KillTask / acknowledgement ──▶ agent outbox
-    agent re-registers ──▶ TaskBook.adopt_report ── tasks it lost: updates ───▶ scheduler outbox
-    agent unreachable or gone ──▶ TaskBook ── TASK_UNREACHABLE/GONE/LOST ──────▶ scheduler outbox
-    framework removed ──▶ TaskBook.remove_framework ── ShutdownFramework ─────▶ agent outbox
+    Master.accept ── each task of a LAUNCH ──▶ TaskBook.launch ── RunTask ───▶ agent outbox
+                                                     └─ invalid: TASK_ERROR ─▶ scheduler outbox
+    Master.status_update ──▶ TaskBook.update_state ── ended: resources ──────▶ Allocator
+    shell: KILL, ACKNOWLEDGE ──▶ TaskBook ── KillTask, acknowledgement ──────▶ agent outbox
+    shell: executor exited ──▶ TaskBook ── resources ──▶ Allocator; FAILURE ─▶ scheduler outbox
+    Master: agent re-registered ──▶ TaskBook.adopt_report ── lost tasks ─────▶ scheduler outbox
+    Master: agent unreachable or gone ──▶ TaskBook ── UNREACHABLE/GONE/LOST ─▶ scheduler outbox
+    Master: framework removed ──▶ TaskBook ── ShutdownFramework ─────────────▶ agent outbox
 
 The book is the only writer of task and executor records (`AgentRecord.tasks`,
 `AgentRecord.executors`, `FrameworkRecord.tasks` and `completed_tasks`); it reads the master's
@@ -149,8 +150,9 @@ class TaskBook:
     def update_state(
         self, task: TaskRecord, status: mesos_pb2.TaskStatus, *, recover: bool = True
     ) -> None:
-        """Record the task's new status; a task that just ended gives its resources back to
-        the allocator (when `recover`, its framework is known and its agent connected)."""
+        """Record the task's new status (until acknowledged, if it has a uuid); a task that
+        just ended gives its resources back to the allocator (when `recover`, its framework is
+        known and its agent connected)."""
         was_terminal = task.state in TERMINAL_STATES
         task.state = status.state
         task.latest_status = status
@@ -169,6 +171,8 @@ class TaskBook:
             self._allocator.recover_resources(
                 task.framework_id, task.role, task.agent_id, task.resources
             )
+        if status.uuid:
+            task.unacknowledged[status.uuid] = status.state
 
     def forget(self, task: TaskRecord) -> None:
         """Stop tracking an ended task; its framework keeps it among its completed tasks."""
@@ -245,6 +249,32 @@ class TaskBook:
                 refusal = refusal or error
         if refusal is not None:
             raise refusal
+
+    def executor_exited(
+        self, agent_id: str, message: agent_pb2.AgentMessage.ExecutorExited
+    ) -> None:
+        """Release an exited executor's resources and tell its scheduler."""
+        agent = self._agents.get(agent_id)
+        framework_id = message.framework_id.value
+        if agent is None:
+            return
+        executor = agent.executors.pop((framework_id, message.executor_id.value), None)
+        if executor is not None and framework_id in self._frameworks:
+            self._allocator.recover_resources(
+                framework_id, executor.role, agent_id, executor.resources
+            )
+        framework = self._frameworks.get(framework_id)
+        if framework is not None and framework.outbox is not None:
+            framework.outbox.send(
+                scheduler_pb2.Event(
+                    type=scheduler_pb2.Event.FAILURE,
+                    failure=scheduler_pb2.Event.Failure(
+                        agent_id=mesos_pb2.AgentID(value=agent_id),
+                        executor_id=message.executor_id,
+                        status=message.status,
+                    ),
+                )
+            )
 
     def adopt_report(
         self,
