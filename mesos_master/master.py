@@ -27,7 +27,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeAlias
 
 import structlog
 
@@ -43,7 +42,7 @@ from mesos_master.records import (
     MasterCounters,
     Outbox,
 )
-from mesos_master.registry import ImmediateSink, Registry, RegistryState
+from mesos_master.registry import ImmediateSink, Registry, RegistryState, with_reservations
 from mesos_master.tasks import (
     TaskBook,
     ack_message,
@@ -61,15 +60,12 @@ from mesos_master.validation import (
 from mesos_runtime.clock import Clock
 from mesos_values.resources import Resources
 from mesos_values.task_states import TERMINAL_STATES
-from protos import agent_pb2, mesos_pb2, registry_pb2, scheduler_pb2
+from protos import agent_pb2, mesos_pb2, scheduler_pb2
 
 log = structlog.get_logger("mesos_master")
 
-
 Capability = mesos_pb2.FrameworkInfo.Capability
 Reason = mesos_pb2.TaskStatus.Reason
-TaskState: TypeAlias = "mesos_pb2.TaskState.ValueType"
-ReasonCode: TypeAlias = "mesos_pb2.TaskStatus.Reason.ValueType"
 EventType = scheduler_pb2.Event.Type
 
 
@@ -150,31 +146,10 @@ class Master:
 
     def _recover(self, state: RegistryState) -> None:
         now = self.clock.now()
-        wall_now = self.wall_clock()
-        for agent_id, entry in state.agents.items():
-            agent = AgentRecord(
-                agent_id,
-                entry.info,
-                _with_reservations(
-                    self._agent_resources_or_empty(entry.info), entry.reserved, agent_id
-                ),
-                None,
-                now,
-                now,
-                reachable=entry.unreachable_since == 0,
-            )
-            agent.awaiting_reregistration = agent.reachable
-            agent.deactivated = entry.deactivated
-            if entry.drain.state != registry_pb2.DrainInfo.UNKNOWN:
-                agent.drain = entry.drain
-            self.agents[agent_id] = agent
-        for framework_id, framework_entry in state.frameworks.items():
-            since = framework_entry.disconnected_since
-            disconnected_at = now if since == 0 else now - max(0.0, wall_now - since)
-            self.frameworks[framework_id] = FrameworkRecord(
-                framework_id, framework_entry.info, "", None, now, disconnected_at=disconnected_at
-            )
-            self._add_to_allocator(framework_entry.info, active=False)
+        self.agents.update(state.agent_records(now))
+        self.frameworks.update(state.framework_records(now, self.wall_clock()))
+        for framework in self.frameworks.values():
+            self._add_to_allocator(framework.info, active=False)
         if state.agents or state.frameworks:
             log.info(
                 "recovered the registry",
@@ -247,7 +222,7 @@ class Master:
         else:
             self._detach_agent(agent)
             changed = not agent.reachable or agent.info != message.agent_info
-            total = _with_reservations(
+            total = with_reservations(
                 total, agent.total.dynamically_reserved().to_proto(), agent_id
             )
             agent.info = message.agent_info
@@ -750,12 +725,6 @@ class Master:
                 ErrorCode.INVALID_ARGUMENT, f"invalid agent resources: {exc}"
             ) from exc
 
-    def _agent_resources_or_empty(self, info: mesos_pb2.AgentInfo) -> Resources:
-        try:
-            return Resources.from_proto(info.resources)
-        except ValueError:
-            return Resources.EMPTY
-
     def _add_to_allocator(self, info: mesos_pb2.FrameworkInfo, *, active: bool) -> None:
         self.allocator.add_framework(
             info.id.value, info.roles, active=active, gpu_aware=_gpu_aware(info),
@@ -831,25 +800,6 @@ _OPERATIONS = frozenset({
     mesos_pb2.Offer.Operation.RESERVE,
     mesos_pb2.Offer.Operation.UNRESERVE,
 })
-
-
-def _with_reservations(
-    advertised: Resources, reserved: Iterable[mesos_pb2.Resource], agent_id: str
-) -> Resources:
-    """An agent's advertised resources with its recorded dynamic reservations applied; those
-    that no longer fit what it advertises (it restarted with less) are dropped."""
-    try:
-        dynamic = Resources.from_proto(reserved)
-    except ValueError:
-        dynamic = Resources.EMPTY
-    if not dynamic:
-        return advertised
-    base = dynamic.without_dynamic()
-    if not advertised.contains(base):
-        log.warning("dropping dynamic reservations the agent no longer has resources for",
-                    agent_id=agent_id, reserved=str(dynamic), advertised=str(advertised))
-        return advertised
-    return advertised - base + dynamic
 
 
 def _offer_filters(info: mesos_pb2.FrameworkInfo) -> dict[str, list[Resources]]:
