@@ -26,12 +26,12 @@ import itertools
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 import structlog
 
 from mesos_coordination.store import Sink
-from mesos_master.allocator import DEFAULT_MIN_ALLOCATABLE, SORTERS, Allocator
+from mesos_master.allocator import SORTERS, Allocator
+from mesos_master.config import MasterConfig
 from mesos_master.errors import ErrorCode, MasterError
 from mesos_master.maintenance import Maintenance, operator_agent
 from mesos_master.offers import OfferBook, refuse_seconds
@@ -67,30 +67,6 @@ log = structlog.get_logger("mesos_master")
 Capability = mesos_pb2.FrameworkInfo.Capability
 Reason = mesos_pb2.TaskStatus.Reason
 EventType = scheduler_pb2.Event.Type
-
-
-@dataclass(frozen=True, slots=True)
-class MasterConfig:
-    """Timing and policy knobs (flags of `mesos-master`)."""
-
-    agent_ping_timeout: float = 15.0
-    max_agent_ping_timeouts: int = 5
-    offer_timeout: float | None = None
-    scheduler_heartbeat_interval: float = 15.0
-    role_weights: Mapping[str, float] | None = None
-    agent_reregister_timeout: float = 600.0
-    role_sorter: str = "drf"
-    framework_sorter: str = "drf"
-    min_allocatable_resources: tuple[Resources, ...] = DEFAULT_MIN_ALLOCATABLE
-    fair_sharing_excluded_resource_names: frozenset[str] = frozenset()
-
-    @property
-    def agent_heartbeat_interval(self) -> float:
-        return self.agent_ping_timeout
-
-    @property
-    def agent_unreachable_after(self) -> float:
-        return self.agent_ping_timeout * self.max_agent_ping_timeouts
 
 
 class Master:

@@ -40,9 +40,10 @@ from mesos_coordination.election import (
 from mesos_coordination.store import BatchWriter
 from mesos_coordination.term_store import term_state
 from mesos_coordination.zookeeper import master_address
+from mesos_master.config import MasterConfig
 from mesos_master.errors import ErrorCode, MasterError
 from mesos_master.interceptors import CallPolicy, interceptor_chain
-from mesos_master.master import Master, MasterConfig
+from mesos_master.master import Master
 from mesos_master.records import FrameworkRecord
 from mesos_master.registry import KINDS, RegistryState
 from mesos_runtime.backlog import MAX_BATCH_MESSAGES, batched

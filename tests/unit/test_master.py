@@ -7,8 +7,9 @@ from typing import Generic, TypeVar
 
 import pytest
 
+from mesos_master.config import MasterConfig
 from mesos_master.errors import ErrorCode, MasterError
-from mesos_master.master import Master, MasterConfig
+from mesos_master.master import Master
 from mesos_master.offers import MAX_OFFERS_PER_EVENT
 from mesos_master.records import FrameworkRecord
 from mesos_master.registry import ImmediateSink, RegistryState
