@@ -281,24 +281,6 @@ class Master:
         if framework.outbox is not None:
             framework.outbox.send(update_event(status))
 
-    def executor_to_framework(
-        self, agent_id: str, message: agent_pb2.AgentMessage.ExecutorToFramework
-    ) -> None:
-        """Relay an executor's message to its scheduler."""
-        framework = self.frameworks.get(message.framework_id.value)
-        if framework is None or framework.outbox is None:
-            return
-        framework.outbox.send(
-            scheduler_pb2.Event(
-                type=EventType.MESSAGE,
-                message=scheduler_pb2.Event.Message(
-                    agent_id=mesos_pb2.AgentID(value=agent_id),
-                    executor_id=message.executor_id,
-                    data=message.data,
-                ),
-            )
-        )
-
     # -------------------------------------------------------------- frameworks
 
     def subscribe(
@@ -530,39 +512,6 @@ class Master:
             send_master_update(
                 framework, task_id, state, Reason.REASON_RECONCILIATION, message, agent_id=agent_id
             )
-
-    def framework_message(
-        self, framework: FrameworkRecord, agent_id: str, executor_id: str, data: bytes
-    ) -> None:
-        """Relay a scheduler's message to an executor."""
-        agent = self.agents.get(agent_id)
-        if agent is None or agent.outbox is None:
-            raise MasterError(ErrorCode.NOT_FOUND, f"agent {agent_id!r} is not connected")
-        agent.outbox.send(
-            agent_pb2.MasterMessage(
-                framework_to_executor=agent_pb2.MasterMessage.FrameworkToExecutor(
-                    framework_id=mesos_pb2.FrameworkID(value=framework.framework_id),
-                    executor_id=mesos_pb2.ExecutorID(value=executor_id),
-                    data=data,
-                )
-            )
-        )
-
-    def shutdown_executor(
-        self, framework: FrameworkRecord, agent_id: str, executor_id: str
-    ) -> None:
-        """Ask an agent to stop one of the framework's executors."""
-        agent = self.agents.get(agent_id)
-        if agent is None or agent.outbox is None:
-            raise MasterError(ErrorCode.NOT_FOUND, f"agent {agent_id!r} is not connected")
-        agent.outbox.send(
-            agent_pb2.MasterMessage(
-                shutdown_executor=agent_pb2.MasterMessage.ShutdownExecutor(
-                    framework_id=mesos_pb2.FrameworkID(value=framework.framework_id),
-                    executor_id=mesos_pb2.ExecutorID(value=executor_id),
-                )
-            )
-        )
 
     def teardown(self, framework: FrameworkRecord) -> None:
         """Remove the framework at its own request; its tasks are killed."""

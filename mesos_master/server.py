@@ -219,14 +219,14 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
                 c.kill.task_id.value,
                 c.kill.kill_policy if c.kill.HasField("kill_policy") else None,
             ),
-            CallType.SHUTDOWN: lambda m, f, c: m.shutdown_executor(
+            CallType.SHUTDOWN: lambda m, f, c: m.tasks.shutdown_executor(
                 f, c.shutdown.agent_id.value, c.shutdown.executor_id.value
             ),
             CallType.ACKNOWLEDGE: lambda m, f, c: m.tasks.acknowledge_all(f, _acknowledgements(c)),
             CallType.RECONCILE: lambda m, f, c: m.reconcile(
                 f, [(t.task_id.value, t.agent_id.value) for t in c.reconcile.tasks]
             ),
-            CallType.MESSAGE: lambda m, f, c: m.framework_message(
+            CallType.MESSAGE: lambda m, f, c: m.tasks.framework_message(
                 f, c.message.agent_id.value, c.message.executor_id.value, c.message.data
             ),
         }
@@ -385,7 +385,7 @@ def _dispatch_one(master: Master, agent_id: str, message: agent_pb2.AgentMessage
         update = message.status_update
         master.status_update(agent_id, update.framework_id.value, update.status)
     elif kind == "executor_to_framework":
-        master.executor_to_framework(agent_id, message.executor_to_framework)
+        master.tasks.executor_to_framework(agent_id, message.executor_to_framework)
     elif kind == "executor_exited":
         master.tasks.executor_exited(agent_id, message.executor_exited)
     else:

@@ -1,5 +1,6 @@
 """The task book: launching tasks, following their state and the status updates the master
-generates for them, and adopting the tasks a re-registering agent reports.
+generates for them, adopting the tasks a re-registering agent reports, and relaying messages
+between schedulers and their executors.
 
 Flow::
 
@@ -8,6 +9,8 @@ Flow::
     Master.status_update ──▶ TaskBook.update_state ── ended: resources ──────▶ Allocator
     shell: KILL, ACKNOWLEDGE ──▶ TaskBook ── KillTask, acknowledgement ──────▶ agent outbox
     shell: executor exited ──▶ TaskBook ── resources ──▶ Allocator; FAILURE ─▶ scheduler outbox
+    shell: MESSAGE, SHUTDOWN ──▶ TaskBook ── FrameworkToExecutor, ShutdownExecutor ─▶ agent outbox
+    shell: executor's message ──▶ TaskBook ── MESSAGE ───────────────────────▶ scheduler outbox
     Master: agent re-registered ──▶ TaskBook.adopt_report ── lost tasks ─────▶ scheduler outbox
     Master: agent unreachable or gone ──▶ TaskBook ── UNREACHABLE/GONE/LOST ─▶ scheduler outbox
     Master: framework removed ──▶ TaskBook ── ShutdownFramework ─────────────▶ agent outbox
@@ -32,6 +35,7 @@ from mesos_master.records import (
     ExecutorRecord,
     FrameworkRecord,
     MasterCounters,
+    Outbox,
     TaskRecord,
 )
 from mesos_master.registry import Registry
@@ -263,18 +267,49 @@ class TaskBook:
             self._allocator.recover_resources(
                 framework_id, executor.role, agent_id, executor.resources
             )
-        framework = self._frameworks.get(framework_id)
-        if framework is not None and framework.outbox is not None:
-            framework.outbox.send(
-                scheduler_pb2.Event(
-                    type=scheduler_pb2.Event.FAILURE,
-                    failure=scheduler_pb2.Event.Failure(
-                        agent_id=mesos_pb2.AgentID(value=agent_id),
-                        executor_id=message.executor_id,
-                        status=message.status,
-                    ),
-                )
-            )
+        failure = scheduler_pb2.Event.Failure(
+            agent_id=mesos_pb2.AgentID(value=agent_id), executor_id=message.executor_id,
+            status=message.status,
+        )
+        self._to_scheduler(
+            framework_id, scheduler_pb2.Event(type=scheduler_pb2.Event.FAILURE, failure=failure)
+        )
+
+    def executor_to_framework(
+        self, agent_id: str, message: agent_pb2.AgentMessage.ExecutorToFramework
+    ) -> None:
+        """Relay an executor's message to its scheduler."""
+        relayed = scheduler_pb2.Event.Message(
+            agent_id=mesos_pb2.AgentID(value=agent_id), executor_id=message.executor_id,
+            data=message.data,
+        )
+        self._to_scheduler(
+            message.framework_id.value,
+            scheduler_pb2.Event(type=scheduler_pb2.Event.MESSAGE, message=relayed),
+        )
+
+    def framework_message(
+        self, framework: FrameworkRecord, agent_id: str, executor_id: str, data: bytes
+    ) -> None:
+        """Relay a scheduler's message to an executor."""
+        outbox = self._agent_outbox(agent_id)
+        relayed = agent_pb2.MasterMessage.FrameworkToExecutor(
+            framework_id=mesos_pb2.FrameworkID(value=framework.framework_id),
+            executor_id=mesos_pb2.ExecutorID(value=executor_id),
+            data=data,
+        )
+        outbox.send(agent_pb2.MasterMessage(framework_to_executor=relayed))
+
+    def shutdown_executor(
+        self, framework: FrameworkRecord, agent_id: str, executor_id: str
+    ) -> None:
+        """Ask an agent to stop one of the framework's executors."""
+        outbox = self._agent_outbox(agent_id)
+        shutdown = agent_pb2.MasterMessage.ShutdownExecutor(
+            framework_id=mesos_pb2.FrameworkID(value=framework.framework_id),
+            executor_id=mesos_pb2.ExecutorID(value=executor_id),
+        )
+        outbox.send(agent_pb2.MasterMessage(shutdown_executor=shutdown))
 
     def adopt_report(
         self,
@@ -347,6 +382,18 @@ class TaskBook:
             for key in [k for k in agent.executors if k[0] == framework_id]:
                 del agent.executors[key]
         framework.tasks.clear()
+
+    def _to_scheduler(self, framework_id: str, event: scheduler_pb2.Event) -> None:
+        framework = self._frameworks.get(framework_id)
+        if framework is not None and framework.outbox is not None:
+            framework.outbox.send(event)
+
+    def _agent_outbox(self, agent_id: str) -> Outbox[agent_pb2.MasterMessage]:
+        """The stream to a connected agent; NOT_FOUND for any other."""
+        agent = self._agents.get(agent_id)
+        if agent is None or agent.outbox is None:
+            raise MasterError(ErrorCode.NOT_FOUND, f"agent {agent_id!r} is not connected")
+        return agent.outbox
 
     def _end(
         self,
