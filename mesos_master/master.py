@@ -47,7 +47,6 @@ from mesos_master.tasks import (
     TaskBook,
     ack_message,
     send_master_update,
-    send_reconciliation,
     update_event,
 )
 from mesos_master.validation import (
@@ -133,11 +132,6 @@ class Master:
                 frameworks=len(state.frameworks),
                 agent_reregister_timeout=self.config.agent_reregister_timeout,
             )
-
-    @property
-    def recovering(self) -> bool:
-        """Whether some recovered agent has not re-registered yet (nor timed out)."""
-        return any(agent.awaiting_reregistration for agent in self.agents.values())
 
     # ------------------------------------------------------------------ agents
 
@@ -476,42 +470,6 @@ class Master:
                 f"{call} names roles the framework is not subscribed to: {', '.join(foreign)}",
             )
         return list(dict.fromkeys(roles))
-
-    def reconcile(self, framework: FrameworkRecord, tasks: Sequence[tuple[str, str]]) -> None:
-        """Answer with the latest known state of the given (task id, agent id) pairs, or of all."""
-        if not tasks:
-            for task in list(framework.tasks.values()):
-                send_reconciliation(framework, task)
-            return
-        for task_id, agent_id in tasks:
-            known = framework.tasks.get(task_id)
-            if known is not None:
-                send_reconciliation(framework, known)
-                continue
-            agent = self.agents.get(agent_id) if agent_id else None
-            if (agent is not None and agent.awaiting_reregistration) or (
-                agent is None and not agent_id and self.recovering
-            ):
-                log.debug(
-                    "reconciliation waits for agents to re-register",
-                    framework_id=framework.framework_id,
-                    task_id=task_id,
-                )
-                continue
-            if agent is not None and agent.reachable:
-                state = mesos_pb2.TASK_GONE if framework.partition_aware else mesos_pb2.TASK_LOST
-                message = "task is unknown to its agent"
-            elif agent is not None:
-                state = (
-                    mesos_pb2.TASK_UNREACHABLE if framework.partition_aware else mesos_pb2.TASK_LOST
-                )
-                message = "task's agent is unreachable"
-            else:
-                state = mesos_pb2.TASK_UNKNOWN if framework.partition_aware else mesos_pb2.TASK_LOST
-                message = "task is unknown to the master"
-            send_master_update(
-                framework, task_id, state, Reason.REASON_RECONCILIATION, message, agent_id=agent_id
-            )
 
     def teardown(self, framework: FrameworkRecord) -> None:
         """Remove the framework at its own request; its tasks are killed."""

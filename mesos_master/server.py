@@ -223,7 +223,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
                 f, c.shutdown.agent_id.value, c.shutdown.executor_id.value
             ),
             CallType.ACKNOWLEDGE: lambda m, f, c: m.tasks.acknowledge_all(f, _acknowledgements(c)),
-            CallType.RECONCILE: lambda m, f, c: m.reconcile(
+            CallType.RECONCILE: lambda m, f, c: m.tasks.reconcile(
                 f, [(t.task_id.value, t.agent_id.value) for t in c.reconcile.tasks]
             ),
             CallType.MESSAGE: lambda m, f, c: m.tasks.framework_message(

@@ -8,6 +8,7 @@ Flow::
                                                      └─ invalid: TASK_ERROR ─▶ scheduler outbox
     Master.status_update ──▶ TaskBook.update_state ── ended: resources ──────▶ Allocator
     shell: KILL, ACKNOWLEDGE ──▶ TaskBook ── KillTask, acknowledgement ──────▶ agent outbox
+    shell: RECONCILE ──▶ TaskBook ── latest known states ────────────────────▶ scheduler outbox
     shell: executor exited ──▶ TaskBook ── resources ──▶ Allocator; FAILURE ─▶ scheduler outbox
     shell: MESSAGE, SHUTDOWN ──▶ TaskBook ── FrameworkToExecutor, ShutdownExecutor ─▶ agent outbox
     shell: executor's message ──▶ TaskBook ── MESSAGE ───────────────────────▶ scheduler outbox
@@ -23,7 +24,7 @@ agents and frameworks, and the Master creates frameworks an agent's report revea
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeAlias
 
 import structlog
@@ -69,6 +70,12 @@ class TaskBook:
         self._agents, self._frameworks, self._counters = agents, frameworks, counters
         self._allocator = allocator
         self._registry = registry
+
+    @property
+    def recovering(self) -> bool:
+        """Whether some recovered agent has not re-registered yet (nor timed out): the book may
+        lack its tasks, so reconciliation of tasks on unknown agents waits."""
+        return any(agent.awaiting_reregistration for agent in self._agents.values())
 
     def launch(
         self,
@@ -254,6 +261,42 @@ class TaskBook:
         if refusal is not None:
             raise refusal
 
+    def reconcile(self, framework: FrameworkRecord, tasks: Sequence[tuple[str, str]]) -> None:
+        """Answer with the latest known state of the given (task id, agent id) pairs, or of all."""
+        if not tasks:
+            for task in list(framework.tasks.values()):
+                _send_reconciliation(framework, task)
+            return
+        for task_id, agent_id in tasks:
+            known = framework.tasks.get(task_id)
+            if known is not None:
+                _send_reconciliation(framework, known)
+                continue
+            agent = self._agents.get(agent_id) if agent_id else None
+            if (agent is not None and agent.awaiting_reregistration) or (
+                agent is None and not agent_id and self.recovering
+            ):
+                log.debug(
+                    "reconciliation waits for agents to re-register",
+                    framework_id=framework.framework_id,
+                    task_id=task_id,
+                )
+                continue
+            if agent is not None and agent.reachable:
+                state = mesos_pb2.TASK_GONE if framework.partition_aware else mesos_pb2.TASK_LOST
+                message = "task is unknown to its agent"
+            elif agent is not None:
+                state = (
+                    mesos_pb2.TASK_UNREACHABLE if framework.partition_aware else mesos_pb2.TASK_LOST
+                )
+                message = "task's agent is unreachable"
+            else:
+                state = mesos_pb2.TASK_UNKNOWN if framework.partition_aware else mesos_pb2.TASK_LOST
+                message = "task is unknown to the master"
+            send_master_update(
+                framework, task_id, state, Reason.REASON_RECONCILIATION, message, agent_id=agent_id
+            )
+
     def executor_exited(
         self, agent_id: str, message: agent_pb2.AgentMessage.ExecutorExited
     ) -> None:
@@ -376,7 +419,7 @@ class TaskBook:
             if agent is None:
                 continue
             if agent.outbox is not None:
-                agent.outbox.send(shutdown_framework(framework_id))
+                agent.outbox.send(_shutdown_framework(framework_id))
             for key in [k for k in agent.tasks if k[0] == framework_id]:
                 del agent.tasks[key]
             for key in [k for k in agent.executors if k[0] == framework_id]:
@@ -406,7 +449,7 @@ class TaskBook:
         recover: bool = True,
     ) -> None:
         """End a task on the master's word: record, tell its framework, forget it."""
-        status = master_status(task.task_id, state, reason, message, task.agent_id)
+        status = _master_status(task.task_id, state, reason, message, task.agent_id)
         self.update_state(task, status, recover=recover)
         if framework is not None and framework.outbox is not None:
             framework.outbox.send(update_event(status))
@@ -445,7 +488,7 @@ class TaskBook:
             if self._registry.is_removed(key[0]):
                 if key[0] not in shut_down and agent.outbox is not None:
                     shut_down.add(key[0])
-                    agent.outbox.send(shutdown_framework(key[0]))
+                    agent.outbox.send(_shutdown_framework(key[0]))
                     log.info("agent runs tasks of a removed framework; shutting it down",
                              agent_id=agent.agent_id, framework_id=key[0])
                 continue
@@ -463,7 +506,7 @@ class TaskBook:
                 framework = recover_framework(key[0], frameworks.get(key[0]))
             framework.tasks[key[1]] = record
             if previous == mesos_pb2.TASK_UNREACHABLE and record.state != previous:
-                send_reconciliation(
+                _send_reconciliation(
                     framework,
                     record,
                     reason=Reason.REASON_UNSPECIFIED,
@@ -534,11 +577,11 @@ def send_master_update(
     )
     if framework.outbox is not None:
         framework.outbox.send(
-            update_event(master_status(task_id, state, reason, message, agent_id))
+            update_event(_master_status(task_id, state, reason, message, agent_id))
         )
 
 
-def send_reconciliation(
+def _send_reconciliation(
     framework: FrameworkRecord,
     task: TaskRecord,
     *,
@@ -564,7 +607,7 @@ def send_reconciliation(
         framework.outbox.send(update_event(status))
 
 
-def master_status(
+def _master_status(
     task_id: str, state: TaskState, reason: ReasonCode, message: str, agent_id: str = ""
 ) -> mesos_pb2.TaskStatus:
     """A status of the master's own for a task."""
@@ -599,7 +642,7 @@ def ack_message(framework_id: str, task_id: str, uuid_: bytes) -> agent_pb2.Mast
     )
 
 
-def shutdown_framework(framework_id: str) -> agent_pb2.MasterMessage:
+def _shutdown_framework(framework_id: str) -> agent_pb2.MasterMessage:
     """Tell an agent to shut down a framework's executors and tasks."""
     return agent_pb2.MasterMessage(
         shutdown_framework=agent_pb2.MasterMessage.ShutdownFramework(

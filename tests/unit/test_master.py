@@ -450,12 +450,14 @@ def test_reconcile_explicit_and_implicit() -> None:
     agent_id = cluster.add_agent()
     framework = cluster.subscribe()
     cluster.launch(framework, cluster.offers(framework), task("t1"))
-    cluster.master.reconcile(framework, [])
+    cluster.master.tasks.reconcile(framework, [])
     [implicit] = cluster.updates(framework)
     assert implicit.state == mesos_pb2.TASK_STAGING
     assert implicit.reason == mesos_pb2.TaskStatus.REASON_RECONCILIATION and not implicit.uuid
 
-    cluster.master.reconcile(framework, [("t1", agent_id), ("ghost", agent_id), ("other", "")])
+    cluster.master.tasks.reconcile(
+        framework, [("t1", agent_id), ("ghost", agent_id), ("other", "")]
+    )
     states = {u.task_id.value: u.state for u in cluster.updates(framework)}
     assert states == {
         "t1": mesos_pb2.TASK_STAGING,
