@@ -4,7 +4,11 @@ Flow::
 
     AgentLink ── register / updates / heartbeats ──▶ Master ── MasterMessage ──▶ agent outbox
     Scheduler ── subscribe / calls ────────────────▶ Master ── Event ─────────▶ scheduler outbox
-                                    Master ◀── offer callback ── Allocator (DRF)
+    The Master keeps agents and frameworks and hands the rest to the pieces owning it:
+        Allocator (DRF) ── offer callback ──▶ OfferBook     outstanding offers (offers.py)
+        Master, shell ──────────────────────▶ TaskBook      tasks and executors (tasks.py)
+        Master (operator calls) ────────────▶ Maintenance   deactivation, drain (maintenance.py)
+        Master (operator calls) ────────────▶ QuotaAndWeights  weights and quotas (quota.py)
     The server's timers call tick() (heartbeats, offer and failover timeouts) and allocate().
     Master ── Registry writes ──▶ RegistrySink (durable in order; `then` callbacks after)
 
@@ -69,7 +73,8 @@ EventType = scheduler_pb2.Event.Type
 
 
 class Master:
-    """Agents, frameworks, tasks and offers, and the allocator that hands offers out."""
+    """Agents and frameworks, with the allocator, offer book, task book, maintenance and
+    quota handling that act on them."""
 
     def __init__(
         self,
