@@ -39,10 +39,11 @@ from mesos_http.operator_http import (
     resources_json,
     task_json,
 )
-from mesos_master.master import DEFAULT_ROLE, Master
+from mesos_master.master import Master
 from mesos_master.operator_api import operator_routes
 from mesos_master.records import AgentRecord, FrameworkRecord, OfferRecord
 from mesos_master.server import LeaderGate
+from mesos_master.validation import DEFAULT_ROLE
 from mesos_values.addresses import HostPort
 from mesos_values.resources import Resources
 from protos import mesos_pb2
@@ -159,7 +160,7 @@ def master_metrics(master: Master | None, *, uptime: float) -> dict[str, float]:
         "master/frameworks_inactive": sum(1 for f in frameworks if not f.connected),
         "master/frameworks_connected": sum(1 for f in frameworks if f.connected),
         "master/frameworks_disconnected": sum(1 for f in frameworks if not f.connected),
-        "master/outstanding_offers": len(master.offers) if master is not None else 0,
+        "master/outstanding_offers": len(master.offers.outstanding) if master is not None else 0,
     }
     for name, state in _GAUGE_STATES.items():
         metrics[f"master/tasks_{name}"] = sum(1 for task in tasks if task.state == state)
@@ -177,10 +178,8 @@ def master_metrics(master: Master | None, *, uptime: float) -> dict[str, float]:
     total = _sum(agent.total for agent in registered)
     used = _sum(_used_by_framework(registered).values())
     registered_ids = {agent.agent_id for agent in registered}
-    offered = _sum(
-        offer.resources for offer in (master.offers.values() if master is not None else ())
-        if offer.agent_id in registered_ids
-    )
+    offers = master.offers.outstanding.values() if master is not None else ()
+    offered = _sum(offer.resources for offer in offers if offer.agent_id in registered_ids)
     for name in RESOURCE_NAMES:
         amount, in_use = total.scalar(name), used.scalar(name)
         metrics[f"master/{name}_total"] = amount
@@ -330,7 +329,8 @@ def _agent_pid(info: mesos_pb2.AgentInfo) -> str:
 
 def _agent_json(master: Master, agent: AgentRecord) -> dict[str, Any]:
     used = _sum(agent.used_per_framework().values())
-    offered = _sum(master.offers[offer_id].resources for offer_id in agent.offers)
+    outstanding = master.offers.outstanding
+    offered = _sum(outstanding[offer_id].resources for offer_id in agent.offers)
     return {
         **_agent_info_json(agent),
         "pid": _agent_pid(agent.info),
@@ -352,7 +352,8 @@ def _framework_json(
 ) -> dict[str, Any]:
     info = framework.info
     role = info.roles[0] if info.roles else DEFAULT_ROLE
-    offers = [master.offers[offer_id] for offer_id in sorted(framework.offers)]
+    outstanding = master.offers.outstanding
+    offers = [outstanding[offer_id] for offer_id in sorted(framework.offers)]
     offered = _sum(offer.resources for offer in offers)
     try:
         share = master.allocator.dominant_share(framework.framework_id)

@@ -17,8 +17,8 @@ from mesos_coordination.process import run_service
 from mesos_http.http_server import serve_while
 from mesos_http.operator_http import flag_values
 from mesos_master.allocator import DEFAULT_MIN_ALLOCATABLE, SORTERS
+from mesos_master.config import MasterConfig
 from mesos_master.http import DEFAULT_HTTP_PORT, MasterHttp
-from mesos_master.master import MasterConfig
 from mesos_master.server import MasterServer
 from mesos_master.validation import validate_role
 from mesos_runtime.flags import (

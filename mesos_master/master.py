@@ -4,7 +4,11 @@ Flow::
 
     AgentLink ── register / updates / heartbeats ──▶ Master ── MasterMessage ──▶ agent outbox
     Scheduler ── subscribe / calls ────────────────▶ Master ── Event ─────────▶ scheduler outbox
-                                    Master ◀── offer callback ── Allocator (DRF)
+    The Master keeps agents and frameworks and hands the rest to the pieces owning it:
+        Allocator (DRF) ── offer callback ──▶ OfferBook     outstanding offers (offers.py)
+        Master, shell ──────────────────────▶ TaskBook      tasks and executors (tasks.py)
+        Master (operator calls) ────────────▶ Maintenance   deactivation, drain (maintenance.py)
+        Master (operator calls) ────────────▶ QuotaAndWeights  weights and quotas (quota.py)
     The server's timers call tick() (heartbeats, offer and failover timeouts) and allocate().
     Master ── Registry writes ──▶ RegistrySink (durable in order; `then` callbacks after)
 
@@ -22,96 +26,55 @@ with task status updates, never exceptions.
 
 from __future__ import annotations
 
-import contextlib
-import enum
 import itertools
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TypeAlias
 
 import structlog
 
 from mesos_coordination.store import Sink
-from mesos_master.allocator import DEFAULT_MIN_ALLOCATABLE, SORTERS, Allocator, Grant
+from mesos_master.allocator import SORTERS, Allocator
+from mesos_master.config import MasterConfig
+from mesos_master.errors import ErrorCode, MasterError
+from mesos_master.maintenance import Maintenance, operator_agent
+from mesos_master.offers import OfferBook, refuse_seconds
+from mesos_master.quota import QuotaAndWeights
 from mesos_master.records import (
     AgentRecord,
-    ExecutorRecord,
     FrameworkRecord,
     MasterCounters,
-    OfferRecord,
     Outbox,
-    TaskRecord,
 )
-from mesos_master.registry import ImmediateSink, Registry, RegistryState
-from mesos_master.validation import validate_framework_info, validate_role, validate_task
+from mesos_master.registry import ImmediateSink, Registry, RegistryState, with_reservations
+from mesos_master.tasks import (
+    TaskBook,
+    ack_message,
+    send_master_update,
+    update_event,
+)
+from mesos_master.validation import (
+    DEFAULT_ROLE,
+    plan_conversions,
+    reserve_conversion,
+    unreserve_conversion,
+    validate_framework_info,
+)
 from mesos_runtime.clock import Clock
 from mesos_values.resources import Resources
 from mesos_values.task_states import TERMINAL_STATES
-from protos import agent_pb2, mesos_pb2, registry_pb2, scheduler_pb2
+from protos import agent_pb2, mesos_pb2, scheduler_pb2
 
 log = structlog.get_logger("mesos_master")
 
-DEFAULT_REFUSE_SECONDS = 5.0
-DEFAULT_ROLE = "*"
-# Offers per OFFERS event. One allocation may hand a framework an offer for each of 10,000
-# agents: about 2.4 MB in one event, close to gRPC's default 4 MB limit on a received message.
-# 500 offers (about 120 KB of plain offers) keep every event far below any limit and let the
-# scheduler start on the first offers while later events are still on the wire.
-MAX_OFFERS_PER_EVENT = 500
-
 Capability = mesos_pb2.FrameworkInfo.Capability
 Reason = mesos_pb2.TaskStatus.Reason
-TaskState: TypeAlias = "mesos_pb2.TaskState.ValueType"
-ReasonCode: TypeAlias = "mesos_pb2.TaskStatus.Reason.ValueType"
 EventType = scheduler_pb2.Event.Type
 
 
-class ErrorCode(enum.Enum):
-    """Why a call was refused; the gRPC shell maps these to status codes."""
-
-    INVALID_ARGUMENT = "invalid argument"
-    NOT_FOUND = "not found"
-    PERMISSION_DENIED = "permission denied"
-    FAILED_PRECONDITION = "failed precondition"
-
-
-class MasterError(Exception):
-    """A refused call, with a message meant for the caller."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class MasterConfig:
-    """Timing and policy knobs (flags of `mesos-master`)."""
-
-    agent_ping_timeout: float = 15.0
-    max_agent_ping_timeouts: int = 5
-    offer_timeout: float | None = None
-    scheduler_heartbeat_interval: float = 15.0
-    role_weights: Mapping[str, float] | None = None
-    agent_reregister_timeout: float = 600.0
-    role_sorter: str = "drf"
-    framework_sorter: str = "drf"
-    min_allocatable_resources: tuple[Resources, ...] = DEFAULT_MIN_ALLOCATABLE
-    fair_sharing_excluded_resource_names: frozenset[str] = frozenset()
-
-    @property
-    def agent_heartbeat_interval(self) -> float:
-        return self.agent_ping_timeout
-
-    @property
-    def agent_unreachable_after(self) -> float:
-        return self.agent_ping_timeout * self.max_agent_ping_timeouts
-
-
 class Master:
-    """Agents, frameworks, tasks and offers, and the allocator that hands offers out."""
+    """Agents and frameworks, with the allocator, offer book, task book, maintenance and
+    quota handling that act on them."""
 
     def __init__(
         self,
@@ -134,56 +97,39 @@ class Master:
         self.counters = MasterCounters()
         self.agents: dict[str, AgentRecord] = {}
         self.frameworks: dict[str, FrameworkRecord] = {}
-        self.offers: dict[str, OfferRecord] = {}
         self.registry = Registry(
             registry or ImmediateSink(), recovered.removed_frameworks, recovered.gone_agents
         )
         self.allocator = Allocator(
             clock=clock,
-            offer_callback=self._send_offers,
+            offer_callback=lambda framework_id, grants: self.offers.send(framework_id, grants),
             role_sorter=SORTERS[config.role_sorter],
             framework_sorter=SORTERS[config.framework_sorter],
             min_allocatable=config.min_allocatable_resources,
             fair_sharing_excluded=config.fair_sharing_excluded_resource_names,
         )
-        for role, weight in {**recovered.weights, **(config.role_weights or {})}.items():
-            self.allocator.set_weight(role, weight)
-        for role, quota in recovered.quotas.items():
-            with contextlib.suppress(ValueError):
-                self.allocator.set_quota(role, Resources.from_proto(quota.limits))
+        self.offers = OfferBook(info.id, clock, self.allocator, self.agents, self.frameworks)
+        self.tasks = TaskBook(
+            self.agents, self.frameworks, self.allocator, self.registry, self.counters
+        )
+        self.maintenance = Maintenance(
+            self.agents, self.allocator, self.offers,
+            store_agent=self._store_agent, mark_gone=self.mark_agent_gone,
+        )
+        self.quota_and_weights = QuotaAndWeights(self.allocator, self.registry)
+        self.quota_and_weights.recover(
+            {**recovered.weights, **(config.role_weights or {})}, recovered.quotas
+        )
         self._agent_ids = itertools.count()
         self._framework_ids = itertools.count()
-        self._offer_ids = itertools.count()
-        self._offer_resources: dict[Resources, bytes] = {}
         self._recover(recovered)
 
     def _recover(self, state: RegistryState) -> None:
         now = self.clock.now()
-        wall_now = self.wall_clock()
-        for agent_id, entry in state.agents.items():
-            agent = AgentRecord(
-                agent_id,
-                entry.info,
-                _with_reservations(
-                    self._agent_resources_or_empty(entry.info), entry.reserved, agent_id
-                ),
-                None,
-                now,
-                now,
-                reachable=entry.unreachable_since == 0,
-            )
-            agent.awaiting_reregistration = agent.reachable
-            agent.deactivated = entry.deactivated
-            if entry.drain.state != registry_pb2.DrainInfo.UNKNOWN:
-                agent.drain = entry.drain
-            self.agents[agent_id] = agent
-        for framework_id, framework_entry in state.frameworks.items():
-            since = framework_entry.disconnected_since
-            disconnected_at = now if since == 0 else now - max(0.0, wall_now - since)
-            self.frameworks[framework_id] = FrameworkRecord(
-                framework_id, framework_entry.info, "", None, now, disconnected_at=disconnected_at
-            )
-            self._add_to_allocator(framework_entry.info, active=False)
+        self.agents.update(state.agent_records(now))
+        self.frameworks.update(state.framework_records(now, self.wall_clock()))
+        for framework in self.frameworks.values():
+            self._add_to_allocator(framework.info, active=False)
         if state.agents or state.frameworks:
             log.info(
                 "recovered the registry",
@@ -191,11 +137,6 @@ class Master:
                 frameworks=len(state.frameworks),
                 agent_reregister_timeout=self.config.agent_reregister_timeout,
             )
-
-    @property
-    def recovering(self) -> bool:
-        """Whether some recovered agent has not re-registered yet (nor timed out)."""
-        return any(agent.awaiting_reregistration for agent in self.agents.values())
 
     # ------------------------------------------------------------------ agents
 
@@ -256,7 +197,7 @@ class Master:
         else:
             self._detach_agent(agent)
             changed = not agent.reachable or agent.info != message.agent_info
-            total = _with_reservations(
+            total = with_reservations(
                 total, agent.total.dynamically_reserved().to_proto(), agent_id
             )
             agent.info = message.agent_info
@@ -269,17 +210,13 @@ class Master:
         agent.admitted = True
         agent.awaiting_reregistration = False
 
-        frameworks = {f.id.value: f for f in message.frameworks if f.id.value}
-        for executor_info in message.executors:
-            self._recover_executor(agent, executor_info)
-        reported = self._recover_reported_tasks(agent, message.tasks, frameworks)
-        self._drop_unreported_tasks(agent, reported)
+        reported = self.tasks.adopt_report(agent, message, self._recover_framework)
 
         self.allocator.add_agent(agent_id, total, used=self._allocator_used(agent))
         if agent.deactivated:
             self.allocator.deactivate_agent(agent_id)
         if agent.draining:
-            self._kill_for_drain(agent)
+            self.maintenance.kill_for_drain(agent)
         outbox.send(
             agent_pb2.MasterMessage(
                 reregistered=agent_pb2.MasterMessage.Reregistered(
@@ -290,7 +227,7 @@ class Master:
             )
         )
         self.counters.agent_reregistrations += 1
-        log.info("agent re-registered", agent_id=agent_id, tasks=len(reported))
+        log.info("agent re-registered", agent_id=agent_id, tasks=reported)
         return agent_id
 
     def agent_heartbeat(self, agent_id: str) -> None:
@@ -320,11 +257,9 @@ class Master:
             self.counters.invalid_status_updates += 1
         else:
             self.counters.valid_status_updates += 1
-            self._update_task_state(task, status)
-            if status.uuid:
-                task.unacknowledged[status.uuid] = status.state
+            self.tasks.update_state(task, status)
             if agent.draining:
-                self._check_drained(agent)
+                self.maintenance.check_drained(agent)
         framework = self.frameworks.get(framework_id)
         terminal = status.state in TERMINAL_STATES
         (log.info if terminal else log.debug)(
@@ -338,56 +273,12 @@ class Master:
         if framework is None:
             # Nobody will acknowledge it: do so on the framework's behalf so the agent stops.
             if status.uuid and agent.outbox is not None:
-                agent.outbox.send(self._ack_message(framework_id, task_id, status.uuid))
+                agent.outbox.send(ack_message(framework_id, task_id, status.uuid))
             if task is not None and task.state in TERMINAL_STATES:
-                self._forget_task(task)
+                self.tasks.forget(task)
             return
         if framework.outbox is not None:
-            framework.outbox.send(_update_event(status))
-
-    def executor_to_framework(
-        self, agent_id: str, message: agent_pb2.AgentMessage.ExecutorToFramework
-    ) -> None:
-        """Relay an executor's message to its scheduler."""
-        framework = self.frameworks.get(message.framework_id.value)
-        if framework is None or framework.outbox is None:
-            return
-        framework.outbox.send(
-            scheduler_pb2.Event(
-                type=EventType.MESSAGE,
-                message=scheduler_pb2.Event.Message(
-                    agent_id=mesos_pb2.AgentID(value=agent_id),
-                    executor_id=message.executor_id,
-                    data=message.data,
-                ),
-            )
-        )
-
-    def executor_exited(
-        self, agent_id: str, message: agent_pb2.AgentMessage.ExecutorExited
-    ) -> None:
-        """Release an exited executor's resources and tell its scheduler."""
-        agent = self.agents.get(agent_id)
-        framework_id = message.framework_id.value
-        if agent is None:
-            return
-        executor = agent.executors.pop((framework_id, message.executor_id.value), None)
-        if executor is not None and framework_id in self.frameworks:
-            self.allocator.recover_resources(
-                framework_id, executor.role, agent_id, executor.resources
-            )
-        framework = self.frameworks.get(framework_id)
-        if framework is not None and framework.outbox is not None:
-            framework.outbox.send(
-                scheduler_pb2.Event(
-                    type=EventType.FAILURE,
-                    failure=scheduler_pb2.Event.Failure(
-                        agent_id=mesos_pb2.AgentID(value=agent_id),
-                        executor_id=message.executor_id,
-                        status=message.status,
-                    ),
-                )
-            )
+            framework.outbox.send(update_event(status))
 
     # -------------------------------------------------------------- frameworks
 
@@ -415,8 +306,7 @@ class Master:
             if framework.outbox is not None:
                 framework.outbox.send(_error_event("framework failed over to a new scheduler"))
                 framework.outbox.close()
-            for offer_id in list(framework.offers):
-                self._rescind_offer(self.offers[offer_id], notify=False)
+            self.offers.rescind(framework.offers, notify=False)
             framework.info = stored
             framework.stream_id = stream_id
             framework.outbox = outbox
@@ -456,8 +346,7 @@ class Master:
         framework.outbox = None
         framework.disconnected_at = self.clock.now()
         self.allocator.deactivate_framework(framework_id)
-        for offer_id in list(framework.offers):
-            self._rescind_offer(self.offers[offer_id], notify=False)
+        self.offers.rescind(framework.offers, notify=False)
         log.info(
             "framework disconnected",
             framework_id=framework_id,
@@ -499,7 +388,7 @@ class Master:
                     f"unsupported offer operation type {operation.type}; "
                     "LAUNCH, RESERVE and UNRESERVE are supported",
                 )
-        offers, problem = self._take_offers(framework, offer_ids)
+        offers, problem = self.offers.take(framework, offer_ids)
         offered = Resources.EMPTY
         for offer in offers:
             offered = offered + offer.resources
@@ -513,7 +402,7 @@ class Master:
             lost = mesos_pb2.TASK_DROPPED if framework.partition_aware else mesos_pb2.TASK_LOST
             self.counters.terminal_tasks[lost] += len(tasks)
             for task in tasks:
-                self._send_master_update(
+                send_master_update(
                     framework,
                     task.task_id.value,
                     lost,
@@ -525,7 +414,9 @@ class Master:
         agent = self.agents[offers[0].agent_id]
         role = offers[0].role
         try:
-            conversions = self._plan_conversions(framework, role, operations, offered)
+            conversions = plan_conversions(
+                operations, offered, role=role, principal=framework.info.principal
+            )
         except MasterError:
             for offer in offers:
                 self.allocator.recover_resources(
@@ -537,7 +428,7 @@ class Master:
         for operation in operations:
             if operation.type == mesos_pb2.Offer.Operation.LAUNCH:
                 for task_info in operation.launch.task_infos:
-                    remaining = self._launch(
+                    remaining = self.tasks.launch(
                         framework, agent, role, task_info, remaining, launched_ids
                     )
                 continue
@@ -551,126 +442,15 @@ class Master:
             log.info("reservations changed", framework_id=framework.framework_id,
                      agent_id=agent.agent_id, before=str(old), after=str(new))
         if not remaining.is_empty():
-            refuse = (
-                filters.refuse_seconds
-                if filters.HasField("refuse_seconds")
-                else DEFAULT_REFUSE_SECONDS
-            )
             self.allocator.recover_resources(
-                framework.framework_id, role, agent.agent_id, remaining, refuse
+                framework.framework_id, role, agent.agent_id, remaining, refuse_seconds(filters)
             )
-
-    def _plan_conversions(
-        self,
-        framework: FrameworkRecord,
-        role: str,
-        operations: Sequence[mesos_pb2.Offer.Operation],
-        offered: Resources,
-    ) -> list[tuple[Resources, Resources]]:
-        """(old, new) resources of each RESERVE/UNRESERVE, checked in order against what the
-        offers hold at that point; MasterError names the first invalid one."""
-        conversions: list[tuple[Resources, Resources]] = []
-        remaining = offered
-        for index, operation in enumerate(operations):
-            where = f"operation {index}"
-            if operation.type == mesos_pb2.Offer.Operation.RESERVE:
-                old, new = self._reservation(
-                    operation.reserve.resources, where, role=role,
-                    principal=framework.info.principal,
-                )
-            elif operation.type == mesos_pb2.Offer.Operation.UNRESERVE:
-                old, new = self._unreservation(operation.unreserve.resources, where)
-            else:
-                continue
-            if not remaining.contains(old):
-                raise MasterError(
-                    ErrorCode.INVALID_ARGUMENT,
-                    f"{where}: {old} is not in the offers (they hold {remaining})",
-                )
-            remaining = remaining - old + new
-            conversions.append((old, new))
-        return conversions
-
-    @staticmethod
-    def _reservation(
-        resources: Iterable[mesos_pb2.Resource], where: str, *, role: str | None,
-        principal: str | None,
-    ) -> tuple[Resources, Resources]:
-        """(resources before, after) a RESERVE of `resources`; `role` (the offer's) and
-        `principal` (the framework's), when given, must be the new reservation's."""
-        try:
-            reserved = Resources.from_proto(resources)
-        except ValueError as exc:
-            raise MasterError(ErrorCode.INVALID_ARGUMENT, f"{where}: {exc}") from exc
-        if not reserved:
-            raise MasterError(ErrorCode.INVALID_ARGUMENT, f"{where}: RESERVE names no resources")
-        for stack in reserved.stacks():
-            if not stack or not stack[-1].dynamic:
-                raise MasterError(
-                    ErrorCode.INVALID_ARGUMENT,
-                    f"{where}: RESERVE needs a DYNAMIC reservation on top of each resource",
-                )
-            top = stack[-1]
-            if problem := validate_role(top.role):
-                raise MasterError(ErrorCode.INVALID_ARGUMENT, f"{where}: {problem}")
-            if role is not None and top.role != role:
-                raise MasterError(
-                    ErrorCode.INVALID_ARGUMENT,
-                    f"{where}: resources offered to role {role!r} can only be reserved for it, "
-                    f"not for {top.role!r}",
-                )
-            if principal is not None and top.principal and top.principal != principal:
-                raise MasterError(
-                    ErrorCode.INVALID_ARGUMENT,
-                    f"{where}: the reservation's principal {top.principal!r} is not the "
-                    f"framework's ({principal!r})",
-                )
-            if len(stack) > 1:
-                below = stack[-2].role
-                if not top.role.startswith(below + "/"):
-                    raise MasterError(
-                        ErrorCode.INVALID_ARGUMENT,
-                        f"{where}: a reservation for {below!r} can only be refined to one of "
-                        f"its subroles, not {top.role!r}",
-                    )
-        return reserved.popped(), reserved
-
-    @staticmethod
-    def _unreservation(
-        resources: Iterable[mesos_pb2.Resource], where: str
-    ) -> tuple[Resources, Resources]:
-        """(resources before, after) an UNRESERVE of `resources`."""
-        try:
-            reserved = Resources.from_proto(resources)
-        except ValueError as exc:
-            raise MasterError(ErrorCode.INVALID_ARGUMENT, f"{where}: {exc}") from exc
-        if not reserved or any(not stack or not stack[-1].dynamic for stack in reserved.stacks()):
-            raise MasterError(
-                ErrorCode.INVALID_ARGUMENT,
-                f"{where}: UNRESERVE takes dynamically reserved resources only",
-            )
-        return reserved, reserved.popped()
 
     def decline(
         self, framework: FrameworkRecord, offer_ids: Sequence[str], filters: mesos_pb2.Filters
     ) -> None:
         """Return offers, filtering them from this framework for `refuse_seconds`."""
-        refuse = (
-            filters.refuse_seconds if filters.HasField("refuse_seconds") else DEFAULT_REFUSE_SECONDS
-        )
-        for offer_id in offer_ids:
-            offer = self.offers.get(offer_id)
-            if offer is None or offer.framework_id != framework.framework_id:
-                log.info(
-                    "decline of unknown offer",
-                    framework_id=framework.framework_id,
-                    offer_id=offer_id,
-                )
-                continue
-            self._remove_offer(offer)
-            self.allocator.recover_resources(
-                framework.framework_id, offer.role, offer.agent_id, offer.resources, refuse
-            )
+        self.offers.decline(framework, offer_ids, refuse_seconds(filters))
 
     def revive(self, framework: FrameworkRecord, roles: Sequence[str] = ()) -> None:
         """Clear the framework's filters and un-suppress it in `roles` (default: all)."""
@@ -696,141 +476,6 @@ class Master:
             )
         return list(dict.fromkeys(roles))
 
-    def kill(
-        self,
-        framework: FrameworkRecord,
-        task_id: str,
-        kill_policy: mesos_pb2.KillPolicy | None,
-    ) -> None:
-        """Ask the task's agent to kill it; an unknown task is answered with TASK_LOST/UNKNOWN."""
-        task = framework.tasks.get(task_id)
-        if task is None:
-            state = mesos_pb2.TASK_UNKNOWN if framework.partition_aware else mesos_pb2.TASK_LOST
-            self._send_master_update(
-                framework,
-                task_id,
-                state,
-                Reason.REASON_RECONCILIATION,
-                "cannot kill a task the master does not know",
-            )
-            return
-        agent = self.agents.get(task.agent_id)
-        if agent is None or agent.outbox is None:
-            log.info(
-                "kill deferred: agent not connected",
-                framework_id=framework.framework_id,
-                agent_id=task.agent_id,
-                task_id=task_id,
-            )
-            return
-        kill = agent_pb2.MasterMessage.KillTask(
-            framework_id=mesos_pb2.FrameworkID(value=framework.framework_id),
-            task_id=mesos_pb2.TaskID(value=task_id),
-        )
-        if kill_policy is not None:
-            kill.kill_policy.CopyFrom(kill_policy)
-        agent.outbox.send(agent_pb2.MasterMessage(kill_task=kill))
-
-    def acknowledge(
-        self, framework: FrameworkRecord, agent_id: str, task_id: str, uuid_: bytes
-    ) -> None:
-        """Forward an acknowledgement to the agent; forget acknowledged terminal tasks."""
-        if not uuid_:
-            raise MasterError(ErrorCode.INVALID_ARGUMENT, "ACKNOWLEDGE needs the update's uuid")
-        agent = self.agents.get(agent_id)
-        if agent is None:
-            raise MasterError(ErrorCode.NOT_FOUND, f"unknown agent {agent_id!r}")
-        if agent.outbox is not None:
-            agent.outbox.send(self._ack_message(framework.framework_id, task_id, uuid_))
-        task = agent.tasks.get((framework.framework_id, task_id))
-        if task is not None:
-            state = task.unacknowledged.pop(uuid_, None)
-            if state in TERMINAL_STATES and task.state in TERMINAL_STATES:
-                self._forget_task(task)
-
-    def acknowledge_all(
-        self, framework: FrameworkRecord, acknowledgements: Iterable[tuple[str, str, bytes]]
-    ) -> None:
-        """`acknowledge` each (agent id, task id, uuid) in order, as if sent alone: a refused
-        one does not stop the others; the first refusal is raised once all are applied."""
-        refusal: MasterError | None = None
-        for agent_id, task_id, uuid_ in acknowledgements:
-            try:
-                self.acknowledge(framework, agent_id, task_id, uuid_)
-            except MasterError as error:
-                refusal = refusal or error
-        if refusal is not None:
-            raise refusal
-
-    def reconcile(self, framework: FrameworkRecord, tasks: Sequence[tuple[str, str]]) -> None:
-        """Answer with the latest known state of the given (task id, agent id) pairs, or of all."""
-        if not tasks:
-            for task in list(framework.tasks.values()):
-                self._send_reconciliation(framework, task)
-            return
-        for task_id, agent_id in tasks:
-            known = framework.tasks.get(task_id)
-            if known is not None:
-                self._send_reconciliation(framework, known)
-                continue
-            agent = self.agents.get(agent_id) if agent_id else None
-            if (agent is not None and agent.awaiting_reregistration) or (
-                agent is None and not agent_id and self.recovering
-            ):
-                log.debug(
-                    "reconciliation waits for agents to re-register",
-                    framework_id=framework.framework_id,
-                    task_id=task_id,
-                )
-                continue
-            if agent is not None and agent.reachable:
-                state = mesos_pb2.TASK_GONE if framework.partition_aware else mesos_pb2.TASK_LOST
-                message = "task is unknown to its agent"
-            elif agent is not None:
-                state = (
-                    mesos_pb2.TASK_UNREACHABLE if framework.partition_aware else mesos_pb2.TASK_LOST
-                )
-                message = "task's agent is unreachable"
-            else:
-                state = mesos_pb2.TASK_UNKNOWN if framework.partition_aware else mesos_pb2.TASK_LOST
-                message = "task is unknown to the master"
-            self._send_master_update(
-                framework, task_id, state, Reason.REASON_RECONCILIATION, message, agent_id=agent_id
-            )
-
-    def framework_message(
-        self, framework: FrameworkRecord, agent_id: str, executor_id: str, data: bytes
-    ) -> None:
-        """Relay a scheduler's message to an executor."""
-        agent = self.agents.get(agent_id)
-        if agent is None or agent.outbox is None:
-            raise MasterError(ErrorCode.NOT_FOUND, f"agent {agent_id!r} is not connected")
-        agent.outbox.send(
-            agent_pb2.MasterMessage(
-                framework_to_executor=agent_pb2.MasterMessage.FrameworkToExecutor(
-                    framework_id=mesos_pb2.FrameworkID(value=framework.framework_id),
-                    executor_id=mesos_pb2.ExecutorID(value=executor_id),
-                    data=data,
-                )
-            )
-        )
-
-    def shutdown_executor(
-        self, framework: FrameworkRecord, agent_id: str, executor_id: str
-    ) -> None:
-        """Ask an agent to stop one of the framework's executors."""
-        agent = self.agents.get(agent_id)
-        if agent is None or agent.outbox is None:
-            raise MasterError(ErrorCode.NOT_FOUND, f"agent {agent_id!r} is not connected")
-        agent.outbox.send(
-            agent_pb2.MasterMessage(
-                shutdown_executor=agent_pb2.MasterMessage.ShutdownExecutor(
-                    framework_id=mesos_pb2.FrameworkID(value=framework.framework_id),
-                    executor_id=mesos_pb2.ExecutorID(value=executor_id),
-                )
-            )
-        )
-
     def teardown(self, framework: FrameworkRecord) -> None:
         """Remove the framework at its own request; its tasks are killed."""
         outbox = framework.outbox
@@ -841,110 +486,32 @@ class Master:
     # ---------------------------------------------------------------- operator
 
     def update_weights(self, weights: Mapping[str, float]) -> None:
-        """Set role weights (all or nothing); they are kept in the registry."""
-        for role, weight in weights.items():
-            if problem := validate_role(role):
-                raise MasterError(ErrorCode.INVALID_ARGUMENT, problem)
-            if not weight > 0:
-                raise MasterError(
-                    ErrorCode.INVALID_ARGUMENT, f"weight of role {role!r} must be positive"
-                )
-        for role, weight in weights.items():
-            self.allocator.set_weight(role, weight)
-            self.registry.set_weight(role, weight)
+        """See `QuotaAndWeights.update_weights`."""
+        self.quota_and_weights.update_weights(weights)
 
     def update_quota(self, role: str, limits: Resources | None, *, force: bool = False) -> None:
-        """Set (or with None remove) `role`'s quota limits; a limit below what the role
-        already consumes is refused unless `force`."""
-        if problem := validate_role(role):
-            raise MasterError(ErrorCode.INVALID_ARGUMENT, problem)
-        if role == DEFAULT_ROLE:
-            raise MasterError(ErrorCode.INVALID_ARGUMENT, "the default role '*' takes no quota")
-        if limits is not None:
-            if limits.names() - frozenset(limits.scalars):
-                raise MasterError(
-                    ErrorCode.INVALID_ARGUMENT, "quota limits must be scalar resources"
-                )
-            consumed = self.allocator.consumed(role)
-            over = {
-                name: consumed.scalar(name)
-                for name, limit in limits.scalars.items()
-                if consumed.scalar(name) > limit
-            }
-            if over and not force:
-                above = ", ".join(f"{name} {value:g}" for name, value in sorted(over.items()))
-                raise MasterError(
-                    ErrorCode.FAILED_PRECONDITION,
-                    f"role {role!r} already consumes more than the new limits ({above}); "
-                    "set force to apply them anyway",
-                )
-        self.allocator.set_quota(role, limits)
-        self.registry.set_quota(role, limits)
-
-    def agent_for_operator(self, agent_id: str) -> AgentRecord:
-        """The agent an operator call names; NOT_FOUND when unknown."""
-        agent = self.agents.get(agent_id)
-        if agent is None:
-            raise MasterError(ErrorCode.NOT_FOUND, f"unknown agent {agent_id!r}")
-        return agent
+        """See `QuotaAndWeights.update_quota`."""
+        self.quota_and_weights.update_quota(role, limits, force=force)
 
     def drain_agent(
         self, agent_id: str, *, max_grace_period: float | None = None, mark_gone: bool = False
     ) -> None:
-        """Stop offering the agent and kill its tasks (with at most `max_grace_period` of
-        grace); it is DRAINED once none is left, and then marked gone if `mark_gone`."""
-        agent = self.agent_for_operator(agent_id)
-        if max_grace_period is not None and max_grace_period < 0:
-            raise MasterError(ErrorCode.INVALID_ARGUMENT, "max_grace_period must not be negative")
-        drain = registry_pb2.DrainInfo(state=registry_pb2.DrainInfo.DRAINING, mark_gone=mark_gone)
-        if max_grace_period is not None:
-            drain.max_grace_period = max_grace_period
-            drain.has_max_grace_period = True
-        agent.drain = drain
-        self._deactivate(agent)
-        log.info("draining agent", agent_id=agent_id, max_grace_period=max_grace_period,
-                 mark_gone=mark_gone)
-        self._kill_for_drain(agent)
-        self._check_drained(agent)
+        """See `Maintenance.drain`."""
+        self.maintenance.drain(agent_id, max_grace_period=max_grace_period, mark_gone=mark_gone)
 
     def deactivate_agent(self, agent_id: str) -> None:
-        """No more offers of this agent; its tasks keep running."""
-        agent = self.agent_for_operator(agent_id)
-        self._deactivate(agent)
-        log.info("agent deactivated", agent_id=agent_id)
+        """See `Maintenance.deactivate`."""
+        self.maintenance.deactivate(agent_id)
 
     def reactivate_agent(self, agent_id: str) -> None:
-        """Offer a deactivated, draining or drained agent again."""
-        agent = self.agent_for_operator(agent_id)
-        if not agent.deactivated:
-            raise MasterError(ErrorCode.FAILED_PRECONDITION, f"agent {agent_id} is not deactivated")
-        agent.deactivated = False
-        agent.drain = None
-        if agent.connected and agent.admitted:
-            self.allocator.activate_agent(agent_id)
-        self._store_agent(agent)
-        log.info("agent reactivated", agent_id=agent_id)
+        """See `Maintenance.reactivate`."""
+        self.maintenance.reactivate(agent_id)
 
     def mark_agent_gone(self, agent_id: str) -> None:
         """The agent is gone for good: its tasks are reported gone (lost to frameworks that
         are not partition-aware) and it may never come back with this id."""
-        agent = self.agent_for_operator(agent_id)
-        for task in list(agent.tasks.values()):
-            if task.state in TERMINAL_STATES:
-                continue
-            framework = self.frameworks.get(task.framework_id)
-            aware = framework is not None and framework.partition_aware
-            status = self._master_status(
-                task.task_id,
-                mesos_pb2.TASK_GONE_BY_OPERATOR if aware else mesos_pb2.TASK_LOST,
-                Reason.REASON_AGENT_REMOVED,
-                f"agent {agent_id} ({agent.info.hostname}) was marked gone by an operator",
-                agent_id,
-            )
-            self._update_task_state(task, status)
-            if framework is not None and framework.outbox is not None:
-                framework.outbox.send(_update_event(status))
-            self._forget_task(task)
+        agent = operator_agent(self.agents, agent_id)
+        self.tasks.agent_gone(agent)
         self._detach_agent(agent)
         del self.agents[agent_id]
         self.registry.mark_agent_gone(agent_id, self.wall_clock())
@@ -953,21 +520,20 @@ class Master:
     def reserve_resources(self, agent_id: str, resources: Iterable[mesos_pb2.Resource]) -> None:
         """An operator's dynamic reservation of free resources of an agent (outstanding offers
         of the agent are rescinded first)."""
-        self._convert_free(agent_id, *self._reservation(
+        self._convert_free(agent_id, *reserve_conversion(
             resources, "RESERVE_RESOURCES", role=None, principal=None))
 
     def unreserve_resources(self, agent_id: str, resources: Iterable[mesos_pb2.Resource]) -> None:
         """An operator's removal of dynamic reservations from free resources of an agent."""
-        self._convert_free(agent_id, *self._unreservation(resources, "UNRESERVE_RESOURCES"))
+        self._convert_free(agent_id, *unreserve_conversion(resources, "UNRESERVE_RESOURCES"))
 
     def _convert_free(self, agent_id: str, old: Resources, new: Resources) -> None:
-        agent = self.agent_for_operator(agent_id)
+        agent = operator_agent(self.agents, agent_id)
         if not (agent.connected and agent.admitted and agent.reachable):
             raise MasterError(
                 ErrorCode.FAILED_PRECONDITION, f"agent {agent_id} is not connected"
             )
-        for offer_id in list(agent.offers):
-            self._rescind_offer(self.offers[offer_id], notify=True)
+        self.offers.rescind(agent.offers, notify=True)
         try:
             self.allocator.convert_available(agent_id, old, new)
         except ValueError as exc:
@@ -979,45 +545,6 @@ class Master:
         self._store_agent(agent)
         log.info("operator changed reservations", agent_id=agent_id, before=str(old),
                  after=str(new))
-
-    def _deactivate(self, agent: AgentRecord) -> None:
-        agent.deactivated = True
-        if agent.connected and agent.admitted:
-            self.allocator.deactivate_agent(agent.agent_id)
-        for offer_id in list(agent.offers):
-            self._rescind_offer(self.offers[offer_id], notify=True)
-        self._store_agent(agent)
-
-    def _kill_for_drain(self, agent: AgentRecord) -> None:
-        if agent.outbox is None or agent.drain is None:
-            return
-        for task in agent.tasks.values():
-            if task.state in TERMINAL_STATES:
-                continue
-            kill = agent_pb2.MasterMessage.KillTask(
-                framework_id=mesos_pb2.FrameworkID(value=task.framework_id),
-                task_id=mesos_pb2.TaskID(value=task.task_id),
-            )
-            if agent.drain.has_max_grace_period:
-                own = task.info.kill_policy.grace_period.nanoseconds / 1e9 \
-                    if task.info.kill_policy.HasField("grace_period") else None
-                grace = agent.drain.max_grace_period if own is None \
-                    else min(own, agent.drain.max_grace_period)
-                kill.kill_policy.grace_period.nanoseconds = int(grace * 1e9)
-            agent.outbox.send(agent_pb2.MasterMessage(kill_task=kill))
-
-    def _check_drained(self, agent: AgentRecord) -> None:
-        if not agent.draining or any(
-            task.state not in TERMINAL_STATES for task in agent.tasks.values()
-        ):
-            return
-        assert agent.drain is not None
-        agent.drain.state = registry_pb2.DrainInfo.DRAINED
-        log.info("agent drained", agent_id=agent.agent_id)
-        if agent.drain.mark_gone:
-            self.mark_agent_gone(agent.agent_id)
-        else:
-            self._store_agent(agent)
 
     def _store_agent(self, agent: AgentRecord, *, unreachable_since: float | None = None) -> None:
         self.registry.store_agent(
@@ -1046,9 +573,7 @@ class Master:
             elif agent.reachable and now - agent.last_seen > self.config.agent_unreachable_after:
                 self._mark_unreachable(agent)
         if self.config.offer_timeout is not None:
-            for offer in list(self.offers.values()):
-                if now - offer.created_at >= self.config.offer_timeout:
-                    self._rescind_offer(offer, notify=True)
+            self.offers.rescind_expired(self.config.offer_timeout)
         for framework in list(self.frameworks.values()):
             if (
                 framework.disconnected_at is not None
@@ -1088,26 +613,11 @@ class Master:
                 ErrorCode.INVALID_ARGUMENT, f"invalid agent resources: {exc}"
             ) from exc
 
-    def _agent_resources_or_empty(self, info: mesos_pb2.AgentInfo) -> Resources:
-        try:
-            return Resources.from_proto(info.resources)
-        except ValueError:
-            return Resources.EMPTY
-
     def _add_to_allocator(self, info: mesos_pb2.FrameworkInfo, *, active: bool) -> None:
         self.allocator.add_framework(
             info.id.value, info.roles, active=active, gpu_aware=_gpu_aware(info),
             min_offers=_offer_filters(info),
         )
-
-    def _role_of(self, framework_id: str, resources: Iterable[mesos_pb2.Resource]) -> str:
-        """The role resources reported by an agent are allocated to: their allocation info,
-        else (from before roles were recorded) the framework's first role."""
-        for resource in resources:
-            if resource.allocation_info.role:
-                return resource.allocation_info.role
-        framework = self.frameworks.get(framework_id)
-        return framework.info.roles[0] if framework is not None else DEFAULT_ROLE
 
     def _detach_agent(self, agent: AgentRecord) -> None:
         """Close the agent's stream, rescind its offers and take it out of allocation.
@@ -1120,8 +630,7 @@ class Master:
         agent.outbox = None
         if not agent.admitted:
             return  # never took part in allocation
-        for offer_id in list(agent.offers):
-            self._rescind_offer(self.offers[offer_id], notify=True)
+        self.offers.rescind(agent.offers, notify=True)
         self.allocator.remove_agent(agent.agent_id)
 
     def _mark_unreachable(self, agent: AgentRecord) -> None:
@@ -1130,22 +639,7 @@ class Master:
         self.counters.agents_marked_unreachable += 1
         self._store_agent(agent, unreachable_since=self.wall_clock())
         log.warning("agent unreachable", agent_id=agent.agent_id, hostname=agent.info.hostname)
-        for task in list(agent.tasks.values()):
-            if task.state in TERMINAL_STATES:
-                continue
-            task.state = mesos_pb2.TASK_UNREACHABLE
-            framework = self.frameworks.get(task.framework_id)
-            if framework is None:
-                continue
-            state = mesos_pb2.TASK_UNREACHABLE if framework.partition_aware else mesos_pb2.TASK_LOST
-            self._send_master_update(
-                framework,
-                task.task_id,
-                state,
-                Reason.REASON_AGENT_REMOVED,
-                f"agent {agent.agent_id} ({agent.info.hostname}) is unreachable",
-                agent_id=agent.agent_id,
-            )
+        self.tasks.agent_unreachable(agent)
         lost = scheduler_pb2.Event(
             type=EventType.FAILURE,
             failure=scheduler_pb2.Event.Failure(agent_id=mesos_pb2.AgentID(value=agent.agent_id)),
@@ -1153,100 +647,6 @@ class Master:
         for framework in self.frameworks.values():
             if framework.outbox is not None:
                 framework.outbox.send(lost)
-
-    def _recover_executor(self, agent: AgentRecord, info: mesos_pb2.ExecutorInfo) -> None:
-        key = (info.framework_id.value, info.executor_id.value)
-        try:
-            resources = Resources.from_proto(info.resources)
-        except ValueError:
-            resources = Resources.EMPTY
-        agent.executors[key] = ExecutorRecord(
-            info, key[0], agent.agent_id, resources, self._role_of(key[0], info.resources)
-        )
-
-    def _recover_reported_tasks(
-        self,
-        agent: AgentRecord,
-        tasks: Iterable[mesos_pb2.Task],
-        frameworks: Mapping[str, mesos_pb2.FrameworkInfo],
-    ) -> set[tuple[str, str]]:
-        reported: set[tuple[str, str]] = set()
-        shut_down: set[str] = set()
-        for task in tasks:
-            key = (task.framework_id.value, task.task_id.value)
-            if self.registry.is_removed(key[0]):
-                if key[0] not in shut_down and agent.outbox is not None:
-                    shut_down.add(key[0])
-                    agent.outbox.send(_shutdown_framework(key[0]))
-                    log.info("agent runs tasks of a removed framework; shutting it down",
-                             agent_id=agent.agent_id, framework_id=key[0])
-                continue
-            reported.add(key)
-            record = agent.tasks.get(key)
-            if record is None:
-                record = self._task_from_report(agent, task)
-                agent.tasks[key] = record
-            previous = record.state
-            record.state = task.state
-            if task.statuses:
-                record.latest_status = task.statuses[-1]
-            framework = self.frameworks.get(key[0])
-            if framework is None:
-                framework = self._recover_framework(key[0], frameworks.get(key[0]))
-            framework.tasks[key[1]] = record
-            if previous == mesos_pb2.TASK_UNREACHABLE and record.state != previous:
-                self._send_reconciliation(
-                    framework,
-                    record,
-                    reason=Reason.REASON_UNSPECIFIED,
-                    message="agent re-registered",
-                )
-        return reported
-
-    def _drop_unreported_tasks(self, agent: AgentRecord, reported: set[tuple[str, str]]) -> None:
-        """Tasks the master sent but the agent does not know were lost in transit."""
-        for key, task in list(agent.tasks.items()):
-            if key in reported or task.state in TERMINAL_STATES:
-                continue
-            framework = self.frameworks.get(task.framework_id)
-            state = mesos_pb2.TASK_LOST
-            if framework is not None and framework.partition_aware:
-                state = (
-                    mesos_pb2.TASK_DROPPED
-                    if task.state == mesos_pb2.TASK_STAGING
-                    else mesos_pb2.TASK_GONE
-                )
-            status = self._master_status(
-                task.task_id,
-                state,
-                Reason.REASON_AGENT_RESTARTED,
-                "task is not known to its re-registered agent",
-                agent.agent_id,
-            )
-            self._update_task_state(task, status, recover=False)
-            if framework is not None and framework.outbox is not None:
-                framework.outbox.send(_update_event(status))
-            self._forget_task(task)
-
-    def _task_from_report(self, agent: AgentRecord, task: mesos_pb2.Task) -> TaskRecord:
-        info = mesos_pb2.TaskInfo(
-            name=task.name,
-            task_id=task.task_id,
-            agent_id=mesos_pb2.AgentID(value=agent.agent_id),
-            resources=task.resources,
-            labels=task.labels,
-        )
-        executor = agent.executors.get((task.framework_id.value, task.executor_id.value))
-        if executor is not None:
-            info.executor.CopyFrom(executor.info)
-        try:
-            resources = Resources.from_proto(task.resources)
-        except ValueError:
-            resources = Resources.EMPTY
-        role = self._role_of(task.framework_id.value, task.resources)
-        return TaskRecord(
-            info, task.framework_id.value, agent.agent_id, resources, role, task.state
-        )
 
     def _recover_framework(
         self, framework_id: str, info: mesos_pb2.FrameworkInfo | None
@@ -1273,311 +673,14 @@ class Master:
             if framework_id in self.frameworks
         }
 
-    def _take_offers(
-        self, framework: FrameworkRecord, offer_ids: Sequence[str]
-    ) -> tuple[list[OfferRecord], str | None]:
-        """Remove the named offers; return the valid ones and the first problem found."""
-        problem: str | None = None
-        offers: list[OfferRecord] = []
-        if len(set(offer_ids)) != len(offer_ids):
-            problem = "the same offer is named more than once"
-        for offer_id in dict.fromkeys(offer_ids):
-            offer = self.offers.get(offer_id)
-            if offer is None:
-                problem = problem or f"offer {offer_id} is no longer valid"
-            elif offer.framework_id != framework.framework_id:
-                problem = problem or f"offer {offer_id} belongs to another framework"
-            else:
-                self._remove_offer(offer)
-                offers.append(offer)
-        if len({offer.agent_id for offer in offers}) > 1:
-            problem = problem or "the offers come from several agents"
-        if len({offer.role for offer in offers}) > 1:
-            problem = problem or "the offers are allocated to several roles"
-        return offers, problem
-
-    def _launch(
-        self,
-        framework: FrameworkRecord,
-        agent: AgentRecord,
-        role: str,
-        task_info: mesos_pb2.TaskInfo,
-        remaining: Resources,
-        launched_ids: set[str],
-    ) -> Resources:
-        """Validate and launch one task; returns the resources left in the offers."""
-        task_id = task_info.task_id.value
-        executor = None
-        if task_info.HasField("executor"):
-            executor = agent.executors.get(
-                (framework.framework_id, task_info.executor.executor_id.value)
-            )
-        problem, needed = validate_task(
-            task_info,
-            framework_id=framework.framework_id,
-            agent_id=agent.agent_id,
-            remaining=remaining,
-            task_id_in_use=task_id in launched_ids or task_id in framework.tasks,
-            running_executor=executor.info if executor is not None else None,
-        )
-        if problem is not None:
-            self.counters.terminal_tasks[mesos_pb2.TASK_ERROR] += 1
-            self._send_master_update(
-                framework,
-                task_id,
-                mesos_pb2.TASK_ERROR,
-                Reason.REASON_TASK_INVALID,
-                problem,
-                agent_id=agent.agent_id,
-            )
-            return remaining
-        launched_ids.add(task_id)
-        task = mesos_pb2.TaskInfo()
-        task.CopyFrom(task_info)
-        task.agent_id.value = agent.agent_id
-        for resource in task.resources:
-            resource.allocation_info.role = role
-        if task.HasField("executor"):
-            task.executor.framework_id.value = framework.framework_id
-            if executor is None:
-                for resource in task.executor.resources:
-                    resource.allocation_info.role = role
-                executor_resources = Resources.from_proto(task.executor.resources)
-                agent.executors[(framework.framework_id, task.executor.executor_id.value)] = (
-                    ExecutorRecord(
-                        task.executor,
-                        framework.framework_id,
-                        agent.agent_id,
-                        executor_resources,
-                        role,
-                    )
-                )
-        record = TaskRecord(
-            task,
-            framework.framework_id,
-            agent.agent_id,
-            Resources.from_proto(task.resources),
-            role,
-        )
-        agent.tasks[(framework.framework_id, task_id)] = record
-        framework.tasks[task_id] = record
-        assert agent.outbox is not None  # offers exist only for connected agents
-        agent.outbox.send(
-            agent_pb2.MasterMessage(
-                run_task=agent_pb2.MasterMessage.RunTask(framework_info=framework.info, task=task)
-            )
-        )
-        log.info(
-            "launching task",
-            framework_id=framework.framework_id,
-            agent_id=agent.agent_id,
-            task_id=task_id,
-            resources=str(needed),
-        )
-        return remaining - needed
-
-    def _send_offers(self, framework_id: str, grants: Sequence[Grant]) -> None:
-        """Record an offer per grant and send them to the framework, at most
-        `MAX_OFFERS_PER_EVENT` per OFFERS event."""
-        framework = self.frameworks[framework_id]
-        events: list[scheduler_pb2.Event] = []
-        now = self.clock.now()
-        # Offered resources name their role only when the framework has several (`Offer.role`
-        # always does); launched tasks' resources always do (`_launch`).
-        multi_role = len(framework.info.roles) > 1
-        for index, (agent_id, role, resources) in enumerate(grants):
-            if index % MAX_OFFERS_PER_EVENT == 0:
-                events.append(scheduler_pb2.Event(type=EventType.OFFERS))
-            event = events[-1]
-            agent = self.agents[agent_id]
-            offer_id = f"{self.info.id}-O{next(self._offer_ids)}"
-            record = OfferRecord(offer_id, framework_id, agent_id, resources, now, role)
-            self.offers[offer_id] = record
-            framework.offers.add(offer_id)
-            agent.offers.add(offer_id)
-            offer = event.offers.offers.add()
-            offer.MergeFromString(agent.offer_template())
-            offer.MergeFromString(self._encoded_offer_resources(resources))
-            offer.id.value = offer_id
-            offer.framework_id.value = framework_id
-            offer.role = role
-            if multi_role:
-                for resource in offer.resources:
-                    resource.allocation_info.role = role
-            for executor_framework, executor_id in agent.executors:
-                if executor_framework == framework_id:
-                    offer.executor_ids.add(value=executor_id)
-        if framework.outbox is None:
-            for offer_id in list(framework.offers):
-                self._rescind_offer(self.offers[offer_id], notify=False)
-            return
-        for event in events:
-            framework.outbox.send(event)
-
-    def _encoded_offer_resources(self, resources: Resources) -> bytes:
-        """`resources` encoded as the resources of an `Offer` (cached: agents of one kind offer
-        the same resources over and over)."""
-        encoded = self._offer_resources.get(resources)
-        if encoded is None:
-            if len(self._offer_resources) >= 4096:
-                self._offer_resources.clear()
-            encoded = mesos_pb2.Offer(resources=resources.to_proto()).SerializeToString()
-            self._offer_resources[resources] = encoded
-        return encoded
-
-    def _remove_offer(self, offer: OfferRecord) -> None:
-        del self.offers[offer.offer_id]
-        framework = self.frameworks.get(offer.framework_id)
-        if framework is not None:
-            framework.offers.discard(offer.offer_id)
-        agent = self.agents.get(offer.agent_id)
-        if agent is not None:
-            agent.offers.discard(offer.offer_id)
-
-    def _rescind_offer(self, offer: OfferRecord, *, notify: bool) -> None:
-        self._remove_offer(offer)
-        self.allocator.recover_resources(
-            offer.framework_id, offer.role, offer.agent_id, offer.resources
-        )
-        framework = self.frameworks.get(offer.framework_id)
-        if notify and framework is not None and framework.outbox is not None:
-            framework.outbox.send(
-                scheduler_pb2.Event(
-                    type=EventType.RESCIND,
-                    rescind=scheduler_pb2.Event.Rescind(
-                        offer_id=mesos_pb2.OfferID(value=offer.offer_id)
-                    ),
-                )
-            )
-
-    def _update_task_state(
-        self, task: TaskRecord, status: mesos_pb2.TaskStatus, *, recover: bool = True
-    ) -> None:
-        was_terminal = task.state in TERMINAL_STATES
-        task.state = status.state
-        task.latest_status = status
-        if not was_terminal and task.state in TERMINAL_STATES:
-            self.counters.terminal_tasks[task.state] += 1
-        agent = self.agents.get(task.agent_id)
-        if (
-            recover
-            and not was_terminal
-            and task.state in TERMINAL_STATES
-            and task.framework_id in self.frameworks
-            and agent is not None
-            and agent.reachable
-            and agent.connected
-        ):
-            self.allocator.recover_resources(
-                task.framework_id, task.role, task.agent_id, task.resources
-            )
-
-    def _forget_task(self, task: TaskRecord) -> None:
-        agent = self.agents.get(task.agent_id)
-        if agent is not None:
-            agent.tasks.pop((task.framework_id, task.task_id), None)
-        framework = self.frameworks.get(task.framework_id)
-        if framework is not None and framework.tasks.get(task.task_id) is task:
-            del framework.tasks[task.task_id]
-            framework.completed_tasks.append(task)
-
     def _remove_framework(self, framework: FrameworkRecord, why: str) -> None:
         framework_id = framework.framework_id
-        for offer_id in list(framework.offers):
-            self._remove_offer(self.offers[offer_id])
+        self.offers.discard(framework.offers)
         self.allocator.remove_framework(framework_id)
-        holders = {task.agent_id for task in framework.tasks.values()} | {
-            agent.agent_id
-            for agent in self.agents.values()
-            if any(key[0] == framework_id for key in agent.executors)
-        }
-        for agent_id in holders:
-            agent = self.agents.get(agent_id)
-            if agent is None:
-                continue
-            if agent.outbox is not None:
-                agent.outbox.send(_shutdown_framework(framework_id))
-            for key in [k for k in agent.tasks if k[0] == framework_id]:
-                del agent.tasks[key]
-            for key in [k for k in agent.executors if k[0] == framework_id]:
-                del agent.executors[key]
-        framework.tasks.clear()
+        self.tasks.remove_framework(framework)
         del self.frameworks[framework_id]
         self.registry.remove_framework(framework_id, self.wall_clock())
         log.info("framework removed", framework_id=framework_id, why=why)
-
-    def _send_reconciliation(
-        self,
-        framework: FrameworkRecord,
-        task: TaskRecord,
-        *,
-        reason: ReasonCode = Reason.REASON_RECONCILIATION,
-        message: str = "reconciliation",
-    ) -> None:
-        state = task.state
-        if state == mesos_pb2.TASK_UNREACHABLE and not framework.partition_aware:
-            state = mesos_pb2.TASK_LOST
-        status = mesos_pb2.TaskStatus()
-        if task.latest_status is not None:
-            status.CopyFrom(task.latest_status)
-        status.task_id.value = task.task_id
-        status.agent_id.value = task.agent_id
-        status.state = state
-        status.source = mesos_pb2.TaskStatus.SOURCE_MASTER
-        status.reason = reason
-        status.message = message
-        status.timestamp = _wall_time()
-        status.uuid = b""
-        if framework.outbox is not None:
-            framework.outbox.send(_update_event(status))
-
-    def _master_status(
-        self, task_id: str, state: TaskState, reason: ReasonCode, message: str, agent_id: str = ""
-    ) -> mesos_pb2.TaskStatus:
-        status = mesos_pb2.TaskStatus(
-            task_id=mesos_pb2.TaskID(value=task_id),
-            state=state,
-            source=mesos_pb2.TaskStatus.SOURCE_MASTER,
-            reason=reason,
-            message=message,
-            timestamp=_wall_time(),
-        )
-        if agent_id:
-            status.agent_id.value = agent_id
-        return status
-
-    def _send_master_update(
-        self,
-        framework: FrameworkRecord,
-        task_id: str,
-        state: TaskState,
-        reason: ReasonCode,
-        message: str,
-        *,
-        agent_id: str = "",
-    ) -> None:
-        log.info(
-            "master-generated update",
-            framework_id=framework.framework_id,
-            agent_id=agent_id,
-            task_id=task_id,
-            state=mesos_pb2.TaskState.Name(state),
-            message=message,
-        )
-        if framework.outbox is not None:
-            framework.outbox.send(
-                _update_event(self._master_status(task_id, state, reason, message, agent_id))
-            )
-
-    @staticmethod
-    def _ack_message(framework_id: str, task_id: str, uuid_: bytes) -> agent_pb2.MasterMessage:
-        return agent_pb2.MasterMessage(
-            status_update_acknowledgement=agent_pb2.MasterMessage.StatusUpdateAcknowledgement(
-                framework_id=mesos_pb2.FrameworkID(value=framework_id),
-                task_id=mesos_pb2.TaskID(value=task_id),
-                uuid=uuid_,
-            )
-        )
 
 
 _OPERATIONS = frozenset({
@@ -1585,25 +688,6 @@ _OPERATIONS = frozenset({
     mesos_pb2.Offer.Operation.RESERVE,
     mesos_pb2.Offer.Operation.UNRESERVE,
 })
-
-
-def _with_reservations(
-    advertised: Resources, reserved: Iterable[mesos_pb2.Resource], agent_id: str
-) -> Resources:
-    """An agent's advertised resources with its recorded dynamic reservations applied; those
-    that no longer fit what it advertises (it restarted with less) are dropped."""
-    try:
-        dynamic = Resources.from_proto(reserved)
-    except ValueError:
-        dynamic = Resources.EMPTY
-    if not dynamic:
-        return advertised
-    base = dynamic.without_dynamic()
-    if not advertised.contains(base):
-        log.warning("dropping dynamic reservations the agent no longer has resources for",
-                    agent_id=agent_id, reserved=str(dynamic), advertised=str(advertised))
-        return advertised
-    return advertised - base + dynamic
 
 
 def _offer_filters(info: mesos_pb2.FrameworkInfo) -> dict[str, list[Resources]]:
@@ -1621,25 +705,8 @@ def _gpu_aware(info: mesos_pb2.FrameworkInfo) -> bool:
     return any(c.type == Capability.GPU_RESOURCES for c in info.capabilities)
 
 
-def _update_event(status: mesos_pb2.TaskStatus) -> scheduler_pb2.Event:
-    return scheduler_pb2.Event(
-        type=EventType.UPDATE, update=scheduler_pb2.Event.Update(status=status)
-    )
-
-
-def _shutdown_framework(framework_id: str) -> agent_pb2.MasterMessage:
-    return agent_pb2.MasterMessage(
-        shutdown_framework=agent_pb2.MasterMessage.ShutdownFramework(
-            framework_id=mesos_pb2.FrameworkID(value=framework_id)
-        )
-    )
-
-
 def _error_event(message: str) -> scheduler_pb2.Event:
     return scheduler_pb2.Event(
         type=EventType.ERROR, error=scheduler_pb2.Event.Error(message=message)
     )
 
-
-def _wall_time() -> float:
-    return time.time()

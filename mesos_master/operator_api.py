@@ -27,7 +27,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from mesos_http.operator_http import resources_json
-from mesos_master.master import ErrorCode, Master, MasterError
+from mesos_master.errors import ErrorCode, MasterError
+from mesos_master.master import Master
 from mesos_master.server import LeaderGate
 from mesos_values.addresses import HostPort
 from mesos_values.resources import Resources

@@ -1,8 +1,9 @@
 """The master's registry (DESIGN decision 5): what a newly elected leader recovers.
 
-Pure part: the recovered `RegistryState`, and `Registry`, which turns the core's decisions
-(agent admitted, agent unreachable, framework stored or removed, weight set) into key/value
-`Mutation`s handed to a `Sink`. The sink (`mesos_coordination.store.BatchWriter` in the process)
+Pure part: the recovered `RegistryState` (and the agent and framework records a new leader
+starts from), and `Registry`, which turns the core's decisions (agent admitted, agent
+unreachable, framework stored or removed, weight set) into key/value `Mutation`s handed to a
+`Sink`. The sink (`mesos_coordination.store.BatchWriter` in the process)
 makes them durable in order and then runs each mutation's `then` callback, so the core
 can hold back what must not happen before the write is durable (an agent's admission).
 
@@ -13,15 +14,19 @@ Keys: `agents/<id>`, `frameworks/<id>`, `removed_frameworks/<id>`, `weights/<rol
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from google.protobuf.message import DecodeError
 
 from mesos_coordination.store import MemorySink, Mutation, Sink, StoreError, split_key, store_key
+from mesos_master.records import AgentRecord, FrameworkRecord
 from mesos_values.resources import Resources
 from protos import mesos_pb2, registry_pb2
+
+log = structlog.get_logger("mesos_master")
 
 AGENTS = "agents"
 FRAMEWORKS = "frameworks"
@@ -75,6 +80,44 @@ class RegistryState:
             entries[store_key(GONE_AGENTS, agent_id)] = gone.SerializeToString()
         return entries
 
+    def agent_records(self, now: float) -> dict[str, AgentRecord]:
+        """The recorded agents as a new leader starts with them: disconnected, with their
+        maintenance state and dynamic reservations; the reachable ones await re-registration."""
+        agents: dict[str, AgentRecord] = {}
+        for agent_id, entry in self.agents.items():
+            try:
+                advertised = Resources.from_proto(entry.info.resources)
+            except ValueError:
+                advertised = Resources.EMPTY
+            agent = AgentRecord(
+                agent_id,
+                entry.info,
+                with_reservations(advertised, entry.reserved, agent_id),
+                None,
+                now,
+                now,
+                reachable=entry.unreachable_since == 0,
+            )
+            agent.awaiting_reregistration = agent.reachable
+            agent.deactivated = entry.deactivated
+            if entry.drain.state != registry_pb2.DrainInfo.UNKNOWN:
+                agent.drain = entry.drain
+            agents[agent_id] = agent
+        return agents
+
+    def framework_records(self, now: float, wall_now: float) -> dict[str, FrameworkRecord]:
+        """The recorded frameworks, disconnected until they re-subscribe; their failover
+        timeouts run from when their schedulers disconnected (from `now` for those connected
+        when the previous leader stopped). `wall_now` is the wall-clock time at `now`."""
+        frameworks: dict[str, FrameworkRecord] = {}
+        for framework_id, entry in self.frameworks.items():
+            since = entry.disconnected_since
+            disconnected_at = now if since == 0 else now - max(0.0, wall_now - since)
+            frameworks[framework_id] = FrameworkRecord(
+                framework_id, entry.info, "", None, now, disconnected_at=disconnected_at
+            )
+        return frameworks
+
     def apply(self, mutation: Mutation) -> None:
         """Apply one mutation; StoreError when its key or value is not a registry entry."""
         kind, name = split_key(mutation.key)
@@ -108,6 +151,26 @@ class RegistryState:
                 self.gone_agents[name] = registry_pb2.GoneAgent.FromString(mutation.value).gone_at
         except DecodeError as exc:
             raise StoreError(f"registry entry {mutation.key!r} is corrupt: {exc}") from exc
+
+
+def with_reservations(
+    advertised: Resources, reserved: Iterable[mesos_pb2.Resource], agent_id: str
+) -> Resources:
+    """An agent's advertised resources with its recorded dynamic reservations applied; those
+    that no longer fit what it advertises (it restarted with less) are dropped."""
+    try:
+        dynamic = Resources.from_proto(reserved)
+    except ValueError:
+        dynamic = Resources.EMPTY
+    if not dynamic:
+        return advertised
+    base = dynamic.without_dynamic()
+    if not advertised.contains(base):
+        log.warning("dropping dynamic reservations the agent no longer has resources for",
+                    agent_id=agent_id, reserved=str(dynamic), advertised=str(advertised))
+        return advertised
+    return advertised - base + dynamic
+
 
 
 class Registry:

@@ -40,8 +40,10 @@ from mesos_coordination.election import (
 from mesos_coordination.store import BatchWriter
 from mesos_coordination.term_store import term_state
 from mesos_coordination.zookeeper import master_address
+from mesos_master.config import MasterConfig
+from mesos_master.errors import ErrorCode, MasterError
 from mesos_master.interceptors import CallPolicy, interceptor_chain
-from mesos_master.master import ErrorCode, Master, MasterConfig, MasterError
+from mesos_master.master import Master
 from mesos_master.records import FrameworkRecord
 from mesos_master.registry import KINDS, RegistryState
 from mesos_runtime.backlog import MAX_BATCH_MESSAGES, batched
@@ -212,19 +214,19 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
             ),
             CallType.REVIVE: lambda m, f, c: m.revive(f, c.revive.roles),
             CallType.SUPPRESS: lambda m, f, c: m.suppress(f, c.suppress.roles),
-            CallType.KILL: lambda m, f, c: m.kill(
+            CallType.KILL: lambda m, f, c: m.tasks.kill(
                 f,
                 c.kill.task_id.value,
                 c.kill.kill_policy if c.kill.HasField("kill_policy") else None,
             ),
-            CallType.SHUTDOWN: lambda m, f, c: m.shutdown_executor(
+            CallType.SHUTDOWN: lambda m, f, c: m.tasks.shutdown_executor(
                 f, c.shutdown.agent_id.value, c.shutdown.executor_id.value
             ),
-            CallType.ACKNOWLEDGE: lambda m, f, c: m.acknowledge_all(f, _acknowledgements(c)),
-            CallType.RECONCILE: lambda m, f, c: m.reconcile(
+            CallType.ACKNOWLEDGE: lambda m, f, c: m.tasks.acknowledge_all(f, _acknowledgements(c)),
+            CallType.RECONCILE: lambda m, f, c: m.tasks.reconcile(
                 f, [(t.task_id.value, t.agent_id.value) for t in c.reconcile.tasks]
             ),
-            CallType.MESSAGE: lambda m, f, c: m.framework_message(
+            CallType.MESSAGE: lambda m, f, c: m.tasks.framework_message(
                 f, c.message.agent_id.value, c.message.executor_id.value, c.message.data
             ),
         }
@@ -383,9 +385,9 @@ def _dispatch_one(master: Master, agent_id: str, message: agent_pb2.AgentMessage
         update = message.status_update
         master.status_update(agent_id, update.framework_id.value, update.status)
     elif kind == "executor_to_framework":
-        master.executor_to_framework(agent_id, message.executor_to_framework)
+        master.tasks.executor_to_framework(agent_id, message.executor_to_framework)
     elif kind == "executor_exited":
-        master.executor_exited(agent_id, message.executor_exited)
+        master.tasks.executor_exited(agent_id, message.executor_exited)
     else:
         log.warning("unexpected agent message", agent_id=agent_id, kind=kind)
 

@@ -1,14 +1,21 @@
-"""Validation of what schedulers send: FrameworkInfo on subscribe, TaskInfo on launch.
+"""Validation of what schedulers and operators send: FrameworkInfo on subscribe, TaskInfo on
+launch, RESERVE and UNRESERVE of offered or free resources.
 
-Each check returns the reason a request is refused (meant for the framework author), or None.
+Each `validate_*` check returns the reason a request is refused (meant for the framework author
+or operator), or None; the reservation checks return the conversion they describe and raise
+`MasterError` (INVALID_ARGUMENT) for an invalid one.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 
+from mesos_master.errors import ErrorCode, MasterError
 from mesos_values.resources import Resources
 from protos import mesos_pb2
+
+DEFAULT_ROLE = "*"  # the role of resources and frameworks that name none
 
 _ROLE_COMPONENT = re.compile(r"^[^\s/\x00-\x1f\x7f]+$")
 _FORBIDDEN_ID_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
@@ -16,7 +23,7 @@ _FORBIDDEN_ID_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 def validate_role(role: str) -> str | None:
     """Mesos role names: `*`, or `/`-separated components without spaces, `.`, `..` or `-` start."""
-    if role == "*":
+    if role == DEFAULT_ROLE:
         return None
     if not role:
         return "role names must not be empty"
@@ -53,7 +60,7 @@ def validate_framework_info(info: mesos_pb2.FrameworkInfo) -> str | None:
     if len(set(info.roles)) != len(info.roles):
         return "FrameworkInfo.roles lists a role more than once"
     for role, filters in info.offer_filters.items():
-        if role not in (info.roles or ["*"]):
+        if role not in (info.roles or [DEFAULT_ROLE]):
             return f"FrameworkInfo.offer_filters names role {role!r}, which it is not subscribed to"
         for alternative in filters.min_allocatable_resources.quantities:
             try:
@@ -140,3 +147,96 @@ def _validate_executor(
         return None, Resources.from_proto(executor.resources)
     except ValueError as exc:
         return f"executor has invalid resources: {exc}", Resources.EMPTY
+
+
+def plan_conversions(
+    operations: Sequence[mesos_pb2.Offer.Operation],
+    offered: Resources,
+    *,
+    role: str,
+    principal: str,
+) -> list[tuple[Resources, Resources]]:
+    """(old, new) resources of each RESERVE/UNRESERVE of an ACCEPT of offers to `role` by a
+    framework with `principal`, checked in order against what the offers hold at that point;
+    MasterError names the first invalid one."""
+    conversions: list[tuple[Resources, Resources]] = []
+    remaining = offered
+    for index, operation in enumerate(operations):
+        where = f"operation {index}"
+        if operation.type == mesos_pb2.Offer.Operation.RESERVE:
+            old, new = reserve_conversion(
+                operation.reserve.resources, where, role=role, principal=principal
+            )
+        elif operation.type == mesos_pb2.Offer.Operation.UNRESERVE:
+            old, new = unreserve_conversion(operation.unreserve.resources, where)
+        else:
+            continue
+        if not remaining.contains(old):
+            raise MasterError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"{where}: {old} is not in the offers (they hold {remaining})",
+            )
+        remaining = remaining - old + new
+        conversions.append((old, new))
+    return conversions
+
+
+def reserve_conversion(
+    resources: Iterable[mesos_pb2.Resource], where: str, *, role: str | None,
+    principal: str | None,
+) -> tuple[Resources, Resources]:
+    """(resources before, after) a RESERVE of `resources`; `role` (the offer's) and
+    `principal` (the framework's), when given, must be the new reservation's."""
+    reserved = _reserved_resources(resources, where)
+    if not reserved:
+        raise MasterError(ErrorCode.INVALID_ARGUMENT, f"{where}: RESERVE names no resources")
+    for stack in reserved.stacks():
+        if not stack or not stack[-1].dynamic:
+            raise MasterError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"{where}: RESERVE needs a DYNAMIC reservation on top of each resource",
+            )
+        top = stack[-1]
+        if problem := validate_role(top.role):
+            raise MasterError(ErrorCode.INVALID_ARGUMENT, f"{where}: {problem}")
+        if role is not None and top.role != role:
+            raise MasterError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"{where}: resources offered to role {role!r} can only be reserved for it, "
+                f"not for {top.role!r}",
+            )
+        if principal is not None and top.principal and top.principal != principal:
+            raise MasterError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"{where}: the reservation's principal {top.principal!r} is not the "
+                f"framework's ({principal!r})",
+            )
+        if len(stack) > 1:
+            below = stack[-2].role
+            if not top.role.startswith(below + "/"):
+                raise MasterError(
+                    ErrorCode.INVALID_ARGUMENT,
+                    f"{where}: a reservation for {below!r} can only be refined to one of "
+                    f"its subroles, not {top.role!r}",
+                )
+    return reserved.popped(), reserved
+
+
+def unreserve_conversion(
+    resources: Iterable[mesos_pb2.Resource], where: str
+) -> tuple[Resources, Resources]:
+    """(resources before, after) an UNRESERVE of `resources`."""
+    reserved = _reserved_resources(resources, where)
+    if not reserved or any(not stack or not stack[-1].dynamic for stack in reserved.stacks()):
+        raise MasterError(
+            ErrorCode.INVALID_ARGUMENT,
+            f"{where}: UNRESERVE takes dynamically reserved resources only",
+        )
+    return reserved, reserved.popped()
+
+
+def _reserved_resources(resources: Iterable[mesos_pb2.Resource], where: str) -> Resources:
+    try:
+        return Resources.from_proto(resources)
+    except ValueError as exc:
+        raise MasterError(ErrorCode.INVALID_ARGUMENT, f"{where}: {exc}") from exc

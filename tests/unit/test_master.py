@@ -7,13 +7,10 @@ from typing import Generic, TypeVar
 
 import pytest
 
-from mesos_master.master import (
-    MAX_OFFERS_PER_EVENT,
-    ErrorCode,
-    Master,
-    MasterConfig,
-    MasterError,
-)
+from mesos_master.config import MasterConfig
+from mesos_master.errors import ErrorCode, MasterError
+from mesos_master.master import Master
+from mesos_master.offers import MAX_OFFERS_PER_EVENT
 from mesos_master.records import FrameworkRecord
 from mesos_master.registry import ImmediateSink, RegistryState
 from mesos_runtime.clock import FakeClock
@@ -167,8 +164,8 @@ def test_offers_for_many_agents_are_split_into_events_of_bounded_size() -> None:
     ]
     offers = [offer for event in events for offer in event.offers.offers]
     assert {offer.agent_id.value for offer in offers} == agent_ids
-    assert {offer.id.value for offer in offers} == set(cluster.master.offers)
-    assert len(cluster.master.offers) == agents
+    assert {offer.id.value for offer in offers} == set(cluster.master.offers.outstanding)
+    assert len(cluster.master.offers.outstanding) == agents
 
 
 def test_decline_filters_for_refuse_seconds() -> None:
@@ -265,7 +262,7 @@ def test_status_updates_forwarded_acknowledged_and_resources_recovered() -> None
     )
     [running] = cluster.updates(framework)
     assert running.state == mesos_pb2.TASK_RUNNING and running.uuid == b"u1"
-    cluster.master.acknowledge(framework, agent_id, "t1", b"u1")
+    cluster.master.tasks.acknowledge(framework, agent_id, "t1", b"u1")
     [ack] = cluster.agent_outboxes[agent_id].take()
     assert ack.status_update_acknowledgement.uuid == b"u1"
 
@@ -277,7 +274,7 @@ def test_status_updates_forwarded_acknowledged_and_resources_recovered() -> None
     assert cluster.updates(framework)[0].state == mesos_pb2.TASK_FINISHED
     assert len(cluster.offers(framework)) == 1  # the finished task's resources are offered again
     assert "t1" in framework.tasks
-    cluster.master.acknowledge(framework, agent_id, "t1", b"u2")
+    cluster.master.tasks.acknowledge(framework, agent_id, "t1", b"u2")
     assert "t1" not in framework.tasks  # an acknowledged terminal task is forgotten
 
 
@@ -294,7 +291,7 @@ def test_batched_acknowledgements_apply_each_and_report_the_first_refusal() -> N
             agent_status(framework, task_id, mesos_pb2.TASK_FINISHED, uuid),
         )
     with pytest.raises(MasterError, match="unknown agent 'nowhere'"):
-        cluster.master.acknowledge_all(framework, [
+        cluster.master.tasks.acknowledge_all(framework, [
             (agent_id, "t1", b"u1"), ("nowhere", "t9", b"u9"), (agent_id, "t2", b"u2"),
         ])
     acks = cluster.agent_outboxes[agent_id].take()
@@ -453,12 +450,14 @@ def test_reconcile_explicit_and_implicit() -> None:
     agent_id = cluster.add_agent()
     framework = cluster.subscribe()
     cluster.launch(framework, cluster.offers(framework), task("t1"))
-    cluster.master.reconcile(framework, [])
+    cluster.master.tasks.reconcile(framework, [])
     [implicit] = cluster.updates(framework)
     assert implicit.state == mesos_pb2.TASK_STAGING
     assert implicit.reason == mesos_pb2.TaskStatus.REASON_RECONCILIATION and not implicit.uuid
 
-    cluster.master.reconcile(framework, [("t1", agent_id), ("ghost", agent_id), ("other", "")])
+    cluster.master.tasks.reconcile(
+        framework, [("t1", agent_id), ("ghost", agent_id), ("other", "")]
+    )
     states = {u.task_id.value: u.state for u in cluster.updates(framework)}
     assert states == {
         "t1": mesos_pb2.TASK_STAGING,
@@ -473,10 +472,10 @@ def test_kill_known_and_unknown_tasks() -> None:
     framework = cluster.subscribe()
     cluster.launch(framework, cluster.offers(framework), task("t1"))
     cluster.agent_outboxes[agent_id].take()
-    cluster.master.kill(framework, "t1", None)
+    cluster.master.tasks.kill(framework, "t1", None)
     [kill] = cluster.agent_outboxes[agent_id].take()
     assert kill.kill_task.task_id.value == "t1"
-    cluster.master.kill(framework, "nope", None)
+    cluster.master.tasks.kill(framework, "nope", None)
     [update] = cluster.updates(framework)
     assert update.state == mesos_pb2.TASK_LOST and update.task_id.value == "nope"
 
@@ -590,7 +589,7 @@ def test_acknowledged_terminal_tasks_move_to_completed_tasks() -> None:
         agent_status(framework, "t1", mesos_pb2.TASK_KILLED, b"k1"),
     )
     assert list(framework.completed_tasks) == []  # not acknowledged yet: still a task
-    cluster.master.acknowledge(framework, agent_id, "t1", b"k1")
+    cluster.master.tasks.acknowledge(framework, agent_id, "t1", b"k1")
     assert [t.task_id for t in framework.completed_tasks] == ["t1"]
     assert framework.completed_tasks[0].state == mesos_pb2.TASK_KILLED
     assert cluster.master.counters.terminal_tasks[mesos_pb2.TASK_KILLED] == 1

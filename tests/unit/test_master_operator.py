@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mesos_master.master import ErrorCode, MasterError
+from mesos_master.errors import ErrorCode, MasterError
 from mesos_values.resources import Reservation, Resources
 from protos import mesos_pb2, registry_pb2
 from tests.unit.test_master import Cluster, agent_status, task

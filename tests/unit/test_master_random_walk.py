@@ -29,13 +29,13 @@ def check_books(cluster: Cluster) -> None:
             continue
         offered = Resources.EMPTY
         for offer_id in agent.offers:
-            offered = offered + master.offers[offer_id].resources
+            offered = offered + master.offers.outstanding[offer_id].resources
         held = Resources.EMPTY
         for used in agent.used_per_framework().values():
             held = held + used
         accounted = master.allocator.available(agent.agent_id) + offered + held
         assert accounted == agent.total, f"{agent.agent_id}: {accounted} != {agent.total}"
-    for offer in master.offers.values():
+    for offer in master.offers.outstanding.values():
         assert master.frameworks[offer.framework_id].connected
         assert master.agents[offer.agent_id].connected
 
@@ -60,7 +60,9 @@ def test_random_walk_keeps_the_books_balanced(seed: int) -> None:
             cluster.subscribe(f"fw{rng.randrange(100)}", failover_timeout=rng.choice([0, 5]))
         elif action in (2, 3, 4) and (framework_id := some(frameworks)):
             framework = master.frameworks[framework_id]
-            offers = [o for o in master.offers.values() if o.framework_id == framework_id]
+            offers = [
+                o for o in master.offers.outstanding.values() if o.framework_id == framework_id
+            ]
             if offers:
                 offer = rng.choice(offers)
                 if rng.random() < 0.6:
@@ -84,7 +86,7 @@ def test_random_walk_keeps_the_books_balanced(seed: int) -> None:
                                                   record.task_id, state, uuid))
                 framework = master.frameworks.get(record.framework_id)
                 if framework is not None and framework.connected and rng.random() < 0.8:
-                    master.acknowledge(framework, record.agent_id, record.task_id, uuid)
+                    master.tasks.acknowledge(framework, record.agent_id, record.task_id, uuid)
         elif action == 6 and (
             agent_id := some([a for a, r in master.agents.items() if r.connected])
         ):

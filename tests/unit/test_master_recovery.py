@@ -6,7 +6,7 @@ import pytest
 
 from mesos_coordination.store import Mutation, StoreError, split_key, store_key
 from mesos_master import registry as registry_module
-from mesos_master.master import ErrorCode, MasterError
+from mesos_master.errors import ErrorCode, MasterError
 from mesos_master.records import FrameworkRecord
 from mesos_master.registry import (
     AGENTS,
@@ -35,7 +35,7 @@ def running_cluster() -> tuple[Cluster, str, FrameworkRecord]:
         framework.framework_id,
         agent_status(framework, "t1", mesos_pb2.TASK_RUNNING, b"u1"),
     )
-    cluster.master.acknowledge(framework, agent_id, "t1", b"u1")
+    cluster.master.tasks.acknowledge(framework, agent_id, "t1", b"u1")
     cluster.events(framework)
     return cluster, agent_id, framework
 
@@ -132,18 +132,18 @@ def test_an_agent_gone_before_its_admission_is_durable_gets_no_offers() -> None:
 def test_recovered_agents_wait_for_reregistration_and_reconciliation_waits_too() -> None:
     old, agent_id, framework = running_cluster()
     new = failover(old, agent_reregister_timeout=600.0)
-    assert new.master.recovering
+    assert new.master.tasks.recovering
     assert new.master.agents[agent_id].awaiting_reregistration
     framework = resubscribe(new, framework)
 
     reconcile = [("t1", agent_id), ("t2", "")]
-    new.master.reconcile(framework, reconcile)
+    new.master.tasks.reconcile(framework, reconcile)
     assert new.updates(framework) == []  # the agent may still come back with these tasks
 
     info = old.master.agents[agent_id].info
     reregister(new, agent_id, info, running_task(framework, agent_id, "t1"))
-    assert not new.master.recovering
-    new.master.reconcile(framework, reconcile)
+    assert not new.master.tasks.recovering
+    new.master.tasks.reconcile(framework, reconcile)
     states = {s.task_id.value: s.state for s in new.updates(framework)}
     assert states == {"t1": mesos_pb2.TASK_RUNNING, "t2": mesos_pb2.TASK_LOST}
 
@@ -162,7 +162,7 @@ def test_agents_that_do_not_reregister_in_time_are_reported_lost() -> None:
     assert lost.failure.agent_id.value == agent_id
     assert new.sink.state.agents[agent_id].unreachable_since == new.wall.now()
 
-    new.master.reconcile(framework, [("t1", agent_id)])
+    new.master.tasks.reconcile(framework, [("t1", agent_id)])
     [status] = new.updates(framework)
     assert status.state == mesos_pb2.TASK_LOST  # not partition-aware
 
@@ -173,9 +173,9 @@ def test_an_unreachable_agent_stays_unreachable_across_failover() -> None:
     old.master.tick()
     new = failover(old)
     assert not new.master.agents[agent_id].reachable
-    assert not new.master.recovering
+    assert not new.master.tasks.recovering
     framework = resubscribe(new, framework)
-    new.master.reconcile(framework, [("t1", agent_id)])
+    new.master.tasks.reconcile(framework, [("t1", agent_id)])
     [status] = new.updates(framework)
     assert status.state == mesos_pb2.TASK_LOST
 
