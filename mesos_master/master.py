@@ -27,7 +27,6 @@ with task status updates, never exceptions.
 from __future__ import annotations
 
 import itertools
-import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -50,7 +49,6 @@ from mesos_master.registry import ImmediateSink, Registry, RegistryState, with_r
 from mesos_master.tasks import (
     TaskBook,
     ack_message,
-    send_master_update,
     update_event,
 )
 from mesos_master.validation import (
@@ -84,10 +82,11 @@ class Master:
         *,
         registry: Sink | None = None,
         recovered: RegistryState | None = None,
-        wall_clock: Callable[[], float] = time.time,
+        wall_clock: Callable[[], float],
     ) -> None:
         """`registry` receives the registry writes (default: kept in memory only);
-        `recovered` is the registry as the previous leader left it."""
+        `recovered` is the registry as the previous leader left it; `wall_clock` gives the
+        time of day that the registry and made-up statuses record."""
         recovered = recovered or RegistryState()
         self.info = info
         self.clock = clock
@@ -110,7 +109,8 @@ class Master:
         )
         self.offers = OfferBook(info.id, clock, self.allocator, self.agents, self.frameworks)
         self.tasks = TaskBook(
-            self.agents, self.frameworks, self.allocator, self.registry, self.counters
+            self.agents, self.frameworks, self.allocator, self.registry, self.counters,
+            wall_clock,
         )
         self.maintenance = Maintenance(
             self.agents, self.allocator, self.offers,
@@ -402,7 +402,7 @@ class Master:
             lost = mesos_pb2.TASK_DROPPED if framework.partition_aware else mesos_pb2.TASK_LOST
             self.counters.terminal_tasks[lost] += len(tasks)
             for task in tasks:
-                send_master_update(
+                self.tasks.send_master_update(
                     framework,
                     task.task_id.value,
                     lost,

@@ -48,7 +48,7 @@ from mesos_master.records import FrameworkRecord
 from mesos_master.registry import KINDS, RegistryState
 from mesos_runtime.backlog import MAX_BATCH_MESSAGES, batched
 from mesos_runtime.channels import LEADER_METADATA_KEY, STREAM_ID_METADATA_KEY
-from mesos_runtime.clock import SystemClock
+from mesos_runtime.clock import SystemClock, WallClock
 from protos import (
     agent_pb2,
     agent_pb2_grpc,
@@ -495,7 +495,7 @@ class MasterServer:
                 self.registrar = term.writer
                 master = Master(
                     self.info, SystemClock(), self.config, registry=term.sink,
-                    recovered=RegistryState.decode(term.entries),
+                    recovered=RegistryState.decode(term.entries), wall_clock=WallClock().now,
                 )
                 self.gate.master = master
                 async with asyncio.TaskGroup() as tasks:

@@ -23,7 +23,6 @@ agents and frameworks, and the Master creates frameworks an agent's report revea
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeAlias
 
@@ -65,9 +64,12 @@ class TaskBook:
         allocator: Allocator,
         registry: Registry,
         counters: MasterCounters,
+        wall_clock: Callable[[], float],
     ) -> None:
-        """`agents`, `frameworks` and `counters` are the master's own."""
+        """`agents`, `frameworks` and `counters` are the master's own; `wall_clock` stamps the
+        statuses the master makes up."""
         self._agents, self._frameworks, self._counters = agents, frameworks, counters
+        self._wall_clock = wall_clock
         self._allocator = allocator
         self._registry = registry
 
@@ -104,7 +106,7 @@ class TaskBook:
         )
         if problem is not None:
             self._counters.terminal_tasks[mesos_pb2.TASK_ERROR] += 1
-            send_master_update(
+            self.send_master_update(
                 framework,
                 task_id,
                 mesos_pb2.TASK_ERROR,
@@ -205,7 +207,7 @@ class TaskBook:
         task = framework.tasks.get(task_id)
         if task is None:
             state = mesos_pb2.TASK_UNKNOWN if framework.partition_aware else mesos_pb2.TASK_LOST
-            send_master_update(
+            self.send_master_update(
                 framework,
                 task_id,
                 state,
@@ -265,12 +267,12 @@ class TaskBook:
         """Answer with the latest known state of the given (task id, agent id) pairs, or of all."""
         if not tasks:
             for task in list(framework.tasks.values()):
-                _send_reconciliation(framework, task)
+                self._send_reconciliation(framework, task)
             return
         for task_id, agent_id in tasks:
             known = framework.tasks.get(task_id)
             if known is not None:
-                _send_reconciliation(framework, known)
+                self._send_reconciliation(framework, known)
                 continue
             agent = self._agents.get(agent_id) if agent_id else None
             if (agent is not None and agent.awaiting_reregistration) or (
@@ -293,7 +295,7 @@ class TaskBook:
             else:
                 state = mesos_pb2.TASK_UNKNOWN if framework.partition_aware else mesos_pb2.TASK_LOST
                 message = "task is unknown to the master"
-            send_master_update(
+            self.send_master_update(
                 framework, task_id, state, Reason.REASON_RECONCILIATION, message, agent_id=agent_id
             )
 
@@ -381,7 +383,7 @@ class TaskBook:
             if framework is None:
                 continue
             state = mesos_pb2.TASK_UNREACHABLE if framework.partition_aware else mesos_pb2.TASK_LOST
-            send_master_update(
+            self.send_master_update(
                 framework,
                 task.task_id,
                 state,
@@ -426,6 +428,58 @@ class TaskBook:
                 del agent.executors[key]
         framework.tasks.clear()
 
+    def send_master_update(
+        self,
+        framework: FrameworkRecord,
+        task_id: str,
+        state: TaskState,
+        reason: ReasonCode,
+        message: str,
+        *,
+        agent_id: str = "",
+    ) -> None:
+        """Send the framework a status update of the master's own (no acknowledgement expected)."""
+        log.info(
+            "master-generated update",
+            framework_id=framework.framework_id,
+            agent_id=agent_id,
+            task_id=task_id,
+            state=mesos_pb2.TaskState.Name(state),
+            message=message,
+        )
+        if framework.outbox is not None:
+            status = _master_status(
+                task_id, state, reason, message, self._wall_clock(), agent_id
+            )
+            framework.outbox.send(update_event(status))
+
+
+    def _send_reconciliation(
+        self,
+        framework: FrameworkRecord,
+        task: TaskRecord,
+        *,
+        reason: ReasonCode = Reason.REASON_RECONCILIATION,
+        message: str = "reconciliation",
+    ) -> None:
+        """Send the framework the latest known state of `task`."""
+        state = task.state
+        if state == mesos_pb2.TASK_UNREACHABLE and not framework.partition_aware:
+            state = mesos_pb2.TASK_LOST
+        status = mesos_pb2.TaskStatus()
+        if task.latest_status is not None:
+            status.CopyFrom(task.latest_status)
+        status.task_id.value = task.task_id
+        status.agent_id.value = task.agent_id
+        status.state = state
+        status.source = mesos_pb2.TaskStatus.SOURCE_MASTER
+        status.reason = reason
+        status.message = message
+        status.timestamp = self._wall_clock()
+        status.uuid = b""
+        if framework.outbox is not None:
+            framework.outbox.send(update_event(status))
+
     def _to_scheduler(self, framework_id: str, event: scheduler_pb2.Event) -> None:
         framework = self._frameworks.get(framework_id)
         if framework is not None and framework.outbox is not None:
@@ -449,7 +503,9 @@ class TaskBook:
         recover: bool = True,
     ) -> None:
         """End a task on the master's word: record, tell its framework, forget it."""
-        status = _master_status(task.task_id, state, reason, message, task.agent_id)
+        status = _master_status(
+            task.task_id, state, reason, message, self._wall_clock(), task.agent_id
+        )
         self.update_state(task, status, recover=recover)
         if framework is not None and framework.outbox is not None:
             framework.outbox.send(update_event(status))
@@ -506,7 +562,7 @@ class TaskBook:
                 framework = recover_framework(key[0], frameworks.get(key[0]))
             framework.tasks[key[1]] = record
             if previous == mesos_pb2.TASK_UNREACHABLE and record.state != previous:
-                _send_reconciliation(
+                self._send_reconciliation(
                     framework,
                     record,
                     reason=Reason.REASON_UNSPECIFIED,
@@ -557,58 +613,13 @@ class TaskBook:
         )
 
 
-def send_master_update(
-    framework: FrameworkRecord,
+def _master_status(
     task_id: str,
     state: TaskState,
     reason: ReasonCode,
     message: str,
-    *,
+    timestamp: float,
     agent_id: str = "",
-) -> None:
-    """Send the framework a status update of the master's own (no acknowledgement expected)."""
-    log.info(
-        "master-generated update",
-        framework_id=framework.framework_id,
-        agent_id=agent_id,
-        task_id=task_id,
-        state=mesos_pb2.TaskState.Name(state),
-        message=message,
-    )
-    if framework.outbox is not None:
-        framework.outbox.send(
-            update_event(_master_status(task_id, state, reason, message, agent_id))
-        )
-
-
-def _send_reconciliation(
-    framework: FrameworkRecord,
-    task: TaskRecord,
-    *,
-    reason: ReasonCode = Reason.REASON_RECONCILIATION,
-    message: str = "reconciliation",
-) -> None:
-    """Send the framework the latest known state of `task`."""
-    state = task.state
-    if state == mesos_pb2.TASK_UNREACHABLE and not framework.partition_aware:
-        state = mesos_pb2.TASK_LOST
-    status = mesos_pb2.TaskStatus()
-    if task.latest_status is not None:
-        status.CopyFrom(task.latest_status)
-    status.task_id.value = task.task_id
-    status.agent_id.value = task.agent_id
-    status.state = state
-    status.source = mesos_pb2.TaskStatus.SOURCE_MASTER
-    status.reason = reason
-    status.message = message
-    status.timestamp = time.time()
-    status.uuid = b""
-    if framework.outbox is not None:
-        framework.outbox.send(update_event(status))
-
-
-def _master_status(
-    task_id: str, state: TaskState, reason: ReasonCode, message: str, agent_id: str = ""
 ) -> mesos_pb2.TaskStatus:
     """A status of the master's own for a task."""
     status = mesos_pb2.TaskStatus(
@@ -617,7 +628,7 @@ def _master_status(
         source=mesos_pb2.TaskStatus.SOURCE_MASTER,
         reason=reason,
         message=message,
-        timestamp=time.time(),
+        timestamp=timestamp,
     )
     if agent_id:
         status.agent_id.value = agent_id

@@ -46,9 +46,15 @@ no component."""
 CORES: tuple[str, ...] = (
     "mesos_values",
     "mesos_master.allocator",
+    "mesos_master.config",
+    "mesos_master.errors",
+    "mesos_master.maintenance",
     "mesos_master.master",
+    "mesos_master.offers",
+    "mesos_master.quota",
     "mesos_master.records",
     "mesos_master.registry",
+    "mesos_master.tasks",
     "mesos_master.validation",
     "mesos_agent.environment",
     "mesos_agent.paths",
@@ -87,8 +93,6 @@ IO_MODULES: tuple[str, ...] = (
 clock (a core reads time from the clock it is given)."""
 
 EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("mesos_master.master", "time"): "reads the wall clock itself: `time.time` is the default "
-    "of the injected `wall_clock`, and TaskStatus.timestamp is stamped with `time.time()`",
     ("mesos_agent.status_updates", "mesos_agent.containerizer"): "ContainerProcess, a value, "
     "comes from the containerizer package, whose modules start and signal processes",
     ("marathon.core", "marathon.events"): "the event builders live beside the asyncio EventBus",

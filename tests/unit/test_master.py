@@ -478,6 +478,18 @@ def test_kill_known_and_unknown_tasks() -> None:
     cluster.master.tasks.kill(framework, "nope", None)
     [update] = cluster.updates(framework)
     assert update.state == mesos_pb2.TASK_LOST and update.task_id.value == "nope"
+    assert update.timestamp == cluster.wall.now()  # the injected wall clock, not the real one
+
+
+def test_reconciliation_answers_carry_the_injected_wall_time() -> None:
+    cluster = Cluster()
+    cluster.add_agent()
+    framework = cluster.subscribe()
+    cluster.launch(framework, cluster.offers(framework), task("t1"))
+    cluster.wall.advance(42.0)
+    cluster.master.tasks.reconcile(framework, [])
+    [answer] = cluster.updates(framework)
+    assert answer.task_id.value == "t1" and answer.timestamp == cluster.wall.now()
 
 
 def test_teardown_shuts_framework_down_on_agents() -> None:
