@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from frameworks.placement import AgentView, Spread, check
 from marathon import events
 from marathon.app_definition import AppDefinition, parse_app
 from marathon.app_definition import to_json as app_to_json
 from marathon.constraints import (
-    Agent,
     InstanceCondition,
     PlacedInstance,
-    check_offer,
+    agent_view,
     select_instances_to_kill,
 )
 from marathon.deployments import (
@@ -144,7 +144,7 @@ class Instance:
 
     def placed(self) -> PlacedInstance:
         return PlacedInstance(
-            self.instance_id, Agent(self.host, self.attributes), self.condition,
+            self.instance_id, AgentView(self.host, self.attributes), self.condition,
             self.staged_at, self.started_at,
         )
 
@@ -435,7 +435,7 @@ class MarathonCore:
                 self.actions.decline(offer.id.value,
                                      IDLE_DECLINE_SECONDS if idle else DECLINE_SECONDS)
                 continue
-            attributes = Agent.from_attributes(offer.hostname, offer.attributes).attributes
+            attributes = agent_view(offer.hostname, offer.attributes).attributes
             tasks = [decision.task_info() for decision in match.launches]
             offer_id = offer.id.value
             now = self.wall.now()
@@ -461,7 +461,7 @@ class MarathonCore:
     ) -> list[AppDefinition]:
         """Queue one instance of each per-agent app that matches `offer`'s agent and has no
         live instance there yet."""
-        agent = Agent.from_attributes(offer.hostname, offer.attributes)
+        agent = agent_view(offer.hostname, offer.attributes)
         queued = []
         for app in self.root.transitive_apps():
             if not is_per_agent(app) or app.unsupported_reason is not None:
@@ -469,7 +469,7 @@ class MarathonCore:
             if any(i.agent_id == offer.agent_id.value and i.live
                    for i in self.app_instances(app.id)):
                 continue
-            if check_offer(app.constraints, agent, placed.get(app.id, ())):
+            if check(app.constraints, agent, Spread(p.agent for p in placed.get(app.id, ()))):
                 self.queue.set_count(app, 1)
                 queued.append(app)
         return queued

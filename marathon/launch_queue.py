@@ -29,10 +29,11 @@ from types import MappingProxyType
 from typing import Any
 
 from frameworks.offers import pick_ports, port_resources, task_resources
+from frameworks.placement import AgentView, Spread, check
 from frameworks.tasks import command_task
 from marathon.app_definition import AppDefinition
 from marathon.app_definition import to_json as app_to_json
-from marathon.constraints import Agent, PlacedInstance, check_offer
+from marathon.constraints import PlacedInstance, agent_view
 from marathon.paths import PathId
 from mesos_runtime.clock import Clock
 from mesos_values.resources import Resources
@@ -253,8 +254,8 @@ def _usable_resources(offer: mesos_pb2.Offer) -> Resources:
                                 if _role_of(r) == "*" and not r.reservations)
 
 
-def _agent_of(offer: mesos_pb2.Offer) -> Agent:
-    return Agent.from_attributes(offer.hostname, offer.attributes)
+def _agent_of(offer: mesos_pb2.Offer) -> AgentView:
+    return agent_view(offer.hostname, offer.attributes)
 
 
 def _resource_json(resource: mesos_pb2.Resource) -> dict[str, Any]:
@@ -405,17 +406,17 @@ class LaunchQueue:
             if entry.count == 0 or self.delay_left(entry.app.id) > 0:
                 continue
             app = entry.app
-            already = list(placed.get(app.id, ()))
+            spread = Spread(p.agent for p in placed.get(app.id, ()))
             launched_here = 0
             reasons: tuple[RejectReason, ...] = ()
             while entry.count > 0:
-                reasons, ports = self._fit(app, offer, agent, already, remaining, roles,
+                reasons, ports = self._fit(app, offer, agent, spread, remaining, roles,
                                            has_gpus, agent_under_maintenance)
                 if reasons:
                     break
                 decision = self._decide(app, offer, ports)
                 remaining = remaining - _taken(app, ports)
-                already.append(PlacedInstance(decision.instance_id, agent))
+                spread.add(agent)
                 launches.append(decision)
                 entry.count -= 1
                 launched_here += 1
@@ -432,14 +433,14 @@ class LaunchQueue:
             del self._entries[app_id]
         return OfferMatch(tuple(launches), MappingProxyType(rejections))
 
-    def _fit(self, app: AppDefinition, offer: mesos_pb2.Offer, agent: Agent,
-             placed: Sequence[PlacedInstance], remaining: Resources, roles: set[str],
+    def _fit(self, app: AppDefinition, offer: mesos_pb2.Offer, agent: AgentView,
+             spread: Spread, remaining: Resources, roles: set[str],
              has_gpus: bool, maintenance: bool) -> tuple[tuple[RejectReason, ...], list[int]]:
         reasons: list[RejectReason] = []
         accepted = set(app.accepted_resource_roles or self._default_roles)
         if not roles & accepted or "*" not in accepted:
             reasons.append(RejectReason.UNFULFILLED_ROLE)
-        if not check_offer(app.constraints, agent, placed):
+        if not check(app.constraints, agent, spread):
             reasons.append(RejectReason.UNFULFILLED_CONSTRAINT)
         if maintenance:
             reasons.append(RejectReason.AGENT_MAINTENANCE)

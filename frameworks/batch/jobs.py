@@ -31,9 +31,12 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
+from frameworks.placement import Constraint as PlacementConstraint
+from frameworks.placement import Operator
 from mesos_http.json_input import (
     METRONOME,
     InvalidBody,
@@ -118,11 +121,20 @@ class Artifact:
 
 @dataclass(frozen=True)
 class Constraint:
-    """A placement constraint on an agent attribute (`rack EQ rack-2`)."""
+    """A placement constraint on an agent attribute (`rack EQ rack-2`); `hostname` is the
+    agent's host unless it has an attribute of that name."""
 
     attribute: str
     operator: str
     value: str | None = None
+
+    def rule(self) -> PlacementConstraint | None:
+        """The constraint for `frameworks.placement`: EQ reads as IS, and an UNLIKE without a
+        pattern, which rules out no agent, is None."""
+        if self.operator == "UNLIKE" and not self.value:
+            return None
+        operator = Operator.IS if self.operator == "EQ" else Operator(self.operator)
+        return PlacementConstraint(self.attribute, operator, self.value)
 
 
 @dataclass(frozen=True)
@@ -165,6 +177,11 @@ class JobRunSpec:
     task_kill_grace_period_seconds: float | None = None
     secrets: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     array_size: int = 1
+
+    @cached_property
+    def placement_rules(self) -> tuple[PlacementConstraint, ...]:
+        """`constraints` as `frameworks.placement` checks them."""
+        return tuple(rule for rule in (c.rule() for c in self.constraints) if rule is not None)
 
     def task_environment(self, index: int) -> dict[str, str]:
         """The plain environment of task `index` (secret-valued variables are left out).

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from frameworks.placement import AgentView
 from marathon.app_definition import AppDefinition, parse_app
-from marathon.constraints import Agent, PlacedInstance
+from marathon.constraints import PlacedInstance
 from marathon.launch_queue import (
     REASON_FUNNEL,
     LaunchQueue,
@@ -134,7 +135,7 @@ def test_constraints_see_instances_placed_earlier_in_the_same_offer() -> None:
     q.add(app(cpus=0.1, constraints=[["hostname", "UNIQUE"]]), 3)
     first = q.match_offer(offer(host="h1"), {})
     assert len(first.launches) == 1
-    placed = {PathId.parse("/foo"): [PlacedInstance(d.instance_id, Agent(d.hostname))
+    placed = {PathId.parse("/foo"): [PlacedInstance(d.instance_id, AgentView(d.hostname))
                                      for d in first.launches]}
     again = q.match_offer(offer(host="h1", number=2), placed)
     assert again.rejections[PathId.parse("/foo")] == (RejectReason.UNFULFILLED_CONSTRAINT,)
