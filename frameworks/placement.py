@@ -107,20 +107,9 @@ class AgentView:
     region: str | None = None
     zone: str | None = None
     scheme: FieldScheme = FieldScheme.MARATHON
-    _fields: Mapping[str, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        attributes = MappingProxyType(dict(self.attributes))
-        object.__setattr__(self, "attributes", attributes)
-        if self.scheme is FieldScheme.ATTRIBUTES:
-            fields = {"hostname": self.hostname, **attributes}
-        else:
-            named = {_REGION_FIELD: self.region, _ZONE_FIELD: self.zone}
-            fields = {k: v for k, v in attributes.items()
-                      if k not in _HOSTNAME_FIELDS and k not in named}
-            fields.update({name: self.hostname for name in _HOSTNAME_FIELDS})
-            fields.update({k: v for k, v in named.items() if v is not None})
-        object.__setattr__(self, "_fields", fields)
+        object.__setattr__(self, "attributes", MappingProxyType(dict(self.attributes)))
 
     @classmethod
     def of_offer(cls, offer: mesos_pb2.Offer, *, text: AttributeText = format_attribute_value,
@@ -130,7 +119,17 @@ class AgentView:
 
     def value_of(self, field_name: str) -> str | None:
         """The agent's value for a constraint field, None when it has none."""
-        return self._fields.get(field_name)
+        if self.scheme is FieldScheme.ATTRIBUTES:
+            if field_name == "hostname":
+                return self.attributes.get(field_name, self.hostname)
+            return self.attributes.get(field_name)
+        if field_name in _HOSTNAME_FIELDS:
+            return self.hostname
+        if field_name == _REGION_FIELD:
+            return self.region
+        if field_name == _ZONE_FIELD:
+            return self.zone
+        return self.attributes.get(field_name)
 
 
 @dataclass(frozen=True)
