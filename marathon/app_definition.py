@@ -8,6 +8,9 @@ Flow::
                 --validate--> Marathon's rules ("Object is not valid" 422)
                 --> AppDefinition --to_json--> GET /v2/apps/{id} shape
 
+The parts of an app (port definitions, fetch URIs, checks, strategies) are values of
+`marathon.app_parts`, each reading and writing its own JSON.
+
 Fields this cluster cannot honour (Docker and image containers, volumes, secrets, container
 networks) are kept verbatim so they round-trip; `AppDefinition.unsupported_reasons` says why
 such an app cannot run here.
@@ -22,6 +25,16 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from marathon.app_parts import (
+    EnvSecretRef,
+    FetchUri,
+    HealthCheck,
+    PortDefinition,
+    ReadinessCheck,
+    UnreachableStrategy,
+    UpgradeStrategy,
+    json_number,
+)
 from marathon.constraints import Constraint, KillSelection, constraint_errors
 from marathon.paths import ROOT, PathId, path_id_errors
 from marathon.validation import INVALID_JSON, OBJECT_NOT_VALID, AppValidationError
@@ -31,13 +44,6 @@ __all__ = [
     "DEFAULT_MAX_LAUNCH_DELAY_SECONDS",
     "KNOWN_FIELDS",
     "AppDefinition",
-    "EnvSecretRef",
-    "FetchUri",
-    "HealthCheck",
-    "PortDefinition",
-    "ReadinessCheck",
-    "UnreachableStrategy",
-    "UpgradeStrategy",
     "merge_patch",
     "parse_app",
     "to_json",
@@ -49,151 +55,14 @@ DEFAULT_MAX_LAUNCH_DELAY_SECONDS = 300
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _RAML_PATH_ID = re.compile(
     r"^(\/?((\.{2})|([a-z0-9][a-z0-9\-.]*[a-z0-9]+)|([a-z0-9]*))($|\/))+$")
-_PORT_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 _EXECUTOR = re.compile(r"^(//cmd)|(/?[^/]+(/[^/]+)*)|$")
 _EXTRACTABLE = (".tgz", ".tar.gz", ".tbz2", ".tar.bz2", ".txz", ".tar.xz", ".zip")
-_HEALTH_PROTOCOLS = ("HTTP", "HTTPS", "TCP", "COMMAND", "MESOS_HTTP", "MESOS_HTTPS", "MESOS_TCP")
 _MARATHON_PROTOCOLS = ("HTTP", "HTTPS", "TCP")
 _MESOS_PROTOCOLS = ("COMMAND", "MESOS_HTTP", "MESOS_HTTPS", "MESOS_TCP")
 
 
 def _mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(value))
-
-
-@dataclass(frozen=True)
-class PortDefinition:
-    """A host port the app needs; 0 asks for any port from the offer."""
-
-    port: int = 0
-    protocol: str = "tcp"
-    name: str | None = None
-    labels: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
-
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"port": self.port, "protocol": self.protocol}
-        if self.name is not None:
-            body["name"] = self.name
-        body["labels"] = dict(self.labels)
-        return body
-
-
-@dataclass(frozen=True)
-class FetchUri:
-    """An artifact the fetcher downloads into the sandbox before the task starts."""
-
-    uri: str
-    executable: bool = False
-    extract: bool = True
-    cache: bool = False
-    dest_path: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"uri": self.uri, "extract": self.extract,
-                                "executable": self.executable, "cache": self.cache}
-        if self.dest_path is not None:
-            body["destPath"] = self.dest_path
-        return body
-
-
-@dataclass(frozen=True)
-class HealthCheck:
-    """A Marathon-level (HTTP, HTTPS, TCP) or agent-level (COMMAND, MESOS_*) health check."""
-
-    protocol: str = "HTTP"
-    path: str | None = None
-    port_index: int | None = None
-    port: int | None = None
-    command: str | None = None
-    grace_period_seconds: int = 300
-    interval_seconds: int = 60
-    timeout_seconds: int = 20
-    max_consecutive_failures: int = 3
-    delay_seconds: int = 15
-    ignore_http1xx: bool = False
-    ip_protocol: str = "IPv4"
-
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "gracePeriodSeconds": self.grace_period_seconds,
-            "intervalSeconds": self.interval_seconds,
-            "maxConsecutiveFailures": self.max_consecutive_failures,
-            "timeoutSeconds": self.timeout_seconds,
-            "delaySeconds": self.delay_seconds,
-            "protocol": self.protocol,
-        }
-        if self.command is not None:
-            body["command"] = {"value": self.command}
-        if self.path is not None:
-            body["path"] = self.path
-        if self.port_index is not None:
-            body["portIndex"] = self.port_index
-        if self.port is not None:
-            body["port"] = self.port
-        if self.protocol in ("HTTP", "HTTPS", "MESOS_HTTP", "MESOS_HTTPS"):
-            body["ignoreHttp1xx"] = self.ignore_http1xx
-        if self.protocol != "COMMAND":
-            body["ipProtocol"] = self.ip_protocol
-        return body
-
-
-@dataclass(frozen=True)
-class ReadinessCheck:
-    """An HTTP check a deployment waits on before it counts an instance as ready."""
-
-    name: str = "readinessCheck"
-    protocol: str = "HTTP"
-    path: str = "/"
-    port_name: str = "http"
-    interval_seconds: int = 30
-    timeout_seconds: int = 10
-    http_status_codes_for_ready: tuple[int, ...] = (200,)
-    preserve_last_response: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "protocol": self.protocol, "path": self.path,
-                "portName": self.port_name, "intervalSeconds": self.interval_seconds,
-                "timeoutSeconds": self.timeout_seconds,
-                "httpStatusCodesForReady": list(self.http_status_codes_for_ready),
-                "preserveLastResponse": self.preserve_last_response}
-
-
-@dataclass(frozen=True)
-class UpgradeStrategy:
-    """Fractions of `instances` kept healthy / launched extra during a rolling upgrade."""
-
-    minimum_health_capacity: float = 1.0
-    maximum_over_capacity: float = 1.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {"minimumHealthCapacity": _number(self.minimum_health_capacity),
-                "maximumOverCapacity": _number(self.maximum_over_capacity)}
-
-
-@dataclass(frozen=True)
-class UnreachableStrategy:
-    """When unreachable instances are replaced and expunged; `enabled=False` is `"disabled"`.
-
-    The defaults (0 and 0: replace and expunge at once) are Marathon 1.9's, as in its app
-    schema; older Marathon releases used 300 and 600 seconds.
-    """
-
-    enabled: bool = True
-    inactive_after_seconds: int = 0
-    expunge_after_seconds: int = 0
-
-    def to_json(self) -> dict[str, Any] | str:
-        if not self.enabled:
-            return "disabled"
-        return {"inactiveAfterSeconds": self.inactive_after_seconds,
-                "expungeAfterSeconds": self.expunge_after_seconds}
-
-
-@dataclass(frozen=True)
-class EnvSecretRef:
-    """An environment variable whose value comes from the app's secret `secret`."""
-
-    secret: str
 
 
 @dataclass(frozen=True)
@@ -223,7 +92,7 @@ class AppDefinition:
     health_checks: tuple[HealthCheck, ...] = ()
     readiness_checks: tuple[ReadinessCheck, ...] = ()
     dependencies: tuple[PathId, ...] = ()
-    upgrade_strategy: UpgradeStrategy = UpgradeStrategy()
+    upgrade_strategy: UpgradeStrategy = field(default_factory=UpgradeStrategy)
     labels: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     accepted_resource_roles: tuple[str, ...] | None = None
     role: str | None = None
@@ -233,7 +102,7 @@ class AppDefinition:
     secrets: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: _EMPTY)
     task_kill_grace_period_seconds: int | None = None
     kill_selection: KillSelection = KillSelection.YOUNGEST_FIRST
-    unreachable_strategy: UnreachableStrategy = UnreachableStrategy()
+    unreachable_strategy: UnreachableStrategy = field(default_factory=UnreachableStrategy)
     check: Mapping[str, Any] | None = None
     tty: bool | None = None
     executor_resources: Mapping[str, Any] | None = None
@@ -325,119 +194,12 @@ class _AppReader(JsonReader):
         self.deferred: list[Violation] = []
 
 
-def _read_port_definition(r: _AppReader, value: Any, path: str) -> PortDefinition | None:
-    raw = r.object(value, path)
-    if raw is None:
-        return None
-    port = r.field(raw, "port", path, lambda v, p: r.integer(v, p, minimum=0, maximum=65535))
-    protocol = r.field(raw, "protocol", path,
-                       lambda v, p: r.choice(v, p, ("tcp", "udp", "udp,tcp")))
-    name = r.field(raw, "name", path, lambda v, p: r.string(v, p, pattern=_PORT_NAME))
-    labels = r.field(raw, "labels", path, r.string_map)
-    return PortDefinition(0 if port is None else port, protocol or "tcp", name, labels or {})
-
-
-def _read_fetch(r: _AppReader, value: Any, path: str) -> FetchUri | None:
-    raw = r.object(value, path)
-    if raw is None:
-        return None
-    uri = r.field(raw, "uri", path, lambda v, p: r.string(v, p, min_length=1))
-    if uri is None:
-        if "uri" not in raw:
-            r.fail(f"{path}/uri", "error.path.missing")
-        return None
-    return FetchUri(
-        uri,
-        executable=bool(r.field(raw, "executable", path, r.boolean)),
-        extract=r.field(raw, "extract", path, r.boolean) is not False,
-        cache=bool(r.field(raw, "cache", path, r.boolean)),
-        dest_path=r.field(raw, "destPath", path, r.string))
-
-
-def _read_health_check(r: _AppReader, value: Any, path: str) -> HealthCheck | None:
-    raw = r.object(value, path)
-    if raw is None:
-        return None
-
-    def seconds(key: str, default: int) -> int:
-        found = r.field(raw, key, path, lambda v, p: r.integer(v, p, minimum=0))
-        return default if found is None else found
-
-    command = r.field(raw, "command", path, r.object)
-    command_value = None if command is None else r.field(command, "value", f"{path}/command",
-                                                       r.string)
-    protocol = r.field(raw, "protocol", path, lambda v, p: r.choice(v, p, _HEALTH_PROTOCOLS))
-    return HealthCheck(
-        protocol=protocol or ("COMMAND" if command_value is not None else "HTTP"),
-        path=r.field(raw, "path", path, r.string),
-        port_index=r.field(raw, "portIndex", path,
-                         lambda v, p: r.integer(v, p, minimum=0, maximum=65535)),
-        port=r.field(raw, "port", path, lambda v, p: r.integer(v, p, minimum=0, maximum=65535)),
-        command=command_value,
-        grace_period_seconds=seconds("gracePeriodSeconds", 300),
-        interval_seconds=seconds("intervalSeconds", 60),
-        timeout_seconds=seconds("timeoutSeconds", 20),
-        max_consecutive_failures=seconds("maxConsecutiveFailures", 3),
-        delay_seconds=seconds("delaySeconds", 15),
-        ignore_http1xx=bool(r.field(raw, "ignoreHttp1xx", path, r.boolean)),
-        ip_protocol=r.field(raw, "ipProtocol", path,
-                          lambda v, p: r.choice(v, p, ("IPv4", "IPv6"))) or "IPv4")
-
-
-def _read_readiness_check(r: _AppReader, value: Any, path: str) -> ReadinessCheck | None:
-    raw = r.object(value, path)
-    if raw is None:
-        return None
-    defaults = ReadinessCheck()
-    codes = r.field(raw, "httpStatusCodesForReady", path, lambda v, p: r.items(
-        v, p, lambda c, cp: r.integer(c, cp, minimum=100, maximum=999)))
-    interval = r.field(raw, "intervalSeconds", path, lambda v, p: r.integer(v, p, minimum=0))
-    timeout = r.field(raw, "timeoutSeconds", path, lambda v, p: r.integer(v, p, minimum=0))
-    return ReadinessCheck(
-        name=r.field(raw, "name", path, r.string) or defaults.name,
-        protocol=r.field(raw, "protocol", path, lambda v, p: r.choice(v, p, ("HTTP", "HTTPS")))
-        or defaults.protocol,
-        path=r.field(raw, "path", path, r.string) or defaults.path,
-        port_name=r.field(raw, "portName", path, lambda v, p: r.string(v, p, pattern=_PORT_NAME))
-        or defaults.port_name,
-        interval_seconds=defaults.interval_seconds if interval is None else interval,
-        timeout_seconds=defaults.timeout_seconds if timeout is None else timeout,
-        http_status_codes_for_ready=tuple(codes) if codes else defaults.http_status_codes_for_ready,
-        preserve_last_response=bool(r.field(raw, "preserveLastResponse", path, r.boolean)))
-
-
-def _read_upgrade_strategy(r: _AppReader, value: Any, path: str) -> UpgradeStrategy | None:
-    raw = r.object(value, path)
-    if raw is None:
-        return None
-
-    def fraction(key: str) -> float:
-        found = r.field(raw, key, path, lambda v, p: r.number(v, p, minimum=0.0, maximum=1.0))
-        return 1.0 if found is None else found
-
-    return UpgradeStrategy(fraction("minimumHealthCapacity"), fraction("maximumOverCapacity"))
-
-
-def _read_unreachable(r: _AppReader, value: Any, path: str) -> UnreachableStrategy | None:
-    if isinstance(value, str):
-        if value.lower() == "disabled":
-            return UnreachableStrategy(enabled=False)
-        r.fail(path, "error.unknown.enum.literal")
-        return None
-    raw = r.object(value, path)
-    if raw is None:
-        return None
-    inactive = r.field(raw, "inactiveAfterSeconds", path, lambda v, p: r.integer(v, p, minimum=0))
-    expunge = r.field(raw, "expungeAfterSeconds", path, lambda v, p: r.integer(v, p, minimum=0))
-    return UnreachableStrategy(True, inactive or 0, expunge or 0)
-
-
 def _read_env(r: _AppReader, value: Any, path: str) -> dict[str, str | EnvSecretRef]:
     env: dict[str, str | EnvSecretRef] = {}
     for key, item in (r.object(value, path) or {}).items():
         if isinstance(item, Mapping):
             secret = r.field(item, "secret", f"{path}/{key}",
-                           lambda v, p: r.string(v, p, min_length=1))
+                             lambda v, p: r.string(v, p, min_length=1))
             if secret is not None:
                 env[key] = EnvSecretRef(secret)
             elif "secret" not in item:
@@ -499,11 +261,11 @@ def _read(r: _AppReader, raw: Mapping[str, Any]) -> _Raw:
     take("executor", "executor", lambda x, p: r.string(x, p, pattern=_EXECUTOR))
     take("constraints", "constraints",
          lambda x, p: tuple(r.items(x, p, lambda c, cp: _read_constraint(r, c, cp))))
-    take("fetch", "fetch", lambda x, p: tuple(r.items(x, p, lambda f, fp: _read_fetch(r, f, fp))))
+    take("fetch", "fetch", lambda x, p: tuple(r.items(x, p, lambda f, fp: FetchUri.read(r, f, fp))))
     take("storeUrls", "store_urls",
          lambda x, p: tuple(r.items(x, p, lambda s, sp: r.string(s, sp, min_length=1))))
     take("portDefinitions", "port_definitions",
-         lambda x, p: tuple(r.items(x, p, lambda d, dp: _read_port_definition(r, d, dp))))
+         lambda x, p: tuple(r.items(x, p, lambda d, dp: PortDefinition.read(r, d, dp))))
     take("requirePorts", "require_ports", r.boolean)
     take("backoffSeconds", "backoff_seconds", lambda x, p: r.integer(x, p, minimum=0))
     take("backoffFactor", "backoff_factor", lambda x, p: r.number(x, p, minimum=1.0))
@@ -511,12 +273,12 @@ def _read(r: _AppReader, raw: Mapping[str, Any]) -> _Raw:
          lambda x, p: r.integer(x, p, minimum=0))
     take("container", "container", r.object)
     take("healthChecks", "health_checks",
-         lambda x, p: tuple(r.items(x, p, lambda h, hp: _read_health_check(r, h, hp))))
+         lambda x, p: tuple(r.items(x, p, lambda h, hp: HealthCheck.read(r, h, hp))))
     take("readinessChecks", "readiness_checks",
-         lambda x, p: tuple(r.items(x, p, lambda c, cp: _read_readiness_check(r, c, cp))))
+         lambda x, p: tuple(r.items(x, p, lambda c, cp: ReadinessCheck.read(r, c, cp))))
     take("dependencies", "dependencies", lambda x, p: r.items(
         x, p, lambda d, dp: r.string(d, dp, min_length=1, pattern=_RAML_PATH_ID)))
-    take("upgradeStrategy", "upgrade_strategy", lambda x, p: _read_upgrade_strategy(r, x, p))
+    take("upgradeStrategy", "upgrade_strategy", lambda x, p: UpgradeStrategy.read(r, x, p))
     take("labels", "labels", r.string_map)
     take("acceptedResourceRoles", "accepted_resource_roles",
          lambda x, p: tuple(r.items(x, p, r.string)))
@@ -529,7 +291,8 @@ def _read(r: _AppReader, raw: Mapping[str, Any]) -> _Raw:
          lambda x, p: r.integer(x, p, minimum=0))
     take("killSelection", "kill_selection", lambda x, p: _enum_of(
         KillSelection, r.choice(x, p, [k.value for k in KillSelection])))
-    take("unreachableStrategy", "unreachable_strategy", lambda x, p: _read_unreachable(r, x, p))
+    take("unreachableStrategy", "unreachable_strategy",
+         lambda x, p: UnreachableStrategy.read(r, x, p))
     take("check", "check", r.object)
     take("tty", "tty", r.boolean)
     take("executorResources", "executor_resources", r.object)
@@ -554,7 +317,7 @@ def _read_secrets(r: _AppReader, value: Any, path: str) -> dict[str, Mapping[str
         if secret is None:
             continue
         if r.field(secret, "source", f"{path}/{name}",
-                 lambda v, p: r.string(v, p, min_length=1)) is None:
+                   lambda v, p: r.string(v, p, min_length=1)) is None:
             if "source" not in secret:
                 r.fail(f"{path}/{name}/source", "error.path.missing")
             continue
@@ -762,10 +525,6 @@ def _validate_readiness(app: AppDefinition) -> list[Violation]:
     return violations
 
 
-def _number(value: float) -> int | float:
-    return int(value) if float(value).is_integer() else value
-
-
 def to_json(app: AppDefinition) -> dict[str, Any]:
     """The app as GET /v2/apps/{id} shows it (without task counts), every field present."""
     body: dict[str, Any] = {"id": str(app.id)}
@@ -780,9 +539,9 @@ def to_json(app: AppDefinition) -> dict[str, Any]:
     body["constraints"] = [c.to_json() for c in app.constraints]
     if app.container is not None:
         body["container"] = thawed_json(app.container)
-    body["cpus"] = _number(app.cpus)
+    body["cpus"] = json_number(app.cpus)
     body["dependencies"] = [str(d) for d in app.dependencies]
-    body["disk"] = _number(app.disk)
+    body["disk"] = json_number(app.disk)
     body["env"] = {k: ({"secret": v.secret} if isinstance(v, EnvSecretRef) else v)
                    for k, v in app.env.items()}
     body["executor"] = app.executor
@@ -791,7 +550,7 @@ def to_json(app: AppDefinition) -> dict[str, Any]:
     body["instances"] = app.instances
     body["labels"] = dict(app.labels)
     body["maxLaunchDelaySeconds"] = app.max_launch_delay_seconds
-    body["mem"] = _number(app.mem)
+    body["mem"] = json_number(app.mem)
     body["gpus"] = app.gpus
     if app.ip_address is not None:
         body["ipAddress"] = thawed_json(app.ip_address)
