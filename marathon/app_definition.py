@@ -8,6 +8,9 @@ Flow::
                 --validate--> Marathon's rules ("Object is not valid" 422)
                 --> AppDefinition --to_json--> GET /v2/apps/{id} shape
 
+The parts of an app (port definitions, fetch URIs, checks, strategies) are values of
+`marathon.app_parts`, each reading and writing its own JSON.
+
 Fields this cluster cannot honour (Docker and image containers, volumes, secrets, container
 networks) are kept verbatim so they round-trip; `AppDefinition.unsupported_reasons` says why
 such an app cannot run here.
@@ -20,23 +23,27 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any
 
+from marathon.app_parts import (
+    EnvSecretRef,
+    FetchUri,
+    HealthCheck,
+    PortDefinition,
+    ReadinessCheck,
+    UnreachableStrategy,
+    UpgradeStrategy,
+    json_number,
+)
 from marathon.constraints import Constraint, KillSelection, constraint_errors
 from marathon.paths import ROOT, PathId, path_id_errors
-from marathon.validation import INVALID_JSON, OBJECT_NOT_VALID, AppValidationError, Violation
+from marathon.validation import INVALID_JSON, OBJECT_NOT_VALID, AppValidationError
+from mesos_http.json_input import PLAY_JSON, JsonReader, Violation, frozen_json, thawed_json
 
 __all__ = [
     "DEFAULT_MAX_LAUNCH_DELAY_SECONDS",
     "KNOWN_FIELDS",
     "AppDefinition",
-    "EnvSecretRef",
-    "FetchUri",
-    "HealthCheck",
-    "PortDefinition",
-    "ReadinessCheck",
-    "UnreachableStrategy",
-    "UpgradeStrategy",
     "merge_patch",
     "parse_app",
     "to_json",
@@ -48,169 +55,14 @@ DEFAULT_MAX_LAUNCH_DELAY_SECONDS = 300
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _RAML_PATH_ID = re.compile(
     r"^(\/?((\.{2})|([a-z0-9][a-z0-9\-.]*[a-z0-9]+)|([a-z0-9]*))($|\/))+$")
-_PORT_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 _EXECUTOR = re.compile(r"^(//cmd)|(/?[^/]+(/[^/]+)*)|$")
 _EXTRACTABLE = (".tgz", ".tar.gz", ".tbz2", ".tar.bz2", ".txz", ".tar.xz", ".zip")
-_HEALTH_PROTOCOLS = ("HTTP", "HTTPS", "TCP", "COMMAND", "MESOS_HTTP", "MESOS_HTTPS", "MESOS_TCP")
 _MARATHON_PROTOCOLS = ("HTTP", "HTTPS", "TCP")
 _MESOS_PROTOCOLS = ("COMMAND", "MESOS_HTTP", "MESOS_HTTPS", "MESOS_TCP")
 
 
-def _frozen(value: Any) -> Any:
-    """A deep read-only copy of a JSON value (objects become mappings, arrays tuples)."""
-    if isinstance(value, Mapping):
-        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
-    if isinstance(value, list | tuple):
-        return tuple(_frozen(v) for v in value)
-    return value
-
-
-def _thawed(value: Any) -> Any:
-    """Plain JSON (dicts and lists) from a `_frozen` value."""
-    if isinstance(value, Mapping):
-        return {k: _thawed(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return [_thawed(v) for v in value]
-    return value
-
-
 def _mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(value))
-
-
-@dataclass(frozen=True)
-class PortDefinition:
-    """A host port the app needs; 0 asks for any port from the offer."""
-
-    port: int = 0
-    protocol: str = "tcp"
-    name: str | None = None
-    labels: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
-
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"port": self.port, "protocol": self.protocol}
-        if self.name is not None:
-            body["name"] = self.name
-        body["labels"] = dict(self.labels)
-        return body
-
-
-@dataclass(frozen=True)
-class FetchUri:
-    """An artifact the fetcher downloads into the sandbox before the task starts."""
-
-    uri: str
-    executable: bool = False
-    extract: bool = True
-    cache: bool = False
-    dest_path: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"uri": self.uri, "extract": self.extract,
-                                "executable": self.executable, "cache": self.cache}
-        if self.dest_path is not None:
-            body["destPath"] = self.dest_path
-        return body
-
-
-@dataclass(frozen=True)
-class HealthCheck:
-    """A Marathon-level (HTTP, HTTPS, TCP) or agent-level (COMMAND, MESOS_*) health check."""
-
-    protocol: str = "HTTP"
-    path: str | None = None
-    port_index: int | None = None
-    port: int | None = None
-    command: str | None = None
-    grace_period_seconds: int = 300
-    interval_seconds: int = 60
-    timeout_seconds: int = 20
-    max_consecutive_failures: int = 3
-    delay_seconds: int = 15
-    ignore_http1xx: bool = False
-    ip_protocol: str = "IPv4"
-
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "gracePeriodSeconds": self.grace_period_seconds,
-            "intervalSeconds": self.interval_seconds,
-            "maxConsecutiveFailures": self.max_consecutive_failures,
-            "timeoutSeconds": self.timeout_seconds,
-            "delaySeconds": self.delay_seconds,
-            "protocol": self.protocol,
-        }
-        if self.command is not None:
-            body["command"] = {"value": self.command}
-        if self.path is not None:
-            body["path"] = self.path
-        if self.port_index is not None:
-            body["portIndex"] = self.port_index
-        if self.port is not None:
-            body["port"] = self.port
-        if self.protocol in ("HTTP", "HTTPS", "MESOS_HTTP", "MESOS_HTTPS"):
-            body["ignoreHttp1xx"] = self.ignore_http1xx
-        if self.protocol != "COMMAND":
-            body["ipProtocol"] = self.ip_protocol
-        return body
-
-
-@dataclass(frozen=True)
-class ReadinessCheck:
-    """An HTTP check a deployment waits on before it counts an instance as ready."""
-
-    name: str = "readinessCheck"
-    protocol: str = "HTTP"
-    path: str = "/"
-    port_name: str = "http"
-    interval_seconds: int = 30
-    timeout_seconds: int = 10
-    http_status_codes_for_ready: tuple[int, ...] = (200,)
-    preserve_last_response: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "protocol": self.protocol, "path": self.path,
-                "portName": self.port_name, "intervalSeconds": self.interval_seconds,
-                "timeoutSeconds": self.timeout_seconds,
-                "httpStatusCodesForReady": list(self.http_status_codes_for_ready),
-                "preserveLastResponse": self.preserve_last_response}
-
-
-@dataclass(frozen=True)
-class UpgradeStrategy:
-    """Fractions of `instances` kept healthy / launched extra during a rolling upgrade."""
-
-    minimum_health_capacity: float = 1.0
-    maximum_over_capacity: float = 1.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {"minimumHealthCapacity": _number(self.minimum_health_capacity),
-                "maximumOverCapacity": _number(self.maximum_over_capacity)}
-
-
-@dataclass(frozen=True)
-class UnreachableStrategy:
-    """When unreachable instances are replaced and expunged; `enabled=False` is `"disabled"`.
-
-    The defaults (0 and 0: replace and expunge at once) are Marathon 1.9's, as in its app
-    schema; older Marathon releases used 300 and 600 seconds.
-    """
-
-    enabled: bool = True
-    inactive_after_seconds: int = 0
-    expunge_after_seconds: int = 0
-
-    def to_json(self) -> dict[str, Any] | str:
-        if not self.enabled:
-            return "disabled"
-        return {"inactiveAfterSeconds": self.inactive_after_seconds,
-                "expungeAfterSeconds": self.expunge_after_seconds}
-
-
-@dataclass(frozen=True)
-class EnvSecretRef:
-    """An environment variable whose value comes from the app's secret `secret`."""
-
-    secret: str
 
 
 @dataclass(frozen=True)
@@ -240,7 +92,7 @@ class AppDefinition:
     health_checks: tuple[HealthCheck, ...] = ()
     readiness_checks: tuple[ReadinessCheck, ...] = ()
     dependencies: tuple[PathId, ...] = ()
-    upgrade_strategy: UpgradeStrategy = UpgradeStrategy()
+    upgrade_strategy: UpgradeStrategy = field(default_factory=UpgradeStrategy)
     labels: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     accepted_resource_roles: tuple[str, ...] | None = None
     role: str | None = None
@@ -250,7 +102,7 @@ class AppDefinition:
     secrets: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: _EMPTY)
     task_kill_grace_period_seconds: int | None = None
     kill_selection: KillSelection = KillSelection.YOUNGEST_FIRST
-    unreachable_strategy: UnreachableStrategy = UnreachableStrategy()
+    unreachable_strategy: UnreachableStrategy = field(default_factory=UnreachableStrategy)
     check: Mapping[str, Any] | None = None
     tty: bool | None = None
     executor_resources: Mapping[str, Any] | None = None
@@ -264,9 +116,9 @@ class AppDefinition:
         for name in ("container", "ip_address", "residency", "check", "executor_resources",
                      "resource_limits", "version_info"):
             value = getattr(self, name)
-            object.__setattr__(self, name, None if value is None else _frozen(value))
-        object.__setattr__(self, "secrets", _frozen(self.secrets))
-        object.__setattr__(self, "networks", _frozen(self.networks))
+            object.__setattr__(self, name, None if value is None else frozen_json(value))
+        object.__setattr__(self, "secrets", frozen_json(self.secrets))
+        object.__setattr__(self, "networks", frozen_json(self.networks))
 
     def replace(self, **changes: Any) -> AppDefinition:
         """A copy with some fields changed (no re-validation)."""
@@ -333,222 +185,21 @@ def _docker_network(container: Mapping[str, Any] | None) -> str | None:
     return network if isinstance(network, str) else None
 
 
-T = TypeVar("T")
-
-
-class _Reader:
-    """Reads typed fields out of raw JSON, recording play-json style errors by path."""
+class _AppReader(JsonReader):
+    """Marathon's reader: play-json's words, and constraints that are well-typed but invalid
+    kept for the validation phase (`deferred`)."""
 
     def __init__(self) -> None:
-        self.violations: list[Violation] = []
+        super().__init__(PLAY_JSON)
         self.deferred: list[Violation] = []
-        """Well-typed but invalid values, reported with the validation phase."""
-
-    def fail(self, path: str, error: str) -> None:
-        self.violations.append(Violation(path, error))
-
-    def get(self, obj: Mapping[str, Any], key: str, path: str,
-            convert: Callable[[Any, str], T | None]) -> T | None:
-        if key not in obj or obj[key] is None:
-            return None
-        return convert(obj[key], f"{path}/{key}")
-
-    def string(self, value: Any, path: str, *, min_length: int = 0,
-               pattern: re.Pattern[str] | None = None) -> str | None:
-        if not isinstance(value, str):
-            self.fail(path, "error.expected.jsstring")
-            return None
-        if len(value) < min_length:
-            self.fail(path, "error.minLength")
-            return None
-        if pattern is not None and not pattern.fullmatch(value):
-            self.fail(path, "error.pattern")
-            return None
-        return value
-
-    def number(self, value: Any, path: str, *, minimum: float | None = None,
-               maximum: float | None = None) -> float | None:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.fail(path, "error.expected.jsnumber")
-            return None
-        return self._in_range(float(value), path, minimum, maximum)
-
-    def integer(self, value: Any, path: str, *, minimum: int | None = None,
-                maximum: int | None = None) -> int | None:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.fail(path, "error.expected.jsnumber")
-            return None
-        if isinstance(value, float) and not value.is_integer():
-            self.fail(path, "error.expected.int")
-            return None
-        checked = self._in_range(int(value), path, minimum, maximum)
-        return None if checked is None else int(checked)
-
-    def _in_range(self, value: float, path: str, minimum: float | None,
-                  maximum: float | None) -> float | None:
-        if minimum is not None and value < minimum:
-            self.fail(path, "error.min")
-            return None
-        if maximum is not None and value > maximum:
-            self.fail(path, "error.max")
-            return None
-        return value
-
-    def boolean(self, value: Any, path: str) -> bool | None:
-        if not isinstance(value, bool):
-            self.fail(path, "error.expected.jsboolean")
-            return None
-        return value
-
-    def enum(self, value: Any, path: str, choices: Sequence[str]) -> str | None:
-        text = self.string(value, path)
-        if text is None:
-            return None
-        for choice in choices:
-            if choice.lower() == text.lower():
-                return choice
-        self.fail(path, "error.unknown.enum.literal")
-        return None
-
-    def obj(self, value: Any, path: str) -> Mapping[str, Any] | None:
-        if not isinstance(value, Mapping):
-            self.fail(path, "error.expected.jsobject")
-            return None
-        return value
-
-    def array(self, value: Any, path: str) -> list[Any] | None:
-        if not isinstance(value, list | tuple):
-            self.fail(path, "error.expected.jsarray")
-            return None
-        return list(value)
-
-    def items(self, value: Any, path: str, convert: Callable[[Any, str], T | None]) -> list[T]:
-        values = self.array(value, path)
-        converted = [convert(item, f"{path}({i})") for i, item in enumerate(values or [])]
-        return [item for item in converted if item is not None]
-
-    def string_map(self, value: Any, path: str) -> dict[str, str]:
-        mapping = self.obj(value, path) or {}
-        result: dict[str, str] = {}
-        for key, item in mapping.items():
-            text = self.string(item, f"{path}/{key}")
-            if text is not None:
-                result[key] = text
-        return result
 
 
-def _read_port_definition(r: _Reader, value: Any, path: str) -> PortDefinition | None:
-    raw = r.obj(value, path)
-    if raw is None:
-        return None
-    port = r.get(raw, "port", path, lambda v, p: r.integer(v, p, minimum=0, maximum=65535))
-    protocol = r.get(raw, "protocol", path, lambda v, p: r.enum(v, p, ("tcp", "udp", "udp,tcp")))
-    name = r.get(raw, "name", path, lambda v, p: r.string(v, p, pattern=_PORT_NAME))
-    labels = r.get(raw, "labels", path, r.string_map)
-    return PortDefinition(0 if port is None else port, protocol or "tcp", name, labels or {})
-
-
-def _read_fetch(r: _Reader, value: Any, path: str) -> FetchUri | None:
-    raw = r.obj(value, path)
-    if raw is None:
-        return None
-    uri = r.get(raw, "uri", path, lambda v, p: r.string(v, p, min_length=1))
-    if uri is None:
-        if "uri" not in raw:
-            r.fail(f"{path}/uri", "error.path.missing")
-        return None
-    return FetchUri(
-        uri,
-        executable=bool(r.get(raw, "executable", path, r.boolean)),
-        extract=r.get(raw, "extract", path, r.boolean) is not False,
-        cache=bool(r.get(raw, "cache", path, r.boolean)),
-        dest_path=r.get(raw, "destPath", path, r.string))
-
-
-def _read_health_check(r: _Reader, value: Any, path: str) -> HealthCheck | None:
-    raw = r.obj(value, path)
-    if raw is None:
-        return None
-
-    def seconds(key: str, default: int) -> int:
-        found = r.get(raw, key, path, lambda v, p: r.integer(v, p, minimum=0))
-        return default if found is None else found
-
-    command = r.get(raw, "command", path, r.obj)
-    command_value = None if command is None else r.get(command, "value", f"{path}/command",
-                                                       r.string)
-    protocol = r.get(raw, "protocol", path, lambda v, p: r.enum(v, p, _HEALTH_PROTOCOLS))
-    return HealthCheck(
-        protocol=protocol or ("COMMAND" if command_value is not None else "HTTP"),
-        path=r.get(raw, "path", path, r.string),
-        port_index=r.get(raw, "portIndex", path,
-                         lambda v, p: r.integer(v, p, minimum=0, maximum=65535)),
-        port=r.get(raw, "port", path, lambda v, p: r.integer(v, p, minimum=0, maximum=65535)),
-        command=command_value,
-        grace_period_seconds=seconds("gracePeriodSeconds", 300),
-        interval_seconds=seconds("intervalSeconds", 60),
-        timeout_seconds=seconds("timeoutSeconds", 20),
-        max_consecutive_failures=seconds("maxConsecutiveFailures", 3),
-        delay_seconds=seconds("delaySeconds", 15),
-        ignore_http1xx=bool(r.get(raw, "ignoreHttp1xx", path, r.boolean)),
-        ip_protocol=r.get(raw, "ipProtocol", path,
-                          lambda v, p: r.enum(v, p, ("IPv4", "IPv6"))) or "IPv4")
-
-
-def _read_readiness_check(r: _Reader, value: Any, path: str) -> ReadinessCheck | None:
-    raw = r.obj(value, path)
-    if raw is None:
-        return None
-    defaults = ReadinessCheck()
-    codes = r.get(raw, "httpStatusCodesForReady", path, lambda v, p: r.items(
-        v, p, lambda c, cp: r.integer(c, cp, minimum=100, maximum=999)))
-    interval = r.get(raw, "intervalSeconds", path, lambda v, p: r.integer(v, p, minimum=0))
-    timeout = r.get(raw, "timeoutSeconds", path, lambda v, p: r.integer(v, p, minimum=0))
-    return ReadinessCheck(
-        name=r.get(raw, "name", path, r.string) or defaults.name,
-        protocol=r.get(raw, "protocol", path, lambda v, p: r.enum(v, p, ("HTTP", "HTTPS")))
-        or defaults.protocol,
-        path=r.get(raw, "path", path, r.string) or defaults.path,
-        port_name=r.get(raw, "portName", path, lambda v, p: r.string(v, p, pattern=_PORT_NAME))
-        or defaults.port_name,
-        interval_seconds=defaults.interval_seconds if interval is None else interval,
-        timeout_seconds=defaults.timeout_seconds if timeout is None else timeout,
-        http_status_codes_for_ready=tuple(codes) if codes else defaults.http_status_codes_for_ready,
-        preserve_last_response=bool(r.get(raw, "preserveLastResponse", path, r.boolean)))
-
-
-def _read_upgrade_strategy(r: _Reader, value: Any, path: str) -> UpgradeStrategy | None:
-    raw = r.obj(value, path)
-    if raw is None:
-        return None
-
-    def fraction(key: str) -> float:
-        found = r.get(raw, key, path, lambda v, p: r.number(v, p, minimum=0.0, maximum=1.0))
-        return 1.0 if found is None else found
-
-    return UpgradeStrategy(fraction("minimumHealthCapacity"), fraction("maximumOverCapacity"))
-
-
-def _read_unreachable(r: _Reader, value: Any, path: str) -> UnreachableStrategy | None:
-    if isinstance(value, str):
-        if value.lower() == "disabled":
-            return UnreachableStrategy(enabled=False)
-        r.fail(path, "error.unknown.enum.literal")
-        return None
-    raw = r.obj(value, path)
-    if raw is None:
-        return None
-    inactive = r.get(raw, "inactiveAfterSeconds", path, lambda v, p: r.integer(v, p, minimum=0))
-    expunge = r.get(raw, "expungeAfterSeconds", path, lambda v, p: r.integer(v, p, minimum=0))
-    return UnreachableStrategy(True, inactive or 0, expunge or 0)
-
-
-def _read_env(r: _Reader, value: Any, path: str) -> dict[str, str | EnvSecretRef]:
+def _read_env(r: _AppReader, value: Any, path: str) -> dict[str, str | EnvSecretRef]:
     env: dict[str, str | EnvSecretRef] = {}
-    for key, item in (r.obj(value, path) or {}).items():
+    for key, item in (r.object(value, path) or {}).items():
         if isinstance(item, Mapping):
-            secret = r.get(item, "secret", f"{path}/{key}",
-                           lambda v, p: r.string(v, p, min_length=1))
+            secret = r.field(item, "secret", f"{path}/{key}",
+                             lambda v, p: r.string(v, p, min_length=1))
             if secret is not None:
                 env[key] = EnvSecretRef(secret)
             elif "secret" not in item:
@@ -560,7 +211,7 @@ def _read_env(r: _Reader, value: Any, path: str) -> dict[str, str | EnvSecretRef
     return env
 
 
-def _read_constraint(r: _Reader, value: Any, path: str) -> Constraint | None:
+def _read_constraint(r: _AppReader, value: Any, path: str) -> Constraint | None:
     items = r.array(value, path)
     if items is None:
         return None
@@ -587,11 +238,11 @@ class _Raw:
     uris: list[str] | None
 
 
-def _read(r: _Reader, raw: Mapping[str, Any]) -> _Raw:
+def _read(r: _AppReader, raw: Mapping[str, Any]) -> _Raw:
     v: dict[str, Any] = {}
 
     def take(key: str, name: str, convert: Callable[[Any, str], Any]) -> None:
-        found = r.get(raw, key, "", convert)
+        found = r.field(raw, key, "", convert)
         if found is not None:
             v[name] = found
 
@@ -610,46 +261,47 @@ def _read(r: _Reader, raw: Mapping[str, Any]) -> _Raw:
     take("executor", "executor", lambda x, p: r.string(x, p, pattern=_EXECUTOR))
     take("constraints", "constraints",
          lambda x, p: tuple(r.items(x, p, lambda c, cp: _read_constraint(r, c, cp))))
-    take("fetch", "fetch", lambda x, p: tuple(r.items(x, p, lambda f, fp: _read_fetch(r, f, fp))))
+    take("fetch", "fetch", lambda x, p: tuple(r.items(x, p, lambda f, fp: FetchUri.read(r, f, fp))))
     take("storeUrls", "store_urls",
          lambda x, p: tuple(r.items(x, p, lambda s, sp: r.string(s, sp, min_length=1))))
     take("portDefinitions", "port_definitions",
-         lambda x, p: tuple(r.items(x, p, lambda d, dp: _read_port_definition(r, d, dp))))
+         lambda x, p: tuple(r.items(x, p, lambda d, dp: PortDefinition.read(r, d, dp))))
     take("requirePorts", "require_ports", r.boolean)
     take("backoffSeconds", "backoff_seconds", lambda x, p: r.integer(x, p, minimum=0))
     take("backoffFactor", "backoff_factor", lambda x, p: r.number(x, p, minimum=1.0))
     take("maxLaunchDelaySeconds", "max_launch_delay_seconds",
          lambda x, p: r.integer(x, p, minimum=0))
-    take("container", "container", r.obj)
+    take("container", "container", r.object)
     take("healthChecks", "health_checks",
-         lambda x, p: tuple(r.items(x, p, lambda h, hp: _read_health_check(r, h, hp))))
+         lambda x, p: tuple(r.items(x, p, lambda h, hp: HealthCheck.read(r, h, hp))))
     take("readinessChecks", "readiness_checks",
-         lambda x, p: tuple(r.items(x, p, lambda c, cp: _read_readiness_check(r, c, cp))))
+         lambda x, p: tuple(r.items(x, p, lambda c, cp: ReadinessCheck.read(r, c, cp))))
     take("dependencies", "dependencies", lambda x, p: r.items(
         x, p, lambda d, dp: r.string(d, dp, min_length=1, pattern=_RAML_PATH_ID)))
-    take("upgradeStrategy", "upgrade_strategy", lambda x, p: _read_upgrade_strategy(r, x, p))
+    take("upgradeStrategy", "upgrade_strategy", lambda x, p: UpgradeStrategy.read(r, x, p))
     take("labels", "labels", r.string_map)
     take("acceptedResourceRoles", "accepted_resource_roles",
          lambda x, p: tuple(r.items(x, p, r.string)))
     take("role", "role", r.string)
-    take("ipAddress", "ip_address", r.obj)
-    take("networks", "networks", lambda x, p: tuple(r.items(x, p, r.obj)))
-    take("residency", "residency", r.obj)
+    take("ipAddress", "ip_address", r.object)
+    take("networks", "networks", lambda x, p: tuple(r.items(x, p, r.object)))
+    take("residency", "residency", r.object)
     take("secrets", "secrets", lambda x, p: _read_secrets(r, x, p))
     take("taskKillGracePeriodSeconds", "task_kill_grace_period_seconds",
          lambda x, p: r.integer(x, p, minimum=0))
     take("killSelection", "kill_selection", lambda x, p: _enum_of(
-        KillSelection, r.enum(x, p, [k.value for k in KillSelection])))
-    take("unreachableStrategy", "unreachable_strategy", lambda x, p: _read_unreachable(r, x, p))
-    take("check", "check", r.obj)
+        KillSelection, r.choice(x, p, [k.value for k in KillSelection])))
+    take("unreachableStrategy", "unreachable_strategy",
+         lambda x, p: UnreachableStrategy.read(r, x, p))
+    take("check", "check", r.object)
     take("tty", "tty", r.boolean)
-    take("executorResources", "executor_resources", r.obj)
-    take("resourceLimits", "resource_limits", r.obj)
+    take("executorResources", "executor_resources", r.object)
+    take("resourceLimits", "resource_limits", r.object)
     take("version", "version", r.string)
-    take("versionInfo", "version_info", r.obj)
-    ports = r.get(raw, "ports", "", lambda x, p: r.items(
+    take("versionInfo", "version_info", r.object)
+    ports = r.field(raw, "ports", "", lambda x, p: r.items(
         x, p, lambda n, np: r.integer(n, np, minimum=0, maximum=65535)))
-    uris = r.get(raw, "uris", "", lambda x, p: r.items(
+    uris = r.field(raw, "uris", "", lambda x, p: r.items(
         x, p, lambda u, up: r.string(u, up, min_length=1)))
     return _Raw(v, ports, uris)
 
@@ -658,14 +310,14 @@ def _enum_of(kind: type[KillSelection], value: str | None) -> KillSelection | No
     return None if value is None else kind(value)
 
 
-def _read_secrets(r: _Reader, value: Any, path: str) -> dict[str, Mapping[str, Any]]:
+def _read_secrets(r: _AppReader, value: Any, path: str) -> dict[str, Mapping[str, Any]]:
     secrets: dict[str, Mapping[str, Any]] = {}
-    for name, item in (r.obj(value, path) or {}).items():
-        secret = r.obj(item, f"{path}/{name}")
+    for name, item in (r.object(value, path) or {}).items():
+        secret = r.object(item, f"{path}/{name}")
         if secret is None:
             continue
-        if r.get(secret, "source", f"{path}/{name}",
-                 lambda v, p: r.string(v, p, min_length=1)) is None:
+        if r.field(secret, "source", f"{path}/{name}",
+                   lambda v, p: r.string(v, p, min_length=1)) is None:
             if "source" not in secret:
                 r.fail(f"{path}/{name}/source", "error.path.missing")
             continue
@@ -680,8 +332,8 @@ def parse_app(json_obj: object, *, base_group: PathId = ROOT) -> AppDefinition:
     `id` is resolved against it and an absolute one must lie directly inside it. Raises
     `AppValidationError` with Marathon's 422 body when the definition is rejected.
     """
-    reader = _Reader()
-    raw = reader.obj(json_obj, "")
+    reader = _AppReader()
+    raw = reader.object(json_obj, "")
     if raw is None:
         raise AppValidationError(INVALID_JSON, reader.violations)
     read = _read(reader, raw)
@@ -873,10 +525,6 @@ def _validate_readiness(app: AppDefinition) -> list[Violation]:
     return violations
 
 
-def _number(value: float) -> int | float:
-    return int(value) if float(value).is_integer() else value
-
-
 def to_json(app: AppDefinition) -> dict[str, Any]:
     """The app as GET /v2/apps/{id} shows it (without task counts), every field present."""
     body: dict[str, Any] = {"id": str(app.id)}
@@ -890,10 +538,10 @@ def to_json(app: AppDefinition) -> dict[str, Any]:
         body["cmd"] = app.cmd
     body["constraints"] = [c.to_json() for c in app.constraints]
     if app.container is not None:
-        body["container"] = _thawed(app.container)
-    body["cpus"] = _number(app.cpus)
+        body["container"] = thawed_json(app.container)
+    body["cpus"] = json_number(app.cpus)
     body["dependencies"] = [str(d) for d in app.dependencies]
-    body["disk"] = _number(app.disk)
+    body["disk"] = json_number(app.disk)
     body["env"] = {k: ({"secret": v.secret} if isinstance(v, EnvSecretRef) else v)
                    for k, v in app.env.items()}
     body["executor"] = app.executor
@@ -902,17 +550,17 @@ def to_json(app: AppDefinition) -> dict[str, Any]:
     body["instances"] = app.instances
     body["labels"] = dict(app.labels)
     body["maxLaunchDelaySeconds"] = app.max_launch_delay_seconds
-    body["mem"] = _number(app.mem)
+    body["mem"] = json_number(app.mem)
     body["gpus"] = app.gpus
     if app.ip_address is not None:
-        body["ipAddress"] = _thawed(app.ip_address)
-    body["networks"] = _thawed(app.networks)
+        body["ipAddress"] = thawed_json(app.ip_address)
+    body["networks"] = thawed_json(app.networks)
     body["portDefinitions"] = [d.to_json() for d in app.port_definitions]
     body["readinessChecks"] = [c.to_json() for c in app.readiness_checks]
     if app.residency is not None:
-        body["residency"] = _thawed(app.residency)
+        body["residency"] = thawed_json(app.residency)
     body["requirePorts"] = app.require_ports
-    body["secrets"] = _thawed(app.secrets)
+    body["secrets"] = thawed_json(app.secrets)
     if app.store_urls:
         body["storeUrls"] = list(app.store_urls)
     if app.task_kill_grace_period_seconds is not None:
@@ -923,14 +571,14 @@ def to_json(app: AppDefinition) -> dict[str, Any]:
     if app.version is not None:
         body["version"] = app.version
     if app.version_info is not None:
-        body["versionInfo"] = _thawed(app.version_info)
+        body["versionInfo"] = thawed_json(app.version_info)
     body["killSelection"] = app.kill_selection.value
     body["unreachableStrategy"] = app.unreachable_strategy.to_json()
     for key, value in (("role", app.role), ("tty", app.tty), ("check", app.check),
                        ("executorResources", app.executor_resources),
                        ("resourceLimits", app.resource_limits)):
         if value is not None:
-            body[key] = _thawed(value)
+            body[key] = thawed_json(value)
     return body
 
 

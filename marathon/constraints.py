@@ -1,14 +1,11 @@
-"""Placement constraints: Marathon's operators as a chain of small checkers, and scale-down picks.
+"""Marathon's placement constraints: their JSON form and validation, the text attributes
+compare as, and which instances go when an app scales down.
 
-Flow for one offer::
-
-    Constraint x Agent(offer) x placed instances --> checker for the operator --> Verdict
-
-`check_offer` runs one checker per constraint of the app and stops at the first rejection; the
-rejection names the constraint and carries the reason `UnfulfilledConstraint` that `/v2/queue`
-counts in `processedOffersSummary`. A field is `hostname` (or `@hostname`), `@region`, `@zone` or
-an agent attribute; attribute values compare in Marathon's text form (see `format_attribute`).
-An agent lacking the attribute satisfies only `UNLIKE`.
+Constraints are checked by the SDK's placement kit (`frameworks.placement`): `offer_view`
+reads an offer once, with attributes in Marathon's text form (see `format_attribute`), and
+`check` runs the app's constraints against it and the app's `Spread`; a rejection names the
+constraint and carries the reason `UnfulfilledConstraint` that `/v2/queue` counts in
+`processedOffersSummary`.
 
 `select_instances_to_kill` picks which instances go when an app scales down: first those whose
 removal evens out `GROUP_BY` spreads, then the rest in `killSelection` order.
@@ -18,45 +15,27 @@ from __future__ import annotations
 
 import enum
 import re
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
-from types import MappingProxyType
 
-from mesos_values.attributes import parse_attributes
+from frameworks import placement
+from frameworks.placement import UNFULFILLED_CONSTRAINT, AgentView, OfferView, Operator, count_value
 from protos import mesos_pb2
 
 __all__ = [
     "UNFULFILLED_CONSTRAINT",
-    "Agent",
     "Constraint",
     "InstanceCondition",
     "KillSelection",
     "Operator",
     "PlacedInstance",
-    "Verdict",
-    "check_offer",
+    "agent_view",
     "constraint_errors",
     "format_attribute",
-    "meets_constraint",
+    "offer_view",
     "select_instances_to_kill",
 ]
-
-UNFULFILLED_CONSTRAINT = "UnfulfilledConstraint"
-"""The reject reason `/v2/queue` reports for offers that fail a placement constraint."""
-
-
-class Operator(enum.StrEnum):
-    """Marathon's constraint operators."""
-
-    UNIQUE = "UNIQUE"
-    CLUSTER = "CLUSTER"
-    GROUP_BY = "GROUP_BY"
-    LIKE = "LIKE"
-    UNLIKE = "UNLIKE"
-    MAX_PER = "MAX_PER"
-    IS = "IS"
 
 
 class KillSelection(enum.StrEnum):
@@ -90,19 +69,12 @@ _KILL_WEIGHT = {
     InstanceCondition.OTHER: 5,
 }
 
-_HOSTNAME_FIELDS = frozenset({"hostname", "@hostname"})
-_REGION_FIELD = "@region"
-_ZONE_FIELD = "@zone"
 _OPERATOR_LIST = "UNIQUE, CLUSTER, GROUP_BY, LIKE, UNLIKE, MAX_PER or IS"
 
 
 @dataclass(frozen=True)
-class Constraint:
-    """One `[field, operator, value?]` placement rule."""
-
-    field: str
-    operator: Operator
-    value: str | None = None
+class Constraint(placement.Constraint):
+    """One `[field, operator, value?]` placement rule, as Marathon's app JSON writes it."""
 
     @classmethod
     def from_json(cls, raw: Sequence[str]) -> Constraint:
@@ -115,9 +87,6 @@ class Constraint:
     def to_json(self) -> list[str]:
         """Marathon's array form."""
         return [self.field, self.operator.value] + ([] if self.value is None else [self.value])
-
-    def __str__(self) -> str:
-        return ":".join(self.to_json())
 
 
 def constraint_errors(raw: Sequence[object]) -> list[str]:
@@ -137,9 +106,9 @@ def constraint_errors(raw: Sequence[object]) -> list[str]:
     match Operator(operator):
         case Operator.UNIQUE if value is not None:
             return ["Value specified but not used"]
-        case Operator.GROUP_BY if value is not None and not _is_int(value):
+        case Operator.GROUP_BY if value is not None and count_value(value) is None:
             return ["Value was specified but is not a number"]
-        case Operator.MAX_PER if value is None or not _is_int(value):
+        case Operator.MAX_PER if value is None or count_value(value) is None:
             return ["Value was not specified or is not a number"]
         case Operator.IS if not value:
             return ["Missing value"]
@@ -148,14 +117,6 @@ def constraint_errors(raw: Sequence[object]) -> list[str]:
         case Operator.LIKE | Operator.UNLIKE if value is not None and not _compiles(value):
             return [f"'{value}' is not a valid regular expression"]
     return []
-
-
-def _is_int(text: str) -> bool:
-    try:
-        number = int(text)
-    except ValueError:
-        return False
-    return -(2**31) <= number < 2**31
 
 
 def _compiles(pattern: str) -> bool:
@@ -191,38 +152,14 @@ def _format_jvm_number(value: float) -> str:
     return "0" if text in ("-0", "") else text
 
 
-@dataclass(frozen=True)
-class Agent:
-    """What constraints see of an agent: its hostname, attributes (as text), region and zone."""
+def agent_view(hostname: str, attributes: Iterable[mesos_pb2.Attribute]) -> AgentView:
+    """An agent as Marathon's constraints see it, from its protobuf attributes."""
+    return AgentView(hostname, {a.name: format_attribute(a) for a in attributes})
 
-    hostname: str
-    attributes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    region: str | None = None
-    zone: str | None = None
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "attributes", MappingProxyType(dict(self.attributes)))
-
-    @classmethod
-    def from_attributes(cls, hostname: str, attributes: Iterable[mesos_pb2.Attribute], *,
-                        region: str | None = None, zone: str | None = None) -> Agent:
-        """From an offer's or agent's protobuf attributes."""
-        return cls(hostname, {a.name: format_attribute(a) for a in attributes}, region, zone)
-
-    @classmethod
-    def parse(cls, hostname: str, attributes: str = "") -> Agent:
-        """From `--attributes` text, e.g. `Agent.parse("h1", "rack:r1;level:10")`."""
-        return cls.from_attributes(hostname, parse_attributes(attributes))
-
-    def value_of(self, field_name: str) -> str | None:
-        """The agent's value for a constraint field, None when it has none."""
-        if field_name in _HOSTNAME_FIELDS:
-            return self.hostname
-        if field_name == _REGION_FIELD:
-            return self.region
-        if field_name == _ZONE_FIELD:
-            return self.zone
-        return self.attributes.get(field_name)
+def offer_view(offer: mesos_pb2.Offer) -> OfferView:
+    """An offer read once for placement, its attributes in Marathon's text form."""
+    return OfferView.of(offer, text=format_attribute)
 
 
 @dataclass(frozen=True)
@@ -230,107 +167,10 @@ class PlacedInstance:
     """An instance of the app already placed on `agent`; timestamps order scale-down."""
 
     instance_id: str
-    agent: Agent
+    agent: AgentView
     condition: InstanceCondition = InstanceCondition.RUNNING
     staged_at: float = 0.0
     started_at: float | None = None
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """Whether an offer is acceptable; if not, the reason and the constraint that said no."""
-
-    accepted: bool
-    reason: str | None = None
-    constraint: Constraint | None = None
-    detail: str = ""
-
-    @classmethod
-    def accept(cls) -> Verdict:
-        return cls(True)
-
-    def __bool__(self) -> bool:
-        return self.accepted
-
-
-def _group_sizes(constraint: Constraint, placed: Sequence[PlacedInstance]) -> Counter[str | None]:
-    return Counter(p.agent.value_of(constraint.field) for p in placed)
-
-
-def _unique(constraint: Constraint, offer: str, placed: Sequence[PlacedInstance]) -> bool:
-    return all(p.agent.value_of(constraint.field) != offer for p in placed)
-
-
-def _cluster(constraint: Constraint, offer: str, placed: Sequence[PlacedInstance]) -> bool:
-    if constraint.value:
-        return offer == constraint.value
-    return not placed or placed[0].agent.value_of(constraint.field) == offer
-
-
-def _group_by(constraint: Constraint, offer: str, placed: Sequence[PlacedInstance]) -> bool:
-    minimum = max(0, _int_value(constraint.value, default=0))
-    sizes = _group_sizes(constraint, placed)
-    if offer not in sizes:
-        return True
-    return len(sizes) >= minimum and sizes[offer] == min(sizes.values())
-
-
-def _max_per(constraint: Constraint, offer: str, placed: Sequence[PlacedInstance]) -> bool:
-    return _group_sizes(constraint, placed)[offer] < _int_value(constraint.value, default=0)
-
-
-def _like(constraint: Constraint, offer: str, placed: Sequence[PlacedInstance]) -> bool:
-    return bool(constraint.value) and re.fullmatch(constraint.value or "", offer) is not None
-
-
-def _unlike(constraint: Constraint, offer: str, placed: Sequence[PlacedInstance]) -> bool:
-    return bool(constraint.value) and re.fullmatch(constraint.value or "", offer) is None
-
-
-def _is(constraint: Constraint, offer: str, placed: Sequence[PlacedInstance]) -> bool:
-    return offer == constraint.value
-
-
-_CHECKERS = {
-    Operator.UNIQUE: _unique,
-    Operator.CLUSTER: _cluster,
-    Operator.GROUP_BY: _group_by,
-    Operator.MAX_PER: _max_per,
-    Operator.LIKE: _like,
-    Operator.UNLIKE: _unlike,
-    Operator.IS: _is,
-}
-
-
-def _int_value(text: str | None, *, default: int) -> int:
-    if text == "inf":
-        return 2**31 - 1
-    return int(text) if text is not None and _is_int(text) else default
-
-
-def meets_constraint(constraint: Constraint, offer: Agent,
-                     placed: Sequence[PlacedInstance]) -> Verdict:
-    """Whether placing one more instance on `offer` keeps `constraint`, given `placed`."""
-    value = offer.value_of(constraint.field)
-    if value is None:
-        if constraint.operator is Operator.UNLIKE:
-            return Verdict.accept()
-        return Verdict(False, UNFULFILLED_CONSTRAINT, constraint,
-                       f"agent {offer.hostname} has no {constraint.field}")
-    if _CHECKERS[constraint.operator](constraint, value, placed):
-        return Verdict.accept()
-    return Verdict(False, UNFULFILLED_CONSTRAINT, constraint,
-                   f"{constraint.field}={value} fails {constraint}")
-
-
-def check_offer(constraints: Iterable[Constraint], offer: Agent,
-                placed: Sequence[PlacedInstance]) -> Verdict:
-    """Run every constraint of an app against an offer; the first rejection wins."""
-    for constraint in constraints:
-        verdict = meets_constraint(constraint, offer, placed)
-        if not verdict:
-            return verdict
-    return Verdict.accept()
 
 
 def _kill_order_key(selection: KillSelection) -> Callable[[PlacedInstance], tuple[int, int, float]]:

@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from frameworks.placement import AgentView, OfferView, Spreads, check
 from marathon import events
 from marathon.app_definition import AppDefinition, parse_app
 from marathon.app_definition import to_json as app_to_json
 from marathon.constraints import (
-    Agent,
     InstanceCondition,
     PlacedInstance,
-    check_offer,
+    offer_view,
     select_instances_to_kill,
 )
 from marathon.deployments import (
@@ -142,10 +142,13 @@ class Instance:
             "TASK_UNREACHABLE": InstanceCondition.UNREACHABLE,
         }.get(self.state, InstanceCondition.OTHER)
 
+    def agent_view(self) -> AgentView:
+        """Its agent as placement constraints see it."""
+        return AgentView(self.host, self.attributes)
+
     def placed(self) -> PlacedInstance:
         return PlacedInstance(
-            self.instance_id, Agent(self.host, self.attributes), self.condition,
-            self.staged_at, self.started_at,
+            self.instance_id, self.agent_view(), self.condition, self.staged_at, self.started_at,
         )
 
     def task_json(self) -> dict[str, Any]:
@@ -424,10 +427,11 @@ class MarathonCore:
     def resource_offers(self, offers: Sequence[mesos_pb2.Offer]) -> None:
         """Launch queued instances into the offers (once each instance is durable); decline
         the rest."""
+        spreads: Spreads[PathId] = Spreads(self._placed_agents)
         for offer in offers:
-            placed = self._placed()
-            per_agent = self._queue_per_agent(offer, placed)
-            match = self.queue.match_offer(offer, placed)
+            view = offer_view(offer)
+            per_agent = self._queue_per_agent(view, spreads)
+            match = self.queue.match_offer(view, spreads)
             for app in per_agent:  # what did not fit here must not go to another agent
                 self.queue.purge(app.id)
             if not match.launches:
@@ -435,7 +439,7 @@ class MarathonCore:
                 self.actions.decline(offer.id.value,
                                      IDLE_DECLINE_SECONDS if idle else DECLINE_SECONDS)
                 continue
-            attributes = Agent.from_attributes(offer.hostname, offer.attributes).attributes
+            attributes = view.agent.attributes
             tasks = [decision.task_info() for decision in match.launches]
             offer_id = offer.id.value
             now = self.wall.now()
@@ -456,20 +460,19 @@ class MarathonCore:
                         self.actions.launch(offer_id, tasks)
                 self._store_instance(instance, then=launch)
 
-    def _queue_per_agent(
-        self, offer: mesos_pb2.Offer, placed: Mapping[PathId, Sequence[PlacedInstance]]
-    ) -> list[AppDefinition]:
+    def _queue_per_agent(self, offer: OfferView, spreads: Spreads[PathId]) -> list[AppDefinition]:
         """Queue one instance of each per-agent app that matches `offer`'s agent and has no
         live instance there yet."""
-        agent = Agent.from_attributes(offer.hostname, offer.attributes)
+        agent_id = offer.offer.agent_id.value
         queued = []
         for app in self.root.transitive_apps():
             if not is_per_agent(app) or app.unsupported_reason is not None:
                 continue
-            if any(i.agent_id == offer.agent_id.value and i.live
+            if any(i.agent_id == agent_id and i.live
                    for i in self.app_instances(app.id)):
                 continue
-            if check_offer(app.constraints, agent, placed.get(app.id, ())):
+            spread = spreads.of(app.id) if app.constraints else None
+            if check(app.constraints, offer.agent, spread):
                 self.queue.set_count(app, 1)
                 queued.append(app)
         return queued
@@ -798,12 +801,9 @@ class MarathonCore:
                     del versions[stale]
                     self.sink.write(Mutation(store_key("apps", f"{app.id}@{stale}"), None))
 
-    def _placed(self) -> dict[PathId, list[PlacedInstance]]:
-        placed: dict[PathId, list[PlacedInstance]] = {}
-        for instance in self.instances.values():
-            if instance.state not in TERMINAL:
-                placed.setdefault(instance.app_id, []).append(instance.placed())
-        return placed
+    def _placed_agents(self, app_id: PathId) -> list[AgentView]:
+        """Where the app's instances are, in the order they were placed."""
+        return [i.agent_view() for i in self.app_instances(app_id) if i.state not in TERMINAL]
 
     def _kill(self, instance: Instance) -> None:
         """Ask the agent to kill the instance's task; an unreachable instance cannot hear it,

@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from marathon.app_definition import AppDefinition, UpgradeStrategy
+from marathon.app_definition import AppDefinition
+from marathon.app_parts import UpgradeStrategy
 from marathon.groups import (
     Group,
     dependency_levels,

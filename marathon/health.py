@@ -48,7 +48,8 @@ from http import HTTPStatus
 from typing import Any
 
 from marathon import events
-from marathon.app_definition import AppDefinition, HealthCheck
+from marathon.app_definition import AppDefinition
+from marathon.app_parts import HealthCheck
 from marathon.launch_queue import task_environment
 from mesos_runtime.clock import Clock
 from mesos_values.timestamps import format_timestamp

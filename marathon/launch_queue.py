@@ -1,13 +1,18 @@
 """Marathon's launch queue: what still needs launching, launch backoff and offer matching.
 
-Flow for one offer::
+Flow for one offer, read once into an `OfferView` (`marathon.constraints.offer_view`)::
 
-    offer --match_offer--> for each queued app not in backoff, in queue order:
-        role -> constraints (marathon.constraints) -> agent maintenance -> cpus, mem, disk, gpus
-        -> ports -> scarce GPUs      (every failing check adds a RejectReason)
-        fits? -> LaunchDecision (instance id, task id, host ports, environment) and try again
+    offer view, spreads --match_offer--> for each queued app not in backoff, in queue order:
+        role -> constraints (frameworks.placement, against the app's spread) -> agent
+        maintenance -> cpus, mem, disk, gpus -> ports -> scarce GPUs
+                                     (every failing check adds a RejectReason)
+        fits? -> LaunchDecision (instance id, task id, host ports, environment), added to the
+                 app's spread, and try again
         no launch at all -> the offer counts as unused for that app, with its reasons
     --> OfferMatch(launches, rejections); statistics feed queue_json() (/v2/queue)
+
+The spreads (where each app's instances are) live for one round of offers, so an instance
+launched on one offer counts for the next without rescanning the instances.
 
 A `LaunchDecision` is a plain value the scheduler records in its instance tracker before it
 turns it into the SDK's `TaskInfo` with `task_info()` (built by `frameworks.tasks`).
@@ -28,10 +33,10 @@ from types import MappingProxyType
 from typing import Any
 
 from frameworks.offers import pick_ports, port_resources, task_resources
+from frameworks.placement import AgentView, OfferView, Spread, Spreads, check
 from frameworks.tasks import command_task
 from marathon.app_definition import AppDefinition
 from marathon.app_definition import to_json as app_to_json
-from marathon.constraints import Agent, PlacedInstance, check_offer
 from marathon.paths import PathId
 from mesos_runtime.clock import Clock
 from mesos_values.resources import Resources
@@ -241,13 +246,8 @@ def _role_of(resource: mesos_pb2.Resource) -> str:
     return resource.role or "*"
 
 
-def _usable_resources(offer: mesos_pb2.Offer) -> Resources:
-    return Resources.from_proto(r for r in offer.resources
-                                if _role_of(r) == "*" and not r.reservations)
-
-
-def _agent_of(offer: mesos_pb2.Offer) -> Agent:
-    return Agent.from_attributes(offer.hostname, offer.attributes)
+def _nothing_placed(app_id: PathId) -> tuple[AgentView, ...]:
+    return ()
 
 
 def _resource_json(resource: mesos_pb2.Resource) -> dict[str, Any]:
@@ -378,19 +378,18 @@ class LaunchQueue:
         backoff = self._backoffs.get(app_id)
         return 0.0 if backoff is None else max(0.0, backoff.until - self._clock.now())
 
-    def match_offer(self, offer: mesos_pb2.Offer,
-                    placed: Mapping[PathId, Sequence[PlacedInstance]], *,
+    def match_offer(self, offer: OfferView, spreads: Spreads[PathId] | None = None, *,
                     agent_under_maintenance: bool = False) -> OfferMatch:
         """Pack as many queued instances as fit into `offer`, in queue order.
 
-        `placed` holds each app's instances already placed (for constraints); instances
-        chosen here count for later ones. Apps in backoff are skipped. Every app considered
-        that gets nothing records the offer as unused with its reasons.
+        `spreads` says where each app's instances are placed, for constraints (nothing
+        placed when None); instances chosen here are added to it, so they count for later
+        ones. Apps in backoff are skipped. Every app considered that gets nothing records
+        the offer as unused with its reasons.
         """
+        spreads = spreads if spreads is not None else Spreads(_nothing_placed)
         now = self._clock.now()
-        remaining = _usable_resources(offer)
-        roles = {_role_of(r) for r in offer.resources}
-        agent = _agent_of(offer)
+        remaining = offer.unreserved
         has_gpus = remaining.scalar("gpus") > 0
         launches: list[LaunchDecision] = []
         rejections: dict[PathId, tuple[RejectReason, ...]] = {}
@@ -398,17 +397,17 @@ class LaunchQueue:
             if entry.count == 0 or self.delay_left(entry.app.id) > 0:
                 continue
             app = entry.app
-            already = list(placed.get(app.id, ()))
+            spread = spreads.of(app.id) if app.constraints else None
             launched_here = 0
             reasons: tuple[RejectReason, ...] = ()
             while entry.count > 0:
-                reasons, ports = self._fit(app, offer, agent, already, remaining, roles,
-                                           has_gpus, agent_under_maintenance)
+                reasons, ports = self._fit(app, offer, spread, remaining, has_gpus,
+                                           agent_under_maintenance)
                 if reasons:
                     break
-                decision = self._decide(app, offer, ports)
+                decision = self._decide(app, offer.offer, ports)
                 remaining = remaining - _taken(app, ports)
-                already.append(PlacedInstance(decision.instance_id, agent))
+                spreads.add(app.id, offer.agent)
                 launches.append(decision)
                 entry.count -= 1
                 launched_here += 1
@@ -419,20 +418,21 @@ class LaunchQueue:
                 entry.unused += 1
                 entry.last_unused_at = now
                 entry.launch_attempt_summary[_first(reasons)] += 1
-                entry.last_unused[offer.agent_id.value] = _UnusedOffer(offer, now, reasons)
+                entry.last_unused[offer.offer.agent_id.value] = _UnusedOffer(offer.offer, now,
+                                                                             reasons)
                 rejections[app.id] = reasons
         for app_id in [k for k, e in self._entries.items() if e.count == 0]:
             del self._entries[app_id]
         return OfferMatch(tuple(launches), MappingProxyType(rejections))
 
-    def _fit(self, app: AppDefinition, offer: mesos_pb2.Offer, agent: Agent,
-             placed: Sequence[PlacedInstance], remaining: Resources, roles: set[str],
-             has_gpus: bool, maintenance: bool) -> tuple[tuple[RejectReason, ...], list[int]]:
+    def _fit(self, app: AppDefinition, offer: OfferView, spread: Spread | None,
+             remaining: Resources, has_gpus: bool,
+             maintenance: bool) -> tuple[tuple[RejectReason, ...], list[int]]:
         reasons: list[RejectReason] = []
         accepted = set(app.accepted_resource_roles or self._default_roles)
-        if not roles & accepted or "*" not in accepted:
+        if not offer.roles & accepted or "*" not in accepted:
             reasons.append(RejectReason.UNFULFILLED_ROLE)
-        if not check_offer(app.constraints, agent, placed):
+        if not check(app.constraints, offer.agent, spread):
             reasons.append(RejectReason.UNFULFILLED_CONSTRAINT)
         if maintenance:
             reasons.append(RejectReason.AGENT_MAINTENANCE)

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from marathon.app_definition import AppDefinition, ReadinessCheck
+from marathon.app_definition import AppDefinition
+from marathon.app_parts import ReadinessCheck
 from marathon.deployments import ReadinessCheckResult
 from marathon.paths import PathId
 from mesos_runtime.clock import Clock

@@ -12,9 +12,7 @@ Paths are JSON paths in Marathon's style: `/healthChecks(0)/portIndex`, `/` for 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from mesos_http.json_input import InvalidBody, Violation
 
 __all__ = [
     "INVALID_JSON",
@@ -30,38 +28,8 @@ OBJECT_NOT_VALID = "Object is not valid"
 """The message of errors found while validating what was read."""
 
 
-@dataclass(frozen=True)
-class Violation:
-    """One complaint: where (`/instances`, `/healthChecks(0)/portIndex`) and what."""
-
-    path: str
-    error: str
-
-
-class AppValidationError(ValueError):
-    """A rejected definition, carrying Marathon's 422 body."""
-
-    status_code = 422
-
-    def __init__(self, message: str, violations: Iterable[Violation]) -> None:
-        self.message = message
-        self.violations = tuple(violations)
-        super().__init__(f"{message}: " + "; ".join(f"{v.path}: {v.error}"
-                                                    for v in self.violations))
-
-    def to_json(self) -> dict[str, Any]:
-        """The response body: violations grouped by path, in the order first seen."""
-        grouped: dict[str, list[str]] = {}
-        for violation in self.violations:
-            errors = grouped.setdefault(violation.path, [])
-            if violation.error not in errors:
-                errors.append(violation.error)
-        return {"message": self.message,
-                "details": [{"path": path, "errors": errors} for path, errors in grouped.items()]}
-
-    def errors_at(self, path: str) -> list[str]:
-        """The errors reported for `path` (empty when none)."""
-        return [v.error for v in self.violations if v.path == path]
+class AppValidationError(InvalidBody):
+    """A rejected app or group definition, carrying Marathon's 422 body."""
 
     def prefixed(self, prefix: str) -> AppValidationError:
         """The same error with every path moved under `prefix` (e.g. `/apps(3)`)."""

@@ -43,7 +43,6 @@ from __future__ import annotations
 import itertools
 import json
 import random
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -53,7 +52,6 @@ import structlog
 
 from frameworks import OfferBudget, command_task, is_terminal, state_name
 from frameworks.batch.jobs import (
-    Constraint,
     JobSpec,
     RestartPolicy,
     RestartSpec,
@@ -71,9 +69,9 @@ from frameworks.batch.runs import (
     parse_task_id,
 )
 from frameworks.batch.schedules import ScheduleSpec, decide, parse_schedule
+from frameworks.placement import AgentView, FieldScheme, check
 from mesos_coordination.store import Mutation, Sink, split_key, store_key
 from mesos_runtime.clock import Clock
-from mesos_values.attributes import format_attribute_value
 from protos import mesos_pb2
 
 __all__ = [
@@ -458,11 +456,12 @@ class BatchCore:
         now = self.now()
         for position, offer in enumerate(offers):
             budget = OfferBudget(offer)
+            agent = AgentView.of_offer(offer, scheme=FieldScheme.ATTRIBUTES)
             tasks: list[mesos_pb2.TaskInfo] = []
             touched: list[ActiveRun] = []
             for active in self._waiting():
                 job = self.jobs.get(active.run.job_id)
-                if job is None or not _satisfies(job.run.constraints, offer):
+                if job is None or not check(job.run.placement_rules, agent):
                     continue
                 launched = self._pack(active, job, budget, now, len(offers) - position)
                 if launched:
@@ -720,24 +719,6 @@ class BatchCore:
 
 def _run_key(run: JobRun) -> str:
     return store_key("runs", f"{run.job_id}@{run.id}")
-
-
-def _satisfies(constraints: Sequence[Constraint], offer: mesos_pb2.Offer) -> bool:
-    """Whether the offer's agent meets every placement constraint (IS/EQ, LIKE, UNLIKE)."""
-    attributes = {a.name: format_attribute_value(a) for a in offer.attributes}
-    attributes.setdefault("hostname", offer.hostname)
-    for constraint in constraints:
-        value = attributes.get(constraint.attribute)
-        pattern = constraint.value or ""
-        if constraint.operator in ("IS", "EQ"):
-            ok = value == pattern
-        elif constraint.operator == "LIKE":
-            ok = value is not None and re.fullmatch(pattern, value) is not None
-        else:
-            ok = value is None or re.fullmatch(pattern, value) is None
-        if not ok:
-            return False
-    return True
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -31,8 +31,20 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
+
+from frameworks.placement import Constraint as PlacementConstraint
+from frameworks.placement import Operator
+from mesos_http.json_input import (
+    METRONOME,
+    InvalidBody,
+    JsonReader,
+    Violation,
+    frozen_json,
+    thawed_json,
+)
 
 __all__ = [
     "INDEX_ENV",
@@ -58,6 +70,9 @@ INDEX_ENV = "INDEX"
 JOB_ID_PATTERN = re.compile(r"^([a-z0-9]+(-+[a-z0-9]+)*)(\.([a-z0-9]+(-+[a-z0-9]+)*))*$")
 """Metronome's job id: dot-separated names of digits, dashes and lowercase letters."""
 
+OBJECT_NOT_VALID = "Object is not valid"
+"""The message of every 422 body of the batch API."""
+
 _OPERATORS = ("IS", "EQ", "LIKE", "UNLIKE")
 _NETWORK_MODES = ("host", "container/bridge", "container")
 _TOP_LEVEL_KEYS = frozenset({"id", "description", "labels", "run", "schedules", "dependencies"})
@@ -68,30 +83,15 @@ _RUN_KEYS = frozenset({
 })
 
 
-@dataclass(frozen=True)
-class Violation:
-    """The errors found at one JSON path (`/run/cpus`, `/run/artifacts(0)/uri`)."""
+class ValidationError(InvalidBody):
+    """A body Metronome would refuse with 422 Unprocessable Entity ("Object is not valid")."""
 
-    path: str
-    errors: tuple[str, ...]
+    def __init__(self, violations: Iterable[tuple[str, str] | Violation]) -> None:
+        super().__init__(OBJECT_NOT_VALID, (v if isinstance(v, Violation) else Violation(*v)
+                                            for v in violations))
 
-
-class ValidationError(ValueError):
-    """A body Metronome would refuse with 422 Unprocessable Entity."""
-
-    def __init__(self, violations: Iterable[tuple[str, str]]) -> None:
-        grouped: dict[str, list[str]] = {}
-        for path, error in violations:
-            grouped.setdefault(path, []).append(error)
-        self.details = tuple(Violation(path, tuple(errors)) for path, errors in grouped.items())
-        super().__init__("; ".join(f"{v.path}: {', '.join(v.errors)}" for v in self.details))
-
-    def to_json(self) -> dict[str, Any]:
-        """The 422 body: `{"message": "Object is not valid", "details": [...]}`."""
-        return {
-            "message": "Object is not valid",
-            "details": [{"path": v.path, "errors": list(v.errors)} for v in self.details],
-        }
+    def __str__(self) -> str:
+        return "; ".join(f"{d.path}: {', '.join(d.errors)}" for d in self.details)
 
 
 class RestartPolicy(StrEnum):
@@ -121,11 +121,20 @@ class Artifact:
 
 @dataclass(frozen=True)
 class Constraint:
-    """A placement constraint on an agent attribute (`rack EQ rack-2`)."""
+    """A placement constraint on an agent attribute (`rack EQ rack-2`); `hostname` is the
+    agent's host unless it has an attribute of that name."""
 
     attribute: str
     operator: str
     value: str | None = None
+
+    def rule(self) -> PlacementConstraint | None:
+        """The constraint for `frameworks.placement`: EQ reads as IS, and an UNLIKE without a
+        pattern, which rules out no agent, is None."""
+        if self.operator == "UNLIKE" and not self.value:
+            return None
+        operator = Operator.IS if self.operator == "EQ" else Operator(self.operator)
+        return PlacementConstraint(self.attribute, operator, self.value)
 
 
 @dataclass(frozen=True)
@@ -169,6 +178,11 @@ class JobRunSpec:
     secrets: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     array_size: int = 1
 
+    @cached_property
+    def placement_rules(self) -> tuple[PlacementConstraint, ...]:
+        """`constraints` as `frameworks.placement` checks them."""
+        return tuple(rule for rule in (c.rule() for c in self.constraints) if rule is not None)
+
     def task_environment(self, index: int) -> dict[str, str]:
         """The plain environment of task `index` (secret-valued variables are left out).
 
@@ -201,11 +215,11 @@ class JobRunSpec:
         ]
         result["maxLaunchDelay"] = self.max_launch_delay
         if self.docker is not None:
-            result["docker"] = _thaw(self.docker)
+            result["docker"] = thawed_json(self.docker)
         if self.ucr is not None:
-            result["ucr"] = _thaw(self.ucr)
+            result["ucr"] = thawed_json(self.ucr)
         if self.networks:
-            result["networks"] = _thaw(self.networks)
+            result["networks"] = thawed_json(self.networks)
         result["volumes"] = [_volume_json(v) for v in self.volumes]
         restart: dict[str, Any] = {"policy": self.restart.policy.value}
         if self.restart.active_deadline_seconds is not None:
@@ -214,7 +228,7 @@ class JobRunSpec:
         if self.task_kill_grace_period_seconds is not None:
             result["taskKillGracePeriodSeconds"] = self.task_kill_grace_period_seconds
         if self.secrets:
-            result["secrets"] = _thaw(self.secrets)
+            result["secrets"] = thawed_json(self.secrets)
         if self.array_size != 1:
             result["arraySize"] = self.array_size
         return result
@@ -249,7 +263,7 @@ def is_valid_job_id(job_id: str) -> bool:
 
 def parse_job(obj: Any) -> JobSpec:
     """Read a job body; ValidationError listing every problem (Metronome's 422) otherwise."""
-    reader = _Reader()
+    reader = _JobReader()
     spec = reader.job(obj)
     if reader.violations or spec is None:
         raise ValidationError(reader.violations or [("/", "a job must be a JSON object")])
@@ -314,43 +328,23 @@ def _volume_json(volume: Volume) -> dict[str, Any]:
     return result
 
 
-def _freeze(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return MappingProxyType({key: _freeze(item) for key, item in value.items()})
-    if isinstance(value, list | tuple):
-        return tuple(_freeze(item) for item in value)
-    return value
-
-
-def _thaw(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {key: _thaw(item) for key, item in value.items()}
-    if isinstance(value, tuple):
-        return [_thaw(item) for item in value]
-    return value
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _is_integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _items(values: Sequence[Any], path: str) -> Iterator[tuple[str, Any]]:
     for index, value in enumerate(values):
         yield f"{path}({index})", value
 
 
-class _Reader:
+class _JobReader:
     """Reads a job body, collecting every violation instead of stopping at the first."""
 
     def __init__(self) -> None:
-        self.violations: list[tuple[str, str]] = []
+        self.json = JsonReader(METRONOME)
+
+    @property
+    def violations(self) -> list[Violation]:
+        return self.json.violations
 
     def error(self, path: str, message: str) -> None:
-        self.violations.append((path, message))
+        self.json.fail(path, message)
 
     def unknown_keys(self, obj: Mapping[str, Any], known: frozenset[str], path: str) -> None:
         for key in obj:
@@ -361,57 +355,30 @@ class _Reader:
                non_empty: bool = False) -> str | None:
         if key not in obj:
             if required:
-                self.error(f"{path}/{key}", "is required")
+                self.error(f"{path}/{key}", METRONOME.missing)
             return None
-        value = obj[key]
-        if not isinstance(value, str):
-            self.error(f"{path}/{key}", "must be a string")
-            return None
-        if non_empty and not value:
-            self.error(f"{path}/{key}", "must not be empty")
-            return None
-        return value
+        return self.json.string(obj[key], f"{path}/{key}", min_length=1 if non_empty else 0)
 
     def boolean(self, obj: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
-        value = obj.get(key, default)
-        if not isinstance(value, bool):
-            self.error(f"{path}/{key}", "must be a boolean")
-            return default
-        return value
+        value = self.json.boolean(obj.get(key, default), f"{path}/{key}")
+        return default if value is None else value
 
     def number(self, obj: Mapping[str, Any], key: str, path: str, default: float,
                minimum: float) -> float:
         value = obj.get(key, default)
-        if not _is_number(value):
-            self.error(f"{path}/{key}", "must be a number")
-            return default
-        if value < minimum:
-            self.error(f"{path}/{key}", f"must be at least {minimum:g}")
-        return float(value) if isinstance(value, float) else value
+        checked = self.json.number(value, f"{path}/{key}", minimum=minimum)
+        return default if checked is None else value
 
     def integer(self, obj: Mapping[str, Any], key: str, path: str, default: int,
                 minimum: int) -> int:
-        value = obj.get(key, default)
-        if not _is_integer(value):
-            self.error(f"{path}/{key}", "must be an integer")
-            return default
-        if value < minimum:
-            self.error(f"{path}/{key}", f"must be at least {minimum}")
-        return int(value)
+        value = self.json.integer(obj.get(key, default), f"{path}/{key}", minimum=minimum)
+        return default if value is None else value
 
     def mapping(self, obj: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
-        value = obj.get(key, {})
-        if not isinstance(value, dict):
-            self.error(f"{path}/{key}", "must be an object")
-            return {}
-        return value
+        return self.json.object(obj.get(key, {}), f"{path}/{key}") or {}
 
     def array(self, obj: Mapping[str, Any], key: str, path: str) -> list[Any]:
-        value = obj.get(key, [])
-        if not isinstance(value, list):
-            self.error(f"{path}/{key}", "must be an array")
-            return []
-        return value
+        return self.json.array(obj.get(key, []), f"{path}/{key}") or []
 
     def job(self, obj: Any) -> JobSpec | None:
         if not isinstance(obj, dict):
@@ -495,7 +462,7 @@ class _Reader:
             volumes=volumes,
             restart=self.restart(obj, path),
             task_kill_grace_period_seconds=self.grace_period(obj, path),
-            secrets=_freeze(secrets),
+            secrets=frozen_json(secrets),
             array_size=array_size,
         )
 
@@ -618,7 +585,7 @@ class _Reader:
             self.unknown_keys(item, frozenset({"key", "value"}), item_path)
             self.string(item, "key", item_path, required=True)
             self.string(item, "value", item_path, required=True)
-        return _freeze(docker) if isinstance(obj["docker"], dict) else None
+        return frozen_json(docker) if isinstance(obj["docker"], dict) else None
 
     def ucr(self, obj: Mapping[str, Any], path: str) -> Mapping[str, Any] | None:
         if "ucr" not in obj:
@@ -638,7 +605,7 @@ class _Reader:
             if kind is not None and kind not in ("docker", "appc"):
                 self.error(f"{image_path}/kind", "must be docker or appc")
             self.boolean(image, "forcePull", image_path, False)
-        return _freeze(ucr) if isinstance(obj["ucr"], dict) else None
+        return frozen_json(ucr) if isinstance(obj["ucr"], dict) else None
 
     def networks(self, obj: Mapping[str, Any], path: str) -> tuple[Mapping[str, Any], ...]:
         networks = self.array(obj, "networks", path)
@@ -654,4 +621,4 @@ class _Reader:
             for name, value in self.mapping(item, "labels", item_path).items():
                 if not isinstance(value, str):
                     self.error(f"{item_path}/labels/{name}", "must be a string")
-        return tuple(_freeze(item) for item in networks if isinstance(item, dict))
+        return tuple(frozen_json(item) for item in networks if isinstance(item, dict))

@@ -45,6 +45,7 @@ no component."""
 
 CORES: tuple[str, ...] = (
     "mesos_values",
+    "mesos_http.json_input",
     "mesos_master.allocator",
     "mesos_master.config",
     "mesos_master.errors",
@@ -63,6 +64,7 @@ CORES: tuple[str, ...] = (
     "frameworks._ids",
     "frameworks._session",
     "frameworks.offers",
+    "frameworks.placement",
     "frameworks.tasks",
     "frameworks.batch.core",
     "frameworks.batch.cron",
@@ -70,6 +72,7 @@ CORES: tuple[str, ...] = (
     "frameworks.batch.runs",
     "frameworks.batch.schedules",
     "marathon.app_definition",
+    "marathon.app_parts",
     "marathon.constraints",
     "marathon.core",
     "marathon.deployments",

@@ -21,6 +21,7 @@ from frameworks.batch.jobs import (
     is_valid_job_id,
     parse_job,
 )
+from frameworks.placement import AgentView, FieldScheme, check
 
 METRONOME = Path(__file__).resolve().parents[2] / "fixtures" / "conformance" / "metronome"
 
@@ -272,3 +273,38 @@ def test_dependents_of_lists_children() -> None:
     jobs = stored(job("a"), job("b", "a"), job("c", "a", "b"))
     assert dependents_of("a", jobs) == ("b", "c")
     assert dependents_of("c", jobs) == ()
+
+
+BATCH_PLACEMENT = [
+    # (id, constraint, agent's attributes, accepted)
+    ("eq", {"operator": "EQ", "value": "r2"}, {"rack": "r2"}, True),
+    ("is-other", {"operator": "IS", "value": "r2"}, {"rack": "r1"}, False),
+    ("eq-missing", {"operator": "EQ", "value": "r2"}, {}, False),
+    ("like", {"operator": "LIKE", "value": "r[0-9]"}, {"rack": "r2"}, True),
+    ("like-missing", {"operator": "LIKE", "value": ".*"}, {}, False),
+    ("unlike", {"operator": "UNLIKE", "value": "r2"}, {"rack": "r2"}, False),
+    ("unlike-missing", {"operator": "UNLIKE", "value": "r2"}, {}, True),
+    ("unlike-without-pattern", {"operator": "UNLIKE"}, {"rack": "r2"}, True),
+    ("like-without-pattern", {"operator": "LIKE"}, {"rack": "r2"}, False),
+]
+
+
+@pytest.mark.parametrize(("constraint", "attributes", "accepted"),
+                         [case[1:] for case in BATCH_PLACEMENT],
+                         ids=[case[0] for case in BATCH_PLACEMENT])
+def test_placement_rules_keep_metronome_semantics(constraint: dict[str, str],
+                                                  attributes: dict[str, str],
+                                                  accepted: bool) -> None:
+    spec = parse_job(minimal(placement={"constraints": [{"attribute": "rack", **constraint}]}))
+    agent = AgentView("h1", attributes, scheme=FieldScheme.ATTRIBUTES)
+    assert bool(check(spec.run.placement_rules, agent)) is accepted
+
+
+@pytest.mark.parametrize(("attributes", "accepted"), [({}, True), ({"hostname": "x"}, False)],
+                         ids=["the-host", "an-attribute-named-hostname"])
+def test_hostname_is_the_host_unless_an_attribute_says_otherwise(
+        attributes: dict[str, str], accepted: bool) -> None:
+    spec = parse_job(minimal(placement={"constraints": [
+        {"attribute": "hostname", "operator": "EQ", "value": "h1"}]}))
+    agent = AgentView("h1", attributes, scheme=FieldScheme.ATTRIBUTES)
+    assert bool(check(spec.run.placement_rules, agent)) is accepted

@@ -13,14 +13,16 @@ from marathon.app_definition import (
     DEFAULT_MAX_LAUNCH_DELAY_SECONDS,
     KNOWN_FIELDS,
     AppDefinition,
+    merge_patch,
+    parse_app,
+    to_json,
+)
+from marathon.app_parts import (
     EnvSecretRef,
     FetchUri,
     HealthCheck,
     PortDefinition,
     UnreachableStrategy,
-    merge_patch,
-    parse_app,
-    to_json,
 )
 from marathon.constraints import Constraint, KillSelection, Operator
 from marathon.paths import PathId

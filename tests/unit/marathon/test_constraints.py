@@ -6,97 +6,33 @@ import re
 
 import pytest
 
+from frameworks.placement import AgentView, check
 from marathon.constraints import (
-    UNFULFILLED_CONSTRAINT,
-    Agent,
     Constraint,
     InstanceCondition,
     KillSelection,
-    Operator,
     PlacedInstance,
-    check_offer,
+    agent_view,
     constraint_errors,
     format_attribute,
-    meets_constraint,
+    offer_view,
     select_instances_to_kill,
 )
 from mesos_values.attributes import parse_attributes
-
-RACK_A1 = Agent.parse("a1", "rack:ra;level:10")
-RACK_A2 = Agent.parse("a2", "rack:ra;level:10")
-RACK_B1 = Agent.parse("b1", "rack:rb;level:2.5")
-BARE = Agent.parse("bare")
+from protos import mesos_pb2
 
 
-def placed(*agents: Agent) -> list[PlacedInstance]:
-    return [PlacedInstance(f"i{n}", agent) for n, agent in enumerate(agents)]
+def agent(hostname: str, attributes: str = "") -> AgentView:
+    return agent_view(hostname, parse_attributes(attributes))
+
+
+RACK_A1 = agent("a1", "rack:ra;level:10")
+RACK_A2 = agent("a2", "rack:ra;level:10")
+RACK_B1 = agent("b1", "rack:rb;level:2.5")
 
 
 def c(text: str) -> Constraint:
     return Constraint.from_json(text.split(":"))
-
-
-CASES = [
-    # (constraint, offer, placed agents, accepted)
-    ("hostname:UNIQUE", RACK_A1, [], True),
-    ("hostname:UNIQUE", RACK_A1, [RACK_A1], False),
-    ("hostname:UNIQUE", RACK_A2, [RACK_A1], True),
-    ("rack:UNIQUE", RACK_A2, [RACK_A1], False),          # same rack value
-    ("rack:UNIQUE", RACK_B1, [RACK_A1], True),
-    ("hostname:CLUSTER:a1", RACK_A1, [], True),
-    ("hostname:CLUSTER:a1", RACK_A2, [], False),
-    ("hostname:CLUSTER", RACK_A2, [], True),              # first instance picks the host
-    ("hostname:CLUSTER", RACK_A2, [RACK_A1], False),
-    ("rack:CLUSTER", RACK_A2, [RACK_A1], True),            # same rack, other host
-    ("rack:CLUSTER", RACK_B1, [RACK_A1], False),
-    ("rack:CLUSTER:rb", RACK_B1, [], True),
-    ("rack:GROUP_BY", RACK_B1, [RACK_A1], True),           # rb not used yet
-    ("rack:GROUP_BY", RACK_A2, [RACK_A1], True),           # only group is the smallest
-    ("rack:GROUP_BY", RACK_A2, [RACK_A1, RACK_B1], True),  # 1 vs 1: ra is a smallest group
-    ("rack:GROUP_BY", RACK_A2, [RACK_A1, RACK_A2, RACK_B1], False),  # ra(2) > rb(1)
-    ("rack:GROUP_BY:2", RACK_A2, [RACK_A1], False),        # needs 2 groups before reusing ra
-    ("hostname:GROUP_BY", RACK_A1, [RACK_A1, RACK_A2], True),
-    ("rack:MAX_PER:2", RACK_A2, [RACK_A1], True),
-    ("rack:MAX_PER:2", RACK_A2, [RACK_A1, RACK_A2], False),
-    ("hostname:MAX_PER:1", RACK_A1, [RACK_A1], False),
-    ("hostname:LIKE:a.*", RACK_A1, [], True),
-    ("hostname:LIKE:a", RACK_A1, [], False),               # whole-value match
-    ("rack:LIKE:r[ab]", RACK_B1, [], True),
-    ("rack:UNLIKE:ra", RACK_A1, [], False),
-    ("rack:UNLIKE:ra", RACK_B1, [], True),
-    ("rack:IS:rb", RACK_B1, [], True),
-    ("rack:IS:rb", RACK_A1, [], False),
-    ("level:IS:10", RACK_A1, [], True),                    # scalar 10.0 formats as 10
-    ("level:IS:2.5", RACK_B1, [], True),
-    ("@hostname:IS:b1", RACK_B1, [], True),
-]
-
-
-@pytest.mark.parametrize(("text", "offer", "agents", "accepted"), CASES,
-                         ids=[f"{case[0]}-{n}" for n, case in enumerate(CASES)])
-def test_operator_semantics(text: str, offer: Agent, agents: list[Agent],
-                            accepted: bool) -> None:
-    assert bool(meets_constraint(c(text), offer, placed(*agents))) is accepted
-
-
-@pytest.mark.parametrize("operator", [op for op in Operator if op is not Operator.UNLIKE])
-def test_missing_attribute_is_refused_except_by_unlike(operator: Operator) -> None:
-    value = {Operator.MAX_PER: "3", Operator.LIKE: ".*", Operator.IS: "x"}.get(operator)
-    constraint = Constraint("rack", operator, value)
-    verdict = meets_constraint(constraint, BARE, [])
-    assert not verdict
-    assert verdict.reason == UNFULFILLED_CONSTRAINT
-    assert "has no rack" in verdict.detail
-
-
-def test_unlike_accepts_agents_without_the_attribute() -> None:
-    assert meets_constraint(c("rack:UNLIKE:.*"), BARE, [])
-
-
-def test_placed_instances_without_the_attribute_form_their_own_group() -> None:
-    # Marathon groups instances by Option[value]: those on agents lacking the field count as
-    # one more group, so ra (1 instance) is as small as the None group (1 instance).
-    assert meets_constraint(c("rack:GROUP_BY"), RACK_A2, placed(RACK_A1, BARE))
 
 
 @pytest.mark.parametrize(("attributes", "text"), [
@@ -112,14 +48,14 @@ def test_attribute_text_form_matches_marathon(attributes: str, text: str) -> Non
     assert format_attribute(parse_attributes(attributes)[0]) == text
 
 
-def test_check_offer_stops_at_first_rejection_and_names_it() -> None:
-    constraints = [c("hostname:LIKE:a.*"), c("rack:IS:ra"), c("hostname:UNIQUE")]
-    assert check_offer(constraints, RACK_A2, placed(RACK_A1))
-    verdict = check_offer(constraints, RACK_A1, placed(RACK_A1))
-    assert not verdict
-    assert verdict.constraint == c("hostname:UNIQUE")
-    assert verdict.reason == "UnfulfilledConstraint"
-    assert check_offer(constraints, RACK_B1, []).constraint == c("hostname:LIKE:a.*")
+@pytest.mark.parametrize(("text", "accepted"), [
+    ("level:IS:1,000", True), ("level:IS:1000", False), ("hostname:IS:h1", True),
+    ("@hostname:IS:h1", True), ("@zone:UNLIKE:z", True), ("@zone:LIKE:.*", False),
+], ids=["jvm-number", "plain-number", "hostname", "at-hostname", "zone-unlike", "zone-like"])
+def test_offers_are_seen_with_marathon_text_and_fields(text: str, accepted: bool) -> None:
+    offer = mesos_pb2.Offer(hostname="h1")
+    offer.attributes.extend(parse_attributes("level:1000;hostname:other"))
+    assert bool(check([c(text)], offer_view(offer).agent)) is accepted
 
 
 @pytest.mark.parametrize(("raw", "error"), [
@@ -152,7 +88,7 @@ def test_well_formed_constraints_round_trip(raw: list[str]) -> None:
     assert Constraint.from_json(raw).to_json() == raw
 
 
-def instance(name: str, agent: Agent, started: float,
+def instance(name: str, agent: AgentView, started: float,
              condition: InstanceCondition = InstanceCondition.RUNNING) -> PlacedInstance:
     return PlacedInstance(name, agent, condition, staged_at=started, started_at=started)
 

@@ -209,3 +209,17 @@ def test_a_per_agent_app_runs_one_instance_on_every_matching_agent() -> None:
     assert world.offer("web-1") == []  # lost with its agent: not moved elsewhere
     world.wall.advance(1)  # the launch backoff after a lost instance
     assert len(world.offer("web-2")) == 1  # back when the agent offers again
+
+
+def test_constraints_count_instances_launched_earlier_in_the_same_round_of_offers() -> None:
+    world = World()
+    world.deploy_app({**APP, "instances": 4, "constraints": [["hostname", "MAX_PER", "2"]]})
+    assert len(world.offer("h1")) == 2  # a round of its own, placed before the next round
+    offers = [mesos_pb2.Offer(id=mesos_pb2.OfferID(value=f"r{n}"),
+                              agent_id=mesos_pb2.AgentID(value=f"agent-{host}"), hostname=host,
+                              resources=Resources.parse("cpus:4;mem:4096;ports:[1-9]").to_proto())
+              for n, host in enumerate(["h1", "h2", "h2"])]
+    world.core.resource_offers(offers)
+    launched = {offer_id: len(tasks) for offer_id, tasks in world.actions.launched}
+    assert launched == {"o0": 2, "r1": 2}
+    assert world.actions.declined == ["r0", "r2"]

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from marathon.app_definition import UpgradeStrategy, parse_app
+from marathon.app_definition import parse_app
+from marathon.app_parts import UpgradeStrategy
 from marathon.deployments import (
     ActionType,
     AppLockedError,

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from frameworks.placement import AgentView, OfferView, Spreads
 from marathon.app_definition import AppDefinition, parse_app
-from marathon.constraints import Agent, PlacedInstance
+from marathon.constraints import offer_view
 from marathon.launch_queue import (
     REASON_FUNNEL,
     LaunchQueue,
@@ -33,7 +34,7 @@ START = 1456677701.090  # 2016-02-28T16:41:41.090Z
 
 def offer(resources: str = "cpus:4;mem:4096;disk:1000;ports:[31000-31009]",
           host: str = "h1", attributes: str = "", role: str | None = None,
-          number: int = 1) -> mesos_pb2.Offer:
+          number: int = 1) -> OfferView:
     message = mesos_pb2.Offer(hostname=host)
     message.id.value = f"offer-{number}"
     message.agent_id.value = f"agent-{host}"
@@ -42,7 +43,7 @@ def offer(resources: str = "cpus:4;mem:4096;disk:1000;ports:[31000-31009]",
         for resource in message.resources:
             resource.role = role
     message.attributes.extend(parse_attributes(attributes))
-    return message
+    return offer_view(message)
 
 
 def app(app_id: str = "/foo", **fields: Any) -> AppDefinition:
@@ -59,7 +60,7 @@ def queue(clock: FakeClock | None = None, **kwargs: Any) -> LaunchQueue:
 def test_packs_as_many_instances_as_fit_with_distinct_ports() -> None:
     q = queue()
     q.add(app(cpus=1, mem=128, portDefinitions=[{"port": 0}, {"port": 0}]), 10)
-    match = q.match_offer(offer(), {})
+    match = q.match_offer(offer())
     assert match.used and len(match.launches) == 4  # cpus 4 / 1
     ports = [p for d in match.launches for p in d.host_ports]
     assert ports == list(range(31000, 31008))
@@ -71,7 +72,7 @@ def test_packs_as_many_instances_as_fit_with_distinct_ports() -> None:
 def test_queue_entry_disappears_when_everything_launched() -> None:
     q = queue()
     q.add(app(cpus=0.5), 2)
-    assert len(q.match_offer(offer(), {}).launches) == 2
+    assert len(q.match_offer(offer()).launches) == 2
     assert q.queued_apps() == []
     with pytest.raises(KeyError):
         q.queue_json(PathId.parse("/foo"))
@@ -82,7 +83,7 @@ def test_several_apps_share_one_offer_in_queue_order() -> None:
     q.add(app("/a", cpus=3), 1)
     q.add(app("/b", cpus=2), 1)
     q.add(app("/c", cpus=1), 1)
-    match = q.match_offer(offer(), {})
+    match = q.match_offer(offer())
     assert [str(d.app.id) for d in match.launches] == ["/a", "/c"]
     assert match.rejections == {PathId.parse("/b"): (RejectReason.INSUFFICIENT_CPUS,)}
 
@@ -100,11 +101,11 @@ def test_several_apps_share_one_offer_in_queue_order() -> None:
     ({}, offer("cpus:4;mem:4096;gpus:1;ports:[1-2]"), ("DeclinedScarceResources",)),
 ], ids=["mem", "cpus-and-disk", "gpus", "required-port", "port-count", "role", "constraint",
         "scarce-gpus"])
-def test_reject_reasons(fields: dict[str, Any], the_offer: mesos_pb2.Offer,
+def test_reject_reasons(fields: dict[str, Any], the_offer: OfferView,
                         reasons: tuple[str, ...]) -> None:
     q = queue()
     q.add(app(**fields), 1)
-    match = q.match_offer(the_offer, {})
+    match = q.match_offer(the_offer)
     assert not match.used
     assert [r.value for r in match.rejections[PathId.parse("/foo")]] == list(reasons)
 
@@ -112,7 +113,7 @@ def test_reject_reasons(fields: dict[str, Any], the_offer: mesos_pb2.Offer,
 def test_required_ports_are_taken_as_declared() -> None:
     q = queue()
     q.add(app(requirePorts=True, portDefinitions=[{"port": 31005}, {"port": 0}]), 2)
-    match = q.match_offer(offer(), {})
+    match = q.match_offer(offer())
     assert [d.host_ports for d in match.launches] == [(31005, 31000)]
     assert match.rejections == {}  # the app launched one instance: the offer was used
 
@@ -122,28 +123,27 @@ def test_gpu_apps_and_the_override_label_may_use_gpu_offers() -> None:
     q.add(app("/gpu", gpus=1), 1)
     q.add(app("/plain", labels={"GPU_SCHEDULING_BEHAVIOR": "unrestricted"}), 1)
     gpu_offer = "cpus:4;mem:4096;gpus:1;ports:[1-2]"
-    assert len(q.match_offer(offer(gpu_offer), {}).launches) == 2
+    assert len(q.match_offer(offer(gpu_offer)).launches) == 2
     relaxed = queue(restrict_gpus=False)
     relaxed.add(app(), 1)
-    assert relaxed.match_offer(offer(gpu_offer), {}).used
+    assert relaxed.match_offer(offer(gpu_offer)).used
 
 
-def test_constraints_see_instances_placed_earlier_in_the_same_offer() -> None:
+def test_constraints_see_instances_placed_before_and_earlier_in_the_round() -> None:
     q = queue()
     q.add(app(cpus=0.1, constraints=[["hostname", "UNIQUE"]]), 3)
-    first = q.match_offer(offer(host="h1"), {})
-    assert len(first.launches) == 1
-    placed = {PathId.parse("/foo"): [PlacedInstance(d.instance_id, Agent(d.hostname))
-                                     for d in first.launches]}
-    again = q.match_offer(offer(host="h1", number=2), placed)
+    spreads: Spreads[PathId] = Spreads(lambda app_id: [AgentView("h3")])
+    assert len(q.match_offer(offer(host="h1"), spreads).launches) == 1  # one per host
+    again = q.match_offer(offer(host="h1", number=2), spreads)
     assert again.rejections[PathId.parse("/foo")] == (RejectReason.UNFULFILLED_CONSTRAINT,)
-    assert len(q.match_offer(offer(host="h2", number=3), placed).launches) == 1
+    assert not q.match_offer(offer(host="h3", number=3), spreads).used  # placed before
+    assert len(q.match_offer(offer(host="h2", number=4), spreads).launches) == 1
 
 
 def test_agent_maintenance_rejects() -> None:
     q = queue()
     q.add(app(), 1)
-    match = q.match_offer(offer(), {}, agent_under_maintenance=True)
+    match = q.match_offer(offer(), agent_under_maintenance=True)
     assert match.rejections[PathId.parse("/foo")] == (RejectReason.AGENT_MAINTENANCE,)
 
 
@@ -158,7 +158,7 @@ def test_backoff_grows_caps_skips_and_resets() -> None:
         q.task_failed(failing)
         delays.append(q.delay_left(app_id))
     assert delays == [10, 20, 30, 30]
-    assert not q.match_offer(offer(), {}).used  # delayed apps are not offered anything
+    assert not q.match_offer(offer()).used  # delayed apps are not offered anything
     assert q.queue_json(app_id)["delay"] == {"timeLeftSeconds": 30, "overdue": False}
     clock.advance(30)
     assert q.delay_left(app_id) == 0
@@ -186,7 +186,7 @@ def test_new_app_version_starts_backoff_afresh() -> None:
                 version="2016-01-01T00:00:00.000Z")
     q.add(newer, 1)
     assert q.delay_left(newer.id) == 0
-    assert q.match_offer(offer(), {}).used
+    assert q.match_offer(offer()).used
 
 
 def test_queue_json_matches_the_conformance_shape() -> None:
@@ -195,10 +195,10 @@ def test_queue_json_matches_the_conformance_shape() -> None:
     q = queue(clock)
     q.add(app(cpus=0.5, mem=128, constraints=[["hostname", "UNIQUE"]]), 2)
     app_id = PathId.parse("/foo")
-    q.match_offer(offer("cpus:0.1;mem:4096;ports:[1-1]"), {})                   # cpus
-    q.match_offer(offer("cpus:1;mem:64;ports:[1-1]", host="h2", number=2), {})  # memory
-    q.match_offer(offer("cpus:0.1;mem:1;ports:[1-1]", host="h2", number=3), {})  # both
-    launched = q.match_offer(offer(host="h3", number=4), {})           # used: 1 launch
+    q.match_offer(offer("cpus:0.1;mem:4096;ports:[1-1]"))                   # cpus
+    q.match_offer(offer("cpus:1;mem:64;ports:[1-1]", host="h2", number=2))  # memory
+    q.match_offer(offer("cpus:0.1;mem:1;ports:[1-1]", host="h2", number=3))  # both
+    launched = q.match_offer(offer(host="h3", number=4))           # used: 1 launch
     assert len(launched.launches) == 1
     body = q.queue_json(app_id, embed_last_unused_offers=True)
     assert set(body) == set(expected)
@@ -270,7 +270,7 @@ def test_launch_decision_builds_the_sdk_task_info() -> None:
     q = queue()
     q.add(app("/prod/web", cpus=0.5, mem=64, user="nobody", taskKillGracePeriodSeconds=3,
               fetch=[{"uri": "http://h/a.tgz"}], labels={"team": "core"}), 1)
-    decision = q.match_offer(offer(), {}).launches[0]
+    decision = q.match_offer(offer()).launches[0]
     task = decision.task_info()
     assert task.task_id.value == decision.task_id == "prod_web.instance-u0._app.1"
     assert task.agent_id.value == "agent-h1" and task.name == "web.prod"

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from marathon.app_definition import UnreachableStrategy, parse_app, to_json
+from marathon.app_definition import parse_app, to_json
+from marathon.app_parts import UnreachableStrategy
 from marathon.core import Instance, Recovered
 from marathon.paths import PathId
 from marathon.validation import AppValidationError
