@@ -22,7 +22,7 @@ import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -64,9 +64,9 @@ from mesos_agent.status_updates import (
     UpdateRecord,
     is_terminal,
 )
+from mesos_agent.views import AgentView, ExecutorView, TaskView
 from mesos_coordination.detector import MasterDetector
 from mesos_runtime.clock import Clock, SystemClock
-from mesos_values.addresses import HostPort
 from mesos_values.resources import Resources
 from protos import agent_pb2, executor_pb2, executor_pb2_grpc, mesos_pb2
 
@@ -135,45 +135,6 @@ class _Executor:
             return False
         self.outbox.put_nowait(event)
         return True
-
-
-@dataclass(frozen=True, slots=True)
-class TaskView:
-    """One task as the agent's HTTP endpoints show it."""
-
-    task: mesos_pb2.Task  # with its latest status
-    executor_id: str
-    custom_executor: bool
-    sandbox: Path | None  # its container's sandbox (a custom executor's), once launched
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutorView:
-    """One custom executor as the agent's HTTP endpoints show it."""
-
-    framework_id: str
-    info: mesos_pb2.ExecutorInfo
-    container_id: str
-    sandbox: Path | None
-    subscribed: bool
-
-
-@dataclass(frozen=True, slots=True)
-class AgentView:
-    """A read-only snapshot of the agent for its HTTP endpoints."""
-
-    info: mesos_pb2.AgentInfo
-    master: HostPort | None  # the master it follows, when one is detected
-    registered: bool
-    frameworks: Mapping[str, mesos_pb2.FrameworkInfo]
-    tasks: tuple[TaskView, ...]
-    executors: tuple[ExecutorView, ...]
-    terminal_tasks: Mapping[mesos_pb2.TaskState.ValueType, int]  # counted since the start
-    sandboxes_root: Path  # every sandbox is below it (see mesos_agent.paths)
-    # Forgotten tasks and ended executors kept for their sandboxes (see mesos_agent.completed).
-    completed_tasks: tuple[TaskView, ...] = ()
-    completed_executors: tuple[ExecutorView, ...] = ()
-    completed_frameworks: Mapping[str, mesos_pb2.FrameworkInfo] = field(default_factory=dict)
 
 
 class Agent:
