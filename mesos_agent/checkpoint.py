@@ -164,6 +164,11 @@ class Checkpointer:
         self._committer = committer
         self._live: dict[str, LiveTasks] = {}  # framework id -> its task log's live lines
 
+    @property
+    def next_ticket(self) -> int:
+        """The group-commit ticket the next write gets."""
+        return self._committer.next_ticket
+
     def save_agent(self, agent_info: mesos_pb2.AgentInfo) -> int:
         return self._write(self.paths.agent_file, {"agent_info": _to_json(agent_info)})
 
