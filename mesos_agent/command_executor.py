@@ -14,12 +14,12 @@ container, and how it is isolated, is the containerizer's business: this runner 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import structlog
 
+from mesos_agent.container_configs import command_config, new_container
 from mesos_agent.containerizer import (
     ContainerConfig,
     Containerizer,
@@ -27,15 +27,10 @@ from mesos_agent.containerizer import (
     Termination,
     stop_container,
 )
-from mesos_agent.environment import (
-    ContainerIds,
-    argv_without_shell,
-    command_argv,
-    task_environment,
-)
+from mesos_agent.environment import task_environment
 from mesos_agent.group_commit import GroupCommitter
 from mesos_agent.paths import AgentPaths
-from mesos_agent.task_book import Task, TaskKey, TaskReports
+from mesos_agent.task_book import Spawn, Task, TaskKey, TaskReports
 from mesos_values.resources import Resources
 from protos import mesos_pb2
 
@@ -45,8 +40,6 @@ log: structlog.typing.FilteringBoundLogger = structlog.get_logger("mesos_agent")
 
 _Reason = mesos_pb2.TaskStatus.Reason
 _Source = mesos_pb2.TaskStatus.Source
-
-Spawn = Callable[[Coroutine[object, object, None]], None]
 
 
 @dataclass(slots=True)
@@ -197,18 +190,11 @@ class CommandExecutor:
         return self._default_grace_period
 
     def _container_config(self, task: Task) -> ContainerConfig:
-        container_id = str(uuid.uuid4())
-        agent_id = self._agent_info.id.value
-        sandbox = self._paths.sandbox(agent_id, task.framework_id, task.executor_id, container_id)
+        container_id, ids = new_container(self._paths, self._agent_info.id.value,
+                                          task.framework_id, task.executor_id)
         resources = Resources.from_proto(task.info.resources)
         environment = task_environment(
-            base=self._base_environment,
-            ids=ContainerIds(agent_id, task.framework_id, task.executor_id, sandbox),
-            task_id=task.id,
-            hostname=self._hostname,
-            resources=resources,
-            command=task.info.command,
+            base=self._base_environment, ids=ids, task_id=task.id, hostname=self._hostname,
+            resources=resources, command=task.info.command,
         )
-        command = task.info.command
-        return ContainerConfig(container_id, command_argv(command), environment, sandbox,
-                               resources, argv_without_shell(command))
+        return command_config(container_id, ids, task.info.command, environment, resources)

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import structlog
 from mesos_agent.checkpoint import Checkpointer, ExecutorCheckpoint
 from mesos_agent.completed import CompletedWork
 from mesos_agent.config import AgentConfig
+from mesos_agent.container_configs import command_config, new_container
 from mesos_agent.containerizer import (
     ContainerConfig,
     Containerizer,
@@ -35,34 +35,30 @@ from mesos_agent.containerizer import (
     ContainerProcess,
     stop_container,
 )
-from mesos_agent.environment import (
-    ContainerIds,
-    argv_without_shell,
-    command_argv,
-    executor_environment,
-)
+from mesos_agent.environment import executor_environment
 from mesos_agent.executor_link import Outbox
 from mesos_agent.group_commit import GroupCommitter
 from mesos_agent.paths import AgentPaths
 from mesos_agent.status_updates import is_terminal
-from mesos_agent.task_book import Task, TaskBook
+from mesos_agent.task_book import Spawn, Task, TaskBook
 from mesos_agent.views import ExecutorView
 from mesos_values.resources import Resources
 from protos import agent_pb2, executor_pb2, mesos_pb2
 
 __all__ = ["ExecutorSupervisor"]
 
+_Reason = mesos_pb2.TaskStatus.Reason
+_Source = mesos_pb2.TaskStatus.Source
+
 log: structlog.typing.FilteringBoundLogger = structlog.get_logger("mesos_agent")
 
 ExecutorKey = tuple[str, str]  # (framework id, executor id)
-Spawn = Callable[[Coroutine[object, object, None]], None]
-
-_Reason = mesos_pb2.TaskStatus.Reason
-_Source = mesos_pb2.TaskStatus.Source
 
 
 @dataclass(slots=True)
 class _Executor:
+    """One custom executor: its container, its stream and the tasks it is yet to be sent."""
+
     framework_id: str
     info: mesos_pb2.ExecutorInfo
     container: ContainerProcess | None = None
@@ -249,21 +245,15 @@ class ExecutorSupervisor:
                         executor_id=executor.id)
 
     def _container_config(self, executor: _Executor) -> ContainerConfig:
-        container_id = str(uuid.uuid4())
-        sandbox = self._paths.sandbox(self._agent_id, executor.framework_id, executor.id,
-                                      container_id)
+        container_id, ids = new_container(self._paths, self._agent_id, executor.framework_id,
+                                          executor.id)
         environment = executor_environment(
-            base=self._base_environment,
-            ids=ContainerIds(self._agent_id, executor.framework_id, executor.id, sandbox),
-            agent_endpoint=self.agent_endpoint,
-            hostname=self._config.hostname,
-            recovery_timeout=self._config.recovery_timeout,
+            base=self._base_environment, ids=ids, agent_endpoint=self.agent_endpoint,
+            hostname=self._config.hostname, recovery_timeout=self._config.recovery_timeout,
             command=executor.info.command,
         )
-        command = executor.info.command
-        return ContainerConfig(container_id, command_argv(command), environment, sandbox,
-                               Resources.from_proto(executor.info.resources),
-                               argv_without_shell(command))
+        return command_config(container_id, ids, executor.info.command, environment,
+                              Resources.from_proto(executor.info.resources))
 
     async def _supervise(self, executor: _Executor, *, recovered_alive: bool | None = None) -> None:
         """Launch a custom executor, wait for it to subscribe, and handle its end."""

@@ -16,10 +16,11 @@ nothing (hollow agents): its updates may go at once.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeAlias
@@ -44,12 +45,14 @@ from mesos_agent.views import TaskView
 from protos import agent_pb2, mesos_pb2
 
 __all__ = [
-    "NoJournal", "Task", "TaskBook", "TaskJournal", "TaskKey", "TaskReports", "TaskRunner",
+    "NoJournal", "Spawn", "Task", "TaskBook", "TaskJournal", "TaskKey", "TaskReports", "TaskRunner",
 ]
 
 log: structlog.typing.FilteringBoundLogger = structlog.get_logger("mesos_agent")
 
 TaskKey = tuple[str, str]  # (framework id, task id)
+Spawn = Callable[[Coroutine[object, object, None]], None]
+"""How a runner starts its long-lived work (into the agent's TaskGroup)."""
 TaskState: TypeAlias = "mesos_pb2.TaskState.ValueType"
 Reason: TypeAlias = "mesos_pb2.TaskStatus.Reason.ValueType"
 Source: TypeAlias = "mesos_pb2.TaskStatus.Source.ValueType"
@@ -196,6 +199,8 @@ class TaskBook:
         self._runner = runner
         self._wake = wake
         self._completed = completed
+        # Resolved now, once logging is configured: calls skip structlog's lazy proxy.
+        self._log: structlog.typing.FilteringBoundLogger = log.bind()
         self._frameworks: dict[str, _Framework] = {}
         self._tasks: dict[TaskKey, Task] = {}
         self.terminal_tasks: Counter[TaskState] = Counter()
@@ -318,9 +323,9 @@ class TaskBook:
     def run_task(self, framework_info: mesos_pb2.FrameworkInfo, info: mesos_pb2.TaskInfo) -> None:
         """RunTask: record the task (and its framework), then hand it to the runner."""
         framework_id = framework_info.id.value
-        tlog = self._task_log(framework_id, info.task_id.value)
+        ids = self._log_ids(framework_id, info.task_id.value)
         if (framework_id, info.task_id.value) in self._tasks:
-            tlog.warning("ignoring RunTask for a task the agent already has")
+            self._log.warning("ignoring RunTask for a task the agent already has", **ids)
             return
         framework = self._frameworks.get(framework_id)
         if framework is None or framework.info != framework_info:
@@ -331,37 +336,38 @@ class TaskBook:
         task = Task(framework_id, info, executor_id, custom_executor=custom)
         self._tasks[task.key] = task
         ticket = self._journal.save_task(framework_id, info, executor_id)
-        tlog.debug("task received", executor_id=executor_id, custom_executor=custom)
+        self._log.debug("task received", executor_id=executor_id, custom_executor=custom, **ids)
         self._runner.launch(task, ticket)
 
     def kill_task(
         self, framework_id: str, task_id: str, policy: mesos_pb2.KillPolicy | None
     ) -> None:
         """KillTask: an unknown task is reported TASK_LOST, a terminal one is left alone."""
-        tlog = self._task_log(framework_id, task_id)
+        ids = self._log_ids(framework_id, task_id)
         task = self._tasks.get((framework_id, task_id))
         if task is None:
-            tlog.warning("kill requested for an unknown task; reporting TASK_LOST")
+            self._log.warning("kill requested for an unknown task; reporting TASK_LOST", **ids)
             status = self._new_status(task_id, "", mesos_pb2.TASK_LOST,
                                       "Task is unknown to the agent",
                                       _Reason.REASON_TASK_UNKNOWN, _Source.SOURCE_AGENT)
-            status.ClearField("executor_id")
             self.accept_update(framework_id, status)
             return
         if is_terminal(task.state):
-            tlog.info("kill requested for a terminated task; its terminal update is pending")
+            self._log.info("kill requested for a terminated task; its terminal update is pending",
+                           **ids)
             return
-        tlog.info("killing task")
+        self._log.info("killing task", **ids)
         self._runner.kill(task, policy)
 
     def acknowledge(self, framework_id: str, task_id: str, status_uuid: bytes) -> None:
         """The master acknowledged an update; the terminal one's ack forgets the task."""
-        tlog = self._task_log(framework_id, task_id)
+        ids = self._log_ids(framework_id, task_id)
         result = self._updates.acknowledge(framework_id, task_id, status_uuid)
         if result is AckResult.UNKNOWN:
-            tlog.info("ignoring acknowledgement of an unknown update", uuid=status_uuid.hex())
+            self._log.info("ignoring acknowledgement of an unknown update",
+                           uuid=status_uuid.hex(), **ids)
             return
-        tlog.debug("status update acknowledged", uuid=status_uuid.hex())
+        self._log.debug("status update acknowledged", uuid=status_uuid.hex(), **ids)
         self._wake()
         if result is AckResult.ACKNOWLEDGED:
             self._journal.append(framework_id, task_id, AckRecord(status_uuid))
@@ -370,14 +376,14 @@ class TaskBook:
         self._journal.remove_task(framework_id, task_id)
         if task is not None:
             self._forget(task)
-            tlog.debug("task finished and acknowledged; forgetting it")
+            self._log.debug("task finished and acknowledged; forgetting it", **ids)
 
     def shutdown_framework(self, framework_id: str) -> None:
         """ShutdownFramework: drop its updates, stop its tasks and executors, then forget it."""
         framework = self._frameworks.get(framework_id)
         if framework is None:
             return
-        log.info("shutting down framework", framework_id=framework_id, agent_id=self.agent_id)
+        self._log.info("shutting down framework", framework_id=framework_id, agent_id=self.agent_id)
         framework.shutting_down = True
         for task in [t for t in self._tasks.values() if t.framework_id == framework_id]:
             self._updates.forget(*task.key)
@@ -443,35 +449,38 @@ class TaskBook:
         self, task_id: str, executor_id: str, state: TaskState, message: str, reason: Reason,
         source: Source,
     ) -> mesos_pb2.TaskStatus:
-        return mesos_pb2.TaskStatus(
+        status = mesos_pb2.TaskStatus(
             task_id=mesos_pb2.TaskID(value=task_id),
             state=state,
             message=message,
             source=source,
             reason=reason,
             agent_id=self._agent_info.id,
-            executor_id=mesos_pb2.ExecutorID(value=executor_id),
             timestamp=time.time(),
             uuid=uuid.uuid4().bytes,
         )
+        if executor_id:
+            status.executor_id.value = executor_id
+        return status
 
     def accept_update(self, framework_id: str, status: mesos_pb2.TaskStatus) -> AddResult:
         """Log then queue an update for the master (the one path for every update)."""
         task_id = status.task_id.value
-        tlog = self._task_log(framework_id, task_id)
         task = self._tasks.get((framework_id, task_id))
         framework = self._frameworks.get(framework_id)
         if framework is not None and framework.shutting_down:
             if task is not None:
                 task.state = status.state
-            tlog.debug("dropping status update of a framework being shut down",
-                       state=mesos_pb2.TaskState.Name(status.state))
+            self._log.debug("dropping status update of a framework being shut down",
+                            state=mesos_pb2.TaskState.Name(status.state),
+                            **self._log_ids(framework_id, task_id))
             return AddResult.ACCEPTED
         ticket = self._journal.next_ticket
         result = self._updates.update(framework_id, status, ticket)
         if result is not AddResult.ACCEPTED:
-            tlog.info("dropping status update", result=result.value,
-                      state=mesos_pb2.TaskState.Name(status.state), uuid=status.uuid.hex())
+            self._log.info("dropping status update", result=result.value,
+                           state=mesos_pb2.TaskState.Name(status.state),
+                           uuid=status.uuid.hex(), **self._log_ids(framework_id, task_id))
             return result
         logged = self._journal.append(framework_id, task_id, UpdateRecord(status))
         assert logged == ticket, "the update and its log record are in different batches"
@@ -479,13 +488,16 @@ class TaskBook:
             self._wake()
         if task is not None:
             task.state = status.state
+        level = logging.DEBUG
         if is_terminal(status.state):
             self.terminal_tasks[status.state] += 1
-        (tlog.info if is_terminal(status.state) else tlog.debug)(
-            "status update", state=mesos_pb2.TaskState.Name(status.state),
-            reason=mesos_pb2.TaskStatus.Reason.Name(status.reason),
-            message=status.message, uuid=status.uuid.hex(),
-        )
+            level = logging.INFO
+        if self._log.is_enabled_for(level):  # one line per update: skip building it for nothing
+            self._log.log(
+                level, "status update", state=mesos_pb2.TaskState.Name(status.state),
+                reason=mesos_pb2.TaskStatus.Reason.Name(status.reason), message=status.message,
+                uuid=status.uuid.hex(), **self._log_ids(framework_id, task_id),
+            )
         return result
 
     # ---------------------------------------------------------------- forgetting
@@ -513,8 +525,9 @@ class TaskBook:
             return
         del self._frameworks[framework_id]
         self._journal.remove_framework(framework_id)
-        log.info("framework removed from the agent", framework_id=framework_id,
-                 agent_id=self.agent_id)
+        self._log.info("framework removed from the agent", framework_id=framework_id,
+                       agent_id=self.agent_id)
 
-    def _task_log(self, framework_id: str, task_id: str) -> structlog.typing.FilteringBoundLogger:
-        return log.bind(framework_id=framework_id, agent_id=self.agent_id, task_id=task_id)
+    def _log_ids(self, framework_id: str, task_id: str) -> dict[str, str]:
+        """A task's log fields (passed to each call: cheaper than binding a logger)."""
+        return {"framework_id": framework_id, "agent_id": self.agent_id, "task_id": task_id}
