@@ -36,6 +36,7 @@ from mesos_agent.checkpoint import Checkpointer, RecoveredState
 from mesos_agent.command_executor import CommandExecutor
 from mesos_agent.completed import CompletedWork
 from mesos_agent.config import AgentConfig
+from mesos_agent.container_configs import ContainerConfigs
 from mesos_agent.containerizer import Containerizer, PosixContainerizer
 from mesos_agent.environment import inherited_environment
 from mesos_agent.executor_link import ExecutorLinkServicer
@@ -98,16 +99,19 @@ class Agent:
         self._completed = CompletedWork()
         self._book = TaskBook(self._agent_info, self._updates, self._checkpointer, self,
                               wake=self._updates_wake.set, completed=self._completed)
-        base_environment = inherited_environment(os.environ)
+        self._configs = ContainerConfigs(
+            self._agent_info, self._paths, base_environment=inherited_environment(os.environ),
+            hostname=config.hostname, recovery_timeout=config.recovery_timeout,
+        )
         self._commands = CommandExecutor(
-            self._book, self._containerizer, self._committer, self._spawn,
-            agent_info=self._agent_info, paths=self._paths, base_environment=base_environment,
-            hostname=config.hostname, default_kill_grace_period=config.default_kill_grace_period,
+            self._book, self._containerizer, self._committer, self._configs, self._spawn,
+            agent_info=self._agent_info,
+            default_kill_grace_period=config.default_kill_grace_period,
         )
         self._executors = ExecutorSupervisor(
-            self._book, self._containerizer, self._checkpointer, self._committer, self._spawn,
-            self._link.send, agent_info=self._agent_info, config=config, paths=self._paths,
-            base_environment=base_environment, completed=self._completed,
+            self._book, self._containerizer, self._checkpointer, self._committer, self._configs,
+            self._spawn, self._link.send, agent_info=self._agent_info, config=config,
+            completed=self._completed,
         )
         self.endpoint: str | None = None
         self.ready = asyncio.Event()
@@ -157,7 +161,7 @@ class Agent:
         if port == 0:
             raise OSError(f"cannot listen on {address}")
         await server.start()
-        self.endpoint = self._executors.agent_endpoint = f"{self.config.ip}:{port}"
+        self.endpoint = self._configs.agent_endpoint = f"{self.config.ip}:{port}"
         self._agent_info.port = port
         log.info("agent serving executors", endpoint=self.endpoint,
                  work_dir=str(self.config.work_dir))

@@ -14,24 +14,19 @@ container, and how it is isolated, is the containerizer's business: this runner 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import structlog
 
-from mesos_agent.container_configs import command_config, new_container
+from mesos_agent.container_configs import ContainerConfigs
 from mesos_agent.containerizer import (
-    ContainerConfig,
     Containerizer,
     ContainerLaunchError,
     Termination,
     stop_container,
 )
-from mesos_agent.environment import task_environment
 from mesos_agent.group_commit import GroupCommitter
-from mesos_agent.paths import AgentPaths
 from mesos_agent.task_book import Spawn, Task, TaskKey, TaskReports
-from mesos_values.resources import Resources
 from protos import mesos_pb2
 
 __all__ = ["CommandExecutor"]
@@ -58,22 +53,18 @@ class CommandExecutor:
         reports: TaskReports,
         containerizer: Containerizer,
         committer: GroupCommitter,
+        configs: ContainerConfigs,
         spawn: Spawn,
         *,
         agent_info: mesos_pb2.AgentInfo,
-        paths: AgentPaths,
-        base_environment: Mapping[str, str],
-        hostname: str,
         default_kill_grace_period: float,
     ) -> None:
         self._reports = reports
         self._containerizer = containerizer
         self._committer = committer
+        self._configs = configs
         self._spawn = spawn
         self._agent_info = agent_info
-        self._paths = paths
-        self._base_environment = base_environment
-        self._hostname = hostname
         self._default_grace_period = default_kill_grace_period
         self._runs: dict[TaskKey, _Run] = {}
 
@@ -127,7 +118,7 @@ class CommandExecutor:
                                  _Reason.REASON_TASK_KILLED_DURING_LAUNCH)
             return False
         try:
-            container = await self._containerizer.launch(self._container_config(task))
+            container = await self._containerizer.launch(self._configs.for_task(task))
         except (ContainerLaunchError, ValueError) as exc:
             tlog.warning("task launch failed", error=str(exc))
             self._reports.update(task, mesos_pb2.TASK_FAILED, f"Failed to launch the task: {exc}",
@@ -188,13 +179,3 @@ class CommandExecutor:
             if policy is not None and policy.HasField("grace_period"):
                 return policy.grace_period.nanoseconds / 1e9
         return self._default_grace_period
-
-    def _container_config(self, task: Task) -> ContainerConfig:
-        container_id, ids = new_container(self._paths, self._agent_info.id.value,
-                                          task.framework_id, task.executor_id)
-        resources = Resources.from_proto(task.info.resources)
-        environment = task_environment(
-            base=self._base_environment, ids=ids, task_id=task.id, hostname=self._hostname,
-            resources=resources, command=task.info.command,
-        )
-        return command_config(container_id, ids, task.info.command, environment, resources)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,22 +27,18 @@ import structlog
 from mesos_agent.checkpoint import Checkpointer, ExecutorCheckpoint
 from mesos_agent.completed import CompletedWork
 from mesos_agent.config import AgentConfig
-from mesos_agent.container_configs import command_config, new_container
+from mesos_agent.container_configs import ContainerConfigs
 from mesos_agent.containerizer import (
-    ContainerConfig,
     Containerizer,
     ContainerLaunchError,
     ContainerProcess,
     stop_container,
 )
-from mesos_agent.environment import executor_environment
 from mesos_agent.executor_link import Outbox
 from mesos_agent.group_commit import GroupCommitter
-from mesos_agent.paths import AgentPaths
 from mesos_agent.status_updates import is_terminal
 from mesos_agent.task_book import Spawn, Task, TaskBook
 from mesos_agent.views import ExecutorView
-from mesos_values.resources import Resources
 from protos import agent_pb2, executor_pb2, mesos_pb2
 
 __all__ = ["ExecutorSupervisor"]
@@ -97,29 +93,25 @@ class ExecutorSupervisor:
         containerizer: Containerizer,
         checkpointer: Checkpointer,
         committer: GroupCommitter,
+        configs: ContainerConfigs,
         spawn: Spawn,
         send_to_master: Callable[[agent_pb2.AgentMessage], bool],
         *,
         agent_info: mesos_pb2.AgentInfo,
         config: AgentConfig,
-        paths: AgentPaths,
-        base_environment: Mapping[str, str],
         completed: CompletedWork,
     ) -> None:
         self._book = book
         self._containerizer = containerizer
         self._checkpointer = checkpointer
         self._committer = committer
+        self._configs = configs
         self._spawn = spawn
         self._send_to_master = send_to_master
         self._agent_info = agent_info
         self._config = config
-        self._paths = paths
-        self._base_environment = base_environment
         self._completed = completed
         self._executors: dict[ExecutorKey, _Executor] = {}
-        self.agent_endpoint = ""
-        """Where executors reach the agent; set once its server listens."""
 
     def infos(self) -> list[mesos_pb2.ExecutorInfo]:
         return [e.info for e in self._executors.values()]
@@ -244,17 +236,6 @@ class ExecutorSupervisor:
         return log.bind(framework_id=executor.framework_id, agent_id=self._agent_id,
                         executor_id=executor.id)
 
-    def _container_config(self, executor: _Executor) -> ContainerConfig:
-        container_id, ids = new_container(self._paths, self._agent_id, executor.framework_id,
-                                          executor.id)
-        environment = executor_environment(
-            base=self._base_environment, ids=ids, agent_endpoint=self.agent_endpoint,
-            hostname=self._config.hostname, recovery_timeout=self._config.recovery_timeout,
-            command=executor.info.command,
-        )
-        return command_config(container_id, ids, executor.info.command, environment,
-                              Resources.from_proto(executor.info.resources))
-
     async def _supervise(self, executor: _Executor, *, recovered_alive: bool | None = None) -> None:
         """Launch a custom executor, wait for it to subscribe, and handle its end."""
         elog = self._log(executor)
@@ -262,7 +243,7 @@ class ExecutorSupervisor:
             await self._committer.wait(self._committer.last_ticket)  # its checkpoint, durable
             try:
                 executor.container = await self._containerizer.launch(
-                    self._container_config(executor)
+                    self._configs.for_executor(executor.framework_id, executor.info)
                 )
             except (ContainerLaunchError, ValueError) as exc:
                 elog.warning("executor launch failed", error=str(exc))
