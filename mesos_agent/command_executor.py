@@ -7,8 +7,8 @@ ends or is killed, and what becomes of it is reported to the task book.
              (TASK_RUNNING), killing, TASK_FINISHED/FAILED/KILLED, finished
 
 One coroutine per task runs in the agent's TaskGroup (`spawn`). Which containerizer runs the
-container, and how it is isolated, is the containerizer's business: this runner only builds the
-`ContainerConfig` of the task's command.
+container, and how it is isolated, is the containerizer's business: this runner only asks for
+the task's container (`ContainerConfigs.for_task`).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class _Run:
 
 
 class CommandExecutor:
-    """Runs command tasks in containers (a `TaskRunner` for the tasks without an executor)."""
+    """Runs command tasks in containers (the agent hands it the tasks without an executor)."""
 
     def __init__(
         self,

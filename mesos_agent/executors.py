@@ -1,12 +1,11 @@
 """Custom executors: launched in containers, supervised, and served over `ExecutorLink`.
 
     TaskBook --launch/kill/stop_framework--> ExecutorSupervisor --launch/wait/stop--> Containerizer
-        ^                                       |        ^
-        |  accept_update, update, finished      |        | SUBSCRIBE, UPDATE, MESSAGE
-        +---------------------------------------+        | (ExecutorLinkServicer)
-                                                |        |
-                 LAUNCH, KILL, MESSAGE, SHUTDOWN +--------> executor process
-                 ExecutorExited, ExecutorToFramework -> master
+        ^                                        |  |       ^
+        +--- accept_update, update, finished ----+  |       | SUBSCRIBE, UPDATE, MESSAGE
+                                                    |       |   (ExecutorLinkServicer)
+                 LAUNCH, KILL, MESSAGE, SHUTDOWN    +---> executor process
+    master <--- ExecutorExited, ExecutorToFramework
 
 A task for a custom executor waits in its executor's queue until the executor subscribed and
 the task's checkpoint is durable. An executor that ends (or never subscribes in time) fails
