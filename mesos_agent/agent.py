@@ -237,19 +237,23 @@ class Agent:
             self._commands.launch(task)
 
     def kill(self, task: Task, policy: mesos_pb2.KillPolicy | None) -> None:
+        """A command task's process group is stopped here; a custom executor is sent KILL."""
         if task.custom_executor:
             self._executors.kill(task, policy)
         else:
             self._commands.kill(task, policy)
 
     def stop_framework(self, framework_id: str) -> None:
+        """Kill the framework's command tasks and shut down its custom executors."""
         self._commands.stop_framework(framework_id)
         self._executors.stop_framework(framework_id)
 
     def holds_framework(self, framework_id: str) -> bool:
+        """Whether a custom executor of the framework is still here."""
         return self._executors.holds_framework(framework_id)
 
     def executor_sandbox(self, framework_id: str, executor_id: str) -> Path | None:
+        """The sandbox of a custom executor's current (else latest) run."""
         return self._executors.sandbox(framework_id, executor_id)
 
     # ---------------------------------------------------------------- master link callbacks
