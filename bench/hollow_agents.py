@@ -5,14 +5,17 @@
         [--hostname-prefix hollow-] [--first-index 0] [--id-file F] [--log-level WARNING]
 
 Each simulated agent is one `HollowAgent`: the real agent's `MasterLink` (its own stream, leader
-detection, (re)registration, heartbeats, reconnect backoff) and the real agent's
-`StatusUpdateManager` (updates retried until acknowledged, one in flight per task), around a
-task table that never forks::
+detection, (re)registration, heartbeats, reconnect backoff) and the real agent's `TaskBook`
+(tasks, frameworks, status updates retried until acknowledged, one in flight per task), with
+nothing on disk; the hollow agent is the book's runner and plays its tasks with timers instead
+of processes (as Kubernetes' hollow kubelet runs the real kubelet on a fake runtime)::
 
-    master --RunTask--> HollowAgent --TASK_STARTING, TASK_RUNNING--> StatusUpdateManager --> master
-                           | after the task's planned duration (see `plan_task`):
-                           |     TASK_FINISHED (or TASK_FAILED for `exit N`, `false`)
-                           +--KillTask--> TASK_KILLING (TASK_KILLING_STATE frameworks), TASK_KILLED
+    master --RunTask--> TaskBook --launch--> HollowAgent --TASK_STARTING, TASK_RUNNING--> TaskBook
+                                               | after the task's planned duration (`plan_task`):
+                                               |   TASK_FINISHED (or TASK_FAILED: `exit N`, `false`)
+           --KillTask--> TaskBook --kill-----> +--> TASK_KILLING (TASK_KILLING_STATE frameworks),
+                                                    TASK_KILLED
+    TaskBook --StatusUpdateManager--> master
 
 How long a task "runs" (`plan_task`): the task label `hollow_duration_seconds` wins; otherwise a
 command `sleep N` runs N seconds; `true`, `:` and `exit 0` finish at once, `false` and `exit N`
@@ -40,7 +43,6 @@ import os
 import re
 import signal
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,9 +51,10 @@ from typing import TypeAlias
 import structlog
 
 from mesos_agent.master_link import MasterLink, forward_status_updates, send_status_update
-from mesos_agent.status_updates import AckResult, StatusUpdateManager, is_terminal
+from mesos_agent.status_updates import StatusUpdateManager
+from mesos_agent.task_book import NoJournal, Task, TaskBook, TaskKey
 from mesos_coordination.detector import MasterDetector, create_detector
-from mesos_runtime.clock import Clock, SystemClock
+from mesos_runtime.clock import Clock, SystemClock, WallClock
 from mesos_runtime.logging import configure_logging
 from mesos_values.attributes import parse_attributes
 from mesos_values.resources import Resources
@@ -63,8 +66,7 @@ DURATION_LABEL = "hollow_duration_seconds"
 VERSION = "hollow"
 
 TaskState: TypeAlias = "mesos_pb2.TaskState.ValueType"
-TaskKey = tuple[str, str]  # (framework id, task id)
-_Reason = mesos_pb2.TaskStatus.Reason
+_NO_JOURNAL = NoJournal()  # hollow agents keep nothing on disk
 _SLEEP = re.compile(r"^\s*(?:exec\s+)?sleep\s+(\d+(?:\.\d*)?)\s*;?\s*$")
 _EXIT = re.compile(r"^\s*exit\s+(\d+)\s*;?\s*$")
 
@@ -100,26 +102,6 @@ def plan_task(task: mesos_pb2.TaskInfo) -> TaskPlan:
     return TaskPlan(None)
 
 
-@dataclass(slots=True)
-class _HollowTask:
-    framework_id: str
-    info: mesos_pb2.TaskInfo
-    state: TaskState = mesos_pb2.TASK_STAGING
-    timer: asyncio.TimerHandle | None = None
-
-    @property
-    def key(self) -> TaskKey:
-        return (self.framework_id, self.info.task_id.value)
-
-    @property
-    def executor_id(self) -> str:
-        return (
-            self.info.executor.executor_id.value
-            if self.info.HasField("executor")
-            else self.info.task_id.value
-        )
-
-
 class FleetObserver:
     """What a `HollowAgent` tells the process about its registration."""
 
@@ -153,7 +135,8 @@ class FleetObserver:
 
 
 class HollowAgent:
-    """One simulated agent: the real `MasterLink` and `StatusUpdateManager`, no processes."""
+    """One simulated agent: the real `MasterLink` and `TaskBook`, whose tasks it plays with
+    timers (it is the book's `TaskRunner`) instead of processes."""
 
     def __init__(
         self,
@@ -172,8 +155,9 @@ class HollowAgent:
             clock, initial_backoff=retry_interval, max_backoff=max(10.0, retry_interval)
         )
         self._wake = asyncio.Event()
-        self._tasks: dict[TaskKey, _HollowTask] = {}
-        self._frameworks: dict[str, mesos_pb2.FrameworkInfo] = {}
+        self._book = TaskBook(info, self._updates, _NO_JOURNAL, self, wake=self._wake.set,
+                              wall_clock=WallClock())
+        self._timers: dict[TaskKey, asyncio.TimerHandle] = {}
         self._link = MasterLink(
             detector, self, self._hello, registration_timeout=registration_timeout
         )
@@ -186,53 +170,34 @@ class HollowAgent:
                 group.create_task(forward_status_updates(
                     self._link, self._updates, self._wake, self._clock))
         finally:
-            for task in self._tasks.values():
-                if task.timer is not None:
-                    task.timer.cancel()
+            for timer in self._timers.values():
+                timer.cancel()
 
     # ------------------------------------------------------------ MasterLinkHandler
 
     def _hello(self) -> agent_pb2.AgentMessage:
-        if not self.info.id.value:
-            return agent_pb2.AgentMessage(
-                register=agent_pb2.AgentMessage.Register(agent_info=self.info, version=VERSION)
-            )
-        framework_ids = {task.framework_id for task in self._tasks.values()}
-        return agent_pb2.AgentMessage(
-            reregister=agent_pb2.AgentMessage.Reregister(
-                agent_info=self.info,
-                tasks=[self._task_record(task) for task in self._tasks.values()],
-                executors=[
-                    task.info.executor for task in self._tasks.values()
-                    if task.info.HasField("executor")
-                ],
-                frameworks=[
-                    self._frameworks[f] for f in sorted(framework_ids) if f in self._frameworks
-                ],
-                version=VERSION,
-            )
-        )
+        executors = [t.info.executor for t in self._book.tasks() if t.custom_executor]
+        return self._book.hello(VERSION, executors)
 
     def registered(self, message: agent_pb2.MasterMessage) -> None:
         answer = message.registered if message.HasField("registered") else message.reregistered
         self.info.id.CopyFrom(answer.agent_id)
         self._observer.registered(self.info.hostname, answer.agent_id.value)
-        for pending in self._updates.resend_all():
+        for pending in self._book.reconnected():
             send_status_update(self._link, pending)
-        self._wake.set()
 
     def received(self, message: agent_pb2.MasterMessage) -> None:
         kind = message.WhichOneof("message")
         if kind == "run_task":
-            self._run_task(message.run_task.framework_info, message.run_task.task)
+            self._book.run_task(message.run_task.framework_info, message.run_task.task)
         elif kind == "kill_task":
-            self._kill_task(message.kill_task.framework_id.value,
-                            message.kill_task.task_id.value)
+            kill = message.kill_task
+            self._book.kill_task(kill.framework_id.value, kill.task_id.value, None)
         elif kind == "status_update_acknowledgement":
             ack = message.status_update_acknowledgement
-            self._acknowledge(ack.framework_id.value, ack.task_id.value, ack.uuid)
+            self._book.acknowledge(ack.framework_id.value, ack.task_id.value, ack.uuid)
         elif kind == "shutdown_framework":
-            self._forget_framework(message.shutdown_framework.framework_id.value)
+            self._book.shutdown_framework(message.shutdown_framework.framework_id.value)
 
     def disconnected(self) -> None:
         self._observer.disconnected(self.info.hostname)
@@ -242,111 +207,49 @@ class HollowAgent:
             return
         log.warning("re-registration refused; registering as a new agent",
                     hostname=self.info.hostname, reason=reason)
-        for framework_id in list(self._frameworks):
-            self._forget_framework(framework_id)
+        self._book.shutdown_frameworks()
+        self._book.forget_updates()
         self.info.ClearField("id")
 
-    # ------------------------------------------------------------------ tasks
+    # ------------------------------------------------------------ TaskRunner
 
-    def _run_task(self, framework: mesos_pb2.FrameworkInfo, info: mesos_pb2.TaskInfo) -> None:
-        task = _HollowTask(framework.id.value, info)
-        if task.key in self._tasks:
-            return
-        self._frameworks[task.framework_id] = framework
-        self._tasks[task.key] = task
-        self._emit(task, mesos_pb2.TASK_STARTING)
-        self._emit(task, mesos_pb2.TASK_RUNNING)
-        plan = plan_task(info)
+    def launch(self, task: Task, ticket: int) -> None:
+        """TASK_STARTING and TASK_RUNNING at once; the end as `plan_task` says."""
+        self._book.update(task, mesos_pb2.TASK_STARTING)
+        self._book.update(task, mesos_pb2.TASK_RUNNING)
+        plan = plan_task(task.info)
         if plan.duration is not None:
-            task.timer = asyncio.get_running_loop().call_later(
-                plan.duration, self._finish, task, plan.final_state
+            self._timers[task.key] = asyncio.get_running_loop().call_later(
+                plan.duration, self._end, task, plan.final_state
             )
 
-    def _finish(self, task: _HollowTask, state: TaskState) -> None:
-        task.timer = None
-        if self._tasks.get(task.key) is task and not is_terminal(task.state):
-            self._emit(task, state, "hollow task ended")
+    def _end(self, task: Task, state: TaskState) -> None:
+        del self._timers[task.key]
+        self._book.update(task, state, "hollow task ended")
+        self._book.finished(task)
 
-    def _kill_task(self, framework_id: str, task_id: str) -> None:
-        task = self._tasks.get((framework_id, task_id))
-        if task is None:
-            status = self._status(task_id, "", mesos_pb2.TASK_LOST, "Task is unknown to the agent",
-                                  _Reason.REASON_TASK_UNKNOWN)
-            self._queue(framework_id, status)
-            return
-        if is_terminal(task.state):
-            return
-        if task.timer is not None:
-            task.timer.cancel()
-            task.timer = None
-        framework = self._frameworks.get(framework_id)
-        if framework is not None and any(
-            c.type == mesos_pb2.FrameworkInfo.Capability.TASK_KILLING_STATE
-            for c in framework.capabilities
-        ):
-            self._emit(task, mesos_pb2.TASK_KILLING)
-        self._emit(task, mesos_pb2.TASK_KILLED, "hollow task killed")
+    def kill(self, task: Task, policy: mesos_pb2.KillPolicy | None) -> None:
+        self._stop(task)
+        self._book.killing(task)
+        self._book.update(task, mesos_pb2.TASK_KILLED, "hollow task killed")
+        self._book.finished(task)
 
-    def _forget_framework(self, framework_id: str) -> None:
-        for key in [key for key in self._tasks if key[0] == framework_id]:
-            task = self._tasks.pop(key)
-            if task.timer is not None:
-                task.timer.cancel()
-            self._updates.forget(*key)
-        self._frameworks.pop(framework_id, None)
+    def stop_framework(self, framework_id: str) -> None:
+        for task in self._book.tasks():
+            if task.framework_id == framework_id:
+                self._stop(task)
+                self._book.finished(task)
 
-    def _task_record(self, task: _HollowTask) -> mesos_pb2.Task:
-        record = mesos_pb2.Task(
-            name=task.info.name,
-            task_id=task.info.task_id,
-            framework_id=mesos_pb2.FrameworkID(value=task.framework_id),
-            agent_id=self.info.id,
-            state=task.state,
-            resources=task.info.resources,
-            labels=task.info.labels,
-        )
-        if task.info.HasField("executor"):
-            record.executor_id.value = task.executor_id
-        latest = self._updates.latest(*task.key)
-        if latest is not None:
-            record.statuses.append(latest)
-        return record
+    def _stop(self, task: Task) -> None:
+        timer = self._timers.pop(task.key, None)
+        if timer is not None:
+            timer.cancel()
 
-    # ---------------------------------------------------------- status updates
+    def holds_framework(self, framework_id: str) -> bool:
+        return False
 
-    def _status(
-        self, task_id: str, executor_id: str, state: TaskState, message: str = "",
-        reason: mesos_pb2.TaskStatus.Reason.ValueType = _Reason.REASON_UNSPECIFIED,
-    ) -> mesos_pb2.TaskStatus:
-        status = mesos_pb2.TaskStatus(
-            task_id=mesos_pb2.TaskID(value=task_id),
-            state=state,
-            message=message,
-            source=mesos_pb2.TaskStatus.SOURCE_EXECUTOR,
-            reason=reason,
-            agent_id=self.info.id,
-            timestamp=time.time(),
-            uuid=uuid.uuid4().bytes,
-        )
-        if executor_id:
-            status.executor_id.value = executor_id
-        return status
-
-    def _emit(self, task: _HollowTask, state: TaskState, message: str = "") -> None:
-        task.state = state
-        self._queue(task.framework_id, self._status(task.info.task_id.value, task.executor_id,
-                                                    state, message))
-
-    def _queue(self, framework_id: str, status: mesos_pb2.TaskStatus) -> None:
-        self._updates.update(framework_id, status)
-        self._wake.set()
-
-    def _acknowledge(self, framework_id: str, task_id: str, status_uuid: bytes) -> None:
-        result = self._updates.acknowledge(framework_id, task_id, status_uuid)
-        if result is AckResult.STREAM_FINISHED:
-            self._tasks.pop((framework_id, task_id), None)
-        if result is not AckResult.UNKNOWN:
-            self._wake.set()
+    def executor_sandbox(self, framework_id: str, executor_id: str) -> Path | None:
+        return None
 
 
 @dataclass(frozen=True, slots=True)

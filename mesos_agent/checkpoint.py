@@ -55,7 +55,6 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -63,9 +62,15 @@ from typing import Any, TypeVar
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 
-from mesos_agent.containerizer import ContainerProcess
+from mesos_agent.containers import ContainerProcess
 from mesos_agent.group_commit import GroupCommitter
 from mesos_agent.paths import AgentPaths, from_path_component
+from mesos_agent.recovered import (
+    ExecutorCheckpoint,
+    RecoveredState,
+    SkippedCheckpoint,
+    TaskCheckpoint,
+)
 from mesos_agent.status_updates import (
     AckRecord,
     ContainerRecord,
@@ -114,48 +119,6 @@ class CorruptCheckpoint(ValueError):
         self.detail = detail
 
 
-@dataclass(frozen=True, slots=True)
-class SkippedCheckpoint:
-    """Something a non-strict recovery could not use, and where it was set aside."""
-
-    path: Path
-    problem: str
-    consequence: str
-    set_aside_at: Path | None  # None: nothing of it was left to set aside
-
-
-@dataclass(slots=True)
-class TaskCheckpoint:
-    """A task as checkpointed: its info, its executor and (command tasks) its container."""
-
-    framework_id: str
-    task: mesos_pb2.TaskInfo
-    executor_id: str
-    container: ContainerProcess | None = None
-    updates: list[LogRecord] = field(default_factory=list)
-    updates_lost: bool = False  # its log was corrupt and cut (non-strict recovery)
-
-
-@dataclass(slots=True)
-class ExecutorCheckpoint:
-    """A custom executor and its container."""
-
-    framework_id: str
-    executor: mesos_pb2.ExecutorInfo
-    container: ContainerProcess | None = None
-
-
-@dataclass(slots=True)
-class RecoveredState:
-    """Everything found under `meta/` at start-up."""
-
-    agent_info: mesos_pb2.AgentInfo | None = None
-    frameworks: dict[str, mesos_pb2.FrameworkInfo] = field(default_factory=dict)
-    executors: list[ExecutorCheckpoint] = field(default_factory=list)
-    tasks: list[TaskCheckpoint] = field(default_factory=list)
-    skipped: list[SkippedCheckpoint] = field(default_factory=list)
-
-
 class Checkpointer:
     """Reads the agent's checkpoint files, and queues their writes in a `GroupCommitter`."""
 
@@ -163,6 +126,11 @@ class Checkpointer:
         self.paths = paths
         self._committer = committer
         self._live: dict[str, LiveTasks] = {}  # framework id -> its task log's live lines
+
+    @property
+    def next_ticket(self) -> int:
+        """The group-commit ticket the next write gets."""
+        return self._committer.next_ticket
 
     def save_agent(self, agent_info: mesos_pb2.AgentInfo) -> int:
         return self._write(self.paths.agent_file, {"agent_info": _to_json(agent_info)})

@@ -10,12 +10,10 @@ from __future__ import annotations
 from collections import Counter, OrderedDict
 from collections.abc import Hashable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import Generic, TypeVar
 
+from mesos_agent.views import ExecutorView, TaskView
 from protos import mesos_pb2
-
-if TYPE_CHECKING:
-    from mesos_agent.agent import ExecutorView, TaskView
 
 __all__ = ["CompletedWork"]
 

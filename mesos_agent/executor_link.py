@@ -23,7 +23,7 @@ Outbox = asyncio.Queue[executor_pb2.Event | None]
 
 
 class ExecutorRegistry(Protocol):
-    """What the servicer needs from the agent."""
+    """What the servicer needs from the agent (its `ExecutorSupervisor`)."""
 
     def executor_subscribed(self, call: executor_pb2.Call, outbox: Outbox) -> str | None: ...
 

@@ -39,7 +39,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from mesos_agent.agent import Agent, AgentView, ExecutorView, TaskView, agent_version
+from mesos_agent.agent import Agent, agent_version
+from mesos_agent.views import AgentView, ExecutorView, TaskView
 from mesos_http.operator_http import (
     PROMETHEUS_CONTENT_TYPE,
     attributes_json,

@@ -26,7 +26,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from mesos_agent.containerizer import ContainerProcess
+from mesos_agent.containers import ContainerProcess
 from mesos_runtime.clock import Clock
 from mesos_values.task_states import TERMINAL_STATES
 from protos import mesos_pb2

@@ -7,15 +7,14 @@ implementation so far (a process group per container, no resource isolation yet)
 from __future__ import annotations
 
 from mesos_agent.containerizer.base import (
-    ContainerConfig,
     Containerizer,
     ContainerLaunchError,
-    ContainerProcess,
     Isolator,
     Termination,
     stop_container,
 )
 from mesos_agent.containerizer.posix import PosixContainerizer
+from mesos_agent.containers import ContainerConfig, ContainerProcess
 
 __all__ = [
     "ContainerConfig",

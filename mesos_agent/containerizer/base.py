@@ -5,36 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
+from mesos_agent.containers import ContainerConfig, ContainerProcess
 from mesos_values.resources import Resources
-
-
-@dataclass(frozen=True, slots=True)
-class ContainerConfig:
-    """Everything needed to start one container."""
-
-    container_id: str
-    argv: tuple[str, ...]
-    environment: Mapping[str, str]
-    sandbox: Path
-    resources: Resources
-    # The program a `/bin/sh -c` `argv` runs, started without the shell when given (see
-    # `environment.argv_without_shell`); the shell runs `argv` if exec'ing it fails.
-    direct_argv: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ContainerProcess:
-    """A container's root process, as checkpointed: its pid and start time identify it."""
-
-    container_id: str
-    pid: int
-    start_time: float
-    sandbox: Path
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,13 +28,8 @@ from typing import NamedTuple
 
 import psutil
 
-from mesos_agent.containerizer.base import (
-    ContainerConfig,
-    ContainerLaunchError,
-    ContainerProcess,
-    Isolator,
-    Termination,
-)
+from mesos_agent.containerizer.base import ContainerLaunchError, Isolator, Termination
+from mesos_agent.containers import ContainerConfig, ContainerProcess
 from mesos_values.resources import Resources
 
 _RECOVERED_POLL_SECONDS = 0.2

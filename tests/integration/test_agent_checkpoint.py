@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from mesos_agent import task_log
-from mesos_agent.checkpoint import Checkpointer, ExecutorCheckpoint
-from mesos_agent.containerizer import ContainerProcess
+from mesos_agent.checkpoint import Checkpointer
+from mesos_agent.containers import ContainerProcess
 from mesos_agent.group_commit import (
     SYNCFS,
     Append,
@@ -25,6 +25,7 @@ from mesos_agent.group_commit import (
     apply_batch,
 )
 from mesos_agent.paths import AgentPaths
+from mesos_agent.recovered import ExecutorCheckpoint
 from mesos_agent.status_updates import AckRecord, ContainerRecord, UpdateRecord
 from mesos_agent.task_log import encode_line, parse_task_log
 from protos import mesos_pb2

@@ -20,8 +20,8 @@ import pytest
 
 from mesos_agent.agent import Agent
 from mesos_agent.config import AgentConfig
-from mesos_agent.containerizer import ContainerProcess
 from mesos_agent.containerizer.posix import process_start_time
+from mesos_agent.containers import ContainerProcess
 from mesos_agent.group_commit import Append, FileOp, Replace, apply_batch
 from mesos_agent.paths import AgentPaths
 from mesos_agent.status_updates import AckRecord, ContainerRecord, UpdateRecord

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mesos_agent.agent import AgentView, ExecutorView, TaskView
 from mesos_agent.completed import CompletedWork
 from mesos_agent.http import agent_state
+from mesos_agent.views import AgentView, ExecutorView, TaskView
 from protos import mesos_pb2
 
 SANDBOXES = Path("/work/slaves/S0/frameworks")

@@ -17,9 +17,9 @@ import pytest
 
 from frameworks.batch.main import build_parser as batch_parser
 from marathon.main import build_parser as marathon_parser
-from mesos_agent.agent import AgentView
 from mesos_agent.config import build_parser as agent_parser
 from mesos_agent.http import agent_metrics
+from mesos_agent.views import AgentView
 from mesos_local.main import build_parser as local_parser
 from mesos_master.http import master_metrics
 from mesos_master.main import build_parser as master_parser

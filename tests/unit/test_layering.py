@@ -60,7 +60,13 @@ CORES: tuple[str, ...] = (
     "mesos_agent.environment",
     "mesos_agent.paths",
     "mesos_agent.status_updates",
+    "mesos_agent.task_book",
     "mesos_agent.task_log",
+    "mesos_agent.views",
+    "mesos_agent.completed",
+    "mesos_agent.container_configs",
+    "mesos_agent.containers",
+    "mesos_agent.recovered",
     "frameworks._ids",
     "frameworks._session",
     "frameworks.offers",
@@ -96,8 +102,6 @@ IO_MODULES: tuple[str, ...] = (
 clock (a core reads time from the clock it is given)."""
 
 EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("mesos_agent.status_updates", "mesos_agent.containerizer"): "ContainerProcess, a value, "
-    "comes from the containerizer package, whose modules start and signal processes",
     ("marathon.core", "marathon.events"): "the event builders live beside the asyncio EventBus",
     ("frameworks.batch.core", "frameworks"): "imports the SDK's facade (which imports the "
     "driver) for OfferBudget, command_task, is_terminal and state_name",

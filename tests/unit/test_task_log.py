@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mesos_agent import task_log
-from mesos_agent.containerizer import ContainerProcess
+from mesos_agent.containers import ContainerProcess
 from mesos_agent.status_updates import AckRecord, ContainerRecord, UpdateRecord
 from mesos_agent.task_log import (
     LiveTasks,

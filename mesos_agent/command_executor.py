@@ -1,0 +1,181 @@
+"""The built-in command executor: each command task runs as one container, watched until it
+ends or is killed, and what becomes of it is reported to the task book.
+
+    TaskBook --launch/resume/kill/stop_framework--> CommandExecutor --launch/wait/kill/destroy-->
+        ^                                                  |                      Containerizer
+        +--- TaskReports: TASK_STARTING, launched --------+
+             (TASK_RUNNING), killing, TASK_FINISHED/FAILED/KILLED, finished
+
+One coroutine per task runs in the agent's TaskGroup (`spawn`). Which containerizer runs the
+container, and how it is isolated, is the containerizer's business: this runner only asks for
+the task's container (`ContainerConfigs.for_task`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import structlog
+
+from mesos_agent.container_configs import ContainerConfigs
+from mesos_agent.containerizer import (
+    Containerizer,
+    ContainerLaunchError,
+    Termination,
+    stop_container,
+)
+from mesos_agent.group_commit import GroupCommitter
+from mesos_agent.task_book import Spawn, Task, TaskKey, TaskReports
+from protos import mesos_pb2
+
+__all__ = ["CommandExecutor"]
+
+log: structlog.typing.FilteringBoundLogger = structlog.get_logger("mesos_agent")
+
+_Reason = mesos_pb2.TaskStatus.Reason
+_Source = mesos_pb2.TaskStatus.Source
+
+
+@dataclass(slots=True)
+class _Run:
+    """A command task's run: whether, and how, it is to be killed."""
+
+    kill_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    kill_policy: mesos_pb2.KillPolicy | None = None
+
+
+class CommandExecutor:
+    """Runs command tasks in containers (the agent hands it the tasks without an executor)."""
+
+    def __init__(
+        self,
+        reports: TaskReports,
+        containerizer: Containerizer,
+        committer: GroupCommitter,
+        configs: ContainerConfigs,
+        spawn: Spawn,
+        *,
+        agent_info: mesos_pb2.AgentInfo,
+        default_kill_grace_period: float,
+    ) -> None:
+        self._reports = reports
+        self._containerizer = containerizer
+        self._committer = committer
+        self._configs = configs
+        self._spawn = spawn
+        self._agent_info = agent_info
+        self._default_grace_period = default_kill_grace_period
+        self._runs: dict[TaskKey, _Run] = {}
+
+    def launch(self, task: Task) -> None:
+        """Start a new task: TASK_STARTING, then its container once that is durable."""
+        run = self._runs[task.key] = _Run()
+        self._spawn(self._run(task, run, recovered_alive=None))
+
+    def resume(self, task: Task, alive: bool) -> None:
+        """Take back a recovered task: watch its container if `alive`, else report it failed."""
+        run = self._runs[task.key] = _Run()
+        self._spawn(self._run(task, run, recovered_alive=alive))
+
+    def kill(self, task: Task, policy: mesos_pb2.KillPolicy | None) -> None:
+        """Kill the task: its process group gets SIGTERM, then SIGKILL after the grace period."""
+        run = self._runs.get(task.key)
+        if run is not None:
+            run.kill_policy = policy
+            run.kill_requested.set()
+
+    def stop_framework(self, framework_id: str) -> None:
+        """Kill every task of the framework (with each task's own grace period)."""
+        for (run_framework_id, _), run in self._runs.items():
+            if run_framework_id == framework_id:
+                run.kill_requested.set()
+
+    async def _run(self, task: Task, run: _Run, *, recovered_alive: bool | None) -> None:
+        """The built-in command executor for one task (DESIGN decision 6)."""
+        tlog = log.bind(framework_id=task.framework_id, agent_id=self._agent_info.id.value,
+                        task_id=task.id)
+        try:
+            if recovered_alive is None:
+                started = await self._start(task, run, tlog)
+            else:
+                started = recovered_alive or self._lost_while_down(task)
+            if started:
+                await self._watch(task, run, tlog)
+        finally:
+            del self._runs[task.key]
+        self._reports.finished(task)
+
+    async def _start(
+        self, task: Task, run: _Run, tlog: structlog.typing.FilteringBoundLogger
+    ) -> bool:
+        """Launch the task's container; False when it did not start."""
+        self._reports.update(task, mesos_pb2.TASK_STARTING)
+        # Fork only once recovery would know the task: its arrival and TASK_STARTING durable.
+        await self._committer.wait(self._committer.last_ticket)
+        if run.kill_requested.is_set():
+            self._reports.update(task, mesos_pb2.TASK_KILLED, "Task killed before it was launched",
+                                 _Reason.REASON_TASK_KILLED_DURING_LAUNCH)
+            return False
+        try:
+            container = await self._containerizer.launch(self._configs.for_task(task))
+        except (ContainerLaunchError, ValueError) as exc:
+            tlog.warning("task launch failed", error=str(exc))
+            self._reports.update(task, mesos_pb2.TASK_FAILED, f"Failed to launch the task: {exc}",
+                                 _Reason.REASON_CONTAINER_LAUNCH_FAILED)
+            return False
+        tlog.info("task process started", pid=container.pid, sandbox=str(container.sandbox))
+        self._reports.launched(task, container)
+        return True
+
+    def _lost_while_down(self, task: Task) -> bool:
+        message = (
+            "The agent restarted while launching the task" if task.container is None
+            else "The task's process ended while the agent was down"
+        )
+        self._reports.update(task, mesos_pb2.TASK_FAILED, message, _Reason.REASON_AGENT_RESTARTED,
+                             source=_Source.SOURCE_AGENT)
+        return False
+
+    async def _watch(
+        self, task: Task, run: _Run, tlog: structlog.typing.FilteringBoundLogger
+    ) -> None:
+        """Wait for the container to end or the task to be killed, and report which."""
+        assert task.container is not None
+        container_id = task.container.container_id
+        waiting = asyncio.ensure_future(self._containerizer.wait(container_id))
+        killing = asyncio.ensure_future(run.kill_requested.wait())
+        try:
+            await asyncio.wait({waiting, killing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            killing.cancel()
+            if not waiting.done():
+                waiting.cancel()
+            await asyncio.gather(waiting, killing, return_exceptions=True)
+        if waiting.done() and not waiting.cancelled():
+            termination = await self._containerizer.destroy(container_id)
+            self._report_exit(task, termination)
+        else:
+            self._reports.killing(task)
+            grace = self._grace_period(task, run)
+            tlog.info("sending SIGTERM to the task's process group", grace_period=grace)
+            termination = await stop_container(self._containerizer, container_id, grace)
+            self._reports.update(task, mesos_pb2.TASK_KILLED, termination.describe())
+        self._containerizer.forget(container_id)
+
+    def _report_exit(self, task: Task, termination: Termination) -> None:
+        if termination.succeeded:
+            self._reports.update(task, mesos_pb2.TASK_FINISHED, termination.describe())
+        elif termination.exit_code is None and termination.signal is None:
+            self._reports.update(task, mesos_pb2.TASK_FAILED, termination.describe(),
+                                 _Reason.REASON_AGENT_RESTARTED, source=_Source.SOURCE_AGENT)
+        else:
+            self._reports.update(task, mesos_pb2.TASK_FAILED, termination.describe(),
+                                 _Reason.REASON_COMMAND_EXECUTOR_FAILED)
+
+    def _grace_period(self, task: Task, run: _Run) -> float:
+        task_policy = task.info.kill_policy if task.info.HasField("kill_policy") else None
+        for policy in (run.kill_policy, task_policy):
+            if policy is not None and policy.HasField("grace_period"):
+                return policy.grace_period.nanoseconds / 1e9
+        return self._default_grace_period

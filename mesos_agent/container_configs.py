@@ -1,0 +1,89 @@
+"""What a runner asks its containerizer for: the `ContainerConfig` of a command task or of a
+custom executor (a new container id, its sandbox, environment, argv and resources).
+
+The seam between the runners (`mesos_agent.command_executor`, `mesos_agent.executors`) and the
+containerizer: what a container needs beyond its command (a user, an image, limits) is read from
+the TaskInfo or ExecutorInfo here and applied by the containerizer; the task book never sees it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+
+from mesos_agent.containers import ContainerConfig
+from mesos_agent.environment import (
+    ContainerIds,
+    argv_without_shell,
+    command_argv,
+    executor_environment,
+    task_environment,
+)
+from mesos_agent.paths import AgentPaths
+from mesos_agent.task_book import Task
+from mesos_values.resources import Resources
+from protos import mesos_pb2
+
+__all__ = ["ContainerConfigs"]
+
+
+class ContainerConfigs:
+    """Makes the configs of one agent's containers."""
+
+    def __init__(
+        self,
+        agent_info: mesos_pb2.AgentInfo,
+        paths: AgentPaths,
+        *,
+        base_environment: Mapping[str, str],
+        hostname: str,
+        recovery_timeout: float,
+    ) -> None:
+        """`agent_info` is the agent's own (its id may change); `base_environment` is what
+        every container inherits from the agent."""
+        self._agent_info = agent_info
+        self._paths = paths
+        self._base_environment = base_environment
+        self._hostname = hostname
+        self._recovery_timeout = recovery_timeout
+        self.agent_endpoint = ""
+        """Where executors reach the agent; set once its executor server listens."""
+
+    def for_task(self, task: Task) -> ContainerConfig:
+        """A command task's container: the task's command and resources."""
+        container_id, ids = self._new(task.framework_id, task.executor_id)
+        resources = Resources.from_proto(task.info.resources)
+        environment = task_environment(
+            base=self._base_environment, ids=ids, task_id=task.id, hostname=self._hostname,
+            resources=resources, command=task.info.command,
+        )
+        return _command_config(container_id, ids, task.info.command, environment, resources)
+
+    def for_executor(self, framework_id: str, info: mesos_pb2.ExecutorInfo) -> ContainerConfig:
+        """A custom executor's container: its command and resources."""
+        container_id, ids = self._new(framework_id, info.executor_id.value)
+        environment = executor_environment(
+            base=self._base_environment, ids=ids, agent_endpoint=self.agent_endpoint,
+            hostname=self._hostname, recovery_timeout=self._recovery_timeout,
+            command=info.command,
+        )
+        return _command_config(container_id, ids, info.command, environment,
+                               Resources.from_proto(info.resources))
+
+    def _new(self, framework_id: str, executor_id: str) -> tuple[str, ContainerIds]:
+        container_id = str(uuid.uuid4())
+        agent_id = self._agent_info.id.value
+        sandbox = self._paths.sandbox(agent_id, framework_id, executor_id, container_id)
+        return container_id, ContainerIds(agent_id, framework_id, executor_id, sandbox)
+
+
+def _command_config(
+    container_id: str,
+    ids: ContainerIds,
+    command: mesos_pb2.CommandInfo,
+    environment: Mapping[str, str],
+    resources: Resources,
+) -> ContainerConfig:
+    """A container running `command` in its sandbox (without the shell when it can be)."""
+    return ContainerConfig(container_id, command_argv(command), environment, ids.sandbox,
+                           resources, argv_without_shell(command))
