@@ -92,7 +92,7 @@ class CommandExecutor:
                 run.kill_requested.set()
 
     async def _run(self, task: Task, run: _Run, *, recovered_alive: bool | None) -> None:
-        """The built-in command executor for one task (DESIGN decision 6)."""
+        """The built-in command executor for one task (ADR 0012)."""
         tlog = log.bind(framework_id=task.framework_id, agent_id=self._agent_info.id.value,
                         task_id=task.id)
         try:

@@ -1,4 +1,4 @@
-"""Group commit of the agent's checkpoint files (DESIGN decisions 5 and 7).
+"""Group commit of the agent's checkpoint files (ADRs 0011 and 0012).
 
 The event loop never waits for the disk. Code on the loop requests file operations (append a
 record, atomically replace a file, remove a file or tree) and gets a *ticket* at once: the number

@@ -1,4 +1,4 @@
-"""Reliable status updates (DESIGN decision 7): persisted first, retried until acknowledged.
+"""Reliable status updates (ADR 0012): persisted first, retried until acknowledged.
 
 Flow for one task (one *stream* per framework id + task id)::
 

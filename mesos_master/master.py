@@ -1,4 +1,4 @@
-"""The master's state machine: a pure core with no I/O and an injected clock (DESIGN decision 1).
+"""The master's state machine: a pure core with no I/O and an injected clock (ADR 0009).
 
 Flow::
 

@@ -1,4 +1,4 @@
-"""The master's registry (DESIGN decision 5): what a newly elected leader recovers.
+"""The master's registry (ADRs 0004 and 0011): what a newly elected leader recovers.
 
 Pure part: the recovered `RegistryState` (and the agent and framework records a new leader
 starts from), and `Registry`, which turns the core's decisions (agent admitted, agent

@@ -11,11 +11,11 @@ Flow::
 A standby (or a leader whose ZooKeeper session is suspended) answers every call with
 UNAVAILABLE and names the leader in the `mesos-leader` trailing metadata. A new leader first
 recovers the registry (fencing out earlier leaders: `mesos_coordination.store_zk`), then builds a
-fresh core from it and learns tasks as agents re-register (DESIGN decisions 4 and 5). The
+fresh core from it and learns tasks as agents re-register (ADR 0011). The
 registry lives in ZooKeeper with --zk, under --work_dir without it, and only in memory when
 neither is given. A registry failure ends leadership for good (`LeadershipLost`).
 Every servicer call ends with `request_allocation()`: allocation runs on the next loop pass,
-batching all changes of that pass (DESIGN decision 8).
+batching all changes of that pass (ADR 0009).
 """
 
 from __future__ import annotations
