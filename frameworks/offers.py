@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from mesos_values.resources import Range, Resources, merge_ranges
+from mesos_values.ranges import Range, merge_ranges
+from mesos_values.resources import Resources
 from protos import mesos_pb2
 
 __all__ = [

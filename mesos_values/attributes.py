@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from mesos_values.resources import RANGE_ITEM, format_scalar, merge_ranges, split_top_level
+from mesos_values.ranges import RANGE_ITEM, merge_ranges, split_top_level
+from mesos_values.resources import format_scalar
 from protos import mesos_pb2
 
 __all__ = ["format_attribute_value", "format_attributes", "parse_attributes"]

@@ -23,7 +23,6 @@ satisfy a plain request; `allocatable_to(role)` keeps what a role may be offered
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import re
@@ -32,134 +31,39 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar
 
+from mesos_values.ranges import (
+    RANGE_ITEM,
+    Range,
+    intersect_ranges,
+    merge_ranges,
+    ranges_contain,
+    split_top_level,
+    subtract_ranges,
+)
+from mesos_values.reservations import (
+    KEY_SEPARATOR,
+    Reservation,
+    ReservationStack,
+    is_reserved_key,
+    key_label,
+    key_parts,
+    reserved_within,
+    resource_key,
+)
 from protos import mesos_pb2
 
-__all__ = [
-    "RANGE_ITEM", "Range", "Reservation", "ReservationStack", "Resources", "format_scalar",
-    "merge_ranges", "split_top_level",
-]
+__all__ = ["Reservation", "ReservationStack", "Resources", "format_scalar"]
 
-Range = tuple[int, int]
-"""An inclusive range of non-negative integers, `(begin, end)` with `begin <= end`."""
 
 _NAME = re.compile(r"^[A-Za-z0-9_./\-]+$")
-RANGE_ITEM = re.compile(r"^(\d+)(?:\s*-\s*(\d+))?$")
-"""One range item of the text form: `BEGIN-END` or a single `N`."""
 _NO_SCALARS: dict[str, float] = {}
 _NO_RANGES: dict[str, tuple[Range, ...]] = {}
 _NO_SETS: dict[str, frozenset[str]] = {}
 
 
-_SEP = "\x1f"
-"""Separates a resource's name from its encoded reservation stack in internal keys."""
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """One level of a reservation stack: for `role`, static or dynamic (with its principal and
-    labels, as given to RESERVE)."""
-
-    role: str
-    dynamic: bool = False
-    principal: str = ""
-    labels: tuple[tuple[str, str], ...] = ()
-
-    def to_proto(self) -> mesos_pb2.Resource.ReservationInfo:
-        info = mesos_pb2.Resource.ReservationInfo(
-            type=mesos_pb2.Resource.ReservationInfo.DYNAMIC if self.dynamic
-            else mesos_pb2.Resource.ReservationInfo.STATIC,
-            role=self.role,
-            principal=self.principal,
-        )
-        for key, value in self.labels:
-            info.labels.labels.add(key=key, value=value)
-        return info
-
-    @classmethod
-    def from_proto(cls, info: mesos_pb2.Resource.ReservationInfo) -> Reservation:
-        if not info.role:
-            raise ValueError("a reservation needs a role")
-        return cls(
-            role=info.role,
-            dynamic=info.type == mesos_pb2.Resource.ReservationInfo.DYNAMIC,
-            principal=info.principal,
-            labels=tuple((label.key, label.value) for label in info.labels.labels),
-        )
-
-
-ReservationStack = tuple[Reservation, ...]
-"""Reservations from the least to the most refined; empty for unreserved resources."""
-
-
-def _key(name: str, stack: ReservationStack) -> str:
-    if not stack:
-        return name
-    encoded = json.dumps(
-        [[r.role, r.dynamic, r.principal, [list(label) for label in r.labels]] for r in stack],
-        separators=(",", ":"),
-    )
-    return f"{name}{_SEP}{encoded}"
-
-
-@functools.lru_cache(maxsize=4096)
-def _split(key: str) -> tuple[str, ReservationStack]:
-    """(name, reservation stack) of an internal key."""
-    name, sep, encoded = key.partition(_SEP)
-    if not sep:
-        return name, ()
-    return name, tuple(
-        Reservation(role, dynamic, principal, tuple((k, v) for k, v in labels))
-        for role, dynamic, principal, labels in json.loads(encoded)
-    )
-
-
-def _reserved(key: str) -> bool:
-    return _SEP in key
-
-
 def _fixed(value: float) -> float:
     """Round to Mesos' fixed-point precision (0.001)."""
     return round(value * 1000) / 1000
-
-
-def merge_ranges(ranges: Iterable[Range]) -> tuple[Range, ...]:
-    """Sort `ranges` and merge overlapping and adjacent ones."""
-    merged: list[Range] = []
-    for begin, end in sorted(ranges):
-        if merged and begin <= merged[-1][1] + 1:
-            if end > merged[-1][1]:
-                merged[-1] = (merged[-1][0], end)
-        else:
-            merged.append((begin, end))
-    return tuple(merged)
-
-
-def _ranges_contain(outer: tuple[Range, ...], inner: tuple[Range, ...]) -> bool:
-    """Whether every range of `inner` lies inside one range of `outer` (both normalised)."""
-    i = 0
-    for begin, end in inner:
-        while i < len(outer) and outer[i][1] < begin:
-            i += 1
-        if i == len(outer) or outer[i][0] > begin or outer[i][1] < end:
-            return False
-    return True
-
-
-def _subtract_ranges(outer: tuple[Range, ...], inner: tuple[Range, ...]) -> tuple[Range, ...]:
-    """`outer` minus `inner` (both normalised; `inner` is contained in `outer`)."""
-    result: list[Range] = []
-    holes = iter(inner)
-    hole = next(holes, None)
-    for begin, end in outer:
-        cursor = begin
-        while hole is not None and hole[0] <= end:
-            if hole[0] > cursor:
-                result.append((cursor, hole[0] - 1))
-            cursor = max(cursor, hole[1] + 1)
-            hole = next(holes, None)
-        if cursor <= end:
-            result.append((cursor, end))
-    return tuple(result)
 
 
 def format_scalar(value: float) -> str:
@@ -178,7 +82,7 @@ class _Builder:
         self.sets: dict[str, set[str]] = {}
 
     def _check_name(self, name: str, kind: str) -> None:
-        base = name.partition(_SEP)[0]
+        base = name.partition(KEY_SEPARATOR)[0]
         if not base or not _NAME.match(base):
             raise ValueError(f"invalid resource name {base!r}")
         for other_kind, table in (("scalar", self.scalars), ("ranges", self.ranges),
@@ -224,27 +128,6 @@ class _Builder:
         built = Resources(scalars or _NO_SCALARS, ranges or _NO_RANGES, sets or _NO_SETS)
         built.reserved  # noqa: B018 -- computed once here, then carried through arithmetic
         return built
-
-
-def split_top_level(text: str, separator: str) -> list[str]:
-    """Split `text` on `separator` outside of [] and {} brackets; ValueError if unbalanced."""
-    parts: list[str] = []
-    depth = 0
-    start = 0
-    for index, char in enumerate(text):
-        if char in "[{":
-            depth += 1
-        elif char in "]}":
-            depth -= 1
-            if depth < 0:
-                raise ValueError(f"unbalanced brackets in {text!r}")
-        elif char == separator and depth == 0:
-            parts.append(text[start:index])
-            start = index + 1
-    if depth != 0:
-        raise ValueError(f"unbalanced brackets in {text!r}")
-    parts.append(text[start:])
-    return parts
 
 
 def _parse_text(text: str) -> Resources:
@@ -303,7 +186,7 @@ def _static_key(name: str, entry: str) -> str:
     base, role = match.group(1).strip(), match.group(2).strip()
     if not role:
         raise ValueError(f"empty role in {entry!r}")
-    return base if role == "*" else _key(base, (Reservation(role),))
+    return base if role == "*" else resource_key(base, (Reservation(role),))
 
 
 def _json_number(value: Any, where: str) -> float:
@@ -358,7 +241,7 @@ def _parse_json(text: str) -> Resources:
         name = item.get("name")
         if not isinstance(name, str):
             raise ValueError(f"resource object without a string 'name': {item!r}")
-        name = _key(name, _json_stack(item, name))
+        name = resource_key(name, _json_stack(item, name))
         kind = str(item.get("type") or _infer_json_type(item)).upper()
         if kind == "SCALAR":
             scalar = item.get("scalar")
@@ -430,7 +313,7 @@ class Resources:
                 stack = (Reservation(resource.role),)
             else:
                 stack = ()
-            name = _key(resource.name, stack)
+            name = resource_key(resource.name, stack)
             if resource.type == mesos_pb2.Value.SCALAR:
                 builder.scalar(name, resource.scalar.value)
             elif resource.type == mesos_pb2.Value.RANGES:
@@ -472,7 +355,7 @@ class Resources:
             return messages
 
         def message(key: str, kind: mesos_pb2.Value.Type.ValueType) -> mesos_pb2.Resource:
-            name, stack = _split(key)
+            name, stack = key_parts(key)
             resource = mesos_pb2.Resource(
                 name=name, type=kind, role=stack[-1].role if stack else "*"
             )
@@ -495,7 +378,7 @@ class Resources:
         """Whether any of these resources is reserved."""
         known = self._has_reserved
         if known is None:
-            known = any(_SEP in key for table in (self._scalars, self._ranges, self._sets)
+            known = any(KEY_SEPARATOR in key for table in (self._scalars, self._ranges, self._sets)
                         for key in table)
             object.__setattr__(self, "_has_reserved", known)
         return known
@@ -512,7 +395,7 @@ class Resources:
         value = self._scalars.get(name, 0.0)
         if len(self._scalars) > 1 or value == 0.0:
             for key, amount in self._scalars.items():
-                if _SEP in key and _split(key)[0] == name:
+                if KEY_SEPARATOR in key and key_parts(key)[0] == name:
                     value = _fixed(value + amount)
         return value
 
@@ -520,21 +403,21 @@ class Resources:
         """The inclusive ranges of `name`, reservations included (sorted, merged)."""
         own = self._ranges.get(name, ())
         extra = [r for key, ranges in self._ranges.items()
-                 if _SEP in key and _split(key)[0] == name for r in ranges]
+                 if KEY_SEPARATOR in key and key_parts(key)[0] == name for r in ranges]
         return merge_ranges(own + tuple(extra)) if extra else own
 
     def set_of(self, name: str) -> frozenset[str]:
         """The items of set resource `name`, reservations included."""
         items = self._sets.get(name, frozenset())
         for key, more in self._sets.items():
-            if _SEP in key and _split(key)[0] == name:
+            if KEY_SEPARATOR in key and key_parts(key)[0] == name:
                 items = items | more
         return items
 
     def names(self) -> frozenset[str]:
         """Names of all resources present (without their reservations)."""
-        return frozenset(_split(key)[0] for table in (self._scalars, self._ranges, self._sets)
-                         for key in table)
+        tables = (self._scalars, self._ranges, self._sets)
+        return frozenset(key_parts(key)[0] for table in tables for key in table)
 
     def scalar_quantities(self) -> Resources:
         """Only the scalar part, reservations merged into plain names (what shares and quotas
@@ -542,10 +425,10 @@ class Resources:
         cached = self._quantities
         if cached is not None:
             return cached
-        if self.reserved and any(_SEP in key for key in self._scalars):
+        if self.reserved and any(KEY_SEPARATOR in key for key in self._scalars):
             merged: dict[str, float] = {}
             for key, value in self._scalars.items():
-                name = _split(key)[0]
+                name = key_parts(key)[0]
                 merged[name] = _fixed(merged.get(name, 0.0) + value)
             quantities = Resources(merged, _NO_RANGES, _NO_SETS)
         elif not self._ranges and not self._sets:
@@ -574,24 +457,29 @@ class Resources:
         """Only the resources without a reservation."""
         if not self.reserved:
             return self
-        return self._filter(lambda key: _SEP not in key)
+        return self._filter(lambda key: KEY_SEPARATOR not in key)
 
     def allocatable_to(self, role: str) -> Resources:
         """What may be offered to `role`: unreserved resources and those reserved (at their
         most refined level) for `role` or one of its ancestors."""
         if not self.reserved:
             return self
-        return self._filter(lambda key: _SEP not in key or _within(_split(key)[1][-1].role, role))
+        return self._filter(
+            lambda key: KEY_SEPARATOR not in key
+            or reserved_within(key_parts(key)[1][-1].role, role)
+        )
 
     def reserved_for(self, role: str) -> Resources:
         """Only the resources whose most refined reservation is for exactly `role`."""
-        return self._filter(lambda key: _SEP in key and _split(key)[1][-1].role == role)
+        return self._filter(
+            lambda key: KEY_SEPARATOR in key and key_parts(key)[1][-1].role == role
+        )
 
     def reservation_roles(self) -> frozenset[str]:
         """The roles these resources are reserved for (most refined level)."""
-        return frozenset(_split(key)[1][-1].role
+        return frozenset(key_parts(key)[1][-1].role
                          for table in (self._scalars, self._ranges, self._sets)
-                         for key in table if _SEP in key)
+                         for key in table if KEY_SEPARATOR in key)
 
     def pushed(self, reservation: Reservation) -> Resources:
         """These resources with `reservation` added on top of each one's stack (RESERVE)."""
@@ -619,12 +507,12 @@ class Resources:
 
     def dynamically_reserved(self) -> Resources:
         """Only the resources whose most refined reservation is dynamic."""
-        return self._filter(lambda key: _SEP in key and _split(key)[1][-1].dynamic)
+        return self._filter(lambda key: KEY_SEPARATOR in key and key_parts(key)[1][-1].dynamic)
 
     def stacks(self) -> frozenset[ReservationStack]:
         """Every reservation stack present (the empty one for unreserved resources)."""
-        return frozenset(_split(key)[1] for table in (self._scalars, self._ranges, self._sets)
-                         for key in table)
+        tables = (self._scalars, self._ranges, self._sets)
+        return frozenset(key_parts(key)[1] for table in tables for key in table)
 
     def covering(self, wanted: Resources) -> Resources | None:
         """Resources of this bag that satisfy `wanted` when reservations are ignored:
@@ -632,14 +520,14 @@ class Resources:
         `wanted` names with a reservation must be present with exactly that reservation."""
         if self.contains(wanted):
             return wanted
-        exact = wanted._filter(_reserved)
+        exact = wanted._filter(is_reserved_key)
         if not self.contains(exact):
             return None
         pool = self - exact
         picked = exact
         for name, amount in wanted.unreserved()._scalars.items():
-            for key in sorted(pool._scalars, key=_reserved):
-                if _split(key)[0] != name or amount <= 0:
+            for key in sorted(pool._scalars, key=is_reserved_key):
+                if key_parts(key)[0] != name or amount <= 0:
                     continue
                 take = min(amount, pool._scalars[key])
                 part = Resources({key: _fixed(take)}, _NO_RANGES, _NO_SETS)
@@ -648,20 +536,20 @@ class Resources:
                 return None
         for name, ranges in wanted.unreserved()._ranges.items():
             left = ranges
-            for key in sorted(pool._ranges, key=_reserved):
-                if _split(key)[0] != name or not left:
+            for key in sorted(pool._ranges, key=is_reserved_key):
+                if key_parts(key)[0] != name or not left:
                     continue
-                inside = _intersect_ranges(pool._ranges[key], left)
+                inside = intersect_ranges(pool._ranges[key], left)
                 if inside:
                     part = Resources(_NO_SCALARS, {key: inside}, _NO_SETS)
                     picked, pool = picked + part, pool - part
-                    left = _subtract_ranges(left, inside)
+                    left = subtract_ranges(left, inside)
             if left:
                 return None
         for name, items in wanted.unreserved()._sets.items():
             needed = set(items)
-            for key in sorted(pool._sets, key=_reserved):
-                if _split(key)[0] != name or not needed:
+            for key in sorted(pool._sets, key=is_reserved_key):
+                if key_parts(key)[0] != name or not needed:
                     continue
                 common = frozenset(needed & pool._sets[key])
                 if common:
@@ -681,8 +569,8 @@ class Resources:
 
     def _rekey(self, change: Callable[[ReservationStack], ReservationStack]) -> Resources:
         def moved(key: str) -> str:
-            name, stack = _split(key)
-            return _key(name, change(stack))
+            name, stack = key_parts(key)
+            return resource_key(name, change(stack))
 
         result = Resources.EMPTY
         for key, value in self._scalars.items():
@@ -728,7 +616,7 @@ class Resources:
                 return False
         if other._ranges:
             for name, ranges in other._ranges.items():
-                if not _ranges_contain(self._ranges.get(name, ()), ranges):
+                if not ranges_contain(self._ranges.get(name, ()), ranges):
                     return False
         if other._sets:
             for name, items in other._sets.items():
@@ -789,7 +677,7 @@ class Resources:
         if other._ranges:
             ranges = ranges.copy()
             for name, holes in other._ranges.items():
-                left_ranges = _subtract_ranges(ranges[name], holes)
+                left_ranges = subtract_ranges(ranges[name], holes)
                 if left_ranges:
                     ranges[name] = left_ranges
                 else:
@@ -823,38 +711,17 @@ class Resources:
         return known
 
     def __str__(self) -> str:
-        parts = [f"{_label(key)}:{format_scalar(value)}" for key, value in self._scalars.items()]
+        parts = [f"{key_label(key)}:{format_scalar(value)}" for key, value in self._scalars.items()]
         parts += [
-            f"{_label(key)}:[{','.join(f'{b}-{e}' for b, e in ranges)}]"
+            f"{key_label(key)}:[{','.join(f'{b}-{e}' for b, e in ranges)}]"
             for key, ranges in self._ranges.items()
         ]
-        parts += [f"{_label(key)}:{{{','.join(sorted(items))}}}"
+        parts += [f"{key_label(key)}:{{{','.join(sorted(items))}}}"
                   for key, items in self._sets.items()]
         return ";".join(parts)
 
     def __repr__(self) -> str:
         return f"Resources.parse({str(self)!r})"
-
-
-def _label(key: str) -> str:
-    """A key as Mesos writes it: `cpus`, `cpus(ads)`, `cpus(eng,eng/backend)` for a stack."""
-    name, stack = _split(key)
-    return f"{name}({','.join(r.role for r in stack)})" if stack else name
-
-
-def _within(reserved_for: str, role: str) -> bool:
-    """Whether resources reserved for `reserved_for` may go to `role` (itself or a subrole)."""
-    return role == reserved_for or role.startswith(reserved_for + "/")
-
-
-def _intersect_ranges(a: tuple[Range, ...], b: tuple[Range, ...]) -> tuple[Range, ...]:
-    result: list[Range] = []
-    for begin, end in a:
-        for other_begin, other_end in b:
-            low, high = max(begin, other_begin), min(end, other_end)
-            if low <= high:
-                result.append((low, high))
-    return merge_ranges(result)
 
 
 def _check_types(scalars: Mapping[str, float], ranges: Mapping[str, tuple[Range, ...]],
