@@ -46,6 +46,7 @@ from mesos_agent.master_link import MasterLink, forward_status_updates, send_sta
 from mesos_agent.orphans import kill_orphans
 from mesos_agent.paths import AgentPaths
 from mesos_agent.recovered import RecoveredState
+from mesos_agent.runners import RunnerContext
 from mesos_agent.status_updates import StatusUpdateManager
 from mesos_agent.task_book import Task, TaskBook
 from mesos_agent.views import AgentView
@@ -105,14 +106,14 @@ class Agent:
             self._agent_info, self._paths, base_environment=inherited_environment(os.environ),
             hostname=config.hostname, recovery_timeout=config.recovery_timeout,
         )
+        runners = RunnerContext(
+            self._containerizer, self._committer, self._configs, self._spawn, self._agent_info
+        )
         self._commands = CommandExecutor(
-            self._book, self._containerizer, self._committer, self._configs, self._spawn,
-            agent_info=self._agent_info,
-            default_kill_grace_period=config.default_kill_grace_period,
+            self._book, runners, default_kill_grace_period=config.default_kill_grace_period
         )
         self._executors = ExecutorSupervisor(
-            self._book, self._containerizer, self._checkpointer, self._committer, self._configs,
-            self._spawn, self._link.send, agent_info=self._agent_info, config=config,
+            self._book, runners, self._checkpointer, self._link.send, config=config,
             completed=self._completed,
         )
         self.endpoint: str | None = None

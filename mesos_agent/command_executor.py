@@ -18,15 +18,13 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from mesos_agent.container_configs import ContainerConfigs
 from mesos_agent.containerizer import (
-    Containerizer,
     ContainerLaunchError,
     Termination,
     stop_container,
 )
-from mesos_agent.group_commit import GroupCommitter
-from mesos_agent.task_book import Spawn, Task, TaskKey, TaskReports
+from mesos_agent.runners import RunnerContext
+from mesos_agent.task_book import Task, TaskKey, TaskReports
 from protos import mesos_pb2
 
 __all__ = ["CommandExecutor"]
@@ -51,32 +49,24 @@ class CommandExecutor:
     def __init__(
         self,
         reports: TaskReports,
-        containerizer: Containerizer,
-        committer: GroupCommitter,
-        configs: ContainerConfigs,
-        spawn: Spawn,
+        context: RunnerContext,
         *,
-        agent_info: mesos_pb2.AgentInfo,
         default_kill_grace_period: float,
     ) -> None:
         self._reports = reports
-        self._containerizer = containerizer
-        self._committer = committer
-        self._configs = configs
-        self._spawn = spawn
-        self._agent_info = agent_info
+        self._context = context
         self._default_grace_period = default_kill_grace_period
         self._runs: dict[TaskKey, _Run] = {}
 
     def launch(self, task: Task) -> None:
         """Start a new task: TASK_STARTING, then its container once that is durable."""
         run = self._runs[task.key] = _Run()
-        self._spawn(self._run(task, run, recovered_alive=None))
+        self._context.spawn(self._run(task, run, recovered_alive=None))
 
     def resume(self, task: Task, alive: bool) -> None:
         """Take back a recovered task: watch its container if `alive`, else report it failed."""
         run = self._runs[task.key] = _Run()
-        self._spawn(self._run(task, run, recovered_alive=alive))
+        self._context.spawn(self._run(task, run, recovered_alive=alive))
 
     def kill(self, task: Task, policy: mesos_pb2.KillPolicy | None) -> None:
         """Kill the task: its process group gets SIGTERM, then SIGKILL after the grace period."""
@@ -93,7 +83,7 @@ class CommandExecutor:
 
     async def _run(self, task: Task, run: _Run, *, recovered_alive: bool | None) -> None:
         """The built-in command executor for one task (ADR 0012)."""
-        tlog = log.bind(framework_id=task.framework_id, agent_id=self._agent_info.id.value,
+        tlog = log.bind(framework_id=task.framework_id, agent_id=self._context.agent_info.id.value,
                         task_id=task.id)
         try:
             if recovered_alive is None:
@@ -112,13 +102,14 @@ class CommandExecutor:
         """Launch the task's container; False when it did not start."""
         self._reports.update(task, mesos_pb2.TASK_STARTING)
         # Fork only once recovery would know the task: its arrival and TASK_STARTING durable.
-        await self._committer.wait(self._committer.last_ticket)
+        await self._context.committer.wait(self._context.committer.last_ticket)
         if run.kill_requested.is_set():
             self._reports.update(task, mesos_pb2.TASK_KILLED, "Task killed before it was launched",
                                  _Reason.REASON_TASK_KILLED_DURING_LAUNCH)
             return False
         try:
-            container = await self._containerizer.launch(self._configs.for_task(task))
+            config = self._context.configs.for_task(task)
+            container = await self._context.containerizer.launch(config)
         except (ContainerLaunchError, ValueError) as exc:
             tlog.warning("task launch failed", error=str(exc))
             self._reports.update(task, mesos_pb2.TASK_FAILED, f"Failed to launch the task: {exc}",
@@ -143,7 +134,7 @@ class CommandExecutor:
         """Wait for the container to end or the task to be killed, and report which."""
         assert task.container is not None
         container_id = task.container.container_id
-        waiting = asyncio.ensure_future(self._containerizer.wait(container_id))
+        waiting = asyncio.ensure_future(self._context.containerizer.wait(container_id))
         killing = asyncio.ensure_future(run.kill_requested.wait())
         try:
             await asyncio.wait({waiting, killing}, return_when=asyncio.FIRST_COMPLETED)
@@ -153,15 +144,15 @@ class CommandExecutor:
                 waiting.cancel()
             await asyncio.gather(waiting, killing, return_exceptions=True)
         if waiting.done() and not waiting.cancelled():
-            termination = await self._containerizer.destroy(container_id)
+            termination = await self._context.containerizer.destroy(container_id)
             self._report_exit(task, termination)
         else:
             self._reports.killing(task)
             grace = self._grace_period(task, run)
             tlog.info("sending SIGTERM to the task's process group", grace_period=grace)
-            termination = await stop_container(self._containerizer, container_id, grace)
+            termination = await stop_container(self._context.containerizer, container_id, grace)
             self._reports.update(task, mesos_pb2.TASK_KILLED, termination.describe())
-        self._containerizer.forget(container_id)
+        self._context.containerizer.forget(container_id)
 
     def _report_exit(self, task: Task, termination: Termination) -> None:
         if termination.succeeded:

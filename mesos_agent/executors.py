@@ -26,18 +26,16 @@ import structlog
 from mesos_agent.checkpoint import Checkpointer
 from mesos_agent.completed import CompletedWork
 from mesos_agent.config import AgentConfig
-from mesos_agent.container_configs import ContainerConfigs
 from mesos_agent.containerizer import (
-    Containerizer,
     ContainerLaunchError,
     ContainerProcess,
     stop_container,
 )
 from mesos_agent.executor_link import Outbox
-from mesos_agent.group_commit import GroupCommitter
 from mesos_agent.recovered import ExecutorCheckpoint
+from mesos_agent.runners import RunnerContext
 from mesos_agent.status_updates import is_terminal
-from mesos_agent.task_book import Spawn, Task, TaskBook
+from mesos_agent.task_book import Task, TaskBook
 from mesos_agent.views import ExecutorView
 from protos import agent_pb2, executor_pb2, mesos_pb2
 
@@ -90,25 +88,17 @@ class ExecutorSupervisor:
     def __init__(
         self,
         book: TaskBook,
-        containerizer: Containerizer,
+        context: RunnerContext,
         checkpointer: Checkpointer,
-        committer: GroupCommitter,
-        configs: ContainerConfigs,
-        spawn: Spawn,
         send_to_master: Callable[[agent_pb2.AgentMessage], bool],
         *,
-        agent_info: mesos_pb2.AgentInfo,
         config: AgentConfig,
         completed: CompletedWork,
     ) -> None:
         self._book = book
-        self._containerizer = containerizer
+        self._context = context
         self._checkpointer = checkpointer
-        self._committer = committer
-        self._configs = configs
-        self._spawn = spawn
         self._send_to_master = send_to_master
-        self._agent_info = agent_info
         self._config = config
         self._completed = completed
         self._executors: dict[ExecutorKey, _Executor] = {}
@@ -147,7 +137,7 @@ class ExecutorSupervisor:
             container_alive = (
                 executor.container is not None and executor.container.container_id in alive
             )
-            self._spawn(self._supervise(executor, recovered_alive=container_alive))
+            self._context.spawn(self._supervise(executor, recovered_alive=container_alive))
 
     # ---------------------------------------------------------------- tasks
 
@@ -168,9 +158,9 @@ class ExecutorSupervisor:
             ticket = self._checkpointer.save_executor(
                 ExecutorCheckpoint(task.framework_id, executor_info)
             )
-            self._spawn(self._supervise(executor))
+            self._context.spawn(self._supervise(executor))
         executor.queued.append((task.info, ticket))
-        self._committer.when_durable(ticket, lambda: self._deliver_queued(executor))
+        self._context.committer.when_durable(ticket, lambda: self._deliver_queued(executor))
 
     def _deliver_queued(self, executor: _Executor) -> None:
         """LAUNCH the queued tasks whose checkpoints are durable, once the executor subscribed."""
@@ -178,7 +168,7 @@ class ExecutorSupervisor:
             return
         waiting: list[tuple[mesos_pb2.TaskInfo, int]] = []
         for info, ticket in executor.queued:
-            if self._committer.is_durable(ticket):
+            if self._context.committer.is_durable(ticket):
                 executor.send(executor_pb2.Event(type=executor_pb2.Event.LAUNCH,
                                                  launch=executor_pb2.Event.Launch(task=info)))
             else:
@@ -230,7 +220,7 @@ class ExecutorSupervisor:
 
     @property
     def _agent_id(self) -> str:
-        return self._agent_info.id.value
+        return self._context.agent_info.id.value
 
     def _log(self, executor: _Executor) -> structlog.typing.FilteringBoundLogger:
         return log.bind(framework_id=executor.framework_id, agent_id=self._agent_id,
@@ -240,10 +230,11 @@ class ExecutorSupervisor:
         """Launch a custom executor, wait for it to subscribe, and handle its end."""
         elog = self._log(executor)
         if recovered_alive is None:
-            await self._committer.wait(self._committer.last_ticket)  # its checkpoint, durable
+            committer = self._context.committer
+            await committer.wait(committer.last_ticket)  # its checkpoint, durable
             try:
-                executor.container = await self._containerizer.launch(
-                    self._configs.for_executor(executor.framework_id, executor.info)
+                executor.container = await self._context.containerizer.launch(
+                    self._context.configs.for_executor(executor.framework_id, executor.info)
                 )
             except (ContainerLaunchError, ValueError) as exc:
                 elog.warning("executor launch failed", error=str(exc))
@@ -261,7 +252,7 @@ class ExecutorSupervisor:
             return
         assert executor.container is not None
         container_id = executor.container.container_id
-        exited = asyncio.ensure_future(self._containerizer.wait(container_id))
+        exited = asyncio.ensure_future(self._context.containerizer.wait(container_id))
         subscribed = asyncio.ensure_future(executor.subscribed.wait())
         shutdown = asyncio.ensure_future(executor.shutdown_requested.wait())
         reason = _Reason.REASON_EXECUTOR_TERMINATED
@@ -293,8 +284,10 @@ class ExecutorSupervisor:
             if not exited.done():
                 exited.cancel()
             await asyncio.gather(exited, subscribed, shutdown, return_exceptions=True)
-        termination = await stop_container(self._containerizer, container_id, grace_period=1.0)
-        self._containerizer.forget(container_id)
+        termination = await stop_container(
+            self._context.containerizer, container_id, grace_period=1.0
+        )
+        self._context.containerizer.forget(container_id)
         elog.info("executor exited", status=termination.describe())
         status = termination.exit_code if termination.exit_code is not None else -(
             termination.signal or 0
@@ -347,7 +340,7 @@ class ExecutorSupervisor:
             subscribed=executor_pb2.Event.Subscribed(
                 executor_info=executor.info,
                 framework_info=self._book.framework_info(executor.framework_id),
-                agent_info=self._agent_info,
+                agent_info=self._context.agent_info,
             ),
         ))
         for status in call.subscribe.unacknowledged_updates:
@@ -377,7 +370,7 @@ class ExecutorSupervisor:
         update = mesos_pb2.TaskStatus()
         update.CopyFrom(status)
         update.source = _Source.SOURCE_EXECUTOR
-        update.agent_id.CopyFrom(self._agent_info.id)
+        update.agent_id.CopyFrom(self._context.agent_info.id)
         update.executor_id.value = executor_id
         if not update.timestamp:
             update.timestamp = time.time()
@@ -391,7 +384,7 @@ class ExecutorSupervisor:
             executor.send(acknowledged)
 
         # The executor forgets the update on ACKNOWLEDGED: only once the agent's copy is durable.
-        self._committer.when_durable(self._committer.last_ticket, acknowledge)
+        self._context.committer.when_durable(self._context.committer.last_ticket, acknowledge)
 
     def executor_message(self, framework_id: str, executor_id: str, data: bytes) -> None:
         """Executor -> framework message, best effort like Mesos."""

@@ -19,6 +19,7 @@ from mesos_agent.containerizer import (
 )
 from mesos_agent.group_commit import GroupCommitter
 from mesos_agent.paths import AgentPaths
+from mesos_agent.runners import RunnerContext
 from mesos_agent.task_book import Task
 from mesos_values.resources import Resources
 from protos import mesos_pb2
@@ -103,10 +104,9 @@ class Harness:
         agent_info = mesos_pb2.AgentInfo(id=mesos_pb2.AgentID(value="agent-1"))
         configs = ContainerConfigs(agent_info, AgentPaths(tmp_path), base_environment={},
                                    hostname="h", recovery_timeout=60.0)
-        self.runner = CommandExecutor(
-            self.reports, containerizer, GroupCommitter(on_durable=lambda ticket: None), configs,
-            self._spawn, agent_info=agent_info, default_kill_grace_period=3.0,
-        )
+        context = RunnerContext(containerizer, GroupCommitter(on_durable=lambda ticket: None),
+                                configs, self._spawn, agent_info)
+        self.runner = CommandExecutor(self.reports, context, default_kill_grace_period=3.0)
 
     def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         self.spawned.append(asyncio.create_task(coro))
