@@ -5,7 +5,7 @@ executor with `Executor` and `ExecutorDriver`. Helpers read offers (`offer_resou
 
 from __future__ import annotations
 
-from frameworks.actions import DriverActions, service_framework_info
+from frameworks.actions import DriverActions, SchedulerActions, service_framework_info
 from frameworks.driver import DriverStatus, SchedulerDriver
 from frameworks.executor import Executor, ExecutorDriver
 from frameworks.offers import (
@@ -42,6 +42,7 @@ __all__ = [
     "OfferBudget",
     "Resources",
     "Scheduler",
+    "SchedulerActions",
     "SchedulerDriver",
     "command_info",
     "command_task",

@@ -1,16 +1,50 @@
-"""For framework services built on the SDK (Marathon, the batch framework): `DriverActions`,
-what a pure scheduling core asks of the cluster done by a `SchedulerDriver`, and
-`service_framework_info`, the FrameworkInfo such a service subscribes with."""
+"""For framework services built on the SDK (Marathon, the batch framework): `SchedulerActions`,
+what a pure scheduling core asks of the cluster; `DriverActions`, those actions done by a
+`SchedulerDriver`; and `service_framework_info`, the FrameworkInfo such a service subscribes
+with.
+
+    core ──SchedulerActions──▶ DriverActions(driver) ──calls──▶ master
+"""
 
 from __future__ import annotations
 
 import getpass
 from collections.abc import Sequence
+from typing import Protocol
 
 from frameworks.driver import SchedulerDriver
 from protos import mesos_pb2
 
-__all__ = ["DriverActions", "service_framework_info"]
+__all__ = ["DriverActions", "SchedulerActions", "service_framework_info"]
+
+
+class SchedulerActions(Protocol):
+    """What a pure scheduling core asks of the cluster (`DriverActions` does it with a driver;
+    tests record the calls)."""
+
+    def launch(self, offer_id: str, tasks: Sequence[mesos_pb2.TaskInfo]) -> None:
+        """Launch `tasks` on one offer."""
+        ...
+
+    def decline(self, offer_id: str, refuse_seconds: float) -> None:
+        """Decline an offer for `refuse_seconds`."""
+        ...
+
+    def kill(self, task_id: str, agent_id: str, grace_seconds: float | None) -> None:
+        """Kill a task (`agent_id` may be empty when unknown)."""
+        ...
+
+    def revive(self) -> None:
+        """Ask for offers again."""
+        ...
+
+    def suppress(self) -> None:
+        """Stop offers until `revive`."""
+        ...
+
+    def reconcile(self, tasks: Sequence[tuple[str, str]]) -> None:
+        """Ask for the state of (task id, agent id) pairs."""
+        ...
 
 
 class DriverActions:
