@@ -114,6 +114,10 @@ class ServiceConfig:
     http_port: int
     hostname: str | None = None
     framework_name: str
+    role: str = "*"
+    """The role the framework subscribes with (offers are made for it)."""
+    user: str | None = None
+    """The user tasks run as by default (this process's user when None)."""
     failover_timeout: float = 604800.0
     work_dir: Path | None = None
     zk_session_timeout: float = 10.0
@@ -207,14 +211,14 @@ class ServiceHost(abc.ABC, Generic[ConfigT, CoreT, RecoveredT]):
     """Runs a framework service until cancelled; `core` is the leader's (None on a standby).
 
     A service passes how it decodes its stored state (`recover`), its scheduler adapter class
-    (`scheduler`), the store `kinds`, its role and user and its logger; it supplies
-    `start_term` and may override `term_ended`.
+    (`scheduler`), the store `kinds` and its logger; it supplies `start_term` and may override
+    `term_ended`.
     """
 
     def __init__(self, config: ConfigT, *, version: str, kinds: Sequence[str],
                  recover: Callable[[dict[str, bytes]], RecoveredT],
                  scheduler: Callable[[FilteringBoundLogger], CoreScheduler[CoreT]],
-                 role: str, user: str | None, log: FilteringBoundLogger) -> None:
+                 log: FilteringBoundLogger) -> None:
         self.config = config
         self.core: CoreT | None = None
         self.leader: mesos_pb2.MasterInfo | None = None
@@ -228,7 +232,7 @@ class ServiceHost(abc.ABC, Generic[ConfigT, CoreT, RecoveredT]):
         self.recover = recover
         self.scheduler = scheduler
         self._framework_info = functools.partial(
-            service_framework_info, config.framework_name, role=role, user=user,
+            service_framework_info, config.framework_name, role=config.role, user=config.user,
             failover_timeout=config.failover_timeout, hostname=self.hostname,
         )
         self._writer: BatchWriter | None = None

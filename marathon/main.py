@@ -41,8 +41,7 @@ async def serve(config: MarathonConfig) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_service_flags(build_parser(), argv, "MARATHON")
-    config = MarathonConfig.from_flags(args, mesos_role=args.mesos_role,
-                                       mesos_user=args.mesos_user)
+    config = MarathonConfig.from_flags(args, role=args.mesos_role, user=args.mesos_user)
     run_service("marathon", lambda: serve(config))
 
 

@@ -41,8 +41,6 @@ class MarathonConfig(ServiceConfig):
 
     http_port: int = 8080
     framework_name: str = "marathon"
-    mesos_role: str = "*"
-    mesos_user: str | None = None
 
 
 class MarathonScheduler(CoreScheduler[MarathonCore]):
@@ -85,8 +83,7 @@ class MarathonService(ServiceHost[MarathonConfig, MarathonCore, Recovered]):
 
     def __init__(self, config: MarathonConfig) -> None:
         super().__init__(config, version=VERSION, kinds=KINDS, recover=Recovered.decode,
-                         scheduler=MarathonScheduler, role=config.mesos_role,
-                         user=config.mesos_user, log=log)
+                         scheduler=MarathonScheduler, log=log)
         self.bus = EventBus()
         self.health: HealthTracker | None = None
         self.readiness: ReadinessTracker | None = None

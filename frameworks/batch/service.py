@@ -38,8 +38,6 @@ class BatchConfig(ServiceConfig):
 
     http_port: int = 9000
     framework_name: str = "batch"
-    role: str = "*"
-    user: str | None = None
     clock_warp: tuple[float, float] | None = None
     """(anchor, factor) of a `WarpedWallClock` for tests and demos; None: the real wall clock."""
 
@@ -58,7 +56,7 @@ class BatchService(ServiceHost[BatchConfig, BatchCore, Recovered]):
 
     def __init__(self, config: BatchConfig) -> None:
         super().__init__(config, version=VERSION, kinds=KINDS, recover=Recovered.decode,
-                         scheduler=BatchScheduler, role=config.role, user=config.user, log=log)
+                         scheduler=BatchScheduler, log=log)
 
     def start_term(
         self, recovered: Recovered, actions: SchedulerActions, sink: Sink

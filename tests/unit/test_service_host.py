@@ -75,7 +75,7 @@ class RecordingService(ServiceHost[ServiceConfig, RecordingCore, Recovered]):
             ServiceConfig(master="127.0.0.1:1", http_port=8080, framework_name="test",
                           tick_interval=tick_interval),
             version="1.0", kinds=("framework",), recover=lambda entries: Recovered(),
-            scheduler=SettlingScheduler, role="*", user=None, log=log,
+            scheduler=SettlingScheduler, log=log,
         )
         self.terms: list[RecordingCore] = []
         self.side_task_runs = 0
