@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
+from starlette.types import ASGIApp
 from structlog.typing import FilteringBoundLogger
 
 from frameworks.actions import DriverActions, SchedulerActions, service_framework_info
@@ -386,7 +387,7 @@ def parse_service_flags(
     return args
 
 
-async def serve_service(service: ServiceHost[Any, Any, Any], app: Any, name: str) -> None:
+async def serve_service(service: ServiceHost[Any, Any, Any], app: ASGIApp, name: str) -> None:
     """Serve `app` (the service's API) on `--http_address:--http_port` and run `service` until
     cancelled; `name` opens the log line saying where it listens."""
     address = service.config.http_address

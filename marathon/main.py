@@ -22,6 +22,7 @@ def _milliseconds(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The flags of `marathon`: the shared service flags and Marathon's role and user."""
     parser = FlagParser(
         prog="marathon",
         description="Run Marathon. Every flag can also be set as MARATHON_<FLAG>.",
@@ -40,6 +41,7 @@ async def serve(config: MarathonConfig) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """The `marathon` entry point."""
     args = parse_service_flags(build_parser(), argv, "MARATHON")
     config = MarathonConfig.from_flags(args, role=args.mesos_role, user=args.mesos_user)
     run_service("marathon", lambda: serve(config))

@@ -26,6 +26,7 @@ ENV_PREFIX = "MESOS_BATCH"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The flags of `mesos-batch`: the shared service flags and the batch framework's own."""
     parser = FlagParser(
         prog="mesos-batch",
         description="Run the batch framework (Metronome's v1 API). Every flag can also be set "
