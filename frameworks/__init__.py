@@ -5,8 +5,9 @@ executor with `Executor` and `ExecutorDriver`. Helpers read offers (`offer_resou
 
 from __future__ import annotations
 
-from frameworks.actions import DriverActions, service_framework_info
+from frameworks.actions import SchedulerActions
 from frameworks.driver import DriverStatus, SchedulerDriver
+from frameworks.driver_actions import DriverActions, service_framework_info
 from frameworks.executor import Executor, ExecutorDriver
 from frameworks.offers import (
     OfferBudget,
@@ -42,6 +43,7 @@ __all__ = [
     "OfferBudget",
     "Resources",
     "Scheduler",
+    "SchedulerActions",
     "SchedulerDriver",
     "command_info",
     "command_task",

@@ -1,74 +1,44 @@
-"""For framework services built on the SDK (Marathon, the batch framework): `DriverActions`,
-what a pure scheduling core asks of the cluster done by a `SchedulerDriver`, and
-`service_framework_info`, the FrameworkInfo such a service subscribes with."""
+"""`SchedulerActions`: what a pure scheduling core (Marathon's, the batch framework's) asks of
+the cluster. `frameworks.driver_actions.DriverActions` does it with a `SchedulerDriver`; tests
+record the calls.
+
+    core ──SchedulerActions──▶ DriverActions(driver) ──calls──▶ master
+"""
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Sequence
+from typing import Protocol
 
-from frameworks.driver import SchedulerDriver
 from protos import mesos_pb2
 
-__all__ = ["DriverActions", "service_framework_info"]
+__all__ = ["SchedulerActions"]
 
 
-class DriverActions:
-    """Launch, decline, kill, revive, suppress and reconcile through `driver`."""
-
-    def __init__(self, driver: SchedulerDriver) -> None:
-        self.driver = driver
+class SchedulerActions(Protocol):
+    """What a pure scheduling core asks of the cluster (`DriverActions` does it with a driver;
+    tests record the calls)."""
 
     def launch(self, offer_id: str, tasks: Sequence[mesos_pb2.TaskInfo]) -> None:
-        """Launch `tasks` on one offer (its unused resources are declined)."""
-        self.driver.launch_tasks(offer_id, tasks)
+        """Launch `tasks` on one offer."""
+        ...
 
     def decline(self, offer_id: str, refuse_seconds: float) -> None:
-        """Decline an offer, keeping its resources away for `refuse_seconds`."""
-        self.driver.decline_offer(offer_id, filters=refuse_seconds)
+        """Decline an offer for `refuse_seconds`."""
+        ...
 
     def kill(self, task_id: str, agent_id: str, grace_seconds: float | None) -> None:
-        """Kill a task (with `grace_seconds` between SIGTERM and SIGKILL when given)."""
-        self.driver.kill_task(task_id, agent_id or None, grace_seconds)
+        """Kill a task (`agent_id` may be empty when unknown)."""
+        ...
 
     def revive(self) -> None:
-        """Ask for offers again (clears decline filters)."""
-        self.driver.revive_offers()
+        """Ask for offers again."""
+        ...
 
     def suppress(self) -> None:
         """Stop offers until `revive`."""
-        self.driver.suppress_offers()
+        ...
 
     def reconcile(self, tasks: Sequence[tuple[str, str]]) -> None:
-        """Ask for the state of (task id, agent id) pairs; nothing when there are none."""
-        if tasks:
-            self.driver.reconcile_tasks(tasks)
-
-
-def service_framework_info(
-    name: str,
-    *,
-    role: str,
-    user: str | None,
-    failover_timeout: float,
-    hostname: str,
-    webui_url: str,
-    framework_id: str | None = None,
-) -> mesos_pb2.FrameworkInfo:
-    """The FrameworkInfo of a long-lived, elected framework service (Marathon, batch):
-    checkpointing, partition-aware, running tasks as `user` (this process's user when None),
-    and re-subscribing with `framework_id` when a previous leader stored one."""
-    info = mesos_pb2.FrameworkInfo(
-        name=name,
-        user=user or getpass.getuser(),
-        failover_timeout=failover_timeout,
-        checkpoint=True,
-        hostname=hostname,
-        webui_url=webui_url,
-        roles=[role],
-        capabilities=[mesos_pb2.FrameworkInfo.Capability(
-            type=mesos_pb2.FrameworkInfo.Capability.PARTITION_AWARE)],
-    )
-    if framework_id:
-        info.id.value = framework_id
-    return info
+        """Ask for the state of (task id, agent id) pairs."""
+        ...

@@ -11,7 +11,7 @@ Marathon does (`/ping`, `/metrics`, `/v2/info` and `/v2/leader` answer locally),
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from frameworks.service_http import Handler, HttpError, LeaderGuard
 from marathon import events
 from marathon.app_definition import AppDefinition, merge_patch, parse_app
 from marathon.app_definition import to_json as app_to_json
@@ -36,25 +37,25 @@ from marathon.groups import to_json as group_to_json
 from marathon.paths import ROOT, PathId
 from marathon.service import VERSION, MarathonService
 from marathon.validation import AppValidationError
-from mesos_http.http_forward import LeaderForwarder
 from mesos_http.openapi_docs import load_spec, openapi_routes
 from mesos_http.operator_http import redact_credentials
 from webui.routes import ui_routes
 
-Handler = Callable[[Request], Awaitable[Response]]
 DEPLOYMENT_HEADER = "Marathon-Deployment-Id"
 PROXY_HEADER = "X-Marathon-Via"
 LEADER_HEADER = "X-Marathon-Leader"
 LOCAL_PATHS = frozenset({"/ping", "/metrics", "/v2/info", "/v2/leader", "/docs", "/openapi.json"})
 
 
-class HttpError(Exception):
-    """An error answer: `status` with Marathon's `{"message": ...}` body (or `body`)."""
+def _answering_marathon_errors(handler: Handler) -> Handler:
+    """`handler` with Marathon's 422 (invalid definition) and 409 (app locked) answers."""
+    async def answering(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except (AppValidationError, AppLockedError) as error:
+            raise HttpError(error.status_code, str(error), error.to_json()) from error
 
-    def __init__(self, status: int, message: str, body: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = body or {"message": message}
+    return answering
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -85,8 +86,11 @@ class MarathonApi:
 
     def __init__(self, service: MarathonService) -> None:
         self.service = service
-        self._forwarder = LeaderForwarder(
-            PROXY_HEADER, f"{service.info.address}:{service.info.port}")
+        self._guard = LeaderGuard(
+            service, forwarded=lambda path: path not in LOCAL_PATHS, via_header=PROXY_HEADER,
+            via=f"{service.info.address}:{service.info.port}",
+            not_leader="Marathon is not the leader", leader_header=LEADER_HEADER,
+        )
 
     # ------------------------------------------------------------------ plumbing
 
@@ -112,40 +116,15 @@ class MarathonApi:
             Route("/metrics", self.metrics, methods=["GET"]),
             *openapi_routes(load_spec("marathon")),
         ]
-        return Starlette(routes=[*(Route(r.path, self._guard(r.endpoint), methods=r.methods)
-                                   for r in routes), *ui_routes("marathon")])
-
-    def _guard(self, handler: Any) -> Handler:
-        async def guarded(request: Request) -> Response:
-            response = await answer(request)
-            leader = self.service.leader_address
-            if leader is not None:
-                response.headers[LEADER_HEADER] = f"http://{leader}"
-            return response
-
-        async def answer(request: Request) -> Response:
-            try:
-                leader = self.service.leader_url
-                if self.service.core is None and leader and request.url.path not in LOCAL_PATHS:
-                    return await self._forwarder.forward(request, leader)
-                response: Response = await handler(request)
-                return response
-            except HttpError as error:
-                return _json(error.body, error.status)
-            except AppValidationError as error:
-                return _json(error.to_json(), error.status_code)
-            except AppLockedError as error:
-                return _json(error.to_json(), error.status_code)
-
-        return guarded
+        return Starlette(routes=[
+            *(Route(r.path, self._guard.wrap(_answering_marathon_errors(r.endpoint)),
+                    methods=r.methods) for r in routes),
+            *ui_routes("marathon"),
+        ])
 
     def core(self) -> MarathonCore:
-        core = self.service.core
-        if core is None:
-            leader = self.service.leader_address
-            raise HttpError(503, "Marathon is not the leader" + (
-                f"; the leader is at http://{leader}" if leader else "; no leader is elected"))
-        return core
+        """The leader's core, or HttpError 503 naming the leader."""
+        return self._guard.core()
 
     # ------------------------------------------------------------------- basics
 
@@ -168,8 +147,8 @@ class MarathonApi:
                 "framework_name": config.framework_name,
                 "failover_timeout": int(config.failover_timeout),
                 "hostname": service.hostname,
-                "mesos_role": config.mesos_role,
-                "mesos_user": config.mesos_user,
+                "mesos_role": config.role,
+                "mesos_user": config.user,
                 "checkpoint": True,
                 "executor": "//cmd",
                 "ha": config.zk is not None,

@@ -1,6 +1,6 @@
 """Marathon's scheduler state: apps, instances and deployments, as one pure core.
 
-    REST handlers ──update_root / kill / cancel──▶ MarathonCore ──Actions──▶ SDK driver (shell)
+    REST handlers ──update_root / kill / cancel──▶ MarathonCore ──actions──▶ SDK driver (shell)
     SDK driver ──offers / status updates──────────▶     │ ──writes──▶ Sink (store, `then` = durable)
     shell timer ──tick()──────────────────────────▶     │ ──events──▶ EventBus
 
@@ -14,7 +14,7 @@ through the launch queue (`marathon.launch_queue`) and are sent only once the in
 record is durable, so a new leader knows every task that may exist.
 
 No I/O: time comes from the injected clocks (`clock`: monotonic, for backoff; `wall`: wall
-seconds, for versions and timestamps) and everything outside goes through `Actions`, the
+seconds, for versions and timestamps) and everything outside goes through `SchedulerActions`, the
 store `Sink` and `publish`.
 """
 
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from frameworks.actions import SchedulerActions
 from frameworks.placement import AgentView, OfferView, Spreads, check
 from marathon import events
 from marathon.app_definition import AppDefinition, parse_app
@@ -73,20 +74,6 @@ TERMINAL = frozenset(mesos_pb2.TaskState.Name(state) for state in TERMINAL_OR_UN
 FAILED = frozenset({"TASK_FAILED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED", "TASK_GONE"})
 EXPUNGED_CONDITION = "Killed"
 """The condition `instance_changed_event` reports for an expunged instance, as Marathon does."""
-
-
-class Actions(Protocol):
-    """What the core asks of the scheduler driver."""
-
-    def launch(self, offer_id: str, tasks: Sequence[mesos_pb2.TaskInfo]) -> None: ...
-
-    def decline(self, offer_id: str, refuse_seconds: float) -> None: ...
-
-    def kill(self, task_id: str, agent_id: str, grace_seconds: float | None) -> None: ...
-
-    def revive(self) -> None: ...
-
-    def reconcile(self, tasks: Sequence[tuple[str, str]]) -> None: ...
 
 
 class InstanceObserver(Protocol):
@@ -317,7 +304,7 @@ class MarathonCore:
         *,
         clock: Clock,
         wall: Clock,
-        actions: Actions,
+        actions: SchedulerActions,
         sink: Sink,
         publish: Callable[[events.Event], None],
         recovered: Recovered | None = None,

@@ -1,9 +1,4 @@
-"""Marathon's event bus: the events Marathon publishes, and their delivery to `/v2/events`.
-
-    core ──publish(event)──▶ EventBus ──▶ one bounded queue per subscriber ──▶ SSE stream
-                                          (filtered by `event_type`; a subscriber that falls
-                                           `max_backlog` events behind is disconnected, as
-                                           Marathon drops slow consumers)
+"""The events Marathon publishes (their delivery to `/v2/events` is `marathon.event_bus`).
 
 Each event is a JSON object with Marathon's field names plus `eventType` and `timestamp`; the
 builders below produce the shapes of Marathon's event documentation. `sse()` frames one event as
@@ -12,22 +7,20 @@ server-sent events do (`event: <type>` and `data: <json>` lines).
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-Event = dict[str, Any]
+from mesos_values.timestamps import format_timestamp
 
-DEFAULT_MAX_BACKLOG = 1024
+Event = dict[str, Any]
 
 
 def timestamp(now: datetime | None = None) -> str:
     """Marathon's timestamp format: ISO 8601 in UTC with milliseconds, e.g.
     `2015-09-30T12:44:30.061Z`."""
-    moment = (now or datetime.now(UTC)).astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return format_timestamp((now or datetime.now(UTC)).timestamp())
 
 
 def event(event_type: str, fields: Mapping[str, Any], *, now: datetime | None = None) -> Event:
@@ -185,68 +178,3 @@ def stream_event(attached: bool, remote_address: str) -> Event:
     """`event_stream_attached` / `event_stream_detached`."""
     name = "event_stream_attached" if attached else "event_stream_detached"
     return event(name, {"remoteAddress": remote_address})
-
-
-class Subscription:
-    """One `/v2/events` listener: the events it wants, queued until it reads them."""
-
-    def __init__(self, event_types: Collection[str], max_backlog: int) -> None:
-        self.event_types = frozenset(event_types)
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
-        self._max_backlog = max_backlog
-        self.dropped = False
-
-    def wants(self, item: Event) -> bool:
-        return not self.event_types or item["eventType"] in self.event_types
-
-    def offer(self, item: Event) -> bool:
-        """Queue `item`; False (and the subscription ends after what it has queued) when
-        `max_backlog` events are already waiting."""
-        if self.dropped:
-            return False
-        if self._queue.qsize() >= self._max_backlog:
-            self.close()
-            return False
-        self._queue.put_nowait(item)
-        return True
-
-    def close(self) -> None:
-        """End the subscription once the listener has read what is queued."""
-        if not self.dropped:
-            self.dropped = True
-            self._queue.put_nowait(None)
-
-    async def __aiter__(self) -> AsyncIterator[Event]:
-        while (item := await self._queue.get()) is not None:
-            yield item
-
-
-class EventBus:
-    """Delivers published events to every matching subscription (all in one event loop)."""
-
-    def __init__(self, *, max_backlog: int = DEFAULT_MAX_BACKLOG) -> None:
-        self._subscriptions: set[Subscription] = set()
-        self._max_backlog = max_backlog
-        self.listeners: list[Callable[[Event], None]] = []
-
-    @property
-    def subscribers(self) -> int:
-        return len(self._subscriptions)
-
-    def subscribe(self, event_types: Collection[str] = ()) -> Subscription:
-        """A new subscription to events of `event_types` (all events when empty)."""
-        subscription = Subscription(event_types, self._max_backlog)
-        self._subscriptions.add(subscription)
-        return subscription
-
-    def unsubscribe(self, subscription: Subscription) -> None:
-        self._subscriptions.discard(subscription)
-        subscription.close()
-
-    def publish(self, item: Event) -> None:
-        """Deliver `item`; subscribers too far behind are disconnected."""
-        for listener in self.listeners:
-            listener(item)
-        for subscription in list(self._subscriptions):
-            if subscription.wants(item) and not subscription.offer(item):
-                self._subscriptions.discard(subscription)

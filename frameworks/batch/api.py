@@ -23,8 +23,8 @@ known).
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -35,57 +35,25 @@ from frameworks.batch.core import BatchCore, Conflict, NotFound, ScheduleState, 
 from frameworks.batch.jobs import ValidationError, is_valid_job_id
 from frameworks.batch.runs import UTC_SUFFIX
 from frameworks.batch.schedules import parse_schedule
-from mesos_http.http_forward import LeaderForwarder
+from frameworks.service_http import ElectedService, HttpError, LeaderGuard
 from mesos_http.openapi_docs import load_spec, openapi_routes
 from mesos_values.timestamps import format_timestamp
 from webui.routes import ui_routes
 
-__all__ = ["EMBEDS", "BatchApi", "BatchBackend"]
+__all__ = ["EMBEDS", "BatchApi"]
 
 EMBEDS = ("activeRuns", "schedules", "history", "historySummary")
-Handler = Callable[[Request], Awaitable[Response]]
 T = TypeVar("T")
-
-
-class BatchBackend(Protocol):
-    """What the API needs of the process (`service.BatchService`)."""
-
-    @property
-    def core(self) -> BatchCore | None:
-        """The leader's core; None while this process does not lead."""
-        ...
-
-    @property
-    def leader_address(self) -> str | None:
-        """`host:port` of the leader's API, when known."""
-        ...
-
-    @property
-    def leader_url(self) -> str | None:
-        """The leader's base URL when another process leads (requests are forwarded there)."""
-        ...
-
-    async def durable(self) -> None:
-        """Wait until every change made so far is durable."""
-        ...
-
-
-class HttpError(Exception):
-    """An error answer with Metronome's body."""
-
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        super().__init__(body.get("message", ""))
-        self.status = status
-        self.body = body
 
 
 class BatchApi:
     """The routes; each handler works on the leader's core."""
 
-    def __init__(self, backend: BatchBackend, version: str = "0.6.0-pymesos") -> None:
+    def __init__(self, backend: ElectedService[BatchCore], version: str = "0.6.0-pymesos") -> None:
         self.backend = backend
         self.version = version
-        self._forwarder = LeaderForwarder("X-Batch-Via", "standby")
+        self._guard = LeaderGuard(backend, forwarded=lambda path: path.startswith("/v1/"),
+                                  via_header="X-Batch-Via", via="standby")
 
     def app(self) -> Starlette:
         routes = [
@@ -103,27 +71,12 @@ class BatchApi:
             Route("/v1/jobs/{job_id}/schedules/{schedule_id}", self.schedule,
                   methods=["GET", "PUT", "DELETE"]),
         ]
-        return Starlette(routes=[*(Route(r.path, self._forwarding(_guard(r.endpoint)),
-                                         methods=r.methods) for r in routes),
-                                 *ui_routes("batch")])
-
-    def _forwarding(self, handler: Handler) -> Handler:
-        """On a standby, `/v1/...` requests go to the leader (as Marathon's standbys do)."""
-        async def forwarding(request: Request) -> Response:
-            leader = self.backend.leader_url
-            if self.backend.core is None and leader and request.url.path.startswith("/v1/"):
-                return await self._forwarder.forward(request, leader)
-            return await handler(request)
-
-        return forwarding
+        return Starlette(routes=[*(Route(r.path, self._guard.wrap(r.endpoint), methods=r.methods)
+                                   for r in routes), *ui_routes("batch")])
 
     def core(self) -> BatchCore:
-        core = self.backend.core
-        if core is None:
-            leader = self.backend.leader_address
-            raise HttpError(503, {"message": "not the leader" + (
-                f"; the leader is at http://{leader}" if leader else "; no leader is elected")})
-        return core
+        """The leader's core, or HttpError 503 naming the leader."""
+        return self._guard.core()
 
     # ------------------------------------------------------------------ basics
 
@@ -182,8 +135,8 @@ class BatchApi:
         raw = await _body(request)
         job, schedules = _parse(parse_job_body, raw)
         if job.id != job_id:
-            raise HttpError(422, ValidationError(
-                [("/id", f"must be the job id of the path, '{job_id}'")]).to_json())
+            raise _invalid(ValidationError(
+                [("/id", f"must be the job id of the path, '{job_id}'")]))
         _call(lambda: core.put_job(job, schedules or None, create=False))
         await self.backend.durable()
         return JSONResponse(_job_json(core, job_id, {"schedules"}))
@@ -240,21 +193,11 @@ class BatchApi:
             return JSONResponse(_schedule_json(core, state))
         spec = _parse(parse_schedule, await _body(request))
         if spec.id != schedule_id:
-            raise HttpError(422, ValidationError(
-                [("/id", f"must be the schedule id of the path, '{schedule_id}'")]).to_json())
+            raise _invalid(ValidationError(
+                [("/id", f"must be the schedule id of the path, '{schedule_id}'")]))
         core.put_schedule(job_id, spec, create=False)
         await self.backend.durable()
         return JSONResponse(_schedule_json(core, core.schedule(job_id, schedule_id)))
-
-
-def _guard(handler: Handler) -> Handler:
-    async def guarded(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except HttpError as error:
-            return JSONResponse(error.body, status_code=error.status)
-
-    return guarded
 
 
 def _call(action: Callable[[], T]) -> T:
@@ -262,18 +205,23 @@ def _call(action: Callable[[], T]) -> T:
     try:
         return action()
     except NotFound as error:
-        raise HttpError(404, {"message": str(error)}) from error
+        raise HttpError(404, str(error)) from error
     except Conflict as error:
-        raise HttpError(409, {"message": str(error)}) from error
+        raise HttpError(409, str(error)) from error
     except ValidationError as error:
-        raise HttpError(422, error.to_json()) from error
+        raise _invalid(error) from error
 
 
 def _parse(parser: Callable[[Any], T], raw: Any) -> T:
     try:
         return parser(raw)
     except ValidationError as error:
-        raise HttpError(422, error.to_json()) from error
+        raise _invalid(error) from error
+
+
+def _invalid(error: ValidationError) -> HttpError:
+    """Metronome's 422 answer for an invalid body."""
+    return HttpError(422, str(error), error.to_json())
 
 
 async def _body(request: Request) -> Any:
@@ -281,14 +229,14 @@ async def _body(request: Request) -> Any:
     try:
         return json.loads(raw or b"null")
     except json.JSONDecodeError as error:
-        raise HttpError(400, {"message": f"Invalid JSON: {error.msg} (line {error.lineno}, "
-                                         f"column {error.colno})"}) from error
+        raise HttpError(400, f"Invalid JSON: {error.msg} (line {error.lineno}, "
+                             f"column {error.colno})") from error
 
 
 def _job_id(request: Request) -> str:
     job_id: str = request.path_params["job_id"]
     if not is_valid_job_id(job_id):
-        raise HttpError(404, {"message": f"Job '{job_id}' does not exist"})
+        raise HttpError(404, f"Job '{job_id}' does not exist")
     return job_id
 
 
@@ -298,8 +246,8 @@ def _embeds(request: Request) -> set[str]:
               for item in value.split(",") if item.strip()}
     unknown = embeds - set(EMBEDS)
     if unknown:
-        raise HttpError(400, {"message": f"Unknown embed options: {', '.join(sorted(unknown))}; "
-                                         f"allowed: {', '.join(EMBEDS)}"})
+        raise HttpError(400, f"Unknown embed options: {', '.join(sorted(unknown))}; "
+                             f"allowed: {', '.join(EMBEDS)}")
     return embeds
 
 

@@ -1,6 +1,6 @@
 """The batch framework's scheduler state: jobs, schedules, runs and history, as one pure core.
 
-    REST handlers ──put_job / start_run / stop_run / put_schedule──▶ BatchCore ──Actions──▶ driver
+    REST handlers ──put_job / start_run / stop_run / put_schedule──▶ BatchCore ──actions──▶ driver
     SDK driver ──registered / resource_offers / status_update──────▶    │ ──writes──▶ Sink (store)
     shell timer ──tick(): deadlines, schedules, dependencies───────▶    │
 
@@ -35,7 +35,7 @@ is written after the run it started; recovery raises it to the creation time of 
 the parents started, so a crash between the two writes neither loses nor repeats the run.
 
 No I/O: time comes from the injected wall clock (seconds since the epoch) and everything outside
-goes through `Actions` and the store `Sink`.
+goes through `SchedulerActions` and the store `Sink`.
 """
 
 from __future__ import annotations
@@ -46,11 +46,11 @@ import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
-from frameworks import OfferBudget, command_task, is_terminal, state_name
+from frameworks.actions import SchedulerActions
 from frameworks.batch.jobs import (
     JobSpec,
     RestartPolicy,
@@ -69,7 +69,9 @@ from frameworks.batch.runs import (
     parse_task_id,
 )
 from frameworks.batch.schedules import ScheduleSpec, decide, parse_schedule
+from frameworks.offers import OfferBudget
 from frameworks.placement import AgentView, FieldScheme, check
+from frameworks.tasks import command_task, is_terminal, state_name
 from mesos_coordination.store import Mutation, Sink, split_key, store_key
 from mesos_runtime.clock import Clock
 from protos import mesos_pb2
@@ -79,7 +81,6 @@ __all__ = [
     "IDLE_DECLINE_SECONDS",
     "KINDS",
     "LIVE_TASKS_PER_RUN",
-    "Actions",
     "ActiveRun",
     "BatchCore",
     "Conflict",
@@ -102,22 +103,6 @@ FINISHED_RUNS_KEPT = 10
 LIVE_TASKS_PER_RUN = 1000
 """Tasks of one run launched and not yet terminal, at most: this bounds the run's stored record
 (tens of kB, far below ZooKeeper's 1 MiB for any arraySize) and the work per status update."""
-
-
-class Actions(Protocol):
-    """What the core asks of the scheduler driver."""
-
-    def launch(self, offer_id: str, tasks: Sequence[mesos_pb2.TaskInfo]) -> None: ...
-
-    def decline(self, offer_id: str, refuse_seconds: float) -> None: ...
-
-    def kill(self, task_id: str, agent_id: str, grace_seconds: float | None) -> None: ...
-
-    def revive(self) -> None: ...
-
-    def suppress(self) -> None: ...
-
-    def reconcile(self, tasks: Sequence[tuple[str, str]]) -> None: ...
 
 
 class NotFound(LookupError):
@@ -280,7 +265,7 @@ class BatchCore:
         self,
         *,
         wall: Clock,
-        actions: Actions,
+        actions: SchedulerActions,
         sink: Sink,
         recovered: Recovered | None = None,
         rng: random.Random | None = None,

@@ -11,7 +11,7 @@ EXPECTED = {
     # scheduler side
     "Scheduler", "SchedulerDriver", "DriverStatus",
     # what a framework's pure scheduling core asks of the driver
-    "DriverActions", "service_framework_info",
+    "SchedulerActions", "DriverActions", "service_framework_info",
     # executor side
     "Executor", "ExecutorDriver",
     # reading offers

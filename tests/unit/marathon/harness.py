@@ -24,6 +24,7 @@ class FakeActions:
     killed: list[str] = field(default_factory=list)
     reconciled: list[list[tuple[str, str]]] = field(default_factory=list)
     revives: int = 0
+    suppressions: int = 0
 
     def launch(self, offer_id: str, tasks: Sequence[mesos_pb2.TaskInfo]) -> None:
         self.launched.append((offer_id, list(tasks)))
@@ -36,6 +37,9 @@ class FakeActions:
 
     def revive(self) -> None:
         self.revives += 1
+
+    def suppress(self) -> None:
+        self.suppressions += 1
 
     def reconcile(self, tasks: Sequence[tuple[str, str]]) -> None:
         self.reconciled.append(list(tasks))

@@ -6,8 +6,8 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from marathon.event_bus import EventBus
 from marathon.events import (
-    EventBus,
     deployment_event,
     sse,
     status_update_event,

@@ -1,0 +1,111 @@
+"""The HTTP side of an elected framework service (Marathon, the batch framework): one
+`HttpError`, and the `LeaderGuard` that every route of the service's API goes through.
+
+    request ──▶ LeaderGuard.wrap(handler)
+      not leading, a leader known, a forwarded path ──▶ LeaderForwarder ──▶ the leader's answer
+      otherwise ──▶ handler ──HttpError──▶ JSON answer (`{"message": ...}` or the error's body)
+      every answer carries `leader_header: http://<leader>` when the service names one
+    handler ──guard.core()──▶ the leader's core, or HttpError 503 naming the leader (or none)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Generic, Protocol, TypeVar
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from mesos_http.http_forward import LeaderForwarder
+
+__all__ = ["ElectedService", "Handler", "HttpError", "LeaderGuard"]
+
+Handler = Callable[[Request], Awaitable[Response]]
+CoreT = TypeVar("CoreT")
+CoreT_co = TypeVar("CoreT_co", covariant=True)
+
+
+class HttpError(Exception):
+    """An error answer: `status` with the body `{"message": message}`, or `body` when given."""
+
+    def __init__(self, status: int, message: str, body: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = dict(body) if body is not None else {"message": message}
+
+
+class ElectedService(Protocol[CoreT_co]):
+    """What a service's API reads of the process (`frameworks.service_host.ServiceHost`)."""
+
+    @property
+    def core(self) -> CoreT_co | None:
+        """The leader's core; None while this process does not lead."""
+        ...
+
+    @property
+    def leader_address(self) -> str | None:
+        """`host:port` of the leader's API, when known."""
+        ...
+
+    @property
+    def leader_url(self) -> str | None:
+        """The leader's base URL when another process leads (requests are forwarded there)."""
+        ...
+
+    async def durable(self) -> None:
+        """Wait until every change made so far is durable."""
+        ...
+
+
+class LeaderGuard(Generic[CoreT]):
+    """Forwards a standby's requests to the leader and turns `HttpError` into answers.
+
+    `forwarded(path)` says which paths a standby forwards (the others it answers itself);
+    `not_leader` opens the 503 message; `via_header`/`via` mark forwarded requests (see
+    `LeaderForwarder`); `leader_header`, when given, names the leader on every answer.
+    """
+
+    def __init__(
+        self,
+        service: ElectedService[CoreT],
+        *,
+        forwarded: Callable[[str], bool],
+        via_header: str,
+        via: str,
+        not_leader: str = "not the leader",
+        leader_header: str | None = None,
+    ) -> None:
+        self.service = service
+        self.forwarded = forwarded
+        self.not_leader = not_leader
+        self.leader_header = leader_header
+        self._forwarder = LeaderForwarder(via_header, via)
+
+    def wrap(self, handler: Handler) -> Handler:
+        """`handler` behind the guard."""
+        async def guarded(request: Request) -> Response:
+            response = await self._answer(handler, request)
+            leader = self.service.leader_address
+            if self.leader_header is not None and leader is not None:
+                response.headers[self.leader_header] = f"http://{leader}"
+            return response
+
+        return guarded
+
+    def core(self) -> CoreT:
+        """The leader's core; HttpError 503 naming the leader while this process does not lead."""
+        core = self.service.core
+        if core is None:
+            leader = self.service.leader_address
+            raise HttpError(503, self.not_leader + (
+                f"; the leader is at http://{leader}" if leader else "; no leader is elected"))
+        return core
+
+    async def _answer(self, handler: Handler, request: Request) -> Response:
+        try:
+            leader = self.service.leader_url
+            if self.service.core is None and leader and self.forwarded(request.url.path):
+                return await self._forwarder.forward(request, leader)
+            return await handler(request)
+        except HttpError as error:
+            return JSONResponse(error.body, status_code=error.status)
