@@ -57,7 +57,7 @@ __all__ = [
     "CoreNotSet",
     "CoreScheduler",
     "HostedCore",
-    "RecoveredState",
+    "RecoveredTerm",
     "ServiceConfig",
     "ServiceHost",
     "TermCore",
@@ -92,7 +92,7 @@ class HostedCore(Protocol):
         ...
 
 
-class RecoveredState(Protocol):
+class RecoveredTerm(Protocol):
     """What the host reads of the state a term recovered."""
 
     @property
@@ -103,7 +103,7 @@ class RecoveredState(Protocol):
 
 ConfigT = TypeVar("ConfigT", bound="ServiceConfig")
 CoreT = TypeVar("CoreT", bound=HostedCore)
-RecoveredT = TypeVar("RecoveredT", bound=RecoveredState)
+RecoveredT = TypeVar("RecoveredT", bound=RecoveredTerm)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

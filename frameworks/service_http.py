@@ -10,28 +10,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Generic, Protocol, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from mesos_http.http_error import HttpError
 from mesos_http.http_forward import LeaderForwarder
 
-__all__ = ["ElectedService", "Handler", "HttpError", "LeaderGuard"]
+__all__ = ["ElectedService", "Handler", "LeaderGuard"]
 
 Handler = Callable[[Request], Awaitable[Response]]
 CoreT = TypeVar("CoreT")
 CoreT_co = TypeVar("CoreT_co", covariant=True)
-
-
-class HttpError(Exception):
-    """An error answer: `status` with the body `{"message": message}`, or `body` when given."""
-
-    def __init__(self, status: int, message: str, body: Mapping[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = dict(body) if body is not None else {"message": message}
 
 
 class ElectedService(Protocol[CoreT_co]):

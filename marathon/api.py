@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from frameworks.service_http import Handler, HttpError, LeaderGuard
+from frameworks.service_http import Handler, LeaderGuard
 from marathon import events
 from marathon.app_definition import AppDefinition, merge_patch, parse_app
 from marathon.app_definition import to_json as app_to_json
@@ -37,6 +37,7 @@ from marathon.groups import to_json as group_to_json
 from marathon.paths import ROOT, PathId
 from marathon.service import VERSION, MarathonService
 from marathon.validation import AppValidationError
+from mesos_http.http_error import HttpError
 from mesos_http.openapi_docs import load_spec, openapi_routes
 from mesos_http.operator_http import redact_credentials
 from webui.routes import ui_routes

@@ -13,12 +13,12 @@ from collections.abc import AsyncIterator, Callable, Collection
 
 from marathon.events import Event
 
-__all__ = ["DEFAULT_MAX_BACKLOG", "EventBus", "Subscription"]
+__all__ = ["DEFAULT_MAX_BACKLOG", "EventBus", "EventSubscription"]
 
 DEFAULT_MAX_BACKLOG = 1024
 
 
-class Subscription:
+class EventSubscription:
     """One `/v2/events` listener: the events it wants, queued until it reads them."""
 
     def __init__(self, event_types: Collection[str], max_backlog: int) -> None:
@@ -56,7 +56,7 @@ class EventBus:
     """Delivers published events to every matching subscription (all in one event loop)."""
 
     def __init__(self, *, max_backlog: int = DEFAULT_MAX_BACKLOG) -> None:
-        self._subscriptions: set[Subscription] = set()
+        self._subscriptions: set[EventSubscription] = set()
         self._max_backlog = max_backlog
         self.listeners: list[Callable[[Event], None]] = []
 
@@ -64,13 +64,13 @@ class EventBus:
     def subscribers(self) -> int:
         return len(self._subscriptions)
 
-    def subscribe(self, event_types: Collection[str] = ()) -> Subscription:
+    def subscribe(self, event_types: Collection[str] = ()) -> EventSubscription:
         """A new subscription to events of `event_types` (all events when empty)."""
-        subscription = Subscription(event_types, self._max_backlog)
+        subscription = EventSubscription(event_types, self._max_backlog)
         self._subscriptions.add(subscription)
         return subscription
 
-    def unsubscribe(self, subscription: Subscription) -> None:
+    def unsubscribe(self, subscription: EventSubscription) -> None:
         self._subscriptions.discard(subscription)
         subscription.close()
 

@@ -49,7 +49,7 @@ from mesos_agent.recovered import RecoveredState
 from mesos_agent.runners import RunnerContext
 from mesos_agent.status_updates import StatusUpdateManager
 from mesos_agent.task_book import Task, TaskBook
-from mesos_agent.views import AgentView
+from mesos_agent.views import AgentSnapshot
 from mesos_coordination.detector import MasterDetector
 from mesos_runtime.clock import Clock, SystemClock, WallClock
 from protos import agent_pb2, executor_pb2_grpc, mesos_pb2
@@ -127,9 +127,9 @@ class Agent:
         """Where this agent's HTTP endpoints listen; told to the master on (re-)registration."""
         self._agent_info.http_port = port
 
-    def view(self) -> AgentView:
+    def view(self) -> AgentSnapshot:
         """What the HTTP endpoints show: info, frameworks, tasks, executors and counts."""
-        return AgentView(
+        return AgentSnapshot(
             info=self._agent_info,
             master=self._link.leader,
             registered=self._link.connected,

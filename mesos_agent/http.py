@@ -40,7 +40,8 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from mesos_agent.agent import Agent, agent_version
-from mesos_agent.views import AgentView, ExecutorView, TaskView
+from mesos_agent.views import AgentSnapshot, ExecutorView, TaskView
+from mesos_http.http_error import HttpError
 from mesos_http.operator_http import (
     PROMETHEUS_CONTENT_TYPE,
     attributes_json,
@@ -77,17 +78,8 @@ COUNTERS = frozenset(f"slave/tasks_{name}" for name in _COUNTED_STATES)
 """The metrics that are counters (monotonic); every other one is a gauge."""
 
 
-class HttpError(Exception):
-    """An error answer with a plain-text body, as Mesos gives."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 def agent_state(
-    view: AgentView, *, pid: str, start_time: float, flags: Mapping[str, str]
+    view: AgentSnapshot, *, pid: str, start_time: float, flags: Mapping[str, str]
 ) -> dict[str, Any]:
     """`/state`: the agent and, per framework, its executors with their tasks and sandboxes.
 
@@ -155,7 +147,7 @@ def agent_state(
     return state
 
 
-def agent_metrics(view: AgentView, *, uptime: float) -> dict[str, float]:
+def agent_metrics(view: AgentSnapshot, *, uptime: float) -> dict[str, float]:
     """`/metrics/snapshot`: Mesos' agent metric names."""
     live = [t for t in view.tasks if t.task.state not in TERMINAL_STATES]
     total = _resources(view.info.resources)

@@ -9,7 +9,7 @@ from pathlib import Path
 from mesos_values.addresses import HostPort
 from protos import mesos_pb2
 
-__all__ = ["AgentView", "ExecutorView", "TaskView"]
+__all__ = ["AgentSnapshot", "ExecutorView", "TaskView"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,7 @@ class ExecutorView:
 
 
 @dataclass(frozen=True, slots=True)
-class AgentView:
+class AgentSnapshot:
     """A read-only snapshot of the agent for its HTTP endpoints."""
 
     info: mesos_pb2.AgentInfo

@@ -6,7 +6,7 @@ Flow::
     Scheduler ── subscribe / calls ────────────────▶ Master ── Event ─────────▶ scheduler outbox
     The Master keeps agents and frameworks and hands the rest to the pieces owning it:
         Allocator (DRF) ── offer callback ──▶ OfferBook     outstanding offers (offers.py)
-        Master, shell ──────────────────────▶ TaskBook      tasks and executors (tasks.py)
+        Master, shell ──────────────────────▶ ClusterTasks      tasks and executors (tasks.py)
         Master (operator calls) ────────────▶ Maintenance   deactivation, drain (maintenance.py)
         Master (operator calls) ────────────▶ QuotaAndWeights  weights and quotas (quota.py)
     The server's timers call tick() (heartbeats, offer and failover timeouts) and allocate().
@@ -47,7 +47,7 @@ from mesos_master.records import (
 )
 from mesos_master.registry import ImmediateSink, Registry, RegistryState, with_reservations
 from mesos_master.tasks import (
-    TaskBook,
+    ClusterTasks,
     ack_message,
     update_event,
 )
@@ -71,7 +71,7 @@ EventType = scheduler_pb2.Event.Type
 
 
 class Master:
-    """Agents and frameworks, with the allocator, offer book, task book, maintenance and
+    """Agents and frameworks, with the allocator, offer book, cluster tasks, maintenance and
     quota handling that act on them."""
 
     def __init__(
@@ -108,7 +108,7 @@ class Master:
             fair_sharing_excluded=config.fair_sharing_excluded_resource_names,
         )
         self.offers = OfferBook(info.id, clock, self.allocator, self.agents, self.frameworks)
-        self.tasks = TaskBook(
+        self.tasks = ClusterTasks(
             self.agents, self.frameworks, self.allocator, self.registry, self.counters,
             wall_clock,
         )

@@ -79,7 +79,7 @@ class OfferBook:
         events: list[scheduler_pb2.Event] = []
         now = self._clock.now()
         # Offered resources name their role only when the framework has several (`Offer.role`
-        # always does); launched tasks' resources always do (`TaskBook.launch`).
+        # always does); launched tasks' resources always do (`ClusterTasks.launch`).
         multi_role = len(framework.info.roles) > 1
         for index, (agent_id, role, resources) in enumerate(grants):
             if index % MAX_OFFERS_PER_EVENT == 0:

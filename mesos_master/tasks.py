@@ -1,20 +1,20 @@
-"""The task book: launching tasks, following their state and the status updates the master
-generates for them, adopting the tasks a re-registering agent reports, and relaying messages
-between schedulers and their executors.
+"""The cluster's tasks as the master knows them: launching tasks, following their state and
+the status updates the master generates for them, adopting the tasks a re-registering agent
+reports, and relaying messages between schedulers and their executors.
 
 Flow::
 
-    Master.accept ── each task of a LAUNCH ──▶ TaskBook.launch ── RunTask ───▶ agent outbox
-                                                     └─ invalid: TASK_ERROR ─▶ scheduler outbox
-    Master.status_update ──▶ TaskBook.update_state ── ended: resources ──────▶ Allocator
-    shell: KILL, ACKNOWLEDGE ──▶ TaskBook ── KillTask, acknowledgement ──────▶ agent outbox
-    shell: RECONCILE ──▶ TaskBook ── latest known states ────────────────────▶ scheduler outbox
-    shell: executor exited ──▶ TaskBook ── resources ──▶ Allocator; FAILURE ─▶ scheduler outbox
-    shell: MESSAGE, SHUTDOWN ──▶ TaskBook ── FrameworkToExecutor, ShutdownExecutor ─▶ agent outbox
-    shell: executor's message ──▶ TaskBook ── MESSAGE ───────────────────────▶ scheduler outbox
-    Master: agent re-registered ──▶ TaskBook.adopt_report ── lost tasks ─────▶ scheduler outbox
-    Master: agent unreachable or gone ──▶ TaskBook ── UNREACHABLE/GONE/LOST ─▶ scheduler outbox
-    Master: framework removed ──▶ TaskBook ── ShutdownFramework ─────────────▶ agent outbox
+    Master.accept ── each task of a LAUNCH ──▶ ClusterTasks.launch ── RunTask ──▶ agent outbox
+                                                  └─ invalid: TASK_ERROR ─▶ scheduler outbox
+    Master.status_update ──▶ ClusterTasks.update_state ── ended: resources ──▶ Allocator
+    shell: KILL, ACKNOWLEDGE ──▶ ClusterTasks ── KillTask, acknowledgement ──▶ agent outbox
+    shell: RECONCILE ──▶ ClusterTasks ── latest known states ──▶ scheduler outbox
+    shell: executor exited ──▶ ClusterTasks ── resources ──▶ Allocator; FAILURE ─▶ scheduler
+    shell: MESSAGE, SHUTDOWN ──▶ ClusterTasks ── FrameworkToExecutor, ShutdownExecutor ─▶ agent
+    shell: executor's message ──▶ ClusterTasks ── MESSAGE ──▶ scheduler outbox
+    Master: agent re-registered ──▶ ClusterTasks.adopt_report ── lost tasks ──▶ scheduler outbox
+    Master: agent unreachable or gone ──▶ ClusterTasks ── UNREACHABLE/GONE/LOST ─▶ scheduler
+    Master: framework removed ──▶ ClusterTasks ── ShutdownFramework ──▶ agent outbox
 
 The book is the only writer of task and executor records (`AgentRecord.tasks`,
 `AgentRecord.executors`, `FrameworkRecord.tasks` and `completed_tasks`); it reads the master's
@@ -54,7 +54,7 @@ RecoverFramework = Callable[[str, "mesos_pb2.FrameworkInfo | None"], FrameworkRe
 agent's report (`info` if the agent sent one)."""
 
 
-class TaskBook:
+class ClusterTasks:
     """Tasks and executors on agents, as the master knows them."""
 
     def __init__(

@@ -35,7 +35,8 @@ from frameworks.batch.core import BatchCore, Conflict, NotFound, ScheduleState, 
 from frameworks.batch.jobs import ValidationError, is_valid_job_id
 from frameworks.batch.runs import UTC_SUFFIX
 from frameworks.batch.schedules import parse_schedule
-from frameworks.service_http import ElectedService, HttpError, LeaderGuard
+from frameworks.service_http import ElectedService, LeaderGuard
+from mesos_http.http_error import HttpError
 from mesos_http.openapi_docs import load_spec, openapi_routes
 from mesos_values.timestamps import format_timestamp
 from webui.routes import ui_routes

@@ -49,8 +49,8 @@ from mesos_http.json_input import (
 __all__ = [
     "INDEX_ENV",
     "Artifact",
-    "Constraint",
     "EnvSecret",
+    "JobConstraint",
     "JobRunSpec",
     "JobSpec",
     "RestartPolicy",
@@ -120,7 +120,7 @@ class Artifact:
 
 
 @dataclass(frozen=True)
-class Constraint:
+class JobConstraint:
     """A placement constraint on an agent attribute (`rack EQ rack-2`); `hostname` is the
     agent's host unless it has an attribute of that name."""
 
@@ -166,7 +166,7 @@ class JobRunSpec:
     args: tuple[str, ...] | None = None
     user: str | None = None
     env: Mapping[str, str | EnvSecret] = field(default_factory=lambda: MappingProxyType({}))
-    constraints: tuple[Constraint, ...] = ()
+    constraints: tuple[JobConstraint, ...] = ()
     artifacts: tuple[Artifact, ...] = ()
     max_launch_delay: int = 3600
     docker: Mapping[str, Any] | None = None
@@ -312,7 +312,7 @@ def _cycle_through(start: str, graph: Mapping[str, Sequence[str]]) -> list[str] 
     return path if visit(start) else None
 
 
-def _constraint_json(constraint: Constraint) -> dict[str, Any]:
+def _constraint_json(constraint: JobConstraint) -> dict[str, Any]:
     result = {"attribute": constraint.attribute, "operator": constraint.operator}
     if constraint.value is not None:
         result["value"] = constraint.value
@@ -493,10 +493,10 @@ class _JobReader:
                 self.error(f"{path}/secrets/{name}", "must be {\"source\": <secret name>}")
         return secrets
 
-    def constraints(self, obj: Mapping[str, Any], path: str) -> tuple[Constraint, ...]:
+    def constraints(self, obj: Mapping[str, Any], path: str) -> tuple[JobConstraint, ...]:
         placement = self.mapping(obj, "placement", path)
         self.unknown_keys(placement, frozenset({"constraints"}), f"{path}/placement")
-        constraints: list[Constraint] = []
+        constraints: list[JobConstraint] = []
         items = self.array(placement, "constraints", f"{path}/placement")
         for item_path, item in _items(items, f"{path}/placement/constraints"):
             if not isinstance(item, dict):
@@ -511,7 +511,7 @@ class _JobReader:
                 self.error(f"{item_path}/operator",
                            f"'{operator}' is not a valid operator; allowed: {allowed}")
             if attribute is not None and operator is not None:
-                constraints.append(Constraint(attribute, operator, value))
+                constraints.append(JobConstraint(attribute, operator, value))
         return tuple(constraints)
 
     def artifacts(self, obj: Mapping[str, Any], path: str) -> tuple[Artifact, ...]:

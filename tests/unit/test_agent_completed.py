@@ -8,7 +8,7 @@ from typing import Any
 
 from mesos_agent.completed import CompletedWork
 from mesos_agent.http import agent_state
-from mesos_agent.views import AgentView, ExecutorView, TaskView
+from mesos_agent.views import AgentSnapshot, ExecutorView, TaskView
 from protos import mesos_pb2
 
 SANDBOXES = Path("/work/slaves/S0/frameworks")
@@ -79,16 +79,16 @@ def test_executors_are_bounded_and_name_their_latest_sandbox() -> None:
     assert completed.executor_sandbox("F1", "e3") is None
 
 
-def view(**changes: Any) -> AgentView:
+def view(**changes: Any) -> AgentSnapshot:
     fields: dict[str, Any] = {
         "info": mesos_pb2.AgentInfo(id=mesos_pb2.AgentID(value="S0"), hostname="h"),
         "master": None, "registered": True, "frameworks": {}, "tasks": (), "executors": (),
         "terminal_tasks": {}, "sandboxes_root": Path("/work/slaves"),
     }
-    return AgentView(**{**fields, **changes})
+    return AgentSnapshot(**{**fields, **changes})
 
 
-def state_of(agent: AgentView) -> dict[str, Any]:
+def state_of(agent: AgentSnapshot) -> dict[str, Any]:
     return agent_state(agent, pid="slave(1)@127.0.0.1:1", start_time=0.0, flags={})
 
 

@@ -19,7 +19,7 @@ from frameworks.batch.main import build_parser as batch_parser
 from marathon.main import build_parser as marathon_parser
 from mesos_agent.config import build_parser as agent_parser
 from mesos_agent.http import agent_metrics
-from mesos_agent.views import AgentView
+from mesos_agent.views import AgentSnapshot
 from mesos_local.main import build_parser as local_parser
 from mesos_master.http import master_metrics
 from mesos_master.main import build_parser as master_parser
@@ -74,7 +74,7 @@ def test_section_stops_at_the_next_heading() -> None:
 
 def test_every_master_and_agent_metric_is_in_the_guide() -> None:
     text = GUIDE.read_text()
-    empty_agent = AgentView(
+    empty_agent = AgentSnapshot(
         info=mesos_pb2.AgentInfo(), master=None, registered=False, frameworks={}, tasks=(),
         executors=(), terminal_tasks={}, sandboxes_root=Path("/"),
     )

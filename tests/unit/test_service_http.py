@@ -15,7 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from frameworks.service_http import HttpError, LeaderGuard
+from frameworks.service_http import LeaderGuard
+from mesos_http.http_error import HttpError
 from mesos_http.http_server import serve_while
 
 VIA_HEADER = "X-Test-Via"
