@@ -35,7 +35,7 @@ from marathon.app_parts import (
     UpgradeStrategy,
     json_number,
 )
-from marathon.constraints import Constraint, KillSelection, constraint_errors
+from marathon.constraints import AppConstraint, KillSelection, constraint_errors
 from marathon.paths import ROOT, PathId, path_id_errors
 from marathon.validation import INVALID_JSON, OBJECT_NOT_VALID, AppValidationError
 from mesos_http.json_input import PLAY_JSON, JsonReader, Violation, frozen_json, thawed_json
@@ -80,7 +80,7 @@ class AppDefinition:
     disk: float = 0.0
     gpus: int = 0
     executor: str = ""
-    constraints: tuple[Constraint, ...] = ()
+    constraints: tuple[AppConstraint, ...] = ()
     fetch: tuple[FetchUri, ...] = ()
     store_urls: tuple[str, ...] = ()
     port_definitions: tuple[PortDefinition, ...] = ()
@@ -211,7 +211,7 @@ def _read_env(r: _AppReader, value: Any, path: str) -> dict[str, str | EnvSecret
     return env
 
 
-def _read_constraint(r: _AppReader, value: Any, path: str) -> Constraint | None:
+def _read_constraint(r: _AppReader, value: Any, path: str) -> AppConstraint | None:
     items = r.array(value, path)
     if items is None:
         return None
@@ -222,7 +222,7 @@ def _read_constraint(r: _AppReader, value: Any, path: str) -> Constraint | None:
     if errors:
         r.deferred.append(Violation("/constraints", errors[0]))
         return None
-    return Constraint.from_json(items)
+    return AppConstraint.from_json(items)
 
 
 def _is_extract(uri: str) -> bool:

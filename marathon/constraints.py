@@ -25,7 +25,7 @@ from protos import mesos_pb2
 
 __all__ = [
     "UNFULFILLED_CONSTRAINT",
-    "Constraint",
+    "AppConstraint",
     "InstanceCondition",
     "KillSelection",
     "Operator",
@@ -73,11 +73,11 @@ _OPERATOR_LIST = "UNIQUE, CLUSTER, GROUP_BY, LIKE, UNLIKE, MAX_PER or IS"
 
 
 @dataclass(frozen=True)
-class Constraint(placement.Constraint):
+class AppConstraint(placement.Constraint):
     """One `[field, operator, value?]` placement rule, as Marathon's app JSON writes it."""
 
     @classmethod
-    def from_json(cls, raw: Sequence[str]) -> Constraint:
+    def from_json(cls, raw: Sequence[str]) -> AppConstraint:
         """Build from Marathon's array form; ValueError with Marathon's message when malformed."""
         errors = constraint_errors(raw)
         if errors:
@@ -187,7 +187,7 @@ def _kill_order_key(selection: KillSelection) -> Callable[[PlacedInstance], tupl
     return key
 
 
-def select_instances_to_kill(constraints: Iterable[Constraint],
+def select_instances_to_kill(constraints: Iterable[AppConstraint],
                              instances: Sequence[PlacedInstance], count: int,
                              kill_selection: KillSelection = KillSelection.YOUNGEST_FIRST,
                              ) -> list[PlacedInstance]:
@@ -227,7 +227,7 @@ class _Distribution:
         return [i for group in remaining if len(group) == largest for i in group]
 
 
-def _balance_by_group(constraints: Iterable[Constraint], instances: Sequence[PlacedInstance],
+def _balance_by_group(constraints: Iterable[AppConstraint], instances: Sequence[PlacedInstance],
                       count: int) -> list[PlacedInstance]:
     if count == len(instances):
         return list(instances)

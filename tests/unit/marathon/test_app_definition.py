@@ -24,7 +24,7 @@ from marathon.app_parts import (
     PortDefinition,
     UnreachableStrategy,
 )
-from marathon.constraints import Constraint, KillSelection, Operator
+from marathon.constraints import AppConstraint, KillSelection, Operator
 from marathon.paths import PathId
 from marathon.validation import AppValidationError
 
@@ -133,7 +133,7 @@ def repaired_app_json() -> dict[str, Any]:
 def test_everything_else_in_app_json_is_stored_faithfully() -> None:
     app = parse_app(repaired_app_json())
     assert app.id == PathId.parse("/foo")
-    assert app.constraints == (Constraint("hostname", Operator.LIKE, "srv2.*"),)
+    assert app.constraints == (AppConstraint("hostname", Operator.LIKE, "srv2.*"),)
     assert app.env["PASSWORD"] == EnvSecretRef("db")
     assert app.container is not None and app.container["docker"]["image"] == \
         "mesosphere:marathon/latest"
@@ -185,7 +185,7 @@ def test_group_json_apps_are_accepted_and_round_trip(base: PathId, body: dict[st
     assert app.id == PathId.parse(body["id"])
     assert app.version == body["version"]
     assert app.version_info == body["versionInfo"]
-    assert app.constraints == tuple(Constraint.from_json(c) for c in body["constraints"])
+    assert app.constraints == tuple(AppConstraint.from_json(c) for c in body["constraints"])
     assert any(r.startswith("container.docker:") for r in app.unsupported_reasons)
     assert round_trips(app, base)
 

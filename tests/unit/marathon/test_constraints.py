@@ -8,7 +8,7 @@ import pytest
 
 from frameworks.placement import AgentView, check
 from marathon.constraints import (
-    Constraint,
+    AppConstraint,
     InstanceCondition,
     KillSelection,
     PlacedInstance,
@@ -31,8 +31,8 @@ RACK_A2 = agent("a2", "rack:ra;level:10")
 RACK_B1 = agent("b1", "rack:rb;level:2.5")
 
 
-def c(text: str) -> Constraint:
-    return Constraint.from_json(text.split(":"))
+def c(text: str) -> AppConstraint:
+    return AppConstraint.from_json(text.split(":"))
 
 
 @pytest.mark.parametrize(("attributes", "text"), [
@@ -75,7 +75,7 @@ def test_offers_are_seen_with_marathon_text_and_fields(text: str, accepted: bool
 def test_malformed_constraints(raw: list[str], error: str) -> None:
     assert constraint_errors(raw) == [error]
     with pytest.raises(ValueError, match=re.escape(error)):
-        Constraint.from_json(raw)
+        AppConstraint.from_json(raw)
 
 
 @pytest.mark.parametrize("raw", [
@@ -85,7 +85,7 @@ def test_malformed_constraints(raw: list[str], error: str) -> None:
 ])
 def test_well_formed_constraints_round_trip(raw: list[str]) -> None:
     assert constraint_errors(raw) == []
-    assert Constraint.from_json(raw).to_json() == raw
+    assert AppConstraint.from_json(raw).to_json() == raw
 
 
 def instance(name: str, agent: AgentView, started: float,
