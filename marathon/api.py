@@ -23,7 +23,7 @@ from frameworks.service_http import Handler, LeaderGuard
 from marathon import events
 from marathon.app_definition import AppDefinition, merge_patch, parse_app
 from marathon.app_definition import to_json as app_to_json
-from marathon.core import Instance, MarathonCore
+from marathon.core import MarathonCore
 from marathon.deployments import AppLockedError, DeploymentPlan
 from marathon.groups import (
     Group,
@@ -36,6 +36,7 @@ from marathon.groups import (
 from marathon.groups import to_json as group_to_json
 from marathon.paths import ROOT, PathId
 from marathon.service import VERSION, MarathonService
+from marathon.state import Instance
 from marathon.validation import AppValidationError
 from mesos_http.http_error import HttpError
 from mesos_http.openapi_docs import load_spec, openapi_routes

@@ -22,18 +22,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from frameworks.actions import SchedulerActions
 from frameworks.placement import AgentView, OfferView, Spreads, check
 from marathon import events
-from marathon.app_definition import AppDefinition, parse_app
+from marathon.app_definition import AppDefinition
 from marathon.app_definition import to_json as app_to_json
 from marathon.constraints import (
-    InstanceCondition,
-    PlacedInstance,
     offer_view,
     select_instances_to_kill,
 )
@@ -49,19 +46,24 @@ from marathon.deployments import (
     replace_step,
     revert_target,
 )
-from marathon.groups import Group, assign_versions, parse_group, put_app, validate_root
-from marathon.groups import to_json as group_to_json
+from marathon.groups import Group, assign_versions, put_app, validate_root
 from marathon.launch_queue import LaunchQueue
-from marathon.paths import ROOT, PathId
-from mesos_coordination.store import Mutation, Sink, split_key, store_key
+from marathon.paths import PathId
+from marathon.state import (
+    FAILED,
+    FRAMEWORK_KEY,
+    ROOT_KEY,
+    TERMINAL,
+    Deployment,
+    Instance,
+    Recovered,
+    root_record,
+)
+from mesos_coordination.store import Mutation, Sink, store_key
 from mesos_runtime.clock import Clock
-from mesos_values.task_states import TERMINAL_OR_UNKNOWN_STATES
 from mesos_values.timestamps import format_timestamp
 from protos import mesos_pb2
 
-ROOT_KEY = store_key("root", "current")
-FRAMEWORK_KEY = store_key("framework", "id")
-KINDS = ("root", "apps", "deployments", "deployment_steps", "instances", "framework")
 MAX_APP_VERSIONS = 50
 DECLINE_SECONDS = 5.0
 PER_AGENT_LABEL = "MARATHON_PER_AGENT"
@@ -69,9 +71,6 @@ PER_AGENT_LABEL = "MARATHON_PER_AGENT"
 constraints, following agents as they come and go; `instances` is then ignored."""
 IDLE_DECLINE_SECONDS = 120.0
 
-TERMINAL = frozenset(mesos_pb2.TaskState.Name(state) for state in TERMINAL_OR_UNKNOWN_STATES)
-"""Names of the states after which an instance is gone for Marathon (TASK_UNKNOWN included)."""
-FAILED = frozenset({"TASK_FAILED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED", "TASK_GONE"})
 EXPUNGED_CONDITION = "Killed"
 """The condition `instance_changed_event` reports for an expunged instance, as Marathon does."""
 
@@ -84,168 +83,6 @@ class InstanceObserver(Protocol):
     def gone(self, instance_id: str) -> None: ...
 
 
-@dataclass(slots=True)
-class Instance:
-    """One instance of an app: its (single) task and where it runs."""
-
-    instance_id: str
-    task_id: str
-    app_id: PathId
-    version: str
-    config_version: str
-    agent_id: str
-    host: str
-    ports: tuple[int, ...]
-    attributes: Mapping[str, str]
-    staged_at: float
-    state: str = "TASK_STAGING"
-    started_at: float | None = None
-    killing: bool = False
-    healthy: bool | None = None
-    ready: bool = True  # False until its app's readiness checks pass (launched this term)
-    unreachable_since: float | None = None  # wall time Marathon first heard it unreachable
-    inactive: bool = False  # unreachable longer than its app's inactiveAfterSeconds
-    message: str = ""
-
-    @property
-    def live(self) -> bool:
-        """Counts towards its app's instances: neither terminal, nor being killed, nor
-        unreachable for too long (an instance merely unreachable still counts)."""
-        return not self.killing and not self.inactive and self.state not in TERMINAL
-
-    @property
-    def unreachable(self) -> bool:
-        """Its agent is cut off from the master (active or inactive alike)."""
-        return self.state == "TASK_UNREACHABLE"
-
-    @property
-    def condition(self) -> InstanceCondition:
-        if self.inactive:
-            return InstanceCondition.UNREACHABLE_INACTIVE
-        return {
-            "TASK_STAGING": InstanceCondition.STAGING,
-            "TASK_STARTING": InstanceCondition.STARTING,
-            "TASK_RUNNING": InstanceCondition.RUNNING,
-            "TASK_UNREACHABLE": InstanceCondition.UNREACHABLE,
-        }.get(self.state, InstanceCondition.OTHER)
-
-    def agent_view(self) -> AgentView:
-        """Its agent as placement constraints see it."""
-        return AgentView(self.host, self.attributes)
-
-    def placed(self) -> PlacedInstance:
-        return PlacedInstance(
-            self.instance_id, self.agent_view(), self.condition, self.staged_at, self.started_at,
-        )
-
-    def task_json(self) -> dict[str, Any]:
-        """The task as `/v2/apps/{id}/tasks` and `/v2/tasks` show it."""
-        body: dict[str, Any] = {
-            "id": self.task_id,
-            "appId": str(self.app_id),
-            "host": self.host,
-            "ports": list(self.ports),
-            "slaveId": self.agent_id,
-            "stagedAt": format_timestamp(self.staged_at),
-            "version": self.version,
-            "state": self.state,
-            "ipAddresses": [],
-            "servicePorts": [],
-            "role": "*",
-        }
-        if self.started_at is not None:
-            body["startedAt"] = format_timestamp(self.started_at)
-        return body
-
-    def to_record(self) -> bytes:
-        return json.dumps({
-            "instanceId": self.instance_id, "taskId": self.task_id, "appId": str(self.app_id),
-            "version": self.version, "configVersion": self.config_version,
-            "agentId": self.agent_id, "host": self.host, "ports": list(self.ports),
-            "attributes": dict(self.attributes), "stagedAt": self.staged_at,
-            "state": self.state, "startedAt": self.started_at, "killing": self.killing,
-            "unreachableSince": self.unreachable_since, "unreachableInactive": self.inactive,
-        }).encode()
-
-    @classmethod
-    def from_record(cls, data: bytes) -> Instance:
-        raw = json.loads(data)
-        return cls(
-            raw["instanceId"], raw["taskId"], PathId.parse(raw["appId"]), raw["version"],
-            raw["configVersion"], raw["agentId"], raw["host"], tuple(raw["ports"]),
-            raw["attributes"], raw["stagedAt"], raw["state"], raw["startedAt"], raw["killing"],
-            unreachable_since=raw.get("unreachableSince"),
-            inactive=raw.get("unreachableInactive", False),
-        )
-
-
-@dataclass(slots=True)
-class Deployment:
-    """A deployment in progress: its plan and the step it is at (1-based)."""
-
-    plan: DeploymentPlan
-    step: int = 0
-    started: set[int] = field(default_factory=set)  # indexes of actions begun in this step
-    completed: set[int] = field(default_factory=set)  # ... and of those done
-
-    def to_record(self) -> bytes:
-        """The plan, written once (its progress is the separate `step_record`): the original
-        and target groups cut down to the apps it affects, which is all that planning the
-        same steps again, or rolling them back, needs."""
-        affected = frozenset(self.plan.affected_apps)
-        return json.dumps({
-            "id": self.plan.id, "version": self.plan.version,
-            "original": group_to_json(_pruned(self.plan.original, affected)),
-            "target": group_to_json(_pruned(self.plan.target, affected)),
-        }).encode()
-
-    def step_record(self) -> bytes:
-        return str(self.step).encode()
-
-
-def _root_record(group: Group) -> dict[str, Any]:
-    """The group tree with each app as `[id, version]`: the definitions themselves are stored
-    once per version (`apps/<id>@<version>`), so a change does not rewrite every app."""
-    return {
-        "id": str(group.id),
-        "version": group.version,
-        "dependencies": [str(d) for d in group.dependencies],
-        "enforceRole": group.enforce_role,
-        "apps": [[str(app.id), app.version or ""] for app in group.apps.values()],
-        "groups": [_root_record(subgroup) for subgroup in group.groups.values()],
-    }
-
-
-def _root_from_record(
-    node: Mapping[str, Any], versions: Mapping[PathId, Mapping[str, bytes]]
-) -> Group:
-    apps = {}
-    for app_id, version in node["apps"]:
-        path = PathId.parse(app_id)
-        apps[path] = parse_app(json.loads(versions[path][version]))
-    subgroups = [_root_from_record(child, versions) for child in node["groups"]]
-    return Group(
-        PathId.parse(node["id"]),
-        apps=apps,
-        groups={group.id: group for group in subgroups},
-        dependencies=tuple(PathId.parse(d) for d in node["dependencies"]),
-        version=node["version"],
-        enforce_role=node.get("enforceRole"),
-    )
-
-
-def _pruned(group: Group, keep: frozenset[PathId]) -> Group:
-    """`group` with only the apps in `keep` (and the groups, with their dependencies, that
-    lead to them)."""
-    subgroups = {}
-    for group_id, subgroup in group.groups.items():
-        pruned = _pruned(subgroup, keep)
-        if pruned.apps or pruned.groups:
-            subgroups[group_id] = pruned
-    return group.replace(apps={i: a for i, a in group.apps.items() if i in keep},
-                         groups=subgroups)
-
-
 def is_per_agent(app: AppDefinition) -> bool:
     """Whether the app asks for one instance on every matching agent (`PER_AGENT_LABEL`)."""
     return app.labels.get(PER_AGENT_LABEL, "").lower() == "true"
@@ -255,45 +92,6 @@ def config_version(app: AppDefinition) -> str:
     """The version of the app's configuration (scale changes keep it)."""
     info = app.version_info or {}
     return str(info.get("lastConfigChangeAt") or app.version or "")
-
-
-@dataclass(slots=True)
-class Recovered:
-    """The core's durable state, as a new leader reads it from the store."""
-
-    root: Group = field(default_factory=lambda: Group(ROOT))
-    app_versions: dict[PathId, dict[str, bytes]] = field(default_factory=dict)
-    deployments: list[tuple[str, str, int, Group, Group]] = field(default_factory=list)
-    instances: dict[str, Instance] = field(default_factory=dict)
-    framework_id: str | None = None
-
-    @classmethod
-    def decode(cls, entries: Mapping[str, bytes]) -> Recovered:
-        state = cls()
-        root_record: bytes | None = None
-        for key, value in entries.items():
-            kind, name = split_key(key)
-            if kind == "root":
-                root_record = value
-            elif kind == "apps":
-                app_id, _, version = name.rpartition("@")
-                state.app_versions.setdefault(PathId.parse(app_id), {})[version] = value
-            elif kind == "deployments":
-                raw = json.loads(value)
-                step = entries.get(store_key("deployment_steps", raw["id"]), b"0")
-                state.deployments.append((
-                    raw["id"], raw["version"], int(step),
-                    parse_group(raw["original"]), parse_group(raw["target"]),
-                ))
-            elif kind == "instances":
-                instance = Instance.from_record(value)
-                state.instances[instance.instance_id] = instance
-            elif kind == "framework":
-                state.framework_id = value.decode()
-        state.deployments.sort(key=lambda d: d[1])
-        if root_record is not None:
-            state.root = _root_from_record(json.loads(root_record), state.app_versions)
-        return state
 
 
 class MarathonCore:
@@ -776,7 +574,7 @@ class MarathonCore:
 
     def _set_root(self, root: Group) -> None:
         self.root = root
-        self.sink.write(Mutation(ROOT_KEY, json.dumps(_root_record(root)).encode()))
+        self.sink.write(Mutation(ROOT_KEY, json.dumps(root_record(root)).encode()))
         for app in root.transitive_apps():
             versions = self.app_versions.setdefault(app.id, {})
             version = app.version or ""

@@ -21,11 +21,12 @@ import structlog
 from frameworks.actions import SchedulerActions
 from frameworks.service_host import CoreScheduler, ServiceConfig, ServiceHost, TermCore
 from marathon.app_definition import AppDefinition
-from marathon.core import KINDS, Instance, MarathonCore, Recovered
+from marathon.core import MarathonCore
 from marathon.event_bus import EventBus
 from marathon.health import HealthChecker, HealthTracker, KillDecision
 from marathon.launch_queue import task_environment
 from marathon.readiness import ReadinessChecker, ReadinessTracker
+from marathon.state import KINDS, Instance, Recovered
 from mesos_coordination.store import Sink
 from mesos_runtime.clock import SystemClock, WallClock
 from protos import mesos_pb2

@@ -87,6 +87,7 @@ CORES: tuple[str, ...] = (
     "marathon.groups",
     "marathon.launch_queue",
     "marathon.paths",
+    "marathon.state",
     "marathon.validation",
 )
 """Pure cores (ADR 0009): a module, or a package with all its modules."""

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from marathon.app_definition import parse_app
-from marathon.core import MarathonCore, Recovered
+from marathon.core import MarathonCore
 from marathon.groups import put_app
+from marathon.state import Recovered
 from mesos_coordination.store import MemorySink
 from mesos_runtime.clock import FakeClock
 from mesos_values.resources import Resources

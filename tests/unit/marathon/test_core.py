@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from marathon.core import Recovered
 from marathon.deployments import AppLockedError
 from marathon.groups import Group, remove_app
 from marathon.paths import PathId
+from marathon.state import Recovered
 from mesos_coordination.store import MemorySink
 from mesos_values.resources import Resources
 from protos import mesos_pb2

@@ -10,8 +10,8 @@ import pytest
 
 from marathon.app_definition import parse_app, to_json
 from marathon.app_parts import UnreachableStrategy
-from marathon.core import Instance, Recovered
 from marathon.paths import PathId
+from marathon.state import Instance, Recovered
 from marathon.validation import AppValidationError
 from mesos_coordination.store import store_key
 from protos import mesos_pb2
