@@ -35,7 +35,7 @@ KINDS = ("root", "apps", "deployments", "deployment_steps", "instances", "framew
 TERMINAL = frozenset(mesos_pb2.TaskState.Name(state) for state in TERMINAL_OR_UNKNOWN_STATES)
 """Names of the states after which an instance is gone for Marathon (TASK_UNKNOWN included)."""
 FAILED = frozenset({"TASK_FAILED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED", "TASK_GONE"})
-"""Names of the terminal states that count as a failure of the instance (backoff, lastTaskFailure)."""
+"""Terminal states that count as the instance failing (not killed nor finished)."""
 
 
 @dataclass(slots=True)
