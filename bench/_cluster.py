@@ -32,6 +32,14 @@ from protos import mesos_pb2
 T = TypeVar("T")
 
 
+def finish_work_dir(work_dir: Path, keep: bool) -> None:
+    """Remove a bench's work dir, or say where it is kept (`--keep`)."""
+    if keep:
+        print(f"work dir kept: {work_dir}")
+    else:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as sock:

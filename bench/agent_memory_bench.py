@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-from _cluster import BenchCluster, machine, run_tasks
+from _cluster import BenchCluster, finish_work_dir, machine, run_tasks
 
 from mesos_runtime.logging import configure_logging
 
@@ -130,10 +129,7 @@ def main() -> None:
         driver.join()
     finally:
         cluster.close()
-        if args.keep:
-            print(f"work dir kept: {work_dir}")
-        else:
-            shutil.rmtree(work_dir, ignore_errors=True)
+        finish_work_dir(work_dir, args.keep)
 
     per_1000 = 1000 / args.tasks
     own = (busy.agent_rss - idle.agent_rss) / MB * per_1000

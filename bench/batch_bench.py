@@ -26,7 +26,6 @@ import itertools
 import os
 import re
 import shlex
-import shutil
 import signal
 import statistics
 import sys
@@ -40,7 +39,7 @@ from typing import Any
 
 import httpx
 import psutil
-from _cluster import BenchCluster, Profilers, free_port, machine, wait_for
+from _cluster import BenchCluster, Profilers, finish_work_dir, free_port, machine, wait_for
 from launch_bench import spawn_popen
 
 from mesos_runtime.logging import configure_logging
@@ -282,10 +281,7 @@ def main() -> None:
             print(f"real agents: median {statistics.median(real):.0f} tasks/s ({verdict} the "
                   f">= {TARGET_TASKS_PER_SECOND:.0f} tasks/s target)")
     finally:
-        if args.keep:
-            print(f"work dir kept: {work_dir}")
-        else:
-            shutil.rmtree(work_dir, ignore_errors=True)
+        finish_work_dir(work_dir, args.keep)
 
 
 if __name__ == "__main__":

@@ -187,17 +187,7 @@ class HollowAgent:
             send_status_update(self._link, pending)
 
     def received(self, message: agent_pb2.MasterMessage) -> None:
-        kind = message.WhichOneof("message")
-        if kind == "run_task":
-            self._book.run_task(message.run_task.framework_info, message.run_task.task)
-        elif kind == "kill_task":
-            kill = message.kill_task
-            self._book.kill_task(kill.framework_id.value, kill.task_id.value, None)
-        elif kind == "status_update_acknowledgement":
-            ack = message.status_update_acknowledgement
-            self._book.acknowledge(ack.framework_id.value, ack.task_id.value, ack.uuid)
-        elif kind == "shutdown_framework":
-            self._book.shutdown_framework(message.shutdown_framework.framework_id.value)
+        self._book.receive(message)  # executor messages never come: hollow tasks have none
 
     def disconnected(self) -> None:
         self._observer.disconnected(self.info.hostname)

@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -28,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
-from _cluster import BenchCluster, Profilers, file_system, machine, run_tasks
+from _cluster import BenchCluster, Profilers, file_system, finish_work_dir, machine, run_tasks
 
 from mesos_agent.environment import argv_without_shell
 from mesos_runtime.logging import configure_logging
@@ -187,10 +186,7 @@ def main() -> None:
         leftovers = [p for p in psutil.Process().children(recursive=True) if p.is_running()]
         if leftovers:
             print(f"warning: {len(leftovers)} child processes still running")
-        if args.keep:
-            print(f"work dir kept: {work_dir}")
-        else:
-            shutil.rmtree(work_dir, ignore_errors=True)
+        finish_work_dir(work_dir, args.keep)
 
 
 if __name__ == "__main__":

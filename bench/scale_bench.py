@@ -35,7 +35,6 @@ import contextlib
 import json
 import math
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -46,7 +45,7 @@ from pathlib import Path
 from types import FrameType
 
 import psutil
-from _cluster import BenchCluster, Profilers, machine
+from _cluster import BenchCluster, Profilers, finish_work_dir, machine
 
 from frameworks import OfferBudget, Scheduler, SchedulerDriver, command_task
 from mesos_runtime.logging import configure_logging
@@ -430,10 +429,7 @@ def main() -> None:
         cluster.close()
         print()
         print(results.table())
-        if args.keep:
-            print(f"work dir kept: {work_dir}")
-        else:
-            shutil.rmtree(work_dir, ignore_errors=True)
+        finish_work_dir(work_dir, args.keep)
 
 
 if __name__ == "__main__":

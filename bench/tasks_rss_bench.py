@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import shutil
 import signal
 import tempfile
 import time
@@ -37,7 +36,7 @@ from pathlib import Path
 from types import FrameType
 
 import psutil
-from _cluster import BenchCluster, machine
+from _cluster import BenchCluster, finish_work_dir, machine
 from scale_bench import HollowFleet
 
 from frameworks import (
@@ -288,10 +287,7 @@ def main() -> None:
     finally:
         fleet.close()
         cluster.close()
-        if args.keep:
-            print(f"work dir kept: {work_dir}")
-        else:
-            shutil.rmtree(work_dir, ignore_errors=True)
+        finish_work_dir(work_dir, args.keep)
 
 
 if __name__ == "__main__":

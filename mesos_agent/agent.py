@@ -292,20 +292,11 @@ class Agent:
         self._agent_info.ClearField("id")
 
     def received(self, message: agent_pb2.MasterMessage) -> None:
+        if self._book.receive(message):
+            return
         kind = message.WhichOneof("message")
-        if kind == "run_task":
-            self._book.run_task(message.run_task.framework_info, message.run_task.task)
-        elif kind == "kill_task":
-            kill = message.kill_task
-            policy = kill.kill_policy if kill.HasField("kill_policy") else None
-            self._book.kill_task(kill.framework_id.value, kill.task_id.value, policy)
-        elif kind == "status_update_acknowledgement":
-            ack = message.status_update_acknowledgement
-            self._book.acknowledge(ack.framework_id.value, ack.task_id.value, ack.uuid)
-        elif kind == "framework_to_executor":
+        if kind == "framework_to_executor":
             self._executors.deliver_message(message.framework_to_executor)
-        elif kind == "shutdown_framework":
-            self._book.shutdown_framework(message.shutdown_framework.framework_id.value)
         elif kind == "shutdown_executor":
             shutdown = message.shutdown_executor
             self._executors.shutdown(shutdown.framework_id.value, shutdown.executor_id.value)

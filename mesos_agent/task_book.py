@@ -323,6 +323,25 @@ class TaskBook:
 
     # ---------------------------------------------------------------- from the master
 
+    def receive(self, message: agent_pb2.MasterMessage) -> bool:
+        """Take a message of the master's about tasks (run, kill, acknowledge, shut a framework
+        down); False for any other kind, which the caller handles."""
+        kind = message.WhichOneof("message")
+        if kind == "run_task":
+            self.run_task(message.run_task.framework_info, message.run_task.task)
+        elif kind == "kill_task":
+            kill = message.kill_task
+            policy = kill.kill_policy if kill.HasField("kill_policy") else None
+            self.kill_task(kill.framework_id.value, kill.task_id.value, policy)
+        elif kind == "status_update_acknowledgement":
+            ack = message.status_update_acknowledgement
+            self.acknowledge(ack.framework_id.value, ack.task_id.value, ack.uuid)
+        elif kind == "shutdown_framework":
+            self.shutdown_framework(message.shutdown_framework.framework_id.value)
+        else:
+            return False
+        return True
+
     def run_task(self, framework_info: mesos_pb2.FrameworkInfo, info: mesos_pb2.TaskInfo) -> None:
         """RunTask: record the task (and its framework), then hand it to the runner."""
         framework_id = framework_info.id.value

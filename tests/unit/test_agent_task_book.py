@@ -19,7 +19,7 @@ from mesos_agent.status_updates import (
 )
 from mesos_agent.task_book import NoJournal, Task, TaskBook
 from mesos_runtime.clock import FakeClock
-from protos import mesos_pb2
+from protos import agent_pb2, mesos_pb2
 
 FW = "fw-1"
 WALL = FakeClock(start=1_700_000_000.0)
@@ -152,6 +152,26 @@ def test_run_task_checkpoints_the_task_and_hands_it_to_the_runner_once(setup: Se
     assert setup.journal.writes == [("framework", FW), ("task", "t1")]
     assert (task.executor_id, task.custom_executor) == ("t1", False)
     assert run(setup, "t2", executor_id="e1").executor_id == "e1"
+
+
+def test_master_messages_about_tasks_are_taken_and_others_left_to_the_caller(
+    setup: Setup,
+) -> None:
+    run_task = agent_pb2.MasterMessage()
+    run_task.run_task.framework_info.CopyFrom(framework())
+    run_task.run_task.task.CopyFrom(task_info("t1"))
+    kill = agent_pb2.MasterMessage()
+    kill.kill_task.framework_id.value = FW
+    kill.kill_task.task_id.value = "t1"
+    kill.kill_task.kill_policy.grace_period.nanoseconds = 2_000_000_000
+    to_executor = agent_pb2.MasterMessage()
+    to_executor.framework_to_executor.framework_id.value = FW
+
+    assert setup.book.receive(run_task) and setup.book.receive(kill)
+    assert not setup.book.receive(to_executor)
+    assert setup.runner.calls == [("launch", "t1"), ("kill", "t1")]
+    [policy] = setup.runner.policies
+    assert policy is not None and policy.grace_period.nanoseconds == 2_000_000_000
 
 
 def test_updates_wait_for_their_journal_batch_and_a_journal_of_nothing_sends_at_once() -> None:
