@@ -11,6 +11,18 @@ from tests.zookeeper import ZooKeeperEnsemble, zookeeper
 
 
 @pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A running standalone master (fast failure detection) keeping its registry in its work
+    dir; start agents with `cluster.start_agent()`."""
+    cluster = Cluster(tmp_path, FAST_MASTER_FLAGS)
+    try:
+        cluster.start_master()
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
 def ha_cluster(tmp_path: Path) -> Iterator[tuple[Cluster, ZooKeeperEnsemble]]:
     """Three masters electing a leader through a private single-node ZooKeeper."""
     with zookeeper(tmp_path / "zk") as ensemble:

@@ -8,17 +8,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
-import pytest
+from collections.abc import Callable
 
 from frameworks import SchedulerDriver, is_terminal
 from mesos_agent.paths import AgentPaths
 from mesos_agent.status_updates import AckRecord, UpdateRecord
 from protos import mesos_pb2
 from tests.integration.cluster import Cluster, Process, free_port, wait_for
-from tests.integration.conftest import FAST_MASTER_FLAGS
 from tests.integration.recording import RecordingScheduler
 from tests.integration.test_agent_recovery import (
     alive,
@@ -33,16 +29,6 @@ DOOMED_ROUND = 3  # the round in which a task's process is killed while the agen
 TASKS = ("t1", "t2", "t3")
 DOOMED = "t2"
 
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    """A standalone master (fast failure detection) keeping its registry in its work dir."""
-    cluster = Cluster(tmp_path, FAST_MASTER_FLAGS)
-    try:
-        cluster.start_master()
-        yield cluster
-    finally:
-        cluster.close()
 
 
 def reregistered_agent_ids(master: Process) -> list[str]:

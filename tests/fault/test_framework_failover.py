@@ -8,16 +8,12 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from frameworks import DriverStatus, SchedulerDriver, is_terminal
 from mesos_values.resources import Resources
 from protos import mesos_pb2
 from tests.integration.cluster import Cluster, Process, wait_for
-from tests.integration.conftest import FAST_MASTER_FLAGS
 from tests.integration.recording import RecordingScheduler
 from tests.integration.test_end_to_end import sleep_pids
 
@@ -47,16 +43,6 @@ os.rename(ready + ".tmp", ready)
 driver.join()
 """
 
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    """A running master (fast failure detection); start agents with `cluster.start_agent()`."""
-    cluster = Cluster(tmp_path, FAST_MASTER_FLAGS)
-    try:
-        cluster.start_master()
-        yield cluster
-    finally:
-        cluster.close()
 
 
 def run_doomed_scheduler(cluster: Cluster, failover_timeout: float) -> tuple[Process, str]:

@@ -148,27 +148,20 @@ class Cluster:
 
     def start_marathon(self, *flags: str, name: str = "marathon") -> tuple[Process, str]:
         """Start Marathon against the cluster's master; returns it and its base URL."""
-        port = free_port()
-        process = Process(
-            name,
-            [sys.executable, "-m", "marathon", "--master", self.master_address,
-             "--http_port", str(port), "--work_dir", str(self.work_dir / name),
-             "--log_level", "DEBUG", *flags],
-            self.work_dir / f"{name}.log",
-        ).start()
-        self.processes.append(process)
-        wait_for(lambda: port_answers(port) or not process.alive(), f"{name} to listen")
-        assert process.alive(), process.log()
-        return process, f"http://127.0.0.1:{port}"
+        return self._start_service("marathon", flags, name, free_port())
 
     def start_batch(self, *flags: str, name: str = "batch",
                     port: int | None = None) -> tuple[Process, str]:
         """Start the batch framework (`python -m frameworks.batch`) against the cluster's
         master, its state under work_dir/<name>; returns it and its base URL."""
-        port = port or free_port()
+        return self._start_service("frameworks.batch", flags, name, port or free_port())
+
+    def _start_service(
+        self, module: str, flags: tuple[str, ...], name: str, port: int
+    ) -> tuple[Process, str]:
         process = Process(
             name,
-            [sys.executable, "-m", "frameworks.batch", "--master", self.master_address,
+            [sys.executable, "-m", module, "--master", self.master_address,
              "--http_port", str(port), "--work_dir", str(self.work_dir / name),
              "--log_level", "DEBUG", *flags],
             self.work_dir / f"{name}.log",

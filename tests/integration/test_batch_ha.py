@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.cluster import Cluster, Process, wait_for
-from tests.integration.conftest import FAST_MASTER_FLAGS
-from tests.zookeeper import zookeeper
+from tests.integration.cluster import wait_for
+from tests.integration.elected_services import Service, elected_services
+from tests.integration.elected_services import leader_of as elected_leader
 
 pytestmark = pytest.mark.integration
 
@@ -20,35 +20,14 @@ JOB = {"id": "ha.job", "run": {"cmd": "echo done", "cpus": 0.1, "mem": 32}}
 
 
 @pytest.fixture
-def batches(tmp_path: Path) -> Iterator[list[tuple[Process, httpx.Client]]]:
-    with zookeeper(tmp_path / "zk") as ensemble:
-        cluster = Cluster(tmp_path, FAST_MASTER_FLAGS)
-        clients: list[httpx.Client] = []
-        try:
-            cluster.start_master()
-            cluster.start_agent()
-            started = []
-            for name in ("batch-1", "batch-2"):
-                process, url = cluster.start_batch(
-                    "--zk", ensemble.url("/batch"), "--zk_session_timeout", "2secs", name=name)
-                clients.append(httpx.Client(base_url=url, timeout=10))
-                started.append((process, clients[-1]))
-            yield started
-        finally:
-            for client in clients:
-                client.close()
-            cluster.close()
+def batches(tmp_path: Path) -> Iterator[list[Service]]:
+    with elected_services(tmp_path, lambda cluster: cluster.start_batch, ("batch-1", "batch-2"),
+                          "/batch", "2secs") as started:
+        yield started
 
 
-def leader_of(batches: list[tuple[Process, httpx.Client]]) -> tuple[Process, httpx.Client]:
-    def elected() -> list[tuple[Process, httpx.Client]]:
-        return [(p, c) for p, c in batches
-                if p.alive() and (info := c.get("/info").json())["elected"]
-                and info["frameworkId"]]
-
-    [leader] = wait_for(lambda: (found := elected()) and len(found) == 1 and found,
-                        "exactly one elected batch framework")
-    return leader
+def leader_of(batches: list[Service]) -> Service:
+    return elected_leader(batches, "/info")
 
 
 def successes(client: httpx.Client) -> int:
@@ -57,7 +36,7 @@ def successes(client: httpx.Client) -> int:
 
 
 def test_standby_forwards_and_failover_keeps_jobs_and_history(
-    batches: list[tuple[Process, httpx.Client]],
+    batches: list[Service],
 ) -> None:
     leader, _ = leader_of(batches)
     standby, standby_client = next(b for b in batches if b[0] is not leader)

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.cluster import Cluster, Process, wait_for
-from tests.integration.conftest import FAST_MASTER_FLAGS
-from tests.zookeeper import zookeeper
+from tests.integration.cluster import wait_for
+from tests.integration.elected_services import Service, elected_services
+from tests.integration.elected_services import leader_of as elected_leader
 
 pytestmark = pytest.mark.integration
 
@@ -20,41 +20,14 @@ APP = {"id": "/ha", "cmd": "sleep 600", "cpus": 0.1, "mem": 16, "instances": 2}
 
 
 @pytest.fixture
-def marathons(tmp_path: Path) -> Iterator[list[tuple[Process, httpx.Client]]]:
-    with zookeeper(tmp_path / "zk") as ensemble:
-        cluster = Cluster(tmp_path, FAST_MASTER_FLAGS)
-        clients: list[httpx.Client] = []
-        try:
-            cluster.start_master()
-            cluster.start_agent()
-            started = []
-            for name in ("marathon-1", "marathon-2"):
-                process, url = cluster.start_marathon(
-                    "--zk", ensemble.url("/marathon"), "--zk_session_timeout", "2000", name=name)
-                clients.append(httpx.Client(base_url=url, timeout=10))
-                started.append((process, clients[-1]))
-            yield started
-        finally:
-            for client in clients:
-                client.close()
-            cluster.close()
+def marathons(tmp_path: Path) -> Iterator[list[Service]]:
+    with elected_services(tmp_path, lambda cluster: cluster.start_marathon,
+                          ("marathon-1", "marathon-2"), "/marathon", "2000") as started:
+        yield started
 
 
-def leader_of(marathons: list[tuple[Process, httpx.Client]]) -> tuple[Process, httpx.Client]:
-    """The one Marathon that says it is elected (and registered with the master)."""
-    def elected() -> list[tuple[Process, httpx.Client]]:
-        found = []
-        for process, client in marathons:
-            if not process.alive():
-                continue
-            info = client.get("/v2/info").json()
-            if info["elected"] and info["frameworkId"]:
-                found.append((process, client))
-        return found
-
-    [leader] = wait_for(lambda: (found := elected()) and len(found) == 1 and found,
-                        "exactly one elected Marathon")
-    return leader
+def leader_of(marathons: list[Service]) -> Service:
+    return elected_leader(marathons, "/v2/info")
 
 
 def running_tasks(client: httpx.Client) -> set[str] | None:
@@ -67,7 +40,7 @@ def running_tasks(client: httpx.Client) -> set[str] | None:
 
 
 def test_standby_forwards_leader_abdicates_and_failover_keeps_tasks(
-    marathons: list[tuple[Process, httpx.Client]],
+    marathons: list[Service],
 ) -> None:
     leader, leader_client = leader_of(marathons)
     standby, standby_client = next(m for m in marathons if m[0] is not leader)
@@ -98,7 +71,7 @@ def test_standby_forwards_leader_abdicates_and_failover_keeps_tasks(
 
 
 def test_a_deployment_in_progress_survives_marathon_failover(
-    marathons: list[tuple[Process, httpx.Client]],
+    marathons: list[Service],
 ) -> None:
     leader, leader_client = leader_of(marathons)
     # Three instances of 1.5 cpus on an agent of 4: the third cannot be placed, so the
