@@ -727,9 +727,9 @@ def _optional_iso(text: str | None) -> datetime | None:
 
 
 def _history_record(history: JobHistory) -> bytes:
-    def runs(items: Sequence[FinishedRun]) -> list[list[str | None]]:
-        return [[f.id, _iso(f.created_at), _iso(f.finished_at), f.schedule_id, _iso(f.due_at)]
-                for f in items]
+    def runs(items: Sequence[FinishedRun]) -> list[list[Any]]:
+        return [[f.id, _iso(f.created_at), _iso(f.finished_at), f.schedule_id, _iso(f.due_at),
+                 list(f.tasks)] for f in items]
 
     return json.dumps({
         "successCount": history.success_count, "failureCount": history.failure_count,
@@ -742,12 +742,14 @@ def _history_record(history: JobHistory) -> bytes:
 def _history_from_record(job_id: str, data: bytes) -> JobHistory:
     raw = json.loads(data)
 
-    def runs(items: list[list[str | None]]) -> tuple[FinishedRun, ...]:
-        # Entries written before runs kept their schedule have three fields.
+    def runs(items: list[list[Any]]) -> tuple[FinishedRun, ...]:
+        # Entries written before runs kept their schedule have three fields, before they kept
+        # their task ids five.
         return tuple(
             FinishedRun(str(item[0]), _from_iso(str(item[1])), _from_iso(str(item[2])),
                         item[3] if len(item) > 3 else None,
-                        _optional_iso(item[4]) if len(item) > 4 else None)
+                        _optional_iso(item[4]) if len(item) > 4 else None,
+                        tuple(str(task) for task in item[5]) if len(item) > 5 else ())
             for item in items
         )
 

@@ -314,14 +314,17 @@ class FinishedRun:
     finished_at: datetime
     schedule_id: str | None = None
     due_at: datetime | None = None
+    tasks: tuple[str, ...] = ()
+    """The ids of the tasks the run remembered when it finished (see `JobRun.tasks`)."""
 
     def to_json(self) -> dict[str, Any]:
-        """`{"id", "createdAt", "finishedAt"}` as in Metronome's `embed=history`, plus
+        """`{"id", "createdAt", "finishedAt", "tasks"}` as in Metronome's `embed=history`, plus
         `scheduleId` and `dueAt` for a scheduled run (an extension)."""
-        result = {
+        result: dict[str, Any] = {
             "id": self.id,
             "createdAt": format_timestamp(self.created_at.timestamp(), utc_suffix=UTC_SUFFIX),
             "finishedAt": format_timestamp(self.finished_at.timestamp(), utc_suffix=UTC_SUFFIX),
+            "tasks": list(self.tasks),
         }
         _add_schedule_json(result, self.schedule_id, self.due_at)
         return result
@@ -363,7 +366,7 @@ class JobHistory:
         if any(f.id == run.id for f in (*self.successful_runs, *self.failed_runs)):
             return self
         finished = FinishedRun(run.id, run.created_at, run.completed_at, run.schedule_id,
-                               run.due_at)
+                               run.due_at, tuple(task.id for task in run.tasks))
         if run.status is RunStatus.SUCCESS:
             return replace(self, success_count=self.success_count + 1,
                            last_success_at=run.completed_at,

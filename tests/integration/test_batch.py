@@ -61,6 +61,8 @@ def test_a_job_runs_now_and_its_history_counts(batch: Batch) -> None:
     wait_for(lambda: batch.job("hello")["history"]["successCount"] == 1, "the run to succeed")
     run = batch.client.get(f"/v1/jobs/hello/runs/{run_id}").json()
     assert run["status"] == "SUCCESS" and run["tasks"][0]["status"] == "TASK_FINISHED"
+    [entry] = batch.job("hello")["history"]["successfulFinishedRuns"]
+    assert entry["id"] == run_id and entry["tasks"] == [run["tasks"][0]["id"]]
     job = batch.job("hello", "historySummary,activeRuns")
     assert job["activeRuns"] == [] and job["historySummary"]["failureCount"] == 0
 

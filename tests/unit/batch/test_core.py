@@ -451,3 +451,29 @@ def test_a_tasks_progress_is_written_only_when_the_run_changes() -> None:
     h.update(second, "TASK_FINISHED")  # counts change: written
     h.core.flush()
     assert len(run_records(h.sink)) == writes + 2
+
+
+def test_history_entries_keep_their_task_ids_across_a_restart() -> None:
+    h = Harness()
+    h.core.put_job(job(restart={"policy": "ON_FAILURE"}), create=True)
+    run = h.core.start_run("nightly")
+    [first] = h.offer()
+    h.update(first, "TASK_FAILED")
+    [second] = h.offer()
+    h.update(second, "TASK_FINISHED")
+    expected = [first.task_id.value, second.task_id.value]
+    [entry] = h.core.history("nightly").to_json()["successfulFinishedRuns"]
+    assert entry["id"] == run.id and entry["tasks"] == expected
+    after = h.restart()
+    assert after.core.history("nightly").to_json()["successfulFinishedRuns"][0]["tasks"] \
+        == expected
+
+
+def test_a_history_record_written_before_task_ids_were_kept_still_reads() -> None:
+    old = (b'{"successCount": 1, "failureCount": 0, "lastSuccessAt": "2024-05-01T12:00:31+00:00",'
+           b' "lastFailureAt": null, "successfulRuns": [["20240501120030abcde",'
+           b' "2024-05-01T12:00:30+00:00", "2024-05-01T12:00:31+00:00", null, null]],'
+           b' "failedRuns": []}')
+    recovered = Recovered.decode({"history/nightly": old})
+    [entry] = recovered.histories["nightly"].to_json()["successfulFinishedRuns"]
+    assert entry["id"] == "20240501120030abcde" and entry["tasks"] == []

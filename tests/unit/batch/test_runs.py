@@ -271,8 +271,9 @@ def test_history_counts_and_lists_newest_first() -> None:
     assert [r["id"] for r in body["successfulFinishedRuns"]] == [ok2.id, ok1.id]
     assert body["failedFinishedRuns"] == [{
         "id": bad.id, "createdAt": metronome_time(later(20)),
-        "finishedAt": metronome_time(later(21)),
+        "finishedAt": metronome_time(later(21)), "tasks": [task.id for task in bad.tasks],
     }]
+    assert body["failedFinishedRuns"][0]["tasks"]
     assert history.summary_json() == {key: body[key] for key in
                                       ("successCount", "failureCount", "lastSuccessAt",
                                        "lastFailureAt")}
