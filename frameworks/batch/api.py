@@ -8,7 +8,9 @@
     /v1/jobs/{id}/runs/{runId}/actions/stop    POST
     /v1/jobs/{id}/schedules                    GET, POST (201)
     /v1/jobs/{id}/schedules/{scheduleId}       GET, PUT, DELETE
+    /v1/queue                                  GET (runs waiting for offers, by job)
     /ping, /info, /metrics (Prometheus text)
+    /leader                                    GET (`{"leader": "host:port"}`)
     /openapi.json, /docs                       this API's OpenAPI document, and as HTML
     /ui/ (`/` redirects there)                 the web UI (see `webui.routes`)
 
@@ -17,7 +19,7 @@ valid", "details": [...]}`), an unknown job, run or schedule 404, a job or sched
 already 409, deleting a job with active runs 409 unless `stopCurrentJobRuns=true`; errors other
 than 422 are `{"message": ...}`. Changes answer once they are durable. A process that does not
 lead forwards `/v1/...` requests to the leader (and answers 503 naming none while no leader is
-known).
+known); it answers `/leader` itself.
 """
 
 from __future__ import annotations
@@ -61,7 +63,9 @@ class BatchApi:
             Route("/ping", self.ping, methods=["GET"]),
             Route("/info", self.info, methods=["GET"]),
             Route("/metrics", self.metrics, methods=["GET"]),
+            Route("/leader", self.leader, methods=["GET"]),
             *openapi_routes(load_spec("frameworks.batch")),
+            Route("/v1/queue", self.queue, methods=["GET"]),
             Route("/v1/jobs", self.jobs, methods=["GET", "POST"]),
             Route("/v1/jobs/{job_id}", self.job, methods=["GET", "PUT", "DELETE"]),
             Route("/v1/jobs/{job_id}/runs", self.runs, methods=["GET", "POST"]),
@@ -91,6 +95,19 @@ class BatchApi:
             "elected": core is not None, "leader": self.backend.leader_address,
             "frameworkId": core.framework_id if core is not None else None,
         })
+
+    async def leader(self, request: Request) -> Response:
+        """The leading instance's `host:port`, which a standby knows too; 503 while none is."""
+        leader = self.backend.leader_address
+        if leader is None:
+            raise HttpError(503, "There is no leader")
+        return JSONResponse({"leader": leader})
+
+    async def queue(self, request: Request) -> Response:
+        """Metronome's launch queue: the runs waiting for offers, by job."""
+        queued = self.core().queued_runs()
+        return JSONResponse([{"jobId": job_id, "runs": [{"runId": run.id} for run in runs]}
+                             for job_id, runs in queued.items()])
 
     async def metrics(self, request: Request) -> Response:
         core = self.backend.core

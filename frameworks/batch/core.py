@@ -409,6 +409,14 @@ class BatchCore:
         return sorted((a.run for a in self.runs.values() if a.run.job_id == job_id),
                       key=lambda r: r.created_at)
 
+    def queued_runs(self) -> dict[str, list[JobRun]]:
+        """Active runs with tasks waiting to be launched, by job id (sorted), oldest first."""
+        queued: dict[str, list[JobRun]] = {}
+        for active in sorted(self.runs.values(), key=lambda a: (a.run.job_id, a.run.created_at)):
+            if active.run.has_pending:
+                queued.setdefault(active.run.job_id, []).append(active.run)
+        return queued
+
     def find_run(self, job_id: str, run_id: str) -> JobRun:
         """An active run, or one of the job's last finished ones; NotFound otherwise."""
         self.job(job_id)

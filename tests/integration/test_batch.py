@@ -104,6 +104,21 @@ def test_conformance_payloads_round_trip_and_schedules_crud(batch: Batch) -> Non
     assert batch.client.get(f"/v1/jobs/{job['id']}").status_code == 404
 
 
+def test_the_queue_lists_a_run_no_offer_fits_and_leader_names_this_instance(
+    batch: Batch,
+) -> None:
+    assert batch.client.get("/v1/queue").json() == []
+    batch.client.post("/v1/jobs", json={"id": "huge", "run": {
+        "cmd": "true", "cpus": 64, "mem": 32}}).raise_for_status()
+    run_id = batch.client.post("/v1/jobs/huge/runs").json()["id"]
+    assert batch.client.get("/v1/queue").json() == [{"jobId": "huge", "runs": [{"runId": run_id}]}]
+    batch.client.post(f"/v1/jobs/huge/runs/{run_id}/actions/stop").raise_for_status()
+    assert batch.client.get("/v1/queue").json() == []
+    leader = batch.client.get("/leader")
+    assert leader.status_code == 200
+    assert leader.json() == {"leader": batch.client.get("/info").json()["leader"]}
+
+
 def test_deleting_a_job_with_a_running_run_needs_stop_current_job_runs(batch: Batch) -> None:
     batch.client.post("/v1/jobs", json={"id": "sleepy", "run": {
         "cmd": "sleep 300", "cpus": 0.1, "mem": 32}}).raise_for_status()

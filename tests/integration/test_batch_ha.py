@@ -41,6 +41,8 @@ def test_standby_forwards_and_failover_keeps_jobs_and_history(
     leader, _ = leader_of(batches)
     standby, standby_client = next(b for b in batches if b[0] is not leader)
     wait_for(lambda: standby_client.get("/info").json()["leader"], "the standby to know the leader")
+    leader_address = standby_client.get("/info").json()["leader"]
+    assert standby_client.get("/leader").json() == {"leader": leader_address}  # not forwarded
 
     assert standby_client.post("/v1/jobs", json=JOB).status_code == 201  # forwarded
     assert standby_client.post("/v1/jobs/ha.job/runs").status_code == 201

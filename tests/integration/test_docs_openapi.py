@@ -130,5 +130,7 @@ def test_batch_answers_as_its_spec_says(services: tuple[httpx.Client, httpx.Clie
     assert api.call("DELETE", job, "/v1/jobs/docs.report").status_code == 409
     api.call("POST", "/v1/jobs/{jobId}/runs/{runId}/actions/stop", f"{run_path}/actions/stop")
     api.call("GET", "/info")
+    api.call("GET", "/leader")
+    api.call("GET", "/v1/queue")
     assert api.call("DELETE", job, "/v1/jobs/docs.report",
                     params={"stopCurrentJobRuns": "true"}).status_code == 200

@@ -477,3 +477,20 @@ def test_a_history_record_written_before_task_ids_were_kept_still_reads() -> Non
     recovered = Recovered.decode({"history/nightly": old})
     [entry] = recovered.histories["nightly"].to_json()["successfulFinishedRuns"]
     assert entry["id"] == "20240501120030abcde" and entry["tasks"] == []
+
+
+def test_the_queue_lists_runs_waiting_for_offers_by_job() -> None:
+    h = Harness()
+    h.core.put_job(job("b"), create=True)
+    h.core.put_job(job("a", cpus=8), create=True)
+    running = h.core.start_run("b")
+    [task] = h.offer()
+    h.update(task, "TASK_RUNNING")
+    waiting = h.core.start_run("b")
+    too_big = h.core.start_run("a")
+    queued = h.core.queued_runs()
+    assert list(queued) == ["a", "b"]
+    assert [r.id for r in queued["a"]] == [too_big.id]
+    assert [r.id for r in queued["b"]] == [waiting.id] and running.id not in queued["b"]
+    h.core.stop_run("a", too_big.id)
+    assert list(h.core.queued_runs()) == ["b"]
