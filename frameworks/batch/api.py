@@ -9,6 +9,8 @@
     /v1/jobs/{id}/schedules                    GET, POST (201)
     /v1/jobs/{id}/schedules/{scheduleId}       GET, PUT, DELETE
     /v1/queue                                  GET (runs waiting for offers, by job)
+    /v0/scheduled-jobs                         POST (a job with its schedules: 201)
+    /v0/scheduled-jobs/{id}                    PUT (a job and all its schedules)
     /ping, /info, /metrics (Prometheus text)
     /leader                                    GET (`{"leader": "host:port"}`)
     /openapi.json, /docs                       this API's OpenAPI document, and as HTML
@@ -18,8 +20,8 @@ Answers as Metronome gives them: bad JSON 400, an invalid body 422 (`{"message":
 valid", "details": [...]}`), an unknown job, run or schedule 404, a job or schedule that exists
 already 409, deleting a job with active runs 409 unless `stopCurrentJobRuns=true`; errors other
 than 422 are `{"message": ...}`. Changes answer once they are durable. A process that does not
-lead forwards `/v1/...` requests to the leader (and answers 503 naming none while no leader is
-known); it answers `/leader` itself.
+lead forwards `/v1/...` and `/v0/...` requests to the leader (and answers 503 naming none while
+no leader is known); it answers `/leader` itself.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ class BatchApi:
     def __init__(self, backend: ElectedService[BatchCore], version: str = "0.6.0-pymesos") -> None:
         self.backend = backend
         self.version = version
-        self._guard = LeaderGuard(backend, forwarded=lambda path: path.startswith("/v1/"),
+        self._guard = LeaderGuard(backend, forwarded=lambda path: path.startswith(("/v1/", "/v0/")),
                                   via_header="X-Batch-Via", via="standby")
 
     def app(self) -> Starlette:
@@ -66,6 +68,8 @@ class BatchApi:
             Route("/leader", self.leader, methods=["GET"]),
             *openapi_routes(load_spec("frameworks.batch")),
             Route("/v1/queue", self.queue, methods=["GET"]),
+            Route("/v0/scheduled-jobs", self.create_job, methods=["POST"]),
+            Route("/v0/scheduled-jobs/{job_id}", self.replace_job, methods=["PUT"]),
             Route("/v1/jobs", self.jobs, methods=["GET", "POST"]),
             Route("/v1/jobs/{job_id}", self.job, methods=["GET", "PUT", "DELETE"]),
             Route("/v1/jobs/{job_id}/runs", self.runs, methods=["GET", "POST"]),
@@ -129,14 +133,23 @@ class BatchApi:
     # -------------------------------------------------------------------- jobs
 
     async def jobs(self, request: Request) -> Response:
+        if request.method == "POST":
+            return await self.create_job(request)
         core = self.core()
-        if request.method == "GET":
-            embeds = _embeds(request)
-            return JSONResponse([_job_json(core, job_id, embeds) for job_id in sorted(core.jobs)])
+        embeds = _embeds(request)
+        return JSONResponse([_job_json(core, job_id, embeds) for job_id in sorted(core.jobs)])
+
+    async def create_job(self, request: Request) -> Response:
+        """A new job with the schedules its body embeds, validated and written together."""
+        core = self.core()
         job, schedules = _parse(parse_job_body, await _body(request))
         _call(lambda: core.put_job(job, schedules or [], create=True))
         await self.backend.durable()
         return JSONResponse(_job_json(core, job.id, {"schedules"}), status_code=201)
+
+    async def replace_job(self, request: Request) -> Response:
+        """Metronome's v0 update: the job and all its schedules (none in the body: none kept)."""
+        return await self._put_job(request, keep_schedules=False)
 
     async def job(self, request: Request) -> Response:
         core = self.core()
@@ -150,12 +163,18 @@ class BatchApi:
             _call(lambda: core.delete_job(job_id, stop_current_runs=stop))
             await self.backend.durable()
             return JSONResponse(body)
-        raw = await _body(request)
-        job, schedules = _parse(parse_job_body, raw)
+        return await self._put_job(request, keep_schedules=True)
+
+    async def _put_job(self, request: Request, *, keep_schedules: bool) -> Response:
+        """Replace a job; its schedules too when the body embeds some or not `keep_schedules`."""
+        core = self.core()
+        job_id = _job_id(request)
+        job, schedules = _parse(parse_job_body, await _body(request))
         if job.id != job_id:
             raise _invalid(ValidationError(
                 [("/id", f"must be the job id of the path, '{job_id}'")]))
-        _call(lambda: core.put_job(job, schedules or None, create=False))
+        replaced = schedules or (None if keep_schedules else [])
+        _call(lambda: core.put_job(job, replaced, create=False))
         await self.backend.durable()
         return JSONResponse(_job_json(core, job_id, {"schedules"}))
 

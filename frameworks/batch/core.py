@@ -770,14 +770,18 @@ def _history_from_record(job_id: str, data: bytes) -> JobHistory:
 def parse_job_body(obj: Any) -> tuple[JobSpec, list[ScheduleSpec] | None]:
     """A job body and the schedules it embeds (None when it has no `schedules` key).
 
-    Raises ValidationError (422) for the job or any schedule (paths `/schedules(i)/...`).
+    Raises one ValidationError (422) listing the problems of the job and of every schedule
+    (paths `/schedules(i)/...`) together.
     """
-    job = parse_job(obj)
-    if not isinstance(obj, dict) or "schedules" not in obj:
-        return job, None
-    schedules: list[ScheduleSpec] = []
     violations: list[tuple[str, str]] = []
-    for index, item in enumerate(obj["schedules"]):
+    job: JobSpec | None = None
+    try:
+        job = parse_job(obj)
+    except ValidationError as error:
+        violations += [(v.path, e) for v in error.details for e in v.errors]
+    embedded = obj.get("schedules") if isinstance(obj, dict) else None
+    schedules: list[ScheduleSpec] = []
+    for index, item in enumerate(embedded if isinstance(embedded, list) else []):
         try:
             schedules.append(parse_schedule(item))
         except ValidationError as error:
@@ -786,6 +790,6 @@ def parse_job_body(obj: Any) -> tuple[JobSpec, list[ScheduleSpec] | None]:
     ids = [s.id for s in schedules]
     if len(ids) != len(set(ids)):
         violations.append(("/schedules", "schedule ids must be unique"))
-    if violations:
+    if job is None or violations:
         raise ValidationError(violations)
-    return job, schedules
+    return job, (schedules if embedded is not None else None)

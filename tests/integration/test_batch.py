@@ -119,6 +119,29 @@ def test_the_queue_lists_a_run_no_offer_fits_and_leader_names_this_instance(
     assert leader.json() == {"leader": batch.client.get("/info").json()["leader"]}
 
 
+def test_v0_scheduled_jobs_creates_and_replaces_a_job_with_its_schedules(batch: Batch) -> None:
+    schedule = json.loads((FIXTURES / "schedule.json").read_text())
+    body = {"id": "weekly", "run": {"cmd": "true", "cpus": 0.1, "mem": 32},
+            "schedules": [schedule]}
+    bad = batch.client.post("/v0/scheduled-jobs", json={
+        **body, "run": {"cpus": 0.1}, "schedules": [{**schedule, "cron": "nonsense"}]})
+    assert bad.status_code == 422
+    assert {"/run", "/schedules(0)/cron"} <= {d["path"] for d in bad.json()["details"]}
+    assert batch.client.get("/v1/jobs/weekly").status_code == 404  # nothing was created
+
+    created = batch.client.post("/v0/scheduled-jobs", json=body)
+    assert created.status_code == 201
+    assert created.json()["schedules"] == [schedule]
+    assert batch.job("weekly", "schedules")["schedules"] == [schedule]
+    assert batch.client.post("/v0/scheduled-jobs", json=body).status_code == 409
+
+    replaced = batch.client.put("/v0/scheduled-jobs/weekly", json={**body, "schedules": []})
+    assert replaced.status_code == 200 and replaced.json()["schedules"] == []
+    assert batch.client.get("/v1/jobs/weekly/schedules").json() == []
+    assert batch.client.put("/v0/scheduled-jobs/nope", json={**body, "id": "nope"}) \
+        .status_code == 404
+
+
 def test_deleting_a_job_with_a_running_run_needs_stop_current_job_runs(batch: Batch) -> None:
     batch.client.post("/v1/jobs", json={"id": "sleepy", "run": {
         "cmd": "sleep 300", "cpus": 0.1, "mem": 32}}).raise_for_status()

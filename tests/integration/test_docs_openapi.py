@@ -131,6 +131,12 @@ def test_batch_answers_as_its_spec_says(services: tuple[httpx.Client, httpx.Clie
     api.call("POST", "/v1/jobs/{jobId}/runs/{runId}/actions/stop", f"{run_path}/actions/stop")
     api.call("GET", "/info")
     api.call("GET", "/leader")
+    v0_job = {**JOB, "id": "docs.v0", "schedules": [SCHEDULE]}
+    assert api.call("POST", "/v0/scheduled-jobs", json=v0_job).status_code == 201
+    assert api.call("POST", "/v0/scheduled-jobs", json=v0_job).status_code == 409
+    assert api.call("POST", "/v0/scheduled-jobs", json={"id": "docs.v0"}).status_code == 422
+    assert api.call("PUT", "/v0/scheduled-jobs/{jobId}", "/v0/scheduled-jobs/docs.v0",
+                    json=v0_job).status_code == 200
     api.call("GET", "/v1/queue")
     assert api.call("DELETE", job, "/v1/jobs/docs.report",
                     params={"stopCurrentJobRuns": "true"}).status_code == 200

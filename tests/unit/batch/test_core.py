@@ -15,6 +15,7 @@ from frameworks.batch.core import (
     BatchCore,
     Conflict,
     Recovered,
+    parse_job_body,
 )
 from frameworks.batch.jobs import ValidationError, parse_job
 from frameworks.batch.runs import RunStatus
@@ -494,3 +495,16 @@ def test_the_queue_lists_runs_waiting_for_offers_by_job() -> None:
     assert [r.id for r in queued["b"]] == [waiting.id] and running.id not in queued["b"]
     h.core.stop_run("a", too_big.id)
     assert list(h.core.queued_runs()) == ["b"]
+
+
+def test_a_job_body_reports_the_problems_of_the_job_and_its_schedules_together() -> None:
+    with pytest.raises(ValidationError) as raised:
+        parse_job_body({"id": "Bad Id", "run": {"cpus": 1, "mem": 64, "cmd": "true"},
+                        "schedules": [{"id": "ok", "cron": "* * * * *"},
+                                      {"id": "bad", "cron": "nonsense"}]})
+    paths = {detail.path for detail in raised.value.details}
+    assert "/id" in paths and any(p.startswith("/schedules(1)") for p in paths)
+    job_, schedules = parse_job_body({"id": "a", "run": {"cmd": "true", "cpus": 1, "mem": 64},
+                                      "schedules": [{"id": "nightly", "cron": "0 1 * * *"}]})
+    assert job_.id == "a" and schedules is not None and [s.id for s in schedules] == ["nightly"]
+    assert parse_job_body({"id": "a", "run": {"cmd": "true", "cpus": 1, "mem": 64}})[1] is None
