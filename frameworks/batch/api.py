@@ -11,6 +11,7 @@
     /v1/queue                                  GET (runs waiting for offers, by job)
     /v0/scheduled-jobs                         POST (a job with its schedules: 201)
     /v0/scheduled-jobs/{id}                    PUT (a job and all its schedules)
+    /v1/metrics                                GET (Dropwizard JSON, see `batch.metrics`)
     /ping, /info, /metrics (Prometheus text)
     /leader                                    GET (`{"leader": "host:port"}`)
     /openapi.json, /docs                       this API's OpenAPI document, and as HTML
@@ -21,12 +22,13 @@ valid", "details": [...]}`), an unknown job, run or schedule 404, a job or sched
 already 409, deleting a job with active runs 409 unless `stopCurrentJobRuns=true`; errors other
 than 422 are `{"message": ...}`. Changes answer once they are durable. A process that does not
 lead forwards `/v1/...` and `/v0/...` requests to the leader (and answers 503 naming none while
-no leader is known); it answers `/leader` itself.
+no leader is known); it answers `/leader` and `/v1/metrics` itself.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -37,6 +39,7 @@ from starlette.routing import Route
 
 from frameworks.batch.core import BatchCore, Conflict, NotFound, ScheduleState, parse_job_body
 from frameworks.batch.jobs import ValidationError, is_valid_job_id
+from frameworks.batch.metrics import dropwizard_metrics
 from frameworks.batch.runs import UTC_SUFFIX
 from frameworks.batch.schedules import parse_schedule
 from frameworks.service_http import ElectedService, LeaderGuard
@@ -57,7 +60,7 @@ class BatchApi:
     def __init__(self, backend: ElectedService[BatchCore], version: str = "0.6.0-pymesos") -> None:
         self.backend = backend
         self.version = version
-        self._guard = LeaderGuard(backend, forwarded=lambda path: path.startswith(("/v1/", "/v0/")),
+        self._guard = LeaderGuard(backend, forwarded=_forwarded,
                                   via_header="X-Batch-Via", via="standby")
 
     def app(self) -> Starlette:
@@ -67,6 +70,7 @@ class BatchApi:
             Route("/metrics", self.metrics, methods=["GET"]),
             Route("/leader", self.leader, methods=["GET"]),
             *openapi_routes(load_spec("frameworks.batch")),
+            Route("/v1/metrics", self.dropwizard_metrics, methods=["GET"]),
             Route("/v1/queue", self.queue, methods=["GET"]),
             Route("/v0/scheduled-jobs", self.create_job, methods=["POST"]),
             Route("/v0/scheduled-jobs/{job_id}", self.replace_job, methods=["PUT"]),
@@ -112,6 +116,10 @@ class BatchApi:
         queued = self.core().queued_runs()
         return JSONResponse([{"jobId": job_id, "runs": [{"runId": run.id} for run in runs]}
                              for job_id, runs in queued.items()])
+
+    async def dropwizard_metrics(self, request: Request) -> Response:
+        """Metronome's metrics of this instance (a standby answers for itself)."""
+        return JSONResponse(dropwizard_metrics(self.backend.core, time.time()))
 
     async def metrics(self, request: Request) -> Response:
         core = self.backend.core
@@ -235,6 +243,11 @@ class BatchApi:
         core.put_schedule(job_id, spec, create=False)
         await self.backend.durable()
         return JSONResponse(_schedule_json(core, core.schedule(job_id, schedule_id)))
+
+
+def _forwarded(path: str) -> bool:
+    """Whether a standby forwards `path` to the leader: the API but for `/v1/metrics`."""
+    return path.startswith(("/v1/", "/v0/")) and path != "/v1/metrics"
 
 
 def _call(action: Callable[[], T]) -> T:

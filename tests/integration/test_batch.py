@@ -119,6 +119,20 @@ def test_the_queue_lists_a_run_no_offer_fits_and_leader_names_this_instance(
     assert leader.json() == {"leader": batch.client.get("/info").json()["leader"]}
 
 
+def test_v1_metrics_counts_the_runs_as_metronome_names_them(batch: Batch) -> None:
+    batch.client.post("/v1/jobs", json={"id": "counted", "run": {
+        "cmd": "true", "cpus": 0.1, "mem": 32}}).raise_for_status()
+    batch.client.post("/v1/jobs/counted/runs").raise_for_status()
+    wait_for(lambda: batch.job("counted")["history"]["successCount"] == 1, "the run to succeed")
+    metrics = batch.client.get("/v1/metrics").json()
+    assert metrics["version"] == "4.0.0" and metrics["meters"] == {} and metrics["timers"] == {}
+    assert metrics["gauges"]["metronome.jobs.specs.gauge"] == {"value": 1}
+    assert metrics["counters"]["metronome.jobs.started.counter"] == {"count": 1}
+    assert metrics["counters"]["metronome.jobs.succeeded.counter"] == {"count": 1}
+    durations = metrics["histograms"]["metronome.jobs.run-duration.histogram.seconds"]
+    assert durations["count"] == 1
+
+
 def test_v0_scheduled_jobs_creates_and_replaces_a_job_with_its_schedules(batch: Batch) -> None:
     schedule = json.loads((FIXTURES / "schedule.json").read_text())
     body = {"id": "weekly", "run": {"cmd": "true", "cpus": 0.1, "mem": 32},

@@ -43,6 +43,8 @@ def test_standby_forwards_and_failover_keeps_jobs_and_history(
     wait_for(lambda: standby_client.get("/info").json()["leader"], "the standby to know the leader")
     leader_address = standby_client.get("/info").json()["leader"]
     assert standby_client.get("/leader").json() == {"leader": leader_address}  # not forwarded
+    standby_metrics = standby_client.get("/v1/metrics").json()  # answered for itself
+    assert standby_metrics["gauges"] == {"metronome.leader.gauge": {"value": 0}}
 
     assert standby_client.post("/v1/jobs", json=JOB).status_code == 201  # forwarded
     assert standby_client.post("/v1/jobs/ha.job/runs").status_code == 201

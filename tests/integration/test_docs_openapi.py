@@ -138,5 +138,6 @@ def test_batch_answers_as_its_spec_says(services: tuple[httpx.Client, httpx.Clie
     assert api.call("PUT", "/v0/scheduled-jobs/{jobId}", "/v0/scheduled-jobs/docs.v0",
                     json=v0_job).status_code == 200
     api.call("GET", "/v1/queue")
+    api.call("GET", "/v1/metrics")
     assert api.call("DELETE", job, "/v1/jobs/docs.report",
                     params={"stopCurrentJobRuns": "true"}).status_code == 200
