@@ -6,4 +6,5 @@ The pure cores, each one module:
     cron.py       cron expressions and their next firing instant in a time zone (DST-aware)
     schedules.py  schedule specs and the decision of which due times to start, mark missed or skip
     runs.py       the run state machine, run ids, and the per-job history of finished runs
+    metrics.py    the core's figures as Metronome's Dropwizard-shaped `/v1/metrics` JSON
 """
