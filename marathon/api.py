@@ -51,6 +51,18 @@ LEADER_HEADER = "X-Marathon-Leader"
 SHOW_EMBEDS = ("app.tasks", "app.lastTaskFailure")
 """What GET /v2/apps/{id} (and `/v2/apps/{group}/*`) always embeds, as Marathon 1.9 does;
 counts and deployments are in every app's JSON."""
+GAUGES: tuple[tuple[str, str, str], ...] = (
+    ("elected", "", "marathon_elected"),
+    ("apps", "marathon.apps.active.gauge", "marathon_apps"),
+    ("groups", "marathon.groups.active.gauge", ""),
+    ("instances", "", "marathon_instances"),
+    ("running", "marathon.instances.running.gauge", ""),
+    ("staged", "marathon.instances.staged.gauge", ""),
+    ("deployments", "marathon.deployments.active.gauge", "marathon_deployments"),
+    ("subscribers", "", "marathon_event_subscribers"),
+    ("uptime", "marathon.uptime.gauge.seconds", ""),
+)
+"""(figure, its name in the `/metrics` JSON, its name in `/metrics/prometheus`); "": not there."""
 LOCAL_PATHS = frozenset({"/ping", "/metrics", "/metrics/prometheus", "/v2/info", "/v2/leader",
                          "/docs", "/openapi.json"})
 
@@ -217,49 +229,37 @@ class MarathonApi:
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
 
-    def _figures(self) -> dict[str, int]:
-        """The gauges both metrics formats report, by their Prometheus names."""
+    def _figures(self) -> dict[str, float]:
+        """Every figure of `GAUGES`, by its key."""
         core = self.service.core
-        if core is None:
-            return {"elected": 0, "apps": 0, "groups": 0, "instances": 0, "running": 0,
-                    "staged": 0, "deployments": 0}
-        live = [i for i in core.instances.values() if i.state not in TERMINAL]
-        return {
-            "elected": 1,
-            "apps": sum(1 for _ in core.root.transitive_apps()),
-            "groups": sum(1 for _ in core.root.transitive_groups()),
-            "instances": len(core.instances),
-            "running": sum(1 for i in live if i.state == "TASK_RUNNING"),
-            "staged": sum(1 for i in live if i.state == "TASK_STAGING"),
-            "deployments": len(core.deployments),
+        figures: dict[str, float] = {
+            "elected": 0, "apps": 0, "groups": 0, "instances": 0, "running": 0, "staged": 0,
+            "deployments": 0, "subscribers": self.service.bus.subscribers,
+            "uptime": round(time.monotonic() - self._started, 3),
         }
+        if core is not None:
+            live = [i for i in core.instances.values() if i.state not in TERMINAL]
+            figures.update(
+                elected=1, apps=sum(1 for _ in core.root.transitive_apps()),
+                groups=sum(1 for _ in core.root.transitive_groups()),
+                instances=len(core.instances),
+                running=sum(1 for i in live if i.state == "TASK_RUNNING"),
+                staged=sum(1 for i in live if i.state == "TASK_STAGING"),
+                deployments=len(core.deployments),
+            )
+        return figures
 
     async def metrics(self, request: Request) -> Response:
         """Marathon's Dropwizard-style JSON snapshot (`metrics.raml`, version 4.0.0)."""
         figures = self._figures()
-        gauges = {
-            "marathon.apps.active.gauge": figures["apps"],
-            "marathon.groups.active.gauge": figures["groups"],
-            "marathon.instances.running.gauge": figures["running"],
-            "marathon.instances.staged.gauge": figures["staged"],
-            "marathon.deployments.active.gauge": figures["deployments"],
-            "marathon.uptime.gauge.seconds": round(time.monotonic() - self._started, 3),
-        }
+        gauges = {name: {"value": figures[key]} for key, name, _ in GAUGES if name}
         return _json({"version": "4.0.0", "counters": {}, "histograms": {}, "meters": {},
-                      "timers": {}, "gauges": {name: {"value": value}
-                                               for name, value in gauges.items()}})
+                      "timers": {}, "gauges": gauges})
 
     async def metrics_prometheus(self, request: Request) -> Response:
         figures = self._figures()
-        samples = {
-            "marathon_elected": figures["elected"],
-            "marathon_apps": figures["apps"],
-            "marathon_instances": figures["instances"],
-            "marathon_deployments": figures["deployments"],
-            "marathon_event_subscribers": self.service.bus.subscribers,
-        }
-        lines = [line for name, value in samples.items()
-                 for line in (f"# TYPE {name} gauge", f"{name} {value}")]
+        lines = [line for key, _, name in GAUGES if name
+                 for line in (f"# TYPE {name} gauge", f"{name} {figures[key]}")]
         return PlainTextResponse("\n".join(lines) + "\n",
                                  media_type="text/plain; version=0.0.4")
 
