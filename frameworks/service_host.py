@@ -42,7 +42,7 @@ from mesos_coordination.election import Contender, Leadership, create_contender,
 from mesos_coordination.store import BatchWriter, Sink
 from mesos_coordination.term_store import term_state
 from mesos_http.http_forward import advertised_address, forward_url
-from mesos_http.http_server import serve_while
+from mesos_http.http_server import DEFAULT_KEEP_ALIVE_SECONDS, serve_while
 from mesos_runtime.flags import (
     parse_duration,
     parse_flags,
@@ -388,13 +388,15 @@ def parse_service_flags(
     return args
 
 
-async def serve_service(service: ServiceHost[Any, Any, Any], app: ASGIApp, name: str) -> None:
+async def serve_service(service: ServiceHost[Any, Any, Any], app: ASGIApp, name: str, *,
+                        keep_alive: int = DEFAULT_KEEP_ALIVE_SECONDS) -> None:
     """Serve `app` (the service's API) on `--http_address:--http_port` and run `service` until
-    cancelled; `name` opens the log line saying where it listens."""
+    cancelled; `name` opens the log line saying where it listens, `keep_alive` is the idle
+    keep-alive timeout in seconds."""
     address = service.config.http_address
 
     async def run(port: int) -> None:
         service.log.info(f"{name} listening", url=f"http://{address}:{port}")
         await service.run(http_port=port)
 
-    await serve_while(app, address, service.config.http_port, run)
+    await serve_while(app, address, service.config.http_port, run, keep_alive=keep_alive)

@@ -4,13 +4,15 @@ Paths, status codes and JSON shapes follow Marathon's v2 API: bad JSON is 400, a
 definition 422 with `details` paths, an app held by a running deployment 409 (unless
 `force=true`), an unknown app 404. Changes answer with the deployment they started (also in the
 `Marathon-Deployment-Id` header). A standby forwards `/v2/...` requests to the leader, as
-Marathon does (`/ping`, `/metrics`, `/v2/info` and `/v2/leader` answer locally), and answers
-503 while no leader is known. The web UI (`webui.routes`) is at `/ui/`, served locally.
+Marathon does (`/ping`, `/metrics`, `/metrics/prometheus`, `/v2/info` and `/v2/leader` answer
+locally), and answers 503 while no leader is known. The web UI (`webui.routes`) is at `/ui/`,
+served locally.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -23,7 +25,7 @@ from frameworks.service_http import Handler, LeaderGuard
 from marathon import events
 from marathon.app_definition import AppDefinition, merge_patch, parse_app
 from marathon.app_definition import to_json as app_to_json
-from marathon.core import MarathonCore
+from marathon.core import MAX_APP_VERSIONS, MarathonCore
 from marathon.deployments import AppLockedError, DeploymentPlan
 from marathon.groups import (
     Group,
@@ -36,7 +38,7 @@ from marathon.groups import (
 from marathon.groups import to_json as group_to_json
 from marathon.paths import ROOT, PathId
 from marathon.service import VERSION, MarathonService
-from marathon.state import Instance
+from marathon.state import TERMINAL, Instance
 from marathon.validation import AppValidationError
 from mesos_http.http_error import HttpError
 from mesos_http.openapi_docs import load_spec, openapi_routes
@@ -46,7 +48,23 @@ from webui.routes import ui_routes
 DEPLOYMENT_HEADER = "Marathon-Deployment-Id"
 PROXY_HEADER = "X-Marathon-Via"
 LEADER_HEADER = "X-Marathon-Leader"
-LOCAL_PATHS = frozenset({"/ping", "/metrics", "/v2/info", "/v2/leader", "/docs", "/openapi.json"})
+SHOW_EMBEDS = ("app.tasks", "app.lastTaskFailure")
+"""What GET /v2/apps/{id} (and `/v2/apps/{group}/*`) always embeds, as Marathon 1.9 does;
+counts and deployments are in every app's JSON."""
+GAUGES: tuple[tuple[str, str, str], ...] = (
+    ("elected", "", "marathon_elected"),
+    ("apps", "marathon.apps.active.gauge", "marathon_apps"),
+    ("groups", "marathon.groups.active.gauge", ""),
+    ("instances", "", "marathon_instances"),
+    ("running", "marathon.instances.running.gauge", ""),
+    ("staged", "marathon.instances.staged.gauge", ""),
+    ("deployments", "marathon.deployments.active.gauge", "marathon_deployments"),
+    ("subscribers", "", "marathon_event_subscribers"),
+    ("uptime", "marathon.uptime.gauge.seconds", ""),
+)
+"""(figure, its name in the `/metrics` JSON, its name in `/metrics/prometheus`); "": not there."""
+LOCAL_PATHS = frozenset({"/ping", "/metrics", "/metrics/prometheus", "/v2/info", "/v2/leader",
+                         "/docs", "/openapi.json"})
 
 
 def _answering_marathon_errors(handler: Handler) -> Handler:
@@ -78,6 +96,13 @@ def _flag(request: Request, name: str) -> bool:
     return request.query_params.get(name, "false").lower() == "true"
 
 
+def _partial(request: Request) -> bool:
+    """Whether a PUT/PATCH changes only the fields it names: PATCH always, PUT unless
+    `partialUpdate=false` (Marathon 1.9's default is true)."""
+    return request.method == "PATCH" or \
+        request.query_params.get("partialUpdate", "true").lower() == "true"
+
+
 def _deployment_answer(plan: DeploymentPlan, status: int = 200) -> JSONResponse:
     return _json({"deploymentId": plan.id, "version": plan.version}, status,
                  {DEPLOYMENT_HEADER: plan.id})
@@ -88,6 +113,7 @@ class MarathonApi:
 
     def __init__(self, service: MarathonService) -> None:
         self.service = service
+        self._started = time.monotonic()
         self._guard = LeaderGuard(
             service, forwarded=lambda path: path not in LOCAL_PATHS, via_header=PROXY_HEADER,
             via=f"{service.info.address}:{service.info.port}",
@@ -116,6 +142,7 @@ class MarathonApi:
             Route("/v2/queue", self.queue, methods=["GET"]),
             Route("/v2/queue/{rest:path}", self.reset_delay, methods=["DELETE"]),
             Route("/metrics", self.metrics, methods=["GET"]),
+            Route("/metrics/prometheus", self.metrics_prometheus, methods=["GET"]),
             *openapi_routes(load_spec("marathon")),
         ]
         return Starlette(routes=[
@@ -137,6 +164,8 @@ class MarathonApi:
         service = self.service
         config = service.config
         core = service.core
+        tick = int(config.tick_interval * 1000)
+        zk_timeout = int(config.zk_session_timeout * 1000)
         return _json({
             "name": "marathon",
             "version": VERSION,
@@ -156,12 +185,20 @@ class MarathonApi:
                 "ha": config.zk is not None,
                 "webui_url": f"http://{service.hostname}:{service.info.port}",
                 "features": [],
+                # Unreachable instances are checked for expunging on every tick.
+                "task_lost_expunge_initial_delay": tick,
+                "task_lost_expunge_interval": tick,
             },
             "zookeeper_config": {
                 "zk": redact_credentials(config.zk) if config.zk else config.zk,
-                "zk_session_timeout": int(config.zk_session_timeout * 1000),
+                # One kazoo timeout serves the session, its connection and each operation.
+                "zk_session_timeout": zk_timeout,
+                "zk_timeout": zk_timeout,
+                "zk_connection_timeout": zk_timeout,
+                "zk_max_versions": MAX_APP_VERSIONS,
             },
-            "http_config": {"http_port": service.info.port},
+            # No HTTPS listener: 0, the schema's minimum, rather than a port nobody serves.
+            "http_config": {"http_port": service.info.port, "https_port": 0},
         })
 
     async def leader(self, request: Request) -> Response:
@@ -192,22 +229,37 @@ class MarathonApi:
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
 
-    async def metrics(self, request: Request) -> Response:
+    def _figures(self) -> dict[str, float]:
+        """Every figure of `GAUGES`, by its key."""
         core = self.service.core
-        apps = list(core.root.transitive_apps()) if core is not None else []
-        instances = core.instances.values() if core is not None else []
-        lines = [
-            "# TYPE marathon_elected gauge",
-            f"marathon_elected {1 if core is not None else 0}",
-            "# TYPE marathon_apps gauge",
-            f"marathon_apps {len(apps)}",
-            "# TYPE marathon_instances gauge",
-            f"marathon_instances {len(list(instances))}",
-            "# TYPE marathon_deployments gauge",
-            f"marathon_deployments {len(core.deployments) if core is not None else 0}",
-            "# TYPE marathon_event_subscribers gauge",
-            f"marathon_event_subscribers {self.service.bus.subscribers}",
-        ]
+        figures: dict[str, float] = {
+            "elected": 0, "apps": 0, "groups": 0, "instances": 0, "running": 0, "staged": 0,
+            "deployments": 0, "subscribers": self.service.bus.subscribers,
+            "uptime": round(time.monotonic() - self._started, 3),
+        }
+        if core is not None:
+            live = [i for i in core.instances.values() if i.state not in TERMINAL]
+            figures.update(
+                elected=1, apps=sum(1 for _ in core.root.transitive_apps()),
+                groups=sum(1 for _ in core.root.transitive_groups()),
+                instances=len(core.instances),
+                running=sum(1 for i in live if i.state == "TASK_RUNNING"),
+                staged=sum(1 for i in live if i.state == "TASK_STAGING"),
+                deployments=len(core.deployments),
+            )
+        return figures
+
+    async def metrics(self, request: Request) -> Response:
+        """Marathon's Dropwizard-style JSON snapshot (`metrics.raml`, version 4.0.0)."""
+        figures = self._figures()
+        gauges = {name: {"value": figures[key]} for key, name, _ in GAUGES if name}
+        return _json({"version": "4.0.0", "counters": {}, "histograms": {}, "meters": {},
+                      "timers": {}, "gauges": gauges})
+
+    async def metrics_prometheus(self, request: Request) -> Response:
+        figures = self._figures()
+        lines = [line for key, _, name in GAUGES if name
+                 for line in (f"# TYPE {name} gauge", f"{name} {figures[key]}")]
         return PlainTextResponse("\n".join(lines) + "\n",
                                  media_type="text/plain; version=0.0.4")
 
@@ -225,9 +277,6 @@ class MarathonApi:
             failure = core.last_failures.get(app.id)
             if failure is not None:
                 body["lastTaskFailure"] = failure
-        delay = core.queue.delay_left(app.id)
-        if core.queue.count(app.id) or delay:
-            body["queuedTask"] = None
         return body
 
     def task_json(self, instance: Instance) -> dict[str, Any]:
@@ -275,8 +324,7 @@ class MarathonApi:
                                        plan.id})
         if not isinstance(body, list):
             raise HttpError(400, "Expected a JSON array of app definitions")
-        updates = [self._updated_app(core, item, patch=request.method == "PATCH")
-                   for item in body]
+        updates = [self._updated_app(core, item, patch=_partial(request)) for item in body]
 
         def change(root: Group) -> Group:
             for app in updates:
@@ -313,12 +361,19 @@ class MarathonApi:
                 app_id = PathId.parse("/".join(segments[:index]))
                 tail = segments[index:]
                 return await self._app_sub(request, core, app_id, tail)
-        app_id = PathId.parse(rest)
         force = _flag(request, "force")
         if request.method == "GET":
-            app = self._find_app(core, app_id)
-            embed = request.query_params.getlist("embed")
+            embed = [*request.query_params.getlist("embed"), *SHOW_EMBEDS]
+            if segments[-1] == "*":
+                group_id = PathId.parse("/".join(segments[:-1]) or "/")
+                group = core.root.group(group_id)
+                if group is None:
+                    raise HttpError(404, f"Group '{group_id}' does not exist")
+                return _json({"*": [self.app_json(core, a, embed)
+                                    for a in group.transitive_apps()]})
+            app = self._find_app(core, PathId.parse(rest))
             return _json({"app": self.app_json(core, app, embed)})
+        app_id = PathId.parse(rest)
         if request.method == "DELETE":
             self._find_app(core, app_id)
             return _deployment_answer(
@@ -326,7 +381,7 @@ class MarathonApi:
         if request.method in ("PUT", "PATCH"):
             body = await _body(request)
             created = core.root.app(app_id) is None
-            app = self._updated_app(core, body, patch=request.method == "PATCH", app_id=app_id)
+            app = self._updated_app(core, body, patch=_partial(request), app_id=app_id)
             plan = core.update_root(lambda root: put_app(root, app), force=force)
             self._posted(request, [a for a in (core.root.app(app_id),) if a is not None])
             return _deployment_answer(plan, 201 if created else 200)

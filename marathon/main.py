@@ -15,6 +15,9 @@ from marathon.service import MarathonConfig, MarathonService
 from mesos_coordination.process import run_service
 from mesos_runtime.flags import FlagParser, parse_duration
 
+KEEP_ALIVE_SECONDS = 30
+"""How long an idle HTTP connection stays open: Marathon's Jetty idle timeout (30 s)."""
+
 
 def _milliseconds(text: str) -> float:
     """Marathon's millisecond numbers, or a duration with a unit."""
@@ -37,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
 async def serve(config: MarathonConfig) -> None:
     """Serve the REST API and run the service until cancelled."""
     service = MarathonService(config)
-    await serve_service(service, MarathonApi(service).app(), "marathon")
+    await serve_service(service, MarathonApi(service).app(), "marathon",
+                        keep_alive=KEEP_ALIVE_SECONDS)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -95,9 +95,9 @@ async def app_deploy(ctx: Context, args: argparse.Namespace) -> int:
         summary = f"{'Updated' if exists else 'Created'} app {app_id}"
 
         def change() -> Awaitable[Any]:
-            if exists:
+            if exists:  # the file is the whole definition: fields it drops are dropped
                 return marathon.send("PUT", app_path(app_id), body=definition,
-                                     params=_force(args))
+                                     params={**_force(args), "partialUpdate": "false"})
             return marathon.send("POST", "/v2/apps", body=definition, params=_force(args))
 
         return await _change(ctx, args, marathon, app_id, change, summary)

@@ -18,7 +18,10 @@ import uvicorn
 GRACEFUL_SHUTDOWN_SECONDS = 2
 """How long a stopping server waits for open requests (event streams) to end."""
 
-__all__ = ["serve_while"]
+DEFAULT_KEEP_ALIVE_SECONDS = 5
+"""uvicorn's own idle keep-alive timeout, kept for the components that do not choose one."""
+
+__all__ = ["DEFAULT_KEEP_ALIVE_SECONDS", "serve_while"]
 
 
 class _Server(uvicorn.Server):
@@ -30,11 +33,14 @@ class _Server(uvicorn.Server):
 
 
 async def serve_while(
-    app: Any, host: str, port: int, body: Callable[[int], Awaitable[None]]
+    app: Any, host: str, port: int, body: Callable[[int], Awaitable[None]], *,
+    keep_alive: int = DEFAULT_KEEP_ALIVE_SECONDS,
 ) -> None:
-    """Serve `app` on `host:port` while `body(bound_port)` runs; OSError if it cannot listen."""
+    """Serve `app` on `host:port` while `body(bound_port)` runs; OSError if it cannot listen.
+    An idle keep-alive connection is closed after `keep_alive` seconds."""
     server = _Server(uvicorn.Config(
         app, host=host, port=port, log_config=None, access_log=False, lifespan="off",
+        timeout_keep_alive=keep_alive,
         # Open event streams (/v2/events, a web UI page) must not hold a shutdown up for long.
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     ))

@@ -205,3 +205,61 @@ def test_readiness_checks_hold_deployments_until_instances_are_ready(
     [result] = wait_for(not_ready, "the deployment to show the readiness result")
     assert result["ready"] is False and result["lastResponse"]["status"] == 404
     assert app(marathon, "/never")["tasksRunning"] == 1  # running, just not ready
+
+
+def test_apps_answer_as_marathon_1_9_does(marathon: httpx.Client) -> None:
+    """No `queuedTask`; GET /v2/apps/{id} embeds tasks; PUT is partial unless
+    `partialUpdate=false`; `/v2/apps/{group}/*` lists the group's apps."""
+    unplaceable = {"id": "/team/huge", "cmd": "sleep 600", "cpus": 100, "mem": 32}
+    assert marathon.post("/v2/apps", json=unplaceable).status_code == 201
+    assert marathon.post("/v2/apps", json={**WEB, "instances": 1}).status_code == 201
+    assert [e["app"]["id"] for e in marathon.get("/v2/queue").json()["queue"]] == ["/team/huge"]
+    queued = marathon.get("/v2/apps/team/huge").json()["app"]
+    assert "queuedTask" not in queued
+    assert queued["tasks"] == [] and queued["tasksStaged"] == 0 and queued["deployments"]
+    assert all("queuedTask" not in a for a in marathon.get("/v2/apps").json()["apps"])
+
+    web = wait_for(lambda: (a := marathon.get("/v2/apps/web").json()["app"])["tasks"]
+                   and not a["deployments"] and a, "/web to run, its task embedded")
+    assert web["tasksRunning"] == 1
+
+    assert [a["id"] for a in marathon.get("/v2/apps/team/*").json()["*"]] == ["/team/huge"]
+    assert sorted(a["id"] for a in marathon.get("/v2/apps/*").json()["*"]) == [
+        "/team/huge", "/web"]
+    missing = marathon.get("/v2/apps/nowhere/*")
+    assert missing.status_code == 404
+    assert missing.json() == {"message": "Group '/nowhere' does not exist"}
+
+    partial = marathon.put("/v2/apps/team/huge", params={"force": "true"}, json={"cpus": 0.1})
+    assert partial.status_code == 200, partial.text
+    changed = marathon.get("/v2/apps/team/huge").json()["app"]
+    assert changed["cpus"] == 0.1 and changed["cmd"] == "sleep 600"
+    full = marathon.put("/v2/apps/team/huge", params={"partialUpdate": "false", "force": "true"},
+                        json={"cpus": 0.2})
+    assert full.status_code == 422, full.text
+    assert full.json()["details"]
+
+
+def test_info_and_metrics_answer_as_marathon_1_9_does(marathon: httpx.Client) -> None:
+    info = marathon.get("/v2/info").json()
+    assert {"features", "task_lost_expunge_initial_delay",
+            "task_lost_expunge_interval"} <= set(info["marathon_config"])
+    assert {"zk", "zk_session_timeout", "zk_timeout", "zk_connection_timeout",
+            "zk_max_versions"} <= set(info["zookeeper_config"])
+    assert {"http_port", "https_port"} <= set(info["http_config"])
+
+    assert marathon.post("/v2/apps", json={**WEB, "instances": 2}).status_code == 201
+    wait_for(lambda: settled(marathon, "/web", 2), "two running instances")
+    snapshot = marathon.get("/metrics")
+    assert snapshot.headers["content-type"] == "application/json"
+    body = snapshot.json()
+    assert body["version"] == "4.0.0"
+    assert {"counters", "histograms", "meters", "timers"} <= set(body)
+    gauges = body["gauges"]
+    assert gauges["marathon.apps.active.gauge"] == {"value": 1}
+    assert gauges["marathon.instances.running.gauge"] == {"value": 2}
+    assert gauges["marathon.deployments.active.gauge"] == {"value": 0}
+    assert gauges["marathon.uptime.gauge.seconds"]["value"] > 0
+    prometheus = marathon.get("/metrics/prometheus")
+    assert prometheus.headers["content-type"].startswith("text/plain")
+    assert "marathon_apps 1\n" in prometheus.text

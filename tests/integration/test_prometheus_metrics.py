@@ -1,5 +1,6 @@
-"""Prometheus `/metrics` of every component, read with the Prometheus client's own parser and
-checked against what the cluster really runs: master, agent, Marathon and the batch framework."""
+"""Prometheus metrics of every component (`/metrics`; Marathon's at `/metrics/prometheus`, as
+Marathon 1.9 serves them), read with the Prometheus client's own parser and checked against what
+the cluster really runs: master, agent, Marathon and the batch framework."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from tests.integration.conftest import FAST_MASTER_FLAGS
 pytestmark = pytest.mark.integration
 
 
-def scrape(url: str) -> dict[str, tuple[str, float]]:
+def scrape(url: str, path: str = "/metrics") -> dict[str, tuple[str, float]]:
     """{sample name: (metric type, value)} of one exposition, without labels."""
-    response = httpx.get(url + "/metrics", timeout=10)
+    response = httpx.get(url + path, timeout=10)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
     samples: dict[str, tuple[str, float]] = {}
@@ -79,7 +80,7 @@ def test_every_component_exposes_its_real_state(
     slave = scrape(agent.http_url)
     assert slave["mesos_slave_tasks_running"][1] == 2
 
-    apps = scrape(marathon)
+    apps = scrape(marathon, "/metrics/prometheus")
     assert apps["marathon_elected"] == ("gauge", 1.0)
     assert apps["marathon_apps"][1] == 1
     assert apps["marathon_instances"][1] == 2
