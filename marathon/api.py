@@ -41,6 +41,7 @@ from marathon.service import VERSION, MarathonService
 from marathon.state import TERMINAL, Instance
 from marathon.validation import AppValidationError
 from mesos_http.http_error import HttpError
+from mesos_http.json_body import BadJson, parse_json_body
 from mesos_http.openapi_docs import load_spec, openapi_routes
 from mesos_http.operator_http import redact_credentials
 from webui.routes import ui_routes
@@ -83,13 +84,13 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 
 async def _body(request: Request) -> Any:
-    raw = await request.body()
     try:
-        return json.loads(raw or b"null")
-    except json.JSONDecodeError as exc:
-        raise HttpError(400, f"Invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
+        return parse_json_body(await request.body() or b"null")
+    except BadJson as error:
+        raise HttpError(400, f"Invalid JSON: {error.reason}",
                         {"message": "Invalid JSON", "details": [
-                            {"path": "/", "errors": [f"error.invalid.json: {exc.msg}"]}]}) from exc
+                            {"path": "/", "errors": [f"error.invalid.json: {error.reason}"]}]}
+                        ) from error
 
 
 def _flag(request: Request, name: str) -> bool:

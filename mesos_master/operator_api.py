@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from mesos_http.json_body import BadJson, parse_json_body
 from mesos_http.operator_http import resources_json
 from mesos_master.errors import ErrorCode, MasterError
 from mesos_master.master import Master
@@ -90,9 +91,9 @@ def operator_routes(gate: LeaderGate) -> list[Route]:
 
 async def _json_body(request: Request) -> Any:
     try:
-        return json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _BadCall(f"the body is not valid JSON: {exc}") from None
+        return parse_json_body(await request.body())
+    except BadJson as error:
+        raise _BadCall(f"the body is not valid JSON: {error.reason}") from None
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:

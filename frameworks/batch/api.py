@@ -27,7 +27,6 @@ no leader is known); it answers `/leader` and `/v1/metrics` itself.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -44,6 +43,7 @@ from frameworks.batch.runs import UTC_SUFFIX
 from frameworks.batch.schedules import parse_schedule
 from frameworks.service_http import ElectedService, LeaderGuard
 from mesos_http.http_error import HttpError
+from mesos_http.json_body import BadJson, parse_json_body
 from mesos_http.openapi_docs import load_spec, openapi_routes
 from mesos_values.timestamps import format_timestamp
 from webui.routes import ui_routes
@@ -275,12 +275,10 @@ def _invalid(error: ValidationError) -> HttpError:
 
 
 async def _body(request: Request) -> Any:
-    raw = await request.body()
     try:
-        return json.loads(raw or b"null")
-    except json.JSONDecodeError as error:
-        raise HttpError(400, f"Invalid JSON: {error.msg} (line {error.lineno}, "
-                             f"column {error.colno})") from error
+        return parse_json_body(await request.body() or b"null")
+    except BadJson as error:
+        raise HttpError(400, f"Invalid JSON: {error.reason}") from error
 
 
 def _job_id(request: Request) -> str:

@@ -1,0 +1,77 @@
+"""Bad input gets a 4xx (or INVALID_ARGUMENT) naming what is wrong, never a 5xx, a crash or a
+hang: each case against a real process on loopback, which afterwards still answers and has
+stored nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.integration.cluster import Cluster, wait_for
+
+pytestmark = pytest.mark.integration
+
+BAD_JSON = {
+    "nested 10,000 deep": b"[" * 10_000 + b"]" * 10_000,
+    "invalid UTF-8": b'{"id": "/bad\xff", "cmd": "sleep 1"}',
+    "a 4,301-digit integer": b'{"id": "/bad", "cmd": "sleep 1", "instances": '
+                             + b"1" * 4301 + b"}",
+    "cpus NaN": b'{"id": "/bad", "cmd": "sleep 1", "cpus": NaN}',
+    "cpus Infinity": b'{"id": "/bad", "cmd": "sleep 1", "cpus": Infinity}',
+    "cpus 1e999999": b'{"id": "/bad", "cmd": "sleep 1", "cpus": 1e999999}',
+    "a lone surrogate": b'{"id": "/bad", "cmd": "\\ud800"}',
+}
+
+
+@pytest.fixture
+def marathon(cluster: Cluster) -> Iterator[httpx.Client]:
+    _, url = cluster.start_marathon()
+    with httpx.Client(base_url=url, timeout=30) as client:
+        wait_for(lambda: client.get("/v2/info").json()["frameworkId"], "marathon to register")
+        yield client
+
+
+@pytest.fixture
+def batch(cluster: Cluster) -> Iterator[httpx.Client]:
+    _, url = cluster.start_batch()
+    with httpx.Client(base_url=url, timeout=30) as client:
+        wait_for(lambda: client.get("/info").json()["frameworkId"], "batch to register")
+        yield client
+
+
+@pytest.mark.parametrize("case", BAD_JSON)
+def test_marathon_answers_bad_json_with_400_invalid_json(
+        marathon: httpx.Client, case: str) -> None:
+    for method, path in (("POST", "/v2/apps"), ("PUT", "/v2/apps/bad"), ("POST", "/v2/groups"),
+                         ("PUT", "/v2/groups")):
+        answer = marathon.request(method, path, content=BAD_JSON[case])
+        assert answer.status_code == 400, (method, path, answer.text)
+        body = answer.json()
+        assert body["message"] == "Invalid JSON"
+        assert body["details"][0]["path"] == "/"
+        assert body["details"][0]["errors"][0].startswith("error.invalid.json: ")
+    assert marathon.get("/v2/apps").json() == {"apps": []}
+    assert marathon.get("/v2/groups").json()["groups"] == []
+
+
+@pytest.mark.parametrize("case", BAD_JSON)
+def test_batch_answers_bad_json_with_400(batch: httpx.Client, case: str) -> None:
+    for path in ("/v1/jobs", "/v0/scheduled-jobs"):
+        answer = batch.post(path, content=BAD_JSON[case])
+        assert answer.status_code == 400, (path, answer.text)
+        assert answer.json()["message"].startswith("Invalid JSON: ")
+    assert batch.get("/v1/jobs").json() == []
+
+
+@pytest.mark.parametrize("case", BAD_JSON)
+def test_the_masters_operator_api_answers_bad_json_with_400(cluster: Cluster, case: str) -> None:
+    master = cluster.masters[0]
+    with httpx.Client(base_url=master.http_url, timeout=30) as client:
+        for method, path in (("POST", "/api/v1"), ("PUT", "/weights"), ("POST", "/quota")):
+            answer = client.request(method, path, content=BAD_JSON[case])
+            assert answer.status_code == 400, (method, path, answer.text)
+            assert answer.text.startswith("the body is not valid JSON: ")
+        assert client.get("/weights").status_code == 200
+    assert master.alive()
