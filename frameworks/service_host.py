@@ -41,6 +41,7 @@ from frameworks.scheduler import Scheduler
 from mesos_coordination.election import Contender, Leadership, create_contender, serve_terms
 from mesos_coordination.store import BatchWriter, Sink
 from mesos_coordination.term_store import term_state
+from mesos_http.body_limit import DEFAULT_MAX_REQUEST_BYTES, BodyLimit
 from mesos_http.http_forward import advertised_address, forward_url
 from mesos_http.http_server import DEFAULT_KEEP_ALIVE_SECONDS, serve_while
 from mesos_runtime.flags import (
@@ -48,6 +49,7 @@ from mesos_runtime.flags import (
     parse_flags,
     parse_log_level,
     parse_port,
+    parse_positive_int,
     parse_zk_flag,
 )
 from mesos_runtime.logging import configure_logging
@@ -124,6 +126,8 @@ class ServiceConfig:
     work_dir: Path | None = None
     zk_session_timeout: float = 10.0
     tick_interval: float = 1.0
+    http_max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    """The largest request body the API accepts (larger: 413)."""
 
     @classmethod
     def from_flags(cls, args: argparse.Namespace, **own: Any) -> Self:
@@ -132,7 +136,8 @@ class ServiceConfig:
             master=args.master, zk=args.zk, http_address=args.http_address,
             http_port=args.http_port, hostname=args.hostname, framework_name=args.framework_name,
             failover_timeout=args.failover_timeout, work_dir=args.work_dir,
-            zk_session_timeout=args.zk_session_timeout, **own,
+            zk_session_timeout=args.zk_session_timeout,
+            http_max_request_bytes=args.http_max_request_bytes, **own,
         )
 
 
@@ -369,6 +374,9 @@ def add_service_flags(
                         f"e.g. zk://127.0.0.1:2181/{framework_name}")
     parser.add_argument("--http_address", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--http_port", type=parse_port, default=http_port, help="REST API port")
+    parser.add_argument("--http_max_request_bytes", type=parse_positive_int,
+                        default=DEFAULT_MAX_REQUEST_BYTES,
+                        help="the largest request body the REST API accepts (larger: 413)")
     parser.add_argument("--hostname", default=None, help="hostname advertised to others")
     parser.add_argument("--framework_name", default=framework_name)
     parser.add_argument("--failover_timeout", type=parse_duration, default=604800.0,
@@ -399,4 +407,5 @@ async def serve_service(service: ServiceHost[Any, Any, Any], app: ASGIApp, name:
         service.log.info(f"{name} listening", url=f"http://{address}:{port}")
         await service.run(http_port=port)
 
-    await serve_while(app, address, service.config.http_port, run, keep_alive=keep_alive)
+    await serve_while(BodyLimit(app, service.config.http_max_request_bytes), address,
+                      service.config.http_port, run, keep_alive=keep_alive)

@@ -12,8 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
+from starlette.responses import PlainTextResponse, Response
 
 from mesos_coordination.process import run_service
+from mesos_http.body_limit import DEFAULT_MAX_REQUEST_BYTES, BodyLimit
 from mesos_http.http_server import serve_while
 from mesos_http.operator_http import flag_values
 from mesos_master.allocator import DEFAULT_MIN_ALLOCATABLE, SORTERS
@@ -27,6 +29,7 @@ from mesos_runtime.flags import (
     parse_flags,
     parse_log_level,
     parse_port,
+    parse_positive_int,
     parse_zk_flag,
 )
 from mesos_runtime.logging import configure_logging
@@ -80,13 +83,6 @@ def _names(text: str) -> frozenset[str]:
     return frozenset(filter(None, (part.strip() for part in text.split(","))))
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = FlagParser(
         prog="mesos-master",
@@ -99,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"port of the HTTP endpoints: /state, /metrics, ... (default {DEFAULT_HTTP_PORT}; "
         "0: any free one)",
     )
+    parser.add_argument(
+        "--http_max_request_bytes", type=parse_positive_int, default=DEFAULT_MAX_REQUEST_BYTES,
+        help="the largest request body the HTTP endpoints accept (larger: 413)",
+    )
     parser.add_argument("--hostname", default=None, help="hostname advertised to frameworks")
     parser.add_argument(
         "--work_dir",
@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         "is kept in memory only)",
     )
     parser.add_argument("--agent_ping_timeout", type=parse_duration, default=15.0)
-    parser.add_argument("--max_agent_ping_timeouts", type=_positive_int, default=5)
+    parser.add_argument("--max_agent_ping_timeouts", type=parse_positive_int, default=5)
     parser.add_argument(
         "--offer_timeout",
         type=parse_duration,
@@ -199,14 +199,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         work_dir=args.work_dir,
     )
     http = MasterHttp(server.gate, server.info, flag_values(parser, args))
-    run_service("mesos-master", lambda: _serve(server, http, args.ip, args.http_port))
+    run_service("mesos-master", lambda: _serve(server, http, args))
 
 
-async def _serve(server: MasterServer, http: MasterHttp, ip: str, http_port: int) -> None:
+async def _serve(server: MasterServer, http: MasterHttp, args: argparse.Namespace) -> None:
+    ip = args.ip
+
     async def run(port: int) -> None:
         structlog.get_logger("mesos_master").info(
             "master HTTP endpoints listening", url=f"http://{HostPort(ip, port)}"
         )
         await server.run(http_port=port)
 
-    await serve_while(http.app(), ip, http_port, run)
+    app = BodyLimit(http.app(), args.http_max_request_bytes, _too_large)
+    await serve_while(app, ip, args.http_port, run)
+
+
+def _too_large(message: str) -> Response:
+    return PlainTextResponse(message, status_code=413)

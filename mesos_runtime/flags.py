@@ -65,6 +65,13 @@ def parse_port(text: str) -> int:
     return int(text)
 
 
+def parse_positive_int(text: str) -> int:
+    """Parse an integer of at least 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer of at least 1")
+    return int(text)
+
+
 def parse_bool(text: str) -> bool:
     """Parse a boolean flag value the way Mesos does (true/false, 1/0, yes/no)."""
     lowered = text.strip().lower()

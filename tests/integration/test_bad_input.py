@@ -75,3 +75,45 @@ def test_the_masters_operator_api_answers_bad_json_with_400(cluster: Cluster, ca
             assert answer.text.startswith("the body is not valid JSON: ")
         assert client.get("/weights").status_code == 200
     assert master.alive()
+
+
+def test_a_body_over_the_limit_is_413_and_nothing_is_stored(
+        cluster: Cluster, marathon: httpx.Client, batch: httpx.Client) -> None:
+    huge_cmd = b'{"id": "/big", "cmd": "' + b"x" * 50 * 1024 * 1024 + b'"}'
+    answer = marathon.post("/v2/apps", content=huge_cmd)
+    assert answer.status_code == 413
+    assert answer.json()["message"].startswith("Request body too large")
+    assert marathon.get("/v2/apps").json() == {"apps": []}
+
+    answer = batch.post("/v1/jobs", content=huge_cmd)
+    assert answer.status_code == 413
+    assert answer.json()["message"].startswith("Request body too large")
+    assert batch.get("/v1/jobs").json() == []
+
+    with httpx.Client(base_url=cluster.masters[0].http_url, timeout=30) as master:
+        answer = master.post("/api/v1", content=huge_cmd)
+        assert answer.status_code == 413
+        assert answer.text.startswith("Request body too large")
+        assert master.get("/weights").status_code == 200
+
+
+def test_a_chunked_body_over_the_limit_is_413(marathon: httpx.Client) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"id": "/big", "cmd": "'
+        for _ in range(2048):
+            yield b"x" * 1024
+        yield b'"}'
+
+    answer = marathon.post("/v2/apps", content=chunks())
+    assert answer.status_code == 413
+    assert marathon.get("/v2/apps").json() == {"apps": []}
+
+
+def test_a_body_within_a_raised_limit_is_read(cluster: Cluster) -> None:
+    _, url = cluster.start_marathon("--http_max_request_bytes", str(4 * 1024 * 1024),
+                                    name="roomy")
+    with httpx.Client(base_url=url, timeout=30) as client:
+        wait_for(lambda: client.get("/v2/info").json()["frameworkId"], "marathon to register")
+        answer = client.post("/v2/apps", content=b'{"id": 7, "cmd": "' + b"x" * 2_000_000
+                             + b'"}')
+        assert answer.status_code == 422  # read, then refused for its id, not its size
