@@ -3,15 +3,21 @@
 Authentication and authorisation of principals plug in as `CallPolicy` objects: each sees the
 method name and the call's metadata and may refuse the call with a reason. Refusals reach the
 caller as UNAUTHENTICATED or PERMISSION_DENIED with that reason.
+
+A request message that does not parse (garbage bytes) reaches the caller as INVALID_ARGUMENT
+naming the message type, instead of grpc.aio's UNKNOWN: `DecodingInterceptor` has the handler
+decode to an `Undecodable` that its behaviour refuses.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias
 
 import grpc
 import structlog
+from google.protobuf.message import DecodeError
 
 log = structlog.get_logger("mesos_master.grpc")
 
@@ -63,9 +69,102 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
 
+@dataclass(frozen=True)
+class Undecodable:
+    """What a request that does not parse decodes to: why, for the INVALID_ARGUMENT."""
+
+    reason: str
+
+
+class DecodingInterceptor(grpc.aio.ServerInterceptor):
+    """Answers a request message that does not parse with INVALID_ARGUMENT naming its type."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        handler = await continuation(handler_call_details)
+        return None if handler is None else _decoding_handler(handler)
+
+
 def interceptor_chain(policies: Sequence[CallPolicy] = ()) -> list[grpc.aio.ServerInterceptor]:
     """The master's interceptors, in the order calls pass through them."""
-    return [PolicyInterceptor(policies)]
+    return [PolicyInterceptor(policies), DecodingInterceptor()]
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """`deserializer` returning `Undecodable` instead of raising DecodeError."""
+    if deserializer is None:
+        return None
+    decode = deserializer
+
+    def tolerant(raw: bytes) -> Any:
+        try:
+            return decode(raw)
+        except DecodeError as error:
+            return Undecodable(f"the request is not a valid message: {error}")
+
+    return tolerant
+
+
+async def _refuse_undecodable(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    if isinstance(request, Undecodable):
+        log.info("grpc request refused", reason=request.reason)
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+
+
+def _decoding_handler(handler: Handler) -> Handler:
+    """`handler` decoding with `_tolerant` and refusing every `Undecodable` request."""
+    behaviours: Any = handler  # the stubs type behaviours as synchronous; the master's are not
+    codecs = {
+        "request_deserializer": _tolerant(handler.request_deserializer),
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary is not None:
+        unary_unary = behaviours.unary_unary
+
+        async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            await _refuse_undecodable(request, context)
+            return await unary_unary(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(unary, **codecs)
+    if handler.unary_stream is not None:
+        unary_stream = behaviours.unary_stream
+
+        async def streaming(
+            request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            await _refuse_undecodable(request, context)
+            async for response in unary_stream(request, context):
+                yield response
+
+        return grpc.unary_stream_rpc_method_handler(streaming, **codecs)
+
+    async def checked(
+        requests: AsyncIterable[Any], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        async for request in requests:
+            await _refuse_undecodable(request, context)
+            yield request
+
+    if handler.stream_unary is not None:
+        stream_unary = behaviours.stream_unary
+
+        async def gathering(requests: AsyncIterable[Any],
+                            context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            return await stream_unary(checked(requests, context), context)
+
+        return grpc.stream_unary_rpc_method_handler(gathering, **codecs)
+    stream_stream = behaviours.stream_stream
+
+    async def bidirectional(
+        requests: AsyncIterable[Any], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        async for response in stream_stream(checked(requests, context), context):
+            yield response
+
+    return grpc.stream_stream_rpc_method_handler(bidirectional, **codecs)
 
 
 def _refusing_handler(handler: Handler, refusal: CallRefused) -> Handler:

@@ -52,13 +52,18 @@ from mesos_values.reservations import (
 )
 from protos import mesos_pb2
 
-__all__ = ["Reservation", "ReservationStack", "Resources", "format_scalar"]
+__all__ = ["MAX_SCALAR", "Reservation", "ReservationStack", "Resources", "format_scalar"]
 
 
 _NAME = re.compile(r"^[A-Za-z0-9_./\-]+$")
 _NO_SCALARS: dict[str, float] = {}
 _NO_RANGES: dict[str, tuple[Range, ...]] = {}
 _NO_SETS: dict[str, frozenset[str]] = {}
+
+
+MAX_SCALAR = 1e15
+"""The largest scalar a resource may have: Mesos keeps scalars as 64-bit integers of
+thousandths (at most about 9.2e15); 1e15 leaves room for sums."""
 
 
 def _fixed(value: float) -> float:
@@ -98,7 +103,11 @@ class _Builder:
             raise ValueError(f"resource {name!r} has a non-finite value {value}")
         if value < 0:
             raise ValueError(f"resource {name!r} has a negative value {format_scalar(value)}")
-        self.scalars[name] = _fixed(self.scalars.get(name, 0.0) + value)
+        total = self.scalars.get(name, 0.0) + value
+        if total > MAX_SCALAR:
+            raise ValueError(f"resource {name!r} has a value {total:g} over the largest "
+                             f"allowed, {MAX_SCALAR:g}")
+        self.scalars[name] = _fixed(total)
 
     def range(self, name: str, begin: int, end: int) -> None:
         self._check_name(name, "ranges")

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import grpc
 import httpx
 import pytest
 
+from protos import mesos_pb2, scheduler_pb2, scheduler_pb2_grpc
 from tests.integration.cluster import Cluster, wait_for
 
 pytestmark = pytest.mark.integration
@@ -117,3 +119,62 @@ def test_a_body_within_a_raised_limit_is_read(cluster: Cluster) -> None:
         answer = client.post("/v2/apps", content=b'{"id": 7, "cmd": "' + b"x" * 2_000_000
                              + b'"}')
         assert answer.status_code == 422  # read, then refused for its id, not its size
+
+
+@pytest.fixture
+def channel(cluster: Cluster) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(f"127.0.0.1:{cluster.master_port}") as opened:
+        yield opened
+
+
+def subscribe(min_allocatable: dict[str, float] | None = None) -> scheduler_pb2.Call:
+    info = mesos_pb2.FrameworkInfo(name="fw", user="u")
+    if min_allocatable is not None:
+        info.offer_filters["*"].min_allocatable_resources.quantities.add(
+            quantities=min_allocatable)
+    return scheduler_pb2.Call(type=scheduler_pb2.Call.SUBSCRIBE,
+                              subscribe=scheduler_pb2.Call.Subscribe(framework_info=info))
+
+
+@pytest.mark.parametrize("method, streaming", [
+    ("/mesos.scheduler.Scheduler/Send", False),
+    ("/mesos.scheduler.Scheduler/Subscribe", True),
+    ("/mesos.agent.AgentLink/Connect", True),
+])
+def test_garbage_bytes_are_invalid_argument(
+        cluster: Cluster, channel: grpc.Channel, method: str, streaming: bool) -> None:
+    garbage = b"\xff\xff\xff\xff"
+    with pytest.raises(grpc.RpcError) as refused:
+        if method.endswith("Connect"):
+            list(channel.stream_stream(method)(iter([garbage]), timeout=30))
+        elif streaming:
+            list(channel.unary_stream(method)(garbage, timeout=30))
+        else:
+            channel.unary_unary(method)(garbage, timeout=30)
+    error: grpc.Call = refused.value  # type: ignore[assignment]
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "is not a valid message" in error.details()
+    assert cluster.masters[0].alive()
+
+
+@pytest.mark.parametrize("cpus", [1e308, float("nan"), -1.0])
+def test_absurd_resource_scalars_are_invalid_argument(
+        cluster: Cluster, channel: grpc.Channel, cpus: float) -> None:
+    stub = scheduler_pb2_grpc.SchedulerStub(channel)
+    with pytest.raises(grpc.RpcError) as refused:
+        next(stub.Subscribe(subscribe({"cpus": cpus}), timeout=30))
+    error: grpc.Call = refused.value  # type: ignore[assignment]
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "offer_filters" in error.details() and "'cpus'" in error.details()
+    events = stub.Subscribe(subscribe(), timeout=30)
+    assert next(events).type == scheduler_pb2.Event.SUBSCRIBED  # the master still serves
+    events.cancel()
+
+
+def test_the_operator_api_refuses_absurd_quota_with_400(cluster: Cluster) -> None:
+    with httpx.Client(base_url=cluster.masters[0].http_url, timeout=30) as client:
+        answer = client.post("/quota", json={"role": "r", "guarantee": [
+            {"name": "cpus", "type": "SCALAR", "scalar": {"value": 1e308}}]})
+        assert answer.status_code == 400, answer.text
+        assert "cpus" in answer.text
+        assert client.get("/quota").status_code == 200

@@ -60,9 +60,12 @@ def test_zero_scalars_and_empty_collections_vanish() -> None:
         ("cpus:nan", "non-finite"),
         ("bad name:1", "invalid resource name"),
         ("s:{a,,b}", "empty set item"),
+        ("cpus:1e308", "over the largest allowed, 1e\\+15"),
+        ("cpus:6e14;cpus:6e14", "over the largest allowed"),
     ],
     ids=["negative", "begin>end", "range-syntax", "unbalanced", "type-clash", "type-clash-set",
-         "reservation", "no-colon", "not-a-number", "nan", "bad-name", "empty-item"],
+         "reservation", "no-colon", "not-a-number", "nan", "bad-name", "empty-item", "huge",
+         "huge-sum"],
 )
 def test_parse_rejects(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
