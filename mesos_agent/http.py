@@ -256,7 +256,8 @@ class AgentHttp:
         if offset == -1:
             return JSONResponse({"data": "", "offset": size})
         length = min(MAX_READ_LENGTH, length if length != -1 else size)
-        data = await asyncio.to_thread(_read, real, offset, length)
+        # Nothing lies beyond the end (an offset past 2**63 could not even be sought).
+        data = await asyncio.to_thread(_read, real, offset, length) if offset < size else b""
         return JSONResponse({"data": data.decode("latin-1"), "offset": offset})
 
     async def download(self, request: Request) -> Response:
@@ -270,6 +271,8 @@ class AgentHttp:
         raw = request.query_params.get("path")
         if not raw:
             raise HttpError(400, "expecting a 'path' query parameter")
+        if "\0" in raw:
+            raise HttpError(400, "the 'path' query parameter must not contain a NUL character")
         path = Path(raw)
         root = Path(os.path.realpath(self._agent.view().sandboxes_root))
         real = Path(os.path.realpath(path))

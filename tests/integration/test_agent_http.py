@@ -130,6 +130,8 @@ def test_sandbox_files_browse_read_tail_and_download(cluster: Cluster) -> None:
         assert seen.startswith("".join(f"tick {i}\n" for i in range(1, 31)))
         beyond = ok(agent, "/files/read", path=stdout, offset=10**9)
         assert beyond == {"data": "", "offset": 10**9}
+        assert ok(agent, "/files/read", path=stdout, offset=10**30) == {  # past any seek
+            "data": "", "offset": 10**30}
 
         download = get(agent, "/files/download", path=f"{sandbox}/stderr")
         assert download.status_code == 200

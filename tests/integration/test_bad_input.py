@@ -12,6 +12,7 @@ import pytest
 
 from protos import mesos_pb2, scheduler_pb2, scheduler_pb2_grpc
 from tests.integration.cluster import Cluster, wait_for
+from tests.integration.test_agent_http import start_observed_agent
 
 pytestmark = pytest.mark.integration
 
@@ -178,3 +179,14 @@ def test_the_operator_api_refuses_absurd_quota_with_400(cluster: Cluster) -> Non
         assert answer.status_code == 400, answer.text
         assert "cpus" in answer.text
         assert client.get("/quota").status_code == 200
+
+
+def test_a_nul_in_a_files_path_is_400(cluster: Cluster) -> None:
+    agent = start_observed_agent(cluster)
+    with httpx.Client(base_url=agent.http_url, timeout=30) as client:
+        for endpoint in ("/files/browse", "/files/read", "/files/download"):
+            answer = client.get(endpoint, params={"path": "/tmp/a\x00b"})
+            assert answer.status_code == 400, (endpoint, answer.text)
+            assert "NUL" in answer.text
+        assert client.get("/health").status_code == 200
+    assert agent.alive()
