@@ -5,8 +5,8 @@ method name and the call's metadata and may refuse the call with a reason. Refus
 caller as UNAUTHENTICATED or PERMISSION_DENIED with that reason.
 
 A request message that does not parse (garbage bytes) reaches the caller as INVALID_ARGUMENT
-naming the message type, instead of grpc.aio's UNKNOWN: `DecodingInterceptor` has the handler
-decode to an `Undecodable` that its behaviour refuses.
+naming the message type, instead of grpc.aio's UNKNOWN: every handler decodes it to an
+`Undecodable` that its behaviour refuses.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ class CallPolicy(Protocol):
 
 
 class PolicyInterceptor(grpc.aio.ServerInterceptor):
-    """Runs every policy, in order, on each call; logs each call at debug level."""
+    """Runs every policy, in order, on each call; logs each call at debug level; has a request
+    that does not parse refused with INVALID_ARGUMENT (`_decoding_handler`)."""
 
     def __init__(self, policies: Sequence[CallPolicy]) -> None:
         self._policies = tuple(policies)
@@ -57,6 +58,7 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
+        handler = _decoding_handler(handler)
         method = handler_call_details.method
         log.debug("grpc call", method=method)
         metadata = tuple(handler_call_details.invocation_metadata or ())
@@ -76,21 +78,9 @@ class Undecodable:
     reason: str
 
 
-class DecodingInterceptor(grpc.aio.ServerInterceptor):
-    """Answers a request message that does not parse with INVALID_ARGUMENT naming its type."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Handler | None:
-        handler = await continuation(handler_call_details)
-        return None if handler is None else _decoding_handler(handler)
-
-
 def interceptor_chain(policies: Sequence[CallPolicy] = ()) -> list[grpc.aio.ServerInterceptor]:
     """The master's interceptors, in the order calls pass through them."""
-    return [PolicyInterceptor(policies), DecodingInterceptor()]
+    return [PolicyInterceptor(policies)]
 
 
 def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
