@@ -39,7 +39,8 @@ from marathon.groups import to_json as group_to_json
 from marathon.paths import ROOT, PathId
 from marathon.service import VERSION, MarathonService
 from marathon.state import TERMINAL, Instance
-from marathon.validation import AppValidationError
+from marathon.validation import INVALID_JSON, AppValidationError, Violation
+from mesos_http.field_limits import MAX_TASKS
 from mesos_http.http_error import HttpError
 from mesos_http.json_body import BadJson, parse_json_body
 from mesos_http.openapi_docs import load_spec, openapi_routes
@@ -473,6 +474,11 @@ class MarathonApi:
                 core.update_root(lambda root: remove_group(root, group_id), force=force))
         body = await _body(request)
         update = parse_group_update(body, base=group_id)
+        if update.scale_by is not None:
+            if core.root.group(update.id) is None:
+                raise HttpError(404, f"Group '{update.id}' does not exist")
+            if update.scale_by > MAX_TASKS:  # no app could have that many instances
+                raise AppValidationError(INVALID_JSON, [Violation("/scaleBy", "error.max")])
         if request.method == "POST" and core.root.group(update.id) is not None \
                 and update.id != ROOT:
             raise HttpError(409, f"Group {update.id} is already created. Use PUT to change "

@@ -48,6 +48,7 @@ from marathon.deployments import (
 )
 from marathon.groups import Group, assign_versions, put_app, validate_root
 from marathon.launch_queue import LaunchQueue
+from marathon.limits import check_limits
 from marathon.paths import PathId
 from marathon.state import (
     FAILED,
@@ -141,11 +142,13 @@ class MarathonCore:
     ) -> DeploymentPlan:
         """Apply `change` to the root group and start the deployment that realises it.
 
-        Raises AppValidationError (422) for an invalid result and AppLockedError (409) when a
+        Raises AppValidationError (422) for an invalid result (or a field over its bound:
+        `check_limits`) and AppLockedError (409) when a
         running deployment holds an affected app (unless `force`, which cancels those).
         """
         version = self._new_version()
         target = assign_versions(self.root, change(self.root), version)
+        check_limits(target)
         validate_root(target)
         plan = plan_deployment(self.root, target, version, to_kill=kill,
                                plan_id=self._id_factory() if self._id_factory else None)

@@ -37,6 +37,12 @@ from typing import Any
 
 from frameworks.placement import Constraint as PlacementConstraint
 from frameworks.placement import Operator
+from mesos_http.field_limits import (
+    MAX_ARG_BYTES,
+    MAX_ID_LENGTH,
+    MAX_TASKS,
+    exec_string_overflow,
+)
 from mesos_http.json_input import (
     METRONOME,
     InvalidBody,
@@ -45,6 +51,7 @@ from mesos_http.json_input import (
     frozen_json,
     thawed_json,
 )
+from mesos_values.resources import MAX_SCALAR
 
 __all__ = [
     "INDEX_ENV",
@@ -364,15 +371,21 @@ class _JobReader:
         return default if value is None else value
 
     def number(self, obj: Mapping[str, Any], key: str, path: str, default: float,
-               minimum: float) -> float:
+               minimum: float, maximum: float = MAX_SCALAR) -> float:
         value = obj.get(key, default)
-        checked = self.json.number(value, f"{path}/{key}", minimum=minimum)
+        checked = self.json.number(value, f"{path}/{key}", minimum=minimum, maximum=maximum)
         return default if checked is None else value
 
     def integer(self, obj: Mapping[str, Any], key: str, path: str, default: int,
-                minimum: int) -> int:
-        value = self.json.integer(obj.get(key, default), f"{path}/{key}", minimum=minimum)
+                minimum: int, maximum: int | None = None) -> int:
+        value = self.json.integer(obj.get(key, default), f"{path}/{key}", minimum=minimum,
+                                  maximum=maximum)
         return default if value is None else value
+
+    def exec_string(self, path: str, text: str) -> None:
+        """Refuse a string `exec` could not be handed (over MAX_ARG_BYTES)."""
+        if (size := exec_string_overflow(text)) is not None:
+            self.error(path, f"must be at most {MAX_ARG_BYTES} bytes long, not {size}")
 
     def mapping(self, obj: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
         return self.json.object(obj.get(key, {}), f"{path}/{key}") or {}
@@ -388,6 +401,8 @@ class _JobReader:
         if job_id is not None and not is_valid_job_id(job_id):
             self.error("/id", "must be dot-separated names of lowercase letters, digits and "
                               "dashes, each starting and ending with a letter or digit")
+        elif job_id is not None and len(job_id) > MAX_ID_LENGTH:
+            self.error("/id", f"must be at most {MAX_ID_LENGTH} characters long")
         description = self.string(obj, "description", "")
         labels = self.mapping(obj, "labels", "")
         for name, value in labels.items():
@@ -422,6 +437,8 @@ class _JobReader:
     def run(self, obj: Mapping[str, Any], path: str) -> JobRunSpec:
         self.unknown_keys(obj, _RUN_KEYS, path)
         cmd = self.string(obj, "cmd", path, non_empty=True)
+        if cmd is not None:
+            self.exec_string(f"{path}/cmd", cmd)
         args = self.args(obj, path)
         user = self.string(obj, "user", path)
         docker = self.docker(obj, path)
@@ -440,7 +457,7 @@ class _JobReader:
         if referenced != set(secrets):
             self.error(f"{path}/secrets", "secret names differ from the secrets referenced: "
                        f"referenced {sorted(referenced)}, provided {sorted(secrets)}")
-        array_size = self.integer(obj, "arraySize", path, 1, 1)
+        array_size = self.integer(obj, "arraySize", path, 1, 1, MAX_TASKS)
         if array_size > 1 and INDEX_ENV in env:
             self.error(f"{path}/env/{INDEX_ENV}",
                        f"{INDEX_ENV} is set by the framework for each task of an array job")
@@ -448,7 +465,7 @@ class _JobReader:
             cpus=self.number(obj, "cpus", path, 1.0, 0.01),
             mem=self.number(obj, "mem", path, 128.0, 32),
             disk=self.number(obj, "disk", path, 0.0, 0),
-            gpus=self.integer(obj, "gpus", path, 0, 0),
+            gpus=self.integer(obj, "gpus", path, 0, 0, int(MAX_SCALAR)),
             cmd=cmd,
             args=args,
             user=user,
@@ -473,12 +490,15 @@ class _JobReader:
         for item_path, value in _items(values, f"{path}/args"):
             if not isinstance(value, str):
                 self.error(item_path, "must be a string")
+            else:
+                self.exec_string(item_path, value)
         return tuple(str(value) for value in values)
 
     def env(self, obj: Mapping[str, Any], path: str) -> dict[str, str | EnvSecret]:
         env: dict[str, str | EnvSecret] = {}
         for name, value in self.mapping(obj, "env", path).items():
             if isinstance(value, str):
+                self.exec_string(f"{path}/env/{name}", f"{name}={value}")
                 env[name] = value
             elif isinstance(value, dict) and isinstance(value.get("secret"), str):
                 env[name] = EnvSecret(value["secret"])

@@ -28,20 +28,21 @@ BAD_JSON = {
 }
 
 
+def registered(url: str, info: str) -> Iterator[httpx.Client]:
+    """A client of the service at `url` once its `info` path names its framework id."""
+    with httpx.Client(base_url=url, timeout=30) as client:
+        wait_for(lambda: client.get(info).json()["frameworkId"], f"{url} to register")
+        yield client
+
+
 @pytest.fixture
 def marathon(cluster: Cluster) -> Iterator[httpx.Client]:
-    _, url = cluster.start_marathon()
-    with httpx.Client(base_url=url, timeout=30) as client:
-        wait_for(lambda: client.get("/v2/info").json()["frameworkId"], "marathon to register")
-        yield client
+    yield from registered(cluster.start_marathon()[1], "/v2/info")
 
 
 @pytest.fixture
 def batch(cluster: Cluster) -> Iterator[httpx.Client]:
-    _, url = cluster.start_batch()
-    with httpx.Client(base_url=url, timeout=30) as client:
-        wait_for(lambda: client.get("/info").json()["frameworkId"], "batch to register")
-        yield client
+    yield from registered(cluster.start_batch()[1], "/info")
 
 
 @pytest.mark.parametrize("case", BAD_JSON)
@@ -115,8 +116,7 @@ def test_a_chunked_body_over_the_limit_is_413(marathon: httpx.Client) -> None:
 def test_a_body_within_a_raised_limit_is_read(cluster: Cluster) -> None:
     _, url = cluster.start_marathon("--http_max_request_bytes", str(4 * 1024 * 1024),
                                     name="roomy")
-    with httpx.Client(base_url=url, timeout=30) as client:
-        wait_for(lambda: client.get("/v2/info").json()["frameworkId"], "marathon to register")
+    for client in registered(url, "/v2/info"):
         answer = client.post("/v2/apps", content=b'{"id": 7, "cmd": "' + b"x" * 2_000_000
                              + b'"}')
         assert answer.status_code == 422  # read, then refused for its id, not its size
@@ -190,3 +190,64 @@ def test_a_nul_in_a_files_path_is_400(cluster: Cluster) -> None:
             assert "NUL" in answer.text
         assert client.get("/health").status_code == 200
     assert agent.alive()
+
+
+def test_marathon_unknown_group_ids_and_scaling_are_4xx(marathon: httpx.Client) -> None:
+    for method in ("GET", "DELETE"):
+        assert marathon.request(method, "/v2/groups/nope").status_code == 404
+    for method in ("PUT", "POST"):
+        answer = marathon.request(method, "/v2/groups/nope", json={"scaleBy": 2})
+        assert answer.status_code == 404, (method, answer.text)
+        assert answer.json() == {"message": "Group '/nope' does not exist"}
+    assert marathon.put("/v2/groups", json={"scaleBy": 1e308}).json() == {
+        "message": "Invalid JSON", "details": [{"path": "/scaleBy", "errors": ["error.max"]}]}
+    assert marathon.get("/v2/groups").json()["groups"] == []
+
+
+def test_marathon_refuses_fields_over_their_bounds_with_422(marathon: httpx.Client) -> None:
+    app = {"id": "/big", "cmd": "sleep 1", "instances": 0, "cpus": 0.1, "mem": 32}
+    cases = {
+        "/big/instances": {"instances": 10**999},
+        "/big/cpus": {"cpus": 1e300},
+        "/big/mem": {"mem": 1e16},
+        "/big/cmd": {"cmd": "x" * 200_000},
+        "/big/args(1)": {"cmd": None, "args": ["echo", "x" * 200_000]},
+        "/big/env/HUGE": {"env": {"HUGE": "x" * 200_000}},
+        "/" + "a" * 300: {"id": "/" + "a" * 300},
+    }
+    for path, change in cases.items():
+        answer = marathon.post("/v2/apps", json={**app, **change})
+        assert answer.status_code == 422, (path, answer.text)
+        body = answer.json()
+        assert body["message"] == "Object is not valid"
+        assert [detail["path"] for detail in body["details"]] == [path], body
+    assert marathon.get("/v2/apps").json() == {"apps": []}
+
+    # Scaling within the bounds works; past them, nothing changes.
+    assert marathon.post("/v2/apps", json={**app, "instances": 1000}).status_code == 201
+    scaled = marathon.put("/v2/groups", json={"scaleBy": 1e6})
+    assert scaled.status_code == 422
+    assert scaled.json()["details"][0]["path"] == "/big/instances"
+    assert marathon.patch("/v2/apps/big", json={"instances": 10**7}).status_code == 422
+    assert marathon.get("/v2/apps/big").json()["app"]["instances"] == 1000
+
+
+def test_batch_refuses_fields_over_their_bounds_with_422(batch: httpx.Client) -> None:
+    job = {"id": "big", "run": {"cmd": "sleep 1", "cpus": 0.1, "mem": 32}}
+    cases = {
+        "/run/arraySize": {"arraySize": 10**999},
+        "/run/cpus": {"cpus": 1e300},
+        "/run/gpus": {"gpus": 10**16},
+        "/run/cmd": {"cmd": "x" * 200_000},
+        "/run/args(1)": {"cmd": None, "args": ["echo", "x" * 200_000]},
+        "/run/env/HUGE": {"env": {"HUGE": "x" * 200_000}},
+    }
+    for path, change in cases.items():
+        run = {key: value for key, value in {**job["run"], **change}.items()
+               if value is not None}
+        answer = batch.post("/v1/jobs", json={**job, "run": run})
+        assert answer.status_code == 422, (path, answer.text)
+        assert path in [detail["path"] for detail in answer.json()["details"]], answer.text
+    long_id = batch.post("/v1/jobs", json={**job, "id": "a" * 300})
+    assert long_id.status_code == 422, long_id.text
+    assert batch.get("/v1/jobs").json() == []

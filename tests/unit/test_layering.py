@@ -45,6 +45,8 @@ no component."""
 
 CORES: tuple[str, ...] = (
     "mesos_values",
+    "mesos_http.field_limits",
+    "mesos_http.json_body",
     "mesos_http.json_input",
     "mesos_master.allocator",
     "mesos_master.config",
@@ -86,6 +88,7 @@ CORES: tuple[str, ...] = (
     "marathon.events",
     "marathon.groups",
     "marathon.launch_queue",
+    "marathon.limits",
     "marathon.paths",
     "marathon.state",
     "marathon.validation",
