@@ -24,6 +24,7 @@ BAD_JSON = {
     "cpus NaN": b'{"id": "/bad", "cmd": "sleep 1", "cpus": NaN}',
     "cpus Infinity": b'{"id": "/bad", "cmd": "sleep 1", "cpus": Infinity}',
     "cpus 1e999999": b'{"id": "/bad", "cmd": "sleep 1", "cpus": 1e999999}',
+    "scaleBy Infinity": b'{"scaleBy": Infinity}',
     "a lone surrogate": b'{"id": "/bad", "cmd": "\\ud800"}',
 }
 
