@@ -10,7 +10,7 @@ import grpc
 import httpx
 import pytest
 
-from protos import mesos_pb2, scheduler_pb2, scheduler_pb2_grpc
+from protos import agent_pb2, agent_pb2_grpc, mesos_pb2, scheduler_pb2, scheduler_pb2_grpc
 from tests.integration.cluster import Cluster, wait_for
 from tests.integration.test_agent_http import start_observed_agent
 
@@ -171,6 +171,20 @@ def test_absurd_resource_scalars_are_invalid_argument(
     events = stub.Subscribe(subscribe(), timeout=30)
     assert next(events).type == scheduler_pb2.Event.SUBSCRIBED  # the master still serves
     events.cancel()
+
+
+@pytest.mark.parametrize("cpus", [1e308, float("nan"), -1.0])
+def test_an_agent_registering_absurd_resources_is_invalid_argument(
+        cluster: Cluster, channel: grpc.Channel, cpus: float) -> None:
+    info = mesos_pb2.AgentInfo(hostname="h", resources=[mesos_pb2.Resource(
+        name="cpus", type=mesos_pb2.Value.SCALAR, scalar=mesos_pb2.Value.Scalar(value=cpus))])
+    register = agent_pb2.AgentMessage(register=agent_pb2.AgentMessage.Register(agent_info=info))
+    with pytest.raises(grpc.RpcError) as refused:
+        list(agent_pb2_grpc.AgentLinkStub(channel).Connect(iter([register]), timeout=30))
+    error: grpc.Call = refused.value  # type: ignore[assignment]
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "invalid agent resources" in error.details() and "'cpus'" in error.details()
+    assert cluster.masters[0].alive()
 
 
 def test_the_operator_api_refuses_absurd_quota_with_400(cluster: Cluster) -> None:
