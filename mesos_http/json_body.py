@@ -6,9 +6,10 @@
             v
          BadJson(reason) -- each API renders it in its own wording (Marathon: 400 "Invalid JSON")
 
-The bounds follow Jackson's `StreamReadConstraints` (Marathon's and Metronome's parser): at most
-1000 characters in a number; nesting is bounded tighter than its 1000 (no definition nests
-anywhere near 100 deep), and before parsing, so a deep body costs no recursion.
+The number bound is the default of `StreamReadConstraints` in Jackson 2.15+ (the parser of
+Marathon and Metronome, whose older versions have none): at most 1000 characters.
+Nesting is bounded tighter than Jackson's 1000 (no definition nests anywhere near 100 deep), and
+before parsing, so a deep body costs no recursion.
 """
 
 from __future__ import annotations
