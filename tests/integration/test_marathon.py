@@ -213,7 +213,6 @@ def test_apps_answer_as_marathon_1_9_does(marathon: httpx.Client) -> None:
     unplaceable = {"id": "/team/huge", "cmd": "sleep 600", "cpus": 100, "mem": 32}
     assert marathon.post("/v2/apps", json=unplaceable).status_code == 201
     assert marathon.post("/v2/apps", json={**WEB, "instances": 1}).status_code == 201
-    assert [e["app"]["id"] for e in marathon.get("/v2/queue").json()["queue"]] == ["/team/huge"]
     queued = marathon.get("/v2/apps/team/huge").json()["app"]
     assert "queuedTask" not in queued
     assert queued["tasks"] == [] and queued["tasksStaged"] == 0 and queued["deployments"]
@@ -222,6 +221,8 @@ def test_apps_answer_as_marathon_1_9_does(marathon: httpx.Client) -> None:
     web = wait_for(lambda: (a := marathon.get("/v2/apps/web").json()["app"])["tasks"]
                    and not a["deployments"] and a, "/web to run, its task embedded")
     assert web["tasksRunning"] == 1
+    # /web launched; the unplaceable app stays queued for as long as it exists.
+    assert [e["app"]["id"] for e in marathon.get("/v2/queue").json()["queue"]] == ["/team/huge"]
 
     assert [a["id"] for a in marathon.get("/v2/apps/team/*").json()["*"]] == ["/team/huge"]
     assert sorted(a["id"] for a in marathon.get("/v2/apps/*").json()["*"]) == [
