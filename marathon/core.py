@@ -125,6 +125,7 @@ class MarathonCore:
             self._index(instance)
         self.advance_wanted = False
         self.framework_id = state.framework_id
+        self.set_aside = list(state.set_aside)
         self.queue = LaunchQueue(wall, uuid_factory=id_factory)
         self.deployments: dict[str, Deployment] = {}
         self._id_factory = id_factory
@@ -175,6 +176,16 @@ class MarathonCore:
             return None
         target = revert_target(deployment.plan, self.root)
         return self.update_root(lambda _root: target, force=True)
+
+    def discard_set_aside(self, app_id: PathId) -> bool:
+        """Delete the set-aside records of app `app_id` from the store; False if it has none.
+        (The root record still names it until the next `update_root` rewrites it.)"""
+        prefix = store_key("apps", f"{app_id}@")
+        discarded = [r for r in self.set_aside if r.key.startswith(prefix)]
+        for record in discarded:
+            self.set_aside.remove(record)
+            self.sink.write(Mutation(record.key, None))
+        return bool(discarded)
 
     def kill_tasks(self, task_ids: Iterable[str], *, scale: bool) -> DeploymentPlan | None:
         """Kill tasks; with `scale` the apps shrink by as many (a deployment), otherwise the
