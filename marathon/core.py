@@ -586,6 +586,8 @@ class MarathonCore:
     def _set_root(self, root: Group) -> None:
         self.root = root
         self.sink.write(Mutation(ROOT_KEY, json.dumps(root_record(root)).encode()))
+        # The root record is replaced: parts of the old one that were set aside are gone.
+        self.set_aside = [record for record in self.set_aside if record.key != ROOT_KEY]
         for app in root.transitive_apps():
             versions = self.app_versions.setdefault(app.id, {})
             version = app.version or ""

@@ -57,6 +57,8 @@ def test_deleting_a_set_aside_app_removes_its_records() -> None:
     assert successor.core.discard_set_aside(PathId.parse(BAD_APP))
     assert not successor.core.discard_set_aside(PathId.parse(BAD_APP))
     successor.core.update_root(lambda root: root)
+    assert {record.key.partition("/")[0] for record in successor.core.set_aside} == {
+        "instances", "deployments"}
     again = Recovered.decode(sink.entries)
     assert again.root.app(PathId.parse("/web")) is not None
     assert {record.key.partition("/")[0] for record in again.set_aside} == {
