@@ -64,6 +64,17 @@ def leader_of(services: list[Service], info_path: str) -> Service:
     return leader
 
 
+def takeovers(services: list[Service], leader: Service, info_path: str) -> Iterator[Service]:
+    """Once for each service: kill -9 the leader and yield the one that takes over (the
+    killed one is restarted after, so the first leader, restarted, recovers last)."""
+    for _ in services:
+        leader[0].kill9()
+        successor = leader_of(services, info_path)
+        yield successor
+        restart(leader)
+        leader = successor
+
+
 def restart(service: Service) -> None:
     """Start a killed service again, as it was (it contends for leadership anew)."""
     process, client = service

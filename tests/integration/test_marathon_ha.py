@@ -18,8 +18,8 @@ from tests.integration.elected_services import (
     Service,
     elected_services,
     read_record,
-    restart,
     stored_keys,
+    takeovers,
     write_records,
 )
 from tests.integration.elected_services import leader_of as elected_leader
@@ -134,23 +134,18 @@ def test_a_poisoned_record_is_set_aside_and_every_marathon_recovers_the_rest(
                            "apps": [["/__main__/web", "v1"]], "groups": []})
     write_records(leader, {ROOT_KEY: json.dumps(root).encode(),
                            bad: json.dumps({"id": "/__main__/web", "cmd": "sleep 1"}).encode()})
-    for _ in marathons:  # the other Marathon takes over, then the first, restarted, again
-        leader[0].kill9()
-        successor = leader_of(marathons)
+    for successor in takeovers(marathons, leader, "/v2/info"):
         client = successor[1]
         info = client.get("/v2/info").json()
         assert {r["key"] for r in info["setAsideRecords"]} == {ROOT_KEY, bad}
         assert "marathon_set_aside_records 2" in client.get("/metrics/prometheus").text
         assert client.get("/v2/apps/good").json()["app"]["tasksRunning"] == 1
         assert client.get("/v2/groups/__main__").status_code == 404
-        restart(leader)
-        leader = successor
 
+    leader = successor
     removed = client.delete("/v2/apps/__main__/web")
     assert removed.status_code == 200, removed.text
-    assert client.get("/v2/info").json()["setAsideRecords"] == []
     wait_for(lambda: bad not in stored_keys(leader, "apps"), "the records to be deleted")
-    leader[0].kill9()
-    client = leader_of(marathons)[1]
-    assert client.get("/v2/info").json()["setAsideRecords"] == []
-    assert client.get("/v2/apps/good").json()["app"]["tasksRunning"] == 1
+    for _, client in takeovers(marathons, leader, "/v2/info"):
+        assert client.get("/v2/info").json()["setAsideRecords"] == []
+        assert client.get("/v2/apps/good").json()["app"]["tasksRunning"] == 1
