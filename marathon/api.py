@@ -380,8 +380,11 @@ class MarathonApi:
         app_id = PathId.parse(rest)
         if request.method == "DELETE":
             if core.root.app(app_id) is None and core.discard_set_aside(app_id):
-                # Rewrite the root record, which may still name the set-aside app.
-                return _deployment_answer(core.update_root(lambda root: root, force=force))
+                # Rewrite the root record, which may still name the set-aside app, and answer
+                # once the records are gone from the store.
+                plan = core.update_root(lambda root: root, force=force)
+                await self.service.durable()
+                return _deployment_answer(plan)
             self._find_app(core, app_id)
             return _deployment_answer(
                 core.update_root(lambda root: remove_app(root, app_id), force=force))
