@@ -59,7 +59,7 @@ from marathon.state import (
     Recovered,
     root_record,
 )
-from mesos_coordination.store import Mutation, Sink, store_key
+from mesos_coordination.store import Mutation, Sink, split_key, store_key
 from mesos_runtime.clock import Clock
 from mesos_values.timestamps import format_timestamp
 from protos import mesos_pb2
@@ -184,6 +184,8 @@ class MarathonCore:
         discarded = [r for r in self.set_aside if r.key.startswith(prefix)]
         for record in discarded:
             self.set_aside.remove(record)
+            self.app_versions.get(app_id, {}).pop(split_key(record.key)[1].rpartition("@")[2],
+                                                  None)
             self.sink.write(Mutation(record.key, None))
         return bool(discarded)
 

@@ -165,7 +165,9 @@ class BatchApi:
 
     async def job(self, request: Request) -> Response:
         core = self.core()
-        if request.method == "DELETE" and core.discard_set_aside(request.path_params["job_id"]):
+        raw_id = request.path_params["job_id"]
+        if request.method == "DELETE" and raw_id not in core.jobs \
+                and core.discard_set_aside(raw_id):
             await self.backend.durable()  # a job recovery set aside: its records are gone
             return JSONResponse(None)
         job_id = _job_id(request)

@@ -342,7 +342,7 @@ class BatchCore:
                 self._store_schedule(job.id, schedule)
 
     def delete_job(self, job_id: str, *, stop_current_runs: bool) -> None:
-        """Delete a job with its schedules, runs and history.
+        """Delete a job with its schedules, runs and history (and its set-aside records).
 
         409 while runs are active (unless `stop_current_runs`) or other jobs depend on it.
         """
@@ -364,6 +364,7 @@ class BatchCore:
         self.triggers.pop(job_id, None)
         for kind in ("jobs", "history", "triggers"):
             self.sink.write(Mutation(store_key(kind, job_id), None))
+        self.discard_set_aside(job_id)
 
     def discard_set_aside(self, job_id: str) -> bool:
         """Delete the set-aside records of job `job_id` from the store; False if it has none."""

@@ -523,5 +523,6 @@ def test_recovery_sets_bad_records_aside_and_keeps_the_rest() -> None:
 
     assert successor.core.discard_set_aside("æÊÚl")
     assert not successor.core.discard_set_aside("æÊÚl")
-    assert {r.key for r in successor.restart().core.set_aside} == {
-        store_key("jobs", "other"), store_key("history", "truncated")}
+    successor.core.put_job(job("truncated"), create=True)
+    successor.core.delete_job("truncated", stop_current_runs=False)
+    assert [r.key for r in successor.restart().core.set_aside] == [store_key("jobs", "other")]
