@@ -208,6 +208,7 @@ def test_a_poisoned_job_record_is_set_aside_at_restart_and_deleted(batch: Batch)
     aside = batch.client.get("/info").json()["setAsideRecords"]
     assert [r["key"] for r in aside] == [bad]
     assert "batch_set_aside_records 1" in batch.client.get("/metrics").text
+    assert "record set aside" in batch.process.log()
     assert [job["id"] for job in batch.client.get("/v1/jobs").json()] == ["good"]
 
     assert batch.client.delete("/v1/jobs/%C3%A6%C3%8A%C3%9Al").status_code == 200

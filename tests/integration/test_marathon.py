@@ -303,6 +303,7 @@ def test_a_poisoned_app_record_is_set_aside_at_restart_and_deleted(
         info = marathon.get("/v2/info").json()
         assert {r["key"] for r in info["setAsideRecords"]} == {ROOT_KEY, bad}
         assert "marathon_set_aside_records 2" in marathon.get("/metrics/prometheus").text
+        assert "record set aside" in process.log()
         assert wait_for(lambda: settled(marathon, "/good", 1), "/good to run")
 
     assert marathon.delete("/v2/apps/__main__/web").status_code == 200
