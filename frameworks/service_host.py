@@ -38,6 +38,7 @@ from frameworks.actions import SchedulerActions
 from frameworks.driver import SchedulerDriver
 from frameworks.driver_actions import DriverActions, service_framework_info
 from frameworks.scheduler import Scheduler
+from frameworks.set_aside import SetAside
 from mesos_coordination.election import Contender, Leadership, create_contender, serve_terms
 from mesos_coordination.store import BatchWriter, Sink
 from mesos_coordination.term_store import term_state
@@ -100,6 +101,11 @@ class RecoveredTerm(Protocol):
     @property
     def framework_id(self) -> str | None:
         """The framework id a previous leader stored, if any."""
+        ...
+
+    @property
+    def set_aside(self) -> Sequence[SetAside]:
+        """The records recovery could not read, left in the store (`frameworks.set_aside`)."""
         ...
 
 
@@ -325,6 +331,8 @@ class ServiceHost(abc.ABC, Generic[ConfigT, CoreT, RecoveredT]):
     async def _lead(self, contender: Contender, state: Leadership) -> None:
         async with term_state(contender, state, self.kinds, self.config.work_dir) as term:
             recovered = self.recover(term.entries)
+            for record in recovered.set_aside:
+                self.log.error("record set aside", key=record.key, reason=record.reason)
             scheduler = self.scheduler(self.log)
             driver = SchedulerDriver(
                 scheduler,

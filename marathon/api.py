@@ -61,6 +61,7 @@ GAUGES: tuple[tuple[str, str, str], ...] = (
     ("running", "marathon.instances.running.gauge", ""),
     ("staged", "marathon.instances.staged.gauge", ""),
     ("deployments", "marathon.deployments.active.gauge", "marathon_deployments"),
+    ("set_aside", "marathon.records.set-aside.gauge", "marathon_set_aside_records"),
     ("subscribers", "", "marathon_event_subscribers"),
     ("uptime", "marathon.uptime.gauge.seconds", ""),
 )
@@ -175,6 +176,9 @@ class MarathonApi:
             "elected": core is not None,
             "leader": service.leader_address,
             "frameworkId": core.framework_id if core is not None else None,
+            # Records the leader's recovery could not read (`frameworks.set_aside`).
+            "setAsideRecords": [r.to_json() for r in core.set_aside] if core is not None
+            else [],
             "marathon_config": {
                 "master": config.master,
                 "framework_name": config.framework_name,
@@ -236,7 +240,7 @@ class MarathonApi:
         core = self.service.core
         figures: dict[str, float] = {
             "elected": 0, "apps": 0, "groups": 0, "instances": 0, "running": 0, "staged": 0,
-            "deployments": 0, "subscribers": self.service.bus.subscribers,
+            "deployments": 0, "set_aside": 0, "subscribers": self.service.bus.subscribers,
             "uptime": round(time.monotonic() - self._started, 3),
         }
         if core is not None:
@@ -247,7 +251,7 @@ class MarathonApi:
                 instances=len(core.instances),
                 running=sum(1 for i in live if i.state == "TASK_RUNNING"),
                 staged=sum(1 for i in live if i.state == "TASK_STAGING"),
-                deployments=len(core.deployments),
+                deployments=len(core.deployments), set_aside=len(core.set_aside),
             )
         return figures
 
@@ -377,6 +381,12 @@ class MarathonApi:
             return _json({"app": self.app_json(core, app, embed)})
         app_id = PathId.parse(rest)
         if request.method == "DELETE":
+            if core.root.app(app_id) is None and core.discard_set_aside(app_id):
+                # Rewrite the root record, which may still name the set-aside app, and answer
+                # once the records are gone from the store.
+                plan = core.update_root(lambda root: root, force=force)
+                await self.service.durable()
+                return _deployment_answer(plan)
             self._find_app(core, app_id)
             return _deployment_answer(
                 core.update_root(lambda root: remove_app(root, app_id), force=force))

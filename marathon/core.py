@@ -60,7 +60,7 @@ from marathon.state import (
     Recovered,
     root_record,
 )
-from mesos_coordination.store import Mutation, Sink, store_key
+from mesos_coordination.store import Mutation, Sink, split_key, store_key
 from mesos_runtime.clock import Clock
 from mesos_values.timestamps import format_timestamp
 from protos import mesos_pb2
@@ -126,6 +126,7 @@ class MarathonCore:
             self._index(instance)
         self.advance_wanted = False
         self.framework_id = state.framework_id
+        self.set_aside = list(state.set_aside)
         self.queue = LaunchQueue(wall, uuid_factory=id_factory)
         self.deployments: dict[str, Deployment] = {}
         self._id_factory = id_factory
@@ -178,6 +179,18 @@ class MarathonCore:
             return None
         target = revert_target(deployment.plan, self.root)
         return self.update_root(lambda _root: target, force=True)
+
+    def discard_set_aside(self, app_id: PathId) -> bool:
+        """Delete the set-aside records of app `app_id` from the store; False if it has none.
+        (The root record still names it until the next `update_root` rewrites it.)"""
+        prefix = store_key("apps", f"{app_id}@")
+        discarded = [r for r in self.set_aside if r.key.startswith(prefix)]
+        for record in discarded:
+            self.set_aside.remove(record)
+            self.app_versions.get(app_id, {}).pop(split_key(record.key)[1].rpartition("@")[2],
+                                                  None)
+            self.sink.write(Mutation(record.key, None))
+        return bool(discarded)
 
     def kill_tasks(self, task_ids: Iterable[str], *, scale: bool) -> DeploymentPlan | None:
         """Kill tasks; with `scale` the apps shrink by as many (a deployment), otherwise the
@@ -578,6 +591,8 @@ class MarathonCore:
     def _set_root(self, root: Group) -> None:
         self.root = root
         self.sink.write(Mutation(ROOT_KEY, json.dumps(root_record(root)).encode()))
+        # The root record is replaced: parts of the old one that were set aside are gone.
+        self.set_aside = [record for record in self.set_aside if record.key != ROOT_KEY]
         for app in root.transitive_apps():
             versions = self.app_versions.setdefault(app.id, {})
             version = app.version or ""

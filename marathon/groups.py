@@ -23,7 +23,7 @@ from typing import Any
 
 from marathon.app_definition import AppDefinition, parse_app
 from marathon.app_definition import to_json as app_to_json
-from marathon.paths import ROOT, PathId, path_id_errors
+from marathon.paths import ROOT, PathId, path_id_errors, segment_errors
 from marathon.validation import INVALID_JSON, OBJECT_NOT_VALID, AppValidationError, Violation
 
 __all__ = [
@@ -536,12 +536,15 @@ def dependency_levels(root: Group) -> list[list[AppDefinition]]:
 def validate_root(root: Group) -> None:
     """Marathon's checks on a whole tree; raises `AppValidationError` (422) when it fails.
 
-    Checked: no app and group share an id, apps and groups sit directly in their parent group,
-    and the dependency graph has no cycle.
+    Checked: every group and app id has valid segments (whichever request named it: this
+    runs before any change is stored), no app and group share an id, apps and groups sit
+    directly in their parent group, and the dependency graph has no cycle.
     """
     violations: list[Violation] = []
     group_ids = {g.id for g in root.transitive_groups()}
     for group in root.transitive_groups():
+        for path in (group.id, *group.apps):
+            violations += [Violation(str(path), error) for error in segment_errors(path)]
         for child_id in group.groups:
             if child_id.parent != group.id:
                 violations.append(Violation(str(child_id), f"Identifier is not child of "

@@ -17,6 +17,7 @@ __all__ = [
     "SEGMENT_PATTERN",
     "PathId",
     "path_id_errors",
+    "segment_errors",
 ]
 
 SEGMENT_PATTERN = (
@@ -102,17 +103,26 @@ ROOT = PathId()
 """The root group `/`."""
 
 
+def segment_errors(path: PathId) -> list[str]:
+    """Marathon's complaint when a segment of `path` breaks `SEGMENT_PATTERN` (empty if none)."""
+    if all(_SEGMENT.fullmatch(segment) for segment in path.segments):
+        return []
+    return [f"must fully match regular expression '{SEGMENT_PATTERN}'"]
+
+
 def path_id_errors(path: PathId, *, base: PathId | None = None) -> list[str]:
     """Marathon's complaints about an app id (empty when valid).
 
-    `path` is the id as written; `base` is the group it was written in (root when None).
+    `path` is the id as written; `base` is the group it was written in (root when None):
+    the id it resolves to must have valid segments too, so a group no body may name cannot
+    smuggle an app in.
     """
     errors: list[str] = []
     parent = path.parent if base is None else base
     if parent.absolute and path.canonical(parent).parent != parent and base is not None:
         errors.append(f"Identifier is not child of {parent}. Hint: use relative paths.")
-    if not all(_SEGMENT.fullmatch(segment) for segment in path.segments):
-        errors.append(f"must fully match regular expression '{SEGMENT_PATTERN}'")
+    resolved = path.canonical(base) if base is not None and base.absolute else path
+    errors += segment_errors(PathId(path.segments + resolved.segments))
     if path.segments and path.segments[-1] in RESERVED_KEYWORDS:
         errors.append("must not end with any of the following reserved keywords: "
                       + ", ".join(RESERVED_KEYWORDS))

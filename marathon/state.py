@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from frameworks.placement import AgentView
+from frameworks.set_aside import SetAside, reading
 from marathon.app_definition import parse_app
 from marathon.constraints import InstanceCondition, PlacedInstance
 from marathon.deployments import DeploymentPlan
 from marathon.groups import Group, parse_group
 from marathon.groups import to_json as group_to_json
-from marathon.paths import ROOT, PathId
+from marathon.paths import ROOT, PathId, segment_errors
 from mesos_coordination.store import split_key, store_key
 from mesos_values.task_states import TERMINAL_OR_UNKNOWN_STATES
 from mesos_values.timestamps import format_timestamp
@@ -171,15 +172,29 @@ def root_record(group: Group) -> dict[str, Any]:
 
 
 def _root_from_record(
-    node: Mapping[str, Any], versions: Mapping[PathId, Mapping[str, bytes]]
+    node: Mapping[str, Any], versions: Mapping[PathId, Mapping[str, bytes]],
+    aside: list[SetAside],
 ) -> Group:
+    """The group tree of a root record; each app whose record cannot be read or validated,
+    and each group with an id no request may name, is set aside with its apps."""
+    group_id = PathId.parse(node["id"])
+    if errors := segment_errors(group_id):
+        raise ValueError(errors[0])
     apps = {}
     for app_id, version in node["apps"]:
-        path = PathId.parse(app_id)
-        apps[path] = parse_app(json.loads(versions[path][version]))
-    subgroups = [_root_from_record(child, versions) for child in node["groups"]]
+        key = store_key("apps", f"{app_id}@{version}")
+        with reading(aside, key):
+            stored = versions.get(PathId.parse(app_id), {}).get(version)
+            if stored is None:
+                raise KeyError(f"no record {key}")
+            app = parse_app(json.loads(stored), base_group=group_id)
+            apps[app.id] = app
+    subgroups = []
+    for child in node["groups"]:
+        with reading(aside, ROOT_KEY, f"group {child.get('id')}"):
+            subgroups.append(_root_from_record(child, versions, aside))
     return Group(
-        PathId.parse(node["id"]),
+        group_id,
         apps=apps,
         groups={group.id: group for group in subgroups},
         dependencies=tuple(PathId.parse(d) for d in node["dependencies"]),
@@ -202,38 +217,53 @@ def _pruned(group: Group, keep: frozenset[PathId]) -> Group:
 
 @dataclass(slots=True)
 class Recovered:
-    """The core's durable state, as a new leader reads it from the store."""
+    """The core's durable state, as a new leader reads it from the store, and the records it
+    set aside (see `frameworks.set_aside`): an app or group of the root that cannot be read
+    or validated is left out of the tree (the root record is rewritten without it at the
+    next change), the other records are skipped whole; an app's records, whose id no request
+    may name, stay in the store until `DELETE /v2/apps/{id}` removes them."""
 
     root: Group = field(default_factory=lambda: Group(ROOT))
     app_versions: dict[PathId, dict[str, bytes]] = field(default_factory=dict)
     deployments: list[tuple[str, str, int, Group, Group]] = field(default_factory=list)
     instances: dict[str, Instance] = field(default_factory=dict)
     framework_id: str | None = None
+    set_aside: list[SetAside] = field(default_factory=list)
 
     @classmethod
     def decode(cls, entries: Mapping[str, bytes]) -> Recovered:
         state = cls()
-        root_record: bytes | None = None
+        root_value: bytes | None = None
         for key, value in entries.items():
             kind, name = split_key(key)
             if kind == "root":
-                root_record = value
+                root_value = value
             elif kind == "apps":
                 app_id, _, version = name.rpartition("@")
-                state.app_versions.setdefault(PathId.parse(app_id), {})[version] = value
-            elif kind == "deployments":
-                raw = json.loads(value)
-                step = entries.get(store_key("deployment_steps", raw["id"]), b"0")
-                state.deployments.append((
-                    raw["id"], raw["version"], int(step),
-                    parse_group(raw["original"]), parse_group(raw["target"]),
-                ))
-            elif kind == "instances":
-                instance = Instance.from_record(value)
-                state.instances[instance.instance_id] = instance
-            elif kind == "framework":
-                state.framework_id = value.decode()
+                with reading(state.set_aside, key):
+                    if errors := segment_errors(PathId.parse(app_id)):
+                        raise ValueError(errors[0])
+                    state.app_versions.setdefault(PathId.parse(app_id), {})[version] = value
+            else:
+                with reading(state.set_aside, key):
+                    state._read(kind, value, entries)
         state.deployments.sort(key=lambda d: d[1])
-        if root_record is not None:
-            state.root = _root_from_record(json.loads(root_record), state.app_versions)
+        if root_value is not None:
+            with reading(state.set_aside, ROOT_KEY):
+                state.root = _root_from_record(json.loads(root_value), state.app_versions,
+                                               state.set_aside)
         return state
+
+    def _read(self, kind: str, value: bytes, entries: Mapping[str, bytes]) -> None:
+        if kind == "deployments":
+            raw = json.loads(value)
+            step = entries.get(store_key("deployment_steps", raw["id"]), b"0")
+            self.deployments.append((
+                raw["id"], raw["version"], int(step),
+                parse_group(raw["original"]), parse_group(raw["target"]),
+            ))
+        elif kind == "instances":
+            instance = Instance.from_record(value)
+            self.instances[instance.instance_id] = instance
+        elif kind == "framework":
+            self.framework_id = value.decode()

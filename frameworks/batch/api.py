@@ -102,6 +102,9 @@ class BatchApi:
             "version": self.version, "libVersion": self.version,
             "elected": core is not None, "leader": self.backend.leader_address,
             "frameworkId": core.framework_id if core is not None else None,
+            # Records the leader's recovery could not read (`frameworks.set_aside`).
+            "setAsideRecords": [r.to_json() for r in core.set_aside] if core is not None
+            else [],
         })
 
     async def leader(self, request: Request) -> Response:
@@ -130,6 +133,7 @@ class BatchApi:
                 "batch_schedules": sum(len(s) for s in core.schedules.values()),
                 "batch_active_runs": len(core.runs),
                 "batch_offers_suppressed": int(core.suppressed),
+                "batch_set_aside_records": len(core.set_aside),
             }
             for name, value in gauges.items():
                 lines += [f"# TYPE {name} gauge", f"{name} {value}"]
@@ -161,6 +165,11 @@ class BatchApi:
 
     async def job(self, request: Request) -> Response:
         core = self.core()
+        raw_id = request.path_params["job_id"]
+        if request.method == "DELETE" and raw_id not in core.jobs \
+                and core.discard_set_aside(raw_id):
+            await self.backend.durable()  # a job recovery set aside: its records are gone
+            return JSONResponse(None)
         job_id = _job_id(request)
         if request.method == "GET":
             _call(lambda: core.job(job_id))

@@ -71,6 +71,7 @@ from frameworks.batch.runs import (
 from frameworks.batch.schedules import ScheduleSpec, decide, parse_schedule
 from frameworks.offers import OfferBudget
 from frameworks.placement import AgentView, FieldScheme, check
+from frameworks.set_aside import SetAside, reading
 from frameworks.tasks import command_task, is_terminal, state_name
 from mesos_coordination.store import Mutation, Sink, split_key, store_key
 from mesos_runtime.clock import Clock
@@ -205,7 +206,10 @@ class ScheduleState:
 
 @dataclass(slots=True)
 class Recovered:
-    """The core's durable state, as a new leader reads it from the store."""
+    """The core's durable state, as a new leader reads it from the store, and the records it
+    set aside (see `frameworks.set_aside`): each record that cannot be read or validated,
+    and every record of a job whose own record is set aside. They stay in the store until
+    `DELETE /v1/jobs/{id}` removes them."""
 
     jobs: dict[str, JobSpec] = field(default_factory=dict)
     schedules: dict[str, dict[str, ScheduleState]] = field(default_factory=dict)
@@ -213,31 +217,21 @@ class Recovered:
     histories: dict[str, JobHistory] = field(default_factory=dict)
     triggers: dict[str, datetime] = field(default_factory=dict)
     framework_id: str | None = None
+    set_aside: list[SetAside] = field(default_factory=list)
 
     @classmethod
     def decode(cls, entries: Mapping[str, bytes]) -> Recovered:
         """Read the store's entries, repairing what a crash between ordered writes left."""
         state = cls()
-        for key, value in entries.items():
-            kind, name = split_key(key)
-            if kind == "jobs":
-                job = parse_job(json.loads(value))
-                state.jobs[job.id] = job
-            elif kind == "schedules":
-                raw = json.loads(value)
-                job_id = name.rpartition("@")[0]
-                spec = parse_schedule(raw["schedule"])
-                state.schedules.setdefault(job_id, {})[spec.id] = ScheduleState(
-                    spec, _from_iso(raw["handledUntil"]))
-            elif kind == "runs":
-                active = ActiveRun.from_record(value)
-                state.runs[active.run.id] = active
-            elif kind == "history":
-                state.histories[name] = _history_from_record(name, value)
-            elif kind == "triggers":
-                state.triggers[name] = _from_iso(value.decode())
-            elif kind == "framework":
-                state.framework_id = value.decode()
+        jobs_first = sorted(entries.items(), key=lambda item: split_key(item[0])[0] != "jobs")
+        for key, value in jobs_first:
+            job_id = job_of(key)
+            if split_key(key)[0] not in ("jobs", "framework") and job_id not in state.jobs \
+                    and store_key("jobs", job_id) in entries:
+                state.set_aside.append(SetAside(key, f"its job {job_id!r} is set aside"))
+                continue
+            with reading(state.set_aside, key):
+                state._read(key, value)
         # A finished run whose history update a crash cut off is added to the history now.
         # Oldest first: the store's entries come in any order, and `record` recognises a run
         # it already counted only among the newest it lists, so a run kept in the store but
@@ -256,6 +250,33 @@ class Recovered:
             if schedule is not None and run.due_at is not None:
                 schedule.handled_until = max(schedule.handled_until, run.due_at)
         return state
+
+    def _read(self, key: str, value: bytes) -> None:
+        kind, name = split_key(key)
+        if kind == "jobs":
+            job = parse_job(json.loads(value))
+            if job.id != name:
+                raise ValueError(f"holds job {job.id!r}")
+            self.jobs[job.id] = job
+        elif kind == "schedules":
+            raw = json.loads(value)
+            spec = parse_schedule(raw["schedule"])
+            self.schedules.setdefault(job_of(key), {})[spec.id] = ScheduleState(
+                spec, _from_iso(raw["handledUntil"]))
+        elif kind == "runs":
+            active = ActiveRun.from_record(value)
+            self.runs[active.run.id] = active
+        elif kind == "history":
+            self.histories[name] = _history_from_record(name, value)
+        elif kind == "triggers":
+            self.triggers[name] = _from_iso(value.decode())
+        elif kind == "framework":
+            self.framework_id = value.decode()
+
+
+def job_of(key: str) -> str:
+    """The job a record belongs to: its key names it, alone or before an `@`."""
+    return split_key(key)[1].rpartition("@")[0] or split_key(key)[1]
 
 
 class BatchCore:
@@ -280,6 +301,7 @@ class BatchCore:
         self.histories = state.histories
         self.triggers = state.triggers
         self.framework_id = state.framework_id
+        self.set_aside = list(state.set_aside)
         self.runs = {i: a for i, a in state.runs.items() if not a.run.status.is_terminal}
         self.finished: dict[str, list[JobRun]] = {}
         for active in sorted(state.runs.values(), key=lambda a: a.run.created_at):
@@ -320,7 +342,7 @@ class BatchCore:
                 self._store_schedule(job.id, schedule)
 
     def delete_job(self, job_id: str, *, stop_current_runs: bool) -> None:
-        """Delete a job with its schedules, runs and history.
+        """Delete a job with its schedules, runs and history (and its set-aside records).
 
         409 while runs are active (unless `stop_current_runs`) or other jobs depend on it.
         """
@@ -342,6 +364,16 @@ class BatchCore:
         self.triggers.pop(job_id, None)
         for kind in ("jobs", "history", "triggers"):
             self.sink.write(Mutation(store_key(kind, job_id), None))
+        self.discard_set_aside(job_id)
+
+    def discard_set_aside(self, job_id: str) -> bool:
+        """Delete the set-aside records of job `job_id` from the store; False if it has none."""
+        discarded = [r for r in self.set_aside
+                     if split_key(r.key)[0] != "framework" and job_of(r.key) == job_id]
+        for record in discarded:
+            self.set_aside.remove(record)
+            self.sink.write(Mutation(record.key, None))
+        return bool(discarded)
 
     def job(self, job_id: str) -> JobSpec:
         """The job; NotFound otherwise."""

@@ -51,6 +51,7 @@ def dropwizard_metrics(core: BatchCore | None, now: float) -> dict[str, Any]:
             "jobs.queued": sum(len(runs) for runs in core.queued_runs().values()),
             "schedules": sum(len(s) for s in core.schedules.values()),
             "mesos.offers.suppressed": int(core.suppressed),
+            "records.set-aside": len(core.set_aside),
         }
         counters = {_COUNTER_NAMES.get(key, key.replace("_", ".")): value
                     for key, value in core.counters.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -10,10 +11,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+
+from mesos_coordination.store import Mutation
+from mesos_coordination.store_local import LocalStore
 
 T = TypeVar("T")
 
@@ -249,3 +253,19 @@ def running_cluster(work_dir: Path, master_flags: list[str] | None = None) -> It
         yield cluster
     finally:
         cluster.close()
+
+
+def write_local_records(directory: Path, records: Mapping[str, bytes]) -> dict[str, bytes]:
+    """Put `records` (store key to value) straight into the local store in `directory`, as an
+    old or buggy leader would have written them (its owner must be stopped); returns the
+    entries the store held before."""
+    async def write() -> dict[str, bytes]:
+        store = LocalStore(directory)
+        try:
+            entries = await store.recover()
+            await store.commit([Mutation(key, value) for key, value in records.items()])
+            return entries
+        finally:
+            await store.close()
+
+    return asyncio.run(write())

@@ -4,14 +4,15 @@ master and agent, driven over Metronome's v1 REST API with an HTTP client."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.integration.cluster import Cluster, wait_for
+from mesos_coordination.store import store_key
+from tests.integration.cluster import Cluster, wait_for, write_local_records
 
 pytestmark = pytest.mark.integration
 
@@ -31,8 +32,9 @@ class Batch:
     def registered(self) -> None:
         wait_for(lambda: self.client.get("/info").json()["frameworkId"], "batch to register")
 
-    def restart(self) -> None:
+    def restart(self, while_down: Callable[[], object] = lambda: None) -> None:
         self.process.kill9()
+        while_down()
         self.process, _ = self.cluster.start_batch(port=self.port)
         self.registered()
 
@@ -189,3 +191,27 @@ def test_a_restart_mid_run_keeps_the_run_and_its_history(batch: Batch) -> None:
     release.touch()
     wait_for(lambda: batch.job("waiter")["history"]["successCount"] == 2,
              "the run to succeed after the restart")
+
+
+def test_a_poisoned_job_record_is_set_aside_at_restart_and_deleted(batch: Batch) -> None:
+    """A job record with an id no request may name (one is refused with 422) does not stop a
+    restarted leader: it is set aside and reported, the rest recovered, and DELETE removes it."""
+    good = {"id": "good", "run": {"cmd": "true", "cpus": 0.1, "mem": 32}}
+    batch.client.post("/v1/jobs", json=good).raise_for_status()
+    assert batch.client.post("/v1/jobs", json={**good, "id": "æÊÚl"}).status_code == 422
+    bad = store_key("jobs", "æÊÚl")
+    state = batch.cluster.work_dir / "batch" / "state"
+    before: dict[str, bytes] = {}
+    batch.restart(lambda: before.update(write_local_records(
+        state, {bad: json.dumps({**good, "id": "æÊÚl"}).encode()})))
+    assert bad not in before  # the refused attempt stored nothing
+    aside = batch.client.get("/info").json()["setAsideRecords"]
+    assert [r["key"] for r in aside] == [bad]
+    assert "batch_set_aside_records 1" in batch.client.get("/metrics").text
+    assert "record set aside" in batch.process.log()
+    assert [job["id"] for job in batch.client.get("/v1/jobs").json()] == ["good"]
+
+    assert batch.client.delete("/v1/jobs/%C3%A6%C3%8A%C3%9Al").status_code == 200
+    batch.restart()
+    assert batch.client.get("/info").json()["setAsideRecords"] == []
+    assert [job["id"] for job in batch.client.get("/v1/jobs").json()] == ["good"]

@@ -12,7 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.cluster import Cluster, wait_for
+from marathon.state import ROOT_KEY
+from mesos_coordination.store import store_key
+from tests.integration.cluster import Cluster, wait_for, write_local_records
+from tests.integration.elected_services import restart
 
 pytestmark = pytest.mark.integration
 
@@ -264,3 +267,49 @@ def test_info_and_metrics_answer_as_marathon_1_9_does(marathon: httpx.Client) ->
     prometheus = marathon.get("/metrics/prometheus")
     assert prometheus.headers["content-type"].startswith("text/plain")
     assert "marathon_apps 1\n" in prometheus.text
+
+
+def test_a_poisoned_app_record_is_set_aside_at_restart_and_deleted(
+    cluster: Cluster, marathon: httpx.Client,
+) -> None:
+    """`POST /v2/groups/__main__` with app `web` is refused and stores nothing; the records an
+    old leader wrote for it do not stop a restarted Marathon, which sets them aside, reports
+    them and keeps the rest; DELETE removes them."""
+    process = next(p for p in cluster.processes if p.name == "marathon")
+    good = {"id": "/good", "cmd": "sleep 600", "cpus": 0.1, "mem": 16, "instances": 1}
+    marathon.post("/v2/apps", json=good).raise_for_status()
+    wait_for(lambda: settled(marathon, "/good", 1), "/good to run")
+    body = {"apps": [{"id": "web", "cmd": "sleep 1"}]}
+    assert marathon.post("/v2/groups/__main__", json=body).status_code == 422
+    assert marathon.put("/v2/groups/__main__", json=body).status_code == 422
+    bad = store_key("apps", "/__main__/web@v1")
+
+    def poison() -> None:
+        state = cluster.work_dir / "marathon" / "state"
+        entries = write_local_records(state, {})
+        assert not [key for key in entries if "__main__" in key]
+        assert b"__main__" not in entries[ROOT_KEY]
+        root = json.loads(entries[ROOT_KEY])
+        root["groups"].append({"id": "/__main__", "version": "v1", "dependencies": [],
+                               "apps": [["/__main__/web", "v1"]], "groups": []})
+        write_local_records(state, {
+            ROOT_KEY: json.dumps(root).encode(),
+            bad: json.dumps({"id": "/__main__/web", "cmd": "sleep 1"}).encode()})
+
+    for while_down in (poison, lambda: None):  # after poisoning, and once more
+        process.kill9()
+        while_down()
+        restart((process, marathon))
+        wait_for(lambda: marathon.get("/v2/info").json()["frameworkId"], "marathon to register")
+        info = marathon.get("/v2/info").json()
+        assert {r["key"] for r in info["setAsideRecords"]} == {ROOT_KEY, bad}
+        assert "marathon_set_aside_records 2" in marathon.get("/metrics/prometheus").text
+        assert "record set aside" in process.log()
+        assert wait_for(lambda: settled(marathon, "/good", 1), "/good to run")
+
+    assert marathon.delete("/v2/apps/__main__/web").status_code == 200
+    process.kill9()
+    restart((process, marathon))
+    wait_for(lambda: marathon.get("/v2/info").json()["frameworkId"], "marathon to register")
+    assert marathon.get("/v2/info").json()["setAsideRecords"] == []
+    assert [a["id"] for a in marathon.get("/v2/apps").json()["apps"]] == ["/good"]

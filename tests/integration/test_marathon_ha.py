@@ -4,14 +4,24 @@ tasks it recovers from ZooKeeper."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from marathon.state import ROOT_KEY
+from mesos_coordination.store import store_key
 from tests.integration.cluster import wait_for
-from tests.integration.elected_services import Service, elected_services
+from tests.integration.elected_services import (
+    Service,
+    elected_services,
+    read_record,
+    stored_keys,
+    takeovers,
+    write_records,
+)
 from tests.integration.elected_services import leader_of as elected_leader
 
 pytestmark = pytest.mark.integration
@@ -95,3 +105,47 @@ def test_a_deployment_in_progress_survives_marathon_failover(
     wait_for(lambda: new_client.get("/v2/deployments").json() == [],
              "the forced deployment to finish on the new leader")
     assert len(new_client.get("/v2/apps/stuck/tasks").json()["tasks"]) == 2
+
+
+def test_a_poisoned_record_is_set_aside_and_every_marathon_recovers_the_rest(
+    marathons: list[Service],
+) -> None:
+    """`POST /v2/groups/__main__` with an app `web` is refused; the records an old leader
+    stored for it are set aside by each Marathon that recovers them, which keeps the rest."""
+    leader = leader_of(marathons)
+    client = leader[1]
+    assert client.post("/v2/apps", json={**APP, "id": "/good", "instances": 1}).status_code \
+        == 201
+    wait_for(lambda: client.get("/v2/deployments").json() == [], "/good to be deployed")
+
+    refused = client.post("/v2/groups/__main__", json={"apps": [{"id": "web", "cmd": "sleep 1"}]})
+    assert refused.status_code == 422, refused.text
+    assert [d["path"] for d in refused.json()["details"]] == ["/apps(0)/id"]
+    assert client.post("/v2/groups/__main__", json={}).status_code == 422
+    assert client.post("/v2/apps", json={"id": "æÊÚl", "cmd": "sleep 1"}).status_code == 422
+    assert client.get("/v2/groups/__main__").status_code == 404
+    assert b"__main__" not in read_record(leader, ROOT_KEY)
+    version = client.get("/v2/apps/good").json()["app"]["version"]
+    assert stored_keys(leader, "apps") == {store_key("apps", f"/good@{version}")}
+
+    bad = store_key("apps", "/__main__/web@v1")
+    root = json.loads(read_record(leader, ROOT_KEY))
+    root["groups"].append({"id": "/__main__", "version": "v1", "dependencies": [],
+                           "apps": [["/__main__/web", "v1"]], "groups": []})
+    write_records(leader, {ROOT_KEY: json.dumps(root).encode(),
+                           bad: json.dumps({"id": "/__main__/web", "cmd": "sleep 1"}).encode()})
+    for successor in takeovers(marathons, leader, "/v2/info"):
+        client = successor[1]
+        info = client.get("/v2/info").json()
+        assert {r["key"] for r in info["setAsideRecords"]} == {ROOT_KEY, bad}
+        assert "marathon_set_aside_records 2" in client.get("/metrics/prometheus").text
+        assert client.get("/v2/apps/good").json()["app"]["tasksRunning"] == 1
+        assert client.get("/v2/groups/__main__").status_code == 404
+
+    leader = successor
+    removed = client.delete("/v2/apps/__main__/web")
+    assert removed.status_code == 200, removed.text
+    assert bad not in stored_keys(leader, "apps")
+    for _, client in takeovers(marathons, leader, "/v2/info"):
+        assert client.get("/v2/info").json()["setAsideRecords"] == []
+        assert client.get("/v2/apps/good").json()["app"]["tasksRunning"] == 1

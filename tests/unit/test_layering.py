@@ -74,6 +74,7 @@ CORES: tuple[str, ...] = (
     "frameworks._session",
     "frameworks.offers",
     "frameworks.placement",
+    "frameworks.set_aside",
     "frameworks.tasks",
     "frameworks.batch.core",
     "frameworks.batch.cron",

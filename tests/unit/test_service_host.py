@@ -25,6 +25,7 @@ from frameworks.service_host import (
     add_service_flags,
     parse_service_flags,
 )
+from frameworks.set_aside import SetAside
 from mesos_coordination.store import Sink
 from mesos_runtime.flags import FlagParser
 from protos import mesos_pb2
@@ -60,6 +61,7 @@ class RecordingCore:
 @dataclass(frozen=True)
 class Recovered:
     framework_id: str | None = None
+    set_aside: tuple[SetAside, ...] = ()
 
 
 class SettlingScheduler(CoreScheduler[RecordingCore]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ from frameworks.batch.core import (
 from frameworks.batch.jobs import ValidationError, parse_job
 from frameworks.batch.runs import RunStatus
 from frameworks.batch.schedules import parse_schedule
-from mesos_coordination.store import MemorySink, Mutation
+from mesos_coordination.store import MemorySink, Mutation, store_key
 from mesos_runtime.clock import FakeClock
 from mesos_values.resources import Resources
 from protos import mesos_pb2
@@ -497,3 +498,31 @@ def test_a_job_body_reports_the_problems_of_the_job_and_its_schedules_together()
                                       "schedules": [{"id": "nightly", "cron": "0 1 * * *"}]})
     assert job_.id == "a" and schedules is not None and [s.id for s in schedules] == ["nightly"]
     assert parse_job_body({"id": "a", "run": {"cmd": "true", "cpus": 1, "mem": 64}})[1] is None
+
+
+def test_recovery_sets_bad_records_aside_and_keeps_the_rest() -> None:
+    h = Harness()
+    h.core.put_job(job("good"), [parse_schedule({"id": "hourly", "cron": "0 * * * *"})],
+                   create=True)
+    bad = store_key("jobs", "æÊÚl")
+    h.sink.entries |= {
+        bad: json.dumps({"id": "æÊÚl", "run": {"cmd": "true", "cpus": 1, "mem": 64}}).encode(),
+        store_key("schedules", "æÊÚl@hourly"): h.sink.entries[
+            store_key("schedules", "good@hourly")],
+        store_key("jobs", "other"): json.dumps(job("good").to_json()).encode(),
+        store_key("history", "truncated"): b'{"successCount": 1',
+    }
+    successor = h.restart()
+    assert set(successor.core.jobs) == {"good"} and set(successor.core.schedules) == {"good"}
+    aside = {record.key: record.reason for record in successor.core.set_aside}
+    assert set(aside) == {bad, store_key("schedules", "æÊÚl@hourly"), store_key("jobs", "other"),
+                          store_key("history", "truncated")}
+    assert aside[bad].startswith("ValidationError: /id: must be")
+    assert aside[store_key("schedules", "æÊÚl@hourly")] == "its job 'æÊÚl' is set aside"
+    assert aside[store_key("jobs", "other")] == "ValueError: holds job 'good'"
+
+    assert successor.core.discard_set_aside("æÊÚl")
+    assert not successor.core.discard_set_aside("æÊÚl")
+    successor.core.put_job(job("truncated"), create=True)
+    successor.core.delete_job("truncated", stop_current_runs=False)
+    assert [r.key for r in successor.restart().core.set_aside] == [store_key("jobs", "other")]

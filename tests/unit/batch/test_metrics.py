@@ -32,6 +32,7 @@ def test_the_leader_reports_its_jobs_runs_and_run_durations() -> None:
         "metronome.leader.gauge": 1, "metronome.jobs.active.gauge": 1,
         "metronome.jobs.specs.gauge": 2, "metronome.jobs.queued.gauge": 1,
         "metronome.schedules.gauge": 0, "metronome.mesos.offers.suppressed.gauge": 0,
+        "metronome.records.set-aside.gauge": 0,
     }
     counters = {name: entry["count"] for name, entry in metrics["counters"].items()}
     assert counters["metronome.jobs.started.counter"] == 2

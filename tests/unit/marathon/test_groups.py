@@ -198,3 +198,22 @@ def test_unknown_dependencies_are_ignored() -> None:
     root = parse_group({"id": "/", "apps": [app("/a", dependencies=["/ghost"])]})
     assert effective_dependencies(root, p("/a")) == frozenset()
     validate_root(root)
+
+
+SEGMENT_ERROR = "must fully match regular expression"
+
+
+def test_an_app_in_a_group_no_body_may_name_is_refused() -> None:
+    """`POST /v2/groups/__main__` with app `web` would store `/__main__/web`."""
+    caught = rejection({"apps": [app("web")]}, base=p("/__main__"))
+    assert caught.message == OBJECT_NOT_VALID
+    assert [e.split(" '")[0] for e in caught.errors_at("/apps(0)/id")] == [SEGMENT_ERROR]
+
+
+@pytest.mark.parametrize("base", ["/__main__", "/æÊÚl"])
+def test_every_group_and_app_id_of_a_root_is_checked_before_it_is_stored(base: str) -> None:
+    update = parse_group_update({"id": "x"}, base=p(base))
+    with pytest.raises(AppValidationError) as caught:
+        validate_root(apply_group_update(Group(ROOT), update))
+    assert [e.split(" '")[0] for e in caught.value.errors_at(base)] == [SEGMENT_ERROR]
+    assert [e.split(" '")[0] for e in caught.value.errors_at(f"{base}/x")] == [SEGMENT_ERROR]
