@@ -143,6 +143,7 @@ class MarathonApi:
             Route("/v2/deployments/{deployment_id}", self.cancel_deployment,
                   methods=["DELETE"]),
             Route("/v2/queue", self.queue, methods=["GET"]),
+            Route("/v2/set-aside-records", self.set_aside_records, methods=["GET"]),
             Route("/v2/queue/{rest:path}", self.reset_delay, methods=["DELETE"]),
             Route("/metrics", self.metrics, methods=["GET"]),
             Route("/metrics/prometheus", self.metrics_prometheus, methods=["GET"]),
@@ -176,9 +177,6 @@ class MarathonApi:
             "elected": core is not None,
             "leader": service.leader_address,
             "frameworkId": core.framework_id if core is not None else None,
-            # Records the leader's recovery could not read (`frameworks.set_aside`).
-            "setAsideRecords": [r.to_json() for r in core.set_aside] if core is not None
-            else [],
             "marathon_config": {
                 "master": config.master,
                 "framework_name": config.framework_name,
@@ -510,6 +508,11 @@ class MarathonApi:
         if plan is None:
             return Response(status_code=202)
         return _deployment_answer(plan)
+
+    async def set_aside_records(self, request: Request) -> Response:
+        """Records the leader's recovery could not read (`frameworks.set_aside`); not in
+        `/v2/info`, whose fields strict clients check against Marathon's."""
+        return _json({"setAsideRecords": [r.to_json() for r in self.core().set_aside]})
 
     async def queue(self, request: Request) -> Response:
         core = self.core()

@@ -301,8 +301,8 @@ def test_a_poisoned_app_record_is_set_aside_at_restart_and_deleted(
         while_down()
         restart((process, marathon))
         wait_for(lambda: marathon.get("/v2/info").json()["frameworkId"], "marathon to register")
-        info = marathon.get("/v2/info").json()
-        assert {r["key"] for r in info["setAsideRecords"]} == {ROOT_KEY, bad}
+        aside = marathon.get("/v2/set-aside-records").json()["setAsideRecords"]
+        assert {r["key"] for r in aside} == {ROOT_KEY, bad}
         assert "marathon_set_aside_records 2" in marathon.get("/metrics/prometheus").text
         assert "record set aside" in process.log()
         assert wait_for(lambda: settled(marathon, "/good", 1), "/good to run")
@@ -311,5 +311,5 @@ def test_a_poisoned_app_record_is_set_aside_at_restart_and_deleted(
     process.kill9()
     restart((process, marathon))
     wait_for(lambda: marathon.get("/v2/info").json()["frameworkId"], "marathon to register")
-    assert marathon.get("/v2/info").json()["setAsideRecords"] == []
+    assert marathon.get("/v2/set-aside-records").json()["setAsideRecords"] == []
     assert [a["id"] for a in marathon.get("/v2/apps").json()["apps"]] == ["/good"]

@@ -136,8 +136,9 @@ def test_a_poisoned_record_is_set_aside_and_every_marathon_recovers_the_rest(
                            bad: json.dumps({"id": "/__main__/web", "cmd": "sleep 1"}).encode()})
     for successor in takeovers(marathons, leader, "/v2/info"):
         client = successor[1]
-        info = client.get("/v2/info").json()
-        assert {r["key"] for r in info["setAsideRecords"]} == {ROOT_KEY, bad}
+        aside = client.get("/v2/set-aside-records").json()["setAsideRecords"]
+        assert {r["key"] for r in aside} == {ROOT_KEY, bad}
+        assert "setAsideRecords" not in client.get("/v2/info").json()  # Marathon's fields only
         assert "marathon_set_aside_records 2" in client.get("/metrics/prometheus").text
         assert client.get("/v2/apps/good").json()["app"]["tasksRunning"] == 1
         assert client.get("/v2/groups/__main__").status_code == 404
@@ -147,5 +148,5 @@ def test_a_poisoned_record_is_set_aside_and_every_marathon_recovers_the_rest(
     assert removed.status_code == 200, removed.text
     assert bad not in stored_keys(leader, "apps")
     for _, client in takeovers(marathons, leader, "/v2/info"):
-        assert client.get("/v2/info").json()["setAsideRecords"] == []
+        assert client.get("/v2/set-aside-records").json()["setAsideRecords"] == []
         assert client.get("/v2/apps/good").json()["app"]["tasksRunning"] == 1
