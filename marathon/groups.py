@@ -45,6 +45,7 @@ __all__ = [
     "same_config",
     "to_json",
     "validate_root",
+    "without_invalid_parts",
 ]
 
 CYCLIC_DEPENDENCIES = "Dependency graph has cyclic dependencies."
@@ -531,6 +532,69 @@ def dependency_levels(root: Group) -> list[list[AppDefinition]]:
     for app in root.transitive_apps():
         levels.setdefault(longest(app.id), []).append(app)
     return [levels[level] for level in sorted(levels)]
+
+
+def without_invalid_parts(root: Group) -> tuple[Group, list[Violation]]:
+    """`root` without the parts `validate_root` would refuse, and why each went: subgroups
+    that are not direct children of their parent (with everything in them), where an app and
+    a group share an id the group if it holds no app, else the app, and apps on a dependency
+    cycle. For a tree read back from the store
+    (`marathon.state`): a tree an older leader stored must not refuse every later change.
+    Segment errors are the reader's to find, record by record."""
+    removed: list[Violation] = []
+
+    def prune_groups(group: Group) -> Group:
+        kept = {}
+        for child_id, child in group.groups.items():
+            if child_id.parent != group.id:
+                removed.append(Violation(str(child_id), f"Identifier is not child of "
+                                                        f"{group.id}. Hint: use relative paths."))
+            else:
+                kept[child_id] = prune_groups(child)
+        return group.replace(groups=kept)
+
+    tree = prune_groups(root)
+    app_ids = tree.transitive_app_ids()
+    empty_clashes = {g.id for g in tree.transitive_groups()
+                     if g.id in app_ids and not g.transitive_app_ids()}
+    if empty_clashes:
+        removed += [Violation(str(i), _SAME_ID) for i in sorted(empty_clashes, key=str)]
+        tree = _without_groups(tree, empty_clashes)
+    group_ids = {g.id for g in tree.transitive_groups()}
+    drop = {app_id for app_id in app_ids if app_id in group_ids}
+    removed += [Violation(str(app_id), _SAME_ID) for app_id in sorted(drop, key=str)]
+    graph = dependency_graph(tree)
+    if _has_cycle(graph):
+        on_cycle = sorted((node for node in graph if _reaches(graph, node, node)), key=str)
+        removed += [Violation(str(app_id), CYCLIC_DEPENDENCIES) for app_id in on_cycle]
+        drop.update(on_cycle)
+
+    def prune_apps(group: Group) -> Group:
+        return group.replace(
+            apps={i: a for i, a in group.apps.items() if i not in drop},
+            groups={i: prune_apps(g) for i, g in group.groups.items()},
+        )
+
+    return (prune_apps(tree) if drop else tree), removed
+
+
+def _without_groups(group: Group, drop: set[PathId]) -> Group:
+    return group.replace(groups={i: _without_groups(g, drop)
+                                 for i, g in group.groups.items() if i not in drop})
+
+
+def _reaches(graph: Mapping[PathId, frozenset[PathId]], start: PathId, goal: PathId) -> bool:
+    """Whether a path of one or more edges leads from `start` to `goal`."""
+    seen: set[PathId] = set()
+    pending = list(graph.get(start, frozenset()))
+    while pending:
+        node = pending.pop()
+        if node == goal:
+            return True
+        if node not in seen:
+            seen.add(node)
+            pending.extend(graph.get(node, frozenset()))
+    return False
 
 
 def validate_root(root: Group) -> None:

@@ -17,7 +17,7 @@ from frameworks.set_aside import SetAside, reading
 from marathon.app_definition import parse_app
 from marathon.constraints import InstanceCondition, PlacedInstance
 from marathon.deployments import DeploymentPlan
-from marathon.groups import Group, parse_group
+from marathon.groups import Group, parse_group, without_invalid_parts
 from marathon.groups import to_json as group_to_json
 from marathon.paths import ROOT, PathId, segment_errors
 from mesos_coordination.store import split_key, store_key
@@ -250,8 +250,11 @@ class Recovered:
         state.deployments.sort(key=lambda d: d[1])
         if root_value is not None:
             with reading(state.set_aside, ROOT_KEY):
-                state.root = _root_from_record(json.loads(root_value), state.app_versions,
-                                               state.set_aside)
+                tree = _root_from_record(json.loads(root_value), state.app_versions,
+                                         state.set_aside)
+                state.root, removed = without_invalid_parts(tree)
+                state.set_aside += [SetAside(ROOT_KEY, f"{v.path}: {v.error}")
+                                    for v in removed]
         return state
 
     def _read(self, kind: str, value: bytes, entries: Mapping[str, bytes]) -> None:
