@@ -143,7 +143,7 @@ class MarathonApi:
             Route("/v2/deployments/{deployment_id}", self.cancel_deployment,
                   methods=["DELETE"]),
             Route("/v2/queue", self.queue, methods=["GET"]),
-            Route("/v2/set-aside-records", self.set_aside_records, methods=["GET"]),
+            Route("/v2/set-aside-records", self.set_aside_records, methods=["GET", "DELETE"]),
             Route("/v2/queue/{rest:path}", self.reset_delay, methods=["DELETE"]),
             Route("/metrics", self.metrics, methods=["GET"]),
             Route("/metrics/prometheus", self.metrics_prometheus, methods=["GET"]),
@@ -511,8 +511,18 @@ class MarathonApi:
 
     async def set_aside_records(self, request: Request) -> Response:
         """Records the leader's recovery could not read (`frameworks.set_aside`); not in
-        `/v2/info`, whose fields strict clients check against Marathon's."""
-        return _json({"setAsideRecords": [r.to_json() for r in self.core().set_aside]})
+        `/v2/info`, whose fields strict clients check against Marathon's. DELETE with
+        `?key=` removes one from the store."""
+        core = self.core()
+        if request.method == "DELETE":
+            key = request.query_params.get("key")
+            if not key:
+                raise HttpError(400, "Query parameter 'key' (a set-aside record's key) is "
+                                     "required")
+            if not core.discard_record(key):
+                raise HttpError(404, f"No set-aside record '{key}'")
+            await self.service.durable()
+        return _json({"setAsideRecords": [r.to_json() for r in core.set_aside]})
 
     async def queue(self, request: Request) -> Response:
         core = self.core()

@@ -192,6 +192,26 @@ class MarathonCore:
             self.sink.write(Mutation(record.key, None))
         return bool(discarded)
 
+    def discard_record(self, key: str) -> bool:
+        """Delete set-aside record `key` from the store (`DELETE /v2/set-aside-records`);
+        False if no record of that key is set aside. The root record is not deleted but
+        rewritten from the recovered tree, without the parts that were set aside."""
+        if not any(record.key == key for record in self.set_aside):
+            return False
+        if key == ROOT_KEY:
+            self.update_root(lambda root: root)
+            return True
+        kind, name = split_key(key)
+        if kind == "apps":
+            app_id = PathId.parse(name.rpartition("@")[0])
+            self.discard_set_aside(app_id)
+            if self.root.app(app_id) is None:  # the root record may still name it
+                self.update_root(lambda root: root)
+            return True
+        self.set_aside = [record for record in self.set_aside if record.key != key]
+        self.sink.write(Mutation(key, None))
+        return True
+
     def kill_tasks(self, task_ids: Iterable[str], *, scale: bool) -> DeploymentPlan | None:
         """Kill tasks; with `scale` the apps shrink by as many (a deployment), otherwise the
         tasks are replaced. Unknown ids raise KeyError."""

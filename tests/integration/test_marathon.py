@@ -307,6 +307,12 @@ def test_a_poisoned_app_record_is_set_aside_at_restart_and_deleted(
         assert "record set aside" in process.log()
         assert wait_for(lambda: settled(marathon, "/good", 1), "/good to run")
 
+    assert marathon.delete("/v2/set-aside-records").status_code == 400
+    assert marathon.delete("/v2/set-aside-records", params={"key": "instances/x"}
+                           ).status_code == 404
+    remaining = marathon.delete("/v2/set-aside-records", params={"key": ROOT_KEY})
+    assert remaining.status_code == 200
+    assert [r["key"] for r in remaining.json()["setAsideRecords"]] == [bad]
     assert marathon.delete("/v2/apps/__main__/web").status_code == 200
     process.kill9()
     restart((process, marathon))

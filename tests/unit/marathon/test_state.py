@@ -128,3 +128,20 @@ def test_an_app_is_set_aside_for_a_group_with_apps_of_the_same_id() -> None:
     assert [str(app.id) for app in recovered.root.transitive_apps()] == ["/k/h"]
     assert [r.reason for r in recovered.set_aside] == [
         "/k: Groups and Applications may not have the same identifier."]
+
+
+def test_each_set_aside_record_can_be_deleted_by_its_key() -> None:
+    world = World()
+    world.deploy_app(APP)
+    sink = MemorySink()
+    sink.entries.update(poisoned(world.sink.entries))
+    successor = World(sink, Recovered.decode(sink.entries))
+    assert not successor.core.discard_record(store_key("instances", "i-2"))
+    for key in (store_key("instances", "i-1"), store_key("deployments", "d-1"), ROOT_KEY,
+                store_key("apps", f"{BAD_APP}@v1")):
+        assert successor.core.discard_record(key), key
+        assert key not in {record.key for record in successor.core.set_aside}
+    assert not successor.core.set_aside
+    again = Recovered.decode(sink.entries)
+    assert not again.set_aside
+    assert again.root.app(PathId.parse("/web")) is not None
