@@ -74,6 +74,7 @@ class BatchApi:
             Route("/v1/queue", self.queue, methods=["GET"]),
             Route("/v0/scheduled-jobs", self.create_job, methods=["POST"]),
             Route("/v0/scheduled-jobs/{job_id}", self.replace_job, methods=["PUT"]),
+            Route("/v1/set-aside-records", self.set_aside_records, methods=["GET", "DELETE"]),
             Route("/v1/jobs", self.jobs, methods=["GET", "POST"]),
             Route("/v1/jobs/{job_id}", self.job, methods=["GET", "PUT", "DELETE"]),
             Route("/v1/jobs/{job_id}/runs", self.runs, methods=["GET", "POST"]),
@@ -106,6 +107,20 @@ class BatchApi:
             "setAsideRecords": [r.to_json() for r in core.set_aside] if core is not None
             else [],
         })
+
+    async def set_aside_records(self, request: Request) -> Response:
+        """The records the leader's recovery set aside (as in `/info`); DELETE with `?key=`
+        removes one from the store."""
+        core = self.core()
+        if request.method == "DELETE":
+            key = request.query_params.get("key")
+            if not key:
+                raise HttpError(400, "Query parameter 'key' (a set-aside record's key) is "
+                                     "required")
+            if not core.discard_record(key):
+                raise HttpError(404, f"No set-aside record '{key}'")
+            await self.backend.durable()
+        return JSONResponse({"setAsideRecords": [r.to_json() for r in core.set_aside]})
 
     async def leader(self, request: Request) -> Response:
         """The leading instance's `host:port`, which a standby knows too; 503 while none is."""

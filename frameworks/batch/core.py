@@ -375,6 +375,15 @@ class BatchCore:
             self.sink.write(Mutation(record.key, None))
         return bool(discarded)
 
+    def discard_record(self, key: str) -> bool:
+        """Delete set-aside record `key` from the store; False if no record of that key is
+        set aside."""
+        if not any(record.key == key for record in self.set_aside):
+            return False
+        self.set_aside = [record for record in self.set_aside if record.key != key]
+        self.sink.write(Mutation(key, None))
+        return True
+
     def job(self, job_id: str) -> JobSpec:
         """The job; NotFound otherwise."""
         job = self.jobs.get(job_id)

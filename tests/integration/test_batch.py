@@ -195,7 +195,8 @@ def test_a_restart_mid_run_keeps_the_run_and_its_history(batch: Batch) -> None:
 
 def test_a_poisoned_job_record_is_set_aside_at_restart_and_deleted(batch: Batch) -> None:
     """A job record with an id no request may name (one is refused with 422) does not stop a
-    restarted leader: it is set aside and reported, the rest recovered, and DELETE removes it."""
+    restarted leader: it is set aside and reported, the rest recovered, and DELETE removes it
+    (`DELETE /v1/jobs/{id}` does too: test_batch_ha)."""
     good = {"id": "good", "run": {"cmd": "true", "cpus": 0.1, "mem": 32}}
     batch.client.post("/v1/jobs", json=good).raise_for_status()
     assert batch.client.post("/v1/jobs", json={**good, "id": "æÊÚl"}).status_code == 422
@@ -211,7 +212,12 @@ def test_a_poisoned_job_record_is_set_aside_at_restart_and_deleted(batch: Batch)
     assert "record set aside" in batch.process.log()
     assert [job["id"] for job in batch.client.get("/v1/jobs").json()] == ["good"]
 
-    assert batch.client.delete("/v1/jobs/%C3%A6%C3%8A%C3%9Al").status_code == 200
+    assert batch.client.get("/v1/set-aside-records").json()["setAsideRecords"] == aside
+    assert batch.client.delete("/v1/set-aside-records").status_code == 400
+    assert batch.client.delete("/v1/set-aside-records", params={"key": store_key("jobs", "good")}
+                               ).status_code == 404
+    removed = batch.client.delete("/v1/set-aside-records", params={"key": bad})
+    assert removed.status_code == 200 and removed.json() == {"setAsideRecords": []}
     batch.restart()
     assert batch.client.get("/info").json()["setAsideRecords"] == []
     assert [job["id"] for job in batch.client.get("/v1/jobs").json()] == ["good"]

@@ -526,3 +526,8 @@ def test_recovery_sets_bad_records_aside_and_keeps_the_rest() -> None:
     successor.core.put_job(job("truncated"), create=True)
     successor.core.delete_job("truncated", stop_current_runs=False)
     assert [r.key for r in successor.restart().core.set_aside] == [store_key("jobs", "other")]
+    assert not successor.core.discard_record(store_key("jobs", "good"))  # not set aside
+    assert successor.core.discard_record(store_key("jobs", "other"))
+    assert not successor.core.discard_record(store_key("jobs", "other"))
+    assert not successor.restart().core.set_aside
+    assert set(successor.restart().core.jobs) == {"good"}
