@@ -22,6 +22,7 @@ import structlog
 
 from mesos_master.allocator import Allocator, Grant
 from mesos_master.records import AgentRecord, FrameworkRecord, OfferRecord
+from mesos_master.validation import is_duration
 from mesos_runtime.clock import Clock
 from mesos_values.resources import Resources
 from protos import mesos_pb2, scheduler_pb2
@@ -41,8 +42,11 @@ EventType = scheduler_pb2.Event.Type
 
 
 def refuse_seconds(filters: mesos_pb2.Filters) -> float:
-    """How long declined resources stay filtered from the framework."""
-    return filters.refuse_seconds if filters.HasField("refuse_seconds") else DEFAULT_REFUSE_SECONDS
+    """How long declined resources stay filtered from the framework: as Mesos does, the
+    default when the value given is not a duration (negative, NaN, infinite, too long)."""
+    if filters.HasField("refuse_seconds") and is_duration(filters.refuse_seconds):
+        return filters.refuse_seconds
+    return DEFAULT_REFUSE_SECONDS
 
 
 class OfferBook:

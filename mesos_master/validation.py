@@ -8,6 +8,7 @@ or operator), or None; the reservation checks return the conversion they describ
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 
@@ -16,6 +17,9 @@ from mesos_values.resources import Resources
 from protos import mesos_pb2
 
 DEFAULT_ROLE = "*"  # the role of resources and frameworks that name none
+
+MAX_DURATION_SECONDS = (2**63 - 1) / 1e9
+"""The longest duration Mesos can hold (int64 nanoseconds, about 292 years)."""
 
 _ROLE_COMPONENT = re.compile(r"^[^\s/\x00-\x1f\x7f]+$")
 _FORBIDDEN_ID_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
@@ -46,12 +50,19 @@ def validate_id(kind: str, value: str) -> str | None:
     return None
 
 
+def is_duration(seconds: float) -> bool:
+    """Whether `seconds` is a duration Mesos can hold: finite, from 0 to
+    `MAX_DURATION_SECONDS`."""
+    return math.isfinite(seconds) and 0 <= seconds <= MAX_DURATION_SECONDS
+
+
 def validate_framework_info(info: mesos_pb2.FrameworkInfo) -> str | None:
     """Why a subscription with this FrameworkInfo is refused, or None."""
     if not info.name:
         return "FrameworkInfo.name is required"
-    if info.failover_timeout < 0:
-        return "FrameworkInfo.failover_timeout must not be negative"
+    if not is_duration(info.failover_timeout):
+        return (f"FrameworkInfo.failover_timeout {info.failover_timeout!r} must be a number "
+                f"of seconds from 0 to {MAX_DURATION_SECONDS:.0f}")
     if info.id.value and (problem := validate_id("framework id", info.id.value)):
         return problem
     for role in info.roles:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -179,12 +180,18 @@ def test_decline_filters_for_refuse_seconds() -> None:
     assert len(cluster.offers(framework)) == 1
 
 
-def test_decline_defaults_to_five_seconds() -> None:
+@pytest.mark.parametrize("filters", [
+    mesos_pb2.Filters(), mesos_pb2.Filters(refuse_seconds=-1),
+    mesos_pb2.Filters(refuse_seconds=math.nan), mesos_pb2.Filters(refuse_seconds=math.inf),
+    mesos_pb2.Filters(refuse_seconds=1e308),
+], ids=["absent", "negative", "nan", "inf", "1e308"])
+def test_decline_defaults_to_five_seconds(filters: mesos_pb2.Filters) -> None:
+    """As Mesos does, the default also stands in for a value that is not a duration."""
     cluster = Cluster()
     cluster.add_agent()
     framework = cluster.subscribe()
     [offer] = cluster.offers(framework)
-    cluster.master.decline(framework, [offer.id.value], mesos_pb2.Filters())
+    cluster.master.decline(framework, [offer.id.value], filters)
     cluster.clock.advance(4.9)
     assert cluster.offers(framework) == []
     cluster.clock.advance(0.2)
@@ -508,12 +515,16 @@ def test_teardown_shuts_framework_down_on_agents() -> None:
     ("fields", "fragment"),
     [
         ({"name": ""}, "name is required"),
-        ({"name": "x", "failover_timeout": -1}, "must not be negative"),
+        ({"name": "x", "failover_timeout": -1}, "must be a number of seconds from 0"),
+        ({"name": "x", "failover_timeout": math.nan}, "nan must be a number of seconds"),
+        ({"name": "x", "failover_timeout": math.inf}, "inf must be a number of seconds"),
+        ({"name": "x", "failover_timeout": 1e308}, "to 9223372037"),
         ({"name": "x", "roles": ["a b"]}, "whitespace"),
         ({"name": "x", "roles": ["a", "a"]}, "more than once"),
         ({"name": "x", "roles": ["a/../b"]}, "invalid component"),
     ],
-    ids=["no-name", "negative-failover", "role-space", "duplicate-role", "role-dotdot"],
+    ids=["no-name", "negative-failover", "nan-failover", "inf-failover", "huge-failover",
+         "role-space", "duplicate-role", "role-dotdot"],
 )
 def test_invalid_framework_info_is_refused(fields: dict[str, object], fragment: str) -> None:
     cluster = Cluster()
