@@ -14,7 +14,9 @@
 
 `--http_port` defaults to 0 (any free port, logged): several agents often share one host.
 File paths are the sandbox `directory` values from `/state` and anything below them; paths
-outside a sandbox (with `..`, or through a symlink) are refused with 403, missing ones are 404.
+outside a sandbox (with `..`, or through a symlink) are refused with 403, missing ones are 404,
+FIFOs, sockets and devices 400. Files are opened by `sandbox_files`, which never leaves the
+sandbox whatever its task does meanwhile, in a worker thread.
 As in Mesos, `/files/read` with `offset=-1` answers the file's size in `offset` with empty
 `data`, and reads at most 16 pages at a time. `data` holds the bytes read, one character per
 byte (Latin-1): a client adds `len(data)` to `offset` for the next read, and decodes the
@@ -30,16 +32,19 @@ import os
 import pwd
 import stat
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from mesos_agent.agent import Agent, agent_version
+from mesos_agent.sandbox_files import SandboxPathError, open_in_sandbox
 from mesos_agent.views import AgentSnapshot, ExecutorView, TaskView
 from mesos_http.http_error import HttpError
 from mesos_http.operator_http import (
@@ -61,6 +66,7 @@ RESOURCE_NAMES = ("cpus", "mem", "disk", "gpus")
 # <agent>/frameworks/<framework>/executors/<executor>/runs/<container>: see mesos_agent.paths
 _SANDBOX_DEPTH = 7
 _SANDBOX_MARKERS = {1: "frameworks", 3: "executors", 5: "runs"}
+_DOWNLOAD_CHUNK = 256 * 1024
 _GAUGE_STATES = {
     "staging": mesos_pb2.TASK_STAGING,
     "starting": mesos_pb2.TASK_STARTING,
@@ -241,46 +247,46 @@ class AgentHttp:
                              uptime=self._wall_clock() - self._start_time)
 
     async def browse(self, request: Request) -> Response:
-        path, real = self._resolve(request)
-        return JSONResponse(await asyncio.to_thread(_browse, path, real))
+        where = self._sandbox_path(request)
+        return JSONResponse(await asyncio.to_thread(_browse, where))
 
     async def read(self, request: Request) -> Response:
-        path, real = self._resolve(request)
+        where = self._sandbox_path(request)
         offset = _int_param(request, "offset", 0)
         length = _int_param(request, "length", -1)
         if offset < -1 or length < -1:
             raise HttpError(400, "offset and length must be -1 or more")
-        if real.is_dir():
-            raise HttpError(400, f"cannot read {path}: it is a directory")
-        size = real.stat().st_size
+        size, data = await asyncio.to_thread(_read, where, offset, length)
         if offset == -1:
             return JSONResponse({"data": "", "offset": size})
-        length = min(MAX_READ_LENGTH, length if length != -1 else size)
-        # Nothing lies beyond the end (an offset past 2**63 could not even be sought).
-        data = await asyncio.to_thread(_read, real, offset, length) if offset < size else b""
         return JSONResponse({"data": data.decode("latin-1"), "offset": offset})
 
     async def download(self, request: Request) -> Response:
-        path, real = self._resolve(request)
-        if real.is_dir():
-            raise HttpError(400, f"cannot download {path}: it is a directory")
-        return FileResponse(real, filename=real.name, media_type="application/octet-stream")
+        where = self._sandbox_path(request)
+        descriptor = await asyncio.to_thread(_open_file, where)
+        quoted = quote(where.path.name)
+        disposition = (f'attachment; filename="{quoted}"' if quoted == where.path.name
+                       else f"attachment; filename*=utf-8''{quoted}")
+        return StreamingResponse(_chunks(descriptor), media_type="application/octet-stream",
+                                 headers={"Content-Disposition": disposition})
 
-    def _resolve(self, request: Request) -> tuple[Path, Path]:
-        """The requested path and its real location; refuses paths outside the sandboxes."""
+    def _sandbox_path(self, request: Request) -> _SandboxPath:
+        """Where the requested path lies. Only its text is checked here: `sandbox_files`
+        opens it without leaving the sandbox."""
         raw = request.query_params.get("path")
         if not raw:
             raise HttpError(400, "expecting a 'path' query parameter")
         if "\0" in raw:
             raise HttpError(400, "the 'path' query parameter must not contain a NUL character")
         path = Path(raw)
-        root = Path(os.path.realpath(self._agent.view().sandboxes_root))
-        real = Path(os.path.realpath(path))
-        if not path.is_absolute() or ".." in path.parts or not _in_sandbox(real, root):
+        given = Path(os.path.abspath(self._agent.view().sandboxes_root))
+        real = Path(os.path.realpath(given))
+        below = next((path.relative_to(root).parts for root in (given, real)
+                      if path.is_absolute() and path.is_relative_to(root)), None)
+        if below is None or ".." in path.parts or not _names_a_sandbox(below):
             raise HttpError(403, f"{raw} is not inside a sandbox of this agent")
-        if not real.exists():
-            raise HttpError(404, f"{raw} does not exist")
-        return path, real
+        return _SandboxPath(path, str(real), below[:_SANDBOX_DEPTH],
+                            "/".join(below[_SANDBOX_DEPTH:]))
 
 
 def _aliases(paths: Iterable[str], endpoint: Callable[[Request], Any]) -> list[Route]:
@@ -302,21 +308,41 @@ def _int_param(request: Request, name: str, default: int) -> int:
         raise HttpError(400, f"{name} must be an integer, not {text!r}") from None
 
 
-def _in_sandbox(real: Path, root: Path) -> bool:
-    if not real.is_relative_to(root):
-        return False
-    parts = real.relative_to(root).parts
+@dataclass(frozen=True, slots=True)
+class _SandboxPath:
+    """A requested path: the sandboxes root (a real path), the sandbox's components below
+    it, and the rest of the path inside that sandbox."""
+
+    path: Path
+    root: str
+    sandbox: tuple[str, ...]
+    relative: str
+
+    def open(self) -> int:
+        """A read-only descriptor of the regular file or directory it names."""
+        try:
+            return open_in_sandbox(self.root, self.sandbox, self.relative, str(self.path))
+        except SandboxPathError as error:
+            raise HttpError(error.status, error.message) from None
+
+
+def _names_a_sandbox(parts: tuple[str, ...]) -> bool:
     return len(parts) >= _SANDBOX_DEPTH and all(
         parts[index] == marker for index, marker in _SANDBOX_MARKERS.items()
     )
 
 
-def _browse(path: Path, real: Path) -> list[dict[str, Any]]:
-    if not real.is_dir():
-        return [_entry(path, real.stat())]
-    with os.scandir(real) as entries:
-        return [_entry(path / entry.name, entry.stat(follow_symlinks=False))
-                for entry in sorted(entries, key=lambda e: e.name)]
+def _browse(where: _SandboxPath) -> list[dict[str, Any]]:
+    descriptor = where.open()
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISDIR(info.st_mode):
+            return [_entry(where.path, info)]
+        with os.scandir(descriptor) as entries:
+            return [_entry(where.path / entry.name, entry.stat(follow_symlinks=False))
+                    for entry in sorted(entries, key=lambda e: e.name)]
+    finally:
+        os.close(descriptor)
 
 
 def _entry(path: Path, info: os.stat_result) -> dict[str, Any]:
@@ -345,10 +371,36 @@ def _group(gid: int) -> str:
         return str(gid)
 
 
-def _read(path: Path, offset: int, length: int) -> bytes:
-    with path.open("rb") as file:
-        file.seek(offset)
-        return file.read(length)
+def _read(where: _SandboxPath, offset: int, length: int) -> tuple[int, bytes]:
+    """The file's size and up to `length` bytes (-1: to the end) from `offset`."""
+    descriptor = _open_file(where, "read")
+    try:
+        size = os.fstat(descriptor).st_size
+        if offset == -1:
+            return size, b""
+        length = min(MAX_READ_LENGTH, length if length != -1 else size)
+        # Nothing lies beyond the end (an offset past 2**63 could not even be sought).
+        return size, os.pread(descriptor, length, offset) if offset < size else b""
+    finally:
+        os.close(descriptor)
+
+
+def _open_file(where: _SandboxPath, verb: str = "download") -> int:
+    """A descriptor of the regular file `where` names; 400 for a directory."""
+    descriptor = where.open()
+    if stat.S_ISDIR(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise HttpError(400, f"cannot {verb} {where.path}: it is a directory")
+    return descriptor
+
+
+async def _chunks(descriptor: int) -> AsyncIterator[bytes]:
+    """The file's bytes, read off the event loop; closes the descriptor."""
+    try:
+        while chunk := await asyncio.to_thread(os.read, descriptor, _DOWNLOAD_CHUNK):
+            yield chunk
+    finally:
+        os.close(descriptor)
 
 
 def _resources(resources: Iterable[mesos_pb2.Resource]) -> Resources:

@@ -155,6 +155,36 @@ def test_sandbox_files_browse_read_tail_and_download(cluster: Cluster) -> None:
         assert get(agent, "/files/read", path=stdout, offset="x").status_code == 400
 
 
+def test_a_task_cannot_make_the_agent_read_outside_its_sandbox_or_block(
+    cluster: Cluster, tmp_path: Path,
+) -> None:
+    """The task swaps a file for a symlink to a secret and back as fast as it can, while its
+    file is read 200 times: the secret never comes back (a check-then-open did in about one
+    read of five). A FIFO in the sandbox is refused at once, not opened."""
+    secret = tmp_path / "secret"
+    secret.write_text("SECRET-MARKER\n")
+    swapper = (f"mkfifo fifo; while true; do echo public > new && mv -f new data; "
+               f"ln -s {secret} link && mv -fT link data; done")
+    agent = start_observed_agent(cluster)
+    scheduler = RecordingScheduler(on_offers=launch_once(("swapper", swapper)))
+    with running(cluster, scheduler, "attacker"):
+        scheduler.wait_for_state("swapper", "TASK_RUNNING")
+        sandbox = executor_of(ok(agent, "/state"), "swapper")["directory"]
+        wait_for(lambda: Path(sandbox, "fifo").exists(), "the task to make its FIFO")
+        answers: dict[int, int] = {}
+        for _ in range(200):
+            for endpoint in ("/files/read", "/files/download"):
+                response = get(agent, endpoint, path=f"{sandbox}/data")
+                assert b"SECRET-MARKER" not in response.content, endpoint
+                answers[response.status_code] = answers.get(response.status_code, 0) + 1
+        assert set(answers) <= {200, 403, 404}, answers  # 404: caught between mv and ln
+        assert answers.get(200, 0) and answers.get(403, 0), answers  # both sides were seen
+        for endpoint in ("/files/read", "/files/download", "/files/browse"):
+            fifo = get(agent, endpoint, path=f"{sandbox}/fifo")
+            assert fifo.status_code == 400 and "not a regular file" in fifo.text, endpoint
+        assert ok(agent, "/state")["frameworks"]
+
+
 def completed_executor_of(state: dict[str, Any], task_id: str) -> dict[str, Any] | None:
     """The ended executor whose `completed_tasks` hold the task, in a completed framework."""
     for framework in state["completed_frameworks"]:
