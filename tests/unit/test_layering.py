@@ -26,6 +26,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"protos"}),
     frozenset({"mesos_values"}),
     frozenset({"mesos_runtime"}),
+    frozenset({"mesos_security"}),
     frozenset({"mesos_coordination"}),
     frozenset({"mesos_http"}),
     frozenset({"webui"}),
@@ -45,6 +46,8 @@ no component."""
 
 CORES: tuple[str, ...] = (
     "mesos_values",
+    "mesos_security.acls",
+    "mesos_security.credentials",
     "mesos_http.field_limits",
     "mesos_http.json_body",
     "mesos_http.json_input",
