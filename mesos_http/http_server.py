@@ -15,6 +15,8 @@ from typing import Any
 
 import uvicorn
 
+from mesos_security.tls import TlsConfig
+
 GRACEFUL_SHUTDOWN_SECONDS = 2
 """How long a stopping server waits for open requests (event streams) to end."""
 
@@ -34,13 +36,14 @@ class _Server(uvicorn.Server):
 
 async def serve_while(
     app: Any, host: str, port: int, body: Callable[[int], Awaitable[None]], *,
-    keep_alive: int = DEFAULT_KEEP_ALIVE_SECONDS,
+    keep_alive: int = DEFAULT_KEEP_ALIVE_SECONDS, tls: TlsConfig | None = None,
 ) -> None:
     """Serve `app` on `host:port` while `body(bound_port)` runs; OSError if it cannot listen.
-    An idle keep-alive connection is closed after `keep_alive` seconds."""
+    An idle keep-alive connection is closed after `keep_alive` seconds. With a `tls` that
+    has a certificate, only HTTPS is served (ADR 0013)."""
     server = _Server(uvicorn.Config(
         app, host=host, port=port, log_config=None, access_log=False, lifespan="off",
-        timeout_keep_alive=keep_alive,
+        timeout_keep_alive=keep_alive, **(tls.uvicorn_options() if tls else {}),
         # Open event streams (/v2/events, a web UI page) must not hold a shutdown up for long.
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     ))
