@@ -21,6 +21,7 @@ from mesos_runtime.channels import (
     metadata_value,
     unreachable,
 )
+from mesos_security.tls import TlsConfig, open_channel
 from mesos_values.addresses import HostPort
 from protos import scheduler_pb2, scheduler_pb2_grpc
 
@@ -100,17 +101,17 @@ async def _stream_id(stream: Any) -> str:
 class GrpcTransport:
     """A gRPC channel to one master."""
 
-    def __init__(self, address: HostPort, *, send_timeout: float = 10.0) -> None:
+    def __init__(self, address: HostPort, *, send_timeout: float = 10.0,
+                 tls: TlsConfig | None = None) -> None:
         self.address = address
+        self._tls = tls
         self._send_timeout = send_timeout
         self._channel: grpc.aio.Channel | None = None
         self._stub: Any = None  # the generated gRPC stubs are untyped
 
     def _connect(self) -> Any:
         if self._stub is None:
-            self._channel = grpc.aio.insecure_channel(
-                str(self.address), options=CLIENT_CHANNEL_OPTIONS
-            )
+            self._channel = open_channel(str(self.address), self._tls, CLIENT_CHANNEL_OPTIONS)
             stub_class: Any = scheduler_pb2_grpc.SchedulerStub
             self._stub = stub_class(self._channel)
         return self._stub

@@ -44,6 +44,7 @@ from mesos_coordination.detector import MasterDetector, create_detector
 from mesos_coordination.reconnect import Ended, follow_leader
 from mesos_runtime.backlog import MAX_BATCH_MESSAGES, backlog
 from mesos_runtime.backoff import Backoff
+from mesos_security.tls import TlsConfig, tls_from_environment
 from mesos_values.addresses import HostPort
 from mesos_values.task_states import TERMINAL_STATES
 from protos import mesos_pb2, scheduler_pb2
@@ -89,7 +90,8 @@ class SchedulerDriver(DriverLifecycle):
     Raises ValueError at construction for a bad master address or framework_info.
     With `implicit_acknowledgements` (the default) each status update that carries a uuid is
     acknowledged once `Scheduler.status_update` returns; otherwise call
-    `acknowledge_status_update`.
+    `acknowledge_status_update`. `tls` is how to reach a TLS master (default: Mesos'
+    `LIBPROCESS_SSL_*` environment variables, plain TCP without them).
     """
 
     _kind = "scheduler"
@@ -101,8 +103,10 @@ class SchedulerDriver(DriverLifecycle):
         master: str = "127.0.0.1:5050",
         *,
         implicit_acknowledgements: bool = True,
+        tls: TlsConfig | None = None,
     ) -> None:
         super().__init__()
+        self._tls = tls if tls is not None else tls_from_environment()
         self.scheduler = scheduler
         self.master = master
         self.implicit_acknowledgements = implicit_acknowledgements
@@ -326,7 +330,7 @@ class SchedulerDriver(DriverLifecycle):
             return self._transport
         if self._transport is not None:
             await self._transport.close()
-        self._transport = GrpcTransport(address)
+        self._transport = GrpcTransport(address, tls=self._tls)
         return self._transport
 
     async def _follow_stream(self, transport: GrpcTransport) -> bool:

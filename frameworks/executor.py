@@ -30,6 +30,7 @@ import structlog
 from frameworks._lifecycle import DriverLifecycle, DriverStatus
 from mesos_runtime.backoff import Backoff
 from mesos_runtime.flags import parse_duration
+from mesos_security.tls import open_channel, tls_from_environment
 from protos import executor_pb2, executor_pb2_grpc, mesos_pb2
 
 __all__ = ["Executor", "ExecutorDriver"]
@@ -128,6 +129,7 @@ class ExecutorDriver(DriverLifecycle):
         super().__init__()
         self.executor = executor
         self.agent_endpoint = env["MESOS_AGENT_ENDPOINT"]
+        self._tls = tls_from_environment(env)  # LIBPROCESS_SSL_*: the agent sets them
         self.framework_id = mesos_pb2.FrameworkID(value=env["MESOS_FRAMEWORK_ID"])
         self.executor_id = mesos_pb2.ExecutorID(value=env["MESOS_EXECUTOR_ID"])
         self.agent_id = mesos_pb2.AgentID(value=env.get("MESOS_AGENT_ID", ""))
@@ -257,7 +259,7 @@ class ExecutorDriver(DriverLifecycle):
     async def _connect(self, backoff: Backoff) -> bool:
         """One subscription; returns whether it got as far as SUBSCRIBED."""
         subscribed = False
-        async with grpc.aio.insecure_channel(self.agent_endpoint) as channel:
+        async with open_channel(self.agent_endpoint, self._tls) as channel:
             stub = executor_pb2_grpc.ExecutorLinkStub(channel)
             call = stub.Subscribe()
             await call.write(self._call(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 from collections.abc import Coroutine
 from importlib import metadata
@@ -38,7 +39,7 @@ from mesos_agent.completed import CompletedWork
 from mesos_agent.config import AgentConfig
 from mesos_agent.container_configs import ContainerConfigs
 from mesos_agent.containerizer import Containerizer, PosixContainerizer
-from mesos_agent.environment import inherited_environment
+from mesos_agent.environment import executor_tls_environment, inherited_environment
 from mesos_agent.executor_link import ExecutorLinkServicer
 from mesos_agent.executors import ExecutorSupervisor
 from mesos_agent.group_commit import DurabilityError, GroupCommitter
@@ -52,6 +53,7 @@ from mesos_agent.task_book import Task, TaskBook
 from mesos_agent.views import AgentSnapshot
 from mesos_coordination.detector import MasterDetector
 from mesos_runtime.clock import Clock, SystemClock, WallClock
+from mesos_security.tls import add_listener
 from protos import agent_pb2, executor_pb2_grpc, mesos_pb2
 
 log: structlog.typing.FilteringBoundLogger = structlog.get_logger("mesos_agent")
@@ -95,7 +97,8 @@ class Agent:
             attributes=config.attributes,
         )
         self._link = MasterLink(
-            detector, self, self._hello, max_backoff=config.registration_max_backoff
+            detector, self, self._hello, max_backoff=config.registration_max_backoff,
+            tls=config.tls,
         )
         self._group: asyncio.TaskGroup | None = None
         self._completed = CompletedWork()
@@ -105,6 +108,8 @@ class Agent:
         self._configs = ContainerConfigs(
             self._agent_info, self._paths, base_environment=inherited_environment(os.environ),
             hostname=config.hostname, recovery_timeout=config.recovery_timeout,
+            executor_transport=executor_tls_environment(tls=config.tls.serves_tls,
+                                                        ca_file=config.tls.ca_file),
         )
         runners = RunnerContext(
             self._containerizer, self._committer, self._configs, self._spawn, self._agent_info
@@ -158,7 +163,9 @@ class Agent:
         )
         address = f"{self.config.ip}:{self.config.port}"
         try:
-            port = server.add_insecure_port(address)
+            # Executors hold no key of their own: TLS, but no client certificate required.
+            port = add_listener(server, address,
+                                dataclasses.replace(self.config.tls, require_client_cert=False))
         except RuntimeError as exc:
             raise OSError(f"cannot listen on {address}: {exc}") from exc
         if port == 0:

@@ -23,6 +23,7 @@ from mesos_runtime.flags import (
     parse_log_level,
     parse_port,
 )
+from mesos_security.tls import TlsConfig, add_tls_flags, tls_from_args
 from mesos_values.attributes import parse_attributes
 from mesos_values.resources import Resources
 from protos import mesos_pb2
@@ -52,6 +53,7 @@ class AgentConfig:
     strict: bool = True
     http_port: int = 0  # the HTTP endpoints' port (mesos_agent.http); 0: any free one
     flags: Mapping[str, str] = field(default_factory=dict)  # as given, for /flags
+    tls: TlsConfig = field(default_factory=TlsConfig)  # ADR 0013
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log_level", type=parse_log_level, default="INFO",
                         help="DEBUG, INFO, WARNING or ERROR")
+    add_tls_flags(parser)
     return parser
 
 
@@ -141,6 +144,10 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[AgentConfig, str]:
         parser.error(f"--attributes: {exc}")
     if args.status_update_retry_interval <= 0:
         parser.error("--status_update_retry_interval must be positive")
+    try:
+        tls = tls_from_args(args)
+    except ValueError as exc:
+        parser.error(str(exc))
     config = AgentConfig(
         master=args.master,
         work_dir=work_dir,
@@ -157,6 +164,7 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[AgentConfig, str]:
         strict=args.strict,
         http_port=args.http_port,
         flags=flag_values(parser, args),
+        tls=tls,
     )
     return config, args.log_level
 

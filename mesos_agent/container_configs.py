@@ -38,9 +38,12 @@ class ContainerConfigs:
         base_environment: Mapping[str, str],
         hostname: str,
         recovery_timeout: float,
+        executor_transport: Mapping[str, str] | None = None,
     ) -> None:
         """`agent_info` is the agent's own (its id may change); `base_environment` is what
-        every container inherits from the agent."""
+        every container inherits from the agent, `executor_transport` what custom executors
+        add to reach it (`executor_tls_environment`)."""
+        self._executor_transport = dict(executor_transport or {})
         self._agent_info = agent_info
         self._paths = paths
         self._base_environment = base_environment
@@ -65,7 +68,7 @@ class ContainerConfigs:
         environment = executor_environment(
             base=self._base_environment, ids=ids, agent_endpoint=self.agent_endpoint,
             hostname=self._hostname, recovery_timeout=self._recovery_timeout,
-            command=info.command,
+            command=info.command, transport=self._executor_transport,
         )
         return _command_config(container_id, ids, info.command, environment,
                                Resources.from_proto(info.resources))

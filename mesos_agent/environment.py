@@ -39,8 +39,21 @@ def port_environment(resources: Resources) -> dict[str, str]:
 
 
 def inherited_environment(agent_environment: Mapping[str, str]) -> dict[str, str]:
-    """The part of the agent's environment its children inherit (its own flags stay private)."""
-    return {k: v for k, v in agent_environment.items() if not k.startswith("MESOS_")}
+    """The part of the agent's environment its children inherit: its own flags and its TLS
+    identity (`LIBPROCESS_SSL_*`) stay private."""
+    return {k: v for k, v in agent_environment.items()
+            if not k.startswith(("MESOS_", "LIBPROCESS_SSL_"))}
+
+
+def executor_tls_environment(*, tls: bool, ca_file: str | None) -> dict[str, str]:
+    """What makes a custom executor dial its agent over TLS (ADR 0013): TLS on, and the CA
+    to verify the agent with; never the agent's own certificate or key."""
+    if not tls:
+        return {}
+    env = {"LIBPROCESS_SSL_ENABLED": "true"}
+    if ca_file is not None:
+        env["LIBPROCESS_SSL_CA_FILE"] = ca_file
+    return env
 
 
 def _container_environment(ids: ContainerIds) -> dict[str, str]:
@@ -84,9 +97,12 @@ def executor_environment(
     hostname: str,
     recovery_timeout: float,
     command: mesos_pb2.CommandInfo,
+    transport: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Environment of a custom executor (see protos/executor.proto)."""
+    """Environment of a custom executor (see protos/executor.proto); `transport` is how it
+    reaches the agent (`executor_tls_environment`)."""
     env = dict(base)
+    env.update(transport or {})
     env.update(_container_environment(ids))
     env["MESOS_AGENT_ENDPOINT"] = agent_endpoint
     env["MESOS_RECOVERY_TIMEOUT"] = f"{recovery_timeout}secs"

@@ -36,10 +36,12 @@ async def serve(config: AgentConfig) -> None:
     async def run(port: int) -> None:
         http.port = port
         agent.set_http_port(port)
-        log.info("agent HTTP endpoints listening", url=f"http://{HostPort(config.ip, port)}")
+        log.info("agent HTTP endpoints listening",
+                 url=f"{config.tls.http_scheme}://{HostPort(config.ip, port)}")
         await agent.run()
 
-    runner = asyncio.ensure_future(serve_while(http.app(), config.ip, config.http_port, run))
+    runner = asyncio.ensure_future(serve_while(http.app(), config.ip, config.http_port, run,
+                                               tls=config.tls))
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, runner.cancel)

@@ -30,6 +30,7 @@ from mesos_runtime.backlog import MAX_BATCH_MESSAGES, backlog, batched
 from mesos_runtime.backoff import Backoff
 from mesos_runtime.channels import CLIENT_CHANNEL_OPTIONS, leader_hint, unreachable
 from mesos_runtime.clock import Clock
+from mesos_security.tls import TlsConfig, open_channel
 from mesos_values.addresses import HostPort
 from protos import agent_pb2, agent_pb2_grpc, mesos_pb2
 
@@ -74,8 +75,10 @@ class MasterLink:
         initial_backoff: float = 0.1,
         max_backoff: float = 2.0,
         registration_timeout: float = 15.0,
+        tls: TlsConfig | None = None,
     ) -> None:
         self._detector = detector
+        self._tls = tls
         self._handler = handler
         self._hello = hello
         self._backoff = Backoff(initial_backoff, max_backoff, jitter=0.2)
@@ -122,8 +125,7 @@ class MasterLink:
             return Ended(str(exc) or type(exc).__name__, connected=self._registered)
 
     async def _session(self, leader: HostPort) -> None:
-        options = CLIENT_CHANNEL_OPTIONS
-        async with grpc.aio.insecure_channel(str(leader), options=options) as channel:
+        async with open_channel(str(leader), self._tls, CLIENT_CHANNEL_OPTIONS) as channel:
             stub = agent_pb2_grpc.AgentLinkStub(channel)
             call = stub.Connect()
             hello = self._hello()

@@ -44,6 +44,7 @@ from mesos_master.operator_api import operator_routes
 from mesos_master.records import AgentRecord, FrameworkRecord, OfferRecord
 from mesos_master.server import LeaderGate
 from mesos_master.validation import DEFAULT_ROLE
+from mesos_security.tls import TlsConfig
 from mesos_values.addresses import HostPort
 from mesos_values.resources import Resources
 from protos import mesos_pb2
@@ -202,9 +203,13 @@ class MasterHttp:
         flags: Mapping[str, str],
         *,
         wall_clock: Callable[[], float] = time.time,
+        tls: TlsConfig | None = None,
     ) -> None:
-        """`info` is this master's own MasterInfo (its `http_port` is set once listening)."""
+        """`info` is this master's own MasterInfo (its `http_port` is set once listening);
+        with `tls` the cluster's HTTP endpoints are HTTPS (agents' too: ADR 0013)."""
         self._gate = gate
+        self._tls = tls or TlsConfig()
+        self._scheme = self._tls.http_scheme
         self._info = info
         self._flags = dict(flags)
         self._wall_clock = wall_clock
@@ -220,8 +225,10 @@ class MasterHttp:
             *_aliases(("/redirect", "/master/redirect"), self.redirect),
             *_aliases(("/metrics/snapshot",), self.snapshot),
             *_aliases(("/metrics",), self.prometheus),
-            *operator_routes(self._gate),
-            *ui_routes("master", agent_url=self._agent_url),
+            *operator_routes(self._gate, scheme=self._scheme),
+            *ui_routes("master", agent_url=self._agent_url,
+                       agent_verify=self._tls.client_context() if self._tls.dials_tls
+                       else True),
         ]
         return Starlette(routes=routes)
 
@@ -231,7 +238,8 @@ class MasterHttp:
         agent = master.agents.get(agent_id) if master is not None else None
         if agent is None or not agent.info.http_port:
             return None
-        return f"http://{HostPort(agent.info.address or agent.info.hostname, agent.info.http_port)}"
+        address = HostPort(agent.info.address or agent.info.hostname, agent.info.http_port)
+        return f"{self._scheme}://{address}"
 
     async def state(self, request: Request) -> Response:
         return JSONResponse(master_state(
@@ -253,7 +261,7 @@ class MasterHttp:
         if leader is None or not leader.http_port:
             return PlainTextResponse("no leading master is known", status_code=503)
         address = HostPort(leader.address or leader.hostname, leader.http_port)
-        return RedirectResponse(f"http://{address}", status_code=307)
+        return RedirectResponse(f"{self._scheme}://{address}", status_code=307)
 
     async def snapshot(self, request: Request) -> Response:
         return JSONResponse(self._metrics())

@@ -33,6 +33,7 @@ from mesos_runtime.flags import (
     parse_zk_flag,
 )
 from mesos_runtime.logging import configure_logging
+from mesos_security.tls import TlsConfig, add_tls_flags, tls_from_args
 from mesos_values.addresses import HostPort
 from mesos_values.resources import Resources
 
@@ -157,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="ZooKeeper URL for leader election, zk://[user:pass@]h1:p,h2:p/path")
     parser.add_argument("--zk_session_timeout", type=parse_duration, default=10.0)
     parser.add_argument("--log_level", type=parse_log_level, default="INFO")
+    add_tls_flags(parser)
     return parser
 
 
@@ -172,6 +174,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error("--offer_timeout must be positive")
     if args.zk_session_timeout <= 0:
         parser.error("--zk_session_timeout must be positive")
+    try:
+        tls = tls_from_args(args)
+    except ValueError as error:
+        parser.error(str(error))
     configure_logging(args.log_level)
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     if args.work_dir is not None:
@@ -197,22 +203,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         zk=args.zk,
         zk_session_timeout=args.zk_session_timeout,
         work_dir=args.work_dir,
+        tls=tls,
     )
-    http = MasterHttp(server.gate, server.info, flag_values(parser, args))
-    run_service("mesos-master", lambda: _serve(server, http, args))
+    http = MasterHttp(server.gate, server.info, flag_values(parser, args), tls=tls)
+    run_service("mesos-master", lambda: _serve(server, http, args, tls))
 
 
-async def _serve(server: MasterServer, http: MasterHttp, args: argparse.Namespace) -> None:
+async def _serve(server: MasterServer, http: MasterHttp, args: argparse.Namespace,
+                 tls: TlsConfig) -> None:
     ip = args.ip
 
     async def run(port: int) -> None:
         structlog.get_logger("mesos_master").info(
-            "master HTTP endpoints listening", url=f"http://{HostPort(ip, port)}"
+            "master HTTP endpoints listening", url=f"{tls.http_scheme}://{HostPort(ip, port)}"
         )
         await server.run(http_port=port)
 
     app = BodyLimit(http.app(), args.http_max_request_bytes, _too_large)
-    await serve_while(app, ip, args.http_port, run)
+    await serve_while(app, ip, args.http_port, run, tls=tls)
 
 
 def _too_large(message: str) -> Response:

@@ -51,8 +51,9 @@ class _BadCall(Exception):
     """A malformed operator call (400)."""
 
 
-def operator_routes(gate: LeaderGate) -> list[Route]:
-    """The operator API's routes, acting on the core `gate` hands out while leading."""
+def operator_routes(gate: LeaderGate, *, scheme: str = "http") -> list[Route]:
+    """The operator API's routes, acting on the core `gate` hands out while leading (a
+    standby redirects to the leader's `scheme://` URL)."""
 
     def leading(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
@@ -62,7 +63,8 @@ def operator_routes(gate: LeaderGate) -> list[Route]:
                 if leader is None or not leader.http_port or leader.id == gate.own_id:
                     return PlainTextResponse("no leading master is available", status_code=503)
                 address = HostPort(leader.address or leader.hostname, leader.http_port)
-                return RedirectResponse(f"http://{address}{request.url.path}", status_code=307)
+                return RedirectResponse(f"{scheme}://{address}{request.url.path}",
+                                        status_code=307)
             try:
                 response = await handler(master, request)
             except _BadCall as exc:

@@ -49,6 +49,7 @@ from mesos_master.registry import KINDS, RegistryState
 from mesos_runtime.backlog import MAX_BATCH_MESSAGES, batched
 from mesos_runtime.channels import LEADER_METADATA_KEY, STREAM_ID_METADATA_KEY
 from mesos_runtime.clock import SystemClock, WallClock
+from mesos_security.tls import TlsConfig, add_listener
 from protos import (
     agent_pb2,
     agent_pb2_grpc,
@@ -411,9 +412,11 @@ class MasterServer:
         zk: str | None = None,
         zk_session_timeout: float = 10.0,
         work_dir: Path | None = None,
+        tls: TlsConfig | None = None,
     ) -> None:
         self.config = config or MasterConfig()
         self._work_dir = work_dir
+        self._tls = tls
         self._ip = ip
         self._requested_port = port
         self._allocation_interval = allocation_interval
@@ -451,7 +454,7 @@ class MasterServer:
             SchedulerServicer(self.gate, self.info), server
         )
         agent_pb2_grpc.add_AgentLinkServicer_to_server(AgentLinkServicer(self.gate), server)
-        port = server.add_insecure_port(f"{self._ip}:{self._requested_port}")
+        port = add_listener(server, f"{self._ip}:{self._requested_port}", self._tls)
         if port == 0:
             raise OSError(f"cannot listen on {self._ip}:{self._requested_port}")
         self.info.port = port

@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,15 @@ import grpc.aio
 
 from mesos_runtime.flags import parse_bool
 
-__all__ = ["TlsConfig", "add_tls_flags", "peer_principal", "tls_from_args"]
+__all__ = [
+    "TlsConfig",
+    "add_listener",
+    "add_tls_flags",
+    "open_channel",
+    "peer_principal",
+    "tls_from_args",
+    "tls_from_environment",
+]
 
 _ENV = "LIBPROCESS_SSL_"
 
@@ -143,6 +151,27 @@ def tls_from_args(args: argparse.Namespace,
         ca_file=pick("ssl_ca_file", "CA_FILE"),
         require_client_cert=bool(require),
     )
+
+
+def tls_from_environment(environ: Mapping[str, str] | None = None) -> TlsConfig:
+    """The `TlsConfig` of `LIBPROCESS_SSL_*` alone: for the SDK's drivers and executors,
+    which have no flags of their own."""
+    return tls_from_args(argparse.Namespace(), environ)
+
+
+def open_channel(target: str, tls: TlsConfig | None,
+                 options: Sequence[tuple[str, Any]] = ()) -> grpc.aio.Channel:
+    """A gRPC channel to `target`: over TLS when `tls` dials TLS, else plain."""
+    if tls is not None and tls.dials_tls:
+        return grpc.aio.secure_channel(target, tls.channel_credentials(), options=options)
+    return grpc.aio.insecure_channel(target, options=options)
+
+
+def add_listener(server: grpc.aio.Server, address: str, tls: TlsConfig | None) -> int:
+    """Listen on `address` (TLS only when `tls` serves TLS); the bound port, 0 if none."""
+    if tls is not None and tls.serves_tls:
+        return server.add_secure_port(address, tls.server_credentials())
+    return server.add_insecure_port(address)
 
 
 def peer_principal(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:

@@ -14,6 +14,7 @@ are passed on, with their query string; an unknown agent answers 404, an unreach
 from __future__ import annotations
 
 import mimetypes
+import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Literal
@@ -45,10 +46,12 @@ mimetypes.add_type("text/javascript", ".js")
 
 
 def ui_routes(
-    component: Component, *, agent_url: Callable[[str], str | None] | None = None
+    component: Component, *, agent_url: Callable[[str], str | None] | None = None,
+    agent_verify: ssl.SSLContext | bool = True,
 ) -> list[BaseRoute]:
     """The UI routes of `component`; the master passes `agent_url`, which maps an agent id to
-    the base URL of that agent's HTTP endpoints (None when unknown)."""
+    the base URL of that agent's HTTP endpoints (None when unknown), and `agent_verify`, how
+    their certificates are checked over HTTPS."""
     page = STATIC_DIR / f"{component}.html"
     if not page.is_file():
         raise ValueError(f"no web UI for {component!r}")
@@ -68,14 +71,14 @@ def ui_routes(
         routes.append(Route("/", serve_page, methods=["GET", "HEAD"]))
         if agent_url is not None:
             routes.append(Route("/ui/agent/{agent_id}/{endpoint:path}",
-                                _agent_proxy(agent_url), methods=["GET"]))
+                                _agent_proxy(agent_url, agent_verify), methods=["GET"]))
     else:
         routes.append(Route("/", to_page, methods=["GET", "HEAD"]))
     return routes
 
 
 def _agent_proxy(
-    agent_url: Callable[[str], str | None],
+    agent_url: Callable[[str], str | None], verify: ssl.SSLContext | bool,
 ) -> Callable[[Request], Awaitable[Response]]:
     async def proxy(request: Request) -> Response:
         agent_id = request.path_params["agent_id"]
@@ -86,7 +89,9 @@ def _agent_proxy(
         if base is None:
             return PlainTextResponse(f"agent {agent_id} is not known to this master",
                                      status_code=404)
-        client = httpx.AsyncClient(timeout=_AGENT_TIMEOUT)
+        # Only registered agents' own endpoints; a redirect is passed back, never followed.
+        client = httpx.AsyncClient(timeout=_AGENT_TIMEOUT, verify=verify,
+                                   follow_redirects=False)
         try:
             upstream = await client.send(
                 client.build_request("GET", f"{base}/{endpoint}", params=request.query_params),

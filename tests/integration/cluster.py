@@ -114,6 +114,7 @@ class Cluster:
 
     work_dir: Path
     master_flags: list[str] = field(default_factory=list)
+    agent_flags: list[str] = field(default_factory=list)  # added to every agent's
     processes: list[Process] = field(default_factory=list)
     master_port: int = 0
     agent_count: int = 0
@@ -223,6 +224,7 @@ class Cluster:
             argv += ["--attributes", attributes]
         if http_port is not None:
             argv += ["--http_port", str(http_port)]
+        argv += self.agent_flags
         process = Process(name, argv, self.work_dir / f"{name}.log", http_port=http_port).start()
         self.processes.append(process)
         return process

@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 
 from frameworks import OfferBudget, SchedulerDriver, command_task, offer_resources
+from mesos_security.tls import TlsConfig
 from mesos_values.resources import Resources
 from protos import mesos_pb2
 from tests.integration.cluster import Cluster, free_port, wait_for
@@ -25,10 +26,10 @@ PARTITION_AWARE = mesos_pb2.FrameworkInfo.Capability(
 @contextmanager
 def running(
     cluster: Cluster, scheduler: RecordingScheduler, name: str = "test",
-    **framework_fields: object,
+    tls: TlsConfig | None = None, **framework_fields: object,
 ) -> Iterator[SchedulerDriver]:
     info = mesos_pb2.FrameworkInfo(name=name, user="tester", **framework_fields)  # type: ignore[arg-type]
-    driver = SchedulerDriver(scheduler, info, cluster.master_address)
+    driver = SchedulerDriver(scheduler, info, cluster.master_address, tls=tls)
     driver.start()
     try:
         wait_for(lambda: scheduler.framework_id, f"{name} to register")
@@ -223,10 +224,12 @@ def test_drf_paper_example_with_real_offers(cluster: Cluster) -> None:
     assert final == {"A": 3, "B": 2}
 
 
-def run_example(module: str, cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+def run_example(module: str, cluster: Cluster, *args: str,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", module, "--master", cluster.master_address, *args],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
 
 

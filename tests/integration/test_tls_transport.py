@@ -3,9 +3,9 @@ asked (mutual TLS), and a verified client certificate names its principal."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import ssl
-import argparse
 from collections.abc import Iterator
 from pathlib import Path
 
