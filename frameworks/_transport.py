@@ -21,6 +21,7 @@ from mesos_runtime.channels import (
     metadata_value,
     unreachable,
 )
+from mesos_security.credentials import AUTHORIZATION_KEY, Credential, basic_authorization
 from mesos_security.tls import TlsConfig, open_channel
 from mesos_values.addresses import HostPort
 from protos import scheduler_pb2, scheduler_pb2_grpc
@@ -102,9 +103,13 @@ class GrpcTransport:
     """A gRPC channel to one master."""
 
     def __init__(self, address: HostPort, *, send_timeout: float = 10.0,
-                 tls: TlsConfig | None = None) -> None:
+                 tls: TlsConfig | None = None,
+                 credential: Credential | None = None) -> None:
         self.address = address
         self._tls = tls
+        # Sent with every call: the master authenticates each one (ADR 0013).
+        self._authorization: tuple[tuple[str, str], ...] = (
+            ((AUTHORIZATION_KEY, basic_authorization(credential)),) if credential else ())
         self._send_timeout = send_timeout
         self._channel: grpc.aio.Channel | None = None
         self._stub: Any = None  # the generated gRPC stubs are untyped
@@ -118,7 +123,7 @@ class GrpcTransport:
 
     async def subscribe(self, call: scheduler_pb2.Call) -> Subscription:
         """Open the event stream; raises CallError."""
-        stream = self._connect().Subscribe(call)
+        stream = self._connect().Subscribe(call, metadata=self._authorization)
         try:
             stream_id = await _stream_id(stream)
         except BaseException:
@@ -131,7 +136,8 @@ class GrpcTransport:
         """Send one call on behalf of stream `stream_id`; raises CallError."""
         try:
             await self._connect().Send(
-                call, metadata=((STREAM_ID_METADATA_KEY, stream_id),), timeout=self._send_timeout
+                call, metadata=((STREAM_ID_METADATA_KEY, stream_id), *self._authorization),
+                timeout=self._send_timeout
             )
         except grpc.aio.AioRpcError as exc:
             raise call_error(exc) from None

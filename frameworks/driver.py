@@ -44,6 +44,7 @@ from mesos_coordination.detector import MasterDetector, create_detector
 from mesos_coordination.reconnect import Ended, follow_leader
 from mesos_runtime.backlog import MAX_BATCH_MESSAGES, backlog
 from mesos_runtime.backoff import Backoff
+from mesos_security.credentials import Credential
 from mesos_security.tls import TlsConfig, tls_from_environment
 from mesos_values.addresses import HostPort
 from mesos_values.task_states import TERMINAL_STATES
@@ -91,7 +92,8 @@ class SchedulerDriver(DriverLifecycle):
     With `implicit_acknowledgements` (the default) each status update that carries a uuid is
     acknowledged once `Scheduler.status_update` returns; otherwise call
     `acknowledge_status_update`. `tls` is how to reach a TLS master (default: Mesos'
-    `LIBPROCESS_SSL_*` environment variables, plain TCP without them).
+    `LIBPROCESS_SSL_*` environment variables, plain TCP without them); `credential`, as in
+    Mesos' driver, authenticates the framework (its principal becomes the framework's).
     """
 
     _kind = "scheduler"
@@ -104,9 +106,13 @@ class SchedulerDriver(DriverLifecycle):
         *,
         implicit_acknowledgements: bool = True,
         tls: TlsConfig | None = None,
+        credential: mesos_pb2.Credential | None = None,
     ) -> None:
         super().__init__()
         self._tls = tls if tls is not None else tls_from_environment()
+        self._credential = (
+            Credential(credential.principal, credential.secret.decode("utf-8"))
+            if credential is not None else None)
         self.scheduler = scheduler
         self.master = master
         self.implicit_acknowledgements = implicit_acknowledgements
@@ -330,7 +336,7 @@ class SchedulerDriver(DriverLifecycle):
             return self._transport
         if self._transport is not None:
             await self._transport.close()
-        self._transport = GrpcTransport(address, tls=self._tls)
+        self._transport = GrpcTransport(address, tls=self._tls, credential=self._credential)
         return self._transport
 
     async def _follow_stream(self, transport: GrpcTransport) -> bool:

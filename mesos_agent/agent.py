@@ -98,7 +98,7 @@ class Agent:
         )
         self._link = MasterLink(
             detector, self, self._hello, max_backoff=config.registration_max_backoff,
-            tls=config.tls,
+            tls=config.tls, credential=config.credential,
         )
         self._group: asyncio.TaskGroup | None = None
         self._completed = CompletedWork()

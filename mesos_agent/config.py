@@ -23,6 +23,8 @@ from mesos_runtime.flags import (
     parse_log_level,
     parse_port,
 )
+from mesos_security.credentials import Credential
+from mesos_security.files import load_credential
 from mesos_security.tls import TlsConfig, add_tls_flags, tls_from_args
 from mesos_values.attributes import parse_attributes
 from mesos_values.resources import Resources
@@ -54,6 +56,7 @@ class AgentConfig:
     http_port: int = 0  # the HTTP endpoints' port (mesos_agent.http); 0: any free one
     flags: Mapping[str, str] = field(default_factory=dict)  # as given, for /flags
     tls: TlsConfig = field(default_factory=TlsConfig)  # ADR 0013
+    credential: Credential | None = None  # --credential: what it authenticates with
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log_level", type=parse_log_level, default="INFO",
                         help="DEBUG, INFO, WARNING or ERROR")
     add_tls_flags(parser)
+    parser.add_argument("--credential", default=None,
+                        help="the principal and secret this agent authenticates to the master "
+                        "with (Mesos' credential file, JSON or 'principal secret'): a path, "
+                        "file:// URL or the JSON itself")
     return parser
 
 
@@ -146,6 +153,7 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[AgentConfig, str]:
         parser.error("--status_update_retry_interval must be positive")
     try:
         tls = tls_from_args(args)
+        credential = load_credential(args.credential) if args.credential else None
     except ValueError as exc:
         parser.error(str(exc))
     config = AgentConfig(
@@ -165,6 +173,7 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[AgentConfig, str]:
         http_port=args.http_port,
         flags=flag_values(parser, args),
         tls=tls,
+        credential=credential,
     )
     return config, args.log_level
 

@@ -30,6 +30,7 @@ from mesos_runtime.backlog import MAX_BATCH_MESSAGES, backlog, batched
 from mesos_runtime.backoff import Backoff
 from mesos_runtime.channels import CLIENT_CHANNEL_OPTIONS, leader_hint, unreachable
 from mesos_runtime.clock import Clock
+from mesos_security.credentials import AUTHORIZATION_KEY, Credential, basic_authorization
 from mesos_security.tls import TlsConfig, open_channel
 from mesos_values.addresses import HostPort
 from protos import agent_pb2, agent_pb2_grpc, mesos_pb2
@@ -76,9 +77,12 @@ class MasterLink:
         max_backoff: float = 2.0,
         registration_timeout: float = 15.0,
         tls: TlsConfig | None = None,
+        credential: Credential | None = None,
     ) -> None:
         self._detector = detector
         self._tls = tls
+        self._authorization: tuple[tuple[str, str], ...] = (
+            ((AUTHORIZATION_KEY, basic_authorization(credential)),) if credential else ())
         self._handler = handler
         self._hello = hello
         self._backoff = Backoff(initial_backoff, max_backoff, jitter=0.2)
@@ -112,6 +116,11 @@ class MasterLink:
             await self._session(leader)
             return Ended("master closed the stream", connected=self._registered)
         except grpc.aio.AioRpcError as exc:
+            if exc.code() in (grpc.StatusCode.UNAUTHENTICATED,
+                              grpc.StatusCode.PERMISSION_DENIED):
+                log.error("master refused the agent's principal; check --credential and the "
+                          "master's --credentials and --acls", master=str(leader),
+                          reason=exc.details())
             if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
                 log.error("master refused the agent", master=str(leader), reason=exc.details())
                 await self._handler.refused(
@@ -127,7 +136,7 @@ class MasterLink:
     async def _session(self, leader: HostPort) -> None:
         async with open_channel(str(leader), self._tls, CLIENT_CHANNEL_OPTIONS) as channel:
             stub = agent_pb2_grpc.AgentLinkStub(channel)
-            call = stub.Connect()
+            call = stub.Connect(metadata=self._authorization)
             hello = self._hello()
             self._last_hello = hello.WhichOneof("message")
             await call.write(hello)

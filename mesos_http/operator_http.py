@@ -105,10 +105,18 @@ def flag_values(parser: argparse.ArgumentParser, args: argparse.Namespace) -> di
         value = getattr(args, action.dest, None)
         if value is None:
             continue
-        values[action.dest] = redact_credentials(
-            _flag_text(value, duration=action.type is parse_duration)
-        )
+        text = _flag_text(value, duration=action.type is parse_duration)
+        if action.dest in SECRET_FLAGS or (action.dest in SECRET_DOCUMENT_FLAGS
+                                           and text.lstrip().startswith("{")):
+            text = "(hidden)"
+        values[action.dest] = redact_credentials(text)
     return dict(sorted(values.items()))
+
+
+SECRET_FLAGS = frozenset({"http_credentials"})
+"""Flags whose value is a secret (`/flags` never shows it)."""
+SECRET_DOCUMENT_FLAGS = frozenset({"credentials", "credential"})
+"""Flags that take a path or, inline, the JSON document of secrets itself."""
 
 
 _ZK_PASSWORD = re.compile(r"(zk://[^:/@,]+:)[^@]*@")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mesos_master.allocator import DEFAULT_MIN_ALLOCATABLE
+from mesos_security.acls import Acls
 from mesos_values.resources import Resources
 
 
@@ -23,6 +24,7 @@ class MasterConfig:
     framework_sorter: str = "drf"
     min_allocatable_resources: tuple[Resources, ...] = DEFAULT_MIN_ALLOCATABLE
     fair_sharing_excluded_resource_names: frozenset[str] = frozenset()
+    acls: Acls = field(default_factory=Acls)  # --acls (ADR 0013); default: allow all
 
     @property
     def agent_heartbeat_interval(self) -> float:

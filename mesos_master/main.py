@@ -21,10 +21,11 @@ from mesos_http.operator_http import flag_values
 from mesos_master.allocator import DEFAULT_MIN_ALLOCATABLE, SORTERS
 from mesos_master.config import MasterConfig
 from mesos_master.http import DEFAULT_HTTP_PORT, MasterHttp
-from mesos_master.server import MasterServer
+from mesos_master.server import CallerChecks, MasterServer
 from mesos_master.validation import validate_role
 from mesos_runtime.flags import (
     FlagParser,
+    parse_bool,
     parse_duration,
     parse_flags,
     parse_log_level,
@@ -33,6 +34,10 @@ from mesos_runtime.flags import (
     parse_zk_flag,
 )
 from mesos_runtime.logging import configure_logging
+from mesos_security.acls import Acls
+from mesos_security.authentication import Authenticator
+from mesos_security.credentials import Credentials
+from mesos_security.files import load_acls, load_credentials
 from mesos_security.tls import TlsConfig, add_tls_flags, tls_from_args
 from mesos_values.addresses import HostPort
 from mesos_values.resources import Resources
@@ -159,6 +164,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--zk_session_timeout", type=parse_duration, default=10.0)
     parser.add_argument("--log_level", type=parse_log_level, default="INFO")
     add_tls_flags(parser)
+    security = parser.add_argument_group("authentication and authorization (ADR 0013)")
+    security.add_argument("--authenticate_frameworks", type=parse_bool, default=False,
+                          help="schedulers must present a credential of --credentials or a "
+                          "client certificate (mutual TLS)")
+    security.add_argument("--authenticate_agents", type=parse_bool, default=False,
+                          help="agents must present a credential of --credentials or a client "
+                          "certificate (mutual TLS)")
+    security.add_argument("--credentials", default=None,
+                          help="Mesos' credentials file (JSON or 'principal secret' lines): a "
+                          "path, file:// URL or the JSON itself")
+    security.add_argument("--acls", default=None,
+                          help="Mesos' ACLs (JSON): a path, file:// URL or the JSON itself")
     return parser
 
 
@@ -176,8 +193,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error("--zk_session_timeout must be positive")
     try:
         tls = tls_from_args(args)
+        credentials = load_credentials(args.credentials) if args.credentials else Credentials()
+        acls = load_acls(args.acls) if args.acls else Acls()
     except ValueError as error:
         parser.error(str(error))
+    checks = CallerChecks(Authenticator(credentials), frameworks=args.authenticate_frameworks,
+                          agents=args.authenticate_agents)
     configure_logging(args.log_level)
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     if args.work_dir is not None:
@@ -193,6 +214,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         framework_sorter=args.framework_sorter,
         min_allocatable_resources=args.min_allocatable_resources,
         fair_sharing_excluded_resource_names=args.fair_sharing_excluded_resource_names,
+        acls=acls,
     )
     server = MasterServer(
         ip=args.ip,
@@ -204,8 +226,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         zk_session_timeout=args.zk_session_timeout,
         work_dir=args.work_dir,
         tls=tls,
+        checks=checks,
     )
     http = MasterHttp(server.gate, server.info, flag_values(parser, args), tls=tls)
+    log = structlog.get_logger("mesos_master")
+    if not (checks.frameworks and checks.agents):
+        log.warning("the cluster is open: anyone who reaches the master may register "
+                    "frameworks or agents (see --authenticate_frameworks, "
+                    "--authenticate_agents)")
     run_service("mesos-master", lambda: _serve(server, http, args, tls))
 
 

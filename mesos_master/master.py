@@ -110,7 +110,7 @@ class Master:
         self.offers = OfferBook(info.id, clock, self.allocator, self.agents, self.frameworks)
         self.tasks = ClusterTasks(
             self.agents, self.frameworks, self.allocator, self.registry, self.counters,
-            wall_clock,
+            wall_clock, acls=config.acls,
         )
         self.maintenance = Maintenance(
             self.agents, self.allocator, self.offers,
@@ -141,16 +141,20 @@ class Master:
     # ------------------------------------------------------------------ agents
 
     def register_agent(
-        self, info: mesos_pb2.AgentInfo, outbox: Outbox[agent_pb2.MasterMessage]
+        self, info: mesos_pb2.AgentInfo, outbox: Outbox[agent_pb2.MasterMessage],
+        principal: str | None = None,
     ) -> str:
-        """Admit a new agent; returns its id. Raises MasterError for an unusable AgentInfo."""
+        """Admit a new agent registering as `principal` (None: anonymous); returns its id.
+        Raises MasterError for an unusable AgentInfo or a principal the ACLs refuse."""
+        self._authorize("register_agents", principal, None)
         total = self._agent_resources(info)
         agent_id = f"{self.info.id}-S{next(self._agent_ids)}"
         agent_info = mesos_pb2.AgentInfo()
         agent_info.CopyFrom(info)
         agent_info.id.value = agent_id
         now = self.clock.now()
-        agent = AgentRecord(agent_id, agent_info, total, outbox, now, now, admitted=False)
+        agent = AgentRecord(agent_id, agent_info, total, outbox, now, now, admitted=False,
+                            principal=principal or "")
         self.agents[agent_id] = agent
 
         def admitted() -> None:
@@ -172,13 +176,16 @@ class Master:
                 "agent registered", agent_id=agent_id, hostname=info.hostname, resources=str(total)
             )
 
-        self.registry.store_agent(agent_info, then=admitted)
+        self.registry.store_agent(agent_info, principal=agent.principal, then=admitted)
         return agent_id
 
     def reregister_agent(
-        self, message: agent_pb2.AgentMessage.Reregister, outbox: Outbox[agent_pb2.MasterMessage]
+        self, message: agent_pb2.AgentMessage.Reregister, outbox: Outbox[agent_pb2.MasterMessage],
+        principal: str | None = None,
     ) -> str:
-        """Re-admit an agent with its tasks; agents unknown to a restarted master are admitted."""
+        """Re-admit an agent with its tasks; agents unknown to a restarted master are admitted.
+        A known agent id is bound to the principal and the hostname it registered with: a
+        re-registration under another principal or from another host is refused (ADR 0013)."""
         agent_id = message.agent_info.id.value
         if not agent_id:
             raise MasterError(ErrorCode.INVALID_ARGUMENT, "re-registration without an agent id")
@@ -187,13 +194,28 @@ class Master:
                 ErrorCode.FAILED_PRECONDITION,
                 f"agent {agent_id} was marked gone by an operator; register as a new agent",
             )
+        known = self.agents.get(agent_id)
+        if known is not None:
+            if known.principal != (principal or ""):
+                raise MasterError(
+                    ErrorCode.PERMISSION_DENIED,
+                    f"agent {agent_id} registered as principal {known.principal or '(none)'!r};"
+                    f" re-registration as {principal or '(none)'!r} refused")
+            if known.info.hostname != message.agent_info.hostname:
+                raise MasterError(
+                    ErrorCode.PERMISSION_DENIED,
+                    f"agent {agent_id} is on host {known.info.hostname!r}; re-registration from "
+                    f"host {message.agent_info.hostname!r} refused")
+        else:
+            self._authorize("register_agents", principal, None)
         total = self._agent_resources(message.agent_info)
         now = self.clock.now()
         agent = self.agents.get(agent_id)
         if agent is None:
-            agent = AgentRecord(agent_id, message.agent_info, total, None, now, now)
+            agent = AgentRecord(agent_id, message.agent_info, total, None, now, now,
+                                principal=principal or "")
             self.agents[agent_id] = agent
-            self.registry.store_agent(message.agent_info)
+            self.registry.store_agent(message.agent_info, principal=agent.principal)
         else:
             self._detach_agent(agent)
             changed = not agent.reachable or agent.info != message.agent_info
@@ -283,12 +305,25 @@ class Master:
     # -------------------------------------------------------------- frameworks
 
     def subscribe(
-        self, info: mesos_pb2.FrameworkInfo, outbox: Outbox[scheduler_pb2.Event]
+        self, info: mesos_pb2.FrameworkInfo, outbox: Outbox[scheduler_pb2.Event],
+        principal: str | None = None,
     ) -> tuple[str, str]:
-        """Subscribe (or fail over) a framework; returns (framework id, stream id)."""
+        """Subscribe (or fail over) a framework; returns (framework id, stream id).
+
+        `principal` is the authenticated one (None: the call was anonymous, and the
+        FrameworkInfo's `principal` is taken as a claim, as Mesos does). A framework id is
+        bound to the principal that registered it: a failover under another is refused, and
+        the ACLs' `register_frameworks` must allow each of its roles (ADR 0013).
+        """
         problem = validate_framework_info(info)
         if problem:
             raise MasterError(ErrorCode.INVALID_ARGUMENT, problem)
+        if principal is not None and info.principal and info.principal != principal:
+            raise MasterError(
+                ErrorCode.PERMISSION_DENIED,
+                f"FrameworkInfo.principal {info.principal!r} is not the authenticated principal "
+                f"{principal!r}")
+        effective = principal if principal is not None else (info.principal or None)
         framework_id = info.id.value
         if framework_id and self.registry.is_removed(framework_id):
             raise MasterError(
@@ -297,11 +332,21 @@ class Master:
             )
         stored = mesos_pb2.FrameworkInfo()
         stored.CopyFrom(info)
+        if effective is not None:
+            stored.principal = effective
         if not stored.roles:
             stored.roles.append(DEFAULT_ROLE)
+        framework = self.frameworks.get(framework_id) if framework_id else None
+        if framework is not None and framework.info.principal != stored.principal:
+            raise MasterError(
+                ErrorCode.PERMISSION_DENIED,
+                f"framework {framework_id} belongs to principal "
+                f"{framework.info.principal or '(none)'!r}; a scheduler of "
+                f"{stored.principal or '(none)'!r} cannot take it over")
+        for role in stored.roles:
+            self._authorize("register_frameworks", effective, role)
         stream_id = str(uuid.uuid4())
         now = self.clock.now()
-        framework = self.frameworks.get(framework_id) if framework_id else None
         if framework is not None:
             if framework.outbox is not None:
                 framework.outbox.send(_error_event("framework failed over to a new scheduler"))
@@ -357,11 +402,18 @@ class Master:
         else:
             self.registry.store_framework(framework.info, disconnected_since=self.wall_clock())
 
-    def check_stream(self, framework_id: str, stream_id: str) -> FrameworkRecord:
-        """The framework a call is for, if `stream_id` is its current subscription."""
+    def check_stream(self, framework_id: str, stream_id: str,
+                     principal: str | None = None) -> FrameworkRecord:
+        """The framework a call is for, if `stream_id` is its current subscription and an
+        authenticated `principal` is the framework's own."""
         framework = self.frameworks.get(framework_id)
         if framework is None:
             raise MasterError(ErrorCode.NOT_FOUND, f"framework {framework_id!r} is not subscribed")
+        if principal is not None and principal != framework.info.principal:
+            raise MasterError(
+                ErrorCode.PERMISSION_DENIED,
+                f"framework {framework_id} belongs to principal "
+                f"{framework.info.principal or '(none)'!r}, not {principal!r}")
         if framework.stream_id != stream_id or framework.outbox is None:
             raise MasterError(
                 ErrorCode.PERMISSION_DENIED,
@@ -553,6 +605,7 @@ class Master:
             deactivated=agent.deactivated,
             drain=agent.drain,
             reserved=agent.total.dynamically_reserved(),
+            principal=agent.principal,
         )
 
     # ------------------------------------------------------------------ timers
@@ -602,6 +655,13 @@ class Master:
         return self.allocator.allocate()
 
     # ---------------------------------------------------------------- internals
+
+    def _authorize(self, action: str, principal: str | None, target: str | None) -> None:
+        """PERMISSION_DENIED, naming the ACL, unless the ACLs allow it (ADR 0013)."""
+        decision = self.config.acls.authorize(action, principal, target)
+        if not decision:
+            log.info("refused by the ACLs", action=action, principal=principal, target=target)
+            raise MasterError(ErrorCode.PERMISSION_DENIED, decision.reason)
 
     def _agent_resources(self, info: mesos_pb2.AgentInfo) -> Resources:
         if not info.hostname:

@@ -111,6 +111,8 @@ class AgentRecord:
     # Operator maintenance (kept in the registry): no offers while deactivated or draining
     deactivated: bool = False
     drain: registry_pb2.DrainInfo | None = None
+    # The principal it registered as; its id is bound to it (and to its hostname: ADR 0013)
+    principal: str = ""
     _offer_template: tuple[mesos_pb2.AgentInfo, bytes] | None = None
 
     def offer_template(self) -> bytes:

@@ -100,6 +100,7 @@ class RegistryState:
             )
             agent.awaiting_reregistration = agent.reachable
             agent.deactivated = entry.deactivated
+            agent.principal = entry.principal
             if entry.drain.state != registry_pb2.DrainInfo.UNKNOWN:
                 agent.drain = entry.drain
             agents[agent_id] = agent
@@ -194,13 +195,14 @@ class Registry:
         deactivated: bool = False,
         drain: registry_pb2.DrainInfo | None = None,
         reserved: Resources = Resources.EMPTY,
+        principal: str = "",
         then: Callable[[], None] | None = None,
     ) -> None:
         """Record an admitted agent (reachable unless `unreachable_since` is given) with its
-        maintenance state and dynamic reservations."""
+        maintenance state, dynamic reservations and the principal it registered as."""
         entry = registry_pb2.AgentEntry(
             info=info, unreachable_since=unreachable_since or 0.0, deactivated=deactivated,
-            reserved=reserved.to_proto(),
+            reserved=reserved.to_proto(), principal=principal,
         )
         if drain is not None:
             entry.drain.CopyFrom(drain)

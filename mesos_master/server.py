@@ -25,6 +25,7 @@ import contextlib
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -49,7 +50,9 @@ from mesos_master.registry import KINDS, RegistryState
 from mesos_runtime.backlog import MAX_BATCH_MESSAGES, batched
 from mesos_runtime.channels import LEADER_METADATA_KEY, STREAM_ID_METADATA_KEY
 from mesos_runtime.clock import SystemClock, WallClock
-from mesos_security.tls import TlsConfig, add_listener
+from mesos_security.authentication import AuthenticationFailed, Authenticator
+from mesos_security.credentials import AUTHORIZATION_KEY
+from mesos_security.tls import TlsConfig, add_listener, peer_principal
 from protos import (
     agent_pb2,
     agent_pb2_grpc,
@@ -199,12 +202,39 @@ def _acknowledgements(call: Call) -> list[tuple[str, str, bytes]]:
     return [(a.agent_id.value, a.task_id.value, a.uuid) for a in [*first, *call.acknowledgements]]
 
 
+@dataclass(frozen=True, slots=True)
+class CallerChecks:
+    """Who may call (ADR 0013): the known credentials, and which entry points require a
+    principal (`--authenticate_frameworks`, `--authenticate_agents`)."""
+
+    authenticator: Authenticator = field(default_factory=Authenticator)
+    frameworks: bool = False
+    agents: bool = False
+
+    async def principal(self, context: grpc.aio.ServicerContext[Any, Any], *,
+                        required: bool) -> str | None:
+        """The caller's principal (its credential's, else its client certificate's); aborts
+        the call with UNAUTHENTICATED when that fails or is required and missing."""
+        metadata = dict(context.invocation_metadata() or ())
+        authorization = metadata.get(AUTHORIZATION_KEY)
+        try:
+            return self.authenticator.principal(
+                authorization if isinstance(authorization, str) else None,
+                peer_principal(context), required=required)
+        except AuthenticationFailed as failure:
+            log.info("call refused: not authenticated", reason=failure.message)
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, failure.message)
+            raise AssertionError("unreachable") from None
+
+
 class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
     """Scheduler API: Subscribe (event stream) and Send (every other call)."""
 
-    def __init__(self, gate: LeaderGate, info: mesos_pb2.MasterInfo) -> None:
+    def __init__(self, gate: LeaderGate, info: mesos_pb2.MasterInfo,
+                 checks: CallerChecks | None = None) -> None:
         self._gate = gate
         self._info = info
+        self._checks = checks or CallerChecks()
         self._handlers: dict[int, Callable[[Master, FrameworkRecord, Call], None]] = {
             CallType.TEARDOWN: lambda m, f, c: m.teardown(f),
             CallType.ACCEPT: lambda m, f, c: m.accept(
@@ -245,10 +275,11 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "Call.framework_id and FrameworkInfo.id differ",
             )
+        principal = await self._checks.principal(context, required=self._checks.frameworks)
         master = await self._gate.enter(context)
         outbox: QueueOutbox[scheduler_pb2.Event] = QueueOutbox()
         try:
-            framework_id, stream_id = master.subscribe(info, outbox)
+            framework_id, stream_id = master.subscribe(info, outbox, principal)
         except MasterError as error:
             await _abort(context, error)
             return
@@ -284,9 +315,11 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
                 grpc.StatusCode.INVALID_ARGUMENT, f"call type {name} cannot be sent with Send"
             )
             raise AssertionError("unreachable")
+        principal = await self._checks.principal(context, required=self._checks.frameworks)
         master = await self._gate.enter(context)
         try:
-            framework = master.check_stream(request.framework_id.value, str(stream_id))
+            framework = master.check_stream(request.framework_id.value, str(stream_id),
+                                            principal)
             handler(master, framework, request)
         except MasterError as error:
             await _abort(context, error)
@@ -307,14 +340,16 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
 class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
     """The agents' bidirectional link."""
 
-    def __init__(self, gate: LeaderGate) -> None:
+    def __init__(self, gate: LeaderGate, checks: CallerChecks | None = None) -> None:
         self._gate = gate
+        self._checks = checks or CallerChecks()
 
     async def Connect(
         self,
         request_iterator: AsyncIterator[agent_pb2.AgentMessage],
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[agent_pb2.MasterMessage]:
+        principal = await self._checks.principal(context, required=self._checks.agents)
         master = await self._gate.enter(context)
         try:
             first = await anext(aiter(request_iterator))
@@ -324,9 +359,9 @@ class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
         kind = first.WhichOneof("message")
         try:
             if kind == "register":
-                agent_id = master.register_agent(first.register.agent_info, outbox)
+                agent_id = master.register_agent(first.register.agent_info, outbox, principal)
             elif kind == "reregister":
-                agent_id = master.reregister_agent(first.reregister, outbox)
+                agent_id = master.reregister_agent(first.reregister, outbox, principal)
             else:
                 await context.abort(
                     grpc.StatusCode.FAILED_PRECONDITION,
@@ -413,8 +448,10 @@ class MasterServer:
         zk_session_timeout: float = 10.0,
         work_dir: Path | None = None,
         tls: TlsConfig | None = None,
+        checks: CallerChecks | None = None,
     ) -> None:
         self.config = config or MasterConfig()
+        self._checks = checks or CallerChecks()
         self._work_dir = work_dir
         self._tls = tls
         self._ip = ip
@@ -451,9 +488,10 @@ class MasterServer:
             interceptors=interceptor_chain(self._policies), options=SERVER_OPTIONS
         )
         scheduler_pb2_grpc.add_SchedulerServicer_to_server(
-            SchedulerServicer(self.gate, self.info), server
+            SchedulerServicer(self.gate, self.info, self._checks), server
         )
-        agent_pb2_grpc.add_AgentLinkServicer_to_server(AgentLinkServicer(self.gate), server)
+        agent_pb2_grpc.add_AgentLinkServicer_to_server(
+            AgentLinkServicer(self.gate, self._checks), server)
         port = add_listener(server, f"{self._ip}:{self._requested_port}", self._tls)
         if port == 0:
             raise OSError(f"cannot listen on {self._ip}:{self._requested_port}")

@@ -40,6 +40,7 @@ from mesos_master.records import (
 )
 from mesos_master.registry import Registry
 from mesos_master.validation import DEFAULT_ROLE, validate_task
+from mesos_security.acls import Acls
 from mesos_values.resources import Resources
 from mesos_values.task_states import TERMINAL_STATES
 from protos import agent_pb2, mesos_pb2, scheduler_pb2
@@ -65,9 +66,11 @@ class ClusterTasks:
         registry: Registry,
         counters: MasterCounters,
         wall_clock: Callable[[], float],
+        acls: Acls | None = None,
     ) -> None:
         """`agents`, `frameworks` and `counters` are the master's own; `wall_clock` stamps the
-        statuses the master makes up."""
+        statuses the master makes up; `acls` decide which Unix users tasks may run as."""
+        self._acls = acls or Acls()
         self._agents, self._frameworks, self._counters = agents, frameworks, counters
         self._wall_clock = wall_clock
         self._allocator = allocator
@@ -104,13 +107,19 @@ class ClusterTasks:
             task_id_in_use=task_id in launched_ids or task_id in framework.tasks,
             running_executor=executor.info if executor is not None else None,
         )
+        reason = Reason.REASON_TASK_INVALID
+        if problem is None:
+            decision = self._acls.authorize("run_tasks", framework.info.principal or None,
+                                            task_user(task_info, framework.info))
+            if not decision:
+                problem, reason = decision.reason, Reason.REASON_TASK_UNAUTHORIZED
         if problem is not None:
             self._counters.terminal_tasks[mesos_pb2.TASK_ERROR] += 1
             self.send_master_update(
                 framework,
                 task_id,
                 mesos_pb2.TASK_ERROR,
-                Reason.REASON_TASK_INVALID,
+                reason,
                 problem,
                 agent_id=agent.agent_id,
             )
@@ -660,3 +669,12 @@ def _shutdown_framework(framework_id: str) -> agent_pb2.MasterMessage:
             framework_id=mesos_pb2.FrameworkID(value=framework_id)
         )
     )
+
+
+def task_user(task: mesos_pb2.TaskInfo, framework: mesos_pb2.FrameworkInfo) -> str:
+    """The Unix user a task runs as, as Mesos decides it: its command's `user`, else its
+    executor's, else the framework's."""
+    for command in (task.command, task.executor.command):
+        if command.user:
+            return command.user
+    return framework.user

@@ -576,6 +576,30 @@ class MasterInfo(_message.Message):
 Global___MasterInfo: _TypeAlias = MasterInfo  # noqa: Y015
 
 @_typing.final
+class Credential(_message.Message):
+    """What a scheduler, agent or operator authenticates with (ADR 0013), as in Mesos."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRINCIPAL_FIELD_NUMBER: _builtins.int
+    SECRET_FIELD_NUMBER: _builtins.int
+    principal: _builtins.str
+    secret: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        principal: _builtins.str = ...,
+        secret: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["principal", b"principal", "secret", b"secret"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Credential: _TypeAlias = Credential  # noqa: Y015
+
+@_typing.final
 class FrameworkInfo(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from protos import mesos_pb2 as protos_dot_mesos__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15protos/registry.proto\x12\x0emesos.registry\x1a\x12protos/mesos.proto\"\xa9\x01\n\nAgentEntry\x12\x1e\n\x04info\x18\x01 \x01(\x0b\x32\x10.mesos.AgentInfo\x12\x19\n\x11unreachable_since\x18\x02 \x01(\x01\x12\x13\n\x0b\x64\x65\x61\x63tivated\x18\x03 \x01(\x08\x12(\n\x05\x64rain\x18\x04 \x01(\x0b\x32\x19.mesos.registry.DrainInfo\x12!\n\x08reserved\x18\x05 \x03(\x0b\x32\x0f.mesos.Resource\"\xb7\x01\n\tDrainInfo\x12.\n\x05state\x18\x01 \x01(\x0e\x32\x1f.mesos.registry.DrainInfo.State\x12\x18\n\x10max_grace_period\x18\x02 \x01(\x01\x12\x1c\n\x14has_max_grace_period\x18\x03 \x01(\x08\x12\x11\n\tmark_gone\x18\x04 \x01(\x08\"/\n\x05State\x12\x0b\n\x07UNKNOWN\x10\x00\x12\x0c\n\x08\x44RAINING\x10\x01\x12\x0b\n\x07\x44RAINED\x10\x02\"\x1c\n\tGoneAgent\x12\x0f\n\x07gone_at\x18\x01 \x01(\x01\"(\n\x05Quota\x12\x1f\n\x06limits\x18\x01 \x03(\x0b\x32\x0f.mesos.Resource\"P\n\x0e\x46rameworkEntry\x12\"\n\x04info\x18\x01 \x01(\x0b\x32\x14.mesos.FrameworkInfo\x12\x1a\n\x12\x64isconnected_since\x18\x02 \x01(\x01\"&\n\x10RemovedFramework\x12\x12\n\nremoved_at\x18\x01 \x01(\x01\"\x18\n\x06Weight\x12\x0e\n\x06weight\x18\x01 \x01(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15protos/registry.proto\x12\x0emesos.registry\x1a\x12protos/mesos.proto\"\xbc\x01\n\nAgentEntry\x12\x1e\n\x04info\x18\x01 \x01(\x0b\x32\x10.mesos.AgentInfo\x12\x19\n\x11unreachable_since\x18\x02 \x01(\x01\x12\x13\n\x0b\x64\x65\x61\x63tivated\x18\x03 \x01(\x08\x12(\n\x05\x64rain\x18\x04 \x01(\x0b\x32\x19.mesos.registry.DrainInfo\x12!\n\x08reserved\x18\x05 \x03(\x0b\x32\x0f.mesos.Resource\x12\x11\n\tprincipal\x18\x06 \x01(\t\"\xb7\x01\n\tDrainInfo\x12.\n\x05state\x18\x01 \x01(\x0e\x32\x1f.mesos.registry.DrainInfo.State\x12\x18\n\x10max_grace_period\x18\x02 \x01(\x01\x12\x1c\n\x14has_max_grace_period\x18\x03 \x01(\x08\x12\x11\n\tmark_gone\x18\x04 \x01(\x08\"/\n\x05State\x12\x0b\n\x07UNKNOWN\x10\x00\x12\x0c\n\x08\x44RAINING\x10\x01\x12\x0b\n\x07\x44RAINED\x10\x02\"\x1c\n\tGoneAgent\x12\x0f\n\x07gone_at\x18\x01 \x01(\x01\"(\n\x05Quota\x12\x1f\n\x06limits\x18\x01 \x03(\x0b\x32\x0f.mesos.Resource\"P\n\x0e\x46rameworkEntry\x12\"\n\x04info\x18\x01 \x01(\x0b\x32\x14.mesos.FrameworkInfo\x12\x1a\n\x12\x64isconnected_since\x18\x02 \x01(\x01\"&\n\x10RemovedFramework\x12\x12\n\nremoved_at\x18\x01 \x01(\x01\"\x18\n\x06Weight\x12\x0e\n\x06weight\x18\x01 \x01(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,19 +33,19 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.registry_pb2', _glob
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_AGENTENTRY']._serialized_start=62
-  _globals['_AGENTENTRY']._serialized_end=231
-  _globals['_DRAININFO']._serialized_start=234
-  _globals['_DRAININFO']._serialized_end=417
-  _globals['_DRAININFO_STATE']._serialized_start=370
-  _globals['_DRAININFO_STATE']._serialized_end=417
-  _globals['_GONEAGENT']._serialized_start=419
-  _globals['_GONEAGENT']._serialized_end=447
-  _globals['_QUOTA']._serialized_start=449
-  _globals['_QUOTA']._serialized_end=489
-  _globals['_FRAMEWORKENTRY']._serialized_start=491
-  _globals['_FRAMEWORKENTRY']._serialized_end=571
-  _globals['_REMOVEDFRAMEWORK']._serialized_start=573
-  _globals['_REMOVEDFRAMEWORK']._serialized_end=611
-  _globals['_WEIGHT']._serialized_start=613
-  _globals['_WEIGHT']._serialized_end=637
+  _globals['_AGENTENTRY']._serialized_end=250
+  _globals['_DRAININFO']._serialized_start=253
+  _globals['_DRAININFO']._serialized_end=436
+  _globals['_DRAININFO_STATE']._serialized_start=389
+  _globals['_DRAININFO_STATE']._serialized_end=436
+  _globals['_GONEAGENT']._serialized_start=438
+  _globals['_GONEAGENT']._serialized_end=466
+  _globals['_QUOTA']._serialized_start=468
+  _globals['_QUOTA']._serialized_end=508
+  _globals['_FRAMEWORKENTRY']._serialized_start=510
+  _globals['_FRAMEWORKENTRY']._serialized_end=590
+  _globals['_REMOVEDFRAMEWORK']._serialized_start=592
+  _globals['_REMOVEDFRAMEWORK']._serialized_end=630
+  _globals['_WEIGHT']._serialized_start=632
+  _globals['_WEIGHT']._serialized_end=656
 # @@protoc_insertion_point(module_scope)

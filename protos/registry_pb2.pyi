@@ -38,10 +38,13 @@ class AgentEntry(_message.Message):
     DEACTIVATED_FIELD_NUMBER: _builtins.int
     DRAIN_FIELD_NUMBER: _builtins.int
     RESERVED_FIELD_NUMBER: _builtins.int
+    PRINCIPAL_FIELD_NUMBER: _builtins.int
     unreachable_since: _builtins.float
     """When the master marked it unreachable; 0 while it is reachable."""
     deactivated: _builtins.bool
     """Operator maintenance: no offers while deactivated (draining implies deactivated)."""
+    principal: _builtins.str
+    """The principal it registered as (empty: none): its id is bound to it (ADR 0013)."""
     @_builtins.property
     def info(self) -> _mesos_pb2.AgentInfo: ...
     @_builtins.property
@@ -60,10 +63,11 @@ class AgentEntry(_message.Message):
         deactivated: _builtins.bool = ...,
         drain: Global___DrainInfo | None = ...,
         reserved: _abc.Iterable[_mesos_pb2.Resource] | None = ...,
+        principal: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["drain", b"drain", "info", b"info"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["deactivated", b"deactivated", "drain", b"drain", "info", b"info", "reserved", b"reserved", "unreachable_since", b"unreachable_since"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deactivated", b"deactivated", "drain", b"drain", "info", b"info", "principal", b"principal", "reserved", b"reserved", "unreachable_since", b"unreachable_since"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,10 +26,12 @@ PARTITION_AWARE = mesos_pb2.FrameworkInfo.Capability(
 @contextmanager
 def running(
     cluster: Cluster, scheduler: RecordingScheduler, name: str = "test",
-    tls: TlsConfig | None = None, **framework_fields: object,
+    tls: TlsConfig | None = None, credential: mesos_pb2.Credential | None = None,
+    **framework_fields: object,
 ) -> Iterator[SchedulerDriver]:
     info = mesos_pb2.FrameworkInfo(name=name, user="tester", **framework_fields)  # type: ignore[arg-type]
-    driver = SchedulerDriver(scheduler, info, cluster.master_address, tls=tls)
+    driver = SchedulerDriver(scheduler, info, cluster.master_address, tls=tls,
+                             credential=credential)
     driver.start()
     try:
         wait_for(lambda: scheduler.framework_id, f"{name} to register")

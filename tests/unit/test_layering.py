@@ -47,6 +47,7 @@ no component."""
 CORES: tuple[str, ...] = (
     "mesos_values",
     "mesos_security.acls",
+    "mesos_security.authentication",
     "mesos_security.credentials",
     "mesos_http.field_limits",
     "mesos_http.json_body",

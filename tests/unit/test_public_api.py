@@ -53,9 +53,9 @@ def test_driver_methods_and_signature() -> None:
     assert public == DRIVER_METHODS
     parameters = inspect.signature(SchedulerDriver).parameters
     assert list(parameters) == [
-        "scheduler", "framework_info", "master", "implicit_acknowledgements", "tls"
+        "scheduler", "framework_info", "master", "implicit_acknowledgements", "tls", "credential"
     ]
     assert parameters["master"].default == "127.0.0.1:5050"
-    for keyword in ("implicit_acknowledgements", "tls"):
+    for keyword in ("implicit_acknowledgements", "tls", "credential"):
         assert parameters[keyword].kind is inspect.Parameter.KEYWORD_ONLY
     assert isinstance(inspect.getattr_static(SchedulerDriver, "framework_id"), property)

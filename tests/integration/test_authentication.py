@@ -1,0 +1,132 @@
+"""Authentication and ownership on a real master (ADR 0013): with --authenticate_frameworks
+and --authenticate_agents, calls without a credential are UNAUTHENTICATED; a principal cannot
+take over another's framework, register an agent the ACLs do not allow, or re-register under
+a real agent's id; the victims keep running."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import grpc.aio
+import httpx
+import pytest
+
+from mesos_security.credentials import AUTHORIZATION_KEY, Credential, basic_authorization
+from protos import agent_pb2, agent_pb2_grpc, mesos_pb2, scheduler_pb2, scheduler_pb2_grpc
+from tests.integration.cluster import Cluster, running_cluster, wait_for
+from tests.integration.conftest import FAST_MASTER_FLAGS
+from tests.integration.recording import RecordingScheduler
+from tests.integration.test_end_to_end import launch_once, running
+
+pytestmark = pytest.mark.integration
+
+SECRETS = {"marathon": "m-secret", "agent": "a-secret", "intruder": "i-secret"}
+ACLS = {"register_agents": [{"principals": {"values": ["agent"]}, "agents": {"type": "ANY"}},
+                            {"principals": {"type": "ANY"}, "agents": {"type": "NONE"}}]}
+
+
+@pytest.fixture
+def secure_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    credentials = tmp_path / "credentials.json"
+    credentials.write_text(json.dumps({"credentials": [
+        {"principal": p, "secret": s} for p, s in SECRETS.items()]}))
+    (tmp_path / "agent-credential").write_text("agent a-secret\n")
+    flags = [*FAST_MASTER_FLAGS, "--authenticate_frameworks", "true",
+             "--authenticate_agents", "true", "--credentials", str(credentials),
+             "--acls", json.dumps(ACLS)]
+    with running_cluster(tmp_path, flags) as cluster:
+        yield cluster
+
+
+def metadata(principal: str, secret: str | None = None) -> tuple[tuple[str, str], ...]:
+    credential = Credential(principal, SECRETS[principal] if secret is None else secret)
+    return ((AUTHORIZATION_KEY, basic_authorization(credential)),)
+
+
+async def subscribe(target: str, info: mesos_pb2.FrameworkInfo,
+                    credentials: tuple[tuple[str, str], ...]) -> str:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = scheduler_pb2_grpc.SchedulerStub(channel)  # type: ignore[no-untyped-call]
+        call = scheduler_pb2.Call(type=scheduler_pb2.Call.SUBSCRIBE,
+                                  subscribe=scheduler_pb2.Call.Subscribe(framework_info=info))
+        stream = stub.Subscribe(call, metadata=credentials, timeout=10)
+        try:
+            event = await stream.read()
+        except grpc.aio.AioRpcError as error:
+            return f"{error.code().name}: {error.details()}"
+        return scheduler_pb2.Event.Type.Name(event.type)
+
+
+async def connect_agent(target: str, info: mesos_pb2.AgentInfo,
+                        credentials: tuple[tuple[str, str], ...]) -> str:
+    """Register (without an id) or re-register (with one) as an agent; the master's answer."""
+    if info.id.value:
+        hello = agent_pb2.AgentMessage(
+            reregister=agent_pb2.AgentMessage.Reregister(agent_info=info))
+    else:
+        hello = agent_pb2.AgentMessage(register=agent_pb2.AgentMessage.Register(agent_info=info))
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = agent_pb2_grpc.AgentLinkStub(channel)  # type: ignore[no-untyped-call]
+        call = stub.Connect(metadata=credentials, timeout=10)
+        await call.write(hello)
+        try:
+            answer = await call.read()
+        except grpc.aio.AioRpcError as error:
+            return f"{error.code().name}: {error.details()}"
+        return str(answer.WhichOneof("message"))
+
+
+def test_only_authenticated_principals_get_in_and_none_takes_over_another(
+    secure_cluster: Cluster, tmp_path: Path,
+) -> None:
+    target = secure_cluster.master_address
+    master = secure_cluster.masters[0]
+    state_url = f"http://127.0.0.1:{master.http_port}/state"
+
+    anonymous_agent = secure_cluster.start_agent()
+    anonymous_agent.wait_for_log("master refused the agent's principal")
+    secure_cluster.agent_flags = ["--credential", str(tmp_path / "agent-credential")]
+    secure_cluster.start_agent()
+    wait_for(lambda: len(httpx.get(state_url).json()["slaves"]) == 1, "the agent to register")
+
+    info = mesos_pb2.FrameworkInfo(name="victim", user="nobody", failover_timeout=300)
+    assert asyncio.run(subscribe(target, info, ())).startswith("UNAUTHENTICATED")
+    assert asyncio.run(subscribe(target, info, metadata("marathon", "guess"))).startswith(
+        "UNAUTHENTICATED: invalid credential")
+
+    scheduler = RecordingScheduler(on_offers=launch_once(("web", "sleep 300")))
+    credential = mesos_pb2.Credential(principal="marathon", secret=b"m-secret")
+    with running(secure_cluster, scheduler, "victim", credential=credential,
+                 failover_timeout=300):
+        scheduler.wait_for_state("web", "TASK_RUNNING")
+        assert scheduler.framework_id is not None
+        hijack = mesos_pb2.FrameworkInfo(name="victim", user="nobody",
+                                         id=mesos_pb2.FrameworkID(value=scheduler.framework_id))
+        assert asyncio.run(subscribe(target, hijack, metadata("intruder"))) == (
+            f"PERMISSION_DENIED: framework {scheduler.framework_id} belongs to principal "
+            f"'marathon'; a scheduler of 'intruder' cannot take it over")
+
+        [agent] = httpx.get(state_url).json()["slaves"]
+        fake = mesos_pb2.AgentInfo(hostname="fake")
+        made_up = mesos_pb2.AgentInfo(hostname="fake", id=mesos_pb2.AgentID(value="made-up"))
+        for forged in (fake, made_up):  # register_agents allows only the principal 'agent'
+            assert asyncio.run(connect_agent(target, forged, metadata("intruder"))) == (
+                "PERMISSION_DENIED: principal 'intruder' may not register_agents: refused by "
+                "ACL register_agents[1]")
+        takeover = mesos_pb2.AgentInfo(hostname=agent["hostname"],
+                                       id=mesos_pb2.AgentID(value=agent["id"]))
+        assert asyncio.run(connect_agent(target, takeover, metadata("intruder"))) == (
+            f"PERMISSION_DENIED: agent {agent['id']} registered as principal 'agent'; "
+            f"re-registration as 'intruder' refused")
+
+        state = httpx.get(state_url).json()
+        [framework] = state["frameworks"]
+        assert framework["active"] and framework["principal"] == "marathon"
+        assert [t["state"] for t in framework["tasks"]] == ["TASK_RUNNING"]
+        assert [a["active"] for a in state["slaves"]] == [True]
+        assert not scheduler.errors
+        assert {s.task_id.value for s in scheduler.updates} == {"web"}
