@@ -23,8 +23,9 @@ from mesos_runtime.flags import (
     parse_log_level,
     parse_port,
 )
-from mesos_security.credentials import Credential
-from mesos_security.files import load_credential
+from mesos_security.acls import Acls
+from mesos_security.credentials import Credential, Credentials
+from mesos_security.files import load_acls, load_credential, load_credentials
 from mesos_security.tls import TlsConfig, add_tls_flags, tls_from_args
 from mesos_values.attributes import parse_attributes
 from mesos_values.resources import Resources
@@ -57,6 +58,11 @@ class AgentConfig:
     flags: Mapping[str, str] = field(default_factory=dict)  # as given, for /flags
     tls: TlsConfig = field(default_factory=TlsConfig)  # ADR 0013
     credential: Credential | None = None  # --credential: what it authenticates with
+    # Its HTTP endpoints (ADR 0013): who may call them, and the ACLs of what they may see
+    http_credentials: Credentials = field(default_factory=Credentials)
+    authenticate_http_readonly: bool = False
+    authenticate_http_readwrite: bool = False
+    acls: Acls = field(default_factory=Acls)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log_level", type=parse_log_level, default="INFO",
                         help="DEBUG, INFO, WARNING or ERROR")
     add_tls_flags(parser)
+    parser.add_argument("--authenticate_http_readonly", type=parse_bool, default=False,
+                        help="GET requests to the HTTP endpoints need HTTP Basic credentials "
+                        "of --http_credentials")
+    parser.add_argument("--authenticate_http_readwrite", type=parse_bool, default=False,
+                        help="other requests to the HTTP endpoints need HTTP Basic credentials")
+    parser.add_argument("--http_credentials", default=None,
+                        help="credentials of HTTP users (Mesos' credentials file: a path, "
+                        "file:// URL or the JSON itself)")
+    parser.add_argument("--acls", default=None,
+                        help="Mesos' ACLs (JSON; access_sandboxes, view_flags): a path, "
+                        "file:// URL or the JSON itself")
     parser.add_argument("--credential", default=None,
                         help="the principal and secret this agent authenticates to the master "
                         "with (Mesos' credential file, JSON or 'principal secret'): a path, "
@@ -154,6 +171,9 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[AgentConfig, str]:
     try:
         tls = tls_from_args(args)
         credential = load_credential(args.credential) if args.credential else None
+        http_credentials = (load_credentials(args.http_credentials, "--http_credentials")
+                            if args.http_credentials else Credentials())
+        acls = load_acls(args.acls) if args.acls else Acls()
     except ValueError as exc:
         parser.error(str(exc))
     config = AgentConfig(
@@ -174,6 +194,10 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[AgentConfig, str]:
         flags=flag_values(parser, args),
         tls=tls,
         credential=credential,
+        http_credentials=http_credentials,
+        authenticate_http_readonly=args.authenticate_http_readonly,
+        authenticate_http_readwrite=args.authenticate_http_readwrite,
+        acls=acls,
     )
     return config, args.log_level
 

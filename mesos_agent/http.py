@@ -46,6 +46,7 @@ from starlette.routing import Route
 from mesos_agent.agent import Agent, agent_version
 from mesos_agent.sandbox_files import SandboxPathError, open_in_sandbox
 from mesos_agent.views import AgentSnapshot, ExecutorView, TaskView
+from mesos_http.http_auth import request_principal
 from mesos_http.http_error import HttpError
 from mesos_http.operator_http import (
     PROMETHEUS_CONTENT_TYPE,
@@ -54,6 +55,7 @@ from mesos_http.operator_http import (
     resources_json,
     task_json,
 )
+from mesos_security.acls import Acls
 from mesos_values.addresses import HostPort
 from mesos_values.resources import Resources
 from mesos_values.task_states import TERMINAL_STATES
@@ -194,7 +196,9 @@ class AgentHttp:
         flags: Mapping[str, str],
         *,
         wall_clock: Callable[[], float] = time.time,
+        acls: Acls | None = None,
     ) -> None:
+        self._acls = acls or Acls()
         self._agent = agent
         self._flags = dict(flags)
         self._wall_clock = wall_clock
@@ -229,7 +233,14 @@ class AgentHttp:
         return Response(status_code=200)
 
     async def flags(self, request: Request) -> Response:
+        self._authorize(request, "view_flags", None)
         return JSONResponse({"flags": self._flags})
+
+    def _authorize(self, request: Request, action: str, target: str | None) -> None:
+        """403 naming the ACL unless the request's principal may do `action` (ADR 0013)."""
+        decision = self._acls.authorize(action, request_principal(request), target)
+        if not decision:
+            raise HttpError(403, decision.reason)
 
     async def version(self, request: Request) -> Response:
         return JSONResponse({"version": agent_version()})
@@ -285,6 +296,9 @@ class AgentHttp:
                       if path.is_absolute() and path.is_relative_to(root)), None)
         if below is None or ".." in path.parts or not _names_a_sandbox(below):
             raise HttpError(403, f"{raw} is not inside a sandbox of this agent")
+        self._authorize(request, "access_sandboxes",
+                        sandbox_user(self._agent.view(), framework_id=below[2],
+                                     executor_id=below[4]))
         return _SandboxPath(path, str(real), below[:_SANDBOX_DEPTH],
                             "/".join(below[_SANDBOX_DEPTH:]))
 
@@ -324,6 +338,17 @@ class _SandboxPath:
             return open_in_sandbox(self.root, self.sandbox, self.relative, str(self.path))
         except SandboxPathError as error:
             raise HttpError(error.status, error.message) from None
+
+
+def sandbox_user(view: AgentSnapshot, *, framework_id: str, executor_id: str) -> str | None:
+    """The Unix user whose sandbox this is (for `access_sandboxes`): its executor's command
+    user, else its framework's user; None when the agent no longer knows either."""
+    for executor in (*view.executors, *view.completed_executors):
+        if executor.framework_id == framework_id and \
+                executor.info.executor_id.value == executor_id and executor.info.command.user:
+            return executor.info.command.user
+    framework = view.frameworks.get(framework_id) or view.completed_frameworks.get(framework_id)
+    return framework.user if framework is not None and framework.user else None
 
 
 def _names_a_sandbox(parts: tuple[str, ...]) -> bool:

@@ -20,8 +20,10 @@ from mesos_agent.config import AgentConfig, fatal, parse_config
 from mesos_agent.http import AgentHttp
 from mesos_agent.paths import AgentPaths
 from mesos_coordination.detector import create_detector
+from mesos_http.http_auth import HttpAuthentication
 from mesos_http.http_server import serve_while
 from mesos_runtime.logging import configure_logging
+from mesos_security.authentication import Authenticator
 from mesos_values.addresses import HostPort
 
 log = structlog.get_logger("mesos_agent.main")
@@ -31,7 +33,7 @@ async def serve(config: AgentConfig) -> None:
     """Run an agent and its HTTP endpoints until SIGTERM/SIGINT or cancellation."""
     detector = create_detector(config.master)
     agent = Agent(config, detector)
-    http = AgentHttp(agent, config.flags)
+    http = AgentHttp(agent, config.flags, acls=config.acls)
 
     async def run(port: int) -> None:
         http.port = port
@@ -40,7 +42,11 @@ async def serve(config: AgentConfig) -> None:
                  url=f"{config.tls.http_scheme}://{HostPort(config.ip, port)}")
         await agent.run()
 
-    runner = asyncio.ensure_future(serve_while(http.app(), config.ip, config.http_port, run,
+    app = HttpAuthentication(
+        http.app(), Authenticator(config.http_credentials),
+        readonly=config.authenticate_http_readonly, readwrite=config.authenticate_http_readwrite,
+        realm="mesos-agent", open_paths={"/health", "/slave(1)/health"})
+    runner = asyncio.ensure_future(serve_while(app, config.ip, config.http_port, run,
                                                tls=config.tls))
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

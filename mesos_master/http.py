@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from mesos_http.http_auth import request_principal
 from mesos_http.operator_http import (
     PROMETHEUS_CONTENT_TYPE,
     attributes_json,
@@ -41,8 +42,9 @@ from mesos_http.operator_http import (
 )
 from mesos_master.master import Master
 from mesos_master.operator_api import operator_routes
-from mesos_master.records import AgentRecord, FrameworkRecord, OfferRecord
+from mesos_master.records import AgentRecord, FrameworkRecord, OfferRecord, TaskRecord
 from mesos_master.server import LeaderGate
+from mesos_master.tasks import task_user
 from mesos_master.validation import DEFAULT_ROLE
 from mesos_security.tls import TlsConfig
 from mesos_values.addresses import HostPort
@@ -94,9 +96,13 @@ def master_state(
     start_time: float,
     flags: Mapping[str, str],
     members: Sequence[mesos_pb2.MasterInfo] = (),
+    can_view: Callable[[str, str | None], bool] = lambda action, target: True,
 ) -> dict[str, Any]:
     """`/state`: the whole cluster when leading (`master`), this master's identity otherwise;
-    `members` are the masters in the election (for the `standbys` extension)."""
+    `members` are the masters in the election (for the `standbys` extension). Only what
+    `can_view(action, target)` allows is shown: frameworks by `view_frameworks` of their
+    user, their tasks by `view_tasks` of theirs, agents by `view_agents` of their hostname,
+    the flags by `view_flags` (ADR 0013)."""
     state: dict[str, Any] = {
         "version": info.version,
         "id": info.id,
@@ -106,7 +112,7 @@ def master_state(
         "activated_slaves": 0,
         "deactivated_slaves": 0,
         "unreachable_slaves": 0,
-        "flags": dict(flags),
+        "flags": dict(flags) if can_view("view_flags", None) else {},
         "slaves": [],
         "recovered_slaves": [],
         "frameworks": [],
@@ -123,7 +129,8 @@ def master_state(
     ]
     if master is None:
         return state
-    agents = list(master.agents.values())
+    agents = [agent for agent in master.agents.values()
+              if can_view("view_agents", agent.info.hostname)]
     registered = [agent for agent in agents if _registered(agent)]
     used = _used_by_framework(registered)
     state.update(
@@ -136,8 +143,10 @@ def master_state(
             _agent_info_json(agent) for agent in agents if agent.awaiting_reregistration
         ],
         frameworks=[
-            _framework_json(master, framework, used.get(framework.framework_id, Resources.EMPTY))
+            _framework_json(master, framework, used.get(framework.framework_id, Resources.EMPTY),
+                            _task_viewer(framework.info, can_view))
             for framework in master.frameworks.values()
+            if can_view("view_frameworks", framework.info.user)
         ],
     )
     return state
@@ -236,7 +245,7 @@ class MasterHttp:
         """The base URL of a registered agent's HTTP endpoints (for the UI's sandbox view)."""
         master = self._gate.master
         agent = master.agents.get(agent_id) if master is not None else None
-        if agent is None or not agent.info.http_port:
+        if agent is None or not agent.admitted or not agent.info.http_port:
             return None
         address = HostPort(agent.info.address or agent.info.hostname, agent.info.http_port)
         return f"{self._scheme}://{address}"
@@ -245,12 +254,25 @@ class MasterHttp:
         return JSONResponse(master_state(
             self._gate.master, self._info, self._gate.leader,
             start_time=self._start_time, flags=self._flags, members=self._gate.members(),
+            can_view=self._viewer(request),
         ))
+
+    def _viewer(self, request: Request) -> Callable[[str, str | None], bool]:
+        """What the request's principal may see, by the leader's ACLs (a standby's
+        `/state` shows no cluster)."""
+        master = self._gate.master
+        principal = request_principal(request)
+        if master is None:
+            return lambda action, target: True
+        acls = master.config.acls
+        return lambda action, target: bool(acls.authorize(action, principal, target))
 
     async def health(self, request: Request) -> Response:
         return Response(status_code=200)
 
     async def flags(self, request: Request) -> Response:
+        if not self._viewer(request)("view_flags", None):
+            return PlainTextResponse("view_flags: not allowed by the ACLs", status_code=403)
         return JSONResponse({"flags": self._flags})
 
     async def version(self, request: Request) -> Response:
@@ -355,8 +377,14 @@ def _agent_json(master: Master, agent: AgentRecord) -> dict[str, Any]:
     }
 
 
+def _task_viewer(info: mesos_pb2.FrameworkInfo, can_view: Callable[[str, str | None], bool]
+                 ) -> Callable[[TaskRecord], bool]:
+    return lambda task: can_view("view_tasks", task_user(task.info, info))
+
+
 def _framework_json(
-    master: Master, framework: FrameworkRecord, used: Resources
+    master: Master, framework: FrameworkRecord, used: Resources,
+    shown: Callable[[TaskRecord], bool] = lambda task: True,
 ) -> dict[str, Any]:
     info = framework.info
     role = info.roles[0] if info.roles else DEFAULT_ROLE
@@ -367,10 +395,9 @@ def _framework_json(
         share = master.allocator.dominant_share(framework.framework_id)
     except KeyError:
         share = 0.0
-    live = [task for task in framework.tasks.values() if task.state != mesos_pb2.TASK_UNREACHABLE]
-    unreachable = [
-        task for task in framework.tasks.values() if task.state == mesos_pb2.TASK_UNREACHABLE
-    ]
+    tasks = [task for task in framework.tasks.values() if shown(task)]
+    live = [task for task in tasks if task.state != mesos_pb2.TASK_UNREACHABLE]
+    unreachable = [task for task in tasks if task.state == mesos_pb2.TASK_UNREACHABLE]
     executors = [
         executor
         for agent in master.agents.values()
@@ -406,7 +433,8 @@ def _framework_json(
         "dominant_share": share,
         "tasks": [task_json(task.to_proto(), role) for task in live],
         "unreachable_tasks": [task_json(task.to_proto(), role) for task in unreachable],
-        "completed_tasks": [task_json(task.to_proto(), role) for task in framework.completed_tasks],
+        "completed_tasks": [task_json(task.to_proto(), role)
+                            for task in framework.completed_tasks if shown(task)],
         "offers": [_offer_json(offer) for offer in offers],
         "executors": [
             {

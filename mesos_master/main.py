@@ -13,9 +13,11 @@ from pathlib import Path
 
 import structlog
 from starlette.responses import PlainTextResponse, Response
+from starlette.types import ASGIApp
 
 from mesos_coordination.process import run_service
 from mesos_http.body_limit import DEFAULT_MAX_REQUEST_BYTES, BodyLimit
+from mesos_http.http_auth import HttpAuthentication
 from mesos_http.http_server import serve_while
 from mesos_http.operator_http import flag_values
 from mesos_master.allocator import DEFAULT_MIN_ALLOCATABLE, SORTERS
@@ -174,6 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     security.add_argument("--credentials", default=None,
                           help="Mesos' credentials file (JSON or 'principal secret' lines): a "
                           "path, file:// URL or the JSON itself")
+    security.add_argument("--authenticate_http_readonly", type=parse_bool, default=False,
+                          help="GET requests to the HTTP endpoints need HTTP Basic credentials")
+    security.add_argument("--authenticate_http_readwrite", type=parse_bool, default=False,
+                          help="requests that change state (POST, PUT, DELETE) need HTTP Basic "
+                          "credentials")
+    security.add_argument("--http_credentials", default=None,
+                          help="credentials of HTTP users (as --credentials; default: "
+                          "--credentials)")
     security.add_argument("--acls", default=None,
                           help="Mesos' ACLs (JSON): a path, file:// URL or the JSON itself")
     return parser
@@ -194,6 +204,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         tls = tls_from_args(args)
         credentials = load_credentials(args.credentials) if args.credentials else Credentials()
+        http_credentials = (load_credentials(args.http_credentials, "--http_credentials")
+                            if args.http_credentials else credentials)
         acls = load_acls(args.acls) if args.acls else Acls()
     except ValueError as error:
         parser.error(str(error))
@@ -234,10 +246,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         log.warning("the cluster is open: anyone who reaches the master may register "
                     "frameworks or agents (see --authenticate_frameworks, "
                     "--authenticate_agents)")
-    run_service("mesos-master", lambda: _serve(server, http, args, tls))
+    app = HttpAuthentication(
+        BodyLimit(http.app(), args.http_max_request_bytes, _too_large),
+        Authenticator(http_credentials), readonly=args.authenticate_http_readonly,
+        readwrite=args.authenticate_http_readwrite, realm="mesos", open_paths=OPEN_PATHS,
+        open_prefixes=OPEN_PREFIXES)
+    run_service("mesos-master", lambda: _serve(server, app, args, tls))
 
 
-async def _serve(server: MasterServer, http: MasterHttp, args: argparse.Namespace,
+OPEN_PATHS = frozenset({"/health", "/master/health", "/", "/ui", "/ui/"})
+OPEN_PREFIXES = ("/ui/static/",)
+"""What the HTTP endpoints serve without credentials: health checks and the UI's page and
+files (the UI's data calls are authenticated like any other)."""
+
+
+async def _serve(server: MasterServer, app: ASGIApp, args: argparse.Namespace,
                  tls: TlsConfig) -> None:
     ip = args.ip
 
@@ -247,7 +270,6 @@ async def _serve(server: MasterServer, http: MasterHttp, args: argparse.Namespac
         )
         await server.run(http_port=port)
 
-    app = BodyLimit(http.app(), args.http_max_request_bytes, _too_large)
     await serve_while(app, ip, args.http_port, run, tls=tls)
 
 

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from mesos_http.http_auth import request_principal
 from mesos_http.json_body import BadJson, parse_json_body
 from mesos_http.operator_http import resources_json
 from mesos_master.errors import ErrorCode, MasterError
@@ -45,6 +46,9 @@ _STATUS = {
 }
 
 Handler = Callable[[Master, Request], Awaitable[Response]]
+Authorize = Callable[[str, "str | None"], None]
+"""`authorize(action, target)`: PERMISSION_DENIED unless the ACLs let the request's principal
+do `action` on `target` (ADR 0013)."""
 
 
 class _BadCall(Exception):
@@ -226,6 +230,17 @@ def _agents_json(master: Master) -> list[dict[str, Any]]:
 # Handlers.
 
 
+def _authorizer(master: Master, request: Request) -> Authorize:
+    principal = request_principal(request)
+
+    def authorize(action: str, target: str | None) -> None:
+        decision = master.config.acls.authorize(action, principal, target)
+        if not decision:
+            raise MasterError(ErrorCode.PERMISSION_DENIED, decision.reason)
+
+    return authorize
+
+
 async def _api_v1(master: Master, request: Request) -> Response:
     call = _object(await _json_body(request), "the call")
     kind = _string(call.get("type"), "type")
@@ -233,29 +248,47 @@ async def _api_v1(master: Master, request: Request) -> Response:
     if handler is None:
         raise _BadCall(f"unsupported operator call type {kind!r}; supported: "
                        + ", ".join(sorted(_CALLS)))
-    body = handler(master, call)
+    body = handler(master, call, _authorizer(master, request))
     return Response(status_code=200) if body is None else JSONResponse(body)
 
 
-def _call_update_weights(master: Master, call: Mapping[str, Any]) -> None:
+def _viewing(action: str, view: Callable[[Master], Any]
+             ) -> Callable[[Master, Mapping[str, Any], Authorize], Any]:
+    def call(master: Master, body: Mapping[str, Any], authorize: Authorize) -> Any:
+        authorize(action, None)
+        return view(master)
+
+    return call
+
+
+def _call_update_weights(master: Master, call: Mapping[str, Any],
+                         authorize: Authorize) -> None:
     update = _object(call.get("update_weights"), "update_weights")
-    master.update_weights(_weights(update.get("weight_infos"), "update_weights.weight_infos"))
+    weights = _weights(update.get("weight_infos"), "update_weights.weight_infos")
+    for role in weights:
+        authorize("update_weights", role)
+    master.update_weights(weights)
 
 
-def _call_update_quota(master: Master, call: Mapping[str, Any]) -> None:
+def _call_update_quota(master: Master, call: Mapping[str, Any], authorize: Authorize) -> None:
     update = _object(call.get("update_quota"), "update_quota")
     force = update.get("force", False) is True
     configs = update.get("quota_configs")
     if not isinstance(configs, list) or not configs:
         raise _BadCall("update_quota.quota_configs must be a non-empty list")
+    parsed = []
     for index, item in enumerate(configs):
         config = _object(item, f"update_quota.quota_configs[{index}]")
         role = _string(config.get("role"), f"update_quota.quota_configs[{index}].role")
         limits = _limits(config.get("limits", {}), f"update_quota.quota_configs[{index}].limits")
+        authorize("update_quotas", role)
+        parsed.append((role, limits))
+    for role, limits in parsed:
         master.update_quota(role, limits or None, force=force)
 
 
-def _call_drain_agent(master: Master, call: Mapping[str, Any]) -> None:
+def _call_drain_agent(master: Master, call: Mapping[str, Any], authorize: Authorize) -> None:
+    authorize("drain_agents", None)
     drain = _object(call.get("drain_agent"), "drain_agent")
     grace = drain.get("max_grace_period")
     master.drain_agent(
@@ -265,16 +298,17 @@ def _call_drain_agent(master: Master, call: Mapping[str, Any]) -> None:
     )
 
 
-def _call_agent(action: str) -> Callable[[Master, Mapping[str, Any]], None]:
-    def call(master: Master, body: Mapping[str, Any]) -> None:
+def _call_agent(action: str) -> Callable[[Master, Mapping[str, Any], Authorize], None]:
+    def call(master: Master, body: Mapping[str, Any], authorize: Authorize) -> None:
+        authorize(f"{action.removesuffix('_agent')}_agents", None)
         section = _object(body.get(action), action)
         getattr(master, action)(_agent_id(section, action))
 
     return call
 
 
-def _call_reservation(action: str) -> Callable[[Master, Mapping[str, Any]], None]:
-    def call(master: Master, body: Mapping[str, Any]) -> None:
+def _call_reservation(action: str) -> Callable[[Master, Mapping[str, Any], Authorize], None]:
+    def call(master: Master, body: Mapping[str, Any], authorize: Authorize) -> None:
         section = _object(body.get(action), action)
         resources = section.get("resources")
         if not isinstance(resources, list) or not resources:
@@ -283,6 +317,12 @@ def _call_reservation(action: str) -> Callable[[Master, Mapping[str, Any]], None
             parsed = Resources.parse(json.dumps(resources))
         except ValueError as exc:
             raise _BadCall(f"{action}.resources: {exc}") from None
+        for resource in parsed.to_proto():
+            last = resource.reservations[-1] if resource.reservations else None
+            if action == "reserve_resources":  # objects: the roles reserved for
+                authorize(action, last.role if last is not None else resource.role or None)
+            else:  # objects: the principals that reserved them
+                authorize(action, last.principal or None if last is not None else None)
         method = master.reserve_resources if action == "reserve_resources" \
             else master.unreserve_resources
         method(_agent_id(section, action), parsed.to_proto())
@@ -290,18 +330,21 @@ def _call_reservation(action: str) -> Callable[[Master, Mapping[str, Any]], None
     return call
 
 
-_CALLS: dict[str, Callable[[Master, Mapping[str, Any]], Any]] = {
-    "GET_ROLES": lambda m, c: {"type": "GET_ROLES", "get_roles": {"roles": _roles_json(m)}},
-    "GET_WEIGHTS": lambda m, c: {
+_CALLS: dict[str, Callable[[Master, Mapping[str, Any], Authorize], Any]] = {
+    "GET_ROLES": _viewing("view_roles", lambda m: {"type": "GET_ROLES",
+                                                   "get_roles": {"roles": _roles_json(m)}}),
+    "GET_WEIGHTS": _viewing("view_roles", lambda m: {
         "type": "GET_WEIGHTS",
         "get_weights": {"weight_infos": [
             {"role": role, "weight": m.allocator.weight(role)} for role in m.allocator.roles()
         ]},
-    },
+    }),
     "UPDATE_WEIGHTS": _call_update_weights,
-    "GET_QUOTA": lambda m, c: {"type": "GET_QUOTA", "get_quota": {"status": _quota_json(m)}},
+    "GET_QUOTA": _viewing("get_quotas", lambda m: {"type": "GET_QUOTA",
+                                                   "get_quota": {"status": _quota_json(m)}}),
     "UPDATE_QUOTA": _call_update_quota,
-    "GET_AGENTS": lambda m, c: {"type": "GET_AGENTS", "get_agents": {"agents": _agents_json(m)}},
+    "GET_AGENTS": _viewing("view_agents", lambda m: {"type": "GET_AGENTS",
+                                                     "get_agents": {"agents": _agents_json(m)}}),
     "DRAIN_AGENT": _call_drain_agent,
     "DEACTIVATE_AGENT": _call_agent("deactivate_agent"),
     "REACTIVATE_AGENT": _call_agent("reactivate_agent"),
@@ -312,10 +355,12 @@ _CALLS: dict[str, Callable[[Master, Mapping[str, Any]], Any]] = {
 
 
 async def _get_roles(master: Master, request: Request) -> Response:
+    _authorizer(master, request)("view_roles", None)
     return JSONResponse({"roles": _roles_json(master)})
 
 
 async def _get_weights(master: Master, request: Request) -> Response:
+    _authorizer(master, request)("view_roles", None)
     return JSONResponse([
         {"role": role, "weight": master.allocator.weight(role)}
         for role in master.allocator.roles()
@@ -323,11 +368,16 @@ async def _get_weights(master: Master, request: Request) -> Response:
 
 
 async def _put_weights(master: Master, request: Request) -> Response:
-    master.update_weights(_weights(await _json_body(request), "the body"))
+    weights = _weights(await _json_body(request), "the body")
+    authorize = _authorizer(master, request)
+    for role in weights:
+        authorize("update_weights", role)
+    master.update_weights(weights)
     return Response(status_code=200)
 
 
 async def _get_quota(master: Master, request: Request) -> Response:
+    _authorizer(master, request)("get_quotas", None)
     return JSONResponse(_quota_json(master))
 
 
@@ -337,12 +387,14 @@ async def _post_quota(master: Master, request: Request) -> Response:
     limits = _limits(body.get("limits", body.get("guarantee", {})), "limits")
     if not limits:
         raise _BadCall("limits must name at least one resource; DELETE /quota/ROLE removes one")
+    _authorizer(master, request)("update_quotas", role)
     master.update_quota(role, limits, force=body.get("force", False) is True)
     return Response(status_code=200)
 
 
 async def _delete_quota(master: Master, request: Request) -> Response:
     role = request.path_params["role"]
+    _authorizer(master, request)("update_quotas", role)
     if master.allocator.quota(role) is None:
         raise MasterError(ErrorCode.NOT_FOUND, f"role {role!r} has no quota")
     master.update_quota(role, None)

@@ -17,7 +17,7 @@ import pytest
 
 from mesos_security.credentials import AUTHORIZATION_KEY, Credential, basic_authorization
 from protos import agent_pb2, agent_pb2_grpc, mesos_pb2, scheduler_pb2, scheduler_pb2_grpc
-from tests.integration.cluster import Cluster, running_cluster, wait_for
+from tests.integration.cluster import Cluster, free_port, running_cluster, wait_for
 from tests.integration.conftest import FAST_MASTER_FLAGS
 from tests.integration.recording import RecordingScheduler
 from tests.integration.test_end_to_end import launch_once, running
@@ -130,3 +130,60 @@ def test_only_authenticated_principals_get_in_and_none_takes_over_another(
         assert [a["active"] for a in state["slaves"]] == [True]
         assert not scheduler.errors
         assert {s.task_id.value for s in scheduler.updates} == {"web"}
+
+
+HTTP_ACLS = {
+    "permissive": True,
+    "update_weights": [{"principals": {"values": ["ops"]}, "roles": {"type": "ANY"}},
+                       {"principals": {"type": "ANY"}, "roles": {"type": "NONE"}}],
+    "view_flags": [{"principals": {"values": ["ops"]}, "flags": {"type": "ANY"}},
+                   {"principals": {"type": "ANY"}, "flags": {"type": "NONE"}}],
+    "access_sandboxes": [{"principals": {"values": ["ops"]}, "users": {"type": "ANY"}},
+                         {"principals": {"type": "ANY"}, "users": {"type": "NONE"}}],
+}
+
+
+def test_http_endpoints_need_credentials_and_the_acls_decide(tmp_path: Path) -> None:
+    credentials = tmp_path / "http-credentials"
+    credentials.write_text("ops ops-secret\nviewer viewer-secret\n")
+    http_flags = ["--authenticate_http_readonly", "true", "--authenticate_http_readwrite",
+                  "true", "--http_credentials", str(credentials), "--acls",
+                  json.dumps(HTTP_ACLS)]
+    ops, viewer = ("ops", "ops-secret"), ("viewer", "viewer-secret")
+    with running_cluster(tmp_path, [*FAST_MASTER_FLAGS, *http_flags]) as cluster:
+        cluster.agent_flags = http_flags
+        agent = cluster.start_agent(http_port=free_port())
+        master_url = f"http://127.0.0.1:{cluster.masters[0].http_port}"
+        wait_for(lambda: len(httpx.get(f"{master_url}/state", auth=ops).json()["slaves"]) == 1,
+                 "the agent to register")
+        anonymous = httpx.get(f"{master_url}/state")
+        assert anonymous.status_code == 401
+        assert anonymous.headers["www-authenticate"] == 'Basic realm="mesos"'
+        assert httpx.get(f"{master_url}/state", auth=("ops", "guess")).status_code == 401
+        assert httpx.get(f"{master_url}/health").status_code == 200
+        assert httpx.get(f"{master_url}/state", auth=viewer).json()["flags"] == {}
+        assert httpx.get(f"{master_url}/state", auth=ops).json()["flags"]
+        assert httpx.get(f"{master_url}/flags", auth=viewer).status_code == 403
+        weights = [{"role": "web", "weight": 2}]
+        assert httpx.put(f"{master_url}/weights", json=weights).status_code == 401
+        refused = httpx.put(f"{master_url}/weights", json=weights, auth=viewer)
+        assert refused.status_code == 403 and "update_weights" in refused.text
+        assert httpx.put(f"{master_url}/weights", json=weights, auth=ops).status_code == 200
+        refused = httpx.post(f"{master_url}/api/v1", auth=viewer, json={
+            "type": "UPDATE_WEIGHTS",
+            "update_weights": {"weight_infos": [{"role": "web", "weight": 3}]}})
+        assert refused.status_code == 403
+
+        scheduler = RecordingScheduler(on_offers=launch_once(("t", "echo hi; sleep 300")))
+        with running(cluster, scheduler, "fw"):
+            scheduler.wait_for_state("t", "TASK_RUNNING")
+            agent_url = f"http://127.0.0.1:{agent.http_port}"
+            state = httpx.get(f"{agent_url}/state", auth=ops).json()
+            [executor] = [e for f in state["frameworks"] for e in f["executors"]]
+            stdout = {"path": f"{executor['directory']}/stdout"}
+            assert httpx.get(f"{agent_url}/files/read", params=stdout).status_code == 401
+            denied = httpx.get(f"{agent_url}/files/read", params=stdout, auth=viewer)
+            assert denied.status_code == 403 and "access_sandboxes" in denied.text
+            assert httpx.get(f"{agent_url}/files/read", params=stdout, auth=ops
+                             ).status_code == 200
+            assert httpx.get(f"{agent_url}/flags", auth=viewer).status_code == 403
