@@ -34,6 +34,7 @@ from marathon.groups import (
     put_app,
     remove_app,
     remove_group,
+    service_ports,
 )
 from marathon.groups import to_json as group_to_json
 from marathon.paths import ROOT, PathId
@@ -286,6 +287,10 @@ class MarathonApi:
     def task_json(self, instance: Instance) -> dict[str, Any]:
         """The task's JSON with its health check results."""
         body = instance.task_json()
+        core = self.service.core
+        app = core.root.app(instance.app_id) if core is not None else None
+        if app is not None:  # Marathon shows the current app's service ports on every task
+            body["servicePorts"] = service_ports(app)
         tracker = self.service.health
         if tracker is not None and instance.instance_id in tracker:
             body["healthCheckResults"] = tracker.health_json(instance.instance_id)

@@ -46,7 +46,13 @@ from marathon.deployments import (
     replace_step,
     revert_target,
 )
-from marathon.groups import Group, assign_versions, put_app, validate_root
+from marathon.groups import (
+    Group,
+    assign_service_ports,
+    assign_versions,
+    put_app,
+    validate_root,
+)
 from marathon.launch_queue import LaunchQueue
 from marathon.limits import check_limits
 from marathon.paths import PathId
@@ -148,7 +154,8 @@ class MarathonCore:
         running deployment holds an affected app (unless `force`, which cancels those).
         """
         version = self._new_version()
-        target = assign_versions(self.root, change(self.root), version)
+        target = assign_versions(
+            self.root, assign_service_ports(self.root, change(self.root)), version)
         check_limits(target)
         validate_root(target)
         plan = plan_deployment(self.root, target, version, to_kill=kill,
