@@ -171,7 +171,7 @@ class MarathonCore:
             deployment = Deployment(plan)
             self.deployments[plan.id] = deployment
             self.sink.write(Mutation(store_key("deployments", plan.id), deployment.to_record()))
-            self.publish(events.deployment_event("deployment_info", plan.to_json(),
+            self.publish(events.deployment_event("deployment_info", plan.event_json(),
                                                  current_step=self._step_json(plan, 1)))
         self.publish(events.group_change_event("/", version))
         self.advance()
@@ -439,7 +439,7 @@ class MarathonCore:
             if not all(done):
                 return
             self.publish(events.deployment_event(
-                "deployment_step_success", plan.to_json(deployment.step),
+                "deployment_step_success", plan.event_json(),
                 current_step=self._step_json(plan, deployment.step),
             ))
             deployment.step += 1
@@ -580,7 +580,8 @@ class MarathonCore:
             return
         self.sink.write(Mutation(store_key("deployments", plan_id), None))
         self.sink.write(Mutation(store_key("deployment_steps", plan_id), None))
-        self.publish(events.deployment_event(outcome, deployment.plan.to_json(), reason=reason))
+        self.publish(events.deployment_event(outcome, deployment.plan.event_json(),
+                                             reason=reason))
 
     @staticmethod
     def _step_json(plan: DeploymentPlan, step: int) -> dict[str, Any]:
