@@ -163,6 +163,8 @@ fails("create_event_subscription", lambda: client.create_event_subscription(
     "http://127.0.0.1:9/callback"), NotFoundError, http_error(404, "URI not found"))
 fails("delete_event_subscription", lambda: client.delete_event_subscription(
     "http://127.0.0.1:9/callback"), NotFoundError, http_error(404, "URI not found"))
+fails("a method the path does not have", lambda: raw_client._do_request("PATCH", "/ping"),
+      MarathonHttpError, http_error(405, "Method Not Allowed"))
 
 # --------------------------------------------------------------------------- apps
 
