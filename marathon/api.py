@@ -454,7 +454,8 @@ class MarathonApi:
                 else:
                     host = request.query_params.get("host")
                     chosen = [i for i in instances if host in (None, "*", i.host)]
-                plan = core.kill_tasks([i.task_id for i in chosen], scale=scale)
+                plan = core.kill_tasks([i.task_id for i in chosen], scale=scale,
+                                       force=_flag(request, "force"))
                 if plan is not None:
                     return _deployment_answer(plan)
                 if len(tail) == 2:
@@ -485,7 +486,8 @@ class MarathonApi:
         wanted = set(ids)
         chosen = [i for i in core.instances.values() if i.task_id in wanted]
         answer = [self.task_json(i) for i in chosen]  # as they were when killed
-        plan = core.kill_tasks([i.task_id for i in chosen], scale=_flag(request, "scale"))
+        plan = core.kill_tasks([i.task_id for i in chosen], scale=_flag(request, "scale"),
+                               force=_flag(request, "force"))
         if plan is not None:
             return _deployment_answer(plan)
         return _json({"tasks": answer})

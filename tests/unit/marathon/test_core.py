@@ -237,3 +237,19 @@ def test_deployment_events_carry_marathons_plan_and_apps_get_service_ports() -> 
         assert plan["steps"][0] == {"actions": [{"action": "StartApplication", "app": "/web"}]}
     app = world.core.root.app(PathId.parse("/web"))
     assert app is not None and [d.port for d in app.port_definitions] == [10000]
+
+
+def test_killing_and_scaling_a_locked_app_needs_force() -> None:
+    world = World()
+    first = world.deploy_app({**APP, "instances": 3})
+    running = world.offer(resources="cpus:1;mem:4096;ports:[31000-31010]")  # room for 2 of 3
+    for task in running:
+        world.update(task.task_id.value, mesos_pb2.TASK_RUNNING)
+    assert first in world.core.deployments  # still waiting for the third instance
+    killed = running[0].task_id.value
+    with pytest.raises(AppLockedError):
+        world.core.kill_tasks([killed], scale=True)
+    plan = world.core.kill_tasks([killed], scale=True, force=True)
+    assert plan is not None and first not in world.core.deployments
+    app = world.core.root.app(PathId.parse("/web"))
+    assert app is not None and app.instances == 2
