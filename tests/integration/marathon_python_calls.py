@@ -18,7 +18,7 @@ import time
 # sending a group with apps (or an app with nested objects) fails in the client itself.
 collections.Iterable = collections.abc.Iterable  # type: ignore[attr-defined]
 
-from marathon.exceptions import MarathonHttpError, NotFoundError  # noqa: E402
+from marathon.exceptions import ConflictError, MarathonHttpError, NotFoundError  # noqa: E402
 from marathon.models import MarathonApp, MarathonGroup  # noqa: E402
 from marathon.models.deployment import MarathonDeploymentStep  # noqa: E402
 from marathon.models.endpoint import MarathonEndpoint  # noqa: E402
@@ -91,7 +91,10 @@ def http_error(status, message):
 
 
 def until(condition, what):
-    deadline = time.monotonic() + 60
+    """Wait for `condition`; after one wait timed out, the next ones are short (the checks
+    after it fail anyway, and the run must end before the test's timeout)."""
+    timed_out = any(check.startswith("waiting for") for check in results)
+    deadline = time.monotonic() + (3 if timed_out else 45)
     while time.monotonic() < deadline:
         try:
             if condition():
@@ -308,6 +311,23 @@ until(lambda: running("/client/web", 2)() and task_ids("/client/web").isdisjoint
 check("kill_tasks (scale)", lambda: client.kill_tasks("/client/worker", scale=True),
       deployment)
 until(running("/client/worker", 0), "/client/worker to scale to 0")
+# One agent holds one instance of a UNIQUE app: its deployment waits for the second for ever.
+check("create_app (constraints)", lambda: client.create_app("/client/unique", MarathonApp(
+    cmd="sleep 600", cpus=0.1, mem=16, instances=2, constraints=[["hostname", "UNIQUE"]])),
+    lambda v: None if [(c.field, c.operator) for c in v.constraints] == [
+        ("hostname", "UNIQUE")] else "wrong constraints")
+until(lambda: len(raw_client.list_tasks("/client/unique")) == 1
+      and raw_client.list_tasks("/client/unique")[0].state == "TASK_RUNNING",
+      "one instance of /client/unique")
+unique = raw_client.list_tasks("/client/unique")[0].id
+fails("kill_given_tasks (scale, locked)", lambda: client.kill_given_tasks(
+    [unique], scale=True), ConflictError, http_error(
+        409, "App is locked by one or more deployments. Override with the option "
+        "'?force=true'. View details at '/v2/deployments/<DEPLOYMENT_ID>'."))
+check("kill_given_tasks (scale, force, locked)", lambda: client.kill_given_tasks(
+    [unique], scale=True, force=True), lambda v: None if v is True else "not killed")
+until(lambda: running("/client/unique", 1)() and unique not in task_ids("/client/unique"),
+      "/client/unique to scale to 1")
 
 # ------------------------------------------------------------------------- groups
 
@@ -380,6 +400,7 @@ check("rolled back", lambda: raw_client.get_app("/stuck"), lambda v: None if (
 fails("delete_deployment (unknown)", lambda: client.delete_deployment("nope"),
       NotFoundError, http_error(404, "DeploymentPlan nope does not exist"))
 check("delete_app", lambda: client.delete_app("/client/worker"), deployment)
+check("delete_app (another)", lambda: client.delete_app("/client/unique"), deployment)
 check("delete_app (forced)", lambda: client.delete_app("stuck", force=True), deployment)
 until(lambda: {a.id for a in raw_client.list_apps()} == {"/client/web"}, "the apps to go")
 
