@@ -273,6 +273,18 @@ until(lambda: running("/client/web", 3)() and running("/client/worker", 3)(),
 check("update_apps result", lambda: client.get_app("/client/worker"),
       lambda v: None if v.port_definitions[0].port not in (0, web_port) else "no port")
 
+# An app whose task fails: get_app embeds its last failure, list_apps on demand.
+client.create_app("/client/failing", MarathonApp(cmd="exit 3", cpus=0.1, mem=16))
+until(lambda: raw_client.get_app("/client/failing").last_task_failure, "a task to fail")
+check("get_app (last task failure)", lambda: client.get_app("/client/failing"),
+      lambda v: None if (v.last_task_failure.app_id, v.last_task_failure.state) == (
+          "/client/failing", "TASK_FAILED") and v.last_task_failure.timestamp else "wrong")
+check("list_apps (failures)", lambda: client.list_apps(app_id="failing", embed_failures=True),
+      lambda v: None if v[0].last_task_failure.task_id else "no failure")
+check("list_apps (no failures)", lambda: client.list_apps(app_id="failing"),
+      lambda v: None if v[0].last_task_failure is None else "a failure")
+client.delete_app("/client/failing", force=True)
+
 # -------------------------------------------------------------------------- tasks
 
 web = sorted(task_ids("/client/web"))
