@@ -418,34 +418,34 @@ and `--local_port_max` defaults)."""
 def service_ports(app: AppDefinition) -> list[int]:
     """The app's service ports: its container's port mappings' `servicePort`s when it has port
     mappings, else its port definitions' ports (0: not assigned yet)."""
-    mappings = _port_mappings(thawed_json(app.container) if app.container else {})
+    mappings = _port_mappings(app.container)
     if mappings:
         return [_service_port(m) for m in mappings]
     return [d.port for d in app.port_definitions]
 
 
-def _port_mappings(container: dict[str, Any]) -> list[Any]:
+def _port_mappings(container: Mapping[str, Any] | None) -> Sequence[Any]:
+    if not container:
+        return ()
     found = container.get("portMappings")
     docker = container.get("docker")
-    if not found and isinstance(docker, dict):
+    if not found and isinstance(docker, Mapping):
         found = docker.get("portMappings")
-    return found if isinstance(found, list) else []
+    return found if isinstance(found, list | tuple) else ()
 
 
 def _service_port(mapping: Any) -> int:
-    port = mapping.get("servicePort", 0) if isinstance(mapping, dict) else 0
+    port = mapping.get("servicePort", 0) if isinstance(mapping, Mapping) else 0
     return port if isinstance(port, int) else 0
 
 
 def _with_service_ports(app: AppDefinition, ports: Sequence[int]) -> AppDefinition:
-    if app.container:
+    if _port_mappings(app.container):
         container = thawed_json(app.container)
-        mappings = _port_mappings(container)
-        if mappings:
-            for mapping, port in zip(mappings, ports, strict=False):
-                if isinstance(mapping, dict):
-                    mapping["servicePort"] = port
-            return app.replace(container=container)
+        for mapping, port in zip(_port_mappings(container), ports, strict=False):
+            if isinstance(mapping, dict):
+                mapping["servicePort"] = port
+        return app.replace(container=container)
     return app.replace(port_definitions=tuple(
         dataclasses.replace(d, port=port) for d, port in zip(app.port_definitions, ports,
                                                                strict=True)))
@@ -456,15 +456,20 @@ def assign_service_ports(original: Group, target: Group,
     """`target` with a service port picked for every 0 of its new or reconfigured apps, as
     Marathon does: first the app's earlier ports in `ports` that it no longer names, then the
     lowest ones no app of `original` or `target` uses. 422 when `ports` runs out."""
+    def needs_ports(app: AppDefinition) -> bool:
+        before = original.app(app.id)
+        return 0 in service_ports(app) and (before is None or not same_config(before, app))
+
+    waiting = [app for app in target.transitive_apps() if needs_ports(app)]
+    if not waiting:
+        return target
     used = {p for app in (*original.transitive_apps(), *target.transitive_apps())
             for p in service_ports(app)}
     free = (p for p in ports if p not in used)
     result = target
-    for app in target.transitive_apps():
+    for app in waiting:
         before = original.app(app.id)
         wanted = service_ports(app)
-        if 0 not in wanted or (before is not None and same_config(before, app)):
-            continue
         reusable = iter([p for p in (service_ports(before) if before else [])
                          if p in ports and p not in wanted])
         assigned = []
