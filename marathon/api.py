@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -34,6 +35,7 @@ from marathon.groups import (
     put_app,
     remove_app,
     remove_group,
+    service_ports,
 )
 from marathon.groups import to_json as group_to_json
 from marathon.paths import ROOT, PathId
@@ -81,13 +83,26 @@ def _answering_marathon_errors(handler: Handler) -> Handler:
     return answering
 
 
+async def _unknown_route(request: Request, error: Exception) -> Response:
+    """Marathon's JSON answer for a path it has no resource for (e.g. `/v2/eventSubscriptions`,
+    removed in Marathon 1.5) or a method the path does not allow."""
+    assert isinstance(error, HTTPException)
+    message = "URI not found" if error.status_code == 404 else "Method Not Allowed"
+    return _json({"message": message}, error.status_code, dict(error.headers or {}))
+
+
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def _body(request: Request) -> Any:
+    raw = await request.body()
+    if not raw.strip():  # Marathon: its JSON parser finds "no content to map"
+        raise HttpError(400, "Please specify data in JSON format", {
+            "message": "Please specify data in JSON format",
+            "details": [{"path": "/", "errors": ["error.invalid.json: the body is empty"]}]})
     try:
-        return parse_json_body(await request.body() or b"null")
+        return parse_json_body(raw)
     except BadJson as error:
         raise HttpError(400, f"Invalid JSON: {error.reason}",
                         {"message": "Invalid JSON", "details": [
@@ -153,7 +168,7 @@ class MarathonApi:
             *(Route(r.path, self._guard.wrap(_answering_marathon_errors(r.endpoint)),
                     methods=r.methods) for r in routes),
             *ui_routes("marathon"),
-        ])
+        ], exception_handlers={404: _unknown_route, 405: _unknown_route})
 
     def core(self) -> MarathonCore:
         """The leader's core, or HttpError 503 naming the leader."""
@@ -274,10 +289,14 @@ class MarathonApi:
         body = app_to_json(app)
         body.update(core.counts(app))
         body["deployments"] = [{"id": d} for d in core.deployments_of(app.id)]
-        wanted = set(embed)
-        if wanted & {"apps.tasks", "app.tasks", "tasks"}:
+        wanted = {_embed_name(e) for e in embed}
+        if wanted & {"tasks", "failures"}:
             body["tasks"] = [self.task_json(i) for i in core.app_instances(app.id)]
-        if wanted & {"apps.lastTaskFailure", "app.lastTaskFailure", "lastTaskFailure"}:
+        if "readiness" in wanted:
+            readiness = self.service.readiness
+            body["readinessCheckResults"] = [
+                r.to_json() for r in (readiness.results() if readiness else {}).get(app.id, ())]
+        if wanted & {"lastTaskFailure", "failures"}:
             failure = core.last_failures.get(app.id)
             if failure is not None:
                 body["lastTaskFailure"] = failure
@@ -286,6 +305,10 @@ class MarathonApi:
     def task_json(self, instance: Instance) -> dict[str, Any]:
         """The task's JSON with its health check results."""
         body = instance.task_json()
+        core = self.service.core
+        app = core.root.app(instance.app_id) if core is not None else None
+        if app is not None:  # Marathon shows the current app's service ports on every task
+            body["servicePorts"] = service_ports(app)
         tracker = self.service.health
         if tracker is not None and instance.instance_id in tracker:
             body["healthCheckResults"] = tracker.health_json(instance.instance_id)
@@ -431,7 +454,8 @@ class MarathonApi:
                 else:
                     host = request.query_params.get("host")
                     chosen = [i for i in instances if host in (None, "*", i.host)]
-                plan = core.kill_tasks([i.task_id for i in chosen], scale=scale)
+                plan = core.kill_tasks([i.task_id for i in chosen], scale=scale,
+                                       force=_flag(request, "force"))
                 if plan is not None:
                     return _deployment_answer(plan)
                 if len(tail) == 2:
@@ -459,11 +483,14 @@ class MarathonApi:
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise HttpError(422, "Object is not valid", {"message": "Object is not valid",
                             "details": [{"path": "/ids", "errors": ["error.expected.jsarray"]}]})
-        known = {i.task_id for i in core.instances.values()}
-        plan = core.kill_tasks([i for i in ids if i in known], scale=_flag(request, "scale"))
+        wanted = set(ids)
+        chosen = [i for i in core.instances.values() if i.task_id in wanted]
+        answer = [self.task_json(i) for i in chosen]  # as they were when killed
+        plan = core.kill_tasks([i.task_id for i in chosen], scale=_flag(request, "scale"),
+                               force=_flag(request, "force"))
         if plan is not None:
             return _deployment_answer(plan)
-        return _json({"tasks": []})
+        return _json({"tasks": answer})
 
     async def groups(self, request: Request) -> Response:
         core = self.core()
@@ -539,6 +566,15 @@ class MarathonApi:
             raise HttpError(404, f"Application {app_id} not found in tasks queue.")
         core.queue.reset_delay(app_id)
         return Response(status_code=204)
+
+
+def _embed_name(embed: str) -> str:
+    """An app embed without its optional prefix: `app.tasks`, `apps.tasks` and
+    `group.apps.tasks` all mean `tasks`, as in Marathon."""
+    for prefix in ("group.apps.", "apps.", "app."):
+        if embed.startswith(prefix):
+            return embed.removeprefix(prefix)
+    return embed
 
 
 def _restarted(app: AppDefinition) -> AppDefinition:

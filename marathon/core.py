@@ -46,7 +46,13 @@ from marathon.deployments import (
     replace_step,
     revert_target,
 )
-from marathon.groups import Group, assign_versions, put_app, validate_root
+from marathon.groups import (
+    Group,
+    assign_service_ports,
+    assign_versions,
+    put_app,
+    validate_root,
+)
 from marathon.launch_queue import LaunchQueue
 from marathon.limits import check_limits
 from marathon.paths import PathId
@@ -148,7 +154,8 @@ class MarathonCore:
         running deployment holds an affected app (unless `force`, which cancels those).
         """
         version = self._new_version()
-        target = assign_versions(self.root, change(self.root), version)
+        target = assign_versions(
+            self.root, assign_service_ports(self.root, change(self.root)), version)
         check_limits(target)
         validate_root(target)
         plan = plan_deployment(self.root, target, version, to_kill=kill,
@@ -164,7 +171,7 @@ class MarathonCore:
             deployment = Deployment(plan)
             self.deployments[plan.id] = deployment
             self.sink.write(Mutation(store_key("deployments", plan.id), deployment.to_record()))
-            self.publish(events.deployment_event("deployment_info", plan.to_json(),
+            self.publish(events.deployment_event("deployment_info", plan.event_json(),
                                                  current_step=self._step_json(plan, 1)))
         self.publish(events.group_change_event("/", version))
         self.advance()
@@ -212,9 +219,11 @@ class MarathonCore:
         self.sink.write(Mutation(key, None))
         return True
 
-    def kill_tasks(self, task_ids: Iterable[str], *, scale: bool) -> DeploymentPlan | None:
-        """Kill tasks; with `scale` the apps shrink by as many (a deployment), otherwise the
-        tasks are replaced. Unknown ids raise KeyError."""
+    def kill_tasks(self, task_ids: Iterable[str], *, scale: bool,
+                   force: bool = False) -> DeploymentPlan | None:
+        """Kill tasks; with `scale` the apps shrink by as many (a deployment, which `force`
+        lets supersede the deployments holding them), otherwise the tasks are replaced.
+        Unknown ids raise KeyError."""
         chosen = [self._by_task[task_id] for task_id in task_ids]
         if not scale:
             for instance in chosen:
@@ -232,7 +241,7 @@ class MarathonCore:
                     root = put_app(root, app.replace(instances=max(0, app.instances - len(killed))))
             return root
 
-        return self.update_root(shrink, kill=per_app)
+        return self.update_root(shrink, kill=per_app, force=force)
 
     # ---------------------------------------------------------------- the driver
 
@@ -452,7 +461,7 @@ class MarathonCore:
             if not all(done):
                 return
             self.publish(events.deployment_event(
-                "deployment_step_success", plan.to_json(deployment.step),
+                "deployment_step_success", plan.event_json(),
                 current_step=self._step_json(plan, deployment.step),
             ))
             deployment.step += 1
@@ -593,7 +602,8 @@ class MarathonCore:
             return
         self.sink.write(Mutation(store_key("deployments", plan_id), None))
         self.sink.write(Mutation(store_key("deployment_steps", plan_id), None))
-        self.publish(events.deployment_event(outcome, deployment.plan.to_json(), reason=reason))
+        self.publish(events.deployment_event(outcome, deployment.plan.event_json(),
+                                             reason=reason))
 
     @staticmethod
     def _step_json(plan: DeploymentPlan, step: int) -> dict[str, Any]:

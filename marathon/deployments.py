@@ -126,6 +126,11 @@ class DeploymentPlan:
         """True when nothing needs doing."""
         return not self.steps
 
+    def event_json(self) -> dict[str, Any]:
+        """The plan as deployment events carry it (Marathon's `DeploymentPlan` type)."""
+        return {"id": self.id, "steps": [s.to_json() for s in self.steps],
+                "version": self.version}
+
     def to_json(self, current_step: int = 0,
                 readiness: Mapping[PathId, Sequence[ReadinessCheckResult]] | None = None,
                 ) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from marathon.app_definition import AppDefinition, parse_app
 from marathon.app_definition import to_json as app_to_json
 from marathon.paths import ROOT, PathId, path_id_errors, segment_errors
 from marathon.validation import INVALID_JSON, OBJECT_NOT_VALID, AppValidationError, Violation
+from mesos_http.json_input import thawed_json
 
 __all__ = [
     "CYCLIC_DEPENDENCIES",
@@ -408,6 +409,81 @@ def same_config(before: AppDefinition, after: AppDefinition) -> bool:
 def is_only_scale_change(before: AppDefinition, after: AppDefinition) -> bool:
     """True when `after` differs from `before` in `instances` only."""
     return before.instances != after.instances and same_config(before, after)
+
+
+SERVICE_PORTS = range(10000, 20001)
+"""Where Marathon picks the service ports of apps that ask for port 0 (its `--local_port_min`
+and `--local_port_max` defaults)."""
+
+
+def service_ports(app: AppDefinition) -> list[int]:
+    """The app's service ports: its container's port mappings' `servicePort`s when it has port
+    mappings, else its port definitions' ports (0: not assigned yet)."""
+    mappings = _port_mappings(app.container)
+    if mappings:
+        return [_service_port(m) for m in mappings]
+    return [d.port for d in app.port_definitions]
+
+
+def _port_mappings(container: Mapping[str, Any] | None) -> Sequence[Any]:
+    if not container:
+        return ()
+    found = container.get("portMappings")
+    docker = container.get("docker")
+    if not found and isinstance(docker, Mapping):
+        found = docker.get("portMappings")
+    return found if isinstance(found, list | tuple) else ()
+
+
+def _service_port(mapping: Any) -> int:
+    port = mapping.get("servicePort", 0) if isinstance(mapping, Mapping) else 0
+    return port if isinstance(port, int) else 0
+
+
+def _with_service_ports(app: AppDefinition, ports: Sequence[int]) -> AppDefinition:
+    if _port_mappings(app.container):
+        container = thawed_json(app.container)
+        for mapping, port in zip(_port_mappings(container), ports, strict=False):
+            if isinstance(mapping, dict):
+                mapping["servicePort"] = port
+        return app.replace(container=container)
+    return app.replace(port_definitions=tuple(
+        dataclasses.replace(d, port=port) for d, port in zip(app.port_definitions, ports,
+                                                               strict=True)))
+
+
+def assign_service_ports(original: Group, target: Group,
+                         ports: range = SERVICE_PORTS) -> Group:
+    """`target` with a service port picked for every 0 of its new or reconfigured apps, as
+    Marathon does: first the app's earlier ports in `ports` that it no longer names, then the
+    lowest ones no app of `original` or `target` uses. 422 when `ports` runs out."""
+    def needs_ports(app: AppDefinition) -> bool:
+        before = original.app(app.id)
+        return 0 in service_ports(app) and (before is None or not same_config(before, app))
+
+    waiting = [app for app in target.transitive_apps() if needs_ports(app)]
+    if not waiting:
+        return target
+    used = {p for app in (*original.transitive_apps(), *target.transitive_apps())
+            for p in service_ports(app)}
+    free = (p for p in ports if p not in used)
+    result = target
+    for app in waiting:
+        before = original.app(app.id)
+        wanted = service_ports(app)
+        reusable = iter([p for p in (service_ports(before) if before else [])
+                         if p in ports and p not in wanted])
+        assigned = []
+        for port in wanted:
+            if port == 0:
+                port = next(reusable, None) or next(free, 0)
+                if port == 0:
+                    raise AppValidationError(OBJECT_NOT_VALID, [Violation(
+                        f"{app.id}/portDefinitions",
+                        f"All service ports from {ports.start} to {ports.stop - 1} are taken")])
+            assigned.append(port)
+        result = put_app(result, _with_service_ports(app, assigned))
+    return result
 
 
 def assign_versions(original: Group, target: Group, version: str) -> Group:

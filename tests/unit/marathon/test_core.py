@@ -223,3 +223,33 @@ def test_constraints_count_instances_launched_earlier_in_the_same_round_of_offer
     launched = {offer_id: len(tasks) for offer_id, tasks in world.actions.launched}
     assert launched == {"o0": 2, "r1": 2}
     assert world.actions.declined == ["r0", "r2"]
+
+
+def test_deployment_events_carry_marathons_plan_and_apps_get_service_ports() -> None:
+    world = World()
+    world.deploy_app(APP)
+    for task in world.offer():
+        world.update(task.task_id.value, mesos_pb2.TASK_RUNNING)
+    plans = {e["eventType"]: e["plan"] for e in world.events if "plan" in e}
+    assert set(plans) == {"deployment_info", "deployment_step_success", "deployment_success"}
+    for plan in plans.values():  # Marathon 1.9's DeploymentPlan: no groups, no progress
+        assert set(plan) == {"id", "steps", "version"}
+        assert plan["steps"][0] == {"actions": [{"action": "StartApplication", "app": "/web"}]}
+    app = world.core.root.app(PathId.parse("/web"))
+    assert app is not None and [d.port for d in app.port_definitions] == [10000]
+
+
+def test_killing_and_scaling_a_locked_app_needs_force() -> None:
+    world = World()
+    first = world.deploy_app({**APP, "instances": 3})
+    running = world.offer(resources="cpus:1;mem:4096;ports:[31000-31010]")  # room for 2 of 3
+    for task in running:
+        world.update(task.task_id.value, mesos_pb2.TASK_RUNNING)
+    assert first in world.core.deployments  # still waiting for the third instance
+    killed = running[0].task_id.value
+    with pytest.raises(AppLockedError):
+        world.core.kill_tasks([killed], scale=True)
+    plan = world.core.kill_tasks([killed], scale=True, force=True)
+    assert plan is not None and first not in world.core.deployments
+    app = world.core.root.app(PathId.parse("/web"))
+    assert app is not None and app.instances == 2

@@ -13,6 +13,7 @@ from marathon.groups import (
     CYCLIC_DEPENDENCIES,
     Group,
     apply_group_update,
+    assign_service_ports,
     assign_versions,
     dependency_levels,
     effective_dependencies,
@@ -21,6 +22,7 @@ from marathon.groups import (
     put_app,
     remove_app,
     remove_group,
+    service_ports,
     to_json,
     validate_root,
 )
@@ -217,3 +219,51 @@ def test_every_group_and_app_id_of_a_root_is_checked_before_it_is_stored(base: s
         validate_root(apply_group_update(Group(ROOT), update))
     assert [e.split(" '")[0] for e in caught.value.errors_at(base)] == [SEGMENT_ERROR]
     assert [e.split(" '")[0] for e in caught.value.errors_at(f"{base}/x")] == [SEGMENT_ERROR]
+
+
+def ports_of(root: Group, app_id: str) -> list[int]:
+    found = root.app(p(app_id))
+    assert found is not None
+    return service_ports(found)
+
+
+def test_new_apps_get_the_lowest_free_service_ports_for_their_zeros() -> None:
+    before = put_app(Group(ROOT), parse_app(app("/a", portDefinitions=[{"port": 10000}])))
+    after = put_app(before, parse_app(app("/b", portDefinitions=[
+        {"port": 0}, {"port": 12000}, {"port": 0}])))
+    assigned = assign_service_ports(before, after)
+    assert ports_of(assigned, "/b") == [10001, 12000, 10002]
+    assert ports_of(assigned, "/a") == [10000]
+    # An app without ports, or with its own, is left as it is.
+    fixed = put_app(Group(ROOT), parse_app(app("/c", portDefinitions=[])))
+    assert assign_service_ports(Group(ROOT), fixed) == fixed
+
+
+def test_a_reconfigured_app_keeps_its_service_ports_and_an_unchanged_one_is_left_alone() -> None:
+    first = assign_service_ports(Group(ROOT), put_app(Group(ROOT), parse_app(app("/a"))))
+    assert ports_of(first, "/a") == [10000]
+    # Given port 0 again with a new command, it gets its own port back, not the next free one.
+    changed = put_app(first, parse_app(app("/a", cmd="sleep 2")))
+    assert ports_of(assign_service_ports(first, changed), "/a") == [10000]
+    # An app whose configuration did not change (only scaled) is not given ports: Marathon
+    # assigns them to new and reconfigured apps only.
+    legacy = put_app(Group(ROOT), parse_app(app("/old")))
+    scaled = put_app(legacy, parse_app(app("/old", instances=3)))
+    assert ports_of(assign_service_ports(legacy, scaled), "/old") == [0]
+
+
+def test_container_port_mappings_get_the_service_ports() -> None:
+    body = app("/d", container={"type": "DOCKER", "docker": {"image": "nginx"},
+                                "portMappings": [{"containerPort": 80}, {"containerPort": 443,
+                                                                         "servicePort": 10000}]},
+               networks=[{"mode": "container/bridge"}])
+    assigned = assign_service_ports(Group(ROOT), put_app(Group(ROOT), parse_app(body)))
+    assert ports_of(assigned, "/d") == [10001, 10000]
+
+
+def test_running_out_of_service_ports_is_a_422() -> None:
+    root = put_app(Group(ROOT), parse_app(app("/a", portDefinitions=[{"port": 0}] * 3)))
+    with pytest.raises(AppValidationError) as caught:
+        assign_service_ports(Group(ROOT), root, ports=range(10000, 10002))
+    assert caught.value.status_code == 422
+    assert caught.value.to_json()["details"][0]["path"] == "/a/portDefinitions"
