@@ -36,6 +36,7 @@ from marathon.groups import (
     remove_group,
 )
 from marathon.groups import to_json as group_to_json
+from marathon.launch_queue import instance_id_of_task
 from marathon.paths import ROOT, PathId
 from marathon.service import VERSION, MarathonService
 from marathon.state import TERMINAL, Instance
@@ -95,8 +96,8 @@ async def _body(request: Request) -> Any:
                         ) from error
 
 
-def _flag(request: Request, name: str) -> bool:
-    return request.query_params.get(name, "false").lower() == "true"
+def _flag(request: Request, name: str, default: bool = False) -> bool:
+    return request.query_params.get(name, str(default)).lower() == "true"
 
 
 def _partial(request: Request) -> bool:
@@ -379,6 +380,7 @@ class MarathonApi:
             return _json({"app": self.app_json(core, app, embed)})
         app_id = PathId.parse(rest)
         if request.method == "DELETE":
+            force = _flag(request, "force", default=True)  # Marathon's default here only
             if core.root.app(app_id) is None and core.discard_set_aside(app_id):
                 # Rewrite the root record, which may still name the set-aside app, and answer
                 # once the records are gone from the store.
@@ -459,11 +461,17 @@ class MarathonApi:
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise HttpError(422, "Object is not valid", {"message": "Object is not valid",
                             "details": [{"path": "/ids", "errors": ["error.expected.jsarray"]}]})
-        known = {i.task_id for i in core.instances.values()}
-        plan = core.kill_tasks([i for i in ids if i in known], scale=_flag(request, "scale"))
+        for task_id in ids:
+            try:
+                instance_id_of_task(task_id)
+            except ValueError as error:
+                raise HttpError(400, f"Invalid task id '{task_id}'. [{error}]") from error
+        wanted = set(ids)
+        chosen = [i for i in core.instances.values() if i.task_id in wanted]
+        plan = core.kill_tasks([i.task_id for i in chosen], scale=_flag(request, "scale"))
         if plan is not None:
             return _deployment_answer(plan)
-        return _json({"tasks": []})
+        return _json({"tasks": [self.task_json(i) for i in chosen]})
 
     async def groups(self, request: Request) -> Response:
         core = self.core()
@@ -491,7 +499,13 @@ class MarathonApi:
                 and update.id != ROOT:
             raise HttpError(409, f"Group {update.id} is already created. Use PUT to change "
                                  "this group.")
-        plan = core.update_root(lambda root: apply_group_update(root, update), force=force)
+        def change(root: Group) -> Group:
+            return apply_group_update(root, update)
+
+        if request.method == "PUT" and _flag(request, "dryRun"):  # Marathon: PUT only
+            preview = core.preview_root(change)
+            return _json({"steps": [step.to_json() for step in preview.steps]})
+        plan = core.update_root(change, force=force)
         return _deployment_answer(plan, 201 if request.method == "POST" else 200)
 
     async def deployments(self, request: Request) -> Response:
@@ -557,7 +571,7 @@ def _select_apps(apps: Iterable[AppDefinition], request: Request) -> list[AppDef
     for app in apps:
         if wanted_id and wanted_id.lower() not in str(app.id).lower():
             continue
-        if cmd and cmd not in (app.cmd or ""):
+        if cmd and cmd.lower() not in (app.cmd or "").lower():
             continue
         if label and not _label_matches(app, label):
             continue

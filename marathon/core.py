@@ -147,12 +147,8 @@ class MarathonCore:
         `check_limits`) and AppLockedError (409) when a
         running deployment holds an affected app (unless `force`, which cancels those).
         """
-        version = self._new_version()
-        target = assign_versions(self.root, change(self.root), version)
-        check_limits(target)
-        validate_root(target)
-        plan = plan_deployment(self.root, target, version, to_kill=kill,
-                               plan_id=self._id_factory() if self._id_factory else None)
+        plan = self.preview_root(change, kill=kill)
+        target = plan.target
         conflicts = conflicting_deployments(plan, [d.plan for d in self.deployments.values()])
         if conflicts and not force:
             raise AppLockedError([c.id for c in conflicts])
@@ -169,6 +165,19 @@ class MarathonCore:
         self.publish(events.group_change_event("/", version))
         self.advance()
         return plan
+
+    def preview_root(
+        self, change: Callable[[Group], Group], *,
+        kill: Mapping[PathId, Sequence[str]] | None = None,
+    ) -> DeploymentPlan:
+        """The deployment `update_root(change)` would start, validated the same way
+        (AppValidationError), with nothing stored or started (`dryRun=true`)."""
+        version = self._new_version()
+        target = assign_versions(self.root, change(self.root), version)
+        check_limits(target)
+        validate_root(target)
+        return plan_deployment(self.root, target, version, to_kill=kill,
+                               plan_id=self._id_factory() if self._id_factory else None)
 
     def cancel_deployment(self, plan_id: str, *, force: bool) -> DeploymentPlan | None:
         """Stop a deployment; without `force` roll back to its original state (returns the

@@ -152,7 +152,7 @@ class ActiveRun:
             "arraySize": run.array_size, "restartPolicy": run.restart.policy.value,
             "activeDeadlineSeconds": run.restart.active_deadline_seconds,
             "maxLaunchDelay": run.max_launch_delay, "waitingSince": _iso(run.waiting_since),
-            "scheduleId": run.schedule_id, "dueAt": _iso(run.due_at),
+            "scheduleId": run.schedule_id, "dueAt": _iso(run.due_at), "message": run.message,
             "byParents": self.by_parents,
             "nextIndex": run.next_index, "retries": sorted(run.retries.items()),
             "succeeded": run.succeeded, "failed": run.failed,
@@ -175,6 +175,7 @@ class ActiveRun:
             next_index=raw["nextIndex"], retries=dict(raw["retries"]),
             succeeded=raw["succeeded"], failed=raw["failed"],
             schedule_id=raw["scheduleId"], due_at=_optional_iso(raw["dueAt"]),
+            message=raw.get("message"),
         )
         agents: dict[str, str] = {}
         live: dict[str, RunTask] = {}
@@ -432,7 +433,9 @@ class BatchCore:
     def start_run(self, job_id: str) -> JobRun:
         """Start a run of the job now (POST .../runs)."""
         run = self._create_run(self.job(job_id))
-        self._store_run(self.runs[run.id])
+        active = self.runs.get(run.id)
+        if active is not None:  # else it failed at once and `_finish` stored it
+            self._store_run(active)
         self._want_offers()
         return run
 
@@ -595,10 +598,10 @@ class BatchCore:
         while run.id in self.runs:
             run = JobRun.start(job, now, self.rng, schedule_id=schedule_id, due_at=due_at)
         active = ActiveRun(run, launchable=launchable)
-        if job.run.cmd is None and job.run.args is None:
-            log.warning("job has no command; container images are not supported here",
-                        job_id=job.id)
-            active.run = run.stop(now)
+        reason = job.run.unsupported_reason
+        if reason is not None:
+            log.warning("run refused", job_id=job.id, run_id=run.id, reason=reason)
+            active.run = run.refuse(now, reason)
         self.runs[run.id] = active
         self.counters["runs_started"] += 1
         log.info("run created", job_id=job.id, run_id=run.id, schedule_id=schedule_id)

@@ -531,3 +531,25 @@ def test_recovery_sets_bad_records_aside_and_keeps_the_rest() -> None:
     assert not successor.core.discard_record(store_key("jobs", "other"))
     assert not successor.restart().core.set_aside
     assert set(successor.restart().core.jobs) == {"good"}
+
+
+@pytest.mark.parametrize("run_fields", [
+    {"cmd": None, "docker": {"image": "busybox"}},
+    {"cmd": None, "ucr": {"image": {"id": "busybox"}}},
+    {"docker": {"image": "busybox"}},  # with the default `cmd`: not run outside the image
+])
+def test_a_run_of_a_job_with_a_container_image_fails_at_once_and_says_why(
+        run_fields: dict[str, Any]) -> None:
+    h = Harness()
+    body = {"cmd": "true", "cpus": 1, "mem": 64, **run_fields}
+    h.core.put_job(parse_job({"id": "imaged", "run": {k: v for k, v in body.items()
+                                                      if v is not None}}), create=True)
+    run = h.core.start_run("imaged")
+    image = "docker" if "docker" in run_fields else "ucr"
+    assert run.status is RunStatus.FAILED
+    assert run.to_json()["message"].startswith(f"run.{image}: container images are not "
+                                               "supported")
+    assert h.offer() == [] and not h.core.active_runs("imaged")
+    assert h.core.history("imaged").failure_count == 1
+    recovered = h.restart().core.find_run("imaged", run.id)
+    assert recovered.status is RunStatus.FAILED and recovered.message == run.message
