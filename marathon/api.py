@@ -189,7 +189,7 @@ class MarathonApi:
                 "executor": "//cmd",
                 "ha": config.zk is not None,
                 "webui_url": f"http://{service.hostname}:{service.info.port}",
-                "features": [],
+                "features": sorted(config.features),
                 # Unreachable instances are checked for expunging on every tick.
                 "task_lost_expunge_initial_delay": tick,
                 "task_lost_expunge_interval": tick,

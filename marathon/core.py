@@ -30,6 +30,7 @@ from frameworks.placement import AgentView, OfferView, Spreads, check
 from marathon import events
 from marathon.app_definition import AppDefinition
 from marathon.app_definition import to_json as app_to_json
+from marathon.app_rules import AppRules, check_app_rules
 from marathon.constraints import (
     offer_view,
     select_instances_to_kill,
@@ -109,8 +110,10 @@ class MarathonCore:
         recovered: Recovered | None = None,
         id_factory: Callable[[], str] | None = None,
         observer: InstanceObserver | None = None,
+        rules: AppRules | None = None,
     ) -> None:
         state = recovered or Recovered()
+        self.rules = rules or AppRules()
         self.clock = clock
         self.wall = wall
         self.actions = actions
@@ -162,7 +165,7 @@ class MarathonCore:
             self.sink.write(Mutation(store_key("deployments", plan.id), deployment.to_record()))
             self.publish(events.deployment_event("deployment_info", plan.to_json(),
                                                  current_step=self._step_json(plan, 1)))
-        self.publish(events.group_change_event("/", version))
+        self.publish(events.group_change_event("/", plan.version))
         self.advance()
         return plan
 
@@ -176,6 +179,7 @@ class MarathonCore:
         target = assign_versions(self.root, change(self.root), version)
         check_limits(target)
         validate_root(target)
+        check_app_rules(self.root, target, self.rules)
         return plan_deployment(self.root, target, version, to_kill=kill,
                                plan_id=self._id_factory() if self._id_factory else None)
 

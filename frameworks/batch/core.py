@@ -69,7 +69,7 @@ from frameworks.batch.runs import (
     parse_task_id,
 )
 from frameworks.batch.schedules import ScheduleSpec, decide, parse_schedule
-from frameworks.offers import OfferBudget
+from frameworks.offers import OfferBudget, offer_gpus
 from frameworks.placement import AgentView, FieldScheme, check
 from frameworks.set_aside import SetAside, reading
 from frameworks.tasks import command_task, is_terminal, state_name
@@ -79,6 +79,7 @@ from protos import mesos_pb2
 
 __all__ = [
     "DECLINE_SECONDS",
+    "GPU_SCHEDULING_BEHAVIORS",
     "IDLE_DECLINE_SECONDS",
     "KINDS",
     "LIVE_TASKS_PER_RUN",
@@ -93,6 +94,9 @@ __all__ = [
 
 log = structlog.get_logger("frameworks.batch")
 
+GPU_SCHEDULING_BEHAVIORS = ("restricted", "unrestricted")
+"""Metronome's GPU scheduling behaviors: with `restricted`, runs of jobs without `gpus` do not
+use offers that hold GPUs (keeping those agents for jobs that need them)."""
 KINDS = ("jobs", "schedules", "runs", "history", "triggers", "framework")
 FRAMEWORK_KEY = store_key("framework", "id")
 DECLINE_SECONDS = 5.0
@@ -291,8 +295,12 @@ class BatchCore:
         sink: Sink,
         recovered: Recovered | None = None,
         rng: random.Random | None = None,
+        gpu_scheduling: str | None = None,
     ) -> None:
+        if gpu_scheduling not in (None, *GPU_SCHEDULING_BEHAVIORS):
+            raise ValueError(f"unknown GPU scheduling behavior {gpu_scheduling!r}")
         state = recovered or Recovered()
+        self.gpu_scheduling = gpu_scheduling
         self.wall = wall
         self.actions = actions
         self.sink = sink
@@ -494,11 +502,14 @@ class BatchCore:
         for position, offer in enumerate(offers):
             budget = OfferBudget(offer)
             agent = AgentView.of_offer(offer, scheme=FieldScheme.ATTRIBUTES)
+            gpu_offer = offer_gpus(offer) > 0
             tasks: list[mesos_pb2.TaskInfo] = []
             touched: list[ActiveRun] = []
             for active in self._waiting():
                 job = self.jobs.get(active.run.job_id)
                 if job is None or not check(job.run.placement_rules, agent):
+                    continue
+                if gpu_offer and job.run.gpus == 0 and self.gpu_scheduling == "restricted":
                     continue
                 launched = self._pack(active, job, budget, now, len(offers) - position)
                 if launched:
