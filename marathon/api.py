@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -29,9 +29,11 @@ from marathon.core import MAX_APP_VERSIONS, MarathonCore
 from marathon.deployments import AppLockedError, DeploymentPlan
 from marathon.groups import (
     Group,
+    GroupUpdate,
     apply_group_update,
     parse_group_update,
     put_app,
+    put_group,
     remove_app,
     remove_group,
 )
@@ -499,14 +501,25 @@ class MarathonApi:
                 and update.id != ROOT:
             raise HttpError(409, f"Group {update.id} is already created. Use PUT to change "
                                  "this group.")
-        def change(root: Group) -> Group:
-            return apply_group_update(root, update)
-
+        change = self._group_change(core, update)
         if request.method == "PUT" and _flag(request, "dryRun"):  # Marathon: PUT only
             preview = core.preview_root(change)
             return _json({"steps": [step.to_json() for step in preview.steps]})
         plan = core.update_root(change, force=force)
         return _deployment_answer(plan, 201 if request.method == "POST" else 200)
+
+    def _group_change(self, core: MarathonCore, update: GroupUpdate,
+                      ) -> Callable[[Group], Group]:
+        """The change a group body asks for: with `version`, a rollback of the group to
+        that stored version (422 when it is not stored, as Marathon answers)."""
+        if update.version is None:
+            return lambda root: apply_group_update(root, update)
+        group_id = update.id
+        old = core.group_at_version(group_id, update.version)
+        if old is None:
+            raise HttpError(422, f"Group {group_id} not available in version "
+                                 f"{update.version}")
+        return lambda root: put_group(root, old)
 
     async def deployments(self, request: Request) -> Response:
         readiness = self.service.readiness

@@ -59,6 +59,7 @@ from marathon.state import (
     Deployment,
     Instance,
     Recovered,
+    root_at_version,
     root_record,
 )
 from mesos_coordination.store import Mutation, Sink, split_key, store_key
@@ -122,6 +123,7 @@ class MarathonCore:
         self.observer = observer
         self.root = state.root
         self.app_versions = state.app_versions
+        self.root_versions = state.root_versions
         self.instances = state.instances
         self._by_app: dict[PathId, dict[str, Instance]] = {}
         self._by_task: dict[str, Instance] = {}
@@ -182,6 +184,13 @@ class MarathonCore:
         check_app_rules(self.root, target, self.rules)
         return plan_deployment(self.root, target, version, to_kill=kill,
                                plan_id=self._id_factory() if self._id_factory else None)
+
+    def group_at_version(self, group_id: PathId, version: str) -> Group | None:
+        """Group `group_id` as it was in root version `version` (one of the latest
+        `MAX_APP_VERSIONS`), or None when that version is not (or no longer) stored."""
+        record = self.root_versions.get(version)
+        root = None if record is None else root_at_version(record, self.app_versions)
+        return None if root is None else root.group(group_id)
 
     def cancel_deployment(self, plan_id: str, *, force: bool) -> DeploymentPlan | None:
         """Stop a deployment; without `force` roll back to its original state (returns the
@@ -623,9 +632,17 @@ class MarathonCore:
 
     def _set_root(self, root: Group) -> None:
         self.root = root
-        self.sink.write(Mutation(ROOT_KEY, json.dumps(root_record(root)).encode()))
+        root_data = json.dumps(root_record(root)).encode()
+        self.sink.write(Mutation(ROOT_KEY, root_data))
         # The root record is replaced: parts of the old one that were set aside are gone.
         self.set_aside = [record for record in self.set_aside if record.key != ROOT_KEY]
+        version = root.version or ""
+        if version not in self.root_versions:  # kept for rollbacks (`group_at_version`)
+            self.root_versions[version] = root_data
+            self.sink.write(Mutation(store_key("root_versions", version), root_data))
+            for stale in sorted(self.root_versions)[:-MAX_APP_VERSIONS]:
+                del self.root_versions[stale]
+                self.sink.write(Mutation(store_key("root_versions", stale), None))
         for app in root.transitive_apps():
             versions = self.app_versions.setdefault(app.id, {})
             version = app.version or ""
