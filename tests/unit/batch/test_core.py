@@ -553,3 +553,19 @@ def test_a_run_of_a_job_with_a_container_image_fails_at_once_and_says_why(
     assert h.core.history("imaged").failure_count == 1
     recovered = h.restart().core.find_run("imaged", run.id)
     assert recovered.status is RunStatus.FAILED and recovered.message == run.message
+
+
+@pytest.mark.parametrize("behavior", ["restricted", "unrestricted"])
+def test_restricted_gpu_scheduling_keeps_jobs_without_gpus_off_gpu_offers(
+        behavior: str) -> None:
+    h = Harness()
+    h.core = BatchCore(wall=h.clock, actions=h.actions, sink=h.sink, rng=random.Random(7),
+                       gpu_scheduling=behavior)
+    h.core.put_job(job("plain"), create=True)
+    h.core.put_job(job("gpu", gpus=1), create=True)
+    h.core.start_run("plain")
+    h.core.start_run("gpu")
+    launched = h.offer("cpus:4;mem:4096;disk:1000;gpus:1")
+    expected = ["gpu"] if behavior == "restricted" else ["gpu", "plain"]
+    assert sorted(t.name for t in launched) == expected
+    assert [t.name for t in h.offer()] == ([] if behavior == "unrestricted" else ["plain"])
