@@ -510,9 +510,13 @@ class MarathonApi:
 
     def _group_change(self, core: MarathonCore, update: GroupUpdate,
                       ) -> Callable[[Group], Group]:
-        """The change a group body asks for: with `version`, a rollback of the group to
-        that stored version (422 when it is not stored, as Marathon answers)."""
-        if update.version is None:
+        """The change a group body asks for: with `version` alone (and maybe `id`), a
+        rollback of the group to that stored version (422 when it is not stored, as Marathon
+        answers). Beside other fields `version` is ignored (Marathon: 422), so that a group as
+        GET shows it can be posted back."""
+        others = (update.apps, update.groups, update.dependencies, update.scale_by,
+                  update.enforce_role)
+        if update.version is None or any(field is not None for field in others):
             return lambda root: apply_group_update(root, update)
         group_id = update.id
         old = core.group_at_version(group_id, update.version)
