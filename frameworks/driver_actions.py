@@ -54,10 +54,12 @@ def service_framework_info(
     hostname: str,
     webui_url: str,
     framework_id: str | None = None,
+    gpu_resources: bool = False,
 ) -> mesos_pb2.FrameworkInfo:
     """The FrameworkInfo of a long-lived, elected framework service (Marathon, batch):
     checkpointing, partition-aware, running tasks as `user` (this process's user when None),
-    and re-subscribing with `framework_id` when a previous leader stored one."""
+    and re-subscribing with `framework_id` when a previous leader stored one; with
+    `gpu_resources` also GPU_RESOURCES (offers of agents with GPUs)."""
     info = mesos_pb2.FrameworkInfo(
         name=name,
         user=user or getpass.getuser(),
@@ -69,6 +71,8 @@ def service_framework_info(
         capabilities=[mesos_pb2.FrameworkInfo.Capability(
             type=mesos_pb2.FrameworkInfo.Capability.PARTITION_AWARE)],
     )
+    if gpu_resources:
+        info.capabilities.add(type=mesos_pb2.FrameworkInfo.Capability.GPU_RESOURCES)
     if framework_id:
         info.id.value = framework_id
     return info

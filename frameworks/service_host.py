@@ -134,6 +134,9 @@ class ServiceConfig:
     tick_interval: float = 1.0
     http_max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     """The largest request body the API accepts (larger: 413)."""
+    gpu_resources: bool = False
+    """Whether the framework subscribes with the GPU_RESOURCES capability (offers of agents
+    with GPUs come only then)."""
 
     @classmethod
     def from_flags(cls, args: argparse.Namespace, **own: Any) -> Self:
@@ -247,6 +250,7 @@ class ServiceHost(abc.ABC, Generic[ConfigT, CoreT, RecoveredT]):
         self._framework_info = functools.partial(
             service_framework_info, config.framework_name, role=config.role, user=config.user,
             failover_timeout=config.failover_timeout, hostname=self.hostname,
+            gpu_resources=config.gpu_resources,
         )
         self._writer: BatchWriter | None = None
         self._abdication = asyncio.Event()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -30,14 +30,17 @@ from marathon.core import MAX_APP_VERSIONS, MarathonCore
 from marathon.deployments import AppLockedError, DeploymentPlan
 from marathon.groups import (
     Group,
+    GroupUpdate,
     apply_group_update,
     parse_group_update,
     put_app,
+    put_group,
     remove_app,
     remove_group,
     service_ports,
 )
 from marathon.groups import to_json as group_to_json
+from marathon.launch_queue import instance_id_of_task
 from marathon.paths import ROOT, PathId
 from marathon.service import VERSION, MarathonService
 from marathon.state import TERMINAL, Instance
@@ -110,8 +113,8 @@ async def _body(request: Request) -> Any:
                         ) from error
 
 
-def _flag(request: Request, name: str) -> bool:
-    return request.query_params.get(name, "false").lower() == "true"
+def _flag(request: Request, name: str, default: bool = False) -> bool:
+    return request.query_params.get(name, str(default)).lower() == "true"
 
 
 def _partial(request: Request) -> bool:
@@ -203,7 +206,7 @@ class MarathonApi:
                 "executor": "//cmd",
                 "ha": config.zk is not None,
                 "webui_url": f"http://{service.hostname}:{service.info.port}",
-                "features": [],
+                "features": sorted(config.features),
                 # Unreachable instances are checked for expunging on every tick.
                 "task_lost_expunge_initial_delay": tick,
                 "task_lost_expunge_interval": tick,
@@ -402,6 +405,7 @@ class MarathonApi:
             return _json({"app": self.app_json(core, app, embed)})
         app_id = PathId.parse(rest)
         if request.method == "DELETE":
+            force = _flag(request, "force", default=True)  # Marathon's default here only
             if core.root.app(app_id) is None and core.discard_set_aside(app_id):
                 # Rewrite the root record, which may still name the set-aside app, and answer
                 # once the records are gone from the store.
@@ -483,6 +487,11 @@ class MarathonApi:
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise HttpError(422, "Object is not valid", {"message": "Object is not valid",
                             "details": [{"path": "/ids", "errors": ["error.expected.jsarray"]}]})
+        for task_id in ids:
+            try:
+                instance_id_of_task(task_id)
+            except ValueError as error:
+                raise HttpError(400, f"Invalid task id '{task_id}'. [{error}]") from error
         wanted = set(ids)
         chosen = [i for i in core.instances.values() if i.task_id in wanted]
         answer = [self.task_json(i) for i in chosen]  # as they were when killed
@@ -518,8 +527,29 @@ class MarathonApi:
                 and update.id != ROOT:
             raise HttpError(409, f"Group {update.id} is already created. Use PUT to change "
                                  "this group.")
-        plan = core.update_root(lambda root: apply_group_update(root, update), force=force)
+        change = self._group_change(core, update)
+        if request.method == "PUT" and _flag(request, "dryRun"):  # Marathon: PUT only
+            preview = core.preview_root(change)
+            return _json({"steps": [step.to_json() for step in preview.steps]})
+        plan = core.update_root(change, force=force)
         return _deployment_answer(plan, 201 if request.method == "POST" else 200)
+
+    def _group_change(self, core: MarathonCore, update: GroupUpdate,
+                      ) -> Callable[[Group], Group]:
+        """The change a group body asks for: with `version` alone (and maybe `id`), a
+        rollback of the group to that stored version (422 when it is not stored, as Marathon
+        answers). Beside other fields `version` is ignored (Marathon: 422), so that a group as
+        GET shows it can be posted back."""
+        others = (update.apps, update.groups, update.dependencies, update.scale_by,
+                  update.enforce_role)
+        if update.version is None or any(field is not None for field in others):
+            return lambda root: apply_group_update(root, update)
+        group_id = update.id
+        old = core.group_at_version(group_id, update.version)
+        if old is None:
+            raise HttpError(422, f"Group {group_id} not available in version "
+                                 f"{update.version}")
+        return lambda root: put_group(root, old)
 
     async def deployments(self, request: Request) -> Response:
         readiness = self.service.readiness
@@ -593,7 +623,7 @@ def _select_apps(apps: Iterable[AppDefinition], request: Request) -> list[AppDef
     for app in apps:
         if wanted_id and wanted_id.lower() not in str(app.id).lower():
             continue
-        if cmd and cmd not in (app.cmd or ""):
+        if cmd and cmd.lower() not in (app.cmd or "").lower():
             continue
         if label and not _label_matches(app, label):
             continue

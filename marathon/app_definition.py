@@ -56,6 +56,8 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _RAML_PATH_ID = re.compile(
     r"^(\/?((\.{2})|([a-z0-9][a-z0-9\-.]*[a-z0-9]+)|([a-z0-9]*))($|\/))+$")
 _EXECUTOR = re.compile(r"^(//cmd)|(/?[^/]+(/[^/]+)*)|$")
+_ENGINE_TYPES = ("MESOS", "DOCKER")
+_NETWORK_MODES = ("container", "container/bridge", "host")
 _EXTRACTABLE = (".tgz", ".tar.gz", ".tbz2", ".tar.bz2", ".txz", ".tar.xz", ".zip")
 _MARATHON_PROTOCOLS = ("HTTP", "HTTPS", "TCP")
 _MESOS_PROTOCOLS = ("COMMAND", "MESOS_HTTP", "MESOS_HTTPS", "MESOS_TCP")
@@ -211,6 +213,17 @@ def _read_env(r: _AppReader, value: Any, path: str) -> dict[str, str | EnvSecret
     return env
 
 
+def _with_choice(r: _AppReader, value: Any, path: str, key: str,
+                 choices: Sequence[str]) -> Mapping[str, Any] | None:
+    """An object kept as written but for `key`, which must be one of Marathon's enum
+    `choices` (any case; stored as Marathon spells it)."""
+    obj = r.object(value, path)
+    if obj is None:
+        return None
+    chosen = r.field(obj, key, path, lambda v, p: r.choice(v, p, choices))
+    return obj if chosen is None else {**obj, key: chosen}
+
+
 def _read_constraint(r: _AppReader, value: Any, path: str) -> AppConstraint | None:
     items = r.array(value, path)
     if items is None:
@@ -271,7 +284,7 @@ def _read(r: _AppReader, raw: Mapping[str, Any]) -> _Raw:
     take("backoffFactor", "backoff_factor", lambda x, p: r.number(x, p, minimum=1.0))
     take("maxLaunchDelaySeconds", "max_launch_delay_seconds",
          lambda x, p: r.integer(x, p, minimum=0))
-    take("container", "container", r.object)
+    take("container", "container", lambda x, p: _with_choice(r, x, p, "type", _ENGINE_TYPES))
     take("healthChecks", "health_checks",
          lambda x, p: tuple(r.items(x, p, lambda h, hp: HealthCheck.read(r, h, hp))))
     take("readinessChecks", "readiness_checks",
@@ -284,7 +297,8 @@ def _read(r: _AppReader, raw: Mapping[str, Any]) -> _Raw:
          lambda x, p: tuple(r.items(x, p, r.string)))
     take("role", "role", r.string)
     take("ipAddress", "ip_address", r.object)
-    take("networks", "networks", lambda x, p: tuple(r.items(x, p, r.object)))
+    take("networks", "networks", lambda x, p: tuple(r.items(
+        x, p, lambda n, np: _with_choice(r, n, np, "mode", _NETWORK_MODES))))
     take("residency", "residency", r.object)
     take("secrets", "secrets", lambda x, p: _read_secrets(r, x, p))
     take("taskKillGracePeriodSeconds", "task_kill_grace_period_seconds",

@@ -30,6 +30,7 @@ from frameworks.placement import AgentView, OfferView, Spreads, check
 from marathon import events
 from marathon.app_definition import AppDefinition
 from marathon.app_definition import to_json as app_to_json
+from marathon.app_rules import AppRules, check_app_rules
 from marathon.constraints import (
     offer_view,
     select_instances_to_kill,
@@ -64,6 +65,7 @@ from marathon.state import (
     Deployment,
     Instance,
     Recovered,
+    root_at_version,
     root_record,
 )
 from mesos_coordination.store import Mutation, Sink, split_key, store_key
@@ -115,8 +117,10 @@ class MarathonCore:
         recovered: Recovered | None = None,
         id_factory: Callable[[], str] | None = None,
         observer: InstanceObserver | None = None,
+        rules: AppRules | None = None,
     ) -> None:
         state = recovered or Recovered()
+        self.rules = rules or AppRules()
         self.clock = clock
         self.wall = wall
         self.actions = actions
@@ -125,6 +129,7 @@ class MarathonCore:
         self.observer = observer
         self.root = state.root
         self.app_versions = state.app_versions
+        self.root_versions = state.root_versions
         self.instances = state.instances
         self._by_app: dict[PathId, dict[str, Instance]] = {}
         self._by_task: dict[str, Instance] = {}
@@ -153,13 +158,8 @@ class MarathonCore:
         `check_limits`) and AppLockedError (409) when a
         running deployment holds an affected app (unless `force`, which cancels those).
         """
-        version = self._new_version()
-        target = assign_versions(
-            self.root, assign_service_ports(self.root, change(self.root)), version)
-        check_limits(target)
-        validate_root(target)
-        plan = plan_deployment(self.root, target, version, to_kill=kill,
-                               plan_id=self._id_factory() if self._id_factory else None)
+        plan = self.preview_root(change, kill=kill)
+        target = plan.target
         conflicts = conflicting_deployments(plan, [d.plan for d in self.deployments.values()])
         if conflicts and not force:
             raise AppLockedError([c.id for c in conflicts])
@@ -173,9 +173,31 @@ class MarathonCore:
             self.sink.write(Mutation(store_key("deployments", plan.id), deployment.to_record()))
             self.publish(events.deployment_event("deployment_info", plan.event_json(),
                                                  current_step=self._step_json(plan, 1)))
-        self.publish(events.group_change_event("/", version))
+        self.publish(events.group_change_event("/", plan.version))
         self.advance()
         return plan
+
+    def preview_root(
+        self, change: Callable[[Group], Group], *,
+        kill: Mapping[PathId, Sequence[str]] | None = None,
+    ) -> DeploymentPlan:
+        """The deployment `update_root(change)` would start, validated the same way
+        (AppValidationError), with nothing stored or started (`dryRun=true`)."""
+        version = self._new_version()
+        target = assign_versions(
+            self.root, assign_service_ports(self.root, change(self.root)), version)
+        check_limits(target)
+        validate_root(target)
+        check_app_rules(self.root, target, self.rules)
+        return plan_deployment(self.root, target, version, to_kill=kill,
+                               plan_id=self._id_factory() if self._id_factory else None)
+
+    def group_at_version(self, group_id: PathId, version: str) -> Group | None:
+        """Group `group_id` as it was in root version `version` (one of the latest
+        `MAX_APP_VERSIONS`), or None when that version is not (or no longer) stored."""
+        record = self.root_versions.get(version)
+        root = None if record is None else root_at_version(record, self.app_versions)
+        return None if root is None else root.group(group_id)
 
     def cancel_deployment(self, plan_id: str, *, force: bool) -> DeploymentPlan | None:
         """Stop a deployment; without `force` roll back to its original state (returns the
@@ -620,9 +642,17 @@ class MarathonCore:
 
     def _set_root(self, root: Group) -> None:
         self.root = root
-        self.sink.write(Mutation(ROOT_KEY, json.dumps(root_record(root)).encode()))
+        root_data = json.dumps(root_record(root)).encode()
+        self.sink.write(Mutation(ROOT_KEY, root_data))
         # The root record is replaced: parts of the old one that were set aside are gone.
         self.set_aside = [record for record in self.set_aside if record.key != ROOT_KEY]
+        version = root.version or ""
+        if version not in self.root_versions:  # kept for rollbacks (`group_at_version`)
+            self.root_versions[version] = root_data
+            self.sink.write(Mutation(store_key("root_versions", version), root_data))
+            for stale in sorted(self.root_versions)[:-MAX_APP_VERSIONS]:
+                del self.root_versions[stale]
+                self.sink.write(Mutation(store_key("root_versions", stale), None))
         for app in root.transitive_apps():
             versions = self.app_versions.setdefault(app.id, {})
             version = app.version or ""

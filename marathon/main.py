@@ -11,10 +11,14 @@ from collections.abc import Sequence
 
 from frameworks.service_host import add_service_flags, parse_service_flags, serve_service
 from marathon.api import MarathonApi
+from marathon.app_rules import GPU_RESOURCES
 from marathon.service import MarathonConfig, MarathonService
 from mesos_coordination.process import run_service
 from mesos_runtime.flags import FlagParser, parse_duration
 
+FEATURES = (GPU_RESOURCES,)
+"""The `--enable_features` this Marathon knows (Marathon 1.9's others need what is missing
+here: secrets, external volumes, VIPs)."""
 KEEP_ALIVE_SECONDS = 30
 """How long an idle HTTP connection stays open: Marathon's Jetty idle timeout (30 s)."""
 
@@ -34,7 +38,22 @@ def build_parser() -> argparse.ArgumentParser:
                       zk_session_timeout=_milliseconds)
     parser.add_argument("--mesos_role", default="*")
     parser.add_argument("--mesos_user", default=None, help="user tasks run as by default")
+    parser.add_argument("--enable_features", type=parse_features, default=frozenset(),
+                        help="comma-separated optional features to turn on: "
+                        f"{', '.join(FEATURES)} (apps may then ask for GPUs; Marathon "
+                        "subscribes with the GPU_RESOURCES capability)")
     return parser
+
+
+def parse_features(text: str) -> frozenset[str]:
+    """`--enable_features`: comma-separated names out of `FEATURES`."""
+    names = frozenset(name.strip() for name in text.split(",") if name.strip())
+    unknown = sorted(names - set(FEATURES))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown or unsupported features: {', '.join(unknown)} "
+            f"(supported: {', '.join(FEATURES)})")
+    return names
 
 
 async def serve(config: MarathonConfig) -> None:
@@ -47,7 +66,9 @@ async def serve(config: MarathonConfig) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """The `marathon` entry point."""
     args = parse_service_flags(build_parser(), argv, "MARATHON")
-    config = MarathonConfig.from_flags(args, role=args.mesos_role, user=args.mesos_user)
+    config = MarathonConfig.from_flags(args, role=args.mesos_role, user=args.mesos_user,
+                                       features=args.enable_features,
+                                       gpu_resources=GPU_RESOURCES in args.enable_features)
     run_service("marathon", lambda: serve(config))
 
 

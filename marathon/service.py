@@ -21,6 +21,7 @@ import structlog
 from frameworks.actions import SchedulerActions
 from frameworks.service_host import CoreScheduler, ServiceConfig, ServiceHost, TermCore
 from marathon.app_definition import AppDefinition
+from marathon.app_rules import AppRules
 from marathon.core import MarathonCore
 from marathon.event_bus import EventBus
 from marathon.health import HealthChecker, HealthTracker, KillDecision
@@ -42,6 +43,8 @@ class MarathonConfig(ServiceConfig):
 
     http_port: int = 8080
     framework_name: str = "marathon"
+    features: frozenset[str] = frozenset()
+    """`--enable_features`: the optional features turned on (`gpu_resources`)."""
 
 
 class MarathonScheduler(CoreScheduler[MarathonCore]):
@@ -101,6 +104,7 @@ class MarathonService(ServiceHost[MarathonConfig, MarathonCore, Recovered]):
             clock=SystemClock(), wall=WallClock(), actions=actions, sink=sink,
             publish=self.bus.publish, recovered=recovered,
             observer=CheckObserver(checker, readiness),
+            rules=AppRules(mesos_role=self.config.role, features=self.config.features),
         )
         self.health, self.readiness = tracker, readiness.tracker
         return TermCore(core, tasks=(checker.run, readiness.run))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from frameworks.placement import AgentView
-from frameworks.set_aside import SetAside, reading
+from frameworks.set_aside import READ_ERRORS, SetAside, reading
 from marathon.app_definition import parse_app
 from marathon.constraints import InstanceCondition, PlacedInstance
 from marathon.deployments import DeploymentPlan
@@ -27,12 +27,13 @@ from protos import mesos_pb2
 
 __all__ = [
     "FAILED", "FRAMEWORK_KEY", "KINDS", "ROOT_KEY", "TERMINAL", "Deployment", "Instance",
-    "Recovered", "root_record",
+    "Recovered", "root_at_version", "root_record",
 ]
 
 ROOT_KEY = store_key("root", "current")
 FRAMEWORK_KEY = store_key("framework", "id")
-KINDS = ("root", "apps", "deployments", "deployment_steps", "instances", "framework")
+KINDS = ("root", "root_versions", "apps", "deployments", "deployment_steps", "instances",
+         "framework")
 TERMINAL = frozenset(mesos_pb2.TaskState.Name(state) for state in TERMINAL_OR_UNKNOWN_STATES)
 """Names of the states after which an instance is gone for Marathon (TASK_UNKNOWN included)."""
 FAILED = frozenset({"TASK_FAILED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED", "TASK_GONE"})
@@ -203,6 +204,18 @@ def _root_from_record(
     )
 
 
+def root_at_version(record: bytes, versions: Mapping[PathId, Mapping[str, bytes]],
+                    ) -> Group | None:
+    """The root group of a stored root version, or None when it cannot be rebuilt whole
+    (an app version it names is gone or unreadable)."""
+    aside: list[SetAside] = []
+    try:
+        root = _root_from_record(json.loads(record), versions, aside)
+    except READ_ERRORS:
+        return None
+    return None if aside else root
+
+
 def _pruned(group: Group, keep: frozenset[PathId]) -> Group:
     """`group` with only the apps in `keep` (and the groups, with their dependencies, that
     lead to them)."""
@@ -225,6 +238,8 @@ class Recovered:
 
     root: Group = field(default_factory=lambda: Group(ROOT))
     app_versions: dict[PathId, dict[str, bytes]] = field(default_factory=dict)
+    root_versions: dict[str, bytes] = field(default_factory=dict)
+    """Root records by version (`root_versions/<version>`), for group rollbacks."""
     deployments: list[tuple[str, str, int, Group, Group]] = field(default_factory=list)
     instances: dict[str, Instance] = field(default_factory=dict)
     framework_id: str | None = None
@@ -244,6 +259,10 @@ class Recovered:
                     if errors := segment_errors(PathId.parse(app_id)):
                         raise ValueError(errors[0])
                     state.app_versions.setdefault(PathId.parse(app_id), {})[version] = value
+            elif kind == "root_versions":
+                with reading(state.set_aside, key):
+                    json.loads(value)  # unreadable: set aside
+                    state.root_versions[name] = value
             else:
                 with reading(state.set_aside, key):
                     state._read(kind, value, entries)

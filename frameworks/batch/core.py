@@ -69,7 +69,7 @@ from frameworks.batch.runs import (
     parse_task_id,
 )
 from frameworks.batch.schedules import ScheduleSpec, decide, parse_schedule
-from frameworks.offers import OfferBudget
+from frameworks.offers import OfferBudget, offer_gpus
 from frameworks.placement import AgentView, FieldScheme, check
 from frameworks.set_aside import SetAside, reading
 from frameworks.tasks import command_task, is_terminal, state_name
@@ -79,6 +79,7 @@ from protos import mesos_pb2
 
 __all__ = [
     "DECLINE_SECONDS",
+    "GPU_SCHEDULING_BEHAVIORS",
     "IDLE_DECLINE_SECONDS",
     "KINDS",
     "LIVE_TASKS_PER_RUN",
@@ -93,6 +94,9 @@ __all__ = [
 
 log = structlog.get_logger("frameworks.batch")
 
+GPU_SCHEDULING_BEHAVIORS = ("restricted", "unrestricted")
+"""Metronome's GPU scheduling behaviors: with `restricted`, runs of jobs without `gpus` do not
+use offers that hold GPUs (keeping those agents for jobs that need them)."""
 KINDS = ("jobs", "schedules", "runs", "history", "triggers", "framework")
 FRAMEWORK_KEY = store_key("framework", "id")
 DECLINE_SECONDS = 5.0
@@ -152,7 +156,7 @@ class ActiveRun:
             "arraySize": run.array_size, "restartPolicy": run.restart.policy.value,
             "activeDeadlineSeconds": run.restart.active_deadline_seconds,
             "maxLaunchDelay": run.max_launch_delay, "waitingSince": _iso(run.waiting_since),
-            "scheduleId": run.schedule_id, "dueAt": _iso(run.due_at),
+            "scheduleId": run.schedule_id, "dueAt": _iso(run.due_at), "message": run.message,
             "byParents": self.by_parents,
             "nextIndex": run.next_index, "retries": sorted(run.retries.items()),
             "succeeded": run.succeeded, "failed": run.failed,
@@ -175,6 +179,7 @@ class ActiveRun:
             next_index=raw["nextIndex"], retries=dict(raw["retries"]),
             succeeded=raw["succeeded"], failed=raw["failed"],
             schedule_id=raw["scheduleId"], due_at=_optional_iso(raw["dueAt"]),
+            message=raw.get("message"),
         )
         agents: dict[str, str] = {}
         live: dict[str, RunTask] = {}
@@ -290,8 +295,12 @@ class BatchCore:
         sink: Sink,
         recovered: Recovered | None = None,
         rng: random.Random | None = None,
+        gpu_scheduling: str | None = None,
     ) -> None:
+        if gpu_scheduling not in (None, *GPU_SCHEDULING_BEHAVIORS):
+            raise ValueError(f"unknown GPU scheduling behavior {gpu_scheduling!r}")
         state = recovered or Recovered()
+        self.gpu_scheduling = gpu_scheduling
         self.wall = wall
         self.actions = actions
         self.sink = sink
@@ -432,7 +441,9 @@ class BatchCore:
     def start_run(self, job_id: str) -> JobRun:
         """Start a run of the job now (POST .../runs)."""
         run = self._create_run(self.job(job_id))
-        self._store_run(self.runs[run.id])
+        active = self.runs.get(run.id)
+        if active is not None:  # else it failed at once and `_finish` stored it
+            self._store_run(active)
         self._want_offers()
         return run
 
@@ -491,11 +502,14 @@ class BatchCore:
         for position, offer in enumerate(offers):
             budget = OfferBudget(offer)
             agent = AgentView.of_offer(offer, scheme=FieldScheme.ATTRIBUTES)
+            gpu_offer = offer_gpus(offer) > 0
             tasks: list[mesos_pb2.TaskInfo] = []
             touched: list[ActiveRun] = []
             for active in self._waiting():
                 job = self.jobs.get(active.run.job_id)
                 if job is None or not check(job.run.placement_rules, agent):
+                    continue
+                if gpu_offer and job.run.gpus == 0 and self.gpu_scheduling == "restricted":
                     continue
                 launched = self._pack(active, job, budget, now, len(offers) - position)
                 if launched:
@@ -595,10 +609,10 @@ class BatchCore:
         while run.id in self.runs:
             run = JobRun.start(job, now, self.rng, schedule_id=schedule_id, due_at=due_at)
         active = ActiveRun(run, launchable=launchable)
-        if job.run.cmd is None and job.run.args is None:
-            log.warning("job has no command; container images are not supported here",
-                        job_id=job.id)
-            active.run = run.stop(now)
+        reason = job.run.unsupported_reason
+        if reason is not None:
+            log.warning("run refused", job_id=job.id, run_id=run.id, reason=reason)
+            active.run = run.refuse(now, reason)
         self.runs[run.id] = active
         self.counters["runs_started"] += 1
         log.info("run created", job_id=job.id, run_id=run.id, schedule_id=schedule_id)

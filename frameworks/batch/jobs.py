@@ -190,6 +190,17 @@ class JobRunSpec:
         """`constraints` as `frameworks.placement` checks them."""
         return tuple(rule for rule in (c.rule() for c in self.constraints) if rule is not None)
 
+    @property
+    def unsupported_reason(self) -> str | None:
+        """Why this cluster cannot run the job as written (None when it can): a Docker or
+        UCR image needs an image containerizer, which the agents do not have yet."""
+        field_name = "docker" if self.docker is not None else \
+            "ucr" if self.ucr is not None else None
+        if field_name is None:
+            return None
+        return (f"run.{field_name}: container images are not supported by this cluster; "
+                "remove the image to run the command on the agent's host")
+
     def task_environment(self, index: int) -> dict[str, str]:
         """The plain environment of task `index` (secret-valued variables are left out).
 

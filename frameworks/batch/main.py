@@ -15,6 +15,7 @@ import math
 from collections.abc import Sequence
 
 from frameworks.batch.api import BatchApi
+from frameworks.batch.core import GPU_SCHEDULING_BEHAVIORS
 from frameworks.batch.service import VERSION, BatchConfig, BatchService
 from frameworks.service_host import add_service_flags, parse_service_flags, serve_service
 from mesos_coordination.process import run_service
@@ -37,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--user", default=None, help="user tasks run as by default")
     parser.add_argument("--tick_interval", type=parse_duration, default=1.0,
                         help="how often schedules and deadlines are checked")
+    parser.add_argument("--gpu_scheduling_behavior", choices=GPU_SCHEDULING_BEHAVIORS,
+                        default=None,
+                        help="opt in to offers of agents with GPUs (the GPU_RESOURCES "
+                        "capability), so jobs with gpus can run: `restricted` keeps jobs "
+                        "without gpus off those agents, `unrestricted` does not; unset: no "
+                        "GPU offers (Metronome's METRONOME_GPU_SCHEDULING_BEHAVIOR)")
     parser.add_argument("--clock_warp", type=parse_clock_warp, default=None,
                         metavar="ANCHOR:FACTOR",
                         help="testing aid: the framework's wall clock reads "
@@ -67,7 +74,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     """The `mesos-batch` entry point."""
     args = parse_service_flags(build_parser(), argv, ENV_PREFIX)
     config = BatchConfig.from_flags(args, role=args.role, user=args.user,
-                                    tick_interval=args.tick_interval, clock_warp=args.clock_warp)
+                                    tick_interval=args.tick_interval, clock_warp=args.clock_warp,
+                                    gpu_scheduling_behavior=args.gpu_scheduling_behavior,
+                                    gpu_resources=args.gpu_scheduling_behavior is not None)
     run_service("mesos-batch", lambda: serve(config))
 
 

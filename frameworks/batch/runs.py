@@ -157,6 +157,8 @@ class JobRun:
     schedule_id: str | None = None
     due_at: datetime | None = None
     """The schedule and the due time this run was started for (None when started otherwise)."""
+    message: str | None = None
+    """Why the run failed without launching anything (an extension), or None."""
 
     @classmethod
     def start(
@@ -284,9 +286,14 @@ class JobRun:
             return self
         return replace(self, status=RunStatus.FAILED, completed_at=now)
 
+    def refuse(self, now: datetime, message: str) -> JobRun:
+        """FAILED at once with `message`: the run cannot be launched here."""
+        return replace(self, status=RunStatus.FAILED, completed_at=now, message=message)
+
     def to_json(self) -> dict[str, Any]:
         """Metronome's run JSON (its `tasks` are the ones the run remembers, see `tasks`),
-        plus `scheduleId` and `dueAt` for a scheduled run (an extension)."""
+        plus `scheduleId` and `dueAt` for a scheduled run and `message` for a run refused
+        at once (extensions)."""
         result: dict[str, Any] = {
             "id": self.id,
             "jobId": self.job_id,
@@ -296,6 +303,8 @@ class JobRun:
             "tasks": [task.to_json() for task in self.tasks],
         }
         _add_schedule_json(result, self.schedule_id, self.due_at)
+        if self.message is not None:
+            result["message"] = self.message
         return result
 
     def _may_retry(self, now: datetime) -> bool:

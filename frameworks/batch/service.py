@@ -40,6 +40,8 @@ class BatchConfig(ServiceConfig):
     framework_name: str = "batch"
     clock_warp: tuple[float, float] | None = None
     """(anchor, factor) of a `WarpedWallClock` for tests and demos; None: the real wall clock."""
+    gpu_scheduling_behavior: str | None = None
+    """`restricted` or `unrestricted` (see `BatchCore`); None: no offers with GPUs."""
 
 
 class BatchScheduler(CoreScheduler[BatchCore]):
@@ -61,7 +63,8 @@ class BatchService(ServiceHost[BatchConfig, BatchCore, Recovered]):
     def start_term(
         self, recovered: Recovered, actions: SchedulerActions, sink: Sink
     ) -> TermCore[BatchCore]:
-        core = BatchCore(wall=self._wall_clock(), actions=actions, sink=sink, recovered=recovered)
+        core = BatchCore(wall=self._wall_clock(), actions=actions, sink=sink, recovered=recovered,
+                         gpu_scheduling=self.config.gpu_scheduling_behavior)
         log.info("recovered", jobs=len(core.jobs), active_runs=len(core.runs))
         return TermCore(core)
 

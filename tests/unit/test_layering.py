@@ -87,6 +87,7 @@ CORES: tuple[str, ...] = (
     "frameworks.batch.schedules",
     "marathon.app_definition",
     "marathon.app_parts",
+    "marathon.app_rules",
     "marathon.constraints",
     "marathon.core",
     "marathon.deployments",

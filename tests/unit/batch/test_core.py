@@ -531,3 +531,41 @@ def test_recovery_sets_bad_records_aside_and_keeps_the_rest() -> None:
     assert not successor.core.discard_record(store_key("jobs", "other"))
     assert not successor.restart().core.set_aside
     assert set(successor.restart().core.jobs) == {"good"}
+
+
+@pytest.mark.parametrize("run_fields", [
+    {"cmd": None, "docker": {"image": "busybox"}},
+    {"cmd": None, "ucr": {"image": {"id": "busybox"}}},
+    {"docker": {"image": "busybox"}},  # with the default `cmd`: not run outside the image
+])
+def test_a_run_of_a_job_with_a_container_image_fails_at_once_and_says_why(
+        run_fields: dict[str, Any]) -> None:
+    h = Harness()
+    body = {"cmd": "true", "cpus": 1, "mem": 64, **run_fields}
+    h.core.put_job(parse_job({"id": "imaged", "run": {k: v for k, v in body.items()
+                                                      if v is not None}}), create=True)
+    run = h.core.start_run("imaged")
+    image = "docker" if "docker" in run_fields else "ucr"
+    assert run.status is RunStatus.FAILED
+    assert run.to_json()["message"].startswith(f"run.{image}: container images are not "
+                                               "supported")
+    assert h.offer() == [] and not h.core.active_runs("imaged")
+    assert h.core.history("imaged").failure_count == 1
+    recovered = h.restart().core.find_run("imaged", run.id)
+    assert recovered.status is RunStatus.FAILED and recovered.message == run.message
+
+
+@pytest.mark.parametrize("behavior", ["restricted", "unrestricted"])
+def test_restricted_gpu_scheduling_keeps_jobs_without_gpus_off_gpu_offers(
+        behavior: str) -> None:
+    h = Harness()
+    h.core = BatchCore(wall=h.clock, actions=h.actions, sink=h.sink, rng=random.Random(7),
+                       gpu_scheduling=behavior)
+    h.core.put_job(job("plain"), create=True)
+    h.core.put_job(job("gpu", gpus=1), create=True)
+    h.core.start_run("plain")
+    h.core.start_run("gpu")
+    launched = h.offer("cpus:4;mem:4096;disk:1000;gpus:1")
+    expected = ["gpu"] if behavior == "restricted" else ["gpu", "plain"]
+    assert sorted(t.name for t in launched) == expected
+    assert [t.name for t in h.offer()] == ([] if behavior == "unrestricted" else ["plain"])

@@ -411,3 +411,16 @@ def test_parse_does_not_modify_its_input() -> None:
     original = copy.deepcopy(body)
     parse_app(body)
     assert body == original
+
+
+def test_container_type_and_network_modes_are_marathons_enums() -> None:
+    for body, path in (({"container": {"type": "BOGUS"}}, "/container/type"),
+                       ({"networks": [{"mode": "host"}, {"mode": "BOGUS"}]}, "/networks(1)/mode")):
+        with pytest.raises(AppValidationError) as raised:
+            parse_app({"id": "/a", "cmd": "x", **body})
+        assert raised.value.to_json() == {"message": "Invalid JSON", "details": [
+            {"path": path, "errors": ["error.unknown.enum.literal"]}]}
+    app = parse_app({"id": "/a", "cmd": "x", "container": {"type": "mesos"},
+                     "networks": [{"mode": "HOST"}]})
+    written = to_json(app)
+    assert written["container"] == {"type": "MESOS"} and written["networks"] == [{"mode": "host"}]
