@@ -39,6 +39,7 @@ from mesos_coordination.zookeeper import (
     encode_master_info,
     master_address,
     member_sequence,
+    public_read_acl,
 )
 from mesos_values.addresses import ZooKeeperUrl, parse_zk_url
 from protos import mesos_pb2
@@ -215,13 +216,15 @@ class ZooKeeperContender:
         session = self._session
         try:
             await session.start()
-            await session.call(session.client.ensure_path_async, self.url.path)
+            public = public_read_acl(self.url)
+            await session.call(session.client.ensure_path_async, self.url.path, acl=public)
             created = await session.call(
                 session.client.create_async,
                 f"{self.url.path}/{MEMBER_PREFIX}",
                 encode_master_info(self.info),
                 ephemeral=True,
                 sequence=True,
+                acl=public,
             )
             self._member = str(created).rsplit("/", 1)[-1]
             self._epoch = member_sequence(self._member)

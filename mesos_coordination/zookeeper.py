@@ -23,7 +23,7 @@ from google.protobuf import json_format
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import NoNodeError
 from kazoo.retry import KazooRetry
-from kazoo.security import READ_ACL_UNSAFE, make_digest_acl
+from kazoo.security import ACL, READ_ACL_UNSAFE, make_digest_acl
 
 from mesos_values.addresses import HostPort, ZooKeeperUrl
 from protos import mesos_pb2
@@ -41,15 +41,17 @@ LOST: str = KazooState.LOST
 def make_client(url: ZooKeeperUrl, *, session_timeout: float) -> KazooClient:
     """A kazoo client for `url`, not yet started.
 
-    Digest credentials (`zk://user:pass@...`) become the session's auth data, and nodes it creates
-    get Mesos' "everyone may read, the creator may do anything" ACL.
+    Digest credentials (`zk://user:pass@...`) become the session's auth data, and the nodes it
+    creates are readable and writable by that identity alone (state, registry, app and job
+    definitions: ADR 0013); the election's nodes, which detectors must read, are created with
+    `public_read_acl` instead, as Mesos does.
     """
     auth_data = None
     default_acl = None
     if url.credentials is not None:
         user, password = url.credentials
         auth_data = [("digest", f"{user}:{password}")]
-        default_acl = [make_digest_acl(user, password, all=True), *READ_ACL_UNSAFE]
+        default_acl = [make_digest_acl(user, password, all=True)]
     reconnect = KazooRetry(
         max_tries=-1, delay=0.05, backoff=2, max_jitter=0.1, max_delay=min(1.0, session_timeout / 4)
     )
@@ -60,6 +62,15 @@ def make_client(url: ZooKeeperUrl, *, session_timeout: float) -> KazooClient:
         default_acl=default_acl,
         connection_retry=reconnect,
     )
+
+
+def public_read_acl(url: ZooKeeperUrl) -> list[ACL] | None:
+    """The ACL of nodes everyone may read (the election group and its members): the creator
+    may do anything, the world may read. None without credentials (ZooKeeper's open ACL)."""
+    if url.credentials is None:
+        return None
+    user, password = url.credentials
+    return [make_digest_acl(user, password, all=True), *READ_ACL_UNSAFE]
 
 
 def member_sequence(name: str) -> int | None:

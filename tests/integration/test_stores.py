@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoAuthError
 
 from mesos_coordination import store_local
 from mesos_coordination.election import ZooKeeperContender
@@ -180,3 +182,42 @@ async def test_zookeeper_store_refuses_a_leader_whose_znode_is_gone(terms: list[
     await session.call(session.client.delete_async, first.contender.member_path)
     with pytest.raises(StoreError, match="election znode"):
         await first.store.recover()
+
+
+async def test_with_credentials_stored_records_are_private_and_the_group_public(
+    zk: ZooKeeperEnsemble,
+) -> None:
+    """`zk://user:pass@...`: what the store keeps (app and job definitions, secrets in their
+    env) is unreadable to any other identity; the election's nodes stay readable so that
+    detectors without credentials find the leader (ADR 0013)."""
+    path = f"/private-{uuid.uuid4().hex[:8]}"
+    url = parse_zk_url(zk.url(path).replace("zk://", "zk://owner:s3cret@"))
+    info = mesos_pb2.MasterInfo(id=uuid.uuid4().hex, address="127.0.0.1", port=1)
+    contender = ZooKeeperContender(url, info, session_timeout=5.0)
+    await contender.start()
+    term = Term(contender)
+    try:
+        await term.store.recover()
+        await term.store.commit([Mutation("agents/a1", b"env SECRET=1")])
+        stranger = KazooClient(hosts=zk.hosts, auth_data=[("digest", "other:guess")])
+        anonymous = KazooClient(hosts=zk.hosts)
+        for client in (stranger, anonymous):
+            await asyncio.to_thread(client.start)
+            try:
+                registry = f"{path}/registry"
+                with pytest.raises(NoAuthError):
+                    await asyncio.to_thread(client.get_children, registry)
+                with pytest.raises(NoAuthError):
+                    await asyncio.to_thread(client.get_children, f"{registry}/agents")
+                members = await asyncio.to_thread(client.get_children, path)
+                assert contender.member_path is not None
+                member = contender.member_path.rsplit("/", 1)[-1]
+                assert member in members
+                data, _ = await asyncio.to_thread(client.get, f"{path}/{member}")
+                assert b"127.0.0.1" in data
+            finally:
+                await asyncio.to_thread(client.stop)
+                await asyncio.to_thread(client.close)
+    finally:
+        await term.store.close()
+        await contender.close()
