@@ -7,7 +7,7 @@ starts, so no offer ever reaches Marathon and no generated command can run."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
@@ -29,8 +29,13 @@ COVERAGE_OFF = {label: "same body and handler as POST /v2/groups" for label in (
     "PUT /v2/groups", "POST /v2/groups/{groupId}", "PUT /v2/groups/{groupId}")}
 
 
+class Urls(NamedTuple):
+    marathon: str
+    master: str
+
+
 @pytest.fixture(scope="module")
-def marathon_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Urls]:
     """A Marathon, registered with a master whose only agent is deactivated."""
     with running_cluster(tmp_path_factory.mktemp("fuzz"), FAST_MASTER_FLAGS) as cluster:
         master = cluster.masters[0]
@@ -49,17 +54,30 @@ def marathon_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _, url = cluster.start_marathon()
         wait_for(lambda: httpx.get(f"{url}/v2/info", timeout=10).json()["frameworkId"],
                  "marathon to register")
-        yield url
+        yield Urls(url, master.http_url)
 
 
 @pytest.fixture(scope="module")
-def marathon_schema(marathon_url: str) -> schemathesis.BaseSchema:
-    return load_schema(marathon_url, skip=SKIP, coverage_off=COVERAGE_OFF)
+def marathon_schema(urls: Urls) -> schemathesis.BaseSchema:
+    return load_schema(urls.marathon, skip=SKIP, coverage_off=COVERAGE_OFF)
 
 
 schema = schemathesis.pytest.from_fixture("marathon_schema")
 
 
 @schema.parametrize()
+@pytest.mark.timeout(300)  # one test runs every operation: ~40 s idle, more on a busy machine
 def test_marathon_fuzz(case: schemathesis.Case[Any]) -> None:
     check(case)
+
+
+def test_no_fuzzed_app_ever_ran(urls: Urls) -> None:
+    """After the run (tests run in file order): the agent is still deactivated and the master
+    has seen no task of Marathon's, running or finished."""
+    api = f"{urls.master}/api/v1"
+    [agent] = httpx.post(api, json={"type": "GET_AGENTS"}, timeout=10).json()[
+        "get_agents"]["agents"]
+    assert agent["deactivated"] is True and agent["active"] is False
+    [framework] = httpx.get(f"{urls.master}/state", timeout=10).json()["frameworks"]
+    assert framework["name"] == "marathon"
+    assert framework["tasks"] == framework["completed_tasks"] == []
