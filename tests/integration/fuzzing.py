@@ -1,16 +1,23 @@
 """Bounded, deterministic schemathesis fuzzing of a running service against the OpenAPI spec it
 serves at `/openapi.json`.
 
-`load_schema(base_url, skip=...)` loads the served spec as a schemathesis schema with the
-settings below; a test module hands it to `schemathesis.pytest.from_fixture` and runs each
-operation as its own subtest (`[METHOD /path]`), calling `check(case)` for every generated
-case:
+`load_schema(base_url, skip=..., coverage_off=...)` loads the served spec as a schemathesis
+schema with the settings below; a test module returns it from a (module-scoped) fixture,
+hands the fixture's name to `schemathesis.pytest.from_fixture` and runs each operation as its
+own subtest (`test_fuzz[METHOD /path]`), calling `check(case)` for every generated case:
+
+    @pytest.fixture(scope="module")
+    def service_schema(service_url: str) -> schemathesis.BaseSchema:
+        return load_schema(service_url, skip={"DELETE /leader": "ends the leadership"})
 
     schema = schemathesis.pytest.from_fixture("service_schema")
 
     @schema.parametrize()
     def test_fuzz(case: schemathesis.Case[Any]) -> None:
         check(case)
+
+The same sequence of requests is sent on every run; an event stream is read up to its first
+event or for `STREAM_SECONDS`.
 
 What is generated: both valid data (as the spec describes it) and invalid data (wrong types,
 values outside the bounds, missing required fields, unexpected extra query parameters),
