@@ -450,7 +450,8 @@ class MarathonApi:
                 else:
                     host = request.query_params.get("host")
                     chosen = [i for i in instances if host in (None, "*", i.host)]
-                plan = core.kill_tasks([i.task_id for i in chosen], scale=scale)
+                plan = core.kill_tasks([i.task_id for i in chosen], scale=scale,
+                                       force=_flag(request, "force"))
                 if plan is not None:
                     return _deployment_answer(plan)
                 if len(tail) == 2:
@@ -479,7 +480,8 @@ class MarathonApi:
             raise HttpError(422, "Object is not valid", {"message": "Object is not valid",
                             "details": [{"path": "/ids", "errors": ["error.expected.jsarray"]}]})
         known = {i.task_id for i in core.instances.values()}
-        plan = core.kill_tasks([i for i in ids if i in known], scale=_flag(request, "scale"))
+        plan = core.kill_tasks([i for i in ids if i in known], scale=_flag(request, "scale"),
+                               force=_flag(request, "force"))
         if plan is not None:
             return _deployment_answer(plan)
         return _json({"tasks": []})

@@ -192,9 +192,11 @@ class MarathonCore:
             self.sink.write(Mutation(record.key, None))
         return bool(discarded)
 
-    def kill_tasks(self, task_ids: Iterable[str], *, scale: bool) -> DeploymentPlan | None:
-        """Kill tasks; with `scale` the apps shrink by as many (a deployment), otherwise the
-        tasks are replaced. Unknown ids raise KeyError."""
+    def kill_tasks(self, task_ids: Iterable[str], *, scale: bool,
+                   force: bool = False) -> DeploymentPlan | None:
+        """Kill tasks; with `scale` the apps shrink by as many (a deployment, refused with
+        AppLockedError while another holds an app, unless `force`), otherwise the tasks are
+        replaced. Unknown ids raise KeyError."""
         chosen = [self._by_task[task_id] for task_id in task_ids]
         if not scale:
             for instance in chosen:
@@ -212,7 +214,7 @@ class MarathonCore:
                     root = put_app(root, app.replace(instances=max(0, app.instances - len(killed))))
             return root
 
-        return self.update_root(shrink, kill=per_app)
+        return self.update_root(shrink, kill=per_app, force=force)
 
     # ---------------------------------------------------------------- the driver
 
