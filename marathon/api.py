@@ -86,11 +86,13 @@ def _answering_marathon_errors(handler: Handler) -> Handler:
     return answering
 
 
-async def _unknown_route(request: Request, error: Exception) -> Response:
-    """Marathon's JSON answer for a path it has no resource for (e.g. `/v2/eventSubscriptions`,
-    removed in Marathon 1.5) or a method the path does not allow."""
+async def _unrouted(request: Request, error: Exception) -> Response:
+    """Starlette's own answers (no route for the path, a method the route lacks) in JSON, as
+    Marathon's: `{"message": "URI not found: <path>"}` or the status' reason phrase."""
     assert isinstance(error, HTTPException)
-    message = "URI not found" if error.status_code == 404 else "Method Not Allowed"
+    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    message = f"URI not found: {raw_path.decode('latin-1')}" if error.status_code == 404 \
+        else error.detail
     return _json({"message": message}, error.status_code, dict(error.headers or {}))
 
 
@@ -171,7 +173,7 @@ class MarathonApi:
             *(Route(r.path, self._guard.wrap(_answering_marathon_errors(r.endpoint)),
                     methods=r.methods) for r in routes),
             *ui_routes("marathon"),
-        ], exception_handlers={404: _unknown_route, 405: _unknown_route})
+        ], exception_handlers={HTTPException: _unrouted})
 
     def core(self) -> MarathonCore:
         """The leader's core, or HttpError 503 naming the leader."""
@@ -354,7 +356,8 @@ class MarathonApi:
                                        plan.id})
         if not isinstance(body, list):
             raise HttpError(400, "Expected a JSON array of app definitions")
-        updates = [self._updated_app(core, item, patch=_partial(request)) for item in body]
+        updates = [self._updated_app(core, item, patch=_partial(request),
+                                     create=request.method == "PUT") for item in body]
 
         def change(root: Group) -> Group:
             for app in updates:
@@ -365,12 +368,18 @@ class MarathonApi:
         self._posted(request, [a for u in updates if (a := core.root.app(u.id)) is not None])
         return _deployment_answer(plan)
 
-    def _updated_app(self, core: MarathonCore, body: Any, *, patch: bool,
+    def _updated_app(self, core: MarathonCore, body: Any, *, patch: bool, create: bool,
                      app_id: PathId | None = None) -> AppDefinition:
+        """The app `body` makes of app `app_id` (or of the app its `id` names): a PUT may
+        create it (`create`), a PATCH only changes an app that exists (404 otherwise)."""
         if not isinstance(body, dict):
             raise HttpError(400, "Expected a JSON object")
+        if app_id is None and not isinstance(body.get("id"), str):
+            parse_app(body)  # rejects the missing or non-string id (422), never "/None"
         target_id = app_id or PathId.parse(str(body.get("id", ""))).canonical(ROOT)
         existing = core.root.app(target_id)
+        if existing is None and not create:
+            raise HttpError(404, f"App '{target_id}' does not exist")
         if set(body) == {"version"} and existing is not None:
             stored = core.app_versions.get(target_id, {}).get(str(body["version"]))
             if stored is None:
@@ -418,7 +427,8 @@ class MarathonApi:
         if request.method in ("PUT", "PATCH"):
             body = await _body(request)
             created = core.root.app(app_id) is None
-            app = self._updated_app(core, body, patch=_partial(request), app_id=app_id)
+            app = self._updated_app(core, body, patch=_partial(request),
+                                    create=request.method == "PUT", app_id=app_id)
             plan = core.update_root(lambda root: put_app(root, app), force=force)
             self._posted(request, [a for a in (core.root.app(app_id),) if a is not None])
             return _deployment_answer(plan, 201 if created else 200)

@@ -160,12 +160,13 @@ check("get_leader", client.get_leader, lambda v: None if set(v) == {"leader"}
 check("get_metrics", client.get_metrics, lambda v: None if
       "marathon.apps.active.gauge" in v["gauges"] and "counters" in v else "wrong metrics")
 # Marathon 1.5 removed HTTP callback subscriptions: /v2/eventSubscriptions is an unknown URI.
+SUBSCRIPTIONS_NOT_FOUND = http_error(404, "URI not found: /v2/eventSubscriptions")
 fails("list_event_subscriptions", client.list_event_subscriptions, NotFoundError,
-      http_error(404, "URI not found"))
+      SUBSCRIPTIONS_NOT_FOUND)
 fails("create_event_subscription", lambda: client.create_event_subscription(
-    "http://127.0.0.1:9/callback"), NotFoundError, http_error(404, "URI not found"))
+    "http://127.0.0.1:9/callback"), NotFoundError, SUBSCRIPTIONS_NOT_FOUND)
 fails("delete_event_subscription", lambda: client.delete_event_subscription(
-    "http://127.0.0.1:9/callback"), NotFoundError, http_error(404, "URI not found"))
+    "http://127.0.0.1:9/callback"), NotFoundError, SUBSCRIPTIONS_NOT_FOUND)
 fails("a method the path does not have", lambda: raw_client._do_request("PATCH", "/ping"),
       MarathonHttpError, http_error(405, "Method Not Allowed"))
 

@@ -219,6 +219,31 @@ def test_marathon_unknown_group_ids_and_scaling_are_4xx(marathon: httpx.Client) 
     assert marathon.get("/v2/groups").json()["groups"] == []
 
 
+def test_marathon_fuzz_findings_are_4xx(marathon: httpx.Client) -> None:
+    """What the schemathesis run (test_fuzz_marathon.py) found, each once more by hand."""
+    # PATCH changes an app that exists; it never creates one (Marathon 1.9: 404).
+    answer = marathon.patch("/v2/apps/nope", json={"instances": 2})
+    assert answer.status_code == 404, answer.text
+    assert answer.json() == {"message": "App '/nope' does not exist"}
+    answer = marathon.patch("/v2/apps", json=[{"id": "/nope", "instances": 2}])
+    assert answer.status_code == 404, answer.text
+    assert answer.json() == {"message": "App '/nope' does not exist"}
+    # A null id is not a string (it was a KeyError: 500).
+    for method, path, body in (("POST", "/v2/apps", {"id": None, "cmd": "sleep 1"}),
+                               ("PUT", "/v2/apps", [{"id": None, "cmd": "sleep 1"}])):
+        answer = marathon.request(method, path, json=body)
+        assert answer.status_code == 422, (method, answer.text)
+        assert answer.json()["details"] == [{"path": "/id",
+                                             "errors": ["error.expected.jsstring"]}]
+    # A path no route serves (a newline never matches an app id) answers as Marathon does.
+    for path, raw in (("/v2/nope", "/v2/nope"),
+                      ("/v2/apps/%0A/versions/1", "/v2/apps/%0A/versions/1")):
+        answer = marathon.get(path)
+        assert answer.status_code == 404, (path, answer.text)
+        assert answer.json() == {"message": f"URI not found: {raw}"}
+    assert marathon.get("/v2/apps").json() == {"apps": []}
+
+
 def test_marathon_refuses_fields_over_their_bounds_with_422(marathon: httpx.Client) -> None:
     app = {"id": "/big", "cmd": "sleep 1", "instances": 0, "cpus": 0.1, "mem": 32}
     cases = {

@@ -24,6 +24,7 @@ from mesos_coordination.zookeeper import (
     master_address,
     member_sequence,
     order_members,
+    public_read_acl,
 )
 from mesos_values.addresses import HostPort, parse_zk_url
 from protos import mesos_pb2
@@ -87,10 +88,14 @@ def test_client_without_credentials_uses_open_defaults() -> None:
 def test_client_with_credentials_authenticates_and_protects_what_it_creates() -> None:
     client = make_client(parse_zk_url("zk://mesos:s3cret@h1:2181/mesos"), session_timeout=4.0)
     assert client.auth_data == {("digest", "mesos:s3cret")}
-    by_scheme = {acl.id.scheme: acl for acl in client.default_acl}
-    assert by_scheme["digest"].perms == Permissions.ALL
-    assert by_scheme["digest"].id.id.startswith("mesos:")
-    assert by_scheme["world"].perms == Permissions.READ
+    [owner] = client.default_acl  # what it stores is its own alone (ADR 0013)
+    assert owner.id.scheme == "digest" and owner.perms == Permissions.ALL
+    assert owner.id.id.startswith("mesos:")
+    public = public_read_acl(parse_zk_url("zk://mesos:s3cret@h1:2181/mesos"))
+    assert public is not None  # the election's nodes: detectors read them
+    by_scheme = {acl.id.scheme: acl for acl in public}
+    assert by_scheme["digest"] == owner and by_scheme["world"].perms == Permissions.READ
+    assert public_read_acl(parse_zk_url("zk://h1:2181/mesos")) is None
 
 
 def test_create_detector_for_zookeeper_urls_does_no_io() -> None:

@@ -74,6 +74,23 @@ def test_operation_ids_are_unique(service: tuple[dict[str, Any], Starlette]) -> 
     assert len(ids) == len(set(ids))
 
 
+def test_marathon_documents_its_generic_error_answers() -> None:
+    """What any operation of its kind may answer: a body may be too large (413) or not JSON
+    (400); a request the leader serves may find no leader (503)."""
+    from marathon.api import LOCAL_PATHS
+
+    spec = load_spec("marathon")
+    missing = []
+    for method, path in spec_operations(spec):
+        operation = spec["paths"][path][method.lower()]
+        expected = {"400", "413"} if "requestBody" in operation else set()
+        if path.startswith("/v2/") and path not in LOCAL_PATHS:
+            expected.add("503")
+        missing += [f"{method} {path}: {status}"
+                    for status in sorted(expected - set(operation["responses"]))]
+    assert missing == []
+
+
 # ------------------------------------------------------------------ examples and schemas
 
 

@@ -260,6 +260,7 @@ def test_model_is_immutable() -> None:
 INVALID_JSON_CASES = [
     ({"cmd": "x"}, "/id", "error.path.missing"),
     ({"id": 7, "cmd": "x"}, "/id", "error.expected.jsstring"),
+    ({"id": None, "cmd": "x"}, "/id", "error.expected.jsstring"),  # was a KeyError (500)
     ({"id": "/Bad_Id", "cmd": "x"}, "/id", "error.pattern"),
     ({"id": "/a/-b", "cmd": "x"}, "/id", "error.pattern"),
     ({"id": "/a", "cmd": ""}, "/cmd", "error.minLength"),

@@ -118,6 +118,23 @@ def test_a_locked_app_refuses_a_second_deployment_unless_forced() -> None:
     assert "deployment_failed" in world.event_types()
 
 
+def test_a_kill_and_scale_of_a_locked_app_is_refused_unless_forced() -> None:
+    world = World()
+    world.deploy_app(APP)
+    for task in world.offer():
+        world.update(task.task_id.value, mesos_pb2.TASK_RUNNING)
+    assert not world.core.deployments
+    scaling = world.deploy_app({**APP, "instances": 3})  # waits for an offer: holds /web
+    task_id = next(iter(world.core.instances.values())).task_id
+    with pytest.raises(AppLockedError) as locked:
+        world.core.kill_tasks([task_id], scale=True)
+    assert locked.value.to_json()["deployments"] == [{"id": scaling}]
+    assert world.actions.killed == []
+    plan = world.core.kill_tasks([task_id], scale=True, force=True)
+    assert plan is not None and scaling not in world.core.deployments
+    assert world.actions.killed == [task_id]
+
+
 def test_removing_an_app_kills_its_instances_and_reports_it_terminated() -> None:
     world = World()
     world.deploy_app(APP)
