@@ -27,7 +27,7 @@ import functools
 import socket
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
@@ -43,6 +43,7 @@ from mesos_coordination.election import Contender, Leadership, create_contender,
 from mesos_coordination.store import BatchWriter, Sink
 from mesos_coordination.term_store import term_state
 from mesos_http.body_limit import DEFAULT_MAX_REQUEST_BYTES, BodyLimit
+from mesos_http.http_auth import HttpAuthentication
 from mesos_http.http_forward import advertised_address, forward_url
 from mesos_http.http_server import DEFAULT_KEEP_ALIVE_SECONDS, serve_while
 from mesos_runtime.flags import (
@@ -54,6 +55,9 @@ from mesos_runtime.flags import (
     parse_zk_flag,
 )
 from mesos_runtime.logging import configure_logging
+from mesos_security.authentication import Authenticator
+from mesos_security.credentials import Credentials
+from mesos_security.tls import TlsConfig, add_tls_flags, tls_from_args
 from protos import mesos_pb2
 
 __all__ = [
@@ -137,6 +141,12 @@ class ServiceConfig:
     gpu_resources: bool = False
     """Whether the framework subscribes with the GPU_RESOURCES capability (offers of agents
     with GPUs come only then)."""
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    """TLS of the API and of the connection to the master (ADR 0013)."""
+    credential: mesos_pb2.Credential | None = None
+    """What the framework authenticates to the master with."""
+    http_credentials: Credentials = field(default_factory=Credentials)
+    """Who may use the API (HTTP Basic); empty: anyone."""
 
     @classmethod
     def from_flags(cls, args: argparse.Namespace, **own: Any) -> Self:
@@ -146,7 +156,9 @@ class ServiceConfig:
             http_port=args.http_port, hostname=args.hostname, framework_name=args.framework_name,
             failover_timeout=args.failover_timeout, work_dir=args.work_dir,
             zk_session_timeout=args.zk_session_timeout,
-            http_max_request_bytes=args.http_max_request_bytes, **own,
+            http_max_request_bytes=args.http_max_request_bytes, tls=tls_from_args(args),
+            credential=_mesos_credential(args), http_credentials=_http_credentials(args),
+            **own,
         )
 
 
@@ -276,7 +288,12 @@ class ServiceHost(abc.ABC, Generic[ConfigT, CoreT, RecoveredT]):
     @property
     def leader_url(self) -> str | None:
         """Where a standby forwards requests (None while this process leads)."""
-        return forward_url(self.leader, self.info.id)
+        return forward_url(self.leader, self.info.id, self.config.tls.http_scheme)
+
+    @property
+    def tls(self) -> TlsConfig:
+        """The process's TLS (`--ssl_*`)."""
+        return self.config.tls
 
     async def durable(self) -> None:
         """Wait until every write queued so far is durable (the API answers after this)."""
@@ -340,9 +357,10 @@ class ServiceHost(abc.ABC, Generic[ConfigT, CoreT, RecoveredT]):
             scheduler = self.scheduler(self.log)
             driver = SchedulerDriver(
                 scheduler,
-                self._framework_info(webui_url=f"http://{self.hostname}:{self.info.port}",
-                                     framework_id=recovered.framework_id),
-                self.config.master,
+                self._framework_info(
+                    webui_url=f"{self.config.tls.http_scheme}://{self.hostname}:{self.info.port}",
+                    framework_id=recovered.framework_id),
+                self.config.master, tls=self.config.tls, credential=self.config.credential,
             )
             started = self.start_term(recovered, DriverActions(driver), term.sink)
             scheduler.core = self.core = started.core
@@ -397,6 +415,40 @@ def add_service_flags(
                         help=f"directory for {who}'s state when there is no --zk")
     parser.add_argument("--zk_session_timeout", type=zk_session_timeout, default=10.0)
     parser.add_argument("--log_level", type=parse_log_level, default="INFO")
+    add_tls_flags(parser)
+    parser.add_argument("--mesos_authentication_principal", default=None,
+                        help=f"the principal {who} authenticates to the master as")
+    parser.add_argument("--mesos_authentication_secret_file", type=Path, default=None,
+                        help="file holding that principal's secret")
+    parser.add_argument("--http_credentials", default=None,
+                        help="USER:PASSWORD: the API then needs HTTP Basic credentials "
+                        "(/ping and the UI's page and files excepted)")
+
+
+def _mesos_credential(args: argparse.Namespace) -> mesos_pb2.Credential | None:
+    principal = args.mesos_authentication_principal
+    if principal is None:
+        if args.mesos_authentication_secret_file is not None:
+            raise ValueError("--mesos_authentication_secret_file needs "
+                             "--mesos_authentication_principal")
+        return None
+    secret = b""
+    if args.mesos_authentication_secret_file is not None:
+        try:
+            secret = args.mesos_authentication_secret_file.read_bytes().strip()
+        except OSError as error:
+            raise ValueError(f"--mesos_authentication_secret_file: "
+                             f"{error.strerror or error}") from None
+    return mesos_pb2.Credential(principal=principal, secret=secret)
+
+
+def _http_credentials(args: argparse.Namespace) -> Credentials:
+    if not args.http_credentials:
+        return Credentials()
+    user, colon, password = args.http_credentials.partition(":")
+    if not colon or not user:
+        raise ValueError("--http_credentials must be USER:PASSWORD")
+    return Credentials({user: password})
 
 
 def parse_service_flags(
@@ -404,6 +456,12 @@ def parse_service_flags(
 ) -> argparse.Namespace:
     """Parse the flags (each also read from `<env_prefix>_<FLAG>`) and log at `--log_level`."""
     args = parse_flags(parser, argv, env_prefix)
+    try:  # the security flags: refused here with one clear line, as every other bad flag
+        tls_from_args(args)
+        _mesos_credential(args)
+        _http_credentials(args)
+    except ValueError as error:
+        parser.error(str(error))
     configure_logging(args.log_level)
     return args
 
@@ -415,9 +473,17 @@ async def serve_service(service: ServiceHost[Any, Any, Any], app: ASGIApp, name:
     keep-alive timeout in seconds."""
     address = service.config.http_address
 
+    config = service.config
+
     async def run(port: int) -> None:
-        service.log.info(f"{name} listening", url=f"http://{address}:{port}")
+        service.log.info(f"{name} listening", url=f"{config.tls.http_scheme}://{address}:{port}")
         await service.run(http_port=port)
 
-    await serve_while(BodyLimit(app, service.config.http_max_request_bytes), address,
-                      service.config.http_port, run, keep_alive=keep_alive)
+    served: ASGIApp = BodyLimit(app, config.http_max_request_bytes)
+    if config.http_credentials.secrets:
+        served = HttpAuthentication(
+            served, Authenticator(config.http_credentials), readonly=True, readwrite=True,
+            realm=name, open_paths={"/ping", "/", "/ui", "/ui/"},
+            open_prefixes=("/ui/static/",))
+    await serve_while(served, address, config.http_port, run, keep_alive=keep_alive,
+                      tls=config.tls)

@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 
 from mesos_http.http_error import HttpError
 from mesos_http.http_forward import LeaderForwarder
+from mesos_security.tls import TlsConfig
 
 __all__ = ["ElectedService", "Handler", "LeaderGuard"]
 
@@ -42,6 +43,11 @@ class ElectedService(Protocol[CoreT_co]):
     @property
     def leader_url(self) -> str | None:
         """The leader's base URL when another process leads (requests are forwarded there)."""
+        ...
+
+    @property
+    def tls(self) -> TlsConfig:
+        """The process's TLS: the scheme of URLs and how the leader's certificate is checked."""
         ...
 
     async def durable(self) -> None:
@@ -71,7 +77,10 @@ class LeaderGuard(Generic[CoreT]):
         self.forwarded = forwarded
         self.not_leader = not_leader
         self.leader_header = leader_header
-        self._forwarder = LeaderForwarder(via_header, via)
+        tls = service.tls
+        self._scheme = tls.http_scheme
+        self._forwarder = LeaderForwarder(
+            via_header, via, verify=tls.client_context() if tls.dials_tls else True)
 
     def wrap(self, handler: Handler) -> Handler:
         """`handler` behind the guard."""
@@ -79,7 +88,7 @@ class LeaderGuard(Generic[CoreT]):
             response = await self._answer(handler, request)
             leader = self.service.leader_address
             if self.leader_header is not None and leader is not None:
-                response.headers[self.leader_header] = f"http://{leader}"
+                response.headers[self.leader_header] = f"{self._scheme}://{leader}"
             return response
 
         return guarded
@@ -90,7 +99,8 @@ class LeaderGuard(Generic[CoreT]):
         if core is None:
             leader = self.service.leader_address
             raise HttpError(503, self.not_leader + (
-                f"; the leader is at http://{leader}" if leader else "; no leader is elected"))
+                f"; the leader is at {self._scheme}://{leader}" if leader
+                else "; no leader is elected"))
         return core
 
     async def _answer(self, handler: Handler, request: Request) -> Response:

@@ -7,6 +7,8 @@ is not forwarded again (two standbys that each think the other leads would loop)
 
 from __future__ import annotations
 
+import ssl
+
 import httpx
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -23,9 +25,12 @@ HOP_BY_HOP = frozenset({
 class LeaderForwarder:
     """Forwards requests to a leader's base URL (one pooled client, created on first use)."""
 
-    def __init__(self, via_header: str, via: str) -> None:
+    def __init__(self, via_header: str, via: str,
+                 verify: ssl.SSLContext | bool = True) -> None:
+        """`verify` checks the leader's certificate when it serves HTTPS (ADR 0013)."""
         self.via_header = via_header
         self.via = via
+        self.verify = verify
         self._client: httpx.AsyncClient | None = None
 
     async def forward(self, request: Request, leader_url: str) -> Response:
@@ -34,7 +39,8 @@ class LeaderForwarder:
             return JSONResponse({"message": "not the leader, and neither is the process that "
                                             "forwarded this request"}, status_code=503)
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None))
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None),
+                                             verify=self.verify)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         headers[self.via_header] = self.via
         upstream_request = self._client.build_request(
@@ -60,9 +66,10 @@ def advertised_address(leader: mesos_pb2.MasterInfo | None) -> str | None:
     return f"{leader.hostname or leader.address}:{leader.port}"
 
 
-def forward_url(leader: mesos_pb2.MasterInfo | None, own_id: str) -> str | None:
+def forward_url(leader: mesos_pb2.MasterInfo | None, own_id: str,
+                scheme: str = "http") -> str | None:
     """Where a standby forwards requests: the leader's listening address, when known and not
     this process (`own_id`)."""
     if leader is None or leader.id == own_id:
         return None
-    return f"http://{leader.address}:{leader.port}"
+    return f"{scheme}://{leader.address}:{leader.port}"

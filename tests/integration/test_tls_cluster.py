@@ -16,7 +16,7 @@ import pytest
 from mesos_security.pki import CertificateAuthority, IssuedCertificate
 from mesos_security.tls import TlsConfig, open_channel
 from protos import scheduler_pb2, scheduler_pb2_grpc
-from tests.integration.cluster import Cluster, free_port, running_cluster
+from tests.integration.cluster import Cluster, free_port, running_cluster, wait_for
 from tests.integration.conftest import FAST_MASTER_FLAGS
 from tests.integration.recording import RecordingScheduler
 from tests.integration.test_end_to_end import launch_once, run_example, running
@@ -105,3 +105,48 @@ def test_a_custom_executor_reaches_its_agent_over_tls(
                              "LIBPROCESS_SSL_CA_FILE": str(ca.cert_file)})
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("TASK_FINISHED") == 2, result.stdout
+
+
+def test_marathon_and_batch_over_tls_authenticated_to_the_master(
+    tmp_path: Path, ca: CertificateAuthority,
+) -> None:
+    """Marathon and the batch framework dial the mutual-TLS master with their certificates,
+    authenticate with a principal and secret, and serve HTTPS behind HTTP Basic."""
+    (tmp_path / "credentials").write_text("marathon m-secret\nbatch b-secret\n")
+    (tmp_path / "marathon-secret").write_text("m-secret\n")
+    (tmp_path / "batch-secret").write_text("b-secret\n")
+    flags = [*FAST_MASTER_FLAGS, *tls_flags(ca, ca.issue("master")),
+             "--authenticate_frameworks", "true", "--credentials",
+             str(tmp_path / "credentials")]
+    with running_cluster(tmp_path, flags) as cluster:
+        cluster.agent_flags = tls_flags(ca, ca.issue("agent"))
+        cluster.start_agent()
+        operator = client(ca, "operator").client_context()
+        services = {
+            "marathon": cluster.start_marathon(
+                *tls_flags(ca, ca.issue("marathon")), "--mesos_authentication_principal",
+                "marathon", "--mesos_authentication_secret_file",
+                str(tmp_path / "marathon-secret"), "--http_credentials", "admin:pw"),
+            "batch": cluster.start_batch(
+                *tls_flags(ca, ca.issue("batch")), "--mesos_authentication_principal",
+                "batch", "--mesos_authentication_secret_file", str(tmp_path / "batch-secret"),
+                "--http_credentials", "admin:pw"),
+        }
+        urls = {name: url.replace("http://", "https://") for name, (_, url) in services.items()}
+        with httpx.Client(verify=operator, timeout=10) as https:
+            info = {"marathon": "/v2/info", "batch": "/info"}
+            for name, url in urls.items():
+                assert https.get(f"{url}{info[name]}").status_code == 401
+                assert https.get(f"{url}/ping").status_code == 200
+                wait_for(lambda u=url, p=info[name]: https.get(  # type: ignore[misc]
+                    f"{u}{p}", auth=("admin", "pw")).json()["frameworkId"],
+                    f"{name} to register")
+            app = {"id": "/secure", "cmd": "sleep 300", "cpus": 0.1, "mem": 32}
+            assert https.post(f"{urls['marathon']}/v2/apps", json=app,
+                              auth=("admin", "pw")).status_code == 201
+            wait_for(lambda: https.get(f"{urls['marathon']}/v2/apps/secure",
+                                       auth=("admin", "pw")).json()["app"]["tasksRunning"] == 1,
+                     "the app to run")
+            master = cluster.masters[0]
+            state = https.get(f"https://127.0.0.1:{master.http_port}/state").json()
+            assert sorted(f["principal"] for f in state["frameworks"]) == ["batch", "marathon"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 import pytest
@@ -18,6 +18,7 @@ from starlette.routing import Route
 from frameworks.service_http import LeaderGuard
 from mesos_http.http_error import HttpError
 from mesos_http.http_server import serve_while
+from mesos_security.tls import TlsConfig
 
 VIA_HEADER = "X-Test-Via"
 LEADER_HEADER = "X-Test-Leader"
@@ -30,6 +31,7 @@ class Process:
     core: str | None = None
     leader_address: str | None = None
     leader_url: str | None = None
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
     async def durable(self) -> None:
         return None
