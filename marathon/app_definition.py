@@ -248,6 +248,8 @@ def _read(r: _AppReader, raw: Mapping[str, Any]) -> _Raw:
 
     if "id" not in raw:
         r.fail("/id", "error.path.missing")
+    elif raw["id"] is None:  # required: null is not a string (take() skips nulls)
+        r.fail("/id", r.wording.string)
     take("id", "id", lambda x, p: r.string(x, p, min_length=1, pattern=_RAML_PATH_ID))
     take("cmd", "cmd", lambda x, p: r.string(x, p, min_length=1))
     take("args", "args", lambda x, p: tuple(r.items(x, p, r.string)))
