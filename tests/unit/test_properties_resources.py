@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 from google.protobuf.json_format import MessageToDict
 from hypothesis import assume, given
@@ -277,3 +278,17 @@ def test_any_attribute_text_parses_or_raises_value_error(text: str) -> None:
         assert str(error)
         return
     assert parse_attributes(format_attributes(parsed)) == parsed
+
+
+@given(st.text(st.sampled_from(list("0123456789.-e\u0661\u00b2a")), min_size=1, max_size=8))
+def test_attribute_values_are_scalars_exactly_when_decimal_numbers(value: str) -> None:
+    try:
+        (attribute,) = parse_attributes(f"n:{value}")
+    except ValueError:
+        return
+    number = re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", value)
+    assert (attribute.type == mesos_pb2.Value.SCALAR) == bool(number)
+    if number:
+        assert attribute.scalar.value == float(value)
+    else:
+        assert attribute.type == mesos_pb2.Value.TEXT and attribute.text.value == value
