@@ -18,7 +18,7 @@ settings.register_profile(
     derandomize=True,
     database=None,
     deadline=None,
-    max_examples=100,
+    max_examples=80,
     print_blob=False,
     phases=_PHASES,
     suppress_health_check=[HealthCheck.too_slow],

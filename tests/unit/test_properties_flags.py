@@ -1,5 +1,5 @@
 """Properties of the small text parsers: flag values (durations, ports, counts, booleans),
-`HOST:PORT` addresses, batch task ids and the status line of HTTP health checks.
+`HOST:PORT` addresses, batch task ids, the status line of HTTP health checks and timestamps.
 
 Each takes any text and either returns a value within its documented range or raises its
 declared error with a message; numbers are ASCII digits only (`str.isdigit` also takes `\u00b2`,
@@ -12,13 +12,16 @@ import argparse
 import math
 import re
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from frameworks.batch.runs import parse_task_id
+from marathon.core import _parse_seconds
 from marathon.health import _http_status
 from mesos_runtime.flags import parse_bool, parse_duration, parse_port, parse_positive_int
 from mesos_values.addresses import HostPort, parse_host_port
+from mesos_values.timestamps import format_timestamp
 
 _numbers = (st.text(st.sampled_from(list("0123456789.\u00b2\u0661 -+_e")), max_size=12)
             | st.just("9" * 400))
@@ -122,3 +125,27 @@ def test_http_status_lines_parse_or_are_none(line: bytes) -> None:
     if status is not None:
         code, text = status
         assert 0 <= code <= 999 and text.startswith(str(code))
+
+
+# Timestamps as the HTTP APIs write them (Marathon's versions are such timestamps). Up to the
+# year 2200: beyond about 2242 a double no longer holds seconds to the microsecond.
+
+_LAST_MOMENT = 7258118399  # 2199-12-31T23:59:59Z
+_moments = st.floats(min_value=0, max_value=_LAST_MOMENT)
+
+
+@given(_moments, _moments)
+def test_timestamps_are_ordered_like_the_moments(a: float, b: float) -> None:
+    first, second = sorted((a, b))
+    assert format_timestamp(first) <= format_timestamp(second)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", format_timestamp(first))
+
+
+@given(st.integers(0, _LAST_MOMENT * 1000))
+def test_a_version_one_millisecond_later_is_the_next_one(millis: int) -> None:
+    """Marathon's core makes versions unique by adding 1 ms to the current one, read back."""
+    version = format_timestamp(millis / 1000)
+    assert version.endswith(f".{millis % 1000:03d}Z")
+    assert _parse_seconds(version) == pytest.approx(millis / 1000, abs=5e-7)
+    assert format_timestamp(_parse_seconds(version) + 0.001) == format_timestamp(
+        (millis + 1) / 1000)
