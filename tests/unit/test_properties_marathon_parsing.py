@@ -195,3 +195,62 @@ def test_any_group_body_is_a_group_or_a_422(body: dict[str, Any]) -> None:
         parse_group_update(body, base=ROOT)
     except AppValidationError as error:
         assert error.message and error.violations
+
+
+# The nested parts of an app, with their own keys and arbitrary or plausible values.
+
+_plausible = st.one_of(
+    _json_scalars, st.sampled_from(["HTTP", "TCP", "COMMAND", "MESOS_HTTP", "tcp", "udp,tcp",
+                                    "/health", "http", "disabled", "BRIDGE", "HOST", "USER",
+                                    "CONTAINER", "DOCKER", "MESOS", "web", "ads", "*"]),
+    st.integers(-2, 70000), st.floats(min_value=-1, max_value=2),
+    st.integers(-(10**400), 10**400), st.lists(st.integers(100, 600), max_size=2))
+
+
+def _objects(keys: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.dictionaries(st.sampled_from(keys), _plausible | _json, max_size=len(keys))
+
+
+_PARTS: dict[str, st.SearchStrategy[Any]] = {
+    "healthChecks": st.lists(_objects(
+        ["protocol", "path", "portIndex", "port", "command", "gracePeriodSeconds",
+         "intervalSeconds", "timeoutSeconds", "maxConsecutiveFailures", "delaySeconds",
+         "ipProtocol", "portName"]), max_size=2),
+    "readinessChecks": st.lists(_objects(
+        ["name", "protocol", "path", "portName", "intervalSeconds", "timeoutSeconds",
+         "httpStatusCodesForReady", "preserveLastResponse"]), max_size=2),
+    "portDefinitions": st.lists(_objects(["port", "protocol", "name", "labels"]), max_size=3),
+    "fetch": st.lists(_objects(["uri", "extract", "executable", "cache", "destPath"]),
+                      max_size=2),
+    "upgradeStrategy": _objects(["minimumHealthCapacity", "maximumOverCapacity"]),
+    "unreachableStrategy": _objects(["inactiveAfterSeconds", "expungeAfterSeconds"])
+    | st.sampled_from(["disabled", "enabled"]),
+    "networks": st.lists(_objects(["mode", "name", "labels"]), max_size=2),
+    "container": _objects(["type", "docker", "volumes", "portMappings"]) | st.fixed_dictionaries(
+        {"type": st.sampled_from(["DOCKER", "MESOS"])}, optional={
+            "docker": _objects(["image", "network", "privileged", "portMappings", "parameters"]),
+            "portMappings": st.lists(_objects(["containerPort", "hostPort", "servicePort",
+                                               "protocol", "name", "labels", "networkNames"]),
+                                     max_size=2),
+            "volumes": st.lists(_objects(["containerPath", "hostPath", "mode", "persistent",
+                                          "external", "secret"]), max_size=2)}),
+    "residency": _objects(["relaunchEscalationTimeoutSeconds", "taskLostBehavior"]),
+    "secrets": st.dictionaries(st.sampled_from(["s1", "s2"]), _objects(["source"]), max_size=2),
+    "env": st.dictionaries(st.sampled_from(["A", "B", ""]),
+                           _plausible | _objects(["secret"]), max_size=2),
+    "ports": st.lists(st.integers(-1, 70000), max_size=3),
+    "dependencies": st.lists(_plausible, max_size=2),
+    "constraints": st.lists(st.lists(_plausible, max_size=4), max_size=2),
+    "killSelection": st.sampled_from(["YOUNGEST_FIRST", "OLDEST_FIRST", "x"]),
+}
+
+
+@given(st.fixed_dictionaries({}, optional=_PARTS))
+def test_any_app_with_arbitrary_parts_is_an_app_or_a_422(parts: dict[str, Any]) -> None:
+    body = {"id": "/app", "cmd": "sleep 1", **parts}
+    try:
+        app = parse_app(body)
+    except AppValidationError as error:
+        assert error.message and error.violations
+        return
+    assert parse_app(to_json(app)) == app
