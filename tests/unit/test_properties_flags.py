@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from frameworks.batch.runs import parse_task_id
 from marathon.core import _parse_seconds
 from marathon.health import _http_status
+from mesos_master.main import _weights
 from mesos_runtime.flags import parse_bool, parse_duration, parse_port, parse_positive_int
 from mesos_values.addresses import HostPort, parse_host_port
 from mesos_values.timestamps import format_timestamp
@@ -149,3 +150,17 @@ def test_a_version_one_millisecond_later_is_the_next_one(millis: int) -> None:
     assert _parse_seconds(version) == pytest.approx(millis / 1000, abs=5e-7)
     assert format_timestamp(_parse_seconds(version) + 0.001) == format_timestamp(
         (millis + 1) / 1000)
+
+
+@given(st.lists(st.tuples(st.sampled_from(["web", "a/b", "a b", ""]),
+                          st.sampled_from(["2", "0.5", "0", "-2", "nan", "inf", "-inf", "1e400",
+                                           "x", "1_0"])), max_size=3))
+def test_master_weights_flag_takes_finite_positive_weights(items: list[tuple[str, str]]) -> None:
+    text = ",".join(f"{role}={weight}" for role, weight in items)
+    try:
+        weights = _weights(text)
+    except argparse.ArgumentTypeError as error:
+        assert str(error)
+        return
+    assert all(math.isfinite(w) and w > 0 for w in weights.values())
+    assert set(weights) == {role for role, _ in items}

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from mesos_master.errors import ErrorCode, MasterError
 from mesos_master.offers import DEFAULT_REFUSE_SECONDS, refuse_seconds
+from mesos_master.operator_api import _BadCall, _limits
 from mesos_master.validation import (
     MAX_DURATION_SECONDS,
     is_duration,
@@ -32,6 +34,7 @@ from mesos_master.validation import (
 )
 from mesos_values.resources import MAX_SCALAR, Resources
 from protos import mesos_pb2
+from tests.unit.test_master import Cluster
 
 ReservationInfo = mesos_pb2.Resource.ReservationInfo
 
@@ -232,3 +235,43 @@ def test_a_sequence_of_operations_keeps_the_offered_quantities(
         remaining = remaining - old + new
     assert remaining.scalar_quantities() == offered.scalar_quantities()
     assert remaining.ranges_of("ports") == offered.ranges_of("ports")
+
+
+_weights = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
+                     st.sampled_from([0.0, -0.0, 1e-300, 1e308, math.inf, math.nan, 2.5]))
+
+
+@given(st.dictionaries(st.sampled_from(["a", "b/c", "a b", "*"]), _weights, min_size=1,
+                       max_size=3))
+def test_weights_are_finite_and_positive_or_all_refused(weights: dict[str, float]) -> None:
+    cluster = Cluster()
+    valid = all(validate_role(role) is None and math.isfinite(weight) and weight > 0
+                for role, weight in weights.items())
+    try:
+        cluster.master.update_weights(weights)
+    except MasterError as error:
+        assert not valid and error.code is ErrorCode.INVALID_ARGUMENT and error.message
+        assert all(cluster.master.allocator.weight(role) == 1.0 for role in weights)
+    else:
+        assert valid and all(cluster.master.allocator.weight(role) == weight
+                             for role, weight in weights.items())
+
+
+_amounts = st.one_of(st.integers(-(10**400), 10**400), st.floats(allow_nan=False,
+                                                                 allow_infinity=False),
+                     st.booleans(), st.text(max_size=2), st.none())
+
+
+@given(st.dictionaries(st.sampled_from(["cpus", "mem", "a b", ""]),
+                       _amounts | st.fixed_dictionaries({"value": _amounts}), max_size=3))
+def test_operator_quota_limits_are_resources_or_a_bad_call(limits: dict[str, object]) -> None:
+    """SET_QUOTA/UPDATE_QUOTA limits as the operator API reads them from a JSON body."""
+    try:
+        resources = _limits(limits, "limits")
+    except _BadCall as error:
+        assert str(error).startswith("limits")
+        return
+    for name, amount in limits.items():
+        value = amount["value"] if isinstance(amount, dict) else amount
+        assert isinstance(value, int | float) and 0 <= value <= MAX_SCALAR
+        assert resources.scalar(name) == pytest.approx(value, abs=1e-3)
