@@ -56,6 +56,9 @@ __all__ = ["MAX_SCALAR", "Reservation", "ReservationStack", "Resources", "format
 
 
 _NAME = re.compile(r"[A-Za-z0-9_./\-]+")
+_DECIMAL = re.compile(r"[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+                      r"|(?i:inf|infinity|nan))")
+"""A scalar of the text form (infinities and NaN only to be refused as non-finite)."""
 _NO_SCALARS: dict[str, float] = {}
 _NO_RANGES: dict[str, tuple[Range, ...]] = {}
 _NO_SETS: dict[str, frozenset[str]] = {}
@@ -186,6 +189,8 @@ def _parse_text(text: str) -> Resources:
             builder.items(name, (item.strip() for item in inner.split(",")) if inner else ())
         else:
             try:
+                if not _DECIMAL.fullmatch(value):  # float() also takes "1_0" and other digits
+                    raise ValueError(value)
                 number = float(value)
             except ValueError:
                 raise ValueError(

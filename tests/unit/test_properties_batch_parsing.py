@@ -39,10 +39,13 @@ def _field(low: int, high: int) -> st.SearchStrategy[tuple[str, set[int]]]:
 
 @st.composite
 def cron_models(draw: st.DrawFn) -> tuple[str, list[set[int]], list[bool]]:
+    # Days of the week run 0-7, both 0 and 7 Sunday (so `1/1` is Monday to Sunday).
     fields = [draw(_field(0, 59)), draw(_field(0, 23)), draw(_field(1, 31)), draw(_field(1, 12)),
-              draw(_field(0, 6))]
+              draw(_field(0, 7))]
     text = " ".join(f[0] for f in fields)
-    return text, [f[1] for f in fields], [f[0] != "*" for f in fields]
+    sets = [f[1] for f in fields]
+    sets[4] = {day % 7 for day in sets[4]}
+    return text, sets, [f[0] != "*" for f in fields]
 
 
 def _model_next(sets: list[set[int]], restricted: list[bool], after: datetime) -> datetime | None:

@@ -292,3 +292,15 @@ def test_attribute_values_are_scalars_exactly_when_decimal_numbers(value: str) -
         assert attribute.scalar.value == float(value)
     else:
         assert attribute.type == mesos_pb2.Value.TEXT and attribute.text.value == value
+
+
+@given(st.text(st.sampled_from(list("0123456789.-+eE_x \u0661nai")), min_size=1, max_size=8))
+def test_text_scalars_are_decimal_numbers(value: str) -> None:
+    decimal = re.fullmatch(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?", value.strip())
+    try:
+        resources = Resources.parse(f"cpus:{value}")
+    except ValueError as error:
+        assert "cpus" in str(error)
+        assert not decimal or not 0 <= float(value) <= MAX_SCALAR or "non-finite" in str(error)
+        return
+    assert decimal and resources.scalar("cpus") == round(float(value) * 1000) / 1000
