@@ -49,6 +49,7 @@ UNFULFILLED_CONSTRAINT = "UnfulfilledConstraint"
 """The reason of every rejection by a constraint."""
 
 _INT32_MAX = 2**31 - 1
+_JAVA_INT = re.compile(r"[+-]?\d+")
 _HOSTNAME_FIELDS = ("hostname", "@hostname")
 _REGION_FIELD = "@region"
 _ZONE_FIELD = "@zone"
@@ -70,10 +71,14 @@ class Operator(enum.StrEnum):
 
 
 def count_value(text: str) -> int | None:
-    """The 32-bit integer `text` reads as (the value of GROUP_BY, MAX_PER), None if none."""
+    """The 32-bit integer `text` reads as (the value of GROUP_BY, MAX_PER), None if none.
+
+    As Java's `Integer.parseInt`: an optional sign and digits, no spaces or underscores."""
+    if not _JAVA_INT.fullmatch(text):
+        return None
     try:
         number = int(text)
-    except ValueError:
+    except ValueError:  # more digits than int() takes: not 32 bits anyway
         return None
     return number if -(2**31) <= number <= _INT32_MAX else None
 

@@ -224,6 +224,23 @@ def _with_choice(r: _AppReader, value: Any, path: str, key: str,
     return obj if chosen is None else {**obj, key: chosen}
 
 
+_DOCKER_NETWORKS = ("BRIDGE", "HOST", "USER", "NONE")
+
+
+def _read_docker_network(r: _AppReader, container: Mapping[str, Any] | None) -> None:
+    """Check `container.docker.network`, which decides the app's networking (the rest of a
+    Docker container is kept verbatim): a string, one of Marathon's DockerNetwork values."""
+    docker = container.get("docker") if container is not None else None
+    network = docker.get("network") if isinstance(docker, Mapping) else None
+    if network is None:
+        return
+    path = "/container/docker/network"
+    if not isinstance(network, str):
+        r.fail(path, r.wording.string)
+    elif network not in _DOCKER_NETWORKS:
+        r.fail(path, r.wording.choice)
+
+
 def _read_constraint(r: _AppReader, value: Any, path: str) -> AppConstraint | None:
     items = r.array(value, path)
     if items is None:
@@ -287,6 +304,7 @@ def _read(r: _AppReader, raw: Mapping[str, Any]) -> _Raw:
     take("maxLaunchDelaySeconds", "max_launch_delay_seconds",
          lambda x, p: r.integer(x, p, minimum=0))
     take("container", "container", lambda x, p: _with_choice(r, x, p, "type", _ENGINE_TYPES))
+    _read_docker_network(r, v.get("container"))
     take("healthChecks", "health_checks",
          lambda x, p: tuple(r.items(x, p, lambda h, hp: HealthCheck.read(r, h, hp))))
     take("readinessChecks", "readiness_checks",

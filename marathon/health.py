@@ -429,7 +429,8 @@ def _insecure_tls() -> ssl.SSLContext:
 
 def _http_status(line: bytes) -> tuple[int, str] | None:
     parts = line.decode("latin-1").strip().split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not (
+            parts[1].isascii() and parts[1].isdigit() and len(parts[1]) <= 3):
         return None
     code = int(parts[1])
     try:

@@ -25,7 +25,8 @@ KEEP_ALIVE_SECONDS = 30
 
 def _milliseconds(text: str) -> float:
     """Marathon's millisecond numbers, or a duration with a unit."""
-    return float(text) / 1000 if text.strip().isdigit() else parse_duration(text)
+    digits = text.strip()
+    return float(digits) / 1000 if digits.isascii() and digits.isdigit() else parse_duration(text)
 
 
 def build_parser() -> argparse.ArgumentParser:

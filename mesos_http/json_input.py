@@ -15,6 +15,7 @@ the errors are a `JsonWording`: `PLAY_JSON` (Marathon's play-json codes) or `MET
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -165,7 +166,18 @@ class JsonReader:
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.fail(path, self.wording.number)
             return None
-        return self._in_range(float(value), path, minimum, maximum)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer literal beyond a double's range, so beyond any bound
+            top = sys.float_info.max
+            if value > 0:
+                self.fail(path, self.wording.above.format(maximum=top if maximum is None
+                                                          else maximum))
+            else:
+                self.fail(path, self.wording.below.format(minimum=-top if minimum is None
+                                                          else minimum))
+            return None
+        return self._in_range(number, path, minimum, maximum)
 
     def integer(self, value: Any, path: str, *, minimum: int | None = None,
                 maximum: int | None = None) -> int | None:

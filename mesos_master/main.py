@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -64,8 +65,9 @@ def _weights(text: str) -> dict[str, float]:
             weight = float(value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"invalid weight {item!r}: not a number") from None
-        if weight <= 0:
-            raise argparse.ArgumentTypeError(f"invalid weight {item!r}: must be positive")
+        if not (math.isfinite(weight) and weight > 0):
+            raise argparse.ArgumentTypeError(
+                f"invalid weight {item!r}: must be positive and finite")
         weights[role] = weight
     return weights
 

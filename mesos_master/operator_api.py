@@ -117,7 +117,10 @@ def _string(value: Any, where: str) -> str:
 def _number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _BadCall(f"{where} must be a number")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer literal beyond a double
+        raise _BadCall(f"{where} is out of range") from None
 
 
 def _agent_id(call: Mapping[str, Any], where: str) -> str:

@@ -11,6 +11,7 @@ Flow::
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Mapping
 
 from mesos_master.allocator import Allocator
@@ -44,10 +45,9 @@ class QuotaAndWeights:
         for role, weight in weights.items():
             if problem := validate_role(role):
                 raise MasterError(ErrorCode.INVALID_ARGUMENT, problem)
-            if not weight > 0:
-                raise MasterError(
-                    ErrorCode.INVALID_ARGUMENT, f"weight of role {role!r} must be positive"
-                )
+            if not (math.isfinite(weight) and weight > 0):
+                raise MasterError(ErrorCode.INVALID_ARGUMENT,
+                                  f"weight of role {role!r} must be positive and finite")
         for role, weight in weights.items():
             self._allocator.set_weight(role, weight)
             self._registry.set_weight(role, weight)

@@ -21,7 +21,7 @@ DEFAULT_ROLE = "*"  # the role of resources and frameworks that name none
 MAX_DURATION_SECONDS = (2**63 - 1) / 1e9
 """The longest duration Mesos can hold (int64 nanoseconds, about 292 years)."""
 
-_ROLE_COMPONENT = re.compile(r"^[^\s/\x00-\x1f\x7f]+$")
+_ROLE_COMPONENT = re.compile(r"[^\s/\x00-\x1f\x7f]+")
 _FORBIDDEN_ID_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
 
 
@@ -36,7 +36,7 @@ def validate_role(role: str) -> str | None:
             return f"role {role!r} has an empty path component"
         if component in (".", "..") or component.startswith("-") or component == "*":
             return f"role {role!r} has an invalid component {component!r}"
-        if not _ROLE_COMPONENT.match(component):
+        if not _ROLE_COMPONENT.fullmatch(component):  # match() let "a\n" through ($)
             return f"role {role!r} contains whitespace, '/' or control characters"
     return None
 

@@ -7,6 +7,7 @@ accept Mesos' suffixes (`500ms`, `15secs`, `2mins`, `1hrs`) or plain seconds.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -55,19 +56,28 @@ def parse_duration(text: str) -> float:
             "(ms, secs, mins, hrs, days), e.g. '15secs'"
         )
     number, unit = match.groups()
-    return float(number) * _UNIT_SECONDS[unit or "s"]
+    seconds = float(number) * _UNIT_SECONDS[unit or "s"]
+    if not math.isfinite(seconds):
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}: too long")
+    return seconds
+
+
+def _is_decimal(text: str) -> bool:
+    """ASCII digits only (`str.isdigit` also takes `²`, which `int` refuses), at most 4300 of
+    them (`int` refuses longer ones)."""
+    return text.isascii() and text.isdigit() and len(text) <= 4300
 
 
 def parse_port(text: str) -> int:
     """Parse a TCP port number (0 lets the system pick a free port)."""
-    if not text.strip().isdigit() or not 0 <= int(text) < 65536:
+    if not _is_decimal(text.strip()) or not 0 <= int(text) < 65536:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0..65535)")
     return int(text)
 
 
 def parse_positive_int(text: str) -> int:
     """Parse an integer of at least 1."""
-    if not text.strip().isdigit() or int(text) < 1:
+    if not _is_decimal(text.strip()) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer of at least 1")
     return int(text)
 

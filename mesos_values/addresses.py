@@ -44,7 +44,7 @@ def parse_host_port(text: str, *, what: str = "address") -> HostPort:
             raise ValueError(f"invalid {what} {text!r}: expected HOST:PORT")
     if not host:
         raise ValueError(f"invalid {what} {text!r}: the host is empty")
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
         raise ValueError(f"invalid {what} {text!r}: the port must be a number in 1..65535")
     return HostPort(host, int(port_text))
 

@@ -15,7 +15,7 @@ from protos import mesos_pb2
 __all__ = ["format_attribute_value", "format_attributes", "parse_attributes"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_./\-]+$")
-_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")
+_NUMBER = re.compile(r"^-?[0-9]+(?:\.[0-9]+)?$")
 _TEXT = re.compile(r"^[^\s\[\]{},;]+$")
 
 

@@ -15,7 +15,7 @@ Range = tuple[int, int]
 """An inclusive range of non-negative integers, `(begin, end)` with `begin <= end`."""
 
 
-RANGE_ITEM = re.compile(r"^(\d+)(?:\s*-\s*(\d+))?$")
+RANGE_ITEM = re.compile(r"^([0-9]+)(?:\s*-\s*([0-9]+))?$")
 """One range item of the text form: `BEGIN-END` or a single `N`."""
 
 

@@ -55,11 +55,17 @@ from protos import mesos_pb2
 __all__ = ["MAX_SCALAR", "Reservation", "ReservationStack", "Resources", "format_scalar"]
 
 
-_NAME = re.compile(r"^[A-Za-z0-9_./\-]+$")
+_NAME = re.compile(r"[A-Za-z0-9_./\-]+")
+_DECIMAL = re.compile(r"[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+                      r"|(?i:inf|infinity|nan))")
+"""A scalar of the text form (infinities and NaN only to be refused as non-finite)."""
 _NO_SCALARS: dict[str, float] = {}
 _NO_RANGES: dict[str, tuple[Range, ...]] = {}
 _NO_SETS: dict[str, frozenset[str]] = {}
 
+
+MAX_RANGE_BOUND = 2**64 - 1
+"""The largest bound of a range: Mesos keeps them as uint64."""
 
 MAX_SCALAR = 1e15
 """The largest scalar a resource may have: Mesos keeps scalars as 64-bit integers of
@@ -69,6 +75,14 @@ thousandths (at most about 9.2e15); 1e15 leaves room for sums."""
 def _fixed(value: float) -> float:
     """Round to Mesos' fixed-point precision (0.001)."""
     return round(value * 1000) / 1000
+
+
+def _plain_name(name: str) -> str:
+    """`name` when it is a valid resource name (no reservation, no separator); else ValueError."""
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"invalid resource name {name!r}: expected letters, digits and "
+                         "'_', '.', '/' or '-'")
+    return name
 
 
 def format_scalar(value: float) -> str:
@@ -88,7 +102,7 @@ class _Builder:
 
     def _check_name(self, name: str, kind: str) -> None:
         base = name.partition(KEY_SEPARATOR)[0]
-        if not base or not _NAME.match(base):
+        if not _NAME.fullmatch(base):
             raise ValueError(f"invalid resource name {base!r}")
         for other_kind, table in (("scalar", self.scalars), ("ranges", self.ranges),
                                   ("set", self.sets)):
@@ -116,6 +130,9 @@ class _Builder:
         if begin > end:
             raise ValueError(f"resource {name!r} has a malformed range [{begin}-{end}]: "
                              "begin is greater than end")
+        if end > MAX_RANGE_BOUND:
+            raise ValueError(f"resource {name!r} has a range bound {end} over the largest "
+                             f"allowed, {MAX_RANGE_BOUND}")
         self.ranges.setdefault(name, []).append((begin, end))
 
     def no_ranges(self, name: str) -> None:
@@ -172,6 +189,8 @@ def _parse_text(text: str) -> Resources:
             builder.items(name, (item.strip() for item in inner.split(",")) if inner else ())
         else:
             try:
+                if not _DECIMAL.fullmatch(value):  # float() also takes "1_0" and other digits
+                    raise ValueError(value)
                 number = float(value)
             except ValueError:
                 raise ValueError(
@@ -188,23 +207,36 @@ _STATIC = re.compile(r"^([^()]+)\(([^()]*)\)$")
 def _static_key(name: str, entry: str) -> str:
     """`cpus` -> `cpus`; `cpus(ads)` -> the key of cpus statically reserved for `ads`."""
     if "(" not in name and ")" not in name:
-        return name
+        return _plain_name(name)
     match = _STATIC.match(name)
     if not match:
         raise ValueError(f"malformed reservation in {entry!r}: expected NAME(ROLE):VALUE")
     base, role = match.group(1).strip(), match.group(2).strip()
     if not role:
         raise ValueError(f"empty role in {entry!r}")
+    _plain_name(base)
     return base if role == "*" else resource_key(base, (Reservation(role),))
 
 
 def _json_number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"expected a number for {where}, got {value!r}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"{where} is a number beyond the range of a double") from None
 
 
-def _json_int(value: Any, where: str) -> int:
+_DIGITS = re.compile(r"[0-9]{1,20}")
+
+
+def _json_uint64(value: Any, where: str) -> int:
+    """A range bound: a JSON integer, or a string of digits as the protobuf JSON mapping
+    writes 64-bit integers (`MessageToDict` also leaves out a bound of 0, read as 0)."""
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        return int(value)
+    if value is None:
+        return 0
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"expected an integer for {where}, got {value!r}")
     return value
@@ -250,7 +282,7 @@ def _parse_json(text: str) -> Resources:
         name = item.get("name")
         if not isinstance(name, str):
             raise ValueError(f"resource object without a string 'name': {item!r}")
-        name = resource_key(name, _json_stack(item, name))
+        name = resource_key(_plain_name(name), _json_stack(item, name))
         kind = str(item.get("type") or _infer_json_type(item)).upper()
         if kind == "SCALAR":
             scalar = item.get("scalar")
@@ -266,8 +298,8 @@ def _parse_json(text: str) -> Resources:
             for entry in entries:
                 if not isinstance(entry, dict):
                     raise ValueError(f"malformed range {entry!r} for {name!r}")
-                builder.range(name, _json_int(entry.get("begin"), f"{name} range begin"),
-                              _json_int(entry.get("end"), f"{name} range end"))
+                builder.range(name, _json_uint64(entry.get("begin"), f"{name} range begin"),
+                              _json_uint64(entry.get("end"), f"{name} range end"))
         elif kind == "SET":
             items = item.get("set")
             values = items.get("item", []) if isinstance(items, dict) else None
@@ -322,7 +354,7 @@ class Resources:
                 stack = (Reservation(resource.role),)
             else:
                 stack = ()
-            name = resource_key(resource.name, stack)
+            name = resource_key(_plain_name(resource.name), stack)
             if resource.type == mesos_pb2.Value.SCALAR:
                 builder.scalar(name, resource.scalar.value)
             elif resource.type == mesos_pb2.Value.RANGES:
@@ -341,7 +373,7 @@ class Resources:
         """Build from a mapping of scalar quantities, e.g. `{"cpus": 1, "mem": 128}`."""
         builder = _Builder()
         for name, value in scalars.items():
-            builder.scalar(name, value)
+            builder.scalar(_plain_name(name), value)
         return builder.build()
 
     def to_proto(self) -> list[mesos_pb2.Resource]:

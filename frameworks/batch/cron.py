@@ -246,7 +246,7 @@ def _parse_item(item: str, field: _Field) -> set[int]:
     base, slash, step_text = item.partition("/")
     step = 1
     if slash:
-        if not step_text.isdigit() or int(step_text) < 1:
+        if not _is_number(step_text) or int(step_text) < 1:
             raise ValueError(f"{field.name}: step in {item!r} must be a positive integer")
         step = int(step_text)
     if base == "*":
@@ -262,10 +262,15 @@ def _parse_item(item: str, field: _Field) -> set[int]:
     return set(range(low, high + 1, step))
 
 
+def _is_number(text: str) -> bool:
+    """ASCII digits (`str.isdigit` also takes `²` and Arabic-Indic digits), few enough for `int`."""
+    return text.isascii() and text.isdigit() and len(text) <= 100
+
+
 def _value(text: str, field: _Field, item: str) -> int:
     if field.names is not None and text.upper() in field.names:
         return field.names[text.upper()]
-    if not text.isdigit():
+    if not _is_number(text):
         raise ValueError(f"{field.name}: {text!r} in {item!r} is not a number"
                          + (" or a name" if field.names else ""))
     value = int(text)
@@ -287,7 +292,7 @@ def _parse_day_of_month(text: str) -> _DayOfMonth:
             before_last.add(0)
         elif upper.startswith("L-"):
             offset = upper[2:]
-            if not offset.isdigit() or int(offset) > 30:
+            if not _is_number(offset) or int(offset) > 30:
                 raise ValueError(f"day-of-month: {item!r} needs L-n with n from 0 to 30")
             before_last.add(int(offset))
         elif upper.endswith("W"):
@@ -305,7 +310,7 @@ def _parse_day_of_week(text: str) -> _DayOfWeek:
         upper = item.upper()
         if "#" in upper:
             day, _, nth = upper.partition("#")
-            if not nth.isdigit() or not 1 <= int(nth) <= 5:
+            if not _is_number(nth) or not 1 <= int(nth) <= 5:
                 raise ValueError(f"day-of-week: {item!r} needs d#k with k from 1 to 5")
             nth_of.add((_value(day, _DAY_OF_WEEK, item) % 7, int(nth)))
         elif upper.endswith("L") and len(upper) > 1:

@@ -50,7 +50,7 @@ __all__ = [
     "parse_task_id",
 ]
 
-RUN_ID_PATTERN = re.compile(r"^\d{14}[A-Za-z0-9]{5}$")
+RUN_ID_PATTERN = re.compile(r"^[0-9]{14}[A-Za-z0-9]{5}$")
 _RUN_ID_ALPHABET = string.ascii_letters + string.digits
 _SUCCESS_STATES = frozenset({"TASK_FINISHED"})
 _FAILURE_STATES = frozenset({
@@ -89,12 +89,16 @@ def new_run_id(now: datetime, rng: random.Random) -> str:
     return f"{now.astimezone(UTC):%Y%m%d%H%M%S}{suffix}"
 
 
+_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
 def parse_task_id(task_id: str) -> tuple[str, str, int, int] | None:
     """(job id, run id, index, attempt) of a task id made by `JobRun.next_task_id`, else None."""
     prefix, _, rest = task_id.rpartition("_")
     run_id, _, numbers = rest.partition(".")
     index, _, attempt = numbers.partition(".")
-    if not (prefix and RUN_ID_PATTERN.fullmatch(run_id) and index.isdigit() and attempt.isdigit()):
+    if not (prefix and RUN_ID_PATTERN.fullmatch(run_id) and _DIGITS.fullmatch(index)
+            and _DIGITS.fullmatch(attempt)):
         return None
     return prefix, run_id, int(index), int(attempt)
 
