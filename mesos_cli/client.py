@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any
@@ -45,11 +46,16 @@ def normalize_base_url(text: str, option: str) -> str:
 class ApiClient:
     """One component's HTTP API (`service` names it in messages: "master", "Marathon", ...)."""
 
-    def __init__(self, service: str, base_url: str, *, timeout: float) -> None:
+    def __init__(self, service: str, base_url: str, *, timeout: float,
+                 verify: ssl.SSLContext | bool = True,
+                 auth: tuple[str, str] | None = None) -> None:
+        """`verify` checks HTTPS servers' certificates (and presents the CLI's own); `auth`
+        is the HTTP Basic user and password, if any (ADR 0013)."""
         self.service = service
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, verify=verify,
+                                       auth=auth)
 
     async def __aenter__(self) -> ApiClient:
         return self

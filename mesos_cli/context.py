@@ -13,6 +13,7 @@ from mesos_cli.client import ApiClient
 from mesos_cli.discovery import MasterAddress, master_http_url
 from mesos_cli.errors import CliError
 from mesos_cli.tables import Cell, render_table
+from mesos_security.tls import TlsConfig
 
 __all__ = ["Context", "ProgressLine", "load_json_file"]
 
@@ -31,18 +32,27 @@ class Context:
     wait_timeout: float = 300.0
     """Seconds `--wait` waits for a deployment or a run to finish."""
     poll_interval: float = 0.5
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    """How to reach a TLS cluster: every `http://` URL becomes `https://` (ADR 0013)."""
+    credentials: tuple[str, str] | None = None
+    """The HTTP Basic principal and secret (`--principal`, `--secret`)."""
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
     _master_url: str | None = field(default=None, init=False, repr=False)
 
     def client(self, service: str, base_url: str) -> ApiClient:
         """A client for `service` at `base_url` (close it: `async with`)."""
-        return ApiClient(service, base_url, timeout=self.request_timeout)
+        if self.tls.dials_tls and base_url.startswith("http://"):
+            base_url = "https://" + base_url.removeprefix("http://")
+        verify = self.tls.client_context() if self.tls.dials_tls else True
+        return ApiClient(service, base_url, timeout=self.request_timeout, verify=verify,
+                         auth=self.credentials)
 
     async def master_url(self) -> str:
         """The HTTP base URL of the master `--master` leads to (found once, then kept)."""
         if self._master_url is None:
-            self._master_url = await master_http_url(self.master_address, self.request_timeout)
+            self._master_url = await master_http_url(self.master_address, self.request_timeout,
+                                                     self.tls)
         return self._master_url
 
     def master(self, base_url: str) -> ApiClient:

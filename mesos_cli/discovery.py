@@ -19,6 +19,7 @@ import grpc
 from mesos_cli.client import normalize_base_url
 from mesos_cli.errors import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, CliError
 from mesos_coordination.detector import create_detector
+from mesos_security.tls import TlsConfig, open_channel
 from mesos_values.addresses import HostPort, parse_host_port, parse_zk_url
 from protos import mesos_pb2, scheduler_pb2, scheduler_pb2_grpc
 
@@ -69,13 +70,14 @@ def info_http_url(answer: scheduler_pb2.InfoResponse, asked: str) -> str:
     return f"http://{HostPort(host, info.http_port)}"
 
 
-async def master_http_url(address: MasterAddress, seconds: float) -> str:
+async def master_http_url(address: MasterAddress, seconds: float,
+                          tls: TlsConfig | None = None) -> str:
     """The HTTP base URL to ask for the master's `/state` (I/O for gRPC and ZooKeeper);
     each step (finding the leader in ZooKeeper, asking a master) may take `seconds`."""
     if address.kind is MasterAddressKind.HTTP:
         return address.text
     if address.kind is MasterAddressKind.GRPC:
-        return info_http_url(await _info(address.text, seconds), address.text)
+        return info_http_url(await _info(address.text, seconds, tls), address.text)
     detector = create_detector(address.text, zk_session_timeout=seconds)
     try:
         async with asyncio.timeout(seconds):
@@ -86,11 +88,12 @@ async def master_http_url(address: MasterAddress, seconds: float) -> str:
                        EXIT_UNREACHABLE) from None
     finally:
         await detector.close()
-    return info_http_url(await _info(str(leader), seconds), str(leader))
+    return info_http_url(await _info(str(leader), seconds, tls), str(leader))
 
 
-async def _info(target: str, seconds: float) -> scheduler_pb2.InfoResponse:
-    async with grpc.aio.insecure_channel(target) as channel:
+async def _info(target: str, seconds: float,
+                tls: TlsConfig | None) -> scheduler_pb2.InfoResponse:
+    async with open_channel(target, tls) as channel:
         stub = scheduler_pb2_grpc.SchedulerStub(channel)
         try:
             answer: scheduler_pb2.InfoResponse = await stub.Info(

@@ -24,8 +24,9 @@ from mesos_cli import app_commands, cluster_commands, job_commands
 from mesos_cli.client import normalize_base_url
 from mesos_cli.context import Context
 from mesos_cli.discovery import parse_master_address
-from mesos_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, CliError
+from mesos_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CliError
 from mesos_runtime.logging import configure_logging
+from mesos_security.tls import add_tls_flags, tls_from_args
 
 __all__ = ["build_parser", "default_master", "main"]
 
@@ -106,6 +107,13 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
                         help=f"how long to wait for each answer (default "
                              f"{DEFAULT_REQUEST_TIMEOUT:g}) and, with --wait, for the "
                              f"operation to finish (default {DEFAULT_WAIT_TIMEOUT:g})")
+    parser.add_argument("--principal", default=env.get("MESOS_PRINCIPAL"),
+                        help="HTTP Basic principal for clusters that authenticate HTTP "
+                             "(env MESOS_PRINCIPAL)")
+    parser.add_argument("--secret", default=env.get("MESOS_SECRET"),
+                        help="its secret (env MESOS_SECRET; prefer the environment: command "
+                             "lines are visible to other users)")
+    add_tls_flags(parser)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     json_option = argparse.ArgumentParser(add_help=False)
     json_option.add_argument("--json", dest="json_output", action="store_true",
@@ -202,8 +210,16 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
 
 
 def context_of(args: argparse.Namespace) -> Context:
-    """The context the parsed arguments describe (CliError for a bad address)."""
+    """The context the parsed arguments describe (CliError for a bad address or TLS files)."""
+    try:
+        tls = tls_from_args(args)
+    except ValueError as error:
+        raise CliError(str(error), EXIT_USAGE) from None
+    if (args.principal is None) != (args.secret is None):
+        raise CliError("--principal and --secret go together", EXIT_USAGE)
     return Context(
+        tls=tls,
+        credentials=(args.principal, args.secret) if args.principal is not None else None,
         master_address=parse_master_address(args.master),
         marathon_url=normalize_base_url(args.marathon, "--marathon"),
         batch_url=normalize_base_url(args.batch, "--batch"),

@@ -20,6 +20,7 @@ from protos import agent_pb2, agent_pb2_grpc, mesos_pb2, scheduler_pb2, schedule
 from tests.integration.cluster import Cluster, free_port, running_cluster, wait_for
 from tests.integration.conftest import FAST_MASTER_FLAGS
 from tests.integration.recording import RecordingScheduler
+from tests.integration.test_cli import run_mesos
 from tests.integration.test_end_to_end import launch_once, running
 
 pytestmark = pytest.mark.integration
@@ -161,6 +162,11 @@ def test_http_endpoints_need_credentials_and_the_acls_decide(tmp_path: Path) -> 
         assert anonymous.headers["www-authenticate"] == 'Basic realm="mesos"'
         assert httpx.get(f"{master_url}/state", auth=("ops", "guess")).status_code == 401
         assert httpx.get(f"{master_url}/health").status_code == 200
+        as_viewer = run_mesos("--master", master_url, "agents", env={
+            "MESOS_PRINCIPAL": "viewer", "MESOS_SECRET": "viewer-secret"})
+        assert as_viewer.returncode == 0 and "host1" in as_viewer.stdout, as_viewer.stderr
+        anonymous_cli = run_mesos("--master", master_url, "agents", env={})
+        assert anonymous_cli.returncode == 1 and "401" in anonymous_cli.stderr
         assert httpx.get(f"{master_url}/state", auth=viewer).json()["flags"] == {}
         assert httpx.get(f"{master_url}/state", auth=ops).json()["flags"]
         assert httpx.get(f"{master_url}/flags", auth=viewer).status_code == 403

@@ -5,6 +5,7 @@ CA; plain and certificate-less clients are refused, HTTP endpoints are HTTPS onl
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from protos import scheduler_pb2, scheduler_pb2_grpc
 from tests.integration.cluster import Cluster, free_port, running_cluster, wait_for
 from tests.integration.conftest import FAST_MASTER_FLAGS
 from tests.integration.recording import RecordingScheduler
+from tests.integration.test_cli import run_mesos
 from tests.integration.test_end_to_end import launch_once, run_example, running
 
 pytestmark = pytest.mark.integration
@@ -70,9 +72,21 @@ def test_everything_speaks_mutual_tls(tls_cluster: Cluster, ca: CertificateAutho
     assert asyncio.run(_info(master_target, forged)) == "refused: UNAVAILABLE"
 
     agent = tls_cluster.start_agent(http_port=free_port())
-    scheduler = RecordingScheduler(on_offers=launch_once(("hello", "echo over tls")))
+    scheduler = RecordingScheduler(on_offers=launch_once(("hello", "echo over tls; sleep 300")))
+    cli = ca.issue("cli")
+    tls_env = {"LIBPROCESS_SSL_ENABLED": "true", "LIBPROCESS_SSL_CERT_FILE": str(cli.cert_file),
+               "LIBPROCESS_SSL_KEY_FILE": str(cli.key_file),
+               "LIBPROCESS_SSL_CA_FILE": str(ca.cert_file)}
     with running(tls_cluster, scheduler, "secure", tls=client(ca, "tester")):
-        scheduler.wait_for_state("hello", "TASK_FINISHED")
+        scheduler.wait_for_state("hello", "TASK_RUNNING")
+        listed = run_mesos("--master", master_target, "--json", "agents", env=tls_env)
+        assert listed.returncode == 0, listed.stderr
+        assert [a["hostname"] for a in json.loads(listed.stdout)] == ["host1"]
+        wait_for(lambda: "over tls" in run_mesos("--master", master_target, "task", "log",
+                                                  "hello", env=tls_env).stdout,
+                 "the CLI to read the task's stdout over TLS")
+        plain = run_mesos("--master", master_target, "agents", env={})
+        assert plain.returncode == 3, plain.stdout  # cannot connect without TLS
 
     operator = client(ca, "operator").client_context()
     master = tls_cluster.masters[0]
