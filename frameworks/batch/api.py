@@ -309,8 +309,8 @@ def _flag(request: Request, name: str) -> bool:
 
 def _embeds(request: Request) -> set[str]:
     """The `embed` values (repeated or comma-separated); 400 for one Metronome does not know."""
-    embeds = {item.strip() for value in request.query_params.getlist("embed")
-              for item in value.split(",") if item.strip()}
+    embeds = {item.strip(" ") for value in request.query_params.getlist("embed")
+              for item in value.split(",") if item.strip(" ")}
     unknown = embeds - set(EMBEDS)
     if unknown:
         raise HttpError(400, f"Unknown embed options: {', '.join(sorted(unknown))}; "
