@@ -174,7 +174,7 @@ def batch_schema(batch_service: BatchService) -> BaseSchema:
 SEMANTIC_PATHS = re.compile(
     r"(/schedules\(\d+\))?/(cron|timezone)"  # cron syntax, a known time zone
     r"|/schedules"  # schedule ids unique within the body
-    r"|/dependencies"  # known jobs, no cycle
+    r"|/dependencies(\(\d+\))?"  # known jobs, each once (`"a"` and `{"id": "a"}` too), no cycle
     r"|/id"  # the body's id is the path's
     r"|/run/secrets|/run/env/INDEX"  # secrets referenced; INDEX is the framework's
 )
