@@ -190,7 +190,7 @@ class BatchApi:
             _call(lambda: core.job(job_id))
             return JSONResponse(_job_json(core, job_id, _embeds(request)))
         if request.method == "DELETE":
-            stop = request.query_params.get("stopCurrentJobRuns", "false").lower() == "true"
+            stop = _flag(request, "stopCurrentJobRuns")
             body = _job_json(core, job_id, set()) if job_id in core.jobs else None
             _call(lambda: core.delete_job(job_id, stop_current_runs=stop))
             await self.backend.durable()
@@ -312,10 +312,20 @@ def _job_id(request: Request) -> str:
     return job_id
 
 
+def _flag(request: Request, name: str) -> bool:
+    """A boolean query parameter (`true` or `false`, any case; absent: false); 400 otherwise."""
+    values = request.query_params.getlist(name)
+    if not values:
+        return False
+    if len(values) > 1 or values[0].lower() not in ("true", "false"):
+        raise HttpError(400, f"Query parameter '{name}' must be given once, as true or false")
+    return values[0].lower() == "true"
+
+
 def _embeds(request: Request) -> set[str]:
     """The `embed` values (repeated or comma-separated); 400 for one Metronome does not know."""
-    embeds = {item.strip() for value in request.query_params.getlist("embed")
-              for item in value.split(",") if item.strip()}
+    embeds = {item.strip(" ") for value in request.query_params.getlist("embed")
+              for item in value.split(",") if item.strip(" ")}
     unknown = embeds - set(EMBEDS)
     if unknown:
         raise HttpError(400, f"Unknown embed options: {', '.join(sorted(unknown))}; "

@@ -39,6 +39,7 @@ from frameworks.placement import Constraint as PlacementConstraint
 from frameworks.placement import Operator
 from mesos_http.field_limits import (
     MAX_ARG_BYTES,
+    MAX_DURATION_SECONDS,
     MAX_ID_LENGTH,
     MAX_TASKS,
     exec_string_overflow,
@@ -483,7 +484,8 @@ class _JobReader:
             env=MappingProxyType(env),
             constraints=self.constraints(obj, path),
             artifacts=self.artifacts(obj, path),
-            max_launch_delay=self.integer(obj, "maxLaunchDelay", path, 3600, 1),
+            max_launch_delay=self.integer(obj, "maxLaunchDelay", path, 3600, 1,
+                                          MAX_DURATION_SECONDS),
             docker=docker,
             ucr=ucr,
             networks=self.networks(obj, path),
@@ -590,13 +592,14 @@ class _JobReader:
             policy_name = RestartPolicy.NEVER.value
         deadline: int | None = None
         if "activeDeadlineSeconds" in restart:
-            deadline = self.integer(restart, "activeDeadlineSeconds", restart_path, 0, 0)
+            deadline = self.integer(restart, "activeDeadlineSeconds", restart_path, 0, 0,
+                                    MAX_DURATION_SECONDS)
         return RestartSpec(RestartPolicy(policy_name), deadline)
 
     def grace_period(self, obj: Mapping[str, Any], path: str) -> float | None:
         if "taskKillGracePeriodSeconds" not in obj:
             return None
-        return self.number(obj, "taskKillGracePeriodSeconds", path, 0, 0)
+        return self.number(obj, "taskKillGracePeriodSeconds", path, 0, 0, MAX_DURATION_SECONDS)
 
     def docker(self, obj: Mapping[str, Any], path: str) -> Mapping[str, Any] | None:
         if "docker" not in obj:

@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from frameworks.batch.cron import CronExpression, parse_cron
 from frameworks.batch.jobs import ValidationError
+from mesos_http.field_limits import MAX_DURATION_SECONDS
 
 __all__ = [
     "ConcurrencyPolicy",
@@ -132,8 +133,10 @@ def parse_schedule(obj: Any) -> ScheduleSpec:
     if not _is_zone(timezone):
         errors.append(("/timezone", f"No time zone found with this id: {timezone!r}"))
     deadline = obj.get("startingDeadlineSeconds", 900)
-    if not isinstance(deadline, int) or isinstance(deadline, bool) or deadline < 1:
-        errors.append(("/startingDeadlineSeconds", "must be an integer of at least 1"))
+    if not isinstance(deadline, int) or isinstance(deadline, bool) \
+            or not 1 <= deadline <= MAX_DURATION_SECONDS:
+        errors.append(("/startingDeadlineSeconds",
+                       f"must be an integer from 1 to {MAX_DURATION_SECONDS}"))
     policy = obj.get("concurrencyPolicy", ConcurrencyPolicy.ALLOW.value)
     if policy not in (ConcurrencyPolicy.ALLOW.value, ConcurrencyPolicy.FORBID.value):
         errors.append(("/concurrencyPolicy",

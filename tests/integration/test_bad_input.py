@@ -281,6 +281,9 @@ def test_batch_refuses_fields_over_their_bounds_with_422(batch: httpx.Client) ->
         "/run/cmd": {"cmd": "x" * 200_000},
         "/run/args(1)": {"cmd": None, "args": ["echo", "x" * 200_000]},
         "/run/env/HUGE": {"env": {"HUGE": "x" * 200_000}},
+        # durations beyond Metronome's int overflowed the service's timers (found by fuzzing)
+        "/run/maxLaunchDelay": {"maxLaunchDelay": 2**31},
+        "/run/taskKillGracePeriodSeconds": {"taskKillGracePeriodSeconds": 1e12},
     }
     for path, change in cases.items():
         run = {key: value for key, value in {**job["run"], **change}.items()
@@ -290,4 +293,21 @@ def test_batch_refuses_fields_over_their_bounds_with_422(batch: httpx.Client) ->
         assert path in [detail["path"] for detail in answer.json()["details"]], answer.text
     long_id = batch.post("/v1/jobs", json={**job, "id": "a" * 300})
     assert long_id.status_code == 422, long_id.text
+    deadline = batch.post("/v1/jobs", json={**job, "schedules": [
+        {"id": "often", "cron": "* * * * *", "startingDeadlineSeconds": 2**65}]})
+    assert deadline.status_code == 422, deadline.text
+    assert deadline.json()["details"][0]["path"] == "/schedules(0)/startingDeadlineSeconds"
     assert batch.get("/v1/jobs").json() == []
+
+
+def test_batch_refuses_a_stop_flag_that_is_not_a_boolean(batch: httpx.Client) -> None:
+    """Found by fuzzing: `?stopCurrentJobRuns=null` (anything but true) read as false."""
+    job = {"id": "kept", "run": {"cmd": "sleep 1", "cpus": 0.1, "mem": 32}}
+    assert batch.post("/v1/jobs", json=job).status_code == 201
+    for query in ("stopCurrentJobRuns=null", "stopCurrentJobRuns=1", "stopCurrentJobRuns=",
+                  "stopCurrentJobRuns=true&stopCurrentJobRuns=false"):
+        answer = batch.delete(f"/v1/jobs/kept?{query}")
+        assert answer.status_code == 400, (query, answer.text)
+        assert "stopCurrentJobRuns" in answer.json()["message"]
+    assert batch.get("/v1/jobs/kept").status_code == 200
+    assert batch.delete("/v1/jobs/kept?stopCurrentJobRuns=TRUE").status_code == 200

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,10 @@ from frameworks.batch.jobs import (
     is_valid_job_id,
     parse_job,
 )
+from frameworks.batch.runs import JobRun
 from frameworks.placement import AgentView, FieldScheme, check
+from frameworks.tasks import kill_policy
+from mesos_http.field_limits import MAX_DURATION_SECONDS
 
 METRONOME = Path(__file__).resolve().parents[2] / "fixtures" / "conformance" / "metronome"
 
@@ -158,6 +163,31 @@ def test_job_id_rule(job_id: str, valid: bool) -> None:
 )
 def test_invalid_fields_are_reported_at_their_path(obj: dict[str, Any], path: str) -> None:
     assert path in errors_of(obj)
+
+
+@pytest.mark.parametrize("run, path", [
+    ({"maxLaunchDelay": 2**31}, "/run/maxLaunchDelay"),
+    ({"restart": {"policy": "ON_FAILURE", "activeDeadlineSeconds": 10**20}},
+     "/run/restart/activeDeadlineSeconds"),
+    ({"taskKillGracePeriodSeconds": 1e12}, "/run/taskKillGracePeriodSeconds"),
+])
+def test_durations_beyond_metronomes_int_are_refused(run: dict[str, Any], path: str) -> None:
+    """Found by fuzzing: such values were stored, then overflowed `timedelta` (or a Mesos
+    DurationInfo) once the run was checked or its tasks launched or killed."""
+    assert path in errors_of(minimal(**run))
+
+
+def test_the_longest_durations_can_be_used() -> None:
+    spec = parse_job(minimal(maxLaunchDelay=MAX_DURATION_SECONDS,
+                             taskKillGracePeriodSeconds=MAX_DURATION_SECONDS,
+                             restart={"policy": "ON_FAILURE",
+                                      "activeDeadlineSeconds": MAX_DURATION_SECONDS}))
+    now = datetime.now(UTC)
+    run = JobRun.start(spec, now, random.Random(1))
+    assert run.check_deadlines(now + timedelta(days=365)) is run
+    assert spec.run.task_kill_grace_period_seconds is not None
+    assert kill_policy(spec.run.task_kill_grace_period_seconds).grace_period.nanoseconds \
+        == MAX_DURATION_SECONDS * 10**9
 
 
 def test_every_violation_is_reported_at_once() -> None:

@@ -20,6 +20,7 @@ from frameworks.batch.schedules import (
     decide,
     parse_schedule,
 )
+from mesos_http.field_limits import MAX_DURATION_SECONDS
 
 METRONOME = Path(__file__).resolve().parents[2] / "fixtures" / "conformance" / "metronome"
 
@@ -67,6 +68,9 @@ def test_defaults() -> None:
         ({"id": "every", "cron": "* * * * *", "timezone": "Mars/Olympus"}, "/timezone"),
         ({"id": "every", "cron": "* * * * *", "startingDeadlineSeconds": 0},
          "/startingDeadlineSeconds"),
+        # beyond Metronome's int; found by fuzzing: it overflowed `timedelta` in `decide`
+        ({"id": "every", "cron": "* * * * *", "startingDeadlineSeconds": 2**65},
+         "/startingDeadlineSeconds"),
         ({"id": "every", "cron": "* * * * *", "concurrencyPolicy": "REPLACE"},
          "/concurrencyPolicy"),
         ({"id": "every", "cron": "* * * * *", "enabled": "yes"}, "/enabled"),
@@ -75,6 +79,13 @@ def test_defaults() -> None:
 )
 def test_invalid_schedules(obj: Any, path: str) -> None:
     assert path in errors_of(obj)
+
+
+def test_the_longest_starting_deadline_decides() -> None:
+    spec = parse_schedule({"id": "every", "cron": "* * * * *",
+                           "startingDeadlineSeconds": MAX_DURATION_SECONDS})
+    decision = decide(spec, utc(2024, 1, 1, 10, 0), utc(2024, 1, 1, 10, 2), run_active=False)
+    assert decision.start == (utc(2024, 1, 1, 10, 1), utc(2024, 1, 1, 10, 2))
 
 
 def test_cron_error_message_says_why() -> None:
