@@ -11,16 +11,17 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from frameworks.set_aside import SetAside
 from mesos_http.http_error import HttpError
 from mesos_http.http_forward import LeaderForwarder
 from mesos_security.tls import TlsConfig
 
-__all__ = ["ElectedService", "Handler", "LeaderGuard"]
+__all__ = ["ElectedService", "Handler", "LeaderGuard", "RecordsSetAside", "set_aside_records"]
 
 Handler = Callable[[Request], Awaitable[Response]]
 CoreT = TypeVar("CoreT")
@@ -111,3 +112,28 @@ class LeaderGuard(Generic[CoreT]):
             return await handler(request)
         except HttpError as error:
             return JSONResponse(error.body, status_code=error.status)
+
+
+class RecordsSetAside(Protocol):
+    """A core that keeps the records its recovery set aside (`frameworks.set_aside`)."""
+
+    set_aside: list[SetAside]
+
+    def discard_record(self, key: str) -> bool:
+        """Delete set-aside record `key` from the store; False if none has that key."""
+        ...
+
+
+async def set_aside_records(request: Request, core: RecordsSetAside,
+                            service: ElectedService[Any]) -> Response:
+    """`GET` lists the records the leader's recovery set aside; `DELETE ?key=` removes one
+    from the store and answers, once that is durable, with those left (400 without `key`,
+    404 for a key not set aside)."""
+    if request.method == "DELETE":
+        key = request.query_params.get("key")
+        if not key:
+            raise HttpError(400, "Query parameter 'key' (a set-aside record's key) is required")
+        if not core.discard_record(key):
+            raise HttpError(404, f"No set-aside record '{key}'")
+        await service.durable()
+    return JSONResponse({"setAsideRecords": [record.to_json() for record in core.set_aside]})

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from frameworks.service_http import Handler, LeaderGuard
+from frameworks.service_http import Handler, LeaderGuard, set_aside_records
 from marathon import events
 from marathon.app_definition import AppDefinition, merge_patch, parse_app
 from marathon.app_definition import to_json as app_to_json
@@ -580,16 +580,7 @@ class MarathonApi:
         """Records the leader's recovery could not read (`frameworks.set_aside`); not in
         `/v2/info`, whose fields strict clients check against Marathon's. DELETE with
         `?key=` removes one from the store."""
-        core = self.core()
-        if request.method == "DELETE":
-            key = request.query_params.get("key")
-            if not key:
-                raise HttpError(400, "Query parameter 'key' (a set-aside record's key) is "
-                                     "required")
-            if not core.discard_record(key):
-                raise HttpError(404, f"No set-aside record '{key}'")
-            await self.service.durable()
-        return _json({"setAsideRecords": [r.to_json() for r in core.set_aside]})
+        return await set_aside_records(request, self.core(), self.service)
 
     async def queue(self, request: Request) -> Response:
         core = self.core()

@@ -41,7 +41,7 @@ from frameworks.batch.jobs import ValidationError, is_valid_job_id
 from frameworks.batch.metrics import dropwizard_metrics
 from frameworks.batch.runs import UTC_SUFFIX
 from frameworks.batch.schedules import parse_schedule
-from frameworks.service_http import ElectedService, LeaderGuard
+from frameworks.service_http import ElectedService, LeaderGuard, set_aside_records
 from mesos_http.http_error import HttpError
 from mesos_http.json_body import BadJson, parse_json_body
 from mesos_http.openapi_docs import load_spec, openapi_routes
@@ -111,16 +111,7 @@ class BatchApi:
     async def set_aside_records(self, request: Request) -> Response:
         """The records the leader's recovery set aside (as in `/info`); DELETE with `?key=`
         removes one from the store."""
-        core = self.core()
-        if request.method == "DELETE":
-            key = request.query_params.get("key")
-            if not key:
-                raise HttpError(400, "Query parameter 'key' (a set-aside record's key) is "
-                                     "required")
-            if not core.discard_record(key):
-                raise HttpError(404, f"No set-aside record '{key}'")
-            await self.backend.durable()
-        return JSONResponse({"setAsideRecords": [r.to_json() for r in core.set_aside]})
+        return await set_aside_records(request, self.core(), self.backend)
 
     async def leader(self, request: Request) -> Response:
         """The leading instance's `host:port`, which a standby knows too; 503 while none is."""
