@@ -3,6 +3,9 @@
     ca = CertificateAuthority.create(directory)            ca.pem, ca-key.pem
     ca.issue("master", hosts=["127.0.0.1", "localhost"])   master.pem, master-key.pem
 
+    python -m mesos_security.pki --dir DIR [--hosts H,...] NAME...   the same from a shell
+    (the CA in DIR is made once and reused)
+
 Every certificate serves and authenticates: its subject's common name is the principal a
 peer that requires client certificates sees, and its subject alternative names are the hosts
 it may serve (IP addresses and DNS names). Keys are ECDSA P-256, written with mode 0600.
@@ -10,6 +13,7 @@ it may serve (IP addresses and DNS names). Keys are ECDSA P-256, written with mo
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import ipaddress
 import os
@@ -137,3 +141,27 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
     _write(path, key.private_bytes(serialization.Encoding.PEM,
                                    serialization.PrivateFormat.PKCS8,
                                    serialization.NoEncryption()), mode=0o600)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Issue certificates NAME... from the CA in --dir (made there first if missing)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m mesos_security.pki",
+        description="Make a private CA (once) and a certificate per principal NAME.")
+    parser.add_argument("--dir", type=Path, required=True, help="where the files go")
+    parser.add_argument("--hosts", default="127.0.0.1,localhost",
+                        help="the addresses and names the certificates serve (comma-separated)")
+    parser.add_argument("names", nargs="+", metavar="NAME",
+                        help="principals (the certificates' common names)")
+    args = parser.parse_args(argv)
+    hosts = [host.strip() for host in args.hosts.split(",") if host.strip()]
+    authority = (CertificateAuthority.load(args.dir) if (args.dir / "ca-key.pem").exists()
+                 else CertificateAuthority.create(args.dir))
+    print(f"CA: {authority.cert_file}")
+    for name in args.names:
+        issued = authority.issue(name, hosts)
+        print(f"{name}: {issued.cert_file} {issued.key_file}")
+
+
+if __name__ == "__main__":
+    main()
