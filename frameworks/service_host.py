@@ -43,6 +43,7 @@ from mesos_coordination.election import Contender, Leadership, create_contender,
 from mesos_coordination.store import BatchWriter, Sink
 from mesos_coordination.term_store import term_state
 from mesos_http.body_limit import DEFAULT_MAX_REQUEST_BYTES, BodyLimit
+from mesos_http.browser_guard import BrowserGuard, origins_flag
 from mesos_http.http_auth import HttpAuthentication
 from mesos_http.http_forward import advertised_address, forward_url
 from mesos_http.http_server import DEFAULT_KEEP_ALIVE_SECONDS, serve_while
@@ -147,6 +148,8 @@ class ServiceConfig:
     """What the framework authenticates to the master with."""
     http_credentials: Credentials = field(default_factory=Credentials)
     """Who may use the API (HTTP Basic); empty: anyone."""
+    http_allowed_origins: tuple[str, ...] = ()
+    """Other sites whose pages may change state through the API (`BrowserGuard`)."""
 
     @classmethod
     def from_flags(cls, args: argparse.Namespace, **own: Any) -> Self:
@@ -158,7 +161,7 @@ class ServiceConfig:
             zk_session_timeout=args.zk_session_timeout,
             http_max_request_bytes=args.http_max_request_bytes, tls=tls_from_args(args),
             credential=_mesos_credential(args), http_credentials=_http_credentials(args),
-            **own,
+            http_allowed_origins=origins_flag(args.http_allowed_origins), **own,
         )
 
 
@@ -420,6 +423,9 @@ def add_service_flags(
                         help=f"the principal {who} authenticates to the master as")
     parser.add_argument("--mesos_authentication_secret_file", type=Path, default=None,
                         help="file holding that principal's secret")
+    parser.add_argument("--http_allowed_origins", default="",
+                        help="comma-separated origins (https://ui.example.com) whose pages may "
+                        "change state through the API; other sites' are refused (403)")
     parser.add_argument("--http_credentials", default=None,
                         help="USER:PASSWORD: the API then needs HTTP Basic credentials "
                         "(/ping and the UI's page and files excepted)")
@@ -479,7 +485,8 @@ async def serve_service(service: ServiceHost[Any, Any, Any], app: ASGIApp, name:
         service.log.info(f"{name} listening", url=f"{config.tls.http_scheme}://{address}:{port}")
         await service.run(http_port=port)
 
-    served: ASGIApp = BodyLimit(app, config.http_max_request_bytes)
+    served: ASGIApp = BrowserGuard(BodyLimit(app, config.http_max_request_bytes),
+                                   allowed_origins=config.http_allowed_origins)
     if config.http_credentials.secrets:
         served = HttpAuthentication(
             served, Authenticator(config.http_credentials), readonly=True, readwrite=True,

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 
 from mesos_coordination.process import run_service
 from mesos_http.body_limit import DEFAULT_MAX_REQUEST_BYTES, BodyLimit
+from mesos_http.browser_guard import BrowserGuard, origins_flag
 from mesos_http.http_auth import HttpAuthentication
 from mesos_http.http_server import serve_while
 from mesos_http.operator_http import flag_values
@@ -186,6 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     security.add_argument("--http_credentials", default=None,
                           help="credentials of HTTP users (as --credentials; default: "
                           "--credentials)")
+    security.add_argument("--http_allowed_origins", default="",
+                          help="comma-separated origins whose pages may change state through "
+                          "the HTTP endpoints; other sites' are refused (403)")
     security.add_argument("--acls", default=None,
                           help="Mesos' ACLs (JSON): a path, file:// URL or the JSON itself")
     return parser
@@ -249,11 +253,17 @@ def main(argv: Sequence[str] | None = None) -> None:
                     "frameworks or agents (see --authenticate_frameworks, "
                     "--authenticate_agents)")
     app = HttpAuthentication(
-        BodyLimit(http.app(), args.http_max_request_bytes, _too_large),
+        BrowserGuard(BodyLimit(http.app(), args.http_max_request_bytes, _too_large),
+                     allowed_origins=origins_flag(args.http_allowed_origins),
+                     answer=_plain_answer),
         Authenticator(http_credentials), readonly=args.authenticate_http_readonly,
         readwrite=args.authenticate_http_readwrite, realm="mesos", open_paths=OPEN_PATHS,
         open_prefixes=OPEN_PREFIXES)
     run_service("mesos-master", lambda: _serve(server, app, args, tls))
+
+
+def _plain_answer(status: int, message: str) -> Response:
+    return PlainTextResponse(message, status_code=status)
 
 
 OPEN_PATHS = frozenset({"/health", "/master/health", "/", "/ui", "/ui/"})

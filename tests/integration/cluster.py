@@ -24,6 +24,10 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT = 30.0
 
 
+JSON_TYPE = {"content-type": "application/json"}
+"""Headers of a raw JSON body: the APIs refuse bodies of other types (415, ADR 0013)."""
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as sock:

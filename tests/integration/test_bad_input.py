@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from protos import agent_pb2, agent_pb2_grpc, mesos_pb2, scheduler_pb2, scheduler_pb2_grpc
-from tests.integration.cluster import Cluster, wait_for
+from tests.integration.cluster import JSON_TYPE, Cluster, wait_for
 from tests.integration.test_agent_http import start_observed_agent
 
 pytestmark = pytest.mark.integration
@@ -51,7 +51,7 @@ def test_marathon_answers_bad_json_with_400_invalid_json(
         marathon: httpx.Client, case: str) -> None:
     for method, path in (("POST", "/v2/apps"), ("PUT", "/v2/apps/bad"), ("POST", "/v2/groups"),
                          ("PUT", "/v2/groups")):
-        answer = marathon.request(method, path, content=BAD_JSON[case])
+        answer = marathon.request(method, path, headers=JSON_TYPE, content=BAD_JSON[case])
         assert answer.status_code == 400, (method, path, answer.text)
         body = answer.json()
         assert body["message"] == "Invalid JSON"
@@ -64,7 +64,7 @@ def test_marathon_answers_bad_json_with_400_invalid_json(
 @pytest.mark.parametrize("case", BAD_JSON)
 def test_batch_answers_bad_json_with_400(batch: httpx.Client, case: str) -> None:
     for path in ("/v1/jobs", "/v0/scheduled-jobs"):
-        answer = batch.post(path, content=BAD_JSON[case])
+        answer = batch.post(path, headers=JSON_TYPE, content=BAD_JSON[case])
         assert answer.status_code == 400, (path, answer.text)
         assert answer.json()["message"].startswith("Invalid JSON: ")
     assert batch.get("/v1/jobs").json() == []
@@ -75,7 +75,7 @@ def test_the_masters_operator_api_answers_bad_json_with_400(cluster: Cluster, ca
     master = cluster.masters[0]
     with httpx.Client(base_url=master.http_url, timeout=30) as client:
         for method, path in (("POST", "/api/v1"), ("PUT", "/weights"), ("POST", "/quota")):
-            answer = client.request(method, path, content=BAD_JSON[case])
+            answer = client.request(method, path, headers=JSON_TYPE, content=BAD_JSON[case])
             assert answer.status_code == 400, (method, path, answer.text)
             assert answer.text.startswith("the body is not valid JSON: ")
         assert client.get("/weights").status_code == 200
@@ -85,18 +85,18 @@ def test_the_masters_operator_api_answers_bad_json_with_400(cluster: Cluster, ca
 def test_a_body_over_the_limit_is_413_and_nothing_is_stored(
         cluster: Cluster, marathon: httpx.Client, batch: httpx.Client) -> None:
     huge_cmd = b'{"id": "/big", "cmd": "' + b"x" * 50 * 1024 * 1024 + b'"}'
-    answer = marathon.post("/v2/apps", content=huge_cmd)
+    answer = marathon.post("/v2/apps", headers=JSON_TYPE, content=huge_cmd)
     assert answer.status_code == 413
     assert answer.json()["message"].startswith("Request body too large")
     assert marathon.get("/v2/apps").json() == {"apps": []}
 
-    answer = batch.post("/v1/jobs", content=huge_cmd)
+    answer = batch.post("/v1/jobs", headers=JSON_TYPE, content=huge_cmd)
     assert answer.status_code == 413
     assert answer.json()["message"].startswith("Request body too large")
     assert batch.get("/v1/jobs").json() == []
 
     with httpx.Client(base_url=cluster.masters[0].http_url, timeout=30) as master:
-        answer = master.post("/api/v1", content=huge_cmd)
+        answer = master.post("/api/v1", headers=JSON_TYPE, content=huge_cmd)
         assert answer.status_code == 413
         assert answer.text.startswith("Request body too large")
         assert master.get("/weights").status_code == 200
@@ -109,7 +109,7 @@ def test_a_chunked_body_over_the_limit_is_413(marathon: httpx.Client) -> None:
             yield b"x" * 1024
         yield b'"}'
 
-    answer = marathon.post("/v2/apps", content=chunks())
+    answer = marathon.post("/v2/apps", headers=JSON_TYPE, content=chunks())
     assert answer.status_code == 413
     assert marathon.get("/v2/apps").json() == {"apps": []}
 
@@ -118,8 +118,8 @@ def test_a_body_within_a_raised_limit_is_read(cluster: Cluster) -> None:
     _, url = cluster.start_marathon("--http_max_request_bytes", str(4 * 1024 * 1024),
                                     name="roomy")
     for client in registered(url, "/v2/info"):
-        answer = client.post("/v2/apps", content=b'{"id": 7, "cmd": "' + b"x" * 2_000_000
-                             + b'"}')
+        answer = client.post("/v2/apps", headers=JSON_TYPE,
+                             content=b'{"id": 7, "cmd": "' + b"x" * 2_000_000 + b'"}')
         assert answer.status_code == 422  # read, then refused for its id, not its size
 
 
@@ -311,3 +311,29 @@ def test_batch_refuses_a_stop_flag_that_is_not_a_boolean(batch: httpx.Client) ->
         assert "stopCurrentJobRuns" in answer.json()["message"]
     assert batch.get("/v1/jobs/kept").status_code == 200
     assert batch.delete("/v1/jobs/kept?stopCurrentJobRuns=TRUE").status_code == 200
+
+
+def test_a_cross_site_text_plain_post_is_refused_everywhere(
+    cluster: Cluster, marathon: httpx.Client, batch: httpx.Client,
+) -> None:
+    """What a page on another site can make a browser send without a CORS preflight (a
+    `text/plain` or untyped body; a JSON one with that site's `Origin`) changes nothing."""
+    app = b'{"id": "/forged", "cmd": "touch /tmp/pwned", "instances": 1}'
+    job = b'{"id": "forged", "run": {"cmd": "touch /tmp/pwned", "cpus": 0.1, "mem": 32}}'
+    evil = "https://evil.example"
+    master = httpx.Client(base_url=cluster.masters[0].http_url, timeout=30)
+    weights = b'[{"role": "forged", "weight": 9}]'
+    for client, path, body in ((marathon, "/v2/apps", app), (batch, "/v1/jobs", job),
+                               (master, "/weights", weights)):
+        method = "PUT" if path == "/weights" else "POST"
+        for content_type in ("text/plain;charset=UTF-8", None):
+            headers = {"origin": evil, **({"content-type": content_type} if content_type else {})}
+            answer = client.request(method, path, content=body, headers=headers)
+            assert answer.status_code == 415, (path, content_type, answer.text)
+        answer = client.request(method, path, content=body,
+                                headers={**JSON_TYPE, "origin": evil})
+        assert answer.status_code == 403 and "evil.example" in answer.text, (path, answer.text)
+    assert marathon.get("/v2/apps/forged").status_code == 404
+    assert batch.get("/v1/jobs/forged").status_code == 404
+    assert all(w["role"] != "forged" for w in master.get("/weights").json())
+    master.close()

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from mesos_coordination.store import store_key
-from tests.integration.cluster import Cluster, wait_for, write_local_records
+from tests.integration.cluster import JSON_TYPE, Cluster, wait_for, write_local_records
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +86,7 @@ def test_conformance_payloads_round_trip_and_schedules_crud(batch: Batch) -> Non
     assert created.status_code == 201 and created.json() == job
     assert batch.client.post("/v1/jobs", json=job).status_code == 409
     assert batch.job(job["id"], "schedules") == job
-    assert batch.client.post("/v1/jobs", content=b"{").status_code == 400
+    assert batch.client.post("/v1/jobs", headers=JSON_TYPE, content=b"{").status_code == 400
     invalid = batch.client.post("/v1/jobs", json={"id": "x", "run": {"cpus": -1}})
     assert invalid.status_code == 422 and invalid.json()["details"]
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from mesos_http.openapi_docs import load_spec, spec_operations
-from tests.integration.cluster import Cluster, wait_for
+from tests.integration.cluster import JSON_TYPE, Cluster, wait_for
 from tests.unit.test_openapi_specs import schema_checker
 
 pytestmark = pytest.mark.integration
@@ -82,7 +82,7 @@ def test_marathon_answers_as_its_spec_says(services: tuple[httpx.Client, httpx.C
     assert api.call("POST", "/v2/apps", json=APP).status_code == 409
     assert api.call("POST", "/v2/apps", json={**APP, "id": "/bad", "cpus": -1}
                     ).status_code == 422
-    assert api.call("POST", "/v2/apps", content=b"{").status_code == 400
+    assert api.call("POST", "/v2/apps", headers=JSON_TYPE, content=b"{").status_code == 400
     api.call("GET", "/v2/apps", params={"embed": "apps.tasks", "label": "team==docs"})
     app = "/v2/apps/{appId}"
     api.call("GET", app, "/v2/apps/docs/web", params={"embed": "app.tasks"})

@@ -14,7 +14,7 @@ import pytest
 
 from marathon.state import ROOT_KEY
 from mesos_coordination.store import store_key
-from tests.integration.cluster import Cluster, wait_for, write_local_records
+from tests.integration.cluster import JSON_TYPE, Cluster, wait_for, write_local_records
 from tests.integration.elected_services import restart
 
 pytestmark = pytest.mark.integration
@@ -119,7 +119,7 @@ def test_bad_requests_get_marathons_answers(marathon: httpx.Client) -> None:
     invalid = marathon.post("/v2/apps", json={"id": "/bad", "cmd": "x", "cpus": -1})
     assert invalid.status_code == 422
     assert {"path": "/cpus", "errors": ["error.min"]} in invalid.json()["details"]
-    assert marathon.post("/v2/apps", content=b'{"id": ').status_code == 400
+    assert marathon.post("/v2/apps", headers=JSON_TYPE, content=b'{"id": ').status_code == 400
     assert marathon.get("/v2/apps/nope").status_code == 404
 
     # An app that cannot be placed keeps its deployment running: changes need force=true.

@@ -9,7 +9,7 @@ import pytest
 
 from frameworks import state_name
 from protos import mesos_pb2
-from tests.integration.cluster import Cluster, Process, wait_for
+from tests.integration.cluster import JSON_TYPE, Cluster, Process, wait_for
 from tests.integration.recording import RecordingScheduler
 from tests.integration.test_end_to_end import launch_once, running
 
@@ -67,7 +67,8 @@ def test_roles_weights_and_quota(cluster: Cluster) -> None:
     assert bad.status_code == 400 and "bad role" in bad.text
     unknown = call(master, {"type": "FLY"})
     assert unknown.status_code == 400 and "unsupported" in unknown.text
-    assert httpx.post(master.http_url + "/api/v1", content=b"{", timeout=10).status_code == 400
+    assert httpx.post(master.http_url + "/api/v1", headers=JSON_TYPE, content=b"{",
+                      timeout=10).status_code == 400
 
 
 def test_drain_kills_tasks_and_marks_the_agent_drained(cluster: Cluster) -> None:
