@@ -4,7 +4,8 @@ A task owns its sandbox and may put anything there, at any moment: a symlink to 
 a symlink swapped in between a check and an open, a FIFO that blocks whoever opens it, a
 device. So a sandbox path is never checked and then opened again: it is walked one component
 at a time from a descriptor of the sandbox directory, each component opened relative to its
-parent with `O_PATH | O_NOFOLLOW`. A symlink met on the way is read and its target walked the
+parent with `O_PATH | O_NOFOLLOW`. A symlink met on the way is read through that same descriptor
+(so a swap after the open changes nothing) and its target walked the
 same way, confined to the sandbox (an absolute target only when it names a place inside the
 sandbox; `..` never above it). What the walk ends on is checked through its own descriptor
 (`fstat`) and, when it is a regular file or a directory, reopened through that descriptor
@@ -92,12 +93,17 @@ def _walk(base: int, sandbox: str, relative: str, shown: str) -> Iterator[int]:
                 opened = os.open(name, _PATH_FLAGS, dir_fd=current)
             except (FileNotFoundError, NotADirectoryError):
                 raise SandboxPathError(404, f"{shown} does not exist") from None
+            except OSError as error:  # a name too long, say
+                raise SandboxPathError(400, f"{shown}: {error.strerror or error}") from None
             if stat.S_ISLNK(os.fstat(opened).st_mode):
-                os.close(opened)
+                try:  # the link this descriptor holds, whatever the name points at now
+                    target = os.readlink("", dir_fd=opened)
+                finally:
+                    os.close(opened)
                 followed += 1
                 if followed > MAX_SYMLINKS:
                     raise SandboxPathError(403, f"{shown}: too many levels of symbolic links")
-                pending = [*_link_components(name, current, sandbox, shown), *pending]
+                pending = [*_link_components(target, sandbox, shown), *pending]
                 if _is_absolute(pending):
                     pending = pending[1:]
                     while stack:
@@ -139,10 +145,9 @@ def _is_absolute(components: list[str]) -> bool:
     return bool(components) and components[0] == _ROOT_MARK
 
 
-def _link_components(name: str, directory: int, sandbox: str, shown: str) -> list[str]:
-    """The components a symlink's target adds to the walk; an absolute target is allowed
+def _link_components(target: str, sandbox: str, shown: str) -> list[str]:
+    """The components a symlink's `target` adds to the walk; an absolute target is allowed
     when it names a place inside the sandbox, and then starts with the root mark."""
-    target = os.readlink(name, dir_fd=directory)
     if not target.startswith("/"):
         return _components(target)
     inside = PurePosixPath(os.path.normpath(target))
