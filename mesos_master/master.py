@@ -537,6 +537,19 @@ class Master:
 
     # ---------------------------------------------------------------- operator
 
+    def operator_teardown(self, framework_id: str) -> None:
+        """An operator's TEARDOWN: the framework is removed and its tasks killed, as if it had
+        torn itself down (its scheduler gets an ERROR event). NOT_FOUND for an unknown id."""
+        framework = self.frameworks.get(framework_id)
+        if framework is None:
+            raise MasterError(ErrorCode.NOT_FOUND, f"framework {framework_id!r} is not known")
+        outbox = framework.outbox
+        if outbox is not None:
+            outbox.send(_error_event("framework torn down by an operator"))
+        self._remove_framework(framework, "torn down by an operator")
+        if outbox is not None:
+            outbox.close()
+
     def update_weights(self, weights: Mapping[str, float]) -> None:
         """See `QuotaAndWeights.update_weights`."""
         self.quota_and_weights.update_weights(weights)

@@ -290,6 +290,16 @@ def _call_update_quota(master: Master, call: Mapping[str, Any], authorize: Autho
         master.update_quota(role, limits or None, force=force)
 
 
+def _call_teardown(master: Master, call: Mapping[str, Any], authorize: Authorize) -> None:
+    section = _object(call.get("teardown"), "teardown")
+    framework = _object(section.get("framework_id"), "teardown.framework_id")
+    framework_id = _string(framework.get("value"), "teardown.framework_id.value")
+    record = master.frameworks.get(framework_id)
+    # Objects: the principal the framework registered as (Mesos' teardown_frameworks).
+    authorize("teardown_frameworks", record.info.principal or None if record else None)
+    master.operator_teardown(framework_id)
+
+
 def _call_drain_agent(master: Master, call: Mapping[str, Any], authorize: Authorize) -> None:
     authorize("drain_agents", None)
     drain = _object(call.get("drain_agent"), "drain_agent")
@@ -349,6 +359,7 @@ _CALLS: dict[str, Callable[[Master, Mapping[str, Any], Authorize], Any]] = {
     "GET_AGENTS": _viewing("view_agents", lambda m: {"type": "GET_AGENTS",
                                                      "get_agents": {"agents": _agents_json(m)}}),
     "DRAIN_AGENT": _call_drain_agent,
+    "TEARDOWN": _call_teardown,
     "DEACTIVATE_AGENT": _call_agent("deactivate_agent"),
     "REACTIVATE_AGENT": _call_agent("reactivate_agent"),
     "MARK_AGENT_GONE": _call_agent("mark_agent_gone"),

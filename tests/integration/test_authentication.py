@@ -141,6 +141,10 @@ HTTP_ACLS = {
                    {"principals": {"type": "ANY"}, "flags": {"type": "NONE"}}],
     "access_sandboxes": [{"principals": {"values": ["ops"]}, "users": {"type": "ANY"}},
                          {"principals": {"type": "ANY"}, "users": {"type": "NONE"}}],
+    "teardown_frameworks": [{"principals": {"values": ["ops"]},
+                             "framework_principals": {"type": "ANY"}},
+                            {"principals": {"type": "ANY"},
+                             "framework_principals": {"type": "NONE"}}],
 }
 
 
@@ -193,3 +197,15 @@ def test_http_endpoints_need_credentials_and_the_acls_decide(tmp_path: Path) -> 
             assert httpx.get(f"{agent_url}/files/read", params=stdout, auth=ops
                              ).status_code == 200
             assert httpx.get(f"{agent_url}/flags", auth=viewer).status_code == 403
+
+            teardown = {"type": "TEARDOWN",
+                        "teardown": {"framework_id": {"value": scheduler.framework_id}}}
+            refused = httpx.post(f"{master_url}/api/v1", json=teardown, auth=viewer)
+            assert refused.status_code == 403 and "teardown_frameworks" in refused.text
+            assert httpx.post(f"{master_url}/api/v1", json=teardown, auth=ops
+                              ).status_code == 200
+            assert httpx.get(f"{master_url}/state", auth=ops).json()["frameworks"] == []
+            wait_for(lambda: not httpx.get(f"{agent_url}/state", auth=ops).json()["frameworks"],
+                     "the agent to kill the framework's task")
+            wait_for(lambda: any("torn down by an operator" in e for e in scheduler.errors),
+                     "the scheduler to hear why")

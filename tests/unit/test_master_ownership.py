@@ -114,3 +114,20 @@ def test_an_agent_id_is_bound_to_its_principal_and_host_across_failover() -> Non
         assert "is on host 'h1'" in refused(
             lambda: reregister(master, "agent", hostname="h2"))  # noqa: B023
         assert reregister(master, "agent") == agent_id
+
+
+def test_an_operator_teardown_removes_the_framework_and_tells_its_scheduler() -> None:
+    cluster = Cluster()
+    framework_id = subscribe(cluster, "marathon", failover_timeout=60)
+    outbox = cluster.framework_outboxes[framework_id]
+    outbox.take()
+    cluster.master.operator_teardown(framework_id)
+    assert framework_id not in cluster.master.frameworks
+    [error] = outbox.take()
+    assert error.type == scheduler_pb2.Event.ERROR
+    assert "torn down by an operator" in error.error.message and outbox.closed
+    assert "is not known" in refused(lambda: cluster.master.operator_teardown(framework_id),
+                                     ErrorCode.NOT_FOUND)
+    assert "has been removed" in refused(
+        lambda: subscribe(cluster, "marathon", id=mesos_pb2.FrameworkID(value=framework_id)),
+        ErrorCode.FAILED_PRECONDITION)
