@@ -161,7 +161,7 @@ class Throttle:
         name = ANONYMOUS if principal is None else principal
         limit = self._limits.limits.get(name)
         if limit is None:
-            limiter, source = self._aggregate, "aggregate_default_qps"
+            limiter, source = self._aggregate, "the aggregate default"
         elif limit.qps is None:
             limiter, source = None, ""
         else:
@@ -175,7 +175,7 @@ class Throttle:
         if delay is None:
             who = "anonymous callers" if name == ANONYMOUS else f"principal {name!r}"
             raise RateLimited(
-                f"too many {self._what} of {who}: {limiter.capacity} already wait for their "
-                f"turn ({source}: {1 / limiter.interval:g} per second, see --rate_limits); "
-                "retry later")
+                f"too many {self._what} of {who}: {1 / limiter.interval:g} per second are "
+                f"handled and {limiter.capacity} may wait for their turn ({source} of "
+                "--rate_limits); retry later")
         return delay

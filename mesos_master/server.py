@@ -376,12 +376,14 @@ class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[agent_pb2.MasterMessage]:
         principal = await self._checks.principal(context, required=self._checks.agents)
-        await _throttle(self._throttle, principal, context)
         master = await self._gate.enter(context)
         try:
             first = await anext(aiter(request_iterator))
         except StopAsyncIteration:
             return
+        await _throttle(self._throttle, principal, context)  # after reading: a clean refusal
+        if self._gate.master is not master:  # leadership changed while waiting for the turn
+            master = await self._gate.enter(context)
         outbox: QueueOutbox[agent_pb2.MasterMessage] = QueueOutbox()
         kind = first.WhichOneof("message")
         try:

@@ -71,9 +71,9 @@ def test_anonymous_floods_are_refused_and_principals_within_their_limits_get_in(
 ) -> None:
     target = limited_cluster.master_address
     outcomes = Counter(asyncio.run(flood(target, 30)))
-    refusal = ("RESOURCE_EXHAUSTED: too many scheduler calls of anonymous callers: 0 already "
-               "wait for their turn (the limit of principal '': 0.001 per second, see "
-               "--rate_limits); retry later")
+    refusal = ("RESOURCE_EXHAUSTED: too many scheduler calls of anonymous callers: 0.001 per "
+               "second are handled and 0 may wait for their turn (the limit of principal '' "
+               "of --rate_limits); retry later")
     assert outcomes == {"SUBSCRIBED": 1, refusal: 29}
     state_url = f"http://127.0.0.1:{limited_cluster.masters[0].http_port}/state"
     assert len(httpx.get(state_url).json()["frameworks"]) == 1
@@ -85,9 +85,9 @@ def test_anonymous_floods_are_refused_and_principals_within_their_limits_get_in(
     agent = mesos_pb2.AgentInfo(hostname="a1")
     assert asyncio.run(connect_agent(target, agent, ())) == "registered"
     assert asyncio.run(connect_agent(target, agent, ())) == (
-        "RESOURCE_EXHAUSTED: too many agent registrations of anonymous callers: 0 already wait "
-        "for their turn (the limit of principal '': 0.001 per second, see --rate_limits); "
-        "retry later")
+        "RESOURCE_EXHAUSTED: too many agent registrations of anonymous callers: 0.001 per "
+        "second are handled and 0 may wait for their turn (the limit of principal '' of "
+        "--rate_limits); retry later")
 
 
 def test_the_framework_cap_refuses_a_new_framework_but_not_a_failover(

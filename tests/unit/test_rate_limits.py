@@ -58,8 +58,9 @@ def test_calls_wait_their_turn_up_to_capacity_then_are_refused() -> None:
     assert limiter.acquire("p") == 1.0
     with pytest.raises(RateLimited) as raised:
         limiter.acquire("p")
-    assert raised.value.message.startswith(
-        "too many calls of principal 'p': 2 already wait for their turn")
+    assert raised.value.message == (
+        "too many calls of principal 'p': 2 per second are handled and 2 may wait for their "
+        "turn (the limit of principal 'p' of --rate_limits); retry later")
     clock.advance(0.5)  # the second call's turn came: one place in the queue is free
     assert limiter.acquire("p") == 1.0
     clock.advance(10)  # idle: the next call goes at once
@@ -77,7 +78,7 @@ def test_principals_without_an_entry_and_anonymous_callers_share_the_aggregate()
     limiter, _ = throttle({"limits": [{"principal": "p", "qps": 1, "capacity": 0}],
                            "aggregate_default_qps": 1, "aggregate_default_capacity": 0})
     assert limiter.acquire("a") == 0.0
-    with pytest.raises(RateLimited, match="aggregate_default_qps"):
+    with pytest.raises(RateLimited, match="the aggregate default of --rate_limits"):
         limiter.acquire("b")
     with pytest.raises(RateLimited, match="anonymous callers"):
         limiter.acquire(None)
