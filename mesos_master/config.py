@@ -25,6 +25,8 @@ class MasterConfig:
     min_allocatable_resources: tuple[Resources, ...] = DEFAULT_MIN_ALLOCATABLE
     fair_sharing_excluded_resource_names: frozenset[str] = frozenset()
     acls: Acls = field(default_factory=Acls)  # --acls (ADR 0013); default: allow all
+    max_frameworks_per_principal: int | None = None  # new frameworks beyond it are refused
+    max_frameworks: int | None = None  # frameworks the master keeps at most (None: no cap)
 
     @property
     def agent_heartbeat_interval(self) -> float:

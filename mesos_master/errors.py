@@ -13,6 +13,7 @@ class ErrorCode(enum.Enum):
     NOT_FOUND = "not found"
     PERMISSION_DENIED = "permission denied"
     FAILED_PRECONDITION = "failed precondition"
+    RESOURCE_EXHAUSTED = "resource exhausted"  # a cap or rate limit of the caller is reached
 
 
 class MasterError(Exception):

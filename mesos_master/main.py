@@ -25,6 +25,7 @@ from mesos_http.operator_http import flag_values
 from mesos_master.allocator import DEFAULT_MIN_ALLOCATABLE, SORTERS
 from mesos_master.config import MasterConfig
 from mesos_master.http import DEFAULT_HTTP_PORT, MasterHttp
+from mesos_master.rate_limits import RateLimits, parse_rate_limits
 from mesos_master.server import CallerChecks, MasterServer
 from mesos_master.validation import validate_role
 from mesos_runtime.flags import (
@@ -88,6 +89,21 @@ def _min_allocatable(text: str) -> tuple[Resources, ...]:
     if not alternatives:
         raise argparse.ArgumentTypeError("expected e.g. 'cpus:0.01|mem:32'")
     return tuple(alternatives)
+
+
+def load_rate_limits(value: str) -> RateLimits:
+    """`--rate_limits`: Mesos' RateLimits JSON, given inline or as a path or `file://` URL."""
+    text = value
+    if not value.lstrip().startswith("{"):
+        path = Path(value.removeprefix("file://"))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise ValueError(f"--rate_limits: cannot read {path}: {error}") from None
+    try:
+        return parse_rate_limits(text)
+    except ValueError as error:
+        raise ValueError(f"--rate_limits: {error}") from None
 
 
 def _names(text: str) -> frozenset[str]:
@@ -192,6 +208,15 @@ def build_parser() -> argparse.ArgumentParser:
                           "the HTTP endpoints; other sites' are refused (403)")
     security.add_argument("--acls", default=None,
                           help="Mesos' ACLs (JSON): a path, file:// URL or the JSON itself")
+    security.add_argument("--rate_limits", default=None,
+                          help="Mesos' RateLimits (JSON: a path, file:// URL or the JSON "
+                          "itself): scheduler calls and agent registrations per principal")
+    security.add_argument("--max_frameworks_per_principal", type=parse_positive_int,
+                          default=None, help="a new framework of a principal that already has "
+                          "this many is refused (failovers are not); default: no cap")
+    security.add_argument("--max_frameworks", type=parse_positive_int, default=None,
+                          help="a new framework is refused while the master keeps this many; "
+                          "default: no cap")
     return parser
 
 
@@ -213,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         http_credentials = (load_credentials(args.http_credentials, "--http_credentials")
                             if args.http_credentials else credentials)
         acls = load_acls(args.acls) if args.acls else Acls()
+        rate_limits = load_rate_limits(args.rate_limits) if args.rate_limits else RateLimits()
     except ValueError as error:
         parser.error(str(error))
     checks = CallerChecks(Authenticator(credentials), frameworks=args.authenticate_frameworks,
@@ -233,6 +259,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         min_allocatable_resources=args.min_allocatable_resources,
         fair_sharing_excluded_resource_names=args.fair_sharing_excluded_resource_names,
         acls=acls,
+        max_frameworks_per_principal=args.max_frameworks_per_principal,
+        max_frameworks=args.max_frameworks,
     )
     server = MasterServer(
         ip=args.ip,
@@ -245,6 +273,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         work_dir=args.work_dir,
         tls=tls,
         checks=checks,
+        rate_limits=rate_limits,
     )
     http = MasterHttp(server.gate, server.info, flag_values(parser, args), tls=tls)
     log = structlog.get_logger("mesos_master")

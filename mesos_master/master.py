@@ -345,6 +345,8 @@ class Master:
                 f"{stored.principal or '(none)'!r} cannot take it over")
         for role in stored.roles:
             self._authorize("register_frameworks", effective, role)
+        if framework is None:
+            self._check_framework_caps(stored.principal)
         stream_id = str(uuid.uuid4())
         now = self.clock.now()
         if framework is not None:
@@ -382,6 +384,27 @@ class Master:
             )
         )
         return framework_id, stream_id
+
+    def _check_framework_caps(self, principal: str) -> None:
+        """Refuse a new framework beyond `max_frameworks_per_principal` (frameworks of the
+        same principal, "" for none, that the master keeps: connected or within their
+        failover timeout) or beyond `max_frameworks` in all."""
+        most = self.config.max_frameworks_per_principal
+        if most is not None:
+            count = sum(1 for f in self.frameworks.values() if f.info.principal == principal)
+            if count >= most:
+                who = f"principal {principal!r}" if principal else "the empty principal"
+                raise MasterError(
+                    ErrorCode.RESOURCE_EXHAUSTED,
+                    f"{who} already has {count} frameworks, the most "
+                    "--max_frameworks_per_principal allows; tear one down or fail over an "
+                    "existing one (subscribe with its id)")
+        if self.config.max_frameworks is not None \
+                and len(self.frameworks) >= self.config.max_frameworks:
+            raise MasterError(
+                ErrorCode.RESOURCE_EXHAUSTED,
+                f"the master already keeps {len(self.frameworks)} frameworks, the most "
+                "--max_frameworks allows; failovers of existing frameworks are still accepted")
 
     def framework_disconnected(self, framework_id: str, stream_id: str) -> None:
         """The scheduler's stream ended: stop offering and start its failover timeout."""

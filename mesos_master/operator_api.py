@@ -43,6 +43,7 @@ _STATUS = {
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.PERMISSION_DENIED: 403,
     ErrorCode.FAILED_PRECONDITION: 409,
+    ErrorCode.RESOURCE_EXHAUSTED: 429,
 }
 
 Handler = Callable[[Master, Request], Awaitable[Response]]

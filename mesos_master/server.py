@@ -14,6 +14,8 @@ recovers the registry (fencing out earlier leaders: `mesos_coordination.store_zk
 fresh core from it and learns tasks as agents re-register (ADR 0011). The
 registry lives in ZooKeeper with --zk, under --work_dir without it, and only in memory when
 neither is given. A registry failure ends leadership for good (`LeadershipLost`).
+Subscribe, Send and an agent's Connect first wait for their principal's turn under
+`--rate_limits` (`mesos_master.rate_limits`), or are refused with RESOURCE_EXHAUSTED.
 Every servicer call ends with `request_allocation()`: allocation runs on the next loop pass,
 batching all changes of that pass (ADR 0009).
 """
@@ -45,6 +47,7 @@ from mesos_master.config import MasterConfig
 from mesos_master.errors import ErrorCode, MasterError
 from mesos_master.interceptors import CallPolicy, interceptor_chain
 from mesos_master.master import Master
+from mesos_master.rate_limits import RateLimited, RateLimits, Throttle
 from mesos_master.records import FrameworkRecord
 from mesos_master.registry import KINDS, RegistryState
 from mesos_runtime.backlog import MAX_BATCH_MESSAGES, batched
@@ -73,6 +76,7 @@ _STATUS_CODES = {
     ErrorCode.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
     ErrorCode.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
     ErrorCode.FAILED_PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
+    ErrorCode.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 # Calls that gRPC core holds until the application picks them up: beyond
@@ -121,6 +125,20 @@ class QueueOutbox(Generic[MessageT]):
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: MasterError) -> None:
     await context.abort(_STATUS_CODES[error.code], error.message)
+
+
+async def _throttle(throttle: Throttle, principal: str | None,
+                    context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    """Wait for the principal's turn under --rate_limits; RESOURCE_EXHAUSTED when its queue
+    is full."""
+    try:
+        delay = throttle.acquire(principal)
+    except RateLimited as limited:
+        log.info("call refused: rate limited", principal=principal, reason=limited.message)
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, limited.message)
+        raise AssertionError("unreachable") from None
+    if delay > 0:
+        await asyncio.sleep(delay)
 
 
 class LeaderGate:
@@ -231,10 +249,13 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
     """Scheduler API: Subscribe (event stream) and Send (every other call)."""
 
     def __init__(self, gate: LeaderGate, info: mesos_pb2.MasterInfo,
-                 checks: CallerChecks | None = None) -> None:
+                 checks: CallerChecks | None = None,
+                 rate_limits: RateLimits | None = None) -> None:
         self._gate = gate
         self._info = info
         self._checks = checks or CallerChecks()
+        self._throttle = Throttle(rate_limits or RateLimits(), SystemClock().now,
+                                  "scheduler calls")
         self._handlers: dict[int, Callable[[Master, FrameworkRecord, Call], None]] = {
             CallType.TEARDOWN: lambda m, f, c: m.teardown(f),
             CallType.ACCEPT: lambda m, f, c: m.accept(
@@ -276,6 +297,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
                 "Call.framework_id and FrameworkInfo.id differ",
             )
         principal = await self._checks.principal(context, required=self._checks.frameworks)
+        await _throttle(self._throttle, principal, context)
         master = await self._gate.enter(context)
         outbox: QueueOutbox[scheduler_pb2.Event] = QueueOutbox()
         try:
@@ -316,6 +338,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
             )
             raise AssertionError("unreachable")
         principal = await self._checks.principal(context, required=self._checks.frameworks)
+        await _throttle(self._throttle, principal, context)
         master = await self._gate.enter(context)
         try:
             framework = master.check_stream(request.framework_id.value, str(stream_id),
@@ -340,9 +363,12 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
 class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
     """The agents' bidirectional link."""
 
-    def __init__(self, gate: LeaderGate, checks: CallerChecks | None = None) -> None:
+    def __init__(self, gate: LeaderGate, checks: CallerChecks | None = None,
+                 rate_limits: RateLimits | None = None) -> None:
         self._gate = gate
         self._checks = checks or CallerChecks()
+        self._throttle = Throttle(rate_limits or RateLimits(), SystemClock().now,
+                                  "agent registrations")
 
     async def Connect(
         self,
@@ -355,6 +381,9 @@ class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
             first = await anext(aiter(request_iterator))
         except StopAsyncIteration:
             return
+        await _throttle(self._throttle, principal, context)  # after reading: a clean refusal
+        if self._gate.master is not master:  # leadership changed while waiting for the turn
+            master = await self._gate.enter(context)
         outbox: QueueOutbox[agent_pb2.MasterMessage] = QueueOutbox()
         kind = first.WhichOneof("message")
         try:
@@ -449,9 +478,11 @@ class MasterServer:
         work_dir: Path | None = None,
         tls: TlsConfig | None = None,
         checks: CallerChecks | None = None,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         self.config = config or MasterConfig()
         self._checks = checks or CallerChecks()
+        self._rate_limits = rate_limits or RateLimits()
         self._work_dir = work_dir
         self._tls = tls
         self._ip = ip
@@ -488,10 +519,10 @@ class MasterServer:
             interceptors=interceptor_chain(self._policies), options=SERVER_OPTIONS
         )
         scheduler_pb2_grpc.add_SchedulerServicer_to_server(
-            SchedulerServicer(self.gate, self.info, self._checks), server
+            SchedulerServicer(self.gate, self.info, self._checks, self._rate_limits), server
         )
         agent_pb2_grpc.add_AgentLinkServicer_to_server(
-            AgentLinkServicer(self.gate, self._checks), server)
+            AgentLinkServicer(self.gate, self._checks, self._rate_limits), server)
         port = add_listener(server, f"{self._ip}:{self._requested_port}", self._tls)
         if port == 0:
             raise OSError(f"cannot listen on {self._ip}:{self._requested_port}")

@@ -59,6 +59,7 @@ CORES: tuple[str, ...] = (
     "mesos_master.master",
     "mesos_master.offers",
     "mesos_master.quota",
+    "mesos_master.rate_limits",
     "mesos_master.records",
     "mesos_master.registry",
     "mesos_master.tasks",

@@ -131,3 +131,26 @@ def test_an_operator_teardown_removes_the_framework_and_tells_its_scheduler() ->
     assert "has been removed" in refused(
         lambda: subscribe(cluster, "marathon", id=mesos_pb2.FrameworkID(value=framework_id)),
         ErrorCode.FAILED_PRECONDITION)
+
+
+def test_new_frameworks_beyond_the_caps_are_refused_but_failovers_are_not() -> None:
+    cluster = Cluster(max_frameworks_per_principal=2, max_frameworks=4)
+    first = subscribe(cluster, "marathon", failover_timeout=60)
+    subscribe(cluster, "marathon")
+    assert refused(lambda: subscribe(cluster, "marathon"), ErrorCode.RESOURCE_EXHAUSTED) == (
+        "principal 'marathon' already has 2 frameworks, the most --max_frameworks_per_principal "
+        "allows; tear one down or fail over an existing one (subscribe with its id)")
+    subscribe(cluster, "marathon", id=mesos_pb2.FrameworkID(value=first))  # a failover
+    # Anonymous callers without a claimed principal count as the empty principal.
+    subscribe(cluster, None)
+    subscribe(cluster, None)
+    assert "the empty principal already has 2" in refused(
+        lambda: subscribe(cluster, None), ErrorCode.RESOURCE_EXHAUSTED)
+    assert "the master already keeps 4 frameworks" in refused(
+        lambda: subscribe(cluster, "batch"), ErrorCode.RESOURCE_EXHAUSTED)
+    # A framework that leaves frees its place.
+    cluster.master.framework_disconnected(first, cluster.master.frameworks[first].stream_id)
+    cluster.clock.advance(61)
+    cluster.master.tick()
+    assert first not in cluster.master.frameworks
+    subscribe(cluster, "marathon")
