@@ -253,6 +253,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "--log_level",
                 args.log_level,
                 *secure("master"),
+                *(["--authenticate_frameworks", "true", "--authenticate_agents", "true"]
+                  if tls else []),
             ],
             logs,
         )

@@ -6,6 +6,7 @@ presenting the user's certificate."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -16,8 +17,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
 from playwright.sync_api import expect, sync_playwright
 
+from mesos_local.main import prepare_tls
 from mesos_security.tls import TlsConfig
 from tests.integration.cluster import free_port, wait_for
 from tests.integration.test_cli import run_mesos
@@ -111,6 +115,18 @@ def test_the_cli_with_the_printed_exports_deploys_an_app(
         ("secure-sleeper", "TASK_RUNNING")]
 
 
+def test_a_framework_with_the_printed_exports_runs_tasks(secure_local: SecureLocal) -> None:
+    """The SDK reads the same variables: the scheduler dials TLS with the user's certificate,
+    whose common name is its principal (the master requires frameworks to authenticate)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "frameworks.examples.sleep_framework", "--master",
+         secure_local.env["MESOS_MASTER"], "--tasks", "2", "--cmd", "true"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **secure_local.env})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "done: 2 finished, 0 failed" in result.stdout
+
+
 def test_a_client_without_the_certificate_is_refused(secure_local: SecureLocal) -> None:
     plain = {"MESOS_MASTER": secure_local.env["MESOS_MASTER"]}
     refused = run_mesos("agents", env=plain)
@@ -120,7 +136,11 @@ def test_a_client_without_the_certificate_is_refused(secure_local: SecureLocal) 
     assert run_mesos("agents", env=certificate_less).returncode == 3
     with secure_local.https() as https:
         url = f"https://127.0.0.1:{secure_local.master_http_port}/state"
-        assert https.get(url).status_code == 200
+        state = https.get(url).json()
+    # Frameworks and agents are authenticated by their certificates.
+    assert "marathon" in [framework["principal"] for framework in state["frameworks"]]
+    assert state["flags"]["authenticate_frameworks"] == "true"
+    assert state["flags"]["authenticate_agents"] == "true"
     anonymous = TlsConfig(ca_file=secure_local.env["LIBPROCESS_SSL_CA_FILE"]).client_context()
     for service in (f"https://127.0.0.1:{secure_local.master_http_port}/state",
                     f"{secure_local.env['MARATHON_URL']}/v2/apps"):
@@ -166,3 +186,21 @@ def test_the_web_uis_in_chromium_with_the_users_certificate(secure_local: Secure
             context.close()
         finally:
             browser.close()
+
+
+def test_the_ca_and_the_users_certificate_are_reused_with_the_work_dir(tmp_path: Path) -> None:
+    """A browser or a shell set up for one run keeps working on the next with the same work
+    dir; the browser bundle opens with its password and holds the user's certificate."""
+    first = prepare_tls(tmp_path / "tls", ["127.0.0.1"])
+    ca, cli = first.authority.cert_file.read_bytes(), first.client.cert_file.read_bytes()
+    again = prepare_tls(tmp_path / "tls", ["127.0.0.1"])
+    assert again.authority.cert_file.read_bytes() == ca
+    assert again.client.cert_file.read_bytes() == cli
+    password = again.password_file.read_text().strip().encode()
+    bundle = pkcs12.load_pkcs12(again.browser_bundle.read_bytes(), password)
+    assert bundle.cert is not None
+    assert bundle.cert.certificate.public_bytes(serialization.Encoding.PEM) == cli
+    assert [c.certificate.subject for c in bundle.additional_certs] == [
+        again.authority.certificate.subject]
+    with pytest.raises(ValueError):
+        pkcs12.load_pkcs12(again.browser_bundle.read_bytes(), b"wrong")
