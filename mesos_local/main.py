@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import ctypes
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -31,9 +32,79 @@ from typing import IO
 import psutil
 
 from mesos_runtime.flags import FlagParser, parse_flags, parse_port
+from mesos_security.pki import CertificateAuthority, IssuedCertificate, write_pkcs12
 
 _PR_SET_CHILD_SUBREAPER = 36
 PORTS_PER_AGENT = 1000
+
+
+@dataclass(frozen=True)
+class LocalTls:
+    """The TLS material of a `--tls` cluster, under `<work_dir>/tls/`."""
+
+    authority: CertificateAuthority
+    client: IssuedCertificate
+    """The user's certificate (common name `cli`) for the CLI, the SDK, curl."""
+    browser_bundle: Path
+    """`client` as PKCS#12 for a browser, protected by the password in `password_file`."""
+    password_file: Path
+
+    def flags(self, issued: IssuedCertificate) -> list[str]:
+        """The `--ssl_*` flags of a component presenting `issued`, requiring client
+        certificates of the CA on every listener."""
+        return ["--ssl_cert_file", str(issued.cert_file), "--ssl_key_file", str(issued.key_file),
+                "--ssl_ca_file", str(self.authority.cert_file),
+                "--ssl_require_client_cert", "true"]
+
+    def environment(self) -> dict[str, str]:
+        """The `LIBPROCESS_SSL_*` variables that make the CLI and the SDK dial the cluster."""
+        return {"LIBPROCESS_SSL_ENABLED": "true",
+                "LIBPROCESS_SSL_CERT_FILE": str(self.client.cert_file),
+                "LIBPROCESS_SSL_KEY_FILE": str(self.client.key_file),
+                "LIBPROCESS_SSL_CA_FILE": str(self.authority.cert_file)}
+
+
+def prepare_tls(directory: Path, hosts: Sequence[str]) -> LocalTls:
+    """The CA in `directory` (made there the first time, reused afterwards, so that a browser
+    that trusts it keeps trusting it) and the user's certificate and browser bundle (made
+    once too); `hosts` are the addresses the components' certificates serve."""
+    if (directory / "ca-key.pem").exists():
+        authority = CertificateAuthority.load(directory)
+    else:
+        authority = CertificateAuthority.create(directory)
+    client = IssuedCertificate(directory / "cli.pem", directory / "cli-key.pem")
+    if not (client.cert_file.exists() and client.key_file.exists()):
+        client = authority.issue("cli", hosts)
+    password_file = directory / "cli.p12.password"
+    bundle = directory / "cli.p12"
+    if not (bundle.exists() and password_file.exists()):
+        password = secrets.token_urlsafe(12)
+        descriptor = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(password + "\n")
+        write_pkcs12(client, bundle, password.encode(), authority.cert_file)
+    return LocalTls(authority, client, bundle, password_file)
+
+
+def tls_instructions(tls: LocalTls, master: str, master_url: str, marathon_url: str | None,
+                     batch_url: str | None) -> list[str]:
+    """How a user reaches a `--tls` cluster: the shell exports for the CLI and the SDK, and
+    what a browser must trust and import."""
+    exports = {**tls.environment(), "MESOS_MASTER": master}
+    if marathon_url is not None:
+        exports["MARATHON_URL"] = marathon_url
+    if batch_url is not None:
+        exports["MESOS_BATCH_URL"] = batch_url
+    ca = tls.authority.cert_file
+    return [
+        "TLS: every listener serves mutual TLS only (a certificate of the CA below is required).",
+        "  for the mesos CLI and the SDK:",
+        *(f"    export {name}={value}" for name, value in exports.items()),
+        f"  curl:     curl --cacert {ca} --cert {tls.client.cert_file} "
+        f"--key {tls.client.key_file} {master_url}/state",
+        f"  browser:  trust {ca} as a certificate authority and import {tls.browser_bundle}",
+        f"            as your certificate (its password is in {tls.password_file})",
+    ]
 
 
 @dataclass
@@ -74,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the batch framework's REST API port (Metronome's v1 API)")
     parser.add_argument("--no_batch", action="store_true",
                         help="do not start the batch framework")
+    parser.add_argument("--tls", action="store_true",
+                        help="mutual TLS everywhere: a private CA and certificates under "
+                             "<work_dir>/tls (the CA is reused), printed with how to use them")
     parser.add_argument("--startup_timeout", type=float, default=30.0)
     parser.add_argument("--log_level", default="INFO")
     return parser
@@ -145,12 +219,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     logs.mkdir(parents=True, exist_ok=True)
     python = sys.executable
     children: list[Child] = []
+    marathon_url = batch_url = ""
 
     def on_signal(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
     deadline = time.monotonic() + args.startup_timeout
+    hosts = list(dict.fromkeys([args.ip, "127.0.0.1", "localhost"]))
+    tls = prepare_tls(work_dir / "tls", hosts) if args.tls else None
+    scheme = "https" if tls is not None else "http"
+
+    def secure(name: str, *more_hosts: str) -> list[str]:
+        """The `--ssl_*` flags of component `name` under --tls (its certificate is issued
+        afresh), else none."""
+        return tls.flags(tls.authority.issue(name, [*hosts, *more_hosts])) if tls else []
+
     try:
         master = _start(
             "master",
@@ -168,6 +252,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 str(work_dir / "master"),
                 "--log_level",
                 args.log_level,
+                *secure("master"),
+                *(["--authenticate_frameworks", "true", "--authenticate_agents", "true"]
+                  if tls else []),
             ],
             logs,
         )
@@ -175,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         _wait_for_port(args.ip, args.port, master, deadline)
         lines = [
             f"  master    {args.ip}:{args.port}  (gRPC: pass --master {args.ip}:{args.port})",
-            f"  master    http://{args.ip}:{args.master_http_port}  (web UI; /state, /metrics, "
+            f"  master    {scheme}://{args.ip}:{args.master_http_port}  (web UI; /state, /metrics, "
             "/api/v1)",
         ]
         for index in range(1, args.agents + 1):
@@ -203,6 +290,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     resources,
                     "--log_level",
                     args.log_level,
+                    *secure(f"agent-{index}", hostname),
                 ],
                 logs,
             )
@@ -219,12 +307,14 @@ def main(argv: Sequence[str] | None = None) -> None:
                     "--http_port", str(args.marathon_port),
                     "--work_dir", str(work_dir / "marathon"),
                     "--log_level", args.log_level,
+                    *secure("marathon"),
                 ],
                 logs,
             )
             children.append(marathon)
+            marathon_url = f"{scheme}://127.0.0.1:{args.marathon_port}"
             _wait_for_port("127.0.0.1", args.marathon_port, marathon, deadline)
-            lines.append(f"  marathon  http://127.0.0.1:{args.marathon_port}  (REST API v2; web UI "
+            lines.append(f"  marathon  {marathon_url}  (REST API v2; web UI "
                          "at /ui/, API docs at /docs)")
         if not args.no_batch:
             batch = _start(
@@ -236,13 +326,19 @@ def main(argv: Sequence[str] | None = None) -> None:
                     "--http_port", str(args.batch_port),
                     "--work_dir", str(work_dir / "batch"),
                     "--log_level", args.log_level,
+                    *secure("batch"),
                 ],
                 logs,
             )
             children.append(batch)
+            batch_url = f"{scheme}://127.0.0.1:{args.batch_port}"
             _wait_for_port("127.0.0.1", args.batch_port, batch, deadline)
-            lines.append(f"  batch     http://127.0.0.1:{args.batch_port}  (jobs API v1; web UI at "
+            lines.append(f"  batch     {batch_url}  (jobs API v1; web UI at "
                          "/ui/, API docs at /docs)")
+        if tls is not None:
+            lines += tls_instructions(
+                tls, f"{args.ip}:{args.port}", f"https://{args.ip}:{args.master_http_port}",
+                None if args.no_marathon else marathon_url, None if args.no_batch else batch_url)
         print(
             "mesos-local is running:",
             *lines,

@@ -24,9 +24,10 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["CertificateAuthority", "IssuedCertificate"]
+__all__ = ["CertificateAuthority", "IssuedCertificate", "write_pkcs12"]
 
 VALIDITY = datetime.timedelta(days=825)
 """How long certificates are valid (the longest that browsers accept for a leaf)."""
@@ -124,6 +125,24 @@ class CertificateAuthority:
         _write(issued.cert_file, certificate.public_bytes(serialization.Encoding.PEM))
         _write_key(issued.key_file, key)
         return issued
+
+
+def write_pkcs12(issued: IssuedCertificate, path: Path, password: bytes,
+                 ca_cert_file: Path | None = None) -> Path:
+    """`issued`'s certificate and key as a password-protected PKCS#12 bundle (`.p12`, what
+    browsers import as a client certificate), with the CA's certificate when given; mode
+    0600."""
+    certificate = x509.load_pem_x509_certificate(issued.cert_file.read_bytes())
+    key = serialization.load_pem_private_key(issued.key_file.read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{issued.key_file} is not an EC key")
+    authorities = ([x509.load_pem_x509_certificate(ca_cert_file.read_bytes())]
+                   if ca_cert_file is not None else None)
+    name = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    _write(path, pkcs12.serialize_key_and_certificates(
+        str(name).encode(), key, certificate, authorities,
+        serialization.BestAvailableEncryption(password)), mode=0o600)
+    return path
 
 
 def _write(path: Path, data: bytes, mode: int = 0o644) -> None:

@@ -1,5 +1,7 @@
 """docker-compose.yml read as data, for tests that cannot run Docker.
 
+    compose doc --merge_compose(override)--> the document `docker compose -f doc -f override`
+                                             runs (docker-compose.tls.yml over docker-compose.yml)
     compose doc --schema_problems------> what the Compose schema rejects
                 --command_problems-----> programs that are not ours, flags they do not accept,
                                          published ports nothing listens on
@@ -40,17 +42,21 @@ __all__ = [
     "COMPOSE_FILE",
     "LOOPBACK",
     "PARSERS",
+    "TLS_COMPOSE_FILE",
     "LocalService",
     "RejectedArguments",
     "command_problems",
     "load_compose",
     "local_services",
+    "merge_compose",
     "parse_program_args",
     "schema_problems",
     "service_argv",
 ]
 
 COMPOSE_FILE = Path(__file__).resolve().parents[1] / "docker-compose.yml"
+TLS_COMPOSE_FILE = COMPOSE_FILE.with_name("docker-compose.tls.yml")
+"""The TLS variant: an override file for `docker compose -f docker-compose.yml -f ...`."""
 LOOPBACK = "127.0.0.1"
 BIND_FLAGS = frozenset({"--ip", "--http_address"})
 """Flags whose value is a host to listen on (and to advertise): a service hostname there
@@ -74,6 +80,27 @@ def load_compose(path: Path = COMPOSE_FILE) -> dict[str, Any]:
     document = yaml.safe_load(path.read_text())
     assert isinstance(document, dict), f"{path} is not a YAML mapping"
     return document
+
+
+def merge_compose(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`override` laid over `base` as Compose merges files given with several `-f`: mappings
+    (services, healthcheck, environment, ...) merge key by key, `volumes` of a service merge
+    by their container path, `ports` add up, and every other value (a `command` included) is
+    replaced whole."""
+    merged = dict(base)
+    for key, value in override.items():
+        old = merged.get(key)
+        if isinstance(old, Mapping) and isinstance(value, Mapping):
+            merged[key] = merge_compose(old, value)
+        elif key == "volumes" and isinstance(old, list) and isinstance(value, list):
+            by_target = {_volume(entry)[1]: entry for entry in old}
+            by_target.update({_volume(entry)[1]: entry for entry in value})
+            merged[key] = list(by_target.values())
+        elif key == "ports" and isinstance(old, list) and isinstance(value, list):
+            merged[key] = old + [entry for entry in value if entry not in old]
+        else:
+            merged[key] = value
+    return merged
 
 
 def schema_problems(document: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
@@ -152,6 +179,7 @@ class LocalService:
     argv: list[str]  # the program's path, then its rewritten flags
     options: argparse.Namespace  # the rewritten flags as the program parses them
     ports: Mapping[int, int]  # container port -> local port
+    binds: Mapping[str, Path]  # host path of a bind mount (as in the file) -> local path
 
 
 def local_services(
@@ -201,8 +229,9 @@ def local_services(
     result = []
     for name, service in built:
         program, *args = service_argv(service)
-        volumes = {target: work_dir / name / (source or target).strip("./").replace("/", "_")
-                   for source, target in _volumes(service)}
+        mounts = [(source, target, work_dir / name / (source or target).strip("./")
+                   .replace("/", "_")) for source, target in _volumes(service)]
+        volumes = {target: local for _, target, local in mounts}
         rewrite = _ValueRewriter(
             port_flags={f"--{dest}" for dest in _port_dests(program)},
             port=functools.partial(local_port, name),
@@ -217,6 +246,8 @@ def local_services(
             argv=[str(scripts / program), *local_args],
             options=parse_program_args(program, local_args),
             ports=port_maps[name],
+            binds={source: local for source, _, local in mounts
+                   if source.startswith(("./", "../", "/"))},
         ))
     return result
 
@@ -286,11 +317,12 @@ def _published_ports(service: Mapping[str, Any]) -> list[int]:
 
 def _volumes(service: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(source, container path) of a service's volumes (short or long syntax)."""
-    volumes = []
-    for entry in service.get("volumes", []):
-        if isinstance(entry, Mapping):
-            volumes.append((str(entry.get("source", "")), str(entry["target"])))
-        else:
-            source, _, rest = str(entry).partition(":")
-            volumes.append((source, rest.split(":")[0]) if rest else ("", source))
-    return volumes
+    return [_volume(entry) for entry in service.get("volumes", [])]
+
+
+def _volume(entry: Any) -> tuple[str, str]:
+    """(source, container path) of one volume entry (short or long syntax)."""
+    if isinstance(entry, Mapping):
+        return str(entry.get("source", "")), str(entry["target"])
+    source, _, rest = str(entry).partition(":")
+    return (source, rest.split(":")[0]) if rest else ("", source)

@@ -7,9 +7,14 @@ standby Marathon and a batch job. `scripts/test.sh` installs Debian's docker-com
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import os
+import re
+import shutil
 import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,17 +23,21 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from mesos_http.operator_http import attributes_json
+from mesos_security.tls import TlsConfig
 from mesos_values.addresses import HostPort
 from mesos_values.attributes import parse_attributes
 from tests.compose_topology import (
     COMPOSE_FILE,
     LOOPBACK,
+    TLS_COMPOSE_FILE,
     LocalService,
     command_problems,
     load_compose,
     local_services,
+    merge_compose,
     schema_problems,
     service_argv,
 )
@@ -87,17 +96,26 @@ class Topology:
 
     services: list[LocalService]
     processes: list[Process]
+    scheme: str = "http"
 
     def running(self, program: str) -> list[LocalService]:
         return [service for service in self.services if service.program == program]
 
     def url(self, service: LocalService) -> str:
-        return f"http://{LOOPBACK}:{service.options.http_port}"
+        return f"{self.scheme}://{LOOPBACK}:{service.options.http_port}"
 
 
 @pytest.fixture
 def topology(tmp_path: Path) -> Iterator[Topology]:
-    document = load_compose()
+    with running_topology(load_compose(), tmp_path) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def running_topology(document: dict[str, Any], tmp_path: Path, scheme: str = "http",
+                     binds_from: Path | None = None) -> Iterator[Topology]:
+    """The services of `document` as local processes, the files of bind mounts copied from
+    under `binds_from` (the directory the compose files are in)."""
     [zookeeper_service] = [name for name, service in document["services"].items()
                            if str(service.get("image", "")).startswith("zookeeper:")]
     with zookeeper(tmp_path / "zookeeper") as ensemble:
@@ -109,12 +127,17 @@ def topology(tmp_path: Path) -> Iterator[Topology]:
             work_dir=tmp_path,
             free_port=free_port,
         )
+        for service in services:
+            for source, local in service.binds.items():
+                assert binds_from is not None, f"{service.name} mounts {source}"
+                local.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(binds_from / source, local)
         cluster = Cluster(tmp_path)  # its close() stops the processes and their tasks
         try:
             for service in services:
                 cluster.processes.append(
                     Process(service.name, service.argv, tmp_path / f"{service.name}.log").start())
-            yield Topology(services, cluster.processes)
+            yield Topology(services, cluster.processes, scheme)
         finally:
             cluster.close()
 
@@ -129,49 +152,148 @@ def get_json(http: httpx.Client, url: str) -> Any:
 
 
 def test_the_compose_topology_runs_as_local_processes(topology: Topology) -> None:
+    with httpx.Client(timeout=10) as http:
+        check_topology(topology, http)
+
+
+def check_topology(topology: Topology, http: httpx.Client) -> None:
+    """One master leads with both agents registered, an app posted to the standby Marathon
+    runs where its constraint says, a batch job succeeds."""
     masters = topology.running("mesos-master")
     agents = topology.running("mesos-agent")
     marathons = topology.running("marathon")
     [batch] = topology.running("mesos-batch")
-    with httpx.Client(timeout=10) as http:
-        leader = wait_for(lambda: the_leading_master(http, topology, masters),
-                          "every master to name the one elected master", STARTUP_TIMEOUT)
-        expected_agents = {agent.options.hostname: attributes_json(
-            parse_attributes(agent.options.attributes)) for agent in agents}
-        wait_for(lambda: active_agents(http, topology.url(leader)) == expected_agents,
-                 f"agents {sorted(expected_agents)} to register with their attributes",
-                 STARTUP_TIMEOUT)
+    leader = wait_for(lambda: the_leading_master(http, topology, masters),
+                      "every master to name the one elected master", STARTUP_TIMEOUT)
+    expected_agents = {agent.options.hostname: attributes_json(
+        parse_attributes(agent.options.attributes)) for agent in agents}
+    wait_for(lambda: active_agents(http, topology.url(leader)) == expected_agents,
+             f"agents {sorted(expected_agents)} to register with their attributes",
+             STARTUP_TIMEOUT)
 
-        leading_marathon = wait_for(lambda: the_leading_marathon(http, topology, marathons),
-                                    "exactly one Marathon to lead", STARTUP_TIMEOUT)
-        [standby] = [marathon for marathon in marathons if marathon is not leading_marathon]
-        standby_url = topology.url(standby)
-        wait_for(lambda: get_json(http, f"{standby_url}/v2/leader"),
-                 "the standby Marathon to know the leader")
-        target = agents[-1]  # pinned by its rack, which no other agent has
-        rack = expected_agents[target.options.hostname]["rack"]
-        assert [a["rack"] for a in expected_agents.values()].count(rack) == 1
-        created = http.post(f"{standby_url}/v2/apps", json={
-            "id": "/compose-check", "cmd": "sleep 600", "cpus": 0.1, "mem": 32,
-            "instances": 1, "constraints": [["rack", "CLUSTER", rack]]})
-        assert created.status_code == 201, created.text
-        wait_for(lambda: running_hosts(http, standby_url, "compose-check")
-                 == [target.options.hostname],
-                 f"the app to run on {target.options.hostname}", STARTUP_TIMEOUT)
+    leading_marathon = wait_for(lambda: the_leading_marathon(http, topology, marathons),
+                                "exactly one Marathon to lead", STARTUP_TIMEOUT)
+    [standby] = [marathon for marathon in marathons if marathon is not leading_marathon]
+    standby_url = topology.url(standby)
+    wait_for(lambda: get_json(http, f"{standby_url}/v2/leader"),
+             "the standby Marathon to know the leader")
+    target = agents[-1]  # pinned by its rack, which no other agent has
+    rack = expected_agents[target.options.hostname]["rack"]
+    assert [a["rack"] for a in expected_agents.values()].count(rack) == 1
+    created = http.post(f"{standby_url}/v2/apps", json={
+        "id": "/compose-check", "cmd": "sleep 600", "cpus": 0.1, "mem": 32,
+        "instances": 1, "constraints": [["rack", "CLUSTER", rack]]})
+    assert created.status_code == 201, created.text
+    wait_for(lambda: running_hosts(http, standby_url, "compose-check")
+             == [target.options.hostname],
+             f"the app to run on {target.options.hostname}", STARTUP_TIMEOUT)
 
-        batch_url = topology.url(batch)
-        wait_for(lambda: (get_json(http, f"{batch_url}/info") or {}).get("frameworkId"),
-                 "the batch framework to lead and register", STARTUP_TIMEOUT)
-        job = {"id": "compose-check", "run": {"cmd": "true", "cpus": 0.1, "mem": 32}}
-        assert http.post(f"{batch_url}/v1/jobs", json=job).status_code == 201
-        started = http.post(f"{batch_url}/v1/jobs/compose-check/runs")
-        assert started.status_code == 201, started.text
-        run_url = f"{batch_url}/v1/jobs/compose-check/runs/{started.json()['id']}"
-        wait_for(lambda: (get_json(http, run_url) or {}).get("status") == "SUCCESS",
-                 "the batch run to succeed", STARTUP_TIMEOUT)
+    batch_url = topology.url(batch)
+    wait_for(lambda: (get_json(http, f"{batch_url}/info") or {}).get("frameworkId"),
+             "the batch framework to lead and register", STARTUP_TIMEOUT)
+    job = {"id": "compose-check", "run": {"cmd": "true", "cpus": 0.1, "mem": 32}}
+    assert http.post(f"{batch_url}/v1/jobs", json=job).status_code == 201
+    started = http.post(f"{batch_url}/v1/jobs/compose-check/runs")
+    assert started.status_code == 201, started.text
+    run_url = f"{batch_url}/v1/jobs/compose-check/runs/{started.json()['id']}"
+    wait_for(lambda: (get_json(http, run_url) or {}).get("status") == "SUCCESS",
+             "the batch run to succeed", STARTUP_TIMEOUT)
 
     assert all(process.alive() for process in topology.processes), [
         process.name for process in topology.processes if not process.alive()]
+
+
+TLS_FLAGS = ["--ssl_cert_file=/etc/mesos/pki/cert.pem", "--ssl_key_file=/etc/mesos/pki/key.pem",
+             "--ssl_ca_file=/etc/mesos/pki/ca.pem", "--ssl_require_client_cert=true"]
+MASTER_TLS_FLAGS = [*TLS_FLAGS, "--authenticate_frameworks=true", "--authenticate_agents=true"]
+
+
+def tls_compose() -> dict[str, Any]:
+    """docker-compose.yml with docker-compose.tls.yml over it."""
+    return merge_compose(load_compose(), load_compose(TLS_COMPOSE_FILE))
+
+
+def test_the_tls_variant_matches_the_compose_specification_schema() -> None:
+    schema = compose_schema()
+    assert schema_problems(load_compose(TLS_COMPOSE_FILE), schema) == []
+    assert schema_problems(tls_compose(), schema) == []
+
+
+def test_docker_compose_config_merges_the_tls_variant_as_the_tests_do() -> None:
+    merged = subprocess.run(
+        ["docker-compose", "--file", str(COMPOSE_FILE), "--file", str(TLS_COMPOSE_FILE),
+         "config"], cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+    assert merged.returncode == 0, merged.stderr
+    theirs = yaml.safe_load(merged.stdout)["services"]
+    ours = tls_compose()["services"]
+    assert sorted(theirs) == sorted(ours)
+    for name, service in ours.items():
+        assert theirs[name].get("command") == service.get("command"), name
+        assert theirs[name].get("healthcheck") == service.get("healthcheck"), name
+        assert sorted(v.split(":")[1] for v in theirs[name].get("volumes", [])) == sorted(
+            v.split(":")[1] for v in service.get("volumes", [])), name
+
+
+def test_the_tls_variant_adds_tls_to_every_command_and_nothing_else() -> None:
+    """Every service of the TLS variant runs the command of docker-compose.yml followed by
+    the TLS flags (the masters also authenticate frameworks and agents), and sees the CA's
+    certificate and its own certificate and key, never the CA's key."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    merged = tls_compose()
+    assert command_problems(merged, pyproject["project"]["scripts"]) == []
+    plain = load_compose()["services"]
+    override = load_compose(TLS_COMPOSE_FILE)["services"]
+    assert sorted(override) == sorted(name for name, service in plain.items()
+                                      if "build" in service)
+    for name, service in override.items():
+        base = service_argv(plain[name])
+        extra = MASTER_TLS_FLAGS if base[0] == "mesos-master" else TLS_FLAGS
+        assert service_argv(service) == [*base, *extra], name
+        mounted = {volume.split(":")[0]: volume.split(":")[1] for volume in service["volumes"]}
+        certificate = "marathon" if base[0] == "marathon" else name
+        assert mounted == {"./certs/ca.pem": "/etc/mesos/pki/ca.pem",
+                           f"./certs/{certificate}.pem": "/etc/mesos/pki/cert.pem",
+                           f"./certs/{certificate}-key.pem": "/etc/mesos/pki/key.pem"}, name
+        assert "https://" in " ".join(merged["services"][name]["healthcheck"]["test"]), name
+
+
+def documented_certificate_commands() -> str:
+    """The shell commands docker-compose.tls.yml's header gives for making ./certs."""
+    header = TLS_COMPOSE_FILE.read_text().split("\n\n")[0]
+    match = re.search(r"from the repository's root:\n#\n((?:#   .*\n)+)", header + "\n")
+    assert match is not None, "docker-compose.tls.yml's header lost its certificate commands"
+    return "".join(line.removeprefix("#   ") + "\n" for line in match.group(1).splitlines())
+
+
+def test_the_docs_give_the_same_certificate_commands() -> None:
+    commands = documented_certificate_commands()
+    assert "python -m mesos_security.pki --dir certs" in commands
+    docs = (REPO / "docs" / "docker-compose.md").read_text()
+    assert commands in docs, "docs/docker-compose.md and docker-compose.tls.yml differ"
+
+
+def test_the_tls_topology_runs_as_local_processes(tmp_path: Path) -> None:
+    """The merged files as local processes over mutual TLS, with certificates made by the
+    documented commands: the same checks as the plain topology, through HTTPS with the
+    user's certificate, and a client without one is refused."""
+    made = subprocess.run(["bash", "-e", "-c", documented_certificate_commands()],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PATH": f"{Path(sys.executable).parent}:"
+                               f"{os.environ['PATH']}"})
+    assert made.returncode == 0, made.stderr
+    certs = tmp_path / "certs"
+    user = TlsConfig(str(certs / "cli.pem"), str(certs / "cli-key.pem"), str(certs / "ca.pem"))
+    with running_topology(tls_compose(), tmp_path / "run", "https", binds_from=tmp_path
+                          ) as topology, httpx.Client(verify=user.client_context(),
+                                                      timeout=10) as https:
+        check_topology(topology, https)
+        leader = the_leading_master(https, topology, topology.running("mesos-master"))
+        assert leader is not None
+        state = https.get(f"{topology.url(leader)}/state").json()
+        assert sorted({f["principal"] for f in state["frameworks"]}) == ["batch", "marathon"]
+        anonymous = TlsConfig(ca_file=str(certs / "ca.pem")).client_context()
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"{topology.url(leader)}/state", verify=anonymous, timeout=10)
 
 
 def the_leading_master(

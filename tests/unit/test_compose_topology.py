@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from mesos_values.addresses import HostPort
-from tests.compose_topology import command_problems, local_services
+from tests.compose_topology import command_problems, local_services, merge_compose
 
 SCRIPTS = frozenset({"mesos-master", "mesos-agent", "marathon", "mesos-batch", "mesos"})
 
@@ -123,3 +123,37 @@ def test_local_services_keep_the_flags_and_rewrite_addresses_ports_and_volumes()
 def test_a_service_from_another_image_must_run_locally_already() -> None:
     with pytest.raises(ValueError, match=r"services \['zookeeper'\] are neither built here"):
         local_services(DOCUMENT, external={}, work_dir=Path("/cluster"), free_port=lambda: 1)
+
+
+def test_an_override_merges_as_compose_merges_files() -> None:
+    override: dict[str, Any] = {"services": {"node-a": {
+        "command": ["mesos-agent", "--master", "master1:5050"],
+        "volumes": ["./certs/ca.pem:/etc/pki/ca.pem:ro", "other:/var/lib/mesos/agent"],
+        "ports": ["5051:5051", "6000:6000"],
+        "healthcheck": {"test": ["CMD", "true"]},
+    }}}
+    base = copy.deepcopy(DOCUMENT)
+    base["services"]["node-a"]["healthcheck"] = {"test": ["CMD", "false"], "interval": "5s"}
+    merged = merge_compose(base, override)
+    node = merged["services"]["node-a"]
+    assert node["command"] == ["mesos-agent", "--master", "master1:5050"]  # replaced whole
+    assert node["volumes"] == ["other:/var/lib/mesos/agent", "./certs/ca.pem:/etc/pki/ca.pem:ro"]
+    assert node["ports"] == [{"target": 5051, "published": 5051}, "5051:5051", "6000:6000"]
+    assert node["healthcheck"] == {"test": ["CMD", "true"], "interval": "5s"}
+    assert node["hostname"] == "agent-a"
+    assert merged["services"]["master1"] == DOCUMENT["services"]["master1"]
+    assert base["services"]["node-a"]["healthcheck"]["test"] == ["CMD", "false"]  # not changed
+
+
+def test_bind_mounts_are_listed_with_where_their_files_go(tmp_path: Path) -> None:
+    document = copy.deepcopy(DOCUMENT)
+    document["services"]["node-a"]["volumes"].append("./certs/agent.pem:/etc/pki/cert.pem:ro")
+    document["services"]["node-a"]["command"] += " --ssl_ca_file /etc/pki/cert.pem"
+    ports = itertools.count(40000)
+    services = {service.name: service for service in local_services(
+        document, external={HostPort("zookeeper", 2181): HostPort("127.0.0.1", 2181)},
+        work_dir=tmp_path, free_port=lambda: next(ports))}
+    local = tmp_path / "node-a" / "certs_agent.pem"
+    assert services["node-a"].binds == {"./certs/agent.pem": local}
+    assert services["node-a"].options.ssl_ca_file == str(local)
+    assert services["master1"].binds == {}
