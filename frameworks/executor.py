@@ -7,7 +7,10 @@
 
 The agent starts the executor process with `MESOS_AGENT_ENDPOINT`, `MESOS_FRAMEWORK_ID`,
 `MESOS_EXECUTOR_ID`, `MESOS_AGENT_ID`, `MESOS_SANDBOX` and `MESOS_DIRECTORY` (and
-`MESOS_RECOVERY_TIMEOUT`: how long to keep trying while the agent restarts). Like
+`MESOS_RECOVERY_TIMEOUT`: how long to keep trying while the agent restarts), and
+`MESOS_EXECUTOR_AUTHENTICATION_TOKEN`, the secret the driver subscribes with (metadata
+`authorization: Bearer <token>`); the driver takes it out of `os.environ` so that processes
+the executor starts do not inherit it. A refused token is fatal (`Executor.error`). Like
 `SchedulerDriver`: started from plain code the driver runs its loop on a background thread and
 `join()`/`run()` block; inside a running loop use `await driver.start()` and
 `await driver.join()`. Driver methods may be called from callbacks or from any thread.
@@ -39,6 +42,8 @@ Call = executor_pb2.Call
 Event = executor_pb2.Event
 
 _REQUIRED_ENV = ("MESOS_AGENT_ENDPOINT", "MESOS_FRAMEWORK_ID", "MESOS_EXECUTOR_ID")
+_TOKEN_ENV = "MESOS_EXECUTOR_AUTHENTICATION_TOKEN"
+_REFUSED = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
 _DEFAULT_RECOVERY_TIMEOUT = 900.0
 _STOP_FLUSH_TIMEOUT = 5.0
 
@@ -133,6 +138,10 @@ class ExecutorDriver(DriverLifecycle):
         self.framework_id = mesos_pb2.FrameworkID(value=env["MESOS_FRAMEWORK_ID"])
         self.executor_id = mesos_pb2.ExecutorID(value=env["MESOS_EXECUTOR_ID"])
         self.agent_id = mesos_pb2.AgentID(value=env.get("MESOS_AGENT_ID", ""))
+        token = env.get(_TOKEN_ENV, "")
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        if environment is None:
+            os.environ.pop(_TOKEN_ENV, None)
         self.sandbox = env.get("MESOS_SANDBOX") or env.get("MESOS_DIRECTORY") or os.getcwd()
         self.recovery_timeout = (
             parse_duration(env["MESOS_RECOVERY_TIMEOUT"])
@@ -241,6 +250,11 @@ class ExecutorDriver(DriverLifecycle):
             try:
                 subscribed = await self._connect(backoff)
             except grpc.aio.AioRpcError as exc:
+                if exc.code() in _REFUSED:
+                    self._inbox.put_nowait(_Fatal(
+                        f"the agent refused this executor: {exc.code().name}: {exc.details()}"
+                    ))
+                    return
                 self._log.info("agent connection failed", endpoint=self.agent_endpoint,
                                error=f"{exc.code().name}: {exc.details()}")
             if subscribed:
@@ -261,7 +275,7 @@ class ExecutorDriver(DriverLifecycle):
         subscribed = False
         async with open_channel(self.agent_endpoint, self._tls) as channel:
             stub = executor_pb2_grpc.ExecutorLinkStub(channel)
-            call = stub.Subscribe()
+            call = stub.Subscribe(metadata=self._metadata)
             await call.write(self._call(
                 Call.SUBSCRIBE,
                 subscribe=Call.Subscribe(

@@ -159,7 +159,7 @@ class Agent:
         state = self._checkpointer.load(strict=self.config.strict)
         server = grpc.aio.server()
         executor_pb2_grpc.add_ExecutorLinkServicer_to_server(
-            ExecutorLinkServicer(self._executors), server
+            ExecutorLinkServicer(self._executors, self.ready), server
         )
         address = f"{self.config.ip}:{self.config.port}"
         try:

@@ -110,6 +110,12 @@ def _optional_container(data: Any) -> ContainerProcess | None:
     return None if data is None else container_from_json(data)
 
 
+def _optional_token(data: Any) -> str:
+    if not isinstance(data, str):
+        raise TypeError("the executor's token is not a string")
+    return data
+
+
 class CorruptCheckpoint(ValueError):
     """A checkpoint file that cannot be read or decoded."""
 
@@ -153,6 +159,7 @@ class Checkpointer:
             {
                 "executor_info": _to_json(checkpoint.executor),
                 "container": None if container is None else container_to_json(container),
+                "token": checkpoint.token,
             },
         )
 
@@ -273,6 +280,7 @@ class _Loader:
                         framework_id,
                         _from_json(data["executor_info"], mesos_pb2.ExecutorInfo()),
                         _optional_container(data["container"]),
+                        _optional_token(data.get("token", "")),
                     ),
                 )
             except CorruptCheckpoint as corrupt:

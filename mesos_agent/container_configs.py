@@ -62,13 +62,16 @@ class ContainerConfigs:
         )
         return _command_config(container_id, ids, task.info.command, environment, resources)
 
-    def for_executor(self, framework_id: str, info: mesos_pb2.ExecutorInfo) -> ContainerConfig:
-        """A custom executor's container: its command and resources."""
+    def for_executor(
+        self, framework_id: str, info: mesos_pb2.ExecutorInfo, *, token: str
+    ) -> ContainerConfig:
+        """A custom executor's container: its command and resources, and `token`, the secret
+        it authenticates to the agent's `ExecutorLink` with."""
         container_id, ids = self._new(framework_id, info.executor_id.value)
         environment = executor_environment(
             base=self._base_environment, ids=ids, agent_endpoint=self.agent_endpoint,
             hostname=self._hostname, recovery_timeout=self._recovery_timeout,
-            command=info.command, transport=self._executor_transport,
+            command=info.command, transport=self._executor_transport, token=token,
         )
         return _command_config(container_id, ids, info.command, environment,
                                Resources.from_proto(info.resources))

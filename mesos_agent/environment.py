@@ -14,6 +14,9 @@ from pathlib import Path
 from mesos_values.resources import Resources
 from protos import mesos_pb2
 
+EXECUTOR_TOKEN_VARIABLE = "MESOS_EXECUTOR_AUTHENTICATION_TOKEN"
+"""The variable holding a custom executor's token (Mesos' name); `ExecutorDriver` sends it."""
+
 
 @dataclass(frozen=True, slots=True)
 class ContainerIds:
@@ -98,9 +101,11 @@ def executor_environment(
     recovery_timeout: float,
     command: mesos_pb2.CommandInfo,
     transport: Mapping[str, str] | None = None,
+    token: str = "",
 ) -> dict[str, str]:
     """Environment of a custom executor (see protos/executor.proto); `transport` is how it
-    reaches the agent (`executor_tls_environment`)."""
+    reaches the agent (`executor_tls_environment`), `token` the secret it proves itself with
+    (`EXECUTOR_TOKEN_VARIABLE`; set last: a CommandInfo cannot replace it)."""
     env = dict(base)
     env.update(transport or {})
     env.update(_container_environment(ids))
@@ -108,6 +113,9 @@ def executor_environment(
     env["MESOS_RECOVERY_TIMEOUT"] = f"{recovery_timeout}secs"
     env["HOST"] = hostname
     env.update(_command_environment(command))
+    env.pop(EXECUTOR_TOKEN_VARIABLE, None)
+    if token:
+        env[EXECUTOR_TOKEN_VARIABLE] = token
     return env
 
 

@@ -16,6 +16,7 @@ TaskGroup (`spawn`).
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -56,6 +57,8 @@ class _Executor:
     framework_id: str
     info: mesos_pb2.ExecutorInfo
     container: ContainerProcess | None = None
+    # The secret it subscribes with ("" for one recovered from an agent that gave none).
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     # Tasks waiting for the executor to subscribe, or for their checkpoint's ticket.
     queued: list[tuple[mesos_pb2.TaskInfo, int]] = field(default_factory=list)
     outbox: Outbox | None = None
@@ -128,7 +131,7 @@ class ExecutorSupervisor:
         """Take back the checkpointed executors (supervised from `resume`)."""
         for checkpoint in checkpoints:
             executor = _Executor(checkpoint.framework_id, checkpoint.executor,
-                                 checkpoint.container)
+                                 checkpoint.container, token=checkpoint.token)
             self._executors[(executor.framework_id, executor.id)] = executor
 
     def resume(self, alive: set[str]) -> None:
@@ -156,7 +159,7 @@ class ExecutorSupervisor:
             executor_info.framework_id.value = task.framework_id
             executor = self._executors[key] = _Executor(task.framework_id, executor_info)
             ticket = self._checkpointer.save_executor(
-                ExecutorCheckpoint(task.framework_id, executor_info)
+                ExecutorCheckpoint(task.framework_id, executor_info, token=executor.token)
             )
             self._context.spawn(self._supervise(executor))
         executor.queued.append((task.info, ticket))
@@ -234,7 +237,8 @@ class ExecutorSupervisor:
             await committer.wait(committer.last_ticket)  # its checkpoint, durable
             try:
                 executor.container = await self._context.containerizer.launch(
-                    self._context.configs.for_executor(executor.framework_id, executor.info)
+                    self._context.configs.for_executor(executor.framework_id, executor.info,
+                                                       token=executor.token)
                 )
             except (ContainerLaunchError, ValueError) as exc:
                 elog.warning("executor launch failed", error=str(exc))
@@ -242,7 +246,8 @@ class ExecutorSupervisor:
                            f"Failed to launch the executor: {exc}", exit_status=-1)
                 return
             self._checkpointer.save_executor(
-                ExecutorCheckpoint(executor.framework_id, executor.info, executor.container)
+                ExecutorCheckpoint(executor.framework_id, executor.info, executor.container,
+                                   executor.token)
             )
             elog.info("executor process started", pid=executor.container.pid,
                       sandbox=str(executor.container.sandbox))
@@ -321,6 +326,12 @@ class ExecutorSupervisor:
         self._book.forget_framework_if_done(executor.framework_id)
 
     # ---------------------------------------------------------------- ExecutorRegistry
+
+    def executor_token(self, framework_id: str, executor_id: str) -> str | None:
+        """The token the executor must present; None for an unknown executor, "" for one
+        launched by an agent version that gave executors no token."""
+        executor = self._executors.get((framework_id, executor_id))
+        return None if executor is None else executor.token
 
     def executor_subscribed(self, call: executor_pb2.Call, outbox: Outbox) -> str | None:
         """An executor subscribed; returns an error message when it is refused."""

@@ -290,22 +290,27 @@ def apply_batch(
             os.close(fd)
 
 
+# Checkpoints hold task and executor infos (their environments) and executor tokens: the
+# agent's alone.
+_FILE_MODE = 0o600
+
+
 def _open_append(path: Path, directories: set[Path]) -> int:
     try:
         return os.open(path, os.O_WRONLY | os.O_APPEND)
     except FileNotFoundError:
         _make_dirs(path.parent, directories)
         directories.add(path.parent)
-        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, _FILE_MODE)
 
 
 def _open_temp(temp: Path, directories: set[Path]) -> int:
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
     try:
-        return os.open(temp, flags, 0o644)
+        return os.open(temp, flags, _FILE_MODE)
     except FileNotFoundError:
         _make_dirs(temp.parent, directories)
-        return os.open(temp, flags, 0o644)
+        return os.open(temp, flags, _FILE_MODE)
 
 
 def _make_dirs(directory: Path, directories: set[Path]) -> None:

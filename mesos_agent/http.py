@@ -59,6 +59,7 @@ from mesos_security.acls import Acls
 from mesos_values.addresses import HostPort
 from mesos_values.resources import Resources
 from mesos_values.task_states import TERMINAL_STATES
+from mesos_values.users import executor_user
 from protos import mesos_pb2
 
 __all__ = ["COUNTERS", "MAX_READ_LENGTH", "AgentHttp", "agent_metrics", "agent_state"]
@@ -86,34 +87,68 @@ COUNTERS = frozenset(f"slave/tasks_{name}" for name in _COUNTED_STATES)
 """The metrics that are counters (monotonic); every other one is a gauge."""
 
 
+Viewer = Callable[[str, str | None], bool]
+"""`can_view(action, target)`: whether the request's principal may see it (ACLs, ADR 0013)."""
+
+
 def agent_state(
-    view: AgentSnapshot, *, pid: str, start_time: float, flags: Mapping[str, str]
+    view: AgentSnapshot,
+    *,
+    pid: str,
+    start_time: float,
+    flags: Mapping[str, str],
+    can_view: Viewer = lambda action, target: True,
 ) -> dict[str, Any]:
     """`/state`: the agent and, per framework, its executors with their tasks and sandboxes.
 
     A framework with live executors is in `frameworks`, one whose work here has all ended in
     `completed_frameworks`; ended executors (with the tasks the agent forgot) are in each one's
     `completed_executors`, their `directory` readable through `/files` while it exists.
+
+    Only what `can_view(action, target)` allows is shown, as on the master: frameworks by
+    `view_frameworks` of their user, executors by `view_executors` and tasks by `view_tasks`
+    of the user they run as (`mesos_values.users`), the flags by `view_flags`.
     """
     live: dict[str, list[dict[str, Any]]] = {}
     completed: dict[str, list[dict[str, Any]]] = {}
     by_run: dict[tuple[str, str, str], dict[str, Any]] = {}
 
+    def info(framework_id: str) -> mesos_pb2.FrameworkInfo | None:
+        return view.frameworks.get(framework_id) or view.completed_frameworks.get(framework_id)
+
+    def user_of(task: TaskView) -> str:
+        framework = info(task.task.framework_id.value)
+        return task.user or (framework.user if framework is not None else "")
+
     def add_executor(into: dict[str, list[dict[str, Any]]], framework_id: str,
-                     executor: dict[str, Any]) -> None:
-        into.setdefault(framework_id, []).append(executor)
+                     executor: dict[str, Any], user: str) -> None:
+        # A hidden executor still claims its run: its tasks go nowhere rather than elsewhere.
         by_run.setdefault((framework_id, executor["id"], executor["directory"]), executor)
+        executors = into.setdefault(framework_id, [])  # the framework is shown regardless
+        if can_view("view_executors", user):
+            executors.append(executor)
+
+    def add_task(executor: dict[str, Any], task: TaskView) -> None:
+        if can_view("view_tasks", user_of(task)):
+            _add_task(executor, task)
+
+    def add_command_executor(into: dict[str, list[dict[str, Any]]], task: TaskView) -> None:
+        executor = _command_executor_json(task)
+        add_executor(into, task.task.framework_id.value, executor, user_of(task))
+        add_task(executor, task)
 
     for task in view.tasks:
         if not task.custom_executor:
-            add_executor(live, task.task.framework_id.value, _command_executor_json(task))
+            add_command_executor(live, task)
     for executor in view.executors:
-        add_executor(live, executor.framework_id, _custom_executor_json(executor))
+        add_executor(live, executor.framework_id, _custom_executor_json(executor),
+                     executor_user(executor.info, info(executor.framework_id)))
     for executor in reversed(view.completed_executors):  # the latest run of an id first
-        add_executor(completed, executor.framework_id, _custom_executor_json(executor))
+        add_executor(completed, executor.framework_id, _custom_executor_json(executor),
+                     executor_user(executor.info, info(executor.framework_id)))
     for task in view.completed_tasks:
         if not task.custom_executor:
-            add_executor(completed, task.task.framework_id.value, _command_executor_json(task))
+            add_command_executor(completed, task)
     for task in (*view.tasks, *view.completed_tasks):
         if not task.custom_executor:
             continue
@@ -124,11 +159,12 @@ def agent_state(
                 executor_id=task.executor_id, name=task.executor_id, source=task.executor_id,
                 container=task.sandbox.name if task.sandbox is not None else "",
                 sandbox=task.sandbox, resources=Resources.EMPTY, tasks=[],
-            ))
-        _add_task(by_run[run], task)
+            ), user_of(task))
+        add_task(by_run[run], task)
 
-    def info(framework_id: str) -> mesos_pb2.FrameworkInfo | None:
-        return view.frameworks.get(framework_id) or view.completed_frameworks.get(framework_id)
+    def visible(framework_id: str) -> bool:
+        framework = info(framework_id)
+        return can_view("view_frameworks", framework.user if framework is not None else "")
 
     state: dict[str, Any] = {
         "version": agent_version(),
@@ -138,16 +174,17 @@ def agent_state(
         "hostname": view.info.hostname,
         "resources": resources_json(_resources(view.info.resources)),
         "attributes": attributes_json(view.info.attributes),
-        "flags": dict(flags),
+        "flags": dict(flags) if can_view("view_flags", None) else {},
         "frameworks": [
             _framework_json(framework_id, info(framework_id), executors,
                             completed.get(framework_id, []))
             for framework_id, executors in sorted(live.items())
+            if visible(framework_id)
         ],
         "completed_frameworks": [
             _framework_json(framework_id, info(framework_id), [], executors)
             for framework_id, executors in sorted(completed.items())
-            if framework_id not in live
+            if framework_id not in live and visible(framework_id)
         ],
     }
     if view.master is not None:
@@ -225,8 +262,11 @@ class AgentHttp:
         return f"slave(1)@{HostPort(self._agent.config.ip, self.port)}"
 
     async def state(self, request: Request) -> Response:
+        principal = request_principal(request)
+        acls = self._acls
         return JSONResponse(agent_state(
-            self._agent.view(), pid=self.pid, start_time=self._start_time, flags=self._flags
+            self._agent.view(), pid=self.pid, start_time=self._start_time, flags=self._flags,
+            can_view=lambda action, target: bool(acls.authorize(action, principal, target)),
         ))
 
     async def health(self, request: Request) -> Response:
@@ -436,8 +476,9 @@ def _resources(resources: Iterable[mesos_pb2.Resource]) -> Resources:
 
 
 def _command_executor_json(task: TaskView) -> dict[str, Any]:
+    """The built-in executor of a command task, without the task (see `agent_state`)."""
     command = task.task.name or task.executor_id
-    executor = _executor_json(
+    return _executor_json(
         executor_id=task.executor_id,
         name=f"Command Executor (Task: {command})",
         source=task.executor_id,
@@ -446,8 +487,6 @@ def _command_executor_json(task: TaskView) -> dict[str, Any]:
         resources=_resources(task.task.resources),
         tasks=[],
     )
-    _add_task(executor, task)
-    return executor
 
 
 def _custom_executor_json(executor: ExecutorView) -> dict[str, Any]:

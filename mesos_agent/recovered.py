@@ -38,11 +38,13 @@ class TaskCheckpoint:
 
 @dataclass(slots=True)
 class ExecutorCheckpoint:
-    """A custom executor and its container."""
+    """A custom executor, its container and its token ("" when checkpointed by an agent
+    version that gave executors none)."""
 
     framework_id: str
     executor: mesos_pb2.ExecutorInfo
     container: ContainerProcess | None = None
+    token: str = ""
 
 
 @dataclass(slots=True)

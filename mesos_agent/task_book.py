@@ -42,6 +42,7 @@ from mesos_agent.status_updates import (
 )
 from mesos_agent.views import TaskView
 from mesos_runtime.clock import Clock
+from mesos_values.users import own_user
 from protos import agent_pb2, mesos_pb2
 
 __all__ = [
@@ -238,7 +239,8 @@ class TaskBook:
             sandbox = self._runner.executor_sandbox(task.framework_id, task.executor_id)
         else:
             sandbox = task.container.sandbox if task.container is not None else None
-        return TaskView(self._record(task), task.executor_id, task.custom_executor, sandbox)
+        return TaskView(self._record(task), task.executor_id, task.custom_executor, sandbox,
+                        own_user(task.info))
 
     def _record(self, task: Task) -> mesos_pb2.Task:
         record = mesos_pb2.Task(

@@ -20,6 +20,7 @@ class TaskView:
     executor_id: str
     custom_executor: bool
     sandbox: Path | None  # its container's sandbox (a custom executor's), once launched
+    user: str = ""  # the user the task names (`mesos_values.users.own_user`); "" if none
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,9 @@ with these environment variables:
   MESOS_AGENT_ENDPOINT   host:port of the agent's gRPC server
   MESOS_FRAMEWORK_ID, MESOS_EXECUTOR_ID, MESOS_AGENT_ID
   MESOS_SANDBOX, MESOS_DIRECTORY   the executor's sandbox directory
+  MESOS_EXECUTOR_AUTHENTICATION_TOKEN   the executor's secret, sent with Subscribe as gRPC
+    metadata "authorization: Bearer <token>" (UNAUTHENTICATED without it,
+    PERMISSION_DENIED with another executor's)
 The executor calls Subscribe (first message SUBSCRIBE) and keeps the stream open. The agent
 answers SUBSCRIBED, then sends LAUNCH / KILL / ACKNOWLEDGED / MESSAGE / SHUTDOWN events.
 The executor sends UPDATE (status with a fresh uuid) and MESSAGE calls on the same stream.

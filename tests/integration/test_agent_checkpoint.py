@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import platform
 import sys
 import uuid
@@ -159,7 +160,7 @@ async def test_checkpointed_state_loads_back(
     checkpointer.save_agent(agent)
     checkpointer.save_framework(framework)
     checkpointer.save_task("fw/1", task, "t/1")
-    checkpointer.save_executor(ExecutorCheckpoint("fw/1", executor, None))
+    checkpointer.save_executor(ExecutorCheckpoint("fw/1", executor, None, "tok"))
     checkpointer.append("fw/1", "t/1", UpdateRecord(starting))
     checkpointer.append("fw/1", "t/1", ContainerRecord(container))
     await committer.wait(checkpointer.append("fw/1", "t/1", UpdateRecord(running)))
@@ -170,13 +171,36 @@ async def test_checkpointed_state_loads_back(
     assert [(t.task, t.executor_id, t.container, t.updates) for t in state.tasks] == [(
         task, "t/1", container, [UpdateRecord(starting), UpdateRecord(running)],
     )]
-    assert [(e.framework_id, e.executor) for e in state.executors] == [("fw/1", executor)]
+    assert [(e.framework_id, e.executor, e.token) for e in state.executors] == [
+        ("fw/1", executor, "tok")]
     assert not [name for name in tree(tmp_path) if "/." in f"/{name}"], "temp files left"
+    modes = {name: (tmp_path / name).stat().st_mode & 0o777 for name in tree(tmp_path)
+             if (tmp_path / name).is_file()}
+    assert modes and set(modes.values()) == {0o600}, modes  # tokens, task environments
 
     await committer.wait(checkpointer.remove_task("fw/1", "t/1"))
     assert checkpointer.load().tasks == []
     await committer.wait(checkpointer.clear())
     assert checkpointer.load().agent_info is None
+
+
+async def test_an_executor_checkpoint_of_an_older_agent_loads_without_a_token(
+    tmp_path: Path, committer: GroupCommitter
+) -> None:
+    checkpointer = Checkpointer(AgentPaths(tmp_path), committer)
+    checkpointer.save_agent(mesos_pb2.AgentInfo(id=mesos_pb2.AgentID(value="agent-1")))
+    checkpointer.save_framework(mesos_pb2.FrameworkInfo(id=mesos_pb2.FrameworkID(value="fw")))
+    await committer.wait(checkpointer.save_executor(ExecutorCheckpoint(
+        "fw", mesos_pb2.ExecutorInfo(executor_id=mesos_pb2.ExecutorID(value="e1")))))
+    path = checkpointer.paths.executor_file("fw", "e1")
+    older = json.loads(path.read_text())
+    del older["token"]
+    path.write_text(json.dumps(older))
+    assert [e.token for e in checkpointer.load().executors] == [""]
+    older["token"] = 7
+    path.write_text(json.dumps(older))
+    state = checkpointer.load(strict=False)  # corrupt: set aside
+    assert state.executors == [] and [s.path for s in state.skipped] == [path]
 
 
 async def test_a_task_log_is_compacted_to_its_live_tasks(

@@ -29,7 +29,8 @@ from mesos_agent.task_log import TaskArrived, TaskLogRecord, encode_line, parse_
 from mesos_coordination.detector import StandaloneDetector
 from mesos_values.addresses import HostPort
 from mesos_values.resources import Resources
-from protos import agent_pb2, agent_pb2_grpc, mesos_pb2
+from protos import agent_pb2, agent_pb2_grpc, executor_pb2, executor_pb2_grpc, mesos_pb2
+from tests.integration.cluster import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -156,7 +157,8 @@ class RunningAgent:
         self.config = AgentConfig(
             master=f"127.0.0.1:{master_port}", work_dir=work_dir,
             resources=Resources.parse("cpus:2;mem:512;ports:[31000-31010]"),
-            port=0, hostname="agent-host", status_update_retry_interval=0.2,
+            port=int(overrides.pop("port", 0)), hostname="agent-host",
+            status_update_retry_interval=0.2,
             registration_max_backoff=0.2, **overrides,  # type: ignore[arg-type]
         )
         self.agent = Agent(self.config, StandaloneDetector(HostPort("127.0.0.1", master_port)))
@@ -443,13 +445,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def executor_task(task_id: str, data: dict[str, object], command: str) -> mesos_pb2.TaskInfo:
+def executor_task(task_id: str, data: dict[str, object], command: str,
+                  executor_id: str = "ex-1") -> mesos_pb2.TaskInfo:
     task = command_task(task_id, "")
     task.ClearField("command")
     task.data = json.dumps(data).encode()
     task.executor.CopyFrom(mesos_pb2.ExecutorInfo(
         type=mesos_pb2.ExecutorInfo.CUSTOM,
-        executor_id=mesos_pb2.ExecutorID(value="ex-1"),
+        executor_id=mesos_pb2.ExecutorID(value=executor_id),
         command=mesos_pb2.CommandInfo(
             value=command,
             environment=mesos_pb2.Environment(variables=[
@@ -520,3 +523,98 @@ async def test_executor_exit_fails_its_running_tasks(
         assert failed.reason == Reason.REASON_EXECUTOR_TERMINATED
         exited = await scripted.expect("executor_exited")
         assert exited.executor_exited.status == -9
+
+
+def executor_token(work_dir: Path, executor_id: str) -> str:
+    """The token the agent checkpointed for one of fw-1's executors."""
+    path = work_dir / f"meta/frameworks/fw-1/executors/{executor_id}.json"
+    token = json.loads(path.read_text())["token"]
+    assert isinstance(token, str) and token
+    return token
+
+
+async def forged_subscription(
+    endpoint: str, executor_id: str, token: str | None
+) -> grpc.StatusCode:
+    """Subscribe as fw-1's `executor_id`, re-sending a forged TASK_FINISHED of t1 the way a
+    reconnecting executor re-sends its unacknowledged updates; how the agent ends the call."""
+    forged = mesos_pb2.TaskStatus(task_id=mesos_pb2.TaskID(value="t1"),
+                                  state=mesos_pb2.TASK_FINISHED, uuid=os.urandom(16))
+    metadata = (("authorization", f"Bearer {token}"),) if token is not None else ()
+    async with grpc.aio.insecure_channel(endpoint) as channel:
+        call = executor_pb2_grpc.ExecutorLinkStub(channel).Subscribe(metadata=metadata)
+        await call.write(executor_pb2.Call(
+            type=executor_pb2.Call.SUBSCRIBE, framework_id=FRAMEWORK.id,
+            executor_id=mesos_pb2.ExecutorID(value=executor_id),
+            subscribe=executor_pb2.Call.Subscribe(unacknowledged_updates=[forged]),
+        ))
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            async with asyncio.timeout(TIMEOUT):
+                while await call.read() is not grpc.aio.EOF:
+                    pass
+        return refused.value.code()
+
+
+async def shut_down_executors(scripted: ScriptedMaster, *executor_ids: str) -> None:
+    for executor_id in executor_ids:
+        scripted.send(MasterMessage(shutdown_executor=MasterMessage.ShutdownExecutor(
+            framework_id=FRAMEWORK.id, executor_id=mesos_pb2.ExecutorID(value=executor_id))))
+        await scripted.expect("executor_exited", lambda m, e=executor_id: (
+            m.executor_exited.executor_id.value == e))
+
+
+async def test_forged_executor_subscriptions_are_refused(
+    master: tuple[ScriptedMaster, int], tmp_path: Path
+) -> None:
+    scripted, port = master
+    async with RunningAgent(port, tmp_path) as agent:
+        await scripted.expect("register")
+        scripted.send(run_task(executor_task("t1", {"sleep": 300}, EXAMPLE_EXECUTOR)))
+        await scripted.update_acked(mesos_pb2.TASK_RUNNING)
+        scripted.send(run_task(executor_task("t2", {"sleep": 300}, EXAMPLE_EXECUTOR, "ex-2")))
+        await scripted.update_acked(mesos_pb2.TASK_RUNNING)
+        assert agent.endpoint is not None
+        assert executor_token(tmp_path, "ex-1") != executor_token(tmp_path, "ex-2")
+
+        assert await forged_subscription(agent.endpoint, "ex-1", None) == (
+            grpc.StatusCode.UNAUTHENTICATED)
+        assert await forged_subscription(agent.endpoint, "ex-1", "guessed") == (
+            grpc.StatusCode.PERMISSION_DENIED)
+        assert await forged_subscription(
+            agent.endpoint, "ex-1", executor_token(tmp_path, "ex-2")
+        ) == grpc.StatusCode.PERMISSION_DENIED
+
+        # The real executor kept its stream: it gets the kill, and the forged TASK_FINISHED
+        # never came before its TASK_KILLED.
+        scripted.send(MasterMessage(kill_task=MasterMessage.KillTask(
+            framework_id=FRAMEWORK.id, task_id=mesos_pb2.TaskID(value="t1"))))
+        killed = await scripted.update_acked(mesos_pb2.TASK_KILLED)
+        assert killed.source == mesos_pb2.TaskStatus.SOURCE_EXECUTOR
+        assert all(e.subscribed for e in agent.view().executors)
+        await shut_down_executors(scripted, "ex-1", "ex-2")
+
+
+async def test_custom_executor_resubscribes_with_its_token_after_an_agent_restart(
+    master: tuple[ScriptedMaster, int], tmp_path: Path
+) -> None:
+    scripted, port = master
+    agent_port = free_port()
+    async with RunningAgent(port, tmp_path, port=agent_port):
+        await scripted.expect("register")
+        scripted.send(run_task(executor_task("t1", {"sleep": 300}, EXAMPLE_EXECUTOR)))
+        await scripted.update_acked(mesos_pb2.TASK_RUNNING)
+    token = executor_token(tmp_path, "ex-1")
+
+    async with RunningAgent(port, tmp_path, port=agent_port) as agent:
+        await scripted.expect("reregister")
+        await eventually(lambda: [e.subscribed for e in agent.view().executors] == [True])
+        assert executor_token(tmp_path, "ex-1") == token  # the same executor, the same token
+        scripted.send(MasterMessage(kill_task=MasterMessage.KillTask(
+            framework_id=FRAMEWORK.id, task_id=mesos_pb2.TaskID(value="t1"))))
+        while (status := (await scripted.expect("status_update")).status_update.status
+               ).state == mesos_pb2.TASK_RUNNING:  # again if its ack missed the first agent
+            scripted.ack("fw-1", status)
+        assert status.state == mesos_pb2.TASK_KILLED
+        assert status.source == mesos_pb2.TaskStatus.SOURCE_EXECUTOR
+        scripted.ack("fw-1", status)
+        await shut_down_executors(scripted, "ex-1")

@@ -145,12 +145,18 @@ HTTP_ACLS = {
                              "framework_principals": {"type": "ANY"}},
                             {"principals": {"type": "ANY"},
                              "framework_principals": {"type": "NONE"}}],
+    **{action: [{"principals": {"values": ["ops", "viewer"]}, "users": {"type": "ANY"}},
+                {"principals": {"values": ["other"]}, "users": {"type": "NONE"}}]
+       for action in ("view_frameworks", "view_executors")},
+    # The task's user is its framework's ("tester"): only ops sees the tasks.
+    "view_tasks": [{"principals": {"values": ["ops"]}, "users": {"values": ["tester"]}},
+                   {"principals": {"type": "ANY"}, "users": {"type": "NONE"}}],
 }
 
 
 def test_http_endpoints_need_credentials_and_the_acls_decide(tmp_path: Path) -> None:
     credentials = tmp_path / "http-credentials"
-    credentials.write_text("ops ops-secret\nviewer viewer-secret\n")
+    credentials.write_text("ops ops-secret\nviewer viewer-secret\nother other-secret\n")
     http_flags = ["--authenticate_http_readonly", "true", "--authenticate_http_readwrite",
                   "true", "--http_credentials", str(credentials), "--acls",
                   json.dumps(HTTP_ACLS)]
@@ -190,6 +196,17 @@ def test_http_endpoints_need_credentials_and_the_acls_decide(tmp_path: Path) -> 
             agent_url = f"http://127.0.0.1:{agent.http_port}"
             state = httpx.get(f"{agent_url}/state", auth=ops).json()
             [executor] = [e for f in state["frameworks"] for e in f["executors"]]
+            assert [t["id"] for t in executor["tasks"]] == ["t"] and state["flags"]
+            # The agent's /state is filtered as the master's: viewer sees the framework and
+            # its executor but not the task, other nothing of it.
+            seen = httpx.get(f"{agent_url}/state", auth=viewer).json()
+            [seen_executor] = [e for f in seen["frameworks"] for e in f["executors"]]
+            assert seen_executor["id"] == executor["id"] and seen_executor["tasks"] == []
+            assert seen["flags"] == {}
+            hidden = httpx.get(f"{agent_url}/state", auth=("other", "other-secret"))
+            assert hidden.status_code == 200
+            assert hidden.json()["frameworks"] == hidden.json()["completed_frameworks"] == []
+            assert state["frameworks"][0]["id"] not in hidden.text
             stdout = {"path": f"{executor['directory']}/stdout"}
             assert httpx.get(f"{agent_url}/files/read", params=stdout).status_code == 401
             denied = httpx.get(f"{agent_url}/files/read", params=stdout, auth=viewer)

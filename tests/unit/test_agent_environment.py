@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from mesos_agent.environment import (
+    EXECUTOR_TOKEN_VARIABLE,
     ContainerIds,
     argv_without_shell,
     command_argv,
@@ -80,6 +81,26 @@ def test_executor_environment_names_the_agent_endpoint() -> None:
     assert env["MESOS_AGENT_ENDPOINT"] == "127.0.0.1:5051"
     assert env["MESOS_RECOVERY_TIMEOUT"] == "30.0secs"
     assert env["MESOS_SANDBOX"] == "/sandbox"
+
+
+def test_executor_environment_holds_its_token_which_a_command_cannot_replace() -> None:
+    forging = mesos_pb2.CommandInfo(value="run", environment=mesos_pb2.Environment(variables=[
+        mesos_pb2.Environment.Variable(name=EXECUTOR_TOKEN_VARIABLE, value="chosen")]))
+    env = executor_environment(
+        base={}, ids=IDS, agent_endpoint="a:1", hostname="h", recovery_timeout=1.0,
+        command=forging, token="secret",
+    )
+    assert env[EXECUTOR_TOKEN_VARIABLE] == "secret"
+    untokened = executor_environment(
+        base={}, ids=IDS, agent_endpoint="a:1", hostname="h", recovery_timeout=1.0,
+        command=forging,
+    )
+    assert EXECUTOR_TOKEN_VARIABLE not in untokened
+    tasks = task_environment(base={}, ids=IDS, task_id="t", hostname="h",
+                             resources=Resources.parse("cpus:1"), command=command("run"))
+    assert EXECUTOR_TOKEN_VARIABLE not in tasks
+    assert EXECUTOR_TOKEN_VARIABLE not in inherited_environment(
+        {EXECUTOR_TOKEN_VARIABLE: "of the executor that started this agent"})
 
 
 def test_agent_flags_are_not_inherited() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from frameworks.driver import DriverStatus
@@ -60,3 +62,15 @@ def test_example_task_data(data: bytes, expected: Work) -> None:
 def test_example_rejects_bad_task_data(data: bytes) -> None:
     with pytest.raises(ValueError):
         Work.parse(data)
+
+
+def test_driver_sends_its_token_and_takes_it_out_of_os_environ(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert ExecutorDriver(Executor(), environment=ENV)._metadata == ()
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MESOS_EXECUTOR_AUTHENTICATION_TOKEN", "tok")
+    driver = ExecutorDriver(Executor())
+    assert driver._metadata == (("authorization", "Bearer tok"),)
+    assert "MESOS_EXECUTOR_AUTHENTICATION_TOKEN" not in os.environ  # children do not inherit it
