@@ -731,7 +731,9 @@ def _event_paths(item: events.Event) -> list[str]:
     definition = item.get("appDefinition")
     if isinstance(definition, dict) and "id" in definition:
         paths.append(str(definition["id"]))
-    plan = item.get("plan")
-    if isinstance(plan, dict):
-        paths += [str(a) for a in plan.get("affectedApps", ())]
+    plan, step = item.get("plan"), item.get("currentStep")
+    steps = [*(plan.get("steps", []) if isinstance(plan, dict) else []),
+             *([step] if isinstance(step, dict) else [])]
+    paths += [str(action["app"]) for s in steps if isinstance(s, dict)
+              for action in s.get("actions", []) if isinstance(action, dict) and "app" in action]
     return paths
