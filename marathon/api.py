@@ -549,6 +549,7 @@ class MarathonApi:
         if request.method == "GET":
             group = core.root.group(group_id)
             if group is None:
+                self._authz.require(request, [("view", str(group_id))])
                 raise HttpError(404, f"Group '{group_id}' does not exist")
             visible = _visible_group(group, lambda path: self._authz.may_view(request, path))
             if visible is None:
