@@ -35,6 +35,7 @@ from starlette.types import ASGIApp
 from structlog.typing import FilteringBoundLogger
 
 from frameworks.actions import SchedulerActions
+from frameworks.authorization import Authorization, parse_authorization
 from frameworks.driver import SchedulerDriver
 from frameworks.driver_actions import DriverActions, service_framework_info
 from frameworks.scheduler import Scheduler
@@ -58,6 +59,7 @@ from mesos_runtime.flags import (
 from mesos_runtime.logging import configure_logging
 from mesos_security.authentication import Authenticator
 from mesos_security.credentials import Credentials
+from mesos_security.files import load_credentials
 from mesos_security.tls import TlsConfig, add_tls_flags, tls_from_args
 from protos import mesos_pb2
 
@@ -150,6 +152,8 @@ class ServiceConfig:
     """Who may use the API (HTTP Basic); empty: anyone."""
     http_allowed_origins: tuple[str, ...] = ()
     """Other sites whose pages may change state through the API (`BrowserGuard`)."""
+    authorization: Authorization = field(default_factory=Authorization)
+    """Who may do what to which app or job path (`--http_authorization`); default: all."""
 
     @classmethod
     def from_flags(cls, args: argparse.Namespace, **own: Any) -> Self:
@@ -161,7 +165,8 @@ class ServiceConfig:
             zk_session_timeout=args.zk_session_timeout,
             http_max_request_bytes=args.http_max_request_bytes, tls=tls_from_args(args),
             credential=_mesos_credential(args), http_credentials=_http_credentials(args),
-            http_allowed_origins=origins_flag(args.http_allowed_origins), **own,
+            http_allowed_origins=origins_flag(args.http_allowed_origins),
+            authorization=_authorization(args), **own,
         )
 
 
@@ -429,6 +434,13 @@ def add_service_flags(
     parser.add_argument("--http_credentials", default=None,
                         help="USER:PASSWORD: the API then needs HTTP Basic credentials "
                         "(/ping and the UI's page and files excepted)")
+    parser.add_argument("--http_credentials_file", default=None,
+                        help="more API users, in Mesos' credentials format (a path, file:// "
+                        "URL or the JSON itself); adds to --http_credentials")
+    parser.add_argument("--http_authorization", default=None,
+                        help="who may view, create, update or delete which app or job paths: "
+                        "a path, file:// URL or the JSON itself (see docs/security.md); "
+                        "needs --http_credentials or --http_credentials_file")
 
 
 def _mesos_credential(args: argparse.Namespace) -> mesos_pb2.Credential | None:
@@ -449,12 +461,41 @@ def _mesos_credential(args: argparse.Namespace) -> mesos_pb2.Credential | None:
 
 
 def _http_credentials(args: argparse.Namespace) -> Credentials:
-    if not args.http_credentials:
-        return Credentials()
-    user, colon, password = args.http_credentials.partition(":")
-    if not colon or not user:
-        raise ValueError("--http_credentials must be USER:PASSWORD")
-    return Credentials({user: password})
+    secrets: dict[str, str] = {}
+    if args.http_credentials_file:
+        secrets.update(load_credentials(args.http_credentials_file,
+                                        "--http_credentials_file").secrets)
+    if args.http_credentials:
+        user, colon, password = args.http_credentials.partition(":")
+        if not colon or not user:
+            raise ValueError("--http_credentials must be USER:PASSWORD")
+        if user in secrets:
+            raise ValueError(f"--http_credentials: user {user!r} is also in "
+                             "--http_credentials_file")
+        secrets[user] = password
+    return Credentials(secrets)
+
+
+def _authorization(args: argparse.Namespace) -> Authorization:
+    value: str | None = args.http_authorization
+    if not value:
+        return Authorization()
+    if not (args.http_credentials or args.http_credentials_file):
+        raise ValueError("--http_authorization needs --http_credentials or "
+                         "--http_credentials_file (users to authorize)")
+    if value.lstrip().startswith("{"):
+        text = value
+    else:
+        path = Path(value.removeprefix("file://"))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise ValueError(f"--http_authorization: cannot read {path}: "
+                             f"{getattr(error, 'strerror', None) or error}") from None
+    try:
+        return parse_authorization(text)
+    except ValueError as error:
+        raise ValueError(f"--http_authorization: {error}") from None
 
 
 def parse_service_flags(
@@ -466,6 +507,7 @@ def parse_service_flags(
         tls_from_args(args)
         _mesos_credential(args)
         _http_credentials(args)
+        _authorization(args)
     except ValueError as error:
         parser.error(str(error))
     configure_logging(args.log_level)

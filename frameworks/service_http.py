@@ -10,18 +10,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Generic, Protocol, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from frameworks.authorization import Action, Authorization
 from frameworks.set_aside import SetAside
+from mesos_http.http_auth import request_principal
 from mesos_http.http_error import HttpError
 from mesos_http.http_forward import LeaderForwarder
 from mesos_security.tls import TlsConfig
 
-__all__ = ["ElectedService", "Handler", "LeaderGuard", "RecordsSetAside", "set_aside_records"]
+__all__ = [
+    "Authorizer",
+    "ElectedService",
+    "Handler",
+    "LeaderGuard",
+    "RecordsSetAside",
+    "set_aside_records",
+]
 
 Handler = Callable[[Request], Awaitable[Response]]
 CoreT = TypeVar("CoreT")
@@ -137,3 +146,34 @@ async def set_aside_records(request: Request, core: RecordsSetAside,
             raise HttpError(404, f"No set-aside record '{key}'")
         await service.durable()
     return JSONResponse({"setAsideRecords": [record.to_json() for record in core.set_aside]})
+
+
+class Authorizer:
+    """The API's side of `--http_authorization`: refuses a request (403 naming the rule or
+    reason) unless its user may do every wanted action, and filters lists to what it may
+    view."""
+
+    def __init__(self, authorization: Authorization) -> None:
+        self.authorization = authorization
+
+    def require(self, request: Request, wanted: Iterable[tuple[Action, str]]) -> None:
+        """HttpError 403 unless the request's user may do each (action, path) of `wanted`."""
+        if not self.authorization.enabled:
+            return
+        refusal = self.authorization.first_refusal(request_principal(request), wanted)
+        if refusal is not None:
+            raise HttpError(403, f"Access denied: {refusal.reason}")
+
+    @staticmethod
+    def reading(request: Request) -> Action:
+        """`view` for a GET or HEAD, `update` otherwise."""
+        return "view" if request.method in ("GET", "HEAD") else "update"
+
+    def may_view(self, request: Request, path: str) -> bool:
+        """Whether the request's user may view `path`."""
+        return (not self.authorization.enabled
+                or self.authorization.may_view(request_principal(request), path))
+
+    def may_view_all(self, request: Request, paths: Iterable[str]) -> bool:
+        """Whether the request's user may view every one of `paths`."""
+        return all(self.may_view(request, path) for path in paths)

@@ -22,7 +22,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from frameworks.service_http import Handler, LeaderGuard, set_aside_records
+from frameworks.authorization import Action
+from frameworks.service_http import Authorizer, Handler, LeaderGuard, set_aside_records
 from marathon import events
 from marathon.app_definition import AppDefinition, merge_patch, parse_app
 from marathon.app_definition import to_json as app_to_json
@@ -142,6 +143,7 @@ class MarathonApi:
             via=f"{service.info.address}:{service.info.port}",
             not_leader="Marathon is not the leader", leader_header=LEADER_HEADER,
         )
+        self._authz = Authorizer(service.config.authorization)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -227,6 +229,7 @@ class MarathonApi:
 
     async def leader(self, request: Request) -> Response:
         if request.method == "DELETE":
+            self._authz.require(request, [("update", "/")])
             if not self.service.abdicate():
                 raise HttpError(404, "There is no leader")  # Marathon's answer on a standby
             return _json({"message": "Leadership abdicated"})
@@ -245,7 +248,8 @@ class MarathonApi:
         async def stream() -> AsyncIterator[bytes]:
             try:
                 async for item in subscription:
-                    yield events.sse(item)
+                    if self._authz.may_view_all(request, _event_paths(item)):
+                        yield events.sse(item)
             finally:
                 bus.unsubscribe(subscription)
                 bus.publish(events.stream_event(False, client))
@@ -326,6 +330,19 @@ class MarathonApi:
             self.service.bus.publish(events.api_post_event(client, request.url.path,
                                                            app_to_json(app)))
 
+    def _authorize_change(self, request: Request, core: MarathonCore,
+                          change: Callable[[Group], Group],
+                          explicit: Iterable[tuple[Action, str]] = (),
+                          if_unchanged: Iterable[tuple[Action, str]] = ()) -> None:
+        """403 unless the user may do the `explicit` actions and every create, update or
+        delete `change` makes to apps and groups (a group change touches every app under it);
+        `if_unchanged` when it changes nothing."""
+        if not self._authz.authorization.enabled:
+            return
+        self._authz.require(request, explicit)
+        changes = _changes(core.root, change(core.root))
+        self._authz.require(request, changes or if_unchanged)
+
     def _find_app(self, core: MarathonCore, app_id: PathId) -> AppDefinition:
         app = core.root.app(app_id)
         if app is None:
@@ -336,7 +353,8 @@ class MarathonApi:
         core = self.core()
         if request.method == "GET":
             embed = request.query_params.getlist("embed")
-            selected = _select_apps(core.root.transitive_apps(), request)
+            selected = [a for a in _select_apps(core.root.transitive_apps(), request)
+                        if self._authz.may_view(request, str(a.id))]
             return _json({"apps": [self.app_json(core, a, embed) for a in selected]})
         body = await _body(request)
         force = _flag(request, "force")
@@ -346,6 +364,8 @@ class MarathonApi:
                 raise HttpError(409, f"An app with id [{app.id}] already exists.")
             if core.root.group(app.id) is not None:
                 raise HttpError(409, f"A group with id [{app.id}] already exists.")
+            self._authorize_change(request, core, lambda root: put_app(root, app),
+                                   [("create", str(app.id))])
             plan = core.update_root(lambda root: put_app(root, app), force=force)
             created = core.root.app(app.id)
             assert created is not None
@@ -364,6 +384,9 @@ class MarathonApi:
                 root = put_app(root, app)
             return root
 
+        self._authorize_change(request, core, change, [
+            ("update" if core.root.app(a.id) is not None else "create", str(a.id))
+            for a in updates])
         plan = core.update_root(change, force=force)
         self._posted(request, [a for u in updates if (a := core.root.app(u.id)) is not None])
         return _deployment_answer(plan)
@@ -399,6 +422,7 @@ class MarathonApi:
                 index = segments.index(keyword, 1)
                 app_id = PathId.parse("/".join(segments[:index]))
                 tail = segments[index:]
+                self._authz.require(request, [(self._authz.reading(request), str(app_id))])
                 return await self._app_sub(request, core, app_id, tail)
         force = _flag(request, "force")
         if request.method == "GET":
@@ -409,12 +433,15 @@ class MarathonApi:
                 if group is None:
                     raise HttpError(404, f"Group '{group_id}' does not exist")
                 return _json({"*": [self.app_json(core, a, embed)
-                                    for a in group.transitive_apps()]})
+                                    for a in group.transitive_apps()
+                                    if self._authz.may_view(request, str(a.id))]})
+            self._authz.require(request, [("view", str(PathId.parse(rest)))])
             app = self._find_app(core, PathId.parse(rest))
             return _json({"app": self.app_json(core, app, embed)})
         app_id = PathId.parse(rest)
         if request.method == "DELETE":
             force = _flag(request, "force", default=True)  # Marathon's default here only
+            self._authz.require(request, [("delete", str(app_id))])
             if core.root.app(app_id) is None and core.discard_set_aside(app_id):
                 # Rewrite the root record, which may still name the set-aside app, and answer
                 # once the records are gone from the store.
@@ -427,6 +454,7 @@ class MarathonApi:
         if request.method in ("PUT", "PATCH"):
             body = await _body(request)
             created = core.root.app(app_id) is None
+            self._authz.require(request, [("create" if created else "update", str(app_id))])
             app = self._updated_app(core, body, patch=_partial(request),
                                     create=request.method == "PUT", app_id=app_id)
             plan = core.update_root(lambda root: put_app(root, app), force=force)
@@ -483,7 +511,8 @@ class MarathonApi:
         core = self.core()
         wanted = {s.lower() for s in request.query_params.getlist("status")}
         tasks = [self.task_json(i) for i in core.instances.values()
-                 if not wanted or i.state.removeprefix("TASK_").lower() in wanted]
+                 if (not wanted or i.state.removeprefix("TASK_").lower() in wanted)
+                 and self._authz.may_view(request, str(i.app_id))]
         if "text/plain" in request.headers.get("accept", ""):
             lines = [f"{t['appId']}\t{t['host']}\t" + "\t".join(map(str, t["ports"]))
                      for t in tasks]
@@ -504,6 +533,7 @@ class MarathonApi:
                 raise HttpError(400, f"Invalid task id '{task_id}'. [{error}]") from error
         wanted = set(ids)
         chosen = [i for i in core.instances.values() if i.task_id in wanted]
+        self._authz.require(request, [("update", str(i.app_id)) for i in chosen])
         answer = [self.task_json(i) for i in chosen]  # as they were when killed
         plan = core.kill_tasks([i.task_id for i in chosen], scale=_flag(request, "scale"),
                                force=_flag(request, "force"))
@@ -519,11 +549,18 @@ class MarathonApi:
         if request.method == "GET":
             group = core.root.group(group_id)
             if group is None:
+                self._authz.require(request, [("view", str(group_id))])
                 raise HttpError(404, f"Group '{group_id}' does not exist")
-            return _json(group_to_json(group))
+            visible = _visible_group(group, lambda path: self._authz.may_view(request, path))
+            if visible is None:
+                self._authz.require(request, [("view", str(group_id))])
+                visible = group
+            return _json(group_to_json(visible))
         if request.method == "DELETE":
             if core.root.group(group_id) is None:
                 raise HttpError(404, f"Group '{group_id}' does not exist")
+            self._authorize_change(request, core, lambda root: remove_group(root, group_id),
+                                   [("delete", str(group_id))])
             return _deployment_answer(
                 core.update_root(lambda root: remove_group(root, group_id), force=force))
         body = await _body(request)
@@ -538,6 +575,8 @@ class MarathonApi:
             raise HttpError(409, f"Group {update.id} is already created. Use PUT to change "
                                  "this group.")
         change = self._group_change(core, update)
+        self._authorize_change(request, core, change, if_unchanged=[
+            ("create" if core.root.group(update.id) is None else "update", str(update.id))])
         if request.method == "PUT" and _flag(request, "dryRun"):  # Marathon: PUT only
             preview = core.preview_root(change)
             return _json({"steps": [step.to_json() for step in preview.steps]})
@@ -563,14 +602,17 @@ class MarathonApi:
 
     async def deployments(self, request: Request) -> Response:
         readiness = self.service.readiness
-        return _json(self.core().deployments_json(
-            readiness.results() if readiness is not None else None))
+        return _json([d for d in self.core().deployments_json(
+            readiness.results() if readiness is not None else None)
+            if self._authz.may_view_all(request, d["affectedApps"])])
 
     async def cancel_deployment(self, request: Request) -> Response:
         core = self.core()
         deployment_id = request.path_params["deployment_id"]
         if deployment_id not in core.deployments:
             raise HttpError(404, f"DeploymentPlan {deployment_id} does not exist")
+        self._authz.require(request, [
+            ("update", str(a)) for a in core.deployments[deployment_id].plan.affected_apps])
         plan = core.cancel_deployment(deployment_id, force=_flag(request, "force"))
         if plan is None:
             return Response(status_code=202)
@@ -580,12 +622,16 @@ class MarathonApi:
         """Records the leader's recovery could not read (`frameworks.set_aside`); not in
         `/v2/info`, whose fields strict clients check against Marathon's. DELETE with
         `?key=` removes one from the store."""
+        self._authz.require(request, [(self._authz.reading(request), "/")])
         return await set_aside_records(request, self.core(), self.service)
 
     async def queue(self, request: Request) -> Response:
         core = self.core()
         embed = "lastUnusedOffers" in request.query_params.getlist("embed")
-        return _json(core.queue.queue_json_all(embed_last_unused_offers=embed))
+        body = core.queue.queue_json_all(embed_last_unused_offers=embed)
+        body["queue"] = [entry for entry in body["queue"]
+                         if self._authz.may_view(request, entry["app"]["id"])]
+        return _json(body)
 
     async def reset_delay(self, request: Request) -> Response:
         core = self.core()
@@ -593,6 +639,7 @@ class MarathonApi:
         if not rest.endswith("/delay"):
             raise HttpError(404, f"Unknown resource /v2/queue{rest}")
         app_id = PathId.parse(rest.removesuffix("/delay"))
+        self._authz.require(request, [("update", str(app_id))])
         if core.queue.count(app_id) == 0:
             raise HttpError(404, f"Application {app_id} not found in tasks queue.")
         core.queue.reset_delay(app_id)
@@ -646,3 +693,48 @@ def _label_matches(app: AppDefinition, selector: str) -> bool:
         elif term and term not in app.labels:
             return False
     return True
+
+
+def _changes(old: Group, new: Group) -> list[tuple[Action, str]]:
+    """What going from root `old` to root `new` does to each app and group: create, update
+    or delete of its path."""
+    changes: list[tuple[Action, str]] = []
+    for kind_old, kind_new in (
+        ({a.id: a for a in old.transitive_apps()}, {a.id: a for a in new.transitive_apps()}),
+        ({g.id: (g.dependencies, g.enforce_role) for g in old.transitive_groups()},
+         {g.id: (g.dependencies, g.enforce_role) for g in new.transitive_groups()}),
+    ):
+        before: dict[PathId, Any] = dict(kind_old)
+        after: dict[PathId, Any] = dict(kind_new)
+        changes += [("create", str(i)) for i in after.keys() - before.keys()]
+        changes += [("delete", str(i)) for i in before.keys() - after.keys()]
+        changes += [("update", str(i)) for i in before.keys() & after.keys()
+                    if before[i] != after[i]]
+    return sorted(set(changes), key=lambda change: (change[1], change[0]))
+
+
+def _visible_group(group: Group, may_view: Callable[[str], bool]) -> Group | None:
+    """`group` with only the apps and subgroups the user may view (a subgroup it may not view
+    shows what it may view inside); None when nothing is left and the group itself may not be
+    viewed (the root always shows, perhaps empty)."""
+    whole = may_view(str(group.id))
+    apps = {i: a for i, a in group.apps.items() if whole or may_view(str(i))}
+    groups = {i: g for i, g in ((i, _visible_group(g, may_view))
+                                for i, g in group.groups.items()) if g is not None}
+    if not (whole or apps or groups or group.id == ROOT):
+        return None
+    return group.replace(apps=apps, groups=groups)
+
+
+def _event_paths(item: events.Event) -> list[str]:
+    """The app and group paths an event tells of (viewing it needs `view` of each)."""
+    paths = [str(item[key]) for key in ("appId", "runSpecId") if key in item]
+    definition = item.get("appDefinition")
+    if isinstance(definition, dict) and "id" in definition:
+        paths.append(str(definition["id"]))
+    plan, step = item.get("plan"), item.get("currentStep")
+    steps = [*(plan.get("steps", []) if isinstance(plan, dict) else []),
+             *([step] if isinstance(step, dict) else [])]
+    paths += [str(action["app"]) for s in steps if isinstance(s, dict)
+              for action in s.get("actions", []) if isinstance(action, dict) and "app" in action]
+    return paths

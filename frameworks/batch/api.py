@@ -36,12 +36,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from frameworks.authorization import Action, Authorization, job_path
 from frameworks.batch.core import BatchCore, Conflict, NotFound, ScheduleState, parse_job_body
 from frameworks.batch.jobs import ValidationError, is_valid_job_id
 from frameworks.batch.metrics import dropwizard_metrics
 from frameworks.batch.runs import UTC_SUFFIX
 from frameworks.batch.schedules import parse_schedule
-from frameworks.service_http import ElectedService, LeaderGuard, set_aside_records
+from frameworks.service_http import Authorizer, ElectedService, LeaderGuard, set_aside_records
 from mesos_http.http_error import HttpError
 from mesos_http.json_body import BadJson, parse_json_body
 from mesos_http.openapi_docs import load_spec, openapi_routes
@@ -57,9 +58,11 @@ T = TypeVar("T")
 class BatchApi:
     """The routes; each handler works on the leader's core."""
 
-    def __init__(self, backend: ElectedService[BatchCore], version: str = "0.6.0-pymesos") -> None:
+    def __init__(self, backend: ElectedService[BatchCore], version: str = "0.6.0-pymesos",
+                 authorization: Authorization | None = None) -> None:
         self.backend = backend
         self.version = version
+        self._authz = Authorizer(authorization or Authorization())
         self._guard = LeaderGuard(backend, forwarded=_forwarded,
                                   via_header="X-Batch-Via", via="standby")
 
@@ -104,13 +107,14 @@ class BatchApi:
             "elected": core is not None, "leader": self.backend.leader_address,
             "frameworkId": core.framework_id if core is not None else None,
             # Records the leader's recovery could not read (`frameworks.set_aside`).
-            "setAsideRecords": [r.to_json() for r in core.set_aside] if core is not None
-            else [],
+            "setAsideRecords": [r.to_json() for r in core.set_aside]
+            if core is not None and self._authz.may_view(request, "/") else [],
         })
 
     async def set_aside_records(self, request: Request) -> Response:
         """The records the leader's recovery set aside (as in `/info`); DELETE with `?key=`
         removes one from the store."""
+        self._authz.require(request, [(self._authz.reading(request), "/")])
         return await set_aside_records(request, self.core(), self.backend)
 
     async def leader(self, request: Request) -> Response:
@@ -124,7 +128,8 @@ class BatchApi:
         """Metronome's launch queue: the runs waiting for offers, by job."""
         queued = self.core().queued_runs()
         return JSONResponse([{"jobId": job_id, "runs": [{"runId": run.id} for run in runs]}
-                             for job_id, runs in queued.items()])
+                             for job_id, runs in queued.items()
+                             if self._authz.may_view(request, job_path(job_id))])
 
     async def dropwizard_metrics(self, request: Request) -> Response:
         """Metronome's metrics of this instance (a standby answers for itself)."""
@@ -155,12 +160,14 @@ class BatchApi:
             return await self.create_job(request)
         core = self.core()
         embeds = _embeds(request)
-        return JSONResponse([_job_json(core, job_id, embeds) for job_id in sorted(core.jobs)])
+        return JSONResponse([_job_json(core, job_id, embeds) for job_id in sorted(core.jobs)
+                             if self._authz.may_view(request, job_path(job_id))])
 
     async def create_job(self, request: Request) -> Response:
         """A new job with the schedules its body embeds, validated and written together."""
         core = self.core()
         job, schedules = _parse(parse_job_body, await _body(request))
+        self._authz.require(request, [("create", job_path(job.id))])
         _call(lambda: core.put_job(job, schedules or [], create=True))
         await self.backend.durable()
         return JSONResponse(_job_json(core, job.id, {"schedules"}), status_code=201)
@@ -172,6 +179,7 @@ class BatchApi:
     async def job(self, request: Request) -> Response:
         core = self.core()
         raw_id = request.path_params["job_id"]
+        self._authz.require(request, [(_JOB_ACTIONS.get(request.method, "view"), job_path(raw_id))])
         if request.method == "DELETE" and raw_id not in core.jobs \
                 and core.discard_set_aside(raw_id):
             await self.backend.durable()  # a job recovery set aside: its records are gone
@@ -192,6 +200,7 @@ class BatchApi:
         """Replace a job; its schedules too when the body embeds some or not `keep_schedules`."""
         core = self.core()
         job_id = _job_id(request)
+        self._authz.require(request, [("update", job_path(job_id))])
         job, schedules = _parse(parse_job_body, await _body(request))
         if job.id != job_id:
             raise _invalid(ValidationError(
@@ -206,6 +215,8 @@ class BatchApi:
     async def runs(self, request: Request) -> Response:
         core = self.core()
         job_id = _job_id(request)
+        self._authz.require(request, [
+            (self._authz.reading(request), job_path(job_id))])
         _call(lambda: core.job(job_id))
         if request.method == "GET":
             return JSONResponse([run.to_json() for run in core.active_runs(job_id)])
@@ -216,11 +227,13 @@ class BatchApi:
     async def run(self, request: Request) -> Response:
         core = self.core()
         job_id, run_id = _job_id(request), request.path_params["run_id"]
+        self._authz.require(request, [("view", job_path(job_id))])
         return JSONResponse(_call(lambda: core.find_run(job_id, run_id)).to_json())
 
     async def stop_run(self, request: Request) -> Response:
         core = self.core()
         job_id, run_id = _job_id(request), request.path_params["run_id"]
+        self._authz.require(request, [("update", job_path(job_id))])
         _call(lambda: core.job(job_id))
         run = _call(lambda: core.stop_run(job_id, run_id))
         await self.backend.durable()
@@ -231,6 +244,8 @@ class BatchApi:
     async def schedules(self, request: Request) -> Response:
         core = self.core()
         job_id = _job_id(request)
+        self._authz.require(request, [
+            (self._authz.reading(request), job_path(job_id))])
         if request.method == "GET":
             states = _call(lambda: core.job_schedules(job_id))
             return JSONResponse([_schedule_json(core, state) for state in states])
@@ -244,6 +259,8 @@ class BatchApi:
     async def schedule(self, request: Request) -> Response:
         core = self.core()
         job_id, schedule_id = _job_id(request), request.path_params["schedule_id"]
+        self._authz.require(request, [
+            (self._authz.reading(request), job_path(job_id))])
         state = _call(lambda: core.schedule(job_id, schedule_id))
         if request.method == "GET":
             return JSONResponse(_schedule_json(core, state))
@@ -294,6 +311,11 @@ async def _body(request: Request) -> Any:
         return parse_json_body(await request.body() or b"null")
     except BadJson as error:
         raise HttpError(400, f"Invalid JSON: {error.reason}") from error
+
+
+_JOB_ACTIONS: dict[str, Action] = {"GET": "view", "PUT": "update", "DELETE": "delete"}
+"""The action each method of `/v1/jobs/{id}` needs on the job (starting or stopping runs and
+changing schedules are updates of the job)."""
 
 
 def _job_id(request: Request) -> str:

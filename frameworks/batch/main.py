@@ -67,7 +67,8 @@ def parse_clock_warp(text: str) -> tuple[float, float]:
 async def serve(config: BatchConfig) -> None:
     """Serve the REST API and run the service until cancelled."""
     service = BatchService(config)
-    await serve_service(service, BatchApi(service, VERSION).app(), "batch framework")
+    api = BatchApi(service, VERSION, service.config.authorization)
+    await serve_service(service, api.app(), "batch framework")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

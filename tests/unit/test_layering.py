@@ -75,6 +75,7 @@ CORES: tuple[str, ...] = (
     "mesos_agent.containers",
     "mesos_agent.recovered",
     "frameworks._ids",
+    "frameworks.authorization",
     "frameworks.actions",
     "frameworks._session",
     "frameworks.offers",

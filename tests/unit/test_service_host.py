@@ -194,3 +194,44 @@ def test_the_shared_flags_fill_the_config_from_the_command_line_and_the_environm
         http_port=7000, framework_name="test", work_dir=Path("/var/lib/test"),
         zk_session_timeout=5.0, tick_interval=2.0,
     )
+
+
+def _parsed(argv: list[str]) -> ServiceConfig:
+    parser = FlagParser(prog="test")
+    add_service_flags(parser, who="the test", http_port=7000, framework_name="test")
+    return ServiceConfig.from_flags(parse_service_flags(parser, argv, "TEST"))
+
+
+def test_http_users_come_from_both_credential_flags(tmp_path: Path) -> None:
+    users = tmp_path / "users"
+    users.write_text("alice a-pw\nbob b-pw\n")
+    config = _parsed(["--http_credentials", "admin:pw:with:colons",
+                      "--http_credentials_file", str(users)])
+    assert dict(config.http_credentials.secrets) == {
+        "admin": "pw:with:colons", "alice": "a-pw", "bob": "b-pw"}
+
+
+def test_the_authorization_flag_takes_a_file_or_the_json(tmp_path: Path) -> None:
+    document = '{"rules": [{"users": ["a"], "actions": ["view"], "paths": ["/dev"]}]}'
+    (tmp_path / "authz.json").write_text(document)
+    for value in (document, str(tmp_path / "authz.json"), f"file://{tmp_path}/authz.json"):
+        config = _parsed(["--http_credentials", "a:pw", "--http_authorization", value])
+        assert config.authorization.decide("a", "view", "/dev/x").allowed
+        assert not config.authorization.decide("a", "update", "/dev/x").allowed
+    assert not _parsed([]).authorization.enabled
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--http_authorization", "{}"], "--http_authorization needs --http_credentials"),
+    (["--http_credentials", "a:pw", "--http_authorization", '{"rules": 1}'],
+     "--http_authorization: 'rules' must be a list"),
+    (["--http_credentials", "a:pw", "--http_authorization", "/nonexistent/authz.json"],
+     "--http_authorization: cannot read /nonexistent/authz.json"),
+    (["--http_credentials", "a:pw", "--http_credentials_file", '{"credentials": '
+      '[{"principal": "a", "secret": "x"}]}'], "user 'a' is also in --http_credentials_file"),
+])
+def test_bad_security_flags_stop_the_service_with_one_line(
+        argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        _parsed(argv)
+    assert message in capsys.readouterr().err
