@@ -42,13 +42,19 @@ from mesos_http.operator_http import (
 )
 from mesos_master.master import Master
 from mesos_master.operator_api import operator_routes
-from mesos_master.records import AgentRecord, FrameworkRecord, OfferRecord, TaskRecord
+from mesos_master.records import (
+    AgentRecord,
+    ExecutorRecord,
+    FrameworkRecord,
+    OfferRecord,
+    TaskRecord,
+)
 from mesos_master.server import LeaderGate
-from mesos_master.tasks import task_user
 from mesos_master.validation import DEFAULT_ROLE
 from mesos_security.tls import TlsConfig
 from mesos_values.addresses import HostPort
 from mesos_values.resources import Resources
+from mesos_values.users import executor_user, task_user
 from protos import mesos_pb2
 from webui.routes import ui_routes
 
@@ -101,8 +107,8 @@ def master_state(
     """`/state`: the whole cluster when leading (`master`), this master's identity otherwise;
     `members` are the masters in the election (for the `standbys` extension). Only what
     `can_view(action, target)` allows is shown: frameworks by `view_frameworks` of their
-    user, their tasks by `view_tasks` of theirs, agents by `view_agents` of their hostname,
-    the flags by `view_flags` (ADR 0013)."""
+    user, their tasks by `view_tasks` and executors by `view_executors` of theirs, agents by
+    `view_agents` of their hostname, the flags by `view_flags` (ADR 0013)."""
     state: dict[str, Any] = {
         "version": info.version,
         "id": info.id,
@@ -144,7 +150,8 @@ def master_state(
         ],
         frameworks=[
             _framework_json(master, framework, used.get(framework.framework_id, Resources.EMPTY),
-                            _task_viewer(framework.info, can_view))
+                            _task_viewer(framework.info, can_view),
+                            _executor_viewer(framework.info, can_view))
             for framework in master.frameworks.values()
             if can_view("view_frameworks", framework.info.user)
         ],
@@ -382,9 +389,16 @@ def _task_viewer(info: mesos_pb2.FrameworkInfo, can_view: Callable[[str, str | N
     return lambda task: can_view("view_tasks", task_user(task.info, info))
 
 
+def _executor_viewer(info: mesos_pb2.FrameworkInfo,
+                     can_view: Callable[[str, str | None], bool]
+                     ) -> Callable[[ExecutorRecord], bool]:
+    return lambda executor: can_view("view_executors", executor_user(executor.info, info))
+
+
 def _framework_json(
     master: Master, framework: FrameworkRecord, used: Resources,
     shown: Callable[[TaskRecord], bool] = lambda task: True,
+    shown_executor: Callable[[ExecutorRecord], bool] = lambda executor: True,
 ) -> dict[str, Any]:
     info = framework.info
     role = info.roles[0] if info.roles else DEFAULT_ROLE
@@ -402,7 +416,7 @@ def _framework_json(
         executor
         for agent in master.agents.values()
         for (framework_id, _), executor in agent.executors.items()
-        if framework_id == framework.framework_id
+        if framework_id == framework.framework_id and shown_executor(executor)
     ]
     model: dict[str, Any] = {
         "id": framework.framework_id,

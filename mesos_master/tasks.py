@@ -43,6 +43,7 @@ from mesos_master.validation import DEFAULT_ROLE, validate_task
 from mesos_security.acls import Acls
 from mesos_values.resources import Resources
 from mesos_values.task_states import TERMINAL_STATES
+from mesos_values.users import task_user
 from protos import agent_pb2, mesos_pb2, scheduler_pb2
 
 log = structlog.get_logger("mesos_master")
@@ -669,12 +670,3 @@ def _shutdown_framework(framework_id: str) -> agent_pb2.MasterMessage:
             framework_id=mesos_pb2.FrameworkID(value=framework_id)
         )
     )
-
-
-def task_user(task: mesos_pb2.TaskInfo, framework: mesos_pb2.FrameworkInfo) -> str:
-    """The Unix user a task runs as, as Mesos decides it: its command's `user`, else its
-    executor's, else the framework's."""
-    for command in (task.command, task.executor.command):
-        if command.user:
-            return command.user
-    return framework.user
