@@ -200,7 +200,7 @@ class MarathonApi:
             "leader": service.leader_address,
             "frameworkId": core.framework_id if core is not None else None,
             "marathon_config": {
-                "master": config.master,
+                "master": redact_credentials(config.master),
                 "framework_name": config.framework_name,
                 "failover_timeout": int(config.failover_timeout),
                 "hostname": service.hostname,
@@ -209,7 +209,7 @@ class MarathonApi:
                 "checkpoint": True,
                 "executor": "//cmd",
                 "ha": config.zk is not None,
-                "webui_url": f"http://{service.hostname}:{service.info.port}",
+                "webui_url": f"{config.tls.http_scheme}://{service.hostname}:{service.info.port}",
                 "features": sorted(config.features),
                 # Unreachable instances are checked for expunging on every tick.
                 "task_lost_expunge_initial_delay": tick,
