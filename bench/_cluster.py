@@ -9,6 +9,7 @@ group the agents started, whether the agents are still alive or not.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import re
@@ -21,12 +22,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import psutil
 
 from frameworks import OfferBudget, Scheduler, SchedulerDriver, command_task, is_terminal
+from mesos_security.pki import CertificateAuthority
+from mesos_security.tls import TlsConfig
 from protos import mesos_pb2
 
 T = TypeVar("T")
@@ -96,13 +100,57 @@ def file_system(path: Path) -> str:
     return described
 
 
-class BenchCluster:
-    """One master and any number of agents, as processes logging to files under `work_dir`."""
+@dataclass(frozen=True)
+class Security:
+    """A secured cluster (ADR 0013): mutual TLS everywhere, and every framework and agent
+    authenticated with a credential. Certificates come from a fresh CA."""
 
-    def __init__(self, work_dir: Path, log_level: str, cprofile_dir: Path | None = None) -> None:
+    master_flags: tuple[str, ...]
+    agent_flags: tuple[str, ...]
+    tls: TlsConfig
+    credential: mesos_pb2.Credential
+
+    @classmethod
+    def create(cls, directory: Path) -> Security:
+        """Make the CA, the certificates, the credentials file and the agent's credential
+        in `directory`."""
+        authority = CertificateAuthority.create(directory)
+        master, agent, scheduler = (authority.issue(name) for name in ("master", "agent", "bench"))
+        credentials = directory / "credentials.json"
+        credentials.write_text(json.dumps({"credentials": [
+            {"principal": "bench", "secret": "bench-secret"},
+            {"principal": "agent", "secret": "agent-secret"},
+        ]}))
+        agent_credential = directory / "agent-credential"
+        agent_credential.write_text("agent agent-secret\n")
+        ca = str(authority.cert_file)
+        return cls(
+            master_flags=(
+                "--ssl_cert_file", str(master.cert_file), "--ssl_key_file", str(master.key_file),
+                "--ssl_ca_file", ca, "--ssl_require_client_cert", "true",
+                "--authenticate_frameworks", "true", "--authenticate_agents", "true",
+                "--credentials", str(credentials),
+            ),
+            agent_flags=(
+                "--ssl_cert_file", str(agent.cert_file), "--ssl_key_file", str(agent.key_file),
+                "--ssl_ca_file", ca, "--credential", str(agent_credential),
+            ),
+            tls=TlsConfig(cert_file=str(scheduler.cert_file), key_file=str(scheduler.key_file),
+                          ca_file=ca),
+            credential=mesos_pb2.Credential(principal="bench", secret=b"bench-secret"),
+        )
+
+
+class BenchCluster:
+    """One master and any number of agents, as processes logging to files under `work_dir`;
+    with `security`, a cluster of mutual TLS and authenticated frameworks and agents."""
+
+    def __init__(self, work_dir: Path, log_level: str, cprofile_dir: Path | None = None,
+                 security: Security | None = None) -> None:
         self.work_dir = work_dir
         self.log_level = log_level
         self.cprofile_dir = cprofile_dir
+        self.security = security
         self.master_address = ""
         self.master: subprocess.Popen[bytes] | None = None
         self.agents: list[subprocess.Popen[bytes]] = []
@@ -132,6 +180,7 @@ class BenchCluster:
         master = self.master = self.start_process("master", [
             "-m", "mesos_master", "--ip", "127.0.0.1", "--port", str(port),
             "--http_port", str(free_port()), "--work_dir", str(self.work_dir / "master"),
+            *(self.security.master_flags if self.security else ()),
         ])
 
         def listening() -> bool:
@@ -152,6 +201,7 @@ class BenchCluster:
             "-m", "mesos_agent", "--master", self.master_address, "--ip", "127.0.0.1",
             "--port", str(free_port()), "--hostname", name,
             "--work_dir", str(self.work_dir / name), "--resources", resources,
+            *(self.security.agent_flags if self.security else ()),
         ])
         self.agents.append(agent)
 
@@ -266,8 +316,11 @@ def run_tasks(
     The driver keeps running (tasks stay up) until the caller stops it.
     """
     scheduler = LaunchScheduler(count, cmd, cpus, mem)
+    security = cluster.security
     driver = SchedulerDriver(
-        scheduler, mesos_pb2.FrameworkInfo(name="bench", user=""), cluster.master_address
+        scheduler, mesos_pb2.FrameworkInfo(name="bench", user=""), cluster.master_address,
+        tls=security.tls if security else None,
+        credential=security.credential if security else None,
     )
     driver.start()
     if not scheduler.finished.wait(timeout):

@@ -1,6 +1,7 @@
 """Launch benchmark: command tasks launched to TASK_RUNNING per second, end to end.
 
     python bench/launch_bench.py [--tasks 2000] [--agents 2] [--cmd "sleep 30"]
+    python bench/launch_bench.py --security both --rounds 4   # plain vs TLS + authentication
 
 A real master, `--agents` agent processes of `cpus:1000;mem:1000000` and an SDK scheduler in
 this process that packs as many tiny tasks per offer as fit. The clock runs from the first
@@ -11,6 +12,12 @@ appended to files, as the agent does), with `subprocess.Popen` and with asyncio'
 `create_subprocess_exec`, and, when CMD is plain enough for the agent to run it without the
 shell, CMD's program itself with `subprocess.Popen`. Every process started is killed (process
 groups) before exit. Prints figures only; nothing here is asserted.
+
+`--security tls_auth` secures the cluster (ADR 0013): mutual TLS between every component
+(the master requires client certificates) and frameworks and agents authenticated with
+credentials (`--authenticate_frameworks`, `--authenticate_agents`). `--security both` runs
+`--rounds` rounds alternating a plain and a secured cluster (plain first), each a fresh
+cluster, and prints every round's rate and the secured/plain ratio of the medians.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import statistics
 import subprocess
 import tempfile
 import time
@@ -27,13 +35,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
-from _cluster import BenchCluster, Profilers, file_system, finish_work_dir, machine, run_tasks
+from _cluster import (
+    BenchCluster,
+    Profilers,
+    Security,
+    file_system,
+    finish_work_dir,
+    machine,
+    run_tasks,
+)
 
 from mesos_agent.environment import argv_without_shell
 from mesos_runtime.logging import configure_logging
 from protos import mesos_pb2
 
 TARGET_TASKS_PER_SECOND = 500.0
+TARGET_SECURE_RATIO = 0.8  # issue 17: TLS and authentication keep >= 80 % of the plain rate
 
 
 def _sandbox(root: Path, index: int) -> tuple[Path, dict[str, str]]:
@@ -98,8 +115,11 @@ def _cpu_seconds(process: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
-def launch(args: argparse.Namespace, work_dir: Path) -> None:
-    cluster = BenchCluster(work_dir, args.log_level, args.cprofile)
+def launch(args: argparse.Namespace, work_dir: Path, security: Security | None = None,
+           label: str = "") -> float:
+    """One end-to-end run on a fresh cluster in `work_dir`; prints and returns its rate."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    cluster = BenchCluster(work_dir, args.log_level, args.cprofile, security)
     profilers = Profilers(args.profile)
     try:
         cluster.start_master()
@@ -129,10 +149,10 @@ def launch(args: argparse.Namespace, work_dir: Path) -> None:
     finally:
         profilers.stop()
         cluster.close()
-    rate = args.tasks / elapsed
+    rate = float(args.tasks / elapsed)
     verdict = "meets" if rate >= TARGET_TASKS_PER_SECOND else "MISSES"
-    print(f"end to end: {args.tasks} tasks TASK_RUNNING in {elapsed:.2f} s = {rate:.0f} tasks/s "
-          f"({verdict} the >= {TARGET_TASKS_PER_SECOND:.0f} tasks/s target)")
+    print(f"end to end{label}: {args.tasks} tasks TASK_RUNNING in {elapsed:.2f} s = "
+          f"{rate:.0f} tasks/s ({verdict} the >= {TARGET_TASKS_PER_SECOND:.0f} tasks/s target)")
     quarters = [running_at[max(0, len(running_at) * q // 4 - 1)] for q in (1, 2, 3, 4)]
     print("  time to 25/50/75/100 % running: " + " / ".join(f"{t:.2f}" for t in quarters) + " s")
     print("  CPU used while launching (user+sys): " + ", ".join(
@@ -143,6 +163,26 @@ def launch(args: argparse.Namespace, work_dir: Path) -> None:
         window = created[-1] - created[0]
         print(f"  task processes alive at the end: {len(processes)}; agents forked them over "
               f"{window:.2f} s ({len(created) / max(window, 1e-9):.0f} processes/s across agents)")
+    return rate
+
+
+def compare_security(args: argparse.Namespace, work_dir: Path) -> None:
+    """Alternate plain and secured rounds; print each rate and the ratio of the medians."""
+    security = Security.create(work_dir / "pki")
+    rates: dict[str, list[float]] = {"plain": [], "tls_auth": []}
+    for round_number in range(1, args.rounds + 1):
+        for name in ("plain", "tls_auth") if round_number % 2 else ("tls_auth", "plain"):
+            print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+            rates[name].append(launch(
+                args, work_dir / f"round-{round_number}-{name}",
+                security if name == "tls_auth" else None, f" ({name}, round {round_number})"))
+    plain, secure = (statistics.median(rates[name]) for name in ("plain", "tls_auth"))
+    ratio = secure / plain
+    verdict = "meets" if ratio >= TARGET_SECURE_RATIO else "MISSES"
+    print("rounds, tasks/s: plain " + ", ".join(f"{r:.0f}" for r in rates["plain"])
+          + "; TLS + authentication " + ", ".join(f"{r:.0f}" for r in rates["tls_auth"]))
+    print(f"TLS + authentication / plain (medians {secure:.0f} / {plain:.0f} tasks/s): "
+          f"{100 * ratio:.0f} % ({verdict} the >= {100 * TARGET_SECURE_RATIO:.0f} % target)")
 
 
 def main() -> None:
@@ -155,6 +195,11 @@ def main() -> None:
     parser.add_argument("--cmd", default="sleep 300", help="shell command of every task")
     parser.add_argument("--log_level", default="INFO", help="log level of master and agents")
     parser.add_argument("--timeout", type=float, default=300.0, help="give up after (s)")
+    parser.add_argument("--security", choices=("plain", "tls_auth", "both"), default="plain",
+                        help="a plain cluster, one with mutual TLS and authentication, or "
+                        "both alternately (see --rounds)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="with --security both: pairs of runs (order alternates each round)")
     parser.add_argument("--skip_raw", action="store_true", help="skip the raw spawn figures")
     parser.add_argument("--profile", type=Path, default=None,
                         help="record py-spy profiles (collapsed stacks) of every component here")
@@ -181,7 +226,13 @@ def main() -> None:
                 direct_rate = spawn_popen(args.tasks, direct, work_dir / "raw-direct")
                 print(f"  the same without the shell (`{' '.join(direct)}`, as the agent runs "
                       f"it): subprocess.Popen {direct_rate:.0f} processes/s")
-        launch(args, work_dir)
+        if args.security == "both":
+            compare_security(args, work_dir)
+        elif args.security == "tls_auth":
+            launch(args, work_dir / "cluster", Security.create(work_dir / "pki"),
+                   " (tls_auth)")
+        else:
+            launch(args, work_dir / "cluster")
     finally:
         leftovers = [p for p in psutil.Process().children(recursive=True) if p.is_running()]
         if leftovers:

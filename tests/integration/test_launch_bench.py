@@ -25,3 +25,17 @@ def test_minimal_launch_bench_runs_every_task_and_prints_the_raw_rates() -> None
                      re.M), output
     assert re.search(r"^  task processes alive at the end: 20;", output, re.M), output
     assert "warning:" not in output  # every process it started was killed
+
+
+def test_security_comparison_runs_a_plain_and_a_secured_cluster_and_prints_their_ratio() -> None:
+    output = run_bench("launch_bench.py", "--tasks", "20", "--agents", "1", "--timeout", "60",
+                       "--security", "both", "--rounds", "1", "--skip_raw")
+
+    for name in ("plain", "tls_auth"):
+        assert re.search(rf"^end to end \({name}, round 1\): 20 tasks TASK_RUNNING in [\d.]+ s ",
+                         output, re.M), output
+    assert re.search(r"^rounds, tasks/s: plain \d+; TLS \+ authentication \d+$", output,
+                     re.M), output
+    assert re.search(r"^TLS \+ authentication / plain \(medians \d+ / \d+ tasks/s\): \d+ % ",
+                     output, re.M), output
+    assert "warning:" not in output
