@@ -286,9 +286,11 @@ class AgentHttp:
         return JSONResponse({"version": agent_version()})
 
     async def snapshot(self, request: Request) -> Response:
+        self._authorize(request, "get_endpoints", request.url.path)
         return JSONResponse(self._metrics())
 
     async def prometheus(self, request: Request) -> Response:
+        self._authorize(request, "get_endpoints", request.url.path)
         return PlainTextResponse(
             prometheus_text(self._metrics(), COUNTERS), media_type=PROMETHEUS_CONTENT_TYPE
         )

@@ -277,6 +277,16 @@ class MasterHttp:
     async def health(self, request: Request) -> Response:
         return Response(status_code=200)
 
+    def _endpoint_refused(self, request: Request) -> Response | None:
+        """403 unless the ACLs' `get_endpoints` let the principal GET this path (Mesos checks
+        it for its metrics and monitoring endpoints; so do we, for `/metrics*`)."""
+        master = self._gate.master
+        if master is None:
+            return None
+        decision = master.config.acls.authorize("get_endpoints", request_principal(request),
+                                                request.url.path)
+        return None if decision else PlainTextResponse(decision.reason, status_code=403)
+
     async def flags(self, request: Request) -> Response:
         if not self._viewer(request)("view_flags", None):
             return PlainTextResponse("view_flags: not allowed by the ACLs", status_code=403)
@@ -293,9 +303,13 @@ class MasterHttp:
         return RedirectResponse(f"{self._scheme}://{address}", status_code=307)
 
     async def snapshot(self, request: Request) -> Response:
+        if refused := self._endpoint_refused(request):
+            return refused
         return JSONResponse(self._metrics())
 
     async def prometheus(self, request: Request) -> Response:
+        if refused := self._endpoint_refused(request):
+            return refused
         return PlainTextResponse(
             prometheus_text(self._metrics(), COUNTERS), media_type=PROMETHEUS_CONTENT_TYPE
         )

@@ -141,6 +141,8 @@ HTTP_ACLS = {
                    {"principals": {"type": "ANY"}, "flags": {"type": "NONE"}}],
     "access_sandboxes": [{"principals": {"values": ["ops"]}, "users": {"type": "ANY"}},
                          {"principals": {"type": "ANY"}, "users": {"type": "NONE"}}],
+    "get_endpoints": [{"principals": {"values": ["ops"]}, "paths": {"type": "ANY"}},
+                      {"principals": {"type": "ANY"}, "paths": {"type": "NONE"}}],
     "teardown_frameworks": [{"principals": {"values": ["ops"]},
                              "framework_principals": {"type": "ANY"}},
                             {"principals": {"type": "ANY"},
@@ -180,6 +182,10 @@ def test_http_endpoints_need_credentials_and_the_acls_decide(tmp_path: Path) -> 
         assert httpx.get(f"{master_url}/state", auth=viewer).json()["flags"] == {}
         assert httpx.get(f"{master_url}/state", auth=ops).json()["flags"]
         assert httpx.get(f"{master_url}/flags", auth=viewer).status_code == 403
+        for path in ("/metrics/snapshot", "/metrics"):  # get_endpoints
+            denied = httpx.get(f"{master_url}{path}", auth=viewer)
+            assert denied.status_code == 403 and "get_endpoints" in denied.text, path
+            assert httpx.get(f"{master_url}{path}", auth=ops).status_code == 200, path
         weights = [{"role": "web", "weight": 2}]
         assert httpx.put(f"{master_url}/weights", json=weights).status_code == 401
         refused = httpx.put(f"{master_url}/weights", json=weights, auth=viewer)
@@ -214,6 +220,8 @@ def test_http_endpoints_need_credentials_and_the_acls_decide(tmp_path: Path) -> 
             assert httpx.get(f"{agent_url}/files/read", params=stdout, auth=ops
                              ).status_code == 200
             assert httpx.get(f"{agent_url}/flags", auth=viewer).status_code == 403
+            assert httpx.get(f"{agent_url}/metrics/snapshot", auth=viewer).status_code == 403
+            assert httpx.get(f"{agent_url}/metrics/snapshot", auth=ops).status_code == 200
 
             teardown = {"type": "TEARDOWN",
                         "teardown": {"framework_id": {"value": scheduler.framework_id}}}
