@@ -1,5 +1,6 @@
 """Who is calling an HTTP API (ADR 0013): an ASGI wrapper that authenticates requests with
-HTTP Basic, as Mesos' `--authenticate_http_readonly` / `--authenticate_http_readwrite` do.
+HTTP Basic, as Mesos' `--authenticate_http_readonly` / `--authenticate_http_readwrite` do, or
+with the client certificate that mutual TLS verified (its common name is the principal).
 
     request --HttpAuthentication--> principal (or anonymous) in request.state.principal
                                    401 + WWW-Authenticate: Basic when required and missing,
@@ -19,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mesos_http.http_server import tls_peer_principal
 from mesos_security.authentication import AuthenticationFailed, Authenticator
 
 __all__ = ["READ_ONLY_METHODS", "HttpAuthentication", "request_principal"]
@@ -50,7 +52,8 @@ class HttpAuthentication:
             required = False
         authorization = Request(scope).headers.get("authorization")
         try:
-            principal = self.authenticator.principal(authorization, None, required=required)
+            principal = self.authenticator.principal(authorization, tls_peer_principal(scope),
+                                                     required=required)
         except AuthenticationFailed as failure:
             answer = PlainTextResponse(
                 f"401 Unauthorized: {failure.message}", status_code=401,

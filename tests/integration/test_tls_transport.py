@@ -17,8 +17,11 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
+from mesos_http.http_auth import HttpAuthentication, request_principal
 from mesos_http.http_server import serve_while
+from mesos_security.authentication import Authenticator
 from mesos_security.pki import CertificateAuthority
 from mesos_security.tls import TlsConfig, peer_principal, tls_from_args
 
@@ -85,11 +88,14 @@ def test_grpc_serves_tls_only_and_names_verified_clients(pki: dict[str, TlsConfi
 
 
 async def _http_get(server_tls: TlsConfig, client_tls: TlsConfig | None,
-                    scheme: str = "https") -> str:
+                    scheme: str = "https", *, who: bool = False) -> str:
     async def hello(request: Request) -> PlainTextResponse:
-        return PlainTextResponse("hello")
+        return PlainTextResponse(str(request_principal(request)) if who else "hello")
 
-    app = Starlette(routes=[Route("/", hello)])
+    app: ASGIApp = Starlette(routes=[Route("/", hello)])
+    if who:  # a principal is required: the client certificate names it
+        app = HttpAuthentication(app, Authenticator(), readonly=True, readwrite=True,
+                                 realm="test")
     result = ""
 
     async def body(port: int) -> None:
@@ -114,6 +120,15 @@ def test_http_serves_tls_only_and_checks_client_certificates(
     assert asyncio.run(_http_get(pki["mtls server"], pki["anonymous client"])).startswith(
         "refused")
     assert asyncio.run(_http_get(pki["mtls server"], pki["stranger"])).startswith("refused")
+
+
+def test_a_verified_client_certificate_names_the_http_principal(
+    pki: dict[str, TlsConfig],
+) -> None:
+    assert asyncio.run(_http_get(pki["mtls server"], pki["client"], who=True)) == "alice"
+    # Without mutual TLS no certificate is asked for: no principal, so 401.
+    assert asyncio.run(_http_get(pki["server"], pki["client"], who=True)).startswith(
+        "401 Unauthorized")
 
 
 def test_flags_win_over_libprocess_variables(pki: dict[str, TlsConfig], tmp_path: Path
