@@ -10,15 +10,15 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
-import grpc.aio
 import httpx
 import pytest
 
 from mesos_security.credentials import AUTHORIZATION_KEY, Credential, basic_authorization
-from protos import agent_pb2, agent_pb2_grpc, mesos_pb2, scheduler_pb2, scheduler_pb2_grpc
+from protos import mesos_pb2
 from tests.integration.cluster import Cluster, free_port, running_cluster, wait_for
 from tests.integration.conftest import FAST_MASTER_FLAGS
+from tests.integration.master_calls import connect_agent
+from tests.integration.master_calls import subscribe as subscribe_once
 from tests.integration.recording import RecordingScheduler
 from tests.integration.test_cli import run_mesos
 from tests.integration.test_end_to_end import launch_once, running
@@ -50,35 +50,9 @@ def metadata(principal: str, secret: str | None = None) -> tuple[tuple[str, str]
 
 async def subscribe(target: str, info: mesos_pb2.FrameworkInfo,
                     credentials: tuple[tuple[str, str], ...]) -> str:
-    async with grpc.aio.insecure_channel(target) as channel:
-        stub = scheduler_pb2_grpc.SchedulerStub(channel)  # type: ignore[no-untyped-call]
-        call = scheduler_pb2.Call(type=scheduler_pb2.Call.SUBSCRIBE,
-                                  subscribe=scheduler_pb2.Call.Subscribe(framework_info=info))
-        stream = stub.Subscribe(call, metadata=credentials, timeout=10)
-        try:
-            event = await stream.read()
-        except grpc.aio.AioRpcError as error:
-            return f"{error.code().name}: {error.details()}"
-        return scheduler_pb2.Event.Type.Name(event.type)
-
-
-async def connect_agent(target: str, info: mesos_pb2.AgentInfo,
-                        credentials: tuple[tuple[str, str], ...]) -> str:
-    """Register (without an id) or re-register (with one) as an agent; the master's answer."""
-    if info.id.value:
-        hello = agent_pb2.AgentMessage(
-            reregister=agent_pb2.AgentMessage.Reregister(agent_info=info))
-    else:
-        hello = agent_pb2.AgentMessage(register=agent_pb2.AgentMessage.Register(agent_info=info))
-    async with grpc.aio.insecure_channel(target) as channel:
-        stub = agent_pb2_grpc.AgentLinkStub(channel)  # type: ignore[no-untyped-call]
-        call = stub.Connect(metadata=credentials, timeout=10)
-        await call.write(hello)
-        try:
-            answer = await call.read()
-        except grpc.aio.AioRpcError as error:
-            return f"{error.code().name}: {error.details()}"
-        return str(answer.WhichOneof("message"))
+    """The outcome of one subscription: the first event's type, or the refusal."""
+    outcome, _ = await subscribe_once(target, info, credentials)
+    return outcome
 
 
 def test_only_authenticated_principals_get_in_and_none_takes_over_another(

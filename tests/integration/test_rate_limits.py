@@ -14,15 +14,14 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
-import grpc.aio
 import httpx
 import pytest
 
-from protos import mesos_pb2, scheduler_pb2, scheduler_pb2_grpc
+from protos import mesos_pb2
 from tests.integration.cluster import Cluster, running_cluster
 from tests.integration.conftest import FAST_MASTER_FLAGS
-from tests.integration.test_authentication import connect_agent, metadata
+from tests.integration.master_calls import connect_agent, subscribe
+from tests.integration.test_authentication import metadata
 
 pytestmark = pytest.mark.integration
 
@@ -42,22 +41,6 @@ def limited_cluster(tmp_path: Path) -> Iterator[Cluster]:
              "--rate_limits", json.dumps(RATE_LIMITS), "--max_frameworks_per_principal", "2"]
     with running_cluster(tmp_path, flags) as cluster:
         yield cluster
-
-
-async def subscribe(target: str, info: mesos_pb2.FrameworkInfo,
-                    credentials: tuple[tuple[str, str], ...] = ()) -> tuple[str, str]:
-    """Subscribe and hang up after the first event: (outcome, framework id or '')."""
-    async with grpc.aio.insecure_channel(target) as channel:
-        stub = scheduler_pb2_grpc.SchedulerStub(channel)  # type: ignore[no-untyped-call]
-        call = scheduler_pb2.Call(type=scheduler_pb2.Call.SUBSCRIBE,
-                                  subscribe=scheduler_pb2.Call.Subscribe(framework_info=info))
-        stream = stub.Subscribe(call, metadata=credentials, timeout=10)
-        try:
-            event = await stream.read()
-        except grpc.aio.AioRpcError as error:
-            return f"{error.code().name}: {error.details()}", ""
-        return (scheduler_pb2.Event.Type.Name(event.type),
-                event.subscribed.framework_id.value)
 
 
 async def flood(target: str, count: int) -> list[str]:
