@@ -150,7 +150,9 @@ def test_marathon_and_batch_over_tls_authenticated_to_the_master(
         with httpx.Client(verify=operator, timeout=10) as https:
             info = {"marathon": "/v2/info", "batch": "/info"}
             for name, url in urls.items():
-                assert https.get(f"{url}{info[name]}").status_code == 401
+                # The operator's certificate authenticates it; a wrong password does not.
+                assert https.get(f"{url}{info[name]}", auth=("admin", "guess")
+                                 ).status_code == 401
                 assert https.get(f"{url}/ping").status_code == 200
                 wait_for(lambda u=url, p=info[name]: https.get(  # type: ignore[misc]
                     f"{u}{p}", auth=("admin", "pw")).json()["frameworkId"],
