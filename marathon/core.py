@@ -287,7 +287,8 @@ class MarathonCore:
             for app in per_agent:  # what did not fit here must not go to another agent
                 self.queue.purge(app.id)
             if not match.launches:
-                idle = not self.queue.queued_apps()
+                # A per-agent app that did not fit here wants this agent's next offer soon.
+                idle = not self.queue.queued_apps() and not per_agent
                 self.actions.decline(offer.id.value,
                                      IDLE_DECLINE_SECONDS if idle else DECLINE_SECONDS)
                 continue

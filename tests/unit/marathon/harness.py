@@ -22,6 +22,7 @@ from protos import mesos_pb2
 class FakeActions:
     launched: list[tuple[str, list[mesos_pb2.TaskInfo]]] = field(default_factory=list)
     declined: list[str] = field(default_factory=list)
+    refusals: list[float] = field(default_factory=list)  # refuse_seconds of each decline
     killed: list[str] = field(default_factory=list)
     reconciled: list[list[tuple[str, str]]] = field(default_factory=list)
     revives: int = 0
@@ -32,6 +33,7 @@ class FakeActions:
 
     def decline(self, offer_id: str, refuse_seconds: float) -> None:
         self.declined.append(offer_id)
+        self.refusals.append(refuse_seconds)
 
     def kill(self, task_id: str, agent_id: str, grace_seconds: float | None) -> None:
         self.killed.append(task_id)

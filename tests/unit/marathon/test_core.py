@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from marathon.core import DECLINE_SECONDS, IDLE_DECLINE_SECONDS
 from marathon.deployments import AppLockedError
 from marathon.groups import Group, remove_app
 from marathon.paths import PathId
@@ -226,6 +227,19 @@ def test_a_per_agent_app_runs_one_instance_on_every_matching_agent() -> None:
     assert world.offer("web-1") == []  # lost with its agent: not moved elsewhere
     world.wall.advance(1)  # the launch backoff after a lost instance
     assert len(world.offer("web-2")) == 1  # back when the agent offers again
+
+
+def test_an_agent_a_per_agent_app_did_not_fit_on_is_offered_again_soon() -> None:
+    """Declined for long (idle), the agent's next offers would come only after minutes,
+    and its instance with them."""
+    world = World()
+    world.deploy_app({**APP, "instances": 1, "mem": 512,
+                      "labels": {"MARATHON_PER_AGENT": "true"},
+                      "constraints": [["hostname", "LIKE", "web-.*"]]})
+    assert world.offer("web-1", "cpus:4;mem:256;ports:[31000-31010]") == []  # does not fit
+    assert world.actions.refusals[-1] == DECLINE_SECONDS
+    assert world.offer("db-1") == []  # no per-agent app wants it: idle
+    assert world.actions.refusals[-1] == IDLE_DECLINE_SECONDS
 
 
 def test_constraints_count_instances_launched_earlier_in_the_same_round_of_offers() -> None:
