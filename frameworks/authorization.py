@@ -25,12 +25,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from mesos_security.acls import Decision
+
 __all__ = [
     "ACTIONS",
     "ANY",
     "Action",
     "Authorization",
-    "Decision",
+    "Decision",  # mesos_security.acls.Decision, the one outcome type of every authorizer
     "Rule",
     "job_path",
     "normalize_path",
@@ -76,14 +78,6 @@ class Rule:
         return (user is not None and (ANY in self.users or user in self.users)
                 and action in self.actions
                 and any(path_holds(pattern, path) for pattern in self.paths))
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """Whether an action is allowed, and why (the rule, or the default)."""
-
-    allowed: bool
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)
