@@ -38,14 +38,15 @@ from mesos_agent.command_executor import CommandExecutor
 from mesos_agent.completed import CompletedWork
 from mesos_agent.config import AgentConfig
 from mesos_agent.container_configs import ContainerConfigs
-from mesos_agent.containerizer import Containerizer, PosixContainerizer
+from mesos_agent.containerizer import Containerizer
+from mesos_agent.containerizer.create import create_containerizer
 from mesos_agent.environment import executor_tls_environment, inherited_environment
 from mesos_agent.executor_link import ExecutorLinkServicer
 from mesos_agent.executors import ExecutorSupervisor
 from mesos_agent.group_commit import DurabilityError, GroupCommitter
 from mesos_agent.master_link import MasterLink, forward_status_updates, send_status_update
 from mesos_agent.orphans import kill_orphans
-from mesos_agent.paths import AgentPaths
+from mesos_agent.paths import AgentPaths, sandbox_container_ids
 from mesos_agent.recovered import RecoveredState
 from mesos_agent.runners import RunnerContext
 from mesos_agent.status_updates import StatusUpdateManager
@@ -79,7 +80,8 @@ class Agent:
     ) -> None:
         self.config = config
         self._detector = detector
-        self._containerizer: Containerizer = containerizer or PosixContainerizer()
+        self._containerizer: Containerizer = containerizer or create_containerizer(
+            config.isolation, config.work_dir)
         self._clock = clock or SystemClock()
         self._paths = AgentPaths(config.work_dir)
         self._committer = GroupCommitter(on_durable=self._synced)
@@ -110,6 +112,7 @@ class Agent:
             hostname=config.hostname, recovery_timeout=config.recovery_timeout,
             executor_transport=executor_tls_environment(tls=config.tls.serves_tls,
                                                         ca_file=config.tls.ca_file),
+            framework_info=self._book.framework_info,
         )
         runners = RunnerContext(
             self._containerizer, self._committer, self._configs, self._spawn, self._agent_info
@@ -222,7 +225,8 @@ class Agent:
         containers = [t.container for t in state.tasks if t.container is not None] + [
             e.container for e in state.executors if e.container is not None
         ]
-        alive = await self._containerizer.recover(containers)
+        owned = await asyncio.to_thread(sandbox_container_ids, self._paths.work_dir)
+        alive = await self._containerizer.recover(containers, owned)
         await self._kill_orphans([c.sandbox for c in containers if c.container_id in alive])
         self._executors.recover(state.executors)
         for task, container_alive in self._book.recover(state.frameworks, state.tasks, alive):

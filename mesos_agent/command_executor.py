@@ -110,7 +110,12 @@ class CommandExecutor:
         try:
             config = self._context.configs.for_task(task)
             container = await self._context.containerizer.launch(config)
-        except (ContainerLaunchError, ValueError) as exc:
+        except ContainerLaunchError as exc:
+            tlog.warning("task launch failed", error=str(exc))
+            self._reports.update(task, mesos_pb2.TASK_FAILED, f"Failed to launch the task: {exc}",
+                                 exc.reason)
+            return False
+        except ValueError as exc:
             tlog.warning("task launch failed", error=str(exc))
             self._reports.update(task, mesos_pb2.TASK_FAILED, f"Failed to launch the task: {exc}",
                                  _Reason.REASON_CONTAINER_LAUNCH_FAILED)
@@ -155,7 +160,10 @@ class CommandExecutor:
         self._context.containerizer.forget(container_id)
 
     def _report_exit(self, task: Task, termination: Termination) -> None:
-        if termination.succeeded:
+        if termination.limitation is not None:
+            self._reports.update(task, mesos_pb2.TASK_FAILED, termination.limitation.message,
+                                 termination.limitation.reason, source=_Source.SOURCE_AGENT)
+        elif termination.succeeded:
             self._reports.update(task, mesos_pb2.TASK_FINISHED, termination.describe())
         elif termination.exit_code is None and termination.signal is None:
             self._reports.update(task, mesos_pb2.TASK_FAILED, termination.describe(),

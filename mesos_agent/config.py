@@ -13,11 +13,13 @@ from typing import NoReturn
 
 import psutil
 
+from mesos_agent.containerizer.cgroups import default_isolation
 from mesos_coordination.detector import create_detector
 from mesos_http.operator_http import flag_values
 from mesos_runtime.flags import (
     FlagParser,
     parse_bool,
+    parse_bytes,
     parse_duration,
     parse_flags,
     parse_log_level,
@@ -33,6 +35,28 @@ from protos import mesos_pb2
 
 DEFAULT_PORTS = "ports:[31000-32000]"
 _MB = 1024 * 1024
+
+
+_DAY = 24 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class IsolationConfig:
+    """How the agent contains what it runs (Mesos' containerizer flags; ADR 0014)."""
+
+    isolation: tuple[str, ...] = ("posix/cpu", "posix/mem")
+    """`--isolation`, Mesos' isolator names (the flag's default depends on the machine)."""
+    switch_user: bool = True
+    cgroups_hierarchy: Path = Path("/sys/fs/cgroup")
+    cgroups_root: str = "mesos"
+    cgroups_enable_cfs: bool = False
+    enforce_container_disk_quota: bool = False
+    container_disk_watch_interval: float = 15.0
+    fetcher_cache_dir: Path | None = None
+    """None: `<work_dir>/fetch`."""
+    fetcher_cache_size: int = 2 * 1024 * _MB
+    gc_delay: float = 7 * _DAY
+    gc_disk_headroom: float = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +87,7 @@ class AgentConfig:
     authenticate_http_readonly: bool = False
     authenticate_http_readwrite: bool = False
     acls: Acls = field(default_factory=Acls)
+    isolation: IsolationConfig = field(default_factory=IsolationConfig)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,7 +154,67 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the principal and secret this agent authenticates to the master "
                         "with (Mesos' credential file, JSON or 'principal secret'): a path, "
                         "file:// URL or the JSON itself")
+    add_isolation_flags(parser)
     return parser
+
+
+def add_isolation_flags(parser: argparse.ArgumentParser) -> None:
+    """The containerizer's flags (`IsolationConfig`)."""
+    parser.add_argument(
+        "--isolation", default=None,
+        help="isolators, comma-separated (Mesos' names): posix/cpu, posix/mem, cgroups/cpu, "
+        "cgroups/mem, cgroups/pids, namespaces/pid, filesystem/linux, disk/du (default: "
+        "cgroups/cpu,cgroups/mem where this machine has cgroups and the agent is root, else "
+        "posix/cpu,posix/mem)")
+    parser.add_argument(
+        "--switch_user", type=parse_bool, default=True, metavar="BOOL",
+        help="run each task as its command's user, else its framework's (default true; "
+        "false: everything runs as the agent's user)")
+    parser.add_argument("--cgroups_hierarchy", default="/sys/fs/cgroup",
+                        help="where the cgroup hierarchies are mounted (default /sys/fs/cgroup)")
+    parser.add_argument("--cgroups_root", default="mesos",
+                        help="the cgroup under which containers' cgroups are made (default mesos)")
+    parser.add_argument("--cgroups_enable_cfs", type=parse_bool, default=False, metavar="BOOL",
+                        help="cgroups/cpu also caps CPU time at `cpus` with a CFS quota "
+                        "(default false: cpu.shares only)")
+    parser.add_argument("--enforce_container_disk_quota", type=parse_bool, default=False,
+                        metavar="BOOL",
+                        help="disk/du kills a container whose sandbox outgrows its `disk`")
+    parser.add_argument("--container_disk_watch_interval", type=parse_duration, default=15.0,
+                        help="how often disk/du measures sandboxes (default 15secs)")
+    parser.add_argument("--fetcher_cache_dir", default=None,
+                        help="where cached URIs are kept (default <work_dir>/fetch)")
+    parser.add_argument("--fetcher_cache_size", type=parse_bytes, default=2 * 1024 * _MB,
+                        help="the fetcher cache's size limit (default 2GB)")
+    parser.add_argument("--gc_delay", type=parse_duration, default=7 * _DAY,
+                        help="how long sandboxes of finished executors are kept (default 1weeks)")
+    parser.add_argument("--gc_disk_headroom", type=float, default=0.1,
+                        help="keep this fraction of the work directory's disk free by "
+                        "collecting sandboxes sooner (default 0.1)")
+
+
+def isolation_from_args(args: argparse.Namespace, default_isolation: tuple[str, ...]
+                        ) -> IsolationConfig:
+    """The `IsolationConfig` of parsed flags; raises ValueError naming a bad flag."""
+    isolation = (tuple(name.strip() for name in args.isolation.split(",") if name.strip())
+                 if args.isolation is not None else default_isolation)
+    if not 0.0 <= args.gc_disk_headroom <= 1.0:
+        raise ValueError("--gc_disk_headroom must be between 0 and 1")
+    if args.container_disk_watch_interval <= 0:
+        raise ValueError("--container_disk_watch_interval must be positive")
+    return IsolationConfig(
+        isolation=isolation,
+        switch_user=args.switch_user,
+        cgroups_hierarchy=Path(args.cgroups_hierarchy),
+        cgroups_root=args.cgroups_root.strip("/"),
+        cgroups_enable_cfs=args.cgroups_enable_cfs,
+        enforce_container_disk_quota=args.enforce_container_disk_quota,
+        container_disk_watch_interval=args.container_disk_watch_interval,
+        fetcher_cache_dir=Path(args.fetcher_cache_dir) if args.fetcher_cache_dir else None,
+        fetcher_cache_size=args.fetcher_cache_size,
+        gc_delay=args.gc_delay,
+        gc_disk_headroom=args.gc_disk_headroom,
+    )
 
 
 def detect_resources(work_dir: Path) -> Resources:
@@ -174,6 +259,7 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[AgentConfig, str]:
         http_credentials = (load_credentials(args.http_credentials, "--http_credentials")
                             if args.http_credentials else Credentials())
         acls = load_acls(args.acls) if args.acls else Acls()
+        isolation = isolation_from_args(args, default_isolation(Path(args.cgroups_hierarchy)))
     except ValueError as exc:
         parser.error(str(exc))
     config = AgentConfig(
@@ -198,6 +284,7 @@ def parse_config(argv: Sequence[str] | None = None) -> tuple[AgentConfig, str]:
         authenticate_http_readonly=args.authenticate_http_readonly,
         authenticate_http_readwrite=args.authenticate_http_readwrite,
         acls=acls,
+        isolation=isolation,
     )
     return config, args.log_level
 

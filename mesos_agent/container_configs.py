@@ -9,7 +9,7 @@ the TaskInfo or ExecutorInfo here and applied by the containerizer; the task boo
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from mesos_agent.containers import ContainerConfig
 from mesos_agent.environment import (
@@ -22,6 +22,7 @@ from mesos_agent.environment import (
 from mesos_agent.paths import AgentPaths
 from mesos_agent.task_book import Task
 from mesos_values.resources import Resources
+from mesos_values.users import executor_user, task_user
 from protos import mesos_pb2
 
 __all__ = ["ContainerConfigs"]
@@ -39,10 +40,13 @@ class ContainerConfigs:
         hostname: str,
         recovery_timeout: float,
         executor_transport: Mapping[str, str] | None = None,
+        framework_info: Callable[[str], mesos_pb2.FrameworkInfo | None] = lambda _: None,
     ) -> None:
         """`agent_info` is the agent's own (its id may change); `base_environment` is what
         every container inherits from the agent, `executor_transport` what custom executors
-        add to reach it (`executor_tls_environment`)."""
+        add to reach it (`executor_tls_environment`); `framework_info` finds a framework's info
+        (whose `user` a container runs as when its command names none)."""
+        self._framework_info = framework_info
         self._executor_transport = dict(executor_transport or {})
         self._agent_info = agent_info
         self._paths = paths
@@ -60,13 +64,15 @@ class ContainerConfigs:
             base=self._base_environment, ids=ids, task_id=task.id, hostname=self._hostname,
             resources=resources, command=task.info.command,
         )
-        return _command_config(container_id, ids, task.info.command, environment, resources)
+        return _command_config(container_id, ids, task.info.command, environment, resources,
+                               user=task_user(task.info, self._framework_info(task.framework_id)))
 
     def for_executor(
-        self, framework_id: str, info: mesos_pb2.ExecutorInfo, *, token: str
+        self, framework_id: str, info: mesos_pb2.ExecutorInfo, *, token: str,
+        resources: Resources | None = None,
     ) -> ContainerConfig:
-        """A custom executor's container: its command and resources, and `token`, the secret
-        it authenticates to the agent's `ExecutorLink` with."""
+        """A custom executor's container: its command and `resources` (default: its own), and
+        `token`, the secret it authenticates to the agent's `ExecutorLink` with."""
         container_id, ids = self._new(framework_id, info.executor_id.value)
         environment = executor_environment(
             base=self._base_environment, ids=ids, agent_endpoint=self.agent_endpoint,
@@ -74,7 +80,8 @@ class ContainerConfigs:
             command=info.command, transport=self._executor_transport, token=token,
         )
         return _command_config(container_id, ids, info.command, environment,
-                               Resources.from_proto(info.resources))
+                               resources or Resources.from_proto(info.resources),
+                               user=executor_user(info, self._framework_info(framework_id)))
 
     def _new(self, framework_id: str, executor_id: str) -> tuple[str, ContainerIds]:
         container_id = str(uuid.uuid4())
@@ -89,7 +96,11 @@ def _command_config(
     command: mesos_pb2.CommandInfo,
     environment: Mapping[str, str],
     resources: Resources,
+    *,
+    user: str,
 ) -> ContainerConfig:
-    """A container running `command` in its sandbox (without the shell when it can be)."""
+    """A container running `command` as `user` in its sandbox (without the shell when it can
+    be), with the command's URIs to fetch."""
     return ContainerConfig(container_id, command_argv(command), environment, ids.sandbox,
-                           resources, argv_without_shell(command))
+                           resources, argv_without_shell(command), user=user,
+                           uris=tuple(command.uris))

@@ -5,12 +5,13 @@ and the containerizers."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mesos_values.resources import Resources
+from protos import mesos_pb2
 
-__all__ = ["ContainerConfig", "ContainerProcess"]
+__all__ = ["ContainerConfig", "ContainerProcess", "LaunchInfo"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,37 @@ class ContainerConfig:
     # The program a `/bin/sh -c` `argv` runs, started without the shell when given (see
     # `environment.argv_without_shell`); the shell runs `argv` if exec'ing it fails.
     direct_argv: tuple[str, ...] | None = None
+    user: str = ""
+    """Who the container runs as (`mesos_values.users`); "" for the agent's own user."""
+    uris: tuple[mesos_pb2.CommandInfo.URI, ...] = ()
+    """What the fetcher puts into the sandbox before the container starts."""
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchInfo:
+    """What isolators ask of a container's root process before it execs its command (Mesos'
+    `ContainerLaunchInfo`): plain values, applied by the containerizer's launcher."""
+
+    cgroup_procs: tuple[str, ...] = ()
+    """`cgroup.procs` files the process writes itself into (so nothing escapes its cgroups)."""
+    mount_namespace: bool = False
+    """A private mount namespace (mounts the container makes stay inside it)."""
+    bind_mounts: tuple[tuple[str, str], ...] = ()
+    """(source, target) directories bind-mounted inside the mount namespace, e.g. a sandbox
+    directory over /tmp."""
+    pid_namespace: bool = False
+    """A pid namespace with its own /proc: the container sees only its own processes."""
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+    def merge(self, other: LaunchInfo) -> LaunchInfo:
+        """Both launch infos' requests."""
+        return LaunchInfo(
+            cgroup_procs=self.cgroup_procs + other.cgroup_procs,
+            mount_namespace=self.mount_namespace or other.mount_namespace,
+            bind_mounts=self.bind_mounts + other.bind_mounts,
+            pid_namespace=self.pid_namespace or other.pid_namespace,
+            environment={**self.environment, **other.environment},
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ TaskGroup (`spawn`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -38,6 +39,7 @@ from mesos_agent.runners import RunnerContext
 from mesos_agent.status_updates import is_terminal
 from mesos_agent.task_book import Task, TaskBook
 from mesos_agent.views import ExecutorView
+from mesos_values.resources import Resources
 from protos import agent_pb2, executor_pb2, mesos_pb2
 
 __all__ = ["ExecutorSupervisor"]
@@ -64,6 +66,14 @@ class _Executor:
     outbox: Outbox | None = None
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)
     shutdown_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    # Its live tasks' resources: its container is limited to its own plus these, as in Mesos.
+    task_resources: dict[str, Resources] = field(default_factory=dict)
+
+    def container_resources(self) -> Resources:
+        total = Resources.from_proto(self.info.resources)
+        for resources in self.task_resources.values():
+            total = total + resources
+        return total
 
     @property
     def id(self) -> str:
@@ -163,7 +173,21 @@ class ExecutorSupervisor:
             )
             self._context.spawn(self._supervise(executor))
         executor.queued.append((task.info, ticket))
+        executor.task_resources[task.id] = Resources.from_proto(task.info.resources)
+        self._resize(executor)
         self._context.committer.when_durable(ticket, lambda: self._deliver_queued(executor))
+
+    def _resize(self, executor: _Executor) -> None:
+        """Set the executor's container's limits to its own resources plus its live tasks'."""
+        if executor.container is None:
+            return  # launched with them (see `_supervise`)
+        container_id, resources = executor.container.container_id, executor.container_resources()
+
+        async def resize() -> None:
+            with contextlib.suppress(KeyError):  # the container is gone already
+                await self._context.containerizer.update(container_id, resources)
+
+        self._context.spawn(resize())
 
     def _deliver_queued(self, executor: _Executor) -> None:
         """LAUNCH the queued tasks whose checkpoints are durable, once the executor subscribed."""
@@ -237,13 +261,16 @@ class ExecutorSupervisor:
             await committer.wait(committer.last_ticket)  # its checkpoint, durable
             try:
                 executor.container = await self._context.containerizer.launch(
-                    self._context.configs.for_executor(executor.framework_id, executor.info,
-                                                       token=executor.token)
+                    self._context.configs.for_executor(
+                        executor.framework_id, executor.info, token=executor.token,
+                        resources=executor.container_resources())
                 )
             except (ContainerLaunchError, ValueError) as exc:
                 elog.warning("executor launch failed", error=str(exc))
-                self._gone(executor, _Reason.REASON_CONTAINER_LAUNCH_FAILED,
-                           f"Failed to launch the executor: {exc}", exit_status=-1)
+                reason = (exc.reason if isinstance(exc, ContainerLaunchError)
+                          else _Reason.REASON_CONTAINER_LAUNCH_FAILED)
+                self._gone(executor, reason, f"Failed to launch the executor: {exc}",
+                           exit_status=-1)
                 return
             self._checkpointer.save_executor(
                 ExecutorCheckpoint(executor.framework_id, executor.info, executor.container,
@@ -294,6 +321,8 @@ class ExecutorSupervisor:
         )
         self._context.containerizer.forget(container_id)
         elog.info("executor exited", status=termination.describe())
+        if termination.limitation is not None:
+            reason, message = termination.limitation.reason, termination.limitation.message
         status = termination.exit_code if termination.exit_code is not None else -(
             termination.signal or 0
         )
@@ -386,6 +415,8 @@ class ExecutorSupervisor:
         if not update.timestamp:
             update.timestamp = time.time()
         self._book.accept_update(framework_id, update)
+        if is_terminal(update.state) and executor.task_resources.pop(task.id, None) is not None:
+            self._resize(executor)
         acknowledged = executor_pb2.Event(
             type=executor_pb2.Event.ACKNOWLEDGED,
             acknowledged=executor_pb2.Event.Acknowledged(task_id=status.task_id, uuid=status.uuid),

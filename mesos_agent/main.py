@@ -9,6 +9,7 @@ operator's options.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from collections.abc import Sequence
 
@@ -77,7 +78,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         hostname=config.hostname,
         resources=str(config.resources),
         work_dir=str(config.work_dir),
+        isolation=",".join(config.isolation.isolation),
     )
+    if not config.isolation.switch_user:
+        log.warning("--switch_user=false: every task and executor runs as the agent's user",
+                    user=os.getuid())
     try:
         asyncio.run(serve(config))
     except CorruptCheckpoint as exc:

@@ -81,3 +81,10 @@ class AgentPaths:
             / "executors" / path_component(executor_id)
             / "runs" / path_component(container_id)
         )
+
+
+def sandbox_container_ids(work_dir: Path) -> set[str]:
+    """The container ids of every sandbox under `work_dir` (the last component of
+    `slaves/*/frameworks/*/executors/*/runs/*`): the containers this agent ever ran."""
+    return {run.name for run in (work_dir / "slaves").glob("*/frameworks/*/executors/*/runs/*")
+            if run.name != "latest"}

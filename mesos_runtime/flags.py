@@ -68,6 +68,21 @@ def _is_decimal(text: str) -> bool:
     return text.isascii() and text.isdigit() and len(text) <= 4300
 
 
+_BYTES = re.compile(r"^\s*(\d{1,30})\s*(B|KB|MB|GB|TB)?\s*$", re.IGNORECASE)
+_BYTE_UNITS = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
+
+
+def parse_bytes(text: str) -> int:
+    """Parse a Mesos byte size (`2GB`, `512MB`, `100KB`, `64B` or plain bytes)."""
+    match = _BYTES.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(
+            f"invalid size {text!r}: expected a number with an optional unit (B, KB, MB, GB, "
+            "TB), e.g. '2GB'")
+    number, unit = match.groups()
+    return int(number) * _BYTE_UNITS[(unit or "B").upper()]
+
+
 def parse_port(text: str) -> int:
     """Parse a TCP port number (0 lets the system pick a free port)."""
     if not _is_decimal(text.strip()) or not 0 <= int(text) < 65536:

@@ -938,6 +938,132 @@ class KillPolicy(_message.Message):
 Global___KillPolicy: _TypeAlias = KillPolicy  # noqa: Y015
 
 @_typing.final
+class ResourceStatistics(_message.Message):
+    """A container's resource usage, as Mesos' `/monitor/statistics` reports it (names as Mesos')."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIMESTAMP_FIELD_NUMBER: _builtins.int
+    PROCESSES_FIELD_NUMBER: _builtins.int
+    THREADS_FIELD_NUMBER: _builtins.int
+    CPUS_USER_TIME_SECS_FIELD_NUMBER: _builtins.int
+    CPUS_SYSTEM_TIME_SECS_FIELD_NUMBER: _builtins.int
+    CPUS_LIMIT_FIELD_NUMBER: _builtins.int
+    CPUS_NR_PERIODS_FIELD_NUMBER: _builtins.int
+    CPUS_NR_THROTTLED_FIELD_NUMBER: _builtins.int
+    CPUS_THROTTLED_TIME_SECS_FIELD_NUMBER: _builtins.int
+    MEM_TOTAL_BYTES_FIELD_NUMBER: _builtins.int
+    MEM_RSS_BYTES_FIELD_NUMBER: _builtins.int
+    MEM_CACHE_BYTES_FIELD_NUMBER: _builtins.int
+    MEM_LIMIT_BYTES_FIELD_NUMBER: _builtins.int
+    MEM_MAX_USAGE_BYTES_FIELD_NUMBER: _builtins.int
+    DISK_LIMIT_BYTES_FIELD_NUMBER: _builtins.int
+    DISK_USED_BYTES_FIELD_NUMBER: _builtins.int
+    timestamp: _builtins.float
+    """seconds since the epoch"""
+    processes: _builtins.int
+    threads: _builtins.int
+    cpus_user_time_secs: _builtins.float
+    cpus_system_time_secs: _builtins.float
+    cpus_limit: _builtins.float
+    cpus_nr_periods: _builtins.int
+    cpus_nr_throttled: _builtins.int
+    cpus_throttled_time_secs: _builtins.float
+    mem_total_bytes: _builtins.int
+    mem_rss_bytes: _builtins.int
+    mem_cache_bytes: _builtins.int
+    mem_limit_bytes: _builtins.int
+    mem_max_usage_bytes: _builtins.int
+    disk_limit_bytes: _builtins.int
+    disk_used_bytes: _builtins.int
+    def __init__(
+        self,
+        *,
+        timestamp: _builtins.float = ...,
+        processes: _builtins.int | None = ...,
+        threads: _builtins.int | None = ...,
+        cpus_user_time_secs: _builtins.float | None = ...,
+        cpus_system_time_secs: _builtins.float | None = ...,
+        cpus_limit: _builtins.float | None = ...,
+        cpus_nr_periods: _builtins.int | None = ...,
+        cpus_nr_throttled: _builtins.int | None = ...,
+        cpus_throttled_time_secs: _builtins.float | None = ...,
+        mem_total_bytes: _builtins.int | None = ...,
+        mem_rss_bytes: _builtins.int | None = ...,
+        mem_cache_bytes: _builtins.int | None = ...,
+        mem_limit_bytes: _builtins.int | None = ...,
+        mem_max_usage_bytes: _builtins.int | None = ...,
+        disk_limit_bytes: _builtins.int | None = ...,
+        disk_used_bytes: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_cpus_limit", b"_cpus_limit", "_cpus_nr_periods", b"_cpus_nr_periods", "_cpus_nr_throttled", b"_cpus_nr_throttled", "_cpus_system_time_secs", b"_cpus_system_time_secs", "_cpus_throttled_time_secs", b"_cpus_throttled_time_secs", "_cpus_user_time_secs", b"_cpus_user_time_secs", "_disk_limit_bytes", b"_disk_limit_bytes", "_disk_used_bytes", b"_disk_used_bytes", "_mem_cache_bytes", b"_mem_cache_bytes", "_mem_limit_bytes", b"_mem_limit_bytes", "_mem_max_usage_bytes", b"_mem_max_usage_bytes", "_mem_rss_bytes", b"_mem_rss_bytes", "_mem_total_bytes", b"_mem_total_bytes", "_processes", b"_processes", "_threads", b"_threads", "cpus_limit", b"cpus_limit", "cpus_nr_periods", b"cpus_nr_periods", "cpus_nr_throttled", b"cpus_nr_throttled", "cpus_system_time_secs", b"cpus_system_time_secs", "cpus_throttled_time_secs", b"cpus_throttled_time_secs", "cpus_user_time_secs", b"cpus_user_time_secs", "disk_limit_bytes", b"disk_limit_bytes", "disk_used_bytes", b"disk_used_bytes", "mem_cache_bytes", b"mem_cache_bytes", "mem_limit_bytes", b"mem_limit_bytes", "mem_max_usage_bytes", b"mem_max_usage_bytes", "mem_rss_bytes", b"mem_rss_bytes", "mem_total_bytes", b"mem_total_bytes", "processes", b"processes", "threads", b"threads"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cpus_limit", b"_cpus_limit", "_cpus_nr_periods", b"_cpus_nr_periods", "_cpus_nr_throttled", b"_cpus_nr_throttled", "_cpus_system_time_secs", b"_cpus_system_time_secs", "_cpus_throttled_time_secs", b"_cpus_throttled_time_secs", "_cpus_user_time_secs", b"_cpus_user_time_secs", "_disk_limit_bytes", b"_disk_limit_bytes", "_disk_used_bytes", b"_disk_used_bytes", "_mem_cache_bytes", b"_mem_cache_bytes", "_mem_limit_bytes", b"_mem_limit_bytes", "_mem_max_usage_bytes", b"_mem_max_usage_bytes", "_mem_rss_bytes", b"_mem_rss_bytes", "_mem_total_bytes", b"_mem_total_bytes", "_processes", b"_processes", "_threads", b"_threads", "cpus_limit", b"cpus_limit", "cpus_nr_periods", b"cpus_nr_periods", "cpus_nr_throttled", b"cpus_nr_throttled", "cpus_system_time_secs", b"cpus_system_time_secs", "cpus_throttled_time_secs", b"cpus_throttled_time_secs", "cpus_user_time_secs", b"cpus_user_time_secs", "disk_limit_bytes", b"disk_limit_bytes", "disk_used_bytes", b"disk_used_bytes", "mem_cache_bytes", b"mem_cache_bytes", "mem_limit_bytes", b"mem_limit_bytes", "mem_max_usage_bytes", b"mem_max_usage_bytes", "mem_rss_bytes", b"mem_rss_bytes", "mem_total_bytes", b"mem_total_bytes", "processes", b"processes", "threads", b"threads", "timestamp", b"timestamp"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__cpus_limit: _TypeAlias = _typing.Literal["cpus_limit"]  # noqa: Y015
+    _WhichOneofArgType__cpus_limit: _TypeAlias = _typing.Literal["_cpus_limit", b"_cpus_limit"]  # noqa: Y015
+    _WhichOneofReturnType__cpus_nr_periods: _TypeAlias = _typing.Literal["cpus_nr_periods"]  # noqa: Y015
+    _WhichOneofArgType__cpus_nr_periods: _TypeAlias = _typing.Literal["_cpus_nr_periods", b"_cpus_nr_periods"]  # noqa: Y015
+    _WhichOneofReturnType__cpus_nr_throttled: _TypeAlias = _typing.Literal["cpus_nr_throttled"]  # noqa: Y015
+    _WhichOneofArgType__cpus_nr_throttled: _TypeAlias = _typing.Literal["_cpus_nr_throttled", b"_cpus_nr_throttled"]  # noqa: Y015
+    _WhichOneofReturnType__cpus_system_time_secs: _TypeAlias = _typing.Literal["cpus_system_time_secs"]  # noqa: Y015
+    _WhichOneofArgType__cpus_system_time_secs: _TypeAlias = _typing.Literal["_cpus_system_time_secs", b"_cpus_system_time_secs"]  # noqa: Y015
+    _WhichOneofReturnType__cpus_throttled_time_secs: _TypeAlias = _typing.Literal["cpus_throttled_time_secs"]  # noqa: Y015
+    _WhichOneofArgType__cpus_throttled_time_secs: _TypeAlias = _typing.Literal["_cpus_throttled_time_secs", b"_cpus_throttled_time_secs"]  # noqa: Y015
+    _WhichOneofReturnType__cpus_user_time_secs: _TypeAlias = _typing.Literal["cpus_user_time_secs"]  # noqa: Y015
+    _WhichOneofArgType__cpus_user_time_secs: _TypeAlias = _typing.Literal["_cpus_user_time_secs", b"_cpus_user_time_secs"]  # noqa: Y015
+    _WhichOneofReturnType__disk_limit_bytes: _TypeAlias = _typing.Literal["disk_limit_bytes"]  # noqa: Y015
+    _WhichOneofArgType__disk_limit_bytes: _TypeAlias = _typing.Literal["_disk_limit_bytes", b"_disk_limit_bytes"]  # noqa: Y015
+    _WhichOneofReturnType__disk_used_bytes: _TypeAlias = _typing.Literal["disk_used_bytes"]  # noqa: Y015
+    _WhichOneofArgType__disk_used_bytes: _TypeAlias = _typing.Literal["_disk_used_bytes", b"_disk_used_bytes"]  # noqa: Y015
+    _WhichOneofReturnType__mem_cache_bytes: _TypeAlias = _typing.Literal["mem_cache_bytes"]  # noqa: Y015
+    _WhichOneofArgType__mem_cache_bytes: _TypeAlias = _typing.Literal["_mem_cache_bytes", b"_mem_cache_bytes"]  # noqa: Y015
+    _WhichOneofReturnType__mem_limit_bytes: _TypeAlias = _typing.Literal["mem_limit_bytes"]  # noqa: Y015
+    _WhichOneofArgType__mem_limit_bytes: _TypeAlias = _typing.Literal["_mem_limit_bytes", b"_mem_limit_bytes"]  # noqa: Y015
+    _WhichOneofReturnType__mem_max_usage_bytes: _TypeAlias = _typing.Literal["mem_max_usage_bytes"]  # noqa: Y015
+    _WhichOneofArgType__mem_max_usage_bytes: _TypeAlias = _typing.Literal["_mem_max_usage_bytes", b"_mem_max_usage_bytes"]  # noqa: Y015
+    _WhichOneofReturnType__mem_rss_bytes: _TypeAlias = _typing.Literal["mem_rss_bytes"]  # noqa: Y015
+    _WhichOneofArgType__mem_rss_bytes: _TypeAlias = _typing.Literal["_mem_rss_bytes", b"_mem_rss_bytes"]  # noqa: Y015
+    _WhichOneofReturnType__mem_total_bytes: _TypeAlias = _typing.Literal["mem_total_bytes"]  # noqa: Y015
+    _WhichOneofArgType__mem_total_bytes: _TypeAlias = _typing.Literal["_mem_total_bytes", b"_mem_total_bytes"]  # noqa: Y015
+    _WhichOneofReturnType__processes: _TypeAlias = _typing.Literal["processes"]  # noqa: Y015
+    _WhichOneofArgType__processes: _TypeAlias = _typing.Literal["_processes", b"_processes"]  # noqa: Y015
+    _WhichOneofReturnType__threads: _TypeAlias = _typing.Literal["threads"]  # noqa: Y015
+    _WhichOneofArgType__threads: _TypeAlias = _typing.Literal["_threads", b"_threads"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cpus_limit) -> _WhichOneofReturnType__cpus_limit | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cpus_nr_periods) -> _WhichOneofReturnType__cpus_nr_periods | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cpus_nr_throttled) -> _WhichOneofReturnType__cpus_nr_throttled | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cpus_system_time_secs) -> _WhichOneofReturnType__cpus_system_time_secs | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cpus_throttled_time_secs) -> _WhichOneofReturnType__cpus_throttled_time_secs | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cpus_user_time_secs) -> _WhichOneofReturnType__cpus_user_time_secs | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__disk_limit_bytes) -> _WhichOneofReturnType__disk_limit_bytes | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__disk_used_bytes) -> _WhichOneofReturnType__disk_used_bytes | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__mem_cache_bytes) -> _WhichOneofReturnType__mem_cache_bytes | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__mem_limit_bytes) -> _WhichOneofReturnType__mem_limit_bytes | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__mem_max_usage_bytes) -> _WhichOneofReturnType__mem_max_usage_bytes | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__mem_rss_bytes) -> _WhichOneofReturnType__mem_rss_bytes | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__mem_total_bytes) -> _WhichOneofReturnType__mem_total_bytes | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__processes) -> _WhichOneofReturnType__processes | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__threads) -> _WhichOneofReturnType__threads | None: ...
+
+Global___ResourceStatistics: _TypeAlias = ResourceStatistics  # noqa: Y015
+
+@_typing.final
 class ExecutorInfo(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1096,6 +1222,11 @@ class TaskStatus(_message.Message):
         REASON_AGENT_DRAINING: TaskStatus._Reason.ValueType  # 19
         REASON_TASK_HEALTH_CHECK_STATUS_UPDATED: TaskStatus._Reason.ValueType  # 20
         REASON_EXECUTOR_UNREGISTERED: TaskStatus._Reason.ValueType  # 21
+        REASON_CONTAINER_LIMITATION_MEMORY: TaskStatus._Reason.ValueType  # 22
+        """A container outgrew a limit its isolators enforce (the message gives limit and usage)."""
+        REASON_CONTAINER_LIMITATION_DISK: TaskStatus._Reason.ValueType  # 23
+        REASON_FETCHER_FAILED: TaskStatus._Reason.ValueType  # 24
+        """A URI of the task's command could not be fetched into its sandbox."""
 
     class Reason(_Reason, metaclass=_ReasonEnumTypeWrapper): ...
     REASON_UNSPECIFIED: TaskStatus.Reason.ValueType  # 0
@@ -1120,6 +1251,11 @@ class TaskStatus(_message.Message):
     REASON_AGENT_DRAINING: TaskStatus.Reason.ValueType  # 19
     REASON_TASK_HEALTH_CHECK_STATUS_UPDATED: TaskStatus.Reason.ValueType  # 20
     REASON_EXECUTOR_UNREGISTERED: TaskStatus.Reason.ValueType  # 21
+    REASON_CONTAINER_LIMITATION_MEMORY: TaskStatus.Reason.ValueType  # 22
+    """A container outgrew a limit its isolators enforce (the message gives limit and usage)."""
+    REASON_CONTAINER_LIMITATION_DISK: TaskStatus.Reason.ValueType  # 23
+    REASON_FETCHER_FAILED: TaskStatus.Reason.ValueType  # 24
+    """A URI of the task's command could not be fetched into its sandbox."""
 
     TASK_ID_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int

@@ -5,20 +5,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
-from mesos_agent.containers import ContainerConfig, ContainerProcess
+from mesos_agent.containers import ContainerConfig, ContainerProcess, LaunchInfo
 from mesos_values.resources import Resources
+from protos import mesos_pb2
+
+_Reason = mesos_pb2.TaskStatus.Reason
+
+
+@dataclass(frozen=True, slots=True)
+class Limitation:
+    """A limit an isolator enforced on a container (which then was destroyed): the
+    `TaskStatus` reason, e.g. REASON_CONTAINER_LIMITATION_MEMORY, and a message with the limit
+    and the usage."""
+
+    reason: _Reason.ValueType
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
 class Termination:
-    """How a container's root process ended; both fields None when that is unknown."""
+    """How a container's root process ended; both fields None when that is unknown.
+    `limitation` says which limit, if any, ended it."""
 
     exit_code: int | None
     signal: int | None
+    limitation: Limitation | None = field(default=None, compare=False)
 
     @property
     def succeeded(self) -> bool:
@@ -38,27 +54,108 @@ class Termination:
 
 
 class ContainerLaunchError(Exception):
-    """The container could not be started; the message says why."""
+    """The container could not be started; the message says why, `reason` is the
+    `TaskStatus` reason to report (REASON_CONTAINER_LAUNCH_FAILED unless more is known)."""
+
+    def __init__(
+        self, message: str, reason: _Reason.ValueType = _Reason.REASON_CONTAINER_LAUNCH_FAILED
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class FetchError(Exception):
+    """A URI could not be fetched into a sandbox; the message names the URI and the cause."""
+
+
+class Fetcher(Protocol):
+    """Fetches a command's URIs into a container's sandbox before the container starts."""
+
+    async def fetch(
+        self, uris: Sequence[mesos_pb2.CommandInfo.URI], sandbox: Path, user: str
+    ) -> None:
+        """Fetch every URI into `sandbox` (owned by `user` when not empty); raises FetchError."""
+        ...
 
 
 class Isolator(Protocol):
-    """Hooks around a container's life, e.g. putting it into cgroups."""
+    """Hooks around a container's life, e.g. putting it into cgroups (Mesos' isolator
+    interface). Every hook but `prepare` may be called for a container it has not prepared
+    (it then does nothing)."""
 
-    async def prepare(self, config: ContainerConfig) -> None:
-        """Before the process starts."""
+    name: str
+    """The `--isolation` name, e.g. "cgroups/mem"."""
+
+    async def recover(
+        self, containers: Sequence[ContainerProcess], orphans: Collection[str]
+    ) -> None:
+        """After an agent restart: take back `containers` (those still alive) and clean up
+        what it holds for `orphans` (ids of this agent's containers that are not alive; never
+        touch containers of other agents on the host)."""
+        ...
+
+    async def prepare(self, config: ContainerConfig) -> LaunchInfo | None:
+        """Before the process starts: set up, and say what the process must do before exec."""
         ...
 
     async def isolate(self, container_id: str, pid: int) -> None:
         """Right after the process started."""
         ...
 
+    async def watch(self, container_id: str) -> Limitation:
+        """Resolves when the container exceeds a limit this isolator enforces (never, if it
+        enforces none); the containerizer then destroys the container."""
+        ...
+
+    async def limitation(self, container_id: str) -> Limitation | None:
+        """Asked once the container's root has ended: a limit it reached that `watch` has not
+        reported yet (e.g. the OOM killer ended the root before its notification was read)."""
+        ...
+
     async def update(self, container_id: str, resources: Resources) -> None:
         """The container's resources changed."""
+        ...
+
+    async def usage(self, container_id: str) -> mesos_pb2.ResourceStatistics:
+        """What this isolator measures of the container (fields it does not know unset)."""
         ...
 
     async def cleanup(self, container_id: str) -> None:
         """After the container's processes are gone."""
         ...
+
+
+class NoopIsolator:
+    """An isolator that does nothing: subclasses override the hooks they need."""
+
+    name = "noop"
+
+    async def recover(
+        self, containers: Sequence[ContainerProcess], orphans: Collection[str]
+    ) -> None:
+        return None
+
+    async def prepare(self, config: ContainerConfig) -> LaunchInfo | None:
+        return None
+
+    async def isolate(self, container_id: str, pid: int) -> None:
+        return None
+
+    async def watch(self, container_id: str) -> Limitation:
+        await asyncio.Future()  # never resolves
+        raise AssertionError("unreachable")
+
+    async def limitation(self, container_id: str) -> Limitation | None:
+        return None
+
+    async def update(self, container_id: str, resources: Resources) -> None:
+        return None
+
+    async def usage(self, container_id: str) -> mesos_pb2.ResourceStatistics:
+        return mesos_pb2.ResourceStatistics()
+
+    async def cleanup(self, container_id: str) -> None:
+        return None
 
 
 class Containerizer(Protocol):
@@ -80,6 +177,14 @@ class Containerizer(Protocol):
         """Apply new resource limits."""
         ...
 
+    async def usage(self, container_id: str) -> mesos_pb2.ResourceStatistics:
+        """The container's resource usage now; raises KeyError for an unknown container."""
+        ...
+
+    def containers(self) -> list[ContainerProcess]:
+        """Containers currently known (alive or not yet destroyed)."""
+        ...
+
     async def destroy(self, container_id: str) -> Termination:
         """Kill whatever is left of the container, wait for its root, run isolator cleanup."""
         ...
@@ -88,8 +193,12 @@ class Containerizer(Protocol):
         """Drop the record of a destroyed container."""
         ...
 
-    async def recover(self, containers: Iterable[ContainerProcess]) -> set[str]:
-        """Re-attach to checkpointed containers; returns the ids still alive."""
+    async def recover(
+        self, containers: Iterable[ContainerProcess], owned: Collection[str] = ()
+    ) -> set[str]:
+        """Re-attach to checkpointed containers; returns the ids still alive. `owned` are the
+        ids of every container this agent has a sandbox for: the isolators clean up those
+        that are not alive."""
         ...
 
 

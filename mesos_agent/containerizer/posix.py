@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import resource
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,14 +29,30 @@ from typing import NamedTuple
 
 import psutil
 
-from mesos_agent.containerizer.base import ContainerLaunchError, Isolator, Termination
-from mesos_agent.containers import ContainerConfig, ContainerProcess
+from mesos_agent.containerizer.base import (
+    ContainerLaunchError,
+    Fetcher,
+    FetchError,
+    Isolator,
+    Limitation,
+    Termination,
+)
+from mesos_agent.containerizer.launcher import (
+    Launch,
+    LaunchTools,
+    UserIdentity,
+    plan_launch,
+    resolve_user,
+)
+from mesos_agent.containers import ContainerConfig, ContainerProcess, LaunchInfo
 from mesos_values.resources import Resources
+from protos import mesos_pb2
 
 _RECOVERED_POLL_SECONDS = 0.2
 _START_TIME_TOLERANCE = 0.05
 _FD_HEADROOM = 256
 _SANDBOX_THREADS = 2
+_SANDBOX_MODE = 0o750  # the owner's; the agent's group may read (its UI and CLI as root)
 
 
 def process_start_time(pid: int) -> float | None:
@@ -62,23 +79,32 @@ class _Sandbox(NamedTuple):
     real_path: str
 
 
-def _prepare_sandbox(sandbox: Path) -> _Sandbox:
-    """Create the sandbox and open its `stdout` and `stderr` for appending (blocking: creating
-    files waits for the file system's journal, which is busy while checkpoints are synced)."""
+def _prepare_sandbox(sandbox: Path, user: UserIdentity | None) -> _Sandbox:
+    """Create the sandbox (private to its owner: `user`, else the agent's user) and open its
+    `stdout` and `stderr` for appending (blocking: creating files waits for the file system's
+    journal, which is busy while checkpoints are synced)."""
     os.makedirs(sandbox, exist_ok=True)
+    os.chmod(sandbox, _SANDBOX_MODE)
     real_path = os.path.realpath(sandbox)
     stdout = os.open(sandbox / "stdout", _OUTPUT_FLAGS, 0o644)
     try:
         stderr = os.open(sandbox / "stderr", _OUTPUT_FLAGS, 0o644)
+        if user is not None:
+            for owned in (sandbox, sandbox / "stdout", sandbox / "stderr"):
+                os.chown(owned, user.uid, user.gid)
     except BaseException:
         os.close(stdout)
+        with contextlib.suppress(NameError):
+            os.close(stderr)
         raise
     return _Sandbox(stdout, stderr, real_path)
 
 
-async def _prepare_sandbox_in(threads: ThreadPoolExecutor, sandbox: Path) -> _Sandbox:
+async def _prepare_sandbox_in(
+    threads: ThreadPoolExecutor, sandbox: Path, user: UserIdentity | None
+) -> _Sandbox:
     """`_prepare_sandbox` in one of `threads`; if cancelled, the files it opens get closed."""
-    future = asyncio.get_running_loop().run_in_executor(threads, _prepare_sandbox, sandbox)
+    future = asyncio.get_running_loop().run_in_executor(threads, _prepare_sandbox, sandbox, user)
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
@@ -92,31 +118,39 @@ def _close_outputs(future: asyncio.Future[_Sandbox]) -> None:
         os.close(future.result().stderr)
 
 
-def _start_process(config: ContainerConfig, sandbox: _Sandbox) -> subprocess.Popen[bytes]:
+def _start_process(
+    config: ContainerConfig, launch: Launch, sandbox: _Sandbox
+) -> subprocess.Popen[bytes]:
     """Fork and exec the container's root process (blocks for the fork and exec only, as
     asyncio's own subprocess transport does).
 
-    `config.direct_argv` is tried first, with `PWD` set as the shell would set it; if that
-    exec fails the shell runs the command and reports what is wrong the way it always does.
+    `config.direct_argv` is tried first when nothing wraps the command, with `PWD` set as the
+    shell would set it; if that exec fails the shell runs the command and reports what is
+    wrong the way it always does.
     """
-    if config.direct_argv is not None:
-        environment = dict(config.environment, PWD=sandbox.real_path)
+    if config.direct_argv is not None and not launch.through_init:
+        direct = dataclasses.replace(
+            launch, argv=config.direct_argv,
+            environment=dict(launch.environment, PWD=sandbox.real_path))
         with contextlib.suppress(OSError):
-            return _popen(config.direct_argv, environment, config.sandbox, sandbox)
-    return _popen(config.argv, dict(config.environment), config.sandbox, sandbox)
+            return _popen(direct, config.sandbox, sandbox)
+    return _popen(launch, config.sandbox, sandbox)
 
 
-def _popen(
-    argv: Sequence[str], environment: dict[str, str], cwd: Path, sandbox: _Sandbox
-) -> subprocess.Popen[bytes]:
+def _popen(launch: Launch, cwd: Path, sandbox: _Sandbox) -> subprocess.Popen[bytes]:
+    user = launch.user
     return subprocess.Popen(
-        argv,
+        launch.argv,
         cwd=cwd,
-        env=environment,
+        env=launch.environment,
         stdin=subprocess.DEVNULL,
         stdout=sandbox.stdout,
         stderr=sandbox.stderr,
         start_new_session=True,
+        preexec_fn=launch.in_child,
+        user=user.uid if user is not None else None,
+        group=user.gid if user is not None else None,
+        extra_groups=list(user.groups) if user is not None else None,
     )
 
 
@@ -168,21 +202,44 @@ def _resolve(future: asyncio.Future[int], code: int) -> None:
 class _Container:
     process: ContainerProcess
     exit_code: asyncio.Future[int] | None  # None when re-attached after a restart
+    launch: Launch | None = None  # None when re-attached after a restart
     termination: Termination | None = None
+    limitation: Limitation | None = None
+    watching: asyncio.Task[None] | None = None
     cleaned_up: bool = False
 
 
 class PosixContainerizer:
-    """Process-group containers with isolator hooks (see `Containerizer`)."""
+    """Process-group containers with isolator hooks (see `Containerizer`).
 
-    def __init__(self, isolators: Sequence[Isolator] = ()) -> None:
+    `fetcher` fills sandboxes before launch; with `switch_user` (Mesos' `--switch_user`) a
+    container whose config names a user runs as that user in a sandbox it owns;
+    `launch_tools` are needed by isolators that ask for a pid namespace.
+    """
+
+    def __init__(
+        self,
+        isolators: Sequence[Isolator] = (),
+        *,
+        fetcher: Fetcher | None = None,
+        switch_user: bool = False,
+        launch_tools: LaunchTools | None = None,
+    ) -> None:
         self._isolators = tuple(isolators)
+        self._fetcher = fetcher
+        self._switch_user = switch_user
+        self._launch_tools = launch_tools
         self._containers: dict[str, _Container] = {}
         # Sandboxes are made by two threads of their own (idle threads cost nothing but memory).
         self._sandbox_threads = ThreadPoolExecutor(_SANDBOX_THREADS, thread_name_prefix="sandbox")
         # One fork per loop iteration: many launches at once would otherwise fork hundreds of
         # processes in a row (about a millisecond each) while no network I/O is served.
         self._forking = asyncio.Lock()
+
+    @property
+    def isolation(self) -> tuple[str, ...]:
+        """The names of the isolators in use."""
+        return tuple(isolator.name for isolator in self._isolators)
 
     def containers(self) -> list[ContainerProcess]:
         """Containers currently known (alive or not yet destroyed)."""
@@ -191,26 +248,35 @@ class PosixContainerizer:
     async def launch(self, config: ContainerConfig) -> ContainerProcess:
         if config.container_id in self._containers:
             raise ContainerLaunchError(f"container {config.container_id} already exists")
+        user = self._user(config)
         try:
-            sandbox = await _prepare_sandbox_in(self._sandbox_threads, config.sandbox)
+            sandbox = await _prepare_sandbox_in(self._sandbox_threads, config.sandbox, user)
         except OSError as exc:
             raise ContainerLaunchError(f"cannot create sandbox {config.sandbox}: {exc}") from exc
         try:
-            for isolator in self._isolators:
-                await isolator.prepare(config)
-            async with self._forking:
-                child = _start_process(config, sandbox)
-        except OSError as exc:
-            await self._cleanup_isolators(config.container_id)
-            raise ContainerLaunchError(
-                f"failed to launch {config.argv[0]!r}: {exc.strerror or exc}"
-            ) from exc
+            if config.uris and self._fetcher is not None:
+                try:
+                    await self._fetcher.fetch(config.uris, config.sandbox,
+                                              user.name if user is not None else "")
+                except FetchError as exc:
+                    raise ContainerLaunchError(
+                        str(exc), mesos_pb2.TaskStatus.REASON_FETCHER_FAILED) from exc
+            launch = await self._prepare(config, user)
+            try:
+                async with self._forking:
+                    child = _start_process(config, launch, sandbox)
+            except OSError as exc:
+                await self._cleanup_isolators(config.container_id)
+                raise ContainerLaunchError(
+                    f"failed to launch {config.argv[0]!r}: {exc.strerror or exc}"
+                ) from exc
         finally:
             os.close(sandbox.stdout)
             os.close(sandbox.stderr)
         start_time = process_start_time(child.pid) or time.time()
         process = ContainerProcess(config.container_id, child.pid, start_time, config.sandbox)
-        self._containers[config.container_id] = _Container(process, _exit_code(child))
+        container = _Container(process, _exit_code(child), launch)
+        self._containers[config.container_id] = container
         try:
             for isolator in self._isolators:
                 await isolator.isolate(config.container_id, child.pid)
@@ -218,7 +284,62 @@ class PosixContainerizer:
             await self.destroy(config.container_id)
             del self._containers[config.container_id]
             raise ContainerLaunchError(f"failed to isolate the container: {exc}") from exc
+        self._watch(config.container_id, container)
         return process
+
+    def _user(self, config: ContainerConfig) -> UserIdentity | None:
+        """Whom the container runs as: None for the agent's own user."""
+        if not self._switch_user or not config.user:
+            return None
+        try:
+            user = resolve_user(config.user)
+        except LookupError as exc:
+            raise ContainerLaunchError(f"cannot run as {config.user!r}: {exc}") from exc
+        if user.uid == os.geteuid():
+            return None
+        if os.geteuid() != 0:
+            raise ContainerLaunchError(
+                f"cannot run as {config.user!r}: the agent runs as uid {os.geteuid()}, not root "
+                "(start it as root, or with --switch_user=false to run every task as itself)")
+        return user
+
+    async def _prepare(self, config: ContainerConfig, user: UserIdentity | None) -> Launch:
+        """Let the isolators prepare the container; the launch that applies what they ask."""
+        info = LaunchInfo()
+        try:
+            for isolator in self._isolators:
+                asked = await isolator.prepare(config)
+                if asked is not None:
+                    info = info.merge(asked)
+            return plan_launch(config.argv, dict(config.environment), info, user,
+                               self._launch_tools)
+        except (OSError, ValueError) as exc:
+            await self._cleanup_isolators(config.container_id)
+            raise ContainerLaunchError(f"failed to prepare the container: {exc}") from exc
+
+    def _watch(self, container_id: str, container: _Container) -> None:
+        """Watch the isolators' limits: the first one reached is recorded and the container
+        killed (its root then ends, and `wait` reports the limitation)."""
+        watches = [isolator.watch(container_id) for isolator in self._isolators]
+        if not watches:
+            return
+
+        async def watch() -> None:
+            pending = {asyncio.ensure_future(w) for w in watches}
+            try:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for finished in done:
+                    if not finished.cancelled() and finished.exception() is None:
+                        container.limitation = finished.result()
+                        break
+                else:
+                    return
+            finally:
+                for other in pending:
+                    other.cancel()
+            await self.kill(container_id, signal.SIGKILL)
+
+        container.watching = asyncio.ensure_future(watch())
 
     async def wait(self, container_id: str) -> Termination:
         container = self._get(container_id)
@@ -226,14 +347,20 @@ class PosixContainerizer:
             return container.termination
         if container.exit_code is not None:
             code = await asyncio.shield(container.exit_code)
-            termination = Termination(None, -code) if code < 0 else Termination(code, None)
+            termination = _termination(code, container.launch)
         else:
             process = container.process
             while _is_same_process(process.pid, process.start_time):  # noqa: ASYNC110 (not our child)
                 await asyncio.sleep(_RECOVERED_POLL_SECONDS)
             termination = Termination(None, None)
+        if container.limitation is None:
+            for isolator in self._isolators:
+                container.limitation = await isolator.limitation(container_id)
+                if container.limitation is not None:
+                    break
         if container.termination is None:
-            container.termination = termination
+            container.termination = dataclasses.replace(
+                termination, limitation=container.limitation)
         return container.termination
 
     async def kill(self, container_id: str, sig: int) -> None:
@@ -252,12 +379,21 @@ class PosixContainerizer:
         for isolator in self._isolators:
             await isolator.update(container_id, resources)
 
+    async def usage(self, container_id: str) -> mesos_pb2.ResourceStatistics:
+        self._get(container_id)
+        statistics = mesos_pb2.ResourceStatistics(timestamp=time.time())
+        for isolator in self._isolators:
+            statistics.MergeFrom(await isolator.usage(container_id))
+        return statistics
+
     async def destroy(self, container_id: str) -> Termination:
         container = self._get(container_id)
         await self.kill(container_id, signal.SIGKILL)
         termination = await self.wait(container_id)
         if not container.cleaned_up:
             container.cleaned_up = True
+            if container.watching is not None:
+                container.watching.cancel()
             await self._cleanup_isolators(container_id)
         return termination
 
@@ -265,12 +401,21 @@ class PosixContainerizer:
         """Drop a destroyed container's record."""
         self._containers.pop(container_id, None)
 
-    async def recover(self, containers: Iterable[ContainerProcess]) -> set[str]:
+    async def recover(
+        self, containers: Iterable[ContainerProcess], owned: Collection[str] = ()
+    ) -> set[str]:
         alive: set[str] = set()
+        recovered: list[ContainerProcess] = []
         for process in containers:
             if _is_same_process(process.pid, process.start_time):
                 self._containers[process.container_id] = _Container(process, None)
                 alive.add(process.container_id)
+                recovered.append(process)
+        orphans = set(owned) - alive
+        for isolator in self._isolators:
+            await isolator.recover(recovered, orphans)
+        for process in recovered:
+            self._watch(process.container_id, self._containers[process.container_id])
         return alive
 
     def _get(self, container_id: str) -> _Container:
@@ -282,3 +427,11 @@ class PosixContainerizer:
     async def _cleanup_isolators(self, container_id: str) -> None:
         for isolator in reversed(self._isolators):
             await isolator.cleanup(container_id)
+
+
+def _termination(code: int, launch: Launch | None) -> Termination:
+    """The termination a root's return code (negative: the signal that ended it) means."""
+    if code < 0:
+        return Termination(None, -code)
+    signalled = launch.exit_signal(code) if launch is not None else None
+    return Termination(None, signalled) if signalled is not None else Termination(code, None)

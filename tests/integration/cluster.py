@@ -223,6 +223,9 @@ class Cluster:
             "DEBUG",
             "--status_update_retry_interval",
             "1secs",
+            # The suite's frameworks name users this machine does not have ("tester"); tests
+            # of --switch_user pass --switch_user=true in `agent_flags`.
+            "--switch_user=false",
         ]
         if attributes:
             argv += ["--attributes", attributes]

@@ -20,6 +20,7 @@ from mesos_agent.containerizer import (
     Termination,
     stop_container,
 )
+from mesos_agent.containerizer.base import NoopIsolator
 from mesos_values.resources import Resources
 
 pytestmark = pytest.mark.integration
@@ -204,7 +205,7 @@ async def test_recover_reattaches_to_a_live_process_and_notices_its_end(tmp_path
     await first.wait(config.container_id)
 
 
-class RecordingIsolator:
+class RecordingIsolator(NoopIsolator):
     def __init__(self) -> None:
         self.calls: list[str] = []
 

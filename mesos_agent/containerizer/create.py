@@ -1,0 +1,99 @@
+"""The agent's containerizer as its flags ask (`IsolationConfig`): the isolators `--isolation`
+names, each checked against what this machine can provide (ADR 0014)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from mesos_agent.config import IsolationConfig
+from mesos_agent.containerizer.base import Isolator
+from mesos_agent.containerizer.cgroups import Cgroups, CgroupsUnavailable, mounts_under
+from mesos_agent.containerizer.isolators import (
+    CgroupsCpuIsolator,
+    CgroupsMemIsolator,
+    CgroupsPidsIsolator,
+    FilesystemLinuxIsolator,
+    NamespacesPidIsolator,
+    PosixIsolator,
+)
+from mesos_agent.containerizer.launcher import LaunchTools, find_launch_tools
+from mesos_agent.containerizer.posix import PosixContainerizer
+
+__all__ = ["IsolationUnavailable", "create_containerizer", "isolator_names"]
+
+
+class IsolationUnavailable(ValueError):
+    """An isolator `--isolation` names that this machine or agent cannot provide."""
+
+
+_Factory = Callable[[IsolationConfig, Cgroups, LaunchTools | None], Isolator]
+
+
+def _cgroups(controllers: tuple[str, ...], make: Callable[[Cgroups], Isolator]
+             ) -> Callable[[IsolationConfig, Cgroups, LaunchTools | None], Isolator]:
+    def factory(config: IsolationConfig, cgroups: Cgroups, tools: LaunchTools | None
+                ) -> Isolator:
+        _need_root("cgroups")
+        for controller in controllers:
+            cgroups.check(controller)
+        return make(cgroups)
+
+    return factory
+
+
+def _namespaces(make: Callable[[], Isolator], *, tools_needed: bool) -> _Factory:
+    def factory(config: IsolationConfig, cgroups: Cgroups, tools: LaunchTools | None
+                ) -> Isolator:
+        _need_root("namespaces")
+        if tools_needed and tools is None:
+            raise IsolationUnavailable(
+                "it runs each container under `unshare` and `tini` (and `setpriv` for other "
+                "users): install util-linux and tini (Debian: apt-get install tini)")
+        return make()
+
+    return factory
+
+
+def _need_root(what: str) -> None:
+    if os.geteuid() != 0:
+        raise IsolationUnavailable(f"{what} need the agent to run as root")
+
+
+_ISOLATORS: dict[str, _Factory] = {
+    "posix/cpu": lambda config, cgroups, tools: PosixIsolator("posix/cpu"),
+    "posix/mem": lambda config, cgroups, tools: PosixIsolator("posix/mem"),
+    "cgroups/cpu": lambda config, cgroups, tools: _cgroups(
+        ("cpu", "cpuacct"),
+        lambda c: CgroupsCpuIsolator(c, enable_cfs=config.cgroups_enable_cfs),
+    )(config, cgroups, tools),
+    "cgroups/mem": _cgroups(("memory",), CgroupsMemIsolator),
+    "cgroups/pids": _cgroups(("pids",), CgroupsPidsIsolator),
+    "namespaces/pid": _namespaces(NamespacesPidIsolator, tools_needed=True),
+    "filesystem/linux": _namespaces(FilesystemLinuxIsolator, tools_needed=False),
+}
+
+
+def isolator_names() -> tuple[str, ...]:
+    """Every name `--isolation` accepts."""
+    return tuple(_ISOLATORS)
+
+
+def create_containerizer(config: IsolationConfig, work_dir: Path) -> PosixContainerizer:
+    """The containerizer `config` asks for; raises IsolationUnavailable naming the isolator
+    and why this machine cannot provide it."""
+    del work_dir  # the fetcher cache and disk/du will live under it
+    cgroups = Cgroups(mounts_under(config.cgroups_hierarchy), config.cgroups_root)
+    tools = find_launch_tools()
+    isolators: list[Isolator] = []
+    for name in dict.fromkeys(config.isolation):
+        factory = _ISOLATORS.get(name)
+        if factory is None:
+            raise IsolationUnavailable(
+                f"--isolation: unknown isolator {name!r} (known: {', '.join(_ISOLATORS)})")
+        try:
+            isolators.append(factory(config, cgroups, tools))
+        except (CgroupsUnavailable, IsolationUnavailable) as exc:
+            raise IsolationUnavailable(f"--isolation: {name} is unavailable: {exc}") from exc
+    return PosixContainerizer(isolators, switch_user=config.switch_user, launch_tools=tools)

@@ -1,0 +1,383 @@
+"""The isolators `--isolation` names (Mesos' names and semantics; ADR 0014).
+
+- `posix/cpu`, `posix/mem`: no limits; usage measured over the container's process tree.
+- `cgroups/cpu`: cpu.shares (v2: cpu.weight) from `cpus`; with `--cgroups_enable_cfs` also a
+  CFS quota of `cpus` cores; usage from cpuacct (v2: cpu.stat).
+- `cgroups/mem`: a hard limit of `mem`; a container the OOM killer hits is destroyed and ends
+  with REASON_CONTAINER_LIMITATION_MEMORY.
+- `cgroups/pids`: the container's processes are counted (and all killed on destroy).
+- `namespaces/pid`: a pid namespace of its own, with its own /proc.
+- `filesystem/linux`: a private mount namespace with the sandbox's `tmp` over /tmp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Collection, Sequence
+from pathlib import Path
+
+import psutil
+
+from mesos_agent.containerizer.base import Limitation, NoopIsolator
+from mesos_agent.containerizer.cgroups import Cgroups, stat_fields
+from mesos_agent.containers import ContainerConfig, ContainerProcess, LaunchInfo
+from mesos_values.resources import Resources
+from protos import mesos_pb2
+
+__all__ = [
+    "CgroupsCpuIsolator",
+    "CgroupsMemIsolator",
+    "CgroupsPidsIsolator",
+    "FilesystemLinuxIsolator",
+    "NamespacesPidIsolator",
+    "PosixIsolator",
+]
+
+_MB = 1024 * 1024
+_MIN_MEMORY = 32 * _MB  # Mesos' smallest memory limit
+_MIN_SHARES = 2
+_SHARES_PER_CPU = 1024
+_CFS_PERIOD_US = 100_000
+_MIN_CFS_QUOTA_US = 1_000
+_V2_OOM_POLL_SECONDS = 0.5
+_Reason = mesos_pb2.TaskStatus.Reason
+
+
+def _scalar(resources: Resources, name: str) -> float:
+    return float(resources.scalar(name))
+
+
+class PosixIsolator(NoopIsolator):
+    """`posix/cpu` or `posix/mem`: the usage of the container's process tree, no limits."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._cpu = name == "posix/cpu"
+        self._roots: dict[str, int] = {}
+        self._resources: dict[str, Resources] = {}
+
+    async def recover(
+        self, containers: Sequence[ContainerProcess], orphans: Collection[str]
+    ) -> None:
+        for container in containers:
+            self._roots[container.container_id] = container.pid
+
+    async def prepare(self, config: ContainerConfig) -> LaunchInfo | None:
+        self._resources[config.container_id] = config.resources
+        return None
+
+    async def isolate(self, container_id: str, pid: int) -> None:
+        self._roots[container_id] = pid
+
+    async def update(self, container_id: str, resources: Resources) -> None:
+        self._resources[container_id] = resources
+
+    async def usage(self, container_id: str) -> mesos_pb2.ResourceStatistics:
+        statistics = mesos_pb2.ResourceStatistics()
+        root = self._roots.get(container_id)
+        if root is None:
+            return statistics
+        processes = _process_tree(root)
+        resources = self._resources.get(container_id)
+        if self._cpu:
+            user = system = 0.0
+            for process in processes:
+                with contextlib.suppress(psutil.Error):
+                    times = process.cpu_times()
+                    user += times.user + times.children_user
+                    system += times.system + times.children_system
+            statistics.cpus_user_time_secs = user
+            statistics.cpus_system_time_secs = system
+            if resources is not None:
+                statistics.cpus_limit = _scalar(resources, "cpus")
+            statistics.processes = len(processes)
+        else:
+            rss = 0
+            for process in processes:
+                with contextlib.suppress(psutil.Error):
+                    rss += process.memory_info().rss
+            statistics.mem_rss_bytes = rss
+            if resources is not None:
+                statistics.mem_limit_bytes = int(_scalar(resources, "mem") * _MB)
+        return statistics
+
+    async def cleanup(self, container_id: str) -> None:
+        self._roots.pop(container_id, None)
+        self._resources.pop(container_id, None)
+
+
+def _process_tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+class _CgroupsIsolator(NoopIsolator):
+    """What the cgroups isolators share: a cgroup per container in each of `controllers`."""
+
+    controllers: tuple[str, ...] = ()
+
+    def __init__(self, cgroups: Cgroups) -> None:
+        self._cgroups = cgroups
+        self._known: set[str] = set()
+
+    def _hierarchies(self) -> list[str]:
+        """`controllers`, one per distinct hierarchy (v1 may mount several together)."""
+        seen: set[Path] = set()
+        result = []
+        for controller in self.controllers:
+            hierarchy = self._cgroups.hierarchy(controller)
+            if hierarchy not in seen:
+                seen.add(hierarchy)
+                result.append(controller)
+        return result
+
+    async def recover(
+        self, containers: Sequence[ContainerProcess], orphans: Collection[str]
+    ) -> None:
+        for container in containers:
+            if all(self._cgroups.exists(c, container.container_id) for c in self._hierarchies()):
+                self._known.add(container.container_id)
+                await self._recovered(container.container_id)
+        for orphan in orphans:
+            await self._destroy(orphan)
+
+    async def _recovered(self, container_id: str) -> None:
+        """A container taken back after an agent restart (its limits are in place)."""
+
+    async def prepare(self, config: ContainerConfig) -> LaunchInfo | None:
+        container_id = config.container_id
+        procs = []
+        for controller in self._hierarchies():
+            self._cgroups.create(controller, container_id)
+            procs.append(self._cgroups.procs_file(controller, container_id))
+        self._known.add(container_id)
+        self._limit(container_id, config.resources)
+        return LaunchInfo(cgroup_procs=tuple(procs))
+
+    def _limit(self, container_id: str, resources: Resources) -> None:
+        """Write the container's limits."""
+
+    async def update(self, container_id: str, resources: Resources) -> None:
+        if container_id in self._known:
+            self._limit(container_id, resources)
+
+    async def cleanup(self, container_id: str) -> None:
+        self._known.discard(container_id)
+        await self._destroy(container_id)
+
+    async def _destroy(self, container_id: str) -> None:
+        for controller in self._hierarchies():
+            await asyncio.to_thread(self._cgroups.destroy, controller, container_id)
+
+    def _read(self, controller: str, container_id: str, name: str) -> str | None:
+        try:
+            return self._cgroups.read(controller, container_id, name)
+        except OSError:
+            return None
+
+
+class CgroupsCpuIsolator(_CgroupsIsolator):
+    """`cgroups/cpu`: cpu shares from `cpus`, a CFS quota with `enable_cfs`."""
+
+    name = "cgroups/cpu"
+    controllers = ("cpu", "cpuacct")
+
+    def __init__(self, cgroups: Cgroups, *, enable_cfs: bool) -> None:
+        super().__init__(cgroups)
+        self._enable_cfs = enable_cfs
+        self._limits: dict[str, float] = {}
+
+    def _limit(self, container_id: str, resources: Resources) -> None:
+        cpus = _scalar(resources, "cpus")
+        self._limits[container_id] = cpus
+        shares = max(_MIN_SHARES, int(cpus * _SHARES_PER_CPU))
+        quota = max(_MIN_CFS_QUOTA_US, int(cpus * _CFS_PERIOD_US)) if cpus > 0 else None
+        if self._cgroups.version("cpu") == 1:
+            self._cgroups.write("cpu", container_id, "cpu.shares", str(shares))
+            if self._enable_cfs and quota is not None:
+                self._cgroups.write("cpu", container_id, "cpu.cfs_period_us", str(_CFS_PERIOD_US))
+                self._cgroups.write("cpu", container_id, "cpu.cfs_quota_us", str(quota))
+        else:
+            weight = 1 + ((shares - _MIN_SHARES) * 9999) // 262142  # the kernel's mapping
+            self._cgroups.write("cpu", container_id, "cpu.weight", str(min(weight, 10000)))
+            if self._enable_cfs and quota is not None:
+                self._cgroups.write("cpu", container_id, "cpu.max", f"{quota} {_CFS_PERIOD_US}")
+
+    async def usage(self, container_id: str) -> mesos_pb2.ResourceStatistics:
+        statistics = mesos_pb2.ResourceStatistics()
+        if container_id not in self._known:
+            return statistics
+        if container_id in self._limits:
+            statistics.cpus_limit = self._limits[container_id]
+        if self._cgroups.version("cpu") == 1:
+            accounting = self._read("cpuacct", container_id, "cpuacct.stat")
+            if accounting is not None:
+                ticks = stat_fields(accounting)
+                hertz = os.sysconf("SC_CLK_TCK")
+                statistics.cpus_user_time_secs = ticks.get("user", 0) / hertz
+                statistics.cpus_system_time_secs = ticks.get("system", 0) / hertz
+            throttling = self._read("cpu", container_id, "cpu.stat")
+            if throttling is not None:
+                fields = stat_fields(throttling)
+                statistics.cpus_nr_periods = fields.get("nr_periods", 0)
+                statistics.cpus_nr_throttled = fields.get("nr_throttled", 0)
+                statistics.cpus_throttled_time_secs = fields.get("throttled_time", 0) / 1e9
+        else:
+            text = self._read("cpu", container_id, "cpu.stat")
+            if text is not None:
+                fields = stat_fields(text)
+                statistics.cpus_user_time_secs = fields.get("user_usec", 0) / 1e6
+                statistics.cpus_system_time_secs = fields.get("system_usec", 0) / 1e6
+                statistics.cpus_nr_periods = fields.get("nr_periods", 0)
+                statistics.cpus_nr_throttled = fields.get("nr_throttled", 0)
+                statistics.cpus_throttled_time_secs = fields.get("throttled_usec", 0) / 1e6
+        return statistics
+
+    async def cleanup(self, container_id: str) -> None:
+        self._limits.pop(container_id, None)
+        await super().cleanup(container_id)
+
+
+class CgroupsMemIsolator(_CgroupsIsolator):
+    """`cgroups/mem`: a hard memory limit of `mem`; the OOM killer's work is a limitation."""
+
+    name = "cgroups/mem"
+    controllers = ("memory",)
+
+    def __init__(self, cgroups: Cgroups) -> None:
+        super().__init__(cgroups)
+        self._v1 = cgroups.version("memory") == 1
+
+    def _limit(self, container_id: str, resources: Resources) -> None:
+        limit = max(_MIN_MEMORY, int(_scalar(resources, "mem") * _MB))
+        name = "memory.limit_in_bytes" if self._v1 else "memory.max"
+        self._cgroups.write("memory", container_id, name, str(limit))
+
+    async def watch(self, container_id: str) -> Limitation:
+        if self._v1:
+            await self._oom_event_v1(container_id)
+        else:
+            while self._oom_kills(container_id) == 0:  # noqa: ASYNC110 (v2 has no eventfd)
+                await asyncio.sleep(_V2_OOM_POLL_SECONDS)
+        return self._limitation(container_id)
+
+    async def _oom_event_v1(self, container_id: str) -> None:
+        """Wait for the kernel's OOM notification (an eventfd registered through
+        cgroup.event_control)."""
+        path = self._cgroups.path("memory", container_id)
+        event = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        control = os.open(path / "memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
+        loop = asyncio.get_running_loop()
+        fired: asyncio.Future[None] = loop.create_future()
+        try:
+            (path / "cgroup.event_control").write_text(f"{event} {control}")
+
+            def readable() -> None:
+                with contextlib.suppress(BlockingIOError):
+                    os.eventfd_read(event)
+                    if not fired.done() and self._under_oom_or_killed(container_id):
+                        fired.set_result(None)
+
+            loop.add_reader(event, readable)
+            try:
+                await fired
+            finally:
+                loop.remove_reader(event)
+        finally:
+            os.close(event)
+            os.close(control)
+
+    def _under_oom_or_killed(self, container_id: str) -> bool:
+        text = self._read("memory", container_id, "memory.oom_control")
+        if text is None:
+            return True  # the cgroup went away after an OOM notification
+        fields = stat_fields(text)
+        return fields.get("under_oom", 0) > 0 or fields.get("oom_kill", 0) > 0
+
+    def _oom_kills(self, container_id: str) -> int:
+        name = "memory.oom_control" if self._v1 else "memory.events"
+        text = self._read("memory", container_id, name)
+        return stat_fields(text).get("oom_kill", 0) if text is not None else 0
+
+    async def limitation(self, container_id: str) -> Limitation | None:
+        if container_id in self._known and self._oom_kills(container_id) > 0:
+            return self._limitation(container_id)
+        return None
+
+    def _limitation(self, container_id: str) -> Limitation:
+        limit, peak = self._bytes(container_id, "limit"), self._bytes(container_id, "peak")
+        return Limitation(
+            _Reason.REASON_CONTAINER_LIMITATION_MEMORY,
+            f"Memory limit exceeded: Requested: {limit // _MB}MB Maximum Used: {peak // _MB}MB",
+        )
+
+    def _bytes(self, container_id: str, which: str) -> int:
+        names = {("limit", True): "memory.limit_in_bytes",
+                 ("peak", True): "memory.max_usage_in_bytes",
+                 ("limit", False): "memory.max", ("peak", False): "memory.peak"}
+        text = self._read("memory", container_id, names[(which, self._v1)])
+        try:
+            return int(text) if text is not None else 0
+        except ValueError:
+            return 0  # "max"
+
+    async def usage(self, container_id: str) -> mesos_pb2.ResourceStatistics:
+        statistics = mesos_pb2.ResourceStatistics()
+        if container_id not in self._known:
+            return statistics
+        text = self._read("memory", container_id, "memory.stat")
+        if text is not None:
+            fields = stat_fields(text)
+            if self._v1:
+                statistics.mem_rss_bytes = fields.get("total_rss", fields.get("rss", 0))
+                statistics.mem_cache_bytes = fields.get("total_cache", fields.get("cache", 0))
+            else:
+                statistics.mem_rss_bytes = fields.get("anon", 0)
+                statistics.mem_cache_bytes = fields.get("file", 0)
+        current = self._read("memory", container_id,
+                             "memory.usage_in_bytes" if self._v1 else "memory.current")
+        if current is not None:
+            with contextlib.suppress(ValueError):
+                statistics.mem_total_bytes = int(current)
+        statistics.mem_limit_bytes = self._bytes(container_id, "limit")
+        statistics.mem_max_usage_bytes = self._bytes(container_id, "peak")
+        return statistics
+
+
+class CgroupsPidsIsolator(_CgroupsIsolator):
+    """`cgroups/pids`: the container's processes, counted and all reachable on destroy."""
+
+    name = "cgroups/pids"
+    controllers = ("pids",)
+
+    async def usage(self, container_id: str) -> mesos_pb2.ResourceStatistics:
+        statistics = mesos_pb2.ResourceStatistics()
+        if container_id in self._known:
+            statistics.processes = len(self._cgroups.pids("pids", container_id))
+        return statistics
+
+
+class NamespacesPidIsolator(NoopIsolator):
+    """`namespaces/pid`: each container in a pid namespace of its own, with its own /proc."""
+
+    name = "namespaces/pid"
+
+    async def prepare(self, config: ContainerConfig) -> LaunchInfo | None:
+        return LaunchInfo(pid_namespace=True, mount_namespace=True)
+
+
+class FilesystemLinuxIsolator(NoopIsolator):
+    """`filesystem/linux`: a private mount namespace; the sandbox's `tmp` is the task's /tmp."""
+
+    name = "filesystem/linux"
+
+    async def prepare(self, config: ContainerConfig) -> LaunchInfo | None:
+        tmp = config.sandbox / "tmp"
+        tmp.mkdir(exist_ok=True)
+        tmp.chmod(0o1777)  # whoever the task runs as, as /tmp is
+        return LaunchInfo(mount_namespace=True, bind_mounts=((str(tmp), "/tmp"),))
