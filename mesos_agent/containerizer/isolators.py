@@ -278,9 +278,11 @@ class CgroupsMemIsolator(_CgroupsIsolator):
             (path / "cgroup.event_control").write_text(f"{event} {control}")
 
             def readable() -> None:
+                # The kernel signals this eventfd on OOM only (and when the cgroup goes away,
+                # after `cleanup` cancelled the watch). Its counters may not show it yet.
                 with contextlib.suppress(BlockingIOError):
                     os.eventfd_read(event)
-                    if not fired.done() and self._under_oom_or_killed(container_id):
+                    if not fired.done():
                         fired.set_result(None)
 
             loop.add_reader(event, readable)
@@ -291,13 +293,6 @@ class CgroupsMemIsolator(_CgroupsIsolator):
         finally:
             os.close(event)
             os.close(control)
-
-    def _under_oom_or_killed(self, container_id: str) -> bool:
-        text = self._read("memory", container_id, "memory.oom_control")
-        if text is None:
-            return True  # the cgroup went away after an OOM notification
-        fields = stat_fields(text)
-        return fields.get("under_oom", 0) > 0 or fields.get("oom_kill", 0) > 0
 
     def _oom_kills(self, container_id: str) -> int:
         name = "memory.oom_control" if self._v1 else "memory.events"
