@@ -161,7 +161,8 @@ class ActiveRun:
             "nextIndex": run.next_index, "retries": sorted(run.retries.items()),
             "succeeded": run.succeeded, "failed": run.failed,
             "finished": [[t.index, t.attempt, t.status, _ms(t.started_at),
-                          _ms(t.completed_at or t.started_at)] for t in run.finished_tasks],
+                          _ms(t.completed_at or t.started_at), t.message, t.reason]
+                         for t in run.finished_tasks],
         })
         live = ",".join(entry for _, entry in encoded.values())
         return f'{head[:-1]}, "live": [{live}]}}'.encode()
@@ -190,8 +191,8 @@ class ActiveRun:
                 agents[task_id] = agent_id
         finished = tuple(
             RunTask(run.task_id(index, attempt), index, state, _from_ms(started),
-                    _from_ms(completed), attempt)
-            for index, attempt, state, started, completed in raw["finished"])
+                    _from_ms(completed), attempt, *why)  # why: message, reason (once absent)
+            for index, attempt, state, started, completed, *why in raw["finished"])
         running = sum(task.status == "TASK_RUNNING" for task in live.values())
         run = replace(run, live=live, running=running, finished_tasks=finished)
         return cls(run, agents, raw["byParents"])
@@ -548,7 +549,10 @@ class BatchCore:
         if status.agent_id.value:
             active.agents[task_id] = status.agent_id.value
         before = active.run
-        active.run = before.task_status(task_id, state, self.now())
+        reason = (mesos_pb2.TaskStatus.Reason.Name(status.reason)
+                  if status.reason else None)
+        active.run = before.task_status(task_id, state, self.now(),
+                                        message=status.message or None, reason=reason)
         if active.run is before:
             return
         agent_id = active.agents.get(task_id)

@@ -113,15 +113,23 @@ class RunTask:
     started_at: datetime
     completed_at: datetime | None = None
     attempt: int = 0
+    # Why a task failed: its last status's message and reason (e.g. a memory limitation).
+    message: str | None = None
+    reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """Metronome's task entry of a run."""
+        """Metronome's task entry of a run, plus `message` and `reason` of a failed task
+        (extensions)."""
         started_at = format_timestamp(self.started_at.timestamp(), utc_suffix=UTC_SUFFIX)
         result: dict[str, Any] = {"id": self.id, "status": self.status, "startedAt": started_at}
         if self.completed_at is not None:
             result["completedAt"] = format_timestamp(
                 self.completed_at.timestamp(), utc_suffix=UTC_SUFFIX
             )
+        if self.message is not None:
+            result["message"] = self.message
+        if self.reason is not None:
+            result["reason"] = self.reason
         return result
 
 
@@ -240,8 +248,13 @@ class JobRun:
         status = RunStatus.STARTING if self.status is RunStatus.INITIAL else self.status
         return replace(self, retries=retries, live=live, next_index=next_index, status=status)
 
-    def task_status(self, task_id: str, state: str, now: datetime) -> JobRun:
-        """Apply a Mesos status update (state name such as `TASK_RUNNING`) for one of our tasks.
+    def task_status(
+        self, task_id: str, state: str, now: datetime, *,
+        message: str | None = None, reason: str | None = None,
+    ) -> JobRun:
+        """Apply a Mesos status update (state name such as `TASK_RUNNING`) for one of our tasks;
+        a failed task keeps the update's `message` and `reason` (a name such as
+        `REASON_CONTAINER_LIMITATION_MEMORY`).
 
         Updates for unknown tasks, for tasks already terminal, or that repeat a task's state
         change nothing (the same run is returned).
@@ -259,8 +272,11 @@ class JobRun:
                 status = RunStatus.ACTIVE if running else RunStatus.STARTING
             return replace(self, live=live, running=running, status=status)
         del live[task_id]
-        finished = (*self.finished_tasks, replace(task, status=state, completed_at=now))
         succeeded = state in _SUCCESS_STATES
+        ended = replace(task, status=state, completed_at=now)
+        if not succeeded:
+            ended = replace(ended, message=message or None, reason=reason or None)
+        finished = (*self.finished_tasks, ended)
         run = replace(self, live=live, running=running,
                       succeeded=self.succeeded + succeeded, failed=self.failed + (not succeeded),
                       finished_tasks=finished[-FINISHED_TASKS_KEPT:])

@@ -9,8 +9,12 @@ import json
 import os
 import signal
 from collections.abc import Callable
+from pathlib import Path
+
+import pytest
 
 from frameworks import SchedulerDriver, is_terminal
+from mesos_agent.containerizer.cgroups import Cgroups, mounts_under
 from mesos_agent.paths import AgentPaths
 from mesos_agent.status_updates import AckRecord, UpdateRecord
 from protos import mesos_pb2
@@ -54,6 +58,13 @@ def restart(agent: Process, start: Callable[[], Process], master: Process,
     return restarted
 
 
+def sleep_pids(agent_dir: Path) -> dict[str, int] | None:
+    """The pid of every task's `sleep`, None until all run."""
+    found = {t: sleep_pid_of(agent_dir, t) for t in TASKS}
+    pids = {t: pid for t, pid in found.items() if pid is not None}
+    return pids if len(pids) == len(TASKS) else None
+
+
 def all_acknowledged(paths: AgentPaths, framework_id: str, task_id: str) -> bool:
     """Whether the agent logged an acknowledgement for every update of the task."""
     records = task_records(paths, task_id, framework_id)
@@ -79,7 +90,18 @@ def check_update_order(task_id: str, updates: list[mesos_pb2.TaskStatus]) -> Non
     assert not terminal or terminal == [len(updates) - 1], (task_id, states)
 
 
-def test_agent_killed_ten_times_keeps_its_tasks_and_their_updates(cluster: Cluster) -> None:
+# The machine's default isolation (cgroups/cpu,cgroups/mem where the agent is root), and every
+# isolator that holds a task: its cgroups and its pid and mount namespaces outlive the agent.
+ISOLATION = ["default", "cgroups/cpu,cgroups/mem,cgroups/pids,namespaces/pid,filesystem/linux"]
+
+
+@pytest.mark.parametrize("isolation", ISOLATION, ids=["default", "namespaces"])
+def test_agent_killed_ten_times_keeps_its_tasks_and_their_updates(
+        cluster: Cluster, isolation: str) -> None:
+    if isolation != "default":
+        if os.geteuid() != 0:
+            pytest.skip("namespaces need root")
+        cluster.agent_flags += [f"--isolation={isolation}"]
     agent_dir, agent_port = cluster.work_dir / "agent", free_port()
 
     def start_agent() -> Process:
@@ -101,9 +123,8 @@ def test_agent_killed_ten_times_keeps_its_tasks_and_their_updates(cluster: Clust
         # Start from a quiet agent, so that any update seen twice later is a bug.
         wait_for(lambda: all(all_acknowledged(paths, framework_id, t) for t in TASKS),
                  "the agent to log every acknowledgement")
-        found = {t: sleep_pid_of(agent_dir, t) for t in TASKS}
-        pids = {t: pid for t, pid in found.items() if pid is not None}
-        assert pids.keys() == set(TASKS), found
+        # RUNNING is sent once the container started; its command may still be exec'ing.
+        pids = wait_for(lambda: sleep_pids(agent_dir), "every task's sleep to run")
         running_update = scheduler.last(TASKS[0])
         assert running_update is not None
         agent_id = running_update.agent_id.value
@@ -144,6 +165,11 @@ def test_agent_killed_ten_times_keeps_its_tasks_and_their_updates(cluster: Clust
                  "reconciliation to report the surviving tasks running")
         assert {t: sleep_pid_of(agent_dir, t) for t in TASKS} == {
             **{t: pids[t] for t in survivors}, DOOMED: None}
+        if os.geteuid() == 0:  # still in their cgroups, whose limits outlived every restart
+            cgroups = Cgroups(mounts_under(Path("/sys/fs/cgroup")), "mesos")
+            for task_id in survivors:
+                container = container_record(paths, task_id, framework_id).container
+                assert pids[task_id] in cgroups.pids("memory", container.container_id)
 
         received = {u.uuid for u in list(scheduler.updates) if u.uuid}
         for task_id in survivors:
