@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from typing import TypeVar
 import psutil
 
 from frameworks import OfferBudget, Scheduler, SchedulerDriver, command_task, is_terminal
+from mesos_agent.containerizer.cgroups import Cgroups, CgroupsUnavailable, mounts_under
 from mesos_security.pki import CertificateAuthority
 from mesos_security.tls import TlsConfig
 from protos import mesos_pb2
@@ -146,8 +148,12 @@ class BenchCluster:
     with `security`, a cluster of mutual TLS and authenticated frameworks and agents."""
 
     def __init__(self, work_dir: Path, log_level: str, cprofile_dir: Path | None = None,
-                 security: Security | None = None) -> None:
+                 security: Security | None = None, isolation: str | None = None) -> None:
+        """`isolation`: the agents' `--isolation` (None: their default); cgroups are made
+        under a cgroups root of this cluster's own, removed by `close`."""
         self.work_dir = work_dir
+        self.isolation = isolation
+        self.cgroups_root = f"bench-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.log_level = log_level
         self.cprofile_dir = cprofile_dir
         self.security = security
@@ -202,6 +208,8 @@ class BenchCluster:
             "--port", str(free_port()), "--hostname", name,
             "--work_dir", str(self.work_dir / name), "--resources", resources,
             *(self.security.agent_flags if self.security else ()),
+            *((f"--isolation={self.isolation}",) if self.isolation is not None else ()),
+            f"--cgroups_root={self.cgroups_root}",
         ])
         self.agents.append(agent)
 
@@ -244,6 +252,19 @@ class BenchCluster:
         for group in self._task_groups:  # started after the first sweep, e.g. during shutdown
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(group, signal.SIGKILL)
+        remove_cgroups(self.cgroups_root)
+
+
+def remove_cgroups(root: str) -> None:
+    """Kill what is left in the containers' cgroups under `root`, and remove them."""
+    cgroups = Cgroups(mounts_under(Path("/sys/fs/cgroup")), root)
+    for controller in ("cpu", "cpuacct", "memory", "pids"):
+        with contextlib.suppress(CgroupsUnavailable, OSError):
+            for container_id in cgroups.containers(controller):
+                cgroups.destroy(controller, container_id)
+            base = cgroups.hierarchy(controller) / root
+            if base.is_dir():
+                base.rmdir()
 
 
 def spread_tasks(

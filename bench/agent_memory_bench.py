@@ -108,14 +108,16 @@ def main() -> None:
     parser.add_argument("--log_level", default="INFO", help="log level of master and agent")
     parser.add_argument("--timeout", type=float, default=300.0, help="give up after (s)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
+    parser.add_argument("--isolation", default=None,
+                        help="the agent's --isolation (default: its own, cgroups where root)")
     args = parser.parse_args()
     configure_logging("WARNING")
 
     print(f"machine: {machine()}")
     print(f"{args.tasks} tasks of `{args.cmd}` on one agent of {args.agent_resources}, "
-          f"components at {args.log_level}")
+          f"components at {args.log_level}, isolation {args.isolation or 'default'}")
     work_dir = Path(tempfile.mkdtemp(prefix="agent-memory-bench-"))
-    cluster = BenchCluster(work_dir, args.log_level)
+    cluster = BenchCluster(work_dir, args.log_level, isolation=args.isolation)
     try:
         cluster.start_master()
         agent = psutil.Process(cluster.start_agent(args.agent_resources).pid)

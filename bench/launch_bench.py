@@ -2,6 +2,7 @@
 
     python bench/launch_bench.py [--tasks 2000] [--agents 2] [--cmd "sleep 30"]
     python bench/launch_bench.py --security both --rounds 4   # plain vs TLS + authentication
+    python bench/launch_bench.py --compare_isolation cgroups/cpu,cgroups/mem,namespaces/pid
 
 A real master, `--agents` agent processes of `cpus:1000;mem:1000000` and an SDK scheduler in
 this process that packs as many tiny tasks per offer as fit. The clock runs from the first
@@ -51,6 +52,8 @@ from protos import mesos_pb2
 
 TARGET_TASKS_PER_SECOND = 500.0
 TARGET_SECURE_RATIO = 0.8  # issue 17: TLS and authentication keep >= 80 % of the plain rate
+TARGET_ISOLATED_RATIO = 0.5  # issue 18: cgroups and a pid namespace keep >= 50 % of it
+PLAIN_ISOLATION = "posix/cpu,posix/mem"
 
 
 def _sandbox(root: Path, index: int) -> tuple[Path, dict[str, str]]:
@@ -116,10 +119,11 @@ def _cpu_seconds(process: psutil.Process) -> float:
 
 
 def launch(args: argparse.Namespace, work_dir: Path, security: Security | None = None,
-           label: str = "") -> float:
+           label: str = "", isolation: str | None = None) -> float:
     """One end-to-end run on a fresh cluster in `work_dir`; prints and returns its rate."""
     work_dir.mkdir(parents=True, exist_ok=True)
-    cluster = BenchCluster(work_dir, args.log_level, args.cprofile, security)
+    cluster = BenchCluster(work_dir, args.log_level, args.cprofile, security,
+                           isolation if isolation is not None else args.isolation)
     profilers = Profilers(args.profile)
     try:
         cluster.start_master()
@@ -185,6 +189,30 @@ def compare_security(args: argparse.Namespace, work_dir: Path) -> None:
           f"{100 * ratio:.0f} % ({verdict} the >= {100 * TARGET_SECURE_RATIO:.0f} % target)")
 
 
+def compare_isolation(args: argparse.Namespace, work_dir: Path) -> None:
+    """Alternate rounds without isolation (posix/cpu,posix/mem) and with
+    `--compare_isolation`; print each rate and the ratio of the medians."""
+    configurations = {"posix": PLAIN_ISOLATION, "isolated": args.compare_isolation}
+    rates: dict[str, list[float]] = {name: [] for name in configurations}
+    for round_number in range(1, args.rounds + 1):
+        order = ("posix", "isolated") if round_number % 2 else ("isolated", "posix")
+        for name in order:
+            print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+            rates[name].append(launch(
+                args, work_dir / f"round-{round_number}-{name}",
+                label=f" ({configurations[name]}, round {round_number})",
+                isolation=configurations[name]))
+    plain, isolated = (statistics.median(rates[name]) for name in ("posix", "isolated"))
+    ratio = isolated / plain
+    verdict = "meets" if ratio >= TARGET_ISOLATED_RATIO else "MISSES"
+    print("rounds, tasks/s: " + "; ".join(
+        f"{configurations[name]} " + ", ".join(f"{r:.0f}" for r in rates[name])
+        for name in configurations))
+    print(f"{args.compare_isolation} / {PLAIN_ISOLATION} (medians {isolated:.0f} / "
+          f"{plain:.0f} tasks/s): {100 * ratio:.0f} % ({verdict} the >= "
+          f"{100 * TARGET_ISOLATED_RATIO:.0f} % target)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=2_000)
@@ -200,6 +228,10 @@ def main() -> None:
                         "both alternately (see --rounds)")
     parser.add_argument("--rounds", type=int, default=2,
                         help="with --security both: pairs of runs (order alternates each round)")
+    parser.add_argument("--isolation", default=None,
+                        help="the agents' --isolation (default: theirs, cgroups where root)")
+    parser.add_argument("--compare_isolation", default=None, metavar="ISOLATORS",
+                        help="alternate --rounds rounds of posix/cpu,posix/mem and ISOLATORS")
     parser.add_argument("--skip_raw", action="store_true", help="skip the raw spawn figures")
     parser.add_argument("--profile", type=Path, default=None,
                         help="record py-spy profiles (collapsed stacks) of every component here")
@@ -226,7 +258,9 @@ def main() -> None:
                 direct_rate = spawn_popen(args.tasks, direct, work_dir / "raw-direct")
                 print(f"  the same without the shell (`{' '.join(direct)}`, as the agent runs "
                       f"it): subprocess.Popen {direct_rate:.0f} processes/s")
-        if args.security == "both":
+        if args.compare_isolation is not None:
+            compare_isolation(args, work_dir)
+        elif args.security == "both":
             compare_security(args, work_dir)
         elif args.security == "tls_auth":
             launch(args, work_dir / "cluster", Security.create(work_dir / "pki"),

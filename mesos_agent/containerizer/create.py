@@ -28,13 +28,11 @@ class IsolationUnavailable(ValueError):
     """An isolator `--isolation` names that this machine or agent cannot provide."""
 
 
-_Factory = Callable[[IsolationConfig, Cgroups, LaunchTools | None], Isolator]
+_Factory = Callable[[IsolationConfig, Cgroups, LaunchTools], Isolator]
 
 
-def _cgroups(controllers: tuple[str, ...], make: Callable[[Cgroups], Isolator]
-             ) -> Callable[[IsolationConfig, Cgroups, LaunchTools | None], Isolator]:
-    def factory(config: IsolationConfig, cgroups: Cgroups, tools: LaunchTools | None
-                ) -> Isolator:
+def _cgroups(controllers: tuple[str, ...], make: Callable[[Cgroups], Isolator]) -> _Factory:
+    def factory(config: IsolationConfig, cgroups: Cgroups, tools: LaunchTools) -> Isolator:
         _need_root("cgroups")
         for controller in controllers:
             cgroups.check(controller)
@@ -43,14 +41,14 @@ def _cgroups(controllers: tuple[str, ...], make: Callable[[Cgroups], Isolator]
     return factory
 
 
-def _namespaces(make: Callable[[], Isolator], *, tools_needed: bool) -> _Factory:
-    def factory(config: IsolationConfig, cgroups: Cgroups, tools: LaunchTools | None
-                ) -> Isolator:
+def _namespaces(make: Callable[[], Isolator], *, programs: tuple[str, ...]) -> _Factory:
+    def factory(config: IsolationConfig, cgroups: Cgroups, tools: LaunchTools) -> Isolator:
         _need_root("namespaces")
-        if tools_needed and tools is None:
+        missing = [name for name in programs if getattr(tools, name) is None]
+        if missing:
             raise IsolationUnavailable(
-                "it runs each container under `unshare` and `tini` (and `setpriv` for other "
-                "users): install util-linux and tini (Debian: apt-get install tini)")
+                f"it runs each container under {', '.join(programs)}, and {', '.join(missing)} "
+                "is not installed (Debian: apt-get install util-linux tini)")
         return make()
 
     return factory
@@ -70,8 +68,8 @@ _ISOLATORS: dict[str, _Factory] = {
     )(config, cgroups, tools),
     "cgroups/mem": _cgroups(("memory",), CgroupsMemIsolator),
     "cgroups/pids": _cgroups(("pids",), CgroupsPidsIsolator),
-    "namespaces/pid": _namespaces(NamespacesPidIsolator, tools_needed=True),
-    "filesystem/linux": _namespaces(FilesystemLinuxIsolator, tools_needed=False),
+    "namespaces/pid": _namespaces(NamespacesPidIsolator, programs=("unshare", "tini")),
+    "filesystem/linux": _namespaces(FilesystemLinuxIsolator, programs=("unshare", "mount")),
 }
 
 

@@ -363,7 +363,7 @@ class NamespacesPidIsolator(NoopIsolator):
     name = "namespaces/pid"
 
     async def prepare(self, config: ContainerConfig) -> LaunchInfo | None:
-        return LaunchInfo(pid_namespace=True, mount_namespace=True)
+        return LaunchInfo(pid_namespace=True)  # `unshare --mount-proc`: its /proc, privately
 
 
 class FilesystemLinuxIsolator(NoopIsolator):

@@ -1,26 +1,26 @@
 """How a container's root process starts: what the isolators asked for (`LaunchInfo`) and the
 user it runs as, turned into an argv and the steps its forked child takes before exec.
 
-    agent --fork--> child: join cgroups, [private mount namespace, bind mounts], [user] --exec-->
-        command                                                  (no pid namespace)
-        unshare --pid --fork --mount-proc -> tini -g -> setpriv (user) -> command
-                                                                 (pid namespace, ADR 0014)
+    agent --vfork+exec--> sh (joins the cgroups) -> unshare --mount + sh (bind mounts)
+        -> unshare --pid --fork --mount-proc -> tini -g -> setpriv (user) -> command
 
-Joining the cgroups in the child, before exec, means nothing the command starts escapes them.
-A pid namespace needs a fork after `unshare(CLONE_NEWPID)` and an init that forwards signals
-and reaps orphans: util-linux' `unshare` and `tini` (Debian's `tini`) do that, so no Python runs
-in the container and a launch costs two small execs more. `tini` reports a child killed by
-signal N as exit status 128 + N; `Launch.exit_signal` undoes that.
+each step only where the isolators or the user ask for it (ADR 0014). Joining the cgroups
+before the command starts means nothing it starts escapes them. A pid namespace needs a fork
+after `unshare(CLONE_NEWPID)` and an init that forwards signals and reaps orphans: util-linux'
+`unshare` and `tini` (Debian's `tini`) do that, so no Python runs between the agent's fork
+and the command. `tini` reports a child killed by signal N as exit status 128 + N;
+`Launch.exit_signal` undoes that. A signal sent before tini has installed its handlers (the
+first milliseconds) is ignored by it, as by any pid 1: a kill's grace period then ends in
+SIGKILL.
 """
 
 from __future__ import annotations
 
-import ctypes
 import grp
 import os
 import pwd
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mesos_agent.containers import LaunchInfo
@@ -34,10 +34,6 @@ __all__ = [
     "resolve_user",
 ]
 
-_CLONE_NEWNS = 0x00020000
-_MS_BIND = 4096
-_MS_REC = 16384
-_MS_PRIVATE = 1 << 18
 _TINI_SIGNAL_BASE = 128
 
 
@@ -76,22 +72,22 @@ def group_name(gid: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class LaunchTools:
-    """The programs a pid namespace needs (absolute paths)."""
+    """The programs a launch may wrap a command in (absolute paths; None: not installed)."""
 
-    unshare: str
-    tini: str
-    setpriv: str
+    shell: str = "/bin/sh"
+    unshare: str | None = None
+    tini: str | None = None
+    setpriv: str | None = None
+    mount: str | None = None
 
 
-def find_launch_tools() -> LaunchTools | None:
-    """`unshare`, `tini` and `setpriv` on PATH (or in /usr/bin), None if one is missing."""
+def find_launch_tools() -> LaunchTools:
+    """`sh`, `unshare`, `tini`, `setpriv` and `mount` on PATH (or in /usr/bin, /bin)."""
     search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/bin", "/usr/sbin", "/bin"])
-    found = [shutil.which(name, path=search) for name in ("unshare", "tini", "setpriv")]
-    if any(path is None for path in found):
-        return None
-    unshare, tini, setpriv = found
-    assert unshare and tini and setpriv
-    return LaunchTools(unshare, tini, setpriv)
+    found = {name: shutil.which(name, path=search)
+             for name in ("sh", "unshare", "tini", "setpriv", "mount")}
+    return LaunchTools(found["sh"] or "/bin/sh", found["unshare"], found["tini"],
+                       found["setpriv"], found["mount"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +96,10 @@ class Launch:
 
     argv: tuple[str, ...]
     environment: dict[str, str]
-    in_child: Callable[[], None] | None
-    """Run in the forked child before exec (`preexec_fn`); None when nothing is needed."""
     user: UserIdentity | None
-    """Who `subprocess` itself switches to (when `in_child` does not)."""
+    """Who `subprocess` itself switches to (only where `setpriv` is missing)."""
+    wrapped: bool
+    """The command runs under wrappers (so its argv is given as is, never shortened)."""
     through_init: bool
     """The command runs under `tini`: an exit status 128 + N means signal N."""
 
@@ -114,75 +110,63 @@ class Launch:
         return None
 
 
+# `sh -c JOIN join PROCS... -- COMMAND...`: the shell writes its own pid into each cgroup.procs
+# file (so the command, exec'd in its place, starts inside them), then execs the command.
+_JOIN_CGROUPS = (
+    'p=$$; while [ "$1" != -- ]; do '
+    'echo "$p" > "$1" || { echo "cannot join the cgroup of $1" >&2; exit 125; }; shift; done; '
+    'shift; exec "$@"'
+)
+# `sh -c BIND bind MOUNT SOURCE TARGET ... -- COMMAND...`, in a new mount namespace.
+_BIND_MOUNTS = (
+    'm=$1; shift; while [ "$1" != -- ]; do '
+    '"$m" --bind "$1" "$2" || { echo "cannot bind $1 to $2" >&2; exit 125; }; shift 2; done; '
+    'shift; exec "$@"'
+)
+
+
 def plan_launch(
     argv: Sequence[str],
     environment: dict[str, str],
     info: LaunchInfo,
     user: UserIdentity | None,
-    tools: LaunchTools | None,
+    tools: LaunchTools,
 ) -> Launch:
     """The launch of `argv` with `info` applied, as `user` (None: the agent's own user).
 
-    Raises ValueError when a pid namespace is asked for without `tools`."""
+    The command is wrapped, innermost first, in `setpriv` (the user), `unshare` + `tini` (a pid
+    namespace), `unshare` + a shell binding mounts (a mount namespace) and a shell joining the
+    cgroups; each wrapper execs the next, so the container's root stays one process (two
+    with a pid namespace: `unshare` waits for `tini`). No Python runs between fork and exec,
+    so the agent forks with vfork. Raises ValueError when a wrapper's program is missing.
+    """
     environment = {**environment, **info.environment}
     if user is not None:
         environment = {**user.environment(), **environment}
-    if info.pid_namespace:
-        if tools is None:
-            raise ValueError("a pid namespace needs unshare, tini and setpriv on the agent")
-        prefix = [tools.unshare, "--pid", "--fork", "--mount-proc", "--kill-child", "--",
-                  tools.tini, "-g", "--"]
-        if user is not None:
+    command = list(argv)
+    popen_user = None
+    if user is not None:
+        if tools.setpriv is not None:
             groups = ",".join(str(g) for g in user.groups)
-            prefix += [tools.setpriv, f"--reuid={user.uid}", f"--regid={user.gid}",
-                       f"--groups={groups}" if groups else "--clear-groups", "--"]
-        in_child = _child_setup(info, None)
-        return Launch((*prefix, *argv), environment, in_child, None, through_init=True)
-    in_child = _child_setup(info, user)
-    return Launch(tuple(argv), environment, in_child, None if in_child else user,
-                  through_init=False)
-
-
-def _child_setup(info: LaunchInfo, user: UserIdentity | None) -> Callable[[], None] | None:
-    """The steps the forked child takes before exec, None if there are none (the launch then
-    keeps `subprocess`' fast vfork path)."""
-    procs = [path.encode() for path in info.cgroup_procs]
-    mounts = [(source.encode(), target.encode()) for source, target in info.bind_mounts]
-    private_mounts = info.mount_namespace or bool(mounts)
-    if not procs and not private_mounts:
-        return None
-
-    def in_child() -> None:
-        pid = str(os.getpid()).encode()
-        for path in procs:
-            fd = os.open(path, os.O_WRONLY)
-            try:
-                os.write(fd, pid)
-            finally:
-                os.close(fd)
-        if private_mounts:
-            _unshare_mounts(mounts)
-        if user is not None:
-            os.setgroups(list(user.groups))
-            os.setgid(user.gid)
-            os.setuid(user.uid)
-
-    return in_child
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _unshare_mounts(mounts: Sequence[tuple[bytes, bytes]]) -> None:
-    """A private mount namespace, with `mounts` bound inside it (in the forked child)."""
-    _check(_libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
-    _check(_libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None), "making / private")
-    for source, target in mounts:
-        _check(_libc.mount(source, target, None, _MS_BIND | _MS_REC, None),
-               f"binding {source.decode()} to {target.decode()}")
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+            command = [tools.setpriv, f"--reuid={user.uid}", f"--regid={user.gid}",
+                       f"--groups={groups}" if groups else "--clear-groups", "--", *command]
+        elif info.pid_namespace or info.cgroup_procs or info.bind_mounts:
+            raise ValueError("running as another user in isolation needs util-linux' setpriv")
+        else:
+            popen_user = user
+    if info.pid_namespace:
+        if tools.unshare is None or tools.tini is None:
+            raise ValueError("a pid namespace needs util-linux' unshare and tini on the agent")
+        command = [tools.unshare, "--pid", "--fork", "--mount-proc", "--kill-child", "--",
+                   tools.tini, "-g", "--", *command]
+    if info.mount_namespace or info.bind_mounts:
+        if tools.unshare is None or tools.mount is None:
+            raise ValueError("a mount namespace needs util-linux' unshare and mount")
+        pairs = [path for pair in info.bind_mounts for path in pair]
+        command = [tools.unshare, "--mount", "--propagation", "private", "--",
+                   tools.shell, "-c", _BIND_MOUNTS, "bind", tools.mount, *pairs, "--", *command]
+    if info.cgroup_procs:
+        command = [tools.shell, "-c", _JOIN_CGROUPS, "join", *info.cgroup_procs, "--",
+                   *command]
+    return Launch(tuple(command), environment, popen_user, wrapped=len(command) != len(argv),
+                  through_init=info.pid_namespace)

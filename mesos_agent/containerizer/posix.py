@@ -41,6 +41,7 @@ from mesos_agent.containerizer.launcher import (
     Launch,
     LaunchTools,
     UserIdentity,
+    find_launch_tools,
     plan_launch,
     resolve_user,
 )
@@ -128,7 +129,7 @@ def _start_process(
     shell would set it; if that exec fails the shell runs the command and reports what is
     wrong the way it always does.
     """
-    if config.direct_argv is not None and not launch.through_init:
+    if config.direct_argv is not None and not launch.wrapped:
         direct = dataclasses.replace(
             launch, argv=config.direct_argv,
             environment=dict(launch.environment, PWD=sandbox.real_path))
@@ -147,7 +148,6 @@ def _popen(launch: Launch, cwd: Path, sandbox: _Sandbox) -> subprocess.Popen[byt
         stdout=sandbox.stdout,
         stderr=sandbox.stderr,
         start_new_session=True,
-        preexec_fn=launch.in_child,
         user=user.uid if user is not None else None,
         group=user.gid if user is not None else None,
         extra_groups=list(user.groups) if user is not None else None,
@@ -228,7 +228,7 @@ class PosixContainerizer:
         self._isolators = tuple(isolators)
         self._fetcher = fetcher
         self._switch_user = switch_user
-        self._launch_tools = launch_tools
+        self._launch_tools = launch_tools or find_launch_tools()
         self._containers: dict[str, _Container] = {}
         # Sandboxes are made by two threads of their own (idle threads cost nothing but memory).
         self._sandbox_threads = ThreadPoolExecutor(_SANDBOX_THREADS, thread_name_prefix="sandbox")
