@@ -241,6 +241,11 @@ class FetchCacheBook:
     def release(self, entry: CacheEntry) -> None:
         entry.references -= 1
 
+    def discard(self, entry: CacheEntry) -> None:
+        """Forget `entry` (its file is gone or was never complete)."""
+        if self._entries.get(entry.key) is entry:
+            del self._entries[entry.key]
+
     def admit(self, key: tuple[str, str], file_name: str, size: int
               ) -> tuple[CacheEntry, list[CacheEntry]] | None:
         """Add a downloaded file (referenced once, by its downloader) and evict what it takes

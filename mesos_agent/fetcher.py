@@ -95,7 +95,8 @@ class UriFetcher:
         self._book = FetchCacheBook(cache_size)
         self._downloads: dict[tuple[str, str], asyncio.Future[_Outcome]] = {}
         self._serials = itertools.count(1)
-        self._cache_ready: asyncio.Future[None] | None = None
+        self._cache_emptied = False
+        self._emptying = asyncio.Lock()
         self._threads = ThreadPoolExecutor(_THREADS, thread_name_prefix="fetcher")
 
     async def fetch(
@@ -187,20 +188,17 @@ class UriFetcher:
         try:
             await self._run(_replace, partial, self._cache_dir / name,
                             [self._cache_dir / e.file_name for e in evicted])
-        except _Problem:
-            self._book.release(entry)
+        except BaseException:  # cancelled too: the file may not be in place
+            self._book.discard(entry)
             raise
         return entry
 
     async def _prepare_cache(self) -> None:
-        """Empty the cache directory once (what it held belongs to an earlier agent)."""
-        if self._cache_ready is None:
-            self._cache_ready = asyncio.ensure_future(self._run(_reset_dir, self._cache_dir))
-        try:
-            await asyncio.shield(self._cache_ready)
-        except _Problem:
-            self._cache_ready = None
-            raise
+        """Empty the cache directory once (what it holds belongs to an earlier agent)."""
+        async with self._emptying:
+            if not self._cache_emptied:
+                await self._run(_reset_dir, self._cache_dir)
+                self._cache_emptied = True
 
     async def _run(self, work: Callable[..., T], *args: object) -> T:
         """`work(*args, cancelled)` in a worker thread; if this coroutine is cancelled the
@@ -264,14 +262,26 @@ def _download(source: Source, target: Path, reader: _Owner | None,
 
 def _copy(path: Path, target: Path, reader: _Owner | None,
           cancelled: threading.Event) -> int:
+    """Copy the regular file at `path` to `target`; its size. With `reader`, only a file that
+    user could read (mode bits of the file and its directories; ACLs are not consulted)."""
     real = Path(os.path.realpath(path))
-    if real.is_dir():
-        raise _Problem(f"{path} is a directory")
     if reader is not None:
-        _check_readable(real, reader)
+        for directory in reversed(real.parents):
+            _check_permitted(os.stat(directory), reader, 1, path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    # Non-blocking: a FIFO must not hang the thread; it is refused below.
+    fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _Problem(f"not a regular file: {path}")
+        if reader is not None:
+            _check_permitted(info, reader, 4, path)
+    except BaseException:
+        os.close(fd)
+        raise
     size = 0
-    with real.open("rb") as source, _fresh(target) as out:
+    with os.fdopen(fd, "rb") as source, _fresh(target) as out:
         while chunk := source.read(_CHUNK):
             if cancelled.is_set():
                 raise _Cancelled
@@ -280,15 +290,8 @@ def _copy(path: Path, target: Path, reader: _Owner | None,
     return size
 
 
-def _check_readable(path: Path, reader: _Owner) -> None:
-    """Refuse a local file `reader` could not read (its directories searchable, the file
-    readable: mode bits, not ACLs)."""
-    for directory in reversed(path.parents):
-        info = os.stat(directory)
-        if not permits(info.st_mode, info.st_uid, info.st_gid, reader.uid, reader.groups, 1):
-            raise _Problem(f"Permission denied for the task's user: {path}")
-    info = os.stat(path)
-    if not permits(info.st_mode, info.st_uid, info.st_gid, reader.uid, reader.groups, 4):
+def _check_permitted(info: os.stat_result, reader: _Owner, wanted: int, path: Path) -> None:
+    if not permits(info.st_mode, info.st_uid, info.st_gid, reader.uid, reader.groups, wanted):
         raise _Problem(f"Permission denied for the task's user: {path}")
 
 

@@ -215,10 +215,16 @@ async def test_failures_name_the_uri_and_the_cause(
     assert not (tmp_path / "x").exists()
 
 
-async def test_missing_local_file_and_unreachable_server_fail(tmp_path: Path) -> None:
+async def test_missing_or_irregular_local_files_and_unreachable_servers_fail(
+    tmp_path: Path
+) -> None:
     box = sandbox(tmp_path)
     with pytest.raises(FetchError, match=r"'/no/such/file': No such file or directory"):
         await fetcher(tmp_path).fetch([URI(value="/no/such/file")], box, "")
+    os.mkfifo(tmp_path / "fifo")
+    for irregular in (tmp_path / "fifo", tmp_path):
+        with pytest.raises(FetchError, match="not a regular file"):
+            await fetcher(tmp_path).fetch([URI(value=str(irregular))], box, "")
     with pytest.raises(FetchError, match=r"'http://127.0.0.1:1/x': ConnectError"):
         await fetcher(tmp_path).fetch([URI(value="http://127.0.0.1:1/x")], box, "")
 

@@ -170,6 +170,14 @@ def test_cache_keys_by_user_and_uri() -> None:
         book.admit(("alice", "http://h/x"), "2", 10)
 
 
+def test_a_discarded_entry_is_forgotten() -> None:
+    book = FetchCacheBook(100)
+    admitted = book.admit(("", "http://h/x"), "1", 10)
+    assert admitted is not None
+    book.discard(admitted[0])
+    assert book.acquire(("", "http://h/x")) is None and book.used == 0
+
+
 @pytest.mark.parametrize(
     ("mode", "file_uid", "file_gid", "uid", "gids", "wanted", "allowed"),
     [
