@@ -357,12 +357,12 @@ class Launcher:
     """An offer handler that launches each task put into `pending` on the next offer."""
 
     def __init__(self) -> None:
-        self.pending: list[tuple[str, str, list[URI]]] = []
+        self.pending: list[tuple[str, str, list[URI], str]] = []
         self.lock = threading.Lock()
 
-    def launch(self, task_id: str, cmd: str, *uris: URI) -> None:
+    def launch(self, task_id: str, cmd: str, *uris: URI, user: str = "") -> None:
         with self.lock:
-            self.pending.append((task_id, cmd, list(uris)))
+            self.pending.append((task_id, cmd, list(uris), user))
 
     def __call__(self, driver: SchedulerDriver, offers: list[mesos_pb2.Offer]) -> None:
         with self.lock:
@@ -373,9 +373,10 @@ class Launcher:
                 continue
             budget = OfferBudget(offer)
             tasks = []
-            for task_id, cmd, uris in pending:
+            for task_id, cmd, uris, user in pending:
                 task = command_task(task_id, budget, cmd)
                 task.command.uris.extend(uris)
+                task.command.user = user
                 tasks.append(task)
             pending = []
             driver.launch_tasks(offer.id, tasks)
@@ -400,6 +401,27 @@ def test_an_agent_fetches_extracts_and_caches_before_the_task_runs(
     assert server.requests["/app.tgz"] == 1
     cache = cluster.work_dir / "agent-1" / "fetch"
     assert [p.read_bytes() for p in cache.iterdir()] == [server.files["/app.tgz"]]
+
+
+@needs_root
+def test_a_task_of_another_user_owns_what_was_fetched_for_it(
+    cluster: Cluster, server: FileServer
+) -> None:
+    server.files["/app.tgz"] = tarball({"data/hello.txt": HELLO})
+    cluster.agent_flags = ["--switch_user=true"]
+    cluster.start_agent()
+    launcher = Launcher()
+    scheduler = RecordingScheduler(on_offers=launcher)
+    with running(cluster, scheduler):
+        # Writing into the extracted directory needs it to be nobody's.
+        launcher.launch("as-nobody", "id -un; cat data/hello.txt; echo more >> data/hello.txt",
+                        URI(value=server.url("/app.tgz"), extract=True, cache=True),
+                        user="nobody")
+        finished = scheduler.wait_for_state("as-nobody", "TASK_FINISHED")
+    assert finished.state == mesos_pb2.TASK_FINISHED
+    stdout = sandbox_file(cluster.work_dir, "as-nobody", "stdout")
+    assert stdout is not None and stdout.read_bytes() == b"nobody\n" + HELLO
+    assert (stdout.parent / "data" / "hello.txt").read_bytes() == HELLO + b"more\n"
 
 
 def test_an_agent_fails_tasks_whose_uris_cannot_be_fetched(
