@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import gzip
 import itertools
+import lzma
 import os
 import pwd
 import shutil
@@ -23,6 +24,7 @@ import stat
 import tarfile
 import threading
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -102,7 +104,10 @@ class UriFetcher:
     async def fetch(
         self, uris: Sequence[mesos_pb2.CommandInfo.URI], sandbox: Path, user: str
     ) -> None:
-        owner = await self._run(_owner, user) if user and os.geteuid() == 0 else None
+        try:
+            owner = await self._run(_owner, user) if user and os.geteuid() == 0 else None
+        except _Problem as exc:
+            raise FetchError(f"Failed to fetch for user {user!r}: {exc}") from exc
         for uri in uris:
             try:
                 await self._fetch_one(plan_fetch(uri), sandbox, user, owner)
@@ -110,7 +115,11 @@ class UriFetcher:
                 raise FetchError(f"Failed to fetch {uri.value!r}: {exc}") from exc
             log.info("fetched", uri=uri.value, sandbox=str(sandbox), cache=uri.cache)
         if owner is not None:
-            await self._run(_chown_tree, sandbox, owner)
+            try:
+                await self._run(_chown_tree, sandbox, owner)
+            except _Problem as exc:
+                raise FetchError(f"Failed to give the fetched files to {user!r}: {exc}"
+                                 ) from exc
 
     def cached(self) -> dict[str, int]:
         """The cached URIs (prefixed with "user:" when fetched for a user) and their sizes
@@ -357,7 +366,7 @@ def _extract_tar(archive: Path, into: Path) -> None:
                     raise _Problem(f"bad archive: {problem}")
             # The `data` filter checks again against the disk (symlinks already there).
             tar.extractall(into, members=members, filter="data")
-    except (tarfile.TarError, EOFError, ValueError) as exc:
+    except (tarfile.TarError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
         raise _Problem(f"bad archive: {exc}") from exc
 
 
@@ -389,7 +398,8 @@ def _extract_zip(archive: Path, into: Path) -> None:
                 mode = info.external_attr >> 16
                 if not info.is_dir() and stat.S_ISREG(mode) and mode & 0o111:
                     os.chmod(path, 0o755)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, zlib.error,
+            lzma.LZMAError) as exc:
         raise _Problem(f"bad archive: {exc}") from exc
 
 
@@ -401,7 +411,7 @@ def _gunzip(archive: Path, cancelled: threading.Event) -> None:
                 if cancelled.is_set():
                     raise _Cancelled
                 out.write(chunk)
-    except (gzip.BadGzipFile, EOFError) as exc:
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise _Problem(f"bad archive: {exc}") from exc
     archive.unlink()
 

@@ -106,6 +106,12 @@ def _symlink(name: str, target: str) -> tarfile.TarInfo:
     return info
 
 
+def _corrupt(data: bytes) -> bytes:
+    """`data` with bytes in its middle flipped."""
+    middle = len(data) // 2
+    return data[:middle] + bytes(b ^ 0xFF for b in data[middle:middle + 8]) + data[middle + 8:]
+
+
 def zipped(members: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -186,6 +192,10 @@ async def test_local_files_by_file_uri_and_plain_path(tmp_path: Path) -> None:
     [
         ("/missing.tgz", None, "", "HTTP 404"),
         ("/garbage.tar.gz", b"not a tarball", "", "bad archive"),
+        ("/truncated.tar.xz", tarball({"big": os.urandom(50_000)}, "w:xz")[:20_000], "",
+         "bad archive"),
+        ("/corrupt.tgz", _corrupt(tarball({"big": bytes(50_000)})), "", "bad archive"),
+        ("/corrupt.csv.gz", _corrupt(gzip.compress(bytes(50_000))), "", "bad archive"),
         ("/evil.tar.gz", tarball({"../escaped.txt": b"x"}), "", "'../escaped.txt' escapes"),
         ("/abs.tar", tarball({"/tmp/escaped.txt": b"x"}, "w"), "", "escapes the sandbox"),
         ("/link.tar.gz", tarball({}, extra=lambda tar: tar.addfile(_symlink("l", "/etc"))), "",
@@ -193,8 +203,8 @@ async def test_local_files_by_file_uri_and_plain_path(tmp_path: Path) -> None:
         ("/x", b"x", "../x", "not a path inside the sandbox"),
         ("/zip-evil.zip", zipped({"../escaped.txt": b"x"}), "", "escapes the sandbox"),
     ],
-    ids=["404", "bad-archive", "dotdot-member", "absolute-member", "symlink-out",
-         "output-file-escapes", "zip-dotdot"],
+    ids=["404", "bad-archive", "truncated-xz", "corrupt-tgz", "corrupt-gz", "dotdot-member",
+         "absolute-member", "symlink-out", "output-file-escapes", "zip-dotdot"],
 )
 async def test_failures_name_the_uri_and_the_cause(
     tmp_path: Path, server: FileServer, path: str, body: bytes | None, output_file: str,
