@@ -5,7 +5,8 @@ worker threads, so the agent's loop never waits on a download, a copy or an extr
     fetch(uris) --for each URI--> plan_fetch
         cache=false: download (httpx) or copy into the sandbox
         cache=true:  one download per (user, URI) into the cache directory, concurrent fetches
-                     of it wait for that one; then a copy into the sandbox
+                     of it wait for that one; then a copy into the sandbox (a file too
+                     big for the cache is moved there instead)
         then: chmod +x (executable) or extract (tar, zip, gz), members checked
     finally the sandbox's new files are chowned to the task's user (when the agent is root)
 """
