@@ -1,5 +1,6 @@
 """The agent's containerizer as its flags ask (`IsolationConfig`): the isolators `--isolation`
-names, each checked against what this machine can provide (ADR 0014)."""
+names, each checked against what this machine can provide (ADR 0014), and the fetcher with its
+cache (`--fetcher_cache_dir`, `--fetcher_cache_size`)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from mesos_agent.containerizer.isolators import (
 )
 from mesos_agent.containerizer.launcher import LaunchTools, find_launch_tools
 from mesos_agent.containerizer.posix import PosixContainerizer
+from mesos_agent.fetcher import UriFetcher
 
 __all__ = ["IsolationUnavailable", "create_containerizer", "isolator_names"]
 
@@ -81,7 +83,6 @@ def isolator_names() -> tuple[str, ...]:
 def create_containerizer(config: IsolationConfig, work_dir: Path) -> PosixContainerizer:
     """The containerizer `config` asks for; raises IsolationUnavailable naming the isolator
     and why this machine cannot provide it."""
-    del work_dir  # the fetcher cache and disk/du will live under it
     cgroups = Cgroups(mounts_under(config.cgroups_hierarchy), config.cgroups_root)
     tools = find_launch_tools()
     isolators: list[Isolator] = []
@@ -94,4 +95,7 @@ def create_containerizer(config: IsolationConfig, work_dir: Path) -> PosixContai
             isolators.append(factory(config, cgroups, tools))
         except (CgroupsUnavailable, IsolationUnavailable) as exc:
             raise IsolationUnavailable(f"--isolation: {name} is unavailable: {exc}") from exc
-    return PosixContainerizer(isolators, switch_user=config.switch_user, launch_tools=tools)
+    fetcher = UriFetcher(config.fetcher_cache_dir or work_dir / "fetch",
+                         config.fetcher_cache_size)
+    return PosixContainerizer(isolators, fetcher=fetcher, switch_user=config.switch_user,
+                              launch_tools=tools)
