@@ -16,6 +16,11 @@ if ! command -v docker-compose >/dev/null; then
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends \
     docker-compose >/dev/null
 fi
+if ! command -v tini >/dev/null; then
+  # namespaces/pid runs each container under tini (the isolation tests use it).
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq tini >/dev/null
+fi
 if [ ! -x /usr/bin/chromium ]; then
   # The web UI tests drive Debian's chromium through Playwright (no browser download).
   as_root apt-get update -qq
