@@ -22,8 +22,9 @@ from protos import mesos_pb2
 from tests.unit.test_agent_completed import executor_view, task_view
 from tests.unit.test_agent_state_acls import snapshot
 
-EVERYTHING = {("view_frameworks", "bob"), ("view_executors", "bob"), ("view_executors", "carol"),
-              ("view_tasks", "bob"), ("view_tasks", "alice")}
+EVERYTHING: set[tuple[str, str | None]] = {
+    ("view_frameworks", "bob"), ("view_executors", "bob"), ("view_executors", "carol"),
+    ("view_tasks", "bob"), ("view_tasks", "alice")}
 
 
 def processes() -> list[ContainerProcess]:
