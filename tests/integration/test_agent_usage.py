@@ -14,6 +14,7 @@ import pytest
 
 from tests.integration.cluster import Cluster, Process, free_port, port_answers, wait_for
 from tests.integration.recording import RecordingScheduler
+from tests.integration.test_cli import run_mesos
 from tests.integration.test_end_to_end import launch_once, running
 
 pytestmark = pytest.mark.integration
@@ -108,3 +109,27 @@ def test_a_running_task_is_measured_at_every_usage_endpoint(
         assert "# TYPE mesos_container_cpu_user_seconds_total counter" in metrics.text
         assert "# TYPE mesos_container_memory_rss_bytes gauge" in metrics.text
         assert {task for _, task in samples} == {"holder"}
+
+
+def test_mesos_tasks_shows_usage_and_a_dash_once_the_agent_is_gone(cluster: Cluster) -> None:
+    agent = start_agent(cluster)
+    master_url = cluster.masters[0].http_url
+    scheduler = RecordingScheduler(on_offers=launch_once(("holder", HOLDER), cpus=0.5, mem=64))
+    with running(cluster, scheduler, "measured"):
+        scheduler.wait_for_state("holder", "TASK_RUNNING")
+        env = {"MESOS_MASTER_URL": master_url}
+
+        def row() -> str:
+            done = run_mesos("tasks", env=env)
+            assert done.returncode == 0, done.stderr
+            header, *rows = done.stdout.splitlines()
+            assert header.split()[-4:] == ["CPU", "TIME", "MEM", "USED"]
+            [only] = rows
+            return only
+
+        measured = wait_for(lambda: re.search(r" ([\d.]+)s  +([\d.]+) MB/64 MB$", row()),
+                            "the task's usage in `mesos tasks`")
+        assert float(measured[2]) >= 20
+        agent.kill9()
+        gone = row()
+        assert gone.startswith("holder ") and gone.split()[-2:] == ["-", "-"], gone
