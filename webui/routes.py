@@ -6,10 +6,11 @@
     GET /ui/agent/{id}/{endpoint}  master only: an agent's `state`, `monitor/statistics` or
                                    `files/browse|read|download`
 
-The master's page reads task usage and sandboxes through the master (the last route) rather than from
-the agents: the page's origin is the master, agents may not be reachable from the operator's
-browser, and the agents' endpoints need no cross-origin headers. Only read-only GET endpoints
-are passed on, with their query string; an unknown agent answers 404, an unreachable one 502.
+The master's page reads task usage and sandboxes through the master (the last route) rather
+than from the agents: the page's origin is the master, agents may not be reachable from the
+operator's browser, and the agents' endpoints need no cross-origin headers. Only read-only GET
+endpoints are passed on, with their query string; an unknown agent answers 404, an unreachable
+one 502.
 """
 
 from __future__ import annotations
