@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mesos_agent.agent import USAGE_BATCH
 from tests.integration.cluster import Cluster, Process, free_port, port_answers, wait_for
 from tests.integration.recording import RecordingScheduler
 from tests.integration.test_cli import run_mesos
@@ -133,3 +134,20 @@ def test_mesos_tasks_shows_usage_and_a_dash_once_the_agent_is_gone(cluster: Clus
         agent.kill9()
         gone = row()
         assert gone.startswith("holder ") and gone.split()[-2:] == ["-", "-"], gone
+
+
+def test_every_container_of_many_is_measured(cluster: Cluster) -> None:
+    # More containers than the agent measures at once (mesos_agent.agent.USAGE_BATCH).
+    count = 2 * USAGE_BATCH + 3
+    cluster.agent_flags = ["--isolation=posix/cpu,posix/mem"]
+    agent = start_agent(cluster)
+    ids = [f"sleeper-{n}" for n in range(count)]
+    scheduler = RecordingScheduler(on_offers=launch_once(
+        *((task_id, "sleep 600") for task_id in ids), cpus=0.01, mem=16))
+    with running(cluster, scheduler, "many"):
+        for task_id in ids:
+            scheduler.wait_for_state(task_id, "TASK_RUNNING")
+        entries = ok(agent, "/monitor/statistics")
+        assert sorted(e["executor_id"] for e in entries) == sorted(ids)
+        assert {e["statistics"]["mem_limit_bytes"] for e in entries} == {16 * MB}
+        assert len({c["container_id"] for c in ok(agent, "/containers")}) == count
