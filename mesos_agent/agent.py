@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from importlib import metadata
 from pathlib import Path
 
@@ -40,6 +40,7 @@ from mesos_agent.config import AgentConfig
 from mesos_agent.container_configs import ContainerConfigs
 from mesos_agent.containerizer import Containerizer
 from mesos_agent.containerizer.create import create_containerizer
+from mesos_agent.containers import ContainerProcess
 from mesos_agent.environment import executor_tls_environment, inherited_environment
 from mesos_agent.executor_link import ExecutorLinkServicer
 from mesos_agent.executors import ExecutorSupervisor
@@ -58,6 +59,9 @@ from mesos_security.tls import add_listener
 from protos import agent_pb2, executor_pb2_grpc, mesos_pb2
 
 log: structlog.typing.FilteringBoundLogger = structlog.get_logger("mesos_agent")
+
+USAGE_BATCH = 64
+"""Containers measured at once by `Agent.usage` (each measure reads a few cgroup files)."""
 
 
 def agent_version() -> str:
@@ -150,6 +154,29 @@ class Agent:
             completed_executors=self._completed.executors,
             completed_frameworks=self._completed.frameworks,
         )
+
+    def containers(self) -> list[ContainerProcess]:
+        """The containers the containerizer knows (alive or not yet destroyed)."""
+        return self._containerizer.containers()
+
+    async def usage(self, container_ids: Iterable[str]) -> dict[str, mesos_pb2.ResourceStatistics]:
+        """The usage of each container that can be measured, by id (ones gone meanwhile are
+        left out). Asked `USAGE_BATCH` containers at a time, so that with thousands of them
+        the loop serves other work between batches."""
+        measured: dict[str, mesos_pb2.ResourceStatistics] = {}
+        ids = list(container_ids)
+        for start in range(0, len(ids), USAGE_BATCH):
+            batch = ids[start:start + USAGE_BATCH]
+            answers = await asyncio.gather(
+                *(self._containerizer.usage(container_id) for container_id in batch),
+                return_exceptions=True)
+            for container_id, answer in zip(batch, answers, strict=True):
+                if isinstance(answer, mesos_pb2.ResourceStatistics):
+                    measured[container_id] = answer
+                elif not isinstance(answer, KeyError):
+                    log.warning("cannot measure a container's usage", agent_id=self.agent_id,
+                                container_id=container_id, error=repr(answer))
+        return measured
 
     # ---------------------------------------------------------------- lifecycle
 

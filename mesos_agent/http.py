@@ -7,12 +7,19 @@
     GET /flags  (/slave(1)/flags)               {"flags": {name: value as a string}}
     GET /version                                {"version": ...}
     GET /metrics/snapshot                       flat JSON of Mesos' `slave/...` metric names
-    GET /metrics                                the same values as Prometheus text
+    GET /metrics                                the same values as Prometheus text, and each
+                                                container's usage (`mesos_container_...`)
+    GET /monitor/statistics (.json)             [{executor_id, executor_name, framework_id,
+                                                  source, statistics}] per live executor
+    GET /containers[?container_id=C]            the same with container_id and status
     GET /files/browse?path=P                    [{path, nlink, size, mtime, mode, uid, gid}]
     GET /files/read?path=P&offset=N&length=M    {"data": ..., "offset": N}
     GET /files/download?path=P                  the file's bytes
 
 `--http_port` defaults to 0 (any free port, logged): several agents often share one host.
+Usage (`mesos_agent.usage`) is measured when asked, by the containerizer's isolators, for the
+executors `/state` would show the caller (command tasks' built-in executors are named after
+their task, as in Mesos).
 File paths are the sandbox `directory` values from `/state` and anything below them; paths
 outside a sandbox (with `..`, or through a symlink) are refused with 403, missing ones are 404,
 FIFOs, sockets and devices 400. Files are opened by `sandbox_files`, which never leaves the
@@ -45,12 +52,21 @@ from starlette.routing import Route
 
 from mesos_agent.agent import Agent, agent_version
 from mesos_agent.sandbox_files import SandboxPathError, open_in_sandbox
-from mesos_agent.views import AgentSnapshot, ExecutorView, TaskView
+from mesos_agent.usage import (
+    MonitoredContainer,
+    command_executor_name,
+    container_json,
+    monitor_json,
+    monitored_containers,
+    usage_samples,
+)
+from mesos_agent.views import AgentSnapshot, ExecutorView, TaskView, Viewer
 from mesos_http.http_auth import request_principal
 from mesos_http.http_error import HttpError
 from mesos_http.operator_http import (
     PROMETHEUS_CONTENT_TYPE,
     attributes_json,
+    prometheus_family,
     prometheus_text,
     resources_json,
     task_json,
@@ -85,10 +101,6 @@ _COUNTED_STATES = {
 }
 COUNTERS = frozenset(f"slave/tasks_{name}" for name in _COUNTED_STATES)
 """The metrics that are counters (monotonic); every other one is a gauge."""
-
-
-Viewer = Callable[[str, str | None], bool]
-"""`can_view(action, target)`: whether the request's principal may see it (ACLs, ADR 0013)."""
 
 
 def agent_state(
@@ -251,6 +263,10 @@ class AgentHttp:
             *_aliases(("/version",), self.version),
             *_aliases(("/metrics/snapshot",), self.snapshot),
             *_aliases(("/metrics",), self.prometheus),
+            *_aliases(("/monitor/statistics", "/monitor/statistics.json",
+                       "/slave(1)/monitor/statistics", "/slave(1)/monitor/statistics.json"),
+                      self.statistics),
+            *_aliases(("/containers", "/slave(1)/containers"), self.containers),
             *_aliases(("/files/browse", "/files/browse.json"), self.browse),
             *_aliases(("/files/read", "/files/read.json"), self.read),
             *_aliases(("/files/download", "/files/download.json"), self.download),
@@ -262,12 +278,38 @@ class AgentHttp:
         return f"slave(1)@{HostPort(self._agent.config.ip, self.port)}"
 
     async def state(self, request: Request) -> Response:
-        principal = request_principal(request)
-        acls = self._acls
         return JSONResponse(agent_state(
             self._agent.view(), pid=self.pid, start_time=self._start_time, flags=self._flags,
-            can_view=lambda action, target: bool(acls.authorize(action, principal, target)),
+            can_view=self._viewer(request),
         ))
+
+    def _viewer(self, request: Request) -> Viewer:
+        """What the request's principal may see (ACLs, ADR 0013)."""
+        principal = request_principal(request)
+        acls = self._acls
+        return lambda action, target: bool(acls.authorize(action, principal, target))
+
+    async def statistics(self, request: Request) -> Response:
+        measured = await self._measure(self._monitored(request))
+        return JSONResponse([monitor_json(container, statistics)
+                             for container, statistics in measured])
+
+    async def containers(self, request: Request) -> Response:
+        wanted = request.query_params.get("container_id")
+        monitored = [c for c in self._monitored(request)
+                     if wanted is None or c.container_id == wanted]
+        usage = await self._agent.usage(c.container_id for c in monitored)
+        return JSONResponse([container_json(c, usage.get(c.container_id)) for c in monitored])
+
+    def _monitored(self, request: Request) -> list[MonitoredContainer]:
+        return monitored_containers(self._agent.view(), self._agent.containers(),
+                                    self._viewer(request))
+
+    async def _measure(self, monitored: list[MonitoredContainer]
+                       ) -> list[tuple[MonitoredContainer, mesos_pb2.ResourceStatistics]]:
+        """Each container's usage; containers gone meanwhile are left out."""
+        usage = await self._agent.usage(c.container_id for c in monitored)
+        return [(c, usage[c.container_id]) for c in monitored if c.container_id in usage]
 
     async def health(self, request: Request) -> Response:
         return Response(status_code=200)
@@ -291,9 +333,11 @@ class AgentHttp:
 
     async def prometheus(self, request: Request) -> Response:
         self._authorize(request, "get_endpoints", request.url.path)
-        return PlainTextResponse(
-            prometheus_text(self._metrics(), COUNTERS), media_type=PROMETHEUS_CONTENT_TYPE
-        )
+        metrics = prometheus_text(self._metrics(), COUNTERS)
+        measured = await self._measure(self._monitored(request))
+        usage = "".join(prometheus_family(metric.name, metric.kind, metric.help, samples)
+                        for metric, samples in usage_samples(measured))
+        return PlainTextResponse(metrics + usage, media_type=PROMETHEUS_CONTENT_TYPE)
 
     def _metrics(self) -> dict[str, float]:
         return agent_metrics(self._agent.view(),
@@ -479,10 +523,9 @@ def _resources(resources: Iterable[mesos_pb2.Resource]) -> Resources:
 
 def _command_executor_json(task: TaskView) -> dict[str, Any]:
     """The built-in executor of a command task, without the task (see `agent_state`)."""
-    command = task.task.name or task.executor_id
     return _executor_json(
         executor_id=task.executor_id,
-        name=f"Command Executor (Task: {command})",
+        name=command_executor_name(task),
         source=task.executor_id,
         container=task.sandbox.name if task.sandbox is not None else "",
         sandbox=task.sandbox,

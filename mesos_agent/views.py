@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mesos_values.addresses import HostPort
 from protos import mesos_pb2
 
-__all__ = ["AgentSnapshot", "ExecutorView", "TaskView"]
+__all__ = ["AgentSnapshot", "ExecutorView", "TaskView", "Viewer"]
+
+Viewer = Callable[[str, str | None], bool]
+"""`can_view(action, target)`: whether the request's principal may see it (ACLs, ADR 0013)."""
 
 
 @dataclass(frozen=True, slots=True)

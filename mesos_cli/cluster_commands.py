@@ -1,10 +1,11 @@
 """`mesos cluster|agents|frameworks|tasks` and `mesos task log`: the master's and agents'
-operator endpoints (`/state`, `/metrics/snapshot`, `/files/read`)."""
+operator endpoints (`/state`, `/metrics/snapshot`, `/monitor/statistics`, `/files/read`)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from mesos_cli.client import ApiClient
@@ -15,12 +16,15 @@ from mesos_cli.views import (
     TABLE_HEADERS,
     agent_rows,
     agent_task,
+    agent_url,
     cluster_summary,
     framework_rows,
     leader_url,
     locate_task,
     select_tasks,
+    task_agents,
     task_rows,
+    task_statistics,
 )
 
 __all__ = ["agents", "cluster", "frameworks", "task_log", "tasks"]
@@ -74,13 +78,41 @@ async def frameworks(ctx: Context, args: argparse.Namespace) -> int:
 
 
 async def tasks(ctx: Context, args: argparse.Namespace) -> int:
+    """The tasks, live ones with their usage (`statistics` in JSON) where their agent tells."""
     _, state = await leading_state(ctx)
     selected = select_tasks(state, include_completed=args.all, framework=args.framework)
+    usage = await agents_statistics(ctx, state, task_agents(selected))
     if ctx.json_output:
+        for task in selected:
+            statistics = task_statistics(task, usage)
+            if statistics is not None:
+                task["statistics"] = statistics
         ctx.print_json(selected)
     else:
-        ctx.print_table(TABLE_HEADERS["tasks"], task_rows(state, selected))
+        ctx.print_table(TABLE_HEADERS["tasks"], task_rows(state, selected, usage))
     return 0
+
+
+async def agents_statistics(ctx: Context, state: dict[str, Any], agent_ids: Iterable[str]
+                            ) -> dict[str, list[dict[str, Any]] | None]:
+    """Each agent's `/monitor/statistics`, asked at once; None for one that cannot be reached
+    or refuses (its tasks' usage is then unknown, not an error)."""
+    urls = {str(agent.get("id")): agent for agent in state.get("slaves", [])}
+
+    async def ask(agent_id: str) -> list[dict[str, Any]] | None:
+        agent = urls.get(agent_id)
+        if agent is None:
+            return None
+        try:
+            async with ctx.client(f"agent {agent_id}", agent_url(agent)) as client:
+                answer = await client.get("/monitor/statistics")
+        except CliError:
+            return None
+        return answer if isinstance(answer, list) else None
+
+    wanted = sorted(agent_ids)
+    answers = await asyncio.gather(*(ask(agent_id) for agent_id in wanted))
+    return dict(zip(wanted, answers, strict=True))
 
 
 async def task_log(ctx: Context, args: argparse.Namespace) -> int:

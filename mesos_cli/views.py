@@ -36,7 +36,9 @@ __all__ = [
     "schedule_rows",
     "select_tasks",
     "shorten",
+    "task_agents",
     "task_rows",
+    "task_statistics",
 ]
 
 Json = Mapping[str, Any]
@@ -49,7 +51,8 @@ TABLE_HEADERS: dict[str, tuple[str, ...]] = {
     "agents": ("ID", "HOSTNAME", "ADDRESS", "ACTIVE", "TASKS", "CPUS", "MEM", "DISK",
                "ATTRIBUTES"),
     "frameworks": ("ID", "NAME", "ROLE", "ACTIVE", "TASKS", "CPUS", "MEM", "SHARE"),
-    "tasks": ("ID", "NAME", "FRAMEWORK", "STATE", "HOST", "CPUS", "MEM"),
+    "tasks": ("ID", "NAME", "FRAMEWORK", "STATE", "HOST", "CPUS", "MEM", "CPU TIME",
+              "MEM USED"),
     "apps": ("ID", "INSTANCES", "HEALTHY", "CPUS", "MEM", "DEPLOYING", "CMD"),
     "app_tasks": ("ID", "HOST", "PORTS", "STATE", "HEALTH", "STARTED"),
     "jobs": ("ID", "SCHEDULES", "ACTIVE RUNS", "SUCCESSES", "FAILURES", "CMD"),
@@ -57,6 +60,7 @@ TABLE_HEADERS: dict[str, tuple[str, ...]] = {
     "schedules": ("ID", "CRON", "TIMEZONE", "ENABLED", "CONCURRENCY", "NEXT RUN"),
 }
 _CMD_WIDTH = 40
+_MB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -226,12 +230,18 @@ def select_tasks(state: Json, *, include_completed: bool = False,
     return tasks
 
 
-def task_rows(state: Json, tasks: Iterable[Json]) -> list[Row]:
-    """Rows for `tasks` (from `select_tasks`), with framework names and agent hostnames."""
+def task_rows(state: Json, tasks: Iterable[Json],
+              usage: Mapping[str, Sequence[Json] | None] | None = None) -> list[Row]:
+    """Rows for `tasks` (from `select_tasks`), with framework names and agent hostnames, and
+    each live task's usage from `usage`, its agent's `/monitor/statistics` by agent id (None,
+    or absent, for an agent that did not answer): the CPU seconds its container used, and its
+    resident memory of its limit. Unknown usage shows as `-`."""
     framework_names = {f.get("id"): f.get("name") for f in state.get("frameworks", [])}
     hostnames = {a.get("id"): a.get("hostname") for a in state.get("slaves", [])}
-    return [
-        [
+    rows: list[Row] = []
+    for task in tasks:
+        statistics = task_statistics(task, usage or {})
+        rows.append([
             task.get("id"),
             task.get("name"),
             framework_names.get(task.get("framework_id")) or task.get("framework_id"),
@@ -239,9 +249,48 @@ def task_rows(state: Json, tasks: Iterable[Json]) -> list[Row]:
             hostnames.get(task.get("slave_id")) or task.get("slave_id"),
             float(task.get("resources", {}).get("cpus", 0.0)),
             format_mem(float(task.get("resources", {}).get("mem", 0.0))),
-        ]
-        for task in tasks
-    ]
+            _cpu_time(statistics),
+            _memory_used(statistics),
+        ])
+    return rows
+
+
+def task_agents(tasks: Iterable[Json]) -> set[str]:
+    """The ids of the agents that run the live ones of `tasks` (whose usage can be asked)."""
+    return {str(task.get("slave_id")) for task in tasks
+            if task.get("state") not in TERMINAL_TASK_STATES and task.get("slave_id")}
+
+
+def task_statistics(task: Json, usage: Mapping[str, Sequence[Json] | None]) -> Json | None:
+    """The `statistics` of a live task's container in its agent's `/monitor/statistics`
+    (`usage` by agent id): a command task's executor is named after the task, a custom
+    executor's container is shared by its tasks. None when unknown or the task has ended."""
+    if task.get("state") in TERMINAL_TASK_STATES:
+        return None
+    executor_id = task.get("executor_id") or task.get("id")
+    for entry in usage.get(str(task.get("slave_id")), None) or ():
+        if entry.get("framework_id") == task.get("framework_id") and \
+                entry.get("executor_id") == executor_id:
+            statistics: Json | None = entry.get("statistics")
+            return statistics
+    return None
+
+
+def _cpu_time(statistics: Json | None) -> Cell:
+    if statistics is None or "cpus_user_time_secs" not in statistics:
+        return None
+    seconds = float(statistics["cpus_user_time_secs"]) + float(
+        statistics.get("cpus_system_time_secs", 0.0))
+    return f"{format_number(seconds)}s"
+
+
+def _memory_used(statistics: Json | None) -> Cell:
+    if statistics is None or "mem_rss_bytes" not in statistics:
+        return None
+    used = float(statistics["mem_rss_bytes"]) / _MB
+    if "mem_limit_bytes" not in statistics:
+        return format_mem(used)
+    return format_used(used, float(statistics["mem_limit_bytes"]) / _MB, memory=True)
 
 
 @dataclass(frozen=True)

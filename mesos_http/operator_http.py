@@ -18,8 +18,10 @@ from protos import mesos_pb2
 
 __all__ = [
     "PROMETHEUS_CONTENT_TYPE",
+    "PrometheusSample",
     "attributes_json",
     "flag_values",
+    "prometheus_family",
     "prometheus_name",
     "prometheus_text",
     "redact_credentials",
@@ -159,6 +161,32 @@ def prometheus_text(metrics: Mapping[str, float], counters: Iterable[str] = ()) 
         kind = "counter" if name in counter_names else "gauge"
         lines += [f"# TYPE {exposed} {kind}", f"{exposed} {_sample(value)}"]
     return "\n".join(lines) + "\n"
+
+
+PrometheusSample = tuple[Mapping[str, str], float]
+"""One sample of a labelled metric: its labels (name -> value) and its value."""
+
+
+def prometheus_family(name: str, kind: str, help_text: str,
+                      samples: Iterable[PrometheusSample]) -> str:
+    """One metric family in the Prometheus text exposition: `# HELP`, `# TYPE` (`kind`:
+    counter or gauge) and a line per sample; "" when there are no samples. Label values are
+    escaped as the format requires (backslash, double quote, newline)."""
+    lines = [f"{name}{_labels(labels)} {_sample(value)}" for labels, value in samples]
+    if not lines:
+        return ""
+    return "\n".join([f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", *lines]) + "\n"
+
+
+def _labels(labels: Mapping[str, str]) -> str:
+    if not labels:
+        return ""
+    pairs = (f'{name}="{_escape_label(value)}"' for name, value in labels.items())
+    return "{" + ",".join(pairs) + "}"
+
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _sample(value: float) -> str:

@@ -3,12 +3,14 @@
     GET /ui/                       the component's page (the master's also at `/`)
     GET /ui/static/{file}          shared and per-page CSS and JavaScript modules
     GET /                          Marathon and batch: 307 to /ui/, as Marathon does
-    GET /ui/agent/{id}/{endpoint}  master only: an agent's `state` or `files/browse|read|download`
+    GET /ui/agent/{id}/{endpoint}  master only: an agent's `state`, `monitor/statistics` or
+                                   `files/browse|read|download`
 
-The master's page reads task sandboxes through the master (the last route) rather than from
-the agents: the page's origin is the master, agents may not be reachable from the operator's
-browser, and the agents' endpoints need no cross-origin headers. Only read-only GET endpoints
-are passed on, with their query string; an unknown agent answers 404, an unreachable one 502.
+The master's page reads task usage and sandboxes through the master (the last route) rather
+than from the agents: the page's origin is the master, agents may not be reachable from the
+operator's browser, and the agents' endpoints need no cross-origin headers. Only read-only GET
+endpoints are passed on, with their query string; an unknown agent answers 404, an unreachable
+one 502.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ __all__ = ["AGENT_ENDPOINTS", "STATIC_DIR", "Component", "ui_routes"]
 
 Component = Literal["master", "marathon", "batch"]
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-AGENT_ENDPOINTS = frozenset({"state", "files/browse", "files/read", "files/download"})
+AGENT_ENDPOINTS = frozenset({"state", "monitor/statistics", "files/browse", "files/read",
+                             "files/download"})
 """The agent endpoints the master passes on for its page."""
 _PASSED_HEADERS = ("content-type", "content-disposition", "last-modified")
 _AGENT_TIMEOUT = httpx.Timeout(10.0)

@@ -26,6 +26,7 @@ from mesos_agent.group_commit import Append, FileOp, Replace, apply_batch
 from mesos_agent.paths import AgentPaths
 from mesos_agent.status_updates import AckRecord, ContainerRecord, UpdateRecord
 from mesos_agent.task_log import TaskArrived, TaskLogRecord, encode_line, parse_task_log
+from mesos_agent.usage import monitored_containers
 from mesos_coordination.detector import StandaloneDetector
 from mesos_values.addresses import HostPort
 from mesos_values.resources import Resources
@@ -494,6 +495,24 @@ async def test_custom_executor_runs_tasks_and_echoes_messages(
             framework_id=FRAMEWORK.id, executor_id=mesos_pb2.ExecutorID(value="ex-1"))))
         exited = await scripted.expect("executor_exited")
         assert exited.executor_exited.status == 0  # it stopped by itself after SHUTDOWN
+
+
+async def test_a_custom_executors_container_is_monitored_under_its_own_id(
+    master: tuple[ScriptedMaster, int], tmp_path: Path
+) -> None:
+    scripted, port = master
+    async with RunningAgent(port, tmp_path) as agent:
+        await scripted.expect("register")
+        scripted.send(run_task(executor_task("t1", {"sleep": 300}, EXAMPLE_EXECUTOR)))
+        await scripted.update_acked(mesos_pb2.TASK_RUNNING)
+        [monitored] = monitored_containers(agent.view(), agent.containers())
+        [executor] = agent.view().executors
+        assert (monitored.executor_id, monitored.source, monitored.task_id) == ("ex-1", "ex-1", "")
+        assert monitored.container_id == executor.container_id
+        usage = await agent.usage([monitored.container_id, "no-such-container"])
+        assert list(usage) == [monitored.container_id]
+        assert usage[monitored.container_id].cpus_limit == pytest.approx(0.1)
+        assert usage[monitored.container_id].mem_rss_bytes > 0
 
 
 async def test_executor_that_never_subscribes_is_killed_and_its_tasks_fail(

@@ -196,6 +196,15 @@ def test_http_endpoints_need_credentials_and_the_acls_decide(tmp_path: Path) -> 
             assert httpx.get(f"{agent_url}/flags", auth=viewer).status_code == 403
             assert httpx.get(f"{agent_url}/metrics/snapshot", auth=viewer).status_code == 403
             assert httpx.get(f"{agent_url}/metrics/snapshot", auth=ops).status_code == 200
+            # Usage is shown for what /state shows: viewer may not see the task (the command
+            # task's built-in executor is named after it), ops may.
+            statistics = f"{agent_url}/monitor/statistics"
+            assert httpx.get(statistics).status_code == 401
+            assert [e["executor_id"] for e in httpx.get(statistics, auth=ops).json()] == ["t"]
+            assert httpx.get(statistics, auth=viewer).json() == []
+            assert httpx.get(f"{agent_url}/containers", auth=viewer).json() == []
+            [container] = httpx.get(f"{agent_url}/containers", auth=ops).json()
+            assert container["container_id"] == executor["container"]
 
             teardown = {"type": "TEARDOWN",
                         "teardown": {"framework_id": {"value": scheduler.framework_id}}}

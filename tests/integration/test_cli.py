@@ -167,9 +167,12 @@ def test_deploy_wait_scale_tasks_and_task_log(live: LiveCluster) -> None:
     [task] = json.loads(live.ok("tasks", "--json"))
     assert task["id"].startswith("hello.") and task["state"] == "TASK_RUNNING"
     table = live.ok("tasks", "--framework", "marathon").splitlines()
-    assert table[0].split() == ["ID", "NAME", "FRAMEWORK", "STATE", "HOST", "CPUS", "MEM"]
+    assert table[0].split() == ["ID", "NAME", "FRAMEWORK", "STATE", "HOST", "CPUS", "MEM",
+                                "CPU", "TIME", "MEM", "USED"]
     assert table[1].split()[:5] == [task["id"], "hello", "marathon", "TASK_RUNNING",
                                     "127.0.0.1"]
+    assert re.search(r" [\d.]+s  +[\d.]+ [KMG]?B/32 MB$", table[1]), table[1]
+    assert task["statistics"]["mem_limit_bytes"] == 32 * 1024 * 1024
     assert "hello" in live.ok("app", "list")
 
     log = wait_for(lambda: (out := live.ok("task", "log", task["id"]))

@@ -26,22 +26,31 @@ from tests.zookeeper import zookeeper
 pytestmark = pytest.mark.integration
 
 _TYPE = re.compile(r"# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|untyped)")
-_SAMPLE = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*) (\S+)")
+_HELP = re.compile(r"# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) .+")
+_SAMPLE = re.compile(r'(([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?:[a-zA-Z_]\w*="(?:[^"\\]|\\.)*",?)*\})?)'
+                     r" (\S+)")
 
 
 def parse_prometheus(text: str) -> tuple[dict[str, float], dict[str, str]]:
-    """Samples and declared types of a Prometheus text exposition without labels."""
+    """Samples (by name, with its labels if any: `name{a="b"}`) and declared types (by
+    name) of a Prometheus text exposition."""
     samples: dict[str, float] = {}
     types: dict[str, str] = {}
+    sampled: set[str] = set()
     for line in text.splitlines():
         if match := _TYPE.fullmatch(line):
+            assert match[1] not in types, f"{match[1]} is declared twice"
             types[match[1]] = match[2]
+        elif _HELP.fullmatch(line):
+            continue
         elif match := _SAMPLE.fullmatch(line):
             assert match[1] not in samples, f"{match[1]} is exposed twice"
-            samples[match[1]] = float(match[2])
+            assert match[2] in types, f"{match[2]} is exposed before its TYPE line"
+            samples[match[1]] = float(match[3])
+            sampled.add(match[2])
         else:
             raise AssertionError(f"not a line of the Prometheus text format: {line!r}")
-    assert set(samples) == set(types), "every sample has exactly one TYPE line"
+    assert sampled == set(types), "every sample has exactly one TYPE line"
     return samples, types
 
 

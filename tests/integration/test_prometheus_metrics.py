@@ -17,16 +17,22 @@ pytestmark = pytest.mark.integration
 
 
 def scrape(url: str, path: str = "/metrics") -> dict[str, tuple[str, float]]:
-    """{sample name: (metric type, value)} of one exposition, without labels."""
+    """{sample name: (metric type, value)} of one exposition; labelled samples (only the
+    agents' per-container families have labels) are named `name{task_id}`."""
     response = httpx.get(url + path, timeout=10)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
     samples: dict[str, tuple[str, float]] = {}
     for family in text_string_to_metric_families(response.text):
         for sample in family.samples:
-            assert not sample.labels, sample
-            assert sample.name not in samples, f"{sample.name} is exposed twice"
-            samples[sample.name] = (family.type, sample.value)
+            name = sample.name
+            if sample.labels:
+                assert name.startswith("mesos_container_"), sample
+                assert set(sample.labels) == {"framework_id", "executor_id", "task_id",
+                                              "container_id"}, sample
+                name += "{" + sample.labels["task_id"] + "}"
+            assert name not in samples, f"{name} is exposed twice"
+            samples[name] = (family.type, sample.value)
     return samples
 
 
@@ -79,6 +85,12 @@ def test_every_component_exposes_its_real_state(
 
     slave = scrape(agent.http_url)
     assert slave["mesos_slave_tasks_running"][1] == 2
+    # Each running instance's container, measured by the agent's isolators.
+    limits = {name: value for name, value in slave.items()
+              if name.startswith("mesos_container_memory_limit_bytes{metered.")}
+    assert list(limits.values()) == [("gauge", 32 * 1024 * 1024)] * 2, limits
+    assert all(slave[name.replace("memory_limit_bytes", "cpu_user_seconds_total")][0] == "counter"
+               for name in limits)
 
     apps = scrape(marathon, "/metrics/prometheus")
     assert apps["marathon_elected"] == ("gauge", 1.0)

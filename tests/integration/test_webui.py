@@ -168,6 +168,22 @@ def test_a_tasks_sandbox_shows_its_output_and_follows_it(
     _screenshot(page, "master-task-log.png")
 
 
+def test_a_tasks_page_shows_its_usage(
+    ui_cluster: UiCluster, logging_task: LoggingTask, page: Page
+) -> None:
+    page.goto(f"{ui_cluster.master.http_url}/#/tasks")
+    page.get_by_role("link", name=logging_task.task_id).click()
+    usage = page.get_by_role("region", name="Usage")
+    memory = usage.get_by_role("progressbar", name="memory used")
+    expect(memory).to_have_attribute("aria-valuemax", str(32 * 1024 * 1024))  # its mem: 32
+    assert int(memory.get_attribute("aria-valuenow") or 0) > 0
+    # CPU use is a rate: it shows from the second measurement on.
+    expect(usage.get_by_role("progressbar", name="cpus used")).to_have_attribute(
+        "aria-valuemax", "0.1")
+    expect(usage).to_contain_text("CPU time")
+    _screenshot(page, "master-task-usage.png")
+
+
 def test_marathon_ui_creates_an_app_and_scales_it(ui_cluster: UiCluster, page: Page) -> None:
     page.goto(f"{ui_cluster.marathon.base_url}")
     expect(page).to_have_url(re.compile(r"/ui/$"))
@@ -232,6 +248,10 @@ def test_the_master_passes_sandbox_reads_to_the_agent(
     [agent] = state["slaves"]
     proxied = httpx.get(f"{ui_cluster.master.http_url}/ui/agent/{agent['id']}/state", timeout=10)
     assert proxied.status_code == 200 and proxied.json()["id"] == agent["id"]
+    statistics = httpx.get(
+        f"{ui_cluster.master.http_url}/ui/agent/{agent['id']}/monitor/statistics", timeout=10)
+    assert statistics.status_code == 200
+    assert logging_task.task_id in {entry["executor_id"] for entry in statistics.json()}
     refused = httpx.get(f"{ui_cluster.master.http_url}/ui/agent/{agent['id']}/flags", timeout=10)
     assert refused.status_code == 404
     unknown = httpx.get(f"{ui_cluster.master.http_url}/ui/agent/no-such-agent/state", timeout=10)

@@ -25,7 +25,9 @@ from mesos_cli.views import (
     schedule_rows,
     select_tasks,
     shorten,
+    task_agents,
     task_rows,
+    task_statistics,
 )
 
 CONFORMANCE = Path(__file__).resolve().parents[1] / "fixtures" / "conformance"
@@ -118,7 +120,36 @@ def test_tasks_are_live_ones_unless_all_are_asked_for() -> None:
     with pytest.raises(CliError, match="no framework has the id or name 'nope'"):
         select_tasks(state, framework="nope")
     rows = task_rows(state, by_name)
-    assert rows == [["hello_1.0.0", "hello_1", "batch", "TASK_FINISHED", "host2", 0.5, "64 MB"]]
+    assert rows == [["hello_1.0.0", "hello_1", "batch", "TASK_FINISHED", "host2", 0.5, "64 MB",
+                     None, None]]
+
+
+def test_live_tasks_show_their_usage_from_their_agents_statistics() -> None:
+    state = master_state()
+    live = select_tasks(state)
+    assert task_agents(live) == {"S0"}
+    assert task_agents(select_tasks(state, include_completed=True)) == {"S0"}  # live only
+    usage: dict[str, list[dict[str, Any]] | None] = {"S0": [
+        {"framework_id": "F0", "executor_id": "web.instance-1._app.1", "statistics": {
+            "timestamp": 1.0, "cpus_user_time_secs": 1.5, "cpus_system_time_secs": 0.25,
+            "mem_rss_bytes": 21 * 1024 * 1024, "mem_limit_bytes": 64 * 1024 * 1024}},
+        {"framework_id": "F9", "executor_id": "web.instance-2._app.1", "statistics": {
+            "timestamp": 1.0, "cpus_user_time_secs": 9.0, "mem_rss_bytes": 1}},
+    ]}
+    rows = task_rows(state, live, usage)
+    assert [row[-2:] for row in rows] == [["1.75s", "21 MB/64 MB"], [None, None]]
+    assert task_statistics(live[0], usage) == usage["S0"][0]["statistics"]  # type: ignore[index]
+    # An agent that did not answer: its tasks' usage is unknown, and shown as such.
+    assert [row[-2:] for row in task_rows(state, live, {"S0": None})] == [[None, None]] * 2
+    only_rss = {"S0": [{"framework_id": "F0", "executor_id": "web.instance-2._app.1",
+                        "statistics": {"mem_rss_bytes": 2 * 1024 * 1024}}]}
+    assert task_rows(state, live, only_rss)[1][-2:] == [None, "2 MB"]
+    # A custom executor's container is found by the task's executor_id.
+    on_executor = {**live[0], "executor_id": "ex"}
+    shared = {"S0": [{"framework_id": "F0", "executor_id": "ex", "statistics": {"x": 1}}]}
+    assert task_statistics(on_executor, shared) == {"x": 1}
+    ended = {**live[0], "state": "TASK_FINISHED"}
+    assert task_statistics(ended, usage) is None
 
 
 @pytest.mark.parametrize(

@@ -71,6 +71,7 @@ CORES: tuple[str, ...] = (
     "mesos_agent.task_book",
     "mesos_agent.task_log",
     "mesos_agent.views",
+    "mesos_agent.usage",
     "mesos_agent.completed",
     "mesos_agent.container_configs",
     "mesos_agent.containers",

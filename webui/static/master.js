@@ -1,6 +1,7 @@
 // The master's page: cluster resources, agents, frameworks, tasks, offers, the leader, and a
-// task's sandbox with a live tail of its files. Everything comes from the master's /state; a
-// sandbox is read through the master (/ui/agent/{id}/state and /files/...), see webui/routes.py.
+// task's usage and sandbox with a live tail of its files. Everything comes from the master's
+// /state; a task's usage and sandbox are read through the master (/ui/agent/{id}/state,
+// /monitor/statistics and /files/...), see webui/routes.py.
 
 import {
   chips, composite, errorNotice, facts, formatBytes, formatMiB, formatScalar, formatTime, getJSON,
@@ -252,6 +253,7 @@ function findTask(state, frameworkId, taskId) {
 }
 
 function taskView(frameworkId, taskId) {
+  const usage = usageView(frameworkId, taskId);
   const sandbox = sandboxView(frameworkId, taskId);
   return composite(
     h("div", { class: "breadcrumb" }, h("a", { href: "#/tasks", text: "Tasks" }), " › ", taskId),
@@ -283,8 +285,102 @@ function taskView(frameworkId, taskId) {
           ], [...(task.statuses ?? [])].reverse(), { label: "Status updates", empty: "None yet." }))),
       ];
     }),
+    usage,
     sandbox,
   );
+}
+
+const TERMINAL = new Set(["TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST",
+  "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR"]);
+
+/**
+ * The task's current usage, from its agent's /monitor/statistics (its container's: a command
+ * task's executor is named after the task, a custom executor's container is shared by its
+ * tasks). CPU use is the rate between two measurements, so it shows from the second poll on.
+ */
+function usageView(frameworkId, taskId) {
+  const body = h("div", { class: "sub", text: "Measuring…" });
+  const node = panel("Usage", body);
+  let previous = null;   // the last statistics, for the CPU rate
+  let asking = false;
+
+  function render(statistics) {
+    const cpuTime = (statistics.cpus_user_time_secs ?? 0) + (statistics.cpus_system_time_secs ?? 0);
+    let rate = null;
+    if (previous && statistics.timestamp > previous.timestamp) {
+      const before = (previous.cpus_user_time_secs ?? 0) + (previous.cpus_system_time_secs ?? 0);
+      rate = Math.max(0, (cpuTime - before) / (statistics.timestamp - previous.timestamp));
+    }
+    previous = statistics;
+    const bar = (resource, used, total, format) => segmentedBar({
+      name: `${resource} used`, total, large: true,
+      segments: [{ value: used, tone: "", label: format(used) }],
+      legend: [h("span", { class: "name", text: resource }), `${format(used)} / ${format(total)}`],
+    });
+    const bars = [];
+    if (rate !== null && statistics.cpus_limit) {
+      bars.push(bar("cpus", Number(rate.toFixed(3)), statistics.cpus_limit, formatScalar));
+    }
+    if (statistics.mem_rss_bytes !== undefined && statistics.mem_limit_bytes) {
+      bars.push(bar("memory", statistics.mem_rss_bytes, statistics.mem_limit_bytes, formatBytes));
+    }
+    if (statistics.disk_used_bytes !== undefined && statistics.disk_limit_bytes) {
+      bars.push(bar("disk", statistics.disk_used_bytes, statistics.disk_limit_bytes, formatBytes));
+    }
+    const throttled = statistics.cpus_nr_periods
+      ? `${statistics.cpus_nr_throttled ?? 0} of ${statistics.cpus_nr_periods} periods`
+        + ` (${formatScalar(statistics.cpus_throttled_time_secs ?? 0)} s)`
+      : null;
+    const known = (value, format) => (value === undefined ? null : format(value));
+    return [
+      h("div", { style: "display: grid; gap: 12px; margin-bottom: 12px" }, bars),
+      facts([
+        ["CPU time", statistics.cpus_user_time_secs === undefined ? null
+          : `${formatScalar(cpuTime)} s (user ${formatScalar(statistics.cpus_user_time_secs)} s,`
+            + ` system ${formatScalar(statistics.cpus_system_time_secs ?? 0)} s)`],
+        ["Throttled", throttled],
+        ["Memory", known(statistics.mem_rss_bytes, (rss) => `${formatBytes(rss)} resident`
+          + (statistics.mem_cache_bytes !== undefined ? `, ${formatBytes(statistics.mem_cache_bytes)} cache` : "")
+          + (statistics.mem_limit_bytes ? ` of ${formatBytes(statistics.mem_limit_bytes)}` : ""))],
+        ["Disk", known(statistics.disk_used_bytes, (used) => `${formatBytes(used)} used`
+          + (statistics.disk_limit_bytes ? ` of ${formatBytes(statistics.disk_limit_bytes)}` : ""))],
+        ["Processes", known(statistics.processes, String)],
+        ["Measured", formatTime(statistics.timestamp)],
+      ]),
+    ];
+  }
+
+  async function measure(state) {
+    const found = findTask(state, frameworkId, taskId);
+    if (!found || TERMINAL.has(found.task.state)) {
+      previous = null;
+      body.replaceChildren(h("div", { class: "sub", text: "The task is not running: no usage." }));
+      return;
+    }
+    const { task } = found;
+    const executorId = task.executor_id || task.id;
+    const entries = await getJSON(
+      `/ui/agent/${encodeURIComponent(task.slave_id)}/monitor/statistics`);
+    const entry = entries.find((e) => e.framework_id === frameworkId && e.executor_id === executorId);
+    body.replaceChildren(...(entry ? render(entry.statistics)
+      : [h("div", { class: "sub", text: "The agent has no usage for this task (yet)." })]));
+  }
+
+  return {
+    node,
+    async update(state) {
+      if (asking) return;
+      asking = true;
+      try {
+        await measure(state);
+      } catch (error) {
+        body.replaceChildren(errorNotice(error));
+      } finally {
+        asking = false;
+      }
+    },
+    stop() {},
+  };
 }
 
 /** The task's sandbox: its files, and a live tail of one of them (stdout at first). */
