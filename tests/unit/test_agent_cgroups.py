@@ -57,8 +57,8 @@ def test_a_controller_missing_everywhere_is_unavailable_with_what_there_is(
         tmp_path: Path) -> None:
     cgroups = unified(tmp_path, "cpu")
     assert cgroups.version("cpu") == cgroups.version("cpuacct") == 2
-    with pytest.raises(CgroupsUnavailable, match="'memory' cgroup controller is not available"
-                       ".*offers cpu"):
+    with pytest.raises(CgroupsUnavailable, match=r"'memory' cgroup controller is not available"
+                       r".*offers cpu"):
         cgroups.version("memory")
 
 
