@@ -244,6 +244,8 @@ class Agent:
                         problem=skipped.problem, consequence=skipped.consequence,
                         set_aside_at=str(skipped.set_aside_at))
         if state.agent_info is None:
+            owned = await asyncio.to_thread(sandbox_container_ids, self._paths.work_dir)
+            await self._containerizer.recover([], owned)  # a wiped checkpoint: all are orphans
             await self._kill_orphans([])
             return
         self._agent_info.id.CopyFrom(state.agent_info.id)

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
+import time
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
@@ -108,12 +110,36 @@ class PosixIsolator(NoopIsolator):
         self._resources.pop(container_id, None)
 
 
+class _ProcessTable:
+    """Parent -> children of every process, read at most once per `_TABLE_SECONDS`: measuring
+    many containers walks the machine's processes once, not once per container."""
+
+    def __init__(self) -> None:
+        self._children: dict[int, list[int]] = {}
+        self._read_at = -math.inf
+
+    def tree(self, root: int) -> list[psutil.Process]:
+        """`root` and its descendants."""
+        if time.monotonic() - self._read_at > _TABLE_SECONDS:
+            children: dict[int, list[int]] = {}
+            for process in psutil.process_iter(["ppid"]):
+                children.setdefault(process.info["ppid"], []).append(process.pid)
+            self._children, self._read_at = children, time.monotonic()
+        found, pending = [], [root]
+        while pending:
+            pid = pending.pop()
+            with contextlib.suppress(psutil.Error):
+                found.append(psutil.Process(pid))
+                pending.extend(self._children.get(pid, ()))
+        return found
+
+
+_TABLE_SECONDS = 1.0
+_processes = _ProcessTable()
+
+
 def _process_tree(pid: int) -> list[psutil.Process]:
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return []
+    return _processes.tree(pid)
 
 
 class _CgroupsIsolator(NoopIsolator):
