@@ -293,15 +293,19 @@ class CgroupsMemIsolator(_CgroupsIsolator):
         return self._limitation(container_id)
 
     async def _oom_event_v1(self, container_id: str) -> None:
-        """Wait for the kernel's OOM notification (an eventfd registered through
-        cgroup.event_control)."""
+        """Wait for the kernel's OOM notification: an eventfd registered through
+        cgroup.event_control (the kernel keeps what it needs of memory.oom_control, so only the
+        eventfd stays open while the container runs)."""
         path = self._cgroups.path("memory", container_id)
         event = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
-        control = os.open(path / "memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
         loop = asyncio.get_running_loop()
         fired: asyncio.Future[None] = loop.create_future()
         try:
-            (path / "cgroup.event_control").write_text(f"{event} {control}")
+            control = os.open(path / "memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                (path / "cgroup.event_control").write_text(f"{event} {control}")
+            finally:
+                os.close(control)
 
             def readable() -> None:
                 # The kernel signals this eventfd on OOM only (and when the cgroup goes away,
@@ -318,7 +322,6 @@ class CgroupsMemIsolator(_CgroupsIsolator):
                 loop.remove_reader(event)
         finally:
             os.close(event)
-            os.close(control)
 
     def _oom_kills(self, container_id: str) -> int:
         name = "memory.oom_control" if self._v1 else "memory.events"
