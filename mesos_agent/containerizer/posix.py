@@ -17,11 +17,12 @@ import contextlib
 import dataclasses
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,7 +262,7 @@ class PosixContainerizer:
                 except FetchError as exc:
                     raise ContainerLaunchError(
                         str(exc), mesos_pb2.TaskStatus.REASON_FETCHER_FAILED) from exc
-            launch = await self._prepare(config, user)
+            launch = await self._prepare(config, user, sandbox.real_path)
             try:
                 async with self._forking:
                     child = _start_process(config, launch, sandbox)
@@ -303,7 +304,9 @@ class PosixContainerizer:
                 "(start it as root, or with --switch_user=false to run every task as itself)")
         return user
 
-    async def _prepare(self, config: ContainerConfig, user: UserIdentity | None) -> Launch:
+    async def _prepare(
+        self, config: ContainerConfig, user: UserIdentity | None, real_sandbox: str
+    ) -> Launch:
         """Let the isolators prepare the container; the launch that applies what they ask."""
         info = LaunchInfo()
         try:
@@ -311,8 +314,15 @@ class PosixContainerizer:
                 asked = await isolator.prepare(config)
                 if asked is not None:
                     info = info.merge(asked)
-            return plan_launch(config.argv, dict(config.environment), info, user,
-                               self._launch_tools)
+            launch = plan_launch(config.argv, dict(config.environment), info, user,
+                                 self._launch_tools)
+            direct = config.direct_argv
+            if launch.wrapped and direct is not None and _findable(direct[0], config.environment):
+                # Wrapped, the command cannot fall back to its shell if exec'ing the program
+                # fails: it runs without the shell only when the program is there to run.
+                environment = dict(config.environment, PWD=real_sandbox)
+                launch = plan_launch(direct, environment, info, user, self._launch_tools)
+            return launch
         except (OSError, ValueError) as exc:
             await self._cleanup_isolators(config.container_id)
             raise ContainerLaunchError(f"failed to prepare the container: {exc}") from exc
@@ -427,6 +437,12 @@ class PosixContainerizer:
     async def _cleanup_isolators(self, container_id: str) -> None:
         for isolator in reversed(self._isolators):
             await isolator.cleanup(container_id)
+
+
+def _findable(program: str, environment: Mapping[str, str]) -> bool:
+    """Whether exec'ing `program` with `environment`'s PATH finds an executable file."""
+    path = environment.get("PATH", os.defpath)
+    return shutil.which(program, path=path) is not None
 
 
 def _termination(code: int, launch: Launch | None) -> Termination:
