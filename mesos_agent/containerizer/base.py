@@ -85,6 +85,8 @@ class Isolator(Protocol):
 
     name: str
     """The `--isolation` name, e.g. "cgroups/mem"."""
+    enforces_limits: bool
+    """Whether `watch` may ever resolve (the containerizer watches only these)."""
 
     async def recover(
         self, containers: Sequence[ContainerProcess], orphans: Collection[str]
@@ -129,6 +131,7 @@ class NoopIsolator:
     """An isolator that does nothing: subclasses override the hooks they need."""
 
     name = "noop"
+    enforces_limits = False
 
     async def recover(
         self, containers: Sequence[ContainerProcess], orphans: Collection[str]

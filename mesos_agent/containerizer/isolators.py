@@ -274,6 +274,7 @@ class CgroupsMemIsolator(_CgroupsIsolator):
 
     name = "cgroups/mem"
     controllers = ("memory",)
+    enforces_limits = True
 
     def __init__(self, cgroups: Cgroups) -> None:
         super().__init__(cgroups)

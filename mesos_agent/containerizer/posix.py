@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import pwd
 import resource
 import shutil
 import signal
@@ -230,6 +231,7 @@ class PosixContainerizer:
         self._fetcher = fetcher
         self._switch_user = switch_user
         self._launch_tools = launch_tools or find_launch_tools()
+        self._own_user_names = _own_user_names()
         self._containers: dict[str, _Container] = {}
         # Sandboxes are made by two threads of their own (idle threads cost nothing but memory).
         self._sandbox_threads = ThreadPoolExecutor(_SANDBOX_THREADS, thread_name_prefix="sandbox")
@@ -290,7 +292,7 @@ class PosixContainerizer:
 
     def _user(self, config: ContainerConfig) -> UserIdentity | None:
         """Whom the container runs as: None for the agent's own user."""
-        if not self._switch_user or not config.user:
+        if not self._switch_user or not config.user or config.user in self._own_user_names:
             return None
         try:
             user = resolve_user(config.user)
@@ -330,7 +332,8 @@ class PosixContainerizer:
     def _watch(self, container_id: str, container: _Container) -> None:
         """Watch the isolators' limits: the first one reached is recorded and the container
         killed (its root then ends, and `wait` reports the limitation)."""
-        watches = [isolator.watch(container_id) for isolator in self._isolators]
+        watches = [isolator.watch(container_id) for isolator in self._isolators
+                   if isolator.enforces_limits]
         if not watches:
             return
 
@@ -437,6 +440,15 @@ class PosixContainerizer:
     async def _cleanup_isolators(self, container_id: str) -> None:
         for isolator in reversed(self._isolators):
             await isolator.cleanup(container_id)
+
+
+def _own_user_names() -> frozenset[str]:
+    """The agent's own user, by name and by uid (a task naming it runs as the agent does)."""
+    uid = os.geteuid()
+    try:
+        return frozenset({str(uid), pwd.getpwuid(uid).pw_name})
+    except KeyError:
+        return frozenset({str(uid)})
 
 
 def _findable(program: str, environment: Mapping[str, str]) -> bool:
