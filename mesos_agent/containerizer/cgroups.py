@@ -223,9 +223,12 @@ def stat_fields(text: str) -> dict[str, int]:
 
 def default_isolation(hierarchy: Path) -> tuple[str, ...]:
     """`--isolation`'s default: cgroups/cpu,cgroups/mem where the agent is root and the
-    machine has cpu and memory cgroups under `hierarchy`, else posix/cpu,posix/mem."""
+    machine has cpu and memory cgroups under `hierarchy` that it may write (not, e.g., the
+    read-only /sys/fs/cgroup of an unprivileged container), else posix/cpu,posix/mem."""
     cgroups = Cgroups(mounts_under(hierarchy), "")
-    usable = os.geteuid() == 0 and all(_served(cgroups, c) for c in ("cpu", "memory"))
+    usable = os.geteuid() == 0 and all(
+        _served(cgroups, c) and os.access(cgroups.hierarchy(c), os.W_OK)
+        for c in ("cpu", "memory"))
     return ("cgroups/cpu", "cgroups/mem") if usable else ("posix/cpu", "posix/mem")
 
 
