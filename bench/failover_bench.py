@@ -474,7 +474,7 @@ async def start_frameworks(
     schedulers: list[FailoverScheduler] = []
     for index in range(count):
         scheduler = FailoverScheduler(f"f{index}", tasks_each, command, tally, cpus=cpus, mem=mem)
-        info = mesos_pb2.FrameworkInfo(name=f"{scenario_label}-f{index}", user="bench",
+        info = mesos_pb2.FrameworkInfo(name=f"{scenario_label}-f{index}", user="",
                                        failover_timeout=FAILOVER_TIMEOUT)
         driver = SchedulerDriver(scheduler, info, zk_url)
         await driver.start()

@@ -278,7 +278,7 @@ async def register_agents(
 
 
 def framework_info(name: str) -> mesos_pb2.FrameworkInfo:
-    return mesos_pb2.FrameworkInfo(name=name, user="bench")
+    return mesos_pb2.FrameworkInfo(name=name, user="")
 
 
 async def offer_every_agent(

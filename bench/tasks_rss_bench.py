@@ -192,7 +192,7 @@ async def launch_tasks(
     plan = LaunchPlan(args.agents, args.tasks_per_agent, args.frameworks)
     for index in range(args.frameworks):
         driver = SchedulerDriver(
-            PackingScheduler(plan), mesos_pb2.FrameworkInfo(name=f"rss-{index}", user="bench"),
+            PackingScheduler(plan), mesos_pb2.FrameworkInfo(name=f"rss-{index}", user=""),
             cluster.master_address,
         )
         drivers.append(driver)
