@@ -49,6 +49,7 @@ from mesos_agent.orphans import kill_orphans
 from mesos_agent.paths import AgentPaths, sandbox_container_ids
 from mesos_agent.recovered import RecoveredState
 from mesos_agent.runners import RunnerContext
+from mesos_agent.sandbox_collector import SandboxCollector
 from mesos_agent.status_updates import StatusUpdateManager
 from mesos_agent.task_book import Task, TaskBook
 from mesos_agent.views import AgentSnapshot
@@ -124,6 +125,10 @@ class Agent:
             self._book, runners, self._checkpointer, self._link.send, config=config,
             completed=self._completed,
         )
+        self._sandbox_collector = SandboxCollector(
+            config.work_dir, self._containerizer.live_ids,
+            gc_delay=config.isolation.gc_delay, headroom=config.isolation.gc_disk_headroom,
+            agent_id=lambda: self.agent_id)
         self.endpoint: str | None = None
         self.ready = asyncio.Event()
 
@@ -183,6 +188,7 @@ class Agent:
                 self._group = group
                 group.create_task(self._committer.run())
                 await self._recover(state)
+                group.create_task(self._sandbox_collector.run())  # once containers are known
                 group.create_task(forward_status_updates(
                     self._link, self._updates, self._updates_wake, self._clock))
                 group.create_task(self._link.run())

@@ -185,6 +185,10 @@ class Containerizer(Protocol):
         """Containers currently known (alive or not yet destroyed)."""
         ...
 
+    def live_ids(self) -> set[str]:
+        """Ids of the containers known or being launched: their sandboxes are in use."""
+        ...
+
     async def destroy(self, container_id: str) -> Termination:
         """Kill whatever is left of the container, wait for its root, run isolator cleanup."""
         ...

@@ -10,6 +10,7 @@ from pathlib import Path
 from mesos_agent.config import IsolationConfig
 from mesos_agent.containerizer.base import Isolator
 from mesos_agent.containerizer.cgroups import Cgroups, CgroupsUnavailable, mounts_under
+from mesos_agent.containerizer.disk import DiskDuIsolator
 from mesos_agent.containerizer.isolators import (
     CgroupsCpuIsolator,
     CgroupsMemIsolator,
@@ -72,6 +73,9 @@ _ISOLATORS: dict[str, _Factory] = {
     "cgroups/pids": _cgroups(("pids",), CgroupsPidsIsolator),
     "namespaces/pid": _namespaces(NamespacesPidIsolator, tools_needed=True),
     "filesystem/linux": _namespaces(FilesystemLinuxIsolator, tools_needed=False),
+    "disk/du": lambda config, cgroups, tools: DiskDuIsolator(
+        enforce=config.enforce_container_disk_quota,
+        interval=config.container_disk_watch_interval),
 }
 
 
@@ -83,7 +87,7 @@ def isolator_names() -> tuple[str, ...]:
 def create_containerizer(config: IsolationConfig, work_dir: Path) -> PosixContainerizer:
     """The containerizer `config` asks for; raises IsolationUnavailable naming the isolator
     and why this machine cannot provide it."""
-    del work_dir  # the fetcher cache and disk/du will live under it
+    del work_dir  # the fetcher cache will live under it
     cgroups = Cgroups(mounts_under(config.cgroups_hierarchy), config.cgroups_root)
     tools = find_launch_tools()
     isolators: list[Isolator] = []

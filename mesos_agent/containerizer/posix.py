@@ -230,6 +230,7 @@ class PosixContainerizer:
         self._switch_user = switch_user
         self._launch_tools = launch_tools
         self._containers: dict[str, _Container] = {}
+        self._launching: set[str] = set()  # ids whose sandbox may exist, not yet in _containers
         # Sandboxes are made by two threads of their own (idle threads cost nothing but memory).
         self._sandbox_threads = ThreadPoolExecutor(_SANDBOX_THREADS, thread_name_prefix="sandbox")
         # One fork per loop iteration: many launches at once would otherwise fork hundreds of
@@ -245,9 +246,20 @@ class PosixContainerizer:
         """Containers currently known (alive or not yet destroyed)."""
         return [c.process for c in self._containers.values()]
 
+    def live_ids(self) -> set[str]:
+        """Ids of the containers known or being launched (whose sandboxes are in use)."""
+        return self._launching | self._containers.keys()
+
     async def launch(self, config: ContainerConfig) -> ContainerProcess:
-        if config.container_id in self._containers:
+        if config.container_id in self._containers or config.container_id in self._launching:
             raise ContainerLaunchError(f"container {config.container_id} already exists")
+        self._launching.add(config.container_id)
+        try:
+            return await self._launch(config)
+        finally:
+            self._launching.discard(config.container_id)
+
+    async def _launch(self, config: ContainerConfig) -> ContainerProcess:
         user = self._user(config)
         try:
             sandbox = await _prepare_sandbox_in(self._sandbox_threads, config.sandbox, user)
@@ -395,6 +407,7 @@ class PosixContainerizer:
             if container.watching is not None:
                 container.watching.cancel()
             await self._cleanup_isolators(container_id)
+            await asyncio.to_thread(_touch, container.process.sandbox)
         return termination
 
     def forget(self, container_id: str) -> None:
@@ -427,6 +440,12 @@ class PosixContainerizer:
     async def _cleanup_isolators(self, container_id: str) -> None:
         for isolator in reversed(self._isolators):
             await isolator.cleanup(container_id)
+
+
+def _touch(sandbox: Path) -> None:
+    """Mark when the sandbox's container ended (its mtime; sandbox GC counts from it)."""
+    with contextlib.suppress(OSError):
+        os.utime(sandbox)
 
 
 def _termination(code: int, launch: Launch | None) -> Termination:
