@@ -58,7 +58,10 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.fixture
 def cluster(small_disk: Path, tmp_path: Path) -> Iterator[Cluster]:
+    """A master; agents run with the POSIX isolators (what is tested here needs no cgroups;
+    under cgroups a tmpfs' pages also count as the writing task's memory)."""
     with running_cluster(tmp_path, FAST_MASTER_FLAGS) as started:
+        started.agent_flags.append("--isolation=posix/cpu,posix/mem")
         yield started
 
 
@@ -80,8 +83,7 @@ def fill(path: Path) -> None:
 
 
 class Launcher(RecordingScheduler):
-    """Launches the tasks queued with `launch`, one per offer, each with `disk` MB and enough
-    memory for what they write (a tmpfs' pages count as their memory under cgroups/mem)."""
+    """Launches the tasks queued with `launch`, one per offer, each with `disk` MB."""
 
     def __init__(self, disk: float = 0.0) -> None:
         super().__init__(on_offers=self._offers)
@@ -145,7 +147,7 @@ def test_a_batch_that_does_not_fit_is_undone_and_fits_once_space_is_freed(tmp_pa
 def test_a_task_writing_past_its_disk_fails_with_the_disk_reason_and_the_agent_stays_up(
     cluster: Cluster, small_disk: Path
 ) -> None:
-    cluster.agent_flags += ["--isolation=posix/cpu,posix/mem,disk/du",
+    cluster.agent_flags[:] = ["--isolation=posix/cpu,posix/mem,disk/du",
                             "--enforce_container_disk_quota=true",
                             "--container_disk_watch_interval=100ms"]
     agent = cluster.start_agent(AGENT_RESOURCES, work_dir=small_disk)
