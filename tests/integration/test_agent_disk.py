@@ -10,16 +10,21 @@ real agents on a small tmpfs (mounted per test; we are root) and a real master.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from frameworks import OfferBudget, SchedulerDriver, command_task
+from mesos_agent.containerizer import ContainerConfig, PosixContainerizer
+from mesos_agent.containerizer.disk import DiskDuIsolator
 from mesos_agent.group_commit import Append, FileOp, OutOfSpace, Replace, apply_batch
+from mesos_values.resources import Resources
 from protos import mesos_pb2
 from tests.integration.cluster import Cluster, free_port, running_cluster, wait_for
 from tests.integration.conftest import FAST_MASTER_FLAGS
@@ -139,6 +144,37 @@ def test_a_batch_that_does_not_fit_is_undone_and_fits_once_space_is_freed(tmp_pa
         assert (disk / "meta/new.log").read_bytes() == b"b"
     finally:
         unmount(disk)
+
+
+# ------------------------------------------------------------------ disk/du
+
+
+async def test_du_measures_a_sandbox_and_without_enforcement_limits_nothing(
+    tmp_path: Path,
+) -> None:
+    containerizer = PosixContainerizer([DiskDuIsolator(enforce=False, interval=0.05)])
+    config = ContainerConfig(
+        container_id=str(uuid.uuid4()),
+        argv=("/bin/sh", "-c", "dd if=/dev/zero of=data bs=1M count=12 && touch written; "
+                               "sleep 600"),
+        environment={"PATH": os.environ["PATH"]}, sandbox=tmp_path / "sandbox",
+        resources=Resources.parse("cpus:0.1;mem:32;disk:10"))
+    await containerizer.launch(config)
+    try:
+        async with asyncio.timeout(20):
+            while True:
+                usage = await containerizer.usage(config.container_id)
+                if (config.sandbox / "written").exists() and usage.disk_used_bytes >= 12 << 20:
+                    break
+                await asyncio.sleep(0.05)
+        assert usage.disk_limit_bytes == 10 << 20
+        await asyncio.sleep(0.2)  # a few more measurements over the quota: nothing is killed
+        waiting = asyncio.ensure_future(containerizer.wait(config.container_id))
+        assert not waiting.done()
+        waiting.cancel()
+    finally:
+        termination = await containerizer.destroy(config.container_id)
+    assert termination.limitation is None
 
 
 # ------------------------------------------------------------------ agents
