@@ -56,6 +56,7 @@ from mesos_agent.views import AgentSnapshot
 from mesos_coordination.detector import MasterDetector
 from mesos_runtime.clock import Clock, SystemClock, WallClock
 from mesos_security.tls import add_listener
+from mesos_values.resources import Resources
 from protos import agent_pb2, executor_pb2_grpc, mesos_pb2
 
 log: structlog.typing.FilteringBoundLogger = structlog.get_logger("mesos_agent")
@@ -235,9 +236,23 @@ class Agent:
         alive = await self._containerizer.recover(containers, owned)
         await self._kill_orphans([c.sandbox for c in containers if c.container_id in alive])
         self._executors.recover(state.executors)
-        for task, container_alive in self._book.recover(state.frameworks, state.tasks, alive):
+        recovered = list(self._book.recover(state.frameworks, state.tasks, alive))
+        for task, container_alive in recovered:
+            if container_alive and task.container is not None:
+                await self._restore_limits(task.container.container_id,
+                                           Resources.from_proto(task.info.resources))
+        for task, container_alive in recovered:
             self._commands.resume(task, container_alive)
         self._executors.resume(alive)
+
+    async def _restore_limits(self, container_id: str, resources: Resources) -> None:
+        """Tell the isolators a recovered command task's resources again: the checkpoint
+        holds its process, not its resources (e.g. `disk/du` learns its quota back)."""
+        try:
+            await self._containerizer.update(container_id, resources)
+        except (OSError, KeyError) as exc:
+            log.warning("cannot restore a recovered container's limits", agent_id=self.agent_id,
+                        container_id=container_id, error=str(exc))
 
     async def _kill_orphans(self, owned_sandboxes: list[Path]) -> None:
         """Kill processes in this agent's sandboxes that no live container owns."""

@@ -201,6 +201,31 @@ def test_a_task_writing_past_its_disk_fails_with_the_disk_reason_and_the_agent_s
         assert agent.alive(), agent.log()
 
 
+def test_a_restarted_agent_enforces_the_quota_of_a_task_it_recovered(
+    cluster: Cluster, small_disk: Path
+) -> None:
+    cluster.agent_flags[:] = ["--isolation=posix/cpu,posix/mem,disk/du",
+                              "--enforce_container_disk_quota=true",
+                              "--container_disk_watch_interval=100ms"]
+    port = free_port()
+    agent = cluster.start_agent(AGENT_RESOURCES, work_dir=small_disk, port=port,
+                                hostname="disk-host")
+    scheduler = Launcher(disk=8)
+    scheduler.launch("late-hog", "while [ ! -e go ]; do sleep 0.1; done; "
+                                 "dd if=/dev/zero of=hog bs=1M count=16; sleep 600")
+    with running(cluster, scheduler, capabilities=[mesos_pb2.FrameworkInfo.Capability(
+            type=mesos_pb2.FrameworkInfo.Capability.PARTITION_AWARE)]):
+        scheduler.wait_for_state("late-hog", "TASK_RUNNING")
+        agent.kill9()
+        restarted = cluster.start_agent(AGENT_RESOURCES, work_dir=small_disk, port=port,
+                                        hostname="disk-host")
+        restarted.wait_for_log("registered with master")
+        (run_dirs(small_disk)["late-hog"] / "go").touch()
+        failed = scheduler.wait_for_state("late-hog", "TASK_FAILED")
+        assert failed.reason == DISK_REASON, failed
+        assert "exceeds quota (8MB)" in failed.message
+
+
 def test_a_task_filling_the_work_directory_leaves_the_agent_serving_and_restartable(
     cluster: Cluster, small_disk: Path
 ) -> None:
