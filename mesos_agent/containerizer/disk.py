@@ -7,8 +7,8 @@ The measuring loop of a container is its `watch`, which the containerizer runs f
 of the container until it is destroyed: so at most one `du` runs per container, as a
 subprocess the loop only waits for. A container without a `disk` resource is measured but not
 limited. After an agent restart the quota of a recovered container is not known (the
-checkpoint holds its process, not its resources): it is measured, and limited again once its
-resources are updated.
+checkpoint holds its process, not its resources): it is measured, and limited again once
+`update` gives its resources (the agent does so for its command tasks as it recovers them).
 """
 
 from __future__ import annotations
