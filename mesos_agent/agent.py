@@ -50,12 +50,14 @@ from mesos_agent.orphans import kill_orphans
 from mesos_agent.paths import AgentPaths, sandbox_container_ids
 from mesos_agent.recovered import RecoveredState
 from mesos_agent.runners import RunnerContext
+from mesos_agent.sandbox_collector import SandboxCollector
 from mesos_agent.status_updates import StatusUpdateManager
 from mesos_agent.task_book import Task, TaskBook
 from mesos_agent.views import AgentSnapshot
 from mesos_coordination.detector import MasterDetector
 from mesos_runtime.clock import Clock, SystemClock, WallClock
 from mesos_security.tls import add_listener
+from mesos_values.resources import Resources
 from protos import agent_pb2, executor_pb2_grpc, mesos_pb2
 
 log: structlog.typing.FilteringBoundLogger = structlog.get_logger("mesos_agent")
@@ -128,6 +130,10 @@ class Agent:
             self._book, runners, self._checkpointer, self._link.send, config=config,
             completed=self._completed,
         )
+        self._sandbox_collector = SandboxCollector(
+            config.work_dir, self._containerizer.live_ids,
+            gc_delay=config.isolation.gc_delay, headroom=config.isolation.gc_disk_headroom,
+            agent_id=lambda: self.agent_id)
         self.endpoint: str | None = None
         self.ready = asyncio.Event()
 
@@ -210,6 +216,7 @@ class Agent:
                 self._group = group
                 group.create_task(self._committer.run())
                 await self._recover(state)
+                group.create_task(self._sandbox_collector.run())  # once containers are known
                 group.create_task(forward_status_updates(
                     self._link, self._updates, self._updates_wake, self._clock))
                 group.create_task(self._link.run())
@@ -258,9 +265,23 @@ class Agent:
         alive = await self._containerizer.recover(containers, owned)
         await self._kill_orphans([c.sandbox for c in containers if c.container_id in alive])
         self._executors.recover(state.executors)
-        for task, container_alive in self._book.recover(state.frameworks, state.tasks, alive):
+        recovered = list(self._book.recover(state.frameworks, state.tasks, alive))
+        for task, container_alive in recovered:
+            if container_alive and task.container is not None:
+                await self._restore_limits(task.container.container_id,
+                                           Resources.from_proto(task.info.resources))
+        for task, container_alive in recovered:
             self._commands.resume(task, container_alive)
         self._executors.resume(alive)
+
+    async def _restore_limits(self, container_id: str, resources: Resources) -> None:
+        """Tell the isolators a recovered command task's resources again: the checkpoint
+        holds its process, not its resources (e.g. `disk/du` learns its quota back)."""
+        try:
+            await self._containerizer.update(container_id, resources)
+        except (OSError, KeyError) as exc:
+            log.warning("cannot restore a recovered container's limits", agent_id=self.agent_id,
+                        container_id=container_id, error=str(exc))
 
     async def _kill_orphans(self, owned_sandboxes: list[Path]) -> None:
         """Kill processes in this agent's sandboxes that no live container owns."""

@@ -40,10 +40,21 @@ The guarantee, exactly:
   survived, a terminal update otherwise).
 * Not made durable at all (appended or removed without fsync): acknowledgement records and
   removals. Losing one only sends an update once more, which at-least-once delivery allows.
-* Failure: if any write, fsync or rename of a batch fails, the batch and every later one are
-  never reported durable: waiters get `DurabilityError`, `run()` raises it and the agent stops
-  (as Mesos aborts when a checkpoint fails). Its tasks keep running; a restart recovers from
-  what is durable.
+* Out of space: a write, file or directory creation or rename of a batch that fails with
+  ENOSPC or EDQUOT (the work directory's disk is full) is undone: appended files are cut back to
+  their size before the batch (files the batch created are removed) and temp files are removed,
+  so the files are as the previous batches left them. The batch stays in flight and is tried
+  again after a backoff (`retry_interval`, doubling up to `max_retry_interval`) until it fits;
+  later batches queue behind it. Meanwhile nothing waiting for it proceeds (no update is sent,
+  no task is forked), and the agent keeps serving; once space is freed (sandbox GC under
+  `--gc_disk_headroom`, or the operator), everything proceeds in order. Records that were
+  fsynced before the failure (a rename failed) and survive a crash during the backoff are
+  the records of a batch that was durable but not yet reported, which recovery already handles.
+* Failure: if a write, fsync or rename of a batch fails for any other reason (an fsync error
+  leaves the page cache in an unknown state, so it is never retried), the batch and every
+  later one are never reported durable: waiters get `DurabilityError`, `run()` raises it and
+  the agent stops (as Mesos aborts when a checkpoint fails). Its tasks keep running; a restart
+  recovers from what is durable.
 """
 
 from __future__ import annotations
@@ -51,6 +62,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
 import os
 import platform
 import shutil
@@ -60,6 +72,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+import structlog
+
+log: structlog.typing.FilteringBoundLogger = structlog.get_logger("mesos_agent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +108,13 @@ FileOp = Append | Replace | Remove
 
 class DurabilityError(OSError):
     """A batch of checkpoint writes could not be made durable."""
+
+
+class OutOfSpace(OSError):
+    """A batch did not fit on the disk (ENOSPC, EDQUOT) and was undone: it may be tried again."""
+
+
+_OUT_OF_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class CommitQueue:
@@ -233,19 +256,23 @@ def apply_batch(
 
     With `syncfs` and a batch that would need at least `syncfs_from` fsyncs, phases 2 and 4
     are one syncfs each (the second only when something was renamed); otherwise every written
-    file and changed directory is fsynced."""
+    file and changed directory is fsynced. Raises OutOfSpace, with the batch undone, when a
+    write, creation or rename did not fit on the disk; other errors leave it as it is."""
     files: dict[Path, int] = {}  # written files -> open descriptor
     synced: set[Path] = set()  # files among them that must be fsynced
     renames: dict[Path, Path] = {}  # target -> temp, in request order
     directories: set[Path] = set()  # directories whose entries changed
+    sizes: dict[Path, int | None] = {}  # appended files -> size before (None: made by the batch)
+    renamed: set[Path] = set()  # targets replaced so far
+    syncing = False  # an fsync's error is never undone (the page cache's state is unknown)
     try:
         for op in ops:
             if isinstance(op, Append):
                 path = renames.get(op.path, op.path)  # replaced earlier in the batch: its temp
                 fd = files.get(path)
                 if fd is None:
-                    fd = files[path] = _open_append(path, directories)
-                os.write(fd, op.data)
+                    fd = files[path] = _open_append(path, directories, sizes)
+                _write_all(fd, op.data)
                 if op.sync:
                     synced.add(path)
             elif isinstance(op, Replace):
@@ -254,12 +281,15 @@ def apply_batch(
                 if old is not None:
                     os.close(old)
                 fd = files[temp] = _open_temp(temp, directories)
-                os.write(fd, op.data)
+                _write_all(fd, op.data)
                 synced.add(temp)
                 renames.pop(op.path, None)
                 renames[op.path] = temp
             else:
                 _forget_under(op.path, files, synced, renames, directories)
+                for path in sizes:
+                    if path.is_relative_to(op.path):
+                        sizes[path] = None  # gone: whatever the batch writes there is its own
                 if op.path.is_dir() and not op.path.is_symlink():
                     shutil.rmtree(op.path, ignore_errors=True)
                 else:
@@ -268,26 +298,64 @@ def apply_batch(
         fsyncs = len(synced) + len(directories | {target.parent for target in renames})
         if syncfs is not None and fsyncs >= syncfs_from:
             if files and (synced or directories):
+                syncing = True
                 syncfs(next(iter(files.values())))
+                syncing = False
             for target, temp in renames.items():
                 os.replace(temp, target)
+                renamed.add(target)
             if renames:
+                syncing = True
                 syncfs(files[next(iter(renames.values()))])
             return
+        syncing = True
         for path in synced:
             os.fsync(files[path])
+        syncing = False
         for target, temp in renames.items():
             os.replace(temp, target)
+            renamed.add(target)
             directories.add(target.parent)
+        syncing = True
         for directory in sorted(directories):
             fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+    except OSError as exc:
+        if syncing or exc.errno not in _OUT_OF_SPACE:
+            raise
+        _undo(sizes, renames, renamed)
+        raise OutOfSpace(exc.errno, f"{exc.strerror} (writing {exc.filename})") from exc
     finally:
         for fd in files.values():
             os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of `data` (a write cut short by a full disk raises on the next call)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _undo(sizes: dict[Path, int | None], renames: dict[Path, Path], renamed: set[Path]) -> None:
+    """Take back what a batch that did not fit wrote: appended files cut back to their size
+    before it (removed when it made them), temp files not renamed yet removed. A target
+    already replaced keeps its new, whole content (the retry replaces it again)."""
+    for path, size in sizes.items():
+        if path in renamed:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if size is None:
+                os.unlink(path)
+            else:
+                os.truncate(path, size)
+    for target, temp in renames.items():
+        if target not in renamed:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
 
 
 # Checkpoints hold task and executor infos (their environments) and executor tokens: the
@@ -295,13 +363,18 @@ def apply_batch(
 _FILE_MODE = 0o600
 
 
-def _open_append(path: Path, directories: set[Path]) -> int:
+def _open_append(path: Path, directories: set[Path], sizes: dict[Path, int | None]) -> int:
+    """Open `path` for appending (made with its parents if missing); its size before the
+    batch goes into `sizes` the first time."""
     try:
-        return os.open(path, os.O_WRONLY | os.O_APPEND)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
     except FileNotFoundError:
         _make_dirs(path.parent, directories)
         directories.add(path.parent)
+        sizes.setdefault(path, None)
         return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, _FILE_MODE)
+    sizes.setdefault(path, os.fstat(fd).st_size)
+    return fd
 
 
 def _open_temp(temp: Path, directories: set[Path]) -> int:
@@ -356,9 +429,14 @@ class GroupCommitter:
         apply: Callable[[Sequence[FileOp]], None] = apply_batch,
         on_durable: Callable[[int], None] | None = None,
         max_batch: int = 256,
+        retry_interval: float = 0.5,
+        max_retry_interval: float = 10.0,
     ) -> None:
         self._queue = CommitQueue(max_batch)
         self._apply = apply
+        self._retry_interval = retry_interval
+        self._max_retry_interval = max_retry_interval
+        self._out_of_space: OutOfSpace | None = None
         self._on_durable = on_durable
         self._wake = asyncio.Event()
         self._waiters: set[asyncio.Future[None]] = set()
@@ -413,11 +491,17 @@ class GroupCommitter:
         finally:
             self._waiters.discard(done)
 
+    @property
+    def out_of_space(self) -> OutOfSpace | None:
+        """Why the batch in flight does not fit on the disk now (None when nothing waits)."""
+        return self._out_of_space
+
     async def run(self) -> None:
         """Commit batches until cancelled; on cancellation, commit what was requested first.
 
         Batches are applied by a thread of their own, so that other blocking work handed to
-        the loop's default executor never delays a sync.
+        the loop's default executor never delays a sync. A batch that does not fit on the disk
+        is tried again (see the module doc).
         """
         with ThreadPoolExecutor(1, thread_name_prefix="checkpoint-sync") as thread:
             try:
@@ -432,13 +516,30 @@ class GroupCommitter:
                 raise
 
     async def _commit(self, thread: ThreadPoolExecutor, ticket: int, ops: list[FileOp]) -> None:
-        attempt = asyncio.get_running_loop().run_in_executor(thread, self._attempt, ops)
-        try:
-            error = await asyncio.shield(attempt)
-        except asyncio.CancelledError:
-            self._finish(ticket, await attempt)  # the thread cannot be stopped: let it end
-            raise
-        self._finish(ticket, error)
+        delay = self._retry_interval
+        while True:
+            attempt = asyncio.get_running_loop().run_in_executor(thread, self._attempt, ops)
+            try:
+                error = await asyncio.shield(attempt)
+            except asyncio.CancelledError:
+                self._finish(ticket, await attempt)  # the thread cannot be stopped: let it end
+                raise
+            if not isinstance(error, OutOfSpace):
+                if self._out_of_space is not None:
+                    log.info("checkpoints fit on the disk again", batch=ticket)
+                    self._out_of_space = None
+                self._finish(ticket, error)
+                return
+            self._out_of_space = error
+            log.warning("a checkpoint batch does not fit on the disk; it was undone and will be "
+                        "tried again (nothing waiting for it proceeds meanwhile)",
+                        batch=ticket, operations=len(ops), error=str(error), retry_in=delay)
+            try:
+                await asyncio.sleep(delay)
+            except asyncio.CancelledError:
+                self._finish(ticket, self._attempt(ops))  # one last try before stopping
+                raise
+            delay = min(2 * delay, self._max_retry_interval)
 
     def _attempt(self, ops: Sequence[FileOp]) -> OSError | None:
         try:
@@ -456,6 +557,8 @@ class GroupCommitter:
             for waiter in self._waiters:
                 if not waiter.done():
                     waiter.set_exception(failure)
+            if isinstance(error, OutOfSpace):
+                return  # stopping anyway: these batches were never reported, so nothing is lost
             raise failure
         callbacks = self._queue.synced(ticket)
         if self._on_durable is not None:

@@ -86,7 +86,8 @@ class Isolator(Protocol):
     name: str
     """The `--isolation` name, e.g. "cgroups/mem"."""
     enforces_limits: bool
-    """Whether `watch` may ever resolve (the containerizer watches only these)."""
+    """Whether `watch` may ever resolve or has work to do (the containerizer calls `watch`
+    only on these)."""
 
     async def recover(
         self, containers: Sequence[ContainerProcess], orphans: Collection[str]
@@ -186,6 +187,10 @@ class Containerizer(Protocol):
 
     def containers(self) -> list[ContainerProcess]:
         """Containers currently known (alive or not yet destroyed)."""
+        ...
+
+    def live_ids(self) -> set[str]:
+        """Ids of the containers known or being launched: their sandboxes are in use."""
         ...
 
     async def destroy(self, container_id: str) -> Termination:

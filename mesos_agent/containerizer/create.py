@@ -11,6 +11,7 @@ from pathlib import Path
 from mesos_agent.config import IsolationConfig
 from mesos_agent.containerizer.base import Isolator
 from mesos_agent.containerizer.cgroups import Cgroups, CgroupsUnavailable, mounts_under
+from mesos_agent.containerizer.disk import DiskDuIsolator
 from mesos_agent.containerizer.isolators import (
     CgroupsCpuIsolator,
     CgroupsMemIsolator,
@@ -72,6 +73,9 @@ _ISOLATORS: dict[str, _Factory] = {
     "cgroups/pids": _cgroups(("pids",), CgroupsPidsIsolator),
     "namespaces/pid": _namespaces(NamespacesPidIsolator, programs=("unshare", "tini")),
     "filesystem/linux": _namespaces(FilesystemLinuxIsolator, programs=("unshare", "mount")),
+    "disk/du": lambda config, cgroups, tools: DiskDuIsolator(
+        enforce=config.enforce_container_disk_quota,
+        interval=config.container_disk_watch_interval),
 }
 
 

@@ -233,6 +233,7 @@ class PosixContainerizer:
         self._launch_tools = launch_tools or find_launch_tools()
         self._own_user_names = _own_user_names()
         self._containers: dict[str, _Container] = {}
+        self._launching: set[str] = set()  # ids whose sandbox may exist, not yet in _containers
         # Sandboxes are made by two threads of their own (idle threads cost nothing but memory).
         self._sandbox_threads = ThreadPoolExecutor(_SANDBOX_THREADS, thread_name_prefix="sandbox")
         # One fork per loop iteration: many launches at once would otherwise fork hundreds of
@@ -248,9 +249,20 @@ class PosixContainerizer:
         """Containers currently known (alive or not yet destroyed)."""
         return [c.process for c in self._containers.values()]
 
+    def live_ids(self) -> set[str]:
+        """Ids of the containers known or being launched (whose sandboxes are in use)."""
+        return self._launching | self._containers.keys()
+
     async def launch(self, config: ContainerConfig) -> ContainerProcess:
-        if config.container_id in self._containers:
+        if config.container_id in self._containers or config.container_id in self._launching:
             raise ContainerLaunchError(f"container {config.container_id} already exists")
+        self._launching.add(config.container_id)
+        try:
+            return await self._launch(config)
+        finally:
+            self._launching.discard(config.container_id)
+
+    async def _launch(self, config: ContainerConfig) -> ContainerProcess:
         user = self._user(config)
         try:
             sandbox = await _prepare_sandbox_in(self._sandbox_threads, config.sandbox, user)
@@ -408,6 +420,7 @@ class PosixContainerizer:
             if container.watching is not None:
                 container.watching.cancel()
             await self._cleanup_isolators(container_id)
+            await asyncio.to_thread(_touch, container.process.sandbox)
         return termination
 
     def forget(self, container_id: str) -> None:
@@ -455,6 +468,12 @@ def _findable(program: str, environment: Mapping[str, str]) -> bool:
     """Whether exec'ing `program` with `environment`'s PATH finds an executable file."""
     path = environment.get("PATH", os.defpath)
     return shutil.which(program, path=path) is not None
+
+
+def _touch(sandbox: Path) -> None:
+    """Mark when the sandbox's container ended (its mtime; sandbox GC counts from it)."""
+    with contextlib.suppress(OSError):
+        os.utime(sandbox)
 
 
 def _termination(code: int, launch: Launch | None) -> Termination:

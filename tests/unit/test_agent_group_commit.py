@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import threading
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -21,6 +22,7 @@ from mesos_agent.group_commit import (
     DurabilityError,
     FileOp,
     GroupCommitter,
+    OutOfSpace,
     Remove,
 )
 from mesos_agent.status_updates import StatusUpdateManager
@@ -256,3 +258,63 @@ async def test_a_failed_fsync_surfaces_as_an_error_and_nothing_is_sent(
     assert sent(wiring.manager) == []
     with pytest.raises(DurabilityError):
         wiring.accept(status("t2", mesos_pb2.TASK_RUNNING))
+
+
+class FullDisk:
+    """A fake `apply` that raises OutOfSpace (as `apply_batch` does, having undone the batch)
+    until `space` is set; records every attempt."""
+
+    def __init__(self) -> None:
+        self.attempts: list[list[FileOp]] = []
+        self.space = threading.Event()
+
+    def __call__(self, ops: Sequence[FileOp]) -> None:
+        self.attempts.append(list(ops))
+        if not self.space.is_set():
+            raise OutOfSpace(errno.ENOSPC, "No space left on device (writing /meta/x)")
+
+
+async def attempted(disk: FullDisk, count: int) -> None:
+    async with asyncio.timeout(10):
+        while len(disk.attempts) < count:  # noqa: ASYNC110 (the fake disk is polled)
+            await asyncio.sleep(0.005)
+
+
+async def test_a_batch_that_does_not_fit_is_tried_again_and_later_ones_wait_behind_it() -> None:
+    disk, durable = FullDisk(), []
+    committer = GroupCommitter(apply=disk, on_durable=durable.append, retry_interval=0.001,
+                               max_retry_interval=0.002)
+    syncer = asyncio.create_task(committer.run())
+    try:
+        first = committer.append(LOG, b"first")
+        waiting = asyncio.create_task(committer.wait(first))
+        await attempted(disk, 3)
+        second = committer.append(LOG, b"second")
+        assert (first, second) == (1, 2)
+        assert not waiting.done() and durable == [] and not committer.is_durable(first)
+        assert committer.out_of_space is not None
+
+        disk.space.set()
+        await waiting
+        await committer.wait(second)
+        assert durable == [1, 2] and committer.out_of_space is None
+        assert all(attempt == [Append(LOG, b"first")] for attempt in disk.attempts[:-1])
+        assert disk.attempts[-1] == [Append(LOG, b"second")]
+        assert not syncer.done()
+    finally:
+        syncer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await syncer
+
+
+async def test_stopping_while_out_of_space_fails_the_waiters_but_not_the_syncer() -> None:
+    disk = FullDisk()
+    committer = GroupCommitter(apply=disk, retry_interval=0.001, max_retry_interval=0.002)
+    syncer = asyncio.create_task(committer.run())
+    waiting = asyncio.create_task(committer.wait(committer.append(LOG, b"first")))
+    await attempted(disk, 2)
+    syncer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await syncer
+    with pytest.raises(DurabilityError, match="No space left"):
+        await waiting

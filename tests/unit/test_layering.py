@@ -76,6 +76,7 @@ CORES: tuple[str, ...] = (
     "mesos_agent.container_configs",
     "mesos_agent.containers",
     "mesos_agent.recovered",
+    "mesos_agent.sandbox_gc",
     "frameworks._ids",
     "frameworks.authorization",
     "frameworks.actions",
