@@ -167,18 +167,19 @@ def add_isolation_flags(parser: argparse.ArgumentParser) -> None:
         "cgroups/cpu,cgroups/mem where this machine has cgroups and the agent is root, else "
         "posix/cpu,posix/mem)")
     parser.add_argument(
-        "--switch_user", type=parse_bool, default=True, metavar="BOOL",
+        "--switch_user", type=parse_bool, nargs="?", const=True, default=True, metavar="BOOL",
         help="run each task as its command's user, else its framework's (default true; "
         "false: everything runs as the agent's user)")
     parser.add_argument("--cgroups_hierarchy", default="/sys/fs/cgroup",
                         help="where the cgroup hierarchies are mounted (default /sys/fs/cgroup)")
     parser.add_argument("--cgroups_root", default="mesos",
                         help="the cgroup under which containers' cgroups are made (default mesos)")
-    parser.add_argument("--cgroups_enable_cfs", type=parse_bool, default=False, metavar="BOOL",
+    parser.add_argument("--cgroups_enable_cfs", type=parse_bool, nargs="?", const=True,
+                        default=False, metavar="BOOL",
                         help="cgroups/cpu also caps CPU time at `cpus` with a CFS quota "
                         "(default false: cpu.shares only)")
-    parser.add_argument("--enforce_container_disk_quota", type=parse_bool, default=False,
-                        metavar="BOOL",
+    parser.add_argument("--enforce_container_disk_quota", type=parse_bool, nargs="?",
+                        const=True, default=False, metavar="BOOL",
                         help="disk/du kills a container whose sandbox outgrows its `disk`")
     parser.add_argument("--container_disk_watch_interval", type=parse_duration, default=15.0,
                         help="how often disk/du measures sandboxes (default 15secs)")
