@@ -15,7 +15,7 @@ from mesos_values.resources import Resources
 from protos import mesos_pb2
 from tests.integration.cluster import Cluster, Process, wait_for
 from tests.integration.recording import RecordingScheduler
-from tests.integration.test_end_to_end import sleep_pids
+from tests.integration.test_end_to_end import running_sleeps, sleep_pids
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 AGENT_RESOURCES = "cpus:4;mem:4096;disk:10000;ports:[31000-31099]"
@@ -90,8 +90,7 @@ def test_scheduler_killed_and_replaced_before_failover_timeout(cluster: Cluster)
     agent_dir = cluster.work_dir / "agent"
     cluster.start_agent(AGENT_RESOURCES, work_dir=agent_dir)
     doomed, framework_id = run_doomed_scheduler(cluster, failover_timeout=30)
-    pids = sleep_pids(agent_dir)
-    assert len(pids) == 2
+    pids = running_sleeps(agent_dir, 2)
 
     doomed.kill9()
     master = cluster.masters[0]
@@ -130,7 +129,7 @@ def test_scheduler_resubscribing_after_failover_timeout_is_refused(cluster: Clus
     agent_dir = cluster.work_dir / "agent"
     cluster.start_agent(AGENT_RESOURCES, work_dir=agent_dir)
     doomed, framework_id = run_doomed_scheduler(cluster, failover_timeout=1)
-    assert len(sleep_pids(agent_dir)) == 2
+    running_sleeps(agent_dir, 2)
 
     doomed.kill9()
     master = cluster.masters[0]

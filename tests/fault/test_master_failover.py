@@ -16,7 +16,7 @@ from frameworks import SchedulerDriver, is_terminal
 from protos import mesos_pb2, scheduler_pb2, scheduler_pb2_grpc
 from tests.integration.cluster import Cluster, wait_for
 from tests.integration.recording import RecordingScheduler
-from tests.integration.test_end_to_end import launch_once, sleep_pids
+from tests.integration.test_end_to_end import launch_once, running_sleeps, sleep_pids
 from tests.zookeeper import ZooKeeperEnsemble
 
 
@@ -42,8 +42,7 @@ def running_tasks(cluster: Cluster, *task_ids: str) -> Iterator[RunningFramework
     try:
         for task_id in task_ids:
             scheduler.wait_for_state(task_id, "TASK_RUNNING")
-        pids = sleep_pids(agent_dir)
-        assert len(pids) == len(task_ids)
+        pids = running_sleeps(agent_dir, len(task_ids))
         yield RunningFramework(scheduler, driver, agent_dir, pids)
     finally:
         driver.stop()

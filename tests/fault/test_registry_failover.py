@@ -15,7 +15,7 @@ from protos import mesos_pb2
 from tests.integration.cluster import Cluster, Process, wait_for
 from tests.integration.conftest import FAST_MASTER_FLAGS
 from tests.integration.recording import RecordingScheduler
-from tests.integration.test_end_to_end import sleep_pids
+from tests.integration.test_end_to_end import running_sleeps, sleep_pids
 from tests.zookeeper import zookeeper
 
 PARTITION_AWARE = mesos_pb2.FrameworkInfo.Capability(
@@ -87,8 +87,7 @@ def test_master_failover_while_an_agent_is_partitioned(cluster: Cluster) -> None
     try:
         running = {t: scheduler.wait_for_state(t, "TASK_RUNNING") for t in ("on-a", "on-b")}
         agent_b = running["on-b"].agent_id.value
-        pids = {host: sleep_pids(path) for host, path in dirs.items()}
-        assert all(len(p) == 1 for p in pids.values())
+        pids = {host: running_sleeps(path, 1) for host, path in dirs.items()}
 
         partitioned = agents["b"].popen
         assert partitioned is not None
@@ -136,7 +135,7 @@ def test_failover_timeout_keeps_running_across_master_failover(cluster: Cluster)
     driver.start()
     scheduler.wait_for_state("doomed", "TASK_RUNNING")
     framework_id = scheduler.framework_id
-    assert len(sleep_pids(agent_dir)) == 1
+    running_sleeps(agent_dir, 1)
     driver.stop(failover=True)  # disconnect without tearing down
     driver.join()
     leader.wait_for_log("framework disconnected")

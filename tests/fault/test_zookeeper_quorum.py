@@ -13,7 +13,7 @@ from protos import mesos_pb2
 from tests.integration.cluster import Cluster, wait_for
 from tests.integration.conftest import FAST_MASTER_FLAGS
 from tests.integration.recording import RecordingScheduler
-from tests.integration.test_end_to_end import sleep_pids
+from tests.integration.test_end_to_end import running_sleeps, sleep_pids
 from tests.zookeeper import zookeeper
 
 
@@ -50,12 +50,12 @@ def test_losing_one_of_three_zookeeper_servers(tmp_path: Path) -> None:
             driver.start()
             try:
                 scheduler.wait_for_state("before", "TASK_RUNNING")
-                expected = sleep_pids(agent_dir)
+                expected = running_sleeps(agent_dir, 1)
                 for node in ensemble.nodes:
                     node.stop(signal.SIGKILL)
                     task_id = f"without-zk{node.server_id}"
                     _launch(cluster, driver, scheduler, launcher, task_id)
-                    expected |= sleep_pids(agent_dir)
+                    expected = running_sleeps(agent_dir, len(expected) + 1)
                     node.start()
                     node.wait_listening()
                     ensemble.wait_serving()

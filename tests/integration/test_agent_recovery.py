@@ -372,9 +372,8 @@ def test_framework_is_told_a_dropped_task_is_gone(
         for task_id in ("kept", "broken"):
             scheduler.wait_for_state(task_id, "TASK_RUNNING")
         assert scheduler.framework_id is not None
-        broken_pid = sleep_pid_of(agent_dir, "broken")
-        kept_pid = sleep_pid_of(agent_dir, "kept")
-        assert broken_pid and kept_pid
+        broken_pid = wait_for(lambda: sleep_pid_of(agent_dir, "broken"), "broken's sleep to run")
+        kept_pid = wait_for(lambda: sleep_pid_of(agent_dir, "kept"), "kept's sleep to run")
         agent.kill9()
         broken_file = AgentPaths(agent_dir).task_log(scheduler.framework_id)
         damage_line(broken_file, b'"task":"broken","info"')

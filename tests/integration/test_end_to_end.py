@@ -258,8 +258,7 @@ def test_restarted_agent_reregisters_and_keeps_its_running_task(cluster: Cluster
     scheduler = RecordingScheduler(on_offers=launch_once(("survivor", "sleep 600")))
     with running(cluster, scheduler, "aware", capabilities=[PARTITION_AWARE]) as driver:
         scheduler.wait_for_state("survivor", "TASK_RUNNING")
-        pids = sleep_pids(agent_dir)
-        assert len(pids) == 1
+        pids = running_sleeps(agent_dir, 1)
         agent.kill9()
         scheduler.wait_for_state("survivor", "TASK_UNREACHABLE")
         assert sleep_pids(agent_dir) == pids  # the task outlives its agent
@@ -276,6 +275,16 @@ def test_restarted_agent_reregisters_and_keeps_its_running_task(cluster: Cluster
         assert sleep_pids(agent_dir) == pids  # same process: re-attached, not restarted
         driver.kill_task("survivor")
         scheduler.wait_for_state("survivor", "TASK_KILLED")
+
+
+def running_sleeps(work_dir: Path, count: int) -> set[int]:
+    """The pids of `count` `sleep` processes in sandboxes under `work_dir`, once that many run
+    (TASK_RUNNING comes once a container started: its wrappers may still be exec'ing)."""
+    def all_running() -> set[int] | None:
+        pids = sleep_pids(work_dir)
+        return pids if len(pids) == count else None
+
+    return wait_for(all_running, f"{count} sleep processes to run")
 
 
 def sleep_pids(work_dir: Path) -> set[int]:
