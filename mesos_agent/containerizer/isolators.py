@@ -176,14 +176,20 @@ class _CgroupsIsolator(NoopIsolator):
         """A container taken back after an agent restart (its limits are in place)."""
 
     async def prepare(self, config: ContainerConfig) -> LaunchInfo | None:
-        container_id = config.container_id
+        # Making cgroups takes the kernel a while (a memory cgroup ~0.1 ms): a worker thread
+        # does it, and the event loop serves other launches meanwhile.
+        procs = await asyncio.to_thread(self._create, config.container_id, config.resources)
+        self._known.add(config.container_id)
+        return LaunchInfo(cgroup_procs=procs)
+
+    def _create(self, container_id: str, resources: Resources) -> tuple[str, ...]:
+        """Make the container's cgroups with its limits (blocking); their procs files."""
         procs = []
         for controller in self._hierarchies():
             self._cgroups.create(controller, container_id)
             procs.append(self._cgroups.procs_file(controller, container_id))
-        self._known.add(container_id)
-        self._limit(container_id, config.resources)
-        return LaunchInfo(cgroup_procs=tuple(procs))
+        self._limit(container_id, resources)
+        return tuple(procs)
 
     def _limit(self, container_id: str, resources: Resources) -> None:
         """Write the container's limits."""
@@ -297,17 +303,16 @@ class CgroupsMemIsolator(_CgroupsIsolator):
         """Wait for the kernel's OOM notification: an eventfd registered through
         cgroup.event_control (the kernel keeps what it needs of memory.oom_control, so only the
         eventfd stays open while the container runs)."""
-        path = self._cgroups.path("memory", container_id)
-        event = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        registering = asyncio.ensure_future(
+            asyncio.to_thread(self._register_oom_event, container_id))
+        try:
+            event = await asyncio.shield(registering)
+        except asyncio.CancelledError:
+            registering.add_done_callback(_close_registered)
+            raise
         loop = asyncio.get_running_loop()
         fired: asyncio.Future[None] = loop.create_future()
         try:
-            control = os.open(path / "memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                (path / "cgroup.event_control").write_text(f"{event} {control}")
-            finally:
-                os.close(control)
-
             def readable() -> None:
                 # The kernel signals this eventfd on OOM only (and when the cgroup goes away,
                 # after `cleanup` cancelled the watch). Its counters may not show it yet.
@@ -323,6 +328,22 @@ class CgroupsMemIsolator(_CgroupsIsolator):
                 loop.remove_reader(event)
         finally:
             os.close(event)
+
+    def _register_oom_event(self, container_id: str) -> int:
+        """An eventfd the kernel signals when the container's memory cgroup is out of memory
+        (blocking)."""
+        path = self._cgroups.path("memory", container_id)
+        event = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        try:
+            control = os.open(path / "memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                (path / "cgroup.event_control").write_text(f"{event} {control}")
+            finally:
+                os.close(control)
+        except BaseException:
+            os.close(event)
+            raise
+        return event
 
     def _oom_kills(self, container_id: str) -> int:
         name = "memory.oom_control" if self._v1 else "memory.events"
@@ -372,6 +393,12 @@ class CgroupsMemIsolator(_CgroupsIsolator):
         statistics.mem_limit_bytes = self._bytes(container_id, "limit")
         statistics.mem_max_usage_bytes = self._bytes(container_id, "peak")
         return statistics
+
+
+def _close_registered(registering: asyncio.Future[int]) -> None:
+    """Close the eventfd of a registration whose watch was cancelled meanwhile."""
+    if not registering.cancelled() and registering.exception() is None:
+        os.close(registering.result())
 
 
 class CgroupsPidsIsolator(_CgroupsIsolator):

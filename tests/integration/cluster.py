@@ -240,6 +240,21 @@ class Cluster:
         for process in reversed(self.processes):
             process.stop()
         _kill_tasks_under(self.work_dir)
+        _remove_task_cgroups(self.work_dir)
+
+
+def _remove_task_cgroups(work_dir: Path) -> None:
+    """Remove the cgroups (default --cgroups_root) of containers with a sandbox under
+    `work_dir`: agents killed with SIGKILL leave them behind."""
+    from mesos_agent.containerizer.cgroups import Cgroups, CgroupsUnavailable, mounts_under
+
+    container_ids = {run.name for run in work_dir.glob("**/executors/*/runs/*")}
+    cgroups = Cgroups(mounts_under(Path("/sys/fs/cgroup")), "mesos")
+    for controller in ("cpu", "cpuacct", "memory", "pids"):
+        with contextlib.suppress(CgroupsUnavailable):
+            for container_id in container_ids & cgroups.containers(controller):
+                with contextlib.suppress(OSError):
+                    cgroups.destroy(controller, container_id)
 
 
 def _kill_tasks_under(work_dir: Path) -> None:
