@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import os
 import pwd
 import resource
@@ -465,9 +466,19 @@ def _own_user_names() -> frozenset[str]:
 
 
 def _findable(program: str, environment: Mapping[str, str]) -> bool:
-    """Whether exec'ing `program` with `environment`'s PATH finds an executable file."""
-    path = environment.get("PATH", os.defpath)
-    return shutil.which(program, path=path) is not None
+    """Whether exec'ing `program` with `environment`'s PATH finds an executable file (what
+    was found is remembered for a few seconds: thousands of tasks run the same programs)."""
+    return _which(program, environment.get("PATH", os.defpath),
+                  int(time.monotonic() // _WHICH_SECONDS)) is not None
+
+
+_WHICH_SECONDS = 5.0
+
+
+@functools.lru_cache(maxsize=256)
+def _which(program: str, path: str, period: int) -> str | None:
+    del period  # part of the cache key only: entries expire with it
+    return shutil.which(program, path=path)
 
 
 def _touch(sandbox: Path) -> None:
