@@ -18,7 +18,12 @@ from pathlib import Path
 import pytest
 
 from mesos_agent.config import IsolationConfig
-from mesos_agent.containerizer import ContainerConfig, ContainerLaunchError, PosixContainerizer
+from mesos_agent.containerizer import (
+    ContainerConfig,
+    ContainerLaunchError,
+    PosixContainerizer,
+    Termination,
+)
 from mesos_agent.containerizer.cgroups import Cgroups, mounts_under
 from mesos_agent.containerizer.create import IsolationUnavailable, create_containerizer
 from mesos_values.resources import Resources
@@ -76,12 +81,18 @@ def shell(sandbox: Path, script: str, resources: str = "cpus:1;mem:128",
     )
 
 
-async def run(containerizer: PosixContainerizer, config: ContainerConfig) -> str:
-    """Launch, wait, destroy; the container's stdout."""
+async def ended(containerizer: PosixContainerizer, config: ContainerConfig) -> Termination:
+    """Launch, wait, destroy; how the container ended."""
     await containerizer.launch(config)
     async with asyncio.timeout(60):
         termination = await containerizer.wait(config.container_id)
     await containerizer.destroy(config.container_id)
+    return termination
+
+
+async def run(containerizer: PosixContainerizer, config: ContainerConfig) -> str:
+    """Launch, wait, destroy; the container's stdout (it must have succeeded)."""
+    termination = await ended(containerizer, config)
     output = (config.sandbox / "stdout").read_text()
     assert termination.succeeded, (termination, output, (config.sandbox / "stderr").read_text())
     return output
@@ -94,10 +105,7 @@ async def test_memory_limit_kills_with_the_memory_limitation(
     hog = shell(tmp_path / "hog",
                 f"exec {sys.executable} -c 'b = bytearray(300 * 2**20); print(len(b))'",
                 resources="cpus:0.5;mem:64")
-    await isolated.launch(hog)
-    async with asyncio.timeout(60):
-        termination = await isolated.wait(hog.container_id)
-    await isolated.destroy(hog.container_id)
+    termination = await ended(isolated, hog)
     assert not termination.succeeded
     assert termination.limitation is not None
     assert termination.limitation.reason == Reason.REASON_CONTAINER_LIMITATION_MEMORY
@@ -120,10 +128,7 @@ async def test_memory_limitation_of_a_child_destroys_the_whole_container(
     config = shell(tmp_path / "s",
                    f"{sys.executable} -c 'b = bytearray(300 * 2**20)'; sleep 300",
                    resources="mem:64")
-    await isolated.launch(config)
-    async with asyncio.timeout(60):
-        termination = await isolated.wait(config.container_id)
-    await isolated.destroy(config.container_id)
+    termination = await ended(isolated, config)
     assert termination.limitation is not None
     assert termination.limitation.reason == Reason.REASON_CONTAINER_LIMITATION_MEMORY
 
