@@ -1,7 +1,8 @@
 """Containerizers run a container's process tree and contain it; isolators hook into that.
 
-`Containerizer` and `Isolator` are the interfaces; `PosixContainerizer` is the only
-implementation so far (a process group per container, no resource isolation yet).
+`Containerizer` and `Isolator` are the interfaces; `PosixContainerizer` runs every container
+(a session per container) with the isolators `--isolation` names (`create.create_containerizer`:
+cgroups, namespaces, disk/du; ADR 0014) and the fetcher.
 """
 
 from __future__ import annotations

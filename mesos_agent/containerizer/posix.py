@@ -2,8 +2,11 @@
 
 The root process runs with cwd = sandbox and stdout/stderr appended to `sandbox/stdout` and
 `sandbox/stderr`. Because it leads a new session (and so a new process group), signals go to
-the whole group, grandchildren included, unless they escape with setsid themselves (closing that
-gap needs the cgroup isolator). Pid + start time identify the root across agent restarts.
+the whole group, grandchildren included, unless they escape with setsid themselves; the cgroups
+isolators kill whatever is left in the container's cgroups when it is destroyed. Pid + start
+time identify the root across agent restarts. Before the sandbox is used the fetcher fills it;
+the isolators' requests (`LaunchInfo`) and the user are applied by wrapping the command
+(`launcher`), and a limit an isolator reports (`watch`) destroys the container.
 
 A launch blocks the event loop for the fork and exec only: the sandbox is created and its output
 files opened by a worker thread (creating files waits for the file system's journal, which the
