@@ -24,7 +24,7 @@ from mesos_agent.containerizer.launcher import LaunchTools, find_launch_tools
 from mesos_agent.containerizer.posix import PosixContainerizer
 from mesos_agent.fetcher import UriFetcher
 
-__all__ = ["IsolationUnavailable", "create_containerizer", "isolator_names"]
+__all__ = ["IsolationUnavailable", "create_containerizer"]
 
 
 class IsolationUnavailable(ValueError):
@@ -77,11 +77,6 @@ _ISOLATORS: dict[str, _Factory] = {
         enforce=config.enforce_container_disk_quota,
         interval=config.container_disk_watch_interval),
 }
-
-
-def isolator_names() -> tuple[str, ...]:
-    """Every name `--isolation` accepts."""
-    return tuple(_ISOLATORS)
 
 
 def create_containerizer(config: IsolationConfig, work_dir: Path) -> PosixContainerizer:

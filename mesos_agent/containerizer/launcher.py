@@ -16,7 +16,6 @@ SIGKILL.
 
 from __future__ import annotations
 
-import grp
 import os
 import pwd
 import shutil
@@ -62,12 +61,6 @@ def resolve_user(name: str) -> UserIdentity:
     groups = tuple(os.getgrouplist(entry.pw_name, entry.pw_gid))
     return UserIdentity(entry.pw_name, entry.pw_uid, entry.pw_gid, groups, entry.pw_dir)
 
-
-def group_name(gid: int) -> str:
-    try:
-        return grp.getgrgid(gid).gr_name
-    except KeyError:
-        return str(gid)
 
 
 @dataclass(frozen=True, slots=True)

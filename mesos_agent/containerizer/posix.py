@@ -244,11 +244,6 @@ class PosixContainerizer:
         # processes in a row (about a millisecond each) while no network I/O is served.
         self._forking = asyncio.Lock()
 
-    @property
-    def isolation(self) -> tuple[str, ...]:
-        """The names of the isolators in use."""
-        return tuple(isolator.name for isolator in self._isolators)
-
     def containers(self) -> list[ContainerProcess]:
         """Containers currently known (alive or not yet destroyed)."""
         return [c.process for c in self._containers.values()]
