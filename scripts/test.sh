@@ -21,6 +21,12 @@ if ! command -v tini >/dev/null; then
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq tini >/dev/null
 fi
+if ! command -v cc >/dev/null \
+    || ! echo 'int main(void) { return 0; }' | cc -static -x c -o /dev/null - 2>/dev/null; then
+  # The agent builds mesos-launch, its container launcher, with the C compiler (ADR 0014).
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq gcc libc6-dev >/dev/null
+fi
 if [ ! -x /usr/bin/chromium ]; then
   # The web UI tests drive Debian's chromium through Playwright (no browser download).
   as_root apt-get update -qq

@@ -48,10 +48,12 @@ def _namespaces(make: Callable[[], Isolator], *, programs: tuple[str, ...]) -> _
     def factory(config: IsolationConfig, cgroups: Cgroups, tools: LaunchTools) -> Isolator:
         _need_root("namespaces")
         missing = [name for name in programs if getattr(tools, name) is None]
-        if missing:
+        if missing and tools.helper is None:
             raise IsolationUnavailable(
-                f"it runs each container under {', '.join(programs)}, and {', '.join(missing)} "
-                "is not installed (Debian: apt-get install util-linux tini)")
+                "it runs each container under mesos-launch, which needs a C compiler to be "
+                f"built (Debian: apt-get install gcc libc6-dev), or under {', '.join(programs)}, "
+                f"and {', '.join(missing)} is not installed (Debian: apt-get install util-linux "
+                "tini)")
         return make()
 
     return factory
@@ -79,11 +81,14 @@ _ISOLATORS: dict[str, _Factory] = {
 }
 
 
-def create_containerizer(config: IsolationConfig, work_dir: Path) -> PosixContainerizer:
-    """The containerizer `config` asks for; raises IsolationUnavailable naming the isolator
-    and why this machine cannot provide it."""
+def create_containerizer(
+    config: IsolationConfig, work_dir: Path, *, launch_tools: LaunchTools | None = None
+) -> PosixContainerizer:
+    """The containerizer `config` asks for, launching with `launch_tools` (default: what this
+    machine has, `mesos-launch` first); raises IsolationUnavailable naming the isolator and
+    why this machine cannot provide it."""
     cgroups = Cgroups(mounts_under(config.cgroups_hierarchy), config.cgroups_root)
-    tools = find_launch_tools()
+    tools = launch_tools or find_launch_tools()
     isolators: list[Isolator] = []
     for name in dict.fromkeys(config.isolation):
         factory = _ISOLATORS.get(name)

@@ -1,17 +1,21 @@
 """How a container's root process starts: what the isolators asked for (`LaunchInfo`) and the
 user it runs as, turned into an argv and the steps its forked child takes before exec.
 
+    agent --vfork+exec--> mesos-launch (joins the cgroups, makes the namespaces, binds mounts,
+        is the pid namespace's init, switches user) -> command
+
+where `mesos-launch` (`launch_helper`) could be built; else the same from Debian's programs:
+
     agent --vfork+exec--> sh (joins the cgroups) -> unshare --mount + sh (bind mounts)
         -> unshare --pid --fork --mount-proc -> tini -g -> setpriv (user) -> command
 
 each step only where the isolators or the user ask for it (ADR 0014). Joining the cgroups
 before the command starts means nothing it starts escapes them. A pid namespace needs a fork
-after `unshare(CLONE_NEWPID)` and an init that forwards signals and reaps orphans: util-linux'
-`unshare` and `tini` (Debian's `tini`) do that, so no Python runs between the agent's fork
-and the command. `tini` reports a child killed by signal N as exit status 128 + N;
-`Launch.exit_signal` undoes that. A signal sent before tini has installed its handlers (the
-first milliseconds) is ignored by it, as by any pid 1: a kill's grace period then ends in
-SIGKILL.
+after `unshare(CLONE_NEWPID)` and an init that forwards signals and reaps orphans, so no
+Python runs between the agent's fork and the command. Both inits report a child killed by
+signal N as exit status 128 + N; `Launch.exit_signal` undoes that. `mesos-launch` loses no
+signal sent while it starts; `tini` ignores one sent before it has installed its handlers (the
+first milliseconds), as any pid 1 does: a kill's grace period then ends in SIGKILL.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mesos_agent.containerizer.launch_helper import launch_helper
 from mesos_agent.containers import LaunchInfo
 
 __all__ = [
@@ -65,8 +70,10 @@ def resolve_user(name: str) -> UserIdentity:
 
 @dataclass(frozen=True, slots=True)
 class LaunchTools:
-    """The programs a launch may wrap a command in (absolute paths; None: not installed)."""
+    """The programs a launch may wrap a command in (absolute paths; None: not installed).
+    `helper` (`mesos-launch`) does what all the others do, with fewer execs."""
 
+    helper: str | None = None
     shell: str = "/bin/sh"
     unshare: str | None = None
     tini: str | None = None
@@ -74,13 +81,14 @@ class LaunchTools:
     mount: str | None = None
 
 
-def find_launch_tools() -> LaunchTools:
-    """`sh`, `unshare`, `tini`, `setpriv` and `mount` on PATH (or in /usr/bin, /bin)."""
+def find_launch_tools(*, helper: bool = True) -> LaunchTools:
+    """`mesos-launch` (built on first use, unless not `helper`), and `sh`, `unshare`, `tini`,
+    `setpriv` and `mount` on PATH (or in /usr/bin, /bin)."""
     search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/bin", "/usr/sbin", "/bin"])
     found = {name: shutil.which(name, path=search)
              for name in ("sh", "unshare", "tini", "setpriv", "mount")}
-    return LaunchTools(found["sh"] or "/bin/sh", found["unshare"], found["tini"],
-                       found["setpriv"], found["mount"])
+    return LaunchTools(launch_helper() if helper else None, found["sh"] or "/bin/sh",
+                       found["unshare"], found["tini"], found["setpriv"], found["mount"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +135,8 @@ def plan_launch(
 ) -> Launch:
     """The launch of `argv` with `info` applied, as `user` (None: the agent's own user).
 
-    The command is wrapped, innermost first, in `setpriv` (the user), `unshare` + `tini` (a pid
+    With `tools.helper`, `mesos-launch` does it all (`_helper_launch`). Else the command is
+    wrapped, innermost first, in `setpriv` (the user), `unshare` + `tini` (a pid
     namespace), `unshare` + a shell binding mounts (a mount namespace) and a shell joining the
     cgroups; each wrapper execs the next, so the container's root stays one process (two
     with a pid namespace: `unshare` waits for `tini`). No Python runs between fork and exec,
@@ -136,6 +145,8 @@ def plan_launch(
     environment = {**environment, **info.environment}
     if user is not None:
         environment = {**user.environment(), **environment}
+    if tools.helper is not None:
+        return _helper_launch(argv, environment, info, user, tools.helper)
     command = list(argv)
     popen_user = None
     if user is not None:
@@ -162,4 +173,30 @@ def plan_launch(
         command = [tools.shell, "-c", _JOIN_CGROUPS, "join", *info.cgroup_procs, "--",
                    *command]
     return Launch(tuple(command), environment, popen_user, wrapped=len(command) != len(argv),
+                  through_init=info.pid_namespace)
+
+
+def _helper_launch(
+    argv: Sequence[str],
+    environment: dict[str, str],
+    info: LaunchInfo,
+    user: UserIdentity | None,
+    helper: str,
+) -> Launch:
+    """`argv` under `mesos-launch` with the options `info` and `user` ask for (none: as is)."""
+    options: list[str] = []
+    for procs in info.cgroup_procs:
+        options += ["-c", procs]
+    if info.mount_namespace:
+        options.append("-m")
+    for source, target in info.bind_mounts:
+        options += ["-b", source, target]
+    if info.pid_namespace:
+        options.append("-p")
+    if user is not None:
+        options += ["-u", str(user.uid), "-g", str(user.gid),
+                    "-G", ",".join(str(group) for group in user.groups)]
+    if not options:
+        return Launch(tuple(argv), environment, None, wrapped=False, through_init=False)
+    return Launch((helper, *options, "--", *argv), environment, None, wrapped=True,
                   through_init=info.pid_namespace)

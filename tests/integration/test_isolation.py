@@ -26,6 +26,7 @@ from mesos_agent.containerizer import (
 )
 from mesos_agent.containerizer.cgroups import Cgroups, mounts_under
 from mesos_agent.containerizer.create import IsolationUnavailable, create_containerizer
+from mesos_agent.containerizer.launcher import LaunchTools, find_launch_tools
 from mesos_values.resources import Resources
 from protos import mesos_pb2
 from tests.integration.cluster import free_port
@@ -61,12 +62,23 @@ def open_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def containerizer(root: str, *isolation: str, cfs: bool = False,
-                  switch_user: bool = True) -> PosixContainerizer:
+@pytest.fixture(params=["mesos-launch", "util-linux"])
+def tools(request: pytest.FixtureRequest) -> LaunchTools:
+    """Both ways of launching: the built `mesos-launch`, and `sh`, `unshare`, `tini` and
+    `setpriv` where it cannot be built."""
+    if request.param == "util-linux":
+        return find_launch_tools(helper=False)
+    found = find_launch_tools()
+    assert found.helper is not None, "mesos-launch was not built (is a C compiler installed?)"
+    return found
+
+
+def containerizer(root: str, *isolation: str, cfs: bool = False, switch_user: bool = True,
+                  tools: LaunchTools | None = None) -> PosixContainerizer:
     return create_containerizer(
         IsolationConfig(isolation=isolation, cgroups_root=root, cgroups_enable_cfs=cfs,
                         switch_user=switch_user),
-        Path("/nonexistent"))
+        Path("/nonexistent"), launch_tools=tools)
 
 
 def shell(sandbox: Path, script: str, resources: str = "cpus:1;mem:128",
@@ -100,8 +112,8 @@ async def run(containerizer: PosixContainerizer, config: ContainerConfig) -> str
 
 @needs_root
 async def test_memory_limit_kills_with_the_memory_limitation(
-        tmp_path: Path, cgroups_root: str) -> None:
-    isolated = containerizer(cgroups_root, "cgroups/cpu", "cgroups/mem")
+        tmp_path: Path, cgroups_root: str, tools: LaunchTools) -> None:
+    isolated = containerizer(cgroups_root, "cgroups/cpu", "cgroups/mem", tools=tools)
     hog = shell(tmp_path / "hog",
                 f"exec {sys.executable} -c 'b = bytearray(300 * 2**20); print(len(b))'",
                 resources="cpus:0.5;mem:64")
@@ -157,8 +169,8 @@ async def test_cfs_quota_holds_a_busy_loop_near_its_cpus(
 
 @needs_root
 async def test_pid_namespace_shows_only_the_containers_processes(
-        tmp_path: Path, cgroups_root: str) -> None:
-    isolated = containerizer(cgroups_root, "cgroups/mem", "namespaces/pid")
+        tmp_path: Path, cgroups_root: str, tools: LaunchTools) -> None:
+    isolated = containerizer(cgroups_root, "cgroups/mem", "namespaces/pid", tools=tools)
     script = (
         "sleep 300 & "
         "echo pids=$(ls /proc | grep -c '^[0-9][0-9]*$'); "
@@ -178,9 +190,10 @@ async def test_pid_namespace_shows_only_the_containers_processes(
 
 @needs_root
 async def test_kill_through_the_pid_namespace_reports_the_signal(
-        tmp_path: Path, cgroups_root: str) -> None:
-    """SIGTERM reaches the command through tini, and the termination names the signal."""
-    isolated = containerizer(cgroups_root, "namespaces/pid")
+        tmp_path: Path, cgroups_root: str, tools: LaunchTools) -> None:
+    """SIGTERM reaches the command through the namespace's init, and the termination names
+    the signal."""
+    isolated = containerizer(cgroups_root, "namespaces/pid", tools=tools)
     config = shell(tmp_path / "s", "touch started; exec sleep 300")
     await isolated.launch(config)
     async with asyncio.timeout(30):  # tini has its signal handlers once the command runs
@@ -194,9 +207,26 @@ async def test_kill_through_the_pid_namespace_reports_the_signal(
 
 
 @needs_root
-async def test_filesystem_linux_gives_the_task_its_sandbox_tmp(
+async def test_a_kill_right_after_launch_is_not_lost_in_the_pid_namespace(
         tmp_path: Path, cgroups_root: str) -> None:
-    isolated = containerizer(cgroups_root, "filesystem/linux")
+    """`mesos-launch` blocks signals from its start, so one sent before its init runs is
+    forwarded, not dropped as pid 1 drops signals it has no handler for."""
+    tools = find_launch_tools()
+    assert tools.helper is not None
+    isolated = containerizer(cgroups_root, "namespaces/pid", tools=tools)
+    config = shell(tmp_path / "s", "exec sleep 300")
+    await isolated.launch(config)
+    await isolated.kill(config.container_id, 15)
+    async with asyncio.timeout(10):  # a lost SIGTERM would leave it sleeping 300 s
+        termination = await isolated.wait(config.container_id)
+    await isolated.destroy(config.container_id)
+    assert termination.signal == 15
+
+
+@needs_root
+async def test_filesystem_linux_gives_the_task_its_sandbox_tmp(
+        tmp_path: Path, cgroups_root: str, tools: LaunchTools) -> None:
+    isolated = containerizer(cgroups_root, "filesystem/linux", tools=tools)
     marker = f"isolation-{uuid.uuid4().hex}"
     config = shell(tmp_path / "s", f"echo hello > /tmp/{marker} && ls /tmp")
     assert await run(isolated, config) == f"{marker}\n"
@@ -208,8 +238,8 @@ async def test_filesystem_linux_gives_the_task_its_sandbox_tmp(
 @pytest.mark.parametrize("isolation", [("posix/cpu",), ("cgroups/mem", "namespaces/pid")],
                          ids=["plain", "pid-namespace"])
 async def test_task_runs_as_its_user_and_cannot_read_other_sandboxes(
-        open_dir: Path, cgroups_root: str, isolation: tuple[str, ...]) -> None:
-    isolated = containerizer(cgroups_root, *isolation)
+        open_dir: Path, cgroups_root: str, isolation: tuple[str, ...], tools: LaunchTools) -> None:
+    isolated = containerizer(cgroups_root, *isolation, tools=tools)
     secret = shell(open_dir / "root-task", "echo secret > mine.txt")
     await run(isolated, secret)
     script = (f"id -un; echo $HOME; touch own.txt && echo wrote; "
