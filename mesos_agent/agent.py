@@ -272,7 +272,7 @@ class Agent:
                                            Resources.from_proto(task.info.resources))
         for task, container_alive in recovered:
             self._commands.resume(task, container_alive)
-        self._executors.resume(alive)
+        self._executors.resume(alive, self._book.tasks())
 
     async def _restore_limits(self, container_id: str, resources: Resources) -> None:
         """Tell the isolators a recovered command task's resources again: the checkpoint

@@ -144,12 +144,19 @@ class ExecutorSupervisor:
                                  checkpoint.container, token=checkpoint.token)
             self._executors[(executor.framework_id, executor.id)] = executor
 
-    def resume(self, alive: set[str]) -> None:
-        """Supervise the recovered executors (`alive`: ids of the containers still running)."""
+    def resume(self, alive: set[str], tasks: Iterable[Task] = ()) -> None:
+        """Supervise the recovered executors (`alive`: ids of the containers still running),
+        their containers limited again to their own resources plus their live `tasks`'."""
+        for task in tasks:
+            executor = self._executors.get((task.framework_id, task.executor_id))
+            if executor is not None and task.custom_executor and not is_terminal(task.state):
+                executor.task_resources[task.id] = Resources.from_proto(task.info.resources)
         for executor in self._executors.values():
             container_alive = (
                 executor.container is not None and executor.container.container_id in alive
             )
+            if container_alive:
+                self._resize(executor)
             self._context.spawn(self._supervise(executor, recovered_alive=container_alive))
 
     # ---------------------------------------------------------------- tasks

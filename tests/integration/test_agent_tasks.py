@@ -628,6 +628,14 @@ async def test_custom_executor_resubscribes_with_its_token_after_an_agent_restar
         await scripted.expect("reregister")
         await eventually(lambda: [e.subscribed for e in agent.view().executors] == [True])
         assert executor_token(tmp_path, "ex-1") == token  # the same executor, the same token
+        # Its container is sized for the recovered task too once a second one arrives.
+        scripted.send(run_task(executor_task("t2", {"sleep": 300}, EXAMPLE_EXECUTOR)))
+        await eventually(lambda: any(
+            t.task.task_id.value == "t2" and t.task.state == mesos_pb2.TASK_RUNNING
+            for t in agent.view().tasks))
+        [executor] = agent.view().executors
+        usage = await agent.usage([executor.container_id])
+        assert usage[executor.container_id].cpus_limit == pytest.approx(0.2)  # t1 + t2
         scripted.send(MasterMessage(kill_task=MasterMessage.KillTask(
             framework_id=FRAMEWORK.id, task_id=mesos_pb2.TaskID(value="t1"))))
         while (status := (await scripted.expect("status_update")).status_update.status
