@@ -9,8 +9,9 @@
 The master's page reads task usage and sandboxes through the master (the last route) rather
 than from the agents: the page's origin is the master, agents may not be reachable from the
 operator's browser, and the agents' endpoints need no cross-origin headers. Only read-only GET
-endpoints are passed on, with their query string; an unknown agent answers 404, an unreachable
-one 502.
+endpoints are passed on, with their query string and the browser's `Authorization` (agents
+with `--authenticate_http_readonly` check the operator's own credentials and ACLs, and a 401
+comes back with its challenge); an unknown agent answers 404, an unreachable one 502.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 AGENT_ENDPOINTS = frozenset({"state", "monitor/statistics", "files/browse", "files/read",
                              "files/download"})
 """The agent endpoints the master passes on for its page."""
-_PASSED_HEADERS = ("content-type", "content-disposition", "last-modified")
+_PASSED_HEADERS = ("content-type", "content-disposition", "last-modified", "www-authenticate")
 _AGENT_TIMEOUT = httpx.Timeout(10.0)
 
 # Browsers load ES modules only with a JavaScript type, whatever the host's mime.types says.
@@ -96,8 +97,11 @@ def _agent_proxy(
         client = httpx.AsyncClient(timeout=_AGENT_TIMEOUT, verify=verify,
                                    follow_redirects=False)
         try:
+            credentials = request.headers.get("authorization")
             upstream = await client.send(
-                client.build_request("GET", f"{base}/{endpoint}", params=request.query_params),
+                client.build_request(
+                    "GET", f"{base}/{endpoint}", params=request.query_params,
+                    headers={"Authorization": credentials} if credentials else None),
                 stream=True,
             )
         except httpx.HTTPError as exc:

@@ -205,6 +205,11 @@ def test_http_endpoints_need_credentials_and_the_acls_decide(tmp_path: Path) -> 
             assert httpx.get(f"{agent_url}/containers", auth=viewer).json() == []
             [container] = httpx.get(f"{agent_url}/containers", auth=ops).json()
             assert container["container_id"] == executor["container"]
+            # The master's page reads the agent through the master, as its user.
+            proxied = f"{master_url}/ui/agent/{state['id']}/monitor/statistics"
+            assert httpx.get(proxied).status_code == 401
+            assert [e["executor_id"] for e in httpx.get(proxied, auth=ops).json()] == ["t"]
+            assert httpx.get(proxied, auth=viewer).json() == []
 
             teardown = {"type": "TEARDOWN",
                         "teardown": {"framework_id": {"value": scheduler.framework_id}}}
