@@ -184,6 +184,29 @@ def test_archives_hold_the_image(tmp_path: Path, image: Image) -> None:
     assert {"index.json", "oci-layout"} <= _tar_listing(oci_archive)
 
 
+def test_a_layout_holds_one_image_per_tag(tmp_path: Path) -> None:
+    layout = tmp_path / "layout"
+    build_image(layout, cmd=["old"], tag="one")
+    one = build_image(layout, cmd=["first"], tag="one")
+    two = build_image(layout, cmd=["second"], tag="two")
+
+    def cmd(image: Image) -> list[str]:
+        inspected = subprocess.run(
+            ["skopeo", "inspect", "--config", image.reference],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return list(json.loads(inspected.stdout)["config"]["Cmd"])
+
+    assert (cmd(one), cmd(two)) == (["first"], ["second"])
+    index = json.loads((layout / "index.json").read_text())
+    assert [entry["digest"] for entry in index["manifests"]] == [
+        one.manifest_digest,
+        two.manifest_digest,
+    ]
+
+
 def _members(layer_tar: bytes) -> dict[str, tarfile.TarInfo]:
     with tarfile.open(fileobj=io.BytesIO(layer_tar)) as tar:
         return {member.name: member for member in tar.getmembers()}
