@@ -938,6 +938,207 @@ class KillPolicy(_message.Message):
 Global___KillPolicy: _TypeAlias = KillPolicy  # noqa: Y015
 
 @_typing.final
+class Image(_message.Message):
+    """A container image (Mesos' `Image`): Docker's (named as Docker names it) is what agents
+    with `--image_providers=docker` run; `cached` unset or true uses the agent's copy of a tag,
+    false pulls it again (Marathon's `forcePullImage`).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Type:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _TypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Image._Type.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        IMAGE_TYPE_UNSPECIFIED: Image._Type.ValueType  # 0
+        APPC: Image._Type.ValueType  # 1
+        DOCKER: Image._Type.ValueType  # 2
+
+    class Type(_Type, metaclass=_TypeEnumTypeWrapper): ...
+    IMAGE_TYPE_UNSPECIFIED: Image.Type.ValueType  # 0
+    APPC: Image.Type.ValueType  # 1
+    DOCKER: Image.Type.ValueType  # 2
+
+    @_typing.final
+    class Docker(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        NAME_FIELD_NUMBER: _builtins.int
+        name: _builtins.str
+        def __init__(
+            self,
+            *,
+            name: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    DOCKER_FIELD_NUMBER: _builtins.int
+    CACHED_FIELD_NUMBER: _builtins.int
+    type: Global___Image.Type.ValueType
+    cached: _builtins.bool
+    @_builtins.property
+    def docker(self) -> Global___Image.Docker: ...
+    def __init__(
+        self,
+        *,
+        type: Global___Image.Type.ValueType = ...,
+        docker: Global___Image.Docker | None = ...,
+        cached: _builtins.bool | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_cached", b"_cached", "cached", b"cached", "docker", b"docker"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cached", b"_cached", "cached", b"cached", "docker", b"docker", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__cached: _TypeAlias = _typing.Literal["cached"]  # noqa: Y015
+    _WhichOneofArgType__cached: _TypeAlias = _typing.Literal["_cached", b"_cached"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__cached) -> _WhichOneofReturnType__cached | None: ...
+
+Global___Image: _TypeAlias = Image  # noqa: Y015
+
+@_typing.final
+class Volume(_message.Message):
+    """A host path made visible in a container (Mesos' `Volume`, host-path volumes)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Mode:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _ModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[Volume._Mode.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        MODE_UNSPECIFIED: Volume._Mode.ValueType  # 0
+        """read-write"""
+        RW: Volume._Mode.ValueType  # 1
+        RO: Volume._Mode.ValueType  # 2
+
+    class Mode(_Mode, metaclass=_ModeEnumTypeWrapper): ...
+    MODE_UNSPECIFIED: Volume.Mode.ValueType  # 0
+    """read-write"""
+    RW: Volume.Mode.ValueType  # 1
+    RO: Volume.Mode.ValueType  # 2
+
+    MODE_FIELD_NUMBER: _builtins.int
+    CONTAINER_PATH_FIELD_NUMBER: _builtins.int
+    HOST_PATH_FIELD_NUMBER: _builtins.int
+    mode: Global___Volume.Mode.ValueType
+    container_path: _builtins.str
+    host_path: _builtins.str
+    def __init__(
+        self,
+        *,
+        mode: Global___Volume.Mode.ValueType = ...,
+        container_path: _builtins.str = ...,
+        host_path: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["container_path", b"container_path", "host_path", b"host_path", "mode", b"mode"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Volume: _TypeAlias = Volume  # noqa: Y015
+
+@_typing.final
+class ContainerInfo(_message.Message):
+    """How a task or executor is contained (Mesos' `ContainerInfo`). MESOS with `mesos.image` (or
+    DOCKER with `docker.image`, served by the same containerizer) runs the command in the image's
+    root filesystem through an OCI runtime; host networking only.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Type:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _TypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[ContainerInfo._Type.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        TYPE_UNSPECIFIED: ContainerInfo._Type.ValueType  # 0
+        DOCKER: ContainerInfo._Type.ValueType  # 1
+        MESOS: ContainerInfo._Type.ValueType  # 2
+
+    class Type(_Type, metaclass=_TypeEnumTypeWrapper): ...
+    TYPE_UNSPECIFIED: ContainerInfo.Type.ValueType  # 0
+    DOCKER: ContainerInfo.Type.ValueType  # 1
+    MESOS: ContainerInfo.Type.ValueType  # 2
+
+    @_typing.final
+    class MesosInfo(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        IMAGE_FIELD_NUMBER: _builtins.int
+        @_builtins.property
+        def image(self) -> Global___Image: ...
+        def __init__(
+            self,
+            *,
+            image: Global___Image | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["image", b"image"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["image", b"image"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class DockerInfo(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        IMAGE_FIELD_NUMBER: _builtins.int
+        FORCE_PULL_IMAGE_FIELD_NUMBER: _builtins.int
+        image: _builtins.str
+        force_pull_image: _builtins.bool
+        def __init__(
+            self,
+            *,
+            image: _builtins.str = ...,
+            force_pull_image: _builtins.bool = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["force_pull_image", b"force_pull_image", "image", b"image"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    VOLUMES_FIELD_NUMBER: _builtins.int
+    HOSTNAME_FIELD_NUMBER: _builtins.int
+    MESOS_FIELD_NUMBER: _builtins.int
+    DOCKER_FIELD_NUMBER: _builtins.int
+    type: Global___ContainerInfo.Type.ValueType
+    hostname: _builtins.str
+    @_builtins.property
+    def volumes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Volume]: ...
+    @_builtins.property
+    def mesos(self) -> Global___ContainerInfo.MesosInfo: ...
+    @_builtins.property
+    def docker(self) -> Global___ContainerInfo.DockerInfo: ...
+    def __init__(
+        self,
+        *,
+        type: Global___ContainerInfo.Type.ValueType = ...,
+        volumes: _abc.Iterable[Global___Volume] | None = ...,
+        hostname: _builtins.str = ...,
+        mesos: Global___ContainerInfo.MesosInfo | None = ...,
+        docker: Global___ContainerInfo.DockerInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["docker", b"docker", "mesos", b"mesos"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["docker", b"docker", "hostname", b"hostname", "mesos", b"mesos", "type", b"type", "volumes", b"volumes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContainerInfo: _TypeAlias = ContainerInfo  # noqa: Y015
+
+@_typing.final
 class ResourceStatistics(_message.Message):
     """A container's resource usage, as Mesos' `/monitor/statistics` reports it (names as Mesos')."""
 
@@ -1090,6 +1291,7 @@ class ExecutorInfo(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
+    CONTAINER_FIELD_NUMBER: _builtins.int
     type: Global___ExecutorInfo.Type.ValueType
     name: _builtins.str
     data: _builtins.bytes
@@ -1103,6 +1305,8 @@ class ExecutorInfo(_message.Message):
     def resources(self) -> _containers.RepeatedCompositeFieldContainer[Global___Resource]: ...
     @_builtins.property
     def labels(self) -> Global___Labels: ...
+    @_builtins.property
+    def container(self) -> Global___ContainerInfo: ...
     def __init__(
         self,
         *,
@@ -1114,10 +1318,11 @@ class ExecutorInfo(_message.Message):
         name: _builtins.str = ...,
         data: _builtins.bytes = ...,
         labels: Global___Labels | None = ...,
+        container: Global___ContainerInfo | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "executor_id", b"executor_id", "framework_id", b"framework_id", "labels", b"labels"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "container", b"container", "executor_id", b"executor_id", "framework_id", b"framework_id", "labels", b"labels"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "data", b"data", "executor_id", b"executor_id", "framework_id", b"framework_id", "labels", b"labels", "name", b"name", "resources", b"resources", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["command", b"command", "container", b"container", "data", b"data", "executor_id", b"executor_id", "framework_id", b"framework_id", "labels", b"labels", "name", b"name", "resources", b"resources", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1136,6 +1341,7 @@ class TaskInfo(_message.Message):
     DATA_FIELD_NUMBER: _builtins.int
     KILL_POLICY_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
+    CONTAINER_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     data: _builtins.bytes
     @_builtins.property
@@ -1154,6 +1360,8 @@ class TaskInfo(_message.Message):
     def kill_policy(self) -> Global___KillPolicy: ...
     @_builtins.property
     def labels(self) -> Global___Labels: ...
+    @_builtins.property
+    def container(self) -> Global___ContainerInfo: ...
     def __init__(
         self,
         *,
@@ -1166,10 +1374,11 @@ class TaskInfo(_message.Message):
         data: _builtins.bytes = ...,
         kill_policy: Global___KillPolicy | None = ...,
         labels: Global___Labels | None = ...,
+        container: Global___ContainerInfo | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "command", b"command", "executor", b"executor", "kill_policy", b"kill_policy", "labels", b"labels", "task_id", b"task_id"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "command", b"command", "container", b"container", "executor", b"executor", "kill_policy", b"kill_policy", "labels", b"labels", "task_id", b"task_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "command", b"command", "data", b"data", "executor", b"executor", "kill_policy", b"kill_policy", "labels", b"labels", "name", b"name", "resources", b"resources", "task_id", b"task_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "command", b"command", "container", b"container", "data", b"data", "executor", b"executor", "kill_policy", b"kill_policy", "labels", b"labels", "name", b"name", "resources", b"resources", "task_id", b"task_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -27,6 +27,14 @@ if ! command -v cc >/dev/null \
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq gcc libc6-dev >/dev/null
 fi
+if ! command -v docker-registry >/dev/null || ! command -v skopeo >/dev/null \
+    || ! command -v umoci >/dev/null || ! command -v runc >/dev/null || [ ! -x /bin/busybox ]; then
+  # Container images (issue 19): a real registry, skopeo to push test images built on
+  # busybox, umoci to check them, runc to run them.
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq docker-registry skopeo umoci \
+    runc busybox-static >/dev/null
+fi
 if [ ! -x /usr/bin/chromium ]; then
   # The web UI tests drive Debian's chromium through Playwright (no browser download).
   as_root apt-get update -qq
