@@ -4,6 +4,7 @@ authentication) and from directories of archives written by skopeo (issue 19).""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 from collections.abc import Iterator
@@ -158,12 +159,12 @@ async def test_token_authentication(tmp_path: Path, app_image: Image) -> None:
         registry.push(app_image, "team/app")
         assert registry.credentials is not None and registry.token_server is not None
         name = f"{registry.host}/team/app:v1"
-        with pytest.raises(ImageError, match="token service of registry .* refused anonymous"):
+        with pytest.raises(ImageError, match=r"token service of registry .* refused anonymous"):
             await store_for(tmp_path / "a", registry).get(name)
         user, password = registry.credentials
         config = tmp_path / "docker.json"
         config.write_text(json.dumps({"auths": {registry.host: {
-            "auth": __import__("base64").b64encode(f"{user}:{password}".encode()).decode()}}}))
+            "auth": base64.b64encode(f"{user}:{password}".encode()).decode()}}}))
         credentials = load_docker_config(config)[registry.host]
         image = await store_for(tmp_path / "b", registry, credentials=credentials).get(name)
         assert image.config.user == "nobody"
