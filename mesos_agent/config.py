@@ -57,6 +57,15 @@ class IsolationConfig:
     fetcher_cache_size: int = 2 * 1024 * _MB
     gc_delay: float = 7 * _DAY
     gc_disk_headroom: float = 0.1
+    image_providers: tuple[str, ...] = ()
+    """`--image_providers`: "docker" lets tasks run in Docker/OCI images (ADR 0015)."""
+    docker_registry: str = "https://registry-1.docker.io"
+    """A registry URL, or a directory of `<repository>:<tag>.tar` archives."""
+    docker_store_dir: Path | None = None
+    """None: `<work_dir>/store/docker`."""
+    docker_config: Path | None = None
+    """A Docker config file with registries' credentials."""
+    image_provisioner_backend: str = "overlay"
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +201,19 @@ def add_isolation_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gc_disk_headroom", type=float, default=0.1,
                         help="keep this fraction of the work directory's disk free by "
                         "collecting sandboxes sooner (default 0.1)")
+    parser.add_argument("--image_providers", default="",
+                        help="image types tasks may run in: docker (default: none)")
+    parser.add_argument("--docker_registry", default="https://registry-1.docker.io",
+                        help="the registry images without a registry host are pulled from, "
+                        "or a directory of <repository>:<tag>.tar archives (docker save or "
+                        "OCI layout)")
+    parser.add_argument("--docker_store_dir", default=None,
+                        help="where image layers are kept (default <work_dir>/store/docker)")
+    parser.add_argument("--docker_config", default=None,
+                        help="a Docker config file (auths) with registries' credentials")
+    parser.add_argument("--image_provisioner_backend", choices=("overlay", "copy"),
+                        default="overlay",
+                        help="how root filesystems are made from layers (default overlay)")
 
 
 def isolation_from_args(args: argparse.Namespace, default_isolation: tuple[str, ...]
@@ -203,6 +225,11 @@ def isolation_from_args(args: argparse.Namespace, default_isolation: tuple[str, 
         raise ValueError("--gc_disk_headroom must be between 0 and 1")
     if args.container_disk_watch_interval <= 0:
         raise ValueError("--container_disk_watch_interval must be positive")
+    providers = tuple(name.strip().lower() for name in args.image_providers.split(",")
+                      if name.strip())
+    for provider in providers:
+        if provider != "docker":
+            raise ValueError(f"--image_providers: {provider!r} is not supported (only docker)")
     return IsolationConfig(
         isolation=isolation,
         switch_user=args.switch_user,
@@ -215,6 +242,11 @@ def isolation_from_args(args: argparse.Namespace, default_isolation: tuple[str, 
         fetcher_cache_size=args.fetcher_cache_size,
         gc_delay=args.gc_delay,
         gc_disk_headroom=args.gc_disk_headroom,
+        image_providers=providers,
+        docker_registry=args.docker_registry,
+        docker_store_dir=Path(args.docker_store_dir) if args.docker_store_dir else None,
+        docker_config=Path(args.docker_config) if args.docker_config else None,
+        image_provisioner_backend=args.image_provisioner_backend,
     )
 
 

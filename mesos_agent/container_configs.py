@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 
-from mesos_agent.containers import ContainerConfig
+from mesos_agent.containers import ContainerConfig, ContainerImage, Volume
 from mesos_agent.environment import (
     ContainerIds,
     argv_without_shell,
@@ -25,7 +25,7 @@ from mesos_values.resources import Resources
 from mesos_values.users import executor_user, task_user
 from protos import mesos_pb2
 
-__all__ = ["ContainerConfigs"]
+__all__ = ["ContainerConfigs", "container_image"]
 
 
 class ContainerConfigs:
@@ -57,15 +57,21 @@ class ContainerConfigs:
         """Where executors reach the agent; set once its executor server listens."""
 
     def for_task(self, task: Task) -> ContainerConfig:
-        """A command task's container: the task's command and resources."""
+        """A command task's container: the task's command and resources, in its image if it
+        names one (then without the agent's own environment: the image has its own)."""
+        image = container_image(task.info.container, task.info.command)
         container_id, ids = self._new(task.framework_id, task.executor_id)
         resources = Resources.from_proto(task.info.resources)
         environment = task_environment(
-            base=self._base_environment, ids=ids, task_id=task.id, hostname=self._hostname,
-            resources=resources, command=task.info.command,
+            base={} if image else self._base_environment, ids=ids, task_id=task.id,
+            hostname=self._hostname, resources=resources, command=task.info.command,
         )
+        user = task_user(task.info, self._framework_info(task.framework_id))
+        if image is not None:
+            return ContainerConfig(container_id, (), environment, ids.sandbox, resources,
+                                   user=user, uris=tuple(task.info.command.uris), image=image)
         return _command_config(container_id, ids, task.info.command, environment, resources,
-                               user=task_user(task.info, self._framework_info(task.framework_id)))
+                               user=user)
 
     def for_executor(
         self, framework_id: str, info: mesos_pb2.ExecutorInfo, *, token: str,
@@ -73,6 +79,9 @@ class ContainerConfigs:
     ) -> ContainerConfig:
         """A custom executor's container: its command and `resources` (default: its own), and
         `token`, the secret it authenticates to the agent's `ExecutorLink` with."""
+        if container_image(info.container, info.command) is not None:
+            raise ValueError("custom executors cannot run in container images on this agent "
+                             "(run the executor's tasks in images instead)")
         container_id, ids = self._new(framework_id, info.executor_id.value)
         environment = executor_environment(
             base=self._base_environment, ids=ids, agent_endpoint=self.agent_endpoint,
@@ -88,6 +97,38 @@ class ContainerConfigs:
         agent_id = self._agent_info.id.value
         sandbox = self._paths.sandbox(agent_id, framework_id, executor_id, container_id)
         return container_id, ContainerIds(agent_id, framework_id, executor_id, sandbox)
+
+
+def container_image(
+    container: mesos_pb2.ContainerInfo, command: mesos_pb2.CommandInfo
+) -> ContainerImage | None:
+    """The image `container` names (MESOS with `mesos.image`, or DOCKER with `docker.image`,
+    both run by this agent's containerizer), None for none; raises ValueError for what this
+    agent cannot run."""
+    kind = container.type
+    if kind == mesos_pb2.ContainerInfo.DOCKER or container.docker.image:
+        name, force_pull = container.docker.image, container.docker.force_pull_image
+        if not name:
+            raise ValueError("a DOCKER container needs docker.image")
+    elif container.mesos.image.type == mesos_pb2.Image.APPC:
+        raise ValueError("AppC images are not supported (use a Docker image)")
+    elif container.mesos.image.docker.name:
+        image = container.mesos.image
+        name, force_pull = image.docker.name, image.HasField("cached") and not image.cached
+    else:
+        if container.volumes:
+            raise ValueError("volumes need a container image on this agent")
+        return None
+    volumes = []
+    for volume in container.volumes:
+        if not volume.host_path.startswith("/"):
+            raise ValueError(f"volume {volume.container_path!r}: host_path must be absolute "
+                             f"(got {volume.host_path!r})")
+        if not volume.container_path:
+            raise ValueError(f"volume of {volume.host_path!r} has no container_path")
+        volumes.append(Volume(volume.host_path, volume.container_path,
+                              read_only=volume.mode == mesos_pb2.Volume.RO))
+    return ContainerImage(name, force_pull, command, tuple(volumes))
 
 
 def _command_config(

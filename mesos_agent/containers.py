@@ -11,7 +11,27 @@ from pathlib import Path
 from mesos_values.resources import Resources
 from protos import mesos_pb2
 
-__all__ = ["ContainerConfig", "ContainerProcess", "LaunchInfo"]
+__all__ = ["ContainerConfig", "ContainerImage", "ContainerProcess", "LaunchInfo", "Volume"]
+
+
+@dataclass(frozen=True, slots=True)
+class Volume:
+    """A host directory or file made visible in an image container."""
+
+    host_path: str
+    container_path: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerImage:
+    """The image a container runs in (`ContainerInfo`), and the task's command, which is
+    merged with the image's Entrypoint and Cmd once the image is known (`oci_spec`)."""
+
+    name: str
+    force_pull: bool = False
+    command: mesos_pb2.CommandInfo | None = None
+    volumes: tuple[Volume, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +50,8 @@ class ContainerConfig:
     """Who the container runs as (`mesos_values.users`); "" for the agent's own user."""
     uris: tuple[mesos_pb2.CommandInfo.URI, ...] = ()
     """What the fetcher puts into the sandbox before the container starts."""
+    image: ContainerImage | None = None
+    """The image the container runs in (its `argv` is then empty: the image decides)."""
 
 
 @dataclass(frozen=True, slots=True)

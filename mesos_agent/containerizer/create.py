@@ -5,6 +5,8 @@ cache (`--fetcher_cache_dir`, `--fetcher_cache_size`)."""
 from __future__ import annotations
 
 import os
+import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from mesos_agent.config import IsolationConfig
 from mesos_agent.containerizer.base import Isolator
 from mesos_agent.containerizer.cgroups import Cgroups, CgroupsUnavailable, mounts_under
 from mesos_agent.containerizer.disk import DiskDuIsolator
+from mesos_agent.containerizer.image_runtime import Backend, ImageRuntime
 from mesos_agent.containerizer.isolators import (
     CgroupsCpuIsolator,
     CgroupsMemIsolator,
@@ -20,9 +23,18 @@ from mesos_agent.containerizer.isolators import (
     NamespacesPidIsolator,
     PosixIsolator,
 )
+from mesos_agent.containerizer.launch_helper import is_static
 from mesos_agent.containerizer.launcher import LaunchTools, find_launch_tools
 from mesos_agent.containerizer.posix import PosixContainerizer
 from mesos_agent.fetcher import UriFetcher
+from mesos_agent.images import (
+    ArchiveSource,
+    ImageSource,
+    ImageStore,
+    RegistrySource,
+    load_docker_config,
+    machine_platform,
+)
 
 __all__ = ["IsolationUnavailable", "create_containerizer"]
 
@@ -101,5 +113,39 @@ def create_containerizer(
             raise IsolationUnavailable(f"--isolation: {name} is unavailable: {exc}") from exc
     fetcher = UriFetcher(config.fetcher_cache_dir or work_dir / "fetch",
                          config.fetcher_cache_size)
+    images = (_image_runtime(config, work_dir, tools)
+              if "docker" in config.image_providers else None)
     return PosixContainerizer(isolators, fetcher=fetcher, switch_user=config.switch_user,
-                              launch_tools=tools)
+                              launch_tools=tools, images=images)
+
+
+def _image_runtime(config: IsolationConfig, work_dir: Path, tools: LaunchTools) -> ImageRuntime:
+    """The runtime of `--image_providers=docker`; raises IsolationUnavailable saying what is
+    missing."""
+    runc = shutil.which("runc", path=os.pathsep.join(
+        [os.environ.get("PATH", ""), "/usr/sbin", "/usr/bin", "/sbin"]))
+    if runc is None:
+        raise IsolationUnavailable("--image_providers=docker runs containers with runc, which "
+                                   "is not installed (Debian: apt-get install runc)")
+    if os.geteuid() != 0:
+        raise IsolationUnavailable("--image_providers=docker needs the agent to run as root")
+    platform = machine_platform()
+    source: ImageSource
+    if re.match(r"^https?://", config.docker_registry):
+        try:
+            credentials = (load_docker_config(config.docker_config)
+                           if config.docker_config else {})
+        except ValueError as exc:
+            raise IsolationUnavailable(f"--docker_config: {exc}") from None
+        source = RegistrySource(config.docker_registry, credentials, platform=platform)
+    else:
+        archives = Path(config.docker_registry)
+        if not archives.is_dir():
+            raise IsolationUnavailable(f"--docker_registry: {archives} is neither a registry "
+                                       "URL (http:// or https://) nor a directory of archives")
+        source = ArchiveSource(archives, platform=platform)
+    store = ImageStore(config.docker_store_dir or work_dir / "store" / "docker", source)
+    backend: Backend = "copy" if config.image_provisioner_backend == "copy" else "overlay"
+    return ImageRuntime(store, work_dir / "runtime", runc=runc, backend=backend,
+                        cgroups_root=config.cgroups_root,
+                        init=tools.helper if tools.helper and is_static(tools.helper) else None)

@@ -11,13 +11,14 @@ import functools
 import hashlib
 import os
 import shutil
+import struct
 import subprocess
 import tempfile
 from pathlib import Path
 
 import structlog
 
-__all__ = ["launch_helper"]
+__all__ = ["is_static", "launch_helper"]
 
 _SOURCE = Path(__file__).with_name("mesos_launch.c")
 _BUILD_SECONDS = 120
@@ -75,3 +76,25 @@ def _build(compiler: str, target: Path) -> str:
     finally:
         if os.path.exists(scratch):
             os.unlink(scratch)
+
+
+_PT_INTERP = 3
+
+
+def is_static(program: str) -> bool:
+    """Whether the ELF executable `program` needs no dynamic loader (so it runs in any root
+    file system, e.g. a container image's)."""
+    try:
+        with open(program, "rb") as elf:
+            header = elf.read(64)
+            if header[:4] != b"\x7fELF" or header[4] != 2:  # 64-bit ELF only
+                return False
+            order = "<" if header[5] == 1 else ">"
+            (table,) = struct.unpack_from(order + "Q", header, 32)
+            entry_size, count = struct.unpack_from(order + "HH", header, 54)
+            elf.seek(table)
+            entries = elf.read(entry_size * count)
+    except (OSError, struct.error):
+        return False
+    return all(struct.unpack_from(order + "I", entries, i * entry_size)[0] != _PT_INTERP
+               for i in range(count))

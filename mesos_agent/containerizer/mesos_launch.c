@@ -12,6 +12,9 @@
  *       with the container's status, a forked copy is the namespace's init (pid 1), which
  *       forwards every signal to the command's process group, reaps orphans, and exits when
  *       the command does: with its exit status, or 128 + N when signal N ended it (as tini)
+ *   -i  be the init of the pid namespace this process already is pid 1 of (a container an OCI
+ *       runtime made; the program is bound into it): start the command, forward signals,
+ *       reap orphans, exit with the command's status, as -p's init does
  *   -u/-g/-G  run the command as this user, primary group and supplementary groups
  *
  * The agent forks with vfork and execs this program, so no Python runs between fork and exec;
@@ -92,8 +95,9 @@ static void run_command(char **command, const struct identity *who, const sigset
 /* pid 1 of the container's namespace: start the command, forward signals, reap, and exit
  * with the command's status. Every signal is blocked (so none is lost before this loop
  * runs, and none kills init by default) and taken with sigwaitinfo. */
-static void be_init(char **command, const struct identity *who, const sigset_t *all) {
-    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL))
+static void be_init(char **command, const struct identity *who, const sigset_t *all,
+                    int mount_proc) {
+    if (mount_proc && mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL))
         fail("cannot mount", "/proc");
     pid_t child = fork();
     if (child < 0) fail("cannot fork", "the command");
@@ -119,7 +123,7 @@ static void be_init(char **command, const struct identity *who, const sigset_t *
 
 int main(int argc, char **argv) {
     struct identity who = {0};
-    int mount_ns = 0, pid_ns = 0, i;
+    int mount_ns = 0, pid_ns = 0, init_only = 0, i;
     char pid_text[32];
     int pid_length = snprintf(pid_text, sizeof pid_text, "%d", (int)getpid());
 
@@ -127,6 +131,7 @@ int main(int argc, char **argv) {
         const char *option = argv[i];
         if (!strcmp(option, "-m")) mount_ns = 1;
         else if (!strcmp(option, "-p")) mount_ns = pid_ns = 1;
+        else if (!strcmp(option, "-i")) init_only = 1;
         else if (i + 1 >= argc) usage("an option is missing its value");
         else if (!strcmp(option, "-c")) {
             const char *procs = argv[++i];
@@ -156,7 +161,7 @@ int main(int argc, char **argv) {
                 if (mount(argv[j + 1], argv[j + 2], NULL, MS_BIND | MS_REC, NULL))
                     fail("cannot bind", argv[j + 1]);
                 j += 2;
-            } else if (strcmp(argv[j], "-m") && strcmp(argv[j], "-p")) {
+            } else if (strcmp(argv[j], "-m") && strcmp(argv[j], "-p") && strcmp(argv[j], "-i")) {
                 j++; /* the value of -c, -u, -g or -G */
             }
         }
@@ -164,6 +169,10 @@ int main(int argc, char **argv) {
 
     sigset_t all;
     sigfillset(&all);
+    if (init_only) {
+        sigprocmask(SIG_BLOCK, &all, NULL);
+        be_init(command, &who, &all, 0);
+    }
     if (!pid_ns) run_command(command, &who, &all);
 
     sigprocmask(SIG_BLOCK, &all, NULL);
@@ -171,7 +180,7 @@ int main(int argc, char **argv) {
     if (init < 0) fail("cannot fork", "the namespace's init");
     if (init == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* this process killed: the whole namespace goes */
-        be_init(command, &who, &all);
+        be_init(command, &who, &all, 1);
     }
     /* Outside the namespace, signals stay blocked: the agent signals the process group,
      * which init shares, and init forwards them. */

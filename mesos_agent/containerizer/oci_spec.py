@@ -4,9 +4,9 @@ and user follow from the image's configuration and the task's `CommandInfo` (pur
 The command, as Mesos merges them: a shell command (`shell`, the default, with a `value`) runs
 as `/bin/sh -c value` in the image; `shell: false` with a `value` runs that program with the
 task's `arguments` (argv[0] included); a task with no command runs the image's Entrypoint
-followed by the task's `arguments` (without argv[0]) if it gives any, else by the image's Cmd.
-The container shares the host's network (tasks' ports as for plain tasks), has its own pid,
-mount, IPC and UTS namespaces, Docker's default capabilities, and joins the cgroups the
+followed by the task's `arguments` if it gives any (Marathon's `args`), else by the image's Cmd.
+The container shares the host's network and host name (tasks' ports as for plain tasks), has
+its own pid, mount and IPC namespaces, Docker's default capabilities, and joins the cgroups the
 agent's isolators made (`cgroupsPath`).
 """
 
@@ -113,7 +113,6 @@ def runtime_spec(
     user: ContainerUser,
     mounts: Sequence[Mount],
     cgroups_path: str,
-    hostname: str,
     open_files: tuple[int, int],
 ) -> dict[str, Any]:
     """The OCI runtime configuration (version 1.0) of a container whose root filesystem is
@@ -136,7 +135,6 @@ def runtime_spec(
             "noNewPrivileges": False,
         },
         "root": {"path": "rootfs", "readonly": False},
-        "hostname": hostname,
         "mounts": [
             {"destination": "/proc", "type": "proc", "source": "proc"},
             {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
@@ -156,7 +154,7 @@ def runtime_spec(
         ],
         "linux": {
             "cgroupsPath": cgroups_path,
-            "namespaces": [{"type": kind} for kind in ("pid", "ipc", "uts", "mount")],
+            "namespaces": [{"type": kind} for kind in ("pid", "ipc", "mount")],
             "maskedPaths": list(_MASKED),
             "readonlyPaths": list(_READ_ONLY),
         },

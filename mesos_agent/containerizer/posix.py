@@ -43,6 +43,7 @@ from mesos_agent.containerizer.base import (
     Limitation,
     Termination,
 )
+from mesos_agent.containerizer.image_runtime import ImageRuntime
 from mesos_agent.containerizer.launcher import (
     Launch,
     LaunchTools,
@@ -52,6 +53,7 @@ from mesos_agent.containerizer.launcher import (
     resolve_user,
 )
 from mesos_agent.containers import ContainerConfig, ContainerProcess, LaunchInfo
+from mesos_agent.images.manifest import ImageError
 from mesos_values.resources import Resources
 from protos import mesos_pb2
 
@@ -220,7 +222,8 @@ class PosixContainerizer:
 
     `fetcher` fills sandboxes before launch; with `switch_user` (Mesos' `--switch_user`) a
     container whose config names a user runs as that user in a sandbox it owns;
-    `launch_tools` are needed by isolators that ask for a pid namespace.
+    `launch_tools` are needed by isolators that ask for a pid namespace; `images` runs
+    containers whose config names an image (`--image_providers`).
     """
 
     def __init__(
@@ -230,8 +233,10 @@ class PosixContainerizer:
         fetcher: Fetcher | None = None,
         switch_user: bool = False,
         launch_tools: LaunchTools | None = None,
+        images: ImageRuntime | None = None,
     ) -> None:
         self._isolators = tuple(isolators)
+        self._images = images
         self._fetcher = fetcher
         self._switch_user = switch_user
         self._launch_tools = launch_tools or find_launch_tools()
@@ -262,7 +267,7 @@ class PosixContainerizer:
             self._launching.discard(config.container_id)
 
     async def _launch(self, config: ContainerConfig) -> ContainerProcess:
-        user = self._user(config)
+        user = None if config.image is not None else self._user(config)
         try:
             sandbox = await _prepare_sandbox_in(self._sandbox_threads, config.sandbox, user)
         except OSError as exc:
@@ -275,7 +280,10 @@ class PosixContainerizer:
                 except FetchError as exc:
                     raise ContainerLaunchError(
                         str(exc), mesos_pb2.TaskStatus.REASON_FETCHER_FAILED) from exc
-            launch = await self._prepare(config, user, sandbox.real_path)
+            if config.image is not None:
+                launch = await self._prepare_image(config)
+            else:
+                launch = await self._prepare(config, user, sandbox.real_path)
             try:
                 async with self._forking:
                     child = _start_process(config, launch, sandbox)
@@ -339,6 +347,35 @@ class PosixContainerizer:
         except (OSError, ValueError) as exc:
             await self._cleanup_isolators(config.container_id)
             raise ContainerLaunchError(f"failed to prepare the container: {exc}") from exc
+
+    async def _prepare_image(self, config: ContainerConfig) -> Launch:
+        """Pull the container's image, let the isolators prepare (its cgroups; the runtime
+        gives it its namespaces), and write its bundle; the launch of its runtime."""
+        assert config.image is not None
+        if self._images is None:
+            raise ContainerLaunchError(
+                f"cannot run image {config.image.name!r}: this agent runs no container images "
+                "(start it with --image_providers=docker)")
+        try:
+            image = await self._images.store.get(config.image.name,
+                                                 force_pull=config.image.force_pull)
+        except ImageError as exc:
+            raise ContainerLaunchError(
+                f"failed to pull image {config.image.name!r}: {exc}") from exc
+        info = LaunchInfo()
+        try:
+            for isolator in self._isolators:
+                asked = await isolator.prepare(config)
+                if asked is not None:
+                    info = info.merge(asked)
+            user = config.user if self._switch_user else ""
+            return await self._images.prepare(
+                config, image, user=user, environment={**config.environment, **info.environment})
+        except (OSError, ValueError) as exc:
+            await self._cleanup_isolators(config.container_id)
+            raise ContainerLaunchError(
+                f"failed to prepare the container of image {config.image.name!r}: {exc}"
+            ) from exc
 
     def _watch(self, container_id: str, container: _Container) -> None:
         """Watch the isolators' limits: the first one reached is recorded and the container
@@ -439,6 +476,9 @@ class PosixContainerizer:
         orphans = set(owned) - alive
         for isolator in self._isolators:
             await isolator.recover(recovered, orphans)
+        if self._images is not None:
+            for orphan in orphans:
+                await self._images.destroy(orphan)
         for process in recovered:
             self._watch(process.container_id, self._containers[process.container_id])
         return alive
@@ -450,6 +490,9 @@ class PosixContainerizer:
             raise KeyError(f"unknown container {container_id}") from None
 
     async def _cleanup_isolators(self, container_id: str) -> None:
+        """Undo what the runtime and the isolators made for the container."""
+        if self._images is not None:
+            await self._images.destroy(container_id)
         for isolator in reversed(self._isolators):
             await isolator.cleanup(container_id)
 

@@ -1,0 +1,241 @@
+"""Image containers: a root filesystem from the image store's layers, an OCI bundle, and the
+`runc run` that the containerizer starts as the container's root process (ADR 0015).
+
+    <runtime dir>/<container id>/config.json   the runtime configuration (`oci_spec`)
+                                /rootfs         overlay of the layers (or a copy of them)
+                                /upper, /work   overlay's writable layer and work directory
+    <runtime dir>/runc/                         runc's own state (`runc --root`)
+
+`runc run` stays in the foreground: the container's exit status is its own (128 + N for signal
+N), signals sent to it are forwarded to the container, and the container's stdout and stderr
+are the sandbox's files it inherits. `destroy` kills what is left (`runc delete --force`),
+unmounts the root filesystem and removes the bundle; it is idempotent and needs only the id, so
+it also cleans up after an agent restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import errno
+import json
+import os
+import resource
+import shutil
+import stat
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+import structlog
+
+from mesos_agent.containerizer.launcher import Launch
+from mesos_agent.containerizer.oci_spec import (
+    SANDBOX_PATH,
+    ContainerUser,
+    Mount,
+    container_command,
+    parse_passwd_user,
+    runtime_spec,
+)
+from mesos_agent.containers import ContainerConfig
+from mesos_agent.images.layers import OPAQUE_XATTR, is_whiteout
+from mesos_agent.images.manifest import ImageError
+from mesos_agent.images.store import Image, ImageStore
+
+__all__ = ["Backend", "ImageRuntime"]
+
+Backend = Literal["overlay", "copy"]
+_log = structlog.get_logger(__name__)
+_MNT_DETACH = 2
+_RUNC_SECONDS = 60
+_HOST_FILES = ("/etc/resolv.conf", "/etc/hosts")  # host networking: the host's names
+_INIT_PATH = "/mnt/mesos/init"
+
+
+class ImageRuntime:
+    """Runs image containers with `runc` (path `runc`), root filesystems by `backend`, bundles
+    under `runtime_dir`, in the cgroups `<cgroups_root>/<container id>` the isolators make.
+    `init` (the static `mesos-launch`) is bound into each container as its pid 1, so that the
+    command gets the signals it is sent (a pid 1 ignores those it has no handler for) and
+    orphans are reaped; without it the command is pid 1."""
+
+    def __init__(self, store: ImageStore, runtime_dir: Path, *, runc: str, backend: Backend,
+                 cgroups_root: str, init: str | None = None) -> None:
+        self.store = store
+        self._init = init
+        self._runtime_dir = runtime_dir
+        self._runc = runc
+        self._backend = backend
+        self._cgroups_root = cgroups_root.strip("/")
+        (runtime_dir / "runc").mkdir(parents=True, exist_ok=True)
+
+    def bundle(self, container_id: str) -> Path:
+        return self._runtime_dir / container_id
+
+    async def prepare(
+        self, config: ContainerConfig, image: Image, *, user: str,
+        environment: Mapping[str, str],
+    ) -> Launch:
+        """Provision the container's root filesystem and write its bundle; the launch of its
+        `runc run`. `user` is the task's (a name or uid in the image; "" for the image's
+        own). Raises ImageError saying what is wrong."""
+        assert config.image is not None
+        bundle = self.bundle(config.container_id)
+        try:
+            return await asyncio.to_thread(self._prepare, config, image, bundle, user,
+                                           dict(environment))
+        except (ImageError, OSError) as exc:
+            await self.destroy(config.container_id)
+            if isinstance(exc, ImageError):
+                raise
+            raise ImageError(f"cannot provision the container's root filesystem: {exc}"
+                             ) from exc
+
+    def _prepare(self, config: ContainerConfig, image: Image, bundle: Path, user: str,
+                 environment: dict[str, str]) -> Launch:
+        assert config.image is not None
+        argv = container_command(config.image.command, image.config)
+        rootfs = bundle / "rootfs"
+        rootfs.mkdir(parents=True)
+        if self._backend == "overlay":
+            _mount_overlay(image.layers, bundle)
+        else:
+            _copy_layers(image.layers, rootfs)
+        who = _container_user(rootfs, user or image.config.user or "0")
+        for owned in (config.sandbox, config.sandbox / "stdout", config.sandbox / "stderr"):
+            with contextlib.suppress(FileNotFoundError):
+                os.chown(owned, who.uid, who.gid)
+        mounts = [Mount(str(config.sandbox), SANDBOX_PATH)]
+        mounts += [Mount(path, path, read_only=True) for path in _HOST_FILES
+                   if os.path.isfile(path)]
+        for volume in config.image.volumes:
+            destination = (volume.container_path if volume.container_path.startswith("/")
+                           else f"{SANDBOX_PATH}/{volume.container_path}")
+            if not os.path.exists(volume.host_path):
+                raise ImageError(f"volume {destination}: host path {volume.host_path} "
+                                 "does not exist")
+            mounts.append(Mount(volume.host_path, destination, read_only=volume.read_only))
+        if self._init is not None:
+            mounts.append(Mount(self._init, _INIT_PATH, read_only=True))
+            argv = (_INIT_PATH, "-i", "--", *argv)
+        environment["MESOS_SANDBOX"] = SANDBOX_PATH
+        spec = runtime_spec(
+            argv=argv, environment=environment, image=image.config, user=who, mounts=mounts,
+            cgroups_path=f"/{self._cgroups_root}/{config.container_id}",
+            open_files=resource.getrlimit(resource.RLIMIT_NOFILE))
+        (bundle / "config.json").write_text(json.dumps(spec, indent=1))
+        runc_argv = (self._runc, "--root", str(self._runtime_dir / "runc"), "run", "--bundle",
+                     str(bundle), "--no-new-keyring", config.container_id)
+        return Launch(runc_argv, {"PATH": os.defpath}, None, wrapped=True, through_init=True)
+
+    async def destroy(self, container_id: str) -> None:
+        """Kill what is left of the container, unmount and remove its bundle (no-op for a
+        container without one)."""
+        bundle = self.bundle(container_id)
+        if not await asyncio.to_thread(bundle.exists):
+            return
+        process = await asyncio.create_subprocess_exec(
+            self._runc, "--root", str(self._runtime_dir / "runc"), "delete", "--force",
+            container_id, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            async with asyncio.timeout(_RUNC_SECONDS):
+                _, errors = await process.communicate()
+        except TimeoutError:
+            process.kill()
+            errors = b"timed out"
+        if process.returncode and b"does not exist" not in errors:
+            _log.warning("runc delete failed", container_id=container_id,
+                         error=errors.decode(errors="replace").strip())
+        await asyncio.to_thread(_remove_bundle, bundle)
+
+
+def _container_user(rootfs: Path, spec: str) -> ContainerUser:
+    return parse_passwd_user(spec, _read_in_root(rootfs, "etc/passwd"),
+                             _read_in_root(rootfs, "etc/group"))
+
+
+def _read_in_root(rootfs: Path, relative: str) -> str:
+    """A file of the image, "" when missing; never following a symbolic link (which would
+    point into the host's file system, not the image's)."""
+    path = rootfs
+    for part in relative.split("/"):
+        path = path / part
+        if path.is_symlink():
+            return ""
+    try:
+        return path.read_text(errors="replace") if path.is_file() else ""
+    except OSError:
+        return ""
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _mount_overlay(layers: Sequence[Path], bundle: Path) -> None:
+    upper, work = bundle / "upper", bundle / "work"
+    upper.mkdir()
+    work.mkdir()
+    lower = ":".join(str(layer) for layer in reversed(layers))  # overlay: top layer first
+    options = f"lowerdir={lower},upperdir={upper},workdir={work}".encode()
+    if _libc.mount(b"overlay", str(bundle / "rootfs").encode(), b"overlay", 0, options) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"cannot mount the overlay root filesystem: {os.strerror(code)} "
+                      "(use --image_provisioner_backend=copy where overlayfs is unavailable)")
+
+
+def _copy_layers(layers: Sequence[Path], rootfs: Path) -> None:
+    """Lay the layers over each other into `rootfs`, bottom first, applying whiteouts and
+    opaque directories as overlayfs would."""
+    for layer in layers:
+        for directory, subdirectories, files in os.walk(layer):
+            relative = Path(directory).relative_to(layer)
+            target_dir = rootfs / relative
+            if relative != Path(".") and _opaque(Path(directory)) and target_dir.is_dir():
+                shutil.rmtree(target_dir)
+            if not target_dir.is_dir() or target_dir.is_symlink():
+                _remove(target_dir)
+                target_dir.mkdir()
+            shutil.copystat(directory, target_dir, follow_symlinks=False)
+            own = os.lstat(directory)
+            os.lchown(target_dir, own.st_uid, own.st_gid)
+            linked = [d for d in subdirectories if (Path(directory) / d).is_symlink()]
+            for name in [*files, *linked]:
+                source, target = Path(directory) / name, target_dir / name
+                _remove(target)
+                if is_whiteout(source):
+                    continue
+                if source.is_symlink():
+                    os.symlink(os.readlink(source), target)
+                elif stat.S_ISFIFO(os.lstat(source).st_mode):
+                    os.mkfifo(target)
+                else:
+                    shutil.copy2(source, target, follow_symlinks=False)
+                found = os.lstat(source)
+                os.lchown(target, found.st_uid, found.st_gid)
+
+
+def _opaque(directory: Path) -> bool:
+    try:
+        return os.getxattr(directory, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _remove_bundle(bundle: Path) -> None:
+    rootfs = bundle / "rootfs"
+    if _libc.umount2(str(rootfs).encode(), _MNT_DETACH) != 0:
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOENT):  # not mounted (the copy backend), gone
+            raise OSError(code, f"cannot unmount {rootfs}: {os.strerror(code)}")
+    shutil.rmtree(bundle, ignore_errors=True)

@@ -1,0 +1,178 @@
+"""Image containers run by the real `runc` from layers pulled out of a real registry (issue
+19): the image's root filesystem, its Entrypoint/Cmd/Env/WorkingDir, the sandbox at
+/mnt/mesos/sandbox, volumes, the cgroups limits, signals through the container's init, and
+both provisioner backends."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mesos_agent.config import IsolationConfig
+from mesos_agent.containerizer import ContainerConfig, ContainerLaunchError, PosixContainerizer
+from mesos_agent.containerizer.cgroups import Cgroups, mounts_under
+from mesos_agent.containerizer.create import create_containerizer
+from mesos_agent.containers import ContainerImage, Volume
+from mesos_values.resources import Resources
+from protos import mesos_pb2
+from tests.integration.registries import Registry, Symlink, build_image
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(os.geteuid() != 0 or shutil.which("runc") is None,
+                       reason="image containers need root and runc"),
+]
+Reason = mesos_pb2.TaskStatus.Reason
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    layout = tmp_path_factory.mktemp("layout")
+    app = build_image(
+        layout,
+        layers=[{"etc/motd": b"hello from the image\n", "bin/dd": Symlink("busybox"),
+                 "opt/app/data": b"app data\n"}],
+        entrypoint=["/bin/echo", "entrypoint"], cmd=["from-cmd"],
+        env={"GREETING": "hi", "PATH": "/bin"}, working_dir="/opt/app", tag="v1")
+    with Registry(tmp_path_factory.mktemp("registry")) as running:
+        running.push(app, "team/app")
+        yield running
+
+
+@pytest.fixture
+def cgroups_root() -> Iterator[str]:
+    root = f"mesos-test-{uuid.uuid4().hex[:8]}"
+    yield root
+    cgroups = Cgroups(mounts_under(Path("/sys/fs/cgroup")), root)
+    for controller in ("cpu", "cpuacct", "memory"):
+        for container_id in cgroups.containers(controller):
+            cgroups.destroy(controller, container_id)
+        base = cgroups.hierarchy(controller) / root
+        if base.is_dir():
+            base.rmdir()
+
+
+def containerizer(tmp_path: Path, registry: Registry, cgroups_root: str,
+                  backend: str = "overlay") -> PosixContainerizer:
+    return create_containerizer(IsolationConfig(
+        isolation=("cgroups/cpu", "cgroups/mem"), cgroups_root=cgroups_root,
+        image_providers=("docker",), docker_registry=registry.url,
+        image_provisioner_backend=backend), tmp_path / "work")
+
+
+def image_task(tmp_path: Path, registry: Registry, command: mesos_pb2.CommandInfo | None,
+               *, name: str = "team/app:v1", volumes: tuple[Volume, ...] = (),
+               resources: str = "cpus:0.5;mem:128") -> ContainerConfig:
+    return ContainerConfig(
+        container_id=str(uuid.uuid4()), argv=(), environment={"TASK_VAR": "task"},
+        sandbox=tmp_path / f"sandbox-{uuid.uuid4().hex[:6]}",
+        resources=Resources.parse(resources),
+        image=ContainerImage(f"{registry.host}/{name}", command=command, volumes=volumes))
+
+
+def shell(script: str) -> mesos_pb2.CommandInfo:
+    return mesos_pb2.CommandInfo(value=script)
+
+
+async def run(isolated: PosixContainerizer, config: ContainerConfig) -> tuple[int | None, str]:
+    await isolated.launch(config)
+    async with asyncio.timeout(60):
+        termination = await isolated.wait(config.container_id)
+    await isolated.destroy(config.container_id)
+    output = (config.sandbox / "stdout").read_text() + (config.sandbox / "stderr").read_text()
+    return termination.exit_code, output
+
+
+@pytest.mark.parametrize("backend", ["overlay", "copy"])
+async def test_the_command_runs_in_the_images_root_filesystem(
+        tmp_path: Path, registry: Registry, cgroups_root: str, backend: str) -> None:
+    isolated = containerizer(tmp_path, registry, cgroups_root, backend)
+    script = ("cat /etc/motd; echo $GREETING $TASK_VAR $MESOS_SANDBOX; pwd; "
+              "test -e /work && echo host-visible || echo host-hidden; "
+              "echo note > $MESOS_SANDBOX/written; ps | wc -l")
+    status, output = await run(isolated, config := image_task(tmp_path, registry, shell(script)))
+    lines = output.splitlines()
+    assert status == 0, output
+    assert lines[:4] == ["hello from the image", "hi task /mnt/mesos/sandbox", "/opt/app",
+                         "host-hidden"]
+    assert int(lines[4]) <= 5  # its init, the shell, ps, wc: its own pid namespace
+    assert (config.sandbox / "written").read_text() == "note\n"
+    assert not (tmp_path / "work" / "runtime" / config.container_id).exists()  # cleaned up
+
+
+async def test_entrypoint_and_cmd_as_mesos_merges_them(
+        tmp_path: Path, registry: Registry, cgroups_root: str) -> None:
+    isolated = containerizer(tmp_path, registry, cgroups_root)
+    assert (await run(isolated, image_task(tmp_path, registry, None)))[1] == (
+        "entrypoint from-cmd\n")
+    arguments = mesos_pb2.CommandInfo(shell=False, arguments=["from-task"])
+    assert (await run(isolated, image_task(tmp_path, registry, arguments)))[1] == (
+        "entrypoint from-task\n")
+    program = mesos_pb2.CommandInfo(shell=False, value="/bin/cat",
+                                    arguments=["cat", "/opt/app/data"])
+    assert (await run(isolated, image_task(tmp_path, registry, program)))[1] == "app data\n"
+
+
+async def test_volumes_read_only_and_read_write(
+        tmp_path: Path, registry: Registry, cgroups_root: str) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "input").write_text("from the host\n")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    isolated = containerizer(tmp_path, registry, cgroups_root)
+    config = image_task(tmp_path, registry, shell(
+        "cat /data/input; touch /data/new 2>/dev/null && echo wrote-ro || echo refused; "
+        "echo out > $MESOS_SANDBOX/scratch/result"), volumes=(
+            Volume(str(shared), "/data", read_only=True), Volume(str(scratch), "scratch")))
+    status, output = await run(isolated, config)
+    assert (status, output) == (0, "from the host\nrefused\n")
+    assert (scratch / "result").read_text() == "out\n"
+    assert not (shared / "new").exists()
+
+
+async def test_the_memory_limit_holds_in_the_container(
+        tmp_path: Path, registry: Registry, cgroups_root: str) -> None:
+    isolated = containerizer(tmp_path, registry, cgroups_root)
+    config = image_task(tmp_path, registry, shell("dd if=/dev/zero of=/dev/null bs=300M count=1"),
+                        resources="cpus:0.5;mem:64")
+    await isolated.launch(config)
+    async with asyncio.timeout(60):
+        termination = await isolated.wait(config.container_id)
+    await isolated.destroy(config.container_id)
+    assert termination.limitation is not None
+    assert termination.limitation.reason == Reason.REASON_CONTAINER_LIMITATION_MEMORY
+
+
+async def test_sigterm_reaches_the_command_through_its_init(
+        tmp_path: Path, registry: Registry, cgroups_root: str) -> None:
+    isolated = containerizer(tmp_path, registry, cgroups_root)
+    config = image_task(tmp_path, registry, shell("exec sleep 300"))
+    await isolated.launch(config)
+    await isolated.kill(config.container_id, 15)
+    async with asyncio.timeout(20):  # a pid 1 `sleep` would ignore it for 300 s
+        termination = await isolated.wait(config.container_id)
+    await isolated.destroy(config.container_id)
+    assert termination.signal == 15
+
+
+async def test_images_that_cannot_be_had_fail_the_launch_saying_why(
+        tmp_path: Path, registry: Registry, cgroups_root: str) -> None:
+    isolated = containerizer(tmp_path, registry, cgroups_root)
+    with pytest.raises(ContainerLaunchError, match=r"'.*team/none:v1'.*not found"):
+        await isolated.launch(image_task(tmp_path, registry, shell("true"),
+                                         name="team/none:v1"))
+    with pytest.raises(ContainerLaunchError, match=r"user 'alice' does not exist in the image"):
+        await isolated.launch(dataclasses.replace(
+            image_task(tmp_path, registry, shell("true")), user="alice"))
+    plain = create_containerizer(IsolationConfig(isolation=("posix/cpu",)), tmp_path / "w2")
+    with pytest.raises(ContainerLaunchError, match="--image_providers=docker"):
+        await plain.launch(image_task(tmp_path, registry, shell("true")))
+
