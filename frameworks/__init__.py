@@ -31,6 +31,7 @@ from frameworks.tasks import (
     is_terminal,
     kill_policy,
     state_name,
+    volume,
 )
 from mesos_values.resources import Resources
 
@@ -62,4 +63,5 @@ __all__ = [
     "service_framework_info",
     "state_name",
     "task_resources",
+    "volume",
 ]

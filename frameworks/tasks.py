@@ -32,6 +32,7 @@ __all__ = [
     "is_terminal",
     "kill_policy",
     "state_name",
+    "volume",
 ]
 
 Placement: TypeAlias = mesos_pb2.Offer | OfferBudget | AgentIDLike
@@ -134,7 +135,7 @@ def _task_info(
 def command_task(
     task_id: TaskIDLike,
     on: Placement,
-    cmd: Command,
+    cmd: Command | None,
     *,
     cpus: float = 0.1,
     mem: float = 32.0,
@@ -146,18 +147,48 @@ def command_task(
     kill_grace_period: float | None = None,
     labels: Mapping[str, str] | None = None,
     data: bytes = b"",
+    image: str | None = None,
+    force_pull_image: bool = False,
+    volumes: Sequence[mesos_pb2.Volume] = (),
 ) -> mesos_pb2.TaskInfo:
     """A task run by the agent's built-in command executor.
 
     `ports` is a count (the lowest free ports of the offer are chosen) or the port numbers.
     The chosen ports are also passed as `PORT0`, `PORT1`, ... (and `PORT` for the first)
-    unless `env` sets those names. Raises ValueError when the task does not fit the offer.
+    unless `env` sets those names. With `image` (a Docker image name, e.g. "busybox" or
+    "registry:5000/team/app:1.0") the command runs in that image's root filesystem on agents
+    with `--image_providers=docker`; `cmd` None then runs the image's Entrypoint and Cmd, and
+    `volumes` (`volume(...)`) are bound into it. Raises ValueError when the task does not fit
+    the offer.
     """
+    if cmd is None and image is None:
+        raise ValueError("a task without an image needs a command")
     agent, resources = _place(on, cpus, mem, disk, gpus, ports)
     environment = _with_port_variables(env, resources)
     task = _task_info(task_id, name, agent, resources, data, kill_grace_period, labels)
-    task.command.CopyFrom(command_info(cmd, env=environment))
+    if cmd is not None:
+        task.command.CopyFrom(command_info(cmd, env=environment))
+    else:
+        task.command.shell = False
+        for variable, value in environment.items():
+            task.command.environment.variables.add(name=variable, value=value)
+    if image is not None:
+        task.container.type = mesos_pb2.ContainerInfo.MESOS
+        task.container.mesos.image.type = mesos_pb2.Image.DOCKER
+        task.container.mesos.image.docker.name = image
+        if force_pull_image:
+            task.container.mesos.image.cached = False
+        task.container.volumes.extend(volumes)
+    elif volumes:
+        raise ValueError("volumes need an image")
     return task
+
+
+def volume(host_path: str, container_path: str, *, read_only: bool = False
+           ) -> mesos_pb2.Volume:
+    """A host path bound into an image task at `container_path` (relative: in its sandbox)."""
+    return mesos_pb2.Volume(host_path=host_path, container_path=container_path,
+                            mode=mesos_pb2.Volume.RO if read_only else mesos_pb2.Volume.RW)
 
 
 def executor_info(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from frameworks import OfferBudget, SchedulerDriver, command_task
 from mesos_agent.config import IsolationConfig
 from mesos_agent.containerizer import ContainerConfig, ContainerLaunchError, PosixContainerizer
 from mesos_agent.containerizer.cgroups import Cgroups, mounts_under
@@ -22,7 +23,10 @@ from mesos_agent.containerizer.create import create_containerizer
 from mesos_agent.containers import ContainerImage, Volume
 from mesos_values.resources import Resources
 from protos import mesos_pb2
+from tests.integration.cluster import Cluster, wait_for
+from tests.integration.recording import RecordingScheduler
 from tests.integration.registries import Registry, Symlink, build_image
+from tests.integration.test_end_to_end import running, sandbox_file
 
 pytestmark = [
     pytest.mark.integration,
@@ -176,3 +180,32 @@ async def test_images_that_cannot_be_had_fail_the_launch_saying_why(
     with pytest.raises(ContainerLaunchError, match="--image_providers=docker"):
         await plain.launch(image_task(tmp_path, registry, shell("true")))
 
+
+
+def test_sdk_tasks_run_in_images_on_a_cluster(cluster: Cluster, registry: Registry) -> None:
+    """Through the SDK and a real master and agent: `command_task(..., image=...)` runs in
+    the image (named as in the agent's default registry); an image that cannot be pulled
+    fails its task with the reason."""
+    cluster.agent_flags += ["--image_providers=docker", f"--docker_registry={registry.url}"]
+    cluster.start_agent()
+    tasks = [("in-image", "team/app:v1", "cat /etc/motd; echo sandbox=$MESOS_SANDBOX"),
+             ("no-image", "team/none:v1", "true")]
+
+    def launch(driver: SchedulerDriver, offers: list[mesos_pb2.Offer]) -> None:
+        for offer in offers:
+            if not tasks:
+                driver.decline_offer(offer.id, filters=60)
+                continue
+            budget = OfferBudget(offer)
+            launched = [command_task(task_id, budget, cmd, image=image)
+                        for task_id, image, cmd in tasks]
+            tasks.clear()
+            driver.launch_tasks(offer.id, launched)
+
+    scheduler = RecordingScheduler(on_offers=launch)
+    with running(cluster, scheduler):
+        scheduler.wait_for_state("in-image", "TASK_FINISHED")
+        failed = scheduler.wait_for_state("no-image", "TASK_FAILED")
+    assert "team/none:v1" in failed.message and "not found" in failed.message, failed.message
+    stdout = wait_for(lambda: sandbox_file(cluster.work_dir, "in-image", "stdout"), "stdout")
+    assert stdout.read_text() == "hello from the image\nsandbox=/mnt/mesos/sandbox\n"

@@ -18,7 +18,7 @@ EXPECTED = {
     "Resources", "OfferBudget", "offer_resources", "offer_cpus", "offer_mem", "offer_disk",
     "offer_gpus", "offer_ports", "pick_ports", "port_resources", "task_resources",
     # building tasks and reading their states
-    "command_task", "command_info", "executor_info", "executor_task", "kill_policy",
+    "command_task", "command_info", "executor_info", "executor_task", "kill_policy", "volume",
     "TERMINAL_STATES", "is_terminal", "state_name",
 }
 
