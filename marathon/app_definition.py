@@ -11,9 +11,11 @@ Flow::
 The parts of an app (port definitions, fetch URIs, checks, strategies) are values of
 `marathon.app_parts`, each reading and writing its own JSON.
 
-Fields this cluster cannot honour (Docker and image containers, volumes, secrets, container
-networks) are kept verbatim so they round-trip; `AppDefinition.unsupported_reasons` says why
-such an app cannot run here.
+Containers are kept verbatim so they round-trip; MESOS and DOCKER containers with a Docker
+image run in that image (`AppDefinition.image`, with host volumes). Fields this cluster cannot
+honour (AppC images, persistent volumes, secrets, container networks) are kept too;
+`AppDefinition.unsupported_reasons` says why such an app cannot run here, and
+`marathon.app_rules` refuses Docker-only settings with a 422.
 """
 
 from __future__ import annotations
@@ -132,17 +134,37 @@ class AppDefinition:
         return _host_networking(self.networks, self.container, self.ip_address is not None)
 
     @property
+    def image(self) -> tuple[str, bool] | None:
+        """The Docker image the app runs in and whether to pull it on every launch
+        (`container.docker.image` and `forcePullImage`, for MESOS and DOCKER containers: one
+        containerizer runs both), None for a plain command."""
+        docker = (self.container or _EMPTY).get("docker")
+        if not isinstance(docker, Mapping) or not isinstance(docker.get("image"), str):
+            return None
+        return docker["image"], docker.get("forcePullImage") is True
+
+    @property
+    def host_volumes(self) -> tuple[tuple[str, str, bool], ...]:
+        """The app's host volumes: (hostPath, containerPath, read-only)."""
+        volumes = (self.container or _EMPTY).get("volumes") or ()
+        return tuple((v["hostPath"], v["containerPath"], v.get("mode") == "RO")
+                     for v in volumes if _is_host_volume(v))
+
+    @property
     def unsupported_reasons(self) -> tuple[str, ...]:
         """Why this cluster cannot run the app (empty when it can)."""
         reasons: list[str] = []
         container = self.container or _EMPTY
-        if "docker" in container or container.get("type") == "DOCKER":
-            reasons.append("container.docker: Docker images need a Docker-capable "
-                           "containerizer, which this cluster does not have")
         if "appc" in container:
             reasons.append("container.appc: AppC images are not supported by this cluster")
-        if container.get("volumes"):
-            reasons.append("container.volumes: volumes are not supported by this cluster")
+        volumes = container.get("volumes") or ()
+        if any(not _is_host_volume(v) for v in volumes):
+            reasons.append("container.volumes: only host volumes (hostPath, containerPath, "
+                           "mode) are supported by this cluster, not persistent or external "
+                           "ones")
+        elif volumes and self.image is None:
+            reasons.append("container.volumes: volumes need a container image on this "
+                           "cluster")
         if self.secrets:
             reasons.append("secrets: this cluster has no secret store")
         secret_vars = sorted(k for k, v in self.env.items() if isinstance(v, EnvSecretRef))
@@ -172,6 +194,12 @@ KNOWN_FIELDS = frozenset({
     "resourceLimits", "version", "versionInfo",
 })
 """Every app field this model reads; others are ignored, as Marathon's reader ignores them."""
+
+
+def _is_host_volume(volume: Any) -> bool:
+    return (isinstance(volume, Mapping) and isinstance(volume.get("hostPath"), str)
+            and isinstance(volume.get("containerPath"), str)
+            and not volume.get("persistent") and not volume.get("external"))
 
 
 def _host_networking(networks: Sequence[Mapping[str, Any]], container: Mapping[str, Any] | None,

@@ -9,12 +9,17 @@ Roles, as Marathon's `RoleSettings` allows them: an app in the root group may us
 `--mesos_role`; an app below a top-level group `/dev` may use `dev`, `--mesos_role` (unless
 `/dev` has `enforceRole: true`) and the role it has already. `acceptedResourceRoles` may name
 only `*` and the app's own role (its `role`, or the role it gets by default). `gpus` above 0
-needs `--enable_features gpu_resources` and no Docker container.
+needs `--enable_features gpu_resources` and no Docker container. Docker-only settings this
+cluster cannot give (it runs Docker images with runc, without a Docker daemon, on host
+networking) are refused saying so: `privileged`, `parameters`, bridge or user networks and
+their port mappings.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from marathon.app_definition import AppDefinition
 from marathon.groups import Group
@@ -80,6 +85,7 @@ def _app_violations(original: Group, app: AppDefinition, rules: AppRules) -> lis
         violations.append(Violation(f"{where}/acceptedResourceRoles",
                                     f"acceptedResourceRoles can only contain "
                                     f"{' and '.join(valid)}"))
+    violations += _docker_only(app)
     if app.gpus > 0:
         if (app.container or {}).get("type") == "DOCKER":
             violations.append(Violation(where, "GPU resources only work with the Mesos "
@@ -101,3 +107,33 @@ def check_app_rules(original: Group, target: Group, rules: AppRules) -> None:
         violations += _app_violations(original, app, rules)
     if violations:
         raise AppValidationError(OBJECT_NOT_VALID, violations)
+
+
+_NO_DAEMON = "this cluster runs Docker images with runc, without a Docker daemon"
+
+
+def _docker_only(app: AppDefinition) -> list[Violation]:
+    """Violations for the Docker-only settings of the module docstring."""
+    where = str(app.id)
+    container: Mapping[str, Any] = app.container or {}
+    docker = container.get("docker")
+    docker = docker if isinstance(docker, Mapping) else {}
+    violations = []
+    if docker.get("privileged") is True:
+        violations.append(Violation(f"{where}/container/docker/privileged",
+                                    f"privileged containers are not supported: {_NO_DAEMON}"))
+    if docker.get("parameters"):
+        violations.append(Violation(f"{where}/container/docker/parameters",
+                                    f"docker run parameters are not supported: {_NO_DAEMON}"))
+    network = docker.get("network")
+    if network in ("BRIDGE", "USER"):
+        violations.append(Violation(f"{where}/container/docker/network",
+                                    f"{network} networking is not supported: containers share "
+                                    "the host's network here (use HOST and portDefinitions)"))
+    mappings = container.get("portMappings") or docker.get("portMappings")
+    if mappings and not app.host_networking and network not in ("BRIDGE", "USER"):
+        violations.append(Violation(f"{where}/container/portMappings",
+                                    "port mappings need bridge or container networks, which "
+                                    "this cluster does not have (use host networking and "
+                                    "portDefinitions)"))
+    return violations

@@ -34,7 +34,7 @@ from typing import Any
 
 from frameworks.offers import pick_ports, port_resources, task_resources
 from frameworks.placement import AgentView, OfferView, Spread, Spreads, check
-from frameworks.tasks import command_task
+from frameworks.tasks import command_task, volume
 from marathon.app_definition import AppDefinition
 from marathon.app_definition import to_json as app_to_json
 from marathon.paths import PathId
@@ -180,14 +180,28 @@ class LaunchDecision:
     def task_info(self) -> mesos_pb2.TaskInfo:
         """The SDK `TaskInfo` for the agent's command executor."""
         app = self.app
-        command: str | list[str] = app.cmd if app.cmd is not None else list(app.args)
+        command: str | list[str] | None = app.cmd if app.cmd is not None else list(app.args)
+        image = app.image
+        if image is not None and app.cmd is None:
+            command = None  # the image's Entrypoint, with `args` as its arguments
         task = command_task(
             self.task_id, mesos_pb2.AgentID(value=self.agent_id), command,
             cpus=app.cpus, mem=app.mem, disk=app.disk, gpus=app.gpus,
             ports=list(self.host_ports), env=self.env,
             name=".".join(reversed(app.id.segments)),
             kill_grace_period=app.task_kill_grace_period_seconds,
-            labels=dict(app.labels) or None)
+            labels=dict(app.labels) or None,
+            image=image[0] if image is not None else None,
+            force_pull_image=image is not None and image[1],
+            volumes=[volume(host, container, read_only=read_only)
+                     for host, container, read_only in app.host_volumes])
+        if image is not None and app.cmd is None:
+            task.command.arguments.extend(app.args)
+        if image is not None and (app.container or {}).get("type") == "DOCKER":
+            task.container.type = mesos_pb2.ContainerInfo.DOCKER
+            task.container.ClearField("mesos")
+            task.container.docker.image = image[0]
+            task.container.docker.force_pull_image = image[1]
         if app.user is not None:
             task.command.user = app.user
         for uri in app.fetch:

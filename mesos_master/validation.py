@@ -110,8 +110,9 @@ def validate_task(
     has_command, has_executor = task.HasField("command"), task.HasField("executor")
     if has_command == has_executor:
         return f"task {task_id!r} must set exactly one of command and executor", Resources.EMPTY
-    if has_command and not task.command.value:
-        return f"task {task_id!r} has an empty command", Resources.EMPTY
+    has_image = bool(task.container.docker.image or task.container.mesos.image.docker.name)
+    if has_command and not task.command.value and not has_image:
+        return f"task {task_id!r} has an empty command (and no image)", Resources.EMPTY
     try:
         needed = Resources.from_proto(task.resources)
     except ValueError as exc:

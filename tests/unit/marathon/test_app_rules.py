@@ -95,3 +95,26 @@ def test_a_preview_plans_the_change_without_storing_or_starting_it() -> None:
     assert len(world.sink.entries) == writes
     with pytest.raises(AppValidationError):
         core.preview_root(lambda root: put_app(root, app.replace(role="other")))
+
+
+def test_docker_only_settings_are_refused_saying_why() -> None:
+    root = Group(ROOT)
+    docker = {"type": "DOCKER", "docker": {"image": "nginx"}}
+    assert errors(root, {"id": "/a", "container": docker}) == {}
+    assert errors(root, {"id": "/a", "container": {
+        **docker, "docker": {"image": "nginx", "privileged": True,
+                             "parameters": [{"key": "cap-add", "value": "ALL"}]}}}) == {
+        "/a/container/docker/privileged": [
+            "privileged containers are not supported: this cluster runs Docker images with "
+            "runc, without a Docker daemon"],
+        "/a/container/docker/parameters": [
+            "docker run parameters are not supported: this cluster runs Docker images with "
+            "runc, without a Docker daemon"]}
+    bridged = errors(root, {"id": "/a", "container": {
+        **docker, "docker": {"image": "nginx", "network": "BRIDGE",
+                             "portMappings": [{"containerPort": 80}]}}})
+    assert list(bridged) == ["/a/container/docker/network"]
+    assert "share the host's network" in bridged["/a/container/docker/network"][0]
+    mapped = errors(root, {"id": "/a", "networks": [{"mode": "container/bridge"}],
+                           "container": {**docker, "portMappings": [{"containerPort": 80}]}})
+    assert list(mapped) == ["/a/container/portMappings"]

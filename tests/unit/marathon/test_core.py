@@ -193,12 +193,12 @@ def test_root_group_starts_empty() -> None:
 
 def test_an_app_this_cluster_cannot_run_is_kept_and_reports_why() -> None:
     world = World()
-    world.deploy_app({**APP, "container": {"type": "DOCKER", "docker": {"image": "nginx"}}})
+    world.deploy_app({**APP, "container": {"type": "MESOS", "appc": {"image": "nginx"}}})
     assert world.offer() == []
     app_id = PathId.parse("/web")
     assert world.core.root.app(app_id) is not None  # stored faithfully
     failure = world.core.last_failures[app_id]
-    assert "Docker" in failure["message"]
+    assert "AppC" in failure["message"]
     world.core.tick()
     failed = [e for e in world.events if e.get("taskStatus") == "TASK_FAILED"]
     assert len(failed) == 1  # said once per version, not every tick

@@ -297,3 +297,28 @@ def test_set_count_and_purge() -> None:
     assert q.queued_apps() == []
     with pytest.raises(ValueError):
         q.add(definition, -1)
+
+
+def test_image_apps_become_image_tasks() -> None:
+    q = queue()
+    q.add(app("/mesos", container={
+        "type": "MESOS", "docker": {"image": "team/web:1", "forcePullImage": True},
+        "volumes": [{"hostPath": "/srv/data", "containerPath": "/data", "mode": "RO"}]}), 1)
+    task = q.match_offer(offer()).launches[0].task_info()
+    assert task.container.type == mesos_pb2.ContainerInfo.MESOS
+    assert task.container.mesos.image.docker.name == "team/web:1"
+    assert task.container.mesos.image.HasField("cached") and not task.container.mesos.image.cached
+    [volume] = task.container.volumes
+    assert (volume.host_path, volume.container_path, volume.mode) == (
+        "/srv/data", "/data", mesos_pb2.Volume.RO)
+    assert task.command.value == "sleep 1000"  # its cmd, run by the image's shell
+
+    q = queue()
+    q.add(app("/docker", cmd=None, args=["--port", "80"],
+              container={"type": "DOCKER", "docker": {"image": "nginx"}}), 1)
+    task = q.match_offer(offer()).launches[0].task_info()
+    assert task.container.type == mesos_pb2.ContainerInfo.DOCKER
+    assert task.container.docker.image == "nginx" and not task.container.HasField("mesos")
+    # No cmd: the image's Entrypoint runs, with `args` as its arguments.
+    assert not task.command.value and not task.command.shell
+    assert list(task.command.arguments) == ["--port", "80"]
