@@ -241,6 +241,21 @@ class Cluster:
             process.stop()
         _kill_tasks_under(self.work_dir)
         _remove_task_cgroups(self.work_dir)
+        _unmount_under(self.work_dir)
+
+
+def _unmount_under(work_dir: Path) -> None:
+    """Detach the mounts under `work_dir`: the root filesystems of image containers whose
+    agent was killed before it could destroy them."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    root = str(work_dir.resolve())
+    mounts = Path("/proc/self/mounts").read_text().splitlines()
+    for target in sorted({line.split()[1] for line in mounts if len(line.split()) > 1},
+                         reverse=True):
+        if target.startswith(root + "/"):
+            libc.umount2(target.encode(), 2)  # MNT_DETACH
 
 
 def _remove_task_cgroups(work_dir: Path) -> None:

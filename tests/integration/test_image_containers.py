@@ -12,7 +12,9 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from frameworks import OfferBudget, SchedulerDriver, command_task
@@ -209,3 +211,40 @@ def test_sdk_tasks_run_in_images_on_a_cluster(cluster: Cluster, registry: Regist
     assert "team/none:v1" in failed.message and "not found" in failed.message, failed.message
     stdout = wait_for(lambda: sandbox_file(cluster.work_dir, "in-image", "stdout"), "stdout")
     assert stdout.read_text() == "hello from the image\nsandbox=/mnt/mesos/sandbox\n"
+
+
+def test_marathon_apps_run_in_images(cluster: Cluster, registry: Registry) -> None:
+    """A MESOS container and a DOCKER one (served by the same containerizer) with the same
+    image: both run, the DOCKER one with the image's Entrypoint and the app's `args`."""
+    cluster.agent_flags += ["--image_providers=docker", f"--docker_registry={registry.url}"]
+    cluster.start_agent()
+    _, url = cluster.start_marathon()
+    with httpx.Client(base_url=url, timeout=10) as marathon:
+        wait_for(lambda: marathon.get("/v2/info").json()["frameworkId"], "marathon to register")
+        apps = [
+            {"id": "/ucr", "cmd": "cat /etc/motd; exec sleep 300", "cpus": 0.1, "mem": 32,
+             "container": {"type": "MESOS", "docker": {"image": "team/app:v1"}}},
+            {"id": "/docker", "args": ["args-from-app"], "cpus": 0.1, "mem": 32,
+             "container": {"type": "DOCKER", "docker": {"image": "team/app:v1",
+                                                        "network": "HOST"}}},
+        ]
+        for app in apps:
+            created = marathon.post("/v2/apps", json=app)
+            assert created.status_code == 201, created.text
+
+        def app_state(app_id: str) -> dict[str, Any]:
+            return marathon.get(f"/v2/apps{app_id}",
+                                params={"embed": "app.lastTaskFailure"}).json()["app"]
+
+        wait_for(lambda: app_state("/ucr")["tasksRunning"] == 1, "/ucr to run")
+        # /docker's entrypoint echoes and exits: it finishes, and is restarted, every time.
+        wait_for(lambda: any("entrypoint args-from-app" in out for out in outputs(
+            cluster, "docker.")), "the /docker task's echo")
+    assert outputs(cluster, "ucr.") == ["hello from the image\n"]
+
+
+def outputs(cluster: Cluster, task_prefix: str) -> list[str]:
+    """The stdout of the tasks whose ids start with `task_prefix` (in the agents' sandboxes,
+    not their containers' root filesystems)."""
+    return [path.read_text() for path in cluster.work_dir.glob(
+        f"agent-*/slaves/*/frameworks/*/executors/{task_prefix}*/runs/*/stdout")]
