@@ -72,7 +72,7 @@ from frameworks.batch.schedules import ScheduleSpec, decide, parse_schedule
 from frameworks.offers import OfferBudget, offer_gpus
 from frameworks.placement import AgentView, FieldScheme, check
 from frameworks.set_aside import SetAside, reading
-from frameworks.tasks import command_task, is_terminal, state_name
+from frameworks.tasks import command_task, is_terminal, state_name, volume
 from mesos_coordination.store import Mutation, Sink, split_key, store_key
 from mesos_runtime.clock import Clock
 from protos import mesos_pb2
@@ -711,12 +711,21 @@ class BatchCore:
             if not budget.fits(cpus=spec.cpus, mem=spec.mem, disk=spec.disk, gpus=spec.gpus):
                 break
             task_id = run.next_task_id(index)
-            command: str | list[str] = spec.cmd if spec.cmd is not None else list(spec.args or ())
+            image = spec.image
+            command: str | list[str] | None = (
+                spec.cmd if spec.cmd is not None
+                else None if image is not None else list(spec.args or ()))
             task = command_task(
                 task_id, budget, command, cpus=spec.cpus, mem=spec.mem, disk=spec.disk,
                 gpus=spec.gpus, env=spec.task_environment(index), name=job.id,
                 kill_grace_period=spec.task_kill_grace_period_seconds,
+                image=image[0] if image is not None else None,
+                force_pull_image=image is not None and image[1],
+                volumes=[volume(v.host_path, v.container_path, read_only=v.mode == "RO")
+                         for v in spec.volumes if v.host_path is not None],
             )
+            if image is not None and spec.cmd is None:
+                task.command.arguments.extend(spec.args or ())  # after the Entrypoint
             if spec.user is not None:
                 task.command.user = spec.user
             for artifact in spec.artifacts:

@@ -192,15 +192,35 @@ class JobRunSpec:
         return tuple(rule for rule in (c.rule() for c in self.constraints) if rule is not None)
 
     @property
+    def image(self) -> tuple[str, bool] | None:
+        """The Docker image the run's tasks run in and whether to pull it every time
+        (`docker.image`/`forcePullImage`, or `ucr.image.id`/`forcePull`), None for none."""
+        if self.docker is not None and isinstance(self.docker.get("image"), str):
+            return self.docker["image"], self.docker.get("forcePullImage") is True
+        image = (self.ucr or {}).get("image")
+        if isinstance(image, Mapping) and isinstance(image.get("id"), str):
+            return image["id"], image.get("forcePull") is True
+        return None
+
+    @property
     def unsupported_reason(self) -> str | None:
-        """Why this cluster cannot run the job as written (None when it can): a Docker or
-        UCR image needs an image containerizer, which the agents do not have yet."""
-        field_name = "docker" if self.docker is not None else \
-            "ucr" if self.ucr is not None else None
-        if field_name is None:
-            return None
-        return (f"run.{field_name}: container images are not supported by this cluster; "
-                "remove the image to run the command on the agent's host")
+        """Why this cluster cannot run the job as written (None when it can): what only a
+        Docker daemon or a secret store gives."""
+        docker = self.docker or {}
+        if docker.get("privileged") is True or (self.ucr or {}).get("privileged") is True:
+            return ("run.docker.privileged: privileged containers are not supported: this "
+                    "cluster runs images with runc, without a Docker daemon")
+        if docker.get("parameters"):
+            return ("run.docker.parameters: docker run parameters are not supported: this "
+                    "cluster runs images with runc, without a Docker daemon")
+        image = (self.ucr or {}).get("image")
+        if isinstance(image, Mapping) and image.get("kind", "docker") != "docker":
+            return f"run.ucr.image.kind: {image.get('kind')} images are not supported"
+        if any(v.secret is not None or v.host_path is None for v in self.volumes):
+            return "run.volumes: only host volumes are supported (this cluster has no secrets)"
+        if self.volumes and self.image is None:
+            return "run.volumes: volumes need a container image on this cluster"
+        return None
 
     def task_environment(self, index: int) -> dict[str, str]:
         """The plain environment of task `index` (secret-valued variables are left out).

@@ -533,22 +533,43 @@ def test_recovery_sets_bad_records_aside_and_keeps_the_rest() -> None:
     assert set(successor.restart().core.jobs) == {"good"}
 
 
-@pytest.mark.parametrize("run_fields", [
-    {"cmd": None, "docker": {"image": "busybox"}},
-    {"cmd": None, "ucr": {"image": {"id": "busybox"}}},
-    {"docker": {"image": "busybox"}},  # with the default `cmd`: not run outside the image
-])
-def test_a_run_of_a_job_with_a_container_image_fails_at_once_and_says_why(
-        run_fields: dict[str, Any]) -> None:
+@pytest.mark.parametrize(("run_fields", "command", "arguments"), [
+    ({"cmd": None, "docker": {"image": "busybox", "forcePullImage": True}}, "", []),
+    ({"cmd": None, "args": ["-x"], "ucr": {"image": {"id": "busybox"}}}, "", ["-x"]),
+    ({"docker": {"image": "busybox"},
+      "volumes": [{"containerPath": "/data", "hostPath": "/srv", "mode": "RO"}]}, "true", []),
+], ids=["docker", "ucr-args", "cmd-volume"])
+def test_runs_of_jobs_with_an_image_launch_image_tasks(
+        run_fields: dict[str, Any], command: str, arguments: list[str]) -> None:
     h = Harness()
     body = {"cmd": "true", "cpus": 1, "mem": 64, **run_fields}
     h.core.put_job(parse_job({"id": "imaged", "run": {k: v for k, v in body.items()
                                                       if v is not None}}), create=True)
+    h.core.start_run("imaged")
+    [task] = h.offer()
+    assert task.container.mesos.image.docker.name == "busybox"
+    assert task.container.mesos.image.HasField("cached") == ("docker" in run_fields
+                                                             and command == "")
+    assert (task.command.value, list(task.command.arguments)) == (command, arguments)
+    assert [(v.container_path, v.mode) for v in task.container.volumes] == (
+        [("/data", mesos_pb2.Volume.RO)] if "volumes" in run_fields else [])
+
+
+@pytest.mark.parametrize(("run_fields", "why"), [
+    ({"docker": {"image": "busybox", "privileged": True}}, "run.docker.privileged"),
+    ({"docker": {"image": "busybox", "parameters": [{"key": "a", "value": "b"}]}},
+     "run.docker.parameters"),
+    ({"volumes": [{"containerPath": "/data", "hostPath": "/srv", "mode": "RO"}]},
+     "run.volumes: volumes need a container image"),
+])
+def test_a_run_this_cluster_cannot_give_fails_at_once_and_says_why(
+        run_fields: dict[str, Any], why: str) -> None:
+    h = Harness()
+    body = {"cmd": "true", "cpus": 1, "mem": 64, **run_fields}
+    h.core.put_job(parse_job({"id": "imaged", "run": body}), create=True)
     run = h.core.start_run("imaged")
-    image = "docker" if "docker" in run_fields else "ucr"
     assert run.status is RunStatus.FAILED
-    assert run.to_json()["message"].startswith(f"run.{image}: container images are not "
-                                               "supported")
+    assert run.to_json()["message"].startswith(why)
     assert h.offer() == [] and not h.core.active_runs("imaged")
     assert h.core.history("imaged").failure_count == 1
     recovered = h.restart().core.find_run("imaged", run.id)
