@@ -5,8 +5,10 @@ back; and no status update is lost, reordered or repeated as a second terminal u
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +22,7 @@ from mesos_agent.status_updates import AckRecord, UpdateRecord
 from protos import mesos_pb2
 from tests.integration.cluster import Cluster, Process, free_port, wait_for
 from tests.integration.recording import RecordingScheduler
+from tests.integration.registries import Registry, build_image
 from tests.integration.test_agent_recovery import (
     alive,
     container_record,
@@ -92,16 +95,35 @@ def check_update_order(task_id: str, updates: list[mesos_pb2.TaskStatus]) -> Non
 
 # The machine's default isolation (cgroups/cpu,cgroups/mem where the agent is root), and every
 # isolator that holds a task: its cgroups and its pid and mount namespaces outlive the agent.
-ISOLATION = ["default", "cgroups/cpu,cgroups/mem,cgroups/pids,namespaces/pid,filesystem/linux"]
+# And tasks in an image, run by runc (whose `runc run` is the container's root process).
+IMAGE = "image"
+ISOLATION = ["default", "cgroups/cpu,cgroups/mem,cgroups/pids,namespaces/pid,filesystem/linux",
+             IMAGE]
 
 
-@pytest.mark.parametrize("isolation", ISOLATION, ids=["default", "namespaces"])
+@pytest.mark.parametrize("isolation", ISOLATION, ids=["default", "namespaces", "image"])
 def test_agent_killed_ten_times_keeps_its_tasks_and_their_updates(
-        cluster: Cluster, isolation: str) -> None:
-    if isolation != "default":
-        if os.geteuid() != 0:
-            pytest.skip("namespaces need root")
-        cluster.agent_flags += [f"--isolation={isolation}"]
+        cluster: Cluster, isolation: str, tmp_path: Path) -> None:
+    with contextlib.ExitStack() as stack:
+        image = None
+        if isolation == IMAGE:
+            if os.geteuid() != 0 or shutil.which("runc") is None:
+                pytest.skip("image containers need root and runc")
+            registry = stack.enter_context(Registry(tmp_path / "registry"))
+            registry.push(build_image(tmp_path / "layout", tag="v1"), "team/sleeper")
+            cluster.agent_flags += ["--image_providers=docker",
+                                    f"--docker_registry={registry.url}"]
+            image = "team/sleeper:v1"
+        elif isolation != "default":
+            if os.geteuid() != 0:
+                pytest.skip("namespaces need root")
+            cluster.agent_flags += [f"--isolation={isolation}"]
+        kill_agent_ten_times(cluster, image)
+
+
+def kill_agent_ten_times(cluster: Cluster, image: str | None) -> None:
+    """The test's body: three tasks (in `image`, if given) outlive ten kill -9s of their
+    agent."""
     agent_dir, agent_port = cluster.work_dir / "agent", free_port()
 
     def start_agent() -> Process:
@@ -109,7 +131,8 @@ def test_agent_killed_ten_times_keeps_its_tasks_and_their_updates(
 
     agent = start_agent()
     master = cluster.masters[0]
-    scheduler = RecordingScheduler(on_offers=launch_once(*((t, "sleep 600") for t in TASKS)))
+    scheduler = RecordingScheduler(on_offers=launch_once(*((t, "sleep 600") for t in TASKS),
+                                                         image=image))
     info = mesos_pb2.FrameworkInfo(name="restarts", user="tester", failover_timeout=300,
                                    capabilities=[PARTITION_AWARE])
     driver = SchedulerDriver(scheduler, info, cluster.master_address)

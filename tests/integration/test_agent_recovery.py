@@ -126,13 +126,28 @@ def container_record(paths: AgentPaths, task_id: str, framework_id: str = "fw-1"
 
 
 def sleep_pid_of(work_dir: Path, task_id: str) -> int | None:
-    """The pid of the `sleep` a command task runs (found by its sandbox, the working directory)."""
+    """The pid of the `sleep` a command task runs: found by its sandbox, the working
+    directory, or (in an image container, whose working directory is in its own root
+    filesystem) by the memory cgroup named after its container."""
+    containers = {run.name for run in work_dir.glob(f"**/executors/{task_id}/runs/*")}
     for process in psutil.process_iter(["cwd", "cmdline"]):
         cwd, cmdline = process.info["cwd"] or "", process.info["cmdline"] or [""]
-        if cwd.startswith(str(work_dir)) and f"/executors/{task_id}/runs/" in cwd and (
-                cmdline[0] == "sleep"):
+        if cmdline[0] not in ("sleep", "/bin/sleep"):
+            continue
+        if cwd.startswith(str(work_dir)) and f"/executors/{task_id}/runs/" in cwd:
+            return int(process.pid)
+        if _memory_cgroup(process.pid).rsplit("/", 1)[-1] in containers:
             return int(process.pid)
     return None
+
+
+def _memory_cgroup(pid: int) -> str:
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return ""
+    return next((line.split(":", 2)[2] for line in lines
+                 if line.split(":", 2)[1] == "memory"), "")
 
 
 def damage_line(path: Path, marker: bytes) -> None:

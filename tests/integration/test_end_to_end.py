@@ -42,8 +42,9 @@ def running(
 
 
 def launch_once(*tasks: tuple[str, str], cpus: float = 0.1, mem: float = 32,
-                ports: int = 0) -> OfferHandler:
-    """An offer handler that launches the given (task id, command) pairs on the first offer."""
+                ports: int = 0, image: str | None = None) -> OfferHandler:
+    """An offer handler that launches the given (task id, command) pairs on the first offer
+    (in `image`, if given)."""
     pending = list(tasks)
 
     def handle(driver: SchedulerDriver, offers: list[mesos_pb2.Offer]) -> None:
@@ -52,7 +53,8 @@ def launch_once(*tasks: tuple[str, str], cpus: float = 0.1, mem: float = 32,
                 driver.decline_offer(offer.id, filters=60)
                 continue
             budget = OfferBudget(offer)
-            launch = [command_task(task_id, budget, cmd, cpus=cpus, mem=mem, ports=ports)
+            launch = [command_task(task_id, budget, cmd, cpus=cpus, mem=mem, ports=ports,
+                                   image=image)
                       for task_id, cmd in pending]
             pending.clear()
             driver.launch_tasks(offer.id, launch)
