@@ -62,6 +62,8 @@ class RejectReason(enum.StrEnum):
     """Why an offer did not fit an app (Marathon's NoOfferMatchReason names)."""
 
     UNFULFILLED_ROLE = "UnfulfilledRole"
+    NO_IMAGE_PROVIDER = "NoImageProvider"
+    """An extension: the app runs in a Docker image and the agent runs no images."""
     UNFULFILLED_CONSTRAINT = "UnfulfilledConstraint"
     NO_CORRESPONDING_RESERVATION_FOUND = "NoCorrespondingReservationFound"
     AGENT_MAINTENANCE = "AgentMaintenance"
@@ -446,6 +448,8 @@ class LaunchQueue:
         accepted = set(app.accepted_resource_roles or self._default_roles)
         if not offer.roles & accepted or "*" not in accepted:
             reasons.append(RejectReason.UNFULFILLED_ROLE)
+        if app.image is not None and "docker" not in offer.offer.image_providers:
+            reasons.append(RejectReason.NO_IMAGE_PROVIDER)
         if not check(app.constraints, offer.agent, spread):
             reasons.append(RejectReason.UNFULFILLED_CONSTRAINT)
         if maintenance:

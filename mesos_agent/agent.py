@@ -103,6 +103,7 @@ class Agent:
             address=config.ip,
             resources=config.resources.to_proto(),
             attributes=config.attributes,
+            image_providers=config.isolation.image_providers,
         )
         self._link = MasterLink(
             detector, self, self._hello, max_backoff=config.registration_max_backoff,

@@ -117,12 +117,13 @@ class AgentRecord:
 
     def offer_template(self) -> bytes:
         """An encoded `Offer` holding what every offer of this agent says about it (agent id,
-        hostname, attributes), to merge into new offers; re-encoded when `info` is replaced."""
+        hostname, attributes, image providers), to merge into new offers; re-encoded when
+        `info` is replaced."""
         cached = self._offer_template
         if cached is None or cached[0] is not self.info:
             encoded = mesos_pb2.Offer(
                 agent_id=self.info.id, hostname=self.info.hostname,
-                attributes=self.info.attributes,
+                attributes=self.info.attributes, image_providers=self.info.image_providers,
             ).SerializeToString()
             cached = self._offer_template = (self.info, encoded)
         return cached[1]

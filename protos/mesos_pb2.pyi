@@ -505,6 +505,7 @@ class AgentInfo(_message.Message):
     ATTRIBUTES_FIELD_NUMBER: _builtins.int
     ID_FIELD_NUMBER: _builtins.int
     HTTP_PORT_FIELD_NUMBER: _builtins.int
+    IMAGE_PROVIDERS_FIELD_NUMBER: _builtins.int
     hostname: _builtins.str
     """what offers and constraints see"""
     address: _builtins.str
@@ -520,6 +521,10 @@ class AgentInfo(_message.Message):
     def id(self) -> Global___AgentID:
         """empty on first registration; assigned by the master"""
 
+    @_builtins.property
+    def image_providers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """image types its tasks may run in (`--image_providers`)"""
+
     def __init__(
         self,
         *,
@@ -530,10 +535,11 @@ class AgentInfo(_message.Message):
         attributes: _abc.Iterable[Global___Attribute] | None = ...,
         id: Global___AgentID | None = ...,
         http_port: _builtins.int = ...,
+        image_providers: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "attributes", b"attributes", "hostname", b"hostname", "http_port", b"http_port", "id", b"id", "port", b"port", "resources", b"resources"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "attributes", b"attributes", "hostname", b"hostname", "http_port", b"http_port", "id", b"id", "image_providers", b"image_providers", "port", b"port", "resources", b"resources"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1718,6 +1724,7 @@ class Offer(_message.Message):
     ATTRIBUTES_FIELD_NUMBER: _builtins.int
     EXECUTOR_IDS_FIELD_NUMBER: _builtins.int
     ROLE_FIELD_NUMBER: _builtins.int
+    IMAGE_PROVIDERS_FIELD_NUMBER: _builtins.int
     hostname: _builtins.str
     role: _builtins.str
     """the role these resources are allocated to"""
@@ -1733,6 +1740,12 @@ class Offer(_message.Message):
     def attributes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attribute]: ...
     @_builtins.property
     def executor_ids(self) -> _containers.RepeatedCompositeFieldContainer[Global___ExecutorID]: ...
+    @_builtins.property
+    def image_providers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The image types tasks may run in on this agent (its `--image_providers`, e.g. "docker"):
+        an extension, so that frameworks place image tasks only where they can run.
+        """
+
     def __init__(
         self,
         *,
@@ -1744,10 +1757,11 @@ class Offer(_message.Message):
         attributes: _abc.Iterable[Global___Attribute] | None = ...,
         executor_ids: _abc.Iterable[Global___ExecutorID] | None = ...,
         role: _builtins.str = ...,
+        image_providers: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "framework_id", b"framework_id", "id", b"id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "attributes", b"attributes", "executor_ids", b"executor_ids", "framework_id", b"framework_id", "hostname", b"hostname", "id", b"id", "resources", b"resources", "role", b"role"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "attributes", b"attributes", "executor_ids", b"executor_ids", "framework_id", b"framework_id", "hostname", b"hostname", "id", b"id", "image_providers", b"image_providers", "resources", b"resources", "role", b"role"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

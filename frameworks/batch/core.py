@@ -512,6 +512,8 @@ class BatchCore:
                     continue
                 if gpu_offer and job.run.gpus == 0 and self.gpu_scheduling == "restricted":
                     continue
+                if job.run.image is not None and "docker" not in offer.image_providers:
+                    continue  # the agent runs no images (see `Offer.image_providers`)
                 launched = self._pack(active, job, budget, now, len(offers) - position)
                 if launched:
                     tasks += launched

@@ -97,10 +97,12 @@ class Harness:
                        clock=self.clock)
 
     def offer(self, resources: str = "cpus:4;mem:4096;disk:1000", hostname: str = "h1",
-              attributes: dict[str, str] | None = None) -> list[mesos_pb2.TaskInfo]:
-        """Offer resources; the tasks launched into it."""
+              attributes: dict[str, str] | None = None,
+              image_providers: tuple[str, ...] = ("docker",)) -> list[mesos_pb2.TaskInfo]:
+        """Offer resources (of an agent that runs images, unless `image_providers` says
+        otherwise); the tasks launched into it."""
         self.offers += 1
-        offer = mesos_pb2.Offer(hostname=hostname)
+        offer = mesos_pb2.Offer(hostname=hostname, image_providers=image_providers)
         offer.id.value = f"offer-{self.offers}"
         offer.agent_id.value = f"agent-{hostname}"
         offer.resources.extend(Resources.parse(resources).to_proto())
@@ -546,6 +548,7 @@ def test_runs_of_jobs_with_an_image_launch_image_tasks(
     h.core.put_job(parse_job({"id": "imaged", "run": {k: v for k, v in body.items()
                                                       if v is not None}}), create=True)
     h.core.start_run("imaged")
+    assert h.offer(image_providers=()) == []  # an agent that runs no images
     [task] = h.offer()
     assert task.container.mesos.image.docker.name == "busybox"
     assert task.container.mesos.image.HasField("cached") == ("docker" in run_fields

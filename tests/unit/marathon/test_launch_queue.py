@@ -34,8 +34,8 @@ START = 1456677701.090  # 2016-02-28T16:41:41.090Z
 
 def offer(resources: str = "cpus:4;mem:4096;disk:1000;ports:[31000-31009]",
           host: str = "h1", attributes: str = "", role: str | None = None,
-          number: int = 1) -> OfferView:
-    message = mesos_pb2.Offer(hostname=host)
+          number: int = 1, image_providers: tuple[str, ...] = ()) -> OfferView:
+    message = mesos_pb2.Offer(hostname=host, image_providers=image_providers)
     message.id.value = f"offer-{number}"
     message.agent_id.value = f"agent-{host}"
     message.resources.extend(Resources.parse(resources).to_proto())
@@ -304,7 +304,7 @@ def test_image_apps_become_image_tasks() -> None:
     q.add(app("/mesos", container={
         "type": "MESOS", "docker": {"image": "team/web:1", "forcePullImage": True},
         "volumes": [{"hostPath": "/srv/data", "containerPath": "/data", "mode": "RO"}]}), 1)
-    task = q.match_offer(offer()).launches[0].task_info()
+    task = q.match_offer(offer(image_providers=("docker",))).launches[0].task_info()
     assert task.container.type == mesos_pb2.ContainerInfo.MESOS
     assert task.container.mesos.image.docker.name == "team/web:1"
     assert task.container.mesos.image.HasField("cached") and not task.container.mesos.image.cached
@@ -316,9 +316,22 @@ def test_image_apps_become_image_tasks() -> None:
     q = queue()
     q.add(app("/docker", cmd=None, args=["--port", "80"],
               container={"type": "DOCKER", "docker": {"image": "nginx"}}), 1)
-    task = q.match_offer(offer()).launches[0].task_info()
+    task = q.match_offer(offer(image_providers=("docker",))).launches[0].task_info()
     assert task.container.type == mesos_pb2.ContainerInfo.DOCKER
     assert task.container.docker.image == "nginx" and not task.container.HasField("mesos")
     # No cmd: the image's Entrypoint runs, with `args` as its arguments.
     assert not task.command.value and not task.command.shell
     assert list(task.command.arguments) == ["--port", "80"]
+
+
+def test_image_apps_wait_for_agents_that_run_images_and_the_queue_says_why() -> None:
+    q = queue()
+    q.add(app("/img", container={"type": "MESOS", "docker": {"image": "busybox"}}), 1)
+    q.add(app("/plain"), 1)
+    match = q.match_offer(offer())
+    assert [d.app.id for d in match.launches] == [PathId.parse("/plain")]
+    assert match.rejections[PathId.parse("/img")] == (RejectReason.NO_IMAGE_PROVIDER,)
+    summary = q.queue_json(PathId.parse("/img"))["processedOffersSummary"]
+    assert {"reason": "NoImageProvider", "declined": 1, "processed": 1} in summary[
+        "rejectSummaryLastOffers"]
+    assert q.match_offer(offer(image_providers=("docker",), number=2)).launches
