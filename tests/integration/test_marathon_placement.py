@@ -118,16 +118,17 @@ def test_the_conformance_group_is_stored_and_reported_with_its_apps(
     expected = {a["id"] for g in group["groups"] for a in g["apps"]}
     assert ids == expected
     # Their Docker images run on agents with --image_providers=docker; these agents have
-    # none, and the app says so.
+    # none: the apps wait in the queue, which says why.
     app_id = sorted(expected)[0]
 
-    def last_failure() -> dict[str, Any] | None:
-        answer = marathon.get(f"/v2/apps{app_id}", params={"embed": "app.lastTaskFailure"})
-        failure: dict[str, Any] | None = answer.json()["app"].get("lastTaskFailure")
-        return failure
+    def queued_reasons() -> list[str] | None:
+        for item in marathon.get("/v2/queue").json()["queue"]:
+            if item["app"]["id"] == app_id:
+                summary = item["processedOffersSummary"]["rejectSummaryLastOffers"]
+                return [r["reason"] for r in summary if r["declined"]] or None
+        return None
 
-    message = wait_for(last_failure, "the reason the app cannot launch")["message"]
-    assert "--image_providers=docker" in message, message
+    assert wait_for(queued_reasons, "the queue to say why the app waits") == ["NoImageProvider"]
     deleted = marathon.delete("/v2/groups/tools", params={"force": "true"})
     assert deleted.status_code == 200
     assert marathon.get("/v2/groups/tools").status_code == 404
