@@ -23,6 +23,7 @@ from mesos_cli.progress import (
     app_at_target,
     deployment_progress,
     find_deployment,
+    stall_reason,
 )
 from mesos_cli.views import TABLE_HEADERS, app_rows, app_task_rows
 
@@ -241,13 +242,17 @@ async def _follow(ctx: Context, marathon: ApiClient, app_id: str, deployment_id:
     try:
         while True:
             deployment = find_deployment(await marathon.get("/v2/deployments"), deployment_id)
-            app: dict[str, Any] = (await marathon.get(app_path(app_id)))["app"]
+            app: dict[str, Any] = (await marathon.get(
+                app_path(app_id), params={"embed": "app.lastTaskFailure"}))["app"]
             if deployment is not None:
                 seen = True
                 total_steps = int(deployment.get("totalSteps", 0))
             ended = ends.ends.get(deployment_id)
             shown = deployment if ended is None else None
-            line.show(deployment_progress(app, shown, total_steps=total_steps).render())
+            progress = deployment_progress(app, shown, total_steps=total_steps).render()
+            stalled = (stall_reason(app, await marathon.get("/v2/queue"))
+                       if ended is None and not app_at_target(app) else None)
+            line.show(f"{progress} (waiting: {stalled})" if stalled else progress)
             if ended is not None:
                 outcome, reason = ended
                 if outcome == "deployment_success":
@@ -267,8 +272,9 @@ async def _follow(ctx: Context, marathon: ApiClient, app_id: str, deployment_id:
                         "running: it failed or was rolled back")
             if loop.time() > deadline:
                 raise CliError(f"timed out after {ctx.wait_timeout:g}s waiting for deployment "
-                               f"{deployment_id} of {app_id} (it goes on; see "
-                               f"`mesos app show {app_id}`)")
+                               f"{deployment_id} of {app_id}"
+                               + (f", which waits because of {stalled}" if stalled else "")
+                               + f" (it goes on; see `mesos app show {app_id}`)")
             await ends.wait(ctx.poll_interval)
     finally:
         line.close()

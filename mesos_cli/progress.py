@@ -114,6 +114,31 @@ def app_at_target(app: Mapping[str, Any]) -> bool:
         and progress.ready == progress.target
 
 
+def stall_reason(app: Mapping[str, Any], queue: Any) -> str | None:
+    """Why instances of `app` (a `/v2/apps/{id}` `app` with `lastTaskFailure` embedded) are
+    not launching, from Marathon's own words: the reasons its queue gives for the offers it
+    could not use (`/v2/queue`), and the last failure of a task of the app's current
+    version. None when neither says anything."""
+    reasons: list[str] = []
+    items = queue.get("queue") if isinstance(queue, Mapping) else None
+    for item in items if isinstance(items, list) else ():
+        if not isinstance(item, Mapping) or (item.get("app") or {}).get("id") != app.get("id"):
+            continue
+        summary = (item.get("processedOffersSummary") or {}).get("rejectSummaryLastOffers")
+        declined = [(str(entry.get("reason")), int(entry.get("declined", 0)),
+                     int(entry.get("processed", 0)))
+                    for entry in summary or () if isinstance(entry, Mapping)
+                    and entry.get("declined")]
+        if declined:
+            reasons.append("offers declined: " + ", ".join(
+                f"{reason} ({count} of {processed})" for reason, count, processed in declined))
+    failure = app.get("lastTaskFailure")
+    if isinstance(failure, Mapping) and failure.get("message") and (
+            not app.get("version") or failure.get("version") == app.get("version")):
+        reasons.append(f"last task failed: {failure['message']}")
+    return "; ".join(reasons) or None
+
+
 @dataclass(frozen=True)
 class ServerSentEvent:
     """One event of a `text/event-stream`."""

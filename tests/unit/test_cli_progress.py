@@ -18,6 +18,7 @@ from mesos_cli.progress import (
     deployment_progress,
     find_deployment,
     render_bar,
+    stall_reason,
 )
 
 MARATHON = Path(__file__).resolve().parents[1] / "fixtures" / "conformance" / "marathon"
@@ -146,3 +147,21 @@ def test_progress_prints_each_change_once_elsewhere() -> None:
         line.show(text)
     line.close()
     assert stream.getvalue() == "a\nb\n"
+
+
+def test_stall_reason_names_the_queue_reasons_and_the_last_failure() -> None:
+    app = {"id": "/web", "version": "v2"}
+    queue = {"queue": [
+        {"app": {"id": "/other"}, "processedOffersSummary": {"rejectSummaryLastOffers": [
+            {"reason": "InsufficientCpus", "declined": 3, "processed": 3}]}},
+        {"app": {"id": "/web"}, "processedOffersSummary": {"rejectSummaryLastOffers": [
+            {"reason": "UnfulfilledRole", "declined": 0, "processed": 2},
+            {"reason": "NoImageProvider", "declined": 2, "processed": 2}]}}]}
+    assert stall_reason(app, queue) == "offers declined: NoImageProvider (2 of 2)"
+    failed = {**app, "lastTaskFailure": {"message": "failed to pull image 'x'", "version": "v2"}}
+    assert stall_reason(failed, {"queue": []}) == "last task failed: failed to pull image 'x'"
+    assert stall_reason(failed, queue) == (
+        "offers declined: NoImageProvider (2 of 2); last task failed: failed to pull image 'x'")
+    older = {**app, "lastTaskFailure": {"message": "old news", "version": "v1"}}
+    assert stall_reason(older, {"queue": []}) is None
+    assert stall_reason(app, None) is None
