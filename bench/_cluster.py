@@ -9,6 +9,7 @@ group the agents started, whether the agents are still alive or not.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import math
 import os
@@ -22,7 +23,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -148,11 +149,14 @@ class BenchCluster:
     with `security`, a cluster of mutual TLS and authenticated frameworks and agents."""
 
     def __init__(self, work_dir: Path, log_level: str, cprofile_dir: Path | None = None,
-                 security: Security | None = None, isolation: str | None = None) -> None:
+                 security: Security | None = None, isolation: str | None = None,
+                 agent_flags: Sequence[str] = ()) -> None:
         """`isolation`: the agents' `--isolation` (None: their default); cgroups are made
-        under a cgroups root of this cluster's own, removed by `close`."""
+        under a cgroups root of this cluster's own, removed by `close`; `agent_flags` are
+        added to every agent's."""
         self.work_dir = work_dir
         self.isolation = isolation
+        self.agent_flags = list(agent_flags)
         self.cgroups_root = f"bench-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.log_level = log_level
         self.cprofile_dir = cprofile_dir
@@ -209,7 +213,7 @@ class BenchCluster:
             "--work_dir", str(self.work_dir / name), "--resources", resources,
             *(self.security.agent_flags if self.security else ()),
             *((f"--isolation={self.isolation}",) if self.isolation is not None else ()),
-            f"--cgroups_root={self.cgroups_root}",
+            f"--cgroups_root={self.cgroups_root}", *self.agent_flags,
         ])
         self.agents.append(agent)
 
@@ -253,6 +257,19 @@ class BenchCluster:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(group, signal.SIGKILL)
         remove_cgroups(self.cgroups_root)
+        unmount_under(self.work_dir)
+
+
+def unmount_under(directory: Path) -> None:
+    """Detach the mounts under `directory` (image containers' root filesystems left behind
+    by agents stopped before they destroyed them)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    root = str(directory.resolve())
+    lines = Path("/proc/self/mounts").read_text().splitlines()
+    for target in sorted({line.split()[1] for line in lines if len(line.split()) > 1},
+                         reverse=True):
+        if target.startswith(root + "/"):
+            libc.umount2(target.encode(), 2)  # MNT_DETACH
 
 
 def remove_cgroups(root: str) -> None:
@@ -268,17 +285,20 @@ def remove_cgroups(root: str) -> None:
 
 
 def spread_tasks(
-    offers: list[mesos_pb2.Offer], pending: deque[str], cmd: str, *, cpus: float, mem: float
+    offers: list[mesos_pb2.Offer], pending: deque[str], cmd: str, *, cpus: float, mem: float,
+    image: str | None = None,
 ) -> list[tuple[mesos_pb2.Offer, list[mesos_pb2.TaskInfo]]]:
     """Split the `pending` task ids evenly over `offers` (taking them from `pending`), packing
-    as many as fit into each offer; offers that get none come back with an empty list."""
+    as many as fit into each offer (tasks in `image`, if given); offers that get none come
+    back with an empty list."""
     plan = []
     for index, offer in enumerate(offers):
         share = math.ceil(len(pending) / (len(offers) - index))
         budget = OfferBudget(offer)
         tasks: list[mesos_pb2.TaskInfo] = []
         while len(tasks) < share and budget.fits(cpus=cpus, mem=mem):
-            tasks.append(command_task(pending.popleft(), budget, cmd, cpus=cpus, mem=mem))
+            tasks.append(command_task(pending.popleft(), budget, cmd, cpus=cpus, mem=mem,
+                                      image=image))
         plan.append((offer, tasks))
     return plan
 
@@ -290,8 +310,10 @@ class LaunchScheduler(Scheduler):
     launching at once; inside an offer as many tasks as fit are packed into one launch call.
     """
 
-    def __init__(self, count: int, cmd: str, cpus: float, mem: float) -> None:
+    def __init__(self, count: int, cmd: str, cpus: float, mem: float,
+                 image: str | None = None) -> None:
         self.count, self.cmd, self.cpus, self.mem = count, cmd, cpus, mem
+        self.image = image
         self.pending = deque(f"task-{index}" for index in range(count))
         self.first_launch: float | None = None
         self.running_at: list[float] = []
@@ -301,7 +323,7 @@ class LaunchScheduler(Scheduler):
 
     def resource_offers(self, driver: SchedulerDriver, offers: list[mesos_pb2.Offer]) -> None:
         for offer, tasks in spread_tasks(offers, self.pending, self.cmd, cpus=self.cpus,
-                                         mem=self.mem):
+                                         mem=self.mem, image=self.image):
             if not tasks:
                 driver.decline_offer(offer.id, filters=60.0)
                 continue
@@ -330,13 +352,15 @@ class LaunchScheduler(Scheduler):
 
 
 def run_tasks(
-    cluster: BenchCluster, count: int, cmd: str, timeout: float, *, cpus: float, mem: float
+    cluster: BenchCluster, count: int, cmd: str, timeout: float, *, cpus: float, mem: float,
+    image: str | None = None,
 ) -> tuple[LaunchScheduler, SchedulerDriver]:
-    """Register a framework and launch `count` tasks; returns once all are TASK_RUNNING.
+    """Register a framework and launch `count` tasks (in `image`, if given); returns once
+    all are TASK_RUNNING.
 
     The driver keeps running (tasks stay up) until the caller stops it.
     """
-    scheduler = LaunchScheduler(count, cmd, cpus, mem)
+    scheduler = LaunchScheduler(count, cmd, cpus, mem, image)
     security = cluster.security
     driver = SchedulerDriver(
         scheduler, mesos_pb2.FrameworkInfo(name="bench", user=""), cluster.master_address,
