@@ -147,5 +147,5 @@ def _image_runtime(config: IsolationConfig, work_dir: Path, tools: LaunchTools) 
     store = ImageStore(config.docker_store_dir or work_dir / "store" / "docker", source)
     backend: Backend = "copy" if config.image_provisioner_backend == "copy" else "overlay"
     return ImageRuntime(store, work_dir / "runtime", runc=runc, backend=backend,
-                        cgroups_root=config.cgroups_root,
+                        cgroups_root=config.cgroups_root, launcher=tools.helper,
                         init=tools.helper if tools.helper and is_static(tools.helper) else None)

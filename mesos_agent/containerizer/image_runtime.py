@@ -34,7 +34,6 @@ import structlog
 from mesos_agent.containerizer.launcher import Launch
 from mesos_agent.containerizer.oci_spec import (
     SANDBOX_PATH,
-    ContainerUser,
     Mount,
     container_command,
     parse_passwd_user,
@@ -58,13 +57,18 @@ _INIT_PATH = "/mnt/mesos/init"
 class ImageRuntime:
     """Runs image containers with `runc` (path `runc`), root filesystems by `backend`, bundles
     under `runtime_dir`, in the cgroups `<cgroups_root>/<container id>` the isolators make.
-    `init` (the static `mesos-launch`) is bound into each container as its pid 1, so that the
-    command gets the signals it is sent (a pid 1 ignores those it has no handler for) and
-    orphans are reaped; without it the command is pid 1."""
+    `launcher` (`mesos-launch`) mounts each overlay root filesystem in a mount namespace of
+    the container's own, just before exec'ing `runc` there: the host's mount table does not
+    grow with every container (each new mount namespace copies it), and the mount goes with
+    the container. `init` (the static `mesos-launch`) is bound into each container as its
+    pid 1, so that the command gets the signals it is sent (a pid 1 ignores those it has no
+    handler for) and orphans are reaped; without it the command is pid 1."""
 
     def __init__(self, store: ImageStore, runtime_dir: Path, *, runc: str, backend: Backend,
-                 cgroups_root: str, init: str | None = None) -> None:
+                 cgroups_root: str, launcher: str | None = None, init: str | None = None
+                 ) -> None:
         self.store = store
+        self._launcher = launcher
         self._init = init
         self._runtime_dir = runtime_dir
         self._runc = runc
@@ -100,11 +104,18 @@ class ImageRuntime:
         argv = container_command(config.image.command, image.config)
         rootfs = bundle / "rootfs"
         rootfs.mkdir(parents=True)
+        runtime_prefix: tuple[str, ...] = ()
         if self._backend == "overlay":
-            _mount_overlay(image.layers, bundle)
+            options = _overlay_options(image.layers, bundle)
+            if self._launcher is not None:
+                runtime_prefix = (self._launcher, "-O", options, str(rootfs), "--")
+            else:
+                _mount_overlay(options, rootfs)
         else:
             _copy_layers(image.layers, rootfs)
-        who = _container_user(rootfs, user or image.config.user or "0")
+        who = parse_passwd_user(user or image.config.user or "0",
+                                _read_in_layers(image.layers, "etc/passwd"),
+                                _read_in_layers(image.layers, "etc/group"))
         for owned in (config.sandbox, config.sandbox / "stdout", config.sandbox / "stderr"):
             with contextlib.suppress(FileNotFoundError):
                 os.chown(owned, who.uid, who.gid)
@@ -127,8 +138,8 @@ class ImageRuntime:
             cgroups_path=f"/{self._cgroups_root}/{config.container_id}",
             open_files=resource.getrlimit(resource.RLIMIT_NOFILE))
         (bundle / "config.json").write_text(json.dumps(spec, indent=1))
-        runc_argv = (self._runc, "--root", str(self._runtime_dir / "runc"), "run", "--bundle",
-                     str(bundle), "--no-new-keyring", config.container_id)
+        runc_argv = (*runtime_prefix, self._runc, "--root", str(self._runtime_dir / "runc"),
+                     "run", "--bundle", str(bundle), "--no-new-keyring", config.container_id)
         return Launch(runc_argv, {"PATH": os.defpath}, None, wrapped=True, through_init=True)
 
     async def destroy(self, container_id: str) -> None:
@@ -152,35 +163,43 @@ class ImageRuntime:
         await asyncio.to_thread(_remove_bundle, bundle)
 
 
-def _container_user(rootfs: Path, spec: str) -> ContainerUser:
-    return parse_passwd_user(spec, _read_in_root(rootfs, "etc/passwd"),
-                             _read_in_root(rootfs, "etc/group"))
-
-
-def _read_in_root(rootfs: Path, relative: str) -> str:
-    """A file of the image, "" when missing; never following a symbolic link (which would
-    point into the host's file system, not the image's)."""
-    path = rootfs
-    for part in relative.split("/"):
-        path = path / part
-        if path.is_symlink():
+def _read_in_layers(layers: Sequence[Path], relative: str) -> str:
+    """A file of the image as its layers stack up ("" when missing or whited out), never
+    following a symbolic link (which would point into the host's file system)."""
+    parts = relative.split("/")
+    for layer in reversed(layers):
+        path = layer
+        for depth, part in enumerate(parts):
+            path = path / part
+            if is_whiteout(path) or path.is_symlink():
+                return ""
+            if depth < len(parts) - 1 and not path.is_dir() and path.exists():
+                return ""
+        if path.is_file():
+            try:
+                return path.read_text(errors="replace")
+            except OSError:
+                return ""
+        if any(_opaque(layer.joinpath(*parts[:depth]))
+               for depth in range(1, len(parts))):
             return ""
-    try:
-        return path.read_text(errors="replace") if path.is_file() else ""
-    except OSError:
-        return ""
+    return ""
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _mount_overlay(layers: Sequence[Path], bundle: Path) -> None:
+def _overlay_options(layers: Sequence[Path], bundle: Path) -> str:
+    """The overlay mount options of a root filesystem of `layers`, writing to the bundle."""
     upper, work = bundle / "upper", bundle / "work"
     upper.mkdir()
     work.mkdir()
     lower = ":".join(str(layer) for layer in reversed(layers))  # overlay: top layer first
-    options = f"lowerdir={lower},upperdir={upper},workdir={work}".encode()
-    if _libc.mount(b"overlay", str(bundle / "rootfs").encode(), b"overlay", 0, options) != 0:
+    return f"lowerdir={lower},upperdir={upper},workdir={work}"
+
+
+def _mount_overlay(options: str, rootfs: Path) -> None:
+    if _libc.mount(b"overlay", str(rootfs).encode(), b"overlay", 0, options.encode()) != 0:
         code = ctypes.get_errno()
         raise OSError(code, f"cannot mount the overlay root filesystem: {os.strerror(code)} "
                       "(use --image_provisioner_backend=copy where overlayfs is unavailable)")

@@ -1,13 +1,17 @@
 /*
  * mesos-launch: starts one container's root process as the agent's isolators ask (ADR 0014).
  *
- *   mesos-launch [-c CGROUP_PROCS]... [-m] [-b SOURCE TARGET]... [-p]
+ *   mesos-launch [-c CGROUP_PROCS]... [-m] [-b SOURCE TARGET]... [-O OPTIONS TARGET] [-p]
  *                [-u UID -g GID -G GID,GID,...] -- COMMAND [ARG]...
  *
  *   -c  write this process's pid into a cgroup.procs file (before anything else: nothing the
  *       command starts escapes the cgroup)
  *   -m  a private mount namespace (mounts made in it do not propagate back)
  *   -b  bind SOURCE over TARGET in that namespace (implies -m)
+ *   -O  mount an overlay with OPTIONS (lowerdir=...,upperdir=...,workdir=...) at TARGET in
+ *       that namespace (implies -m): an image container's root filesystem, which then exists
+ *       only in the namespace of its runtime and goes away with it (no mount of the host's
+ *       grows with the number of containers, and no mount outlives its container)
  *   -p  a pid namespace with its own /proc (implies -m): this process stays outside and exits
  *       with the container's status, a forked copy is the namespace's init (pid 1), which
  *       forwards every signal to the command's process group, reaps orphans, and exits when
@@ -139,9 +143,9 @@ int main(int argc, char **argv) {
             if (fd < 0 || write(fd, pid_text, pid_length) != pid_length)
                 fail("cannot join the cgroup of", procs);
             close(fd);
-        } else if (!strcmp(option, "-b")) {
-            if (i + 2 >= argc) usage("-b needs a source and a target");
-            i += 2; /* bound below, once the mount namespace exists */
+        } else if (!strcmp(option, "-b") || !strcmp(option, "-O")) {
+            if (i + 2 >= argc) usage("-b and -O need two values");
+            i += 2; /* mounted below, once the mount namespace exists */
             mount_ns = 1;
         } else if (!strcmp(option, "-u")) who.set = 1, who.uid = (uid_t)number(argv[++i]);
         else if (!strcmp(option, "-g")) who.set = 1, who.gid = (gid_t)number(argv[++i]);
@@ -160,6 +164,10 @@ int main(int argc, char **argv) {
             if (!strcmp(argv[j], "-b")) {
                 if (mount(argv[j + 1], argv[j + 2], NULL, MS_BIND | MS_REC, NULL))
                     fail("cannot bind", argv[j + 1]);
+                j += 2;
+            } else if (!strcmp(argv[j], "-O")) {
+                if (mount("overlay", argv[j + 2], "overlay", 0, argv[j + 1]))
+                    fail("cannot mount the overlay at", argv[j + 2]);
                 j += 2;
             } else if (strcmp(argv[j], "-m") && strcmp(argv[j], "-p") && strcmp(argv[j], "-i")) {
                 j++; /* the value of -c, -u, -g or -G */
