@@ -134,7 +134,7 @@ class Agent:
         self._sandbox_collector = SandboxCollector(
             config.work_dir, self._containerizer.live_ids,
             gc_delay=config.isolation.gc_delay, headroom=config.isolation.gc_disk_headroom,
-            agent_id=lambda: self.agent_id)
+            agent_id=lambda: self.agent_id, reclaim=self._containerizer.reclaim_disk)
         self.endpoint: str | None = None
         self.ready = asyncio.Event()
 

@@ -13,7 +13,7 @@ import asyncio
 import os
 import shutil
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 
 import structlog
@@ -53,7 +53,8 @@ def disk_usage(path: Path) -> float:
 
 class SandboxCollector:
     """Deletes sandboxes of finished containers after `gc_delay`, sooner as the disk fills
-    (see `mesos_agent.sandbox_gc`). `live` names the containers whose sandboxes are kept."""
+    (see `mesos_agent.sandbox_gc`). `live` names the containers whose sandboxes are kept;
+    `reclaim` frees other disk (unused images) whenever less than `headroom` is free."""
 
     def __init__(
         self,
@@ -63,8 +64,10 @@ class SandboxCollector:
         gc_delay: float,
         headroom: float,
         agent_id: Callable[[], str],
+        reclaim: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._work_dir = work_dir
+        self._reclaim = reclaim
         self._live = live
         self._gc_delay = gc_delay
         self._headroom = headroom
@@ -83,6 +86,8 @@ class SandboxCollector:
     async def collect(self) -> list[Path]:
         """One pass: delete what is due; returns the sandboxes deleted."""
         runs, usage = await asyncio.to_thread(self._scan)
+        if self._reclaim is not None and usage > 1.0 - self._headroom:
+            await self._reclaim()  # e.g. unused image layers, before any sandbox goes early
         due = due_for_deletion(runs, live=set(self._live()), now=time.time(),
                                gc_delay=self._gc_delay, headroom=self._headroom, usage=usage)
         if not due:

@@ -201,6 +201,11 @@ class Containerizer(Protocol):
         """Drop the record of a destroyed container."""
         ...
 
+    async def reclaim_disk(self) -> None:
+        """Free disk the containerizer keeps for later use (unused image layers), as the
+        work directory's disk fills."""
+        ...
+
     async def recover(
         self, containers: Iterable[ContainerProcess], owned: Collection[str] = ()
     ) -> set[str]:

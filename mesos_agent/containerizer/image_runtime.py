@@ -42,7 +42,7 @@ from mesos_agent.containerizer.oci_spec import (
 from mesos_agent.containers import ContainerConfig
 from mesos_agent.images.layers import OPAQUE_XATTR, is_whiteout
 from mesos_agent.images.manifest import ImageError
-from mesos_agent.images.store import Image, ImageStore
+from mesos_agent.images.store import Image, ImageStore, PruneResult
 
 __all__ = ["Backend", "ImageRuntime"]
 
@@ -52,6 +52,7 @@ _MNT_DETACH = 2
 _RUNC_SECONDS = 60
 _HOST_FILES = ("/etc/resolv.conf", "/etc/hosts")  # host networking: the host's names
 _INIT_PATH = "/mnt/mesos/init"
+_IMAGE_FILE = "image"  # in a bundle: the name of the image its container uses
 
 
 class ImageRuntime:
@@ -79,6 +80,29 @@ class ImageRuntime:
     def bundle(self, container_id: str) -> Path:
         return self._runtime_dir / container_id
 
+    async def claim(self, container_id: str, image: str) -> None:
+        """Note that the container uses `image` (before it is pulled: a garbage collection
+        from then on keeps it), in its bundle directory."""
+        bundle = self.bundle(container_id)
+        await asyncio.to_thread(bundle.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread((bundle / _IMAGE_FILE).write_text, image)
+
+    def images_in_use(self) -> set[str]:
+        """The images of the containers that have a bundle (blocking)."""
+        used = set()
+        for marker in self._runtime_dir.glob(f"*/{_IMAGE_FILE}"):
+            with contextlib.suppress(OSError):
+                used.add(marker.read_text())
+        return used
+
+    async def collect_garbage(self) -> PruneResult:
+        """Remove the images no container uses and the layers only they had."""
+        result = await self.store.prune(await asyncio.to_thread(self.images_in_use))
+        if result.images or result.layers:
+            _log.info("unused images removed", images=list(result.images),
+                      layers=result.layers, bytes_freed=result.bytes_freed)
+        return result
+
     async def prepare(
         self, config: ContainerConfig, image: Image, *, user: str,
         environment: Mapping[str, str],
@@ -103,7 +127,7 @@ class ImageRuntime:
         assert config.image is not None
         argv = container_command(config.image.command, image.config)
         rootfs = bundle / "rootfs"
-        rootfs.mkdir(parents=True)
+        rootfs.mkdir(parents=True, exist_ok=True)
         runtime_prefix: tuple[str, ...] = ()
         if self._backend == "overlay":
             options = _overlay_options(image.layers, bundle)

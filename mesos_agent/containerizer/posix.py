@@ -357,6 +357,7 @@ class PosixContainerizer:
                 f"cannot run image {config.image.name!r}: this agent runs no container images "
                 "(start it with --image_providers=docker)")
         try:
+            await self._images.claim(config.container_id, config.image.name)
             image = await self._images.store.get(config.image.name,
                                                  force_pull=config.image.force_pull)
         except ImageError as exc:
@@ -462,6 +463,11 @@ class PosixContainerizer:
     def forget(self, container_id: str) -> None:
         """Drop a destroyed container's record."""
         self._containers.pop(container_id, None)
+
+    async def reclaim_disk(self) -> None:
+        """Remove the images no container uses, and their layers (`ImageRuntime`)."""
+        if self._images is not None:
+            await self._images.collect_garbage()
 
     async def recover(
         self, containers: Iterable[ContainerProcess], owned: Collection[str] = ()

@@ -23,6 +23,7 @@ from mesos_agent.containerizer import ContainerConfig, ContainerLaunchError, Pos
 from mesos_agent.containerizer.cgroups import Cgroups, mounts_under
 from mesos_agent.containerizer.create import create_containerizer
 from mesos_agent.containers import ContainerImage, Volume
+from mesos_agent.sandbox_collector import SandboxCollector
 from mesos_values.resources import Resources
 from protos import mesos_pb2
 from tests.integration.cluster import Cluster, wait_for
@@ -44,7 +45,10 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     app = build_image(
         layout,
         layers=[{"etc/motd": b"hello from the image\n", "bin/dd": Symlink("busybox"),
-                 "opt/app/data": b"app data\n"}],
+                 "bin/id": Symlink("busybox"),
+                 "opt/app/data": b"app data\n", "opt/app/old": b"whited out above\n",
+                 "var/cache/stale": b"hidden by an opaque directory above\n"},
+                {"opt/app/old": None, "var/cache/.wh..wh..opq": b"", "var/cache/fresh": b"\n"}],
         entrypoint=["/bin/echo", "entrypoint"], cmd=["from-cmd"],
         env={"GREETING": "hi", "PATH": "/bin"}, working_dir="/opt/app", tag="v1")
     with Registry(tmp_path_factory.mktemp("registry")) as running:
@@ -102,13 +106,15 @@ async def test_the_command_runs_in_the_images_root_filesystem(
     isolated = containerizer(tmp_path, registry, cgroups_root, backend)
     script = ("cat /etc/motd; echo $GREETING $TASK_VAR $MESOS_SANDBOX; pwd; "
               "test -e /work && echo host-visible || echo host-hidden; "
-              "echo note > $MESOS_SANDBOX/written; ps | wc -l")
+              "echo note > $MESOS_SANDBOX/written; ps | wc -l; "
+              "test -e /opt/app/old && echo old-visible || echo old-gone; ls /var/cache")
     status, output = await run(isolated, config := image_task(tmp_path, registry, shell(script)))
     lines = output.splitlines()
     assert status == 0, output
     assert lines[:4] == ["hello from the image", "hi task /mnt/mesos/sandbox", "/opt/app",
                          "host-hidden"]
     assert int(lines[4]) <= 5  # its init, the shell, ps, wc: its own pid namespace
+    assert lines[5:] == ["old-gone", "fresh"]  # a whiteout, an opaque directory
     assert (config.sandbox / "written").read_text() == "note\n"
     assert not (tmp_path / "work" / "runtime" / config.container_id).exists()  # cleaned up
 
@@ -248,3 +254,53 @@ def outputs(cluster: Cluster, task_prefix: str) -> list[str]:
     not their containers' root filesystems)."""
     return [path.read_text() for path in cluster.work_dir.glob(
         f"agent-*/slaves/*/frameworks/*/executors/{task_prefix}*/runs/*/stdout")]
+
+
+async def test_unused_images_are_collected_and_images_in_use_kept(
+        tmp_path: Path, registry: Registry, cgroups_root: str) -> None:
+    other = build_image(tmp_path / "other", layers=[{"other": b"x"}], cmd=["true"], tag="v1")
+    registry.push(other, "team/other")
+    isolated = containerizer(tmp_path, registry, cgroups_root)
+    await run(isolated, image_task(tmp_path, registry, shell("true")))  # team/app: done
+    running = image_task(tmp_path, registry, shell("exec sleep 300"), name="team/other:v1")
+    await isolated.launch(running)
+    try:
+        store = tmp_path / "work" / "store" / "docker"
+        layers_before = set(os.listdir(store / "layers"))
+        await isolated.reclaim_disk()
+        layers_after = set(os.listdir(store / "layers"))
+        # busybox (shared), team/app's two own layers, team/other's own one: team/app's went.
+        assert len(layers_before) == 4 and len(layers_after) == 2
+        assert len(os.listdir(store / "images")) == 1  # team/other's record stays
+    finally:
+        await isolated.destroy(running.container_id)
+    await isolated.reclaim_disk()
+    assert os.listdir(store / "layers") == []  # nothing in use any more
+
+
+async def test_the_sandbox_collector_reclaims_disk_when_headroom_runs_out(
+        tmp_path: Path) -> None:
+    reclaimed: list[bool] = []
+
+    async def reclaim() -> None:
+        reclaimed.append(True)
+
+    roomy = SandboxCollector(tmp_path, set, gc_delay=3600, headroom=0.0,
+                             agent_id=lambda: "a", reclaim=reclaim)
+    await roomy.collect()
+    assert reclaimed == []  # a disk with any free space has room to spare at headroom 0
+    tight = SandboxCollector(tmp_path, set, gc_delay=3600, headroom=1.0,
+                             agent_id=lambda: "a", reclaim=reclaim)
+    await tight.collect()
+    assert reclaimed == [True]  # headroom 1: never enough room
+
+
+async def test_the_task_runs_as_its_user_as_the_image_names_it(
+        tmp_path: Path, registry: Registry, cgroups_root: str) -> None:
+    isolated = containerizer(tmp_path, registry, cgroups_root)
+    config = dataclasses.replace(image_task(tmp_path, registry, shell("id -u; id -g; touch "
+                                                                     "$MESOS_SANDBOX/mine")),
+                                 user="nobody")
+    status, output = await run(isolated, config)
+    assert (status, output.split()) == (0, ["65534", "65534"])
+    assert (config.sandbox / "mine").stat().st_uid == 65534  # its sandbox is its own
