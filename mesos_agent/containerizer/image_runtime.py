@@ -162,8 +162,10 @@ class ImageRuntime:
             cgroups_path=f"/{self._cgroups_root}/{config.container_id}",
             open_files=resource.getrlimit(resource.RLIMIT_NOFILE))
         (bundle / "config.json").write_text(json.dumps(spec, indent=1))
+        # --keep: the container (its cgroups, which are the isolators') stays until `destroy`.
         runc_argv = (*runtime_prefix, self._runc, "--root", str(self._runtime_dir / "runc"),
-                     "run", "--bundle", str(bundle), "--no-new-keyring", config.container_id)
+                     "run", "--keep", "--bundle", str(bundle), "--no-new-keyring",
+                     config.container_id)
         return Launch(runc_argv, {"PATH": os.defpath}, None, wrapped=True, through_init=True)
 
     async def destroy(self, container_id: str) -> None:

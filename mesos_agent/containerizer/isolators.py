@@ -294,6 +294,10 @@ class CgroupsMemIsolator(_CgroupsIsolator):
     async def watch(self, container_id: str) -> Limitation:
         if self._v1:
             await self._oom_event_v1(container_id)
+            if not self._cgroups.path("memory", container_id).is_dir():
+                # The eventfd also fires when the cgroup is removed (by an OCI runtime that
+                # tears its container down): not a limit reached. Nothing left to watch.
+                await asyncio.Event().wait()
         else:
             while self._oom_kills(container_id) == 0:  # noqa: ASYNC110 (v2 has no eventfd)
                 await asyncio.sleep(_V2_OOM_POLL_SECONDS)

@@ -6,7 +6,9 @@ both provisioner backends."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
+import json
 import os
 import shutil
 import uuid
@@ -28,8 +30,8 @@ from mesos_values.resources import Resources
 from protos import mesos_pb2
 from tests.integration.cluster import Cluster, wait_for
 from tests.integration.recording import RecordingScheduler
-from tests.integration.registries import Registry, Symlink, build_image
-from tests.integration.test_end_to_end import running, sandbox_file
+from tests.integration.registries import Registry, Symlink, build_image, save_archive
+from tests.integration.test_end_to_end import running
 
 pytestmark = [
     pytest.mark.integration,
@@ -190,14 +192,29 @@ async def test_images_that_cannot_be_had_fail_the_launch_saying_why(
 
 
 
-def test_sdk_tasks_run_in_images_on_a_cluster(cluster: Cluster, registry: Registry) -> None:
+def test_sdk_tasks_run_in_images_on_a_cluster(cluster: Cluster, registry: Registry,
+                                              tmp_path: Path) -> None:
     """Through the SDK and a real master and agent: `command_task(..., image=...)` runs in
-    the image (named as in the agent's default registry); an image that cannot be pulled
-    fails its task with the reason."""
-    cluster.agent_flags += ["--image_providers=docker", f"--docker_registry={registry.url}"]
-    cluster.start_agent()
-    tasks = [("in-image", "team/app:v1", "cat /etc/motd; echo sandbox=$MESOS_SANDBOX"),
-             ("no-image", "team/none:v1", "true")]
+    the image (named as in the agent's default registry); an unknown image, a digest the
+    registry does not have and a registry refusing the agent's credentials (`--docker_config`)
+    each fail their task with the reason."""
+    with Registry(tmp_path / "private", htpasswd=("puller", "secret")) as private:
+        private.push(build_image(tmp_path / "layout", tag="v1"), "team/private")
+        config = tmp_path / "docker.json"
+        config.write_text(json.dumps({"auths": {private.host: {
+            "auth": base64.b64encode(b"puller:wrong").decode()}}}))
+        cluster.agent_flags += ["--image_providers=docker", f"--docker_registry={registry.url}",
+                                f"--docker_config={config}"]
+        cluster.start_agent()
+        run_sdk_tasks(cluster, [
+            ("in-image", "team/app:v1", "cat /etc/motd; echo sandbox=$MESOS_SANDBOX"),
+            ("no-image", "team/none:v1", "true"),
+            ("bad-digest", "team/app@sha256:" + "0" * 64, "true"),
+            ("refused", f"{private.host}/team/private:v1", "true")])
+
+
+def run_sdk_tasks(cluster: Cluster, tasks: list[tuple[str, str, str]]) -> None:
+    """Launch (task id, image, command) tasks through the SDK and check how each ends."""
 
     def launch(driver: SchedulerDriver, offers: list[mesos_pb2.Offer]) -> None:
         for offer in offers:
@@ -213,10 +230,14 @@ def test_sdk_tasks_run_in_images_on_a_cluster(cluster: Cluster, registry: Regist
     scheduler = RecordingScheduler(on_offers=launch)
     with running(cluster, scheduler):
         scheduler.wait_for_state("in-image", "TASK_FINISHED")
-        failed = scheduler.wait_for_state("no-image", "TASK_FAILED")
-    assert "team/none:v1" in failed.message and "not found" in failed.message, failed.message
-    stdout = wait_for(lambda: sandbox_file(cluster.work_dir, "in-image", "stdout"), "stdout")
-    assert stdout.read_text() == "hello from the image\nsandbox=/mnt/mesos/sandbox\n"
+        unknown = scheduler.wait_for_state("no-image", "TASK_FAILED")
+        bad_digest = scheduler.wait_for_state("bad-digest", "TASK_FAILED")
+        refused = scheduler.wait_for_state("refused", "TASK_FAILED")
+    assert "team/none:v1" in unknown.message and "not found" in unknown.message, unknown.message
+    assert "sha256:0000" in bad_digest.message and "MANIFEST_UNKNOWN" in bad_digest.message, (
+        bad_digest.message)
+    assert "refused the credentials of 'puller'" in refused.message, refused.message
+    assert outputs(cluster, "in-image") == ["hello from the image\nsandbox=/mnt/mesos/sandbox\n"]
 
 
 def test_marathon_apps_run_in_images(cluster: Cluster, registry: Registry) -> None:
@@ -304,3 +325,22 @@ async def test_the_task_runs_as_its_user_as_the_image_names_it(
     status, output = await run(isolated, config)
     assert (status, output.split()) == (0, ["65534", "65534"])
     assert (config.sandbox / "mine").stat().st_uid == 65534  # its sandbox is its own
+
+
+async def test_images_from_a_directory_of_archives(tmp_path: Path, cgroups_root: str) -> None:
+    """`--docker_registry` a directory: `docker save` output named `<repository>:<tag>.tar`,
+    no registry at all."""
+    archives = tmp_path / "archives"
+    archives.mkdir()
+    image = build_image(tmp_path / "layout", layers=[{"etc/motd": b"from an archive\n"}],
+                        tag="v1")
+    save_archive(image, tmp_path / "saved.tar", "tools:v1", format="docker-archive")
+    (tmp_path / "saved.tar").rename(archives / "tools:v1.tar")
+    isolated = create_containerizer(IsolationConfig(
+        isolation=("cgroups/mem",), cgroups_root=cgroups_root, image_providers=("docker",),
+        docker_registry=str(archives)), tmp_path / "work")
+    config = ContainerConfig(
+        container_id=str(uuid.uuid4()), argv=(), environment={}, sandbox=tmp_path / "s",
+        resources=Resources.parse("cpus:0.1;mem:64"),
+        image=ContainerImage("tools:v1", command=shell("cat /etc/motd")))
+    assert await run(isolated, config) == (0, "from an archive\n")
