@@ -87,17 +87,22 @@ async def _wait_for_run(ctx: Context, batch: ApiClient, job_id: str,
                         run_id: str) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ctx.wait_timeout
-    status = None
+    status = waiting = None
     while True:
         run: dict[str, Any] = await batch.get(f"{job_path(job_id)}/runs/{run_id}")
         if run.get("status") != status:
             status = run.get("status")
             ctx.note(f"run {run_id}: {status}")
+        if run.get("waitingReason") != waiting:
+            waiting = run.get("waitingReason")
+            if waiting:
+                ctx.note(f"run {run_id} waits: {waiting}")
         if status in RUN_FINISHED_STATES:
             return run
         if loop.time() > deadline:
             raise CliError(f"timed out after {ctx.wait_timeout:g}s waiting for run {run_id} "
-                           f"of job {job_id} (it is {status})")
+                           f"of job {job_id} (it is {status}"
+                           + (f", waiting because {waiting}" if waiting else "") + ")")
         await asyncio.sleep(ctx.poll_interval)
 
 

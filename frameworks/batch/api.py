@@ -40,7 +40,7 @@ from frameworks.authorization import Action, Authorization, job_path
 from frameworks.batch.core import BatchCore, Conflict, NotFound, ScheduleState, parse_job_body
 from frameworks.batch.jobs import ValidationError, is_valid_job_id
 from frameworks.batch.metrics import dropwizard_metrics
-from frameworks.batch.runs import UTC_SUFFIX
+from frameworks.batch.runs import UTC_SUFFIX, JobRun
 from frameworks.batch.schedules import parse_schedule
 from frameworks.service_http import Authorizer, ElectedService, LeaderGuard, set_aside_records
 from mesos_http.http_error import HttpError
@@ -219,7 +219,7 @@ class BatchApi:
             (self._authz.reading(request), job_path(job_id))])
         _call(lambda: core.job(job_id))
         if request.method == "GET":
-            return JSONResponse([run.to_json() for run in core.active_runs(job_id)])
+            return JSONResponse([_run_json(core, run) for run in core.active_runs(job_id)])
         run = core.start_run(job_id)
         await self.backend.durable()
         return JSONResponse(run.to_json(), status_code=201)
@@ -228,7 +228,7 @@ class BatchApi:
         core = self.core()
         job_id, run_id = _job_id(request), request.path_params["run_id"]
         self._authz.require(request, [("view", job_path(job_id))])
-        return JSONResponse(_call(lambda: core.find_run(job_id, run_id)).to_json())
+        return JSONResponse(_run_json(core, _call(lambda: core.find_run(job_id, run_id))))
 
     async def stop_run(self, request: Request) -> Response:
         core = self.core()
@@ -351,7 +351,7 @@ def _job_json(core: BatchCore, job_id: str, embeds: set[str]) -> dict[str, Any]:
     if "schedules" in embeds:
         body["schedules"] = [s.spec.to_json() for s in core.job_schedules(job_id)]
     if "activeRuns" in embeds:
-        body["activeRuns"] = [run.to_json() for run in core.active_runs(job_id)]
+        body["activeRuns"] = [_run_json(core, run) for run in core.active_runs(job_id)]
     if "history" in embeds:
         body["history"] = core.history(job_id).to_json()
     if "historySummary" in embeds:
@@ -364,4 +364,13 @@ def _schedule_json(core: BatchCore, state: ScheduleState) -> dict[str, Any]:
     due = state.spec.next_due(max(state.handled_until, core.now()))
     if due is not None and state.spec.enabled:
         body["nextRunAt"] = format_timestamp(due.timestamp(), utc_suffix=UTC_SUFFIX)
+    return body
+
+
+def _run_json(core: BatchCore, run: JobRun) -> dict[str, Any]:
+    """A run's JSON, with `waitingReason` (an extension) while its tasks wait for offers."""
+    body = run.to_json()
+    reason = core.waiting_reason(run.id)
+    if reason is not None:
+        body["waitingReason"] = reason
     return body

@@ -118,6 +118,13 @@ class Conflict(Exception):
     """The change conflicts with the current state (HTTP 409)."""
 
 
+
+WAITING_CONSTRAINTS = "no offered agent meets the job's placement constraints"
+WAITING_GPUS = ("agents with GPUs are kept for jobs that use them "
+                "(--gpu_scheduling_behavior restricted)")
+WAITING_IMAGES = "no offered agent runs container images (agents need --image_providers=docker)"
+WAITING_RESOURCES = "no offer has the resources a task asks for"
+
 @dataclass(slots=True)
 class ActiveRun:
     """A run the core drives, with where its tasks run and what started it."""
@@ -129,6 +136,8 @@ class ActiveRun:
     """Started because its parents succeeded (see the module docstring)."""
     launchable: bool = True
     """False until the decision that created the run is durable."""
+    waiting_reason: str | None = None
+    """Why the last offer that could have taken its waiting tasks did not (not stored)."""
     _encoded_live: dict[str, tuple[str, str]] = field(default_factory=dict, init=False,
                                                        repr=False, compare=False)
     """live task id -> (state, JSON entry) from the last `to_record`, to encode each once."""
@@ -470,6 +479,14 @@ class BatchCore:
                 queued.setdefault(active.run.job_id, []).append(active.run)
         return queued
 
+    def waiting_reason(self, run_id: str) -> str | None:
+        """Why an active run's waiting tasks were not launched into the last offer that could
+        have taken them, None when nothing holds them back (or the run is not active)."""
+        active = self.runs.get(run_id)
+        if active is None or not active.run.has_pending:
+            return None
+        return active.waiting_reason
+
     def find_run(self, job_id: str, run_id: str) -> JobRun:
         """An active run, or one of the job's last finished ones; NotFound otherwise."""
         self.job(job_id)
@@ -508,16 +525,24 @@ class BatchCore:
             touched: list[ActiveRun] = []
             for active in self._waiting():
                 job = self.jobs.get(active.run.job_id)
-                if job is None or not check(job.run.placement_rules, agent):
+                if job is None:
+                    continue
+                if not check(job.run.placement_rules, agent):
+                    active.waiting_reason = WAITING_CONSTRAINTS
                     continue
                 if gpu_offer and job.run.gpus == 0 and self.gpu_scheduling == "restricted":
+                    active.waiting_reason = WAITING_GPUS
                     continue
                 if job.run.image is not None and "docker" not in offer.image_providers:
-                    continue  # the agent runs no images (see `Offer.image_providers`)
+                    active.waiting_reason = WAITING_IMAGES  # see `Offer.image_providers`
+                    continue
                 launched = self._pack(active, job, budget, now, len(offers) - position)
                 if launched:
+                    active.waiting_reason = None
                     tasks += launched
                     touched.append(active)
+                elif active.run.has_pending:
+                    active.waiting_reason = WAITING_RESOURCES
             if not tasks:
                 self.counters["offers_declined"] += 1
                 idle = not any(True for _ in self._waiting())

@@ -330,3 +330,16 @@ def test_deploy_wait_says_why_instances_do_not_launch(live: LiveCluster) -> None
     assert "(waiting: offers declined: NoImageProvider" in waited.stderr, waited.stderr
     assert "which waits because of offers declined: NoImageProvider" in waited.stderr
     assert live.ok("app", "remove", "imaged", "--force").startswith("Removing app /imaged")
+
+
+def test_job_run_wait_says_why_its_tasks_wait(live: LiveCluster) -> None:
+    """A job in an image, on agents that run no images: `job run --wait` shows why the run
+    waits and gives up with it."""
+    imaged = live.write("imaged-job.json", {"id": "imaged", "run": {
+        "cpus": 0.1, "mem": 32, "docker": {"image": "busybox"}}})
+    live.ok("job", "add", imaged)
+    waited = live.mesos("--timeout", "3", "job", "run", "imaged", "--wait")
+    assert waited.returncode == 1
+    reason = "no offered agent runs container images (agents need --image_providers=docker)"
+    assert f"waits: {reason}" in waited.stderr, waited.stderr
+    assert f"waiting because {reason}" in waited.stderr

@@ -252,7 +252,8 @@ function activeRunsTable(runs) {
     { label: "Status", cell: (r) => runBadge(r.status) },
     { label: "Created", cell: (r) => formatTime(r.createdAt) },
     { label: "Tasks", cell: (r) => (r.tasks ?? []).length
-      ? r.tasks.map((t) => [stateBadge(t.status), " "]) : h("span", { class: "sub", text: "none yet" }) },
+      ? r.tasks.map((t) => [stateBadge(t.status), " "])
+      : h("span", { class: "sub", text: r.waitingReason ? `waiting: ${r.waitingReason}` : "none yet" }) },
     { label: "", cell: (r) => h("button", { type: "button", class: "small danger", text: "Stop",
       "aria-label": `Stop run ${r.id}`, onclick: async () => {
         await perform(() => api("POST", `/v1/jobs/${encodeURIComponent(r.jobId)}/runs/${encodeURIComponent(r.id)}/actions/stop`),

@@ -593,3 +593,18 @@ def test_restricted_gpu_scheduling_keeps_jobs_without_gpus_off_gpu_offers(
     expected = ["gpu"] if behavior == "restricted" else ["gpu", "plain"]
     assert sorted(t.name for t in launched) == expected
     assert [t.name for t in h.offer()] == ([] if behavior == "unrestricted" else ["plain"])
+
+
+def test_a_waiting_run_says_why_its_tasks_are_not_launched() -> None:
+    h = Harness()
+    h.core.put_job(parse_job({"id": "imaged", "run": {
+        "cpus": 1, "mem": 64, "docker": {"image": "busybox"}}}), create=True)
+    run = h.core.start_run("imaged")
+    assert h.core.waiting_reason(run.id) is None  # no offer seen yet
+    assert h.offer(image_providers=()) == []
+    assert h.core.waiting_reason(run.id) == (
+        "no offered agent runs container images (agents need --image_providers=docker)")
+    assert h.offer(resources="cpus:0.5;mem:32") == []
+    assert h.core.waiting_reason(run.id) == "no offer has the resources a task asks for"
+    assert len(h.offer()) == 1
+    assert h.core.waiting_reason(run.id) is None  # launched: nothing waits
