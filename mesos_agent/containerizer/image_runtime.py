@@ -34,12 +34,11 @@ import structlog
 from mesos_agent.containerizer.launcher import Launch
 from mesos_agent.containerizer.oci_spec import (
     SANDBOX_PATH,
-    Mount,
     container_command,
     parse_passwd_user,
     runtime_spec,
 )
-from mesos_agent.containers import ContainerConfig
+from mesos_agent.containers import ContainerConfig, Volume
 from mesos_agent.images.layers import OPAQUE_XATTR, is_whiteout
 from mesos_agent.images.manifest import ImageError
 from mesos_agent.images.store import Image, ImageStore, PruneResult
@@ -143,8 +142,8 @@ class ImageRuntime:
         for owned in (config.sandbox, config.sandbox / "stdout", config.sandbox / "stderr"):
             with contextlib.suppress(FileNotFoundError):
                 os.chown(owned, who.uid, who.gid)
-        mounts = [Mount(str(config.sandbox), SANDBOX_PATH)]
-        mounts += [Mount(path, path, read_only=True) for path in _HOST_FILES
+        mounts = [Volume(str(config.sandbox), SANDBOX_PATH)]
+        mounts += [Volume(path, path, read_only=True) for path in _HOST_FILES
                    if os.path.isfile(path)]
         for volume in config.image.volumes:
             destination = (volume.container_path if volume.container_path.startswith("/")
@@ -152,9 +151,9 @@ class ImageRuntime:
             if not os.path.exists(volume.host_path):
                 raise ImageError(f"volume {destination}: host path {volume.host_path} "
                                  "does not exist")
-            mounts.append(Mount(volume.host_path, destination, read_only=volume.read_only))
+            mounts.append(Volume(volume.host_path, destination, read_only=volume.read_only))
         if self._init is not None:
-            mounts.append(Mount(self._init, _INIT_PATH, read_only=True))
+            mounts.append(Volume(self._init, _INIT_PATH, read_only=True))
             argv = (_INIT_PATH, "-i", "--", *argv)
         environment["MESOS_SANDBOX"] = SANDBOX_PATH
         spec = runtime_spec(

@@ -16,13 +16,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mesos_agent.containers import Volume
 from mesos_agent.images.manifest import ImageConfig, ImageError
 from protos import mesos_pb2
 
 __all__ = [
     "SANDBOX_PATH",
     "ContainerUser",
-    "Mount",
     "container_command",
     "parse_passwd_user",
     "runtime_spec",
@@ -40,15 +40,6 @@ _MASKED = ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/lat
            "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
            "/sys/firmware"]
 _READ_ONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
-
-
-@dataclass(frozen=True, slots=True)
-class Mount:
-    """A host path bound into the container."""
-
-    source: str
-    destination: str
-    read_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +102,13 @@ def runtime_spec(
     environment: Mapping[str, str],
     image: ImageConfig,
     user: ContainerUser,
-    mounts: Sequence[Mount],
+    mounts: Sequence[Volume],
     cgroups_path: str,
     open_files: tuple[int, int],
 ) -> dict[str, Any]:
     """The OCI runtime configuration (version 1.0) of a container whose root filesystem is
-    `rootfs` next to it. `environment` (the task's) is laid over the image's `Env`."""
+    `rootfs` next to it, with `mounts` (absolute container paths) bound in. `environment`
+    (the task's) is laid over the image's `Env`."""
     env = {"PATH": _DEFAULT_PATH, **image.environment(), "HOME": user.home, **environment}
     return {
         "ociVersion": "1.0.2",
@@ -148,7 +140,7 @@ def runtime_spec(
              "options": ["nosuid", "noexec", "nodev"]},
             {"destination": "/sys", "type": "sysfs", "source": "sysfs",
              "options": ["nosuid", "noexec", "nodev", "ro"]},
-            *({"destination": mount.destination, "type": "bind", "source": mount.source,
+            *({"destination": mount.container_path, "type": "bind", "source": mount.host_path,
                "options": ["rbind", "rprivate", "ro" if mount.read_only else "rw"]}
               for mount in mounts),
         ],
