@@ -29,6 +29,7 @@ __all__ = [
     "command_task",
     "executor_info",
     "executor_task",
+    "health_check",
     "is_terminal",
     "kill_policy",
     "state_name",
@@ -150,6 +151,7 @@ def command_task(
     image: str | None = None,
     force_pull_image: bool = False,
     volumes: Sequence[mesos_pb2.Volume] = (),
+    health_check: mesos_pb2.HealthCheck | None = None,
 ) -> mesos_pb2.TaskInfo:
     """A task run by the agent's built-in command executor.
 
@@ -158,8 +160,9 @@ def command_task(
     unless `env` sets those names. With `image` (a Docker image name, e.g. "busybox" or
     "registry:5000/team/app:1.0") the command runs in that image's root filesystem on agents
     with `--image_providers=docker`; `cmd` None then runs the image's Entrypoint and Cmd, and
-    `volumes` (`volume(...)`) are bound into it. Raises ValueError when the task does not fit
-    the offer.
+    `volumes` (`volume(...)`) are bound into it. `health_check` (`health_check(...)`) is run
+    by the agent; its results come as TASK_RUNNING updates with `healthy`. Raises ValueError
+    when the task does not fit the offer.
     """
     if cmd is None and image is None:
         raise ValueError("a task without an image needs a command")
@@ -181,7 +184,46 @@ def command_task(
         task.container.volumes.extend(volumes)
     elif volumes:
         raise ValueError("volumes need an image")
+    if health_check is not None:
+        task.health_check.CopyFrom(health_check)
     return task
+
+
+def health_check(
+    *,
+    command: Command | None = None,
+    http_port: int | None = None,
+    path: str = "/",
+    tcp_port: int | None = None,
+    delay: float | None = None,
+    interval: float | None = None,
+    timeout: float | None = None,
+    consecutive_failures: int | None = None,
+    grace_period: float | None = None,
+) -> mesos_pb2.HealthCheck:
+    """A health check the agent runs for a task: exactly one of `command` (run in the task's
+    container), `http_port` (a GET of `path`) or `tcp_port` (a connection), on the task's
+    agent. Unset timings take Mesos' defaults (delay 15 s, interval 10 s, timeout 20 s, grace
+    period 10 s, 3 consecutive failures before the task is killed)."""
+    if sum(x is not None for x in (command, http_port, tcp_port)) != 1:
+        raise ValueError("a health check needs exactly one of command, http_port, tcp_port")
+    check = mesos_pb2.HealthCheck()
+    if command is not None:
+        check.type = mesos_pb2.HealthCheck.COMMAND
+        check.command.CopyFrom(command_info(command))
+    elif http_port is not None:
+        check.type = mesos_pb2.HealthCheck.HTTP
+        check.http.port, check.http.path = http_port, path
+    elif tcp_port is not None:
+        check.type = mesos_pb2.HealthCheck.TCP
+        check.tcp.port = tcp_port
+    for name, value in (("delay_seconds", delay), ("interval_seconds", interval),
+                        ("timeout_seconds", timeout), ("grace_period_seconds", grace_period)):
+        if value is not None:
+            setattr(check, name, value)
+    if consecutive_failures is not None:
+        check.consecutive_failures = consecutive_failures
+    return check
 
 
 def volume(host_path: str, container_path: str, *, read_only: bool = False

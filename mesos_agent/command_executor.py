@@ -14,6 +14,7 @@ the task's container (`ContainerConfigs.for_task`).
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 
 import structlog
@@ -22,6 +23,14 @@ from mesos_agent.containerizer import (
     ContainerLaunchError,
     Termination,
     stop_container,
+)
+from mesos_agent.environment import command_argv
+from mesos_agent.health_checks import (
+    HealthDecision,
+    HealthPolicy,
+    probe_http,
+    probe_tcp,
+    run_health_checks,
 )
 from mesos_agent.runners import RunnerContext
 from mesos_agent.task_book import Task, TaskKey, TaskReports
@@ -41,6 +50,8 @@ class _Run:
 
     kill_requested: asyncio.Event = field(default_factory=asyncio.Event)
     kill_policy: mesos_pb2.KillPolicy | None = None
+    unhealthy: bool = False
+    """Killed because its health check failed too often."""
 
 
 class CommandExecutor:
@@ -141,13 +152,18 @@ class CommandExecutor:
         container_id = task.container.container_id
         waiting = asyncio.ensure_future(self._context.containerizer.wait(container_id))
         killing = asyncio.ensure_future(run.kill_requested.wait())
+        checking = (asyncio.ensure_future(self._check_health(task, run, container_id, tlog))
+                    if task.info.HasField("health_check") else None)
         try:
             await asyncio.wait({waiting, killing}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             killing.cancel()
+            if checking is not None:
+                checking.cancel()
             if not waiting.done():
                 waiting.cancel()
-            await asyncio.gather(waiting, killing, return_exceptions=True)
+            await asyncio.gather(waiting, killing, *filter(None, [checking]),
+                                 return_exceptions=True)
         if waiting.done() and not waiting.cancelled():
             termination = await self._context.containerizer.destroy(container_id)
             self._report_exit(task, termination)
@@ -156,8 +172,47 @@ class CommandExecutor:
             grace = self._grace_period(task, run)
             tlog.info("sending SIGTERM to the task's process group", grace_period=grace)
             termination = await stop_container(self._context.containerizer, container_id, grace)
-            self._reports.update(task, mesos_pb2.TASK_KILLED, termination.describe())
+            if run.unhealthy:
+                self._reports.update(
+                    task, mesos_pb2.TASK_KILLED,
+                    f"Task killed after failing its health check: {termination.describe()}",
+                    _Reason.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED, healthy=False)
+            else:
+                self._reports.update(task, mesos_pb2.TASK_KILLED, termination.describe())
         self._context.containerizer.forget(container_id)
+
+    async def _check_health(self, task: Task, run: _Run, container_id: str,
+                            tlog: structlog.typing.FilteringBoundLogger) -> None:
+        """Run the task's health check (`health_checks`): report every change of health as
+        a TASK_RUNNING update, and kill the task once it failed too often."""
+        check = task.info.health_check
+        containerizer = self._context.containerizer
+
+        async def probe() -> bool:
+            if check.type == mesos_pb2.HealthCheck.COMMAND:
+                return await containerizer.run_check(container_id, command_argv(check.command))
+            if check.type == mesos_pb2.HealthCheck.HTTP:
+                return await probe_http(check.http)
+            return await probe_tcp(check.tcp.port)
+
+        def decided(decision: HealthDecision) -> None:
+            if decision.report is not None:
+                tlog.info("health changed", healthy=decision.report)
+                self._reports.update(
+                    task, mesos_pb2.TASK_RUNNING,
+                    "" if decision.report else "Health check failed",
+                    _Reason.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED, healthy=decision.report)
+            if decision.kill:
+                tlog.warning("killing the task: its health check failed too often")
+                run.unhealthy = True
+                run.kill_requested.set()
+
+        if check.type not in (mesos_pb2.HealthCheck.COMMAND, mesos_pb2.HealthCheck.HTTP,
+                              mesos_pb2.HealthCheck.TCP):
+            tlog.warning("health check of an unknown type ignored")
+            return
+        await run_health_checks(HealthPolicy.of(check), probe, decided,
+                                started_at=time.monotonic())
 
     def _report_exit(self, task: Task, termination: Termination) -> None:
         if termination.limitation is not None:

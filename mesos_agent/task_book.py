@@ -162,8 +162,9 @@ class TaskReports(Protocol):
     def update(
         self, task: Task, state: TaskState, message: str = "",
         reason: Reason = _Reason.REASON_UNSPECIFIED, *, source: Source = _Source.SOURCE_EXECUTOR,
+        healthy: bool | None = None,
     ) -> None:
-        """The task reached `state`."""
+        """The task reached `state` (`healthy`: what its health check says, if it has one)."""
         ...
 
     def launched(self, task: Task, container: ContainerProcess) -> None:
@@ -442,9 +443,12 @@ class TaskBook:
     def update(
         self, task: Task, state: TaskState, message: str = "",
         reason: Reason = _Reason.REASON_UNSPECIFIED, *, source: Source = _Source.SOURCE_EXECUTOR,
+        healthy: bool | None = None,
     ) -> None:
         """A new status of `task`, made by the agent (see `TaskReports`)."""
         status = self._new_status(task.id, task.executor_id, state, message, reason, source)
+        if healthy is not None:
+            status.healthy = healthy
         self.accept_update(task.framework_id, status)
 
     def launched(self, task: Task, container: ContainerProcess) -> None:

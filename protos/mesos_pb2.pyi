@@ -944,6 +944,143 @@ class KillPolicy(_message.Message):
 Global___KillPolicy: _TypeAlias = KillPolicy  # noqa: Y015
 
 @_typing.final
+class HealthCheck(_message.Message):
+    """A check of a task's health that its executor runs (Mesos' `HealthCheck`): a command in the
+    task's container, an HTTP GET or a TCP connection to one of its ports on the agent. Unset
+    durations take Mesos' defaults (delay 15 s, interval 10 s, timeout 20 s, grace 10 s, 3
+    consecutive failures). The result reaches the framework as TASK_RUNNING updates with
+    `healthy` (REASON_TASK_HEALTH_CHECK_STATUS_UPDATED); after `consecutive_failures` failures
+    outside the grace period the task is killed.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Type:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _TypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[HealthCheck._Type.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        UNKNOWN: HealthCheck._Type.ValueType  # 0
+        COMMAND: HealthCheck._Type.ValueType  # 1
+        HTTP: HealthCheck._Type.ValueType  # 2
+        TCP: HealthCheck._Type.ValueType  # 3
+
+    class Type(_Type, metaclass=_TypeEnumTypeWrapper): ...
+    UNKNOWN: HealthCheck.Type.ValueType  # 0
+    COMMAND: HealthCheck.Type.ValueType  # 1
+    HTTP: HealthCheck.Type.ValueType  # 2
+    TCP: HealthCheck.Type.ValueType  # 3
+
+    @_typing.final
+    class HTTPCheckInfo(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        SCHEME_FIELD_NUMBER: _builtins.int
+        PORT_FIELD_NUMBER: _builtins.int
+        PATH_FIELD_NUMBER: _builtins.int
+        STATUSES_FIELD_NUMBER: _builtins.int
+        scheme: _builtins.str
+        """http (default) or https"""
+        port: _builtins.int
+        path: _builtins.str
+        @_builtins.property
+        def statuses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+            """healthy answers; default 200-399"""
+
+        def __init__(
+            self,
+            *,
+            scheme: _builtins.str = ...,
+            port: _builtins.int = ...,
+            path: _builtins.str = ...,
+            statuses: _abc.Iterable[_builtins.int] | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["path", b"path", "port", b"port", "scheme", b"scheme", "statuses", b"statuses"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class TCPCheckInfo(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        PORT_FIELD_NUMBER: _builtins.int
+        port: _builtins.int
+        def __init__(
+            self,
+            *,
+            port: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["port", b"port"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    TYPE_FIELD_NUMBER: _builtins.int
+    COMMAND_FIELD_NUMBER: _builtins.int
+    HTTP_FIELD_NUMBER: _builtins.int
+    TCP_FIELD_NUMBER: _builtins.int
+    DELAY_SECONDS_FIELD_NUMBER: _builtins.int
+    INTERVAL_SECONDS_FIELD_NUMBER: _builtins.int
+    TIMEOUT_SECONDS_FIELD_NUMBER: _builtins.int
+    CONSECUTIVE_FAILURES_FIELD_NUMBER: _builtins.int
+    GRACE_PERIOD_SECONDS_FIELD_NUMBER: _builtins.int
+    type: Global___HealthCheck.Type.ValueType
+    delay_seconds: _builtins.float
+    interval_seconds: _builtins.float
+    timeout_seconds: _builtins.float
+    consecutive_failures: _builtins.int
+    grace_period_seconds: _builtins.float
+    @_builtins.property
+    def command(self) -> Global___CommandInfo: ...
+    @_builtins.property
+    def http(self) -> Global___HealthCheck.HTTPCheckInfo: ...
+    @_builtins.property
+    def tcp(self) -> Global___HealthCheck.TCPCheckInfo: ...
+    def __init__(
+        self,
+        *,
+        type: Global___HealthCheck.Type.ValueType = ...,
+        command: Global___CommandInfo | None = ...,
+        http: Global___HealthCheck.HTTPCheckInfo | None = ...,
+        tcp: Global___HealthCheck.TCPCheckInfo | None = ...,
+        delay_seconds: _builtins.float | None = ...,
+        interval_seconds: _builtins.float | None = ...,
+        timeout_seconds: _builtins.float | None = ...,
+        consecutive_failures: _builtins.int | None = ...,
+        grace_period_seconds: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_consecutive_failures", b"_consecutive_failures", "_delay_seconds", b"_delay_seconds", "_grace_period_seconds", b"_grace_period_seconds", "_interval_seconds", b"_interval_seconds", "_timeout_seconds", b"_timeout_seconds", "command", b"command", "consecutive_failures", b"consecutive_failures", "delay_seconds", b"delay_seconds", "grace_period_seconds", b"grace_period_seconds", "http", b"http", "interval_seconds", b"interval_seconds", "tcp", b"tcp", "timeout_seconds", b"timeout_seconds"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_consecutive_failures", b"_consecutive_failures", "_delay_seconds", b"_delay_seconds", "_grace_period_seconds", b"_grace_period_seconds", "_interval_seconds", b"_interval_seconds", "_timeout_seconds", b"_timeout_seconds", "command", b"command", "consecutive_failures", b"consecutive_failures", "delay_seconds", b"delay_seconds", "grace_period_seconds", b"grace_period_seconds", "http", b"http", "interval_seconds", b"interval_seconds", "tcp", b"tcp", "timeout_seconds", b"timeout_seconds", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__consecutive_failures: _TypeAlias = _typing.Literal["consecutive_failures"]  # noqa: Y015
+    _WhichOneofArgType__consecutive_failures: _TypeAlias = _typing.Literal["_consecutive_failures", b"_consecutive_failures"]  # noqa: Y015
+    _WhichOneofReturnType__delay_seconds: _TypeAlias = _typing.Literal["delay_seconds"]  # noqa: Y015
+    _WhichOneofArgType__delay_seconds: _TypeAlias = _typing.Literal["_delay_seconds", b"_delay_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__grace_period_seconds: _TypeAlias = _typing.Literal["grace_period_seconds"]  # noqa: Y015
+    _WhichOneofArgType__grace_period_seconds: _TypeAlias = _typing.Literal["_grace_period_seconds", b"_grace_period_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__interval_seconds: _TypeAlias = _typing.Literal["interval_seconds"]  # noqa: Y015
+    _WhichOneofArgType__interval_seconds: _TypeAlias = _typing.Literal["_interval_seconds", b"_interval_seconds"]  # noqa: Y015
+    _WhichOneofReturnType__timeout_seconds: _TypeAlias = _typing.Literal["timeout_seconds"]  # noqa: Y015
+    _WhichOneofArgType__timeout_seconds: _TypeAlias = _typing.Literal["_timeout_seconds", b"_timeout_seconds"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__consecutive_failures) -> _WhichOneofReturnType__consecutive_failures | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__delay_seconds) -> _WhichOneofReturnType__delay_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__grace_period_seconds) -> _WhichOneofReturnType__grace_period_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__interval_seconds) -> _WhichOneofReturnType__interval_seconds | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__timeout_seconds) -> _WhichOneofReturnType__timeout_seconds | None: ...
+
+Global___HealthCheck: _TypeAlias = HealthCheck  # noqa: Y015
+
+@_typing.final
 class Image(_message.Message):
     """A container image (Mesos' `Image`): Docker's (named as Docker names it) is what agents
     with `--image_providers=docker` run; `cached` unset or true uses the agent's copy of a tag,
@@ -1348,6 +1485,7 @@ class TaskInfo(_message.Message):
     KILL_POLICY_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
     CONTAINER_FIELD_NUMBER: _builtins.int
+    HEALTH_CHECK_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     data: _builtins.bytes
     @_builtins.property
@@ -1368,6 +1506,8 @@ class TaskInfo(_message.Message):
     def labels(self) -> Global___Labels: ...
     @_builtins.property
     def container(self) -> Global___ContainerInfo: ...
+    @_builtins.property
+    def health_check(self) -> Global___HealthCheck: ...
     def __init__(
         self,
         *,
@@ -1381,10 +1521,11 @@ class TaskInfo(_message.Message):
         kill_policy: Global___KillPolicy | None = ...,
         labels: Global___Labels | None = ...,
         container: Global___ContainerInfo | None = ...,
+        health_check: Global___HealthCheck | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "command", b"command", "container", b"container", "executor", b"executor", "kill_policy", b"kill_policy", "labels", b"labels", "task_id", b"task_id"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "command", b"command", "container", b"container", "executor", b"executor", "health_check", b"health_check", "kill_policy", b"kill_policy", "labels", b"labels", "task_id", b"task_id"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "command", b"command", "container", b"container", "data", b"data", "executor", b"executor", "kill_policy", b"kill_policy", "labels", b"labels", "name", b"name", "resources", b"resources", "task_id", b"task_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "command", b"command", "container", b"container", "data", b"data", "executor", b"executor", "health_check", b"health_check", "kill_policy", b"kill_policy", "labels", b"labels", "name", b"name", "resources", b"resources", "task_id", b"task_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -201,6 +201,12 @@ class Containerizer(Protocol):
         """Drop the record of a destroyed container."""
         ...
 
+    async def run_check(self, container_id: str, argv: Sequence[str]) -> bool:
+        """Run a health check command in the container (its root filesystem and namespaces
+        when it has an image, else in its sandbox with its environment); whether it exited 0.
+        Cancelled, it kills the command."""
+        ...
+
     async def reclaim_disk(self) -> None:
         """Free disk the containerizer keeps for later use (unused image layers), as the
         work directory's disk fills."""

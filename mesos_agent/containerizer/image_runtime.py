@@ -79,6 +79,16 @@ class ImageRuntime:
     def bundle(self, container_id: str) -> Path:
         return self._runtime_dir / container_id
 
+    def has_bundle(self, container_id: str) -> bool:
+        """Whether the container is one of this runtime's (blocking, a stat)."""
+        return (self.bundle(container_id) / "config.json").exists()
+
+    def exec_argv(self, container_id: str, argv: Sequence[str]) -> tuple[str, ...]:
+        """The command that runs `argv` in the running container (`runc exec`: its root
+        filesystem, namespaces, cgroups, user and environment)."""
+        return (self._runc, "--root", str(self._runtime_dir / "runc"), "exec", container_id,
+                *argv)
+
     async def claim(self, container_id: str, image: str) -> None:
         """Note that the container uses `image` (before it is pulled: a garbage collection
         from then on keeps it), in its bundle directory."""

@@ -464,6 +464,32 @@ class PosixContainerizer:
         """Drop a destroyed container's record."""
         self._containers.pop(container_id, None)
 
+    async def run_check(self, container_id: str, argv: Sequence[str]) -> bool:
+        """`argv` in the container: through the OCI runtime for an image container, else as
+        a child of the agent in the container's sandbox with its environment."""
+        container = self._get(container_id)
+        if self._images is not None and self._images.has_bundle(container_id):
+            command = self._images.exec_argv(container_id, argv)
+            environment: Mapping[str, str] | None = {"PATH": os.defpath}
+        else:
+            command = tuple(argv)
+            environment = (container.launch.environment if container.launch is not None
+                           else None)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *command, cwd=container.process.sandbox, env=environment,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True)
+        except OSError:
+            return False
+        try:
+            return await process.wait() == 0
+        except asyncio.CancelledError:  # outlasted its timeout: killed, with its children
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await asyncio.shield(process.wait())
+            raise
+
     async def reclaim_disk(self) -> None:
         """Remove the images no container uses, and their layers (`ImageRuntime`)."""
         if self._images is not None:

@@ -19,6 +19,7 @@ EXPECTED = {
     "offer_gpus", "offer_ports", "pick_ports", "port_resources", "task_resources",
     # building tasks and reading their states
     "command_task", "command_info", "executor_info", "executor_task", "kill_policy", "volume",
+    "health_check",
     "TERMINAL_STATES", "is_terminal", "state_name",
 }
 
