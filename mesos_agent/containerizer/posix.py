@@ -329,12 +329,8 @@ class PosixContainerizer:
         self, config: ContainerConfig, user: UserIdentity | None, real_sandbox: str
     ) -> Launch:
         """Let the isolators prepare the container; the launch that applies what they ask."""
-        info = LaunchInfo()
         try:
-            for isolator in self._isolators:
-                asked = await isolator.prepare(config)
-                if asked is not None:
-                    info = info.merge(asked)
+            info = await self._isolators_prepare(config)
             launch = plan_launch(config.argv, dict(config.environment), info, user,
                                  self._launch_tools)
             direct = config.direct_argv
@@ -347,6 +343,15 @@ class PosixContainerizer:
         except (OSError, ValueError) as exc:
             await self._cleanup_isolators(config.container_id)
             raise ContainerLaunchError(f"failed to prepare the container: {exc}") from exc
+
+    async def _isolators_prepare(self, config: ContainerConfig) -> LaunchInfo:
+        """What every isolator asks of the container's launch, merged."""
+        info = LaunchInfo()
+        for isolator in self._isolators:
+            asked = await isolator.prepare(config)
+            if asked is not None:
+                info = info.merge(asked)
+        return info
 
     async def _prepare_image(self, config: ContainerConfig) -> Launch:
         """Pull the container's image, let the isolators prepare (its cgroups; the runtime
@@ -363,12 +368,8 @@ class PosixContainerizer:
         except ImageError as exc:
             raise ContainerLaunchError(
                 f"failed to pull image {config.image.name!r}: {exc}") from exc
-        info = LaunchInfo()
         try:
-            for isolator in self._isolators:
-                asked = await isolator.prepare(config)
-                if asked is not None:
-                    info = info.merge(asked)
+            info = await self._isolators_prepare(config)
             user = config.user if self._switch_user else ""
             return await self._images.prepare(
                 config, image, user=user, environment={**config.environment, **info.environment})
