@@ -118,6 +118,12 @@ class HealthCheck:
     ignore_http1xx: bool = False
     ip_protocol: str = "IPv4"
 
+    @property
+    def runs_on_agent(self) -> bool:
+        """Whether the agent runs this check (COMMAND, in the task's container), rather than
+        Marathon (`marathon.health`)."""
+        return self.protocol == "COMMAND"
+
     @classmethod
     def read(cls, r: JsonReader, value: Any, path: str) -> HealthCheck | None:
         """Read one from JSON at `path`; None (with the violations recorded) when bad."""

@@ -91,6 +91,11 @@ class InstanceObserver(Protocol):
 
     def gone(self, instance_id: str) -> None: ...
 
+    def agent_health(self, instance_id: str, task_id: str, healthy: bool) -> None:
+        """The agent's health check of the instance's task said `healthy` (COMMAND checks
+        run on the agent, in the task's container)."""
+        ...
+
 
 def is_per_agent(app: AppDefinition) -> bool:
     """Whether the app asks for one instance on every matching agent (`PER_AGENT_LABEL`)."""
@@ -378,6 +383,8 @@ class MarathonCore:
             if previous != state and state == "TASK_RUNNING" and app is not None \
                     and self.observer is not None:
                 self.observer.running(app, instance)
+        if state == "TASK_RUNNING" and status.HasField("healthy") and self.observer is not None:
+            self.observer.agent_health(instance.instance_id, task_id, status.healthy)
         if advance:
             self.advance()
         else:

@@ -1,7 +1,7 @@
 """Marathon's health checks: a pure tracker of results and a thin asyncio prober.
 
     HealthChecker (shell, one asyncio task)
-        │  tracker.due() ──▶ DueCheck ──▶ probe_http / probe_tcp / probe_command (bounded)
+        │  tracker.due() ──▶ DueCheck ──▶ probe_http / probe_tcp (bounded)
         │                                      │
         │  tracker.record(due, ProbeResult) ◀──┘
         ▼
@@ -23,11 +23,13 @@ success is later than the last failure) and applies Marathon's rules:
   running (Marathon's first tick), agent-level ones after `delaySeconds` (Mesos' delay); then
   every `intervalSeconds`.
 
-Deviation from Marathon, where the agent runs COMMAND and MESOS_* checks: here every check runs
-from Marathon's process. MESOS_HTTP(S)/MESOS_TCP probe the task's address and port like their
-Marathon-level twins; COMMAND checks run as a local `/bin/sh -c` subprocess with the task's
-environment (`HOST`, `PORT0`, ...), which only reaches the task when agents share the machine,
-as in the loopback cluster.
+COMMAND checks run on the agent, as in Marathon: the app's first COMMAND check goes into its
+tasks' `TaskInfo.health_check`, the agent runs it in the task's container (inside an image
+task's root filesystem) and kills a task that fails it `maxConsecutiveFailures` times; its
+results come back as TASK_RUNNING updates with `healthy` (`HealthTracker.agent_result`), and
+Marathon keeps the check's JSON and events from them. Deviation from Marathon: MESOS_HTTP(S)
+and MESOS_TCP checks run from Marathon's process, probing the task's address and port like
+their Marathon-level twins.
 
 The tracker's clock must be a wall clock (seconds since the epoch): its readings show in the
 task JSON, and `started_at` is read on the same scale.
@@ -39,10 +41,8 @@ import asyncio
 import contextlib
 import enum
 import functools
-import os
-import signal
 import ssl
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Any
@@ -50,7 +50,6 @@ from typing import Any
 from marathon import events
 from marathon.app_definition import AppDefinition
 from marathon.app_parts import HealthCheck
-from marathon.launch_queue import task_environment
 from mesos_runtime.clock import Clock
 from mesos_values.timestamps import format_timestamp
 
@@ -67,7 +66,6 @@ __all__ = [
     "Outcome",
     "ProbeResult",
     "probe_check",
-    "probe_command",
     "probe_http",
     "probe_tcp",
     "probe_timeout",
@@ -221,7 +219,9 @@ def _interval(check: HealthCheck) -> float:
     return max(float(check.interval_seconds), MIN_INTERVAL_SECONDS)
 
 
-def _first_check_at(check: HealthCheck, started_at: float) -> float:
+def _first_check_at(check: HealthCheck, started_at: float) -> float | None:
+    if check.runs_on_agent:
+        return None  # the agent's results arrive as status updates
     if check.protocol in MARATHON_LEVEL_PROTOCOLS:
         return started_at + min(_interval(check), FIRST_CHECK_AFTER_SECONDS)
     return started_at + check.delay_seconds
@@ -322,8 +322,24 @@ class HealthTracker:
 
     # ------------------------------------------------------------- results
 
-    def record(self, due: DueCheck, result: ProbeResult) -> HealthUpdate:
-        """Apply the result of probing `due`, at the clock's current time."""
+    def agent_result(self, instance_id: str, task_id: str, healthy: bool) -> HealthUpdate:
+        """Apply what the agent's check of the instance's task said (its first COMMAND
+        check). The agent kills a task that fails it too often: no kill is decided here."""
+        instance = self._instances.get(instance_id)
+        if instance is None or instance.task_id != task_id:
+            return HealthUpdate()
+        for index, check in enumerate(instance.app.health_checks):
+            if check.runs_on_agent:
+                due = DueCheck(instance_id, task_id, index, check, instance.address, None)
+                result = (ProbeResult.healthy() if healthy
+                          else ProbeResult.unhealthy("the agent's health check failed"))
+                return self.record(due, result, may_kill=False)
+        return HealthUpdate()
+
+    def record(self, due: DueCheck, result: ProbeResult, *, may_kill: bool = True
+               ) -> HealthUpdate:
+        """Apply the result of probing `due`, at the clock's current time (`may_kill`: a
+        kill may be decided)."""
         instance = self._instances.get(due.instance_id)
         index = due.check_index
         if (instance is None or instance.task_id != due.task_id
@@ -348,7 +364,7 @@ class HealthTracker:
             published.append(events.failed_health_check_event(
                 app_id=str(instance.app.id), task_id=instance.task_id,
                 instance_id=instance.instance_id, health_check=check.to_json()))
-            if not instance.killed and _kill_due(check, before, after):
+            if may_kill and not instance.killed and _kill_due(check, before, after):
                 instance.killed = True
                 kill = KillDecision(
                     app_id=str(instance.app.id), instance_id=instance.instance_id,
@@ -498,45 +514,10 @@ async def probe_tcp(host: str, port: int, timeout_seconds: float) -> ProbeResult
     return ProbeResult.healthy()
 
 
-async def probe_command(command: str, env: Mapping[str, str],
-                        timeout_seconds: float) -> ProbeResult:
-    """Run `command` with `/bin/sh -c` and exactly `env`; healthy when it exits 0 within
-    `timeout_seconds` seconds (its process group is killed otherwise). Never raises."""
-    try:
-        process = await asyncio.create_subprocess_shell(
-            command, env=dict(env), stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True)
-    except Exception as error:  # never raise: every failure is a cause
-        return ProbeResult.unhealthy(_describe(error))
-    try:
-        async with asyncio.timeout(timeout_seconds):
-            output, _ = await process.communicate()
-    except TimeoutError:
-        return ProbeResult.unhealthy(f"Command timed out after {timeout_seconds:g} seconds")
-    except Exception as error:  # never raise: every failure is a cause
-        return ProbeResult.unhealthy(_describe(error))
-    finally:
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
-    if process.returncode == 0:
-        return ProbeResult.healthy()
-    lines = output.decode(errors="replace").strip().splitlines()
-    detail = f": {lines[-1]}" if lines else ""
-    return ProbeResult.unhealthy(_short(f"Command exited with status {process.returncode}"
-                                        f"{detail}"))
-
-
-async def probe_check(check: HealthCheck, *, address: str, port: int | None,
-                      env: Mapping[str, str]) -> ProbeResult:
-    """Run one probe of `check` against a task at `address:port` (COMMAND: with `env`)."""
+async def probe_check(check: HealthCheck, *, address: str, port: int | None) -> ProbeResult:
+    """Run one probe of `check` (HTTP, HTTPS, TCP or MESOS_*) against a task at
+    `address:port`."""
     timeout = probe_timeout(check)
-    if check.protocol == "COMMAND":
-        if check.command is None:
-            return ProbeResult.unhealthy("Health check failed: no command to run")
-        return await probe_command(check.command, env, timeout)
     if port is None:
         return ProbeResult.unhealthy("Health check failed: unable to get the task's effective "
                                      "port")
@@ -548,10 +529,6 @@ async def probe_check(check: HealthCheck, *, address: str, port: int | None,
 
 
 # ------------------------------------------------------------------------------ shell
-
-
-def _inherited_environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("MESOS_", "MARATHON_"))}
 
 
 class HealthChecker:
@@ -575,29 +552,25 @@ class HealthChecker:
         self._publish = publish
         self._on_health_changed = on_health_changed
         self._max_concurrent = max_concurrent_probes
-        self._envs: dict[str, dict[str, str]] = {}
         self._wakeup = asyncio.Event()
 
     def add_instance(
         self, app: AppDefinition, instance_id: str, task_id: str, host: str,
         ports: Sequence[int], started_at: float | None, *, agent_id: str = "",
-        address: str | None = None, env: Mapping[str, str] | None = None,
+        address: str | None = None,
     ) -> None:
-        """Check an instance (see `HealthTracker.add_instance`). COMMAND checks run with `env`,
-        by default this process's environment (without `MESOS_*`/`MARATHON_*`) plus the
-        variables Marathon gives the task."""
-        if env is None:
-            env = {**_inherited_environment(),
-                   **task_environment(app, task_id=task_id, host=host, host_ports=ports)}
-        self._envs[instance_id] = dict(env)
+        """Check an instance (see `HealthTracker.add_instance`)."""
         self.tracker.add_instance(app, instance_id, task_id, host=host, ports=ports,
                                   started_at=started_at, agent_id=agent_id, address=address)
         self._wakeup.set()
 
     def remove_instance(self, instance_id: str) -> None:
         """Stop checking an instance."""
-        self._envs.pop(instance_id, None)
         self.tracker.remove_instance(instance_id)
+
+    def agent_result(self, instance_id: str, task_id: str, healthy: bool) -> None:
+        """What the agent's check of the instance said (`HealthTracker.agent_result`)."""
+        self._report(instance_id, self.tracker.agent_result(instance_id, task_id, healthy))
 
     async def run(self) -> None:
         """Check instances until cancelled."""
@@ -619,15 +592,16 @@ class HealthChecker:
 
     async def _probe(self, due: DueCheck, slots: asyncio.Semaphore) -> None:
         try:
-            result = await probe_check(due.check, address=due.address, port=due.port,
-                                       env=self._envs.get(due.instance_id, {}))
+            result = await probe_check(due.check, address=due.address, port=due.port)
         finally:
             slots.release()
-        update = self.tracker.record(due, result)
+        self._report(due.instance_id, self.tracker.record(due, result))
         self._wakeup.set()
+
+    def _report(self, instance_id: str, update: HealthUpdate) -> None:
         for item in update.events:
             self._publish(item)
         if update.kill is not None:
             self._on_decision(update.kill)
         if update.health_changed and self._on_health_changed is not None:
-            self._on_health_changed(due.instance_id, bool(update.healthy))
+            self._on_health_changed(instance_id, bool(update.healthy))

@@ -34,7 +34,7 @@ from typing import Any
 
 from frameworks.offers import pick_ports, port_resources, task_resources
 from frameworks.placement import AgentView, OfferView, Spread, Spreads, check
-from frameworks.tasks import command_task, volume
+from frameworks.tasks import command_task, health_check, volume
 from marathon.app_definition import AppDefinition
 from marathon.app_definition import to_json as app_to_json
 from marathon.paths import PathId
@@ -199,6 +199,14 @@ class LaunchDecision:
                      for host, container, read_only in app.host_volumes])
         if image is not None and app.cmd is None:
             task.command.arguments.extend(app.args)
+        agent_check = next((c for c in app.health_checks
+                            if c.runs_on_agent and c.command is not None), None)
+        if agent_check is not None and agent_check.command is not None:
+            task.health_check.CopyFrom(health_check(
+                command=agent_check.command, delay=agent_check.delay_seconds,
+                interval=agent_check.interval_seconds, timeout=agent_check.timeout_seconds,
+                consecutive_failures=agent_check.max_consecutive_failures,
+                grace_period=agent_check.grace_period_seconds))
         if image is not None and (app.container or {}).get("type") == "DOCKER":
             task.container.type = mesos_pb2.ContainerInfo.DOCKER
             task.container.ClearField("mesos")

@@ -25,7 +25,6 @@ from marathon.app_rules import AppRules
 from marathon.core import MarathonCore
 from marathon.event_bus import EventBus
 from marathon.health import HealthChecker, HealthTracker, KillDecision
-from marathon.launch_queue import task_environment
 from marathon.readiness import ReadinessChecker, ReadinessTracker
 from marathon.state import KINDS, Instance, Recovered
 from mesos_coordination.store import Sink
@@ -67,11 +66,9 @@ class CheckObserver:
 
     def running(self, app: AppDefinition, instance: Instance) -> None:
         if app.health_checks:
-            env = task_environment(app, task_id=instance.task_id, host=instance.host,
-                                   host_ports=instance.ports)
             self.health.add_instance(
                 app, instance.instance_id, instance.task_id, instance.host, instance.ports,
-                instance.started_at, agent_id=instance.agent_id, env=env,
+                instance.started_at, agent_id=instance.agent_id,
             )
         if not instance.ready:
             self.readiness.add(app, instance.instance_id, instance.task_id,
@@ -80,6 +77,9 @@ class CheckObserver:
     def gone(self, instance_id: str) -> None:
         self.health.remove_instance(instance_id)
         self.readiness.remove(instance_id)
+
+    def agent_health(self, instance_id: str, task_id: str, healthy: bool) -> None:
+        self.health.agent_result(instance_id, task_id, healthy)
 
 
 class MarathonService(ServiceHost[MarathonConfig, MarathonCore, Recovered]):

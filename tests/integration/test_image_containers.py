@@ -242,15 +242,21 @@ def run_sdk_tasks(cluster: Cluster, tasks: list[tuple[str, str, str]]) -> None:
 
 def test_marathon_apps_run_in_images(cluster: Cluster, registry: Registry) -> None:
     """A MESOS container and a DOCKER one (served by the same containerizer) with the same
-    image: both run, the DOCKER one with the image's Entrypoint and the app's `args`."""
+    image: both run, the DOCKER one with the image's Entrypoint and the app's `args`; the
+    MESOS one's COMMAND health check runs in its container."""
     cluster.agent_flags += ["--image_providers=docker", f"--docker_registry={registry.url}"]
     cluster.start_agent()
     _, url = cluster.start_marathon()
     with httpx.Client(base_url=url, timeout=10) as marathon:
         wait_for(lambda: marathon.get("/v2/info").json()["frameworkId"], "marathon to register")
         apps = [
+            # Its COMMAND health check runs on the agent, inside the container: the file it
+            # tests is in the image only.
             {"id": "/ucr", "cmd": "cat /etc/motd; exec sleep 300", "cpus": 0.1, "mem": 32,
-             "container": {"type": "MESOS", "docker": {"image": "team/app:v1"}}},
+             "container": {"type": "MESOS", "docker": {"image": "team/app:v1"}},
+             "healthChecks": [{"protocol": "COMMAND", "delaySeconds": 0, "intervalSeconds": 1,
+                               "gracePeriodSeconds": 60,
+                               "command": {"value": "test -f /opt/app/data"}}]},
             {"id": "/docker", "args": ["args-from-app"], "cpus": 0.1, "mem": 32,
              "container": {"type": "DOCKER", "docker": {"image": "team/app:v1",
                                                         "network": "HOST"}}},
@@ -263,7 +269,7 @@ def test_marathon_apps_run_in_images(cluster: Cluster, registry: Registry) -> No
             return marathon.get(f"/v2/apps{app_id}",
                                 params={"embed": "app.lastTaskFailure"}).json()["app"]
 
-        wait_for(lambda: app_state("/ucr")["tasksRunning"] == 1, "/ucr to run")
+        wait_for(lambda: app_state("/ucr")["tasksHealthy"] == 1, "/ucr to run, healthy")
         # /docker's entrypoint echoes and exits: it finishes, and is restarted, every time.
         wait_for(lambda: any("entrypoint args-from-app" in out for out in outputs(
             cluster, "docker.")), "the /docker task's echo")

@@ -284,3 +284,35 @@ def test_killing_and_scaling_a_locked_app_needs_force() -> None:
     assert plan is not None and first not in world.core.deployments
     app = world.core.root.app(PathId.parse("/web"))
     assert app is not None and app.instances == 2
+
+
+class HealthObserver:
+    def __init__(self) -> None:
+        self.results: list[tuple[str, str, bool]] = []
+
+    def running(self, app: object, instance: object) -> None:
+        pass
+
+    def gone(self, instance_id: str) -> None:
+        pass
+
+    def agent_health(self, instance_id: str, task_id: str, healthy: bool) -> None:
+        self.results.append((instance_id, task_id, healthy))
+
+
+def test_the_agents_health_results_reach_the_health_checker() -> None:
+    world = World()
+    observer = HealthObserver()
+    world.core.observer = observer
+    world.deploy_app({**APP, "instances": 1, "healthChecks": [
+        {"protocol": "COMMAND", "command": {"value": "true"}}]})
+    [task] = world.offer()
+    assert task.health_check.command.value == "true"
+    world.update(task.task_id.value, mesos_pb2.TASK_RUNNING)
+    world.core.status_update(mesos_pb2.TaskStatus(
+        task_id=task.task_id, state=mesos_pb2.TASK_RUNNING, healthy=True,
+        reason=mesos_pb2.TaskStatus.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED,
+        agent_id=mesos_pb2.AgentID(value="agent-h1")))
+    [(instance_id, task_id, healthy)] = observer.results
+    assert task_id == task.task_id.value and healthy
+    assert task_id.startswith(instance_id)

@@ -73,10 +73,9 @@ OK = ProbeResult.healthy()
     (check("HTTP", intervalSeconds=10), 5.0),       # Marathon's first tick: min(interval, 5 s)
     (check("HTTPS", intervalSeconds=2), 2.0),
     (check("TCP", intervalSeconds=30, delaySeconds=0), 5.0),  # delaySeconds is Mesos-only
-    (check("COMMAND", delaySeconds=15), 15.0),       # Mesos waits delaySeconds
-    (check("MESOS_HTTP", delaySeconds=3), 3.0),
+    (check("MESOS_HTTP", delaySeconds=3), 3.0),     # Mesos waits delaySeconds
     (check("MESOS_TCP", delaySeconds=0), 0.0),
-], ids=["http", "https-short-interval", "tcp-ignores-delay", "command", "mesos-http",
+], ids=["http", "https-short-interval", "tcp-ignores-delay", "mesos-http",
         "mesos-tcp-no-delay"])
 def test_first_check_falls_due_after_the_protocols_initial_delay(
         fields: dict[str, Any], first_after: float) -> None:
@@ -116,11 +115,26 @@ def test_checks_repeat_every_interval_at_a_fixed_rate() -> None:
 
 
 def test_next_check_is_the_earliest_over_instances_and_checks() -> None:
-    definition = app(check("HTTP", intervalSeconds=4), check("COMMAND", delaySeconds=1))
+    definition = app(check("HTTP", intervalSeconds=4), check("MESOS_TCP", delaySeconds=1))
     tracker, _ = tracker_with(definition)
     tracker.add_instance(definition, "web.instance-2", "web.instance-2._app.1", host="b",
                          ports=[31005, 31006], started_at=START - 3)
-    assert tracker.next_check_at() == START - 2  # instance 2's COMMAND check
+    assert tracker.next_check_at() == START - 2  # instance 2's MESOS_TCP check
+
+
+def test_command_checks_run_on_the_agent_and_their_results_come_from_it() -> None:
+    definition = app(check("COMMAND", maxConsecutiveFailures=1, delaySeconds=0,
+                           gracePeriodSeconds=0))
+    tracker, clock = tracker_with(definition)
+    clock.advance(100)
+    assert tracker.due() == [] and tracker.next_check_at() is None  # Marathon never probes
+    healthy = tracker.agent_result("web.instance-1", "web.instance-1._app.1", True)
+    assert healthy.health_changed and healthy.healthy is True
+    unhealthy = tracker.agent_result("web.instance-1", "web.instance-1._app.1", False)
+    assert unhealthy.healthy is False and unhealthy.kill is None  # the agent kills it
+    assert event_types(unhealthy) == ["failed_health_check_event",
+                                      "health_status_changed_event"]
+    assert tracker.agent_result("web.instance-1", "an-older-task", True) == HealthUpdate()
 
 
 def test_a_staging_instance_is_not_checked_until_it_runs_and_keeps_its_record() -> None:
@@ -144,8 +158,7 @@ def test_a_staging_instance_is_not_checked_until_it_runs_and_keeps_its_record() 
     (check("TCP", portIndex=1), 31001),
     (check("HTTP", port=8080), 8080),
     (check("MESOS_TCP", portIndex=1), 31001),
-    (check("COMMAND"), None),
-], ids=["default-index", "index-1", "fixed-port", "mesos-index", "command"])
+], ids=["default-index", "index-1", "fixed-port", "mesos-index"])
 def test_due_checks_aim_at_the_tasks_address_and_port(
         fields: dict[str, Any], expected_port: int | None) -> None:
     tracker, clock = tracker_with(app(fields, ports=2))
@@ -226,7 +239,7 @@ def test_marathon_level_check_kills_on_the_failure_after_max_consecutive_failure
         "version": VERSION, "reason": "cause 4", "host": "agent-a", "slaveId": "agent-id-a"}
 
 
-@pytest.mark.parametrize("protocol", ["COMMAND", "MESOS_HTTP", "MESOS_HTTPS", "MESOS_TCP"])
+@pytest.mark.parametrize("protocol", ["MESOS_HTTP", "MESOS_HTTPS", "MESOS_TCP"])
 def test_agent_level_check_kills_at_max_consecutive_failures(protocol: str) -> None:
     # The Mesos health checker kills once the count reaches consecutive_failures.
     tracker, clock = tracker_with(app(check(protocol, maxConsecutiveFailures=2,
@@ -253,8 +266,9 @@ def test_a_success_resets_consecutive_failures() -> None:
 
 def test_a_killed_instance_is_not_checked_again_nor_killed_twice() -> None:
     definition = app(check("MESOS_TCP", maxConsecutiveFailures=1, delaySeconds=0),
-                     check("COMMAND", maxConsecutiveFailures=1, delaySeconds=0))
+                     check("HTTP", maxConsecutiveFailures=1, intervalSeconds=5))
     tracker, clock = tracker_with(definition)
+    clock.advance(5)
     first, second = tracker.due()
     assert tracker.record(first, FAIL).kill is not None
     update = tracker.record(second, FAIL)

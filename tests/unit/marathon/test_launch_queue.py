@@ -335,3 +335,22 @@ def test_image_apps_wait_for_agents_that_run_images_and_the_queue_says_why() -> 
     assert {"reason": "NoImageProvider", "declined": 1, "processed": 1} in summary[
         "rejectSummaryLastOffers"]
     assert q.match_offer(offer(image_providers=("docker",), number=2)).launches
+
+
+def test_a_command_health_check_goes_to_the_agent_with_the_task() -> None:
+    q = queue()
+    q.add(app("/checked", healthChecks=[
+        {"protocol": "HTTP", "portIndex": 0},
+        {"protocol": "COMMAND", "command": {"value": "test -f ready"}, "delaySeconds": 2,
+         "intervalSeconds": 7, "timeoutSeconds": 3, "maxConsecutiveFailures": 4,
+         "gracePeriodSeconds": 60}], portDefinitions=[{"port": 0}]), 1)
+    task = q.match_offer(offer()).launches[0].task_info()
+    check = task.health_check
+    assert check.type == mesos_pb2.HealthCheck.COMMAND
+    assert check.command.value == "test -f ready" and check.command.shell
+    assert (check.delay_seconds, check.interval_seconds, check.timeout_seconds,
+            check.consecutive_failures, check.grace_period_seconds) == (2, 7, 3, 4, 60)
+    q = queue()
+    q.add(app("/http", healthChecks=[{"protocol": "HTTP", "portIndex": 0}],
+              portDefinitions=[{"port": 0}]), 1)
+    assert not q.match_offer(offer()).launches[0].task_info().HasField("health_check")
