@@ -631,6 +631,12 @@ class MarathonApi:
         body = core.queue.queue_json_all(embed_last_unused_offers=embed)
         body["queue"] = [entry for entry in body["queue"]
                          if self._authz.may_view(request, entry["app"]["id"])]
+        for entry in body["queue"]:
+            # An extension: why the app's current version's last launch failed (e.g. an
+            # image that cannot be pulled), as its `lastTaskFailure` says.
+            failure = core.last_failures.get(PathId.parse(entry["app"]["id"]))
+            if failure is not None and failure.get("version") == entry["app"].get("version"):
+                entry["lastTaskFailure"] = failure
         return _json(body)
 
     async def reset_delay(self, request: Request) -> Response:

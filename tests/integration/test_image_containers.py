@@ -260,6 +260,8 @@ def test_marathon_apps_run_in_images(cluster: Cluster, registry: Registry) -> No
             {"id": "/docker", "args": ["args-from-app"], "cpus": 0.1, "mem": 32,
              "container": {"type": "DOCKER", "docker": {"image": "team/app:v1",
                                                         "network": "HOST"}}},
+            {"id": "/missing", "cmd": "true", "cpus": 0.1, "mem": 32,
+             "container": {"type": "MESOS", "docker": {"image": "team/none:v1"}}},
         ]
         for app in apps:
             created = marathon.post("/v2/apps", json=app)
@@ -273,6 +275,16 @@ def test_marathon_apps_run_in_images(cluster: Cluster, registry: Registry) -> No
         # /docker's entrypoint echoes and exits: it finishes, and is restarted, every time.
         wait_for(lambda: any("entrypoint args-from-app" in out for out in outputs(
             cluster, "docker.")), "the /docker task's echo")
+
+        def queued_failure() -> str | None:
+            for item in marathon.get("/v2/queue").json()["queue"]:
+                if item["app"]["id"] == "/missing" and "lastTaskFailure" in item:
+                    return str(item["lastTaskFailure"]["message"])
+            return None
+
+        # An image that cannot be pulled: the queue says why its instance does not launch.
+        message = wait_for(queued_failure, "the queue to say why /missing waits")
+        assert "failed to pull image 'team/none:v1'" in message and "not found" in message
     assert outputs(cluster, "ucr.") == ["hello from the image\n"]
 
 

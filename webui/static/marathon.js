@@ -353,6 +353,7 @@ function queuePanel(entry) {
         ["Offers processed", String(summary.processedOffersCount ?? 0)],
         ["Offers declined", String(summary.unusedOffersCount ?? 0)],
         ["Last declined offer", formatTime(summary.lastUnusedOfferAt)],
+        ...(entry.lastTaskFailure ? [["Last launch failed", entry.lastTaskFailure.message]] : []),
       ]),
       h("div", {},
         h("h3", { text: "Why the last offers were declined" }),
