@@ -65,7 +65,8 @@ class IsolationConfig:
     """None: `<work_dir>/store/docker`."""
     docker_config: Path | None = None
     """A Docker config file with registries' credentials."""
-    image_provisioner_backend: str = "overlay"
+    image_provisioner_backend: str = ""
+    """overlay or copy; "": overlay where the kernel has overlayfs, else copy."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,8 +213,9 @@ def add_isolation_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--docker_config", default=None,
                         help="a Docker config file (auths) with registries' credentials")
     parser.add_argument("--image_provisioner_backend", choices=("overlay", "copy"),
-                        default="overlay",
-                        help="how root filesystems are made from layers (default overlay)")
+                        default="",
+                        help="how root filesystems are made from layers (default overlay "
+                        "where the kernel has overlayfs, else copy)")
 
 
 def isolation_from_args(args: argparse.Namespace, default_isolation: tuple[str, ...]

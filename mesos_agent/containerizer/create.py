@@ -14,7 +14,7 @@ from mesos_agent.config import IsolationConfig
 from mesos_agent.containerizer.base import Isolator
 from mesos_agent.containerizer.cgroups import Cgroups, CgroupsUnavailable, mounts_under
 from mesos_agent.containerizer.disk import DiskDuIsolator
-from mesos_agent.containerizer.image_runtime import Backend, ImageRuntime
+from mesos_agent.containerizer.image_runtime import ImageRuntime, choose_backend
 from mesos_agent.containerizer.isolators import (
     CgroupsCpuIsolator,
     CgroupsMemIsolator,
@@ -145,7 +145,11 @@ def _image_runtime(config: IsolationConfig, work_dir: Path, tools: LaunchTools) 
                                        "URL (http:// or https://) nor a directory of archives")
         source = ArchiveSource(archives, platform=platform)
     store = ImageStore(config.docker_store_dir or work_dir / "store" / "docker", source)
-    backend: Backend = "copy" if config.image_provisioner_backend == "copy" else "overlay"
+    try:
+        filesystems = Path("/proc/filesystems").read_text()
+    except OSError:
+        filesystems = ""
+    backend = choose_backend(config.image_provisioner_backend, filesystems)
     return ImageRuntime(store, work_dir / "runtime", runc=runc, backend=backend,
                         cgroups_root=config.cgroups_root, launcher=tools.helper,
                         init=tools.helper if tools.helper and is_static(tools.helper) else None)

@@ -43,7 +43,7 @@ from mesos_agent.images.layers import OPAQUE_XATTR, is_whiteout
 from mesos_agent.images.manifest import ImageError
 from mesos_agent.images.store import Image, ImageStore, PruneResult
 
-__all__ = ["Backend", "ImageRuntime"]
+__all__ = ["Backend", "ImageRuntime", "choose_backend"]
 
 Backend = Literal["overlay", "copy"]
 _log = structlog.get_logger(__name__)
@@ -52,6 +52,16 @@ _RUNC_SECONDS = 60
 _HOST_FILES = ("/etc/resolv.conf", "/etc/hosts")  # host networking: the host's names
 _INIT_PATH = "/mnt/mesos/init"
 _IMAGE_FILE = "image"  # in a bundle: the name of the image its container uses
+
+
+def choose_backend(asked: str, filesystems: str) -> Backend:
+    """The provisioner backend: the one `asked` for (`--image_provisioner_backend`), else
+    overlay where the kernel lists overlayfs in `filesystems` (`/proc/filesystems`), else
+    copy."""
+    if asked in ("overlay", "copy"):
+        return "overlay" if asked == "overlay" else "copy"
+    listed = {line.split()[-1] for line in filesystems.splitlines() if line.split()}
+    return "overlay" if "overlay" in listed else "copy"
 
 
 class ImageRuntime:

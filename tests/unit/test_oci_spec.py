@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from mesos_agent.containerizer.image_runtime import choose_backend
 from mesos_agent.containerizer.oci_spec import (
     SANDBOX_PATH,
     ContainerUser,
@@ -89,3 +90,12 @@ def test_runtime_spec() -> None:
     assert runtime_spec(argv=("x",), environment={}, image=ImageConfig(),
                         user=ContainerUser(0, 0), mounts=[], cgroups_path="/c",
                         open_files=(1, 1))["process"]["cwd"] == SANDBOX_PATH
+
+
+def test_the_provisioner_backend_follows_the_flag_else_the_kernel() -> None:
+    with_overlay = "nodev\tsysfs\nnodev\toverlay\n\text4\n"
+    without = "nodev\tsysfs\n\text4\n"
+    assert choose_backend("", with_overlay) == "overlay"
+    assert choose_backend("", without) == "copy"
+    assert choose_backend("copy", with_overlay) == "copy"
+    assert choose_backend("overlay", without) == "overlay"  # asked for: its mount says why
