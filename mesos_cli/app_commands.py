@@ -21,6 +21,7 @@ from mesos_cli.errors import CliError
 from mesos_cli.progress import (
     ServerSentEvent,
     app_at_target,
+    blocking_reason,
     deployment_progress,
     find_deployment,
     stall_reason,
@@ -250,9 +251,14 @@ async def _follow(ctx: Context, marathon: ApiClient, app_id: str, deployment_id:
             ended = ends.ends.get(deployment_id)
             shown = deployment if ended is None else None
             progress = deployment_progress(app, shown, total_steps=total_steps).render()
-            stalled = (stall_reason(app, await marathon.get("/v2/queue"))
-                       if ended is None and not app_at_target(app) else None)
+            queue = (await marathon.get("/v2/queue")
+                     if ended is None and not app_at_target(app) else None)
+            stalled = stall_reason(app, queue) if queue is not None else None
             line.show(f"{progress} (waiting: {stalled})" if stalled else progress)
+            blocked = blocking_reason(app, queue) if queue is not None else None
+            if blocked is not None:
+                raise CliError(f"deployment {deployment_id} of {app_id} cannot finish as it "
+                               f"is: {blocked} (it goes on; see `mesos app show {app_id}`)")
             if ended is not None:
                 outcome, reason = ended
                 if outcome == "deployment_success":

@@ -139,6 +139,33 @@ def stall_reason(app: Mapping[str, Any], queue: Any) -> str | None:
     return "; ".join(reasons) or None
 
 
+STRUCTURAL_REASONS = frozenset({"NoImageProvider"})
+"""Queue reasons that no launch or kill of the deployment itself can clear."""
+
+
+def blocking_reason(app: Mapping[str, Any], queue: Any) -> str | None:
+    """Why waiting longer would not help, if Marathon says so: a task of the app's current
+    version failed to launch (Marathon retries after its backoff, but the cause is known), or
+    every agent's last offer was declined for a reason the deployment cannot clear
+    (`STRUCTURAL_REASONS`). None otherwise."""
+    failure = app.get("lastTaskFailure")
+    if isinstance(failure, Mapping) and failure.get("message") and app.get("version") and (
+            failure.get("version") == app.get("version")):
+        return f"last task failed: {failure['message']}"
+    items = queue.get("queue") if isinstance(queue, Mapping) else None
+    for item in items if isinstance(items, list) else ():
+        if not isinstance(item, Mapping) or (item.get("app") or {}).get("id") != app.get("id"):
+            continue
+        summary = (item.get("processedOffersSummary") or {}).get("rejectSummaryLastOffers")
+        entries = [e for e in summary or () if isinstance(e, Mapping)]
+        declined = {str(e.get("reason")): int(e.get("declined", 0)) for e in entries}
+        offers = max((int(e.get("processed", 0)) for e in entries), default=0)
+        for reason in STRUCTURAL_REASONS:
+            if offers and declined.get(reason) == offers:
+                return f"every agent's offer was declined: {reason}"
+    return None
+
+
 @dataclass(frozen=True)
 class ServerSentEvent:
     """One event of a `text/event-stream`."""

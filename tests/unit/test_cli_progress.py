@@ -15,6 +15,7 @@ from mesos_cli.progress import (
     DeploymentProgress,
     SseDecoder,
     app_at_target,
+    blocking_reason,
     deployment_progress,
     find_deployment,
     render_bar,
@@ -165,3 +166,24 @@ def test_stall_reason_names_the_queue_reasons_and_the_last_failure() -> None:
     older = {**app, "lastTaskFailure": {"message": "old news", "version": "v1"}}
     assert stall_reason(older, {"queue": []}) is None
     assert stall_reason(app, None) is None
+
+
+def test_blocking_reason_only_for_what_waiting_cannot_clear() -> None:
+    app = {"id": "/web", "version": "v2"}
+
+    def queue(*entries: tuple[str, int, int]) -> dict[str, Any]:
+        return {"queue": [{"app": {"id": "/web"}, "processedOffersSummary": {
+            "rejectSummaryLastOffers": [{"reason": r, "processed": p, "declined": d}
+                                        for r, p, d in entries]}}]}
+
+    assert blocking_reason(app, queue(("UnfulfilledRole", 2, 0),
+                                      ("NoImageProvider", 2, 2))) == (
+        "every agent's offer was declined: NoImageProvider")
+    # One agent could still take it, or the reason clears as the deployment goes on.
+    assert blocking_reason(app, queue(("NoImageProvider", 2, 1),
+                                      ("InsufficientCpus", 1, 1))) is None
+    assert blocking_reason(app, queue(("InsufficientCpus", 2, 2))) is None
+    failed = {**app, "lastTaskFailure": {"message": "failed to pull image 'x'", "version": "v2"}}
+    assert blocking_reason(failed, None) == "last task failed: failed to pull image 'x'"
+    older = {**app, "lastTaskFailure": {"message": "old", "version": "v1"}}
+    assert blocking_reason(older, queue()) is None
