@@ -125,11 +125,13 @@ class BatchApi:
         return JSONResponse({"leader": leader})
 
     async def queue(self, request: Request) -> Response:
-        """Metronome's launch queue: the runs waiting for offers, by job."""
-        queued = self.core().queued_runs()
-        return JSONResponse([{"jobId": job_id, "runs": [{"runId": run.id} for run in runs]}
-                             for job_id, runs in queued.items()
-                             if self._authz.may_view(request, job_path(job_id))])
+        """Metronome's launch queue: the runs waiting for offers, by job (each with
+        `waitingReason` when known, an extension)."""
+        core = self.core()
+        return JSONResponse([
+            {"jobId": job_id, "runs": [_queued_run_json(core, run) for run in runs]}
+            for job_id, runs in core.queued_runs().items()
+            if self._authz.may_view(request, job_path(job_id))])
 
     async def dropwizard_metrics(self, request: Request) -> Response:
         """Metronome's metrics of this instance (a standby answers for itself)."""
@@ -370,6 +372,14 @@ def _schedule_json(core: BatchCore, state: ScheduleState) -> dict[str, Any]:
 def _run_json(core: BatchCore, run: JobRun) -> dict[str, Any]:
     """A run's JSON, with `waitingReason` (an extension) while its tasks wait for offers."""
     body = run.to_json()
+    reason = core.waiting_reason(run.id)
+    if reason is not None:
+        body["waitingReason"] = reason
+    return body
+
+
+def _queued_run_json(core: BatchCore, run: JobRun) -> dict[str, Any]:
+    body: dict[str, Any] = {"runId": run.id}
     reason = core.waiting_reason(run.id)
     if reason is not None:
         body["waitingReason"] = reason

@@ -344,3 +344,6 @@ def test_job_run_wait_says_why_its_tasks_wait(live: LiveCluster) -> None:
     reason = "no offered agent runs container images (agents need --image_providers=docker)"
     assert f"waits: {reason}" in waited.stderr, waited.stderr
     assert f"waiting because {reason}" in waited.stderr
+    queue = httpx.get(f"{live.batch_url}/v1/queue").json()
+    [queued] = [q for q in queue if q["jobId"] == "imaged"]
+    assert [r.get("waitingReason") for r in queued["runs"]] == [reason]
