@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 import httpx
 
@@ -415,24 +415,24 @@ class ArchiveSource:
                          "(manifest.json) nor an OCI image layout (index.json)")
 
 
-def _member_bytes(tar: tarfile.TarFile, name: str) -> bytes:
+def _member(tar: tarfile.TarFile, name: str) -> IO[bytes]:
+    """The content of member `name`; ImageError when the archive lacks it."""
     try:
         source = tar.extractfile(name)
     except KeyError:
         source = None
     if source is None:
         raise ImageError(f"image archive lacks {name!r}")
-    return source.read()
+    return source
+
+
+def _member_bytes(tar: tarfile.TarFile, name: str) -> bytes:
+    return _member(tar, name).read()
 
 
 def _member_to_file(tar: tarfile.TarFile, name: str, path: Path) -> str:
     """Copy member `name` to `path`; its sha256 digest."""
-    try:
-        source = tar.extractfile(name)
-    except KeyError:
-        source = None
-    if source is None:
-        raise ImageError(f"image archive lacks {name!r}")
+    source = _member(tar, name)
     digest = hashlib.sha256()
     with open(path, "wb") as out:
         while chunk := source.read(_CHUNK):
