@@ -63,8 +63,8 @@ class IsolationConfig:
     """A registry URL, or a directory of `<repository>:<tag>.tar` archives."""
     docker_store_dir: Path | None = None
     """None: `<work_dir>/store/docker`."""
-    docker_config: Path | None = None
-    """A Docker config file with registries' credentials."""
+    docker_config: str = ""
+    """A Docker config file with registries' credentials, or its JSON ("": none)."""
     image_provisioner_backend: str = ""
     """overlay or copy; "": overlay where the kernel has overlayfs, else copy."""
 
@@ -211,7 +211,8 @@ def add_isolation_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--docker_store_dir", default=None,
                         help="where image layers are kept (default <work_dir>/store/docker)")
     parser.add_argument("--docker_config", default=None,
-                        help="a Docker config file (auths) with registries' credentials")
+                        help="a Docker config file (auths) with registries' credentials, or "
+                        "its JSON")
     parser.add_argument("--image_provisioner_backend", choices=("overlay", "copy"),
                         default="",
                         help="how root filesystems are made from layers (default overlay "
@@ -247,7 +248,7 @@ def isolation_from_args(args: argparse.Namespace, default_isolation: tuple[str, 
         image_providers=providers,
         docker_registry=args.docker_registry,
         docker_store_dir=Path(args.docker_store_dir) if args.docker_store_dir else None,
-        docker_config=Path(args.docker_config) if args.docker_config else None,
+        docker_config=args.docker_config or "",
         image_provisioner_backend=args.image_provisioner_backend,
     )
 

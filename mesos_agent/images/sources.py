@@ -96,12 +96,15 @@ class RegistryCredentials:
     password: str
 
 
-def load_docker_config(path: Path) -> dict[str, RegistryCredentials]:
-    """Credentials by registry host from a Docker config file (`{"auths": {host: {"auth":
-    base64("user:password")}}}`, or `username`/`password` fields); raises ValueError saying
-    what is wrong with it."""
+def load_docker_config(source: str | Path) -> dict[str, RegistryCredentials]:
+    """Credentials by registry host from a Docker config (`{"auths": {host: {"auth":
+    base64("user:password")}}}`, or `username`/`password` fields): a file, or the JSON itself
+    when `source` is a string starting with `{` (as Mesos' `--docker_config` takes either);
+    raises ValueError saying what is wrong with it."""
+    inline = isinstance(source, str) and source.lstrip().startswith("{")
+    path = "given as JSON" if inline else source
     try:
-        document = json.loads(path.read_text())
+        document = json.loads(str(source) if inline else Path(source).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"cannot read the Docker config {path}: {exc}") from None
     auths = document.get("auths", {}) if isinstance(document, dict) else None

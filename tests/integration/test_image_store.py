@@ -166,6 +166,7 @@ async def test_token_authentication(tmp_path: Path, app_image: Image) -> None:
         config.write_text(json.dumps({"auths": {registry.host: {
             "auth": base64.b64encode(f"{user}:{password}".encode()).decode()}}}))
         credentials = load_docker_config(config)[registry.host]
+        assert load_docker_config(config.read_text()) == {registry.host: credentials}  # inline
         image = await store_for(tmp_path / "b", registry, credentials=credentials).get(name)
         assert image.config.user == "nobody"
         assert ["repository:team/app:pull"] in registry.token_server.scopes
