@@ -204,7 +204,10 @@ class LaunchDecision:
         if agent_check is not None and agent_check.command is not None:
             task.health_check.CopyFrom(health_check(
                 command=agent_check.command, delay=agent_check.delay_seconds,
-                interval=agent_check.interval_seconds, timeout=agent_check.timeout_seconds,
+                # 0 means Marathon's defaults: Mesos' for the interval, the interval for
+                # the timeout (as `marathon.health.probe_timeout`).
+                interval=agent_check.interval_seconds or None,
+                timeout=agent_check.timeout_seconds or agent_check.interval_seconds or None,
                 consecutive_failures=agent_check.max_consecutive_failures,
                 grace_period=agent_check.grace_period_seconds))
         if image is not None and (app.container or {}).get("type") == "DOCKER":

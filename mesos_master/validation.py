@@ -110,6 +110,8 @@ def validate_task(
     has_command, has_executor = task.HasField("command"), task.HasField("executor")
     if has_command == has_executor:
         return f"task {task_id!r} must set exactly one of command and executor", Resources.EMPTY
+    if task.HasField("health_check") and (problem := _health_check_problem(task.health_check)):
+        return f"task {task_id!r}: {problem}", Resources.EMPTY
     has_image = bool(task.container.docker.image or task.container.mesos.image.docker.name)
     if has_command and not task.command.value and not has_image:
         return f"task {task_id!r} has an empty command (and no image)", Resources.EMPTY
@@ -252,3 +254,33 @@ def _reserved_resources(resources: Iterable[mesos_pb2.Resource], where: str) -> 
         return Resources.from_proto(resources)
     except ValueError as exc:
         raise MasterError(ErrorCode.INVALID_ARGUMENT, f"{where}: {exc}") from exc
+
+
+def _health_check_problem(check: mesos_pb2.HealthCheck) -> str | None:
+    """What is wrong with a task's health check (Mesos validates the same), None if nothing."""
+    kinds = mesos_pb2.HealthCheck
+    if check.type == kinds.COMMAND and not check.command.value:
+        return "a COMMAND health check needs a command"
+    if check.type == kinds.HTTP and not 0 < check.http.port < 65536:
+        return "an HTTP health check needs a port"
+    if check.type == kinds.TCP and not 0 < check.tcp.port < 65536:
+        return "a TCP health check needs a port"
+    if check.type not in (kinds.COMMAND, kinds.HTTP, kinds.TCP):
+        return "a health check needs a type: COMMAND, HTTP or TCP"
+    # Unset durations take Mesos' defaults; set ones must be finite, and the interval and
+    # timeout above 0 (else the agent would probe without pause).
+    durations = (
+        ("delay_seconds", check.HasField("delay_seconds"), check.delay_seconds, 0.0),
+        ("grace_period_seconds", check.HasField("grace_period_seconds"),
+         check.grace_period_seconds, 0.0),
+        ("interval_seconds", check.HasField("interval_seconds"), check.interval_seconds,
+         _MIN_CHECK_SECONDS),
+        ("timeout_seconds", check.HasField("timeout_seconds"), check.timeout_seconds,
+         _MIN_CHECK_SECONDS))
+    for name, given, value, least in durations:
+        if given and not least <= value < math.inf:
+            return f"health check {name} must be a finite number >= {least:g} (got {value})"
+    return None
+
+
+_MIN_CHECK_SECONDS = 0.01

@@ -351,6 +351,11 @@ def test_a_command_health_check_goes_to_the_agent_with_the_task() -> None:
     assert (check.delay_seconds, check.interval_seconds, check.timeout_seconds,
             check.consecutive_failures, check.grace_period_seconds) == (2, 7, 3, 4, 60)
     q = queue()
+    q.add(app("/zeros", healthChecks=[{"protocol": "COMMAND", "command": {"value": "true"},
+                                        "intervalSeconds": 0, "timeoutSeconds": 0}]), 1)
+    zeros = q.match_offer(offer()).launches[0].task_info().health_check
+    assert not zeros.HasField("interval_seconds") and not zeros.HasField("timeout_seconds")
+    q = queue()
     q.add(app("/http", healthChecks=[{"protocol": "HTTP", "portIndex": 0}],
               portDefinitions=[{"port": 0}]), 1)
     assert not q.match_offer(offer()).launches[0].task_info().HasField("health_check")
