@@ -248,12 +248,9 @@ class Recovered:
             with reading(state.set_aside, key):
                 state._read(key, value)
         # A finished run whose history update a crash cut off is added to the history now.
-        # Oldest first: the store's entries come in any order, and `record` recognises a run
-        # it already counted only among the newest it lists, so a run kept in the store but
-        # already out of that list must not come after a newer one.
-        finished = sorted((a.run for a in state.runs.values() if a.run.status.is_terminal),
-                          key=lambda run: (run.completed_at or run.created_at, run.created_at))
-        for run in finished:
+        # `record` recognises a run it already counted only among the newest it lists: the
+        # finished runs kept in the store are those, as long as both follow completion order.
+        for run in state.finished_runs():
             history = state.histories.get(run.job_id, JobHistory(run.job_id))
             state.histories[run.job_id] = history.record(run)
         for active in state.runs.values():
@@ -265,6 +262,12 @@ class Recovered:
             if schedule is not None and run.due_at is not None:
                 schedule.handled_until = max(schedule.handled_until, run.due_at)
         return state
+
+    def finished_runs(self) -> list[JobRun]:
+        """The finished runs in the order they finished, oldest first (the store's entries
+        come in any order). The core prunes the oldest of them, as the history drops them."""
+        return sorted((a.run for a in self.runs.values() if a.run.status.is_terminal),
+                      key=lambda run: (run.completed_at or run.created_at, run.created_at))
 
     def _read(self, key: str, value: bytes) -> None:
         kind, name = split_key(key)
@@ -323,9 +326,8 @@ class BatchCore:
         self.set_aside = list(state.set_aside)
         self.runs = {i: a for i, a in state.runs.items() if not a.run.status.is_terminal}
         self.finished: dict[str, list[JobRun]] = {}
-        for active in sorted(state.runs.values(), key=lambda a: a.run.created_at):
-            if active.run.status.is_terminal:
-                self.finished.setdefault(active.run.job_id, []).insert(0, active.run)
+        for run in state.finished_runs():  # newest first, as `_finish` keeps them
+            self.finished.setdefault(run.job_id, []).insert(0, run)
         self.suppressed = False
         self.counters: dict[str, int] = {
             "runs_started": 0, "runs_succeeded": 0, "runs_failed": 0, "tasks_launched": 0,

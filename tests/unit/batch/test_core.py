@@ -608,3 +608,20 @@ def test_a_waiting_run_says_why_its_tasks_are_not_launched() -> None:
     assert h.core.waiting_reason(run.id) == "no offer has the resources a task asks for"
     assert len(h.offer()) == 1
     assert h.core.waiting_reason(run.id) is None  # launched: nothing waits
+
+
+def test_runs_finished_out_of_creation_order_are_counted_once_across_restarts() -> None:
+    """The store keeps the runs the history lists: pruning follows completion, not creation,
+    even after a restart, so no kept run falls out of the history and is counted again."""
+    h = Harness()
+    h.core.put_job(job(), create=True)
+    counted = 0
+    for round_ in range(4):
+        runs = [h.core.start_run("nightly") for _ in range(4)]
+        tasks = {t.task_id.value: t for t in h.offer("cpus:16;mem:16384")}
+        for run in reversed(runs):  # the newest run finishes first
+            h.clock.advance(1)
+            h.update(tasks[f"nightly_{run.id}.0.0"], "TASK_FINISHED")
+            counted += 1
+        h = h.restart()
+        assert h.core.history("nightly").success_count == counted, f"round {round_}"
