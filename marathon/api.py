@@ -29,6 +29,7 @@ from marathon.app_definition import AppDefinition, merge_patch, parse_app
 from marathon.app_definition import to_json as app_to_json
 from marathon.core import MAX_APP_VERSIONS, MarathonCore
 from marathon.deployments import AppLockedError, DeploymentPlan
+from marathon.endpoints import endpoints_text
 from marathon.groups import (
     Group,
     GroupUpdate,
@@ -481,10 +482,9 @@ class MarathonApi:
         if kind == "tasks":
             instances = core.app_instances(app_id)
             if request.method == "GET" and len(tail) == 1:
-                if "text/plain" in request.headers.get("accept", ""):
-                    lines = [f"{app_id}\t{i.host}\t" + "\t".join(map(str, i.ports))
-                             for i in instances]
-                    return PlainTextResponse("\n".join(lines) + ("\n" if lines else ""))
+                listed = core.root.app(app_id)
+                if "text/plain" in request.headers.get("accept", "") and listed is not None:
+                    return PlainTextResponse(endpoints_text([(listed, instances)]))
                 return _json({"tasks": [self.task_json(i) for i in instances]})
             if request.method == "DELETE":
                 scale = _flag(request, "scale")
@@ -509,14 +509,14 @@ class MarathonApi:
 
     async def tasks(self, request: Request) -> Response:
         core = self.core()
+        if "text/plain" in request.headers.get("accept", ""):
+            return PlainTextResponse(endpoints_text(
+                (app, core.app_instances(app.id)) for app in core.root.transitive_apps()
+                if self._authz.may_view(request, str(app.id))))
         wanted = {s.lower() for s in request.query_params.getlist("status")}
         tasks = [self.task_json(i) for i in core.instances.values()
                  if (not wanted or i.state.removeprefix("TASK_").lower() in wanted)
                  and self._authz.may_view(request, str(i.app_id))]
-        if "text/plain" in request.headers.get("accept", ""):
-            lines = [f"{t['appId']}\t{t['host']}\t" + "\t".join(map(str, t["ports"]))
-                     for t in tasks]
-            return PlainTextResponse("\n".join(lines) + ("\n" if lines else ""))
         return _json({"tasks": tasks})
 
     async def delete_tasks(self, request: Request) -> Response:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from marathon.app_definition import AppDefinition
-from marathon.groups import Group
+from marathon.groups import SERVICE_PORTS, Group
 from marathon.paths import PathId
 from marathon.validation import OBJECT_NOT_VALID, AppValidationError, Violation
 
@@ -35,10 +35,12 @@ UNRESERVED = "*"
 
 @dataclass(frozen=True, slots=True)
 class AppRules:
-    """The flags the checks depend on: `--mesos_role` and `--enable_features`."""
+    """The flags the checks depend on: `--mesos_role`, `--enable_features` and the service
+    port range (`--local_port_min`, `--local_port_max`)."""
 
     mesos_role: str = UNRESERVED
     features: frozenset[str] = frozenset()
+    service_ports: range = SERVICE_PORTS
 
 
 def _top_level(app_id: PathId) -> PathId | None:

@@ -190,7 +190,8 @@ class MarathonCore:
         (AppValidationError), with nothing stored or started (`dryRun=true`)."""
         version = self._new_version()
         target = assign_versions(
-            self.root, assign_service_ports(self.root, change(self.root)), version)
+            self.root, assign_service_ports(self.root, change(self.root), self.rules.service_ports),
+            version)
         check_limits(target)
         validate_root(target)
         check_app_rules(self.root, target, self.rules)

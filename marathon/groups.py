@@ -456,12 +456,16 @@ def assign_service_ports(original: Group, target: Group,
                          ports: range = SERVICE_PORTS) -> Group:
     """`target` with a service port picked for every 0 of its new or reconfigured apps, as
     Marathon does: first the app's earlier ports in `ports` that it no longer names, then the
-    lowest ones no app of `original` or `target` uses. 422 when `ports` runs out."""
-    def needs_ports(app: AppDefinition) -> bool:
+    lowest ones no app of `original` or `target` uses. 422 when `ports` runs out, or when a
+    new or reconfigured app names a service port another app has (Marathon leaves that to
+    the operator; two apps on one port would make load balancers mix them)."""
+    def changed(app: AppDefinition) -> bool:
         before = original.app(app.id)
-        return 0 in service_ports(app) and (before is None or not same_config(before, app))
+        return before is None or not same_config(before, app)
 
-    waiting = [app for app in target.transitive_apps() if needs_ports(app)]
+    waiting = [app for app in target.transitive_apps() if changed(app)]
+    _refuse_taken_service_ports(target, waiting)
+    waiting = [app for app in waiting if 0 in service_ports(app)]
     if not waiting:
         return target
     used = {p for app in (*original.transitive_apps(), *target.transitive_apps())
@@ -484,6 +488,27 @@ def assign_service_ports(original: Group, target: Group,
             assigned.append(port)
         result = put_app(result, _with_service_ports(app, assigned))
     return result
+
+
+def _refuse_taken_service_ports(root: Group, apps: Sequence[AppDefinition]) -> None:
+    """422 when one of `apps` names a service port that another app of `root` has."""
+    owners: dict[int, list[PathId]] = {}
+    for app in root.transitive_apps():
+        for port in set(service_ports(app)) - {0}:
+            owners.setdefault(port, []).append(app.id)
+    violations = []
+    for app in apps:
+        where = "container/portMappings" if _port_mappings(app.container) else "portDefinitions"
+        field = "servicePort" if where.startswith("container") else "port"
+        for index, port in enumerate(service_ports(app)):
+            others = [str(o) for o in owners.get(port, ()) if o != app.id] if port else []
+            if others:
+                violations.append(Violation(
+                    f"{app.id}/{where}({index})/{field}",
+                    f"Requested service port {port} conflicts with a service port in use by "
+                    f"app {', '.join(sorted(others))}"))
+    if violations:
+        raise AppValidationError(OBJECT_NOT_VALID, violations)
 
 
 def assign_versions(original: Group, target: Group, version: str) -> Group:

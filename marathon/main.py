@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from frameworks.service_host import add_service_flags, parse_service_flags, serve_service
 from marathon.api import MarathonApi
 from marathon.app_rules import GPU_RESOURCES
+from marathon.groups import SERVICE_PORTS
 from marathon.service import MarathonConfig, MarathonService
 from mesos_coordination.process import run_service
 from mesos_runtime.flags import FlagParser, parse_duration
@@ -43,7 +44,29 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated optional features to turn on: "
                         f"{', '.join(FEATURES)} (apps may then ask for GPUs; Marathon "
                         "subscribes with the GPU_RESOURCES capability)")
+    parser.add_argument("--local_port_min", type=_port, default=SERVICE_PORTS.start,
+                        help="lowest service port Marathon assigns to apps' port 0")
+    parser.add_argument("--local_port_max", type=_port, default=SERVICE_PORTS.stop - 1,
+                        help="highest service port Marathon assigns to apps' port 0")
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
+    return port
+
+
+def service_port_range(args: argparse.Namespace) -> range:
+    """`--local_port_min` to `--local_port_max`, both included."""
+    if args.local_port_min > args.local_port_max:
+        raise SystemExit(f"marathon: --local_port_min {args.local_port_min} is above "
+                         f"--local_port_max {args.local_port_max}")
+    return range(args.local_port_min, args.local_port_max + 1)
 
 
 def parse_features(text: str) -> frozenset[str]:
@@ -69,7 +92,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_service_flags(build_parser(), argv, "MARATHON")
     config = MarathonConfig.from_flags(args, role=args.mesos_role, user=args.mesos_user,
                                        features=args.enable_features,
-                                       gpu_resources=GPU_RESOURCES in args.enable_features)
+                                       gpu_resources=GPU_RESOURCES in args.enable_features,
+                                       service_ports=service_port_range(args))
     run_service("marathon", lambda: serve(config))
 
 

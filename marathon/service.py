@@ -24,6 +24,7 @@ from marathon.app_definition import AppDefinition
 from marathon.app_rules import AppRules
 from marathon.core import MarathonCore
 from marathon.event_bus import EventBus
+from marathon.groups import SERVICE_PORTS
 from marathon.health import HealthChecker, HealthTracker, KillDecision
 from marathon.readiness import ReadinessChecker, ReadinessTracker
 from marathon.state import KINDS, Instance, Recovered
@@ -44,6 +45,8 @@ class MarathonConfig(ServiceConfig):
     framework_name: str = "marathon"
     features: frozenset[str] = frozenset()
     """`--enable_features`: the optional features turned on (`gpu_resources`)."""
+    service_ports: range = SERVICE_PORTS
+    """`--local_port_min` to `--local_port_max`: where apps' service ports are picked."""
 
 
 class MarathonScheduler(CoreScheduler[MarathonCore]):
@@ -104,7 +107,8 @@ class MarathonService(ServiceHost[MarathonConfig, MarathonCore, Recovered]):
             clock=SystemClock(), wall=WallClock(), actions=actions, sink=sink,
             publish=self.bus.publish, recovered=recovered,
             observer=CheckObserver(checker, readiness),
-            rules=AppRules(mesos_role=self.config.role, features=self.config.features),
+            rules=AppRules(mesos_role=self.config.role, features=self.config.features,
+                           service_ports=self.config.service_ports),
         )
         self.health, self.readiness = tracker, readiness.tracker
         return TermCore(core, tasks=(checker.run, readiness.run))

@@ -267,3 +267,25 @@ def test_running_out_of_service_ports_is_a_422() -> None:
         assign_service_ports(Group(ROOT), root, ports=range(10000, 10002))
     assert caught.value.status_code == 422
     assert caught.value.to_json()["details"][0]["path"] == "/a/portDefinitions"
+
+
+def test_a_service_port_another_app_has_is_a_422_naming_that_app() -> None:
+    first = assign_service_ports(Group(ROOT), put_app(Group(ROOT), parse_app(app("/a"))))
+    assert ports_of(first, "/a") == [10000]
+    taken = put_app(first, parse_app(app("/b", portDefinitions=[{"port": 10001},
+                                                                {"port": 10000}])))
+    with pytest.raises(AppValidationError) as caught:
+        assign_service_ports(first, taken)
+    [detail] = caught.value.to_json()["details"]
+    assert detail["path"] == "/b/portDefinitions(1)/port"
+    assert "10000" in detail["errors"][0] and "/a" in detail["errors"][0]
+    # The app itself may keep (and restate) its own port; other apps are not checked again.
+    restated = put_app(first, parse_app(app("/a", cmd="sleep 9", portDefinitions=[
+        {"port": 10000}])))
+    assert ports_of(assign_service_ports(first, restated), "/a") == [10000]
+
+
+def test_service_ports_come_from_the_configured_range() -> None:
+    root = put_app(Group(ROOT), parse_app(app("/a", portDefinitions=[{"port": 0}] * 2)))
+    assert ports_of(assign_service_ports(Group(ROOT), root, ports=range(15000, 15003)),
+                    "/a") == [15000, 15001]

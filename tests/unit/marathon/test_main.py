@@ -27,3 +27,17 @@ def test_marathon_keeps_idle_connections_open_for_30_seconds(
     asyncio.run(main.serve(MarathonConfig.from_flags(args, role="*", user=None)))
     assert seen == {"name": "marathon", "keep_alive": 30}
     assert DEFAULT_KEEP_ALIVE_SECONDS == 5  # the master, agent and batch framework keep uvicorn's
+
+
+def test_local_port_flags_set_the_service_port_range() -> None:
+    def parsed(*flags: str) -> range:
+        return main.service_port_range(main.parse_service_flags(
+            main.build_parser(), ["--master", "127.0.0.1:5050", *flags], "MARATHON"))
+
+    assert parsed() == range(10000, 20001)
+    assert parsed("--local_port_min", "15000", "--local_port_max", "15009") == \
+        range(15000, 15010)
+    with pytest.raises(SystemExit):
+        parsed("--local_port_min", "15000", "--local_port_max", "14000")
+    with pytest.raises(SystemExit):
+        parsed("--local_port_max", "70000")
