@@ -55,11 +55,13 @@ def service_framework_info(
     webui_url: str,
     framework_id: str | None = None,
     gpu_resources: bool = False,
+    task_killing_state: bool = False,
 ) -> mesos_pb2.FrameworkInfo:
     """The FrameworkInfo of a long-lived, elected framework service (Marathon, batch):
     checkpointing, partition-aware, running tasks as `user` (this process's user when None),
     and re-subscribing with `framework_id` when a previous leader stored one; with
-    `gpu_resources` also GPU_RESOURCES (offers of agents with GPUs)."""
+    `gpu_resources` also GPU_RESOURCES (offers of agents with GPUs), with
+    `task_killing_state` TASK_KILLING_STATE (TASK_KILLING before a task is stopped)."""
     info = mesos_pb2.FrameworkInfo(
         name=name,
         user=user or getpass.getuser(),
@@ -73,6 +75,8 @@ def service_framework_info(
     )
     if gpu_resources:
         info.capabilities.add(type=mesos_pb2.FrameworkInfo.Capability.GPU_RESOURCES)
+    if task_killing_state:
+        info.capabilities.add(type=mesos_pb2.FrameworkInfo.Capability.TASK_KILLING_STATE)
     if framework_id:
         info.id.value = framework_id
     return info

@@ -144,6 +144,9 @@ class ServiceConfig:
     gpu_resources: bool = False
     """Whether the framework subscribes with the GPU_RESOURCES capability (offers of agents
     with GPUs come only then)."""
+    task_killing_state: bool = False
+    """Whether the framework subscribes with the TASK_KILLING_STATE capability (a task being
+    killed is reported TASK_KILLING first)."""
     tls: TlsConfig = field(default_factory=TlsConfig)
     """TLS of the API and of the connection to the master (ADR 0013)."""
     credential: mesos_pb2.Credential | None = None
@@ -270,7 +273,7 @@ class ServiceHost(abc.ABC, Generic[ConfigT, CoreT, RecoveredT]):
         self._framework_info = functools.partial(
             service_framework_info, config.framework_name, role=config.role, user=config.user,
             failover_timeout=config.failover_timeout, hostname=self.hostname,
-            gpu_resources=config.gpu_resources,
+            gpu_resources=config.gpu_resources, task_killing_state=config.task_killing_state,
         )
         self._writer: BatchWriter | None = None
         self._abdication = asyncio.Event()

@@ -11,6 +11,7 @@ must then be given as numbers).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import TypeAlias
 
@@ -66,13 +67,20 @@ def _labels(values: Mapping[str, str]) -> mesos_pb2.Labels:
     )
 
 
-def kill_policy(grace_period: float) -> mesos_pb2.KillPolicy:
-    """A kill policy: SIGTERM, then SIGKILL after `grace_period` seconds."""
-    if grace_period < 0:
-        raise ValueError(f"the kill grace period must not be negative ({grace_period})")
-    return mesos_pb2.KillPolicy(
-        grace_period=mesos_pb2.DurationInfo(nanoseconds=round(grace_period * 1e9))
-    )
+def kill_policy(grace_period: float | None, *,
+                sigterm_delay: float | None = None) -> mesos_pb2.KillPolicy:
+    """A kill policy: SIGTERM, then SIGKILL after `grace_period` seconds (None: the agent's
+    default). With `sigterm_delay` the task is announced TASK_KILLING first and gets its
+    SIGTERM that many seconds later (load balancers and DNS drop it meanwhile)."""
+    policy = mesos_pb2.KillPolicy()
+    for name, seconds in (("grace_period", grace_period), ("sigterm_delay", sigterm_delay)):
+        if seconds is None:
+            continue
+        if not 0 <= seconds < math.inf:
+            raise ValueError(f"the kill {name.replace('_', ' ')} must be a finite number of "
+                             f"seconds, at least 0 ({seconds})")
+        getattr(policy, name).nanoseconds = round(seconds * 1e9)
+    return policy
 
 
 def command_info(cmd: Command, *, env: Mapping[str, str] | None = None) -> mesos_pb2.CommandInfo:
@@ -122,12 +130,13 @@ def _place(
 def _task_info(
     task_id: TaskIDLike, name: str | None, agent: mesos_pb2.AgentID, resources: Resources,
     data: bytes, kill_grace_period: float | None, task_labels: Mapping[str, str] | None,
+    sigterm_delay: float | None = None,
 ) -> mesos_pb2.TaskInfo:
     task = mesos_pb2.TaskInfo(task_id=_ids.task_id(task_id), agent_id=agent, data=data)
     task.name = name if name is not None else task.task_id.value
     task.resources.extend(resources.to_proto())
-    if kill_grace_period is not None:
-        task.kill_policy.CopyFrom(kill_policy(kill_grace_period))
+    if kill_grace_period is not None or sigterm_delay:
+        task.kill_policy.CopyFrom(kill_policy(kill_grace_period, sigterm_delay=sigterm_delay))
     if task_labels:
         task.labels.CopyFrom(_labels(task_labels))
     return task
@@ -152,6 +161,7 @@ def command_task(
     force_pull_image: bool = False,
     volumes: Sequence[mesos_pb2.Volume] = (),
     health_check: mesos_pb2.HealthCheck | None = None,
+    sigterm_delay: float | None = None,
 ) -> mesos_pb2.TaskInfo:
     """A task run by the agent's built-in command executor.
 
@@ -161,14 +171,16 @@ def command_task(
     "registry:5000/team/app:1.0") the command runs in that image's root filesystem on agents
     with `--image_providers=docker`; `cmd` None then runs the image's Entrypoint and Cmd, and
     `volumes` (`volume(...)`) are bound into it. `health_check` (`health_check(...)`) is run
-    by the agent; its results come as TASK_RUNNING updates with `healthy`. Raises ValueError
+    by the agent; its results come as TASK_RUNNING updates with `healthy`. When killed, it
+    gets SIGTERM `sigterm_delay` seconds after TASK_KILLING (`kill_policy`). Raises ValueError
     when the task does not fit the offer.
     """
     if cmd is None and image is None:
         raise ValueError("a task without an image needs a command")
     agent, resources = _place(on, cpus, mem, disk, gpus, ports)
     environment = _with_port_variables(env, resources)
-    task = _task_info(task_id, name, agent, resources, data, kill_grace_period, labels)
+    task = _task_info(task_id, name, agent, resources, data, kill_grace_period, labels,
+                      sigterm_delay)
     if cmd is not None:
         task.command.CopyFrom(command_info(cmd, env=environment))
     else:

@@ -123,9 +123,13 @@ class MarathonCore:
         id_factory: Callable[[], str] | None = None,
         observer: InstanceObserver | None = None,
         rules: AppRules | None = None,
+        sigterm_delay: float = 0.0,
     ) -> None:
         state = recovered or Recovered()
         self.rules = rules or AppRules()
+        self.sigterm_delay = sigterm_delay
+        """How long a killed instance stays up after TASK_KILLING (load balancers and DNS
+        drop it meanwhile); set on the tasks it launches."""
         self.clock = clock
         self.wall = wall
         self.actions = actions
@@ -299,7 +303,8 @@ class MarathonCore:
                                      IDLE_DECLINE_SECONDS if idle else DECLINE_SECONDS)
                 continue
             attributes = view.agent.attributes
-            tasks = [decision.task_info() for decision in match.launches]
+            tasks = [decision.task_info(sigterm_delay=self.sigterm_delay)
+                     for decision in match.launches]
             offer_id = offer.id.value
             now = self.wall.now()
             for number, decision in enumerate(match.launches, start=1):

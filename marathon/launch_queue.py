@@ -179,8 +179,9 @@ class LaunchDecision:
     host_ports: tuple[int, ...]
     env: Mapping[str, str]
 
-    def task_info(self) -> mesos_pb2.TaskInfo:
-        """The SDK `TaskInfo` for the agent's command executor."""
+    def task_info(self, *, sigterm_delay: float = 0.0) -> mesos_pb2.TaskInfo:
+        """The SDK `TaskInfo` for the agent's command executor; when killed, the task gets
+        SIGTERM `sigterm_delay` seconds after TASK_KILLING."""
         app = self.app
         command: str | list[str] | None = app.cmd if app.cmd is not None else list(app.args)
         image = app.image
@@ -192,6 +193,7 @@ class LaunchDecision:
             ports=list(self.host_ports), env=self.env,
             name=".".join(reversed(app.id.segments)),
             kill_grace_period=app.task_kill_grace_period_seconds,
+            sigterm_delay=sigterm_delay or None,
             labels=dict(app.labels) or None,
             image=image[0] if image is not None else None,
             force_pull_image=image is not None and image[1],

@@ -44,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated optional features to turn on: "
                         f"{', '.join(FEATURES)} (apps may then ask for GPUs; Marathon "
                         "subscribes with the GPU_RESOURCES capability)")
+    parser.add_argument("--sigterm_delay", type=parse_duration, default=1.0,
+                        help="how long an instance being killed keeps running after it is "
+                        "announced TASK_KILLING (load balancers and mesos-dns drop it) before "
+                        "its SIGTERM; 0 stops it at once (default 1secs)")
     parser.add_argument("--local_port_min", type=_port, default=SERVICE_PORTS.start,
                         help="lowest service port Marathon assigns to apps' port 0")
     parser.add_argument("--local_port_max", type=_port, default=SERVICE_PORTS.stop - 1,
@@ -93,7 +97,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = MarathonConfig.from_flags(args, role=args.mesos_role, user=args.mesos_user,
                                        features=args.enable_features,
                                        gpu_resources=GPU_RESOURCES in args.enable_features,
-                                       service_ports=service_port_range(args))
+                                       service_ports=service_port_range(args),
+                                       sigterm_delay=args.sigterm_delay)
     run_service("marathon", lambda: serve(config))
 
 

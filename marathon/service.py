@@ -47,6 +47,9 @@ class MarathonConfig(ServiceConfig):
     """`--enable_features`: the optional features turned on (`gpu_resources`)."""
     service_ports: range = SERVICE_PORTS
     """`--local_port_min` to `--local_port_max`: where apps' service ports are picked."""
+    sigterm_delay: float = 1.0
+    """`--sigterm_delay`: how long an instance being killed stays up after TASK_KILLING."""
+    task_killing_state: bool = True
 
 
 class MarathonScheduler(CoreScheduler[MarathonCore]):
@@ -109,6 +112,7 @@ class MarathonService(ServiceHost[MarathonConfig, MarathonCore, Recovered]):
             observer=CheckObserver(checker, readiness),
             rules=AppRules(mesos_role=self.config.role, features=self.config.features,
                            service_ports=self.config.service_ports),
+            sigterm_delay=self.config.sigterm_delay,
         )
         self.health, self.readiness = tracker, readiness.tracker
         return TermCore(core, tasks=(checker.run, readiness.run))

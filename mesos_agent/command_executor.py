@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 
 import structlog
 
@@ -50,6 +51,8 @@ class _Run:
 
     kill_requested: asyncio.Event = field(default_factory=asyncio.Event)
     kill_policy: mesos_pb2.KillPolicy | None = None
+    killed_again: asyncio.Event = field(default_factory=asyncio.Event)
+    """A second kill came: the SIGTERM is not delayed any longer."""
     unhealthy: bool = False
     """Killed because its health check failed too often."""
 
@@ -83,6 +86,9 @@ class CommandExecutor:
         """Kill the task: its process group gets SIGTERM, then SIGKILL after the grace period."""
         run = self._runs.get(task.key)
         if run is not None:
+            if run.kill_requested.is_set():
+                run.killed_again.set()
+                return
             run.kill_policy = policy
             run.kill_requested.set()
 
@@ -169,6 +175,10 @@ class CommandExecutor:
             self._report_exit(task, termination)
         else:
             self._reports.killing(task)
+            delay = 0.0 if run.unhealthy else self._sigterm_delay(task, run)
+            if delay > 0:
+                tlog.info("announced TASK_KILLING; SIGTERM follows", sigterm_delay=delay)
+                await self._until_ended_or(container_id, run.killed_again, delay)
             grace = self._grace_period(task, run)
             tlog.info("sending SIGTERM to the task's process group", grace_period=grace)
             termination = await stop_container(self._context.containerizer, container_id, grace)
@@ -227,9 +237,33 @@ class CommandExecutor:
             self._reports.update(task, mesos_pb2.TASK_FAILED, termination.describe(),
                                  _Reason.REASON_COMMAND_EXECUTOR_FAILED)
 
+    async def _until_ended_or(self, container_id: str, event: asyncio.Event,
+                              seconds: float) -> None:
+        """Wait up to `seconds`, until the container ends by itself or `event` is set."""
+        waits = {asyncio.ensure_future(self._context.containerizer.wait(container_id)),
+                 asyncio.ensure_future(event.wait())}
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+
     def _grace_period(self, task: Task, run: _Run) -> float:
-        task_policy = task.info.kill_policy if task.info.HasField("kill_policy") else None
-        for policy in (run.kill_policy, task_policy):
-            if policy is not None and policy.HasField("grace_period"):
-                return policy.grace_period.nanoseconds / 1e9
-        return self._default_grace_period
+        grace = _policy_seconds(task, run, "grace_period")
+        return self._default_grace_period if grace is None else grace
+
+    @staticmethod
+    def _sigterm_delay(task: Task, run: _Run) -> float:
+        return _policy_seconds(task, run, "sigterm_delay") or 0.0
+
+
+def _policy_seconds(task: Task, run: _Run, name: Literal["grace_period", "sigterm_delay"],
+                    ) -> float | None:
+    """A duration of the kill's own policy, else of the task's policy; None when neither
+    sets it."""
+    task_policy = task.info.kill_policy if task.info.HasField("kill_policy") else None
+    for policy in (run.kill_policy, task_policy):
+        if policy is not None and policy.HasField(name):
+            return float(getattr(policy, name).nanoseconds) / 1e9
+    return None

@@ -53,7 +53,7 @@ TABLE_HEADERS: dict[str, tuple[str, ...]] = {
     "frameworks": ("ID", "NAME", "ROLE", "ACTIVE", "TASKS", "CPUS", "MEM", "SHARE"),
     "tasks": ("ID", "NAME", "FRAMEWORK", "STATE", "HOST", "CPUS", "MEM", "CPU TIME",
               "MEM USED"),
-    "apps": ("ID", "INSTANCES", "HEALTHY", "CPUS", "MEM", "DEPLOYING", "CMD"),
+    "apps": ("ID", "INSTANCES", "HEALTHY", "CPUS", "MEM", "SERVICE PORTS", "DEPLOYING", "CMD"),
     "app_tasks": ("ID", "HOST", "PORTS", "STATE", "HEALTH", "STARTED"),
     "jobs": ("ID", "SCHEDULES", "ACTIVE RUNS", "SUCCESSES", "FAILURES", "CMD"),
     "runs": ("RUN ID", "STATUS", "CREATED", "FINISHED"),
@@ -370,6 +370,17 @@ def agent_task(agent_state: Json, framework_id: str, task_id: str) -> AgentTask 
 # --------------------------------------------------------------------- Marathon
 
 
+def service_ports(app: Json) -> list[int]:
+    """The ports where load balancers (`marathon-lb`) serve the app: its container's port
+    mappings' `servicePort`s, else its port definitions' ports (0: none assigned)."""
+    container = app.get("container") or {}
+    mappings = container.get("portMappings") or (container.get("docker") or {}).get(
+        "portMappings") or []
+    ports = ([m.get("servicePort", 0) for m in mappings] if mappings
+             else [d.get("port", 0) for d in app.get("portDefinitions") or []])
+    return [port for port in ports if isinstance(port, int) and port > 0]
+
+
 def app_rows(apps: Iterable[Json]) -> list[Row]:
     """`/v2/apps` entries: instances running/target, healthy ones when health-checked."""
     rows: list[Row] = []
@@ -382,6 +393,7 @@ def app_rows(apps: Iterable[Json]) -> list[Row]:
             f"{app.get('tasksHealthy', 0)}/{target}" if checked else None,
             float(app.get("cpus", 0.0)),
             format_mem(float(app.get("mem", 0.0))),
+            ",".join(str(port) for port in service_ports(app)) or None,
             bool(app.get("deployments")),
             shorten(str(app.get("cmd") or " ".join(app.get("args") or [])), _CMD_WIDTH),
         ])

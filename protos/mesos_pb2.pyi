@@ -925,19 +925,29 @@ Global___CommandInfo: _TypeAlias = CommandInfo  # noqa: Y015
 
 @_typing.final
 class KillPolicy(_message.Message):
+    """How a task is killed: SIGTERM, then SIGKILL `grace_period` later. Extension: with
+    `sigterm_delay` the executor first reports TASK_KILLING (to frameworks with the
+    TASK_KILLING_STATE capability, and so to load balancers and DNS that follow them) and keeps
+    the task running that long before its SIGTERM, so that it leaves them before it stops.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     GRACE_PERIOD_FIELD_NUMBER: _builtins.int
+    SIGTERM_DELAY_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def grace_period(self) -> Global___DurationInfo: ...
+    @_builtins.property
+    def sigterm_delay(self) -> Global___DurationInfo: ...
     def __init__(
         self,
         *,
         grace_period: Global___DurationInfo | None = ...,
+        sigterm_delay: Global___DurationInfo | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["grace_period", b"grace_period"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["grace_period", b"grace_period", "sigterm_delay", b"sigterm_delay"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["grace_period", b"grace_period"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grace_period", b"grace_period", "sigterm_delay", b"sigterm_delay"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

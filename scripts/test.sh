@@ -27,6 +27,11 @@ if ! command -v cc >/dev/null \
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq gcc libc6-dev >/dev/null
 fi
+if ! command -v haproxy >/dev/null || ! command -v dig >/dev/null; then
+  # marathon-lb runs Debian's haproxy; the service discovery tests query mesos-dns with dig.
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq haproxy dnsutils >/dev/null
+fi
 if ! command -v docker-registry >/dev/null || ! command -v skopeo >/dev/null \
     || ! command -v umoci >/dev/null || ! command -v runc >/dev/null || [ ! -x /bin/busybox ]; then
   # Container images (issue 19): a real registry, skopeo to push test images built on

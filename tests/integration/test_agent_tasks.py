@@ -302,6 +302,39 @@ async def test_kill_sends_killing_then_killed_and_escalates(
         assert killed.message == "Command terminated by signal SIGKILL"
 
 
+async def test_a_sigterm_delay_keeps_the_task_running_after_killing_until_it_passes(
+    master: tuple[ScriptedMaster, int], tmp_path: Path
+) -> None:
+    """With `sigterm_delay`, TASK_KILLING comes first and the task gets no SIGTERM until the
+    delay passes (here: until a second kill ends the wait early)."""
+    scripted, port = master
+    framework = mesos_pb2.FrameworkInfo()
+    framework.CopyFrom(FRAMEWORK)
+    framework.capabilities.add(type=mesos_pb2.FrameworkInfo.Capability.TASK_KILLING_STATE)
+    task = command_task("t1", 'trap "echo got-term > term; exit 0" TERM; '
+                        "echo up > up; sleep 300 & wait", grace=30)
+    task.kill_policy.sigterm_delay.nanoseconds = 600 * 10**9
+    kill = MasterMessage(kill_task=MasterMessage.KillTask(
+        framework_id=FRAMEWORK.id, task_id=mesos_pb2.TaskID(value="t1")))
+    async with RunningAgent(port, tmp_path):
+        await scripted.expect("register")
+        scripted.send(run_task(task, framework))
+        await scripted.update_acked(mesos_pb2.TASK_STARTING)
+        await scripted.update_acked(mesos_pb2.TASK_RUNNING)
+        sandbox = sandbox_of(tmp_path, "t1")
+        await eventually(lambda: (sandbox / "up").exists())
+        scripted.send(kill)
+        await scripted.update_acked(mesos_pb2.TASK_KILLING)
+        # Another task starting and running takes longer than the trap would need.
+        scripted.send(run_task(command_task("t2", "sleep 300"), framework))
+        await scripted.update_acked(mesos_pb2.TASK_STARTING)
+        await scripted.update_acked(mesos_pb2.TASK_RUNNING)
+        assert not (sandbox / "term").exists(), "SIGTERM came with TASK_KILLING"
+        scripted.send(kill)  # a second kill: SIGTERM now
+        killed = await scripted.update_acked(mesos_pb2.TASK_KILLED)
+        assert (sandbox / "term").read_text() == "got-term\n", killed.message
+
+
 async def test_kill_of_an_unknown_task_reports_it_lost(
     master: tuple[ScriptedMaster, int], tmp_path: Path
 ) -> None:

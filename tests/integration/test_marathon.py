@@ -319,3 +319,46 @@ def test_a_poisoned_app_record_is_set_aside_at_restart_and_deleted(
     wait_for(lambda: marathon.get("/v2/info").json()["frameworkId"], "marathon to register")
     assert marathon.get("/v2/set-aside-records").json()["setAsideRecords"] == []
     assert [a["id"] for a in marathon.get("/v2/apps").json()["apps"]] == ["/good"]
+
+
+def test_service_ports_and_a_killed_instance_leaving_before_its_sigterm(cluster: Cluster) -> None:
+    """Service ports come from --local_port_min/max and show in the text/plain task list; a
+    killed instance is TASK_KILLING and out of that list while it still serves (SIGTERM
+    comes --sigterm_delay later)."""
+    cluster.start_agent("cpus:4;mem:4096;disk:1000;ports:[31000-31099]", hostname="127.0.0.1")
+    _, url = cluster.start_marathon("--sigterm_delay", "600secs",
+                                    "--local_port_min", "15000", "--local_port_max", "15010")
+    with httpx.Client(base_url=url, timeout=10) as client:
+        wait_for(lambda: client.get("/v2/info").json()["frameworkId"], "marathon to register")
+        body = {**WEB, "id": "/shop/web", "portDefinitions": [{"port": 0}]}
+        assert client.post("/v2/apps", json=body).status_code == 201
+        current = wait_for(lambda: settled(client, "/shop/web", 2), "two running instances")
+        assert [d["port"] for d in current["portDefinitions"]] == [15000]
+        assert all(task["servicePorts"] == [15000] for task in current["tasks"])
+        endpoints = {f"127.0.0.1:{task['ports'][0]}": task for task in current["tasks"]}
+        wait_for(lambda: all(serves(t["ports"][0]) for t in current["tasks"]), "HTTP servers")
+
+        def listed() -> set[str]:
+            text = client.get("/v2/tasks", headers={"Accept": "text/plain"}).text
+            [line] = text.splitlines()
+            app_id, service_port, *hosts = line.split("\t")
+            assert (app_id, service_port, hosts[-1]) == ("shop_web", "15000", "")
+            return set(hosts[:-1])
+
+        assert listed() == set(endpoints)
+        clash = client.post("/v2/apps", json={**WEB, "id": "/other",
+                                              "portDefinitions": [{"port": 15000}]})
+        assert clash.status_code == 422 and "/shop/web" in clash.text
+
+        doomed, kept = endpoints
+        task_id = endpoints[doomed]["id"]
+        killed = client.delete(f"/v2/apps/shop/web/tasks/{task_id}", params={"scale": "true"})
+        assert killed.status_code == 200, killed.text
+
+        def state_of(task: str) -> str | None:
+            found = [t for t in client.get("/v2/tasks").json()["tasks"] if t["id"] == task]
+            return found[0]["state"] if found else None
+
+        wait_for(lambda: state_of(task_id) == "TASK_KILLING", "the task to be TASK_KILLING")
+        assert listed() == {kept}
+        assert serves(int(doomed.rsplit(":", 1)[1])), "the killed instance got SIGTERM already"

@@ -223,9 +223,14 @@ def test_a_finished_tasks_sandbox_comes_from_the_agents_completed_frameworks() -
 def test_marathon_apps_and_tasks() -> None:
     app = json.loads((CONFORMANCE / "marathon" / "app.json").read_text())
     app.update(tasksRunning=1, tasksHealthy=1, deployments=[{"id": "d"}])
-    assert app_rows([app]) == [["/foo", "1/2", "1/2", 0.1, "16 MB", True, "sleep 1000"]]
+    assert app_rows([app]) == [["/foo", "1/2", "1/2", 0.1, "16 MB", "10019", True,
+                                "sleep 1000"]]
     del app["healthChecks"]
     assert app_rows([app])[0][2] is None
+    del app["container"]  # then the port definitions' ports: 0 is none assigned
+    assert app_rows([app])[0][5] is None
+    app["portDefinitions"] = [{"port": 10000}, {"port": 10001}]
+    assert app_rows([app])[0][5] == "10000,10001"
     tasks = json.loads((CONFORMANCE / "marathon" / "app_tasks.json").read_text())["tasks"]
     rows = app_task_rows(tasks)
     assert rows[0][1:] == ["srv7.hw.ca1.mesosphere.com", "31756", "TASK_STAGING", None,

@@ -81,7 +81,7 @@ def test_command_tasks_share_a_budget() -> None:
         ({"on": "a1", "cmd": "  "}, "must not be empty"),
         ({"on": "a1", "cmd": []}, "must not be empty"),
         ({"on": "", "cmd": "true"}, "AgentID must not be empty"),
-        ({"on": "a1", "cmd": "true", "kill_grace_period": -1}, "must not be negative"),
+        ({"on": "a1", "cmd": "true", "kill_grace_period": -1}, "at least 0"),
     ],
     ids=["port-count-without-offer", "too-big", "blank-cmd", "empty-argv", "empty-agent",
          "negative-grace"],
@@ -119,6 +119,15 @@ def test_executor_task_checks_the_executor_share_fits() -> None:
 
 def test_kill_policy() -> None:
     assert kill_policy(0.25).grace_period.nanoseconds == 250_000_000
+    delayed = kill_policy(None, sigterm_delay=1.5)
+    assert not delayed.HasField("grace_period")
+    assert delayed.sigterm_delay.nanoseconds == 1_500_000_000
+    for bad in (-1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="at least 0"):
+            kill_policy(bad)
+    task = command_task("t1", "agent-1", "serve", sigterm_delay=2)
+    assert task.kill_policy.sigterm_delay.nanoseconds == 2_000_000_000
+    assert not command_task("t2", "agent-1", "serve").HasField("kill_policy")
 
 
 @pytest.mark.parametrize(

@@ -281,7 +281,12 @@ def test_launch_decision_builds_the_sdk_task_info() -> None:
     assert task.command.value == "sleep 1000" and task.command.user == "nobody"
     assert [u.value for u in task.command.uris] == ["http://h/a.tgz"]
     assert task.kill_policy.grace_period.nanoseconds == 3_000_000_000
+    assert not task.kill_policy.HasField("sigterm_delay")
     assert [(label.key, label.value) for label in task.labels.labels] == [("team", "core")]
+    # Marathon's --sigterm_delay: the task leaves load balancers before its SIGTERM.
+    delayed = decision.task_info(sigterm_delay=1.5).kill_policy
+    assert (delayed.grace_period.nanoseconds, delayed.sigterm_delay.nanoseconds) == \
+        (3_000_000_000, 1_500_000_000)
 
 
 def test_set_count_and_purge() -> None:
