@@ -156,7 +156,11 @@ class Cluster:
         return process
 
     def start_marathon(self, *flags: str, name: str = "marathon") -> tuple[Process, str]:
-        """Start Marathon against the cluster's master; returns it and its base URL."""
+        """Start Marathon against the cluster's master; returns it and its base URL. Killed
+        instances stop at once unless `flags` set `--sigterm_delay` (tests that need no load
+        balancer need not wait for one)."""
+        if "--sigterm_delay" not in flags:
+            flags = ("--sigterm_delay", "0", *flags)
         return self._start_service("marathon", flags, name, free_port())
 
     def start_batch(self, *flags: str, name: str = "batch",
