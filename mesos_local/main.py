@@ -2,40 +2,36 @@
 in one command.
 
 Each component runs as its own process (the same console scripts a real cluster uses), with its
-log under `<work_dir>/logs/`. mesos-local makes itself the child subreaper, so tasks whose agent
-has exited are re-parented to it; on Ctrl-C (or SIGTERM) it stops the agents and the master and
-kills whatever tasks remain, leaving no child processes behind.
+log under `<work_dir>/logs/`, supervised (`mesos_local.supervisor`): one that exits is reported
+and restarted with backoff while the others keep running. mesos-local makes itself the child
+subreaper, so tasks whose agent has exited are re-parented to it and reaped; on SIGINT, SIGTERM
+or SIGHUP (however it was started) it stops the components and kills whatever tasks remain,
+leaving no child processes behind.
 
 Agent i poses as host 127.0.0.i (every 127/8 address is loopback on Linux), so placement by
-hostname sees distinct hosts, and gets its own port range for tasks.
+hostname sees distinct hosts, and gets its own slice of `--task_ports` for tasks.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import ctypes
 import os
 import secrets
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
-import psutil
-
+from mesos_local.supervisor import Component, Supervisor
 from mesos_runtime.flags import FlagParser, parse_flags, parse_port
 from mesos_security.pki import CertificateAuthority, IssuedCertificate, write_pkcs12
 
 _PR_SET_CHILD_SUBREAPER = 36
-PORTS_PER_AGENT = 1000
 
 
 @dataclass(frozen=True)
@@ -107,15 +103,6 @@ def tls_instructions(tls: LocalTls, master: str, master_url: str, marathon_url: 
     ]
 
 
-@dataclass
-class Child:
-    """A component process and its log file."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log: IO[bytes]
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = FlagParser(
         prog="mesos-local",
@@ -148,9 +135,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tls", action="store_true",
                         help="mutual TLS everywhere: a private CA and certificates under "
                              "<work_dir>/tls (the CA is reused), printed with how to use them")
+    parser.add_argument("--task_ports", type=parse_port_range, default=(31000, 32999),
+                        help="the ports tasks may use, split evenly among the agents "
+                        "(default 31000-32999; give two clusters on one host different ones)")
     parser.add_argument("--startup_timeout", type=float, default=30.0)
     parser.add_argument("--log_level", default="INFO")
     return parser
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    """`BEGIN-END`, two ports with BEGIN <= END."""
+    begin, dash, end = text.partition("-")
+    try:
+        if not dash:
+            raise ValueError
+        first, last = parse_port(begin.strip()), parse_port(end.strip())
+    except (ValueError, argparse.ArgumentTypeError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a port range such as 31000-32999") from None
+    if first < 1 or first > last:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port range from 1 to 65535 "
+                                         "that ends after it begins")
+    return first, last
 
 
 def _become_subreaper() -> None:
@@ -161,74 +167,47 @@ def _become_subreaper() -> None:
         pass  # not Linux: tasks of a killed agent may outlive us
 
 
-def _wait_for_port(host: str, port: int, child: Child, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if child.process.poll() is not None:
-            raise RuntimeError(f"{child.name} exited with status {child.process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"{child.name} did not start listening on {host}:{port} in time")
+class _StopRequested(Exception):
+    """SIGINT, SIGTERM or SIGHUP arrived."""
 
 
-def _start(name: str, argv: list[str], logs: Path) -> Child:
-    log = (logs / f"{name}.log").open("ab")
-    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    return Child(name, process, log)
+def _on_stop_signal(signum: int, frame: object) -> None:
+    raise _StopRequested(signal.Signals(signum).name)
 
 
-def _stop(children: Sequence[Child], timeout: float = 10.0) -> None:
-    """Stop agents first, then the master; then kill and reap every remaining descendant."""
-    for child in reversed(children):
-        if child.process.poll() is None:
-            child.process.terminate()
-    deadline = time.monotonic() + timeout
-    for child in reversed(children):
-        try:
-            child.process.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.process.kill()
-            child.process.wait()
-        child.log.close()
-    _kill_orphans()
-
-
-def _kill_orphans() -> None:
-    """Kill the process groups of tasks re-parented to us and reap them."""
-    me = psutil.Process()
-    for _ in range(50):
-        orphans = me.children()
-        if not orphans:
-            return
-        for orphan in orphans:
-            with contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess):
-                os.killpg(os.getpgid(orphan.pid), signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess):
-                orphan.kill()
-        psutil.wait_procs(orphans, timeout=1.0)
+def agent_port_ranges(task_ports: tuple[int, int], agents: int) -> list[tuple[int, int]]:
+    """`--task_ports` split evenly among `agents` (each a contiguous range); ValueError when
+    some agent would get no port."""
+    first, last = task_ports
+    size = (last - first + 1) // agents if agents else 0
+    if agents and size < 1:
+        raise ValueError(f"--task_ports {first}-{last} has fewer ports than --agents {agents}")
+    return [(first + i * size, first + (i + 1) * size - 1) for i in range(agents)]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_flags(build_parser(), argv, "MESOS")
     if args.agents < 0 or args.agents > 200:
         sys.exit("mesos-local: --agents must be between 0 and 200")
+    try:
+        port_ranges = agent_port_ranges(args.task_ports, args.agents)
+    except ValueError as exc:
+        sys.exit(f"mesos-local: {exc}")
     _become_subreaper()
+    # However it was started (a background job of a non-interactive shell ignores SIGINT),
+    # these three stop the cluster.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _on_stop_signal)
     temporary = args.work_dir is None
     work_dir: Path = Path(tempfile.mkdtemp(prefix="mesos-local-")) if temporary else args.work_dir
     logs = work_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     python = sys.executable
-    children: list[Child] = []
+    supervisor = Supervisor(logs)
     marathon_url = batch_url = ""
-
-    def on_signal(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_signal)
     deadline = time.monotonic() + args.startup_timeout
     hosts = list(dict.fromkeys([args.ip, "127.0.0.1", "localhost"]))
-    tls = prepare_tls(work_dir / "tls", hosts) if args.tls else None
-    scheme = "https" if tls is not None else "http"
+    status = 0
 
     def secure(name: str, *more_hosts: str) -> list[str]:
         """The `--ssl_*` flags of component `name` under --tls (its certificate is issued
@@ -236,103 +215,62 @@ def main(argv: Sequence[str] | None = None) -> None:
         return tls.flags(tls.authority.issue(name, [*hosts, *more_hosts])) if tls else []
 
     try:
-        master = _start(
-            "master",
-            [
-                python,
-                "-m",
-                "mesos_master",
-                "--ip",
-                args.ip,
-                "--port",
-                str(args.port),
-                "--http_port",
-                str(args.master_http_port),
-                "--work_dir",
-                str(work_dir / "master"),
-                "--log_level",
-                args.log_level,
-                *secure("master"),
-                *(["--authenticate_frameworks", "true", "--authenticate_agents", "true"]
-                  if tls else []),
-            ],
-            logs,
-        )
-        children.append(master)
-        _wait_for_port(args.ip, args.port, master, deadline)
+        tls = prepare_tls(work_dir / "tls", hosts) if args.tls else None
+        scheme = "https" if tls is not None else "http"
+        supervisor.start(Component("master", [
+            python, "-m", "mesos_master",
+            "--ip", args.ip, "--port", str(args.port),
+            "--http_port", str(args.master_http_port),
+            "--work_dir", str(work_dir / "master"),
+            "--log_level", args.log_level,
+            *secure("master"),
+            *(["--authenticate_frameworks", "true", "--authenticate_agents", "true"]
+              if tls else []),
+        ], (args.ip, args.port)), deadline)
         lines = [
             f"  master    {args.ip}:{args.port}  (gRPC: pass --master {args.ip}:{args.port})",
-            f"  master    {scheme}://{args.ip}:{args.master_http_port}  (web UI; /state, /metrics, "
-            "/api/v1)",
+            f"  master    {scheme}://{args.ip}:{args.master_http_port}  (web UI; /state, "
+            "/metrics, /api/v1)",
         ]
-        for index in range(1, args.agents + 1):
+        for index, (first_port, last_port) in enumerate(port_ranges, start=1):
             port = args.agent_port + index - 1
-            first_port = 31000 + (index - 1) * PORTS_PER_AGENT
             hostname = f"127.0.0.{index}"
-            resources = f"{args.resources};ports:[{first_port}-{first_port + PORTS_PER_AGENT - 1}]"
-            agent = _start(
-                f"agent-{index}",
-                [
-                    python,
-                    "-m",
-                    "mesos_agent",
-                    "--master",
-                    f"{args.ip}:{args.port}",
-                    "--ip",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--hostname",
-                    hostname,
-                    "--work_dir",
-                    str(work_dir / f"agent-{index}"),
-                    "--resources",
-                    resources,
-                    "--log_level",
-                    args.log_level,
-                    *secure(f"agent-{index}", hostname),
-                ],
-                logs,
-            )
-            children.append(agent)
-            _wait_for_port("127.0.0.1", port, agent, deadline)
+            resources = f"{args.resources};ports:[{first_port}-{last_port}]"
+            supervisor.start(Component(f"agent-{index}", [
+                python, "-m", "mesos_agent",
+                "--master", f"{args.ip}:{args.port}",
+                "--ip", "127.0.0.1", "--port", str(port),
+                "--hostname", hostname,
+                "--work_dir", str(work_dir / f"agent-{index}"),
+                "--resources", resources,
+                "--log_level", args.log_level,
+                *secure(f"agent-{index}", hostname),
+            ], ("127.0.0.1", port)), deadline)
             lines.append(f"  agent {index:<3} 127.0.0.1:{port}  hostname {hostname}  {resources}")
         if not args.no_marathon:
-            marathon = _start(
-                "marathon",
-                [
-                    python, "-m", "marathon",
-                    "--master", f"{args.ip}:{args.port}",
-                    "--http_address", "127.0.0.1",
-                    "--http_port", str(args.marathon_port),
-                    "--work_dir", str(work_dir / "marathon"),
-                    "--log_level", args.log_level,
-                    *secure("marathon"),
-                ],
-                logs,
-            )
-            children.append(marathon)
+            supervisor.start(Component("marathon", [
+                python, "-m", "marathon",
+                "--master", f"{args.ip}:{args.port}",
+                "--http_address", "127.0.0.1",
+                "--http_port", str(args.marathon_port),
+                "--work_dir", str(work_dir / "marathon"),
+                "--log_level", args.log_level,
+                *secure("marathon"),
+            ], ("127.0.0.1", args.marathon_port)), deadline)
             marathon_url = f"{scheme}://127.0.0.1:{args.marathon_port}"
-            _wait_for_port("127.0.0.1", args.marathon_port, marathon, deadline)
             lines.append(f"  marathon  {marathon_url}  (REST API v2; web UI "
                          "at /ui/, API docs at /docs)")
         if not args.no_batch:
-            batch = _start(
-                "batch",
-                [
-                    python, "-m", "frameworks.batch",
-                    "--master", f"{args.ip}:{args.port}",
-                    "--http_address", "127.0.0.1",
-                    "--http_port", str(args.batch_port),
-                    "--work_dir", str(work_dir / "batch"),
-                    "--log_level", args.log_level,
-                    *secure("batch"),
-                ],
-                logs,
-            )
-            children.append(batch)
+            supervisor.start(Component("batch", [
+                python, "-m", "frameworks.batch",
+                "--master", f"{args.ip}:{args.port}",
+                "--http_address", "127.0.0.1",
+                "--http_port", str(args.batch_port),
+                "--work_dir", str(work_dir / "batch"),
+                "--log_level", args.log_level,
+                *secure("batch"),
+            ], ("127.0.0.1", args.batch_port)), deadline)
             batch_url = f"{scheme}://127.0.0.1:{args.batch_port}"
-            _wait_for_port("127.0.0.1", args.batch_port, batch, deadline)
             lines.append(f"  batch     {batch_url}  (jobs API v1; web UI at "
                          "/ui/, API docs at /docs)")
         if tls is not None:
@@ -347,24 +285,18 @@ def main(argv: Sequence[str] | None = None) -> None:
             sep="\n",
             flush=True,
         )
-        while all(child.process.poll() is None for child in children):
+        while True:
+            supervisor.watch()
             time.sleep(0.2)
-        dead = [c for c in children if c.process.poll() is not None]
-        print(
-            f"mesos-local: {dead[0].name} exited with status {dead[0].process.returncode}; "
-            f"see {logs}/{dead[0].name}.log",
-            file=sys.stderr,
-        )
-        status = 1
-    except KeyboardInterrupt:
-        status = 0
+    except _StopRequested:
+        pass
     except RuntimeError as exc:
         print(f"mesos-local: {exc}; logs in {logs}", file=sys.stderr)
         status = 1
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        _stop(children)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
+        supervisor.stop()
         if temporary and status == 0:
             shutil.rmtree(work_dir, ignore_errors=True)
     print("mesos-local stopped.", flush=True)

@@ -90,3 +90,77 @@ def test_mesos_local_runs_tasks_and_stops_cleanly(tmp_path: Path) -> None:
         if framework is not None:
             framework.kill()
             framework.wait()
+
+
+def test_mesos_local_supervises_components_reaps_tasks_and_stops_when_started_in_background(
+    tmp_path: Path,
+) -> None:
+    """Started as a non-interactive shell starts a background job (SIGINT ignored): a killed
+    component is reported and restarted while the rest keep running, a task re-parented to
+    mesos-local is reaped when it ends, and SIGINT still stops everything."""
+    port, agent_port, http_port, marathon_port = free_port(), free_port(), free_port(), free_port()
+    work_dir = tmp_path / "local"
+    output = tmp_path / "mesos-local.out"
+    with output.open("wb") as sink:
+        local = subprocess.Popen(
+            [sys.executable, "-m", "mesos_local", "--port", str(port), "--agent_port",
+             str(agent_port), "--agents", "1", "--work_dir", str(work_dir), "--no_batch",
+             "--marathon_port", str(marathon_port), "--master_http_port", str(http_port),
+             "--task_ports", "41000-41009"],
+            stdout=sink, stderr=subprocess.STDOUT,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        )
+    marathon = f"http://127.0.0.1:{marathon_port}"
+    try:
+        wait_for(lambda: "Press Ctrl-C" in output.read_text() or local.poll() is not None,
+                 "mesos-local to start")
+        assert local.poll() is None, output.read_text()
+        [agent] = httpx.get(f"http://127.0.0.1:{http_port}/state", timeout=10).json()["slaves"]
+        assert agent["resources"]["ports"] == "[41000-41009]"
+
+        def component(module: str) -> psutil.Process:
+            [found] = [p for p in psutil.Process(local.pid).children()
+                       if p.cmdline()[1:3] == ["-m", module]]
+            return found
+
+        master_pid = component("mesos_master").pid
+        component("marathon").kill()
+        wait_for(lambda: "marathon restarted" in output.read_text(), "marathon to restart")
+        assert "marathon exited with status -9" in output.read_text()
+        def registered() -> bool:
+            try:
+                return bool(httpx.get(f"{marathon}/v2/info", timeout=10).json()["frameworkId"])
+            except httpx.HTTPError:
+                return False
+
+        wait_for(registered, "the restarted marathon to register")
+        assert component("mesos_master").pid == master_pid and local.poll() is None
+
+        app = {"id": "/sleeper", "cmd": "sleep 600", "cpus": 0.1, "mem": 16, "instances": 1}
+        assert httpx.post(f"{marathon}/v2/apps", json=app, timeout=10).status_code == 201
+
+        def sleeper() -> psutil.Process | None:
+            found = [p for p in _descendants_and_sandboxed(local.pid, work_dir)
+                     if p.info["cmdline"][:2] == ["sleep", "600"]]
+            return found[0] if found else None
+
+        task = wait_for(sleeper, "the app's task to run")
+        component("mesos_agent").kill()  # its task is re-parented to mesos-local
+        wait_for(lambda: task.ppid() == local.pid, "the task to be re-parented")
+        wait_for(lambda: "agent-1 restarted" in output.read_text(), "the agent to restart")
+        task.kill()  # ends as mesos-local's child: it must reap it
+        wait_for(lambda: not psutil.pid_exists(task.pid), "the ended task to be reaped")
+
+        local.send_signal(signal.SIGINT)
+        assert local.wait(30) == 0
+        assert "mesos-local stopped." in output.read_text()
+        leftovers = _descendants_and_sandboxed(local.pid, work_dir)
+        assert leftovers == [], [p.info["cmdline"] for p in leftovers]
+    finally:
+        if local.poll() is None:
+            local.terminate()
+            try:
+                local.wait(30)
+            except subprocess.TimeoutExpired:
+                local.kill()
+                local.wait()
