@@ -183,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--zk", type=parse_zk_flag, default=None,
                         help="ZooKeeper URL for leader election, zk://[user:pass@]h1:p,h2:p/path")
     parser.add_argument("--zk_session_timeout", type=parse_duration, default=10.0)
+    parser.add_argument("--quorum", type=parse_positive_int, default=None,
+                        help="accepted for Mesos' setups: Mesos' replicated log needs a majority "
+                        "of masters; here the registry lives in ZooKeeper, whose own quorum "
+                        "guards it, so it is only checked (a number >= 1)")
     parser.add_argument("--log_level", type=parse_log_level, default="INFO")
     add_tls_flags(parser)
     security = parser.add_argument_group("authentication and authorization (ADR 0013)")
@@ -277,6 +281,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     http = MasterHttp(server.gate, server.info, flag_values(parser, args), tls=tls)
     log = structlog.get_logger("mesos_master")
+    if args.quorum is not None:
+        log.info("--quorum is accepted and not needed: the registry is kept in ZooKeeper "
+                 "(ADR 0011), whose ensemble's majority guards it", quorum=args.quorum)
     if not (checks.frameworks and checks.agents):
         log.warning("the cluster is open: anyone who reaches the master may register "
                     "frameworks or agents (see --authenticate_frameworks, "
