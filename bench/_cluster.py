@@ -13,7 +13,6 @@ import ctypes
 import json
 import math
 import os
-import re
 import shutil
 import signal
 import socket
@@ -32,6 +31,7 @@ import psutil
 
 from frameworks import OfferBudget, Scheduler, SchedulerDriver, command_task, is_terminal
 from mesos_agent.containerizer.cgroups import Cgroups, CgroupsUnavailable, mounts_under
+from mesos_agent.paths import AgentPaths
 from mesos_security.pki import CertificateAuthority
 from mesos_security.tls import TlsConfig
 from protos import mesos_pb2
@@ -217,10 +217,10 @@ class BenchCluster:
         ])
         self.agents.append(agent)
 
-        def registered() -> bool:
+        def registered() -> bool:  # the agent checkpoints the id the master gave it
             if agent.poll() is not None:
                 raise RuntimeError(f"{name} exited:\n{self.log(name)}")
-            return re.search(r"registered with master", self.log(name)) is not None
+            return AgentPaths(self.work_dir / name).agent_file.exists()
 
         wait_for(registered, f"{name} to register", 30.0)
         return agent

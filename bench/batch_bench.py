@@ -246,8 +246,7 @@ def main() -> None:
                         help="processes spawned for the raw rate (0: skip)")
     parser.add_argument("--poll", type=float, default=0.2, help="seconds between progress reads")
     parser.add_argument("--log_level", default="INFO",
-                        help="log level of every component (INFO or DEBUG: agents are seen "
-                        "registering in their logs)")
+                        help="log level of every component")
     parser.add_argument("--timeout", type=float, default=600.0, help="give up on a run after (s)")
     parser.add_argument("--profile", type=Path, default=None,
                         help="record py-spy profiles (collapsed stacks) of every component here")
