@@ -61,6 +61,7 @@ from mesos_security.authentication import Authenticator
 from mesos_security.credentials import Credentials
 from mesos_security.files import load_credentials
 from mesos_security.tls import TlsConfig, add_tls_flags, tls_from_args
+from mesos_values.addresses import advertised_host
 from protos import mesos_pb2
 
 __all__ = [
@@ -261,7 +262,8 @@ class ServiceHost(abc.ABC, Generic[ConfigT, CoreT, RecoveredT]):
         self.config = config
         self.core: CoreT | None = None
         self.leader: mesos_pb2.MasterInfo | None = None
-        self.hostname = config.hostname or socket.gethostname()
+        self.hostname = advertised_host(config.hostname, config.http_address,
+                                        socket.gethostname())
         self.info = mesos_pb2.MasterInfo(
             id=str(uuid.uuid4()), hostname=self.hostname, address=config.http_address,
             port=config.http_port, version=version,

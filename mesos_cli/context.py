@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
@@ -15,7 +16,8 @@ from mesos_cli.errors import CliError
 from mesos_cli.tables import Cell, render_table
 from mesos_security.tls import TlsConfig
 
-__all__ = ["Context", "ProgressLine", "load_json_file"]
+__all__ = ["BATCH", "MARATHON", "Context", "FrameworkApi", "ProgressLine", "load_json_file",
+           "registered_webui_url"]
 
 
 @dataclass
@@ -24,8 +26,10 @@ class Context:
 
     master_address: MasterAddress
     """`--master` as given: a gRPC address, a ZooKeeper URL or an HTTP URL."""
-    marathon_url: str
-    batch_url: str
+    marathon_url: str | None
+    """`--marathon`; None: the `webui_url` the framework named `marathon` registered."""
+    batch_url: str | None
+    """`--batch`; None: the `webui_url` the framework named `batch` registered."""
     json_output: bool = False
     request_timeout: float = 10.0
     """Seconds to wait for each HTTP answer."""
@@ -59,11 +63,32 @@ class Context:
         """A client for the master's HTTP endpoints at `base_url` (from `master_url()`)."""
         return self.client("master", base_url)
 
-    def marathon(self) -> ApiClient:
-        return self.client("Marathon", self.marathon_url)
+    @contextlib.asynccontextmanager
+    async def marathon(self) -> AsyncIterator[ApiClient]:
+        """A client for Marathon (`--marathon`, else found through the master)."""
+        url = self.marathon_url or await self.framework_url(MARATHON)
+        async with self.client("Marathon", url) as client:
+            yield client
 
-    def batch(self) -> ApiClient:
-        return self.client("batch API", self.batch_url)
+    @contextlib.asynccontextmanager
+    async def batch(self) -> AsyncIterator[ApiClient]:
+        """A client for the batch framework (`--batch`, else found through the master)."""
+        url = self.batch_url or await self.framework_url(BATCH)
+        async with self.client("batch API", url) as client:
+            yield client
+
+    async def framework_url(self, wanted: FrameworkApi) -> str:
+        """The `webui_url` the active framework named `wanted.name` registered with the
+        master (the leader's, when several instances elect one); CliError when none did."""
+        master_url = await self.master_url()
+        async with self.master(master_url) as master:
+            state = await master.get("/state")
+        url = registered_webui_url(state, wanted.name)
+        if url is None:
+            raise CliError(
+                f"no active framework named {wanted.name!r} with a web UI is registered with "
+                f"the master at {master_url}; give {wanted.option} URL (or {wanted.env})")
+        return url
 
     @property
     def out_bytes(self) -> BinaryIO:
@@ -84,6 +109,28 @@ class Context:
 
     def print_table(self, headers: Sequence[str], rows: Iterable[Sequence[Cell]]) -> None:
         self.print(render_table(headers, rows))
+
+
+@dataclass(frozen=True)
+class FrameworkApi:
+    """A framework whose API the CLI uses: its registered name and how users name its URL."""
+
+    name: str
+    option: str
+    env: str
+
+
+MARATHON = FrameworkApi("marathon", "--marathon", "MARATHON_URL")
+BATCH = FrameworkApi("batch", "--batch", "MESOS_BATCH_URL")
+
+
+def registered_webui_url(state: Any, name: str) -> str | None:
+    """The `webui_url` of the active framework named `name` in the master's `/state`."""
+    for framework in state.get("frameworks") or [] if isinstance(state, dict) else []:
+        if isinstance(framework, dict) and framework.get("name") == name \
+                and framework.get("active", True) and framework.get("webui_url"):
+            return str(framework["webui_url"])
+    return None
 
 
 def load_json_file(path: str, what: str) -> Any:

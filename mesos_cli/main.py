@@ -33,8 +33,6 @@ __all__ = ["build_parser", "default_master", "main"]
 Handler = Callable[[Context, argparse.Namespace], Coroutine[object, object, int]]
 
 DEFAULT_MASTER = "127.0.0.1:5050"
-DEFAULT_MARATHON_URL = "http://127.0.0.1:8080"
-DEFAULT_BATCH_URL = "http://127.0.0.1:9000"
 DEFAULT_REQUEST_TIMEOUT = 10.0
 DEFAULT_WAIT_TIMEOUT = 300.0
 
@@ -94,13 +92,14 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
                              "ZooKeeper URL (zk://HOST:PORT[,...]/PATH); an http://HOST:PORT "
                              "URL of its HTTP endpoints works too (env MESOS_MASTER, then "
                              f"MESOS_MASTER_URL; default {DEFAULT_MASTER})")
-    parser.add_argument("--marathon", metavar="URL",
-                        default=env.get("MARATHON_URL", DEFAULT_MARATHON_URL),
-                        help="Marathon's REST API (env MARATHON_URL; default %(default)s)")
-    parser.add_argument("--batch", metavar="URL",
-                        default=env.get("MESOS_BATCH_URL", DEFAULT_BATCH_URL),
-                        help="the batch framework's REST API "
-                             "(env MESOS_BATCH_URL; default %(default)s)")
+    parser.add_argument("--marathon", metavar="URL", default=env.get("MARATHON_URL"),
+                        help="Marathon's REST API (env MARATHON_URL; default: the web UI URL "
+                             "the framework named 'marathon' registered with the master, so "
+                             "the leading Marathon)")
+    parser.add_argument("--batch", metavar="URL", default=env.get("MESOS_BATCH_URL"),
+                        help="the batch framework's REST API (env MESOS_BATCH_URL; default: "
+                             "the web UI URL the framework named 'batch' registered with the "
+                             "master)")
     parser.add_argument("--json", dest="json_output", action="store_true",
                         help="print JSON for scripts instead of tables")
     parser.add_argument("--timeout", metavar="SECONDS", type=_positive_seconds,
@@ -221,8 +220,8 @@ def context_of(args: argparse.Namespace) -> Context:
         tls=tls,
         credentials=(args.principal, args.secret) if args.principal is not None else None,
         master_address=parse_master_address(args.master),
-        marathon_url=normalize_base_url(args.marathon, "--marathon"),
-        batch_url=normalize_base_url(args.batch, "--batch"),
+        marathon_url=args.marathon and normalize_base_url(args.marathon, "--marathon"),
+        batch_url=args.batch and normalize_base_url(args.batch, "--batch"),
         json_output=bool(args.json_output),
         request_timeout=args.timeout or DEFAULT_REQUEST_TIMEOUT,
         wait_timeout=args.timeout or DEFAULT_WAIT_TIMEOUT,

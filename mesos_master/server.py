@@ -56,6 +56,7 @@ from mesos_runtime.clock import SystemClock, WallClock
 from mesos_security.authentication import AuthenticationFailed, Authenticator
 from mesos_security.credentials import AUTHORIZATION_KEY
 from mesos_security.tls import TlsConfig, add_listener, peer_principal
+from mesos_values.addresses import advertised_host
 from protos import (
     agent_pb2,
     agent_pb2_grpc,
@@ -493,7 +494,7 @@ class MasterServer:
         self._zk_session_timeout = zk_session_timeout
         self.info = mesos_pb2.MasterInfo(
             id=str(uuid.uuid4()),
-            hostname=hostname or socket.gethostname(),
+            hostname=advertised_host(hostname, ip, socket.gethostname()),
             address=ip,
             port=port,
             version=VERSION,

@@ -70,3 +70,17 @@ def parse_zk_url(text: str) -> ZooKeeperUrl:
     if not servers:
         raise ValueError(f"invalid ZooKeeper URL {text!r}: no servers")
     return ZooKeeperUrl(servers, "/" + path.strip("/"), credentials)
+
+
+WILDCARD_ADDRESSES = frozenset({"", "0.0.0.0", "::", "[::]"})
+"""Listen addresses that mean every interface."""
+
+
+def advertised_host(hostname: str | None, listen_address: str, machine_hostname: str) -> str:
+    """The host a service advertises (in links, `webui_url`, leader records): `hostname` when
+    given (`--hostname`), else the address it listens on, unless that is a wildcard; only then
+    `machine_hostname` (on Debian's default /etc/hosts it resolves to 127.0.1.1, where a
+    service listening on 127.0.0.1 does not answer)."""
+    if hostname:
+        return hostname
+    return machine_hostname if listen_address in WILDCARD_ADDRESSES else listen_address

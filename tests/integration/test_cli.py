@@ -347,3 +347,21 @@ def test_job_run_wait_says_why_its_tasks_wait(live: LiveCluster) -> None:
     queue = httpx.get(f"{live.batch_url}/v1/queue").json()
     [queued] = [q for q in queue if q["jobId"] == "imaged"]
     assert [r.get("waitingReason") for r in queued["runs"]] == [reason]
+
+
+def test_without_urls_the_cli_finds_marathon_and_batch_through_the_master(
+        live: LiveCluster) -> None:
+    """No --marathon/MARATHON_URL, no --batch/MESOS_BATCH_URL: the CLI follows the web UI URLs
+    the frameworks registered (which name an address they listen on)."""
+    env = {name: value for name, value in live.env.items()
+           if name not in ("MARATHON_URL", "MESOS_BATCH_URL")}
+    env["MESOS_MASTER"] = live.master_grpc
+    frameworks = {f["name"]: f for f in live.get(live.master_url + "/state")["frameworks"]}
+    assert frameworks["marathon"]["webui_url"] == live.marathon_url
+    assert frameworks["batch"]["webui_url"] == live.batch_url
+    apps = run_mesos("--json", "app", "list", env=env)
+    assert apps.returncode == 0, apps.stderr
+    assert json.loads(apps.stdout) == live.get(live.marathon_url + "/v2/apps")["apps"]
+    jobs = run_mesos("--json", "job", "list", env=env)
+    assert jobs.returncode == 0, jobs.stderr
+    assert isinstance(json.loads(jobs.stdout), list)

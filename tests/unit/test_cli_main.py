@@ -16,6 +16,7 @@ from mesos_cli.errors import (
     connection_failure_reason,
     http_error_message,
 )
+from mesos_cli.context import registered_webui_url
 from mesos_cli.main import build_parser, context_of
 
 ENV = {"MESOS_MASTER_URL": "http://10.0.0.1:5080", "MARATHON_URL": "10.0.0.2:8080"}
@@ -24,12 +25,25 @@ ENV = {"MESOS_MASTER_URL": "http://10.0.0.1:5080", "MARATHON_URL": "10.0.0.2:808
 def test_addresses_default_to_the_environment_then_to_loopback() -> None:
     args = build_parser(ENV).parse_args(["cluster"])
     assert (args.master, args.marathon, args.batch) == (
-        "http://10.0.0.1:5080", "10.0.0.2:8080", "http://127.0.0.1:9000")
+        "http://10.0.0.1:5080", "10.0.0.2:8080", None)
     ctx = context_of(args)
-    assert ctx.marathon_url == "http://10.0.0.2:8080"
+    assert (ctx.marathon_url, ctx.batch_url) == ("http://10.0.0.2:8080", None)
     assert (ctx.request_timeout, ctx.wait_timeout, ctx.json_output) == (10.0, 300.0, False)
     defaults = build_parser({}).parse_args(["agents"])
-    assert (defaults.master, defaults.marathon) == ("127.0.0.1:5050", "http://127.0.0.1:8080")
+    # Without --marathon/--batch, the frameworks' registered web UI URLs are used.
+    assert (defaults.master, defaults.marathon, defaults.batch) == ("127.0.0.1:5050", None, None)
+
+
+def test_frameworks_are_found_by_the_web_ui_url_they_registered() -> None:
+    state = {"frameworks": [
+        {"name": "marathon", "active": False, "webui_url": "http://10.0.0.9:8080"},
+        {"name": "batch", "active": True, "webui_url": "http://10.0.0.3:9000"},
+        {"name": "marathon", "active": True, "webui_url": "http://10.0.0.2:8080"},
+        {"name": "other", "active": True, "webui_url": ""}]}
+    assert registered_webui_url(state, "marathon") == "http://10.0.0.2:8080"
+    assert registered_webui_url(state, "batch") == "http://10.0.0.3:9000"
+    assert registered_webui_url(state, "other") is None
+    assert registered_webui_url({"frameworks": None}, "marathon") is None
 
 
 @pytest.mark.parametrize(
