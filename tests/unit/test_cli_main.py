@@ -9,6 +9,7 @@ import pytest
 
 from mesos_cli import app_commands, cluster_commands, job_commands
 from mesos_cli.client import normalize_base_url
+from mesos_cli.context import registered_webui_url
 from mesos_cli.errors import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -16,7 +17,6 @@ from mesos_cli.errors import (
     connection_failure_reason,
     http_error_message,
 )
-from mesos_cli.context import registered_webui_url
 from mesos_cli.main import build_parser, context_of
 
 ENV = {"MESOS_MASTER_URL": "http://10.0.0.1:5080", "MARATHON_URL": "10.0.0.2:8080"}
