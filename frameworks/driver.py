@@ -31,12 +31,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
 from frameworks import _calls
 from frameworks._calls import FiltersLike, ReconcileItem
 from frameworks._ids import AgentIDLike, ExecutorIDLike, OfferIDLike, TaskIDLike
 from frameworks._lifecycle import DriverLifecycle, DriverStatus
+from frameworks._logging import sdk_logger
 from frameworks._session import Action, Session
 from frameworks._transport import CallError, GrpcTransport
 from frameworks.scheduler import Scheduler
@@ -128,7 +127,7 @@ class SchedulerDriver(DriverLifecycle):
         self._inbox: asyncio.Queue[_InboxItem] = asyncio.Queue()
         self._wakeup = asyncio.Event()
         self._transport: GrpcTransport | None = None
-        self._log = structlog.get_logger("frameworks.driver").bind(
+        self._log = sdk_logger("frameworks.driver").bind(
             framework=self._framework_info.name
         )
 

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-import structlog
 
 from frameworks._lifecycle import DriverLifecycle, DriverStatus
+from frameworks._logging import sdk_logger
 from mesos_runtime.backoff import Backoff
 from mesos_runtime.flags import parse_duration
 from mesos_security.tls import open_channel, tls_from_environment
@@ -156,7 +156,7 @@ class ExecutorDriver(DriverLifecycle):
         self._subscribed_once = False
         self._unacknowledged: dict[bytes, mesos_pb2.TaskStatus] = {}
         self._unacknowledged_tasks: dict[str, mesos_pb2.TaskInfo] = {}
-        self._log = structlog.get_logger("frameworks.executor").bind(
+        self._log = sdk_logger("frameworks.executor").bind(
             framework_id=self.framework_id.value, executor_id=self.executor_id.value
         )
 
