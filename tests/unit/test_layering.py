@@ -57,6 +57,7 @@ CORES: tuple[str, ...] = (
     "mesos_master.errors",
     "mesos_master.maintenance",
     "mesos_master.master",
+    "mesos_master.observers",
     "mesos_master.offers",
     "mesos_master.quota",
     "mesos_master.rate_limits",
