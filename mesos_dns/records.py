@@ -1,0 +1,348 @@
+"""The record table: Mesos-DNS' records of the cluster, kept from the master's event stream.
+
+    SUBSCRIBED.get_state ──▶ RecordTable.replace   (the whole set is rebuilt)
+    TASK_*, AGENT_*, FRAMEWORK_* ──▶ RecordTable.apply   (only what the event touches changes)
+    the masters (leader, all) ──▶ RecordTable.set_masters
+    DNS and HTTP shells ──▶ a(name), srv(name), has_name(name)
+
+Names, as Mesos-DNS makes them (`<task>` is the task's name as a label, `<fw>` the framework's
+name as labels, `<id>` = `<task>-<task id hash>-<agent id tail>`):
+
+    <task>.<fw>.<domain>, <id>.<fw>.<domain>              A: the agent's IP, per running task
+    <task>.<fw>.slave.<domain>, <id>.<fw>.slave.<domain>  A: the same
+    _<task>._tcp|_udp.<fw>[.slave].<domain>               SRV: <id>.<fw>.slave.<domain>:<port>
+    slave.<domain>                                        A: every agent
+    _slave._tcp.<domain>                                  SRV: slave.<domain>:<agent port>
+    leader.<domain>, master.<domain>, masterN.<domain>    A: the leader; all masters; each
+    _leader._tcp|_udp.<domain>                            SRV: leader.<domain>:<port>
+    <ns>                                                  A: the listener (the SOA's name server)
+
+Only TASK_RUNNING tasks on known agents have records: a task leaves DNS on its first other
+state (TASK_KILLING included). Each task, agent and the masters contribute their records
+under a key, so an event costs only the records it touches. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from mesos_dns.names import agent_id_tail, domain_fragment, label, task_id_hash
+
+__all__ = ["Agent", "Record", "RecordTable", "Task", "normalize"]
+
+RecordType = Literal["A", "SRV"]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One resource record: an A record's IP, or an SRV record's target and port."""
+
+    name: str  # lower case, without the trailing dot
+    type: RecordType
+    target: str
+    port: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    task_id: str
+    name: str
+    framework_id: str
+    agent_id: str
+    state: str
+    ports: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    agent_id: str
+    ip: str  # empty when the agent's address is not an IP
+    port: int
+
+
+def normalize(name: str) -> str:
+    """A name as the table keys it: lower case, without the trailing dot."""
+    return name.lower().rstrip(".")
+
+
+class RecordTable:
+    """Records of the cluster's running tasks, agents and masters under one domain."""
+
+    def __init__(self, domain: str = "mesos", *, name_server: str = "ns1",
+                 listener: str = "") -> None:
+        """`name_server` is the SOA's primary name server label (`ns1` gives ns1.<domain>);
+        `listener` its A record's IP, when it is one."""
+        self.domain = normalize(domain)
+        self.name_server = f"{label(name_server) or 'ns1'}.{self.domain}"
+        self._listener_ip = listener if _is_ip(listener) and listener != "0.0.0.0" else ""
+        self._frameworks: dict[str, str] = {}  # id -> name
+        self._agents: dict[str, Agent] = {}
+        self._tasks: dict[tuple[str, str], Task] = {}  # (framework id, task id)
+        self._contributions: dict[Hashable, tuple[Record, ...]] = {}
+        self._index: dict[tuple[str, RecordType], Counter[tuple[str, int]]] = {}
+        self._names: Counter[str] = Counter()  # every name with records, and its parents
+        self.generation = 0  # bumped on each change
+        self._set("listener", self._listener_records())
+
+    # Lookups.
+
+    def a(self, name: str) -> list[str]:
+        """The IPs of `name`'s A records."""
+        found = self._index.get((normalize(name), "A"))
+        return sorted(target for target, _ in found) if found else []
+
+    def srv(self, name: str) -> list[tuple[str, int]]:
+        """The (target, port) of `name`'s SRV records."""
+        found = self._index.get((normalize(name), "SRV"))
+        return sorted(found) if found else []
+
+    def has_name(self, name: str) -> bool:
+        """Whether `name` exists: it, or a name below it, has records (else NXDOMAIN)."""
+        name = normalize(name)
+        return name == self.domain or self._names[name] > 0
+
+    def in_domain(self, name: str) -> bool:
+        name = normalize(name)
+        return name == self.domain or name.endswith("." + self.domain)
+
+    def records(self) -> list[Record]:
+        """Every record (for enumeration and tests)."""
+        return sorted({r for records in self._contributions.values() for r in records},
+                      key=lambda r: (r.name, r.type, r.target, r.port))
+
+    def running_tasks(self) -> int:
+        return sum(1 for task in self._tasks.values() if task.state == "TASK_RUNNING")
+
+    # Changes.
+
+    def set_masters(self, leader: str | None, masters: Sequence[str] = ()) -> None:
+        """The leading master's and every master's `ip:port` (the leader may be among them)."""
+        self._set("masters", self._master_records(leader, masters))
+
+    def replace(self, get_state: Mapping[str, Any]) -> None:
+        """Rebuild the cluster's records from a v1 `GetState` (a SUBSCRIBED event's)."""
+        for key in [key for key in self._contributions if key not in ("masters", "listener")]:
+            self._set(key, ())
+        self._frameworks.clear()
+        self._agents.clear()
+        self._tasks.clear()
+        for entry in _get(get_state, "get_frameworks", "frameworks", default=[]):
+            self._add_framework(_get(entry, "framework_info", default={}))
+        for entry in _get(get_state, "get_agents", "agents", default=[]):
+            self._add_agent(entry)
+        for task in _get(get_state, "get_tasks", "tasks", default=[]):
+            self._put_task(_task(task))
+
+    def apply(self, event: Mapping[str, Any]) -> None:
+        """Apply one v1 master event; events of other types are ignored."""
+        kind = event.get("type")
+        if kind == "SUBSCRIBED":
+            self.replace(_get(event, "subscribed", "get_state", default={}))
+        elif kind == "TASK_ADDED":
+            self._put_task(_task(_get(event, "task_added", "task", default={})))
+        elif kind == "TASK_UPDATED":
+            update = event.get("task_updated", {})
+            status = update.get("status", {})
+            key = (_get(update, "framework_id", "value", default=""),
+                   _get(status, "task_id", "value", default=""))
+            known = self._tasks.get(key)
+            if known is not None:
+                state = update.get("state") or status.get("state", known.state)
+                self._put_task(Task(known.task_id, known.name, known.framework_id,
+                                    known.agent_id, state, known.ports))
+        elif kind == "AGENT_ADDED":
+            self._add_agent(_get(event, "agent_added", "agent", default={}))
+        elif kind == "AGENT_REMOVED":
+            agent_id = _get(event, "agent_removed", "agent_id", "value", default="")
+            if self._agents.pop(agent_id, None) is not None:
+                self._set(("agent", agent_id), ())
+                self._refresh_tasks(lambda task: task.agent_id == agent_id)
+        elif kind in ("FRAMEWORK_ADDED", "FRAMEWORK_UPDATED"):
+            section = event.get("framework_added") or event.get("framework_updated") or {}
+            self._add_framework(_get(section, "framework", "framework_info", default={}))
+        elif kind == "FRAMEWORK_REMOVED":
+            framework_id = _get(event, "framework_removed", "framework_info", "id", "value",
+                                default="")
+            self._frameworks.pop(framework_id, None)
+            for key in [key for key in self._tasks if key[0] == framework_id]:
+                del self._tasks[key]
+                self._set(("task", *key), ())
+
+    # Internals.
+
+    def _add_framework(self, info: Mapping[str, Any]) -> None:
+        framework_id = _get(info, "id", "value", default="")
+        if not framework_id:
+            return
+        name = str(info.get("name", ""))
+        if self._frameworks.get(framework_id) != name:
+            self._frameworks[framework_id] = name
+            self._refresh_tasks(lambda task: task.framework_id == framework_id)
+
+    def _add_agent(self, entry: Mapping[str, Any]) -> None:
+        info = entry.get("agent_info", {})
+        agent_id = _get(info, "id", "value", default="")
+        if not agent_id:
+            return
+        ip, port = _pid_address(str(entry.get("pid", "")))
+        if not ip:
+            ip = str(info.get("address", "")) or str(info.get("hostname", ""))
+            port = int(info.get("http_port") or info.get("port") or 0)
+        agent = Agent(agent_id, ip if _is_ip(ip) else "", port)
+        if self._agents.get(agent_id) == agent:
+            return
+        self._agents[agent_id] = agent
+        slave = f"slave.{self.domain}"
+        records: list[Record] = []
+        if agent.ip:
+            records.append(Record(slave, "A", agent.ip))
+            if agent.port:
+                records.append(Record(f"_slave._tcp.{self.domain}", "SRV", slave, agent.port))
+        self._set(("agent", agent_id), records)
+        self._refresh_tasks(lambda task: task.agent_id == agent_id)
+
+    def _put_task(self, task: Task) -> None:
+        if not task.task_id or not task.framework_id:
+            return
+        key = (task.framework_id, task.task_id)
+        self._tasks[key] = task
+        self._set(("task", *key), self._task_records(task))
+
+    def _refresh_tasks(self, which: Any) -> None:
+        for key, task in self._tasks.items():
+            if which(task):
+                self._set(("task", *key), self._task_records(task))
+
+    def _task_records(self, task: Task) -> list[Record]:
+        agent = self._agents.get(task.agent_id)
+        framework = self._frameworks.get(task.framework_id)
+        if task.state != "TASK_RUNNING" or agent is None or not agent.ip or framework is None:
+            return []
+        name = label(task.name)
+        fname = domain_fragment(framework)
+        if not name or not fname:
+            return []
+        canonical = f"{name}-{task_id_hash(task.task_id)}-{agent_id_tail(task.agent_id)}"
+        tail = f"{fname}.{self.domain}"
+        slave_tail = f"{fname}.slave.{self.domain}"
+        target = f"{canonical}.{slave_tail}"
+        records = [Record(host, "A", agent.ip) for host in (
+            f"{name}.{tail}", f"{canonical}.{tail}", f"{name}.{slave_tail}", target)]
+        for port in task.ports:
+            for protocol in ("_tcp", "_udp"):
+                for where in (slave_tail, tail):
+                    records.append(Record(f"_{name}.{protocol}.{where}", "SRV", target, port))
+        return records
+
+    def _master_records(self, leader: str | None, masters: Sequence[str]) -> list[Record]:
+        records: list[Record] = []
+        domain = self.domain
+        leader_ip, leader_port = _split_address(leader or "")
+        if _is_ip(leader_ip):
+            records.append(Record(f"leader.{domain}", "A", leader_ip))
+            records.append(Record(f"master.{domain}", "A", leader_ip))
+            for protocol in ("_tcp", "_udp"):
+                records.append(Record(f"_leader.{protocol}.{domain}", "SRV",
+                                      f"leader.{domain}", leader_port))
+        index = 0
+        leader_listed = False
+        for master in dict.fromkeys(masters):
+            ip, _ = _split_address(master)
+            if not _is_ip(ip):
+                continue
+            records.append(Record(f"master.{domain}", "A", ip))
+            records.append(Record(f"master{index}.{domain}", "A", ip))
+            index += 1
+            leader_listed = leader_listed or master == leader
+        if _is_ip(leader_ip) and not leader_listed:
+            records.append(Record(f"master{index}.{domain}", "A", leader_ip))
+        return records
+
+    def _listener_records(self) -> list[Record]:
+        return [Record(self.name_server, "A", self._listener_ip)] if self._listener_ip else []
+
+    def _set(self, key: Hashable, records: Iterable[Record]) -> None:
+        new = tuple(dict.fromkeys(records))
+        old = self._contributions.pop(key, ())
+        if old == new:
+            if new:
+                self._contributions[key] = new
+            return
+        for record in old:
+            counter = self._index[(record.name, record.type)]
+            counter[(record.target, record.port)] -= 1
+            if counter[(record.target, record.port)] <= 0:
+                del counter[(record.target, record.port)]
+            if not counter:
+                del self._index[(record.name, record.type)]
+            for name in _self_and_parents(record.name, self.domain):
+                self._names[name] -= 1
+                if self._names[name] <= 0:
+                    del self._names[name]
+        for record in new:
+            self._index.setdefault((record.name, record.type), Counter())[
+                (record.target, record.port)] += 1
+            for name in _self_and_parents(record.name, self.domain):
+                self._names[name] += 1
+        if new:
+            self._contributions[key] = new
+        self.generation += 1
+
+
+def _self_and_parents(name: str, domain: str) -> Iterable[str]:
+    """`name` and every name between it and `domain` (empty non-terminals exist in DNS)."""
+    while name.endswith("." + domain):
+        yield name
+        name = name.split(".", 1)[1]
+
+
+def _task(model: Mapping[str, Any]) -> Task:
+    ports: list[int] = []
+    for resource in model.get("resources", ()):
+        if resource.get("name") != "ports":
+            continue
+        for span in _get(resource, "ranges", "range", default=[]):
+            begin, end = int(span.get("begin", 0)), int(span.get("end", 0))
+            ports.extend(range(begin, min(end, begin + 1024) + 1))
+    return Task(
+        task_id=_get(model, "task_id", "value", default=""),
+        name=str(model.get("name", "")),
+        framework_id=_get(model, "framework_id", "value", default=""),
+        agent_id=_get(model, "agent_id", "value", default=""),
+        state=str(model.get("state", "")),
+        ports=tuple(sorted(set(ports))),
+    )
+
+
+def _get(model: Any, *path: str, default: Any) -> Any:
+    for step in path:
+        if not isinstance(model, Mapping) or step not in model:
+            return default
+        model = model[step]
+    return model
+
+
+def _pid_address(pid: str) -> tuple[str, int]:
+    """`slave(1)@10.0.0.1:5051` -> ("10.0.0.1", 5051)."""
+    return _split_address(pid.rpartition("@")[2]) if "@" in pid else ("", 0)
+
+
+def _split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    if not host:
+        return address, 0
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError:
+        return address, 0
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(text), ipaddress.IPv4Address)
+    except ValueError:
+        return False
