@@ -18,8 +18,10 @@ name as labels, `<id>` = `<task>-<task id hash>-<agent id tail>`):
     <ns>                                                  A: the listener (the SOA's name server)
 
 Only TASK_RUNNING tasks on known agents have records: a task leaves DNS on its first other
-state (TASK_KILLING included). Each task, agent and the masters contribute their records
-under a key, so an event costs only the records it touches. Pure: no I/O.
+state (TASK_KILLING included). Across a master failover the tasks of agents that have not
+re-registered with the new leader yet keep their records (see `replace`). Each task, agent
+and the masters contribute their records under a key, so an event costs only the records it
+touches. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class RecordTable:
         self._frameworks: dict[str, str] = {}  # id -> name
         self._agents: dict[str, Agent] = {}
         self._tasks: dict[tuple[str, str], Task] = {}  # (framework id, task id)
+        self._provisional: set[tuple[str, str]] = set()  # carried over a failover: see replace
         self._contributions: dict[Hashable, tuple[Record, ...]] = {}
         self._index: dict[tuple[str, RecordType], Counter[tuple[str, int]]] = {}
         self._names: Counter[str] = Counter()  # every name with records, and its parents
@@ -124,18 +127,35 @@ class RecordTable:
         self._set("masters", self._master_records(leader, masters))
 
     def replace(self, get_state: Mapping[str, Any]) -> None:
-        """Rebuild the cluster's records from a v1 `GetState` (a SUBSCRIBED event's)."""
+        """Rebuild the cluster's records from a v1 `GetState` (a SUBSCRIBED event's).
+
+        A new leader knows the agents of the registry (`recovered_agents`) before they
+        re-register, but not their tasks: the tasks last known on those agents stay, until
+        the agent re-registers (AGENT_ADDED, after the TASK_ADDED of the tasks it still
+        runs) or is removed."""
+        new_tasks = [_task(task) for task in _get(get_state, "get_tasks", "tasks", default=[])]
+        recovered = list(_get(get_state, "get_agents", "recovered_agents", default=[]))
+        recovered_ids = {_get(info, "id", "value", default="") for info in recovered}
+        reported = {(task.framework_id, task.task_id) for task in new_tasks}
+        carried = [task for key, task in self._tasks.items()
+                   if task.agent_id in recovered_ids and key not in reported]
         for key in [key for key in self._contributions if key not in ("masters", "listener")]:
             self._set(key, ())
         self._frameworks.clear()
         self._agents.clear()
         self._tasks.clear()
+        self._provisional.clear()
         for entry in _get(get_state, "get_frameworks", "frameworks", default=[]):
             self._add_framework(_get(entry, "framework_info", default={}))
         for entry in _get(get_state, "get_agents", "agents", default=[]):
             self._add_agent(entry)
-        for task in _get(get_state, "get_tasks", "tasks", default=[]):
-            self._put_task(_task(task))
+        for info in recovered:
+            self._add_agent({"agent_info": info})
+        for task in new_tasks:
+            self._put_task(task)
+        for task in carried:
+            self._put_task(task)
+            self._provisional.add((task.framework_id, task.task_id))
 
     def apply(self, event: Mapping[str, Any]) -> None:
         """Apply one v1 master event; events of other types are ignored."""
@@ -143,21 +163,27 @@ class RecordTable:
         if kind == "SUBSCRIBED":
             self.replace(_get(event, "subscribed", "get_state", default={}))
         elif kind == "TASK_ADDED":
-            self._put_task(_task(_get(event, "task_added", "task", default={})))
+            task = _task(_get(event, "task_added", "task", default={}))
+            self._provisional.discard((task.framework_id, task.task_id))
+            self._put_task(task)
         elif kind == "TASK_UPDATED":
             update = event.get("task_updated", {})
             status = update.get("status", {})
             key = (_get(update, "framework_id", "value", default=""),
                    _get(status, "task_id", "value", default=""))
             known = self._tasks.get(key)
+            self._provisional.discard(key)
             if known is not None:
                 state = update.get("state") or status.get("state", known.state)
                 self._put_task(Task(known.task_id, known.name, known.framework_id,
                                     known.agent_id, state, known.ports))
         elif kind == "AGENT_ADDED":
-            self._add_agent(_get(event, "agent_added", "agent", default={}))
+            entry = _get(event, "agent_added", "agent", default={})
+            self._drop_provisional(_get(entry, "agent_info", "id", "value", default=""))
+            self._add_agent(entry)
         elif kind == "AGENT_REMOVED":
             agent_id = _get(event, "agent_removed", "agent_id", "value", default="")
+            self._drop_provisional(agent_id)
             if self._agents.pop(agent_id, None) is not None:
                 self._set(("agent", agent_id), ())
                 self._refresh_tasks(lambda task: task.agent_id == agent_id)
@@ -173,6 +199,14 @@ class RecordTable:
                 self._set(("task", *key), ())
 
     # Internals.
+
+    def _drop_provisional(self, agent_id: str) -> None:
+        """Forget the tasks carried over from before a failover on `agent_id`: the agent
+        re-registered (reporting what it runs) or is gone."""
+        for key in [key for key in self._provisional if self._tasks[key].agent_id == agent_id]:
+            self._provisional.discard(key)
+            del self._tasks[key]
+            self._set(("task", *key), ())
 
     def _add_framework(self, info: Mapping[str, Any]) -> None:
         framework_id = _get(info, "id", "value", default="")

@@ -235,8 +235,8 @@ class Master:
         agent.admitted = True
         agent.awaiting_reregistration = False
 
-        self.observers.agent_added(agent)
         reported = self.tasks.adopt_report(agent, message, self._recover_framework)
+        self.observers.agent_added(agent)  # after its tasks: observers learn the whole agent
 
         self.allocator.add_agent(agent_id, total, used=self._allocator_used(agent))
         if agent.deactivated:

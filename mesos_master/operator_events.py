@@ -108,13 +108,20 @@ def get_state(master: Master, can_view: CanView) -> dict[str, Any]:
         for task in framework.completed_tasks:
             if can_view("view_tasks", task_user(task.info, framework.info)):
                 completed.append(_task_json(task))
-    agents = [_agent_json(agent) for agent in master.agents.values()
-              if agent.admitted and agent.reachable
-              and can_view("view_agents", agent.info.hostname)]
+    visible = [agent for agent in master.agents.values()
+               if agent.admitted and agent.reachable
+               and can_view("view_agents", agent.info.hostname)]
     return {
         "get_tasks": {"tasks": tasks, "completed_tasks": completed},
         "get_frameworks": {"frameworks": frameworks},
-        "get_agents": {"agents": agents},
+        "get_agents": {
+            "agents": [_agent_json(agent) for agent in visible
+                       if not agent.awaiting_reregistration],
+            # known from the registry, not re-registered since this master was elected: their
+            # tasks are not known yet
+            "recovered_agents": [_proto(agent.info) for agent in visible
+                                 if agent.awaiting_reregistration],
+        },
     }
 
 

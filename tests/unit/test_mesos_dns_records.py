@@ -191,3 +191,38 @@ def test_an_event_changes_only_the_records_it_touches() -> None:
     gone = before - set(table.records())
     assert gone and all("app7" in record.name or "app7" in record.target for record in gone)
     assert set(table.records()) < before
+
+
+def new_leader_state(tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    """A new leader's state: the agent known from the registry, not re-registered yet."""
+    recovered = state(tasks, agents=[])
+    recovered["get_agents"]["recovered_agents"] = [
+        {"id": {"value": AGENT}, "hostname": "h1", "address": "10.0.0.5", "http_port": 5051}]
+    return recovered
+
+
+def test_tasks_of_agents_not_yet_re_registered_keep_resolving_across_a_failover() -> None:
+    table = table_with(task("api.1", name="api"), task("gone.1", name="gone"))
+    table.replace(new_leader_state([]))
+    assert table.a("api.marathon.mesos") == ["10.0.0.5"]
+    # the agent re-registers: the tasks it still runs come first, then the agent
+    table.apply({"type": "TASK_ADDED", "task_added": {"task": task("api.1", name="api")}})
+    assert table.a("gone.marathon.mesos") == ["10.0.0.5"]  # not re-registered yet
+    table.apply({"type": "AGENT_ADDED", "agent_added": {"agent": agent()}})
+    assert table.a("api.marathon.mesos") == ["10.0.0.5"]
+    assert table.a("gone.marathon.mesos") == []  # the agent no longer runs it
+    assert table.running_tasks() == 1
+
+
+def test_carried_tasks_go_with_an_agent_that_never_comes_back() -> None:
+    table = table_with(task("api.1", name="api"))
+    table.replace(new_leader_state([]))
+    table.apply({"type": "AGENT_REMOVED", "agent_removed": {"agent_id": {"value": AGENT}}})
+    assert table.a("api.marathon.mesos") == []
+    assert table.running_tasks() == 0
+
+
+def test_a_fresh_state_without_recovered_agents_carries_nothing() -> None:
+    table = table_with(task("api.1", name="api"))
+    table.replace(state([]))
+    assert table.a("api.marathon.mesos") == []

@@ -1,0 +1,216 @@
+"""`mesos-dns` on real processes, asked with Debian's real `dig`: tasks resolve by A and SRV
+records and through the HTTP API as soon as the master knows them running, and are gone as soon
+as they leave TASK_RUNNING; other names are forwarded or refused; garbage does not stop it."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+from dnslib import QTYPE, RR, A, DNSRecord
+
+from frameworks import OfferBudget, SchedulerDriver, command_task
+from protos import mesos_pb2
+from tests.integration.cluster import Cluster, Process, wait_for
+from tests.integration.dns_helpers import dig, dig_status, start_mesos_dns
+from tests.integration.recording import OfferHandler, RecordingScheduler
+from tests.integration.test_end_to_end import running
+
+pytestmark = pytest.mark.integration
+
+Capability = mesos_pb2.FrameworkInfo.Capability
+
+
+def launch_named(*tasks: tuple[str, str, str], ports: int = 1,
+                 kill_grace_period: float | None = None) -> OfferHandler:
+    """Launch (task id, task name, command) tasks on the first offer, each with `ports`."""
+    pending = list(tasks)
+
+    def handle(driver: SchedulerDriver, offers: list[mesos_pb2.Offer]) -> None:
+        for offer in offers:
+            if not pending:
+                driver.decline_offer(offer.id, filters=60)
+                continue
+            budget = OfferBudget(offer)
+            launch = [command_task(task_id, budget, cmd, name=name, ports=ports,
+                                   kill_grace_period=kill_grace_period)
+                      for task_id, name, cmd in pending]
+            pending.clear()
+            driver.launch_tasks(offer.id, launch)
+
+    return handle
+
+
+@pytest.fixture
+def dns(cluster: Cluster) -> tuple[Process, int]:
+    """mesos-dns following the cluster's master, with one agent (host `dns-agent`)."""
+    cluster.start_agent(hostname="dns-agent")
+    process, port = start_mesos_dns(cluster)
+    wait_for(lambda: dig(port, "slave.mesos") == ["127.0.0.1"], "the agent's record")
+    return process, port
+
+
+def test_a_task_resolves_by_a_srv_and_http_and_leaves_when_killed(
+        cluster: Cluster, dns: tuple[Process, int]) -> None:
+    process, port = dns
+    master = cluster.masters[0]
+    assert dig(port, "leader.mesos") == ["127.0.0.1"]
+    assert dig(port, "_leader._tcp.mesos", "SRV") == [f"0 0 {master.http_port} leader.mesos."]
+
+    scheduler = RecordingScheduler(on_offers=launch_named(("shop_web.1", "web.shop",
+                                                           "sleep 600")))
+    with running(cluster, scheduler, "shop") as driver:
+        scheduler.wait_for_state("shop_web.1", "TASK_RUNNING")
+        assert wait_for(lambda: dig(port, "web-shop.shop.mesos"), "the A record") == [
+            "127.0.0.1"]
+        assert dig(port, "web-shop.shop.mesos", "A", "+tcp") == ["127.0.0.1"]
+        [srv] = wait_for(lambda: dig(port, "_web-shop._tcp.shop.mesos", "SRV"), "the SRV")
+        _priority, _weight, task_port, target = srv.split()
+        assert 31000 <= int(task_port) <= 31099
+        assert target.startswith("web-shop-") and target.endswith("-s0.shop.slave.mesos.")
+        assert dig(port, target) == ["127.0.0.1"]
+        assert dig(port, "_web-shop._udp.shop.mesos", "SRV", "+tcp") == [srv]
+
+        hosts = httpx.get(f"{process.http_url}/v1/hosts/web-shop.shop.mesos", timeout=10)
+        assert hosts.json() == [{"host": "web-shop.shop.mesos.", "ip": "127.0.0.1"}]
+        services = httpx.get(f"{process.http_url}/v1/services/_web-shop._tcp.shop.mesos.",
+                             timeout=10).json()
+        assert services == [{"service": "_web-shop._tcp.shop.mesos.", "host": target,
+                             "ip": "127.0.0.1", "port": task_port}]
+        version = httpx.get(f"{process.http_url}/v1/version", timeout=10).json()
+        assert version["Service"] == "Mesos-DNS"
+        config = httpx.get(f"{process.http_url}/v1/config", timeout=10).json()
+        assert config["Domain"] == "mesos" and config["Port"] == port and config["TTL"] == 5
+
+        driver.kill_task("shop_web.1")
+        wait_for(lambda: dig_status(port, "web-shop.shop.mesos") == "NXDOMAIN",
+                 "the killed task to leave DNS")
+        assert dig(port, "_web-shop._tcp.shop.mesos", "SRV") == []
+        assert httpx.get(f"{process.http_url}/v1/hosts/web-shop.shop.mesos",
+                         timeout=10).json() == [{"host": "", "ip": ""}]
+
+
+def test_a_task_being_killed_leaves_dns_while_it_still_runs(
+        cluster: Cluster, dns: tuple[Process, int]) -> None:
+    _, port = dns
+    # The task ignores SIGTERM and has a minute of grace: it stays TASK_KILLING meanwhile.
+    scheduler = RecordingScheduler(on_offers=launch_named(
+        ("slow.1", "slow", "trap '' TERM; sleep 600"), kill_grace_period=60))
+    killing = [Capability(type=Capability.TASK_KILLING_STATE)]
+    with running(cluster, scheduler, "drain", capabilities=killing) as driver:
+        scheduler.wait_for_state("slow.1", "TASK_RUNNING")
+        wait_for(lambda: dig(port, "slow.drain.mesos") == ["127.0.0.1"], "the A record")
+        driver.kill_task("slow.1")
+        scheduler.wait_for_state("slow.1", "TASK_KILLING")
+        wait_for(lambda: dig_status(port, "slow.drain.mesos") == "NXDOMAIN",
+                 "the task being killed to leave DNS")
+        assert scheduler.states("slow.1")[-1] == "TASK_KILLING"  # not ended yet
+
+
+def test_names_outside_the_domain_are_refused_without_resolvers(
+        dns: tuple[Process, int]) -> None:
+    _, port = dns
+    assert dig_status(port, "example.com") == "REFUSED"
+    assert dig_status(port, "example.com", "A", "+tcp") == "REFUSED"
+    assert dig_status(port, "nothing.marathon.mesos") == "NXDOMAIN"
+    assert dig(port, "mesos", "SOA")[0].startswith("ns1.mesos. root.ns1.mesos.")
+    assert dig(port, "mesos", "NS") == ["ns1.mesos."]
+    assert dig(port, "ns1.mesos") == ["127.0.0.1"]
+
+
+@contextmanager
+def upstream_resolver(answers: dict[str, str]) -> Iterator[int]:
+    """A UDP DNS server on 127.0.0.1 answering A queries for `answers` (else NXDOMAIN)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                data, client = sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            request = DNSRecord.parse(data)
+            reply = request.reply()
+            name = str(request.q.qname).rstrip(".")
+            if name in answers:
+                reply.add_answer(RR(request.q.qname, QTYPE.A, rdata=A(answers[name]), ttl=9))
+            else:
+                reply.header.rcode = 3
+            sock.sendto(reply.pack(), client)
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        stop.set()
+        server.join()
+        sock.close()
+
+
+def test_names_outside_the_domain_are_forwarded_to_the_resolvers(cluster: Cluster) -> None:
+    with upstream_resolver({"www.example.test": "192.0.2.7"}) as upstream:
+        _, port = start_mesos_dns(cluster, "--resolvers", f"127.0.0.1:{upstream}",
+                                  name="mesos-dns-forwarding")
+        wait_for(lambda: dig(port, "leader.mesos") == ["127.0.0.1"], "mesos-dns to follow")
+        assert dig(port, "www.example.test") == ["192.0.2.7"]
+        assert dig(port, "www.example.test", "A", "+tcp") == ["192.0.2.7"]
+        assert dig_status(port, "missing.example.test") == "NXDOMAIN"
+        assert dig(port, "leader.mesos") == ["127.0.0.1"]  # its own domain stays its own
+
+
+def test_malformed_queries_do_not_stop_the_server(dns: tuple[Process, int]) -> None:
+    process, port = dns
+    garbage = [b"", b"\x00", b"\xff" * 11, b"\x12\x34\x01\x00\x00\x01" + b"\x00" * 6 + b"\xc0",
+               b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x3f" + b"a" * 70,
+               bytes(range(256)) * 4]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        for message in garbage:
+            udp.sendto(message, ("127.0.0.1", port))
+    for message in garbage:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as tcp:
+            tcp.sendall(struct.pack("!H", len(message)) + message)
+            tcp.shutdown(socket.SHUT_WR)
+            while tcp.recv(4096):
+                pass
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as tcp:
+        tcp.sendall(b"\xff\xff\x00")  # a length it never sends in full
+    assert process.alive()
+    assert dig(port, "leader.mesos") == ["127.0.0.1"]
+    assert dig(port, "leader.mesos", "A", "+tcp") == ["127.0.0.1"]
+
+
+def test_a_marathon_app_resolves_by_its_mesos_dns_name(cluster: Cluster) -> None:
+    cluster.start_agent("cpus:4;mem:4096;disk:1000;ports:[31000-31099]", hostname="127.0.0.1")
+    _, port = start_mesos_dns(cluster)
+    _, url = cluster.start_marathon()
+    with httpx.Client(base_url=url, timeout=10) as marathon:
+        wait_for(lambda: marathon.get("/v2/info").json()["frameworkId"], "marathon to register")
+        created = marathon.post("/v2/apps", json={
+            "id": "/shop/web", "cmd": "sleep 600", "cpus": 0.1, "mem": 32, "instances": 2,
+            "portDefinitions": [{"port": 0}]})
+        assert created.status_code == 201, created.text
+
+        def task_ports() -> list[int] | None:
+            tasks = marathon.get("/v2/apps/shop/web/tasks").json()["tasks"]
+            running = [t for t in tasks if t.get("state") == "TASK_RUNNING"]
+            return sorted(t["ports"][0] for t in running) if len(running) == 2 else None
+
+        ports = wait_for(task_ports, "two running instances")
+        wait_for(lambda: len(dig(port, "_web-shop._tcp.marathon.mesos", "SRV")) == 2,
+                 "both instances' SRV records")
+        srv = dig(port, "_web-shop._tcp.marathon.mesos", "SRV")
+        assert sorted(int(line.split()[2]) for line in srv) == ports
+        assert dig(port, "web-shop.marathon.mesos") == ["127.0.0.1"]
+
+        assert marathon.delete("/v2/apps/shop/web").status_code == 200
+        wait_for(lambda: dig_status(port, "web-shop.marathon.mesos") == "NXDOMAIN",
+                 "the destroyed app to leave DNS")
