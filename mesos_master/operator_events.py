@@ -177,7 +177,7 @@ class Subscriber:
                        "framework_removed": {"framework_info": _proto(framework.info)}})
 
     def closed(self) -> None:
-        self._end()
+        self._end(flush=True)
 
     # The stream
 
@@ -190,8 +190,8 @@ class Subscriber:
 
     async def records(self, heartbeat_interval: float) -> AsyncIterator[bytes]:
         """Each queued event, HEARTBEAT after each quiet interval; ends when the subscriber
-        is dropped or the term ends."""
-        while not self.ended:
+        is dropped, or when the term ends (after the events queued until then)."""
+        while self._queue or not self.ended:
             if self._queue:
                 yield self._queue.popleft()
                 continue
@@ -219,9 +219,12 @@ class Subscriber:
         self._queue.append(record_io(event))
         self._wake.set()
 
-    def _end(self) -> None:
+    def _end(self, *, flush: bool = False) -> None:
+        """Stop listening; the stream ends once what is queued was sent (`flush`, at the
+        end of the term) or at once (a subscriber dropped for falling behind)."""
         self.ended = True
-        self._queue.clear()
+        if not flush:
+            self._queue.clear()
         self._master.observers.remove(self)
         self._wake.set()
 
