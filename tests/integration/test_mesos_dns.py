@@ -4,11 +4,13 @@ as they leave TASK_RUNNING; other names are forwarded or refused; garbage does n
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,9 +18,11 @@ from dnslib import QTYPE, RR, A, DNSRecord
 
 from frameworks import OfferBudget, SchedulerDriver, command_task
 from protos import mesos_pb2
-from tests.integration.cluster import Cluster, Process, wait_for
+from tests.integration.cluster import Cluster, Process, running_cluster, wait_for
+from tests.integration.conftest import FAST_MASTER_FLAGS
 from tests.integration.dns_helpers import dig, dig_status, start_mesos_dns
 from tests.integration.recording import OfferHandler, RecordingScheduler
+from tests.integration.test_authentication import HTTP_ACLS
 from tests.integration.test_end_to_end import running
 
 pytestmark = pytest.mark.integration
@@ -214,3 +218,35 @@ def test_a_marathon_app_resolves_by_its_mesos_dns_name(cluster: Cluster) -> None
         assert marathon.delete("/v2/apps/shop/web").status_code == 200
         wait_for(lambda: dig_status(port, "web-shop.marathon.mesos") == "NXDOMAIN",
                  "the destroyed app to leave DNS")
+
+
+def test_with_http_authentication_mesos_dns_needs_credentials_and_sees_what_the_acls_allow(
+        tmp_path: Path) -> None:
+    credentials = tmp_path / "http-credentials"
+    credentials.write_text("ops ops-secret\nviewer viewer-secret\n")
+    http_flags = ["--authenticate_http_readonly", "true", "--authenticate_http_readwrite",
+                  "true", "--http_credentials", str(credentials), "--acls",
+                  json.dumps(HTTP_ACLS)]  # view_tasks: only ops
+    with running_cluster(tmp_path, [*FAST_MASTER_FLAGS, *http_flags]) as cluster:
+        cluster.start_agent(hostname="dns-agent")
+        anonymous = httpx.post(f"{cluster.masters[0].http_url}/api/v1",
+                               json={"type": "SUBSCRIBE"}, timeout=10)
+        assert anonymous.status_code == 401
+        ops_dns, ops_port = start_mesos_dns(cluster, "--principal", "ops",
+                                            "--secret", "ops-secret", name="dns-ops")
+        viewer_dns, viewer_port = start_mesos_dns(cluster, "--principal", "viewer",
+                                                  "--secret", "viewer-secret",
+                                                  name="dns-viewer")
+        wrong, wrong_port = start_mesos_dns(cluster, "--principal", "ops", "--secret", "guess",
+                                            name="dns-wrong")
+        scheduler = RecordingScheduler(on_offers=launch_named(("api.1", "api", "sleep 600")))
+        with running(cluster, scheduler, "secure"):
+            scheduler.wait_for_state("api.1", "TASK_RUNNING")
+            wait_for(lambda: dig(ops_port, "api.secure.mesos") == ["127.0.0.1"],
+                     "the task's record, for ops")
+            wait_for(lambda: dig(viewer_port, "slave.mesos") == ["127.0.0.1"],
+                     "the agent's record, for viewer")
+            assert dig_status(viewer_port, "api.secure.mesos") == "NXDOMAIN"  # no view_tasks
+            wrong.wait_for_log('"status": 401')
+            assert dig(wrong_port, "leader.mesos") == []
+        assert ops_dns.alive() and viewer_dns.alive() and wrong.alive()
