@@ -38,6 +38,10 @@ __all__ = ["Agent", "Record", "RecordTable", "Task", "normalize"]
 
 RecordType = Literal["A", "SRV"]
 
+MAX_PORTS_PER_RANGE = 1024
+"""SRV records made from one range of a task's ports at most (a task holding a whole agent's
+range would otherwise make tens of thousands)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Record:
@@ -341,7 +345,7 @@ def _task(model: Mapping[str, Any]) -> Task:
             continue
         for span in _get(resource, "ranges", "range", default=[]):
             begin, end = int(span.get("begin", 0)), int(span.get("end", 0))
-            ports.extend(range(begin, min(end, begin + 1024) + 1))
+            ports.extend(range(begin, min(end, begin + MAX_PORTS_PER_RANGE - 1) + 1))
     return Task(
         task_id=_get(model, "task_id", "value", default=""),
         name=str(model.get("name", "")),

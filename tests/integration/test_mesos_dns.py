@@ -17,6 +17,7 @@ import pytest
 from dnslib import QTYPE, RR, A, DNSRecord
 
 from frameworks import OfferBudget, SchedulerDriver, command_task
+from mesos_security.pki import CertificateAuthority
 from protos import mesos_pb2
 from tests.integration.cluster import Cluster, Process, running_cluster, wait_for
 from tests.integration.conftest import FAST_MASTER_FLAGS
@@ -24,6 +25,7 @@ from tests.integration.dns_helpers import dig, dig_status, start_mesos_dns
 from tests.integration.recording import OfferHandler, RecordingScheduler
 from tests.integration.test_authentication import HTTP_ACLS
 from tests.integration.test_end_to_end import running
+from tests.integration.test_tls_cluster import tls_flags
 
 pytestmark = pytest.mark.integration
 
@@ -250,3 +252,19 @@ def test_with_http_authentication_mesos_dns_needs_credentials_and_sees_what_the_
             wrong.wait_for_log('"status": 401')
             assert dig(wrong_port, "leader.mesos") == []
         assert ops_dns.alive() and viewer_dns.alive() and wrong.alive()
+
+
+def test_mesos_dns_follows_a_master_over_mutual_tls(tmp_path: Path) -> None:
+    ca = CertificateAuthority.create(tmp_path / "pki")
+    with running_cluster(tmp_path, [*FAST_MASTER_FLAGS, *tls_flags(ca, ca.issue("master"))]
+                         ) as cluster:
+        cluster.agent_flags = tls_flags(ca, ca.issue("agent"))
+        cluster.start_agent(hostname="tls-agent")
+        plain, plain_port = start_mesos_dns(cluster, name="dns-plain")
+        _, port = start_mesos_dns(cluster, *tls_flags(ca, ca.issue("mesos-dns")),
+                                  name="dns-tls")
+        wait_for(lambda: dig(port, "slave.mesos") == ["127.0.0.1"],
+                 "the agent's record, over HTTPS")
+        assert dig(port, "leader.mesos") == ["127.0.0.1"]
+        plain.wait_for_log("following the master failed")  # plain HTTP to an HTTPS master
+        assert dig(plain_port, "slave.mesos") == []
