@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
@@ -65,17 +65,13 @@ class MasterFollower:
 
     def __init__(self, master: str, table: RecordTable, *, scheme: str = "http",
                  verify: ssl.SSLContext | bool = True, auth: tuple[str, str] | None = None,
-                 zk_session_timeout: float = 10.0,
-                 on_event: Callable[[dict[str, object]], None] | None = None) -> None:
+                 zk_session_timeout: float = 10.0) -> None:
         self._master = master
         self._table = table
         self._scheme = scheme
         self._verify = verify
         self._auth = auth
         self._zk_session_timeout = zk_session_timeout
-        self._on_event = on_event
-        self.subscriptions = 0  # SUBSCRIBED events received (one per successful subscription)
-        self.leader: HostPort | None = None
 
     async def run(self) -> None:
         """Follow the leader forever."""
@@ -171,7 +167,6 @@ class MasterFollower:
                     return
                 leader = HostPort(response.url.host or address.host,
                                   response.url.port or address.port)
-                self.leader = leader
                 heartbeat = 15.0
                 records = read_records(response.aiter_bytes())
                 while True:
@@ -185,15 +180,14 @@ class MasterFollower:
                         log.warning("the master's event stream went silent", leader=str(leader))
                         return
                     event = json.loads(record)
+                    if not isinstance(event, dict):
+                        raise ValueError("an event that is not a JSON object")
                     if event.get("type") == "SUBSCRIBED":
                         subscribed = event.get("subscribed", {})
                         heartbeat = float(subscribed.get("heartbeat_interval_seconds") or 15.0)
                         self._table.set_masters(str(leader), [str(m) for m in masters.all])
-                        self.subscriptions += 1
                         backoff.reset()
                         log.info("subscribed to the leading master", leader=str(leader))
                     self._table.apply(event)
-                    if self._on_event is not None:
-                        self._on_event(event)
         except (httpx.HTTPError, ValueError, OSError) as error:
             log.warning("following the master failed", url=url, error=repr(error))

@@ -137,9 +137,9 @@ class RecordTable:
         re-register, but not their tasks: the tasks last known on those agents stay, until
         the agent re-registers (AGENT_ADDED, after the TASK_ADDED of the tasks it still
         runs) or is removed."""
-        new_tasks = [_task(task) for task in _get(get_state, "get_tasks", "tasks", default=[])]
-        recovered = list(_get(get_state, "get_agents", "recovered_agents", default=[]))
-        recovered_ids = {_get(info, "id", "value", default="") for info in recovered}
+        new_tasks = [_task(task) for task in _list(get_state, "get_tasks", "tasks")]
+        recovered = _list(get_state, "get_agents", "recovered_agents")
+        recovered_ids = {_text(info, "id", "value") for info in recovered}
         reported = {(task.framework_id, task.task_id) for task in new_tasks}
         carried = [task for key, task in self._tasks.items()
                    if task.agent_id in recovered_ids and key not in reported]
@@ -149,12 +149,12 @@ class RecordTable:
         self._agents.clear()
         self._tasks.clear()
         self._provisional.clear()
-        for entry in _get(get_state, "get_frameworks", "frameworks", default=[]):
-            self._add_framework(_get(entry, "framework_info", default={}))
-        for entry in _get(get_state, "get_agents", "agents", default=[]):
+        for entry in _list(get_state, "get_frameworks", "frameworks"):
+            self._add_framework(_mapping(entry, "framework_info"))
+        for entry in _list(get_state, "get_agents", "agents"):
             self._add_agent(entry)
         for info in recovered:
-            self._add_agent({"agent_info": info})
+            self._add_agent({"agent_info": _mapping(info)})
         for task in new_tasks:
             self._put_task(task)
         for task in carried:
@@ -163,40 +163,39 @@ class RecordTable:
 
     def apply(self, event: Mapping[str, Any]) -> None:
         """Apply one v1 master event; events of other types are ignored."""
-        kind = event.get("type")
+        kind = _text(event, "type")
         if kind == "SUBSCRIBED":
-            self.replace(_get(event, "subscribed", "get_state", default={}))
+            self.replace(_mapping(event, "subscribed", "get_state"))
         elif kind == "TASK_ADDED":
-            task = _task(_get(event, "task_added", "task", default={}))
+            task = _task(_mapping(event, "task_added", "task"))
             self._provisional.discard((task.framework_id, task.task_id))
             self._put_task(task)
         elif kind == "TASK_UPDATED":
-            update = event.get("task_updated", {})
-            status = update.get("status", {})
-            key = (_get(update, "framework_id", "value", default=""),
-                   _get(status, "task_id", "value", default=""))
+            update = _mapping(event, "task_updated")
+            key = (_text(update, "framework_id", "value"),
+                   _text(update, "status", "task_id", "value"))
             known = self._tasks.get(key)
             self._provisional.discard(key)
             if known is not None:
-                state = update.get("state") or status.get("state", known.state)
+                state = (_text(update, "state") or _text(update, "status", "state")
+                         or known.state)
                 self._put_task(Task(known.task_id, known.name, known.framework_id,
                                     known.agent_id, state, known.ports))
         elif kind == "AGENT_ADDED":
-            entry = _get(event, "agent_added", "agent", default={})
-            self._drop_provisional(_get(entry, "agent_info", "id", "value", default=""))
+            entry = _mapping(event, "agent_added", "agent")
+            self._drop_provisional(_text(entry, "agent_info", "id", "value"))
             self._add_agent(entry)
         elif kind == "AGENT_REMOVED":
-            agent_id = _get(event, "agent_removed", "agent_id", "value", default="")
+            agent_id = _text(event, "agent_removed", "agent_id", "value")
             self._drop_provisional(agent_id)
             if self._agents.pop(agent_id, None) is not None:
                 self._set(("agent", agent_id), ())
                 self._refresh_tasks(lambda task: task.agent_id == agent_id)
         elif kind in ("FRAMEWORK_ADDED", "FRAMEWORK_UPDATED"):
-            section = event.get("framework_added") or event.get("framework_updated") or {}
-            self._add_framework(_get(section, "framework", "framework_info", default={}))
+            section = "framework_added" if kind == "FRAMEWORK_ADDED" else "framework_updated"
+            self._add_framework(_mapping(event, section, "framework", "framework_info"))
         elif kind == "FRAMEWORK_REMOVED":
-            framework_id = _get(event, "framework_removed", "framework_info", "id", "value",
-                                default="")
+            framework_id = _text(event, "framework_removed", "framework_info", "id", "value")
             self._frameworks.pop(framework_id, None)
             for key in [key for key in self._tasks if key[0] == framework_id]:
                 del self._tasks[key]
@@ -213,23 +212,23 @@ class RecordTable:
             self._set(("task", *key), ())
 
     def _add_framework(self, info: Mapping[str, Any]) -> None:
-        framework_id = _get(info, "id", "value", default="")
+        framework_id = _text(info, "id", "value")
         if not framework_id:
             return
-        name = str(info.get("name", ""))
+        name = _text(info, "name")
         if self._frameworks.get(framework_id) != name:
             self._frameworks[framework_id] = name
             self._refresh_tasks(lambda task: task.framework_id == framework_id)
 
     def _add_agent(self, entry: Mapping[str, Any]) -> None:
-        info = entry.get("agent_info", {})
-        agent_id = _get(info, "id", "value", default="")
+        info = _mapping(entry, "agent_info")
+        agent_id = _text(info, "id", "value")
         if not agent_id:
             return
-        ip, port = _pid_address(str(entry.get("pid", "")))
+        ip, port = _pid_address(_text(entry, "pid"))
         if not ip:
-            ip = str(info.get("address", "")) or str(info.get("hostname", ""))
-            port = int(info.get("http_port") or info.get("port") or 0)
+            ip = _text(info, "address") or _text(info, "hostname")
+            port = _number(info, "http_port") or _number(info, "port")
         agent = Agent(agent_id, ip if _is_ip(ip) else "", port)
         if self._agents.get(agent_id) == agent:
             return
@@ -340,28 +339,58 @@ def _self_and_parents(name: str, domain: str) -> Iterable[str]:
 
 def _task(model: Mapping[str, Any]) -> Task:
     ports: list[int] = []
-    for resource in model.get("resources", ()):
-        if resource.get("name") != "ports":
+    for resource in _list(model, "resources"):
+        if _text(resource, "name") != "ports":
             continue
-        for span in _get(resource, "ranges", "range", default=[]):
-            begin, end = int(span.get("begin", 0)), int(span.get("end", 0))
+        for span in _list(resource, "ranges", "range"):
+            begin, end = _number(span, "begin"), _number(span, "end")
+            if not 0 < begin <= end <= 65535:
+                continue
             ports.extend(range(begin, min(end, begin + MAX_PORTS_PER_RANGE - 1) + 1))
     return Task(
-        task_id=_get(model, "task_id", "value", default=""),
-        name=str(model.get("name", "")),
-        framework_id=_get(model, "framework_id", "value", default=""),
-        agent_id=_get(model, "agent_id", "value", default=""),
-        state=str(model.get("state", "")),
+        task_id=_text(model, "task_id", "value"),
+        name=_text(model, "name"),
+        framework_id=_text(model, "framework_id", "value"),
+        agent_id=_text(model, "agent_id", "value"),
+        state=_text(model, "state"),
         ports=tuple(sorted(set(ports))),
     )
 
 
-def _get(model: Any, *path: str, default: Any) -> Any:
+def _at(model: Any, path: tuple[str, ...]) -> Any:
     for step in path:
-        if not isinstance(model, Mapping) or step not in model:
-            return default
-        model = model[step]
+        if not isinstance(model, Mapping):
+            return None
+        model = model.get(step)
     return model
+
+
+def _mapping(model: Any, *path: str) -> Mapping[str, Any]:
+    """The object at `path` in a JSON model ({} when absent or not an object)."""
+    found = _at(model, path)
+    return found if isinstance(found, Mapping) else {}
+
+
+def _list(model: Any, *path: str) -> list[Any]:
+    found = _at(model, path)
+    return found if isinstance(found, list) else []
+
+
+def _text(model: Any, *path: str) -> str:
+    found = _at(model, path)
+    return found if isinstance(found, str) else ""
+
+
+def _number(model: Any, *path: str) -> int:
+    """An integer, or a decimal string of one (64-bit integers are strings in JSON)."""
+    found = _at(model, path)
+    if isinstance(found, bool):
+        return 0
+    if isinstance(found, int):
+        return found
+    if isinstance(found, str) and found.isdigit() and len(found) < 20:
+        return int(found)
+    return 0
 
 
 def _pid_address(pid: str) -> tuple[str, int]:

@@ -5,9 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from mesos_dns.records import Record, RecordTable
 
 AGENT = "M1-S1"
+EVENT_TYPES = ["SUBSCRIBED", "TASK_ADDED", "TASK_UPDATED", "AGENT_ADDED", "AGENT_REMOVED",
+               "FRAMEWORK_ADDED", "FRAMEWORK_UPDATED", "FRAMEWORK_REMOVED", "HEARTBEAT"]
+FIELDS = ["task", "agent", "framework", "framework_info", "agent_info", "id", "value", "name",
+          "state", "status", "task_id", "agent_id", "framework_id", "resources", "ranges",
+          "range", "begin", "end", "pid", "get_tasks", "tasks", "get_agents", "agents",
+          "recovered_agents", "get_frameworks", "frameworks", "address", "http_port", "port",
+          "get_state"]
 
 
 def agent(agent_id: str = AGENT, ip: str = "10.0.0.5", port: int = 5051) -> dict[str, Any]:
@@ -226,3 +236,20 @@ def test_a_fresh_state_without_recovered_agents_carries_nothing() -> None:
     table = table_with(task("api.1", name="api"))
     table.replace(state([]))
     assert table.a("api.marathon.mesos") == []
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=4), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(EVENT_TYPES), JSON, JSON)
+def test_no_event_shape_makes_the_table_fail(kind: str, body: Any, state_body: Any) -> None:
+    table = table_with(task())
+    table.apply({"type": kind, kind.lower(): body})
+    table.apply({"type": "SUBSCRIBED", "subscribed": {"get_state": state_body}})
+    table.a("web-shop.marathon.mesos")
