@@ -12,7 +12,6 @@ are logged: "mesos-dns listening"). `--resolvers` take `IP` or `IP:PORT`.
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -154,4 +153,4 @@ async def _serve(args: argparse.Namespace, table: RecordTable, follower: MasterF
             await serve_while(http_app(table, config), args.listener, args.http_port, run)
     finally:
         udp_transport.close()
-        await asyncio.sleep(0)
+        await dns.close()

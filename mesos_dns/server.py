@@ -2,7 +2,9 @@
 
     datagram / length-prefixed TCP message ──▶ answer() ──▶ reply
                                                   └─ Forward ──▶ each --resolvers in turn
-                                                                 (UDP; REFUSED without any,
+                                                                 (UDP, then TCP for a TCP
+                                                                 client's truncated answer;
+                                                                 REFUSED without resolvers,
                                                                  SERVFAIL when none answers)
 """
 
@@ -55,6 +57,13 @@ class DnsServer:
             return bound, server, transport
         raise OSError(f"no port free for both UDP and TCP on {host}")
 
+    async def close(self) -> None:
+        """Cancel the forwarded queries still waiting for a resolver."""
+        pending = list(self._tasks)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
     async def respond(self, data: bytes, *, udp: bool) -> bytes | None:
         try:
             result = answer(self.table, data, ttl=self.ttl, recursion=bool(self.resolvers),
@@ -68,9 +77,26 @@ class DnsServer:
             return refused(result.request, recursion=False)
         for resolver in self.resolvers:
             reply = await self._forward(data, resolver)
+            if reply is not None and not udp and len(reply) > 2 and reply[2] & 0x02:
+                reply = await self._forward_tcp(data, resolver) or reply  # truncated (TC)
             if reply is not None:
                 return reply
         return server_failure(result.request, recursion=True)
+
+    async def _forward_tcp(self, data: bytes, resolver: tuple[str, int]) -> bytes | None:
+        try:
+            async with asyncio.timeout(self.forward_timeout):
+                reader, writer = await asyncio.open_connection(*resolver)
+                try:
+                    writer.write(struct.pack("!H", len(data)) + data)
+                    length = struct.unpack("!H", await reader.readexactly(2))[0]
+                    return await reader.readexactly(length)
+                finally:
+                    writer.close()
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as error:
+            log.warning("a resolver did not answer over TCP", resolver=resolver,
+                        error=repr(error))
+            return None
 
     async def _forward(self, data: bytes, resolver: tuple[str, int]) -> bytes | None:
         loop = asyncio.get_running_loop()

@@ -130,46 +130,81 @@ def test_names_outside_the_domain_are_refused_without_resolvers(
 
 
 @contextmanager
-def upstream_resolver(answers: dict[str, str]) -> Iterator[int]:
-    """A UDP DNS server on 127.0.0.1 answering A queries for `answers` (else NXDOMAIN)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.2)
+def upstream_resolver(answers: dict[str, str], truncated: frozenset[str] = frozenset()
+                      ) -> Iterator[int]:
+    """A DNS server on 127.0.0.1 (UDP and TCP, one port) answering A queries for `answers`
+    (else NXDOMAIN); over UDP, names in `truncated` get an empty answer with TC set."""
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.settimeout(0.2)
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    tcp.bind(("127.0.0.1", udp.getsockname()[1]))
+    tcp.listen()
+    tcp.settimeout(0.2)
     stop = threading.Event()
 
-    def serve() -> None:
+    def reply_to(data: bytes, *, over_udp: bool) -> bytes:
+        request = DNSRecord.parse(data)
+        reply = request.reply()
+        name = str(request.q.qname).rstrip(".")
+        if over_udp and name in truncated:
+            reply.header.tc = 1
+        elif name in answers:
+            reply.add_answer(RR(request.q.qname, QTYPE.A, rdata=A(answers[name]), ttl=9))
+        else:
+            reply.header.rcode = 3
+        return bytes(reply.pack())
+
+    def serve_udp() -> None:
         while not stop.is_set():
             try:
-                data, client = sock.recvfrom(4096)
+                data, client = udp.recvfrom(4096)
             except TimeoutError:
                 continue
-            request = DNSRecord.parse(data)
-            reply = request.reply()
-            name = str(request.q.qname).rstrip(".")
-            if name in answers:
-                reply.add_answer(RR(request.q.qname, QTYPE.A, rdata=A(answers[name]), ttl=9))
-            else:
-                reply.header.rcode = 3
-            sock.sendto(reply.pack(), client)
+            udp.sendto(reply_to(data, over_udp=True), client)
 
-    server = threading.Thread(target=serve, daemon=True)
-    server.start()
+    def serve_tcp() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = tcp.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.settimeout(5)
+                length = struct.unpack("!H", connection.recv(2))[0]
+                data = b""
+                while len(data) < length:
+                    data += connection.recv(length - len(data))
+                reply = reply_to(data, over_udp=False)
+                connection.sendall(struct.pack("!H", len(reply)) + reply)
+
+    servers = [threading.Thread(target=serve, daemon=True) for serve in (serve_udp, serve_tcp)]
+    for server in servers:
+        server.start()
     try:
-        yield sock.getsockname()[1]
+        yield udp.getsockname()[1]
     finally:
         stop.set()
-        server.join()
-        sock.close()
+        for server in servers:
+            server.join()
+        udp.close()
+        tcp.close()
 
 
 def test_names_outside_the_domain_are_forwarded_to_the_resolvers(cluster: Cluster) -> None:
-    with upstream_resolver({"www.example.test": "192.0.2.7"}) as upstream:
+    with upstream_resolver({"www.example.test": "192.0.2.7", "big.example.test": "192.0.2.8"},
+                           truncated=frozenset({"big.example.test"})) as upstream:
         _, port = start_mesos_dns(cluster, "--resolvers", f"127.0.0.1:{upstream}",
                                   name="mesos-dns-forwarding")
         wait_for(lambda: dig(port, "leader.mesos") == ["127.0.0.1"], "mesos-dns to follow")
         assert dig(port, "www.example.test") == ["192.0.2.7"]
         assert dig(port, "www.example.test", "A", "+tcp") == ["192.0.2.7"]
         assert dig_status(port, "missing.example.test") == "NXDOMAIN"
+        # too big for UDP upstream: the UDP client gets it truncated and asks again over TCP,
+        # which mesos-dns forwards over TCP
+        assert dig(port, "big.example.test") == ["192.0.2.8"]
+        assert dig(port, "big.example.test", "A", "+tcp") == ["192.0.2.8"]
         assert dig(port, "leader.mesos") == ["127.0.0.1"]  # its own domain stays its own
 
 
