@@ -13,6 +13,7 @@ buffer (512 bytes, or its EDNS size) comes truncated (TC), so the client asks ag
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from dnslib import (
     NS,
@@ -34,6 +35,7 @@ from mesos_dns.records import RecordTable
 __all__ = ["Forward", "Reply", "answer", "refused", "server_failure"]
 
 UDP_PAYLOAD = 512
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +51,10 @@ class Forward:
 
 
 def answer(table: RecordTable, data: bytes, *, ttl: int, recursion: bool,
-           udp: bool) -> Reply | Forward | None:
-    """The answer to one DNS message; None when it cannot even be answered FORMERR."""
+           udp: bool, rotation: int = 0) -> Reply | Forward | None:
+    """The answer to one DNS message; None when it cannot even be answered FORMERR.
+    Answers with several records start `rotation` records further on (round robin, so
+    that clients taking the first spread over the instances, as Mesos-DNS' shuffling does)."""
     try:
         request = DNSRecord.parse(data)
     except (DNSError, DnsBufferError, ValueError, IndexError, UnicodeError):
@@ -68,11 +72,11 @@ def answer(table: RecordTable, data: bytes, *, ttl: int, recursion: bool,
     reply = request.reply(ra=int(recursion), aa=1)
     qtype = question.qtype
     if qtype in (QTYPE.A, QTYPE.ANY):
-        for ip in table.a(name):
+        for ip in _rotated(table.a(name), rotation):
             reply.add_answer(RR(name, QTYPE.A, rdata=A(ip), ttl=ttl))
     if qtype in (QTYPE.SRV, QTYPE.ANY):
         targets: dict[str, None] = {}
-        for target, port in table.srv(name):
+        for target, port in _rotated(table.srv(name), rotation):
             reply.add_answer(RR(name, QTYPE.SRV, ttl=ttl,
                                 rdata=SRV(priority=0, weight=0, port=port, target=target + ".")))
             targets[target] = None
@@ -111,6 +115,13 @@ def server_failure(request: DNSRecord, *, recursion: bool) -> bytes:
     reply = request.reply(ra=int(recursion))
     reply.header.rcode = RCODE.SERVFAIL
     return bytes(reply.pack())
+
+
+def _rotated(items: list[T], by: int) -> list[T]:
+    if len(items) < 2:
+        return items
+    by %= len(items)
+    return items[by:] + items[:by]
 
 
 def _soa(table: RecordTable, ttl: int) -> RR:

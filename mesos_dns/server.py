@@ -19,7 +19,7 @@ from typing import cast
 import structlog
 
 from mesos_dns.records import RecordTable
-from mesos_dns.resolver import Forward, answer, refused, server_failure
+from mesos_dns.resolver import Forward, Reply, answer, refused, server_failure
 
 __all__ = ["DnsServer"]
 
@@ -38,6 +38,7 @@ class DnsServer:
         self.resolvers = list(resolvers)
         self.forward_timeout = forward_timeout
         self._tasks: set[asyncio.Task[None]] = set()
+        self._queries = 0  # rotates answers with several records
 
     async def serve(self, host: str, port: int) -> tuple[int, asyncio.Server,
                                                          asyncio.DatagramTransport]:
@@ -66,8 +67,7 @@ class DnsServer:
 
     async def respond(self, data: bytes, *, udp: bool) -> bytes | None:
         try:
-            result = answer(self.table, data, ttl=self.ttl, recursion=bool(self.resolvers),
-                            udp=udp)
+            result = self._answer(data, udp=udp)
         except Exception:  # a query must never take the server down
             log.exception("answering a query failed")
             return None
@@ -98,6 +98,11 @@ class DnsServer:
                         error=repr(error))
             return None
 
+    def _answer(self, data: bytes, *, udp: bool) -> Reply | Forward | None:
+        self._queries += 1
+        return answer(self.table, data, ttl=self.ttl, recursion=bool(self.resolvers), udp=udp,
+                      rotation=self._queries)
+
     async def _forward(self, data: bytes, resolver: tuple[str, int]) -> bytes | None:
         loop = asyncio.get_running_loop()
         replies: asyncio.Future[bytes] = loop.create_future()
@@ -120,8 +125,7 @@ class DnsServer:
     def handle_datagram(self, data: bytes, address: tuple[str, int],
                         transport: asyncio.DatagramTransport) -> None:
         try:
-            result = answer(self.table, data, ttl=self.ttl, recursion=bool(self.resolvers),
-                            udp=True)
+            result = self._answer(data, udp=True)
         except Exception:  # a query must never take the server down
             log.exception("answering a query failed")
             return

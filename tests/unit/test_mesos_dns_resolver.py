@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from mesos_dns.records import RecordTable
 from mesos_dns.resolver import Forward, Reply, answer, refused
-from tests.unit.test_mesos_dns_records import state, task
+from tests.unit.test_mesos_dns_records import agent, state, task
 
 
 def table() -> RecordTable:
@@ -109,3 +109,19 @@ def test_corrupted_real_queries_never_fail(noise: bytes, at: int) -> None:
     at = min(at, len(query))
     corrupted = bytes(query[:at] + noise + query[at + len(noise):])
     answer(table(), corrupted, ttl=30, recursion=False, udp=True)
+
+
+def test_answers_rotate_so_that_clients_taking_the_first_spread_out() -> None:
+    records = RecordTable("mesos")
+    records.replace(state(
+        [task("web.1", name="web", agent_id="M1-S1"), task("web.2", name="web", agent_id="M1-S2")],
+        agents=[agent("M1-S1", "10.0.0.5"), agent("M1-S2", "10.0.0.6")]))
+    query = bytes(DNSRecord.question("web.marathon.mesos", "A").pack())
+    firsts = set()
+    for rotation in range(2):
+        result = answer(records, query, ttl=30, recursion=False, udp=True, rotation=rotation)
+        assert isinstance(result, Reply)
+        addresses = [str(rr.rdata) for rr in DNSRecord.parse(result.data).rr]
+        assert sorted(addresses) == ["10.0.0.5", "10.0.0.6"]
+        firsts.add(addresses[0])
+    assert firsts == {"10.0.0.5", "10.0.0.6"}
