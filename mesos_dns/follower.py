@@ -8,16 +8,20 @@
         ──▶ find the leader again and re-subscribe (with backoff while it fails)
 
 Until the first SUBSCRIBED, and while no master answers, the table keeps what it last had:
-DNS goes on answering from the last known state.
+DNS goes on answering from the last known state. Agents and masters that advertise host names
+instead of IPs are looked up here, as each event or group read names them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import structlog
@@ -116,7 +120,7 @@ class MasterFollower:
             change = session.next_change()
             masters = await self._read_group(session, reader)
             if masters is not None and masters.leader is not None:
-                self._table.set_masters(str(masters.leader), [str(m) for m in masters.all])
+                await self._set_masters(masters.leader, masters.all)
                 return masters
             await change.wait()
 
@@ -132,7 +136,7 @@ class MasterFollower:
                     log.info("the master group names another leader",
                              leader=str(masters.leader), previous=str(leader))
                     return
-                self._table.set_masters(str(leader), [str(m) for m in masters.all])
+                await self._set_masters(leader, masters.all)
             await change.wait()
 
     async def _read_group(self, session: ZooKeeperSession,
@@ -150,6 +154,50 @@ class MasterFollower:
         if leader is None or not leader.http_port:
             return _Masters(None, members)
         return _Masters(HostPort(leader.address or leader.hostname, leader.http_port), members)
+
+    async def _set_masters(self, leader: HostPort, masters: tuple[HostPort, ...]) -> None:
+        """The masters' records, by IP (the addresses they advertise are kept for dialling
+        them, so that TLS verifies the names their certificates carry)."""
+        found: dict[str, str] = {}
+        ips = [HostPort(await self._ip_of(m.host, found), m.port) for m in (leader, *masters)]
+        self._table.set_masters(str(ips[0]), [str(m) for m in ips[1:]])
+
+    async def _resolve_agents(self, event: dict[str, Any]) -> None:
+        """Agents may advertise host names (a container's service name) where records need
+        IPs, which the pure table cannot look up: they are put in the event here (the
+        `pid`'s host, a recovered agent's `address`), each name looked up once per event."""
+        found: dict[str, str] = {}
+        agents = _object(_object(_object(event.get("subscribed")).get("get_state"))
+                         .get("get_agents"))
+        entries = [_object(entry) for entry in _array(agents.get("agents"))]
+        entries.append(_object(_object(event.get("agent_added")).get("agent")))
+        for entry in entries:
+            pid = entry.get("pid")
+            if isinstance(pid, str) and "@" in pid:
+                name, _, where = pid.rpartition("@")
+                host, _, port = where.rpartition(":")
+                entry["pid"] = f"{name}@{await self._ip_of(host, found)}:{port}"
+        for info in map(_object, _array(agents.get("recovered_agents"))):
+            if isinstance(info.get("address"), str):
+                info["address"] = await self._ip_of(info["address"], found)
+
+    async def _ip_of(self, host: str, found: dict[str, str] | None = None) -> str:
+        """`host`'s IPv4 address (`host` itself if it is one, or cannot be looked up);
+        `found` keeps the answers of one batch."""
+        if not host or _is_ipv4(host):
+            return host
+        if found is not None and host in found:
+            return found[host]
+        try:
+            answers = await asyncio.get_running_loop().getaddrinfo(
+                host, None, family=socket.AF_INET, type=socket.SOCK_STREAM)
+        except OSError as error:
+            log.warning("cannot resolve a host name", host=host, error=repr(error))
+            return host
+        address = str(answers[0][4][0])
+        if found is not None:
+            found[host] = address
+        return address
 
     async def _subscribe(self, address: HostPort, masters: _Masters, backoff: Backoff) -> None:
         """One subscription, until its stream ends or fails (errors are logged)."""
@@ -182,12 +230,28 @@ class MasterFollower:
                     event = json.loads(record)
                     if not isinstance(event, dict):
                         raise ValueError("an event that is not a JSON object")
+                    await self._resolve_agents(event)
                     if event.get("type") == "SUBSCRIBED":
                         subscribed = event.get("subscribed", {})
                         heartbeat = float(subscribed.get("heartbeat_interval_seconds") or 15.0)
-                        self._table.set_masters(str(leader), [str(m) for m in masters.all])
+                        await self._set_masters(leader, masters.all)
                         backoff.reset()
                         log.info("subscribed to the leading master", leader=str(leader))
                     self._table.apply(event)
         except (httpx.HTTPError, ValueError, OSError) as error:
             log.warning("following the master failed", url=url, error=repr(error))
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        return isinstance(ipaddress.ip_address(text), ipaddress.IPv4Address)
+    except ValueError:
+        return False
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _array(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []

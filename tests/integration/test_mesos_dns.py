@@ -303,3 +303,14 @@ def test_mesos_dns_follows_a_master_over_mutual_tls(tmp_path: Path) -> None:
         assert dig(port, "leader.mesos") == ["127.0.0.1"]
         plain.wait_for_log("following the master failed")  # plain HTTP to an HTTPS master
         assert dig(plain_port, "slave.mesos") == []
+
+
+def test_an_agent_advertising_a_host_name_gets_its_address_looked_up(cluster: Cluster) -> None:
+    cluster.agent_flags = ["--ip", "localhost"]  # after the default --ip 127.0.0.1: it wins
+    cluster.start_agent(hostname="named-agent")
+    _, port = start_mesos_dns(cluster)
+    wait_for(lambda: dig(port, "slave.mesos") == ["127.0.0.1"], "the agent's record")
+    scheduler = RecordingScheduler(on_offers=launch_named(("api.1", "api", "sleep 600")))
+    with running(cluster, scheduler, "named"):
+        scheduler.wait_for_state("api.1", "TASK_RUNNING")
+        wait_for(lambda: dig(port, "api.named.mesos") == ["127.0.0.1"], "the task's record")
