@@ -37,6 +37,7 @@ from mesos_master.allocator import SORTERS, Allocator
 from mesos_master.config import MasterConfig
 from mesos_master.errors import ErrorCode, MasterError
 from mesos_master.maintenance import Maintenance, operator_agent
+from mesos_master.observers import Observers
 from mesos_master.offers import OfferBook, refuse_seconds
 from mesos_master.quota import QuotaAndWeights
 from mesos_master.records import (
@@ -96,6 +97,7 @@ class Master:
         self.counters = MasterCounters()
         self.agents: dict[str, AgentRecord] = {}
         self.frameworks: dict[str, FrameworkRecord] = {}
+        self.observers = Observers()  # the operator API's event stream listens here
         self.registry = Registry(
             registry or ImmediateSink(), recovered.removed_frameworks, recovered.gone_agents
         )
@@ -110,7 +112,7 @@ class Master:
         self.offers = OfferBook(info.id, clock, self.allocator, self.agents, self.frameworks)
         self.tasks = ClusterTasks(
             self.agents, self.frameworks, self.allocator, self.registry, self.counters,
-            wall_clock, acls=config.acls,
+            wall_clock, acls=config.acls, observer=self.observers,
         )
         self.maintenance = Maintenance(
             self.agents, self.allocator, self.offers,
@@ -163,6 +165,7 @@ class Master:
             if agent.outbox is not outbox:
                 return  # it went away meanwhile; it will re-register with its id
             self.allocator.add_agent(agent_id, total)
+            self.observers.agent_added(agent)
             outbox.send(
                 agent_pb2.MasterMessage(
                     registered=agent_pb2.MasterMessage.Registered(
@@ -233,6 +236,7 @@ class Master:
         agent.awaiting_reregistration = False
 
         reported = self.tasks.adopt_report(agent, message, self._recover_framework)
+        self.observers.agent_added(agent)  # after its tasks: observers learn the whole agent
 
         self.allocator.add_agent(agent_id, total, used=self._allocator_used(agent))
         if agent.deactivated:
@@ -364,6 +368,7 @@ class Master:
             )
             self.allocator.activate_framework(framework_id)
             self.registry.store_framework(stored)
+            self.observers.framework_updated(framework)
             log.info("framework failed over", framework_id=framework_id)
         else:
             framework_id = framework_id or f"{self.info.id}-{next(self._framework_ids):04d}"
@@ -372,6 +377,7 @@ class Master:
             self.frameworks[framework_id] = framework
             self._add_to_allocator(stored, active=True)
             self.registry.store_framework(stored)
+            self.observers.framework_added(framework)
             log.info("framework subscribed", framework_id=framework_id, name=stored.name)
         outbox.send(
             scheduler_pb2.Event(
@@ -424,6 +430,7 @@ class Master:
             self._remove_framework(framework, "framework disconnected with no failover timeout")
         else:
             self.registry.store_framework(framework.info, disconnected_since=self.wall_clock())
+            self.observers.framework_updated(framework)
 
     def check_stream(self, framework_id: str, stream_id: str,
                      principal: str | None = None) -> FrameworkRecord:
@@ -603,6 +610,7 @@ class Master:
         self._detach_agent(agent)
         del self.agents[agent_id]
         self.registry.mark_agent_gone(agent_id, self.wall_clock())
+        self.observers.agent_removed(agent)
         log.warning("agent marked gone", agent_id=agent_id, hostname=agent.info.hostname)
 
     def reserve_resources(self, agent_id: str, resources: Iterable[mesos_pb2.Resource]) -> None:
@@ -678,7 +686,8 @@ class Master:
                 framework.outbox.send(event)
 
     def close_streams(self) -> None:
-        """End every open agent and scheduler stream (the master is shutting down)."""
+        """End every open agent, scheduler and operator event stream (the term is over)."""
+        self.observers.closed()
         for agent in self.agents.values():
             if agent.outbox is not None:
                 agent.outbox.close()
@@ -736,6 +745,7 @@ class Master:
         self._store_agent(agent, unreachable_since=self.wall_clock())
         log.warning("agent unreachable", agent_id=agent.agent_id, hostname=agent.info.hostname)
         self.tasks.agent_unreachable(agent)
+        self.observers.agent_removed(agent)
         lost = scheduler_pb2.Event(
             type=EventType.FAILURE,
             failure=scheduler_pb2.Event.Failure(agent_id=mesos_pb2.AgentID(value=agent.agent_id)),
@@ -759,6 +769,7 @@ class Master:
         self.frameworks[framework_id] = framework
         self._add_to_allocator(stored, active=False)
         self.registry.store_framework(stored, disconnected_since=self.wall_clock())
+        self.observers.framework_added(framework)
         log.info("framework recovered from agent", framework_id=framework_id)
         return framework
 
@@ -776,6 +787,7 @@ class Master:
         self.tasks.remove_framework(framework)
         del self.frameworks[framework_id]
         self.registry.remove_framework(framework_id, self.wall_clock())
+        self.observers.framework_removed(framework)
         log.info("framework removed", framework_id=framework_id, why=why)
 
 

@@ -1,6 +1,7 @@
 """The master's operator API (Starlette), a thin shell over the core's operator methods.
 
     POST /api/v1 (/master/api/v1)   Mesos' v1 operator calls as JSON: {"type": ..., ...}
+        SUBSCRIBE (a RecordIO stream of events: `mesos_master.operator_events`),
         GET_ROLES, GET_WEIGHTS, UPDATE_WEIGHTS, GET_QUOTA, UPDATE_QUOTA, GET_AGENTS,
         DRAIN_AGENT, DEACTIVATE_AGENT, REACTIVATE_AGENT, MARK_AGENT_GONE,
         RESERVE_RESOURCES, UNRESERVE_RESOURCES (resources as Mesos JSON resource objects)
@@ -31,6 +32,7 @@ from mesos_http.json_body import BadJson, parse_json_body
 from mesos_http.operator_http import resources_json
 from mesos_master.errors import ErrorCode, MasterError
 from mesos_master.master import Master
+from mesos_master.operator_events import subscribe_response
 from mesos_master.server import LeaderGate
 from mesos_values.addresses import HostPort
 from mesos_values.resources import Resources
@@ -245,13 +247,21 @@ def _authorizer(master: Master, request: Request) -> Authorize:
     return authorize
 
 
+def _viewer(master: Master, request: Request) -> Callable[[str, str | None], bool]:
+    """What the request's principal may see, by the ACLs (as `/state` decides it)."""
+    principal = request_principal(request)
+    return lambda action, target: bool(master.config.acls.authorize(action, principal, target))
+
+
 async def _api_v1(master: Master, request: Request) -> Response:
     call = _object(await _json_body(request), "the call")
     kind = _string(call.get("type"), "type")
+    if kind == "SUBSCRIBE":
+        return subscribe_response(master, _viewer(master, request))
     handler = _CALLS.get(kind)
     if handler is None:
         raise _BadCall(f"unsupported operator call type {kind!r}; supported: "
-                       + ", ".join(sorted(_CALLS)))
+                       + ", ".join(sorted([*_CALLS, "SUBSCRIBE"])))
     body = handler(master, call, _authorizer(master, request))
     return Response(status_code=200) if body is None else JSONResponse(body)
 

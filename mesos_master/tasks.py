@@ -30,6 +30,7 @@ import structlog
 
 from mesos_master.allocator import Allocator
 from mesos_master.errors import ErrorCode, MasterError
+from mesos_master.observers import MasterObserver, Observers
 from mesos_master.records import (
     AgentRecord,
     ExecutorRecord,
@@ -68,10 +69,13 @@ class ClusterTasks:
         counters: MasterCounters,
         wall_clock: Callable[[], float],
         acls: Acls | None = None,
+        observer: MasterObserver | None = None,
     ) -> None:
         """`agents`, `frameworks` and `counters` are the master's own; `wall_clock` stamps the
-        statuses the master makes up; `acls` decide which Unix users tasks may run as."""
+        statuses the master makes up; `acls` decide which Unix users tasks may run as;
+        `observer` hears of every task added or changed."""
         self._acls = acls or Acls()
+        self._observer: MasterObserver = observer if observer is not None else Observers()
         self._agents, self._frameworks, self._counters = agents, frameworks, counters
         self._wall_clock = wall_clock
         self._allocator = allocator
@@ -155,6 +159,7 @@ class ClusterTasks:
         )
         agent.tasks[(framework.framework_id, task_id)] = record
         framework.tasks[task_id] = record
+        self._observer.task_added(record)
         assert agent.outbox is not None  # offers exist only for connected agents
         agent.outbox.send(
             agent_pb2.MasterMessage(
@@ -196,6 +201,7 @@ class ClusterTasks:
             )
         if status.uuid:
             task.unacknowledged[status.uuid] = status.state
+        self._observer.task_updated(task)
 
     def forget(self, task: TaskRecord) -> None:
         """Stop tracking an ended task; its framework keeps it among its completed tasks."""
@@ -389,6 +395,7 @@ class ClusterTasks:
             if task.state in TERMINAL_STATES:
                 continue
             task.state = mesos_pb2.TASK_UNREACHABLE
+            self._observer.task_updated(task)
             framework = self._frameworks.get(task.framework_id)
             if framework is None:
                 continue
@@ -560,6 +567,7 @@ class ClusterTasks:
                 continue
             reported.add(key)
             record = agent.tasks.get(key)
+            added = record is None
             if record is None:
                 record = self._task_from_report(agent, task)
                 agent.tasks[key] = record
@@ -571,6 +579,10 @@ class ClusterTasks:
             if framework is None:
                 framework = recover_framework(key[0], frameworks.get(key[0]))
             framework.tasks[key[1]] = record
+            if added:
+                self._observer.task_added(record)
+            elif record.state != previous:
+                self._observer.task_updated(record)
             if previous == mesos_pb2.TASK_UNREACHABLE and record.state != previous:
                 self._send_reconciliation(
                     framework,

@@ -20,6 +20,7 @@ from marathon.main import build_parser as marathon_parser
 from mesos_agent.config import build_parser as agent_parser
 from mesos_agent.http import agent_metrics
 from mesos_agent.views import AgentSnapshot
+from mesos_dns.main import build_parser as dns_parser
 from mesos_local.main import build_parser as local_parser
 from mesos_master.http import master_metrics
 from mesos_master.main import build_parser as master_parser
@@ -32,6 +33,7 @@ PROGRAMS: dict[str, Callable[[], argparse.ArgumentParser]] = {
     "marathon": marathon_parser,
     "mesos-batch": batch_parser,
     "mesos-local": local_parser,
+    "mesos-dns": dns_parser,
 }
 _ROW_FLAG = re.compile(r"^\|\s*`(--[a-z0-9_]+)", re.MULTILINE)
 

@@ -32,7 +32,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"webui"}),
     frozenset({"frameworks", "mesos_master", "mesos_agent"}),
     frozenset({"frameworks.batch", "marathon"}),
-    frozenset({"mesos_local", "mesos_cli"}),
+    frozenset({"mesos_local", "mesos_cli", "mesos_dns"}),
 )
 """The rooms, lowest layer first. A module imports its own room and the rooms of lower layers,
 never a room of its own layer (a sibling) or of a higher one."""
@@ -40,7 +40,7 @@ never a room of its own layer (a sibling) or of a higher one."""
 COMPONENTS = frozenset(
     {"frameworks", "mesos_master", "mesos_agent", "frameworks.batch", "marathon"}
 )
-OUTSIDE_COMPONENTS = frozenset({"mesos_local", "mesos_cli"})
+OUTSIDE_COMPONENTS = frozenset({"mesos_local", "mesos_cli", "mesos_dns"})
 """Rooms that start the components as processes or talk to them over the network: they import
 no component."""
 
@@ -52,11 +52,15 @@ CORES: tuple[str, ...] = (
     "mesos_http.field_limits",
     "mesos_http.json_body",
     "mesos_http.json_input",
+    "mesos_dns.names",
+    "mesos_dns.records",
+    "mesos_dns.resolver",
     "mesos_master.allocator",
     "mesos_master.config",
     "mesos_master.errors",
     "mesos_master.maintenance",
     "mesos_master.master",
+    "mesos_master.observers",
     "mesos_master.offers",
     "mesos_master.quota",
     "mesos_master.rate_limits",

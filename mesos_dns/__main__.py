@@ -1,0 +1,3 @@
+from mesos_dns.main import main
+
+main()
