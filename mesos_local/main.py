@@ -20,6 +20,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -132,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the batch framework's REST API port (Metronome's v1 API)")
     parser.add_argument("--no_batch", action="store_true",
                         help="do not start the batch framework")
+    parser.add_argument("--dns_port", type=parse_port, default=0,
+                        help="mesos-dns' DNS port, UDP and TCP (default: a free one, printed)")
+    parser.add_argument("--dns_http_port", type=parse_port, default=0,
+                        help="mesos-dns' HTTP API port (default: a free one, printed)")
+    parser.add_argument("--no_dns", action="store_true", help="do not start mesos-dns")
     parser.add_argument("--tls", action="store_true",
                         help="mutual TLS everywhere: a private CA and certificates under "
                              "<work_dir>/tls (the CA is reused), printed with how to use them")
@@ -157,6 +163,13 @@ def parse_port_range(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port range from 1 to 65535 "
                                          "that ends after it begins")
     return first, last
+
+
+def _free_port() -> int:
+    """A TCP port free on loopback now (for a component whose port the user left to us)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _become_subreaper() -> None:
@@ -273,6 +286,20 @@ def main(argv: Sequence[str] | None = None) -> None:
             batch_url = f"{scheme}://127.0.0.1:{args.batch_port}"
             lines.append(f"  batch     {batch_url}  (jobs API v1; web UI at "
                          "/ui/, API docs at /docs)")
+        if not args.no_dns:
+            dns_port = args.dns_port or _free_port()
+            dns_http_port = args.dns_http_port or _free_port()
+            supervisor.start(Component("mesos-dns", [
+                python, "-m", "mesos_dns",
+                "--master", f"{args.ip}:{args.master_http_port}",
+                "--listener", "127.0.0.1", "--port", str(dns_port),
+                "--http_port", str(dns_http_port),
+                "--log_level", args.log_level,
+                *secure("mesos-dns"),
+            ], ("127.0.0.1", dns_http_port)), deadline)
+            lines.append(f"  dns       127.0.0.1:{dns_port}  (UDP and TCP: dig @127.0.0.1 -p "
+                         f"{dns_port} <app>.marathon.mesos; HTTP API http://127.0.0.1:"
+                         f"{dns_http_port}/v1/services/_<app>._tcp.marathon.mesos.)")
         if tls is not None:
             lines += tls_instructions(
                 tls, f"{args.ip}:{args.port}", f"https://{args.ip}:{args.master_http_port}",

@@ -3,6 +3,7 @@ process behind."""
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -67,6 +68,21 @@ def test_mesos_local_runs_tasks_and_stops_cleanly(tmp_path: Path) -> None:
         answer = httpx.post(f"http://127.0.0.1:{marathon_port}/v2/apps", json=app, timeout=10)
         assert answer.status_code == 201, answer.text
         wait_for(lambda: len(sleep_tasks()) == 6, "Marathon's two instances to run as well")
+        # mesos-dns, on the free port the banner names, resolves the app's instances.
+        [dns_port] = re.findall(r"dns {7}127\.0\.0\.1:(\d+)", text)
+
+        def dig(name: str, kind: str) -> list[str]:
+            done = subprocess.run(["dig", "@127.0.0.1", "-p", dns_port, "+short", name, kind],
+                                  capture_output=True, text=True, timeout=30)
+            return done.stdout.splitlines()
+
+        services = wait_for(lambda: len(found := dig("_sleeper._tcp.marathon.mesos", "SRV")) == 2
+                            and found, "the app's two instances in DNS")
+        ports = {line.split()[2] for line in services}
+        tasks = httpx.get(f"http://127.0.0.1:{marathon_port}/v2/apps/sleeper/tasks",
+                          timeout=10).json()["tasks"]
+        assert ports == {str(task["ports"][0]) for task in tasks}
+        assert set(dig("sleeper.marathon.mesos", "A")) <= {"127.0.0.1", "127.0.0.2"}
 
         batch = f"http://127.0.0.1:{batch_port}"
         job = {"id": "nap", "run": {"cmd": "sleep 600", "cpus": 0.1, "mem": 32}}
