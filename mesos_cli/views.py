@@ -165,6 +165,11 @@ def agent_url(agent: Json) -> str:
     return f"http://{host}:{http_port}"
 
 
+def _all_frameworks(state: Json) -> list[Json]:
+    """Active frameworks, then the completed ones the master still keeps."""
+    return [*state.get("frameworks", []), *state.get("completed_frameworks", [])]
+
+
 def _live_tasks(framework: Json) -> list[Json]:
     return [*framework.get("tasks", []), *framework.get("unreachable_tasks", [])]
 
@@ -217,7 +222,8 @@ def select_tasks(state: Json, *, include_completed: bool = False,
                  framework: str | None = None) -> list[dict[str, Any]]:
     """Tasks of every framework (or of the one whose id or name is `framework`): live ones,
     and finished ones too with `include_completed`. Each is Mesos' task JSON."""
-    frameworks = list(state.get("frameworks", []))
+    frameworks = _all_frameworks(state) if include_completed else list(
+        state.get("frameworks", []))
     if framework is not None:
         frameworks = [f for f in frameworks if framework in (f.get("id"), f.get("name"))]
         if not frameworks:
@@ -236,7 +242,7 @@ def task_rows(state: Json, tasks: Iterable[Json],
     each live task's usage from `usage`, its agent's `/monitor/statistics` by agent id (None,
     or absent, for an agent that did not answer): the CPU seconds its container used, and its
     resident memory of its limit. Unknown usage shows as `-`."""
-    framework_names = {f.get("id"): f.get("name") for f in state.get("frameworks", [])}
+    framework_names = {f.get("id"): f.get("name") for f in _all_frameworks(state)}
     hostnames = {a.get("id"): a.get("hostname") for a in state.get("slaves", [])}
     rows: list[Row] = []
     for task in tasks:
@@ -309,7 +315,7 @@ def locate_task(state: Json, query: str) -> TaskLocation:
     preferred to finished ones). CliError when none or several match."""
     live: list[Json] = []
     completed: list[Json] = []
-    for framework in state.get("frameworks", []):
+    for framework in _all_frameworks(state):
         live += _live_tasks(framework)
         completed += framework.get("completed_tasks", [])
     exact = [task for task in (*live, *completed) if task.get("id") == query]

@@ -27,6 +27,8 @@ class MasterConfig:
     acls: Acls = field(default_factory=Acls)  # --acls (ADR 0013); default: allow all
     max_frameworks_per_principal: int | None = None  # new frameworks beyond it are refused
     max_frameworks: int | None = None  # frameworks the master keeps at most (None: no cap)
+    max_completed_frameworks: int = 50  # removed frameworks kept for /state, oldest dropped
+    max_completed_tasks_per_framework: int = 1000  # ended tasks kept per framework
 
     @property
     def agent_heartbeat_interval(self) -> float:

@@ -155,6 +155,14 @@ def master_state(
             for framework in master.frameworks.values()
             if can_view("view_frameworks", framework.info.user)
         ],
+        completed_frameworks=[
+            {**_framework_json(master, framework, Resources.EMPTY,
+                               _task_viewer(framework.info, can_view),
+                               _executor_viewer(framework.info, can_view)),
+             "active": False, "connected": False}
+            for framework in reversed(master.completed_frameworks)
+            if can_view("view_frameworks", framework.info.user)
+        ],
     )
     return state
 

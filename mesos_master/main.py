@@ -183,6 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--zk", type=parse_zk_flag, default=None,
                         help="ZooKeeper URL for leader election, zk://[user:pass@]h1:p,h2:p/path")
     parser.add_argument("--zk_session_timeout", type=parse_duration, default=10.0)
+    parser.add_argument("--max_completed_frameworks", type=_non_negative_int, default=50,
+                        help="removed frameworks kept (with their tasks) for /state, the web UI "
+                        "and the CLI; the oldest go first")
+    parser.add_argument("--max_completed_tasks_per_framework", type=_non_negative_int,
+                        default=1000, help="ended tasks kept per framework")
     parser.add_argument("--quorum", type=parse_positive_int, default=None,
                         help="accepted for Mesos' setups: Mesos' replicated log needs a majority "
                         "of masters; here the registry lives in ZooKeeper, whose own quorum "
@@ -265,6 +270,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         acls=acls,
         max_frameworks_per_principal=args.max_frameworks_per_principal,
         max_frameworks=args.max_frameworks,
+        max_completed_frameworks=args.max_completed_frameworks,
+        max_completed_tasks_per_framework=args.max_completed_tasks_per_framework,
     )
     server = MasterServer(
         ip=args.ip,
@@ -296,6 +303,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         readwrite=args.authenticate_http_readwrite, realm="mesos", open_paths=OPEN_PATHS,
         open_prefixes=OPEN_PREFIXES)
     run_service("mesos-master", lambda: _serve(server, app, args, tls))
+
+
+def _non_negative_int(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 0 or more")
+    return int(text)
 
 
 def _plain_answer(status: int, message: str) -> Response:

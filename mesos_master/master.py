@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import structlog
@@ -97,6 +98,9 @@ class Master:
         self.counters = MasterCounters()
         self.agents: dict[str, AgentRecord] = {}
         self.frameworks: dict[str, FrameworkRecord] = {}
+        self.completed_frameworks: deque[FrameworkRecord] = deque(
+            maxlen=config.max_completed_frameworks)
+        """Removed frameworks with their tasks, oldest first (`/state`; this term only)."""
         self.observers = Observers()  # the operator API's event stream listens here
         self.registry = Registry(
             registry or ImmediateSink(), recovered.removed_frameworks, recovered.gone_agents
@@ -131,6 +135,7 @@ class Master:
         self.agents.update(state.agent_records(now))
         self.frameworks.update(state.framework_records(now, self.wall_clock()))
         for framework in self.frameworks.values():
+            self._keep_completed_tasks(framework)
             self._add_to_allocator(framework.info, active=False)
         if state.agents or state.frameworks:
             log.info(
@@ -374,6 +379,7 @@ class Master:
             framework_id = framework_id or f"{self.info.id}-{next(self._framework_ids):04d}"
             stored.id.value = framework_id
             framework = FrameworkRecord(framework_id, stored, stream_id, outbox, now)
+            self._keep_completed_tasks(framework)
             self.frameworks[framework_id] = framework
             self._add_to_allocator(stored, active=True)
             self.registry.store_framework(stored)
@@ -766,6 +772,7 @@ class Master:
             stored.roles.append(DEFAULT_ROLE)
         now = self.clock.now()
         framework = FrameworkRecord(framework_id, stored, "", None, now, disconnected_at=now)
+        self._keep_completed_tasks(framework)
         self.frameworks[framework_id] = framework
         self._add_to_allocator(stored, active=False)
         self.registry.store_framework(stored, disconnected_since=self.wall_clock())
@@ -780,12 +787,21 @@ class Master:
             if framework_id in self.frameworks
         }
 
+    def _keep_completed_tasks(self, framework: FrameworkRecord) -> None:
+        """Bound the framework's completed tasks by `--max_completed_tasks_per_framework`."""
+        framework.completed_tasks = deque(
+            framework.completed_tasks, maxlen=self.config.max_completed_tasks_per_framework)
+
     def _remove_framework(self, framework: FrameworkRecord, why: str) -> None:
         framework_id = framework.framework_id
         self.offers.discard(framework.offers)
+        framework.offers.clear()
         self.allocator.remove_framework(framework_id)
         self.tasks.remove_framework(framework)
         del self.frameworks[framework_id]
+        if framework.disconnected_at is None:
+            framework.disconnected_at = self.clock.now()
+        self.completed_frameworks.append(framework)
         self.registry.remove_framework(framework_id, self.wall_clock())
         self.observers.framework_removed(framework)
         log.info("framework removed", framework_id=framework_id, why=why)

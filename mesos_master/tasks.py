@@ -443,6 +443,14 @@ class ClusterTasks:
                 del agent.tasks[key]
             for key in [k for k in agent.executors if k[0] == framework_id]:
                 del agent.executors[key]
+        now = self._wall_clock()
+        for task in framework.tasks.values():  # kept among its completed tasks, as in Mesos
+            if task.state not in TERMINAL_STATES:
+                task.state = mesos_pb2.TASK_KILLED
+                task.latest_status = _master_status(
+                    task.task_id, mesos_pb2.TASK_KILLED, Reason.REASON_FRAMEWORK_REMOVED,
+                    "Framework removed", now, task.agent_id)
+            framework.completed_tasks.append(task)
         framework.tasks.clear()
 
     def send_master_update(

@@ -365,3 +365,21 @@ def test_without_urls_the_cli_finds_marathon_and_batch_through_the_master(
     jobs = run_mesos("--json", "job", "list", env=env)
     assert jobs.returncode == 0, jobs.stderr
     assert isinstance(json.loads(jobs.stdout), list)
+
+
+def test_a_finished_frameworks_tasks_stay_findable(live: LiveCluster) -> None:
+    """Once a framework tears down, the master keeps it among completed_frameworks: its tasks
+    are listed and `mesos task log` still reads their sandboxes."""
+    done = subprocess.run(
+        [sys.executable, "-m", "frameworks.examples.sleep_framework", "--master",
+         live.master_grpc, "--tasks", "2", "--cmd", "echo finished-and-kept"],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    state = live.get(live.master_url + "/state")
+    [gone] = [f for f in state["completed_frameworks"] if f["name"] == "sleep-framework"]
+    assert gone["active"] is False and gone["tasks"] == []
+    assert {t["state"] for t in gone["completed_tasks"]} == {"TASK_FINISHED"}
+    task_id = gone["completed_tasks"][0]["id"]
+    assert live.ok("task", "log", task_id) == "finished-and-kept\n"
+    listed = json.loads(live.ok("tasks", "--all", "--json"))
+    assert task_id in {task["id"] for task in listed}

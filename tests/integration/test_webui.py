@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,6 +146,24 @@ def test_the_master_page_shows_agents_frameworks_and_tasks(
     expect(page.get_by_role("banner")).to_contain_text(
         f"Leader master@127.0.0.1:{ui_cluster.master.http_port}")
     _screenshot(page, "master.png")
+
+
+def test_the_master_page_keeps_a_finished_framework_and_its_tasks(
+    ui_cluster: UiCluster, page: Page
+) -> None:
+    master = ui_cluster.master
+    done = subprocess.run(
+        [sys.executable, "-m", "frameworks.examples.sleep_framework", "--master",
+         f"127.0.0.1:{master.argv[master.argv.index('--port') + 1]}", "--tasks", "1",
+         "--cmd", "true", "--name", "finished-ui"],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    page.goto(master.http_url + "/#/frameworks")
+    expect(page.get_by_role("table", name="Completed frameworks")).to_contain_text("finished-ui")
+    page.goto(master.http_url + "/#/tasks")
+    completed = page.get_by_role("table", name="Completed tasks")
+    expect(completed.get_by_role("row").filter(has_text="finished-ui")).to_contain_text(
+        "FINISHED")
 
 
 def test_a_tasks_sandbox_shows_its_output_and_follows_it(

@@ -511,6 +511,25 @@ def test_teardown_shuts_framework_down_on_agents() -> None:
     assert cluster.framework_outboxes[framework.framework_id].closed
 
 
+def test_removed_frameworks_are_kept_with_their_tasks_up_to_the_limits() -> None:
+    cluster = Cluster(max_completed_frameworks=2, max_completed_tasks_per_framework=1)
+    cluster.add_agent()
+    removed = []
+    for number in range(3):
+        framework = cluster.subscribe()
+        cluster.launch(framework, cluster.offers(framework), task(f"t{number}a"),
+                       task(f"t{number}b"))
+        cluster.master.teardown(framework)
+        removed.append(framework.framework_id)
+    kept = list(cluster.master.completed_frameworks)
+    assert [f.framework_id for f in kept] == removed[1:]  # the oldest went first
+    [last] = kept[-1].completed_tasks  # one task kept per framework
+    assert last.state == mesos_pb2.TASK_KILLED and not kept[-1].tasks
+    assert last.latest_status is not None
+    assert last.latest_status.reason == mesos_pb2.TaskStatus.REASON_FRAMEWORK_REMOVED
+    assert last.latest_status.message == "Framework removed"
+
+
 @pytest.mark.parametrize(
     ("fields", "fragment"),
     [

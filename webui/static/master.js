@@ -43,20 +43,24 @@ startPage({
 // ------------------------------------------------------------------- model
 
 function model(state) {
-  const agents = state.slaves ?? [];
+  const byHost = (a, b) => String(a.hostname).localeCompare(String(b.hostname), undefined,
+    { numeric: true }) || String(a.id).localeCompare(String(b.id));
+  const agents = [...(state.slaves ?? [])].sort(byHost);
   const frameworks = state.frameworks ?? [];
+  const completedFrameworks = state.completed_frameworks ?? [];
   const agentById = new Map(agents.map((a) => [a.id, a]));
   const withFramework = (list, framework) => (list ?? []).map((task) => ({ ...task, framework }));
   const tasks = frameworks.flatMap((f) => [
     ...withFramework(f.tasks, f), ...withFramework(f.unreachable_tasks, f)]);
-  const completed = frameworks.flatMap((f) => withFramework(f.completed_tasks, f))
+  const completed = [...frameworks, ...completedFrameworks]
+    .flatMap((f) => withFramework(f.completed_tasks, f))
     .sort((a, b) => lastUpdate(b) - lastUpdate(a));
   const offers = frameworks.flatMap((f) => (f.offers ?? []).map((o) => ({ ...o, framework: f })));
   const sum = (field) => Object.fromEntries(RESOURCES.map((r) =>
     [r, agents.reduce((total, a) => total + Number(a[field]?.[r] || 0), 0)]));
   const leaderInfo = state.leader_info;
   return {
-    state, agents, frameworks, agentById, tasks, completed, offers,
+    state, agents, frameworks, completedFrameworks, agentById, tasks, completed, offers,
     leading: Boolean(state.leader) && state.leader === state.pid,
     leaderUrl: leaderInfo ? `http://${leaderInfo.address?.ip ?? leaderInfo.hostname}:${leaderInfo.http_port}/` : null,
     total: sum("resources"), used: sum("used_resources"), offered: sum("offered_resources"),
@@ -156,7 +160,18 @@ function agentsPage(state) {
 
 function frameworksPage(state) {
   const m = model(state);
-  return [leadershipNotice(m), panel(`Frameworks (${m.frameworks.length})`, frameworksTable(m))];
+  return [
+    leadershipNotice(m),
+    panel(`Frameworks (${m.frameworks.length})`, frameworksTable(m)),
+    panel(`Completed frameworks (${m.completedFrameworks.length})`, table([
+      { label: "Framework", cell: (f) => [f.name, h("span", { class: "sub mono", text: f.id })] },
+      { label: "Roles", cell: (f) => (f.roles ?? [f.role]).map((r) => h("span", { class: "chip", text: r })) },
+      { label: "Tasks", num: true, cell: (f) => String((f.completed_tasks ?? []).length) },
+      { label: "Registered", cell: (f) => formatTime(f.registered_time) },
+      { label: "Removed", cell: (f) => formatTime(f.unregistered_time) },
+    ], m.completedFrameworks, { label: "Completed frameworks",
+      empty: "No framework has been removed since this master was elected." })),
+  ];
 }
 
 function tasksPage(state) {
@@ -245,7 +260,8 @@ function tasksTable(m, tasks, label) {
 // -------------------------------------------------------------- task detail
 
 function findTask(state, frameworkId, taskId) {
-  const framework = (state.frameworks ?? []).find((f) => f.id === frameworkId);
+  const framework = [...(state.frameworks ?? []), ...(state.completed_frameworks ?? [])]
+    .find((f) => f.id === frameworkId);
   if (!framework) return null;
   const task = [...(framework.tasks ?? []), ...(framework.unreachable_tasks ?? []),
     ...(framework.completed_tasks ?? [])].find((t) => t.id === taskId);
