@@ -14,6 +14,8 @@ MessageT_contra = TypeVar("MessageT_contra", contravariant=True)
 
 # Terminal tasks kept per framework once forgotten (Mesos' --max_completed_tasks_per_framework)
 MAX_COMPLETED_TASKS_PER_FRAMEWORK = 1000
+EARLIER_STATES_KEPT = 8
+"""States a task went through before its latest status, kept for `/state`'s `statuses`."""
 
 
 class Outbox(Protocol[MessageT_contra]):
@@ -41,6 +43,8 @@ class TaskRecord:
     latest_status: mesos_pb2.TaskStatus | None = None
     # uuid -> state of updates forwarded to the scheduler and not yet acknowledged
     unacknowledged: dict[bytes, mesos_pb2.TaskState.ValueType] = field(default_factory=dict)
+    # (state, timestamp) of the earlier states, oldest first (None until there is one)
+    earlier_states: list[tuple[mesos_pb2.TaskState.ValueType, float]] | None = None
 
     @property
     def task_id(self) -> str:
@@ -49,6 +53,17 @@ class TaskRecord:
     @property
     def executor_id(self) -> str:
         return self.info.executor.executor_id.value if self.info.HasField("executor") else ""
+
+    def record_status(self, status: mesos_pb2.TaskStatus) -> None:
+        """`status` becomes the latest; the one before is kept as an earlier state when the
+        state changed (health updates repeat TASK_RUNNING), at most `EARLIER_STATES_KEPT`."""
+        latest = self.latest_status
+        if latest is not None and latest.state != status.state:
+            earlier = self.earlier_states if self.earlier_states is not None else []
+            earlier.append((latest.state, latest.timestamp))
+            del earlier[:-EARLIER_STATES_KEPT]
+            self.earlier_states = earlier
+        self.latest_status = status
 
     def to_proto(self) -> mesos_pb2.Task:
         task = mesos_pb2.Task(
@@ -62,6 +77,8 @@ class TaskRecord:
         )
         if self.executor_id:
             task.executor_id.value = self.executor_id
+        for state, timestamp in self.earlier_states or ():
+            task.statuses.add(state=state, timestamp=timestamp)
         if self.latest_status is not None:
             task.statuses.append(self.latest_status)
         return task

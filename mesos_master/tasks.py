@@ -183,7 +183,7 @@ class ClusterTasks:
         known and its agent connected)."""
         was_terminal = task.state in TERMINAL_STATES
         task.state = status.state
-        task.latest_status = status
+        task.record_status(status)
         if not was_terminal and task.state in TERMINAL_STATES:
             self._counters.terminal_tasks[task.state] += 1
         agent = self._agents.get(task.agent_id)
@@ -447,9 +447,9 @@ class ClusterTasks:
         for task in framework.tasks.values():  # kept among its completed tasks, as in Mesos
             if task.state not in TERMINAL_STATES:
                 task.state = mesos_pb2.TASK_KILLED
-                task.latest_status = _master_status(
+                task.record_status(_master_status(
                     task.task_id, mesos_pb2.TASK_KILLED, Reason.REASON_FRAMEWORK_REMOVED,
-                    "Framework removed", now, task.agent_id)
+                    "Framework removed", now, task.agent_id))
             framework.completed_tasks.append(task)
         framework.tasks.clear()
 
@@ -582,7 +582,7 @@ class ClusterTasks:
             previous = record.state
             record.state = task.state
             if task.statuses:
-                record.latest_status = task.statuses[-1]
+                record.record_status(task.statuses[-1])
             framework = self._frameworks.get(key[0])
             if framework is None:
                 framework = recover_framework(key[0], frameworks.get(key[0]))

@@ -164,6 +164,13 @@ def test_the_master_page_keeps_a_finished_framework_and_its_tasks(
     completed = page.get_by_role("table", name="Completed tasks")
     expect(completed.get_by_role("row").filter(has_text="finished-ui")).to_contain_text(
         "FINISHED")
+    state = httpx.get(master.http_url + "/state", timeout=10).json()
+    [gone] = [f for f in state["completed_frameworks"] if f["name"] == "finished-ui"]
+    [task] = gone["completed_tasks"]
+    page.goto(f"{master.http_url}/#/tasks/{gone['id']}/{task['id']}")
+    updates = page.get_by_role("table", name="Status updates")
+    for state_name in ("STARTING", "RUNNING", "FINISHED"):  # every state, not the latest only
+        expect(updates).to_contain_text(state_name)
 
 
 def test_a_tasks_sandbox_shows_its_output_and_follows_it(
@@ -202,6 +209,25 @@ def test_a_tasks_page_shows_its_usage(
         "aria-valuemax", "0.1")
     expect(usage).to_contain_text("CPU time")
     _screenshot(page, "master-task-usage.png")
+
+
+def test_marathon_ui_shows_an_unchecked_instance_as_unknown_not_unhealthy(
+    ui_cluster: UiCluster, page: Page
+) -> None:
+    """Before its first health check has answered, an instance's health is unknown."""
+    created = ui_cluster.marathon.post("/v2/apps", json={
+        "id": "/slow-check", "cmd": "sleep 600", "cpus": 0.1, "mem": 16, "instances": 1,
+        "healthChecks": [{"protocol": "COMMAND", "command": {"value": "sleep 500"},
+                          "timeoutSeconds": 550, "intervalSeconds": 600,
+                          "gracePeriodSeconds": 600}]})
+    assert created.status_code == 201, created.text
+    wait_for(lambda: _app(ui_cluster, "/slow-check")["tasksRunning"] == 1, "the instance to run")
+    page.goto(f"{ui_cluster.marathon.base_url}/ui/#/apps/slow-check")
+    row = page.get_by_role("table", name="Instances").get_by_role("row").filter(
+        has_text="RUNNING")
+    expect(row).to_contain_text("unknown")
+    expect(row).not_to_contain_text("unhealthy")
+    assert ui_cluster.marathon.delete("/v2/apps/slow-check").status_code == 200
 
 
 def test_marathon_ui_creates_an_app_and_scales_it(ui_cluster: UiCluster, page: Page) -> None:

@@ -44,20 +44,29 @@ export class ApiError extends Error {
   }
 }
 
+/** How long a call may take before it counts as failed (a request the browser holds back,
+ * e.g. behind other tabs' event streams, must not stall the page's polling for good). */
+export const CALL_TIMEOUT_MS = 15000;
+
 /** Calls a JSON endpoint; answers the parsed body (null when empty), throws ApiError. */
 export async function api(method, url, body) {
-  const init = { method, headers: { Accept: "application/json" } };
+  const init = { method, headers: { Accept: "application/json" },
+    signal: AbortSignal.timeout(CALL_TIMEOUT_MS) };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers["Content-Type"] = "application/json";
   }
   let response;
+  let text;
   try {
     response = await fetch(url, init);
+    text = await response.text();
   } catch (error) {
+    if (error.name === "TimeoutError" || error.name === "AbortError") {
+      throw new ApiError(0, `no answer within ${CALL_TIMEOUT_MS / 1000} s`, null);
+    }
     throw new ApiError(0, `cannot reach the server (${error.message})`, null);
   }
-  const text = await response.text();
   let parsed = null;
   try {
     parsed = text ? JSON.parse(text) : null;

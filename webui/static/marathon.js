@@ -89,10 +89,15 @@ function instancesBar(app) {
   });
 }
 
-function instanceHealth(task) {
+function instanceHealth(task, app) {
   const results = task.healthCheckResults ?? [];
-  if (!results.length) return h("span", { class: "sub", text: "no checks" });
-  return results.every((r) => r.alive) ? badge("healthy", "ok") : badge("unhealthy", "bad");
+  if (!results.length) {
+    return (app?.healthChecks ?? []).length ? badge("unknown", "")
+      : h("span", { class: "sub", text: "no checks" });
+  }
+  if (results.some((r) => !r.alive && r.lastFailure)) return badge("unhealthy", "bad");
+  if (results.every((r) => r.alive)) return badge("healthy", "ok");
+  return badge("unknown", "");  // a check that has not answered yet, as Marathon shows it
 }
 
 // ------------------------------------------------------------ applications
@@ -232,7 +237,7 @@ function appView(appId) {
         { label: "Host", cell: (t) => t.host },
         { label: "Ports", cell: (t) => (t.ports ?? []).join(", ") },
         { label: "State", cell: (t) => stateBadge(t.state) },
-        { label: "Health", cell: instanceHealth },
+        { label: "Health", cell: (t) => instanceHealth(t, app) },
         { label: "Started", cell: (t) => formatTime(t.startedAt ?? t.stagedAt) },
         { label: "Version", cell: (t) => h("span", { class: "sub", text: t.version }) },
         { label: "", cell: (t) => h("button", {
