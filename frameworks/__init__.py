@@ -1,6 +1,7 @@
 """The framework SDK: write a `Scheduler`, run it with a `SchedulerDriver`; write a custom
 executor with `Executor` and `ExecutorDriver`. Helpers read offers (`offer_resources`,
-`OfferBudget`) and build tasks (`command_task`, `executor_task`) without protobuf boilerplate.
+`OfferBudget`) and build tasks (`command_task`, `executor_task`) without protobuf boilerplate;
+`SandboxFiles` reads (and follows) a task's sandbox files by its id.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from frameworks.tasks import (
     state_name,
     volume,
 )
+from mesos_http.sandbox_files import SandboxFiles, SandboxNotFound
 from mesos_values.resources import Resources
 
 __all__ = [
@@ -44,6 +46,8 @@ __all__ = [
     "ExecutorDriver",
     "OfferBudget",
     "Resources",
+    "SandboxFiles",
+    "SandboxNotFound",
     "Scheduler",
     "SchedulerActions",
     "SchedulerDriver",

@@ -8,14 +8,11 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-from mesos_cli.client import ApiClient
 from mesos_cli.context import Context
 from mesos_cli.errors import CliError
-from mesos_cli.logs import LogCursor, tail_start
 from mesos_cli.views import (
     TABLE_HEADERS,
     agent_rows,
-    agent_task,
     agent_url,
     cluster_summary,
     framework_rows,
@@ -26,10 +23,16 @@ from mesos_cli.views import (
     task_rows,
     task_statistics,
 )
+from mesos_http.sandbox_files import (
+    LogCursor,
+    agent_task,
+    copy_file,
+    file_size,
+    tail_offset,
+)
 
 __all__ = ["agents", "cluster", "frameworks", "task_log", "tasks"]
 
-READ_CHUNK = 64 * 1024
 """Bytes asked for per `/files/read` (agents answer at most 16 pages at a time)."""
 
 
@@ -126,14 +129,19 @@ async def task_log(ctx: Context, args: argparse.Namespace) -> int:
             raise CliError(f"agent {location.agent_id} at {location.agent_url} has no sandbox "
                            f"for task {location.task_id} (any more)")
         path = f"{task.directory}/{args.file}"
-        size = await _file_size(agent, path)
-        cursor = LogCursor(await _tail_offset(agent, path, size, args.lines))
-        await _copy(ctx, agent, path, cursor, until=size)
+        size = await file_size(agent.get, path)
+        cursor = LogCursor(await tail_offset(agent.get, path, size, args.lines))
+
+        def write(data: bytes) -> None:
+            ctx.out_bytes.write(data)
+            ctx.out_bytes.flush()
+
+        await copy_file(agent.get, path, cursor, size, write)
         if not args.follow:
             return 0
         terminal = task.terminal
         while True:
-            await _copy(ctx, agent, path, cursor, until=None)
+            await copy_file(agent.get, path, cursor, None, write)
             if terminal:  # what it wrote before it ended has been printed
                 return 0
             current = agent_task(await agent.get("/state"), location.framework_id,
@@ -141,42 +149,3 @@ async def task_log(ctx: Context, args: argparse.Namespace) -> int:
             terminal = current is None or current.terminal
             if not terminal:
                 await asyncio.sleep(ctx.poll_interval)
-
-
-async def _file_size(agent: ApiClient, path: str) -> int:
-    answer = await agent.get("/files/read", params={"path": path, "offset": -1})
-    return int(answer["offset"])
-
-
-async def _read(agent: ApiClient, path: str, offset: int, length: int) -> dict[str, Any]:
-    answer: dict[str, Any] = await agent.get(
-        "/files/read", params={"path": path, "offset": offset, "length": length})
-    return answer
-
-
-async def _tail_offset(agent: ApiClient, path: str, size: int, lines: int) -> int:
-    """Where the last `lines` lines of the file (of `size` bytes) begin; reads backwards."""
-    data = b""
-    start = size
-    while True:
-        found = tail_start(data, start, lines)
-        if found is not None:
-            return found
-        begin = max(0, start - READ_CHUNK)
-        answer = await _read(agent, path, begin, start - begin)
-        data = LogCursor(begin).consume(answer) + data
-        start = begin
-
-
-async def _copy(ctx: Context, agent: ApiClient, path: str, cursor: LogCursor,
-                until: int | None) -> None:
-    """Print the file's bytes from the cursor up to `until` (the end when None)."""
-    while until is None or cursor.offset < until:
-        length = READ_CHUNK if until is None else min(READ_CHUNK, until - cursor.offset)
-        data = cursor.consume(await _read(agent, path, cursor.offset, length))
-        if not data:
-            if until is None and cursor.restart_if_truncated(await _file_size(agent, path)):
-                continue
-            break
-        ctx.out_bytes.write(data)
-    ctx.out_bytes.flush()

@@ -19,11 +19,9 @@ from protos import mesos_pb2
 __all__ = [
     "TABLE_HEADERS",
     "TERMINAL_TASK_STATES",
-    "AgentTask",
     "ClusterSummary",
     "TaskLocation",
     "agent_rows",
-    "agent_task",
     "agent_url",
     "app_rows",
     "app_task_rows",
@@ -342,35 +340,6 @@ def locate_task(state: Json, query: str) -> TaskLocation:
 
 def _containing(tasks: Sequence[Json], query: str) -> list[Json]:
     return [task for task in tasks if query in str(task.get("id", ""))]
-
-
-@dataclass(frozen=True)
-class AgentTask:
-    """A task as its agent's `/state` shows it: its sandbox directory and state."""
-
-    directory: str
-    state: str
-
-    @property
-    def terminal(self) -> bool:
-        return self.state in TERMINAL_TASK_STATES
-
-
-def agent_task(agent_state: Json, framework_id: str, task_id: str) -> AgentTask | None:
-    """The task's sandbox and state in an agent's `/state`; None when the agent has no such
-    task (any more)."""
-    frameworks = [*agent_state.get("frameworks", []), *agent_state.get("completed_frameworks", [])]
-    for framework in frameworks:
-        if framework.get("id") != framework_id:
-            continue
-        for executor in (*framework.get("executors", []),
-                         *framework.get("completed_executors", [])):
-            tasks = (*executor.get("tasks", []), *executor.get("queued_tasks", []),
-                     *executor.get("completed_tasks", []))
-            for task in tasks:
-                if task.get("id") == task_id and executor.get("directory"):
-                    return AgentTask(str(executor["directory"]), str(task.get("state", "")))
-    return None
 
 
 # --------------------------------------------------------------------- Marathon

@@ -4,6 +4,7 @@ components' own APIs say."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from frameworks import SandboxFiles, SandboxNotFound
 from tests.integration.cluster import Cluster, Process, free_port, wait_for
 from tests.integration.conftest import FAST_MASTER_FLAGS
 from tests.zookeeper import zookeeper
@@ -383,3 +385,35 @@ def test_a_finished_frameworks_tasks_stay_findable(live: LiveCluster) -> None:
     assert live.ok("task", "log", task_id) == "finished-and-kept\n"
     listed = json.loads(live.ok("tasks", "--all", "--json"))
     assert task_id in {task["id"] for task in listed}
+
+
+def test_the_sdk_reads_and_follows_a_tasks_sandbox_files(live: LiveCluster) -> None:
+    """`frameworks.SandboxFiles`: a task's files by its id, without chaining the master's
+    and the agent's endpoints by hand."""
+    release = live.files / "release-sandbox-reader"
+    app_body = {"id": "/sandboxed", "cpus": 0.1, "mem": 32, "instances": 1,
+                "portDefinitions": [],
+                "cmd": f"echo first; while [ ! -e {release} ]; do sleep 0.05; done; echo second"}
+    created = httpx.post(live.marathon_url + "/v2/apps", json=app_body, timeout=10)
+    assert created.status_code == 201, created.text
+    task_id = wait_for(lambda: next((t["id"] for t in app(live, "/sandboxed").get("tasks", [])
+                                     if t["state"] == "TASK_RUNNING"), None), "the task to run")
+
+    async def scenario() -> tuple[bytes, bytes]:
+        async with SandboxFiles(live.master_url) as files:
+            await_first = b""
+            while b"first\n" not in await_first:
+                await asyncio.sleep(0.05)
+                await_first = await files.read(task_id)
+            followed = b""
+            async for chunk in files.follow(task_id):
+                followed += chunk
+                if followed == b"first\n":
+                    release.touch()  # the app writes "second" and exits; Marathon restarts it
+            with pytest.raises(SandboxNotFound):
+                await files.read("no-such-task")
+            return await_first, followed
+
+    read, followed = asyncio.run(scenario())
+    assert read == b"first\n" and followed == b"first\nsecond\n"
+    httpx.delete(live.marathon_url + "/v2/apps/sandboxed", timeout=10)

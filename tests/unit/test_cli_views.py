@@ -12,7 +12,6 @@ import pytest
 from mesos_cli.errors import CliError
 from mesos_cli.views import (
     agent_rows,
-    agent_task,
     agent_url,
     app_rows,
     app_task_rows,
@@ -29,6 +28,7 @@ from mesos_cli.views import (
     task_rows,
     task_statistics,
 )
+from mesos_http.sandbox_files import agent_task
 
 CONFORMANCE = Path(__file__).resolve().parents[1] / "fixtures" / "conformance"
 MASTER = "http://127.0.0.1:5080"

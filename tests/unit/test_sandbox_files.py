@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mesos_cli.logs import LogCursor, tail_start
+from mesos_http.sandbox_files import LogCursor, agent_base_url, master_task, tail_start
 
 
 def answer(data: bytes, offset: int) -> dict[str, object]:
@@ -74,3 +74,27 @@ def test_reading_backwards_in_chunks_finds_the_last_lines(chunk: int, lines: int
     content = b"first\nsecond line\n\nfourth\nfifth, the last\n"
     expected = b"".join(content.splitlines(keepends=True)[-lines:]) if lines else b""
     assert last_lines_by_reading_backwards(content, lines, chunk) == expected
+
+
+def test_tasks_are_found_among_active_and_completed_frameworks() -> None:
+    agent = {"id": "S1", "pid": "slave(1)@10.0.0.5:5051", "hostname": "h5"}
+    state = {
+        "slaves": [agent],
+        "frameworks": [{"id": "F1", "tasks": [{"id": "live", "slave_id": "S1",
+                                               "framework_id": "F1"}]}],
+        "completed_frameworks": [{"id": "F0", "tasks": [], "completed_tasks": [
+            {"id": "done", "slave_id": "S1", "framework_id": "F0"},
+            {"id": "elsewhere", "slave_id": "S9", "framework_id": "F0"}]}],
+    }
+    live = master_task(state, "live")
+    assert live is not None and (live.framework_id, live.agent_url) == (
+        "F1", "http://10.0.0.5:5051")
+    done = master_task(state, "done", scheme="https")
+    assert done is not None and (done.framework_id, done.agent_url) == (
+        "F0", "https://10.0.0.5:5051")
+    assert master_task(state, "done", framework_id="F1") is None
+    gone = master_task(state, "elsewhere")  # its agent is no longer registered
+    assert gone is not None and gone.agent_url is None
+    assert master_task(state, "nope") is None
+    assert agent_base_url({**agent, "http_port": 5052}) == "http://10.0.0.5:5052"
+    assert agent_base_url({"id": "S2"}) is None
