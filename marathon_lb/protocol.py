@@ -1,0 +1,110 @@
+"""What marathon-lb reads from Marathon and HAProxy, parsed without I/O (a pure core):
+server-sent event frames, which events call for a re-sync, which Marathon leads, and the
+HAProxy master CLI's `show proc`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = [
+    "RESYNC_EVENTS",
+    "Processes",
+    "SseParser",
+    "leader_url",
+    "parse_show_proc",
+]
+
+RESYNC_EVENTS = (
+    "status_update_event",
+    "health_status_changed_event",
+    "api_post_event",
+    "app_terminated_event",
+    "instance_changed_event",
+    "deployment_info",
+    "deployment_success",
+    "deployment_failed",
+    "deployment_step_success",
+    "deployment_step_failure",
+    "group_change_success",
+)
+"""The Marathon events after which the apps are read again: task states, health verdicts,
+changed, removed or deployed apps."""
+
+
+@dataclass
+class SseParser:
+    """Turns a `text/event-stream` body, line by line, into `(event type, JSON data)` pairs
+    (an event's type is its `event:` field, else its data's `eventType`)."""
+
+    _event: str = ""
+    _data: list[str] = field(default_factory=list)
+
+    def feed(self, line: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Feed one line (without its end of line); yields an event when `line` ends one."""
+        if line.startswith(":"):
+            return
+        if line == "":
+            data, self._data = "\n".join(self._data), []
+            name, self._event = self._event, ""
+            if not data.strip():
+                return
+            for chunk in data.replace("\r\n", "\n").split("\n"):
+                if not chunk.strip():
+                    continue
+                try:
+                    body = json.loads(chunk)
+                except ValueError:
+                    continue
+                if isinstance(body, dict):
+                    yield str(name or body.get("eventType", "")), body
+            return
+        key, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if key == "event":
+            self._event = value
+        elif key == "data":
+            self._data.append(value)
+
+
+def leader_url(urls: Sequence[str], answering: str, leader: str | None) -> str:
+    """Which of `urls` to follow: the one whose host and port are the `leader` that
+    `answering` named (from `/v2/leader`), else `answering` itself."""
+    if leader:
+        for url in urls:
+            if urlsplit(url).netloc == leader:
+                return url
+    return answering
+
+
+@dataclass(frozen=True, slots=True)
+class Processes:
+    """HAProxy's processes as its master lists them: the master's reload count and the pids
+    of the current workers (those that have not been through a reload)."""
+
+    master_pid: int
+    reloads: int
+    workers: tuple[int, ...]
+    old_workers: tuple[int, ...] = ()
+
+
+def parse_show_proc(text: str) -> Processes | None:
+    """The master CLI's `show proc` answer; None when it is not one."""
+    master: tuple[int, int] | None = None
+    workers: list[int] = []
+    old: list[int] = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 3 or not fields[0].isdigit():
+            continue
+        pid, kind, reloads = int(fields[0]), fields[1], fields[2]
+        if kind == "master" and reloads.isdigit():
+            master = (pid, int(reloads))
+        elif kind == "worker":
+            (workers if reloads == "0" else old).append(pid)
+    if master is None:
+        return None
+    return Processes(master[0], master[1], tuple(workers), tuple(old))
