@@ -4,6 +4,7 @@ HAProxy master CLI's `show proc`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -52,15 +53,8 @@ class SseParser:
             name, self._event = self._event, ""
             if not data.strip():
                 return
-            for chunk in data.replace("\r\n", "\n").split("\n"):
-                if not chunk.strip():
-                    continue
-                try:
-                    body = json.loads(chunk)
-                except ValueError:
-                    continue
-                if isinstance(body, dict):
-                    yield str(name or body.get("eventType", "")), body
+            for body in _documents(data):
+                yield str(name or body.get("eventType", "")), body
             return
         key, _, value = line.partition(":")
         value = value.removeprefix(" ")
@@ -108,3 +102,16 @@ def parse_show_proc(text: str) -> Processes | None:
     if master is None:
         return None
     return Processes(master[0], master[1], tuple(workers), tuple(old))
+
+
+def _documents(data: str) -> list[dict[str, Any]]:
+    """The JSON objects of one event's data: one document, or (as Marathon sometimes sends)
+    one per line; what does not parse is skipped."""
+    try:
+        documents = [json.loads(data)]
+    except ValueError:
+        documents = []
+        for chunk in data.replace("\r\n", "\n").split("\n"):
+            with contextlib.suppress(ValueError):
+                documents.append(json.loads(chunk))
+    return [d for d in documents if isinstance(d, dict)]
