@@ -73,15 +73,20 @@ def marathon(cluster: Cluster) -> Iterator[httpx.Client]:
 
 
 @contextlib.contextmanager
-def running_lb(cluster: Cluster, marathon_url: str, *flags: str) -> Iterator[dict[str, Any]]:
-    """A `marathon-lb --sse -H` on free ports; yields its ports and config path."""
+def running_lb(cluster: Cluster, *urls_then_flags: str, sse: bool = True
+               ) -> Iterator[dict[str, Any]]:
+    """A `marathon-lb -H` (with `--sse` unless told) on free ports, for the Marathon URLs
+    before the first flag; yields its ports, config path and process."""
+    split = next((i for i, a in enumerate(urls_then_flags) if a.startswith("--")),
+                 len(urls_then_flags))
+    urls, flags = urls_then_flags[:split], urls_then_flags[split:]
     work = cluster.work_dir / f"lb-{free_port()}"
     work.mkdir()
     ports = {"http": free_port(), "stats": free_port(), "config": work / "haproxy.cfg"}
     process = Process(
         "marathon-lb",
-        [sys.executable, "-m", "marathon_lb", "--marathon", marathon_url, "--group", "external",
-         "--sse", "--health-check", "--haproxy-config", str(ports["config"]),
+        [sys.executable, "-m", "marathon_lb", "--marathon", *urls, "--group", "external",
+         *(["--sse"] if sse else []), "--health-check", "--haproxy-config", str(ports["config"]),
          "--http-port", str(ports["http"]), "--stats-port", str(ports["stats"]),
          "--syslog-socket", "/dev/null", "--log-level", "DEBUG", *flags],
         cluster.work_dir / f"{work.name}.log",
@@ -278,3 +283,141 @@ def _alive(pid: int) -> bool:
             return stat.read().split()[2] != "Z"
     except OSError:
         return False
+
+
+def test_marathon_failover_keeps_the_backends_and_the_new_leader_is_followed(
+    tmp_path: Path, app_script: Path,
+) -> None:
+    from tests.integration.conftest import FAST_MASTER_FLAGS
+    from tests.zookeeper import zookeeper
+
+    with zookeeper(tmp_path / "zk") as ensemble:
+        cluster = Cluster(tmp_path, FAST_MASTER_FLAGS)
+        clients: list[httpx.Client] = []
+        try:
+            cluster.start_master()
+            cluster.start_agent("cpus:8;mem:8192;disk:1000;ports:[31000-31999]",
+                                hostname="127.0.0.1")
+            marathons = []
+            for name in ("marathon-a", "marathon-b"):
+                process, url = cluster.start_marathon(
+                    "--zk", ensemble.url("/marathon"), "--zk_session_timeout", "2secs",
+                    name=name)
+                clients.append(httpx.Client(base_url=url, timeout=10))
+                marathons.append((process, clients[-1]))
+
+            def leader() -> tuple[Process, httpx.Client]:
+                def elected() -> list[tuple[Process, httpx.Client]]:
+                    return [(p, c) for p, c in marathons if p.alive()
+                            and (info := c.get("/v2/info").json())["elected"]
+                            and info["frameworkId"]]
+                [found] = wait_for(lambda: len(e := elected()) == 1 and e, "one leader")
+                return found
+
+            first, client = leader()
+            service_port = free_port()
+            assert client.post("/v2/apps", json=web_app(app_script, service_port, 2)
+                               ).status_code == 201
+            urls = [str(c.base_url) for c in clients]
+            with running_lb(cluster, urls[0], *urls[1:]) as lb:
+                two = wait_for(lambda: len(h := healthy_tasks(client, "/shop/web")) == 2 and h,
+                               "two healthy instances")
+                wait_for(lambda: seen_through(service_port) == two, "both to answer")
+
+                first.kill9()
+                _, client = leader()
+                # While the new leader has no health results yet, the backends stay.
+                assert seen_through(service_port) == two
+                lb["process"].wait_for_log(
+                    f"{client.base_url.port}.*following Marathon's events", timeout=60)
+                assert client.put("/v2/apps/shop/web", json={"instances": 3}).status_code in (
+                    200, 201)
+                # The new instance joins once the new leader has seen it healthy; the two
+                # recovered ones keep the verdict marathon-lb remembers for them.
+                new = wait_for(lambda: healthy_tasks(client, "/shop/web") - two,
+                               "the new instance healthy", timeout=60)
+                wait_for(lambda: seen_through(service_port, 60) == two | new, "all three")
+        finally:
+            for c in clients:
+                c.close()
+            cluster.close()
+
+
+def test_polling_with_basic_auth_follows_marathon(
+    cluster: Cluster, app_script: Path,
+) -> None:
+    cluster.start_agent("cpus:8;mem:8192;disk:1000;ports:[31000-31999]", hostname="127.0.0.1")
+    _, url = cluster.start_marathon("--http_credentials", "lb:secret")
+    with httpx.Client(base_url=url, timeout=10, auth=("lb", "secret")) as marathon:
+        assert httpx.get(f"{url}/v2/apps").status_code == 401
+        wait_for(lambda: marathon.get("/v2/info").json()["frameworkId"], "marathon")
+        service_port = free_port()
+        app = {**web_app(app_script, service_port, 1), "healthChecks": []}
+        assert marathon.post("/v2/apps", json=app).status_code == 201
+        credentials = cluster.work_dir / "marathon-credentials"
+        credentials.write_text("lb:secret\n")
+        with running_lb(cluster, url, "--marathon-auth-credential-file", str(credentials),
+                        "--poll-interval", "0.5", sse=False) as lb:
+            one = wait_for(lambda: {t["id"] for t in tasks(marathon, "/shop/web")
+                                    if t["state"] == "TASK_RUNNING"}, "a running instance")
+            wait_for(lambda: seen_through(service_port, 5) == one, "traffic")
+            assert marathon.put("/v2/apps/shop/web", json={"instances": 2}).status_code == 200
+            two = wait_for(lambda: len(r := {t["id"] for t in tasks(marathon, "/shop/web")
+                                             if t["state"] == "TASK_RUNNING"}) == 2 and r,
+                           "two running instances")
+            wait_for(lambda: seen_through(service_port) == two, "both to answer")
+            assert "following Marathon's events" not in lb["process"].log()
+
+
+def test_configurations_of_every_label_pass_haproxy_check(tmp_path: Path) -> None:
+    """What `build_services` and `render_config` make of marathon-lb's labels is a file
+    Debian's haproxy accepts (and a bad label value is one it refuses)."""
+    import subprocess
+
+    from marathon_lb.haproxy import LUA_ENDPOINTS
+    from marathon_lb.haproxy_config import Layout, render_config
+    from marathon_lb.services import HealthMemory, Selection, build_services
+
+    def app(app_id: str, port: int, labels: dict[str, str], **extra: Any) -> dict[str, Any]:
+        return {"id": app_id, "portDefinitions": [{"port": port}, {"port": port + 1}],
+                "labels": {"HAPROXY_GROUP": "external", **labels}, **extra,
+                "tasks": [{"id": f"{app_id}.{i}", "host": "127.0.0.1", "state": "TASK_RUNNING",
+                           "ports": [31000 + i, 32000 + i],
+                           "healthCheckResults": [{"alive": True}]} for i in range(3)]}
+
+    apps = [
+        app("/plain", 10001, {}),
+        app("/web", 10003, {"HAPROXY_0_VHOST": "web.example.com,www.example.com",
+                            "HAPROXY_0_BALANCE": "leastconn", "HAPROXY_0_STICKY": "true",
+                            "HAPROXY_1_MODE": "http", "HAPROXY_1_BIND_ADDR": "127.0.0.1"},
+            healthChecks=[{"protocol": "HTTP", "path": "/health", "portIndex": 0},
+                          {"protocol": "TCP", "portIndex": 1}]),
+        app("/shop/api", 10005, {"HAPROXY_0_VHOST": "web.example.com",
+                                 "HAPROXY_0_PATH": "-i /api /v2", "HAPROXY_0_PORT": "10099",
+                                 "HAPROXY_1_GROUP": "internal"}),
+    ]
+    cert = tmp_path / "cert.pem"
+    if shutil.which("openssl"):
+        key = tmp_path / "key.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=web.example.com", "-keyout", str(key), "-out", str(cert)],
+                       check=True, capture_output=True)
+        cert.write_text(cert.read_text() + key.read_text())
+    layout = Layout(config_path=str(tmp_path / "haproxy.cfg"), lua_path=str(LUA_ENDPOINTS),
+                    vhost_map_path=str(tmp_path / "haproxy.vhostmap"),
+                    ssl_certs=(str(cert),) if cert.exists() else ())
+
+    def check(apps: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+        services = build_services(apps, Selection(frozenset({"external"}), respect_health=True),
+                                  HealthMemory(), {"127.0.0.1": "127.0.0.1"})
+        path = tmp_path / "haproxy.cfg"
+        path.write_text(render_config(services, layout))
+        return subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True,
+                              text=True)
+
+    checked = check(apps)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    config = (tmp_path / "haproxy.cfg").read_text()
+    assert "frontend shop_api_10099" in config and "shop_api_10006" not in config
+    bad = check([*apps, app("/bad", 10007, {"HAPROXY_0_BALANCE": "no-such-algorithm"})])
+    assert bad.returncode != 0 and "balance only supports" in bad.stdout + bad.stderr
