@@ -84,9 +84,12 @@ class HAProxy:
         finally:
             candidate.unlink(missing_ok=True)
 
-    async def apply(self, text: str, extra_files: dict[Path, str] | None = None) -> Applied:
+    async def apply(self, text: str, extra_files: dict[Path, str] | None = None,
+                    server_commands: list[str] | None = None) -> Applied:
         """Make `text` the running configuration, unless it is what runs or is invalid.
-        `extra_files` (the vhost map) are written along with it."""
+        `extra_files` (the vhost map) are written along with it. `server_commands`, when the
+        change is only one of servers, are tried on the running worker first (no reload);
+        if one fails, HAProxy reloads the file as for any other change."""
         if text == self._running_text and self.running:
             return Applied("unchanged")
         candidate = self.config_path.with_name(self.config_path.name + ".new")
@@ -103,8 +106,40 @@ class HAProxy:
         if not self.running:
             await self.start()
             return Applied("started")
+        if server_commands is not None and await self._run_on_worker(server_commands):
+            log.info("haproxy servers updated without a reload", commands=len(server_commands))
+            return Applied("updated")
         await self.reload()
         return Applied("reloaded")
+
+    async def _run_on_worker(self, commands: list[str]) -> bool:
+        """Each command on the current worker's runtime API, through the master CLI; False
+        at the first one HAProxy refuses (or when the CLI does not answer)."""
+        for command in commands:
+            answer = await self.command(f"@1 {command}")
+            if answer is None or not _accepted(command, answer):
+                log.info("haproxy refused a runtime change; reloading instead",
+                         command=command, answer=(answer or "").strip())
+                return False
+        return True
+
+    async def command(self, line: str) -> str | None:
+        """One master CLI command's answer; None while the CLI does not answer."""
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(self.master_socket))
+        except OSError:
+            return None
+        try:
+            writer.write(line.encode() + b";quit\n")
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(), 5)
+        except (OSError, TimeoutError):
+            return None
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        return answer.decode(errors="replace")
 
     async def start(self) -> None:
         """Start the master on the current configuration file and wait for its workers."""
@@ -132,21 +167,8 @@ class HAProxy:
 
     async def processes(self) -> Processes | None:
         """The master's `show proc`; None while its CLI does not answer."""
-        try:
-            reader, writer = await asyncio.open_unix_connection(str(self.master_socket))
-        except OSError:
-            return None
-        try:
-            writer.write(b"show proc;quit\n")
-            await writer.drain()
-            answer = await asyncio.wait_for(reader.read(), 5)
-        except (OSError, TimeoutError):
-            return None
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-        return parse_show_proc(answer.decode(errors="replace"))
+        answer = await self.command("show proc")
+        return parse_show_proc(answer) if answer is not None else None
 
     async def _wait_for(self, done: Callable[[Processes], bool], what: str
                         ) -> Processes | None:
@@ -186,6 +208,17 @@ class HAProxy:
             await process.wait()
         self._running_text = None
         log.info("haproxy stopped", status=process.returncode)
+
+
+def _accepted(command: str, answer: str) -> bool:
+    """Whether the runtime API's `answer` to `command` says it was done: `add server` and
+    `del server` confirm, the others answer nothing."""
+    text = answer.strip()
+    if command.startswith("add server"):
+        return "New server registered" in text
+    if command.startswith("del server"):
+        return "Server deleted" in text
+    return text == ""
 
 
 def _write_atomically(path: Path, content: str) -> None:

@@ -11,11 +11,11 @@ port. The text is our own; marathon-lb's templates are not used.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from marathon_lb.services import Service
+from marathon_lb.services import Backend, Service
 
-__all__ = ["Layout", "render_config", "render_vhost_map"]
+__all__ = ["Layout", "render_config", "render_vhost_map", "server_arguments", "server_commands"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,18 +142,54 @@ def _backend(service: Service) -> str:
     if service.sticky:
         lines.append("  cookie mesos_sticky insert indirect nocache")
     check = service.health_check
-    server_check = ""
-    if check is not None and check.protocol in ("HTTP", "MESOS_HTTP", "TCP", "MESOS_TCP"):
+    if _checked(service) and check is not None:
         if check.protocol.endswith("HTTP") and service.mode == "http":
             lines.append(f"  option httpchk GET {check.path}")
         lines.append(f"  timeout check {_seconds(check.timeout_seconds)}")
-        server_check = (f" check inter {_seconds(check.interval_seconds)}"
-                        f" fall {check.max_consecutive_failures + 1}")
-    for backend in service.backends:
-        cookie = f" cookie {backend.name}" if service.sticky else ""
-        lines.append(f"  server {backend.name} {backend.address}:{backend.port}"
-                     f"{server_check}{cookie}")
+    lines += [f"  server {backend.name} {server_arguments(service, backend)}"
+              for backend in service.backends]
     return "\n".join(lines) + "\n"
+
+
+def server_arguments(service: Service, backend: Backend) -> str:
+    """What follows `server <name>` for `backend`: its address, HAProxy's own checks when
+    the port has a Marathon HTTP or TCP check, its sticky cookie."""
+    arguments = f"{backend.address}:{backend.port}"
+    check = service.health_check
+    if _checked(service) and check is not None:
+        arguments += (f" check inter {_seconds(check.interval_seconds)}"
+                      f" fall {check.max_consecutive_failures + 1}")
+    if service.sticky:
+        arguments += f" cookie {backend.name}"
+    return arguments
+
+
+def server_commands(before: Sequence[Service], after: Sequence[Service]) -> list[str] | None:
+    """HAProxy runtime API commands that turn the servers of `before` into those of `after`
+    (removed servers: disabled, then deleted; new ones: added, then enabled), or None when
+    anything but the servers differs, which takes a reload."""
+    def shape(services: Sequence[Service]) -> list[Service]:
+        return [replace(s, backends=()) for s in services]
+
+    if shape(before) != shape(after):
+        return None
+    commands: list[str] = []
+    for old, new in zip(before, after, strict=True):
+        for backend in sorted(set(old.backends) - set(new.backends)):
+            server = f"{old.name}/{backend.name}"
+            commands += [f"disable server {server}", f"del server {server}"]
+        for backend in sorted(set(new.backends) - set(old.backends)):
+            server = f"{new.name}/{backend.name}"
+            commands += [f"add server {server} {server_arguments(new, backend)}",
+                         f"enable server {server}"]
+            if _checked(new):
+                commands.append(f"enable health {server}")
+    return commands
+
+
+def _checked(service: Service) -> bool:
+    check = service.health_check
+    return check is not None and check.protocol in ("HTTP", "MESOS_HTTP", "TCP", "MESOS_TCP")
 
 
 def _seconds(value: float) -> str:

@@ -24,8 +24,13 @@ from pathlib import Path
 import httpx
 import structlog
 
-from marathon_lb.haproxy import LUA_ENDPOINTS, HAProxy
-from marathon_lb.haproxy_config import Layout, render_config, render_vhost_map
+from marathon_lb.haproxy import LUA_ENDPOINTS, Applied, HAProxy
+from marathon_lb.haproxy_config import (
+    Layout,
+    render_config,
+    render_vhost_map,
+    server_commands,
+)
 from marathon_lb.marathon_client import CONNECTED, MarathonClient, MarathonUnavailable
 from marathon_lb.protocol import RESYNC_EVENTS
 from marathon_lb.services import HealthMemory, Selection, Service, build_services
@@ -176,6 +181,8 @@ class LoadBalancer:
         self.health = HealthMemory()
         self.resolver = Resolver()
         self.passes = 0
+        self._running: list[Service] | None = None
+        """The services the running configuration was made of."""
 
     async def run(self) -> None:
         self.dirty.set()
@@ -195,22 +202,28 @@ class LoadBalancer:
     async def regenerate(self) -> None:
         """One pass: read the apps, render, apply (leaving out apps that break the file)."""
         services = await self.services()
-        layout = self.settings.layout
-        text = render_config(services, layout)
-        extra = {Path(layout.vhost_map_path): render_vhost_map(services)}
-        applied = await self.haproxy.apply(text, extra)
+        applied = await self._apply(services)
         if applied.outcome == "invalid" and self.settings.config_cleanup:
             broken = await self._apps_that_break(services)
             if broken:
                 log.error("leaving out apps whose labels make HAProxy's configuration invalid",
                           apps=sorted(broken))
-                kept = [s for s in services if s.app_id not in broken]
-                applied = await self.haproxy.apply(
-                    render_config(kept, layout), {Path(layout.vhost_map_path):
-                                                   render_vhost_map(kept)})
+                services = [s for s in services if s.app_id not in broken]
+                applied = await self._apply(services)
         self.passes += 1
         log.info("configuration pass", outcome=applied.outcome, services=len(services),
                  backends=sum(len(s.backends) for s in services))
+
+    async def _apply(self, services: list[Service]) -> Applied:
+        layout = self.settings.layout
+        commands = (server_commands(self._running, services)
+                    if self._running is not None else None)
+        applied = await self.haproxy.apply(
+            render_config(services, layout),
+            {Path(layout.vhost_map_path): render_vhost_map(services)}, commands)
+        if applied.outcome != "invalid":
+            self._running = services
+        return applied
 
     async def _apps_that_break(self, services: list[Service]) -> set[str]:
         by_app: dict[str, list[Service]] = {}

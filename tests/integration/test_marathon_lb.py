@@ -173,6 +173,8 @@ def test_traffic_reaches_every_healthy_instance_and_follows_health_and_scale(
         five = wait_for(lambda: len(h := healthy_tasks(marathon, "/shop/web")) == 5 and h,
                         "five healthy instances")
         wait_for(lambda: seen_through(service_port, 60) == five, "all five to answer")
+        # Only servers changed: the running worker took them without a reload.
+        assert "haproxy servers updated without a reload" in lb["process"].log()
         assert marathon.put("/v2/apps/shop/web", json={"instances": 2}).status_code == 200
         two = wait_for(lambda: len(h := {t["id"] for t in tasks(marathon, "/shop/web")}) == 2
                        and h, "two instances")
@@ -254,9 +256,11 @@ def test_a_reload_keeps_a_held_connection(
         first.read()
         assert first.status == 200
 
+        # Another app (a new frontend) changes more than servers: HAProxy reloads.
         process: Process = lb["process"]
         reloads = process.log().count("haproxy reloaded")
-        assert marathon.put("/v2/apps/shop/web", json={"instances": 2}).status_code == 200
+        other = {**app, "id": "/other", "portDefinitions": [{"port": free_port()}]}
+        assert marathon.post("/v2/apps", json=other).status_code == 201
         wait_for(lambda: process.log().count("haproxy reloaded") > reloads, "a reload")
 
         held.request("GET", "/")  # the same connection, served by the old worker

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from marathon_lb.haproxy_config import Layout, render_config, render_vhost_map
+from marathon_lb.haproxy_config import Layout, render_config, render_vhost_map, server_commands
 from marathon_lb.services import Backend, HealthCheck, Service
 
 LAYOUT = Layout(config_path="/etc/haproxy/haproxy.cfg", lua_path="/lb/endpoints.lua",
@@ -118,3 +118,26 @@ def test_the_same_services_render_the_same_text() -> None:
     services = [Service("/web", 0, 10001, backends=BACKENDS)]
     assert render_config(services, LAYOUT) == render_config(list(services), LAYOUT)
     assert not re.search(r"\{|\}\w", render_config(services, LAYOUT).replace("{ path", ""))
+
+
+def test_a_change_of_servers_only_is_made_with_runtime_commands() -> None:
+    check = HealthCheck("HTTP", "/health", 1, 1, 0)
+    before = [Service("/web", 0, 10001, mode="http", health_check=check, backends=BACKENDS),
+              Service("/db", 0, 10002, backends=BACKENDS[:1])]
+    gone, new = BACKENDS[0], Backend("host3", "10.0.0.3", 31003, "c")
+    after = [Service("/web", 0, 10001, mode="http", health_check=check,
+                     backends=(BACKENDS[1], new)),
+             Service("/db", 0, 10002, backends=BACKENDS[:1])]
+    assert server_commands(before, after) == [
+        f"disable server web_10001/{gone.name}", f"del server web_10001/{gone.name}",
+        "add server web_10001/host3_31003 10.0.0.3:31003 check inter 1000ms fall 1",
+        "enable server web_10001/host3_31003", "enable health web_10001/host3_31003",
+    ]
+    assert server_commands(before, before) == []
+
+
+def test_anything_but_servers_changing_takes_a_reload() -> None:
+    web = Service("/web", 0, 10001, backends=BACKENDS)
+    assert server_commands([web], [Service("/web", 0, 10001, balance="leastconn")]) is None
+    assert server_commands([web], [web, Service("/db", 0, 10002)]) is None
+    assert server_commands([web], []) is None
