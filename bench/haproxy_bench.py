@@ -130,8 +130,8 @@ def synthetic_apps(apps: int, instances: int, ports: list[int], service_ports: l
 
 
 async def reload_bench(args: argparse.Namespace, work: Path) -> None:
-    service_ports = [free_port() for _ in range(args.apps + 1)]
     with echo_servers(args.instances) as ports:
+        service_ports = [free_port() for _ in range(args.apps + 1)]  # after the servers bound
         apps = synthetic_apps(args.apps + 1, args.instances, ports, service_ports)
         layout = Layout(config_path=str(work / "haproxy.cfg"), lua_path=str(LUA_ENDPOINTS),
                         vhost_map_path=str(work / "haproxy.vhostmap"), stats_port=free_port(),
