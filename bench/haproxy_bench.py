@@ -252,7 +252,8 @@ def traffic_bench(args: argparse.Namespace, work: Path) -> None:
             lb = subprocess.Popen(
                 [sys.executable, "-m", "marathon_lb", "--marathon", url, "--group", "external",
                  "--sse", "--health-check", "--haproxy-config", str(work / "lb" / "haproxy.cfg"),
-                 "--http-port", str(free_port()), "--stats-port", str(stats_port)],
+                 "--http-port", str(free_port()), "--stats-port", str(stats_port),
+                 *(["--runtime-server-updates"] if args.runtime_server_updates else [])],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         (work / "lb").mkdir(exist_ok=True)
         wait_for(lambda: get_status(stats_port), "marathon-lb's haproxy", 30.0)
@@ -276,6 +277,9 @@ def traffic_bench(args: argparse.Namespace, work: Path) -> None:
                     if checked else
                     "TASK_RUNNING (and answering directly) -> traffic through HAProxy")
             print(f"{what}: {percentiles(lags)}")
+        crashes = (work / "marathon-lb.log").read_text(errors="replace").count(
+            "haproxy exited; starting it again")
+        print(f"haproxy restarts after exiting on its own: {crashes}")
         client.close()
     finally:
         if lb is not None and lb.poll() is None:
@@ -339,18 +343,24 @@ def main() -> None:
     parser.add_argument("--reloads", type=int, default=20)
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--part", choices=("reload", "traffic", "both"), default="both")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--runtime-server-updates", action="store_true",
+                        help="run marathon-lb with --runtime-server-updates")
     args = parser.parse_args()
     configure_logging("WARNING")
     print(machine())
-    with tempfile.TemporaryDirectory(prefix="haproxy-bench-") as directory:
-        work = Path(directory)
+    work = Path(tempfile.mkdtemp(prefix="haproxy-bench-"))
+    print(f"work directory: {work}")
+    try:
         if args.part in ("reload", "both"):
             (work / "reload").mkdir()
             asyncio.run(reload_bench(args, work / "reload"))
         if args.part in ("traffic", "both"):
             (work / "traffic").mkdir()
             traffic_bench(args, work / "traffic")
-
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
 
 if __name__ == "__main__":
     main()

@@ -39,8 +39,9 @@ PR_SET_PDEATHSIG = 1
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """What `apply` did: `unchanged`, `invalid`, `started` or `reloaded` (and HAProxy's
-    complaint when invalid)."""
+    """What `apply` did: `unchanged`, `invalid` (with HAProxy's complaint), `started`,
+    `updated` (servers changed through the runtime API), `reloaded`, or `failed` (HAProxy
+    could not load a valid file; its previous configuration runs on)."""
 
     outcome: str
     error: str = ""
@@ -109,8 +110,10 @@ class HAProxy:
         if server_commands is not None and await self._run_on_worker(server_commands):
             log.info("haproxy servers updated without a reload", commands=len(server_commands))
             return Applied("updated")
-        await self.reload()
-        return Applied("reloaded")
+        if await self.reload():
+            return Applied("reloaded")
+        self._running_text = None  # the next pass tries again
+        return Applied("failed", "HAProxy could not load the configuration; see its log")
 
     async def _run_on_worker(self, commands: list[str]) -> bool:
         """Each command on the current worker's runtime API, through the master CLI; False
@@ -152,18 +155,27 @@ class HAProxy:
         log.info("haproxy started", master_pid=self._process.pid,
                  workers=list(processes.workers) if processes else [])
 
-    async def reload(self) -> Processes | None:
-        """SIGUSR2 to the master; returns once it has reloaded and has new workers."""
+    async def reload(self) -> bool:
+        """SIGUSR2 to the master; once it has reloaded, whether the new configuration loaded
+        (True, new workers serve) or not (False: a valid file HAProxy still could not start,
+        e.g. a port in use; the previous workers keep serving)."""
         assert self._process is not None
         before = await self.processes()
         self._process.send_signal(signal.SIGUSR2)
         reloads = before.reloads if before else 0
+        failed = before.failed if before else 0
+        previous = set(before.workers) if before else set()
         after = await self._wait_for(
-            lambda p: p.reloads > reloads and bool(p.workers), "the reload")
+            lambda p: p.reloads > reloads
+            and (p.failed > failed or bool(set(p.workers) - previous)), "the reload")
+        if after is not None and after.failed > failed:
+            log.error("haproxy could not load the new configuration; the previous one keeps "
+                      "running", reloads=after.reloads, failed=after.failed)
+            return False
         log.info("haproxy reloaded", reloads=after.reloads if after else None,
                  workers=list(after.workers) if after else [],
                  old_workers=list(after.old_workers) if after else [])
-        return after
+        return after is not None
 
     async def processes(self) -> Processes | None:
         """The master's `show proc`; None while its CLI does not answer."""

@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="stats, /_haproxy_health_check and /_haproxy_getconfig")
     parser.add_argument("--poll-interval", type=float, default=60.0,
                         help="seconds between full re-reads of the apps (with --sse too)")
+    parser.add_argument("--runtime-server-updates", action="store_true",
+                        help="when only servers change, tell the running HAProxy through its "
+                        "runtime API instead of reloading (experimental: HAProxy 2.6.12's "
+                        "workers were seen to crash after it)")
     return parser
 
 
@@ -110,6 +114,7 @@ class Settings:
     max_backoff: float
     config_cleanup: bool
     dry: bool
+    runtime_server_updates: bool = False
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -130,7 +135,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
             ssl_certs=tuple(c.strip() for c in args.ssl_certs.split(",") if c.strip())),
         haproxy_bin=args.haproxy_bin, sse=args.sse, poll_interval=args.poll_interval,
         max_backoff=max(args.max_backoff, 0.5), config_cleanup=not args.skip_config_cleanup,
-        dry=args.dry)
+        dry=args.dry, runtime_server_updates=args.runtime_server_updates)
 
 
 def _credentials(args: argparse.Namespace) -> tuple[str, str] | None:
@@ -217,11 +222,12 @@ class LoadBalancer:
     async def _apply(self, services: list[Service]) -> Applied:
         layout = self.settings.layout
         commands = (server_commands(self._running, services)
-                    if self._running is not None else None)
+                    if self._running is not None and self.settings.runtime_server_updates
+                    else None)
         applied = await self.haproxy.apply(
             render_config(services, layout),
             {Path(layout.vhost_map_path): render_vhost_map(services)}, commands)
-        if applied.outcome != "invalid":
+        if applied.outcome not in ("invalid", "failed"):
             self._running = services
         return applied
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,33 +77,41 @@ def leader_url(urls: Sequence[str], answering: str, leader: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Processes:
-    """HAProxy's processes as its master lists them: the master's reload count and the pids
-    of the current workers (those that have not been through a reload)."""
+    """HAProxy's processes as its master lists them: the master's reload and failed-reload
+    counts, the current workers and the old ones still finishing their connections."""
 
     master_pid: int
     reloads: int
+    failed: int
     workers: tuple[int, ...]
     old_workers: tuple[int, ...] = ()
 
 
+_FAILED = re.compile(r"\[failed:\s*(\d+)\]")
+
+
 def parse_show_proc(text: str) -> Processes | None:
-    """The master CLI's `show proc` answer; None when it is not one."""
-    master: tuple[int, int] | None = None
-    workers: list[int] = []
-    old: list[int] = []
+    """The master CLI's `show proc` answer; None when it is not one. Workers are listed under
+    `# workers` (current: after a failed reload, the previous ones stay current) and
+    `# old workers`."""
+    master: tuple[int, int, int] | None = None
+    sections: dict[str, list[int]] = {"workers": [], "old workers": []}
+    section = ""
     for line in text.splitlines():
+        if line.startswith("# "):
+            section = line[2:].strip()
+            continue
         fields = line.split()
         if len(fields) < 3 or not fields[0].isdigit():
             continue
-        pid, kind, reloads = int(fields[0]), fields[1], fields[2]
-        if kind == "master" and reloads.isdigit():
-            master = (pid, int(reloads))
-        elif kind == "worker":
-            (workers if reloads == "0" else old).append(pid)
+        if fields[1] == "master" and fields[2].isdigit():
+            failed = _FAILED.search(line)
+            master = (int(fields[0]), int(fields[2]), int(failed.group(1)) if failed else 0)
+        elif fields[1] == "worker" and section in sections:
+            sections[section].append(int(fields[0]))
     if master is None:
         return None
-    return Processes(master[0], master[1], tuple(workers), tuple(old))
-
+    return Processes(*master, tuple(sections["workers"]), tuple(sections["old workers"]))
 
 def _documents(data: str) -> list[dict[str, Any]]:
     """The JSON objects of one event's data: one document, or (as Marathon sometimes sends)

@@ -51,5 +51,16 @@ SHOW_PROC = """\
 
 
 def test_show_proc_gives_the_reload_count_and_current_and_old_workers() -> None:
-    assert parse_show_proc(SHOW_PROC) == Processes(14950, 2, (20492,), (20400,))
+    assert parse_show_proc(SHOW_PROC) == Processes(14950, 2, 0, (20492,), (20400,))
     assert parse_show_proc("Unknown command\n") is None
+
+
+def test_after_a_failed_reload_the_previous_worker_stays_current() -> None:
+    failed = """\
+#<PID>          <type>          <reloads>       <uptime>        <version>
+12901           master          1 [failed: 1]   0d00h03m37s     2.6.12-1+deb12u4
+# workers
+12942           worker          1               0d00h03m37s     2.6.12-1+deb12u4
+# programs
+"""
+    assert parse_show_proc(failed) == Processes(12901, 1, 1, (12942,), ())
