@@ -10,6 +10,7 @@ import contextlib
 import http.client
 import shutil
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -370,13 +371,19 @@ def test_polling_with_basic_auth_follows_marathon(
                            "two running instances")
             wait_for(lambda: seen_through(service_port) == two, "both to answer")
             assert "following Marathon's events" not in lb["process"].log()
+        # --dry prints what it would run, and exits.
+        dry = subprocess.run(
+            [sys.executable, "-m", "marathon_lb", "--marathon", url, "--group", "external",
+             "--auth-credentials", "lb:secret", "--dry"],
+            capture_output=True, text=True, timeout=60)
+        assert dry.returncode == 0, dry.stderr
+        assert f"frontend shop_web_{service_port}" in dry.stdout
+        assert dry.stdout.count("  server ") == 2
 
 
 def test_configurations_of_every_label_pass_haproxy_check(tmp_path: Path) -> None:
     """What `build_services` and `render_config` make of marathon-lb's labels is a file
     Debian's haproxy accepts (and a bad label value is one it refuses)."""
-    import subprocess
-
     from marathon_lb.haproxy import LUA_ENDPOINTS
     from marathon_lb.haproxy_config import Layout, render_config
     from marathon_lb.services import HealthMemory, Selection, build_services
