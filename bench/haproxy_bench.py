@@ -10,8 +10,9 @@ task's TASK_RUNNING (or healthy verdict) to load-balanced traffic reaching it.
     shell (`marathon_lb.haproxy.HAProxy`) starts Debian's haproxy in master-worker mode; then
     `--reloads` times a configuration that adds (or removes) one app is applied. Figures:
     render time, `haproxy -c` time, apply time (validate + switch + SIGUSR2 until the master's
-    `show proc` counts the reload and lists the new worker), and from the start of `apply`
-    until the added app's new frontend answers a request (the new worker serving).
+    `show proc` counts the reload and lists the new worker), from the start of `apply` until
+    the added app's new frontend answers a request (the new worker serving), and how many of
+    the requests a client loop sends to another app during all the reloads fail.
 (b) traffic: a real master, one agent, Marathon and `marathon-lb --sse` (and `-H` for the
     health-checked app). An app of one instance, a small Python HTTP server on `$PORT0`
     answering its task id, is scaled 0 -> 1 `--samples` times. For each new task: when our
@@ -150,8 +151,11 @@ async def reload_bench(args: argparse.Namespace, work: Path) -> None:
               f"backends, {len(base.splitlines())} lines, {len(base) / 1024:.0f} KiB")
         haproxy = HAProxy(shutil.which("haproxy") or "haproxy", Path(layout.config_path))
         renders, checks, applies, serving = [], [], [], []
+        client = RequestLoop(service_ports[0])
         try:
             await haproxy.apply(base)
+            await asyncio.to_thread(answers, service_ports[0])
+            client.start()
             new_port = service_ports[args.apps]
             for index in range(args.reloads):
                 adding = index % 2 == 0
@@ -169,12 +173,41 @@ async def reload_bench(args: argparse.Namespace, work: Path) -> None:
                     await asyncio.to_thread(answers, new_port)
                     serving.append(time.perf_counter() - began)
         finally:
+            client.stop()
             await haproxy.stop()
+        print(f"requests to one app during the reloads (a new connection each): {client.ok} "
+              f"answered, {client.failed} failed")
         print(f"render (build_services + render_config): {percentiles(renders)}")
         print(f"haproxy -c: {percentiles(checks)}")
         print(f"apply (haproxy -c + switch + SIGUSR2 until the new worker is listed): "
               f"{percentiles(applies)}")
         print(f"apply start -> the added app's new frontend answers: {percentiles(serving)}")
+
+
+class RequestLoop:
+    """GETs on `port`, one connection each, on a thread until stopped; counts the answers."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.ok = 0
+        self.failed = 0
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            if get(self.port, 2.0) == "ok":
+                self.ok += 1
+            else:
+                self.failed += 1
 
 
 # ---------------------------------------------------------------------------- (b) traffic
@@ -271,8 +304,11 @@ def traffic_bench(args: argparse.Namespace, work: Path) -> None:
                                         "intervalSeconds": 1, "timeoutSeconds": 1,
                                         "gracePeriodSeconds": 30}]
             client.post("/v2/apps", json=app).raise_for_status()
-            lags = [one_sample(client, watch, app_id, service_port, checked)
-                    for _ in range(args.samples)]
+            samples = [one_sample(client, watch, app_id, service_port, checked)
+                       for _ in range(args.samples)]
+            lags = [lag for lag in samples if lag is not None]
+            if len(lags) < len(samples):
+                print(f"({len(samples) - len(lags)} samples lost: the task never served)")
             what = ("healthy event -> traffic through HAProxy (-H, HTTP health check)"
                     if checked else
                     "TASK_RUNNING (and answering directly) -> traffic through HAProxy")
@@ -289,13 +325,15 @@ def traffic_bench(args: argparse.Namespace, work: Path) -> None:
 
 
 def one_sample(client: httpx.Client, watch: EventWatch, app_id: str, service_port: int,
-               checked: bool) -> float:
+               checked: bool) -> float | None:
     """Scale `app_id` to one instance; the seconds from its start (see the module docstring)
-    until a request through `service_port` reaches it; then scale it back to none."""
+    until a request through `service_port` reaches it (None when its task failed, e.g. its
+    port was still held by the previous one, and Marathon replaced it); then scale it back."""
     client.put(f"/v2/apps{app_id}", json={"instances": 1}).raise_for_status()
     task = wait_for(lambda: next(iter(tasks_of(client, app_id)), None), "a task", 30.0)
-    task_id, direct = task["id"], None
-    while True:
+    task_id, direct, reached = task["id"], None, None
+    deadline = time.perf_counter() + 30
+    while time.perf_counter() < deadline:
         now = time.perf_counter()
         if direct is None and task["ports"] and get(task["ports"][0], 0.2):
             direct = now
@@ -303,15 +341,16 @@ def one_sample(client: httpx.Client, watch: EventWatch, app_id: str, service_por
             reached = time.perf_counter()
             break
         time.sleep(0.0005)
-    if checked:
+    start = None
+    if reached is not None and checked:
         start = wait_for(lambda: watch.healthy.get(task_id), "the healthy event", 5)
-    else:
+    elif reached is not None:
         running = wait_for(lambda: watch.running.get(task_id), "the running event", 5)
         start = max(running, direct or running)
     client.put(f"/v2/apps{app_id}", json={"instances": 0}).raise_for_status()
     wait_for(lambda: not tasks_of(client, app_id) and get(service_port, 0.5) is None,
              "the instance gone", 30.0)
-    return max(0.0, reached - start)
+    return max(0.0, reached - start) if reached is not None and start is not None else None
 
 
 def answers(port: int) -> None:

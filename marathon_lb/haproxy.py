@@ -26,7 +26,7 @@ import structlog
 
 from marathon_lb.protocol import Processes, parse_show_proc
 
-__all__ = ["Applied", "HAProxy"]
+__all__ = ["Applied", "HAProxy", "HAProxyExited"]
 
 log = structlog.get_logger("marathon-lb")
 
@@ -35,6 +35,11 @@ LUA_ENDPOINTS = Path(__file__).with_name("endpoints.lua")
 RELOAD_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 PR_SET_PDEATHSIG = 1
+
+
+class HAProxyExited(Exception):
+    """The master exited while marathon-lb waited for it (a file it could not start with, or
+    a crash); the next `apply` starts it again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +98,14 @@ class HAProxy:
         if one fails, HAProxy reloads the file as for any other change."""
         if text == self._running_text and self.running:
             return Applied("unchanged")
+        try:
+            return await self._apply(text, extra_files, server_commands)
+        except HAProxyExited:
+            self._running_text = None
+            raise
+
+    async def _apply(self, text: str, extra_files: dict[Path, str] | None,
+                     server_commands: list[str] | None) -> Applied:
         candidate = self.config_path.with_name(self.config_path.name + ".new")
         candidate.write_text(text)
         error = await self.validate(candidate)
@@ -187,8 +200,8 @@ class HAProxy:
         deadline = asyncio.get_running_loop().time() + RELOAD_TIMEOUT
         while asyncio.get_running_loop().time() < deadline:
             if not self.running:
-                raise RuntimeError(f"haproxy exited (status {self._process_status()}) "
-                                   f"waiting for {what}")
+                raise HAProxyExited(f"haproxy exited (status {self._process_status()}) "
+                                    f"waiting for {what}")
             processes = await self.processes()
             if processes is not None and done(processes):
                 return processes

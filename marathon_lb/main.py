@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import structlog
 
-from marathon_lb.haproxy import LUA_ENDPOINTS, Applied, HAProxy
+from marathon_lb.haproxy import LUA_ENDPOINTS, Applied, HAProxy, HAProxyExited
 from marathon_lb.haproxy_config import (
     Layout,
     render_config,
@@ -250,10 +250,10 @@ class LoadBalancer:
             try:
                 await self.regenerate()
                 backoff.reset()
-            except (MarathonUnavailable, httpx.HTTPError) as exc:
+            except (MarathonUnavailable, httpx.HTTPError, HAProxyExited) as exc:
                 delay = backoff.next_delay()
-                log.warning("cannot read Marathon's apps; retrying", error=str(exc),
-                            retry_in=round(delay, 2))
+                log.warning("the pass failed; retrying", error=f"{exc.__class__.__name__}: "
+                            f"{exc}", retry_in=round(delay, 2))
                 await asyncio.sleep(delay)
                 self.dirty.set()
 

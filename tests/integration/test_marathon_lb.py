@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -478,3 +480,21 @@ def test_runtime_server_updates_change_servers_without_a_reload(
         wait_for(lambda: seen_through(service_port) == left, "only the two to answer")
         assert "haproxy servers updated without a reload" in process.log()
         assert process.log().count("haproxy reloaded") == reloads
+
+
+def test_a_haproxy_that_dies_is_started_again(
+    cluster: Cluster, marathon: httpx.Client, app_script: Path,
+) -> None:
+    service_port = free_port()
+    plain = {**web_app(app_script, service_port, 1), "healthChecks": []}
+    assert marathon.post("/v2/apps", json=plain).status_code == 201
+    with running_lb(cluster, str(marathon.base_url)) as lb:
+        first = wait_for(lambda: answer(service_port), "traffic")
+        lb["process"].wait_for_log("haproxy started")
+        pid_file: Path = lb["config"].with_suffix(".pid")
+        master = int(pid_file.read_text().split()[0])
+        os.kill(master, signal.SIGKILL)
+        lb["process"].wait_for_log("haproxy exited; starting it again")
+        wait_for(lambda: int(pid_file.read_text().split()[0]) != master, "a new master")
+        wait_for(lambda: answer(service_port) == first, "traffic again")
+        assert lb["process"].alive()
