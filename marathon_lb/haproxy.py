@@ -61,6 +61,8 @@ class HAProxy:
         self.master_socket = config_path.with_suffix(".sock")
         self.pid_file = config_path.with_suffix(".pid")
         self._process: asyncio.subprocess.Process | None = None
+        self.started = asyncio.Event()
+        """Set each time a master is started (its watcher clears it)."""
         self._running_text: str | None = None
 
     @property
@@ -159,11 +161,14 @@ class HAProxy:
 
     async def start(self) -> None:
         """Start the master on the current configuration file and wait for its workers."""
+        if self._process is not None:
+            log.error("haproxy exited; starting it again", status=self._process.returncode)
         self.master_socket.unlink(missing_ok=True)
         self._process = await asyncio.create_subprocess_exec(
             self.binary, "-W", "-f", str(self.config_path), "-p", str(self.pid_file),
             "-S", str(self.master_socket), stdin=asyncio.subprocess.DEVNULL,
             start_new_session=True, preexec_fn=_die_with_parent)
+        self.started.set()
         processes = await self._wait_for(lambda p: bool(p.workers), "workers to start")
         log.info("haproxy started", master_pid=self._process.pid,
                  workers=list(processes.workers) if processes else [])
@@ -212,10 +217,10 @@ class HAProxy:
     def _process_status(self) -> int | None:
         return self._process.returncode if self._process else None
 
-    async def wait(self) -> int:
-        """Until the master exits; its status."""
-        assert self._process is not None
-        return await self._process.wait()
+    @property
+    def process(self) -> asyncio.subprocess.Process | None:
+        """The master last started and not stopped by `stop`."""
+        return self._process
 
     async def stop(self) -> None:
         """SIGTERM to the master (its workers stop with it), SIGKILL after `STOP_TIMEOUT`;
@@ -232,6 +237,7 @@ class HAProxy:
                 os.killpg(process.pid, signal.SIGKILL)
             await process.wait()
         self._running_text = None
+        self._process = None
         log.info("haproxy stopped", status=process.returncode)
 
 

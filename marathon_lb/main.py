@@ -278,13 +278,13 @@ class LoadBalancer:
             await asyncio.sleep(backoff.next_delay())
 
     async def _watch_haproxy(self) -> None:
+        """A master that exits unasked makes a pass, which starts a new one."""
         while True:
-            if self.haproxy.running:
-                status = await self.haproxy.wait()
-                log.error("haproxy exited; starting it again", status=status)
+            await self.haproxy.started.wait()
+            self.haproxy.started.clear()
+            if (process := self.haproxy.process) is not None:
+                await process.wait()
                 self.dirty.set()
-            await asyncio.sleep(1.0)
-
 
 async def serve(settings: Settings) -> None:
     """Run until cancelled; HAProxy is stopped on the way out."""
