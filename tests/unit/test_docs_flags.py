@@ -17,6 +17,7 @@ import pytest
 
 from frameworks.batch.main import build_parser as batch_parser
 from marathon.main import build_parser as marathon_parser
+from marathon_lb.main import build_parser as marathon_lb_parser
 from mesos_agent.config import build_parser as agent_parser
 from mesos_agent.http import agent_metrics
 from mesos_agent.views import AgentSnapshot
@@ -34,8 +35,9 @@ PROGRAMS: dict[str, Callable[[], argparse.ArgumentParser]] = {
     "mesos-batch": batch_parser,
     "mesos-local": local_parser,
     "mesos-dns": dns_parser,
+    "marathon-lb": marathon_lb_parser,
 }
-_ROW_FLAG = re.compile(r"^\|\s*`(--[a-z0-9_]+)", re.MULTILINE)
+_ROW_FLAG = re.compile(r"^\|\s*`(--[a-z0-9_-]+)", re.MULTILINE)
 
 
 def section(text: str, program: str) -> str:

@@ -31,14 +31,15 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"mesos_http"}),
     frozenset({"webui"}),
     frozenset({"frameworks", "mesos_master", "mesos_agent"}),
-    frozenset({"frameworks.batch", "marathon"}),
+    frozenset({"frameworks.batch", "marathon", "marathon_lb"}),
     frozenset({"mesos_local", "mesos_cli", "mesos_dns"}),
 )
 """The rooms, lowest layer first. A module imports its own room and the rooms of lower layers,
 never a room of its own layer (a sibling) or of a higher one."""
 
 COMPONENTS = frozenset(
-    {"frameworks", "mesos_master", "mesos_agent", "frameworks.batch", "marathon"}
+    {"frameworks", "mesos_master", "mesos_agent", "frameworks.batch", "marathon",
+     "marathon_lb"}
 )
 OUTSIDE_COMPONENTS = frozenset({"mesos_local", "mesos_cli", "mesos_dns"})
 """Rooms that start the components as processes or talk to them over the network: they import
@@ -107,6 +108,9 @@ CORES: tuple[str, ...] = (
     "marathon.paths",
     "marathon.state",
     "marathon.validation",
+    "marathon_lb.haproxy_config",
+    "marathon_lb.protocol",
+    "marathon_lb.services",
 )
 """Pure cores (ADR 0009): a module, or a package with all its modules."""
 

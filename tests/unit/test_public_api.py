@@ -21,6 +21,8 @@ EXPECTED = {
     "command_task", "command_info", "executor_info", "executor_task", "kill_policy", "volume",
     "health_check",
     "TERMINAL_STATES", "is_terminal", "state_name",
+    # reading tasks' sandbox files
+    "SandboxFiles", "SandboxNotFound",
 }
 
 SCHEDULER_CALLBACKS = {

@@ -1,0 +1,3 @@
+from marathon_lb.main import main
+
+main()

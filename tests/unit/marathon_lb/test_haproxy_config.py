@@ -1,0 +1,143 @@
+"""HAProxy's configuration text (`marathon_lb.haproxy_config`)."""
+
+from __future__ import annotations
+
+import re
+
+from marathon_lb.haproxy_config import Layout, render_config, render_vhost_map, server_commands
+from marathon_lb.services import Backend, HealthCheck, Service
+
+LAYOUT = Layout(config_path="/etc/haproxy/haproxy.cfg", lua_path="/lb/endpoints.lua",
+                vhost_map_path="/etc/haproxy/haproxy.vhostmap", stats_port=9090,
+                http_port=8080, https_port=8443)
+BACKENDS = (Backend("host1", "10.0.0.1", 31001, "a"), Backend("host2", "10.0.0.2", 31002, "b"))
+
+
+def section(text: str, head: str) -> list[str]:
+    """The lines of the section that starts with `head` (up to the next section)."""
+    lines = text.splitlines()
+    start = lines.index(head)
+    end = next((i for i in range(start + 1, len(lines))
+                if lines[i] and not lines[i].startswith(" ")), len(lines))
+    return [line.strip() for line in lines[start + 1:end] if line.strip()]
+
+
+def test_defaults_retry_elsewhere_and_the_stats_port_answers_marathon_lbs_endpoints() -> None:
+    text = render_config([], LAYOUT)
+    defaults = section(text, "defaults")
+    assert "retries 3" in defaults and "option redispatch" in defaults
+    stats = section(text, "listen stats")
+    assert "bind *:9090" in stats and "stats uri /haproxy?stats" in stats
+    assert "monitor-uri /_haproxy_health_check" in stats
+    assert any("/_haproxy_getconfig" in line and "lua.marathon_lb_getconfig" in line
+               for line in stats)
+    assert any("/_haproxy_getvhostmap" in line for line in stats)
+    glob = section(text, "global")
+    assert "lua-load /lb/endpoints.lua" in glob
+    assert "setenv MARATHON_LB_CONFIG /etc/haproxy/haproxy.cfg" in glob
+    assert section(text, "frontend marathon_http_in")[0] == "bind *:8080"
+
+
+def test_a_tcp_service_has_a_frontend_and_a_backend_of_its_instances() -> None:
+    service = Service("/shop/db", 0, 10005, backends=BACKENDS)
+    text = render_config([service], LAYOUT)
+    assert section(text, "frontend shop_db_10005") == [
+        "bind *:10005", "mode tcp", "use_backend shop_db_10005"]
+    assert section(text, "backend shop_db_10005") == [
+        "balance roundrobin", "mode tcp",
+        "server host1_31001 10.0.0.1:31001", "server host2_31002 10.0.0.2:31002"]
+
+
+def test_an_http_service_with_a_marathon_http_check_is_checked_by_haproxy_too() -> None:
+    check = HealthCheck("HTTP", "/health", interval_seconds=2, timeout_seconds=0.5,
+                        max_consecutive_failures=3)
+    service = Service("/web", 0, 10001, mode="http", balance="leastconn",
+                      bind_address="127.0.0.1", bind_options="accept-proxy",
+                      health_check=check, backends=BACKENDS[:1])
+    text = render_config([service], LAYOUT)
+    assert section(text, "frontend web_10001")[:2] == ["bind 127.0.0.1:10001 accept-proxy",
+                                                       "mode http"]
+    backend = section(text, "backend web_10001")
+    assert backend[:3] == ["balance leastconn", "mode http", "option forwardfor"]
+    assert "option httpchk GET /health" in backend and "timeout check 500ms" in backend
+    assert backend[-1] == "server host1_31001 10.0.0.1:31001 check inter 2000ms fall 4"
+
+
+def test_an_empty_backend_keeps_its_frontend() -> None:
+    text = render_config([Service("/web", 0, 10001)], LAYOUT)
+    assert section(text, "frontend web_10001")[0] == "bind *:10001"
+    assert not any(line.startswith("server") for line in section(text, "backend web_10001"))
+
+
+def test_vhosts_route_on_the_host_header_paths_first() -> None:
+    web = Service("/web", 0, 10001, mode="http", vhosts=("web.example.com", "www.example.com"))
+    api = Service("/api", 0, 10002, mode="http", vhosts=("web.example.com",), path="/api",
+                  weight=1)
+    tcp = Service("/db", 0, 10003, vhosts=("db.example.com",), mode="tcp")
+    text = render_config([web, api, tcp], LAYOUT)
+    frontend = section(text, "frontend marathon_http_in")
+    rules = [line for line in frontend if line.startswith(("acl", "use_backend"))]
+    assert rules == [
+        "acl host_api_10002 req.hdr(host),lower,field(1,:) -m str -i web.example.com",
+        "acl path_api_10002 path_beg /api",
+        "use_backend api_10002 if host_api_10002 path_api_10002",
+        "acl host_web_10001 req.hdr(host),lower,field(1,:) -m str -i web.example.com "
+        "www.example.com",
+        "use_backend web_10001 if host_web_10001",
+    ]
+    assert render_vhost_map([web, api, tcp]) == (
+        "web.example.com /api api_10002\nweb.example.com web_10001\nwww.example.com web_10001\n")
+    assert "marathon_https_in" not in text  # no certificates: no HTTPS frontend
+
+
+def test_certificates_add_an_https_frontend_routing_on_sni() -> None:
+    layout = Layout(**{**{f: getattr(LAYOUT, f) for f in Layout.__slots__},
+                       "ssl_certs": ("/a.pem", "/b.pem")})
+    web = Service("/web", 0, 10001, mode="http", vhosts=("web.example.com",))
+    frontend = section(render_config([web], layout), "frontend marathon_https_in")
+    assert frontend[0] == "bind *:8443 ssl crt /a.pem crt /b.pem"
+    assert "acl host_web_10001 ssl_fc_sni -i web.example.com" in frontend
+
+
+def test_dont_bind_http_https_leaves_the_shared_frontends_out() -> None:
+    layout = Layout(**{**{f: getattr(LAYOUT, f) for f in Layout.__slots__},
+                       "bind_http_https": False, "ssl_certs": ("/a.pem",)})
+    text = render_config([Service("/web", 0, 10001, mode="http", vhosts=("a",))], layout)
+    assert "marathon_http_in" not in text and "marathon_https_in" not in text
+
+
+def test_sticky_services_set_a_cookie_per_server() -> None:
+    backend = section(render_config([Service("/web", 0, 10001, mode="http", sticky=True,
+                                             backends=BACKENDS[:1])], LAYOUT),
+                      "backend web_10001")
+    assert "cookie mesos_sticky insert indirect nocache" in backend
+    assert backend[-1].endswith("cookie host1_31001")
+
+
+def test_the_same_services_render_the_same_text() -> None:
+    services = [Service("/web", 0, 10001, backends=BACKENDS)]
+    assert render_config(services, LAYOUT) == render_config(list(services), LAYOUT)
+    assert not re.search(r"\{|\}\w", render_config(services, LAYOUT).replace("{ path", ""))
+
+
+def test_a_change_of_servers_only_is_made_with_runtime_commands() -> None:
+    check = HealthCheck("HTTP", "/health", 1, 1, 0)
+    before = [Service("/web", 0, 10001, mode="http", health_check=check, backends=BACKENDS),
+              Service("/db", 0, 10002, backends=BACKENDS[:1])]
+    gone, new = BACKENDS[0], Backend("host3", "10.0.0.3", 31003, "c")
+    after = [Service("/web", 0, 10001, mode="http", health_check=check,
+                     backends=(BACKENDS[1], new)),
+             Service("/db", 0, 10002, backends=BACKENDS[:1])]
+    assert server_commands(before, after) == [
+        f"disable server web_10001/{gone.name}", f"del server web_10001/{gone.name}",
+        "add server web_10001/host3_31003 10.0.0.3:31003 check inter 1000ms fall 1",
+        "enable server web_10001/host3_31003", "enable health web_10001/host3_31003",
+    ]
+    assert server_commands(before, before) == []
+
+
+def test_anything_but_servers_changing_takes_a_reload() -> None:
+    web = Service("/web", 0, 10001, backends=BACKENDS)
+    assert server_commands([web], [Service("/web", 0, 10001, balance="leastconn")]) is None
+    assert server_commands([web], [web, Service("/db", 0, 10002)]) is None
+    assert server_commands([web], []) is None
