@@ -138,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dns_http_port", type=parse_port, default=0,
                         help="mesos-dns' HTTP API port (default: a free one, printed)")
     parser.add_argument("--no_dns", action="store_true", help="do not start mesos-dns")
+    parser.add_argument("--lb_http_port", type=parse_port, default=0,
+                        help="marathon-lb's shared HTTP port for virtual hosts (default: a free "
+                        "one, printed); apps' service ports are bound as they come")
+    parser.add_argument("--lb_stats_port", type=parse_port, default=0,
+                        help="marathon-lb's stats and health port (default: a free one)")
+    parser.add_argument("--no_lb", action="store_true",
+                        help="do not start marathon-lb (it starts only where haproxy is installed)")
     parser.add_argument("--tls", action="store_true",
                         help="mutual TLS everywhere: a private CA and certificates under "
                              "<work_dir>/tls (the CA is reused), printed with how to use them")
@@ -300,6 +307,30 @@ def main(argv: Sequence[str] | None = None) -> None:
             lines.append(f"  dns       127.0.0.1:{dns_port}  (UDP and TCP: dig @127.0.0.1 -p "
                          f"{dns_port} <app>.marathon.mesos; HTTP API http://127.0.0.1:"
                          f"{dns_http_port}/v1/services/_<app>._tcp.marathon.mesos.)")
+        haproxy = shutil.which("haproxy")
+        if args.no_marathon or args.no_lb:
+            pass
+        elif haproxy is None:
+            lines.append("  lb        not started: haproxy is not installed (apt-get install "
+                         "haproxy)")
+        elif tls is not None:
+            lines.append("  lb        not started under --tls: marathon-lb presents no client "
+                         "certificate to Marathon")
+        else:
+            lb_http = args.lb_http_port or _free_port()
+            lb_stats = args.lb_stats_port or _free_port()
+            (work_dir / "marathon-lb").mkdir(exist_ok=True)
+            supervisor.start(Component("marathon-lb", [
+                python, "-m", "marathon_lb",
+                "--marathon", marathon_url, "--group", "external", "--sse", "--health-check",
+                "--haproxy-config", str(work_dir / "marathon-lb" / "haproxy.cfg"),
+                "--haproxy-bin", haproxy,
+                "--http-port", str(lb_http), "--stats-port", str(lb_stats),
+                "--log-level", args.log_level,
+            ], ("127.0.0.1", lb_stats)), deadline)
+            lines.append(f"  lb        marathon-lb: apps labelled HAPROXY_GROUP=external on "
+                         f"their service ports; virtual hosts on :{lb_http}; stats "
+                         f"http://127.0.0.1:{lb_stats}/haproxy?stats")
         if tls is not None:
             lines += tls_instructions(
                 tls, f"{args.ip}:{args.port}", f"https://{args.ip}:{args.master_http_port}",

@@ -84,6 +84,23 @@ def test_mesos_local_runs_tasks_and_stops_cleanly(tmp_path: Path) -> None:
         assert ports == {str(task["ports"][0]) for task in tasks}
         assert set(dig("sleeper.marathon.mesos", "A")) <= {"127.0.0.1", "127.0.0.2"}
 
+        # marathon-lb serves an app labelled for it on the app's service port.
+        assert "lb        marathon-lb" in text
+        service_port = free_port()
+        web = {"id": "/web", "cmd": f"{sys.executable} -m http.server $PORT0 --bind 127.0.0.1",
+               "cpus": 0.1, "mem": 32, "instances": 1, "labels": {"HAPROXY_GROUP": "external"},
+               "portDefinitions": [{"port": service_port}]}
+        answer = httpx.post(f"http://127.0.0.1:{marathon_port}/v2/apps", json=web, timeout=10)
+        assert answer.status_code == 201, answer.text
+
+        def served() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{service_port}/", timeout=5).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(served, "the app to answer through marathon-lb")
+
         batch = f"http://127.0.0.1:{batch_port}"
         job = {"id": "nap", "run": {"cmd": "sleep 600", "cpus": 0.1, "mem": 32}}
         assert httpx.post(f"{batch}/v1/jobs", json=job, timeout=10).status_code == 201
