@@ -290,6 +290,8 @@ async def serve(settings: Settings) -> None:
     """Run until cancelled; HAProxy is stopped on the way out."""
     marathon = MarathonClient(settings.urls, auth=settings.auth, ca_cert=settings.ca_cert)
     config = Path(settings.layout.config_path)
+    if not settings.dry:
+        config.parent.mkdir(parents=True, exist_ok=True)  # e.g. a fresh volume's directory
     haproxy = HAProxy(settings.haproxy_bin, config)
     balancer = LoadBalancer(settings, marathon, haproxy)
     try:

@@ -31,7 +31,7 @@ from mesos_runtime.flags import (
     parse_port,
 )
 from mesos_runtime.logging import configure_logging
-from mesos_security.tls import add_tls_flags, tls_from_args
+from mesos_security.tls import TlsConfig, add_tls_flags, tls_from_args
 from mesos_values.addresses import parse_host_port, parse_zk_url
 
 __all__ = ["build_parser", "main"]
@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         auth=(args.principal, args.secret) if args.principal is not None else None,
         zk_session_timeout=args.zk_session_timeout)
     dns = DnsServer(table, ttl=args.ttl, resolvers=args.resolvers, forward_timeout=args.timeout)
-    run_service("mesos-dns", lambda: _serve(args, table, follower, dns))
+    run_service("mesos-dns", lambda: _serve(args, table, follower, dns, tls))
 
 
 def _config(args: argparse.Namespace, dns_port: int, http_port: int) -> dict[str, Any]:
@@ -137,7 +137,7 @@ def _config(args: argparse.Namespace, dns_port: int, http_port: int) -> dict[str
 
 
 async def _serve(args: argparse.Namespace, table: RecordTable, follower: MasterFollower,
-                 dns: DnsServer) -> None:
+                 dns: DnsServer, tls: TlsConfig) -> None:
     log = structlog.get_logger("mesos_dns")
     dns_port, tcp_server, udp_transport = await dns.serve(args.listener, args.port)
     config: dict[str, Any] = {}
@@ -150,7 +150,8 @@ async def _serve(args: argparse.Namespace, table: RecordTable, follower: MasterF
 
     try:
         async with tcp_server:
-            await serve_while(http_app(table, config), args.listener, args.http_port, run)
+            await serve_while(http_app(table, config), args.listener, args.http_port, run,
+                              tls=tls)
     finally:
         udp_transport.close()
         await dns.close()

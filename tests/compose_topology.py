@@ -32,7 +32,9 @@ import yaml
 
 from frameworks.batch.main import build_parser as batch_parser
 from marathon.main import build_parser as marathon_parser
+from marathon_lb.main import build_parser as marathon_lb_parser
 from mesos_agent.config import build_parser as agent_parser
+from mesos_dns.main import build_parser as dns_parser
 from mesos_master.main import build_parser as master_parser
 from mesos_runtime.flags import parse_port
 from mesos_values.addresses import HostPort, parse_zk_url
@@ -58,7 +60,7 @@ COMPOSE_FILE = Path(__file__).resolve().parents[1] / "docker-compose.yml"
 TLS_COMPOSE_FILE = COMPOSE_FILE.with_name("docker-compose.tls.yml")
 """The TLS variant: an override file for `docker compose -f docker-compose.yml -f ...`."""
 LOOPBACK = "127.0.0.1"
-BIND_FLAGS = frozenset({"--ip", "--http_address"})
+BIND_FLAGS = frozenset({"--ip", "--http_address", "--listener"})
 """Flags whose value is a host to listen on (and to advertise): a service hostname there
 becomes the loopback address. `HOST:PORT` and `zk://` values are rewritten under any flag."""
 
@@ -67,6 +69,8 @@ PARSERS: Mapping[str, Callable[[], argparse.ArgumentParser]] = {
     "mesos-agent": agent_parser,
     "marathon": marathon_parser,
     "mesos-batch": batch_parser,
+    "mesos-dns": dns_parser,
+    "marathon-lb": marathon_lb_parser,
 }
 """The programs a compose service may run, with the builders of their flag parsers."""
 
@@ -201,8 +205,11 @@ def local_services(
     services: Mapping[str, Mapping[str, Any]] = document.get("services", {})
     aliases = {alias: name for name, service in services.items()
                for alias in (name, str(service.get("hostname", name)))}
-    built = [(name, service) for name, service in services.items() if "build" in service]
+    # Services with `profiles` start only when asked for (`--profile`): not here.
+    built = [(name, service) for name, service in services.items()
+             if "build" in service and not service.get("profiles")]
     missing = sorted(set(services) - {name for name, _ in built}
+                     - {name for name, service in services.items() if service.get("profiles")}
                      - {aliases.get(address.host) for address in external})
     if missing:
         raise ValueError(f"services {missing} are neither built here nor given in `external`")
@@ -280,6 +287,8 @@ class _ValueRewriter:
             return str(self.port(parse_port(value)))
         if value.startswith("zk://"):
             return self._zk_url(value)
+        if value.startswith(("http://", "https://")):
+            return self._http_url(value)
         if flag in BIND_FLAGS and value in self.hosts:
             return LOOPBACK
         with contextlib.suppress(ValueError):
@@ -290,6 +299,16 @@ class _ValueRewriter:
             if value == target or value.startswith(target.rstrip("/") + "/"):
                 return str(directory) + value[len(target.rstrip("/")):]
         return value
+
+    def _http_url(self, value: str) -> str:
+        """An http(s) URL of a service (`http://marathon1:8080/...`), pointed at where it
+        runs locally."""
+        scheme, _, rest = value.partition("://")
+        netloc, slash, path = rest.partition("/")
+        host, _, port = netloc.rpartition(":")
+        if host in self.hosts and port.isdigit():
+            netloc = str(self.address(HostPort(host, int(port))))
+        return f"{scheme}://{netloc}{slash}{path}"
 
     def _zk_url(self, value: str) -> str:
         url = parse_zk_url(value)

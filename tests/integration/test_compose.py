@@ -87,7 +87,8 @@ def test_every_program_and_flag_in_the_compose_file_exists() -> None:
     programs = [service_argv(service)[0] for service in document["services"].values()
                 if "build" in service]
     assert sorted(programs) == sorted(
-        ["mesos-master"] * 3 + ["mesos-agent"] * 2 + ["marathon"] * 2 + ["mesos-batch"])
+        ["mesos-master"] * 3 + ["mesos-agent"] * 2 + ["marathon"] * 2 + ["mesos-batch"]
+        + ["mesos-dns", "marathon-lb"])
 
 
 @dataclass
@@ -142,6 +143,14 @@ def running_topology(document: dict[str, Any], tmp_path: Path, scheme: str = "ht
             cluster.close()
 
 
+def answers(url: str) -> bool:
+    """Whether a plain HTTP GET of `url` answers 200."""
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def get_json(http: httpx.Client, url: str) -> Any:
     """The JSON answer of a GET, or None while the process is not answering yet."""
     try:
@@ -187,6 +196,15 @@ def check_topology(topology: Topology, http: httpx.Client) -> None:
     wait_for(lambda: running_hosts(http, standby_url, "compose-check")
              == [target.options.hostname],
              f"the app to run on {target.options.hostname}", STARTUP_TIMEOUT)
+
+    # mesos-dns (following the leading master through ZooKeeper) names the app's instance.
+    [dns] = topology.running("mesos-dns")
+    wait_for(lambda: [entry.get("port") for entry in get_json(
+        http, f"{topology.url(dns)}/v1/services/_compose-check._tcp.marathon.mesos.") or []
+        if entry.get("port")], "mesos-dns to name the app's instance", STARTUP_TIMEOUT)
+    for balancer in topology.running("marathon-lb"):  # the plain variant only
+        health = f"http://{LOOPBACK}:{balancer.options.stats_port}/_haproxy_health_check"
+        wait_for(lambda url=health: answers(url), "marathon-lb's HAProxy", STARTUP_TIMEOUT)
 
     batch_url = topology.url(batch)
     wait_for(lambda: (get_json(http, f"{batch_url}/info") or {}).get("frameworkId"),
@@ -245,7 +263,12 @@ def test_the_tls_variant_adds_tls_to_every_command_and_nothing_else() -> None:
     override = load_compose(TLS_COMPOSE_FILE)["services"]
     assert sorted(override) == sorted(name for name, service in plain.items()
                                       if "build" in service)
+    # A service the variant cannot secure is left out: only started with its profile.
+    left_out = {name for name, service in override.items() if set(service) == {"profiles"}}
+    assert left_out == {"marathon-lb"}
     for name, service in override.items():
+        if name in left_out:
+            continue
         base = service_argv(plain[name])
         extra = MASTER_TLS_FLAGS if base[0] == "mesos-master" else TLS_FLAGS
         assert service_argv(service) == [*base, *extra], name

@@ -18,6 +18,7 @@ from dnslib import QTYPE, RR, A, DNSRecord
 
 from frameworks import OfferBudget, SchedulerDriver, command_task
 from mesos_security.pki import CertificateAuthority
+from mesos_security.tls import TlsConfig
 from protos import mesos_pb2
 from tests.integration.cluster import Cluster, Process, running_cluster, wait_for
 from tests.integration.conftest import FAST_MASTER_FLAGS
@@ -296,10 +297,17 @@ def test_mesos_dns_follows_a_master_over_mutual_tls(tmp_path: Path) -> None:
         cluster.agent_flags = tls_flags(ca, ca.issue("agent"))
         cluster.start_agent(hostname="tls-agent")
         plain, plain_port = start_mesos_dns(cluster, name="dns-plain")
-        _, port = start_mesos_dns(cluster, *tls_flags(ca, ca.issue("mesos-dns")),
-                                  name="dns-tls")
+        tls_dns, port = start_mesos_dns(cluster, *tls_flags(ca, ca.issue("mesos-dns")),
+                                        name="dns-tls")
         wait_for(lambda: dig(port, "slave.mesos") == ["127.0.0.1"],
                  "the agent's record, over HTTPS")
+        # Its own HTTP API is mutual TLS too, as every listener of a TLS cluster.
+        user = ca.issue("cli")
+        client = TlsConfig(str(user.cert_file), str(user.key_file), str(ca.cert_file))
+        api = tls_dns.http_url.replace("http://", "https://") + "/v1/version"
+        assert httpx.get(api, verify=client.client_context(), timeout=10).status_code == 200
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(tls_dns.http_url + "/v1/version", timeout=10)
         assert dig(port, "leader.mesos") == ["127.0.0.1"]
         plain.wait_for_log("following the master failed")  # plain HTTP to an HTTPS master
         assert dig(plain_port, "slave.mesos") == []
