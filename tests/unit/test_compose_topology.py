@@ -68,9 +68,11 @@ def test_a_document_whose_programs_and_flags_exist_has_no_problems() -> None:
          "master1: mesos-master: error: argument --zk: invalid ZooKeeper URL 'zookeeper:2181': "
          "expected zk://host:port/path"),
         (changed("master1", "command", ["mesos-slave", "--ip=master1"]),
-         "master1: 'mesos-slave' is not one of marathon, marathon-lb, mesos-agent, mesos-batch, mesos-dns, mesos-master"),
+         "master1: 'mesos-slave' is not one of marathon, marathon-lb, mesos-agent, "
+         "mesos-batch, mesos-dns, mesos-master"),
         (changed("master1", "command", None),
-         "master1: no command (one of marathon, marathon-lb, mesos-agent, mesos-batch, mesos-dns, mesos-master)"),
+         "master1: no command (one of marathon, marathon-lb, mesos-agent, mesos-batch, "
+         "mesos-dns, mesos-master)"),
         (changed("master1", "ports", ["5081:5081"]),
          "master1: publishes container port 5081, but mesos-master listens on [5050, 5080]"),
     ],
@@ -85,7 +87,8 @@ def test_a_flag_or_program_that_does_not_exist_is_a_problem(
 
 def test_a_program_that_is_not_an_installed_console_script_is_a_problem() -> None:
     assert command_problems(DOCUMENT, SCRIPTS - {"mesos-batch"}) == [
-        "batch: 'mesos-batch' is not one of marathon, marathon-lb, mesos-agent, mesos-batch, mesos-dns, mesos-master"
+        "batch: 'mesos-batch' is not one of marathon, marathon-lb, mesos-agent, mesos-batch, "
+        "mesos-dns, mesos-master"
     ]
 
 
