@@ -185,7 +185,6 @@ class LoadBalancer:
         self.dirty = asyncio.Event()
         self.health = HealthMemory()
         self.resolver = Resolver()
-        self.passes = 0
         self._running: list[Service] | None = None
         """The services the running configuration was made of."""
 
@@ -215,7 +214,6 @@ class LoadBalancer:
                           apps=sorted(broken))
                 services = [s for s in services if s.app_id not in broken]
                 applied = await self._apply(services)
-        self.passes += 1
         log.info("configuration pass", outcome=applied.outcome, services=len(services),
                  backends=sum(len(s.backends) for s in services))
 
@@ -250,7 +248,7 @@ class LoadBalancer:
             try:
                 await self.regenerate()
                 backoff.reset()
-            except (MarathonUnavailable, httpx.HTTPError, HAProxyExited) as exc:
+            except (MarathonUnavailable, httpx.HTTPError, HAProxyExited, OSError) as exc:
                 delay = backoff.next_delay()
                 log.warning("the pass failed; retrying", error=f"{exc.__class__.__name__}: "
                             f"{exc}", retry_in=round(delay, 2))
@@ -285,6 +283,7 @@ class LoadBalancer:
             if (process := self.haproxy.process) is not None:
                 await process.wait()
                 self.dirty.set()
+
 
 async def serve(settings: Settings) -> None:
     """Run until cancelled; HAProxy is stopped on the way out."""
