@@ -498,3 +498,28 @@ def test_a_haproxy_that_dies_is_started_again(
         wait_for(lambda: int(pid_file.read_text().split()[0]) != master, "a new master")
         wait_for(lambda: answer(service_port) == first, "traffic again")
         assert lb["process"].alive()
+
+
+def test_a_rolling_restart_through_the_load_balancer(
+    cluster: Cluster, marathon: httpx.Client, app_script: Path,
+) -> None:
+    """A bounded client loop through HAProxy while a 3-instance app restarts instance by
+    instance sees no failed request: new instances join once healthy; a request an instance
+    being killed closes unanswered is retried on another (`retry-on empty-response`, for safe
+    methods), a connection it refuses too (`retries`, `option redispatch`)."""
+    service_port = free_port()
+    app = web_app(app_script, service_port, 3,
+                  upgradeStrategy={"minimumHealthCapacity": 1.0, "maximumOverCapacity": 0.34})
+    assert marathon.post("/v2/apps", json=app).status_code == 201
+    with running_lb(cluster, str(marathon.base_url)):
+        old = wait_for(lambda: len(h := healthy_tasks(marathon, "/shop/web")) == 3 and h,
+                       "three healthy instances")
+        wait_for(lambda: seen_through(service_port) == old, "all three to answer")
+        assert marathon.post("/v2/apps/shop/web/restart").status_code == 200
+        answers: list[str | None] = []
+        while not (len(new := healthy_tasks(marathon, "/shop/web")) == 3 and not new & old
+                   and not marathon.get("/v2/apps/shop/web").json()["app"]["deployments"]):
+            answers.extend(answer(service_port) for _ in range(20))
+        answers.extend(answer(service_port) for _ in range(20))
+        assert set(answers) - {None} >= new  # the new instances served
+        assert answers.count(None) == 0, f"{answers.count(None)} of {len(answers)} failed"
