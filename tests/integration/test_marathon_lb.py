@@ -216,6 +216,15 @@ def test_vhosts_route_on_the_shared_http_port(
         vhost_map = httpx.get(f"http://127.0.0.1:{lb['stats']}/_haproxy_getvhostmap").text
         assert "web.example.com /api shop_api_" in vhost_map
 
+        # Another group's app changing makes passes, but no reload: nothing of ours changed.
+        process: Process = lb["process"]
+        log = process.log()
+        reloads, passes = log.count("haproxy reloaded"), log.count("configuration pass")
+        assert marathon.put("/v2/apps/internal", json={"instances": 2}).status_code == 200
+        wait_for(lambda: len(healthy_tasks(marathon, "/internal")) == 2, "internal scaled")
+        wait_for(lambda: process.log().count("configuration pass") > passes, "a pass")
+        assert process.log().count("haproxy reloaded") == reloads
+
 
 def test_a_bad_label_leaves_haproxy_serving_and_other_apps_updating(
     cluster: Cluster, marathon: httpx.Client, app_script: Path,
