@@ -29,12 +29,13 @@ pytestmark = [
 ]
 
 APP_SERVER = '''\
-import http.server, os, pathlib
+import http.server, os, pathlib, signal, threading
 
 TASK = os.environ["MESOS_TASK_ID"]
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = 2  # an idle kept-alive connection ends, so that a graceful stop does not wait
 
     def do_GET(self):
         if self.path == "/health" and pathlib.Path("unhealthy").exists():
@@ -50,7 +51,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT0"])), Handler).serve_forever()
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = False  # server_close() waits for the requests in flight
+
+server = Server(("127.0.0.1", int(os.environ["PORT0"])), Handler)
+# SIGTERM stops it gracefully, as a real service stops: no new connections, the requests in
+# flight answered.
+signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+server.serve_forever()
+server.server_close()
 '''
 
 CHECK = {"protocol": "HTTP", "path": "/health", "portIndex": 0, "gracePeriodSeconds": 30,
@@ -131,7 +140,7 @@ def answer(port: int, host: str | None = None, path: str = "/") -> str | None:
         response = connection.getresponse()
         body = response.read().decode()
         return body if response.status == 200 else None
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return None
     finally:
         connection.close()
@@ -513,9 +522,12 @@ def test_a_rolling_restart_through_the_load_balancer(
     cluster: Cluster, marathon: httpx.Client, app_script: Path,
 ) -> None:
     """A bounded client loop through HAProxy while a 3-instance app restarts instance by
-    instance sees no failed request: new instances join once healthy; a request an instance
-    being killed closes unanswered is retried on another (`retry-on empty-response`, for safe
-    methods), a connection it refuses too (`retries`, `option redispatch`)."""
+    instance sees no failed request: new instances join once healthy; a connection an
+    instance that is stopping refuses is tried on another (`retries`, `option redispatch`), a
+    safe request it closes unanswered too (`retry-on empty-response`). The app stops
+    gracefully on SIGTERM (what it has accepted, it answers); until Marathon takes instances
+    out (TASK_KILLING) before their SIGTERM, an app killed outright can still cut a response
+    it has begun."""
     service_port = free_port()
     app = web_app(app_script, service_port, 3,
                   upgradeStrategy={"minimumHealthCapacity": 1.0, "maximumOverCapacity": 0.34})
@@ -526,9 +538,14 @@ def test_a_rolling_restart_through_the_load_balancer(
         wait_for(lambda: seen_through(service_port) == old, "all three to answer")
         assert marathon.post("/v2/apps/shop/web/restart").status_code == 200
         answers: list[str | None] = []
+
+        def through() -> set[str | None]:
+            got = [answer(service_port) for _ in range(20)]
+            answers.extend(got)
+            return set(got)
+
         while not (len(new := healthy_tasks(marathon, "/shop/web")) == 3 and not new & old
                    and not marathon.get("/v2/apps/shop/web").json()["app"]["deployments"]):
-            answers.extend(answer(service_port) for _ in range(20))
-        answers.extend(answer(service_port) for _ in range(20))
-        assert set(answers) - {None} >= new  # the new instances served
+            through()
+        wait_for(lambda: through() - {None} == new, "only the new instances to answer")
         assert answers.count(None) == 0, f"{answers.count(None)} of {len(answers)} failed"
