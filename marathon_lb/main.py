@@ -289,6 +289,8 @@ async def serve(settings: Settings) -> None:
     """Run until cancelled; HAProxy is stopped on the way out."""
     marathon = MarathonClient(settings.urls, auth=settings.auth, ca_cert=settings.ca_cert)
     config = Path(settings.layout.config_path)
+    if not settings.dry:
+        config.parent.mkdir(parents=True, exist_ok=True)
     haproxy = HAProxy(settings.haproxy_bin, config)
     balancer = LoadBalancer(settings, marathon, haproxy)
     try:

@@ -93,8 +93,7 @@ def running_lb(cluster: Cluster, *urls_then_flags: str, sse: bool = True
     split = next((i for i, a in enumerate(urls_then_flags) if a.startswith("--")),
                  len(urls_then_flags))
     urls, flags = urls_then_flags[:split], urls_then_flags[split:]
-    work = cluster.work_dir / f"lb-{free_port()}"
-    work.mkdir()
+    work = cluster.work_dir / f"lb-{free_port()}"  # made by marathon-lb
     ports = {"http": free_port(), "stats": free_port(), "config": work / "haproxy.cfg"}
     process = Process(
         "marathon-lb",
