@@ -137,6 +137,8 @@ def _backend(service: Service) -> str:
     lines = [f"backend {service.name}", f"  balance {service.balance}", f"  mode {service.mode}"]
     if service.mode == "http":
         lines += ["  option forwardfor", "  option http-server-close",
+                  "  retry-on conn-failure empty-response",
+                  "  http-request disable-l7-retry unless METH_GET || METH_HEAD || METH_OPTIONS",
                   "  http-request set-header X-Forwarded-Port %[dst_port]",
                   "  http-request add-header X-Forwarded-Proto https if { ssl_fc }"]
     if service.sticky:

@@ -185,7 +185,6 @@ class LoadBalancer:
         self.dirty = asyncio.Event()
         self.health = HealthMemory()
         self.resolver = Resolver()
-        self.passes = 0
         self._running: list[Service] | None = None
         """The services the running configuration was made of."""
 
@@ -215,7 +214,6 @@ class LoadBalancer:
                           apps=sorted(broken))
                 services = [s for s in services if s.app_id not in broken]
                 applied = await self._apply(services)
-        self.passes += 1
         log.info("configuration pass", outcome=applied.outcome, services=len(services),
                  backends=sum(len(s.backends) for s in services))
 
@@ -250,7 +248,7 @@ class LoadBalancer:
             try:
                 await self.regenerate()
                 backoff.reset()
-            except (MarathonUnavailable, httpx.HTTPError, HAProxyExited) as exc:
+            except (MarathonUnavailable, httpx.HTTPError, HAProxyExited, OSError) as exc:
                 delay = backoff.next_delay()
                 log.warning("the pass failed; retrying", error=f"{exc.__class__.__name__}: "
                             f"{exc}", retry_in=round(delay, 2))
@@ -286,12 +284,13 @@ class LoadBalancer:
                 await process.wait()
                 self.dirty.set()
 
+
 async def serve(settings: Settings) -> None:
     """Run until cancelled; HAProxy is stopped on the way out."""
     marathon = MarathonClient(settings.urls, auth=settings.auth, ca_cert=settings.ca_cert)
     config = Path(settings.layout.config_path)
     if not settings.dry:
-        config.parent.mkdir(parents=True, exist_ok=True)  # e.g. a fresh volume's directory
+        config.parent.mkdir(parents=True, exist_ok=True)
     haproxy = HAProxy(settings.haproxy_bin, config)
     balancer = LoadBalancer(settings, marathon, haproxy)
     try:

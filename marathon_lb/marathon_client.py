@@ -51,7 +51,12 @@ class MarathonClient:
                 failures.append(f"{url}: {exc.__class__.__name__}")
                 continue
             if answer.status_code == 200:
-                chosen = leader_url(self.urls, url, answer.json().get("leader"))
+                try:
+                    leader = answer.json().get("leader")
+                except (ValueError, AttributeError):
+                    failures.append(f"{url}: not Marathon's /v2/leader answer")
+                    continue
+                chosen = leader_url(self.urls, url, leader if isinstance(leader, str) else None)
                 if chosen != self.current:
                     log.info("following Marathon", url=chosen)
                 self.current = chosen
@@ -91,3 +96,4 @@ class MarathonClient:
             async for line in response.aiter_lines():
                 for item in parser.feed(line.rstrip("\r")):
                     yield item
+

@@ -29,12 +29,13 @@ pytestmark = [
 ]
 
 APP_SERVER = '''\
-import http.server, os, pathlib
+import http.server, os, pathlib, signal, threading
 
 TASK = os.environ["MESOS_TASK_ID"]
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = 2  # an idle kept-alive connection ends, so that a graceful stop does not wait
 
     def do_GET(self):
         if self.path == "/health" and pathlib.Path("unhealthy").exists():
@@ -50,7 +51,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT0"])), Handler).serve_forever()
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = False  # server_close() waits for the requests in flight
+
+server = Server(("127.0.0.1", int(os.environ["PORT0"])), Handler)
+# SIGTERM stops it gracefully, as a real service stops: no new connections, the requests in
+# flight answered.
+signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+server.serve_forever()
+server.server_close()
 '''
 
 CHECK = {"protocol": "HTTP", "path": "/health", "portIndex": 0, "gracePeriodSeconds": 30,
@@ -84,8 +93,7 @@ def running_lb(cluster: Cluster, *urls_then_flags: str, sse: bool = True
     split = next((i for i, a in enumerate(urls_then_flags) if a.startswith("--")),
                  len(urls_then_flags))
     urls, flags = urls_then_flags[:split], urls_then_flags[split:]
-    work = cluster.work_dir / f"lb-{free_port()}"
-    work.mkdir()
+    work = cluster.work_dir / f"lb-{free_port()}"  # made by marathon-lb
     ports = {"http": free_port(), "stats": free_port(), "config": work / "haproxy.cfg"}
     process = Process(
         "marathon-lb",
@@ -131,7 +139,7 @@ def answer(port: int, host: str | None = None, path: str = "/") -> str | None:
         response = connection.getresponse()
         body = response.read().decode()
         return body if response.status == 200 else None
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return None
     finally:
         connection.close()
@@ -215,6 +223,15 @@ def test_vhosts_route_on_the_shared_http_port(
         assert answer(port, "nowhere.example") is None
         vhost_map = httpx.get(f"http://127.0.0.1:{lb['stats']}/_haproxy_getvhostmap").text
         assert "web.example.com /api shop_api_" in vhost_map
+
+        # Another group's app changing makes passes, but no reload: nothing of ours changed.
+        process: Process = lb["process"]
+        log = process.log()
+        reloads, passes = log.count("haproxy reloaded"), log.count("configuration pass")
+        assert marathon.put("/v2/apps/internal", json={"instances": 2}).status_code == 200
+        wait_for(lambda: len(healthy_tasks(marathon, "/internal")) == 2, "internal scaled")
+        wait_for(lambda: process.log().count("configuration pass") > passes, "a pass")
+        assert process.log().count("haproxy reloaded") == reloads
 
 
 def test_a_bad_label_leaves_haproxy_serving_and_other_apps_updating(
@@ -498,3 +515,36 @@ def test_a_haproxy_that_dies_is_started_again(
         wait_for(lambda: int(pid_file.read_text().split()[0]) != master, "a new master")
         wait_for(lambda: answer(service_port) == first, "traffic again")
         assert lb["process"].alive()
+
+
+def test_a_rolling_restart_through_the_load_balancer(
+    cluster: Cluster, marathon: httpx.Client, app_script: Path,
+) -> None:
+    """A bounded client loop through HAProxy while a 3-instance app restarts instance by
+    instance sees no failed request: new instances join once healthy; a connection an
+    instance that is stopping refuses is tried on another (`retries`, `option redispatch`), a
+    safe request it closes unanswered too (`retry-on empty-response`). The app stops
+    gracefully on SIGTERM (what it has accepted, it answers); until Marathon takes instances
+    out (TASK_KILLING) before their SIGTERM, an app killed outright can still cut a response
+    it has begun."""
+    service_port = free_port()
+    app = web_app(app_script, service_port, 3,
+                  upgradeStrategy={"minimumHealthCapacity": 1.0, "maximumOverCapacity": 0.34})
+    assert marathon.post("/v2/apps", json=app).status_code == 201
+    with running_lb(cluster, str(marathon.base_url)):
+        old = wait_for(lambda: len(h := healthy_tasks(marathon, "/shop/web")) == 3 and h,
+                       "three healthy instances")
+        wait_for(lambda: seen_through(service_port) == old, "all three to answer")
+        assert marathon.post("/v2/apps/shop/web/restart").status_code == 200
+        answers: list[str | None] = []
+
+        def through() -> set[str | None]:
+            got = [answer(service_port) for _ in range(20)]
+            answers.extend(got)
+            return set(got)
+
+        while not (len(new := healthy_tasks(marathon, "/shop/web")) == 3 and not new & old
+                   and not marathon.get("/v2/apps/shop/web").json()["app"]["deployments"]):
+            through()
+        wait_for(lambda: through() - {None} == new, "only the new instances to answer")
+        assert answers.count(None) == 0, f"{answers.count(None)} of {len(answers)} failed"

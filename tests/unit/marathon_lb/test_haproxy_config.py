@@ -59,6 +59,10 @@ def test_an_http_service_with_a_marathon_http_check_is_checked_by_haproxy_too() 
                                                        "mode http"]
     backend = section(text, "backend web_10001")
     assert backend[:3] == ["balance leastconn", "mode http", "option forwardfor"]
+    # A request a dying instance closed unanswered is tried again elsewhere, if it is safe.
+    assert "retry-on conn-failure empty-response" in backend
+    assert ("http-request disable-l7-retry unless METH_GET || METH_HEAD || METH_OPTIONS"
+            in backend)
     assert "option httpchk GET /health" in backend and "timeout check 500ms" in backend
     assert backend[-1] == "server host1_31001 10.0.0.1:31001 check inter 2000ms fall 4"
 
