@@ -1,5 +1,6 @@
 """docker-compose.yml read as data, for tests that cannot run Docker.
 
+    compose file --load_compose(environment)--> compose doc, `${VAR:-default}` interpolated
     compose doc --merge_compose(override)--> the document `docker compose -f doc -f override`
                                              runs (docker-compose.tls.yml over docker-compose.yml)
     compose doc --schema_problems------> what the Compose schema rejects
@@ -20,6 +21,7 @@ import argparse
 import contextlib
 import functools
 import io
+import re
 import shlex
 import sysconfig
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -48,6 +50,7 @@ __all__ = [
     "LocalService",
     "RejectedArguments",
     "command_problems",
+    "interpolate",
     "load_compose",
     "local_services",
     "merge_compose",
@@ -79,11 +82,50 @@ class RejectedArguments(ValueError):
     """A program's parser refused a command line; the message is the parser's."""
 
 
-def load_compose(path: Path = COMPOSE_FILE) -> dict[str, Any]:
-    """The compose file as a plain document (YAML anchors and merge keys resolved)."""
+def load_compose(
+    path: Path = COMPOSE_FILE, environment: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The compose file as a plain document (YAML anchors and merge keys resolved), its
+    variables interpolated from `environment`: by default none are set, so every
+    `${VAR:-default}` reads as what users get who set nothing."""
     document = yaml.safe_load(path.read_text())
     assert isinstance(document, dict), f"{path} is not a YAML mapping"
-    return document
+    interpolated: dict[str, Any] = interpolate(document, environment or {})
+    return interpolated
+
+
+_VARIABLE = re.compile(
+    r"\$(?:(?P<escaped>\$)|(?P<bare>[A-Za-z_]\w*)"
+    r"|\{(?P<name>[A-Za-z_]\w*)(?:(?P<operator>:?[-?])(?P<argument>[^}]*))?\})"
+)
+
+
+def interpolate(value: Any, environment: Mapping[str, str]) -> Any:
+    """`value` with Compose's variables in its strings replaced as Compose replaces them:
+    `$VAR`, `${VAR}`, `${VAR:-default}` (unset or empty), `${VAR-default}` (unset),
+    `${VAR:?message}` and `${VAR?message}` (ValueError) and `$$` (a literal `$`). Mapping
+    keys are kept as they are."""
+    if isinstance(value, str):
+        return _VARIABLE.sub(lambda match: _substitute(match, environment), value)
+    if isinstance(value, Mapping):
+        return {key: interpolate(item, environment) for key, item in value.items()}
+    if isinstance(value, list):
+        return [interpolate(item, environment) for item in value]
+    return value
+
+
+def _substitute(match: re.Match[str], environment: Mapping[str, str]) -> str:
+    if match["escaped"]:
+        return "$"
+    name = match["bare"] or match["name"]
+    operator, argument = match["operator"] or "", match["argument"] or ""
+    value = environment.get(name)
+    missing = value is None or (operator.startswith(":") and value == "")
+    if missing and operator.endswith("-"):
+        return argument
+    if missing and operator.endswith("?"):
+        raise ValueError(f"{name}: {argument or 'required variable is not set'}")
+    return value or ""
 
 
 def merge_compose(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

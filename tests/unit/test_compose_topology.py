@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from mesos_values.addresses import HostPort
-from tests.compose_topology import command_problems, local_services, merge_compose
+from tests.compose_topology import command_problems, interpolate, local_services, merge_compose
 
 SCRIPTS = frozenset({"mesos-master", "mesos-agent", "marathon", "mesos-batch", "mesos"})
 
@@ -160,3 +160,23 @@ def test_bind_mounts_are_listed_with_where_their_files_go(tmp_path: Path) -> Non
     assert services["node-a"].binds == {"./certs/agent.pem": local}
     assert services["node-a"].options.ssl_ca_file == str(local)
     assert services["master1"].binds == {}
+
+
+def test_variables_are_interpolated_as_compose_does() -> None:
+    document = {"services": {"zookeeper": {
+        "image": "${ZOOKEEPER_IMAGE:-zookeeper:3.8}",
+        "command": ["$PROGRAM", "--tag=${TAG-none}", "--empty=${EMPTY:-fallback}",
+                    "--kept=${EMPTY-fallback}", "--price=$$5", "${MISSING}"],
+        "ports": [2181],
+    }}}
+    environment = {"PROGRAM": "zkServer.sh", "EMPTY": ""}
+    zookeeper = interpolate(document, environment)["services"]["zookeeper"]
+    assert zookeeper == {"image": "zookeeper:3.8", "command": [
+        "zkServer.sh", "--tag=none", "--empty=fallback", "--kept=", "--price=$5", ""],
+        "ports": [2181]}
+    assert interpolate(document, {"ZOOKEEPER_IMAGE": "localhost/zk:3.8", "TAG": "t"})[
+        "services"]["zookeeper"]["image"] == "localhost/zk:3.8"
+    assert interpolate("${TAG-none}", {"TAG": "t"}) == "t"
+    with pytest.raises(ValueError, match="IMAGE: set IMAGE"):
+        interpolate("${IMAGE:?set IMAGE}", {"IMAGE": ""})
+    assert interpolate("${IMAGE?set IMAGE}", {"IMAGE": ""}) == ""
