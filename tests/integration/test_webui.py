@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 from tests.integration.cluster import Cluster, Process, wait_for
 from tests.integration.conftest import FAST_MASTER_FLAGS
@@ -171,6 +171,38 @@ def test_the_master_page_keeps_a_finished_framework_and_its_tasks(
     updates = page.get_by_role("table", name="Status updates")
     for state_name in ("STARTING", "RUNNING", "FINISHED"):  # every state, not the latest only
         expect(updates).to_contain_text(state_name)
+
+
+def test_the_master_page_sorts_agents_by_host(ui_cluster: UiCluster, page: Page) -> None:
+    """Agents are listed by hostname (numbers in names in numeric order), whatever order the
+    master's /state has them in (here: one more agent, registered later, sorting first)."""
+    def more_agents(route: Route) -> None:
+        answer = route.fetch()
+        state = answer.json()
+        [real] = state["slaves"]
+        state["slaves"] = [real, {**real, "id": "S-late", "hostname": "ui-agent-0"},
+                           {**real, "id": "S-ten", "hostname": "ui-agent-10"}]
+        route.fulfill(response=answer, json=state)
+
+    page.route("**/state", more_agents)
+    page.goto(ui_cluster.master.http_url + "/#/agents")
+    rows = page.get_by_role("table", name="Agents").get_by_role("row")
+    expect(rows).to_have_count(4)  # the header row, then the agents
+    hosts = [rows.nth(i).inner_text().split()[0] for i in range(1, 4)]
+    assert hosts == ["ui-agent-0", AGENT_HOST, "ui-agent-10"]
+
+
+def test_a_call_that_never_answers_does_not_leave_the_page_connecting(
+    ui_cluster: UiCluster, page: Page
+) -> None:
+    """A request the browser holds (here: one never answered) fails after the call timeout;
+    the page says so and keeps polling, and shows live data once answers come back."""
+    held: list[Route] = []
+    page.route("**/v2/info", lambda route: held.append(route))
+    page.goto(f"{ui_cluster.marathon.base_url}/ui/")
+    expect(page.get_by_role("banner")).to_contain_text("no answer within", timeout=40_000)
+    page.unroute("**/v2/info")
+    expect(page.get_by_role("banner")).to_contain_text("live", timeout=40_000)
 
 
 def test_a_tasks_sandbox_shows_its_output_and_follows_it(
