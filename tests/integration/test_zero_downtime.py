@@ -18,13 +18,7 @@ import httpx
 import pytest
 
 from tests.integration.cluster import Cluster, Process, free_port, port_answers, wait_for
-from tests.integration.test_marathon_lb import (
-    APP_SERVER,
-    answer,
-    healthy_tasks,
-    running_lb,
-    web_app,
-)
+from tests.integration.test_marathon_lb import answer, healthy_tasks, running_lb, web_app
 
 pytestmark = [
     pytest.mark.integration,
@@ -32,6 +26,25 @@ pytestmark = [
                        reason="needs Debian's haproxy and dig"),
 ]
 
+PLAIN_SERVER = '''\
+import http.server, os
+
+TASK = os.environ["MESOS_TASK_ID"]
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = TASK.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT0"])), Handler).serve_forever()
+'''
+"""An app that does nothing special on SIGTERM (it dies at once, requests in flight cut)."""
 SIGTERM_DELAY = "3secs"
 """Longer than marathon-lb needs to drop a killed instance on a busy 2-core machine."""
 
@@ -63,7 +76,7 @@ class ClientLoop(threading.Thread):
 def test_a_rolling_restart_drops_no_request_and_dns_follows(
         cluster: Cluster, tmp_path: Path) -> None:
     script = tmp_path / "app_server.py"
-    script.write_text(APP_SERVER)
+    script.write_text(PLAIN_SERVER)
     cluster.start_agent("cpus:8;mem:8192;disk:1000;ports:[31000-31999]", hostname="127.0.0.1")
     _, marathon_url = cluster.start_marathon("--sigterm_delay", SIGTERM_DELAY)
     dns_port, dns_http = free_port(), free_port()
