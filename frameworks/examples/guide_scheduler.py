@@ -15,6 +15,7 @@ Exits 0 when every task finished, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -27,6 +28,7 @@ from frameworks import (
     DriverStatus,
     OfferBudget,
     Resources,
+    SandboxFiles,
     Scheduler,
     SchedulerDriver,
     command_task,
@@ -105,6 +107,7 @@ class GuideScheduler(Scheduler):
         self.executor, self.hand_over = executor, hand_over
         self.by_task_id = {r.task_id: r for r in self.tasks.values() if r.task_id}
         self.suppressed = False
+        self.master_info: mesos_pb2.MasterInfo | None = None
 
     # Step 1: subscribe. The first SUBSCRIBED gives the framework id; keep it.
     def registered(
@@ -113,6 +116,7 @@ class GuideScheduler(Scheduler):
     ) -> None:
         print(f"registered as {framework_id.value}", flush=True)
         self.framework_id = framework_id.value
+        self.master_info = master_info  # where the master's HTTP endpoints are
         self.save()
         self.reconcile(driver)
 
@@ -239,6 +243,13 @@ def framework_info(
     return info
 
 
+async def print_outputs(master_info: mesos_pb2.MasterInfo, task_ids: Sequence[str]) -> None:
+    """Print each task's stdout, read from its sandbox (`--show_output`)."""
+    async with SandboxFiles.of_master(master_info) as files:
+        for task_id in task_ids:
+            print((await files.read(task_id, "stdout")).decode(), end="", flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the scheduler; returns the process exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -255,6 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="stop with failover once every task runs")
     parser.add_argument("--executor", action="store_true",
                         help="run the tasks on the example custom executor")
+    parser.add_argument("--show_output", action="store_true",
+                        help="print each finished task's stdout at the end")
     parser.add_argument("--name", default="guide-framework", help="framework name")
     parser.add_argument("--log_level", default="WARNING", help="log level of the driver")
     args = parse_flags(parser, argv, "MESOS")
@@ -272,6 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     info = framework_info(args.name, scheduler.framework_id, args.failover_timeout)
     driver = SchedulerDriver(scheduler, info, args.master, implicit_acknowledgements=False)
     status = driver.run()
+    if args.show_output and scheduler.master_info is not None:
+        asyncio.run(print_outputs(scheduler.master_info, [
+            record.task_id for record in scheduler.tasks.values()
+            if record.state == "TASK_FINISHED"]))
     finished, unfinished = scheduler.summary()
     print(f"{status.value}: {finished} finished, {unfinished} not finished", flush=True)
     return 0 if status is DriverStatus.STOPPED and (unfinished == 0 or args.hand_over) else 1

@@ -46,9 +46,10 @@ def test_tasks_run_and_a_failing_one_is_retried_then_given_up(
     cluster.start_agent()
     state_file = tmp_path / "guide.json"
     result = run_guide(cluster, state_file, "--task", "echo hello", "--task", "exit 3",
-                       "--max_attempts", "2")
+                       "--max_attempts", "2", "--show_output")
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
+    assert "\nhello\n" in result.stdout  # the finished task's stdout, read from its sandbox
     assert "task-0-1: TASK_FINISHED" in output
     assert "task-1-1: TASK_FAILED" in output and "task-1-2: TASK_FAILED" in output
     assert "DRIVER_STOPPED: 1 finished, 1 not finished" in output
