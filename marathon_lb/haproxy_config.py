@@ -73,7 +73,7 @@ def assign_slots(previous: SlotTable, services: Sequence[Service]) -> dict[str, 
     for service in services:
         old = previous.get(service.name, ())
         wanted = set(service.backends)
-        size = len(old) if len(service.backends) <= len(old) else slot_count(
+        size = len(old) if old and len(service.backends) <= len(old) else slot_count(
             len(service.backends))
         slots: list[Backend | None] = [b if b in wanted else None for b in old]
         slots += [None] * (size - len(slots))

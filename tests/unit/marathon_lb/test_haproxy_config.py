@@ -77,10 +77,11 @@ def test_an_http_service_with_a_marathon_http_check_is_checked_by_haproxy_too() 
                               for i in (2, 3, 4)]]
 
 
-def test_an_empty_backend_keeps_its_frontend() -> None:
+def test_an_empty_backend_keeps_its_frontend_and_only_disabled_slots() -> None:
     text = render_config([Service("/web", 0, 10001)], LAYOUT)
     assert section(text, "frontend web_10001")[0] == "bind *:10001"
-    assert not any(line.startswith("server") for line in section(text, "backend web_10001"))
+    servers = [line for line in section(text, "backend web_10001") if line.startswith("server")]
+    assert len(servers) == 4 and all(line.endswith(" disabled") for line in servers)
 
 
 def test_vhosts_route_on_the_host_header_paths_first() -> None:
@@ -148,6 +149,15 @@ def test_instances_keep_their_slots_and_new_ones_take_the_free_ones() -> None:
     # The same instances, the same slots: the same text.
     assert assign_slots(second, [Service("/web", 0, 10001, backends=(new, BACKENDS[1]))]
                         ) == second
+
+
+def test_an_app_without_instances_has_slots_and_its_first_one_takes_no_reload() -> None:
+    empty = [Service("/web", 0, 10001)]
+    slots = assign_slots({}, empty)
+    assert slots == {"web_10001": (None,) * 4}
+    one = [Service("/web", 0, 10001, backends=BACKENDS[:1])]
+    assert server_commands(empty, slots, one, assign_slots(slots, one)) == [
+        "set server web_10001/s1 addr 10.0.0.1 port 31001", "set server web_10001/s1 state ready"]
 
 
 def test_more_instances_than_slots_grow_the_backend_keeping_the_slots_in_use() -> None:
