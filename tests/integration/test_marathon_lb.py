@@ -501,13 +501,15 @@ def test_instances_within_the_slots_change_without_a_reload_and_the_file_follows
         servers = [line.split() for line in lb["config"].read_text().splitlines()
                    if line.strip().startswith("server ")]
         assert len(servers) == 4 and sum("disabled" in s for s in servers) == 2
+        stats = f"http://127.0.0.1:{lb['stats']}"
+        assert httpx.get(f"{stats}/_haproxy_getconfig").text == lb["config"].read_text()
 
         # Five instances outgrow the four slots: one reload to eight.
         assert marathon.put("/v2/apps/shop/web", json={"instances": 5}).status_code == 200
         five = wait_for(lambda: len(h := healthy_tasks(marathon, "/shop/web")) == 5 and h,
                         "five healthy instances", 60.0)
         wait_for(lambda: seen_through(service_port) == five, "all five to answer")
-        assert process.log().count("haproxy reloaded") > reloads
+        wait_for(lambda: process.log().count("haproxy reloaded") > reloads, "the reload")
         assert sum(line.strip().startswith("server ")
                    for line in lb["config"].read_text().splitlines()) == 8
         assert "haproxy exited" not in process.log()
@@ -528,7 +530,7 @@ def test_no_runtime_server_updates_reloads_for_every_change(
         two = wait_for(lambda: len(h := healthy_tasks(marathon, "/shop/web")) == 2 and h,
                        "two healthy instances")
         wait_for(lambda: seen_through(service_port) == two, "both to answer")
-        assert process.log().count("haproxy reloaded") > reloads
+        wait_for(lambda: process.log().count("haproxy reloaded") > reloads, "a reload")
         assert "haproxy servers updated without a reload" not in process.log()
 
 
