@@ -2,7 +2,7 @@
 task's TASK_RUNNING (or healthy verdict) to load-balanced traffic reaching it.
 
     python bench/haproxy_bench.py [--apps 100] [--instances 10] [--reloads 20]
-        [--samples 30] [--part reload|traffic|both]
+        [--samples 30] [--part reload|traffic|both] [--no-runtime-server-updates]
 
 (a) reload: `--apps` apps of `--instances` running instances each (1,000 backends), built by
     `marathon_lb.services.build_services` from Marathon-shaped JSON and rendered by
@@ -20,7 +20,11 @@ task's TASK_RUNNING (or healthy verdict) to load-balanced traffic reaching it.
     alive), when the task answers on its own port (polled directly), and when a request
     through HAProxy's service port first reaches it. Without health checks the LB lag is
     counted from the later of TASK_RUNNING and the task answering directly (the app's own
-    start-up is not the load balancer's); with them, from the healthy event.
+    start-up is not the load balancer's); with them, from the healthy event. marathon-lb
+    applies these changes through its server slots (`set server`, no reload) unless
+    `--no-runtime-server-updates` (then every change is a reload). At the end: HAProxy
+    masters restarted after exiting, workers that exited with a signal or an error code (both
+    from HAProxy's and marathon-lb's log), and the master's `show proc`.
 Every process started is stopped on exit. Prints figures only; nothing here is asserted.
 """
 
@@ -32,6 +36,7 @@ import contextlib
 import http.client
 import json
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -286,7 +291,7 @@ def traffic_bench(args: argparse.Namespace, work: Path) -> None:
                 [sys.executable, "-m", "marathon_lb", "--marathon", url, "--group", "external",
                  "--sse", "--health-check", "--haproxy-config", str(work / "lb" / "haproxy.cfg"),
                  "--http-port", str(free_port()), "--stats-port", str(stats_port),
-                 *(["--runtime-server-updates"] if args.runtime_server_updates else [])],
+                 *([] if args.runtime_server_updates else ["--no-runtime-server-updates"])],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         (work / "lb").mkdir(exist_ok=True)
         wait_for(lambda: get_status(stats_port), "marathon-lb's haproxy", 30.0)
@@ -313,9 +318,17 @@ def traffic_bench(args: argparse.Namespace, work: Path) -> None:
                     if checked else
                     "TASK_RUNNING (and answering directly) -> traffic through HAProxy")
             print(f"{what}: {percentiles(lags)}")
-        crashes = (work / "marathon-lb.log").read_text(errors="replace").count(
-            "haproxy exited; starting it again")
-        print(f"haproxy restarts after exiting on its own: {crashes}")
+            print("  in order (ms):", " ".join(f"{lag * 1000:.0f}" for lag in lags))
+        lb_log = (work / "marathon-lb.log").read_text(errors="replace")
+        print(f"haproxy restarts after exiting on its own: "
+              f"{lb_log.count('haproxy exited; starting it again')}")
+        exits = [line for line in lb_log.splitlines() if "exited with code" in line]
+        print(f"haproxy workers that exited: {len(exits)}, of which not with code 0: "
+              f"{sum('exited with code 0 ' not in line for line in exits)}")
+        print(f"passes applied without a reload: "
+              f"{lb_log.count('haproxy servers updated without a reload')}, reloads: "
+              f"{lb_log.count('haproxy reloaded')}")
+        print("show proc:\n" + show_proc(work / "lb" / "haproxy.sock"))
         client.close()
     finally:
         if lb is not None and lb.poll() is None:
@@ -324,12 +337,23 @@ def traffic_bench(args: argparse.Namespace, work: Path) -> None:
         cluster.close()
 
 
+def show_proc(socket_path: Path) -> str:
+    """The HAProxy master's `show proc` (its workers, their reloads and failures)."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(socket_path))
+        sock.sendall(b"show proc;quit\n")
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace").strip()
+
+
 def one_sample(client: httpx.Client, watch: EventWatch, app_id: str, service_port: int,
                checked: bool) -> float | None:
     """Scale `app_id` to one instance; the seconds from its start (see the module docstring)
     until a request through `service_port` reaches it (None when its task failed, e.g. its
     port was still held by the previous one, and Marathon replaced it); then scale it back."""
-    client.put(f"/v2/apps{app_id}", json={"instances": 1}).raise_for_status()
+    scale(client, app_id, 1)
     task = wait_for(lambda: next(iter(tasks_of(client, app_id)), None), "a task", 30.0)
     task_id, direct, reached = task["id"], None, None
     deadline = time.perf_counter() + 30
@@ -347,10 +371,23 @@ def one_sample(client: httpx.Client, watch: EventWatch, app_id: str, service_por
     elif reached is not None:
         running = wait_for(lambda: watch.running.get(task_id), "the running event", 5)
         start = max(running, direct or running)
-    client.put(f"/v2/apps{app_id}", json={"instances": 0}).raise_for_status()
+    scale(client, app_id, 0)
     wait_for(lambda: not tasks_of(client, app_id) and get(service_port, 0.5) is None,
              "the instance gone", 30.0)
     return max(0.0, reached - start) if reached is not None and start is not None else None
+
+
+def scale(client: httpx.Client, app_id: str, instances: int) -> None:
+    """Scale `app_id`, waiting while a deployment of it still runs (409)."""
+    def accepted() -> bool:
+        response = client.put(f"/v2/apps{app_id}", json={"instances": instances})
+        if response.status_code == 409:
+            time.sleep(0.05)
+            return False
+        response.raise_for_status()
+        return True
+
+    wait_for(accepted, "the scale to be accepted", 30.0)
 
 
 def answers(port: int) -> None:
@@ -383,8 +420,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--part", choices=("reload", "traffic", "both"), default="both")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
-    parser.add_argument("--runtime-server-updates", action="store_true",
-                        help="run marathon-lb with --runtime-server-updates")
+    parser.add_argument("--runtime-server-updates", action=argparse.BooleanOptionalAction,
+                        default=True, help="run marathon-lb with its server slots updated "
+                        "through the runtime API (its default) or not (every change reloads)")
     args = parser.parse_args()
     configure_logging("WARNING")
     print(machine())

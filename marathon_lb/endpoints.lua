@@ -1,5 +1,6 @@
--- marathon-lb's endpoints on HAProxy's stats port. The files are read when HAProxy loads
--- its configuration, so each answer describes the configuration that is running.
+-- marathon-lb's endpoints on HAProxy's stats port. The files are read on each request:
+-- marathon-lb replaces them (atomically) with what runs, after a reload and after changing
+-- server slots through the runtime API, which no reload would make HAProxy read again.
 
 local function contents(variable)
   local path = os.getenv(variable)
@@ -15,8 +16,9 @@ local function contents(variable)
   return text
 end
 
-local function text_service(body)
+local function text_service(variable)
   return function(applet)
+    local body = contents(variable)
     applet:set_status(200)
     applet:add_header("content-type", "text/plain")
     applet:add_header("content-length", string.len(body))
@@ -26,6 +28,6 @@ local function text_service(body)
 end
 
 core.register_service("marathon_lb_getconfig", "http",
-                      text_service(contents("MARATHON_LB_CONFIG")))
+                      text_service("MARATHON_LB_CONFIG"))
 core.register_service("marathon_lb_getvhostmap", "http",
-                      text_service(contents("MARATHON_LB_VHOST_MAP")))
+                      text_service("MARATHON_LB_VHOST_MAP"))

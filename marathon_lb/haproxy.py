@@ -96,8 +96,9 @@ class HAProxy:
                     server_commands: list[str] | None = None) -> Applied:
         """Make `text` the running configuration, unless it is what runs or is invalid.
         `extra_files` (the vhost map) are written along with it. `server_commands`, when the
-        change is only one of servers, are tried on the running worker first (no reload);
-        if one fails, HAProxy reloads the file as for any other change."""
+        change is only one of server slots, are tried on the running worker first (no check,
+        no reload; the files are written once they are done); if one is refused, the file is
+        checked and reloaded as for any other change."""
         if text == self._running_text and self.running:
             return Applied("unchanged")
         try:
@@ -108,6 +109,13 @@ class HAProxy:
 
     async def _apply(self, text: str, extra_files: dict[Path, str] | None,
                      server_commands: list[str] | None) -> Applied:
+        if (server_commands is not None and self.running and self._running_text is not None
+                and await self._run_on_worker(server_commands)):
+            # Only slots changed, within a structure that was validated when it loaded: the
+            # file is rewritten to what now runs, without `haproxy -c` or a reload.
+            self._write(text, extra_files)
+            log.info("haproxy servers updated without a reload", commands=len(server_commands))
+            return Applied("updated")
         candidate = self.config_path.with_name(self.config_path.name + ".new")
         candidate.write_text(text)
         error = await self.validate(candidate)
@@ -115,20 +123,25 @@ class HAProxy:
             log.error("the generated HAProxy configuration is invalid; keeping the running one",
                       error=error, rejected=str(candidate))
             return Applied("invalid", error)
-        for path, content in (extra_files or {}).items():
-            _write_atomically(path, content)
-        os.replace(candidate, self.config_path)
-        self._running_text = text
+        self._write(text, extra_files, candidate)
         if not self.running:
             await self.start()
             return Applied("started")
-        if server_commands is not None and await self._run_on_worker(server_commands):
-            log.info("haproxy servers updated without a reload", commands=len(server_commands))
-            return Applied("updated")
         if await self.reload():
             return Applied("reloaded")
         self._running_text = None  # the next pass tries again
         return Applied("failed", "HAProxy could not load the configuration; see its log")
+
+    def _write(self, text: str, extra_files: dict[Path, str] | None,
+               candidate: Path | None = None) -> None:
+        """`text` (already in `candidate`, when given) and `extra_files` become the files."""
+        for path, content in (extra_files or {}).items():
+            _write_atomically(path, content)
+        if candidate is None:
+            _write_atomically(self.config_path, text)
+        else:
+            os.replace(candidate, self.config_path)
+        self._running_text = text
 
     async def _run_on_worker(self, commands: list[str]) -> bool:
         """Each command on the current worker's runtime API, through the master CLI; False
@@ -242,13 +255,11 @@ class HAProxy:
 
 
 def _accepted(command: str, answer: str) -> bool:
-    """Whether the runtime API's `answer` to `command` says it was done: `add server` and
-    `del server` confirm, the others answer nothing."""
+    """Whether the runtime API's `answer` to `command` says it was done: `set server ...
+    addr` reports the change (or that there was none), the others answer nothing."""
     text = answer.strip()
-    if command.startswith("add server"):
-        return "New server registered" in text
-    if command.startswith("del server"):
-        return "Server deleted" in text
+    if " addr " in command:
+        return text.startswith(("IP changed from", "no need to change", "port changed from"))
     return text == ""
 
 

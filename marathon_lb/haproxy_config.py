@@ -6,16 +6,39 @@ stats listener (`/haproxy?stats`, `/_haproxy_health_check`, `/_haproxy_getconfig
 `/_haproxy_getvhostmap`, `/metrics`), a shared HTTP frontend routing on the `Host` header (and
 an HTTPS one on SNI when certificates are given), then a frontend and a backend per service
 port. The text is our own; marathon-lb's templates are not used.
+
+Each backend has more server lines than instances, *slots* (`SlotTable`): the unused ones are
+`disabled` on a placeholder address, so instances coming and going within a backend's slots
+are applied by `server_commands` with the runtime API's `set server` (address, port, state)
+and no reload; a slot keeps its instance as long as the instance lasts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from marathon_lb.services import Backend, Service
 
-__all__ = ["Layout", "render_config", "render_vhost_map", "server_arguments", "server_commands"]
+__all__ = [
+    "PLACEHOLDER",
+    "Layout",
+    "SlotTable",
+    "assign_slots",
+    "render_config",
+    "render_vhost_map",
+    "server_arguments",
+    "server_commands",
+    "slot_count",
+]
+
+Slots = tuple[Backend | None, ...]
+"""A backend's server slots in order (`s1`, `s2`, ...): the instance each holds, or None."""
+SlotTable = Mapping[str, Slots]
+"""Slots by backend (service) name."""
+PLACEHOLDER = ("127.0.0.1", 1)
+"""The address of an unused (disabled) slot."""
+MIN_SLOTS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +56,40 @@ class Layout:
     ssl_certs: tuple[str, ...] = ()
 
 
-def render_config(services: Sequence[Service], layout: Layout) -> str:
-    """The whole configuration file."""
+def slot_count(instances: int) -> int:
+    """Slots for a backend of `instances`: the next power of two above them (at least
+    `MIN_SLOTS`), so that one more instance, and a rolling restart's surge, fit."""
+    count = MIN_SLOTS
+    while count <= instances:
+        count *= 2
+    return count
+
+
+def assign_slots(previous: SlotTable, services: Sequence[Service]) -> dict[str, Slots]:
+    """Each service's instances in slots: an instance already in a slot of `previous` keeps
+    it, new ones take the free slots in order; a backend keeps its number of slots unless its
+    instances outgrow them (then `slot_count`, which takes a reload)."""
+    table: dict[str, Slots] = {}
+    for service in services:
+        old = previous.get(service.name, ())
+        wanted = set(service.backends)
+        size = len(old) if old and len(service.backends) <= len(old) else slot_count(
+            len(service.backends))
+        slots: list[Backend | None] = [b if b in wanted else None for b in old]
+        slots += [None] * (size - len(slots))
+        placed = {b for b in slots if b is not None}
+        free = (i for i, b in enumerate(slots) if b is None)
+        for backend in sorted(wanted - placed):
+            slots[next(free)] = backend
+        table[service.name] = tuple(slots)
+    return table
+
+
+def render_config(services: Sequence[Service], layout: Layout,
+                  slots: SlotTable | None = None) -> str:
+    """The whole configuration file, with the backends' servers in `slots` (by default,
+    fresh ones from `assign_slots`)."""
+    table = assign_slots(slots or {}, services)
     parts = [_head(layout), _stats(layout)]
     routed = _routing_order(s for s in services if s.vhosts and s.mode == "http")
     if layout.bind_http_https:
@@ -42,7 +97,7 @@ def render_config(services: Sequence[Service], layout: Layout) -> str:
         if layout.ssl_certs:
             parts.append(_https_frontend(routed, layout))
     for service in services:
-        parts += [_frontend(service), _backend(service)]
+        parts += [_frontend(service), _backend(service, table[service.name])]
     return "\n".join(parts)
 
 
@@ -133,7 +188,7 @@ def _frontend(service: Service) -> str:
             f"  use_backend {service.name}\n")
 
 
-def _backend(service: Service) -> str:
+def _backend(service: Service, slots: Slots) -> str:
     lines = [f"backend {service.name}", f"  balance {service.balance}", f"  mode {service.mode}"]
     if service.mode == "http":
         lines += ["  option forwardfor", "  option http-server-close",
@@ -148,44 +203,61 @@ def _backend(service: Service) -> str:
         if check.protocol.endswith("HTTP") and service.mode == "http":
             lines.append(f"  option httpchk GET {check.path}")
         lines.append(f"  timeout check {_seconds(check.timeout_seconds)}")
-    lines += [f"  server {backend.name} {server_arguments(service, backend)}"
-              for backend in service.backends]
+    lines += [f"  server {_slot_name(i)} {server_arguments(service, i, backend)}"
+              for i, backend in enumerate(slots)]
     return "\n".join(lines) + "\n"
 
 
-def server_arguments(service: Service, backend: Backend) -> str:
-    """What follows `server <name>` for `backend`: its address, HAProxy's own checks when
-    the port has a Marathon HTTP or TCP check, its sticky cookie."""
-    arguments = f"{backend.address}:{backend.port}"
+def _slot_name(index: int) -> str:
+    return f"s{index + 1}"
+
+
+def server_arguments(service: Service, index: int, backend: Backend | None) -> str:
+    """What follows `server <name>` for slot `index` holding `backend`: its address (or
+    the placeholder and `disabled` when empty), HAProxy's own checks when the port has a
+    Marathon HTTP or TCP check, the sticky cookie (the slot's name)."""
+    address, port = (backend.address, backend.port) if backend else PLACEHOLDER
+    arguments = f"{address}:{port}"
     check = service.health_check
     if _checked(service) and check is not None:
         arguments += (f" check inter {_seconds(check.interval_seconds)}"
                       f" fall {check.max_consecutive_failures + 1}")
     if service.sticky:
-        arguments += f" cookie {backend.name}"
+        arguments += f" cookie {_slot_name(index)}"
+    if backend is None:
+        arguments += " disabled"
     return arguments
 
 
-def server_commands(before: Sequence[Service], after: Sequence[Service]) -> list[str] | None:
-    """HAProxy runtime API commands that turn the servers of `before` into those of `after`
-    (removed servers: disabled, then deleted; new ones: added, then enabled), or None when
-    anything but the servers differs, which takes a reload."""
+def server_commands(before: Sequence[Service], before_slots: SlotTable,
+                    after: Sequence[Service], after_slots: SlotTable) -> list[str] | None:
+    """HAProxy runtime API commands (`set server`) that turn the running slots into
+    `after_slots`: a slot emptied goes to maintenance and back to the placeholder, a slot
+    filled gets its instance's address and port and becomes ready (and healthy, when
+    checked). None when anything but the servers differs or a backend's number of slots
+    changes: that takes a reload."""
     def shape(services: Sequence[Service]) -> list[Service]:
         return [replace(s, backends=()) for s in services]
 
     if shape(before) != shape(after):
         return None
     commands: list[str] = []
-    for old, new in zip(before, after, strict=True):
-        for backend in sorted(set(old.backends) - set(new.backends)):
-            server = f"{old.name}/{backend.name}"
-            commands += [f"disable server {server}", f"del server {server}"]
-        for backend in sorted(set(new.backends) - set(old.backends)):
-            server = f"{new.name}/{backend.name}"
-            commands += [f"add server {server} {server_arguments(new, backend)}",
-                         f"enable server {server}"]
-            if _checked(new):
-                commands.append(f"enable health {server}")
+    for service in after:
+        old, new = before_slots.get(service.name), after_slots.get(service.name)
+        if old is None or new is None or len(old) != len(new):
+            return None
+        for index, (was, now) in enumerate(zip(old, new, strict=True)):
+            if was == now:
+                continue
+            server = f"{service.name}/{_slot_name(index)}"
+            address, port = (now.address, now.port) if now else PLACEHOLDER
+            if was is not None:
+                commands.append(f"set server {server} state maint")
+            commands.append(f"set server {server} addr {address} port {port}")
+            if now is not None:
+                commands.append(f"set server {server} state ready")
+                if _checked(service):
+                    commands.append(f"set server {server} health up")
     return commands
 
 

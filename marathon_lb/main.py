@@ -27,6 +27,8 @@ import structlog
 from marathon_lb.haproxy import LUA_ENDPOINTS, Applied, HAProxy, HAProxyExited
 from marathon_lb.haproxy_config import (
     Layout,
+    SlotTable,
+    assign_slots,
     render_config,
     render_vhost_map,
     server_commands,
@@ -92,10 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="stats, /_haproxy_health_check and /_haproxy_getconfig")
     parser.add_argument("--poll-interval", type=float, default=60.0,
                         help="seconds between full re-reads of the apps (with --sse too)")
-    parser.add_argument("--runtime-server-updates", action="store_true",
-                        help="when only servers change, tell the running HAProxy through its "
-                        "runtime API instead of reloading (experimental: HAProxy 2.6.12's "
-                        "workers were seen to crash after it)")
+    parser.add_argument("--runtime-server-updates", action=argparse.BooleanOptionalAction,
+                        default=True,
+                        help="when instances only move in and out of a backend's server "
+                        "slots, set them through HAProxy's runtime API instead of reloading "
+                        "(--no-runtime-server-updates: always reload)")
     return parser
 
 
@@ -114,7 +117,7 @@ class Settings:
     max_backoff: float
     config_cleanup: bool
     dry: bool
-    runtime_server_updates: bool = False
+    runtime_server_updates: bool = True
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -187,6 +190,8 @@ class LoadBalancer:
         self.resolver = Resolver()
         self._running: list[Service] | None = None
         """The services the running configuration was made of."""
+        self._slots: SlotTable = {}
+        """Their backends' server slots."""
 
     async def run(self) -> None:
         self.dirty.set()
@@ -219,14 +224,15 @@ class LoadBalancer:
 
     async def _apply(self, services: list[Service]) -> Applied:
         layout = self.settings.layout
-        commands = (server_commands(self._running, services)
+        slots = assign_slots(self._slots, services)
+        commands = (server_commands(self._running, self._slots, services, slots)
                     if self._running is not None and self.settings.runtime_server_updates
                     else None)
         applied = await self.haproxy.apply(
-            render_config(services, layout),
+            render_config(services, layout, slots),
             {Path(layout.vhost_map_path): render_vhost_map(services)}, commands)
         if applied.outcome not in ("invalid", "failed"):
-            self._running = services
+            self._running, self._slots = services, slots
         return applied
 
     async def _apps_that_break(self, services: list[Service]) -> set[str]:

@@ -397,7 +397,7 @@ def test_polling_with_basic_auth_follows_marathon(
             capture_output=True, text=True, timeout=60)
         assert dry.returncode == 0, dry.stderr
         assert f"frontend shop_web_{service_port}" in dry.stdout
-        assert dry.stdout.count("  server ") == 2
+        assert dry.stdout.count("  server ") - dry.stdout.count(" disabled\n") == 2
 
 
 def test_configurations_of_every_label_pass_haproxy_check(tmp_path: Path) -> None:
@@ -476,12 +476,12 @@ def test_a_port_in_use_fails_the_reload_the_old_configuration_serves_and_it_is_r
         wait_for(lambda: answer(busy_port) in other_task, "the retried reload to bind it")
 
 
-def test_runtime_server_updates_change_servers_without_a_reload(
+def test_instances_within_the_slots_change_without_a_reload_and_the_file_follows(
     cluster: Cluster, marathon: httpx.Client, app_script: Path,
 ) -> None:
     service_port = free_port()
     assert marathon.post("/v2/apps", json=web_app(app_script, service_port, 2)).status_code == 201
-    with running_lb(cluster, str(marathon.base_url), "--runtime-server-updates") as lb:
+    with running_lb(cluster, str(marathon.base_url)) as lb:
         two = wait_for(lambda: len(h := healthy_tasks(marathon, "/shop/web")) == 2 and h,
                        "two healthy instances")
         wait_for(lambda: seen_through(service_port) == two, "both to answer")
@@ -497,6 +497,41 @@ def test_runtime_server_updates_change_servers_without_a_reload(
         wait_for(lambda: seen_through(service_port) == left, "only the two to answer")
         assert "haproxy servers updated without a reload" in process.log()
         assert process.log().count("haproxy reloaded") == reloads
+        # The file on disk is what runs: two servers in use, the other slots disabled.
+        servers = [line.split() for line in lb["config"].read_text().splitlines()
+                   if line.strip().startswith("server ")]
+        assert len(servers) == 4 and sum("disabled" in s for s in servers) == 2
+        stats = f"http://127.0.0.1:{lb['stats']}"
+        assert httpx.get(f"{stats}/_haproxy_getconfig").text == lb["config"].read_text()
+
+        # Five instances outgrow the four slots: one reload to eight.
+        assert marathon.put("/v2/apps/shop/web", json={"instances": 5}).status_code == 200
+        five = wait_for(lambda: len(h := healthy_tasks(marathon, "/shop/web")) == 5 and h,
+                        "five healthy instances", 60.0)
+        wait_for(lambda: seen_through(service_port) == five, "all five to answer")
+        wait_for(lambda: process.log().count("haproxy reloaded") > reloads, "the reload")
+        assert sum(line.strip().startswith("server ")
+                   for line in lb["config"].read_text().splitlines()) == 8
+        assert "haproxy exited" not in process.log()
+
+
+def test_no_runtime_server_updates_reloads_for_every_change(
+    cluster: Cluster, marathon: httpx.Client, app_script: Path,
+) -> None:
+    service_port = free_port()
+    assert marathon.post("/v2/apps", json=web_app(app_script, service_port, 1)).status_code == 201
+    with running_lb(cluster, str(marathon.base_url), "--no-runtime-server-updates") as lb:
+        one = wait_for(lambda: len(h := healthy_tasks(marathon, "/shop/web")) == 1 and h,
+                       "a healthy instance")
+        wait_for(lambda: seen_through(service_port) == one, "it to answer")
+        process: Process = lb["process"]
+        reloads = process.log().count("haproxy reloaded")
+        assert marathon.put("/v2/apps/shop/web", json={"instances": 2}).status_code == 200
+        two = wait_for(lambda: len(h := healthy_tasks(marathon, "/shop/web")) == 2 and h,
+                       "two healthy instances")
+        wait_for(lambda: seen_through(service_port) == two, "both to answer")
+        wait_for(lambda: process.log().count("haproxy reloaded") > reloads, "a reload")
+        assert "haproxy servers updated without a reload" not in process.log()
 
 
 def test_a_haproxy_that_dies_is_started_again(

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import re
 
-from marathon_lb.haproxy_config import Layout, render_config, render_vhost_map, server_commands
+from marathon_lb.haproxy_config import (
+    Layout,
+    assign_slots,
+    render_config,
+    render_vhost_map,
+    server_commands,
+    slot_count,
+)
 from marathon_lb.services import Backend, HealthCheck, Service
 
 LAYOUT = Layout(config_path="/etc/haproxy/haproxy.cfg", lua_path="/lb/endpoints.lua",
@@ -45,7 +52,8 @@ def test_a_tcp_service_has_a_frontend_and_a_backend_of_its_instances() -> None:
         "bind *:10005", "mode tcp", "use_backend shop_db_10005"]
     assert section(text, "backend shop_db_10005") == [
         "balance roundrobin", "mode tcp",
-        "server host1_31001 10.0.0.1:31001", "server host2_31002 10.0.0.2:31002"]
+        "server s1 10.0.0.1:31001", "server s2 10.0.0.2:31002",
+        "server s3 127.0.0.1:1 disabled", "server s4 127.0.0.1:1 disabled"]
 
 
 def test_an_http_service_with_a_marathon_http_check_is_checked_by_haproxy_too() -> None:
@@ -64,13 +72,16 @@ def test_an_http_service_with_a_marathon_http_check_is_checked_by_haproxy_too() 
     assert ("http-request disable-l7-retry unless METH_GET || METH_HEAD || METH_OPTIONS"
             in backend)
     assert "option httpchk GET /health" in backend and "timeout check 500ms" in backend
-    assert backend[-1] == "server host1_31001 10.0.0.1:31001 check inter 2000ms fall 4"
+    assert backend[-4:] == ["server s1 10.0.0.1:31001 check inter 2000ms fall 4",
+                            *[f"server s{i} 127.0.0.1:1 check inter 2000ms fall 4 disabled"
+                              for i in (2, 3, 4)]]
 
 
-def test_an_empty_backend_keeps_its_frontend() -> None:
+def test_an_empty_backend_keeps_its_frontend_and_only_disabled_slots() -> None:
     text = render_config([Service("/web", 0, 10001)], LAYOUT)
     assert section(text, "frontend web_10001")[0] == "bind *:10001"
-    assert not any(line.startswith("server") for line in section(text, "backend web_10001"))
+    servers = [line for line in section(text, "backend web_10001") if line.startswith("server")]
+    assert len(servers) == 4 and all(line.endswith(" disabled") for line in servers)
 
 
 def test_vhosts_route_on_the_host_header_paths_first() -> None:
@@ -115,7 +126,7 @@ def test_sticky_services_set_a_cookie_per_server() -> None:
                                              backends=BACKENDS[:1])], LAYOUT),
                       "backend web_10001")
     assert "cookie mesos_sticky insert indirect nocache" in backend
-    assert backend[-1].endswith("cookie host1_31001")
+    assert backend[-4] == "server s1 10.0.0.1:31001 cookie s1"
 
 
 def test_the_same_services_render_the_same_text() -> None:
@@ -124,24 +135,78 @@ def test_the_same_services_render_the_same_text() -> None:
     assert not re.search(r"\{|\}\w", render_config(services, LAYOUT).replace("{ path", ""))
 
 
-def test_a_change_of_servers_only_is_made_with_runtime_commands() -> None:
+def test_slots_are_the_next_power_of_two_above_the_instances_at_least_four() -> None:
+    assert [slot_count(n) for n in (0, 1, 3, 4, 7, 8, 10)] == [4, 4, 4, 8, 8, 16, 16]
+
+
+def test_instances_keep_their_slots_and_new_ones_take_the_free_ones() -> None:
+    web = Service("/web", 0, 10001, backends=BACKENDS)
+    first = assign_slots({}, [web])
+    assert first == {"web_10001": (*BACKENDS, None, None)}
+    new = Backend("host3", "10.0.0.3", 31003, "c")
+    second = assign_slots(first, [Service("/web", 0, 10001, backends=(BACKENDS[1], new))])
+    assert second == {"web_10001": (new, BACKENDS[1], None, None)}
+    # The same instances, the same slots: the same text.
+    assert assign_slots(second, [Service("/web", 0, 10001, backends=(new, BACKENDS[1]))]
+                        ) == second
+
+
+def test_an_app_without_instances_has_slots_and_its_first_one_takes_no_reload() -> None:
+    empty = [Service("/web", 0, 10001)]
+    slots = assign_slots({}, empty)
+    assert slots == {"web_10001": (None,) * 4}
+    one = [Service("/web", 0, 10001, backends=BACKENDS[:1])]
+    assert server_commands(empty, slots, one, assign_slots(slots, one)) == [
+        "set server web_10001/s1 addr 10.0.0.1 port 31001", "set server web_10001/s1 state ready"]
+
+
+def test_more_instances_than_slots_grow_the_backend_keeping_the_slots_in_use() -> None:
+    many = tuple(Backend(f"h{i}", f"10.0.1.{i}", 31000 + i, str(i)) for i in range(5))
+    first = assign_slots({}, [Service("/web", 0, 10001, backends=many[:3])])
+    assert len(first["web_10001"]) == 4
+    grown = assign_slots(first, [Service("/web", 0, 10001, backends=many)])
+    assert grown["web_10001"][:3] == first["web_10001"][:3] and len(grown["web_10001"]) == 8
+    # Fewer instances later keep the eight slots: no reload to shrink them.
+    assert len(assign_slots(grown, [Service("/web", 0, 10001)])["web_10001"]) == 8
+
+
+def test_a_change_of_servers_within_the_slots_is_made_with_set_server() -> None:
     check = HealthCheck("HTTP", "/health", 1, 1, 0)
     before = [Service("/web", 0, 10001, mode="http", health_check=check, backends=BACKENDS),
               Service("/db", 0, 10002, backends=BACKENDS[:1])]
-    gone, new = BACKENDS[0], Backend("host3", "10.0.0.3", 31003, "c")
+    new = Backend("host3", "10.0.0.3", 31003, "c")
     after = [Service("/web", 0, 10001, mode="http", health_check=check,
                      backends=(BACKENDS[1], new)),
-             Service("/db", 0, 10002, backends=BACKENDS[:1])]
-    assert server_commands(before, after) == [
-        f"disable server web_10001/{gone.name}", f"del server web_10001/{gone.name}",
-        "add server web_10001/host3_31003 10.0.0.3:31003 check inter 1000ms fall 1",
-        "enable server web_10001/host3_31003", "enable health web_10001/host3_31003",
+             Service("/db", 0, 10002)]
+    slots = assign_slots({}, before)
+    assert server_commands(before, slots, after, assign_slots(slots, after)) == [
+        "set server web_10001/s1 state maint",
+        "set server web_10001/s1 addr 10.0.0.3 port 31003",
+        "set server web_10001/s1 state ready", "set server web_10001/s1 health up",
+        "set server db_10002/s1 state maint", "set server db_10002/s1 addr 127.0.0.1 port 1",
     ]
-    assert server_commands(before, before) == []
+    assert server_commands(before, slots, before, slots) == []
 
 
-def test_anything_but_servers_changing_takes_a_reload() -> None:
+def test_the_file_after_set_server_is_the_file_a_reload_would_load() -> None:
+    before = [Service("/web", 0, 10001, backends=BACKENDS)]
+    after = [Service("/web", 0, 10001, backends=BACKENDS[1:])]
+    slots = assign_slots(assign_slots({}, before), after)
+    assert section(render_config(after, LAYOUT, slots), "backend web_10001")[2:] == [
+        "server s1 127.0.0.1:1 disabled", "server s2 10.0.0.2:31002",
+        "server s3 127.0.0.1:1 disabled", "server s4 127.0.0.1:1 disabled"]
+
+
+def test_anything_but_servers_changing_or_outgrown_slots_take_a_reload() -> None:
     web = Service("/web", 0, 10001, backends=BACKENDS)
-    assert server_commands([web], [Service("/web", 0, 10001, balance="leastconn")]) is None
-    assert server_commands([web], [web, Service("/db", 0, 10002)]) is None
-    assert server_commands([web], []) is None
+    slots = assign_slots({}, [web])
+
+    def commands(after: list[Service]) -> list[str] | None:
+        return server_commands([web], slots, after, assign_slots(slots, after))
+
+    assert commands([Service("/web", 0, 10001, balance="leastconn")]) is None
+    assert commands([web, Service("/db", 0, 10002)]) is None
+    assert commands([]) is None
+    many = tuple(Backend(f"h{i}", f"10.0.1.{i}", 31000 + i, str(i)) for i in range(5))
+    assert commands([Service("/web", 0, 10001, backends=many)]) is None
+    assert commands([Service("/web", 0, 10001, backends=many[:4])]) is not None
