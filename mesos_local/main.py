@@ -267,30 +267,25 @@ def main(argv: Sequence[str] | None = None) -> None:
                 *secure(f"agent-{index}", hostname),
             ], ("127.0.0.1", port)), deadline)
             lines.append(f"  agent {index:<3} 127.0.0.1:{port}  hostname {hostname}  {resources}")
-        if not args.no_marathon:
-            supervisor.start(Component("marathon", [
-                python, "-m", "marathon",
+        def framework(name: str, module: str, port: int) -> str:
+            """Start the elected framework service `module` on `port`; its URL."""
+            supervisor.start(Component(name, [
+                python, "-m", module,
                 "--master", f"{args.ip}:{args.port}",
                 "--http_address", "127.0.0.1",
-                "--http_port", str(args.marathon_port),
-                "--work_dir", str(work_dir / "marathon"),
+                "--http_port", str(port),
+                "--work_dir", str(work_dir / name),
                 "--log_level", args.log_level,
-                *secure("marathon"),
-            ], ("127.0.0.1", args.marathon_port)), deadline)
-            marathon_url = f"{scheme}://127.0.0.1:{args.marathon_port}"
+                *secure(name),
+            ], ("127.0.0.1", port)), deadline)
+            return f"{scheme}://127.0.0.1:{port}"
+
+        if not args.no_marathon:
+            marathon_url = framework("marathon", "marathon", args.marathon_port)
             lines.append(f"  marathon  {marathon_url}  (REST API v2; web UI "
                          "at /ui/, API docs at /docs)")
         if not args.no_batch:
-            supervisor.start(Component("batch", [
-                python, "-m", "frameworks.batch",
-                "--master", f"{args.ip}:{args.port}",
-                "--http_address", "127.0.0.1",
-                "--http_port", str(args.batch_port),
-                "--work_dir", str(work_dir / "batch"),
-                "--log_level", args.log_level,
-                *secure("batch"),
-            ], ("127.0.0.1", args.batch_port)), deadline)
-            batch_url = f"{scheme}://127.0.0.1:{args.batch_port}"
+            batch_url = framework("batch", "frameworks.batch", args.batch_port)
             lines.append(f"  batch     {batch_url}  (jobs API v1; web UI at "
                          "/ui/, API docs at /docs)")
         if not args.no_dns:

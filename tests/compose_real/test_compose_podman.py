@@ -20,14 +20,15 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.compose_topology import COMPOSE_FILE, load_compose
+from tests.integration.cluster import wait_for
 
 pytestmark = [
     pytest.mark.integration,
@@ -36,7 +37,6 @@ pytestmark = [
     pytest.mark.timeout(1200),
 ]
 
-T = TypeVar("T")
 REPO = COMPOSE_FILE.parent
 CONTAINERS_CONF = REPO / "scripts" / "podman" / "containers.conf"
 MASTERS = ("master1", "master2", "master3")
@@ -47,19 +47,6 @@ HEALTHY_TIMEOUT = 180.0
 CLUSTER_TIMEOUT = 90.0
 FAILOVER_TIMEOUT = 90.0  # ZooKeeper's session timeout (10 s) and re-registration, with margin
 APP_CMD = "sleep 3600"
-
-
-def poll(condition: Callable[[], T | None], what: str, timeout: float,
-         interval: float = 1.0) -> T:
-    """Call `condition` every `interval` seconds until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 @dataclass
@@ -204,8 +191,8 @@ def test_the_compose_file_runs_in_containers_and_survives_losing_the_leading_mas
     assert not missing, f"no container for {missing}:\n{started.stderr[-3000:]}"
     for service in CHECKED:
         container = containers[service]
-        poll(functools.partial(compose.healthy, container),
-             f"{service} to pass its health check", HEALTHY_TIMEOUT)
+        wait_for(functools.partial(compose.healthy, container),
+                 f"{service} to pass its health check", HEALTHY_TIMEOUT, interval=1.0)
     compose.phase("every service healthy")
 
     def leading_master(masters: tuple[str, ...]) -> dict[str, Any] | None:
@@ -220,15 +207,16 @@ def test_the_compose_file_runs_in_containers_and_survives_losing_the_leading_mas
                     return dict(leader_state)
         return None
 
-    first = poll(lambda: leading_master(MASTERS), "a leader with both agents and both "
-                 "frameworks", CLUSTER_TIMEOUT)
+    first = wait_for(lambda: leading_master(MASTERS), "a leader with both agents and both "
+                     "frameworks", CLUSTER_TIMEOUT, interval=1.0)
     attributes = {agent["hostname"]: agent["attributes"] for agent in first["slaves"]}
     assert attributes == {"agent1": {"rack": "r1", "zone": "a"},
                           "agent2": {"rack": "r2", "zone": "b"}}
     killed = first["leader_info"]["hostname"]
 
-    leader_marathon = poll(lambda: (get_json(ports["marathon1"], "/v2/leader") or {})
-                           .get("leader"), "a leading Marathon", CLUSTER_TIMEOUT)
+    leader_marathon = wait_for(lambda: (get_json(ports["marathon1"], "/v2/leader") or {})
+                               .get("leader"), "a leading Marathon", CLUSTER_TIMEOUT,
+                               interval=1.0)
     [standby] = [name for name in MARATHONS if not leader_marathon.startswith(f"{name}:")]
     app = {"id": "/sleepy", "cmd": APP_CMD, "cpus": 0.1, "mem": 32, "instances": 2,
            "constraints": [["hostname", "UNIQUE"]]}
@@ -242,7 +230,8 @@ def test_the_compose_file_runs_in_containers_and_survives_losing_the_leading_mas
                  .get("tasks", []) if task.get("state") == "TASK_RUNNING"}
         return tasks if len(tasks) == instances else None
 
-    tasks = poll(lambda: running_tasks("sleepy", 2), "both instances to run", CLUSTER_TIMEOUT)
+    tasks = wait_for(lambda: running_tasks("sleepy", 2), "both instances to run",
+                     CLUSTER_TIMEOUT, interval=1.0)
     assert sorted(tasks.values()) == sorted(AGENTS)
     processes = {agent: app_processes(compose, containers[agent]) for agent in AGENTS}
     assert all(processes.values()), processes
@@ -250,8 +239,8 @@ def test_the_compose_file_runs_in_containers_and_survives_losing_the_leading_mas
 
     compose.run("podman", "kill", containers[killed])
     survivors = tuple(master for master in MASTERS if master != killed)
-    second = poll(lambda: leading_master(survivors), "a new leader with both agents and both "
-                  "frameworks", FAILOVER_TIMEOUT)
+    second = wait_for(lambda: leading_master(survivors), "a new leader with both agents and "
+                      "both frameworks", FAILOVER_TIMEOUT, interval=1.0)
     assert second["leader_info"]["hostname"] in survivors
     compose.phase(f"{killed} killed, {second['leader_info']['hostname']} elected")
 
@@ -265,8 +254,8 @@ def test_the_compose_file_runs_in_containers_and_survives_losing_the_leading_mas
     after = {"id": "/after-failover", "cmd": APP_CMD, "cpus": 0.1, "mem": 32, "instances": 1}
     posted = httpx.post(f"http://127.0.0.1:{ports[standby]}/v2/apps", json=after, timeout=30)
     assert posted.status_code == 201, posted.text
-    poll(lambda: running_tasks("after-failover", 1), "an app launched by the new leader",
-         CLUSTER_TIMEOUT)
+    wait_for(lambda: running_tasks("after-failover", 1), "an app launched by the new leader",
+             CLUSTER_TIMEOUT, interval=1.0)
     compose.phase("new leader launched another app")
 
     compose.down()

@@ -36,17 +36,19 @@ def free_port() -> int:
 
 
 def wait_for(
-    condition: Callable[[], T | None], what: str, timeout: float = DEFAULT_TIMEOUT
+    condition: Callable[[], T | None], what: str, timeout: float = DEFAULT_TIMEOUT,
+    interval: float = 0.02,
 ) -> T:
-    """Poll `condition` until it returns something truthy; fail with `what` after `timeout`."""
+    """Poll `condition` every `interval` seconds until it returns something truthy; fail with
+    `what` after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
 
 
 def port_answers(port: int, host: str = "127.0.0.1") -> bool:
