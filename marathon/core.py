@@ -396,6 +396,16 @@ class MarathonCore:
         else:
             self.advance_wanted = True
 
+    def watch_running_instances(self) -> None:
+        """Hand the instances already running when this term starts (recovered from the
+        store) to the observer, so that their health checks run again."""
+        if self.observer is None:
+            return
+        for instance in self.instances.values():
+            app = self.root.app(instance.app_id)
+            if app is not None and instance.state == "TASK_RUNNING" and not instance.killing:
+                self.observer.running(app, instance)
+
     def health_changed(self, instance_id: str, healthy: bool) -> None:
         """The health checker's verdict on an instance."""
         instance = self.instances.get(instance_id)

@@ -114,6 +114,7 @@ class MarathonService(ServiceHost[MarathonConfig, MarathonCore, Recovered]):
                            service_ports=self.config.service_ports),
             sigterm_delay=self.config.sigterm_delay,
         )
+        core.watch_running_instances()  # a new leader checks the instances it recovered
         self.health, self.readiness = tracker, readiness.tracker
         return TermCore(core, tasks=(checker.run, readiness.run))
 

@@ -355,8 +355,10 @@ def test_marathon_failover_keeps_the_backends_and_the_new_leader_is_followed(
                     f"{client.base_url.port}.*following Marathon's events", timeout=60)
                 assert client.put("/v2/apps/shop/web", json={"instances": 3}).status_code in (
                     200, 201)
-                # The new instance joins once the new leader has seen it healthy; the two
-                # recovered ones keep the verdict marathon-lb remembers for them.
+                # The new leader health-checks the instances it recovered.
+                wait_for(lambda: healthy_tasks(client, "/shop/web") >= two,
+                         "the new leader's health results of the recovered instances")
+                # The new instance joins once the new leader has seen it healthy.
                 new = wait_for(lambda: healthy_tasks(client, "/shop/web") - two,
                                "the new instance healthy", timeout=60)
                 wait_for(lambda: seen_through(service_port, 60) == two | new, "all three")

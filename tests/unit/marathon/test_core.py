@@ -316,3 +316,25 @@ def test_the_agents_health_results_reach_the_health_checker() -> None:
     [(instance_id, task_id, healthy)] = observer.results
     assert task_id == task.task_id.value and healthy
     assert task_id.startswith(instance_id)
+
+
+class RunningObserver(HealthObserver):
+    def __init__(self) -> None:
+        super().__init__()
+        self.watched: list[str] = []
+
+    def running(self, app: object, instance: object) -> None:
+        self.watched.append(instance.task_id)
+
+
+def test_a_new_leader_checks_the_health_of_the_instances_it_recovered() -> None:
+    world = World()
+    world.deploy_app({**APP, "healthChecks": [{"protocol": "HTTP", "path": "/"}]})
+    tasks = world.offer()
+    world.update(tasks[0].task_id.value, mesos_pb2.TASK_RUNNING)  # the other one is staging
+    successor = World(MemorySink(), Recovered.decode(world.sink.entries))
+    observer = RunningObserver()
+    successor.core.observer = observer
+    successor.core.watch_running_instances()
+    assert observer.watched == [tasks[0].task_id.value]
+
