@@ -17,7 +17,9 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +54,11 @@ class Applied:
     error: str = ""
 
 
+MAX_SOCKET_PATH = 97
+"""The longest UNIX socket path HAProxy accepts; the master's CLI socket lives next to the
+configuration unless that path is longer, then in a private directory under the temp dir."""
+
+
 class HAProxy:
     """One HAProxy master and its workers, fed configurations by `apply`."""
 
@@ -59,6 +66,10 @@ class HAProxy:
         self.binary = binary
         self.config_path = config_path
         self.master_socket = config_path.with_suffix(".sock")
+        self._socket_dir: Path | None = None
+        if len(str(self.master_socket)) > MAX_SOCKET_PATH:  # HAProxy refuses longer ones
+            self._socket_dir = Path(tempfile.mkdtemp(prefix="marathon-lb-"))
+            self.master_socket = self._socket_dir / "master.sock"
         self.pid_file = config_path.with_suffix(".pid")
         self._process: asyncio.subprocess.Process | None = None
         self.started = asyncio.Event()
@@ -239,6 +250,8 @@ class HAProxy:
         """SIGTERM to the master (its workers stop with it), SIGKILL after `STOP_TIMEOUT`;
         the master is reaped either way."""
         process = self._process
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
         if process is None or process.returncode is not None:
             return
         with contextlib.suppress(ProcessLookupError):

@@ -552,36 +552,3 @@ def test_a_haproxy_that_dies_is_started_again(
         wait_for(lambda: int(pid_file.read_text().split()[0]) != master, "a new master")
         wait_for(lambda: answer(service_port) == first, "traffic again")
         assert lb["process"].alive()
-
-
-def test_a_rolling_restart_through_the_load_balancer(
-    cluster: Cluster, marathon: httpx.Client, app_script: Path,
-) -> None:
-    """A bounded client loop through HAProxy while a 3-instance app restarts instance by
-    instance sees no failed request: new instances join once healthy; a connection an
-    instance that is stopping refuses is tried on another (`retries`, `option redispatch`), a
-    safe request it closes unanswered too (`retry-on empty-response`). The app stops
-    gracefully on SIGTERM (what it has accepted, it answers); until Marathon takes instances
-    out (TASK_KILLING) before their SIGTERM, an app killed outright can still cut a response
-    it has begun."""
-    service_port = free_port()
-    app = web_app(app_script, service_port, 3,
-                  upgradeStrategy={"minimumHealthCapacity": 1.0, "maximumOverCapacity": 0.34})
-    assert marathon.post("/v2/apps", json=app).status_code == 201
-    with running_lb(cluster, str(marathon.base_url)):
-        old = wait_for(lambda: len(h := healthy_tasks(marathon, "/shop/web")) == 3 and h,
-                       "three healthy instances")
-        wait_for(lambda: seen_through(service_port) == old, "all three to answer")
-        assert marathon.post("/v2/apps/shop/web/restart").status_code == 200
-        answers: list[str | None] = []
-
-        def through() -> set[str | None]:
-            got = [answer(service_port) for _ in range(20)]
-            answers.extend(got)
-            return set(got)
-
-        while not (len(new := healthy_tasks(marathon, "/shop/web")) == 3 and not new & old
-                   and not marathon.get("/v2/apps/shop/web").json()["app"]["deployments"]):
-            through()
-        wait_for(lambda: through() - {None} == new, "only the new instances to answer")
-        assert answers.count(None) == 0, f"{answers.count(None)} of {len(answers)} failed"

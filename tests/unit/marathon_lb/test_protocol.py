@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from marathon_lb.haproxy import MAX_SOCKET_PATH, HAProxy
 from marathon_lb.protocol import Processes, SseParser, leader_url, parse_show_proc
 
 
@@ -64,3 +67,13 @@ def test_after_a_failed_reload_the_previous_worker_stays_current() -> None:
 # programs
 """
     assert parse_show_proc(failed) == Processes(12901, 1, 1, (12942,), ())
+
+
+def test_the_master_socket_path_stays_short_enough_for_haproxy(tmp_path: Path) -> None:
+    short = HAProxy("haproxy", Path("/etc/haproxy/haproxy.cfg"))
+    assert short.master_socket == Path("/etc/haproxy/haproxy.sock")
+    deep = tmp_path / ("d" * 80) / "haproxy.cfg"
+    long = HAProxy("haproxy", deep)
+    assert len(str(long.master_socket)) <= MAX_SOCKET_PATH
+    assert long.master_socket.parent.is_dir() and long.master_socket.name == "master.sock"
+    long.master_socket.parent.rmdir()
