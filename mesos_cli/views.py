@@ -13,6 +13,7 @@ from typing import Any
 
 from mesos_cli.errors import CliError
 from mesos_cli.tables import Cell, format_mem, format_number, format_used
+from mesos_http.sandbox_files import agent_base_url
 from mesos_values.task_states import TERMINAL_STATES
 from protos import mesos_pb2
 
@@ -153,14 +154,10 @@ def leader_url(state: Json, asked: str) -> str:
 def agent_url(agent: Json) -> str:
     """The base URL of an agent's HTTP endpoints, from a master `/state` `slaves` entry
     (`pid` is `slave(1)@IP:HTTP_PORT`; `http_port` wins when present)."""
-    pid = str(agent.get("pid", ""))
-    address = pid.rpartition("@")[2]
-    host, _, port = address.rpartition(":")
-    host = host or str(agent.get("hostname", ""))
-    http_port = agent.get("http_port") or port
-    if not host or not http_port:
+    url = agent_base_url(agent)
+    if url is None:
         raise CliError(f"the master does not know where agent {agent.get('id')} listens")
-    return f"http://{host}:{http_port}"
+    return url
 
 
 def _all_frameworks(state: Json) -> list[Json]:

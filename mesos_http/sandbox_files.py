@@ -120,7 +120,7 @@ def agent_base_url(agent: Json, scheme: str = "http") -> str | None:
     host, _, port = address.rpartition(":")
     host = host or str(agent.get("hostname", ""))
     http_port = agent.get("http_port") or port
-    return f"{scheme}://{HostPort(host, int(http_port))}" if host and http_port else None
+    return f"{scheme}://{host}:{http_port}" if host and http_port else None
 
 
 @dataclass(frozen=True)

@@ -402,9 +402,10 @@ def test_the_sdk_reads_and_follows_a_tasks_sandbox_files(live: LiveCluster) -> N
     async def scenario() -> tuple[bytes, bytes]:
         async with SandboxFiles(live.master_url) as files:
             await_first = b""
-            while b"first\n" not in await_first:
-                await asyncio.sleep(0.05)
-                await_first = await files.read(task_id)
+            async with asyncio.timeout(60):  # bounded: the task writes it at once
+                while b"first\n" not in await_first:
+                    await asyncio.sleep(0.05)
+                    await_first = await files.read(task_id)
             followed = b""
             async for chunk in files.follow(task_id):
                 followed += chunk
