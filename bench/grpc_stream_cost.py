@@ -7,7 +7,8 @@ every `Connect` stream's first message with one message and echoes every later o
 process opens `--streams` streams over one channel (gRPC carries them on one connection, as it
 does for the hollow agents of one process), sends one message on each and waits for the answer,
 like an agent re-registering; then one more round trip on every open stream. Prints wall time
-and the CPU of both sides for each step. Nothing is asserted.
+and the CPU of both sides for each step, and the server's RSS before and after each (what the
+open streams hold: the floor under the master's memory per agent). Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from multiprocessing.queues import Queue
 from typing import Any
 
 import grpc
+import psutil
 
 from mesos_master.server import SERVER_OPTIONS
 from protos import agent_pb2, agent_pb2_grpc
@@ -61,9 +63,13 @@ def serve(to_client: Queue[float], from_client: Queue[str]) -> None:
     asyncio.run(main())
 
 
-async def measure(streams: int, port: int, to_client: Queue[float],
+async def measure(streams: int, port: int, server_pid: int, to_client: Queue[float],
                   from_client: Queue[str]) -> None:
     loop = asyncio.get_running_loop()
+    server_process = psutil.Process(server_pid)
+
+    def server_rss() -> str:
+        return f"{server_process.memory_info().rss / 2**20:.0f} MiB"
 
     async def server_cpu() -> float:
         from_client.put("cpu")
@@ -92,6 +98,7 @@ async def measure(streams: int, port: int, to_client: Queue[float],
         def round_trips() -> list[Coroutine[Any, Any, None]]:
             return [round_trip(call) for call in calls]
 
+        print(f"server RSS with no stream: {server_rss()}")
         steps = [("open a stream, one message each way", opening),
                  ("one more round trip on each open stream", round_trips)]
         for name, make in steps:
@@ -102,7 +109,7 @@ async def measure(streams: int, port: int, to_client: Queue[float],
             client, server = cpu_seconds() - client_before, await server_cpu() - server_before
             print(f"{name}: {streams} in {wall:.2f} s; CPU client {client:.2f} s "
                   f"({1000 * client / streams:.3f} ms each), server {server:.2f} s "
-                  f"({1000 * server / streams:.3f} ms each)")
+                  f"({1000 * server / streams:.3f} ms each); server RSS {server_rss()}")
         for call in calls:
             call.cancel()
 
@@ -117,7 +124,8 @@ def main() -> None:
     server.start()
     try:
         port = int(to_client.get(timeout=30))
-        asyncio.run(measure(args.streams, port, to_client, from_client))
+        assert server.pid is not None
+        asyncio.run(measure(args.streams, port, server.pid, to_client, from_client))
     finally:
         from_client.put("stop")
         server.join(timeout=10)

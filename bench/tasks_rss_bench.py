@@ -2,6 +2,7 @@
 
     python bench/tasks_rss_bench.py [--agents 10000] [--tasks-per-agent 10]
         [--agent_processes 4] [--frameworks 4] [--log_level WARNING] [--keep]
+        [--memory_report]
 
 Against one `mesos-master` process (at --log_level WARNING unless told otherwise):
 
@@ -20,6 +21,8 @@ An RSS reading is "settled" when the last `SETTLE_SECONDS` of readings (every 0.
 less than 1 MiB, or after `SETTLE_LIMIT` seconds (then the last reading, marked as unsettled).
 Every process started here is killed on exit, Ctrl-C and SIGTERM included; the frameworks are
 aborted, not torn down, so the master does not kill the tasks first. Prints figures only.
+With `--memory_report` the master traces its Python allocations (`mesos_runtime.memory_report`;
+this inflates its RSS and CPU) and the bench prints where they are held after (a) and (c).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import tempfile
 import time
@@ -48,6 +52,7 @@ from frameworks import (
     state_name,
 )
 from mesos_runtime.logging import configure_logging
+from mesos_runtime.memory_report import ENVIRONMENT_VARIABLE
 from protos import mesos_pb2
 
 TARGET_RSS_MIB = 1024.0
@@ -221,6 +226,23 @@ async def launch_tasks(
     return plan
 
 
+def read_memory_report(master: psutil.Process, path: Path) -> str:
+    """Ask the master for its memory report (`--memory_report`) and wait for it."""
+    path.unlink(missing_ok=True)
+    master.send_signal(signal.SIGUSR2)
+    deadline = time.monotonic() + 120.0
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(1.0)  # written in one call; let it finish
+    return path.read_text() if path.exists() else "(no report)\n"
+
+
+async def print_memory_report(master: psutil.Process, path: Path | None) -> None:
+    if path is not None:
+        report = await asyncio.to_thread(read_memory_report, master, path)
+        print("      " + report.replace("\n", "\n      "), flush=True)
+
+
 async def measure(args: argparse.Namespace, cluster: BenchCluster, fleet: HollowFleet) -> None:
     drivers: list[SchedulerDriver] = []
     try:
@@ -232,6 +254,7 @@ async def measure(args: argparse.Namespace, cluster: BenchCluster, fleet: Hollow
         print(f"      master RSS with {args.agents} agents registered: "
               f"{await settled_rss(master)}", flush=True)
         registered_rss = mib(master)
+        await print_memory_report(master, args.memory_report)
         plan = await launch_tasks(args, cluster, master, drivers)
         reading = await settled_rss(master)
         final_rss = mib(master)
@@ -244,6 +267,7 @@ async def measure(args: argparse.Namespace, cluster: BenchCluster, fleet: Hollow
         hollow_rss = sum(mib(psutil.Process(process.pid)) for process in fleet.processes)
         print(f"      hollow agent processes RSS (sum): {hollow_rss:.0f} MiB, "
               f"this process (frameworks): {mib(psutil.Process()):.0f} MiB", flush=True)
+        await print_memory_report(master, args.memory_report)
     finally:
         for driver in drivers:
             driver.abort()
@@ -267,6 +291,8 @@ def main() -> None:
     parser.add_argument("--log_level", default="WARNING", help="log level of the master")
     parser.add_argument("--timeout", type=float, default=900.0, help="give up a phase after (s)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
+    parser.add_argument("--memory_report", "--memory-report", action="store_true",
+                        help="print where the master's Python allocations are held")
     args = parser.parse_args()
     if min(args.agents, args.tasks_per_agent, args.agent_processes, args.frameworks) <= 0:
         parser.error("--agents, --tasks-per-agent, --agent_processes and --frameworks must be "
@@ -280,6 +306,9 @@ def main() -> None:
           f"processes, {args.tasks_per_agent} tasks each ({TASK_CPUS} cpus, {TASK_MEM:.0f} MB), "
           f"{args.frameworks} frameworks, master at {args.log_level}", flush=True)
     work_dir = Path(tempfile.mkdtemp(prefix="tasks-rss-bench-"))
+    args.memory_report = work_dir / "master-memory.txt" if args.memory_report else None
+    if args.memory_report is not None:
+        os.environ[ENVIRONMENT_VARIABLE] = str(args.memory_report)  # only the master reads it
     cluster = BenchCluster(work_dir, args.log_level)
     fleet = HollowFleet(work_dir)
     try:

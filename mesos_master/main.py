@@ -39,6 +39,7 @@ from mesos_runtime.flags import (
     parse_zk_flag,
 )
 from mesos_runtime.logging import configure_logging
+from mesos_runtime.memory_report import install_memory_report
 from mesos_security.acls import Acls
 from mesos_security.authentication import Authenticator
 from mesos_security.credentials import Credentials
@@ -254,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                           agents=args.authenticate_agents)
     configure_logging(args.log_level)
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    install_memory_report()  # opt-in: MESOS_MEMORY_REPORT
     if args.work_dir is not None:
         args.work_dir.mkdir(parents=True, exist_ok=True)
     config = MasterConfig(
