@@ -128,6 +128,7 @@ def _decoding_handler(handler: Handler) -> Handler:
             await _refuse_undecodable(request, context)
             async for response in unary_stream(request, context):
                 yield response
+                del response  # not held while waiting for the next
 
         return grpc.unary_stream_rpc_method_handler(streaming, **codecs)
 
@@ -137,6 +138,7 @@ def _decoding_handler(handler: Handler) -> Handler:
         async for request in requests:
             await _refuse_undecodable(request, context)
             yield request
+            del request  # not held while waiting for the next
 
     if handler.stream_unary is not None:
         stream_unary = behaviours.stream_unary
@@ -153,6 +155,7 @@ def _decoding_handler(handler: Handler) -> Handler:
     ) -> AsyncIterator[Any]:
         async for response in stream_stream(checked(requests, context), context):
             yield response
+            del response
 
     return grpc.stream_stream_rpc_method_handler(bidirectional, **codecs)
 

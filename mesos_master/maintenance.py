@@ -108,8 +108,9 @@ class Maintenance:
                 task_id=mesos_pb2.TaskID(value=task.task_id),
             )
             if agent.drain.has_max_grace_period:
-                own = task.info.kill_policy.grace_period.nanoseconds / 1e9 \
-                    if task.info.kill_policy.HasField("grace_period") else None
+                policy = task.info.kill_policy
+                own = policy.grace_period.nanoseconds / 1e9 \
+                    if policy.HasField("grace_period") else None
                 grace = agent.drain.max_grace_period if own is None \
                     else min(own, agent.drain.max_grace_period)
                 kill.kill_policy.grace_period.nanoseconds = int(grace * 1e9)

@@ -218,19 +218,21 @@ class Master:
             self._authorize("register_agents", principal, None)
         total = self._agent_resources(message.agent_info)
         now = self.clock.now()
+        info = mesos_pb2.AgentInfo()
+        info.CopyFrom(message.agent_info)  # a part of `message` would keep all of it alive
         agent = self.agents.get(agent_id)
         if agent is None:
-            agent = AgentRecord(agent_id, message.agent_info, total, None, now, now,
+            agent = AgentRecord(agent_id, info, total, None, now, now,
                                 principal=principal or "")
             self.agents[agent_id] = agent
-            self.registry.store_agent(message.agent_info, principal=agent.principal)
+            self.registry.store_agent(info, principal=agent.principal)
         else:
             self._detach_agent(agent)
-            changed = not agent.reachable or agent.info != message.agent_info
+            changed = not agent.reachable or agent.info != info
             total = with_reservations(
                 total, agent.total.dynamically_reserved().to_proto(), agent_id
             )
-            agent.info = message.agent_info
+            agent.info = info
             agent.total = total
             if changed:
                 self._store_agent(agent)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import struct
 from collections import Counter, deque
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeAlias, TypeVar
 
 from mesos_values.resources import Resources
 from mesos_values.task_states import TERMINAL_STATES
 from protos import agent_pb2, mesos_pb2, registry_pb2, scheduler_pb2
 
 MessageT_contra = TypeVar("MessageT_contra", contravariant=True)
+HashableT = TypeVar("HashableT", bound=Hashable)
+TaskState: TypeAlias = "mesos_pb2.TaskState.ValueType"
 
 # Terminal tasks kept per framework once forgotten (Mesos' --max_completed_tasks_per_framework)
 MAX_COMPLETED_TASKS_PER_FRAMEWORK = 1000
@@ -30,58 +34,137 @@ class Outbox(Protocol[MessageT_contra]):
         ...
 
 
-@dataclass(slots=True)
 class TaskRecord:
-    """A task the master launched or learnt about from a re-registering agent."""
+    """A task the master launched or learnt about from a re-registering agent.
 
-    info: mesos_pb2.TaskInfo
-    framework_id: str
-    agent_id: str
-    resources: Resources
-    role: str  # the role its resources are allocated to
-    state: mesos_pb2.TaskState.ValueType = mesos_pb2.TASK_STAGING
-    latest_status: mesos_pb2.TaskStatus | None = None
-    # uuid -> state of updates forwarded to the scheduler and not yet acknowledged
-    unacknowledged: dict[bytes, mesos_pb2.TaskState.ValueType] = field(default_factory=dict)
-    # (state, timestamp) of the earlier states, oldest first (None until there is one)
-    earlier_states: list[tuple[mesos_pb2.TaskState.ValueType, float]] | None = None
+    A master holds hundreds of thousands of these, so a record keeps its TaskInfo and its
+    latest status encoded (a parsed protobuf message holds about 1 KiB, its bytes a tenth of
+    that: docs/benchmarks.md, "Master memory") and decodes them when asked (`info`,
+    `latest_status`); what the master reads on every update (ids, resources, role, state)
+    stays at hand.
+    """
+
+    __slots__ = (
+        "_earlier",
+        "_info",
+        "_latest",
+        "agent_id",
+        "executor_id",
+        "framework_id",
+        "resources",
+        "role",
+        "state",
+        "task_id",
+        "unacknowledged",
+    )
+
+    def __init__(
+        self,
+        info: mesos_pb2.TaskInfo,
+        framework_id: str,
+        agent_id: str,
+        resources: Resources,
+        role: str,  # the role its resources are allocated to
+        state: TaskState = mesos_pb2.TASK_STAGING,
+    ) -> None:
+        self._info = info.SerializeToString()
+        self.task_id: str = info.task_id.value
+        self.executor_id: str = (
+            info.executor.executor_id.value if info.HasField("executor") else "")
+        self.framework_id = framework_id
+        self.agent_id = agent_id
+        self.resources = resources
+        self.role = role
+        self.state = state
+        self._latest: bytes | None = None  # the latest status, encoded
+        self._earlier = b""  # the earlier states, oldest first, packed by _EARLIER_STATE
+        # uuid -> state of updates forwarded to the scheduler and not yet acknowledged
+        self.unacknowledged: dict[bytes, TaskState] | None = None
 
     @property
-    def task_id(self) -> str:
-        return self.info.task_id.value
+    def info(self) -> mesos_pb2.TaskInfo:
+        """The task's TaskInfo (decoded on each call: a copy)."""
+        return mesos_pb2.TaskInfo.FromString(self._info)
 
     @property
-    def executor_id(self) -> str:
-        return self.info.executor.executor_id.value if self.info.HasField("executor") else ""
+    def latest_status(self) -> mesos_pb2.TaskStatus | None:
+        """The latest status (decoded on each call: a copy); None before the first."""
+        return None if self._latest is None else mesos_pb2.TaskStatus.FromString(self._latest)
+
+    @property
+    def earlier_states(self) -> list[tuple[TaskState, float]]:
+        """(state, timestamp) of the states before the latest status, oldest first."""
+        return [(_task_state(state), timestamp)
+                for state, timestamp in _EARLIER_STATE.iter_unpack(self._earlier)]
 
     def record_status(self, status: mesos_pb2.TaskStatus) -> None:
         """`status` becomes the latest; the one before is kept as an earlier state when the
         state changed (health updates repeat TASK_RUNNING), at most `EARLIER_STATES_KEPT`."""
         latest = self.latest_status
         if latest is not None and latest.state != status.state:
-            earlier = self.earlier_states if self.earlier_states is not None else []
-            earlier.append((latest.state, latest.timestamp))
-            del earlier[:-EARLIER_STATES_KEPT]
-            self.earlier_states = earlier
-        self.latest_status = status
+            earlier = self._earlier + _EARLIER_STATE.pack(latest.state, latest.timestamp)
+            self._earlier = earlier[-EARLIER_STATES_KEPT * _EARLIER_STATE.size:]
+        self._latest = status.SerializeToString()
+
+    def expect_acknowledgement(self, uuid: bytes, state: TaskState) -> None:
+        """An update of `state` with `uuid` went to the scheduler."""
+        if self.unacknowledged is None:
+            self.unacknowledged = {}
+        self.unacknowledged[uuid] = state
+
+    def acknowledged(self, uuid: bytes) -> TaskState | None:
+        """The state of the update the scheduler acknowledged (None: not awaited)."""
+        if self.unacknowledged is None:
+            return None
+        state = self.unacknowledged.pop(uuid, None)
+        if not self.unacknowledged:
+            self.unacknowledged = None  # an emptied dict keeps its table
+        return state
 
     def to_proto(self) -> mesos_pb2.Task:
+        info = self.info
         task = mesos_pb2.Task(
-            name=self.info.name,
-            task_id=self.info.task_id,
+            name=info.name,
+            task_id=info.task_id,
             framework_id=mesos_pb2.FrameworkID(value=self.framework_id),
             agent_id=mesos_pb2.AgentID(value=self.agent_id),
             state=self.state,
-            resources=self.info.resources,
-            labels=self.info.labels,
+            resources=info.resources,
+            labels=info.labels,
         )
         if self.executor_id:
             task.executor_id.value = self.executor_id
-        for state, timestamp in self.earlier_states or ():
+        for state, timestamp in self.earlier_states:
             task.statuses.add(state=state, timestamp=timestamp)
-        if self.latest_status is not None:
-            task.statuses.append(self.latest_status)
+        latest = self.latest_status
+        if latest is not None:
+            task.statuses.append(latest)
         return task
+
+
+_EARLIER_STATE = struct.Struct("<id")  # (state, timestamp)
+
+
+def _task_state(value: int) -> TaskState:
+    return mesos_pb2.TaskState.ValueType(value)
+
+
+class Interner(Generic[HashableT]):
+    """Hands out one shared instance per distinct immutable value, so that many records
+    holding equal values (tasks' resources) hold one object. Up to `limit` distinct values are
+    kept for ever; later ones are returned as given."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._values: dict[HashableT, HashableT] = {}
+        self._limit = limit
+
+    def __call__(self, value: HashableT) -> HashableT:
+        shared = self._values.get(value)
+        if shared is not None:
+            return shared
+        if len(self._values) < self._limit:
+            self._values[value] = value
+        return value
 
 
 @dataclass(slots=True)

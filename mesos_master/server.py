@@ -113,15 +113,25 @@ class QueueOutbox(Generic[MessageT]):
             self._queue.put_nowait(None)
 
     async def backlogs(self) -> AsyncIterator[list[MessageT]]:
-        """Until closed: everything waiting, oldest first (at least one message) each step."""
+        """Until closed: everything waiting, oldest first (at least one message) each step.
+        Nothing is held while waiting for the next (10,000 idle streams would each keep their
+        last backlog: docs/benchmarks.md, "Master memory")."""
         while (first := await self._queue.get()) is not None:
-            messages = [first]
-            while len(messages) < MAX_BATCH_MESSAGES and not self._queue.empty():
-                if (message := self._queue.get_nowait()) is None:
-                    yield messages
-                    return
-                messages.append(message)
+            messages, closed = self._backlog(first)
+            del first
             yield messages
+            if closed:
+                return
+            del messages
+
+    def _backlog(self, first: MessageT) -> tuple[list[MessageT], bool]:
+        """`first` and what waits behind it; whether the outbox was closed behind them."""
+        messages = [first]
+        while len(messages) < MAX_BATCH_MESSAGES and not self._queue.empty():
+            if (message := self._queue.get_nowait()) is None:
+                return messages, True
+            messages.append(message)
+        return messages, False
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: MasterError) -> None:
@@ -402,11 +412,13 @@ class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
             await _abort(context, error)
             return
         self._gate.request_allocation()
+        del first  # held for the stream's life otherwise
         reader = asyncio.create_task(self._read(master, agent_id, request_iterator, outbox))
         try:
             async for messages in outbox.backlogs():
                 for message in batched(messages, _master_message_batch):
                     yield message
+                del messages, message  # nor the last messages sent, while idle
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -424,6 +436,7 @@ class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
         try:
             async for message in messages:
                 _dispatch(master, agent_id, message)
+                del message  # nor the last message received, while idle
                 self._gate.request_allocation()
         except grpc.aio.AioRpcError:
             pass

@@ -35,6 +35,7 @@ from mesos_master.records import (
     AgentRecord,
     ExecutorRecord,
     FrameworkRecord,
+    Interner,
     MasterCounters,
     Outbox,
     TaskRecord,
@@ -80,6 +81,7 @@ class ClusterTasks:
         self._wall_clock = wall_clock
         self._allocator = allocator
         self._registry = registry
+        self._shared: Interner[Resources] = Interner()  # tasks mostly ask for the same
 
     @property
     def recovering(self) -> bool:
@@ -154,11 +156,11 @@ class ClusterTasks:
             task,
             framework.framework_id,
             agent.agent_id,
-            Resources.from_proto(task.resources),
+            self._shared(Resources.from_proto(task.resources)),
             role,
         )
-        agent.tasks[(framework.framework_id, task_id)] = record
-        framework.tasks[task_id] = record
+        agent.tasks[(framework.framework_id, record.task_id)] = record
+        framework.tasks[record.task_id] = record
         self._observer.task_added(record)
         assert agent.outbox is not None  # offers exist only for connected agents
         agent.outbox.send(
@@ -200,7 +202,7 @@ class ClusterTasks:
                 task.framework_id, task.role, task.agent_id, task.resources
             )
         if status.uuid:
-            task.unacknowledged[status.uuid] = status.state
+            task.expect_acknowledgement(status.uuid, status.state)
         self._observer.task_updated(task)
 
     def forget(self, task: TaskRecord) -> None:
@@ -261,7 +263,7 @@ class ClusterTasks:
             agent.outbox.send(ack_message(framework.framework_id, task_id, uuid_))
         task = agent.tasks.get((framework.framework_id, task_id))
         if task is not None:
-            state = task.unacknowledged.pop(uuid_, None)
+            state = task.acknowledged(uuid_)
             if state in TERMINAL_STATES and task.state in TERMINAL_STATES:
                 self.forget(task)
 
@@ -551,8 +553,10 @@ class ClusterTasks:
             resources = Resources.from_proto(info.resources)
         except ValueError:
             resources = Resources.EMPTY
+        own = mesos_pb2.ExecutorInfo()
+        own.CopyFrom(info)  # a part of the agent's report would keep all of it alive
         agent.executors[key] = ExecutorRecord(
-            info, key[0], agent.agent_id, resources, self._role_of(key[0], info.resources)
+            own, key[0], agent.agent_id, resources, self._role_of(key[0], info.resources)
         )
 
     def _adopt_tasks(
@@ -639,7 +643,8 @@ class ClusterTasks:
             resources = Resources.EMPTY
         role = self._role_of(task.framework_id.value, task.resources)
         return TaskRecord(
-            info, task.framework_id.value, agent.agent_id, resources, role, task.state
+            info, task.framework_id.value, agent.agent_id, self._shared(resources), role,
+            task.state,
         )
 
 
