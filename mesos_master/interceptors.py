@@ -49,6 +49,8 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, policies: Sequence[CallPolicy]) -> None:
         self._policies = tuple(policies)
+        # method -> (its handler, that handler decoding tolerantly): made once, not per call
+        self._decoding: dict[str, tuple[Handler, Handler]] = {}
 
     async def intercept_service(
         self,
@@ -58,8 +60,11 @@ class PolicyInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        handler = _decoding_handler(handler)
         method = handler_call_details.method
+        known = self._decoding.get(method)
+        if known is None or known[0] is not handler:
+            known = self._decoding[method] = (handler, _decoding_handler(handler))
+        handler = known[1]
         log.debug("grpc call", method=method)
         metadata = tuple(handler_call_details.invocation_metadata or ())
         for policy in self._policies:

@@ -97,41 +97,54 @@ MessageT = TypeVar("MessageT")
 
 
 class QueueOutbox(Generic[MessageT]):
-    """An outbox backed by an asyncio queue; iterate it to drain it until closed."""
+    """An outbox backed by a list; iterate it to drain it until closed.
+
+    Not an asyncio.Queue: with 10,000 agents connected the queues' four deques each cost the
+    master 30 MiB (docs/benchmarks.md, "Master memory").
+    """
+
+    __slots__ = ("_pending", "_waiter", "closed")
 
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[MessageT | None] = asyncio.Queue()
+        self._pending: list[MessageT] = []
+        self._waiter: asyncio.Future[None] | None = None  # set while `backlogs` waits
         self.closed = False
 
     def send(self, message: MessageT) -> None:
         if not self.closed:
-            self._queue.put_nowait(message)
+            self._pending.append(message)
+            self._wake()
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self._queue.put_nowait(None)
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def backlogs(self) -> AsyncIterator[list[MessageT]]:
         """Until closed: everything waiting, oldest first (at least one message) each step.
         Nothing is held while waiting for the next (10,000 idle streams would each keep their
-        last backlog: docs/benchmarks.md, "Master memory")."""
-        while (first := await self._queue.get()) is not None:
-            messages, closed = self._backlog(first)
-            del first
+        last backlog)."""
+        while True:
+            if not self._pending:
+                if self.closed:
+                    return
+                self._waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
+                continue
+            if len(self._pending) <= MAX_BATCH_MESSAGES:
+                messages, self._pending = self._pending, []
+            else:
+                messages = self._pending[:MAX_BATCH_MESSAGES]
+                del self._pending[:MAX_BATCH_MESSAGES]
             yield messages
-            if closed:
-                return
             del messages
-
-    def _backlog(self, first: MessageT) -> tuple[list[MessageT], bool]:
-        """`first` and what waits behind it; whether the outbox was closed behind them."""
-        messages = [first]
-        while len(messages) < MAX_BATCH_MESSAGES and not self._queue.empty():
-            if (message := self._queue.get_nowait()) is None:
-                return messages, True
-            messages.append(message)
-        return messages, False
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], error: MasterError) -> None:

@@ -2,7 +2,8 @@
 
 With `MESOS_MEMORY_REPORT=PATH` in its environment, a service calling `install_memory_report`
 traces Python allocations (tracemalloc, one frame) from then on and, on SIGUSR2, writes to PATH
-the allocations still held grouped by file and line, and the most numerous live object types.
+the allocations still held grouped by file and line, the most numerous live object types, and
+what glibc's malloc holds (in use, and freed but kept from the system).
 Tracing costs CPU and memory (tens of bytes per allocation): never set it in production.
 tracemalloc sees Python objects and protobuf's arenas only when they come from Python's
 allocator; what it misses (gRPC's C memory, malloc's free lists) is the rest of the RSS.
@@ -10,6 +11,7 @@ allocator; what it misses (gRPC's C memory, malloc's free lists) is the rest of 
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
 import signal
@@ -41,9 +43,29 @@ def object_table(objects: Iterable[object], top: int = TOP_LINES) -> list[str]:
     return [f"{count:10d}  {name}" for name, count in counts.most_common(top)]
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def malloc_summary() -> str:
+    """glibc's malloc: bytes in use and bytes free but not returned, over all its arenas
+    ("" where there is no glibc 2.33+)."""
+    try:
+        mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return ""
+    mallinfo2.restype = _MallInfo2
+    info = mallinfo2()
+    return (f"malloc: {(info.uordblks + info.hblkhd) / 2**20:.1f} MiB in use, "
+            f"{info.fordblks / 2**20:.1f} MiB free and kept")
+
+
 def write_report(path: Path) -> None:
-    """Write the allocation table (when tracing) and the object table to `path`."""
-    lines: list[str] = []
+    """Write malloc's summary, the allocation table (when tracing) and the object table to
+    `path`."""
+    lines = [malloc_summary()]
     if tracemalloc.is_tracing():
         lines += allocation_table(tracemalloc.take_snapshot().statistics("lineno"))
     lines += ["live objects tracked by the garbage collector, by type:",
