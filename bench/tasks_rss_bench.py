@@ -2,7 +2,7 @@
 
     python bench/tasks_rss_bench.py [--agents 10000] [--tasks-per-agent 10]
         [--agent_processes 4] [--frameworks 4] [--log_level WARNING] [--keep]
-        [--memory_report]
+        [--memory_report [--memory_trace]]
 
 Against one `mesos-master` process (at --log_level WARNING unless told otherwise):
 
@@ -21,8 +21,9 @@ An RSS reading is "settled" when the last `SETTLE_SECONDS` of readings (every 0.
 less than 1 MiB, or after `SETTLE_LIMIT` seconds (then the last reading, marked as unsettled).
 Every process started here is killed on exit, Ctrl-C and SIGTERM included; the frameworks are
 aborted, not torn down, so the master does not kill the tasks first. Prints figures only.
-With `--memory_report` the master traces its Python allocations (`mesos_runtime.memory_report`;
-this inflates its RSS and CPU) and the bench prints where they are held after (a) and (c).
+With `--memory_report` the bench prints the master's memory report after (a) and (c): malloc's
+and pymalloc's figures and live objects by type (`mesos_runtime.memory_report`); with
+`--memory_trace` also its Python allocations by line (tracing inflates its RSS and CPU).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from frameworks import (
     state_name,
 )
 from mesos_runtime.logging import configure_logging
-from mesos_runtime.memory_report import ENVIRONMENT_VARIABLE
+from mesos_runtime.memory_report import ENVIRONMENT_VARIABLE, TRACE_VARIABLE
 from protos import mesos_pb2
 
 TARGET_RSS_MIB = 1024.0
@@ -292,7 +293,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900.0, help="give up a phase after (s)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
     parser.add_argument("--memory_report", "--memory-report", action="store_true",
-                        help="print where the master's Python allocations are held")
+                        help="print the master's memory report after (a) and (c)")
+    parser.add_argument("--memory_trace", "--memory-trace", action="store_true",
+                        help="with --memory_report: trace the master's Python allocations")
     args = parser.parse_args()
     if min(args.agents, args.tasks_per_agent, args.agent_processes, args.frameworks) <= 0:
         parser.error("--agents, --tasks-per-agent, --agent_processes and --frameworks must be "
@@ -309,6 +312,8 @@ def main() -> None:
     args.memory_report = work_dir / "master-memory.txt" if args.memory_report else None
     if args.memory_report is not None:
         os.environ[ENVIRONMENT_VARIABLE] = str(args.memory_report)  # only the master reads it
+        if args.memory_trace:
+            os.environ[TRACE_VARIABLE] = "1"
     cluster = BenchCluster(work_dir, args.log_level)
     fleet = HollowFleet(work_dir)
     try:

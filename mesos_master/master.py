@@ -160,8 +160,8 @@ class Master:
         agent_info.CopyFrom(info)
         agent_info.id.value = agent_id
         now = self.clock.now()
-        agent = AgentRecord(agent_id, agent_info, total, outbox, now, now, admitted=False,
-                            principal=principal or "")
+        agent = AgentRecord(agent_id, agent_info.SerializeToString(), total, outbox, now, now,
+                            admitted=False, principal=principal or "")
         self.agents[agent_id] = agent
 
         def admitted() -> None:
@@ -218,11 +218,10 @@ class Master:
             self._authorize("register_agents", principal, None)
         total = self._agent_resources(message.agent_info)
         now = self.clock.now()
-        info = mesos_pb2.AgentInfo()
-        info.CopyFrom(message.agent_info)  # a part of `message` would keep all of it alive
+        info = message.agent_info
         agent = self.agents.get(agent_id)
         if agent is None:
-            agent = AgentRecord(agent_id, info, total, None, now, now,
+            agent = AgentRecord(agent_id, info.SerializeToString(), total, None, now, now,
                                 principal=principal or "")
             self.agents[agent_id] = agent
             self.registry.store_agent(info, principal=agent.principal)

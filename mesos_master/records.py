@@ -195,7 +195,7 @@ class AgentRecord:
     """An admitted agent."""
 
     agent_id: str
-    info: mesos_pb2.AgentInfo
+    encoded_info: bytes  # its AgentInfo (`info`), encoded: a tenth of the parsed message's size
     total: Resources
     outbox: Outbox[agent_pb2.MasterMessage] | None
     last_seen: float
@@ -213,19 +213,29 @@ class AgentRecord:
     drain: registry_pb2.DrainInfo | None = None
     # The principal it registered as; its id is bound to it (and to its hostname: ADR 0013)
     principal: str = ""
-    _offer_template: tuple[mesos_pb2.AgentInfo, bytes] | None = None
+    _offer_template: tuple[bytes, bytes] | None = None
+
+    @property
+    def info(self) -> mesos_pb2.AgentInfo:
+        """The agent's AgentInfo (decoded on each call: a copy; assign to replace it)."""
+        return mesos_pb2.AgentInfo.FromString(self.encoded_info)
+
+    @info.setter
+    def info(self, info: mesos_pb2.AgentInfo) -> None:
+        self.encoded_info = info.SerializeToString()
 
     def offer_template(self) -> bytes:
         """An encoded `Offer` holding what every offer of this agent says about it (agent id,
         hostname, attributes, image providers), to merge into new offers; re-encoded when
         `info` is replaced."""
         cached = self._offer_template
-        if cached is None or cached[0] is not self.info:
+        if cached is None or cached[0] is not self.encoded_info:
+            info = self.info
             encoded = mesos_pb2.Offer(
-                agent_id=self.info.id, hostname=self.info.hostname,
-                attributes=self.info.attributes, image_providers=self.info.image_providers,
+                agent_id=info.id, hostname=info.hostname,
+                attributes=info.attributes, image_providers=info.image_providers,
             ).SerializeToString()
-            cached = self._offer_template = (self.info, encoded)
+            cached = self._offer_template = (self.encoded_info, encoded)
         return cached[1]
 
     @property

@@ -91,7 +91,7 @@ class RegistryState:
                 advertised = Resources.EMPTY
             agent = AgentRecord(
                 agent_id,
-                entry.info,
+                entry.info.SerializeToString(),
                 with_reservations(advertised, entry.reserved, agent_id),
                 None,
                 now,

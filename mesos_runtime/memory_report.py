@@ -1,12 +1,13 @@
 """An opt-in report of where a process's memory goes, for benchmarks and debugging.
 
 With `MESOS_MEMORY_REPORT=PATH` in its environment, a service calling `install_memory_report`
-traces Python allocations (tracemalloc, one frame) from then on and, on SIGUSR2, writes to PATH
-the allocations still held grouped by file and line, the most numerous live object types, and
-what glibc's malloc holds (in use, and freed but kept from the system).
-Tracing costs CPU and memory (tens of bytes per allocation): never set it in production.
-tracemalloc sees Python objects and protobuf's arenas only when they come from Python's
-allocator; what it misses (gRPC's C memory, malloc's free lists) is the rest of the RSS.
+writes to PATH on SIGUSR2 what glibc's malloc and CPython's small-object allocator hold (in
+use, and freed but kept) and the most numerous live object types. With `MESOS_MEMORY_TRACE=1`
+as well it traces Python allocations (tracemalloc, one frame) from then on and adds those still
+held, grouped by file and line; tracing costs CPU and memory (tens of bytes per allocation) and
+hides the small-object allocator's figures. Never set these in production. tracemalloc sees
+Python objects (and protobuf's arenas only when they come from Python's allocator); what it
+misses (gRPC's C memory, free lists) is the rest of the RSS.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ import ctypes
 import gc
 import os
 import signal
+import sys
+import tempfile
 import tracemalloc
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
 ENVIRONMENT_VARIABLE = "MESOS_MEMORY_REPORT"
+TRACE_VARIABLE = "MESOS_MEMORY_TRACE"
 TOP_LINES = 40
 
 
@@ -62,10 +66,32 @@ def malloc_summary() -> str:
             f"{info.fordblks / 2**20:.1f} MiB free and kept")
 
 
+PYMALLOC_LINES = ("# bytes in allocated blocks", "# bytes in available blocks",
+                  "# bytes lost to pool headers", "# bytes lost to quantization",
+                  "# arenas allocated current")
+
+
+def pymalloc_summary() -> list[str]:
+    """CPython's small-object allocator: bytes in live objects, and bytes its arenas hold
+    free (fragmentation), from `sys._debugmallocstats` (which writes to file descriptor 2)."""
+    with tempfile.TemporaryFile() as captured:
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        captured.seek(0)
+        text = captured.read().decode(errors="replace")
+    return ["pymalloc " + line.lstrip("# ") for line in text.splitlines()
+            if line.startswith(PYMALLOC_LINES)]
+
+
 def write_report(path: Path) -> None:
     """Write malloc's summary, the allocation table (when tracing) and the object table to
     `path`."""
-    lines = [malloc_summary()]
+    lines = [malloc_summary(), *pymalloc_summary()]
     if tracemalloc.is_tracing():
         lines += allocation_table(tracemalloc.take_snapshot().statistics("lineno"))
     lines += ["live objects tracked by the garbage collector, by type:",
@@ -73,14 +99,16 @@ def write_report(path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def install_memory_report(environ: dict[str, str] | None = None) -> Path | None:
-    """Start tracing and report on SIGUSR2 when the environment asks for it; returns the
+def install_memory_report(environ: Mapping[str, str] | None = None) -> Path | None:
+    """Report on SIGUSR2 (and start tracing) when the environment asks for it; returns the
     report's path (None: not asked)."""
-    target = (os.environ if environ is None else environ).get(ENVIRONMENT_VARIABLE)
+    environ = os.environ if environ is None else environ
+    target = environ.get(ENVIRONMENT_VARIABLE)
     if not target:
         return None
     path = Path(target)
-    tracemalloc.start(1)
+    if environ.get(TRACE_VARIABLE) == "1":
+        tracemalloc.start(1)
 
     def report(signum: int, frame: FrameType | None) -> None:
         write_report(path)

@@ -13,6 +13,7 @@ import pytest
 
 from mesos_runtime.memory_report import (
     ENVIRONMENT_VARIABLE,
+    TRACE_VARIABLE,
     allocation_table,
     install_memory_report,
     object_table,
@@ -60,9 +61,18 @@ def test_sigusr2_writes_the_report_where_the_environment_says(
 ) -> None:
     target = tmp_path / "report.txt"
     assert install_memory_report({ENVIRONMENT_VARIABLE: str(target)}) == target
-    assert tracemalloc.is_tracing()
+    assert not tracemalloc.is_tracing()
     os.kill(os.getpid(), signal.SIGUSR2)  # the handler runs before the next bytecode
     report = target.read_text()
-    assert "malloc: " in report
-    assert "python allocations held: " in report
+    assert report.startswith("malloc: ")
+    assert "pymalloc bytes in allocated blocks" in report
+    assert "python allocations held" not in report
     assert "live objects tracked by the garbage collector, by type:" in report
+
+
+def test_tracing_adds_the_allocations_held(tmp_path: Path, restored_sigusr2: None) -> None:
+    target = tmp_path / "report.txt"
+    install_memory_report({ENVIRONMENT_VARIABLE: str(target), TRACE_VARIABLE: "1"})
+    assert tracemalloc.is_tracing()
+    os.kill(os.getpid(), signal.SIGUSR2)
+    assert "python allocations held: " in target.read_text()
