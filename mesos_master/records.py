@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import struct
 from collections import Counter, deque
-from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeAlias, TypeVar
+from typing import Protocol, TypeAlias, TypeVar
 
 from mesos_values.resources import Resources
 from mesos_values.task_states import TERMINAL_STATES
 from protos import agent_pb2, mesos_pb2, registry_pb2, scheduler_pb2
 
 MessageT_contra = TypeVar("MessageT_contra", contravariant=True)
-HashableT = TypeVar("HashableT", bound=Hashable)
 TaskState: TypeAlias = "mesos_pb2.TaskState.ValueType"
 
 # Terminal tasks kept per framework once forgotten (Mesos' --max_completed_tasks_per_framework)
@@ -147,24 +145,6 @@ _EARLIER_STATE = struct.Struct("<id")  # (state, timestamp)
 
 def _task_state(value: int) -> TaskState:
     return mesos_pb2.TaskState.ValueType(value)
-
-
-class Interner(Generic[HashableT]):
-    """Hands out one shared instance per distinct immutable value, so that many records
-    holding equal values (tasks' resources) hold one object. Up to `limit` distinct values are
-    kept for ever; later ones are returned as given."""
-
-    def __init__(self, limit: int = 4096) -> None:
-        self._values: dict[HashableT, HashableT] = {}
-        self._limit = limit
-
-    def __call__(self, value: HashableT) -> HashableT:
-        shared = self._values.get(value)
-        if shared is not None:
-            return shared
-        if len(self._values) < self._limit:
-            self._values[value] = value
-        return value
 
 
 @dataclass(slots=True)

@@ -35,7 +35,6 @@ from mesos_master.records import (
     AgentRecord,
     ExecutorRecord,
     FrameworkRecord,
-    Interner,
     MasterCounters,
     Outbox,
     TaskRecord,
@@ -43,6 +42,7 @@ from mesos_master.records import (
 from mesos_master.registry import Registry
 from mesos_master.validation import DEFAULT_ROLE, validate_task
 from mesos_security.acls import Acls
+from mesos_values.interning import Interner
 from mesos_values.resources import Resources
 from mesos_values.task_states import TERMINAL_STATES
 from mesos_values.users import task_user

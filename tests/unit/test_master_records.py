@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from mesos_master.records import EARLIER_STATES_KEPT, Interner, TaskRecord
+from mesos_master.records import EARLIER_STATES_KEPT, TaskRecord
+from mesos_values.interning import Interner
 from mesos_values.resources import Resources
 from protos import mesos_pb2
 
