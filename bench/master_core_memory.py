@@ -30,6 +30,7 @@ from mesos_master.config import MasterConfig
 from mesos_master.master import Master
 from mesos_master.registry import ImmediateSink
 from mesos_runtime.clock import FakeClock
+from mesos_runtime.memory_report import malloc_summary, pymalloc_summary
 from mesos_values.resources import Resources
 from protos import agent_pb2, mesos_pb2, scheduler_pb2
 
@@ -53,6 +54,12 @@ class KeepLastOutbox(Generic[T]):
     def take(self) -> list[T]:
         taken, self.messages = self.messages, []
         return taken
+
+
+def print_allocators() -> None:
+    """malloc's and pymalloc's figures (pymalloc's only when not tracing)."""
+    for line in [malloc_summary(), *pymalloc_summary()]:
+        print(f"      {line}")
 
 
 def rss_mib() -> float:
@@ -94,6 +101,7 @@ def build(args: argparse.Namespace) -> Master:
         agent_outboxes[agent_id] = outbox
     gc.collect()
     print(f"  {args.agents} agents registered: RSS {rss_mib():.0f} MiB", flush=True)
+    print_allocators()
 
     framework_outboxes: list[tuple[str, KeepLastOutbox[scheduler_pb2.Event]]] = []
     for index in range(args.frameworks):
@@ -174,6 +182,7 @@ def main() -> None:
     gc.collect()
     tasks = sum(len(framework.tasks) for framework in master.frameworks.values())
     print(f"  {args.agents} agents, {tasks} running tasks: RSS {rss_mib():.0f} MiB", flush=True)
+    print_allocators()
     ctypes.CDLL("libc.so.6").malloc_trim(0)
     print(f"  the same after malloc_trim(0) (freed memory returned): RSS {rss_mib():.0f} MiB",
           flush=True)

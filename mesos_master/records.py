@@ -81,8 +81,11 @@ class TaskRecord:
 
     @property
     def info(self) -> mesos_pb2.TaskInfo:
-        """The task's TaskInfo (decoded on each call: a copy)."""
-        return mesos_pb2.TaskInfo.FromString(self._info)
+        """The task's TaskInfo (decoded on each call: a copy), naming the record's agent (the
+        TaskInfo given may leave its `agent_id` out: it is kept once, in the record)."""
+        info = mesos_pb2.TaskInfo.FromString(self._info)
+        info.agent_id.value = self.agent_id
+        return info
 
     @property
     def latest_status(self) -> mesos_pb2.TaskStatus | None:

@@ -134,7 +134,7 @@ class ClusterTasks:
         launched_ids.add(task_id)
         task = mesos_pb2.TaskInfo()
         task.CopyFrom(task_info)
-        task.agent_id.value = agent.agent_id
+        task.ClearField("agent_id")  # the record keeps it once, as its `agent_id`
         for resource in task.resources:
             resource.allocation_info.role = role
         if task.HasField("executor"):
@@ -159,6 +159,7 @@ class ClusterTasks:
             self._shared(Resources.from_proto(task.resources)),
             role,
         )
+        task.agent_id.value = agent.agent_id
         agent.tasks[(framework.framework_id, record.task_id)] = record
         framework.tasks[record.task_id] = record
         self._observer.task_added(record)
@@ -630,7 +631,6 @@ class ClusterTasks:
         info = mesos_pb2.TaskInfo(
             name=task.name,
             task_id=task.task_id,
-            agent_id=mesos_pb2.AgentID(value=agent.agent_id),
             resources=task.resources,
             labels=task.labels,
         )

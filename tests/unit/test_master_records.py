@@ -26,6 +26,7 @@ def test_the_task_info_is_kept_whole_and_handed_out_as_a_copy() -> None:
     assert (task.task_id, task.executor_id) == ("t1", "e")
     task.info.name = "changed"  # a copy: the record does not change
     assert task.info.name == "web"
+    assert task.info.agent_id.value == "agent"  # the record's, though the TaskInfo had none
     assert record().executor_id == ""
 
 
