@@ -1,8 +1,9 @@
-"""The master's compact task record (encoded TaskInfo and statuses) and the value interner."""
+"""The master's compact records (encoded TaskInfo, statuses and AgentInfo) and the value
+interner."""
 
 from __future__ import annotations
 
-from mesos_master.records import EARLIER_STATES_KEPT, TaskRecord
+from mesos_master.records import EARLIER_STATES_KEPT, AgentRecord, TaskRecord
 from mesos_values.interning import Interner
 from mesos_values.resources import Resources
 from protos import mesos_pb2
@@ -72,3 +73,15 @@ def test_the_interner_shares_equal_values_up_to_its_limit() -> None:
     other = Resources.parse("cpus:2")
     assert shared(other) is other  # over the limit: kept as given
     assert shared(Resources.parse("cpus:2")) is not other
+
+
+def test_an_agent_record_hands_out_copies_of_its_info_and_follows_a_replaced_one() -> None:
+    info = mesos_pb2.AgentInfo(hostname="h1", id=mesos_pb2.AgentID(value="a1"))
+    agent = AgentRecord("a1", info.SerializeToString(), Resources.EMPTY, None, 0.0, 0.0)
+    agent.info.hostname = "changed"  # a copy: the record does not change
+    assert agent.info == info
+    first = mesos_pb2.Offer.FromString(agent.offer_template())
+    assert agent.offer_template() is agent.offer_template()  # encoded once
+    agent.info = mesos_pb2.AgentInfo(hostname="h2", id=mesos_pb2.AgentID(value="a1"))
+    assert (first.hostname, mesos_pb2.Offer.FromString(agent.offer_template()).hostname) == (
+        "h1", "h2")
