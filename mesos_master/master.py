@@ -61,6 +61,7 @@ from mesos_master.validation import (
     validate_framework_info,
 )
 from mesos_runtime.clock import Clock
+from mesos_values.interning import Interner
 from mesos_values.resources import Resources
 from mesos_values.task_states import TERMINAL_STATES
 from protos import agent_pb2, mesos_pb2, scheduler_pb2
@@ -127,6 +128,7 @@ class Master:
             {**recovered.weights, **(config.role_weights or {})}, recovered.quotas
         )
         self._agent_ids = itertools.count()
+        self._shared_totals: Interner[Resources] = Interner()  # agents are often alike
         self._framework_ids = itertools.count()
         self._recover(recovered)
 
@@ -719,7 +721,7 @@ class Master:
         if not info.hostname:
             raise MasterError(ErrorCode.INVALID_ARGUMENT, "agent info has no hostname")
         try:
-            return Resources.from_proto(info.resources)
+            return self._shared_totals(Resources.from_proto(info.resources))
         except ValueError as exc:
             raise MasterError(
                 ErrorCode.INVALID_ARGUMENT, f"invalid agent resources: {exc}"
