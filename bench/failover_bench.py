@@ -17,7 +17,8 @@ hollow  `--hollow_agents` simulated agents (bench/hollow_agents.py, in `--hollow
         processes) and `--hollow_frameworks` SDK frameworks running
         `--hollow_tasks_per_agent` tasks per agent between them.
 
-Each of `--repeat` rounds kill -9s the leader and measures, from the kill:
+Each of `--repeat` rounds waits until both standbys hold a passive stream of every agent
+(ADR 0018: `master/standby_agents`), kill -9s the leader and measures, from the kill:
 
 elected     the bench's own ZooKeeper detector (the one agents and schedulers use) names
             another master;
@@ -59,6 +60,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -82,8 +84,8 @@ from protos import mesos_pb2
 
 MASTERS = 3
 FAILOVER_TIMEOUT = 3600.0
-TARGET_AFTER_SESSION_TIMEOUT = 1.0  # small cluster: everything back <= session timeout + 1 s
-TARGET_AFTER_ELECTION = 3.0  # 10k hollow agents: all re-registered <= 3 s after election
+TARGET_AFTER_SESSION_TIMEOUT = 0.5  # small cluster: everything back <= session timeout + 0.5 s
+TARGET_AFTER_ELECTION = 2.0  # 10k hollow agents: all re-registered <= 2 s after election
 MESOS_10K_SECONDS = 4.5  # Mesos 1.5, 10k agents re-registered after a failover
 
 
@@ -126,6 +128,15 @@ class MasterProcess:
     port: int
     process: subprocess.Popen[bytes]
     log_path: Path
+    http_port: int
+
+    def metrics(self) -> dict[str, float]:
+        """The master's /metrics/snapshot."""
+        url = f"http://127.0.0.1:{self.http_port}/metrics/snapshot"
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            values = json.load(answer)
+        assert isinstance(values, dict)
+        return values
 
     @property
     def address(self) -> HostPort:
@@ -147,17 +158,17 @@ class MasterGroup:
 
     def start(self) -> MasterProcess:
         name = f"master-{len(self._started) + 1}"
-        port = free_port()
+        port, http_port = free_port(), free_port()
         log_path = self.work_dir / f"{name}.log"
         with log_path.open("ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "mesos_master", "--ip", "127.0.0.1", "--port", str(port),
-                 "--http_port", str(free_port()),
+                 "--http_port", str(http_port),
                  "--zk", self.zk_url, "--zk_session_timeout", f"{self.session_timeout}secs",
                  "--log_level", self.log_level],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
-        master = MasterProcess(name, port, process, log_path)
+        master = MasterProcess(name, port, process, log_path, http_port)
         self._started.append(master)
         self.live.append(master)
         return master
@@ -318,6 +329,7 @@ class Round:
     load: float
     registry_recovered: float | None = None
     reported_tasks: int | None = None
+    resumed: int = 0  # agents back over the passive stream they held (ADR 0018)
 
     @property
     def everything(self) -> float:
@@ -338,6 +350,7 @@ class Scenario:
     agent_processes: list[psutil.Process]
     zk: KazooClient
     zk_path: str
+    agents: int
 
 
 @contextlib.asynccontextmanager
@@ -374,6 +387,17 @@ async def _masters_in_group(zk: KazooClient, path: str, masters: MasterGroup) ->
         await asyncio.sleep(0.1)
 
 
+async def _standbys_ready(masters: list[MasterProcess], agents: int,
+                          check: Callable[[], None]) -> None:
+    """Wait until every master of `masters` holds a passive stream of each agent (ADR 0018)."""
+    def ready() -> bool:
+        return all(m.metrics()["master/standby_agents"] >= agents for m in masters)
+
+    while not await asyncio.to_thread(ready):
+        check()
+        await asyncio.sleep(0.5)
+
+
 def _cpu_seconds(process: psutil.Process) -> float:
     times = process.cpu_times()
     return float(times.user + times.system)
@@ -396,6 +420,12 @@ async def failover_round(
     masters = scenario.masters
     leader = masters.at(await _next_leader(scenario.detector, None))
     standbys = [m for m in masters.live if m is not leader]
+    waited = time.perf_counter()
+    async with _limit(args.timeout, "the standbys to hold every agent's passive stream"):
+        await _standbys_ready(standbys, scenario.agents, masters.check_alive)
+    print(f"  {scenario.label} round {number}: standbys hold all {scenario.agents} agents' "
+          f"passive streams (waited {time.perf_counter() - waited:.1f} s)", flush=True)
+    resumed_before = {m.name: m.metrics()["master/slave_resumptions"] for m in standbys}
     cpu_before = {m.name: _cpu_seconds(psutil.Process(m.process.pid)) for m in standbys}
     me = psutil.Process()
     agents_cpu_before = sum(_cpu_seconds(p) for p in scenario.agent_processes)
@@ -444,6 +474,8 @@ async def failover_round(
         )
     finally:
         profilers.stop()
+    result.resumed = int(new_leader.metrics()["master/slave_resumptions"]
+                         - resumed_before[new_leader.name])
     recovered = _registry_recovered(new_leader, killed_at)
     if recovered is not None:
         result.registry_recovered = recovered - killed_at
@@ -456,7 +488,8 @@ async def failover_round(
           f"{result.agents:.2f} s, frameworks {result.frameworks:.2f} s after the kill; CPU "
           f"new leader {result.leader_cpu:.2f} s, agents {result.agents_cpu:.2f} s, frameworks "
           f"{result.frameworks_cpu:.2f} s; leader RSS {result.leader_rss_mib:.0f} MiB, load "
-          f"{result.load:.2f}", flush=True)
+          f"{result.load:.2f}; {result.resumed} agents resumed over a passive stream",
+          flush=True)
     if not last:
         masters.start()
         async with _limit(args.timeout, "the restarted master to stand by"):
@@ -518,6 +551,7 @@ def record(figures: Figures, label: str, session_timeout: float, rounds: list[Ro
            *, hollow: bool) -> None:
     elected = [r.elected for r in rounds]
     figures.add(label, "kill -> elected (s)", elected)
+    figures.add(label, "agents resumed over a passive stream", [r.resumed for r in rounds])
     recovered = [r.registry_recovered for r in rounds if r.registry_recovered is not None]
     if len(recovered) == len(rounds):
         figures.add(label, "kill -> registry recovered (s)", recovered)
@@ -630,7 +664,7 @@ async def run_scenario(
               flush=True)
         agent_processes = [psutil.Process(p.pid) for p in agent_popens]
         scenario = Scenario(label, path.lstrip("/"), masters, detector, schedulers,
-                            tally, agents_back, agent_processes, zk, path)
+                            tally, agents_back, agent_processes, zk, path, agents)
         rounds = [
             await failover_round(scenario, number, args, last=number == args.repeat)
             for number in range(1, args.repeat + 1)

@@ -195,11 +195,17 @@ class LeaderGate:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def core(self) -> Master | None:
+    async def core(self, *, patience: float = 0.0) -> Master | None:
         """The core to act on, waiting for it while this master is elected and recovering;
-        None when not leading."""
+        None when not leading. With `patience`, first wait up to that long for this master to
+        learn it is elected (the caller's detector saw the election first)."""
         if self.master is not None:
             return self.master
+        if patience > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(patience):
+                    while self.leader is None or self.leader.id != self.own_id:
+                        await self._changed.wait()
         if self.leader is not None and self.leader.id == self.own_id:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.RECOVERY_WAIT):
@@ -513,7 +519,9 @@ class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
                     log.warning("unexpected message on a passive stream", agent_id=agent_id,
                                 kind=kind)
                     continue
-                master = await self._gate.core()
+                # The agent resumes here because its detector names this master: it may see
+                # the election before this master does.
+                master = await self._gate.core(patience=LeaderGate.RECOVERY_WAIT)
                 if master is None:
                     refusals.append(self._gate.not_leading())
                     return
