@@ -216,7 +216,7 @@ class MasterLink:
         )
         writer = asyncio.create_task(self._write(call, outbox))
         heartbeats = asyncio.create_task(self._heartbeat(outbox, interval))
-        if self.standbys is not None:
+        if self.standbys is not None and not resumed:  # resumed: the other standbys are kept
             self.standbys.wake()
         try:
             self._handler.registered(first)
