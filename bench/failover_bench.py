@@ -5,6 +5,7 @@ leader has every agent and every framework back.
         [--zk_session_timeout 2 10] [--agents 3] [--frameworks 2] [--tasks_per_framework 2]
         [--hollow_agents 10000] [--hollow_processes 4] [--hollow_frameworks 100]
         [--hollow_tasks_per_agent 1] [--hollow_master_log_level WARNING]
+        [--hollow_standby_streams on|off] [--idle_window 0]
         [--timeout 180] [--profile DIR] [--keep]
 
 One private ZooKeeper (bench/_zookeeper.py) serves the whole run. For each
@@ -18,7 +19,10 @@ hollow  `--hollow_agents` simulated agents (bench/hollow_agents.py, in `--hollow
         `--hollow_tasks_per_agent` tasks per agent between them.
 
 Each of `--repeat` rounds waits until both standbys hold a passive stream of every agent
-(ADR 0018: `master/standby_agents`), kill -9s the leader and measures, from the kill:
+(ADR 0018: `master/standby_agents`; not with `--hollow_standby_streams off`, where hollow agents
+keep none and come back as before ADR 0018), measures the CPU the standbys and the agent
+processes use over `--idle_window` seconds of steady state (0: not measured), kill -9s the
+leader and measures, from the kill:
 
 elected     the bench's own ZooKeeper detector (the one agents and schedulers use) names
             another master;
@@ -351,6 +355,7 @@ class Scenario:
     zk: KazooClient
     zk_path: str
     agents: int
+    standby_streams: bool
 
 
 @contextlib.asynccontextmanager
@@ -398,6 +403,22 @@ async def _standbys_ready(masters: list[MasterProcess], agents: int,
         await asyncio.sleep(0.5)
 
 
+async def _steady_state(scenario: Scenario, standbys: list[MasterProcess], seconds: float,
+                        number: int) -> None:
+    """Print the CPU share and RSS of the standbys and the agent processes, idle."""
+    processes = {m.name: psutil.Process(m.process.pid) for m in standbys}
+    before = {name: _cpu_seconds(p) for name, p in processes.items()}
+    agents_before = sum(_cpu_seconds(p) for p in scenario.agent_processes)
+    await asyncio.sleep(seconds)
+    shares = ", ".join(
+        f"{name} {(_cpu_seconds(p) - before[name]) / seconds:.3f} CPU, "
+        f"{p.memory_info().rss / 2**20:.0f} MiB" for name, p in processes.items())
+    agents = (sum(_cpu_seconds(p) for p in scenario.agent_processes) - agents_before) / seconds
+    agents_rss = sum(p.memory_info().rss for p in scenario.agent_processes) / 2**20
+    print(f"  {scenario.label} round {number}: idle {seconds:g} s: standbys {shares}; agent "
+          f"processes {agents:.3f} CPU, {agents_rss:.0f} MiB", flush=True)
+
+
 def _cpu_seconds(process: psutil.Process) -> float:
     times = process.cpu_times()
     return float(times.user + times.system)
@@ -420,11 +441,14 @@ async def failover_round(
     masters = scenario.masters
     leader = masters.at(await _next_leader(scenario.detector, None))
     standbys = [m for m in masters.live if m is not leader]
-    waited = time.perf_counter()
-    async with _limit(args.timeout, "the standbys to hold every agent's passive stream"):
-        await _standbys_ready(standbys, scenario.agents, masters.check_alive)
-    print(f"  {scenario.label} round {number}: standbys hold all {scenario.agents} agents' "
-          f"passive streams (waited {time.perf_counter() - waited:.1f} s)", flush=True)
+    if scenario.standby_streams:
+        waited = time.perf_counter()
+        async with _limit(args.timeout, "the standbys to hold every agent's passive stream"):
+            await _standbys_ready(standbys, scenario.agents, masters.check_alive)
+        print(f"  {scenario.label} round {number}: standbys hold all {scenario.agents} agents' "
+              f"passive streams (waited {time.perf_counter() - waited:.1f} s)", flush=True)
+    if args.idle_window > 0:
+        await _steady_state(scenario, standbys, args.idle_window, number)
     resumed_before = {m.name: m.metrics()["master/slave_resumptions"] for m in standbys}
     cpu_before = {m.name: _cpu_seconds(psutil.Process(m.process.pid)) for m in standbys}
     me = psutil.Process()
@@ -622,7 +646,8 @@ async def run_scenario(
             fleet = HollowFleet(scenario_dir)
             stack.callback(fleet.close)
             closers.callback(fleet.close)
-            fleet.start(zk_url, agents, args.hollow_processes, args.hollow_agent_resources)
+            fleet.start(zk_url, agents, args.hollow_processes, args.hollow_agent_resources,
+                        ("--standby_streams", args.hollow_standby_streams))
 
             def fleet_registered() -> bool:
                 fleet.poll()
@@ -665,7 +690,8 @@ async def run_scenario(
               flush=True)
         agent_processes = [psutil.Process(p.pid) for p in agent_popens]
         scenario = Scenario(label, path.lstrip("/"), masters, detector, schedulers,
-                            tally, agents_back, agent_processes, zk, path, agents)
+                            tally, agents_back, agent_processes, zk, path, agents,
+                            not hollow or args.hollow_standby_streams == "on")
         rounds = [
             await failover_round(scenario, number, args, last=number == args.repeat)
             for number in range(1, args.repeat + 1)
@@ -741,6 +767,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hollow_tasks_per_agent", type=float, default=1.0,
                         help="hollow: tasks in all, per agent, split between the frameworks")
     parser.add_argument("--hollow_master_log_level", default="WARNING")
+    parser.add_argument("--hollow_standby_streams", choices=("on", "off"), default="on",
+                        help="hollow agents keep passive streams to the standbys (ADR 0018)")
+    parser.add_argument("--idle_window", type=float, default=0.0,
+                        help="measure the steady-state CPU of standbys and agents over this "
+                        "many seconds before each kill")
     parser.add_argument("--timeout", type=_positive, default=180.0,
                         help="give up a phase (start-up, one failover) after this long (s)")
     parser.add_argument("--profile", type=Path, default=None,
