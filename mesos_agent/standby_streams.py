@@ -208,9 +208,12 @@ class StandbyStreams:
                 if snapshot is not None:
                     data = snapshot.SerializeToString()
                     for stream in list(self._streams.values()):
-                        with contextlib.suppress(grpc.aio.AioRpcError, OSError,
-                                                 asyncio.InvalidStateError):
-                            await stream.refresh(snapshot, data)
+                        try:
+                            async with asyncio.timeout(self._open_timeout):
+                                await stream.refresh(snapshot, data)
+                        except (grpc.aio.AioRpcError, OSError, asyncio.InvalidStateError,
+                                TimeoutError):
+                            stream.ended.set()  # broken: its keeper opens another
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._refresh_interval):
                         await self._wake.wait()
