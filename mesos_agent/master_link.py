@@ -109,11 +109,11 @@ class MasterLink:
 
     def send(self, message: agent_pb2.AgentMessage) -> bool:
         """Queue `message` for the master; False (message dropped) when not connected."""
+        if self.standbys is not None:
+            self.standbys.wake()  # even when dropped: the agent's state moved
         if self._outbox is None:
             return False
         self._outbox.put_nowait(message)
-        if self.standbys is not None:
-            self.standbys.wake()
         return True
 
     async def run(self) -> None:

@@ -163,10 +163,13 @@ class StandbyStreams:
         self._max_backoff = max_backoff
         self._streams: dict[HostPort, PassiveStream] = {}
         self._wake = asyncio.Event()
+        self._dirty = True  # the agent's state may have moved since `_last` was built
+        self._last: tuple[Reregister, bytes] | None = None
 
     def wake(self) -> None:
         """Look at the members and the snapshot soon (`SETTLE_SECONDS`), not at the next
         refresh: the link registered, or the agent's state may have changed."""
+        self._dirty = True
         self._wake.set()
 
     @property
@@ -195,7 +198,7 @@ class StandbyStreams:
         keepers: dict[HostPort, asyncio.Task[None]] = {}
         async with asyncio.TaskGroup() as group:
             while True:
-                snapshot = self._snapshot()
+                snapshot, data = self._current_snapshot()
                 members = await self._members() if snapshot is not None else ()
                 leader = self._leader()
                 wanted = {address for address in members if address != leader}
@@ -206,7 +209,6 @@ class StandbyStreams:
                 for address in keepers.keys() - wanted:
                     keepers.pop(address).cancel()
                 if snapshot is not None:
-                    data = snapshot.SerializeToString()
                     for stream in list(self._streams.values()):
                         try:
                             async with asyncio.timeout(self._open_timeout):
@@ -219,6 +221,18 @@ class StandbyStreams:
                         await self._wake.wait()
                         await asyncio.sleep(SETTLE_SECONDS)  # one snapshot for a burst
                 self._wake.clear()
+
+    def _current_snapshot(self) -> tuple[Reregister | None, bytes]:
+        """The agent's snapshot and its bytes, built again only after a `wake()`: every change
+        of the agent's state goes with a message sent or received, and a resumption compares
+        the agent's whole state anyway (`PassiveStream.current`)."""
+        if self._dirty or self._last is None:
+            self._dirty = False
+            snapshot = self._snapshot()
+            if snapshot is None:
+                return None, b""
+            self._last = (snapshot, snapshot.SerializeToString())
+        return self._last
 
     async def _keep(self, address: HostPort) -> None:
         """Hold a passive stream to `address` (reopening it as needed) until cancelled, until

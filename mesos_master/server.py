@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -699,6 +700,9 @@ class MasterServer:
 
     async def _lead(self, contender: Contender, state: Leadership) -> None:
         """Recover the registry, then own a fresh core and its timers until cancelled."""
+        # What this master held as a standby (agents' passive streams and snapshots) lives on:
+        # keep the collector from walking it again and again while the core is built.
+        gc.freeze()
         async with term_state(
             contender, state, KINDS, self._work_dir, name="registry"
         ) as term:
