@@ -3,6 +3,7 @@
     python bench/hollow_agents.py --master HOST:PORT|zk://... --agents N
         [--resources "cpus:8;mem:16384;disk:100000;ports:[31000-32000]"] [--attributes "rack:r1"]
         [--hostname-prefix hollow-] [--first-index 0] [--id-file F] [--log-level WARNING]
+        [--standby-streams on|off]
 
 Each simulated agent is one `HollowAgent`: the real agent's `MasterLink` (its own stream, leader
 detection, (re)registration, heartbeats, reconnect backoff) and the real agent's `TaskBook`
@@ -38,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import re
@@ -63,6 +65,7 @@ from protos import agent_pb2, mesos_pb2
 log = structlog.get_logger("bench.hollow_agents")
 
 DURATION_LABEL = "hollow_duration_seconds"
+GC_YOUNG_THRESHOLD = 10_000  # as a master's (mesos_master.main): many objects, most long-lived
 VERSION = "hollow"
 
 TaskState: TypeAlias = "mesos_pb2.TaskState.ValueType"
@@ -123,6 +126,9 @@ class FleetObserver:
         if not self._complete and len(self._connected) == self.agents:
             self._complete = True
             self._waves += 1
+            # Thousands of agents' long-lived state in one process (a real agent process holds
+            # one's): keep the collector from walking it over and over.
+            gc.freeze()
             now = time.time()
             self._emit({"event": "all_registered", "agents": self.agents, "wave": self._waves,
                         "time": now, "since_start": round(now - self._started, 3)})
@@ -147,6 +153,7 @@ class HollowAgent:
         clock: Clock,
         retry_interval: float,
         registration_timeout: float,
+        standby_streams: bool = True,
     ) -> None:
         self.info = info
         self._observer = observer
@@ -159,7 +166,8 @@ class HollowAgent:
                               wall_clock=WallClock())
         self._timers: dict[TaskKey, asyncio.TimerHandle] = {}
         self._link = MasterLink(
-            detector, self, self._hello, registration_timeout=registration_timeout
+            detector, self, self._hello, registration_timeout=registration_timeout,
+            standby_streams=standby_streams,
         )
 
     async def run(self) -> None:
@@ -256,6 +264,7 @@ class FleetConfig:
     id_file: Path | None = None
     retry_interval: float = 10.0
     registration_timeout: float = 60.0
+    standby_streams: bool = True  # passive streams to the standby masters (ADR 0018)
 
 
 def hostnames(config: FleetConfig) -> list[str]:
@@ -317,6 +326,7 @@ async def run_fleet(
         agents.append(HollowAgent(
             info, detector, observer, clock=clock, retry_interval=config.retry_interval,
             registration_timeout=config.registration_timeout,
+            standby_streams=config.standby_streams,
         ))
     emit({"event": "starting", "agents": config.agents, "time": time.time()})
     try:
@@ -354,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--registration-timeout", "--registration_timeout", type=_positive,
                         default=60.0, help="give up on a master's answer to (re)register after")
     parser.add_argument("--log-level", "--log_level", default="WARNING")
+    parser.add_argument("--standby-streams", "--standby_streams", choices=("on", "off"),
+                        default="on", help="keep passive streams to the standby masters")
     return parser
 
 
@@ -368,6 +380,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             parse_attributes(args.attributes)
         create_detector(args.master)
         configure_logging(args.log_level)
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     except ValueError as exc:
         parser.error(str(exc))
     config = FleetConfig(
@@ -375,6 +388,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         hostname_prefix=args.hostname_prefix, first_index=args.first_index, ip=args.ip,
         id_file=args.id_file, retry_interval=args.status_update_retry_interval,
         registration_timeout=args.registration_timeout,
+        standby_streams=args.standby_streams == "on",
     )
     asyncio.run(_serve(config))
 

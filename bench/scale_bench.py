@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -168,7 +169,8 @@ class HollowFleet:
         self._offsets: list[int] = []
         self.events: list[list[dict[str, object]]] = []
 
-    def start(self, master: str, agents: int, count: int, resources: str) -> None:
+    def start(self, master: str, agents: int, count: int, resources: str,
+              extra_args: Sequence[str] = ()) -> None:
         per_process = math.ceil(agents / count)
         env = dict(os.environ, PYTHONPATH=str(BENCH_DIR.parent))
         for index in range(count):
@@ -180,7 +182,7 @@ class HollowFleet:
                     (self.work_dir / f"hollow-{index}.log").open("wb") as log:
                 self.processes.append(subprocess.Popen(
                     [sys.executable, str(HOLLOW), "--master", master, "--agents", str(size),
-                     "--first-index", str(first), "--resources", resources],
+                     "--first-index", str(first), "--resources", resources, *extra_args],
                     stdout=out, stderr=log, stdin=subprocess.DEVNULL, env=env,
                 ))
             self._offsets.append(0)

@@ -148,6 +148,7 @@ class Agent:
 
     def view(self) -> AgentSnapshot:
         """What the HTTP endpoints show: info, frameworks, tasks, executors and counts."""
+        standbys = self._link.standbys
         return AgentSnapshot(
             info=self._agent_info,
             master=self._link.leader,
@@ -160,6 +161,8 @@ class Agent:
             completed_tasks=self._completed.tasks,
             completed_executors=self._completed.executors,
             completed_frameworks=self._completed.frameworks,
+            standby_masters=len(standbys.masters) if standbys is not None else 0,
+            standby_masters_current=standbys.current() if standbys is not None else 0,
         )
 
     def containers(self) -> list[ContainerProcess]:

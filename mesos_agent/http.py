@@ -216,6 +216,8 @@ def agent_metrics(view: AgentSnapshot, *, uptime: float) -> dict[str, float]:
     metrics: dict[str, float] = {
         "slave/uptime_secs": uptime,
         "slave/registered": 1 if view.registered else 0,
+        "slave/standby_masters": view.standby_masters,
+        "slave/standby_masters_current": view.standby_masters_current,
         "slave/frameworks_active": len({t.task.framework_id.value for t in live}
                                        | {e.framework_id for e in view.executors}),
         "slave/executors_registering": sum(1 for e in view.executors if not e.subscribed),

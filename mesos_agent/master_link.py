@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import grpc
 import structlog
 
+from mesos_agent.standby_streams import PassiveStream, StandbyStreams, StreamEnded
 from mesos_agent.status_updates import PendingUpdate, StatusUpdateManager
-from mesos_coordination.detector import MasterDetector
+from mesos_coordination.detector import MasterDetector, ZooKeeperDetector
 from mesos_coordination.reconnect import Ended, follow_leader
 from mesos_runtime.backlog import MAX_BATCH_MESSAGES, backlog, batched
 from mesos_runtime.backoff import Backoff
@@ -38,6 +39,7 @@ from protos import agent_pb2, agent_pb2_grpc, mesos_pb2
 log = structlog.get_logger("mesos_agent.master_link")
 
 _DEFAULT_HEARTBEAT_SECONDS = 5.0
+Call = grpc.aio.StreamStreamCall[agent_pb2.AgentMessage, agent_pb2.MasterMessage]
 
 
 class MasterLinkHandler(Protocol):
@@ -60,10 +62,6 @@ class MasterLinkHandler(Protocol):
         ...
 
 
-class _StreamEnded(Exception):
-    pass
-
-
 class MasterLink:
     """Connects, (re)registers, heartbeats and reconnects; see the module docstring."""
 
@@ -78,7 +76,11 @@ class MasterLink:
         registration_timeout: float = 15.0,
         tls: TlsConfig | None = None,
         credential: Credential | None = None,
+        standby_streams: bool = True,
+        standby_refresh_interval: float = 5.0,
     ) -> None:
+        """With `standby_streams` and a ZooKeeper detector, the link also keeps a passive
+        stream to every standby master and resumes over it when that master leads (ADR 0018)."""
         self._detector = detector
         self._tls = tls
         self._authorization: tuple[tuple[str, str], ...] = (
@@ -91,6 +93,14 @@ class MasterLink:
         self._last_hello: str | None = None
         self._registered = False  # in the current connection
         self.leader: HostPort | None = None
+        self.resumed = False
+        """Whether the current (or last) registration resumed over a passive stream."""
+        self.standbys: StandbyStreams | None = None
+        if standby_streams and isinstance(detector, ZooKeeperDetector):
+            self.standbys = StandbyStreams(
+                detector.members, lambda: self.leader, self._snapshot, tls=tls,
+                metadata=self._authorization, refresh_interval=standby_refresh_interval,
+                open_timeout=registration_timeout)
 
     @property
     def connected(self) -> bool:
@@ -99,14 +109,27 @@ class MasterLink:
 
     def send(self, message: agent_pb2.AgentMessage) -> bool:
         """Queue `message` for the master; False (message dropped) when not connected."""
+        if self.standbys is not None:
+            self.standbys.wake()  # even when dropped: the agent's state moved
         if self._outbox is None:
             return False
         self._outbox.put_nowait(message)
         return True
 
     async def run(self) -> None:
-        """Keep a registered stream to the leader until cancelled."""
-        await follow_leader(self._detector, self._connect, self._backoff, _log_retry)
+        """Keep a registered stream to the leader (and passive ones to the standbys) until
+        cancelled."""
+        if self.standbys is None:
+            await follow_leader(self._detector, self._connect, self._backoff, _log_retry)
+            return
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self.standbys.run())
+            await follow_leader(self._detector, self._connect, self._backoff, _log_retry)
+
+    def _snapshot(self) -> agent_pb2.AgentMessage.Reregister | None:
+        """What the agent would re-register with now; None before it has an agent id."""
+        hello = self._hello()
+        return hello.reregister if hello.WhichOneof("message") == "reregister" else None
 
     async def _connect(self, leader: HostPort) -> Ended:
         """One connection to `leader`, until it ends."""
@@ -130,62 +153,96 @@ class MasterLink:
                 f"{exc.code().name}: {exc.details()}", connected=self._registered,
                 leader_hint=leader_hint(exc), unreachable=unreachable(exc),
             )
-        except (_StreamEnded, TimeoutError, OSError) as exc:
+        except (StreamEnded, TimeoutError, OSError) as exc:
             return Ended(str(exc) or type(exc).__name__, connected=self._registered)
 
     async def _session(self, leader: HostPort) -> None:
+        hello = self._hello()
+        passive = (self.standbys.take(leader)
+                   if self.standbys is not None and hello.HasField("reregister") else None)
+        if passive is not None:
+            try:
+                await self._resume(leader, passive, hello)
+            finally:
+                await passive.close()
+            return
         async with open_channel(str(leader), self._tls, CLIENT_CHANNEL_OPTIONS) as channel:
             stub = agent_pb2_grpc.AgentLinkStub(channel)
             call = stub.Connect(metadata=self._authorization)
-            hello = self._hello()
             self._last_hello = hello.WhichOneof("message")
             await call.write(hello)
-            async with asyncio.timeout(self._registration_timeout):
-                first = await call.read()
-            if first is grpc.aio.EOF:
-                raise _StreamEnded("master closed the stream before answering the registration")
-            assert isinstance(first, agent_pb2.MasterMessage)
-            kind = first.WhichOneof("message")
-            if kind not in ("registered", "reregistered"):
-                raise _StreamEnded(f"master answered the registration with {kind!r}")
-            answer = first.registered if kind == "registered" else first.reregistered
-            interval = answer.heartbeat_interval_seconds or _DEFAULT_HEARTBEAT_SECONDS
-            outbox: asyncio.Queue[agent_pb2.AgentMessage] = asyncio.Queue()
-            self._outbox = outbox
-            self._registered = True
-            log.info(
-                "registered with master",
-                master=str(leader),
-                agent_id=answer.agent_id.value,
-                reregistered=kind == "reregistered",
-                heartbeat_interval=interval,
-            )
-            writer = asyncio.create_task(self._write(call, outbox))
-            heartbeats = asyncio.create_task(self._heartbeat(outbox, interval))
-            try:
-                self._handler.registered(first)
-                await self._read(call, writer)
-            finally:
-                self._outbox = None
-                for task in (writer, heartbeats):
-                    task.cancel()
-                for task in (writer, heartbeats):
-                    with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
-                        await task
-                self._handler.disconnected()
+            await self._registered_session(leader, call, call.read, resumed=False)
+
+    async def _resume(self, leader: HostPort, passive: PassiveStream,
+                      hello: agent_pb2.AgentMessage) -> None:
+        """Re-register over the passive stream to `leader`: `Resume` when the master holds the
+        agent's current snapshot, the whole `Reregister` otherwise (ADR 0018)."""
+        await passive.idle()
+        self._last_hello = "reregister"
+        if passive.current(hello.reregister):
+            await passive.call.write(agent_pb2.AgentMessage(
+                resume=agent_pb2.AgentMessage.Resume(seq=passive.seq)))
+        else:
+            await passive.call.write(hello)
+        await self._registered_session(leader, passive.call, passive.read, resumed=True)
+
+    async def _registered_session(
+        self, leader: HostPort, call: Call, read: Callable[[], Awaitable[object]], *,
+        resumed: bool,
+    ) -> None:
+        """Wait for the master's (Re)Registered on `call`, then serve the stream until it
+        ends; `read` reads it."""
+        async with asyncio.timeout(self._registration_timeout):
+            first = await read()
+        if first is grpc.aio.EOF:
+            raise StreamEnded("master closed the stream before answering the registration")
+        assert isinstance(first, agent_pb2.MasterMessage)
+        kind = first.WhichOneof("message")
+        if kind not in ("registered", "reregistered"):
+            raise StreamEnded(f"master answered the registration with {kind!r}")
+        answer = first.registered if kind == "registered" else first.reregistered
+        interval = answer.heartbeat_interval_seconds or _DEFAULT_HEARTBEAT_SECONDS
+        outbox: asyncio.Queue[agent_pb2.AgentMessage] = asyncio.Queue()
+        self._outbox = outbox
+        self._registered = True
+        self.resumed = resumed
+        log.info(
+            "registered with master",
+            master=str(leader),
+            agent_id=answer.agent_id.value,
+            reregistered=kind == "reregistered",
+            resumed=resumed,
+            heartbeat_interval=interval,
+        )
+        writer = asyncio.create_task(self._write(call, outbox))
+        heartbeats = asyncio.create_task(self._heartbeat(outbox, interval))
+        if self.standbys is not None and not resumed:  # resumed: the other standbys are kept
+            self.standbys.wake()
+        try:
+            self._handler.registered(first)
+            await self._read(read, call, writer)
+        finally:
+            self._outbox = None
+            for task in (writer, heartbeats):
+                task.cancel()
+            for task in (writer, heartbeats):
+                with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+                    await task
+            self._handler.disconnected()
 
     async def _read(
-        self, call: grpc.aio.StreamStreamCall[agent_pb2.AgentMessage, agent_pb2.MasterMessage],
-        writer: asyncio.Task[None],
+        self, read: Callable[[], Awaitable[object]], call: Call, writer: asyncio.Task[None],
     ) -> None:
         while True:
-            message = await call.read()
+            message = await read()
             if message is grpc.aio.EOF:
                 code = await call.code()
                 if code != grpc.StatusCode.OK:
-                    raise _StreamEnded(f"{code.name}: {await call.details()}")
-                raise _StreamEnded("master closed the stream")
+                    raise StreamEnded(f"{code.name}: {await call.details()}")
+                raise StreamEnded("master closed the stream")
             assert isinstance(message, agent_pb2.MasterMessage)
+            if self.standbys is not None:
+                self.standbys.wake()
             if message.WhichOneof("message") == "batch":
                 for inner in message.batch.messages:
                     self._handler.received(inner)
@@ -196,7 +253,7 @@ class MasterLink:
 
     async def _write(
         self,
-        call: grpc.aio.StreamStreamCall[agent_pb2.AgentMessage, agent_pb2.MasterMessage],
+        call: Call,
         outbox: asyncio.Queue[agent_pb2.AgentMessage],
     ) -> None:
         while True:

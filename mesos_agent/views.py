@@ -53,3 +53,6 @@ class AgentSnapshot:
     completed_tasks: tuple[TaskView, ...] = ()
     completed_executors: tuple[ExecutorView, ...] = ()
     completed_frameworks: Mapping[str, mesos_pb2.FrameworkInfo] = field(default_factory=dict)
+    # Passive streams to standby masters (ADR 0018): open, and holding the current snapshot.
+    standby_masters: int = 0
+    standby_masters_current: int = 0

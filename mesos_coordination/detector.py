@@ -14,7 +14,7 @@ from typing import Protocol
 import structlog
 from kazoo.exceptions import KazooException
 
-from mesos_coordination.zookeeper import GroupReader, ZooKeeperSession
+from mesos_coordination.zookeeper import GroupReader, ZooKeeperSession, master_address
 from mesos_values.addresses import HostPort, ZooKeeperUrl, parse_host_port, parse_zk_url
 
 log = structlog.get_logger("mesos_coordination.detector")
@@ -69,9 +69,9 @@ class ZooKeeperDetector:
         self._session: ZooKeeperSession | None = None
         self._reader: GroupReader | None = None
         self._closed = False
-        # (the change event current when the leader was last read, its address) and the read
-        # in flight: see `_leader`.
-        self._cached: tuple[asyncio.Event, HostPort | None] | None = None
+        # (the change event current when the group was last read, the leader's address, every
+        # member's address) and the read in flight: see `_view`.
+        self._cached: tuple[asyncio.Event, HostPort | None, tuple[HostPort, ...]] | None = None
         self._reading: asyncio.Future[None] | None = None
 
     async def detect(self, previous: HostPort | None = None) -> HostPort:
@@ -100,13 +100,30 @@ class ZooKeeperDetector:
                 async with asyncio.timeout(timeout):
                     await change.wait()
 
+    async def members(self) -> tuple[HostPort, ...]:
+        """Every master in the election group, leader first (empty while ZooKeeper is not
+        reachable); agents keep passive streams to the standbys among them (ADR 0018)."""
+        session, reader = self._open()
+        if not session.connected:
+            return ()
+        try:
+            _, members = await self._view(session, reader)
+        except KazooException:
+            return ()
+        return members
+
     async def _leader(self, session: ZooKeeperSession, reader: GroupReader) -> HostPort | None:
-        """The leader's address as last read, if no change was notified since; otherwise one
-        read of the group, shared by every `detect()` that asks meanwhile (one detector may
-        serve many links: the hollow agents of a process share one)."""
+        return (await self._view(session, reader))[0]
+
+    async def _view(
+        self, session: ZooKeeperSession, reader: GroupReader
+    ) -> tuple[HostPort | None, tuple[HostPort, ...]]:
+        """The leader's and the members' addresses as last read, if no change was notified
+        since; otherwise one read of the group, shared by every caller that asks meanwhile (one
+        detector may serve many links: the hollow agents of a process share one)."""
         while True:
             if self._cached is not None and not self._cached[0].is_set():
-                return self._cached[1]
+                return self._cached[1], self._cached[2]
             reading = self._reading
             if reading is None:
                 reading = self._reading = asyncio.ensure_future(self._read(session, reader))
@@ -116,7 +133,8 @@ class ZooKeeperDetector:
     async def _read(self, session: ZooKeeperSession, reader: GroupReader) -> None:
         change = session.next_change()  # taken first: a change during the read invalidates it
         view = await reader.read()
-        self._cached = (change, view.leader.address if view.leader is not None else None)
+        self._cached = (change, view.leader.address if view.leader is not None else None,
+                        tuple(master_address(info) for info in view.infos))
 
     def _read_done(self, reading: asyncio.Future[None]) -> None:
         if self._reading is reading:
@@ -135,7 +153,7 @@ class ZooKeeperDetector:
             raise RuntimeError("the detector is closed")
         if self._session is None or self._reader is None:
             self._session = ZooKeeperSession(self.url, session_timeout=self.session_timeout)
-            self._reader = GroupReader(self._session, self.url.path)
+            self._reader = GroupReader(self._session, self.url.path, all_members=True)
         self._session.begin()
         return self._session, self._reader
 

@@ -14,6 +14,7 @@ class ErrorCode(enum.Enum):
     PERMISSION_DENIED = "permission denied"
     FAILED_PRECONDITION = "failed precondition"
     RESOURCE_EXHAUSTED = "resource exhausted"  # a cap or rate limit of the caller is reached
+    ABORTED = "aborted"  # a passive stream's resume does not match the snapshot held (ADR 0018)
 
 
 class MasterError(Exception):

@@ -50,6 +50,7 @@ from mesos_master.records import (
     TaskRecord,
 )
 from mesos_master.server import LeaderGate
+from mesos_master.standby import StandbyAgents
 from mesos_master.validation import DEFAULT_ROLE
 from mesos_security.tls import TlsConfig
 from mesos_values.addresses import HostPort
@@ -83,7 +84,7 @@ COUNTERS = frozenset(
     [f"master/tasks_{name}" for name in _COUNTED_STATES]
     + [f"master/{name}" for name in (
         "slave_registrations", "slave_reregistrations", "slave_unreachable_completed",
-        "valid_status_updates", "invalid_status_updates",
+        "valid_status_updates", "invalid_status_updates", "slave_resumptions",
     )]
 )
 """The metrics that are counters (monotonic); every other one is a gauge."""
@@ -167,8 +168,10 @@ def master_state(
     return state
 
 
-def master_metrics(master: Master | None, *, uptime: float) -> dict[str, float]:
-    """`/metrics/snapshot`: Mesos' master metric names (a standby passes `master=None`)."""
+def master_metrics(master: Master | None, *, uptime: float,
+                   standbys: StandbyAgents | None = None) -> dict[str, float]:
+    """`/metrics/snapshot`: Mesos' master metric names (a standby passes `master=None`), and
+    the agents' passive streams to this master (ADR 0018)."""
     agents = list(master.agents.values()) if master is not None else []
     frameworks = list(master.frameworks.values()) if master is not None else []
     registered = [agent for agent in agents if _registered(agent)]
@@ -199,6 +202,8 @@ def master_metrics(master: Master | None, *, uptime: float) -> dict[str, float]:
             counters.agents_marked_unreachable if counters else 0,
         "master/valid_status_updates": counters.valid_status_updates if counters else 0,
         "master/invalid_status_updates": counters.invalid_status_updates if counters else 0,
+        "master/standby_agents": len(standbys) if standbys is not None else 0,
+        "master/slave_resumptions": standbys.resumed if standbys is not None else 0,
     })
     total = _sum(agent.total for agent in registered)
     used = _sum(_used_by_framework(registered).values())
@@ -323,7 +328,8 @@ class MasterHttp:
         )
 
     def _metrics(self) -> dict[str, float]:
-        return master_metrics(self._gate.master, uptime=self._wall_clock() - self._start_time)
+        return master_metrics(self._gate.master, uptime=self._wall_clock() - self._start_time,
+                              standbys=self._gate.standbys)
 
 
 def _aliases(paths: Iterable[str], endpoint: Callable[[Request], Any]) -> list[Route]:

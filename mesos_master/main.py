@@ -129,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--hostname", default=None, help="hostname advertised to frameworks")
     parser.add_argument(
+        "--advertise_port", type=parse_port, default=None,
+        help="gRPC port published in ZooKeeper and MasterInfo when clients reach this master "
+        "through another port (a proxy, a NAT); default: the listening port",
+    )
+    parser.add_argument(
         "--work_dir",
         type=Path,
         default=None,
@@ -279,6 +284,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ip=args.ip,
         port=args.port,
         hostname=args.hostname,
+        advertise_port=args.advertise_port,
         config=config,
         allocation_interval=args.allocation_interval,
         zk=args.zk,

@@ -46,6 +46,7 @@ _STATUS = {
     ErrorCode.PERMISSION_DENIED: 403,
     ErrorCode.FAILED_PRECONDITION: 409,
     ErrorCode.RESOURCE_EXHAUSTED: 429,
+    ErrorCode.ABORTED: 409,
 }
 
 Handler = Callable[[Master, Request], Awaitable[Response]]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -50,6 +51,7 @@ from mesos_master.master import Master
 from mesos_master.rate_limits import RateLimited, RateLimits, Throttle
 from mesos_master.records import FrameworkRecord
 from mesos_master.registry import KINDS, RegistryState
+from mesos_master.standby import StandbyAgents
 from mesos_runtime.backlog import MAX_BATCH_MESSAGES, batched
 from mesos_runtime.channels import LEADER_METADATA_KEY, STREAM_ID_METADATA_KEY
 from mesos_runtime.clock import SystemClock, WallClock
@@ -78,6 +80,7 @@ _STATUS_CODES = {
     ErrorCode.PERMISSION_DENIED: grpc.StatusCode.PERMISSION_DENIED,
     ErrorCode.FAILED_PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
     ErrorCode.RESOURCE_EXHAUSTED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ErrorCode.ABORTED: grpc.StatusCode.ABORTED,
 }
 
 # Calls that gRPC core holds until the application picks them up: beyond
@@ -155,14 +158,21 @@ async def _throttle(throttle: Throttle, principal: str | None,
                     context: grpc.aio.ServicerContext[Any, Any]) -> None:
     """Wait for the principal's turn under --rate_limits; RESOURCE_EXHAUSTED when its queue
     is full."""
+    if (refusal := await _wait_turn(throttle, principal)) is not None:
+        await refusal.abort(context)
+        raise AssertionError("unreachable")
+
+
+async def _wait_turn(throttle: Throttle, principal: str | None) -> Refusal | None:
+    """`_throttle` for a task that cannot abort the call: the refusal, if any."""
     try:
         delay = throttle.acquire(principal)
     except RateLimited as limited:
         log.info("call refused: rate limited", principal=principal, reason=limited.message)
-        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, limited.message)
-        raise AssertionError("unreachable") from None
+        return Refusal(grpc.StatusCode.RESOURCE_EXHAUSTED, limited.message)
     if delay > 0:
         await asyncio.sleep(delay)
+    return None
 
 
 class LeaderGate:
@@ -181,6 +191,7 @@ class LeaderGate:
         self.request_allocation = request_allocation
         self.own_id = own_id
         self._changed = asyncio.Event()
+        self.standbys = StandbyAgents()  # agents' passive streams to this master (ADR 0018)
         # The masters in the election, as the contender last read them (set while running).
         self.members: Callable[[], Sequence[mesos_pb2.MasterInfo]] = lambda: ()
 
@@ -208,26 +219,60 @@ class LeaderGate:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def enter(self, context: grpc.aio.ServicerContext[Any, Any]) -> Master:
-        """The core to act on; aborts the call with UNAVAILABLE when not leading."""
+    async def core(self, *, patience: float = 0.0) -> Master | None:
+        """The core to act on, waiting for it while this master is elected and recovering;
+        None when not leading. With `patience`, first wait up to that long for this master to
+        learn it is elected (the caller's detector saw the election first)."""
         if self.master is not None:
             return self.master
+        if patience > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(patience):
+                    while self.leader is None or self.leader.id != self.own_id:
+                        await self._changed.wait()
         if self.leader is not None and self.leader.id == self.own_id:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.RECOVERY_WAIT):
                     while self.master is None and self.leader is not None \
                             and self.leader.id == self.own_id:
                         await self._changed.wait()
-            if self.master is not None:
-                return self.master
+        return self.master
+
+    def not_leading(self) -> Refusal:
+        """The UNAVAILABLE answer of a master that does not lead, naming the leader."""
         hint = str(master_address(self.leader)) if self.leader is not None else ""
-        context.set_trailing_metadata(((LEADER_METADATA_KEY, hint),))
-        await context.abort(
+        return Refusal(
             grpc.StatusCode.UNAVAILABLE,
             f"not the leading master; the leader is {hint}" if hint
             else "not the leading master; no leader is elected right now",
+            ((LEADER_METADATA_KEY, hint),),
         )
+
+    async def enter(self, context: grpc.aio.ServicerContext[Any, Any]) -> Master:
+        """The core to act on; aborts the call with UNAVAILABLE when not leading."""
+        master = await self.core()
+        if master is not None:
+            return master
+        await self.not_leading().abort(context)
         raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """How a call is refused: its status, message and trailing metadata."""
+
+    code: grpc.StatusCode
+    message: str
+    trailing_metadata: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, error: MasterError) -> Refusal:
+        return cls(_STATUS_CODES[error.code], error.message)
+
+    async def abort(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        if self.trailing_metadata:
+            context.set_trailing_metadata(self.trailing_metadata)
+        await context.abort(self.code, self.message)
 
 
 def _event_batch(events: list[scheduler_pb2.Event]) -> scheduler_pb2.Event:
@@ -385,12 +430,15 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
 
 
 class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
-    """The agents' bidirectional link."""
+    """The agents' bidirectional link: an active stream to the leader, or a passive one to any
+    master (ADR 0018) that becomes active when the agent resumes on it."""
 
     def __init__(self, gate: LeaderGate, checks: CallerChecks | None = None,
-                 rate_limits: RateLimits | None = None) -> None:
+                 rate_limits: RateLimits | None = None,
+                 info: mesos_pb2.MasterInfo | None = None) -> None:
         self._gate = gate
         self._checks = checks or CallerChecks()
+        self._info = info or mesos_pb2.MasterInfo()
         self._throttle = Throttle(rate_limits or RateLimits(), SystemClock().now,
                                   "agent registrations")
 
@@ -400,11 +448,16 @@ class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[agent_pb2.MasterMessage]:
         principal = await self._checks.principal(context, required=self._checks.agents)
-        master = await self._gate.enter(context)
         try:
             first = await anext(aiter(request_iterator))
         except StopAsyncIteration:
             return
+        if first.WhichOneof("message") == "standby":
+            async for message in self._passive(first.standby, principal, request_iterator,
+                                               context):
+                yield message
+            return
+        master = await self._gate.enter(context)
         await _throttle(self._throttle, principal, context)  # after reading: a clean refusal
         if self._gate.master is not master:  # leadership changed while waiting for the turn
             master = await self._gate.enter(context)
@@ -438,6 +491,90 @@ class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
                 await reader
             master.agent_disconnected(agent_id, outbox)
             self._gate.request_allocation()
+
+    async def _passive(
+        self,
+        standby: agent_pb2.AgentMessage.Standby,
+        principal: str | None,
+        messages: AsyncIterator[agent_pb2.AgentMessage],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[agent_pb2.MasterMessage]:
+        """A passive stream: hold the agent's snapshots until it resumes (or re-registers) on
+        this stream with this master leading, then serve it as an active stream."""
+        outbox: QueueOutbox[agent_pb2.MasterMessage] = QueueOutbox()
+        try:
+            held = self._gate.standbys.hold(standby, outbox, principal)
+        except MasterError as error:
+            await _abort(context, error)
+            return
+        outbox.send(agent_pb2.MasterMessage(
+            standing_by=agent_pb2.MasterMessage.StandingBy(master_info=self._info)))
+        refusals: list[Refusal] = []
+        reader = asyncio.create_task(
+            self._follow_passive(held.agent_id, principal, messages, outbox, refusals))
+        try:
+            async for batch in outbox.backlogs():
+                for message in batched(batch, _master_message_batch):
+                    yield message
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            self._gate.standbys.drop(held.agent_id, outbox)
+        if refusals:
+            await refusals[0].abort(context)
+
+    async def _follow_passive(
+        self,
+        agent_id: str,
+        principal: str | None,
+        messages: AsyncIterator[agent_pb2.AgentMessage],
+        outbox: QueueOutbox[agent_pb2.MasterMessage],
+        refusals: list[Refusal],
+    ) -> None:
+        """Read a passive stream: keep its snapshots; on Resume or Reregister, re-register the
+        agent with the leading core and go on as an active stream (`_read`)."""
+        master: Master | None = None
+        try:
+            async for message in messages:
+                kind = message.WhichOneof("message")
+                if kind == "standby":
+                    self._gate.standbys.hold(message.standby, outbox, principal)
+                    continue
+                if kind not in ("resume", "reregister"):
+                    log.warning("unexpected message on a passive stream", agent_id=agent_id,
+                                kind=kind)
+                    continue
+                # The agent resumes here because its detector names this master: it may see
+                # the election before this master does.
+                master = await self._gate.core(patience=LeaderGate.RECOVERY_WAIT)
+                if master is None:
+                    refusals.append(self._gate.not_leading())
+                    return
+                if (refusal := await _wait_turn(self._throttle, principal)) is not None:
+                    refusals.append(refusal)
+                    return
+                if kind == "resume":
+                    report = self._gate.standbys.take(agent_id, outbox, message.resume.seq)
+                else:
+                    self._gate.standbys.drop(agent_id, outbox)
+                    report = message.reregister
+                master.reregister_agent(report, outbox, principal)
+                self._gate.request_allocation()
+                break
+        except MasterError as error:
+            refusals.append(Refusal.of(error))
+            return
+        except grpc.aio.AioRpcError:
+            return
+        except Exception:
+            log.exception("passive stream handling failed", agent_id=agent_id)
+            return
+        finally:
+            if master is None or refusals:
+                outbox.close()
+        if master is not None:
+            await self._read(master, agent_id, messages, outbox)
 
     async def _read(
         self,
@@ -497,6 +634,7 @@ class MasterServer:
         ip: str,
         port: int,
         hostname: str | None = None,
+        advertise_port: int | None = None,
         config: MasterConfig | None = None,
         allocation_interval: float = 1.0,
         policies: tuple[CallPolicy, ...] = (),
@@ -514,6 +652,7 @@ class MasterServer:
         self._tls = tls
         self._ip = ip
         self._requested_port = port
+        self._advertise_port = advertise_port
         self._allocation_interval = allocation_interval
         self._policies = policies
         self._zk = zk
@@ -549,11 +688,11 @@ class MasterServer:
             SchedulerServicer(self.gate, self.info, self._checks, self._rate_limits), server
         )
         agent_pb2_grpc.add_AgentLinkServicer_to_server(
-            AgentLinkServicer(self.gate, self._checks, self._rate_limits), server)
+            AgentLinkServicer(self.gate, self._checks, self._rate_limits, self.info), server)
         port = add_listener(server, f"{self._ip}:{self._requested_port}", self._tls)
         if port == 0:
             raise OSError(f"cannot listen on {self._ip}:{self._requested_port}")
-        self.info.port = port
+        self.info.port = self._advertise_port or port
         self.info.http_port = http_port
         await server.start()
         contender = create_contender(
@@ -587,6 +726,9 @@ class MasterServer:
 
     async def _lead(self, contender: Contender, state: Leadership) -> None:
         """Recover the registry, then own a fresh core and its timers until cancelled."""
+        # What this master held as a standby (agents' passive streams and snapshots) lives on:
+        # keep the collector from walking it again and again while the core is built.
+        gc.freeze()
         async with term_state(
             contender, state, KINDS, self._work_dir, name="registry"
         ) as term:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from protos import mesos_pb2 as protos_dot_mesos__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12protos/agent.proto\x12\x0bmesos.agent\x1a\x12protos/mesos.proto\"\xd1\x08\n\x0c\x41gentMessage\x12\x36\n\x08register\x18\x01 \x01(\x0b\x32\".mesos.agent.AgentMessage.RegisterH\x00\x12:\n\nreregister\x18\x02 \x01(\x0b\x32$.mesos.agent.AgentMessage.ReregisterH\x00\x12\x38\n\theartbeat\x18\x03 \x01(\x0b\x32#.mesos.agent.AgentMessage.HeartbeatH\x00\x12?\n\rstatus_update\x18\x04 \x01(\x0b\x32&.mesos.agent.AgentMessage.StatusUpdateH\x00\x12N\n\x15\x65xecutor_to_framework\x18\x05 \x01(\x0b\x32-.mesos.agent.AgentMessage.ExecutorToFrameworkH\x00\x12\x43\n\x0f\x65xecutor_exited\x18\x06 \x01(\x0b\x32(.mesos.agent.AgentMessage.ExecutorExitedH\x00\x12\x30\n\x05\x62\x61tch\x18\x07 \x01(\x0b\x32\x1f.mesos.agent.AgentMessage.BatchH\x00\x1a\x41\n\x08Register\x12$\n\nagent_info\x18\x01 \x01(\x0b\x32\x10.mesos.AgentInfo\x12\x0f\n\x07version\x18\x02 \x01(\t\x1a\xb1\x01\n\nReregister\x12$\n\nagent_info\x18\x01 \x01(\x0b\x32\x10.mesos.AgentInfo\x12\x1a\n\x05tasks\x18\x02 \x03(\x0b\x32\x0b.mesos.Task\x12&\n\texecutors\x18\x03 \x03(\x0b\x32\x13.mesos.ExecutorInfo\x12(\n\nframeworks\x18\x04 \x03(\x0b\x32\x14.mesos.FrameworkInfo\x12\x0f\n\x07version\x18\x05 \x01(\t\x1a\x0b\n\tHeartbeat\x1a[\n\x0cStatusUpdate\x12(\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x12.mesos.FrameworkID\x12!\n\x06status\x18\x02 \x01(\x0b\x32\x11.mesos.TaskStatus\x1au\n\x13\x45xecutorToFramework\x12(\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x12.mesos.FrameworkID\x12&\n\x0b\x65xecutor_id\x18\x02 \x01(\x0b\x32\x11.mesos.ExecutorID\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x1ar\n\x0e\x45xecutorExited\x12(\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x12.mesos.FrameworkID\x12&\n\x0b\x65xecutor_id\x18\x02 \x01(\x0b\x32\x11.mesos.ExecutorID\x12\x0e\n\x06status\x18\x03 \x01(\x05\x1a\x34\n\x05\x42\x61tch\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.mesos.agent.AgentMessageB\t\n\x07message\"\x9f\x0c\n\rMasterMessage\x12;\n\nregistered\x18\x01 \x01(\x0b\x32%.mesos.agent.MasterMessage.RegisteredH\x00\x12?\n\x0creregistered\x18\x02 \x01(\x0b\x32\'.mesos.agent.MasterMessage.ReregisteredH\x00\x12\x36\n\x08run_task\x18\x03 \x01(\x0b\x32\".mesos.agent.MasterMessage.RunTaskH\x00\x12\x38\n\tkill_task\x18\x04 \x01(\x0b\x32#.mesos.agent.MasterMessage.KillTaskH\x00\x12_\n\x1dstatus_update_acknowledgement\x18\x05 \x01(\x0b\x32\x36.mesos.agent.MasterMessage.StatusUpdateAcknowledgementH\x00\x12O\n\x15\x66ramework_to_executor\x18\x06 \x01(\x0b\x32..mesos.agent.MasterMessage.FrameworkToExecutorH\x00\x12J\n\x12shutdown_framework\x18\x07 \x01(\x0b\x32,.mesos.agent.MasterMessage.ShutdownFrameworkH\x00\x12H\n\x11shutdown_executor\x18\x08 \x01(\x0b\x32+.mesos.agent.MasterMessage.ShutdownExecutorH\x00\x12\x31\n\x05\x62\x61tch\x18\t \x01(\x0b\x32 .mesos.agent.MasterMessage.BatchH\x00\x1az\n\nRegistered\x12 \n\x08\x61gent_id\x18\x01 \x01(\x0b\x32\x0e.mesos.AgentID\x12&\n\x0bmaster_info\x18\x02 \x01(\x0b\x32\x11.mesos.MasterInfo\x12\"\n\x1aheartbeat_interval_seconds\x18\x03 \x01(\x01\x1a|\n\x0cReregistered\x12 \n\x08\x61gent_id\x18\x01 \x01(\x0b\x32\x0e.mesos.AgentID\x12&\n\x0bmaster_info\x18\x02 \x01(\x0b\x32\x11.mesos.MasterInfo\x12\"\n\x1aheartbeat_interval_seconds\x18\x03 \x01(\x01\x1aV\n\x07RunTask\x12,\n\x0e\x66ramework_info\x18\x01 \x01(\x0b\x32\x14.mesos.FrameworkInfo\x12\x1d\n\x04task\x18\x02 \x01(\x0b\x32\x0f.mesos.TaskInfo\x1a|\n\x08KillTask\x12(\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x12.mesos.FrameworkID\x12\x1e\n\x07task_id\x18\x02 \x01(\x0b\x32\r.mesos.TaskID\x12&\n\x0bkill_policy\x18\x03 \x01(\x0b\x32\x11.mesos.KillPolicy\x1au\n\x1bStatusUpdateAcknowledgement\x12(\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x12.mesos.FrameworkID\x12\x1e\n\x07task_id\x18\x02 \x01(\x0b\x32\r.mesos.TaskID\x12\x0c\n\x04uuid\x18\x03 \x01(\x0c\x1au\n\x13\x46rameworkToExecutor\x12(\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x12.mesos.FrameworkID\x12&\n\x0b\x65xecutor_id\x18\x02 \x01(\x0b\x32\x11.mesos.ExecutorID\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x1a=\n\x11ShutdownFramework\x12(\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x12.mesos.FrameworkID\x1a\x64\n\x10ShutdownExecutor\x12(\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x12.mesos.FrameworkID\x12&\n\x0b\x65xecutor_id\x18\x02 \x01(\x0b\x32\x11.mesos.ExecutorID\x1a\x35\n\x05\x42\x61tch\x12,\n\x08messages\x18\x01 \x03(\x0b\x32\x1a.mesos.agent.MasterMessageB\t\n\x07message2Q\n\tAgentLink\x12\x44\n\x07\x43onnect\x12\x19.mesos.agent.AgentMessage\x1a\x1a.mesos.agent.MasterMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12protos/agent.proto\x12\x0bmesos.agent\x1a\x12protos/mesos.proto\"\xa2\n\n\x0c\x41gentMessage\x12\x36\n\x08register\x18\x01 \x01(\x0b\x32\".mesos.agent.AgentMessage.RegisterH\x00\x12:\n\nreregister\x18\x02 \x01(\x0b\x32$.mesos.agent.AgentMessage.ReregisterH\x00\x12\x38\n\theartbeat\x18\x03 \x01(\x0b\x32#.mesos.agent.AgentMessage.HeartbeatH\x00\x12?\n\rstatus_update\x18\x04 \x01(\x0b\x32&.mesos.agent.AgentMessage.StatusUpdateH\x00\x12N\n\x15\x65xecutor_to_framework\x18\x05 \x01(\x0b\x32-.mesos.agent.AgentMessage.ExecutorToFrameworkH\x00\x12\x43\n\x0f\x65xecutor_exited\x18\x06 \x01(\x0b\x32(.mesos.agent.AgentMessage.ExecutorExitedH\x00\x12\x30\n\x05\x62\x61tch\x18\x07 \x01(\x0b\x32\x1f.mesos.agent.AgentMessage.BatchH\x00\x12\x34\n\x07standby\x18\x08 \x01(\x0b\x32!.mesos.agent.AgentMessage.StandbyH\x00\x12\x32\n\x06resume\x18\t \x01(\x0b\x32 .mesos.agent.AgentMessage.ResumeH\x00\x1a\x41\n\x08Register\x12$\n\nagent_info\x18\x01 \x01(\x0b\x32\x10.mesos.AgentInfo\x12\x0f\n\x07version\x18\x02 \x01(\t\x1a\xb1\x01\n\nReregister\x12$\n\nagent_info\x18\x01 \x01(\x0b\x32\x10.mesos.AgentInfo\x12\x1a\n\x05tasks\x18\x02 \x03(\x0b\x32\x0b.mesos.Task\x12&\n\texecutors\x18\x03 \x03(\x0b\x32\x13.mesos.ExecutorInfo\x12(\n\nframeworks\x18\x04 \x03(\x0b\x32\x14.mesos.FrameworkInfo\x12\x0f\n\x07version\x18\x05 \x01(\t\x1a\x0b\n\tHeartbeat\x1a[\n\x0cStatusUpdate\x12(\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x12.mesos.FrameworkID\x12!\n\x06status\x18\x02 \x01(\x0b\x32\x11.mesos.TaskStatus\x1au\n\x13\x45xecutorToFramework\x12(\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x12.mesos.FrameworkID\x12&\n\x0b\x65xecutor_id\x18\x02 \x01(\x0b\x32\x11.mesos.ExecutorID\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x1ar\n\x0e\x45xecutorExited\x12(\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x12.mesos.FrameworkID\x12&\n\x0b\x65xecutor_id\x18\x02 \x01(\x0b\x32\x11.mesos.ExecutorID\x12\x0e\n\x06status\x18\x03 \x01(\x05\x1a\x34\n\x05\x42\x61tch\x12+\n\x08messages\x18\x01 \x03(\x0b\x32\x19.mesos.agent.AgentMessage\x1aN\n\x07Standby\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x36\n\x08snapshot\x18\x02 \x01(\x0b\x32$.mesos.agent.AgentMessage.Reregister\x1a\x15\n\x06Resume\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x42\t\n\x07message\"\x93\r\n\rMasterMessage\x12;\n\nregistered\x18\x01 \x01(\x0b\x32%.mesos.agent.MasterMessage.RegisteredH\x00\x12?\n\x0creregistered\x18\x02 \x01(\x0b\x32\'.mesos.agent.MasterMessage.ReregisteredH\x00\x12\x36\n\x08run_task\x18\x03 \x01(\x0b\x32\".mesos.agent.MasterMessage.RunTaskH\x00\x12\x38\n\tkill_task\x18\x04 \x01(\x0b\x32#.mesos.agent.MasterMessage.KillTaskH\x00\x12_\n\x1dstatus_update_acknowledgement\x18\x05 \x01(\x0b\x32\x36.mesos.agent.MasterMessage.StatusUpdateAcknowledgementH\x00\x12O\n\x15\x66ramework_to_executor\x18\x06 \x01(\x0b\x32..mesos.agent.MasterMessage.FrameworkToExecutorH\x00\x12J\n\x12shutdown_framework\x18\x07 \x01(\x0b\x32,.mesos.agent.MasterMessage.ShutdownFrameworkH\x00\x12H\n\x11shutdown_executor\x18\x08 \x01(\x0b\x32+.mesos.agent.MasterMessage.ShutdownExecutorH\x00\x12\x31\n\x05\x62\x61tch\x18\t \x01(\x0b\x32 .mesos.agent.MasterMessage.BatchH\x00\x12<\n\x0bstanding_by\x18\n \x01(\x0b\x32%.mesos.agent.MasterMessage.StandingByH\x00\x1az\n\nRegistered\x12 \n\x08\x61gent_id\x18\x01 \x01(\x0b\x32\x0e.mesos.AgentID\x12&\n\x0bmaster_info\x18\x02 \x01(\x0b\x32\x11.mesos.MasterInfo\x12\"\n\x1aheartbeat_interval_seconds\x18\x03 \x01(\x01\x1a|\n\x0cReregistered\x12 \n\x08\x61gent_id\x18\x01 \x01(\x0b\x32\x0e.mesos.AgentID\x12&\n\x0bmaster_info\x18\x02 \x01(\x0b\x32\x11.mesos.MasterInfo\x12\"\n\x1aheartbeat_interval_seconds\x18\x03 \x01(\x01\x1aV\n\x07RunTask\x12,\n\x0e\x66ramework_info\x18\x01 \x01(\x0b\x32\x14.mesos.FrameworkInfo\x12\x1d\n\x04task\x18\x02 \x01(\x0b\x32\x0f.mesos.TaskInfo\x1a|\n\x08KillTask\x12(\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x12.mesos.FrameworkID\x12\x1e\n\x07task_id\x18\x02 \x01(\x0b\x32\r.mesos.TaskID\x12&\n\x0bkill_policy\x18\x03 \x01(\x0b\x32\x11.mesos.KillPolicy\x1au\n\x1bStatusUpdateAcknowledgement\x12(\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x12.mesos.FrameworkID\x12\x1e\n\x07task_id\x18\x02 \x01(\x0b\x32\r.mesos.TaskID\x12\x0c\n\x04uuid\x18\x03 \x01(\x0c\x1au\n\x13\x46rameworkToExecutor\x12(\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x12.mesos.FrameworkID\x12&\n\x0b\x65xecutor_id\x18\x02 \x01(\x0b\x32\x11.mesos.ExecutorID\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x1a=\n\x11ShutdownFramework\x12(\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x12.mesos.FrameworkID\x1a\x64\n\x10ShutdownExecutor\x12(\n\x0c\x66ramework_id\x18\x01 \x01(\x0b\x32\x12.mesos.FrameworkID\x12&\n\x0b\x65xecutor_id\x18\x02 \x01(\x0b\x32\x11.mesos.ExecutorID\x1a\x35\n\x05\x42\x61tch\x12,\n\x08messages\x18\x01 \x03(\x0b\x32\x1a.mesos.agent.MasterMessage\x1a\x34\n\nStandingBy\x12&\n\x0bmaster_info\x18\x01 \x01(\x0b\x32\x11.mesos.MasterInfoB\t\n\x07message2Q\n\tAgentLink\x12\x44\n\x07\x43onnect\x12\x19.mesos.agent.AgentMessage\x1a\x1a.mesos.agent.MasterMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,41 +33,47 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.agent_pb2', _globals
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_AGENTMESSAGE']._serialized_start=56
-  _globals['_AGENTMESSAGE']._serialized_end=1161
-  _globals['_AGENTMESSAGE_REGISTER']._serialized_start=510
-  _globals['_AGENTMESSAGE_REGISTER']._serialized_end=575
-  _globals['_AGENTMESSAGE_REREGISTER']._serialized_start=578
-  _globals['_AGENTMESSAGE_REREGISTER']._serialized_end=755
-  _globals['_AGENTMESSAGE_HEARTBEAT']._serialized_start=757
-  _globals['_AGENTMESSAGE_HEARTBEAT']._serialized_end=768
-  _globals['_AGENTMESSAGE_STATUSUPDATE']._serialized_start=770
-  _globals['_AGENTMESSAGE_STATUSUPDATE']._serialized_end=861
-  _globals['_AGENTMESSAGE_EXECUTORTOFRAMEWORK']._serialized_start=863
-  _globals['_AGENTMESSAGE_EXECUTORTOFRAMEWORK']._serialized_end=980
-  _globals['_AGENTMESSAGE_EXECUTOREXITED']._serialized_start=982
-  _globals['_AGENTMESSAGE_EXECUTOREXITED']._serialized_end=1096
-  _globals['_AGENTMESSAGE_BATCH']._serialized_start=1098
-  _globals['_AGENTMESSAGE_BATCH']._serialized_end=1150
-  _globals['_MASTERMESSAGE']._serialized_start=1164
-  _globals['_MASTERMESSAGE']._serialized_end=2731
-  _globals['_MASTERMESSAGE_REGISTERED']._serialized_start=1800
-  _globals['_MASTERMESSAGE_REGISTERED']._serialized_end=1922
-  _globals['_MASTERMESSAGE_REREGISTERED']._serialized_start=1924
-  _globals['_MASTERMESSAGE_REREGISTERED']._serialized_end=2048
-  _globals['_MASTERMESSAGE_RUNTASK']._serialized_start=2050
-  _globals['_MASTERMESSAGE_RUNTASK']._serialized_end=2136
-  _globals['_MASTERMESSAGE_KILLTASK']._serialized_start=2138
-  _globals['_MASTERMESSAGE_KILLTASK']._serialized_end=2262
-  _globals['_MASTERMESSAGE_STATUSUPDATEACKNOWLEDGEMENT']._serialized_start=2264
-  _globals['_MASTERMESSAGE_STATUSUPDATEACKNOWLEDGEMENT']._serialized_end=2381
-  _globals['_MASTERMESSAGE_FRAMEWORKTOEXECUTOR']._serialized_start=2383
-  _globals['_MASTERMESSAGE_FRAMEWORKTOEXECUTOR']._serialized_end=2500
-  _globals['_MASTERMESSAGE_SHUTDOWNFRAMEWORK']._serialized_start=2502
-  _globals['_MASTERMESSAGE_SHUTDOWNFRAMEWORK']._serialized_end=2563
-  _globals['_MASTERMESSAGE_SHUTDOWNEXECUTOR']._serialized_start=2565
-  _globals['_MASTERMESSAGE_SHUTDOWNEXECUTOR']._serialized_end=2665
-  _globals['_MASTERMESSAGE_BATCH']._serialized_start=2667
-  _globals['_MASTERMESSAGE_BATCH']._serialized_end=2720
-  _globals['_AGENTLINK']._serialized_start=2733
-  _globals['_AGENTLINK']._serialized_end=2814
+  _globals['_AGENTMESSAGE']._serialized_end=1370
+  _globals['_AGENTMESSAGE_REGISTER']._serialized_start=616
+  _globals['_AGENTMESSAGE_REGISTER']._serialized_end=681
+  _globals['_AGENTMESSAGE_REREGISTER']._serialized_start=684
+  _globals['_AGENTMESSAGE_REREGISTER']._serialized_end=861
+  _globals['_AGENTMESSAGE_HEARTBEAT']._serialized_start=863
+  _globals['_AGENTMESSAGE_HEARTBEAT']._serialized_end=874
+  _globals['_AGENTMESSAGE_STATUSUPDATE']._serialized_start=876
+  _globals['_AGENTMESSAGE_STATUSUPDATE']._serialized_end=967
+  _globals['_AGENTMESSAGE_EXECUTORTOFRAMEWORK']._serialized_start=969
+  _globals['_AGENTMESSAGE_EXECUTORTOFRAMEWORK']._serialized_end=1086
+  _globals['_AGENTMESSAGE_EXECUTOREXITED']._serialized_start=1088
+  _globals['_AGENTMESSAGE_EXECUTOREXITED']._serialized_end=1202
+  _globals['_AGENTMESSAGE_BATCH']._serialized_start=1204
+  _globals['_AGENTMESSAGE_BATCH']._serialized_end=1256
+  _globals['_AGENTMESSAGE_STANDBY']._serialized_start=1258
+  _globals['_AGENTMESSAGE_STANDBY']._serialized_end=1336
+  _globals['_AGENTMESSAGE_RESUME']._serialized_start=1338
+  _globals['_AGENTMESSAGE_RESUME']._serialized_end=1359
+  _globals['_MASTERMESSAGE']._serialized_start=1373
+  _globals['_MASTERMESSAGE']._serialized_end=3056
+  _globals['_MASTERMESSAGE_REGISTERED']._serialized_start=2071
+  _globals['_MASTERMESSAGE_REGISTERED']._serialized_end=2193
+  _globals['_MASTERMESSAGE_REREGISTERED']._serialized_start=2195
+  _globals['_MASTERMESSAGE_REREGISTERED']._serialized_end=2319
+  _globals['_MASTERMESSAGE_RUNTASK']._serialized_start=2321
+  _globals['_MASTERMESSAGE_RUNTASK']._serialized_end=2407
+  _globals['_MASTERMESSAGE_KILLTASK']._serialized_start=2409
+  _globals['_MASTERMESSAGE_KILLTASK']._serialized_end=2533
+  _globals['_MASTERMESSAGE_STATUSUPDATEACKNOWLEDGEMENT']._serialized_start=2535
+  _globals['_MASTERMESSAGE_STATUSUPDATEACKNOWLEDGEMENT']._serialized_end=2652
+  _globals['_MASTERMESSAGE_FRAMEWORKTOEXECUTOR']._serialized_start=2654
+  _globals['_MASTERMESSAGE_FRAMEWORKTOEXECUTOR']._serialized_end=2771
+  _globals['_MASTERMESSAGE_SHUTDOWNFRAMEWORK']._serialized_start=2773
+  _globals['_MASTERMESSAGE_SHUTDOWNFRAMEWORK']._serialized_end=2834
+  _globals['_MASTERMESSAGE_SHUTDOWNEXECUTOR']._serialized_start=2836
+  _globals['_MASTERMESSAGE_SHUTDOWNEXECUTOR']._serialized_end=2936
+  _globals['_MASTERMESSAGE_BATCH']._serialized_start=2938
+  _globals['_MASTERMESSAGE_BATCH']._serialized_end=2991
+  _globals['_MASTERMESSAGE_STANDINGBY']._serialized_start=2993
+  _globals['_MASTERMESSAGE_STANDINGBY']._serialized_end=3045
+  _globals['_AGENTLINK']._serialized_start=3058
+  _globals['_AGENTLINK']._serialized_end=3139
 # @@protoc_insertion_point(module_scope)

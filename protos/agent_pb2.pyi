@@ -209,6 +209,50 @@ class AgentMessage(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class Standby(_message.Message):
+        """Passive stream to a standby master (ADR 0018). First message and later refreshes: the
+        Reregister the agent would send now, numbered from 1 on the stream; the master keeps the
+        last one and answers the first with StandingBy. When the master leads, the agent sends
+        Resume (the last snapshot is current) or a fresh Reregister, and the stream becomes active.
+        """
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        SEQ_FIELD_NUMBER: _builtins.int
+        SNAPSHOT_FIELD_NUMBER: _builtins.int
+        seq: _builtins.int
+        @_builtins.property
+        def snapshot(self) -> Global___AgentMessage.Reregister: ...
+        def __init__(
+            self,
+            *,
+            seq: _builtins.int = ...,
+            snapshot: Global___AgentMessage.Reregister | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["snapshot", b"snapshot"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["seq", b"seq", "snapshot", b"snapshot"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class Resume(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        SEQ_FIELD_NUMBER: _builtins.int
+        seq: _builtins.int
+        def __init__(
+            self,
+            *,
+            seq: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["seq", b"seq"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     REGISTER_FIELD_NUMBER: _builtins.int
     REREGISTER_FIELD_NUMBER: _builtins.int
     HEARTBEAT_FIELD_NUMBER: _builtins.int
@@ -216,6 +260,8 @@ class AgentMessage(_message.Message):
     EXECUTOR_TO_FRAMEWORK_FIELD_NUMBER: _builtins.int
     EXECUTOR_EXITED_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
+    STANDBY_FIELD_NUMBER: _builtins.int
+    RESUME_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def register(self) -> Global___AgentMessage.Register: ...
     @_builtins.property
@@ -230,6 +276,10 @@ class AgentMessage(_message.Message):
     def executor_exited(self) -> Global___AgentMessage.ExecutorExited: ...
     @_builtins.property
     def batch(self) -> Global___AgentMessage.Batch: ...
+    @_builtins.property
+    def standby(self) -> Global___AgentMessage.Standby: ...
+    @_builtins.property
+    def resume(self) -> Global___AgentMessage.Resume: ...
     def __init__(
         self,
         *,
@@ -240,12 +290,14 @@ class AgentMessage(_message.Message):
         executor_to_framework: Global___AgentMessage.ExecutorToFramework | None = ...,
         executor_exited: Global___AgentMessage.ExecutorExited | None = ...,
         batch: Global___AgentMessage.Batch | None = ...,
+        standby: Global___AgentMessage.Standby | None = ...,
+        resume: Global___AgentMessage.Resume | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "executor_exited", b"executor_exited", "executor_to_framework", b"executor_to_framework", "heartbeat", b"heartbeat", "message", b"message", "register", b"register", "reregister", b"reregister", "status_update", b"status_update"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "executor_exited", b"executor_exited", "executor_to_framework", b"executor_to_framework", "heartbeat", b"heartbeat", "message", b"message", "register", b"register", "reregister", b"reregister", "resume", b"resume", "standby", b"standby", "status_update", b"status_update"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "executor_exited", b"executor_exited", "executor_to_framework", b"executor_to_framework", "heartbeat", b"heartbeat", "message", b"message", "register", b"register", "reregister", b"reregister", "status_update", b"status_update"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "executor_exited", b"executor_exited", "executor_to_framework", b"executor_to_framework", "heartbeat", b"heartbeat", "message", b"message", "register", b"register", "reregister", b"reregister", "resume", b"resume", "standby", b"standby", "status_update", b"status_update"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["register", "reregister", "heartbeat", "status_update", "executor_to_framework", "executor_exited", "batch"]  # noqa: Y015
+    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["register", "reregister", "heartbeat", "status_update", "executor_to_framework", "executor_exited", "batch", "standby", "resume"]  # noqa: Y015
     _WhichOneofArgType_message: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_message) -> _WhichOneofReturnType_message | None: ...
 
@@ -473,6 +525,26 @@ class MasterMessage(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class StandingBy(_message.Message):
+        """The answer to a passive stream's first Standby: this master holds the snapshot (ADR 0018)."""
+
+        DESCRIPTOR: _descriptor.Descriptor
+
+        MASTER_INFO_FIELD_NUMBER: _builtins.int
+        @_builtins.property
+        def master_info(self) -> _mesos_pb2.MasterInfo: ...
+        def __init__(
+            self,
+            *,
+            master_info: _mesos_pb2.MasterInfo | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["master_info", b"master_info"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["master_info", b"master_info"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     REGISTERED_FIELD_NUMBER: _builtins.int
     REREGISTERED_FIELD_NUMBER: _builtins.int
     RUN_TASK_FIELD_NUMBER: _builtins.int
@@ -482,6 +554,7 @@ class MasterMessage(_message.Message):
     SHUTDOWN_FRAMEWORK_FIELD_NUMBER: _builtins.int
     SHUTDOWN_EXECUTOR_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
+    STANDING_BY_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def registered(self) -> Global___MasterMessage.Registered: ...
     @_builtins.property
@@ -500,6 +573,8 @@ class MasterMessage(_message.Message):
     def shutdown_executor(self) -> Global___MasterMessage.ShutdownExecutor: ...
     @_builtins.property
     def batch(self) -> Global___MasterMessage.Batch: ...
+    @_builtins.property
+    def standing_by(self) -> Global___MasterMessage.StandingBy: ...
     def __init__(
         self,
         *,
@@ -512,12 +587,13 @@ class MasterMessage(_message.Message):
         shutdown_framework: Global___MasterMessage.ShutdownFramework | None = ...,
         shutdown_executor: Global___MasterMessage.ShutdownExecutor | None = ...,
         batch: Global___MasterMessage.Batch | None = ...,
+        standing_by: Global___MasterMessage.StandingBy | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "framework_to_executor", b"framework_to_executor", "kill_task", b"kill_task", "message", b"message", "registered", b"registered", "reregistered", b"reregistered", "run_task", b"run_task", "shutdown_executor", b"shutdown_executor", "shutdown_framework", b"shutdown_framework", "status_update_acknowledgement", b"status_update_acknowledgement"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "framework_to_executor", b"framework_to_executor", "kill_task", b"kill_task", "message", b"message", "registered", b"registered", "reregistered", b"reregistered", "run_task", b"run_task", "shutdown_executor", b"shutdown_executor", "shutdown_framework", b"shutdown_framework", "standing_by", b"standing_by", "status_update_acknowledgement", b"status_update_acknowledgement"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "framework_to_executor", b"framework_to_executor", "kill_task", b"kill_task", "message", b"message", "registered", b"registered", "reregistered", b"reregistered", "run_task", b"run_task", "shutdown_executor", b"shutdown_executor", "shutdown_framework", b"shutdown_framework", "status_update_acknowledgement", b"status_update_acknowledgement"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "framework_to_executor", b"framework_to_executor", "kill_task", b"kill_task", "message", b"message", "registered", b"registered", "reregistered", b"reregistered", "run_task", b"run_task", "shutdown_executor", b"shutdown_executor", "shutdown_framework", b"shutdown_framework", "standing_by", b"standing_by", "status_update_acknowledgement", b"status_update_acknowledgement"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["registered", "reregistered", "run_task", "kill_task", "status_update_acknowledgement", "framework_to_executor", "shutdown_framework", "shutdown_executor", "batch"]  # noqa: Y015
+    _WhichOneofReturnType_message: _TypeAlias = _typing.Literal["registered", "reregistered", "run_task", "kill_task", "status_update_acknowledgement", "framework_to_executor", "shutdown_framework", "shutdown_executor", "batch", "standing_by"]  # noqa: Y015
     _WhichOneofArgType_message: _TypeAlias = _typing.Literal["message", b"message"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_message) -> _WhichOneofReturnType_message | None: ...
 

@@ -31,10 +31,12 @@ class RunningFramework:
 
 
 @contextmanager
-def running_tasks(cluster: Cluster, *task_ids: str) -> Iterator[RunningFramework]:
-    """Start an agent and a framework (failover timeout 300 s) running `sleep 600` tasks."""
+def running_tasks(cluster: Cluster, *task_ids: str,
+                  agent_http_port: int | None = None) -> Iterator[RunningFramework]:
+    """Start an agent (its HTTP endpoints on `agent_http_port`, when given) and a framework
+    (failover timeout 300 s) running `sleep 600` tasks."""
     agent_dir = cluster.work_dir / "agent"
-    cluster.start_agent(work_dir=agent_dir)
+    cluster.start_agent(work_dir=agent_dir, http_port=agent_http_port)
     scheduler = RecordingScheduler(on_offers=launch_once(*((t, "sleep 600") for t in task_ids)))
     info = mesos_pb2.FrameworkInfo(name="ha", user="tester", failover_timeout=300)
     driver = SchedulerDriver(scheduler, info, cluster.master_address)

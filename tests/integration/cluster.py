@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -133,10 +133,12 @@ class Cluster:
         """What agents and schedulers pass as --master."""
         return self.zk_url or f"127.0.0.1:{self.master_port}"
 
-    def start_master(self, http_port: int | None = None) -> Process:
-        """Start a master; its HTTP endpoints listen on `http_port` (default: a free port,
-        never the fixed default, so that several masters can run side by side)."""
-        self.master_port = free_port()
+    def start_master(self, http_port: int | None = None, *, port: int | None = None,
+                     flags: Sequence[str] = ()) -> Process:
+        """Start a master (on `port`, default a free one, with `flags` besides the cluster's);
+        its HTTP endpoints listen on `http_port` (default: a free port, never the fixed
+        default, so that several masters can run side by side)."""
+        self.master_port = port or free_port()
         self.master_count += 1
         name = f"master-{self.master_count}"  # never reused: restarted masters get new logs
         zk = ["--zk", self.zk_url, "--zk_session_timeout", "2secs"] if self.zk_url else []
@@ -146,7 +148,7 @@ class Cluster:
             [sys.executable, "-m", "mesos_master", "--ip", "127.0.0.1",
              "--port", str(self.master_port), "--http_port", str(http_port),
              "--work_dir", str(self.work_dir / name),
-             "--log_level", "DEBUG", *zk, *self.master_flags],
+             "--log_level", "DEBUG", *zk, *self.master_flags, *flags],
             self.work_dir / f"{name}.log",
             http_port=http_port,
         ).start()

@@ -1,0 +1,78 @@
+"""What agents told this master on their passive streams (ADR 0018): a pure cache.
+
+    agent ── Standby{seq, snapshot} ──▶ StandbyAgents.hold()      (any master, leading or not)
+    agent ── Resume{seq} ─────────────▶ StandbyAgents.take() ──▶ Master.reregister_agent()
+    stream ends ──────────────────────▶ StandbyAgents.drop()
+
+One entry per agent id: the last snapshot received (the agent's `Reregister`, decoded once on
+arrival), its number and the stream it came on. A `Resume` is honoured only on that stream and
+for that number, so the core adopts exactly the state the agent has just declared current.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mesos_master.errors import ErrorCode, MasterError
+from mesos_master.records import Outbox
+from protos import agent_pb2
+
+
+@dataclass(slots=True)
+class HeldSnapshot:
+    """An agent's last snapshot on one passive stream."""
+
+    agent_id: str
+    seq: int
+    snapshot: agent_pb2.AgentMessage.Reregister
+    outbox: Outbox[agent_pb2.MasterMessage]
+    principal: str | None
+
+
+class StandbyAgents:
+    """The snapshots held for agents' passive streams, and how many were resumed."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, HeldSnapshot] = {}
+        self.resumed = 0
+        """Agents re-registered from a held snapshot since the process started."""
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def hold(self, standby: agent_pb2.AgentMessage.Standby,
+             outbox: Outbox[agent_pb2.MasterMessage], principal: str | None) -> HeldSnapshot:
+        """Keep `standby`'s snapshot as the one of the agent on `outbox`'s stream (the newest
+        stream of an agent wins). Raises MasterError when it names no agent id, or another one
+        than earlier on the same stream."""
+        agent_id = standby.snapshot.agent_info.id.value
+        if not agent_id:
+            raise MasterError(ErrorCode.INVALID_ARGUMENT, "a standby snapshot without an agent id")
+        held = self._held.get(agent_id)
+        if held is not None and held.outbox is outbox:
+            held.seq, held.snapshot = standby.seq, standby.snapshot
+            return held
+        held = HeldSnapshot(agent_id, standby.seq, standby.snapshot, outbox, principal)
+        self._held[agent_id] = held
+        return held
+
+    def take(self, agent_id: str, outbox: Outbox[agent_pb2.MasterMessage],
+             seq: int) -> agent_pb2.AgentMessage.Reregister:
+        """The snapshot to re-register the agent with, no longer held. Raises MasterError
+        (ABORTED) unless it came on `outbox`'s stream with number `seq`."""
+        held = self._held.get(agent_id)
+        if held is None or held.outbox is not outbox or held.seq != seq:
+            have = held.seq if held is not None and held.outbox is outbox else None
+            raise MasterError(
+                ErrorCode.ABORTED,
+                f"no snapshot {seq} of agent {agent_id} on this stream (held: {have}); "
+                "re-register")
+        del self._held[agent_id]
+        self.resumed += 1
+        return held.snapshot
+
+    def drop(self, agent_id: str, outbox: Outbox[agent_pb2.MasterMessage]) -> None:
+        """The stream on `outbox` ended (or became active): forget its snapshot."""
+        held = self._held.get(agent_id)
+        if held is not None and held.outbox is outbox:
+            del self._held[agent_id]

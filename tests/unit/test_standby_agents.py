@@ -1,0 +1,72 @@
+"""StandbyAgents: the snapshots a master holds for agents' passive streams (ADR 0018)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mesos_master.errors import ErrorCode, MasterError
+from mesos_master.standby import StandbyAgents
+from protos import agent_pb2, mesos_pb2
+
+
+class Outbox:
+    def __init__(self) -> None:
+        self.sent: list[agent_pb2.MasterMessage] = []
+
+    def send(self, message: agent_pb2.MasterMessage) -> None:
+        self.sent.append(message)
+
+    def close(self) -> None:
+        pass
+
+
+def standby(agent_id: str, seq: int, task_ids: tuple[str, ...] = ()) -> (
+        agent_pb2.AgentMessage.Standby):
+    snapshot = agent_pb2.AgentMessage.Reregister(
+        agent_info=mesos_pb2.AgentInfo(hostname="h", id=mesos_pb2.AgentID(value=agent_id)),
+        tasks=[mesos_pb2.Task(task_id=mesos_pb2.TaskID(value=t)) for t in task_ids])
+    return agent_pb2.AgentMessage.Standby(seq=seq, snapshot=snapshot)
+
+
+def test_resume_takes_the_last_snapshot_of_the_stream_once() -> None:
+    held, stream = StandbyAgents(), Outbox()
+    held.hold(standby("a1", 1, ("t1",)), stream, "p")
+    held.hold(standby("a1", 2, ("t1", "t2")), stream, "p")
+    assert len(held) == 1
+    snapshot = held.take("a1", stream, 2)
+    assert [t.task_id.value for t in snapshot.tasks] == ["t1", "t2"]
+    assert (len(held), held.resumed) == (0, 1)
+    with pytest.raises(MasterError) as again:
+        held.take("a1", stream, 2)
+    assert again.value.code is ErrorCode.ABORTED
+
+
+@pytest.mark.parametrize(("seq", "other_stream"), [(1, False), (3, False), (2, True)],
+                         ids=["older number", "newer number", "another stream"])
+def test_resume_that_does_not_match_is_refused(seq: int, other_stream: bool) -> None:
+    held, stream = StandbyAgents(), Outbox()
+    held.hold(standby("a1", 1), stream, None)
+    held.hold(standby("a1", 2), stream, None)
+    with pytest.raises(MasterError) as refused:
+        held.take("a1", Outbox() if other_stream else stream, seq)
+    assert refused.value.code is ErrorCode.ABORTED
+    assert (len(held), held.resumed) == (1, 0)  # still held for the right resume
+    held.take("a1", stream, 2)
+
+
+def test_newest_stream_wins_and_an_old_stream_ending_keeps_it() -> None:
+    held, old, new = StandbyAgents(), Outbox(), Outbox()
+    held.hold(standby("a1", 5), old, None)
+    held.hold(standby("a1", 1), new, None)
+    held.drop("a1", old)  # the old stream ends after the new one came
+    assert len(held) == 1
+    assert held.take("a1", new, 1).agent_info.id.value == "a1"
+    held.hold(standby("a2", 1), old, None)
+    held.drop("a2", old)
+    assert len(held) == 0
+
+
+def test_a_snapshot_without_agent_id_is_refused() -> None:
+    with pytest.raises(MasterError) as refused:
+        StandbyAgents().hold(standby("", 1), Outbox(), None)
+    assert refused.value.code is ErrorCode.INVALID_ARGUMENT
