@@ -360,9 +360,11 @@ class _ValueRewriter:
 
 
 def _port_dests(program: str) -> list[str]:
-    """The flags of `program` that name a port it listens on (they parse with parse_port)."""
+    """The flags of `program` that name a port it listens on (they parse with parse_port; an
+    `--advertise_port` names a port others reach it through, not one it listens on)."""
     parser = PARSERS[program]()
-    return [action.dest for action in parser._actions if action.type is parse_port]
+    return [action.dest for action in parser._actions
+            if action.type is parse_port and not action.dest.startswith("advertise")]
 
 
 def _published_ports(service: Mapping[str, Any]) -> list[int]:
