@@ -26,9 +26,21 @@
  * would otherwise need (three execs fewer per container). A failure before the command runs
  * exits 125 with a line on stderr (the sandbox's stderr); a command that cannot be executed
  * exits 127 (not found) or 126, as a shell does.
+ *
+ *   mesos-launch --serve FD
+ *
+ * is the agent's spawn server (ADR 0019): it reads spawn requests from the SOCK_SEQPACKET
+ * socket FD, forks a child per request that does what the options above ask (in-process: no
+ * exec of this program) and execs the command, answers each request with the child's pid, or
+ * with the errno that stopped it when the request asks for exec errors, and reports every
+ * child's wait status when it ends. It exits when the agent closes the socket; its children
+ * then run on, as the agent's own children would. The agent's event loop so never waits for a
+ * fork and exec. The wire format is `spawn_server.py`'s.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <sched.h>
@@ -38,14 +50,33 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define MAX_GROUPS 256
 #define SETUP_FAILED 125
+#define REQUEST_MAX (256 * 1024)
+#define REQUEST_HEADER 20 /* u64 id, u32 flags, u32 argument count, u32 environment count */
+#define REPORT_EXEC_ERRORS 1
+
+/* The spawn server's child writes the errno that stopped it here when the request asks for
+ * exec errors (-1: none asked; closed at exec, so end-of-file means the command runs). */
+static int report_fd = -1;
+
+static void report(int error) {
+    if (report_fd >= 0) {
+        ssize_t ignored = write(report_fd, &error, sizeof error);
+        (void)ignored;
+    }
+}
+
+static void report(int error);
 
 static void fail(const char *what, const char *detail) {
+    report(errno ? errno : EINVAL);
     fprintf(stderr, "mesos-launch: %s%s%s: %s\n", what, *detail ? " " : "", detail,
             strerror(errno));
     _exit(SETUP_FAILED);
@@ -92,6 +123,10 @@ static void run_command(char **command, const struct identity *who, const sigset
     sigprocmask(SIG_UNBLOCK, mask, NULL);
     execvp(command[0], command);
     int code = errno == ENOENT ? 127 : 126;
+    if (report_fd >= 0) {
+        report(errno);
+        _exit(code);
+    }
     fprintf(stderr, "mesos-launch: cannot run %s: %s\n", command[0], strerror(errno));
     _exit(code);
 }
@@ -125,7 +160,8 @@ static void be_init(char **command, const struct identity *who, const sigset_t *
     }
 }
 
-int main(int argc, char **argv) {
+/* Start the command as the options ask (see the top of this file); never returns. */
+static void launch(int argc, char **argv) {
     struct identity who = {0};
     int mount_ns = 0, pid_ns = 0, init_only = 0, i;
     char pid_text[32];
@@ -178,11 +214,15 @@ int main(int argc, char **argv) {
     sigset_t all;
     sigfillset(&all);
     if (init_only) {
+        if (report_fd >= 0) close(report_fd);
+        report_fd = -1;
         sigprocmask(SIG_BLOCK, &all, NULL);
         be_init(command, &who, &all, 0);
     }
     if (!pid_ns) run_command(command, &who, &all);
 
+    if (report_fd >= 0) close(report_fd); /* inits and their commands report by exit status */
+    report_fd = -1;
     sigprocmask(SIG_BLOCK, &all, NULL);
     pid_t init = fork(); /* the first child after unshare(CLONE_NEWPID) is the namespace's pid 1 */
     if (init < 0) fail("cannot fork", "the namespace's init");
@@ -196,4 +236,190 @@ int main(int argc, char **argv) {
     while (waitpid(init, &status, 0) < 0)
         if (errno != EINTR) fail("cannot wait for", "the namespace's init");
     _exit(status_code(status));
+}
+
+extern char **environ;
+
+/* A reply: kind ('S' started: a = request id, b = pid; 'E' failed: a = request id, b = errno;
+ * 'X' exited: a = pid, b = wait status), native byte order. */
+static void reply(int sock, char kind, int64_t a, int64_t b) {
+    char message[24] = {0};
+    message[0] = kind;
+    memcpy(message + 8, &a, sizeof a);
+    memcpy(message + 16, &b, sizeof b);
+    while (send(sock, message, sizeof message, MSG_NOSIGNAL) < 0)
+        if (errno != EINTR) _exit(0); /* the agent is gone */
+}
+
+static void reap(int sock) {
+    int status;
+    pid_t ended;
+    while ((ended = waitpid(-1, &status, WNOHANG)) > 0) reply(sock, 'X', ended, status);
+}
+
+/* The forked child of one request: its own session (made before the server answers, so that
+ * a signal sent to the container's process group right after finds it; every signal stays
+ * blocked until the command is exec'd or an init takes them, as in an exec'd mesos-launch),
+ * the sandbox as working directory, the given output files, the given environment, then the
+ * launch its arguments ask for. */
+static void start_child(const char *cwd, char **args, int argc, char **env, const int *fds,
+                        int devnull, int report, int report_errors) {
+    report_fd = report;
+    if (setsid() < 0) fail("cannot start", "a session");
+    if (!report_errors) {
+        close(report_fd); /* the server answers now */
+        report_fd = -1;
+    }
+    if (dup2(devnull, 0) < 0 || dup2(fds[0], 1) < 0 || dup2(fds[1], 2) < 0)
+        fail("cannot set up", "the standard files");
+    close(fds[0]);
+    close(fds[1]);
+    if (chdir(cwd)) fail("cannot change to", cwd);
+    environ = env;
+    launch(argc, args);
+}
+
+static void spawn(int sock, int sigfd, int devnull, char *request, size_t length,
+                  const int *fds) {
+    uint64_t id;
+    uint32_t flags, argc, envc;
+    memcpy(&id, request, 8);
+    memcpy(&flags, request + 8, 4);
+    memcpy(&argc, request + 12, 4);
+    memcpy(&envc, request + 16, 4);
+    if (argc == 0 || argc > length || envc > length) {
+        reply(sock, 'E', (int64_t)id, EINVAL);
+        return;
+    }
+    /* args[0] names the program for launch(), which parses from args[1] */
+    char **strings = calloc((size_t)argc + envc + 4, sizeof(char *));
+    if (!strings) {
+        reply(sock, 'E', (int64_t)id, ENOMEM);
+        return;
+    }
+    char *at = request + REQUEST_HEADER, *end = request + length;
+    size_t count = 1 + (size_t)argc + envc, i;
+    for (i = 0; i < count && at < end; i++) {
+        char *nul = memchr(at, 0, (size_t)(end - at));
+        if (!nul) break;
+        strings[i] = at;
+        at = nul + 1;
+    }
+    if (i < count) {
+        free(strings);
+        reply(sock, 'E', (int64_t)id, EINVAL);
+        return;
+    }
+    /* strings: cwd, argc arguments, envc variables; the arguments get a program name in
+     * front of them (the cwd's slot) and a NULL after them (the first variable's slot is
+     * moved to the end) */
+    char *cwd = strings[0];
+    char **env = strings + 1 + argc;
+    char **args = strings;
+    args[0] = "mesos-launch";
+    memmove(env + 1, env, envc * sizeof(char *));
+    env[0] = NULL;
+    env += 1;
+    env[envc] = NULL;
+
+    /* The child closes its end of the pipe once its session exists (or, reporting exec
+     * errors, at exec), or writes the errno that stopped it. */
+    int pipes[2];
+    if (pipe2(pipes, O_CLOEXEC)) {
+        free(strings);
+        reply(sock, 'E', (int64_t)id, errno);
+        return;
+    }
+    sigset_t all, mask;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &mask);
+    pid_t child = fork();
+    if (child == 0) {
+        close(sock);
+        close(sigfd);
+        close(pipes[0]);
+        start_child(cwd, args, (int)argc + 1, env, fds, devnull, pipes[1],
+                    flags & REPORT_EXEC_ERRORS);
+    }
+    int error = child < 0 ? errno : 0;
+    sigprocmask(SIG_SETMASK, &mask, NULL);
+    free(strings);
+    close(pipes[1]);
+    if (child > 0) {
+        ssize_t got;
+        do got = read(pipes[0], &error, sizeof error); while (got < 0 && errno == EINTR);
+        if (got != sizeof error) error = 0;
+        else
+            while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {}
+    }
+    close(pipes[0]);
+    if (error) reply(sock, 'E', (int64_t)id, error);
+    else reply(sock, 'S', (int64_t)id, child);
+}
+
+static int serve(int sock) {
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, NULL);
+    int sigfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (sigfd < 0 || devnull < 0 || fcntl(sock, F_SETFD, FD_CLOEXEC)) {
+        perror("mesos-launch --serve");
+        return 1;
+    }
+    static char request[REQUEST_MAX];
+    for (;;) {
+        struct pollfd polled[2] = {{sock, POLLIN, 0}, {sigfd, POLLIN, 0}};
+        if (poll(polled, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            return 1;
+        }
+        if (polled[1].revents & POLLIN) {
+            struct signalfd_siginfo info;
+            while (read(sigfd, &info, sizeof info) > 0) {}
+            reap(sock);
+        }
+        if (!(polled[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        union {
+            struct cmsghdr header;
+            char space[CMSG_SPACE(2 * sizeof(int))];
+        } control;
+        struct iovec vector = {request, sizeof request};
+        struct msghdr message = {0};
+        message.msg_iov = &vector;
+        message.msg_iovlen = 1;
+        message.msg_control = control.space;
+        message.msg_controllen = sizeof control.space;
+        ssize_t length = recvmsg(sock, &message, MSG_CMSG_CLOEXEC);
+        if (length == 0) return 0; /* the agent closed its end */
+        if (length < 0) {
+            if (errno == EINTR || errno == EAGAIN) continue;
+            return 1;
+        }
+        int fds[2] = {-1, -1};
+        struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+        if (header && header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS &&
+            header->cmsg_len == CMSG_LEN(2 * sizeof(int)))
+            memcpy(fds, CMSG_DATA(header), sizeof fds);
+        if (fds[0] < 0 || fds[1] < 0 || length < REQUEST_HEADER ||
+            (message.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+            uint64_t id = 0;
+            if (length >= 8) memcpy(&id, request, 8);
+            if (fds[0] >= 0) close(fds[0]);
+            if (fds[1] >= 0) close(fds[1]);
+            reply(sock, 'E', (int64_t)id, EINVAL);
+            continue;
+        }
+        request[length < REQUEST_MAX ? length : REQUEST_MAX - 1] = 0;
+        spawn(sock, sigfd, devnull, request, (size_t)length, fds);
+        close(fds[0]);
+        close(fds[1]);
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "--serve")) return serve(atoi(argv[2]));
+    launch(argc, argv);
+    return SETUP_FAILED;
 }

@@ -8,9 +8,11 @@ time identify the root across agent restarts. Before the sandbox is used the fet
 the isolators' requests (`LaunchInfo`) and the user are applied by wrapping the command
 (`launcher`), and a limit an isolator reports (`watch`) destroys the container.
 
-A launch blocks the event loop for the fork and exec only: the sandbox is created and its output
-files opened by a worker thread (creating files waits for the file system's journal, which the
-agent's checkpoint syncs keep busy), and concurrent launches fork one per loop iteration.
+A launch does not block the event loop: the sandbox is created and its output files opened by a
+worker thread (creating files waits for the file system's journal, which the agent's checkpoint
+syncs keep busy), and where `mesos-launch` could be built its spawn server forks and execs the
+root process (`spawn_server`, ADR 0019) and reports its exit status. Without it the loop forks
+with `subprocess.Popen` (blocking for the fork and exec), one launch per loop iteration.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from mesos_agent.containerizer.launcher import (
     plan_launch,
     resolve_user,
 )
+from mesos_agent.containerizer.spawn_server import SpawnServer, SpawnServerLost
 from mesos_agent.containers import ContainerConfig, ContainerProcess, LaunchInfo
 from mesos_agent.images.manifest import ImageError
 from mesos_values.resources import Resources
@@ -240,6 +243,8 @@ class PosixContainerizer:
         self._fetcher = fetcher
         self._switch_user = switch_user
         self._launch_tools = launch_tools or find_launch_tools()
+        self._spawner = (SpawnServer(self._launch_tools.helper)
+                         if self._launch_tools.helper is not None else None)
         self._own_user_names = _own_user_names()
         self._containers: dict[str, _Container] = {}
         self._launching: set[str] = set()  # ids whose sandbox may exist, not yet in _containers
@@ -285,8 +290,7 @@ class PosixContainerizer:
             else:
                 launch = await self._prepare(config, user, sandbox.real_path)
             try:
-                async with self._forking:
-                    child = _start_process(config, launch, sandbox)
+                pid, exit_code = await self._start(config, launch, sandbox)
             except OSError as exc:
                 await self._cleanup_isolators(config.container_id)
                 raise ContainerLaunchError(
@@ -295,19 +299,51 @@ class PosixContainerizer:
         finally:
             os.close(sandbox.stdout)
             os.close(sandbox.stderr)
-        start_time = process_start_time(child.pid) or time.time()
-        process = ContainerProcess(config.container_id, child.pid, start_time, config.sandbox)
-        container = _Container(process, _exit_code(child), launch)
+        start_time = process_start_time(pid) or time.time()
+        process = ContainerProcess(config.container_id, pid, start_time, config.sandbox)
+        container = _Container(process, exit_code, launch)
         self._containers[config.container_id] = container
         try:
             for isolator in self._isolators:
-                await isolator.isolate(config.container_id, child.pid)
+                await isolator.isolate(config.container_id, pid)
         except Exception as exc:
             await self.destroy(config.container_id)
             del self._containers[config.container_id]
             raise ContainerLaunchError(f"failed to isolate the container: {exc}") from exc
         self._watch(config.container_id, container)
         return process
+
+    async def _start(
+        self, config: ContainerConfig, launch: Launch, sandbox: _Sandbox
+    ) -> tuple[int, asyncio.Future[int]]:
+        """Start the container's root process: its pid and a future of its return code."""
+        if self._spawner is not None and launch.user is None:
+            with contextlib.suppress(ValueError):  # too large for a request: forked here
+                return await self._spawn(self._spawner, config, launch, sandbox)
+        async with self._forking:
+            child = _start_process(config, launch, sandbox)
+        return child.pid, _exit_code(child)
+
+    async def _spawn(
+        self, spawner: SpawnServer, config: ContainerConfig, launch: Launch, sandbox: _Sandbox
+    ) -> tuple[int, asyncio.Future[int]]:
+        """`_start_process` through the spawn server: a launch under `mesos-launch` is done
+        by the server's child itself; any other reports its exec's error as Popen would."""
+
+        async def spawn(launch: Launch) -> tuple[int, asyncio.Future[int]]:
+            helper = launch.argv[0] == self._launch_tools.helper
+            args = launch.argv[1:] if helper else ("--", *launch.argv)
+            return await spawner.spawn(args, launch.environment, str(config.sandbox),
+                                       sandbox.stdout, sandbox.stderr,
+                                       report_exec_errors=not helper)
+
+        if config.direct_argv is not None and not launch.wrapped:
+            direct = dataclasses.replace(
+                launch, argv=config.direct_argv,
+                environment=dict(launch.environment, PWD=sandbox.real_path))
+            with contextlib.suppress(OSError):
+                return await spawn(direct)
+        return await spawn(launch)
 
     def _user(self, config: ContainerConfig) -> UserIdentity | None:
         """Whom the container runs as: None for the agent's own user."""
@@ -408,8 +444,11 @@ class PosixContainerizer:
         container = self._get(container_id)
         if container.termination is not None:
             return container.termination
+        code = None
         if container.exit_code is not None:
-            code = await asyncio.shield(container.exit_code)
+            with contextlib.suppress(SpawnServerLost):  # its child runs on: watched as below
+                code = await asyncio.shield(container.exit_code)
+        if code is not None:
             termination = _termination(code, container.launch)
         else:
             process = container.process
@@ -430,8 +469,8 @@ class PosixContainerizer:
         container = self._get(container_id)
         if container.cleaned_up:
             return
-        if container.exit_code is None and container.termination is None and not _is_same_process(
-            container.process.pid, container.process.start_time
+        if not _exit_watched(container) and container.termination is None and not (
+            _is_same_process(container.process.pid, container.process.start_time)
         ):
             return  # a re-attached root that is gone: its pid may belong to someone else now
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -528,6 +567,13 @@ class PosixContainerizer:
             await self._images.destroy(container_id)
         for isolator in reversed(self._isolators):
             await isolator.cleanup(container_id)
+
+
+def _exit_watched(container: _Container) -> bool:
+    """Whether the container's exit status is known or will be (its pid cannot be reused
+    before it is reaped): not for a re-attached one, nor one whose spawn server was lost."""
+    code = container.exit_code
+    return code is not None and not (code.done() and code.exception() is not None)
 
 
 def _own_user_names() -> frozenset[str]:

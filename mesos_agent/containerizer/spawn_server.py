@@ -1,0 +1,218 @@
+"""The agent's spawn server (ADR 0019): `mesos-launch --serve`, one long-lived child of the
+agent that forks and execs containers on its behalf, so that the agent's event loop never waits
+for a fork and exec.
+
+    agent loop --request (argv, environment, cwd; stdout/stderr as SCM_RIGHTS)--> server
+               <--started(pid) | failed(errno)------------------------------- (forks, the child
+               <--exited(pid, wait status), whenever a child ends ----------    applies the
+                                                                                mesos-launch
+                                                                                options, execs)
+
+Requests are SOCK_SEQPACKET messages: u64 id, u32 flags, u32 argument count, u32 environment
+count, then NUL-terminated strings (cwd, `mesos-launch` arguments `[OPTIONS] -- COMMAND...`,
+`NAME=VALUE` variables). Replies are 24 bytes: a kind byte, then two i64. The server answers
+requests in order. With `report_exec_errors` it answers only once the command is exec'd, or with
+the errno that stopped it (as `subprocess.Popen` raises it); without, at once after the fork
+(a failure is then the child's exit status, as with `mesos-launch` exec'd).
+
+If the server goes away (it exits only when the agent closes its end, so this is a crash), the
+pending spawns fail with `SpawnServerLost`, and so do the exit statuses of its children (which
+keep running: the containerizer watches them as it watches recovered ones); the next spawn
+starts a new server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import socket
+import struct
+import subprocess
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import structlog
+
+__all__ = ["SpawnServer", "SpawnServerLost"]
+
+_log = structlog.get_logger("mesos_agent")
+
+_HEADER = struct.Struct("=QIII")
+_REPLY = struct.Struct("=B7xqq")
+_REPORT_EXEC_ERRORS = 1
+REQUEST_MAX = 64 * 1024
+"""Larger requests (a huge environment) are not sent: the caller forks itself."""
+_SOCKET_BUFFER = 1 << 20
+
+
+class SpawnServerLost(OSError):
+    """The spawn server exited: its answer, or a child's exit status, will never come."""
+
+
+class SpawnServer:
+    """A client of one `mesos-launch --serve` process (started on first use, by the loop)."""
+
+    def __init__(self, helper: str) -> None:
+        self._helper = helper
+        self._process: subprocess.Popen[bytes] | None = None
+        self._socket: socket.socket | None = None
+        self._ids = itertools.count(1)
+        self._spawns: dict[int, asyncio.Future[tuple[int, asyncio.Future[int]]]] = {}
+        self._exits: dict[int, asyncio.Future[int]] = {}
+        self._writable: asyncio.Future[None] | None = None
+
+    def _connect(self) -> socket.socket:
+        if self._socket is not None:
+            return self._socket
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            for end in (ours, theirs):
+                with contextlib.suppress(OSError):
+                    end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER)
+                    end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _SOCKET_BUFFER)
+            process = subprocess.Popen(
+                [self._helper, "--serve", str(theirs.fileno())], pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL)
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self._process = process
+        ours.setblocking(False)
+        asyncio.get_running_loop().add_reader(ours.fileno(), self._read)
+        self._socket = ours
+        # Dropped without `close` (its containerizer is): the server still goes, and is reaped.
+        weakref.finalize(self, _stop, ours, process)
+        return ours
+
+    async def spawn(
+        self,
+        args: Sequence[str],
+        environment: Mapping[str, str],
+        cwd: str,
+        stdout: int,
+        stderr: int,
+        *,
+        report_exec_errors: bool,
+    ) -> tuple[int, asyncio.Future[int]]:
+        """Start `mesos-launch ARGS` (`[OPTIONS] -- COMMAND...`) in its own session with `cwd`,
+        `environment` and the output files; returns its pid and a future of its return code
+        (negative: the signal that ended it). Raises OSError (`report_exec_errors`: also the
+        exec's own error), ValueError when the request is too large to send."""
+        strings = [cwd, *args, *(f"{name}={value}" for name, value in environment.items())]
+        if any("\0" in text for text in strings):
+            raise ValueError("an argument or environment variable holds a NUL byte")
+        request_id = next(self._ids)
+        flags = _REPORT_EXEC_ERRORS if report_exec_errors else 0
+        payload = _HEADER.pack(request_id, flags, len(args), len(environment)) + b"".join(
+            os.fsencode(text) + b"\0" for text in strings)
+        if len(payload) > REQUEST_MAX:
+            raise ValueError(f"a spawn request of {len(payload)} bytes is too large")
+        loop = asyncio.get_running_loop()
+        for attempt in range(2):
+            started: asyncio.Future[tuple[int, asyncio.Future[int]]] = loop.create_future()
+            self._spawns[request_id] = started
+            try:
+                try:
+                    await self._send(self._connect(), payload, (stdout, stderr))
+                except SpawnServerLost:
+                    if attempt:
+                        raise
+                    continue  # it never reached a server: start a new one and send again
+                return await started
+            finally:
+                self._spawns.pop(request_id, None)
+        raise AssertionError("unreachable")
+
+    async def _send(self, sock: socket.socket, payload: bytes, fds: tuple[int, int]) -> None:
+        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("=ii", *fds))]
+        while True:
+            try:
+                sock.sendmsg([payload], ancillary)
+                return
+            except BlockingIOError:
+                if self._writable is None:
+                    self._writable = asyncio.get_running_loop().create_future()
+                    asyncio.get_running_loop().add_writer(sock.fileno(), self._can_write)
+                await asyncio.shield(self._writable)
+            except OSError as exc:
+                self._lost(exc)
+                raise SpawnServerLost(f"the spawn server is gone: {exc}") from exc
+
+    def _can_write(self) -> None:
+        if self._socket is not None:
+            asyncio.get_running_loop().remove_writer(self._socket.fileno())
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        self._writable = None
+
+    def _read(self) -> None:
+        sock = self._socket
+        assert sock is not None
+        while True:
+            try:
+                message = sock.recv(_REPLY.size)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                self._lost(exc)
+                return
+            if not message:
+                self._lost(None)
+                return
+            kind, first, second = _REPLY.unpack(message)
+            if kind == ord("X"):
+                exited = self._exits.pop(first, None)
+                if exited is not None and not exited.done():
+                    exited.set_result(os.waitstatus_to_exitcode(second))
+                continue
+            started = self._spawns.get(first)
+            if started is None or started.done():
+                continue
+            if kind == ord("S"):  # its exit is watched from now: it may come in this very read
+                exited = self._exits[second] = asyncio.get_running_loop().create_future()
+                started.set_result((second, exited))
+            else:
+                started.set_exception(OSError(second, os.strerror(second)))
+
+    def _lost(self, error: OSError | None) -> None:
+        """The server is gone: fail what waits on it and forget it (the next spawn restarts
+        it)."""
+        _log.error("spawn server lost; its containers are watched by polling",
+                   error=str(error) if error is not None else "end of file",
+                   returncode=self._process.poll() if self._process is not None else None)
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection (the server exits; its children run on)."""
+        sock, self._socket = self._socket, None
+        if sock is not None:
+            loop = asyncio.get_running_loop()
+            loop.remove_reader(sock.fileno())
+            loop.remove_writer(sock.fileno())
+            sock.close()
+        lost = SpawnServerLost("the spawn server exited")
+        futures: list[asyncio.Future[Any]] = [*self._spawns.values(), *self._exits.values()]
+        for future in futures:
+            if not future.done():
+                future.set_exception(lost)
+                future.exception()  # retrieved: nobody may wait for it any more
+        self._spawns.clear()
+        self._exits.clear()
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        self._writable = None
+        process, self._process = self._process, None
+        if process is not None:
+            process.poll()  # reaped if it is gone; else it exits at end of file, reaped later
+
+
+def _stop(sock: socket.socket, process: subprocess.Popen[bytes]) -> None:
+    """Close a dropped client's connection; its server exits at end of file."""
+    sock.close()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(1.0)
