@@ -31,9 +31,10 @@
  *
  * is the agent's spawn server (ADR 0019): it reads spawn requests from the SOCK_SEQPACKET
  * socket FD, forks a child per request that does what the options above ask (in-process: no
- * exec of this program) and execs the command, answers each request with the child's pid, or
- * with the errno that stopped it when the request asks for exec errors, and reports every
- * child's wait status when it ends. It exits when the agent closes the socket; its children
+ * exec of this program) and execs the command, answers each request with the child's pid once
+ * it leads its session (or has exec'd, when the request asks for exec errors), or with the
+ * errno that stopped it, and reports every child's wait status when it ends. It forks further
+ * requests while earlier children are still on their way, and answers them as they get there. It exits when the agent closes the socket; its children
  * then run on, as the agent's own children would. The agent's event loop so never waits for a
  * fork and exec. The wire format is `spawn_server.py`'s.
  */
@@ -52,6 +53,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -59,8 +61,13 @@
 #define MAX_GROUPS 256
 #define SETUP_FAILED 125
 #define REQUEST_MAX (256 * 1024)
-#define REQUEST_HEADER 20 /* u64 id, u32 flags, u32 argument count, u32 environment count */
-#define REPORT_EXEC_ERRORS 1
+/* u64 id, u32 flags, u32 argument count, u32 environment count, i32 uid, i32 gid */
+#define REQUEST_HEADER 28
+#define REPORT_EXEC_ERRORS 1 /* answer once the command is exec'd, or with the errno */
+#define MAKE_SANDBOX 2 /* the child makes its cwd (mode 0750, owned by uid:gid unless -1) and
+                        * opens stdout and stderr there; no descriptors come with the request */
+#define SANDBOX_MODE 0750
+#define OUTPUT_MODE 0644
 
 /* The spawn server's child writes the errno that stopped it here when the request asks for
  * exec errors (-1: none asked; closed at exec, so end-of-file means the command runs). */
@@ -240,21 +247,56 @@ static void launch(int argc, char **argv) {
 
 extern char **environ;
 
-/* A reply: kind ('S' started: a = request id, b = pid; 'E' failed: a = request id, b = errno;
+/* A reply: kind ('S' started: a = request id, b = pid, c = its start time in clock ticks
+ * after boot, as /proc/PID/stat says, -1 if unknown; 'E' failed: a = request id, b = errno;
  * 'X' exited: a = pid, b = wait status), native byte order. */
-static void reply(int sock, char kind, int64_t a, int64_t b) {
-    char message[24] = {0};
+static void reply3(int sock, char kind, int64_t a, int64_t b, int64_t c) {
+    char message[32] = {0};
     message[0] = kind;
     memcpy(message + 8, &a, sizeof a);
     memcpy(message + 16, &b, sizeof b);
+    memcpy(message + 24, &c, sizeof c);
     while (send(sock, message, sizeof message, MSG_NOSIGNAL) < 0)
         if (errno != EINTR) _exit(0); /* the agent is gone */
 }
 
+static void reply(int sock, char kind, int64_t a, int64_t b) { reply3(sock, kind, a, b, -1); }
+
+/* Field 22 of /proc/PID/stat (the fields after the command's closing parenthesis start at 3). */
+static int64_t start_ticks(pid_t pid) {
+    char path[64], text[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t length = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (length <= 0) return -1;
+    text[length] = 0;
+    char *at = strrchr(text, ')');
+    for (int field = 2; at && field < 22; field++) at = strchr(at + 1, ' ');
+    return at ? strtoll(at + 1, NULL, 10) : -1;
+}
+
+/* Children forked but not answered for yet (their session or exec still to come). */
+#define MAX_PENDING 64
+struct pending {
+    uint64_t id;
+    pid_t pid;
+    int pipe;
+};
+static struct pending pending[MAX_PENDING];
+static int npending;
+
+static void settle(int sock, int i);
+
 static void reap(int sock) {
     int status;
     pid_t ended;
-    while ((ended = waitpid(-1, &status, WNOHANG)) > 0) reply(sock, 'X', ended, status);
+    while ((ended = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (int i = 0; i < npending; i++)
+            if (pending[i].pid == ended) settle(sock, i); /* its answer goes before its end */
+        reply(sock, 'X', ended, status);
+    }
 }
 
 /* The forked child of one request: its own session (made before the server answers, so that
@@ -262,31 +304,68 @@ static void reap(int sock) {
  * blocked until the command is exec'd or an init takes them, as in an exec'd mesos-launch),
  * the sandbox as working directory, the given output files, the given environment, then the
  * launch its arguments ask for. */
-static void start_child(const char *cwd, char **args, int argc, char **env, const int *fds,
-                        int devnull, int report, int report_errors) {
+/* mkdir -p `path` (its parents with the default mode); 0 or -1 with errno. */
+static int make_dirs(char *path) {
+    if (!mkdir(path, 0777) || errno == EEXIST) return 0;
+    if (errno != ENOENT) return -1;
+    char *slash = strrchr(path, '/');
+    if (!slash || slash == path) return -1;
+    *slash = 0;
+    int made = make_dirs(path);
+    *slash = '/';
+    if (made) return -1;
+    return mkdir(path, 0777) && errno != EEXIST ? -1 : 0;
+}
+
+/* The sandbox at `cwd` and its output files, opened for appending into `fds`. */
+static void make_sandbox(char *cwd, uid_t uid, gid_t gid, int *fds) {
+    static const char *names[2] = {"stdout", "stderr"};
+    char path[4096];
+    if (make_dirs(cwd) || chmod(cwd, SANDBOX_MODE)) fail("cannot create the sandbox", cwd);
+    if (uid != (uid_t)-1 && chown(cwd, uid, gid)) fail("cannot give the sandbox to its user", cwd);
+    for (int i = 0; i < 2; i++) {
+        if (snprintf(path, sizeof path, "%s/%s", cwd, names[i]) >= (int)sizeof path) {
+            errno = ENAMETOOLONG;
+            fail("cannot create", cwd);
+        }
+        fds[i] = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, OUTPUT_MODE);
+        if (fds[i] < 0) fail("cannot create", path);
+        if (uid != (uid_t)-1 && fchown(fds[i], uid, gid)) fail("cannot give to its user", path);
+    }
+}
+
+static void start_child(char *cwd, char **args, int argc, char **env, int *fds, int devnull,
+                        int report, uint32_t flags, uid_t uid, gid_t gid) {
     report_fd = report;
     if (setsid() < 0) fail("cannot start", "a session");
-    if (!report_errors) {
+    if (flags & MAKE_SANDBOX) make_sandbox(cwd, uid, gid, fds);
+    if (!(flags & REPORT_EXEC_ERRORS)) {
         close(report_fd); /* the server answers now */
         report_fd = -1;
     }
     if (dup2(devnull, 0) < 0 || dup2(fds[0], 1) < 0 || dup2(fds[1], 2) < 0)
         fail("cannot set up", "the standard files");
-    close(fds[0]);
-    close(fds[1]);
+    if (fds[0] > 2) close(fds[0]);
+    if (fds[1] > 2 && fds[1] != fds[0]) close(fds[1]);
     if (chdir(cwd)) fail("cannot change to", cwd);
     environ = env;
     launch(argc, args);
 }
 
-static void spawn(int sock, int sigfd, int devnull, char *request, size_t length,
-                  const int *fds) {
+static void spawn(int sock, int sigfd, int devnull, char *request, size_t length, int *fds) {
     uint64_t id;
     uint32_t flags, argc, envc;
+    int32_t uid, gid;
     memcpy(&id, request, 8);
     memcpy(&flags, request + 8, 4);
     memcpy(&argc, request + 12, 4);
     memcpy(&envc, request + 16, 4);
+    memcpy(&uid, request + 20, 4);
+    memcpy(&gid, request + 24, 4);
+    if (!(flags & MAKE_SANDBOX) && (fds[0] < 0 || fds[1] < 0)) {
+        reply(sock, 'E', (int64_t)id, EBADF);
+        return;
+    }
     if (argc == 0 || argc > length || envc > length) {
         reply(sock, 'E', (int64_t)id, EINVAL);
         return;
@@ -338,23 +417,32 @@ static void spawn(int sock, int sigfd, int devnull, char *request, size_t length
         close(sock);
         close(sigfd);
         close(pipes[0]);
-        start_child(cwd, args, (int)argc + 1, env, fds, devnull, pipes[1],
-                    flags & REPORT_EXEC_ERRORS);
+        start_child(cwd, args, (int)argc + 1, env, fds, devnull, pipes[1], flags, (uid_t)uid,
+                    (gid_t)gid);
     }
-    int error = child < 0 ? errno : 0;
+    int error = errno;
     sigprocmask(SIG_SETMASK, &mask, NULL);
     free(strings);
     close(pipes[1]);
-    if (child > 0) {
-        ssize_t got;
-        do got = read(pipes[0], &error, sizeof error); while (got < 0 && errno == EINTR);
-        if (got != sizeof error) error = 0;
-        else
-            while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {}
+    if (child < 0) {
+        close(pipes[0]);
+        reply(sock, 'E', (int64_t)id, error);
+        return;
     }
-    close(pipes[0]);
-    if (error) reply(sock, 'E', (int64_t)id, error);
-    else reply(sock, 'S', (int64_t)id, child);
+    /* answered once its pipe says so (`settle`): meanwhile the server forks the next ones */
+    pending[npending++] = (struct pending){id, child, pipes[0]};
+}
+
+/* Answer the request of pending child `i`, whose pipe is readable (or which has ended). */
+static void settle(int sock, int i) {
+    struct pending done = pending[i];
+    pending[i] = pending[--npending];
+    int error = 0;
+    ssize_t got;
+    do got = read(done.pipe, &error, sizeof error); while (got < 0 && errno == EINTR);
+    close(done.pipe);
+    if (got == sizeof error) reply(sock, 'E', (int64_t)done.id, error); /* its exit: ignored */
+    else reply3(sock, 'S', (int64_t)done.id, done.pid, start_ticks(done.pid));
 }
 
 static int serve(int sock) {
@@ -370,17 +458,22 @@ static int serve(int sock) {
     }
     static char request[REQUEST_MAX];
     for (;;) {
-        struct pollfd polled[2] = {{sock, POLLIN, 0}, {sigfd, POLLIN, 0}};
-        if (poll(polled, 2, -1) < 0) {
+        struct pollfd polled[2 + MAX_PENDING] = {{sigfd, POLLIN, 0},
+                                                 {npending < MAX_PENDING ? sock : -1, POLLIN, 0}};
+        int count = npending;
+        for (int i = 0; i < count; i++) polled[2 + i] = (struct pollfd){pending[i].pipe, POLLIN, 0};
+        if (poll(polled, 2 + (nfds_t)count, -1) < 0) {
             if (errno == EINTR) continue;
             return 1;
         }
-        if (polled[1].revents & POLLIN) {
+        for (int i = count - 1; i >= 0; i--) /* from the end: `settle` moves the last into i */
+            if (polled[2 + i].revents) settle(sock, i);
+        if (polled[0].revents & POLLIN) {
             struct signalfd_siginfo info;
             while (read(sigfd, &info, sizeof info) > 0) {}
             reap(sock);
         }
-        if (!(polled[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        if (!(polled[1].revents & (POLLIN | POLLHUP | POLLERR))) continue;
         union {
             struct cmsghdr header;
             char space[CMSG_SPACE(2 * sizeof(int))];
@@ -402,8 +495,7 @@ static int serve(int sock) {
         if (header && header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS &&
             header->cmsg_len == CMSG_LEN(2 * sizeof(int)))
             memcpy(fds, CMSG_DATA(header), sizeof fds);
-        if (fds[0] < 0 || fds[1] < 0 || length < REQUEST_HEADER ||
-            (message.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+        if (length < REQUEST_HEADER || (message.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
             uint64_t id = 0;
             if (length >= 8) memcpy(&id, request, 8);
             if (fds[0] >= 0) close(fds[0]);
@@ -413,8 +505,8 @@ static int serve(int sock) {
         }
         request[length < REQUEST_MAX ? length : REQUEST_MAX - 1] = 0;
         spawn(sock, sigfd, devnull, request, (size_t)length, fds);
-        close(fds[0]);
-        close(fds[1]);
+        if (fds[0] >= 0) close(fds[0]);
+        if (fds[1] >= 0) close(fds[1]);
     }
 }
 

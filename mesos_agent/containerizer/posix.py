@@ -54,7 +54,7 @@ from mesos_agent.containerizer.launcher import (
     plan_launch,
     resolve_user,
 )
-from mesos_agent.containerizer.spawn_server import SpawnServer, SpawnServerLost
+from mesos_agent.containerizer.spawn_server import Spawned, SpawnServer, SpawnServerLost
 from mesos_agent.containers import ContainerConfig, ContainerProcess, LaunchInfo
 from mesos_agent.images.manifest import ImageError
 from mesos_values.resources import Resources
@@ -75,6 +75,7 @@ def process_start_time(pid: int) -> float | None:
         return None
 
 
+
 def _is_same_process(pid: int, start_time: float) -> bool:
     started = process_start_time(pid)
     return started is not None and abs(started - start_time) < _START_TIME_TOLERANCE
@@ -84,7 +85,8 @@ _OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 
 
 class _Sandbox(NamedTuple):
-    """A prepared sandbox: its output files, open, and its physical path."""
+    """A prepared sandbox: its output files, open (-1: the spawn server's child makes the
+    sandbox and opens them), and its physical path."""
 
     stdout: int
     stderr: int
@@ -126,8 +128,20 @@ async def _prepare_sandbox_in(
 
 def _close_outputs(future: asyncio.Future[_Sandbox]) -> None:
     if not future.cancelled() and future.exception() is None:
-        os.close(future.result().stdout)
-        os.close(future.result().stderr)
+        _close_outputs_of(future.result())
+
+
+def _physical(path: Path) -> str:
+    """`path` with its symbolic links resolved (an lstat of each component, all cached by
+    the kernel: microseconds, not worth a thread)."""
+    return os.path.realpath(path)
+
+
+def _close_outputs_of(sandbox: _Sandbox) -> None:
+    """Close the sandbox's output files (if it was made here: -1 when not)."""
+    for fd in (sandbox.stdout, sandbox.stderr):
+        if fd >= 0:
+            os.close(fd)
 
 
 def _start_process(
@@ -273,10 +287,15 @@ class PosixContainerizer:
 
     async def _launch(self, config: ContainerConfig) -> ContainerProcess:
         user = None if config.image is not None else self._user(config)
-        try:
-            sandbox = await _prepare_sandbox_in(self._sandbox_threads, config.sandbox, user)
-        except OSError as exc:
-            raise ContainerLaunchError(f"cannot create sandbox {config.sandbox}: {exc}") from exc
+        if self._spawner is not None and not config.uris and config.image is None:
+            # The spawn server's child makes it (nothing needs it before the process starts).
+            sandbox = _Sandbox(-1, -1, _physical(config.sandbox))
+        else:
+            try:
+                sandbox = await _prepare_sandbox_in(self._sandbox_threads, config.sandbox, user)
+            except OSError as exc:
+                raise ContainerLaunchError(
+                    f"cannot create sandbox {config.sandbox}: {exc}") from exc
         try:
             if config.uris and self._fetcher is not None:
                 try:
@@ -290,16 +309,16 @@ class PosixContainerizer:
             else:
                 launch = await self._prepare(config, user, sandbox.real_path)
             try:
-                pid, exit_code = await self._start(config, launch, sandbox)
+                started = await self._start(config, launch, sandbox, user)
             except OSError as exc:
                 await self._cleanup_isolators(config.container_id)
                 raise ContainerLaunchError(
                     f"failed to launch {config.argv[0]!r}: {exc.strerror or exc}"
                 ) from exc
         finally:
-            os.close(sandbox.stdout)
-            os.close(sandbox.stderr)
-        start_time = process_start_time(pid) or time.time()
+            _close_outputs_of(sandbox)
+        pid, exit_code = started.pid, started.exit_code
+        start_time = started.start_time or process_start_time(pid) or time.time()
         process = ContainerProcess(config.container_id, pid, start_time, config.sandbox)
         container = _Container(process, exit_code, launch)
         self._containers[config.container_id] = container
@@ -314,28 +333,40 @@ class PosixContainerizer:
         return process
 
     async def _start(
-        self, config: ContainerConfig, launch: Launch, sandbox: _Sandbox
-    ) -> tuple[int, asyncio.Future[int]]:
-        """Start the container's root process: its pid and a future of its return code."""
+        self, config: ContainerConfig, launch: Launch, sandbox: _Sandbox,
+        user: UserIdentity | None,
+    ) -> Spawned:
+        """Start the container's root process (and make its sandbox, if not made yet)."""
         if self._spawner is not None and launch.user is None:
             with contextlib.suppress(ValueError):  # too large for a request: forked here
-                return await self._spawn(self._spawner, config, launch, sandbox)
+                return await self._spawn(self._spawner, config, launch, sandbox, user)
+        if sandbox.stdout < 0:
+            made = await _prepare_sandbox_in(self._sandbox_threads, config.sandbox, user)
+            try:
+                return await self._fork(config, launch, made)
+            finally:
+                _close_outputs_of(made)
+        return await self._fork(config, launch, sandbox)
+
+    async def _fork(self, config: ContainerConfig, launch: Launch, sandbox: _Sandbox) -> Spawned:
         async with self._forking:
             child = _start_process(config, launch, sandbox)
-        return child.pid, _exit_code(child)
+        return Spawned(child.pid, None, _exit_code(child))
 
     async def _spawn(
-        self, spawner: SpawnServer, config: ContainerConfig, launch: Launch, sandbox: _Sandbox
-    ) -> tuple[int, asyncio.Future[int]]:
+        self, spawner: SpawnServer, config: ContainerConfig, launch: Launch, sandbox: _Sandbox,
+        user: UserIdentity | None,
+    ) -> Spawned:
         """`_start_process` through the spawn server: a launch under `mesos-launch` is done
         by the server's child itself; any other reports its exec's error as Popen would."""
+        outputs = (sandbox.stdout, sandbox.stderr) if sandbox.stdout >= 0 else None
+        owner = (user.uid, user.gid) if user is not None else None
 
-        async def spawn(launch: Launch) -> tuple[int, asyncio.Future[int]]:
+        async def spawn(launch: Launch) -> Spawned:
             helper = launch.argv[0] == self._launch_tools.helper
             args = launch.argv[1:] if helper else ("--", *launch.argv)
-            return await spawner.spawn(args, launch.environment, str(config.sandbox),
-                                       sandbox.stdout, sandbox.stderr,
-                                       report_exec_errors=not helper)
+            return await spawner.spawn(args, launch.environment, str(config.sandbox), outputs,
+                                       report_exec_errors=not helper, owner=owner)
 
         if config.direct_argv is not None and not launch.wrapped:
             direct = dataclasses.replace(

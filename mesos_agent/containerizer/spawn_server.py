@@ -2,18 +2,22 @@
 agent that forks and execs containers on its behalf, so that the agent's event loop never waits
 for a fork and exec.
 
-    agent loop --request (argv, environment, cwd; stdout/stderr as SCM_RIGHTS)--> server
+    agent loop --request (argv, environment, cwd; stdout/stderr or "make them")--> server
                <--started(pid) | failed(errno)------------------------------- (forks, the child
                <--exited(pid, wait status), whenever a child ends ----------    applies the
                                                                                 mesos-launch
                                                                                 options, execs)
 
 Requests are SOCK_SEQPACKET messages: u64 id, u32 flags, u32 argument count, u32 environment
-count, then NUL-terminated strings (cwd, `mesos-launch` arguments `[OPTIONS] -- COMMAND...`,
-`NAME=VALUE` variables). Replies are 24 bytes: a kind byte, then two i64. The server answers
-requests in order. With `report_exec_errors` it answers only once the command is exec'd, or with
-the errno that stopped it (as `subprocess.Popen` raises it); without, at once after the fork
-(a failure is then the child's exit status, as with `mesos-launch` exec'd).
+count, i32 uid and gid (of the sandbox the child makes, -1: the server's), then NUL-terminated
+strings (cwd, `mesos-launch` arguments `[OPTIONS] -- COMMAND...`,
+`NAME=VALUE` variables). Replies are 32 bytes: a kind byte, then three i64 (a start carries the
+child's start time from /proc/PID/stat, read by the server rather than by the agent's loop). The
+server answers each request once its child has its own session (and its sandbox, if it makes
+it), or with `report_exec_errors` once the command is exec'd, or with the errno that stopped it
+(as `subprocess.Popen` raises it); without that flag a failure to exec is the child's exit
+status, as with `mesos-launch` exec'd. It forks the next requests meanwhile (up to 64 children
+unanswered), so answers may come out of order; a child's answer always precedes its exit.
 
 If the server goes away (it exits only when the agent closes its end, so this is a crash), the
 pending spawns fail with `SpawnServerLost`, and so do the exit statuses of its children (which
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import os
 import socket
@@ -32,20 +37,32 @@ import struct
 import subprocess
 import weakref
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
+import psutil
 import structlog
 
-__all__ = ["SpawnServer", "SpawnServerLost"]
+__all__ = ["SpawnServer", "SpawnServerLost", "Spawned"]
 
 _log = structlog.get_logger("mesos_agent")
 
-_HEADER = struct.Struct("=QIII")
-_REPLY = struct.Struct("=B7xqq")
+_HEADER = struct.Struct("=QIIIii")
+_REPLY = struct.Struct("=B7xqqq")
 _REPORT_EXEC_ERRORS = 1
+_MAKE_SANDBOX = 2
 REQUEST_MAX = 64 * 1024
 """Larger requests (a huge environment) are not sent: the caller forks itself."""
 _SOCKET_BUFFER = 1 << 20
+
+
+class Spawned(NamedTuple):
+    """A process the server started."""
+
+    pid: int
+    start_time: float | None
+    """As `psutil.Process.create_time` has it (None: unknown)."""
+    exit_code: asyncio.Future[int]
+    """Its return code once it ends (negative: the signal that ended it)."""
 
 
 class SpawnServerLost(OSError):
@@ -60,7 +77,7 @@ class SpawnServer:
         self._process: subprocess.Popen[bytes] | None = None
         self._socket: socket.socket | None = None
         self._ids = itertools.count(1)
-        self._spawns: dict[int, asyncio.Future[tuple[int, asyncio.Future[int]]]] = {}
+        self._spawns: dict[int, asyncio.Future[Spawned]] = {}
         self._exits: dict[int, asyncio.Future[int]] = {}
         self._writable: asyncio.Future[None] | None = None
 
@@ -94,31 +111,35 @@ class SpawnServer:
         args: Sequence[str],
         environment: Mapping[str, str],
         cwd: str,
-        stdout: int,
-        stderr: int,
+        outputs: tuple[int, int] | None,
         *,
         report_exec_errors: bool,
-    ) -> tuple[int, asyncio.Future[int]]:
+        owner: tuple[int, int] | None = None,
+    ) -> Spawned:
         """Start `mesos-launch ARGS` (`[OPTIONS] -- COMMAND...`) in its own session with `cwd`,
-        `environment` and the output files; returns its pid and a future of its return code
-        (negative: the signal that ended it). Raises OSError (`report_exec_errors`: also the
+        `environment` and `outputs` (stdout, stderr); None: the child makes `cwd` (mode 0750,
+        owned by `owner`'s uid and gid if given) with its `stdout` and `stderr` files, and a
+        failure to do so is raised as OSError. Raises OSError (`report_exec_errors`: also the
         exec's own error), ValueError when the request is too large to send."""
         strings = [cwd, *args, *(f"{name}={value}" for name, value in environment.items())]
         if any("\0" in text for text in strings):
             raise ValueError("an argument or environment variable holds a NUL byte")
         request_id = next(self._ids)
-        flags = _REPORT_EXEC_ERRORS if report_exec_errors else 0
-        payload = _HEADER.pack(request_id, flags, len(args), len(environment)) + b"".join(
+        flags = (_REPORT_EXEC_ERRORS if report_exec_errors else 0) | (
+            _MAKE_SANDBOX if outputs is None else 0)
+        uid, gid = owner if owner is not None else (-1, -1)
+        header = _HEADER.pack(request_id, flags, len(args), len(environment), uid, gid)
+        payload = header + b"".join(
             os.fsencode(text) + b"\0" for text in strings)
         if len(payload) > REQUEST_MAX:
             raise ValueError(f"a spawn request of {len(payload)} bytes is too large")
         loop = asyncio.get_running_loop()
         for attempt in range(2):
-            started: asyncio.Future[tuple[int, asyncio.Future[int]]] = loop.create_future()
+            started: asyncio.Future[Spawned] = loop.create_future()
             self._spawns[request_id] = started
             try:
                 try:
-                    await self._send(self._connect(), payload, (stdout, stderr))
+                    await self._send(self._connect(), payload, outputs)
                 except SpawnServerLost:
                     if attempt:
                         raise
@@ -128,8 +149,11 @@ class SpawnServer:
                 self._spawns.pop(request_id, None)
         raise AssertionError("unreachable")
 
-    async def _send(self, sock: socket.socket, payload: bytes, fds: tuple[int, int]) -> None:
-        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("=ii", *fds))]
+    async def _send(
+        self, sock: socket.socket, payload: bytes, fds: tuple[int, int] | None
+    ) -> None:
+        ancillary = ([(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("=ii", *fds))]
+                     if fds is not None else [])
         while True:
             try:
                 sock.sendmsg([payload], ancillary)
@@ -164,7 +188,7 @@ class SpawnServer:
             if not message:
                 self._lost(None)
                 return
-            kind, first, second = _REPLY.unpack(message)
+            kind, first, second, third = _REPLY.unpack(message)
             if kind == ord("X"):
                 exited = self._exits.pop(first, None)
                 if exited is not None and not exited.done():
@@ -175,7 +199,8 @@ class SpawnServer:
                 continue
             if kind == ord("S"):  # its exit is watched from now: it may come in this very read
                 exited = self._exits[second] = asyncio.get_running_loop().create_future()
-                started.set_result((second, exited))
+                start_time = _boot_time() + third / _CLOCK_TICKS if third >= 0 else None
+                started.set_result(Spawned(second, start_time, exited))
             else:
                 started.set_exception(OSError(second, os.strerror(second)))
 
@@ -216,3 +241,11 @@ def _stop(sock: socket.socket, process: subprocess.Popen[bytes]) -> None:
     sock.close()
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(1.0)
+
+
+@functools.cache
+def _boot_time() -> float:
+    return float(psutil.boot_time())
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

@@ -244,6 +244,7 @@ async def test_containers_outlive_a_lost_spawn_server_and_are_watched_without_it
     [server] = [p for p in psutil.Process().children() if "--serve" in p.cmdline()]
     assert psutil.Process(root.pid).ppid() == server.pid
     server.kill()
+    await eventually(lambda: not alive(server.pid))
     second = shell(tmp_path / "b", "exit 4")
     await containerizer.launch(second)
     assert await containerizer.wait(second.container_id) == Termination(4, None)
