@@ -280,6 +280,7 @@ def main() -> None:
     configure_logging("WARNING")
 
     print(f"machine: {machine()}")
+    print(f"load average at the start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"{args.tasks} tasks of `{args.cmd}` (cpus {args.cpus}, mem {args.mem}), "
           f"{args.agents} agents of {args.agent_resources}, components at {args.log_level}")
     work_dir = Path(tempfile.mkdtemp(prefix="launch-bench-"))

@@ -15,6 +15,7 @@ Every process started is stopped on exit (also on Ctrl-C).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -104,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log_level", default="INFO")
     args = parser.parse_args(argv)
 
+    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     work_dir = Path(tempfile.mkdtemp(prefix="marathon-bench-"))
     cluster = BenchCluster(work_dir, args.log_level)
     fleet = HollowFleet(work_dir)
@@ -130,6 +132,7 @@ def main(argv: list[str] | None = None) -> None:
               else f"{args.agents} real agents")
     print(f"command: python bench/marathon_bench.py {' '.join(sys.argv[1:])}")
     print(f"machine: {machine()}")
+    print(f"load average at the start: {load}")
     print(f"(a) one app of {args.instances} instances on {agents}, seconds from POST:")
     for name, value in deployed.items():
         print(f"    {name:<16} {value:8.3f}")
