@@ -299,11 +299,6 @@ static void reap(int sock) {
     }
 }
 
-/* The forked child of one request: its own session (made before the server answers, so that
- * a signal sent to the container's process group right after finds it; every signal stays
- * blocked until the command is exec'd or an init takes them, as in an exec'd mesos-launch),
- * the sandbox as working directory, the given output files, the given environment, then the
- * launch its arguments ask for. */
 /* mkdir -p `path` (its parents with the default mode); 0 or -1 with errno. */
 static int make_dirs(char *path) {
     if (!mkdir(path, 0777) || errno == EEXIST) return 0;
@@ -334,6 +329,11 @@ static void make_sandbox(char *cwd, uid_t uid, gid_t gid, int *fds) {
     }
 }
 
+/* The forked child of one request: its own session (made before the server answers, so that
+ * a signal sent to the container's process group right after finds it; every signal stays
+ * blocked until the command is exec'd or an init takes them, as in an exec'd mesos-launch),
+ * the sandbox as working directory, the given output files, the given environment, then the
+ * launch its arguments ask for. */
 static void start_child(char *cwd, char **args, int argc, char **env, int *fds, int devnull,
                         int report, uint32_t flags, uid_t uid, gid_t gid) {
     report_fd = report;
