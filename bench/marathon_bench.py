@@ -101,13 +101,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--agents", type=int, default=2, help="real agents")
     parser.add_argument("--hollow_agents", type=int, default=0,
                         help="use this many hollow agents instead of real ones")
+    parser.add_argument("--isolation", default=None,
+                        help="the real agents' --isolation (default: theirs, cgroups where root)")
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--log_level", default="INFO")
     args = parser.parse_args(argv)
 
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     work_dir = Path(tempfile.mkdtemp(prefix="marathon-bench-"))
-    cluster = BenchCluster(work_dir, args.log_level)
+    cluster = BenchCluster(work_dir, args.log_level, isolation=args.isolation)
     fleet = HollowFleet(work_dir)
     resources = "cpus:1000;mem:1000000;disk:100000"
     try:
