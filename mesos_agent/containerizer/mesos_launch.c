@@ -238,7 +238,12 @@ static void launch(int argc, char **argv) {
         be_init(command, &who, &all, 1);
     }
     /* Outside the namespace, signals stay blocked: the agent signals the process group,
-     * which init shares, and init forwards them. */
+     * which init shares, and init forwards them. One that came before init existed is
+     * pending here (a fork does not inherit it): passed on, it is not lost. */
+    sigset_t waiting;
+    if (!sigpending(&waiting))
+        for (int sig = 1; sig < NSIG; sig++)
+            if (sig != SIGCHLD && sigismember(&waiting, sig) == 1) kill(init, sig);
     int status;
     while (waitpid(init, &status, 0) < 0)
         if (errno != EINTR) fail("cannot wait for", "the namespace's init");

@@ -8,11 +8,12 @@ time identify the root across agent restarts. Before the sandbox is used the fet
 the isolators' requests (`LaunchInfo`) and the user are applied by wrapping the command
 (`launcher`), and a limit an isolator reports (`watch`) destroys the container.
 
-A launch does not block the event loop: the sandbox is created and its output files opened by a
-worker thread (creating files waits for the file system's journal, which the agent's checkpoint
-syncs keep busy), and where `mesos-launch` could be built its spawn server forks and execs the
-root process (`spawn_server`, ADR 0019) and reports its exit status. Without it the loop forks
-with `subprocess.Popen` (blocking for the fork and exec), one launch per loop iteration.
+A launch does not block the event loop. Where `mesos-launch` could be built, its spawn server
+forks the root process, whose child makes the sandbox (unless the fetcher or an image needed it
+first) and execs the command, and reports its exit status (`spawn_server`, ADR 0019). Without
+it a worker thread creates the sandbox and opens its output files (creating files waits for the
+file system, which the agent's checkpoint syncs keep busy) and the loop forks with
+`subprocess.Popen` (blocking for the fork and exec), one launch per loop iteration.
 """
 
 from __future__ import annotations
@@ -73,7 +74,6 @@ def process_start_time(pid: int) -> float | None:
         return float(psutil.Process(pid).create_time())
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return None
-
 
 
 def _is_same_process(pid: int, start_time: float) -> bool:
@@ -372,8 +372,12 @@ class PosixContainerizer:
             direct = dataclasses.replace(
                 launch, argv=config.direct_argv,
                 environment=dict(launch.environment, PWD=sandbox.real_path))
-            with contextlib.suppress(OSError):
+            try:
                 return await spawn(direct)
+            except SpawnServerLost:
+                raise  # it may have forked: never start the command twice
+            except OSError:
+                pass  # not exec'd: the shell runs it and says what is wrong
         return await spawn(launch)
 
     def _user(self, config: ContainerConfig) -> UserIdentity | None:
