@@ -226,12 +226,13 @@ class BenchCluster:
         return agent
 
     def task_processes(self) -> list[psutil.Process]:
-        """Every live task process group leader the agents started (their direct children
-        running in their own session), remembered so that `close` can kill the groups."""
+        """Every live task process group leader the agents started (their descendants
+        leading their own session: children of the agent or of its spawn server), remembered
+        so that `close` can kill the groups."""
         found: list[psutil.Process] = []
         for agent in self.agents:
             with contextlib.suppress(psutil.NoSuchProcess):
-                for child in psutil.Process(agent.pid).children():
+                for child in psutil.Process(agent.pid).children(recursive=True):
                     with contextlib.suppress(psutil.Error, ProcessLookupError):
                         if os.getsid(child.pid) == child.pid:
                             found.append(child)

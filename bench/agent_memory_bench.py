@@ -63,7 +63,8 @@ def snapshot(agent: psutil.Process) -> Snapshot:
     for child in agent.children(recursive=True):
         with contextlib.suppress(psutil.Error, ProcessLookupError):
             python += _is_python(child)
-            if child.ppid() == agent.pid and os.getsid(child.pid) == child.pid:
+            if os.getsid(child.pid) == child.pid:  # a task's root (the agent's or its spawn
+                # server's child)
                 tasks += 1
             elif os.getsid(child.pid) == os.getsid(agent.pid):
                 non_task.append(child)  # not inside any task's session

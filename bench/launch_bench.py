@@ -11,8 +11,9 @@ still running then. For scale, the same number of `/bin/sh -c CMD` processes is 
 straight from this Python process (own session, sandbox directory as cwd, stdout/stderr
 appended to files, as the agent does), with `subprocess.Popen` and with asyncio's
 `create_subprocess_exec`, and, when CMD is plain enough for the agent to run it without the
-shell, CMD's program itself with `subprocess.Popen`. Every process started is killed (process
-groups) before exit. Prints figures only; nothing here is asserted.
+shell, CMD's program itself with `subprocess.Popen` (with `--compare_isolation`, also in its
+own cgroups and pid namespace, as an isolated launch starts it). Every process started is
+killed (process groups) before exit. Prints figures only; nothing here is asserted.
 
 `--security tls_auth` secures the cluster (ADR 0013): mutual TLS between every component
 (the master requires client certificates) and frameworks and agents authenticated with
@@ -43,9 +44,12 @@ from _cluster import (
     file_system,
     finish_work_dir,
     machine,
+    remove_cgroups,
     run_tasks,
 )
 
+from mesos_agent.containerizer.cgroups import Cgroups, mounts_under
+from mesos_agent.containerizer.launch_helper import launch_helper
 from mesos_agent.environment import argv_without_shell
 from mesos_runtime.logging import configure_logging
 from protos import mesos_pb2
@@ -86,6 +90,40 @@ def spawn_popen(count: int, argv: Sequence[str], root: Path) -> float:
         _kill_groups([child.pid for child in children])
         for child in children:
             child.wait()
+    return count / elapsed
+
+
+def spawn_isolated(count: int, argv: Sequence[str], root: Path, cgroups_root: str) -> float:
+    """Containers per second started the way an isolated launch starts one, from one Python
+    process with no agent: its cpu, cpuacct and memory cgroups made with a cpu share and a
+    memory limit, then `mesos-launch` exec'd to join them and make a pid namespace; kills
+    them and removes the cgroups after."""
+    helper = launch_helper()
+    if helper is None:
+        raise RuntimeError("no mesos-launch (it needs a C compiler)")
+    cgroups = Cgroups(mounts_under(Path("/sys/fs/cgroup")), cgroups_root)
+    controllers = ("cpu", "cpuacct", "memory")
+    children: list[subprocess.Popen[bytes]] = []
+    started = time.perf_counter()
+    try:
+        for index in range(count):
+            sandbox, env = _sandbox(root, index)
+            container = f"raw-{index}"
+            for controller in controllers:
+                cgroups.create(controller, container)
+            cgroups.write("cpu", container, "cpu.shares", "10")
+            cgroups.write("memory", container, "memory.limit_in_bytes", str(32 << 20))
+            options = [arg for c in controllers for arg in ("-c", cgroups.procs_file(c, container))]
+            with (sandbox / "stdout").open("ab") as out, (sandbox / "stderr").open("ab") as err:
+                children.append(subprocess.Popen(
+                    [helper, *options, "-p", "--", *argv], cwd=sandbox, env=env,
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True))
+        elapsed = time.perf_counter() - started
+    finally:
+        _kill_groups([child.pid for child in children])
+        for child in children:
+            child.wait()
+        remove_cgroups(cgroups_root)
     return count / elapsed
 
 
@@ -242,6 +280,7 @@ def main() -> None:
     configure_logging("WARNING")
 
     print(f"machine: {machine()}")
+    print(f"load average at the start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"{args.tasks} tasks of `{args.cmd}` (cpus {args.cpus}, mem {args.mem}), "
           f"{args.agents} agents of {args.agent_resources}, components at {args.log_level}")
     work_dir = Path(tempfile.mkdtemp(prefix="launch-bench-"))
@@ -258,6 +297,11 @@ def main() -> None:
                 direct_rate = spawn_popen(args.tasks, direct, work_dir / "raw-direct")
                 print(f"  the same without the shell (`{' '.join(direct)}`, as the agent runs "
                       f"it): subprocess.Popen {direct_rate:.0f} processes/s")
+                if args.compare_isolation is not None:
+                    isolated_rate = spawn_isolated(args.tasks, direct, work_dir / "raw-isolated",
+                                                   f"bench-raw-{os.getpid()}")
+                    print(f"  the same in cgroups (cpu, cpuacct, memory) and a pid namespace "
+                          f"(mesos-launch -c -c -c -p): {isolated_rate:.0f} containers/s")
         if args.compare_isolation is not None:
             compare_isolation(args, work_dir)
         elif args.security == "both":

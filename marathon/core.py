@@ -288,12 +288,15 @@ class MarathonCore:
 
     def resource_offers(self, offers: Sequence[mesos_pb2.Offer]) -> None:
         """Launch queued instances into the offers (once each instance is durable); decline
-        the rest."""
+        the rest. The queue is split evenly over the offers that came together (each takes at
+        most its share of what is still queued, the last one all that is left), so that a
+        burst starts on every agent at once instead of filling the first one."""
         spreads: Spreads[PathId] = Spreads(self._placed_agents)
-        for offer in offers:
+        for index, offer in enumerate(offers):
             view = offer_view(offer)
             per_agent = self._queue_per_agent(view, spreads)
-            match = self.queue.match_offer(view, spreads)
+            share = -(-self.queue.total() // (len(offers) - index))
+            match = self.queue.match_offer(view, spreads, limit=share)
             for app in per_agent:  # what did not fit here must not go to another agent
                 self.queue.purge(app.id)
             if not match.launches:

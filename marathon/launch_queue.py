@@ -366,6 +366,10 @@ class LaunchQueue:
         """Forget the app's queued launches and statistics (app deleted or stopped)."""
         self._entries.pop(app_id, None)
 
+    def total(self) -> int:
+        """Instances queued, all apps together."""
+        return sum(entry.count for entry in self._entries.values())
+
     def count(self, app_id: PathId) -> int:
         """Instances of `app_id` still to launch."""
         entry = self._entries.get(app_id)
@@ -408,8 +412,10 @@ class LaunchQueue:
         return 0.0 if backoff is None else max(0.0, backoff.until - self._clock.now())
 
     def match_offer(self, offer: OfferView, spreads: Spreads[PathId] | None = None, *,
-                    agent_under_maintenance: bool = False) -> OfferMatch:
-        """Pack as many queued instances as fit into `offer`, in queue order.
+                    agent_under_maintenance: bool = False,
+                    limit: int | None = None) -> OfferMatch:
+        """Pack as many queued instances as fit into `offer` (at most `limit`), in queue
+        order.
 
         `spreads` says where each app's instances are placed, for constraints (nothing
         placed when None); instances chosen here are added to it, so they count for later
@@ -422,14 +428,17 @@ class LaunchQueue:
         has_gpus = remaining.scalar("gpus") > 0
         launches: list[LaunchDecision] = []
         rejections: dict[PathId, tuple[RejectReason, ...]] = {}
+        room = limit if limit is not None else self.total()
         for entry in list(self._entries.values()):
+            if len(launches) >= room:
+                break
             if entry.count == 0 or self.delay_left(entry.app.id) > 0:
                 continue
             app = entry.app
             spread = spreads.of(app.id) if app.constraints else None
             launched_here = 0
             reasons: tuple[RejectReason, ...] = ()
-            while entry.count > 0:
+            while entry.count > 0 and len(launches) < room:
                 reasons, ports = self._fit(app, offer, spread, remaining, has_gpus,
                                            agent_under_maintenance)
                 if reasons:

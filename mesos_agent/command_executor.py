@@ -73,9 +73,14 @@ class CommandExecutor:
         self._runs: dict[TaskKey, _Run] = {}
 
     def launch(self, task: Task) -> None:
-        """Start a new task: TASK_STARTING, then its container once that is durable."""
+        """Start a new task: TASK_STARTING, then its container once that is durable.
+
+        TASK_STARTING is logged right behind the task's arrival, so that of a burst of
+        tasks the first ones are durable, and forked, before the later ones have arrived."""
         run = self._runs[task.key] = _Run()
-        self._context.spawn(self._run(task, run, recovered_alive=None))
+        self._reports.update(task, mesos_pb2.TASK_STARTING)
+        durable = self._context.committer.last_ticket
+        self._context.spawn(self._run(task, run, recovered_alive=None, durable=durable))
 
     def resume(self, task: Task, alive: bool) -> None:
         """Take back a recovered task: watch its container if `alive`, else report it failed."""
@@ -98,13 +103,15 @@ class CommandExecutor:
             if run_framework_id == framework_id:
                 run.kill_requested.set()
 
-    async def _run(self, task: Task, run: _Run, *, recovered_alive: bool | None) -> None:
-        """The built-in command executor for one task (ADR 0012)."""
+    async def _run(self, task: Task, run: _Run, *, recovered_alive: bool | None,
+                   durable: int = 0) -> None:
+        """The built-in command executor for one task (ADR 0012); a new task (not
+        `recovered_alive`) starts once batch `durable` is."""
         tlog = log.bind(framework_id=task.framework_id, agent_id=self._context.agent_info.id.value,
                         task_id=task.id)
         try:
             if recovered_alive is None:
-                started = await self._start(task, run, tlog)
+                started = await self._start(task, run, durable, tlog)
             else:
                 started = recovered_alive or self._lost_while_down(task)
             if started:
@@ -114,12 +121,11 @@ class CommandExecutor:
         self._reports.finished(task)
 
     async def _start(
-        self, task: Task, run: _Run, tlog: structlog.typing.FilteringBoundLogger
+        self, task: Task, run: _Run, durable: int, tlog: structlog.typing.FilteringBoundLogger
     ) -> bool:
         """Launch the task's container; False when it did not start."""
-        self._reports.update(task, mesos_pb2.TASK_STARTING)
         # Fork only once recovery would know the task: its arrival and TASK_STARTING durable.
-        await self._context.committer.wait(self._context.committer.last_ticket)
+        await self._context.committer.wait(durable)
         if run.kill_requested.is_set():
             self._reports.update(task, mesos_pb2.TASK_KILLED, "Task killed before it was launched",
                                  _Reason.REASON_TASK_KILLED_DURING_LAUNCH)

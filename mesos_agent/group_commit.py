@@ -117,6 +117,14 @@ class OutOfSpace(OSError):
 _OUT_OF_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
+# A batch holds at most this many operations. A batch costs about one fsync (or syncfs),
+# whatever its size: task records are appends to one log per framework. With 256 a burst of
+# 1,000 tasks was 16 batches made durable one after the other (their arrivals and
+# TASK_STARTING, then their containers and TASK_RUNNING), and at ~0.2 s per fsync of a busy
+# disk that, not the forks, paced the launches (docs/benchmarks.md, issue 22).
+MAX_BATCH = 4096
+
+
 class CommitQueue:
     """The bookkeeping of group commit: tickets, batches, durability callbacks (pure, no I/O).
 
@@ -127,7 +135,7 @@ class CommitQueue:
     its fate.
     """
 
-    def __init__(self, max_batch: int = 256) -> None:
+    def __init__(self, max_batch: int = MAX_BATCH) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be positive")
         self._max_batch = max_batch
@@ -428,7 +436,7 @@ class GroupCommitter:
         *,
         apply: Callable[[Sequence[FileOp]], None] = apply_batch,
         on_durable: Callable[[int], None] | None = None,
-        max_batch: int = 256,
+        max_batch: int = MAX_BATCH,
         retry_interval: float = 0.5,
         max_retry_interval: float = 10.0,
     ) -> None:

@@ -434,6 +434,6 @@ class FilesystemLinuxIsolator(NoopIsolator):
 
     async def prepare(self, config: ContainerConfig) -> LaunchInfo | None:
         tmp = config.sandbox / "tmp"
-        tmp.mkdir(exist_ok=True)
+        tmp.mkdir(parents=True, exist_ok=True)  # the sandbox may not be made yet
         tmp.chmod(0o1777)  # whoever the task runs as, as /tmp is
         return LaunchInfo(mount_namespace=True, bind_mounts=((str(tmp), "/tmp"),))

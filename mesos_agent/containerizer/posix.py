@@ -8,9 +8,12 @@ time identify the root across agent restarts. Before the sandbox is used the fet
 the isolators' requests (`LaunchInfo`) and the user are applied by wrapping the command
 (`launcher`), and a limit an isolator reports (`watch`) destroys the container.
 
-A launch blocks the event loop for the fork and exec only: the sandbox is created and its output
-files opened by a worker thread (creating files waits for the file system's journal, which the
-agent's checkpoint syncs keep busy), and concurrent launches fork one per loop iteration.
+A launch does not block the event loop. Where `mesos-launch` could be built, its spawn server
+forks the root process, whose child makes the sandbox (unless the fetcher or an image needed it
+first) and execs the command, and reports its exit status (`spawn_server`, ADR 0019). Without
+it a worker thread creates the sandbox and opens its output files (creating files waits for the
+file system, which the agent's checkpoint syncs keep busy) and the loop forks with
+`subprocess.Popen` (blocking for the fork and exec), one launch per loop iteration.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from mesos_agent.containerizer.launcher import (
     plan_launch,
     resolve_user,
 )
+from mesos_agent.containerizer.spawn_server import Spawned, SpawnServer, SpawnServerLost
 from mesos_agent.containers import ContainerConfig, ContainerProcess, LaunchInfo
 from mesos_agent.images.manifest import ImageError
 from mesos_values.resources import Resources
@@ -81,7 +85,8 @@ _OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 
 
 class _Sandbox(NamedTuple):
-    """A prepared sandbox: its output files, open, and its physical path."""
+    """A prepared sandbox: its output files, open (-1: the spawn server's child makes the
+    sandbox and opens them), and its physical path."""
 
     stdout: int
     stderr: int
@@ -123,8 +128,20 @@ async def _prepare_sandbox_in(
 
 def _close_outputs(future: asyncio.Future[_Sandbox]) -> None:
     if not future.cancelled() and future.exception() is None:
-        os.close(future.result().stdout)
-        os.close(future.result().stderr)
+        _close_outputs_of(future.result())
+
+
+def _physical(path: Path) -> str:
+    """`path` with its symbolic links resolved (an lstat of each component, all cached by
+    the kernel: microseconds, not worth a thread)."""
+    return os.path.realpath(path)
+
+
+def _close_outputs_of(sandbox: _Sandbox) -> None:
+    """Close the sandbox's output files (if it was made here: -1 when not)."""
+    for fd in (sandbox.stdout, sandbox.stderr):
+        if fd >= 0:
+            os.close(fd)
 
 
 def _start_process(
@@ -240,6 +257,8 @@ class PosixContainerizer:
         self._fetcher = fetcher
         self._switch_user = switch_user
         self._launch_tools = launch_tools or find_launch_tools()
+        self._spawner = (SpawnServer(self._launch_tools.helper)
+                         if self._launch_tools.helper is not None else None)
         self._own_user_names = _own_user_names()
         self._containers: dict[str, _Container] = {}
         self._launching: set[str] = set()  # ids whose sandbox may exist, not yet in _containers
@@ -268,10 +287,15 @@ class PosixContainerizer:
 
     async def _launch(self, config: ContainerConfig) -> ContainerProcess:
         user = None if config.image is not None else self._user(config)
-        try:
-            sandbox = await _prepare_sandbox_in(self._sandbox_threads, config.sandbox, user)
-        except OSError as exc:
-            raise ContainerLaunchError(f"cannot create sandbox {config.sandbox}: {exc}") from exc
+        if self._spawner is not None and not config.uris and config.image is None:
+            # The spawn server's child makes it (nothing needs it before the process starts).
+            sandbox = _Sandbox(-1, -1, _physical(config.sandbox))
+        else:
+            try:
+                sandbox = await _prepare_sandbox_in(self._sandbox_threads, config.sandbox, user)
+            except OSError as exc:
+                raise ContainerLaunchError(
+                    f"cannot create sandbox {config.sandbox}: {exc}") from exc
         try:
             if config.uris and self._fetcher is not None:
                 try:
@@ -285,29 +309,76 @@ class PosixContainerizer:
             else:
                 launch = await self._prepare(config, user, sandbox.real_path)
             try:
-                async with self._forking:
-                    child = _start_process(config, launch, sandbox)
+                started = await self._start(config, launch, sandbox, user)
             except OSError as exc:
                 await self._cleanup_isolators(config.container_id)
                 raise ContainerLaunchError(
                     f"failed to launch {config.argv[0]!r}: {exc.strerror or exc}"
                 ) from exc
         finally:
-            os.close(sandbox.stdout)
-            os.close(sandbox.stderr)
-        start_time = process_start_time(child.pid) or time.time()
-        process = ContainerProcess(config.container_id, child.pid, start_time, config.sandbox)
-        container = _Container(process, _exit_code(child), launch)
+            _close_outputs_of(sandbox)
+        pid, exit_code = started.pid, started.exit_code
+        start_time = started.start_time or process_start_time(pid) or time.time()
+        process = ContainerProcess(config.container_id, pid, start_time, config.sandbox)
+        container = _Container(process, exit_code, launch)
         self._containers[config.container_id] = container
         try:
             for isolator in self._isolators:
-                await isolator.isolate(config.container_id, child.pid)
+                await isolator.isolate(config.container_id, pid)
         except Exception as exc:
             await self.destroy(config.container_id)
             del self._containers[config.container_id]
             raise ContainerLaunchError(f"failed to isolate the container: {exc}") from exc
         self._watch(config.container_id, container)
         return process
+
+    async def _start(
+        self, config: ContainerConfig, launch: Launch, sandbox: _Sandbox,
+        user: UserIdentity | None,
+    ) -> Spawned:
+        """Start the container's root process (and make its sandbox, if not made yet)."""
+        if self._spawner is not None and launch.user is None:
+            with contextlib.suppress(ValueError):  # too large for a request: forked here
+                return await self._spawn(self._spawner, config, launch, sandbox, user)
+        if sandbox.stdout < 0:
+            made = await _prepare_sandbox_in(self._sandbox_threads, config.sandbox, user)
+            try:
+                return await self._fork(config, launch, made)
+            finally:
+                _close_outputs_of(made)
+        return await self._fork(config, launch, sandbox)
+
+    async def _fork(self, config: ContainerConfig, launch: Launch, sandbox: _Sandbox) -> Spawned:
+        async with self._forking:
+            child = _start_process(config, launch, sandbox)
+        return Spawned(child.pid, None, _exit_code(child))
+
+    async def _spawn(
+        self, spawner: SpawnServer, config: ContainerConfig, launch: Launch, sandbox: _Sandbox,
+        user: UserIdentity | None,
+    ) -> Spawned:
+        """`_start_process` through the spawn server: a launch under `mesos-launch` is done
+        by the server's child itself; any other reports its exec's error as Popen would."""
+        outputs = (sandbox.stdout, sandbox.stderr) if sandbox.stdout >= 0 else None
+        owner = (user.uid, user.gid) if user is not None else None
+
+        async def spawn(launch: Launch) -> Spawned:
+            helper = launch.argv[0] == self._launch_tools.helper
+            args = launch.argv[1:] if helper else ("--", *launch.argv)
+            return await spawner.spawn(args, launch.environment, str(config.sandbox), outputs,
+                                       report_exec_errors=not helper, owner=owner)
+
+        if config.direct_argv is not None and not launch.wrapped:
+            direct = dataclasses.replace(
+                launch, argv=config.direct_argv,
+                environment=dict(launch.environment, PWD=sandbox.real_path))
+            try:
+                return await spawn(direct)
+            except SpawnServerLost:
+                raise  # it may have forked: never start the command twice
+            except OSError:
+                pass  # not exec'd: the shell runs it and says what is wrong
+        return await spawn(launch)
 
     def _user(self, config: ContainerConfig) -> UserIdentity | None:
         """Whom the container runs as: None for the agent's own user."""
@@ -408,8 +479,11 @@ class PosixContainerizer:
         container = self._get(container_id)
         if container.termination is not None:
             return container.termination
+        code = None
         if container.exit_code is not None:
-            code = await asyncio.shield(container.exit_code)
+            with contextlib.suppress(SpawnServerLost):  # its child runs on: watched as below
+                code = await asyncio.shield(container.exit_code)
+        if code is not None:
             termination = _termination(code, container.launch)
         else:
             process = container.process
@@ -430,8 +504,8 @@ class PosixContainerizer:
         container = self._get(container_id)
         if container.cleaned_up:
             return
-        if container.exit_code is None and container.termination is None and not _is_same_process(
-            container.process.pid, container.process.start_time
+        if not _exit_watched(container) and container.termination is None and not (
+            _is_same_process(container.process.pid, container.process.start_time)
         ):
             return  # a re-attached root that is gone: its pid may belong to someone else now
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -528,6 +602,13 @@ class PosixContainerizer:
             await self._images.destroy(container_id)
         for isolator in reversed(self._isolators):
             await isolator.cleanup(container_id)
+
+
+def _exit_watched(container: _Container) -> bool:
+    """Whether the container's exit status is known or will be (its pid cannot be reused
+    before it is reaped): not for a re-attached one, nor one whose spawn server was lost."""
+    code = container.exit_code
+    return code is not None and not (code.done() and code.exception() is not None)
 
 
 def _own_user_names() -> frozenset[str]:

@@ -232,3 +232,22 @@ async def test_isolator_hooks_run_in_order(tmp_path: Path) -> None:
     await containerizer.destroy(config.container_id)
     await containerizer.destroy(config.container_id)
     assert isolator.calls == ["prepare", "isolate", "update", "cleanup"]
+
+
+async def test_containers_outlive_a_lost_spawn_server_and_are_watched_without_it(
+        tmp_path: Path) -> None:
+    """The spawn server (ADR 0019) crashing loses only exit statuses: its children run on and
+    are watched by polling, and the next launch starts a new server."""
+    containerizer = PosixContainerizer()
+    first = shell(tmp_path / "a", "sleep 30")
+    root = await containerizer.launch(first)
+    server = psutil.Process(psutil.Process(root.pid).ppid())
+    assert "--serve" in server.cmdline() and server.ppid() == os.getpid()
+    server.kill()
+    await eventually(lambda: not alive(server.pid))
+    second = shell(tmp_path / "b", "exit 4")
+    await containerizer.launch(second)
+    assert await containerizer.wait(second.container_id) == Termination(4, None)
+    assert alive(root.pid)
+    await containerizer.kill(first.container_id, signal.SIGKILL)
+    assert await containerizer.wait(first.container_id) == Termination(None, None)

@@ -244,7 +244,7 @@ def test_an_agent_a_per_agent_app_did_not_fit_on_is_offered_again_soon() -> None
 
 def test_constraints_count_instances_launched_earlier_in_the_same_round_of_offers() -> None:
     world = World()
-    world.deploy_app({**APP, "instances": 4, "constraints": [["hostname", "MAX_PER", "2"]]})
+    world.deploy_app({**APP, "instances": 6, "constraints": [["hostname", "MAX_PER", "2"]]})
     assert len(world.offer("h1")) == 2  # a round of its own, placed before the next round
     offers = [mesos_pb2.Offer(id=mesos_pb2.OfferID(value=f"r{n}"),
                               agent_id=mesos_pb2.AgentID(value=f"agent-{host}"), hostname=host,
@@ -338,3 +338,15 @@ def test_a_new_leader_checks_the_health_of_the_instances_it_recovered() -> None:
     successor.core.watch_running_instances()
     assert observer.watched == [tasks[0].task_id.value]
 
+
+
+def test_a_burst_is_split_over_the_offers_of_one_round() -> None:
+    world = World()
+    world.deploy_app({**APP, "instances": 5})
+    offers = [mesos_pb2.Offer(id=mesos_pb2.OfferID(value=f"r{n}"),
+                              agent_id=mesos_pb2.AgentID(value=f"agent-h{n}"), hostname=f"h{n}",
+                              resources=Resources.parse("cpus:4;mem:4096;ports:[1-9]").to_proto())
+              for n in range(2)]
+    world.core.resource_offers(offers)
+    assert {offer_id: len(tasks) for offer_id, tasks in world.actions.launched} == {
+        "r0": 3, "r1": 2}
