@@ -539,7 +539,8 @@ class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
             async for message in messages:
                 kind = message.WhichOneof("message")
                 if kind == "standby":
-                    self._gate.standbys.hold(message.standby, outbox, principal)
+                    self._gate.standbys.hold(message.standby, outbox, principal,
+                                             stream_agent=agent_id)
                     continue
                 if kind not in ("resume", "reregister"):
                     log.warning("unexpected message on a passive stream", agent_id=agent_id,

@@ -41,13 +41,18 @@ class StandbyAgents:
         return len(self._held)
 
     def hold(self, standby: agent_pb2.AgentMessage.Standby,
-             outbox: Outbox[agent_pb2.MasterMessage], principal: str | None) -> HeldSnapshot:
+             outbox: Outbox[agent_pb2.MasterMessage], principal: str | None,
+             *, stream_agent: str | None = None) -> HeldSnapshot:
         """Keep `standby`'s snapshot as the one of the agent on `outbox`'s stream (the newest
-        stream of an agent wins). Raises MasterError when it names no agent id, or another one
-        than earlier on the same stream."""
+        stream of an agent wins); `stream_agent`: the agent the stream's first snapshot named.
+        Raises MasterError when it names no agent id, or another one than `stream_agent`."""
         agent_id = standby.snapshot.agent_info.id.value
         if not agent_id:
             raise MasterError(ErrorCode.INVALID_ARGUMENT, "a standby snapshot without an agent id")
+        if stream_agent is not None and agent_id != stream_agent:
+            raise MasterError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"a passive stream carries one agent's snapshots: {stream_agent}, not {agent_id}")
         held = self._held.get(agent_id)
         if held is not None and held.outbox is outbox:
             held.seq, held.snapshot = standby.seq, standby.snapshot

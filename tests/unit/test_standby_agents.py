@@ -70,3 +70,14 @@ def test_a_snapshot_without_agent_id_is_refused() -> None:
     with pytest.raises(MasterError) as refused:
         StandbyAgents().hold(standby("", 1), Outbox(), None)
     assert refused.value.code is ErrorCode.INVALID_ARGUMENT
+
+
+def test_a_stream_carries_the_snapshots_of_the_agent_it_first_named() -> None:
+    held, stream = StandbyAgents(), Outbox()
+    held.hold(standby("a1", 1), stream, None)
+    with pytest.raises(MasterError) as refused:
+        held.hold(standby("a2", 2), stream, None, stream_agent="a1")
+    assert refused.value.code is ErrorCode.INVALID_ARGUMENT
+    assert len(held) == 1  # a2 is not held, so nothing outlives the stream's drop of a1
+    held.hold(standby("a1", 2), stream, None, stream_agent="a1")
+    assert held.take("a1", stream, 2).agent_info.id.value == "a1"
