@@ -9,7 +9,6 @@ group the agents started, whether the agents are still alive or not.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import math
 import os
@@ -31,6 +30,7 @@ import psutil
 
 from frameworks import OfferBudget, Scheduler, SchedulerDriver, command_task, is_terminal
 from mesos_agent.containerizer.cgroups import Cgroups, CgroupsUnavailable, mounts_under
+from mesos_agent.containerizer.image_runtime import detach_mounts_under
 from mesos_agent.paths import AgentPaths
 from mesos_security.pki import CertificateAuthority
 from mesos_security.tls import TlsConfig
@@ -258,19 +258,7 @@ class BenchCluster:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(group, signal.SIGKILL)
         remove_cgroups(self.cgroups_root)
-        unmount_under(self.work_dir)
-
-
-def unmount_under(directory: Path) -> None:
-    """Detach the mounts under `directory` (image containers' root filesystems left behind
-    by agents stopped before they destroyed them)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    root = str(directory.resolve())
-    lines = Path("/proc/self/mounts").read_text().splitlines()
-    for target in sorted({line.split()[1] for line in lines if len(line.split()) > 1},
-                         reverse=True):
-        if target.startswith(root + "/"):
-            libc.umount2(target.encode(), 2)  # MNT_DETACH
+        detach_mounts_under(self.work_dir)
 
 
 def remove_cgroups(root: str) -> None:

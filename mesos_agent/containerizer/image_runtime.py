@@ -43,7 +43,7 @@ from mesos_agent.images.layers import OPAQUE_XATTR, is_whiteout
 from mesos_agent.images.manifest import ImageError
 from mesos_agent.images.store import Image, ImageStore, PruneResult
 
-__all__ = ["Backend", "ImageRuntime", "choose_backend"]
+__all__ = ["Backend", "ImageRuntime", "choose_backend", "detach_mounts_under"]
 
 Backend = Literal["overlay", "copy"]
 _log = structlog.get_logger(__name__)
@@ -294,6 +294,18 @@ def _remove(path: Path) -> None:
     else:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+def detach_mounts_under(directory: Path) -> None:
+    """Detach every mount below `directory`, deepest first: the root filesystems that agents
+    stopped before destroying their image containers leave on the host (with a compiler the
+    overlay is mounted in the container's own mount namespace and none are left)."""
+    root = str(directory.resolve())
+    lines = Path("/proc/self/mounts").read_text().splitlines()
+    targets = {fields[1] for fields in map(str.split, lines) if len(fields) > 1}
+    for target in sorted(targets, reverse=True):
+        if target.startswith(root + "/"):
+            _libc.umount2(target.encode(), _MNT_DETACH)
 
 
 def _remove_bundle(bundle: Path) -> None:

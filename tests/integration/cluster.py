@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from mesos_agent.containerizer.image_runtime import detach_mounts_under
 from mesos_coordination.store import Mutation
 from mesos_coordination.store_local import LocalStore
 
@@ -249,21 +250,7 @@ class Cluster:
             process.stop()
         _kill_tasks_under(self.work_dir)
         _remove_task_cgroups(self.work_dir)
-        _unmount_under(self.work_dir)
-
-
-def _unmount_under(work_dir: Path) -> None:
-    """Detach the mounts under `work_dir`: the root filesystems of image containers whose
-    agent was killed before it could destroy them."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    root = str(work_dir.resolve())
-    mounts = Path("/proc/self/mounts").read_text().splitlines()
-    for target in sorted({line.split()[1] for line in mounts if len(line.split()) > 1},
-                         reverse=True):
-        if target.startswith(root + "/"):
-            libc.umount2(target.encode(), 2)  # MNT_DETACH
+        detach_mounts_under(self.work_dir)
 
 
 def _remove_task_cgroups(work_dir: Path) -> None:
