@@ -26,6 +26,7 @@ __all__ = [
     "ImageManifest",
     "Platform",
     "check_digest",
+    "check_platform",
     "machine_platform",
     "parse_config",
     "parse_manifest",
@@ -134,6 +135,17 @@ def check_digest(digest: str, data: bytes, what: str) -> None:
     actual = "sha256:" + hashlib.sha256(data).hexdigest()
     if actual != digest:
         raise ImageError(f"{what} does not match its digest: expected {digest}, got {actual}")
+
+
+def check_platform(config: ImageConfig, wanted: Platform, what: str) -> None:
+    """Raise ImageError when `config` names an operating system or CPU architecture other than
+    `wanted`'s: its programs could not run here (Docker only warns, and the container then
+    fails with "exec format error"). A configuration that names none is taken as it is."""
+    found = config.platform
+    if found is None or not found.os or not found.architecture:
+        return
+    if (found.os, found.architecture) != (wanted.os, wanted.architecture):
+        raise ImageError(f"{what} is built for {found}, not for this machine ({wanted})")
 
 
 def parse_manifest(media_type: str, body: bytes) -> ImageIndex | ImageManifest:

@@ -38,6 +38,7 @@ from mesos_agent.images.manifest import (
     ImageManifest,
     Platform,
     check_digest,
+    check_platform,
     parse_config,
     parse_manifest,
     select_platform,
@@ -186,6 +187,7 @@ class RegistrySource:
                     raise ImageError(f"the {self._platform} entry of {reference}'s index is "
                                      "another index")
             config = parse_config(await session.blob_bytes(manifest.config))
+            check_platform(config, self._platform, f"image {reference}")
             layers: list[FetchedLayer] = []
             for descriptor, diff_id, needed in _layers_to_fetch(manifest, config, have):
                 blob = _blob_path(staging, descriptor) if needed else None
@@ -409,13 +411,16 @@ class ArchiveSource:
             with tarfile.open(archive) as tar:
                 names = set(tar.getnames())
                 if "manifest.json" in names and "index.json" not in names:
-                    return _read_docker_save(tar, staging, have)
-                if "index.json" in names:
-                    return _read_oci_layout(tar, staging, have, self._platform)
+                    fetched = _read_docker_save(tar, staging, have)
+                elif "index.json" in names:
+                    fetched = _read_oci_layout(tar, staging, have, self._platform)
+                else:
+                    raise ImageError(f"image archive {archive} is neither `docker save` output "
+                                     "(manifest.json) nor an OCI image layout (index.json)")
         except (tarfile.TarError, OSError) as exc:
             raise ImageError(f"image archive {archive} cannot be read: {exc}") from None
-        raise ImageError(f"image archive {archive} is neither `docker save` output "
-                         "(manifest.json) nor an OCI image layout (index.json)")
+        check_platform(fetched.config, self._platform, f"image archive {archive}")
+        return fetched
 
 
 def _member(tar: tarfile.TarFile, name: str) -> IO[bytes]:

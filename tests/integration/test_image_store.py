@@ -16,6 +16,7 @@ from mesos_agent.images import (
     ArchiveSource,
     ImageError,
     ImageStore,
+    Platform,
     RegistryCredentials,
     RegistrySource,
     load_docker_config,
@@ -188,6 +189,33 @@ async def test_archives_in_a_directory_without_a_registry(
     assert (await store.get("team/app:v1")).layers == image.layers
     with pytest.raises(ImageError, match=r"not found: no .*/busybox:v2\.tar"):
         await store.get("busybox:v2")
+
+
+def _foreign_platform() -> Platform:
+    here = machine_platform()
+    return Platform("linux", "s390x" if here.architecture != "s390x" else "amd64")
+
+
+async def test_an_image_for_another_architecture_is_refused_saying_so(
+        tmp_path: Path, registry: Registry, app_image: Image) -> None:
+    """The image's configuration names this machine's architecture; agents that take
+    themselves for another machine refuse it before fetching its layers, from a registry and
+    from an archive alike."""
+    registry.push(app_image, "team/app")
+    source = RegistrySource(registry.url, None, platform=_foreign_platform())
+    store = ImageStore(tmp_path / "store", source)
+    with pytest.raises(ImageError, match=r"is built for linux/\w+, not for this machine "
+                                         r"\(linux/(s390x|amd64)\)"):
+        await store.get(f"{registry.host}/team/app:v1")
+    assert blob_requests(registry) == 1  # the configuration only: no layer was fetched
+    archives = tmp_path / "archives"
+    archives.mkdir()
+    save_archive(app_image, archives / "saved.tar", "app:v1", format="docker-archive")
+    (archives / "saved.tar").rename(archives / "app:v1.tar")
+    archived = ImageStore(tmp_path / "store2", ArchiveSource(archives,
+                                                             platform=_foreign_platform()))
+    with pytest.raises(ImageError, match=r"image archive .* is built for"):
+        await archived.get("app:v1")
 
 
 async def test_prune_keeps_what_is_in_use(tmp_path: Path, registry: Registry,

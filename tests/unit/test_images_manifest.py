@@ -17,6 +17,7 @@ from mesos_agent.images.manifest import (
     ImageManifest,
     Platform,
     check_digest,
+    check_platform,
     parse_config,
     parse_manifest,
     select_platform,
@@ -108,6 +109,18 @@ def test_configuration() -> None:
     assert parse_config(b'{"rootfs": {"diff_ids": []}}').entrypoint == ()
     with pytest.raises(ImageError, match="Cmd is not a list of strings"):
         parse_config(b'{"config": {"Cmd": "sh -c x"}}')
+
+
+def test_a_configuration_for_another_platform_is_refused() -> None:
+    arm = parse_config(b'{"os": "linux", "architecture": "arm64", "variant": "v8"}')
+    check_platform(arm, Platform("linux", "arm64"), "image a")  # the variant is not compared
+    with pytest.raises(ImageError, match=r"image a is built for linux/arm64/v8, not for this "
+                                         r"machine \(linux/amd64\)"):
+        check_platform(arm, Platform("linux", "amd64"), "image a")
+    with pytest.raises(ImageError, match="built for windows/amd64"):
+        check_platform(parse_config(b'{"os": "windows", "architecture": "amd64"}'),
+                       Platform("linux", "amd64"), "image b")
+    check_platform(parse_config(b"{}"), Platform("linux", "amd64"), "image c")  # names none
 
 
 def test_digests_are_checked() -> None:
