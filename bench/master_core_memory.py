@@ -1,7 +1,7 @@
 """Where a master core's bytes go: a `Master` with many agents and running tasks, no gRPC.
 
     python bench/master_core_memory.py [--agents 10000] [--tasks-per-agent 10]
-        [--frameworks 4] [--top 25] [--no-tracemalloc]
+        [--frameworks 4] [--top 25] [--no-tracemalloc] [--state N]
 
 Builds one pure `Master` core (fake clock, outboxes that drop what they are sent) the way the
 tasks RSS bench fills a real master: `--agents` agents of `cpus:8;mem:16384;disk:100000;
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import gc
+import time
 import tracemalloc
 import uuid
 from typing import Generic, TypeVar
@@ -26,7 +27,10 @@ from typing import Generic, TypeVar
 import psutil
 
 from frameworks import OfferBudget, command_task
+from mesos_http.operator_http import JsonFragments
 from mesos_master.config import MasterConfig
+from mesos_master.http import master_state
+from mesos_master.main import GC_YOUNG_THRESHOLD
 from mesos_master.master import Master
 from mesos_master.registry import ImmediateSink
 from mesos_runtime.clock import FakeClock
@@ -162,6 +166,24 @@ def build(args: argparse.Namespace) -> Master:
     return master
 
 
+def time_state(master: Master, rounds: int) -> None:
+    """Render the master's `/state` `rounds` times as its HTTP handler does (tasks encoded as
+    they are made, then the whole document), with the collector set as `mesos-master` sets it."""
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    info = mesos_pb2.MasterInfo(id="bench", hostname="localhost", port=5050, version="bench")
+    for _ in range(rounds):
+        started, cpu = time.perf_counter(), time.process_time()
+        fragments = JsonFragments()
+        state = master_state(master, info, info, start_time=0.0, flags={}, fragments=fragments)
+        rendered = time.perf_counter() - started
+        body = fragments.encode(state)
+        print(f"  /state: built in {rendered:.2f} s, {time.perf_counter() - started:.2f} s "
+              f"with JSON ({len(body) / 2**20:.0f} MiB, CPU "
+              f"{time.process_time() - cpu:.2f} s); RSS {rss_mib():.0f} MiB", flush=True)
+        del state, body, fragments
+        gc.collect()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=10_000)
@@ -170,6 +192,9 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25, help="lines of the allocation table")
     parser.add_argument("--no-tracemalloc", action="store_true",
                         help="RSS only (tracemalloc's own bookkeeping inflates RSS)")
+    parser.add_argument("--state", type=int, default=0, metavar="N",
+                        help="also render /state N times (tasks are decoded on read) and "
+                             "print the time and the RSS it leaves")
     args = parser.parse_args()
     import structlog  # the core logs at INFO per agent and task: keep it quiet
 
@@ -186,6 +211,8 @@ def main() -> None:
     ctypes.CDLL("libc.so.6").malloc_trim(0)
     print(f"  the same after malloc_trim(0) (freed memory returned): RSS {rss_mib():.0f} MiB",
           flush=True)
+    if args.state:
+        time_state(master, args.state)
     if args.no_tracemalloc:
         return
     snapshot = tracemalloc.take_snapshot()

@@ -6,8 +6,10 @@ and the Prometheus text exposition of a metrics snapshot.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import re
+import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -18,6 +20,7 @@ from protos import mesos_pb2
 
 __all__ = [
     "PROMETHEUS_CONTENT_TYPE",
+    "JsonFragments",
     "PrometheusSample",
     "attributes_json",
     "flag_values",
@@ -31,6 +34,34 @@ __all__ = [
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _NOT_IN_NAME = re.compile(r"[^A-Za-z0-9_]")
+
+
+class JsonFragments:
+    """Parts of one large JSON document encoded as they are made (a `/state` of 100,000 tasks:
+    each task's model is dropped once encoded instead of all being held until the end), then
+    spliced into the document, which holds a placeholder string for each. Placeholders carry a
+    random nonce, so no string of the document's own can be taken for one."""
+
+    _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+    def __init__(self) -> None:
+        self._nonce = uuid.uuid4().hex
+        self._parts: list[str] = []
+
+    def array(self, items: Iterable[Any]) -> str:
+        """A placeholder for the JSON array of `items`, each encoded when it is reached."""
+        encode = self._ENCODER.encode
+        self._parts.append("[" + ",".join(encode(item) for item in items) + "]")
+        return f"{self._nonce}:{len(self._parts) - 1}"
+
+    def encode(self, document: Any) -> bytes:
+        """`document` as compact UTF-8 JSON (as Starlette's JSONResponse writes it), each
+        placeholder replaced by its part."""
+        text = self._ENCODER.encode(document)
+        if not self._parts:
+            return text.encode()
+        placeholder = re.compile(f'"{self._nonce}:([0-9]+)"')
+        return placeholder.sub(lambda match: self._parts[int(match[1])], text).encode()
 
 
 def resources_json(resources: Resources) -> dict[str, Any]:
@@ -61,12 +92,15 @@ def attributes_json(attributes: Iterable[mesos_pb2.Attribute]) -> dict[str, Any]
     return model
 
 
-def task_json(task: mesos_pb2.Task, role: str = "*") -> dict[str, Any]:
-    """A task in Mesos' JSON model (`/state` of the master and of the agent)."""
-    try:
-        resources = Resources.from_proto(task.resources)
-    except ValueError:
-        resources = Resources.EMPTY
+def task_json(task: mesos_pb2.Task, role: str = "*", *,
+              resources: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A task in Mesos' JSON model (`/state` of the master and of the agent); `resources`,
+    when given, is the task's resources already in that model (they are not decoded again)."""
+    if resources is None:
+        try:
+            resources = resources_json(Resources.from_proto(task.resources))
+        except ValueError:
+            resources = resources_json(Resources.EMPTY)
     model: dict[str, Any] = {
         "id": task.task_id.value,
         "name": task.name,
@@ -74,7 +108,7 @@ def task_json(task: mesos_pb2.Task, role: str = "*") -> dict[str, Any]:
         "executor_id": task.executor_id.value,
         "slave_id": task.agent_id.value,
         "state": mesos_pb2.TaskState.Name(task.state),
-        "resources": resources_json(resources),
+        "resources": resources,
         "role": role,
         "statuses": [_status_json(status) for status in task.statuses],
     }

@@ -35,6 +35,7 @@ from starlette.routing import Route
 from mesos_http.http_auth import request_principal
 from mesos_http.operator_http import (
     PROMETHEUS_CONTENT_TYPE,
+    JsonFragments,
     attributes_json,
     prometheus_text,
     resources_json,
@@ -104,9 +105,12 @@ def master_state(
     flags: Mapping[str, str],
     members: Sequence[mesos_pb2.MasterInfo] = (),
     can_view: Callable[[str, str | None], bool] = lambda action, target: True,
+    fragments: JsonFragments | None = None,
 ) -> dict[str, Any]:
     """`/state`: the whole cluster when leading (`master`), this master's identity otherwise;
-    `members` are the masters in the election (for the `standbys` extension). Only what
+    `members` are the masters in the election (for the `standbys` extension). With
+    `fragments`, the lists of tasks are encoded as they are made and the document holds their
+    placeholders (`fragments.encode` makes the whole). Only what
     `can_view(action, target)` allows is shown: frameworks by `view_frameworks` of their
     user, their tasks by `view_tasks` and executors by `view_executors` of theirs, agents by
     `view_agents` of their hostname, the flags by `view_flags` (ADR 0013)."""
@@ -140,6 +144,10 @@ def master_state(
               if can_view("view_agents", agent.info.hostname)]
     registered = [agent for agent in agents if _registered(agent)]
     used = _used_by_framework(registered)
+    executors: dict[str, list[ExecutorRecord]] = {}
+    for agent in master.agents.values():
+        for (framework_id, _), executor in agent.executors.items():
+            executors.setdefault(framework_id, []).append(executor)
     state.update(
         elected_time=master.elected_at,
         activated_slaves=sum(1 for agent in registered if agent.connected),
@@ -151,15 +159,17 @@ def master_state(
         ],
         frameworks=[
             _framework_json(master, framework, used.get(framework.framework_id, Resources.EMPTY),
+                            executors.get(framework.framework_id, ()),
                             _task_viewer(framework.info, can_view),
-                            _executor_viewer(framework.info, can_view))
+                            _executor_viewer(framework.info, can_view), fragments)
             for framework in master.frameworks.values()
             if can_view("view_frameworks", framework.info.user)
         ],
         completed_frameworks=[
             {**_framework_json(master, framework, Resources.EMPTY,
+                               executors.get(framework.framework_id, ()),
                                _task_viewer(framework.info, can_view),
-                               _executor_viewer(framework.info, can_view)),
+                               _executor_viewer(framework.info, can_view), fragments),
              "active": False, "connected": False}
             for framework in reversed(master.completed_frameworks)
             if can_view("view_frameworks", framework.info.user)
@@ -271,11 +281,13 @@ class MasterHttp:
         return f"{self._scheme}://{address}"
 
     async def state(self, request: Request) -> Response:
-        return JSONResponse(master_state(
+        fragments = JsonFragments()
+        state = master_state(
             self._gate.master, self._info, self._gate.leader,
             start_time=self._start_time, flags=self._flags, members=self._gate.members(),
-            can_view=self._viewer(request),
-        ))
+            can_view=self._viewer(request), fragments=fragments,
+        )
+        return Response(fragments.encode(state), media_type="application/json")
 
     def _viewer(self, request: Request) -> Callable[[str, str | None], bool]:
         """What the request's principal may see, by the leader's ACLs (a standby's
@@ -425,8 +437,10 @@ def _executor_viewer(info: mesos_pb2.FrameworkInfo,
 
 def _framework_json(
     master: Master, framework: FrameworkRecord, used: Resources,
+    executors_of_framework: Iterable[ExecutorRecord],
     shown: Callable[[TaskRecord], bool] = lambda task: True,
     shown_executor: Callable[[ExecutorRecord], bool] = lambda executor: True,
+    fragments: JsonFragments | None = None,
 ) -> dict[str, Any]:
     info = framework.info
     role = info.roles[0] if info.roles else DEFAULT_ROLE
@@ -440,12 +454,8 @@ def _framework_json(
     tasks = [task for task in framework.tasks.values() if shown(task)]
     live = [task for task in tasks if task.state != mesos_pb2.TASK_UNREACHABLE]
     unreachable = [task for task in tasks if task.state == mesos_pb2.TASK_UNREACHABLE]
-    executors = [
-        executor
-        for agent in master.agents.values()
-        for (framework_id, _), executor in agent.executors.items()
-        if framework_id == framework.framework_id and shown_executor(executor)
-    ]
+    resource_models: dict[Resources, dict[str, Any]] = {}
+    executors = [executor for executor in executors_of_framework if shown_executor(executor)]
     model: dict[str, Any] = {
         "id": framework.framework_id,
         "name": info.name,
@@ -473,10 +483,11 @@ def _framework_json(
         "offered_resources": resources_json(offered),
         "resources": resources_json(used + offered),
         "dominant_share": share,
-        "tasks": [task_json(task.to_proto(), role) for task in live],
-        "unreachable_tasks": [task_json(task.to_proto(), role) for task in unreachable],
-        "completed_tasks": [task_json(task.to_proto(), role)
-                            for task in framework.completed_tasks if shown(task)],
+        "tasks": _tasks_json(live, role, resource_models, fragments),
+        "unreachable_tasks": _tasks_json(unreachable, role, resource_models, fragments),
+        "completed_tasks": _tasks_json(
+            (task for task in framework.completed_tasks if shown(task)), role, resource_models,
+            fragments),
         "offers": [_offer_json(offer) for offer in offers],
         "executors": [
             {
@@ -490,6 +501,22 @@ def _framework_json(
         ],
     }
     return model
+
+
+def _tasks_json(tasks: Iterable[TaskRecord], role: str, models: dict[Resources, dict[str, Any]],
+                fragments: JsonFragments | None) -> list[dict[str, Any]] | str:
+    """Tasks in Mesos' JSON model, or the placeholder of their encoded array in `fragments`.
+    Tasks mostly hold equal resources: each distinct value is rendered once per request
+    (`models`)."""
+    def model(task: TaskRecord) -> dict[str, Any]:
+        resources = models.get(task.resources)
+        if resources is None:
+            resources = models[task.resources] = resources_json(task.resources)
+        return task_json(task.to_proto(with_resources=False), role, resources=resources)
+
+    if fragments is not None:
+        return fragments.array(model(task) for task in tasks)
+    return [{**model(task), "resources": dict(models[task.resources])} for task in tasks]
 
 
 def _offer_json(offer: OfferRecord) -> dict[str, Any]:

@@ -122,15 +122,17 @@ class TaskRecord:
             self.unacknowledged = None  # an emptied dict keeps its table
         return state
 
-    def to_proto(self) -> mesos_pb2.Task:
-        info = self.info
+    def to_proto(self, *, with_resources: bool = True) -> mesos_pb2.Task:
+        """The task as Mesos' `Task`; without its resources when the caller has them in
+        another form (`/state` renders `resources` from the record's)."""
+        info = mesos_pb2.TaskInfo.FromString(self._info)
         task = mesos_pb2.Task(
             name=info.name,
             task_id=info.task_id,
             framework_id=mesos_pb2.FrameworkID(value=self.framework_id),
             agent_id=mesos_pb2.AgentID(value=self.agent_id),
             state=self.state,
-            resources=info.resources,
+            resources=info.resources if with_resources else (),
             labels=info.labels,
         )
         if self.executor_id:
