@@ -11,6 +11,7 @@ for that number, so the core adopts exactly the state the agent has just declare
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mesos_master.errors import ErrorCode, MasterError
@@ -36,6 +37,8 @@ class StandbyAgents:
         self._held: dict[str, HeldSnapshot] = {}
         self.resumed = 0
         """Agents re-registered from a held snapshot since the process started."""
+        self.on_empty: Callable[[], None] = _nothing
+        """Called when the last snapshot held is taken or dropped."""
 
     def __len__(self) -> int:
         return len(self._held)
@@ -72,7 +75,7 @@ class StandbyAgents:
                 ErrorCode.ABORTED,
                 f"no snapshot {seq} of agent {agent_id} on this stream (held: {have}); "
                 "re-register")
-        del self._held[agent_id]
+        self._forget(agent_id)
         self.resumed += 1
         return held.snapshot
 
@@ -80,4 +83,13 @@ class StandbyAgents:
         """The stream on `outbox` ended (or became active): forget its snapshot."""
         held = self._held.get(agent_id)
         if held is not None and held.outbox is outbox:
-            del self._held[agent_id]
+            self._forget(agent_id)
+
+    def _forget(self, agent_id: str) -> None:
+        del self._held[agent_id]
+        if not self._held:
+            self.on_empty()
+
+
+def _nothing() -> None:
+    pass
