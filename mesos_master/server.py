@@ -559,11 +559,12 @@ class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
                     refusals.append(refusal)
                     return
                 if kind == "resume":
-                    report = self._gate.standbys.take(agent_id, outbox, message.resume.seq)
+                    held = self._gate.standbys.take(agent_id, outbox, message.resume.seq)
+                    master.reregister_agent(held.snapshot, outbox, principal,
+                                            decoded=held.decoded)
                 else:
                     self._gate.standbys.drop(agent_id, outbox)
-                    report = message.reregister
-                master.reregister_agent(report, outbox, principal)
+                    master.reregister_agent(message.reregister, outbox, principal)
                 self._gate.request_allocation()
                 break
         except MasterError as error:
