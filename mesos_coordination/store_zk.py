@@ -202,10 +202,10 @@ class ZooKeeperStoreFollower:
         """A consistent copy: `latest` when the epoch znode did not change since, a new one
         when two reads of it around the entries agree, None when there is no store (yet)."""
         client = self._session.client
-        try:
-            _, stat = await self._session.call(
-                client.get_async, self._epoch_path, watch=self._session.watch)
-        except NoNodeError:
+        # `exists` watches a znode that is not there yet too (a store no leader has taken).
+        stat = await self._session.call(
+            client.exists_async, self._epoch_path, watch=self._session.watch)
+        if stat is None:
             return None
         if latest is not None and latest.mzxid == stat.mzxid:
             return latest
