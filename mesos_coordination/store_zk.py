@@ -42,6 +42,9 @@ from mesos_coordination.zookeeper import ZooKeeperSession
 
 log = structlog.get_logger("mesos_coordination.store_zk")
 
+RECHECK_SETTLES = 6
+"""A follower looks at the epoch znode at least every this many `settle` periods."""
+
 
 @dataclass(frozen=True, slots=True)
 class StoreCopy:
@@ -166,7 +169,8 @@ class ZooKeeperStoreFollower:
     and writes the store itself).
 
     Steady-state cost: one read of the epoch znode (with a watch) per notification of the
-    session, and one read of every entry per `settle` seconds while the store changes."""
+    session or per `RECHECK_SETTLES * settle` seconds, and one read of every entry per
+    `settle` seconds while the store changes."""
 
     def __init__(self, session: ZooKeeperSession, root: str, kinds: Sequence[str], *,
                  paused: Callable[[], bool], settle: float = 10.0) -> None:
@@ -195,7 +199,10 @@ class ZooKeeperStoreFollower:
                     self.latest = await self._read(self.latest)
                 except Exception as exc:  # a copy is an optimization: never fail the process
                     log.info("cannot follow the store", root=self.root, error=repr(exc))
-            await changed.wait()
+            # A watch that a failed read did not set again must not stop the following.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._settle * RECHECK_SETTLES):
+                    await changed.wait()
             await asyncio.sleep(self._settle)
 
     async def _read(self, latest: StoreCopy | None) -> StoreCopy | None:

@@ -224,6 +224,27 @@ async def test_a_copy_older_than_the_last_commit_is_not_used(terms: list[Term]) 
     assert await second.store.recover() == {"agents/a1": b"one", "agents/a2": b"two"}
 
 
+async def test_a_follower_started_before_any_leader_took_the_store_follows_it(
+    terms: list[Term],
+) -> None:
+    first, second = terms
+    follower = ZooKeeperStoreFollower(
+        second.contender.session, f"{second.contender.url.path}/registry",
+        ("agents", "frameworks"), paused=lambda: False, settle=0.01)
+    task = asyncio.create_task(follower.run())
+    try:
+        await asyncio.sleep(0.5)  # its first read finds no store
+        assert follower.latest is None
+        await first.store.recover()
+        await first.store.commit([Mutation("agents/a1", b"one")])
+        async with asyncio.timeout(10):
+            while follower.latest is None or not follower.latest.entries:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        assert follower.latest.entries == {"agents/a1": b"one"}
+    finally:
+        task.cancel()
+
+
 async def test_zookeeper_store_refuses_a_leader_whose_znode_is_gone(terms: list[Term]) -> None:
     first, _ = terms
     session: ZooKeeperSession = first.contender.session
