@@ -236,7 +236,8 @@ class MasterLink:
             for task in (writer, heartbeats):
                 task.cancel()
             for task in (writer, heartbeats):
-                with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+                with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError,
+                                         StreamEnded):
                     await task
             self._handler.disconnected()
 
@@ -269,7 +270,10 @@ class MasterLink:
         while True:
             messages = [await outbox.get(), *backlog(outbox, MAX_BATCH_MESSAGES - 1)]
             for message in batched(messages, _agent_message_batch):
-                await call.write(message)
+                try:
+                    await call.write(message)
+                except asyncio.InvalidStateError:  # the call ended before the reader saw it
+                    raise StreamEnded("the master's stream ended") from None
 
     async def _heartbeat(
         self, outbox: asyncio.Queue[agent_pb2.AgentMessage], interval: float

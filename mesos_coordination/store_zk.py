@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -165,21 +166,24 @@ async def read_entries(session: ZooKeeperSession, root: str,
 
 class ZooKeeperStoreFollower:
     """A standby's copy of the store under `root` (see the module docstring), read again
-    `settle` seconds after the store changed, never while `paused()` (this process leads
-    and writes the store itself).
+    `quick` seconds after the store changed, but at most once per `settle` seconds, never
+    while `paused()` (this process leads and writes the store itself).
 
     Steady-state cost: one read of the epoch znode (with a watch) per notification of the
     session or per `RECHECK_SETTLES * settle` seconds, and one read of every entry per
     `settle` seconds while the store changes."""
 
     def __init__(self, session: ZooKeeperSession, root: str, kinds: Sequence[str], *,
-                 paused: Callable[[], bool], settle: float = 10.0) -> None:
+                 paused: Callable[[], bool], settle: float = 10.0,
+                 quick: float = 1.0) -> None:
         self._session = session
         self.root = root.rstrip("/")
         self.kinds = tuple(kinds)
         self._epoch_path = f"{self.root}/epoch"
         self._paused = paused
         self._settle = settle
+        self._quick = min(quick, settle)
+        self._last_full_read = -math.inf  # event loop time
         self.latest: StoreCopy | None = None
         """The last consistent copy read; None before the first, and while paused."""
 
@@ -203,7 +207,8 @@ class ZooKeeperStoreFollower:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._settle * RECHECK_SETTLES):
                     await changed.wait()
-            await asyncio.sleep(self._settle)
+            now = asyncio.get_running_loop().time()
+            await asyncio.sleep(max(self._quick, self._last_full_read + self._settle - now))
 
     async def _read(self, latest: StoreCopy | None) -> StoreCopy | None:
         """A consistent copy: `latest` when the epoch znode did not change since, a new one
@@ -216,6 +221,7 @@ class ZooKeeperStoreFollower:
             return None
         if latest is not None and latest.mzxid == stat.mzxid:
             return latest
+        self._last_full_read = asyncio.get_running_loop().time()
         entries = await read_entries(self._session, self.root, self.kinds)
         after = await self._session.call(client.exists_async, self._epoch_path)
         if after is None or after.mzxid != stat.mzxid:

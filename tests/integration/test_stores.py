@@ -143,7 +143,7 @@ class Term:
         """A copy of the registry, as a standby's follower reads it."""
         follower = ZooKeeperStoreFollower(
             self.contender.session, f"{self.contender.url.path}/registry",
-            ("agents", "frameworks"), paused=lambda: False, settle=0.01)
+            ("agents", "frameworks"), paused=lambda: False, settle=0.01, quick=0.01)
         task = asyncio.create_task(follower.run())
         try:
             async with asyncio.timeout(10):
@@ -230,7 +230,7 @@ async def test_a_follower_started_before_any_leader_took_the_store_follows_it(
     first, second = terms
     follower = ZooKeeperStoreFollower(
         second.contender.session, f"{second.contender.url.path}/registry",
-        ("agents", "frameworks"), paused=lambda: False, settle=0.01)
+        ("agents", "frameworks"), paused=lambda: False, settle=0.01, quick=0.01)
     task = asyncio.create_task(follower.run())
     try:
         await asyncio.sleep(0.5)  # its first read finds no store
