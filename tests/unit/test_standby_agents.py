@@ -104,3 +104,17 @@ def test_resources_that_do_not_parse_are_left_to_the_core() -> None:
     decoded = DecodedReport.of(report)
     assert decoded.total is None
     assert decoded.task_resources == (Resources.EMPTY,)
+
+
+def test_emptying_the_cache_is_reported_once_the_last_snapshot_goes() -> None:
+    """A new leader hands its frozen heap back to the collector then (server `_unfreeze`)."""
+    held, first, second = StandbyAgents(), Outbox(), Outbox()
+    emptied: list[None] = []
+    held.on_empty = lambda: emptied.append(None)
+    held.hold(standby("a1", 1), first, None)
+    held.hold(standby("a2", 1), second, None)
+    held.take("a1", first, 1)
+    held.drop("a2", first)  # not the stream a2's snapshot came on: kept
+    assert (len(held), emptied) == (1, [])
+    held.drop("a2", second)
+    assert (len(held), emptied) == (0, [None])
