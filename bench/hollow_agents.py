@@ -67,6 +67,7 @@ log = structlog.get_logger("bench.hollow_agents")
 DURATION_LABEL = "hollow_duration_seconds"
 GC_YOUNG_THRESHOLD = 10_000  # as a master's (mesos_master.main): many objects, most long-lived
 VERSION = "hollow"
+STREAMS_SETTLE_SECONDS = 5.0
 
 TaskState: TypeAlias = "mesos_pb2.TaskState.ValueType"
 _NO_JOURNAL = NoJournal()  # hollow agents keep nothing on disk
@@ -168,7 +169,15 @@ class HollowAgent:
         self._link = MasterLink(
             detector, self, self._hello, registration_timeout=registration_timeout,
             standby_streams=standby_streams,
+            # What `_hello` reports is the book's (its executors come from its tasks).
+            state_version=lambda: self._book.report_version,
         )
+
+    @property
+    def passive_streams(self) -> int:
+        """Passive streams open to standby masters (ADR 0018)."""
+        standbys = self._link.standbys
+        return len(standbys.masters) if standbys is not None else 0
 
     async def run(self) -> None:
         """Stay registered and deliver status updates until cancelled."""
@@ -290,6 +299,19 @@ def _write_ids(path: Path, ids: dict[str, str]) -> None:
     os.replace(temporary, path)
 
 
+async def _freeze_settled_streams(agents: Sequence[HollowAgent]) -> None:
+    """Freeze the heap (as `FleetObserver.registered` does) once the fleet's passive streams,
+    opened after its registration, stop growing: their state is long-lived too."""
+    frozen = last = 0
+    while True:
+        await asyncio.sleep(STREAMS_SETTLE_SECONDS)
+        streams = sum(agent.passive_streams for agent in agents)
+        if streams == last and streams > frozen:
+            gc.freeze()
+            frozen = streams
+        last = streams
+
+
 async def _keep_ids(path: Path, observer: FleetObserver) -> None:
     try:
         while True:
@@ -333,6 +355,8 @@ async def run_fleet(
         async with asyncio.TaskGroup() as group:
             if config.id_file is not None:
                 group.create_task(_keep_ids(config.id_file, observer))
+            if config.standby_streams:
+                group.create_task(_freeze_settled_streams(agents))
             for agent in agents:
                 group.create_task(agent.run())
     finally:

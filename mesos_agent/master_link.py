@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Protocol
 
 import grpc
@@ -78,15 +78,19 @@ class MasterLink:
         credential: Credential | None = None,
         standby_streams: bool = True,
         standby_refresh_interval: float = 5.0,
+        state_version: Callable[[], Hashable] | None = None,
     ) -> None:
         """With `standby_streams` and a ZooKeeper detector, the link also keeps a passive
-        stream to every standby master and resumes over it when that master leads (ADR 0018)."""
+        stream to every standby master and resumes over it when that master leads (ADR 0018).
+        `state_version`, if given, names what `hello` reports (it moves whenever that may
+        change): a resumption then builds no report when the master holds that version."""
         self._detector = detector
         self._tls = tls
         self._authorization: tuple[tuple[str, str], ...] = (
             ((AUTHORIZATION_KEY, basic_authorization(credential)),) if credential else ())
         self._handler = handler
         self._hello = hello
+        self._state_version = state_version
         self._backoff = Backoff(initial_backoff, max_backoff, jitter=0.2)
         self._registration_timeout = registration_timeout
         self._outbox: asyncio.Queue[agent_pb2.AgentMessage] | None = None
@@ -98,7 +102,8 @@ class MasterLink:
         self.standbys: StandbyStreams | None = None
         if standby_streams and isinstance(detector, ZooKeeperDetector):
             self.standbys = StandbyStreams(
-                detector.members, lambda: self.leader, self._snapshot, tls=tls,
+                detector.members, lambda: self.leader, self._snapshot, version=state_version,
+                tls=tls,
                 metadata=self._authorization, refresh_interval=standby_refresh_interval,
                 open_timeout=registration_timeout)
 
@@ -110,7 +115,7 @@ class MasterLink:
     def send(self, message: agent_pb2.AgentMessage) -> bool:
         """Queue `message` for the master; False (message dropped) when not connected."""
         if self.standbys is not None:
-            self.standbys.wake()  # even when dropped: the agent's state moved
+            self.standbys.state_moved()  # even when dropped: the agent's state moved
         if self._outbox is None:
             return False
         self._outbox.put_nowait(message)
@@ -157,15 +162,14 @@ class MasterLink:
             return Ended(str(exc) or type(exc).__name__, connected=self._registered)
 
     async def _session(self, leader: HostPort) -> None:
-        hello = self._hello()
-        passive = (self.standbys.take(leader)
-                   if self.standbys is not None and hello.HasField("reregister") else None)
+        passive = self.standbys.take(leader) if self.standbys is not None else None
         if passive is not None:
             try:
-                await self._resume(leader, passive, hello)
+                if await self._resume(leader, passive):
+                    return
             finally:
                 await passive.close()
-            return
+        hello = self._hello()
         async with open_channel(str(leader), self._tls, CLIENT_CHANNEL_OPTIONS) as channel:
             stub = agent_pb2_grpc.AgentLinkStub(channel)
             call = stub.Connect(metadata=self._authorization)
@@ -173,18 +177,24 @@ class MasterLink:
             await call.write(hello)
             await self._registered_session(leader, call, call.read, resumed=False)
 
-    async def _resume(self, leader: HostPort, passive: PassiveStream,
-                      hello: agent_pb2.AgentMessage) -> None:
+    async def _resume(self, leader: HostPort, passive: PassiveStream) -> bool:
         """Re-register over the passive stream to `leader`: `Resume` when the master holds the
-        agent's current snapshot, the whole `Reregister` otherwise (ADR 0018)."""
+        agent's current snapshot (its version, else the same bytes), the whole `Reregister`
+        otherwise (ADR 0018). False, with nothing sent, when the agent has no id to
+        re-register with."""
         await passive.idle()
-        self._last_hello = "reregister"
-        if passive.current(hello.reregister):
-            await passive.call.write(agent_pb2.AgentMessage(
-                resume=agent_pb2.AgentMessage.Resume(seq=passive.seq)))
+        resume = agent_pb2.AgentMessage(resume=agent_pb2.AgentMessage.Resume(seq=passive.seq))
+        if self._state_version is not None and passive.holds(self._state_version()):
+            message = resume
         else:
-            await passive.call.write(hello)
+            hello = self._hello()
+            if not hello.HasField("reregister"):
+                return False
+            message = resume if passive.current(hello.reregister) else hello
+        self._last_hello = "reregister"
+        await passive.call.write(message)
         await self._registered_session(leader, passive.call, passive.read, resumed=True)
+        return True
 
     async def _registered_session(
         self, leader: HostPort, call: Call, read: Callable[[], Awaitable[object]], *,
@@ -226,7 +236,8 @@ class MasterLink:
             for task in (writer, heartbeats):
                 task.cancel()
             for task in (writer, heartbeats):
-                with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+                with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError,
+                                         StreamEnded):
                     await task
             self._handler.disconnected()
 
@@ -241,13 +252,13 @@ class MasterLink:
                     raise StreamEnded(f"{code.name}: {await call.details()}")
                 raise StreamEnded("master closed the stream")
             assert isinstance(message, agent_pb2.MasterMessage)
-            if self.standbys is not None:
-                self.standbys.wake()
             if message.WhichOneof("message") == "batch":
                 for inner in message.batch.messages:
                     self._handler.received(inner)
             else:
                 self._handler.received(message)
+            if self.standbys is not None:
+                self.standbys.state_moved()
             if writer.done():
                 writer.result()
 
@@ -259,7 +270,10 @@ class MasterLink:
         while True:
             messages = [await outbox.get(), *backlog(outbox, MAX_BATCH_MESSAGES - 1)]
             for message in batched(messages, _agent_message_batch):
-                await call.write(message)
+                try:
+                    await call.write(message)
+                except asyncio.InvalidStateError:  # the call ended before the reader saw it
+                    raise StreamEnded("the master's stream ended") from None
 
     async def _heartbeat(
         self, outbox: asyncio.Queue[agent_pb2.AgentMessage], interval: float

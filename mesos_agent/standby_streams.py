@@ -10,6 +10,11 @@
     MasterLink, when its detector names a master it holds a passive stream to:
         take(master) -> the PassiveStream, no longer kept here; the link resumes on it.
 
+With a `version` (what names the agent's snapshot: the hollow agents' task book), a snapshot is
+built again only when the version moved, and a stream holds the current snapshot when it holds
+that version: resuming builds nothing. Without one, snapshots are built after a `wake()` and
+compared byte for byte.
+
 A stream has one reader task from its opening to its closing, whoever owns it: messages go
 to an inbox that `read()` drains, so a stream changes owner without cancelling a gRPC read.
 """
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 
 import grpc
 import structlog
@@ -49,6 +54,8 @@ class PassiveStream:
         self.call = call
         self.seq = 0
         self.sent = b""
+        self.version: Hashable = None
+        """The version of the last snapshot sent (None: no version kept)."""
         self.taken = False
         self.ended = asyncio.Event()
         """Set when the stream ends, or when it is taken (its keeper lets go of it)."""
@@ -60,13 +67,14 @@ class PassiveStream:
 
     @classmethod
     async def open(cls, address: HostPort, snapshot: Reregister, *, tls: TlsConfig | None,
-                   metadata: tuple[tuple[str, str], ...], answer_within: float) -> PassiveStream:
-        """Connect to `address`, send `snapshot` and wait for StandingBy."""
+                   metadata: tuple[tuple[str, str], ...], answer_within: float,
+                   version: Hashable = None) -> PassiveStream:
+        """Connect to `address`, send `snapshot` (of `version`) and wait for StandingBy."""
         channel = open_channel(str(address), tls, CLIENT_CHANNEL_OPTIONS)
         stream = cls(address, channel, agent_pb2_grpc.AgentLinkStub(channel).Connect(
             metadata=metadata))
         try:
-            await stream.refresh(snapshot, snapshot.SerializeToString())
+            await stream.refresh(snapshot, snapshot.SerializeToString(), version)
             async with asyncio.timeout(answer_within):
                 first = await stream.read()
             if not isinstance(first, agent_pb2.MasterMessage) or \
@@ -81,16 +89,24 @@ class PassiveStream:
         """Whether `snapshot` is the last one sent: the master holds it as number `seq`."""
         return self.seq > 0 and snapshot.SerializeToString() == self.sent
 
-    async def refresh(self, snapshot: Reregister, data: bytes) -> None:
-        """Send `snapshot` (serialized: `data`) with the next number, unless it is the last one
-        sent or the stream was taken."""
+    def holds(self, version: Hashable) -> bool:
+        """Whether the last snapshot sent was built at `version` (not None)."""
+        return self.seq > 0 and version is not None and self.version == version
+
+    async def refresh(self, snapshot: Reregister, data: bytes, version: Hashable = None) -> None:
+        """Send `snapshot` (serialized: `data`, built at `version`) with the next number, unless
+        it is the last one sent or the stream was taken."""
         async with self._writing:
-            if self.taken or data == self.sent:
+            if self.taken:
+                return
+            if data == self.sent:
+                self.version = version  # the same snapshot, built again
                 return
             self.seq += 1
+            self.version = None  # while the write is under way
             await self.call.write(agent_pb2.AgentMessage(
                 standby=agent_pb2.AgentMessage.Standby(seq=self.seq, snapshot=snapshot)))
-            self.sent = data
+            self.sent, self.version = data, version
 
     def hand_over(self) -> None:
         """From now on another owner has the stream: no more snapshots are sent on it."""
@@ -144,6 +160,7 @@ class StandbyStreams:
         leader: Callable[[], HostPort | None],
         snapshot: Callable[[], Reregister | None],
         *,
+        version: Callable[[], Hashable] | None = None,
         tls: TlsConfig | None = None,
         metadata: tuple[tuple[str, str], ...] = (),
         refresh_interval: float = 5.0,
@@ -152,10 +169,12 @@ class StandbyStreams:
     ) -> None:
         """`members`: the masters of the election group; `leader`: the master the agent's
         active link uses (no passive stream to it); `snapshot`: the agent's Reregister now
-        (None while it has no agent id: nothing to stand by with)."""
+        (None while it has no agent id: nothing to stand by with); `version`: names the
+        snapshot (see the module docstring)."""
         self._members = members
         self._leader = leader
         self._snapshot = snapshot
+        self._version = version
         self._tls = tls
         self._metadata = metadata
         self._refresh_interval = refresh_interval
@@ -164,13 +183,25 @@ class StandbyStreams:
         self._streams: dict[HostPort, PassiveStream] = {}
         self._wake = asyncio.Event()
         self._dirty = True  # the agent's state may have moved since `_last` was built
-        self._last: tuple[Reregister, bytes] | None = None
+        self._last: tuple[Reregister, bytes, Hashable] | None = None
 
     def wake(self) -> None:
         """Look at the members and the snapshot soon (`SETTLE_SECONDS`), not at the next
         refresh: the link registered, or the agent's state may have changed."""
         self._dirty = True
         self._wake.set()
+
+    def state_moved(self) -> None:
+        """The link sent or received a message: the agent's state may have changed. `wake()`,
+        unless the version names the snapshot last built (nothing changed)."""
+        if self._version is not None and self._last is not None \
+                and self._last[2] == self._version():
+            return
+        self.wake()
+
+    def version(self) -> Hashable:
+        """The version of the agent's snapshot now (None: no version kept)."""
+        return self._version() if self._version is not None else None
 
     @property
     def masters(self) -> tuple[HostPort, ...]:
@@ -198,7 +229,7 @@ class StandbyStreams:
         keepers: dict[HostPort, asyncio.Task[None]] = {}
         async with asyncio.TaskGroup() as group:
             while True:
-                snapshot, data = self._current_snapshot()
+                snapshot, data, version = self._current_snapshot()
                 members = await self._members() if snapshot is not None else ()
                 leader = self._leader()
                 wanted = {address for address in members if address != leader}
@@ -212,7 +243,7 @@ class StandbyStreams:
                     for stream in list(self._streams.values()):
                         try:
                             async with asyncio.timeout(self._open_timeout):
-                                await stream.refresh(snapshot, data)
+                                await stream.refresh(snapshot, data, version)
                         except (grpc.aio.AioRpcError, OSError, asyncio.InvalidStateError,
                                 TimeoutError):
                             stream.ended.set()  # broken: its keeper opens another
@@ -222,16 +253,20 @@ class StandbyStreams:
                         await asyncio.sleep(SETTLE_SECONDS)  # one snapshot for a burst
                 self._wake.clear()
 
-    def _current_snapshot(self) -> tuple[Reregister | None, bytes]:
-        """The agent's snapshot and its bytes, built again only after a `wake()`: every change
-        of the agent's state goes with a message sent or received, and a resumption compares
-        the agent's whole state anyway (`PassiveStream.current`)."""
-        if self._dirty or self._last is None:
+    def _current_snapshot(self) -> tuple[Reregister | None, bytes, Hashable]:
+        """The agent's snapshot, its bytes and its version. Built again when the version moved;
+        without a version, only after a `wake()`: every change of the agent's state goes with
+        a message sent or received, and a resumption compares the agent's whole state anyway
+        (`PassiveStream.current`)."""
+        version = self.version()
+        stale = self._dirty if self._version is None else (
+            self._last is None or self._last[2] != version)
+        if stale or self._last is None:
             self._dirty = False
             snapshot = self._snapshot()
             if snapshot is None:
-                return None, b""
-            self._last = (snapshot, snapshot.SerializeToString())
+                return None, b"", None
+            self._last = (snapshot, snapshot.SerializeToString(), version)
         return self._last
 
     async def _keep(self, address: HostPort) -> None:
@@ -239,13 +274,14 @@ class StandbyStreams:
         the stream is taken, or until the link uses that master."""
         backoff = Backoff(min(1.0, self._max_backoff), self._max_backoff, jitter=0.5)
         while True:
+            version = self.version()
             snapshot = self._snapshot()
             if snapshot is None or self._leader() == address:
                 return  # nothing to stand by with, or the link uses that master now
             try:
                 stream = await PassiveStream.open(
                     address, snapshot, tls=self._tls, metadata=self._metadata,
-                    answer_within=self._open_timeout)
+                    answer_within=self._open_timeout, version=version)
             except (grpc.aio.AioRpcError, StreamEnded, TimeoutError, OSError) as exc:
                 log.debug("no passive stream to a master; retrying", master=str(address),
                           error=str(exc) or type(exc).__name__)

@@ -208,12 +208,20 @@ class TaskBook:
         self._log: structlog.typing.FilteringBoundLogger = log.bind()
         self._frameworks: dict[str, _Framework] = {}
         self._tasks: dict[TaskKey, Task] = {}
+        self._changes = 0  # moves whenever what `hello` reports of tasks and frameworks may move
         self.terminal_tasks: Counter[TaskState] = Counter()
         """Terminal updates accepted since the start, by state."""
 
     @property
     def agent_id(self) -> str:
         return self._agent_info.id.value
+
+    @property
+    def report_version(self) -> tuple[int, str]:
+        """Names what `hello` reports, but for its `executors` and the AgentInfo's other fields:
+        unchanged while the tasks, their statuses, the frameworks and the agent id are. Every
+        method of the book that changes them moves it (cheap: no report is built)."""
+        return (self._changes, self.agent_id)
 
     def task(self, framework_id: str, task_id: str) -> Task | None:
         return self._tasks.get((framework_id, task_id))
@@ -295,6 +303,7 @@ class TaskBook:
     ) -> list[tuple[Task, bool]]:
         """Take back checkpointed tasks (`alive`: the ids of the containers still running);
         returns the command tasks to resume, each with whether its container is alive."""
+        self._changes += 1
         for framework_id, info in frameworks.items():
             self._frameworks[framework_id] = _Framework(info)
         resume: list[tuple[Task, bool]] = []
@@ -360,6 +369,7 @@ class TaskBook:
         executor_id = info.executor.executor_id.value if custom else info.task_id.value
         task = Task(framework_id, info, executor_id, custom_executor=custom)
         self._tasks[task.key] = task
+        self._changes += 1
         ticket = self._journal.save_task(framework_id, info, executor_id)
         self._log.debug("task received", executor_id=executor_id, custom_executor=custom, **ids)
         self._runner.launch(task, ticket)
@@ -393,6 +403,7 @@ class TaskBook:
                            uuid=status_uuid.hex(), **ids)
             return
         self._log.debug("status update acknowledged", uuid=status_uuid.hex(), **ids)
+        self._changes += 1
         self._wake()
         if result is AckResult.ACKNOWLEDGED:
             self._journal.append(framework_id, task_id, AckRecord(status_uuid))
@@ -410,6 +421,7 @@ class TaskBook:
             return
         self._log.info("shutting down framework", framework_id=framework_id, agent_id=self.agent_id)
         framework.shutting_down = True
+        self._changes += 1
         for task in [t for t in self._tasks.values() if t.framework_id == framework_id]:
             self._updates.forget(*task.key)
             if is_terminal(task.state):
@@ -424,13 +436,16 @@ class TaskBook:
 
     def forget_updates(self) -> None:
         """Drop every update stream, unacknowledged or not."""
+        self._changes += 1
         for key in self._updates.streams():
             self._updates.forget(*key)
 
     def reconnected(self) -> list[PendingUpdate]:
-        """(Re)registered: the unacknowledged updates to send again now."""
+        """(Re)registered: the unacknowledged updates to send again now (none: nothing to do,
+        the update sender is not woken)."""
         pending = self._updates.resend_all()
-        self._wake()
+        if pending:
+            self._wake()
         return pending
 
     def synced(self, ticket: int) -> None:
@@ -496,6 +511,7 @@ class TaskBook:
         task_id = status.task_id.value
         task = self._tasks.get((framework_id, task_id))
         framework = self._frameworks.get(framework_id)
+        self._changes += 1
         if framework is not None and framework.shutting_down:
             if task is not None:
                 task.state = status.state
@@ -533,6 +549,7 @@ class TaskBook:
     def _forget(self, task: Task) -> None:
         """Drop a task from the live ones; the completed work keeps showing it."""
         self._tasks.pop(task.key, None)
+        self._changes += 1
         if self._completed is not None:
             self._completed.add_task(self._view(task), self.framework_info(task.framework_id))
 
@@ -552,6 +569,7 @@ class TaskBook:
         if self._runner.holds_framework(framework_id):
             return
         del self._frameworks[framework_id]
+        self._changes += 1
         self._journal.remove_framework(framework_id)
         self._log.info("framework removed from the agent", framework_id=framework_id,
                        agent_id=self.agent_id)

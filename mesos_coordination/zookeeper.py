@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,8 @@ from protos import mesos_pb2
 log = structlog.get_logger("mesos_coordination.zookeeper")
 
 MEMBER_PREFIX = "json.info_"
+GET_MANY_WINDOW = 256
+"""Reads `ZooKeeperSession.get_many` keeps in flight."""
 
 # kazoo's connection states (KazooState), as `ZooKeeperSession.state` and `on_state` see them.
 CONNECTED: str = KazooState.CONNECTED
@@ -219,17 +222,26 @@ class ZooKeeperSession:
         return await future
 
     async def get_many(self, paths: Sequence[str]) -> list[bytes]:
-        """The data of many znodes, read in one pipelined burst by a worker thread; kazoo's
-        exceptions propagate (the first failed read's).
+        """The data of many znodes, read pipelined by a worker thread with at most
+        `GET_MANY_WINDOW` reads in flight; kazoo's exceptions propagate (the first failed
+        read's).
 
         `call` per znode costs the loop a future, a cross-thread wake-up and two socket
         writes per read: a fifth of a new leader's busy main thread when it read 10,000
-        registry entries that way."""
+        registry entries that way. All of them in flight at once let ZooKeeper queue
+        megabytes of answers on the connection: a busy client reads them slowly, the server
+        stops reading from it meanwhile, and a 2 s session can expire."""
         client = self.client
 
         def read_all() -> list[bytes]:
-            pending = [client.get_async(path) for path in paths]
-            return [bytes(result.get()[0]) for result in pending]
+            values: list[bytes] = []
+            in_flight: deque[Any] = deque()
+            for path in paths:
+                in_flight.append(client.get_async(path))
+                if len(in_flight) >= GET_MANY_WINDOW:
+                    values.append(bytes(in_flight.popleft().get()[0]))
+            values.extend(bytes(result.get()[0]) for result in in_flight)
+            return values
 
         return await asyncio.to_thread(read_all)
 

@@ -48,6 +48,7 @@ from mesos_master.records import (
     Outbox,
 )
 from mesos_master.registry import ImmediateSink, Registry, RegistryState, with_reservations
+from mesos_master.standby import DecodedReport
 from mesos_master.tasks import (
     ClusterTasks,
     ack_message,
@@ -191,11 +192,12 @@ class Master:
 
     def reregister_agent(
         self, message: agent_pb2.AgentMessage.Reregister, outbox: Outbox[agent_pb2.MasterMessage],
-        principal: str | None = None,
+        principal: str | None = None, *, decoded: DecodedReport | None = None,
     ) -> str:
         """Re-admit an agent with its tasks; agents unknown to a restarted master are admitted.
         A known agent id is bound to the principal and the hostname it registered with: a
-        re-registration under another principal or from another host is refused (ADR 0013)."""
+        re-registration under another principal or from another host is refused (ADR 0013).
+        `decoded`: the message's resources, decoded already (a standby's snapshot)."""
         agent_id = message.agent_info.id.value
         if not agent_id:
             raise MasterError(ErrorCode.INVALID_ARGUMENT, "re-registration without an agent id")
@@ -218,7 +220,8 @@ class Master:
                     f"host {message.agent_info.hostname!r} refused")
         else:
             self._authorize("register_agents", principal, None)
-        total = self._agent_resources(message.agent_info)
+        total = self._agent_resources(
+            message.agent_info, decoded.total if decoded is not None else None)
         now = self.clock.now()
         info = message.agent_info
         agent = self.agents.get(agent_id)
@@ -243,7 +246,9 @@ class Master:
         agent.admitted = True
         agent.awaiting_reregistration = False
 
-        reported = self.tasks.adopt_report(agent, message, self._recover_framework)
+        reported = self.tasks.adopt_report(
+            agent, message, self._recover_framework,
+            decoded.task_resources if decoded is not None else None)
         self.observers.agent_added(agent)  # after its tasks: observers learn the whole agent
 
         self.allocator.add_agent(agent_id, total, used=self._allocator_used(agent))
@@ -717,9 +722,12 @@ class Master:
             log.info("refused by the ACLs", action=action, principal=principal, target=target)
             raise MasterError(ErrorCode.PERMISSION_DENIED, decision.reason)
 
-    def _agent_resources(self, info: mesos_pb2.AgentInfo) -> Resources:
+    def _agent_resources(self, info: mesos_pb2.AgentInfo,
+                         decoded: Resources | None = None) -> Resources:
         if not info.hostname:
             raise MasterError(ErrorCode.INVALID_ARGUMENT, "agent info has no hostname")
+        if decoded is not None:
+            return self._shared_totals(decoded)
         try:
             return self._shared_totals(Resources.from_proto(info.resources))
         except ValueError as exc:

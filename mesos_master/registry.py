@@ -14,7 +14,7 @@ Keys: `agents/<id>`, `frameworks/<id>`, `removed_frameworks/<id>`, `weights/<rol
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,11 +84,16 @@ class RegistryState:
         """The recorded agents as a new leader starts with them: disconnected, with their
         maintenance state and dynamic reservations; the reachable ones await re-registration."""
         agents: dict[str, AgentRecord] = {}
+        decoded: dict[bytes, Resources] = {}  # agents are often alike: decode each kind once
         for agent_id, entry in self.agents.items():
-            try:
-                advertised = Resources.from_proto(entry.info.resources)
-            except ValueError:
-                advertised = Resources.EMPTY
+            key = b"".join(resource.SerializeToString() for resource in entry.info.resources)
+            advertised = decoded.get(key)
+            if advertised is None:
+                try:
+                    advertised = Resources.from_proto(entry.info.resources)
+                except ValueError:
+                    advertised = Resources.EMPTY
+                decoded[key] = advertised
             agent = AgentRecord(
                 agent_id,
                 entry.info.SerializeToString(),
@@ -155,10 +160,12 @@ class RegistryState:
 
 
 def with_reservations(
-    advertised: Resources, reserved: Iterable[mesos_pb2.Resource], agent_id: str
+    advertised: Resources, reserved: Sequence[mesos_pb2.Resource], agent_id: str
 ) -> Resources:
     """An agent's advertised resources with its recorded dynamic reservations applied; those
     that no longer fit what it advertises (it restarted with less) are dropped."""
+    if not reserved:
+        return advertised
     try:
         dynamic = Resources.from_proto(reserved)
     except ValueError:

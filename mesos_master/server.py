@@ -42,7 +42,8 @@ from mesos_coordination.election import (
     serve_terms,
 )
 from mesos_coordination.store import BatchWriter
-from mesos_coordination.term_store import term_state
+from mesos_coordination.store_zk import ZooKeeperStoreFollower
+from mesos_coordination.term_store import follow_term_store, term_state
 from mesos_coordination.zookeeper import master_address
 from mesos_master.config import MasterConfig
 from mesos_master.errors import ErrorCode, MasterError
@@ -70,6 +71,8 @@ from protos import (
 log = structlog.get_logger("mesos_master")
 
 VERSION = "0.1.0"
+UNFREEZE_AFTER = 60.0
+"""At most this long after its election a leader keeps the standby's heap frozen (`_lead`)."""
 Call = scheduler_pb2.Call
 CallType = Call.Type
 Event = scheduler_pb2.Event
@@ -556,11 +559,12 @@ class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
                     refusals.append(refusal)
                     return
                 if kind == "resume":
-                    report = self._gate.standbys.take(agent_id, outbox, message.resume.seq)
+                    held = self._gate.standbys.take(agent_id, outbox, message.resume.seq)
+                    master.reregister_agent(held.snapshot, outbox, principal,
+                                            decoded=held.decoded)
                 else:
                     self._gate.standbys.drop(agent_id, outbox)
-                    report = message.reregister
-                master.reregister_agent(report, outbox, principal)
+                    master.reregister_agent(message.reregister, outbox, principal)
                 self._gate.request_allocation()
                 break
         except MasterError as error:
@@ -669,6 +673,8 @@ class MasterServer:
         self.gate = LeaderGate(self._allocation_wanted.set, own_id=self.info.id)
         self.started = asyncio.Event()
         self.registrar: BatchWriter | None = None
+        self._leading = False
+        self._registry_follower: ZooKeeperStoreFollower | None = None
 
     @property
     def master(self) -> Master | None:
@@ -701,11 +707,21 @@ class MasterServer:
         )
         self.gate.members = lambda: contender.members
         log.info("master started", address=f"{self._ip}:{port}", master_id=self.info.id)
+        # A standby keeps a copy of the registry: a new leader then reads no entry (ADR 0018).
+        self._registry_follower = follow_term_store(
+            contender, KINDS, "registry", paused=lambda: self._leading)
+        follower: asyncio.Task[None] | None = None
         try:
             await contender.start()
             self.started.set()
+            if self._registry_follower is not None:
+                follower = asyncio.create_task(self._registry_follower.run())
             await self._follow(contender)
         finally:
+            if follower is not None:
+                follower.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await follower
             self._stop_leading()
             await server.stop(grace=1.0)
             await contender.close()
@@ -728,12 +744,16 @@ class MasterServer:
     async def _lead(self, contender: Contender, state: Leadership) -> None:
         """Recover the registry, then own a fresh core and its timers until cancelled."""
         # What this master held as a standby (agents' passive streams and snapshots) lives on:
-        # keep the collector from walking it again and again while the core is built.
+        # keep the collector from walking it again and again while the core is built and the
+        # agents resume; `_unfreeze` hands it back to the collector afterwards.
         gc.freeze()
-        async with term_state(
-            contender, state, KINDS, self._work_dir, name="registry"
-        ) as term:
-            try:
+        self._leading = True
+        follower = self._registry_follower
+        try:
+            async with term_state(
+                contender, state, KINDS, self._work_dir, name="registry",
+                copy=follower.take() if follower is not None else None,
+            ) as term:
                 self.registrar = term.writer
                 master = Master(
                     self.info, SystemClock(), self.config, registry=term.sink,
@@ -744,11 +764,26 @@ class MasterServer:
                     tasks.create_task(self._allocation_loop(master))
                     tasks.create_task(self._tick_loop(master))
                     tasks.create_task(self._heartbeat_loop(master))
+                    tasks.create_task(self._unfreeze())
                     if term.writer is not None:
                         tasks.create_task(term.writer.run())
-            finally:
-                self._stop_leading()
-                self.registrar = None
+        finally:
+            self._stop_leading()
+            self.registrar = None
+            self._leading = False
+            gc.unfreeze()
+
+    async def _unfreeze(self) -> None:
+        """Hand the heap frozen at the election back to the collector once the agents that
+        held a passive stream here have resumed (or `UNFREEZE_AFTER` seconds have passed):
+        what was frozen and has become garbage since is freed then."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(UNFREEZE_AFTER):
+                while len(self.gate.standbys) > 0:
+                    emptied = asyncio.Event()
+                    self.gate.standbys.on_empty = emptied.set
+                    await emptied.wait()
+        gc.unfreeze()
 
     def _stop_leading(self) -> None:
         if self.gate.master is not None:

@@ -5,17 +5,39 @@
     stream ends ──────────────────────▶ StandbyAgents.drop()
 
 One entry per agent id: the last snapshot received (the agent's `Reregister`, decoded once on
-arrival), its number and the stream it came on. A `Resume` is honoured only on that stream and
-for that number, so the core adopts exactly the state the agent has just declared current.
+arrival, its resources too: `DecodedReport`, so that the adoption at an election decodes
+nothing), its number and the stream it came on. A `Resume` is honoured only on that stream
+and for that number, so the core adopts exactly the state the agent has just declared current.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mesos_master.errors import ErrorCode, MasterError
 from mesos_master.records import Outbox
+from mesos_master.tasks import task_resources
+from mesos_values.resources import Resources
 from protos import agent_pb2
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedReport:
+    """The resources of an agent's `Reregister`, decoded ahead of its adoption."""
+
+    total: Resources | None
+    """The agent's resources; None when they do not parse (the core refuses the agent)."""
+    task_resources: tuple[Resources, ...]
+    """Each reported task's, in the report's order."""
+
+    @classmethod
+    def of(cls, report: agent_pb2.AgentMessage.Reregister) -> DecodedReport:
+        try:
+            total: Resources | None = Resources.from_proto(report.agent_info.resources)
+        except ValueError:
+            total = None
+        return cls(total, tuple(task_resources(task) for task in report.tasks))
 
 
 @dataclass(slots=True)
@@ -25,6 +47,7 @@ class HeldSnapshot:
     agent_id: str
     seq: int
     snapshot: agent_pb2.AgentMessage.Reregister
+    decoded: DecodedReport
     outbox: Outbox[agent_pb2.MasterMessage]
     principal: str | None
 
@@ -36,6 +59,8 @@ class StandbyAgents:
         self._held: dict[str, HeldSnapshot] = {}
         self.resumed = 0
         """Agents re-registered from a held snapshot since the process started."""
+        self.on_empty: Callable[[], None] = _nothing
+        """Called when the last snapshot held is taken or dropped."""
 
     def __len__(self) -> int:
         return len(self._held)
@@ -53,16 +78,17 @@ class StandbyAgents:
             raise MasterError(
                 ErrorCode.INVALID_ARGUMENT,
                 f"a passive stream carries one agent's snapshots: {stream_agent}, not {agent_id}")
+        decoded = DecodedReport.of(standby.snapshot)
         held = self._held.get(agent_id)
         if held is not None and held.outbox is outbox:
-            held.seq, held.snapshot = standby.seq, standby.snapshot
+            held.seq, held.snapshot, held.decoded = standby.seq, standby.snapshot, decoded
             return held
-        held = HeldSnapshot(agent_id, standby.seq, standby.snapshot, outbox, principal)
+        held = HeldSnapshot(agent_id, standby.seq, standby.snapshot, decoded, outbox, principal)
         self._held[agent_id] = held
         return held
 
     def take(self, agent_id: str, outbox: Outbox[agent_pb2.MasterMessage],
-             seq: int) -> agent_pb2.AgentMessage.Reregister:
+             seq: int) -> HeldSnapshot:
         """The snapshot to re-register the agent with, no longer held. Raises MasterError
         (ABORTED) unless it came on `outbox`'s stream with number `seq`."""
         held = self._held.get(agent_id)
@@ -72,12 +98,21 @@ class StandbyAgents:
                 ErrorCode.ABORTED,
                 f"no snapshot {seq} of agent {agent_id} on this stream (held: {have}); "
                 "re-register")
-        del self._held[agent_id]
+        self._forget(agent_id)
         self.resumed += 1
-        return held.snapshot
+        return held
 
     def drop(self, agent_id: str, outbox: Outbox[agent_pb2.MasterMessage]) -> None:
         """The stream on `outbox` ended (or became active): forget its snapshot."""
         held = self._held.get(agent_id)
         if held is not None and held.outbox is outbox:
-            del self._held[agent_id]
+            self._forget(agent_id)
+
+    def _forget(self, agent_id: str) -> None:
+        del self._held[agent_id]
+        if not self._held:
+            self.on_empty()
+
+
+def _nothing() -> None:
+    pass

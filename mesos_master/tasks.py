@@ -380,14 +380,17 @@ class ClusterTasks:
         agent: AgentRecord,
         report: agent_pb2.AgentMessage.Reregister,
         recover_framework: RecoverFramework,
+        task_resources: Sequence[Resources] | None = None,
     ) -> int:
         """Take the executors and tasks a re-registering agent reports as the truth: tasks of
         removed frameworks are shut down, tasks the agent no longer knows end (they were lost
-        in transit). Returns how many tasks the agent runs for known frameworks."""
+        in transit). Returns how many tasks the agent runs for known frameworks.
+        `task_resources`: the reported tasks' resources, decoded already (in their order)."""
         frameworks = {f.id.value: f for f in report.frameworks if f.id.value}
         for executor_info in report.executors:
             self._adopt_executor(agent, executor_info)
-        reported = self._adopt_tasks(agent, report.tasks, frameworks, recover_framework)
+        reported = self._adopt_tasks(agent, report.tasks, frameworks, recover_framework,
+                                     task_resources)
         self._drop_unreported(agent, reported)
         return len(reported)
 
@@ -566,10 +569,11 @@ class ClusterTasks:
         tasks: Iterable[mesos_pb2.Task],
         frameworks: Mapping[str, mesos_pb2.FrameworkInfo],
         recover_framework: RecoverFramework,
+        task_resources: Sequence[Resources] | None = None,
     ) -> set[tuple[str, str]]:
         reported: set[tuple[str, str]] = set()
         shut_down: set[str] = set()
-        for task in tasks:
+        for index, task in enumerate(tasks):
             key = (task.framework_id.value, task.task_id.value)
             if self._registry.is_removed(key[0]):
                 if key[0] not in shut_down and agent.outbox is not None:
@@ -582,7 +586,8 @@ class ClusterTasks:
             record = agent.tasks.get(key)
             added = record is None
             if record is None:
-                record = self._task_from_report(agent, task)
+                record = self._task_from_report(
+                    agent, task, task_resources[index] if task_resources is not None else None)
                 agent.tasks[key] = record
             previous = record.state
             record.state = task.state
@@ -627,7 +632,8 @@ class ClusterTasks:
                 recover=False,
             )
 
-    def _task_from_report(self, agent: AgentRecord, task: mesos_pb2.Task) -> TaskRecord:
+    def _task_from_report(self, agent: AgentRecord, task: mesos_pb2.Task,
+                          decoded: Resources | None = None) -> TaskRecord:
         info = mesos_pb2.TaskInfo(
             name=task.name,
             task_id=task.task_id,
@@ -637,15 +643,20 @@ class ClusterTasks:
         executor = agent.executors.get((task.framework_id.value, task.executor_id.value))
         if executor is not None:
             info.executor.CopyFrom(executor.info)
-        try:
-            resources = Resources.from_proto(task.resources)
-        except ValueError:
-            resources = Resources.EMPTY
+        resources = decoded if decoded is not None else task_resources(task)
         role = self._role_of(task.framework_id.value, task.resources)
         return TaskRecord(
             info, task.framework_id.value, agent.agent_id, self._shared(resources), role,
             task.state,
         )
+
+
+def task_resources(task: mesos_pb2.Task) -> Resources:
+    """A reported task's resources (none when they do not parse)."""
+    try:
+        return Resources.from_proto(task.resources)
+    except ValueError:
+        return Resources.EMPTY
 
 
 def _master_status(

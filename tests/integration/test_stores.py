@@ -17,7 +17,7 @@ from mesos_coordination import store_local
 from mesos_coordination.election import ZooKeeperContender
 from mesos_coordination.store import BatchWriter, Mutation, StoreError
 from mesos_coordination.store_local import LocalStore, encode_record
-from mesos_coordination.store_zk import ZooKeeperStore
+from mesos_coordination.store_zk import StoreCopy, ZooKeeperStore, ZooKeeperStoreFollower
 from mesos_coordination.zookeeper import ZooKeeperSession
 from mesos_values.addresses import parse_zk_url
 from protos import mesos_pb2
@@ -126,14 +126,32 @@ class Term:
 
     def __init__(self, contender: ZooKeeperContender) -> None:
         self.contender = contender
-        assert contender.epoch is not None and contender.member_path is not None
-        self.store = ZooKeeperStore(
-            contender.session,
-            f"{contender.url.path}/registry",
+        self.store = self.open_store()
+
+    def open_store(self, copy: StoreCopy | None = None) -> ZooKeeperStore:
+        assert self.contender.epoch is not None and self.contender.member_path is not None
+        return ZooKeeperStore(
+            self.contender.session,
+            f"{self.contender.url.path}/registry",
             ("agents", "frameworks"),
-            epoch=contender.epoch,
-            member_path=contender.member_path,
+            epoch=self.contender.epoch,
+            member_path=self.contender.member_path,
+            copy=copy,
         )
+
+    async def follow(self) -> StoreCopy:
+        """A copy of the registry, as a standby's follower reads it."""
+        follower = ZooKeeperStoreFollower(
+            self.contender.session, f"{self.contender.url.path}/registry",
+            ("agents", "frameworks"), paused=lambda: False, settle=0.01, quick=0.01)
+        task = asyncio.create_task(follower.run())
+        try:
+            async with asyncio.timeout(10):
+                while follower.latest is None:  # noqa: ASYNC110 (a plain attribute)
+                    await asyncio.sleep(0.01)
+            return follower.latest
+        finally:
+            task.cancel()
 
 
 @pytest.fixture
@@ -173,6 +191,58 @@ async def test_zookeeper_store_round_trip_and_fencing(terms: list[Term]) -> None
     # A deposed leader cannot take it back either.
     with pytest.raises(StoreError, match="newer leader"):
         await first.store.recover()
+
+
+async def test_a_new_leader_takes_a_standbys_copy_when_nothing_changed_since(
+    terms: list[Term],
+) -> None:
+    first, second = terms
+    await first.store.recover()
+    await first.store.commit([Mutation("agents/a1", b"one")])
+    await first.store.commit([Mutation("frameworks/f", b"f")])
+    copy = await second.follow()
+    assert copy.entries == {"agents/a1": b"one", "frameworks/f": b"f"}
+
+    # The takeover reads no entry: a forged copy of the same modification shows where the
+    # entries came from.
+    forged = StoreCopy({"agents/a1": b"from the copy"}, copy.mzxid)
+    second.store = second.open_store(forged)
+    assert await second.store.recover() == {"agents/a1": b"from the copy"}
+    await second.store.commit([Mutation("agents/a2", b"two")])  # the fencing goes on
+    await second.store.commit([Mutation("agents/a3", b"three")])
+    with pytest.raises(StoreError, match="newer leader"):
+        await first.store.commit([Mutation("agents/a4", b"late")])
+
+
+async def test_a_copy_older_than_the_last_commit_is_not_used(terms: list[Term]) -> None:
+    first, second = terms
+    await first.store.recover()
+    await first.store.commit([Mutation("agents/a1", b"one")])
+    copy = await second.follow()
+    await first.store.commit([Mutation("agents/a2", b"two")])
+    second.store = second.open_store(StoreCopy({"agents/a1": b"stale"}, copy.mzxid))
+    assert await second.store.recover() == {"agents/a1": b"one", "agents/a2": b"two"}
+
+
+async def test_a_follower_started_before_any_leader_took_the_store_follows_it(
+    terms: list[Term],
+) -> None:
+    first, second = terms
+    follower = ZooKeeperStoreFollower(
+        second.contender.session, f"{second.contender.url.path}/registry",
+        ("agents", "frameworks"), paused=lambda: False, settle=0.01, quick=0.01)
+    task = asyncio.create_task(follower.run())
+    try:
+        await asyncio.sleep(0.5)  # its first read finds no store
+        assert follower.latest is None
+        await first.store.recover()
+        await first.store.commit([Mutation("agents/a1", b"one")])
+        async with asyncio.timeout(10):
+            while follower.latest is None or not follower.latest.entries:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        assert follower.latest.entries == {"agents/a1": b"one"}
+    finally:
+        task.cancel()
 
 
 async def test_zookeeper_store_refuses_a_leader_whose_znode_is_gone(terms: list[Term]) -> None:

@@ -324,3 +324,65 @@ def test_recovery_resumes_the_command_tasks_that_are_not_terminal(setup: Setup) 
     states = {t.id: mesos_pb2.TaskState.Name(t.state) for t in setup.book.tasks()}
     assert states == {"starting": "TASK_RUNNING", "gone": "TASK_RUNNING",
                       "custom": "TASK_RUNNING", "lost": "TASK_FAILED"}
+
+
+def test_the_report_version_moves_whenever_the_report_changes() -> None:
+    """The hollow agents resume on it (ADR 0018): a report that changed under an unchanged
+    version would have a master adopt a stale snapshot."""
+    setup = make(Journal(ticket=0))  # updates go at once
+    book = setup.book
+    steps: list[tuple[str, tuple[int, str], bytes]] = []
+
+    def look(step: str) -> None:
+        report = book.hello("v", []).SerializeToString(deterministic=True)
+        steps.append((step, book.report_version, report))
+
+    look("empty")
+    task = run(setup, "t1")
+    look("run t1")
+    book.update(task, mesos_pb2.TASK_STARTING)
+    look("starting")
+    book.update(task, mesos_pb2.TASK_RUNNING)
+    look("running")
+    setup.ack_all()
+    look("acknowledged")
+    run(setup, "t2", executor_id="e1")
+    look("run t2")
+    book.kill_task(FW, "t2", None)
+    look("kill t2")
+    other = task_info("t3")
+    book.run_task(mesos_pb2.FrameworkInfo(id=mesos_pb2.FrameworkID(value="fw-2"), name="g"),
+                  other)
+    look("run t3 of another framework")
+    book.update(task, mesos_pb2.TASK_FINISHED)
+    look("t1 finished")
+    setup.ack_all()
+    look("t1 acknowledged and forgotten")
+    book.shutdown_framework("fw-2")
+    look("shutdown fw-2")
+    book.forget_updates()
+    look("updates forgotten")
+    book.kill_task(FW, "unknown", None)
+    look("kill of an unknown task")
+    setup.book._agent_info.id.value = "agent-2"
+    look("new agent id")
+
+    for (step, version, report), (_, before_version, before_report) in zip(
+            steps[1:], steps, strict=False):
+        if report != before_report:
+            assert version != before_version, step
+
+
+def test_a_reconnection_with_nothing_to_resend_wakes_nothing(setup: Setup) -> None:
+    task = run(setup, "t1")
+    setup.book.update(task, mesos_pb2.TASK_RUNNING)
+    setup.book.synced(1)
+    setup.ack_all()
+    setup.wakes.clear()
+    assert setup.book.reconnected() == []
+    assert setup.wakes == []
+    setup.book.update(task, mesos_pb2.TASK_FINISHED)
+    setup.book.synced(1)
+    setup.wakes.clear()
+    assert [p.status.state for p in setup.book.reconnected()] == [mesos_pb2.TASK_FINISHED]
+    assert setup.wakes

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mesos_master.errors import ErrorCode, MasterError
-from mesos_master.standby import StandbyAgents
+from mesos_master.standby import DecodedReport, StandbyAgents
+from mesos_values.resources import Resources
 from protos import agent_pb2, mesos_pb2
 
 
@@ -33,7 +34,7 @@ def test_resume_takes_the_last_snapshot_of_the_stream_once() -> None:
     held.hold(standby("a1", 1, ("t1",)), stream, "p")
     held.hold(standby("a1", 2, ("t1", "t2")), stream, "p")
     assert len(held) == 1
-    snapshot = held.take("a1", stream, 2)
+    snapshot = held.take("a1", stream, 2).snapshot
     assert [t.task_id.value for t in snapshot.tasks] == ["t1", "t2"]
     assert (len(held), held.resumed) == (0, 1)
     with pytest.raises(MasterError) as again:
@@ -60,7 +61,7 @@ def test_newest_stream_wins_and_an_old_stream_ending_keeps_it() -> None:
     held.hold(standby("a1", 1), new, None)
     held.drop("a1", old)  # the old stream ends after the new one came
     assert len(held) == 1
-    assert held.take("a1", new, 1).agent_info.id.value == "a1"
+    assert held.take("a1", new, 1).snapshot.agent_info.id.value == "a1"
     held.hold(standby("a2", 1), old, None)
     held.drop("a2", old)
     assert len(held) == 0
@@ -80,4 +81,40 @@ def test_a_stream_carries_the_snapshots_of_the_agent_it_first_named() -> None:
     assert refused.value.code is ErrorCode.INVALID_ARGUMENT
     assert len(held) == 1  # a2 is not held, so nothing outlives the stream's drop of a1
     held.hold(standby("a1", 2), stream, None, stream_agent="a1")
-    assert held.take("a1", stream, 2).agent_info.id.value == "a1"
+    assert held.take("a1", stream, 2).snapshot.agent_info.id.value == "a1"
+
+
+def test_a_held_snapshot_carries_its_resources_decoded() -> None:
+    held, stream = StandbyAgents(), Outbox()
+    message = standby("a1", 1, ("t1",))
+    message.snapshot.agent_info.resources.extend(Resources.parse("cpus:2;mem:64").to_proto())
+    message.snapshot.tasks[0].resources.extend(Resources.parse("cpus:0.5").to_proto())
+    held.hold(message, stream, None)
+    decoded = held.take("a1", stream, 1).decoded
+    assert decoded.total == Resources.parse("cpus:2;mem:64")
+    assert decoded.task_resources == (Resources.parse("cpus:0.5"),)
+
+
+def test_resources_that_do_not_parse_are_left_to_the_core() -> None:
+    report = standby("a1", 1, ("t1",)).snapshot
+    bad = report.agent_info.resources.add(name="cpus", type=mesos_pb2.Value.SCALAR)
+    bad.scalar.value = -1
+    task_bad = report.tasks[0].resources.add(name="mem", type=mesos_pb2.Value.SCALAR)
+    task_bad.scalar.value = -5
+    decoded = DecodedReport.of(report)
+    assert decoded.total is None
+    assert decoded.task_resources == (Resources.EMPTY,)
+
+
+def test_emptying_the_cache_is_reported_once_the_last_snapshot_goes() -> None:
+    """A new leader hands its frozen heap back to the collector then (server `_unfreeze`)."""
+    held, first, second = StandbyAgents(), Outbox(), Outbox()
+    emptied: list[None] = []
+    held.on_empty = lambda: emptied.append(None)
+    held.hold(standby("a1", 1), first, None)
+    held.hold(standby("a2", 1), second, None)
+    held.take("a1", first, 1)
+    held.drop("a2", first)  # not the stream a2's snapshot came on: kept
+    assert (len(held), emptied) == (1, [])
+    held.drop("a2", second)
+    assert (len(held), emptied) == (0, [None])
