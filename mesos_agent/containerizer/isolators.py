@@ -207,8 +207,11 @@ class _CgroupsIsolator(NoopIsolator):
         await self._destroy(container_id)
 
     async def _destroy(self, container_id: str) -> None:
+        await asyncio.to_thread(self._destroy_all, container_id)  # one hop, not one per cgroup
+
+    def _destroy_all(self, container_id: str) -> None:
         for controller in self._hierarchies():
-            await asyncio.to_thread(self._cgroups.destroy, controller, container_id)
+            self._cgroups.destroy(controller, container_id)
 
     def _read(self, controller: str, container_id: str, name: str) -> str | None:
         try:
