@@ -3,36 +3,33 @@
 Making a container's cgroups is the dearest part of an isolated launch the agent does itself
 (a memory cgroup's mkdir takes the kernel ~50 us, cpu and cpuacct ~20 us each), and a burst
 of launches pays it hundreds of times in a row. The pool keeps up to `size` empty cgroups per
-v1 hierarchy, named `pool-<owner>-<incarnation>-<n>` under `<hierarchy>/<cgroups_root>`; a
-launch takes one by renaming it to its container id (v1 renames a cgroup within its parent:
-~10 us, and the cgroup was never used). The pool is refilled in a worker thread once no
-launch has taken from it for `idle` seconds, so a burst is not slowed by its own refill.
+v1 hierarchy, named `pool-<owner>-<n>` under `<hierarchy>/<cgroups_root>`; a launch takes one
+by renaming it to its container id (v1 renames a cgroup within its parent: ~10 us, and the
+cgroup was never used). The pool is refilled in a worker thread once no launch has taken from
+it for `idle` seconds, so a burst is not slowed by its own refill.
 
-    launch --take(base, id): rename pool-...-n -> id------> the container's cgroup
-    keep() --idle?--> worker thread: mkdir pool-...-m ... --> ready (touched by the loop only)
+    launch --take(base, id): rename pool-<owner>-n -> id---> the container's cgroup
+    keep() --idle?--> worker thread: mkdir pool-<owner>-m ... --> ready (touched by the loop only)
 
-`<owner>` names the agent (a hash of its work directory): agents sharing a host and a
-`--cgroups_root` never take or remove each other's. The pool's cgroups are never containers:
-recovery looks only at cgroups named by container ids, and `keep` first removes what an
-earlier incarnation of the same agent left (killed, it could not), and, when it ends, what it
-holds. A cgroup v2 hierarchy cannot rename cgroups: there is no pool (containers' cgroups are
-made at launch).
+`<owner>` is the agent process (`<pid>.<start time in clock ticks>`). The pool's cgroups are
+never containers: recovery looks only at cgroups named by container ids. `keep` removes what
+it holds when it ends (the agent stopping) and, when it starts, the pool cgroups of owners
+that no longer run (an agent killed with `kill -9`, this one's earlier run or another's on the
+same `--cgroups_root`); a live agent's pool is left alone. A cgroup v2 hierarchy cannot rename
+cgroups: there is no pool there (containers' cgroups are made at launch).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import os
 import time
-import uuid
 from collections.abc import Iterable
-from pathlib import Path
 
 import structlog
 
-__all__ = ["CgroupPool", "owner_token"]
+__all__ = ["CgroupPool", "process_identity"]
 
 _log = structlog.get_logger("mesos_agent")
 
@@ -41,21 +38,36 @@ _CHUNK = 32
 """Cgroups made per hierarchy per worker-thread round (a round takes ~3 ms)."""
 
 
-def owner_token(work_dir: Path) -> str:
-    """Who a pool belongs to: the same for every incarnation of the agent of `work_dir`."""
-    return hashlib.sha256(os.fsencode(os.path.abspath(work_dir))).hexdigest()[:12]
+def process_identity(pid: int) -> str | None:
+    """`<pid>.<start time>` of a running process (its start time in clock ticks after boot,
+    from /proc/PID/stat: a reused pid gets another), None if there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rpartition(b")")[2].split()
+    except OSError:
+        return None
+    return f"{pid}.{int(fields[19])}" if len(fields) > 19 else None
+
+
+def _owner_alive(owner: str) -> bool:
+    """Whether the process `owner` (`<pid>.<start time>`) runs; True if it cannot be told."""
+    pid, dot, _ = owner.partition(".")
+    if not dot or not pid.isdigit():
+        return True
+    return process_identity(int(pid)) == owner
 
 
 class CgroupPool:
     """Up to `size` ready cgroups under each of `bases` (`<v1 hierarchy>/<cgroups_root>`),
-    owned by `owner`. `take` is called from the event loop; `keep` runs as long as the
-    agent does."""
+    owned by `owner` (default: this process). `take` is called from the event loop; `keep`
+    runs as long as the agent does."""
 
-    def __init__(self, bases: Iterable[str], owner: str, size: int, *,
-                 idle: float = 0.5) -> None:
+    def __init__(self, bases: Iterable[str], size: int, *, idle: float = 0.5,
+                 owner: str | None = None) -> None:
         self._bases = tuple(dict.fromkeys(bases))
-        self._owner = f"{_PREFIX}{owner}-"
-        self._prefix = f"{self._owner}{uuid.uuid4().hex[:8]}-"
+        owner = owner or process_identity(os.getpid()) or str(os.getpid())
+        self._owner = owner
+        self._prefix = f"{_PREFIX}{owner}-"
         self._size = size
         self._idle = idle
         self._ready: dict[str, list[str]] = {base: [] for base in self._bases}
@@ -84,8 +96,9 @@ class CgroupPool:
         return False
 
     async def keep(self) -> None:
-        """Remove what earlier incarnations left, then keep the pool full, refilling it once
-        launches pause; on the way out (cancelled), remove every ready cgroup."""
+        """Remove the pool cgroups of owners that no longer run, then keep the pool full,
+        refilling it once launches pause; on the way out (cancelled), remove every ready
+        cgroup."""
         refill: asyncio.Future[dict[str, list[str]]] | None = None
         try:
             await asyncio.to_thread(self._remove_stale)
@@ -126,21 +139,23 @@ class CgroupPool:
         return f"{self._prefix}{self._made}"
 
     def _remove_stale(self) -> None:
-        """Remove this owner's pool cgroups that are not ready here: an earlier
-        incarnation's (blocking)."""
+        """Remove the pool cgroups whose owner process no longer runs (blocking)."""
         for base in self._bases:
-            ours = set(self._ready[base])
             try:
                 names = os.listdir(base)
             except OSError:
                 continue
             for name in names:
-                if name.startswith(self._owner) and name not in ours:
-                    try:
-                        os.rmdir(f"{base}/{name}")
-                    except OSError as exc:
-                        _log.warning("cannot remove a stale pool cgroup", cgroup=f"{base}/{name}",
-                                     error=str(exc))
+                if not name.startswith(_PREFIX):
+                    continue
+                owner = name[len(_PREFIX):].rpartition("-")[0]
+                if owner == self._owner or _owner_alive(owner):
+                    continue
+                try:
+                    os.rmdir(f"{base}/{name}")
+                except OSError as exc:
+                    _log.warning("cannot remove a stale pool cgroup", cgroup=f"{base}/{name}",
+                                 error=str(exc))
 
 
 def _make(names: dict[str, list[str]]) -> dict[str, list[str]]:

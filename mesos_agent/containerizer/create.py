@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mesos_agent.config import IsolationConfig
 from mesos_agent.containerizer.base import Isolator
-from mesos_agent.containerizer.cgroup_pool import CgroupPool, owner_token
+from mesos_agent.containerizer.cgroup_pool import CgroupPool
 from mesos_agent.containerizer.cgroups import Cgroups, CgroupsUnavailable, mounts_under
 from mesos_agent.containerizer.disk import DiskDuIsolator
 from mesos_agent.containerizer.image_runtime import ImageRuntime, choose_backend
@@ -117,20 +117,20 @@ def create_containerizer(
                          config.fetcher_cache_size)
     images = (_image_runtime(config, work_dir, tools)
               if "docker" in config.image_providers else None)
-    pool = _cgroup_pool(config, cgroups, cgroup_controllers(isolators), work_dir)
+    pool = _cgroup_pool(config, cgroups, cgroup_controllers(isolators))
     return PosixContainerizer(isolators, fetcher=fetcher, switch_user=config.switch_user,
                               launch_tools=tools, images=images,
                               upkeep=(pool.keep,) if pool is not None else ())
 
 
-def _cgroup_pool(config: IsolationConfig, cgroups: Cgroups, controllers: set[str],
-                 work_dir: Path) -> CgroupPool | None:
+def _cgroup_pool(config: IsolationConfig, cgroups: Cgroups, controllers: set[str]
+                 ) -> CgroupPool | None:
     """The pool of premade cgroups for the v1 hierarchies the isolators use (None: no such
     hierarchy, or `--cgroups_pool_size=0`); `cgroups` takes from it."""
     bases = sorted({cgroups.base(c) for c in controllers if cgroups.version(c) == 1})
     if not bases or config.cgroups_pool_size <= 0:
         return None
-    pool = CgroupPool(bases, owner_token(work_dir), config.cgroups_pool_size)
+    pool = CgroupPool(bases, config.cgroups_pool_size)
     cgroups.premade = pool
     return pool
 

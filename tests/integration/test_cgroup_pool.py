@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -17,7 +18,7 @@ import pytest
 
 from mesos_agent.config import IsolationConfig
 from mesos_agent.containerizer import ContainerConfig
-from mesos_agent.containerizer.cgroup_pool import CgroupPool, owner_token
+from mesos_agent.containerizer.cgroup_pool import CgroupPool, process_identity
 from mesos_agent.containerizer.cgroups import Cgroups, mounts_under
 from mesos_agent.containerizer.create import create_containerizer
 from mesos_agent.containers import ContainerProcess
@@ -70,7 +71,7 @@ async def kept(pool: CgroupPool) -> AsyncIterator[asyncio.Task[None]]:
 
 async def test_a_taken_cgroup_is_renamed_and_the_pool_refills_once_launches_pause(
         cgroups: Cgroups) -> None:
-    pool = CgroupPool(bases(cgroups), "owner", 4, idle=0.2)
+    pool = CgroupPool(bases(cgroups), 4, idle=0.2)
     cgroups.premade = pool
     async with kept(pool):
         await filled(pool, cgroups, 4)
@@ -92,33 +93,43 @@ async def test_a_taken_cgroup_is_renamed_and_the_pool_refills_once_launches_paus
 
 
 def test_an_empty_pool_makes_the_cgroup(cgroups: Cgroups) -> None:
-    cgroups.premade = CgroupPool(bases(cgroups), "owner", 4)  # never kept: never filled
+    cgroups.premade = CgroupPool(bases(cgroups), 4)  # never kept: never filled
     path = cgroups.create("memory", "c1")
     assert path == f"{cgroups.base('memory')}/c1" and os.path.isdir(path)
     cgroups.destroy("memory", "c1")
 
 
-async def test_keep_removes_what_an_earlier_incarnation_left_and_only_that(
+def dead_process_identity() -> str:
+    """The identity a process had that has ended since."""
+    child = subprocess.Popen(["true"])
+    identity = process_identity(child.pid)
+    child.wait()
+    assert identity is not None and process_identity(child.pid) is None
+    return identity
+
+
+async def test_keep_removes_the_pools_of_owners_that_no_longer_run_and_only_those(
         cgroups: Cgroups) -> None:
-    earlier = CgroupPool(bases(cgroups), "owner", 3, idle=0.0)
-    keeper = asyncio.create_task(earlier.keep())
-    await filled(earlier, cgroups, 3)
-    keeper.cancel()  # as kill -9 would, without cleaning up: its cgroups stay
-    earlier.close = lambda: None  # type: ignore[method-assign]
-    with contextlib.suppress(asyncio.CancelledError):
-        await keeper
-    other_agent = CgroupPool(bases(cgroups), "other", 2, idle=0.0)
+    init = process_identity(1)
+    assert init is not None
+    other_agent = CgroupPool(bases(cgroups), 2, idle=0.0, owner=init)  # it runs
     async with kept(other_agent):
         await filled(other_agent, cgroups, 2)
         for controller in CONTROLLERS:
             cgroups.create(controller, "a-container")
+        earlier = CgroupPool(bases(cgroups), 3, idle=0.0, owner=dead_process_identity())
+        keeper = asyncio.create_task(earlier.keep())
+        await filled(earlier, cgroups, 3)
+        keeper.cancel()  # as kill -9 would, without cleaning up: its cgroups stay
+        earlier.close = lambda: None  # type: ignore[method-assign]
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
         assert all(len(cgroups.containers(c)) == 3 + 2 + 1 for c in CONTROLLERS)
 
-        later = CgroupPool(bases(cgroups), "owner", 1, idle=0.0)
+        later = CgroupPool(bases(cgroups), 1, idle=0.0)
         async with kept(later):
             await filled(later, cgroups, 1)
-            # The earlier incarnation's three are gone; the other agent's pool and the
-            # container are not.
+            # The dead owner's three are gone; the live one's pool and the container are not.
             assert all(len(cgroups.containers(c)) == 1 + 2 + 1 for c in CONTROLLERS)
             assert all("a-container" in cgroups.containers(c) for c in CONTROLLERS)
     for controller in CONTROLLERS:
@@ -126,9 +137,9 @@ async def test_keep_removes_what_an_earlier_incarnation_left_and_only_that(
         cgroups.destroy(controller, "a-container")
 
 
-def test_the_owner_is_the_agents_work_directory(tmp_path: Path) -> None:
-    assert owner_token(tmp_path / "a") == owner_token(tmp_path / "a")
-    assert owner_token(tmp_path / "a") != owner_token(tmp_path / "b")
+def test_a_process_identity_names_one_process() -> None:
+    assert process_identity(os.getpid()) == process_identity(os.getpid())
+    assert process_identity(os.getpid()) != process_identity(1)
 
 
 def shell(sandbox: Path, script: str, resources: str) -> ContainerConfig:
@@ -158,8 +169,11 @@ async def test_containers_in_premade_cgroups_keep_their_limits_and_leave_nothing
         assert cgroups.read("memory", sleeper.container_id,
                             "memory.limit_in_bytes").strip() == str(128 * 2**20)
         assert cgroups.read("cpu", sleeper.container_id, "cpu.shares").strip() == "256"
-        process = isolated.containers()[1]
-        assert process.pid in cgroups.pids("memory", sleeper.container_id)
+        pid = next(c.pid for c in isolated.containers()
+                   if c.container_id == sleeper.container_id)
+        async with asyncio.timeout(30):  # it joins its cgroups right after its answer
+            while pid not in cgroups.pids("memory", sleeper.container_id):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
 
         async with asyncio.timeout(60):
             termination = await isolated.wait(hog.container_id)
