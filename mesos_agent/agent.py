@@ -220,6 +220,7 @@ class Agent:
                 self._group = group
                 group.create_task(self._committer.run())
                 await self._recover(state)
+                group.create_task(self._containerizer.run())
                 group.create_task(self._sandbox_collector.run())  # once containers are known
                 group.create_task(forward_status_updates(
                     self._link, self._updates, self._updates_wake, self._clock))

@@ -212,6 +212,11 @@ class Containerizer(Protocol):
         work directory's disk fills."""
         ...
 
+    async def run(self) -> None:
+        """Background work (e.g. keeping premade cgroups ready) for as long as the agent
+        runs, until cancelled; it cleans up after itself."""
+        ...
+
     async def recover(
         self, containers: Iterable[ContainerProcess], owned: Collection[str] = ()
     ) -> set[str]:

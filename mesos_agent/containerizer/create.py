@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mesos_agent.config import IsolationConfig
 from mesos_agent.containerizer.base import Isolator
+from mesos_agent.containerizer.cgroup_pool import CgroupPool
 from mesos_agent.containerizer.cgroups import Cgroups, CgroupsUnavailable, mounts_under
 from mesos_agent.containerizer.disk import DiskDuIsolator
 from mesos_agent.containerizer.image_runtime import ImageRuntime, choose_backend
@@ -22,6 +23,7 @@ from mesos_agent.containerizer.isolators import (
     FilesystemLinuxIsolator,
     NamespacesPidIsolator,
     PosixIsolator,
+    cgroup_controllers,
 )
 from mesos_agent.containerizer.launch_helper import is_static
 from mesos_agent.containerizer.launcher import LaunchTools, find_launch_tools
@@ -115,8 +117,22 @@ def create_containerizer(
                          config.fetcher_cache_size)
     images = (_image_runtime(config, work_dir, tools)
               if "docker" in config.image_providers else None)
+    pool = _cgroup_pool(config, cgroups, cgroup_controllers(isolators))
     return PosixContainerizer(isolators, fetcher=fetcher, switch_user=config.switch_user,
-                              launch_tools=tools, images=images)
+                              launch_tools=tools, images=images,
+                              upkeep=(pool.keep,) if pool is not None else ())
+
+
+def _cgroup_pool(config: IsolationConfig, cgroups: Cgroups, controllers: set[str]
+                 ) -> CgroupPool | None:
+    """The pool of premade cgroups for the v1 hierarchies the isolators use (None: no such
+    hierarchy, or `--cgroups_pool_size=0`); `cgroups` takes from it."""
+    bases = sorted({cgroups.base(c) for c in controllers if cgroups.version(c) == 1})
+    if not bases or config.cgroups_pool_size <= 0:
+        return None
+    pool = CgroupPool(bases, config.cgroups_pool_size)
+    cgroups.premade = pool
+    return pool
 
 
 def _image_runtime(config: IsolationConfig, work_dir: Path, tools: LaunchTools) -> ImageRuntime:

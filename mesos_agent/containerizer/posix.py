@@ -30,7 +30,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,7 +240,8 @@ class PosixContainerizer:
     `fetcher` fills sandboxes before launch; with `switch_user` (Mesos' `--switch_user`) a
     container whose config names a user runs as that user in a sandbox it owns;
     `launch_tools` are needed by isolators that ask for a pid namespace; `images` runs
-    containers whose config names an image (`--image_providers`).
+    containers whose config names an image (`--image_providers`); `upkeep` is background
+    work `run` does for as long as the agent runs (keeping premade cgroups ready).
     """
 
     def __init__(
@@ -251,8 +252,10 @@ class PosixContainerizer:
         switch_user: bool = False,
         launch_tools: LaunchTools | None = None,
         images: ImageRuntime | None = None,
+        upkeep: Sequence[Callable[[], Coroutine[object, object, None]]] = (),
     ) -> None:
         self._isolators = tuple(isolators)
+        self._upkeep = tuple(upkeep)
         self._images = images
         self._fetcher = fetcher
         self._switch_user = switch_user
@@ -271,6 +274,12 @@ class PosixContainerizer:
     def containers(self) -> list[ContainerProcess]:
         """Containers currently known (alive or not yet destroyed)."""
         return [c.process for c in self._containers.values()]
+
+    async def run(self) -> None:
+        """The containerizer's background work, until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            for work in self._upkeep:
+                group.create_task(work())
 
     def live_ids(self) -> set[str]:
         """Ids of the containers known or being launched (whose sandboxes are in use)."""

@@ -70,7 +70,7 @@ def test_v1_wins_for_controllers_it_mounts(tmp_path: Path) -> None:
 
 def test_v2_enables_the_controller_top_down_and_makes_the_cgroup(tmp_path: Path) -> None:
     cgroups = unified(tmp_path)
-    path = cgroups.create("memory", "c1")
+    path = Path(cgroups.create("memory", "c1"))
     assert path == tmp_path / "mesos" / "c1" and path.is_dir()
     assert (tmp_path / "cgroup.subtree_control").read_text() == "+memory"
     assert (tmp_path / "mesos" / "cgroup.subtree_control").read_text() == "+memory"
