@@ -134,7 +134,8 @@ class Agent:
         self._sandbox_collector = SandboxCollector(
             config.work_dir, self._containerizer.live_ids,
             gc_delay=config.isolation.gc_delay, headroom=config.isolation.gc_disk_headroom,
-            agent_id=lambda: self.agent_id, reclaim=self._containerizer.reclaim_disk)
+            agent_id=lambda: self.agent_id, reclaim=self._containerizer.reclaim_disk,
+            watch_interval=config.isolation.disk_watch_interval)
         self.endpoint: str | None = None
         self.ready = asyncio.Event()
 

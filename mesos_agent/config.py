@@ -59,6 +59,8 @@ class IsolationConfig:
     fetcher_cache_size: int = 2 * 1024 * _MB
     gc_delay: float = 7 * _DAY
     gc_disk_headroom: float = 0.1
+    disk_watch_interval: float = 5.0
+    """How often the sandbox collector looks at the work directory's disk (at most)."""
     image_providers: tuple[str, ...] = ()
     """`--image_providers`: "docker" lets tasks run in Docker/OCI images (ADR 0015)."""
     docker_registry: str = "https://registry-1.docker.io"
@@ -209,6 +211,9 @@ def add_isolation_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gc_disk_headroom", type=float, default=0.1,
                         help="keep this fraction of the work directory's disk free by "
                         "collecting sandboxes sooner (default 0.1)")
+    parser.add_argument("--disk_watch_interval", type=parse_duration, default=5.0,
+                        help="how often the work directory's disk usage is checked for "
+                        "sandboxes to collect (default 5secs; gc_delay / 2 when shorter)")
     parser.add_argument("--image_providers", default="",
                         help="image types tasks may run in: docker (default: none)")
     parser.add_argument("--docker_registry", default="https://registry-1.docker.io",
@@ -237,6 +242,8 @@ def isolation_from_args(args: argparse.Namespace, default_isolation: tuple[str, 
         raise ValueError("--container_disk_watch_interval must be positive")
     if args.cgroups_pool_size < 0:
         raise ValueError("--cgroups_pool_size must not be negative")
+    if args.disk_watch_interval <= 0:
+        raise ValueError("--disk_watch_interval must be positive")
     providers = tuple(name.strip().lower() for name in args.image_providers.split(",")
                       if name.strip())
     for provider in providers:
@@ -255,6 +262,7 @@ def isolation_from_args(args: argparse.Namespace, default_isolation: tuple[str, 
         fetcher_cache_size=args.fetcher_cache_size,
         gc_delay=args.gc_delay,
         gc_disk_headroom=args.gc_disk_headroom,
+        disk_watch_interval=args.disk_watch_interval,
         image_providers=providers,
         docker_registry=args.docker_registry,
         docker_store_dir=Path(args.docker_store_dir) if args.docker_store_dir else None,

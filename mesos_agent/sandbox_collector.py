@@ -25,8 +25,7 @@ __all__ = ["SandboxCollector", "disk_usage", "run_directories"]
 
 log: structlog.typing.FilteringBoundLogger = structlog.get_logger("mesos_agent")
 
-_MAX_INTERVAL = 5.0  # how often the disk's usage is looked at (Mesos: --disk_watch_interval)
-_MIN_INTERVAL = 0.5
+_MIN_INTERVAL = 0.5  # the shortest interval gc_delay / 2 makes
 
 
 def run_directories(work_dir: Path) -> list[RunDirectory]:
@@ -54,7 +53,8 @@ def disk_usage(path: Path) -> float:
 class SandboxCollector:
     """Deletes sandboxes of finished containers after `gc_delay`, sooner as the disk fills
     (see `mesos_agent.sandbox_gc`). `live` names the containers whose sandboxes are kept;
-    `reclaim` frees other disk (unused images) whenever less than `headroom` is free."""
+    `reclaim` frees other disk (unused images) whenever less than `headroom` is free. It looks
+    every `watch_interval` (`--disk_watch_interval`), or every `gc_delay / 2` when shorter."""
 
     def __init__(
         self,
@@ -65,6 +65,7 @@ class SandboxCollector:
         headroom: float,
         agent_id: Callable[[], str],
         reclaim: Callable[[], Awaitable[None]] | None = None,
+        watch_interval: float = 5.0,
     ) -> None:
         self._work_dir = work_dir
         self._reclaim = reclaim
@@ -72,7 +73,7 @@ class SandboxCollector:
         self._gc_delay = gc_delay
         self._headroom = headroom
         self._agent_id = agent_id
-        self.interval = min(_MAX_INTERVAL, max(_MIN_INTERVAL, gc_delay / 2))
+        self.interval = min(watch_interval, max(_MIN_INTERVAL, gc_delay / 2))
 
     async def run(self) -> None:
         """Collect every `interval` until cancelled."""

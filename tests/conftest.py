@@ -8,8 +8,13 @@ and stay fast. `HYPOTHESIS_PROFILE=thorough` runs many more examples when huntin
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import HealthCheck, Phase, settings
+
+from tests.zookeeper import ZooKeeperEnsemble, zookeeper
 
 _PHASES = (Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink)
 
@@ -33,3 +38,17 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="session")
+def shared_zookeeper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperEnsemble]:
+    """One standalone ZooKeeper for the tests that only use it (starting one costs seconds);
+    each test keeps to a path of its own (`unique_zk_path`). A test that stops, kills or
+    partitions ZooKeeper starts a private one instead."""
+    with zookeeper(tmp_path_factory.mktemp("shared-zk")) as ensemble:
+        yield ensemble
+
+
+def unique_zk_path(prefix: str) -> str:
+    """`prefix` with a random suffix: a test's own znode in the shared ZooKeeper."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"

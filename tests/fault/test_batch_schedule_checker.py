@@ -34,9 +34,10 @@ from kazoo.exceptions import NoNodeError
 
 from frameworks.batch.main import build_parser
 from mesos_runtime.clock import FakeClock, WarpedWallClock
+from tests.conftest import unique_zk_path
 from tests.integration.cluster import Cluster, Process, wait_for
 from tests.integration.conftest import FAST_MASTER_FLAGS
-from tests.zookeeper import ZooKeeperEnsemble, zookeeper
+from tests.zookeeper import ZooKeeperEnsemble
 
 SEED = int(os.environ.get("BATCH_CHECKER_SEED", "6061"))
 FACTOR = 60.0
@@ -154,6 +155,8 @@ class Setup:
 
     cluster: Cluster
     ensemble: ZooKeeperEnsemble
+    zk_path: str
+    """The framework's znode in the shared ZooKeeper."""
     clock: WarpedWallClock
     instances: list[Instance]
     flags: tuple[str, ...]
@@ -175,25 +178,26 @@ class Setup:
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> Iterator[Setup]:
-    with zookeeper(tmp_path / "zk") as ensemble:
-        anchor = float(int(time.time()))
-        cluster = Cluster(tmp_path, FAST_MASTER_FLAGS)
-        flags = ("--zk", ensemble.url("/batch"), "--zk_session_timeout", "2secs",
-                 "--clock_warp", f"{anchor:.0f}:{FACTOR:g}", "--tick_interval", "0.2secs")
-        instances: list[Instance] = []
-        try:
-            cluster.start_master()
-            cluster.start_agent("cpus:4;mem:4096;disk:1000;ports:[31000-31099]")
-            for name in ("batch-1", "batch-2"):
-                process, url = cluster.start_batch(*flags, name=name)
-                instances.append(Instance(process, httpx.Client(base_url=url, timeout=10),
-                                          int(url.rsplit(":", 1)[1])))
-            yield Setup(cluster, ensemble, WarpedWallClock(anchor, FACTOR), instances, flags)
-        finally:
-            for instance in instances:
-                instance.client.close()
-            cluster.close()
+def setup(tmp_path: Path, shared_zookeeper: ZooKeeperEnsemble) -> Iterator[Setup]:
+    ensemble, zk_path = shared_zookeeper, unique_zk_path("/batch")
+    anchor = float(int(time.time()))
+    cluster = Cluster(tmp_path, FAST_MASTER_FLAGS)
+    flags = ("--zk", ensemble.url(zk_path), "--zk_session_timeout", "2secs",
+             "--clock_warp", f"{anchor:.0f}:{FACTOR:g}", "--tick_interval", "0.2secs")
+    instances: list[Instance] = []
+    try:
+        cluster.start_master()
+        cluster.start_agent("cpus:4;mem:4096;disk:1000;ports:[31000-31099]")
+        for name in ("batch-1", "batch-2"):
+            process, url = cluster.start_batch(*flags, name=name)
+            instances.append(Instance(process, httpx.Client(base_url=url, timeout=10),
+                                      int(url.rsplit(":", 1)[1])))
+        yield Setup(cluster, ensemble, zk_path, WarpedWallClock(anchor, FACTOR), instances,
+                    flags)
+    finally:
+        for instance in instances:
+            instance.client.close()
+        cluster.close()
 
 
 def warped_now(clock: WarpedWallClock) -> datetime:
@@ -273,7 +277,7 @@ def test_every_due_time_has_exactly_one_run_across_leader_kills(setup: Setup) ->
     print(f"batch schedule checker: seed={SEED} (set BATCH_CHECKER_SEED to replay)")
     rng = random.Random(SEED)
     setup.leader()
-    with StoreObserver(setup.ensemble.hosts, "/batch/state/runs") as observer:
+    with StoreObserver(setup.ensemble.hosts, f"{setup.zk_path}/state/runs") as observer:
         client = setup.leader().client
         created_after = warped_now(setup.clock)
         answer = client.post("/v1/jobs", json=JOB)

@@ -140,11 +140,11 @@ def test_leader_whose_session_expires_steps_down_for_good(
         assert sleep_pids(running.agent_dir) == running.pids
 
 def test_zookeeper_down_and_back_keeps_tasks_running(
-    ha_cluster: tuple[Cluster, ZooKeeperEnsemble],
+    ha_cluster_own_zookeeper: tuple[Cluster, ZooKeeperEnsemble],
 ) -> None:
     """Stop the whole ZooKeeper service: masters give up leadership and exit; the test restarts
     them as a supervisor would once ZooKeeper is back. Tasks run throughout."""
-    cluster, ensemble = ha_cluster
+    cluster, ensemble = ha_cluster_own_zookeeper
     wait_for(lambda: cluster.leading_masters(), "a leading master")
     with running_tasks(cluster, "s1", "s2") as running:
         old_masters = list(cluster.masters)

@@ -12,11 +12,12 @@ import pytest
 
 from frameworks import OfferBudget, SchedulerDriver, command_task, is_terminal
 from protos import mesos_pb2
+from tests.conftest import unique_zk_path
 from tests.integration.cluster import Cluster, Process, wait_for
 from tests.integration.conftest import FAST_MASTER_FLAGS
 from tests.integration.recording import RecordingScheduler
 from tests.integration.test_end_to_end import running_sleeps, sleep_pids
-from tests.zookeeper import zookeeper
+from tests.zookeeper import ZooKeeperEnsemble
 
 PARTITION_AWARE = mesos_pb2.FrameworkInfo.Capability(
     type=mesos_pb2.FrameworkInfo.Capability.PARTITION_AWARE
@@ -25,18 +26,17 @@ REREGISTER_TIMEOUT = ["--agent_reregister_timeout", "10secs"]
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    """Three masters (agents get 10 s to re-register after a failover) on a private ZooKeeper."""
-    with zookeeper(tmp_path / "zk") as ensemble:
-        cluster = Cluster(
-            tmp_path, [*FAST_MASTER_FLAGS, *REREGISTER_TIMEOUT], zk_url=ensemble.url("/mesos")
-        )
-        try:
-            for _ in range(3):
-                cluster.start_master()
-            yield cluster
-        finally:
-            cluster.close()
+def cluster(tmp_path: Path, shared_zookeeper: ZooKeeperEnsemble) -> Iterator[Cluster]:
+    """Three masters (agents get 10 s to re-register after a failover) on the shared
+    ZooKeeper, under a path of their own."""
+    cluster = Cluster(tmp_path, [*FAST_MASTER_FLAGS, *REREGISTER_TIMEOUT],
+                      zk_url=shared_zookeeper.url(unique_zk_path("/mesos")))
+    try:
+        for _ in range(3):
+            cluster.start_master()
+        yield cluster
+    finally:
+        cluster.close()
 
 
 def one_sleep_per_host(tasks_by_host: dict[str, str]) -> Callable[..., None]:

@@ -11,9 +11,10 @@ from urllib.parse import urlparse
 import httpx
 from kazoo.client import KazooClient
 
+from tests.conftest import unique_zk_path
 from tests.integration.cluster import Cluster, Process, port_answers, wait_for
 from tests.integration.conftest import FAST_MASTER_FLAGS
-from tests.zookeeper import zookeeper
+from tests.zookeeper import ZooKeeperEnsemble, zookeeper
 
 Service = tuple[Process, httpx.Client]
 StartService = Callable[..., tuple[Process, str]]
@@ -22,11 +23,14 @@ StartService = Callable[..., tuple[Process, str]]
 @contextlib.contextmanager
 def elected_services(
     tmp_path: Path, start: Callable[[Cluster], StartService], names: tuple[str, str],
-    zk_path: str, session_timeout: str,
+    zk_path: str, session_timeout: str, shared: ZooKeeperEnsemble | None = None,
 ) -> Iterator[list[Service]]:
     """A master, an agent and the two services `names`, started by `start(cluster)` with
-    `--zk <zk_path>` on a private ZooKeeper."""
-    with zookeeper(tmp_path / "zk") as ensemble:
+    `--zk <zk_path>` on a private ZooKeeper, or with `--zk <zk_path>-<random>` on `shared`."""
+    with (contextlib.nullcontext(shared) if shared is not None
+          else zookeeper(tmp_path / "zk")) as ensemble:
+        if shared is not None:
+            zk_path = unique_zk_path(zk_path)
         cluster = Cluster(tmp_path, FAST_MASTER_FLAGS)
         clients: list[httpx.Client] = []
         try:

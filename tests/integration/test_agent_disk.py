@@ -64,9 +64,10 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 @pytest.fixture
 def cluster(small_disk: Path, tmp_path: Path) -> Iterator[Cluster]:
     """A master; agents run with the POSIX isolators (what is tested here needs no cgroups;
-    under cgroups a tmpfs' pages also count as the writing task's memory)."""
+    under cgroups a tmpfs' pages also count as the writing task's memory) and look at their
+    disk for sandboxes to collect often."""
     with running_cluster(tmp_path, FAST_MASTER_FLAGS) as started:
-        started.agent_flags.append("--isolation=posix/cpu,posix/mem")
+        started.agent_flags += ["--isolation=posix/cpu,posix/mem", "--disk_watch_interval=0.2secs"]
         yield started
 
 
@@ -88,7 +89,8 @@ def fill(path: Path) -> None:
 
 
 class Launcher(RecordingScheduler):
-    """Launches the tasks queued with `launch`, one per offer, each with `disk` MB."""
+    """Launches the tasks queued with `launch`, one per offer, each with `disk` MB; what a
+    launch leaves of an offer comes back at once (no refuse filter)."""
 
     def __init__(self, disk: float = 0.0) -> None:
         super().__init__(on_offers=self._offers)
@@ -107,7 +109,8 @@ class Launcher(RecordingScheduler):
                 driver.decline_offer(offer.id, filters=1)
                 continue
             driver.launch_tasks(offer.id, [command_task(
-                task[0], OfferBudget(offer), task[1], cpus=0.1, mem=256, disk=self.disk)])
+                task[0], OfferBudget(offer), task[1], cpus=0.1, mem=256, disk=self.disk)],
+                filters=0)
 
 
 def run_dirs(work_dir: Path) -> dict[str, Path]:

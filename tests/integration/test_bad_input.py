@@ -1,17 +1,20 @@
 """Bad input gets a 4xx (or INVALID_ARGUMENT) naming what is wrong, never a 5xx, a crash or a
 hang: each case against a real process on loopback, which afterwards still answers and has
-stored nothing."""
+stored nothing. The parametrized cases of one kind of bad input share a module's master,
+Marathon and batch framework (each case checks they still answer and hold nothing)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import httpx
 import pytest
 
 from protos import agent_pb2, agent_pb2_grpc, mesos_pb2, scheduler_pb2, scheduler_pb2_grpc
-from tests.integration.cluster import JSON_TYPE, Cluster, wait_for
+from tests.integration.cluster import JSON_TYPE, Cluster, running_cluster, wait_for
+from tests.integration.conftest import FAST_MASTER_FLAGS
 from tests.integration.test_agent_http import start_observed_agent
 
 pytestmark = pytest.mark.integration
@@ -46,9 +49,28 @@ def batch(cluster: Cluster) -> Iterator[httpx.Client]:
     yield from registered(cluster.start_batch()[1], "/info")
 
 
+@pytest.fixture(scope="module")
+def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A master for the parametrized cases of this module."""
+    work_dir: Path = tmp_path_factory.mktemp("bad-input")
+    with running_cluster(work_dir, FAST_MASTER_FLAGS) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def shared_marathon(shared_cluster: Cluster) -> Iterator[httpx.Client]:
+    yield from registered(shared_cluster.start_marathon()[1], "/v2/info")
+
+
+@pytest.fixture(scope="module")
+def shared_batch(shared_cluster: Cluster) -> Iterator[httpx.Client]:
+    yield from registered(shared_cluster.start_batch()[1], "/info")
+
+
 @pytest.mark.parametrize("case", BAD_JSON)
 def test_marathon_answers_bad_json_with_400_invalid_json(
-        marathon: httpx.Client, case: str) -> None:
+        shared_marathon: httpx.Client, case: str) -> None:
+    marathon = shared_marathon
     for method, path in (("POST", "/v2/apps"), ("PUT", "/v2/apps/bad"), ("POST", "/v2/groups"),
                          ("PUT", "/v2/groups")):
         answer = marathon.request(method, path, headers=JSON_TYPE, content=BAD_JSON[case])
@@ -62,7 +84,8 @@ def test_marathon_answers_bad_json_with_400_invalid_json(
 
 
 @pytest.mark.parametrize("case", BAD_JSON)
-def test_batch_answers_bad_json_with_400(batch: httpx.Client, case: str) -> None:
+def test_batch_answers_bad_json_with_400(shared_batch: httpx.Client, case: str) -> None:
+    batch = shared_batch
     for path in ("/v1/jobs", "/v0/scheduled-jobs"):
         answer = batch.post(path, headers=JSON_TYPE, content=BAD_JSON[case])
         assert answer.status_code == 400, (path, answer.text)
@@ -71,8 +94,9 @@ def test_batch_answers_bad_json_with_400(batch: httpx.Client, case: str) -> None
 
 
 @pytest.mark.parametrize("case", BAD_JSON)
-def test_the_masters_operator_api_answers_bad_json_with_400(cluster: Cluster, case: str) -> None:
-    master = cluster.masters[0]
+def test_the_masters_operator_api_answers_bad_json_with_400(
+        shared_cluster: Cluster, case: str) -> None:
+    master = shared_cluster.masters[0]
     with httpx.Client(base_url=master.http_url, timeout=30) as client:
         for method, path in (("POST", "/api/v1"), ("PUT", "/weights"), ("POST", "/quota")):
             answer = client.request(method, path, headers=JSON_TYPE, content=BAD_JSON[case])
@@ -124,8 +148,8 @@ def test_a_body_within_a_raised_limit_is_read(cluster: Cluster) -> None:
 
 
 @pytest.fixture
-def channel(cluster: Cluster) -> Iterator[grpc.Channel]:
-    with grpc.insecure_channel(f"127.0.0.1:{cluster.master_port}") as opened:
+def channel(shared_cluster: Cluster) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(f"127.0.0.1:{shared_cluster.master_port}") as opened:
         yield opened
 
 
@@ -144,7 +168,7 @@ def subscribe(min_allocatable: dict[str, float] | None = None) -> scheduler_pb2.
     ("/mesos.agent.AgentLink/Connect", True),
 ])
 def test_garbage_bytes_are_invalid_argument(
-        cluster: Cluster, channel: grpc.Channel, method: str, streaming: bool) -> None:
+        shared_cluster: Cluster, channel: grpc.Channel, method: str, streaming: bool) -> None:
     garbage = b"\xff\xff\xff\xff"
     with pytest.raises(grpc.RpcError) as refused:
         if method.endswith("Connect"):
@@ -156,12 +180,12 @@ def test_garbage_bytes_are_invalid_argument(
     error: grpc.Call = refused.value  # type: ignore[assignment]
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "is not a valid message" in error.details()
-    assert cluster.masters[0].alive()
+    assert shared_cluster.masters[0].alive()
 
 
 @pytest.mark.parametrize("cpus", [1e308, float("nan"), -1.0])
 def test_absurd_resource_scalars_are_invalid_argument(
-        cluster: Cluster, channel: grpc.Channel, cpus: float) -> None:
+        shared_cluster: Cluster, channel: grpc.Channel, cpus: float) -> None:
     stub = scheduler_pb2_grpc.SchedulerStub(channel)
     with pytest.raises(grpc.RpcError) as refused:
         next(stub.Subscribe(subscribe({"cpus": cpus}), timeout=30))
@@ -175,7 +199,7 @@ def test_absurd_resource_scalars_are_invalid_argument(
 
 @pytest.mark.parametrize("cpus", [1e308, float("nan"), -1.0])
 def test_an_agent_registering_absurd_resources_is_invalid_argument(
-        cluster: Cluster, channel: grpc.Channel, cpus: float) -> None:
+        shared_cluster: Cluster, channel: grpc.Channel, cpus: float) -> None:
     info = mesos_pb2.AgentInfo(hostname="h", resources=[mesos_pb2.Resource(
         name="cpus", type=mesos_pb2.Value.SCALAR, scalar=mesos_pb2.Value.Scalar(value=cpus))])
     register = agent_pb2.AgentMessage(register=agent_pb2.AgentMessage.Register(agent_info=info))
@@ -184,7 +208,7 @@ def test_an_agent_registering_absurd_resources_is_invalid_argument(
     error: grpc.Call = refused.value  # type: ignore[assignment]
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "invalid agent resources" in error.details() and "'cpus'" in error.details()
-    assert cluster.masters[0].alive()
+    assert shared_cluster.masters[0].alive()
 
 
 def test_the_operator_api_refuses_absurd_quota_with_400(cluster: Cluster) -> None:

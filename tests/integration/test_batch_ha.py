@@ -21,6 +21,7 @@ from tests.integration.elected_services import (
     write_records,
 )
 from tests.integration.elected_services import leader_of as elected_leader
+from tests.zookeeper import ZooKeeperEnsemble
 
 pytestmark = pytest.mark.integration
 
@@ -28,9 +29,9 @@ JOB = {"id": "ha.job", "run": {"cmd": "echo done", "cpus": 0.1, "mem": 32}}
 
 
 @pytest.fixture
-def batches(tmp_path: Path) -> Iterator[list[Service]]:
+def batches(tmp_path: Path, shared_zookeeper: ZooKeeperEnsemble) -> Iterator[list[Service]]:
     with elected_services(tmp_path, lambda cluster: cluster.start_batch, ("batch-1", "batch-2"),
-                          "/batch", "2secs") as started:
+                          "/batch", "2secs", shared_zookeeper) as started:
         yield started
 
 

@@ -20,9 +20,10 @@ import httpx
 import pytest
 
 from frameworks import SandboxFiles, SandboxNotFound
+from tests.conftest import unique_zk_path
 from tests.integration.cluster import Cluster, Process, free_port, wait_for
 from tests.integration.conftest import FAST_MASTER_FLAGS
-from tests.zookeeper import zookeeper
+from tests.zookeeper import ZooKeeperEnsemble
 
 pytestmark = pytest.mark.integration
 
@@ -283,17 +284,18 @@ def test_an_unreachable_master_and_bad_usage(live: LiveCluster) -> None:
 
 
 @pytest.fixture
-def two_masters(tmp_path: Path) -> Iterator[tuple[Cluster, str]]:
-    """Two masters electing a leader in a private ZooKeeper; the cluster and the zk:// URL."""
-    with zookeeper(tmp_path / "zk") as ensemble:
-        url = ensemble.url("/mesos")
-        cluster = Cluster(tmp_path, FAST_MASTER_FLAGS, zk_url=url)
-        try:
-            cluster.start_master()
-            cluster.start_master()
-            yield cluster, url
-        finally:
-            cluster.close()
+def two_masters(
+    tmp_path: Path, shared_zookeeper: ZooKeeperEnsemble
+) -> Iterator[tuple[Cluster, str]]:
+    """Two masters electing a leader in the shared ZooKeeper; the cluster and the zk:// URL."""
+    url = shared_zookeeper.url(unique_zk_path("/mesos"))
+    cluster = Cluster(tmp_path, FAST_MASTER_FLAGS, zk_url=url)
+    try:
+        cluster.start_master()
+        cluster.start_master()
+        yield cluster, url
+    finally:
+        cluster.close()
 
 
 def test_the_master_found_through_zookeeper(two_masters: tuple[Cluster, str]) -> None:

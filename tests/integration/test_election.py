@@ -7,7 +7,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -128,9 +128,9 @@ class Election:
 
 
 @pytest.fixture(scope="module")
-def zk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperEnsemble]:
-    with zookeeper(tmp_path_factory.mktemp("zk")) as ensemble:
-        yield ensemble
+def zk(shared_zookeeper: ZooKeeperEnsemble) -> ZooKeeperEnsemble:
+    """The shared ZooKeeper: every test here keeps to a random path of its own."""
+    return shared_zookeeper
 
 
 @pytest.fixture

@@ -13,10 +13,11 @@ import pytest
 
 from frameworks import OfferBudget, SchedulerDriver, command_task, state_name
 from protos import mesos_pb2
+from tests.conftest import unique_zk_path
 from tests.integration.cluster import Cluster, Process, port_answers, wait_for
 from tests.integration.conftest import FAST_MASTER_FLAGS
 from tests.integration.recording import RecordingScheduler
-from tests.zookeeper import zookeeper
+from tests.zookeeper import ZooKeeperEnsemble
 
 ROOT = Path(__file__).resolve().parents[2]
 HOLLOW = ROOT / "bench" / "hollow_agents.py"
@@ -183,27 +184,29 @@ def test_hollow_agents_reregister_with_their_tasks_after_a_master_restart(
     assert "re-registration refused" not in hollow.log()
 
 
-def test_hollow_agents_follow_the_new_leader_after_a_zookeeper_failover(tmp_path: Path) -> None:
+def test_hollow_agents_follow_the_new_leader_after_a_zookeeper_failover(
+    tmp_path: Path, shared_zookeeper: ZooKeeperEnsemble
+) -> None:
     agents = 20
-    with zookeeper(tmp_path / "zk") as ensemble:
-        cluster = Cluster(tmp_path, list(FAST_MASTER_FLAGS), zk_url=ensemble.url("/mesos"))
-        try:
-            cluster.start_master()
-            cluster.start_master()
-            wait_for(lambda: len(cluster.leading_masters()) == 1, "a leading master")
-            hollow = start_hollow(cluster, agents=agents)
-            hollow.wait_for_log(ALL_REGISTERED)
-            launched: dict[str, str] = {}
-            scheduler = one_task_per_agent(launched)
-            with running(cluster, scheduler) as driver:
-                survivors = launch_survivors(scheduler, launched, agents)
-                leader = cluster.leading_masters()[0]
-                leader.kill9()
-                wait_for(lambda: cluster.leading_masters() and cluster.leading_masters()[0]
-                         is not leader, "the standby to take over")
-                wait_for(lambda: registration_waves(hollow) == 2,
-                         "every hollow agent to re-register with the new leader")
-                reconcile_running(driver, scheduler, survivors)
-            assert "re-registration refused" not in hollow.log()
-        finally:
-            cluster.close()
+    zk_url = shared_zookeeper.url(unique_zk_path("/mesos"))
+    cluster = Cluster(tmp_path, list(FAST_MASTER_FLAGS), zk_url=zk_url)
+    try:
+        cluster.start_master()
+        cluster.start_master()
+        wait_for(lambda: len(cluster.leading_masters()) == 1, "a leading master")
+        hollow = start_hollow(cluster, agents=agents)
+        hollow.wait_for_log(ALL_REGISTERED)
+        launched: dict[str, str] = {}
+        scheduler = one_task_per_agent(launched)
+        with running(cluster, scheduler) as driver:
+            survivors = launch_survivors(scheduler, launched, agents)
+            leader = cluster.leading_masters()[0]
+            leader.kill9()
+            wait_for(lambda: cluster.leading_masters() and cluster.leading_masters()[0]
+                     is not leader, "the standby to take over")
+            wait_for(lambda: registration_waves(hollow) == 2,
+                     "every hollow agent to re-register with the new leader")
+            reconcile_running(driver, scheduler, survivors)
+        assert "re-registration refused" not in hollow.log()
+    finally:
+        cluster.close()

@@ -23,6 +23,7 @@ from tests.integration.elected_services import (
     write_records,
 )
 from tests.integration.elected_services import leader_of as elected_leader
+from tests.zookeeper import ZooKeeperEnsemble
 
 pytestmark = pytest.mark.integration
 
@@ -30,9 +31,10 @@ APP = {"id": "/ha", "cmd": "sleep 600", "cpus": 0.1, "mem": 16, "instances": 2}
 
 
 @pytest.fixture
-def marathons(tmp_path: Path) -> Iterator[list[Service]]:
+def marathons(tmp_path: Path, shared_zookeeper: ZooKeeperEnsemble) -> Iterator[list[Service]]:
     with elected_services(tmp_path, lambda cluster: cluster.start_marathon,
-                          ("marathon-1", "marathon-2"), "/marathon", "2000") as started:
+                          ("marathon-1", "marathon-2"), "/marathon", "2000",
+                          shared_zookeeper) as started:
         yield started
 
 

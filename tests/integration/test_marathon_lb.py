@@ -21,7 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import unique_zk_path
 from tests.integration.cluster import Cluster, Process, free_port, port_answers, wait_for
+from tests.zookeeper import ZooKeeperEnsemble
 
 pytestmark = [
     pytest.mark.integration,
@@ -309,63 +311,61 @@ def _alive(pid: int) -> bool:
 
 
 def test_marathon_failover_keeps_the_backends_and_the_new_leader_is_followed(
-    tmp_path: Path, app_script: Path,
+    tmp_path: Path, app_script: Path, shared_zookeeper: ZooKeeperEnsemble,
 ) -> None:
     from tests.integration.conftest import FAST_MASTER_FLAGS
-    from tests.zookeeper import zookeeper
 
-    with zookeeper(tmp_path / "zk") as ensemble:
-        cluster = Cluster(tmp_path, FAST_MASTER_FLAGS)
-        clients: list[httpx.Client] = []
-        try:
-            cluster.start_master()
-            cluster.start_agent("cpus:8;mem:8192;disk:1000;ports:[31000-31999]",
-                                hostname="127.0.0.1")
-            marathons = []
-            for name in ("marathon-a", "marathon-b"):
-                process, url = cluster.start_marathon(
-                    "--zk", ensemble.url("/marathon"), "--zk_session_timeout", "2secs",
-                    name=name)
-                clients.append(httpx.Client(base_url=url, timeout=10))
-                marathons.append((process, clients[-1]))
+    zk_url = shared_zookeeper.url(unique_zk_path("/marathon"))
+    cluster = Cluster(tmp_path, FAST_MASTER_FLAGS)
+    clients: list[httpx.Client] = []
+    try:
+        cluster.start_master()
+        cluster.start_agent("cpus:8;mem:8192;disk:1000;ports:[31000-31999]",
+                            hostname="127.0.0.1")
+        marathons = []
+        for name in ("marathon-a", "marathon-b"):
+            process, url = cluster.start_marathon(
+                "--zk", zk_url, "--zk_session_timeout", "2secs", name=name)
+            clients.append(httpx.Client(base_url=url, timeout=10))
+            marathons.append((process, clients[-1]))
 
-            def leader() -> tuple[Process, httpx.Client]:
-                def elected() -> list[tuple[Process, httpx.Client]]:
-                    return [(p, c) for p, c in marathons if p.alive()
-                            and (info := c.get("/v2/info").json())["elected"]
-                            and info["frameworkId"]]
-                [found] = wait_for(lambda: len(e := elected()) == 1 and e, "one leader")
-                return found
+        def leader() -> tuple[Process, httpx.Client]:
+            def elected() -> list[tuple[Process, httpx.Client]]:
+                return [(p, c) for p, c in marathons if p.alive()
+                        and (info := c.get("/v2/info").json())["elected"]
+                        and info["frameworkId"]]
+            [found] = wait_for(lambda: len(e := elected()) == 1 and e, "one leader")
+            return found
 
-            first, client = leader()
-            service_port = free_port()
-            assert client.post("/v2/apps", json=web_app(app_script, service_port, 2)
-                               ).status_code == 201
-            urls = [str(c.base_url) for c in clients]
-            with running_lb(cluster, urls[0], *urls[1:]) as lb:
-                two = wait_for(lambda: len(h := healthy_tasks(client, "/shop/web")) == 2 and h,
-                               "two healthy instances")
-                wait_for(lambda: seen_through(service_port) == two, "both to answer")
+        first, client = leader()
+        service_port = free_port()
+        assert client.post("/v2/apps", json=web_app(app_script, service_port, 2)
+                           ).status_code == 201
+        urls = [str(c.base_url) for c in clients]
+        with running_lb(cluster, urls[0], *urls[1:]) as lb:
+            two = wait_for(lambda: len(h := healthy_tasks(client, "/shop/web")) == 2 and h,
+                           "two healthy instances")
+            wait_for(lambda: seen_through(service_port) == two, "both to answer")
 
-                first.kill9()
-                _, client = leader()
-                # While the new leader has no health results yet, the backends stay.
-                assert seen_through(service_port) == two
-                lb["process"].wait_for_log(
-                    f"{client.base_url.port}.*following Marathon's events", timeout=60)
-                assert client.put("/v2/apps/shop/web", json={"instances": 3}).status_code in (
-                    200, 201)
-                # The new leader health-checks the instances it recovered.
-                wait_for(lambda: healthy_tasks(client, "/shop/web") >= two,
-                         "the new leader's health results of the recovered instances")
-                # The new instance joins once the new leader has seen it healthy.
-                new = wait_for(lambda: healthy_tasks(client, "/shop/web") - two,
-                               "the new instance healthy", timeout=60)
-                wait_for(lambda: seen_through(service_port, 60) == two | new, "all three")
-        finally:
-            for c in clients:
-                c.close()
-            cluster.close()
+            first.kill9()
+            _, client = leader()
+            # While the new leader has no health results yet, the backends stay.
+            assert seen_through(service_port) == two
+            lb["process"].wait_for_log(
+                f"{client.base_url.port}.*following Marathon's events", timeout=60)
+            assert client.put("/v2/apps/shop/web", json={"instances": 3}).status_code in (
+                200, 201)
+            # The new leader health-checks the instances it recovered.
+            wait_for(lambda: healthy_tasks(client, "/shop/web") >= two,
+                     "the new leader's health results of the recovered instances")
+            # The new instance joins once the new leader has seen it healthy.
+            new = wait_for(lambda: healthy_tasks(client, "/shop/web") - two,
+                           "the new instance healthy", timeout=60)
+            wait_for(lambda: seen_through(service_port, 60) == two | new, "all three")
+    finally:
+        for c in clients:
+            c.close()
+        cluster.close()
 
 
 def test_polling_with_basic_auth_follows_marathon(

@@ -17,11 +17,12 @@ from mesos_http.operator_http import prometheus_name
 from mesos_master.http import COUNTERS, MasterHttp
 from mesos_master.server import LeaderGate
 from protos import mesos_pb2
+from tests.conftest import unique_zk_path
 from tests.integration.cluster import Cluster, Process, wait_for
 from tests.integration.conftest import FAST_MASTER_FLAGS
 from tests.integration.recording import RecordingScheduler
 from tests.integration.test_end_to_end import launch_once, running
-from tests.zookeeper import zookeeper
+from tests.zookeeper import ZooKeeperEnsemble
 
 pytestmark = pytest.mark.integration
 
@@ -156,15 +157,15 @@ def test_flags_version_and_health(cluster: Cluster) -> None:
 
 
 @pytest.fixture
-def two_masters(tmp_path: Path) -> Iterator[Cluster]:
-    with zookeeper(tmp_path / "zk") as ensemble:
-        cluster = Cluster(tmp_path, FAST_MASTER_FLAGS, zk_url=ensemble.url("/mesos"))
-        try:
-            cluster.start_master()
-            cluster.start_master()
-            yield cluster
-        finally:
-            cluster.close()
+def two_masters(tmp_path: Path, shared_zookeeper: ZooKeeperEnsemble) -> Iterator[Cluster]:
+    zk_url = shared_zookeeper.url(unique_zk_path("/mesos"))
+    cluster = Cluster(tmp_path, FAST_MASTER_FLAGS, zk_url=zk_url)
+    try:
+        cluster.start_master()
+        cluster.start_master()
+        yield cluster
+    finally:
+        cluster.close()
 
 
 def redirect_target(master: Process) -> str | None:

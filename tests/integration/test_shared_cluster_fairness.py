@@ -28,7 +28,7 @@ AGENT_RESOURCES = "cpus:1;mem:128;disk:100"
 APP = {"id": "/fair/web", "cmd": "sleep 600", "cpus": 1, "mem": 128, "instances": AGENTS,
        "portDefinitions": []}
 ARRAY_SIZE = 16
-JOB = {"id": "fair.array", "run": {"cmd": "sleep 3", "cpus": 1, "mem": 128,
+JOB = {"id": "fair.array", "run": {"cmd": "sleep 1", "cpus": 1, "mem": 128,
                                    "arraySize": ARRAY_SIZE}}
 FAIR_LOW, FAIR_HIGH = 3.0, 5.0
 """Cpus each framework holds while both want more than half (an even split, give or take one

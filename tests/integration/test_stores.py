@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ from mesos_coordination.store_zk import StoreCopy, ZooKeeperStore, ZooKeeperStor
 from mesos_coordination.zookeeper import ZooKeeperSession
 from mesos_values.addresses import parse_zk_url
 from protos import mesos_pb2
-from tests.zookeeper import ZooKeeperEnsemble, zookeeper
+from tests.zookeeper import ZooKeeperEnsemble
 
 pytestmark = pytest.mark.integration
 
@@ -116,9 +116,9 @@ async def test_registrar_runs_callbacks_after_commits_in_order(tmp_path: Path) -
 
 
 @pytest.fixture(scope="module")
-def zk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperEnsemble]:
-    with zookeeper(tmp_path_factory.mktemp("zk")) as ensemble:
-        yield ensemble
+def zk(shared_zookeeper: ZooKeeperEnsemble) -> ZooKeeperEnsemble:
+    """The shared ZooKeeper: every test here keeps to a random path of its own."""
+    return shared_zookeeper
 
 
 class Term:

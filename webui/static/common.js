@@ -45,8 +45,9 @@ export class ApiError extends Error {
 }
 
 /** How long a call may take before it counts as failed (a request the browser holds back,
- * e.g. behind other tabs' event streams, must not stall the page's polling for good). */
-export const CALL_TIMEOUT_MS = 15000;
+ * e.g. behind other tabs' event streams, must not stall the page's polling for good).
+ * A page may set `globalThis.mesosUiCallTimeoutMs` before the UI loads (the tests do). */
+export const CALL_TIMEOUT_MS = globalThis.mesosUiCallTimeoutMs ?? 15000;
 
 /** Calls a JSON endpoint; answers the parsed body (null when empty), throws ApiError. */
 export async function api(method, url, body) {
