@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -24,11 +23,11 @@ import time
 from pathlib import Path
 
 import httpx
-from _cluster import BenchCluster, free_port, machine, wait_for
+from _cluster import BenchCluster, Profilers, finish_work_dir, free_port, machine, wait_for
 from scale_bench import HollowFleet
 
 
-def start_marathon(cluster: BenchCluster, work_dir: Path) -> str:
+def start_marathon(cluster: BenchCluster, work_dir: Path) -> tuple[str, int]:
     port = free_port()
     process = cluster.start_process("marathon", [
         "-m", "marathon", "--master", cluster.master_address, "--http_port", str(port),
@@ -45,7 +44,7 @@ def start_marathon(cluster: BenchCluster, work_dir: Path) -> str:
             return False
 
     wait_for(registered, "marathon to register", 60.0)
-    return url
+    return url, process.pid
 
 
 def deploy(client: httpx.Client, instances: int, timeout: float) -> dict[str, float]:
@@ -108,6 +107,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="the real agents' --isolation (default: theirs, cgroups where root)")
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--log_level", default="INFO")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="record py-spy profiles (collapsed stacks) of Marathon, the master "
+                        "and the agents during the deployment here")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the work dir (the components' logs) and say where it is")
     args = parser.parse_args(argv)
 
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
@@ -122,9 +126,20 @@ def main(argv: list[str] | None = None) -> None:
         else:
             for _ in range(args.agents):
                 cluster.start_agent(resources)
-        url = start_marathon(cluster, work_dir)
+        url, marathon_pid = start_marathon(cluster, work_dir)
+        profilers = Profilers(args.profile)
+        profilers.attach("marathon", marathon_pid)
+        if cluster.master is not None:
+            profilers.attach("master", cluster.master.pid)
+        for index, agent in enumerate([*cluster.agents, *fleet.processes]):
+            profilers.attach(f"agent-{index}", agent.pid)
+        if args.profile is not None:
+            time.sleep(1.0)  # the recorders attach before the POST
         with httpx.Client(base_url=url, timeout=60) as client:
-            deployed = deploy(client, args.instances, args.timeout)
+            try:
+                deployed = deploy(client, args.instances, args.timeout)
+            finally:
+                profilers.stop()
             listed = list_latency(client, args.apps, args.samples) if args.apps else {}
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -132,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         fleet.close()
         cluster.close()
-        shutil.rmtree(work_dir, ignore_errors=True)
+        finish_work_dir(work_dir, args.keep)
     agents = (f"{args.hollow_agents} hollow agents" if args.hollow_agents
               else f"{args.agents} real agents")
     print(f"command: python bench/marathon_bench.py {' '.join(sys.argv[1:])}")
