@@ -7,9 +7,11 @@ server-sent events do (`event: <type>` and `data: <json>` lines).
 
 from __future__ import annotations
 
+import functools
 import json
+import time
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from mesos_values.timestamps import format_timestamp
@@ -20,7 +22,15 @@ Event = dict[str, Any]
 def timestamp(now: datetime | None = None) -> str:
     """Marathon's timestamp format: ISO 8601 in UTC with milliseconds, e.g.
     `2015-09-30T12:44:30.061Z`."""
-    return format_timestamp((now or datetime.now(UTC)).timestamp())
+    if now is not None:
+        return format_timestamp(now.timestamp())
+    return _millisecond_stamp(time.time_ns() // 1_000_000)
+
+
+@functools.lru_cache(maxsize=1)
+def _millisecond_stamp(milliseconds: int) -> str:
+    """The stamp of one millisecond, formatted once for the events a burst publishes in it."""
+    return format_timestamp(milliseconds / 1000)
 
 
 def event(event_type: str, fields: Mapping[str, Any], *, now: datetime | None = None) -> Event:
