@@ -8,6 +8,8 @@ with many apps.
     every instance is TASK_RUNNING and the deployment is over, as Marathon reports it.
     Real agents fork a process per instance; hollow agents (`bench/hollow_agents.py`) only
     report the states, which measures Marathon and the master without the agents' fork limit.
+    The CPU seconds each component used meanwhile are printed too (on a shared machine they
+    vary less than the wall clock). `--profile DIR` records py-spy profiles of them.
 (b) POST `--apps` apps of 0 instances, then GET /v2/apps repeatedly: latency percentiles.
 Every process started is stopped on exit (also on Ctrl-C).
 """
@@ -15,6 +17,7 @@ Every process started is stopped on exit (also on Ctrl-C).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -23,6 +26,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 from _cluster import BenchCluster, Profilers, finish_work_dir, free_port, machine, wait_for
 from scale_bench import HollowFleet
 
@@ -45,6 +49,22 @@ def start_marathon(cluster: BenchCluster, work_dir: Path) -> tuple[str, int]:
 
     wait_for(registered, "marathon to register", 60.0)
     return url, process.pid
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU of these processes and their children (the agents' spawn servers
+    and tasks) so far."""
+    total = 0.0
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            for member in [process, *process.children(recursive=True)]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    times = member.cpu_times()
+                    total += times.user + times.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
 
 
 def deploy(client: httpx.Client, instances: int, timeout: float) -> dict[str, float]:
@@ -131,13 +151,20 @@ def main(argv: list[str] | None = None) -> None:
         profilers.attach("marathon", marathon_pid)
         if cluster.master is not None:
             profilers.attach("master", cluster.master.pid)
-        for index, agent in enumerate([*cluster.agents, *fleet.processes]):
-            profilers.attach(f"agent-{index}", agent.pid)
+        agent_pids = [agent.pid for agent in [*cluster.agents, *fleet.processes]]
+        for index, pid in enumerate(agent_pids):
+            profilers.attach(f"agent-{index}", pid)
         if args.profile is not None:
             time.sleep(1.0)  # the recorders attach before the POST
+        components = {"marathon": [marathon_pid], "agents": agent_pids}
+        if cluster.master is not None:
+            components["master"] = [cluster.master.pid]
+        cpu_before = {name: cpu_seconds(pids) for name, pids in components.items()}
         with httpx.Client(base_url=url, timeout=60) as client:
             try:
                 deployed = deploy(client, args.instances, args.timeout)
+                cpu = {name: cpu_seconds(pids) - cpu_before[name]
+                       for name, pids in components.items()}
             finally:
                 profilers.stop()
             listed = list_latency(client, args.apps, args.samples) if args.apps else {}
@@ -156,6 +183,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"(a) one app of {args.instances} instances on {agents}, seconds from POST:")
     for name, value in deployed.items():
         print(f"    {name:<16} {value:8.3f}")
+    print("    CPU seconds used meanwhile: " + ", ".join(
+        f"{name} {seconds:.2f}" for name, seconds in cpu.items()))
     if listed:
         print(f"(b) {args.apps} apps:")
         for name, value in listed.items():
