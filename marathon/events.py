@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import functools
 import json
-import time
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from mesos_values.timestamps import format_timestamp
@@ -22,15 +21,14 @@ Event = dict[str, Any]
 def timestamp(now: datetime | None = None) -> str:
     """Marathon's timestamp format: ISO 8601 in UTC with milliseconds, e.g.
     `2015-09-30T12:44:30.061Z`."""
-    if now is not None:
-        return format_timestamp(now.timestamp())
-    return _millisecond_stamp(time.time_ns() // 1_000_000)
+    moment = now or datetime.now(UTC)
+    return _millisecond_stamp(moment.replace(microsecond=moment.microsecond // 1000 * 1000))
 
 
 @functools.lru_cache(maxsize=1)
-def _millisecond_stamp(milliseconds: int) -> str:
+def _millisecond_stamp(millisecond: datetime) -> str:
     """The stamp of one millisecond, formatted once for the events a burst publishes in it."""
-    return format_timestamp(milliseconds / 1000)
+    return format_timestamp(millisecond.timestamp())
 
 
 def event(event_type: str, fields: Mapping[str, Any], *, now: datetime | None = None) -> Event:
