@@ -8,6 +8,8 @@ with many apps.
     every instance is TASK_RUNNING and the deployment is over, as Marathon reports it.
     Real agents fork a process per instance; hollow agents (`bench/hollow_agents.py`) only
     report the states, which measures Marathon and the master without the agents' fork limit.
+    The CPU seconds each component used meanwhile are printed too (on a shared machine they
+    vary less than the wall clock). `--profile DIR` records py-spy profiles of them.
 (b) POST `--apps` apps of 0 instances, then GET /v2/apps repeatedly: latency percentiles.
 Every process started is stopped on exit (also on Ctrl-C).
 """
@@ -15,8 +17,8 @@ Every process started is stopped on exit (also on Ctrl-C).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -24,11 +26,12 @@ import time
 from pathlib import Path
 
 import httpx
-from _cluster import BenchCluster, free_port, machine, wait_for
+import psutil
+from _cluster import BenchCluster, Profilers, finish_work_dir, free_port, machine, wait_for
 from scale_bench import HollowFleet
 
 
-def start_marathon(cluster: BenchCluster, work_dir: Path) -> str:
+def start_marathon(cluster: BenchCluster, work_dir: Path) -> tuple[str, int]:
     port = free_port()
     process = cluster.start_process("marathon", [
         "-m", "marathon", "--master", cluster.master_address, "--http_port", str(port),
@@ -45,7 +48,23 @@ def start_marathon(cluster: BenchCluster, work_dir: Path) -> str:
             return False
 
     wait_for(registered, "marathon to register", 60.0)
-    return url
+    return url, process.pid
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU of these processes and their children (the agents' spawn servers
+    and tasks) so far."""
+    total = 0.0
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            for member in [process, *process.children(recursive=True)]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    times = member.cpu_times()
+                    total += times.user + times.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
 
 
 def deploy(client: httpx.Client, instances: int, timeout: float) -> dict[str, float]:
@@ -108,6 +127,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="the real agents' --isolation (default: theirs, cgroups where root)")
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--log_level", default="INFO")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="record py-spy profiles (collapsed stacks) of Marathon, the master "
+                        "and the agents during the deployment here")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the work dir (the components' logs) and say where it is")
     args = parser.parse_args(argv)
 
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
@@ -122,9 +146,27 @@ def main(argv: list[str] | None = None) -> None:
         else:
             for _ in range(args.agents):
                 cluster.start_agent(resources)
-        url = start_marathon(cluster, work_dir)
+        url, marathon_pid = start_marathon(cluster, work_dir)
+        profilers = Profilers(args.profile)
+        profilers.attach("marathon", marathon_pid)
+        if cluster.master is not None:
+            profilers.attach("master", cluster.master.pid)
+        agent_pids = [agent.pid for agent in [*cluster.agents, *fleet.processes]]
+        for index, pid in enumerate(agent_pids):
+            profilers.attach(f"agent-{index}", pid)
+        if args.profile is not None:
+            time.sleep(1.0)  # the recorders attach before the POST
+        components = {"marathon": [marathon_pid], "agents": agent_pids}
+        if cluster.master is not None:
+            components["master"] = [cluster.master.pid]
+        cpu_before = {name: cpu_seconds(pids) for name, pids in components.items()}
         with httpx.Client(base_url=url, timeout=60) as client:
-            deployed = deploy(client, args.instances, args.timeout)
+            try:
+                deployed = deploy(client, args.instances, args.timeout)
+                cpu = {name: cpu_seconds(pids) - cpu_before[name]
+                       for name, pids in components.items()}
+            finally:
+                profilers.stop()
             listed = list_latency(client, args.apps, args.samples) if args.apps else {}
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -132,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         fleet.close()
         cluster.close()
-        shutil.rmtree(work_dir, ignore_errors=True)
+        finish_work_dir(work_dir, args.keep)
     agents = (f"{args.hollow_agents} hollow agents" if args.hollow_agents
               else f"{args.agents} real agents")
     print(f"command: python bench/marathon_bench.py {' '.join(sys.argv[1:])}")
@@ -141,6 +183,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"(a) one app of {args.instances} instances on {agents}, seconds from POST:")
     for name, value in deployed.items():
         print(f"    {name:<16} {value:8.3f}")
+    print("    CPU seconds used meanwhile: " + ", ".join(
+        f"{name} {seconds:.2f}" for name, seconds in cpu.items()))
     if listed:
         print(f"(b) {args.apps} apps:")
         for name, value in listed.items():

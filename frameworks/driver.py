@@ -556,13 +556,12 @@ class SchedulerDriver(DriverLifecycle):
                 await self._callback("agent_lost", scheduler.agent_lost, self, failure.agent_id)
 
     async def _status_update(self, status: mesos_pb2.TaskStatus) -> None:
-        log = self._log.bind(
-            framework_id=self._framework_id_text(), agent_id=status.agent_id.value or None,
-            task_id=status.task_id.value,
-        )
         terminal = status.state in TERMINAL_STATES  # one INFO line per task, as the agent logs
-        (log.info if terminal else log.debug)(
-            "status update", state=mesos_pb2.TaskState.Name(status.state),
+        # No bound logger per update: binding cost more than the rest of a burst's bookkeeping.
+        (self._log.info if terminal else self._log.debug)(
+            "status update", framework_id=self._framework_id_text(),
+            agent_id=status.agent_id.value or None, task_id=status.task_id.value,
+            state=mesos_pb2.TaskState.Name(status.state),
             reason=mesos_pb2.TaskStatus.Reason.Name(status.reason), message=status.message,
         )
         handled = await self._callback("status_update", self.scheduler.status_update, self, status)

@@ -54,7 +54,7 @@ from marathon.groups import (
     put_app,
     validate_root,
 )
-from marathon.launch_queue import LaunchQueue
+from marathon.launch_queue import LaunchQueue, task_infos
 from marathon.limits import check_limits
 from marathon.paths import PathId
 from marathon.state import (
@@ -306,8 +306,7 @@ class MarathonCore:
                                      IDLE_DECLINE_SECONDS if idle else DECLINE_SECONDS)
                 continue
             attributes = view.agent.attributes
-            tasks = [decision.task_info(sigterm_delay=self.sigterm_delay)
-                     for decision in match.launches]
+            tasks = task_infos(match.launches, sigterm_delay=self.sigterm_delay)
             offer_id = offer.id.value
             now = self.wall.now()
             for number, decision in enumerate(match.launches, start=1):

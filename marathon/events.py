@@ -7,6 +7,7 @@ server-sent events do (`event: <type>` and `data: <json>` lines).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -20,7 +21,14 @@ Event = dict[str, Any]
 def timestamp(now: datetime | None = None) -> str:
     """Marathon's timestamp format: ISO 8601 in UTC with milliseconds, e.g.
     `2015-09-30T12:44:30.061Z`."""
-    return format_timestamp((now or datetime.now(UTC)).timestamp())
+    moment = now or datetime.now(UTC)
+    return _millisecond_stamp(moment.replace(microsecond=moment.microsecond // 1000 * 1000))
+
+
+@functools.lru_cache(maxsize=1)
+def _millisecond_stamp(millisecond: datetime) -> str:
+    """The stamp of one millisecond, formatted once for the events a burst publishes in it."""
+    return format_timestamp(millisecond.timestamp())
 
 
 def event(event_type: str, fields: Mapping[str, Any], *, now: datetime | None = None) -> Event:

@@ -38,6 +38,12 @@ TERMINAL = frozenset(mesos_pb2.TaskState.Name(state) for state in TERMINAL_OR_UN
 """Names of the states after which an instance is gone for Marathon (TASK_UNKNOWN included)."""
 FAILED = frozenset({"TASK_FAILED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED", "TASK_GONE"})
 """Terminal states that count as the instance failing (not killed nor finished)."""
+_CONDITIONS = {
+    "TASK_STAGING": InstanceCondition.STAGING,
+    "TASK_STARTING": InstanceCondition.STARTING,
+    "TASK_RUNNING": InstanceCondition.RUNNING,
+    "TASK_UNREACHABLE": InstanceCondition.UNREACHABLE,
+}
 
 
 @dataclass(slots=True)
@@ -78,12 +84,7 @@ class Instance:
     def condition(self) -> InstanceCondition:
         if self.inactive:
             return InstanceCondition.UNREACHABLE_INACTIVE
-        return {
-            "TASK_STAGING": InstanceCondition.STAGING,
-            "TASK_STARTING": InstanceCondition.STARTING,
-            "TASK_RUNNING": InstanceCondition.RUNNING,
-            "TASK_UNREACHABLE": InstanceCondition.UNREACHABLE,
-        }.get(self.state, InstanceCondition.OTHER)
+        return _CONDITIONS.get(self.state, InstanceCondition.OTHER)
 
     def agent_view(self) -> AgentView:
         """Its agent as placement constraints see it."""

@@ -152,13 +152,10 @@ class ClusterTasks:
                         role,
                     )
                 )
-        record = TaskRecord(
-            task,
-            framework.framework_id,
-            agent.agent_id,
-            self._shared(Resources.from_proto(task.resources)),
-            role,
-        )
+        # Without an executor the task needs just its own resources, read once (allocation
+        # roles are no part of a `Resources`).
+        own = needed if not task.HasField("executor") else Resources.from_proto(task.resources)
+        record = TaskRecord(task, framework.framework_id, agent.agent_id, self._shared(own), role)
         task.agent_id.value = agent.agent_id
         agent.tasks[(framework.framework_id, record.task_id)] = record
         framework.tasks[record.task_id] = record

@@ -21,6 +21,7 @@ from marathon.launch_queue import (
     new_instance_id,
     task_environment,
     task_id_for,
+    task_infos,
 )
 from marathon.paths import PathId
 from mesos_runtime.clock import FakeClock
@@ -287,6 +288,26 @@ def test_launch_decision_builds_the_sdk_task_info() -> None:
     delayed = decision.task_info(sigterm_delay=1.5).kill_policy
     assert (delayed.grace_period.nanoseconds, delayed.sigterm_delay.nanoseconds) == \
         (3_000_000_000, 1_500_000_000)
+
+
+@pytest.mark.parametrize("fields", [
+    {"portDefinitions": [], "env": {"MESOS_TASK_ID": "mine", "A": "1"}},
+    {"portDefinitions": [{"port": 0}, {"port": 0, "name": "http"}], "labels": {"team": "core"}},
+    {"cmd": None, "args": ["--port", "80"], "portDefinitions": [],
+     "container": {"type": "DOCKER", "docker": {"image": "nginx"}},
+     "healthChecks": [{"protocol": "COMMAND", "command": {"value": "true"}}]},
+], ids=["no-ports", "ports-labels", "docker-health-check"])
+def test_task_infos_equal_one_build_per_decision(fields: dict[str, Any]) -> None:
+    q = queue()
+    q.add(app("/web", cpus=0.1, mem=16, **fields), 4)
+    q.add(app("/other", cpus=0.1, mem=16, portDefinitions=[]), 2)
+    decisions = [*q.match_offer(offer(image_providers=("docker",))).launches,
+                 *q.match_offer(offer(host="h2", number=2,
+                                      image_providers=("docker",))).launches]
+    assert len(decisions) == 6
+    tasks = task_infos(decisions, sigterm_delay=2.0)
+    assert tasks == [d.task_info(sigterm_delay=2.0) for d in decisions]
+    assert len({task.task_id.value for task in tasks}) == 6
 
 
 def test_set_count_and_purge() -> None:
