@@ -67,6 +67,7 @@ CORES: tuple[str, ...] = (
     "mesos_master.rate_limits",
     "mesos_master.records",
     "mesos_master.registry",
+    "mesos_master.standby",
     "mesos_master.tasks",
     "mesos_master.validation",
     "mesos_agent.environment",
