@@ -587,7 +587,8 @@ class HealthChecker:
         next_at = self.tracker.next_check_at()
         delay = None if next_at is None else max(0.0, next_at - self.tracker.clock.now())
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wakeup.wait(), delay)
+            async with asyncio.timeout(delay):
+                await wakeup.wait()
         wakeup.clear()
 
     async def _probe(self, due: DueCheck, slots: asyncio.Semaphore) -> None:

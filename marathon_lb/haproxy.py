@@ -174,7 +174,8 @@ class HAProxy:
         try:
             writer.write(line.encode() + b";quit\n")
             await writer.drain()
-            answer = await asyncio.wait_for(reader.read(), 5)
+            async with asyncio.timeout(5):
+                answer = await reader.read()
         except (OSError, TimeoutError):
             return None
         finally:
@@ -257,7 +258,8 @@ class HAProxy:
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGTERM)
         try:
-            await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
+            async with asyncio.timeout(STOP_TIMEOUT):
+                await process.wait()
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)

@@ -249,7 +249,8 @@ class LoadBalancer:
         backoff = Backoff(0.5, self.settings.max_backoff, jitter=0.5)
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.dirty.wait(), self.settings.poll_interval)
+                async with asyncio.timeout(self.settings.poll_interval):
+                    await self.dirty.wait()
             self.dirty.clear()
             try:
                 await self.regenerate()

@@ -106,7 +106,8 @@ async def run_health_checks(
     await asyncio.sleep(max(0.0, policy.delay - (time.monotonic() - started_at)))
     while True:
         try:
-            healthy = await asyncio.wait_for(probe(), policy.timeout)
+            async with asyncio.timeout(policy.timeout):
+                healthy = await probe()
         except TimeoutError:
             healthy = False
         decision = judge.result(healthy, time.monotonic())

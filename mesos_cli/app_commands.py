@@ -198,7 +198,8 @@ class _DeploymentEnds:
     async def wait(self, seconds: float) -> None:
         """Until an end is reported or `seconds` pass."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.changed.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self.changed.wait()
         self.changed.clear()
 
 
@@ -222,7 +223,8 @@ async def _watching_deployments(ctx: Context,
     watcher = asyncio.create_task(watch())
     try:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ends.opened.wait(), ctx.request_timeout)
+            async with asyncio.timeout(ctx.request_timeout):
+                await ends.opened.wait()
         yield ends
     finally:
         watcher.cancel()
