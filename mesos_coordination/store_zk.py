@@ -186,6 +186,8 @@ class ZooKeeperStoreFollower:
         self._last_full_read = -math.inf  # event loop time
         self.latest: StoreCopy | None = None
         """The last consistent copy read; None before the first, and while paused."""
+        self.looks = 0
+        """How many times it has looked at the store (read its epoch znode) so far."""
 
     def take(self) -> StoreCopy | None:
         """The latest copy, no longer kept here (a new leader takes it once)."""
@@ -203,6 +205,7 @@ class ZooKeeperStoreFollower:
                     self.latest = await self._read(self.latest)
                 except Exception as exc:  # a copy is an optimization: never fail the process
                     log.info("cannot follow the store", root=self.root, error=repr(exc))
+                self.looks += 1
             # A watch that a failed read did not set again must not stop the following.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self._settle * RECHECK_SETTLES):

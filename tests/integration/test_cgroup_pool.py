@@ -196,20 +196,27 @@ import asyncio, json, sys, uuid
 from pathlib import Path
 from mesos_agent.config import IsolationConfig
 from mesos_agent.containerizer import ContainerConfig
+from mesos_agent.containerizer.cgroups import Cgroups, mounts_under
 from mesos_agent.containerizer.create import create_containerizer
 from mesos_agent.containers import ContainerProcess
 from mesos_values.resources import Resources
 
+async def pool_full(cgroups: Cgroups) -> None:
+    while not all(sum(n.startswith("pool-") for n in cgroups.containers(c)) == 3
+                  for c in ("cpu", "cpuacct", "memory")):
+        await asyncio.sleep(0.01)
+
 async def main() -> None:
     root, work = sys.argv[1], Path(sys.argv[2])
+    cgroups = Cgroups(mounts_under(Path("/sys/fs/cgroup")), root)
     containerizer = create_containerizer(IsolationConfig(
         isolation=("cgroups/cpu", "cgroups/mem"), cgroups_root=root, cgroups_pool_size=3), work)
     upkeep = asyncio.create_task(containerizer.run())
-    await asyncio.sleep(0.3)
+    await pool_full(cgroups)
     config = ContainerConfig(str(uuid.uuid4()), ("sleep", "300"), {"PATH": "/usr/bin:/bin"},
                              work / "sandbox", Resources.parse("cpus:0.5;mem:64"))
     process = await containerizer.launch(config)
-    await asyncio.sleep(1.0)  # the pool refills behind the launch
+    await pool_full(cgroups)  # the pool refills behind the launch
     print(json.dumps([process.container_id, process.pid, process.start_time,
                       str(process.sandbox)]), flush=True)
     await upkeep

@@ -233,8 +233,10 @@ async def test_a_follower_started_before_any_leader_took_the_store_follows_it(
         ("agents", "frameworks"), paused=lambda: False, settle=0.01, quick=0.01)
     task = asyncio.create_task(follower.run())
     try:
-        await asyncio.sleep(0.5)  # its first read finds no store
-        assert follower.latest is None
+        async with asyncio.timeout(10):
+            while not follower.looks:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        assert follower.latest is None  # its first look found no store
         await first.store.recover()
         await first.store.commit([Mutation("agents/a1", b"one")])
         async with asyncio.timeout(10):

@@ -44,7 +44,8 @@ async def _cancel_as_the_wait_ends(wait: Callable[[asyncio.Event], Awaitable[Non
             event.clear()
 
     task = asyncio.create_task(loop())
-    await asyncio.sleep(0.01)
+    for _ in range(5):  # the loop reaches its wait
+        await asyncio.sleep(0)
     event.set()
     await asyncio.sleep(0)
     task.cancel()
