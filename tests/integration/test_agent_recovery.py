@@ -129,7 +129,10 @@ def sleep_pid_of(work_dir: Path, task_id: str) -> int | None:
     """The pid of the `sleep` a command task runs: found by its sandbox, the working
     directory, or (in an image container, whose working directory is in its own root
     filesystem) by the memory cgroup named after its container."""
-    containers = {run.name for run in work_dir.glob(f"**/executors/{task_id}/runs/*")}
+    # The sandboxes' own layout (AgentPaths), not `**`: a walk of the whole work dir can race
+    # an image container's overlay work directory as it changes.
+    containers = {run.name for run in
+                  (work_dir / "slaves").glob(f"*/frameworks/*/executors/{task_id}/runs/*")}
     for process in psutil.process_iter(["cwd", "cmdline"]):
         cwd, cmdline = process.info["cwd"] or "", process.info["cmdline"] or [""]
         if cmdline[0] not in ("sleep", "/bin/sleep"):
