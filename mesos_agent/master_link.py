@@ -6,7 +6,9 @@
 
 Which master to try next, and when, is `mesos_coordination.reconnect.follow_leader`: it follows
 the leader a master that does not lead names (a hint), unless the link could not reach that
-master since it last registered.
+master since it last registered. A link holding passive streams to standbys that loses its
+master waits for the election (`STANDBY_PATIENCE_SECONDS`, cut short when the detector names the new
+leader) rather than dialling the lost master again and again (ADR 0018).
 
 Only one writer task touches the stream; everything else enqueues through `send`. The
 writer sends a backlog as one batch message (mesos_runtime.backlog); batches received are
@@ -39,6 +41,11 @@ from protos import agent_pb2, agent_pb2_grpc, mesos_pb2
 log = structlog.get_logger("mesos_agent.master_link")
 
 _DEFAULT_HEARTBEAT_SECONDS = 5.0
+STANDBY_PATIENCE_SECONDS = 4.0
+"""The first wait, drawn from [half of it, all of it], before a link holding passive streams
+dials the master it lost again (doubling up to twice as long): a dead leader's successor is
+elected within the masters' ZooKeeper session timeout, and the detector ends the wait then.
+Far below what a live leader tolerates (an agent is unreachable after 75 s of silence)."""
 Call = grpc.aio.StreamStreamCall[agent_pb2.AgentMessage, agent_pb2.MasterMessage]
 
 
@@ -92,6 +99,8 @@ class MasterLink:
         self._hello = hello
         self._state_version = state_version
         self._backoff = Backoff(initial_backoff, max_backoff, jitter=0.2)
+        self._patience = Backoff(STANDBY_PATIENCE_SECONDS, 2 * STANDBY_PATIENCE_SECONDS,
+                                 jitter=0.5)
         self._registration_timeout = registration_timeout
         self._outbox: asyncio.Queue[agent_pb2.AgentMessage] | None = None
         self._last_hello: str | None = None
@@ -129,7 +138,8 @@ class MasterLink:
             return
         async with asyncio.TaskGroup() as group:
             group.create_task(self.standbys.run())
-            await follow_leader(self._detector, self._connect, self._backoff, _log_retry)
+            await follow_leader(self._detector, self._connect, self._backoff, _log_retry,
+                                patience=self._patience)
 
     def _snapshot(self) -> agent_pb2.AgentMessage.Reregister | None:
         """What the agent would re-register with now; None before it has an agent id."""
@@ -142,7 +152,8 @@ class MasterLink:
         self._registered = False
         try:
             await self._session(leader)
-            return Ended("master closed the stream", connected=self._registered)
+            return Ended("master closed the stream", connected=self._registered,
+                         failover_expected=self._standbys_held())
         except grpc.aio.AioRpcError as exc:
             if exc.code() in (grpc.StatusCode.UNAUTHENTICATED,
                               grpc.StatusCode.PERMISSION_DENIED):
@@ -154,12 +165,20 @@ class MasterLink:
                 await self._handler.refused(
                     exc.details() or "", reregistering=self._last_hello == "reregister"
                 )
+            hint = leader_hint(exc)
             return Ended(
                 f"{exc.code().name}: {exc.details()}", connected=self._registered,
-                leader_hint=leader_hint(exc), unreachable=unreachable(exc),
+                leader_hint=hint, unreachable=unreachable(exc),
+                failover_expected=exc.code() == grpc.StatusCode.UNAVAILABLE and hint is None
+                and self._standbys_held(),
             )
         except (StreamEnded, TimeoutError, OSError) as exc:
-            return Ended(str(exc) or type(exc).__name__, connected=self._registered)
+            return Ended(str(exc) or type(exc).__name__, connected=self._registered,
+                         failover_expected=self._standbys_held())
+
+    def _standbys_held(self) -> bool:
+        """Whether other masters hold passive streams of this agent (one may be elected)."""
+        return self.standbys is not None and bool(self.standbys.masters)
 
     async def _session(self, leader: HostPort) -> None:
         passive = self.standbys.take(leader) if self.standbys is not None else None
@@ -284,7 +303,9 @@ class MasterLink:
 
 
 def _log_retry(leader: HostPort, ended: Ended, delay: float) -> None:
-    log.warning(
+    # Losing a master while standbys hold the agent's passive streams is a failover under
+    # way, not a fault: no warning from each of thousands of agents.
+    (log.info if ended.failover_expected else log.warning)(
         "master connection failed; retrying",
         master=str(leader),
         error=ended.problem,

@@ -16,6 +16,12 @@ at once, except:
 
 Every backoff ends early when the detector names a leader other than the master just tried
 (after a failover the backoff has grown; the new leader should not wait for it).
+
+A client that holds passive streams to other masters (an agent, ADR 0018) and lost the one it
+used (gone, or no longer leading) expects a failover: with a `patience`, its next attempt at
+that master waits for the longer of the backoff and the patience, which the detector cuts short
+as soon as it names the new leader. Without it, every agent of a dead leader would dial it
+again and again until the election (tens of thousands of failed dials for 10,000 agents).
 """
 
 from __future__ import annotations
@@ -47,6 +53,9 @@ class Ended:
     """The leader a master that does not lead named."""
     unreachable: bool = False
     """The master could not be reached (no connection, or the connection broke)."""
+    failover_expected: bool = False
+    """The master is gone or does not lead, and other masters hold this client's passive
+    streams: one of them is likely to be elected (see `patience` in `follow_leader`)."""
 
 
 Connect = Callable[[HostPort], Awaitable[Ended | None]]
@@ -57,10 +66,12 @@ Retrying = Callable[[HostPort, Ended, float], None]
 
 
 async def follow_leader(
-    detector: MasterDetector, connect: Connect, backoff: Backoff, retrying: Retrying
+    detector: MasterDetector, connect: Connect, backoff: Backoff, retrying: Retrying,
+    *, patience: Backoff | None = None,
 ) -> None:
     """Connect to the leading master again and again (see the module docstring) until `connect`
-    returns None or the task is cancelled."""
+    returns None or the task is cancelled. `patience`: the least wait before trying a master
+    again after an ending that expects a failover (`Ended.failover_expected`)."""
     unreachable: set[HostPort] = set()
     previous: HostPort | None = None
     target: HostPort | None = None
@@ -74,6 +85,8 @@ async def follow_leader(
         if ended.connected:
             backoff.reset()
             unreachable.clear()
+            if patience is not None:
+                patience.reset()
         if ended.unreachable:
             unreachable.add(master)
         if ended.leader_hint in unreachable:
@@ -82,12 +95,16 @@ async def follow_leader(
             target = ended.leader_hint
         hinted = target is not None
         delay = 0.0 if hinted and not following_hint else backoff.next_delay()
+        if patience is not None and ended.failover_expected and not hinted:
+            delay = max(delay, patience.next_delay())
         retrying(master, ended, delay)
         if delay > 0:
             newer = await _new_leader_within(detector, master, delay)
             if newer is not None:
                 target, hinted = newer, False
                 backoff.reset()
+                if patience is not None:
+                    patience.reset()
 
 
 async def _new_leader_within(

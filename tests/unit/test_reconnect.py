@@ -127,3 +127,40 @@ async def test_a_new_leader_cuts_the_backoff_short() -> None:
     async with asyncio.timeout(WAIT):
         await follow_leader(detector, script.connect, Backoff(3600, 3600, jitter=0.0), retrying)
     assert script.tried == [A, B]
+
+
+async def test_an_expected_failover_waits_the_patience_and_it_grows() -> None:
+    # A holds the client's active stream; other masters hold its passive streams (ADR 0018).
+    script = Script([Ended("lost", connected=True, failover_expected=True),
+                     Ended("no connection", unreachable=True, failover_expected=True),
+                     Ended("no connection", unreachable=True), None])
+    patience = Backoff(0.002, 0.004, jitter=0.0)
+    async with asyncio.timeout(WAIT):
+        await follow_leader(Detector(A), script.connect, Backoff(0.001, 0.001, jitter=0.0),
+                            script.retrying, patience=patience)
+    assert script.tried == [A, A, A, A]
+    assert script.delays == [0.002, 0.004, 0.001]  # the last ending expects no failover
+
+
+async def test_a_hint_is_followed_at_once_even_when_a_failover_is_expected() -> None:
+    script = Script([Ended("not the leader", leader_hint=B, failover_expected=True), None])
+    async with asyncio.timeout(WAIT):
+        await follow_leader(Detector(A), script.connect, Backoff(0.001, 0.001, jitter=0.0),
+                            script.retrying, patience=Backoff(3600, 3600, jitter=0.0))
+    assert script.tried == [A, B]
+    assert script.delays == [0.0]
+
+
+async def test_the_election_cuts_the_patience_short() -> None:
+    detector = Detector(A, waits=True)
+    script = Script([Ended("lost", connected=True, failover_expected=True), None])
+
+    def retrying(master: HostPort, ended: Ended, delay: float) -> None:
+        script.delays.append(delay)
+        detector.elect(B)
+
+    async with asyncio.timeout(WAIT):
+        await follow_leader(detector, script.connect, Backoff(0.001, 0.001, jitter=0.0),
+                            retrying, patience=Backoff(3600, 3600, jitter=0.0))
+    assert script.tried == [A, B]
+    assert script.delays == [3600]
