@@ -52,7 +52,7 @@ from mesos_master.master import Master
 from mesos_master.rate_limits import RateLimited, RateLimits, Throttle
 from mesos_master.records import FrameworkRecord
 from mesos_master.registry import KINDS, RegistryState
-from mesos_master.standby import StandbyAgents
+from mesos_master.standby import ResumptionWave, StandbyAgents
 from mesos_runtime.backlog import MAX_BATCH_MESSAGES, batched
 from mesos_runtime.channels import LEADER_METADATA_KEY, STREAM_ID_METADATA_KEY
 from mesos_runtime.clock import SystemClock, WallClock
@@ -791,6 +791,17 @@ class MasterServer:
             self.gate.master = None
 
     async def _allocation_loop(self, master: Master) -> None:
+        # Agents resuming over their passive streams come back by the thousand within a second
+        # or two: allocate once they are back (or stopped coming), not on every loop pass
+        # meanwhile, which made offers of a few agents at a time while the rest waited
+        # (ADR 0018, "The allocation after an election").
+        wave = ResumptionWave(self.gate.standbys, master.clock.now())
+        while not wave.over(now := master.clock.now()):
+            with contextlib.suppress(TimeoutError):  # each resumption requests an allocation
+                async with asyncio.timeout(wave.deadline() - now):
+                    await self._allocation_wanted.wait()
+            self._allocation_wanted.clear()
+        self._allocation_wanted.set()  # what was requested meanwhile
         allocator = master.allocator
         while True:
             timeout = self._allocation_interval

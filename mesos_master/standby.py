@@ -8,6 +8,9 @@ One entry per agent id: the last snapshot received (the agent's `Reregister`, de
 arrival, its resources too: `DecodedReport`, so that the adoption at an election decodes
 nothing), its number and the stream it came on. A `Resume` is honoured only on that stream
 and for that number, so the core adopts exactly the state the agent has just declared current.
+
+`ResumptionWave` tells a new leader when the agents holding snapshots here are back (or have
+stopped coming back): it holds its allocation passes until then (ADR 0018).
 """
 
 from __future__ import annotations
@@ -112,6 +115,34 @@ class StandbyAgents:
         del self._held[agent_id]
         if not self._held:
             self.on_empty()
+
+
+class ResumptionWave:
+    """The agents resuming with a new leader, from the snapshots it held when elected: over
+    when none is held any more, when none was taken or dropped for `stall` seconds, or
+    `longest` seconds after it began, whichever comes first."""
+
+    def __init__(self, standbys: StandbyAgents, now: float, *, longest: float = 5.0,
+                 stall: float = 1.0) -> None:
+        self._standbys = standbys
+        self._began = now
+        self._longest = longest
+        self._stall = stall
+        self._held = len(standbys)
+        self._moved_at = now
+
+    def over(self, now: float) -> bool:
+        """Whether the wave is over at clock time `now`."""
+        held = len(self._standbys)
+        if held == 0:
+            return True
+        if held != self._held:
+            self._held, self._moved_at = held, now
+        return now >= self.deadline()
+
+    def deadline(self) -> float:
+        """The clock time at which the wave is over unless an agent comes back before."""
+        return min(self._began + self._longest, self._moved_at + self._stall)
 
 
 def _nothing() -> None:

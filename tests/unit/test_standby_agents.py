@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mesos_master.errors import ErrorCode, MasterError
-from mesos_master.standby import DecodedReport, StandbyAgents
+from mesos_master.standby import DecodedReport, ResumptionWave, StandbyAgents
 from mesos_values.resources import Resources
 from protos import agent_pb2, mesos_pb2
 
@@ -118,3 +118,30 @@ def test_emptying_the_cache_is_reported_once_the_last_snapshot_goes() -> None:
     assert (len(held), emptied) == (1, [])
     held.drop("a2", second)
     assert (len(held), emptied) == (0, [None])
+
+
+def test_the_resumption_wave_is_over_when_no_snapshot_is_held() -> None:
+    held, stream = StandbyAgents(), Outbox()
+    held.hold(standby("a1", 1), stream, None)
+    held.hold(standby("a2", 1), stream, None)
+    wave = ResumptionWave(held, 100.0, longest=5.0, stall=1.0)
+    assert not wave.over(100.5)
+    held.take("a1", stream, 1)
+    assert not wave.over(101.2)  # one came back at 101.2: not stalled
+    held.drop("a2", stream)
+    assert wave.over(101.3)
+
+
+def test_the_resumption_wave_is_over_when_it_stalls_or_lasts_too_long() -> None:
+    held, stream = StandbyAgents(), Outbox()
+    for number in range(6):
+        held.hold(standby(f"a{number}", 1), stream, None)
+    stalled = ResumptionWave(held, 100.0, longest=5.0, stall=1.0)
+    assert not stalled.over(100.9)
+    assert stalled.over(101.0)  # none came back for a second
+    long = ResumptionWave(held, 200.0, longest=5.0, stall=1.0)
+    for step in range(5):
+        held.take(f"a{step}", stream, 1)
+        assert not long.over(200.9 + step * 0.9)
+    assert not long.over(204.95)
+    assert long.over(205.0)  # still coming back, one by one, but for too long
