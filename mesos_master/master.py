@@ -206,6 +206,8 @@ class Master:
                 ErrorCode.FAILED_PRECONDITION,
                 f"agent {agent_id} was marked gone by an operator; register as a new agent",
             )
+        info = message.agent_info
+        encoded = info.SerializeToString()  # compared with the record's: decodes none
         known = self.agents.get(agent_id)
         if known is not None:
             if known.principal != (principal or ""):
@@ -213,30 +215,31 @@ class Master:
                     ErrorCode.PERMISSION_DENIED,
                     f"agent {agent_id} registered as principal {known.principal or '(none)'!r};"
                     f" re-registration as {principal or '(none)'!r} refused")
-            if known.info.hostname != message.agent_info.hostname:
+            if encoded != known.encoded_info and known.info.hostname != info.hostname:
                 raise MasterError(
                     ErrorCode.PERMISSION_DENIED,
                     f"agent {agent_id} is on host {known.info.hostname!r}; re-registration from "
-                    f"host {message.agent_info.hostname!r} refused")
+                    f"host {info.hostname!r} refused")
         else:
             self._authorize("register_agents", principal, None)
         total = self._agent_resources(
             message.agent_info, decoded.total if decoded is not None else None)
         now = self.clock.now()
-        info = message.agent_info
-        agent = self.agents.get(agent_id)
+        agent = known
         if agent is None:
-            agent = AgentRecord(agent_id, info.SerializeToString(), total, None, now, now,
+            agent = AgentRecord(agent_id, encoded, total, None, now, now,
                                 principal=principal or "")
             self.agents[agent_id] = agent
             self.registry.store_agent(info, principal=agent.principal)
         else:
             self._detach_agent(agent)
-            changed = not agent.reachable or agent.info != info
+            same_info = encoded == agent.encoded_info or agent.info == info
+            changed = not agent.reachable or not same_info
             total = with_reservations(
                 total, agent.total.dynamically_reserved().to_proto(), agent_id
             )
-            agent.info = info
+            if encoded != agent.encoded_info:
+                agent.encoded_info = encoded
             agent.total = total
             if changed:
                 self._store_agent(agent)
