@@ -93,6 +93,17 @@ class PassiveStream:
         """Whether the last snapshot sent was built at `version` (not None)."""
         return self.seq > 0 and version is not None and self.version == version
 
+    def holds_data(self, data: bytes, version: Hashable = None) -> bool:
+        """Whether `refresh(_, data, version)` would send nothing: the stream was taken, or
+        its last snapshot is `data` (then noted as built at `version`) and none is being
+        written. Cheaper than `refresh`, which the caller runs under a timeout."""
+        if self.taken:
+            return True
+        if self._writing.locked() or data != self.sent:
+            return False
+        self.version = version
+        return True
+
     async def refresh(self, snapshot: Reregister, data: bytes, version: Hashable = None) -> None:
         """Send `snapshot` (serialized: `data`, built at `version`) with the next number, unless
         it is the last one sent or the stream was taken."""
@@ -240,7 +251,8 @@ class StandbyStreams:
                 for address in keepers.keys() - wanted:
                     keepers.pop(address).cancel()
                 if snapshot is not None:
-                    for stream in list(self._streams.values()):
+                    for stream in [s for s in self._streams.values() if not s.holds_data(
+                            data, version)]:
                         try:
                             async with asyncio.timeout(self._open_timeout):
                                 await stream.refresh(snapshot, data, version)
