@@ -17,7 +17,9 @@ transaction, the epoch znode's last modification (`mzxid`) names the store's sta
 `ZooKeeperStoreFollower` keeps a `StoreCopy` read between two reads of the epoch znode that
 found the same `mzxid`; a new leader whose takeover transaction succeeded at that very `mzxid`
 (nothing modified the store since the copy was read) takes the copy instead of reading every
-entry, and reads them all otherwise.
+entry, and reads them all otherwise. When the epoch itself changed (another leader took the
+store over: its agents are coming back right now), the follower reads the new term's entries
+only `settle` seconds later, not in the middle of that failover.
 """
 
 from __future__ import annotations
@@ -166,8 +168,9 @@ async def read_entries(session: ZooKeeperSession, root: str,
 
 class ZooKeeperStoreFollower:
     """A standby's copy of the store under `root` (see the module docstring), read again
-    `quick` seconds after the store changed, but at most once per `settle` seconds, never
-    while `paused()` (this process leads and writes the store itself).
+    `quick` seconds after the store changed, but at most once per `settle` seconds, and
+    `settle` seconds after another leader took it over; never while `paused()` (this process
+    leads and writes the store itself).
 
     Steady-state cost: one read of the epoch znode (with a watch) per notification of the
     session or per `RECHECK_SETTLES * settle` seconds, and one read of every entry per
@@ -183,7 +186,9 @@ class ZooKeeperStoreFollower:
         self._paused = paused
         self._settle = settle
         self._quick = min(quick, settle)
-        self._last_full_read = -math.inf  # event loop time
+        self._last_full_read = -math.inf  # event loop time (or of a read put off)
+        self._epoch: bytes | None = None  # the epoch znode's data at the last full read
+        self._put_off = False  # a full read was put off after a takeover
         self.latest: StoreCopy | None = None
         """The last consistent copy read; None before the first, and while paused."""
         self.looks = 0
@@ -208,7 +213,8 @@ class ZooKeeperStoreFollower:
                 self.looks += 1
             # A watch that a failed read did not set again must not stop the following.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._settle * RECHECK_SETTLES):
+                async with asyncio.timeout(
+                        self._settle * (1 if self._put_off else RECHECK_SETTLES)):
                     await changed.wait()
             now = asyncio.get_running_loop().time()
             await asyncio.sleep(max(self._quick, self._last_full_read + self._settle - now))
@@ -225,6 +231,11 @@ class ZooKeeperStoreFollower:
         if latest is not None and latest.mzxid == stat.mzxid:
             return latest
         self._last_full_read = asyncio.get_running_loop().time()
+        epoch, _ = await self._session.call(client.get_async, self._epoch_path)
+        taken_over, self._epoch = self._epoch is not None and epoch != self._epoch, epoch
+        self._put_off = taken_over
+        if taken_over:
+            return None  # read `settle` seconds from now (see the module docstring)
         entries = await read_entries(self._session, self.root, self.kinds)
         after = await self._session.call(client.exists_async, self._epoch_path)
         if after is None or after.mzxid != stat.mzxid:
