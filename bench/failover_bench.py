@@ -5,7 +5,7 @@ leader has every agent and every framework back.
         [--zk_session_timeout 2 10] [--agents 3] [--frameworks 2] [--tasks_per_framework 2]
         [--hollow_agents 10000] [--hollow_processes 4] [--hollow_frameworks 100]
         [--hollow_tasks_per_agent 1] [--hollow_master_log_level WARNING]
-        [--hollow_standby_streams on|off] [--idle_window 0]
+        [--hollow_standby_streams on|off] [--idle_window 0] [--cpu_timeline STEP]
         [--timeout 180] [--profile DIR] [--keep]
 
 One private ZooKeeper (bench/_zookeeper.py) serves the whole run. For each
@@ -34,12 +34,15 @@ agents      every agent has re-registered with that master: its "agent re-regist
 frameworks  every SDK scheduler got its `reregistered` callback;
 
 and also the CPU time of the new leader, of the agent processes and of this process (the
-frameworks) from the kill until both were back, the new leader's RSS then, and the 1-minute
-load average. A task that ends meanwhile fails the run, and so (small) does an agent that
-re-registers with fewer tasks than were launched. The killed master is then started again (a
-standby) and the next round kills the new leader. Each measure is printed as min / median /
-max over the rounds. With `--profile DIR`, py-spy records the standbys and the agent
-processes of every round (collapsed stacks, wall clock) into DIR.
+frameworks) from the kill until both were back, and the part of it used after the election
+(the rest went before it: detecting the loss, the dead leader's retries), the new leader's RSS
+then, and the 1-minute load average. A task that ends meanwhile fails the run, and so
+(small) does an agent that re-registers with fewer tasks than were launched. The killed master
+is then started again (a standby) and the next round kills the new leader. Each measure is
+printed as min / median / max over the rounds. With `--profile DIR`, py-spy records the
+standbys and the agent processes of every round (collapsed stacks, wall clock) into DIR. With
+`--cpu_timeline STEP`, each round also prints the CPU the standbys, the agent processes and
+this process used in every STEP seconds from the kill until everything was back.
 
 The dead leader's ZooKeeper session expires `--zk_session_timeout` after ZooKeeper last heard
 from it, and the client pings only every third of that or so: "elected" comes between about
@@ -331,6 +334,9 @@ class Round:
     frameworks_cpu: float
     leader_rss_mib: float
     load: float
+    leader_cpu_after: float = 0.0  # the CPU of the new leader, agents, frameworks from the
+    agents_cpu_after: float = 0.0  # election until back (part of the fields above)
+    frameworks_cpu_after: float = 0.0
     registry_recovered: float | None = None
     reported_tasks: int | None = None
     resumed: int = 0  # agents back over the passive stream they held (ADR 0018)
@@ -419,6 +425,43 @@ async def _steady_state(scenario: Scenario, standbys: list[MasterProcess], secon
           f"processes {agents:.3f} CPU, {agents_rss:.0f} MiB", flush=True)
 
 
+class CpuTimeline:
+    """The CPU seconds named processes used in each `step` from `start()` until `stop()`."""
+
+    def __init__(self, groups: dict[str, list[psutil.Process]], step: float) -> None:
+        self.groups = groups
+        self.step = step
+        self.rows: list[tuple[float, dict[str, float]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def _sample(self) -> dict[str, float]:
+        return {name: sum(_cpu_seconds(p) for p in processes)
+                for name, processes in self.groups.items()}
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(time.perf_counter(), self._sample()))
+
+    async def _run(self, began: float, last: dict[str, float]) -> None:
+        while True:
+            await asyncio.sleep(self.step)
+            now = await asyncio.to_thread(self._sample)
+            self.rows.append((time.perf_counter() - began,
+                              {name: now[name] - last[name] for name in now}))
+            last = now
+
+    async def stop(self) -> str:
+        """Stop sampling; the timeline as text, a line per step."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        names = list(self.groups)
+        lines = ["    t (s)  " + "  ".join(f"{name:>10}" for name in names)]
+        lines += [f"    {at:5.2f}  " + "  ".join(f"{used[name]:10.2f}" for name in names)
+                  for at, used in self.rows]
+        return "\n".join(lines)
+
+
 def _cpu_seconds(process: psutil.Process) -> float:
     times = process.cpu_times()
     return float(times.user + times.system)
@@ -465,6 +508,12 @@ async def failover_round(
     for scheduler in scenario.schedulers:
         scheduler.reregistered_at = None
     lost_before = len(scenario.tally.lost)
+    timeline: CpuTimeline | None = None
+    if args.cpu_timeline > 0:
+        timeline = CpuTimeline(
+            {**{m.name: [psutil.Process(m.process.pid)] for m in standbys},
+             "agents": scenario.agent_processes, "frameworks": [me]}, args.cpu_timeline)
+        timeline.start()
     try:
         killed_at = time.time()
         masters.kill9(leader)
@@ -472,6 +521,10 @@ async def failover_round(
             new_address = await _next_leader(scenario.detector, leader.address)
         elected_at = time.time()
         new_leader = masters.at(new_address)
+        leader_process = psutil.Process(new_leader.process.pid)
+        cpu_at_election = (_cpu_seconds(leader_process),
+                           sum(_cpu_seconds(p) for p in scenario.agent_processes),
+                           _cpu_seconds(me))
         agents_back = scenario.agents_back(new_leader, killed_at)
         back: dict[str, float] = {}
 
@@ -485,7 +538,9 @@ async def failover_round(
 
         async with _limit(args.timeout, "every agent and framework to come back"):
             await _until(everything_back, masters.check_alive)
-        process = psutil.Process(new_leader.process.pid)
+        process = leader_process
+        cpu_back = (_cpu_seconds(process), sum(_cpu_seconds(p) for p in scenario.agent_processes),
+                    _cpu_seconds(me))
         result = Round(
             elected=elected_at - killed_at,
             agents=back["agents"] - killed_at,
@@ -495,9 +550,15 @@ async def failover_round(
             frameworks_cpu=_cpu_seconds(me) - my_cpu_before,
             leader_rss_mib=process.memory_info().rss / 2**20,
             load=os.getloadavg()[0],
+            leader_cpu_after=cpu_back[0] - cpu_at_election[0],
+            agents_cpu_after=cpu_back[1] - cpu_at_election[1],
+            frameworks_cpu_after=cpu_back[2] - cpu_at_election[2],
         )
     finally:
         profilers.stop()
+        if timeline is not None:
+            print(f"  {scenario.label} round {number}: CPU seconds per {args.cpu_timeline:g} s "
+                  f"from the kill:\n{await timeline.stop()}", flush=True)
     result.resumed = int(new_leader.metrics()["master/slave_resumptions"]
                          - resumed_before[new_leader.name])
     recovered = _registry_recovered(new_leader, killed_at)
@@ -511,7 +572,9 @@ async def failover_round(
     print(f"  {scenario.label} round {number}: elected {result.elected:.2f} s, agents "
           f"{result.agents:.2f} s, frameworks {result.frameworks:.2f} s after the kill; CPU "
           f"new leader {result.leader_cpu:.2f} s, agents {result.agents_cpu:.2f} s, frameworks "
-          f"{result.frameworks_cpu:.2f} s; leader RSS {result.leader_rss_mib:.0f} MiB, load "
+          f"{result.frameworks_cpu:.2f} s (after the election {result.leader_cpu_after:.2f} / "
+          f"{result.agents_cpu_after:.2f} / {result.frameworks_cpu_after:.2f} s); leader RSS "
+          f"{result.leader_rss_mib:.0f} MiB, load "
           f"{result.load:.2f}; {result.resumed} agents resumed over a passive stream",
           flush=True)
     if not last:
@@ -601,6 +664,11 @@ def record(figures: Figures, label: str, session_timeout: float, rounds: list[Ro
     figures.add(label, "CPU kill -> back: agent processes (s)", [r.agents_cpu for r in rounds])
     figures.add(label, "CPU kill -> back: frameworks, this process (s)",
                 [r.frameworks_cpu for r in rounds])
+    figures.add(label, "CPU elected -> back: new leader (s)", [r.leader_cpu_after for r in rounds])
+    figures.add(label, "CPU elected -> back: agent processes (s)",
+                [r.agents_cpu_after for r in rounds])
+    figures.add(label, "CPU elected -> back: frameworks (s)",
+                [r.frameworks_cpu_after for r in rounds])
     figures.add(label, "new leader RSS when back (MiB)", [r.leader_rss_mib for r in rounds])
     figures.add(label, "load average, 1 min", [r.load for r in rounds])
 
@@ -777,6 +845,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", type=Path, default=None,
                         help="record py-spy profiles of the standby masters and the agent "
                         "processes during each failover into this directory")
+    parser.add_argument("--cpu_timeline", type=float, default=0.0,
+                        help="print the CPU the masters, agents and frameworks used in every "
+                        "this many seconds of each failover (0: not)")
     parser.add_argument("--log_level", default="ERROR",
                         help="log level of the SDK frameworks in this process (to stderr)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")

@@ -138,6 +138,10 @@ class FleetObserver:
         self._connected.discard(hostname)
         if self._complete:
             self._complete = False
+            # A failover begins: what is alive now lives on (books, streams), and what the
+            # agents build as they come back need not make the collector walk it (as a new
+            # leader freezes its heap at its election).
+            gc.freeze()
             self._emit({"event": "connection_lost", "agents": self.agents, "time": time.time()})
 
 
@@ -198,7 +202,8 @@ class HollowAgent:
 
     def registered(self, message: agent_pb2.MasterMessage) -> None:
         answer = message.registered if message.HasField("registered") else message.reregistered
-        self.info.id.CopyFrom(answer.agent_id)
+        if self.info.id.value != answer.agent_id.value:
+            self.info.id.CopyFrom(answer.agent_id)
         self._observer.registered(self.info.hostname, answer.agent_id.value)
         for pending in self._book.reconnected():
             send_status_update(self._link, pending)
