@@ -122,8 +122,8 @@ class ResumptionWave:
     when none is held any more, when none was taken or dropped for `stall` seconds, or
     `longest` seconds after it began, whichever comes first."""
 
-    def __init__(self, standbys: StandbyAgents, now: float, *, longest: float = 5.0,
-                 stall: float = 1.0) -> None:
+    def __init__(self, standbys: StandbyAgents, now: float, *, longest: float = 30.0,
+                 stall: float = 2.0) -> None:
         self._standbys = standbys
         self._began = now
         self._longest = longest
