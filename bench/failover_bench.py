@@ -5,7 +5,8 @@ leader has every agent and every framework back.
         [--zk_session_timeout 2 10] [--agents 3] [--frameworks 2] [--tasks_per_framework 2]
         [--hollow_agents 10000] [--hollow_processes 4] [--hollow_frameworks 100]
         [--hollow_tasks_per_agent 1] [--hollow_master_log_level WARNING]
-        [--hollow_standby_streams on|off] [--idle_window 0] [--cpu_timeline STEP]
+        [--hollow_standby_streams on|off] [--hollow_nice 0] [--idle_window 0]
+        [--cpu_timeline STEP]
         [--timeout 180] [--profile DIR] [--keep]
 
 One private ZooKeeper (bench/_zookeeper.py) serves the whole run. For each
@@ -757,6 +758,9 @@ async def run_scenario(
               f"{tally.tasks} tasks running after {time.perf_counter() - started:.1f} s",
               flush=True)
         agent_processes = [psutil.Process(p.pid) for p in agent_popens]
+        if hollow and args.hollow_nice:
+            for process in agent_processes:
+                process.nice(args.hollow_nice)
         scenario = Scenario(label, path.lstrip("/"), masters, detector, schedulers,
                             tally, agents_back, agent_processes, zk, path, agents,
                             not hollow or args.hollow_standby_streams == "on")
@@ -837,6 +841,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hollow_master_log_level", default="WARNING")
     parser.add_argument("--hollow_standby_streams", choices=("on", "off"), default="on",
                         help="hollow agents keep passive streams to the standbys (ADR 0018)")
+    parser.add_argument("--hollow_nice", type=int, default=0,
+                        help="run the hollow agent processes at this niceness: agents on "
+                        "machines of their own do not take the masters' CPU (0: as started)")
     parser.add_argument("--idle_window", type=float, default=0.0,
                         help="measure the steady-state CPU of standbys and agents over this "
                         "many seconds before each kill")
