@@ -150,7 +150,8 @@ class Cluster:
         its HTTP endpoints listen on `http_port` (default: a free port, never the fixed
         default, so that several masters can run side by side). Returns once it listens;
         with `wait=False` at once (call its `wait_listening`), so that the start-ups of
-        several processes overlap."""
+        several processes overlap (not for processes that open a short ZooKeeper session:
+        the contention of overlapping start-ups on a busy machine can expire it)."""
         self.master_port = port or free_port()
         self.master_count += 1
         name = f"master-{self.master_count}"  # never reused: restarted masters get new logs
