@@ -27,7 +27,9 @@ from tests.zookeeper import ZooKeeperEnsemble
 
 pytestmark = pytest.mark.integration
 
-MESOS = shutil.which("mesos")
+# The command installed for this interpreter, found beside it first: a version manager's shim
+# earlier on PATH (pyenv's) would run shell scripts before every call.
+MESOS = shutil.which("mesos", path=str(Path(sys.executable).parent)) or shutil.which("mesos")
 COMMAND = [MESOS] if MESOS else [sys.executable, "-m", "mesos_cli.main"]
 
 
