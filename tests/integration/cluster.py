@@ -67,6 +67,7 @@ class Process:
     log_path: Path
     popen: subprocess.Popen[bytes] | None = None
     http_port: int | None = None  # where its HTTP endpoints listen, when the test chose it
+    listen_port: int | None = None  # once it answers there it has started (`wait_listening`)
 
     @property
     def http_url(self) -> str:
@@ -98,6 +99,15 @@ class Process:
 
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
+
+    def wait_listening(self) -> Process:
+        """Wait until the process answers on its `listen_port`; fail, with its log, if it
+        exits first."""
+        port = self.listen_port
+        assert port is not None, f"{self.name} was started without a port to wait for"
+        wait_for(lambda: port_answers(port) or not self.alive(), f"{self.name} to listen")
+        assert self.alive(), self.log()
+        return self
 
     def kill9(self) -> None:
         assert self.popen is not None
@@ -135,10 +145,13 @@ class Cluster:
         return self.zk_url or f"127.0.0.1:{self.master_port}"
 
     def start_master(self, http_port: int | None = None, *, port: int | None = None,
-                     flags: Sequence[str] = ()) -> Process:
+                     flags: Sequence[str] = (), wait: bool = True) -> Process:
         """Start a master (on `port`, default a free one, with `flags` besides the cluster's);
         its HTTP endpoints listen on `http_port` (default: a free port, never the fixed
-        default, so that several masters can run side by side)."""
+        default, so that several masters can run side by side). Returns once it listens;
+        with `wait=False` at once (call its `wait_listening`), so that the start-ups of
+        several processes overlap (not for processes that open a short ZooKeeper session:
+        the contention of overlapping start-ups on a busy machine can expire it)."""
         self.master_port = port or free_port()
         self.master_count += 1
         name = f"master-{self.master_count}"  # never reused: restarted masters get new logs
@@ -152,30 +165,31 @@ class Cluster:
              "--log_level", "DEBUG", *zk, *self.master_flags, *flags],
             self.work_dir / f"{name}.log",
             http_port=http_port,
+            listen_port=self.master_port,
         ).start()
         self.processes.append(process)
         self.masters.append(process)
-        port = self.master_port
-        wait_for(lambda: port_answers(port) or not process.alive(), f"{name} to listen")
-        assert process.alive(), process.log()
-        return process
+        return process.wait_listening() if wait else process
 
-    def start_marathon(self, *flags: str, name: str = "marathon") -> tuple[Process, str]:
-        """Start Marathon against the cluster's master; returns it and its base URL. Killed
-        instances stop at once unless `flags` set `--sigterm_delay` (tests that need no load
-        balancer need not wait for one)."""
+    def start_marathon(self, *flags: str, name: str = "marathon",
+                       wait: bool = True) -> tuple[Process, str]:
+        """Start Marathon against the cluster's master; returns it and its base URL once it
+        listens (with `wait=False` at once: call its `wait_listening`). Killed instances stop
+        at once unless `flags` set `--sigterm_delay` (tests that need no load balancer need
+        not wait for one)."""
         if "--sigterm_delay" not in flags:
             flags = ("--sigterm_delay", "0", *flags)
-        return self._start_service("marathon", flags, name, free_port())
+        return self._start_service("marathon", flags, name, free_port(), wait)
 
-    def start_batch(self, *flags: str, name: str = "batch",
-                    port: int | None = None) -> tuple[Process, str]:
+    def start_batch(self, *flags: str, name: str = "batch", port: int | None = None,
+                    wait: bool = True) -> tuple[Process, str]:
         """Start the batch framework (`python -m frameworks.batch`) against the cluster's
-        master, its state under work_dir/<name>; returns it and its base URL."""
-        return self._start_service("frameworks.batch", flags, name, port or free_port())
+        master, its state under work_dir/<name>; returns it and its base URL once it listens
+        (with `wait=False` at once: call its `wait_listening`)."""
+        return self._start_service("frameworks.batch", flags, name, port or free_port(), wait)
 
     def _start_service(
-        self, module: str, flags: tuple[str, ...], name: str, port: int
+        self, module: str, flags: tuple[str, ...], name: str, port: int, wait: bool
     ) -> tuple[Process, str]:
         process = Process(
             name,
@@ -183,10 +197,11 @@ class Cluster:
              "--http_port", str(port), "--work_dir", str(self.work_dir / name),
              "--log_level", "DEBUG", *flags],
             self.work_dir / f"{name}.log",
+            listen_port=port,
         ).start()
         self.processes.append(process)
-        wait_for(lambda: port_answers(port) or not process.alive(), f"{name} to listen")
-        assert process.alive(), process.log()
+        if wait:
+            process.wait_listening()
         return process, f"http://127.0.0.1:{port}"
 
     def leading_masters(self) -> list[Process]:

@@ -4,7 +4,8 @@ serves at `/openapi.json`.
 `load_schema(base_url, skip=..., coverage_off=...)` loads the served spec as a schemathesis
 schema with the settings below; a test module returns it from a (module-scoped) fixture,
 hands the fixture's name to `schemathesis.pytest.from_fixture` and runs each operation as its
-own subtest (`test_fuzz[METHOD /path]`), calling `check(case)` for every generated case:
+own subtest (`test_fuzz[METHOD /path]`), calling `check(case, session=session)` for every
+generated case:
 
     @pytest.fixture(scope="module")
     def service_schema(service_url: str) -> schemathesis.BaseSchema:
@@ -12,9 +13,16 @@ own subtest (`test_fuzz[METHOD /path]`), calling `check(case)` for every generat
 
     schema = schemathesis.pytest.from_fixture("service_schema")
 
+    @pytest.fixture(scope="module")
+    def session() -> Iterator[requests.Session]:
+        yield from fuzz_session()
+
     @schema.parametrize()
-    def test_fuzz(case: schemathesis.Case[Any]) -> None:
-        check(case)
+    def test_fuzz(case: schemathesis.Case[Any], session: requests.Session) -> None:
+        check(case, session=session)
+
+Every case of the run goes over that one session's kept-alive connection (a new session and
+connection per case cost more than many a case's answer).
 
 The same sequence of requests is sent on every run; an event stream is read up to its first
 event or for `STREAM_SECONDS`.
@@ -35,10 +43,11 @@ values. `STRICT_CHECKS` adds that check, for a service that rejects what its spe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
+import requests
 import schemathesis
 from schemathesis.checks import CheckFunction, not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -47,6 +56,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.transport.requests import ManagedCookiesSession
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
@@ -127,8 +137,22 @@ def load_schema(base_url: str, skip: Mapping[str, str] | None = None,
     return schema
 
 
-def check(case: schemathesis.Case[Any], checks: list[CheckFunction] | None = None) -> None:
-    """Call the service with `case` and fail on a 5xx or an answer the spec does not allow
-    (`checks`, default `CHECKS`)."""
-    case.call_and_validate(checks=CHECKS if checks is None else checks)
+def fuzz_session() -> Iterator[requests.Session]:
+    """The HTTP session of a fuzz run, for a module-scoped fixture: the same session type
+    schemathesis makes for each case (same-host redirects only, cookies dropped after every
+    case), made once, so that the cases share kept-alive connections, and reading no proxy or
+    netrc settings from the environment (the services are on loopback)."""
+    session = ManagedCookiesSession()
+    session.trust_env = False
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def check(case: schemathesis.Case[Any], checks: list[CheckFunction] | None = None,
+          session: requests.Session | None = None) -> None:
+    """Call the service with `case` (over `session`, default a new one) and fail on a 5xx or an
+    answer the spec does not allow (`checks`, default `CHECKS`)."""
+    case.call_and_validate(session=session, checks=CHECKS if checks is None else checks)
 

@@ -1,7 +1,8 @@
 """Bad input gets a 4xx (or INVALID_ARGUMENT) naming what is wrong, never a 5xx, a crash or a
 hang: each case against a real process on loopback, which afterwards still answers and has
-stored nothing. The parametrized cases of one kind of bad input share a module's master,
-Marathon and batch framework (each case checks they still answer and hold nothing)."""
+stored nothing. The cases share a module's master, Marathon and batch framework (each case
+checks they still answer and hold nothing); a case that stores something gets a Marathon or
+batch framework of its own on that master, and one that needs an agent a master of its own."""
 
 from __future__ import annotations
 
@@ -39,16 +40,6 @@ def registered(url: str, info: str) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture
-def marathon(cluster: Cluster) -> Iterator[httpx.Client]:
-    yield from registered(cluster.start_marathon()[1], "/v2/info")
-
-
-@pytest.fixture
-def batch(cluster: Cluster) -> Iterator[httpx.Client]:
-    yield from registered(cluster.start_batch()[1], "/info")
-
-
 @pytest.fixture(scope="module")
 def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """A master for the parametrized cases of this module."""
@@ -65,6 +56,27 @@ def shared_marathon(shared_cluster: Cluster) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def shared_batch(shared_cluster: Cluster) -> Iterator[httpx.Client]:
     yield from registered(shared_cluster.start_batch()[1], "/info")
+
+
+@pytest.fixture
+def marathon(shared_cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
+    """A Marathon of the test's own (for a test that stores something), on the shared master."""
+    process, url = shared_cluster.start_marathon(name=f"marathon-{request.node.name}")
+    try:
+        yield from registered(url, "/v2/info")
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def batch(shared_cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
+    """A batch framework of the test's own (for a test that stores something), on the shared
+    master."""
+    process, url = shared_cluster.start_batch(name=f"batch-{request.node.name}")
+    try:
+        yield from registered(url, "/info")
+    finally:
+        process.stop()
 
 
 @pytest.mark.parametrize("case", BAD_JSON)
@@ -107,7 +119,9 @@ def test_the_masters_operator_api_answers_bad_json_with_400(
 
 
 def test_a_body_over_the_limit_is_413_and_nothing_is_stored(
-        cluster: Cluster, marathon: httpx.Client, batch: httpx.Client) -> None:
+        shared_cluster: Cluster, shared_marathon: httpx.Client,
+        shared_batch: httpx.Client) -> None:
+    cluster, marathon, batch = shared_cluster, shared_marathon, shared_batch
     huge_cmd = b'{"id": "/big", "cmd": "' + b"x" * 50 * 1024 * 1024 + b'"}'
     answer = marathon.post("/v2/apps", headers=JSON_TYPE, content=huge_cmd)
     assert answer.status_code == 413
@@ -126,7 +140,9 @@ def test_a_body_over_the_limit_is_413_and_nothing_is_stored(
         assert master.get("/weights").status_code == 200
 
 
-def test_a_chunked_body_over_the_limit_is_413(marathon: httpx.Client) -> None:
+def test_a_chunked_body_over_the_limit_is_413(shared_marathon: httpx.Client) -> None:
+    marathon = shared_marathon
+
     def chunks() -> Iterator[bytes]:
         yield b'{"id": "/big", "cmd": "'
         for _ in range(2048):
@@ -138,9 +154,9 @@ def test_a_chunked_body_over_the_limit_is_413(marathon: httpx.Client) -> None:
     assert marathon.get("/v2/apps").json() == {"apps": []}
 
 
-def test_a_body_within_a_raised_limit_is_read(cluster: Cluster) -> None:
-    _, url = cluster.start_marathon("--http_max_request_bytes", str(4 * 1024 * 1024),
-                                    name="roomy")
+def test_a_body_within_a_raised_limit_is_read(shared_cluster: Cluster) -> None:
+    _, url = shared_cluster.start_marathon("--http_max_request_bytes", str(4 * 1024 * 1024),
+                                           name="roomy")
     for client in registered(url, "/v2/info"):
         answer = client.post("/v2/apps", headers=JSON_TYPE,
                              content=b'{"id": 7, "cmd": "' + b"x" * 2_000_000 + b'"}')
@@ -211,8 +227,8 @@ def test_an_agent_registering_absurd_resources_is_invalid_argument(
     assert shared_cluster.masters[0].alive()
 
 
-def test_the_operator_api_refuses_absurd_quota_with_400(cluster: Cluster) -> None:
-    with httpx.Client(base_url=cluster.masters[0].http_url, timeout=30) as client:
+def test_the_operator_api_refuses_absurd_quota_with_400(shared_cluster: Cluster) -> None:
+    with httpx.Client(base_url=shared_cluster.masters[0].http_url, timeout=30) as client:
         answer = client.post("/quota", json={"role": "r", "guarantee": [
             {"name": "cpus", "type": "SCALAR", "scalar": {"value": 1e308}}]})
         assert answer.status_code == 400, answer.text
@@ -231,7 +247,8 @@ def test_a_nul_in_a_files_path_is_400(cluster: Cluster) -> None:
     assert agent.alive()
 
 
-def test_marathon_unknown_group_ids_and_scaling_are_4xx(marathon: httpx.Client) -> None:
+def test_marathon_unknown_group_ids_and_scaling_are_4xx(shared_marathon: httpx.Client) -> None:
+    marathon = shared_marathon
     for method in ("GET", "DELETE"):
         assert marathon.request(method, "/v2/groups/nope").status_code == 404
     for method in ("PUT", "POST"):
@@ -243,8 +260,9 @@ def test_marathon_unknown_group_ids_and_scaling_are_4xx(marathon: httpx.Client) 
     assert marathon.get("/v2/groups").json()["groups"] == []
 
 
-def test_marathon_fuzz_findings_are_4xx(marathon: httpx.Client) -> None:
+def test_marathon_fuzz_findings_are_4xx(shared_marathon: httpx.Client) -> None:
     """What the schemathesis run (test_fuzz_marathon.py) found, each once more by hand."""
+    marathon = shared_marathon
     # PATCH changes an app that exists; it never creates one (Marathon 1.9: 404).
     answer = marathon.patch("/v2/apps/nope", json={"instances": 2})
     assert answer.status_code == 404, answer.text
@@ -296,7 +314,8 @@ def test_marathon_refuses_fields_over_their_bounds_with_422(marathon: httpx.Clie
     assert marathon.get("/v2/apps/big").json()["app"]["instances"] == 1000
 
 
-def test_batch_refuses_fields_over_their_bounds_with_422(batch: httpx.Client) -> None:
+def test_batch_refuses_fields_over_their_bounds_with_422(shared_batch: httpx.Client) -> None:
+    batch = shared_batch
     job = {"id": "big", "run": {"cmd": "sleep 1", "cpus": 0.1, "mem": 32}}
     cases = {
         "/run/arraySize": {"arraySize": 10**999},
@@ -338,10 +357,11 @@ def test_batch_refuses_a_stop_flag_that_is_not_a_boolean(batch: httpx.Client) ->
 
 
 def test_a_cross_site_text_plain_post_is_refused_everywhere(
-    cluster: Cluster, marathon: httpx.Client, batch: httpx.Client,
+    shared_cluster: Cluster, shared_marathon: httpx.Client, shared_batch: httpx.Client,
 ) -> None:
     """What a page on another site can make a browser send without a CORS preflight (a
     `text/plain` or untyped body; a JSON one with that site's `Origin`) changes nothing."""
+    cluster, marathon, batch = shared_cluster, shared_marathon, shared_batch
     app = b'{"id": "/forged", "cmd": "touch /tmp/pwned", "instances": 1}'
     job = b'{"id": "forged", "run": {"cmd": "touch /tmp/pwned", "cpus": 0.1, "mem": 32}}'
     evil = "https://evil.example"

@@ -27,7 +27,9 @@ from tests.zookeeper import ZooKeeperEnsemble
 
 pytestmark = pytest.mark.integration
 
-MESOS = shutil.which("mesos")
+# The command installed for this interpreter, found beside it first: a version manager's shim
+# earlier on PATH (pyenv's) would run shell scripts before every call.
+MESOS = shutil.which("mesos", path=str(Path(sys.executable).parent)) or shutil.which("mesos")
 COMMAND = [MESOS] if MESOS else [sys.executable, "-m", "mesos_cli.main"]
 
 
@@ -88,11 +90,14 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCluster]:
     work_dir = tmp_path_factory.mktemp("cli")
     cluster = Cluster(work_dir, FAST_MASTER_FLAGS)
     try:
-        master = cluster.start_master()
+        # Every process starts at once (their start-ups overlap); each follows the master.
+        master = cluster.start_master(wait=False)
         cluster.start_agent("cpus:4;mem:4096;disk:1000;ports:[31000-31099]",
                             hostname="127.0.0.1")
-        _, marathon_url = cluster.start_marathon()
-        _, batch_url = cluster.start_batch()
+        marathon, marathon_url = cluster.start_marathon(wait=False)
+        batch, batch_url = cluster.start_batch(wait=False)
+        for process in (master, marathon, batch):
+            process.wait_listening()
         running = LiveCluster(cluster, master.http_url, grpc_address(master), marathon_url,
                               batch_url, work_dir / "files")
         running.files.mkdir()

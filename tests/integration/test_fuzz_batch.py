@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import httpx
 import hypothesis
 import pytest
+import requests
 import schemathesis
 from schemathesis import CheckContext, CheckFunction, GenerationMode, Response
 from schemathesis.checks import positive_data_acceptance
@@ -25,6 +26,7 @@ from schemathesis.config import OperationConfig, OperationsConfig
 from schemathesis.schemas import BaseSchema
 
 from tests.integration.cluster import Cluster, Process, running_cluster, wait_for
+from tests.integration.fuzzing import fuzz_session
 
 # ------------------------------------------------------------------ generic harness
 # Nothing below this line up to the batch section knows about the batch framework: these
@@ -90,10 +92,12 @@ def valid_data_accepted(semantic_paths: re.Pattern[str]) -> CheckFunction:
     return check
 
 
-def call_and_validate(case: schemathesis.Case[Any], *extra_checks: CheckFunction) -> Response:
-    """Send `case` and run every schemathesis check, `extra_checks` in place of
-    `positive_data_acceptance`."""
-    return case.call_and_validate(timeout=10, excluded_checks=[positive_data_acceptance],
+def call_and_validate(case: schemathesis.Case[Any], *extra_checks: CheckFunction,
+                      session: requests.Session | None = None) -> Response:
+    """Send `case` (over `session`, default a new one) and run every schemathesis check,
+    `extra_checks` in place of `positive_data_acceptance`."""
+    return case.call_and_validate(session=session, timeout=10,
+                                  excluded_checks=[positive_data_acceptance],
                                   additional_checks=list(extra_checks))
 
 
@@ -206,19 +210,25 @@ def seed(url: str) -> str:
         return run_id
 
 
+@pytest.fixture(scope="module")
+def session() -> Iterator[requests.Session]:
+    yield from fuzz_session()
+
+
 schema = schemathesis.pytest.from_fixture("batch_schema")
 
 
 @schema.parametrize()
 @FUZZ_SETTINGS
 def test_batch_api_answers_as_its_spec_says(case: schemathesis.Case[Any],
-                                            batch_service: BatchService) -> None:
+                                            batch_service: BatchService,
+                                            session: requests.Session) -> None:
     label = case.operation.label
     if label not in _seeded:
         _seeded[label] = seed(batch_service.url)
     if (case.path_parameters or {}).get("runId") == RUN_EXAMPLE:
         case.path_parameters["runId"] = _seeded[label]
-    call_and_validate(case, valid_data_accepted(SEMANTIC_PATHS))
+    call_and_validate(case, valid_data_accepted(SEMANTIC_PATHS), session=session)
 
 
 def test_the_service_survived_and_launched_nothing(batch_service: BatchService) -> None:

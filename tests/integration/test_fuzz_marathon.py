@@ -11,11 +11,12 @@ from typing import Any, NamedTuple
 
 import httpx
 import pytest
+import requests
 import schemathesis
 
 from tests.integration.cluster import running_cluster, wait_for
 from tests.integration.conftest import FAST_MASTER_FLAGS
-from tests.integration.fuzzing import check, load_schema
+from tests.integration.fuzzing import check, fuzz_session, load_schema
 
 pytestmark = pytest.mark.integration
 
@@ -62,13 +63,18 @@ def marathon_schema(urls: Urls) -> schemathesis.BaseSchema:
     return load_schema(urls.marathon, skip=SKIP, coverage_off=COVERAGE_OFF)
 
 
+@pytest.fixture(scope="module")
+def session() -> Iterator[requests.Session]:
+    yield from fuzz_session()
+
+
 schema = schemathesis.pytest.from_fixture("marathon_schema")
 
 
 @schema.parametrize()
 @pytest.mark.timeout(300)  # one test runs every operation: ~40 s idle, more on a busy machine
-def test_marathon_fuzz(case: schemathesis.Case[Any]) -> None:
-    check(case)
+def test_marathon_fuzz(case: schemathesis.Case[Any], session: requests.Session) -> None:
+    check(case, session=session)
 
 
 def test_no_fuzzed_app_ever_ran(urls: Urls) -> None:

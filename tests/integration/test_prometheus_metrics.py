@@ -42,10 +42,13 @@ def running(
 ) -> Iterator[tuple[Cluster, Process, str, str]]:
     cluster = Cluster(tmp_path_factory.mktemp("metrics"), FAST_MASTER_FLAGS)
     try:
-        cluster.start_master()
+        # Every process starts at once (their start-ups overlap); each follows the master.
+        master = cluster.start_master(wait=False)
         agent = cluster.start_agent(http_port=free_port())
-        _, marathon = cluster.start_marathon()
-        _, batch = cluster.start_batch()
+        marathon_process, marathon = cluster.start_marathon(wait=False)
+        batch_process, batch = cluster.start_batch(wait=False)
+        for process in (master, marathon_process, batch_process):
+            process.wait_listening()
         wait_for(lambda: httpx.get(marathon + "/v2/info", timeout=10).json()["frameworkId"],
                  "marathon to register")
         wait_for(lambda: httpx.get(batch + "/info", timeout=10).json()["frameworkId"],

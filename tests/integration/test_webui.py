@@ -55,11 +55,14 @@ class LoggingTask:
 def ui_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiCluster]:
     cluster = Cluster(tmp_path_factory.mktemp("webui"), FAST_MASTER_FLAGS)
     try:
-        master = cluster.start_master()
+        # Every process starts at once (their start-ups overlap); each follows the master.
+        master = cluster.start_master(wait=False)
         cluster.start_agent("cpus:4;mem:4096;disk:10000;ports:[31000-31099]",
                             hostname=AGENT_HOST, attributes="rack:r1;zone:a")
-        _, marathon_url = cluster.start_marathon()
-        _, batch_url = cluster.start_batch()
+        marathon_process, marathon_url = cluster.start_marathon(wait=False)
+        batch_process, batch_url = cluster.start_batch(wait=False)
+        for process in (master, marathon_process, batch_process):
+            process.wait_listening()
         with httpx.Client(base_url=marathon_url, timeout=10) as marathon, \
                 httpx.Client(base_url=batch_url, timeout=10) as batch:
             wait_for(lambda: marathon.get("/v2/info").json()["frameworkId"],
