@@ -4,11 +4,12 @@ Making a container's cgroups is the dearest part of an isolated launch the agent
 (a memory cgroup's mkdir takes the kernel ~50 us, cpu and cpuacct ~20 us each), and a burst
 of launches pays it hundreds of times in a row. The pool keeps up to `size` empty cgroups per
 v1 hierarchy, named `pool-<owner>-<n>` under `<hierarchy>/<cgroups_root>`; a launch takes one
-by renaming it to its container id (v1 renames a cgroup within its parent: ~10 us, and the
-cgroup was never used). The pool is refilled in a worker thread once no launch has taken from
-it for `idle` seconds, so a burst is not slowed by its own refill.
+and renames it to its container id (v1 renames a cgroup within its parent: ~10 us, and the
+cgroup was never used), in the container's own process (`mesos-launch -k`) where it can.
+The pool is refilled in a worker thread once no launch has taken from it for `idle` seconds,
+so a burst is not slowed by its own refill.
 
-    launch --take(base, id): rename pool-<owner>-n -> id---> the container's cgroup
+    launch --take_name(base)--> pool-<owner>-n --(container's process) rename to id--> its cgroup
     keep() --idle?--> worker thread: mkdir pool-<owner>-m ... --> ready (touched by the loop only)
 
 `<owner>` is the agent process (`<pid>.<start time in clock ticks>`). The pool's cgroups are
@@ -59,7 +60,7 @@ def _owner_alive(owner: str) -> bool:
 
 class CgroupPool:
     """Up to `size` ready cgroups under each of `bases` (`<v1 hierarchy>/<cgroups_root>`),
-    owned by `owner` (default: this process). `take` is called from the event loop; `keep`
+    owned by `owner` (default: this process). `take_name` is called from the event loop; `keep`
     runs as long as the agent does."""
 
     def __init__(self, bases: Iterable[str], size: int, *, idle: float = 0.5,
@@ -80,20 +81,14 @@ class CgroupPool:
         """How many cgroups are ready under `base`."""
         return len(self._ready.get(base, ()))
 
-    def take(self, base: str, name: str) -> bool:
-        """Rename a ready cgroup under `base` to `name`; False when none is ready there."""
+    def take_name(self, base: str) -> str:
+        """The name of a ready cgroup under `base`, handed over: the taker renames it to a
+        container's id (`cgroups.make_cgroup`, or the container's own process with
+        `mesos-launch -k`) or removes it; "" when none is ready there. No system call."""
         ready = self._ready.get(base)
         self._taken_at = time.monotonic()
         self._low.set()
-        while ready:
-            try:
-                os.rename(f"{base}/{ready.pop()}", f"{base}/{name}")
-                return True
-            except FileNotFoundError:
-                continue  # removed behind the pool's back: try the next
-            except OSError:
-                return False  # e.g. `name` exists: the caller makes it as without a pool
-        return False
+        return ready.pop() if ready else ""
 
     async def keep(self) -> None:
         """Remove the pool cgroups of owners that no longer run, then keep the pool full,

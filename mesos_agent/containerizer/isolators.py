@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import os
 import time
@@ -23,7 +24,7 @@ from pathlib import Path
 import psutil
 
 from mesos_agent.containerizer.base import Limitation, NoopIsolator
-from mesos_agent.containerizer.cgroups import Cgroups, stat_fields
+from mesos_agent.containerizer.cgroups import Cgroups, stat_fields, write_control
 from mesos_agent.containers import ContainerConfig, ContainerProcess, LaunchInfo
 from mesos_values.resources import Resources
 from protos import mesos_pb2
@@ -151,6 +152,8 @@ class _CgroupsIsolator(NoopIsolator):
     def __init__(self, cgroups: Cgroups) -> None:
         self._cgroups = cgroups
         self._known: set[str] = set()
+        self._launching: dict[str, Resources | None] = {}  # prepared, not isolated yet
+        self._premade: dict[str, list[str]] = {}  # premade cgroups a launch was handed
         self._distinct: list[str] | None = None
 
     def _hierarchies(self) -> list[str]:
@@ -179,39 +182,56 @@ class _CgroupsIsolator(NoopIsolator):
         """A container taken back after an agent restart (its limits are in place)."""
 
     async def prepare(self, config: ContainerConfig) -> LaunchInfo | None:
-        # On the loop: a premade cgroup's rename (`cgroup_pool`) or a mkdir (~20-50 us) and a
-        # limit's write. A worker thread per launch cost the agent more than that (~0.3 ms of
-        # CPU per container: the hops and the GIL handed back and forth).
-        procs = self._create(config.container_id, config.resources)
-        self._known.add(config.container_id)
-        return LaunchInfo(cgroup_procs=procs)
+        # Planned only: the container's own process makes its cgroups (renaming premade ones,
+        # `cgroup_pool`), writes its limits and joins them (`mesos-launch -k -w -c`, ADR 0014
+        # decision 9), so the loop waits for no cgroup system call and its kernel lock.
+        container_id = config.container_id
+        cgroups = tuple(self._cgroups.reserve(c, container_id) for c in self._hierarchies())
+        self._known.add(container_id)
+        self._launching[container_id] = None
+        self._premade[container_id] = [f"{path.rpartition('/')[0]}/{premade}"
+                                       for path, premade in cgroups if premade]
+        return LaunchInfo(
+            cgroups=cgroups,
+            cgroup_writes=self._limits(container_id, config.resources),
+            cgroup_procs=tuple(self._cgroups.procs_file(c, container_id)
+                               for c in self._hierarchies()))
 
-    def _create(self, container_id: str, resources: Resources) -> tuple[str, ...]:
-        """Make the container's cgroups with its limits (blocking); their procs files."""
-        procs = []
-        for controller in self._hierarchies():
-            self._cgroups.create(controller, container_id)
-            procs.append(self._cgroups.procs_file(controller, container_id))
-        self._limit(container_id, resources)
-        return tuple(procs)
+    async def isolate(self, container_id: str, pid: int) -> None:
+        self._premade.pop(container_id, None)  # renamed (or removed) by the launch
+        resized = self._launching.pop(container_id, None)
+        if resized is not None:  # updated while launching: after the planned limits
+            self._write(self._limits(container_id, resized))
 
-    def _limit(self, container_id: str, resources: Resources) -> None:
-        """Write the container's limits."""
+    def _limits(self, container_id: str, resources: Resources) -> tuple[tuple[str, str], ...]:
+        """The container's limits: (control file, value) pairs to write."""
+        return ()
+
+    def _write(self, writes: Sequence[tuple[str, str]]) -> None:
+        for file, value in writes:
+            write_control(file, value)
 
     async def update(self, container_id: str, resources: Resources) -> None:
-        if container_id in self._known:
-            self._limit(container_id, resources)
+        if container_id in self._launching:  # its cgroups may not exist yet: see `isolate`
+            self._launching[container_id] = resources
+        elif container_id in self._known:
+            self._write(self._limits(container_id, resources))
 
     async def cleanup(self, container_id: str) -> None:
         self._known.discard(container_id)
-        await self._destroy(container_id)
+        self._launching.pop(container_id, None)
+        premade = self._premade.pop(container_id, ())
+        await asyncio.to_thread(self._destroy_all, container_id, premade)
 
     async def _destroy(self, container_id: str) -> None:
         await asyncio.to_thread(self._destroy_all, container_id)  # one hop, not one per cgroup
 
-    def _destroy_all(self, container_id: str) -> None:
+    def _destroy_all(self, container_id: str, premade: Sequence[str] = ()) -> None:
         for controller in self._hierarchies():
             self._cgroups.destroy(controller, container_id)
+        for path in premade:  # a launch that failed before its process renamed them
+            with contextlib.suppress(OSError):
+                os.rmdir(path)
 
     def _read(self, controller: str, container_id: str, name: str) -> str | None:
         try:
@@ -229,30 +249,33 @@ class CgroupsCpuIsolator(_CgroupsIsolator):
     def __init__(self, cgroups: Cgroups, *, enable_cfs: bool) -> None:
         super().__init__(cgroups)
         self._enable_cfs = enable_cfs
-        self._limits: dict[str, float] = {}
+        self._cpus: dict[str, float] = {}
 
-    def _limit(self, container_id: str, resources: Resources) -> None:
+    def _limits(self, container_id: str, resources: Resources) -> tuple[tuple[str, str], ...]:
         cpus = _scalar(resources, "cpus")
-        self._limits[container_id] = cpus
+        self._cpus[container_id] = cpus
         shares = max(_MIN_SHARES, int(cpus * _SHARES_PER_CPU))
         quota = max(_MIN_CFS_QUOTA_US, int(cpus * _CFS_PERIOD_US)) if cpus > 0 else None
+        cfs = self._enable_cfs and quota is not None
+        file = functools.partial(self._cgroups.control_file, "cpu", container_id)
         if self._cgroups.version("cpu") == 1:
-            self._cgroups.write("cpu", container_id, "cpu.shares", str(shares))
-            if self._enable_cfs and quota is not None:
-                self._cgroups.write("cpu", container_id, "cpu.cfs_period_us", str(_CFS_PERIOD_US))
-                self._cgroups.write("cpu", container_id, "cpu.cfs_quota_us", str(quota))
+            writes = [(file("cpu.shares"), str(shares))]
+            if cfs:
+                writes += [(file("cpu.cfs_period_us"), str(_CFS_PERIOD_US)),
+                           (file("cpu.cfs_quota_us"), str(quota))]
         else:
             weight = 1 + ((shares - _MIN_SHARES) * 9999) // 262142  # the kernel's mapping
-            self._cgroups.write("cpu", container_id, "cpu.weight", str(min(weight, 10000)))
-            if self._enable_cfs and quota is not None:
-                self._cgroups.write("cpu", container_id, "cpu.max", f"{quota} {_CFS_PERIOD_US}")
+            writes = [(file("cpu.weight"), str(min(weight, 10000)))]
+            if cfs:
+                writes.append((file("cpu.max"), f"{quota} {_CFS_PERIOD_US}"))
+        return tuple(writes)
 
     async def usage(self, container_id: str) -> mesos_pb2.ResourceStatistics:
         statistics = mesos_pb2.ResourceStatistics()
         if container_id not in self._known:
             return statistics
-        if container_id in self._limits:
-            statistics.cpus_limit = self._limits[container_id]
+        if container_id in self._cpus:
+            statistics.cpus_limit = self._cpus[container_id]
         if self._cgroups.version("cpu") == 1:
             accounting = self._read("cpuacct", container_id, "cpuacct.stat")
             if accounting is not None:
@@ -278,7 +301,7 @@ class CgroupsCpuIsolator(_CgroupsIsolator):
         return statistics
 
     async def cleanup(self, container_id: str) -> None:
-        self._limits.pop(container_id, None)
+        self._cpus.pop(container_id, None)
         await super().cleanup(container_id)
 
 
@@ -293,10 +316,10 @@ class CgroupsMemIsolator(_CgroupsIsolator):
         super().__init__(cgroups)
         self._v1 = cgroups.version("memory") == 1
 
-    def _limit(self, container_id: str, resources: Resources) -> None:
+    def _limits(self, container_id: str, resources: Resources) -> tuple[tuple[str, str], ...]:
         limit = max(_MIN_MEMORY, int(_scalar(resources, "mem") * _MB))
         name = "memory.limit_in_bytes" if self._v1 else "memory.max"
-        self._cgroups.write("memory", container_id, name, str(limit))
+        return ((self._cgroups.control_file("memory", container_id, name), str(limit)),)
 
     async def watch(self, container_id: str) -> Limitation:
         if self._v1:
