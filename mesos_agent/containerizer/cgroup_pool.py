@@ -6,8 +6,9 @@ of launches pays it hundreds of times in a row. The pool keeps up to `size` empt
 v1 hierarchy, named `pool-<owner>-<n>` under `<hierarchy>/<cgroups_root>`; a launch takes one
 and renames it to its container id (v1 renames a cgroup within its parent: ~10 us, and the
 cgroup was never used), in the container's own process (`mesos-launch -k`) where it can.
-The pool is refilled in a worker thread once no launch has taken from it for `idle` seconds,
-so a burst is not slowed by its own refill.
+The pool is refilled in a worker thread once no launch has taken from it for `idle` seconds
+and none is `busy` (containers still being started: their processes make and join cgroups,
+which the refill's mkdirs would hold up), so a burst is not slowed by its own refill.
 
     launch --take_name(base)--> pool-<owner>-n --(container's process) rename to id--> its cgroup
     keep() --idle?--> worker thread: mkdir pool-<owner>-m ... --> ready (touched by the loop only)
@@ -26,7 +27,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import structlog
 
@@ -60,17 +61,18 @@ def _owner_alive(owner: str) -> bool:
 
 class CgroupPool:
     """Up to `size` ready cgroups under each of `bases` (`<v1 hierarchy>/<cgroups_root>`),
-    owned by `owner` (default: this process). `take_name` is called from the event loop; `keep`
-    runs as long as the agent does."""
+    owned by `owner` (default: this process), refilled when `busy()` is false. `take_name`
+    is called from the event loop; `keep` runs as long as the agent does."""
 
     def __init__(self, bases: Iterable[str], size: int, *, idle: float = 0.5,
-                 owner: str | None = None) -> None:
+                 owner: str | None = None, busy: Callable[[], bool] = lambda: False) -> None:
         self._bases = tuple(dict.fromkeys(bases))
         owner = owner or process_identity(os.getpid()) or str(os.getpid())
         self._owner = owner
         self._prefix = f"{_PREFIX}{owner}-"
         self._size = size
         self._idle = idle
+        self._busy = busy
         self._ready: dict[str, list[str]] = {base: [] for base in self._bases}
         self._made = 0
         self._taken_at = -float("inf")
@@ -99,8 +101,8 @@ class CgroupPool:
             await asyncio.to_thread(self._remove_stale)
             while True:
                 await self._low.wait()
-                while (quiet := time.monotonic() - self._taken_at) < self._idle:  # noqa: ASYNC110 (a pause, not a condition)
-                    await asyncio.sleep(self._idle - quiet)
+                while (quiet := time.monotonic() - self._taken_at) < self._idle or self._busy():  # noqa: ASYNC110 (a pause, not a condition)
+                    await asyncio.sleep(max(self._idle - quiet, self._idle / 4))
                 wanted = {base: min(_CHUNK, self._size - len(self._ready[base]))
                           for base in self._bases}
                 if not any(count > 0 for count in wanted.values()):
