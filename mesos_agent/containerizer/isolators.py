@@ -47,6 +47,7 @@ _SHARES_PER_CPU = 1024
 _CFS_PERIOD_US = 100_000
 _MIN_CFS_QUOTA_US = 1_000
 _V2_OOM_POLL_SECONDS = 0.5
+_CGROUP_WAIT_ROUNDS = 200
 _Reason = mesos_pb2.TaskStatus.Reason
 
 
@@ -201,8 +202,17 @@ class _CgroupsIsolator(NoopIsolator):
     async def isolate(self, container_id: str, pid: int) -> None:
         self._premade.pop(container_id, None)  # renamed (or removed) by the launch
         resized = self._launching.pop(container_id, None)
-        if resized is not None:  # updated while launching: after the planned limits
-            self._write(self._limits(container_id, resized))
+        if resized is None:
+            return
+        # Updated while launching: written over the planned limits once the container's
+        # process has written those and joined its cgroups, which it does after the spawn
+        # server answered (rare: only an executor's container is resized, and seldom while it
+        # starts).
+        for _ in range(_CGROUP_WAIT_ROUNDS):
+            if all(pid in self._cgroups.pids(c, container_id) for c in self._hierarchies()):
+                break
+            await asyncio.sleep(_CGROUP_PENDING_SECONDS)
+        self._write(self._limits(container_id, resized))
 
     def _limits(self, container_id: str, resources: Resources) -> tuple[tuple[str, str], ...]:
         """The container's limits: (control file, value) pairs to write."""
@@ -417,7 +427,9 @@ class _OomEvents:
     cgroups are being made and joined (a py-spy profile of an agent launching 1,000 isolated
     containers: its loop blocked up to 30 % of the burst's wall time in that open). A thread
     hop per container cost ~0.3 ms of CPU (ADR 0014, decision 8); one hop per batch of the
-    registrations asked meanwhile does not.
+    registrations asked meanwhile does not. The container's process makes its cgroup after
+    the spawn server has answered (ADR 0019): one not made yet is tried again in the next
+    batch, until its watch is cancelled.
     """
 
     def __init__(self) -> None:
@@ -438,14 +450,23 @@ class _OomEvents:
             while self._asked:
                 batch, self._asked = self._asked, []
                 results = await asyncio.to_thread(_register_oom_events, [c for c, _ in batch])
-                for (_, registered), result in zip(batch, results, strict=True):
-                    if isinstance(result, int):
+                waiting = False
+                for asked, result in zip(batch, results, strict=True):
+                    registered = asked[1]
+                    if result is None:  # not made yet
+                        if not registered.done():
+                            self._asked.append(asked)
+                            waiting = True
+                    elif isinstance(result, int):
                         if registered.done():
                             os.close(result)  # its watch was cancelled meanwhile
                         else:
                             registered.set_result(result)
                     elif not registered.done():
                         registered.set_exception(result)
+                batch = []
+                if waiting:
+                    await asyncio.sleep(_CGROUP_PENDING_SECONDS)
         finally:
             self._worker = None
             for _, registered in (*batch, *self._asked):  # cancelled: the agent stopping
@@ -453,13 +474,18 @@ class _OomEvents:
             self._asked.clear()
 
 
-def _register_oom_events(cgroups: Sequence[str]) -> list[int | OSError]:
-    """For each memory cgroup (v1), an eventfd registered for its OOM notifications, or the
-    error (blocking)."""
-    results: list[int | OSError] = []
+_CGROUP_PENDING_SECONDS = 0.005
+
+
+def _register_oom_events(cgroups: Sequence[str]) -> list[int | OSError | None]:
+    """For each memory cgroup (v1), an eventfd registered for its OOM notifications, None if
+    the cgroup does not exist (yet), or the error (blocking)."""
+    results: list[int | OSError | None] = []
     for cgroup in cgroups:
         try:
             results.append(_register_oom_event(cgroup))
+        except FileNotFoundError:
+            results.append(None)
         except OSError as exc:
             results.append(exc)
     return results
@@ -470,7 +496,8 @@ def _register_oom_event(cgroup: str) -> int:
     try:
         control = os.open(f"{cgroup}/memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            write_control(f"{cgroup}/cgroup.event_control", f"{event} {control}")
+            with open(f"{cgroup}/cgroup.event_control", "w") as registration:
+                registration.write(f"{event} {control}")
         finally:
             os.close(control)
     except BaseException:

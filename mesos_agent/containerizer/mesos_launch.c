@@ -41,12 +41,12 @@
  * is the agent's spawn server (ADR 0019): it reads spawn requests from the SOCK_SEQPACKET
  * socket FD, forks a child per request that does what the options above ask (in-process: no
  * exec of this program) and execs the command, answers each request with the child's pid once
- * it leads its session and has made, limited and joined its cgroups (or has exec'd, when the
- * request asks for exec errors), or with the errno that stopped it, and reports every child's
- * wait status when it ends. It forks further requests while earlier children are still on
- * their way, and answers them as they get there. It exits when the agent closes the socket;
- * its children then run on, as the agent's own children would. The agent's event loop so never waits for a
- * fork and exec. The wire format is `spawn_server.py`'s.
+ * it leads its session (or has exec'd, when the request asks for exec errors), or with the
+ * errno that stopped it, and reports every child's wait status when it ends. It forks further
+ * requests while earlier children are still on their way, and answers them as they get there.
+ * It exits when the agent closes the socket; its children then run on, as the agent's own
+ * children would. The agent's event loop so never waits for a fork and exec. The wire format
+ * is `spawn_server.py`'s.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -82,8 +82,6 @@
 /* The spawn server's child writes the errno that stopped it here when the request asks for
  * exec errors (-1: none asked; closed at exec, so end-of-file means the command runs). */
 static int report_fd = -1;
-/* Whether the server answers only at the exec (else once the cgroups are made and joined). */
-static int answer_at_exec;
 
 static void report(int error) {
     if (report_fd >= 0) {
@@ -244,10 +242,6 @@ static void launch(int argc, char **argv) {
     }
     if (i + 1 >= argc) usage("no command after --");
     char **command = argv + i + 1;
-    if (report_fd >= 0 && !answer_at_exec) { /* in its cgroups, with its limits: answered */
-        close(report_fd);
-        report_fd = -1;
-    }
 
     if (mount_ns) {
         if (unshare(CLONE_NEWNS | (pid_ns ? CLONE_NEWPID : 0)))
@@ -388,17 +382,19 @@ static void make_sandbox(char *cwd, uid_t uid, gid_t gid, int *fds) {
 }
 
 /* The forked child of one request: its own session (made before the server answers, so that
- * a signal sent to the container's process group right after finds it, as do the agent's
- * writes to its cgroups: the answer comes once they are made and joined, in `launch`; every signal stays
+ * a signal sent to the container's process group right after finds it; every signal stays
  * blocked until the command is exec'd or an init takes them, as in an exec'd mesos-launch),
  * the sandbox as working directory, the given output files, the given environment, then the
  * launch its arguments ask for. */
 static void start_child(char *cwd, char **args, int argc, char **env, int *fds, int devnull,
                         int report, uint32_t flags, uid_t uid, gid_t gid) {
     report_fd = report;
-    answer_at_exec = (flags & REPORT_EXEC_ERRORS) != 0;
     if (setsid() < 0) fail("cannot start", "a session");
     if (flags & MAKE_SANDBOX) make_sandbox(cwd, uid, gid, fds);
+    if (!(flags & REPORT_EXEC_ERRORS)) {
+        close(report_fd); /* the server answers now; the cgroups are made and joined next */
+        report_fd = -1;
+    }
     if (dup2(devnull, 0) < 0 || dup2(fds[0], 1) < 0 || dup2(fds[1], 2) < 0)
         fail("cannot set up", "the standard files");
     if (fds[0] > 2) close(fds[0]);

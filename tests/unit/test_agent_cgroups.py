@@ -119,6 +119,7 @@ async def test_a_resize_during_the_launch_is_written_once_the_cgroup_exists(
     make_cgroups(info.cgroups, info.cgroup_writes)
     limit = tmp_path / "mesos" / "c1" / "memory.max"
     assert limit.read_text() == str(64 * 2**20)
+    (tmp_path / "mesos" / "c1" / "cgroup.procs").write_text("1\n")  # the process joined
     await isolator.isolate("c1", 1)
     assert limit.read_text() == str(128 * 2**20)
     await isolator.update("c1", Resources.parse("mem:256"))
