@@ -59,6 +59,12 @@ class LaunchInfo:
     """What isolators ask of a container's root process before it execs its command (Mesos'
     `ContainerLaunchInfo`): plain values, applied by the containerizer's launcher."""
 
+    cgroups: tuple[tuple[str, str], ...] = ()
+    """(path, premade) of cgroups to make before joining them: the empty cgroup `premade` (a
+    name beside `path`; "" for none) renamed to `path`, else `path` made (ADR 0014)."""
+    cgroup_writes: tuple[tuple[str, str], ...] = ()
+    """(control file, value) written once `cgroups` exist, before the process joins them: the
+    container's limits."""
     cgroup_procs: tuple[str, ...] = ()
     """`cgroup.procs` files the process writes itself into (so nothing escapes its cgroups)."""
     mount_namespace: bool = False
@@ -73,6 +79,8 @@ class LaunchInfo:
     def merge(self, other: LaunchInfo) -> LaunchInfo:
         """Both launch infos' requests."""
         return LaunchInfo(
+            cgroups=self.cgroups + other.cgroups,
+            cgroup_writes=self.cgroup_writes + other.cgroup_writes,
             cgroup_procs=self.cgroup_procs + other.cgroup_procs,
             mount_namespace=self.mount_namespace or other.mount_namespace,
             bind_mounts=self.bind_mounts + other.bind_mounts,

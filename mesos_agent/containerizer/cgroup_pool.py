@@ -4,11 +4,13 @@ Making a container's cgroups is the dearest part of an isolated launch the agent
 (a memory cgroup's mkdir takes the kernel ~50 us, cpu and cpuacct ~20 us each), and a burst
 of launches pays it hundreds of times in a row. The pool keeps up to `size` empty cgroups per
 v1 hierarchy, named `pool-<owner>-<n>` under `<hierarchy>/<cgroups_root>`; a launch takes one
-by renaming it to its container id (v1 renames a cgroup within its parent: ~10 us, and the
-cgroup was never used). The pool is refilled in a worker thread once no launch has taken from
-it for `idle` seconds, so a burst is not slowed by its own refill.
+and renames it to its container id (v1 renames a cgroup within its parent: ~10 us, and the
+cgroup was never used), in the container's own process (`mesos-launch -k`) where it can.
+The pool is refilled in a worker thread once no launch has taken from it for `idle` seconds
+and none is `busy` (containers still being started: their processes make and join cgroups,
+which the refill's mkdirs would hold up), so a burst is not slowed by its own refill.
 
-    launch --take(base, id): rename pool-<owner>-n -> id---> the container's cgroup
+    launch --take_name(base)--> pool-<owner>-n --(container's process) rename to id--> its cgroup
     keep() --idle?--> worker thread: mkdir pool-<owner>-m ... --> ready (touched by the loop only)
 
 `<owner>` is the agent process (`<pid>.<start time in clock ticks>`). The pool's cgroups are
@@ -25,7 +27,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import structlog
 
@@ -59,17 +61,18 @@ def _owner_alive(owner: str) -> bool:
 
 class CgroupPool:
     """Up to `size` ready cgroups under each of `bases` (`<v1 hierarchy>/<cgroups_root>`),
-    owned by `owner` (default: this process). `take` is called from the event loop; `keep`
-    runs as long as the agent does."""
+    owned by `owner` (default: this process), refilled when `busy()` is false. `take_name`
+    is called from the event loop; `keep` runs as long as the agent does."""
 
     def __init__(self, bases: Iterable[str], size: int, *, idle: float = 0.5,
-                 owner: str | None = None) -> None:
+                 owner: str | None = None, busy: Callable[[], bool] = lambda: False) -> None:
         self._bases = tuple(dict.fromkeys(bases))
         owner = owner or process_identity(os.getpid()) or str(os.getpid())
         self._owner = owner
         self._prefix = f"{_PREFIX}{owner}-"
         self._size = size
         self._idle = idle
+        self._busy = busy
         self._ready: dict[str, list[str]] = {base: [] for base in self._bases}
         self._made = 0
         self._taken_at = -float("inf")
@@ -80,20 +83,14 @@ class CgroupPool:
         """How many cgroups are ready under `base`."""
         return len(self._ready.get(base, ()))
 
-    def take(self, base: str, name: str) -> bool:
-        """Rename a ready cgroup under `base` to `name`; False when none is ready there."""
+    def take_name(self, base: str) -> str:
+        """The name of a ready cgroup under `base`, handed over: the taker renames it to a
+        container's id (`cgroups.make_cgroup`, or the container's own process with
+        `mesos-launch -k`) or removes it; "" when none is ready there. No system call."""
         ready = self._ready.get(base)
         self._taken_at = time.monotonic()
         self._low.set()
-        while ready:
-            try:
-                os.rename(f"{base}/{ready.pop()}", f"{base}/{name}")
-                return True
-            except FileNotFoundError:
-                continue  # removed behind the pool's back: try the next
-            except OSError:
-                return False  # e.g. `name` exists: the caller makes it as without a pool
-        return False
+        return ready.pop() if ready else ""
 
     async def keep(self) -> None:
         """Remove the pool cgroups of owners that no longer run, then keep the pool full,
@@ -104,8 +101,8 @@ class CgroupPool:
             await asyncio.to_thread(self._remove_stale)
             while True:
                 await self._low.wait()
-                while (quiet := time.monotonic() - self._taken_at) < self._idle:  # noqa: ASYNC110 (a pause, not a condition)
-                    await asyncio.sleep(self._idle - quiet)
+                while (quiet := time.monotonic() - self._taken_at) < self._idle or self._busy():  # noqa: ASYNC110 (a pause, not a condition)
+                    await asyncio.sleep(max(self._idle - quiet, self._idle / 4))
                 wanted = {base: min(_CHUNK, self._size - len(self._ready[base]))
                           for base in self._bases}
                 if not any(count > 0 for count in wanted.values()):

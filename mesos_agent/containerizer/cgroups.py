@@ -7,6 +7,11 @@ A container's cgroup is `<hierarchy>/<cgroups_root>/<container_id>` in each hier
 controllers ("cpu", "cpuacct", "memory", "pids") and values, never for file names. With a
 `CgroupPool` (`mesos_agent.containerizer.cgroup_pool`, v1 only) a container's cgroup is an
 empty one made ahead of time and renamed, not made at launch.
+
+An isolated launch only *plans* its cgroups on the agent's event loop (`reserve`: a path and
+a premade cgroup's name, no system call); the container's own process makes them, writes its
+limits and joins them (`mesos-launch -k/-w/-c`), else `make_cgroups` does it in the agent
+(ADR 0014, decision 9).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import errno
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -26,6 +31,8 @@ __all__ = [
     "CgroupsUnavailable",
     "Mounts",
     "default_isolation",
+    "make_cgroup",
+    "make_cgroups",
     "mounts_under",
     "parse_mounts",
     "stat_fields",
@@ -42,9 +49,9 @@ class CgroupsUnavailable(Exception):
 class PremadeCgroups(Protocol):
     """Empty cgroups made ahead of launches (`cgroup_pool.CgroupPool`)."""
 
-    def take(self, base: str, name: str) -> bool:
-        """Rename a ready cgroup under `base` (a hierarchy's `<mount>/<root>`) to `name`
-        (blocking, a rename); False when none is ready there."""
+    def take_name(self, base: str) -> str:
+        """The name of a ready cgroup under `base` (a hierarchy's `<mount>/<root>`), no
+        longer the pool's: whoever makes the container's cgroup renames it; "" when none."""
         ...
 
 
@@ -160,21 +167,23 @@ class Cgroups:
         """The container's cgroup in the hierarchy serving `controller`."""
         return self.hierarchy(controller) / self._root / container_id
 
-    def create(self, controller: str, container_id: str) -> str:
-        """Make the container's cgroup (v1: take a premade one if there is one); its path.
-        Blocking, but short: a rename, or a mkdir (a memory cgroup's takes ~50 us)."""
+    def reserve(self, controller: str, container_id: str) -> tuple[str, str]:
+        """The container's cgroup to make, as (path, premade): v1 names a premade cgroup of the
+        pool to rename to it if there is one ("" if not); v2 enables the controller under the
+        root first. No cgroup is made here (`make_cgroup` or `mesos-launch -k` makes it)."""
         base = self.base(controller)
-        path = f"{base}/{container_id}"
+        premade = ""
         if self.version(controller) == 2:
             self._enable_v2(controller)
-        elif self.premade is not None and self.premade.take(base, container_id):
-            return path
-        try:
-            os.mkdir(path)
-        except FileExistsError:
-            pass
-        except FileNotFoundError:
-            os.makedirs(path, exist_ok=True)
+        elif self.premade is not None:
+            premade = self.premade.take_name(base)
+        return f"{base}/{container_id}", premade
+
+    def create(self, controller: str, container_id: str) -> str:
+        """Make the container's cgroup now (v1: from a premade one if there is one); its path.
+        Blocking, but short: a rename, or a mkdir (a memory cgroup's takes ~50 us)."""
+        path, premade = self.reserve(controller, container_id)
+        make_cgroup(path, premade)
         return path
 
     def _enable_v2(self, controller: str) -> None:
@@ -208,13 +217,12 @@ class Cgroups:
         """A control file's content (`name` in the file naming of the serving version)."""
         return (self.path(controller, container_id) / name).read_text()
 
+    def control_file(self, controller: str, container_id: str, name: str) -> str:
+        """The path of the container's control file `name` in `controller`'s hierarchy."""
+        return f"{self.base(controller)}/{container_id}/{name}"
+
     def write(self, controller: str, container_id: str, name: str, value: str) -> None:
-        fd = os.open(f"{self.base(controller)}/{container_id}/{name}",
-                     os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            os.write(fd, value.encode())
-        finally:
-            os.close(fd)
+        write_control(self.control_file(controller, container_id, name), value)
 
     def pids(self, controller: str, container_id: str) -> list[int]:
         try:
@@ -246,6 +254,49 @@ class Cgroups:
                 if exc.errno != errno.EBUSY:
                     raise
                 time.sleep(_KILL_PAUSE)  # the last processes are still exiting
+
+
+def make_cgroup(path: str, premade: str) -> None:
+    """Make the cgroup `path`: rename the premade empty cgroup `premade` (a name in the same
+    parent; "" for none) to it, else mkdir it (and its parents). A premade cgroup that cannot
+    take the name is removed, not leaked. What `mesos-launch -k` does (ADR 0014)."""
+    if premade:
+        parent = path.rpartition("/")[0]
+        try:
+            os.rename(f"{parent}/{premade}", path)
+            return
+        except FileNotFoundError:
+            pass  # removed behind the pool's back
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.rmdir(f"{parent}/{premade}")
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        os.makedirs(path, exist_ok=True)
+
+
+def make_cgroups(cgroups: Sequence[tuple[str, str]], writes: Sequence[tuple[str, str]]) -> None:
+    """Make `cgroups` ((path, premade) pairs, `make_cgroup`) and write their control files
+    (`writes`: (file, value)), as `mesos-launch -k ... -w ...` does in a container's process
+    (blocking). For launches without `mesos-launch`, and for image containers, whose runtime
+    joins cgroups that exist."""
+    for path, premade in cgroups:
+        make_cgroup(path, premade)
+    for file, value in writes:
+        write_control(file, value)
+
+
+def write_control(file: str, value: str) -> None:
+    """Write `value` into the control file `file` (created if missing: only a test's plain
+    file tree lacks it)."""
+    fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
 
 
 def stat_fields(text: str) -> dict[str, int]:

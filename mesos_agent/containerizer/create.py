@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mesos_agent.config import IsolationConfig
@@ -24,6 +24,7 @@ from mesos_agent.containerizer.isolators import (
     NamespacesPidIsolator,
     PosixIsolator,
     cgroup_controllers,
+    cgroups_starting,
 )
 from mesos_agent.containerizer.launch_helper import is_static
 from mesos_agent.containerizer.launcher import LaunchTools, find_launch_tools
@@ -117,20 +118,23 @@ def create_containerizer(
                          config.fetcher_cache_size)
     images = (_image_runtime(config, work_dir, tools)
               if "docker" in config.image_providers else None)
-    pool = _cgroup_pool(config, cgroups, cgroup_controllers(isolators))
+    pool = _cgroup_pool(config, cgroups, isolators)
     return PosixContainerizer(isolators, fetcher=fetcher, switch_user=config.switch_user,
                               launch_tools=tools, images=images,
                               upkeep=(pool.keep,) if pool is not None else ())
 
 
-def _cgroup_pool(config: IsolationConfig, cgroups: Cgroups, controllers: set[str]
+def _cgroup_pool(config: IsolationConfig, cgroups: Cgroups, isolators: Sequence[Isolator]
                  ) -> CgroupPool | None:
     """The pool of premade cgroups for the v1 hierarchies the isolators use (None: no such
-    hierarchy, or `--cgroups_pool_size=0`); `cgroups` takes from it."""
+    hierarchy, or `--cgroups_pool_size=0`); `cgroups` takes from it. It is refilled only
+    while no container of theirs is being started."""
+    controllers = cgroup_controllers(isolators)
     bases = sorted({cgroups.base(c) for c in controllers if cgroups.version(c) == 1})
     if not bases or config.cgroups_pool_size <= 0:
         return None
-    pool = CgroupPool(bases, config.cgroups_pool_size)
+    pool = CgroupPool(bases, config.cgroups_pool_size,
+                      busy=lambda: cgroups_starting(isolators))
     cgroups.premade = pool
     return pool
 

@@ -135,12 +135,14 @@ def plan_launch(
 ) -> Launch:
     """The launch of `argv` with `info` applied, as `user` (None: the agent's own user).
 
-    With `tools.helper`, `mesos-launch` does it all (`_helper_launch`). Else the command is
-    wrapped, innermost first, in `setpriv` (the user), `unshare` + `tini` (a pid
-    namespace), `unshare` + a shell binding mounts (a mount namespace) and a shell joining the
-    cgroups; each wrapper execs the next, so the container's root stays one process (two
-    with a pid namespace: `unshare` waits for `tini`). No Python runs between fork and exec,
-    so the agent forks with vfork. Raises ValueError when a wrapper's program is missing.
+    With `tools.helper`, `mesos-launch` does it all (`_helper_launch`), the cgroups' making and
+    limits included. Else the caller makes `info.cgroups` with their limits first
+    (`cgroups.make_cgroups`) and the command is wrapped, innermost first, in `setpriv` (the
+    user), `unshare` + `tini` (a pid namespace), `unshare` + a shell binding mounts (a mount
+    namespace) and a shell joining the cgroups; each wrapper execs the next, so the
+    container's root stays one process (two with a pid namespace: `unshare` waits for
+    `tini`). No Python runs between fork and exec, so the agent forks with vfork. Raises
+    ValueError when a wrapper's program is missing.
     """
     environment = {**environment, **info.environment}
     if user is not None:
@@ -185,6 +187,10 @@ def _helper_launch(
 ) -> Launch:
     """`argv` under `mesos-launch` with the options `info` and `user` ask for (none: as is)."""
     options: list[str] = []
+    for path, premade in info.cgroups:  # made, limited, then joined: in this order
+        options += ["-k", path, premade]
+    for file, value in info.cgroup_writes:
+        options += ["-w", file, value]
     for procs in info.cgroup_procs:
         options += ["-c", procs]
     if info.mount_namespace:

@@ -1,11 +1,20 @@
 /*
  * mesos-launch: starts one container's root process as the agent's isolators ask (ADR 0014).
  *
- *   mesos-launch [-c CGROUP_PROCS]... [-m] [-b SOURCE TARGET]... [-O OPTIONS TARGET] [-p]
+ *   mesos-launch [-k CGROUP PREMADE]... [-w FILE VALUE]... [-c CGROUP_PROCS]... [-m]
+ *                [-b SOURCE TARGET]... [-O OPTIONS TARGET] [-p]
  *                [-u UID -g GID -G GID,GID,...] -- COMMAND [ARG]...
  *
- *   -c  write this process's pid into a cgroup.procs file (before anything else: nothing the
- *       command starts escapes the cgroup)
+ *   -k  make the container's cgroup CGROUP (a directory of a cgroup hierarchy): rename the
+ *       premade empty cgroup PREMADE (a name beside it; "" for none) to it, else mkdir it
+ *       (v1 renames a cgroup within its parent; ADR 0014, decision 8)
+ *   -w  write VALUE into the control file FILE (a container's limit)
+ *   -c  write this process's pid into a cgroup.procs file (before anything the command does:
+ *       nothing the command starts escapes the cgroup)
+ *
+ *   The options act in the order given; the agent puts -k and -w before -c, so a container's
+ *   cgroups are made and limited by its own process before it joins them, and the agent's
+ *   event loop makes no cgroup system call (ADR 0014, decision 9).
  *   -m  a private mount namespace (mounts made in it do not propagate back)
  *   -b  bind SOURCE over TARGET in that namespace (implies -m)
  *   -O  mount an overlay with OPTIONS (lowerdir=...,upperdir=...,workdir=...) at TARGET in
@@ -34,9 +43,10 @@
  * exec of this program) and execs the command, answers each request with the child's pid once
  * it leads its session (or has exec'd, when the request asks for exec errors), or with the
  * errno that stopped it, and reports every child's wait status when it ends. It forks further
- * requests while earlier children are still on their way, and answers them as they get there. It exits when the agent closes the socket; its children
- * then run on, as the agent's own children would. The agent's event loop so never waits for a
- * fork and exec. The wire format is `spawn_server.py`'s.
+ * requests while earlier children are still on their way, and answers them as they get there.
+ * It exits when the agent closes the socket; its children then run on, as the agent's own
+ * children would. The agent's event loop so never waits for a fork and exec. The wire format
+ * is `spawn_server.py`'s.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -167,6 +177,33 @@ static void be_init(char **command, const struct identity *who, const sigset_t *
     }
 }
 
+/* The container's cgroup at `path`: the premade cgroup `premade` (a name in the same parent,
+ * "" for none) renamed to it, else made. A premade one that is gone is passed over; one that
+ * cannot take the name (the container's cgroup exists already) is removed, not leaked. */
+static void make_cgroup(const char *path, const char *premade) {
+    if (*premade) {
+        const char *slash = strrchr(path, '/');
+        char from[4096];
+        int length = slash ? (int)(slash - path) : 0;
+        if (!slash || snprintf(from, sizeof from, "%.*s/%s", length, path, premade)
+                          >= (int)sizeof from) {
+            errno = ENAMETOOLONG;
+            fail("cannot make the cgroup", path);
+        }
+        if (!rename(from, path)) return;
+        if (errno != ENOENT) rmdir(from);
+    }
+    if (mkdir(path, 0755) && errno != EEXIST) fail("cannot make the cgroup", path);
+}
+
+/* Write `value` into the control file `file`. */
+static void write_control(const char *file, const char *value) {
+    int fd = open(file, O_WRONLY | O_CLOEXEC);
+    size_t length = strlen(value);
+    if (fd < 0 || write(fd, value, length) != (ssize_t)length) fail("cannot write", file);
+    close(fd);
+}
+
 /* Start the command as the options ask (see the top of this file); never returns. */
 static void launch(int argc, char **argv) {
     struct identity who = {0};
@@ -180,7 +217,15 @@ static void launch(int argc, char **argv) {
         else if (!strcmp(option, "-p")) mount_ns = pid_ns = 1;
         else if (!strcmp(option, "-i")) init_only = 1;
         else if (i + 1 >= argc) usage("an option is missing its value");
-        else if (!strcmp(option, "-c")) {
+        else if (!strcmp(option, "-k")) {
+            if (i + 2 >= argc) usage("-k needs two values");
+            make_cgroup(argv[i + 1], argv[i + 2]);
+            i += 2;
+        } else if (!strcmp(option, "-w")) {
+            if (i + 2 >= argc) usage("-w needs two values");
+            write_control(argv[i + 1], argv[i + 2]);
+            i += 2;
+        } else if (!strcmp(option, "-c")) {
             const char *procs = argv[++i];
             int fd = open(procs, O_WRONLY | O_CLOEXEC);
             if (fd < 0 || write(fd, pid_text, pid_length) != pid_length)
@@ -211,6 +256,8 @@ static void launch(int argc, char **argv) {
             } else if (!strcmp(argv[j], "-O")) {
                 if (mount("overlay", argv[j + 2], "overlay", 0, argv[j + 1]))
                     fail("cannot mount the overlay at", argv[j + 2]);
+                j += 2;
+            } else if (!strcmp(argv[j], "-k") || !strcmp(argv[j], "-w")) {
                 j += 2;
             } else if (strcmp(argv[j], "-m") && strcmp(argv[j], "-p") && strcmp(argv[j], "-i")) {
                 j++; /* the value of -c, -u, -g or -G */
@@ -345,7 +392,7 @@ static void start_child(char *cwd, char **args, int argc, char **env, int *fds, 
     if (setsid() < 0) fail("cannot start", "a session");
     if (flags & MAKE_SANDBOX) make_sandbox(cwd, uid, gid, fds);
     if (!(flags & REPORT_EXEC_ERRORS)) {
-        close(report_fd); /* the server answers now */
+        close(report_fd); /* the server answers now; the cgroups are made and joined next */
         report_fd = -1;
     }
     if (dup2(devnull, 0) < 0 || dup2(fds[0], 1) < 0 || dup2(fds[1], 2) < 0)

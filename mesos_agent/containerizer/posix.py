@@ -46,6 +46,7 @@ from mesos_agent.containerizer.base import (
     Limitation,
     Termination,
 )
+from mesos_agent.containerizer.cgroups import make_cgroups
 from mesos_agent.containerizer.image_runtime import ImageRuntime
 from mesos_agent.containerizer.launcher import (
     Launch,
@@ -411,6 +412,8 @@ class PosixContainerizer:
         """Let the isolators prepare the container; the launch that applies what they ask."""
         try:
             info = await self._isolators_prepare(config)
+            if self._launch_tools.helper is None:  # else the container's process does it
+                make_cgroups(info.cgroups, info.cgroup_writes)
             launch = plan_launch(config.argv, dict(config.environment), info, user,
                                  self._launch_tools)
             direct = config.direct_argv
@@ -450,6 +453,7 @@ class PosixContainerizer:
                 f"failed to pull image {config.image.name!r}: {exc}") from exc
         try:
             info = await self._isolators_prepare(config)
+            make_cgroups(info.cgroups, info.cgroup_writes)  # the runtime joins them
             user = config.user if self._switch_user else ""
             return await self._images.prepare(
                 config, image, user=user, environment={**config.environment, **info.environment})

@@ -166,14 +166,14 @@ async def test_containers_in_premade_cgroups_keep_their_limits_and_leave_nothing
         for controller in CONTROLLERS:  # both took premade cgroups: no new ones were made
             assert len(cgroups.containers(controller)) == 4
             assert not pool_names[controller] & {hog.container_id, sleeper.container_id}
+        pid = next(c.pid for c in isolated.containers()
+                   if c.container_id == sleeper.container_id)
+        async with asyncio.timeout(30):  # it makes, limits and joins them after its answer
+            while pid not in cgroups.pids("memory", sleeper.container_id):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
         assert cgroups.read("memory", sleeper.container_id,
                             "memory.limit_in_bytes").strip() == str(128 * 2**20)
         assert cgroups.read("cpu", sleeper.container_id, "cpu.shares").strip() == "256"
-        pid = next(c.pid for c in isolated.containers()
-                   if c.container_id == sleeper.container_id)
-        async with asyncio.timeout(30):  # it joins its cgroups right after its answer
-            while pid not in cgroups.pids("memory", sleeper.container_id):  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
 
         async with asyncio.timeout(60):
             termination = await isolated.wait(hog.container_id)

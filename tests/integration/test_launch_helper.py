@@ -82,3 +82,36 @@ def test_pid_namespace_init_and_signal_status() -> None:
 def test_user_and_groups() -> None:
     who = run("-u", "65534", "-g", "65534", "-G", "65534", "--", "id", "-u")
     assert who.stdout == "65534\n"
+
+
+_MEMORY = Path("/sys/fs/cgroup/memory")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not (_MEMORY / "memory.limit_in_bytes").exists(),
+                    reason="needs root and a cgroup v1 memory hierarchy")
+def test_makes_limits_and_joins_its_cgroup_before_the_command() -> None:
+    base = _MEMORY / f"mesos-launch-test-{os.getpid()}"
+    base.mkdir()
+    try:
+        (base / "pool-1").mkdir()
+        cgroup = base / "c1"
+        limit = str(64 * 2**20)
+        joined = run("-k", str(cgroup), "pool-1", "-w", str(cgroup / "memory.limit_in_bytes"),
+                     limit, "-c", str(cgroup / "cgroup.procs"), "--", "cat", "/proc/self/cgroup")
+        assert joined.returncode == 0, joined.stderr
+        memory = next(line for line in joined.stdout.splitlines() if ":memory:" in line)
+        assert memory.endswith(f"/{base.name}/c1")  # the command ran in it
+        assert (cgroup / "memory.limit_in_bytes").read_text().strip() == limit
+        assert not (base / "pool-1").exists()  # the premade cgroup became the container's
+        made = run("-k", str(base / "c2"), "", "-c", str(base / "c2" / "cgroup.procs"), "--",
+                   "true")
+        assert made.returncode == 0 and (base / "c2").is_dir()  # none premade: made
+        bad = run("-k", str(base / "c3"), "", "-w", str(base / "c3" / "memory.limit_in_bytes"),
+                  "a lot", "--", "true")
+        assert bad.returncode == 125  # a limit that cannot be set: the command never runs
+        assert f"cannot write {base / 'c3' / 'memory.limit_in_bytes'}" in bad.stderr
+    finally:
+        for child in base.iterdir():
+            if child.is_dir():
+                child.rmdir()
+        base.rmdir()

@@ -8,9 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from mesos_agent.containerizer.cgroups import Cgroups, CgroupsUnavailable, Mounts, parse_mounts
+from mesos_agent.containerizer.base import NoopIsolator
+from mesos_agent.containerizer.cgroups import (
+    Cgroups,
+    CgroupsUnavailable,
+    Mounts,
+    make_cgroup,
+    make_cgroups,
+    parse_mounts,
+)
 from mesos_agent.containerizer.isolators import CgroupsCpuIsolator, CgroupsMemIsolator
-from mesos_agent.containers import ContainerConfig
+from mesos_agent.containers import ContainerConfig, LaunchInfo
 from mesos_values.resources import Resources
 from protos import mesos_pb2
 
@@ -83,10 +91,58 @@ def config(container_id: str, resources: str) -> ContainerConfig:
                            Resources.parse(resources))
 
 
-async def test_v2_memory_limit_usage_and_oom(tmp_path: Path) -> None:
+async def launched(isolator: NoopIsolator, container: ContainerConfig) -> LaunchInfo:
+    """Prepare the container and make its cgroups as its launch would, before it isolates."""
+    info = await isolator.prepare(container)
+    assert info is not None
+    make_cgroups(info.cgroups, info.cgroup_writes)
+    await isolator.isolate(container.container_id, 1)
+    return info
+
+
+async def test_prepare_plans_the_cgroups_without_making_them(tmp_path: Path) -> None:
+    isolator = CgroupsMemIsolator(unified(tmp_path))
+    info = await isolator.prepare(config("c1", "mem:64"))
+    cgroup = tmp_path / "mesos" / "c1"
+    assert info is not None and not cgroup.exists()  # the container's process makes it
+    assert info.cgroups == ((str(cgroup), ""),)
+    assert info.cgroup_writes == ((str(cgroup / "memory.max"), str(64 * 2**20)),)
+    assert info.cgroup_procs == (str(cgroup / "cgroup.procs"),)
+
+
+async def test_a_resize_during_the_launch_is_written_once_the_cgroup_exists(
+        tmp_path: Path) -> None:
     isolator = CgroupsMemIsolator(unified(tmp_path))
     info = await isolator.prepare(config("c1", "mem:64"))
     assert info is not None
+    await isolator.update("c1", Resources.parse("mem:128"))  # no cgroup yet: nothing fails
+    make_cgroups(info.cgroups, info.cgroup_writes)
+    limit = tmp_path / "mesos" / "c1" / "memory.max"
+    assert limit.read_text() == str(64 * 2**20)
+    (tmp_path / "mesos" / "c1" / "cgroup.procs").write_text("1\n")  # the process joined
+    await isolator.isolate("c1", 1)
+    assert limit.read_text() == str(128 * 2**20)
+    await isolator.update("c1", Resources.parse("mem:256"))
+    assert limit.read_text() == str(256 * 2**20)
+
+
+def test_make_cgroup_renames_a_premade_one_or_makes_it(tmp_path: Path) -> None:
+    (tmp_path / "pool-1").mkdir()
+    (tmp_path / "pool-1" / "marker").write_text("")
+    make_cgroup(str(tmp_path / "c1"), "pool-1")
+    assert (tmp_path / "c1" / "marker").exists() and not (tmp_path / "pool-1").exists()
+    make_cgroup(str(tmp_path / "c2"), "pool-gone")  # removed behind the pool's back
+    assert (tmp_path / "c2").is_dir()
+    (tmp_path / "pool-2").mkdir()
+    (tmp_path / "c3").mkdir()
+    (tmp_path / "c3" / "marker").write_text("")
+    make_cgroup(str(tmp_path / "c3"), "pool-2")  # c3 exists (not empty): pool-2 not leaked
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c1", "c2", "c3"]
+
+
+async def test_v2_memory_limit_usage_and_oom(tmp_path: Path) -> None:
+    isolator = CgroupsMemIsolator(unified(tmp_path))
+    info = await launched(isolator, config("c1", "mem:64"))
     assert info.cgroup_procs == (str(tmp_path / "mesos" / "c1" / "cgroup.procs"),)
     cgroup = tmp_path / "mesos" / "c1"
     assert (cgroup / "memory.max").read_text() == str(64 * 2**20)
@@ -107,7 +163,7 @@ async def test_v2_memory_limit_usage_and_oom(tmp_path: Path) -> None:
 
 async def test_v1_memory_limit_has_mesos_minimum(tmp_path: Path) -> None:
     isolator = CgroupsMemIsolator(Cgroups(Mounts({"memory": tmp_path}, None), "mesos"))
-    await isolator.prepare(config("c1", "mem:1"))
+    await launched(isolator, config("c1", "mem:1"))
     limit = tmp_path / "mesos" / "c1" / "memory.limit_in_bytes"
     assert limit.read_text() == str(32 * 2**20)
 
@@ -117,8 +173,8 @@ async def test_v1_memory_limit_has_mesos_minimum(tmp_path: Path) -> None:
 async def test_v2_cpu_weight_and_cfs_quota(
         tmp_path: Path, cpus: float, weight: str, quota: str) -> None:
     isolator = CgroupsCpuIsolator(unified(tmp_path), enable_cfs=True)
-    info = await isolator.prepare(config("c1", f"cpus:{cpus}"))
-    assert info is not None and len(info.cgroup_procs) == 1  # cpu and cpuacct: one cgroup
+    info = await launched(isolator, config("c1", f"cpus:{cpus}"))
+    assert len(info.cgroup_procs) == 1  # cpu and cpuacct: one cgroup
     cgroup = tmp_path / "mesos" / "c1"
     assert (cgroup / "cpu.weight").read_text() == weight
     assert (cgroup / "cpu.max").read_text() == quota
@@ -134,7 +190,7 @@ async def test_v2_cpu_weight_and_cfs_quota(
 async def test_v1_cpu_shares_without_cfs(tmp_path: Path) -> None:
     mounts = Mounts({"cpu": tmp_path / "cpu", "cpuacct": tmp_path / "cpuacct"}, None)
     isolator = CgroupsCpuIsolator(Cgroups(mounts, "mesos"), enable_cfs=False)
-    info = await isolator.prepare(config("c1", "cpus:0.5"))
-    assert info is not None and len(info.cgroup_procs) == 2  # two hierarchies here
+    info = await launched(isolator, config("c1", "cpus:0.5"))
+    assert len(info.cgroup_procs) == 2  # two hierarchies here
     assert (tmp_path / "cpu" / "mesos" / "c1" / "cpu.shares").read_text() == "512"
     assert not (tmp_path / "cpu" / "mesos" / "c1" / "cpu.cfs_quota_us").exists()

@@ -11,7 +11,9 @@ HELPER = LaunchTools(helper="/cache/mesos-launch", unshare="/usr/bin/unshare",
 CHAIN = LaunchTools(helper=None, unshare="/usr/bin/unshare", tini="/usr/bin/tini",
                     setpriv="/usr/bin/setpriv", mount="/usr/bin/mount")
 NOBODY = UserIdentity("nobody", 65534, 65534, (65534, 100), "/nonexistent")
-ISOLATED = LaunchInfo(cgroup_procs=("/cg/cpu/x/cgroup.procs", "/cg/memory/x/cgroup.procs"),
+ISOLATED = LaunchInfo(cgroups=(("/cg/cpu/x", "pool-1"), ("/cg/memory/x", "")),
+                      cgroup_writes=(("/cg/memory/x/memory.limit_in_bytes", "33554432"),),
+                      cgroup_procs=("/cg/cpu/x/cgroup.procs", "/cg/memory/x/cgroup.procs"),
                       bind_mounts=(("/sandbox/tmp", "/tmp"),), pid_namespace=True,
                       environment={"MESOS_X": "1"})
 
@@ -27,6 +29,8 @@ def test_mesos_launch_gets_every_request_in_one_exec() -> None:
     launch = plan_launch(["sleep", "1"], {"PATH": "/bin"}, ISOLATED, NOBODY, HELPER)
     assert launch.argv == (
         "/cache/mesos-launch",
+        "-k", "/cg/cpu/x", "pool-1", "-k", "/cg/memory/x", "",  # made, limited, then joined
+        "-w", "/cg/memory/x/memory.limit_in_bytes", "33554432",
         "-c", "/cg/cpu/x/cgroup.procs", "-c", "/cg/memory/x/cgroup.procs",
         "-b", "/sandbox/tmp", "/tmp", "-p",
         "-u", "65534", "-g", "65534", "-G", "65534,100",
