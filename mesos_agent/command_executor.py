@@ -45,13 +45,15 @@ log: structlog.typing.FilteringBoundLogger = structlog.get_logger("mesos_agent")
 _Reason = mesos_pb2.TaskStatus.Reason
 _Source = mesos_pb2.TaskStatus.Source
 
-LAUNCHES_PER_TURN = 16
+LAUNCHES_PER_TURN = 64
 """Launches started per iteration of the agent's loop. A burst's tasks become launchable
 together (their arrivals share a checkpoint batch); started all at once, the loop ran all of
-their launch steps before anything else (the burst's TASK_STARTINGs waited for 500 launch
-requests, and the spawn server's first answers, hence the first TASK_RUNNINGs, for all of
-them). In turns the loop interleaves that work, while the spawn server is kept as busy
-(ADR 0019; docs/benchmarks.md, "Marathon", issue 22)."""
+their launch steps before anything else: the burst's TASK_STARTINGs left after 500 launch
+requests, and the spawn server's first answers, hence the first TASK_RUNNINGs, were read
+after them. In turns the loop writes the TASK_STARTINGs first and reads answers between
+turns; a turn is the spawn server's window of unanswered children (ADR 0019), so it is kept
+as busy (16 a turn starved it when the loop itself got little CPU; docs/benchmarks.md,
+"Marathon", issue 22)."""
 
 
 @dataclass(slots=True)
