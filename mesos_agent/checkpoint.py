@@ -132,6 +132,7 @@ class Checkpointer:
         self.paths = paths
         self._committer = committer
         self._live: dict[str, LiveTasks] = {}  # framework id -> its task log's live lines
+        self._task_logs: dict[str, Path] = {}  # framework id -> its task log (~6 writes a task)
 
     @property
     def next_ticket(self) -> int:
@@ -149,6 +150,7 @@ class Checkpointer:
 
     def remove_framework(self, framework_id: str) -> int:
         self._live.pop(framework_id, None)
+        self._task_logs.pop(framework_id, None)
         return self._committer.remove(self.paths.framework_dir(framework_id))
 
     def save_executor(self, checkpoint: ExecutorCheckpoint) -> int:
@@ -186,7 +188,9 @@ class Checkpointer:
         if live is None:
             live = self._live[framework_id] = LiveTasks()
         live.record(task_id, record, line)
-        path = self.paths.task_log(framework_id)
+        path = self._task_logs.get(framework_id)
+        if path is None:
+            path = self._task_logs[framework_id] = self.paths.task_log(framework_id)
         if live.needs_compaction():
             return self._committer.replace(path, live.compacted())
         return self._committer.append(path, line, sync=sync)
@@ -201,6 +205,7 @@ class Checkpointer:
     def clear(self) -> int:
         """Forget everything (the master refused this agent's id)."""
         self._live.clear()
+        self._task_logs.clear()
         return self._committer.remove(self.paths.meta_dir)
 
     def load(self, *, strict: bool = True) -> RecoveredState:

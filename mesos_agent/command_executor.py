@@ -35,6 +35,7 @@ from mesos_agent.health_checks import (
 )
 from mesos_agent.runners import RunnerContext
 from mesos_agent.task_book import Task, TaskKey, TaskReports
+from mesos_runtime.turns import Turns
 from protos import mesos_pb2
 
 __all__ = ["CommandExecutor"]
@@ -43,6 +44,16 @@ log: structlog.typing.FilteringBoundLogger = structlog.get_logger("mesos_agent")
 
 _Reason = mesos_pb2.TaskStatus.Reason
 _Source = mesos_pb2.TaskStatus.Source
+
+LAUNCHES_PER_TURN = 64
+"""Launches started per iteration of the agent's loop. A burst's tasks become launchable
+together (their arrivals share a checkpoint batch); started all at once, the loop ran all of
+their launch steps before anything else: the burst's TASK_STARTINGs left after 500 launch
+requests, and the spawn server's first answers, hence the first TASK_RUNNINGs, were read
+after them. In turns the loop writes the TASK_STARTINGs first and reads answers between
+turns; a turn is the spawn server's window of unanswered children (ADR 0019), so it is kept
+as busy (16 a turn starved it when the loop itself got little CPU; docs/benchmarks.md,
+"Marathon", issue 22)."""
 
 
 @dataclass(slots=True)
@@ -66,11 +77,13 @@ class CommandExecutor:
         context: RunnerContext,
         *,
         default_kill_grace_period: float,
+        launches_per_turn: int = LAUNCHES_PER_TURN,
     ) -> None:
         self._reports = reports
         self._context = context
         self._default_grace_period = default_kill_grace_period
         self._runs: dict[TaskKey, _Run] = {}
+        self._turns = Turns(launches_per_turn)
 
     def launch(self, task: Task) -> None:
         """Start a new task: TASK_STARTING, then its container once that is durable.
@@ -126,6 +139,7 @@ class CommandExecutor:
         """Launch the task's container; False when it did not start."""
         # Fork only once recovery would know the task: its arrival and TASK_STARTING durable.
         await self._context.committer.wait(durable)
+        await self._turns.wait()
         if run.kill_requested.is_set():
             self._reports.update(task, mesos_pb2.TASK_KILLED, "Task killed before it was launched",
                                  _Reason.REASON_TASK_KILLED_DURING_LAUNCH)

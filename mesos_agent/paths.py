@@ -75,11 +75,9 @@ class AgentPaths:
         self, agent_id: str, framework_id: str, executor_id: str, container_id: str
     ) -> Path:
         """The sandbox directory of one container run."""
-        return (
-            self.work_dir / "slaves" / path_component(agent_id)
-            / "frameworks" / path_component(framework_id)
-            / "executors" / path_component(executor_id)
-            / "runs" / path_component(container_id)
+        return self.work_dir.joinpath(  # one path made, not eight (one per task launched)
+            "slaves", path_component(agent_id), "frameworks", path_component(framework_id),
+            "executors", path_component(executor_id), "runs", path_component(container_id),
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 from collections.abc import Coroutine, Iterable
 from pathlib import Path
@@ -97,7 +98,8 @@ class Reports:
 
 
 class Harness:
-    def __init__(self, tmp_path: Path, containerizer: FakeContainerizer) -> None:
+    def __init__(self, tmp_path: Path, containerizer: FakeContainerizer,
+                 launches_per_turn: int = 64) -> None:
         self.containerizer = containerizer
         self.reports = Reports()
         self.spawned: list[asyncio.Task[None]] = []
@@ -106,7 +108,8 @@ class Harness:
                                    hostname="h", recovery_timeout=60.0)
         context = RunnerContext(containerizer, GroupCommitter(on_durable=lambda ticket: None),
                                 configs, self._spawn, agent_info)
-        self.runner = CommandExecutor(self.reports, context, default_kill_grace_period=3.0)
+        self.runner = CommandExecutor(self.reports, context, default_kill_grace_period=3.0,
+                                      launches_per_turn=launches_per_turn)
 
     def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         self.spawned.append(asyncio.create_task(coro))
@@ -142,6 +145,18 @@ async def test_a_task_that_exits_zero_finishes(harness: Harness) -> None:
     assert harness.reports.events == ["TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED",
                                       "finished"]
     assert harness.containerizer.forgotten == [config.container_id]
+
+
+async def test_a_burst_of_tasks_is_launched_a_turn_at_a_time(tmp_path: Path) -> None:
+    harness = Harness(tmp_path, FakeContainerizer(), launches_per_turn=2)
+    for index in range(5):
+        harness.runner.launch(command_task(f"t{index}"))
+    launched = [0]
+    while len(harness.containerizer.configs) < 5:
+        await asyncio.sleep(0)  # one iteration of the loop
+        launched.append(len(harness.containerizer.configs))
+    assert max(after - before for before, after in itertools.pairwise(launched)) == 2
+    assert harness.reports.events.count("TASK_RUNNING") == 5
 
 
 async def test_a_kill_sends_sigterm_and_reports_killing_then_killed(harness: Harness) -> None:
