@@ -10,9 +10,10 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -171,9 +172,24 @@ class RunningAgent:
 
     async def __aexit__(self, *exc: object) -> None:
         assert self.task is not None
+        _LEFT_RUNNING.extend(self.agent.containers())  # they outlive the agent (a restart)
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
+
+
+_LEFT_RUNNING: list[ContainerProcess] = []
+
+
+@pytest.fixture(autouse=True)
+def _kill_containers_left_running() -> Iterator[None]:
+    """Containers outlive their agent (so a restarted one recovers them); not the test."""
+    yield
+    for container in _LEFT_RUNNING:
+        if process_start_time(container.pid) == container.start_time:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(container.pid, signal.SIGKILL)
+    _LEFT_RUNNING.clear()
 
 
 async def eventually(condition: Callable[[], bool]) -> None:
