@@ -33,6 +33,7 @@ from frameworks._lifecycle import DriverLifecycle, DriverStatus
 from frameworks._logging import sdk_logger
 from mesos_runtime.backoff import Backoff
 from mesos_runtime.flags import parse_duration
+from mesos_runtime.tasks import cancel_and_wait
 from mesos_security.tls import open_channel, tls_from_environment
 from protos import executor_pb2, executor_pb2_grpc, mesos_pb2
 
@@ -308,9 +309,8 @@ class ExecutorDriver(DriverLifecycle):
             finally:
                 self._stream = None
                 if writer is not None:
-                    writer.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
-                        await writer
+                    with contextlib.suppress(grpc.aio.AioRpcError):
+                        await cancel_and_wait(writer)
         return subscribed
 
     async def _write(

@@ -22,7 +22,6 @@ from __future__ import annotations
 import abc
 import argparse
 import asyncio
-import contextlib
 import functools
 import socket
 import uuid
@@ -57,6 +56,7 @@ from mesos_runtime.flags import (
     parse_zk_flag,
 )
 from mesos_runtime.logging import configure_logging
+from mesos_runtime.tasks import cancel_and_wait
 from mesos_security.authentication import Authenticator
 from mesos_security.credentials import Credentials
 from mesos_security.files import load_credentials
@@ -345,10 +345,7 @@ class ServiceHost(abc.ABC, Generic[ConfigT, CoreT, RecoveredT]):
                     await contender.close()  # ends the term; serve_terms returns
                 await terms
             finally:
-                for task in (abdicated, terms):
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                await cancel_and_wait(abdicated, terms)
                 await contender.close()
             if not self._abdication.is_set():
                 return

@@ -13,7 +13,6 @@ as: later calls claiming other ids are dropped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 from collections.abc import AsyncIterator, Iterable
 from typing import Protocol
@@ -21,6 +20,7 @@ from typing import Protocol
 import grpc
 import structlog
 
+from mesos_runtime.tasks import cancel_and_wait
 from protos import executor_pb2, executor_pb2_grpc, mesos_pb2
 
 log = structlog.get_logger("mesos_agent.executor_link")
@@ -125,9 +125,7 @@ class ExecutorLinkServicer(executor_pb2_grpc.ExecutorLinkServicer):
             while (event := await outbox.get()) is not None:
                 yield event
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            await cancel_and_wait(reader)
             self._registry.executor_disconnected(framework_id, executor_id, outbox)
 
     async def _read(

@@ -33,6 +33,7 @@ from mesos_runtime.backlog import MAX_BATCH_MESSAGES, backlog, batched
 from mesos_runtime.backoff import Backoff
 from mesos_runtime.channels import CLIENT_CHANNEL_OPTIONS, leader_hint, unreachable
 from mesos_runtime.clock import Clock
+from mesos_runtime.tasks import cancel_and_wait
 from mesos_security.credentials import AUTHORIZATION_KEY, Credential, basic_authorization
 from mesos_security.tls import TlsConfig, open_channel
 from mesos_values.addresses import HostPort
@@ -252,12 +253,8 @@ class MasterLink:
             await self._read(read, call, writer)
         finally:
             self._outbox = None
-            for task in (writer, heartbeats):
-                task.cancel()
-            for task in (writer, heartbeats):
-                with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError,
-                                         StreamEnded):
-                    await task
+            with contextlib.suppress(grpc.aio.AioRpcError, StreamEnded):
+                await cancel_and_wait(writer, heartbeats)
             self._handler.disconnected()
 
     async def _read(

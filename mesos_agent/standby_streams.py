@@ -30,6 +30,7 @@ import structlog
 
 from mesos_runtime.backoff import Backoff
 from mesos_runtime.channels import CLIENT_CHANNEL_OPTIONS
+from mesos_runtime.tasks import cancel_and_wait
 from mesos_security.tls import TlsConfig, open_channel
 from mesos_values.addresses import HostPort
 from protos import agent_pb2, agent_pb2_grpc
@@ -142,9 +143,7 @@ class PassiveStream:
         return item
 
     async def close(self) -> None:
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
+        await cancel_and_wait(self._reader)
         await self._channel.close()
 
     async def _read_all(self) -> None:

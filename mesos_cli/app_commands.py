@@ -27,6 +27,7 @@ from mesos_cli.progress import (
     stall_reason,
 )
 from mesos_cli.views import TABLE_HEADERS, app_rows, app_task_rows
+from mesos_runtime.tasks import cancel_and_wait
 
 __all__ = ["app_deploy", "app_list", "app_remove", "app_restart", "app_scale", "app_show",
            "app_tasks", "deployment_id_of"]
@@ -227,9 +228,7 @@ async def _watching_deployments(ctx: Context,
                 await ends.opened.wait()
         yield ends
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        await cancel_and_wait(watcher)
 
 
 async def _follow(ctx: Context, marathon: ApiClient, app_id: str, deployment_id: str,

@@ -19,7 +19,6 @@ LOST, or SUSPENDED for longer than the session timeout (as Mesos does), or our z
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -41,6 +40,7 @@ from mesos_coordination.zookeeper import (
     member_sequence,
     public_read_acl,
 )
+from mesos_runtime.tasks import cancel_and_wait
 from mesos_values.addresses import ZooKeeperUrl, parse_zk_url
 from protos import mesos_pb2
 
@@ -376,18 +376,12 @@ async def serve_terms(
                 if state.leading and running is None:
                     running = group.create_task(term(state))
                 elif not state.leading and running is not None:
-                    await _cancel(running)
+                    await cancel_and_wait(running)
                     running = None
             if running is not None:
-                await _cancel(running)
+                await cancel_and_wait(running)
     except BaseExceptionGroup as group:
         raise _term_failure(group) from None
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 def _term_failure(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -17,6 +17,7 @@ import uvicorn
 from starlette.types import Scope
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from mesos_runtime.tasks import wait_ended
 from mesos_security.tls import TlsConfig
 
 GRACEFUL_SHUTDOWN_SECONDS = 2
@@ -91,5 +92,4 @@ async def serve_while(
         await body(server.servers[0].sockets[0].getsockname()[1])
     finally:
         server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await serving
+        await wait_ended(serving)

@@ -56,6 +56,7 @@ from mesos_master.standby import ResumptionWave, StandbyAgents
 from mesos_runtime.backlog import MAX_BATCH_MESSAGES, batched
 from mesos_runtime.channels import LEADER_METADATA_KEY, STREAM_ID_METADATA_KEY
 from mesos_runtime.clock import SystemClock, WallClock
+from mesos_runtime.tasks import cancel_and_wait
 from mesos_security.authentication import AuthenticationFailed, Authenticator
 from mesos_security.credentials import AUTHORIZATION_KEY
 from mesos_security.tls import TlsConfig, add_listener, peer_principal
@@ -489,9 +490,7 @@ class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
                     yield message
                 del messages, message  # nor the last messages sent, while idle
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            await cancel_and_wait(reader)
             master.agent_disconnected(agent_id, outbox)
             self._gate.request_allocation()
 
@@ -520,9 +519,7 @@ class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
                 for message in batched(batch, _master_message_batch):
                     yield message
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            await cancel_and_wait(reader)
             self._gate.standbys.drop(held.agent_id, outbox)
         if refusals:
             await refusals[0].abort(context)
@@ -719,9 +716,7 @@ class MasterServer:
             await self._follow(contender)
         finally:
             if follower is not None:
-                follower.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await follower
+                await cancel_and_wait(follower)
             self._stop_leading()
             await server.stop(grace=1.0)
             await contender.close()

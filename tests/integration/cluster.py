@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -23,6 +23,8 @@ from mesos_coordination.store_local import LocalStore
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 30.0
+STOP_SECONDS = 10.0
+"""How long a stopped process has between SIGTERM and SIGKILL."""
 
 
 JSON_TYPE = {"content-type": "application/json"}
@@ -115,14 +117,34 @@ class Process:
         self.popen.wait()
 
     def stop(self) -> None:
-        if self.popen is None or self.popen.poll() is not None:
+        """SIGTERM, then SIGKILL if it has not exited within STOP_SECONDS."""
+        stop_all([self])
+
+    def terminate(self) -> None:
+        """Send SIGTERM, if it is running."""
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.terminate()
+
+    def wait_stopped(self, deadline: float) -> None:
+        """Wait until it has exited, SIGKILLing it at `deadline` (time.monotonic())."""
+        if self.popen is None:
             return
-        self.popen.terminate()
         try:
-            self.popen.wait(10)
+            self.popen.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait()
+
+
+def stop_all(processes: Iterable[Process]) -> None:
+    """Stop `processes` together: SIGTERM to each, then wait for all, SIGKILLing any still
+    running STOP_SECONDS after the signals (each stops cleanly whatever its peers do)."""
+    processes = list(processes)
+    for process in processes:
+        process.terminate()
+    deadline = time.monotonic() + STOP_SECONDS
+    for process in processes:
+        process.wait_stopped(deadline)
 
 
 @dataclass
@@ -261,8 +283,7 @@ class Cluster:
         return process
 
     def close(self) -> None:
-        for process in reversed(self.processes):
-            process.stop()
+        stop_all(reversed(self.processes))
         _kill_tasks_under(self.work_dir)
         _remove_task_cgroups(self.work_dir)
         detach_mounts_under(self.work_dir)

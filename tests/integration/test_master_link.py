@@ -77,7 +77,7 @@ class Handler:
         pass
 
 
-async def serve(servicer: ScriptedMaster) -> tuple[grpc.aio.Server, HostPort]:
+async def serve(servicer: agent_pb2_grpc.AgentLinkServicer) -> tuple[grpc.aio.Server, HostPort]:
     server = grpc.aio.server()
     agent_pb2_grpc.add_AgentLinkServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
@@ -128,3 +128,65 @@ async def test_a_hint_to_a_master_not_known_unreachable_is_followed() -> None:
     async with registered_link(detector, leader_server, standby_server) as link:
         assert link.leader == leader
         assert (standby_master.calls, leader_master.calls) == (1, 1)
+
+
+class EndingMaster(agent_pb2_grpc.AgentLinkServicer):
+    """Registers the agent, then closes the stream when `end` is set."""
+
+    def __init__(self) -> None:
+        self.end = asyncio.Event()
+
+    async def Connect(
+        self, request_iterator: AsyncIterator[agent_pb2.AgentMessage],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[agent_pb2.MasterMessage]:
+        await anext(aiter(request_iterator))
+        yield agent_pb2.MasterMessage(registered=agent_pb2.MasterMessage.Registered(
+            agent_id=mesos_pb2.AgentID(value="agent-1"), heartbeat_interval_seconds=60))
+        await self.end.wait()
+
+
+class CountingDetector:
+    """Always names `master`; `asked` is set on every question."""
+
+    def __init__(self, master: HostPort) -> None:
+        self.master = master
+        self.asked = asyncio.Event()
+
+    async def detect(self, previous: HostPort | None = None) -> HostPort:
+        self.asked.set()
+        return self.master
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_link_cancelled_while_it_cleans_up_a_closed_stream_ends_cancelled() -> None:
+    # The master closes the stream; the link is cancelled (the agent got SIGTERM) while it
+    # stops the stream's writer and heartbeat tasks. It must end, not go on to retry.
+    master = EndingMaster()
+    server, address = await serve(master)
+    detector = CountingDetector(address)
+    handler = Handler()
+    link = MasterLink(detector, handler,
+                      lambda: agent_pb2.AgentMessage(register=agent_pb2.AgentMessage.Register()),
+                      initial_backoff=0.01, max_backoff=0.05)
+    running = asyncio.create_task(link.run())
+    try:
+        async with asyncio.timeout(WAIT):
+            await handler.registered_event.wait()
+        detector.asked.clear()
+        master.end.set()
+        # Checked every loop turn, to cancel the link as it starts its clean-up.
+        while link.connected:  # noqa: ASYNC110 (a plain attribute, and the turn matters)
+            await asyncio.sleep(0)
+        running.cancel()
+        asked = asyncio.create_task(detector.asked.wait())  # the link went on to retry
+        async with asyncio.timeout(WAIT):
+            await asyncio.wait({running, asked}, return_when=asyncio.FIRST_COMPLETED)
+        assert running.cancelled(), "the link outlived its cancellation and retried"
+        asked.cancel()
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await server.stop(None)
