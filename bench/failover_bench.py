@@ -87,6 +87,7 @@ from frameworks import Scheduler, SchedulerDriver, is_terminal
 from mesos_coordination.detector import MasterDetector, create_detector
 from mesos_coordination.zookeeper import order_members
 from mesos_runtime.logging import configure_logging
+from mesos_runtime.tasks import cancel_and_wait
 from mesos_values.addresses import HostPort
 from protos import mesos_pb2
 
@@ -453,9 +454,7 @@ class CpuTimeline:
     async def stop(self) -> str:
         """Stop sampling; the timeline as text, a line per step."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
         names = list(self.groups)
         lines = ["    t (s)  " + "  ".join(f"{name:>10}" for name in names)]
         lines += [f"    {at:5.2f}  " + "  ".join(f"{used[name]:10.2f}" for name in names)
