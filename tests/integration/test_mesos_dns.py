@@ -4,6 +4,7 @@ as they leave TASK_RUNNING; other names are forwarded or refused; garbage does n
 
 from __future__ import annotations
 
+import errno
 import json
 import socket
 import struct
@@ -130,17 +131,33 @@ def test_names_outside_the_domain_are_refused_without_resolvers(
     assert dig(port, "ns1.mesos") == ["127.0.0.1"]
 
 
+def _udp_and_tcp_on_one_port() -> tuple[socket.socket, socket.socket]:
+    """A UDP and a TCP socket bound to the same free port of 127.0.0.1 (the UDP port the
+    kernel picks may be taken for TCP, by a listener or a connection: then another)."""
+    for _ in range(100):
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind(("127.0.0.1", 0))
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            tcp.bind(("127.0.0.1", udp.getsockname()[1]))
+        except OSError as exc:
+            udp.close()
+            tcp.close()
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            continue
+        return udp, tcp
+    raise AssertionError("no port free for both UDP and TCP in 100 tries")
+
+
 @contextmanager
 def upstream_resolver(answers: dict[str, str], truncated: frozenset[str] = frozenset()
                       ) -> Iterator[int]:
     """A DNS server on 127.0.0.1 (UDP and TCP, one port) answering A queries for `answers`
     (else NXDOMAIN); over UDP, names in `truncated` get an empty answer with TC set."""
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.bind(("127.0.0.1", 0))
+    udp, tcp = _udp_and_tcp_on_one_port()
     udp.settimeout(0.2)
-    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    tcp.bind(("127.0.0.1", udp.getsockname()[1]))
     tcp.listen()
     tcp.settimeout(0.2)
     stop = threading.Event()
