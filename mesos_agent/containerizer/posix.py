@@ -466,13 +466,15 @@ class PosixContainerizer:
     def _watch(self, container_id: str, container: _Container) -> None:
         """Watch the isolators' limits: the first one reached is recorded and the container
         killed (its root then ends, and `wait` reports the limitation)."""
-        watches = [isolator.watch(container_id) for isolator in self._isolators
-                   if isolator.enforces_limits]
-        if not watches:
+        enforcing = [isolator for isolator in self._isolators if isolator.enforces_limits]
+        if not enforcing:
             return
 
         async def watch() -> None:
-            pending = {asyncio.ensure_future(w) for w in watches}
+            # Made here, not above: a watch cancelled before it starts (a container destroyed
+            # at once) then leaves no coroutine never awaited.
+            pending = {asyncio.ensure_future(isolator.watch(container_id))
+                       for isolator in enforcing}
             try:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for finished in done:
