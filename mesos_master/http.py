@@ -104,12 +104,12 @@ def master_state(
     start_time: float,
     flags: Mapping[str, str],
     members: Sequence[mesos_pb2.MasterInfo] = (),
+    fragments: JsonFragments,
     can_view: Callable[[str, str | None], bool] = lambda action, target: True,
-    fragments: JsonFragments | None = None,
 ) -> dict[str, Any]:
     """`/state`: the whole cluster when leading (`master`), this master's identity otherwise;
-    `members` are the masters in the election (for the `standbys` extension). With
-    `fragments`, the lists of tasks are encoded as they are made and the document holds their
+    `members` are the masters in the election (for the `standbys` extension). The lists of
+    tasks are encoded into `fragments` as they are made and the document holds their
     placeholders (`fragments.encode` makes the whole). Only what
     `can_view(action, target)` allows is shown: frameworks by `view_frameworks` of their
     user, their tasks by `view_tasks` and executors by `view_executors` of theirs, agents by
@@ -161,7 +161,7 @@ def master_state(
             _framework_json(master, framework, used.get(framework.framework_id, Resources.EMPTY),
                             executors.get(framework.framework_id, ()),
                             _task_viewer(framework.info, can_view),
-                            _executor_viewer(framework.info, can_view), fragments)
+                            _executor_viewer(framework.info, can_view), fragments=fragments)
             for framework in master.frameworks.values()
             if can_view("view_frameworks", framework.info.user)
         ],
@@ -169,7 +169,7 @@ def master_state(
             {**_framework_json(master, framework, Resources.EMPTY,
                                executors.get(framework.framework_id, ()),
                                _task_viewer(framework.info, can_view),
-                               _executor_viewer(framework.info, can_view), fragments),
+                               _executor_viewer(framework.info, can_view), fragments=fragments),
              "active": False, "connected": False}
             for framework in reversed(master.completed_frameworks)
             if can_view("view_frameworks", framework.info.user)
@@ -440,7 +440,8 @@ def _framework_json(
     executors_of_framework: Iterable[ExecutorRecord],
     shown: Callable[[TaskRecord], bool] = lambda task: True,
     shown_executor: Callable[[ExecutorRecord], bool] = lambda executor: True,
-    fragments: JsonFragments | None = None,
+    *,
+    fragments: JsonFragments,
 ) -> dict[str, Any]:
     info = framework.info
     role = info.roles[0] if info.roles else DEFAULT_ROLE
@@ -504,8 +505,8 @@ def _framework_json(
 
 
 def _tasks_json(tasks: Iterable[TaskRecord], role: str, models: dict[Resources, dict[str, Any]],
-                fragments: JsonFragments | None) -> list[dict[str, Any]] | str:
-    """Tasks in Mesos' JSON model, or the placeholder of their encoded array in `fragments`.
+                fragments: JsonFragments) -> str:
+    """The placeholder of the tasks' array, in Mesos' JSON model, encoded in `fragments`.
     Tasks mostly hold equal resources: each distinct value is rendered once per request
     (`models`)."""
     def model(task: TaskRecord) -> dict[str, Any]:
@@ -514,9 +515,7 @@ def _tasks_json(tasks: Iterable[TaskRecord], role: str, models: dict[Resources, 
             resources = models[task.resources] = resources_json(task.resources)
         return task_json(task.to_proto(with_resources=False), role, resources=resources)
 
-    if fragments is not None:
-        return fragments.array(model(task) for task in tasks)
-    return [{**model(task), "resources": dict(models[task.resources])} for task in tasks]
+    return fragments.array(model(task) for task in tasks)
 
 
 def _offer_json(offer: OfferRecord) -> dict[str, Any]:
