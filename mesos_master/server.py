@@ -185,9 +185,13 @@ class LeaderGate:
     Between election and the end of registry recovery this master is the leader but has no
     core yet: calls wait (up to `RECOVERY_WAIT` seconds) instead of being sent back to the
     very master they reached, which would cost every agent and scheduler a retry backoff.
+    At a failover most of the 10,000 agents' resumptions arrive in that window: they share one
+    event and one timer (`_next_change`) instead of a timeout each (ADR 0018, decision 8).
     """
 
     RECOVERY_WAIT = 10.0
+    TICK = 1.0
+    """Waiters look at their deadlines at least this often (so they end up to this late)."""
 
     def __init__(self, request_allocation: Callable[[], None], own_id: str = "") -> None:
         self._master: Master | None = None
@@ -195,6 +199,7 @@ class LeaderGate:
         self.request_allocation = request_allocation
         self.own_id = own_id
         self._changed = asyncio.Event()
+        self._tick: asyncio.TimerHandle | None = None  # set while waiters may need waking
         self.standbys = StandbyAgents()  # agents' passive streams to this master (ADR 0018)
         # The masters in the election, as the contender last read them (set while running).
         self.members: Callable[[], Sequence[mesos_pb2.MasterInfo]] = lambda: ()
@@ -217,30 +222,47 @@ class LeaderGate:
     @leader.setter
     def leader(self, leader: mesos_pb2.MasterInfo | None) -> None:
         self._leader = leader
-        self._wake()
+        if not self._elected() or self._master is not None:
+            self._wake()  # elected without a core yet: no waiter acts on that, none is woken
 
     def _wake(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
 
+    def _ticked(self) -> None:
+        self._tick = None
+        self._wake()
+
+    async def _next_change(self) -> None:
+        """Wait until the gate changes, or for at most about `TICK` seconds: one timer for
+        all waiters, each of which then looks at its own deadline."""
+        if self._tick is None:
+            self._tick = asyncio.get_running_loop().call_later(self.TICK, self._ticked)
+        await self._changed.wait()
+
+    def _elected(self) -> bool:
+        return self._leader is not None and self._leader.id == self.own_id
+
     async def core(self, *, patience: float = 0.0) -> Master | None:
-        """The core to act on, waiting for it while this master is elected and recovering;
-        None when not leading. With `patience`, first wait up to that long for this master to
-        learn it is elected (the caller's detector saw the election first)."""
-        if self.master is not None:
-            return self.master
-        if patience > 0:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(patience):
-                    while self.leader is None or self.leader.id != self.own_id:
-                        await self._changed.wait()
-        if self.leader is not None and self.leader.id == self.own_id:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.RECOVERY_WAIT):
-                    while self.master is None and self.leader is not None \
-                            and self.leader.id == self.own_id:
-                        await self._changed.wait()
-        return self.master
+        """The core to act on, waiting for it while this master is elected and recovering
+        (up to `RECOVERY_WAIT` seconds); None when not leading. With `patience`, first wait up
+        to that long for this master to learn it is elected (the caller's detector saw the
+        election first)."""
+        if self._master is not None:
+            return self._master
+        clock = asyncio.get_running_loop().time
+        deadline = clock() + patience
+        recovering = False
+        while self._master is None:
+            if self._elected():
+                if not recovering:  # the recovery wait starts when the election is known
+                    recovering, deadline = True, clock() + self.RECOVERY_WAIT
+            elif recovering:
+                break  # elected, then not any more
+            if clock() >= deadline:
+                break
+            await self._next_change()
+        return self._master
 
     def not_leading(self) -> Refusal:
         """The UNAVAILABLE answer of a master that does not lead, naming the leader."""
