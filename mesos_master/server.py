@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import gc
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -200,6 +201,10 @@ class LeaderGate:
         self.own_id = own_id
         self._changed = asyncio.Event()
         self._tick: asyncio.TimerHandle | None = None  # set while waiters may need waking
+        self._elections = 0  # how often this master learnt that it is elected
+        self._elected_at = 0.0  # when it last did (`time.monotonic()`)
+        self.waiting = 0
+        """Callers waiting in `core` right now."""
         self.standbys = StandbyAgents()  # agents' passive streams to this master (ADR 0018)
         # The masters in the election, as the contender last read them (set while running).
         self.members: Callable[[], Sequence[mesos_pb2.MasterInfo]] = lambda: ()
@@ -221,9 +226,15 @@ class LeaderGate:
 
     @leader.setter
     def leader(self, leader: mesos_pb2.MasterInfo | None) -> None:
+        was_elected = self._elected()
         self._leader = leader
-        if not self._elected() or self._master is not None:
-            self._wake()  # elected without a core yet: no waiter acts on that, none is woken
+        if self._elected():
+            if not was_elected:
+                self._elections += 1
+                self._elected_at = time.monotonic()
+            if self._master is None:
+                return  # no waiter acts on an election without a core: none is woken
+        self._wake()
 
     def _wake(self) -> None:
         self._changed.set()
@@ -247,21 +258,26 @@ class LeaderGate:
         """The core to act on, waiting for it while this master is elected and recovering
         (up to `RECOVERY_WAIT` seconds); None when not leading. With `patience`, first wait up
         to that long for this master to learn it is elected (the caller's detector saw the
-        election first)."""
+        election first). A wait ends up to `TICK` seconds late."""
         if self._master is not None:
             return self._master
-        clock = asyncio.get_running_loop().time
-        deadline = clock() + patience
-        recovering = False
-        while self._master is None:
-            if self._elected():
-                if not recovering:  # the recovery wait starts when the election is known
-                    recovering, deadline = True, clock() + self.RECOVERY_WAIT
-            elif recovering:
-                break  # elected, then not any more
-            if clock() >= deadline:
-                break
-            await self._next_change()
+        arrived = time.monotonic()
+        deadline = arrived + patience
+        elections = self._elections
+        seen_elected = False
+        self.waiting += 1
+        try:
+            while self._master is None:
+                if self._elected():
+                    seen_elected = True
+                    deadline = max(arrived, self._elected_at) + self.RECOVERY_WAIT
+                elif seen_elected or self._elections != elections:
+                    break  # elected, then not any more
+                if time.monotonic() >= deadline:
+                    break
+                await self._next_change()
+        finally:
+            self.waiting -= 1
         return self._master
 
     def not_leading(self) -> Refusal:
@@ -570,7 +586,7 @@ class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
                     continue
                 # The agent resumes here because its detector names this master: it may see
                 # the election before this master does.
-                master = await self._gate.core(patience=LeaderGate.RECOVERY_WAIT)
+                master = await self._gate.core(patience=self._gate.RECOVERY_WAIT)
                 if master is None:
                     refusals.append(self._gate.not_leading())
                     return
