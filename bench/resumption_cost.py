@@ -1,6 +1,7 @@
 """What a new leader's CPU costs per agent resuming over its passive stream (ADR 0018).
 
     python bench/resumption_cost.py [--agents 10000] [--early SECONDS] [--profile FILE]
+    python bench/resumption_cost.py --gate_only [--agents 10000]
 
 A master shell (the real `AgentLinkServicer` and `LeaderGate`, grpc.aio with the master's
 server options) runs in a child process, standing by. This process opens `--agents` passive
@@ -14,7 +15,8 @@ the agents' detector sees the election first. Prints the wall time and the CPU o
 for the wave, the leader's split per agent: its event loop thread in `reregister_agent` (the
 core), the rest of that thread (gRPC's Python side, the servicer, asyncio), and gRPC's own
 threads. With `--profile FILE`, py-spy records the child during the wave (raw collapsed
-stacks). Nothing is asserted.
+stacks). `--gate_only` measures the waits in `LeaderGate` alone: the CPU per call waiting
+for the core. Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -199,6 +201,38 @@ async def start_profiler(pid: int, output: Path) -> subprocess.Popen[bytes]:
     return recorder
 
 
+async def gate_cost(waiters: int) -> None:
+    """The gate alone: `waiters` calls wait in `LeaderGate.core` (as resumptions that reach a
+    master before its election), then it learns it is elected, then gets its core."""
+    gate = LeaderGate(lambda: None, INFO.id)
+    core = object()  # never acted on: only handed to the waiters
+
+    async def resumption() -> None:
+        assert await gate.core(patience=gate.RECOVERY_WAIT) is core
+
+    started = time.process_time()
+    waiting = [asyncio.create_task(resumption()) for _ in range(waiters)]
+    if hasattr(gate, "waiting"):
+        while gate.waiting < waiters:  # noqa: ASYNC110 - a counter, no event to wait on
+            await asyncio.sleep(0.001)
+    else:  # a gate from before the count: give the waiters time to wait
+        await asyncio.sleep(0.1)
+    entered = time.process_time()
+    gate.leader = INFO
+    await asyncio.sleep(0.01)
+    elected = time.process_time()
+    gate.master = core  # type: ignore[assignment]
+    await asyncio.gather(*waiting)
+    done = time.process_time()
+
+    def each(seconds: float) -> str:
+        return f"{1e6 * seconds / waiters:.1f} µs"
+
+    print(f"gate: {waiters} waiters; CPU per waiter: to wait {each(entered - started)}, at "
+          f"the election {each(elected - entered)}, at the core {each(done - elected)}; "
+          f"in all {each(done - started)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=10_000)
@@ -207,7 +241,12 @@ def main() -> None:
                              "(they wait in its gate, as when agents see the election first)")
     parser.add_argument("--profile", type=Path, default=None,
                         help="record a py-spy profile of the leader's wave into this file")
+    parser.add_argument("--gate_only", action="store_true",
+                        help="measure only the waits in LeaderGate, without gRPC or a core")
     args = parser.parse_args()
+    if args.gate_only:
+        asyncio.run(gate_cost(args.agents))
+        return
     to_client: Queue[Cpu] = multiprocessing.Queue()
     from_client: Queue[str] = multiprocessing.Queue()
     server = multiprocessing.Process(target=serve, args=(args.agents, to_client, from_client))

@@ -186,8 +186,8 @@ class LeaderGate:
     Between election and the end of registry recovery this master is the leader but has no
     core yet: calls wait (up to `RECOVERY_WAIT` seconds) instead of being sent back to the
     very master they reached, which would cost every agent and scheduler a retry backoff.
-    At a failover most of the 10,000 agents' resumptions arrive in that window: they share one
-    event and one timer (`_next_change`) instead of a timeout each (ADR 0018, decision 8).
+    At a failover most agents' resumptions arrive in that window: they share one event and one
+    timer (`_next_change`) instead of a timeout each (ADR 0018, "The gate at the election").
     """
 
     RECOVERY_WAIT = 10.0

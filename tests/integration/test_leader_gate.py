@@ -1,7 +1,7 @@
 """A master's `LeaderGate` over real gRPC on loopback: agents' resumptions that reach a master
-before it knows of its election, or before it has built its core, wait in the gate (all of
-them on one event and one timer, ADR 0018 decision 8) and are served once it leads; they are
-refused with the leader's address when another master is elected instead, and once their
+before it knows of its election, or before it has built its core, wait in the gate (all on one
+event and one timer: ADR 0018, "The gate at the election") and are served once it leads; they
+are refused with the leader's address when another master is elected instead, and once their
 wait is over."""
 
 from __future__ import annotations
