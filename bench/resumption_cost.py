@@ -2,6 +2,7 @@
 
     python bench/resumption_cost.py [--agents 10000] [--early SECONDS] [--profile FILE]
     python bench/resumption_cost.py --gate_only [--agents 10000]
+    python bench/resumption_cost.py --core_only [--agents 10000]
 
 A master shell (the real `AgentLinkServicer` and `LeaderGate`, grpc.aio with the master's
 server options) runs in a child process, standing by. This process opens `--agents` passive
@@ -16,7 +17,8 @@ for the wave, the leader's split per agent: its event loop thread in `reregister
 core), the rest of that thread (gRPC's Python side, the servicer, asyncio), and gRPC's own
 threads. With `--profile FILE`, py-spy records the child during the wave (raw collapsed
 stacks). `--gate_only` measures the waits in `LeaderGate` alone: the CPU per call waiting
-for the core. Nothing is asserted.
+for the core; `--core_only` the core alone, `Master.reregister_agent` from held snapshots.
+Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ from mesos_master.interceptors import interceptor_chain
 from mesos_master.main import GC_YOUNG_THRESHOLD
 from mesos_master.master import Master
 from mesos_master.registry import RegistryState
-from mesos_master.server import SERVER_OPTIONS, AgentLinkServicer, LeaderGate
+from mesos_master.server import SERVER_OPTIONS, AgentLinkServicer, LeaderGate, QueueOutbox
+from mesos_master.standby import StandbyAgents
 from mesos_runtime.clock import SystemClock, WallClock
 from mesos_runtime.logging import configure_logging
 from mesos_values.resources import Resources
@@ -233,6 +236,29 @@ async def gate_cost(waiters: int) -> None:
           f"in all {each(done - started)}")
 
 
+def core_cost(agents: int) -> None:
+    """The core alone: `agents` snapshots held as a standby holds them, then each taken and
+    re-registered with a core recovered from a registry of the agents (no gRPC, no asyncio)."""
+    configure_logging("WARNING")
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    standbys = StandbyAgents()
+    outboxes = [QueueOutbox[agent_pb2.MasterMessage]() for _ in range(agents)]
+    for index, outbox in enumerate(outboxes):
+        standbys.hold(agent_pb2.AgentMessage.Standby(seq=1, snapshot=snapshot(index)), outbox,
+                      None)
+    recovered = RegistryState(agents={
+        f"agent-{i}": registry_pb2.AgentEntry(info=agent_info(i)) for i in range(agents)})
+    gc.freeze()
+    master = Master(INFO, SystemClock(), MasterConfig(), recovered=recovered,
+                    wall_clock=WallClock().now)
+    started = time.process_time()
+    for index, outbox in enumerate(outboxes):
+        held = standbys.take(f"agent-{index}", outbox, 1)
+        master.reregister_agent(held.snapshot, outbox, None, decoded=held.decoded)
+    each = 1e6 * (time.process_time() - started) / agents
+    print(f"core: {agents} resumptions, {each:.1f} µs of CPU each")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=10_000)
@@ -243,9 +269,14 @@ def main() -> None:
                         help="record a py-spy profile of the leader's wave into this file")
     parser.add_argument("--gate_only", action="store_true",
                         help="measure only the waits in LeaderGate, without gRPC or a core")
+    parser.add_argument("--core_only", action="store_true",
+                        help="measure only Master.reregister_agent from held snapshots")
     args = parser.parse_args()
     if args.gate_only:
         asyncio.run(gate_cost(args.agents))
+        return
+    if args.core_only:
+        core_cost(args.agents)
         return
     to_client: Queue[Cpu] = multiprocessing.Queue()
     from_client: Queue[str] = multiprocessing.Queue()
