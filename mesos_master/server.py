@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import gc
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -185,9 +186,13 @@ class LeaderGate:
     Between election and the end of registry recovery this master is the leader but has no
     core yet: calls wait (up to `RECOVERY_WAIT` seconds) instead of being sent back to the
     very master they reached, which would cost every agent and scheduler a retry backoff.
+    At a failover most agents' resumptions arrive in that window: they share one event and one
+    timer (`_next_change`) instead of a timeout each (ADR 0018, "The gate at the election").
     """
 
     RECOVERY_WAIT = 10.0
+    TICK = 1.0
+    """Waiters look at their deadlines at least this often (so they end up to this late)."""
 
     def __init__(self, request_allocation: Callable[[], None], own_id: str = "") -> None:
         self._master: Master | None = None
@@ -195,6 +200,11 @@ class LeaderGate:
         self.request_allocation = request_allocation
         self.own_id = own_id
         self._changed = asyncio.Event()
+        self._tick: asyncio.TimerHandle | None = None  # set while waiters may need waking
+        self._elections = 0  # how often this master learnt that it is elected
+        self._elected_at = 0.0  # when it last did (`time.monotonic()`)
+        self.waiting = 0
+        """Callers waiting in `core` right now."""
         self.standbys = StandbyAgents()  # agents' passive streams to this master (ADR 0018)
         # The masters in the election, as the contender last read them (set while running).
         self.members: Callable[[], Sequence[mesos_pb2.MasterInfo]] = lambda: ()
@@ -216,31 +226,59 @@ class LeaderGate:
 
     @leader.setter
     def leader(self, leader: mesos_pb2.MasterInfo | None) -> None:
+        was_elected = self._elected()
         self._leader = leader
+        if self._elected():
+            if not was_elected:
+                self._elections += 1
+                self._elected_at = time.monotonic()
+            if self._master is None:
+                return  # no waiter acts on an election without a core: none is woken
         self._wake()
 
     def _wake(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
 
+    def _ticked(self) -> None:
+        self._tick = None
+        self._wake()
+
+    async def _next_change(self) -> None:
+        """Wait until the gate changes, or for at most about `TICK` seconds: one timer for
+        all waiters, each of which then looks at its own deadline."""
+        if self._tick is None:
+            self._tick = asyncio.get_running_loop().call_later(self.TICK, self._ticked)
+        await self._changed.wait()
+
+    def _elected(self) -> bool:
+        return self._leader is not None and self._leader.id == self.own_id
+
     async def core(self, *, patience: float = 0.0) -> Master | None:
-        """The core to act on, waiting for it while this master is elected and recovering;
-        None when not leading. With `patience`, first wait up to that long for this master to
-        learn it is elected (the caller's detector saw the election first)."""
-        if self.master is not None:
-            return self.master
-        if patience > 0:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(patience):
-                    while self.leader is None or self.leader.id != self.own_id:
-                        await self._changed.wait()
-        if self.leader is not None and self.leader.id == self.own_id:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.RECOVERY_WAIT):
-                    while self.master is None and self.leader is not None \
-                            and self.leader.id == self.own_id:
-                        await self._changed.wait()
-        return self.master
+        """The core to act on, waiting for it while this master is elected and recovering
+        (up to `RECOVERY_WAIT` seconds); None when not leading. With `patience`, first wait up
+        to that long for this master to learn it is elected (the caller's detector saw the
+        election first). A wait ends up to `TICK` seconds late."""
+        if self._master is not None:
+            return self._master
+        arrived = time.monotonic()
+        deadline = arrived + patience
+        elections = self._elections
+        seen_elected = False
+        self.waiting += 1
+        try:
+            while self._master is None:
+                if self._elected():
+                    seen_elected = True
+                    deadline = max(arrived, self._elected_at) + self.RECOVERY_WAIT
+                elif seen_elected or self._elections != elections:
+                    break  # elected, then not any more
+                if time.monotonic() >= deadline:
+                    break
+                await self._next_change()
+        finally:
+            self.waiting -= 1
+        return self._master
 
     def not_leading(self) -> Refusal:
         """The UNAVAILABLE answer of a master that does not lead, naming the leader."""
@@ -548,7 +586,7 @@ class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
                     continue
                 # The agent resumes here because its detector names this master: it may see
                 # the election before this master does.
-                master = await self._gate.core(patience=LeaderGate.RECOVERY_WAIT)
+                master = await self._gate.core(patience=self._gate.RECOVERY_WAIT)
                 if master is None:
                     refusals.append(self._gate.not_leading())
                     return
