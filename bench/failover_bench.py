@@ -5,7 +5,8 @@ leader has every agent and every framework back.
         [--zk_session_timeout 2 10] [--agents 3] [--frameworks 2] [--tasks_per_framework 2]
         [--hollow_agents 10000] [--hollow_processes 4] [--hollow_frameworks 100]
         [--hollow_tasks_per_agent 1] [--hollow_master_log_level WARNING]
-        [--hollow_standby_streams on|off] [--hollow_nice 0] [--idle_window 0]
+        [--hollow_standby_streams on|off] [--hollow_nice 0] [--registry_copy_wait on|off]
+        [--idle_window 0]
         [--cpu_timeline STEP]
         [--timeout 180] [--profile DIR] [--keep]
 
@@ -21,7 +22,10 @@ hollow  `--hollow_agents` simulated agents (bench/hollow_agents.py, in `--hollow
 
 Each of `--repeat` rounds waits until both standbys hold a passive stream of every agent
 (ADR 0018: `master/standby_agents`; not with `--hollow_standby_streams off`, where hollow agents
-keep none and come back as before ADR 0018), measures the CPU the standbys and the agent
+keep none and come back as before ADR 0018) and, with `--registry_copy_wait on` (the default),
+until both hold a current copy of the registry (`registrar/standby_copy_zxid` equals the epoch
+znode's mzxid: the new leader reads no entry; after a failover a standby reads the store the new
+leader changed 10 s or more later), measures the CPU the standbys and the agent
 processes use over `--idle_window` seconds of steady state (0: not measured), kill -9s the
 leader and measures, from the kill:
 
@@ -411,6 +415,27 @@ async def _standbys_ready(masters: list[MasterProcess], agents: int,
         await asyncio.sleep(0.5)
 
 
+def _epoch_zxid(zk: KazooClient, path: str) -> int:
+    """The modification (mzxid) of the registry's epoch znode under `path`; 0 while none."""
+    stat = zk.exists(f"{path}/registry/epoch")
+    return int(stat.mzxid) if stat is not None else 0
+
+
+def _stale_copies(masters: list[MasterProcess], zk: KazooClient, path: str) -> list[str]:
+    """The standbys whose copy of the registry is not the store as it is now (ADR 0018): a new
+    leader among them would read every entry instead of taking its copy."""
+    zxid = _epoch_zxid(zk, path)
+    return [m.name for m in masters if m.metrics()["registrar/standby_copy_zxid"] != zxid]
+
+
+async def _copies_current(masters: list[MasterProcess], zk: KazooClient, path: str,
+                          check: Callable[[], None]) -> None:
+    """Wait until every master of `masters` holds a current copy of the registry."""
+    while await asyncio.to_thread(_stale_copies, masters, zk, path):
+        check()
+        await asyncio.sleep(0.5)
+
+
 async def _steady_state(scenario: Scenario, standbys: list[MasterProcess], seconds: float,
                         number: int) -> None:
     """Print the CPU share and RSS of the standbys and the agent processes, idle."""
@@ -490,8 +515,15 @@ async def failover_round(
             await _standbys_ready(standbys, scenario.agents, masters.check_alive)
         print(f"  {scenario.label} round {number}: standbys hold all {scenario.agents} agents' "
               f"passive streams (waited {time.perf_counter() - waited:.1f} s)", flush=True)
+    if args.registry_copy_wait == "on":
+        waited = time.perf_counter()
+        async with _limit(args.timeout, "the standbys' copies of the registry to be current"):
+            await _copies_current(standbys, scenario.zk, scenario.zk_path, masters.check_alive)
+        print(f"  {scenario.label} round {number}: standbys hold a current copy of the registry "
+              f"(waited {time.perf_counter() - waited:.1f} s)", flush=True)
     if args.idle_window > 0:
         await _steady_state(scenario, standbys, args.idle_window, number)
+    stale = await asyncio.to_thread(_stale_copies, standbys, scenario.zk, scenario.zk_path)
     resumed_before = {m.name: m.metrics()["master/slave_resumptions"] for m in standbys}
     cpu_before = {m.name: _cpu_seconds(psutil.Process(m.process.pid)) for m in standbys}
     me = psutil.Process()
@@ -575,7 +607,8 @@ async def failover_round(
           f"{result.frameworks_cpu:.2f} s (after the election {result.leader_cpu_after:.2f} / "
           f"{result.agents_cpu_after:.2f} / {result.frameworks_cpu_after:.2f} s); leader RSS "
           f"{result.leader_rss_mib:.0f} MiB, load "
-          f"{result.load:.2f}; {result.resumed} agents resumed over a passive stream",
+          f"{result.load:.2f}; {result.resumed} agents resumed over a passive stream; "
+          f"registry copies stale at the kill: {', '.join(stale) or 'none'}",
           flush=True)
     if not last:
         masters.start()
@@ -843,6 +876,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hollow_nice", type=int, default=0,
                         help="run the hollow agent processes at this niceness: agents on "
                         "machines of their own do not take the masters' CPU (0: as started)")
+    parser.add_argument("--registry_copy_wait", choices=("on", "off"), default="on",
+                        help="before each kill, wait until both standbys hold a current copy "
+                        "of the registry (ADR 0018; off: kill as soon as the passive streams "
+                        "are held, even while a standby is still reading the store a "
+                        "previous round's leader changed)")
     parser.add_argument("--idle_window", type=float, default=0.0,
                         help="measure the steady-state CPU of standbys and agents over this "
                         "many seconds before each kill")

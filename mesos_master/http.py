@@ -179,9 +179,13 @@ def master_state(
 
 
 def master_metrics(master: Master | None, *, uptime: float,
-                   standbys: StandbyAgents | None = None) -> dict[str, float]:
-    """`/metrics/snapshot`: Mesos' master metric names (a standby passes `master=None`), and
-    the agents' passive streams to this master (ADR 0018)."""
+                   standbys: StandbyAgents | None = None,
+                   registry_copy: int = 0) -> dict[str, float]:
+    """`/metrics/snapshot`: Mesos' master metric names (a standby passes `master=None`), the
+    agents' passive streams to this master, and the ZooKeeper modification (mzxid) of the
+    registry's epoch znode that this standby's copy of the registry was read at, 0 for none
+    (`registrar/standby_copy_zxid`: the copy is current while it equals the znode's; ADR
+    0018)."""
     agents = list(master.agents.values()) if master is not None else []
     frameworks = list(master.frameworks.values()) if master is not None else []
     registered = [agent for agent in agents if _registered(agent)]
@@ -214,6 +218,7 @@ def master_metrics(master: Master | None, *, uptime: float,
         "master/invalid_status_updates": counters.invalid_status_updates if counters else 0,
         "master/standby_agents": len(standbys) if standbys is not None else 0,
         "master/slave_resumptions": standbys.resumed if standbys is not None else 0,
+        "registrar/standby_copy_zxid": registry_copy,
     })
     total = _sum(agent.total for agent in registered)
     used = _sum(_used_by_framework(registered).values())
@@ -341,7 +346,8 @@ class MasterHttp:
 
     def _metrics(self) -> dict[str, float]:
         return master_metrics(self._gate.master, uptime=self._wall_clock() - self._start_time,
-                              standbys=self._gate.standbys)
+                              standbys=self._gate.standbys,
+                              registry_copy=self._gate.registry_copy())
 
 
 def _aliases(paths: Iterable[str], endpoint: Callable[[Request], Any]) -> list[Route]:

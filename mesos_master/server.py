@@ -208,6 +208,9 @@ class LeaderGate:
         self.standbys = StandbyAgents()  # agents' passive streams to this master (ADR 0018)
         # The masters in the election, as the contender last read them (set while running).
         self.members: Callable[[], Sequence[mesos_pb2.MasterInfo]] = lambda: ()
+        # The ZooKeeper modification of the registry's epoch znode that this standby's copy
+        # of the registry was read at (0: no copy; set while running, ADR 0018).
+        self.registry_copy: Callable[[], int] = lambda: 0
 
     @property
     def master(self) -> Master | None:
@@ -745,6 +748,10 @@ class MasterServer:
         # A standby keeps a copy of the registry: a new leader then reads no entry (ADR 0018).
         self._registry_follower = follow_term_store(
             contender, KINDS, "registry", paused=lambda: self._leading)
+        if (registry_follower := self._registry_follower) is not None:
+            self.gate.registry_copy = lambda: (
+                registry_follower.latest.mzxid
+                if registry_follower.latest is not None and not self._leading else 0)
         follower: asyncio.Task[None] | None = None
         try:
             await contender.start()

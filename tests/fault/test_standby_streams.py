@@ -10,8 +10,10 @@ import re
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+from kazoo.client import KazooClient
 
 from tests.fault.tcp_proxy import TcpProxy
 from tests.fault.test_master_failover import reported_running, running_tasks
@@ -39,6 +41,20 @@ def holding(masters: list[Process], agents: int) -> bool:
     return all(metric(m, "master/standby_agents") == agents for m in masters)
 
 
+def registry_zxid(ensemble: ZooKeeperEnsemble, cluster: Cluster) -> int:
+    """The modification (mzxid) of the registry's epoch znode: what a current copy names."""
+    assert cluster.zk_url is not None
+    client = KazooClient(hosts=ensemble.hosts, timeout=5.0)
+    client.start(timeout=10.0)
+    try:
+        stat = client.exists(f"{urlsplit(cluster.zk_url).path}/registry/epoch")
+    finally:
+        client.stop()
+        client.close()
+    assert stat is not None
+    return int(stat.mzxid)
+
+
 def grpc_port(master: Process) -> int:
     return int(master.argv[master.argv.index("--port") + 1])
 
@@ -52,7 +68,7 @@ def agent_log_lines(agent: Process, event: str) -> list[dict[str, object]]:
 def test_kill9_leader_agent_resumes_over_its_passive_stream(
     ha_cluster: tuple[Cluster, ZooKeeperEnsemble],
 ) -> None:
-    cluster, _ = ha_cluster
+    cluster, ensemble = ha_cluster
     [leader] = wait_for(lambda: cluster.leading_masters(), "a leading master")
     with running_tasks(cluster, "r1", "r2", agent_http_port=free_port()) as running:
         standbys = [m for m in cluster.masters if m is not leader]
@@ -60,6 +76,10 @@ def test_kill9_leader_agent_resumes_over_its_passive_stream(
         [agent] = [p for p in cluster.processes if p.name.startswith("agent")]
         wait_for(lambda: agent_current(agent, 2), "both standbys to hold its current state")
         assert metric(leader, "master/standby_agents") == 0  # none to the leader it uses
+        wait_for(lambda: all(metric(m, "registrar/standby_copy_zxid")
+                             == registry_zxid(ensemble, cluster) for m in standbys),
+                 "both standbys to hold a current copy of the registry")
+        assert metric(leader, "registrar/standby_copy_zxid") == 0  # the leader keeps none
 
         leader.kill9()
         [new_leader] = wait_for(lambda: cluster.leading_masters(), "a new leading master")
