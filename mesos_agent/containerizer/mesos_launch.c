@@ -64,7 +64,6 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -86,11 +85,6 @@
 /* The spawn server's child writes the errno that stopped it here when the request asks for
  * exec errors (-1: none asked; closed at exec, so end-of-file means the command runs). */
 static int report_fd = -1;
-
-/* Set in a spawn server's child made with clone(CLONE_NEWPID | CLONE_NEWNS): it is already the
- * init (pid 1) of its container's pid namespace, in a mount namespace of its own, so `-p`
- * neither unshares nor forks an init; the server reaps it (ADR 0019). */
-static int cloned_init;
 
 static void report(int error) {
     if (report_fd >= 0) {
@@ -253,7 +247,7 @@ static void launch(int argc, char **argv) {
     char **command = argv + i + 1;
 
     if (mount_ns) {
-        if (!(pid_ns && cloned_init) && unshare(CLONE_NEWNS | (pid_ns ? CLONE_NEWPID : 0)))
+        if (unshare(CLONE_NEWNS | (pid_ns ? CLONE_NEWPID : 0)))
             fail("cannot create", pid_ns ? "a pid and mount namespace" : "a mount namespace");
         if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL))
             fail("cannot make private", "/");
@@ -287,7 +281,6 @@ static void launch(int argc, char **argv) {
     if (report_fd >= 0) close(report_fd); /* inits and their commands report by exit status */
     report_fd = -1;
     sigprocmask(SIG_BLOCK, &all, NULL);
-    if (cloned_init) be_init(command, &who, &all, 1); /* no process outside to fork from */
     pid_t init = fork(); /* the first child after unshare(CLONE_NEWPID) is the namespace's pid 1 */
     if (init < 0) fail("cannot fork", "the namespace's init");
     if (init == 0) {
@@ -423,37 +416,6 @@ static void start_child(char *cwd, char **args, int argc, char **env, int *fds, 
     launch(argc, args);
 }
 
-/* Whether the options of a request (`argv[1..argc-1]`, up to "--") ask for a pid namespace. */
-static int asks_pid_namespace(int argc, char **argv) {
-    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
-        const char *option = argv[i];
-        if (!strcmp(option, "-p")) return 1;
-        if (!strcmp(option, "-k") || !strcmp(option, "-w") || !strcmp(option, "-b") ||
-            !strcmp(option, "-O"))
-            i += 2;
-        else if (strcmp(option, "-m") && strcmp(option, "-i"))
-            i += 1; /* -c, -u, -g, -G */
-    }
-    return 0;
-}
-
-/* The child of a request: for a pid namespace, cloned into a new one (and a new mount
- * namespace), so that it is the namespace's init itself and no init is forked after an
- * unshare (one process and one fork fewer per container, ADR 0019); else forked. Where the
- * clone is refused (no privilege), forked: the child's unshare then fails as it would have. */
-static pid_t fork_child(int pid_ns, int *cloned) {
-    *cloned = 0;
-    if (pid_ns) {
-        pid_t child = (pid_t)syscall(SYS_clone, CLONE_NEWPID | CLONE_NEWNS | SIGCHLD, NULL,
-                                     NULL, NULL, NULL);
-        if (child >= 0) {
-            *cloned = 1;
-            return child;
-        }
-    }
-    return fork();
-}
-
 static void spawn(int sock, int sigfd, int devnull, char *request, size_t length, int *fds) {
     uint64_t id;
     uint32_t flags, argc, envc;
@@ -514,10 +476,8 @@ static void spawn(int sock, int sigfd, int devnull, char *request, size_t length
     sigset_t all, mask;
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &mask);
-    int cloned;
-    pid_t child = fork_child(asks_pid_namespace((int)argc + 1, args), &cloned);
+    pid_t child = fork();
     if (child == 0) {
-        cloned_init = cloned;
         close(sock);
         close(sigfd);
         close(pipes[0]);

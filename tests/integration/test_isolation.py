@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
 from mesos_agent.config import IsolationConfig
@@ -222,37 +221,6 @@ async def test_a_kill_right_after_launch_is_not_lost_in_the_pid_namespace(
         termination = await isolated.wait(config.container_id)
     await isolated.destroy(config.container_id)
     assert termination.signal == 15
-
-
-def _proc_view(pid: int) -> tuple[list[str], list[str]]:
-    """A process's pid in each pid namespace it is in (outermost first), and its cgroups."""
-    status = Path(f"/proc/{pid}/status").read_text().splitlines()
-    namespace_pids = next(line for line in status if line.startswith("NSpid:")).split()[1:]
-    return namespace_pids, Path(f"/proc/{pid}/cgroup").read_text().splitlines()
-
-
-@needs_root
-async def test_the_spawn_servers_pid_namespace_container_is_its_init_and_the_command(
-        tmp_path: Path, cgroups_root: str) -> None:
-    """Through the spawn server the process an isolated launch starts is the pid namespace's
-    init itself (cloned into it, ADR 0019), in the container's cgroup, and its one child is
-    the command: two processes per container, not three."""
-    tools = find_launch_tools()
-    assert tools.helper is not None
-    isolated = containerizer(cgroups_root, "cgroups/mem", "namespaces/pid", tools=tools)
-    config = shell(tmp_path / "s", "touch started; exec sleep 300")
-    started = await isolated.launch(config)
-    try:
-        async with asyncio.timeout(30):
-            while not (config.sandbox / "started").exists():  # noqa: ASYNC110
-                await asyncio.sleep(0.02)
-        namespace_pids, memberships = _proc_view(started.pid)
-        assert namespace_pids[1:] == ["1"]  # its pid here, and 1 in its own namespace
-        assert [child.name() for child in psutil.Process(started.pid).children()] == ["sleep"]
-        assert any("memory" in line.split(":")[1] and config.container_id in line
-                   for line in memberships)
-    finally:
-        await isolated.destroy(config.container_id)
 
 
 @needs_root
