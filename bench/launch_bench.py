@@ -156,6 +156,45 @@ def _cpu_seconds(process: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
+def _run_time(pid: int) -> float:
+    """Seconds on a CPU of one process's threads (`/proc/PID/schedstat`, in nanoseconds: the
+    clock-tick user and system times of a process that ran less than a tick are 0)."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as stat:
+            return int(stat.read().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _spawn_servers(agents: list[int]) -> float:
+    """CPU seconds the agents' spawn servers (`mesos-launch --serve`, children of
+    the agents, started by their first launch) have used."""
+    total = 0.0
+    for agent in agents:
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(agent).children():
+                with contextlib.suppress(psutil.Error):
+                    if child.name().startswith("mesos-launch"):
+                        total += _run_time(child.pid)
+    return total
+
+
+def _containers_cpu(leaders: list[psutil.Process]) -> float:
+    """CPU seconds used by the task processes under these group leaders: the
+    spawn server's child from its fork (sandbox, cgroups, namespaces, exec) and what it
+    started."""
+    children: dict[int, list[int]] = {}
+    for process in psutil.process_iter(["ppid"]):  # one pass: `children()` scans /proc each
+        children.setdefault(process.info["ppid"], []).append(process.pid)
+    total = 0.0
+    pending = [leader.pid for leader in leaders]
+    while pending:
+        pid = pending.pop()
+        total += _run_time(pid)
+        pending += children.get(pid, [])
+    return total
+
+
 def launch(args: argparse.Namespace, work_dir: Path, security: Security | None = None,
            label: str = "", isolation: str | None = None) -> float:
     """One end-to-end run on a fresh cluster in `work_dir`; prints and returns its rate."""
@@ -180,12 +219,14 @@ def launch(args: argparse.Namespace, work_dir: Path, security: Security | None =
             cluster, args.tasks, args.cmd, args.timeout, cpus=args.cpus, mem=args.mem
         )
         cpu = {name: _cpu_seconds(p) - cpu_before[name] for name, p in components.items()}
+        servers = _spawn_servers([agent.pid for agent in cluster.agents])
         profilers.stop()
         assert scheduler.first_launch is not None
         running_at = [t - scheduler.first_launch for t in scheduler.running_at]
         elapsed = running_at[-1]
         processes = cluster.task_processes()
         created = sorted(p.create_time() for p in processes)
+        containers = _containers_cpu(processes)
         driver.abort()
         driver.join()
     finally:
@@ -201,6 +242,10 @@ def launch(args: argparse.Namespace, work_dir: Path, security: Security | None =
         f"{name} {seconds:.2f} s ({1000 * seconds / args.tasks:.2f} ms/task)"
         for name, seconds in cpu.items()
     ))
+    print(f"  spawn servers (started by the first launch; their forks) {servers:.2f} s "
+          f"({1000 * servers / args.tasks:.2f} ms/task); the containers' processes (sandbox, "
+          f"cgroups, exec; up to the end) {containers:.2f} s "
+          f"({1000 * containers / args.tasks:.2f} ms/task)")
     if len(created) >= 2:
         window = created[-1] - created[0]
         print(f"  task processes alive at the end: {len(processes)}; agents forked them over "

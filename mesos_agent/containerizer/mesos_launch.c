@@ -76,6 +76,9 @@
 #define REPORT_EXEC_ERRORS 1 /* answer once the command is exec'd, or with the errno */
 #define MAKE_SANDBOX 2 /* the child makes its cwd (mode 0750, owned by uid:gid unless -1) and
                         * opens stdout and stderr there; no descriptors come with the request */
+#define PWD_FROM_CWD 4 /* the child sets the request's PWD variable, if it has one, to its
+                        * physical working directory, as a shell would (the agent need not
+                        * resolve the sandbox's path) */
 #define SANDBOX_MODE 0750
 #define OUTPUT_MODE 0644
 
@@ -381,6 +384,14 @@ static void make_sandbox(char *cwd, uid_t uid, gid_t gid, int *fds) {
     }
 }
 
+/* The PWD variable of `env`, if there is one, set to the physical working directory. */
+static void set_pwd(char **env) {
+    static char pwd[4 + 4096] = "PWD=";
+    if (!getcwd(pwd + 4, sizeof pwd - 4)) fail("cannot read", "the working directory");
+    for (; *env; env++)
+        if (!strncmp(*env, "PWD=", 4)) *env = pwd;
+}
+
 /* The forked child of one request: its own session (made before the server answers, so that
  * a signal sent to the container's process group right after finds it; every signal stays
  * blocked until the command is exec'd or an init takes them, as in an exec'd mesos-launch),
@@ -400,6 +411,7 @@ static void start_child(char *cwd, char **args, int argc, char **env, int *fds, 
     if (fds[0] > 2) close(fds[0]);
     if (fds[1] > 2 && fds[1] != fds[0]) close(fds[1]);
     if (chdir(cwd)) fail("cannot change to", cwd);
+    if (flags & PWD_FROM_CWD) set_pwd(env);
     environ = env;
     launch(argc, args);
 }

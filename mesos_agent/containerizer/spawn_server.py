@@ -8,7 +8,8 @@ for a fork and exec.
                                                                                 mesos-launch
                                                                                 options, execs)
 
-Requests are SOCK_SEQPACKET messages: u64 id, u32 flags, u32 argument count, u32 environment
+Requests are SOCK_SEQPACKET messages: u64 id, u32 flags (report exec errors, make the
+sandbox, PWD from the child's working directory), u32 argument count, u32 environment
 count, i32 uid and gid (of the sandbox the child makes, -1: the server's), then NUL-terminated
 strings (cwd, `mesos-launch` arguments `[OPTIONS] -- COMMAND...`,
 `NAME=VALUE` variables). Replies are 32 bytes: a kind byte, then three i64 (a start carries the
@@ -53,6 +54,7 @@ _FS_ERRORS = sys.getfilesystemencodeerrors()
 _REPLY = struct.Struct("=B7xqqq")
 _REPORT_EXEC_ERRORS = 1
 _MAKE_SANDBOX = 2
+_PWD_FROM_CWD = 4
 REQUEST_MAX = 64 * 1024
 """Larger requests (a huge environment) are not sent: the caller forks itself."""
 _SOCKET_BUFFER = 1 << 20
@@ -118,19 +120,23 @@ class SpawnServer:
         *,
         report_exec_errors: bool,
         owner: tuple[int, int] | None = None,
+        pwd_from_cwd: bool = False,
     ) -> Spawned:
         """Start `mesos-launch ARGS` (`[OPTIONS] -- COMMAND...`) in its own session with `cwd`,
         `environment` and `outputs` (stdout, stderr); None: the child makes `cwd` (mode 0750,
         owned by `owner`'s uid and gid if given) with its `stdout` and `stderr` files, and a
-        failure to do so is raised as OSError. Raises OSError (`report_exec_errors`: also the
-        exec's own error), ValueError when the request is too large to send."""
+        failure to do so is raised as OSError. `pwd_from_cwd`: the child sets `PWD`, if the
+        environment has it, to its physical working directory (as a shell sets it), so the
+        caller need not resolve `cwd`'s symbolic links. Raises OSError
+        (`report_exec_errors`: also the exec's own error), ValueError when the request is too
+        large to send."""
         strings = [cwd, *args, *(f"{name}={value}" for name, value in environment.items())]
         joined = "\0".join(strings)
         if joined.count("\0") != len(strings) - 1:
             raise ValueError("an argument or environment variable holds a NUL byte")
         request_id = next(self._ids)
         flags = (_REPORT_EXEC_ERRORS if report_exec_errors else 0) | (
-            _MAKE_SANDBOX if outputs is None else 0)
+            _MAKE_SANDBOX if outputs is None else 0) | (_PWD_FROM_CWD if pwd_from_cwd else 0)
         uid, gid = owner if owner is not None else (-1, -1)
         header = _HEADER.pack(request_id, flags, len(args), len(environment), uid, gid)
         # One encoding of the whole (as os.fsencode does per string): ~12x cheaper for 60 vars.

@@ -45,18 +45,30 @@ class _Server:
         self._names = itertools.count()
 
     def run_to_exit(
-        self, args: Sequence[str], environment: Mapping[str, str]
+        self, args: Sequence[str], environment: Mapping[str, str], *,
+        pwd_from_cwd: bool = False, through_link: bool = False,
     ) -> tuple[int, bytes]:
-        """Spawn `mesos-launch ARGS` in a new sandbox; its exit code and its stdout."""
-        sandbox = self._root / f"s{next(self._names)}"
+        """Spawn `mesos-launch ARGS` in a new sandbox (`through_link`: named through a
+        symbolic link to `physical`); its exit code and its stdout."""
+        parent = self._root / ("link" if through_link else "")
+        if through_link and not parent.exists():
+            self.physical.mkdir()
+            parent.symlink_to(self.physical)
+        sandbox = parent / f"s{next(self._names)}"
 
         async def spawn() -> int:
             started = await self.server.spawn(args, environment, str(sandbox), None,
-                                              report_exec_errors=False)
+                                              report_exec_errors=False,
+                                              pwd_from_cwd=pwd_from_cwd)
             return await started.exit_code
 
         code = self.loop.run_until_complete(spawn())
         return code, (sandbox / "stdout").read_bytes()
+
+    @property
+    def physical(self) -> Path:
+        """Where the sandboxes named through the link are."""
+        return self._root.resolve() / "physical"
 
     def refused(self, args: Sequence[str], environment: Mapping[str, str]) -> str:
         """The ValueError's message of a spawn that must not be sent."""
@@ -124,3 +136,25 @@ def test_a_request_over_the_limit_is_refused_and_the_server_serves_on(server: _S
     too_large = {"BIG": "x" * REQUEST_MAX}
     assert "too large" in server.refused(["--", PRINTF, "x"], too_large)
     assert server.run_to_exit(["--", PRINTF, "ok"], {}) == (0, b"ok")
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(environment=_ENVIRONMENT, given_pwd=st.one_of(st.none(), _TEXT))
+def test_pwd_from_cwd_sets_only_a_given_pwd_to_the_physical_sandbox(
+    server: _Server, environment: dict[str, str], given_pwd: str | None
+) -> None:
+    """What the agent asks when it leaves the sandbox's symbolic links to the child: PWD, if
+    the environment has one, becomes the physical path, as a shell sets it; nothing else
+    changes, and no PWD is added."""
+    environment = {name: value for name, value in environment.items() if name != "PWD"}
+    if given_pwd is not None:
+        environment["PWD"] = given_pwd
+    code, printed = server.run_to_exit(["--", ENV, "-0"], environment, pwd_from_cwd=True,
+                                       through_link=True)
+    assert code == 0
+    variables = dict(item.split(b"=", 1) for item in _nul_split(printed))
+    expected = {os.fsencode(name): os.fsencode(value) for name, value in environment.items()}
+    if given_pwd is not None:
+        newest = max(server.physical.iterdir(), key=lambda path: int(path.name[1:]))
+        expected[b"PWD"] = os.fsencode(newest)
+    assert variables == expected
