@@ -40,11 +40,14 @@ T = TypeVar("T")
 
 
 def finish_work_dir(work_dir: Path, keep: bool) -> None:
-    """Remove a bench's work dir, or say where it is kept (`--keep`)."""
+    """Remove a bench's work dir, or say where it is kept (`--keep`); then write everything
+    back (`sync`), so that the next bench does not start while the file system is still
+    flushing this one's files and deletions."""
     if keep:
         print(f"work dir kept: {work_dir}")
     else:
         shutil.rmtree(work_dir, ignore_errors=True)
+    os.sync()
 
 
 def free_port() -> int:

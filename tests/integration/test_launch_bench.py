@@ -23,6 +23,9 @@ def test_minimal_launch_bench_runs_every_task_and_prints_the_raw_rates() -> None
                      r"subprocess.Popen \d+ processes/s$", output, re.M), output
     assert re.search(r"^end to end: 20 tasks TASK_RUNNING in [\d.]+ s = \d+ tasks/s ", output,
                      re.M), output
+    assert re.search(r"^  direct spawn just before \(subprocess.Popen of `sleep 300`\): "
+                     r"\d+ processes/s; end to end / direct = [\d.]+ \((meets|MISSES) the "
+                     r">= 0.8 target\)$", output, re.M), output
     assert re.search(r"^  task processes alive at the end: 20;", output, re.M), output
     assert "warning:" not in output  # every process it started was killed
 
@@ -38,4 +41,5 @@ def test_security_comparison_runs_a_plain_and_a_secured_cluster_and_prints_their
                      re.M), output
     assert re.search(r"^TLS \+ authentication / plain \(medians \d+ / \d+ tasks/s\): \d+ % ",
                      output, re.M), output
+    assert "direct spawn just before" not in output  # --skip_raw: no direct spawns at all
     assert "warning:" not in output
