@@ -67,9 +67,9 @@ import os
 import platform
 import shutil
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,6 +144,7 @@ class CommitQueue:
         self._collecting = 1
         self._durable = 0
         self._in_flight: int | None = None
+        self._applied = 0  # the newest batch applied (durable, perhaps not reported yet)
         self._error: DurabilityError | None = None
         self._callbacks: dict[int, list[Callable[[], None]]] = {}
 
@@ -179,7 +180,8 @@ class CommitQueue:
         return self._collecting
 
     def take(self) -> tuple[int, list[FileOp]] | None:
-        """Close the batch being collected and hand it out; None if empty or one is in flight."""
+        """Close the batch being collected and hand it out; None if empty or one is in flight
+        (handed out, neither `applied` nor reported yet)."""
         if self._in_flight is not None or self._error is not None:
             return None
         if self._closed:
@@ -204,11 +206,22 @@ class CommitQueue:
         elif self._error is None:
             self._callbacks.setdefault(ticket, []).append(callback)
 
-    def synced(self, ticket: int) -> list[Callable[[], None]]:
-        """Batch `ticket` is durable; returns the callbacks now due, in registration order."""
+    def applied(self, ticket: int) -> None:
+        """Batch `ticket`, in flight, is on disk but not reported durable yet: the next batch
+        may be taken meanwhile (batches are applied one at a time, so in ticket order)."""
         if ticket != self._in_flight:
             raise ValueError(f"batch {ticket} is not in flight")
         self._in_flight = None
+        self._applied = ticket
+
+    def synced(self, ticket: int) -> list[Callable[[], None]]:
+        """Batch `ticket` (in flight or applied) is durable; returns the callbacks now due, in
+        registration order. Batches are reported in ticket order."""
+        if ticket == self._in_flight:
+            self._in_flight = None
+            self._applied = ticket
+        if ticket != self._durable + 1 or ticket > self._applied:
+            raise ValueError(f"batch {ticket} is not in flight")
         self._durable = ticket
         due = sorted(t for t in self._callbacks if t <= ticket)
         return [callback for t in due for callback in self._callbacks.pop(t)]
@@ -274,7 +287,7 @@ def apply_batch(
     renamed: set[Path] = set()  # targets replaced so far
     syncing = False  # an fsync's error is never undone (the page cache's state is unknown)
     try:
-        for op in ops:
+        for op in coalesce(ops):
             if isinstance(op, Append):
                 path = renames.get(op.path, op.path)  # replaced earlier in the batch: its temp
                 fd = files.get(path)
@@ -339,6 +352,34 @@ def apply_batch(
     finally:
         for fd in files.values():
             os.close(fd)
+
+
+def coalesce(ops: Sequence[FileOp]) -> list[FileOp]:
+    """`ops` with each run of consecutive appends to one file made one append (fsynced if any
+    of them was): the same bytes in the same order, in one write. A burst's records are
+    hundreds of appends to one task log, and every write is a system call that lets go of
+    the GIL, which the syncer thread then waits to take back from a busy loop."""
+    merged: list[FileOp] = []
+    run: list[Append] = []  # consecutive appends to one file, not merged yet
+
+    def end_run() -> None:
+        if len(run) == 1:
+            merged.append(run[0])
+        elif run:
+            merged.append(Append(run[0].path, b"".join(op.data for op in run),
+                                 any(op.sync for op in run)))
+        run.clear()
+
+    for op in ops:
+        if not isinstance(op, Append):
+            end_run()
+            merged.append(op)
+            continue
+        if run and run[0].path != op.path:
+            end_run()
+        run.append(op)
+    end_run()
+    return merged
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -428,7 +469,10 @@ def _forget_under(
 class GroupCommitter:
     """Queues file operations from the loop and makes them durable in batches (see module doc).
 
-    `run()` is the syncer; its owner awaits it. Everything else is called from the loop.
+    `run()` starts the syncer thread and ends with it; its owner awaits it. Everything else is
+    called from the loop. The thread takes each batch itself, as soon as the previous one is
+    applied, and reports it to the loop with one callback: neither taking a batch nor learning
+    that it is durable waits for more than one iteration of a busy loop (ADR 0007).
     """
 
     def __init__(
@@ -441,23 +485,39 @@ class GroupCommitter:
         max_retry_interval: float = 10.0,
     ) -> None:
         self._queue = CommitQueue(max_batch)
+        # The queue is shared with the syncer thread: every use of it holds this lock (never
+        # while calling back into other code).
+        self._lock = threading.RLock()
+        self._work = threading.Condition(self._lock)
+        self._idle = False  # the thread waits for work (an operation added must wake it)
+        self._stop = threading.Event()
         self._apply = apply
         self._retry_interval = retry_interval
         self._max_retry_interval = max_retry_interval
         self._out_of_space: OutOfSpace | None = None
         self._on_durable = on_durable
-        self._wake = asyncio.Event()
         self._waiters: set[asyncio.Future[None]] = set()
+        self._reports: deque[tuple[int, OSError | None]] = deque()  # thread -> loop, in order
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ended: asyncio.Future[None] | None = None  # fails when `run()` must raise
 
     @property
     def next_ticket(self) -> int:
-        """The ticket an operation requested now gets."""
-        return self._queue.next_ticket
+        """The ticket an operation requested now gets; inside `same_batch()`, the ticket of
+        every operation requested there."""
+        with self._lock:
+            return self._queue.next_ticket
 
     @property
     def last_ticket(self) -> int:
         """The ticket covering every operation requested so far."""
-        return self._queue.last_ticket
+        with self._lock:
+            return self._queue.last_ticket
+
+    def same_batch(self) -> contextlib.AbstractContextManager[object]:
+        """A context (`with committer.same_batch(): ...`) in which the syncer thread takes no
+        batch, so that `next_ticket` read there is the ticket of the operations added there."""
+        return self._lock
 
     def is_durable(self, ticket: int) -> bool:
         return self._queue.is_durable(ticket)
@@ -472,13 +532,20 @@ class GroupCommitter:
         return self._add(Remove(path))
 
     def _add(self, op: FileOp) -> int:
-        ticket = self._queue.add(op)
-        self._wake.set()
+        with self._lock:
+            ticket = self._queue.add(op)
+            if self._idle:
+                self._idle = False
+                self._work.notify()
         return ticket
 
     def when_durable(self, ticket: int, callback: Callable[[], None]) -> None:
         """Run `callback` on the loop once batch `ticket` is durable (never if one fails)."""
-        self._queue.when_durable(ticket, callback)
+        with self._lock:
+            if not self._queue.is_durable(ticket):
+                self._queue.when_durable(ticket, callback)
+                return
+        callback()
 
     async def wait(self, ticket: int) -> None:
         """Return once batch `ticket` is durable; raises DurabilityError if a batch failed."""
@@ -492,7 +559,7 @@ class GroupCommitter:
             if not done.done():
                 done.set_result(None)
 
-        self._queue.when_durable(ticket, release)
+        self.when_durable(ticket, release)
         self._waiters.add(done)
         try:
             await done
@@ -509,44 +576,66 @@ class GroupCommitter:
 
         Batches are applied by a thread of their own, so that other blocking work handed to
         the loop's default executor never delays a sync. A batch that does not fit on the disk
-        is tried again (see the module doc).
+        is tried again (see the module doc). Raises DurabilityError when a batch failed.
         """
-        with ThreadPoolExecutor(1, thread_name_prefix="checkpoint-sync") as thread:
-            try:
-                while True:
-                    await self._wake.wait()
-                    self._wake.clear()
-                    while (batch := self._queue.take()) is not None:
-                        await self._commit(thread, *batch)
-            except asyncio.CancelledError:
-                while (batch := self._queue.take()) is not None:
-                    self._finish(batch[0], self._attempt(batch[1]))
-                raise
+        loop = asyncio.get_running_loop()
+        ended = self._ended = loop.create_future()
+        self._loop = loop
+        self._stop.clear()
+        thread = threading.Thread(target=self._sync, name="checkpoint-sync", daemon=True)
+        thread.start()
+        try:
+            await asyncio.shield(ended)
+        finally:
+            with self._lock:
+                self._stop.set()
+                self._work.notify()
+            thread.join()  # it commits what was requested, then ends
+            self._deliver()  # what it applied meanwhile
+            self._loop = self._ended = None
+            if ended.done():
+                ended.result()  # raises why it ended: a failed batch, a callback's error
 
-    async def _commit(self, thread: ThreadPoolExecutor, ticket: int, ops: list[FileOp]) -> None:
+    def _sync(self) -> None:
+        """The syncer thread: take each batch as soon as there is one and none is in flight,
+        apply it, report it; after a failure, or once stopped and nothing is left, end."""
+        while True:
+            with self._lock:
+                while (batch := self._queue.take()) is None:
+                    if self._stop.is_set() or self._queue.error is not None:
+                        return
+                    self._idle = True
+                    self._work.wait()
+                self._idle = False
+            ticket, ops = batch
+            error = self._commit(ticket, ops)
+            if error is None:
+                with self._lock:
+                    self._queue.applied(ticket)
+            self._reports.append((ticket, error))
+            loop = self._loop
+            if loop is not None:
+                with contextlib.suppress(RuntimeError):  # the loop is closed: run() delivers
+                    loop.call_soon_threadsafe(self._deliver)
+            if error is not None:
+                return
+
+    def _commit(self, ticket: int, ops: list[FileOp]) -> OSError | None:
+        """Apply one batch (in the syncer thread), trying again while it does not fit."""
         delay = self._retry_interval
         while True:
-            attempt = asyncio.get_running_loop().run_in_executor(thread, self._attempt, ops)
-            try:
-                error = await asyncio.shield(attempt)
-            except asyncio.CancelledError:
-                self._finish(ticket, await attempt)  # the thread cannot be stopped: let it end
-                raise
+            error = self._attempt(ops)
             if not isinstance(error, OutOfSpace):
                 if self._out_of_space is not None:
                     log.info("checkpoints fit on the disk again", batch=ticket)
                     self._out_of_space = None
-                self._finish(ticket, error)
-                return
+                return error
             self._out_of_space = error
             log.warning("a checkpoint batch does not fit on the disk; it was undone and will be "
                         "tried again (nothing waiting for it proceeds meanwhile)",
                         batch=ticket, operations=len(ops), error=str(error), retry_in=delay)
-            try:
-                await asyncio.sleep(delay)
-            except asyncio.CancelledError:
-                self._finish(ticket, self._attempt(ops))  # one last try before stopping
-                raise
+            if self._stop.wait(delay):
+                return self._attempt(ops)  # one last try before stopping
             delay = min(2 * delay, self._max_retry_interval)
 
     def _attempt(self, ops: Sequence[FileOp]) -> OSError | None:
@@ -556,19 +645,32 @@ class GroupCommitter:
             return exc
         return None
 
+    def _deliver(self) -> None:
+        """On the loop: report the batches the thread has applied (or failed), in order."""
+        while self._reports:
+            ticket, error = self._reports.popleft()
+            try:
+                self._finish(ticket, error)
+            except Exception as exc:  # a failed batch, or a callback's error: run() raises it
+                if self._ended is not None and not self._ended.done():
+                    self._ended.set_exception(exc)
+                return
+
     def _finish(self, ticket: int, error: OSError | None) -> None:
         if error is not None:
             failure = DurabilityError(f"checkpoint batch {ticket} could not be made durable: "
                                       f"{error}")
             failure.__cause__ = error
-            self._queue.failed(ticket, failure)
+            with self._lock:
+                self._queue.failed(ticket, failure)
             for waiter in self._waiters:
                 if not waiter.done():
                     waiter.set_exception(failure)
             if isinstance(error, OutOfSpace):
                 return  # stopping anyway: these batches were never reported, so nothing is lost
             raise failure
-        callbacks = self._queue.synced(ticket)
+        with self._lock:
+            callbacks = self._queue.synced(ticket)
         if self._on_durable is not None:
             self._on_durable(ticket)
         for callback in callbacks:

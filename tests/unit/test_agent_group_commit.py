@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import itertools
 import threading
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mesos_agent.group_commit import (
     Append,
@@ -24,6 +27,7 @@ from mesos_agent.group_commit import (
     GroupCommitter,
     OutOfSpace,
     Remove,
+    coalesce,
 )
 from mesos_agent.status_updates import StatusUpdateManager
 from mesos_runtime.clock import FakeClock
@@ -116,6 +120,58 @@ def test_a_failed_batch_is_never_durable_and_nothing_more_is_accepted() -> None:
         queue.synced(1)
 
 
+def test_an_applied_batch_lets_the_next_be_taken_before_it_is_reported() -> None:
+    queue = CommitQueue()
+    calls: list[int] = []
+    queue.add(Remove(LOG))
+    assert queue.take() is not None
+    queue.add(Remove(LOG))
+    queue.when_durable(1, lambda: calls.append(1))
+    queue.when_durable(2, lambda: calls.append(2))
+    queue.applied(1)
+    assert not queue.is_durable(1)  # on disk, not reported yet
+    assert queue.take() == (2, [Remove(LOG)])
+    queue.applied(2)
+    with pytest.raises(ValueError, match="not in flight"):
+        queue.synced(2)  # reported in ticket order only
+    for ticket in (1, 2):
+        for callback in queue.synced(ticket):
+            callback()
+    assert calls == [1, 2] and queue.is_durable(2)
+
+
+A, B = Path("/meta/a.log"), Path("/meta/b.log")
+appends = st.builds(Append, st.sampled_from([A, B]), st.binary(max_size=8), st.booleans())
+file_ops = st.lists(st.one_of(appends, st.builds(Remove, st.sampled_from([A, B]))), max_size=30)
+
+
+@given(file_ops)
+def test_coalesced_appends_write_the_same_bytes_in_the_same_order(ops: list[FileOp]) -> None:
+    merged = coalesce(ops)
+    assert len(merged) <= len(ops)
+    for before, after in itertools.pairwise(merged):  # no run left unmerged
+        assert not (isinstance(before, Append) and isinstance(after, Append)
+                    and before.path == after.path)
+
+    def effect(operations: list[FileOp]) -> list[tuple[str, Path, bytes]]:
+        """What reaches each file between removals, and which bytes must be fsynced: the
+        same bytes appended, in the same order, synced at least where they were."""
+        out: list[tuple[str, Path, bytes]] = []
+        for op in operations:
+            if isinstance(op, Append):
+                out.extend(("synced" if op.sync else "written", op.path, bytes([b]))
+                           for b in op.data)
+            else:
+                out.append(("removed", op.path, b""))
+        return out
+
+    original, result = effect(ops), effect(merged)
+    assert [(path, data) for _, path, data in original] == [
+        (path, data) for _, path, data in result]
+    assert all(kind == "synced" or was != "synced"
+               for (was, _, _), (kind, _, _) in zip(original, result, strict=True))
+
+
 # ------------------------------------------------------------------ the manager's gate
 
 
@@ -190,9 +246,10 @@ class Sender:
         self.manager.synced(ticket)
 
     def accept(self, update: mesos_pb2.TaskStatus) -> int:
-        ticket = self.committer.next_ticket
-        self.manager.update(FW, update, ticket)
-        assert self.committer.append(LOG, update.SerializeToString()) == ticket
+        with self.committer.same_batch():
+            ticket = self.committer.next_ticket
+            self.manager.update(FW, update, ticket)
+            assert self.committer.append(LOG, update.SerializeToString()) == ticket
         return ticket
 
 
@@ -233,6 +290,24 @@ async def test_the_sender_forwards_an_update_only_after_its_batch_synced(
     wiring.disk.release()
     await wiring.committer.wait(second)
     assert sorted(sent(wiring.manager)) == [("t2", "TASK_STARTING"), ("t3", "TASK_STARTING")]
+
+
+async def test_the_syncer_takes_the_next_batch_while_the_loop_is_busy(
+    sender: tuple[Sender, asyncio.Task[None]],
+) -> None:
+    wiring, _ = sender
+    first = wiring.accept(status("t1", mesos_pb2.TASK_STARTING))
+    await wiring.disk.wait_started()
+    second = wiring.accept(status("t2", mesos_pb2.TASK_STARTING))
+    # The loop is blocked from here on (no await): the thread must take batch 2 by itself.
+    wiring.disk.release()
+    assert wiring.disk.started.acquire(timeout=10), "batch 2 waited for the loop"
+    assert [len(batch) for batch in wiring.disk.batches] == [1, 1]
+    assert wiring.durable == []  # reported on the loop, which has not run yet
+    wiring.disk.release()
+    await wiring.committer.wait(second)
+    assert wiring.durable == [first, second]
+    assert sent(wiring.manager) == [("t1", "TASK_STARTING"), ("t2", "TASK_STARTING")]
 
 
 async def test_a_failed_fsync_surfaces_as_an_error_and_nothing_is_sent(
