@@ -144,7 +144,6 @@ class CommitQueue:
         self._collecting = 1
         self._durable = 0
         self._in_flight: int | None = None
-        self._applied = 0  # the newest batch applied (durable, perhaps not reported yet)
         self._error: DurabilityError | None = None
         self._callbacks: dict[int, list[Callable[[], None]]] = {}
 
@@ -180,8 +179,7 @@ class CommitQueue:
         return self._collecting
 
     def take(self) -> tuple[int, list[FileOp]] | None:
-        """Close the batch being collected and hand it out; None if empty or one is in flight
-        (handed out, neither `applied` nor reported yet)."""
+        """Close the batch being collected and hand it out; None if empty or one is in flight."""
         if self._in_flight is not None or self._error is not None:
             return None
         if self._closed:
@@ -206,22 +204,11 @@ class CommitQueue:
         elif self._error is None:
             self._callbacks.setdefault(ticket, []).append(callback)
 
-    def applied(self, ticket: int) -> None:
-        """Batch `ticket`, in flight, is on disk but not reported durable yet: the next batch
-        may be taken meanwhile (batches are applied one at a time, so in ticket order)."""
+    def synced(self, ticket: int) -> list[Callable[[], None]]:
+        """Batch `ticket` is durable; returns the callbacks now due, in registration order."""
         if ticket != self._in_flight:
             raise ValueError(f"batch {ticket} is not in flight")
         self._in_flight = None
-        self._applied = ticket
-
-    def synced(self, ticket: int) -> list[Callable[[], None]]:
-        """Batch `ticket` (in flight or applied) is durable; returns the callbacks now due, in
-        registration order. Batches are reported in ticket order."""
-        if ticket == self._in_flight:
-            self._in_flight = None
-            self._applied = ticket
-        if ticket != self._durable + 1 or ticket > self._applied:
-            raise ValueError(f"batch {ticket} is not in flight")
         self._durable = ticket
         due = sorted(t for t in self._callbacks if t <= ticket)
         return [callback for t in due for callback in self._callbacks.pop(t)]
@@ -470,9 +457,9 @@ class GroupCommitter:
     """Queues file operations from the loop and makes them durable in batches (see module doc).
 
     `run()` starts the syncer thread and ends with it; its owner awaits it. Everything else is
-    called from the loop. The thread takes each batch itself, as soon as the previous one is
-    applied, and reports it to the loop with one callback: neither taking a batch nor learning
-    that it is durable waits for more than one iteration of a busy loop (ADR 0007).
+    called from the loop. The thread reports each batch to the loop with one callback, which
+    lets it take the next one at once: a batch costs one iteration of a busy loop, not three
+    (ADR 0007).
     """
 
     def __init__(
@@ -590,15 +577,22 @@ class GroupCommitter:
             with self._lock:
                 self._stop.set()
                 self._work.notify()
-            thread.join()  # it commits what was requested, then ends
+            thread.join()
             self._deliver()  # what it applied meanwhile
             self._loop = self._ended = None
             if ended.done():
                 ended.result()  # raises why it ended: a failed batch, a callback's error
+            while True:  # stopped: commit what was requested, here
+                with self._lock:
+                    batch = self._queue.take()
+                if batch is None:
+                    break
+                self._finish(batch[0], self._commit(*batch))
 
     def _sync(self) -> None:
-        """The syncer thread: take each batch as soon as there is one and none is in flight,
-        apply it, report it; after a failure, or once stopped and nothing is left, end."""
+        """The syncer thread: take a batch as soon as there is one and the previous one is
+        reported, apply it, report it; end after a failure or once stopped (`run()` commits
+        what is left)."""
         while True:
             with self._lock:
                 while (batch := self._queue.take()) is None:
@@ -609,9 +603,6 @@ class GroupCommitter:
                 self._idle = False
             ticket, ops = batch
             error = self._commit(ticket, ops)
-            if error is None:
-                with self._lock:
-                    self._queue.applied(ticket)
             self._reports.append((ticket, error))
             loop = self._loop
             if loop is not None:
@@ -671,6 +662,9 @@ class GroupCommitter:
             raise failure
         with self._lock:
             callbacks = self._queue.synced(ticket)
+            if self._idle:  # the next batch may go
+                self._idle = False
+                self._work.notify()
         if self._on_durable is not None:
             self._on_durable(ticket)
         for callback in callbacks:

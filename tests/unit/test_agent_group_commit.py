@@ -120,26 +120,6 @@ def test_a_failed_batch_is_never_durable_and_nothing_more_is_accepted() -> None:
         queue.synced(1)
 
 
-def test_an_applied_batch_lets_the_next_be_taken_before_it_is_reported() -> None:
-    queue = CommitQueue()
-    calls: list[int] = []
-    queue.add(Remove(LOG))
-    assert queue.take() is not None
-    queue.add(Remove(LOG))
-    queue.when_durable(1, lambda: calls.append(1))
-    queue.when_durable(2, lambda: calls.append(2))
-    queue.applied(1)
-    assert not queue.is_durable(1)  # on disk, not reported yet
-    assert queue.take() == (2, [Remove(LOG)])
-    queue.applied(2)
-    with pytest.raises(ValueError, match="not in flight"):
-        queue.synced(2)  # reported in ticket order only
-    for ticket in (1, 2):
-        for callback in queue.synced(ticket):
-            callback()
-    assert calls == [1, 2] and queue.is_durable(2)
-
-
 A, B = Path("/meta/a.log"), Path("/meta/b.log")
 appends = st.builds(Append, st.sampled_from([A, B]), st.binary(max_size=8), st.booleans())
 file_ops = st.lists(st.one_of(appends, st.builds(Remove, st.sampled_from([A, B]))), max_size=30)
@@ -292,22 +272,21 @@ async def test_the_sender_forwards_an_update_only_after_its_batch_synced(
     assert sorted(sent(wiring.manager)) == [("t2", "TASK_STARTING"), ("t3", "TASK_STARTING")]
 
 
-async def test_the_syncer_takes_the_next_batch_while_the_loop_is_busy(
-    sender: tuple[Sender, asyncio.Task[None]],
-) -> None:
-    wiring, _ = sender
-    first = wiring.accept(status("t1", mesos_pb2.TASK_STARTING))
-    await wiring.disk.wait_started()
-    second = wiring.accept(status("t2", mesos_pb2.TASK_STARTING))
-    # The loop is blocked from here on (no await): the thread must take batch 2 by itself.
-    wiring.disk.release()
-    assert wiring.disk.started.acquire(timeout=10), "batch 2 waited for the loop"
-    assert [len(batch) for batch in wiring.disk.batches] == [1, 1]
-    assert wiring.durable == []  # reported on the loop, which has not run yet
-    wiring.disk.release()
-    await wiring.committer.wait(second)
-    assert wiring.durable == [first, second]
-    assert sent(wiring.manager) == [("t1", "TASK_STARTING"), ("t2", "TASK_STARTING")]
+async def test_stopping_commits_what_was_requested_first() -> None:
+    disk, durable = HeldDisk(), []
+    committer = GroupCommitter(apply=disk, on_durable=durable.append)
+    syncer = asyncio.create_task(committer.run())
+    first = committer.append(LOG, b"first")
+    await disk.wait_started()  # batch 1 is being written
+    second = committer.append(LOG, b"second")  # batch 2 waits for batch 1's report
+    syncer.cancel()
+    disk.release()
+    disk.release()
+    with pytest.raises(asyncio.CancelledError):
+        await syncer
+    assert (first, second) == (1, 2) and durable == [1, 2]
+    assert disk.batches == [[Append(LOG, b"first")], [Append(LOG, b"second")]]
+    assert committer.is_durable(second)
 
 
 async def test_a_failed_fsync_surfaces_as_an_error_and_nothing_is_sent(
