@@ -55,7 +55,6 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -139,10 +138,6 @@ class Checkpointer:
     def next_ticket(self) -> int:
         """The group-commit ticket the next write gets."""
         return self._committer.next_ticket
-
-    def same_batch(self) -> AbstractContextManager[object]:
-        """A context in which every write gets `next_ticket` (the syncer takes no batch)."""
-        return self._committer.same_batch()
 
     def save_agent(self, agent_info: mesos_pb2.AgentInfo) -> int:
         return self._write(self.paths.agent_file, {"agent_info": _to_json(agent_info)})

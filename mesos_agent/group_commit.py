@@ -67,9 +67,9 @@ import os
 import platform
 import shutil
 import sys
-import threading
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -456,10 +456,7 @@ def _forget_under(
 class GroupCommitter:
     """Queues file operations from the loop and makes them durable in batches (see module doc).
 
-    `run()` starts the syncer thread and ends with it; its owner awaits it. Everything else is
-    called from the loop. The thread reports each batch to the loop with one callback, which
-    lets it take the next one at once: a batch costs one iteration of a busy loop, not three
-    (ADR 0007).
+    `run()` is the syncer; its owner awaits it. Everything else is called from the loop.
     """
 
     def __init__(
@@ -472,39 +469,23 @@ class GroupCommitter:
         max_retry_interval: float = 10.0,
     ) -> None:
         self._queue = CommitQueue(max_batch)
-        # The queue is shared with the syncer thread: every use of it holds this lock (never
-        # while calling back into other code).
-        self._lock = threading.RLock()
-        self._work = threading.Condition(self._lock)
-        self._idle = False  # the thread waits for work (an operation added must wake it)
-        self._stop = threading.Event()
         self._apply = apply
         self._retry_interval = retry_interval
         self._max_retry_interval = max_retry_interval
         self._out_of_space: OutOfSpace | None = None
         self._on_durable = on_durable
+        self._wake = asyncio.Event()
         self._waiters: set[asyncio.Future[None]] = set()
-        self._reports: deque[tuple[int, OSError | None]] = deque()  # thread -> loop, in order
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._ended: asyncio.Future[None] | None = None  # fails when `run()` must raise
 
     @property
     def next_ticket(self) -> int:
-        """The ticket an operation requested now gets; inside `same_batch()`, the ticket of
-        every operation requested there."""
-        with self._lock:
-            return self._queue.next_ticket
+        """The ticket an operation requested now gets."""
+        return self._queue.next_ticket
 
     @property
     def last_ticket(self) -> int:
         """The ticket covering every operation requested so far."""
-        with self._lock:
-            return self._queue.last_ticket
-
-    def same_batch(self) -> contextlib.AbstractContextManager[object]:
-        """A context (`with committer.same_batch(): ...`) in which the syncer thread takes no
-        batch, so that `next_ticket` read there is the ticket of the operations added there."""
-        return self._lock
+        return self._queue.last_ticket
 
     def is_durable(self, ticket: int) -> bool:
         return self._queue.is_durable(ticket)
@@ -519,20 +500,13 @@ class GroupCommitter:
         return self._add(Remove(path))
 
     def _add(self, op: FileOp) -> int:
-        with self._lock:
-            ticket = self._queue.add(op)
-            if self._idle:
-                self._idle = False
-                self._work.notify()
+        ticket = self._queue.add(op)
+        self._wake.set()
         return ticket
 
     def when_durable(self, ticket: int, callback: Callable[[], None]) -> None:
         """Run `callback` on the loop once batch `ticket` is durable (never if one fails)."""
-        with self._lock:
-            if not self._queue.is_durable(ticket):
-                self._queue.when_durable(ticket, callback)
-                return
-        callback()
+        self._queue.when_durable(ticket, callback)
 
     async def wait(self, ticket: int) -> None:
         """Return once batch `ticket` is durable; raises DurabilityError if a batch failed."""
@@ -546,7 +520,7 @@ class GroupCommitter:
             if not done.done():
                 done.set_result(None)
 
-        self.when_durable(ticket, release)
+        self._queue.when_durable(ticket, release)
         self._waiters.add(done)
         try:
             await done
@@ -563,70 +537,44 @@ class GroupCommitter:
 
         Batches are applied by a thread of their own, so that other blocking work handed to
         the loop's default executor never delays a sync. A batch that does not fit on the disk
-        is tried again (see the module doc). Raises DurabilityError when a batch failed.
+        is tried again (see the module doc).
         """
-        loop = asyncio.get_running_loop()
-        ended = self._ended = loop.create_future()
-        self._loop = loop
-        self._stop.clear()
-        thread = threading.Thread(target=self._sync, name="checkpoint-sync", daemon=True)
-        thread.start()
-        try:
-            await asyncio.shield(ended)
-        finally:
-            with self._lock:
-                self._stop.set()
-                self._work.notify()
-            thread.join()
-            self._deliver()  # what it applied meanwhile
-            self._loop = self._ended = None
-            if ended.done():
-                ended.result()  # raises why it ended: a failed batch, a callback's error
-            while True:  # stopped: commit what was requested, here
-                with self._lock:
-                    batch = self._queue.take()
-                if batch is None:
-                    break
-                self._finish(batch[0], self._commit(*batch))
+        with ThreadPoolExecutor(1, thread_name_prefix="checkpoint-sync") as thread:
+            try:
+                while True:
+                    await self._wake.wait()
+                    self._wake.clear()
+                    while (batch := self._queue.take()) is not None:
+                        await self._commit(thread, *batch)
+            except asyncio.CancelledError:
+                while (batch := self._queue.take()) is not None:
+                    self._finish(batch[0], self._attempt(batch[1]))
+                raise
 
-    def _sync(self) -> None:
-        """The syncer thread: take a batch as soon as there is one and the previous one is
-        reported, apply it, report it; end after a failure or once stopped (`run()` commits
-        what is left)."""
-        while True:
-            with self._lock:
-                while (batch := self._queue.take()) is None:
-                    if self._stop.is_set() or self._queue.error is not None:
-                        return
-                    self._idle = True
-                    self._work.wait()
-                self._idle = False
-            ticket, ops = batch
-            error = self._commit(ticket, ops)
-            self._reports.append((ticket, error))
-            loop = self._loop
-            if loop is not None:
-                with contextlib.suppress(RuntimeError):  # the loop is closed: run() delivers
-                    loop.call_soon_threadsafe(self._deliver)
-            if error is not None:
-                return
-
-    def _commit(self, ticket: int, ops: list[FileOp]) -> OSError | None:
-        """Apply one batch (in the syncer thread), trying again while it does not fit."""
+    async def _commit(self, thread: ThreadPoolExecutor, ticket: int, ops: list[FileOp]) -> None:
         delay = self._retry_interval
         while True:
-            error = self._attempt(ops)
+            attempt = asyncio.get_running_loop().run_in_executor(thread, self._attempt, ops)
+            try:
+                error = await asyncio.shield(attempt)
+            except asyncio.CancelledError:
+                self._finish(ticket, await attempt)  # the thread cannot be stopped: let it end
+                raise
             if not isinstance(error, OutOfSpace):
                 if self._out_of_space is not None:
                     log.info("checkpoints fit on the disk again", batch=ticket)
                     self._out_of_space = None
-                return error
+                self._finish(ticket, error)
+                return
             self._out_of_space = error
             log.warning("a checkpoint batch does not fit on the disk; it was undone and will be "
                         "tried again (nothing waiting for it proceeds meanwhile)",
                         batch=ticket, operations=len(ops), error=str(error), retry_in=delay)
-            if self._stop.wait(delay):
-                return self._attempt(ops)  # one last try before stopping
+            try:
+                await asyncio.sleep(delay)
+            except asyncio.CancelledError:
+                self._finish(ticket, self._attempt(ops))  # one last try before stopping
+                raise
             delay = min(2 * delay, self._max_retry_interval)
 
     def _attempt(self, ops: Sequence[FileOp]) -> OSError | None:
@@ -636,35 +584,19 @@ class GroupCommitter:
             return exc
         return None
 
-    def _deliver(self) -> None:
-        """On the loop: report the batches the thread has applied (or failed), in order."""
-        while self._reports:
-            ticket, error = self._reports.popleft()
-            try:
-                self._finish(ticket, error)
-            except Exception as exc:  # a failed batch, or a callback's error: run() raises it
-                if self._ended is not None and not self._ended.done():
-                    self._ended.set_exception(exc)
-                return
-
     def _finish(self, ticket: int, error: OSError | None) -> None:
         if error is not None:
             failure = DurabilityError(f"checkpoint batch {ticket} could not be made durable: "
                                       f"{error}")
             failure.__cause__ = error
-            with self._lock:
-                self._queue.failed(ticket, failure)
+            self._queue.failed(ticket, failure)
             for waiter in self._waiters:
                 if not waiter.done():
                     waiter.set_exception(failure)
             if isinstance(error, OutOfSpace):
                 return  # stopping anyway: these batches were never reported, so nothing is lost
             raise failure
-        with self._lock:
-            callbacks = self._queue.synced(ticket)
-            if self._idle:  # the next batch may go
-                self._idle = False
-                self._work.notify()
+        callbacks = self._queue.synced(ticket)
         if self._on_durable is not None:
             self._on_durable(ticket)
         for callback in callbacks:

@@ -20,7 +20,6 @@ import logging
 import uuid
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeAlias
@@ -98,11 +97,7 @@ class TaskJournal(Protocol):
 
     @property
     def next_ticket(self) -> int:
-        """The ticket the next write gets (inside `same_batch()`: every write there)."""
-        ...
-
-    def same_batch(self) -> AbstractContextManager[object]:
-        """A context in which writes stay in the batch `next_ticket` names."""
+        """The ticket the next write gets."""
         ...
 
     def save_framework(self, framework_info: mesos_pb2.FrameworkInfo) -> int: ...
@@ -120,9 +115,6 @@ class NoJournal:
     """A journal that keeps nothing (hollow agents, tests): every write is durable at once."""
 
     next_ticket = 0
-
-    def same_batch(self) -> AbstractContextManager[object]:
-        return nullcontext()
 
     def save_framework(self, framework_info: mesos_pb2.FrameworkInfo) -> int:
         return 0
@@ -527,17 +519,15 @@ class TaskBook:
                             state=mesos_pb2.TaskState.Name(status.state),
                             **self._log_ids(framework_id, task_id))
             return AddResult.ACCEPTED
-        with self._journal.same_batch():  # the update is released when its record is durable
-            ticket = self._journal.next_ticket
-            result = self._updates.update(framework_id, status, ticket)
-            if result is AddResult.ACCEPTED:
-                logged = self._journal.append(framework_id, task_id, UpdateRecord(status))
-                assert logged == ticket, "the update and its log record are in different batches"
+        ticket = self._journal.next_ticket
+        result = self._updates.update(framework_id, status, ticket)
         if result is not AddResult.ACCEPTED:
             self._log.info("dropping status update", result=result.value,
                            state=mesos_pb2.TaskState.Name(status.state),
                            uuid=status.uuid.hex(), **self._log_ids(framework_id, task_id))
             return result
+        logged = self._journal.append(framework_id, task_id, UpdateRecord(status))
+        assert logged == ticket, "the update and its log record are in different batches"
         if not ticket:  # a journal that keeps nothing: the update may go at once
             self._wake()
         if task is not None:

@@ -226,10 +226,9 @@ class Sender:
         self.manager.synced(ticket)
 
     def accept(self, update: mesos_pb2.TaskStatus) -> int:
-        with self.committer.same_batch():
-            ticket = self.committer.next_ticket
-            self.manager.update(FW, update, ticket)
-            assert self.committer.append(LOG, update.SerializeToString()) == ticket
+        ticket = self.committer.next_ticket
+        self.manager.update(FW, update, ticket)
+        assert self.committer.append(LOG, update.SerializeToString()) == ticket
         return ticket
 
 

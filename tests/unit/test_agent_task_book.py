@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,9 +36,6 @@ class Journal:
     @property
     def next_ticket(self) -> int:
         return self.ticket
-
-    def same_batch(self) -> AbstractContextManager[object]:
-        return nullcontext()
 
     def _write(self, kind: str, what: object) -> int:
         self.writes.append((kind, what))
