@@ -6,7 +6,8 @@ of the batch the operation will be part of. One syncer task takes everything req
 the previous batch and applies it in a worker thread, in request order, in four phases::
 
     loop:    append/replace/remove -> ticket N          (no I/O; only queues the operation)
-    syncer:  take batch N --thread--> 1. write: appends, temp files of replacements, removals
+    syncer:  take batch N --thread--> 1. write: appends (a file's consecutive ones in one
+                                         write), temp files of replacements, removals
                                       2. fsync every file written (one pass over the batch)
                                       3. rename the temps over their targets
                                       4. fsync each directory whose entries changed, once

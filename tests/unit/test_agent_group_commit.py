@@ -13,10 +13,11 @@ import itertools
 import threading
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import astuple
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mesos_agent.group_commit import (
@@ -27,6 +28,7 @@ from mesos_agent.group_commit import (
     GroupCommitter,
     OutOfSpace,
     Remove,
+    apply_batch,
     coalesce,
 )
 from mesos_agent.status_updates import StatusUpdateManager
@@ -150,6 +152,24 @@ def test_coalesced_appends_write_the_same_bytes_in_the_same_order(ops: list[File
         (path, data) for _, path, data in result]
     assert all(kind == "synced" or was != "synced"
                for (was, _, _), (kind, _, _) in zip(original, result, strict=True))
+
+
+@settings(max_examples=50, deadline=None)
+@given(file_ops)
+def test_an_applied_batch_leaves_the_files_as_its_operations_in_order(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[FileOp],
+) -> None:
+    root = tmp_path_factory.mktemp("batch")
+    on_disk = [type(op)(root / op.path.name, *astuple(op)[1:]) for op in ops]
+    expected: dict[Path, bytes] = {}
+    for op in on_disk:
+        if isinstance(op, Append):
+            expected[op.path] = expected.get(op.path, b"") + op.data
+        else:
+            expected.pop(op.path, None)
+    apply_batch(on_disk, syncfs=None)
+    assert {path: path.read_bytes() for path in (root / A.name, root / B.name)
+            if path.exists()} == expected
 
 
 # ------------------------------------------------------------------ the manager's gate
