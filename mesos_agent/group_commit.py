@@ -6,7 +6,8 @@ of the batch the operation will be part of. One syncer task takes everything req
 the previous batch and applies it in a worker thread, in request order, in four phases::
 
     loop:    append/replace/remove -> ticket N          (no I/O; only queues the operation)
-    syncer:  take batch N --thread--> 1. write: appends, temp files of replacements, removals
+    syncer:  take batch N --thread--> 1. write: appends (a file's consecutive ones in one
+                                         write), temp files of replacements, removals
                                       2. fsync every file written (one pass over the batch)
                                       3. rename the temps over their targets
                                       4. fsync each directory whose entries changed, once
@@ -274,7 +275,7 @@ def apply_batch(
     renamed: set[Path] = set()  # targets replaced so far
     syncing = False  # an fsync's error is never undone (the page cache's state is unknown)
     try:
-        for op in ops:
+        for op in coalesce(ops):
             if isinstance(op, Append):
                 path = renames.get(op.path, op.path)  # replaced earlier in the batch: its temp
                 fd = files.get(path)
@@ -339,6 +340,34 @@ def apply_batch(
     finally:
         for fd in files.values():
             os.close(fd)
+
+
+def coalesce(ops: Sequence[FileOp]) -> list[FileOp]:
+    """`ops` with each run of consecutive appends to one file made one append (fsynced if any
+    of them was): the same bytes in the same order, in one write. A burst's records are
+    hundreds of appends to one task log, and every write is a system call that lets go of
+    the GIL, which the syncer thread then waits to take back from a busy loop."""
+    merged: list[FileOp] = []
+    run: list[Append] = []  # consecutive appends to one file, not merged yet
+
+    def end_run() -> None:
+        if len(run) == 1:
+            merged.append(run[0])
+        elif run:
+            merged.append(Append(run[0].path, b"".join(op.data for op in run),
+                                 any(op.sync for op in run)))
+        run.clear()
+
+    for op in ops:
+        if not isinstance(op, Append):
+            end_run()
+            merged.append(op)
+            continue
+        if run and run[0].path != op.path:
+            end_run()
+        run.append(op)
+    end_run()
+    return merged
 
 
 def _write_all(fd: int, data: bytes) -> None:

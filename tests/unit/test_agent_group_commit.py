@@ -9,12 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import itertools
 import threading
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import astuple
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mesos_agent.group_commit import (
     Append,
@@ -24,6 +28,8 @@ from mesos_agent.group_commit import (
     GroupCommitter,
     OutOfSpace,
     Remove,
+    apply_batch,
+    coalesce,
 )
 from mesos_agent.status_updates import StatusUpdateManager
 from mesos_runtime.clock import FakeClock
@@ -114,6 +120,56 @@ def test_a_failed_batch_is_never_durable_and_nothing_more_is_accepted() -> None:
     assert calls == []
     with pytest.raises(ValueError, match="not in flight"):
         queue.synced(1)
+
+
+A, B = Path("/meta/a.log"), Path("/meta/b.log")
+appends = st.builds(Append, st.sampled_from([A, B]), st.binary(max_size=8), st.booleans())
+file_ops = st.lists(st.one_of(appends, st.builds(Remove, st.sampled_from([A, B]))), max_size=30)
+
+
+@given(file_ops)
+def test_coalesced_appends_write_the_same_bytes_in_the_same_order(ops: list[FileOp]) -> None:
+    merged = coalesce(ops)
+    assert len(merged) <= len(ops)
+    for before, after in itertools.pairwise(merged):  # no run left unmerged
+        assert not (isinstance(before, Append) and isinstance(after, Append)
+                    and before.path == after.path)
+
+    def effect(operations: list[FileOp]) -> list[tuple[str, Path, bytes]]:
+        """What reaches each file between removals, and which bytes must be fsynced: the
+        same bytes appended, in the same order, synced at least where they were."""
+        out: list[tuple[str, Path, bytes]] = []
+        for op in operations:
+            if isinstance(op, Append):
+                out.extend(("synced" if op.sync else "written", op.path, bytes([b]))
+                           for b in op.data)
+            else:
+                out.append(("removed", op.path, b""))
+        return out
+
+    original, result = effect(ops), effect(merged)
+    assert [(path, data) for _, path, data in original] == [
+        (path, data) for _, path, data in result]
+    assert all(kind == "synced" or was != "synced"
+               for (was, _, _), (kind, _, _) in zip(original, result, strict=True))
+
+
+@settings(max_examples=50, deadline=None)
+@given(file_ops)
+def test_an_applied_batch_leaves_the_files_as_its_operations_in_order(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[FileOp],
+) -> None:
+    root = tmp_path_factory.mktemp("batch")
+    on_disk = [type(op)(root / op.path.name, *astuple(op)[1:]) for op in ops]
+    expected: dict[Path, bytes] = {}
+    for op in on_disk:
+        if isinstance(op, Append):
+            expected[op.path] = expected.get(op.path, b"") + op.data
+        else:
+            expected.pop(op.path, None)
+    apply_batch(on_disk, syncfs=None)
+    assert {path: path.read_bytes() for path in (root / A.name, root / B.name)
+            if path.exists()} == expected
 
 
 # ------------------------------------------------------------------ the manager's gate
@@ -233,6 +289,23 @@ async def test_the_sender_forwards_an_update_only_after_its_batch_synced(
     wiring.disk.release()
     await wiring.committer.wait(second)
     assert sorted(sent(wiring.manager)) == [("t2", "TASK_STARTING"), ("t3", "TASK_STARTING")]
+
+
+async def test_stopping_commits_what_was_requested_first() -> None:
+    disk, durable = HeldDisk(), []
+    committer = GroupCommitter(apply=disk, on_durable=durable.append)
+    syncer = asyncio.create_task(committer.run())
+    first = committer.append(LOG, b"first")
+    await disk.wait_started()  # batch 1 is being written
+    second = committer.append(LOG, b"second")  # batch 2 waits for batch 1's report
+    syncer.cancel()
+    disk.release()
+    disk.release()
+    with pytest.raises(asyncio.CancelledError):
+        await syncer
+    assert (first, second) == (1, 2) and durable == [1, 2]
+    assert disk.batches == [[Append(LOG, b"first")], [Append(LOG, b"second")]]
+    assert committer.is_durable(second)
 
 
 async def test_a_failed_fsync_surfaces_as_an_error_and_nothing_is_sent(
