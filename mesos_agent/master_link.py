@@ -244,8 +244,7 @@ class MasterLink:
             resumed=resumed,
             heartbeat_interval=interval,
         )
-        writer = asyncio.create_task(self._write(call, outbox))
-        heartbeats = asyncio.create_task(self._heartbeat(outbox, interval))
+        writer = asyncio.create_task(self._write(call, outbox, interval))
         if self.standbys is not None and not resumed:  # resumed: the other standbys are kept
             self.standbys.wake()
         try:
@@ -254,7 +253,7 @@ class MasterLink:
         finally:
             self._outbox = None
             with contextlib.suppress(grpc.aio.AioRpcError, StreamEnded):
-                await cancel_and_wait(writer, heartbeats)
+                await cancel_and_wait(writer)
             self._handler.disconnected()
 
     async def _read(
@@ -282,21 +281,30 @@ class MasterLink:
         self,
         call: Call,
         outbox: asyncio.Queue[agent_pb2.AgentMessage],
+        interval: float,
     ) -> None:
+        """Send what is queued (a backlog as one batch) and a heartbeat every `interval`
+        seconds, with the next batch or alone. One task per stream, not a writer and a
+        heartbeat task: 10,000 agents resume at once after a failover (ADR 0018)."""
+        loop = asyncio.get_running_loop()
+        beat_at = loop.time() + interval
         while True:
-            messages = [await outbox.get(), *backlog(outbox, MAX_BATCH_MESSAGES - 1)]
+            messages: list[agent_pb2.AgentMessage] = []
+            if outbox.empty():
+                # A timed-out get() leaves any message in the queue (asyncio.Queue).
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout_at(beat_at):
+                        messages.append(await outbox.get())
+            messages += backlog(outbox, MAX_BATCH_MESSAGES - len(messages))
+            if loop.time() >= beat_at:
+                messages.append(
+                    agent_pb2.AgentMessage(heartbeat=agent_pb2.AgentMessage.Heartbeat()))
+                beat_at = loop.time() + interval
             for message in batched(messages, _agent_message_batch):
                 try:
                     await call.write(message)
                 except asyncio.InvalidStateError:  # the call ended before the reader saw it
                     raise StreamEnded("the master's stream ended") from None
-
-    async def _heartbeat(
-        self, outbox: asyncio.Queue[agent_pb2.AgentMessage], interval: float
-    ) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            outbox.put_nowait(agent_pb2.AgentMessage(heartbeat=agent_pb2.AgentMessage.Heartbeat()))
 
 
 def _log_retry(leader: HostPort, ended: Ended, delay: float) -> None:

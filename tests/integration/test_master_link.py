@@ -190,3 +190,71 @@ async def test_a_link_cancelled_while_it_cleans_up_a_closed_stream_ends_cancelle
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
         await server.stop(None)
+
+
+class RecordingMaster(agent_pb2_grpc.AgentLinkServicer):
+    """Registers the agent with a short heartbeat interval and records every message it gets
+    after the registration (batches unpacked), in order."""
+
+    def __init__(self, heartbeat_interval: float) -> None:
+        self.heartbeat_interval = heartbeat_interval
+        self.kinds: list[str] = []
+        self.updates: list[str] = []
+        self.changed = asyncio.Event()
+
+    async def Connect(
+        self, request_iterator: AsyncIterator[agent_pb2.AgentMessage],
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> AsyncIterator[agent_pb2.MasterMessage]:
+        await anext(aiter(request_iterator))
+        yield agent_pb2.MasterMessage(registered=agent_pb2.MasterMessage.Registered(
+            agent_id=mesos_pb2.AgentID(value="agent-1"),
+            heartbeat_interval_seconds=self.heartbeat_interval))
+        async for message in request_iterator:
+            batch = (message.batch.messages if message.WhichOneof("message") == "batch"
+                     else [message])
+            for inner in batch:
+                kind = inner.WhichOneof("message") or ""
+                self.kinds.append(kind)
+                if kind == "status_update":
+                    self.updates.append(inner.status_update.status.task_id.value)
+            self.changed.set()
+
+    async def until(self, condition: Any) -> None:
+        async with asyncio.timeout(WAIT):
+            while not condition():
+                self.changed.clear()
+                await self.changed.wait()
+
+
+def _update(number: int) -> agent_pb2.AgentMessage:
+    return agent_pb2.AgentMessage(status_update=agent_pb2.AgentMessage.StatusUpdate(
+        status=mesos_pb2.TaskStatus(task_id=mesos_pb2.TaskID(value=str(number)))))
+
+
+async def test_heartbeats_are_sent_when_idle_and_among_other_messages_none_lost() -> None:
+    # The stream's one writer task also sends the heartbeats (ADR 0018): they must go out
+    # every interval whether the link is idle or busy, and no queued message may be lost.
+    master = RecordingMaster(heartbeat_interval=0.05)
+    server, address = await serve(master)
+    async with registered_link(CountingDetector(address), server) as link:
+        await master.until(lambda: master.kinds.count("heartbeat") >= 3)  # idle
+        before = master.kinds.count("heartbeat")
+        sent = 0
+
+        async def busy() -> None:
+            nonlocal sent
+            while True:
+                assert link.send(_update(sent))
+                sent += 1
+                await asyncio.sleep(0.001)
+
+        sender = asyncio.create_task(busy())
+        try:
+            await master.until(lambda: master.kinds.count("heartbeat") >= before + 3)
+        finally:
+            sender.cancel()
+            await asyncio.gather(sender, return_exceptions=True)
+        await master.until(lambda: len(master.updates) == sent)
+        assert master.updates == [str(number) for number in range(sent)]
+        assert sent > 0
