@@ -9,7 +9,9 @@ with many apps.
     Real agents fork a process per instance; hollow agents (`bench/hollow_agents.py`) only
     report the states, which measures Marathon and the master without the agents' fork limit.
     The CPU seconds each component used meanwhile are printed too (on a shared machine they
-    vary less than the wall clock). `--profile DIR` records py-spy profiles of them.
+    vary less than the wall clock), and the whole machine's: the kernel's work of starting
+    the instances' processes shows only there (a process started and exec'd shows next to no
+    CPU time of its own in /proc/PID/stat here). `--profile DIR` records py-spy profiles.
 (b) POST `--apps` apps of 0 instances, then GET /v2/apps repeatedly: latency percentiles.
 Every process started is stopped on exit (also on Ctrl-C).
 """
@@ -65,6 +67,16 @@ def cpu_seconds(pids: list[int]) -> float:
         except psutil.NoSuchProcess:
             continue
     return total
+
+
+def machine_seconds() -> tuple[float, float]:
+    """CPU seconds so far, all CPUs (`/proc/stat`): busy (every process, the kernel's threads
+    and interrupts) and stolen (taken by the hypervisor of a virtual machine)."""
+    with open("/proc/stat") as stat:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (
+            int(value) for value in stat.readline().split()[1:9])
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / ticks, steal / ticks
 
 
 def deploy(client: httpx.Client, instances: int, timeout: float) -> dict[str, float]:
@@ -160,11 +172,15 @@ def main(argv: list[str] | None = None) -> None:
         if cluster.master is not None:
             components["master"] = [cluster.master.pid]
         cpu_before = {name: cpu_seconds(pids) for name, pids in components.items()}
+        machine_before = machine_seconds()
         with httpx.Client(base_url=url, timeout=60) as client:
             try:
                 deployed = deploy(client, args.instances, args.timeout)
                 cpu = {name: cpu_seconds(pids) - cpu_before[name]
                        for name, pids in components.items()}
+                machine_after = machine_seconds()
+                cpu["the whole machine"] = machine_after[0] - machine_before[0]
+                cpu["stolen by the hypervisor"] = machine_after[1] - machine_before[1]
             finally:
                 profilers.stop()
             listed = list_latency(client, args.apps, args.samples) if args.apps else {}
