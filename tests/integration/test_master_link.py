@@ -20,6 +20,13 @@ pytestmark = pytest.mark.integration
 WAIT = 15.0
 
 
+def registered(heartbeat_interval: float = 60) -> agent_pb2.MasterMessage:
+    """A fake master's answer registering the agent as `agent-1`."""
+    return agent_pb2.MasterMessage(registered=agent_pb2.MasterMessage.Registered(
+        agent_id=mesos_pb2.AgentID(value="agent-1"),
+        heartbeat_interval_seconds=heartbeat_interval))
+
+
 class ScriptedMaster(agent_pb2_grpc.AgentLinkServicer):
     """Answers its first `refusals` Connect calls with UNAVAILABLE (naming `leader` when
     given, as a master that does not lead does; without any leader metadata otherwise, as
@@ -40,8 +47,7 @@ class ScriptedMaster(agent_pb2_grpc.AgentLinkServicer):
             if self.leader is not None:
                 context.set_trailing_metadata(((LEADER_METADATA_KEY, self.leader),))
             await context.abort(grpc.StatusCode.UNAVAILABLE, "refused by the script")
-        yield agent_pb2.MasterMessage(registered=agent_pb2.MasterMessage.Registered(
-            agent_id=mesos_pb2.AgentID(value="agent-1"), heartbeat_interval_seconds=60))
+        yield registered()
         async for _message in request_iterator:
             pass
 
@@ -141,8 +147,7 @@ class EndingMaster(agent_pb2_grpc.AgentLinkServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[agent_pb2.MasterMessage]:
         await anext(aiter(request_iterator))
-        yield agent_pb2.MasterMessage(registered=agent_pb2.MasterMessage.Registered(
-            agent_id=mesos_pb2.AgentID(value="agent-1"), heartbeat_interval_seconds=60))
+        yield registered()
         await self.end.wait()
 
 
@@ -207,9 +212,7 @@ class RecordingMaster(agent_pb2_grpc.AgentLinkServicer):
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[agent_pb2.MasterMessage]:
         await anext(aiter(request_iterator))
-        yield agent_pb2.MasterMessage(registered=agent_pb2.MasterMessage.Registered(
-            agent_id=mesos_pb2.AgentID(value="agent-1"),
-            heartbeat_interval_seconds=self.heartbeat_interval))
+        yield registered(self.heartbeat_interval)
         async for message in request_iterator:
             batch = (message.batch.messages if message.WhichOneof("message") == "batch"
                      else [message])
