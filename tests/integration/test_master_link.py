@@ -11,6 +11,7 @@ import grpc
 import pytest
 
 from mesos_agent.master_link import MasterLink
+from mesos_coordination.detector import MasterDetector
 from mesos_runtime.channels import LEADER_METADATA_KEY
 from mesos_values.addresses import HostPort
 from protos import agent_pb2, agent_pb2_grpc, mesos_pb2
@@ -91,16 +92,21 @@ async def serve(servicer: agent_pb2_grpc.AgentLinkServicer) -> tuple[grpc.aio.Se
     return server, HostPort("127.0.0.1", port)
 
 
-@contextlib.asynccontextmanager
-async def registered_link(
-    detector: ElectionDetector, *servers: grpc.aio.Server
-) -> AsyncIterator[MasterLink]:
-    """A running link once it has registered with one of `servers` (all stopped after)."""
+def start_link(detector: MasterDetector) -> tuple[MasterLink, Handler, asyncio.Task[None]]:
+    """A link with short backoffs, running, and the handler of what it reports."""
     handler = Handler()
     link = MasterLink(detector, handler,
                       lambda: agent_pb2.AgentMessage(register=agent_pb2.AgentMessage.Register()),
                       initial_backoff=0.01, max_backoff=0.05)
-    running = asyncio.create_task(link.run())
+    return link, handler, asyncio.create_task(link.run())
+
+
+@contextlib.asynccontextmanager
+async def registered_link(
+    detector: MasterDetector, *servers: grpc.aio.Server
+) -> AsyncIterator[MasterLink]:
+    """A running link once it has registered with one of `servers` (all stopped after)."""
+    link, handler, running = start_link(detector)
     try:
         async with asyncio.timeout(WAIT):
             await handler.registered_event.wait()
@@ -172,11 +178,7 @@ async def test_a_link_cancelled_while_it_cleans_up_a_closed_stream_ends_cancelle
     master = EndingMaster()
     server, address = await serve(master)
     detector = CountingDetector(address)
-    handler = Handler()
-    link = MasterLink(detector, handler,
-                      lambda: agent_pb2.AgentMessage(register=agent_pb2.AgentMessage.Register()),
-                      initial_backoff=0.01, max_backoff=0.05)
-    running = asyncio.create_task(link.run())
+    link, handler, running = start_link(detector)
     try:
         async with asyncio.timeout(WAIT):
             await handler.registered_event.wait()
