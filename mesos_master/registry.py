@@ -50,6 +50,8 @@ class RegistryState:
     weights: dict[str, float] = field(default_factory=dict)
     quotas: dict[str, registry_pb2.Quota] = field(default_factory=dict)
     gone_agents: dict[str, float] = field(default_factory=dict)
+    prepared: dict[str, PreparedAgent] = field(default_factory=dict, compare=False, repr=False)
+    """Agents' parts prepared before the election (`RegistryDecoder`), by agent id."""
 
     @classmethod
     def decode(cls, entries: Mapping[str, bytes]) -> RegistryState:
@@ -82,25 +84,17 @@ class RegistryState:
 
     def agent_records(self, now: float) -> dict[str, AgentRecord]:
         """The recorded agents as a new leader starts with them: disconnected, with their
-        maintenance state and dynamic reservations; the reachable ones await re-registration."""
+        maintenance state and dynamic reservations; the reachable ones await re-registration.
+        Each is built from its `prepared` parts when they were prepared from its very entry."""
         agents: dict[str, AgentRecord] = {}
         decoded: dict[bytes, Resources] = {}  # agents are often alike: decode each kind once
+        prepared = self.prepared
         for agent_id, entry in self.agents.items():
-            key = b"".join(resource.SerializeToString() for resource in entry.info.resources)
-            advertised = decoded.get(key)
-            if advertised is None:
-                try:
-                    advertised = Resources.from_proto(entry.info.resources)
-                except ValueError:
-                    advertised = Resources.EMPTY
-                decoded[key] = advertised
+            parts = prepared.get(agent_id)
+            if parts is None or parts.entry is not entry:
+                parts = PreparedAgent.of(agent_id, entry, decoded)
             agent = AgentRecord(
-                agent_id,
-                entry.info.SerializeToString(),
-                with_reservations(advertised, entry.reserved, agent_id),
-                None,
-                now,
-                now,
+                agent_id, parts.encoded_info, parts.total, None, now, now,
                 reachable=entry.unreachable_since == 0,
             )
             agent.awaiting_reregistration = agent.reachable
@@ -127,6 +121,9 @@ class RegistryState:
     def apply(self, mutation: Mutation) -> None:
         """Apply one mutation; StoreError when its key or value is not a registry entry."""
         kind, name = split_key(mutation.key)
+        self._apply(mutation.key, kind, name, mutation.value)
+
+    def _apply(self, key: str, kind: str, name: str, value: bytes | None) -> None:
         tables: dict[str, dict[str, Any]] = {
             AGENTS: self.agents,
             FRAMEWORKS: self.frameworks,
@@ -137,27 +134,108 @@ class RegistryState:
         }
         entries = tables.get(kind)
         if entries is None or not name:
-            raise StoreError(f"unknown registry entry {mutation.key!r}")
-        if mutation.value is None:
+            raise StoreError(f"unknown registry entry {key!r}")
+        if kind == AGENTS:
+            self.prepared.pop(name, None)
+        if value is None:
             entries.pop(name, None)
             return
         try:
             if kind == AGENTS:
-                self.agents[name] = registry_pb2.AgentEntry.FromString(mutation.value)
+                self.agents[name] = registry_pb2.AgentEntry.FromString(value)
             elif kind == FRAMEWORKS:
-                self.frameworks[name] = registry_pb2.FrameworkEntry.FromString(mutation.value)
+                self.frameworks[name] = registry_pb2.FrameworkEntry.FromString(value)
             elif kind == REMOVED_FRAMEWORKS:
-                removed = registry_pb2.RemovedFramework.FromString(mutation.value)
+                removed = registry_pb2.RemovedFramework.FromString(value)
                 self.removed_frameworks[name] = removed.removed_at
             elif kind == WEIGHTS:
-                self.weights[name] = registry_pb2.Weight.FromString(mutation.value).weight
+                self.weights[name] = registry_pb2.Weight.FromString(value).weight
             elif kind == QUOTAS:
-                self.quotas[name] = registry_pb2.Quota.FromString(mutation.value)
+                self.quotas[name] = registry_pb2.Quota.FromString(value)
             else:
-                self.gone_agents[name] = registry_pb2.GoneAgent.FromString(mutation.value).gone_at
+                self.gone_agents[name] = registry_pb2.GoneAgent.FromString(value).gone_at
         except DecodeError as exc:
-            raise StoreError(f"registry entry {mutation.key!r} is corrupt: {exc}") from exc
+            raise StoreError(f"registry entry {key!r} is corrupt: {exc}") from exc
 
+
+@dataclass(frozen=True, slots=True)
+class PreparedAgent:
+    """What a new leader's record of a recorded agent starts from that the election does not
+    change (ADR 0018, "The registry at the election"): its AgentInfo encoded, and its total
+    resources (advertised, with its dynamic reservations). Valid for `entry` only."""
+
+    entry: registry_pb2.AgentEntry
+    encoded_info: bytes
+    total: Resources
+
+    @classmethod
+    def of(cls, agent_id: str, entry: registry_pb2.AgentEntry,
+           decoded: dict[bytes, Resources]) -> PreparedAgent:
+        """The parts of `entry`; `decoded` holds the advertised resources decoded so far, by
+        their encoding (agents are often alike: each kind is decoded once)."""
+        info = entry.info
+        key = b"".join(map(_ENCODE_RESOURCE, info.resources))
+        advertised = decoded.get(key)
+        if advertised is None:
+            try:
+                advertised = Resources.from_proto(info.resources)
+            except ValueError:
+                advertised = Resources.EMPTY
+            decoded[key] = advertised
+        return cls(entry, info.SerializeToString(),
+                   with_reservations(advertised, entry.reserved, agent_id))
+
+
+_ENCODE_RESOURCE = mesos_pb2.Resource.SerializeToString
+
+
+class RegistryDecoder:
+    """The decode of a registry's entries, kept as they change (a standby's copy of the
+    registry, ADR 0018): `update` decodes only the entries whose value changed since it last
+    looked and prepares the records of the agents among them (`PreparedAgent`); `take` hands
+    the decode of exactly the entries given over to a new leader and starts again empty."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, bytes] = {}  # entry key -> the value its decode is of
+        self._state = RegistryState()
+        self._resources: dict[bytes, Resources] = {}  # advertised resources by encoding
+
+    def update(self, entries: Mapping[str, bytes], budget: int | None = None) -> bool:
+        """Decode what changed in `entries` (at most `budget` values: False when some are
+        left for the next call); StoreError names an entry that does not parse (nothing of
+        it is kept: it is decoded again next time)."""
+        values, state = self._values, self._state
+        count = 0
+        for key, value in entries.items():
+            if values.get(key) == value:
+                continue
+            if budget is not None and count >= budget:
+                return False
+            count += 1
+            kind, name = split_key(key)
+            if key in values:  # what it held before, gone even if its new value does not parse
+                del values[key]
+                state._apply(key, kind, name, None)
+            state._apply(key, kind, name, value)
+            values[key] = value
+            if kind == AGENTS:
+                if len(self._resources) > 2 * len(state.agents) + 64:
+                    self._resources.clear()  # kinds of agents long gone
+                state.prepared[name] = PreparedAgent.of(
+                    name, state.agents[name], self._resources)
+        for key in [key for key in values if key not in entries]:
+            kind, name = split_key(key)
+            state._apply(key, kind, name, None)
+            del values[key]
+        return True
+
+    def take(self, entries: Mapping[str, bytes]) -> RegistryState:
+        """The decode of `entries` (what `RegistryState.decode(entries)` returns, decoding
+        only what changed since the last `update`), no longer kept here."""
+        self.update(entries)
+        state = self._state
+        self._values, self._state, self._resources = {}, RegistryState(), {}
+        return state
 
 def with_reservations(
     advertised: Resources, reserved: Sequence[mesos_pb2.Resource], agent_id: str

@@ -42,8 +42,8 @@ from mesos_coordination.election import (
     create_contender,
     serve_terms,
 )
-from mesos_coordination.store import BatchWriter
-from mesos_coordination.store_zk import ZooKeeperStoreFollower
+from mesos_coordination.store import BatchWriter, StoreError
+from mesos_coordination.store_zk import StoreCopy, ZooKeeperStoreFollower
 from mesos_coordination.term_store import follow_term_store, term_state
 from mesos_coordination.zookeeper import master_address
 from mesos_master.config import MasterConfig
@@ -52,7 +52,7 @@ from mesos_master.interceptors import CallPolicy, interceptor_chain
 from mesos_master.master import Master
 from mesos_master.rate_limits import RateLimited, RateLimits, Throttle
 from mesos_master.records import FrameworkRecord
-from mesos_master.registry import KINDS, RegistryState
+from mesos_master.registry import KINDS, RegistryDecoder
 from mesos_master.standby import ResumptionWave, StandbyAgents
 from mesos_runtime.backlog import MAX_BATCH_MESSAGES, batched
 from mesos_runtime.channels import LEADER_METADATA_KEY, STREAM_ID_METADATA_KEY
@@ -74,6 +74,10 @@ log = structlog.get_logger("mesos_master")
 
 VERSION = "0.1.0"
 UNFREEZE_AFTER = 60.0
+DECODE_EVERY = 0.5
+"""How often (seconds) a standby looks for a new copy of the registry to decode (ADR 0018)."""
+DECODE_BATCH = 1000
+"""A standby decodes at most this many registry entries per pass of the event loop."""
 """At most this long after its election a leader keeps the standby's heap frozen (`_lead`)."""
 Call = scheduler_pb2.Call
 CallType = Call.Type
@@ -713,6 +717,10 @@ class MasterServer:
         self.registrar: BatchWriter | None = None
         self._leading = False
         self._registry_follower: ZooKeeperStoreFollower | None = None
+        # The decode of the registry: of the follower's copy `_decoded_copy` while standing by,
+        # handed over to the core at the election (ADR 0018, "The registry at the election").
+        self._registry_decoder = RegistryDecoder()
+        self._decoded_copy: StoreCopy | None = None
 
     @property
     def master(self) -> Master | None:
@@ -751,20 +759,40 @@ class MasterServer:
         if (registry_follower := self._registry_follower) is not None:
             self.gate.registry_copy = lambda: (
                 registry_follower.latest.mzxid
-                if registry_follower.latest is not None and not self._leading else 0)
-        follower: asyncio.Task[None] | None = None
+                if registry_follower.latest is not None and not self._leading
+                and registry_follower.latest is self._decoded_copy else 0)
+        followers: list[asyncio.Task[None]] = []
         try:
             await contender.start()
             self.started.set()
-            if self._registry_follower is not None:
-                follower = asyncio.create_task(self._registry_follower.run())
+            if registry_follower is not None:
+                followers.append(asyncio.create_task(registry_follower.run()))
+                followers.append(asyncio.create_task(self._decode_copies(registry_follower)))
             await self._follow(contender)
         finally:
-            if follower is not None:
-                await cancel_and_wait(follower)
+            for task in followers:
+                await cancel_and_wait(task)
             self._stop_leading()
             await server.stop(grace=1.0)
             await contender.close()
+
+    async def _decode_copies(self, follower: ZooKeeperStoreFollower) -> None:
+        """While standing by, keep the follower's latest copy of the registry decoded (only
+        the entries that changed since the last copy, `DECODE_BATCH` at a time)."""
+        while True:
+            copy = follower.latest
+            if copy is not None and copy is not self._decoded_copy and not self._leading:
+                try:
+                    while not self._registry_decoder.update(copy.entries, DECODE_BATCH):
+                        await asyncio.sleep(0)
+                        if self._leading or follower.latest is not copy:
+                            break
+                    else:
+                        self._decoded_copy = copy
+                except StoreError as exc:  # the election decodes it again and fails the term
+                    log.warning("cannot decode the registry", error=str(exc))
+                    self._decoded_copy = copy
+            await asyncio.sleep(DECODE_EVERY)
 
     async def _follow(self, contender: Contender) -> None:
         """Lead while the contender says so; stand by otherwise (`serve_terms`)."""
@@ -789,15 +817,18 @@ class MasterServer:
         gc.freeze()
         self._leading = True
         follower = self._registry_follower
+        self._decoded_copy = None
         try:
             async with term_state(
                 contender, state, KINDS, self._work_dir, name="registry",
                 copy=follower.take() if follower is not None else None,
             ) as term:
                 self.registrar = term.writer
+                # Decodes only the entries the standby has not (all of them without a copy).
+                recovered = self._registry_decoder.take(term.entries)
                 master = Master(
                     self.info, SystemClock(), self.config, registry=term.sink,
-                    recovered=RegistryState.decode(term.entries), wall_clock=WallClock().now,
+                    recovered=recovered, wall_clock=WallClock().now,
                 )
                 self.gate.master = master
                 async with asyncio.TaskGroup() as tasks:
