@@ -51,7 +51,7 @@ class RegistryState:
     quotas: dict[str, registry_pb2.Quota] = field(default_factory=dict)
     gone_agents: dict[str, float] = field(default_factory=dict)
     prepared: dict[str, PreparedAgent] = field(default_factory=dict, compare=False, repr=False)
-    """Agents' parts prepared before the election (`RegistryDecoder`), by agent id."""
+    """Agents' records prepared before the election (`RegistryDecoder`), by agent id."""
 
     @classmethod
     def decode(cls, entries: Mapping[str, bytes]) -> RegistryState:
@@ -85,23 +85,17 @@ class RegistryState:
     def agent_records(self, now: float) -> dict[str, AgentRecord]:
         """The recorded agents as a new leader starts with them: disconnected, with their
         maintenance state and dynamic reservations; the reachable ones await re-registration.
-        Each is built from its `prepared` parts when they were prepared from its very entry."""
+        The records `prepared` from the very entries are handed over (once: later calls build
+        new ones)."""
         agents: dict[str, AgentRecord] = {}
         decoded: dict[bytes, Resources] = {}  # agents are often alike: decode each kind once
         prepared = self.prepared
         for agent_id, entry in self.agents.items():
-            parts = prepared.get(agent_id)
+            parts = prepared.pop(agent_id, None)
             if parts is None or parts.entry is not entry:
                 parts = PreparedAgent.of(agent_id, entry, decoded)
-            agent = AgentRecord(
-                agent_id, parts.encoded_info, parts.total, None, now, now,
-                reachable=entry.unreachable_since == 0,
-            )
-            agent.awaiting_reregistration = agent.reachable
-            agent.deactivated = entry.deactivated
-            agent.principal = entry.principal
-            if entry.drain.state != registry_pb2.DrainInfo.UNKNOWN:
-                agent.drain = entry.drain
+            agent = parts.record
+            agent.last_seen = agent.registered_at = now
             agents[agent_id] = agent
         return agents
 
@@ -160,18 +154,17 @@ class RegistryState:
 
 @dataclass(frozen=True, slots=True)
 class PreparedAgent:
-    """What a new leader's record of a recorded agent starts from that the election does not
-    change (ADR 0018, "The registry at the election"): its AgentInfo encoded, and its total
-    resources (advertised, with its dynamic reservations). Valid for `entry` only."""
+    """A recorded agent's record as a new leader starts with it, built from `entry` (for that
+    entry only) before the election (ADR 0018, "The registry at the election"): its times are
+    set when `RegistryState.agent_records` hands it over, once."""
 
     entry: registry_pb2.AgentEntry
-    encoded_info: bytes
-    total: Resources
+    record: AgentRecord
 
     @classmethod
     def of(cls, agent_id: str, entry: registry_pb2.AgentEntry,
            decoded: dict[bytes, Resources]) -> PreparedAgent:
-        """The parts of `entry`; `decoded` holds the advertised resources decoded so far, by
+        """The record of `entry`; `decoded` holds the advertised resources decoded so far, by
         their encoding (agents are often alike: each kind is decoded once)."""
         info = entry.info
         key = b"".join(map(_ENCODE_RESOURCE, info.resources))
@@ -182,8 +175,17 @@ class PreparedAgent:
             except ValueError:
                 advertised = Resources.EMPTY
             decoded[key] = advertised
-        return cls(entry, info.SerializeToString(),
-                   with_reservations(advertised, entry.reserved, agent_id))
+        agent = AgentRecord(
+            agent_id, info.SerializeToString(),
+            with_reservations(advertised, entry.reserved, agent_id), None, 0.0, 0.0,
+            reachable=entry.unreachable_since == 0,
+        )
+        agent.awaiting_reregistration = agent.reachable
+        agent.deactivated = entry.deactivated
+        agent.principal = entry.principal
+        if entry.drain.state != registry_pb2.DrainInfo.UNKNOWN:
+            agent.drain = entry.drain
+        return cls(entry, agent)
 
 
 _ENCODE_RESOURCE = mesos_pb2.Resource.SerializeToString
