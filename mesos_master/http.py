@@ -183,9 +183,9 @@ def master_metrics(master: Master | None, *, uptime: float,
                    registry_copy: int = 0) -> dict[str, float]:
     """`/metrics/snapshot`: Mesos' master metric names (a standby passes `master=None`), the
     agents' passive streams to this master, and the ZooKeeper modification (mzxid) of the
-    registry's epoch znode that this standby's copy of the registry was read at, 0 for none
-    (`registrar/standby_copy_zxid`: the copy is current while it equals the znode's; ADR
-    0018)."""
+    registry's epoch znode that this standby's copy of the registry was read at (once decoded),
+    0 for none (`registrar/standby_copy_zxid`: the copy is current while it equals the znode's;
+    ADR 0018)."""
     agents = list(master.agents.values()) if master is not None else []
     frameworks = list(master.frameworks.values()) if master is not None else []
     registered = [agent for agent in agents if _registered(agent)]

@@ -201,19 +201,22 @@ class RegistryDecoder:
         self._values: dict[str, bytes] = {}  # entry key -> the value its decode is of
         self._state = RegistryState()
         self._resources: dict[bytes, Resources] = {}  # advertised resources by encoding
+        self.decoded = 0
+        """How many values the last `update` (or `take`) decoded."""
 
     def update(self, entries: Mapping[str, bytes], budget: int | None = None) -> bool:
         """Decode what changed in `entries` (at most `budget` values: False when some are
         left for the next call); StoreError names an entry that does not parse (nothing of
         it is kept: it is decoded again next time)."""
         values, state = self._values, self._state
-        count = 0
+        count = self.decoded = 0
         for key, value in entries.items():
             if values.get(key) == value:
                 continue
             if budget is not None and count >= budget:
                 return False
             count += 1
+            self.decoded = count
             kind, name = split_key(key)
             if key in values:  # what it held before, gone even if its new value does not parse
                 del values[key]

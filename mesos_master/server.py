@@ -213,7 +213,7 @@ class LeaderGate:
         # The masters in the election, as the contender last read them (set while running).
         self.members: Callable[[], Sequence[mesos_pb2.MasterInfo]] = lambda: ()
         # The ZooKeeper modification of the registry's epoch znode that this standby's copy
-        # of the registry was read at (0: no copy; set while running, ADR 0018).
+        # of the registry was read at, once decoded (0: none; set while running, ADR 0018).
         self.registry_copy: Callable[[], int] = lambda: 0
 
     @property
@@ -826,6 +826,8 @@ class MasterServer:
                 self.registrar = term.writer
                 # Decodes only the entries the standby has not (all of them without a copy).
                 recovered = self._registry_decoder.take(term.entries)
+                log.info("decoded the registry", entries=len(term.entries),
+                         at_the_election=self._registry_decoder.decoded)
                 master = Master(
                     self.info, SystemClock(), self.config, registry=term.sink,
                     recovered=recovered, wall_clock=WallClock().now,

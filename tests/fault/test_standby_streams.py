@@ -59,8 +59,8 @@ def grpc_port(master: Process) -> int:
     return int(master.argv[master.argv.index("--port") + 1])
 
 
-def agent_log_lines(agent: Process, event: str) -> list[dict[str, object]]:
-    lines = [json.loads(line) for line in agent.log().splitlines()
+def log_lines(process: Process, event: str) -> list[dict[str, object]]:
+    lines = [json.loads(line) for line in process.log().splitlines()
              if line.startswith("{") and event in line]
     return [line for line in lines if line.get("event") == event]
 
@@ -86,8 +86,11 @@ def test_kill9_leader_agent_resumes_over_its_passive_stream(
         wait_for(lambda: metric(new_leader, "master/slave_resumptions") == 1,
                  "the agent to resume over its passive stream")
         assert metric(new_leader, "master/slave_reregistrations") == 1  # no other stream
-        assert [line["resumed"] for line in agent_log_lines(agent, "registered with master")] \
+        assert [line["resumed"] for line in log_lines(agent, "registered with master")] \
             == [False, True]
+        # Its standby's decode of the copy it took the store over with: none left to decode.
+        [decoded] = log_lines(new_leader, "decoded the registry")
+        assert decoded["at_the_election"] == 0 and decoded["entries"] == 2  # agent, framework
 
         running.driver.reconcile_tasks([])
         wait_for(lambda: reported_running(running.scheduler) == {"r1", "r2"},
@@ -112,11 +115,11 @@ def test_standby_killed_and_back_holds_the_passive_stream_again(
         wait_for(lambda: reported_running(running.scheduler) == {"k1"}, "k1 reported running")
         assert metric(leader, "master/slaves_connected") == 1
         [agent] = [p for p in cluster.processes if p.name.startswith("agent")]
-        assert len(agent_log_lines(agent, "registered with master")) == 1
+        assert len(log_lines(agent, "registered with master")) == 1
 
         back = cluster.start_master(port=grpc_port(victim))
         wait_for(lambda: holding([back], 1), "the restarted standby to hold the snapshot again")
-        assert len(agent_log_lines(agent, "registered with master")) == 1
+        assert len(log_lines(agent, "registered with master")) == 1
 
 
 @pytest.fixture
@@ -158,8 +161,8 @@ def test_partitioned_standby_elected_gets_the_agent_back_by_reregistration(
         [agent] = [p for p in cluster.processes if p.name.startswith("agent")]
         target = re.escape(f"127.0.0.1:{proxy.port}")
         wait_for(lambda: any(re.fullmatch(target, str(line.get("master")))
-                             for line in agent_log_lines(agent, "master connection failed; "
-                                                                "retrying")),
+                             for line in log_lines(agent, "master connection failed; "
+                                                            "retrying")),
                  "the agent to fail to reach the new leader")
         proxy.heal()
 

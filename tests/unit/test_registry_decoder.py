@@ -115,7 +115,9 @@ def test_only_the_entries_that_changed_are_decoded_again() -> None:
     reread[KEYS[0]] = value(KEYS[0], 2)
     kept = decoder._state.agents.copy()
     assert decoder.update(reread)
+    assert decoder.decoded == 1
     agents = decoder.take(reread).agents
+    assert decoder.decoded == 0
     assert all(agents[name] is kept[name] for name in ("a1", "a2", "a3", "a4", "a5"))
     assert agents["a0"] is not kept["a0"] and agents["a0"].unreachable_since == 100.0
     assert agents == {**before, "a0": agents["a0"]}
