@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mesos_coordination.store import MemorySink
+from mesos_master import registry
 from mesos_master.config import MasterConfig
 from mesos_master.master import Master
 from mesos_master.registry import Registry, RegistryState
@@ -44,13 +45,13 @@ INFO = mesos_pb2.MasterInfo(id="bench-master", hostname="localhost", address="12
 
 def registry_entries(agents: int, frameworks: int, resources: Resources) -> dict[str, bytes]:
     sink = MemorySink()
-    registry = Registry(sink, {})
+    writes = Registry(sink, {})
     for index in range(agents):
-        registry.store_agent(mesos_pb2.AgentInfo(
+        writes.store_agent(mesos_pb2.AgentInfo(
             id=mesos_pb2.AgentID(value=f"master-S{index}"), hostname=f"hollow-{index}",
             address="127.0.0.1", port=5051, resources=resources.to_proto()))
     for index in range(frameworks):
-        registry.store_framework(mesos_pb2.FrameworkInfo(
+        writes.store_framework(mesos_pb2.FrameworkInfo(
             id=mesos_pb2.FrameworkID(value=f"framework-{index}"), name=f"bench-{index}",
             user="root", roles=["*"],
             capabilities=[mesos_pb2.FrameworkInfo.Capability(
@@ -95,9 +96,8 @@ def main() -> None:
                         str(args.profile))
     decode = best(args.repeat, lambda: core(RegistryState.decode(entries)))
     print(f"  decode   {decode:.3f} s (RegistryState.decode + Master)")
-    try:
-        from mesos_master.registry import RegistryDecoder  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
+    RegistryDecoder = getattr(registry, "RegistryDecoder", None)  # absent from older trees
+    if RegistryDecoder is None:
         return
 
     def decoded() -> None:
