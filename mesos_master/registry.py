@@ -6,6 +6,9 @@ unreachable, framework stored or removed, weight set) into key/value `Mutation`s
 `Sink`. The sink (`mesos_coordination.store.BatchWriter` in the process)
 makes them durable in order and then runs each mutation's `then` callback, so the core
 can hold back what must not happen before the write is durable (an agent's admission).
+A standby keeps its copy of the registry decoded with a `RegistryDecoder`, the recovered agents'
+records built (`PreparedAgent`), and hands the decode to the core it builds when elected
+(ADR 0018, "The registry at the election").
 
 Keys: `agents/<id>`, `frameworks/<id>`, `removed_frameworks/<id>`, `weights/<role>`,
 `quotas/<role>`, `gone_agents/<id>`, ids percent-encoded; values are the messages of
@@ -241,6 +244,7 @@ class RegistryDecoder:
         state = self._state
         self._values, self._state, self._resources = {}, RegistryState(), {}
         return state
+
 
 def with_reservations(
     advertised: Resources, reserved: Sequence[mesos_pb2.Resource], agent_id: str

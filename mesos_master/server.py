@@ -74,11 +74,11 @@ log = structlog.get_logger("mesos_master")
 
 VERSION = "0.1.0"
 UNFREEZE_AFTER = 60.0
+"""At most this long after its election a leader keeps the standby's heap frozen (`_lead`)."""
 DECODE_EVERY = 0.5
 """How often (seconds) a standby looks for a new copy of the registry to decode (ADR 0018)."""
 DECODE_BATCH = 1000
 """A standby decodes at most this many registry entries per pass of the event loop."""
-"""At most this long after its election a leader keeps the standby's heap frozen (`_lead`)."""
 Call = scheduler_pb2.Call
 CallType = Call.Type
 Event = scheduler_pb2.Event
