@@ -824,14 +824,15 @@ class MasterServer:
                 copy=follower.take() if follower is not None else None,
             ) as term:
                 self.registrar = term.writer
-                # Decodes only the entries the standby has not (all of them without a copy).
-                recovered = self._registry_decoder.take(term.entries)
-                log.info("decoded the registry", entries=len(term.entries),
-                         at_the_election=self._registry_decoder.decoded)
+                # Decodes only the entries the standby has not (all of them without a copy); the
+                # decode is the core's to keep what it needs of, not the term's.
                 master = Master(
                     self.info, SystemClock(), self.config, registry=term.sink,
-                    recovered=recovered, wall_clock=WallClock().now,
+                    recovered=self._registry_decoder.take(term.entries),
+                    wall_clock=WallClock().now,
                 )
+                log.info("decoded the registry", entries=len(term.entries),
+                         at_the_election=self._registry_decoder.decoded)
                 self.gate.master = master
                 async with asyncio.TaskGroup() as tasks:
                     tasks.create_task(self._allocation_loop(master))
