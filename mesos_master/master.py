@@ -197,7 +197,8 @@ class Master:
         """Re-admit an agent with its tasks; agents unknown to a restarted master are admitted.
         A known agent id is bound to the principal and the hostname it registered with: a
         re-registration under another principal or from another host is refused (ADR 0013).
-        `decoded`: the message's resources, decoded already (a standby's snapshot)."""
+        `decoded`: what the adoption reads of the message, read already (a standby's
+        snapshot: ADR 0018)."""
         agent_id = message.agent_info.id.value
         if not agent_id:
             raise MasterError(ErrorCode.INVALID_ARGUMENT, "re-registration without an agent id")
@@ -207,7 +208,8 @@ class Master:
                 f"agent {agent_id} was marked gone by an operator; register as a new agent",
             )
         info = message.agent_info
-        encoded = info.SerializeToString()  # compared with the record's: decodes none
+        # compared with the record's: decodes none
+        encoded = decoded.encoded_info if decoded is not None else info.SerializeToString()
         known = self.agents.get(agent_id)
         if known is not None:
             if known.principal != (principal or ""):
@@ -235,9 +237,10 @@ class Master:
             self._detach_agent(agent)
             same_info = encoded == agent.encoded_info or agent.info == info
             changed = not agent.reachable or not same_info
-            total = with_reservations(
-                total, agent.total.dynamically_reserved().to_proto(), agent_id
-            )
+            if agent.total.reserved:  # (else it has no dynamic reservations to keep)
+                total = with_reservations(
+                    total, agent.total.dynamically_reserved().to_proto(), agent_id
+                )
             if encoded != agent.encoded_info:
                 agent.encoded_info = encoded
             agent.total = total
@@ -251,7 +254,7 @@ class Master:
 
         reported = self.tasks.adopt_report(
             agent, message, self._recover_framework,
-            decoded.task_resources if decoded is not None else None)
+            decoded.read if decoded is not None else None)
         self.observers.agent_added(agent)  # after its tasks: observers learn the whole agent
 
         self.allocator.add_agent(agent_id, total, used=self._allocator_used(agent))

@@ -5,9 +5,10 @@
     stream ends ──────────────────────▶ StandbyAgents.drop()
 
 One entry per agent id: the last snapshot received (the agent's `Reregister`, decoded once on
-arrival, its resources too: `DecodedReport`, so that the adoption at an election decodes
-nothing), its number and the stream it came on. A `Resume` is honoured only on that stream
-and for that number, so the core adopts exactly the state the agent has just declared current.
+arrival, with what its adoption reads of it: `DecodedReport`, so that the adoption at an
+election decodes and encodes nothing), its number and the stream it came on. A `Resume` is
+honoured only on that stream and for that number, so the core adopts exactly the state the
+agent has just declared current.
 
 `ResumptionWave` tells a new leader when the agents holding snapshots here are back (or have
 stopped coming back): it holds its allocation passes until then (ADR 0018).
@@ -20,19 +21,27 @@ from dataclasses import dataclass
 
 from mesos_master.errors import ErrorCode, MasterError
 from mesos_master.records import Outbox
-from mesos_master.tasks import task_resources
+from mesos_master.tasks import ReadReport
 from mesos_values.resources import Resources
 from protos import agent_pb2
 
 
 @dataclass(frozen=True, slots=True)
 class DecodedReport:
-    """The resources of an agent's `Reregister`, decoded ahead of its adoption."""
+    """What the adoption of an agent's `Reregister` reads of it, read ahead of the adoption."""
 
     total: Resources | None
-    """The agent's resources; None when they do not parse (the core refuses the agent)."""
-    task_resources: tuple[Resources, ...]
-    """Each reported task's, in the report's order."""
+    """The agent's resources (hashed already); None when they do not parse (the core refuses
+    the agent)."""
+    encoded_info: bytes
+    """Its `AgentInfo`, encoded (as the master's record keeps it)."""
+    read: ReadReport
+    """Its tasks and frameworks, as `ClusterTasks.adopt_report` reads them."""
+
+    @property
+    def task_resources(self) -> tuple[Resources, ...]:
+        """Each reported task's resources, in the report's order."""
+        return tuple(task.resources for task in self.read.tasks)
 
     @classmethod
     def of(cls, report: agent_pb2.AgentMessage.Reregister) -> DecodedReport:
@@ -40,7 +49,9 @@ class DecodedReport:
             total: Resources | None = Resources.from_proto(report.agent_info.resources)
         except ValueError:
             total = None
-        return cls(total, tuple(task_resources(task) for task in report.tasks))
+        else:
+            hash(total)  # computed once, here: the core interns the agents' totals
+        return cls(total, report.agent_info.SerializeToString(), ReadReport.of(report))
 
 
 @dataclass(slots=True)
