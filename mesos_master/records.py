@@ -274,10 +274,16 @@ class AgentRecord:
         holders: list[TaskRecord | ExecutorRecord] = [
             task for task in self.tasks.values() if task.state not in TERMINAL_STATES
         ]
-        holders.extend(self.executors.values())
+        if self.executors:
+            holders.extend(self.executors.values())
         for holder in holders:
-            by_role = used.setdefault(holder.framework_id, {})
-            by_role[holder.role] = by_role.get(holder.role, Resources.EMPTY) + holder.resources
+            by_role = used.get(holder.framework_id)
+            if by_role is None:  # (EMPTY + resources is resources)
+                used[holder.framework_id] = {holder.role: holder.resources}
+            else:
+                held = by_role.get(holder.role)
+                by_role[holder.role] = (
+                    holder.resources if held is None else held + holder.resources)
         return used
 
     def used_per_framework(self) -> dict[str, Resources]:

@@ -434,6 +434,8 @@ class Resources:
     def scalar(self, name: str) -> float:
         """The quantity of scalar `name`, reservations included; 0.0 if absent."""
         value = self._scalars.get(name, 0.0)
+        if not self.reserved:
+            return value
         if len(self._scalars) > 1 or value == 0.0:
             for key, amount in self._scalars.items():
                 if KEY_SEPARATOR in key and key_parts(key)[0] == name:
