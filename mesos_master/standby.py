@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from mesos_master.errors import ErrorCode, MasterError
 from mesos_master.records import Outbox
 from mesos_master.tasks import ReadReport
+from mesos_values.interning import Interner
 from mesos_values.resources import Resources
 from protos import agent_pb2
 
@@ -44,14 +45,18 @@ class DecodedReport:
         return tuple(task.resources for task in self.read.tasks)
 
     @classmethod
-    def of(cls, report: agent_pb2.AgentMessage.Reregister) -> DecodedReport:
+    def of(cls, report: agent_pb2.AgentMessage.Reregister,
+           shared: Interner[Resources] | None = None) -> DecodedReport:
+        """`shared`: hands out one instance of equal resources (the core interns them too,
+        and finds one it holds already by identity)."""
+        share = shared if shared is not None else _as_is
         try:
-            total: Resources | None = Resources.from_proto(report.agent_info.resources)
+            total: Resources | None = share(Resources.from_proto(report.agent_info.resources))
         except ValueError:
             total = None
         else:
             hash(total)  # computed once, here: the core interns the agents' totals
-        return cls(total, report.agent_info.SerializeToString(), ReadReport.of(report))
+        return cls(total, report.agent_info.SerializeToString(), ReadReport.of(report, share))
 
 
 @dataclass(slots=True)
@@ -71,6 +76,7 @@ class StandbyAgents:
 
     def __init__(self) -> None:
         self._held: dict[str, HeldSnapshot] = {}
+        self._shared: Interner[Resources] = Interner()  # agents and tasks are often alike
         self.resumed = 0
         """Agents re-registered from a held snapshot since the process started."""
         self.on_empty: Callable[[], None] = _nothing
@@ -92,7 +98,7 @@ class StandbyAgents:
             raise MasterError(
                 ErrorCode.INVALID_ARGUMENT,
                 f"a passive stream carries one agent's snapshots: {stream_agent}, not {agent_id}")
-        decoded = DecodedReport.of(standby.snapshot)
+        decoded = DecodedReport.of(standby.snapshot, self._shared)
         held = self._held.get(agent_id)
         if held is not None and held.outbox is outbox:
             held.seq, held.snapshot, held.decoded = standby.seq, standby.snapshot, decoded
@@ -158,3 +164,7 @@ class ResumptionWave:
 
 def _nothing() -> None:
     pass
+
+
+def _as_is(resources: Resources) -> Resources:
+    return resources

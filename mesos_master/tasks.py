@@ -646,6 +646,13 @@ class ClusterTasks:
         )
 
 
+def _as_is(resources: Resources) -> Resources:
+    return resources
+
+
+Share: TypeAlias = Callable[[Resources], Resources]
+
+
 @dataclass(frozen=True, slots=True)
 class ReportedTask:
     """What the adoption of one task of an agent's report needs, read from the report."""
@@ -667,8 +674,9 @@ class ReportedTask:
     """That status's state."""
 
     @classmethod
-    def of(cls, task: mesos_pb2.Task) -> ReportedTask:
-        resources = task_resources(task)
+    def of(cls, task: mesos_pb2.Task, shared: Share = _as_is) -> ReportedTask:
+        """`shared` hands out one instance of equal resources (an `Interner`)."""
+        resources = shared(task_resources(task))
         hash(resources)  # computed once, here: interning the resources hashes them
         info = mesos_pb2.TaskInfo(
             name=task.name, task_id=task.task_id, resources=task.resources, labels=task.labels)
@@ -692,8 +700,10 @@ class ReadReport:
     """The frameworks' infos the agent sent, by framework id."""
 
     @classmethod
-    def of(cls, report: agent_pb2.AgentMessage.Reregister) -> ReadReport:
-        return cls(tuple(ReportedTask.of(task) for task in report.tasks),
+    def of(cls, report: agent_pb2.AgentMessage.Reregister, shared: Share = _as_is,
+           ) -> ReadReport:
+        """`shared` hands out one instance of equal resources (an `Interner`)."""
+        return cls(tuple(ReportedTask.of(task, shared) for task in report.tasks),
                    {f.id.value: f for f in report.frameworks if f.id.value})
 
 
