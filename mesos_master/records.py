@@ -65,10 +65,43 @@ class TaskRecord:
         role: str,  # the role its resources are allocated to
         state: TaskState = mesos_pb2.TASK_STAGING,
     ) -> None:
-        self._info = info.SerializeToString()
-        self.task_id: str = info.task_id.value
-        self.executor_id: str = (
-            info.executor.executor_id.value if info.HasField("executor") else "")
+        self._fill(
+            info.SerializeToString(), info.task_id.value,
+            info.executor.executor_id.value if info.HasField("executor") else "",
+            framework_id, agent_id, resources, role, state)
+
+    @classmethod
+    def encoded(
+        cls,
+        info: bytes,
+        task_id: str,
+        executor_id: str,
+        framework_id: str,
+        agent_id: str,
+        resources: Resources,
+        role: str,
+        state: TaskState,
+    ) -> TaskRecord:
+        """The record of a TaskInfo given encoded, with its task id and the id of the executor
+        it names ("" for none), read from it already (a standby reads them: ADR 0018)."""
+        record = cls.__new__(cls)
+        record._fill(info, task_id, executor_id, framework_id, agent_id, resources, role, state)
+        return record
+
+    def _fill(
+        self,
+        info: bytes,
+        task_id: str,
+        executor_id: str,
+        framework_id: str,
+        agent_id: str,
+        resources: Resources,
+        role: str,
+        state: TaskState,
+    ) -> None:
+        self._info = info
+        self.task_id = task_id
+        self.executor_id = executor_id
         self.framework_id = framework_id
         self.agent_id = agent_id
         self.resources = resources
@@ -101,11 +134,15 @@ class TaskRecord:
     def record_status(self, status: mesos_pb2.TaskStatus) -> None:
         """`status` becomes the latest; the one before is kept as an earlier state when the
         state changed (health updates repeat TASK_RUNNING), at most `EARLIER_STATES_KEPT`."""
+        self.record_encoded_status(status.SerializeToString(), status.state)
+
+    def record_encoded_status(self, encoded: bytes, state: TaskState) -> None:
+        """`record_status` of a status given encoded, with its state."""
         latest = self.latest_status
-        if latest is not None and latest.state != status.state:
+        if latest is not None and latest.state != state:
             earlier = self._earlier + _EARLIER_STATE.pack(latest.state, latest.timestamp)
             self._earlier = earlier[-EARLIER_STATES_KEPT * _EARLIER_STATE.size:]
-        self._latest = status.SerializeToString()
+        self._latest = encoded
 
     def expect_acknowledgement(self, uuid: bytes, state: TaskState) -> None:
         """An update of `state` with `uuid` went to the scheduler."""
@@ -237,10 +274,16 @@ class AgentRecord:
         holders: list[TaskRecord | ExecutorRecord] = [
             task for task in self.tasks.values() if task.state not in TERMINAL_STATES
         ]
-        holders.extend(self.executors.values())
+        if self.executors:
+            holders.extend(self.executors.values())
         for holder in holders:
-            by_role = used.setdefault(holder.framework_id, {})
-            by_role[holder.role] = by_role.get(holder.role, Resources.EMPTY) + holder.resources
+            by_role = used.get(holder.framework_id)
+            if by_role is None:  # (EMPTY + resources is resources)
+                used[holder.framework_id] = {holder.role: holder.resources}
+            else:
+                held = by_role.get(holder.role)
+                by_role[holder.role] = (
+                    holder.resources if held is None else held + holder.resources)
         return used
 
     def used_per_framework(self) -> dict[str, Resources]:

@@ -5,9 +5,10 @@
     stream ends ──────────────────────▶ StandbyAgents.drop()
 
 One entry per agent id: the last snapshot received (the agent's `Reregister`, decoded once on
-arrival, its resources too: `DecodedReport`, so that the adoption at an election decodes
-nothing), its number and the stream it came on. A `Resume` is honoured only on that stream
-and for that number, so the core adopts exactly the state the agent has just declared current.
+arrival, with what its adoption reads of it: `DecodedReport`, so that the adoption at an
+election decodes and encodes nothing), its number and the stream it came on. A `Resume` is
+honoured only on that stream and for that number, so the core adopts exactly the state the
+agent has just declared current.
 
 `ResumptionWave` tells a new leader when the agents holding snapshots here are back (or have
 stopped coming back): it holds its allocation passes until then (ADR 0018).
@@ -20,27 +21,42 @@ from dataclasses import dataclass
 
 from mesos_master.errors import ErrorCode, MasterError
 from mesos_master.records import Outbox
-from mesos_master.tasks import task_resources
+from mesos_master.tasks import ReadReport
+from mesos_values.interning import Interner
 from mesos_values.resources import Resources
 from protos import agent_pb2
 
 
 @dataclass(frozen=True, slots=True)
 class DecodedReport:
-    """The resources of an agent's `Reregister`, decoded ahead of its adoption."""
+    """What the adoption of an agent's `Reregister` reads of it, read ahead of the adoption."""
 
     total: Resources | None
-    """The agent's resources; None when they do not parse (the core refuses the agent)."""
-    task_resources: tuple[Resources, ...]
-    """Each reported task's, in the report's order."""
+    """The agent's resources (hashed already); None when they do not parse (the core refuses
+    the agent)."""
+    encoded_info: bytes
+    """Its `AgentInfo`, encoded (as the master's record keeps it)."""
+    read: ReadReport
+    """Its tasks and frameworks, as `ClusterTasks.adopt_report` reads them."""
+
+    @property
+    def task_resources(self) -> tuple[Resources, ...]:
+        """Each reported task's resources, in the report's order."""
+        return tuple(task.resources for task in self.read.tasks)
 
     @classmethod
-    def of(cls, report: agent_pb2.AgentMessage.Reregister) -> DecodedReport:
+    def of(cls, report: agent_pb2.AgentMessage.Reregister,
+           shared: Interner[Resources] | None = None) -> DecodedReport:
+        """`shared`: hands out one instance of equal resources (the core interns them too,
+        and finds one it holds already by identity)."""
+        share = shared if shared is not None else _as_is
         try:
-            total: Resources | None = Resources.from_proto(report.agent_info.resources)
+            total: Resources | None = share(Resources.from_proto(report.agent_info.resources))
         except ValueError:
             total = None
-        return cls(total, tuple(task_resources(task) for task in report.tasks))
+        else:
+            hash(total)  # computed once, here: the core interns the agents' totals
+        return cls(total, report.agent_info.SerializeToString(), ReadReport.of(report, share))
 
 
 @dataclass(slots=True)
@@ -60,6 +76,7 @@ class StandbyAgents:
 
     def __init__(self) -> None:
         self._held: dict[str, HeldSnapshot] = {}
+        self._shared: Interner[Resources] = Interner()  # agents and tasks are often alike
         self.resumed = 0
         """Agents re-registered from a held snapshot since the process started."""
         self.on_empty: Callable[[], None] = _nothing
@@ -81,7 +98,7 @@ class StandbyAgents:
             raise MasterError(
                 ErrorCode.INVALID_ARGUMENT,
                 f"a passive stream carries one agent's snapshots: {stream_agent}, not {agent_id}")
-        decoded = DecodedReport.of(standby.snapshot)
+        decoded = DecodedReport.of(standby.snapshot, self._shared)
         held = self._held.get(agent_id)
         if held is not None and held.outbox is outbox:
             held.seq, held.snapshot, held.decoded = standby.seq, standby.snapshot, decoded
@@ -147,3 +164,7 @@ class ResumptionWave:
 
 def _nothing() -> None:
     pass
+
+
+def _as_is(resources: Resources) -> Resources:
+    return resources

@@ -24,6 +24,7 @@ agents and frameworks, and the Master creates frameworks an agent's report revea
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TypeAlias
 
 import structlog
@@ -377,18 +378,20 @@ class ClusterTasks:
         agent: AgentRecord,
         report: agent_pb2.AgentMessage.Reregister,
         recover_framework: RecoverFramework,
-        task_resources: Sequence[Resources] | None = None,
+        read: ReadReport | None = None,
     ) -> int:
         """Take the executors and tasks a re-registering agent reports as the truth: tasks of
         removed frameworks are shut down, tasks the agent no longer knows end (they were lost
         in transit). Returns how many tasks the agent runs for known frameworks.
-        `task_resources`: the reported tasks' resources, decoded already (in their order)."""
-        frameworks = {f.id.value: f for f in report.frameworks if f.id.value}
+        `read`: what the adoption needs of the report's tasks and frameworks, read from it
+        already (a standby reads it when the snapshot arrives: ADR 0018)."""
+        if read is None:
+            read = ReadReport.of(report)
         for executor_info in report.executors:
             self._adopt_executor(agent, executor_info)
-        reported = self._adopt_tasks(agent, report.tasks, frameworks, recover_framework,
-                                     task_resources)
-        self._drop_unreported(agent, reported)
+        reported = self._adopt_tasks(agent, read.tasks, read.frameworks, recover_framework)
+        if len(reported) != len(agent.tasks):  # else every task it has is reported
+            self._drop_unreported(agent, reported)
         return len(reported)
 
     def agent_unreachable(self, agent: AgentRecord) -> None:
@@ -539,12 +542,12 @@ class ClusterTasks:
             framework.outbox.send(update_event(status))
         self.forget(task)
 
-    def _role_of(self, framework_id: str, resources: Iterable[mesos_pb2.Resource]) -> str:
-        """The role resources reported by an agent are allocated to: their allocation info,
-        else (from before roles were recorded) the framework's first role."""
-        for resource in resources:
-            if resource.allocation_info.role:
-                return resource.allocation_info.role
+    def _role_of(self, framework_id: str, allocated_to: str) -> str:
+        """The role resources reported by an agent are allocated to: their allocation info's
+        (`allocated_to`, `allocation_role`), else (from before roles were recorded) the
+        framework's first role."""
+        if allocated_to:
+            return allocated_to
         framework = self._frameworks.get(framework_id)
         return framework.info.roles[0] if framework is not None else DEFAULT_ROLE
 
@@ -557,21 +560,21 @@ class ClusterTasks:
         own = mesos_pb2.ExecutorInfo()
         own.CopyFrom(info)  # a part of the agent's report would keep all of it alive
         agent.executors[key] = ExecutorRecord(
-            own, key[0], agent.agent_id, resources, self._role_of(key[0], info.resources)
+            own, key[0], agent.agent_id, resources,
+            self._role_of(key[0], allocation_role(info.resources)),
         )
 
     def _adopt_tasks(
         self,
         agent: AgentRecord,
-        tasks: Iterable[mesos_pb2.Task],
+        tasks: Iterable[ReportedTask],
         frameworks: Mapping[str, mesos_pb2.FrameworkInfo],
         recover_framework: RecoverFramework,
-        task_resources: Sequence[Resources] | None = None,
     ) -> set[tuple[str, str]]:
         reported: set[tuple[str, str]] = set()
         shut_down: set[str] = set()
-        for index, task in enumerate(tasks):
-            key = (task.framework_id.value, task.task_id.value)
+        for task in tasks:
+            key = task.key
             if self._registry.is_removed(key[0]):
                 if key[0] not in shut_down and agent.outbox is not None:
                     shut_down.add(key[0])
@@ -583,13 +586,12 @@ class ClusterTasks:
             record = agent.tasks.get(key)
             added = record is None
             if record is None:
-                record = self._task_from_report(
-                    agent, task, task_resources[index] if task_resources is not None else None)
+                record = self._task_from_report(agent, task)
                 agent.tasks[key] = record
             previous = record.state
             record.state = task.state
-            if task.statuses:
-                record.record_status(task.statuses[-1])
+            if task.latest_status is not None:
+                record.record_encoded_status(task.latest_status, task.latest_state)
             framework = self._frameworks.get(key[0])
             if framework is None:
                 framework = recover_framework(key[0], frameworks.get(key[0]))
@@ -629,23 +631,88 @@ class ClusterTasks:
                 recover=False,
             )
 
-    def _task_from_report(self, agent: AgentRecord, task: mesos_pb2.Task,
-                          decoded: Resources | None = None) -> TaskRecord:
-        info = mesos_pb2.TaskInfo(
-            name=task.name,
-            task_id=task.task_id,
-            resources=task.resources,
-            labels=task.labels,
-        )
-        executor = agent.executors.get((task.framework_id.value, task.executor_id.value))
+    def _task_from_report(self, agent: AgentRecord, task: ReportedTask) -> TaskRecord:
+        framework_id = task.key[0]
+        info, executor_id = task.info, ""
+        executor = agent.executors.get((framework_id, task.executor_id))
         if executor is not None:
-            info.executor.CopyFrom(executor.info)
-        resources = decoded if decoded is not None else task_resources(task)
-        role = self._role_of(task.framework_id.value, task.resources)
-        return TaskRecord(
-            info, task.framework_id.value, agent.agent_id, self._shared(resources), role,
+            with_executor = mesos_pb2.TaskInfo.FromString(info)
+            with_executor.executor.CopyFrom(executor.info)
+            info, executor_id = with_executor.SerializeToString(), task.executor_id
+        return TaskRecord.encoded(
+            info, task.key[1], executor_id, framework_id, agent.agent_id,
+            self._shared(task.resources), self._role_of(framework_id, task.allocated_to),
             task.state,
         )
+
+
+def _as_is(resources: Resources) -> Resources:
+    return resources
+
+
+Share: TypeAlias = Callable[[Resources], Resources]
+
+
+@dataclass(frozen=True, slots=True)
+class ReportedTask:
+    """What the adoption of one task of an agent's report needs, read from the report."""
+
+    key: tuple[str, str]
+    """(framework id, task id)."""
+    executor_id: str
+    """The executor the task names ("" for none)."""
+    state: TaskState
+    resources: Resources
+    """Its resources (none when they do not parse), hashed already (they are interned)."""
+    allocated_to: str
+    """The role its resources' allocation info names ("" for none: `allocation_role`)."""
+    info: bytes
+    """Its TaskInfo as the master's record keeps it, encoded, without the executor's info."""
+    latest_status: bytes | None
+    """Its latest status, encoded (None without statuses)."""
+    latest_state: TaskState
+    """That status's state."""
+
+    @classmethod
+    def of(cls, task: mesos_pb2.Task, shared: Share = _as_is) -> ReportedTask:
+        """`shared` hands out one instance of equal resources (an `Interner`)."""
+        resources = shared(task_resources(task))
+        hash(resources)  # computed once, here: interning the resources hashes them
+        info = mesos_pb2.TaskInfo(
+            name=task.name, task_id=task.task_id, resources=task.resources, labels=task.labels)
+        latest = task.statuses[-1] if task.statuses else None
+        return cls(
+            (task.framework_id.value, task.task_id.value), task.executor_id.value, task.state,
+            resources, allocation_role(task.resources), info.SerializeToString(),
+            None if latest is None else latest.SerializeToString(),
+            mesos_pb2.TASK_STAGING if latest is None else latest.state,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReadReport:
+    """What `ClusterTasks.adopt_report` needs of a `Reregister`'s tasks and frameworks, read
+    from it once (ADR 0018: a standby reads a snapshot when it arrives, off the failover path)."""
+
+    tasks: tuple[ReportedTask, ...]
+    """The reported tasks, in the report's order."""
+    frameworks: Mapping[str, mesos_pb2.FrameworkInfo]
+    """The frameworks' infos the agent sent, by framework id."""
+
+    @classmethod
+    def of(cls, report: agent_pb2.AgentMessage.Reregister, shared: Share = _as_is,
+           ) -> ReadReport:
+        """`shared` hands out one instance of equal resources (an `Interner`)."""
+        return cls(tuple(ReportedTask.of(task, shared) for task in report.tasks),
+                   {f.id.value: f for f in report.frameworks if f.id.value})
+
+
+def allocation_role(resources: Iterable[mesos_pb2.Resource]) -> str:
+    """The role the first of `resources` that records one is allocated to ("" for none)."""
+    for resource in resources:
+        if resource.allocation_info.role:
+            return resource.allocation_info.role
+    return ""
 
 
 def task_resources(task: mesos_pb2.Task) -> Resources:

@@ -376,6 +376,29 @@ class Resources:
             builder.scalar(_plain_name(name), value)
         return builder.build()
 
+    @classmethod
+    def sum_of(cls, start: Resources, more: Iterable[Resources]) -> Resources:
+        """`start + a + b + ...` for `more` = a, b, ...: the value adding them one by one gives
+        (rounded at each step alike), without the bags in between when all are scalars only."""
+        parts = more if isinstance(more, list | tuple) else list(more)
+        if start._ranges or start._sets or any(part._ranges or part._sets for part in parts):
+            total = start
+            for part in parts:
+                total = total + part
+            return total
+        scalars, owned, last = start._scalars, False, start
+        for part in parts:
+            if not part._scalars:
+                continue
+            if not scalars:  # (`+` gives the other bag)
+                scalars, owned, last = part._scalars, False, part
+                continue
+            if not owned:
+                scalars, owned = scalars.copy(), True
+            for name, value in part._scalars.items():
+                scalars[name] = round((scalars.get(name, 0.0) + value) * 1000) / 1000
+        return Resources(scalars, _NO_RANGES, _NO_SETS) if owned else last
+
     def to_proto(self) -> list[mesos_pb2.Resource]:
         """The `mesos_pb2.Resource` messages for these resources (with their reservations)."""
         messages: list[mesos_pb2.Resource] = []
@@ -434,6 +457,8 @@ class Resources:
     def scalar(self, name: str) -> float:
         """The quantity of scalar `name`, reservations included; 0.0 if absent."""
         value = self._scalars.get(name, 0.0)
+        if not self.reserved:
+            return value
         if len(self._scalars) > 1 or value == 0.0:
             for key, amount in self._scalars.items():
                 if KEY_SEPARATOR in key and key_parts(key)[0] == name:

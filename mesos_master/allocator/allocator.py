@@ -339,9 +339,12 @@ class Allocator:
         for by_role in (used or {}).values():
             for resources in by_role.values():
                 in_use += resources
-        if not total.contains(in_use):
-            raise ValueError(f"agent {agent_id!r} reports {in_use} in use but has only {total}")
-        self._agents[agent_id] = _Agent(total=total, available=total - in_use)
+        try:
+            available = total - in_use
+        except ValueError:  # not contained
+            raise ValueError(
+                f"agent {agent_id!r} reports {in_use} in use but has only {total}") from None
+        self._agents[agent_id] = _Agent(total=total, available=available)
         self._total.add(total)
         for framework_id, by_role in (used or {}).items():
             framework = self._frameworks.get(framework_id)

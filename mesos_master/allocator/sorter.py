@@ -13,7 +13,8 @@ A sorter built with `per_agent=False` keeps only each client's quantities, not w
 the allocator's role sorters need shares only. Resource names in `excluded` (e.g. `gpus`,
 Mesos' `--fair_sharing_excluded_resource_names`) do not count towards shares. Several sorters
 may share one `ClusterTotal` (the allocator's role tree does): a change of the total is then
-made once, and each sorter notices it by its version.
+made once, and each sorter notices it by its version. The sums (the total, each client's
+quantities) add what they are given when next read (`FOLD_AT`), as if added one by one.
 """
 
 from __future__ import annotations
@@ -29,23 +30,61 @@ from mesos_values.resources import Resources
 __all__ = ["SORTERS", "ClusterTotal", "DRFSorter", "RandomSorter", "Sorter"]
 
 
+FOLD_AT = 256
+"""Quantities added to a sum (the cluster total, a client's allocation) are kept aside and
+added up when the sum is next read, or once this many wait: a new leader adds 10,000 agents
+and their tasks' allocations before it reads any share (ADR 0018)."""
+
+
+class _Sum:
+    """A sum of scalar quantities whose additions are added up when it is read, as if added
+    one by one (`Resources.sum_of`)."""
+
+    __slots__ = ("_pending", "_value")
+
+    def __init__(self) -> None:
+        self._value = Resources.EMPTY
+        self._pending: list[Resources] = []
+
+    @property
+    def value(self) -> Resources:
+        if self._pending:
+            self._value = Resources.sum_of(self._value, self._pending)
+            self._pending.clear()
+        return self._value
+
+    @value.setter
+    def value(self, value: Resources) -> None:
+        self._pending.clear()
+        self._value = value
+
+    def add(self, quantities: Resources) -> None:
+        self._pending.append(quantities)
+        if len(self._pending) >= FOLD_AT:
+            self.value  # noqa: B018 -- added up now
+
+
 class ClusterTotal:
     """The scalar quantities shares are computed against, with a version bumped on change."""
 
-    __slots__ = ("quantities", "version")
+    __slots__ = ("_sum", "version")
 
     def __init__(self) -> None:
-        self.quantities = Resources.EMPTY
+        self._sum = _Sum()
         self.version = 0
+
+    @property
+    def quantities(self) -> Resources:
+        return self._sum.value
 
     def add(self, resources: Resources) -> None:
         """Grow the total by `resources`' scalar quantities."""
-        self.quantities = self.quantities + resources.scalar_quantities()
+        self._sum.add(resources.scalar_quantities())
         self.version += 1
 
     def remove(self, resources: Resources) -> None:
         """Shrink the total by `resources`' scalar quantities."""
-        self.quantities = self.quantities - resources.scalar_quantities()
+        self._sum.value = self._sum.value - resources.scalar_quantities()
         self.version += 1
 
 
@@ -119,7 +158,11 @@ class _Client:
     weight: float
     active: bool = True
     allocation: dict[str, Resources] = field(default_factory=dict)
-    quantities: Resources = Resources.EMPTY  # scalar sum over all agents
+    held: _Sum = field(default_factory=_Sum)  # scalar sum over all agents
+
+    @property
+    def quantities(self) -> Resources:
+        return self.held.value
 
 
 def _check_weight(weight: float) -> None:
@@ -192,7 +235,7 @@ class _Books:
             held = state.allocation.get(agent_id)
             state.allocation[agent_id] = resources if held is None else held + resources
         self._changing(client, state)
-        state.quantities = state.quantities + resources.scalar_quantities()
+        state.held.add(resources.scalar_quantities())
         self._changed(client, state)
 
     def unallocated(self, client: str, agent_id: str, resources: Resources) -> None:
@@ -216,7 +259,7 @@ class _Books:
                 + f", cannot give back {resources}"
             ) from None
         self._changing(client, state)
-        state.quantities = remaining
+        state.held.value = remaining
         self._changed(client, state)
 
     def add_total(self, resources: Resources) -> None:

@@ -145,3 +145,17 @@ def test_the_resumption_wave_is_over_when_it_stalls_or_lasts_too_long() -> None:
         assert not long.over(200.9 + step * 0.9)
     assert not long.over(204.95)
     assert long.over(205.0)  # still coming back, one by one, but for too long
+
+
+def test_equal_resources_of_held_snapshots_are_one_instance() -> None:
+    """The core interns agents' and tasks' resources too: it then finds them by identity."""
+    held, stream = StandbyAgents(), Outbox()
+    for agent_id in ("a1", "a2"):
+        message = standby(agent_id, 1, ("t1",))
+        message.snapshot.agent_info.resources.extend(Resources.parse("cpus:2").to_proto())
+        message.snapshot.tasks[0].resources.extend(Resources.parse("cpus:0.5").to_proto())
+        held.hold(message, stream if agent_id == "a1" else Outbox(), None)
+    first = held.take("a1", stream, 1).decoded
+    [second] = [h.decoded for h in held._held.values()]
+    assert first.total is second.total and first.total == Resources.parse("cpus:2")
+    assert first.read.tasks[0].resources is second.read.tasks[0].resources
