@@ -63,6 +63,11 @@ class ElectionDetector:
     async def detect(self, previous: HostPort | None = None) -> HostPort:
         return self.old if previous is None else self.new
 
+    async def leader_other_than(self, previous: HostPort) -> HostPort:
+        if self.new == previous:
+            await asyncio.get_running_loop().create_future()  # no other is named: waits
+        return self.new
+
     async def close(self) -> None:
         return None
 
@@ -166,6 +171,12 @@ class CountingDetector:
 
     async def detect(self, previous: HostPort | None = None) -> HostPort:
         self.asked.set()
+        return self.master
+
+    async def leader_other_than(self, previous: HostPort) -> HostPort:
+        self.asked.set()
+        if self.master == previous:
+            await asyncio.get_running_loop().create_future()  # no other is named: waits
         return self.master
 
     async def close(self) -> None:
