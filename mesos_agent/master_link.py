@@ -195,6 +195,7 @@ class MasterLink:
             call = stub.Connect(metadata=self._authorization)
             self._last_hello = hello.WhichOneof("message")
             await call.write(hello)
+            del hello  # freed now, not with the session (see `_registered_session`)
             await self._registered_session(leader, call, call.read, resumed=False)
 
     async def _resume(self, leader: HostPort, passive: PassiveStream) -> bool:
@@ -203,25 +204,35 @@ class MasterLink:
         otherwise (ADR 0018). False, with nothing sent, when the agent has no id to
         re-register with."""
         await passive.idle()
-        resume = agent_pb2.AgentMessage(resume=agent_pb2.AgentMessage.Resume(seq=passive.seq))
-        if self._state_version is not None and passive.holds(self._state_version()):
-            message = resume
-        else:
-            hello = self._hello()
-            if not hello.HasField("reregister"):
-                return False
-            message = resume if passive.current(hello.reregister) else hello
+        message = self._resumption(passive)
+        if message is None:
+            return False
         self._last_hello = "reregister"
         await passive.call.write(message)
+        del message  # freed now, not with the session (see `_registered_session`)
         await self._registered_session(leader, passive.call, passive.read, resumed=True)
         return True
+
+    def _resumption(self, passive: PassiveStream) -> agent_pb2.AgentMessage | None:
+        """What `_resume` sends on `passive`; None when the agent has no id."""
+        if self._state_version is None or not passive.holds(self._state_version()):
+            hello = self._hello()
+            if not hello.HasField("reregister"):
+                return None
+            if not passive.current(hello.reregister):
+                return hello
+        message = agent_pb2.AgentMessage()
+        message.resume.seq = passive.seq
+        return message
 
     async def _registered_session(
         self, leader: HostPort, call: Call, read: Callable[[], Awaitable[object]], *,
         resumed: bool,
     ) -> None:
         """Wait for the master's (Re)Registered on `call`, then serve the stream until it
-        ends; `read` reads it."""
+        ends; `read` reads it. The messages of the registration are dropped once handled, not
+        kept in the session's frames until it ends: 10,000 agents' sessions end together when
+        their master dies, and what they hold is freed then (ADR 0018)."""
         async with asyncio.timeout(self._registration_timeout):
             first = await read()
         if first is grpc.aio.EOF:
@@ -249,6 +260,7 @@ class MasterLink:
             self.standbys.wake()
         try:
             self._handler.registered(first)
+            del first, answer
             await self._read(read, call, writer)
         finally:
             self._outbox = None
