@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Protocol
+from typing import Protocol, cast
 
 import grpc
 import structlog
@@ -33,7 +33,6 @@ from mesos_runtime.backlog import MAX_BATCH_MESSAGES, backlog, batched
 from mesos_runtime.backoff import Backoff
 from mesos_runtime.channels import CLIENT_CHANNEL_OPTIONS, leader_hint, unreachable
 from mesos_runtime.clock import Clock
-from mesos_runtime.tasks import cancel_and_wait
 from mesos_security.credentials import AUTHORIZATION_KEY, Credential, basic_authorization
 from mesos_security.tls import TlsConfig, open_channel
 from mesos_values.addresses import HostPort
@@ -103,7 +102,7 @@ class MasterLink:
         self._patience = Backoff(STANDBY_PATIENCE_SECONDS, 2 * STANDBY_PATIENCE_SECONDS,
                                  jitter=0.5)
         self._registration_timeout = registration_timeout
-        self._outbox: asyncio.Queue[agent_pb2.AgentMessage] | None = None
+        self._outbox: asyncio.Queue[agent_pb2.AgentMessage | None] | None = None
         self._last_hello: str | None = None
         self._registered = False  # in the current connection
         self.leader: HostPort | None = None
@@ -243,7 +242,7 @@ class MasterLink:
             raise StreamEnded(f"master answered the registration with {kind!r}")
         answer = first.registered if kind == "registered" else first.reregistered
         interval = answer.heartbeat_interval_seconds or _DEFAULT_HEARTBEAT_SECONDS
-        outbox: asyncio.Queue[agent_pb2.AgentMessage] = asyncio.Queue()
+        outbox: asyncio.Queue[agent_pb2.AgentMessage | None] = asyncio.Queue()
         self._outbox = outbox
         self._registered = True
         self.resumed = resumed
@@ -264,8 +263,14 @@ class MasterLink:
             await self._read(read, call, writer)
         finally:
             self._outbox = None
-            with contextlib.suppress(grpc.aio.AioRpcError, StreamEnded):
-                await cancel_and_wait(writer)
+            # The writer's end (None): it returns when it sees it, at once or after a write
+            # under way fails with the stream. Not cancelled and waited for: 10,000 agents
+            # end their sessions at once when their master dies (ADR 0018).
+            outbox.put_nowait(None)
+            if writer.done():
+                _writer_ended(writer)
+            else:
+                writer.add_done_callback(_writer_ended)
             self._handler.disconnected()
 
     async def _read(
@@ -292,22 +297,26 @@ class MasterLink:
     async def _write(
         self,
         call: Call,
-        outbox: asyncio.Queue[agent_pb2.AgentMessage],
+        outbox: asyncio.Queue[agent_pb2.AgentMessage | None],
         interval: float,
     ) -> None:
         """Send what is queued (a backlog as one batch) and a heartbeat every `interval`
-        seconds, with the next batch or alone. One task per stream, not a writer and a
-        heartbeat task: 10,000 agents resume at once after a failover (ADR 0018)."""
+        seconds, with the next batch or alone, until None is queued (the session ended). One
+        task per stream, not a writer and a heartbeat task: 10,000 agents resume at once after
+        a failover (ADR 0018)."""
         loop = asyncio.get_running_loop()
         beat_at = loop.time() + interval
         while True:
-            messages: list[agent_pb2.AgentMessage] = []
+            queued: list[agent_pb2.AgentMessage | None] = []
             if outbox.empty():
                 # A timed-out get() leaves any message in the queue (asyncio.Queue).
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout_at(beat_at):
-                        messages.append(await outbox.get())
-            messages += backlog(outbox, MAX_BATCH_MESSAGES - len(messages))
+                        queued.append(await outbox.get())
+            queued += backlog(outbox, MAX_BATCH_MESSAGES - len(queued))
+            if None in queued:
+                return
+            messages = cast(list[agent_pb2.AgentMessage], queued)
             if loop.time() >= beat_at:
                 messages.append(
                     agent_pb2.AgentMessage(heartbeat=agent_pb2.AgentMessage.Heartbeat()))
@@ -317,6 +326,16 @@ class MasterLink:
                     await call.write(message)
                 except asyncio.InvalidStateError:  # the call ended before the reader saw it
                     raise StreamEnded("the master's stream ended") from None
+
+
+def _writer_ended(writer: asyncio.Task[None]) -> None:
+    """Retrieve how a session's writer ended: raise what it raised, unless it is the stream's
+    end (the session ended with it anyway) or a cancellation."""
+    if writer.cancelled():
+        return
+    error = writer.exception()
+    if error is not None and not isinstance(error, grpc.aio.AioRpcError | StreamEnded):
+        raise error
 
 
 def _log_retry(leader: HostPort, ended: Ended, delay: float) -> None:
