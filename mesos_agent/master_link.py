@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Protocol
+from typing import Protocol, cast
 
 import grpc
 import structlog
@@ -33,7 +33,6 @@ from mesos_runtime.backlog import MAX_BATCH_MESSAGES, backlog, batched
 from mesos_runtime.backoff import Backoff
 from mesos_runtime.channels import CLIENT_CHANNEL_OPTIONS, leader_hint, unreachable
 from mesos_runtime.clock import Clock
-from mesos_runtime.tasks import cancel_and_wait
 from mesos_security.credentials import AUTHORIZATION_KEY, Credential, basic_authorization
 from mesos_security.tls import TlsConfig, open_channel
 from mesos_values.addresses import HostPort
@@ -103,7 +102,7 @@ class MasterLink:
         self._patience = Backoff(STANDBY_PATIENCE_SECONDS, 2 * STANDBY_PATIENCE_SECONDS,
                                  jitter=0.5)
         self._registration_timeout = registration_timeout
-        self._outbox: asyncio.Queue[agent_pb2.AgentMessage] | None = None
+        self._outbox: asyncio.Queue[agent_pb2.AgentMessage | None] | None = None
         self._last_hello: str | None = None
         self._registered = False  # in the current connection
         self.leader: HostPort | None = None
@@ -195,6 +194,7 @@ class MasterLink:
             call = stub.Connect(metadata=self._authorization)
             self._last_hello = hello.WhichOneof("message")
             await call.write(hello)
+            del hello  # freed now, not with the session (see `_registered_session`)
             await self._registered_session(leader, call, call.read, resumed=False)
 
     async def _resume(self, leader: HostPort, passive: PassiveStream) -> bool:
@@ -203,25 +203,35 @@ class MasterLink:
         otherwise (ADR 0018). False, with nothing sent, when the agent has no id to
         re-register with."""
         await passive.idle()
-        resume = agent_pb2.AgentMessage(resume=agent_pb2.AgentMessage.Resume(seq=passive.seq))
-        if self._state_version is not None and passive.holds(self._state_version()):
-            message = resume
-        else:
-            hello = self._hello()
-            if not hello.HasField("reregister"):
-                return False
-            message = resume if passive.current(hello.reregister) else hello
+        message = self._resumption(passive)
+        if message is None:
+            return False
         self._last_hello = "reregister"
         await passive.call.write(message)
+        del message  # freed now, not with the session (see `_registered_session`)
         await self._registered_session(leader, passive.call, passive.read, resumed=True)
         return True
+
+    def _resumption(self, passive: PassiveStream) -> agent_pb2.AgentMessage | None:
+        """What `_resume` sends on `passive`; None when the agent has no id."""
+        if self._state_version is None or not passive.holds(self._state_version()):
+            hello = self._hello()
+            if not hello.HasField("reregister"):
+                return None
+            if not passive.current(hello.reregister):
+                return hello
+        message = agent_pb2.AgentMessage()
+        message.resume.seq = passive.seq
+        return message
 
     async def _registered_session(
         self, leader: HostPort, call: Call, read: Callable[[], Awaitable[object]], *,
         resumed: bool,
     ) -> None:
         """Wait for the master's (Re)Registered on `call`, then serve the stream until it
-        ends; `read` reads it."""
+        ends; `read` reads it. The messages of the registration are dropped once handled, not
+        kept in the session's frames until it ends: 10,000 agents' sessions end together when
+        their master dies, and what they hold is freed then (ADR 0018)."""
         async with asyncio.timeout(self._registration_timeout):
             first = await read()
         if first is grpc.aio.EOF:
@@ -232,7 +242,7 @@ class MasterLink:
             raise StreamEnded(f"master answered the registration with {kind!r}")
         answer = first.registered if kind == "registered" else first.reregistered
         interval = answer.heartbeat_interval_seconds or _DEFAULT_HEARTBEAT_SECONDS
-        outbox: asyncio.Queue[agent_pb2.AgentMessage] = asyncio.Queue()
+        outbox: asyncio.Queue[agent_pb2.AgentMessage | None] = asyncio.Queue()
         self._outbox = outbox
         self._registered = True
         self.resumed = resumed
@@ -249,11 +259,18 @@ class MasterLink:
             self.standbys.wake()
         try:
             self._handler.registered(first)
+            del first, answer
             await self._read(read, call, writer)
         finally:
             self._outbox = None
-            with contextlib.suppress(grpc.aio.AioRpcError, StreamEnded):
-                await cancel_and_wait(writer)
+            # The writer's end (None): it returns when it sees it, at once or after a write
+            # under way fails with the stream. Not cancelled and waited for: 10,000 agents
+            # end their sessions at once when their master dies (ADR 0018).
+            outbox.put_nowait(None)
+            if writer.done():
+                _writer_ended(writer)
+            else:
+                writer.add_done_callback(_writer_ended)
             self._handler.disconnected()
 
     async def _read(
@@ -280,22 +297,26 @@ class MasterLink:
     async def _write(
         self,
         call: Call,
-        outbox: asyncio.Queue[agent_pb2.AgentMessage],
+        outbox: asyncio.Queue[agent_pb2.AgentMessage | None],
         interval: float,
     ) -> None:
         """Send what is queued (a backlog as one batch) and a heartbeat every `interval`
-        seconds, with the next batch or alone. One task per stream, not a writer and a
-        heartbeat task: 10,000 agents resume at once after a failover (ADR 0018)."""
+        seconds, with the next batch or alone, until None is queued (the session ended). One
+        task per stream, not a writer and a heartbeat task: 10,000 agents resume at once after
+        a failover (ADR 0018)."""
         loop = asyncio.get_running_loop()
         beat_at = loop.time() + interval
         while True:
-            messages: list[agent_pb2.AgentMessage] = []
+            queued: list[agent_pb2.AgentMessage | None] = []
             if outbox.empty():
                 # A timed-out get() leaves any message in the queue (asyncio.Queue).
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout_at(beat_at):
-                        messages.append(await outbox.get())
-            messages += backlog(outbox, MAX_BATCH_MESSAGES - len(messages))
+                        queued.append(await outbox.get())
+            queued += backlog(outbox, MAX_BATCH_MESSAGES - len(queued))
+            if None in queued:
+                return
+            messages = cast(list[agent_pb2.AgentMessage], queued)
             if loop.time() >= beat_at:
                 messages.append(
                     agent_pb2.AgentMessage(heartbeat=agent_pb2.AgentMessage.Heartbeat()))
@@ -305,6 +326,16 @@ class MasterLink:
                     await call.write(message)
                 except asyncio.InvalidStateError:  # the call ended before the reader saw it
                     raise StreamEnded("the master's stream ended") from None
+
+
+def _writer_ended(writer: asyncio.Task[None]) -> None:
+    """Retrieve how a session's writer ended: raise what it raised, unless it is the stream's
+    end (the session ended with it anyway) or a cancellation."""
+    if writer.cancelled():
+        return
+    error = writer.exception()
+    if error is not None and not isinstance(error, grpc.aio.AioRpcError | StreamEnded):
+        raise error
 
 
 def _log_retry(leader: HostPort, ended: Ended, delay: float) -> None:

@@ -22,7 +22,6 @@ to an inbox that `read()` drains, so a stream changes owner without cancelling a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Hashable
 
 import grpc
@@ -192,6 +191,7 @@ class StandbyStreams:
         self._max_backoff = max_backoff
         self._streams: dict[HostPort, PassiveStream] = {}
         self._wake = asyncio.Event()
+        self._woken = False  # `wake()` was called (not only the refresh timer)
         self._dirty = True  # the agent's state may have moved since `_last` was built
         self._last: tuple[Reregister, bytes, Hashable] | None = None
 
@@ -199,6 +199,7 @@ class StandbyStreams:
         """Look at the members and the snapshot soon (`SETTLE_SECONDS`), not at the next
         refresh: the link registered, or the agent's state may have changed."""
         self._dirty = True
+        self._woken = True
         self._wake.set()
 
     def state_moved(self) -> None:
@@ -258,11 +259,23 @@ class StandbyStreams:
                         except (grpc.aio.AioRpcError, OSError, asyncio.InvalidStateError,
                                 TimeoutError):
                             stream.ended.set()  # broken: its keeper opens another
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._refresh_interval):
-                        await self._wake.wait()
-                        await asyncio.sleep(SETTLE_SECONDS)  # one snapshot for a burst
-                self._wake.clear()
+                await self._until_woken()
+
+    async def _until_woken(self) -> None:
+        """Wait for a `wake()` and then `SETTLE_SECONDS` more (one snapshot for a burst), or
+        `refresh_interval` in all. A timer ends the wait, not a timeout: 10,000 agents' loops
+        each raise no exception every interval (ADR 0018)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._refresh_interval
+        timer = loop.call_at(deadline, self._wake.set)
+        try:
+            await self._wake.wait()
+            if self._woken and (settle := min(SETTLE_SECONDS, deadline - loop.time())) > 0:
+                await asyncio.sleep(settle)
+        finally:
+            timer.cancel()
+            self._wake.clear()
+            self._woken = False
 
     def _current_snapshot(self) -> tuple[Reregister | None, bytes, Hashable]:
         """The agent's snapshot, its bytes and its version. Built again when the version moved;

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from typing import Protocol
 
 import structlog
@@ -28,6 +29,11 @@ class MasterDetector(Protocol):
         or until the caller should retry the same address (standalone detectors return at once)."""
         ...
 
+    async def leader_other_than(self, previous: HostPort) -> HostPort:
+        """Wait, however long it takes, until the leader is a master other than `previous`,
+        and return it (a standalone detector's never is: it waits until cancelled)."""
+        ...
+
     async def close(self) -> None:
         """Release any connection the detector holds."""
         ...
@@ -41,6 +47,12 @@ class StandaloneDetector:
 
     async def detect(self, previous: HostPort | None = None) -> HostPort:
         return self.leader
+
+    async def leader_other_than(self, previous: HostPort) -> HostPort:
+        if self.leader != previous:
+            return self.leader
+        await asyncio.get_running_loop().create_future()  # never done: waits until cancelled
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         return None
@@ -75,9 +87,18 @@ class ZooKeeperDetector:
         self._reading: asyncio.Future[None] | None = None
 
     async def detect(self, previous: HostPort | None = None) -> HostPort:
+        return await self._detect(previous, retry=True)
+
+    async def leader_other_than(self, previous: HostPort) -> HostPort:
+        """As `detect(previous)`, without returning `previous` after `retry_interval`: a waiter
+        wakes when the group changes, not every `retry_interval` (one detector serves every
+        link of a process: thousands of hollow agents wait for an election on it)."""
+        return await self._detect(previous, retry=False)
+
+    async def _detect(self, previous: HostPort | None, *, retry: bool) -> HostPort:
         session, reader = self._open()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.retry_interval
+        deadline = loop.time() + self.retry_interval if retry else math.inf
         while True:
             if self._closed:
                 raise RuntimeError("the detector was closed")
@@ -95,7 +116,8 @@ class ZooKeeperDetector:
             if address is not None:
                 if address != previous or loop.time() >= deadline:
                     return address
-                timeout = deadline - loop.time()
+                if retry:
+                    timeout = deadline - loop.time()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await change.wait()

@@ -37,9 +37,6 @@ from mesos_values.addresses import HostPort
 
 __all__ = ["Connect", "Ended", "Retrying", "follow_leader"]
 
-# A detector answering faster than this did not wait for a change: it cannot wait for one.
-_IMMEDIATE_ANSWER_SECONDS = 0.05
-
 
 @dataclass(frozen=True, slots=True)
 class Ended:
@@ -112,15 +109,7 @@ async def _new_leader_within(
 ) -> HostPort | None:
     """Wait `delay`, but return at once with the leader when the detector names one other than
     `master` meanwhile; None after the whole delay."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + delay
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout_at(deadline):
-            while True:
-                asked = loop.time()
-                leader = await detector.detect(master)
-                if leader != master:
-                    return leader
-                if loop.time() - asked < _IMMEDIATE_ANSWER_SECONDS:
-                    await asyncio.sleep(deadline - loop.time())
+        async with asyncio.timeout(delay):
+            return await detector.leader_other_than(master)
     return None

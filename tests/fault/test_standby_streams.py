@@ -86,6 +86,9 @@ def test_kill9_leader_agent_resumes_over_its_passive_stream(
         wait_for(lambda: metric(new_leader, "master/slave_resumptions") == 1,
                  "the agent to resume over its passive stream")
         assert metric(new_leader, "master/slave_reregistrations") == 1  # no other stream
+        # The master counts the resumption before the agent reads its answer and logs it.
+        wait_for(lambda: len(log_lines(agent, "registered with master")) >= 2,
+                 "the agent to log its registration with the new leader")
         assert [line["resumed"] for line in log_lines(agent, "registered with master")] \
             == [False, True]
         # Its standby's decode of the copy it took the store over with: none left to decode.

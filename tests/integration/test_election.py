@@ -283,6 +283,26 @@ async def test_detect_with_the_same_leader_returns_within_the_retry_interval(
     assert time.monotonic() - started < 0.9
 
 
+async def test_leader_other_than_waits_past_the_retry_interval_for_a_new_leader(
+    election: Election,
+) -> None:
+    # What a link waiting for an election asks (mesos_coordination.reconnect): unlike
+    # `detect(previous)`, it does not return the same leader after each retry interval.
+    a, _ = await election.contender(5001)
+    await election.contender(5002)
+    detector = election.detector(retry_interval=0.1)
+    async with asyncio.timeout(WAIT):
+        assert await detector.detect() == address(5001)
+    waiting = asyncio.create_task(detector.leader_other_than(address(5001)))
+    done, _ = await asyncio.wait({waiting}, timeout=1.0)
+    assert not done, "leader_other_than() returned although the leader did not change"
+    await a.close()
+    async with asyncio.timeout(WAIT):
+        assert await waiting == address(5002)
+    async with asyncio.timeout(WAIT):  # a leader other than the one given: at once
+        assert await detector.leader_other_than(address(5001)) == address(5002)
+
+
 async def test_concurrent_detects_share_one_read_of_the_group(
     election: Election, monkeypatch: pytest.MonkeyPatch
 ) -> None:

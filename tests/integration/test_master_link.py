@@ -63,6 +63,11 @@ class ElectionDetector:
     async def detect(self, previous: HostPort | None = None) -> HostPort:
         return self.old if previous is None else self.new
 
+    async def leader_other_than(self, previous: HostPort) -> HostPort:
+        if self.new == previous:
+            await asyncio.get_running_loop().create_future()  # no other is named: waits
+        return self.new
+
     async def close(self) -> None:
         return None
 
@@ -168,6 +173,12 @@ class CountingDetector:
         self.asked.set()
         return self.master
 
+    async def leader_other_than(self, previous: HostPort) -> HostPort:
+        self.asked.set()
+        if self.master == previous:
+            await asyncio.get_running_loop().create_future()  # no other is named: waits
+        return self.master
+
     async def close(self) -> None:
         return None
 
@@ -193,6 +204,36 @@ async def test_a_link_cancelled_while_it_cleans_up_a_closed_stream_ends_cancelle
             await asyncio.wait({running, asked}, return_when=asyncio.FIRST_COMPLETED)
         assert running.cancelled(), "the link outlived its cancellation and retried"
         asked.cancel()
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await server.stop(None)
+
+
+def writer_tasks() -> list[asyncio.Task[Any]]:
+    return [task for task in asyncio.all_tasks()
+            if getattr(task.get_coro(), "__qualname__", "") == "MasterLink._write"]
+
+
+async def test_a_sessions_writer_ends_with_the_session_without_being_cancelled() -> None:
+    # The session tells its writer to end (ADR 0018): no cancellation per agent when 10,000
+    # agents lose their master at once.
+    master = EndingMaster()
+    server, address = await serve(master)
+    detector = CountingDetector(address)
+    _link, handler, running = start_link(detector)
+    try:
+        async with asyncio.timeout(WAIT):
+            await handler.registered_event.wait()
+        [writer] = writer_tasks()
+        assert not writer.done()
+        detector.asked.clear()
+        master.end.set()
+        async with asyncio.timeout(WAIT):
+            await detector.asked.wait()  # the session ended; the link retries
+            while not writer.done():  # noqa: ASYNC110 (a task's state, no event to wait on)
+                await asyncio.sleep(0.01)
+        assert not writer.cancelled() and writer.exception() is None
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)

@@ -35,6 +35,13 @@ class Detector:
             await self._changed.wait()
         return self.leader
 
+    async def leader_other_than(self, previous: HostPort) -> HostPort:
+        self.asked.append(previous)
+        while self.leader == previous:
+            self._changed.clear()
+            await self._changed.wait()
+        return self.leader
+
     async def close(self) -> None:
         return None
 
@@ -50,6 +57,12 @@ class ElectionDetector(Detector):
     async def detect(self, previous: HostPort | None = None) -> HostPort:
         self.asked.append(previous)
         return self.leader if previous is None else self.new
+
+    async def leader_other_than(self, previous: HostPort) -> HostPort:
+        self.asked.append(previous)
+        if self.new == previous:
+            await asyncio.get_running_loop().create_future()  # no other is named: waits
+        return self.new
 
 
 class Script:
