@@ -141,7 +141,8 @@ def _decoding_handler(handler: Handler) -> Handler:
         requests: AsyncIterable[Any], context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
         async for request in requests:
-            await _refuse_undecodable(request, context)
+            if type(request) is Undecodable:  # no coroutine per message (the stream's hot path)
+                await _refuse_undecodable(request, context)
             yield request
             del request  # not held while waiting for the next
 

@@ -16,8 +16,9 @@ registry lives in ZooKeeper with --zk, under --work_dir without it, and only in 
 neither is given. A registry failure ends leadership for good (`LeadershipLost`).
 Subscribe, Send and an agent's Connect first wait for their principal's turn under
 `--rate_limits` (`mesos_master.rate_limits`), or are refused with RESOURCE_EXHAUSTED.
-Every servicer call ends with `request_allocation()`: allocation runs on the next loop pass,
-batching all changes of that pass (ADR 0009).
+Every servicer call ends with `request_allocation()` (an agent's heartbeat does not: it changes
+nothing to allocate): allocation runs on the next loop pass, batching all changes of that pass
+(ADR 0009); a new leader's resumption wave holds it until the wave is over (ADR 0018).
 """
 
 from __future__ import annotations
@@ -593,10 +594,13 @@ class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
                     continue
                 # The agent resumes here because its detector names this master: it may see
                 # the election before this master does.
-                master = await self._gate.core(patience=self._gate.RECOVERY_WAIT)
+                # (No coroutine for the usual case: the core is there already.)
+                master = self._gate.master
                 if master is None:
-                    refusals.append(self._gate.not_leading())
-                    return
+                    master = await self._gate.core(patience=self._gate.RECOVERY_WAIT)
+                    if master is None:
+                        refusals.append(self._gate.not_leading())
+                        return
                 if (refusal := await _wait_turn(self._throttle, principal)) is not None:
                     refusals.append(refusal)
                     return
@@ -632,9 +636,9 @@ class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
     ) -> None:
         try:
             async for message in messages:
-                _dispatch(master, agent_id, message)
+                if _dispatch(master, agent_id, message):
+                    self._gate.request_allocation()
                 del message  # nor the last message received, while idle
-                self._gate.request_allocation()
         except grpc.aio.AioRpcError:
             pass
         except Exception:
@@ -645,19 +649,23 @@ class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
             self._gate.request_allocation()
 
 
-def _dispatch(master: Master, agent_id: str, message: agent_pb2.AgentMessage) -> None:
+def _dispatch(master: Master, agent_id: str, message: agent_pb2.AgentMessage) -> bool:
+    """Hand an agent's message (or each of a batch's) to the core; whether an allocation
+    pass may now find something new (anything but heartbeats alone)."""
     if message.WhichOneof("message") == "batch":
+        wanted = False
         for inner in message.batch.messages:
-            _dispatch_one(master, agent_id, inner)
-    else:
-        _dispatch_one(master, agent_id, message)
+            wanted = _dispatch_one(master, agent_id, inner) or wanted
+        return wanted
+    return _dispatch_one(master, agent_id, message)
 
 
-def _dispatch_one(master: Master, agent_id: str, message: agent_pb2.AgentMessage) -> None:
+def _dispatch_one(master: Master, agent_id: str, message: agent_pb2.AgentMessage) -> bool:
     kind = message.WhichOneof("message")
-    if kind == "heartbeat":
+    if kind == "heartbeat":  # records the agent's liveness only: nothing to allocate
         master.agent_heartbeat(agent_id)
-    elif kind == "status_update":
+        return False
+    if kind == "status_update":
         update = message.status_update
         master.status_update(agent_id, update.framework_id.value, update.status)
     elif kind == "executor_to_framework":
@@ -666,6 +674,7 @@ def _dispatch_one(master: Master, agent_id: str, message: agent_pb2.AgentMessage
         master.tasks.executor_exited(agent_id, message.executor_exited)
     else:
         log.warning("unexpected agent message", agent_id=agent_id, kind=kind)
+    return True
 
 
 class MasterServer:
@@ -712,7 +721,10 @@ class MasterServer:
             version=VERSION,
         )
         self._allocation_wanted = asyncio.Event()
-        self.gate = LeaderGate(self._allocation_wanted.set, own_id=self.info.id)
+        # The new leader's resumption wave while its allocation loop holds allocation for it,
+        # with the clock it is read by (`request_allocation`, ADR 0018).
+        self._wave: tuple[ResumptionWave, Callable[[], float]] | None = None
+        self.gate = LeaderGate(self.request_allocation, own_id=self.info.id)
         self.started = asyncio.Event()
         self.registrar: BatchWriter | None = None
         self._leading = False
@@ -728,7 +740,11 @@ class MasterServer:
         return self.gate.master
 
     def request_allocation(self) -> None:
-        """Run an allocation pass soon (on the next pass of the event loop)."""
+        """Run an allocation pass soon (on the next pass of the event loop); during a
+        resumption wave, once the wave is over (ADR 0018): the allocation loop is not woken
+        by every resumption, only when one ends the wave (or at the wave's deadline)."""
+        if (wave := self._wave) is not None and not wave[0].over(wave[1]()):
+            return
         self._allocation_wanted.set()
 
     async def run(self, http_port: int = 0) -> None:
@@ -869,12 +885,18 @@ class MasterServer:
         # or two: allocate once they are back (or stopped coming), not on every loop pass
         # meanwhile, which made offers of a few agents at a time while the rest waited
         # (ADR 0018, "The allocation after an election").
+        # While the wave lasts, `request_allocation` looks at it instead of waking this loop:
+        # the loop wakes when a request finds the wave over, or at the wave's deadline.
         wave = ResumptionWave(self.gate.standbys, master.clock.now())
-        while not wave.over(now := master.clock.now()):
-            with contextlib.suppress(TimeoutError):  # each resumption requests an allocation
-                async with asyncio.timeout(wave.deadline() - now):
-                    await self._allocation_wanted.wait()
-            self._allocation_wanted.clear()
+        self._wave = (wave, master.clock.now)
+        try:
+            while not wave.over(now := master.clock.now()):
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wave.deadline() - now):
+                        await self._allocation_wanted.wait()
+                self._allocation_wanted.clear()
+        finally:
+            self._wave = None
         self._allocation_wanted.set()  # what was requested meanwhile
         allocator = master.allocator
         while True:
