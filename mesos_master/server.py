@@ -29,13 +29,14 @@ import gc
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import grpc
 import structlog
+from google.protobuf.message import Message
 
 from mesos_coordination.election import (
     Contender,
@@ -107,6 +108,7 @@ SERVER_OPTIONS = (
 )
 
 MessageT = TypeVar("MessageT")
+SentT = TypeVar("SentT", bound=Message)
 
 
 class QueueOutbox(Generic[MessageT]):
@@ -325,6 +327,12 @@ class Refusal:
         await context.abort(self.code, self.message)
 
 
+def _as_sent(messages: list[SentT], wrap: Callable[[list[SentT]], SentT]) -> Iterable[SentT]:
+    """A stream's backlog as the messages to send: `batched`, without its generators for the
+    usual backlog of one message (one per resumption, per offer, per status update)."""
+    return messages if len(messages) == 1 else batched(messages, wrap)
+
+
 def _event_batch(events: list[scheduler_pb2.Event]) -> scheduler_pb2.Event:
     return Event(type=Event.BATCH, batch=Event.Batch(events=events))
 
@@ -430,7 +438,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServicer):
             async for events in outbox.backlogs():
                 if events[0].type == Event.SUBSCRIBED:  # alone and first (scheduler.proto)
                     yield events.pop(0)
-                for event in batched(events, _event_batch):
+                for event in _as_sent(events, _event_batch):
                     yield event
         finally:
             master.framework_disconnected(framework_id, stream_id)
@@ -532,7 +540,7 @@ class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
         reader = asyncio.create_task(self._read(master, agent_id, request_iterator, outbox))
         try:
             async for messages in outbox.backlogs():
-                for message in batched(messages, _master_message_batch):
+                for message in _as_sent(messages, _master_message_batch):
                     yield message
                 del messages, message  # nor the last messages sent, while idle
         finally:
@@ -562,7 +570,7 @@ class AgentLinkServicer(agent_pb2_grpc.AgentLinkServicer):
             self._follow_passive(held.agent_id, principal, messages, outbox, refusals))
         try:
             async for batch in outbox.backlogs():
-                for message in batched(batch, _master_message_batch):
+                for message in _as_sent(batch, _master_message_batch):
                     yield message
         finally:
             await cancel_and_wait(reader)
