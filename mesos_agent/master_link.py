@@ -102,7 +102,7 @@ class MasterLink:
         self._patience = Backoff(STANDBY_PATIENCE_SECONDS, 2 * STANDBY_PATIENCE_SECONDS,
                                  jitter=0.5)
         self._registration_timeout = registration_timeout
-        self._outbox: asyncio.Queue[agent_pb2.AgentMessage | None] | None = None
+        self._outbox: _SessionOutbox | None = None
         self._last_hello: str | None = None
         self._registered = False  # in the current connection
         self.leader: HostPort | None = None
@@ -127,7 +127,7 @@ class MasterLink:
             self.standbys.state_moved()  # even when dropped: the agent's state moved
         if self._outbox is None:
             return False
-        self._outbox.put_nowait(message)
+        self._outbox.put(message)
         return True
 
     async def run(self) -> None:
@@ -242,8 +242,6 @@ class MasterLink:
             raise StreamEnded(f"master answered the registration with {kind!r}")
         answer = first.registered if kind == "registered" else first.reregistered
         interval = answer.heartbeat_interval_seconds or _DEFAULT_HEARTBEAT_SECONDS
-        outbox: asyncio.Queue[agent_pb2.AgentMessage | None] = asyncio.Queue()
-        self._outbox = outbox
         self._registered = True
         self.resumed = resumed
         log.info(
@@ -254,27 +252,20 @@ class MasterLink:
             resumed=resumed,
             heartbeat_interval=interval,
         )
-        writer = asyncio.create_task(self._write(call, outbox, interval))
         if self.standbys is not None and not resumed:  # resumed: the other standbys are kept
             self.standbys.wake()
+        outbox = self._outbox = _SessionOutbox(call, interval)
         try:
             self._handler.registered(first)
             del first, answer
-            await self._read(read, call, writer)
+            await self._read(read, call, outbox)
         finally:
             self._outbox = None
-            # The writer's end (None): it returns when it sees it, at once or after a write
-            # under way fails with the stream. Not cancelled and waited for: 10,000 agents
-            # end their sessions at once when their master dies (ADR 0018).
-            outbox.put_nowait(None)
-            if writer.done():
-                _writer_ended(writer)
-            else:
-                writer.add_done_callback(_writer_ended)
+            outbox.close()
             self._handler.disconnected()
 
     async def _read(
-        self, read: Callable[[], Awaitable[object]], call: Call, writer: asyncio.Task[None],
+        self, read: Callable[[], Awaitable[object]], call: Call, outbox: _SessionOutbox,
     ) -> None:
         while True:
             message = await read()
@@ -291,39 +282,63 @@ class MasterLink:
                 self._handler.received(message)
             if self.standbys is not None:
                 self.standbys.state_moved()
-            if writer.done():
-                writer.result()
+            outbox.check()
 
-    async def _write(
-        self,
-        call: Call,
-        outbox: asyncio.Queue[agent_pb2.AgentMessage | None],
-        interval: float,
-    ) -> None:
-        """Send what is queued (a backlog as one batch) and a heartbeat every `interval`
-        seconds, with the next batch or alone, until None is queued (the session ended). One
-        task per stream, not a writer and a heartbeat task: 10,000 agents resume at once after
-        a failover (ADR 0018)."""
-        loop = asyncio.get_running_loop()
-        beat_at = loop.time() + interval
+
+class _SessionOutbox:
+    """A registered session's sending side: what `put` queues and a heartbeat every `interval`
+    seconds (a timer queues it), written in order by one writer task, a backlog as one batch
+    (mesos_runtime.backlog). The writer starts with the first message queued, not with the
+    session: an agent that has nothing to send has no task until its first heartbeat, and
+    10,000 agents resume at once after a failover (ADR 0018)."""
+
+    def __init__(self, call: Call, interval: float) -> None:
+        self._call = call
+        self._interval = interval
+        self._queue: asyncio.Queue[agent_pb2.AgentMessage | None] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self._beat = asyncio.get_running_loop().call_later(interval, self._heartbeat)
+
+    def put(self, message: agent_pb2.AgentMessage) -> None:
+        self._queue.put_nowait(message)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write())
+
+    def check(self) -> None:
+        """Raise what the writer raised, if it ended."""
+        if self._writer is not None and self._writer.done():
+            self._writer.result()
+
+    def close(self) -> None:
+        """The session ended: no more heartbeats, and the writer is told to end (None queued).
+        It returns when it sees it, at once or after a write under way fails with the stream;
+        not cancelled and waited for: 10,000 agents end their sessions at once when their master
+        dies (ADR 0018). What it raised is retrieved when it ends (`_writer_ended`)."""
+        self._beat.cancel()
+        writer = self._writer
+        if writer is None:
+            return
+        self._queue.put_nowait(None)
+        if writer.done():
+            _writer_ended(writer)
+        else:
+            writer.add_done_callback(_writer_ended)
+
+    def _heartbeat(self) -> None:
+        self._beat = asyncio.get_running_loop().call_later(self._interval, self._heartbeat)
+        self.put(agent_pb2.AgentMessage(heartbeat=agent_pb2.AgentMessage.Heartbeat()))
+
+    async def _write(self) -> None:
+        """Write what is queued until None is queued (the session ended)."""
         while True:
-            queued: list[agent_pb2.AgentMessage | None] = []
-            if outbox.empty():
-                # A timed-out get() leaves any message in the queue (asyncio.Queue).
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout_at(beat_at):
-                        queued.append(await outbox.get())
-            queued += backlog(outbox, MAX_BATCH_MESSAGES - len(queued))
+            queued = [await self._queue.get()]
+            queued += backlog(self._queue, MAX_BATCH_MESSAGES - 1)
             if None in queued:
                 return
             messages = cast(list[agent_pb2.AgentMessage], queued)
-            if loop.time() >= beat_at:
-                messages.append(
-                    agent_pb2.AgentMessage(heartbeat=agent_pb2.AgentMessage.Heartbeat()))
-                beat_at = loop.time() + interval
             for message in batched(messages, _agent_message_batch):
                 try:
-                    await call.write(message)
+                    await self._call.write(message)
                 except asyncio.InvalidStateError:  # the call ended before the reader saw it
                     raise StreamEnded("the master's stream ended") from None
 

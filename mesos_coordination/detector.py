@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 from typing import Protocol
 
 import structlog
@@ -85,20 +84,16 @@ class ZooKeeperDetector:
         # member's address) and the read in flight: see `_view`.
         self._cached: tuple[asyncio.Event, HostPort | None, tuple[HostPort, ...]] | None = None
         self._reading: asyncio.Future[None] | None = None
+        # `leader_other_than`: how many wait, the task reading the group for them, and the
+        # event it sets after each read.
+        self._waiting = 0
+        self._watcher: asyncio.Task[None] | None = None
+        self._viewed = asyncio.Event()
 
     async def detect(self, previous: HostPort | None = None) -> HostPort:
-        return await self._detect(previous, retry=True)
-
-    async def leader_other_than(self, previous: HostPort) -> HostPort:
-        """As `detect(previous)`, without returning `previous` after `retry_interval`: a waiter
-        wakes when the group changes, not every `retry_interval` (one detector serves every
-        link of a process: thousands of hollow agents wait for an election on it)."""
-        return await self._detect(previous, retry=False)
-
-    async def _detect(self, previous: HostPort | None, *, retry: bool) -> HostPort:
         session, reader = self._open()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.retry_interval if retry else math.inf
+        deadline = loop.time() + self.retry_interval
         while True:
             if self._closed:
                 raise RuntimeError("the detector was closed")
@@ -116,11 +111,66 @@ class ZooKeeperDetector:
             if address is not None:
                 if address != previous or loop.time() >= deadline:
                     return address
-                if retry:
-                    timeout = deadline - loop.time()
+                timeout = deadline - loop.time()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await change.wait()
+
+    async def leader_other_than(self, previous: HostPort) -> HostPort:
+        """As `detect(previous)`, without returning `previous` after `retry_interval`. A waiter
+        wakes when a read of the group after a change is done, and takes its leader: one task
+        (`_watch`) reads the group for every waiter (one detector serves every link of a process:
+        thousands of hollow agents wait for an election on it, ADR 0018)."""
+        session, reader = self._open()
+        self._waiting += 1
+        try:
+            while True:
+                if self._closed:
+                    raise RuntimeError("the detector was closed")
+                cached = self._cached
+                if session.connected and cached is not None and not cached[0].is_set() \
+                        and cached[1] is not None and cached[1] != previous:
+                    return cached[1]
+                watcher = self._watcher
+                if watcher is not None and watcher.done():
+                    self._watcher = None  # failed (not a KazooException): raised here once
+                    if not watcher.cancelled() and (error := watcher.exception()) is not None:
+                        raise error
+                if self._watcher is None:
+                    self._watcher = asyncio.create_task(self._watch(session, reader))
+                await self._viewed.wait()
+        finally:
+            self._waiting -= 1
+            if not self._waiting and self._watcher is not None:
+                self._watcher.cancel()  # no one waits: the next waiter starts another
+                self._watcher = None
+
+    async def _watch(self, session: ZooKeeperSession, reader: GroupReader) -> None:
+        """While links wait in `leader_other_than`: read the group when it changed since the
+        last read, then wake them all with its result (`_viewed`); after a failed read, read
+        again after `retry_interval` or the next change."""
+        try:
+            while True:
+                change = session.next_change()
+                timeout: float | None = None
+                if session.connected and (self._cached is None or self._cached[0].is_set()):
+                    try:
+                        await self._view(session, reader)
+                    except KazooException as exc:
+                        timeout = self.retry_interval
+                        log.warning("reading the master group failed", path=self.url.path,
+                                    error=repr(exc))
+                    else:
+                        self._wake_waiters()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await change.wait()
+        finally:
+            self._wake_waiters()  # cancelled, closed or failed: the waiters look again
+
+    def _wake_waiters(self) -> None:
+        viewed, self._viewed = self._viewed, asyncio.Event()
+        viewed.set()
 
     async def members(self) -> tuple[HostPort, ...]:
         """Every master in the election group, leader first (empty while ZooKeeper is not
@@ -167,6 +217,9 @@ class ZooKeeperDetector:
     async def close(self) -> None:
         """End the ZooKeeper session; a `detect()` still waiting raises RuntimeError."""
         self._closed = True
+        if self._watcher is not None:
+            self._watcher.cancel()  # its end wakes the waiters, who raise
+            self._watcher = None
         if self._session is not None:
             await self._session.close()
 

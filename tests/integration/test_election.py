@@ -333,6 +333,60 @@ async def test_concurrent_detects_share_one_read_of_the_group(
     assert 2 <= reads < 10  # one read per change notified, not one per caller
 
 
+def watchers() -> list[asyncio.Task[object]]:
+    return [task for task in asyncio.all_tasks()
+            if getattr(task.get_coro(), "__qualname__", "") == "ZooKeeperDetector._watch"]
+
+
+async def test_leader_other_than_waiters_share_one_watcher_and_its_reads(
+    election: Election, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Thousands of links of one process wait for an election on one detector (ADR 0018): one
+    # task reads the group on each change and hands every waiter its result.
+    a, _ = await election.contender(5001)
+    await election.contender(5002)
+    detector = election.detector(retry_interval=0.1)
+    async with asyncio.timeout(WAIT):
+        assert await detector.detect() == address(5001)
+    reads = 0
+    read = GroupReader.read
+
+    async def counted(reader: GroupReader) -> GroupView:
+        nonlocal reads
+        reads += 1
+        return await read(reader)
+
+    monkeypatch.setattr(GroupReader, "read", counted)
+    waiting = [asyncio.create_task(detector.leader_other_than(address(5001)))
+               for _ in range(200)]
+    cancelled = asyncio.create_task(detector.leader_other_than(address(5001)))
+    done, _ = await asyncio.wait(waiting, timeout=0.5)
+    assert not done and len(watchers()) == 1
+    cancelled.cancel()  # a waiter that gives up leaves the others waiting
+    await asyncio.gather(cancelled, return_exceptions=True)
+    await a.close()
+    async with asyncio.timeout(WAIT):
+        assert await asyncio.gather(*waiting) == [address(5002)] * 200
+    assert 1 <= reads < 10  # one read per change notified, not one per waiter
+    async with asyncio.timeout(WAIT):  # no one waits: the watcher ends
+        while watchers():  # noqa: ASYNC110 (a task's state, no event to wait on)
+            await asyncio.sleep(0.01)
+
+
+async def test_closing_a_detector_ends_a_waiting_leader_other_than(election: Election) -> None:
+    await election.contender(5001)
+    detector = election.detector()
+    async with asyncio.timeout(WAIT):
+        assert await detector.detect() == address(5001)
+    waiting = asyncio.create_task(detector.leader_other_than(address(5001)))
+    done, _ = await asyncio.wait({waiting}, timeout=0.5)
+    assert not done
+    await detector.close()
+    async with asyncio.timeout(WAIT):
+        with pytest.raises(RuntimeError, match="closed"):
+            await waiting
+
+
 async def test_members_with_unparseable_data_are_skipped(election: Election) -> None:
     client = await asyncio.to_thread(raw_client, election.ensemble.hosts)
     try:

@@ -212,7 +212,25 @@ async def test_a_link_cancelled_while_it_cleans_up_a_closed_stream_ends_cancelle
 
 def writer_tasks() -> list[asyncio.Task[Any]]:
     return [task for task in asyncio.all_tasks()
-            if getattr(task.get_coro(), "__qualname__", "") == "MasterLink._write"]
+            if getattr(task.get_coro(), "__qualname__", "") == "_SessionOutbox._write"]
+
+
+async def test_a_sessions_writer_starts_with_its_first_message() -> None:
+    # 10,000 agents resume at once after a failover: one with nothing to send starts no task
+    # until its first heartbeat (ADR 0018).
+    master = EndingMaster()
+    server, address = await serve(master)
+    link, handler, running = start_link(detector=CountingDetector(address))
+    try:
+        async with asyncio.timeout(WAIT):
+            await handler.registered_event.wait()
+        assert link.connected and writer_tasks() == []
+        assert link.send(agent_pb2.AgentMessage(heartbeat=agent_pb2.AgentMessage.Heartbeat()))
+        assert len(writer_tasks()) == 1
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await server.stop(None)
 
 
 async def test_a_sessions_writer_ends_with_the_session_without_being_cancelled() -> None:
@@ -221,10 +239,11 @@ async def test_a_sessions_writer_ends_with_the_session_without_being_cancelled()
     master = EndingMaster()
     server, address = await serve(master)
     detector = CountingDetector(address)
-    _link, handler, running = start_link(detector)
+    link, handler, running = start_link(detector)
     try:
         async with asyncio.timeout(WAIT):
             await handler.registered_event.wait()
+        link.send(agent_pb2.AgentMessage(heartbeat=agent_pb2.AgentMessage.Heartbeat()))
         [writer] = writer_tasks()
         assert not writer.done()
         detector.asked.clear()
