@@ -303,34 +303,46 @@ async def test_leader_other_than_waits_past_the_retry_interval_for_a_new_leader(
         assert await detector.leader_other_than(address(5001)) == address(5002)
 
 
+class GroupReads:
+    """How many times any `GroupReader` read the group (`count_group_reads`)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+def count_group_reads(monkeypatch: pytest.MonkeyPatch) -> GroupReads:
+    """Count every group read from now on (the test's monkeypatch undoes it)."""
+    reads = GroupReads()
+    read = GroupReader.read
+
+    async def counted(reader: GroupReader) -> GroupView:
+        reads.count += 1
+        return await read(reader)
+
+    monkeypatch.setattr(GroupReader, "read", counted)
+    return reads
+
+
 async def test_concurrent_detects_share_one_read_of_the_group(
     election: Election, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     a, _ = await election.contender(5001)
     await election.contender(5002)
     detector = election.detector(retry_interval=60.0)
-    reads = 0
-    read = GroupReader.read
-
-    async def counted(reader: GroupReader) -> GroupView:
-        nonlocal reads
-        reads += 1
-        return await read(reader)
-
-    monkeypatch.setattr(GroupReader, "read", counted)
+    reads = count_group_reads(monkeypatch)
     async with asyncio.timeout(WAIT):
         leaders = await asyncio.gather(*(detector.detect() for _ in range(200)))
     assert leaders == [address(5001)] * 200
-    assert reads == 1
+    assert reads.count == 1
     assert await detector.detect() == address(5001)
-    assert reads == 1  # nothing changed since: no read
+    assert reads.count == 1  # nothing changed since: no read
 
     followers = [asyncio.create_task(detector.detect(previous=address(5001)))
                  for _ in range(200)]
     await a.close()
     async with asyncio.timeout(WAIT):
         assert await asyncio.gather(*followers) == [address(5002)] * 200
-    assert 2 <= reads < 10  # one read per change notified, not one per caller
+    assert 2 <= reads.count < 10  # one read per change notified, not one per caller
 
 
 def watchers() -> list[asyncio.Task[object]]:
@@ -348,15 +360,7 @@ async def test_leader_other_than_waiters_share_one_watcher_and_its_reads(
     detector = election.detector(retry_interval=0.1)
     async with asyncio.timeout(WAIT):
         assert await detector.detect() == address(5001)
-    reads = 0
-    read = GroupReader.read
-
-    async def counted(reader: GroupReader) -> GroupView:
-        nonlocal reads
-        reads += 1
-        return await read(reader)
-
-    monkeypatch.setattr(GroupReader, "read", counted)
+    reads = count_group_reads(monkeypatch)
     waiting = [asyncio.create_task(detector.leader_other_than(address(5001)))
                for _ in range(200)]
     cancelled = asyncio.create_task(detector.leader_other_than(address(5001)))
@@ -367,7 +371,7 @@ async def test_leader_other_than_waiters_share_one_watcher_and_its_reads(
     await a.close()
     async with asyncio.timeout(WAIT):
         assert await asyncio.gather(*waiting) == [address(5002)] * 200
-    assert 1 <= reads < 10  # one read per change notified, not one per waiter
+    assert 1 <= reads.count < 10  # one read per change notified, not one per waiter
     async with asyncio.timeout(WAIT):  # no one waits: the watcher ends
         while watchers():  # noqa: ASYNC110 (a task's state, no event to wait on)
             await asyncio.sleep(0.01)
