@@ -80,6 +80,107 @@ def machine() -> str:
     return f"{os.cpu_count()} CPUs ({model}), Python {sys.version.split()[0]}"
 
 
+def machine_seconds() -> tuple[float, float]:
+    """CPU seconds so far, all CPUs (`/proc/stat`): busy (every process, the kernel's threads
+    and interrupts) and stolen (taken by the hypervisor of a virtual machine)."""
+    with open("/proc/stat") as stat:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (
+            int(value) for value in stat.readline().split()[1:9])
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / ticks, steal / ticks
+
+
+def wait_for_quiet_machine(busy_below: float = 0.15, timeout: float = 90.0) -> float:
+    """Wait until the machine's CPUs were busy less than `busy_below` (a fraction of all of
+    them) over one second, e.g. while a previous run's thousand tasks are still being torn
+    down; returns the last second's fraction (the wait gives up after `timeout`: the caller
+    prints the fraction, so a busy start is visible)."""
+    cpus = os.cpu_count() or 1
+    deadline = time.monotonic() + timeout
+    while True:
+        before = machine_seconds()[0]
+        time.sleep(1.0)
+        busy = (machine_seconds()[0] - before) / cpus
+        if busy < busy_below or time.monotonic() > deadline:
+            return busy
+
+
+def _thread_times() -> dict[tuple[int, int], tuple[int, int, str]]:
+    """(pid, tid) -> (nanoseconds on a CPU, parent pid, command name) of every thread alive."""
+    times: dict[tuple[int, int], tuple[int, int, str]] = {}
+    for pid_name in os.listdir("/proc"):
+        if not pid_name.isdigit():
+            continue
+        pid = int(pid_name)
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                text = stat.read()
+            name = text[text.index("(") + 1:text.rindex(")")]
+            parent = int(text[text.rindex(")") + 2:].split()[1])
+            for tid_name in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid_name}/schedstat") as schedstat:
+                    times[(pid, int(tid_name))] = (int(schedstat.read().split()[0]), parent, name)
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+    return times
+
+
+class CpuLedger:
+    """Who used the machine's CPU between `start()` and `stop()`, exactly: the scheduler's own
+    count of every thread's time on a CPU (`/proc/PID/task/TID/schedstat`). The per-process
+    times of `/proc/PID/stat` (psutil's) are sampled at the clock tick and miss short bursts:
+    a process forked and exec'd shows next to no time there, which hid the tasks' own start.
+
+    `components` names the benchmark's processes (name -> pids). A named process's descendants
+    count as its own, except an agent's (a component whose name starts with "agent"): its
+    spawn servers (`mesos-launch`) and the tasks they start are counted apart. Threads that
+    ended meanwhile are missed; the machine's busy time from `/proc/stat` is printed beside.
+    """
+
+    def __init__(self, components: dict[str, list[int]]) -> None:
+        self._components = components
+        self._before: dict[tuple[int, int], tuple[int, int, str]] = {}
+        self._machine_before = (0.0, 0.0)
+
+    def start(self) -> None:
+        self._before = _thread_times()
+        self._machine_before = machine_seconds()
+
+    def stop(self) -> dict[str, float]:
+        """CPU seconds per component since `start()`, then "the kernel's threads and others",
+        "the whole machine" and "stolen by the hypervisor"."""
+        after = _thread_times()
+        machine_after = machine_seconds()
+        parents = {pid: parent for (pid, _tid), (_ns, parent, _name) in after.items()}
+        names = {pid: name for (pid, _tid), (_ns, _parent, name) in after.items()}
+        owners = {pid: name for name, pids in self._components.items() for pid in pids}
+        owners[os.getpid()] = "this bench"
+
+        def owner(pid: int) -> str:
+            child_names: list[str] = []
+            while pid > 1:
+                if pid in owners:
+                    found = owners[pid]
+                    if found.startswith("agent") and child_names:
+                        return ("spawn servers" if child_names[-1].startswith("mesos-launch")
+                                and len(child_names) == 1 else "tasks")
+                    return found
+                child_names.append(names.get(pid, ""))
+                pid = parents.get(pid, 0)
+            return "the kernel's threads and others"
+
+        used: dict[str, float] = {name: 0.0 for name in [*self._components, "spawn servers",
+                                                          "tasks", "this bench"]}
+        for key, (nanoseconds, _parent, _name) in after.items():
+            spent = nanoseconds - self._before.get(key, (0, 0, ""))[0]
+            if spent > 0:
+                name = owner(key[0])
+                used[name] = used.get(name, 0.0) + spent / 1e9
+        used["the whole machine"] = machine_after[0] - self._machine_before[0]
+        used["stolen by the hypervisor"] = machine_after[1] - self._machine_before[1]
+        return used
+
+
 def file_system(path: Path) -> str:
     """The type of the file system holding `path`, noting an ext4 without a journal: its inode
     allocator skips inodes freed in the last minutes, one by one, so creating files right

@@ -8,10 +8,13 @@ with many apps.
     every instance is TASK_RUNNING and the deployment is over, as Marathon reports it.
     Real agents fork a process per instance; hollow agents (`bench/hollow_agents.py`) only
     report the states, which measures Marathon and the master without the agents' fork limit.
-    The CPU seconds each component used meanwhile are printed too (on a shared machine they
-    vary less than the wall clock), and the whole machine's: the kernel's work of starting
-    the instances' processes shows only there (a process started and exec'd shows next to no
-    CPU time of its own in /proc/PID/stat here). `--profile DIR` records py-spy profiles.
+    The POST waits until the machine is quiet (a previous run's tasks torn down). The CPU
+    seconds each component used meanwhile are printed too (on a shared machine they vary
+    less than the wall clock), counted exactly per thread (schedstat, `CpuLedger`): the
+    agents' spawn servers and the instances' own processes apart, and the whole machine's.
+    `--profile DIR` records py-spy profiles. The work dir is made in the temp dir (`TMPDIR`);
+    its file system is printed: on an ext4 without a journal, files made within ~30 s of
+    mass deletions (a previous run's cleanup) cost the instances' start far more.
 (b) POST `--apps` apps of 0 instances, then GET /v2/apps repeatedly: latency percentiles.
 Every process started is stopped on exit (also on Ctrl-C).
 """
@@ -19,17 +22,29 @@ Every process started is stopped on exit (also on Ctrl-C).
 from __future__ import annotations
 
 import argparse
-import contextlib
+import http.client
+import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import httpx
-import psutil
-from _cluster import BenchCluster, Profilers, finish_work_dir, free_port, machine, wait_for
+from _cluster import (
+    BenchCluster,
+    CpuLedger,
+    Profilers,
+    file_system,
+    finish_work_dir,
+    free_port,
+    machine,
+    wait_for,
+    wait_for_quiet_machine,
+)
 from scale_bench import HollowFleet
 
 
@@ -53,54 +68,50 @@ def start_marathon(cluster: BenchCluster, work_dir: Path) -> tuple[str, int]:
     return url, process.pid
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User and system CPU of these processes and their children (the agents' spawn servers
-    and tasks) so far."""
-    total = 0.0
-    for pid in pids:
-        try:
-            process = psutil.Process(pid)
-            for member in [process, *process.children(recursive=True)]:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    times = member.cpu_times()
-                    total += times.user + times.system
-        except psutil.NoSuchProcess:
-            continue
-    return total
+def _call(connection: http.client.HTTPConnection, method: str, path: str,
+          body: object = None) -> Any:
+    """One request on a kept-alive connection; the JSON answer (HTTPError-like RuntimeError
+    on a status >= 400)."""
+    payload = None if body is None else json.dumps(body).encode()
+    headers = {} if payload is None else {"Content-Type": "application/json"}
+    connection.request(method, path, body=payload, headers=headers)
+    answer = connection.getresponse()
+    data = answer.read()
+    if answer.status >= 400:
+        raise RuntimeError(f"{method} {path}: {answer.status} {data[:500]!r}")
+    return json.loads(data)
 
 
-def machine_seconds() -> tuple[float, float]:
-    """CPU seconds so far, all CPUs (`/proc/stat`): busy (every process, the kernel's threads
-    and interrupts) and stolen (taken by the hypervisor of a virtual machine)."""
-    with open("/proc/stat") as stat:
-        user, nice, system, _idle, _iowait, irq, softirq, steal = (
-            int(value) for value in stat.readline().split()[1:9])
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (user + nice + system + irq + softirq) / ticks, steal / ticks
-
-
-def deploy(client: httpx.Client, instances: int, timeout: float) -> dict[str, float]:
+def deploy(url: str, instances: int, timeout: float) -> dict[str, float]:
     app = {"id": "/bench/big", "cmd": "sleep 600", "cpus": 0.01, "mem": 1,
            "instances": instances, "portDefinitions": []}
-    start = time.perf_counter()
-    answer = client.post("/v2/apps", json=app)
-    answer.raise_for_status()
-    posted = time.perf_counter() - start
-    first_running: float | None = None
-    while True:
-        # The app list filtered by id has the counts and deployments without the 1,000 tasks
-        # (GET /v2/apps/bench/big renders them all: every 20 ms that took ~40 % of Marathon's
-        # loop during the deployment it measures).
-        [body] = client.get("/v2/apps", params={"id": "/bench/big"}).json()["apps"]
-        now = time.perf_counter() - start
-        if body["tasksRunning"] and first_running is None:
-            first_running = now
-        if body["tasksRunning"] == instances and not body["deployments"]:
-            return {"post": posted, "first running": first_running or now, "all running": now}
-        if now > timeout:
-            raise RuntimeError(f"only {body['tasksRunning']} of {instances} running after "
-                               f"{timeout} s")
-        time.sleep(0.02)
+    address = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(address.hostname or "127.0.0.1", address.port,
+                                            timeout=60)
+    try:
+        start = time.perf_counter()
+        _call(connection, "POST", "/v2/apps", app)
+        posted = time.perf_counter() - start
+        first_running: float | None = None
+        while True:
+            # The app list filtered by id has the counts and deployments without the 1,000
+            # tasks (GET /v2/apps/bench/big renders them all: every 20 ms that took ~40 % of
+            # Marathon's loop during the deployment it measures). The standard library's
+            # client on one kept-alive connection: httpx cost this process ~2 ms of CPU per
+            # poll, 0.2 CPU-s per deployment taken from the machine being measured.
+            [body] = _call(connection, "GET", "/v2/apps?id=/bench/big")["apps"]
+            now = time.perf_counter() - start
+            if body["tasksRunning"] and first_running is None:
+                first_running = now
+            if body["tasksRunning"] == instances and not body["deployments"]:
+                return {"post": posted, "first running": first_running or now,
+                        "all running": now}
+            if now > timeout:
+                raise RuntimeError(f"only {body['tasksRunning']} of {instances} running "
+                                   f"after {timeout} s")
+            time.sleep(0.02)
+    finally:
+        connection.close()
 
 
 def list_latency(client: httpx.Client, apps: int, samples: int) -> dict[str, float]:
@@ -148,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
 
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     work_dir = Path(tempfile.mkdtemp(prefix="marathon-bench-"))
+    work_dir_file_system = file_system(work_dir)
     cluster = BenchCluster(work_dir, args.log_level, isolation=args.isolation)
     fleet = HollowFleet(work_dir)
     resources = "cpus:1000;mem:1000000;disk:100000"
@@ -171,18 +183,17 @@ def main(argv: list[str] | None = None) -> None:
         components = {"marathon": [marathon_pid], "agents": agent_pids}
         if cluster.master is not None:
             components["master"] = [cluster.master.pid]
-        cpu_before = {name: cpu_seconds(pids) for name, pids in components.items()}
-        machine_before = machine_seconds()
+        # A run right after another would also measure that one's thousand tasks being torn
+        # down (and the cluster's own start): the POST waits for a quiet machine.
+        quiet = wait_for_quiet_machine()
+        ledger = CpuLedger(components)
+        ledger.start()
+        try:
+            deployed = deploy(url, args.instances, args.timeout)
+            cpu = ledger.stop()
+        finally:
+            profilers.stop()
         with httpx.Client(base_url=url, timeout=60) as client:
-            try:
-                deployed = deploy(client, args.instances, args.timeout)
-                cpu = {name: cpu_seconds(pids) - cpu_before[name]
-                       for name, pids in components.items()}
-                machine_after = machine_seconds()
-                cpu["the whole machine"] = machine_after[0] - machine_before[0]
-                cpu["stolen by the hypervisor"] = machine_after[1] - machine_before[1]
-            finally:
-                profilers.stop()
             listed = list_latency(client, args.apps, args.samples) if args.apps else {}
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -194,12 +205,13 @@ def main(argv: list[str] | None = None) -> None:
     agents = (f"{args.hollow_agents} hollow agents" if args.hollow_agents
               else f"{args.agents} real agents")
     print(f"command: python bench/marathon_bench.py {' '.join(sys.argv[1:])}")
-    print(f"machine: {machine()}")
-    print(f"load average at the start: {load}")
+    print(f"machine: {machine()}; work dir on {work_dir_file_system}")
+    print(f"load average at the start: {load}; the CPUs were {quiet:.0%} busy in the second "
+          "before the POST")
     print(f"(a) one app of {args.instances} instances on {agents}, seconds from POST:")
     for name, value in deployed.items():
         print(f"    {name:<16} {value:8.3f}")
-    print("    CPU seconds used meanwhile: " + ", ".join(
+    print("    CPU seconds used meanwhile (every thread's schedstat): " + ", ".join(
         f"{name} {seconds:.2f}" for name, seconds in cpu.items()))
     if listed:
         print(f"(b) {args.apps} apps:")
