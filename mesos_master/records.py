@@ -58,50 +58,27 @@ class TaskRecord:
 
     def __init__(
         self,
-        info: mesos_pb2.TaskInfo,
+        info: mesos_pb2.TaskInfo | bytes,
         framework_id: str,
         agent_id: str,
         resources: Resources,
         role: str,  # the role its resources are allocated to
         state: TaskState = mesos_pb2.TASK_STAGING,
+        *,
+        ids: tuple[str, str] | None = None,
     ) -> None:
-        self._fill(
-            info.SerializeToString(), info.task_id.value,
-            info.executor.executor_id.value if info.HasField("executor") else "",
-            framework_id, agent_id, resources, role, state)
-
-    @classmethod
-    def encoded(
-        cls,
-        info: bytes,
-        task_id: str,
-        executor_id: str,
-        framework_id: str,
-        agent_id: str,
-        resources: Resources,
-        role: str,
-        state: TaskState,
-    ) -> TaskRecord:
-        """The record of a TaskInfo given encoded, with its task id and the id of the executor
+        """`info` as a message, or encoded with `ids`: its task id and the id of the executor
         it names ("" for none), read from it already (a standby reads them: ADR 0018)."""
-        record = cls.__new__(cls)
-        record._fill(info, task_id, executor_id, framework_id, agent_id, resources, role, state)
-        return record
-
-    def _fill(
-        self,
-        info: bytes,
-        task_id: str,
-        executor_id: str,
-        framework_id: str,
-        agent_id: str,
-        resources: Resources,
-        role: str,
-        state: TaskState,
-    ) -> None:
-        self._info = info
-        self.task_id = task_id
-        self.executor_id = executor_id
+        if isinstance(info, bytes):
+            if ids is None:
+                raise TypeError("an encoded TaskInfo needs its ids")
+            self._info = info
+            self.task_id, self.executor_id = ids
+        else:
+            self._info = info.SerializeToString()
+            self.task_id = info.task_id.value
+            self.executor_id = (
+                info.executor.executor_id.value if info.HasField("executor") else "")
         self.framework_id = framework_id
         self.agent_id = agent_id
         self.resources = resources

@@ -639,10 +639,10 @@ class ClusterTasks:
             with_executor = mesos_pb2.TaskInfo.FromString(info)
             with_executor.executor.CopyFrom(executor.info)
             info, executor_id = with_executor.SerializeToString(), task.executor_id
-        return TaskRecord.encoded(
-            info, task.key[1], executor_id, framework_id, agent.agent_id,
-            self._shared(task.resources), self._role_of(framework_id, task.allocated_to),
-            task.state,
+        return TaskRecord(
+            info, framework_id, agent.agent_id, self._shared(task.resources),
+            self._role_of(framework_id, task.allocated_to), task.state,
+            ids=(task.key[1], executor_id),
         )
 
 

@@ -118,6 +118,17 @@ class Election:
         self.detectors.append(detector)
         return detector
 
+    async def leader_and_standby(self, retry_interval: float
+                                 ) -> tuple[ZooKeeperContender, ZooKeeperDetector]:
+        """Contenders at 5001 (leading, returned) and 5002, and a detector that has found
+        5001 leading."""
+        leader, _ = await self.contender(5001)
+        await self.contender(5002)
+        detector = self.detector(retry_interval=retry_interval)
+        async with asyncio.timeout(WAIT):
+            assert await detector.detect() == address(5001)
+        return leader, detector
+
     async def close(self) -> None:
         for contender in self.contenders:
             await contender.close()
@@ -254,17 +265,6 @@ async def test_detector_waits_for_a_leader_that_appears_later(election: Election
         assert await waiting == address(5007)
 
 
-async def test_closing_a_detector_ends_a_waiting_detect(election: Election) -> None:
-    detector = election.detector()
-    waiting = asyncio.create_task(detector.detect())
-    done, _ = await asyncio.wait({waiting}, timeout=0.5)
-    assert not done
-    await detector.close()
-    async with asyncio.timeout(WAIT):
-        with pytest.raises(RuntimeError, match="closed"):
-            await waiting
-
-
 async def test_detect_with_the_same_leader_returns_within_the_retry_interval(
     election: Election,
 ) -> None:
@@ -288,11 +288,7 @@ async def test_leader_other_than_waits_past_the_retry_interval_for_a_new_leader(
 ) -> None:
     # What a link waiting for an election asks (mesos_coordination.reconnect): unlike
     # `detect(previous)`, it does not return the same leader after each retry interval.
-    a, _ = await election.contender(5001)
-    await election.contender(5002)
-    detector = election.detector(retry_interval=0.1)
-    async with asyncio.timeout(WAIT):
-        assert await detector.detect() == address(5001)
+    a, detector = await election.leader_and_standby(retry_interval=0.1)
     waiting = asyncio.create_task(detector.leader_other_than(address(5001)))
     done, _ = await asyncio.wait({waiting}, timeout=1.0)
     assert not done, "leader_other_than() returned although the leader did not change"
@@ -355,11 +351,7 @@ async def test_leader_other_than_waiters_share_one_watcher_and_its_reads(
 ) -> None:
     # Thousands of links of one process wait for an election on one detector (ADR 0018): one
     # task reads the group on each change and hands every waiter its result.
-    a, _ = await election.contender(5001)
-    await election.contender(5002)
-    detector = election.detector(retry_interval=0.1)
-    async with asyncio.timeout(WAIT):
-        assert await detector.detect() == address(5001)
+    a, detector = await election.leader_and_standby(retry_interval=0.1)
     reads = count_group_reads(monkeypatch)
     waiting = [asyncio.create_task(detector.leader_other_than(address(5001)))
                for _ in range(200)]
@@ -377,12 +369,16 @@ async def test_leader_other_than_waiters_share_one_watcher_and_its_reads(
             await asyncio.sleep(0.01)
 
 
-async def test_closing_a_detector_ends_a_waiting_leader_other_than(election: Election) -> None:
-    await election.contender(5001)
+@pytest.mark.parametrize("call", ["detect", "leader_other_than"])
+async def test_closing_a_detector_ends_a_waiting_call(election: Election, call: str) -> None:
     detector = election.detector()
-    async with asyncio.timeout(WAIT):
-        assert await detector.detect() == address(5001)
-    waiting = asyncio.create_task(detector.leader_other_than(address(5001)))
+    if call == "detect":  # no master contends
+        waiting = asyncio.create_task(detector.detect())
+    else:  # the leader does not change
+        await election.contender(5001)
+        async with asyncio.timeout(WAIT):
+            assert await detector.detect() == address(5001)
+        waiting = asyncio.create_task(detector.leader_other_than(address(5001)))
     done, _ = await asyncio.wait({waiting}, timeout=0.5)
     assert not done
     await detector.close()

@@ -220,17 +220,10 @@ async def test_a_sessions_writer_starts_with_its_first_message() -> None:
     # until its first heartbeat (ADR 0018).
     master = EndingMaster()
     server, address = await serve(master)
-    link, handler, running = start_link(detector=CountingDetector(address))
-    try:
-        async with asyncio.timeout(WAIT):
-            await handler.registered_event.wait()
+    async with registered_link(CountingDetector(address), server) as link:
         assert link.connected and writer_tasks() == []
         assert link.send(agent_pb2.AgentMessage(heartbeat=agent_pb2.AgentMessage.Heartbeat()))
         assert len(writer_tasks()) == 1
-    finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
-        await server.stop(None)
 
 
 async def test_a_sessions_writer_ends_with_the_session_without_being_cancelled() -> None:
@@ -239,10 +232,7 @@ async def test_a_sessions_writer_ends_with_the_session_without_being_cancelled()
     master = EndingMaster()
     server, address = await serve(master)
     detector = CountingDetector(address)
-    link, handler, running = start_link(detector)
-    try:
-        async with asyncio.timeout(WAIT):
-            await handler.registered_event.wait()
+    async with registered_link(detector, server) as link:
         link.send(agent_pb2.AgentMessage(heartbeat=agent_pb2.AgentMessage.Heartbeat()))
         [writer] = writer_tasks()
         assert not writer.done()
@@ -253,10 +243,6 @@ async def test_a_sessions_writer_ends_with_the_session_without_being_cancelled()
             while not writer.done():  # noqa: ASYNC110 (a task's state, no event to wait on)
                 await asyncio.sleep(0.01)
         assert not writer.cancelled() and writer.exception() is None
-    finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
-        await server.stop(None)
 
 
 class RecordingMaster(agent_pb2_grpc.AgentLinkServicer):
