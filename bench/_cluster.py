@@ -154,7 +154,7 @@ class CpuLedger:
         parents = {pid: parent for (pid, _tid), (_ns, parent, _name) in after.items()}
         names = {pid: name for (pid, _tid), (_ns, _parent, name) in after.items()}
         owners = {pid: name for name, pids in self._components.items() for pid in pids}
-        owners[os.getpid()] = "this bench"
+        owners.setdefault(os.getpid(), "this bench")
 
         def owner(pid: int) -> str:
             child_names: list[str] = []
@@ -169,8 +169,8 @@ class CpuLedger:
                 pid = parents.get(pid, 0)
             return "the kernel's threads and others"
 
-        used: dict[str, float] = {name: 0.0 for name in [*self._components, "spawn servers",
-                                                          "tasks", "this bench"]}
+        used = dict.fromkeys([*self._components, "spawn servers", "tasks",
+                              owners[os.getpid()]], 0.0)
         for key, (nanoseconds, _parent, _name) in after.items():
             spent = nanoseconds - self._before.get(key, (0, 0, ""))[0]
             if spent > 0:

@@ -44,6 +44,7 @@ from pathlib import Path
 import psutil
 from _cluster import (
     BenchCluster,
+    CpuLedger,
     Profilers,
     Security,
     file_system,
@@ -157,50 +158,6 @@ def spawn_asyncio(count: int, cmd: str, root: Path) -> float:
     return asyncio.run(_spawn_asyncio(count, cmd, root))
 
 
-def _cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)
-
-
-def _run_time(pid: int) -> float:
-    """Seconds on a CPU of one process's threads (`/proc/PID/schedstat`, in nanoseconds: the
-    clock-tick user and system times of a process that ran less than a tick are 0)."""
-    try:
-        with open(f"/proc/{pid}/schedstat") as stat:
-            return int(stat.read().split()[0]) / 1e9
-    except (OSError, ValueError, IndexError):
-        return 0.0
-
-
-def _spawn_servers(agents: list[int]) -> float:
-    """CPU seconds the agents' spawn servers (`mesos-launch --serve`, children of
-    the agents, started by their first launch) have used."""
-    total = 0.0
-    for agent in agents:
-        with contextlib.suppress(psutil.Error):
-            for child in psutil.Process(agent).children():
-                with contextlib.suppress(psutil.Error):
-                    if child.name().startswith("mesos-launch"):
-                        total += _run_time(child.pid)
-    return total
-
-
-def _containers_cpu(leaders: list[psutil.Process]) -> float:
-    """CPU seconds used by the task processes under these group leaders: the
-    spawn server's child from its fork (sandbox, cgroups, namespaces, exec) and what it
-    started."""
-    children: dict[int, list[int]] = {}
-    for process in psutil.process_iter(["ppid"]):  # one pass: `children()` scans /proc each
-        children.setdefault(process.info["ppid"], []).append(process.pid)
-    total = 0.0
-    pending = [leader.pid for leader in leaders]
-    while pending:
-        pid = pending.pop()
-        total += _run_time(pid)
-        pending += children.get(pid, [])
-    return total
-
-
 def direct_argv(args: argparse.Namespace) -> list[str] | None:
     """The program and arguments the agent runs for `--cmd` without a shell, if it does."""
     if args.skip_raw:
@@ -232,22 +189,21 @@ def launch(args: argparse.Namespace, work_dir: Path, security: Security | None =
         for index, agent in enumerate(cluster.agents, start=1):
             profilers.attach(f"agent-{index}", agent.pid)
         profilers.attach("scheduler", os.getpid())
-        components = {"master": psutil.Process(cluster.master.pid), "scheduler": psutil.Process()}
+        components = {"master": [cluster.master.pid], "scheduler (this process)": [os.getpid()]}
         for index, agent in enumerate(cluster.agents, start=1):
-            components[f"agent-{index}"] = psutil.Process(agent.pid)
-        cpu_before = {name: _cpu_seconds(process) for name, process in components.items()}
+            components[f"agent-{index}"] = [agent.pid]
+        ledger = CpuLedger(components)
+        ledger.start()
         scheduler, driver = run_tasks(
             cluster, args.tasks, args.cmd, args.timeout, cpus=args.cpus, mem=args.mem
         )
-        cpu = {name: _cpu_seconds(p) - cpu_before[name] for name, p in components.items()}
-        servers = _spawn_servers([agent.pid for agent in cluster.agents])
+        cpu = ledger.stop()
         profilers.stop()
         assert scheduler.first_launch is not None
         running_at = [t - scheduler.first_launch for t in scheduler.running_at]
         elapsed = running_at[-1]
         processes = cluster.task_processes()
         created = sorted(p.create_time() for p in processes)
-        containers = _containers_cpu(processes)
         driver.abort()
         driver.join()
     finally:
@@ -265,14 +221,13 @@ def launch(args: argparse.Namespace, work_dir: Path, security: Security | None =
               f">= {TARGET_DIRECT_RATIO} target)")
     quarters = [running_at[max(0, len(running_at) * q // 4 - 1)] for q in (1, 2, 3, 4)]
     print("  time to 25/50/75/100 % running: " + " / ".join(f"{t:.2f}" for t in quarters) + " s")
-    print("  CPU used while launching (user+sys): " + ", ".join(
-        f"{name} {seconds:.2f} s ({1000 * seconds / args.tasks:.2f} ms/task)"
-        for name, seconds in cpu.items()
-    ))
-    print(f"  spawn servers (started by the first launch; their forks) {servers:.2f} s "
-          f"({1000 * servers / args.tasks:.2f} ms/task); the containers' processes (sandbox, "
-          f"cgroups, exec; up to the end) {containers:.2f} s "
-          f"({1000 * containers / args.tasks:.2f} ms/task)")
+    print("  CPU used while launching (every thread's schedstat; tasks: the containers' "
+          "processes, from the spawn server's fork: sandbox, cgroups, namespaces, exec): "
+          + ", ".join(f"{name} {seconds:.2f} s ({1000 * seconds / args.tasks:.2f} ms/task)"
+                      for name, seconds in cpu.items()
+                      if name not in ("the whole machine", "stolen by the hypervisor"))
+          + f"; the whole machine {cpu['the whole machine']:.2f} s, stolen by the hypervisor "
+          f"{cpu['stolen by the hypervisor']:.2f} s")
     if len(created) >= 2:
         window = created[-1] - created[0]
         print(f"  task processes alive at the end: {len(processes)}; agents forked them over "
