@@ -167,14 +167,7 @@ class ClusterTasks:
                 run_task=agent_pb2.MasterMessage.RunTask(framework_info=framework.info, task=task)
             )
         )
-        log.info(
-            "launching task",
-            framework_id=framework.framework_id,
-            agent_id=agent.agent_id,
-            task_id=task_id,
-            resources=str(needed),
-        )
-        return remaining - needed
+        return remaining - needed  # logged per ACCEPT by the caller
 
     def update_state(
         self, task: TaskRecord, status: mesos_pb2.TaskStatus, *, recover: bool = True
