@@ -162,11 +162,10 @@ class ClusterTasks:
         framework.tasks[record.task_id] = record
         self._observer.task_added(record)
         assert agent.outbox is not None  # offers exist only for connected agents
-        agent.outbox.send(
-            agent_pb2.MasterMessage(
-                run_task=agent_pb2.MasterMessage.RunTask(framework_info=framework.info, task=task)
-            )
-        )
+        message = agent_pb2.MasterMessage()  # filled in place: one copy of each, not two
+        message.run_task.framework_info.CopyFrom(framework.info)
+        message.run_task.task.CopyFrom(task)
+        agent.outbox.send(message)
         return remaining - needed  # logged per ACCEPT by the caller
 
     def update_state(
