@@ -19,8 +19,10 @@ class SchedulerActions(Protocol):
     """What a pure scheduling core asks of the cluster (`DriverActions` does it with a driver;
     tests record the calls)."""
 
-    def launch(self, offer_id: str, tasks: Sequence[mesos_pb2.TaskInfo]) -> None:
-        """Launch `tasks` on one offer."""
+    def launch(self, offer_id: str, tasks: Sequence[mesos_pb2.TaskInfo], *,
+               refuse_seconds: float | None = None) -> None:
+        """Launch `tasks` on one offer; its unused resources are refused for `refuse_seconds`
+        (None: the master's default)."""
         ...
 
     def decline(self, offer_id: str, refuse_seconds: float) -> None:

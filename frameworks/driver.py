@@ -174,12 +174,14 @@ class SchedulerDriver(DriverLifecycle):
         """Launch `tasks` on one offer or several offers of the same agent. Unused resources
         are declined (for `filters`' refuse_seconds). An empty `tasks` declines the offers."""
         call = _calls.launch(offer_ids, tasks, filters)
-        for operation in call.accept.operations:
-            for task in operation.launch.task_infos:
-                self._log.info(
-                    "launching task", framework_id=self._framework_id_text(),
-                    agent_id=task.agent_id.value, task_id=task.task_id.value,
-                )
+        launched = [task for operation in call.accept.operations
+                    for task in operation.launch.task_infos]
+        if launched:  # one line per call (the tasks of one agent's offers), not per task
+            self._log.info(
+                "launching tasks", framework_id=self._framework_id_text(),
+                agent_id=launched[0].agent_id.value, count=len(launched),
+                task_ids=[task.task_id.value for task in launched],
+            )
         return self._submit(call)
 
     def accept_offers(

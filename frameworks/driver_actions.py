@@ -19,9 +19,11 @@ class DriverActions:
     def __init__(self, driver: SchedulerDriver) -> None:
         self.driver = driver
 
-    def launch(self, offer_id: str, tasks: Sequence[mesos_pb2.TaskInfo]) -> None:
-        """Launch `tasks` on one offer (its unused resources are declined)."""
-        self.driver.launch_tasks(offer_id, tasks)
+    def launch(self, offer_id: str, tasks: Sequence[mesos_pb2.TaskInfo], *,
+               refuse_seconds: float | None = None) -> None:
+        """Launch `tasks` on one offer (its unused resources are declined, for
+        `refuse_seconds` when given)."""
+        self.driver.launch_tasks(offer_id, tasks, filters=refuse_seconds)
 
     def decline(self, offer_id: str, refuse_seconds: float) -> None:
         """Decline an offer, keeping its resources away for `refuse_seconds`."""

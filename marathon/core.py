@@ -79,6 +79,9 @@ PER_AGENT_LABEL = "MARATHON_PER_AGENT"
 """Label (value "true") asking for one instance on every agent that matches the app's
 constraints, following agents as they come and go; `instances` is then ignored."""
 IDLE_DECLINE_SECONDS = 120.0
+FIRST_LAUNCH_WAVE = 64
+"""Instances at most in a burst's first launch on an agent; its next offer takes the rest of its
+share (docs/adr/0005)."""
 
 EXPUNGED_CONDITION = "Killed"
 """The condition `instance_changed_event` reports for an expunged instance, as Marathon does."""
@@ -124,8 +127,13 @@ class MarathonCore:
         observer: InstanceObserver | None = None,
         rules: AppRules | None = None,
         sigterm_delay: float = 0.0,
+        first_wave: int | None = FIRST_LAUNCH_WAVE,
     ) -> None:
         state = recovered or Recovered()
+        self.first_wave = first_wave
+        """The most instances a burst's first launch on an agent takes (None: no limit)."""
+        self._burst: set[str] = set()  # agents launched on since the queue was last empty
+        self._rest: dict[str, int] = {}  # agent id -> its share left after its first wave
         self.rules = rules or AppRules()
         self.sigterm_delay = sigterm_delay
         """How long a killed instance stays up after TASK_KILLING (load balancers and DNS
@@ -290,13 +298,21 @@ class MarathonCore:
         """Launch queued instances into the offers (once each instance is durable); decline
         the rest. The queue is split evenly over the offers that came together (each takes at
         most its share of what is still queued, the last one all that is left), so that a
-        burst starts on every agent at once instead of filling the first one."""
+        burst starts on every agent at once instead of filling the first one. An agent's
+        first launch of a burst takes at most `first_wave` instances and has the offer's rest
+        offered again at once: the agent starts them while Marathon and the master handle
+        the rest of its share, which its next offer takes (docs/adr/0005)."""
         spreads: Spreads[PathId] = Spreads(self._placed_agents)
         for index, offer in enumerate(offers):
             view = offer_view(offer)
             per_agent = self._queue_per_agent(view, spreads)
             share = -(-self.queue.total() // (len(offers) - index))
-            match = self.queue.match_offer(view, spreads, limit=share)
+            agent_id = offer.agent_id.value
+            first = self.first_wave is not None and agent_id not in self._burst
+            cap = self.first_wave if first else self._rest.get(agent_id)
+            limited = cap is not None and share > cap
+            match = self.queue.match_offer(view, spreads,
+                                           limit=cap if cap is not None and limited else share)
             for app in per_agent:  # what did not fit here must not go to another agent
                 self.queue.purge(app.id)
             if not match.launches:
@@ -305,6 +321,14 @@ class MarathonCore:
                 self.actions.decline(offer.id.value,
                                      IDLE_DECLINE_SECONDS if idle else DECLINE_SECONDS)
                 continue
+            refuse = None
+            if first:
+                self._burst.add(agent_id)
+                if cap is not None and limited:
+                    self._rest[agent_id] = share - cap
+                    refuse = 0.0 if self.queue.total() else None  # the rest: at once
+            else:
+                self._rest.pop(agent_id, None)
             attributes = view.agent.attributes
             tasks = task_infos(match.launches, sigterm_delay=self.sigterm_delay)
             offer_id = offer.id.value
@@ -322,9 +346,13 @@ class MarathonCore:
                 launch = None
                 if number == len(match.launches):  # once every instance record is durable
                     def launch(offer_id: str = offer_id,
-                               tasks: list[mesos_pb2.TaskInfo] = tasks) -> None:
-                        self.actions.launch(offer_id, tasks)
+                               tasks: list[mesos_pb2.TaskInfo] = tasks,
+                               refuse: float | None = refuse) -> None:
+                        self.actions.launch(offer_id, tasks, refuse_seconds=refuse)
                 self._store_instance(instance, then=launch)
+        if not self.queue.total():  # the burst is over: the next one starts small again
+            self._burst.clear()
+            self._rest.clear()
 
     def _queue_per_agent(self, offer: OfferView, spreads: Spreads[PathId]) -> list[AppDefinition]:
         """Queue one instance of each per-agent app that matches `offer`'s agent and has no

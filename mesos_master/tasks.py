@@ -162,19 +162,11 @@ class ClusterTasks:
         framework.tasks[record.task_id] = record
         self._observer.task_added(record)
         assert agent.outbox is not None  # offers exist only for connected agents
-        agent.outbox.send(
-            agent_pb2.MasterMessage(
-                run_task=agent_pb2.MasterMessage.RunTask(framework_info=framework.info, task=task)
-            )
-        )
-        log.info(
-            "launching task",
-            framework_id=framework.framework_id,
-            agent_id=agent.agent_id,
-            task_id=task_id,
-            resources=str(needed),
-        )
-        return remaining - needed
+        message = agent_pb2.MasterMessage()  # filled in place: one copy of each, not two
+        message.run_task.framework_info.CopyFrom(framework.info)
+        message.run_task.task.CopyFrom(task)
+        agent.outbox.send(message)
+        return remaining - needed  # logged per ACCEPT by the caller
 
     def update_state(
         self, task: TaskRecord, status: mesos_pb2.TaskStatus, *, recover: bool = True

@@ -8,6 +8,7 @@ or operator), or None; the reservation checks return the conversion they describ
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -116,7 +117,7 @@ def validate_task(
     if has_command and not task.command.value and not has_image:
         return f"task {task_id!r} has an empty command (and no image)", Resources.EMPTY
     try:
-        needed = Resources.from_proto(task.resources)
+        needed = _parsed(tuple(r.SerializeToString() for r in task.resources))
     except ValueError as exc:
         return f"task {task_id!r} has invalid resources: {exc}", Resources.EMPTY
     if needed.is_empty():
@@ -132,6 +133,13 @@ def validate_task(
             f"({remaining})"
         ), Resources.EMPTY
     return None, needed
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(resources: tuple[bytes, ...]) -> Resources:
+    """The `Resources` of a task's serialized resources, parsed once: the tasks of a burst
+    mostly ask for the same (Resources are immutable, so the parsed value is shared)."""
+    return Resources.from_proto([mesos_pb2.Resource.FromString(r) for r in resources])
 
 
 def _validate_executor(

@@ -21,6 +21,7 @@ from protos import mesos_pb2
 @dataclass
 class FakeActions:
     launched: list[tuple[str, list[mesos_pb2.TaskInfo]]] = field(default_factory=list)
+    launch_refusals: list[float | None] = field(default_factory=list)  # of each launch
     declined: list[str] = field(default_factory=list)
     refusals: list[float] = field(default_factory=list)  # refuse_seconds of each decline
     killed: list[str] = field(default_factory=list)
@@ -28,8 +29,10 @@ class FakeActions:
     revives: int = 0
     suppressions: int = 0
 
-    def launch(self, offer_id: str, tasks: Sequence[mesos_pb2.TaskInfo]) -> None:
+    def launch(self, offer_id: str, tasks: Sequence[mesos_pb2.TaskInfo], *,
+               refuse_seconds: float | None = None) -> None:
         self.launched.append((offer_id, list(tasks)))
+        self.launch_refusals.append(refuse_seconds)
 
     def decline(self, offer_id: str, refuse_seconds: float) -> None:
         self.declined.append(offer_id)

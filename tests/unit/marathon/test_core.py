@@ -350,3 +350,59 @@ def test_a_burst_is_split_over_the_offers_of_one_round() -> None:
     world.core.resource_offers(offers)
     assert {offer_id: len(tasks) for offer_id, tasks in world.actions.launched} == {
         "r0": 3, "r1": 2}
+
+
+def _big_offer(name: str, host: str) -> mesos_pb2.Offer:
+    return mesos_pb2.Offer(id=mesos_pb2.OfferID(value=name),
+                           agent_id=mesos_pb2.AgentID(value=f"agent-{host}"), hostname=host,
+                           resources=Resources.parse("cpus:100;mem:100000").to_proto())
+
+
+def test_an_agent_gets_a_small_first_wave_then_the_rest_of_its_share() -> None:
+    world = World()
+    world.core.first_wave = 4
+    world.deploy_app({**APP, "instances": 30, "cpus": 0.1, "mem": 1, "portDefinitions": []})
+    world.core.resource_offers([_big_offer("a0", "h1"), _big_offer("b0", "h2")])
+    # 4 each at first (of shares of 15), the offers' rest offered again at once.
+    assert [len(tasks) for _, tasks in world.actions.launched] == [4, 4]
+    assert world.actions.launch_refusals == [0.0, 0.0]
+    # The rest comes back one offer at a time: each takes its agent's share, not all.
+    world.core.resource_offers([_big_offer("a1", "h1")])
+    world.core.resource_offers([_big_offer("b1", "h2")])
+    launched = {offer_id: len(tasks) for offer_id, tasks in world.actions.launched}
+    assert launched == {"a0": 4, "b0": 4, "a1": 11, "b1": 11}
+    assert world.actions.launch_refusals[2:] == [None, None]
+    agents = {i.agent_id for i in world.core.instances.values()}
+    assert agents == {"agent-h1", "agent-h2"}
+
+
+def test_the_next_burst_starts_with_a_small_wave_again() -> None:
+    world = World()
+    world.core.first_wave = 2
+    world.deploy_app({**APP, "id": "/a", "instances": 6, "cpus": 0.1, "mem": 1,
+                      "portDefinitions": []})
+    for round_ in range(3):
+        world.core.resource_offers([_big_offer(f"a{round_}", "h1")])
+    assert [len(tasks) for _, tasks in world.actions.launched] == [2, 4]
+    world.deploy_app({**APP, "id": "/b", "instances": 5, "cpus": 0.1, "mem": 1,
+                      "portDefinitions": []})
+    world.core.resource_offers([_big_offer("c", "h1")])
+    assert len(world.actions.launched[-1][1]) == 2
+
+
+def test_a_burst_smaller_than_the_first_wave_goes_at_once() -> None:
+    world = World()
+    world.core.first_wave = 4
+    world.deploy_app({**APP, "instances": 6, "cpus": 0.1, "mem": 1, "portDefinitions": []})
+    world.core.resource_offers([_big_offer("a", "h1"), _big_offer("b", "h2")])
+    assert [len(tasks) for _, tasks in world.actions.launched] == [3, 3]
+    assert world.actions.launch_refusals == [None, None]
+
+
+def test_without_waves_an_offer_takes_its_whole_share() -> None:
+    world = World()
+    world.core.first_wave = None
+    world.deploy_app({**APP, "instances": 30, "cpus": 0.1, "mem": 1, "portDefinitions": []})
+    world.core.resource_offers([_big_offer("a", "h1"), _big_offer("b", "h2")])
+    assert [len(tasks) for _, tasks in world.actions.launched] == [15, 15]
+    assert world.actions.launch_refusals == [None, None]
