@@ -8,7 +8,6 @@ the TaskInfo or ExecutorInfo here and applied by the containerizer; the task boo
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Mapping
 
 from mesos_agent.containers import ContainerConfig, ContainerImage, Volume
@@ -19,6 +18,7 @@ from mesos_agent.environment import (
     executor_environment,
     task_environment,
 )
+from mesos_agent.ids import random_uuid_string
 from mesos_agent.paths import AgentPaths
 from mesos_agent.task_book import Task
 from mesos_values.resources import Resources
@@ -93,7 +93,7 @@ class ContainerConfigs:
                                user=executor_user(info, self._framework_info(framework_id)))
 
     def _new(self, framework_id: str, executor_id: str) -> tuple[str, ContainerIds]:
-        container_id = str(uuid.uuid4())
+        container_id = random_uuid_string()
         agent_id = self._agent_info.id.value
         sandbox = self._paths.sandbox(agent_id, framework_id, executor_id, container_id)
         return container_id, ContainerIds(agent_id, framework_id, executor_id, sandbox)

@@ -17,10 +17,9 @@ nothing (hollow agents): its updates may go at once.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeAlias
 
@@ -28,6 +27,7 @@ import structlog
 
 from mesos_agent.completed import CompletedWork
 from mesos_agent.containers import ContainerProcess
+from mesos_agent.ids import random_uuid
 from mesos_agent.recovered import TaskCheckpoint
 from mesos_agent.status_updates import (
     AckRecord,
@@ -72,14 +72,14 @@ class Task:
     custom_executor: bool
     state: TaskState = mesos_pb2.TASK_STAGING
     container: ContainerProcess | None = None
+    id: str = field(init=False)
+    """`info.task_id.value` (read once: asked several times per update)."""
+    key: TaskKey = field(init=False)
+    """(framework id, task id)."""
 
-    @property
-    def id(self) -> str:
-        return self.info.task_id.value
-
-    @property
-    def key(self) -> TaskKey:
-        return (self.framework_id, self.id)
+    def __post_init__(self) -> None:
+        self.id = self.info.task_id.value
+        self.key = (self.framework_id, self.id)
 
 
 @dataclass(slots=True)
@@ -500,7 +500,7 @@ class TaskBook:
             reason=reason,
             agent_id=self._agent_info.id,
             timestamp=self._wall_clock.now(),
-            uuid=uuid.uuid4().bytes,
+            uuid=random_uuid(),
         )
         if executor_id:
             status.executor_id.value = executor_id
