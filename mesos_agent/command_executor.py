@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 
@@ -56,13 +56,24 @@ as busy (16 a turn starved it when the loop itself got little CPU; docs/benchmar
 "Marathon", issue 22)."""
 
 
+def _new_signal() -> asyncio.Future[None]:
+    return asyncio.get_running_loop().create_future()
+
+
+def _raise_signal(signal: asyncio.Future[None]) -> None:
+    if not signal.done():
+        signal.set_result(None)
+
+
 @dataclass(slots=True)
 class _Run:
-    """A command task's run: whether, and how, it is to be killed."""
+    """A command task's run: whether, and how, it is to be killed. Its signals are futures
+    done once raised (`_raise_signal`), awaited as they are: an `asyncio.Event` would need a
+    task per wait, two per running task."""
 
-    kill_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    kill_requested: asyncio.Future[None] = field(default_factory=_new_signal)
     kill_policy: mesos_pb2.KillPolicy | None = None
-    killed_again: asyncio.Event = field(default_factory=asyncio.Event)
+    killed_again: asyncio.Future[None] = field(default_factory=_new_signal)
     """A second kill came: the SIGTERM is not delayed any longer."""
     unhealthy: bool = False
     """Killed because its health check failed too often."""
@@ -84,6 +95,9 @@ class CommandExecutor:
         self._default_grace_period = default_kill_grace_period
         self._runs: dict[TaskKey, _Run] = {}
         self._turns = Turns(launches_per_turn)
+        # Resolved now, once logging is configured: binding a task's logger skips structlog's
+        # lazy proxy.
+        self._log: structlog.typing.FilteringBoundLogger = log.bind()
 
     def launch(self, task: Task) -> None:
         """Start a new task: TASK_STARTING, then its container once that is durable.
@@ -104,24 +118,24 @@ class CommandExecutor:
         """Kill the task: its process group gets SIGTERM, then SIGKILL after the grace period."""
         run = self._runs.get(task.key)
         if run is not None:
-            if run.kill_requested.is_set():
-                run.killed_again.set()
+            if run.kill_requested.done():
+                _raise_signal(run.killed_again)
                 return
             run.kill_policy = policy
-            run.kill_requested.set()
+            _raise_signal(run.kill_requested)
 
     def stop_framework(self, framework_id: str) -> None:
         """Kill every task of the framework (with each task's own grace period)."""
         for (run_framework_id, _), run in self._runs.items():
             if run_framework_id == framework_id:
-                run.kill_requested.set()
+                _raise_signal(run.kill_requested)
 
     async def _run(self, task: Task, run: _Run, *, recovered_alive: bool | None,
                    durable: int = 0) -> None:
         """The built-in command executor for one task (ADR 0012); a new task (not
         `recovered_alive`) starts once batch `durable` is."""
-        tlog = log.bind(framework_id=task.framework_id, agent_id=self._context.agent_info.id.value,
-                        task_id=task.id)
+        tlog = self._log.bind(framework_id=task.framework_id,
+                              agent_id=self._context.agent_info.id.value, task_id=task.id)
         try:
             if recovered_alive is None:
                 started = await self._start(task, run, durable, tlog)
@@ -140,7 +154,7 @@ class CommandExecutor:
         # Fork only once recovery would know the task: its arrival and TASK_STARTING durable.
         await self._context.committer.wait(durable)
         await self._turns.wait()
-        if run.kill_requested.is_set():
+        if run.kill_requested.done():
             self._reports.update(task, mesos_pb2.TASK_KILLED, "Task killed before it was launched",
                                  _Reason.REASON_TASK_KILLED_DURING_LAUNCH)
             return False
@@ -177,19 +191,17 @@ class CommandExecutor:
         assert task.container is not None
         container_id = task.container.container_id
         waiting = asyncio.ensure_future(self._context.containerizer.wait(container_id))
-        killing = asyncio.ensure_future(run.kill_requested.wait())
         checking = (asyncio.ensure_future(self._check_health(task, run, container_id, tlog))
                     if task.info.HasField("health_check") else None)
         try:
-            await asyncio.wait({waiting, killing}, return_when=asyncio.FIRST_COMPLETED)
+            ended: set[asyncio.Future[Any]] = {waiting, run.kill_requested}
+            await asyncio.wait(ended, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            killing.cancel()
             if checking is not None:
                 checking.cancel()
             if not waiting.done():
                 waiting.cancel()
-            await asyncio.gather(waiting, killing, *filter(None, [checking]),
-                                 return_exceptions=True)
+            await asyncio.gather(waiting, *filter(None, [checking]), return_exceptions=True)
         if waiting.done() and not waiting.cancelled():
             termination = await self._context.containerizer.destroy(container_id)
             self._report_exit(task, termination)
@@ -235,7 +247,7 @@ class CommandExecutor:
             if decision.kill:
                 tlog.warning("killing the task: its health check failed too often")
                 run.unhealthy = True
-                run.kill_requested.set()
+                _raise_signal(run.kill_requested)
 
         if check.type not in (mesos_pb2.HealthCheck.COMMAND, mesos_pb2.HealthCheck.HTTP,
                               mesos_pb2.HealthCheck.TCP):
@@ -257,17 +269,16 @@ class CommandExecutor:
             self._reports.update(task, mesos_pb2.TASK_FAILED, termination.describe(),
                                  _Reason.REASON_COMMAND_EXECUTOR_FAILED)
 
-    async def _until_ended_or(self, container_id: str, event: asyncio.Event,
+    async def _until_ended_or(self, container_id: str, signal: asyncio.Future[None],
                               seconds: float) -> None:
-        """Wait up to `seconds`, until the container ends by itself or `event` is set."""
-        waits = {asyncio.ensure_future(self._context.containerizer.wait(container_id)),
-                 asyncio.ensure_future(event.wait())}
+        """Wait up to `seconds`, until the container ends by itself or `signal` is raised."""
+        waiting = asyncio.ensure_future(self._context.containerizer.wait(container_id))
         try:
-            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+            ended: set[asyncio.Future[Any]] = {waiting, signal}
+            await asyncio.wait(ended, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for waiting in waits:
-                waiting.cancel()
-            await asyncio.gather(*waits, return_exceptions=True)
+            waiting.cancel()
+            await asyncio.gather(waiting, return_exceptions=True)
 
     def _grace_period(self, task: Task, run: _Run) -> float:
         grace = _policy_seconds(task, run, "grace_period")

@@ -8,8 +8,7 @@ the TaskInfo or ExecutorInfo here and applied by the containerizer; the task boo
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from mesos_agent.containers import ContainerConfig, ContainerImage, Volume
 from mesos_agent.environment import (
@@ -19,6 +18,7 @@ from mesos_agent.environment import (
     executor_environment,
     task_environment,
 )
+from mesos_agent.ids import random_uuid_string
 from mesos_agent.paths import AgentPaths
 from mesos_agent.task_book import Task
 from mesos_values.resources import Resources
@@ -26,6 +26,9 @@ from mesos_values.users import executor_user, task_user
 from protos import mesos_pb2
 
 __all__ = ["ContainerConfigs", "container_image"]
+
+_RESOURCES_KEPT = 256
+"""Distinct task resources remembered (`ContainerConfigs._resources`), all forgotten when full."""
 
 
 class ContainerConfigs:
@@ -53,6 +56,7 @@ class ContainerConfigs:
         self._base_environment = base_environment
         self._hostname = hostname
         self._recovery_timeout = recovery_timeout
+        self._resources_made: dict[tuple[bytes, ...], Resources] = {}
         self.agent_endpoint = ""
         """Where executors reach the agent; set once its executor server listens."""
 
@@ -61,7 +65,7 @@ class ContainerConfigs:
         names one (then without the agent's own environment: the image has its own)."""
         image = container_image(task.info.container, task.info.command)
         container_id, ids = self._new(task.framework_id, task.executor_id)
-        resources = Resources.from_proto(task.info.resources)
+        resources = self._resources(task.info.resources)
         environment = task_environment(
             base={} if image else self._base_environment, ids=ids, task_id=task.id,
             hostname=self._hostname, resources=resources, command=task.info.command,
@@ -92,8 +96,19 @@ class ContainerConfigs:
                                resources or Resources.from_proto(info.resources),
                                user=executor_user(info, self._framework_info(framework_id)))
 
+    def _resources(self, resources: Iterable[mesos_pb2.Resource]) -> Resources:
+        """`Resources.from_proto(resources)`, the same (immutable) value for the same protos:
+        the tasks of one app ask the same, and building it costs more than the key."""
+        key = tuple(resource.SerializeToString(deterministic=True) for resource in resources)
+        found = self._resources_made.get(key)
+        if found is None:
+            if len(self._resources_made) >= _RESOURCES_KEPT:
+                self._resources_made.clear()
+            found = self._resources_made[key] = Resources.from_proto(resources)
+        return found
+
     def _new(self, framework_id: str, executor_id: str) -> tuple[str, ContainerIds]:
-        container_id = str(uuid.uuid4())
+        container_id = random_uuid_string()
         agent_id = self._agent_info.id.value
         sandbox = self._paths.sandbox(agent_id, framework_id, executor_id, container_id)
         return container_id, ContainerIds(agent_id, framework_id, executor_id, sandbox)

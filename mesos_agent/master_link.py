@@ -36,7 +36,7 @@ from mesos_runtime.clock import Clock
 from mesos_security.credentials import AUTHORIZATION_KEY, Credential, basic_authorization
 from mesos_security.tls import TlsConfig, open_channel
 from mesos_values.addresses import HostPort
-from protos import agent_pb2, agent_pb2_grpc, mesos_pb2
+from protos import agent_pb2, agent_pb2_grpc
 
 log = structlog.get_logger("mesos_agent.master_link")
 
@@ -366,19 +366,20 @@ def _log_retry(leader: HostPort, ended: Ended, delay: float) -> None:
 
 
 def _agent_message_batch(messages: list[agent_pb2.AgentMessage]) -> agent_pb2.AgentMessage:
-    return agent_pb2.AgentMessage(batch=agent_pb2.AgentMessage.Batch(messages=messages))
+    # Filled in place: each message is copied once (a `Batch` passed to the constructor is
+    # copied again).
+    batch = agent_pb2.AgentMessage()
+    batch.batch.messages.extend(messages)
+    return batch
 
 
 def send_status_update(link: MasterLink, pending: PendingUpdate) -> None:
     """Send one status update to the master (dropped while disconnected: it is retried)."""
-    link.send(
-        agent_pb2.AgentMessage(
-            status_update=agent_pb2.AgentMessage.StatusUpdate(
-                framework_id=mesos_pb2.FrameworkID(value=pending.framework_id),
-                status=pending.status,
-            )
-        )
-    )
+    message = agent_pb2.AgentMessage()  # filled in place: the status is copied once, not twice
+    update = message.status_update
+    update.framework_id.value = pending.framework_id
+    update.status.CopyFrom(pending.status)
+    link.send(message)
 
 
 async def forward_status_updates(

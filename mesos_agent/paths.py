@@ -75,10 +75,16 @@ class AgentPaths:
         self, agent_id: str, framework_id: str, executor_id: str, container_id: str
     ) -> Path:
         """The sandbox directory of one container run."""
-        return self.work_dir.joinpath(  # one path made, not eight (one per task launched)
-            "slaves", path_component(agent_id), "frameworks", path_component(framework_id),
-            "executors", path_component(executor_id), "runs", path_component(container_id),
-        )
+        return _executors_dir(self.work_dir, agent_id, framework_id).joinpath(
+            path_component(executor_id), "runs", path_component(container_id))
+
+
+@functools.lru_cache(maxsize=64)
+def _executors_dir(work_dir: Path, agent_id: str, framework_id: str) -> Path:
+    """Where a framework's sandboxes go (made once: a path is parsed part by part, and every
+    task launched asks for one)."""
+    return work_dir.joinpath("slaves", path_component(agent_id), "frameworks",
+                             path_component(framework_id), "executors")
 
 
 def sandbox_container_ids(work_dir: Path) -> set[str]:

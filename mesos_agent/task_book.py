@@ -17,10 +17,9 @@ nothing (hollow agents): its updates may go at once.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeAlias
 
@@ -28,6 +27,7 @@ import structlog
 
 from mesos_agent.completed import CompletedWork
 from mesos_agent.containers import ContainerProcess
+from mesos_agent.ids import random_uuid
 from mesos_agent.recovered import TaskCheckpoint
 from mesos_agent.status_updates import (
     AckRecord,
@@ -72,14 +72,14 @@ class Task:
     custom_executor: bool
     state: TaskState = mesos_pb2.TASK_STAGING
     container: ContainerProcess | None = None
+    id: str = field(init=False)
+    """`info.task_id.value` (read once: asked several times per update)."""
+    key: TaskKey = field(init=False)
+    """(framework id, task id)."""
 
-    @property
-    def id(self) -> str:
-        return self.info.task_id.value
-
-    @property
-    def key(self) -> TaskKey:
-        return (self.framework_id, self.id)
+    def __post_init__(self) -> None:
+        self.id = self.info.task_id.value
+        self.key = (self.framework_id, self.id)
 
 
 @dataclass(slots=True)
@@ -357,9 +357,9 @@ class TaskBook:
     def run_task(self, framework_info: mesos_pb2.FrameworkInfo, info: mesos_pb2.TaskInfo) -> None:
         """RunTask: record the task (and its framework), then hand it to the runner."""
         framework_id = framework_info.id.value
-        ids = self._log_ids(framework_id, info.task_id.value)
         if (framework_id, info.task_id.value) in self._tasks:
-            self._log.warning("ignoring RunTask for a task the agent already has", **ids)
+            self._log.warning("ignoring RunTask for a task the agent already has",
+                              **self._log_ids(framework_id, info.task_id.value))
             return
         framework = self._frameworks.get(framework_id)
         if framework is None or framework.info != framework_info:
@@ -371,7 +371,9 @@ class TaskBook:
         self._tasks[task.key] = task
         self._changes += 1
         ticket = self._journal.save_task(framework_id, info, executor_id)
-        self._log.debug("task received", executor_id=executor_id, custom_executor=custom, **ids)
+        if self._log.is_enabled_for(logging.DEBUG):  # one per task: skip building the line
+            self._log.debug("task received", executor_id=executor_id, custom_executor=custom,
+                            **self._log_ids(framework_id, task.id))
         self._runner.launch(task, ticket)
 
     def kill_task(
@@ -396,13 +398,14 @@ class TaskBook:
 
     def acknowledge(self, framework_id: str, task_id: str, status_uuid: bytes) -> None:
         """The master acknowledged an update; the terminal one's ack forgets the task."""
-        ids = self._log_ids(framework_id, task_id)
         result = self._updates.acknowledge(framework_id, task_id, status_uuid)
         if result is AckResult.UNKNOWN:
             self._log.info("ignoring acknowledgement of an unknown update",
-                           uuid=status_uuid.hex(), **ids)
+                           uuid=status_uuid.hex(), **self._log_ids(framework_id, task_id))
             return
-        self._log.debug("status update acknowledged", uuid=status_uuid.hex(), **ids)
+        if self._log.is_enabled_for(logging.DEBUG):  # two per task: skip building the line
+            self._log.debug("status update acknowledged", uuid=status_uuid.hex(),
+                            **self._log_ids(framework_id, task_id))
         self._changes += 1
         self._wake()
         if result is AckResult.ACKNOWLEDGED:
@@ -412,7 +415,8 @@ class TaskBook:
         self._journal.remove_task(framework_id, task_id)
         if task is not None:
             self._forget(task)
-            self._log.debug("task finished and acknowledged; forgetting it", **ids)
+            self._log.debug("task finished and acknowledged; forgetting it",
+                            **self._log_ids(framework_id, task_id))
 
     def shutdown_framework(self, framework_id: str) -> None:
         """ShutdownFramework: drop its updates, stop its tasks and executors, then forget it."""
@@ -500,7 +504,7 @@ class TaskBook:
             reason=reason,
             agent_id=self._agent_info.id,
             timestamp=self._wall_clock.now(),
-            uuid=uuid.uuid4().bytes,
+            uuid=random_uuid(),
         )
         if executor_id:
             status.executor_id.value = executor_id

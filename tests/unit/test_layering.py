@@ -72,6 +72,7 @@ CORES: tuple[str, ...] = (
     "mesos_master.validation",
     "mesos_agent.environment",
     "mesos_agent.fetch_rules",
+    "mesos_agent.ids",
     "mesos_agent.paths",
     "mesos_agent.status_updates",
     "mesos_agent.task_book",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from pathlib import Path
 
@@ -9,7 +11,12 @@ import pytest
 
 from mesos_agent import task_log
 from mesos_agent.containers import ContainerProcess
-from mesos_agent.status_updates import AckRecord, ContainerRecord, UpdateRecord
+from mesos_agent.status_updates import (
+    AckRecord,
+    ContainerRecord,
+    UpdateRecord,
+    container_to_json,
+)
 from mesos_agent.task_log import (
     LiveTasks,
     TaskArrived,
@@ -59,6 +66,29 @@ def test_every_record_round_trips_through_one_line() -> None:
         assert line.endswith(b"\n") and line.count(b"\n") == 1
         assert decode_line(line[:-1]) == ("t/1", record)
 
+
+
+def test_a_line_is_its_body_as_compact_json() -> None:
+    """Formatted directly, a line is still what `json.dumps` makes of its body: same keys,
+    order and escaping (ids with quotes, backslashes, controls and non-ASCII included)."""
+    task_id = 'tä"\\sk\n\u2028/1'
+    task = arrived(task_id).task
+    running = status(task_id, mesos_pb2.TASK_RUNNING)
+    encoded = base64.b64encode
+    cases: list[tuple[TaskLogRecord, dict[str, object]]] = [
+        (TaskArrived(task, 'ex"é'), {"info": encoded(task.SerializeToString()).decode(),
+                                     "executor": 'ex"é'}),
+        (UpdateRecord(running), {"update": encoded(running.SerializeToString()).decode()}),
+        (AckRecord(running.uuid), {"ack": running.uuid.hex()}),
+        (TaskGone(), {"gone": True}),
+    ]
+    for container in (ContainerProcess('c"1', 4242, 1765000000.123456, Path("/sand box/é")),
+                      ContainerProcess("c2", 1, 0, Path("/s")),
+                      ContainerProcess("c3", 1, float("inf"), Path("/s"))):
+        cases.append((ContainerRecord(container), {"container": container_to_json(container)}))
+    for record, body in cases:
+        expected = json.dumps({"task": task_id, **body}, separators=(",", ":")) + "\n"
+        assert encode_line(task_id, record) == expected.encode()
 
 def test_a_torn_last_line_is_ignored_and_reported() -> None:
     running = status("t1", mesos_pb2.TASK_RUNNING)
@@ -158,3 +188,22 @@ def test_compaction_is_due_once_the_file_is_many_times_its_live_lines(
     last = f"t{(index - 1) // 2}"  # crossed on its arrival
     assert replay(live.compacted()) == {"kept": [arrived("kept")], last: [arrived(last)]}
     assert not live.needs_compaction()
+
+
+def test_the_live_size_follows_every_kind_of_line() -> None:
+    """The live size is kept as lines come: after any sequence it is the compacted size."""
+    first, second, third = (status("t1", mesos_pb2.TASK_RUNNING) for _ in range(3))
+    steps: list[tuple[str, TaskLogRecord]] = [
+        ("t1", arrived("t1")), ("t2", arrived("t2")), ("t1", UpdateRecord(first)),
+        ("t1", UpdateRecord(second)), ("t1", AckRecord(b"unknown uuid")),
+        ("t1", ContainerRecord(ContainerProcess("c1", 1, 2.0, Path("/s")))),
+        ("t1", ContainerRecord(ContainerProcess("c1", 12345, 2.5, Path("/sandbox")))),
+        ("t1", AckRecord(second.uuid)), ("t1", UpdateRecord(third)), ("t2", TaskGone()),
+        ("t1", arrived("t1")),  # the id used again: the task starts afresh
+    ]
+    for done in range(1, len(steps) + 1):
+        live = LiveTasks()
+        for task_id, record in steps[:done]:
+            feed(live, task_id, record)
+        size = live.live_bytes
+        assert size == len(live.compacted())
