@@ -210,6 +210,8 @@ def main() -> None:
     parser.add_argument("--helpers", default=None,
                         help="two or more mesos-launch binaries, alternated per variant")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--pause", type=float, default=3.0,
+                        help="seconds between two measurements (the last one's teardown)")
     parser.add_argument("--work_dir", default=None,
                         help="where the sandboxes go (default: a new directory in the "
                         "system's temporary directory; e.g. /dev/shm to leave the disk's "
@@ -236,6 +238,7 @@ def main() -> None:
         for round_number in range(1, args.rounds + 1):
             for variant in variants:
                 for helper_index, helper in enumerate(helpers):
+                    time.sleep(args.pause)
                     load = os.getloadavg()[0]
                     tag = f"r{round_number}-{variant}-{helper_index}"
                     result = asyncio.run(_round(helper, variant, args.containers,
