@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import resource
 import shutil
@@ -53,8 +54,9 @@ def _cpu() -> float:
 
 async def _round(count: int, isolation: tuple[str, ...]) -> str:
     _tries.update(all=0, missing=0)
+    root = f"agent-cost-{os.getpid()}"
     containerizer = create_containerizer(
-        IsolationConfig(isolation=isolation, cgroups_root=f"agent-cost-{os.getpid()}"),
+        IsolationConfig(isolation=isolation, cgroups_root=root),
         Path("/nonexistent"))
     keeper = asyncio.ensure_future(containerizer.run())
     await asyncio.sleep(2.0)  # the cgroup pool made (ADR 0014, decision 8)
@@ -76,6 +78,9 @@ async def _round(count: int, isolation: tuple[str, ...]) -> str:
     keeper.cancel()
     await asyncio.gather(keeper, return_exceptions=True)
     shutil.rmtree(work, ignore_errors=True)
+    for hierarchy in ("cpu", "cpuacct", "memory"):  # the (now empty) --cgroups_root
+        with contextlib.suppress(OSError):
+            os.rmdir(f"/sys/fs/cgroup/{hierarchy}/{root}")
     return (f"launched in {launched:.2f} s, OOM eventfds registered at {registered:.2f} s; "
             f"containerizer CPU {1000 * cpu / count:.3f} ms/container; registrations tried "
             f"{_tries['all']} ({_tries['missing']} before the cgroup existed)")
