@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from mesos_agent.config import IsolationConfig
@@ -221,6 +222,41 @@ async def test_a_kill_right_after_launch_is_not_lost_in_the_pid_namespace(
         termination = await isolated.wait(config.container_id)
     await isolated.destroy(config.container_id)
     assert termination.signal == 15
+
+
+def _proc_view(pid: int) -> tuple[list[str], list[str]]:
+    """A process's pid in each pid namespace it is in (outermost first), and its cgroups."""
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    namespace_pids = next(line for line in status if line.startswith("NSpid:")).split()[1:]
+    return namespace_pids, Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+
+
+@needs_root
+async def test_the_spawn_servers_pid_namespace_container_is_its_init_and_the_command(
+        tmp_path: Path, cgroups_root: str) -> None:
+    """Through the spawn server the process an isolated launch starts is the pid namespace's
+    init itself (cloned into it, ADR 0019), in the container's cgroups, and its one child is
+    the command: two processes per container, not three."""
+    tools = find_launch_tools()
+    assert tools.helper is not None
+    isolated = containerizer(cgroups_root, "cgroups/cpu", "cgroups/mem", "namespaces/pid",
+                             tools=tools)
+    config = shell(tmp_path / "s", "exec sleep 300")
+    started = await isolated.launch(config)
+    try:
+        children: list[psutil.Process] = []
+        async with asyncio.timeout(30):  # until the command has exec'd
+            while [child.name() for child in children] != ["sleep"]:
+                await asyncio.sleep(0.02)
+                children = psutil.Process(started.pid).children()
+        namespace_pids, memberships = _proc_view(started.pid)
+        assert namespace_pids[1:] == ["1"]  # its pid here, and 1 in its own namespace
+        assert _proc_view(children[0].pid)[0][1:] == ["2"]
+        for controller in ("cpu", "cpuacct", "memory"):
+            assert any(controller in line.split(":")[1].split(",")
+                       and line.endswith(f"/{config.container_id}") for line in memberships)
+    finally:
+        await isolated.destroy(config.container_id)
 
 
 @needs_root

@@ -4,6 +4,7 @@ tests use for real)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,11 @@ from mesos_agent.containerizer.cgroups import (
     make_cgroups,
     parse_mounts,
 )
-from mesos_agent.containerizer.isolators import CgroupsCpuIsolator, CgroupsMemIsolator
+from mesos_agent.containerizer.isolators import (
+    CgroupsCpuIsolator,
+    CgroupsMemIsolator,
+    _register_oom_events,
+)
 from mesos_agent.containers import ContainerConfig, LaunchInfo
 from mesos_values.resources import Resources
 from protos import mesos_pb2
@@ -194,3 +199,30 @@ async def test_v1_cpu_shares_without_cfs(tmp_path: Path) -> None:
     assert len(info.cgroup_procs) == 2  # two hierarchies here
     assert (tmp_path / "cpu" / "mesos" / "c1" / "cpu.shares").read_text() == "512"
     assert not (tmp_path / "cpu" / "mesos" / "c1" / "cpu.cfs_quota_us").exists()
+
+
+@pytest.mark.parametrize("count", [4, 40], ids=["small-batch", "listed-batch"])
+def test_oom_registrations_find_the_cgroups_made_and_leave_the_others_for_later(
+        tmp_path: Path, count: int) -> None:
+    """A batch of OOM registrations (v1): an eventfd for each memory cgroup that exists, None
+    for one not made yet (tried again in the next batch), whether the batch is small or large
+    enough to list the parent first; the registration names the eventfd and
+    memory.oom_control's descriptor."""
+    cgroups = [str(tmp_path / f"container-{index}") for index in range(count)]
+    made = cgroups[::2]
+    for cgroup in made:
+        os.mkdir(cgroup)
+        Path(cgroup, "memory.oom_control").write_text("oom_kill_disable 0\n")
+        Path(cgroup, "cgroup.event_control").write_text("")
+    results = _register_oom_events(cgroups)
+    try:
+        assert [result is None for result in results] == [c not in made for c in cgroups]
+        for cgroup, result in zip(cgroups, results, strict=True):
+            if cgroup in made:
+                assert isinstance(result, int)
+                event, control = Path(cgroup, "cgroup.event_control").read_text().split()
+                assert int(event) == result and int(control) >= 0
+    finally:
+        for result in results:
+            if isinstance(result, int):
+                os.close(result)
