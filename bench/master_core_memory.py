@@ -30,10 +30,10 @@ from frameworks import OfferBudget, command_task
 from mesos_http.operator_http import JsonFragments
 from mesos_master.config import MasterConfig
 from mesos_master.http import master_state
-from mesos_master.main import GC_YOUNG_THRESHOLD
 from mesos_master.master import Master
 from mesos_master.registry import ImmediateSink
 from mesos_runtime.clock import FakeClock
+from mesos_runtime.gc_tuning import GC_YOUNG_THRESHOLD
 from mesos_runtime.memory_report import malloc_summary, pymalloc_summary
 from mesos_values.resources import Resources
 from protos import agent_pb2, mesos_pb2, scheduler_pb2

@@ -40,12 +40,12 @@ import grpc
 
 from mesos_master.config import MasterConfig
 from mesos_master.interceptors import interceptor_chain
-from mesos_master.main import GC_YOUNG_THRESHOLD
 from mesos_master.master import Master
 from mesos_master.registry import RegistryState
 from mesos_master.server import SERVER_OPTIONS, AgentLinkServicer, LeaderGate, QueueOutbox
 from mesos_master.standby import StandbyAgents
 from mesos_runtime.clock import SystemClock, WallClock
+from mesos_runtime.gc_tuning import GC_YOUNG_THRESHOLD
 from mesos_runtime.logging import configure_logging
 from mesos_values.resources import Resources
 from protos import agent_pb2, agent_pb2_grpc, mesos_pb2, registry_pb2

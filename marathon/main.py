@@ -16,6 +16,7 @@ from marathon.groups import SERVICE_PORTS
 from marathon.service import MarathonConfig, MarathonService
 from mesos_coordination.process import run_service
 from mesos_runtime.flags import FlagParser, parse_duration
+from mesos_runtime.gc_tuning import tune_gc
 
 FEATURES = (GPU_RESOURCES,)
 """The `--enable_features` this Marathon knows (Marathon 1.9's others need what is missing
@@ -99,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                                        gpu_resources=GPU_RESOURCES in args.enable_features,
                                        service_ports=service_port_range(args),
                                        sigterm_delay=args.sigterm_delay)
+    tune_gc()
     run_service("marathon", lambda: serve(config))
 
 

@@ -9,7 +9,6 @@ operator's options.
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import signal
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from mesos_agent.paths import AgentPaths
 from mesos_coordination.detector import create_detector
 from mesos_http.http_auth import HttpAuthentication
 from mesos_http.http_server import serve_while
+from mesos_runtime.gc_tuning import tune_gc
 from mesos_runtime.logging import configure_logging
 from mesos_security.authentication import Authenticator
 from mesos_values.addresses import HostPort
@@ -63,20 +63,6 @@ async def serve(config: AgentConfig) -> None:
         await detector.close()
 
 
-GC_YOUNG_THRESHOLD = 10_000
-"""Net allocations between young collections (Python's default: 700). A launch allocates
-dozens of short-lived objects per task (futures, coroutines, messages' wrappers); at the
-default a burst of 1,000 launches ran hundreds of young and dozens of older collections."""
-
-
-def _tune_gc() -> None:
-    """Collect less often, and never again walk what was allocated before serving: the
-    modules, classes and functions imported (`gc.freeze`), most of the objects the process
-    holds, which every full collection walked."""
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
-    gc.freeze()
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point."""
     config, log_level = parse_config(argv)
@@ -85,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except OSError as exc:
         fatal(f"--work_dir {config.work_dir}: {exc.strerror or exc}")
     configure_logging(log_level)
-    _tune_gc()
+    tune_gc()
     log.info(
         "starting agent",
         master=config.master,

@@ -7,7 +7,6 @@ The gRPC API listens on `--port`, the operator HTTP endpoints (`mesos_master.htt
 from __future__ import annotations
 
 import argparse
-import gc
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +37,7 @@ from mesos_runtime.flags import (
     parse_positive_int,
     parse_zk_flag,
 )
+from mesos_runtime.gc_tuning import collect_less_often
 from mesos_runtime.logging import configure_logging
 from mesos_runtime.memory_report import install_memory_report
 from mesos_security.acls import Acls
@@ -47,12 +47,6 @@ from mesos_security.files import load_acls, load_credentials
 from mesos_security.tls import TlsConfig, add_tls_flags, tls_from_args
 from mesos_values.addresses import HostPort
 from mesos_values.resources import Resources
-
-# A master holds hundreds of thousands of long-lived objects (agents, offers, tasks) and makes
-# many short-lived ones per call; with Python's default (a young collection every 700 net
-# allocations, older generations after 10 and 100 of those) it spent much of its time
-# collecting: see docs/benchmarks.md ("Scale") for what this setting changed.
-GC_YOUNG_THRESHOLD = 10_000
 
 
 def _weights(text: str) -> dict[str, float]:
@@ -259,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     checks = CallerChecks(Authenticator(credentials), frameworks=args.authenticate_frameworks,
                           agents=args.authenticate_agents)
     configure_logging(args.log_level)
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    collect_less_often()  # the standby's state is frozen when it leads (server._lead)
     install_memory_report()  # opt-in: MESOS_MEMORY_REPORT
     if args.work_dir is not None:
         args.work_dir.mkdir(parents=True, exist_ok=True)
