@@ -8,7 +8,7 @@ the TaskInfo or ExecutorInfo here and applied by the containerizer; the task boo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 
 from mesos_agent.containers import ContainerConfig, ContainerImage, Volume
 from mesos_agent.environment import (
@@ -26,10 +26,6 @@ from mesos_values.users import executor_user, task_user
 from protos import mesos_pb2
 
 __all__ = ["ContainerConfigs", "container_image"]
-
-_RESOURCES_KEPT = 256
-"""Distinct task resources remembered (`ContainerConfigs._resources`), all forgotten when full."""
-
 
 class ContainerConfigs:
     """Makes the configs of one agent's containers."""
@@ -56,7 +52,6 @@ class ContainerConfigs:
         self._base_environment = base_environment
         self._hostname = hostname
         self._recovery_timeout = recovery_timeout
-        self._resources_made: dict[tuple[bytes, ...], Resources] = {}
         self.agent_endpoint = ""
         """Where executors reach the agent; set once its executor server listens."""
 
@@ -65,7 +60,7 @@ class ContainerConfigs:
         names one (then without the agent's own environment: the image has its own)."""
         image = container_image(task.info.container, task.info.command)
         container_id, ids = self._new(task.framework_id, task.executor_id)
-        resources = self._resources(task.info.resources)
+        resources = Resources.from_proto_shared(task.info.resources)
         environment = task_environment(
             base={} if image else self._base_environment, ids=ids, task_id=task.id,
             hostname=self._hostname, resources=resources, command=task.info.command,
@@ -95,17 +90,6 @@ class ContainerConfigs:
         return _command_config(container_id, ids, info.command, environment,
                                resources or Resources.from_proto(info.resources),
                                user=executor_user(info, self._framework_info(framework_id)))
-
-    def _resources(self, resources: Iterable[mesos_pb2.Resource]) -> Resources:
-        """`Resources.from_proto(resources)`, the same (immutable) value for the same protos:
-        the tasks of one app ask the same, and building it costs more than the key."""
-        key = tuple(resource.SerializeToString(deterministic=True) for resource in resources)
-        found = self._resources_made.get(key)
-        if found is None:
-            if len(self._resources_made) >= _RESOURCES_KEPT:
-                self._resources_made.clear()
-            found = self._resources_made[key] = Resources.from_proto(resources)
-        return found
 
     def _new(self, framework_id: str, executor_id: str) -> tuple[str, ContainerIds]:
         container_id = random_uuid_string()

@@ -8,7 +8,6 @@ or operator), or None; the reservation checks return the conversion they describ
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -117,7 +116,7 @@ def validate_task(
     if has_command and not task.command.value and not has_image:
         return f"task {task_id!r} has an empty command (and no image)", Resources.EMPTY
     try:
-        needed = _parsed(tuple(r.SerializeToString() for r in task.resources))
+        needed = Resources.from_proto_shared(task.resources)
     except ValueError as exc:
         return f"task {task_id!r} has invalid resources: {exc}", Resources.EMPTY
     if needed.is_empty():
@@ -133,13 +132,6 @@ def validate_task(
             f"({remaining})"
         ), Resources.EMPTY
     return None, needed
-
-
-@functools.lru_cache(maxsize=1024)
-def _parsed(resources: tuple[bytes, ...]) -> Resources:
-    """The `Resources` of a task's serialized resources, parsed once: the tasks of a burst
-    mostly ask for the same (Resources are immutable, so the parsed value is shared)."""
-    return Resources.from_proto([mesos_pb2.Resource.FromString(r) for r in resources])
 
 
 def _validate_executor(

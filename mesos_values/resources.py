@@ -23,6 +23,7 @@ satisfy a plain request; `allocatable_to(role)` keeps what a role may be offered
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -342,6 +343,13 @@ class Resources:
         if stripped.startswith("["):
             return _parse_json(stripped)
         return _parse_text(stripped)
+
+    @classmethod
+    def from_proto_shared(cls, resources: Iterable[mesos_pb2.Resource]) -> Resources:
+        """`from_proto`, one (immutable) value shared by every list of the same encoded
+        messages: the tasks of a burst mostly ask for the same, and parsing costs more than
+        encoding the key. ValueError as `from_proto` raises it (not remembered)."""
+        return _parsed_shared(tuple(r.SerializeToString(deterministic=True) for r in resources))
 
     @classmethod
     def from_proto(cls, resources: Iterable[mesos_pb2.Resource]) -> Resources:
@@ -800,3 +808,8 @@ def _check_types(scalars: Mapping[str, float], ranges: Mapping[str, tuple[Range,
 
 Resources.EMPTY = Resources(_NO_SCALARS, _NO_RANGES, _NO_SETS)
 object.__setattr__(Resources.EMPTY, "_has_reserved", False)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed_shared(encoded: tuple[bytes, ...]) -> Resources:
+    return Resources.from_proto([mesos_pb2.Resource.FromString(r) for r in encoded])

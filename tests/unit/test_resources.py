@@ -244,3 +244,18 @@ def test_immutable() -> None:
     scalars = r.scalars
     with pytest.raises(TypeError):
         scalars["cpus"] = 2  # type: ignore[index]
+
+
+def test_from_proto_shared_gives_one_value_per_encoding_and_remembers_no_error() -> None:
+    protos = Resources.parse("cpus:0.1;mem:32;ports:[31000-31001]").to_proto()
+    first = Resources.from_proto_shared(protos)
+    assert first == Resources.from_proto(protos)
+    again = Resources.from_proto_shared([type(p).FromString(p.SerializeToString()) for p in protos])
+    assert again is first  # the same encoded messages: the same (immutable) value
+    other = Resources.from_proto_shared(Resources.parse("cpus:0.2;mem:32").to_proto())
+    assert other is not first and other == Resources.parse("cpus:0.2;mem:32")
+    bad = Resources.parse("cpus:1").to_proto()
+    bad[0].scalar.value = -1.0
+    for _ in range(2):  # raised each time, as from_proto raises it
+        with pytest.raises(ValueError):
+            Resources.from_proto_shared(bad)
