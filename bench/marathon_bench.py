@@ -13,7 +13,7 @@ with many apps.
     less than the wall clock), counted exactly per thread (schedstat, `CpuLedger`): the
     agents' spawn servers and the instances' own processes apart, and the whole machine's.
     `--profile DIR` records py-spy profiles. The work dir is made in the temp dir (`TMPDIR`);
-    its file system is printed: on an ext4 without a journal, files made within ~30 s of
+    its file system is printed: on an ext4 without a journal, files made within a minute or so of
     mass deletions (a previous run's cleanup) cost the instances' start far more.
 (b) POST `--apps` apps of 0 instances, then GET /v2/apps repeatedly: latency percentiles.
 Every process started is stopped on exit (also on Ctrl-C).
